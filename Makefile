@@ -1,0 +1,124 @@
+# Anvil - top-level build. GNU make; no generated build system.
+#
+#   make            build every binary into bin/
+#   make run        deps, build, bootstrap, start everything (foreground)
+#   make test       deps, build, unit + integration tests, "N passed, N failed"
+#   make asan       the same tests under AddressSanitizer + UBSan
+#   make fuzz       libFuzzer targets for FUZZ_SECONDS each
+#   make bench      benchmarks (print numbers, assert nothing)
+#   make format / make lint / make clean
+
+BUILD   ?= build
+BINDIR  ?= bin
+CC      ?= cc
+OPT     ?= -O2
+SAN     ?=
+PKGS    := openssl libmicrohttpd jansson libcares libevent libevent_pthreads libpq
+
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
+CFLAGS_ALL = $(CSTD) $(OPT) -g $(WARN) -I. $(PKG_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(SAN)
+
+LIBDIRS := core jose rpc sa ca ra va wfe
+LIBS    := $(foreach d,$(LIBDIRS),$(if $(wildcard $(d)/*.c),$(BUILD)/lib$(d).a))
+# Link order: services first, shared libraries last.
+LINKLIBS = $(filter-out $(BUILD)/libcore.a $(BUILD)/librpc.a $(BUILD)/libjose.a,$(LIBS)) \
+           $(filter $(BUILD)/libjose.a,$(LIBS)) $(filter $(BUILD)/librpc.a,$(LIBS)) \
+           $(filter $(BUILD)/libcore.a,$(LIBS))
+
+CMDS    := $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/main.c))))
+BINS    := $(addprefix $(BINDIR)/,$(CMDS))
+UNITSRC := $(wildcard test/unit/test_*.c)
+UNITS   := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNITSRC))
+
+ifeq ($(filter clean format lint,$(MAKECMDGOALS)),)
+-include $(BUILD)/config.mk
+endif
+
+.PHONY: all build deps run run-testmode test unit integration asan fuzz bench clean format lint
+all: build
+build: $(BINS) $(UNITS)
+
+# Dependencies: installed by scripts/install-deps.sh when missing (as root),
+# otherwise it prints the one command to run. The result is cached here.
+$(BUILD)/config.mk: scripts/install-deps.sh
+	@mkdir -p $(BUILD)
+	@scripts/install-deps.sh --ensure
+	@{ echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
+	   echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))"; } > $@.tmp && mv $@.tmp $@
+
+deps:
+	@scripts/install-deps.sh --ensure
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/config.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+define LIB_template
+$(BUILD)/lib$(1).a: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(1)/*.c))
+	@rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach d,$(LIBDIRS),$(eval $(call LIB_template,$(d))))
+
+# Which of our libraries a program links: the first line of its main source
+# may say "/* LIBS: sa rpc core */" (in link order); default is all of them.
+# A program then builds even while an unrelated module is half-written.
+libs_of = $(if $(strip $(1)),$(foreach l,$(1),$(BUILD)/lib$(l).a),$(LINKLIBS))
+decl_libs = $(shell sed -n '1s@.*LIBS:\([a-z ]*\).*@\1@p' $(1) 2>/dev/null)
+
+define CMD_template
+$(BINDIR)/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/$(1)/*.c)) $(call libs_of,$(call decl_libs,cmd/$(1)/main.c))
+	@mkdir -p $(BINDIR)
+	$(CC) -o $$@ $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/$(1)/*.c)) -Wl,--start-group $(call libs_of,$(call decl_libs,cmd/$(1)/main.c)) -Wl,--end-group $$(LDLIBS_ALL)
+endef
+$(foreach c,$(CMDS),$(eval $(call CMD_template,$(c))))
+
+define UNIT_template
+$(BUILD)/test/$(1): $(BUILD)/obj/test/unit/$(1).o $(call libs_of,$(call decl_libs,test/unit/$(1).c))
+	@mkdir -p $$(dir $$@)
+	$(CC) -o $$@ $$< -Wl,--start-group $(call libs_of,$(call decl_libs,test/unit/$(1).c)) -Wl,--end-group $$(LDLIBS_ALL)
+endef
+$(foreach u,$(patsubst test/unit/%.c,%,$(UNITSRC)),$(eval $(call UNIT_template,$(u))))
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# The two commands of README.md.
+run: build
+	@scripts/run.sh
+
+run-testmode: build
+	@scripts/run.sh --test-mode
+
+test: build
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) scripts/run-tests.sh
+
+unit: build
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) scripts/run-tests.sh --unit-only
+
+integration: build
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) scripts/run-tests.sh --integration-only
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan BINDIR=build-asan/bin OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+bench: build
+	@scripts/bench.sh
+
+clean:
+	rm -rf build build-asan build-fuzz bin
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+lint:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h') || true
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	    --suppress=missingIncludeSystem --inline-suppr -I. \
+	    $$(git ls-files '*.c')

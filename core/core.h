@@ -1,0 +1,433 @@
+/*
+ * core.h - shared building blocks of every Anvil process.
+ *
+ * Logging, ACME problem documents, base64url, time and duration helpers,
+ * identifier normalisation, declarative JSON parsing (config files and
+ * request bodies), a Prometheus metrics registry and the per-process debug
+ * HTTP server (/metrics, /healthz).
+ *
+ * Ownership: functions named *_new return an object the caller frees with the
+ * matching *_free (NULL is a no-op). Strings returned as `char *` are malloc'd
+ * and freed by the caller with free() unless the comment says "static".
+ */
+#ifndef ANVIL_CORE_H
+#define ANVIL_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#define ANVIL_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ */
+/* Memory                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Allocation that aborts on out-of-memory: memory safety is at stake. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* printf into a new malloc'd string (aborts on OOM). */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                              */
+/* ------------------------------------------------------------------ */
+
+enum log_level {
+	LOG_LEVEL_DEBUG,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL__MAX
+};
+
+/*
+ * Set once from main() before any thread starts: the program name printed
+ * on every line and the minimum level. Not thread-safe by design (it is the
+ * process's only configuration that lives outside a context struct).
+ */
+void log_init(const char *progname, enum log_level min_level);
+/* Parse "debug"/"info"/"warn"/"error"; returns -1 if unknown. */
+int log_level_parse(const char *s, enum log_level *out);
+
+/*
+ * One line on stderr: "<time> <prog> <LEVEL> [rid=<request id>] message".
+ * request_id may be NULL. Thread-safe (one write(2) per line).
+ */
+void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_vmsg(enum log_level lvl, const char *request_id, const char *fmt,
+    va_list ap);
+/*
+ * Audit event: always printed regardless of level, marked "AUDIT" so that
+ * `grep ' AUDIT '` extracts them. `event` is a short name such as
+ * "issuance", the rest a printf message of key=value pairs.
+ */
+void log_audit(const char *request_id, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, NULL, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LEVEL_INFO, NULL, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LEVEL_WARN, NULL, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_LEVEL_ERROR, NULL, __VA_ARGS__)
+/* A broken invariant: logs file:line. */
+#define log_bug(fmt, ...)                                                   \
+	log_msg(LOG_LEVEL_ERROR, NULL, "BUG %s:%d: " fmt, __FILE__, __LINE__, \
+	    ##__VA_ARGS__)
+
+/* ------------------------------------------------------------------ */
+/* ACME problems (RFC 7807 + RFC 8555 §6.7)                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One registry of problem codes. The short name (e.g. "badNonce") is what
+ * travels over RPC; the URN and HTTP status are what the WFE sends.
+ * PROB_NOT_FOUND is internal: it is sent as "malformed" with status 404.
+ */
+enum prob_type {
+	PROB_ACCOUNT_DOES_NOT_EXIST,
+	PROB_ALREADY_REPLACED,
+	PROB_ALREADY_REVOKED,
+	PROB_BAD_CSR,
+	PROB_BAD_NONCE,
+	PROB_BAD_PUBLIC_KEY,
+	PROB_BAD_REVOCATION_REASON,
+	PROB_BAD_SIGNATURE_ALGORITHM,
+	PROB_CAA,
+	PROB_COMPOUND,
+	PROB_CONNECTION,
+	PROB_DNS,
+	PROB_EXTERNAL_ACCOUNT_REQUIRED,
+	PROB_INCORRECT_RESPONSE,
+	PROB_INVALID_CONTACT,
+	PROB_INVALID_PROFILE,
+	PROB_MALFORMED,
+	PROB_ORDER_NOT_READY,
+	PROB_RATE_LIMITED,
+	PROB_REJECTED_IDENTIFIER,
+	PROB_SERVER_INTERNAL,
+	PROB_TLS,
+	PROB_UNAUTHORIZED,
+	PROB_UNSUPPORTED_CONTACT,
+	PROB_UNSUPPORTED_IDENTIFIER,
+	PROB_USER_ACTION_REQUIRED,
+	PROB_CONFLICT,		/* internal name; urn malformed, status 409 */
+	PROB_NOT_FOUND,		/* internal name; urn malformed, status 404 */
+	PROB_METHOD_NOT_ALLOWED, /* internal name; urn malformed, status 405 */
+	PROB_UNAVAILABLE,	/* internal name; urn serverInternal, status 503 */
+	PROB__MAX
+};
+
+struct problem {
+	enum prob_type type;
+	int status;		/* HTTP status; defaults from the registry */
+	char *detail;		/* owned, may be NULL */
+	json_t *identifier;	/* owned, may be NULL: {"type","value"} */
+	json_t *subproblems;	/* owned JSON array of problem JSON, or NULL */
+	int retry_after;	/* seconds, 0 = none (rate limits, 503) */
+};
+
+/* Short name, e.g. "badNonce" (static). */
+const char *prob_type_name(enum prob_type t);
+/* Full URN, e.g. "urn:ietf:params:acme:error:badNonce" (static). */
+const char *prob_type_urn(enum prob_type t);
+/* Default HTTP status for a type. */
+int prob_type_status(enum prob_type t);
+/* Accepts a short name or a full ACME URN; -1 if unknown. */
+int prob_type_parse(const char *s, enum prob_type *out);
+
+/* New problem with a printf detail; caller frees with problem_free. */
+struct problem *problem_new(enum prob_type t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void problem_free(struct problem *p);
+/* Adds a subproblem (takes ownership of sub) and sets the identifier on it. */
+void problem_add_sub(struct problem *p, struct problem *sub,
+    const char *ident_type, const char *ident_value);
+/* Deep copy. */
+struct problem *problem_dup(const struct problem *p);
+/*
+ * RFC 7807 JSON for clients: {"type": URN, "detail", "status",
+ * "subproblems", "identifier"}. New reference.
+ */
+json_t *problem_to_json(const struct problem *p);
+/*
+ * RPC form: {"type": short name, "detail", "status", "subproblems",
+ * "identifier", "retry_after"}. New reference.
+ */
+json_t *problem_to_rpc_json(const struct problem *p);
+/* Parses either form. Unknown type becomes serverInternal. Never NULL. */
+struct problem *problem_from_json(const json_t *j);
+
+/* ------------------------------------------------------------------ */
+/* Encoding                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Unpadded base64url of len bytes. Never NULL. Caller frees. */
+char *b64url_encode(const uint8_t *data, size_t len);
+/*
+ * Strict decode of an unpadded base64url string of inlen chars: any '=',
+ * '+', '/', whitespace or other byte outside the alphabet, or a length of
+ * 4k+1, is an error. On success *out is malloc'd (caller frees; a NUL byte
+ * is appended but not counted) and 0 is returned; -1 otherwise.
+ */
+int b64url_decode(const char *in, size_t inlen, uint8_t **out, size_t *outlen);
+/* Lowercase hex of len bytes. Caller frees. */
+char *hex_encode(const uint8_t *data, size_t len);
+/* Decodes hex (either case) into *out (malloc'd). 0 or -1. */
+int hex_decode(const char *in, uint8_t **out, size_t *outlen);
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Milliseconds since the epoch, wall clock. */
+int64_t time_now_ms(void);
+/* Monotonic milliseconds (for deadlines and timing). */
+int64_t time_mono_ms(void);
+/* "2026-11-28T15:00:00Z" into buf (>= 32 bytes); returns buf. */
+char *time_fmt_rfc3339(time_t t, char *buf, size_t buflen);
+/* Parses RFC 3339 (Z or +hh:mm offset, optional fraction). 0 or -1. */
+int time_parse_rfc3339(const char *s, time_t *out);
+/*
+ * Durations like "90d", "12h", "30m", "10s", "250ms", "1h30m" into
+ * milliseconds. 0 or -1 on bad syntax / overflow.
+ */
+int duration_parse_ms(const char *s, int64_t *out_ms);
+
+/* ------------------------------------------------------------------ */
+/* Identifiers                                                          */
+/* ------------------------------------------------------------------ */
+
+enum ident_type { IDENT_DNS, IDENT_IP, IDENT__MAX };
+
+/* "dns" / "ip" (static) and back; parse returns -1 if unknown. */
+const char *ident_type_name(enum ident_type t);
+int ident_type_parse(const char *s, enum ident_type *out);
+
+/*
+ * Validates and normalises a DNS name for an ACME identifier: lowercases,
+ * rejects a trailing dot, empty labels, labels > 63, names > 253, non-LDH
+ * characters, leading/trailing hyphens, all-numeric TLD, "xn--" labels that
+ * are syntactically invalid are allowed through (punycode is not decoded).
+ * A leading "*." is allowed only when allow_wildcard. On success returns a
+ * malloc'd normalised name; on failure NULL with a reason in err.
+ */
+char *ident_dns_normalize(const char *name, int allow_wildcard, char *err,
+    size_t errlen);
+/*
+ * Parses an IPv4 or IPv6 literal into its canonical text form (RFC 5952 for
+ * v6). Returns malloc'd canonical string, or NULL with reason in err.
+ * If raw != NULL it receives the address bytes (4 or 16) and *rawlen.
+ */
+char *ident_ip_normalize(const char *ip, uint8_t raw[16], size_t *rawlen,
+    char *err, size_t errlen);
+/* Reverse-DNS name for an IP (in-addr.arpa / ip6.arpa). Caller frees. */
+char *ident_ip_reverse_name(const uint8_t *raw, size_t rawlen);
+
+/* ------------------------------------------------------------------ */
+/* Declarative JSON input (config files and request bodies)            */
+/* ------------------------------------------------------------------ */
+
+enum jspec_type {
+	JSPEC_STRING,	/* char * (malloc'd copy) */
+	JSPEC_INT,	/* int64_t */
+	JSPEC_BOOL,	/* int (0/1) */
+	JSPEC_DURATION, /* int64_t ms, from a duration string */
+	JSPEC_JSON,	/* json_t * (new reference), any type */
+	JSPEC_OBJECT,	/* nested object parsed with .sub into the same dest */
+	JSPEC_STRINGS,	/* char ** NULL-terminated (malloc'd) + count */
+	JSPEC_DOUBLE,	/* double */
+	JSPEC__MAX
+};
+
+/*
+ * One field of an object. `offset` is where the value goes inside the
+ * destination struct (use offsetof). For JSPEC_STRINGS, `count_offset`
+ * receives the number of strings (size_t). For JSPEC_OBJECT, `sub` is the
+ * nested spec, terminated by an entry with name == NULL, and the nested
+ * fields write into the same destination struct.
+ */
+struct jspec {
+	const char *name;
+	enum jspec_type type;
+	size_t offset;
+	int required;
+	const struct jspec *sub;
+	size_t count_offset;
+};
+
+#define JSPEC_END {NULL, JSPEC__MAX, 0, 0, NULL, 0}
+
+/*
+ * Parses obj by spec into dest. Strict: a key not in the spec, a value of the
+ * wrong type or a missing required key is an error; err receives a message
+ * naming the key path (e.g. "rpc.listen: expected a string") and -1 is
+ * returned. Fields already filled stay filled; free them with jspec_clear.
+ * Absent optional fields are left untouched (so defaults set before the call
+ * survive).
+ */
+int jspec_parse(const json_t *obj, const struct jspec *spec, void *dest,
+    char *err, size_t errlen);
+/* Frees what jspec_parse allocated in dest (strings, arrays, json refs). */
+void jspec_clear(const struct jspec *spec, void *dest);
+
+/*
+ * Loads a JSON config file that must hold an object. On error returns NULL
+ * and err names the file, line and column.
+ */
+json_t *config_load_file(const char *path, char *err, size_t errlen);
+/*
+ * Parses a config object: jspec_parse plus, on error, the file name
+ * prefixed to the message. Returns 0 or -1.
+ */
+int config_parse(const char *path, const json_t *obj, const struct jspec *spec,
+    void *dest, char *err, size_t errlen);
+/*
+ * Applies environment overrides: for each (env var, key path) pair whose
+ * variable is set, sets the key in obj (creating objects on the way). Values
+ * are parsed as JSON if they parse, else taken as strings. Returns 0.
+ * Table terminated by {NULL, NULL}.
+ */
+struct config_env {
+	const char *env;
+	const char *path; /* dotted: "listen.port" */
+};
+int config_apply_env(json_t *obj, const struct config_env *table);
+
+/* ------------------------------------------------------------------ */
+/* Metrics (Prometheus text exposition)                                */
+/* ------------------------------------------------------------------ */
+
+struct metrics;
+
+/* Registry; thread-safe. `prefix` is prepended to nothing (names are full). */
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+/*
+ * Update a series. `name` is the full metric name (e.g.
+ * "anvil_rpc_calls_total"), `help` its HELP text (used the first time),
+ * `labels` the label set in exposition syntax without braces, e.g.
+ * "method=\"sa.get_order\",result=\"ok\"" (NULL or "" for none). Label
+ * values must be escaped by the caller with metrics_label_escape if they
+ * are not constant.
+ */
+void metrics_counter_add(struct metrics *m, const char *name, const char *help,
+    const char *labels, double v);
+void metrics_gauge_set(struct metrics *m, const char *name, const char *help,
+    const char *labels, double v);
+void metrics_gauge_add(struct metrics *m, const char *name, const char *help,
+    const char *labels, double v);
+/* Histogram with the default buckets (seconds: 0.001 .. 10). */
+void metrics_histogram_observe(struct metrics *m, const char *name,
+    const char *help, const char *labels, double v);
+/* Escapes a label value (\\, \", \n) into buf; returns buf. */
+char *metrics_label_escape(const char *v, char *buf, size_t buflen);
+/*
+ * Renders the text exposition format, adding the process metrics
+ * (anvil_process_resident_memory_bytes, _open_fds, _start_time_seconds,
+ * _cpu_seconds_total). Caller frees.
+ */
+char *metrics_render(struct metrics *m);
+
+/* ------------------------------------------------------------------ */
+/* Debug HTTP server: /metrics and /healthz                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Health callback: returns 0 when healthy, else -1 and a reason in msg.
+ * Called from the debug server's thread.
+ */
+typedef int (*debug_health_fn)(void *arg, char *msg, size_t msglen);
+
+struct debug_server;
+
+/*
+ * Starts a plain-HTTP server on addr:port (loopback expected) in its own
+ * thread serving GET /metrics (text/plain; version=0.0.4) and GET /healthz
+ * (200 "ok" or 503 with the reason). Borrows m; m must outlive the server.
+ * Returns NULL with err on failure (e.g. port in use).
+ */
+struct debug_server *debug_server_start(const char *addr, int port,
+    struct metrics *m, debug_health_fn health, void *health_arg, char *err,
+    size_t errlen);
+void debug_server_stop(struct debug_server *s);
+
+/* ------------------------------------------------------------------ */
+/* Misc                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Fills buf with n random bytes from the CSPRNG; aborts if it fails. */
+void random_bytes(uint8_t *buf, size_t n);
+/* New random token: base64url of nbytes random bytes. Caller frees. */
+char *random_token(size_t nbytes);
+/* SHA-256 of data into out[32]. */
+void sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+/*
+ * Reads a whole file (at most maxlen bytes, else error). *out malloc'd with
+ * a NUL appended. 0 or -1 with err.
+ */
+int file_read_all(const char *path, size_t maxlen, char **out, size_t *outlen,
+    char *err, size_t errlen);
+/*
+ * Refuses a secret file that is group- or world-readable or not a regular
+ * file. 0 ok, -1 with reason in err.
+ */
+int file_check_secret_mode(const char *path, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* Certificate profiles (configs/<env>/profiles.json, read by CA and RA) */
+/* ------------------------------------------------------------------ */
+
+/*
+ * profiles.json:
+ * {"default": "classic",
+ *  "profiles": {"classic": {"description": "...", "validity": "90d",
+ *     "backdate": "1h", "max_identifiers": 100,
+ *     "identifier_types": ["dns","ip"], "keep_cn": true,
+ *     "ekus": ["serverAuth"], "order_lifetime": "7d",
+ *     "authz_lifetime": "30d", "pending_authz_lifetime": "7d",
+ *     "allow_validity_request": true}}}
+ * ekus: "serverAuth", "clientAuth". allow_validity_request: newOrder may
+ * carry notBefore/notAfter (within validity).
+ */
+struct profile {
+	char *name;
+	char *description;
+	int64_t validity_ms;
+	int64_t backdate_ms;
+	int64_t max_identifiers;
+	int allow_dns;
+	int allow_ip;
+	int keep_cn;
+	int eku_server_auth;
+	int eku_client_auth;
+	int64_t order_lifetime_ms;
+	int64_t authz_lifetime_ms;
+	int64_t pending_authz_lifetime_ms;
+	int allow_validity_request;
+};
+
+struct profiles {
+	char *default_name;
+	struct profile *list;
+	size_t count;
+};
+
+/* Loads and validates profiles.json; NULL with err naming the bad key. */
+struct profiles *profiles_load(const char *path, char *err, size_t errlen);
+/* Parses an already-loaded object (path used in messages only). */
+struct profiles *profiles_parse(const json_t *obj, const char *path,
+    char *err, size_t errlen);
+void profiles_free(struct profiles *p);
+/* NULL name means the default profile; NULL if not found. Borrowed. */
+const struct profile *profiles_find(const struct profiles *p,
+    const char *name);
+
+#endif /* ANVIL_CORE_H */

@@ -1,0 +1,170 @@
+/*
+ * rpc.h - framed JSON RPC between Anvil processes.
+ *
+ * Frame: 4-byte big-endian length, then one JSON object.
+ * Request:  {"id":7,"method":"sa.get_order","deadline_ms":<epoch ms>,
+ *            "request_id":"<trace id>","params":{...}}
+ * Response: {"id":7,"result":{...}} or {"id":7,"error":<problem rpc json>}
+ * (see core.h problem_to_rpc_json). Protocol details: docs/rpc.md.
+ *
+ * Transports: "unix:/path/to.sock" or "tcp:host:port" (mutual TLS).
+ */
+#ifndef ANVIL_RPC_H
+#define ANVIL_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/core.h"
+
+#define RPC_DEFAULT_MAX_FRAME (16u * 1024u * 1024u)
+#define RPC_DEFAULT_TIMEOUT_MS 10000
+
+/* ------------------------------------------------------------------ */
+/* Server                                                               */
+/* ------------------------------------------------------------------ */
+
+/* What a handler sees of one call. All members borrowed for the call. */
+struct rpc_req {
+	const char *method;
+	json_t *params;		/* always an object ({} if absent) */
+	const char *request_id; /* trace id, may be NULL */
+	const char *peer;	/* identity: "uid:0" (unix) or cert name (tls) */
+	int64_t deadline_ms;	/* wall-clock epoch ms; 0 = none */
+};
+
+/*
+ * A method handler, run on a worker thread. On success returns 0 and sets
+ * *result to a new JSON reference (an object; the server takes it). On
+ * failure returns -1 and sets *prob (the server takes it and sends it as
+ * the error). `svc` is the pointer given to rpc_server_new.
+ */
+typedef int (*rpc_handler_fn)(void *svc, const struct rpc_req *req,
+    json_t **result, struct problem **prob);
+
+struct rpc_method {
+	const char *name; /* "sa.get_order" */
+	rpc_handler_fn fn;
+};
+
+/*
+ * Server configuration, parsed from the "rpc" object of a service's config
+ * with rpc_server_config_parse:
+ * {
+ *   "listen": "unix:var/run/sa.sock" | "tcp:127.0.0.1:9101",
+ *   "workers": 8,
+ *   "max_frame": 16777216,
+ *   "socket_mode": "0660",                      (unix only)
+ *   "tls": {"cert": "...", "key": "...", "ca": "..."},   (tcp only)
+ *   "allow": {"sa.get_order": ["wfe","ra"], "*": ["admin"]}
+ * }
+ * Identities in "allow": for TLS the client certificate's CN/SAN DNS name;
+ * for Unix sockets "uid:<n>" or a user name, or "*" meaning any peer that
+ * could connect (the socket's file mode is then the access control).
+ * A method with no entry falls back to "*"; no entry at all = denied.
+ * health.check is always allowed.
+ */
+struct rpc_server_config {
+	char *listen;
+	int64_t workers;
+	int64_t max_frame;
+	char *socket_mode;
+	char *tls_cert;
+	char *tls_key;
+	char *tls_ca;
+	json_t *allow;
+};
+
+/* 0 or -1 with a message naming the bad key in err. Fills defaults. */
+int rpc_server_config_parse(const json_t *obj, struct rpc_server_config *cfg,
+    char *err, size_t errlen);
+void rpc_server_config_clear(struct rpc_server_config *cfg);
+
+struct rpc_server;
+
+/*
+ * Creates a server: binds and listens (a stale unix socket file is
+ * replaced; one that a live server answers on is an error). Borrows cfg,
+ * methods (must outlive the server), svc and metrics (may be NULL).
+ * health.check is added automatically; if `health` is non-NULL it is called
+ * for health.check and for the debug /healthz. Returns NULL with err.
+ */
+struct rpc_server *rpc_server_new(const struct rpc_server_config *cfg,
+    const struct rpc_method *methods, size_t nmethods, void *svc,
+    struct metrics *metrics, debug_health_fn health, void *health_arg,
+    char *err, size_t errlen);
+/*
+ * Runs the event loop until rpc_server_stop or SIGTERM/SIGINT (handled
+ * inside: stop accepting, finish in-flight calls, return). Returns 0.
+ */
+int rpc_server_run(struct rpc_server *s);
+/* Thread-safe; makes rpc_server_run drain and return. */
+void rpc_server_stop(struct rpc_server *s);
+void rpc_server_free(struct rpc_server *s);
+
+/* ------------------------------------------------------------------ */
+/* Client                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Client configuration ("sa": {...} objects in a service's config):
+ * {
+ *   "target": "unix:var/run/sa.sock" | "tcp:127.0.0.1:9101",
+ *   "timeout": "10s",
+ *   "connections": 4,
+ *   "max_frame": 16777216,
+ *   "tls": {"cert": "...", "key": "...", "ca": "...", "server_name": "sa"}
+ * }
+ */
+struct rpc_client_config {
+	char *target;
+	int64_t timeout_ms;
+	int64_t connections;
+	int64_t max_frame;
+	char *tls_cert;
+	char *tls_key;
+	char *tls_ca;
+	char *tls_server_name;
+};
+
+int rpc_client_config_parse(const json_t *obj, struct rpc_client_config *cfg,
+    char *err, size_t errlen);
+void rpc_client_config_clear(struct rpc_client_config *cfg);
+
+struct rpc_client;
+
+/*
+ * Creates a client; does not connect yet (connections are made on demand
+ * and re-made with backoff after failures, so a peer may start later or
+ * restart). Borrows cfg only during the call; metrics may be NULL and must
+ * outlive the client. `name` labels metrics (e.g. "sa").
+ */
+struct rpc_client *rpc_client_new(const struct rpc_client_config *cfg,
+    const char *name, struct metrics *metrics, char *err, size_t errlen);
+void rpc_client_free(struct rpc_client *c);
+
+/*
+ * Blocking call, safe from any thread. params is borrowed (NULL = {}).
+ * timeout_ms <= 0 uses the configured default. request_id may be NULL.
+ * Returns 0 and *result (new reference, caller decrefs) on success;
+ * -1 and *prob (caller frees) on an error response or on failure to reach
+ * the peer (PROB_UNAVAILABLE, "sa unavailable: ...") or timeout
+ * (PROB_UNAVAILABLE, "... timed out").
+ */
+int rpc_call(struct rpc_client *c, const char *method, json_t *params,
+    int timeout_ms, const char *request_id, json_t **result,
+    struct problem **prob);
+
+/*
+ * Asynchronous call for libevent users: the callback runs on `base`'s
+ * thread with either result (borrowed) or prob (borrowed), exactly once.
+ */
+struct event_base;
+typedef void (*rpc_done_fn)(void *arg, json_t *result, struct problem *prob);
+int rpc_call_async(struct rpc_client *c, struct event_base *base,
+    const char *method, json_t *params, int timeout_ms,
+    const char *request_id, rpc_done_fn done, void *arg);
+
+#endif /* ANVIL_RPC_H */

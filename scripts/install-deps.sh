@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs exactly the Debian 12 packages Anvil needs to build, run and test.
+# Idempotent: does nothing when everything is present.
+#   scripts/install-deps.sh            install what is missing (root) or say how
+#   scripts/install-deps.sh --ensure   same, quiet when nothing is missing
+#   scripts/install-deps.sh --list     print the package list
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential pkg-config libssl-dev libmicrohttpd-dev libjansson-dev
+	libc-ares-dev libevent-dev libpq-dev
+	# run
+	postgresql openssl ca-certificates curl pebble
+	# test
+	python3 python3-pytest python3-acme python3-josepy python3-cryptography
+	python3-requests certbot lego clang prometheus wrk procps iproute2
+)
+
+missing_packages() {
+	local p
+	for p in "${PACKAGES[@]}"; do
+		case "$p" in \#*) continue ;; esac
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+	done
+}
+
+case "${1:-}" in
+--list) printf '%s\n' "${PACKAGES[@]}"; exit 0 ;;
+esac
+
+mapfile -t MISSING < <(missing_packages)
+if [ "${#MISSING[@]}" -eq 0 ]; then
+	[ "${1:-}" = "--ensure" ] || echo "install-deps: all ${#PACKAGES[@]} packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing Debian packages: ${MISSING[*]}" >&2
+	echo "install-deps: run as root:  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${MISSING[*]}" >&2
+	exit 1
+fi
+
+echo "install-deps: installing ${MISSING[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2 || true
+apt-get install -y -q --no-install-recommends "${MISSING[@]}" >&2
+# The Debian postgresql package may start a cluster on 5432; Anvil uses its
+# own private clusters and never needs the system one.
+echo "install-deps: done" >&2
