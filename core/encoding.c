@@ -1,0 +1,152 @@
+/* encoding.c - strict base64url (RFC 4648 §5, unpadded) and hex. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+char *
+b64url_encode(const uint8_t *data, size_t len)
+{
+	size_t outlen = (len / 3) * 4 + ((len % 3) ? (len % 3) + 1 : 0);
+	char *out = xmalloc(outlen + 1);
+	size_t i, o = 0;
+
+	for (i = 0; i + 2 < len; i += 3) {
+		uint32_t v = ((uint32_t)data[i] << 16) |
+		    ((uint32_t)data[i + 1] << 8) | data[i + 2];
+
+		out[o++] = b64url_alphabet[(v >> 18) & 63];
+		out[o++] = b64url_alphabet[(v >> 12) & 63];
+		out[o++] = b64url_alphabet[(v >> 6) & 63];
+		out[o++] = b64url_alphabet[v & 63];
+	}
+	if (len - i == 1) {
+		uint32_t v = (uint32_t)data[i] << 16;
+
+		out[o++] = b64url_alphabet[(v >> 18) & 63];
+		out[o++] = b64url_alphabet[(v >> 12) & 63];
+	} else if (len - i == 2) {
+		uint32_t v = ((uint32_t)data[i] << 16) |
+		    ((uint32_t)data[i + 1] << 8);
+
+		out[o++] = b64url_alphabet[(v >> 18) & 63];
+		out[o++] = b64url_alphabet[(v >> 12) & 63];
+		out[o++] = b64url_alphabet[(v >> 6) & 63];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int
+b64url_val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+int
+b64url_decode(const char *in, size_t inlen, uint8_t **out, size_t *outlen)
+{
+	uint8_t *buf;
+	size_t i, o = 0, rem = inlen % 4;
+	uint32_t acc = 0;
+	int bits = 0;
+
+	*out = NULL;
+	*outlen = 0;
+	if (in == NULL || rem == 1)
+		return -1;
+	buf = xmalloc(inlen / 4 * 3 + 3 + 1);
+	for (i = 0; i < inlen; i++) {
+		int v = b64url_val((unsigned char)in[i]);
+
+		if (v < 0) {
+			free(buf);
+			return -1;
+		}
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (uint8_t)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	/* Non-canonical encodings (leftover bits set) are rejected. */
+	if (acc != 0) {
+		free(buf);
+		return -1;
+	}
+	buf[o] = 0;
+	*out = buf;
+	*outlen = o;
+	return 0;
+}
+
+char *
+hex_encode(const uint8_t *data, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char *out = xmalloc(len * 2 + 1);
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[data[i] >> 4];
+		out[2 * i + 1] = digits[data[i] & 15];
+	}
+	out[2 * len] = '\0';
+	return out;
+}
+
+static int
+hex_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+hex_decode(const char *in, uint8_t **out, size_t *outlen)
+{
+	size_t n, i;
+	uint8_t *buf;
+
+	*out = NULL;
+	*outlen = 0;
+	if (in == NULL)
+		return -1;
+	n = strlen(in);
+	if (n % 2 != 0)
+		return -1;
+	buf = xmalloc(n / 2 + 1);
+	for (i = 0; i < n / 2; i++) {
+		int hi = hex_val(in[2 * i]), lo = hex_val(in[2 * i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			free(buf);
+			return -1;
+		}
+		buf[i] = (uint8_t)(hi << 4 | lo);
+	}
+	buf[n / 2] = 0;
+	*out = buf;
+	*outlen = n / 2;
+	return 0;
+}

@@ -1,0 +1,176 @@
+/* ident.c - ACME identifier validation and normalisation. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+static const char *const ident_names[IDENT__MAX] = {"dns", "ip"};
+
+const char *
+ident_type_name(enum ident_type t)
+{
+	return ((int)t >= 0 && t < IDENT__MAX) ? ident_names[t] : "unknown";
+}
+
+int
+ident_type_parse(const char *s, enum ident_type *out)
+{
+	int i;
+
+	for (i = 0; i < IDENT__MAX; i++) {
+		if (s != NULL && strcmp(s, ident_names[i]) == 0) {
+			*out = (enum ident_type)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+char *
+ident_dns_normalize(const char *name, int allow_wildcard, char *err,
+    size_t errlen)
+{
+	size_t len, i, label_start, label_len;
+	char *n = NULL;
+	int all_digits_label = 1;
+	const char *base;
+
+	if (name == NULL || *name == '\0') {
+		snprintf(err, errlen, "empty DNS name");
+		return NULL;
+	}
+	len = strlen(name);
+	if (len > 253) {
+		snprintf(err, errlen, "DNS name longer than 253 characters");
+		return NULL;
+	}
+	n = xstrdup(name);
+	for (i = 0; i < len; i++)
+		n[i] = (char)tolower((unsigned char)n[i]);
+	base = n;
+	if (strncmp(n, "*.", 2) == 0) {
+		if (!allow_wildcard) {
+			snprintf(err, errlen, "wildcard not allowed here");
+			goto bad;
+		}
+		base = n + 2;
+	}
+	if (strchr(base, '*') != NULL) {
+		snprintf(err, errlen,
+		    "wildcard '*' allowed only as the whole leftmost label");
+		goto bad;
+	}
+	if (base[0] == '\0') {
+		snprintf(err, errlen, "empty DNS name");
+		goto bad;
+	}
+	if (base[strlen(base) - 1] == '.') {
+		snprintf(err, errlen, "DNS name ends in a dot");
+		goto bad;
+	}
+	label_start = 0;
+	len = strlen(base);
+	for (i = 0; i <= len; i++) {
+		char c = base[i];
+
+		if (c == '.' || c == '\0') {
+			label_len = i - label_start;
+			if (label_len == 0) {
+				snprintf(err, errlen, "DNS name has an empty "
+				    "label");
+				goto bad;
+			}
+			if (label_len > 63) {
+				snprintf(err, errlen, "DNS label longer than "
+				    "63 characters");
+				goto bad;
+			}
+			if (base[label_start] == '-' || base[i - 1] == '-') {
+				snprintf(err, errlen, "DNS label starts or "
+				    "ends with a hyphen");
+				goto bad;
+			}
+			if (c == '\0')
+				break;
+			label_start = i + 1;
+			all_digits_label = 1;
+			continue;
+		}
+		if (!(isalnum((unsigned char)c) || c == '-')) {
+			snprintf(err, errlen, "DNS name contains an invalid "
+			    "character (only letters, digits, '-' and '.')");
+			goto bad;
+		}
+		if (!isdigit((unsigned char)c))
+			all_digits_label = 0;
+	}
+	if (all_digits_label) {
+		snprintf(err, errlen, "DNS name has an all-numeric top-level "
+		    "label (use an IP identifier for addresses)");
+		goto bad;
+	}
+	return n;
+bad:
+	free(n);
+	return NULL;
+}
+
+char *
+ident_ip_normalize(const char *ip, uint8_t raw[16], size_t *rawlen,
+    char *err, size_t errlen)
+{
+	uint8_t buf[16];
+	char text[INET6_ADDRSTRLEN];
+
+	if (ip == NULL || *ip == '\0' || strlen(ip) >= INET6_ADDRSTRLEN) {
+		snprintf(err, errlen, "invalid IP address");
+		return NULL;
+	}
+	if (inet_pton(AF_INET, ip, buf) == 1) {
+		if (inet_ntop(AF_INET, buf, text, sizeof(text)) == NULL)
+			goto bad;
+		if (raw != NULL)
+			memcpy(raw, buf, 4);
+		if (rawlen != NULL)
+			*rawlen = 4;
+		return xstrdup(text);
+	}
+	if (strchr(ip, '%') == NULL && inet_pton(AF_INET6, ip, buf) == 1) {
+		if (inet_ntop(AF_INET6, buf, text, sizeof(text)) == NULL)
+			goto bad;
+		if (raw != NULL)
+			memcpy(raw, buf, 16);
+		if (rawlen != NULL)
+			*rawlen = 16;
+		return xstrdup(text);
+	}
+bad:
+	snprintf(err, errlen, "\"%.64s\" is not an IPv4 or IPv6 address", ip);
+	return NULL;
+}
+
+char *
+ident_ip_reverse_name(const uint8_t *raw, size_t rawlen)
+{
+	static const char digits[] = "0123456789abcdef";
+	char buf[128];
+	size_t o = 0;
+	int i;
+
+	if (rawlen == 4) {
+		snprintf(buf, sizeof(buf), "%u.%u.%u.%u.in-addr.arpa", raw[3],
+		    raw[2], raw[1], raw[0]);
+		return xstrdup(buf);
+	}
+	for (i = 15; i >= 0; i--) {
+		buf[o++] = digits[raw[i] & 15];
+		buf[o++] = '.';
+		buf[o++] = digits[raw[i] >> 4];
+		buf[o++] = '.';
+	}
+	memcpy(buf + o, "ip6.arpa", 9);
+	return xstrdup(buf);
+}

@@ -1,0 +1,259 @@
+/* jspec.c - declarative, strict JSON parsing for configs and requests. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+static const struct jspec *
+jspec_find(const struct jspec *spec, const char *key)
+{
+	for (; spec->name != NULL; spec++)
+		if (strcmp(spec->name, key) == 0)
+			return spec;
+	return NULL;
+}
+
+static int
+jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
+    const char *prefix, char *err, size_t errlen)
+{
+	const struct jspec *f;
+	const char *key;
+	json_t *v;
+	char *base = dest;
+
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "%s%sexpected an object", prefix,
+		    *prefix ? ": " : "");
+		return -1;
+	}
+	json_object_foreach((json_t *)obj, key, v) {
+		if (jspec_find(spec, key) == NULL) {
+			snprintf(err, errlen, "%s%s: unknown key", prefix, key);
+			return -1;
+		}
+	}
+	for (f = spec; f->name != NULL; f++) {
+		void *slot = base + f->offset;
+
+		v = json_object_get(obj, f->name);
+		if (v == NULL || json_is_null(v)) {
+			if (f->required) {
+				snprintf(err, errlen, "%s%s: required key is "
+				    "missing", prefix, f->name);
+				return -1;
+			}
+			continue;
+		}
+		switch (f->type) {
+		case JSPEC_STRING:
+			if (!json_is_string(v))
+				goto type_err;
+			free(*(char **)slot);
+			*(char **)slot = xstrdup(json_string_value(v));
+			break;
+		case JSPEC_INT:
+			if (!json_is_integer(v))
+				goto type_err;
+			*(int64_t *)slot = json_integer_value(v);
+			break;
+		case JSPEC_DOUBLE:
+			if (!json_is_number(v))
+				goto type_err;
+			*(double *)slot = json_number_value(v);
+			break;
+		case JSPEC_BOOL:
+			if (!json_is_boolean(v))
+				goto type_err;
+			*(int *)slot = json_is_true(v);
+			break;
+		case JSPEC_DURATION:
+			if (json_is_integer(v) && json_integer_value(v) == 0) {
+				*(int64_t *)slot = 0;
+				break;
+			}
+			if (!json_is_string(v) ||
+			    duration_parse_ms(json_string_value(v),
+			    (int64_t *)slot) != 0) {
+				snprintf(err, errlen, "%s%s: expected a duration "
+				    "such as \"90d\", \"12h\", \"30s\" or "
+				    "\"250ms\"", prefix, f->name);
+				return -1;
+			}
+			break;
+		case JSPEC_JSON:
+			json_decref(*(json_t **)slot);
+			*(json_t **)slot = json_incref(v);
+			break;
+		case JSPEC_OBJECT: {
+			char sub[256];
+
+			snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
+			if (!json_is_object(v))
+				goto type_err;
+			if (jspec_parse_prefixed(v, f->sub, dest, sub, err,
+			    errlen) != 0)
+				return -1;
+			break;
+		}
+		case JSPEC_STRINGS: {
+			char **arr, **old = *(char ***)slot;
+			size_t i, n;
+			json_t *e;
+
+			if (!json_is_array(v))
+				goto type_err;
+			n = json_array_size(v);
+			json_array_foreach(v, i, e) {
+				if (!json_is_string(e)) {
+					snprintf(err, errlen, "%s%s[%zu]: "
+					    "expected a string", prefix,
+					    f->name, i);
+					return -1;
+				}
+			}
+			if (old != NULL) {
+				for (i = 0; old[i] != NULL; i++)
+					free(old[i]);
+				free(old);
+			}
+			arr = xcalloc(n + 1, sizeof(*arr));
+			json_array_foreach(v, i, e)
+				arr[i] = xstrdup(json_string_value(e));
+			*(char ***)slot = arr;
+			*(size_t *)(base + f->count_offset) = n;
+			break;
+		}
+		default:
+			snprintf(err, errlen, "%s%s: bad spec", prefix,
+			    f->name);
+			return -1;
+		}
+		continue;
+type_err: {
+		static const char *const want[JSPEC__MAX] = {
+			"a string", "an integer", "true or false",
+			"a duration string", "a JSON value", "an object",
+			"an array of strings", "a number",
+		};
+		snprintf(err, errlen, "%s%s: expected %s", prefix, f->name,
+		    want[f->type]);
+		return -1;
+	}
+	}
+	return 0;
+}
+
+int
+jspec_parse(const json_t *obj, const struct jspec *spec, void *dest,
+    char *err, size_t errlen)
+{
+	return jspec_parse_prefixed(obj, spec, dest, "", err, errlen);
+}
+
+void
+jspec_clear(const struct jspec *spec, void *dest)
+{
+	const struct jspec *f;
+	char *base = dest;
+
+	for (f = spec; f->name != NULL; f++) {
+		void *slot = base + f->offset;
+
+		switch (f->type) {
+		case JSPEC_STRING:
+			free(*(char **)slot);
+			*(char **)slot = NULL;
+			break;
+		case JSPEC_JSON:
+			json_decref(*(json_t **)slot);
+			*(json_t **)slot = NULL;
+			break;
+		case JSPEC_OBJECT:
+			jspec_clear(f->sub, dest);
+			break;
+		case JSPEC_STRINGS: {
+			char **arr = *(char ***)slot;
+			size_t i;
+
+			if (arr != NULL) {
+				for (i = 0; arr[i] != NULL; i++)
+					free(arr[i]);
+				free(arr);
+			}
+			*(char ***)slot = NULL;
+			*(size_t *)(base + f->count_offset) = 0;
+			break;
+		}
+		default:
+			break;
+		}
+	}
+}
+
+json_t *
+config_load_file(const char *path, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL) {
+		snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line,
+		    jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		snprintf(err, errlen, "%s: the top level must be an object",
+		    path);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+int
+config_parse(const char *path, const json_t *obj, const struct jspec *spec,
+    void *dest, char *err, size_t errlen)
+{
+	char inner[512];
+
+	if (jspec_parse(obj, spec, dest, inner, sizeof(inner)) != 0) {
+		snprintf(err, errlen, "%s: %s", path, inner);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_apply_env(json_t *obj, const struct config_env *table)
+{
+	for (; table->env != NULL; table++) {
+		const char *val = getenv(table->env);
+		char path[256], *save = NULL, *tok, *next;
+		json_t *cur = obj, *v;
+
+		if (val == NULL || strlen(table->path) >= sizeof(path))
+			continue;
+		v = json_loads(val, JSON_DECODE_ANY, NULL);
+		if (v == NULL)
+			v = json_string(val);
+		snprintf(path, sizeof(path), "%s", table->path);
+		tok = strtok_r(path, ".", &save);
+		while (tok != NULL) {
+			next = strtok_r(NULL, ".", &save);
+			if (next == NULL) {
+				json_object_set(cur, tok, v);
+				break;
+			}
+			if (!json_is_object(json_object_get(cur, tok)))
+				json_object_set_new(cur, tok, json_object());
+			cur = json_object_get(cur, tok);
+			tok = next;
+		}
+		json_decref(v);
+	}
+	return 0;
+}

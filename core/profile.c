@@ -1,0 +1,222 @@
+/* profile.c - certificate profiles shared by the CA and the RA. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+struct profile_in {
+	char *description;
+	int64_t validity_ms;
+	int64_t backdate_ms;
+	int64_t max_identifiers;
+	char **identifier_types;
+	size_t n_identifier_types;
+	int keep_cn;
+	char **ekus;
+	size_t n_ekus;
+	int64_t order_lifetime_ms;
+	int64_t authz_lifetime_ms;
+	int64_t pending_authz_lifetime_ms;
+	int allow_validity_request;
+};
+
+#define F(n, t, m) {n, t, offsetof(struct profile_in, m), 0, NULL, 0}
+static const struct jspec profile_spec[] = {
+	F("description", JSPEC_STRING, description),
+	{"validity", JSPEC_DURATION, offsetof(struct profile_in, validity_ms),
+	    1, NULL, 0},
+	F("backdate", JSPEC_DURATION, backdate_ms),
+	F("max_identifiers", JSPEC_INT, max_identifiers),
+	{"identifier_types", JSPEC_STRINGS,
+	    offsetof(struct profile_in, identifier_types), 0, NULL,
+	    offsetof(struct profile_in, n_identifier_types)},
+	F("keep_cn", JSPEC_BOOL, keep_cn),
+	{"ekus", JSPEC_STRINGS, offsetof(struct profile_in, ekus), 0, NULL,
+	    offsetof(struct profile_in, n_ekus)},
+	F("order_lifetime", JSPEC_DURATION, order_lifetime_ms),
+	F("authz_lifetime", JSPEC_DURATION, authz_lifetime_ms),
+	F("pending_authz_lifetime", JSPEC_DURATION, pending_authz_lifetime_ms),
+	F("allow_validity_request", JSPEC_BOOL, allow_validity_request),
+	JSPEC_END,
+};
+#undef F
+
+void
+profiles_free(struct profiles *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->count; i++) {
+		free(p->list[i].name);
+		free(p->list[i].description);
+	}
+	free(p->list);
+	free(p->default_name);
+	free(p);
+}
+
+static int
+profile_from_in(struct profile *out, const char *name,
+    const struct profile_in *in, const char *path, char *err, size_t errlen)
+{
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	out->name = xstrdup(name);
+	out->description = xstrdup(in->description ? in->description : name);
+	out->validity_ms = in->validity_ms;
+	out->backdate_ms = in->backdate_ms;
+	out->max_identifiers = in->max_identifiers;
+	out->keep_cn = in->keep_cn;
+	out->order_lifetime_ms = in->order_lifetime_ms;
+	out->authz_lifetime_ms = in->authz_lifetime_ms;
+	out->pending_authz_lifetime_ms = in->pending_authz_lifetime_ms;
+	out->allow_validity_request = in->allow_validity_request;
+	if (out->validity_ms <= 0) {
+		snprintf(err, errlen, "%s: profiles.%s.validity: must be "
+		    "positive", path, name);
+		return -1;
+	}
+	if (out->max_identifiers <= 0 || out->max_identifiers > 1000) {
+		snprintf(err, errlen, "%s: profiles.%s.max_identifiers: must be "
+		    "1..1000", path, name);
+		return -1;
+	}
+	for (i = 0; i < in->n_identifier_types; i++) {
+		if (strcmp(in->identifier_types[i], "dns") == 0)
+			out->allow_dns = 1;
+		else if (strcmp(in->identifier_types[i], "ip") == 0)
+			out->allow_ip = 1;
+		else {
+			snprintf(err, errlen, "%s: profiles.%s.identifier_types"
+			    ": unknown type \"%s\" (dns, ip)", path, name,
+			    in->identifier_types[i]);
+			return -1;
+		}
+	}
+	for (i = 0; i < in->n_ekus; i++) {
+		if (strcmp(in->ekus[i], "serverAuth") == 0)
+			out->eku_server_auth = 1;
+		else if (strcmp(in->ekus[i], "clientAuth") == 0)
+			out->eku_client_auth = 1;
+		else {
+			snprintf(err, errlen, "%s: profiles.%s.ekus: unknown EKU "
+			    "\"%s\" (serverAuth, clientAuth)", path, name,
+			    in->ekus[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct profiles *
+profiles_parse(const json_t *obj, const char *path, char *err, size_t errlen)
+{
+	struct profiles *p = NULL;
+	const char *key, *name;
+	json_t *v, *list;
+
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "%s: expected an object", path);
+		return NULL;
+	}
+	json_object_foreach((json_t *)obj, key, v) {
+		if (strcmp(key, "default") != 0 && strcmp(key, "profiles") != 0) {
+			snprintf(err, errlen, "%s: %s: unknown key", path, key);
+			return NULL;
+		}
+	}
+	list = json_object_get(obj, "profiles");
+	if (!json_is_object(list) || json_object_size(list) == 0) {
+		snprintf(err, errlen, "%s: profiles: required, a non-empty "
+		    "object", path);
+		return NULL;
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->list = xcalloc(json_object_size(list), sizeof(*p->list));
+	json_object_foreach(list, name, v) {
+		struct profile_in in;
+		char inner[400];
+		int rc;
+
+		memset(&in, 0, sizeof(in));
+		in.max_identifiers = 100;
+		in.backdate_ms = 3600 * 1000LL;
+		in.keep_cn = 1;
+		in.order_lifetime_ms = 7 * 86400 * 1000LL;
+		in.authz_lifetime_ms = 30 * 86400 * 1000LL;
+		in.pending_authz_lifetime_ms = 7 * 86400 * 1000LL;
+		in.allow_validity_request = 1;
+		if (jspec_parse(v, profile_spec, &in, inner, sizeof(inner)) !=
+		    0) {
+			snprintf(err, errlen, "%s: profiles.%s.%s", path, name,
+			    inner);
+			jspec_clear(profile_spec, &in);
+			goto bad;
+		}
+		if (in.n_identifier_types == 0) {
+			in.identifier_types = xcalloc(3, sizeof(char *));
+			in.identifier_types[0] = xstrdup("dns");
+			in.identifier_types[1] = xstrdup("ip");
+			in.n_identifier_types = 2;
+		}
+		if (in.n_ekus == 0) {
+			in.ekus = xcalloc(2, sizeof(char *));
+			in.ekus[0] = xstrdup("serverAuth");
+			in.n_ekus = 1;
+		}
+		rc = profile_from_in(&p->list[p->count], name, &in, path, err,
+		    errlen);
+		p->count++;
+		jspec_clear(profile_spec, &in);
+		if (rc != 0)
+			goto bad;
+	}
+	v = json_object_get(obj, "default");
+	if (v != NULL && !json_is_string(v)) {
+		snprintf(err, errlen, "%s: default: expected a string", path);
+		goto bad;
+	}
+	p->default_name = xstrdup(v ? json_string_value(v) : p->list[0].name);
+	if (profiles_find(p, p->default_name) == NULL) {
+		snprintf(err, errlen, "%s: default: no profile named \"%s\"",
+		    path, p->default_name);
+		goto bad;
+	}
+	return p;
+bad:
+	profiles_free(p);
+	return NULL;
+}
+
+struct profiles *
+profiles_load(const char *path, char *err, size_t errlen)
+{
+	json_t *j = config_load_file(path, err, errlen);
+	struct profiles *p;
+
+	if (j == NULL)
+		return NULL;
+	p = profiles_parse(j, path, err, errlen);
+	json_decref(j);
+	return p;
+}
+
+const struct profile *
+profiles_find(const struct profiles *p, const char *name)
+{
+	size_t i;
+
+	if (p == NULL)
+		return NULL;
+	if (name == NULL || *name == '\0')
+		name = p->default_name;
+	for (i = 0; i < p->count; i++)
+		if (strcmp(p->list[i].name, name) == 0)
+			return &p->list[i];
+	return NULL;
+}
