@@ -1,0 +1,528 @@
+/* LIBS: core */
+/* test_core.c - unit tests of the core library. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "test/unit/harness.h"
+
+static void
+test_b64url_vectors(struct th *t)
+{
+	/* RFC 4648 §10 vectors, unpadded, URL alphabet. */
+	static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba",
+	    "foobar"};
+	static const char *out[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg",
+	    "Zm9vYmE", "Zm9vYmFy"};
+	size_t i;
+
+	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		char *e = b64url_encode((const uint8_t *)in[i], strlen(in[i]));
+		uint8_t *d;
+		size_t dl;
+
+		TH_CHECK_STR(t, e, out[i]);
+		TH_CHECK(t, b64url_decode(e, strlen(e), &d, &dl) == 0);
+		TH_CHECK(t, dl == strlen(in[i]) && memcmp(d, in[i], dl) == 0);
+		free(e);
+		free(d);
+	}
+	{
+		uint8_t bin[] = {0xfb, 0xff, 0xfe};
+		char *e = b64url_encode(bin, 3);
+
+		TH_CHECK_STR(t, e, "-__-");
+		free(e);
+	}
+}
+
+static void
+test_b64url_strict(struct th *t)
+{
+	static const char *bad[] = {"Zg==", "Zm9v+", "Zm9v/", "Zm 9v", "Z",
+	    "Zh", "Zm9vY\n", "Zm9vYg="};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint8_t *d = NULL;
+		size_t dl;
+
+		TH_CHECK(t, b64url_decode(bad[i], strlen(bad[i]), &d, &dl) ==
+		    -1);
+		TH_CHECK(t, d == NULL);
+	}
+}
+
+static void
+test_hex(struct th *t)
+{
+	uint8_t b[] = {0x00, 0xab, 0xff};
+	char *h = hex_encode(b, 3);
+	uint8_t *d;
+	size_t dl;
+
+	TH_CHECK_STR(t, h, "00abff");
+	TH_CHECK(t, hex_decode("00ABff", &d, &dl) == 0 && dl == 3 &&
+	    memcmp(d, b, 3) == 0);
+	free(d);
+	TH_CHECK(t, hex_decode("abc", &d, &dl) == -1);
+	TH_CHECK(t, hex_decode("zz", &d, &dl) == -1);
+	free(h);
+}
+
+static void
+test_durations(struct th *t)
+{
+	int64_t ms;
+
+	TH_CHECK(t, duration_parse_ms("90d", &ms) == 0 &&
+	    ms == 90LL * 86400000);
+	TH_CHECK(t, duration_parse_ms("1h30m", &ms) == 0 && ms == 5400000);
+	TH_CHECK(t, duration_parse_ms("250ms", &ms) == 0 && ms == 250);
+	TH_CHECK(t, duration_parse_ms("10s", &ms) == 0 && ms == 10000);
+	TH_CHECK(t, duration_parse_ms("0", &ms) == 0 && ms == 0);
+	TH_CHECK(t, duration_parse_ms("", &ms) == -1);
+	TH_CHECK(t, duration_parse_ms("10", &ms) == -1);
+	TH_CHECK(t, duration_parse_ms("h", &ms) == -1);
+	TH_CHECK(t, duration_parse_ms("5w", &ms) == -1);
+	TH_CHECK(t, duration_parse_ms("99999999999999999999d", &ms) == -1);
+}
+
+static void
+test_rfc3339(struct th *t)
+{
+	time_t v;
+	char buf[32];
+
+	TH_CHECK(t, time_parse_rfc3339("2026-11-28T15:00:00Z", &v) == 0);
+	TH_CHECK_STR(t, time_fmt_rfc3339(v, buf, sizeof(buf)),
+	    "2026-11-28T15:00:00Z");
+	TH_CHECK(t, time_parse_rfc3339("2026-11-28T16:00:00.123+01:00", &v) ==
+	    0);
+	TH_CHECK_STR(t, time_fmt_rfc3339(v, buf, sizeof(buf)),
+	    "2026-11-28T15:00:00Z");
+	TH_CHECK(t, time_parse_rfc3339("2026-11-28 15:00:00Z", &v) == -1);
+	TH_CHECK(t, time_parse_rfc3339("2026-13-28T15:00:00Z", &v) == -1);
+	TH_CHECK(t, time_parse_rfc3339("2026-11-28T15:00:00", &v) == -1);
+	TH_CHECK(t, time_parse_rfc3339("2026-11-28T15:00:00Zjunk", &v) == -1);
+}
+
+static void
+test_dns_names(struct th *t)
+{
+	char err[128], *n;
+	static const char *bad[] = {"", "a..b", "-a.com", "a-.com", "a.com.",
+	    "a_b.com", "1.2.3.4", "exa mple.com", "*.*.a.com", "a.*.com",
+	    "foo*.com", "*.", "\xc3\xa9.com"};
+	size_t i;
+
+	n = ident_dns_normalize("WWW.Example.COM", 0, err, sizeof(err));
+	TH_CHECK_STR(t, n, "www.example.com");
+	free(n);
+	n = ident_dns_normalize("*.example.com", 1, err, sizeof(err));
+	TH_CHECK_STR(t, n, "*.example.com");
+	free(n);
+	TH_CHECK(t, ident_dns_normalize("*.example.com", 0, err,
+	    sizeof(err)) == NULL);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = ident_dns_normalize(bad[i], 1, err, sizeof(err));
+		if (n != NULL)
+			fprintf(stderr, "  accepted bad name %s\n", bad[i]);
+		TH_CHECK(t, n == NULL && err[0] != '\0');
+		free(n);
+	}
+	{
+		char lbl[70], name[300];
+
+		memset(lbl, 'a', 64);
+		lbl[64] = 0;
+		snprintf(name, sizeof(name), "%s.com", lbl);
+		TH_CHECK(t, ident_dns_normalize(name, 0, err, sizeof(err)) ==
+		    NULL);
+		lbl[63] = 0;
+		snprintf(name, sizeof(name), "%s.com", lbl);
+		n = ident_dns_normalize(name, 0, err, sizeof(err));
+		TH_CHECK(t, n != NULL);
+		free(n);
+	}
+}
+
+static void
+test_ip_identifiers(struct th *t)
+{
+	char err[128], *n, *r;
+	uint8_t raw[16];
+	size_t rl;
+
+	n = ident_ip_normalize("2001:DB8:0:0:0:0:0:1", raw, &rl, err,
+	    sizeof(err));
+	TH_CHECK_STR(t, n, "2001:db8::1");
+	TH_CHECK(t, rl == 16);
+	r = ident_ip_reverse_name(raw, rl);
+	TH_CHECK_STR(t, r, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+	    "8.b.d.0.1.0.0.2.ip6.arpa");
+	free(n);
+	free(r);
+	n = ident_ip_normalize("192.0.2.10", raw, &rl, err, sizeof(err));
+	TH_CHECK_STR(t, n, "192.0.2.10");
+	r = ident_ip_reverse_name(raw, rl);
+	TH_CHECK_STR(t, r, "10.2.0.192.in-addr.arpa");
+	free(n);
+	free(r);
+	TH_CHECK(t, ident_ip_normalize("256.1.1.1", NULL, NULL, err,
+	    sizeof(err)) == NULL);
+	TH_CHECK(t, ident_ip_normalize("fe80::1%eth0", NULL, NULL, err,
+	    sizeof(err)) == NULL);
+	TH_CHECK(t, ident_ip_normalize("example.com", NULL, NULL, err,
+	    sizeof(err)) == NULL);
+}
+
+struct cfg {
+	char *name;
+	int64_t workers;
+	int flag;
+	int64_t timeout_ms;
+	char **list;
+	size_t nlist;
+	char *inner;
+};
+
+static const struct jspec inner_spec[] = {
+	{"inner", JSPEC_STRING, offsetof(struct cfg, inner), 1, NULL, 0},
+	JSPEC_END,
+};
+static const struct jspec cfg_spec[] = {
+	{"name", JSPEC_STRING, offsetof(struct cfg, name), 1, NULL, 0},
+	{"workers", JSPEC_INT, offsetof(struct cfg, workers), 0, NULL, 0},
+	{"flag", JSPEC_BOOL, offsetof(struct cfg, flag), 0, NULL, 0},
+	{"timeout", JSPEC_DURATION, offsetof(struct cfg, timeout_ms), 0, NULL,
+	    0},
+	{"list", JSPEC_STRINGS, offsetof(struct cfg, list), 0, NULL,
+	    offsetof(struct cfg, nlist)},
+	{"sub", JSPEC_OBJECT, 0, 0, inner_spec, 0},
+	JSPEC_END,
+};
+
+static int
+parse_cfg(const char *text, struct cfg *c, char *err, size_t errlen)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->workers = 4;
+	rc = jspec_parse(j, cfg_spec, c, err, errlen);
+	json_decref(j);
+	return rc;
+}
+
+static void
+test_jspec(struct th *t)
+{
+	struct cfg c;
+	char err[256];
+
+	TH_CHECK(t, parse_cfg("{\"name\":\"x\",\"flag\":true,\"timeout\":"
+	    "\"5s\",\"list\":[\"a\",\"b\"],\"sub\":{\"inner\":\"i\"}}", &c, err,
+	    sizeof(err)) == 0);
+	TH_CHECK_STR(t, c.name, "x");
+	TH_CHECK(t, c.workers == 4 && c.flag == 1 && c.timeout_ms == 5000);
+	TH_CHECK(t, c.nlist == 2 && strcmp(c.list[1], "b") == 0);
+	TH_CHECK_STR(t, c.inner, "i");
+	jspec_clear(cfg_spec, &c);
+
+	TH_CHECK(t, parse_cfg("{\"name\":\"x\",\"wrokers\":3}", &c, err,
+	    sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "wrokers") != NULL);
+	jspec_clear(cfg_spec, &c);
+	TH_CHECK(t, parse_cfg("{\"name\":\"x\",\"workers\":\"3\"}", &c, err,
+	    sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "workers: expected an integer") != NULL);
+	jspec_clear(cfg_spec, &c);
+	TH_CHECK(t, parse_cfg("{\"workers\":3}", &c, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "name: required") != NULL);
+	jspec_clear(cfg_spec, &c);
+	TH_CHECK(t, parse_cfg("{\"name\":\"x\",\"sub\":{\"innr\":1}}", &c, err,
+	    sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "sub.innr: unknown key") != NULL);
+	jspec_clear(cfg_spec, &c);
+	TH_CHECK(t, parse_cfg("{\"name\":\"x\",\"timeout\":\"soon\"}", &c, err,
+	    sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "timeout") != NULL);
+	jspec_clear(cfg_spec, &c);
+}
+
+static void
+test_config_file_and_env(struct th *t)
+{
+	char path[] = "/tmp/anvil-test-cfg-XXXXXX", err[256];
+	int fd = mkstemp(path);
+	json_t *j;
+	static const struct config_env env[] = {
+		{"ANVIL_TEST_PORT", "listen.port"},
+		{"ANVIL_TEST_NAME", "name"},
+		{NULL, NULL},
+	};
+
+	TH_CHECK(t, fd >= 0);
+	TH_CHECK(t, write(fd, "{\"name\": 1,\n \"name\": 2}", 24) == 24);
+	close(fd);
+	TH_CHECK(t, config_load_file(path, err, sizeof(err)) == NULL);
+	TH_CHECK(t, strstr(err, path) != NULL);
+	TH_CHECK(t, config_load_file("/nonexistent/x.json", err,
+	    sizeof(err)) == NULL);
+	unlink(path);
+
+	j = json_pack("{s:s}", "name", "a");
+	setenv("ANVIL_TEST_PORT", "4999", 1);
+	setenv("ANVIL_TEST_NAME", "bee", 1);
+	config_apply_env(j, env);
+	TH_CHECK(t, json_integer_value(json_object_get(json_object_get(j,
+	    "listen"), "port")) == 4999);
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "name")), "bee");
+	json_decref(j);
+}
+
+static void
+test_problems(struct th *t)
+{
+	struct problem *p, *q;
+	json_t *j;
+	enum prob_type ty;
+
+	p = problem_new(PROB_REJECTED_IDENTIFIER, "2 names refused");
+	problem_add_sub(p, problem_new(PROB_REJECTED_IDENTIFIER, "bad a"),
+	    "dns", "a.bad");
+	problem_add_sub(p, problem_new(PROB_MALFORMED, "bad b"), "dns",
+	    "b.bad");
+	j = problem_to_json(p);
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "type")),
+	    "urn:ietf:params:acme:error:rejectedIdentifier");
+	TH_CHECK(t, json_integer_value(json_object_get(j, "status")) == 400);
+	TH_CHECK(t, json_array_size(json_object_get(j, "subproblems")) == 2);
+	TH_CHECK_STR(t, json_string_value(json_object_get(json_array_get(
+	    json_object_get(j, "subproblems"), 1), "type")),
+	    "urn:ietf:params:acme:error:malformed");
+	json_decref(j);
+
+	j = problem_to_rpc_json(p);
+	q = problem_from_json(j);
+	TH_CHECK(t, q->type == PROB_REJECTED_IDENTIFIER);
+	TH_CHECK_STR(t, q->detail, "2 names refused");
+	TH_CHECK(t, json_array_size(q->subproblems) == 2);
+	json_decref(j);
+	problem_free(q);
+	problem_free(p);
+
+	p = problem_new(PROB_NOT_FOUND, "no such order");
+	j = problem_to_json(p);
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "type")),
+	    "urn:ietf:params:acme:error:malformed");
+	TH_CHECK(t, json_integer_value(json_object_get(j, "status")) == 404);
+	json_decref(j);
+	problem_free(p);
+
+	TH_CHECK(t, prob_type_parse("badNonce", &ty) == 0 &&
+	    ty == PROB_BAD_NONCE);
+	TH_CHECK(t, prob_type_parse("urn:ietf:params:acme:error:caa", &ty) ==
+	    0 && ty == PROB_CAA);
+	TH_CHECK(t, prob_type_parse("nonsense", &ty) == -1);
+	TH_CHECK(t, prob_type_status(PROB_RATE_LIMITED) == 429);
+	j = json_pack("{s:s}", "type", "whatever");
+	q = problem_from_json(j);
+	TH_CHECK(t, q->type == PROB_SERVER_INTERNAL);
+	problem_free(q);
+	json_decref(j);
+}
+
+static void
+test_metrics_render(struct th *t)
+{
+	struct metrics *m = metrics_new();
+	char *out, esc[64];
+
+	metrics_counter_add(m, "anvil_test_total", "Test counter.",
+	    "method=\"a\"", 2);
+	metrics_counter_add(m, "anvil_test_total", "Test counter.",
+	    "method=\"a\"", 1);
+	metrics_gauge_set(m, "anvil_test_gauge", "Gauge.", NULL, 7);
+	metrics_histogram_observe(m, "anvil_test_seconds", "Hist.",
+	    "m=\"x\"", 0.003);
+	out = metrics_render(m);
+	TH_CHECK(t, strstr(out, "# TYPE anvil_test_total counter") != NULL);
+	TH_CHECK(t, strstr(out, "anvil_test_total{method=\"a\"} 3\n") != NULL);
+	TH_CHECK(t, strstr(out, "anvil_test_gauge 7\n") != NULL);
+	TH_CHECK(t, strstr(out, "anvil_test_seconds_bucket{m=\"x\",le="
+	    "\"0.0025\"} 0\n") != NULL);
+	TH_CHECK(t, strstr(out, "anvil_test_seconds_bucket{m=\"x\",le="
+	    "\"0.005\"} 1\n") != NULL);
+	TH_CHECK(t, strstr(out, "anvil_test_seconds_count{m=\"x\"} 1\n") !=
+	    NULL);
+	TH_CHECK(t, strstr(out, "anvil_process_resident_memory_bytes ") !=
+	    NULL);
+	free(out);
+	TH_CHECK_STR(t, metrics_label_escape("a\"b\\c\n", esc, sizeof(esc)),
+	    "a\\\"b\\\\c\\n");
+	metrics_free(m);
+}
+
+static int
+health_bad(void *arg, char *msg, size_t len)
+{
+	snprintf(msg, len, "%s", (const char *)arg);
+	return -1;
+}
+
+static char *
+http_get(int port, const char *path)
+{
+	struct sockaddr_in a;
+	char req[256], *buf = xcalloc(1, 65536);
+	size_t n = 0;
+	ssize_t r;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return buf;
+	}
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+	if (write(fd, req, strlen(req)) < 0) {
+		close(fd);
+		return buf;
+	}
+	while (n < 65535 && (r = read(fd, buf + n, 65535 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	return buf;
+}
+
+static void
+test_debug_server(struct th *t)
+{
+	struct metrics *m = metrics_new();
+	char err[256], *resp;
+	struct debug_server *s;
+	int port = 21990;
+
+	metrics_counter_add(m, "anvil_x_total", "X.", NULL, 1);
+	s = debug_server_start("127.0.0.1", port, m, NULL, NULL, err,
+	    sizeof(err));
+	TH_CHECK(t, s != NULL);
+	if (s == NULL) {
+		fprintf(stderr, "  %s\n", err);
+		metrics_free(m);
+		return;
+	}
+	resp = http_get(port, "/metrics");
+	TH_CHECK(t, strstr(resp, "200") != NULL);
+	TH_CHECK(t, strstr(resp, "anvil_x_total 1") != NULL);
+	free(resp);
+	resp = http_get(port, "/healthz");
+	TH_CHECK(t, strstr(resp, "HTTP/1.0 200") != NULL ||
+	    strstr(resp, "HTTP/1.1 200") != NULL);
+	free(resp);
+	resp = http_get(port, "/nope");
+	TH_CHECK(t, strstr(resp, " 404 ") != NULL);
+	free(resp);
+	debug_server_stop(s);
+
+	s = debug_server_start("127.0.0.1", port, m, health_bad,
+	    (void *)"database down", err, sizeof(err));
+	TH_CHECK(t, s != NULL);
+	if (s != NULL) {
+		resp = http_get(port, "/healthz");
+		TH_CHECK(t, strstr(resp, " 503 ") != NULL);
+		TH_CHECK(t, strstr(resp, "database down") != NULL);
+		free(resp);
+		debug_server_stop(s);
+	}
+	metrics_free(m);
+}
+
+static void
+test_profiles(struct th *t)
+{
+	char err[256];
+	json_t *j;
+	struct profiles *p;
+	const struct profile *pr;
+
+	j = json_loads("{\"default\":\"classic\",\"profiles\":{\"classic\":"
+	    "{\"validity\":\"90d\",\"ekus\":[\"serverAuth\"]},\"short\":"
+	    "{\"validity\":\"7d\",\"keep_cn\":false,\"identifier_types\":"
+	    "[\"dns\"]}}}", 0, NULL);
+	p = profiles_parse(j, "p.json", err, sizeof(err));
+	TH_CHECK(t, p != NULL);
+	if (p != NULL) {
+		pr = profiles_find(p, NULL);
+		TH_CHECK(t, pr != NULL && strcmp(pr->name, "classic") == 0);
+		TH_CHECK(t, pr != NULL && pr->validity_ms == 90LL * 86400000);
+		pr = profiles_find(p, "short");
+		TH_CHECK(t, pr != NULL && !pr->keep_cn && pr->allow_dns &&
+		    !pr->allow_ip);
+		TH_CHECK(t, profiles_find(p, "nope") == NULL);
+	}
+	profiles_free(p);
+	json_decref(j);
+
+	j = json_loads("{\"profiles\":{\"a\":{\"validity\":\"1d\",\"ekus\":"
+	    "[\"codeSigning\"]}}}", 0, NULL);
+	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
+	TH_CHECK(t, strstr(err, "codeSigning") != NULL);
+	json_decref(j);
+	j = json_loads("{\"profiles\":{\"a\":{\"validty\":\"1d\"}}}", 0, NULL);
+	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
+	TH_CHECK(t, strstr(err, "profiles.a.validty: unknown key") != NULL);
+	json_decref(j);
+}
+
+static void
+test_secret_mode(struct th *t)
+{
+	char path[] = "/tmp/anvil-test-key-XXXXXX", err[256];
+	int fd = mkstemp(path);
+
+	TH_CHECK(t, fd >= 0);
+	close(fd);
+	chmod(path, 0600);
+	TH_CHECK(t, file_check_secret_mode(path, err, sizeof(err)) == 0);
+	chmod(path, 0640);
+	TH_CHECK(t, file_check_secret_mode(path, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "chmod 600") != NULL);
+	unlink(path);
+}
+
+int
+main(void)
+{
+	struct th t = TH_INIT;
+
+	log_init("test_core", LOG_LEVEL_WARN);
+	TH_RUN(&t, test_b64url_vectors);
+	TH_RUN(&t, test_b64url_strict);
+	TH_RUN(&t, test_hex);
+	TH_RUN(&t, test_durations);
+	TH_RUN(&t, test_rfc3339);
+	TH_RUN(&t, test_dns_names);
+	TH_RUN(&t, test_ip_identifiers);
+	TH_RUN(&t, test_jspec);
+	TH_RUN(&t, test_config_file_and_env);
+	TH_RUN(&t, test_problems);
+	TH_RUN(&t, test_metrics_render);
+	TH_RUN(&t, test_debug_server);
+	TH_RUN(&t, test_profiles);
+	TH_RUN(&t, test_secret_mode);
+	return th_done(&t);
+}
