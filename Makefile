@@ -16,7 +16,7 @@ SAN     ?=
 PKGS    := openssl libmicrohttpd jansson libcares libevent libevent_pthreads libpq
 
 CSTD    := -std=c11 -D_GNU_SOURCE
-WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror -Wno-format-truncation
 CFLAGS_ALL = $(CSTD) $(OPT) -g $(WARN) -I. $(PKG_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(SAN)
 
