@@ -102,6 +102,8 @@ static const struct jspec launcher_spec[] = {
 	JSPEC_END,
 };
 
+static char *expand_env(const char *in);
+
 static void
 launcher_clear(struct launcher *l)
 {
