@@ -1,0 +1,793 @@
+/*
+ * client.c - RPC client. One I/O thread per client runs a libevent loop
+ * owning a small pool of connections; each connection multiplexes many
+ * calls by id. Callers hand calls over through a locked queue and either
+ * wait on a condition variable (rpc_call) or get a callback on their own
+ * event_base (rpc_call_async). Timeouts run as timers on the I/O loop, so
+ * every call completes exactly once, on the I/O thread.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "rpc/rpc.h"
+#include "rpc/rpc_int.h"
+
+#define CLI_BUCKETS 256
+#define CLI_BACKOFF_MIN_MS 20
+#define CLI_BACKOFF_MAX_MS 2000
+
+enum cli_state { CLI_DOWN, CLI_CONNECTING, CLI_UP, CLI__MAX };
+enum call_where { CALL_NONE, CALL_WAITING, CALL_SENT, CALL__MAX };
+
+struct cli_call {
+	int64_t id;
+	char *method;
+	char *request_id;
+	uint8_t *frame;
+	size_t framelen;
+	int timeout_ms;
+	int64_t t0;
+	struct event *timer;
+	struct cli_conn *conn;
+	enum call_where where;
+	struct cli_call *next; /* submit queue, waiting list or bucket */
+	/* outcome */
+	json_t *result;
+	struct problem *prob;
+	/* blocking caller */
+	int is_async;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	/* async caller */
+	struct event_base *ubase;
+	rpc_done_fn done_fn;
+	void *arg;
+};
+
+struct cli_conn {
+	struct rpc_client *c;
+	struct rpc_xport *x;
+	enum cli_state state;
+	int64_t next_attempt; /* monotonic ms */
+	int backoff_ms;
+	char last_err[256];
+	struct cli_call *waiting, *waiting_tail;
+	struct cli_call *buckets[CLI_BUCKETS];
+	size_t nsent;
+};
+
+struct rpc_client {
+	char *name;
+	struct rpc_addr addr;
+	char *server_name;
+	SSL_CTX *ssl_ctx;
+	int timeout_ms;
+	size_t max_frame;
+	struct metrics *metrics;
+
+	struct event_base *base;
+	pthread_t thread;
+	int thread_started;
+	struct event *submit_ev;
+	pthread_mutex_t lock; /* submit queue and stopping */
+	struct cli_call *q_head, *q_tail;
+	int stopping;
+	atomic_llong next_id;
+
+	struct cli_conn *conns;
+	size_t nconns;
+	size_t rr;
+};
+
+static void cli_conn_down(struct cli_conn *k, const char *why);
+
+/* ---------------------------------------------------------------- */
+/* Calls                                                              */
+/* ---------------------------------------------------------------- */
+
+static void
+call_free(struct cli_call *call)
+{
+	if (call == NULL)
+		return;
+	if (call->timer != NULL)
+		event_free(call->timer);
+	free(call->method);
+	free(call->request_id);
+	free(call->frame);
+	json_decref(call->result);
+	problem_free(call->prob);
+	if (!call->is_async) {
+		pthread_mutex_destroy(&call->mu);
+		pthread_cond_destroy(&call->cv);
+	}
+	free(call);
+}
+
+static void
+cli_metrics(struct rpc_client *c, struct cli_call *call)
+{
+	char m[300], peer[200], labels[800];
+	const char *res;
+
+	if (c->metrics == NULL)
+		return;
+	res = call->prob != NULL ? prob_type_name(call->prob->type) : "ok";
+	metrics_label_escape(call->method, m, sizeof(m));
+	metrics_label_escape(c->name, peer, sizeof(peer));
+	snprintf(labels, sizeof(labels), "peer=\"%s\",method=\"%s\","
+	    "result=\"%s\"", peer, m, res);
+	metrics_counter_add(c->metrics, "anvil_rpc_client_calls_total",
+	    "RPC calls made by this process.", labels, 1);
+	snprintf(labels, sizeof(labels), "peer=\"%s\",method=\"%s\"", peer, m);
+	metrics_histogram_observe(c->metrics,
+	    "anvil_rpc_client_call_duration_seconds",
+	    "Time from sending an RPC call to its answer.", labels,
+	    (double)(time_mono_ms() - call->t0) / 1000.0);
+}
+
+static void
+call_deliver_async(evutil_socket_t fd, short what, void *arg)
+{
+	struct cli_call *call = arg;
+
+	(void)fd;
+	(void)what;
+	call->done_fn(call->arg, call->prob == NULL ? call->result : NULL,
+	    call->prob);
+	call_free(call);
+}
+
+/* I/O thread: the call is finished (already unlinked from any list). */
+static void
+call_complete(struct rpc_client *c, struct cli_call *call)
+{
+	struct timeval tv = {0, 0};
+
+	if (call->timer != NULL)
+		(void)event_del(call->timer);
+	call->conn = NULL;
+	call->where = CALL_NONE;
+	if (call->prob == NULL && call->result == NULL)
+		call->prob = problem_new(PROB_SERVER_INTERNAL,
+		    "%s: empty outcome", c->name);
+	cli_metrics(c, call);
+	if (call->is_async) {
+		if (event_base_once(call->ubase, -1, EV_TIMEOUT,
+		    call_deliver_async, call, &tv) != 0) {
+			log_bug("cannot schedule RPC callback for %s",
+			    call->method);
+			call_free(call);
+		}
+		return;
+	}
+	pthread_mutex_lock(&call->mu);
+	call->done = 1;
+	pthread_cond_signal(&call->cv);
+	pthread_mutex_unlock(&call->mu);
+}
+
+static void
+call_fail(struct rpc_client *c, struct cli_call *call, const char *fmt,
+    const char *why)
+{
+	if (call->prob == NULL && call->result == NULL)
+		call->prob = problem_new(PROB_UNAVAILABLE, fmt, c->name,
+		    call->method, why);
+	call_complete(c, call);
+}
+
+/* Unlinks call from its connection's lists. */
+static void
+call_unlink(struct cli_call *call)
+{
+	struct cli_conn *k = call->conn;
+	struct cli_call **pp, *prev = NULL;
+
+	if (k == NULL)
+		return;
+	if (call->where == CALL_WAITING) {
+		for (pp = &k->waiting; *pp != NULL; pp = &(*pp)->next) {
+			if (*pp == call) {
+				*pp = call->next;
+				if (k->waiting_tail == call)
+					k->waiting_tail = prev;
+				break;
+			}
+			prev = *pp;
+		}
+	} else if (call->where == CALL_SENT) {
+		pp = &k->buckets[(uint64_t)call->id % CLI_BUCKETS];
+		for (; *pp != NULL; pp = &(*pp)->next) {
+			if (*pp == call) {
+				*pp = call->next;
+				k->nsent--;
+				break;
+			}
+		}
+	}
+	call->next = NULL;
+	call->where = CALL_NONE;
+	call->conn = NULL;
+}
+
+static void
+call_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct cli_call *call = arg;
+	struct rpc_client *c;
+	char why[64];
+
+	(void)fd;
+	(void)what;
+	c = call->conn != NULL ? call->conn->c : NULL;
+	call_unlink(call);
+	if (c == NULL)
+		return; /* cannot happen: a pending timer implies a conn */
+	snprintf(why, sizeof(why), "timed out after %d ms", call->timeout_ms);
+	call_fail(c, call, "%s: %s %s", why);
+}
+
+/* ---------------------------------------------------------------- */
+/* Connections                                                        */
+/* ---------------------------------------------------------------- */
+
+static void
+cli_send(struct cli_conn *k, struct cli_call *call)
+{
+	size_t b = (uint64_t)call->id % CLI_BUCKETS;
+
+	call->where = CALL_SENT;
+	call->conn = k;
+	call->next = k->buckets[b];
+	k->buckets[b] = call;
+	k->nsent++;
+	if (evbuffer_add(rpc_xport_output(k->x), call->frame,
+	    call->framelen) != 0) {
+		call_unlink(call);
+		call_fail(k->c, call, "%s: %s %s", "out of memory");
+		return;
+	}
+	free(call->frame);
+	call->frame = NULL;
+	rpc_xport_flush(k->x);
+}
+
+static struct cli_call *
+cli_take_sent(struct cli_conn *k, int64_t id)
+{
+	struct cli_call **pp, *call;
+
+	pp = &k->buckets[(uint64_t)id % CLI_BUCKETS];
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->id == id) {
+			call = *pp;
+			*pp = call->next;
+			call->next = NULL;
+			call->where = CALL_NONE;
+			call->conn = NULL;
+			k->nsent--;
+			return call;
+		}
+	}
+	return NULL;
+}
+
+/* Reads complete response frames. Returns 1 when the conn went down. */
+static int
+cli_read_frames(struct cli_conn *k)
+{
+	struct evbuffer *in;
+	uint8_t hdr[4], *data;
+	size_t n = 0, used = 0;
+	json_t *frame = NULL, *result = NULL;
+	struct problem *prob = NULL;
+	struct cli_call *call;
+	int64_t id = 0;
+	char err[256];
+
+	while (k->x != NULL) {
+		in = rpc_xport_input(k->x);
+		if (evbuffer_get_length(in) < 4 ||
+		    evbuffer_copyout(in, hdr, 4) != 4)
+			return 0;
+		if (rpc_frame_header(hdr, k->c->max_frame, &n, err,
+		    sizeof(err)) != RPC_FRAME_OK)
+			goto bad;
+		if (evbuffer_get_length(in) < n + 4)
+			return 0;
+		data = evbuffer_pullup(in, (ev_ssize_t)(n + 4));
+		if (data == NULL) {
+			snprintf(err, sizeof(err), "out of memory");
+			goto bad;
+		}
+		if (rpc_frame_decode(data, n + 4, k->c->max_frame, &used,
+		    &frame, err, sizeof(err)) != RPC_FRAME_OK)
+			goto bad;
+		evbuffer_drain(in, used);
+		if (rpc_response_parse(frame, &id, &result, &prob, err,
+		    sizeof(err)) != 0) {
+			json_decref(frame);
+			goto bad;
+		}
+		call = cli_take_sent(k, id);
+		if (call == NULL) {
+			log_debug("rpc: %s: reply to unknown or expired call "
+			    "%lld", k->c->name, (long long)id);
+			problem_free(prob);
+		} else {
+			call->prob = prob;
+			if (prob == NULL)
+				call->result = json_incref(result);
+			call_complete(k->c, call);
+		}
+		prob = NULL;
+		json_decref(frame);
+		frame = NULL;
+	}
+	return 1;
+bad:
+	log_warn("rpc: %s: bad reply frame: %s", k->c->name, err);
+	cli_conn_down(k, err);
+	return 1;
+}
+
+static int
+cli_on_xport(struct rpc_xport *x, enum rpc_xport_event ev, void *arg)
+{
+	struct cli_conn *k = arg;
+	struct cli_call *call;
+
+	(void)x;
+	switch (ev) {
+	case RPC_XPORT_CONNECTED:
+		k->state = CLI_UP;
+		k->backoff_ms = 0;
+		k->last_err[0] = '\0';
+		while ((call = k->waiting) != NULL && k->x != NULL) {
+			k->waiting = call->next;
+			if (k->waiting == NULL)
+				k->waiting_tail = NULL;
+			call->next = NULL;
+			cli_send(k, call);
+		}
+		return k->x == NULL ? 1 : 0;
+	case RPC_XPORT_READ:
+		return cli_read_frames(k);
+	case RPC_XPORT_CLOSED:
+	default:
+		cli_conn_down(k, rpc_xport_error(x));
+		return 1;
+	}
+}
+
+/* Closes the connection, fails its calls and schedules the reconnect. */
+static void
+cli_conn_down(struct cli_conn *k, const char *why)
+{
+	struct rpc_client *c = k->c;
+	struct cli_call *call, *list = NULL;
+	char reason[256];
+	size_t b;
+	int was_up = k->state == CLI_UP;
+
+	snprintf(reason, sizeof(reason), "%s", why);
+	snprintf(k->last_err, sizeof(k->last_err), "%s", reason);
+	if (k->x != NULL) {
+		rpc_xport_free(k->x);
+		k->x = NULL;
+	}
+	k->state = CLI_DOWN;
+	/* A connection that worked may retry at once; then back off. */
+	if (was_up)
+		k->backoff_ms = 0;
+	else if (k->backoff_ms == 0)
+		k->backoff_ms = CLI_BACKOFF_MIN_MS;
+	else if (k->backoff_ms < CLI_BACKOFF_MAX_MS)
+		k->backoff_ms *= 2;
+	if (k->backoff_ms > CLI_BACKOFF_MAX_MS)
+		k->backoff_ms = CLI_BACKOFF_MAX_MS;
+	k->next_attempt = time_mono_ms() + k->backoff_ms;
+	if (was_up || k->waiting != NULL || k->nsent > 0)
+		log_info("rpc: %s: connection lost (%s), %zu calls failed",
+		    c->name, reason, k->nsent + (k->waiting ? 1 : 0));
+	while ((call = k->waiting) != NULL) {
+		k->waiting = call->next;
+		call->next = list;
+		list = call;
+	}
+	k->waiting_tail = NULL;
+	for (b = 0; b < CLI_BUCKETS; b++) {
+		while ((call = k->buckets[b]) != NULL) {
+			k->buckets[b] = call->next;
+			call->next = list;
+			list = call;
+		}
+	}
+	k->nsent = 0;
+	while ((call = list) != NULL) {
+		list = call->next;
+		call->next = NULL;
+		call->where = CALL_NONE;
+		call->conn = NULL;
+		call_fail(c, call, "%s unavailable: %s %s", reason);
+	}
+}
+
+static int
+cli_connect(struct cli_conn *k)
+{
+	struct rpc_client *c = k->c;
+	struct sockaddr_un sun;
+	struct addrinfo hints, *res = NULL, *ai;
+	int fd = -1, rc, inprogress = 0, one = 1;
+
+	if (c->addr.kind == RPC_ADDR_UNIX) {
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
+		    c->addr.path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			goto syserr;
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+			if (errno != EINPROGRESS)
+				goto syserr;
+			inprogress = 1;
+		}
+	} else {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_socktype = SOCK_STREAM;
+		/* Blocking lookup: targets are addresses or /etc/hosts
+		 * names in practice. */
+		rc = getaddrinfo(c->addr.host, c->addr.port, &hints, &res);
+		if (rc != 0) {
+			snprintf(k->last_err, sizeof(k->last_err),
+			    "resolve %s: %s", c->addr.host, gai_strerror(rc));
+			return -1;
+		}
+		for (ai = res; ai != NULL; ai = ai->ai_next) {
+			fd = socket(ai->ai_family, ai->ai_socktype |
+			    SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+			if (fd < 0)
+				continue;
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			    sizeof(one));
+			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+				break;
+			if (errno == EINPROGRESS) {
+				inprogress = 1;
+				break;
+			}
+			close(fd);
+			fd = -1;
+		}
+		freeaddrinfo(res);
+		if (fd < 0)
+			goto syserr;
+	}
+	k->x = rpc_xport_new(c->base, fd, c->ssl_ctx, 0, c->server_name,
+	    inprogress, cli_on_xport, k);
+	if (k->x == NULL) {
+		snprintf(k->last_err, sizeof(k->last_err), "transport setup "
+		    "failed");
+		return -1;
+	}
+	k->state = CLI_CONNECTING;
+	return 0;
+syserr:
+	snprintf(k->last_err, sizeof(k->last_err), "connect %s: %s",
+	    c->addr.kind == RPC_ADDR_UNIX ? c->addr.path : c->addr.host,
+	    strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* I/O thread: puts a new call on a connection or fails it. */
+static void
+cli_dispatch(struct rpc_client *c, struct cli_call *call)
+{
+	struct cli_conn *k;
+	int64_t now = time_mono_ms();
+	size_t i;
+	char why[300] = "no connection";
+	struct timeval tv;
+
+	tv.tv_sec = call->timeout_ms / 1000;
+	tv.tv_usec = (call->timeout_ms % 1000) * 1000;
+	call->timer = evtimer_new(c->base, call_on_timeout, call);
+	if (call->timer == NULL) {
+		call_fail(c, call, "%s: %s %s", "out of memory");
+		return;
+	}
+	for (i = 0; i < c->nconns; i++) {
+		k = &c->conns[(c->rr + i) % c->nconns];
+		if (k->state == CLI_DOWN) {
+			if (k->next_attempt > now) {
+				snprintf(why, sizeof(why), "%s", k->last_err);
+				continue;
+			}
+			if (cli_connect(k) != 0) {
+				snprintf(why, sizeof(why), "%s", k->last_err);
+				cli_conn_down(k, k->last_err);
+				continue;
+			}
+		}
+		c->rr = (c->rr + i + 1) % c->nconns;
+		(void)evtimer_add(call->timer, &tv);
+		call->conn = k;
+		if (k->state == CLI_UP) {
+			cli_send(k, call);
+		} else {
+			call->where = CALL_WAITING;
+			if (k->waiting_tail != NULL)
+				k->waiting_tail->next = call;
+			else
+				k->waiting = call;
+			k->waiting_tail = call;
+		}
+		return;
+	}
+	call_fail(c, call, "%s unavailable: %s %s", why);
+}
+
+static void
+cli_on_submit(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpc_client *c = arg;
+	struct cli_call *list, *call;
+	int stopping;
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&c->lock);
+	list = c->q_head;
+	c->q_head = c->q_tail = NULL;
+	stopping = c->stopping;
+	pthread_mutex_unlock(&c->lock);
+	while ((call = list) != NULL) {
+		list = call->next;
+		call->next = NULL;
+		if (stopping)
+			call_fail(c, call, "%s: %s %s", "client shut down");
+		else
+			cli_dispatch(c, call);
+	}
+	if (stopping) {
+		for (i = 0; i < c->nconns; i++)
+			cli_conn_down(&c->conns[i], "client shut down");
+		event_base_loopbreak(c->base);
+	}
+}
+
+static void *
+cli_thread(void *arg)
+{
+	struct rpc_client *c = arg;
+
+	/* Runs until rpc_client_free breaks the loop. */
+	(void)event_base_loop(c->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* Public API                                                         */
+/* ---------------------------------------------------------------- */
+
+struct rpc_client *
+rpc_client_new(const struct rpc_client_config *cfg, const char *name,
+    struct metrics *metrics, char *err, size_t errlen)
+{
+	struct rpc_client *c;
+	size_t i;
+
+	if (rpc_threads_init() != 0) {
+		snprintf(err, errlen, "libevent threading unavailable");
+		return NULL;
+	}
+	rpc_ignore_sigpipe();
+	c = xcalloc(1, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	atomic_init(&c->next_id, 0);
+	c->name = xstrdup(name != NULL ? name : "rpc");
+	c->metrics = metrics;
+	c->timeout_ms = cfg->timeout_ms > 0 ? (int)cfg->timeout_ms :
+	    RPC_DEFAULT_TIMEOUT_MS;
+	c->max_frame = cfg->max_frame > 0 ? (size_t)cfg->max_frame :
+	    RPC_DEFAULT_MAX_FRAME;
+	if (rpc_addr_parse(cfg->target, &c->addr, err, errlen) != 0)
+		goto fail;
+	if (c->addr.kind == RPC_ADDR_TCP) {
+		c->ssl_ctx = rpc_tls_client_ctx(cfg->tls_cert, cfg->tls_key,
+		    cfg->tls_ca, err, errlen);
+		if (c->ssl_ctx == NULL)
+			goto fail;
+		c->server_name = xstrdup(cfg->tls_server_name != NULL ?
+		    cfg->tls_server_name : c->addr.host);
+	}
+	c->nconns = (size_t)(cfg->connections > 0 ? cfg->connections : 4);
+	c->conns = xcalloc(c->nconns, sizeof(*c->conns));
+	for (i = 0; i < c->nconns; i++)
+		c->conns[i].c = c;
+	c->base = event_base_new();
+	if (c->base == NULL) {
+		snprintf(err, errlen, "event_base_new failed");
+		goto fail;
+	}
+	c->submit_ev = event_new(c->base, -1, 0, cli_on_submit, c);
+	if (c->submit_ev == NULL) {
+		snprintf(err, errlen, "event_new failed");
+		goto fail;
+	}
+	if (pthread_create(&c->thread, NULL, cli_thread, c) != 0) {
+		snprintf(err, errlen, "pthread_create failed");
+		goto fail;
+	}
+	c->thread_started = 1;
+	return c;
+fail:
+	rpc_client_free(c);
+	return NULL;
+}
+
+void
+rpc_client_free(struct rpc_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->thread_started) {
+		pthread_mutex_lock(&c->lock);
+		c->stopping = 1;
+		pthread_mutex_unlock(&c->lock);
+		event_active(c->submit_ev, EV_READ, 0);
+		pthread_join(c->thread, NULL);
+	}
+	if (c->submit_ev != NULL)
+		event_free(c->submit_ev);
+	if (c->base != NULL)
+		event_base_free(c->base);
+	SSL_CTX_free(c->ssl_ctx);
+	free(c->conns);
+	free(c->server_name);
+	rpc_addr_clear(&c->addr);
+	free(c->name);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* Builds a call with its frame; NULL with *prob on failure. */
+static struct cli_call *
+call_new(struct rpc_client *c, const char *method, json_t *params,
+    int timeout_ms, const char *request_id, struct problem **prob)
+{
+	struct cli_call *call;
+	json_t *req;
+
+	if (method == NULL || (params != NULL && !json_is_object(params))) {
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "rpc_call: bad method or params");
+		return NULL;
+	}
+	call = xcalloc(1, sizeof(*call));
+	call->id = (int64_t)atomic_fetch_add(&c->next_id, 1) + 1;
+	call->method = xstrdup(method);
+	call->request_id = request_id != NULL ? xstrdup(request_id) : NULL;
+	call->timeout_ms = timeout_ms > 0 ? timeout_ms : c->timeout_ms;
+	call->t0 = time_mono_ms();
+	req = json_pack("{s:I,s:s,s:I}", "id", (json_int_t)call->id,
+	    "method", method, "deadline_ms",
+	    (json_int_t)(time_now_ms() + call->timeout_ms));
+	if (req == NULL) {
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "rpc_call: cannot build request");
+		call->is_async = 1;
+		call_free(call);
+		return NULL;
+	}
+	if (request_id != NULL)
+		json_object_set_new(req, "request_id",
+		    json_string(request_id));
+	json_object_set_new(req, "params", params != NULL ?
+	    json_incref(params) : json_object());
+	call->frame = rpc_frame_encode(req, c->max_frame, &call->framelen);
+	json_decref(req);
+	if (call->frame == NULL) {
+		*prob = problem_new(PROB_MALFORMED, "%s: request for %s does "
+		    "not fit in a frame", c->name, method);
+		call->is_async = 1;
+		call_free(call);
+		return NULL;
+	}
+	return call;
+}
+
+static void
+call_submit(struct rpc_client *c, struct cli_call *call)
+{
+	int first;
+
+	pthread_mutex_lock(&c->lock);
+	first = c->q_head == NULL;
+	if (c->q_tail != NULL)
+		c->q_tail->next = call;
+	else
+		c->q_head = call;
+	c->q_tail = call;
+	pthread_mutex_unlock(&c->lock);
+	if (first)
+		event_active(c->submit_ev, EV_READ, 0);
+}
+
+int
+rpc_call(struct rpc_client *c, const char *method, json_t *params,
+    int timeout_ms, const char *request_id, json_t **result,
+    struct problem **prob)
+{
+	struct cli_call *call;
+	int rc = -1;
+
+	*result = NULL;
+	*prob = NULL;
+	call = call_new(c, method, params, timeout_ms, request_id, prob);
+	if (call == NULL)
+		return -1;
+	pthread_mutex_init(&call->mu, NULL);
+	pthread_cond_init(&call->cv, NULL);
+	call_submit(c, call);
+	pthread_mutex_lock(&call->mu);
+	while (!call->done)
+		pthread_cond_wait(&call->cv, &call->mu);
+	pthread_mutex_unlock(&call->mu);
+	if (call->prob != NULL) {
+		*prob = call->prob;
+		call->prob = NULL;
+	} else {
+		*result = call->result;
+		call->result = NULL;
+		rc = 0;
+	}
+	call_free(call);
+	return rc;
+}
+
+int
+rpc_call_async(struct rpc_client *c, struct event_base *base,
+    const char *method, json_t *params, int timeout_ms,
+    const char *request_id, rpc_done_fn done, void *arg)
+{
+	struct cli_call *call;
+	struct problem *prob = NULL;
+
+	if (base == NULL || done == NULL)
+		return -1;
+	call = call_new(c, method, params, timeout_ms, request_id, &prob);
+	if (call == NULL) {
+		log_warn("rpc: %s", prob->detail != NULL ? prob->detail : "");
+		problem_free(prob);
+		return -1;
+	}
+	call->is_async = 1;
+	call->ubase = base;
+	call->done_fn = done;
+	call->arg = arg;
+	call_submit(c, call);
+	return 0;
+}

@@ -1,0 +1,202 @@
+/* config.c - the "rpc" server object and the client objects of a config. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/rpc.h"
+#include "rpc/rpc_int.h"
+
+#define F(field) offsetof(struct rpc_server_config, field)
+static const struct jspec srv_tls_spec[] = {
+	{"cert", JSPEC_STRING, F(tls_cert), 1, NULL, 0},
+	{"key", JSPEC_STRING, F(tls_key), 1, NULL, 0},
+	{"ca", JSPEC_STRING, F(tls_ca), 1, NULL, 0},
+	JSPEC_END
+};
+static const struct jspec srv_spec[] = {
+	{"listen", JSPEC_STRING, F(listen), 1, NULL, 0},
+	{"workers", JSPEC_INT, F(workers), 0, NULL, 0},
+	{"max_frame", JSPEC_INT, F(max_frame), 0, NULL, 0},
+	{"socket_mode", JSPEC_STRING, F(socket_mode), 0, NULL, 0},
+	{"tls", JSPEC_OBJECT, 0, 0, srv_tls_spec, 0},
+	{"allow", JSPEC_JSON, F(allow), 0, NULL, 0},
+	JSPEC_END
+};
+#undef F
+
+#define F(field) offsetof(struct rpc_client_config, field)
+static const struct jspec cli_tls_spec[] = {
+	{"cert", JSPEC_STRING, F(tls_cert), 1, NULL, 0},
+	{"key", JSPEC_STRING, F(tls_key), 1, NULL, 0},
+	{"ca", JSPEC_STRING, F(tls_ca), 1, NULL, 0},
+	{"server_name", JSPEC_STRING, F(tls_server_name), 0, NULL, 0},
+	JSPEC_END
+};
+static const struct jspec cli_spec[] = {
+	{"target", JSPEC_STRING, F(target), 1, NULL, 0},
+	{"timeout", JSPEC_DURATION, F(timeout_ms), 0, NULL, 0},
+	{"connections", JSPEC_INT, F(connections), 0, NULL, 0},
+	{"max_frame", JSPEC_INT, F(max_frame), 0, NULL, 0},
+	{"tls", JSPEC_OBJECT, 0, 0, cli_tls_spec, 0},
+	JSPEC_END
+};
+#undef F
+
+static int
+check_allow(const json_t *allow, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v, *e;
+	size_t i;
+
+	if (allow == NULL)
+		return 0;
+	if (!json_is_object(allow)) {
+		snprintf(err, errlen, "rpc.allow: expected an object");
+		return -1;
+	}
+	json_object_foreach((json_t *)allow, key, v) {
+		if (!json_is_array(v)) {
+			snprintf(err, errlen, "rpc.allow.%s: expected an array "
+			    "of client names", key);
+			return -1;
+		}
+		json_array_foreach(v, i, e) {
+			if (!json_is_string(e) || json_string_length(e) == 0) {
+				snprintf(err, errlen, "rpc.allow.%s[%zu]: "
+				    "expected a non-empty string", key, i);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+int
+rpc_server_config_parse(const json_t *obj, struct rpc_server_config *cfg,
+    char *err, size_t errlen)
+{
+	struct rpc_addr a;
+	char *end = NULL;
+	long mode;
+
+	memset(cfg, 0, sizeof(*cfg));
+	memset(&a, 0, sizeof(a));
+	cfg->workers = 8;
+	cfg->max_frame = RPC_DEFAULT_MAX_FRAME;
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "rpc: expected an object");
+		return -1;
+	}
+	if (jspec_parse(obj, srv_spec, cfg, err, errlen) != 0)
+		goto fail;
+	if (cfg->socket_mode == NULL)
+		cfg->socket_mode = xstrdup("0660");
+	if (rpc_addr_parse(cfg->listen, &a, err, errlen) != 0) {
+		char tmp[256];
+
+		snprintf(tmp, sizeof(tmp), "rpc.listen: %s", err);
+		snprintf(err, errlen, "%s", tmp);
+		goto fail;
+	}
+	if (a.kind == RPC_ADDR_TCP && cfg->tls_cert == NULL) {
+		snprintf(err, errlen, "rpc.tls: required for a tcp: listen "
+		    "address (mutual TLS)");
+		goto fail;
+	}
+	if (cfg->workers < 1 || cfg->workers > 1024) {
+		snprintf(err, errlen, "rpc.workers: must be 1..1024");
+		goto fail;
+	}
+	if (cfg->max_frame < 256 || cfg->max_frame > (1 << 30)) {
+		snprintf(err, errlen, "rpc.max_frame: must be 256..1073741824");
+		goto fail;
+	}
+	mode = strtol(cfg->socket_mode, &end, 8);
+	if (cfg->socket_mode[0] == '\0' || *end != '\0' || mode < 0 ||
+	    mode > 0777) {
+		snprintf(err, errlen, "rpc.socket_mode: expected an octal "
+		    "mode such as \"0660\"");
+		goto fail;
+	}
+	if (check_allow(cfg->allow, err, errlen) != 0)
+		goto fail;
+	rpc_addr_clear(&a);
+	return 0;
+fail:
+	rpc_addr_clear(&a);
+	rpc_server_config_clear(cfg);
+	return -1;
+}
+
+void
+rpc_server_config_clear(struct rpc_server_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->listen);
+	free(cfg->socket_mode);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->tls_ca);
+	json_decref(cfg->allow);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int
+rpc_client_config_parse(const json_t *obj, struct rpc_client_config *cfg,
+    char *err, size_t errlen)
+{
+	struct rpc_addr a;
+
+	memset(cfg, 0, sizeof(*cfg));
+	memset(&a, 0, sizeof(a));
+	cfg->timeout_ms = RPC_DEFAULT_TIMEOUT_MS;
+	cfg->connections = 4;
+	cfg->max_frame = RPC_DEFAULT_MAX_FRAME;
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "expected an object");
+		return -1;
+	}
+	if (jspec_parse(obj, cli_spec, cfg, err, errlen) != 0)
+		goto fail;
+	if (rpc_addr_parse(cfg->target, &a, err, errlen) != 0)
+		goto fail;
+	if (a.kind == RPC_ADDR_TCP && cfg->tls_cert == NULL) {
+		snprintf(err, errlen, "tls: required for a tcp: target "
+		    "(mutual TLS)");
+		goto fail;
+	}
+	if (cfg->timeout_ms < 1 || cfg->timeout_ms > 3600 * 1000) {
+		snprintf(err, errlen, "timeout: must be between 1ms and 1h");
+		goto fail;
+	}
+	if (cfg->connections < 1 || cfg->connections > 256) {
+		snprintf(err, errlen, "connections: must be 1..256");
+		goto fail;
+	}
+	if (cfg->max_frame < 256 || cfg->max_frame > (1 << 30)) {
+		snprintf(err, errlen, "max_frame: must be 256..1073741824");
+		goto fail;
+	}
+	rpc_addr_clear(&a);
+	return 0;
+fail:
+	rpc_addr_clear(&a);
+	rpc_client_config_clear(cfg);
+	return -1;
+}
+
+void
+rpc_client_config_clear(struct rpc_client_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->target);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->tls_ca);
+	free(cfg->tls_server_name);
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,181 @@
+/*
+ * rpc_int.h - internals shared by the files of rpc/ (and its unit tests and
+ * fuzz target). Not for use outside rpc/.
+ */
+#ifndef ANVIL_RPC_INT_H
+#define ANVIL_RPC_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#include "core/core.h"
+
+struct event_base;
+struct evbuffer;
+
+/* ------------------------------------------------------------------ */
+/* Framing (frame.c)                                                    */
+/* ------------------------------------------------------------------ */
+
+enum rpc_frame_status {
+	RPC_FRAME_OK,	/* one frame decoded */
+	RPC_FRAME_NEED, /* not enough bytes yet */
+	RPC_FRAME_BAD,	/* protocol error: the connection must be closed */
+	RPC_FRAME__MAX
+};
+
+/*
+ * Reads the 4-byte big-endian length at hdr. Returns RPC_FRAME_BAD (reason
+ * in err) when the length is 0 or above max_frame, else RPC_FRAME_OK with
+ * the payload length in *len.
+ */
+enum rpc_frame_status rpc_frame_header(const uint8_t hdr[4], size_t max_frame,
+    size_t *len, char *err, size_t errlen);
+
+/*
+ * Decodes one frame from the start of buf (len bytes, borrowed). On
+ * RPC_FRAME_OK sets *out to a new reference to the JSON object and
+ * *consumed to the bytes used. RPC_FRAME_NEED: *consumed is the total
+ * number of bytes the frame needs (or 4 if the header is incomplete).
+ * RPC_FRAME_BAD: reason in err (oversized, invalid JSON, not an object).
+ */
+enum rpc_frame_status rpc_frame_decode(const uint8_t *buf, size_t len,
+    size_t max_frame, size_t *consumed, json_t **out, char *err,
+    size_t errlen);
+
+/*
+ * Serialises obj (borrowed) into a new frame (header + compact JSON).
+ * Returns the malloc'd frame (caller frees) and its length in *len, or NULL
+ * when it cannot be encoded or is larger than max_frame.
+ */
+uint8_t *rpc_frame_encode(const json_t *obj, size_t max_frame, size_t *len);
+
+/* A parsed request; members borrow from the frame object. */
+struct rpc_parsed_req {
+	json_t *id;	/* integer or string */
+	const char *method;
+	json_t *params; /* object, or NULL when absent */
+	const char *request_id;
+	int64_t deadline_ms;
+};
+
+/*
+ * Checks a request object (borrowed). Returns 0 when valid; 1 when the id
+ * is usable but something else is wrong (answer with a malformed error
+ * whose detail is in err); -1 when there is no usable id (close).
+ */
+int rpc_request_parse(json_t *frame, struct rpc_parsed_req *req, char *err,
+    size_t errlen);
+
+/*
+ * Checks a response object (borrowed). Returns 0 and sets *id; then either
+ * *result (borrowed) is set or *prob (new, caller frees). -1 when the
+ * object is not a response (err set).
+ */
+int rpc_response_parse(json_t *frame, int64_t *id, json_t **result,
+    struct problem **prob, char *err, size_t errlen);
+
+/* New response objects. id and result are borrowed (result is copied by
+ * reference). */
+json_t *rpc_response_ok(json_t *id, json_t *result);
+json_t *rpc_response_err(json_t *id, const struct problem *prob);
+
+/* ------------------------------------------------------------------ */
+/* Targets and TLS (tls.c)                                             */
+/* ------------------------------------------------------------------ */
+
+enum rpc_addr_kind { RPC_ADDR_UNIX, RPC_ADDR_TCP, RPC_ADDR__MAX };
+
+struct rpc_addr {
+	enum rpc_addr_kind kind;
+	char *path; /* unix */
+	char *host; /* tcp, without brackets */
+	char *port; /* tcp */
+};
+
+/* Parses "unix:/path" or "tcp:host:port" / "tcp:[v6]:port". 0 or -1. */
+int rpc_addr_parse(const char *s, struct rpc_addr *a, char *err,
+    size_t errlen);
+void rpc_addr_clear(struct rpc_addr *a);
+
+/*
+ * New TLS contexts (TLS 1.2+). Server: requires and verifies a client
+ * certificate against ca. Client: verifies the server against ca and
+ * presents cert/key. NULL with err on failure; caller frees with
+ * SSL_CTX_free.
+ */
+SSL_CTX *rpc_tls_server_ctx(const char *cert, const char *key, const char *ca,
+    char *err, size_t errlen);
+SSL_CTX *rpc_tls_client_ctx(const char *cert, const char *key, const char *ca,
+    char *err, size_t errlen);
+/* Identity of the verified peer: first SAN DNS name, else CN. Caller
+ * frees; NULL if none. */
+char *rpc_tls_peer_name(SSL *ssl);
+/* Last OpenSSL error queue entry as text into buf (and clears the queue). */
+const char *rpc_tls_errstr(char *buf, size_t buflen);
+
+/* Ignores SIGPIPE if it still has its default action. */
+void rpc_ignore_sigpipe(void);
+/* evthread_use_pthreads once; 0 or -1. */
+int rpc_threads_init(void);
+
+/* ------------------------------------------------------------------ */
+/* Transport: a non-blocking socket, optionally TLS (xport.c)          */
+/* ------------------------------------------------------------------ */
+
+enum rpc_xport_event {
+	RPC_XPORT_CONNECTED, /* connect (and TLS handshake) done */
+	RPC_XPORT_READ,	     /* new bytes in the input buffer */
+	RPC_XPORT_CLOSED,    /* EOF or error; reason via rpc_xport_error */
+	RPC_XPORT__MAX
+};
+
+struct rpc_xport;
+
+/*
+ * Callback on the loop thread. The owner may free the transport inside the
+ * callback only for RPC_XPORT_CLOSED, or when it returns 1 ("freed").
+ */
+typedef int (*rpc_xport_cb)(struct rpc_xport *x, enum rpc_xport_event ev,
+    void *arg);
+
+/*
+ * Wraps fd (taken; closed by rpc_xport_free). ctx NULL = plain; otherwise
+ * TLS, server side when is_server, else client with SNI/hostname check
+ * against server_name. connecting: fd has a non-blocking connect in
+ * progress. RPC_XPORT_CONNECTED is always delivered from the loop, never
+ * from inside this call. NULL on failure (fd closed).
+ */
+struct rpc_xport *rpc_xport_new(struct event_base *base, int fd, SSL_CTX *ctx,
+    int is_server, const char *server_name, int connecting, rpc_xport_cb cb,
+    void *arg);
+void rpc_xport_free(struct rpc_xport *x);
+struct evbuffer *rpc_xport_input(struct rpc_xport *x);
+struct evbuffer *rpc_xport_output(struct rpc_xport *x);
+/* Call after appending to the output buffer. */
+void rpc_xport_flush(struct rpc_xport *x);
+/* Stops / resumes reading from the socket (back-pressure). */
+void rpc_xport_pause(struct rpc_xport *x, int paused);
+/* Reason of the close (static storage inside x). */
+const char *rpc_xport_error(const struct rpc_xport *x);
+/* TLS object or NULL (borrowed). */
+SSL *rpc_xport_ssl(struct rpc_xport *x);
+int rpc_xport_fd(const struct rpc_xport *x);
+
+/* ------------------------------------------------------------------ */
+/* Authorization (server.c, exposed for unit tests)                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Whether peer (and optional user name) may call method under the "allow"
+ * object (borrowed, may be NULL). Keys: exact method names, prefixes ending
+ * in "*" ("sa.get_*"), or "*". Allowed when any matching key lists the
+ * identity, the user name or "*". health.check is always allowed.
+ */
+int rpc_authorized(const json_t *allow, const char *method, const char *peer,
+    const char *user);
+
+#endif /* ANVIL_RPC_INT_H */
