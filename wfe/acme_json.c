@@ -1,0 +1,145 @@
+/*
+ * acme_json.c - RPC objects (docs/rpc-methods.md) to ACME resources
+ * (RFC 8555 §7.1).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "wfe/wfe_int.h"
+
+char *
+wfe_url(const struct wfe_req *r, const char *fmt, ...)
+{
+	va_list ap;
+	char *tail = NULL, *u;
+
+	va_start(ap, fmt);
+	if (vasprintf(&tail, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	u = xasprintf("%s%s", r->base, tail);
+	free(tail);
+	return u;
+}
+
+static void
+copy_member(json_t *dst, const char *dkey, const json_t *src,
+    const char *skey)
+{
+	json_t *v = json_object_get(src, skey);
+
+	if (v != NULL && !json_is_null(v))
+		json_object_set_new(dst, dkey, json_deep_copy(v));
+}
+
+static void
+set_url(json_t *dst, const char *key, char *url)
+{
+	json_object_set_new(dst, key, json_string(url));
+	free(url);
+}
+
+json_t *
+wfe_acme_problem(const json_t *rpc_prob)
+{
+	struct problem *p = problem_from_json(rpc_prob);
+	json_t *j;
+	int status;
+
+	j = wfe_problem_body(p, &status);
+	problem_free(p);
+	return j;
+}
+
+json_t *
+wfe_acme_account(const struct wfe_req *r, const json_t *acct)
+{
+	json_t *j = json_object();
+	json_t *contact = json_object_get(acct, "contact");
+	json_int_t id = json_integer_value(json_object_get(acct, "id"));
+
+	copy_member(j, "status", acct, "status");
+	json_object_set_new(j, "contact", json_is_array(contact) ?
+	    json_deep_copy(contact) : json_array());
+	if (json_is_true(json_object_get(acct, "tos_agreed")))
+		json_object_set_new(j, "termsOfServiceAgreed", json_true());
+	set_url(j, "orders", wfe_url(r, "/acme/acct/%lld/orders",
+	    (long long)id));
+	copy_member(j, "key", acct, "key");
+	copy_member(j, "createdAt", acct, "created");
+	return j;
+}
+
+json_t *
+wfe_acme_order(const struct wfe_req *r, const json_t *order)
+{
+	json_t *j = json_object(), *authzs = json_array();
+	json_t *ids = json_object_get(order, "authz_ids"), *v, *err;
+	json_int_t id = json_integer_value(json_object_get(order, "id"));
+	const char *serial;
+	size_t i;
+
+	copy_member(j, "status", order, "status");
+	copy_member(j, "expires", order, "expires");
+	copy_member(j, "identifiers", order, "identifiers");
+	copy_member(j, "notBefore", order, "not_before");
+	copy_member(j, "notAfter", order, "not_after");
+	copy_member(j, "profile", order, "profile");
+	copy_member(j, "replaces", order, "replaces");
+	json_array_foreach(ids, i, v) {
+		char *u = wfe_url(r, "/acme/authz/%lld",
+		    (long long)json_integer_value(v));
+		json_array_append_new(authzs, json_string(u));
+		free(u);
+	}
+	json_object_set_new(j, "authorizations", authzs);
+	set_url(j, "finalize", wfe_url(r, "/acme/finalize/%lld",
+	    (long long)id));
+	serial = json_string_value(json_object_get(order,
+	    "certificate_serial"));
+	if (serial != NULL)
+		set_url(j, "certificate", wfe_url(r, "/acme/cert/%s", serial));
+	err = json_object_get(order, "error");
+	if (json_is_object(err))
+		json_object_set_new(j, "error", wfe_acme_problem(err));
+	return j;
+}
+
+json_t *
+wfe_acme_challenge(const struct wfe_req *r, int64_t authz_id,
+    const json_t *chall)
+{
+	json_t *j = json_object(), *err;
+
+	copy_member(j, "type", chall, "type");
+	set_url(j, "url", wfe_url(r, "/acme/chall/%lld/%lld",
+	    (long long)authz_id,
+	    (long long)json_integer_value(json_object_get(chall, "id"))));
+	copy_member(j, "token", chall, "token");
+	copy_member(j, "status", chall, "status");
+	copy_member(j, "validated", chall, "validated");
+	err = json_object_get(chall, "error");
+	if (json_is_object(err))
+		json_object_set_new(j, "error", wfe_acme_problem(err));
+	copy_member(j, "validationRecord", chall, "validation_record");
+	return j;
+}
+
+json_t *
+wfe_acme_authz(const struct wfe_req *r, const json_t *authz)
+{
+	json_t *j = json_object(), *chs = json_array(), *v;
+	int64_t id = json_integer_value(json_object_get(authz, "id"));
+	size_t i;
+
+	copy_member(j, "identifier", authz, "identifier");
+	copy_member(j, "status", authz, "status");
+	copy_member(j, "expires", authz, "expires");
+	json_array_foreach(json_object_get(authz, "challenges"), i, v)
+		json_array_append_new(chs, wfe_acme_challenge(r, id, v));
+	json_object_set_new(j, "challenges", chs);
+	if (json_is_true(json_object_get(authz, "wildcard")))
+		json_object_set_new(j, "wildcard", json_true());
+	return j;
+}

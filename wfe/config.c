@@ -1,0 +1,236 @@
+/*
+ * config.c - configs/<env>/wfe.json, parsed strictly (docs/config/wfe.md).
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wfe/wfe_int.h"
+
+#define F(n, t, field, req) {n, t, offsetof(struct wfe_config, field), req, NULL, 0}
+#define O(n, sub) {n, JSPEC_OBJECT, 0, 0, sub, 0}
+
+static const struct jspec debug_spec[] = {
+	F("addr", JSPEC_STRING, debug_addr, 0),
+	F("port", JSPEC_INT, debug_port, 0),
+	JSPEC_END
+};
+static const struct jspec listen_spec[] = {
+	F("addr", JSPEC_STRING, listen_addr, 0),
+	F("port", JSPEC_INT, listen_port, 0),
+	JSPEC_END
+};
+static const struct jspec tls_spec[] = {
+	F("cert", JSPEC_STRING, tls_cert, 1),
+	F("key", JSPEC_STRING, tls_key, 1),
+	JSPEC_END
+};
+static const struct jspec nonce_spec[] = {
+	F("prefix", JSPEC_STRING, nonce_prefix, 0),
+	F("max_outstanding", JSPEC_INT, nonce_max_outstanding, 0),
+	F("lifetime", JSPEC_DURATION, nonce_lifetime_ms, 0),
+	F("key_file", JSPEC_STRING, nonce_key_file, 0),
+	JSPEC_END
+};
+static const struct jspec dir_spec[] = {
+	F("terms_of_service", JSPEC_STRING, tos, 0),
+	F("website", JSPEC_STRING, website, 0),
+	{"caa_identities", JSPEC_STRINGS,
+	    offsetof(struct wfe_config, caa_identities), 0, NULL,
+	    offsetof(struct wfe_config, ncaa_identities)},
+	F("external_account_required", JSPEC_BOOL, eab_required, 0),
+	JSPEC_END
+};
+static const struct jspec retry_spec[] = {
+	F("order", JSPEC_DURATION, retry_after_order_ms, 0),
+	F("authz", JSPEC_DURATION, retry_after_authz_ms, 0),
+	JSPEC_END
+};
+static const struct jspec test_spec[] = {
+	F("nonce_reject_percent", JSPEC_INT, nonce_reject_percent, 0),
+	F("faults", JSPEC_JSON, faults, 0),
+	JSPEC_END
+};
+static const struct jspec wfe_spec[] = {
+	F("log_level", JSPEC_STRING, log_level, 0),
+	O("debug", debug_spec),
+	O("listen", listen_spec),
+	O("tls", tls_spec),
+	F("base_url", JSPEC_STRING, base_url, 1),
+	{"hosts", JSPEC_STRINGS, offsetof(struct wfe_config, hosts), 0, NULL,
+	    offsetof(struct wfe_config, nhosts)},
+	F("trusted_proxy_header", JSPEC_STRING, trusted_proxy_header, 0),
+	F("threads", JSPEC_INT, threads, 0),
+	F("max_body", JSPEC_INT, max_body, 0),
+	F("request_timeout", JSPEC_DURATION, request_timeout_ms, 0),
+	O("nonce", nonce_spec),
+	O("directory", dir_spec),
+	F("ra", JSPEC_JSON, ra, 1),
+	F("sa", JSPEC_JSON, sa, 1),
+	F("ca", JSPEC_JSON, ca, 1),
+	O("retry_after", retry_spec),
+	F("orders_per_page", JSPEC_INT, orders_per_page, 0),
+	F("certificate_get", JSPEC_BOOL, allow_cert_get, 0),
+	O("test", test_spec),
+	F("management", JSPEC_JSON, management, 0),
+	JSPEC_END
+};
+
+/* Removes members whose value is null, recursively: "key": null means
+ * "not set" in our configs. */
+static void
+drop_nulls(json_t *obj)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(obj, tmp, k, v) {
+		if (json_is_null(v))
+			json_object_del(obj, k);
+		else if (json_is_object(v))
+			drop_nulls(v);
+	}
+}
+
+static int
+fault_spec_ok(const json_t *f, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"internal_percent",
+	    "unavailable_percent", "rate_limited_percent"};
+	const char *k;
+	json_t *v;
+	size_t i;
+	int known;
+
+	if (!json_is_object(f)) {
+		snprintf(err, errlen, "test.faults: expected an object");
+		return -1;
+	}
+	json_object_foreach((json_t *)f, k, v) {
+		known = 0;
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (strcmp(k, keys[i]) == 0)
+				known = 1;
+		if (!known) {
+			snprintf(err, errlen, "test.faults.%s: unknown key", k);
+			return -1;
+		}
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 100) {
+			snprintf(err, errlen,
+			    "test.faults.%s: expected an integer 0..100", k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
+    char *err, size_t errlen)
+{
+	json_t *copy = NULL;
+	char *auth = NULL;
+	char sub[256];
+	int rc = -1;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->debug_port = 0;
+	cfg->listen_port = 4431;
+	cfg->threads = 8;
+	cfg->max_body = 65536;
+	cfg->request_timeout_ms = 30000;
+	cfg->nonce_max_outstanding = 100000;
+	cfg->nonce_lifetime_ms = 3600 * 1000;
+	cfg->retry_after_order_ms = 1000;
+	cfg->retry_after_authz_ms = 1000;
+	cfg->orders_per_page = 50;
+	cfg->allow_cert_get = 1;
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "%s: expected an object", path);
+		goto out;
+	}
+	copy = json_deep_copy(obj);
+	if (copy == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	drop_nulls(copy);
+	if (config_parse(path, copy, wfe_spec, cfg, err, errlen) != 0)
+		goto out;
+	if (cfg->log_level == NULL)
+		cfg->log_level = xstrdup("info");
+	if (cfg->listen_addr == NULL)
+		cfg->listen_addr = xstrdup("127.0.0.1");
+	if (cfg->debug_addr == NULL)
+		cfg->debug_addr = xstrdup("127.0.0.1");
+	if (cfg->nonce_prefix == NULL)
+		cfg->nonce_prefix = xstrdup("a1");
+#define BAD(...) do { snprintf(sub, sizeof(sub), __VA_ARGS__); \
+	snprintf(err, errlen, "%s: %s", path, sub); goto out; } while (0)
+	{
+		enum log_level lvl;
+		if (log_level_parse(cfg->log_level, &lvl) != 0)
+			BAD("log_level: unknown level \"%s\"", cfg->log_level);
+	}
+	if (cfg->listen_port < 0 || cfg->listen_port > 65535)
+		BAD("listen.port: out of range");
+	if (cfg->debug_port < 0 || cfg->debug_port > 65535)
+		BAD("debug.port: out of range");
+	auth = wfe_url_authority(cfg->base_url);
+	if (auth == NULL)
+		BAD("base_url: expected http(s)://host[:port]");
+	{
+		char *slash = strchr(strstr(cfg->base_url, "://") + 3, '/');
+		if (slash != NULL && strspn(slash, "/") != strlen(slash))
+			BAD("base_url: must not have a path");
+		if (slash != NULL)
+			*slash = '\0';
+	}
+	if (cfg->threads < 1 || cfg->threads > 1024)
+		BAD("threads: expected 1..1024");
+	if (cfg->max_body < 1024 || cfg->max_body > JOSE_MAX_JWS_LEN)
+		BAD("max_body: expected 1024..%d", JOSE_MAX_JWS_LEN);
+	if (cfg->request_timeout_ms < 1000)
+		BAD("request_timeout: at least 1s");
+	if (cfg->nonce_max_outstanding < 64 ||
+	    cfg->nonce_max_outstanding > (1 << 30))
+		BAD("nonce.max_outstanding: expected 64..2^30");
+	if (cfg->nonce_lifetime_ms < 1000)
+		BAD("nonce.lifetime: at least 1s");
+	{
+		struct wfe_nonce *probe = wfe_nonce_new(cfg->nonce_prefix,
+		    NULL, 0, 64, 1000);
+		if (probe == NULL)
+			BAD("nonce.prefix: 1..8 characters of [A-Za-z0-9_-]");
+		wfe_nonce_free(probe);
+	}
+	if (cfg->orders_per_page < 1 || cfg->orders_per_page > 1000)
+		BAD("orders_per_page: expected 1..1000");
+	if (cfg->nonce_reject_percent < 0 || cfg->nonce_reject_percent > 100)
+		BAD("test.nonce_reject_percent: expected 0..100");
+	if (cfg->faults != NULL && fault_spec_ok(cfg->faults, sub,
+	    sizeof(sub)) != 0) {
+		snprintf(err, errlen, "%s: %s", path, sub);
+		goto out;
+	}
+	if (cfg->management != NULL)
+		BAD("management: the management listener is not implemented "
+		    "yet; remove the key");
+#undef BAD
+	rc = 0;
+out:
+	free(auth);
+	json_decref(copy);
+	return rc;
+}
+
+void
+wfe_config_clear(struct wfe_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	jspec_clear(wfe_spec, cfg);
+	memset(cfg, 0, sizeof(*cfg));
+}

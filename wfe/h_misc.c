@@ -1,0 +1,413 @@
+/*
+ * h_misc.c - the unauthenticated endpoints: directory, newNonce, ARI,
+ * CRLs, OCSP, issuer certificates.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "wfe/wfe_int.h"
+
+#define CACHE_OK_MS (60 * 1000)
+#define CACHE_FAIL_MS (5 * 1000)
+
+/*
+ * A CA answer cached for a minute (profiles, issuers): new reference, or
+ * NULL when the CA could not be asked (a failure is remembered briefly so
+ * that a down CA does not slow every directory request).
+ */
+static json_t *
+cached_ca(struct wfe_req *r, json_t **slot, int64_t *at, const char *method)
+{
+	struct wfe *w = r->w;
+	int64_t now = time_mono_ms();
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	int fresh;
+
+	pthread_mutex_lock(&w->lock);
+	fresh = *at != 0 && now - *at < (*slot ? CACHE_OK_MS : CACHE_FAIL_MS);
+	if (fresh) {
+		res = json_incref(*slot);
+		pthread_mutex_unlock(&w->lock);
+		return res;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (wfe_rpc_raw(r, w->ca, method, NULL, &res, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, r->rid, "%s: %s", method,
+		    p->detail ? p->detail : prob_type_name(p->type));
+		problem_free(p);
+		res = NULL;
+	}
+	pthread_mutex_lock(&w->lock);
+	json_decref(*slot);
+	*slot = json_incref(res);
+	*at = now;
+	pthread_mutex_unlock(&w->lock);
+	return res;
+}
+
+void
+wfe_h_directory(struct wfe_req *r, const char *tail)
+{
+	const struct wfe_config *cfg = r->w->cfg;
+	json_t *d = json_object(), *meta = json_object(), *profiles, *caa;
+	size_t i;
+
+	(void)tail;
+#define U(k, p) do { char *u_ = wfe_url(r, "%s", p); \
+	json_object_set_new(d, k, json_string(u_)); free(u_); } while (0)
+	U("newNonce", "/acme/new-nonce");
+	U("newAccount", "/acme/new-account");
+	U("newOrder", "/acme/new-order");
+	U("newAuthz", "/acme/new-authz");
+	U("revokeCert", "/acme/revoke-cert");
+	U("keyChange", "/acme/key-change");
+	U("renewalInfo", "/acme/renewal-info");
+#undef U
+	if (cfg->tos != NULL)
+		json_object_set_new(meta, "termsOfService",
+		    json_string(cfg->tos));
+	if (cfg->website != NULL)
+		json_object_set_new(meta, "website", json_string(cfg->website));
+	if (cfg->ncaa_identities > 0) {
+		caa = json_array();
+		for (i = 0; i < cfg->ncaa_identities; i++)
+			json_array_append_new(caa,
+			    json_string(cfg->caa_identities[i]));
+		json_object_set_new(meta, "caaIdentities", caa);
+	}
+	json_object_set_new(meta, "externalAccountRequired",
+	    json_boolean(cfg->eab_required));
+	profiles = cached_ca(r, &r->w->profiles, &r->w->profiles_at_ms,
+	    "ca.profiles");
+	if (json_is_object(json_object_get(profiles, "profiles")))
+		json_object_set(meta, "profiles",
+		    json_object_get(profiles, "profiles"));
+	json_decref(profiles);
+	json_object_set_new(d, "meta", meta);
+	r->no_index_link = 1;
+	wfe_reply_json(r, 200, d);
+}
+
+void
+wfe_h_new_nonce(struct wfe_req *r, const char *tail)
+{
+	(void)tail;
+	if (r->method == WFE_POST) {
+		if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
+			return;
+		if (!r->jws->is_post_as_get) {
+			wfe_reply_prob(r, PROB_MALFORMED,
+			    "newNonce takes an empty POST-as-GET payload");
+			return;
+		}
+	}
+	r->want_nonce = 1;
+	wfe_add_header(r, "Cache-Control", "no-store");
+	wfe_reply_raw(r, r->method == WFE_GET ? 204 : 200, NULL, NULL, 0);
+}
+
+static int
+b64url_part_ok(const char *s, size_t n)
+{
+	uint8_t *raw = NULL;
+	size_t rawlen = 0;
+	int ok;
+
+	ok = n > 0 && b64url_decode(s, n, &raw, &rawlen) == 0 && rawlen > 0;
+	free(raw);
+	return ok;
+}
+
+void
+wfe_h_renewal_info(struct wfe_req *r, const char *tail)
+{
+	const char *dot = strchr(tail, '.');
+	json_t *params = NULL, *res = NULL, *out = NULL, *win;
+	json_int_t retry;
+
+	if (dot == NULL || strchr(dot + 1, '.') != NULL ||
+	    !b64url_part_ok(tail, (size_t)(dot - tail)) ||
+	    !b64url_part_ok(dot + 1, strlen(dot + 1))) {
+		wfe_reply_prob(r, PROB_MALFORMED, "renewalInfo path must be "
+		    "base64url(AKI) \".\" base64url(serial) (RFC 9773)");
+		goto out;
+	}
+	params = json_pack("{ss}", "cert_id", tail);
+	if (wfe_rpc(r, r->w->ra, "ra.renewal_info", params, &res) != 0)
+		goto out;
+	win = json_object_get(res, "suggested_window");
+	out = json_pack("{s{sOsO}}", "suggestedWindow",
+	    "start", json_object_get(win, "start"),
+	    "end", json_object_get(win, "end"));
+	if (out == NULL) {
+		wfe_reply_prob(r, PROB_SERVER_INTERNAL,
+		    "renewal info without a window");
+		goto out;
+	}
+	if (json_is_string(json_object_get(res, "explanation_url")))
+		json_object_set(out, "explanationURL",
+		    json_object_get(res, "explanation_url"));
+	retry = json_integer_value(json_object_get(res, "retry_after_s"));
+	wfe_add_header(r, "Retry-After", "%lld",
+	    (long long)(retry > 0 ? retry : 21600));
+	wfe_reply_json(r, 200, out);
+	out = NULL;
+out:
+	json_decref(params);
+	json_decref(res);
+	json_decref(out);
+}
+
+/* Decodes a b64url DER member of res into a malloc'd buffer. */
+static int
+der_member(const json_t *res, const char *key, char **der, size_t *len)
+{
+	const char *s = json_string_value(json_object_get(res, key));
+	uint8_t *raw = NULL;
+
+	if (s == NULL || b64url_decode(s, strlen(s), &raw, len) != 0)
+		return -1;
+	*der = (char *)raw;
+	return 0;
+}
+
+static int
+is_hex(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return n > 0;
+}
+
+void
+wfe_h_crl(struct wfe_req *r, const char *tail)
+{
+	const char *slash = strchr(tail, '/');
+	json_t *params = NULL, *res = NULL;
+	char *issuer = NULL, *der = NULL;
+	size_t len = 0, sl;
+	int64_t shard = -1;
+
+	if (slash == NULL || !is_hex(tail, (size_t)(slash - tail)) ||
+	    slash - tail != 16) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such CRL");
+		goto out;
+	}
+	sl = strlen(slash + 1);
+	if (sl < 5 || strcmp(slash + 1 + sl - 4, ".crl") != 0 ||
+	    (!(sl == 5 && slash[1] == '0') &&
+	    wfe_parse_id(slash + 1, sl - 4, &shard) != 0)) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such CRL");
+		goto out;
+	}
+	if (shard < 0)
+		shard = 0;
+	issuer = xstrndup(tail, 16);
+	params = json_pack("{sssI}", "issuer_id", issuer, "shard",
+	    (json_int_t)shard);
+	if (wfe_rpc(r, r->w->sa, "sa.get_crl", params, &res) != 0)
+		goto out;
+	if (der_member(res, "der", &der, &len) != 0) {
+		wfe_reply_prob(r, PROB_SERVER_INTERNAL, "stored CRL unusable");
+		goto out;
+	}
+	wfe_reply_raw(r, 200, "application/pkix-crl", der, len);
+	der = NULL;
+out:
+	free(issuer);
+	free(der);
+	json_decref(params);
+	json_decref(res);
+}
+
+/* A bare OCSP response with only a status (RFC 6960 §2.3). */
+static void
+ocsp_status_reply(struct wfe_req *r, int status)
+{
+	char *b = xmalloc(5);
+
+	memcpy(b, "\x30\x03\x0a\x01", 4);
+	b[4] = (char)status;
+	wfe_reply_raw(r, 200, "application/ocsp-response", b, 5);
+}
+
+/* Lowercase hex of an ASN.1 integer, left-padded to 36 digits (18 bytes,
+ * our serial size). NULL if negative or too long. */
+static char *
+serial_hex(const ASN1_INTEGER *ai)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(ai, NULL);
+	char *hex = NULL, *out = NULL;
+	size_t n, i;
+
+	if (bn == NULL || BN_is_negative(bn))
+		goto out;
+	hex = BN_bn2hex(bn);
+	if (hex == NULL || (n = strlen(hex)) > 40)
+		goto out;
+	for (i = 0; i < n; i++)
+		hex[i] = (char)tolower((unsigned char)hex[i]);
+	if (n < 36)
+		out = xasprintf("%0*d%s", (int)(36 - n), 0, hex);
+	else if (n % 2)
+		out = xasprintf("0%s", hex);
+	else
+		out = xstrdup(hex);
+out:
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return out;
+}
+
+void
+wfe_h_ocsp(struct wfe_req *r, const char *tail)
+{
+	OCSP_REQUEST *req = NULL;
+	OCSP_ONEREQ *one;
+	OCSP_CERTID *cid;
+	ASN1_INTEGER *ai = NULL;
+	const unsigned char *pp;
+	unsigned char *raw = NULL;
+	size_t rawlen = 0, tl;
+	char *serial = NULL, *der = NULL;
+	json_t *params = NULL, *res = NULL;
+	struct problem *p = NULL;
+	size_t len = 0;
+	int n;
+
+	if (r->method == WFE_POST) {
+		if (r->body == NULL || r->body_len == 0) {
+			ocsp_status_reply(r, 1);
+			goto out;
+		}
+		pp = (const unsigned char *)r->body;
+		req = d2i_OCSP_REQUEST(NULL, &pp, (long)r->body_len);
+	} else {
+		tl = strlen(tail);
+		raw = xmalloc(tl / 4 * 3 + 4);
+		n = tl % 4 == 0 && tl > 0 ? EVP_DecodeBlock(raw,
+		    (const unsigned char *)tail, (int)tl) : -1;
+		if (n > 0) {
+			rawlen = (size_t)n;
+			while (tl > 0 && tail[tl - 1] == '=' && rawlen > 0) {
+				rawlen--;
+				tl--;
+			}
+			pp = raw;
+			req = d2i_OCSP_REQUEST(NULL, &pp, (long)rawlen);
+		}
+	}
+	if (req == NULL || OCSP_request_onereq_count(req) != 1) {
+		ocsp_status_reply(r, 1); /* malformedRequest */
+		goto out;
+	}
+	one = OCSP_request_onereq_get0(req, 0);
+	cid = OCSP_onereq_get0_id(one);
+	if (OCSP_id_get0_info(NULL, NULL, NULL, &ai, cid) != 1 ||
+	    (serial = serial_hex(ai)) == NULL) {
+		ocsp_status_reply(r, 1);
+		goto out;
+	}
+	params = json_pack("{ss}", "serial", serial);
+	if (wfe_rpc_raw(r, r->w->ca, "ca.ocsp", params, &res, &p) != 0) {
+		if (p->type == PROB_UNAVAILABLE || p->type ==
+		    PROB_SERVER_INTERNAL)
+			ocsp_status_reply(r, 3); /* tryLater */
+		else
+			ocsp_status_reply(r, 6); /* unauthorized */
+		goto out;
+	}
+	if (der_member(res, "der", &der, &len) != 0) {
+		ocsp_status_reply(r, 2); /* internalError */
+		goto out;
+	}
+	wfe_reply_raw(r, 200, "application/ocsp-response", der, len);
+	der = NULL;
+out:
+	problem_free(p);
+	OCSP_REQUEST_free(req);
+	free(raw);
+	free(serial);
+	free(der);
+	json_decref(params);
+	json_decref(res);
+}
+
+json_t *
+wfe_issuer_find(struct wfe_req *r, const char *id)
+{
+	json_t *all, *v, *found = NULL;
+	size_t i;
+
+	all = cached_ca(r, &r->w->issuers, &r->w->issuers_at_ms,
+	    "ca.get_issuers");
+	if (all == NULL) {
+		struct problem *p = problem_new(PROB_UNAVAILABLE,
+		    "certificate authority unavailable");
+		p->retry_after = 5;
+		wfe_reply_problem(r, p);
+		return NULL;
+	}
+	json_array_foreach(json_object_get(all, "issuers"), i, v) {
+		const char *vid = json_string_value(json_object_get(v, "id"));
+		if (vid != NULL && strcmp(vid, id) == 0) {
+			found = json_incref(v);
+			break;
+		}
+	}
+	json_decref(all);
+	if (found == NULL)
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such issuer");
+	return found;
+}
+
+void
+wfe_h_issuer(struct wfe_req *r, const char *tail)
+{
+	json_t *iss = NULL;
+	const char *pem;
+	char *id = NULL;
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	unsigned char *der = NULL;
+	int len;
+	size_t tl = strlen(tail);
+
+	if (tl != 20 || strcmp(tail + 16, ".der") != 0 || !is_hex(tail, 16)) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such issuer");
+		goto out;
+	}
+	id = xstrndup(tail, 16);
+	if ((iss = wfe_issuer_find(r, id)) == NULL)
+		goto out;
+	pem = json_string_value(json_object_get(iss, "cert_pem"));
+	if (pem == NULL || (bio = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
+	    (len = i2d_X509(x, &der)) <= 0) {
+		wfe_reply_prob(r, PROB_SERVER_INTERNAL, "issuer unusable");
+		goto out;
+	}
+	{
+		char *copy = xmalloc((size_t)len);
+		memcpy(copy, der, (size_t)len);
+		wfe_reply_raw(r, 200, "application/pkix-cert", copy,
+		    (size_t)len);
+	}
+out:
+	OPENSSL_free(der);
+	X509_free(x);
+	BIO_free(bio);
+	json_decref(iss);
+	free(id);
+}

@@ -1,0 +1,330 @@
+/*
+ * h_order.c - newOrder, order, finalize, newAuthz, authz, challenge
+ * (RFC 8555 §7.4-7.5). Every read checks the requester owns the resource;
+ * another account gets the same 404 as a missing one.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wfe/wfe_int.h"
+
+/*
+ * Reads an order/authz with `method` and returns it (new ref) when it
+ * belongs to the requesting account; else NULL after replying 404.
+ */
+static json_t *
+get_owned(struct wfe_req *r, const char *method, int64_t id,
+    const char *what)
+{
+	json_t *params = json_pack("{sI}", "id", (json_int_t)id);
+	json_t *res = NULL;
+	struct problem *p = NULL;
+
+	if (wfe_rpc_raw(r, r->w->sa, method, params, &res, &p) != 0) {
+		json_decref(params);
+		if (p->type == PROB_NOT_FOUND) {
+			problem_free(p);
+			wfe_reply_prob(r, PROB_NOT_FOUND, "no such %s", what);
+		} else {
+			wfe_reply_problem(r, p);
+		}
+		return NULL;
+	}
+	json_decref(params);
+	if (json_integer_value(json_object_get(res, "account_id")) !=
+	    r->account_id) {
+		log_msg(LOG_LEVEL_INFO, r->rid, "account %lld asked for %s %lld"
+		    " of another account", (long long)r->account_id, what,
+		    (long long)id);
+		json_decref(res);
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such %s", what);
+		return NULL;
+	}
+	return res;
+}
+
+static void
+reply_order(struct wfe_req *r, int status, const json_t *order)
+{
+	const char *st = json_string_value(json_object_get(order, "status"));
+	char *u = wfe_url(r, "/acme/order/%lld",
+	    (long long)json_integer_value(json_object_get(order, "id")));
+
+	wfe_add_header(r, "Location", "%s", u);
+	free(u);
+	if (st != NULL && strcmp(st, "processing") == 0)
+		wfe_add_header(r, "Retry-After", "%lld", (long long)
+		    ((r->w->cfg->retry_after_order_ms + 999) / 1000));
+	wfe_reply_json(r, status, wfe_acme_order(r, order));
+}
+
+static int
+string_member(struct wfe_req *r, const json_t *o, const char *key,
+    json_t *params, const char *pkey)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v)) {
+		wfe_reply_prob(r, PROB_MALFORMED, "\"%s\" must be a string",
+		    key);
+		return -1;
+	}
+	json_object_set(params, pkey, v);
+	return 0;
+}
+
+static int
+identifier_ok(struct wfe_req *r, const json_t *id, const char *where)
+{
+	if (!json_is_object(id) ||
+	    !json_is_string(json_object_get(id, "type")) ||
+	    !json_is_string(json_object_get(id, "value"))) {
+		wfe_reply_prob(r, PROB_MALFORMED, "%s must be an object with "
+		    "string \"type\" and \"value\"", where);
+		return 0;
+	}
+	return 1;
+}
+
+void
+wfe_h_new_order(struct wfe_req *r, const char *tail)
+{
+	json_t *payload = NULL, *params = NULL, *res = NULL, *ids, *v;
+	size_t i;
+
+	(void)tail;
+	if (wfe_jws_auth(r, WFE_KEY_KID) != 0 ||
+	    wfe_jws_payload(r, &payload) != 0)
+		goto out;
+	ids = json_object_get(payload, "identifiers");
+	if (!json_is_array(ids) || json_array_size(ids) == 0) {
+		wfe_reply_prob(r, PROB_MALFORMED,
+		    "\"identifiers\" must be a non-empty array");
+		goto out;
+	}
+	json_array_foreach(ids, i, v)
+		if (!identifier_ok(r, v, "each identifier"))
+			goto out;
+	params = json_pack("{sIsO}", "account_id", (json_int_t)r->account_id,
+	    "identifiers", ids);
+	if (string_member(r, payload, "notBefore", params, "not_before") ||
+	    string_member(r, payload, "notAfter", params, "not_after") ||
+	    string_member(r, payload, "profile", params, "profile") ||
+	    string_member(r, payload, "replaces", params, "replaces"))
+		goto out;
+	if (wfe_rpc(r, r->w->ra, "ra.new_order", params, &res) != 0)
+		goto out;
+	reply_order(r, 201, res);
+out:
+	json_decref(payload);
+	json_decref(params);
+	json_decref(res);
+}
+
+void
+wfe_h_order(struct wfe_req *r, const char *tail)
+{
+	json_t *order = NULL;
+	int64_t id;
+
+	if (wfe_parse_id(tail, strlen(tail), &id) != 0) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such order");
+		return;
+	}
+	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
+		return;
+	if (!r->jws->is_post_as_get) {
+		wfe_reply_prob(r, PROB_MALFORMED,
+		    "an order is read with POST-as-GET (empty payload)");
+		return;
+	}
+	if ((order = get_owned(r, "sa.get_order", id, "order")) == NULL)
+		return;
+	reply_order(r, 200, order);
+	json_decref(order);
+}
+
+void
+wfe_h_finalize(struct wfe_req *r, const char *tail)
+{
+	json_t *payload = NULL, *order = NULL, *params = NULL, *res = NULL;
+	json_t *csr;
+	int64_t id;
+
+	if (wfe_parse_id(tail, strlen(tail), &id) != 0) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such order");
+		goto out;
+	}
+	if (wfe_jws_auth(r, WFE_KEY_KID) != 0 ||
+	    wfe_jws_payload(r, &payload) != 0)
+		goto out;
+	if ((order = get_owned(r, "sa.get_order", id, "order")) == NULL)
+		goto out;
+	csr = json_object_get(payload, "csr");
+	if (!json_is_string(csr) || json_string_length(csr) == 0) {
+		wfe_reply_prob(r, PROB_MALFORMED,
+		    "\"csr\" must be a base64url DER CSR");
+		goto out;
+	}
+	params = json_pack("{sIsIsO}", "account_id", (json_int_t)r->account_id,
+	    "order_id", (json_int_t)id, "csr", csr);
+	if (wfe_rpc(r, r->w->ra, "ra.finalize_order", params, &res) != 0)
+		goto out;
+	reply_order(r, 200, res);
+out:
+	json_decref(payload);
+	json_decref(order);
+	json_decref(params);
+	json_decref(res);
+}
+
+static void
+reply_authz(struct wfe_req *r, int status, const json_t *authz)
+{
+	char *u = wfe_url(r, "/acme/authz/%lld",
+	    (long long)json_integer_value(json_object_get(authz, "id")));
+
+	if (status == 201)
+		wfe_add_header(r, "Location", "%s", u);
+	free(u);
+	wfe_reply_json(r, status, wfe_acme_authz(r, authz));
+}
+
+void
+wfe_h_new_authz(struct wfe_req *r, const char *tail)
+{
+	json_t *payload = NULL, *params = NULL, *res = NULL, *ident;
+
+	(void)tail;
+	if (wfe_jws_auth(r, WFE_KEY_KID) != 0 ||
+	    wfe_jws_payload(r, &payload) != 0)
+		goto out;
+	ident = json_object_get(payload, "identifier");
+	if (!identifier_ok(r, ident, "\"identifier\""))
+		goto out;
+	params = json_pack("{sIsO}", "account_id", (json_int_t)r->account_id,
+	    "identifier", ident);
+	if (wfe_rpc(r, r->w->ra, "ra.new_authz", params, &res) != 0)
+		goto out;
+	reply_authz(r, 201, res);
+out:
+	json_decref(payload);
+	json_decref(params);
+	json_decref(res);
+}
+
+void
+wfe_h_authz(struct wfe_req *r, const char *tail)
+{
+	json_t *payload = NULL, *authz = NULL, *params = NULL, *res = NULL;
+	json_t *st;
+	int64_t id;
+
+	if (wfe_parse_id(tail, strlen(tail), &id) != 0) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such authorization");
+		goto out;
+	}
+	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
+		goto out;
+	if ((authz = get_owned(r, "sa.get_authz", id,
+	    "authorization")) == NULL)
+		goto out;
+	if (r->jws->is_post_as_get) {
+		reply_authz(r, 200, authz);
+		goto out;
+	}
+	if (wfe_jws_payload(r, &payload) != 0)
+		goto out;
+	st = json_object_get(payload, "status");
+	if (!json_is_string(st) ||
+	    strcmp(json_string_value(st), "deactivated") != 0) {
+		wfe_reply_prob(r, PROB_MALFORMED, "an authorization update "
+		    "must be {\"status\": \"deactivated\"}");
+		goto out;
+	}
+	params = json_pack("{sIsI}", "account_id", (json_int_t)r->account_id,
+	    "authz_id", (json_int_t)id);
+	if (wfe_rpc(r, r->w->ra, "ra.deactivate_authz", params, &res) != 0)
+		goto out;
+	reply_authz(r, 200, res);
+out:
+	json_decref(payload);
+	json_decref(authz);
+	json_decref(params);
+	json_decref(res);
+}
+
+static const json_t *
+find_challenge(const json_t *authz, int64_t cid)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(authz, "challenges"), i, v)
+		if (json_integer_value(json_object_get(v, "id")) == cid)
+			return v;
+	return NULL;
+}
+
+void
+wfe_h_challenge(struct wfe_req *r, const char *tail)
+{
+	const char *slash = strchr(tail, '/');
+	json_t *payload = NULL, *authz = NULL, *params = NULL, *res = NULL;
+	const json_t *ch;
+	const char *st;
+	int64_t aid, cid;
+	char *up = NULL;
+
+	if (slash == NULL ||
+	    wfe_parse_id(tail, (size_t)(slash - tail), &aid) != 0 ||
+	    wfe_parse_id(slash + 1, strlen(slash + 1), &cid) != 0) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such challenge");
+		goto out;
+	}
+	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
+		goto out;
+	if ((authz = get_owned(r, "sa.get_authz", aid,
+	    "challenge")) == NULL)
+		goto out;
+	if ((ch = find_challenge(authz, cid)) == NULL) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such challenge");
+		goto out;
+	}
+	up = wfe_url(r, "/acme/authz/%lld", (long long)aid);
+	st = json_string_value(json_object_get(ch, "status"));
+	if (!r->jws->is_post_as_get) {
+		/* Any JSON object (normally {}) asks for validation. */
+		if (wfe_jws_payload(r, &payload) != 0)
+			goto out;
+		if (st != NULL && strcmp(st, "pending") == 0) {
+			params = json_pack("{sIsIsIss}",
+			    "account_id", (json_int_t)r->account_id,
+			    "authz_id", (json_int_t)aid,
+			    "challenge_id", (json_int_t)cid,
+			    "thumbprint", r->acct_key->thumbprint);
+			if (wfe_rpc(r, r->w->ra, "ra.perform_validation",
+			    params, &res) != 0)
+				goto out;
+			if ((ch = find_challenge(res, cid)) == NULL) {
+				wfe_reply_prob(r, PROB_SERVER_INTERNAL,
+				    "challenge missing after validation");
+				goto out;
+			}
+		}
+	}
+	wfe_add_header(r, "Link", "<%s>;rel=\"up\"", up);
+	st = json_string_value(json_object_get(ch, "status"));
+	if (st != NULL && strcmp(st, "processing") == 0)
+		wfe_add_header(r, "Retry-After", "%lld", (long long)
+		    ((r->w->cfg->retry_after_authz_ms + 999) / 1000));
+	wfe_reply_json(r, 200, wfe_acme_challenge(r, aid, ch));
+out:
+	free(up);
+	json_decref(payload);
+	json_decref(authz);
+	json_decref(params);
+	json_decref(res);
+}

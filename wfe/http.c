@@ -1,0 +1,296 @@
+/*
+ * http.c - libmicrohttpd glue: per-request context, body reading with a cap,
+ * the headers every response carries, metrics per request.
+ *
+ * Threading (docs/scaling.md "WFE"): MHD's internal thread pool of
+ * cfg->threads epoll threads; handlers run on those threads and make
+ * blocking rpc_call()s.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "rpc/rpc.h"
+#include "wfe/wfe_int.h"
+
+static struct wfe_req *
+req_new(struct wfe *w, const char *uri)
+{
+	struct wfe_req *r = xcalloc(1, sizeof(*r));
+	uint64_t n;
+
+	r->w = w;
+	r->start_ms = time_mono_ms();
+	r->uri = xstrdup(uri ? uri : "/");
+	pthread_mutex_lock(&w->lock);
+	n = ++w->rid_next;
+	pthread_mutex_unlock(&w->lock);
+	snprintf(r->rid, sizeof(r->rid), "%s-%llx", w->cfg->nonce_prefix,
+	    (unsigned long long)n);
+	r->route = "unknown";
+	r->account_id = -1;
+	return r;
+}
+
+static void
+req_free(struct wfe_req *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	free(r->uri);
+	free(r->path);
+	free(r->base);
+	free(r->seen_base);
+	free(r->body);
+	jws_free(r->jws);
+	jwk_free(r->acct_key);
+	json_decref(r->account);
+	free(r->out);
+	for (i = 0; i < r->nhdrs; i++) {
+		free(r->hdrs[i].name);
+		free(r->hdrs[i].value);
+	}
+	free(r);
+}
+
+/* MHD calls this first, with the raw request-target: the context starts
+ * here so that the query string is kept for the `url` check. */
+static void *
+uri_log_cb(void *cls, const char *uri, struct MHD_Connection *con)
+{
+	(void)con;
+	return req_new(cls, uri);
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct wfe *w = cls;
+	struct wfe_req *r = *con_cls;
+	char labels[256], ep[64];
+	const char *m;
+
+	(void)con;
+	(void)toe;
+	if (r == NULL)
+		return;
+	if (r->done) {
+		m = r->method == WFE_GET ? "GET" : r->method == WFE_HEAD ?
+		    "HEAD" : r->method == WFE_POST ? "POST" : "OTHER";
+		metrics_label_escape(r->route, ep, sizeof(ep));
+		snprintf(labels, sizeof(labels),
+		    "endpoint=\"%s\",method=\"%s\",status=\"%d\"", ep, m,
+		    r->status);
+		metrics_counter_add(w->metrics, "anvil_wfe_requests_total",
+		    "HTTP requests by endpoint, method and status", labels, 1);
+		snprintf(labels, sizeof(labels), "endpoint=\"%s\"", ep);
+		metrics_histogram_observe(w->metrics,
+		    "anvil_wfe_request_duration_seconds",
+		    "Request latency by endpoint", labels,
+		    (double)(time_mono_ms() - r->start_ms) / 1000.0);
+	}
+	req_free(r);
+	*con_cls = NULL;
+}
+
+static enum wfe_method
+method_of(const char *m)
+{
+	if (strcmp(m, "GET") == 0)
+		return WFE_GET;
+	if (strcmp(m, "HEAD") == 0)
+		return WFE_HEAD;
+	if (strcmp(m, "POST") == 0)
+		return WFE_POST;
+	return WFE_OTHER;
+}
+
+static enum MHD_Result
+send_reply(struct wfe_req *r)
+{
+	struct MHD_Response *resp = NULL;
+	enum MHD_Result ret;
+	int have_cache = 0;
+	size_t i;
+	char *nonce = NULL;
+
+	if (r->want_nonce || r->status >= 400 || r->method == WFE_POST) {
+		nonce = wfe_nonce_issue(r->w->nonces, time_now_ms());
+		metrics_counter_add(r->w->metrics, "anvil_wfe_nonces_total",
+		    "Nonces by result", "result=\"issued\"", 1);
+	}
+	resp = MHD_create_response_from_buffer(r->out_len, r->out,
+	    MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(nonce);
+		return MHD_NO;
+	}
+	r->out = NULL;
+	if (r->ctype != NULL && (r->out_len > 0 || r->status != 204))
+		MHD_add_response_header(resp, "Content-Type", r->ctype);
+	if (nonce != NULL)
+		MHD_add_response_header(resp, "Replay-Nonce", nonce);
+	for (i = 0; i < r->nhdrs; i++) {
+		if (strcmp(r->hdrs[i].name, "Cache-Control") == 0)
+			have_cache = 1;
+		MHD_add_response_header(resp, r->hdrs[i].name,
+		    r->hdrs[i].value);
+	}
+	if (!have_cache)
+		MHD_add_response_header(resp, "Cache-Control",
+		    "public, max-age=0, no-cache");
+	if (!r->no_index_link && r->base != NULL) {
+		char *link = xasprintf("<%s/directory>;rel=\"index\"",
+		    r->base);
+		MHD_add_response_header(resp, "Link", link);
+		free(link);
+	}
+	ret = MHD_queue_response(r->conn, (unsigned int)r->status, resp);
+	MHD_destroy_response(resp);
+	free(nonce);
+	return ret;
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *con, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct wfe *w = cls;
+	struct wfe_req *r = *con_cls;
+	const char *host, *proto = NULL;
+
+	(void)version;
+	if (r == NULL) {
+		r = req_new(w, url);
+		*con_cls = r;
+	}
+	if (r->conn == NULL) {
+		/* First call: headers are in. */
+		r->conn = con;
+		r->method = method_of(method);
+		r->path = xstrdup(url);
+		host = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+		    "Host");
+		if (w->cfg->trusted_proxy_header != NULL)
+			proto = MHD_lookup_connection_value(con,
+			    MHD_HEADER_KIND, w->cfg->trusted_proxy_header);
+		wfe_url_bases(w->cfg, host, proto, &r->seen_base, &r->base);
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+
+		if (!r->body_too_large &&
+		    r->body_len + n <= (size_t)w->cfg->max_body) {
+			r->body = xrealloc(r->body, r->body_len + n + 1);
+			memcpy(r->body + r->body_len, upload_data, n);
+			r->body_len += n;
+			r->body[r->body_len] = '\0';
+		} else {
+			r->body_too_large = 1;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->done)
+		return MHD_YES; /* already answered */
+	if (r->body_too_large) {
+		struct problem *p = problem_new(PROB_MALFORMED,
+		    "request body larger than %lld bytes",
+		    (long long)w->cfg->max_body);
+		p->status = 413;
+		wfe_reply_problem(r, p);
+	} else {
+		wfe_dispatch(r);
+	}
+	return send_reply(r);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	log_vmsg(LOG_LEVEL_INFO, NULL, fmt, ap);
+}
+
+int
+wfe_start(struct wfe *w, char *err, size_t errlen)
+{
+	const struct wfe_config *cfg = w->cfg;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	unsigned int timeout_s;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, cfg->listen_addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)cfg->listen_port);
+	} else if (inet_pton(AF_INET6, cfg->listen_addr, &s6->sin6_addr) ==
+	    1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)cfg->listen_port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(err, errlen, "listen.addr: not an IP address: %s",
+		    cfg->listen_addr);
+		return -1;
+	}
+	if (w->tls_cert_pem != NULL) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			snprintf(err, errlen,
+			    "libmicrohttpd was built without TLS");
+			return -1;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	timeout_s = (unsigned int)((cfg->request_timeout_ms + 999) / 1000);
+	if (w->tls_cert_pem != NULL)
+		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+		    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    MHD_OPTION_HTTPS_MEM_KEY, w->tls_key_pem,
+		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem,
+		    MHD_OPTION_END);
+	else
+		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+		    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    MHD_OPTION_END);
+	if (w->mhd == NULL) {
+		snprintf(err, errlen, "cannot listen on %s:%lld (in use?)",
+		    cfg->listen_addr, (long long)cfg->listen_port);
+		return -1;
+	}
+	log_info("listening on %s://%s:%lld (%lld threads)",
+	    w->tls_cert_pem ? "https" : "http", cfg->listen_addr,
+	    (long long)cfg->listen_port, (long long)cfg->threads);
+	return 0;
+}
+
+void
+wfe_stop(struct wfe *w)
+{
+	if (w == NULL || w->mhd == NULL)
+		return;
+	MHD_stop_daemon(w->mhd);
+	w->mhd = NULL;
+}

@@ -1,0 +1,208 @@
+/*
+ * wfe.c - lifecycle of the front end and the RPC helper.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "rpc/rpc.h"
+#include "wfe/wfe_int.h"
+
+static struct rpc_client *
+client_new(const json_t *obj, const char *name, struct metrics *m, char *err,
+    size_t errlen)
+{
+	struct rpc_client_config cc;
+	struct rpc_client *c = NULL;
+	char e[256];
+
+	memset(&cc, 0, sizeof(cc));
+	if (rpc_client_config_parse(obj, &cc, e, sizeof(e)) != 0) {
+		snprintf(err, errlen, "%s: %s", name, e);
+		goto out;
+	}
+	c = rpc_client_new(&cc, name, m, e, sizeof(e));
+	if (c == NULL)
+		snprintf(err, errlen, "%s: %s", name, e);
+out:
+	rpc_client_config_clear(&cc);
+	return c;
+}
+
+struct wfe *
+wfe_new(const struct wfe_config *cfg, struct metrics *metrics, char *err,
+    size_t errlen)
+{
+	struct wfe *w = xcalloc(1, sizeof(*w));
+	char *key = NULL;
+	size_t keylen = 0, len = 0;
+	char e[256];
+	int ok = 0;
+
+	w->cfg = cfg;
+	w->metrics = metrics;
+	jose_policy_default(&w->policy);
+	if (pthread_mutex_init(&w->lock, NULL) != 0) {
+		snprintf(err, errlen, "mutex init failed");
+		free(w);
+		return NULL;
+	}
+	if (cfg->tls_cert != NULL) {
+		if (file_read_all(cfg->tls_cert, 1 << 20, &w->tls_cert_pem,
+		    &len, e, sizeof(e)) != 0) {
+			snprintf(err, errlen, "tls.cert: %s", e);
+			goto out;
+		}
+		if (file_read_all(cfg->tls_key, 1 << 20, &w->tls_key_pem,
+		    &len, e, sizeof(e)) != 0) {
+			snprintf(err, errlen, "tls.key: %s", e);
+			goto out;
+		}
+	}
+	if (cfg->nonce_key_file != NULL) {
+		if (file_check_secret_mode(cfg->nonce_key_file, e,
+		    sizeof(e)) != 0 || file_read_all(cfg->nonce_key_file,
+		    4096, &key, &keylen, e, sizeof(e)) != 0) {
+			snprintf(err, errlen, "nonce.key_file: %s", e);
+			goto out;
+		}
+		while (keylen > 0 && (key[keylen - 1] == '\n' ||
+		    key[keylen - 1] == '\r'))
+			keylen--;
+		if (keylen < 16) {
+			snprintf(err, errlen,
+			    "nonce.key_file: at least 16 bytes of secret");
+			goto out;
+		}
+	}
+	w->nonces = wfe_nonce_new(cfg->nonce_prefix, (uint8_t *)key, keylen,
+	    (uint64_t)cfg->nonce_max_outstanding, cfg->nonce_lifetime_ms);
+	if (w->nonces == NULL) {
+		snprintf(err, errlen, "nonce: bad settings");
+		goto out;
+	}
+	if ((w->ra = client_new(cfg->ra, "ra", metrics, err, errlen)) == NULL ||
+	    (w->sa = client_new(cfg->sa, "sa", metrics, err, errlen)) == NULL ||
+	    (w->ca = client_new(cfg->ca, "ca", metrics, err, errlen)) == NULL)
+		goto out;
+	ok = 1;
+out:
+	if (key != NULL) {
+		OPENSSL_cleanse(key, keylen);
+		free(key);
+	}
+	if (!ok) {
+		wfe_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void
+wfe_free(struct wfe *w)
+{
+	if (w == NULL)
+		return;
+	wfe_stop(w);
+	rpc_client_free(w->ra);
+	rpc_client_free(w->sa);
+	rpc_client_free(w->ca);
+	wfe_nonce_free(w->nonces);
+	free(w->tls_cert_pem);
+	if (w->tls_key_pem != NULL) {
+		OPENSSL_cleanse(w->tls_key_pem, strlen(w->tls_key_pem));
+		free(w->tls_key_pem);
+	}
+	json_decref(w->profiles);
+	json_decref(w->issuers);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+int
+wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, const char *method,
+    json_t *params, json_t **result, struct problem **prob)
+{
+	*result = NULL;
+	*prob = NULL;
+	if (rpc_call(c, method, params, 0, r->rid, result, prob) == 0)
+		return 0;
+	if (*prob == NULL)
+		*prob = problem_new(PROB_UNAVAILABLE, "%s failed", method);
+	return -1;
+}
+
+int
+wfe_rpc(struct wfe_req *r, struct rpc_client *c, const char *method,
+    json_t *params, json_t **result)
+{
+	struct problem *p = NULL;
+
+	if (wfe_rpc_raw(r, c, method, params, result, &p) == 0)
+		return 0;
+	wfe_reply_problem(r, p);
+	return -1;
+}
+
+static int
+health(void *arg, char *msg, size_t msglen)
+{
+	struct wfe *w = arg;
+
+	if (w->mhd == NULL) {
+		snprintf(msg, msglen, "listener not running");
+		return -1;
+	}
+	return 0;
+}
+
+int
+wfe_main(const struct wfe_config *cfg)
+{
+	struct metrics *m = NULL;
+	struct debug_server *dbg = NULL;
+	struct wfe *w = NULL;
+	sigset_t set;
+	char err[512];
+	int sig = 0, rc = 1;
+
+	/* Block the stop signals in every thread we create; sigwait below. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	m = metrics_new();
+	w = wfe_new(cfg, m, err, sizeof(err));
+	if (w == NULL) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (wfe_start(w, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (cfg->debug_port > 0) {
+		dbg = debug_server_start(cfg->debug_addr, (int)cfg->debug_port,
+		    m, health, w, err, sizeof(err));
+		if (dbg == NULL) {
+			log_error("debug: %s", err);
+			goto out;
+		}
+	}
+	log_info("anvil-wfe %s ready, base_url %s", ANVIL_VERSION,
+	    cfg->base_url);
+	if (sigwait(&set, &sig) != 0)
+		goto out;
+	log_info("signal %d: draining", sig);
+	rc = 0;
+out:
+	debug_server_stop(dbg);
+	wfe_free(w);
+	metrics_free(m);
+	return rc;
+}

@@ -1,0 +1,89 @@
+/*
+ * wfe.h - the ACME web front end (anvil-wfe).
+ *
+ * The only process ACME clients talk to: HTTPS (libmicrohttpd), directory,
+ * nonces, JWS verification (jose/), ACME JSON and problem documents. It
+ * calls ra.* for every change, read-only sa.* for reads and ca.get_issuers /
+ * ca.ocsp / ca.profiles; it never touches the database or keys.
+ *
+ * Ownership: wfe_config_parse fills a caller-owned struct freed with
+ * wfe_config_clear. wfe_new borrows the config (it must outlive the wfe)
+ * and returns an object freed with wfe_free.
+ */
+#ifndef ANVIL_WFE_H
+#define ANVIL_WFE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/core.h"
+
+/* Parsed configs/<env>/wfe.json. Keys: docs/config/wfe.md. */
+struct wfe_config {
+	char *log_level;
+	char *debug_addr;
+	int64_t debug_port;
+	char *listen_addr;
+	int64_t listen_port;
+	char *tls_cert;		/* NULL: plain HTTP (behind a TLS terminator) */
+	char *tls_key;
+	char *base_url;		/* "https://localhost:4431", no trailing '/' */
+	char **hosts;		/* extra accepted Host header values */
+	size_t nhosts;
+	char *trusted_proxy_header; /* e.g. "X-Forwarded-Proto"; NULL = none */
+	int64_t threads;
+	int64_t max_body;
+	int64_t request_timeout_ms;
+	char *nonce_prefix;
+	int64_t nonce_max_outstanding;
+	int64_t nonce_lifetime_ms;
+	char *nonce_key_file;
+	char *tos;		/* directory.terms_of_service */
+	char *website;
+	char **caa_identities;
+	size_t ncaa_identities;
+	int eab_required;
+	json_t *ra;		/* rpc client configs (raw) */
+	json_t *sa;
+	json_t *ca;
+	int64_t retry_after_order_ms;
+	int64_t retry_after_authz_ms;
+	int64_t orders_per_page;
+	int64_t nonce_reject_percent; /* test mode */
+	json_t *faults;		/* test mode: {"500":pct,"503":pct,"429":pct} */
+	json_t *management;	/* reserved; must be null/absent for now */
+	int allow_cert_get;	/* plain GET on /acme/cert/ (default 1) */
+};
+
+/*
+ * Parses a loaded config object (borrowed) into cfg (caller clears with
+ * wfe_config_clear even on failure). Defaults are filled first. `path`
+ * only prefixes messages. 0, or -1 with a message naming the bad key.
+ */
+int wfe_config_parse(const json_t *obj, const char *path,
+    struct wfe_config *cfg, char *err, size_t errlen);
+void wfe_config_clear(struct wfe_config *cfg);
+
+struct wfe;
+
+/*
+ * Creates the front end: RPC clients, nonce service, TLS material, metrics
+ * (borrowed, must outlive the wfe). Does not listen yet. NULL with err.
+ */
+struct wfe *wfe_new(const struct wfe_config *cfg, struct metrics *metrics,
+    char *err, size_t errlen);
+/* Starts the HTTPS listener (own thread pool). 0 or -1 with err. */
+int wfe_start(struct wfe *w, char *err, size_t errlen);
+/* Stops the listener (in-flight requests finish). Safe if not started. */
+void wfe_stop(struct wfe *w);
+void wfe_free(struct wfe *w);
+
+/*
+ * Process body: starts the listener and the debug server, waits for
+ * SIGTERM/SIGINT, drains. Returns the process exit status.
+ */
+int wfe_main(const struct wfe_config *cfg);
+
+#endif /* ANVIL_WFE_H */

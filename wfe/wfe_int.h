@@ -1,0 +1,272 @@
+/*
+ * wfe_int.h - internals of the web front end, shared by the files of wfe/
+ * and by test/unit/test_wfe*.c. Not for other modules.
+ */
+#ifndef ANVIL_WFE_INT_H
+#define ANVIL_WFE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/core.h"
+#include "jose/jose.h"
+#include "wfe/wfe.h"
+
+struct MHD_Daemon;
+struct MHD_Connection;
+struct rpc_client;
+
+/* ------------------------------------------------------------------ */
+/* Nonce service (nonce.c)                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * nonce = prefix || b64url(counter u64 BE || issued_s u32 BE ||
+ *                          HMAC-SHA256(key, prefix || counter || issued)[0..16])
+ * The counter starts at the wall clock in microseconds when the service is
+ * created, so counters never repeat across restarts. Unused nonces are
+ * remembered in a bitmap window of the last `window` counters: memory is
+ * fixed, a flood of new nonces only pushes old ones out of the window.
+ */
+enum wfe_nonce_result {
+	WFE_NONCE_OK,
+	WFE_NONCE_MALFORMED,	/* wrong length / alphabet */
+	WFE_NONCE_WRONG_PREFIX, /* issued by another instance */
+	WFE_NONCE_BAD_MAC,	/* forged, or issued before a key change */
+	WFE_NONCE_EXPIRED,	/* older than the lifetime */
+	WFE_NONCE_EVICTED,	/* fell out of the window (too many issued since) */
+	WFE_NONCE_UNKNOWN,	/* not issued by this process (restart) or reused */
+	WFE_NONCE__MAX
+};
+
+struct wfe_nonce;
+
+/* Static name for logs and metrics ("ok", "reused", ...). */
+const char *wfe_nonce_result_name(enum wfe_nonce_result r);
+/*
+ * New nonce service. prefix borrowed (copied), 1..8 chars of [A-Za-z0-9_-].
+ * key: keylen (>= 16) bytes of HMAC key (copied) or NULL for a random key.
+ * window: how many outstanding nonces are remembered (>= 64).
+ * NULL if an argument is invalid.
+ */
+struct wfe_nonce *wfe_nonce_new(const char *prefix, const uint8_t *key,
+    size_t keylen, uint64_t window, int64_t lifetime_ms);
+void wfe_nonce_free(struct wfe_nonce *ns);
+/* A fresh nonce (caller frees). Thread-safe. */
+char *wfe_nonce_issue(struct wfe_nonce *ns, int64_t now_ms);
+/* Redeems a nonce once. Thread-safe. */
+enum wfe_nonce_result wfe_nonce_redeem(struct wfe_nonce *ns, const char *nonce,
+    int64_t now_ms);
+
+/* ------------------------------------------------------------------ */
+/* Requests and replies                                                 */
+/* ------------------------------------------------------------------ */
+
+enum wfe_method {
+	WFE_GET = 1,
+	WFE_HEAD = 2,
+	WFE_POST = 4,
+	WFE_OTHER = 8
+};
+
+#define WFE_MAX_HEADERS 16
+
+struct wfe_header {
+	char *name;
+	char *value;
+};
+
+/* Per-request context: created when the request line arrives, freed in
+ * MHD's completion callback. */
+struct wfe_req {
+	struct wfe *w;
+	struct MHD_Connection *conn;
+	char rid[24];		/* request id for logs and RPC */
+	int64_t start_ms;	/* monotonic */
+	char *uri;		/* raw request-target (path + query), owned */
+	char *path;		/* path without query, owned */
+	enum wfe_method method;
+	const char *route;	/* route name for metrics (static) */
+	char *base;		/* "https://host[:port]" for URLs we emit, owned */
+	char *seen_base;	/* scheme://Host the client used, owned */
+	/* body */
+	char *body;
+	size_t body_len;
+	int body_too_large;
+	int done;		/* reply built */
+	/* authenticated request (jws.c) */
+	struct jws *jws;
+	struct jwk *acct_key;	/* key of the requesting account */
+	json_t *account;	/* sa account object */
+	int64_t account_id;
+	/* reply */
+	int status;
+	const char *ctype;	/* static */
+	char *out;		/* owned */
+	size_t out_len;
+	int want_nonce;
+	int no_index_link;
+	struct wfe_header hdrs[WFE_MAX_HEADERS];
+	size_t nhdrs;
+};
+
+/* Adds a response header (copied). Silently ignores the 17th. */
+void wfe_add_header(struct wfe_req *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Replies with a problem (takes p). Always adds a fresh nonce. */
+void wfe_reply_problem(struct wfe_req *r, struct problem *p);
+/* Same from a code and printf detail. */
+void wfe_reply_prob(struct wfe_req *r, enum prob_type t, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Replies JSON (takes j) with status. */
+void wfe_reply_json(struct wfe_req *r, int status, json_t *j);
+/* Replies raw bytes (takes data, malloc'd, may be NULL if len 0). */
+void wfe_reply_raw(struct wfe_req *r, int status, const char *ctype,
+    char *data, size_t len);
+/*
+ * The RFC 7807 body for a problem (new reference) and its HTTP status
+ * (from the registry unless p->status is set).
+ */
+json_t *wfe_problem_body(const struct problem *p, int *status);
+
+/* ------------------------------------------------------------------ */
+/* Routing (route.c)                                                    */
+/* ------------------------------------------------------------------ */
+
+typedef void (*wfe_handler_fn)(struct wfe_req *r, const char *tail);
+
+struct wfe_route {
+	const char *name;	/* metrics label */
+	const char *path;	/* exact path, or prefix when `prefix` */
+	int prefix;
+	unsigned methods;	/* WFE_GET | WFE_HEAD | WFE_POST */
+	wfe_handler_fn fn;
+};
+
+/*
+ * Finds the route for path; *tail receives the part after a prefix route's
+ * path ("" for exact routes). NULL if no route matches (404).
+ */
+const struct wfe_route *wfe_route_find(const char *path, const char **tail);
+/* "GET, HEAD, POST" style Allow value for a method mask (static buffer
+ * owned by caller: buf >= 32). */
+const char *wfe_methods_allow(unsigned methods, char *buf, size_t buflen);
+/* Runs the request: route, method check, faults, handler. */
+void wfe_dispatch(struct wfe_req *r);
+
+/* ------------------------------------------------------------------ */
+/* URLs (url.c)                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Splits "scheme://authority[/...]"; returns the authority (malloc'd) or
+ * NULL if the URL is not http(s).
+ */
+char *wfe_url_authority(const char *url);
+/*
+ * 1 if jws_url equals seen_base + uri exactly (seen_base like
+ * "https://localhost:4431", uri the raw request-target), else 0.
+ */
+int wfe_url_check(const char *jws_url, const char *seen_base, const char *uri);
+/*
+ * Chooses the bases of a request: scheme from the trusted proxy header value
+ * (NULL: "https" when tls else "http"), host from the Host header. *seen is
+ * what the client used; *base is the same when the host is allowed (the
+ * base_url's own authority or cfg->hosts), else cfg->base_url. Both malloc'd.
+ */
+void wfe_url_bases(const struct wfe_config *cfg, const char *host,
+    const char *proto, char **seen, char **base);
+/* Parses a positive decimal id (< 2^53) of exactly len chars. 0 or -1. */
+int wfe_parse_id(const char *s, size_t len, int64_t *out);
+
+/* ------------------------------------------------------------------ */
+/* The front end                                                        */
+/* ------------------------------------------------------------------ */
+
+struct wfe {
+	const struct wfe_config *cfg;
+	struct metrics *metrics;
+	struct rpc_client *ra;
+	struct rpc_client *sa;
+	struct rpc_client *ca;
+	struct wfe_nonce *nonces;
+	struct jose_policy policy;
+	struct MHD_Daemon *mhd;
+	char *tls_cert_pem;
+	char *tls_key_pem;
+	pthread_mutex_t lock;	/* guards the caches below and rid counter */
+	uint64_t rid_next;
+	json_t *profiles;	/* cached ca.profiles result, may be NULL */
+	int64_t profiles_at_ms;
+	json_t *issuers;	/* cached ca.get_issuers result */
+	int64_t issuers_at_ms;
+};
+
+/* RPC with the request id; on failure replies the problem and returns -1. */
+int wfe_rpc(struct wfe_req *r, struct rpc_client *c, const char *method,
+    json_t *params, json_t **result);
+/* Same without replying: 0, or -1 and *prob. */
+int wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, const char *method,
+    json_t *params, json_t **result, struct problem **prob);
+
+/* ------------------------------------------------------------------ */
+/* JWS checks (jws.c)                                                   */
+/* ------------------------------------------------------------------ */
+
+enum wfe_key_mode { WFE_KEY_KID, WFE_KEY_JWK, WFE_KEY_EITHER };
+
+/*
+ * Authenticates a POST: content type, body, JWS structure, signature (with
+ * the embedded jwk or the kid's account key), nonce, url. On success fills
+ * r->jws (and r->account*, r->acct_key for kid) and returns 0; else replies
+ * the problem and returns -1.
+ */
+int wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode);
+/* The payload object (new ref) or -1 after replying malformed. POST-as-GET
+ * (empty payload) is refused. */
+int wfe_jws_payload(struct wfe_req *r, json_t **out);
+
+/* ------------------------------------------------------------------ */
+/* ACME JSON (acme_json.c)                                              */
+/* ------------------------------------------------------------------ */
+
+json_t *wfe_acme_account(const struct wfe_req *r, const json_t *acct);
+json_t *wfe_acme_order(const struct wfe_req *r, const json_t *order);
+json_t *wfe_acme_authz(const struct wfe_req *r, const json_t *authz);
+json_t *wfe_acme_challenge(const struct wfe_req *r, int64_t authz_id,
+    const json_t *chall);
+/* The RFC 7807 form of an RPC problem JSON (new ref). */
+json_t *wfe_acme_problem(const json_t *rpc_prob);
+/* base + fmt, malloc'd. */
+char *wfe_url(const struct wfe_req *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The issuer with this id from ca.get_issuers, cached (new ref), or NULL
+ * after replying the problem (h_misc.c). */
+json_t *wfe_issuer_find(struct wfe_req *r, const char *id);
+
+/* ------------------------------------------------------------------ */
+/* Handlers (h_*.c)                                                     */
+/* ------------------------------------------------------------------ */
+
+void wfe_h_directory(struct wfe_req *r, const char *tail);
+void wfe_h_new_nonce(struct wfe_req *r, const char *tail);
+void wfe_h_new_account(struct wfe_req *r, const char *tail);
+void wfe_h_account(struct wfe_req *r, const char *tail);
+void wfe_h_key_change(struct wfe_req *r, const char *tail);
+void wfe_h_new_order(struct wfe_req *r, const char *tail);
+void wfe_h_order(struct wfe_req *r, const char *tail);
+void wfe_h_new_authz(struct wfe_req *r, const char *tail);
+void wfe_h_authz(struct wfe_req *r, const char *tail);
+void wfe_h_challenge(struct wfe_req *r, const char *tail);
+void wfe_h_finalize(struct wfe_req *r, const char *tail);
+void wfe_h_cert(struct wfe_req *r, const char *tail);
+void wfe_h_revoke(struct wfe_req *r, const char *tail);
+void wfe_h_renewal_info(struct wfe_req *r, const char *tail);
+void wfe_h_crl(struct wfe_req *r, const char *tail);
+void wfe_h_ocsp(struct wfe_req *r, const char *tail);
+void wfe_h_issuer(struct wfe_req *r, const char *tail);
+
+#endif /* ANVIL_WFE_INT_H */
