@@ -1,0 +1,83 @@
+/*
+ * sa.h - the storage authority: Anvil's only PostgreSQL client.
+ *
+ * anvil-sa serves the sa.* RPC methods of docs/rpc-methods.md. This header
+ * is what cmd/anvil-sa (and tests) use: a connection pool with prepared
+ * statements, the migrator and the method table.
+ *
+ * Threading: a struct sa is shared by all RPC worker threads. Each call
+ * borrows one pooled connection for its duration (blocking while all are
+ * busy), so connections = concurrent calls.
+ */
+#ifndef ANVIL_SA_H
+#define ANVIL_SA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/core.h"
+#include "rpc/rpc.h"
+
+/* Where migrations are looked for when the config names no directory. */
+#define SA_SCHEMA_DIR_DEFAULT "schema"
+
+struct sa;
+
+/*
+ * Options of sa_new. All borrowed during the call only.
+ * dsn: libpq connection string. pool: number of connections (>= 1).
+ * statement_timeout_ms: per-statement limit set on every connection
+ * (0 = server default). metrics may be NULL; it must outlive the sa.
+ */
+struct sa_options {
+	const char *dsn;
+	size_t pool;
+	int64_t statement_timeout_ms;
+	struct metrics *metrics;
+};
+
+/*
+ * Creates the pool. Connections are opened lazily (the first one right
+ * away, to report a bad DSN early); a database that is down later makes
+ * calls fail with PROB_UNAVAILABLE until it is back. Returns NULL with a
+ * message in err when the first connection fails. Free with sa_free.
+ */
+struct sa *sa_new(const struct sa_options *opt, char *err, size_t errlen);
+void sa_free(struct sa *sa);
+
+/*
+ * Migrations: reads schema_dir/NNNN_*.sql, takes a PostgreSQL advisory
+ * lock, and (when apply != 0) runs each pending file in its own
+ * transaction, recording it in schema_migrations. When apply == 0 it only
+ * checks that the database is exactly at the newest version the files
+ * describe. A database newer than the files is always refused. On success
+ * returns 0 and, when non-NULL, *applied = number of files applied and
+ * *version = the resulting version. -1 with a message in err otherwise.
+ */
+int sa_migrate(const char *dsn, const char *schema_dir, int apply,
+    int *applied, int *version, char *err, size_t errlen);
+
+/*
+ * Runs one sa.* method in-process (what the RPC handler does). params is
+ * borrowed (NULL means {}). Returns 0 with *result (new reference, caller
+ * decrefs), or -1 with *prob (caller frees): notFound / conflict /
+ * malformed / unavailable / ... as documented in docs/rpc-methods.md.
+ */
+int sa_call(struct sa *sa, const char *method, json_t *params,
+    json_t **result, struct problem **prob);
+
+/*
+ * Health callback for debug_server_start / rpc_server_new: pings the
+ * database over a dedicated connection. arg is the struct sa.
+ */
+int sa_health(void *arg, char *msg, size_t msglen);
+
+/*
+ * The RPC method table (static storage, valid for the program's life);
+ * the svc pointer given to rpc_server_new must be the struct sa.
+ */
+const struct rpc_method *sa_rpc_methods(size_t *n);
+
+#endif /* ANVIL_SA_H */

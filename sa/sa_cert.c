@@ -1,0 +1,704 @@
+/*
+ * sa_cert.c - serials, certificates, revocation, key hashes and the
+ * issuance counts used by rate limits and renewal detection.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sa/sa_int.h"
+
+#define SA_SERIAL_MAX 64
+#define SA_DER_MAX (64 * 1024)
+
+#define CERT_COLS(der)                                                    \
+	"c.serial, c.account_id, c.order_id, " der ", c.issuer_id, "       \
+	"c.profile, c.identifiers, " SA_TS("c.not_before") ", "            \
+	SA_TS("c.not_after") ", " SA_TS("c.issued") ", c.key_hash, "       \
+	"s.status, " SA_TS("s.revoked_at") ", s.revoked_reason, c.shard"
+#define CERT_FROM                                                         \
+	" FROM certificates c JOIN certificate_status s ON s.serial = c.serial"
+/* Optional filters shared by the get_certificates statements. */
+#define CERT_FILTERS                                                      \
+	" AND ($1::bigint IS NULL OR c.account_id = $1)"                   \
+	" AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM issued_names n "  \
+	"WHERE n.reversed_name = $2 AND n.serial = c.serial))"             \
+	" AND ($3::timestamptz IS NULL OR c.not_after < $3)"               \
+	" AND ($4::text IS NULL OR c.key_hash = $4)"                       \
+	" ORDER BY c.not_after, c.serial LIMIT $5"
+
+static const struct sa_stmt st_serial_insert = {"serial_insert",
+    "INSERT INTO serials (serial, account_id, expires) VALUES ($1, $2, $3) "
+    "ON CONFLICT (serial) DO NOTHING"};
+static const struct sa_stmt st_serial_get = {"serial_get",
+    "SELECT account_id FROM serials WHERE serial = $1"};
+static const struct sa_stmt st_cert_insert = {"cert_insert",
+    "INSERT INTO certificates (serial, account_id, order_id, der, "
+    "issuer_id, profile, identifiers, not_before, not_after, key_hash, "
+    "shard) VALUES ($1, $2, $3, decode($4, 'hex'), $5, $6, $7, $8, $9, "
+    "$10, $11) ON CONFLICT (serial) DO NOTHING RETURNING issued"};
+static const struct sa_stmt st_status_insert = {"status_insert",
+    "INSERT INTO certificate_status (serial, issuer_id, shard, not_after) "
+    "VALUES ($1, $2, $3, $4)"};
+static const struct sa_stmt st_keyhash_insert = {"keyhash_insert",
+    "INSERT INTO key_hash_to_serial (key_hash, serial, not_after) "
+    "VALUES ($1, $2, $3)"};
+static const struct sa_stmt st_names_insert = {"names_insert",
+    "INSERT INTO issued_names (reversed_name, issued, serial) "
+    "SELECT DISTINCT n, now(), $2 FROM unnest($1::text[]) AS u(n)"};
+static const struct sa_stmt st_fqdn_insert = {"fqdn_insert",
+    "INSERT INTO fqdn_sets (set_hash, serial, issued, expires) "
+    "VALUES ($1, $2, now(), $3)"};
+static const struct sa_stmt st_cert_get = {"cert_get",
+    "SELECT " CERT_COLS("encode(c.der, 'hex')") CERT_FROM
+    " WHERE c.serial = $1"};
+static const struct sa_stmt st_cert_get_nodel = {"cert_get_noder",
+    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.serial = $1"};
+static const struct sa_stmt st_certs_by_key = {"certs_by_key",
+    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.serial IN (SELECT "
+    "serial FROM key_hash_to_serial WHERE key_hash = $4)" CERT_FILTERS};
+static const struct sa_stmt st_certs_by_name = {"certs_by_name",
+    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.serial IN (SELECT "
+    "serial FROM issued_names WHERE reversed_name = $2)" CERT_FILTERS};
+static const struct sa_stmt st_certs_by_acct = {"certs_by_acct",
+    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.account_id = $1"
+    CERT_FILTERS};
+static const struct sa_stmt st_certs_expiring = {"certs_expiring",
+    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.not_after < $3"
+    " AND c.not_after > now()" CERT_FILTERS};
+static const struct sa_stmt st_status_lock = {"status_lock",
+    "SELECT status, revoked_reason FROM certificate_status "
+    "WHERE serial = $1 FOR UPDATE"};
+static const struct sa_stmt st_status_revoke = {"status_revoke",
+    "UPDATE certificate_status SET status = 'revoked', revoked_at = $2, "
+    "revoked_reason = $3 WHERE serial = $1"};
+static const struct sa_stmt st_status_rereason = {"status_rereason",
+    "UPDATE certificate_status SET revoked_reason = $2 WHERE serial = $1"};
+static const struct sa_stmt st_serials_acct = {"serials_acct",
+    "SELECT serial FROM certificates WHERE account_id = $1 "
+    "AND not_after > now() ORDER BY not_after, serial"};
+static const struct sa_stmt st_serials_key = {"serials_key",
+    "SELECT serial FROM key_hash_to_serial WHERE key_hash = $1 "
+    "AND not_after > now() ORDER BY not_after, serial"};
+static const struct sa_stmt st_block_key = {"block_key",
+    "INSERT INTO blocked_keys (key_hash, source, comment) "
+    "VALUES ($1, $2, $3) ON CONFLICT (key_hash) DO NOTHING"};
+static const struct sa_stmt st_key_blocked = {"key_blocked",
+    "SELECT EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $1)"};
+static const struct sa_stmt st_fqdn_issued = {"fqdn_issued",
+    "SELECT " SA_TS("issued") " FROM fqdn_sets WHERE set_hash = $1 "
+    "AND issued > now() - $2::bigint * interval '1 millisecond' "
+    "ORDER BY issued"};
+static const struct sa_stmt st_count_domain = {"count_domain",
+    "SELECT count(DISTINCT serial) FROM issued_names "
+    "WHERE (reversed_name = $1 OR (reversed_name >= $1 || '.' "
+    "AND reversed_name < $1 || '/')) "
+    "AND issued > now() - $2::bigint * interval '1 millisecond'"};
+
+/* "www.example.com" -> "com.example.www" (IPs unchanged). Caller frees. */
+static char *
+reverse_name(const char *type, const char *name)
+{
+	size_t len = strlen(name), off = 0;
+	char *out;
+	const char *end = name + len, *p;
+
+	if (strcmp(type, "dns") != 0)
+		return xstrdup(name);
+	out = xmalloc(len + 1);
+	while (end > name) {
+		p = end;
+		while (p > name && p[-1] != '.')
+			p--;
+		if (off > 0)
+			out[off++] = '.';
+		memcpy(out + off, p, (size_t)(end - p));
+		off += (size_t)(end - p);
+		end = p > name ? p - 1 : name;
+	}
+	out[off] = '\0';
+	return out;
+}
+
+static json_t *
+cert_json(const PGresult *r, int row)
+{
+	json_t *o = json_object(), *der = sa_col_hex_as_b64(r, row, 3);
+
+	sa_set_col_str(o, "serial", r, row, 0);
+	json_object_set_new(o, "account_id", json_integer(sa_col_int(r, row,
+	    1)));
+	if (sa_col(r, row, 2) != NULL)
+		json_object_set_new(o, "order_id",
+		    json_integer(sa_col_int(r, row, 2)));
+	if (der != NULL)
+		json_object_set_new(o, "der", der);
+	sa_set_col_str(o, "issuer_id", r, row, 4);
+	sa_set_col_str(o, "profile", r, row, 5);
+	json_object_set_new(o, "identifiers", sa_json_parse(sa_col(r, row, 6)));
+	sa_set_col_str(o, "not_before", r, row, 7);
+	sa_set_col_str(o, "not_after", r, row, 8);
+	sa_set_col_str(o, "issued", r, row, 9);
+	sa_set_col_str(o, "key_hash", r, row, 10);
+	sa_set_col_str(o, "status", r, row, 11);
+	sa_set_col_str(o, "revoked_at", r, row, 12);
+	if (sa_col(r, row, 13) != NULL)
+		json_object_set_new(o, "revoked_reason",
+		    json_integer(sa_col_int(r, row, 13)));
+	json_object_set_new(o, "shard", json_integer(sa_col_int(r, row, 14)));
+	return o;
+}
+
+int
+sa_read_certificate(struct sa_conn *c, const char *serial, int with_der,
+    json_t **out, struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r;
+	int ret = -1;
+
+	sa_params_init(&p);
+	sa_p_str(&p, serial);
+	r = sa_q(c, with_der ? &st_cert_get : &st_cert_get_nodel, &p, prob);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) != 1) {
+		*prob = problem_new(PROB_NOT_FOUND, "no such certificate");
+		goto out;
+	}
+	*out = cert_json(r, 0);
+	ret = 0;
+out:
+	PQclear(r);
+	return ret;
+}
+
+int
+sa_m_reserve_serial(struct sa_conn *c, json_t *params, json_t **result,
+    struct problem **prob)
+{
+	struct sa_params p;
+	const char *serial = NULL;
+	char expires[32];
+	int64_t acct = 0;
+	long rows = 0;
+
+	if (sa_get_hex(params, "serial", 1, SA_SERIAL_MAX, &serial, prob) < 0 ||
+	    sa_get_id(params, "account_id", 1, &acct, prob) < 0 ||
+	    sa_get_time(params, "expires", 1, expires, sizeof(expires),
+		prob) < 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_str(&p, serial);
+	sa_p_int(&p, acct);
+	sa_p_str(&p, expires);
+	if (sa_exec(c, &st_serial_insert, &p, &rows, prob) != 0) {
+		if (sa_sqlstate_is(c, "23503")) {
+			problem_free(*prob);
+			*prob = problem_new(PROB_MALFORMED, "no such account");
+		}
+		return -1;
+	}
+	if (rows != 1) {
+		*prob = problem_new(PROB_CONFLICT, "serial %s already exists",
+		    serial);
+		return -1;
+	}
+	*result = json_object();
+	return 0;
+}
+
+struct add_cert {
+	const char *serial, *issuer_id, *profile, *key_hash;
+	int64_t account_id, order_id, shard;
+	char *der_hex, *idents_text, *names, *set_hash;
+	char not_before[32], not_after[32];
+};
+
+static int
+add_cert_tx(struct sa_conn *c, void *arg, struct problem **prob)
+{
+	struct add_cert *a = arg;
+	struct sa_params p;
+	PGresult *r = NULL;
+	int ret = -1;
+
+	sa_params_init(&p);
+	sa_p_str(&p, a->serial);
+	if ((r = sa_q(c, &st_serial_get, &p, prob)) == NULL)
+		goto out;
+	if (PQntuples(r) != 1) {
+		*prob = problem_new(PROB_MALFORMED, "serial %s was not reserved",
+		    a->serial);
+		goto out;
+	}
+	PQclear(r);
+	sa_p_int(&p, a->account_id);
+	if (a->order_id > 0)
+		sa_p_int(&p, a->order_id);
+	else
+		sa_p_str(&p, NULL);
+	sa_p_str(&p, a->der_hex);
+	sa_p_str(&p, a->issuer_id);
+	sa_p_str(&p, a->profile);
+	sa_p_str(&p, a->idents_text);
+	sa_p_str(&p, a->not_before);
+	sa_p_str(&p, a->not_after);
+	sa_p_str(&p, a->key_hash);
+	sa_p_int(&p, a->shard);
+	if ((r = sa_q(c, &st_cert_insert, &p, prob)) == NULL) {
+		if (sa_sqlstate_is(c, "23503")) {
+			problem_free(*prob);
+			*prob = problem_new(PROB_MALFORMED,
+			    "no such account or order");
+		}
+		goto out;
+	}
+	if (PQntuples(r) != 1) {
+		*prob = problem_new(PROB_CONFLICT,
+		    "certificate %s already stored", a->serial);
+		goto out;
+	}
+	sa_params_init(&p);
+	sa_p_str(&p, a->serial);
+	sa_p_str(&p, a->issuer_id);
+	sa_p_int(&p, a->shard);
+	sa_p_str(&p, a->not_after);
+	if (sa_exec(c, &st_status_insert, &p, NULL, prob) != 0)
+		goto out;
+	sa_params_init(&p);
+	sa_p_str(&p, a->key_hash);
+	sa_p_str(&p, a->serial);
+	sa_p_str(&p, a->not_after);
+	if (sa_exec(c, &st_keyhash_insert, &p, NULL, prob) != 0)
+		goto out;
+	sa_params_init(&p);
+	sa_p_str(&p, a->names);
+	sa_p_str(&p, a->serial);
+	if (sa_exec(c, &st_names_insert, &p, NULL, prob) != 0)
+		goto out;
+	sa_params_init(&p);
+	sa_p_str(&p, a->set_hash);
+	sa_p_str(&p, a->serial);
+	sa_p_str(&p, a->not_after);
+	if (sa_exec(c, &st_fqdn_insert, &p, NULL, prob) != 0)
+		goto out;
+	ret = 0;
+out:
+	PQclear(r);
+	return ret;
+}
+
+/* text[] literal of reversed names, each double-quoted. Caller frees. */
+static int
+names_array(json_t *idents, char **out, struct problem **prob)
+{
+	size_t i, len = 3;
+	json_t *id;
+	char *s, **rev;
+	const char *t, *v;
+	size_t n = json_array_size(idents);
+	int ret = -1;
+
+	rev = xcalloc(n + 1, sizeof(*rev));
+	json_array_foreach(idents, i, id) {
+		if (sa_check_identifier(id, &t, &v, prob) != 0)
+			goto out;
+		if (strpbrk(v, "\"\\{},") != NULL) {
+			*prob = problem_new(PROB_MALFORMED,
+			    "identifier value has bad characters");
+			goto out;
+		}
+		rev[i] = reverse_name(t, v);
+		len += strlen(rev[i]) + 3;
+	}
+	s = xcalloc(len, 1);
+	strcat(s, "{");
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			strcat(s, ",");
+		strcat(s, "\"");
+		strcat(s, rev[i]);
+		strcat(s, "\"");
+	}
+	strcat(s, "}");
+	*out = s;
+	ret = 0;
+out:
+	for (i = 0; i < n; i++)
+		free(rev[i]);
+	free(rev);
+	return ret;
+}
+
+int
+sa_m_add_certificate(struct sa_conn *c, json_t *params, json_t **result,
+    struct problem **prob)
+{
+	struct add_cert a;
+	json_t *idents = NULL;
+	int ret = -1;
+
+	memset(&a, 0, sizeof(a));
+	if (sa_get_hex(params, "serial", 1, SA_SERIAL_MAX, &a.serial, prob) <
+		0 ||
+	    sa_get_b64_as_hex(params, "der", 1, SA_DER_MAX * 4 / 3 + 4,
+		&a.der_hex, prob) < 0 ||
+	    sa_get_id(params, "account_id", 1, &a.account_id, prob) < 0 ||
+	    sa_get_id(params, "order_id", 0, &a.order_id, prob) < 0 ||
+	    sa_get_hex(params, "issuer_id", 1, 64, &a.issuer_id, prob) < 0 ||
+	    sa_get_str(params, "profile", 0, 64, &a.profile, prob) < 0 ||
+	    sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents,
+		prob) < 0 ||
+	    sa_get_time(params, "not_before", 1, a.not_before,
+		sizeof(a.not_before), prob) < 0 ||
+	    sa_get_time(params, "not_after", 1, a.not_after,
+		sizeof(a.not_after), prob) < 0 ||
+	    sa_get_hex(params, "key_hash", 1, 64, &a.key_hash, prob) < 0 ||
+	    sa_get_int(params, "shard", 0, &a.shard, prob) < 0)
+		goto out;
+	if (a.profile == NULL)
+		a.profile = "";
+	if (a.shard < 0 || a.shard > 1000000) {
+		*prob = problem_new(PROB_MALFORMED, "parameter shard: range");
+		goto out;
+	}
+	if (json_array_size(idents) == 0 || json_array_size(idents) > 1000) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "parameter identifiers: 1 to 1000 expected");
+		goto out;
+	}
+	if (names_array(idents, &a.names, prob) != 0)
+		goto out;
+	a.idents_text = sa_json_text(idents);
+	a.set_hash = sa_fqdn_set_hash(idents);
+	if (sa_tx(c, add_cert_tx, &a, prob) != 0)
+		goto out;
+	*result = json_object();
+	ret = 0;
+out:
+	free(a.der_hex);
+	free(a.idents_text);
+	free(a.names);
+	free(a.set_hash);
+	return ret;
+}
+
+int
+sa_m_get_certificate(struct sa_conn *c, json_t *params, json_t **result,
+    struct problem **prob)
+{
+	const char *serial = NULL;
+
+	if (sa_get_hex(params, "serial", 1, SA_SERIAL_MAX, &serial, prob) < 0)
+		return -1;
+	return sa_read_certificate(c, serial, 1, result, prob);
+}
+
+int
+sa_m_get_certificates(struct sa_conn *c, json_t *params, json_t **result,
+    struct problem **prob)
+{
+	struct sa_params p;
+	const struct sa_stmt *st;
+	json_t *ident = NULL, *list;
+	const char *key_hash = NULL, *t = NULL, *v = NULL;
+	char before[32], *rev = NULL;
+	int64_t acct = 0, limit = 100;
+	PGresult *r = NULL;
+	int i, ret = -1;
+
+	if (sa_get_id(params, "account_id", 0, &acct, prob) < 0 ||
+	    sa_get_json(params, "identifier", 0, JSON_OBJECT, &ident, prob) <
+		0 ||
+	    sa_get_time(params, "expiring_before", 0, before, sizeof(before),
+		prob) < 0 ||
+	    sa_get_hex(params, "key_hash", 0, 64, &key_hash, prob) < 0 ||
+	    sa_get_int(params, "limit", 0, &limit, prob) < 0)
+		goto out;
+	if (ident != NULL) {
+		if (sa_check_identifier(ident, &t, &v, prob) != 0)
+			goto out;
+		rev = reverse_name(t, v);
+	}
+	if (limit < 1 || limit > 1000) {
+		*prob = problem_new(PROB_MALFORMED, "limit: 1 to 1000");
+		goto out;
+	}
+	if (key_hash != NULL)
+		st = &st_certs_by_key;
+	else if (rev != NULL)
+		st = &st_certs_by_name;
+	else if (acct > 0)
+		st = &st_certs_by_acct;
+	else if (before[0] != '\0')
+		st = &st_certs_expiring;
+	else {
+		*prob = problem_new(PROB_MALFORMED,
+		    "one of account_id, identifier, expiring_before, key_hash "
+		    "is required");
+		goto out;
+	}
+	sa_params_init(&p);
+	if (acct > 0)
+		sa_p_int(&p, acct);
+	else
+		sa_p_str(&p, NULL);
+	sa_p_str(&p, rev);
+	sa_p_str(&p, before[0] ? before : NULL);
+	sa_p_str(&p, key_hash);
+	sa_p_int(&p, limit);
+	if ((r = sa_q(c, st, &p, prob)) == NULL)
+		goto out;
+	list = json_array();
+	for (i = 0; i < PQntuples(r); i++)
+		json_array_append_new(list, cert_json(r, i));
+	*result = json_pack("{s:o}", "certificates", list);
+	ret = 0;
+out:
+	PQclear(r);
+	free(rev);
+	return ret;
+}
+
+struct revoke {
+	const char *serial;
+	int64_t reason;
+	char at[32];
+};
+
+static int
+revoke_tx(struct sa_conn *c, void *arg, struct problem **prob)
+{
+	struct revoke *rv = arg;
+	struct sa_params p;
+	PGresult *r;
+	int revoked, old_reason, ret = -1;
+
+	sa_params_init(&p);
+	sa_p_str(&p, rv->serial);
+	if ((r = sa_q(c, &st_status_lock, &p, prob)) == NULL)
+		return -1;
+	if (PQntuples(r) != 1) {
+		*prob = problem_new(PROB_NOT_FOUND, "no such certificate");
+		goto out;
+	}
+	revoked = strcmp(sa_col(r, 0, 0), "revoked") == 0;
+	old_reason = (int)sa_col_int(r, 0, 1);
+	if (!revoked) {
+		sa_p_str(&p, rv->at);
+		sa_p_int(&p, rv->reason);
+		if (sa_exec(c, &st_status_revoke, &p, NULL, prob) != 0)
+			goto out;
+	} else if (old_reason != 1 && rv->reason == 1) {
+		/* RFC 5280 5.3.1: may be re-revoked for keyCompromise */
+		sa_p_int(&p, rv->reason);
+		if (sa_exec(c, &st_status_rereason, &p, NULL, prob) != 0)
+			goto out;
+	} else {
+		*prob = problem_new(PROB_ALREADY_REVOKED,
+		    "certificate is already revoked");
+		goto out;
+	}
+	ret = 0;
+out:
+	PQclear(r);
+	return ret;
+}
+
+int
+sa_m_revoke_certificate(struct sa_conn *c, json_t *params, json_t **result,
+    struct problem **prob)
+{
+	struct revoke rv;
+
+	memset(&rv, 0, sizeof(rv));
+	if (sa_get_hex(params, "serial", 1, SA_SERIAL_MAX, &rv.serial, prob) <
+		0 ||
+	    sa_get_int(params, "reason", 1, &rv.reason, prob) < 0 ||
+	    sa_get_time(params, "revoked_at", 1, rv.at, sizeof(rv.at), prob) <
+		0)
+		return -1;
+	if (rv.reason < 0 || rv.reason > 10 || rv.reason == 7) {
+		*prob = problem_new(PROB_BAD_REVOCATION_REASON,
+		    "revocation reason %lld is not allowed",
+		    (long long)rv.reason);
+		return -1;
+	}
+	if (sa_tx(c, revoke_tx, &rv, prob) != 0)
+		return -1;
+	return sa_read_certificate(c, rv.serial, 0, result, prob);
+}
+
+static int
+serial_list(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, json_t **result, struct problem **prob)
+{
+	PGresult *r;
+	json_t *list;
+	int i;
+
+	if ((r = sa_q(c, st, p, prob)) == NULL)
+		return -1;
+	list = json_array();
+	for (i = 0; i < PQntuples(r); i++)
+		json_array_append_new(list, json_string(sa_col(r, i, 0)));
+	PQclear(r);
+	*result = json_pack("{s:o}", "serials", list);
+	return 0;
+}
+
+int
+sa_m_serials_by_account(struct sa_conn *c, json_t *params, json_t **result,
+    struct problem **prob)
+{
+	struct sa_params p;
+	int64_t acct = 0;
+
+	if (sa_get_id(params, "account_id", 1, &acct, prob) < 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_int(&p, acct);
+	return serial_list(c, &st_serials_acct, &p, result, prob);
+}
+
+int
+sa_m_serials_by_key(struct sa_conn *c, json_t *params, json_t **result,
+    struct problem **prob)
+{
+	struct sa_params p;
+	const char *kh = NULL;
+
+	if (sa_get_hex(params, "key_hash", 1, 64, &kh, prob) < 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_str(&p, kh);
+	return serial_list(c, &st_serials_key, &p, result, prob);
+}
+
+int
+sa_m_block_key(struct sa_conn *c, json_t *params, json_t **result,
+    struct problem **prob)
+{
+	struct sa_params p;
+	const char *kh = NULL, *source = NULL, *comment = NULL;
+
+	if (sa_get_hex(params, "key_hash", 1, 64, &kh, prob) < 0 ||
+	    sa_get_str(params, "source", 0, 256, &source, prob) < 0 ||
+	    sa_get_str(params, "comment", 0, 1024, &comment, prob) < 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_str(&p, kh);
+	sa_p_str(&p, source ? source : "");
+	sa_p_str(&p, comment ? comment : "");
+	if (sa_exec(c, &st_block_key, &p, NULL, prob) != 0)
+		return -1;
+	*result = json_object();
+	return 0;
+}
+
+int
+sa_m_key_blocked(struct sa_conn *c, json_t *params, json_t **result,
+    struct problem **prob)
+{
+	struct sa_params p;
+	const char *kh = NULL;
+	PGresult *r;
+
+	if (sa_get_hex(params, "key_hash", 1, 64, &kh, prob) < 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_str(&p, kh);
+	if ((r = sa_q(c, &st_key_blocked, &p, prob)) == NULL)
+		return -1;
+	*result = json_pack("{s:b}", "blocked", sa_col_bool(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
+static int
+get_window(json_t *params, int64_t *ms, struct problem **prob)
+{
+	if (sa_get_int(params, "window_ms", 1, ms, prob) < 0)
+		return -1;
+	if (*ms <= 0 || *ms > 10LL * 365 * 86400 * 1000) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "parameter window_ms: out of range");
+		return -1;
+	}
+	return 0;
+}
+
+int
+sa_m_fqdn_set_issued(struct sa_conn *c, json_t *params, json_t **result,
+    struct problem **prob)
+{
+	struct sa_params p;
+	json_t *idents = NULL, *ts;
+	char *hash = NULL;
+	int64_t ms = 0;
+	PGresult *r = NULL;
+	size_t i;
+	json_t *id;
+	const char *t, *v;
+	int k, ret = -1;
+
+	if (sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents,
+		prob) < 0 ||
+	    get_window(params, &ms, prob) != 0)
+		goto out;
+	if (json_array_size(idents) > 1000) {
+		*prob = problem_new(PROB_MALFORMED, "too many identifiers");
+		goto out;
+	}
+	json_array_foreach(idents, i, id) {
+		if (sa_check_identifier(id, &t, &v, prob) != 0)
+			goto out;
+	}
+	hash = sa_fqdn_set_hash(idents);
+	sa_params_init(&p);
+	sa_p_str(&p, hash);
+	sa_p_int(&p, ms);
+	if ((r = sa_q(c, &st_fqdn_issued, &p, prob)) == NULL)
+		goto out;
+	ts = json_array();
+	for (k = 0; k < PQntuples(r); k++)
+		json_array_append_new(ts, json_string(sa_col(r, k, 0)));
+	*result = json_pack("{s:i, s:o}", "count", PQntuples(r),
+	    "timestamps", ts);
+	ret = 0;
+out:
+	PQclear(r);
+	free(hash);
+	return ret;
+}
+
+int
+sa_m_count_certs_by_domain(struct sa_conn *c, json_t *params,
+    json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	const char *domain = NULL;
+	char *rev = NULL;
+	int64_t ms = 0;
+	PGresult *r;
+
+	if (sa_get_str(params, "domain", 1, 255, &domain, prob) < 0 ||
+	    get_window(params, &ms, prob) != 0)
+		return -1;
+	if (domain[0] == '\0') {
+		*prob = problem_new(PROB_MALFORMED, "parameter domain: empty");
+		return -1;
+	}
+	rev = reverse_name("dns", domain);
+	sa_params_init(&p);
+	sa_p_str(&p, rev);
+	sa_p_int(&p, ms);
+	r = sa_q(c, &st_count_domain, &p, prob);
+	free(rev);
+	if (r == NULL)
+		return -1;
+	*result = json_pack("{s:I}", "count", (json_int_t)sa_col_int(r, 0, 0));
+	PQclear(r);
+	return 0;
+}

@@ -1,0 +1,390 @@
+/*
+ * sa_db.c - libpq connections, prepared statements, transactions and the
+ * mapping of PostgreSQL errors to ACME problems.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sa/sa_int.h"
+
+#define SA_TX_RETRIES 5
+
+void
+sa_params_init(struct sa_params *p)
+{
+	p->n = 0;
+}
+
+void
+sa_p_str(struct sa_params *p, const char *s)
+{
+	if (p->n >= SA_MAX_PARAMS) {
+		log_bug("too many SQL parameters");
+		abort();
+	}
+	p->v[p->n++] = s;
+}
+
+void
+sa_p_int(struct sa_params *p, int64_t v)
+{
+	if (p->n >= SA_MAX_PARAMS) {
+		log_bug("too many SQL parameters");
+		abort();
+	}
+	snprintf(p->buf[p->n], sizeof(p->buf[p->n]), "%" PRId64, v);
+	p->v[p->n] = p->buf[p->n];
+	p->n++;
+}
+
+void
+sa_p_bool(struct sa_params *p, int v)
+{
+	sa_p_str(p, v ? "true" : "false");
+}
+
+int
+sa_sqlstate_is(const struct sa_conn *c, const char *state)
+{
+	return strcmp(c->sqlstate, state) == 0;
+}
+
+static void
+sa_forget_prepared(struct sa_conn *c)
+{
+	free(c->prepared);
+	c->prepared = NULL;
+	c->nprepared = c->capprepared = 0;
+}
+
+void
+sa_conn_close(struct sa_conn *c)
+{
+	if (c->pg != NULL)
+		PQfinish(c->pg);
+	c->pg = NULL;
+	sa_forget_prepared(c);
+}
+
+int
+sa_conn_open(struct sa_conn *c, char *err, size_t errlen)
+{
+	const char *keys[] = {"dbname", "connect_timeout",
+	    "application_name", NULL};
+	const char *vals[] = {c->sa->dsn, "5", "anvil-sa", NULL};
+	PGresult *r = NULL;
+	char sql[96];
+	int ret = -1;
+
+	sa_conn_close(c);
+	c->pg = PQconnectdbParams(keys, vals, 1);
+	if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
+		snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
+		    c->pg ? PQerrorMessage(c->pg) : "out of memory");
+		goto out;
+	}
+	snprintf(sql, sizeof(sql),
+	    "SET statement_timeout = %" PRId64 "; SET TIME ZONE 'UTC'",
+	    c->sa->statement_timeout_ms);
+	r = PQexec(c->pg, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "cannot configure connection: %s",
+		    PQerrorMessage(c->pg));
+		goto out;
+	}
+	c->broken = 0;
+	ret = 0;
+out:
+	PQclear(r);
+	if (ret != 0) {
+		/* strip libpq's trailing newline */
+		size_t n = strlen(err);
+		while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+			err[--n] = '\0';
+		sa_conn_close(c);
+		c->broken = 1;
+	}
+	return ret;
+}
+
+/* Makes sure c is connected; PROB_UNAVAILABLE otherwise. */
+static int
+sa_conn_ensure(struct sa_conn *c, struct problem **prob)
+{
+	char err[512];
+
+	if (c->pg != NULL && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
+		return 0;
+	if (sa_conn_open(c, err, sizeof(err)) != 0) {
+		log_warn("database unavailable: %s", err);
+		*prob = problem_new(PROB_UNAVAILABLE,
+		    "database unavailable, retry later");
+		(*prob)->retry_after = 1;
+		return -1;
+	}
+	log_info("connected to PostgreSQL");
+	return 0;
+}
+
+/* Maps a failed statement to a problem; marks the connection broken. */
+static struct problem *
+sa_problem_from(struct sa_conn *c, const PGresult *r, const char *what)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg);
+	struct problem *p;
+
+	snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", state ? state : "");
+	if (PQstatus(c->pg) != CONNECTION_OK || state == NULL ||
+	    strncmp(c->sqlstate, "08", 2) == 0 ||
+	    strncmp(c->sqlstate, "57P", 3) == 0) {
+		c->broken = 1;
+		log_warn("database connection lost during %s: %s", what,
+		    msg ? msg : "");
+		p = problem_new(PROB_UNAVAILABLE,
+		    "database unavailable, retry later");
+		p->retry_after = 1;
+		return p;
+	}
+	if (strcmp(c->sqlstate, "57014") == 0 ||
+	    strcmp(c->sqlstate, "40001") == 0 ||
+	    strcmp(c->sqlstate, "40P01") == 0 ||
+	    strncmp(c->sqlstate, "53", 2) == 0) {
+		log_warn("%s: %s", what, msg ? msg : "");
+		p = problem_new(PROB_UNAVAILABLE, "database busy, retry later");
+		p->retry_after = 1;
+		return p;
+	}
+	if (strcmp(c->sqlstate, "23505") == 0)
+		return problem_new(PROB_CONFLICT, "already exists");
+	if (strcmp(c->sqlstate, "23503") == 0)
+		return problem_new(PROB_MALFORMED,
+		    "refers to an object that does not exist");
+	if (strncmp(c->sqlstate, "22", 2) == 0 ||
+	    strncmp(c->sqlstate, "23", 2) == 0) {
+		log_info("%s rejected by the database: %s", what,
+		    msg ? msg : "");
+		return problem_new(PROB_MALFORMED, "invalid value");
+	}
+	log_bug("%s failed: SQLSTATE %s: %s", what, c->sqlstate,
+	    msg ? msg : "");
+	return problem_new(PROB_SERVER_INTERNAL, "database error");
+}
+
+static int
+sa_prepare(struct sa_conn *c, const struct sa_stmt *st, int nparams,
+    struct problem **prob)
+{
+	PGresult *r = NULL;
+	size_t i;
+	int ret = -1;
+
+	for (i = 0; i < c->nprepared; i++)
+		if (c->prepared[i] == st)
+			return 0;
+	r = PQprepare(c->pg, st->name, st->sql, nparams, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		*prob = sa_problem_from(c, r, st->name);
+		goto out;
+	}
+	if (c->nprepared == c->capprepared) {
+		c->capprepared = c->capprepared ? c->capprepared * 2 : 32;
+		c->prepared = xrealloc(c->prepared,
+		    c->capprepared * sizeof(*c->prepared));
+	}
+	c->prepared[c->nprepared++] = st;
+	ret = 0;
+out:
+	PQclear(r);
+	return ret;
+}
+
+PGresult *
+sa_q(struct sa_conn *c, const struct sa_stmt *st, const struct sa_params *p,
+    struct problem **prob)
+{
+	PGresult *r = NULL;
+	ExecStatusType s;
+	int n = p ? p->n : 0;
+
+	c->sqlstate[0] = '\0';
+	if (sa_conn_ensure(c, prob) != 0)
+		return NULL;
+	if (sa_prepare(c, st, 0, prob) != 0)
+		return NULL;
+	r = PQexecPrepared(c->pg, st->name, n, p ? p->v : NULL, NULL, NULL,
+	    0);
+	s = PQresultStatus(r);
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+		return r;
+	*prob = sa_problem_from(c, r, st->name);
+	PQclear(r);
+	return NULL;
+}
+
+int
+sa_exec(struct sa_conn *c, const struct sa_stmt *st, const struct sa_params *p,
+    long *rows, struct problem **prob)
+{
+	PGresult *r = sa_q(c, st, p, prob);
+
+	if (r == NULL)
+		return -1;
+	if (rows != NULL)
+		*rows = strtol(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+/* Plain (unprepared) command such as BEGIN; 0 or -1 with *prob. */
+static int
+sa_simple(struct sa_conn *c, const char *sql, struct problem **prob)
+{
+	PGresult *r;
+	int ret = 0;
+
+	r = PQexec(c->pg, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		*prob = sa_problem_from(c, r, sql);
+		ret = -1;
+	}
+	PQclear(r);
+	return ret;
+}
+
+static int
+sa_retryable(const struct sa_conn *c)
+{
+	return !c->broken && (sa_sqlstate_is(c, "40001") ||
+	    sa_sqlstate_is(c, "40P01"));
+}
+
+int
+sa_tx(struct sa_conn *c, sa_tx_fn fn, void *arg, struct problem **prob)
+{
+	struct problem *p = NULL;
+	int attempt;
+	struct timespec ts;
+
+	for (attempt = 0; attempt < SA_TX_RETRIES; attempt++) {
+		problem_free(p);
+		p = NULL;
+		c->sqlstate[0] = '\0';
+		if (sa_conn_ensure(c, &p) != 0)
+			break;
+		if (sa_simple(c, "BEGIN", &p) != 0)
+			break;
+		if (fn(c, arg, &p) == 0) {
+			if (sa_simple(c, "COMMIT", &p) == 0)
+				return 0;
+		} else {
+			struct problem *ignored = NULL;
+			char state[6];
+
+			/* keep the SQLSTATE of the failure, not ROLLBACK's */
+			memcpy(state, c->sqlstate, sizeof(state));
+			if (!c->broken &&
+			    sa_simple(c, "ROLLBACK", &ignored) != 0)
+				c->broken = 1;
+			problem_free(ignored);
+			memcpy(c->sqlstate, state, sizeof(state));
+		}
+		if (!sa_retryable(c))
+			break;
+		log_info("transaction retry %d after SQLSTATE %s", attempt + 1,
+		    c->sqlstate);
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(attempt + 1) * 5000000L;
+		nanosleep(&ts, NULL);
+	}
+	if (p == NULL)
+		p = problem_new(PROB_SERVER_INTERNAL, "transaction failed");
+	*prob = p;
+	return -1;
+}
+
+struct sa *
+sa_new(const struct sa_options *opt, char *err, size_t errlen)
+{
+	struct sa *sa = NULL;
+	size_t i, n = opt->pool ? opt->pool : 1;
+
+	if (opt->dsn == NULL) {
+		snprintf(err, errlen, "no database DSN configured");
+		return NULL;
+	}
+	sa = xcalloc(1, sizeof(*sa));
+	sa->dsn = xstrdup(opt->dsn);
+	sa->statement_timeout_ms = opt->statement_timeout_ms;
+	sa->metrics = opt->metrics;
+	if (pthread_mutex_init(&sa->mu, NULL) != 0 ||
+	    pthread_cond_init(&sa->cv, NULL) != 0 ||
+	    pthread_mutex_init(&sa->health_mu, NULL) != 0) {
+		log_bug("pthread init failed");
+		abort();
+	}
+	sa->conns = xcalloc(n, sizeof(*sa->conns));
+	sa->busy = xcalloc(n, sizeof(*sa->busy));
+	sa->nconns = n;
+	for (i = 0; i < n; i++) {
+		sa->conns[i].sa = sa;
+		sa->conns[i].broken = 1;
+	}
+	sa->health.sa = sa;
+	sa->health.broken = 1;
+	if (sa_conn_open(&sa->conns[0], err, errlen) != 0) {
+		sa_free(sa);
+		return NULL;
+	}
+	return sa;
+}
+
+void
+sa_free(struct sa *sa)
+{
+	size_t i;
+
+	if (sa == NULL)
+		return;
+	for (i = 0; i < sa->nconns; i++)
+		sa_conn_close(&sa->conns[i]);
+	sa_conn_close(&sa->health);
+	pthread_mutex_destroy(&sa->mu);
+	pthread_cond_destroy(&sa->cv);
+	pthread_mutex_destroy(&sa->health_mu);
+	free(sa->conns);
+	free(sa->busy);
+	free(sa->dsn);
+	free(sa);
+}
+
+int
+sa_health(void *arg, char *msg, size_t msglen)
+{
+	struct sa *sa = arg;
+	struct sa_conn *c = &sa->health;
+	PGresult *r = NULL;
+	int ret = -1;
+
+	pthread_mutex_lock(&sa->health_mu);
+	if (c->pg == NULL || c->broken || PQstatus(c->pg) != CONNECTION_OK) {
+		if (sa_conn_open(c, msg, msglen) != 0)
+			goto out;
+	}
+	r = PQexec(c->pg, "SELECT 1");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(msg, msglen, "database ping failed: %s",
+		    PQerrorMessage(c->pg));
+		c->broken = 1;
+		goto out;
+	}
+	ret = 0;
+out:
+	PQclear(r);
+	pthread_mutex_unlock(&sa->health_mu);
+	return ret;
+}

@@ -1,0 +1,216 @@
+/*
+ * sa_int.h - internals of the storage authority (not for other modules).
+ */
+#ifndef ANVIL_SA_INT_H
+#define ANVIL_SA_INT_H
+
+#include <pthread.h>
+
+#include <libpq-fe.h>
+
+#include "sa/sa.h"
+
+/* An SQL expression rendering a timestamptz column as RFC 3339 UTC. */
+#define SA_TS(col)                                                        \
+	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* A prepared statement: stable name and SQL text (static storage). */
+struct sa_stmt {
+	const char *name;
+	const char *sql;
+};
+
+#define SA_MAX_PARAMS 16
+
+/* Text parameters of one statement; values point into buf or borrow. */
+struct sa_params {
+	int n;
+	const char *v[SA_MAX_PARAMS];
+	char buf[SA_MAX_PARAMS][40];
+};
+
+struct sa_conn {
+	struct sa *sa;
+	PGconn *pg;
+	int broken;		/* reconnect before next use */
+	const struct sa_stmt **prepared; /* statements prepared on pg */
+	size_t nprepared, capprepared;
+	char sqlstate[6];	/* of the last failed statement, "" if none */
+};
+
+struct sa {
+	char *dsn;
+	int64_t statement_timeout_ms;
+	struct metrics *metrics;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct sa_conn *conns;
+	size_t nconns;
+	int *busy;
+	pthread_mutex_t health_mu;
+	struct sa_conn health;
+};
+
+/* sa_db.c */
+void sa_params_init(struct sa_params *p);
+void sa_p_str(struct sa_params *p, const char *s); /* NULL = SQL NULL */
+void sa_p_int(struct sa_params *p, int64_t v);
+void sa_p_bool(struct sa_params *p, int v);
+
+/*
+ * Runs st (prepared on first use per connection) with p (NULL = none).
+ * Returns a PGresult the caller PQclears, or NULL with *prob set (the
+ * SQLSTATE is left in c->sqlstate). A lost connection gives
+ * PROB_UNAVAILABLE and marks the connection for reconnection.
+ */
+PGresult *sa_q(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, struct problem **prob);
+/* Like sa_q for commands whose result is only the affected row count. */
+int sa_exec(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, long *rows, struct problem **prob);
+
+typedef int (*sa_tx_fn)(struct sa_conn *c, void *arg, struct problem **prob);
+/*
+ * Runs fn inside BEGIN ... COMMIT; fn returns 0 to commit, -1 (with *prob)
+ * to roll back. Serialization failures and deadlocks are retried a few
+ * times (fn must be safe to run again). Returns 0 or -1 with *prob.
+ */
+int sa_tx(struct sa_conn *c, sa_tx_fn fn, void *arg, struct problem **prob);
+
+/* Whether the last failure of c was this SQLSTATE. */
+int sa_sqlstate_is(const struct sa_conn *c, const char *state);
+/* Opens (or re-opens) c->pg: 0 or -1 with a message in err. */
+int sa_conn_open(struct sa_conn *c, char *err, size_t errlen);
+void sa_conn_close(struct sa_conn *c);
+
+/* sa_param.c: request parameter helpers; each sets *prob (malformed). */
+int sa_get_id(const json_t *params, const char *name, int required,
+    int64_t *out, struct problem **prob);
+int sa_get_int(const json_t *params, const char *name, int required,
+    int64_t *out, struct problem **prob);
+int sa_get_str(const json_t *params, const char *name, int required,
+    size_t maxlen, const char **out, struct problem **prob);
+int sa_get_bool(const json_t *params, const char *name, int required,
+    int *out, struct problem **prob);
+/* Canonical RFC 3339 into buf (>= 32 bytes); "" when absent & optional. */
+int sa_get_time(const json_t *params, const char *name, int required,
+    char *buf, size_t buflen, struct problem **prob);
+/* Lowercase hex of 2..max chars. */
+int sa_get_hex(const json_t *params, const char *name, int required,
+    size_t maxlen, const char **out, struct problem **prob);
+/* JSON value of the given jansson type (JSON_OBJECT/ARRAY), borrowed. */
+int sa_get_json(const json_t *params, const char *name, int required,
+    json_type type, json_t **out, struct problem **prob);
+/* Validates one identifier object {"type","value"}; borrowed outputs. */
+int sa_check_identifier(const json_t *ident, const char **type,
+    const char **value, struct problem **prob);
+/* Base64url param decoded to hex text (caller frees *hex). */
+int sa_get_b64_as_hex(const json_t *params, const char *name, int required,
+    size_t maxlen, char **hex, struct problem **prob);
+
+/* Compact JSON text of v (caller frees). */
+char *sa_json_text(const json_t *v);
+/* Parses stored JSON text (NULL = json_null()); new reference. */
+json_t *sa_json_parse(const char *s);
+/* Column value or NULL when SQL NULL. */
+const char *sa_col(const PGresult *r, int row, int col);
+int64_t sa_col_int(const PGresult *r, int row, int col);
+int sa_col_bool(const PGresult *r, int row, int col);
+/* Sets key to a string column, skipping SQL NULL. */
+void sa_set_col_str(json_t *o, const char *key, const PGresult *r, int row,
+    int col);
+/* hex column -> base64url JSON string (NULL if SQL NULL). */
+json_t *sa_col_hex_as_b64(const PGresult *r, int row, int col);
+
+/* Method implementations: (conn, params, result, prob). */
+typedef int (*sa_method_fn)(struct sa_conn *c, json_t *params,
+    json_t **result, struct problem **prob);
+
+/* sa_account.c */
+int sa_m_new_account(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_account(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_account_by_thumbprint(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_update_account(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_change_account_key(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_new_eab_key(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_eab_key(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_list_eab_keys(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_revoke_eab_key(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+
+/* sa_order.c */
+int sa_m_new_order(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_new_authz(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_order(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_orders_by_account(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_get_authz(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_authzs(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_valid_authzs(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_set_authz_processing(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_finalize_authz(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_deactivate_authz(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_set_order_processing(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_set_order_error(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_finalize_order(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_get_stale_processing_orders(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_replacement_exists(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+
+/* sa_cert.c */
+int sa_m_reserve_serial(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_add_certificate(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_get_certificate(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_get_certificates(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_revoke_certificate(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_serials_by_account(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_serials_by_key(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_block_key(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_key_blocked(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_fqdn_set_issued(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_count_certs_by_domain(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+
+/* sa_misc.c */
+int sa_m_rate_limit_spend(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_revoked_by_shard(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_store_crl(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_crl(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_next_crl_number(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
+int sa_m_store_ocsp(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_ocsp(struct sa_conn *, json_t *, json_t **, struct problem **);
+
+/* Shared readers (sa_order.c / sa_cert.c), used after writes. */
+int sa_read_order(struct sa_conn *c, int64_t id, json_t **out,
+    struct problem **prob);
+int sa_read_authz(struct sa_conn *c, int64_t id, json_t **out,
+    struct problem **prob);
+int sa_read_certificate(struct sa_conn *c, const char *serial, int with_der,
+    json_t **out, struct problem **prob);
+/* SHA-256 hex of the sorted, de-duplicated identifier values. */
+char *sa_fqdn_set_hash(const json_t *identifiers);
+
+#endif /* ANVIL_SA_INT_H */
