@@ -1,0 +1,251 @@
+/*
+ * csr.c - finalize CSR checks: signature, names exactly the order's, only
+ * DNS/IP SANs, CN among them, key policy, not the account key.
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "ra/ra.h"
+
+static int
+inet_ntop_wrap(int len, const unsigned char *d, char *buf, size_t buflen)
+{
+	return inet_ntop(len == 4 ? AF_INET : AF_INET6, d, buf,
+	    (socklen_t)buflen) != NULL ? 0 : -1;
+}
+
+/* Adds "dns:<name>" / "ip:<addr>" to set (a JSON object used as a set). */
+static int
+add_name(json_t *set, const char *type, const char *value,
+    struct problem **prob)
+{
+	char e[160], *n = NULL, *key;
+
+	if (strcmp(type, "dns") == 0)
+		n = ident_dns_normalize(value, 1, e, sizeof(e));
+	else
+		n = ident_ip_normalize(value, NULL, NULL, e, sizeof(e));
+	if (n == NULL) {
+		*prob = problem_new(PROB_BAD_CSR, "CSR contains an invalid %s "
+		    "name \"%.100s\": %s", type, value, e);
+		return -1;
+	}
+	key = xasprintf("%s:%s", type, n);
+	json_object_set_new(set, key, json_true());
+	free(key);
+	free(n);
+	return 0;
+}
+
+static int
+collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
+{
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	GENERAL_NAMES *gens = NULL;
+	int i, rc = -1, idx;
+	char ipbuf[64];
+
+	exts = X509_REQ_get_extensions(req);
+	if (exts == NULL)
+		return 0;
+	idx = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
+	if (idx >= 0 && X509v3_get_ext_by_NID(exts, NID_subject_alt_name,
+	    idx) >= 0) {
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR has more than one subjectAltName extension");
+		goto out;
+	}
+	if (idx < 0) {
+		rc = 0;
+		goto out;
+	}
+	gens = X509V3_EXT_d2i(X509v3_get_ext(exts, idx));
+	if (gens == NULL) {
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR subjectAltName extension cannot be parsed");
+		goto out;
+	}
+	for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type == GEN_DNS) {
+			const unsigned char *d = ASN1_STRING_get0_data(
+			    g->d.dNSName);
+			int l = ASN1_STRING_length(g->d.dNSName);
+			char *s;
+			if (l <= 0 || l > 255 ||
+			    memchr(d, '\0', (size_t)l) != NULL) {
+				*prob = problem_new(PROB_BAD_CSR,
+				    "CSR has a malformed DNS SAN");
+				goto out;
+			}
+			s = xstrndup((const char *)d, (size_t)l);
+			if (add_name(set, "dns", s, prob) != 0) {
+				free(s);
+				goto out;
+			}
+			free(s);
+		} else if (g->type == GEN_IPADD) {
+			int l = ASN1_STRING_length(g->d.iPAddress);
+			const unsigned char *d = ASN1_STRING_get0_data(
+			    g->d.iPAddress);
+			if ((l != 4 && l != 16) || inet_ntop_wrap(l, d, ipbuf,
+			    sizeof(ipbuf)) != 0) {
+				*prob = problem_new(PROB_BAD_CSR,
+				    "CSR has a malformed IP address SAN");
+				goto out;
+			}
+			if (add_name(set, "ip", ipbuf, prob) != 0)
+				goto out;
+		} else {
+			*prob = problem_new(PROB_BAD_CSR, "CSR contains a "
+			    "subjectAltName that is not a DNS name or an IP "
+			    "address");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	GENERAL_NAMES_free(gens);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return rc;
+}
+
+/* The subject CN (at most one) into *cn (malloc'd) or NULL. 0 / -1. */
+static int
+get_cn(X509_REQ *req, char **cn, struct problem **prob)
+{
+	X509_NAME *subj = X509_REQ_get_subject_name(req);
+	int idx, l;
+	ASN1_STRING *d;
+	unsigned char *utf8 = NULL;
+
+	*cn = NULL;
+	if (subj == NULL)
+		return 0;
+	idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+	if (idx < 0)
+		return 0;
+	if (X509_NAME_get_index_by_NID(subj, NID_commonName, idx) >= 0) {
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR has more than one Common Name");
+		return -1;
+	}
+	d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
+	l = ASN1_STRING_to_UTF8(&utf8, d);
+	if (l <= 0 || l > 255 || memchr(utf8, '\0', (size_t)l) != NULL) {
+		OPENSSL_free(utf8);
+		*prob = problem_new(PROB_BAD_CSR, "CSR Common Name is malformed");
+		return -1;
+	}
+	*cn = xstrndup((const char *)utf8, (size_t)l);
+	OPENSSL_free(utf8);
+	return 0;
+}
+
+/* See ra.h. */
+int
+ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
+    const struct ra_key_policy *kp, EVP_PKEY *account_key,
+    EVP_PKEY **pkey_out, struct problem **prob)
+{
+	X509_REQ *req = NULL;
+	EVP_PKEY *pkey = NULL;
+	json_t *csr_names = json_object(), *want = json_object(), *v;
+	const unsigned char *p = der;
+	char *cn = NULL, *key = NULL, e[160], *n = NULL;
+	const char *k;
+	size_t i;
+	int rc = -1;
+
+	if (pkey_out != NULL)
+		*pkey_out = NULL;
+	if (len == 0 || len > 65536 ||
+	    (req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL ||
+	    p != der + len) {
+		*prob = problem_new(PROB_BAD_CSR, "CSR is not a DER-encoded "
+		    "PKCS#10 request");
+		goto out;
+	}
+	pkey = X509_REQ_get_pubkey(req);
+	if (pkey == NULL) {
+		*prob = problem_new(PROB_BAD_CSR, "CSR public key cannot be "
+		    "parsed");
+		goto out;
+	}
+	if (X509_REQ_verify(req, pkey) != 1) {
+		*prob = problem_new(PROB_BAD_CSR, "CSR signature is invalid");
+		goto out;
+	}
+	if (collect_sans(req, csr_names, prob) != 0)
+		goto out;
+	if (get_cn(req, &cn, prob) != 0)
+		goto out;
+	if (cn != NULL) {
+		/* The CN must name one of the SANs (same normalisation). */
+		const char *t = strchr(cn, ':') != NULL ||
+		    strspn(cn, "0123456789.") == strlen(cn) ? "ip" : "dns";
+		if (strcmp(t, "dns") == 0)
+			n = ident_dns_normalize(cn, 1, e, sizeof(e));
+		else
+			n = ident_ip_normalize(cn, NULL, NULL, e, sizeof(e));
+		if (n == NULL) {
+			*prob = problem_new(PROB_BAD_CSR, "CSR Common Name "
+			    "\"%.100s\" is not a valid name: %s", cn, e);
+			goto out;
+		}
+		key = xasprintf("%s:%s", t, n);
+		if (json_object_get(csr_names, key) == NULL) {
+			*prob = problem_new(PROB_BAD_CSR, "CSR Common Name "
+			    "\"%.100s\" is not among its subjectAltNames", cn);
+			goto out;
+		}
+	}
+	json_array_foreach(idents, i, v) {
+		char *w = xasprintf("%s:%s", json_string_value(
+		    json_object_get(v, "type")), json_string_value(
+		    json_object_get(v, "value")));
+		json_object_set_new(want, w, json_true());
+		free(w);
+	}
+	json_object_foreach(csr_names, k, v) {
+		if (json_object_get(want, k) == NULL) {
+			*prob = problem_new(PROB_BAD_CSR, "CSR names %s, which "
+			    "is not an identifier of the order", strchr(k, ':')
+			    + 1);
+			goto out;
+		}
+	}
+	json_object_foreach(want, k, v) {
+		if (json_object_get(csr_names, k) == NULL) {
+			*prob = problem_new(PROB_BAD_CSR, "CSR does not name "
+			    "the order's identifier %s", strchr(k, ':') + 1);
+			goto out;
+		}
+	}
+	if (ra_key_check(kp, pkey, prob) != 0)
+		goto out;
+	if (account_key != NULL && EVP_PKEY_eq(pkey, account_key) == 1) {
+		*prob = problem_new(PROB_BAD_CSR, "CSR must not use the "
+		    "account key");
+		goto out;
+	}
+	if (pkey_out != NULL) {
+		*pkey_out = pkey;
+		pkey = NULL;
+	}
+	rc = 0;
+out:
+	X509_REQ_free(req);
+	EVP_PKEY_free(pkey);
+	json_decref(csr_names);
+	json_decref(want);
+	free(cn);
+	free(key);
+	free(n);
+	return rc;
+}

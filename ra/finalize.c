@@ -1,0 +1,241 @@
+/*
+ * finalize.c - ra.finalize_order: the order must be ready, the CSR passes
+ * every check, the SA claims the order (exactly one finalize wins), then
+ * the CA issues, synchronously or on a worker thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ra/ra_int.h"
+
+struct fjob {
+	struct ra *ra;
+	char *rid;
+	json_t *order;
+	char *csr;
+};
+
+static void
+inflight_set(struct ra *ra, json_int_t id, int on)
+{
+	char k[32];
+
+	snprintf(k, sizeof(k), "%lld", (long long)id);
+	pthread_mutex_lock(&ra->lock);
+	if (on)
+		json_object_set_new(ra->inflight, k, json_true());
+	else
+		json_object_del(ra->inflight, k);
+	pthread_mutex_unlock(&ra->lock);
+}
+
+static void
+sleep_ms(int64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) *
+	    1000000L};
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* See ra_int.h. order borrowed (status processing). */
+void
+ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
+    const char *csr_b64)
+{
+	json_t *res = NULL, *r2 = NULL, *params, *v;
+	struct problem *p = NULL, *q = NULL;
+	json_t *id = json_object_get(order, "id");
+	const char *serial;
+
+	if (ra->cfg.slow_finalize_ms > 0)
+		sleep_ms(ra->cfg.slow_finalize_ms);
+	params = json_pack("{s:s,s:O,s:O,s:O,s:O}", "csr", csr_b64,
+	    "identifiers", json_object_get(order, "identifiers"), "profile",
+	    json_object_get(order, "profile"), "account_id",
+	    json_object_get(order, "account_id"), "order_id", id);
+	if ((v = json_object_get(order, "not_before")) != NULL &&
+	    json_is_string(v))
+		json_object_set(params, "not_before", v);
+	if ((v = json_object_get(order, "not_after")) != NULL &&
+	    json_is_string(v))
+		json_object_set(params, "not_after", v);
+	if (ra_call(ra->ca, "ca.issue", params, rid, &res, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, rid, "order %lld: issuance failed: %s",
+		    (long long)json_integer_value(id), p->detail ? p->detail :
+		    "error");
+		if (p->type == PROB_UNAVAILABLE || p->type == PROB_NOT_FOUND ||
+		    p->type == PROB_CONFLICT) {
+			q = problem_new(PROB_SERVER_INTERNAL, "Issuance failed:"
+			    " %s", p->detail ? p->detail : "CA unavailable");
+			problem_free(p);
+			p = q;
+		}
+		if (ra_call(ra->sa, "sa.set_order_error", json_pack("{s:O,s:o}",
+		    "id", id, "error", problem_to_rpc_json(p)), rid, &r2,
+		    &q) != 0) {
+			log_msg(LOG_LEVEL_ERROR, rid, "order %lld: cannot "
+			    "record the error: %s", (long long)
+			    json_integer_value(id), q->detail ? q->detail :
+			    "error");
+		}
+		log_audit(rid, "issuance", "order=%lld result=failed",
+		    (long long)json_integer_value(id));
+		goto out;
+	}
+	serial = json_string_value(json_object_get(res, "serial"));
+	if (serial == NULL) {
+		log_bug("ca.issue returned no serial");
+		goto out;
+	}
+	if (ra_call(ra->sa, "sa.finalize_order", json_pack("{s:O,s:s}", "id",
+	    id, "serial", serial), rid, &r2, &q) != 0) {
+		log_msg(LOG_LEVEL_ERROR, rid, "order %lld: cannot mark valid "
+		    "(recovery will retry): %s", (long long)json_integer_value(
+		    id), q->detail ? q->detail : "error");
+		goto out;
+	}
+	log_audit(rid, "issuance", "order=%lld account=%lld serial=%s "
+	    "result=valid", (long long)json_integer_value(id),
+	    (long long)json_integer_value(json_object_get(order,
+	    "account_id")), serial);
+	ra_count(ra, "anvil_ra_certificates_total", NULL);
+out:
+	json_decref(res);
+	json_decref(r2);
+	problem_free(p);
+	problem_free(q);
+}
+
+static void
+finalize_job(void *arg)
+{
+	struct fjob *j = arg;
+	json_int_t id = json_integer_value(json_object_get(j->order, "id"));
+
+	ra_issue_order(j->ra, j->rid, j->order, j->csr);
+	inflight_set(j->ra, id, 0);
+	free(j->rid);
+	free(j->csr);
+	json_decref(j->order);
+	free(j);
+}
+
+int
+ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	struct ra *ra = svc;
+	json_t *params = req->params, *acct = NULL, *order = NULL, *res = NULL;
+	json_t *claimed = NULL;
+	EVP_PKEY *akey = NULL, *ckey = NULL;
+	const char *csr, *st;
+	uint8_t *der = NULL;
+	size_t derlen = 0;
+	char *khash = NULL;
+	struct fjob *j;
+	int64_t aid, oid;
+	int rc = -1;
+
+	if (ra_param_id(params, "account_id", &aid, prob) != 0 ||
+	    ra_param_id(params, "order_id", &oid, prob) != 0 ||
+	    ra_param_str(params, "csr", &csr, prob) != 0)
+		goto out;
+	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
+		goto out;
+	if (ra_call(ra->sa, "sa.get_order", json_pack("{s:I}", "id",
+	    (json_int_t)oid), req->request_id, &order, prob) != 0)
+		goto out;
+	if (json_integer_value(json_object_get(order, "account_id")) != aid) {
+		*prob = problem_new(PROB_UNAUTHORIZED, "Order %lld belongs to "
+		    "another account", (long long)oid);
+		goto out;
+	}
+	st = json_string_value(json_object_get(order, "status"));
+	if (st == NULL || strcmp(st, "ready") != 0) {
+		*prob = problem_new(PROB_ORDER_NOT_READY, "Order is %s, not "
+		    "ready", st ? st : "in an unknown state");
+		goto out;
+	}
+	if (csr == NULL || b64url_decode(csr, strlen(csr), &der, &derlen) !=
+	    0) {
+		*prob = problem_new(PROB_BAD_CSR, "\"csr\" must be the "
+		    "base64url DER of a CSR");
+		goto out;
+	}
+	akey = ra_account_pkey(acct);
+	if (ra_csr_check(der, derlen, json_object_get(order, "identifiers"),
+	    &ra->cfg.keys, akey, &ckey, prob) != 0)
+		goto out;
+	khash = ra_key_hash(ckey);
+	if (khash == NULL) {
+		*prob = problem_new(PROB_BAD_CSR, "CSR key cannot be encoded");
+		goto out;
+	}
+	if (ra_call(ra->sa, "sa.key_blocked", json_pack("{s:s}", "key_hash",
+	    khash), req->request_id, &res, prob) != 0)
+		goto out;
+	if (json_is_true(json_object_get(res, "blocked"))) {
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "The CSR's key is "
+		    "blocked (it was reported compromised)");
+		goto out;
+	}
+	if (ra_call(ra->sa, "sa.set_order_processing", json_pack("{s:I}", "id",
+	    (json_int_t)oid), req->request_id, &claimed, prob) != 0)
+		goto out;
+	if (ra->cfg.finalize_async) {
+		inflight_set(ra, oid, 1);
+		j = xcalloc(1, sizeof(*j));
+		j->ra = ra;
+		j->rid = req->request_id ? xstrdup(req->request_id) : NULL;
+		j->order = json_incref(claimed);
+		j->csr = xstrdup(csr);
+		if (ra_pool_submit(ra->pool, finalize_job, j) != 0) {
+			/* shutting down: issue inline rather than strand it */
+			finalize_job(j);
+			json_decref(claimed);
+			claimed = NULL;
+			rc = ra_call(ra->sa, "sa.get_order", json_pack("{s:I}",
+			    "id", (json_int_t)oid), req->request_id, result,
+			    prob);
+			goto out;
+		}
+		json_object_set_new(claimed, "retry_after_s", json_integer(
+		    (ra->cfg.finalize_retry_after_ms + 999) / 1000));
+		*result = claimed;
+		claimed = NULL;
+		rc = 0;
+		goto out;
+	}
+	inflight_set(ra, oid, 1);
+	ra_issue_order(ra, req->request_id, claimed, csr);
+	inflight_set(ra, oid, 0);
+	rc = ra_call(ra->sa, "sa.get_order", json_pack("{s:I}", "id",
+	    (json_int_t)oid), req->request_id, result, prob);
+out:
+	json_decref(acct);
+	json_decref(order);
+	json_decref(res);
+	json_decref(claimed);
+	EVP_PKEY_free(akey);
+	EVP_PKEY_free(ckey);
+	free(der);
+	free(khash);
+	return rc;
+}
+
+/* See ra_int.h. */
+int
+ra_inflight(struct ra *ra, json_int_t id)
+{
+	char k[32];
+	int on;
+
+	snprintf(k, sizeof(k), "%lld", (long long)id);
+	pthread_mutex_lock(&ra->lock);
+	on = json_object_get(ra->inflight, k) != NULL;
+	pthread_mutex_unlock(&ra->lock);
+	return on;
+}

@@ -1,0 +1,552 @@
+/*
+ * orders.c - ra.new_order (policy, profile, validity window, ARI replaces,
+ * rate limits with renewal exemption, authz reuse) and ra.new_authz.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ra/ra_int.h"
+
+/* New challenge list [{type, token}] for an identifier. */
+json_t *
+ra_new_challenges(enum ident_type type, int wildcard)
+{
+	json_t *a = json_array();
+	const char *types[3];
+	size_t n = 0, i;
+	char *tok;
+
+	if (wildcard)
+		types[n++] = "dns-01";
+	else if (type == IDENT_IP) {
+		types[n++] = "http-01";
+		types[n++] = "tls-alpn-01";
+	} else {
+		types[n++] = "http-01";
+		types[n++] = "dns-01";
+		types[n++] = "tls-alpn-01";
+	}
+	for (i = 0; i < n; i++) {
+		tok = random_token(32);
+		json_array_append_new(a, json_pack("{s:s,s:s}", "type",
+		    types[i], "token", tok));
+		free(tok);
+	}
+	return a;
+}
+
+/* Serial hex (>= 36 digits, zero-padded) of big-endian bytes. */
+static char *
+serial_hex(const uint8_t *b, size_t n)
+{
+	char *h, *out;
+	size_t l;
+
+	while (n > 1 && b[0] == 0) {
+		b++;
+		n--;
+	}
+	h = hex_encode(b, n);
+	l = strlen(h);
+	if (l >= 36)
+		return h;
+	out = xmalloc(37);
+	memset(out, '0', 36 - l);
+	memcpy(out + 36 - l, h, l + 1);
+	free(h);
+	return out;
+}
+
+/* ARI CertID "b64url(AKI).b64url(serial)" -> serial hex, or NULL. */
+static char *
+certid_serial(const char *certid)
+{
+	const char *dot = strchr(certid, '.');
+	uint8_t *raw = NULL;
+	size_t n = 0;
+	char *hex = NULL;
+
+	if (dot == NULL || dot == certid || strchr(dot + 1, '.') != NULL)
+		return NULL;
+	if (b64url_decode(dot + 1, strlen(dot + 1), &raw, &n) != 0 || n == 0 ||
+	    n > 20)
+		goto out;
+	hex = serial_hex(raw, n);
+out:
+	free(raw);
+	return hex;
+}
+
+/* See ra_int.h. */
+char *
+ra_serial_hex(const uint8_t *b, size_t n)
+{
+	return serial_hex(b, n);
+}
+
+/*
+ * ARI replaces: the certificate must exist, belong to the account, share an
+ * identifier with the order and not be replaced already.
+ */
+static int
+check_replaces(struct ra *ra, const char *rid, int64_t acct,
+    const char *certid, const json_t *idents, struct problem **prob)
+{
+	char *serial = certid_serial(certid);
+	json_t *cert = NULL, *res = NULL, *ci, *oi;
+	struct problem *p = NULL;
+	size_t i, j;
+	int shared = 0, rc = -1;
+
+	if (serial == NULL) {
+		*prob = problem_new(PROB_MALFORMED, "\"replaces\" is not a "
+		    "valid ARI certificate identifier");
+		goto out;
+	}
+	if (ra_call(ra->sa, "sa.get_certificate", json_pack("{s:s}", "serial",
+	    serial), rid, &cert, &p) != 0) {
+		if (p->type == PROB_NOT_FOUND) {
+			*prob = problem_new(PROB_MALFORMED, "The certificate "
+			    "named in \"replaces\" does not exist");
+			problem_free(p);
+		} else
+			*prob = p;
+		goto out;
+	}
+	if (json_integer_value(json_object_get(cert, "account_id")) != acct) {
+		*prob = problem_new(PROB_UNAUTHORIZED, "The certificate named "
+		    "in \"replaces\" belongs to another account");
+		goto out;
+	}
+	json_array_foreach(json_object_get(cert, "identifiers"), i, ci) {
+		json_array_foreach(idents, j, oi) {
+			if (json_equal(ci, oi))
+				shared = 1;
+		}
+	}
+	if (!shared) {
+		*prob = problem_new(PROB_MALFORMED, "The order shares no "
+		    "identifier with the certificate it replaces");
+		goto out;
+	}
+	if (ra_call(ra->sa, "sa.replacement_exists", json_pack("{s:s}",
+	    "serial", serial), rid, &res, prob) != 0)
+		goto out;
+	if (json_is_true(json_object_get(res, "exists"))) {
+		*prob = problem_new(PROB_ALREADY_REPLACED, "The certificate %s "
+		    "has already been replaced", serial);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(serial);
+	json_decref(cert);
+	json_decref(res);
+	return rc;
+}
+
+/* notBefore/notAfter within the profile. */
+static int
+check_validity(const struct profile *prof, const char *nb, const char *na,
+    int64_t now, struct problem **prob)
+{
+	time_t t;
+	int64_t nbm = now, nam;
+
+	if (nb == NULL && na == NULL)
+		return 0;
+	if (!prof->allow_validity_request) {
+		*prob = problem_new(PROB_MALFORMED, "Profile %s does not allow "
+		    "notBefore/notAfter in orders", prof->name);
+		return -1;
+	}
+	if (nb != NULL) {
+		if (time_parse_rfc3339(nb, &t) != 0) {
+			*prob = problem_new(PROB_MALFORMED, "notBefore is not "
+			    "an RFC 3339 time");
+			return -1;
+		}
+		nbm = (int64_t)t * 1000;
+	}
+	nam = nbm + prof->validity_ms;
+	if (na != NULL) {
+		if (time_parse_rfc3339(na, &t) != 0) {
+			*prob = problem_new(PROB_MALFORMED, "notAfter is not "
+			    "an RFC 3339 time");
+			return -1;
+		}
+		nam = (int64_t)t * 1000;
+	}
+	if (nbm < now - prof->backdate_ms - 60000) {
+		*prob = problem_new(PROB_MALFORMED, "notBefore is too far in "
+		    "the past");
+		return -1;
+	}
+	if (nbm > now + prof->order_lifetime_ms) {
+		*prob = problem_new(PROB_MALFORMED, "notBefore is too far in "
+		    "the future (at most the order lifetime)");
+		return -1;
+	}
+	if (nam <= nbm || nam <= now) {
+		*prob = problem_new(PROB_MALFORMED, "notAfter must be after "
+		    "notBefore and in the future");
+		return -1;
+	}
+	if (nam - nbm > prof->validity_ms) {
+		*prob = problem_new(PROB_MALFORMED, "Requested validity exceeds "
+		    "profile %s's maximum of %lld seconds", prof->name,
+		    (long long)(prof->validity_ms / 1000));
+		return -1;
+	}
+	return 0;
+}
+
+/* Identifiers in SA form for sa.get_valid_authzs: base name + wildcard. */
+static json_t *
+authz_idents(const json_t *idents)
+{
+	json_t *a = json_array(), *v;
+	size_t i;
+	const char *val;
+
+	json_array_foreach(idents, i, v) {
+		val = json_string_value(json_object_get(v, "value"));
+		int wc = strncmp(val, "*.", 2) == 0;
+		json_array_append_new(a, json_pack("{s:O,s:s,s:b}", "type",
+		    json_object_get(v, "type"), "value", wc ? val + 2 : val,
+		    "wildcard", wc));
+	}
+	return a;
+}
+
+static int
+check_limits(struct ra *ra, const char *rid, int64_t acct,
+    const struct profile *prof, const json_t *idents, int replacing,
+    struct problem **prob)
+{
+	struct ra_limit tmp;
+	const struct ra_limit *l;
+	json_t *res = NULL, *v, *domains = NULL;
+	struct problem *p = NULL;
+	int renewal = replacing, rc = -1;
+	char *key = NULL, *dom;
+	size_t i;
+	const char *k;
+
+	/* Renewal: the same identifier set was issued recently. */
+	if (!renewal && ra_call(ra->sa, "sa.fqdn_set_issued", json_pack(
+	    "{s:O,s:I}", "identifiers", idents, "window_ms",
+	    (json_int_t)ra->cfg.renewal_window_ms), rid, &res, &p) == 0) {
+		renewal = json_integer_value(json_object_get(res, "count")) > 0;
+	}
+	problem_free(p);
+	p = NULL;
+	json_decref(res);
+	res = NULL;
+
+	/* Failed validations per identifier per account (check only). */
+	json_array_foreach(idents, i, v) {
+		key = xasprintf("failed_validation:acct:%lld:%s",
+		    (long long)acct, json_string_value(json_object_get(v,
+		    "value")));
+		if (ra_rl_spend(ra, rid, RA_RL_FAILED_VALIDATIONS, prof->name,
+		    key, 0, prob) != 0)
+			goto out;
+		free(key);
+		key = NULL;
+	}
+	/* Duplicate certificates: the exact identifier set. */
+	l = ra_config_limit(&ra->cfg, RA_RL_DUPLICATE_CERTS, prof->name, &tmp);
+	if (l->enabled && ra_call(ra->sa, "sa.fqdn_set_issued", json_pack(
+	    "{s:O,s:I}", "identifiers", idents, "window_ms",
+	    (json_int_t)l->period_ms), rid, &res, &p) == 0) {
+		int64_t count = json_integer_value(json_object_get(res,
+		    "count"));
+		if (count >= l->limit) {
+			int64_t oldest = 0, ts, retry;
+			json_array_foreach(json_object_get(res, "timestamps"),
+			    i, v) {
+				if (json_is_string(v)) {
+					json_t *w = json_pack("{s:O}", "t", v);
+					if (ra_time_get(w, "t", &ts) == 0 &&
+					    (oldest == 0 || ts < oldest))
+						oldest = ts;
+					json_decref(w);
+				}
+			}
+			retry = oldest ? oldest + l->period_ms - time_now_ms() :
+			    l->period_ms / l->limit;
+			if (retry < 1000)
+				retry = 1000;
+			*prob = problem_new(PROB_RATE_LIMITED, "Rate limit "
+			    "duplicate_certificates exceeded: %lld "
+			    "certificates for exactly this set of identifiers "
+			    "in the last %llds; retry after %llds",
+			    (long long)count, (long long)(l->period_ms / 1000),
+			    (long long)(retry / 1000));
+			(*prob)->retry_after = (int)((retry + 999) / 1000);
+			goto out;
+		}
+	}
+	problem_free(p);
+	p = NULL;
+	json_decref(res);
+	res = NULL;
+	if (renewal) {
+		rc = 0;
+		goto out;
+	}
+	/* Certificates per registered domain (renewals exempt). */
+	l = ra_config_limit(&ra->cfg, RA_RL_CERTS_PER_DOMAIN, prof->name,
+	    &tmp);
+	if (l->enabled) {
+		domains = json_object();
+		json_array_foreach(idents, i, v) {
+			dom = ra_policy_registered_domain(&ra->cfg.policy,
+			    json_string_value(json_object_get(v, "value")));
+			json_object_set_new(domains, dom, json_true());
+			free(dom);
+		}
+		json_object_foreach(domains, k, v) {
+			if (ra_call(ra->sa, "sa.count_certs_by_domain",
+			    json_pack("{s:s,s:I}", "domain", k, "window_ms",
+			    (json_int_t)l->period_ms), rid, &res, &p) != 0) {
+				problem_free(p);
+				p = NULL;
+				continue;
+			}
+			if (json_integer_value(json_object_get(res, "count")) >=
+			    l->limit) {
+				int64_t retry = l->period_ms / l->limit;
+				*prob = problem_new(PROB_RATE_LIMITED, "Rate "
+				    "limit certificates_per_domain exceeded "
+				    "for %s: %lld per %llds", k,
+				    (long long)l->limit,
+				    (long long)(l->period_ms / 1000));
+				(*prob)->retry_after = (int)((retry + 999) /
+				    1000);
+				goto out;
+			}
+			json_decref(res);
+			res = NULL;
+		}
+	}
+	/* New orders per account (renewals exempt); spent last. */
+	key = xasprintf("new_order:acct:%lld", (long long)acct);
+	if (ra_rl_spend(ra, rid, RA_RL_NEW_ORDERS_PER_ACCOUNT, prof->name,
+	    key, 1, prob) != 0)
+		goto out;
+	rc = 0;
+out:
+	free(key);
+	json_decref(res);
+	json_decref(domains);
+	problem_free(p);
+	return rc;
+}
+
+static int
+reuse_roll(struct ra *ra)
+{
+	uint8_t b[2];
+
+	if (!ra->cfg.authz_reuse_enabled || ra->cfg.authz_reuse_percent <= 0)
+		return 0;
+	if (ra->cfg.authz_reuse_percent >= 100)
+		return 1;
+	random_bytes(b, sizeof(b));
+	return ((b[0] << 8) | b[1]) % 100 < ra->cfg.authz_reuse_percent;
+}
+
+int
+ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	struct ra *ra = svc;
+	json_t *params = req->params, *acct = NULL, *idents = NULL;
+	json_t *aidents = NULL, *reuse = NULL, *reuse_ids = NULL;
+	json_t *new_authzs = NULL, *order = NULL, *authzs = NULL, *v, *a;
+	const struct profile *prof;
+	const char *pname, *nb, *na, *replaces;
+	struct problem *p = NULL;
+	int64_t id, now = time_now_ms(), expires, min_left;
+	char t_exp[32], t_aexp[32], t_cut[32];
+	size_t i, j;
+	int rc = -1;
+
+	if (ra_param_id(params, "account_id", &id, prob) != 0 ||
+	    ra_param_str(params, "profile", &pname, prob) != 0 ||
+	    ra_param_str(params, "not_before", &nb, prob) != 0 ||
+	    ra_param_str(params, "not_after", &na, prob) != 0 ||
+	    ra_param_str(params, "replaces", &replaces, prob) != 0)
+		goto out;
+	if (ra_get_valid_account(ra, req->request_id, id, &acct, prob) != 0)
+		goto out;
+	prof = profiles_find(ra->profiles, pname);
+	if (prof == NULL) {
+		*prob = problem_new(PROB_INVALID_PROFILE, "Unknown profile "
+		    "\"%.64s\"", pname);
+		goto out;
+	}
+	if (ra_policy_check_idents(&ra->cfg.policy, prof,
+	    json_object_get(params, "identifiers"), &idents, prob) != 0)
+		goto out;
+	if (check_validity(prof, nb, na, now, prob) != 0)
+		goto out;
+	if (replaces != NULL && check_replaces(ra, req->request_id, id,
+	    replaces, idents, prob) != 0)
+		goto out;
+	if (check_limits(ra, req->request_id, id, prof, idents,
+	    replaces != NULL, prob) != 0)
+		goto out;
+
+	expires = now + prof->order_lifetime_ms;
+	ra_time_fmt(expires, t_exp, sizeof(t_exp));
+	ra_time_fmt(now + prof->pending_authz_lifetime_ms, t_aexp,
+	    sizeof(t_aexp));
+	aidents = authz_idents(idents);
+	reuse_ids = json_array();
+	new_authzs = json_array();
+	/* Reused authzs must outlive a useful part of the order's life; the
+	 * order then expires no later than its earliest authz. */
+	min_left = prof->order_lifetime_ms;
+	if (min_left > prof->authz_lifetime_ms / 2)
+		min_left = prof->authz_lifetime_ms / 2;
+	if (min_left > 86400000LL)
+		min_left = 86400000LL;
+	ra_time_fmt(now + min_left, t_cut, sizeof(t_cut));
+	if (reuse_roll(ra) && ra_call(ra->sa, "sa.get_valid_authzs", json_pack(
+	    "{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)id, "identifiers",
+	    aidents, "profile", prof->name, "valid_until_after", t_cut),
+	    req->request_id, &reuse, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, req->request_id, "authz reuse lookup "
+		    "failed: %s", p->detail ? p->detail : "error");
+		problem_free(p);
+		p = NULL;
+	}
+	json_array_foreach(aidents, i, v) {
+		json_int_t found = 0;
+		json_array_foreach(json_object_get(reuse, "authzs"), j, a) {
+			json_t *ai = json_object_get(a, "identifier");
+			if (json_equal(json_object_get(ai, "type"),
+			    json_object_get(v, "type")) &&
+			    json_equal(json_object_get(ai, "value"),
+			    json_object_get(v, "value")) &&
+			    json_is_true(json_object_get(a, "wildcard")) ==
+			    json_is_true(json_object_get(v, "wildcard")) &&
+			    json_integer_value(json_object_get(a,
+			    "account_id")) == id) {
+				found = json_integer_value(json_object_get(a,
+				    "id"));
+				break;
+			}
+		}
+		if (found > 0) {
+			int64_t ae;
+			json_array_append_new(reuse_ids, json_integer(found));
+			if (ra_time_get(a, "expires", &ae) == 0 && ae < expires)
+				expires = ae;
+			continue;
+		}
+		enum ident_type it = IDENT_DNS;
+		(void)ident_type_parse(json_string_value(json_object_get(v,
+		    "type")), &it);
+		json_array_append_new(new_authzs, json_pack(
+		    "{s:{s:O,s:O},s:O,s:s,s:o}", "identifier", "type",
+		    json_object_get(v, "type"), "value", json_object_get(v,
+		    "value"), "wildcard", json_object_get(v, "wildcard"),
+		    "expires", t_aexp, "challenges", ra_new_challenges(it,
+		    json_is_true(json_object_get(v, "wildcard")))));
+	}
+	ra_time_fmt(expires, t_exp, sizeof(t_exp));
+	json_t *np = json_pack("{s:I,s:s,s:O,s:s,s:O,s:O}", "account_id",
+	    (json_int_t)id, "expires", t_exp, "identifiers", idents,
+	    "profile", prof->name, "reuse_authz_ids", reuse_ids, "new_authzs",
+	    new_authzs);
+	if (nb != NULL)
+		json_object_set_new(np, "not_before", json_string(nb));
+	if (na != NULL)
+		json_object_set_new(np, "not_after", json_string(na));
+	if (replaces != NULL)
+		json_object_set_new(np, "replaces", json_string(replaces));
+	if (ra_call(ra->sa, "sa.new_order", np, req->request_id, &order,
+	    prob) != 0)
+		goto out;
+	if (ra_call(ra->sa, "sa.get_authzs", json_pack("{s:O}", "ids",
+	    json_object_get(order, "authz_ids")), req->request_id, &authzs,
+	    prob) != 0)
+		goto out;
+	json_object_set(order, "authzs", json_object_get(authzs, "authzs"));
+	log_msg(LOG_LEVEL_INFO, req->request_id, "new order %lld account=%lld "
+	    "identifiers=%zu reused=%zu", (long long)json_integer_value(
+	    json_object_get(order, "id")), (long long)id,
+	    json_array_size(idents), json_array_size(reuse_ids));
+	ra_count(ra, "anvil_ra_new_orders_total", NULL);
+	*result = order;
+	order = NULL;
+	rc = 0;
+out:
+	json_decref(acct);
+	json_decref(idents);
+	json_decref(aidents);
+	json_decref(reuse);
+	json_decref(reuse_ids);
+	json_decref(new_authzs);
+	json_decref(order);
+	json_decref(authzs);
+	return rc;
+}
+
+int
+ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	struct ra *ra = svc;
+	json_t *params = req->params, *acct = NULL, *one = NULL, *idents = NULL;
+	const struct profile *prof;
+	const char *pname, *val;
+	enum ident_type it = IDENT_DNS;
+	int64_t id;
+	char t[32];
+	int rc = -1;
+
+	if (ra_param_id(params, "account_id", &id, prob) != 0 ||
+	    ra_param_str(params, "profile", &pname, prob) != 0)
+		goto out;
+	if (ra_get_valid_account(ra, req->request_id, id, &acct, prob) != 0)
+		goto out;
+	prof = profiles_find(ra->profiles, pname);
+	if (prof == NULL) {
+		*prob = problem_new(PROB_INVALID_PROFILE, "Unknown profile "
+		    "\"%.64s\"", pname);
+		goto out;
+	}
+	one = json_pack("[O]", json_object_get(params, "identifier") ?
+	    json_object_get(params, "identifier") : json_null());
+	if (ra_policy_check_idents(&ra->cfg.policy, prof, one, &idents,
+	    prob) != 0)
+		goto out;
+	val = json_string_value(json_object_get(json_array_get(idents, 0),
+	    "value"));
+	if (strncmp(val, "*.", 2) == 0) {
+		*prob = problem_new(PROB_REJECTED_IDENTIFIER, "Pre-authorization "
+		    "is not possible for wildcard names");
+		goto out;
+	}
+	(void)ident_type_parse(json_string_value(json_object_get(
+	    json_array_get(idents, 0), "type")), &it);
+	ra_time_fmt(time_now_ms() + prof->pending_authz_lifetime_ms, t,
+	    sizeof(t));
+	if (ra_call(ra->sa, "sa.new_authz", json_pack("{s:I,s:O,s:b,s:s,s:s,"
+	    "s:o}", "account_id", (json_int_t)id, "identifier",
+	    json_array_get(idents, 0), "wildcard", 0, "expires", t, "profile",
+	    prof->name, "challenges", ra_new_challenges(it, 0)),
+	    req->request_id, result, prob) != 0)
+		goto out;
+	rc = 0;
+out:
+	json_decref(acct);
+	json_decref(one);
+	json_decref(idents);
+	return rc;
+}

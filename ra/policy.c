@@ -1,0 +1,540 @@
+/*
+ * policy.c - identifier policy: private (allowed suffixes and IP ranges) or
+ * public (names under a public suffix, no special-purpose IPs), block
+ * lists, wildcard rules, per-profile identifier types and counts.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ra/ra.h"
+
+/* ------------------------------------------------------------------ */
+/* Public Suffix List                                                   */
+/* ------------------------------------------------------------------ */
+
+struct ra_psl {
+	char **rules; /* sorted; "*.ck" wildcard, "!www.ck" exception */
+	size_t n;
+};
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Loads a PSL file; NULL with err. Caller frees with ra_psl_free. */
+struct ra_psl *
+ra_psl_load(const char *path, char *err, size_t errlen)
+{
+	FILE *f;
+	char line[512];
+	struct ra_psl *psl = NULL;
+	size_t cap = 0;
+
+	f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot open %s", path);
+		return NULL;
+	}
+	psl = xcalloc(1, sizeof(*psl));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *s = line, *e;
+		if (strncmp(s, "//", 2) == 0)
+			continue;
+		for (e = s; *e && *e != ' ' && *e != '\t' && *e != '\n' &&
+		    *e != '\r'; e++)
+			;
+		*e = '\0';
+		if (*s == '\0')
+			continue;
+		if (psl->n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			psl->rules = xrealloc(psl->rules, cap * sizeof(char *));
+		}
+		psl->rules[psl->n++] = xstrdup(s);
+	}
+	fclose(f);
+	if (psl->n == 0) {
+		snprintf(err, errlen, "%s: no rules", path);
+		ra_psl_free(psl);
+		return NULL;
+	}
+	qsort(psl->rules, psl->n, sizeof(char *), cmp_str);
+	return psl;
+}
+
+void
+ra_psl_free(struct ra_psl *psl)
+{
+	size_t i;
+
+	if (psl == NULL)
+		return;
+	for (i = 0; i < psl->n; i++)
+		free(psl->rules[i]);
+	free(psl->rules);
+	free(psl);
+}
+
+static int
+psl_has(const struct ra_psl *psl, const char *rule)
+{
+	return bsearch(&rule, psl->rules, psl->n, sizeof(char *), cmp_str) !=
+	    NULL;
+}
+
+/*
+ * Length of the public suffix at the end of name: the longest matching
+ * rule (exceptions remove one label); 0 if even the TLD is unknown.
+ */
+size_t
+ra_psl_suffix_len(const struct ra_psl *psl, const char *name)
+{
+	const char *p = name + strlen(name), *best = NULL;
+	char buf[300];
+
+	if (psl == NULL)
+		return 0;
+	/* Walk suffixes from the TLD towards the full name. */
+	for (;;) {
+		while (p > name && p[-1] != '.')
+			p--;
+		snprintf(buf, sizeof(buf), "!%s", p);
+		if (psl_has(psl, buf)) {
+			const char *dot = strchr(p, '.');
+			best = dot ? dot + 1 : NULL;
+			break;
+		}
+		if (psl_has(psl, p))
+			best = p;
+		else {
+			const char *dot = strchr(p, '.');
+			if (dot != NULL) {
+				snprintf(buf, sizeof(buf), "*.%s", dot + 1);
+				if (psl_has(psl, buf))
+					best = p;
+			}
+		}
+		if (p == name)
+			break;
+		p--; /* onto the dot */
+	}
+	return best ? strlen(best) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* IP ranges                                                            */
+/* ------------------------------------------------------------------ */
+
+int
+ra_ip_range_parse(const char *s, struct ra_ip_range *out)
+{
+	char buf[64], *slash, *end;
+	long pfx;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, strlen(s) + 1);
+	slash = strchr(buf, '/');
+	memset(out, 0, sizeof(*out));
+	if (slash != NULL)
+		*slash = '\0';
+	if (inet_pton(AF_INET, buf, out->addr) == 1)
+		out->len = 4;
+	else if (inet_pton(AF_INET6, buf, out->addr) == 1)
+		out->len = 16;
+	else
+		return -1;
+	if (slash == NULL) {
+		out->prefix = (int)out->len * 8;
+		return 0;
+	}
+	pfx = strtol(slash + 1, &end, 10);
+	if (*end != '\0' || end == slash + 1 || pfx < 0 ||
+	    pfx > (long)out->len * 8)
+		return -1;
+	out->prefix = (int)pfx;
+	return 0;
+}
+
+int
+ra_ip_range_contains(const struct ra_ip_range *r, const uint8_t *addr,
+    size_t len)
+{
+	int bits = r->prefix, i;
+
+	if (len != r->len)
+		return 0;
+	for (i = 0; bits > 0; i++, bits -= 8) {
+		uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+		if ((addr[i] & mask) != (r->addr[i] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+/* IANA IPv4/IPv6 special-purpose address registries (not globally
+ * reachable or reserved). */
+static const char *const special_ranges[] = {
+	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8",
+	"169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24",
+	"192.31.196.0/24", "192.52.193.0/24", "192.88.99.0/24",
+	"192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15",
+	"198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+	"255.255.255.255/32",
+	"::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96",
+	"64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
+	"2002::/16", "2620:4f:8000::/48", "3fff::/20", "5f00::/16",
+	"fc00::/7", "fe80::/10", "ff00::/8",
+};
+
+int
+ra_ip_special_purpose(const uint8_t *addr, size_t len)
+{
+	size_t i;
+	struct ra_ip_range r;
+
+	for (i = 0; i < sizeof(special_ranges) / sizeof(special_ranges[0]);
+	    i++) {
+		if (ra_ip_range_parse(special_ranges[i], &r) == 0 &&
+		    ra_ip_range_contains(&r, addr, len))
+			return 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Identifiers                                                          */
+/* ------------------------------------------------------------------ */
+
+/* 1 if name equals suffix or ends with "." suffix. */
+static int
+under(const char *name, const char *suffix)
+{
+	size_t ln = strlen(name), ls = strlen(suffix);
+
+	if (ln == ls)
+		return strcmp(name, suffix) == 0;
+	return ln > ls && name[ln - ls - 1] == '.' &&
+	    strcmp(name + ln - ls, suffix) == 0;
+}
+
+static struct problem *
+ident_prob(enum prob_type t, const char *type, const char *value,
+    const char *fmt, const char *arg)
+{
+	struct problem *p = problem_new(t, fmt, arg);
+
+	p->identifier = json_pack("{s:s,s:s}", "type", type, "value", value);
+	return p;
+}
+
+static int
+check_dns(const struct ra_policy *pol, const char *raw, char **norm,
+    struct problem **prob)
+{
+	char e[160];
+	char *n = NULL;
+	const char *base;
+	size_t i;
+	int ok;
+
+	n = ident_dns_normalize(raw, 1, e, sizeof(e));
+	if (n == NULL) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", raw,
+		    "Invalid DNS name: %s", e);
+		return -1;
+	}
+	base = strncmp(n, "*.", 2) == 0 ? n + 2 : n;
+	if (base != n && !pol->allow_wildcards) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
+		    "Wildcard names are not allowed by this CA%s", "");
+		goto fail;
+	}
+	if (strchr(base, '*') != NULL) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
+		    "A wildcard is only allowed as the whole leftmost label%s",
+		    "");
+		goto fail;
+	}
+	for (i = 0; i < pol->n_blocked_names; i++) {
+		if (under(base, pol->blocked_names[i])) {
+			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
+			    "The name %s is blocked by the CA's policy", n);
+			goto fail;
+		}
+	}
+	if (pol->public_mode) {
+		size_t sl = ra_psl_suffix_len(pol->psl, base);
+		if (sl == 0) {
+			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
+			    "%s does not end in a public suffix", n);
+			goto fail;
+		}
+		if (sl >= strlen(base)) {
+			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
+			    "%s is a public suffix", n);
+			goto fail;
+		}
+		/* A wildcard directly above a public suffix covers names of
+		 * many registrants. */
+		if (base != n && ra_psl_suffix_len(pol->psl, base) ==
+		    strlen(base)) {
+			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
+			    "Wildcard over a public suffix: %s", n);
+			goto fail;
+		}
+	} else {
+		ok = 0;
+		for (i = 0; i < pol->n_dns_suffixes; i++) {
+			/* A name must be strictly below the suffix. */
+			if (under(base, pol->dns_suffixes[i]) &&
+			    strcmp(base, pol->dns_suffixes[i]) != 0)
+				ok = 1;
+		}
+		if (!ok) {
+			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
+			    "%s is not under a domain this CA issues for", n);
+			goto fail;
+		}
+	}
+	*norm = n;
+	return 0;
+fail:
+	free(n);
+	return -1;
+}
+
+static int
+check_ip(const struct ra_policy *pol, const char *raw, char **norm,
+    struct problem **prob)
+{
+	char e[160];
+	uint8_t addr[16];
+	size_t alen = 0, i;
+	char *n;
+	int ok;
+
+	n = ident_ip_normalize(raw, addr, &alen, e, sizeof(e));
+	if (n == NULL) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "ip", raw,
+		    "Invalid IP address: %s", e);
+		return -1;
+	}
+	if (strcmp(n, raw) != 0) {
+		*prob = ident_prob(PROB_MALFORMED, "ip", raw,
+		    "IP address is not in canonical form (expected %s)", n);
+		free(n);
+		return -1;
+	}
+	if (pol->public_mode) {
+		ok = !ra_ip_special_purpose(addr, alen);
+	} else {
+		ok = 0;
+		for (i = 0; i < pol->n_ip_ranges; i++)
+			if (ra_ip_range_contains(&pol->ip_ranges[i], addr,
+			    alen))
+				ok = 1;
+	}
+	if (!ok) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "ip", n,
+		    "The CA does not issue for the IP address %s", n);
+		free(n);
+		return -1;
+	}
+	*norm = n;
+	return 0;
+}
+
+/*
+ * Checks one identifier (borrowed). 0 and *norm (malloc'd), *type; or -1
+ * and *prob with its identifier set.
+ */
+int
+ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
+    const json_t *ident, enum ident_type *type, char **norm,
+    struct problem **prob)
+{
+	const char *ts, *vs;
+	json_t *t, *v;
+
+	*norm = NULL;
+	if (!json_is_object(ident) ||
+	    !json_is_string(t = json_object_get(ident, "type")) ||
+	    !json_is_string(v = json_object_get(ident, "value")) ||
+	    json_object_size(ident) != 2) {
+		*prob = problem_new(PROB_MALFORMED, "An identifier must be an "
+		    "object with exactly \"type\" and \"value\" strings");
+		return -1;
+	}
+	ts = json_string_value(t);
+	vs = json_string_value(v);
+	if (strlen(vs) > 255) {
+		*prob = problem_new(PROB_REJECTED_IDENTIFIER,
+		    "Identifier value too long");
+		return -1;
+	}
+	if (ident_type_parse(ts, type) != 0) {
+		*prob = ident_prob(PROB_UNSUPPORTED_IDENTIFIER, ts, vs,
+		    "Identifier type \"%s\" is not supported", ts);
+		return -1;
+	}
+	if (prof != NULL && ((*type == IDENT_DNS && !prof->allow_dns) ||
+	    (*type == IDENT_IP && !prof->allow_ip))) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
+		    "Profile does not allow identifiers of type %s", ts);
+		return -1;
+	}
+	if (*type == IDENT_DNS)
+		return check_dns(pol, vs, norm, prob);
+	return check_ip(pol, vs, norm, prob);
+}
+
+static int
+cmp_ident(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	int c = strcmp(json_string_value(json_object_get(x, "type")),
+	    json_string_value(json_object_get(y, "type")));
+
+	if (c != 0)
+		return c;
+	return strcmp(json_string_value(json_object_get(x, "value")),
+	    json_string_value(json_object_get(y, "value")));
+}
+
+/*
+ * Checks an order's identifiers (borrowed). 0 and *out (new sorted, deduped
+ * array), or -1 and *prob (rejectedIdentifier with subproblems).
+ */
+int
+ra_policy_check_idents(const struct ra_policy *pol, const struct profile *prof,
+    const json_t *idents, json_t **out, struct problem **prob)
+{
+	json_t *list = NULL, **arr = NULL, *res = NULL, *v;
+	struct problem *top = NULL, *sub = NULL;
+	size_t i, n, nbad = 0, k;
+	enum ident_type type;
+	char *norm = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	if (!json_is_array(idents) || json_array_size(idents) == 0) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "\"identifiers\" must be a non-empty array");
+		goto out;
+	}
+	n = json_array_size(idents);
+	if (n > 1000) {
+		*prob = problem_new(PROB_REJECTED_IDENTIFIER,
+		    "Too many identifiers (%zu)", n);
+		goto out;
+	}
+	list = json_array();
+	json_array_foreach(idents, i, v) {
+		if (ra_policy_check_ident(pol, prof, v, &type, &norm, &sub) !=
+		    0) {
+			if (top == NULL)
+				top = problem_new(PROB_REJECTED_IDENTIFIER,
+				    "Cannot issue for the identifier(s)");
+			if (sub->identifier == NULL) {
+				/* structural error: no identifier to blame */
+				problem_free(top);
+				top = sub;
+				sub = NULL;
+				break;
+			}
+			if (nbad++ == 0 && top->detail != NULL) {
+				free(top->detail);
+				top->detail = xasprintf("Cannot issue for "
+				    "\"%s\": %s", json_string_value(
+				    json_object_get(sub->identifier, "value")),
+				    sub->detail ? sub->detail : "rejected");
+			} else if (nbad == 2) {
+				free(top->detail);
+				top->detail = xstrdup("Cannot issue for "
+				    "several identifiers (see subproblems)");
+			}
+			json_array_append_new(top->subproblems ?
+			    top->subproblems : (top->subproblems =
+			    json_array()), problem_to_rpc_json(sub));
+			problem_free(sub);
+			sub = NULL;
+			continue;
+		}
+		json_array_append_new(list, json_pack("{s:s,s:s}", "type",
+		    ident_type_name(type), "value", norm));
+		free(norm);
+		norm = NULL;
+	}
+	if (top != NULL) {
+		*prob = top;
+		top = NULL;
+		goto out;
+	}
+	n = json_array_size(list);
+	arr = xcalloc(n, sizeof(json_t *));
+	for (i = 0; i < n; i++)
+		arr[i] = json_array_get(list, i);
+	qsort(arr, n, sizeof(json_t *), cmp_ident);
+	res = json_array();
+	for (i = 0, k = 0; i < n; i++) {
+		if (k > 0 && cmp_ident(&arr[i], &arr[i - 1]) == 0)
+			continue;
+		json_array_append(res, arr[i]);
+		k++;
+	}
+	if (prof != NULL && prof->max_identifiers > 0 &&
+	    (int64_t)k > prof->max_identifiers) {
+		*prob = problem_new(PROB_REJECTED_IDENTIFIER, "Order has %zu "
+		    "identifiers; profile %s allows at most %lld", k,
+		    prof->name, (long long)prof->max_identifiers);
+		goto out;
+	}
+	*out = res;
+	res = NULL;
+	rc = 0;
+out:
+	free(arr);
+	json_decref(list);
+	json_decref(res);
+	problem_free(top);
+	return rc;
+}
+
+/* Registered domain for rate limits (malloc'd). */
+char *
+ra_policy_registered_domain(const struct ra_policy *pol, const char *name)
+{
+	const char *base = strncmp(name, "*.", 2) == 0 ? name + 2 : name;
+	const char *p;
+	size_t sl = 0, i, best = 0;
+
+	if (strchr(base, ':') != NULL || strspn(base, "0123456789.") ==
+	    strlen(base))
+		return xstrdup(base); /* an IP */
+	if (pol->public_mode)
+		sl = ra_psl_suffix_len(pol->psl, base);
+	else {
+		for (i = 0; i < pol->n_dns_suffixes; i++) {
+			size_t l = strlen(pol->dns_suffixes[i]);
+			if (under(base, pol->dns_suffixes[i]) && l > best)
+				best = l;
+		}
+		sl = best;
+	}
+	if (sl == 0) {
+		/* last label as the "suffix" */
+		p = strrchr(base, '.');
+		sl = p ? strlen(p + 1) : 0;
+	}
+	if (sl >= strlen(base))
+		return xstrdup(base);
+	p = base + strlen(base) - sl - 1; /* the dot before the suffix */
+	while (p > base && p[-1] != '.')
+		p--;
+	return xstrdup(p);
+}

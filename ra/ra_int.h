@@ -1,0 +1,114 @@
+/*
+ * ra_int.h - internals shared by the RA's source files (not included from
+ * outside ra/ except by its unit tests).
+ */
+#ifndef ANVIL_RA_INT_H
+#define ANVIL_RA_INT_H
+
+#include <pthread.h>
+
+#include "core/core.h"
+#include "ra/ra.h"
+#include "rpc/rpc.h"
+
+struct ra_pool;
+
+struct ra {
+	struct ra_config cfg;
+	struct profiles *profiles;
+	struct rpc_client *sa;
+	struct rpc_client *va;
+	struct rpc_client *ca;
+	struct metrics *metrics;	/* borrowed, may be NULL */
+	struct ra_pool *pool;
+
+	pthread_mutex_t lock;		/* guards the members below */
+	pthread_cond_t cond;
+	int stopping;
+	int recovery_started;
+	pthread_t recovery_thread;
+	json_t *inflight;		/* order ids finalizing here */
+};
+
+/* ---- worker pool (pool.c) ---- */
+typedef void (*ra_job_fn)(void *arg);
+/* n threads; NULL on failure. */
+struct ra_pool *ra_pool_new(int n);
+/* Queues fn(arg); the job owns arg. 0, or -1 if the pool is stopping. */
+int ra_pool_submit(struct ra_pool *p, ra_job_fn fn, void *arg);
+/* Runs the queued jobs to completion, joins and frees. */
+void ra_pool_free(struct ra_pool *p);
+
+/* ---- helpers (service.c) ---- */
+/*
+ * rpc_call with params stolen (may be NULL). 0 and *res (caller decrefs),
+ * or -1 and *prob (caller frees).
+ */
+int ra_call(struct rpc_client *c, const char *method, json_t *params,
+    const char *rid, json_t **res, struct problem **prob);
+/* Positive integer member of params into *out; else -1 and malformed. */
+int ra_param_id(const json_t *params, const char *name, int64_t *out,
+    struct problem **prob);
+/* Optional string member: NULL if absent or null; -1 malformed if not a
+ * string. */
+int ra_param_str(const json_t *params, const char *name, const char **out,
+    struct problem **prob);
+/* RFC 3339 of epoch ms into buf (>= 32). */
+char *ra_time_fmt(int64_t ms, char *buf, size_t len);
+/* RFC 3339 member of obj to epoch ms; -1 if absent/bad. */
+int ra_time_get(const json_t *obj, const char *name, int64_t *ms);
+/*
+ * Fetches an account that must be valid: *acct (caller decrefs) or -1 and
+ * *prob (accountDoesNotExist, unauthorized if deactivated/revoked).
+ */
+int ra_get_valid_account(struct ra *ra, const char *rid, int64_t id,
+    json_t **acct, struct problem **prob);
+/* Parses the account's JWK into an EVP_PKEY (caller frees) or NULL. */
+EVP_PKEY *ra_account_pkey(const json_t *acct);
+/* Counts a metric (name without labels). */
+void ra_count(struct ra *ra, const char *name, const char *labels);
+/* Spends one unit of the limit on key. 0 allowed (or limit off / SA
+ * failure: fail open), -1 and *prob rateLimited. cost 0 = check only. */
+int ra_rl_spend(struct ra *ra, const char *rid, enum ra_rl which,
+    const char *profile, const char *key, int64_t cost,
+    struct problem **prob);
+/* Asks the CA for a new CRL of the certificate's shard; logs failures. */
+void ra_regen_crl(struct ra *ra, const char *rid, const json_t *cert);
+
+/* ---- handlers ---- */
+int ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+int ra_h_update_account(void *svc, const struct rpc_req *req,
+    json_t **result, struct problem **prob);
+int ra_h_key_change(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+int ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+int ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+int ra_h_perform_validation(void *svc, const struct rpc_req *req,
+    json_t **result, struct problem **prob);
+int ra_h_deactivate_authz(void *svc, const struct rpc_req *req,
+    json_t **result, struct problem **prob);
+int ra_h_finalize_order(void *svc, const struct rpc_req *req,
+    json_t **result, struct problem **prob);
+int ra_h_revoke_by_account(void *svc, const struct rpc_req *req,
+    json_t **result, struct problem **prob);
+int ra_h_revoke_by_key(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+int ra_h_admin_revoke(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+int ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+
+/* Challenge types for an identifier: JSON array [{type, token}] (new). */
+json_t *ra_new_challenges(enum ident_type type, int wildcard);
+/* 1 if this process is finalizing the order (finalize.c). */
+int ra_inflight(struct ra *ra, json_int_t id);
+/* Serial hex (>= 36 digits) of big-endian serial bytes (orders.c). */
+char *ra_serial_hex(const uint8_t *b, size_t n);
+/* Issues for an order already claimed as processing (finalize.c). */
+void ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
+    const char *csr_b64);
+
+#endif /* ANVIL_RA_INT_H */

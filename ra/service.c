@@ -1,0 +1,466 @@
+/*
+ * service.c - the RA object: RPC clients, method table, health, helpers,
+ * rate-limit spending and crash recovery of orders stuck in processing.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jose/jose.h"
+#include "ra/ra_int.h"
+
+static const struct rpc_method methods[] = {
+	{"ra.new_account", ra_h_new_account},
+	{"ra.update_account", ra_h_update_account},
+	{"ra.key_change", ra_h_key_change},
+	{"ra.new_order", ra_h_new_order},
+	{"ra.new_authz", ra_h_new_authz},
+	{"ra.perform_validation", ra_h_perform_validation},
+	{"ra.deactivate_authz", ra_h_deactivate_authz},
+	{"ra.finalize_order", ra_h_finalize_order},
+	{"ra.revoke_by_account", ra_h_revoke_by_account},
+	{"ra.revoke_by_key", ra_h_revoke_by_key},
+	{"ra.admin_revoke", ra_h_admin_revoke},
+	{"ra.renewal_info", ra_h_renewal_info},
+};
+
+const struct rpc_method *
+ra_methods(size_t *n)
+{
+	*n = sizeof(methods) / sizeof(methods[0]);
+	return methods;
+}
+
+int
+ra_call(struct rpc_client *c, const char *method, json_t *params,
+    const char *rid, json_t **res, struct problem **prob)
+{
+	int rc;
+
+	*res = NULL;
+	rc = rpc_call(c, method, params, 0, rid, res, prob);
+	json_decref(params);
+	if (rc != 0 && *prob == NULL)
+		*prob = problem_new(PROB_SERVER_INTERNAL, "%s failed", method);
+	return rc;
+}
+
+int
+ra_param_id(const json_t *params, const char *name, int64_t *out,
+    struct problem **prob)
+{
+	json_t *v = json_object_get(params, name);
+
+	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "\"%s\" must be a positive integer", name);
+		return -1;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+int
+ra_param_str(const json_t *params, const char *name, const char **out,
+    struct problem **prob)
+{
+	json_t *v = json_object_get(params, name);
+
+	*out = NULL;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v)) {
+		*prob = problem_new(PROB_MALFORMED, "\"%s\" must be a string",
+		    name);
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+char *
+ra_time_fmt(int64_t ms, char *buf, size_t len)
+{
+	return time_fmt_rfc3339((time_t)(ms / 1000), buf, len);
+}
+
+int
+ra_time_get(const json_t *obj, const char *name, int64_t *ms)
+{
+	json_t *v = json_object_get(obj, name);
+	time_t t;
+
+	if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v),
+	    &t) != 0)
+		return -1;
+	*ms = (int64_t)t * 1000;
+	return 0;
+}
+
+int
+ra_get_valid_account(struct ra *ra, const char *rid, int64_t id,
+    json_t **acct, struct problem **prob)
+{
+	json_t *a = NULL;
+	const char *st;
+
+	*acct = NULL;
+	if (ra_call(ra->sa, "sa.get_account", json_pack("{s:I}", "id",
+	    (json_int_t)id), rid, &a, prob) != 0) {
+		if ((*prob)->type == PROB_NOT_FOUND) {
+			problem_free(*prob);
+			*prob = problem_new(PROB_ACCOUNT_DOES_NOT_EXIST,
+			    "Account %lld does not exist", (long long)id);
+		}
+		return -1;
+	}
+	st = json_string_value(json_object_get(a, "status"));
+	if (st == NULL || strcmp(st, "valid") != 0) {
+		*prob = problem_new(PROB_UNAUTHORIZED, "Account is %s",
+		    st ? st : "not valid");
+		json_decref(a);
+		return -1;
+	}
+	*acct = a;
+	return 0;
+}
+
+EVP_PKEY *
+ra_account_pkey(const json_t *acct)
+{
+	struct jwk *k = NULL;
+	struct problem *p = NULL;
+	struct jose_policy pol;
+	EVP_PKEY *pk = NULL;
+
+	jose_policy_default(&pol);
+	pol.allow_es512 = 1;
+	pol.allow_eddsa = 1;
+	pol.rsa_min_bits = 512;
+	pol.rsa_max_bits = 16384;
+	if (jwk_parse(json_object_get(acct, "key"), &pol, &k, &p) != 0) {
+		problem_free(p);
+		return NULL;
+	}
+	pk = k->pkey;
+	if (EVP_PKEY_up_ref(pk) != 1)
+		pk = NULL;
+	jwk_free(k);
+	return pk;
+}
+
+void
+ra_count(struct ra *ra, const char *name, const char *labels)
+{
+	if (ra->metrics != NULL)
+		metrics_counter_add(ra->metrics, name, "RA events", labels, 1);
+}
+
+int
+ra_rl_spend(struct ra *ra, const char *rid, enum ra_rl which,
+    const char *profile, const char *key, int64_t cost,
+    struct problem **prob)
+{
+	struct ra_limit tmp;
+	const struct ra_limit *l = ra_config_limit(&ra->cfg, which, profile,
+	    &tmp);
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	int64_t retry = 0, remaining = 0;
+	int rc = 0;
+	char lbl[128];
+
+	if (!l->enabled)
+		return 0;
+	if (ra_call(ra->sa, "sa.rate_limit_spend", json_pack(
+	    "{s:s,s:I,s:I,s:I,s:I}", "key", key, "emission_ms",
+	    (json_int_t)(l->period_ms / l->limit), "burst",
+	    (json_int_t)l->burst, "cost", (json_int_t)cost, "now_ms",
+	    (json_int_t)time_now_ms()), rid, &res, &p) != 0) {
+		/* Fail open: a storage hiccup must not block issuance. */
+		log_msg(LOG_LEVEL_WARN, rid, "rate limit %s: %s (ignored)", key,
+		    p->detail ? p->detail : "error");
+		problem_free(p);
+		return 0;
+	}
+	retry = json_integer_value(json_object_get(res, "retry_after_ms"));
+	remaining = json_integer_value(json_object_get(res, "remaining"));
+	if (!json_is_true(json_object_get(res, "allowed")) ||
+	    (cost == 0 && remaining < 1)) {
+		if (retry <= 0)
+			retry = l->period_ms / l->limit;
+		*prob = problem_new(PROB_RATE_LIMITED, "Rate limit %s exceeded "
+		    "for %s: %lld per %llds; retry after %llds",
+		    ra_rl_name(which), key, (long long)l->limit,
+		    (long long)(l->period_ms / 1000),
+		    (long long)((retry + 999) / 1000));
+		(*prob)->retry_after = (int)((retry + 999) / 1000);
+		snprintf(lbl, sizeof(lbl), "limit=\"%s\"", ra_rl_name(which));
+		ra_count(ra, "anvil_ra_rate_limited_total", lbl);
+		rc = -1;
+	}
+	json_decref(res);
+	return rc;
+}
+
+void
+ra_regen_crl(struct ra *ra, const char *rid, const json_t *cert)
+{
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	json_t *issuer = json_object_get(cert, "issuer_id");
+	json_t *shard = json_object_get(cert, "shard");
+
+	if (!json_is_string(issuer) || !json_is_integer(shard))
+		return;
+	if (ra_call(ra->ca, "ca.generate_crl", json_pack("{s:O,s:O}",
+	    "issuer_id", issuer, "shard", shard), rid, &res, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, rid, "CRL regeneration for shard %lld "
+		    "failed (ignored): %s", (long long)json_integer_value(
+		    shard), p->detail ? p->detail : "error");
+		problem_free(p);
+	}
+	json_decref(res);
+}
+
+/* Health: every dependency answers health.check. */
+int
+ra_health(void *arg, char *msg, size_t msglen)
+{
+	struct ra *ra = arg;
+	struct rpc_client *deps[3] = {ra->sa, ra->va, ra->ca};
+	static const char *const names[3] = {"sa", "va", "ca"};
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (rpc_call(deps[i], "health.check", NULL, 2000, NULL, &res,
+		    &p) != 0) {
+			snprintf(msg, msglen, "%s: %s", names[i],
+			    p && p->detail ? p->detail : "unreachable");
+			problem_free(p);
+			return -1;
+		}
+		json_decref(res);
+		res = NULL;
+	}
+	return 0;
+}
+
+static struct rpc_client *
+make_client(const json_t *obj, const char *name, struct metrics *m,
+    char *err, size_t errlen)
+{
+	struct rpc_client_config cc;
+	struct rpc_client *c = NULL;
+	char e[256];
+
+	memset(&cc, 0, sizeof(cc));
+	if (obj == NULL) {
+		snprintf(err, errlen, "%s: client config missing", name);
+		return NULL;
+	}
+	if (rpc_client_config_parse(obj, &cc, e, sizeof(e)) != 0) {
+		snprintf(err, errlen, "%s: %s", name, e);
+		goto out;
+	}
+	c = rpc_client_new(&cc, name, m, e, sizeof(e));
+	if (c == NULL)
+		snprintf(err, errlen, "%s: %s", name, e);
+out:
+	rpc_client_config_clear(&cc);
+	return c;
+}
+
+/* See ra.h: takes cfg's contents. */
+struct ra *
+ra_new(struct ra_config *cfg, struct metrics *metrics, char *err,
+    size_t errlen)
+{
+	struct ra *ra = xcalloc(1, sizeof(*ra));
+	char e[512];
+
+	ra->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	ra->metrics = metrics;
+	pthread_mutex_init(&ra->lock, NULL);
+	pthread_cond_init(&ra->cond, NULL);
+	ra->inflight = json_object();
+	ra->profiles = profiles_load(ra->cfg.profiles_file, e, sizeof(e));
+	if (ra->profiles == NULL) {
+		snprintf(err, errlen, "profiles: %s", e);
+		goto fail;
+	}
+	if ((ra->sa = make_client(ra->cfg.sa, "sa", metrics, err, errlen)) ==
+	    NULL || (ra->va = make_client(ra->cfg.va, "va", metrics, err,
+	    errlen)) == NULL || (ra->ca = make_client(ra->cfg.ca, "ca",
+	    metrics, err, errlen)) == NULL)
+		goto fail;
+	ra->pool = ra_pool_new((int)ra->cfg.validation_workers);
+	if (ra->pool == NULL) {
+		snprintf(err, errlen, "cannot start worker threads");
+		goto fail;
+	}
+	return ra;
+fail:
+	ra_free(ra);
+	return NULL;
+}
+
+void
+ra_free(struct ra *ra)
+{
+	if (ra == NULL)
+		return;
+	pthread_mutex_lock(&ra->lock);
+	ra->stopping = 1;
+	pthread_cond_broadcast(&ra->cond);
+	pthread_mutex_unlock(&ra->lock);
+	if (ra->recovery_started)
+		pthread_join(ra->recovery_thread, NULL);
+	ra_pool_free(ra->pool);
+	rpc_client_free(ra->sa);
+	rpc_client_free(ra->va);
+	rpc_client_free(ra->ca);
+	profiles_free(ra->profiles);
+	ra_config_clear(&ra->cfg);
+	json_decref(ra->inflight);
+	pthread_mutex_destroy(&ra->lock);
+	pthread_cond_destroy(&ra->cond);
+	free(ra);
+}
+
+/* Looks for a stored certificate issued for the order; serial or NULL. */
+static char *
+find_cert_for_order(struct ra *ra, const char *rid, const json_t *order)
+{
+	json_t *res = NULL, *c;
+	struct problem *p = NULL;
+	size_t i;
+	char *serial = NULL;
+	json_int_t oid = json_integer_value(json_object_get(order, "id"));
+
+	if (ra_call(ra->sa, "sa.get_certificates", json_pack("{s:O,s:i}",
+	    "account_id", json_object_get(order, "account_id"), "limit",
+	    1000), rid, &res, &p) != 0) {
+		problem_free(p);
+		return NULL;
+	}
+	json_array_foreach(json_object_get(res, "certificates"), i, c) {
+		if (json_integer_value(json_object_get(c, "order_id")) == oid &&
+		    json_is_string(json_object_get(c, "serial"))) {
+			serial = xstrdup(json_string_value(json_object_get(c,
+			    "serial")));
+			break;
+		}
+	}
+	json_decref(res);
+	return serial;
+}
+
+/* See ra.h. */
+int
+ra_recover_stale_orders(struct ra *ra)
+{
+	json_t *res = NULL, *idv, *order = NULL, *r2 = NULL;
+	struct problem *p = NULL, *perr;
+	char t[32], *serial = NULL;
+	size_t i;
+	int n = 0;
+
+	ra_time_fmt(time_now_ms() - ra->cfg.recover_after_ms, t, sizeof(t));
+	if (ra_call(ra->sa, "sa.get_stale_processing_orders", json_pack(
+	    "{s:s}", "older_than", t), NULL, &res, &p) != 0) {
+		log_warn("ra: recovery: cannot list stale orders: %s",
+		    p->detail ? p->detail : "error");
+		problem_free(p);
+		return -1;
+	}
+	json_array_foreach(json_object_get(res, "order_ids"), i, idv) {
+		if (ra_inflight(ra, json_integer_value(idv)))
+			continue;
+		if (ra_call(ra->sa, "sa.get_order", json_pack("{s:O}", "id",
+		    idv), NULL, &order, &p) != 0) {
+			problem_free(p);
+			p = NULL;
+			continue;
+		}
+		serial = find_cert_for_order(ra, NULL, order);
+		if (serial != NULL) {
+			if (ra_call(ra->sa, "sa.finalize_order", json_pack(
+			    "{s:O,s:s}", "id", idv, "serial", serial), NULL,
+			    &r2, &p) == 0)
+				log_audit(NULL, "order-recovered", "order=%lld "
+				    "serial=%s result=valid", (long long)
+				    json_integer_value(idv), serial);
+		} else {
+			perr = problem_new(PROB_SERVER_INTERNAL, "Issuance was "
+			    "interrupted; please submit a new order");
+			if (ra_call(ra->sa, "sa.set_order_error", json_pack(
+			    "{s:O,s:o}", "id", idv, "error",
+			    problem_to_rpc_json(perr)), NULL, &r2, &p) == 0)
+				log_audit(NULL, "order-recovered", "order=%lld "
+				    "result=invalid", (long long)
+				    json_integer_value(idv));
+			problem_free(perr);
+		}
+		if (p != NULL) {
+			log_warn("ra: recovery of order %lld failed: %s",
+			    (long long)json_integer_value(idv),
+			    p->detail ? p->detail : "error");
+			problem_free(p);
+			p = NULL;
+		} else
+			n++;
+		free(serial);
+		serial = NULL;
+		json_decref(order);
+		json_decref(r2);
+		order = r2 = NULL;
+	}
+	json_decref(res);
+	return n;
+}
+
+static void *
+recovery_main(void *arg)
+{
+	struct ra *ra = arg;
+	struct timespec ts;
+	int64_t period = ra->cfg.recover_after_ms / 2;
+
+	if (period < 1000)
+		period = 1000;
+	if (period > 60000)
+		period = 60000;
+	pthread_mutex_lock(&ra->lock);
+	while (!ra->stopping) {
+		pthread_mutex_unlock(&ra->lock);
+		(void)ra_recover_stale_orders(ra);
+		pthread_mutex_lock(&ra->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += period / 1000;
+		ts.tv_nsec += (period % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!ra->stopping && pthread_cond_timedwait(&ra->cond,
+		    &ra->lock, &ts) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&ra->lock);
+	return NULL;
+}
+
+int
+ra_start_recovery_thread(struct ra *ra)
+{
+	if (pthread_create(&ra->recovery_thread, NULL, recovery_main, ra) !=
+	    0)
+		return -1;
+	ra->recovery_started = 1;
+	return 0;
+}
