@@ -257,23 +257,23 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 	timeout_s = (unsigned int)((cfg->request_timeout_ms + 999) / 1000);
 	if (w->tls_cert_pem != NULL)
 		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
 		    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		    MHD_OPTION_HTTPS_MEM_KEY, w->tls_key_pem,
 		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem,
 		    MHD_OPTION_END);
 	else
 		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
 		    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		    MHD_OPTION_END);
 	if (w->mhd == NULL) {
 		snprintf(err, errlen, "cannot listen on %s:%lld (in use?)",

@@ -1,0 +1,508 @@
+/* LIBS: wfe jose rpc core */
+/*
+ * test_wfe.c - unit tests of the WFE's pieces that need no network:
+ * nonce service, routing table, URL checks, problem rendering, ACME JSON,
+ * config parsing.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test/unit/harness.h"
+#include "wfe/wfe_int.h"
+
+#define NOW 1800000000000LL /* a fixed wall clock for nonce tests */
+
+/* ---------------------------------------------------------------- nonces */
+
+static void
+test_nonce_once(struct th *t)
+{
+	struct wfe_nonce *ns = wfe_nonce_new("a1", NULL, 0, 1024, 60000);
+	char *n = wfe_nonce_issue(ns, NOW);
+
+	TH_CHECK(t, strncmp(n, "a1", 2) == 0);
+	TH_CHECK(t, strlen(n) == 2 + 38);
+	TH_CHECK(t, wfe_nonce_redeem(ns, n, NOW + 10) == WFE_NONCE_OK);
+	/* accepted once only */
+	TH_CHECK(t, wfe_nonce_redeem(ns, n, NOW + 20) == WFE_NONCE_UNKNOWN);
+	free(n);
+	wfe_nonce_free(ns);
+}
+
+static void
+test_nonce_distinct(struct th *t)
+{
+	struct wfe_nonce *ns = wfe_nonce_new("a1", NULL, 0, 1024, 60000);
+	char *a = wfe_nonce_issue(ns, NOW), *b = wfe_nonce_issue(ns, NOW);
+
+	TH_CHECK(t, strcmp(a, b) != 0);
+	/* redeem out of order */
+	TH_CHECK(t, wfe_nonce_redeem(ns, b, NOW) == WFE_NONCE_OK);
+	TH_CHECK(t, wfe_nonce_redeem(ns, a, NOW) == WFE_NONCE_OK);
+	free(a);
+	free(b);
+	wfe_nonce_free(ns);
+}
+
+static void
+test_nonce_expiry(struct th *t)
+{
+	struct wfe_nonce *ns = wfe_nonce_new("a1", NULL, 0, 1024, 60000);
+	char *n = wfe_nonce_issue(ns, NOW);
+
+	TH_CHECK(t, wfe_nonce_redeem(ns, n, NOW + 61000) == WFE_NONCE_EXPIRED);
+	free(n);
+	wfe_nonce_free(ns);
+}
+
+static void
+test_nonce_window_bound(struct th *t)
+{
+	struct wfe_nonce *ns = wfe_nonce_new("a1", NULL, 0, 64, 60000);
+	char *first = wfe_nonce_issue(ns, NOW), *last = NULL, *n;
+	int i;
+
+	/* A flood of 200 new nonces pushes the first out of the window but
+	 * the memory stays at 64 bits; the newest ones still work. */
+	for (i = 0; i < 200; i++) {
+		n = wfe_nonce_issue(ns, NOW);
+		free(last);
+		last = n;
+	}
+	TH_CHECK(t, wfe_nonce_redeem(ns, first, NOW) == WFE_NONCE_EVICTED);
+	TH_CHECK(t, wfe_nonce_redeem(ns, last, NOW) == WFE_NONCE_OK);
+	free(first);
+	free(last);
+	wfe_nonce_free(ns);
+}
+
+static void
+test_nonce_prefix_and_key(struct th *t)
+{
+	static const uint8_t key[] = "0123456789abcdef0123456789abcdef";
+	struct wfe_nonce *a = wfe_nonce_new("a1", key, 32, 1024, 60000);
+	struct wfe_nonce *b = wfe_nonce_new("b2", key, 32, 1024, 60000);
+	struct wfe_nonce *c = wfe_nonce_new("a1", NULL, 0, 1024, 60000);
+	char *n = wfe_nonce_issue(a, NOW);
+
+	/* another instance (prefix) refuses it: the load balancer must route
+	 * by prefix */
+	TH_CHECK(t, wfe_nonce_redeem(b, n, NOW) == WFE_NONCE_WRONG_PREFIX);
+	/* same prefix, other key: forged */
+	TH_CHECK(t, wfe_nonce_redeem(c, n, NOW) == WFE_NONCE_BAD_MAC);
+	TH_CHECK(t, wfe_nonce_redeem(a, n, NOW) == WFE_NONCE_OK);
+	free(n);
+	wfe_nonce_free(a);
+	wfe_nonce_free(b);
+	wfe_nonce_free(c);
+}
+
+static void
+test_nonce_restart(struct th *t)
+{
+	static const uint8_t key[] = "0123456789abcdef0123456789abcdef";
+	struct wfe_nonce *a = wfe_nonce_new("a1", key, 32, 1024, 60000);
+	struct wfe_nonce *a2 = NULL;
+	char *n = wfe_nonce_issue(a, NOW);
+
+	wfe_nonce_free(a);
+	/* Same key after a restart: the MAC is fine but the nonce was not
+	 * issued by this process, so a replay is impossible. */
+	a2 = wfe_nonce_new("a1", key, 32, 1024, 60000);
+	TH_CHECK(t, wfe_nonce_redeem(a2, n, NOW) == WFE_NONCE_UNKNOWN);
+	free(n);
+	wfe_nonce_free(a2);
+}
+
+static void
+test_nonce_malformed(struct th *t)
+{
+	struct wfe_nonce *ns = wfe_nonce_new("a1", NULL, 0, 1024, 60000);
+	char *n = wfe_nonce_issue(ns, NOW);
+
+	TH_CHECK(t, wfe_nonce_redeem(ns, NULL, NOW) == WFE_NONCE_MALFORMED);
+	TH_CHECK(t, wfe_nonce_redeem(ns, "", NOW) == WFE_NONCE_MALFORMED);
+	TH_CHECK(t, wfe_nonce_redeem(ns, "a1xyz", NOW) == WFE_NONCE_MALFORMED);
+	n[10] = '+';
+	TH_CHECK(t, wfe_nonce_redeem(ns, n, NOW) == WFE_NONCE_MALFORMED);
+	n[10] = n[11] == 'A' ? 'B' : 'A';
+	TH_CHECK(t, wfe_nonce_redeem(ns, n, NOW) != WFE_NONCE_OK);
+	free(n);
+	TH_CHECK(t, wfe_nonce_new("", NULL, 0, 1024, 1000) == NULL);
+	TH_CHECK(t, wfe_nonce_new("a/b", NULL, 0, 1024, 1000) == NULL);
+	TH_CHECK(t, wfe_nonce_new("a1", NULL, 0, 10, 1000) == NULL);
+	TH_CHECK_STR(t, wfe_nonce_result_name(WFE_NONCE_EXPIRED), "expired");
+	wfe_nonce_free(ns);
+}
+
+/* --------------------------------------------------------------- routing */
+
+static void
+test_route_find(struct th *t)
+{
+	const struct wfe_route *r;
+	const char *tail = NULL;
+
+	r = wfe_route_find("/directory", &tail);
+	TH_CHECK(t, r != NULL && strcmp(r->name, "directory") == 0);
+	TH_CHECK(t, r != NULL && (r->methods & WFE_HEAD));
+	r = wfe_route_find("/acme/acct/12/orders", &tail);
+	TH_CHECK(t, r != NULL && strcmp(r->name, "account") == 0);
+	TH_CHECK_STR(t, tail, "12/orders");
+	r = wfe_route_find("/acme/chall/5/7", &tail);
+	TH_CHECK(t, r != NULL && strcmp(r->name, "challenge") == 0);
+	TH_CHECK_STR(t, tail, "5/7");
+	r = wfe_route_find("/acme/cert/abcd/1", &tail);
+	TH_CHECK(t, r != NULL && strcmp(r->name, "cert") == 0 &&
+	    (r->methods & WFE_GET) && (r->methods & WFE_POST));
+	/* order, authz, challenge are POST only: GET is a 405 */
+	r = wfe_route_find("/acme/order/1", &tail);
+	TH_CHECK(t, r != NULL && r->methods == WFE_POST);
+	/* a prefix route needs something after the prefix */
+	TH_CHECK(t, wfe_route_find("/acme/acct/", &tail) == NULL);
+	TH_CHECK(t, wfe_route_find("/directoryx", &tail) == NULL);
+	TH_CHECK(t, wfe_route_find("/nope", &tail) == NULL);
+	TH_CHECK(t, wfe_route_find(NULL, &tail) == NULL);
+	r = wfe_route_find("/ocsp", &tail);
+	TH_CHECK(t, r != NULL && r->methods == WFE_POST);
+	r = wfe_route_find("/ocsp/MEow", &tail);
+	TH_CHECK(t, r != NULL && (r->methods & WFE_GET));
+	r = wfe_route_find("/crl/0011223344556677/0.crl", &tail);
+	TH_CHECK(t, r != NULL && strcmp(r->name, "crl") == 0);
+}
+
+static void
+test_methods_allow(struct th *t)
+{
+	char buf[32];
+
+	TH_CHECK_STR(t, wfe_methods_allow(WFE_GET | WFE_HEAD | WFE_POST, buf,
+	    sizeof(buf)), "GET, HEAD, POST");
+	TH_CHECK_STR(t, wfe_methods_allow(WFE_POST, buf, sizeof(buf)), "POST");
+}
+
+/* ------------------------------------------------------------------ URLs */
+
+static void
+test_url_check(struct th *t)
+{
+	const char *seen = "https://localhost:4431";
+
+	TH_CHECK(t, wfe_url_check("https://localhost:4431/acme/new-order",
+	    seen, "/acme/new-order"));
+	TH_CHECK(t, !wfe_url_check("https://localhost:4432/acme/new-order",
+	    seen, "/acme/new-order"));
+	TH_CHECK(t, !wfe_url_check("http://localhost:4431/acme/new-order",
+	    seen, "/acme/new-order"));
+	TH_CHECK(t, !wfe_url_check("https://example.com/acme/new-order",
+	    seen, "/acme/new-order"));
+	TH_CHECK(t, !wfe_url_check("https://localhost:4431/acme/new-order/",
+	    seen, "/acme/new-order"));
+	TH_CHECK(t, !wfe_url_check("https://localhost:4431/acme/new-acct",
+	    seen, "/acme/new-order"));
+	TH_CHECK(t, wfe_url_check(
+	    "https://localhost:4431/acme/acct/1/orders?cursor=5", seen,
+	    "/acme/acct/1/orders?cursor=5"));
+	TH_CHECK(t, !wfe_url_check("https://localhost:4431/acme/acct/1/orders",
+	    seen, "/acme/acct/1/orders?cursor=5"));
+	TH_CHECK(t, !wfe_url_check(NULL, seen, "/"));
+}
+
+static void
+test_url_bases(struct th *t)
+{
+	struct wfe_config cfg;
+	char *hosts[] = {"127.0.0.1:4431", NULL};
+	char *seen = NULL, *base = NULL;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.base_url = "https://localhost:4431";
+	cfg.tls_cert = "x";
+	cfg.hosts = hosts;
+	cfg.nhosts = 1;
+	wfe_url_bases(&cfg, "localhost:4431", NULL, &seen, &base);
+	TH_CHECK_STR(t, seen, "https://localhost:4431");
+	TH_CHECK_STR(t, base, "https://localhost:4431");
+	free(seen);
+	free(base);
+	wfe_url_bases(&cfg, "127.0.0.1:4431", NULL, &seen, &base);
+	TH_CHECK_STR(t, base, "https://127.0.0.1:4431");
+	free(seen);
+	free(base);
+	/* an unknown Host is compared as seen, but never echoed in URLs */
+	wfe_url_bases(&cfg, "evil.example", NULL, &seen, &base);
+	TH_CHECK_STR(t, seen, "https://evil.example");
+	TH_CHECK_STR(t, base, "https://localhost:4431");
+	free(seen);
+	free(base);
+	wfe_url_bases(&cfg, "a b/c", NULL, &seen, &base);
+	TH_CHECK_STR(t, base, "https://localhost:4431");
+	free(seen);
+	free(base);
+	/* behind a TLS terminator: the trusted header says http */
+	wfe_url_bases(&cfg, "localhost:4431", "http", &seen, &base);
+	TH_CHECK_STR(t, seen, "http://localhost:4431");
+	free(seen);
+	free(base);
+}
+
+static void
+test_parse_id(struct th *t)
+{
+	int64_t v = 0;
+
+	TH_CHECK(t, wfe_parse_id("42", 2, &v) == 0 && v == 42);
+	TH_CHECK(t, wfe_parse_id("42/orders", 2, &v) == 0 && v == 42);
+	TH_CHECK(t, wfe_parse_id("0", 1, &v) != 0);
+	TH_CHECK(t, wfe_parse_id("012", 3, &v) != 0);
+	TH_CHECK(t, wfe_parse_id("-1", 2, &v) != 0);
+	TH_CHECK(t, wfe_parse_id("1a", 2, &v) != 0);
+	TH_CHECK(t, wfe_parse_id("", 0, &v) != 0);
+	TH_CHECK(t, wfe_parse_id("99999999999999999", 17, &v) != 0);
+	TH_CHECK(t, wfe_parse_id("9007199254740992", 16, &v) != 0);
+	TH_CHECK(t, wfe_url_authority("https://a.b:1/x") != NULL);
+	TH_CHECK(t, wfe_url_authority("ftp://a") == NULL);
+}
+
+/* -------------------------------------------------------------- problems */
+
+static struct wfe *
+fake_wfe(void)
+{
+	struct wfe *w = xcalloc(1, sizeof(*w));
+
+	jose_policy_default(&w->policy);
+	return w;
+}
+
+static const char *
+hdr(const struct wfe_req *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->nhdrs; i++)
+		if (strcmp(r->hdrs[i].name, name) == 0)
+			return r->hdrs[i].value;
+	return NULL;
+}
+
+static void
+req_clear(struct wfe_req *r)
+{
+	size_t i;
+
+	free(r->out);
+	for (i = 0; i < r->nhdrs; i++) {
+		free(r->hdrs[i].name);
+		free(r->hdrs[i].value);
+	}
+	memset(r, 0, sizeof(*r));
+}
+
+static void
+test_problem_render(struct th *t)
+{
+	struct wfe *w = fake_wfe();
+	struct wfe_req r;
+	json_t *j;
+
+	memset(&r, 0, sizeof(r));
+	r.w = w;
+	r.path = "/x";
+	wfe_reply_prob(&r, PROB_BAD_NONCE, "stale");
+	TH_CHECK(t, r.status == 400 && r.want_nonce && r.done);
+	TH_CHECK_STR(t, r.ctype, "application/problem+json");
+	j = json_loads(r.out, 0, NULL);
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "type")),
+	    "urn:ietf:params:acme:error:badNonce");
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "detail")),
+	    "stale");
+	TH_CHECK(t, json_integer_value(json_object_get(j, "status")) == 400);
+	json_decref(j);
+	req_clear(&r);
+
+	/* internal notFound -> malformed 404 */
+	r.w = w;
+	r.path = "/x";
+	wfe_reply_prob(&r, PROB_NOT_FOUND, "no such order");
+	j = json_loads(r.out, 0, NULL);
+	TH_CHECK(t, r.status == 404);
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "type")),
+	    "urn:ietf:params:acme:error:malformed");
+	json_decref(j);
+	req_clear(&r);
+
+	/* unavailable -> 503 with Retry-After, never a bare 500 */
+	r.w = w;
+	r.path = "/x";
+	wfe_add_header(&r, "Location", "https://x/");
+	wfe_reply_prob(&r, PROB_UNAVAILABLE, "sa unavailable");
+	TH_CHECK(t, r.status == 503);
+	TH_CHECK(t, hdr(&r, "Retry-After") != NULL);
+	TH_CHECK(t, hdr(&r, "Location") == NULL); /* success headers dropped */
+	req_clear(&r);
+
+	/* badSignatureAlgorithm lists the algorithms */
+	r.w = w;
+	r.path = "/x";
+	wfe_reply_prob(&r, PROB_BAD_SIGNATURE_ALGORITHM, "HS256");
+	j = json_loads(r.out, 0, NULL);
+	TH_CHECK(t, json_is_array(json_object_get(j, "algorithms")));
+	json_decref(j);
+	req_clear(&r);
+
+	/* rate limits keep their Retry-After; subproblems survive */
+	{
+		struct problem *p = problem_new(PROB_REJECTED_IDENTIFIER,
+		    "two bad names");
+		problem_add_sub(p, problem_new(PROB_REJECTED_IDENTIFIER,
+		    "blocked"), "dns", "a.example");
+		r.w = w;
+		r.path = "/x";
+		wfe_reply_problem(&r, p);
+		j = json_loads(r.out, 0, NULL);
+		TH_CHECK(t, json_array_size(json_object_get(j,
+		    "subproblems")) == 1);
+		json_decref(j);
+		req_clear(&r);
+		p = problem_new(PROB_RATE_LIMITED, "slow down");
+		p->retry_after = 42;
+		r.w = w;
+		r.path = "/x";
+		wfe_reply_problem(&r, p);
+		TH_CHECK(t, r.status == 429);
+		TH_CHECK_STR(t, hdr(&r, "Retry-After"), "42");
+		req_clear(&r);
+	}
+	free(w);
+}
+
+/* ------------------------------------------------------------- ACME JSON */
+
+static void
+test_acme_json(struct th *t)
+{
+	struct wfe_req r;
+	json_t *o, *j;
+
+	memset(&r, 0, sizeof(r));
+	r.base = "https://localhost:4431";
+	o = json_loads("{\"id\":9,\"account_id\":1,\"status\":\"valid\","
+	    "\"expires\":\"2026-12-01T00:00:00Z\",\"identifiers\":[{\"type\":"
+	    "\"dns\",\"value\":\"a.test\"}],\"profile\":\"classic\","
+	    "\"authz_ids\":[5,6],\"certificate_serial\":\"7f01\","
+	    "\"error\":{\"type\":\"badCSR\",\"detail\":\"x\",\"status\":400}}",
+	    0, NULL);
+	j = wfe_acme_order(&r, o);
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "finalize")),
+	    "https://localhost:4431/acme/finalize/9");
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "certificate")),
+	    "https://localhost:4431/acme/cert/7f01");
+	TH_CHECK_STR(t, json_string_value(json_array_get(json_object_get(j,
+	    "authorizations"), 1)), "https://localhost:4431/acme/authz/6");
+	TH_CHECK_STR(t, json_string_value(json_object_get(json_object_get(j,
+	    "error"), "type")), "urn:ietf:params:acme:error:badCSR");
+	TH_CHECK(t, json_object_get(j, "account_id") == NULL);
+	json_decref(j);
+	json_decref(o);
+
+	o = json_loads("{\"id\":5,\"account_id\":1,\"status\":\"pending\","
+	    "\"identifier\":{\"type\":\"dns\",\"value\":\"a.test\"},"
+	    "\"wildcard\":true,\"expires\":\"2026-12-01T00:00:00Z\","
+	    "\"challenges\":[{\"id\":11,\"type\":\"dns-01\",\"token\":\"tok\","
+	    "\"status\":\"pending\"}]}", 0, NULL);
+	j = wfe_acme_authz(&r, o);
+	TH_CHECK(t, json_is_true(json_object_get(j, "wildcard")));
+	TH_CHECK_STR(t, json_string_value(json_object_get(json_array_get(
+	    json_object_get(j, "challenges"), 0), "url")),
+	    "https://localhost:4431/acme/chall/5/11");
+	json_decref(j);
+	json_decref(o);
+
+	o = json_loads("{\"id\":3,\"status\":\"valid\",\"contact\":"
+	    "[\"mailto:a@b.test\"],\"tos_agreed\":true,\"key\":{\"kty\":\"EC\"}}",
+	    0, NULL);
+	j = wfe_acme_account(&r, o);
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "orders")),
+	    "https://localhost:4431/acme/acct/3/orders");
+	TH_CHECK(t, json_is_true(json_object_get(j, "termsOfServiceAgreed")));
+	json_decref(j);
+	json_decref(o);
+}
+
+/* ---------------------------------------------------------------- config */
+
+static int
+parse_cfg(const char *text, struct wfe_config *cfg, char *err, size_t n)
+{
+	json_t *o = json_loads(text, 0, NULL);
+	int rc = wfe_config_parse(o, "wfe.json", cfg, err, n);
+
+	json_decref(o);
+	return rc;
+}
+
+#define CLIENTS "\"ra\":{\"target\":\"unix:/x\"},\"sa\":{\"target\":\"unix:/y\"}," \
+	"\"ca\":{\"target\":\"unix:/z\"}"
+
+static void
+test_config(struct th *t)
+{
+	struct wfe_config cfg;
+	char err[256] = "";
+
+	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://localhost:4431/\","
+	    CLIENTS ",\"tls\":null,\"nonce\":{\"prefix\":\"b7\","
+	    "\"lifetime\":\"10m\"}}", &cfg, err, sizeof(err)) == 0);
+	TH_CHECK_STR(t, cfg.base_url, "https://localhost:4431");
+	TH_CHECK_STR(t, cfg.nonce_prefix, "b7");
+	TH_CHECK(t, cfg.nonce_lifetime_ms == 600000);
+	TH_CHECK(t, cfg.threads == 8 && cfg.max_body == 65536);
+	TH_CHECK(t, cfg.tls_cert == NULL);
+	wfe_config_clear(&cfg);
+
+	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+	    ",\"bogus\":1}", &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "bogus") != NULL);
+	wfe_config_clear(&cfg);
+	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+	    ",\"nonce\":{\"prefix\":\"bad/prefix\"}}", &cfg, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "nonce.prefix") != NULL);
+	wfe_config_clear(&cfg);
+	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x/acme\"," CLIENTS "}",
+	    &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "base_url") != NULL);
+	wfe_config_clear(&cfg);
+	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+	    ",\"test\":{\"faults\":{\"internal_percent\":500}}}", &cfg, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "internal_percent") != NULL);
+	wfe_config_clear(&cfg);
+	TH_CHECK(t, parse_cfg("{" CLIENTS "}", &cfg, err, sizeof(err)) != 0);
+	wfe_config_clear(&cfg);
+}
+
+int
+main(void)
+{
+	struct th t = TH_INIT;
+
+	log_init("test_wfe", LOG_LEVEL_ERROR);
+	TH_RUN(&t, test_nonce_once);
+	TH_RUN(&t, test_nonce_distinct);
+	TH_RUN(&t, test_nonce_expiry);
+	TH_RUN(&t, test_nonce_window_bound);
+	TH_RUN(&t, test_nonce_prefix_and_key);
+	TH_RUN(&t, test_nonce_restart);
+	TH_RUN(&t, test_nonce_malformed);
+	TH_RUN(&t, test_route_find);
+	TH_RUN(&t, test_methods_allow);
+	TH_RUN(&t, test_url_check);
+	TH_RUN(&t, test_url_bases);
+	TH_RUN(&t, test_parse_id);
+	TH_RUN(&t, test_problem_render);
+	TH_RUN(&t, test_acme_json);
+	TH_RUN(&t, test_config);
+	return th_done(&t);
+}
