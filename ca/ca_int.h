@@ -1,0 +1,159 @@
+/*
+ * ca_int.h - internals of the CA shared between ca/ sources and its unit tests.
+ * Nothing outside ca/ and test/unit/test_ca*.c includes this.
+ */
+#ifndef ANVIL_CA_INT_H
+#define ANVIL_CA_INT_H
+
+#include <pthread.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "ca/ca.h"
+
+struct ca_chain {
+	char *intermediates_pem; /* issuer cert (or its cross-sign) upwards */
+	char *root_pem;
+	char *name; /* "default" / "alternate" */
+};
+
+struct ca_issuer {
+	char id[17];
+	char *name;
+	enum ca_key_type key_type; /* of the issuer's own key */
+	unsigned signs;		   /* bit mask of enum ca_key_type it serves */
+	X509 *cert;
+	EVP_PKEY *key;
+	EVP_PKEY *lint_key; /* throwaway key of the same type, set by ca_new */
+	char *cert_pem;
+	struct ca_chain *chains;
+	size_t nchains;
+	char **profiles; /* NULL-terminated; empty = every profile */
+	size_t nprofiles;
+};
+
+struct ca_issuers {
+	struct ca_issuer *list;
+	size_t count;
+};
+
+struct ca {
+	struct ca_settings s;
+	struct ca_issuers *issuers;
+	const struct profiles *profiles;
+	struct ca_store store;
+	struct metrics *metrics;
+	pthread_mutex_t crl_lock; /* one CRL generation at a time */
+};
+
+/* ---- helpers (util.c) ---- */
+
+/* Key type of a public key; -1 if neither RSA nor EC. */
+int ca_pkey_type(const EVP_PKEY *k, enum ca_key_type *out);
+/* PEM text of a certificate, malloc'd; NULL on failure. */
+char *ca_x509_pem(const X509 *x);
+/* DER of a certificate, malloc'd; -1 on failure. */
+int ca_x509_der(const X509 *x, uint8_t **der, size_t *len);
+/* Issuer id: hex of the first 8 bytes of SHA-256(cert DER) into id[17]. */
+int ca_x509_id(const X509 *x, char id[17]);
+/* Serial bytes as 2*len lowercase hex into a malloc'd string. */
+char *ca_serial_hex(const uint8_t *serial, size_t len);
+/* Serial mod n (n >= 1). */
+int64_t ca_serial_shard(const uint8_t *serial, size_t len, int64_t n);
+/* Calls the store; counts nothing. Same contract as ca_store_call_fn. */
+int ca_store_call(struct ca *ca, const char *method, json_t *params,
+    const char *rid, json_t **result, struct problem **prob);
+/* Signs with SHA-256 (ECDSA or RSA PKCS#1 v1.5). 0 or -1. */
+int ca_x509_sign(X509 *x, EVP_PKEY *key);
+/* A fresh key: P-256, P-384 (bits 384) or RSA of `bits`. NULL on error. */
+EVP_PKEY *ca_key_generate(enum ca_key_type kt, int bits);
+
+/* ---- TBS (tbs.c) ---- */
+
+struct ca_tbs {
+	uint8_t serial[CA_SERIAL_LEN];
+	EVP_PKEY *pubkey;	/* borrowed (subject key) */
+	time_t not_before;
+	time_t not_after;	/* inclusive */
+	const char *cn;		/* NULL: empty subject */
+	const json_t *sans;	/* borrowed array of {type, value}, in order */
+	const struct profile *profile;
+	const struct ca_issuer *issuer;
+	int64_t shard;
+	const char *base_url;
+	int ocsp_url;
+};
+
+/* Unsigned certificate from a template; NULL with err. Caller frees. */
+X509 *ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen);
+/* DER of the TBSCertificate of a signed certificate. 0 or -1. */
+int ca_tbs_der(X509 *x, uint8_t **der, size_t *len);
+/*
+ * Orders identifiers as the CSR's SAN extension lists them (those the CSR
+ * does not list last). Returns a new array of new {type,value} objects, or
+ * NULL with err when an identifier is malformed.
+ */
+json_t *ca_order_sans(X509_REQ *csr, const json_t *identifiers, char *err,
+    size_t errlen);
+/* The CN to put into the subject, or NULL (static to sans/csr lifetime). */
+const char *ca_choose_cn(X509_REQ *csr, const json_t *sans);
+
+/* ---- lints (lint.c) ---- */
+
+struct ca_lint_input {
+	X509 *cert;		     /* the throwaway-signed certificate */
+	const json_t *identifiers;   /* the order's identifiers */
+	const struct profile *profile;
+};
+
+/* 0 = pass, -1 = fail with a reason in msg. */
+typedef int (*ca_lint_fn)(const struct ca_lint_input *in, char *msg,
+    size_t msglen);
+
+struct ca_lint {
+	const char *name;
+	ca_lint_fn fn;
+};
+
+/* The lint table (static) and its length. */
+const struct ca_lint *ca_lints(size_t *count);
+/* Looks a lint up by name; NULL if none. */
+const struct ca_lint *ca_lint_find(const char *name);
+/*
+ * Runs every lint; 0 when all pass, else -1 with *failed = the first
+ * failing lint's name (static) and its reason in msg.
+ */
+int ca_lint_all(const struct ca_lint_input *in, const char **failed,
+    char *msg, size_t msglen);
+
+/* ---- CRL / OCSP builders (crl.c, ocsp.c) ---- */
+
+struct ca_crl_entry {
+	uint8_t *serial; /* owned */
+	size_t serial_len;
+	time_t revoked_at;
+	int reason;
+};
+
+/* Signed DER CRL; 0 or -1 with err. */
+int ca_crl_build(const struct ca_issuer *is, int64_t number,
+    const char *idp_url, time_t this_update, time_t next_update,
+    const struct ca_crl_entry *entries, size_t n, uint8_t **der,
+    size_t *len, char *err, size_t errlen);
+
+/*
+ * Signed DER OCSPResponse for one serial. revoked: 0 good, 1 revoked with
+ * revoked_at and reason. 0 or -1 with err.
+ */
+int ca_ocsp_build(const struct ca_issuer *is, const uint8_t *serial,
+    size_t serial_len, int revoked, time_t revoked_at, int reason,
+    time_t this_update, time_t next_update, uint8_t **der, size_t *len,
+    char *err, size_t errlen);
+
+/* URL helpers: malloc'd strings. */
+char *ca_url_crl(const char *base, const char *issuer_id, int64_t shard);
+char *ca_url_issuer(const char *base, const char *issuer_id);
+char *ca_url_ocsp(const char *base);
+
+#endif /* ANVIL_CA_INT_H */

@@ -1,0 +1,79 @@
+/*
+ * config.c - configs/<env>/ca.json (keys documented in docs/config/ca.md).
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "ca/ca.h"
+
+#define CFG(f) offsetof(struct ca_config, f)
+
+static const struct jspec debug_spec[] = {
+	{"addr", JSPEC_STRING, CFG(debug_addr), 0, NULL, 0},
+	{"port", JSPEC_INT, CFG(debug_port), 0, NULL, 0},
+	JSPEC_END,
+};
+
+static const struct jspec ca_spec[] = {
+	{"log_level", JSPEC_STRING, CFG(log_level), 0, NULL, 0},
+	{"debug", JSPEC_OBJECT, 0, 0, debug_spec, 0},
+	{"rpc", JSPEC_JSON, CFG(rpc), 1, NULL, 0},
+	{"sa", JSPEC_JSON, CFG(sa), 1, NULL, 0},
+	{"profiles", JSPEC_STRING, CFG(profiles), 1, NULL, 0},
+	{"issuers", JSPEC_STRING, CFG(issuers), 1, NULL, 0},
+	{"public_base_url", JSPEC_STRING, CFG(settings.public_base_url), 1,
+	    NULL, 0},
+	{"serial_prefix", JSPEC_INT, CFG(settings.serial_prefix), 0, NULL, 0},
+	{"crl_shards", JSPEC_INT, CFG(settings.crl_shards), 0, NULL, 0},
+	{"crl_period", JSPEC_DURATION, CFG(crl_period_ms), 0, NULL, 0},
+	{"crl_validity", JSPEC_DURATION, CFG(settings.crl_validity_ms), 0,
+	    NULL, 0},
+	{"ocsp_validity", JSPEC_DURATION, CFG(settings.ocsp_validity_ms), 0,
+	    NULL, 0},
+	{"ocsp_url", JSPEC_BOOL, CFG(settings.ocsp_url), 0, NULL, 0},
+	JSPEC_END,
+};
+
+/* See ca.h. */
+int
+ca_config_load(const char *path, struct ca_config *cfg, char *err,
+    size_t errlen)
+{
+	json_t *obj = NULL;
+	int ret = -1;
+
+	memset(cfg, 0, sizeof(*cfg));
+	ca_settings_defaults(&cfg->settings);
+	cfg->debug_port = 8102;
+	cfg->crl_period_ms = 3600 * 1000;
+	if ((obj = config_load_file(path, err, errlen)) == NULL)
+		goto out;
+	if (config_parse(path, obj, ca_spec, cfg, err, errlen) != 0)
+		goto out;
+	if (cfg->debug_addr == NULL)
+		cfg->debug_addr = xstrdup("127.0.0.1");
+	if (cfg->log_level == NULL)
+		cfg->log_level = xstrdup("info");
+	if (cfg->debug_port < 0 || cfg->debug_port > 65535) {
+		snprintf(err, errlen, "%s: debug.port: out of range", path);
+		goto out;
+	}
+	if (cfg->crl_period_ms < 1000) {
+		snprintf(err, errlen, "%s: crl_period: at least 1s", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	json_decref(obj);
+	return ret;
+}
+
+/* Frees what ca_config_load filled. */
+void
+ca_config_clear(struct ca_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	jspec_clear(ca_spec, cfg);
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,458 @@
+/*
+ * issuer.c - loading issuers (certificate, key, chains) from issuers.json.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "ca/ca_int.h"
+
+#define CA_MAX_PEM_FILE (1024 * 1024)
+
+struct issuer_spec {
+	char *name;
+	char *cert;
+	char *key;
+	char *key_passphrase_file;
+	char **key_types;
+	size_t nkey_types;
+	char **profiles;
+	size_t nprofiles;
+	json_t *chains;
+};
+
+static const struct jspec issuer_fields[] = {
+	{"name", JSPEC_STRING, offsetof(struct issuer_spec, name), 1, NULL, 0},
+	{"cert", JSPEC_STRING, offsetof(struct issuer_spec, cert), 1, NULL, 0},
+	{"key", JSPEC_STRING, offsetof(struct issuer_spec, key), 1, NULL, 0},
+	{"key_passphrase_file", JSPEC_STRING,
+	    offsetof(struct issuer_spec, key_passphrase_file), 0, NULL, 0},
+	{"key_types", JSPEC_STRINGS, offsetof(struct issuer_spec, key_types), 0,
+	    NULL, offsetof(struct issuer_spec, nkey_types)},
+	{"profiles", JSPEC_STRINGS, offsetof(struct issuer_spec, profiles), 0,
+	    NULL, offsetof(struct issuer_spec, nprofiles)},
+	{"chains", JSPEC_JSON, offsetof(struct issuer_spec, chains), 0, NULL, 0},
+	JSPEC_END,
+};
+
+struct chain_spec {
+	char *name;
+	char **certs;
+	size_t ncerts;
+	char *root;
+};
+
+static const struct jspec chain_fields[] = {
+	{"name", JSPEC_STRING, offsetof(struct chain_spec, name), 0, NULL, 0},
+	{"certs", JSPEC_STRINGS, offsetof(struct chain_spec, certs), 1, NULL,
+	    offsetof(struct chain_spec, ncerts)},
+	{"root", JSPEC_STRING, offsetof(struct chain_spec, root), 1, NULL, 0},
+	JSPEC_END,
+};
+
+/* Path relative to dir unless absolute; malloc'd. */
+static char *
+resolve(const char *dir, const char *p)
+{
+	if (p[0] == '/' || dir[0] == '\0')
+		return xstrdup(p);
+	return xasprintf("%s/%s", dir, p);
+}
+
+/* Reads the first certificate of a PEM file. NULL with err. */
+static X509 *
+load_cert(const char *path, char **pem_out, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t len;
+	BIO *b = NULL;
+	X509 *x = NULL;
+
+	if (file_read_all(path, CA_MAX_PEM_FILE, &buf, &len, err, errlen) != 0)
+		goto out;
+	if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL)
+		goto out;
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	if (x == NULL) {
+		snprintf(err, errlen, "%s: no PEM certificate", path);
+		goto out;
+	}
+	if (pem_out != NULL)
+		*pem_out = ca_x509_pem(x);
+out:
+	BIO_free(b);
+	free(buf);
+	return x;
+}
+
+/* Loads a private key, refusing readable-by-others files. */
+static EVP_PKEY *
+load_key(const char *path, const char *pass_path, char *err, size_t errlen)
+{
+	char *buf = NULL, *pass = NULL;
+	size_t len, plen = 0;
+	BIO *b = NULL;
+	EVP_PKEY *k = NULL;
+
+	if (file_check_secret_mode(path, err, errlen) != 0)
+		goto out;
+	if (file_read_all(path, CA_MAX_PEM_FILE, &buf, &len, err, errlen) != 0)
+		goto out;
+	if (pass_path != NULL) {
+		if (file_check_secret_mode(pass_path, err, errlen) != 0)
+			goto out;
+		if (file_read_all(pass_path, 4096, &pass, &plen, err,
+		    errlen) != 0)
+			goto out;
+		while (plen > 0 && (pass[plen - 1] == '\n' ||
+		    pass[plen - 1] == '\r'))
+			pass[--plen] = '\0';
+	}
+	if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL)
+		goto out;
+	k = PEM_read_bio_PrivateKey(b, NULL, NULL, pass != NULL ? pass : "");
+	if (k == NULL)
+		snprintf(err, errlen, "%s: cannot read private key%s", path,
+		    pass != NULL ? " (wrong passphrase?)" : "");
+out:
+	BIO_free(b);
+	if (buf != NULL) {
+		OPENSSL_cleanse(buf, len);
+		free(buf);
+	}
+	if (pass != NULL) {
+		OPENSSL_cleanse(pass, plen);
+		free(pass);
+	}
+	return k;
+}
+
+static void
+issuer_clear(struct ca_issuer *i)
+{
+	size_t k;
+
+	free(i->name);
+	X509_free(i->cert);
+	EVP_PKEY_free(i->key);
+	EVP_PKEY_free(i->lint_key);
+	free(i->cert_pem);
+	for (k = 0; k < i->nchains; k++) {
+		free(i->chains[k].intermediates_pem);
+		free(i->chains[k].root_pem);
+		free(i->chains[k].name);
+	}
+	free(i->chains);
+	for (k = 0; k < i->nprofiles; k++)
+		free(i->profiles[k]);
+	free(i->profiles);
+	memset(i, 0, sizeof(*i));
+}
+
+/* Loads one chain; checks every link's signature up to the root. */
+static int
+load_chain(const char *dir, const json_t *obj, const struct ca_issuer *is,
+    struct ca_chain *ch, char *err, size_t errlen)
+{
+	struct chain_spec cs;
+	X509 **certs = NULL, *root = NULL;
+	char *pem = NULL, *path = NULL, *all = NULL, *tmp;
+	size_t k;
+	int ret = -1;
+
+	memset(&cs, 0, sizeof(cs));
+	if (jspec_parse(obj, chain_fields, &cs, err, errlen) != 0)
+		goto out;
+	if (cs.ncerts == 0) {
+		snprintf(err, errlen, "chains.certs: empty");
+		goto out;
+	}
+	certs = xcalloc(cs.ncerts, sizeof(*certs));
+	all = xstrdup("");
+	for (k = 0; k < cs.ncerts; k++) {
+		free(path);
+		path = resolve(dir, cs.certs[k]);
+		certs[k] = load_cert(path, &pem, err, errlen);
+		if (certs[k] == NULL || pem == NULL)
+			goto out;
+		tmp = xasprintf("%s%s", all, pem);
+		free(all);
+		all = tmp;
+		free(pem);
+		pem = NULL;
+	}
+	free(path);
+	path = resolve(dir, cs.root);
+	if ((root = load_cert(path, &ch->root_pem, err, errlen)) == NULL)
+		goto out;
+	if (X509_cmp(certs[0], is->cert) != 0 &&
+	    EVP_PKEY_eq(X509_get0_pubkey(certs[0]), is->key) != 1) {
+		snprintf(err, errlen, "%s: first chain certificate does not "
+		    "carry the issuer key", cs.certs[0]);
+		goto out;
+	}
+	for (k = 0; k < cs.ncerts; k++) {
+		X509 *up = k + 1 < cs.ncerts ? certs[k + 1] : root;
+		if (X509_verify(certs[k], X509_get0_pubkey(up)) != 1) {
+			snprintf(err, errlen, "%s: not signed by the next "
+			    "certificate of its chain", cs.certs[k]);
+			goto out;
+		}
+	}
+	ch->intermediates_pem = all;
+	all = NULL;
+	ch->name = xstrdup(cs.name != NULL ? cs.name : "default");
+	ret = 0;
+out:
+	if (certs != NULL)
+		for (k = 0; k < cs.ncerts; k++)
+			X509_free(certs[k]);
+	free(certs);
+	X509_free(root);
+	free(pem);
+	free(path);
+	free(all);
+	jspec_clear(chain_fields, &cs);
+	return ret;
+}
+
+static int
+load_issuer(const char *dir, const json_t *obj, struct ca_issuer *is,
+    char *err, size_t errlen)
+{
+	struct issuer_spec sp;
+	char *cpath = NULL, *kpath = NULL, *ppath = NULL;
+	const json_t *c;
+	size_t k;
+	enum ca_key_type kt;
+	int ret = -1;
+
+	memset(&sp, 0, sizeof(sp));
+	if (jspec_parse(obj, issuer_fields, &sp, err, errlen) != 0)
+		goto out;
+	is->name = xstrdup(sp.name);
+	cpath = resolve(dir, sp.cert);
+	kpath = resolve(dir, sp.key);
+	if (sp.key_passphrase_file != NULL)
+		ppath = resolve(dir, sp.key_passphrase_file);
+	if ((is->cert = load_cert(cpath, &is->cert_pem, err, errlen)) == NULL)
+		goto out;
+	if ((is->key = load_key(kpath, ppath, err, errlen)) == NULL)
+		goto out;
+	if (X509_check_private_key(is->cert, is->key) != 1) {
+		snprintf(err, errlen, "%s: key does not match %s", sp.key,
+		    sp.cert);
+		goto out;
+	}
+	if (ca_pkey_type(is->key, &is->key_type) != 0) {
+		snprintf(err, errlen, "%s: unsupported key type", sp.key);
+		goto out;
+	}
+	/* Caches the extensions now: later reads are from many threads. */
+	(void)X509_check_purpose(is->cert, -1, 0);
+	if (ca_x509_id(is->cert, is->id) != 0) {
+		snprintf(err, errlen, "%s: cannot encode", sp.cert);
+		goto out;
+	}
+	if (sp.nkey_types == 0)
+		is->signs = 1u << is->key_type;
+	for (k = 0; k < sp.nkey_types; k++) {
+		if (ca_key_type_parse(sp.key_types[k], &kt) != 0) {
+			snprintf(err, errlen, "key_types: unknown \"%s\"",
+			    sp.key_types[k]);
+			goto out;
+		}
+		is->signs |= 1u << kt;
+	}
+	is->profiles = xcalloc(sp.nprofiles + 1, sizeof(char *));
+	for (k = 0; k < sp.nprofiles; k++)
+		is->profiles[k] = xstrdup(sp.profiles[k]);
+	is->nprofiles = sp.nprofiles;
+	if (sp.chains != NULL && !json_is_array(sp.chains)) {
+		snprintf(err, errlen, "chains: expected an array");
+		goto out;
+	}
+	if (sp.chains == NULL || json_array_size(sp.chains) == 0) {
+		snprintf(err, errlen, "chains: at least one chain is needed");
+		goto out;
+	}
+	is->chains = xcalloc(json_array_size(sp.chains),
+	    sizeof(*is->chains));
+	json_array_foreach(sp.chains, k, c) {
+		if (!json_is_object(c)) {
+			snprintf(err, errlen, "chains[%zu]: expected an "
+			    "object", k);
+			goto out;
+		}
+		if (load_chain(dir, c, is, &is->chains[k], err, errlen) != 0)
+			goto out;
+		is->nchains++;
+	}
+	ret = 0;
+out:
+	free(cpath);
+	free(kpath);
+	free(ppath);
+	jspec_clear(issuer_fields, &sp);
+	return ret;
+}
+
+/* See ca.h. */
+struct ca_issuers *
+ca_issuers_load(const char *path, char *err, size_t errlen)
+{
+	json_t *root = NULL;
+	const json_t *arr, *obj;
+	struct ca_issuers *is = NULL;
+	char *dir = NULL, *slash, sub[512];
+	size_t k;
+	int ok = 0;
+
+	if ((root = config_load_file(path, err, errlen)) == NULL)
+		goto out;
+	arr = json_object_get(root, "issuers");
+	if (!json_is_array(arr) || json_array_size(arr) == 0 ||
+	    json_object_size(root) != 1) {
+		snprintf(err, errlen, "%s: expected {\"issuers\": [...]} with "
+		    "at least one issuer", path);
+		goto out;
+	}
+	dir = xstrdup(path);
+	slash = strrchr(dir, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	else
+		dir[0] = '\0';
+	is = xcalloc(1, sizeof(*is));
+	is->list = xcalloc(json_array_size(arr), sizeof(*is->list));
+	json_array_foreach(arr, k, obj) {
+		if (!json_is_object(obj)) {
+			snprintf(err, errlen, "%s: issuers[%zu]: expected an "
+			    "object", path, k);
+			goto out;
+		}
+		is->count++;
+		if (load_issuer(dir, obj, &is->list[k], sub,
+		    sizeof(sub)) != 0) {
+			snprintf(err, errlen, "%s: issuers[%zu]: %s", path, k,
+			    sub);
+			goto out;
+		}
+	}
+	ok = 1;
+out:
+	json_decref(root);
+	free(dir);
+	if (!ok) {
+		ca_issuers_free(is);
+		is = NULL;
+	}
+	return is;
+}
+
+/* Frees is and every key it holds. */
+void
+ca_issuers_free(struct ca_issuers *is)
+{
+	size_t k;
+
+	if (is == NULL)
+		return;
+	for (k = 0; k < is->count; k++)
+		issuer_clear(&is->list[k]);
+	free(is->list);
+	free(is);
+}
+
+size_t
+ca_issuers_count(const struct ca_issuers *is)
+{
+	return is != NULL ? is->count : 0;
+}
+
+const struct ca_issuer *
+ca_issuers_get(const struct ca_issuers *is, size_t i)
+{
+	if (is == NULL || i >= is->count)
+		return NULL;
+	return &is->list[i];
+}
+
+const struct ca_issuer *
+ca_issuers_find(const struct ca_issuers *is, const char *id)
+{
+	size_t k;
+
+	if (is == NULL || id == NULL)
+		return NULL;
+	for (k = 0; k < is->count; k++)
+		if (strcmp(is->list[k].id, id) == 0)
+			return &is->list[k];
+	return NULL;
+}
+
+const struct ca_issuer *
+ca_issuers_choose(const struct ca_issuers *is, const char *profile,
+    enum ca_key_type kt)
+{
+	size_t k, p;
+	const struct ca_issuer *i;
+
+	if (is == NULL)
+		return NULL;
+	for (k = 0; k < is->count; k++) {
+		i = &is->list[k];
+		if (!(i->signs & (1u << kt)))
+			continue;
+		if (i->nprofiles == 0)
+			return i;
+		for (p = 0; p < i->nprofiles; p++)
+			if (profile != NULL &&
+			    strcmp(i->profiles[p], profile) == 0)
+				return i;
+	}
+	return NULL;
+}
+
+const char *
+ca_issuer_id(const struct ca_issuer *i)
+{
+	return i->id;
+}
+
+const char *
+ca_issuer_name(const struct ca_issuer *i)
+{
+	return i->name;
+}
+
+enum ca_key_type
+ca_issuer_key_type(const struct ca_issuer *i)
+{
+	return i->key_type;
+}
+
+/* See ca.h. */
+json_t *
+ca_issuer_json(const struct ca_issuer *i)
+{
+	json_t *o, *chains, *roots;
+	size_t k;
+
+	chains = json_array();
+	roots = json_array();
+	for (k = 0; k < i->nchains; k++) {
+		json_array_append_new(chains,
+		    json_string(i->chains[k].intermediates_pem));
+		json_array_append_new(roots, json_string(i->chains[k].root_pem));
+	}
+	o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "id", i->id, "name",
+	    i->name, "key_type", ca_key_type_name(i->key_type), "cert_pem",
+	    i->cert_pem, "chains_pem", chains, "roots_pem", roots);
+	return o;
+}

@@ -1,0 +1,1076 @@
+/* LIBS: ca core */
+/*
+ * test_ca.c - the CA signing pipeline without RPC: key ceremony, issuer
+ * loading, issuance per key type and profile (verified against the chains),
+ * serial uniqueness under 16 threads, CRLs and OCSP before and after a
+ * revocation. Storage is an in-memory fake of the sa.* methods.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "ca/ca_int.h"
+#include "test/unit/harness.h"
+
+/* ---------------- fake store ---------------- */
+
+struct fake_store {
+	pthread_mutex_t mu;
+	json_t *reserved; /* serial -> true */
+	json_t *certs;	  /* serial -> certificate object */
+	json_t *crl_numbers; /* "issuer/shard" -> n */
+	json_t *crls;
+	json_t *ocsp;
+	int fail_add;
+	int ocsp_stores;
+};
+
+static int
+fake_call(void *arg, const char *method, json_t *params, const char *rid,
+    json_t **result, struct problem **prob)
+{
+	struct fake_store *fs = arg;
+	const char *serial = json_string_value(json_object_get(params,
+	    "serial"));
+	char key[64];
+	json_t *c, *arr;
+	const char *k;
+	int ret = 0;
+
+	(void)rid;
+	pthread_mutex_lock(&fs->mu);
+	*result = NULL;
+	if (strcmp(method, "sa.reserve_serial") == 0) {
+		if (json_object_get(fs->reserved, serial) != NULL) {
+			*prob = problem_new(PROB_CONFLICT, "serial exists");
+			ret = -1;
+		} else {
+			json_object_set_new(fs->reserved, serial, json_true());
+			*result = json_object();
+		}
+	} else if (strcmp(method, "sa.add_certificate") == 0) {
+		if (fs->fail_add) {
+			*prob = problem_new(PROB_UNAVAILABLE, "sa down");
+			ret = -1;
+		} else if (json_object_get(fs->reserved, serial) == NULL) {
+			*prob = problem_new(PROB_MALFORMED, "not reserved");
+			ret = -1;
+		} else {
+			c = json_deep_copy(params);
+			json_object_set_new(c, "status", json_string("good"));
+			json_object_set_new(fs->certs, serial, c);
+			*result = json_object();
+		}
+	} else if (strcmp(method, "sa.get_certificate") == 0) {
+		c = json_object_get(fs->certs, serial);
+		if (c == NULL) {
+			*prob = problem_new(PROB_NOT_FOUND, "no such cert");
+			ret = -1;
+		} else {
+			*result = json_deep_copy(c);
+		}
+	} else if (strcmp(method, "sa.next_crl_number") == 0) {
+		snprintf(key, sizeof(key), "%s/%lld", json_string_value(
+		    json_object_get(params, "issuer_id")), (long long)
+		    json_integer_value(json_object_get(params, "shard")));
+		json_int_t n = json_integer_value(json_object_get(
+		    fs->crl_numbers, key)) + 1;
+		json_object_set_new(fs->crl_numbers, key, json_integer(n));
+		*result = json_pack("{s:I}", "number", n);
+	} else if (strcmp(method, "sa.revoked_by_shard") == 0) {
+		arr = json_array();
+		json_object_foreach(fs->certs, k, c) {
+			if (strcmp(json_string_value(json_object_get(c,
+			    "status")), "revoked") != 0 ||
+			    !json_equal(json_object_get(c, "issuer_id"),
+			    json_object_get(params, "issuer_id")) ||
+			    !json_equal(json_object_get(c, "shard"),
+			    json_object_get(params, "shard")))
+				continue;
+			json_array_append_new(arr, json_pack("{s:s, s:O, s:O}",
+			    "serial", k, "revoked_at", json_object_get(c,
+			    "revoked_at"), "reason", json_object_get(c,
+			    "revoked_reason")));
+		}
+		*result = json_pack("{s:o}", "entries", arr);
+	} else if (strcmp(method, "sa.store_crl") == 0) {
+		json_array_append(fs->crls, params);
+		*result = json_object();
+	} else if (strcmp(method, "sa.store_ocsp") == 0) {
+		json_object_set(fs->ocsp, serial, params);
+		fs->ocsp_stores++;
+		*result = json_object();
+	} else if (strcmp(method, "sa.get_ocsp") == 0) {
+		c = json_object_get(fs->ocsp, serial);
+		if (c == NULL) {
+			*prob = problem_new(PROB_NOT_FOUND, "no ocsp");
+			ret = -1;
+		} else {
+			*result = json_deep_copy(c);
+		}
+	} else {
+		*prob = problem_new(PROB_SERVER_INTERNAL, "unknown %s", method);
+		ret = -1;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	return ret;
+}
+
+static void
+fake_init(struct fake_store *fs)
+{
+	memset(fs, 0, sizeof(*fs));
+	pthread_mutex_init(&fs->mu, NULL);
+	fs->reserved = json_object();
+	fs->certs = json_object();
+	fs->crl_numbers = json_object();
+	fs->crls = json_array();
+	fs->ocsp = json_object();
+}
+
+static void
+fake_clear(struct fake_store *fs)
+{
+	json_decref(fs->reserved);
+	json_decref(fs->certs);
+	json_decref(fs->crl_numbers);
+	json_decref(fs->crls);
+	json_decref(fs->ocsp);
+	pthread_mutex_destroy(&fs->mu);
+}
+
+static void
+fake_revoke(struct fake_store *fs, const char *serial, int reason)
+{
+	char t[32];
+	json_t *c = json_object_get(fs->certs, serial);
+
+	json_object_set_new(c, "status", json_string("revoked"));
+	json_object_set_new(c, "revoked_at", json_string(time_fmt_rfc3339(
+	    time(NULL) - 5, t, sizeof(t))));
+	json_object_set_new(c, "revoked_reason", json_integer(reason));
+}
+
+/* ---------------- fixture ---------------- */
+
+struct fixture {
+	char dir[128];
+	struct fake_store fs;
+	struct profiles *profiles;
+	struct ca *ca;
+	X509_STORE *trust;	/* root.pem only */
+	X509_STORE *trust_alt;	/* root2.pem only */
+};
+
+static X509 *
+read_cert(const char *dir, const char *name)
+{
+	char path[256];
+	FILE *f;
+	X509 *x;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	return x;
+}
+
+static X509_STORE *
+store_of(const char *dir, const char *root)
+{
+	X509_STORE *s = X509_STORE_new();
+	X509 *x = read_cert(dir, root);
+
+	X509_STORE_add_cert(s, x);
+	X509_free(x);
+	return s;
+}
+
+static int
+fixture_setup(struct fixture *f)
+{
+	char err[512], path[256];
+	struct ca_issuers *is;
+	struct ca_settings s;
+
+	memset(f, 0, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_ca.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	strncat(f->dir, "/pki", sizeof(f->dir) - strlen(f->dir) - 1);
+	if (ca_ceremony_init(f->dir, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ceremony: %s\n", err);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/issuers.json", f->dir);
+	if ((is = ca_issuers_load(path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "issuers: %s\n", err);
+		return -1;
+	}
+	f->profiles = profiles_load("configs/dev/profiles.json", err,
+	    sizeof(err));
+	if (f->profiles == NULL) {
+		fprintf(stderr, "profiles: %s\n", err);
+		ca_issuers_free(is);
+		return -1;
+	}
+	fake_init(&f->fs);
+	ca_settings_defaults(&s);
+	s.public_base_url = "https://ca.test:4431/";
+	s.serial_prefix = 0x42;
+	s.crl_shards = 8;
+	f->ca = ca_new(&s, is, f->profiles,
+	    (struct ca_store){fake_call, &f->fs}, NULL, err, sizeof(err));
+	if (f->ca == NULL) {
+		fprintf(stderr, "ca_new: %s\n", err);
+		return -1;
+	}
+	f->trust = store_of(f->dir, "root.pem");
+	f->trust_alt = store_of(f->dir, "root2.pem");
+	return 0;
+}
+
+static void
+fixture_teardown(struct fixture *f)
+{
+	char cmd[300];
+
+	ca_free(f->ca);
+	profiles_free(f->profiles);
+	fake_clear(&f->fs);
+	X509_STORE_free(f->trust);
+	X509_STORE_free(f->trust_alt);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strlen(f->dir) - 4),
+	    f->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", f->dir);
+}
+
+/* A fresh DER CSR for the names ("dns:x" / "ip:x"), cn may be NULL. */
+static uint8_t *
+make_csr(enum ca_key_type kt, int bits, const char *cn,
+    const char *const *names, size_t n, size_t *len, EVP_PKEY **keyout)
+{
+	X509_REQ *req = X509_REQ_new();
+	EVP_PKEY *k = ca_key_generate(kt, bits);
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *ext;
+	char san[1024] = "";
+	unsigned char *p = NULL;
+	uint8_t *der;
+	size_t i;
+	int dl;
+
+	for (i = 0; i < n; i++) {
+		strcat(san, i ? "," : "");
+		strcat(san, strncmp(names[i], "ip:", 3) == 0 ? "IP:" : "DNS:");
+		strcat(san, names[i] + (strncmp(names[i], "ip:", 3) == 0 ? 3 :
+		    4));
+	}
+	X509_REQ_set_version(req, 0);
+	X509_REQ_set_pubkey(req, k);
+	if (cn != NULL)
+		X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN",
+		    MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+	sk_X509_EXTENSION_push(exts, ext);
+	X509_REQ_add_extensions(req, exts);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_sign(req, k, EVP_sha256());
+	dl = i2d_X509_REQ(req, &p);
+	der = malloc((size_t)dl);
+	memcpy(der, p, (size_t)dl);
+	*len = (size_t)dl;
+	OPENSSL_free(p);
+	X509_REQ_free(req);
+	if (keyout != NULL)
+		*keyout = k;
+	else
+		EVP_PKEY_free(k);
+	return der;
+}
+
+/* Identifiers JSON for names ("dns:x" / "ip:x"). */
+static json_t *
+idents(const char *const *names, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		int ip = strncmp(names[i], "ip:", 3) == 0;
+		json_array_append_new(a, json_pack("{s:s, s:s}", "type",
+		    ip ? "ip" : "dns", "value", names[i] + (ip ? 3 : 4)));
+	}
+	return a;
+}
+
+/* Issues for names in the given (identifier) order; CSR in csr order. */
+static int
+issue(struct fixture *f, enum ca_key_type kt, const char *profile,
+    const char *cn, const char *const *csr_names,
+    const char *const *id_names, size_t n, struct ca_issued *out,
+    struct problem **prob)
+{
+	size_t len;
+	uint8_t *der = make_csr(kt, kt == CA_KEY_RSA ? 2048 : 256, cn,
+	    csr_names, n, &len, NULL);
+	json_t *ids = idents(id_names, n);
+	struct ca_issue_req r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.csr_der = der;
+	r.csr_len = len;
+	r.identifiers = ids;
+	r.profile = profile;
+	r.account_id = 7;
+	r.order_id = 9;
+	r.request_id = "test";
+	rc = ca_issue(f->ca, &r, out, prob);
+	free(der);
+	json_decref(ids);
+	return rc;
+}
+
+static X509 *
+parse_der(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	return d2i_X509(NULL, &p, (long)len);
+}
+
+/* Verifies leaf against a trust store with the given untrusted PEM. */
+static int
+verify_chain(X509 *leaf, X509_STORE *trust, const char *inter_pem,
+    int purpose)
+{
+	BIO *b = BIO_new_mem_buf(inter_pem, -1);
+	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	X509 *x;
+	int ok;
+
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(untrusted, x);
+	ERR_clear_error();
+	X509_STORE_CTX_init(ctx, trust, leaf, untrusted);
+	X509_STORE_CTX_set_purpose(ctx, purpose);
+	ok = X509_verify_cert(ctx);
+	if (ok != 1)
+		fprintf(stderr, "  verify: %s\n", X509_verify_cert_error_string(
+		    X509_STORE_CTX_get_error(ctx)));
+	X509_STORE_CTX_free(ctx);
+	sk_X509_pop_free(untrusted, X509_free);
+	BIO_free(b);
+	return ok == 1;
+}
+
+static char *
+ext_text(X509 *x, int nid)
+{
+	int idx = X509_get_ext_by_NID(x, nid, -1);
+	BIO *b;
+	char *data, *ret = NULL;
+	long n;
+
+	if (idx < 0)
+		return NULL;
+	b = BIO_new(BIO_s_mem());
+	if (X509V3_EXT_print(b, X509_get_ext(x, idx), 0, 0) == 1) {
+		n = BIO_get_mem_data(b, &data);
+		ret = strndup(data, (size_t)n);
+	}
+	BIO_free(b);
+	return ret;
+}
+
+static struct fixture F; /* set up once in main, used by every test */
+
+/* ---------------- tests ---------------- */
+
+static void
+test_ceremony_files_and_modes(struct th *t)
+{
+	static const char *keys[] = {"root.key", "root2.key", "int-ecdsa.key",
+	    "int-rsa.key"};
+	struct stat st;
+	char path[256];
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", F.dir, keys[i]);
+		TH_CHECK(t, stat(path, &st) == 0);
+		TH_CHECK(t, (st.st_mode & 0777) == 0600);
+	}
+	snprintf(path, sizeof(path), "%s/roots.pem", F.dir);
+	TH_CHECK(t, stat(path, &st) == 0 && st.st_size > 0);
+}
+
+static void
+test_ceremony_refuses_overwrite(struct th *t)
+{
+	char err[512], path[256], *before = NULL, *after = NULL;
+	size_t l1 = 0, l2 = 0;
+
+	snprintf(path, sizeof(path), "%s/root.key", F.dir);
+	TH_CHECK(t, file_read_all(path, 1 << 20, &before, &l1, err,
+	    sizeof(err)) == 0);
+	TH_CHECK(t, ca_ceremony_init(F.dir, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "already exists") != NULL);
+	TH_CHECK(t, file_read_all(path, 1 << 20, &after, &l2, err,
+	    sizeof(err)) == 0);
+	TH_CHECK(t, before && after && l1 == l2 && memcmp(before, after,
+	    l1) == 0);
+	free(before);
+	free(after);
+}
+
+static void
+test_issuers_loaded(struct th *t)
+{
+	const struct ca_issuers *is = ca_get_issuers(F.ca);
+	const struct ca_issuer *e, *r;
+	json_t *j;
+
+	TH_CHECK(t, ca_issuers_count(is) == 2);
+	e = ca_issuers_choose(is, "classic", CA_KEY_ECDSA);
+	r = ca_issuers_choose(is, "classic", CA_KEY_RSA);
+	TH_CHECK(t, e != NULL && r != NULL && e != r);
+	if (e == NULL || r == NULL)
+		return;
+	TH_CHECK(t, ca_issuer_key_type(e) == CA_KEY_ECDSA);
+	TH_CHECK(t, ca_issuer_key_type(r) == CA_KEY_RSA);
+	TH_CHECK(t, strlen(ca_issuer_id(e)) == 16);
+	TH_CHECK(t, ca_issuers_find(is, ca_issuer_id(r)) == r);
+	TH_CHECK(t, e->nchains == 2 && r->nchains == 1);
+	j = ca_issuers_json(F.ca);
+	TH_CHECK(t, json_array_size(json_object_get(j, "issuers")) == 2);
+	TH_CHECK(t, json_integer_value(json_object_get(j, "crl_shards")) == 8);
+	TH_CHECK(t, json_array_size(json_object_get(json_array_get(
+	    json_object_get(j, "issuers"), 0), "roots_pem")) == 2);
+	json_decref(j);
+}
+
+static void
+test_issuers_reject_readable_key(struct th *t)
+{
+	char path[256], err[512];
+	struct ca_issuers *is;
+
+	snprintf(path, sizeof(path), "%s/int-rsa.key", F.dir);
+	chmod(path, 0644);
+	snprintf(path, sizeof(path), "%s/issuers.json", F.dir);
+	is = ca_issuers_load(path, err, sizeof(err));
+	TH_CHECK(t, is == NULL);
+	ca_issuers_free(is);
+	snprintf(path, sizeof(path), "%s/int-rsa.key", F.dir);
+	chmod(path, 0600);
+}
+
+static void
+check_issued(struct th *t, const struct ca_issued *out, const char *profile,
+    enum ca_key_type kt, int expect_cn, int purpose)
+{
+	X509 *x = parse_der(out->der, out->der_len);
+	const struct ca_issuer *is = out->issuer;
+	const ASN1_INTEGER *sn;
+	json_t *stored;
+	char *txt;
+	size_t k;
+
+	TH_CHECK(t, x != NULL);
+	if (x == NULL)
+		return;
+	TH_CHECK(t, ca_issuer_key_type(is) == kt);
+	for (k = 0; k < is->nchains; k++)
+		TH_CHECK(t, verify_chain(x, k == 0 ? F.trust : F.trust_alt,
+		    is->chains[k].intermediates_pem, purpose));
+	sn = X509_get0_serialNumber(x);
+	TH_CHECK(t, ASN1_STRING_length(sn) == CA_SERIAL_LEN);
+	TH_CHECK(t, ASN1_STRING_get0_data(sn)[0] == 0x42);
+	TH_CHECK(t, strlen(out->serial) == 36 && strncmp(out->serial, "42",
+	    2) == 0);
+	TH_CHECK(t, (X509_NAME_get_index_by_NID(X509_get_subject_name(x),
+	    NID_commonName, -1) >= 0) == expect_cn);
+	stored = json_object_get(F.fs.certs, out->serial);
+	TH_CHECK(t, stored != NULL);
+	TH_CHECK_STR(t, json_string_value(json_object_get(stored, "profile")),
+	    profile);
+	TH_CHECK(t, strlen(json_string_value(json_object_get(stored,
+	    "key_hash"))) == 64);
+	TH_CHECK(t, json_integer_value(json_object_get(stored, "shard")) ==
+	    ca_serial_shard(ASN1_STRING_get0_data(sn), CA_SERIAL_LEN, 8));
+	txt = ext_text(x, NID_crl_distribution_points);
+	TH_CHECK(t, txt != NULL && strstr(txt, "https://ca.test:4431/crl/") &&
+	    strstr(txt, is->id));
+	free(txt);
+	txt = ext_text(x, NID_info_access);
+	TH_CHECK(t, txt != NULL && strstr(txt, "https://ca.test:4431/ocsp") &&
+	    strstr(txt, "https://ca.test:4431/issuer/"));
+	free(txt);
+	txt = ext_text(x, NID_key_usage);
+	TH_CHECK(t, txt != NULL && strstr(txt, "Digital Signature") &&
+	    (strstr(txt, "Key Encipherment") != NULL) == (kt == CA_KEY_RSA));
+	free(txt);
+	X509_free(x);
+}
+
+static void
+test_issue_ecdsa_classic(struct th *t)
+{
+	static const char *csr[] = {"dns:b.example.com", "dns:a.example.com",
+	    "ip:192.0.2.7"};
+	static const char *ids[] = {"dns:a.example.com", "ip:192.0.2.7",
+	    "dns:b.example.com"};
+	struct ca_issued out;
+	struct problem *p = NULL;
+	X509 *x;
+	char *txt;
+	int days, secs;
+
+	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "classic", "a.example.com", csr,
+	    ids, 3, &out, &p) == 0);
+	if (p != NULL) {
+		fprintf(stderr, "  %s\n", p->detail);
+		problem_free(p);
+		return;
+	}
+	check_issued(t, &out, "classic", CA_KEY_ECDSA, 1,
+	    X509_PURPOSE_SSL_SERVER);
+	x = parse_der(out.der, out.der_len);
+	/* SAN order follows the CSR. */
+	txt = ext_text(x, NID_subject_alt_name);
+	TH_CHECK_STR(t, txt, "DNS:b.example.com, DNS:a.example.com, "
+	    "IP Address:192.0.2.7");
+	free(txt);
+	ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x),
+	    X509_get0_notAfter(x));
+	TH_CHECK(t, days == 89 && secs == 86399);
+	txt = ext_text(x, NID_ext_key_usage);
+	TH_CHECK_STR(t, txt, "TLS Web Server Authentication");
+	free(txt);
+	X509_free(x);
+	ca_issued_clear(&out);
+}
+
+static void
+test_issue_rsa_classic(struct th *t)
+{
+	static const char *n[] = {"dns:rsa.example.com"};
+	struct ca_issued out;
+	struct problem *p = NULL;
+
+	TH_CHECK(t, issue(&F, CA_KEY_RSA, NULL, NULL, n, n, 1, &out, &p) == 0);
+	if (p == NULL) {
+		check_issued(t, &out, "classic", CA_KEY_RSA, 1,
+		    X509_PURPOSE_SSL_SERVER);
+		ca_issued_clear(&out);
+	}
+	problem_free(p);
+}
+
+static void
+test_issue_each_profile_and_key_type(struct th *t)
+{
+	static const char *n[] = {"dns:p.example.net", "dns:q.example.net"};
+	static const struct {
+		const char *profile;
+		int cn;
+		int purpose;
+		int days;
+	} cases[] = {
+		{"classic", 1, X509_PURPOSE_SSL_SERVER, 90},
+		{"tlsserver", 0, X509_PURPOSE_SSL_SERVER, 45},
+		{"shortlived", 0, X509_PURPOSE_SSL_SERVER, 7},
+		{"clientauth", 1, X509_PURPOSE_SSL_CLIENT, 30},
+	};
+	struct ca_issued out;
+	struct problem *p;
+	size_t i;
+	int kt, days, secs, crit;
+	X509 *x;
+	GENERAL_NAMES *g;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (kt = 0; kt < CA_KEY__MAX; kt++) {
+			p = NULL;
+			if (issue(&F, (enum ca_key_type)kt, cases[i].profile,
+			    NULL, n, n, 2, &out, &p) != 0) {
+				fprintf(stderr, "  %s/%d: %s\n",
+				    cases[i].profile, kt, p ? p->detail : "");
+				TH_CHECK(t, 0);
+				problem_free(p);
+				continue;
+			}
+			check_issued(t, &out, cases[i].profile,
+			    (enum ca_key_type)kt, cases[i].cn,
+			    cases[i].purpose);
+			x = parse_der(out.der, out.der_len);
+			ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x),
+			    X509_get0_notAfter(x));
+			TH_CHECK(t, days + 1 == cases[i].days);
+			/* clientauth: not a server certificate. */
+			TH_CHECK(t, (X509_check_purpose(x,
+			    X509_PURPOSE_SSL_SERVER, 0) == 1) ==
+			    (strcmp(cases[i].profile, "clientauth") != 0));
+			g = X509_get_ext_d2i(x, NID_subject_alt_name, &crit,
+			    NULL);
+			TH_CHECK(t, crit == !cases[i].cn);
+			GENERAL_NAMES_free(g);
+			X509_free(x);
+			ca_issued_clear(&out);
+		}
+	}
+}
+
+static void
+test_issue_refusals(struct th *t)
+{
+	static const char *ip[] = {"ip:10.1.2.3"};
+	static const char *dns[] = {"dns:ok.example.com"};
+	struct ca_issued out;
+	struct problem *p = NULL;
+	struct ca_issue_req r;
+	json_t *ids = idents(dns, 1), *many;
+	uint8_t junk[] = {0x30, 0x03, 0x02, 0x01, 0x01};
+	size_t len, i;
+	uint8_t *der;
+
+	/* IP identifiers are not allowed by tlsserver. */
+	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "tlsserver", NULL, ip, ip, 1, &out,
+	    &p) == -1);
+	TH_CHECK(t, p && p->type == PROB_REJECTED_IDENTIFIER);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "nosuch", NULL, dns, dns, 1, &out,
+	    &p) == -1);
+	TH_CHECK(t, p && p->type == PROB_INVALID_PROFILE);
+	problem_free(p);
+	p = NULL;
+	memset(&r, 0, sizeof(r));
+	r.csr_der = junk;
+	r.csr_len = sizeof(junk);
+	r.identifiers = ids;
+	r.account_id = 1;
+	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == -1);
+	TH_CHECK(t, p && p->type == PROB_BAD_CSR);
+	problem_free(p);
+	p = NULL;
+	/* Too many identifiers for tlsserver (25). */
+	der = make_csr(CA_KEY_ECDSA, 256, NULL, dns, 1, &len, NULL);
+	many = json_array();
+	for (i = 0; i < 26; i++)
+		json_array_append_new(many, json_pack("{s:s, s:s}", "type",
+		    "dns", "value", "x.example.com"));
+	r.csr_der = der;
+	r.csr_len = len;
+	r.identifiers = many;
+	r.profile = "tlsserver";
+	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == -1);
+	TH_CHECK(t, p && p->type == PROB_REJECTED_IDENTIFIER);
+	problem_free(p);
+	p = NULL;
+	/* Requested validity longer than the profile. */
+	r.identifiers = ids;
+	r.profile = "classic";
+	r.not_before = time(NULL);
+	r.not_after = r.not_before + 91 * 86400;
+	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == -1);
+	TH_CHECK(t, p && p->type == PROB_MALFORMED);
+	problem_free(p);
+	p = NULL;
+	/* A requested shorter validity is honoured. */
+	r.not_after = r.not_before + 86400 - 1;
+	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == 0);
+	problem_free(p);
+	p = NULL;
+	ca_issued_clear(&out);
+	free(der);
+	json_decref(ids);
+	json_decref(many);
+}
+
+static void
+test_lint_failure_refuses_issuance(struct th *t)
+{
+	static const char *bad[] = {"dns:bad..example.com"};
+	struct ca_issued out;
+	struct problem *p = NULL;
+	size_t before = json_object_size(F.fs.certs);
+
+	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "classic", NULL, bad, bad, 1, &out,
+	    &p) == -1);
+	TH_CHECK(t, p && p->type == PROB_SERVER_INTERNAL && p->detail &&
+	    strstr(p->detail, "dns_names_valid") != NULL);
+	TH_CHECK(t, json_object_size(F.fs.certs) == before);
+	problem_free(p);
+}
+
+static void
+test_store_failure_is_an_error(struct th *t)
+{
+	static const char *n[] = {"dns:store.example.com"};
+	struct ca_issued out;
+	struct problem *p = NULL;
+
+	F.fs.fail_add = 1;
+	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &out,
+	    &p) == -1);
+	TH_CHECK(t, p && p->type == PROB_UNAVAILABLE);
+	TH_CHECK(t, out.der == NULL && out.serial == NULL);
+	F.fs.fail_add = 0;
+	problem_free(p);
+}
+
+#define PAR_THREADS 16
+#define PAR_EACH 6
+
+struct par_arg {
+	char *serials[PAR_EACH];
+	int failures;
+	int id;
+};
+
+static void *
+par_issue(void *arg)
+{
+	struct par_arg *a = arg;
+	struct ca_issued out;
+	struct problem *p;
+	char name[64];
+	const char *n[1] = {name};
+	int i;
+
+	snprintf(name, sizeof(name), "dns:t%d.example.org", a->id);
+	for (i = 0; i < PAR_EACH; i++) {
+		p = NULL;
+		if (issue(&F, i % 2 ? CA_KEY_RSA : CA_KEY_ECDSA, "shortlived",
+		    NULL, n, n, 1, &out, &p) != 0) {
+			a->failures++;
+			problem_free(p);
+			continue;
+		}
+		a->serials[i] = strdup(out.serial);
+		ca_issued_clear(&out);
+	}
+	return NULL;
+}
+
+static void
+test_serials_unique_under_16_threads(struct th *t)
+{
+	pthread_t th[PAR_THREADS];
+	struct par_arg args[PAR_THREADS];
+	json_t *seen = json_object();
+	int i, j, dup = 0, total = 0;
+
+	memset(args, 0, sizeof(args));
+	for (i = 0; i < PAR_THREADS; i++) {
+		args[i].id = i;
+		pthread_create(&th[i], NULL, par_issue, &args[i]);
+	}
+	for (i = 0; i < PAR_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < PAR_THREADS; i++) {
+		TH_CHECK(t, args[i].failures == 0);
+		for (j = 0; j < PAR_EACH; j++) {
+			if (args[i].serials[j] == NULL)
+				continue;
+			total++;
+			if (json_object_get(seen, args[i].serials[j]) != NULL)
+				dup++;
+			json_object_set_new(seen, args[i].serials[j],
+			    json_true());
+			TH_CHECK(t, json_object_get(F.fs.certs,
+			    args[i].serials[j]) != NULL);
+			free(args[i].serials[j]);
+		}
+	}
+	TH_CHECK(t, total == PAR_THREADS * PAR_EACH);
+	TH_CHECK(t, dup == 0);
+	json_decref(seen);
+}
+
+static X509_CRL *
+parse_crl(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	return d2i_X509_CRL(NULL, &p, (long)len);
+}
+
+static int
+crl_has(X509_CRL *crl, const char *serial_hex, int *reason)
+{
+	STACK_OF(X509_REVOKED) *rs = X509_CRL_get_REVOKED(crl);
+	ASN1_ENUMERATED *e;
+	char *h;
+	int i, found = 0;
+
+	for (i = 0; i < sk_X509_REVOKED_num(rs); i++) {
+		const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(
+		    sk_X509_REVOKED_value(rs, i));
+		h = hex_encode(ASN1_STRING_get0_data(sn),
+		    (size_t)ASN1_STRING_length(sn));
+		if (strcmp(h, serial_hex) == 0) {
+			found = 1;
+			e = X509_REVOKED_get_ext_d2i(sk_X509_REVOKED_value(rs,
+			    i), NID_crl_reason, NULL, NULL);
+			*reason = e ? (int)ASN1_ENUMERATED_get(e) : 0;
+			ASN1_ENUMERATED_free(e);
+		}
+		free(h);
+	}
+	return found;
+}
+
+static void
+test_crl_before_and_after_revocation(struct th *t)
+{
+	static const char *n[] = {"dns:crl.example.com"};
+	struct ca_issued out;
+	struct problem *p = NULL;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int64_t num1 = 0, num2 = 0;
+	X509_CRL *crl;
+	ISSUING_DIST_POINT *idp;
+	int crit = 0, reason = -1;
+	char *url;
+
+	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &out,
+	    &p) == 0);
+	if (p != NULL) {
+		problem_free(p);
+		return;
+	}
+	TH_CHECK(t, ca_generate_crl(F.ca, out.issuer->id, out.shard, "t",
+	    &num1, &der, &len, &p) == 0);
+	crl = parse_crl(der, len);
+	TH_CHECK(t, crl != NULL);
+	TH_CHECK(t, X509_CRL_verify(crl, X509_get0_pubkey(out.issuer->cert))
+	    == 1);
+	TH_CHECK(t, !crl_has(crl, out.serial, &reason));
+	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, &crit,
+	    NULL);
+	TH_CHECK(t, idp != NULL && crit == 1);
+	url = ca_url_crl("https://ca.test:4431", out.issuer->id, out.shard);
+	TH_CHECK(t, idp && idp->distpoint && ASN1_STRING_length(
+	    sk_GENERAL_NAME_value(idp->distpoint->name.fullname,
+	    0)->d.uniformResourceIdentifier) == (int)strlen(url));
+	free(url);
+	ISSUING_DIST_POINT_free(idp);
+	X509_CRL_free(crl);
+	free(der);
+	der = NULL;
+
+	fake_revoke(&F.fs, out.serial, 1);
+	TH_CHECK(t, ca_generate_crl(F.ca, out.issuer->id, out.shard, "t",
+	    &num2, &der, &len, &p) == 0);
+	TH_CHECK(t, num2 == num1 + 1);
+	crl = parse_crl(der, len);
+	TH_CHECK(t, crl && X509_CRL_verify(crl,
+	    X509_get0_pubkey(out.issuer->cert)) == 1);
+	TH_CHECK(t, crl && crl_has(crl, out.serial, &reason) && reason == 1);
+	X509_CRL_free(crl);
+	free(der);
+	TH_CHECK(t, json_array_size(F.fs.crls) >= 2);
+	/* Bad shard and issuer are refused. */
+	TH_CHECK(t, ca_generate_crl(F.ca, out.issuer->id, 8, "t", NULL, NULL,
+	    NULL, &p) == -1 && p->type == PROB_MALFORMED);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, ca_generate_crl(F.ca, "0000000000000000", 0, "t", NULL,
+	    NULL, NULL, &p) == -1 && p->type == PROB_NOT_FOUND);
+	problem_free(p);
+	TH_CHECK(t, ca_generate_all_crls(F.ca, "t") == 0);
+	ca_issued_clear(&out);
+}
+
+static int
+ocsp_status(const uint8_t *der, size_t len, const struct ca_issuer *is,
+    const char *serial_hex, int *reason)
+{
+	const unsigned char *p = der;
+	OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+	OCSP_BASICRESP *bs = NULL;
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	X509_STORE *st = X509_STORE_new();
+	OCSP_CERTID *id = NULL;
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *sn = NULL;
+	ASN1_GENERALIZEDTIME *rev, *tu, *nu;
+	int status = -1;
+
+	if (resp == NULL || OCSP_response_status(resp) !=
+	    OCSP_RESPONSE_STATUS_SUCCESSFUL ||
+	    (bs = OCSP_response_get1_basic(resp)) == NULL)
+		goto out;
+	sk_X509_push(certs, is->cert);
+	if (OCSP_basic_verify(bs, certs, st, OCSP_TRUSTOTHER |
+	    OCSP_NOVERIFY) != 1)
+		goto out;
+	BN_hex2bn(&bn, serial_hex);
+	sn = BN_to_ASN1_INTEGER(bn, NULL);
+	id = OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(is->cert),
+	    X509_get0_pubkey_bitstr(is->cert), sn);
+	if (OCSP_resp_find_status(bs, id, &status, reason, &rev, &tu, &nu) != 1)
+		status = -1;
+	else if (OCSP_check_validity(tu, nu, 300, -1) != 1)
+		status = -2;
+out:
+	OCSP_CERTID_free(id);
+	ASN1_INTEGER_free(sn);
+	BN_free(bn);
+	sk_X509_free(certs);
+	X509_STORE_free(st);
+	OCSP_BASICRESP_free(bs);
+	OCSP_RESPONSE_free(resp);
+	return status;
+}
+
+static void
+test_ocsp_before_and_after_revocation(struct th *t)
+{
+	static const char *n[] = {"dns:ocsp.example.com"};
+	struct ca_issued out;
+	struct problem *p = NULL;
+	uint8_t *der = NULL, *der2 = NULL;
+	size_t len = 0, len2 = 0;
+	int reason = -1, stores;
+	int kt;
+
+	for (kt = 0; kt < CA_KEY__MAX; kt++) {
+		TH_CHECK(t, issue(&F, (enum ca_key_type)kt, "classic", NULL, n,
+		    n, 1, &out, &p) == 0);
+		if (p != NULL) {
+			problem_free(p);
+			return;
+		}
+		TH_CHECK(t, ca_ocsp(F.ca, out.serial, "t", &der, &len,
+		    &p) == 0);
+		TH_CHECK(t, ocsp_status(der, len, out.issuer, out.serial,
+		    &reason) == V_OCSP_CERTSTATUS_GOOD);
+		/* A fresh cached response is served again without signing. */
+		stores = F.fs.ocsp_stores;
+		TH_CHECK(t, ca_ocsp(F.ca, out.serial, "t", &der2, &len2,
+		    &p) == 0);
+		TH_CHECK(t, F.fs.ocsp_stores == stores && len == len2 &&
+		    memcmp(der, der2, len) == 0);
+		free(der);
+		free(der2);
+		der = der2 = NULL;
+		/* After revocation the cache is not trusted. */
+		fake_revoke(&F.fs, out.serial, 4);
+		TH_CHECK(t, ca_ocsp(F.ca, out.serial, "t", &der, &len,
+		    &p) == 0);
+		TH_CHECK(t, ocsp_status(der, len, out.issuer, out.serial,
+		    &reason) == V_OCSP_CERTSTATUS_REVOKED && reason == 4);
+		free(der);
+		der = NULL;
+		ca_issued_clear(&out);
+	}
+	TH_CHECK(t, ca_ocsp(F.ca, "0102", "t", &der, &len, &p) == -1 &&
+	    p->type == PROB_NOT_FOUND);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, ca_ocsp(F.ca, "zz", "t", &der, &len, &p) == -1 &&
+	    p->type == PROB_MALFORMED);
+	problem_free(p);
+}
+
+static void
+test_shard_is_serial_mod_n(struct th *t)
+{
+	uint8_t s[3] = {0x01, 0x00, 0x07}; /* 65543 */
+
+	TH_CHECK(t, ca_serial_shard(s, 3, 8) == 65543 % 8);
+	TH_CHECK(t, ca_serial_shard(s, 3, 1) == 0);
+	TH_CHECK(t, ca_serial_shard(s, 3, 1000) == 65543 % 1000);
+}
+
+static void
+test_profiles_json(struct th *t)
+{
+	json_t *j = ca_profiles_json(F.ca);
+	json_t *ps = json_object_get(j, "profiles");
+
+	TH_CHECK(t, json_object_size(ps) == 4);
+	TH_CHECK(t, json_object_get(ps, "classic") != NULL);
+	TH_CHECK(t, json_object_get(ps, "tlsserver") != NULL);
+	TH_CHECK(t, json_object_get(ps, "shortlived") != NULL);
+	TH_CHECK(t, json_object_get(ps, "clientauth") != NULL);
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "default")),
+	    "classic");
+	json_decref(j);
+}
+
+static void
+test_dev_config_loads(struct th *t)
+{
+	struct ca_config c;
+	char err[512];
+
+	TH_CHECK(t, ca_config_load("configs/dev/ca.json", &c, err,
+	    sizeof(err)) == 0);
+	TH_CHECK_STR(t, c.settings.public_base_url, "https://localhost:4431");
+	TH_CHECK(t, c.debug_port == 8102);
+	TH_CHECK(t, c.crl_period_ms == 3600 * 1000);
+	TH_CHECK(t, c.settings.crl_shards == 4);
+	ca_config_clear(&c);
+}
+
+static void
+test_bad_settings_refused(struct th *t)
+{
+	struct ca_settings s;
+	char err[256];
+	struct ca *ca;
+
+	ca_settings_defaults(&s);
+	s.public_base_url = "https://x";
+	s.serial_prefix = 0x80; /* would make the serial negative */
+	ca = ca_new(&s, NULL, F.profiles, (struct ca_store){NULL, NULL}, NULL,
+	    err, sizeof(err));
+	TH_CHECK(t, ca == NULL && strstr(err, "serial_prefix") != NULL);
+}
+
+int
+main(void)
+{
+	struct th t = TH_INIT;
+
+	log_init("test_ca", LOG_LEVEL_ERROR);
+	if (fixture_setup(&F) != 0) {
+		printf("0 passed, 1 failed\n");
+		return 1;
+	}
+	TH_RUN(&t, test_ceremony_files_and_modes);
+	TH_RUN(&t, test_ceremony_refuses_overwrite);
+	TH_RUN(&t, test_issuers_loaded);
+	TH_RUN(&t, test_issuers_reject_readable_key);
+	TH_RUN(&t, test_issue_ecdsa_classic);
+	TH_RUN(&t, test_issue_rsa_classic);
+	TH_RUN(&t, test_issue_each_profile_and_key_type);
+	TH_RUN(&t, test_issue_refusals);
+	TH_RUN(&t, test_lint_failure_refuses_issuance);
+	TH_RUN(&t, test_store_failure_is_an_error);
+	TH_RUN(&t, test_serials_unique_under_16_threads);
+	TH_RUN(&t, test_crl_before_and_after_revocation);
+	TH_RUN(&t, test_ocsp_before_and_after_revocation);
+	TH_RUN(&t, test_shard_is_serial_mod_n);
+	TH_RUN(&t, test_profiles_json);
+	TH_RUN(&t, test_dev_config_loads);
+	TH_RUN(&t, test_bad_settings_refused);
+	fixture_teardown(&F);
+	return th_done(&t);
+}
