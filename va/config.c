@@ -1,0 +1,173 @@
+/*
+ * config.c - configs/<env>/va.json (keys documented in docs/config/va.md).
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "va/va.h"
+
+#define F(n, t, m) {n, t, offsetof(struct va_config, m), 0, NULL, 0}
+#define FS(n, m, c) {n, JSPEC_STRINGS, offsetof(struct va_config, m), 0, \
+	NULL, offsetof(struct va_config, c)}
+#define FO(n, s) {n, JSPEC_OBJECT, 0, 0, s, 0}
+
+static const struct jspec debug_spec[] = {
+	F("addr", JSPEC_STRING, debug_addr),
+	F("port", JSPEC_INT, debug_port),
+	JSPEC_END
+};
+static const struct jspec dns_spec[] = {
+	FS("resolvers", dns_resolvers, n_dns_resolvers),
+	F("timeout", JSPEC_DURATION, dns_timeout_ms),
+	F("tries", JSPEC_INT, dns_tries),
+	JSPEC_END
+};
+static const struct jspec network_spec[] = {
+	F("mode", JSPEC_STRING, network_mode),
+	FS("allow", network_allow, n_network_allow),
+	JSPEC_END
+};
+static const struct jspec test_spec[] = {
+	F("sleep_max", JSPEC_DURATION, sleep_max_ms),
+	F("always_valid", JSPEC_BOOL, always_valid),
+	JSPEC_END
+};
+static const struct jspec va_spec[] = {
+	F("log_level", JSPEC_STRING, log_level),
+	FO("debug", debug_spec),
+	F("rpc", JSPEC_JSON, rpc),
+	FO("dns", dns_spec),
+	F("http01_port", JSPEC_INT, http01_port),
+	F("tlsalpn01_port", JSPEC_INT, tlsalpn01_port),
+	F("https_port", JSPEC_INT, https_port),
+	F("http_port_redirect", JSPEC_INT, http_port_redirect),
+	F("user_agent", JSPEC_STRING, user_agent),
+	FS("caa_identities", caa_identities, n_caa_identities),
+	F("validation_timeout", JSPEC_DURATION, validation_timeout_ms),
+	FO("network", network_spec),
+	FO("test", test_spec),
+	JSPEC_END
+};
+
+static char **
+strv(const char *a, const char *b)
+{
+	char **v = xcalloc(3, sizeof(*v));
+
+	v[0] = xstrdup(a);
+	if (b != NULL)
+		v[1] = xstrdup(b);
+	return v;
+}
+
+void
+va_config_defaults(struct va_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_level = xstrdup("info");
+	cfg->debug_addr = xstrdup("127.0.0.1");
+	cfg->debug_port = 8103;
+	cfg->dns_resolvers = strv("127.0.0.1:8053", NULL);
+	cfg->n_dns_resolvers = 1;
+	cfg->dns_timeout_ms = 5000;
+	cfg->dns_tries = 2;
+	cfg->http01_port = 80;
+	cfg->tlsalpn01_port = 443;
+	cfg->https_port = 443;
+	cfg->http_port_redirect = 80;
+	cfg->user_agent = xstrdup("anvil-va/0.1");
+	cfg->caa_identities = strv("anvil.local", NULL);
+	cfg->n_caa_identities = 1;
+	cfg->validation_timeout_ms = 20000;
+	cfg->network_mode = xstrdup("private");
+	cfg->network_allow = strv("127.0.0.0/8", "::1/128");
+	cfg->n_network_allow = 2;
+}
+
+void
+va_config_clear(struct va_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	jspec_clear(va_spec, cfg);
+}
+
+static int
+port_ok(int64_t p)
+{
+	return p >= 1 && p <= 65535;
+}
+
+int
+va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
+    char *err, size_t errlen)
+{
+	const char *e;
+	enum log_level lvl;
+	int64_t secs;
+
+	va_config_defaults(cfg);
+	if (config_parse(path, obj, va_spec, cfg, err, errlen) != 0)
+		return -1;
+	/* Pebble's environment knobs, so client test suites feel at home. */
+	if ((e = getenv("PEBBLE_VA_ALWAYS_VALID")) != NULL && e[0] != '\0' &&
+	    strcmp(e, "0") != 0 && strcmp(e, "false") != 0)
+		cfg->always_valid = 1;
+	if ((e = getenv("PEBBLE_VA_SLEEPTIME")) != NULL && e[0] != '\0') {
+		char *end;
+		secs = strtoll(e, &end, 10);
+		if (*end != '\0' || secs < 0 || secs > 3600) {
+			snprintf(err, errlen, "PEBBLE_VA_SLEEPTIME: expected "
+			    "seconds (0..3600), got \"%s\"", e);
+			return -1;
+		}
+		cfg->sleep_max_ms = secs * 1000;
+	}
+	if ((e = getenv("PEBBLE_VA_NOSLEEP")) != NULL && e[0] != '\0' &&
+	    strcmp(e, "0") != 0 && strcmp(e, "false") != 0)
+		cfg->sleep_max_ms = 0;
+
+	if (log_level_parse(cfg->log_level, &lvl) != 0) {
+		snprintf(err, errlen, "%s: log_level: expected debug, info, "
+		    "warn or error", path);
+		return -1;
+	}
+	if (!port_ok(cfg->debug_port) || !port_ok(cfg->http01_port) ||
+	    !port_ok(cfg->tlsalpn01_port) || !port_ok(cfg->https_port) ||
+	    !port_ok(cfg->http_port_redirect)) {
+		snprintf(err, errlen, "%s: debug.port, http01_port, "
+		    "tlsalpn01_port, https_port and http_port_redirect must "
+		    "be 1..65535", path);
+		return -1;
+	}
+	if (cfg->n_dns_resolvers == 0) {
+		snprintf(err, errlen, "%s: dns.resolvers: at least one "
+		    "resolver is required", path);
+		return -1;
+	}
+	if (cfg->dns_timeout_ms <= 0 || cfg->dns_tries < 1 ||
+	    cfg->dns_tries > 10) {
+		snprintf(err, errlen, "%s: dns.timeout must be > 0 and "
+		    "dns.tries 1..10", path);
+		return -1;
+	}
+	if (cfg->validation_timeout_ms <= 0 || cfg->sleep_max_ms < 0) {
+		snprintf(err, errlen, "%s: validation_timeout must be > 0",
+		    path);
+		return -1;
+	}
+	if (cfg->user_agent[0] == '\0' || strpbrk(cfg->user_agent, "\r\n")) {
+		snprintf(err, errlen, "%s: user_agent: must be a non-empty "
+		    "single line", path);
+		return -1;
+	}
+	if (strcmp(cfg->network_mode, "private") != 0 &&
+	    strcmp(cfg->network_mode, "public") != 0) {
+		snprintf(err, errlen, "%s: network.mode: expected \"private\" "
+		    "or \"public\"", path);
+		return -1;
+	}
+	return 0;
+}

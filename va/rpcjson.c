@@ -1,0 +1,135 @@
+/*
+ * rpcjson.c - va.validate / va.check_caa in the JSON shapes of
+ * docs/rpc-methods.md. Bad params are a malformed problem; a failed
+ * validation is a normal result.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "va/va.h"
+
+static const char *
+str_member(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static int
+parse_ident(const json_t *params, enum ident_type *t, const char **value,
+    int *wildcard, struct problem **prob)
+{
+	const json_t *id = json_object_get(params, "identifier");
+	const json_t *w = json_object_get(params, "wildcard");
+
+	if (!json_is_object(id) || str_member(id, "type") == NULL ||
+	    str_member(id, "value") == NULL) {
+		*prob = problem_new(PROB_MALFORMED, "identifier: expected "
+		    "{\"type\",\"value\"}");
+		return -1;
+	}
+	if (ident_type_parse(str_member(id, "type"), t) != 0) {
+		*prob = problem_new(PROB_MALFORMED, "identifier.type: "
+		    "unsupported \"%s\"", str_member(id, "type"));
+		return -1;
+	}
+	*value = str_member(id, "value");
+	if (w != NULL && !json_is_boolean(w) && !json_is_null(w)) {
+		*prob = problem_new(PROB_MALFORMED, "wildcard: expected a "
+		    "boolean");
+		return -1;
+	}
+	*wildcard = json_is_true(w);
+	return 0;
+}
+
+int
+va_validate_json(struct va *va, const json_t *params, const char *request_id,
+    int64_t deadline_ms, json_t **result, struct problem **prob)
+{
+	struct va_request req;
+	struct va_result res;
+	const json_t *chal = json_object_get(params, "challenge");
+	const json_t *caa = json_object_get(params, "check_caa");
+	int wildcard = 0;
+
+	*result = NULL;
+	*prob = NULL;
+	memset(&req, 0, sizeof(req));
+	if (parse_ident(params, &req.ident_type, &req.ident_value, &wildcard,
+	    prob) != 0)
+		return -1;
+	req.wildcard = wildcard;
+	if (!json_is_object(chal) || str_member(chal, "token") == NULL ||
+	    va_challenge_parse(str_member(chal, "type"), &req.challenge) !=
+	    0) {
+		*prob = problem_new(PROB_MALFORMED, "challenge: expected "
+		    "{\"type\": \"http-01\"|\"dns-01\"|\"tls-alpn-01\", "
+		    "\"token\"}");
+		return -1;
+	}
+	req.token = str_member(chal, "token");
+	req.key_authorization = str_member(params, "key_authorization");
+	if (req.key_authorization == NULL) {
+		*prob = problem_new(PROB_MALFORMED, "key_authorization: "
+		    "required string");
+		return -1;
+	}
+	req.account_uri = str_member(params, "account_uri");
+	if (caa != NULL && !json_is_boolean(caa)) {
+		*prob = problem_new(PROB_MALFORMED, "check_caa: expected a "
+		    "boolean");
+		return -1;
+	}
+	req.check_caa = json_is_true(caa);
+	req.request_id = request_id;
+	if (deadline_ms > 0) {
+		int64_t left = deadline_ms - time_now_ms() - 50;
+		if (left <= 0) {
+			*prob = problem_new(PROB_UNAVAILABLE, "deadline already "
+			    "passed");
+			return -1;
+		}
+		req.timeout_ms = left;
+	}
+	if (va_validate(va, &req, &res) != 0) {
+		*prob = res.prob;
+		res.prob = NULL;
+		va_result_clear(&res);
+		return -1;
+	}
+	*result = json_pack("{s:s,s:O}", "status", res.valid ? "valid" :
+	    "invalid", "validation_record", res.record);
+	if (!res.valid && res.prob != NULL)
+		json_object_set_new(*result, "error",
+		    problem_to_rpc_json(res.prob));
+	va_result_clear(&res);
+	return 0;
+}
+
+int
+va_check_caa_json(struct va *va, const json_t *params, const char *request_id,
+    json_t **result, struct problem **prob)
+{
+	enum ident_type t;
+	const char *value, *method;
+	struct problem *p = NULL;
+	int wildcard = 0, rc;
+
+	*result = NULL;
+	*prob = NULL;
+	if (parse_ident(params, &t, &value, &wildcard, prob) != 0)
+		return -1;
+	method = str_member(params, "validation_method");
+	rc = va_check_caa(va, t, value, wildcard, method,
+	    str_member(params, "account_uri"), request_id, &p);
+	if (rc < 0) {
+		*prob = p;
+		return -1;
+	}
+	*result = json_pack("{s:b}", "ok", rc == 1);
+	if (rc == 0 && p != NULL)
+		json_object_set_new(*result, "error", problem_to_rpc_json(p));
+	problem_free(p);
+	return 0;
+}

@@ -1,0 +1,194 @@
+/*
+ * url.c - the small URL subset http-01 needs: http(s)://host[:port]/path.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "va/va_int.h"
+
+#define MAX_PATH 2000
+
+void
+va_url_clear(struct va_url *u)
+{
+	if (u == NULL)
+		return;
+	free(u->host);
+	free(u->path);
+	memset(u, 0, sizeof(*u));
+}
+
+static int
+set_host(struct va_url *u, const char *h, size_t n, int bracketed, char *err,
+    size_t errlen)
+{
+	char buf[300], nerr[128];
+	char txt[INET6_ADDRSTRLEN];
+	char *name;
+
+	if (n == 0 || n >= sizeof(buf)) {
+		snprintf(err, errlen, "empty or too long host");
+		return -1;
+	}
+	memcpy(buf, h, n);
+	buf[n] = '\0';
+	if (bracketed) {
+		if (inet_pton(AF_INET6, buf, u->ip) != 1) {
+			snprintf(err, errlen, "bad IPv6 literal \"%s\"", buf);
+			return -1;
+		}
+		u->family = AF_INET6;
+	} else if (inet_pton(AF_INET, buf, u->ip) == 1) {
+		u->family = AF_INET;
+	} else {
+		name = ident_dns_normalize(buf, 0, nerr, sizeof(nerr));
+		if (name == NULL) {
+			snprintf(err, errlen, "invalid host name \"%.64s\": %s",
+			    buf, nerr);
+			return -1;
+		}
+		u->host = name;
+		return 0;
+	}
+	u->host_is_ip = 1;
+	if (inet_ntop(u->family, u->ip, txt, sizeof(txt)) == NULL) {
+		snprintf(err, errlen, "bad IP literal");
+		return -1;
+	}
+	u->host = xstrdup(txt);
+	return 0;
+}
+
+int
+va_url_parse(const char *s, const struct va_url *base, struct va_url *out,
+    char *err, size_t errlen)
+{
+	const char *p, *auth, *auth_end, *hs, *he, *port_s = NULL;
+	size_t i, plen;
+	int bracketed = 0;
+	long port;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c >= 0x7f) {
+			snprintf(err, errlen, "URL contains a space, control or "
+			    "non-ASCII character");
+			return -1;
+		}
+	}
+	if (s[0] == '/' && s[1] != '/') {
+		if (base == NULL) {
+			snprintf(err, errlen, "relative URL without a base");
+			return -1;
+		}
+		out->https = base->https;
+		out->host = xstrdup(base->host);
+		out->host_is_ip = base->host_is_ip;
+		out->family = base->family;
+		memcpy(out->ip, base->ip, sizeof(out->ip));
+		out->port = base->port;
+		p = s;
+		goto path;
+	}
+	if (strncasecmp(s, "http://", 7) == 0) {
+		auth = s + 7;
+	} else if (strncasecmp(s, "https://", 8) == 0) {
+		out->https = 1;
+		auth = s + 8;
+	} else if (s[0] == '/' && s[1] == '/' && base != NULL) {
+		out->https = base->https;
+		auth = s + 2;
+	} else {
+		const char *colon = strchr(s, ':');
+		snprintf(err, errlen, "only http and https URLs are allowed "
+		    "(scheme \"%.*s\")", colon ? (int)(colon - s > 16 ? 16 :
+		    colon - s) : 0, s);
+		return -1;
+	}
+	auth_end = auth + strcspn(auth, "/?#");
+	if (memchr(auth, '@', (size_t)(auth_end - auth)) != NULL) {
+		snprintf(err, errlen, "URL with user information");
+		return -1;
+	}
+	if (auth < auth_end && *auth == '[') {
+		hs = auth + 1;
+		he = memchr(hs, ']', (size_t)(auth_end - hs));
+		if (he == NULL) {
+			snprintf(err, errlen, "unterminated IPv6 literal");
+			return -1;
+		}
+		bracketed = 1;
+		if (he + 1 < auth_end) {
+			if (he[1] != ':') {
+				snprintf(err, errlen, "junk after IPv6 literal");
+				return -1;
+			}
+			port_s = he + 2;
+		}
+	} else {
+		hs = auth;
+		he = memchr(auth, ':', (size_t)(auth_end - auth));
+		if (he != NULL)
+			port_s = he + 1;
+		else
+			he = auth_end;
+	}
+	if (set_host(out, hs, (size_t)(he - hs), bracketed, err, errlen) != 0)
+		goto fail;
+	out->port = out->https ? 443 : 80;
+	if (port_s != NULL) {
+		port = 0;
+		if (port_s == auth_end || auth_end - port_s > 5) {
+			snprintf(err, errlen, "bad port in URL");
+			goto fail;
+		}
+		for (p = port_s; p < auth_end; p++) {
+			if (!isdigit((unsigned char)*p)) {
+				snprintf(err, errlen, "bad port in URL");
+				goto fail;
+			}
+			port = port * 10 + (*p - '0');
+		}
+		if (port < 1 || port > 65535) {
+			snprintf(err, errlen, "port %ld out of range", port);
+			goto fail;
+		}
+		out->port = (int)port;
+	}
+	p = auth_end;
+path:
+	plen = strcspn(p, "#");
+	if (plen > MAX_PATH) {
+		snprintf(err, errlen, "URL path longer than %d bytes",
+		    MAX_PATH);
+		goto fail;
+	}
+	if (plen == 0 || p[0] != '/')
+		out->path = xasprintf("/%.*s", (int)plen, p);
+	else
+		out->path = xstrndup(p, plen);
+	return 0;
+fail:
+	va_url_clear(out);
+	return -1;
+}
+
+char *
+va_url_string(const struct va_url *u)
+{
+	int defport = u->https ? 443 : 80;
+	int v6 = u->host_is_ip && u->family == AF_INET6;
+	char portbuf[16] = "";
+
+	if (u->port != defport)
+		snprintf(portbuf, sizeof(portbuf), ":%d", u->port);
+	return xasprintf("%s://%s%s%s%s%s", u->https ? "https" : "http",
+	    v6 ? "[" : "", u->host, v6 ? "]" : "", portbuf,
+	    u->path ? u->path : "/");
+}

@@ -1,0 +1,788 @@
+/*
+ * va.c - the VA object: its loop thread, the submission queue, the job
+ * life cycle (timeout, test sleep, completion) and name resolution shared
+ * by the challenge types.
+ */
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "va/va_int.h"
+
+static const char *const chal_names[VA_CHAL__MAX] = {
+	"http-01", "dns-01", "tls-alpn-01",
+};
+
+const char *
+va_challenge_name(enum va_challenge c)
+{
+	return (unsigned)c < VA_CHAL__MAX ? chal_names[c] : "?";
+}
+
+int
+va_challenge_parse(const char *s, enum va_challenge *out)
+{
+	int i;
+
+	for (i = 0; s != NULL && i < VA_CHAL__MAX; i++) {
+		if (strcmp(s, chal_names[i]) == 0) {
+			*out = (enum va_challenge)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void
+va_result_clear(struct va_result *r)
+{
+	if (r == NULL)
+		return;
+	json_decref(r->record);
+	problem_free(r->prob);
+	memset(r, 0, sizeof(*r));
+}
+
+char *
+va_keyauth_digest(const char *keyauth)
+{
+	uint8_t d[32];
+
+	sha256((const uint8_t *)keyauth, strlen(keyauth), d);
+	return b64url_encode(d, sizeof(d));
+}
+
+const char *
+va_addr_str(int family, const uint8_t *raw, char *buf, size_t buflen)
+{
+	if (inet_ntop(family, raw, buf, (socklen_t)buflen) == NULL)
+		snprintf(buf, buflen, "?");
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* Job life cycle                                                      */
+/* ------------------------------------------------------------------ */
+
+void
+va_job_ref(struct va_job *j)
+{
+	j->refs++;
+}
+
+static void
+job_free(struct va_job *j)
+{
+	size_t i;
+
+	free(j->ident);
+	free(j->token);
+	free(j->keyauth);
+	free(j->account_uri);
+	free(j->caa_method);
+	free(j->rid);
+	json_decref(j->record);
+	problem_free(j->prob);
+	if (j->timer)
+		event_free(j->timer);
+	if (j->sleeper)
+		event_free(j->sleeper);
+	va_conn_free(j->conn);
+	free(j->dns_host);
+	va_dns_result_clear(&j->dns_err[0]);
+	va_dns_result_clear(&j->dns_err[1]);
+	va_url_clear(&j->url);
+	for (i = 0; i < sizeof(j->seen) / sizeof(j->seen[0]); i++)
+		free(j->seen[i]);
+	free(j->caa_name);
+	free(j);
+}
+
+void
+va_job_unref(struct va_job *j)
+{
+	if (--j->refs == 0)
+		job_free(j);
+}
+
+static void
+count_result(struct va_job *j, const char *result)
+{
+	char labels[128];
+	double secs = (double)(time_mono_ms() - j->started_ms) / 1000.0;
+
+	if (j->va->metrics == NULL)
+		return;
+	snprintf(labels, sizeof(labels), "type=\"%s\",result=\"%s\"",
+	    j->kind == VA_JOB_CAA ? "caa" : va_challenge_name(j->chal),
+	    result);
+	metrics_counter_add(j->va->metrics, "anvil_va_validations_total",
+	    "Validations by challenge type and result.", labels, 1);
+	metrics_histogram_observe(j->va->metrics,
+	    "anvil_va_validation_duration_seconds",
+	    "Time from start to result of a validation.", labels, secs);
+}
+
+void
+va_job_finish(struct va_job *j, struct problem *prob)
+{
+	struct va_result res;
+
+	if (j->finished) {
+		problem_free(prob);
+		return;
+	}
+	j->finished = 1;
+	if (j->rprev)
+		j->rprev->rnext = j->rnext;
+	else if (j->va->running == j)
+		j->va->running = j->rnext;
+	if (j->rnext)
+		j->rnext->rprev = j->rprev;
+	j->rprev = j->rnext = NULL;
+	if (j->timer)
+		event_del(j->timer);
+	if (j->sleeper)
+		event_del(j->sleeper);
+	va_conn_free(j->conn);
+	j->conn = NULL;
+	if (prob != NULL && prob->identifier == NULL)
+		prob->identifier = json_pack("{s:s,s:s}", "type",
+		    ident_type_name(j->itype), "value", j->ident);
+	memset(&res, 0, sizeof(res));
+	res.valid = prob == NULL;
+	res.prob = prob;
+	res.record = j->record;
+	j->record = NULL;
+	if (res.record == NULL)
+		res.record = json_array();
+	log_audit(j->rid, "validation", "type=%s identifier=%s:%s%s "
+	    "result=%s problem=%s detail=\"%s\" ms=%lld",
+	    j->kind == VA_JOB_CAA ? "caa" : va_challenge_name(j->chal),
+	    ident_type_name(j->itype), j->wildcard ? "*." : "", j->ident,
+	    prob ? "invalid" : "valid", prob ? prob_type_name(prob->type) : "-",
+	    prob && prob->detail ? prob->detail : "",
+	    (long long)(time_mono_ms() - j->started_ms));
+	count_result(j, prob ? prob_type_name(prob->type) : "valid");
+	pthread_mutex_lock(&j->va->mu);
+	j->va->inflight--;
+	pthread_mutex_unlock(&j->va->mu);
+	j->done(j->done_arg, &res);
+	va_result_clear(&res);
+	va_job_unref(j);
+}
+
+static void
+timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct va_job *j = arg;
+	struct problem *p;
+	double s = (double)j->timeout_ms / 1000.0;
+
+	(void)fd;
+	(void)what;
+	if (j->conn != NULL) {
+		switch (j->conn->phase) {
+		case VA_PHASE_CONNECT:
+			p = problem_new(PROB_CONNECTION, "Timeout during "
+			    "connect to %s after %.1fs (likely a firewall "
+			    "problem or nothing listening)",
+			    j->dns_host ? j->dns_host : j->ident, s);
+			break;
+		case VA_PHASE_TLS:
+			p = problem_new(PROB_TLS, "Timeout during the TLS "
+			    "handshake with %s after %.1fs",
+			    j->dns_host ? j->dns_host : j->ident, s);
+			break;
+		default:
+			p = problem_new(PROB_CONNECTION, "Timeout after "
+			    "connect to %s: no complete response within "
+			    "%.1fs (your server may be slow or overloaded)",
+			    j->dns_host ? j->dns_host : j->ident, s);
+			break;
+		}
+	} else if (j->stage != NULL && strcmp(j->stage, "dns") == 0) {
+		p = problem_new(PROB_DNS, "DNS problem: query timed out "
+		    "looking up %s (no answer within %.1fs)",
+		    j->dns_host ? j->dns_host : j->ident, s);
+	} else {
+		p = problem_new(j->kind == VA_JOB_CAA || (j->stage &&
+		    strcmp(j->stage, "caa") == 0) ? PROB_CAA :
+		    PROB_CONNECTION, "Validation of %s timed out after %.1fs",
+		    j->ident, s);
+	}
+	va_job_finish(j, p);
+}
+
+static void
+begin(struct va_job *j)
+{
+	if (j->va->cfg->always_valid) {
+		va_job_finish(j, NULL);
+		return;
+	}
+	if (j->kind == VA_JOB_CAA) {
+		va_caa_start(j);
+		return;
+	}
+	switch (j->chal) {
+	case VA_CHAL_HTTP01:
+		va_http01_start(j);
+		break;
+	case VA_CHAL_DNS01:
+		va_dns01_start(j);
+		break;
+	case VA_CHAL_TLSALPN01:
+		va_tlsalpn01_start(j);
+		break;
+	default:
+		va_job_finish(j, problem_new(PROB_MALFORMED, "unknown "
+		    "challenge type"));
+		break;
+	}
+}
+
+static void
+sleep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	begin(arg);
+}
+
+static void
+job_start(struct va_job *j)
+{
+	struct va *va = j->va;
+	struct timeval tv;
+
+	j->started_ms = time_mono_ms();
+	j->rnext = va->running;
+	if (va->running)
+		va->running->rprev = j;
+	va->running = j;
+	j->timer = evtimer_new(va->base, timeout_cb, j);
+	if (j->timer == NULL) {
+		va_job_finish(j, problem_new(PROB_SERVER_INTERNAL, "VA: "
+		    "cannot create a timer"));
+		return;
+	}
+	tv.tv_sec = j->timeout_ms / 1000;
+	tv.tv_usec = (j->timeout_ms % 1000) * 1000;
+	evtimer_add(j->timer, &tv);
+	if (va->cfg->sleep_max_ms > 0 && j->kind == VA_JOB_VALIDATE) {
+		uint32_t r;
+		int64_t ms;
+		random_bytes((uint8_t *)&r, sizeof(r));
+		ms = (int64_t)(r % (uint32_t)(va->cfg->sleep_max_ms + 1));
+		j->sleeper = evtimer_new(va->base, sleep_cb, j);
+		if (j->sleeper != NULL) {
+			tv.tv_sec = ms / 1000;
+			tv.tv_usec = (ms % 1000) * 1000;
+			evtimer_add(j->sleeper, &tv);
+			return;
+		}
+	}
+	begin(j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Name resolution shared by http-01 and tls-alpn-01                   */
+/* ------------------------------------------------------------------ */
+
+struct resolve_ctx {
+	struct va_job *j;
+	void (*next)(struct va_job *j);
+};
+
+static struct problem *
+dns_problem(const char *host, const struct va_dns_result *a,
+    const struct va_dns_result *aaaa)
+{
+	const struct va_dns_result *r = a;
+
+	/* Report the more telling of the two failures. */
+	if (a->status == VA_DNS_NODATA || a->status == VA_DNS_OK)
+		r = aaaa;
+	switch (r->status) {
+	case VA_DNS_NXDOMAIN:
+		return problem_new(PROB_DNS, "DNS problem: NXDOMAIN looking "
+		    "up %s for %s - check that a DNS record exists for this "
+		    "domain", r->qtype == ns_t_a ? "A" : "AAAA", host);
+	case VA_DNS_SERVFAIL:
+		return problem_new(PROB_DNS, "DNS problem: SERVFAIL looking "
+		    "up %s for %s - the domain's nameservers may be "
+		    "malfunctioning", r->qtype == ns_t_a ? "A" : "AAAA", host);
+	case VA_DNS_TIMEOUT:
+		return problem_new(PROB_DNS, "DNS problem: query timed out "
+		    "looking up %s for %s", r->qtype == ns_t_a ? "A" : "AAAA",
+		    host);
+	case VA_DNS_REFUSED:
+		return problem_new(PROB_DNS, "DNS problem: REFUSED looking "
+		    "up %s for %s", r->qtype == ns_t_a ? "A" : "AAAA", host);
+	case VA_DNS_NODATA:
+	case VA_DNS_OK:
+		return problem_new(PROB_DNS, "DNS problem: no valid A or AAAA "
+		    "records found for %s", host);
+	default:
+		return problem_new(PROB_DNS, "DNS problem: looking up %s for "
+		    "%s: %s", r->qtype == ns_t_a ? "A" : "AAAA", host, r->msg);
+	}
+}
+
+static void
+resolve_done(struct va_job *j, void (*next)(struct va_job *j))
+{
+	struct va_dns_result *res;
+	json_t *list = json_array();
+	char buf[64], why[256] = "";
+	size_t i;
+	int k, any = 0;
+
+	j->have_addr[0] = j->have_addr[1] = 0;
+	for (k = 0; k < 2; k++) {
+		res = &j->dns_err[k];
+		for (i = 0; i < res->naddrs; i++) {
+			int slot = res->families[i] == AF_INET6 ? 0 : 1;
+			json_array_append_new(list, json_string(va_addr_str(
+			    res->families[i], res->addrs[i], buf,
+			    sizeof(buf))));
+			any = 1;
+			if (j->have_addr[slot])
+				continue;
+			if (!va_netpolicy_allows(&j->va->policy,
+			    res->families[i], res->addrs[i], why,
+			    sizeof(why)))
+				continue;
+			j->have_addr[slot] = 1;
+			j->addr_family[slot] = res->families[i];
+			memcpy(j->addr_raw[slot], res->addrs[i], 16);
+		}
+	}
+	if (j->hop != NULL)
+		json_object_set(j->hop, "addresses_resolved", list);
+	json_decref(list);
+	if (!any) {
+		/* dns_err[0] holds AAAA, [1] A */
+		va_job_finish(j, dns_problem(j->dns_host, &j->dns_err[1],
+		    &j->dns_err[0]));
+		return;
+	}
+	if (!j->have_addr[0] && !j->have_addr[1]) {
+		va_job_finish(j, problem_new(PROB_CONNECTION, "%s resolves "
+		    "only to addresses the VA may not contact: %s",
+		    j->dns_host, why));
+		return;
+	}
+	j->stage = "connect";
+	next(j);
+}
+
+static void
+resolve_cb(void *arg, struct va_dns_result *res)
+{
+	struct resolve_ctx *rc = arg;
+	struct va_job *j = rc->j;
+	int slot = res->qtype == ns_t_aaaa ? 0 : 1;
+
+	if (!j->finished) {
+		va_dns_result_clear(&j->dns_err[slot]);
+		j->dns_err[slot] = *res;
+		memset(res, 0, sizeof(*res));
+		if (--j->dns_pending == 0)
+			resolve_done(j, rc->next);
+	}
+	va_job_unref(j);
+	free(rc);
+}
+
+void
+va_job_resolve(struct va_job *j, const char *host,
+    void (*next)(struct va_job *j))
+{
+	uint8_t raw[16];
+	char why[256];
+	int k;
+
+	free(j->dns_host);
+	j->dns_host = xstrdup(host);
+	j->have_addr[0] = j->have_addr[1] = 0;
+	j->addr_try = 0;
+	if (j->hop != NULL)
+		json_object_set_new(j->hop, "hostname", json_string(host));
+	if (inet_pton(AF_INET6, host, raw) == 1 ||
+	    inet_pton(AF_INET, host, raw) == 1) {
+		int fam = strchr(host, ':') ? AF_INET6 : AF_INET;
+		int slot = fam == AF_INET6 ? 0 : 1;
+		if (j->hop != NULL)
+			json_object_set_new(j->hop, "addresses_resolved",
+			    json_pack("[s]", host));
+		if (!va_netpolicy_allows(&j->va->policy, fam, raw, why,
+		    sizeof(why))) {
+			va_job_finish(j, problem_new(PROB_CONNECTION, "the VA "
+			    "may not contact %s: %s", host, why));
+			return;
+		}
+		j->have_addr[slot] = 1;
+		j->addr_family[slot] = fam;
+		memset(j->addr_raw[slot], 0, 16);
+		memcpy(j->addr_raw[slot], raw, fam == AF_INET6 ? 16 : 4);
+		j->stage = "connect";
+		next(j);
+		return;
+	}
+	j->stage = "dns";
+	j->dns_pending = 2;
+	for (k = 0; k < 2; k++) {
+		struct resolve_ctx *rc = xcalloc(1, sizeof(*rc));
+		rc->j = j;
+		rc->next = next;
+		va_job_ref(j);
+		va_dns_query(j->va, host, k == 0 ? ns_t_aaaa : ns_t_a,
+		    resolve_cb, rc);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Loop thread and submission                                          */
+/* ------------------------------------------------------------------ */
+
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct va *va = arg;
+	struct va_job *list, *j;
+	uint64_t v;
+
+	(void)what;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("va: eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&va->mu);
+	list = va->q_head;
+	va->q_head = va->q_tail = NULL;
+	if (va->stopping)
+		event_base_loopbreak(va->base);
+	pthread_mutex_unlock(&va->mu);
+	while ((j = list) != NULL) {
+		list = j->next;
+		j->next = NULL;
+		job_start(j);
+	}
+}
+
+static void *
+loop_main(void *arg)
+{
+	struct va *va = arg;
+
+	event_base_loop(va->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+static void
+wake(struct va *va)
+{
+	uint64_t one = 1;
+
+	if (write(va->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("va: eventfd write: %s", strerror(errno));
+}
+
+struct va *
+va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
+    size_t errlen)
+{
+	struct va *va = xcalloc(1, sizeof(*va));
+
+	va->cfg = cfg;
+	va->metrics = metrics;
+	va->wake_fd = -1;
+	pthread_mutex_init(&va->mu, NULL);
+	if (va_netpolicy_init(&va->policy, cfg->network_mode,
+	    cfg->network_allow, cfg->n_network_allow, err, errlen) != 0)
+		goto fail;
+	va->base = event_base_new();
+	if (va->base == NULL) {
+		snprintf(err, errlen, "event_base_new failed");
+		goto fail;
+	}
+	va->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (va->wake_fd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	va->wake_ev = event_new(va->base, va->wake_fd, EV_READ | EV_PERSIST,
+	    wake_cb, va);
+	if (va->wake_ev == NULL || event_add(va->wake_ev, NULL) != 0) {
+		snprintf(err, errlen, "cannot watch the eventfd");
+		goto fail;
+	}
+	va->ssl_ctx = SSL_CTX_new(TLS_client_method());
+	if (va->ssl_ctx == NULL ||
+	    SSL_CTX_set_min_proto_version(va->ssl_ctx, TLS1_2_VERSION) != 1) {
+		snprintf(err, errlen, "cannot create the TLS context");
+		goto fail;
+	}
+	SSL_CTX_set_verify(va->ssl_ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_options(va->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF |
+	    SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(va->ssl_ctx, SSL_SESS_CACHE_OFF);
+	if (va_dns_init(va, err, errlen) != 0)
+		goto fail;
+	if (pthread_create(&va->thread, NULL, loop_main, va) != 0) {
+		snprintf(err, errlen, "cannot start the VA loop thread");
+		goto fail;
+	}
+	va->thread_started = 1;
+	return va;
+fail:
+	va_free(va);
+	return NULL;
+}
+
+void
+va_free(struct va *va)
+{
+	struct va_job *j;
+
+	if (va == NULL)
+		return;
+	if (va->thread_started) {
+		pthread_mutex_lock(&va->mu);
+		va->stopping = 1;
+		pthread_mutex_unlock(&va->mu);
+		wake(va);
+		pthread_join(va->thread, NULL);
+	}
+	/* Jobs never started fail now; running ones fail as c-ares is
+	 * destroyed or below. */
+	while ((j = va->q_head) != NULL) {
+		va->q_head = j->next;
+		j->started_ms = time_mono_ms();
+		va_job_finish(j, problem_new(PROB_UNAVAILABLE, "VA shutting "
+		    "down"));
+	}
+	while ((j = va->running) != NULL)
+		va_job_finish(j, problem_new(PROB_UNAVAILABLE, "VA shutting "
+		    "down"));
+	if (va->base != NULL)
+		va_dns_shutdown(va);
+	if (va->wake_ev)
+		event_free(va->wake_ev);
+	if (va->wake_fd >= 0)
+		close(va->wake_fd);
+	if (va->base != NULL)
+		event_base_free(va->base);
+	SSL_CTX_free(va->ssl_ctx);
+	va_netpolicy_clear(&va->policy);
+	pthread_mutex_destroy(&va->mu);
+	free(va);
+}
+
+int
+va_inflight(struct va *va)
+{
+	int n;
+
+	pthread_mutex_lock(&va->mu);
+	n = va->inflight;
+	pthread_mutex_unlock(&va->mu);
+	return n;
+}
+
+static struct va_job *
+job_new(struct va *va, enum va_job_kind kind, enum ident_type itype,
+    const char *value, int wildcard, const char *rid, int64_t timeout_ms,
+    struct problem **prob)
+{
+	struct va_job *j;
+	uint8_t raw[16];
+
+	if (value == NULL || value[0] == '\0') {
+		*prob = problem_new(PROB_MALFORMED, "identifier value missing");
+		return NULL;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->va = va;
+	j->refs = 1;
+	j->kind = kind;
+	j->itype = itype;
+	j->ident = xstrdup(value);
+	j->wildcard = wildcard;
+	j->rid = rid ? xstrdup(rid) : NULL;
+	j->timeout_ms = timeout_ms > 0 ? timeout_ms :
+	    va->cfg->validation_timeout_ms;
+	if (itype == IDENT_IP) {
+		if (inet_pton(AF_INET, value, raw) == 1) {
+			j->ip_family = AF_INET;
+		} else if (inet_pton(AF_INET6, value, raw) == 1) {
+			j->ip_family = AF_INET6;
+		} else {
+			*prob = problem_new(PROB_MALFORMED, "\"%s\" is not an "
+			    "IP address", value);
+			job_free(j);
+			return NULL;
+		}
+		memcpy(j->ip, raw, 16);
+	} else if (itype != IDENT_DNS) {
+		*prob = problem_new(PROB_MALFORMED, "unsupported identifier "
+		    "type");
+		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int
+submit(struct va *va, struct va_job *j, struct problem **prob)
+{
+	pthread_mutex_lock(&va->mu);
+	if (va->stopping) {
+		pthread_mutex_unlock(&va->mu);
+		*prob = problem_new(PROB_UNAVAILABLE, "VA shutting down");
+		job_free(j);
+		return -1;
+	}
+	va->inflight++;
+	if (va->q_tail)
+		va->q_tail->next = j;
+	else
+		va->q_head = j;
+	va->q_tail = j;
+	pthread_mutex_unlock(&va->mu);
+	wake(va);
+	return 0;
+}
+
+int
+va_validate_async(struct va *va, const struct va_request *req,
+    va_done_fn done, void *arg, struct problem **prob)
+{
+	struct va_job *j;
+
+	if ((unsigned)req->challenge >= VA_CHAL__MAX) {
+		*prob = problem_new(PROB_MALFORMED, "unknown challenge type");
+		return -1;
+	}
+	if (req->token == NULL || req->key_authorization == NULL) {
+		*prob = problem_new(PROB_MALFORMED, "token and "
+		    "key_authorization are required");
+		return -1;
+	}
+	if (req->ident_type == IDENT_IP && req->challenge == VA_CHAL_DNS01) {
+		*prob = problem_new(PROB_MALFORMED, "dns-01 cannot validate an "
+		    "IP address identifier (RFC 8738)");
+		return -1;
+	}
+	j = job_new(va, VA_JOB_VALIDATE, req->ident_type, req->ident_value,
+	    req->wildcard, req->request_id, req->timeout_ms, prob);
+	if (j == NULL)
+		return -1;
+	j->chal = req->challenge;
+	j->token = xstrdup(req->token);
+	j->keyauth = xstrdup(req->key_authorization);
+	j->account_uri = req->account_uri ? xstrdup(req->account_uri) : NULL;
+	j->check_caa = req->check_caa;
+	j->caa_method = xstrdup(va_challenge_name(req->challenge));
+	j->record = json_array();
+	j->done = done;
+	j->done_arg = arg;
+	return submit(va, j, prob);
+}
+
+/* A blocked caller of va_validate / va_check_caa. */
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	struct va_result res;
+};
+
+static void
+waiter_done(void *arg, struct va_result *res)
+{
+	struct waiter *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->res = *res;
+	memset(res, 0, sizeof(*res));
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void
+waiter_wait(struct waiter *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (!w->done)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+}
+
+int
+va_validate(struct va *va, const struct va_request *req,
+    struct va_result *res)
+{
+	struct waiter w;
+	struct problem *prob = NULL;
+
+	memset(&w, 0, sizeof(w));
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	if (va_validate_async(va, req, waiter_done, &w, &prob) != 0) {
+		pthread_cond_destroy(&w.cv);
+		pthread_mutex_destroy(&w.mu);
+		res->prob = prob;
+		res->record = json_array();
+		return -1;
+	}
+	waiter_wait(&w);
+	*res = w.res;
+	return 0;
+}
+
+int
+va_check_caa(struct va *va, enum ident_type type, const char *value,
+    int wildcard, const char *validation_method, const char *account_uri,
+    const char *request_id, struct problem **prob)
+{
+	struct waiter w;
+	struct va_job *j;
+
+	*prob = NULL;
+	if (type == IDENT_IP)
+		return 1;
+	j = job_new(va, VA_JOB_CAA, type, value, wildcard, request_id, 0,
+	    prob);
+	if (j == NULL)
+		return -1;
+	j->caa_method = validation_method ? xstrdup(validation_method) : NULL;
+	j->account_uri = account_uri ? xstrdup(account_uri) : NULL;
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	j->done = waiter_done;
+	j->done_arg = &w;
+	if (submit(va, j, prob) != 0) {
+		pthread_cond_destroy(&w.cv);
+		pthread_mutex_destroy(&w.mu);
+		return -1;
+	}
+	waiter_wait(&w);
+	json_decref(w.res.record);
+	if (w.res.valid)
+		return 1;
+	*prob = w.res.prob;
+	return 0;
+}

@@ -1,0 +1,196 @@
+/*
+ * va.h - the validation authority: proves control of identifiers.
+ *
+ * http-01, dns-01 and tls-alpn-01 (RFC 8555 §8, RFC 8737, RFC 8738) and
+ * CAA (RFC 8659, RFC 8657). All network work runs on the VA's own libevent
+ * loop thread (c-ares for DNS, non-blocking sockets, non-blocking OpenSSL);
+ * callers on other threads submit a validation and wait on a condition
+ * variable, so many validations are in flight at once without a thread each.
+ *
+ * A failed validation is a result (status invalid + problem), not an error.
+ */
+#ifndef ANVIL_VA_H
+#define ANVIL_VA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/core.h"
+
+/* ------------------------------------------------------------------ */
+/* Configuration (configs/<env>/va.json, docs/config/va.md)            */
+/* ------------------------------------------------------------------ */
+
+struct va_config {
+	char *log_level;
+	char *debug_addr;
+	int64_t debug_port;
+	json_t *rpc;		/* the "rpc" object, parsed by the rpc library */
+	char **dns_resolvers;	/* "127.0.0.1:8053", "[::1]:53" */
+	size_t n_dns_resolvers;
+	int64_t dns_timeout_ms;
+	int64_t dns_tries;
+	int64_t http01_port;
+	int64_t tlsalpn01_port;
+	int64_t https_port;	  /* allowed port of https redirect hops */
+	int64_t http_port_redirect; /* allowed port of http redirect hops
+				       (besides http01_port) */
+	char *user_agent;
+	char **caa_identities;
+	size_t n_caa_identities;
+	int64_t validation_timeout_ms;
+	char *network_mode;	/* "private" or "public" */
+	char **network_allow;	/* CIDRs */
+	size_t n_network_allow;
+	int64_t sleep_max_ms;	/* test: random delay in [0, sleep_max] */
+	int always_valid;	/* test: no network, always valid */
+};
+
+/*
+ * Fills defaults, then parses obj strictly (unknown key = error naming it)
+ * and applies Pebble's environment aliases (PEBBLE_VA_ALWAYS_VALID,
+ * PEBBLE_VA_NOSLEEP, PEBBLE_VA_SLEEPTIME seconds). `path` is used in
+ * messages only. Returns 0, or -1 with err. Free with va_config_clear
+ * (also after a failure).
+ */
+int va_config_parse(const json_t *obj, const char *path,
+    struct va_config *cfg, char *err, size_t errlen);
+void va_config_clear(struct va_config *cfg);
+/* Sets every field to its default (no allocation beyond strings). */
+void va_config_defaults(struct va_config *cfg);
+
+/* ------------------------------------------------------------------ */
+/* The VA                                                               */
+/* ------------------------------------------------------------------ */
+
+struct va;
+
+/*
+ * Creates the VA and starts its loop thread. Borrows cfg (must outlive the
+ * VA) and metrics (may be NULL). Returns NULL with err (bad resolver
+ * address, bad CIDR, c-ares or libevent failure).
+ */
+struct va *va_new(const struct va_config *cfg, struct metrics *metrics,
+    char *err, size_t errlen);
+/* Stops the loop thread (in-flight validations fail) and frees. */
+void va_free(struct va *va);
+
+enum va_challenge {
+	VA_CHAL_HTTP01,
+	VA_CHAL_DNS01,
+	VA_CHAL_TLSALPN01,
+	VA_CHAL__MAX
+};
+/* "http-01" ... (static); parse returns -1 if unknown. */
+const char *va_challenge_name(enum va_challenge c);
+int va_challenge_parse(const char *s, enum va_challenge *out);
+
+/* One validation request; every member borrowed for the call. */
+struct va_request {
+	enum ident_type ident_type;
+	const char *ident_value; /* normalised; wildcard: the base name */
+	int wildcard;
+	enum va_challenge challenge;
+	const char *token;
+	const char *key_authorization;
+	const char *account_uri; /* for CAA accounturi; may be NULL */
+	int check_caa;		 /* run CAA after a successful validation */
+	const char *request_id;	 /* may be NULL */
+	int64_t timeout_ms;	 /* <= 0: the configured validation_timeout */
+};
+
+/* Outcome; free with va_result_clear. */
+struct va_result {
+	int valid;
+	json_t *record;		/* JSON array of hop records (owned) */
+	struct problem *prob;	/* owned; set when !valid */
+};
+
+void va_result_clear(struct va_result *r);
+
+/*
+ * Blocking validation, callable from any thread except the VA's loop.
+ * Fills *res (caller clears). Returns 0; -1 only if req is unusable (then
+ * res->prob says why, malformed).
+ */
+int va_validate(struct va *va, const struct va_request *req,
+    struct va_result *res);
+
+/*
+ * Asynchronous form: done runs exactly once on the VA's loop thread with
+ * the result (the callee takes ownership of *res's members). Returns 0, or
+ * -1 with *prob (caller frees) if the request is unusable.
+ */
+typedef void (*va_done_fn)(void *arg, struct va_result *res);
+int va_validate_async(struct va *va, const struct va_request *req,
+    va_done_fn done, void *arg, struct problem **prob);
+
+/*
+ * Blocking CAA check for an identifier. Returns 1 when issuance is
+ * permitted, 0 when not (with *prob: type caa, or dns-ish detail), -1 if
+ * the request is unusable (*prob malformed). IP identifiers are always
+ * permitted (RFC 8738 has no CAA).
+ */
+int va_check_caa(struct va *va, enum ident_type type, const char *value,
+    int wildcard, const char *validation_method, const char *account_uri,
+    const char *request_id, struct problem **prob);
+
+/* Validations currently in flight (for health and metrics). */
+int va_inflight(struct va *va);
+
+/* ------------------------------------------------------------------ */
+/* RPC glue: JSON in and out as in docs/rpc-methods.md (va.*)          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * va.validate params → result object (new reference in *result) or -1
+ * with *prob (malformed params). request_id may be NULL; deadline_ms is the
+ * caller's wall-clock deadline (0 = none).
+ */
+int va_validate_json(struct va *va, const json_t *params,
+    const char *request_id, int64_t deadline_ms, json_t **result,
+    struct problem **prob);
+/* va.check_caa params → {"ok":bool,"error":problem}. */
+int va_check_caa_json(struct va *va, const json_t *params,
+    const char *request_id, json_t **result, struct problem **prob);
+
+/* ------------------------------------------------------------------ */
+/* HTTP/1.1 response parser (exposed for tests and the fuzz target)   */
+/* ------------------------------------------------------------------ */
+
+#define VA_HTTP_MAX_BODY 128
+#define VA_HTTP_MAX_HEADER_BYTES 16384
+#define VA_HTTP_MAX_LOCATION 4096
+
+enum va_http_rc {
+	VA_HTTP_NEED_MORE,	/* incomplete: read more */
+	VA_HTTP_DONE,		/* a complete response (maybe body_too_large) */
+	VA_HTTP_ERROR		/* malformed; err says why */
+};
+
+struct va_http_resp {
+	int status;
+	char *location;		/* owned, NULL if absent */
+	int64_t content_length; /* -1 if absent */
+	int chunked;
+	unsigned char body[VA_HTTP_MAX_BODY + 1];
+	size_t body_len;
+	int body_too_large;	/* more than VA_HTTP_MAX_BODY body bytes */
+};
+
+/*
+ * Parses buf[0..len) holding everything received so far (eof: the peer
+ * closed). Strict: CRLF line endings, token header names, no obs-fold, at
+ * most VA_HTTP_MAX_HEADER_BYTES of head, Content-Length digits only and
+ * consistent, Transfer-Encoding only "chunked", not both. Only the body of
+ * a 2xx response is collected (at most VA_HTTP_MAX_BODY + 1 bytes; more
+ * sets body_too_large and returns DONE early). Fills *r (cleared first;
+ * caller clears with va_http_resp_clear).
+ */
+enum va_http_rc va_http_parse(const char *buf, size_t len, int eof,
+    struct va_http_resp *r, char *err, size_t errlen);
+void va_http_resp_clear(struct va_http_resp *r);
+
+#endif /* ANVIL_VA_H */

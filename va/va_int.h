@@ -1,0 +1,304 @@
+/*
+ * va_int.h - internals of the VA shared between the va/ sources. Not for other
+ * modules: they include va/va.h only.
+ *
+ * Threading: everything below runs on the VA loop thread, except the
+ * submission queue (va->mu) and the job waiter used by va_validate.
+ */
+#ifndef ANVIL_VA_INT_H
+#define ANVIL_VA_INT_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include <ares.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "va/va.h"
+
+/* ---------------- network policy (netpolicy.c) ---------------- */
+
+struct va_cidr {
+	int family; /* AF_INET / AF_INET6 */
+	uint8_t addr[16];
+	int bits;
+};
+
+struct va_netpolicy {
+	int public_mode;
+	struct va_cidr *allow;
+	size_t n_allow;
+};
+
+/* 0 or -1 with err naming the bad CIDR. Caller frees with _clear. */
+int va_netpolicy_init(struct va_netpolicy *p, const char *mode,
+    char *const *allow, size_t n, char *err, size_t errlen);
+void va_netpolicy_clear(struct va_netpolicy *p);
+/* 1 if the address may be contacted, else 0 with a reason in why. */
+int va_netpolicy_allows(const struct va_netpolicy *p, int family,
+    const uint8_t *addr, char *why, size_t whylen);
+/* Parses "10.0.0.0/8" or "::1/128" (or a bare address). 0 or -1. */
+int va_cidr_parse(const char *s, struct va_cidr *out);
+int va_cidr_contains(const struct va_cidr *c, int family,
+    const uint8_t *addr);
+
+/* ---------------- URLs (url.c) ---------------- */
+
+struct va_url {
+	int https;
+	char *host;	/* lowercase name or canonical IP text (no brackets) */
+	int host_is_ip;
+	int family;	/* for an IP host */
+	uint8_t ip[16];
+	int port;
+	char *path;	/* path + query, starts with '/' */
+};
+
+/*
+ * Parses an absolute http(s) URL, or resolves `s` against `base` when it
+ * starts with '/' or "//" (base may be NULL). 0 or -1 with err.
+ */
+int va_url_parse(const char *s, const struct va_url *base,
+    struct va_url *out, char *err, size_t errlen);
+void va_url_clear(struct va_url *u);
+/* "http://host[:port]/path" (port omitted when default). Caller frees. */
+char *va_url_string(const struct va_url *u);
+
+/* ---------------- DNS messages (dnsmsg.c) ---------------- */
+
+enum va_dns_status {
+	VA_DNS_OK,		/* answer with data */
+	VA_DNS_NODATA,		/* NOERROR, no records of the type */
+	VA_DNS_NXDOMAIN,
+	VA_DNS_SERVFAIL,
+	VA_DNS_REFUSED,
+	VA_DNS_TIMEOUT,
+	VA_DNS_ERROR,		/* anything else (see msg) */
+	VA_DNS__MAX
+};
+
+struct va_caa_rr {
+	int flags;
+	char *tag;
+	char *value;
+};
+
+struct va_dns_result {
+	enum va_dns_status status;
+	char msg[160];		/* human text for errors */
+	int qtype;
+	char *qname;		/* as asked */
+	char *final_name;	/* after CNAME following */
+	/* A / AAAA */
+	int *families;
+	uint8_t (*addrs)[16];
+	size_t naddrs;
+	/* TXT */
+	char **txt;
+	size_t ntxt;
+	/* CAA */
+	struct va_caa_rr *caa;
+	size_t ncaa;
+	/* set when the answer ends in a CNAME whose target has no data
+	 * in this message (the caller re-queries the target) */
+	char *cname_target;
+};
+
+void va_dns_result_clear(struct va_dns_result *r);
+/*
+ * Extracts the records of qtype owned by qname, following CNAMEs inside
+ * the message. 0, or -1 with res->msg on a malformed message.
+ */
+int va_dns_msg_extract(const unsigned char *buf, int len, const char *qname,
+    int qtype, struct va_dns_result *res);
+/* "NXDOMAIN", "SERVFAIL", "timeout" ... (static). */
+const char *va_dns_status_name(enum va_dns_status s);
+
+/* ---------------- DNS on the loop (dns.c) ---------------- */
+
+struct va;
+/* res is borrowed for the call. destroyed: the VA is shutting down. */
+typedef void (*va_dns_cb)(void *arg, struct va_dns_result *res);
+
+int va_dns_init(struct va *va, char *err, size_t errlen);
+void va_dns_shutdown(struct va *va);
+/* Starts a lookup (CNAMEs followed, up to 8). cb runs exactly once. */
+void va_dns_query(struct va *va, const char *name, int qtype, va_dns_cb cb,
+    void *arg);
+
+/* ---------------- connections (conn.c) ---------------- */
+
+enum va_conn_err {
+	VA_CONN_OK,
+	VA_CONN_ECONNECT,	/* could not connect */
+	VA_CONN_ETLS,		/* TLS handshake failed */
+	VA_CONN_EIO,		/* reset / read / write error */
+	VA_CONN_EPROTO,		/* malformed HTTP response */
+};
+
+enum va_conn_phase {
+	VA_PHASE_CONNECT,
+	VA_PHASE_TLS,
+	VA_PHASE_WRITE,
+	VA_PHASE_READ,
+	VA_PHASE_DONE
+};
+
+struct va_conn;
+/* Called once. On VA_CONN_OK the conn holds the data/SSL for inspection. */
+typedef void (*va_conn_cb)(void *arg, struct va_conn *c, enum va_conn_err e,
+    const char *msg);
+
+struct va_conn {
+	struct va *va;
+	int fd;
+	SSL *ssl;
+	struct event *ev;
+	enum va_conn_phase phase;
+	int want_write;		/* the current wait is for writability */
+	/* request */
+	char *out;
+	size_t outlen, outoff;
+	int handshake_only;	/* tls-alpn-01: stop after the handshake */
+	int tls;
+	char *sni;		/* owned, NULL = none */
+	char *alpn;		/* owned, NULL = none */
+	/* response */
+	char *in;
+	size_t inlen, incap;
+	struct va_http_resp resp;
+	va_conn_cb cb;
+	void *arg;
+};
+
+/*
+ * Connects to addr:port; with sni != NULL or tls set, does a TLS (>= 1.2,
+ * no verification) handshake with optional ALPN. Then either calls back
+ * (handshake_only) or sends `request` and reads an HTTP response. Returns
+ * the conn (freed by va_conn_free, also allowed from inside cb) or NULL
+ * with cb never called and msg in err.
+ */
+struct va_conn *va_conn_start(struct va *va, int family, const uint8_t *addr,
+    int port, int tls, const char *sni, const char *alpn,
+    const char *request, int handshake_only, va_conn_cb cb, void *arg,
+    char *err, size_t errlen);
+void va_conn_free(struct va_conn *c);
+
+/* ---------------- jobs (va.c, http01.c, tlsalpn.c, dns01.c, caa.c) */
+
+enum va_job_kind { VA_JOB_VALIDATE, VA_JOB_CAA };
+
+struct va_job {
+	struct va *va;
+	int refs;
+	int finished;
+	enum va_job_kind kind;
+	/* request (owned copies) */
+	enum ident_type itype;
+	char *ident;
+	int ip_family;
+	uint8_t ip[16];
+	int wildcard;
+	enum va_challenge chal;
+	char *token;
+	char *keyauth;
+	char *account_uri;
+	char *caa_method;
+	int check_caa;
+	char *rid;
+	int64_t timeout_ms;
+	int64_t started_ms;
+	/* result */
+	json_t *record;
+	struct problem *prob;
+	/* completion */
+	va_done_fn done;
+	void *done_arg;
+	struct event *timer;	/* validation timeout */
+	struct event *sleeper;	/* test sleep */
+	/* in-progress network state */
+	struct va_conn *conn;
+	const char *stage;	/* for timeout messages: "connect" ... */
+	json_t *hop;		/* current record entry (borrowed from record) */
+	/* resolution of the current host */
+	int dns_pending;
+	char *dns_host;
+	int naddr;
+	int addr_family[2];	/* [0] first IPv6, [1] first IPv4 */
+	uint8_t addr_raw[2][16];
+	int have_addr[2];
+	int addr_try;		/* index into the two */
+	struct va_dns_result dns_err[2];
+	/* http-01 */
+	struct va_url url;
+	int redirects;
+	char *seen[12];
+	/* caa */
+	char *caa_name;		/* current name of the tree climb */
+	struct va_job *next;	/* submission queue */
+	struct va_job *rprev, *rnext; /* va->running (started, unfinished) */
+};
+
+struct va_fdev {
+	int fd;
+	struct event *ev;
+	struct va_fdev *next;
+};
+
+struct va {
+	const struct va_config *cfg;
+	struct metrics *metrics;
+	struct va_netpolicy policy;
+	struct event_base *base;
+	pthread_t thread;
+	int thread_started;
+	int wake_fd;
+	struct event *wake_ev;
+	pthread_mutex_t mu;
+	struct va_job *q_head, *q_tail;
+	struct va_job *running;	/* loop thread only */
+	int stopping;
+	int inflight;		/* guarded by mu */
+	/* c-ares */
+	ares_channel ares;
+	int ares_ok;
+	struct event *ares_timer;
+	struct va_fdev *fdevs;
+	SSL_CTX *ssl_ctx;
+};
+
+/* Ends a job with prob (taken; NULL = valid). Idempotent. */
+void va_job_finish(struct va_job *j, struct problem *prob);
+void va_job_ref(struct va_job *j);
+void va_job_unref(struct va_job *j);
+
+/* Resolves j->dns_host (A + AAAA) then calls next(j) or finishes j with a
+ * dns problem. Records addresses_resolved on j->hop when set. */
+void va_job_resolve(struct va_job *j, const char *host,
+    void (*next)(struct va_job *j));
+/* Human text of an address. buf >= 64. */
+const char *va_addr_str(int family, const uint8_t *raw, char *buf,
+    size_t buflen);
+
+void va_http01_start(struct va_job *j);
+void va_tlsalpn01_start(struct va_job *j);
+void va_dns01_start(struct va_job *j);
+/* The challenge passed: run CAA when asked (DNS identifiers), else
+ * finish the job as valid. */
+void va_job_validated(struct va_job *j);
+/* CAA tree climb for j->ident; finishes j. */
+void va_caa_start(struct va_job *j);
+/*
+ * Evaluates one CAA RRset (RFC 8659 §4, RFC 8657). Returns 1 if issuance
+ * is permitted, else 0 with the reason in why.
+ */
+int va_caa_evaluate(const struct va_caa_rr *rrs, size_t n, int wildcard,
+    char *const *identities, size_t nidentities, const char *account_uri,
+    const char *method, char *why, size_t whylen);
+
+/* Builds the key authorization digest (b64url SHA-256). Caller frees. */
+char *va_keyauth_digest(const char *keyauth);
+
+#endif /* ANVIL_VA_INT_H */
