@@ -425,7 +425,7 @@ cli_conn_down(struct cli_conn *k, const char *why)
 		call->next = NULL;
 		call->where = CALL_NONE;
 		call->conn = NULL;
-		call_fail(c, call, "%s unavailable: %s %s", reason);
+		call_fail(c, call, "%s unavailable: %s: %s", reason);
 	}
 }
 
@@ -545,7 +545,7 @@ cli_dispatch(struct rpc_client *c, struct cli_call *call)
 		}
 		return;
 	}
-	call_fail(c, call, "%s unavailable: %s %s", why);
+	call_fail(c, call, "%s unavailable: %s: %s", why);
 }
 
 static void
@@ -620,8 +620,10 @@ rpc_client_new(const struct rpc_client_config *cfg, const char *name,
 		    cfg->tls_ca, err, errlen);
 		if (c->ssl_ctx == NULL)
 			goto fail;
+		/* The server must present a certificate for this name:
+		 * tls.server_name, else the client's name ("sa"). */
 		c->server_name = xstrdup(cfg->tls_server_name != NULL ?
-		    cfg->tls_server_name : c->addr.host);
+		    cfg->tls_server_name : c->name);
 	}
 	c->nconns = (size_t)(cfg->connections > 0 ? cfg->connections : 4);
 	c->conns = xcalloc(c->nconns, sizeof(*c->conns));

@@ -15,6 +15,8 @@
 #include <sys/types.h>
 #include <sys/un.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -434,6 +436,7 @@ srv_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	socklen_t cl = sizeof(cred);
 	struct passwd pw, *pwp = NULL;
 	char pwbuf[1024], host[64] = "?", serv[16] = "?";
+	int one = 1;
 
 	(void)l;
 	if (s->draining) {
@@ -460,6 +463,8 @@ srv_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		snprintf(c->desc, sizeof(c->desc), "unix:uid=%u,pid=%d",
 		    (unsigned)cred.uid, (int)cred.pid);
 	} else {
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
 		(void)getnameinfo(sa, (socklen_t)salen, host, sizeof(host),
 		    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
 		snprintf(c->desc, sizeof(c->desc), "tcp:%s:%s", host, serv);

@@ -153,7 +153,8 @@ make_client(const struct opts *o, const char *target)
 		goto out;
 	}
 	cfg.timeout_ms = o->timeout_ms;
-	c = rpc_client_new(&cfg, "target", NULL, err, sizeof(err));
+	c = rpc_client_new(&cfg, o->server_name != NULL ? o->server_name :
+	    "target", NULL, err, sizeof(err));
 	if (c == NULL)
 		fprintf(stderr, "anvil-rpc: %s\n", err);
 	rpc_client_config_clear(&cfg);
