@@ -1,0 +1,561 @@
+/* LIBS: ca core */
+/*
+ * test_ca_lint.c - every lint passes on a well-formed certificate and fires
+ * on a certificate built to break exactly it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/x509v3.h>
+
+#include "ca/ca_int.h"
+#include "test/unit/harness.h"
+
+struct lfx {
+	char dir[128];
+	struct ca_issuers *issuers;
+	struct profiles *profiles;
+	const struct ca_issuer *ecdsa;
+	EVP_PKEY *subject; /* P-256 subject key */
+	EVP_PKEY *signer;  /* throwaway signing key */
+	json_t *ids;	   /* a.example.com, b.example.com */
+};
+
+static struct lfx L; /* set up once in main */
+
+static int
+setup(void)
+{
+	char err[512], path[256];
+
+	snprintf(L.dir, sizeof(L.dir), "/tmp/test_ca_lint.XXXXXX");
+	if (mkdtemp(L.dir) == NULL)
+		return -1;
+	if (ca_ceremony_init(L.dir, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/issuers.json", L.dir);
+	if ((L.issuers = ca_issuers_load(path, err, sizeof(err))) == NULL ||
+	    (L.profiles = profiles_load("configs/dev/profiles.json", err,
+	    sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	L.ecdsa = ca_issuers_choose(L.issuers, "classic", CA_KEY_ECDSA);
+	L.subject = ca_key_generate(CA_KEY_ECDSA, 256);
+	L.signer = ca_key_generate(CA_KEY_ECDSA, 256);
+	L.ids = json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "dns", "value",
+	    "a.example.com", "type", "dns", "value", "b.example.com");
+	return L.ecdsa && L.subject && L.signer && L.ids ? 0 : -1;
+}
+
+static void
+teardown(void)
+{
+	char cmd[300];
+
+	ca_issuers_free(L.issuers);
+	profiles_free(L.profiles);
+	EVP_PKEY_free(L.subject);
+	EVP_PKEY_free(L.signer);
+	json_decref(L.ids);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", L.dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup failed\n");
+}
+
+/* A template that passes every lint; callers tweak it. */
+static void
+good_template(struct ca_tbs *t, const char *profile)
+{
+	time_t now = time(NULL);
+
+	memset(t, 0, sizeof(*t));
+	t->serial[0] = 0x7f;
+	random_bytes(t->serial + 1, CA_SERIAL_LEN - 1);
+	t->pubkey = L.subject;
+	t->not_before = now - 3600;
+	t->profile = profiles_find(L.profiles, profile);
+	t->not_after = t->not_before + t->profile->validity_ms / 1000 - 1;
+	t->cn = t->profile->keep_cn ? "a.example.com" : NULL;
+	t->sans = L.ids;
+	t->issuer = L.ecdsa;
+	t->shard = 1;
+	t->base_url = "https://ca.test";
+	t->ocsp_url = 1;
+}
+
+static X509 *
+build(const struct ca_tbs *t)
+{
+	char err[128];
+	X509 *x = ca_tbs_build(t, err, sizeof(err));
+
+	if (x == NULL)
+		fprintf(stderr, "  build: %s\n", err);
+	return x;
+}
+
+static void
+resign(X509 *x)
+{
+	X509_sign(x, L.signer, EVP_sha256());
+}
+
+/* Replaces (or adds) an extension from its config string, then re-signs. */
+static void
+set_ext(X509 *x, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+	int idx;
+
+	while ((idx = X509_get_ext_by_NID(x, nid, -1)) >= 0)
+		X509_EXTENSION_free(X509_delete_ext(x, idx));
+	if (value != NULL) {
+		X509V3_set_ctx(&ctx, L.ecdsa->cert, x, NULL, NULL, 0);
+		e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+		X509_add_ext(x, e, -1);
+		X509_EXTENSION_free(e);
+	}
+	resign(x);
+}
+
+/* Runs lint `name` on x: 0 pass, -1 fire. */
+static int
+run_lint(const char *name, X509 *x, const json_t *ids, const char *profile)
+{
+	const struct ca_lint *l = ca_lint_find(name);
+	struct ca_lint_input in;
+	char msg[256] = "";
+	int rc;
+
+	if (l == NULL) {
+		fprintf(stderr, "  no lint %s\n", name);
+		return 99;
+	}
+	in.cert = x;
+	in.identifiers = ids;
+	in.profile = profiles_find(L.profiles, profile);
+	rc = l->fn(&in, msg, sizeof(msg));
+	if (rc != 0)
+		fprintf(stderr, "  %s fired: %s\n", name, msg);
+	return rc;
+}
+
+static void
+test_all_lints_pass_on_good_certs(struct th *t)
+{
+	static const char *profiles[] = {"classic", "tlsserver", "shortlived",
+	    "clientauth"};
+	struct ca_tbs tpl;
+	struct ca_lint_input in;
+	const char *failed = NULL;
+	char msg[256];
+	size_t i, n;
+	X509 *x;
+
+	ca_lints(&n);
+	TH_CHECK(t, n >= 9);
+	for (i = 0; i < 4; i++) {
+		good_template(&tpl, profiles[i]);
+		x = build(&tpl);
+		TH_CHECK(t, x != NULL);
+		if (x == NULL)
+			continue;
+		resign(x);
+		in.cert = x;
+		in.identifiers = L.ids;
+		in.profile = tpl.profile;
+		TH_CHECK(t, ca_lint_all(&in, &failed, msg, sizeof(msg)) == 0);
+		if (failed)
+			fprintf(stderr, "  %s: %s: %s\n", profiles[i], failed,
+			    msg);
+		X509_free(x);
+	}
+}
+
+static void
+test_lint_san_present(struct th *t)
+{
+	struct ca_tbs tpl;
+	X509 *x;
+
+	good_template(&tpl, "classic");
+	x = build(&tpl);
+	TH_CHECK(t, run_lint("san_present", x, L.ids, "classic") == 0);
+	set_ext(x, NID_subject_alt_name, NULL);
+	TH_CHECK(t, run_lint("san_present", x, L.ids, "classic") == -1);
+	X509_free(x);
+}
+
+static void
+test_lint_san_matches_identifiers(struct th *t)
+{
+	struct ca_tbs tpl;
+	json_t *other = json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "dns",
+	    "value", "a.example.com", "type", "dns", "value", "c.example.com");
+	json_t *fewer = json_pack("[{s:s, s:s}]", "type", "dns", "value",
+	    "a.example.com");
+	X509 *x;
+
+	good_template(&tpl, "classic");
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("san_matches_identifiers", x, L.ids, "classic")
+	    == 0);
+	TH_CHECK(t, run_lint("san_matches_identifiers", x, other, "classic")
+	    == -1);
+	TH_CHECK(t, run_lint("san_matches_identifiers", x, fewer, "classic")
+	    == -1);
+	X509_free(x);
+	json_decref(other);
+	json_decref(fewer);
+}
+
+static void
+test_lint_san_no_duplicates(struct th *t)
+{
+	struct ca_tbs tpl;
+	json_t *dup = json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "dns",
+	    "value", "a.example.com", "type", "dns", "value", "A.example.com");
+	X509 *x;
+
+	good_template(&tpl, "classic");
+	tpl.sans = dup;
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("san_no_duplicates", x, dup, "classic") == -1);
+	X509_free(x);
+	json_decref(dup);
+}
+
+static void
+test_lint_dns_names_valid(struct th *t)
+{
+	static const char *bad[] = {
+	    "a..example.com", "a.*.example.com", "-a.example.com",
+	    "a-.example.com", "under_score.example.com", "example.123",
+	    "localhost", "**.example.com",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    ".example.com"};
+	static const char *good[] = {"*.example.com", "xn--bcher-kva.example",
+	    "a-b.c0.example.com"};
+	struct ca_tbs tpl;
+	json_t *ids;
+	size_t i;
+	X509 *x;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]) + 3; i++) {
+		int is_bad = i < sizeof(bad) / sizeof(bad[0]);
+		const char *name = is_bad ? bad[i] :
+		    good[i - sizeof(bad) / sizeof(bad[0])];
+		ids = json_pack("[{s:s, s:s}]", "type", "dns", "value", name);
+		good_template(&tpl, "tlsserver");
+		tpl.sans = ids;
+		x = build(&tpl);
+		TH_CHECK(t, x != NULL);
+		if (x != NULL) {
+			resign(x);
+			if (run_lint("dns_names_valid", x, ids, "tlsserver") !=
+			    (is_bad ? -1 : 0)) {
+				fprintf(stderr, "  wrong verdict for %s\n",
+				    name);
+				TH_CHECK(t, 0);
+			}
+		}
+		X509_free(x);
+		json_decref(ids);
+	}
+}
+
+static void
+test_lint_cn_in_san(struct th *t)
+{
+	struct ca_tbs tpl;
+	X509 *x;
+
+	good_template(&tpl, "classic");
+	tpl.cn = "c.example.com";
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("cn_in_san", x, L.ids, "classic") == -1);
+	X509_free(x);
+	good_template(&tpl, "classic");
+	tpl.cn = "b.example.com";
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("cn_in_san", x, L.ids, "classic") == 0);
+	X509_free(x);
+}
+
+static void
+test_lint_validity_within_profile(struct th *t)
+{
+	struct ca_tbs tpl;
+	X509 *x;
+
+	good_template(&tpl, "shortlived");
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("validity_within_profile", x, L.ids,
+	    "shortlived") == 0);
+	X509_free(x);
+	tpl.not_after += 1; /* one second too long */
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("validity_within_profile", x, L.ids,
+	    "shortlived") == -1);
+	X509_free(x);
+	tpl.not_after = tpl.not_before - 10;
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("validity_within_profile", x, L.ids,
+	    "shortlived") == -1);
+	X509_free(x);
+}
+
+static void
+set_serial_hex(X509 *x, const char *hex, int negative)
+{
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *ai;
+
+	BN_hex2bn(&bn, hex);
+	BN_set_negative(bn, negative);
+	ai = BN_to_ASN1_INTEGER(bn, NULL);
+	X509_set_serialNumber(x, ai);
+	ASN1_INTEGER_free(ai);
+	BN_free(bn);
+	resign(x);
+}
+
+static void
+test_lint_serial_valid(struct th *t)
+{
+	struct ca_tbs tpl;
+	X509 *x;
+
+	good_template(&tpl, "classic");
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == 0);
+	set_serial_hex(x, "0", 0);
+	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == -1);
+	set_serial_hex(x, "7f0102030405060708090a", 1);
+	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == -1);
+	/* 20 magnitude bytes with the top bit set: 21 DER octets. */
+	set_serial_hex(x, "ff0102030405060708090a0b0c0d0e0f10111213", 0);
+	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == -1);
+	set_serial_hex(x, "0102030405060708", 0); /* only 64 bits */
+	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == -1);
+	set_serial_hex(x, "7f0102030405060708090a0b0c0d0e0f101112", 0);
+	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == 0);
+	X509_free(x);
+}
+
+static void
+test_lint_key_allowed(struct th *t)
+{
+	struct ca_tbs tpl;
+	EVP_PKEY *small = ca_key_generate(CA_KEY_RSA, 1024);
+	EVP_PKEY *k1 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
+	EVP_PKEY *p384 = ca_key_generate(CA_KEY_ECDSA, 384);
+	X509 *x;
+
+	good_template(&tpl, "classic");
+	tpl.pubkey = small;
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("key_allowed", x, L.ids, "classic") == -1);
+	X509_free(x);
+	tpl.pubkey = k1;
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("key_allowed", x, L.ids, "classic") == -1);
+	X509_free(x);
+	tpl.pubkey = p384;
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("key_allowed", x, L.ids, "classic") == 0);
+	X509_free(x);
+	EVP_PKEY_free(small);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(p384);
+}
+
+static void
+test_lint_ku_eku_consistent(struct th *t)
+{
+	struct ca_tbs tpl;
+	X509 *x;
+
+	good_template(&tpl, "classic");
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == 0);
+	/* The serverAuth certificate does not fit the clientauth profile. */
+	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "clientauth") ==
+	    -1);
+	X509_free(x);
+	/* keyEncipherment on an ECDSA key. */
+	x = build(&tpl);
+	set_ext(x, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == -1);
+	X509_free(x);
+	/* CA bits. */
+	x = build(&tpl);
+	set_ext(x, NID_key_usage, "critical,digitalSignature,keyCertSign");
+	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == -1);
+	X509_free(x);
+	/* keyUsage not critical. */
+	x = build(&tpl);
+	set_ext(x, NID_key_usage, "digitalSignature");
+	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == -1);
+	X509_free(x);
+	/* codeSigning EKU. */
+	x = build(&tpl);
+	set_ext(x, NID_ext_key_usage, "serverAuth,codeSigning");
+	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == -1);
+	X509_free(x);
+	/* No EKU at all. */
+	x = build(&tpl);
+	set_ext(x, NID_ext_key_usage, NULL);
+	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == -1);
+	X509_free(x);
+}
+
+static void
+test_lint_no_unknown_critical_ext(struct th *t)
+{
+	struct ca_tbs tpl;
+	ASN1_OBJECT *obj = OBJ_txt2obj("1.3.6.1.4.1.99999.1", 1);
+	ASN1_OCTET_STRING *data = ASN1_OCTET_STRING_new();
+	X509_EXTENSION *e;
+	X509 *x;
+
+	ASN1_OCTET_STRING_set(data, (const unsigned char *)"\x05\x00", 2);
+	good_template(&tpl, "classic");
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("no_unknown_critical_ext", x, L.ids, "classic")
+	    == 0);
+	e = X509_EXTENSION_create_by_OBJ(NULL, obj, 1, data);
+	X509_add_ext(x, e, -1);
+	resign(x);
+	TH_CHECK(t, run_lint("no_unknown_critical_ext", x, L.ids, "classic")
+	    == -1);
+	X509_EXTENSION_free(e);
+	ASN1_OBJECT_free(obj);
+	ASN1_OCTET_STRING_free(data);
+	X509_free(x);
+	/* A known extension made critical when it should not be. */
+	x = build(&tpl);
+	set_ext(x, NID_info_access, "critical,caIssuers;URI:http://x.test/");
+	TH_CHECK(t, run_lint("no_unknown_critical_ext", x, L.ids, "classic")
+	    == -1);
+	X509_free(x);
+}
+
+static void
+test_lint_not_ca(struct th *t)
+{
+	struct ca_tbs tpl;
+	X509 *x;
+
+	good_template(&tpl, "classic");
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("not_ca", x, L.ids, "classic") == 0);
+	set_ext(x, NID_basic_constraints, "critical,CA:TRUE");
+	TH_CHECK(t, run_lint("not_ca", x, L.ids, "classic") == -1);
+	X509_free(x);
+}
+
+static void
+test_lint_empty_subject_san_critical(struct th *t)
+{
+	struct ca_tbs tpl;
+	X509 *x;
+	int idx;
+
+	good_template(&tpl, "tlsserver");
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("empty_subject_san_critical", x, L.ids,
+	    "tlsserver") == 0);
+	idx = X509_get_ext_by_NID(x, NID_subject_alt_name, -1);
+	X509_EXTENSION_set_critical(X509_get_ext(x, idx), 0);
+	resign(x);
+	TH_CHECK(t, run_lint("empty_subject_san_critical", x, L.ids,
+	    "tlsserver") == -1);
+	X509_free(x);
+}
+
+static void
+test_lint_revocation_info(struct th *t)
+{
+	struct ca_tbs tpl;
+	X509 *x;
+
+	good_template(&tpl, "classic");
+	x = build(&tpl);
+	resign(x);
+	TH_CHECK(t, run_lint("revocation_info", x, L.ids, "classic") == 0);
+	set_ext(x, NID_crl_distribution_points, NULL);
+	TH_CHECK(t, run_lint("revocation_info", x, L.ids, "classic") == -1);
+	X509_free(x);
+}
+
+static void
+test_tbs_is_deterministic(struct th *t)
+{
+	struct ca_tbs tpl;
+	X509 *a, *b;
+	uint8_t *da = NULL, *db = NULL;
+	size_t la = 0, lb = 0;
+
+	good_template(&tpl, "classic");
+	a = build(&tpl);
+	b = build(&tpl);
+	X509_sign(a, L.signer, EVP_sha256());
+	X509_sign(b, L.ecdsa->key, EVP_sha256());
+	TH_CHECK(t, ca_tbs_der(a, &da, &la) == 0 && ca_tbs_der(b, &db,
+	    &lb) == 0);
+	TH_CHECK(t, la == lb && la > 0 && memcmp(da, db, la) == 0);
+	free(da);
+	free(db);
+	X509_free(a);
+	X509_free(b);
+}
+
+int
+main(void)
+{
+	struct th t = TH_INIT;
+
+	log_init("test_ca_lint", LOG_LEVEL_ERROR);
+	if (setup() != 0) {
+		printf("0 passed, 1 failed\n");
+		return 1;
+	}
+	TH_RUN(&t, test_all_lints_pass_on_good_certs);
+	TH_RUN(&t, test_lint_san_present);
+	TH_RUN(&t, test_lint_san_matches_identifiers);
+	TH_RUN(&t, test_lint_san_no_duplicates);
+	TH_RUN(&t, test_lint_dns_names_valid);
+	TH_RUN(&t, test_lint_cn_in_san);
+	TH_RUN(&t, test_lint_validity_within_profile);
+	TH_RUN(&t, test_lint_serial_valid);
+	TH_RUN(&t, test_lint_key_allowed);
+	TH_RUN(&t, test_lint_ku_eku_consistent);
+	TH_RUN(&t, test_lint_no_unknown_critical_ext);
+	TH_RUN(&t, test_lint_not_ca);
+	TH_RUN(&t, test_lint_empty_subject_san_critical);
+	TH_RUN(&t, test_lint_revocation_info);
+	TH_RUN(&t, test_tbs_is_deterministic);
+	teardown();
+	return th_done(&t);
+}
