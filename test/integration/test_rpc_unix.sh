@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# RPC over Unix sockets between real processes (anvil-rpc serve-test and
+# anvil-rpc call/stress, plus raw frames from Python): calls, errors, bad
+# input, out-of-order replies, deadlines, 64 threads x 10,000 calls, server
+# restart mid-stream, SIGTERM drain, peer-uid authorization and socket mode.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+BINDIR=${BINDIR:-bin}
+RPC=$BINDIR/anvil-rpc
+STRESS_CALLS=${RPC_STRESS_CALLS:-10000}
+P=0; F=0
+ok() { P=$((P + 1)); echo "ok     - $1"; }
+bad() { F=$((F + 1)); echo "not ok - $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+
+tmp=$(mktemp -d /tmp/anvil-rpc-unix.XXXXXX)
+chmod 0755 "$tmp"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+[ -x "$RPC" ] || { echo "missing $RPC"; echo "0 passed, 1 failed"; exit 1; }
+
+sock=$tmp/s.sock
+start_server() { # extra args...
+	"$RPC" serve-test --listen "unix:$sock" --workers 4 --max-frame 65536 "$@" >>"$tmp/server.log" 2>&1 &
+	srv=$!
+	pids+=("$srv")
+	for _ in $(seq 1 100); do [ -S "$sock" ] && return 0; sleep 0.05; done
+	return 1
+}
+
+check "server starts and creates the socket" start_server
+check "socket file mode defaults to 0660" test "$(stat -c %a "$sock")" = 660
+
+out=$("$RPC" call "unix:$sock" test.echo '{"hello":"world","n":[1,2]}' 2>&1)
+check "echo call between two processes" grep -q '"hello": "world"' <<<"$out"
+check "health.check answers" bash -c '"$0" call "unix:$1" health.check | grep -q "\"ok\""' "$RPC" "$sock"
+out=$("$RPC" call "unix:$sock" test.fail '{"type":"orderNotReady","detail":"nope"}' 2>&1); rc=$?
+check "handler problem crosses with its type and status (exit 1)" \
+	bash -c '[ '"$rc"' -eq 1 ] && grep -q "\"type\":\"orderNotReady\"" <<<"$0" && grep -q "\"status\":403" <<<"$0"' "$out"
+out=$("$RPC" call "unix:$sock" no.such 2>&1)
+check "unknown method -> malformed \"unknown method\"" grep -q 'unknown method' <<<"$out"
+out=$("$RPC" call "unix:$sock" test.sleep '{"ms":2000}' --timeout 200ms 2>&1)
+check "client timeout -> unavailable \"timed out\"" grep -q '"type":"unavailable".*timed out\|timed out.*"type":"unavailable"' <<<"$out"
+
+# Raw protocol checks from Python (docs/rpc.md's "by hand" client).
+cat >"$tmp/raw.py" <<'PY'
+import json, socket, struct, sys, time
+sys.path.insert(0, "test/integration/lib")
+from anvilrpc import RpcClient, RpcError
+sock = sys.argv[1]
+def res(name, cond):
+    print(("PASS " if cond else "FAIL ") + name, flush=True)
+def fresh():
+    c = RpcClient("unix:" + sock, timeout=5); c.connect(); return c
+def closed(c):
+    try:
+        c.sock.settimeout(3)
+        return c.sock.recv(1) == b""
+    except (ConnectionError, OSError):
+        return True
+def calls():
+    return fresh().call("test.calls")["calls"]
+
+c = fresh()
+res("raw echo", c.call("test.echo", {"a": 1}) == {"a": 1})
+# several in flight on one connection, answered by id in any order
+c.send_raw(json.dumps({"id": 101, "method": "test.sleep", "params": {"ms": 400}}).encode())
+c.send_raw(json.dumps({"id": 102, "method": "test.echo", "params": {"x": 2}}).encode())
+first, second = c.recv_frame(), c.recv_frame()
+res("out-of-order replies matched by id", first["id"] == 102 and second["id"] == 101
+    and first["result"] == {"x": 2} and second["result"]["slept_ms"] == 400)
+# string ids are echoed
+c.send_raw(json.dumps({"id": "abc", "method": "test.echo"}).encode())
+r = c.recv_frame()
+res("string id echoed, absent params = {}", r["id"] == "abc" and r["result"] == {})
+# malformed requests with a usable id -> malformed error, connection stays
+for name, req in [("missing method", {"id": 5}),
+                  ("method not a string", {"id": 6, "method": 3}),
+                  ("params not an object", {"id": 7, "method": "test.echo", "params": [1]}),
+                  ("deadline not an integer", {"id": 8, "method": "test.echo", "deadline_ms": "soon"})]:
+    c.send_raw(json.dumps(req).encode())
+    r = c.recv_frame()
+    res(name + " -> malformed with id", r["id"] == req["id"] and r["error"]["type"] == "malformed")
+res("connection still usable after malformed requests", c.call("test.echo", {"k": 1}) == {"k": 1})
+# past deadline: refused without running
+before = calls()
+try:
+    c.call("test.echo", {}, deadline_ms=int(time.time() * 1000) - 1000)
+    res("past deadline refused", False)
+except RpcError as e:
+    res("past deadline -> unavailable deadline exceeded", e.type == "unavailable" and "deadline" in e.problem["detail"])
+res("expired call never ran", calls() == before)
+# bad frames with no usable id close the connection, server survives
+for name, payload in [("invalid JSON", b"{not json"), ("not an object", b"[1,2,3]"),
+                      ("missing id", json.dumps({"method": "test.echo"}).encode()),
+                      ("id of wrong type", json.dumps({"id": [1], "method": "test.echo"}).encode()),
+                      ("duplicate keys", b'{"id":1,"id":2,"method":"test.echo"}')]:
+    c = fresh(); c.send_raw(payload)
+    res(name + " -> connection closed", closed(c))
+c = fresh(); c.sock.sendall(struct.pack(">I", 70000) + b"x" * 10)
+res("frame over max_frame -> closed before reading it", closed(c))
+c = fresh(); c.sock.sendall(struct.pack(">I", 0))
+res("zero-length frame -> closed", closed(c))
+c = fresh(); c.sock.sendall(struct.pack(">I", 100) + b'{"id":1,'); c.close()
+c = fresh(); c.sock.sendall(b"\x00\x00"); c.close()
+res("server alive after truncated frames", calls() >= before)
+# a frame of exactly max_frame is accepted
+c = fresh()
+pad = "x" * (65536 - len(json.dumps({"id": 1, "method": "test.echo", "params": {"p": ""}}, separators=(",", ":"))))
+body = json.dumps({"id": 1, "method": "test.echo", "params": {"p": pad}}, separators=(",", ":")).encode()
+c.send_raw(body)
+r = c.recv_frame()
+res("frame of exactly max_frame accepted (len %d)" % len(body), len(body) == 65536 and "error" not in r or
+    (r.get("error", {}).get("type") == "serverInternal"))
+PY
+while read -r word name; do
+	case "$word" in PASS) ok "$name" ;; FAIL) bad "$name" ;; esac
+done < <(timeout 60 python3 "$tmp/raw.py" "$sock" 2>"$tmp/raw.err"; echo "END $?")
+grep -q . "$tmp/raw.err" && { echo "python stderr:"; cat "$tmp/raw.err"; }
+check "python raw client finished without exceptions" bash -c '! grep -q Traceback "$0"' "$tmp/raw.err"
+check "bad frames were logged" grep -q 'bad frame\|bad request' "$tmp/server.log"
+check "server process survived bad input" kill -0 "$srv"
+
+# 64 client threads x 10,000 calls: no loss, no mismatched ids/results.
+out=$(timeout 300 "$RPC" stress "unix:$sock" --threads 64 --calls "$STRESS_CALLS" --connections 4 2>&1); rc=$?
+echo "    $out"
+want=$((64 * STRESS_CALLS))
+check "64 threads x $STRESS_CALLS calls, none lost or mismatched" \
+	bash -c '[ '"$rc"' -eq 0 ] && grep -q "calls_ok='"$want"' errors=0 .*mismatched=0" <<<"$0"' "$out"
+
+# Server restarted mid-stream: the same client process recovers.
+"$RPC" stress "unix:$sock" --threads 4 --seconds 5 --tolerate-unavailable >"$tmp/restart.out" 2>&1 &
+sp=$!
+sleep 1.5
+kill -KILL "$srv"; wait "$srv" 2>/dev/null
+sleep 0.5
+start_server
+wait "$sp"; rc=$?
+out=$(cat "$tmp/restart.out")
+echo "    $out"
+check "restart mid-stream: client saw the outage" grep -qE 'unavailable=[1-9]' <<<"$out"
+check "restart mid-stream: client recovered without restart" \
+	bash -c '[ '"$rc"' -eq 0 ] && grep -qE "mismatched=0 ok_after_last_error=[1-9][0-9]{2,}" <<<"$0"' "$out"
+
+# SIGTERM: in-flight calls finish, then the server exits and removes the socket.
+"$RPC" call "unix:$sock" test.sleep '{"ms":1000}' >"$tmp/drain.out" 2>&1 &
+cp=$!
+sleep 0.3
+kill -TERM "$srv"
+wait "$cp"; crc=$?
+wait "$srv"; src=$?
+check "SIGTERM: in-flight call completed" bash -c '[ '"$crc"' -eq 0 ] && grep -q slept_ms "$0"' "$tmp/drain.out"
+check "SIGTERM: server exited 0" test "$src" -eq 0
+check "SIGTERM: socket file removed" test ! -e "$sock"
+check "drain was logged" grep -q 'SIGTERM: draining' "$tmp/server.log"
+
+# A stale socket file is replaced at start.
+python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])" "$sock"
+check "stale socket file replaced" start_server
+check "second server on a live socket refused" bash -c '! "$0" serve-test --listen "unix:$1" >/dev/null 2>&1' "$RPC" "$sock"
+kill -TERM "$srv"; wait "$srv" 2>/dev/null
+
+# Authorization by peer uid (SO_PEERCRED) and socket file mode.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1 && command -v runuser >/dev/null; then
+	start_server --socket-mode 0666 --allow '{"*":["root"],"test.whoami":["nobody","uid:0"]}'
+	out=$(runuser -u nobody -- "$RPC" call "unix:$sock" test.echo '{}' 2>&1)
+	check "uid not allowed -> unauthorized" grep -q '"type":"unauthorized"' <<<"$out"
+	check "denied call logged" grep -q 'denied test.echo to uid:' "$tmp/server.log"
+	out=$(runuser -u nobody -- "$RPC" call "unix:$sock" test.whoami 2>&1)
+	check "user name in allowlist accepted (peer uid:$(id -u nobody))" grep -q "\"peer\": \"uid:$(id -u nobody)\"" <<<"$out"
+	check "allowed uid (root by name) accepted" bash -c '"$0" call "unix:$1" test.echo "{}" >/dev/null' "$RPC" "$sock"
+	kill -TERM "$srv"; wait "$srv" 2>/dev/null
+	start_server
+	out=$(runuser -u nobody -- "$RPC" call "unix:$sock" test.echo '{}' 2>&1)
+	check "socket mode 0660 keeps other users out" grep -q 'Permission denied' <<<"$out"
+	kill -TERM "$srv"; wait "$srv" 2>/dev/null
+else
+	echo "skip   - uid authorization (needs root and user nobody)"
+fi
+
+echo "$P passed, $F failed"
+[ "$F" -eq 0 ]
