@@ -260,7 +260,11 @@ test_parse_id(struct th *t)
 	TH_CHECK(t, wfe_parse_id("", 0, &v) != 0);
 	TH_CHECK(t, wfe_parse_id("99999999999999999", 17, &v) != 0);
 	TH_CHECK(t, wfe_parse_id("9007199254740992", 16, &v) != 0);
-	TH_CHECK(t, wfe_url_authority("https://a.b:1/x") != NULL);
+	{
+		char *a = wfe_url_authority("https://a.b:1/x");
+		TH_CHECK_STR(t, a, "a.b:1");
+		free(a);
+	}
 	TH_CHECK(t, wfe_url_authority("ftp://a") == NULL);
 }
 

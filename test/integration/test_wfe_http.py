@@ -1,0 +1,429 @@
+"""anvil-wfe on its own: HTTP, nonce and JWS layers over real HTTPS.
+
+Everything here is decided by the WFE before it makes an RPC call, so no
+other service runs: the RA/SA/CA sockets point at nothing, and a request
+that gets past every check is answered 503 (RPC unavailable) -- which is
+itself a behaviour under test. Ports 21560-21569 (wfe range 21500-21599).
+
+The small JWS client below (`Key`, `Wfe`) is reused by test_wfe_acme.py.
+"""
+import base64
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+import urllib3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, padding
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+import datetime
+import ipaddress
+
+urllib3.disable_warnings()
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BINDIR = os.path.abspath(os.environ.get("BINDIR", os.path.join(TOP, "bin")))
+PORT_A = 21561
+PORT_B = 21562
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Key:
+    """An account key that signs flattened JWS (ES256 or RS256)."""
+
+    def __init__(self, kind="ec"):
+        if kind == "ec":
+            self.priv = ec.generate_private_key(ec.SECP256R1())
+            n = self.priv.public_key().public_numbers()
+            self.jwk = {"crv": "P-256", "kty": "EC",
+                        "x": b64(n.x.to_bytes(32, "big")), "y": b64(n.y.to_bytes(32, "big"))}
+            self.alg = "ES256"
+        else:
+            self.priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            n = self.priv.public_key().public_numbers()
+            self.jwk = {"e": b64(n.e.to_bytes(3, "big")), "kty": "RSA",
+                        "n": b64(n.n.to_bytes(256, "big"))}
+            self.alg = "RS256"
+
+    def thumbprint(self):
+        return b64(hashlib.sha256(json.dumps(self.jwk, sort_keys=True, separators=(",", ":")).encode()).digest())
+
+    def sign_raw(self, data):
+        if self.alg == "ES256":
+            r, s = decode_dss_signature(self.priv.sign(data, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return self.priv.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+    def jws(self, url, payload, nonce=None, kid=None, embed=True, extra=None, alg=None):
+        """Flattened JWS; payload None = POST-as-GET, dict = JSON, str/bytes raw."""
+        prot = {"alg": alg or self.alg, "url": url}
+        if nonce is not None:
+            prot["nonce"] = nonce
+        if kid is not None:
+            prot["kid"] = kid
+        elif embed:
+            prot["jwk"] = self.jwk
+        if extra:
+            prot.update(extra)
+        if payload is None:
+            p = ""
+        elif isinstance(payload, (dict, list)):
+            p = b64(json.dumps(payload))
+        else:
+            p = b64(payload)
+        ph = b64(json.dumps(prot))
+        sig = self.sign_raw(("%s.%s" % (ph, p)).encode())
+        return {"protected": ph, "payload": p, "signature": b64(sig)}
+
+
+class Wfe:
+    """A thin ACME client over requests, for tests that need raw control."""
+
+    def __init__(self, directory_url, verify=False):
+        self.s = requests.Session()
+        self.s.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        self.s.verify = verify
+        self.directory_url = directory_url
+        self.dir = self.s.get(directory_url, timeout=30).json()
+        self.base = directory_url.rsplit("/directory", 1)[0]
+
+    def nonce(self):
+        r = self.s.head(self.dir["newNonce"], timeout=30)
+        assert r.status_code == 200
+        return r.headers["Replay-Nonce"]
+
+    def post_raw(self, url, body, ctype="application/jose+json", headers=None):
+        h = {"Content-Type": ctype}
+        h.update(headers or {})
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return self.s.post(url, data=data, headers=h, timeout=60)
+
+    def post(self, url, payload, key, kid=None, nonce=None, **kw):
+        if nonce is None:
+            nonce = self.nonce()
+        return self.post_raw(url, key.jws(url, payload, nonce=nonce, kid=kid, **kw))
+
+
+def make_tls(d):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.utcnow()
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .sign(key, hashes.SHA256()))
+    with open(os.path.join(d, "tls.pem"), "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(os.path.join(d, "tls.key"), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    os.chmod(os.path.join(d, "tls.key"), 0o600)
+    return os.path.join(d, "tls.pem")
+
+
+def wait_port(port, proc, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("anvil-wfe exited with %d" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("anvil-wfe did not listen on %d" % port)
+
+
+def start_wfe(d, port, prefix, **over):
+    cfg = {
+        "log_level": "info",
+        "listen": {"addr": "127.0.0.1", "port": port},
+        "tls": {"cert": os.path.join(d, "tls.pem"), "key": os.path.join(d, "tls.key")},
+        "base_url": "https://localhost:%d" % port,
+        "hosts": ["127.0.0.1:%d" % port],
+        "threads": 4,
+        "max_body": 4096,
+        "nonce": {"prefix": prefix, "lifetime": "3s"},
+        "directory": {"terms_of_service": "https://localhost/tos", "caa_identities": ["anvil.test"]},
+        "ra": {"target": "unix:%s/ra.sock" % d, "timeout": "2s"},
+        "sa": {"target": "unix:%s/sa.sock" % d, "timeout": "2s"},
+        "ca": {"target": "unix:%s/ca.sock" % d, "timeout": "2s"},
+    }
+    cfg.update(over)
+    path = os.path.join(d, "wfe-%s.json" % prefix)
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    log = open(os.path.join(d, "wfe-%s.log" % prefix), "w")
+    proc = subprocess.Popen([os.path.join(BINDIR, "anvil-wfe"), "--config", path],
+                            stdout=log, stderr=subprocess.STDOUT)
+    wait_port(port, proc)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def wfes():
+    d = tempfile.mkdtemp(prefix="wfe-http-")
+    trust = make_tls(d)
+    a = start_wfe(d, PORT_A, "a1")
+    b = start_wfe(d, PORT_B, "b2")
+    try:
+        yield (Wfe("https://localhost:%d/directory" % PORT_A, verify=trust),
+               Wfe("https://localhost:%d/directory" % PORT_B, verify=trust))
+    finally:
+        for p in (a, b):
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def wfe(wfes):
+    return wfes[0]
+
+
+def problem(r, status, typ):
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["Content-Type"] == "application/problem+json"
+    body = r.json()
+    assert body["type"] == "urn:ietf:params:acme:error:" + typ, body
+    assert body["status"] == status
+    assert r.headers.get("Replay-Nonce"), "every error carries a fresh nonce"
+    assert 'rel="index"' in r.headers.get("Link", "")
+    return body
+
+
+# ---------------------------------------------------------------- directory
+
+def test_directory(wfe):
+    r = wfe.s.get(wfe.directory_url)
+    assert r.status_code == 200
+    d = r.json()
+    for k in ("newNonce", "newAccount", "newOrder", "newAuthz", "revokeCert", "keyChange", "renewalInfo"):
+        assert d[k].startswith("https://localhost:%d/" % PORT_A), k
+    assert d["meta"]["termsOfService"] == "https://localhost/tos"
+    assert d["meta"]["caaIdentities"] == ["anvil.test"]
+    assert d["meta"]["externalAccountRequired"] is False
+    assert wfe.s.head(wfe.directory_url).status_code == 200
+
+
+def test_directory_uses_allowed_host(wfe):
+    d = wfe.s.get("https://127.0.0.1:%d/directory" % PORT_A).json()
+    assert d["newOrder"] == "https://127.0.0.1:%d/acme/new-order" % PORT_A
+    # A Host outside the allowed list is never echoed back.
+    d = wfe.s.get(wfe.directory_url, headers={"Host": "evil.example"}).json()
+    assert d["newOrder"] == "https://localhost:%d/acme/new-order" % PORT_A
+
+
+def test_new_nonce(wfe):
+    h = wfe.s.head(wfe.dir["newNonce"])
+    g = wfe.s.get(wfe.dir["newNonce"])
+    assert h.status_code == 200 and g.status_code == 204
+    for r in (h, g):
+        assert r.headers["Cache-Control"] == "no-store"
+        assert r.headers["Replay-Nonce"].startswith("a1")
+        assert 'rel="index"' in r.headers["Link"]
+    assert h.headers["Replay-Nonce"] != g.headers["Replay-Nonce"]
+
+
+def test_not_found_and_method_not_allowed(wfe):
+    problem(wfe.s.get(wfe.base + "/nope"), 404, "malformed")
+    for path in ("/acme/order/1", "/acme/authz/1", "/acme/chall/1/2", "/acme/new-order"):
+        r = wfe.s.get(wfe.base + path)
+        problem(r, 405, "malformed")
+        assert r.headers["Allow"] == "POST"
+    r = wfe.s.put(wfe.dir["newNonce"])
+    problem(r, 405, "malformed")
+
+
+# ------------------------------------------------------- JWS rejection table
+
+def test_content_type(wfe):
+    k = Key()
+    body = k.jws(wfe.dir["newAccount"], {}, nonce=wfe.nonce())
+    problem(wfe.post_raw(wfe.dir["newAccount"], body, ctype="application/json"), 415, "malformed")
+
+
+def test_body_too_large(wfe):
+    problem(wfe.post_raw(wfe.dir["newAccount"], "x" * 10000), 413, "malformed")
+
+
+@pytest.mark.parametrize("body,typ", [
+    ("", "malformed"),
+    ("not json", "malformed"),
+    ("[]", "malformed"),
+    ('{"protected":"","payload":"","signature":""}', "malformed"),
+    ("a.b.c", "malformed"),
+])
+def test_garbage_bodies(wfe, body, typ):
+    problem(wfe.post_raw(wfe.dir["newAccount"], body), 400, typ)
+
+
+def test_jws_structure_rejections(wfe):
+    k = Key()
+    url = wfe.dir["newAccount"]
+    good = k.jws(url, {"termsOfServiceAgreed": True}, nonce=wfe.nonce())
+    # unprotected header member
+    bad = dict(good, header={"alg": "ES256"})
+    problem(wfe.post_raw(url, bad), 400, "malformed")
+    # general serialization
+    bad = {"payload": good["payload"], "signatures": [{"protected": good["protected"], "signature": good["signature"]}]}
+    problem(wfe.post_raw(url, bad), 400, "malformed")
+    # padded base64
+    bad = dict(good, signature=good["signature"] + "=")
+    problem(wfe.post_raw(url, bad), 400, "malformed")
+
+
+def test_alg_rejections(wfe):
+    k = Key()
+    url = wfe.dir["newAccount"]
+    for alg in ("none", "HS256", "RS1"):
+        body = problem(wfe.post(url, {}, k, alg=alg), 400, "badSignatureAlgorithm")
+        assert "ES256" in body.get("algorithms", [])
+    # alg that does not match the key
+    problem(wfe.post(url, {}, k, alg="RS256"), 400, "badSignatureAlgorithm")
+
+
+def test_key_rejections(wfe):
+    url = wfe.dir["newAccount"]
+    k = Key()
+    # newAccount needs jwk, not kid
+    problem(wfe.post(url, {}, k, kid="https://localhost:%d/acme/acct/1" % PORT_A), 400, "malformed")
+    # both jwk and kid
+    body = k.jws(url, {}, nonce=wfe.nonce(), extra={"kid": "x"})
+    problem(wfe.post_raw(url, body), 400, "malformed")
+    # a private key member in the jwk
+    bad = Key()
+    bad.jwk = dict(bad.jwk, d="AAAA")
+    problem(wfe.post(url, {}, bad), 400, "badPublicKey")
+    # small RSA key
+    small = Key("rsa")
+    small.priv = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    n = small.priv.public_key().public_numbers()
+    small.jwk = {"e": "AQAB", "kty": "RSA", "n": b64(n.n.to_bytes(128, "big"))}
+    problem(wfe.post(url, {}, small), 400, "badPublicKey")
+    # kid that is not one of our account URLs (endpoints that take kid)
+    problem(wfe.post(wfe.dir["newOrder"], {}, k, kid="https://other.example/acct/1"), 400,
+            "accountDoesNotExist")
+    problem(wfe.post(wfe.dir["newOrder"], {}, k), 400, "malformed")  # jwk where kid needed
+
+
+def test_bad_signature(wfe):
+    k = Key()
+    url = wfe.dir["newAccount"]
+    body = k.jws(url, {"termsOfServiceAgreed": True}, nonce=wfe.nonce())
+    sig = bytearray(base64.urlsafe_b64decode(body["signature"] + "=="))
+    sig[5] ^= 1
+    body["signature"] = b64(bytes(sig))
+    problem(wfe.post_raw(url, body), 400, "malformed")
+    # signed by another key than the embedded one
+    other = Key()
+    body = k.jws(url, {}, nonce=wfe.nonce())
+    body2 = other.jws(url, {}, nonce="x")
+    body["signature"] = body2["signature"]
+    problem(wfe.post_raw(url, body), 400, "malformed")
+
+
+def test_replay_nonce_request_header(wfe):
+    k = Key()
+    n = wfe.nonce()
+    r = wfe.post_raw(wfe.dir["newAccount"], k.jws(wfe.dir["newAccount"], {}, nonce=n),
+                     headers={"Replay-Nonce": n})
+    problem(r, 400, "malformed")
+
+
+def test_nonce_missing_and_bogus(wfe):
+    k = Key()
+    url = wfe.dir["newAccount"]
+    problem(wfe.post_raw(url, k.jws(url, {})), 400, "badNonce")
+    problem(wfe.post(url, {}, k, nonce="a1bogus"), 400, "badNonce")
+    problem(wfe.post(url, {}, k, nonce="a1" + "A" * 38), 400, "badNonce")
+
+
+def test_url_mismatch(wfe):
+    k = Key()
+    url = wfe.dir["newAccount"]
+    for wrong in (url + "/", url.replace("localhost", "127.0.0.1"),
+                  url.replace("https:", "http:"), wfe.dir["newOrder"]):
+        r = wfe.post_raw(url, k.jws(wrong, {}, nonce=wfe.nonce()))
+        problem(r, 403, "unauthorized")
+
+
+def test_valid_request_reaches_rpc_then_503_and_nonce_is_spent(wfe):
+    """A fully valid newAccount passes every WFE check; with the RA down the
+    answer is 503 + Retry-After (serverInternal, never a client error), and
+    the nonce it used is now spent: replaying it is badNonce."""
+    k = Key()
+    url = wfe.dir["newAccount"]
+    n = wfe.nonce()
+    body = k.jws(url, {"termsOfServiceAgreed": True}, nonce=n)
+    r = wfe.post_raw(url, body)
+    problem(r, 503, "serverInternal")
+    assert int(r.headers["Retry-After"]) >= 1
+    r = wfe.post_raw(url, body)
+    problem(r, 400, "badNonce")
+    # the badNonce answer's own nonce works for the retry
+    fresh = r.headers["Replay-Nonce"]
+    r = wfe.post_raw(url, k.jws(url, {"termsOfServiceAgreed": True}, nonce=fresh))
+    problem(r, 503, "serverInternal")
+
+
+def test_nonce_expiry(wfe):
+    k = Key()
+    url = wfe.dir["newAccount"]
+    n = wfe.nonce()
+    time.sleep(4.2)  # lifetime 3s (the issue time has 1s granularity)
+    problem(wfe.post(url, {}, k, nonce=n), 400, "badNonce")
+
+
+def test_two_instances_prefixes(wfes):
+    """Two WFEs: each accepts its own nonces; a nonce from the other
+    instance is refused with badNonce and a fresh nonce of this instance,
+    so a client retries successfully (a load balancer routes by prefix)."""
+    a, b = wfes
+    k = Key()
+    na, nb = a.nonce(), b.nonce()
+    assert na.startswith("a1") and nb.startswith("b2")
+    r = b.post_raw(b.dir["newAccount"], k.jws(b.dir["newAccount"], {}, nonce=na))
+    problem(r, 400, "badNonce")
+    retry = r.headers["Replay-Nonce"]
+    assert retry.startswith("b2")
+    r = b.post_raw(b.dir["newAccount"], k.jws(b.dir["newAccount"], {"termsOfServiceAgreed": True}, nonce=retry))
+    problem(r, 503, "serverInternal")  # got past the nonce check
+    r = a.post_raw(a.dir["newAccount"], k.jws(a.dir["newAccount"], {"termsOfServiceAgreed": True}, nonce=na))
+    problem(r, 503, "serverInternal")
+
+
+def test_unauthenticated_endpoints_validate_input(wfe):
+    problem(wfe.s.get(wfe.base + "/acme/renewal-info/not-valid"), 400, "malformed")
+    problem(wfe.s.get(wfe.base + "/acme/renewal-info/a.b.c"), 400, "malformed")
+    problem(wfe.s.get(wfe.base + "/crl/xyz/0.crl"), 404, "malformed")
+    problem(wfe.s.get(wfe.base + "/issuer/zz.der"), 404, "malformed")
+    problem(wfe.s.get(wfe.base + "/acme/cert/NOTHEX"), 404, "malformed")
+    r = wfe.s.get(wfe.base + "/ocsp/!!!")
+    assert r.status_code == 200 and r.content == b"\x30\x03\x0a\x01\x01"  # malformedRequest
+    r = wfe.s.post(wfe.base + "/ocsp", data=b"\x30\x00", headers={"Content-Type": "application/ocsp-request"})
+    assert r.content == b"\x30\x03\x0a\x01\x01"
+
+
+def test_metrics_not_on_public_port(wfe):
+    problem(wfe.s.get(wfe.base + "/metrics"), 404, "malformed")
