@@ -713,6 +713,8 @@ sa_m_new_authz(struct sa_conn *c, json_t *params, json_t **result,
 	    sa_get_str(params, "profile", 0, 64, &n.profile, prob) < 0 ||
 	    parse_authz_in(params, &n.a, prob) != 0)
 		goto out;
+	if (n.profile == NULL)
+		n.profile = "";
 	if (sa_tx(c, new_authz_tx, &n, prob) != 0)
 		goto out;
 	ret = sa_read_authz(c, n.id, result, prob);

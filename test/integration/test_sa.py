@@ -1,0 +1,728 @@
+"""anvil-sa against a real PostgreSQL (scripts/pg.sh) and a real process.
+
+Every sa.* method, transaction rollback, constraint violations mapped to
+problems, concurrent claims (exactly one winner), migrations applied twice
+and a newer schema refused, PostgreSQL stopped and restarted under load.
+Ports: the sa test range 21100-21199 (debug port only; RPC is a Unix socket).
+"""
+import base64
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "test", "integration", "lib"))
+from anvilrpc import RpcClient, RpcError  # noqa: E402
+
+BINDIR = os.environ.get("BINDIR", "bin")
+SA_BIN = os.path.join(TOP, BINDIR) if not os.path.isabs(BINDIR) else BINDIR
+SA_BIN = os.path.join(SA_BIN, "anvil-sa")
+PG = os.path.join(TOP, "scripts", "pg.sh")
+DEBUG_PORT = 21111
+
+
+def ts(delta_s=0):
+    t = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=delta_s)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rand_b64(n=32):
+    return base64.urlsafe_b64encode(os.urandom(n)).decode().rstrip("=")
+
+
+def rand_serial():
+    return os.urandom(18).hex()
+
+
+def psql(dsn, sql):
+    return subprocess.run(["psql", dsn, "-Atqc", sql], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+class Env:
+    def __init__(self):
+        base = os.environ.get("BUILD", "build")
+        if not os.path.isabs(base):
+            base = os.path.join(TOP, base)
+        os.makedirs(os.path.join(base, "tmp"), exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="sa-it-", dir=os.path.join(base, "tmp"))
+        self.pgdir = os.path.join(self.dir, "pg")
+        self.dsn = subprocess.run([PG, "start", self.pgdir], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+        self.sock = os.path.join(self.dir, "sa.sock")
+        self.proc = None
+
+    def config(self, name="sa.json", **db):
+        cfg = {"log_level": "info",
+               "debug": {"addr": "127.0.0.1", "port": DEBUG_PORT},
+               "rpc": {"listen": "unix:" + self.sock, "workers": 8,
+                       "allow": {"*": ["*"]}},
+               "db": {"dsn": self.dsn, "pool": 8, "auto_migrate": True,
+                      "statement_timeout": "5s",
+                      "schema_dir": os.path.join(TOP, "schema")}}
+        cfg["db"].update(db)
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return path
+
+    def start(self):
+        path = self.config()
+        self.log = open(os.path.join(self.dir, "sa.log"), "ab")
+        self.proc = subprocess.Popen([SA_BIN, "--config", path], cwd=TOP,
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("anvil-sa exited: %d" % self.proc.returncode)
+            if os.path.exists(self.sock):
+                try:
+                    RpcClient("unix:" + self.sock).call("health.check")
+                    return
+                except (OSError, RpcError):
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError("anvil-sa did not start")
+
+    def stop(self):
+        rc = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            rc = self.proc.wait(timeout=20)
+        subprocess.run([PG, "stop", self.pgdir], capture_output=True)
+        return rc
+
+    def client(self):
+        return RpcClient("unix:" + self.sock, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = Env()
+    try:
+        e.start()
+        yield e
+    finally:
+        rc = e.stop()
+        if os.environ.get("KEEP_TMP") is None:
+            shutil.rmtree(e.dir, ignore_errors=True)
+    assert rc == 0, "anvil-sa did not exit 0 on SIGTERM"
+
+
+@pytest.fixture
+def c(env):
+    cl = env.client()
+    yield cl
+    cl.close()
+
+
+def err_type(fn, *a, **kw):
+    with pytest.raises(RpcError) as ei:
+        fn(*a, **kw)
+    return ei.value.type
+
+
+def new_account(c, **kw):
+    p = {"key": {"kty": "EC", "crv": "P-256", "x": rand_b64(), "y": rand_b64()},
+         "thumbprint": rand_b64(), "contact": ["mailto:ops@example.com"],
+         "tos_agreed": True}
+    p.update(kw)
+    return c.call("sa.new_account", p)
+
+
+def authz_spec(value, wildcard=False, expires=3600):
+    return {"identifier": {"type": "dns", "value": value}, "wildcard": wildcard,
+            "expires": ts(expires),
+            "challenges": [{"type": "http-01", "token": rand_b64()},
+                           {"type": "dns-01", "token": rand_b64()}]}
+
+
+def new_order(c, acct, names, **kw):
+    idents = [{"type": "dns", "value": n} for n in names]
+    news = [authz_spec(n[2:], True) if n.startswith("*.") else authz_spec(n)
+            for n in names]
+    p = {"account_id": acct, "expires": ts(7200), "identifiers": idents,
+         "profile": "classic", "new_authzs": news}
+    p.update(kw)
+    return c.call("sa.new_order", p)
+
+
+def validate(c, authz_id, status="valid"):
+    a = c.call("sa.get_authz", {"id": authz_id})
+    ch = a["challenges"][0]["id"]
+    c.call("sa.set_authz_processing", {"authz_id": authz_id, "challenge_id": ch})
+    p = {"authz_id": authz_id, "challenge_id": ch, "status": status,
+         "validation_record": [{"hostname": "x", "port": "80"}]}
+    if status == "valid":
+        p["expires"] = ts(86400)
+    else:
+        p["error"] = {"type": "unauthorized", "detail": "wrong token", "status": 403}
+    return c.call("sa.finalize_authz", p)
+
+
+def add_cert(c, acct, names, order_id=None, serial=None, reserve=True,
+             key_hash=None, shard=1, not_after=86400 * 90, issuer="00112233aabbccdd"):
+    serial = serial or rand_serial()
+    if reserve:
+        c.call("sa.reserve_serial", {"serial": serial, "account_id": acct,
+                                     "expires": ts(not_after)})
+    p = {"serial": serial, "der": rand_b64(300), "account_id": acct,
+         "issuer_id": issuer, "profile": "classic",
+         "identifiers": [{"type": "dns", "value": n} for n in names],
+         "not_before": ts(-60), "not_after": ts(not_after),
+         "key_hash": key_hash or os.urandom(32).hex(), "shard": shard}
+    if order_id:
+        p["order_id"] = order_id
+    c.call("sa.add_certificate", p)
+    return serial
+
+
+# ---------------------------------------------------------------- migrations
+
+def test_migrate_twice_and_refuse_newer(env):
+    subprocess.run([PG, "start", env.pgdir, "migtest"], check=True, capture_output=True)
+    dsn = env.dsn.replace("dbname=anvil", "dbname=migtest")
+    path = env.config("mig.json", dsn=dsn, auto_migrate=False)
+    # not migrated and auto_migrate false: refuses to serve, says what to do
+    r = subprocess.run([SA_BIN, "--config", path], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and "--migrate" in r.stderr
+    for _ in range(2):
+        r = subprocess.run([SA_BIN, "--config", path, "--migrate"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    nfiles = len([f for f in os.listdir(os.path.join(TOP, "schema")) if f.endswith(".sql")])
+    assert psql(dsn, "select count(*) from schema_migrations") == str(nfiles)
+    assert "0 migrations applied" in r.stderr
+    psql(dsn, "insert into schema_migrations (version, name) values (9999, '9999_future.sql')")
+    r = subprocess.run([SA_BIN, "--config", path, "--migrate"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 1 and "newer" in r.stderr
+    r = subprocess.run([SA_BIN, "--config", path], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and "newer" in r.stderr
+
+
+def test_concurrent_migrators(env):
+    subprocess.run([PG, "start", env.pgdir, "migconc"], check=True, capture_output=True)
+    dsn = env.dsn.replace("dbname=anvil", "dbname=migconc")
+    path = env.config("migc.json", dsn=dsn)
+    procs = [subprocess.Popen([SA_BIN, "--config", path, "--migrate"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(4)]
+    assert all(p.wait(timeout=60) == 0 for p in procs)
+    assert psql(dsn, "select count(*) from schema_migrations where version = 1") == "1"
+
+
+def test_bad_config_names_key(env):
+    path = os.path.join(env.dir, "bad.json")
+    with open(path, "w") as f:
+        json.dump({"debug": {"port": DEBUG_PORT}, "rpc": {"listen": "unix:/tmp/x"},
+                   "db": {"dsn": env.dsn, "pool_size": 3}}, f)
+    r = subprocess.run([SA_BIN, "--config", path], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and "pool_size" in r.stderr
+
+
+def test_missing_schema_dir_refused(env):
+    path = env.config("noschema.json", schema_dir="/nonexistent/schema")
+    r = subprocess.run([SA_BIN, "--config", path, "--migrate"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 1 and "schema directory" in r.stderr
+
+
+# ---------------------------------------------------------------- accounts
+
+def test_account_lifecycle(c):
+    a = new_account(c)
+    assert a["id"] > 0 and a["status"] == "valid" and a["tos_agreed"] is True
+    assert a["contact"] == ["mailto:ops@example.com"] and a["eab_kid"] is None
+    assert a["created"].endswith("Z")
+    assert c.call("sa.get_account", {"id": a["id"]})["thumbprint"] == a["thumbprint"]
+    assert c.call("sa.get_account_by_thumbprint", {"thumbprint": a["thumbprint"]})["id"] == a["id"]
+    u = c.call("sa.update_account", {"id": a["id"], "contact": ["mailto:new@example.com"]})
+    assert u["contact"] == ["mailto:new@example.com"] and u["status"] == "valid"
+    u = c.call("sa.update_account", {"id": a["id"], "status": "deactivated"})
+    assert u["status"] == "deactivated" and u["contact"] == ["mailto:new@example.com"]
+    assert err_type(c.call, "sa.update_account", {"id": a["id"], "status": "bogus"}) == "malformed"
+    assert err_type(c.call, "sa.get_account", {"id": 999999999}) == "notFound"
+    assert err_type(c.call, "sa.get_account_by_thumbprint", {"thumbprint": "nope"}) == "notFound"
+    assert err_type(c.call, "sa.update_account", {"id": 999999999, "status": "valid"}) == "notFound"
+
+
+def test_duplicate_key_is_conflict_with_id(c):
+    a = new_account(c)
+    with pytest.raises(RpcError) as ei:
+        new_account(c, thumbprint=a["thumbprint"])
+    assert ei.value.type == "conflict" and str(a["id"]) in ei.value.problem["detail"]
+
+
+def test_change_key(c):
+    a, b = new_account(c), new_account(c)
+    nk = {"kty": "EC", "x": rand_b64()}
+    ntp = rand_b64()
+    r = c.call("sa.change_account_key", {"id": a["id"], "key": nk, "thumbprint": ntp})
+    assert r["thumbprint"] == ntp and r["key"] == nk
+    assert c.call("sa.get_account_by_thumbprint", {"thumbprint": ntp})["id"] == a["id"]
+    assert err_type(c.call, "sa.get_account_by_thumbprint", {"thumbprint": a["thumbprint"]}) == "notFound"
+    assert err_type(c.call, "sa.change_account_key",
+                    {"id": a["id"], "key": nk, "thumbprint": b["thumbprint"]}) == "conflict"
+    assert err_type(c.call, "sa.change_account_key",
+                    {"id": 999999999, "key": nk, "thumbprint": rand_b64()}) == "notFound"
+
+
+def test_eab_keys_and_binding_rollback(c):
+    kid = "kid-" + rand_b64(6)
+    hk = rand_b64(32)
+    r = c.call("sa.new_eab_key", {"kid": kid, "hmac_key": hk, "comment": "team a"})
+    assert r["kid"] == kid and r["created"].endswith("Z")
+    assert err_type(c.call, "sa.new_eab_key", {"kid": kid, "hmac_key": hk, "comment": ""}) == "conflict"
+    g = c.call("sa.get_eab_key", {"kid": kid})
+    assert g["hmac_key"] == hk and g["revoked"] is False and "account_id" not in g
+    lst = c.call("sa.list_eab_keys")["keys"]
+    assert any(k["kid"] == kid for k in lst) and all("hmac_key" not in k for k in lst)
+    a = new_account(c, eab_kid=kid)
+    assert a["eab_kid"] == kid
+    assert c.call("sa.get_eab_key", {"kid": kid})["account_id"] == a["id"]
+    # second use: unauthorized, and the account insert is rolled back
+    tp = rand_b64()
+    assert err_type(new_account, c, eab_kid=kid, thumbprint=tp) == "unauthorized"
+    assert err_type(c.call, "sa.get_account_by_thumbprint", {"thumbprint": tp}) == "notFound"
+    assert err_type(new_account, c, eab_kid="unknown-kid") == "unauthorized"
+    kid2 = "kid-" + rand_b64(6)
+    c.call("sa.new_eab_key", {"kid": kid2, "hmac_key": hk, "comment": ""})
+    assert c.call("sa.revoke_eab_key", {"kid": kid2}) == {}
+    assert c.call("sa.get_eab_key", {"kid": kid2})["revoked"] is True
+    assert err_type(new_account, c, eab_kid=kid2) == "unauthorized"
+    assert err_type(c.call, "sa.revoke_eab_key", {"kid": "nope"}) == "notFound"
+    assert err_type(c.call, "sa.get_eab_key", {"kid": "nope"}) == "notFound"
+    assert err_type(c.call, "sa.new_eab_key", {"kid": "x", "hmac_key": "a+b/", "comment": ""}) == "malformed"
+
+
+# ---------------------------------------------------------------- orders
+
+def test_order_lifecycle(c):
+    a = new_account(c)
+    o = new_order(c, a["id"], ["*.example.net", "a.example.net"])
+    assert o["status"] == "pending" and len(o["authz_ids"]) == 2
+    assert o["identifiers"][0]["value"] == "*.example.net"
+    authzs = c.call("sa.get_authzs", {"ids": o["authz_ids"] + [999999999]})["authzs"]
+    assert [x["id"] for x in authzs] == o["authz_ids"]
+    # authz_ids follow identifier order: the wildcard authz comes first
+    assert authzs[0]["wildcard"] is True and authzs[0]["identifier"]["value"] == "example.net"
+    assert authzs[1]["identifier"]["value"] == "a.example.net"
+    assert all(len(x["challenges"]) == 2 for x in authzs)
+    assert err_type(c.call, "sa.set_order_processing", {"id": o["id"]}) == "orderNotReady"
+    validate(c, o["authz_ids"][0])
+    assert c.call("sa.get_order", {"id": o["id"]})["status"] == "pending"
+    validate(c, o["authz_ids"][1])
+    assert c.call("sa.get_order", {"id": o["id"]})["status"] == "ready"
+    p = c.call("sa.set_order_processing", {"id": o["id"]})
+    assert p["status"] == "processing" and p["began_processing"].endswith("Z")
+    assert err_type(c.call, "sa.set_order_processing", {"id": o["id"]}) == "orderNotReady"
+    stale = c.call("sa.get_stale_processing_orders", {"older_than": ts(5)})["order_ids"]
+    assert o["id"] in stale
+    assert o["id"] not in c.call("sa.get_stale_processing_orders", {"older_than": ts(-3600)})["order_ids"]
+    serial = add_cert(c, a["id"], ["*.example.net", "a.example.net"], order_id=o["id"])
+    f = c.call("sa.finalize_order", {"id": o["id"], "serial": serial})
+    assert f["status"] == "valid" and f["certificate_serial"] == serial
+    assert err_type(c.call, "sa.finalize_order", {"id": o["id"], "serial": serial}) == "conflict"
+    assert err_type(c.call, "sa.set_order_error",
+                    {"id": o["id"], "error": {"type": "serverInternal"}}) == "conflict"
+    assert err_type(c.call, "sa.get_order", {"id": 999999999}) == "notFound"
+    assert err_type(c.call, "sa.set_order_processing", {"id": 999999999}) == "notFound"
+
+
+def test_order_invalid_paths(c):
+    a = new_account(c)
+    o = new_order(c, a["id"], ["x.example.org", "y.example.org"])
+    validate(c, o["authz_ids"][0], "invalid")
+    got = c.call("sa.get_order", {"id": o["id"]})
+    assert got["status"] == "invalid"
+    az = c.call("sa.get_authz", {"id": o["authz_ids"][0]})
+    assert az["status"] == "invalid" and az["challenges"][0]["error"]["detail"] == "wrong token"
+    assert az["challenges"][0]["validation_record"][0]["hostname"] == "x"
+    o2 = new_order(c, a["id"], ["z.example.org"])
+    d = c.call("sa.deactivate_authz", {"id": o2["authz_ids"][0]})
+    assert d["status"] == "deactivated"
+    assert c.call("sa.get_order", {"id": o2["id"]})["status"] == "invalid"
+    assert err_type(c.call, "sa.deactivate_authz", {"id": o2["authz_ids"][0]}) == "conflict"
+    assert err_type(c.call, "sa.deactivate_authz", {"id": 999999999}) == "notFound"
+    o3 = new_order(c, a["id"], ["w.example.org"])
+    e = c.call("sa.set_order_error", {"id": o3["id"],
+               "error": {"type": "badCSR", "detail": "bad", "status": 400}})
+    assert e["status"] == "invalid" and e["error"]["type"] == "badCSR"
+    # an expired order is invalid
+    o4 = new_order(c, a["id"], ["v.example.org"], expires=ts(-10))
+    assert c.call("sa.get_order", {"id": o4["id"]})["status"] == "invalid"
+
+
+def test_expired_authz_status_and_reuse(c):
+    a = new_account(c)
+    o = new_order(c, a["id"], ["reuse.example.com"])
+    validate(c, o["authz_ids"][0])
+    ident = {"type": "dns", "value": "reuse.example.com", "wildcard": False}
+    got = c.call("sa.get_valid_authzs", {"account_id": a["id"], "identifiers": [ident],
+                                         "valid_until_after": ts(60)})["authzs"]
+    assert [x["id"] for x in got] == o["authz_ids"]
+    # not valid long enough / other profile / other account: none
+    assert c.call("sa.get_valid_authzs", {"account_id": a["id"], "identifiers": [ident],
+                  "valid_until_after": ts(86400 * 2)})["authzs"] == []
+    assert c.call("sa.get_valid_authzs", {"account_id": a["id"], "identifiers": [ident],
+                  "profile": "shortlived", "valid_until_after": ts(60)})["authzs"] == []
+    b = new_account(c)
+    assert c.call("sa.get_valid_authzs", {"account_id": b["id"], "identifiers": [ident],
+                  "valid_until_after": ts(60)})["authzs"] == []
+    # reuse in a new order, plus one new authz
+    o2 = c.call("sa.new_order", {"account_id": a["id"], "expires": ts(3600), "profile": "classic",
+                "identifiers": [{"type": "dns", "value": "new.example.com"},
+                                {"type": "dns", "value": "reuse.example.com"}],
+                "reuse_authz_ids": o["authz_ids"],
+                "new_authzs": [authz_spec("new.example.com")]})
+    assert o2["authz_ids"][1] == o["authz_ids"][0] and len(o2["authz_ids"]) == 2
+    # reusing another account's authz is refused, nothing is stored
+    before = c.call("sa.get_orders_by_account", {"account_id": b["id"]})["order_ids"]
+    assert err_type(c.call, "sa.new_order", {"account_id": b["id"], "expires": ts(3600),
+                    "identifiers": [{"type": "dns", "value": "reuse.example.com"}],
+                    "reuse_authz_ids": o["authz_ids"], "new_authzs": []}) == "malformed"
+    assert c.call("sa.get_orders_by_account", {"account_id": b["id"]})["order_ids"] == before
+    # an expired pending authz reads as expired and cannot be claimed
+    az = c.call("sa.new_authz", {"account_id": a["id"], "profile": "classic",
+                                 **authz_spec("old.example.com", expires=-5)})
+    assert az["status"] == "expired"
+    assert err_type(c.call, "sa.set_authz_processing",
+                    {"authz_id": az["id"], "challenge_id": az["challenges"][0]["id"]}) == "conflict"
+
+
+def test_new_authz_and_claim_errors(c):
+    a = new_account(c)
+    az = c.call("sa.new_authz", {"account_id": a["id"], "profile": "classic",
+                                 **authz_spec("pre.example.com")})
+    assert az["status"] == "pending" and az["profile"] == "classic"
+    ch = az["challenges"]
+    assert err_type(c.call, "sa.finalize_authz", {"authz_id": az["id"], "challenge_id": ch[0]["id"],
+                    "status": "valid"}) == "conflict"
+    # claim with a challenge of another authz: notFound and rolled back
+    other = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("o.example.com")})
+    assert err_type(c.call, "sa.set_authz_processing",
+                    {"authz_id": az["id"], "challenge_id": other["challenges"][0]["id"]}) == "notFound"
+    r = c.call("sa.set_authz_processing", {"authz_id": az["id"], "challenge_id": ch[1]["id"]})
+    assert r["challenges"][1]["status"] == "processing"
+    assert err_type(c.call, "sa.set_authz_processing", {"authz_id": 999999999,
+                    "challenge_id": 1}) == "notFound"
+    bad = authz_spec("dup.example.com")
+    bad["challenges"] = [{"type": "http-01", "token": "a"}, {"type": "http-01", "token": "b"}]
+    assert err_type(c.call, "sa.new_authz", {"account_id": a["id"], **bad}) == "malformed"
+
+
+def concurrently(n, fn):
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        cl = RpcClient(CURRENT_SOCK[0], timeout=30)
+        try:
+            cl.connect()
+            barrier.wait()
+            try:
+                results[i] = ("ok", fn(cl))
+            except RpcError as e:
+                results[i] = ("err", e.type)
+        finally:
+            cl.close()
+    ths = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    return results
+
+
+CURRENT_SOCK = [None]
+
+
+def test_concurrent_authz_claim_one_winner(env, c):
+    CURRENT_SOCK[0] = "unix:" + env.sock
+    a = new_account(c)
+    for _ in range(5):
+        az = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("race.example.com")})
+        chs = az["challenges"]
+        res = concurrently(16, lambda cl: cl.call("sa.set_authz_processing", {
+            "authz_id": az["id"], "challenge_id": chs[threading.get_ident() % 2]["id"]}))
+        oks = [r for r in res if r[0] == "ok"]
+        assert len(oks) == 1, res
+        assert all(r == ("err", "conflict") for r in res if r[0] == "err")
+        got = c.call("sa.get_authz", {"id": az["id"]})
+        assert sum(1 for ch in got["challenges"] if ch["status"] == "processing") == 1
+
+
+def test_concurrent_order_processing_one_winner(env, c):
+    CURRENT_SOCK[0] = "unix:" + env.sock
+    a = new_account(c)
+    for _ in range(5):
+        o = new_order(c, a["id"], ["r1.example.com", "r2.example.com"])
+        for aid in o["authz_ids"]:
+            validate(c, aid)
+        res = concurrently(16, lambda cl: cl.call("sa.set_order_processing", {"id": o["id"]}))
+        assert sum(1 for r in res if r[0] == "ok") == 1, res
+        assert all(r == ("err", "orderNotReady") for r in res if r[0] == "err")
+
+
+def test_orders_by_account_paging(c):
+    a = new_account(c)
+    ids = [new_order(c, a["id"], ["p%d.example.com" % i])["id"] for i in range(5)]
+    new_order(c, a["id"], ["gone.example.com"], expires=ts(-5))
+    r = c.call("sa.get_orders_by_account", {"account_id": a["id"], "limit": 3})
+    assert r["order_ids"] == ids[:3] and r["more"] is True
+    r = c.call("sa.get_orders_by_account", {"account_id": a["id"], "after_id": ids[2], "limit": 3})
+    assert r["order_ids"] == ids[3:] and r["more"] is False
+    assert err_type(c.call, "sa.get_orders_by_account", {"account_id": a["id"], "limit": 5000}) == "malformed"
+
+
+def test_replaces(c):
+    a = new_account(c)
+    old = add_cert(c, a["id"], ["ari.example.com"])
+    assert c.call("sa.replacement_exists", {"serial": old})["exists"] is False
+    o = new_order(c, a["id"], ["ari.example.com"], replaces=old)
+    assert o["replaces"] == old
+    assert c.call("sa.replacement_exists", {"serial": old})["exists"] is True
+    assert err_type(new_order, c, a["id"], ["ari.example.com"], replaces=old) == "alreadyReplaced"
+    # a failed replacement frees the certificate for another attempt
+    c.call("sa.set_order_error", {"id": o["id"], "error": {"type": "serverInternal"}})
+    assert c.call("sa.replacement_exists", {"serial": old})["exists"] is False
+    o2 = new_order(c, a["id"], ["ari.example.com"], replaces=old)
+    assert o2["replaces"] == old
+
+
+# ---------------------------------------------------------------- certificates
+
+def test_serials_and_certificates(c):
+    a = new_account(c)
+    s = rand_serial()
+    assert c.call("sa.reserve_serial", {"serial": s, "account_id": a["id"], "expires": ts(3600)}) == {}
+    assert err_type(c.call, "sa.reserve_serial", {"serial": s, "account_id": a["id"],
+                    "expires": ts(3600)}) == "conflict"
+    assert err_type(c.call, "sa.reserve_serial", {"serial": rand_serial(), "account_id": 999999999,
+                    "expires": ts(3600)}) == "malformed"
+    assert err_type(c.call, "sa.reserve_serial", {"serial": "XYZ", "account_id": a["id"],
+                    "expires": ts(3600)}) == "malformed"
+    kh = os.urandom(32).hex()
+    add_cert(c, a["id"], ["c.example.com", "www.c.example.com"], serial=s, reserve=False, key_hash=kh)
+    assert err_type(add_cert, c, a["id"], ["c.example.com"], None, s, False) == "conflict"
+    assert err_type(add_cert, c, a["id"], ["c.example.com"], None, rand_serial(), False) == "malformed"
+    cert = c.call("sa.get_certificate", {"serial": s})
+    assert cert["status"] == "good" and cert["key_hash"] == kh and cert["shard"] == 1
+    assert base64.urlsafe_b64decode(cert["der"] + "==") and len(cert["der"]) == 400
+    assert cert["identifiers"][1]["value"] == "www.c.example.com"
+    assert err_type(c.call, "sa.get_certificate", {"serial": rand_serial()}) == "notFound"
+    assert c.call("sa.serials_by_account", {"account_id": a["id"]})["serials"] == [s]
+    assert c.call("sa.serials_by_key", {"key_hash": kh})["serials"] == [s]
+    lst = c.call("sa.get_certificates", {"account_id": a["id"], "limit": 10})["certificates"]
+    assert [x["serial"] for x in lst] == [s] and "der" not in lst[0]
+    lst = c.call("sa.get_certificates", {"key_hash": kh})["certificates"]
+    assert [x["serial"] for x in lst] == [s]
+    lst = c.call("sa.get_certificates", {"identifier": {"type": "dns", "value": "www.c.example.com"}})
+    assert [x["serial"] for x in lst["certificates"]] == [s]
+    lst = c.call("sa.get_certificates", {"account_id": a["id"], "expiring_before": ts(3600)})
+    assert lst["certificates"] == []
+    assert err_type(c.call, "sa.get_certificates", {}) == "malformed"
+
+
+def test_counts(c):
+    a = new_account(c)
+    label = "cnt%s" % os.urandom(3).hex()
+    dom = label + ".example"
+    add_cert(c, a["id"], ["www." + dom, dom])
+    add_cert(c, a["id"], ["*." + dom])
+    add_cert(c, a["id"], [label + "-x.example"])  # another registered domain
+    assert c.call("sa.count_certs_by_domain", {"domain": dom, "window_ms": 3600000})["count"] == 2
+    r = c.call("sa.fqdn_set_issued", {"identifiers": [{"type": "dns", "value": dom},
+               {"type": "dns", "value": "www." + dom}], "window_ms": 3600000})
+    assert r["count"] == 1 and len(r["timestamps"]) == 1
+    r = c.call("sa.fqdn_set_issued", {"identifiers": [{"type": "dns", "value": dom}],
+               "window_ms": 3600000})
+    assert r["count"] == 0
+    assert err_type(c.call, "sa.count_certs_by_domain", {"domain": dom, "window_ms": -1}) == "malformed"
+
+
+def test_revocation_and_crl(c):
+    a = new_account(c)
+    issuer = os.urandom(8).hex()
+    s1 = add_cert(c, a["id"], ["r1.example.com"], shard=2, issuer=issuer)
+    s2 = add_cert(c, a["id"], ["r2.example.com"], shard=2, issuer=issuer)
+    r = c.call("sa.revoke_certificate", {"serial": s1, "reason": 4, "revoked_at": ts(-5)})
+    assert r["status"] == "revoked" and r["revoked_reason"] == 4
+    assert err_type(c.call, "sa.revoke_certificate", {"serial": s1, "reason": 4,
+                    "revoked_at": ts()}) == "alreadyRevoked"
+    # re-revocation for keyCompromise updates the reason once
+    r = c.call("sa.revoke_certificate", {"serial": s1, "reason": 1, "revoked_at": ts()})
+    assert r["revoked_reason"] == 1
+    assert err_type(c.call, "sa.revoke_certificate", {"serial": s1, "reason": 1,
+                    "revoked_at": ts()}) == "alreadyRevoked"
+    assert err_type(c.call, "sa.revoke_certificate", {"serial": s2, "reason": 7,
+                    "revoked_at": ts()}) == "badRevocationReason"
+    assert err_type(c.call, "sa.revoke_certificate", {"serial": rand_serial(), "reason": 0,
+                    "revoked_at": ts()}) == "notFound"
+    e = c.call("sa.revoked_by_shard", {"issuer_id": issuer, "shard": 2})["entries"]
+    assert [x["serial"] for x in e] == [s1] and e[0]["reason"] == 1
+    assert c.call("sa.revoked_by_shard", {"issuer_id": issuer, "shard": 3})["entries"] == []
+    n1 = c.call("sa.next_crl_number", {"issuer_id": issuer, "shard": 2})["number"]
+    n2 = c.call("sa.next_crl_number", {"issuer_id": issuer, "shard": 2})["number"]
+    assert n2 > n1
+    assert err_type(c.call, "sa.get_crl", {"issuer_id": issuer, "shard": 2}) == "notFound"
+    der = rand_b64(100)
+    c.call("sa.store_crl", {"issuer_id": issuer, "shard": 2, "number": n2, "der": der,
+                            "this_update": ts(), "next_update": ts(86400)})
+    g = c.call("sa.get_crl", {"issuer_id": issuer, "shard": 2})
+    assert g["number"] == n2 and g["der"] == der
+    assert err_type(c.call, "sa.store_crl", {"issuer_id": issuer, "shard": 2, "number": n1,
+                    "der": der, "this_update": ts(), "next_update": ts(86400)}) == "conflict"
+    assert c.call("sa.next_crl_number", {"issuer_id": issuer, "shard": 2})["number"] > n2
+
+
+def test_ocsp_and_blocked_keys(c):
+    a = new_account(c)
+    s = add_cert(c, a["id"], ["ocsp.example.com"])
+    assert err_type(c.call, "sa.get_ocsp", {"serial": s}) == "notFound"
+    der = rand_b64(64)
+    c.call("sa.store_ocsp", {"serial": s, "der": der, "this_update": ts(), "next_update": ts(3600)})
+    der2 = rand_b64(64)
+    c.call("sa.store_ocsp", {"serial": s, "der": der2, "this_update": ts(), "next_update": ts(3600)})
+    assert c.call("sa.get_ocsp", {"serial": s})["der"] == der2
+    assert err_type(c.call, "sa.store_ocsp", {"serial": rand_serial(), "der": der,
+                    "this_update": ts(), "next_update": ts(3600)}) == "notFound"
+    kh = os.urandom(32).hex()
+    assert c.call("sa.key_blocked", {"key_hash": kh})["blocked"] is False
+    assert c.call("sa.block_key", {"key_hash": kh, "source": "admin", "comment": "leaked"}) == {}
+    assert c.call("sa.block_key", {"key_hash": kh, "source": "admin", "comment": "again"}) == {}
+    assert c.call("sa.key_blocked", {"key_hash": kh})["blocked"] is True
+
+
+def test_rate_limit_gcra(env, c):
+    key = "rl:" + rand_b64(6)
+    now = int(time.time() * 1000)
+    p = {"key": key, "emission_ms": 1000, "burst": 3, "cost": 1, "now_ms": now}
+    got = [c.call("sa.rate_limit_spend", p) for _ in range(4)]
+    assert [g["allowed"] for g in got] == [True, True, True, False]
+    assert [g["remaining"] for g in got[:3]] == [2, 1, 0]
+    assert got[3]["retry_after_ms"] == 1000
+    p["now_ms"] = now + 1000
+    assert c.call("sa.rate_limit_spend", p)["allowed"] is True
+    # atomic under concurrency: exactly `burst` of 20 concurrent spends pass
+    CURRENT_SOCK[0] = "unix:" + env.sock
+    key2 = "rl:" + rand_b64(6)
+    res = concurrently(20, lambda cl: cl.call("sa.rate_limit_spend", {
+        "key": key2, "emission_ms": 60000, "burst": 5, "cost": 1, "now_ms": now}))
+    assert sum(1 for r in res if r[0] == "ok" and r[1]["allowed"]) == 5, res
+    assert err_type(c.call, "sa.rate_limit_spend", {"key": key, "emission_ms": 0, "burst": 1,
+                    "now_ms": now}) == "malformed"
+
+
+# ---------------------------------------------------------------- robustness
+
+BAD_PARAMS = [
+    ("sa.get_account", {"id": "1"}), ("sa.get_account", {"id": -1}),
+    ("sa.get_account", {"id": 2 ** 62}), ("sa.get_account", {}),
+    ("sa.new_account", {"key": "x", "thumbprint": "t"}),
+    ("sa.new_account", {"key": {}, "thumbprint": "t", "contact": [1]}),
+    ("sa.new_order", {"account_id": 1, "expires": "tomorrow", "identifiers": []}),
+    ("sa.new_order", {"account_id": 1, "expires": "2030-01-01T00:00:00Z",
+                      "identifiers": [{"type": "email", "value": "a"}]}),
+    ("sa.new_order", {"account_id": 1, "expires": "2030-01-01T00:00:00Z", "identifiers": [],
+                      "new_authzs": [{"identifier": {"type": "dns", "value": "a"},
+                                      "expires": "2030-01-01T00:00:00Z",
+                                      "challenges": [{"type": "http-01", "token": "a'b"}]}]}),
+    ("sa.new_order", {"account_id": 1, "expires": "2030-01-01T00:00:00Z", "identifiers": [],
+                      "reuse_authz_ids": ["x"]}),
+    ("sa.add_certificate", {"serial": "zz"}),
+    ("sa.add_certificate", {"serial": "aa", "der": "!!", "account_id": 1}),
+    ("sa.get_authzs", {"ids": [1, "2"]}),
+    ("sa.finalize_authz", {"authz_id": 1, "challenge_id": 1, "status": "pending"}),
+    ("sa.get_valid_authzs", {"account_id": 1, "identifiers": {}, "valid_until_after": "x"}),
+    ("sa.store_crl", {"issuer_id": "aa", "shard": -1}),
+    ("sa.rate_limit_spend", {"key": "k", "emission_ms": 2 ** 52, "burst": 2 ** 40, "now_ms": 1}),
+    ("sa.count_certs_by_domain", {"domain": "", "window_ms": 1}),
+    ("sa.get_certificates", {"limit": 0, "account_id": 1}),
+]
+
+
+@pytest.mark.parametrize("method,params", BAD_PARAMS)
+def test_bad_params_are_malformed(c, method, params):
+    assert err_type(c.call, method, params) in ("malformed", "badRevocationReason")
+
+
+def test_non_object_params_and_health(env, c):
+    c.send_raw(json.dumps({"id": 99, "method": "sa.get_account", "params": [1]}).encode())
+    r = c.recv_frame()
+    assert r["id"] == 99 and "error" in r
+    assert c.call("health.check") is not None
+    body = urllib.request.urlopen("http://127.0.0.1:%d/healthz" % DEBUG_PORT, timeout=5).read()
+    assert body.strip() == b"ok"
+    m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % DEBUG_PORT, timeout=5).read()
+    assert b"anvil_sa_errors_total" in m
+
+
+def test_postgres_restart_under_load(env, c):
+    """Stop PostgreSQL under load: callers get a retryable error, never a
+    dropped connection or a crash; after the restart calls succeed again."""
+    a = new_account(c)
+    stop = threading.Event()
+    stats = {"ok": 0, "unavailable": 0, "other": []}
+    lock = threading.Lock()
+
+    def load():
+        cl = env.client()
+        while not stop.is_set():
+            try:
+                cl.call("sa.get_account", {"id": a["id"]})
+                k = "ok"
+            except RpcError as e:
+                k = "unavailable" if e.type == "unavailable" else e.type
+            except Exception as e:  # connection dropped: a failure
+                k = repr(e)
+            with lock:
+                if k in ("ok", "unavailable"):
+                    stats[k] += 1
+                else:
+                    stats["other"].append(k)
+        cl.close()
+    ths = [threading.Thread(target=load) for _ in range(6)]
+    for t in ths:
+        t.start()
+    time.sleep(0.5)
+    subprocess.run([PG, "stop", env.pgdir], check=True, capture_output=True)
+    time.sleep(1.5)
+    with lock:
+        during = stats["unavailable"]
+    try:
+        urllib.request.urlopen("http://127.0.0.1:%d/healthz" % DEBUG_PORT, timeout=5)
+        health_down = False
+    except urllib.error.HTTPError as e:
+        health_down = e.code == 503
+    subprocess.run([PG, "start", env.pgdir], check=True, capture_output=True)
+    with lock:
+        ok_before = stats["ok"]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        with lock:
+            if stats["ok"] > ok_before + 50:
+                break
+        time.sleep(0.1)
+    stop.set()
+    for t in ths:
+        t.join()
+    assert env.proc.poll() is None, "anvil-sa died"
+    assert stats["other"] == []
+    assert during > 0, "no retryable errors while PostgreSQL was down"
+    assert health_down
+    assert stats["ok"] > ok_before + 50, "calls did not recover"
+    # writes work again too
+    assert new_account(c)["id"] > a["id"]
