@@ -111,7 +111,7 @@ va_dns_init(struct va *va, char *err, size_t errlen)
 		return -1;
 	}
 	memset(&opts, 0, sizeof(opts));
-	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES |
+	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP |
 	    ARES_FLAG_EDNS;
 	opts.timeout = (int)va->cfg->dns_timeout_ms;
 	opts.tries = (int)va->cfg->dns_tries;

@@ -617,8 +617,9 @@ job_new(struct va *va, enum va_job_kind kind, enum ident_type itype,
 	j->ident = xstrdup(value);
 	j->wildcard = wildcard;
 	j->rid = rid ? xstrdup(rid) : NULL;
-	j->timeout_ms = timeout_ms > 0 ? timeout_ms :
-	    va->cfg->validation_timeout_ms;
+	j->timeout_ms = va->cfg->validation_timeout_ms;
+	if (timeout_ms > 0 && timeout_ms < j->timeout_ms)
+		j->timeout_ms = timeout_ms; /* the caller's deadline is nearer */
 	if (itype == IDENT_IP) {
 		if (inet_pton(AF_INET, value, raw) == 1) {
 			j->ip_family = AF_INET;

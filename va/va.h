@@ -98,7 +98,8 @@ struct va_request {
 	const char *account_uri; /* for CAA accounturi; may be NULL */
 	int check_caa;		 /* run CAA after a successful validation */
 	const char *request_id;	 /* may be NULL */
-	int64_t timeout_ms;	 /* <= 0: the configured validation_timeout */
+	int64_t timeout_ms;	 /* the configured validation_timeout, or
+				    this when > 0 and smaller */
 };
 
 /* Outcome; free with va_result_clear. */

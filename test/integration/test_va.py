@@ -1,0 +1,910 @@
+"""anvil-va over RPC against real responders on loopback.
+
+DNS data comes from pebble-challtestsrv's management API; a tiny DNS server
+below answers what challtestsrv cannot (NXDOMAIN, critical CAA flags) and a
+silent one makes queries time out. http-01 / https / tls-alpn-01 responders
+are Python servers in this process. Ports: 21300-21399 (the VA's range).
+"""
+import base64
+import datetime
+import hashlib
+import http.server
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import socketserver
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+from anvilrpc import RpcClient, RpcError  # noqa: E402
+
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BINDIR = os.environ.get("BINDIR", "bin")
+VA_BIN = os.path.join(TOP, BINDIR, "anvil-va") if not os.path.isabs(BINDIR) \
+    else os.path.join(BINDIR, "anvil-va")
+
+P_DNS, P_MGMT = 21353, 21355
+P_FAKEDNS, P_SILENT = 21354, 21356
+P_HTTP, P_ALPN, P_HTTPS, P_REDIR80 = 21380, 21381, 21382, 21383
+P_CLOSED = 21389  # nothing listens here
+UA = "anvil-va-test/1"
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def txt_digest(ka):
+    return b64u(hashlib.sha256(ka.encode()).digest())
+
+
+# ---------------------------------------------------------------- servers
+
+class Routes:
+    """path -> (status, headers, body, delay) for the HTTP(S) responders."""
+
+    def __init__(self):
+        self.map = {}
+        self.seen = []
+        self.lock = threading.Lock()
+
+    def set(self, path, status=200, body=b"", headers=None, delay=0):
+        self.map[path] = (status, headers or {}, body, delay)
+
+    def redirect(self, path, location, status=302):
+        self.set(path, status, b"", {"Location": location})
+
+
+ROUTES = Routes()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        with ROUTES.lock:
+            ROUTES.seen.append((self.path, dict(self.headers),
+                                self.server.server_address[1]))
+        status, headers, body, delay = ROUTES.map.get(
+            self.path, (404, {}, b"not found", 0))
+        if delay:
+            time.sleep(delay)
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class TServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class TServer6(TServer):
+    address_family = socket.AF_INET6
+
+
+def make_cert(names, ext_value=None, critical=True, ips=()):
+    key = ec.generate_private_key(ec.SECP256R1())
+    subj = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "acme test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = (x509.CertificateBuilder().subject_name(subj).issuer_name(subj)
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(hours=1))
+         .not_valid_after(now + datetime.timedelta(days=1)))
+    sans = [x509.DNSName(n) for n in names] + \
+        [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    if ext_value is not None:
+        b = b.add_extension(x509.UnrecognizedExtension(
+            x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31"), ext_value),
+            critical=critical)
+    cert = b.sign(key, hashes.SHA256())
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM,
+                              serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def acme_ext(ka):
+    return b"\x04\x20" + hashlib.sha256(ka.encode()).digest()
+
+
+class AlpnServer:
+    """TLS server whose certificate and ALPN list the test sets."""
+
+    def __init__(self, tmp, port, family=socket.AF_INET, host="127.0.0.1"):
+        self.tmp = tmp
+        self.cert = None
+        self.alpn = ["acme-tls/1"]
+        self.snis = []
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(64)
+        self.n = 0
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def configure(self, cert_key, alpn=("acme-tls/1",)):
+        self.cert = cert_key
+        self.alpn = list(alpn)
+
+    def loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        self.n += 1
+        cp = os.path.join(self.tmp, "alpn%d.pem" % self.n)
+        kp = os.path.join(self.tmp, "alpn%d.key" % self.n)
+        with open(cp, "wb") as f:
+            f.write(self.cert[0])
+        with open(kp, "wb") as f:
+            f.write(self.cert[1])
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cp, kp)
+        ctx.set_alpn_protocols(self.alpn)
+
+        def sni_cb(sock, name, _ctx):
+            self.snis.append(name)
+        ctx.sni_callback = sni_cb
+        c.settimeout(5)
+        try:
+            s = ctx.wrap_socket(c, server_side=True)
+            s.recv(1)
+            s.close()
+        except Exception:
+            c.close()
+
+
+class FakeDns:
+    """UDP DNS answering from a table: name -> {"rcode": n} or
+    {qtype: [rdata bytes...]}; unknown names get A 127.0.0.1 / NODATA."""
+
+    def __init__(self, port, silent=False):
+        self.table = {}
+        self.silent = silent
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            if self.silent:
+                continue
+            try:
+                self.sock.sendto(self.answer(data), addr)
+            except Exception:
+                pass
+
+    def answer(self, q):
+        tid = q[:2]
+        i, labels = 12, []
+        while q[i]:
+            labels.append(q[i + 1:i + 1 + q[i]].decode().lower())
+            i += 1 + q[i]
+        qend = i + 5
+        qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
+        name = ".".join(labels)
+        entry = self.table.get(name, {})
+        rcode = entry.get("rcode", 0)
+        rrs = entry.get(qtype, [])
+        if not entry and qtype == 1:
+            rrs = [bytes([127, 0, 0, 1])]
+        hdr = tid + struct.pack(">HHHHH", 0x8180 | rcode, 1, len(rrs), 0, 0)
+        out = hdr + q[12:qend]
+        for rd in rrs:
+            out += b"\xc0\x0c" + struct.pack(">HHIH", qtype, 1, 60, len(rd)) + rd
+        return out
+
+
+def caa_rdata(flags, tag, value):
+    return bytes([flags, len(tag)]) + tag.encode() + value.encode()
+
+
+def mgmt(path, body):
+    req = urllib.request.Request("http://127.0.0.1:%d/%s" % (P_MGMT, path),
+                                 data=json.dumps(body).encode(), method="POST")
+    urllib.request.urlopen(req, timeout=5).read()
+
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d never opened" % port)
+
+
+class Va:
+    def __init__(self, tmp, name, debug_port, **over):
+        self.sock = os.path.join(tmp, name + ".sock")
+        cfg = {
+            "log_level": "debug",
+            "debug": {"addr": "127.0.0.1", "port": debug_port},
+            "rpc": {"listen": "unix:" + self.sock, "workers": 32,
+                    "allow": {"*": ["*"]}},
+            "dns": {"resolvers": ["127.0.0.1:%d" % P_DNS], "timeout": "1s",
+                    "tries": 2},
+            "http01_port": P_HTTP, "tlsalpn01_port": P_ALPN,
+            "https_port": P_HTTPS, "http_port_redirect": P_REDIR80,
+            "user_agent": UA, "caa_identities": ["anvil.local"],
+            "validation_timeout": "3s",
+            "network": {"mode": "private",
+                        "allow": ["127.0.0.0/8", "::1/128"]},
+        }
+        for k, v in over.items():
+            cfg[k] = v
+        path = os.path.join(tmp, name + ".json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        self.log = open(os.path.join(tmp, name + ".log"), "w")
+        self.proc = subprocess.Popen([VA_BIN, "--config", path],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(debug_port)
+        end = time.time() + 10
+        while not os.path.exists(self.sock) and time.time() < end:
+            time.sleep(0.05)
+        self.rpc = RpcClient("unix:" + self.sock, timeout=30)
+
+    def validate(self, ident, chal, token, ka, ident_type="dns", **kw):
+        p = {"identifier": {"type": ident_type, "value": ident},
+             "challenge": {"type": chal, "token": token},
+             "key_authorization": ka}
+        p.update(kw)
+        return self.rpc.call("va.validate", p)
+
+    def caa(self, ident, method="http-01", wildcard=False, account=None):
+        p = {"identifier": {"type": "dns", "value": ident},
+             "wildcard": wildcard, "validation_method": method}
+        if account:
+            p["account_uri"] = account
+        return self.rpc.call("va.check_caa", p)
+
+    def stop(self):
+        self.rpc.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def env():
+    tmp = tempfile.mkdtemp(prefix="anvil-va-")
+    procs, servers = [], []
+    cts = subprocess.Popen(
+        ["pebble-challtestsrv", "-dns01", "127.0.0.1:%d" % P_DNS,
+         "-management", "127.0.0.1:%d" % P_MGMT, "-http01", "",
+         "-https01", "", "-tlsalpn01", "", "-defaultIPv6", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(cts)
+    wait_port(P_MGMT)
+    for port in (P_HTTP, P_REDIR80):
+        s = TServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+        servers.append(s)
+    s6 = TServer6(("::1", P_HTTP), Handler)
+    threading.Thread(target=s6.serve_forever, daemon=True).start()
+    servers.append(s6)
+    https = TServer(("127.0.0.1", P_HTTPS), Handler)
+    cp, kp = make_cert(["https.test"])
+    with open(os.path.join(tmp, "https.pem"), "wb") as f:
+        f.write(cp)
+    with open(os.path.join(tmp, "https.key"), "wb") as f:
+        f.write(kp)
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(os.path.join(tmp, "https.pem"),
+                         os.path.join(tmp, "https.key"))
+    https.socket = sctx.wrap_socket(https.socket, server_side=True)
+    threading.Thread(target=https.serve_forever, daemon=True).start()
+    servers.append(https)
+    alpn = AlpnServer(tmp, P_ALPN)
+    alpn6 = AlpnServer(tmp, P_ALPN, socket.AF_INET6, "::1")
+    fake = FakeDns(P_FAKEDNS)
+    silent = FakeDns(P_SILENT, silent=True)
+    vas = {}
+    vas["main"] = Va(tmp, "va", 21303)
+    vas["vfake"] = Va(tmp, "va-fake", 21304,
+                     dns={"resolvers": ["127.0.0.1:%d" % P_FAKEDNS],
+                          "timeout": "1s", "tries": 1})
+    vas["silent"] = Va(tmp, "va-silent", 21305,
+                       dns={"resolvers": ["127.0.0.1:%d" % P_SILENT],
+                            "timeout": "500ms", "tries": 1},
+                       validation_timeout="5s")
+    vas["public"] = Va(tmp, "va-public", 21306,
+                       network={"mode": "public", "allow": []})
+    vas["always"] = Va(tmp, "va-always", 21307,
+                       test={"always_valid": True, "sleep_max": "0s"})
+    e = {"tmp": tmp, "alpn": alpn, "alpn6": alpn6, "fake": fake,
+         "silent": silent, **vas}
+    yield e
+    for v in vas.values():
+        v.stop()
+    for s in servers:
+        s.shutdown()
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+    alpn.sock.close()
+    alpn6.sock.close()
+    fake.sock.close()
+    silent.sock.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def chal_path(token):
+    return "/.well-known/acme-challenge/" + token
+
+
+def assert_problem(res, ptype, *needles):
+    assert res["status"] == "invalid", res
+    err = res["error"]
+    assert err["type"] == ptype, err
+    for n in needles:
+        assert n in err["detail"], (n, err["detail"])
+    return err
+
+
+# ---------------------------------------------------------------- http-01
+
+def test_http01_valid_records_hop_and_sends_host_and_user_agent(env):
+    ROUTES.set(chal_path("ok1"), 200, b"ok1.thumb\r\n \n")
+    ROUTES.seen.clear()
+    r = env["main"].validate("ok1.test", "http-01", "ok1", "ok1.thumb")
+    assert r["status"] == "valid", r
+    hop = r["validation_record"][0]
+    assert hop["url"] == "http://ok1.test:%d/.well-known/acme-challenge/ok1" % P_HTTP
+    assert hop["hostname"] == "ok1.test"
+    assert hop["port"] == P_HTTP
+    assert hop["addresses_resolved"] == ["127.0.0.1"]
+    assert hop["address_used"] == "127.0.0.1"
+    assert hop["resolver_addrs"] == ["127.0.0.1:%d" % P_DNS]
+    path, headers, _ = ROUTES.seen[-1]
+    assert path == chal_path("ok1")
+    assert headers["Host"] == "ok1.test:%d" % P_HTTP
+    assert headers["User-Agent"] == UA
+
+
+def test_http01_wrong_body_is_incorrect_response_with_both_values(env):
+    ROUTES.set(chal_path("wb"), 200, b"something-else")
+    r = env["main"].validate("wb.test", "http-01", "wb", "wb.thumb")
+    assert_problem(r, "incorrectResponse", 'Expected "wb.thumb"',
+                   'got "something-else"')
+    assert r["error"]["identifier"] == {"type": "dns", "value": "wb.test"}
+
+
+def test_http01_404_is_unauthorized_with_status(env):
+    r = env["main"].validate("nf.test", "http-01", "missing", "x.y")
+    assert_problem(r, "unauthorized", "HTTP 404", chal_path("missing"))
+
+
+def test_http01_redirect_followed_and_every_hop_recorded(env):
+    ROUTES.redirect(chal_path("rd"), "http://rd2.test:%d/final" % P_REDIR80)
+    ROUTES.set("/final", 200, b"rd.thumb")
+    r = env["main"].validate("rd.test", "http-01", "rd", "rd.thumb")
+    assert r["status"] == "valid", r
+    hops = r["validation_record"]
+    assert len(hops) == 2
+    assert hops[1]["url"] == "http://rd2.test:%d/final" % P_REDIR80
+    assert hops[1]["hostname"] == "rd2.test"
+    assert hops[1]["port"] == P_REDIR80
+    assert hops[1]["address_used"] == "127.0.0.1"
+
+
+def test_http01_redirect_relative_and_to_https(env):
+    ROUTES.redirect(chal_path("rs"), "/rel", 301)
+    ROUTES.redirect("/rel", "https://secure.test:%d/tls-final" % P_HTTPS, 308)
+    ROUTES.set("/tls-final", 200, b"rs.thumb")
+    r = env["main"].validate("rs.test", "http-01", "rs", "rs.thumb")
+    assert r["status"] == "valid", r
+    assert [h["url"] for h in r["validation_record"]] == [
+        "http://rs.test:%d%s" % (P_HTTP, chal_path("rs")),
+        "http://rs.test:%d/rel" % P_HTTP,
+        "https://secure.test:%d/tls-final" % P_HTTPS]
+
+
+def test_http01_redirect_to_forbidden_port(env):
+    ROUTES.redirect(chal_path("fp"), "http://fp.test:8081/x")
+    r = env["main"].validate("fp.test", "http-01", "fp", "fp.thumb")
+    assert_problem(r, "unauthorized", "http://fp.test:8081/x",
+                   "is not allowed", "port %d" % P_REDIR80)
+
+
+def test_http01_redirect_to_https_on_http_port_is_forbidden(env):
+    ROUTES.redirect(chal_path("fp2"), "https://fp.test:%d/x" % P_HTTP)
+    r = env["main"].validate("fp2.test", "http-01", "fp2", "fp2.thumb")
+    assert_problem(r, "unauthorized", "is not allowed", "%d for https" % P_HTTPS)
+
+
+def test_http01_redirect_to_other_scheme(env):
+    ROUTES.redirect(chal_path("ftp"), "ftp://ftp.test/x")
+    r = env["main"].validate("ftp.test", "http-01", "ftp", "ftp.thumb")
+    assert_problem(r, "unauthorized", "only http and https")
+
+
+def test_http01_non_redirect_3xx(env):
+    ROUTES.set(chal_path("r303"), 303, b"", {"Location": "/x"})
+    r = env["main"].validate("r303.test", "http-01", "r303", "a.b")
+    assert_problem(r, "unauthorized", "HTTP 303", "301, 302, 307 and 308")
+
+
+def test_http01_redirect_loop(env):
+    ROUTES.redirect(chal_path("loop"), "/loop-b")
+    ROUTES.redirect("/loop-b", chal_path("loop"))
+    r = env["main"].validate("loop.test", "http-01", "loop", "l.t")
+    assert_problem(r, "unauthorized", "Redirect loop",
+                   "http://loop.test:%d%s" % (P_HTTP, chal_path("loop")))
+    assert len(r["validation_record"]) == 2
+
+
+def test_http01_too_many_redirects(env):
+    ROUTES.redirect(chal_path("many"), "/many/1")
+    for i in range(1, 20):
+        ROUTES.redirect("/many/%d" % i, "/many/%d" % (i + 1))
+    r = env["main"].validate("many.test", "http-01", "many", "m.t")
+    assert_problem(r, "unauthorized", "Too many redirects", "more than 10")
+    assert len(r["validation_record"]) == 11
+
+
+def test_http01_oversized_body(env):
+    ROUTES.set(chal_path("big"), 200, b"big.thumb" + b"x" * 200)
+    r = env["main"].validate("big.test", "http-01", "big", "big.thumb")
+    assert_problem(r, "unauthorized", "larger than 128 bytes")
+
+
+def test_http01_slow_server_times_out(env):
+    ROUTES.set(chal_path("slow"), 200, b"slow.thumb", delay=6)
+    t0 = time.time()
+    r = env["main"].validate("slow.test", "http-01", "slow", "slow.thumb")
+    assert time.time() - t0 < 5.5
+    assert_problem(r, "connection", "Timeout after connect", "slow.test")
+
+
+def test_http01_connection_refused(env):
+    v = Va(env["tmp"], "va-closed", 21308, http01_port=P_CLOSED)
+    try:
+        r = v.validate("closed.test", "http-01", "c", "c.t")
+        assert_problem(r, "connection", "127.0.0.1", "port %d" % P_CLOSED,
+                       "refused")
+    finally:
+        v.stop()
+
+
+def test_http01_nxdomain(env):
+    env["fake"].table["nx.test"] = {"rcode": 3}
+    r = env["vfake"].validate("nx.test", "http-01", "t", "t.t")
+    assert_problem(r, "dns", "NXDOMAIN", "nx.test")
+
+
+def test_http01_servfail(env):
+    mgmt("set-servfail", {"host": "sf.test"})
+    r = env["main"].validate("sf.test", "http-01", "t", "t.t")
+    assert_problem(r, "dns", "SERVFAIL", "sf.test")
+
+
+def test_http01_ipv6_first_from_aaaa(env):
+    mgmt("add-aaaa", {"host": "v6.test", "addresses": ["::1"]})
+    ROUTES.set(chal_path("v6"), 200, b"v6.thumb")
+    r = env["main"].validate("v6.test", "http-01", "v6", "v6.thumb")
+    assert r["status"] == "valid", r
+    hop = r["validation_record"][0]
+    assert hop["address_used"] == "::1"
+    assert sorted(hop["addresses_resolved"]) == ["127.0.0.1", "::1"]
+
+
+def test_http01_ipv6_falls_back_to_ipv4(env):
+    # ::2 is allowed by nothing and is not a local address: use an allowed
+    # but closed v6 target by pointing AAAA at ::1 on a VA whose http-01
+    # port has no IPv6 listener... simplest: AAAA to an unroutable allowed
+    # address fails to connect quickly on loopback-only hosts.
+    v = Va(env["tmp"], "va-fb", 21309,
+           network={"mode": "private", "allow": ["127.0.0.0/8", "::/0"]})
+    try:
+        mgmt("add-aaaa", {"host": "fb.test", "addresses": ["::ffff:127.0.0.2"]})
+        ROUTES.set(chal_path("fb"), 200, b"fb.thumb")
+        r = v.validate("fb.test", "http-01", "fb", "fb.thumb")
+        hop = r["validation_record"][0]
+        assert r["status"] == "valid", (r, hop)
+        assert hop["address_used"] == "127.0.0.1"
+    finally:
+        v.stop()
+
+
+def test_http01_ip_identifiers_v4_and_v6(env):
+    ROUTES.set(chal_path("ip4"), 200, b"ip4.thumb")
+    ROUTES.seen.clear()
+    r = env["main"].validate("127.0.0.1", "http-01", "ip4", "ip4.thumb",
+                             ident_type="ip")
+    assert r["status"] == "valid", r
+    assert ROUTES.seen[-1][1]["Host"] == "127.0.0.1:%d" % P_HTTP
+    ROUTES.set(chal_path("ip6"), 200, b"ip6.thumb")
+    r = env["main"].validate("::1", "http-01", "ip6", "ip6.thumb",
+                             ident_type="ip")
+    assert r["status"] == "valid", r
+    assert r["validation_record"][0]["url"].startswith("http://[::1]:")
+    assert ROUTES.seen[-1][1]["Host"] == "[::1]:%d" % P_HTTP
+
+
+def test_network_policy_public_mode_refuses_loopback(env):
+    ROUTES.set(chal_path("pub"), 200, b"pub.thumb")
+    r = env["public"].validate("pub.test", "http-01", "pub", "pub.thumb")
+    assert_problem(r, "connection", "127.0.0.1", "special-purpose")
+    r = env["public"].validate("127.0.0.1", "http-01", "pub", "pub.thumb",
+                               ident_type="ip")
+    assert_problem(r, "connection", "special-purpose")
+
+
+def test_network_policy_private_mode_refuses_outside_ranges(env):
+    mgmt("add-a", {"host": "outside.test", "addresses": ["192.0.2.7"]})
+    r = env["main"].validate("outside.test", "http-01", "o", "o.t")
+    assert_problem(r, "connection", "192.0.2.7", "network.allow")
+
+
+# ---------------------------------------------------------------- dns-01
+
+def test_dns01_valid_with_several_txt_records(env):
+    ka = "dnsok.thumb"
+    mgmt("set-txt", {"host": "_acme-challenge.dnsok.test.", "value": "unrelated"})
+    mgmt("set-txt", {"host": "_acme-challenge.dnsok.test.", "value": txt_digest(ka)})
+    r = env["main"].validate("dnsok.test", "dns-01", "t", ka)
+    assert r["status"] == "valid", r
+    assert r["validation_record"] == [
+        {"hostname": "dnsok.test", "txt_name": "_acme-challenge.dnsok.test"}]
+
+
+def test_dns01_wildcard_validates_base_name(env):
+    ka = "wild.thumb"
+    mgmt("set-txt", {"host": "_acme-challenge.wild.test.", "value": txt_digest(ka)})
+    r = env["main"].validate("wild.test", "dns-01", "t", ka, wildcard=True)
+    assert r["status"] == "valid", r
+
+
+def test_dns01_follows_cname(env):
+    ka = "cn.thumb"
+    mgmt("set-cname", {"host": "_acme-challenge.cn.test", "target": "delegated.other.test"})
+    mgmt("set-txt", {"host": "delegated.other.test.", "value": txt_digest(ka)})
+    r = env["main"].validate("cn.test", "dns-01", "t", ka)
+    assert r["status"] == "valid", r
+
+
+def test_dns01_txt_mismatch(env):
+    mgmt("set-txt", {"host": "_acme-challenge.mis.test.", "value": "wrong-value"})
+    r = env["main"].validate("mis.test", "dns-01", "t", "mis.thumb")
+    assert_problem(r, "incorrectResponse", '"wrong-value"',
+                   "_acme-challenge.mis.test", txt_digest("mis.thumb"))
+
+
+def test_dns01_no_txt(env):
+    r = env["main"].validate("none.test", "dns-01", "t", "n.t")
+    assert_problem(r, "unauthorized", "No TXT record found at "
+                   "_acme-challenge.none.test")
+
+
+def test_dns01_nxdomain(env):
+    env["fake"].table["_acme-challenge.gone.test"] = {"rcode": 3}
+    r = env["vfake"].validate("gone.test", "dns-01", "t", "g.t")
+    assert_problem(r, "dns", "NXDOMAIN", "_acme-challenge.gone.test")
+
+
+def test_dns01_servfail(env):
+    mgmt("set-servfail", {"host": "_acme-challenge.sf2.test"})
+    r = env["main"].validate("sf2.test", "dns-01", "t", "t.t")
+    assert_problem(r, "dns", "SERVFAIL", "_acme-challenge.sf2.test")
+
+
+def test_dns01_timeout(env):
+    t0 = time.time()
+    r = env["silent"].validate("quiet.test", "dns-01", "t", "q.t")
+    assert time.time() - t0 < 4
+    assert_problem(r, "dns", "timed out", "_acme-challenge.quiet.test")
+
+
+def test_dns01_rejects_ip_identifier(env):
+    with pytest.raises(RpcError) as ei:
+        env["main"].validate("127.0.0.1", "dns-01", "t", "t.t", ident_type="ip")
+    assert ei.value.type == "malformed"
+    assert "RFC 8738" in ei.value.problem["detail"]
+
+
+# ---------------------------------------------------------------- tls-alpn-01
+
+def test_tlsalpn01_valid_dns_name_with_sni(env):
+    ka = "alpn.thumb"
+    env["alpn"].configure(make_cert(["alpn.test"], acme_ext(ka)))
+    env["alpn"].snis.clear()
+    r = env["main"].validate("alpn.test", "tls-alpn-01", "t", ka)
+    assert r["status"] == "valid", r
+    assert env["alpn"].snis == ["alpn.test"]
+    hop = r["validation_record"][0]
+    assert hop["hostname"] == "alpn.test" and hop["port"] == P_ALPN
+    assert hop["address_used"] == "127.0.0.1"
+
+
+def test_tlsalpn01_ip_identifier_uses_reverse_name_sni(env):
+    ka = "alpnip.thumb"
+    env["alpn"].configure(make_cert([], acme_ext(ka), ips=["127.0.0.1"]))
+    env["alpn"].snis.clear()
+    r = env["main"].validate("127.0.0.1", "tls-alpn-01", "t", ka, ident_type="ip")
+    assert r["status"] == "valid", r
+    assert env["alpn"].snis == ["1.0.0.127.in-addr.arpa"]
+
+
+def test_tlsalpn01_ipv6_identifier(env):
+    ka = "alpnip6.thumb"
+    env["alpn6"].configure(make_cert([], acme_ext(ka), ips=["::1"]))
+    r = env["main"].validate("::1", "tls-alpn-01", "t", ka, ident_type="ip")
+    assert r["status"] == "valid", r
+    assert env["alpn6"].snis[-1].endswith(".ip6.arpa")
+    assert r["validation_record"][0]["address_used"] == "::1"
+
+
+def test_tlsalpn01_wrong_alpn(env):
+    env["alpn"].configure(make_cert(["wa.test"], acme_ext("wa.t")), alpn=["http/1.1"])
+    r = env["main"].validate("wa.test", "tls-alpn-01", "t", "wa.t")
+    assert_problem(r, "unauthorized", 'Cannot negotiate ALPN protocol "acme-tls/1"')
+
+
+def test_tlsalpn01_missing_extension(env):
+    env["alpn"].configure(make_cert(["me.test"]))
+    r = env["main"].validate("me.test", "tls-alpn-01", "t", "me.t")
+    assert_problem(r, "unauthorized", "no acmeIdentifier extension")
+
+
+def test_tlsalpn01_non_critical_extension(env):
+    env["alpn"].configure(make_cert(["nc.test"], acme_ext("nc.t"), critical=False))
+    r = env["main"].validate("nc.test", "tls-alpn-01", "t", "nc.t")
+    assert_problem(r, "unauthorized", "must be marked critical")
+
+
+def test_tlsalpn01_san_mismatch(env):
+    env["alpn"].configure(make_cert(["other.test"], acme_ext("sm.t")))
+    r = env["main"].validate("sm.test", "tls-alpn-01", "t", "sm.t")
+    assert_problem(r, "unauthorized", "exactly one subjectAltName",
+                   "DNS:sm.test", "DNS:other.test")
+
+
+def test_tlsalpn01_two_sans_refused(env):
+    env["alpn"].configure(make_cert(["two.test", "extra.test"], acme_ext("two.t")))
+    r = env["main"].validate("two.test", "tls-alpn-01", "t", "two.t")
+    assert_problem(r, "unauthorized", "exactly one subjectAltName",
+                   "DNS:extra.test")
+
+
+def test_tlsalpn01_wrong_digest(env):
+    env["alpn"].configure(make_cert(["wd.test"], acme_ext("other-key-auth")))
+    r = env["main"].validate("wd.test", "tls-alpn-01", "t", "wd.t")
+    assert_problem(r, "incorrectResponse", "acmeIdentifier holds",
+                   txt_digest("wd.t"))
+
+
+def test_tlsalpn01_not_tls(env):
+    # The plain HTTP responder does not speak TLS.
+    v = Va(env["tmp"], "va-nottls", 21310, tlsalpn01_port=P_HTTP)
+    try:
+        r = v.validate("nt.test", "tls-alpn-01", "t", "n.t")
+        assert_problem(r, "tls", "TLS handshake failed", "port %d" % P_HTTP)
+    finally:
+        v.stop()
+
+
+# ---------------------------------------------------------------- CAA
+
+def caa(host, *policies):
+    mgmt("add-caa", {"host": host, "policies": [
+        {"tag": t, "value": v} for t, v in policies]})
+
+
+def test_caa_no_record_permits(env):
+    assert env["main"].caa("nocaa.test") == {"ok": True}
+
+
+def test_caa_issue_match_permits(env):
+    caa("match.test", ("issue", "anvil.local"))
+    assert env["main"].caa("match.test")["ok"] is True
+
+
+def test_caa_issue_other_ca_refuses(env):
+    caa("other.test", ("issue", "letsencrypt.org"))
+    r = env["main"].caa("other.test")
+    assert r["ok"] is False
+    assert r["error"]["type"] == "caa"
+    assert "CAA record for other.test prevents issuance" in r["error"]["detail"]
+    assert "anvil.local" in r["error"]["detail"]
+
+
+def test_caa_empty_issuer_refuses(env):
+    caa("semi.test", ("issue", ";"))
+    assert env["main"].caa("semi.test")["ok"] is False
+
+
+def test_caa_tree_climb_uses_closest_parent(env):
+    caa("climb.test", ("issue", "letsencrypt.org"))
+    r = env["main"].caa("a.b.climb.test")
+    assert r["ok"] is False
+    assert "CAA record for climb.test prevents issuance of a.b.climb.test" \
+        in r["error"]["detail"]
+    caa("ok.climb.test", ("issue", "anvil.local"))
+    assert env["main"].caa("x.ok.climb.test")["ok"] is True
+
+
+def test_caa_issuewild(env):
+    caa("wc.test", ("issue", "anvil.local"), ("issuewild", "letsencrypt.org"))
+    assert env["main"].caa("wc.test")["ok"] is True
+    r = env["main"].caa("wc.test", wildcard=True)
+    assert r["ok"] is False and '"issuewild"' in r["error"]["detail"]
+    caa("wc2.test", ("issue", "letsencrypt.org"), ("issuewild", "anvil.local"))
+    assert env["main"].caa("wc2.test", wildcard=True)["ok"] is True
+    assert env["main"].caa("wc2.test")["ok"] is False
+    caa("wc3.test", ("issue", "anvil.local"))
+    assert env["main"].caa("wc3.test", wildcard=True)["ok"] is True
+
+
+def test_caa_accounturi(env):
+    acct = "https://localhost:4431/acme/acct/7"
+    caa("acct.test", ("issue", "anvil.local; accounturi=" + acct))
+    assert env["main"].caa("acct.test", account=acct)["ok"] is True
+    r = env["main"].caa("acct.test", account=acct + "8")
+    assert r["ok"] is False
+    assert "accounturi=" + acct in r["error"]["detail"]
+    assert env["main"].caa("acct.test")["ok"] is False
+
+
+def test_caa_validationmethods(env):
+    caa("vm.test", ("issue", "anvil.local; validationmethods=dns-01,tls-alpn-01"))
+    assert env["main"].caa("vm.test", method="dns-01")["ok"] is True
+    assert env["main"].caa("vm.test", method="tls-alpn-01")["ok"] is True
+    r = env["main"].caa("vm.test", method="http-01")
+    assert r["ok"] is False
+    assert "does not include http-01" in r["error"]["detail"]
+
+
+def test_caa_critical_unknown_tag_refuses(env):
+    env["fake"].table["crit.test"] = {257: [
+        caa_rdata(128, "tbs", "whatever"), caa_rdata(0, "issue", "anvil.local")]}
+    r = env["vfake"].caa("crit.test")
+    assert r["ok"] is False
+    assert r["error"]["type"] == "caa"
+    assert 'unknown tag "tbs" marked critical' in r["error"]["detail"]
+    env["fake"].table["noncrit.test"] = {257: [
+        caa_rdata(0, "tbs", "whatever"), caa_rdata(0, "issue", "anvil.local")]}
+    assert env["vfake"].caa("noncrit.test")["ok"] is True
+
+
+def test_caa_cnamed_name(env):
+    mgmt("set-cname", {"host": "alias.test", "target": "real.other2.test"})
+    caa("real.other2.test", ("issue", "letsencrypt.org"))
+    r = env["main"].caa("alias.test")
+    assert r["ok"] is False
+    mgmt("set-cname", {"host": "alias2.test", "target": "real2.other2.test"})
+    caa("real2.other2.test", ("issue", "anvil.local"))
+    assert env["main"].caa("alias2.test")["ok"] is True
+
+
+def test_caa_servfail_is_dns_problem(env):
+    mgmt("set-servfail", {"host": "caasf.test"})
+    r = env["main"].caa("caasf.test")
+    assert r["ok"] is False
+    assert r["error"]["type"] == "dns"
+    assert "SERVFAIL looking up CAA for caasf.test" in r["error"]["detail"]
+
+
+def test_validate_runs_caa_after_success(env):
+    ROUTES.set(chal_path("vcaa"), 200, b"vcaa.thumb")
+    caa("vcaa.test", ("issue", "letsencrypt.org"))
+    r = env["main"].validate("vcaa.test", "http-01", "vcaa", "vcaa.thumb",
+                             check_caa=True)
+    assert_problem(r, "caa", "prevents issuance")
+    r = env["main"].validate("vcaa.test", "http-01", "vcaa", "vcaa.thumb",
+                             check_caa=False)
+    assert r["status"] == "valid"
+    r = env["main"].validate("127.0.0.1", "http-01", "vcaa", "vcaa.thumb",
+                             ident_type="ip", check_caa=True)
+    assert r["status"] == "valid"
+
+
+# ---------------------------------------------------------------- misc
+
+def test_bad_params_are_malformed(env):
+    for p in ({}, {"identifier": {"type": "dns", "value": "a.test"}},
+              {"identifier": {"type": "email", "value": "a"},
+               "challenge": {"type": "http-01", "token": "t"},
+               "key_authorization": "k"},
+              {"identifier": {"type": "dns", "value": "a.test"},
+               "challenge": {"type": "http-02", "token": "t"},
+               "key_authorization": "k"},
+              {"identifier": {"type": "ip", "value": "not-an-ip"},
+               "challenge": {"type": "http-01", "token": "t"},
+               "key_authorization": "k"}):
+        with pytest.raises(RpcError) as ei:
+            env["main"].rpc.call("va.validate", p)
+        assert ei.value.type == "malformed", p
+
+
+def test_always_valid_knob(env):
+    r = env["always"].validate("anything.test", "http-01", "t", "t.t")
+    assert r["status"] == "valid"
+
+
+def test_many_validations_in_flight(env):
+    ROUTES.set(chal_path("par"), 200, b"par.thumb", delay=1)
+    results, errs = [], []
+
+    def one(i):
+        try:
+            c = RpcClient("unix:" + env["main"].sock)
+            results.append(c.call("va.validate", {
+                "identifier": {"type": "dns", "value": "p%d.test" % i},
+                "challenge": {"type": "http-01", "token": "par"},
+                "key_authorization": "par.thumb"})["status"])
+            c.close()
+        except Exception as e:  # pragma: no cover
+            errs.append(e)
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(24)]
+    t0 = time.time()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    # 24 one-second responses finish together, not one after another.
+    assert time.time() - t0 < 2.8, time.time() - t0
+    assert not errs and results == ["valid"] * 24
+
+
+def test_debug_server_health_and_metrics(env):
+    body = urllib.request.urlopen("http://127.0.0.1:21303/healthz", timeout=5).read()
+    assert body.strip() == b"ok"
+    m = urllib.request.urlopen("http://127.0.0.1:21303/metrics", timeout=5).read().decode()
+    assert 'anvil_va_validations_total{type="http-01",result="valid"}' in m
+
+
+def test_config_errors_name_the_key(env):
+    path = os.path.join(env["tmp"], "bad.json")
+    for cfg, needle in (({"rpc": {"listen": "unix:/x"}, "dns": {"tries": "2"}}, "dns.tries"),
+                        ({"rpc": {"listen": "unix:/x"}, "bogus": 1}, "bogus"),
+                        ({"rpc": {"listen": "unix:/x"}, "network": {"allow": ["10.0.0.0/99"]}},
+                         "network.allow"),
+                        ({"rpc": {"listen": "unix:/x"}, "dns": {"resolvers": ["nonsense"]}},
+                         "dns.resolvers")):
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        p = subprocess.run([VA_BIN, "--config", path, "--check"],
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode != 0
+        assert needle in p.stderr, (needle, p.stderr)
