@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# RPC benchmark (prints numbers, asserts nothing): round trips per second of
+# an empty call (test.echo {}) over a Unix socket and over mutual TLS, with
+# 1 and 16 client threads, against `anvil-rpc serve-test`.
+#   BINDIR=bin BENCH_SECONDS=5 RPC_BENCH_PORT=21020 scripts/bench-rpc.sh
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+BINDIR=${BINDIR:-bin}
+RPC=$BINDIR/anvil-rpc
+secs=${BENCH_SECONDS:-5}
+port=${RPC_BENCH_PORT:-21020}
+workers=${RPC_BENCH_WORKERS:-8}
+[ -x "$RPC" ] || { echo "bench-rpc.sh: $RPC not built (make)" >&2; exit 1; }
+tmp=$(mktemp -d /tmp/anvil-bench-rpc.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+scripts/mkipki.sh "$tmp/pki" sa ra >/dev/null
+ANVIL_LOG_LEVEL=warn "$RPC" serve-test --listen "unix:$tmp/b.sock" --workers "$workers" &
+pids+=($!)
+ANVIL_LOG_LEVEL=warn "$RPC" serve-test --listen "tcp:127.0.0.1:$port" --workers "$workers" \
+	--cert "$tmp/pki/sa.pem" --key "$tmp/pki/sa.key" --ca "$tmp/pki/rpc-ca.pem" &
+pids+=($!)
+tls=(--cert "$tmp/pki/ra.pem" --key "$tmp/pki/ra.key" --ca "$tmp/pki/rpc-ca.pem" --server-name sa)
+for _ in $(seq 1 100); do
+	"$RPC" call "unix:$tmp/b.sock" health.check >/dev/null 2>&1 &&
+		"$RPC" call "tcp:127.0.0.1:$port" health.check "${tls[@]}" >/dev/null 2>&1 && break
+	sleep 0.05
+done
+echo "rpc bench: empty call round trips, ${secs}s each, server workers=$workers, $(nproc) CPUs"
+for th in 1 16; do
+	r=$("$RPC" bench "unix:$tmp/b.sock" --threads "$th" --seconds "$secs" 2>&1 | grep -oE 'rps=[0-9]+ mean_latency_us=[0-9]+')
+	echo "  unix  threads=$th  $r"
+	r=$("$RPC" bench "tcp:127.0.0.1:$port" "${tls[@]}" --threads "$th" --seconds "$secs" 2>&1 | grep -oE 'rps=[0-9]+ mean_latency_us=[0-9]+')
+	echo "  tls   threads=$th  $r"
+done
