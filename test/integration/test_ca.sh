@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# The CA against a real PostgreSQL + anvil-sa: key ceremony, ca.* over RPC
+# (anvil-rpc), certificates for each key type and profile verified with
+# `openssl verify` on the default and the alternate chain, 16 parallel
+# issuances with distinct serials, CRLs (`openssl crl`, `openssl verify
+# -crl_check`) and OCSP (`openssl ocsp`) before and after a revocation,
+# `anvil-admin crl regenerate`, bad input, health while the SA is down.
+# Ports: ANVIL_CA_TEST_PORT_BASE (default 21200; the CA's range is
+# 21200-21299).
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+BINDIR=$(cd "${BINDIR:-bin}" 2>/dev/null && pwd || echo "$top/bin")
+BUILD=${BUILD:-build}
+RPC=$BINDIR/anvil-rpc
+base=${ANVIL_CA_TEST_PORT_BASE:-21200}
+P=0; F=0
+ok() { P=$((P + 1)); echo "ok     - $1"; }
+bad() { F=$((F + 1)); echo "not ok - $1"; }
+check() { local name=$1; shift; if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name"; fi; }
+finish() { echo "$P passed, $F failed"; [ "$F" -eq 0 ]; exit $?; }
+
+for b in anvil-sa anvil-ca anvil-admin anvil-rpc; do
+	[ -x "$BINDIR/$b" ] || { echo "missing $BINDIR/$b"; echo "0 passed, 1 failed"; exit 1; }
+done
+mkdir -p "$BUILD/tmp"
+tmp=$(mktemp -d "$(cd "$BUILD/tmp" && pwd)/ca-it.XXXXXX")
+chmod 0755 "$tmp"
+sa_pid=""; ca_pid=""
+cleanup() {
+	[ -n "$ca_pid" ] && kill -TERM "$ca_pid" 2>/dev/null
+	[ -n "$sa_pid" ] && kill -TERM "$sa_pid" 2>/dev/null
+	wait 2>/dev/null
+	scripts/pg.sh stop "$tmp/var/pg" >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# ---- bootstrap: config copy, PostgreSQL, schema, key ceremony ----------
+python3 scripts/mkconfig.py --out "$tmp/cfg" --var "$tmp/var" --port-base "$base" \
+	--bindir "$BINDIR" --set 'ca.json:crl_period="2s"' >/dev/null \
+	|| { echo "mkconfig failed"; echo "0 passed, 1 failed"; exit 1; }
+boot=$(BINDIR=$BINDIR scripts/bootstrap.sh "$tmp/cfg" "$tmp/var" 2>"$tmp/boot.err") \
+	|| { cat "$tmp/boot.err"; echo "0 passed, 1 failed"; exit 1; }
+export ANVIL_SA_DSN=$(sed -n 's/^ANVIL_SA_DSN=//p' <<<"$boot")
+pki=$tmp/var/pki
+run=$tmp/var/run
+dbg=$((base + 12))
+
+check "ceremony wrote every file" test -s "$pki/root.pem" -a -s "$pki/root2.pem" -a -s "$pki/int-ecdsa.pem" \
+	-a -s "$pki/int-ecdsa-cross.pem" -a -s "$pki/int-rsa.pem" -a -s "$pki/roots.pem" -a -s "$pki/issuers.json"
+modes=$(stat -c %a "$pki/root.key" "$pki/root2.key" "$pki/int-ecdsa.key" "$pki/int-rsa.key" | sort -u)
+check "private keys are 0600" test "$modes" = 600
+check "roots.pem holds both roots" test "$(grep -c 'BEGIN CERTIFICATE' "$pki/roots.pem")" = 2
+check "intermediates chain to the roots (openssl verify)" \
+	openssl verify -CAfile "$pki/root.pem" "$pki/int-ecdsa.pem" "$pki/int-rsa.pem"
+check "cross-signed intermediate chains to the alternate root" \
+	openssl verify -CAfile "$pki/root2.pem" "$pki/int-ecdsa-cross.pem"
+sum1=$(cat "$pki"/*.key | sha256sum)
+"$BINDIR/anvil-admin" ca init --dir "$pki" >"$tmp/reinit.out" 2>&1; rc=$?
+sum2=$(cat "$pki"/*.key | sha256sum)
+check "ca init refuses to overwrite (exit 1, keys unchanged)" \
+	test "$rc" -eq 1 -a "$sum1" = "$sum2"
+check "ca init says why" grep -q "already exists" "$tmp/reinit.out"
+
+# ---- start SA and CA ---------------------------------------------------
+"$BINDIR/anvil-sa" --config "$tmp/cfg/sa.json" >"$tmp/sa.log" 2>&1 &
+sa_pid=$!
+"$BINDIR/anvil-ca" --config "$tmp/cfg/ca.json" >"$tmp/ca.log" 2>&1 &
+ca_pid=$!
+healthy() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$dbg/healthz")" = 200 ]; }
+up=0
+for _ in $(seq 1 100); do if [ -S "$run/ca.sock" ] && healthy; then up=1; break; fi; sleep 0.1; done
+if [ "$up" != 1 ]; then
+	bad "anvil-ca starts and is healthy"
+	tail -n 20 "$tmp/ca.log" "$tmp/sa.log"
+	finish
+fi
+ok "anvil-ca starts and is healthy"
+check "/metrics is served" bash -c "curl -s http://127.0.0.1:$dbg/metrics | grep -q anvil_"
+
+call() { "$RPC" call "unix:$run/$1.sock" "${@:2}"; }
+jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+b64d() { python3 -c "import sys,json,base64;d=json.load(sys.stdin)['der'];sys.stdout.buffer.write(base64.urlsafe_b64decode(d+'='*(-len(d)%4)))"; }
+b64u() { base64 -w0 "$1" | tr '+/' '-_' | tr -d '='; }
+
+out=$(call ca ca.profiles)
+check "ca.profiles lists classic tlsserver shortlived clientauth" \
+	test "$(jq_ 'sorted(d["profiles"].keys())' <<<"$out")" = "['classic', 'clientauth', 'shortlived', 'tlsserver']"
+out=$(call ca ca.get_issuers)
+check "ca.get_issuers: two issuers, ECDSA one with an alternate chain" \
+	test "$(jq_ '[len(i["chains_pem"]) for i in d["issuers"]]' <<<"$out")" = "[2, 1]"
+
+acct=$(call sa sa.new_account '{"key":{"kty":"EC","crv":"P-256","x":"eA","y":"eQ"},"thumbprint":"ca-it-1","contact":[],"tos_agreed":true}' | jq_ 'd["id"]')
+[ -n "$acct" ] || acct=1
+
+# make_csr KEYTYPE OUT SAN [CN]
+make_csr() {
+	local kt=$1 out=$2 san=$3 cn=${4:-} subj=/
+	[ -n "$cn" ] && subj="/CN=$cn"
+	if [ "$kt" = ecdsa ]; then
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$out.key" \
+			-subj "$subj" -addext "subjectAltName=$san" -outform DER -out "$out.csr" 2>/dev/null
+	else
+		openssl req -new -newkey rsa:2048 -nodes -keyout "$out.key" \
+			-subj "$subj" -addext "subjectAltName=$san" -outform DER -out "$out.csr" 2>/dev/null
+	fi
+}
+
+# issue NAME PROFILE IDENTIFIERS_JSON: writes $tmp/NAME.json and splits PEMs.
+issue() {
+	local name=$1 profile=$2 ids=$3
+	call ca ca.issue "{\"csr\":\"$(b64u "$tmp/$name.csr")\",\"identifiers\":$ids,\"profile\":\"$profile\",\"account_id\":$acct}" >"$tmp/$name.json" 2>&1 || return 1
+	python3 - "$tmp/$name" <<'PY'
+import json, re, sys
+p = sys.argv[1]
+r = json.load(open(p + ".json"))
+pem = lambda s: re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", s, re.S)
+c = pem(r["chain_pem"])
+open(p + ".pem", "w").write(c[0])
+open(p + ".int.pem", "w").write("".join(c[1:]))
+for i, a in enumerate(r["alternates_pem"]):
+    open(p + ".alt%d.pem" % i, "w").write("".join(pem(a)[1:]))
+PY
+}
+
+ids2='[{"type":"dns","value":"a.example.com"},{"type":"dns","value":"b.example.com"}]'
+for kt in ecdsa rsa; do
+	for prof in classic tlsserver shortlived clientauth; do
+		n=$kt-$prof
+		make_csr "$kt" "$tmp/$n" "DNS:b.example.com,DNS:a.example.com" a.example.com
+		if ! issue "$n" "$prof" "$ids2"; then
+			bad "$kt/$prof: ca.issue"; cat "$tmp/$n.json"; continue
+		fi
+		purpose=sslserver
+		[ "$prof" = clientauth ] && purpose=sslclient
+		check "$kt/$prof: openssl verify (default chain, $purpose)" \
+			openssl verify -purpose "$purpose" -CAfile "$pki/root.pem" -untrusted "$tmp/$n.int.pem" "$tmp/$n.pem"
+		if [ "$kt" = ecdsa ]; then
+			check "$kt/$prof: openssl verify (alternate chain to root2)" \
+				openssl verify -purpose "$purpose" -CAfile "$pki/root2.pem" -untrusted "$tmp/$n.alt0.pem" "$tmp/$n.pem"
+		fi
+	done
+done
+txt=$(openssl x509 -in "$tmp/ecdsa-classic.pem" -noout -text)
+check "classic keeps the CN, SANs in CSR order" bash -c 'grep -q "Subject: CN *= *a.example.com" <<<"$0" && grep -q "DNS:b.example.com, DNS:a.example.com" <<<"$0"' "$txt"
+check "tlsserver omits the CN" bash -c '! openssl x509 -in "$0" -noout -subject | grep -q CN' "$tmp/ecdsa-tlsserver.pem"
+check "shortlived is 7 days" bash -c 'nb=$(date -d "$(openssl x509 -in "$0" -noout -startdate | cut -d= -f2)" +%s); na=$(date -d "$(openssl x509 -in "$0" -noout -enddate | cut -d= -f2)" +%s); [ $((na - nb + 1)) -eq 604800 ]' "$tmp/rsa-shortlived.pem"
+check "clientauth is not a server certificate" bash -c '! openssl verify -purpose sslserver -CAfile "$0" -untrusted "$1" "$2"' "$pki/root.pem" "$tmp/ecdsa-clientauth.int.pem" "$tmp/ecdsa-clientauth.pem"
+check "RSA leaf comes from the RSA intermediate" bash -c 'openssl x509 -in "$0" -noout -issuer | grep -q "RSA Intermediate"' "$tmp/rsa-classic.pem"
+serial=$(jq_ 'd["serial"]' <"$tmp/ecdsa-classic.json")
+issuer=$(jq_ 'd["issuer_id"]' <"$tmp/ecdsa-classic.json")
+stored=$(call sa sa.get_certificate "{\"serial\":\"$serial\"}")
+check "certificate is stored in the SA with issuer, shard and key hash" \
+	test "$(jq_ 'd["issuer_id"] == "'"$issuer"'" and len(d["key_hash"]) == 64 and d["shard"] >= 0' <<<"$stored")" = True
+shard=$(jq_ 'd["shard"]' <<<"$stored")
+check "serial is 18 bytes with the configured prefix 7f" bash -c '[ ${#0} -eq 36 ] && [ "${0:0:2}" = 7f ]' "$serial"
+check "audit line for the signature" grep -q "AUDIT.*event=issuance serial=$serial" "$tmp/ca.log"
+
+# ---- 16 parallel issuances ------------------------------------------------
+make_csr ecdsa "$tmp/par" "DNS:par.example.com"
+csr=$(b64u "$tmp/par.csr")
+ppids=()
+for i in $(seq 1 16); do
+	call ca ca.issue "{\"csr\":\"$csr\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"par.example.com\"}],\"profile\":\"shortlived\",\"account_id\":$acct}" >"$tmp/par.$i.json" 2>&1 &
+	ppids+=($!)
+done
+wait "${ppids[@]}"
+nser=$(cat "$tmp"/par.*.json | grep -o '"serial": "[0-9a-f]*"' | sort -u | wc -l)
+check "16 parallel ca.issue calls: 16 distinct serials" test "$nser" -eq 16
+
+# ---- CRL and OCSP before revocation ----------------------------------------
+out=$("$BINDIR/anvil-admin" crl regenerate --ca "unix:$run/ca.sock" 2>&1); rc=$?
+check "anvil-admin crl regenerate signs every shard (2 issuers x 4)" \
+	test "$rc" -eq 0 -a "$(grep -c '^issuer .* shard .* number ' <<<"$out")" -eq 8
+call ca ca.generate_crl "{\"issuer_id\":\"$issuer\",\"shard\":$shard}" | b64d >"$tmp/crl1.der"
+check "openssl crl verifies the shard CRL" openssl crl -inform DER -in "$tmp/crl1.der" -CAfile "$tmp/ecdsa-classic.int.pem" -noout
+check "CRL has the shard's IDP URL" bash -c 'openssl crl -inform DER -in "$0" -noout -text | grep -q "/crl/$1/$2.crl"' "$tmp/crl1.der" "$issuer" "$shard"
+check "certificate not on the CRL before revocation" bash -c '! openssl crl -inform DER -in "$0" -noout -text | grep -qi "$1"' "$tmp/crl1.der" "$serial"
+stored_crl=$(call sa sa.get_crl "{\"issuer_id\":\"$issuer\",\"shard\":$shard}")
+check "CRL is stored in the SA" test "$(jq_ 'd["number"] >= 1' <<<"$stored_crl")" = True
+call ca ca.ocsp "{\"serial\":\"$serial\"}" | b64d >"$tmp/ocsp1.der"
+o=$(openssl ocsp -respin "$tmp/ocsp1.der" -issuer "$tmp/ecdsa-classic.int.pem" -cert "$tmp/ecdsa-classic.pem" \
+	-CAfile "$pki/root.pem" -no_nonce 2>&1)
+check "openssl ocsp: response verifies, status good" bash -c 'grep -q "Response verify OK" <<<"$0" && grep -q ": good" <<<"$0"' "$o"
+rsaserial=$(jq_ 'd["serial"]' <"$tmp/rsa-classic.json")
+call ca ca.ocsp "{\"serial\":\"$rsaserial\"}" | b64d >"$tmp/ocsp-rsa.der"
+o=$(openssl ocsp -respin "$tmp/ocsp-rsa.der" -issuer "$tmp/rsa-classic.int.pem" -cert "$tmp/rsa-classic.pem" \
+	-CAfile "$pki/root.pem" -no_nonce 2>&1)
+check "openssl ocsp: RSA issuer response verifies, good" bash -c 'grep -q "Response verify OK" <<<"$0" && grep -q ": good" <<<"$0"' "$o"
+
+# ---- revoke, then CRL and OCSP again ---------------------------------------
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+call sa sa.revoke_certificate "{\"serial\":\"$serial\",\"reason\":1,\"revoked_at\":\"$now\"}" >/dev/null
+call ca ca.generate_crl "{\"issuer_id\":\"$issuer\",\"shard\":$shard}" | b64d >"$tmp/crl2.der"
+check "openssl crl verifies the new CRL" openssl crl -inform DER -in "$tmp/crl2.der" -CAfile "$tmp/ecdsa-classic.int.pem" -noout
+n1=$(openssl crl -inform DER -in "$tmp/crl1.der" -noout -crlnumber | cut -d= -f2)
+n2=$(openssl crl -inform DER -in "$tmp/crl2.der" -noout -crlnumber | cut -d= -f2)
+check "CRL number increases" test $((n2)) -gt $((n1))
+check "revoked certificate is on the CRL with keyCompromise" bash -c 'openssl crl -inform DER -in "$0" -noout -text | grep -A6 -i "$1" | grep -q "Key Compromise"' "$tmp/crl2.der" "$serial"
+openssl crl -inform DER -in "$tmp/crl2.der" -out "$tmp/crl2.pem"
+o=$(openssl verify -crl_check -CRLfile "$tmp/crl2.pem" -CAfile "$pki/root.pem" -untrusted "$tmp/ecdsa-classic.int.pem" "$tmp/ecdsa-classic.pem" 2>&1)
+check "openssl verify -crl_check reports the certificate revoked" grep -q "certificate revoked" <<<"$o"
+call ca ca.ocsp "{\"serial\":\"$serial\"}" | b64d >"$tmp/ocsp2.der"
+o=$(openssl ocsp -respin "$tmp/ocsp2.der" -issuer "$tmp/ecdsa-classic.int.pem" -cert "$tmp/ecdsa-classic.pem" \
+	-CAfile "$pki/root.pem" -no_nonce 2>&1)
+check "openssl ocsp: status revoked, reason keyCompromise" bash -c 'grep -q "Response verify OK" <<<"$0" && grep -q ": revoked" <<<"$0" && grep -q "keyCompromise" <<<"$0"' "$o"
+# The timer (crl_period 2s in this test) republishes the shard on its own.
+sleep 3
+stored_crl2=$(call sa sa.get_crl "{\"issuer_id\":\"$issuer\",\"shard\":$shard}")
+check "the CRL timer regenerates shards" test "$(jq_ 'd["number"]' <<<"$stored_crl2")" -gt "$((n2))"
+
+# ---- bad input -------------------------------------------------------------
+o=$(call ca ca.issue '{"csr":"AAAA","identifiers":[{"type":"dns","value":"x.example.com"}],"account_id":1}' 2>&1)
+check "garbage CSR -> badCSR" grep -q '"type":"badCSR"' <<<"$o"
+o=$(call ca ca.issue "{\"csr\":\"$csr\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"par.example.com\"}],\"profile\":\"nope\",\"account_id\":$acct}" 2>&1)
+check "unknown profile -> invalidProfile" grep -q '"type":"invalidProfile"' <<<"$o"
+o=$(call ca ca.issue '{"csr":5}' 2>&1)
+check "wrong param types -> malformed" grep -q '"type":"malformed"' <<<"$o"
+o=$(call ca ca.ocsp '{"serial":"00112233"}' 2>&1)
+check "OCSP for an unknown serial -> notFound" grep -q '"type":"notFound"' <<<"$o"
+o=$(call ca ca.generate_crl "{\"issuer_id\":\"$issuer\",\"shard\":99}" 2>&1)
+check "CRL for a shard out of range -> malformed" grep -q '"type":"malformed"' <<<"$o"
+check "the CA is still healthy after bad input" healthy
+
+# ---- health follows the SA -------------------------------------------------
+kill -TERM "$sa_pid"; wait "$sa_pid" 2>/dev/null; sa_pid=""
+down=0
+for _ in $(seq 1 50); do if ! healthy; then down=1; break; fi; sleep 0.1; done
+check "/healthz is 503 while the SA is down" test "$down" = 1
+"$BINDIR/anvil-sa" --config "$tmp/cfg/sa.json" >>"$tmp/sa.log" 2>&1 &
+sa_pid=$!
+back=0
+for _ in $(seq 1 100); do if healthy; then back=1; break; fi; sleep 0.1; done
+check "/healthz recovers when the SA is back" test "$back" = 1
+
+kill -TERM "$ca_pid"; wait "$ca_pid"; rc=$?; ca_pid=""
+check "SIGTERM stops anvil-ca cleanly" test "$rc" -eq 0
+finish
