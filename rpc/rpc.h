@@ -167,4 +167,23 @@ int rpc_call_async(struct rpc_client *c, struct event_base *base,
     const char *method, json_t *params, int timeout_ms,
     const char *request_id, rpc_done_fn done, void *arg);
 
+/* ------------------------------------------------------------------ */
+/* Helpers (extensions)                                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Enables libevent's pthreads support (once per process; also done by
+ * rpc_server_new and rpc_client_new). Call it from main() before creating
+ * an event_base that will receive rpc_call_async callbacks. 0 or -1.
+ */
+int rpc_init(void);
+
+/*
+ * Milliseconds left before the call's deadline, for a handler that calls
+ * further services: min(remaining, cap_ms) (cap_ms <= 0: no cap); 1 when
+ * the deadline has already passed; cap_ms (or 0 = client default) when the
+ * call has no deadline. Borrows req.
+ */
+int rpc_req_remaining_ms(const struct rpc_req *req, int cap_ms);
+
 #endif /* ANVIL_RPC_H */

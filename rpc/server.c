@@ -31,10 +31,13 @@
 #define SRV_MAX_INFLIGHT_PER_CONN 1024
 /* Longest wait for in-flight calls and unsent replies when draining. */
 #define SRV_DRAIN_MAX_MS 30000
+/* A connection must finish its TLS handshake within this time. */
+#define SRV_HANDSHAKE_SECS 10
 
 struct srv_conn {
 	struct rpc_server *s;
 	struct rpc_xport *x; /* NULL once closed */
+	struct event *hs_timer; /* handshake deadline, until ready */
 	char *peer;	     /* "uid:N" or certificate name; NULL until known */
 	char *user;	     /* unix user name, may be NULL */
 	char desc[80];	     /* for logs */
@@ -189,6 +192,8 @@ conn_free(struct srv_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	rpc_xport_free(c->x);
+	if (c->hs_timer != NULL)
+		event_free(c->hs_timer);
 	free(c->peer);
 	free(c->user);
 	free(c);
@@ -205,8 +210,21 @@ conn_close(struct srv_conn *c, const char *why)
 		rpc_xport_free(c->x);
 		c->x = NULL;
 	}
+	if (c->hs_timer != NULL)
+		(void)event_del(c->hs_timer);
 	if (c->inflight == 0)
 		conn_free(c);
+}
+
+static void
+conn_on_hs_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (!c->ready)
+		conn_close(c, "no completed handshake in time");
 }
 
 static void
@@ -405,6 +423,8 @@ conn_on_xport(struct rpc_xport *x, enum rpc_xport_event ev, void *arg)
 			snprintf(c->desc, sizeof(c->desc), "tls:%s", name);
 		}
 		c->ready = 1;
+		if (c->hs_timer != NULL)
+			(void)event_del(c->hs_timer);
 		log_debug("rpc: connection from %s", c->desc);
 		return 0;
 	case RPC_XPORT_READ:
@@ -469,9 +489,18 @@ srv_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
 		snprintf(c->desc, sizeof(c->desc), "tcp:%s:%s", host, serv);
 	}
+	if (s->ssl_ctx != NULL) {
+		struct timeval tv = {SRV_HANDSHAKE_SECS, 0};
+
+		c->hs_timer = evtimer_new(s->base, conn_on_hs_timeout, c);
+		if (c->hs_timer != NULL)
+			(void)evtimer_add(c->hs_timer, &tv);
+	}
 	c->x = rpc_xport_new(s->base, fd, s->ssl_ctx, 1, NULL, 0,
 	    conn_on_xport, c);
 	if (c->x == NULL) {
+		if (c->hs_timer != NULL)
+			event_free(c->hs_timer);
 		log_error("rpc: cannot set up connection %s", c->desc);
 		free(c->peer);
 		free(c->user);

@@ -241,3 +241,24 @@ rpc_threads_init(void)
 		return -1;
 	return rpc_threads_rc;
 }
+
+int
+rpc_init(void)
+{
+	return rpc_threads_init();
+}
+
+int
+rpc_req_remaining_ms(const struct rpc_req *req, int cap_ms)
+{
+	int64_t left;
+
+	if (req == NULL || req->deadline_ms == 0)
+		return cap_ms > 0 ? cap_ms : 0;
+	left = req->deadline_ms - time_now_ms();
+	if (left < 1)
+		return 1;
+	if (cap_ms > 0 && left > cap_ms)
+		return cap_ms;
+	return left > INT32_MAX ? INT32_MAX : (int)left;
+}

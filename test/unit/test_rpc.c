@@ -272,6 +272,23 @@ test_authorized(struct th *t)
 	json_decref(a);
 }
 
+static void
+test_remaining(struct th *t)
+{
+	struct rpc_req r;
+	int left;
+
+	memset(&r, 0, sizeof(r));
+	TH_CHECK(t, rpc_req_remaining_ms(&r, 500) == 500);
+	TH_CHECK(t, rpc_req_remaining_ms(&r, 0) == 0);
+	r.deadline_ms = time_now_ms() - 5;
+	TH_CHECK(t, rpc_req_remaining_ms(&r, 500) == 1);
+	r.deadline_ms = time_now_ms() + 10000;
+	left = rpc_req_remaining_ms(&r, 0);
+	TH_CHECK(t, left > 9000 && left <= 10000);
+	TH_CHECK(t, rpc_req_remaining_ms(&r, 300) == 300);
+}
+
 /* ---------------------------------------------------------------- */
 /* In-process server + client                                         */
 /* ---------------------------------------------------------------- */
@@ -675,6 +692,7 @@ main(void)
 	TH_RUN(&t, test_addr_parse);
 	TH_RUN(&t, test_config);
 	TH_RUN(&t, test_authorized);
+	TH_RUN(&t, test_remaining);
 	TH_RUN(&t, test_live);
 	TH_RUN(&t, test_denied_and_deadline);
 	TH_RUN(&t, test_unreachable);
