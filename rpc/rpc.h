@@ -60,11 +60,14 @@ struct rpc_method {
  *   "tls": {"cert": "...", "key": "...", "ca": "..."},   (tcp only)
  *   "allow": {"sa.get_order": ["wfe","ra"], "*": ["admin"]}
  * }
- * Identities in "allow": for TLS the client certificate's CN/SAN DNS name;
- * for Unix sockets "uid:<n>" or a user name, or "*" meaning any peer that
- * could connect (the socket's file mode is then the access control).
- * A method with no entry falls back to "*"; no entry at all = denied.
- * health.check is always allowed.
+ * Identities in "allow": for TLS the client certificate's first SAN DNS
+ * name (else CN); for Unix sockets "uid:<n>" or a user name, or "*" meaning
+ * any peer that could connect (the socket's file mode is then the access
+ * control). Keys are method names, prefixes ending in "*" ("sa.get_*") or
+ * "*" (all methods); a call is allowed when any key matching its method
+ * lists the caller, so a method with no entry of its own falls back to "*";
+ * no matching key at all = denied. health.check is always allowed.
+ * Call rpc_server_config_clear after use, also after a failed parse.
  */
 struct rpc_server_config {
 	char *listen;
@@ -139,7 +142,9 @@ struct rpc_client;
  * Creates a client; does not connect yet (connections are made on demand
  * and re-made with backoff after failures, so a peer may start later or
  * restart). Borrows cfg only during the call; metrics may be NULL and must
- * outlive the client. `name` labels metrics (e.g. "sa").
+ * outlive the client. `name` labels metrics (e.g. "sa") and is the server
+ * name a TLS peer's certificate must carry unless tls.server_name is set.
+ * Starts one I/O thread. rpc_client_free fails calls still pending.
  */
 struct rpc_client *rpc_client_new(const struct rpc_client_config *cfg,
     const char *name, struct metrics *metrics, char *err, size_t errlen);
@@ -159,7 +164,11 @@ int rpc_call(struct rpc_client *c, const char *method, json_t *params,
 
 /*
  * Asynchronous call for libevent users: the callback runs on `base`'s
- * thread with either result (borrowed) or prob (borrowed), exactly once.
+ * thread with either result (borrowed) or prob (borrowed), exactly once,
+ * also on timeout or failure. `base` must have been created after
+ * rpc_init() (or any rpc_client_new/rpc_server_new), must keep running
+ * (e.g. EVLOOP_NO_EXIT_ON_EMPTY) and outlive the call. Returns 0, or -1
+ * (bad arguments, request too large; the callback will not run).
  */
 struct event_base;
 typedef void (*rpc_done_fn)(void *arg, json_t *result, struct problem *prob);
