@@ -171,7 +171,12 @@ out:
 	return rc;
 }
 
-/* 1 if the imported key passes OpenSSL's full public key check. */
+/*
+ * 1 if the imported EC key passes OpenSSL's quick public key check: not the
+ * point at infinity, coordinates below p, on the curve. The full check's
+ * extra n*Q == O test costs a scalar multiplication and adds nothing here:
+ * P-256/384/521 have cofactor 1, so every other on-curve point has order n.
+ */
 static int
 pkey_public_ok(EVP_PKEY *pkey)
 {
@@ -180,7 +185,7 @@ pkey_public_ok(EVP_PKEY *pkey)
 
 	if (ctx == NULL)
 		return 0;
-	ok = EVP_PKEY_public_check(ctx) == 1;
+	ok = EVP_PKEY_public_check_quick(ctx) == 1;
 	EVP_PKEY_CTX_free(ctx);
 	return ok;
 }

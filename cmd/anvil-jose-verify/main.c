@@ -16,6 +16,8 @@
  *                         MAC key (its url must be --url, or the outer url)
  *     --key-authz TOKEN   also print the key authorization of TOKEN for the
  *                         signing key and its dns-01 digest
+ *   anvil-jose-verify --bench SECONDS
+ *                         verifications/s for ES256 and RS256 (bench.c)
  *
  * Output: {"ok": true, "alg", "url", "nonce", "kid", "thumbprint",
  * "post_as_get", "payload", "new_key_thumbprint", "eab_kid",
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/anvil-jose-verify/bench.h"
 #include "core/core.h"
 #include "jose/jose.h"
 
@@ -202,6 +205,10 @@ main(int argc, char **argv)
 	int rc = 2;
 
 	log_init("anvil-jose-verify", LOG_LEVEL_WARN);
+	if (argc == 3 && strcmp(argv[1], "--bench") == 0) {
+		rc = jose_bench_run(atof(argv[2])) == 0 ? 0 : 2;
+		goto out;
+	}
 	if (parse_args(argc, argv, &o) != 0) {
 		rc = usage();
 		goto out;
