@@ -236,4 +236,5 @@ check "/healthz recovers when the SA is back" test "$back" = 1
 
 kill -TERM "$ca_pid"; wait "$ca_pid"; rc=$?; ca_pid=""
 check "SIGTERM stops anvil-ca cleanly" test "$rc" -eq 0
+check "no sanitizer or BUG report in the CA log" bash -c '! grep -E "AddressSanitizer|LeakSanitizer|runtime error| BUG " "$0"' "$tmp/ca.log"
 finish
