@@ -68,8 +68,8 @@ void jose_policy_default(struct jose_policy *p);
 int jose_policy_allows(const struct jose_policy *p, enum jose_alg a);
 /*
  * The allowed algorithms as a JSON array of strings, e.g.
- * ["RS256","ES256","ES384"] (new reference), for a problem's
- * "algorithms" member.
+ * ["RS256","ES256","ES384"] (new reference), for the "algorithms" member
+ * the WFE adds to a badSignatureAlgorithm problem (RFC 8555 §6.2).
  */
 json_t *jose_policy_algs_json(const struct jose_policy *p);
 
@@ -83,7 +83,8 @@ enum jwk_kty { JWK_KTY_RSA, JWK_KTY_EC, JWK_KTY_OKP, JWK_KTY__MAX };
 struct jwk {
 	EVP_PKEY *pkey;		/* owned */
 	enum jwk_kty kty;
-	const char *crv;	/* static: "P-256", "P-384", "P-521", "Ed25519"; NULL for RSA */
+	const char *crv;	/* static: "P-256" "P-384" "P-521" "Ed25519"; */
+				/* NULL for RSA */
 	enum jose_alg alg;	/* the one JWS alg this key signs with */
 	int bits;		/* RSA modulus / curve size */
 	json_t *json;		/* owned: canonical public members only */
@@ -129,7 +130,7 @@ struct jws {
 	json_t *protected_hdr;	/* owned: the decoded protected header */
 	uint8_t *payload;	/* owned, NUL-terminated (not counted) */
 	size_t payload_len;
-	int is_post_as_get;	/* payload is empty ("" ) */
+	int is_post_as_get;	/* payload is empty ("") */
 	char *signing_input;	/* owned: "<protected b64>.<payload b64>" */
 	size_t signing_input_len;
 	uint8_t *sig;		/* owned: raw signature bytes */
@@ -154,8 +155,10 @@ void jws_free(struct jws *j);
 /*
  * Verifies the signature of j with key (both borrowed): the header alg must
  * be the alg of the key (else badSignatureAlgorithm), ECDSA signatures must
- * be r||s of the curve's exact length, then the signature must verify
- * (else malformed "JWS signature verification failed").
+ * be r||s of the curve's exact length (else malformed, the detail says
+ * when it looks DER-encoded), RSA signatures the modulus length, then the
+ * signature must verify (else malformed "JWS signature verification
+ * failed", as Boulder and Pebble answer).
  * The WFE passes j->jwk for new-account / revoke-by-key, or the account's
  * stored key for kid requests. 0 if valid, -1 and *prob otherwise.
  */
