@@ -1,0 +1,232 @@
+/*
+ * stats.c - latency samples per request kind, failures by reason, and the
+ * final report (JSON and text). Each worker owns one lg_stats; main merges
+ * them after the workers have joined, so nothing here locks.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "cmd/anvil-loadgen/lg.h"
+
+static const char *const req_names[LG_REQ__MAX] = {
+	[LG_REQ_NONCE] = "newNonce",
+	[LG_REQ_NEW_ACCOUNT] = "newAccount",
+	[LG_REQ_NEW_ORDER] = "newOrder",
+	[LG_REQ_AUTHZ] = "authz",
+	[LG_REQ_CHALLENGE] = "challenge",
+	[LG_REQ_POLL_AUTHZ] = "pollAuthz",
+	[LG_REQ_FINALIZE] = "finalize",
+	[LG_REQ_POLL_ORDER] = "pollOrder",
+	[LG_REQ_CERT] = "certificate",
+	[LG_REQ_ISSUANCE] = "issuance",
+};
+
+const char *
+lg_req_name(enum lg_req k)
+{
+	return k < LG_REQ__MAX ? req_names[k] : "?";
+}
+
+void
+lg_stats_init(struct lg_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->failures = json_object();
+}
+
+void
+lg_stats_clear(struct lg_stats *s)
+{
+	int k;
+
+	if (s == NULL)
+		return;
+	for (k = 0; k < LG_REQ__MAX; k++)
+		free(s->samples[k]);
+	json_decref(s->failures);
+	memset(s, 0, sizeof(*s));
+}
+
+void
+lg_stats_add(struct lg_stats *s, enum lg_req k, double ms)
+{
+	if (s->count[k] == s->cap[k]) {
+		s->cap[k] = s->cap[k] == 0 ? 256 : s->cap[k] * 2;
+		s->samples[k] = xrealloc(s->samples[k],
+		    s->cap[k] * sizeof(double));
+	}
+	s->samples[k][s->count[k]++] = ms;
+}
+
+/* json_object_set_new that reports (never ignores) a failure. */
+static void
+jset(json_t *obj, const char *key, json_t *val)
+{
+	if (json_object_set_new(obj, key, val) != 0)
+		log_bug("cannot set %s", key);
+}
+
+static void
+fail_add(json_t *obj, const char *reason, json_int_t n)
+{
+	json_t *cur = json_object_get(obj, reason);
+	json_int_t v = json_is_integer(cur) ? json_integer_value(cur) : 0;
+
+	jset(obj, reason, json_integer(v + n));
+}
+
+void
+lg_stats_fail(struct lg_stats *s, const char *reason)
+{
+	fail_add(s->failures, reason != NULL ? reason : "unknown", 1);
+}
+
+void
+lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src)
+{
+	const char *key;
+	json_t *val;
+	int k;
+
+	for (k = 0; k < LG_REQ__MAX; k++) {
+		size_t i;
+
+		for (i = 0; i < src->count[k]; i++)
+			lg_stats_add(dst, (enum lg_req)k, src->samples[k][i]);
+		dst->errors[k] += src->errors[k];
+	}
+	json_object_foreach(src->failures, key, val)
+		fail_add(dst->failures, key, json_integer_value(val));
+	dst->issued += src->issued;
+	dst->bad_nonce_retries += src->bad_nonce_retries;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of sorted v[0..n). */
+static double
+pct(const double *v, size_t n, double p)
+{
+	size_t rank;
+
+	if (n == 0)
+		return 0;
+	rank = (size_t)ceil(p / 100.0 * (double)n);
+	if (rank < 1)
+		rank = 1;
+	return v[rank - 1];
+}
+
+static double
+round3(double v)
+{
+	return round(v * 1000.0) / 1000.0;
+}
+
+json_t *
+lg_stats_json(struct lg_stats *s, const struct lg_summary *sum)
+{
+	json_t *out = json_object(), *lat = json_object();
+	json_int_t failed = 0;
+	const char *key;
+	json_t *val;
+	int k;
+
+	json_object_foreach(s->failures, key, val)
+		failed += json_integer_value(val);
+	for (k = 0; k < LG_REQ__MAX; k++) {
+		size_t n = s->count[k];
+		double *v = s->samples[k], total = 0;
+		size_t i;
+
+		if (n == 0)
+			continue;
+		qsort(v, n, sizeof(double), cmp_double);
+		for (i = 0; i < n; i++)
+			total += v[i];
+		jset(lat, lg_req_name((enum lg_req)k),
+		    json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "count",
+			(json_int_t)n, "errors", (json_int_t)s->errors[k],
+			"mean_ms", round3(total / (double)n), "p50_ms",
+			round3(pct(v, n, 50)), "p90_ms", round3(pct(v, n, 90)),
+			"p99_ms", round3(pct(v, n, 99)), "max_ms",
+			round3(v[n - 1])));
+	}
+	jset(out, "directory", json_string(sum->directory));
+	jset(out, "clients", json_integer(sum->clients));
+	jset(out, "names_per_order",
+	    json_integer(sum->names_per_order));
+	jset(out, "accounts", json_integer(sum->accounts_ok));
+	jset(out, "elapsed_s", json_real(round3(sum->elapsed_s)));
+	jset(out, "setup_s", json_real(round3(sum->setup_s)));
+	jset(out, "issued", json_integer((json_int_t)s->issued));
+	jset(out, "failed", json_integer(failed));
+	jset(out, "issuances_per_s",
+	    json_real(sum->elapsed_s > 0 ?
+		    round3((double)s->issued / sum->elapsed_s) :
+		    0));
+	jset(out, "failures", json_incref(s->failures));
+	jset(out, "bad_nonce_retries",
+	    json_integer((json_int_t)s->bad_nonce_retries));
+	jset(out, "connections",
+	    json_integer((json_int_t)sum->connections));
+	jset(out, "http01_served",
+	    json_integer((json_int_t)sum->http01_served));
+	jset(out, "loadgen_cpu_s",
+	    json_real(round3(sum->loadgen_cpu_s)));
+	jset(out, "latency", lat);
+	return out;
+}
+
+static double
+num(const json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+void
+lg_stats_print(FILE *f, const json_t *r)
+{
+	const json_t *lat = json_object_get(r, "latency"), *fails;
+	const char *key;
+	json_t *val;
+	int k;
+
+	fprintf(f, "directory    %s\n",
+	    json_string_value(json_object_get(r, "directory")));
+	fprintf(f, "clients      %d (accounts %d), %d name(s) per order\n",
+	    (int)num(r, "clients"), (int)num(r, "accounts"),
+	    (int)num(r, "names_per_order"));
+	fprintf(f, "issued       %.0f in %.2f s = %.2f issuances/s\n",
+	    num(r, "issued"), num(r, "elapsed_s"), num(r, "issuances_per_s"));
+	fprintf(f, "failed       %.0f\n", num(r, "failed"));
+	fails = json_object_get(r, "failures");
+	json_object_foreach((json_t *)fails, key, val)
+		fprintf(f, "  %-32s %lld\n", key,
+		    (long long)json_integer_value(val));
+	fprintf(f, "badNonce retries %.0f, connections %.0f, http-01 served "
+		   "%.0f, loadgen CPU %.2f s\n",
+	    num(r, "bad_nonce_retries"), num(r, "connections"),
+	    num(r, "http01_served"), num(r, "loadgen_cpu_s"));
+	fprintf(f, "%-12s %8s %6s %9s %9s %9s %9s %9s\n", "latency(ms)",
+	    "count", "errors", "mean", "p50", "p90", "p99", "max");
+	for (k = 0; k < LG_REQ__MAX; k++) {
+		const json_t *o = json_object_get(lat,
+		    lg_req_name((enum lg_req)k));
+
+		if (o == NULL)
+			continue;
+		fprintf(f, "%-12s %8.0f %6.0f %9.2f %9.2f %9.2f %9.2f %9.2f\n",
+		    lg_req_name((enum lg_req)k), num(o, "count"),
+		    num(o, "errors"), num(o, "mean_ms"), num(o, "p50_ms"),
+		    num(o, "p90_ms"), num(o, "p99_ms"), num(o, "max_ms"));
+	}
+}
