@@ -99,7 +99,8 @@ jose_b64_member(const json_t *obj, const char *name, const char *what,
 	    outlen) != 0)
 		return jose_fail(prob, t,
 		    "%s \"%s\" is not unpadded base64url (RFC 7515 §2: "
-		    "alphabet A-Z a-z 0-9 - _, no '=' padding, no whitespace)",
+		    "alphabet A-Z a-z 0-9 - _, no '=' padding, no whitespace, "
+		    "unused trailing bits zero)",
 		    what, name);
 	return 0;
 }

@@ -592,6 +592,24 @@ c_protected_padding(struct fx *f)
 }
 
 static char *
+c_sig_trailing_bits(struct fx *f)
+{
+	/* 64 bytes end in a char carrying 2 data bits: set a spare one. */
+	struct parts pt;
+	size_t n;
+
+	split(sign(f->ec256, "ES256", hdr(f->ec256), "{}"), &pt);
+	n = strlen(pt.s);
+	switch (pt.s[n - 1]) {
+	case 'A': pt.s[n - 1] = 'B'; break;
+	case 'Q': pt.s[n - 1] = 'R'; break;
+	case 'g': pt.s[n - 1] = 'h'; break;
+	default: pt.s[n - 1] = 'x'; break;
+	}
+	return join(&pt);
+}
+
+static char *
 c_payload_space(struct fx *f)
 {
 	struct parts pt;
@@ -918,6 +936,8 @@ static const struct jcase cases[] = {
 	{"'+' in signature", c_sig_plus, PARSE, PROB_MALFORMED, 0, 0},
 	{"'=' padding in protected", c_protected_padding, PARSE,
 	    PROB_MALFORMED, 0, 0},
+	{"non-canonical base64url (spare bits set)", c_sig_trailing_bits,
+	    PARSE, PROB_MALFORMED, 0, 0},
 	{"space inside payload", c_payload_space, PARSE, PROB_MALFORMED, 0, 0},
 	{"duplicate member in body", c_dup_body_member, PARSE, PROB_MALFORMED,
 	    0, 0},
@@ -994,8 +1014,10 @@ run_case(struct fx *f, const struct jcase *c)
 		    prob ? prob_type_name(prob->type) : "-",
 		    prob && prob->detail ? prob->detail : "");
 	else if (got != OK)
-		fprintf(stderr, "  ok %-40s %s: %s\n", c->name,
+		fprintf(stderr, "ok     - jws case: %s -> %s: %s\n", c->name,
 		    prob_type_name(prob->type), prob->detail);
+	else
+		fprintf(stderr, "ok     - jws case: %s -> accepted\n", c->name);
 	json_decref(payload);
 	jws_free(j);
 	problem_free(prob);
@@ -1003,16 +1025,27 @@ run_case(struct fx *f, const struct jcase *c)
 	return ok;
 }
 
+/*
+ * Each row of the table is one test in the totals (the harness's TH_RUN
+ * bookkeeping, by hand, so that the row's name is printed).
+ */
 static void
-test_jws_table(struct th *t)
+run_table(struct fx *f)
 {
-	struct fx *f = FX(t);
 	size_t i, n = sizeof(cases) / sizeof(cases[0]);
 
-	TH_CHECK(t, n >= 40);
-	for (i = 0; i < n; i++)
-		TH_CHECK(t, run_case(f, &cases[i]));
-	fprintf(stderr, "  %zu JWS cases\n", n);
+	for (i = 0; i < n; i++) {
+		if (run_case(f, &cases[i])) {
+			f->th.passed++;
+		} else {
+			f->th.failed++;
+			fprintf(stderr, "not ok - jws case: %s\n", cases[i].name);
+		}
+	}
+	if (n < 40) {
+		f->th.failed++;
+		fprintf(stderr, "not ok - the table has fewer than 40 rows\n");
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1490,7 +1523,7 @@ main(void)
 		abort();
 	json_decref(j);
 
-	TH_RUN(&f.th, test_jws_table);
+	run_table(&f);
 	TH_RUN(&f.th, test_alg_problem_lists_allowed);
 	TH_RUN(&f.th, test_rfc7638_thumbprint);
 	TH_RUN(&f.th, test_jwk_roundtrip_and_equal);
