@@ -478,6 +478,76 @@ test_issuers_reject_readable_key(struct th *t)
 }
 
 static void
+test_issuers_passphrase_key(struct th *t)
+{
+	char path[256], err[512];
+	EVP_PKEY *k = NULL;
+	FILE *f;
+	struct ca_issuers *is;
+
+	snprintf(path, sizeof(path), "%s/int-ecdsa.key", F.dir);
+	f = fopen(path, "r");
+	if (f != NULL) {
+		k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	TH_CHECK(t, k != NULL);
+	snprintf(path, sizeof(path), "%s/enc.key", F.dir);
+	f = fopen(path, "w");
+	TH_CHECK(t, f != NULL && PEM_write_PrivateKey(f, k,
+	    EVP_aes_256_cbc(), NULL, 0, NULL, (void *)"s3cret pass") == 1);
+	if (f != NULL)
+		fclose(f);
+	chmod(path, 0600);
+	snprintf(path, sizeof(path), "%s/enc.pass", F.dir);
+	f = fopen(path, "w");
+	if (f != NULL) {
+		fputs("s3cret pass\n", f);
+		fclose(f);
+	}
+	chmod(path, 0600);
+	snprintf(path, sizeof(path), "%s/enc.json", F.dir);
+	f = fopen(path, "w");
+	if (f != NULL) {
+		fputs("{\"issuers\": [{\"name\": \"enc\", \"cert\": "
+		    "\"int-ecdsa.pem\", \"key\": \"enc.key\", "
+		    "\"key_passphrase_file\": \"enc.pass\", \"chains\": "
+		    "[{\"certs\": [\"int-ecdsa.pem\"], \"root\": "
+		    "\"root.pem\"}]}]}", f);
+		fclose(f);
+	}
+	is = ca_issuers_load(path, err, sizeof(err));
+	TH_CHECK(t, is != NULL && ca_issuers_count(is) == 1);
+	if (is == NULL)
+		fprintf(stderr, "  %s\n", err);
+	ca_issuers_free(is);
+	/* A wrong passphrase is refused with a clear message. */
+	snprintf(path, sizeof(path), "%s/enc.pass", F.dir);
+	f = fopen(path, "w");
+	if (f != NULL) {
+		fputs("wrong\n", f);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/enc.json", F.dir);
+	is = ca_issuers_load(path, err, sizeof(err));
+	TH_CHECK(t, is == NULL && strstr(err, "passphrase") != NULL);
+	ca_issuers_free(is);
+	/* A chain whose root did not sign it is refused. */
+	f = fopen(path, "w");
+	if (f != NULL) {
+		fputs("{\"issuers\": [{\"name\": \"x\", \"cert\": "
+		    "\"int-ecdsa.pem\", \"key\": \"int-ecdsa.key\", "
+		    "\"chains\": [{\"certs\": [\"int-ecdsa.pem\"], "
+		    "\"root\": \"root2.pem\"}]}]}", f);
+		fclose(f);
+	}
+	is = ca_issuers_load(path, err, sizeof(err));
+	TH_CHECK(t, is == NULL && strstr(err, "not signed") != NULL);
+	ca_issuers_free(is);
+	EVP_PKEY_free(k);
+}
+
+static void
 check_issued(struct th *t, const struct ca_issued *out, const char *profile,
     enum ca_key_type kt, int expect_cn, int purpose)
 {
@@ -1058,6 +1128,7 @@ main(void)
 	TH_RUN(&t, test_ceremony_refuses_overwrite);
 	TH_RUN(&t, test_issuers_loaded);
 	TH_RUN(&t, test_issuers_reject_readable_key);
+	TH_RUN(&t, test_issuers_passphrase_key);
 	TH_RUN(&t, test_issue_ecdsa_classic);
 	TH_RUN(&t, test_issue_rsa_classic);
 	TH_RUN(&t, test_issue_each_profile_and_key_type);
