@@ -44,18 +44,20 @@ def b64(data):
 class Key:
     """An account key that signs flattened JWS (ES256 or RS256)."""
 
-    def __init__(self, kind="ec"):
+    def __init__(self, kind="ec", priv=None):
+        if priv is not None:
+            kind = "rsa" if isinstance(priv, rsa.RSAPrivateKey) else "ec"
         if kind == "ec":
-            self.priv = ec.generate_private_key(ec.SECP256R1())
+            self.priv = priv or ec.generate_private_key(ec.SECP256R1())
             n = self.priv.public_key().public_numbers()
             self.jwk = {"crv": "P-256", "kty": "EC",
                         "x": b64(n.x.to_bytes(32, "big")), "y": b64(n.y.to_bytes(32, "big"))}
             self.alg = "ES256"
         else:
-            self.priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.priv = priv or rsa.generate_private_key(public_exponent=65537, key_size=2048)
             n = self.priv.public_key().public_numbers()
             self.jwk = {"e": b64(n.e.to_bytes(3, "big")), "kty": "RSA",
-                        "n": b64(n.n.to_bytes(256, "big"))}
+                        "n": b64(n.n.to_bytes((n.n.bit_length() + 7) // 8, "big"))}
             self.alg = "RS256"
 
     def thumbprint(self):

@@ -1,0 +1,410 @@
+"""The ACME surface end to end: real PostgreSQL, sa/ca/va/ra/wfe through the
+launcher (AnvilEnv), python3-acme as the protocol client, plus a raw JWS
+client (test_wfe_http.Key / Wfe) where a test needs control over every byte.
+
+Ports: AnvilEnv base 21500 (WFE 21531), a second WFE on 21537.
+"""
+import datetime
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
+
+import josepy as jose
+import OpenSSL
+from acme import challenges, client as acme_client, crypto_util, errors, messages
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.append(os.path.join(HERE, "lib"))
+import anvil_env  # noqa: E402
+import test_wfe_http as h  # noqa: E402  (module import: its tests are not collected here)
+
+PORT_BASE = 21500
+PORT_B = 21537
+
+
+@pytest.fixture(scope="module")
+def env():
+    with anvil_env.AnvilEnv(port_base=PORT_BASE, name="wfe",
+                            config={"wfe.json:orders_per_page": 2}) as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+def raw(env):
+    return h.Wfe(env.directory_url, verify=env.trust_path)
+
+
+def acme_account(env, email="a@wfe.test"):
+    key = jose.JWKRSA(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    net = acme_client.ClientNetwork(key, user_agent="anvil-wfe-test", verify_ssl=env.trust_path)
+    directory = acme_client.ClientV2.get_directory(env.directory_url, net)
+    c = acme_client.ClientV2(directory, net)
+    regr = c.new_account(messages.NewRegistration.from_data(
+        email=email, terms_of_service_agreed=True))
+    net.account = regr
+    return c, key, regr
+
+
+def new_raw_account(raw):
+    k = h.Key()
+    r = raw.post(raw.dir["newAccount"], {"termsOfServiceAgreed": True}, k)
+    assert r.status_code == 201, r.text
+    return k, r.headers["Location"]
+
+
+def issue(env, c, key, names):
+    """dns-01 through challtestsrv; returns (order resource, cert key)."""
+    cert_key = ec.generate_private_key(ec.SECP256R1())
+    pem = cert_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+    csr = crypto_util.make_csr(pem, names)
+    orderr = c.new_order(csr)
+    for authzr in orderr.authorizations:
+        if authzr.body.status == messages.STATUS_VALID:
+            continue
+        chall = [cb for cb in authzr.body.challenges if isinstance(cb.chall, challenges.DNS01)][0]
+        name = authzr.body.identifier.value
+        env.challtest("set-txt", {"host": "_acme-challenge.%s." % name,
+                                  "value": chall.chall.validation(key)})
+        c.answer_challenge(chall, chall.response(key))
+    deadline = datetime.datetime.now() + datetime.timedelta(seconds=60)
+    orderr = c.poll_authorizations(orderr, deadline)
+    orderr = c.finalize_order(orderr, deadline, fetch_alternative_chains=True)
+    return orderr, cert_key
+
+
+def pem_certs(fullchain):
+    end = "-----END CERTIFICATE-----"
+    return [x509.load_pem_x509_certificate((blk + end).encode())
+            for blk in fullchain.split(end) if "BEGIN CERTIFICATE" in blk]
+
+
+@pytest.fixture(scope="module")
+def issued(env):
+    """One account A with one certificate, shared by several tests."""
+    c, key, regr = acme_account(env)
+    orderr, cert_key = issue(env, c, key, ["one.wfe.test", "two.wfe.test"])
+    return {"client": c, "key": key, "regr": regr, "order": orderr, "cert_key": cert_key}
+
+
+# ------------------------------------------------------------ success paths
+
+def test_directory_meta(raw):
+    d = raw.dir
+    assert d["meta"]["termsOfService"]
+    assert isinstance(d["meta"].get("profiles"), dict) and d["meta"]["profiles"]
+    r = raw.s.get(raw.directory_url)
+    assert "Replay-Nonce" not in r.headers
+
+
+def test_issuance_with_python_acme(issued):
+    orderr = issued["order"]
+    assert orderr.body.status == messages.STATUS_VALID
+    certs = pem_certs(orderr.fullchain_pem)
+    assert len(certs) >= 2
+    sans = certs[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == ["one.wfe.test", "two.wfe.test"]
+    # alternate chains are offered and downloadable
+    alts = orderr.alternative_fullchains_pem
+    assert alts, "the dev CA has alternate chains (cross-signed root)"
+    for alt in alts:
+        assert pem_certs(alt)[0] == certs[0]
+        assert alt != orderr.fullchain_pem
+
+
+def test_account_existing_key_and_only_return_existing(env, raw):
+    k, url = new_raw_account(raw)
+    r = raw.post(raw.dir["newAccount"], {"termsOfServiceAgreed": True}, k)
+    assert r.status_code == 200 and r.headers["Location"] == url
+    r = raw.post(raw.dir["newAccount"], {"onlyReturnExisting": True}, k)
+    assert r.status_code == 200 and r.headers["Location"] == url
+    r = raw.post(raw.dir["newAccount"], {"onlyReturnExisting": True}, h.Key())
+    h.problem(r, 400, "accountDoesNotExist")
+
+
+def test_account_read_update_deactivate(raw):
+    k, url = new_raw_account(raw)
+    r = raw.post(url, None, k, kid=url)
+    assert r.status_code == 200 and r.json()["status"] == "valid"
+    assert r.json()["orders"] == url + "/orders"
+    r = raw.post(url, {"contact": ["mailto:new@wfe.test"]}, k, kid=url)
+    assert r.status_code == 200 and r.json()["contact"] == ["mailto:new@wfe.test"]
+    h.problem(raw.post(url, {"status": "revoked"}, k, kid=url), 400, "malformed")
+    r = raw.post(url, {"status": "deactivated"}, k, kid=url)
+    assert r.status_code == 200 and r.json()["status"] == "deactivated"
+    # a deactivated account can no longer act
+    h.problem(raw.post(raw.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "x.wfe.test"}]},
+                       k, kid=url), 403, "unauthorized")
+
+
+def test_unknown_kid(raw):
+    k = h.Key()
+    kid = raw.base + "/acme/acct/999999"
+    h.problem(raw.post(raw.dir["newOrder"], {"identifiers": []}, k, kid=kid), 400, "accountDoesNotExist")
+
+
+def test_order_authz_challenge_resources(raw):
+    k, kid = new_raw_account(raw)
+    r = raw.post(raw.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "res.wfe.test"}]}, k, kid=kid)
+    assert r.status_code == 201, r.text
+    order_url = r.headers["Location"]
+    order = r.json()
+    assert order["status"] == "pending"
+    assert order["finalize"].startswith(raw.base + "/acme/finalize/")
+    r = raw.post(order_url, None, k, kid=kid)
+    assert r.status_code == 200 and r.json()["identifiers"] == order["identifiers"]
+    h.problem(raw.post(order_url, {}, k, kid=kid), 400, "malformed")  # not POST-as-GET
+    h.problem(raw.s.get(order_url), 405, "malformed")
+    authz_url = order["authorizations"][0]
+    r = raw.post(authz_url, None, k, kid=kid)
+    assert r.status_code == 200
+    authz = r.json()
+    assert authz["identifier"] == {"type": "dns", "value": "res.wfe.test"}
+    ch = authz["challenges"][0]
+    r = raw.post(ch["url"], None, k, kid=kid)
+    assert r.status_code == 200 and r.json()["token"] == ch["token"]
+    assert 'rel="up"' in r.headers["Link"] and authz_url in r.headers["Link"]
+    # finalize before ready
+    h.problem(raw.post(order["finalize"], {"csr": "AAAA"}, k, kid=kid), 403, "orderNotReady")
+    # deactivate the authz; the order becomes invalid
+    r = raw.post(authz_url, {"status": "deactivated"}, k, kid=kid)
+    assert r.status_code == 200 and r.json()["status"] == "deactivated"
+    assert raw.post(order_url, None, k, kid=kid).json()["status"] == "invalid"
+
+
+def test_new_authz(raw):
+    k, kid = new_raw_account(raw)
+    r = raw.post(raw.dir["newAuthz"], {"identifier": {"type": "dns", "value": "pre.wfe.test"}}, k, kid=kid)
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"].startswith(raw.base + "/acme/authz/")
+    assert r.json()["status"] == "pending"
+    h.problem(raw.post(raw.dir["newAuthz"], {"identifier": "pre.wfe.test"}, k, kid=kid), 400, "malformed")
+
+
+def test_bad_new_order_payloads(raw):
+    k, kid = new_raw_account(raw)
+    for payload in ({}, {"identifiers": []}, {"identifiers": "a.test"},
+                    {"identifiers": [{"type": "dns"}]}, {"identifiers": [{"type": "dns", "value": "a.wfe.test"}],
+                                                         "profile": 5}):
+        h.problem(raw.post(raw.dir["newOrder"], payload, k, kid=kid), 400, "malformed")
+    h.problem(raw.post(raw.dir["newOrder"], None, k, kid=kid), 400, "malformed")
+    h.problem(raw.post(raw.dir["newOrder"], "not json", k, kid=kid), 400, "malformed")
+
+
+def test_certificate_download(issued, raw):
+    url = issued["order"].body.certificate
+    r = raw.s.get(url)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/pem-certificate-chain"
+    assert pem_certs(r.text)[0] == pem_certs(issued["order"].fullchain_pem)[0]
+    alts = [l for l in r.headers.get("Link", "").split(",") if 'rel="alternate"' in l]
+    for l in alts:
+        u = l.strip().split(">")[0].lstrip("<")
+        assert raw.s.get(u).status_code == 200
+    h.problem(raw.s.get(url + "/99"), 404, "malformed")
+
+
+def test_issuer_ocsp_crl_ari(env, issued, raw):
+    certs = pem_certs(issued["order"].fullchain_pem)
+    leaf, issuer = certs[0], certs[1]
+    issuer_der = issuer.public_bytes(serialization.Encoding.DER)
+    iid = hashlib.sha256(issuer_der).digest()[:8].hex()
+    r = raw.s.get("%s/issuer/%s.der" % (raw.base, iid))
+    assert r.status_code == 200 and r.content == issuer_der
+    assert r.headers["Content-Type"] == "application/pkix-cert"
+    # OCSP, POST and GET forms
+    req = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()
+    der = req.public_bytes(serialization.Encoding.DER)
+    r = raw.s.post(raw.base + "/ocsp", data=der, headers={"Content-Type": "application/ocsp-request"})
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/ocsp-response"
+    resp = ocsp.load_der_ocsp_response(r.content)
+    assert resp.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert resp.serial_number == leaf.serial_number
+    assert resp.certificate_status == ocsp.OCSPCertStatus.GOOD
+    import base64
+    r = raw.s.get(raw.base + "/ocsp/" + base64.b64encode(der).decode())
+    assert ocsp.load_der_ocsp_response(r.content).response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    # CRL: have the CA generate shard 0, then download it
+    env.rpc("ca").call("ca.generate_crl", {"issuer_id": iid, "shard": 0})
+    r = raw.s.get("%s/crl/%s/0.crl" % (raw.base, iid))
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/pkix-crl"
+    x509.load_der_x509_crl(r.content)
+    # ARI
+    aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    sn = leaf.serial_number
+    cert_id = "%s.%s" % (h.b64(aki), h.b64(sn.to_bytes((sn.bit_length() + 8) // 8, "big")))
+    r = raw.s.get(raw.dir["renewalInfo"] + "/" + cert_id)
+    assert r.status_code == 200, r.text
+    win = r.json()["suggestedWindow"]
+    assert win["start"] < win["end"]
+    assert int(r.headers["Retry-After"]) > 0
+
+
+def test_account_isolation(issued, raw):
+    """Account B can neither read nor change anything of account A's."""
+    orderr = issued["order"]
+    a_acct = issued["regr"].uri
+    bk, bkid = new_raw_account(raw)
+    order_url = orderr.uri
+    authz_url = orderr.body.authorizations[0]
+    chall_url = orderr.authorizations[0].body.challenges[0].uri
+    cert_url = orderr.body.certificate
+    for url in (order_url, authz_url, chall_url, cert_url):
+        body = h.problem(raw.post(url, None, bk, kid=bkid), 404, "malformed")
+        assert "another" not in body["detail"]
+    h.problem(raw.post(authz_url, {"status": "deactivated"}, bk, kid=bkid), 404, "malformed")
+    h.problem(raw.post(chall_url, {}, bk, kid=bkid), 404, "malformed")
+    h.problem(raw.post(orderr.body.finalize, {"csr": "AAAA"}, bk, kid=bkid), 404, "malformed")
+    h.problem(raw.post(a_acct, None, bk, kid=bkid), 403, "unauthorized")
+    h.problem(raw.post(a_acct, {"status": "deactivated"}, bk, kid=bkid), 403, "unauthorized")
+    h.problem(raw.post(a_acct + "/orders", None, bk, kid=bkid), 403, "unauthorized")
+    leaf = pem_certs(orderr.fullchain_pem)[0]
+    der = h.b64(leaf.public_bytes(serialization.Encoding.DER))
+    r = raw.post(raw.dir["revokeCert"], {"certificate": der}, bk, kid=bkid)
+    assert r.status_code == 403, r.text
+    # A still sees its order valid
+    r = issued["client"]._post_as_get(order_url)
+    assert r.json()["status"] == "valid"
+
+
+def test_orders_pagination(raw):
+    k, kid = new_raw_account(raw)
+    urls = []
+    for i in range(5):
+        r = raw.post(raw.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "p%d.wfe.test" % i}]},
+                     k, kid=kid)
+        assert r.status_code == 201, r.text
+        urls.append(r.headers["Location"])
+    seen, pages = [], 0
+    url = kid + "/orders"
+    while url:
+        r = raw.post(url, None, k, kid=kid)
+        assert r.status_code == 200, r.text
+        got = r.json()["orders"]
+        assert len(got) <= 2
+        seen += got
+        pages += 1
+        nxt = [l for l in r.headers.get("Link", "").split(",") if 'rel="next"' in l]
+        url = nxt[0].strip().split(">")[0].lstrip("<") if nxt else None
+        assert pages < 10
+    assert sorted(seen) == sorted(urls)
+    assert pages == 3
+
+
+def test_key_change(raw):
+    old, kid = new_raw_account(raw)
+    new = h.Key("rsa")
+    url = raw.dir["keyChange"]
+    inner = new.jws(url, {"account": kid, "oldKey": old.jwk})
+    r = raw.post(url, inner, old, kid=kid)
+    assert r.status_code == 200, r.text
+    # the old key is refused, the new one works, and newAccount finds it
+    r = raw.post(kid, None, old, kid=kid)
+    assert r.status_code in (400, 403) and r.headers["Content-Type"] == "application/problem+json"
+    assert raw.post(kid, None, new, kid=kid).status_code == 200
+    r = raw.post(raw.dir["newAccount"], {"onlyReturnExisting": True}, new)
+    assert r.status_code == 200 and r.headers["Location"] == kid
+    # a wrong inner payload is refused
+    other = h.Key()
+    bad = other.jws(url, {"account": kid, "oldKey": old.jwk})
+    r = raw.post(url, bad, new, kid=kid)
+    assert r.status_code >= 400 and r.status_code < 500
+
+
+def test_nonce_reuse_on_real_endpoint(raw):
+    k, kid = new_raw_account(raw)
+    n = raw.nonce()
+    body = k.jws(kid, None, nonce=n, kid=kid)
+    assert raw.post_raw(kid, body).status_code == 200
+    h.problem(raw.post_raw(kid, body), 400, "badNonce")
+
+
+def test_revoke_by_account_and_by_cert_key(env, raw):
+    c, key, regr = acme_account(env, "rev@wfe.test")
+    orderr, cert_key = issue(env, c, key, ["rev1.wfe.test"])
+    cert = pem_certs(orderr.fullchain_pem)[0]
+    der = h.b64(cert.public_bytes(serialization.Encoding.DER))
+    # signed with the certificate's key (jwk form)
+    ck = h.Key(priv=cert_key)
+    wrong = h.Key()
+    h.problem(raw.post(raw.dir["revokeCert"], {"certificate": der}, wrong), 403, "unauthorized")
+    h.problem(raw.post(raw.dir["revokeCert"], {"certificate": "AAAA"}, ck), 400, "malformed")
+    r = raw.post(raw.dir["revokeCert"], {"certificate": der, "reason": 1}, ck)
+    assert r.status_code == 200, r.text
+    h.problem(raw.post(raw.dir["revokeCert"], {"certificate": der, "reason": 1}, ck), 400, "alreadyRevoked")
+    # by account with python-acme
+    orderr2, _ = issue(env, c, key, ["rev2.wfe.test"])
+    leaf2 = jose.ComparableX509(OpenSSL.crypto.load_certificate(
+        OpenSSL.crypto.FILETYPE_PEM, orderr2.fullchain_pem.encode()))
+    c.revoke(leaf2, 0)
+    with pytest.raises(errors.Error):
+        c.revoke(leaf2, 0)
+
+
+def _start_second_wfe(env):
+    with open(os.path.join(env.cfg_dir, "wfe.json")) as f:
+        cfg = json.load(f)
+    base_a = cfg["base_url"]
+    cfg["listen"]["port"] = PORT_B
+    cfg["debug"] = {"addr": "127.0.0.1", "port": 0}
+    cfg["nonce"]["prefix"] = "b2"
+    cfg["hosts"] = ["localhost:%d" % PORT_B]  # same base_url: one CA name, two instances
+    path = os.path.join(env.cfg_dir, "wfe-b.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    log = open(os.path.join(env.var_dir, "log", "wfe-b.log"), "w")
+    p = subprocess.Popen([os.path.join(env.bin_dir, "anvil-wfe"), "--config", path],
+                         stdout=log, stderr=subprocess.STDOUT, cwd=anvil_env.TOP)
+    h.wait_port(PORT_B, p)
+    return p, base_a
+
+
+def test_two_wfe_instances(env, raw):
+    p, base_a = _start_second_wfe(env)
+    try:
+        b = h.Wfe("https://localhost:%d/directory" % PORT_B, verify=env.trust_path)
+        k, kid = new_raw_account(raw)  # on instance A
+        assert kid.startswith(base_a)
+        # order created through B, with B's nonce and A's account URL as kid
+        r = b.post(b.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "lb.wfe.test"}]}, k, kid=kid)
+        assert r.status_code == 201, r.text
+        assert r.headers["Replay-Nonce"].startswith("b2")
+        order_b = r.headers["Location"]
+        assert order_b.startswith("https://localhost:%d/" % PORT_B)
+        # read through A
+        order_a = order_b.replace("localhost:%d" % PORT_B, base_a.split("//")[1])
+        r = raw.post(order_a, None, k, kid=kid)
+        assert r.status_code == 200 and r.json()["identifiers"][0]["value"] == "lb.wfe.test"
+        # A's nonce at B: badNonce with a B nonce, and the retry succeeds
+        r = b.post(order_b, None, k, kid=kid, nonce=raw.nonce())
+        h.problem(r, 400, "badNonce")
+        r = b.post(order_b, None, k, kid=kid, nonce=r.headers["Replay-Nonce"])
+        assert r.status_code == 200
+        # alternate many requests between the two, each with its own nonces
+        for i in range(10):
+            w = raw if i % 2 else b
+            u = order_a if i % 2 else order_b
+            assert w.post(u, None, k, kid=kid).status_code == 200
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_metrics(env):
+    status, text = env.debug_get("wfe")
+    assert status == 200
+    assert "anvil_wfe_requests_total" in text
+    assert 'anvil_wfe_nonces_total{result="redeemed"}' in text
+    assert "anvil_wfe_jws_rejections_total" in text
+    assert "anvil_wfe_request_duration_seconds_bucket" in text
