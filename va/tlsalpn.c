@@ -187,6 +187,24 @@ out:
 	return prob;
 }
 
+/* IPv6 failed: fall back to IPv4; else the connection problem. */
+static void
+connect_failed(struct va_job *j, const char *msg)
+{
+	char addr[64];
+	int slot = j->addr_try;
+
+	if (slot == 0 && j->have_addr[1]) {
+		j->addr_try = 1;
+		alpn_connect(j);
+		return;
+	}
+	va_job_finish(j, problem_new(PROB_CONNECTION, "Connecting to %s "
+	    "(address %s, port %d) for tls-alpn-01 failed: %s", j->dns_host,
+	    va_addr_str(j->addr_family[slot], j->addr_raw[slot], addr,
+	    sizeof(addr)), (int)j->va->cfg->tlsalpn01_port, msg));
+}
+
 static void
 alpn_cb(void *arg, struct va_conn *c, enum va_conn_err e, const char *msg)
 {
@@ -206,15 +224,7 @@ alpn_cb(void *arg, struct va_conn *c, enum va_conn_err e, const char *msg)
 			va_job_finish(j, prob);
 		break;
 	case VA_CONN_ECONNECT:
-		if (slot == 0 && j->have_addr[1]) {
-			j->addr_try = 1;
-			alpn_connect(j);
-			break;
-		}
-		va_job_finish(j, problem_new(PROB_CONNECTION, "Connecting to "
-		    "%s (address %s, port %d) for tls-alpn-01 failed: %s",
-		    j->dns_host, va_addr_str(j->addr_family[slot],
-		    j->addr_raw[slot], addr, sizeof(addr)), port, msg));
+		connect_failed(j, msg);
 		break;
 	default:
 		va_job_finish(j, problem_new(PROB_TLS, "tls-alpn-01 with %s "
@@ -248,7 +258,5 @@ alpn_connect(struct va_job *j)
 	    NULL, 1, alpn_cb, j, err, sizeof(err));
 	free(sni);
 	if (j->conn == NULL)
-		va_job_finish(j, problem_new(PROB_CONNECTION, "Connecting to "
-		    "%s (address %s) for tls-alpn-01 failed: %s", j->dns_host,
-		    addr, err));
+		connect_failed(j, err);
 }

@@ -296,13 +296,17 @@ class Va:
         return self.rpc.call("va.check_caa", p)
 
     def stop(self):
+        """SIGTERM; returns (exit code, log text)."""
         self.rpc.close()
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            rc = self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            rc = "killed"
         self.log.close()
+        with open(self.log.name) as f:
+            return rc, f.read()
 
 
 @pytest.fixture(scope="module")
@@ -367,6 +371,12 @@ def env():
     fake.sock.close()
     silent.sock.close()
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stop_clean(v):
+    rc, log = v.stop()
+    assert rc == 0, log[-3000:]
+    assert "Sanitizer" not in log and "runtime error" not in log, log[-3000:]
 
 
 def chal_path(token):
@@ -504,7 +514,7 @@ def test_http01_connection_refused(env):
         assert_problem(r, "connection", "127.0.0.1", "port %d" % P_CLOSED,
                        "refused")
     finally:
-        v.stop()
+        stop_clean(v)
 
 
 def test_http01_nxdomain(env):
@@ -544,7 +554,7 @@ def test_http01_ipv6_falls_back_to_ipv4(env):
         assert r["status"] == "valid", (r, hop)
         assert hop["address_used"] == "127.0.0.1"
     finally:
-        v.stop()
+        stop_clean(v)
 
 
 def test_http01_ip_identifiers_v4_and_v6(env):
@@ -721,7 +731,7 @@ def test_tlsalpn01_not_tls(env):
         r = v.validate("nt.test", "tls-alpn-01", "t", "n.t")
         assert_problem(r, "tls", "TLS handshake failed", "port %d" % P_HTTP)
     finally:
-        v.stop()
+        stop_clean(v)
 
 
 # ---------------------------------------------------------------- CAA
@@ -908,3 +918,12 @@ def test_config_errors_name_the_key(env):
                            capture_output=True, text=True, timeout=10)
         assert p.returncode != 0
         assert needle in p.stderr, (needle, p.stderr)
+
+
+def test_zz_every_va_stops_cleanly_on_sigterm(env):
+    """Last: SIGTERM drains and exits 0; no sanitizer report in any log."""
+    for name in ("main", "vfake", "silent", "public", "always"):
+        rc, log = env[name].stop()
+        assert rc == 0, (name, rc, log[-2000:])
+        assert "Sanitizer" not in log and "runtime error" not in log, log[-4000:]
+        env[name].stop = lambda: (0, "")

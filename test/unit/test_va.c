@@ -1,0 +1,481 @@
+/* LIBS: va core */
+/*
+ * test_va.c - the VA's pure parts: HTTP response parser, redirect URLs,
+ * CAA evaluation, network policy, DNS message extraction, config.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "test/unit/harness.h"
+#include "va/va.h"
+#include "va/va_int.h"
+
+static enum va_http_rc
+parse(const char *s, int eof, struct va_http_resp *r, char *err)
+{
+	return va_http_parse(s, strlen(s), eof, r, err, 200);
+}
+
+static void
+test_http_content_length(struct th *t)
+{
+	struct va_http_resp r;
+	char err[200];
+	const char *s = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+
+	TH_CHECK(t, parse(s, 0, &r, err) == VA_HTTP_DONE);
+	TH_CHECK(t, r.status == 200 && r.body_len == 5);
+	TH_CHECK(t, memcmp(r.body, "hello", 5) == 0);
+	va_http_resp_clear(&r);
+	/* every proper prefix needs more */
+	for (size_t n = 0; n < strlen(s); n++) {
+		enum va_http_rc rc = va_http_parse(s, n, 0, &r, err, 200);
+		TH_CHECK(t, rc == VA_HTTP_NEED_MORE);
+		va_http_resp_clear(&r);
+	}
+	/* and with EOF it is an error (truncated) */
+	TH_CHECK(t, va_http_parse(s, strlen(s) - 1, 1, &r, err, 200) ==
+	    VA_HTTP_ERROR);
+	va_http_resp_clear(&r);
+}
+
+static void
+test_http_chunked_and_close_delimited(struct th *t)
+{
+	struct va_http_resp r;
+	char err[200];
+
+	TH_CHECK(t, parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n", 0, &r, err) ==
+	    VA_HTTP_DONE);
+	TH_CHECK(t, r.body_len == 5 && memcmp(r.body, "abcde", 5) == 0);
+	va_http_resp_clear(&r);
+	TH_CHECK(t, parse("HTTP/1.0 200 OK\r\n\r\nuntil close", 0, &r, err) ==
+	    VA_HTTP_NEED_MORE);
+	va_http_resp_clear(&r);
+	TH_CHECK(t, parse("HTTP/1.0 200 OK\r\n\r\nuntil close", 1, &r, err) ==
+	    VA_HTTP_DONE);
+	TH_CHECK(t, r.body_len == 11);
+	va_http_resp_clear(&r);
+}
+
+static void
+test_http_body_limit(struct th *t)
+{
+	struct va_http_resp r;
+	char err[200], buf[600];
+
+	snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: 129"
+	    "\r\n\r\n");
+	TH_CHECK(t, parse(buf, 0, &r, err) == VA_HTTP_DONE);
+	TH_CHECK(t, r.body_too_large);
+	va_http_resp_clear(&r);
+	snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\n\r\n%0200d", 7);
+	TH_CHECK(t, parse(buf, 0, &r, err) == VA_HTTP_DONE);
+	TH_CHECK(t, r.body_too_large && r.body_len == VA_HTTP_MAX_BODY + 1);
+	va_http_resp_clear(&r);
+	snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+	    "chunked\r\n\r\n100\r\n%0150d", 7);
+	TH_CHECK(t, parse(buf, 0, &r, err) == VA_HTTP_DONE);
+	TH_CHECK(t, r.body_too_large);
+	va_http_resp_clear(&r);
+	snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: 128"
+	    "\r\n\r\n%0128d", 7);
+	TH_CHECK(t, parse(buf, 0, &r, err) == VA_HTTP_DONE);
+	TH_CHECK(t, !r.body_too_large && r.body_len == 128);
+	va_http_resp_clear(&r);
+}
+
+static void
+test_http_redirect_location(struct th *t)
+{
+	struct va_http_resp r;
+	char err[200];
+
+	TH_CHECK(t, parse("HTTP/1.1 302 Found\r\nlocation:  /next  \r\n"
+	    "Content-Length: 999\r\n\r\n", 0, &r, err) == VA_HTTP_DONE);
+	TH_CHECK(t, r.status == 302);
+	TH_CHECK_STR(t, r.location, "/next");
+	va_http_resp_clear(&r);
+}
+
+static void
+test_http_rejects_malformed(struct th *t)
+{
+	static const char *const bad[] = {
+		"HTTP/2 200 OK\r\n\r\n",
+		"HTTP/1.1 20 OK\r\n\r\n",
+		"HTTP/1.1 2000 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+		"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2"
+		    "\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n"
+		    "\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+		    "Content-Length: 3\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"HTTP/1.1 302 OK\r\nLocation: a\r\nLocation: b\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n",
+		NULL
+	};
+	struct va_http_resp r;
+	char err[200];
+	int i;
+
+	for (i = 0; bad[i] != NULL; i++) {
+		enum va_http_rc rc = parse(bad[i], 0, &r, err);
+		if (rc != VA_HTTP_ERROR)
+			fprintf(stderr, "  case %d parsed: %d\n", i, rc);
+		TH_CHECK(t, rc == VA_HTTP_ERROR);
+		TH_CHECK(t, err[0] != '\0');
+		TH_CHECK(t, r.location == NULL);
+		va_http_resp_clear(&r);
+	}
+}
+
+static void
+test_http_head_limit(struct th *t)
+{
+	struct va_http_resp r;
+	char err[200];
+	size_t n = VA_HTTP_MAX_HEADER_BYTES + 100;
+	char *buf = malloc(n + 1);
+
+	memcpy(buf, "HTTP/1.1 200 OK\r\nX: ", 20);
+	memset(buf + 20, 'a', n - 20);
+	buf[n] = '\0';
+	TH_CHECK(t, va_http_parse(buf, n, 0, &r, err, sizeof(err)) ==
+	    VA_HTTP_ERROR);
+	TH_CHECK(t, strstr(err, "larger than") != NULL);
+	va_http_resp_clear(&r);
+	free(buf);
+}
+
+static void
+test_url_parse_and_resolve(struct th *t)
+{
+	struct va_url u, v;
+	char err[200];
+	char *s;
+
+	TH_CHECK(t, va_url_parse("http://Example.TEST:8080/a?b#frag", NULL,
+	    &u, err, sizeof(err)) == 0);
+	TH_CHECK_STR(t, u.host, "example.test");
+	TH_CHECK(t, u.port == 8080 && !u.https && !u.host_is_ip);
+	TH_CHECK_STR(t, u.path, "/a?b");
+	TH_CHECK(t, va_url_parse("/c", &u, &v, err, sizeof(err)) == 0);
+	s = va_url_string(&v);
+	TH_CHECK_STR(t, s, "http://example.test:8080/c");
+	free(s);
+	va_url_clear(&v);
+	TH_CHECK(t, va_url_parse("https://[::1]/x", &u, &v, err,
+	    sizeof(err)) == 0);
+	TH_CHECK(t, v.https && v.port == 443 && v.host_is_ip &&
+	    v.family == AF_INET6);
+	s = va_url_string(&v);
+	TH_CHECK_STR(t, s, "https://[::1]/x");
+	free(s);
+	va_url_clear(&v);
+	TH_CHECK(t, va_url_parse("https://h.test", NULL, &v, err,
+	    sizeof(err)) == 0);
+	TH_CHECK_STR(t, v.path, "/");
+	va_url_clear(&v);
+	TH_CHECK(t, va_url_parse("ftp://h.test/", NULL, &v, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "only http and https") != NULL);
+	TH_CHECK(t, va_url_parse("http://user@h.test/", NULL, &v, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, va_url_parse("http://h.test:0/", NULL, &v, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, va_url_parse("http://h.test:99999/", NULL, &v, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, va_url_parse("http://h test/", NULL, &v, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, va_url_parse("http://h_x.test/", NULL, &v, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, va_url_parse("http://[::1/", NULL, &v, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, va_url_parse("relative/path", &u, &v, err,
+	    sizeof(err)) != 0);
+	va_url_clear(&u);
+}
+
+static int
+caa_ok(const struct va_caa_rr *rrs, size_t n, int wild, const char *acct,
+    const char *method, char *why)
+{
+	char *ids[] = {"anvil.local", "other-name.example"};
+
+	return va_caa_evaluate(rrs, n, wild, ids, 2, acct, method, why, 300);
+}
+
+static void
+test_caa_evaluate(struct th *t)
+{
+	char why[300];
+	struct va_caa_rr issue_us = {0, "issue", "anvil.local"};
+	struct va_caa_rr issue_us2 = {0, "issue", " Other-Name.Example ; x=y"};
+	struct va_caa_rr issue_le = {0, "issue", "letsencrypt.org"};
+	struct va_caa_rr issue_none = {0, "issue", ";"};
+	struct va_caa_rr wild_le = {0, "issuewild", "letsencrypt.org"};
+	struct va_caa_rr iodef = {0, "iodef", "mailto:x@y"};
+	struct va_caa_rr crit = {128, "future", "x"};
+	struct va_caa_rr crit_known = {128, "issue", "anvil.local"};
+	struct va_caa_rr acct = {0, "issue",
+	    "anvil.local; accounturi=https://ca/acct/1"};
+	struct va_caa_rr acct2 = {0, "issue", "anvil.local; accounturi=a; "
+	    "accounturi=a"};
+	struct va_caa_rr meth = {0, "issue", "anvil.local;validationmethods="
+	    "dns-01,http-01"};
+	struct va_caa_rr bad = {0, "issue", "anvil.local; =x"};
+	struct va_caa_rr set1[] = {issue_le, issue_us};
+	struct va_caa_rr set2[] = {issue_us, wild_le};
+	struct va_caa_rr set3[] = {issue_us, crit};
+
+	TH_CHECK(t, caa_ok(&issue_us, 1, 0, NULL, "http-01", why));
+	TH_CHECK(t, caa_ok(&issue_us2, 1, 0, NULL, "http-01", why));
+	TH_CHECK(t, !caa_ok(&issue_le, 1, 0, NULL, "http-01", why));
+	TH_CHECK(t, strstr(why, "no \"issue\" record authorizes") != NULL);
+	TH_CHECK(t, !caa_ok(&issue_none, 1, 0, NULL, "http-01", why));
+	TH_CHECK(t, caa_ok(set1, 2, 0, NULL, "http-01", why));
+	TH_CHECK(t, caa_ok(set2, 2, 0, NULL, "http-01", why));
+	TH_CHECK(t, !caa_ok(set2, 2, 1, NULL, "dns-01", why));
+	TH_CHECK(t, caa_ok(&issue_us, 1, 1, NULL, "dns-01", why));
+	TH_CHECK(t, caa_ok(&iodef, 1, 0, NULL, "http-01", why));
+	TH_CHECK(t, caa_ok(&wild_le, 1, 0, NULL, "http-01", why));
+	TH_CHECK(t, !caa_ok(set3, 2, 0, NULL, "http-01", why));
+	TH_CHECK(t, strstr(why, "critical") != NULL);
+	TH_CHECK(t, caa_ok(&crit_known, 1, 0, NULL, "http-01", why));
+	TH_CHECK(t, caa_ok(&acct, 1, 0, "https://ca/acct/1", "http-01", why));
+	TH_CHECK(t, !caa_ok(&acct, 1, 0, "https://ca/acct/2", "http-01", why));
+	TH_CHECK(t, strstr(why, "accounturi") != NULL);
+	TH_CHECK(t, !caa_ok(&acct, 1, 0, NULL, "http-01", why));
+	TH_CHECK(t, !caa_ok(&acct2, 1, 0, "a", "http-01", why));
+	TH_CHECK(t, caa_ok(&meth, 1, 0, NULL, "http-01", why));
+	TH_CHECK(t, !caa_ok(&meth, 1, 0, NULL, "tls-alpn-01", why));
+	TH_CHECK(t, strstr(why, "validationmethods=dns-01,http-01") != NULL);
+	TH_CHECK(t, !caa_ok(&bad, 1, 0, NULL, "http-01", why));
+}
+
+static void
+test_netpolicy(struct th *t)
+{
+	struct va_netpolicy pub, priv;
+	char *allow[] = {"10.0.0.0/8", "fd00::/8"};
+	char *bad[] = {"10.0.0.0/33"};
+	char why[256], err[256];
+	uint8_t a[16];
+
+	TH_CHECK(t, va_netpolicy_init(&pub, "public", NULL, 0, err,
+	    sizeof(err)) == 0);
+	TH_CHECK(t, va_netpolicy_init(&priv, "private", allow, 2, err,
+	    sizeof(err)) == 0);
+	inet_pton(AF_INET, "127.0.0.1", a);
+	TH_CHECK(t, !va_netpolicy_allows(&pub, AF_INET, a, why, sizeof(why)));
+	TH_CHECK(t, strstr(why, "127.0.0.0/8") != NULL);
+	TH_CHECK(t, !va_netpolicy_allows(&priv, AF_INET, a, why, sizeof(why)));
+	inet_pton(AF_INET, "10.1.2.3", a);
+	TH_CHECK(t, !va_netpolicy_allows(&pub, AF_INET, a, why, sizeof(why)));
+	TH_CHECK(t, va_netpolicy_allows(&priv, AF_INET, a, why, sizeof(why)));
+	inet_pton(AF_INET, "8.8.8.8", a);
+	TH_CHECK(t, va_netpolicy_allows(&pub, AF_INET, a, why, sizeof(why)));
+	TH_CHECK(t, !va_netpolicy_allows(&priv, AF_INET, a, why, sizeof(why)));
+	inet_pton(AF_INET, "172.31.255.255", a);
+	TH_CHECK(t, !va_netpolicy_allows(&pub, AF_INET, a, why, sizeof(why)));
+	inet_pton(AF_INET, "172.32.0.1", a);
+	TH_CHECK(t, va_netpolicy_allows(&pub, AF_INET, a, why, sizeof(why)));
+	inet_pton(AF_INET6, "fd12::1", a);
+	TH_CHECK(t, !va_netpolicy_allows(&pub, AF_INET6, a, why, sizeof(why)));
+	TH_CHECK(t, va_netpolicy_allows(&priv, AF_INET6, a, why, sizeof(why)));
+	inet_pton(AF_INET6, "::ffff:10.0.0.1", a);
+	TH_CHECK(t, !va_netpolicy_allows(&pub, AF_INET6, a, why, sizeof(why)));
+	inet_pton(AF_INET6, "2001:4860::8888", a);
+	TH_CHECK(t, va_netpolicy_allows(&pub, AF_INET6, a, why, sizeof(why)));
+	inet_pton(AF_INET6, "2001:db8::1", a);
+	TH_CHECK(t, !va_netpolicy_allows(&pub, AF_INET6, a, why, sizeof(why)));
+	va_netpolicy_clear(&priv);
+	TH_CHECK(t, va_netpolicy_init(&priv, "private", bad, 1, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "10.0.0.0/33") != NULL);
+	TH_CHECK(t, va_netpolicy_init(&priv, "sideways", NULL, 0, err,
+	    sizeof(err)) != 0);
+	va_netpolicy_clear(&pub);
+	va_netpolicy_clear(&priv);
+}
+
+/* A DNS response: question + given answer RRs (owner names in full). */
+static size_t
+mkmsg(uint8_t *buf, const char *qname, int qtype, int nans,
+    const char *const *owners, const int *types, const char *const *rdata,
+    const int *rdlen)
+{
+	size_t o = 12;
+	int i;
+	const char *p;
+
+	memset(buf, 0, 12);
+	buf[2] = 0x81;
+	buf[3] = 0x80;
+	buf[5] = 1;
+	buf[7] = (uint8_t)nans;
+#define PUTNAME(n)                                                          \
+	do {                                                                \
+		for (p = (n); *p;) {                                        \
+			const char *dot = strchr(p, '.');                   \
+			size_t l = dot ? (size_t)(dot - p) : strlen(p);     \
+			buf[o++] = (uint8_t)l;                              \
+			memcpy(buf + o, p, l);                              \
+			o += l;                                             \
+			p += l + (dot ? 1 : 0);                             \
+		}                                                           \
+		buf[o++] = 0;                                               \
+	} while (0)
+	PUTNAME(qname);
+	buf[o++] = 0;
+	buf[o++] = (uint8_t)qtype;
+	buf[o++] = 0;
+	buf[o++] = 1;
+	for (i = 0; i < nans; i++) {
+		PUTNAME(owners[i]);
+		buf[o++] = (uint8_t)(types[i] >> 8);
+		buf[o++] = (uint8_t)types[i];
+		buf[o++] = 0;
+		buf[o++] = 1;
+		memset(buf + o, 0, 4);
+		o += 4;
+		buf[o++] = (uint8_t)(rdlen[i] >> 8);
+		buf[o++] = (uint8_t)rdlen[i];
+		memcpy(buf + o, rdata[i], (size_t)rdlen[i]);
+		o += (size_t)rdlen[i];
+	}
+#undef PUTNAME
+	return o;
+}
+
+static void
+test_dnsmsg_extract(struct th *t)
+{
+	uint8_t buf[1024];
+	struct va_dns_result r;
+	const char *owners[] = {"a.test", "b.test", "b.test"};
+	const int types[] = {5, 16, 16};
+	const char *rd[] = {"\001b\004test\000", "\003abc\002de", "\001x"};
+	const int rdl[] = {8, 7, 2};
+	const char *o2[] = {"c.test"};
+	const int t2[] = {257};
+	const char *rd2[] = {"\200\005issueanvil.local"};
+	const int rdl2[] = {18};
+	const char *o3[] = {"loop.test", "loop2.test"};
+	const int t3[] = {5, 5};
+	const char *rd3[] = {"\005loop2\004test\000", "\004loop\004test\000"};
+	const int rdl3[] = {12, 11};
+	const char *rd4[] = {"\001b\004test\000"};
+	size_t n;
+
+	memset(&r, 0, sizeof(r));
+	n = mkmsg(buf, "a.test", 16, 3, owners, types, rd, rdl);
+	TH_CHECK(t, va_dns_msg_extract(buf, (int)n, "a.test", 16, &r) == 0);
+	TH_CHECK(t, r.status == VA_DNS_OK && r.ntxt == 2);
+	TH_CHECK_STR(t, r.ntxt > 0 ? r.txt[0] : NULL, "abcde");
+	TH_CHECK_STR(t, r.final_name, "b.test");
+	va_dns_result_clear(&r);
+
+	n = mkmsg(buf, "c.test", 257, 1, o2, t2, rd2, rdl2);
+	TH_CHECK(t, va_dns_msg_extract(buf, (int)n, "c.test", 257, &r) == 0);
+	TH_CHECK(t, r.ncaa == 1 && r.caa[0].flags == 128);
+	TH_CHECK_STR(t, r.ncaa ? r.caa[0].tag : NULL, "issue");
+	TH_CHECK_STR(t, r.ncaa ? r.caa[0].value : NULL, "anvil.local");
+	va_dns_result_clear(&r);
+
+	/* CNAME loop: an error, not a hang */
+	n = mkmsg(buf, "loop.test", 1, 2, o3, t3, rd3, rdl3);
+	TH_CHECK(t, va_dns_msg_extract(buf, (int)n, "loop.test", 1, &r) != 0);
+	va_dns_result_clear(&r);
+
+	/* CNAME whose target is not in the message: re-query the target */
+	n = mkmsg(buf, "a.test", 1, 1, owners, types, rd4, rdl);
+	TH_CHECK(t, va_dns_msg_extract(buf, (int)n, "a.test", 1, &r) == 0);
+	TH_CHECK(t, r.status == VA_DNS_NODATA);
+	TH_CHECK_STR(t, r.cname_target, "b.test");
+	va_dns_result_clear(&r);
+
+	/* truncated messages at every length never crash */
+	n = mkmsg(buf, "a.test", 16, 3, owners, types, rd, rdl);
+	for (size_t k = 0; k < n; k++) {
+		va_dns_msg_extract(buf, (int)k, "a.test", 16, &r);
+		va_dns_result_clear(&r);
+	}
+}
+
+static void
+test_config(struct th *t)
+{
+	struct va_config cfg;
+	char err[512];
+	json_t *o;
+
+	o = json_pack("{s:{s:[s,s],s:s,s:i},s:s,s:{s:s}}", "dns", "resolvers",
+	    "127.0.0.1:53", "[::1]:5353", "timeout", "250ms", "tries", 3,
+	    "validation_timeout", "7s", "test", "sleep_max", "2s");
+	TH_CHECK(t, va_config_parse(o, "va.json", &cfg, err, sizeof(err)) == 0);
+	TH_CHECK(t, cfg.n_dns_resolvers == 2 && cfg.dns_timeout_ms == 250);
+	TH_CHECK(t, cfg.dns_tries == 3 && cfg.validation_timeout_ms == 7000);
+	TH_CHECK(t, cfg.sleep_max_ms == 2000 && cfg.http01_port == 80);
+	TH_CHECK_STR(t, cfg.network_mode, "private");
+	va_config_clear(&cfg);
+	json_decref(o);
+
+	o = json_pack("{s:{s:s}}", "network", "mode", "open");
+	TH_CHECK(t, va_config_parse(o, "va.json", &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "network.mode") != NULL);
+	va_config_clear(&cfg);
+	json_decref(o);
+
+	o = json_pack("{s:i}", "http01_port", 70000);
+	TH_CHECK(t, va_config_parse(o, "va.json", &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "http01_port") != NULL);
+	va_config_clear(&cfg);
+	json_decref(o);
+
+	setenv("PEBBLE_VA_ALWAYS_VALID", "1", 1);
+	setenv("PEBBLE_VA_SLEEPTIME", "3", 1);
+	o = json_object();
+	TH_CHECK(t, va_config_parse(o, "va.json", &cfg, err, sizeof(err)) == 0);
+	TH_CHECK(t, cfg.always_valid == 1 && cfg.sleep_max_ms == 3000);
+	va_config_clear(&cfg);
+	setenv("PEBBLE_VA_NOSLEEP", "1", 1);
+	TH_CHECK(t, va_config_parse(o, "va.json", &cfg, err, sizeof(err)) == 0);
+	TH_CHECK(t, cfg.sleep_max_ms == 0);
+	va_config_clear(&cfg);
+	unsetenv("PEBBLE_VA_ALWAYS_VALID");
+	unsetenv("PEBBLE_VA_SLEEPTIME");
+	unsetenv("PEBBLE_VA_NOSLEEP");
+	json_decref(o);
+}
+
+int
+main(void)
+{
+	struct th t = TH_INIT;
+
+	log_init("test_va", LOG_LEVEL_ERROR);
+	TH_RUN(&t, test_http_content_length);
+	TH_RUN(&t, test_http_chunked_and_close_delimited);
+	TH_RUN(&t, test_http_body_limit);
+	TH_RUN(&t, test_http_redirect_location);
+	TH_RUN(&t, test_http_rejects_malformed);
+	TH_RUN(&t, test_http_head_limit);
+	TH_RUN(&t, test_url_parse_and_resolve);
+	TH_RUN(&t, test_caa_evaluate);
+	TH_RUN(&t, test_netpolicy);
+	TH_RUN(&t, test_dnsmsg_extract);
+	TH_RUN(&t, test_config);
+	return th_done(&t);
+}
