@@ -49,6 +49,16 @@ jose_policy_default(struct jose_policy *p)
 	p->rsa_max_bits = 4096;
 }
 
+void
+jose_policy_permissive(struct jose_policy *p)
+{
+	jose_policy_default(p);
+	p->allow_es512 = 1;
+	p->allow_eddsa = 1;
+	p->rsa_min_bits = 1024;
+	p->rsa_max_bits = 16384;
+}
+
 int
 jose_policy_allows(const struct jose_policy *p, enum jose_alg a)
 {

@@ -114,10 +114,7 @@ jose_verify_eab(const json_t *eab, const uint8_t *hmac_key, size_t keylen,
 	    "externalAccountBinding payload", &payload, prob) != 0)
 		goto out;
 	/* Any key the outer JWS accepted: compare, do not re-judge. */
-	jose_policy_default(&any);
-	any.allow_es512 = any.allow_eddsa = 1;
-	any.rsa_min_bits = 0;
-	any.rsa_max_bits = 16384;
+	jose_policy_permissive(&any);
 	if (jwk_parse(payload, &any, &pkey, NULL) != 0 ||
 	    !jwk_equal(pkey, account_jwk)) {
 		jose_fail(prob, PROB_UNAUTHORIZED, "externalAccountBinding "

@@ -64,6 +64,13 @@ struct jose_policy {
 
 /* Defaults: RS256, ES256, ES384; RSA 2048-4096 bits, e = 65537. */
 void jose_policy_default(struct jose_policy *p);
+/*
+ * Everything this library can import (ES512, EdDSA on; RSA 1024-16384
+ * bits, still e = 65537): for re-importing keys that were accepted once
+ * under the configured policy, e.g. a stored account key in the RA/SA, so
+ * that a later policy change never locks an existing account out.
+ */
+void jose_policy_permissive(struct jose_policy *p);
 /* 1 if alg is allowed by policy (NULL = defaults), else 0. */
 int jose_policy_allows(const struct jose_policy *p, enum jose_alg a);
 /*

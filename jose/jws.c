@@ -346,8 +346,8 @@ jws_verify(const struct jws *j, const struct jwk *key, struct problem **prob)
 		    "jws_verify without a JWS or key");
 	if (j->alg != key->alg)
 		return jose_fail(prob, PROB_BAD_SIGNATURE_ALGORITHM,
-		    "JWS alg \"%s\" does not match the key: a %s%s%s key "
-		    "signs with %s", jose_alg_name(j->alg),
+		    "JWS alg \"%s\" does not match the key: the key is "
+		    "%s%s%s, which signs with %s", jose_alg_name(j->alg),
 		    key->kty == JWK_KTY_RSA ? "RSA" : key->kty == JWK_KTY_EC
 		    ? "EC" : "OKP", key->crv ? " " : "",
 		    key->crv ? key->crv : "", jose_alg_name(key->alg));

@@ -20,6 +20,11 @@ jose_verify_key_change(const struct jws *outer,
 	if (outer == NULL || account_url == NULL || old_key == NULL)
 		return jose_fail(prob, PROB_SERVER_INTERNAL,
 		    "key change check without its inputs");
+	if (outer->kid == NULL) {
+		jose_fail(prob, PROB_MALFORMED, "keyChange must be signed with "
+		    "the current account key, identified by \"kid\"");
+		goto out;
+	}
 	if (outer->is_post_as_get) {
 		jose_fail(prob, PROB_MALFORMED, "keyChange payload must be the "
 		    "inner JWS signed by the new key");
@@ -53,10 +58,7 @@ jose_verify_key_change(const struct jws *outer,
 		    account_url);
 		goto out;
 	}
-	jose_policy_default(&any);
-	any.allow_es512 = any.allow_eddsa = 1;
-	any.rsa_min_bits = 0;
-	any.rsa_max_bits = 16384;
+	jose_policy_permissive(&any);
 	if (jwk_parse(oldk, &any, &claimed_old, NULL) != 0 ||
 	    !jwk_equal(claimed_old, old_key)) {
 		jose_fail(prob, PROB_UNAUTHORIZED, "keyChange \"oldKey\" is not "

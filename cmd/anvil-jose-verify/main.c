@@ -218,9 +218,9 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (o.kid_key != NULL) {
-		struct jose_policy any = o.policy;
+		struct jose_policy any;
 
-		any.allow_es512 = any.allow_eddsa = 1;
+		jose_policy_permissive(&any);
 		acct = load_jwk(o.kid_key, &any);
 		if (acct == NULL)
 			goto out;

@@ -1201,6 +1201,19 @@ test_jwk_rejects(struct th *t)
 		prob = NULL;
 		json_decref(b);
 	}
+	/* The permissive policy re-imports keys the default refuses. */
+	{
+		struct jose_policy perm;
+		json_t *small = jwk_from_pkey(f->rsa1024);
+
+		jose_policy_permissive(&perm);
+		TH_CHECK(t, jwk_parse(small, NULL, &k, NULL) == -1);
+		TH_CHECK(t, jwk_parse(small, &perm, &k, NULL) == 0 &&
+		    k != NULL && k->bits == 1024);
+		jwk_free(k);
+		k = NULL;
+		json_decref(small);
+	}
 	/* Max bits is a policy knob. */
 	narrow.rsa_max_bits = 2047;
 	TH_CHECK(t, jwk_parse(j, &narrow, &k, &prob) == -1);
@@ -1337,6 +1350,21 @@ test_key_change(struct th *t)
 	/* inner signed by a key other than its jwk */
 	TH_CHECK(t, kc_result(f, key_change(f, f->ec256,
 	    inner_hdr(f->ec256_b), kc_obj(f->ec256)), &nk) == PROB_MALFORMED);
+	/* outer JWS with a jwk instead of the account's kid */
+	{
+		json_t *ih = inner_hdr(f->ec256_b);
+		char *inner = jws_sign(f->ec256_b, "ES256", ih, NULL, 0);
+		char *outer = sign(f->ec256, "ES256", hdr(f->ec256), inner);
+		struct jws *j = NULL;
+
+		TH_CHECK(t, jws_parse(outer, strlen(outer), NULL, &j,
+		    NULL) == 0);
+		TH_CHECK(t, j != NULL && kc_result(f, j, &nk) ==
+		    PROB_MALFORMED);
+		json_decref(ih);
+		free(inner);
+		free(outer);
+	}
 	/* new key = old key */
 	TH_CHECK(t, kc_result(f, key_change(f, f->ec256,
 	    inner_hdr(f->ec256), kc_obj(f->ec256)), &nk) == PROB_MALFORMED);
