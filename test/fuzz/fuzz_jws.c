@@ -4,7 +4,10 @@
  * is an ACME request body. It is parsed (permissive policy: every alg on),
  * verified with its embedded jwk or a fixed account key, its payload parsed
  * as JSON, checked as a keyChange request, and its payload's
- * externalAccountBinding (if any) checked. Nothing may crash, leak or hang.
+ * externalAccountBinding (if any) checked. So that the fuzzer need not get
+ * through base64url first, the same bytes are also tried as the decoded
+ * protected header of a body, and as a JWK. Nothing may crash, leak or
+ * hang.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
  *       test/fuzz/fuzz_jws.c jose/(*).c core/(*).c $(pkg-config ...) \
@@ -44,6 +47,46 @@ check_eab(const struct jws *j, const json_t *payload)
 	free(kid);
 }
 
+/* The input as a protected header, then as a bare JWK. */
+static void
+as_header_and_jwk(const uint8_t *data, size_t size,
+    const struct jose_policy *pol)
+{
+	char *hdr = b64url_encode(data, size), *body;
+	struct problem *prob = NULL;
+	struct jws *j = NULL;
+	struct jwk *k = NULL;
+	json_t *obj;
+
+	body = xasprintf("{\"protected\":\"%s\",\"payload\":\"e30\","
+	    "\"signature\":\"AAAA\"}", hdr);
+	if (jws_parse(body, strlen(body), pol, &j, &prob) == 0)
+		(void)jws_verify(j, j->jwk, NULL);
+	else if (prob == NULL)
+		abort();
+	problem_free(prob);
+	prob = NULL;
+	jws_free(j);
+	obj = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES,
+	    NULL);
+	if (obj != NULL) {
+		if (jwk_parse(obj, pol, &k, &prob) == 0) {
+			char *tp = jwk_thumbprint(k);
+
+			if (strcmp(tp, k->thumbprint) != 0 || !jwk_equal(k, k))
+				abort();
+			free(tp);
+		} else if (prob == NULL) {
+			abort();
+		}
+	}
+	problem_free(prob);
+	jwk_free(k);
+	json_decref(obj);
+	free(body);
+	free(hdr);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -58,6 +101,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	aj = json_loads(acct_jwk, 0, NULL);
 	if (aj == NULL || jwk_parse(aj, NULL, &acct, NULL) != 0)
 		abort();
+	if (size <= 4096)
+		as_header_and_jwk(data, size, &pol);
 	if (jws_parse((const char *)data, size, &pol, &j, &prob) != 0)
 		goto out;
 	if (prob != NULL)

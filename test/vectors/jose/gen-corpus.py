@@ -42,6 +42,14 @@ seeds = {
         {"termsOfServiceAgreed": True, "externalAccountBinding": eab})
         .encode()),
 }
+# fuzz_jws.c also tries each input as a decoded protected header and as a
+# bare JWK: seeds for those.
+seeds["header-es256"] = jose.b64.b64decode(
+    json.loads(seeds["es256-jwk"])["protected"]).decode()
+seeds["header-rs256-kid"] = json.dumps({"alg": "RS256", "kid": ACCT,
+                                        "nonce": "abc", "url": URL})
+seeds["jwk-rsa"] = json.dumps(rsa_key.public_key().to_partial_json())
+seeds["jwk-p384"] = json.dumps(p384.public_key().to_partial_json())
 os.makedirs(OUT, exist_ok=True)
 for name, body in seeds.items():
     with open(os.path.join(OUT, name + ".json"), "w") as f:
