@@ -38,8 +38,9 @@ def move(v, a):
         for prefix in ("unix:", ""):
             if s.startswith(prefix + "var/"):
                 s = prefix + os.path.join(a.var, s[len(prefix) + 4:])
-            if s.startswith(prefix + a.src.rstrip("/") + "/"):
-                s = prefix + os.path.join(a.out, s[len(prefix) + len(a.src.rstrip("/")) + 1:])
+            for src in a.src_names:
+                if s.startswith(prefix + src + "/"):
+                    s = prefix + os.path.join(a.out, s[len(prefix) + len(src) + 1:])
         if s.startswith("bin/"):
             s = os.path.join(a.bindir, s[4:])
 
@@ -68,6 +69,9 @@ def main():
     ap.add_argument("--set", action="append", default=[],
                     help="FILE:key.path=JSON value override")
     a = ap.parse_args()
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    a.src_names = {a.src.rstrip("/"), os.path.abspath(a.src),
+                   os.path.relpath(os.path.abspath(a.src), top)}
     a.out = os.path.abspath(a.out)
     a.var = os.path.abspath(a.var)
     a.bindir = os.path.abspath(a.bindir)

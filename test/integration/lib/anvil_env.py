@@ -18,6 +18,7 @@ variables (e.g. PEBBLE_VA_ALWAYS_VALID=1).
 """
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -111,21 +112,21 @@ class AnvilEnv:
         self.trust_path = env.get("ANVIL_TRUST_PATH")
         self.launcher_log = open(os.path.join(self.var_dir, "log", "launcher.log"), "w")
         self.proc = subprocess.Popen([os.path.join(self.bin_dir, "anvil"), "run", "--config-dir", self.cfg_dir],
-                                     env=env, cwd=TOP, stdout=subprocess.PIPE, stderr=self.launcher_log,
-                                     text=True)
+                                     env=env, cwd=TOP, stdout=subprocess.PIPE, stderr=self.launcher_log)
         deadline = time.time() + self.start_timeout
         ready_marker = "ANVIL_DIRECTORY=" if "wfe" in self.services else "ANVIL_READY="
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        buf = ""
+        fd = self.proc.stdout.fileno()
+        buf = b""
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("launcher exited (%d) during start-up:\n%s" % (self.proc.returncode, self.logs_tail()))
-            chunk = self.proc.stdout.read()
-            if chunk:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                chunk = os.read(fd, 65536)
                 buf += chunk
-                if ready_marker in buf:
+                if ready_marker.encode() in buf:
+                    self.ready_output = buf.decode(errors="replace")
                     return
-            time.sleep(0.1)
         raise RuntimeError("not ready after %ds:\n%s" % (self.start_timeout, self.logs_tail()))
 
     def stop(self):
