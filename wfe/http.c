@@ -158,6 +158,34 @@ send_reply(struct wfe_req *r)
 	return ret;
 }
 
+/*
+ * Before the body is read: a declared Content-Length over the cap is
+ * answered at once (MHD then closes the connection instead of reading the
+ * body). MHD_YES to go on reading.
+ */
+static enum MHD_Result
+early_reject(struct wfe_req *r)
+{
+	const char *cl;
+	char *end = NULL;
+	unsigned long long n;
+	struct problem *p;
+
+	cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    "Content-Length");
+	if (cl == NULL)
+		return MHD_YES;
+	n = strtoull(cl, &end, 10);
+	if (end == cl || n <= (unsigned long long)r->w->cfg->max_body)
+		return MHD_YES;
+	p = problem_new(PROB_MALFORMED, "request body larger than %lld bytes",
+	    (long long)r->w->cfg->max_body);
+	p->status = 413;
+	r->route = "too-large";
+	wfe_reply_problem(r, p);
+	return send_reply(r);
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *con, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -183,7 +211,7 @@ access_cb(void *cls, struct MHD_Connection *con, const char *url,
 			proto = MHD_lookup_connection_value(con,
 			    MHD_HEADER_KIND, w->cfg->trusted_proxy_header);
 		wfe_url_bases(w->cfg, host, proto, &r->seen_base, &r->base);
-		return MHD_YES;
+		return early_reject(r);
 	}
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;

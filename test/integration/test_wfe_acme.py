@@ -408,3 +408,33 @@ def test_metrics(env):
     assert 'anvil_wfe_nonces_total{result="redeemed"}' in text
     assert "anvil_wfe_jws_rejections_total" in text
     assert "anvil_wfe_request_duration_seconds_bucket" in text
+
+
+def _eab(kid, hmac_key, jwk, url, alg="HS256"):
+    import hmac as _hmac
+    prot = h.b64(json.dumps({"alg": alg, "kid": kid, "url": url}))
+    payload = h.b64(json.dumps(jwk))
+    mac = _hmac.new(hmac_key, ("%s.%s" % (prot, payload)).encode(), hashlib.sha256).digest()
+    return {"protected": prot, "payload": payload, "signature": h.b64(mac)}
+
+
+def test_new_account_with_eab(env, raw):
+    hmac_key = os.urandom(32)
+    env.rpc("sa").call("sa.new_eab_key", {"kid": "wfe-eab-1", "hmac_key": h.b64(hmac_key),
+                                          "comment": "test_wfe_acme"})
+    url = raw.dir["newAccount"]
+    k = h.Key()
+    # wrong MAC key
+    bad = _eab("wfe-eab-1", os.urandom(32), k.jwk, url)
+    r = raw.post(url, {"termsOfServiceAgreed": True, "externalAccountBinding": bad}, k)
+    h.problem(r, 403, "unauthorized")
+    h.problem(raw.post(url, {"termsOfServiceAgreed": True, "externalAccountBinding": "x"}, k),
+              400, "malformed")
+    good = _eab("wfe-eab-1", hmac_key, k.jwk, url)
+    r = raw.post(url, {"termsOfServiceAgreed": True, "externalAccountBinding": good}, k)
+    assert r.status_code == 201, r.text
+    # the EAB key is now bound: another account key cannot reuse it
+    k2 = h.Key()
+    again = _eab("wfe-eab-1", hmac_key, k2.jwk, url)
+    r = raw.post(url, {"termsOfServiceAgreed": True, "externalAccountBinding": again}, k2)
+    assert r.status_code in (400, 403), r.text

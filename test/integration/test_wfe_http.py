@@ -429,3 +429,44 @@ def test_unauthenticated_endpoints_validate_input(wfe):
 
 def test_metrics_not_on_public_port(wfe):
     problem(wfe.s.get(wfe.base + "/metrics"), 404, "malformed")
+
+
+def test_huge_declared_body_answered_without_reading(wfe):
+    """A Content-Length over max_body is refused before the body is read."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=wfe.s.verify)
+    with socket.create_connection(("127.0.0.1", PORT_A), timeout=10) as raw_sock:
+        with ctx.wrap_socket(raw_sock, server_hostname="localhost") as s:
+            s.sendall(b"POST /acme/new-order HTTP/1.1\r\nHost: localhost:%d\r\n"
+                      b"Content-Type: application/jose+json\r\n"
+                      b"Content-Length: 1000000000\r\n\r\n" % PORT_A)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 413"), data[:100]
+    assert b"Replay-Nonce" in data
+
+
+def test_garbage_never_500_and_server_survives(wfe):
+    """Random paths, methods and bodies: never a 5xx, never a hang."""
+    import random
+    rnd = random.Random(8555)
+    paths = ["/acme/acct/1", "/acme/acct/x/orders", "/acme/order/0", "/acme/chall/1",
+             "/acme/chall/a/b", "/acme/cert/%00", "/acme/renewal-info/..", "/crl//.crl",
+             "/ocsp/", "/issuer/.der", "/acme/finalize/99999999999999999999", "/%ff%fe",
+             "/acme/new-account", "/directory?x=1", "/acme/new-nonce#frag"]
+    for i in range(300):
+        path = rnd.choice(paths) + ("" if rnd.random() < 0.5 else "/" + "%x" % rnd.getrandbits(40))
+        method = rnd.choice(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+        body = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 300)))
+        if rnd.random() < 0.3:
+            body = json.dumps({"protected": b64(bytes(rnd.getrandbits(8) for _ in range(20))),
+                               "payload": "", "signature": "AA"}).encode()
+        ctype = rnd.choice(["application/jose+json", "application/json", "text/plain"])
+        r = wfe.s.request(method, wfe.base + path, data=body, headers={"Content-Type": ctype},
+                          timeout=10)
+        assert r.status_code < 500, (method, path, r.status_code, r.text)
+    assert wfe.s.get(wfe.directory_url).status_code == 200
