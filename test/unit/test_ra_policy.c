@@ -1,0 +1,433 @@
+/* LIBS: ra jose core */
+/*
+ * test_ra_policy.c - the RA's pure parts: identifier policy (private and
+ * public mode, block lists, wildcards, profiles, subproblems), registered
+ * domains, IP ranges, GCRA arithmetic, order status derivation and the
+ * strict config parser.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ra/ra.h"
+
+static struct ra_config cfg;
+static struct profile classic, dnsonly;
+
+static json_t *
+ident(const char *type, const char *value)
+{
+	return json_pack("{s:s,s:s}", "type", type, "value", value);
+}
+
+/* Problem type of one identifier check, or -1 when accepted; *norm out. */
+static int
+one(const struct ra_policy *pol, const struct profile *prof,
+    const char *type, const char *value, char **norm)
+{
+	json_t *i = ident(type, value);
+	struct problem *p = NULL;
+	enum ident_type t;
+	char *n = NULL;
+	int rc;
+
+	rc = ra_policy_check_ident(pol, prof, i, &t, &n, &p);
+	json_decref(i);
+	if (rc == 0) {
+		if (norm != NULL)
+			*norm = n;
+		else
+			free(n);
+		return -1;
+	}
+	rc = (int)p->type;
+	problem_free(p);
+	return rc;
+}
+
+static void
+load_cfg(void)
+{
+	char err[256];
+	json_t *o = json_loads("{\"policy\": {\"mode\": \"private\", "
+	    "\"dns_suffixes\": [\"test\", \"Corp.Example\"], "
+	    "\"ip_ranges\": [\"10.0.0.0/8\", \"::1/128\", \"192.168.1.0/24\"],"
+	    " \"blocked_names\": [\"bad.test\"], \"allow_wildcards\": true},"
+	    " \"rate_limits\": {\"new_orders_per_account\": {\"limit\": 5, "
+	    "\"period\": \"1h\"}, \"profiles\": {\"shortlived\": "
+	    "{\"new_orders_per_account\": {\"limit\": 1, \"period\": \"1h\", "
+	    "\"burst\": 2}}}}}", 0, NULL);
+
+	if (ra_config_parse(o, "t.json", &cfg, err, sizeof(err)) != 0)
+		fprintf(stderr, "config: %s\n", err);
+	json_decref(o);
+	memset(&classic, 0, sizeof(classic));
+	classic.name = "classic";
+	classic.allow_dns = classic.allow_ip = 1;
+	classic.max_identifiers = 3;
+	dnsonly = classic;
+	dnsonly.name = "dnsonly";
+	dnsonly.allow_ip = 0;
+}
+
+static void
+test_private_dns(struct th *t)
+{
+	const struct ra_policy *pol = &cfg.policy;
+	char *n = NULL;
+
+	TH_CHECK(t, one(pol, &classic, "dns", "WWW.Example.TEST", &n) == -1);
+	TH_CHECK_STR(t, n, "www.example.test");
+	free(n);
+	TH_CHECK(t, one(pol, &classic, "dns", "a.corp.example", NULL) == -1);
+	/* outside the allowed suffixes, and the suffix itself */
+	TH_CHECK(t, one(pol, &classic, "dns", "example.com", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(pol, &classic, "dns", "test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(pol, &classic, "dns", "corp.example", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(pol, &classic, "dns", "xcorp.example", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	/* syntax */
+	TH_CHECK(t, one(pol, &classic, "dns", "a..test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(pol, &classic, "dns", "-a.test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(pol, &classic, "dns", "a.test.", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(pol, &classic, "dns", "a_b.test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	/* block list covers subdomains */
+	TH_CHECK(t, one(pol, &classic, "dns", "bad.test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(pol, &classic, "dns", "x.bad.test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(pol, &classic, "dns", "notbad.test", NULL) == -1);
+	/* unknown type */
+	TH_CHECK(t, one(pol, &classic, "email", "a@b.test", NULL) ==
+	    PROB_UNSUPPORTED_IDENTIFIER);
+}
+
+static void
+test_wildcards(struct th *t)
+{
+	struct ra_policy nowc = cfg.policy;
+	char *n = NULL;
+
+	TH_CHECK(t, one(&cfg.policy, &classic, "dns", "*.a.test", &n) == -1);
+	TH_CHECK_STR(t, n, "*.a.test");
+	free(n);
+	TH_CHECK(t, one(&cfg.policy, &classic, "dns", "a.*.test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&cfg.policy, &classic, "dns", "*a.test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&cfg.policy, &classic, "dns", "*.test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&cfg.policy, &classic, "dns", "*.bad.test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	nowc.allow_wildcards = 0;
+	TH_CHECK(t, one(&nowc, &classic, "dns", "*.a.test", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+}
+
+static void
+test_private_ip(struct th *t)
+{
+	char *n = NULL;
+
+	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "10.1.2.3", NULL) == -1);
+	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "::1", &n) == -1);
+	TH_CHECK_STR(t, n, "::1");
+	free(n);
+	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "192.168.1.77", NULL) ==
+	    -1);
+	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "192.168.2.1", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "8.8.8.8", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	/* non-canonical text */
+	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "0:0:0:0:0:0:0:1",
+	    NULL) == PROB_MALFORMED);
+	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "10.1.2", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	/* profile without IPs */
+	TH_CHECK(t, one(&cfg.policy, &dnsonly, "ip", "10.1.2.3", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+}
+
+static void
+test_public_mode(struct th *t)
+{
+	struct ra_policy pub;
+	char err[128];
+
+	memset(&pub, 0, sizeof(pub));
+	pub.public_mode = 1;
+	pub.allow_wildcards = 1;
+	pub.psl = ra_psl_load("/usr/share/publicsuffix/public_suffix_list.dat",
+	    err, sizeof(err));
+	if (pub.psl == NULL)
+		TH_SKIP(t, "no public suffix list installed");
+	TH_CHECK(t, one(&pub, &classic, "dns", "www.example.com", NULL) ==
+	    -1);
+	TH_CHECK(t, one(&pub, &classic, "dns", "example.co.uk", NULL) == -1);
+	TH_CHECK(t, one(&pub, &classic, "dns", "co.uk", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&pub, &classic, "dns", "*.co.uk", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&pub, &classic, "dns", "*.example.com", NULL) == -1);
+	TH_CHECK(t, one(&pub, &classic, "dns", "host.internal-name", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&pub, &classic, "ip", "8.8.8.8", NULL) == -1);
+	TH_CHECK(t, one(&pub, &classic, "ip", "10.0.0.1", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&pub, &classic, "ip", "127.0.0.1", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&pub, &classic, "ip", "2001:db8::1", NULL) ==
+	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&pub, &classic, "ip", "2606:4700::1111", NULL) == -1);
+	{
+		char *r = ra_policy_registered_domain(&pub, "a.b.example.co.uk");
+		TH_CHECK_STR(t, r, "example.co.uk");
+		free(r);
+		r = ra_policy_registered_domain(&pub, "*.www.example.com");
+		TH_CHECK_STR(t, r, "example.com");
+		free(r);
+	}
+	ra_psl_free(pub.psl);
+}
+
+static void
+test_ident_list(struct th *t)
+{
+	json_t *in, *out = NULL;
+	struct problem *p = NULL;
+
+	in = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "type", "dns",
+	    "value", "B.test", "type", "dns", "value", "a.test", "type", "dns",
+	    "value", "b.test");
+	TH_CHECK(t, ra_policy_check_idents(&cfg.policy, &classic, in, &out,
+	    &p) == 0);
+	TH_CHECK(t, json_array_size(out) == 2); /* deduplicated */
+	TH_CHECK_STR(t, json_string_value(json_object_get(json_array_get(out,
+	    0), "value")), "a.test");
+	json_decref(in);
+	json_decref(out);
+	out = NULL;
+
+	/* two bad identifiers -> two subproblems naming them */
+	in = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "type", "dns",
+	    "value", "ok.test", "type", "dns", "value", "evil.com", "type",
+	    "ip", "value", "8.8.8.8");
+	TH_CHECK(t, ra_policy_check_idents(&cfg.policy, &classic, in, &out,
+	    &p) == -1);
+	TH_CHECK(t, p != NULL && p->type == PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, p != NULL && json_array_size(p->subproblems) == 2);
+	if (p != NULL && json_array_size(p->subproblems) == 2) {
+		json_t *s1 = json_array_get(p->subproblems, 0);
+		TH_CHECK_STR(t, json_string_value(json_object_get(
+		    json_object_get(s1, "identifier"), "value")), "evil.com");
+	}
+	problem_free(p);
+	p = NULL;
+	json_decref(in);
+
+	/* too many for the profile */
+	in = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "type",
+	    "dns", "value", "a.test", "type", "dns", "value", "b.test", "type",
+	    "dns", "value", "c.test", "type", "dns", "value", "d.test");
+	TH_CHECK(t, ra_policy_check_idents(&cfg.policy, &classic, in, &out,
+	    &p) == -1 && p != NULL && p->type == PROB_REJECTED_IDENTIFIER);
+	problem_free(p);
+	p = NULL;
+	json_decref(in);
+
+	/* structural errors */
+	in = json_pack("[]");
+	TH_CHECK(t, ra_policy_check_idents(&cfg.policy, &classic, in, &out,
+	    &p) == -1 && p != NULL && p->type == PROB_MALFORMED);
+	problem_free(p);
+	p = NULL;
+	json_decref(in);
+	in = json_pack("[{s:s}]", "type", "dns");
+	TH_CHECK(t, ra_policy_check_idents(&cfg.policy, &classic, in, &out,
+	    &p) == -1 && p != NULL && p->type == PROB_MALFORMED);
+	problem_free(p);
+	json_decref(in);
+}
+
+static void
+test_registered_domain_private(struct th *t)
+{
+	char *r = ra_policy_registered_domain(&cfg.policy, "a.b.corp.example");
+
+	TH_CHECK_STR(t, r, "b.corp.example");
+	free(r);
+	r = ra_policy_registered_domain(&cfg.policy, "x.y.z.test");
+	TH_CHECK_STR(t, r, "z.test");
+	free(r);
+	r = ra_policy_registered_domain(&cfg.policy, "10.0.0.1");
+	TH_CHECK_STR(t, r, "10.0.0.1");
+	free(r);
+}
+
+static void
+test_ip_ranges(struct th *t)
+{
+	struct ra_ip_range r;
+	uint8_t a4[4] = {10, 200, 1, 1}, b4[4] = {11, 0, 0, 1};
+	uint8_t v6[16] = {0};
+
+	TH_CHECK(t, ra_ip_range_parse("10.0.0.0/8", &r) == 0);
+	TH_CHECK(t, ra_ip_range_contains(&r, a4, 4) == 1);
+	TH_CHECK(t, ra_ip_range_contains(&r, b4, 4) == 0);
+	TH_CHECK(t, ra_ip_range_contains(&r, v6, 16) == 0);
+	TH_CHECK(t, ra_ip_range_parse("10.0.0.0/33", &r) == -1);
+	TH_CHECK(t, ra_ip_range_parse("banana/8", &r) == -1);
+	TH_CHECK(t, ra_ip_range_parse("::/0", &r) == 0);
+	TH_CHECK(t, ra_ip_range_contains(&r, v6, 16) == 1);
+	TH_CHECK(t, ra_ip_special_purpose(a4, 4) == 1);
+	TH_CHECK(t, ra_ip_special_purpose(b4, 4) == 0);
+}
+
+static void
+test_gcra(struct th *t)
+{
+	int64_t tat = 0, now = 1000000, nt, retry, rem;
+	int i, allowed = 0;
+
+	/* 10 per 10 s, burst 3: three at once, the fourth waits 1 s */
+	for (i = 0; i < 4; i++) {
+		if (ra_gcra(tat, now, 1000, 3, 1, &nt, &retry, &rem)) {
+			allowed++;
+			tat = nt;
+		}
+	}
+	TH_CHECK(t, allowed == 3);
+	TH_CHECK(t, ra_gcra(tat, now, 1000, 3, 1, &nt, &retry, &rem) == 0);
+	TH_CHECK(t, retry == 1000);
+	TH_CHECK(t, rem == 0);
+	/* after the wait, one more */
+	TH_CHECK(t, ra_gcra(tat, now + 1000, 1000, 3, 1, &nt, &retry,
+	    &rem) == 1);
+	/* cost 0 is a check: denied-equivalent shows as remaining 0 */
+	TH_CHECK(t, ra_gcra(tat, now, 1000, 3, 0, &nt, &retry, &rem) == 1);
+	TH_CHECK(t, rem == 0 && nt == tat);
+	/* a fresh bucket has burst - 1 left after one spend */
+	TH_CHECK(t, ra_gcra(0, now, 1000, 3, 1, &nt, &retry, &rem) == 1);
+	TH_CHECK(t, rem == 2 && nt == now + 1000);
+	/* long idle refills completely but not beyond burst */
+	TH_CHECK(t, ra_gcra(now, now + 100000, 1000, 3, 1, &nt, &retry,
+	    &rem) == 1 && rem == 2);
+	/* cost larger than burst never passes */
+	TH_CHECK(t, ra_gcra(0, now, 1000, 3, 4, &nt, &retry, &rem) == 0);
+}
+
+static void
+test_order_status(struct th *t)
+{
+	const char *v2[] = {"valid", "valid"};
+	const char *vp[] = {"valid", "pending"};
+	const char *vi[] = {"valid", "invalid"};
+	const char *vd[] = {"deactivated", "pending"};
+	const char *ve[] = {"valid", "expired"};
+	const char *vr[] = {"revoked"};
+	int64_t now = 1000000;
+
+	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, v2, 2),
+	    "ready");
+	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, vp, 2),
+	    "pending");
+	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, vi, 2),
+	    "invalid");
+	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, vd, 2),
+	    "invalid");
+	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, ve, 2),
+	    "invalid");
+	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, vr, 1),
+	    "invalid");
+	TH_CHECK_STR(t, ra_order_status("pending", now, now, v2, 2),
+	    "invalid");
+	TH_CHECK_STR(t, ra_order_status("processing", now - 5, now, v2, 2),
+	    "processing");
+	TH_CHECK_STR(t, ra_order_status("valid", now - 5, now, v2, 2),
+	    "valid");
+	TH_CHECK_STR(t, ra_order_status("invalid", now + 5, now, v2, 2),
+	    "invalid");
+}
+
+static void
+test_config(struct th *t)
+{
+	struct ra_config c;
+	struct ra_limit tmp;
+	const struct ra_limit *l;
+	char err[512];
+	json_t *o;
+
+	/* defaults */
+	o = json_object();
+	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == 0);
+	TH_CHECK(t, c.finalize_async == 1 && c.contacts_max == 10);
+	TH_CHECK(t, c.keys.allow_p256 && c.keys.allow_p384 &&
+	    !c.keys.allow_p521 && c.keys.n_rsa_sizes == 3);
+	TH_CHECK(t, c.authz_reuse_enabled && c.authz_reuse_percent == 100);
+	TH_CHECK(t, !c.limits[RA_RL_NEW_ORDERS_PER_ACCOUNT].enabled);
+	ra_config_clear(&c);
+	json_decref(o);
+
+	/* unknown key named */
+	o = json_loads("{\"policy\": {\"mode\": \"private\", \"bogus\": 1}}",
+	    0, NULL);
+	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "bogus") != NULL);
+	ra_config_clear(&c);
+	json_decref(o);
+	o = json_loads("{\"policy\": {\"ip_ranges\": [\"10.0.0.0/99\"]}}", 0,
+	    NULL);
+	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "ip_ranges") != NULL);
+	ra_config_clear(&c);
+	json_decref(o);
+	o = json_loads("{\"rate_limits\": {\"new_things\": {\"limit\": 1, "
+	    "\"period\": \"1h\"}}}", 0, NULL);
+	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "new_things") != NULL);
+	ra_config_clear(&c);
+	json_decref(o);
+	o = json_loads("{\"keys\": {\"ecdsa_curves\": [\"P-192\"]}}", 0, NULL);
+	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == -1);
+	ra_config_clear(&c);
+	json_decref(o);
+
+	/* per-profile limit override */
+	l = ra_config_limit(&cfg, RA_RL_NEW_ORDERS_PER_ACCOUNT, "classic",
+	    &tmp);
+	TH_CHECK(t, l->enabled && l->limit == 5 && l->burst == 5 &&
+	    l->period_ms == 3600000);
+	l = ra_config_limit(&cfg, RA_RL_NEW_ORDERS_PER_ACCOUNT, "shortlived",
+	    &tmp);
+	TH_CHECK(t, l->enabled && l->limit == 1 && l->burst == 2);
+}
+
+int
+main(void)
+{
+	struct th t = TH_INIT;
+
+	log_init("test_ra_policy", LOG_LEVEL_ERROR);
+	load_cfg();
+	TH_RUN(&t, test_private_dns);
+	TH_RUN(&t, test_wildcards);
+	TH_RUN(&t, test_private_ip);
+	TH_RUN(&t, test_public_mode);
+	TH_RUN(&t, test_ident_list);
+	TH_RUN(&t, test_registered_domain_private);
+	TH_RUN(&t, test_ip_ranges);
+	TH_RUN(&t, test_gcra);
+	TH_RUN(&t, test_order_status);
+	TH_RUN(&t, test_config);
+	ra_config_clear(&cfg);
+	return th_done(&t);
+}
