@@ -14,6 +14,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 mode=${1:-all}
 pat=${TESTS:-}
+# Debian's python3 has the test packages (pytest, acme, josepy, requests);
+# a python3 earlier on PATH (pyenv, venv) may not.
+PY=${PYTHON:-/usr/bin/python3}
+[ -x "$PY" ] || PY=python3
 logdir=$BUILD/test-logs
 mkdir -p "$logdir"
 
@@ -68,7 +72,7 @@ if [ "$mode" != "--unit-only" ]; then
 	done
 	if ls test/integration/test_*.py >/dev/null 2>&1; then
 		for t in test/integration/test_*.py; do
-			run_one "integration/$(basename "$t" .py)" python3 -m pytest -q -p no:cacheprovider "$t"
+			run_one "integration/$(basename "$t" .py)" "$PY" -m pytest -q -p no:cacheprovider "$t"
 		done
 	fi
 fi
