@@ -74,6 +74,13 @@ EVP_PKEY *ca_key_generate(enum ca_key_type kt, int bits);
 struct ca_tbs {
 	uint8_t serial[CA_SERIAL_LEN];
 	EVP_PKEY *pubkey;	/* borrowed (subject key) */
+	/*
+	 * Borrowed, may be NULL: the subject key as the CSR encoded it. When
+	 * set it is copied into the certificate as ASN.1 (fast); otherwise
+	 * pubkey is encoded with X509_set_pubkey (slow in OpenSSL 3, and the
+	 * only way that leaves a decoded key in the certificate).
+	 */
+	const X509_PUBKEY *spki;
 	time_t not_before;
 	time_t not_after;	/* inclusive */
 	const char *cn;		/* NULL: empty subject */
@@ -103,6 +110,14 @@ const char *ca_choose_cn(X509_REQ *csr, const json_t *sans);
 
 struct ca_lint_input {
 	X509 *cert;		     /* the throwaway-signed certificate */
+	/*
+	 * Optional: the subject key as requested (decoded EVP_PKEY and its
+	 * SPKI). When spki is set, lint spki_matches_request checks the
+	 * certificate carries exactly it, and the key lints read pubkey
+	 * instead of decoding the certificate's key again.
+	 */
+	EVP_PKEY *pubkey;
+	const X509_PUBKEY *spki;
 	const json_t *identifiers;   /* the order's identifiers */
 	const struct profile *profile;
 };

@@ -190,13 +190,13 @@ out:
 
 /* Hex SHA-256 of the SPKI DER; malloc'd or NULL. */
 static char *
-spki_hash(EVP_PKEY *k)
+spki_hash(const X509_PUBKEY *k)
 {
 	unsigned char *der = NULL;
 	uint8_t h[32];
 	int n;
 
-	n = i2d_PUBKEY(k, &der);
+	n = i2d_X509_PUBKEY(k, &der);
 	if (n <= 0)
 		return NULL;
 	sha256(der, (size_t)n, h);
@@ -244,6 +244,8 @@ sign_linted(struct ca *ca, const struct ca_tbs *t, const json_t *ids,
 		goto out;
 	}
 	li.cert = lintx;
+	li.pubkey = t->pubkey;
+	li.spki = t->spki;
 	li.identifiers = ids;
 	li.profile = t->profile;
 	if (ca_lint_all(&li, &failed, err, sizeof(err)) != 0) {
@@ -383,6 +385,7 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req,
 		goto out;
 	}
 	t.pubkey = pub;
+	t.spki = X509_REQ_get_X509_PUBKEY(csr);
 	t.profile = p;
 	t.sans = sans;
 	t.cn = p->keep_cn ? ca_choose_cn(csr, sans) : NULL;
@@ -397,7 +400,7 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req,
 	out->issuer = t.issuer;
 	out->shard = t.shard;
 	if (ca_x509_der(x, &out->der, &out->der_len) != 0 ||
-	    (khash = spki_hash(pub)) == NULL) {
+	    (khash = spki_hash(t.spki)) == NULL) {
 		*prob = problem_new(PROB_SERVER_INTERNAL, "encoding failed");
 		goto out;
 	}

@@ -318,10 +318,40 @@ out:
 	return ret;
 }
 
+/* The certificate's key: the request's (proven equal) or decoded. */
+static EVP_PKEY *
+lint_pubkey(const struct ca_lint_input *in)
+{
+	if (in->pubkey != NULL && in->spki != NULL)
+		return in->pubkey;
+	return X509_get0_pubkey(in->cert);
+}
+
+static int
+lint_spki_matches_request(const struct ca_lint_input *in, char *msg,
+    size_t msglen)
+{
+	unsigned char *a = NULL, *b = NULL;
+	int la, lb, ret = -1;
+
+	if (in->spki == NULL)
+		return 0;
+	la = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(in->cert), &a);
+	lb = i2d_X509_PUBKEY(in->spki, &b);
+	if (la <= 0 || la != lb || memcmp(a, b, (size_t)la) != 0)
+		snprintf(msg, msglen, "certificate key differs from the "
+		    "requested key");
+	else
+		ret = 0;
+	OPENSSL_free(a);
+	OPENSSL_free(b);
+	return ret;
+}
+
 static int
 lint_key_allowed(const struct ca_lint_input *in, char *msg, size_t msglen)
 {
-	EVP_PKEY *k = X509_get0_pubkey(in->cert);
+	EVP_PKEY *k = lint_pubkey(in);
 	char curve[64];
 	size_t clen = 0;
 	int bits;
@@ -374,7 +404,7 @@ lint_ku_eku_consistent(const struct ca_lint_input *in, char *msg,
 		return -1;
 	}
 	ku = X509_get_key_usage(x);
-	is_rsa = EVP_PKEY_get_base_id(X509_get0_pubkey(x)) == EVP_PKEY_RSA;
+	is_rsa = EVP_PKEY_get_base_id(lint_pubkey(in)) == EVP_PKEY_RSA;
 	if (!(ku & KU_DIGITAL_SIGNATURE)) {
 		snprintf(msg, msglen, "keyUsage lacks digitalSignature");
 		return -1;
@@ -504,6 +534,7 @@ static const struct ca_lint lint_table[] = {
 	{"cn_in_san", lint_cn_in_san},
 	{"validity_within_profile", lint_validity_within_profile},
 	{"serial_valid", lint_serial_valid},
+	{"spki_matches_request", lint_spki_matches_request},
 	{"key_allowed", lint_key_allowed},
 	{"ku_eku_consistent", lint_ku_eku_consistent},
 	{"no_unknown_critical_ext", lint_no_unknown_critical},

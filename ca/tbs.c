@@ -101,6 +101,47 @@ out:
 	return ret;
 }
 
+/* Copies an encoded SubjectPublicKeyInfo into x without re-encoding. */
+static int
+copy_spki(X509 *x, const X509_PUBKEY *src)
+{
+	ASN1_OBJECT *alg = NULL;
+	const ASN1_OBJECT *aobj = NULL;
+	const unsigned char *pk = NULL;
+	const void *pval = NULL;
+	X509_ALGOR *pa = NULL;
+	unsigned char *penc = NULL;
+	void *pcopy = NULL;
+	int pklen = 0, ptype = V_ASN1_UNDEF;
+	X509_PUBKEY *dst = X509_get_X509_PUBKEY(x);
+
+	if (dst == NULL || !X509_PUBKEY_get0_param(&alg, &pk, &pklen, &pa,
+	    src) || pk == NULL || pklen <= 0)
+		return -1;
+	X509_ALGOR_get0(&aobj, &ptype, &pval, pa);
+	if (ptype == V_ASN1_OBJECT)
+		pcopy = OBJ_dup(pval);
+	else if (ptype == V_ASN1_SEQUENCE)
+		pcopy = ASN1_STRING_dup(pval);
+	else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
+		return -1;
+	if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF && pcopy == NULL)
+		return -1;
+	if ((penc = OPENSSL_memdup(pk, (size_t)pklen)) == NULL)
+		goto fail;
+	if (!X509_PUBKEY_set0_param(dst, OBJ_dup(aobj), ptype, pcopy, penc,
+	    pklen))
+		goto fail;
+	return 0;
+fail:
+	OPENSSL_free(penc);
+	if (ptype == V_ASN1_OBJECT)
+		ASN1_OBJECT_free(pcopy);
+	else
+		ASN1_STRING_free(pcopy);
+	return -1;
+}
+
 /* See ca_int.h. */
 X509 *
 ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
@@ -137,7 +178,8 @@ ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
 	if (ASN1_TIME_set(X509_getm_notBefore(x), t->not_before) == NULL ||
 	    ASN1_TIME_set(X509_getm_notAfter(x), t->not_after) == NULL)
 		goto fail;
-	if (!X509_set_pubkey(x, t->pubkey))
+	if (t->spki != NULL ? copy_spki(x, t->spki) != 0 :
+	    !X509_set_pubkey(x, t->pubkey))
 		goto fail;
 
 	X509V3_set_ctx(&ctx, t->issuer->cert, x, NULL, NULL, 0);

@@ -5,6 +5,8 @@
  * every CRL shard on a timer.
  *
  *   anvil-ca --config configs/dev/ca.json
+ *   anvil-ca --bench SECONDS --issuers FILE --profiles FILE [--threads N]
+ *       signing speed with an in-memory store (scripts/bench-ca.sh)
  *
  * Config keys: docs/config/ca.md.
  */
@@ -17,6 +19,7 @@
 #include <time.h>
 
 #include "ca/ca.h"
+#include "cmd/anvil-ca/bench.h"
 #include "core/core.h"
 #include "rpc/rpc.h"
 
@@ -110,7 +113,9 @@ crl_timer(void *arg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: anvil-ca --config FILE\n");
+	fprintf(stderr, "usage: anvil-ca --config FILE\n"
+	    "       anvil-ca --bench SECONDS --issuers FILE --profiles FILE "
+	    "[--threads N]\n");
 }
 
 int
@@ -126,7 +131,9 @@ main(int argc, char **argv)
 	struct profiles *profiles = NULL;
 	struct ca_issuers *issuers = NULL;
 	const struct rpc_method *methods;
-	const char *path = NULL;
+	const char *path = NULL, *bench_issuers = NULL, *bench_profiles = NULL;
+	double bench_seconds = 0;
+	long bench_threads = 4;
 	char err[1024], tmp[1100];
 	enum log_level lvl;
 	pthread_t timer;
@@ -143,10 +150,25 @@ main(int argc, char **argv)
 		if ((strcmp(argv[i], "--config") == 0 ||
 		    strcmp(argv[i], "-c") == 0) && i + 1 < argc)
 			path = argv[++i];
+		else if (strcmp(argv[i], "--bench") == 0 && i + 1 < argc)
+			bench_seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--issuers") == 0 && i + 1 < argc)
+			bench_issuers = argv[++i];
+		else if (strcmp(argv[i], "--profiles") == 0 && i + 1 < argc)
+			bench_profiles = argv[++i];
+		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+			bench_threads = atol(argv[++i]);
 		else {
 			usage();
 			return 2;
 		}
+	}
+	if (bench_seconds > 0 && bench_issuers != NULL &&
+	    bench_profiles != NULL && bench_threads > 0 &&
+	    bench_threads <= 256) {
+		log_init("anvil-ca", LOG_LEVEL_ERROR);
+		return ca_bench_main(bench_issuers, bench_profiles,
+		    bench_seconds, (int)bench_threads);
 	}
 	if (path == NULL) {
 		usage();

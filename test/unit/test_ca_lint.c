@@ -132,6 +132,7 @@ run_lint(const char *name, X509 *x, const json_t *ids, const char *profile)
 	char msg[256] = "";
 	int rc;
 
+	memset(&in, 0, sizeof(in));
 	if (l == NULL) {
 		fprintf(stderr, "  no lint %s\n", name);
 		return 99;
@@ -157,6 +158,7 @@ test_all_lints_pass_on_good_certs(struct th *t)
 	size_t i, n;
 	X509 *x;
 
+	memset(&in, 0, sizeof(in));
 	ca_lints(&n);
 	TH_CHECK(t, n >= 9);
 	for (i = 0; i < 4; i++) {
@@ -510,6 +512,84 @@ test_lint_revocation_info(struct th *t)
 }
 
 static void
+test_lint_spki_matches_request(struct th *t)
+{
+	struct ca_tbs tpl;
+	struct ca_lint_input in;
+	X509_PUBKEY *mine = NULL, *other = NULL;
+	EVP_PKEY *ok = NULL;
+	char msg[256];
+	X509 *x;
+
+	X509_PUBKEY_set(&mine, L.subject);
+	X509_PUBKEY_set(&other, L.signer);
+	good_template(&tpl, "classic");
+	tpl.spki = mine; /* the fast path: SPKI copied as ASN.1 */
+	x = build(&tpl);
+	TH_CHECK(t, x != NULL);
+	if (x == NULL)
+		goto out;
+	resign(x);
+	memset(&in, 0, sizeof(in));
+	in.cert = x;
+	in.identifiers = L.ids;
+	in.profile = tpl.profile;
+	in.pubkey = L.subject;
+	in.spki = mine;
+	TH_CHECK(t, ca_lint_find("spki_matches_request")->fn(&in, msg,
+	    sizeof(msg)) == 0);
+	TH_CHECK(t, ca_lint_find("key_allowed")->fn(&in, msg, sizeof(msg)) ==
+	    0);
+	in.spki = other;
+	in.pubkey = L.signer;
+	TH_CHECK(t, ca_lint_find("spki_matches_request")->fn(&in, msg,
+	    sizeof(msg)) == -1);
+	/* The copied SPKI decodes to the subject key. */
+	ok = X509_get_pubkey(x);
+	TH_CHECK(t, ok == NULL || EVP_PKEY_eq(ok, L.subject) == 1);
+	X509_free(x);
+out:
+	EVP_PKEY_free(ok);
+	X509_PUBKEY_free(mine);
+	X509_PUBKEY_free(other);
+}
+
+static void
+test_fast_and_slow_spki_give_the_same_tbs(struct th *t)
+{
+	struct ca_tbs tpl;
+	X509_PUBKEY *spki = NULL;
+	X509 *a, *b;
+	uint8_t *da = NULL, *db = NULL;
+	size_t la = 0, lb = 0;
+	EVP_PKEY *rsa = ca_key_generate(CA_KEY_RSA, 2048);
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		good_template(&tpl, "classic");
+		if (i == 1)
+			tpl.pubkey = rsa;
+		X509_PUBKEY_set(&spki, tpl.pubkey);
+		a = build(&tpl);
+		tpl.spki = spki;
+		b = build(&tpl);
+		X509_sign(a, L.signer, EVP_sha256());
+		X509_sign(b, L.signer, EVP_sha256());
+		TH_CHECK(t, ca_tbs_der(a, &da, &la) == 0 &&
+		    ca_tbs_der(b, &db, &lb) == 0);
+		TH_CHECK(t, la == lb && la > 0 && memcmp(da, db, la) == 0);
+		free(da);
+		free(db);
+		da = db = NULL;
+		X509_free(a);
+		X509_free(b);
+		X509_PUBKEY_free(spki);
+		spki = NULL;
+	}
+	EVP_PKEY_free(rsa);
+}
+
+static void
 test_tbs_is_deterministic(struct th *t)
 {
 	struct ca_tbs tpl;
@@ -556,6 +636,8 @@ main(void)
 	TH_RUN(&t, test_lint_empty_subject_san_critical);
 	TH_RUN(&t, test_lint_revocation_info);
 	TH_RUN(&t, test_tbs_is_deterministic);
+	TH_RUN(&t, test_lint_spki_matches_request);
+	TH_RUN(&t, test_fast_and_slow_spki_give_the_same_tbs);
 	teardown();
 	return th_done(&t);
 }

@@ -1,0 +1,271 @@
+/*
+ * bench.c - `anvil-ca --bench`: the signing pipeline's speed per key type
+ * with an in-memory store that accepts everything, so that only the CA's
+ * own work is measured (scripts/bench-ca.sh compares it with
+ * `openssl speed`).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "cmd/anvil-ca/bench.h"
+
+struct null_store {
+	const char *issuer_id; /* what sa.get_certificate answers */
+};
+
+/* Accepts every write; answers reads with a good certificate. */
+static int
+null_call(void *arg, const char *method, json_t *params, const char *rid,
+    json_t **result, struct problem **prob)
+{
+	struct null_store *ns = arg;
+
+	(void)params;
+	(void)rid;
+	if (strcmp(method, "sa.get_certificate") == 0) {
+		*result = json_pack("{s:s, s:s}", "status", "good",
+		    "issuer_id", ns->issuer_id);
+		return 0;
+	}
+	if (strcmp(method, "sa.get_ocsp") == 0) {
+		*prob = problem_new(PROB_NOT_FOUND, "no cache in the bench");
+		return -1;
+	}
+	if (strcmp(method, "sa.next_crl_number") == 0) {
+		*result = json_pack("{s:i}", "number", 1);
+		return 0;
+	}
+	if (strcmp(method, "sa.revoked_by_shard") == 0) {
+		*result = json_pack("{s:[]}", "entries");
+		return 0;
+	}
+	*result = json_object();
+	return 0;
+}
+
+/* DER CSR for bench.example.com with a fresh key. */
+static uint8_t *
+bench_csr(enum ca_key_type kt, size_t *len)
+{
+	EVP_PKEY *k = kt == CA_KEY_RSA ?
+	    EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048) :
+	    EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509_REQ *req = X509_REQ_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *e;
+	unsigned char *p = NULL;
+	uint8_t *der = NULL;
+	int n;
+
+	if (k == NULL || req == NULL || exts == NULL)
+		goto out;
+	e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name,
+	    "DNS:bench.example.com");
+	if (e == NULL || !sk_X509_EXTENSION_push(exts, e)) {
+		X509_EXTENSION_free(e);
+		goto out;
+	}
+	if (!X509_REQ_set_pubkey(req, k) || !X509_REQ_add_extensions(req,
+	    exts) || X509_REQ_sign(req, k, EVP_sha256()) <= 0)
+		goto out;
+	if ((n = i2d_X509_REQ(req, &p)) <= 0)
+		goto out;
+	der = xmalloc((size_t)n);
+	memcpy(der, p, (size_t)n);
+	*len = (size_t)n;
+out:
+	OPENSSL_free(p);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	return der;
+}
+
+enum bench_op { OP_ISSUE, OP_OCSP, OP_CRL };
+
+struct worker {
+	struct ca *ca;
+	enum bench_op op;
+	const uint8_t *csr;
+	size_t csrlen;
+	const json_t *ids;
+	const char *serial;
+	const char *issuer_id;
+	int64_t until_ms;
+	long done;
+	long failed;
+};
+
+static void *
+work(void *arg)
+{
+	struct worker *w = arg;
+	struct ca_issue_req r;
+	struct ca_issued out;
+	struct problem *p = NULL;
+	uint8_t *der;
+	size_t len;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.csr_der = w->csr;
+	r.csr_len = w->csrlen;
+	r.identifiers = w->ids;
+	r.profile = "shortlived";
+	r.account_id = 1;
+	while (time_mono_ms() < w->until_ms) {
+		der = NULL;
+		switch (w->op) {
+		case OP_ISSUE:
+			rc = ca_issue(w->ca, &r, &out, &p);
+			if (rc == 0)
+				ca_issued_clear(&out);
+			break;
+		case OP_OCSP:
+			rc = ca_ocsp(w->ca, w->serial, NULL, &der, &len, &p);
+			break;
+		default:
+			rc = ca_generate_crl(w->ca, w->issuer_id, 0, NULL, NULL,
+			    &der, &len, &p);
+			break;
+		}
+		free(der);
+		if (rc == 0) {
+			w->done++;
+		} else {
+			w->failed++;
+			problem_free(p);
+			p = NULL;
+		}
+	}
+	return NULL;
+}
+
+/* Ops per second over `threads` threads for `ms`; -1 on failures. */
+static double
+run(struct ca *ca, enum bench_op op, const uint8_t *csr, size_t csrlen,
+    const json_t *ids, const char *issuer_id, int threads, int64_t ms)
+{
+	struct worker *w = xcalloc((size_t)threads, sizeof(*w));
+	pthread_t *th = xcalloc((size_t)threads, sizeof(*th));
+	int64_t start = time_mono_ms(), el;
+	long done = 0, failed = 0;
+	int i, started = 0;
+
+	for (i = 0; i < threads; i++) {
+		w[i].ca = ca;
+		w[i].op = op;
+		w[i].csr = csr;
+		w[i].csrlen = csrlen;
+		w[i].ids = ids;
+		w[i].serial = "7f0102030405060708090a0b0c0d0e0f1011";
+		w[i].issuer_id = issuer_id;
+		w[i].until_ms = start + ms;
+		if (pthread_create(&th[i], NULL, work, &w[i]) != 0)
+			break;
+		started++;
+	}
+	for (i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		done += w[i].done;
+		failed += w[i].failed;
+	}
+	el = time_mono_ms() - start;
+	free(w);
+	free(th);
+	if (failed > 0 || started < threads)
+		return -1;
+	return el > 0 ? (double)done * 1000.0 / (double)el : 0;
+}
+
+/* See bench.h. */
+int
+ca_bench_main(const char *issuers_path, const char *profiles_path,
+    double seconds, int threads)
+{
+	struct profiles *profiles = NULL;
+	struct ca_issuers *issuers = NULL;
+	struct ca *ca[CA_KEY__MAX] = {NULL, NULL};
+	struct null_store ns[CA_KEY__MAX];
+	struct ca_settings s;
+	const struct ca_issuer *is;
+	uint8_t *csr = NULL;
+	size_t csrlen = 0;
+	json_t *ids = NULL;
+	char err[1024];
+	int64_t ms = (int64_t)(seconds * 1000);
+	int kt, rc = 1;
+	double issue1, issuen, ocsp, crl;
+
+	ids = json_pack("[{s:s, s:s}]", "type", "dns", "value",
+	    "bench.example.com");
+	if ((profiles = profiles_load(profiles_path, err, sizeof(err))) ==
+	    NULL)
+		goto fail;
+	for (kt = 0; kt < CA_KEY__MAX; kt++) {
+		if ((issuers = ca_issuers_load(issuers_path, err,
+		    sizeof(err))) == NULL)
+			goto fail;
+		is = ca_issuers_choose(issuers, "shortlived",
+		    (enum ca_key_type)kt);
+		if (is == NULL) {
+			snprintf(err, sizeof(err), "no %s issuer",
+			    ca_key_type_name((enum ca_key_type)kt));
+			goto fail;
+		}
+		ns[kt].issuer_id = ca_issuer_id(is);
+		ca_settings_defaults(&s);
+		s.public_base_url = "https://bench.test";
+		s.crl_shards = 1;
+		ca[kt] = ca_new(&s, issuers, profiles,
+		    (struct ca_store){null_call, &ns[kt]}, NULL, err,
+		    sizeof(err));
+		issuers = NULL;
+		if (ca[kt] == NULL)
+			goto fail;
+	}
+	for (kt = 0; kt < CA_KEY__MAX; kt++) {
+		free(csr);
+		if ((csr = bench_csr((enum ca_key_type)kt, &csrlen)) == NULL) {
+			snprintf(err, sizeof(err), "CSR generation failed");
+			goto fail;
+		}
+		issue1 = run(ca[kt], OP_ISSUE, csr, csrlen, ids,
+		    ns[kt].issuer_id, 1, ms);
+		issuen = run(ca[kt], OP_ISSUE, csr, csrlen, ids,
+		    ns[kt].issuer_id, threads, ms);
+		ocsp = run(ca[kt], OP_OCSP, csr, csrlen, ids,
+		    ns[kt].issuer_id, 1, ms);
+		crl = run(ca[kt], OP_CRL, csr, csrlen, ids, ns[kt].issuer_id,
+		    1, ms);
+		if (issue1 < 0 || issuen < 0 || ocsp < 0 || crl < 0) {
+			snprintf(err, sizeof(err), "%s: operations failed "
+			    "during the bench",
+			    ca_key_type_name((enum ca_key_type)kt));
+			goto fail;
+		}
+		printf("{\"key_type\":\"%s\",\"issue_per_s\":%.0f,"
+		    "\"issue_per_s_threads\":%.0f,\"threads\":%d,"
+		    "\"ocsp_per_s\":%.0f,\"crl_per_s\":%.0f}\n",
+		    ca_key_type_name((enum ca_key_type)kt), issue1, issuen,
+		    threads, ocsp, crl);
+		fflush(stdout);
+	}
+	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "anvil-ca --bench: %s\n", err);
+out:
+	for (kt = 0; kt < CA_KEY__MAX; kt++)
+		ca_free(ca[kt]);
+	ca_issuers_free(issuers);
+	profiles_free(profiles);
+	json_decref(ids);
+	free(csr);
+	return rc;
+}
