@@ -127,6 +127,9 @@ sa_conn_ensure(struct sa_conn *c, struct problem **prob)
 		return -1;
 	}
 	log_info("connected to PostgreSQL");
+	if (c->sa->metrics != NULL)
+		metrics_counter_add(c->sa->metrics, "anvil_sa_db_connects_total",
+		    "PostgreSQL connections opened by the pool", NULL, 1);
 	return 0;
 }
 

@@ -84,6 +84,9 @@ sa_checkout(struct sa *sa)
 		pthread_cond_wait(&sa->cv, &sa->mu);
 	}
 	sa->busy[i] = 1;
+	if (sa->metrics != NULL)
+		metrics_gauge_add(sa->metrics, "anvil_sa_db_connections_busy",
+		    "PostgreSQL connections in use by a call", NULL, 1);
 	pthread_mutex_unlock(&sa->mu);
 	return &sa->conns[i];
 }
@@ -93,6 +96,9 @@ sa_checkin(struct sa *sa, struct sa_conn *c)
 {
 	pthread_mutex_lock(&sa->mu);
 	sa->busy[c - sa->conns] = 0;
+	if (sa->metrics != NULL)
+		metrics_gauge_add(sa->metrics, "anvil_sa_db_connections_busy",
+		    "PostgreSQL connections in use by a call", NULL, -1);
 	pthread_cond_signal(&sa->cv);
 	pthread_mutex_unlock(&sa->mu);
 }

@@ -667,7 +667,7 @@ def test_non_object_params_and_health(env, c):
     body = urllib.request.urlopen("http://127.0.0.1:%d/healthz" % DEBUG_PORT, timeout=5).read()
     assert body.strip() == b"ok"
     m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % DEBUG_PORT, timeout=5).read()
-    assert b"anvil_sa_errors_total" in m
+    assert b"anvil_sa_errors_total" in m and b"anvil_sa_db_connections_busy" in m
 
 
 def test_postgres_restart_under_load(env, c):
@@ -724,5 +724,8 @@ def test_postgres_restart_under_load(env, c):
     assert during > 0, "no retryable errors while PostgreSQL was down"
     assert health_down
     assert stats["ok"] > ok_before + 50, "calls did not recover"
-    # writes work again too
+    # writes work again too, and the pool re-connected
     assert new_account(c)["id"] > a["id"]
+    m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % DEBUG_PORT, timeout=5).read().decode()
+    connects = [float(l.split()[-1]) for l in m.splitlines() if l.startswith("anvil_sa_db_connects_total")]
+    assert connects and connects[0] >= 2
