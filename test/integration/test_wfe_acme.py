@@ -36,7 +36,8 @@ PORT_B = 21537
 @pytest.fixture(scope="module")
 def env():
     with anvil_env.AnvilEnv(port_base=PORT_BASE, name="wfe",
-                            config={"wfe.json:orders_per_page": 2}) as e:
+                            config={"wfe.json:orders_per_page": 2,
+                                    "ra.json:test.slow_finalize": "1s"}) as e:
         yield e
 
 
@@ -438,3 +439,61 @@ def test_new_account_with_eab(env, raw):
     again = _eab("wfe-eab-1", hmac_key, k2.jwk, url)
     r = raw.post(url, {"termsOfServiceAgreed": True, "externalAccountBinding": again}, k2)
     assert r.status_code in (400, 403), r.text
+
+
+def test_rejected_identifiers_have_subproblems(raw):
+    k, kid = new_raw_account(raw)
+    r = raw.post(raw.dir["newOrder"], {"identifiers": [
+        {"type": "dns", "value": "fine.wfe.test"},
+        {"type": "dns", "value": "outside.example.com"},
+        {"type": "dns", "value": "bad_name!.wfe.test"}]}, k, kid=kid)
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["type"] in ("urn:ietf:params:acme:error:rejectedIdentifier",
+                            "urn:ietf:params:acme:error:malformed",
+                            "urn:ietf:params:acme:error:compound")
+    subs = body.get("subproblems", [])
+    assert len(subs) == 2, body
+    for s in subs:
+        assert s["type"].startswith("urn:ietf:params:acme:error:")
+        assert s["identifier"]["value"] in ("outside.example.com", "bad_name!.wfe.test")
+
+
+def test_processing_order_has_retry_after(env, raw):
+    """Finalize answers while the order is processing (RA test knob
+    slow_finalize): Retry-After on the order until it is valid."""
+    c, key, regr = acme_account(env, "slow@wfe.test")
+    cert_key = ec.generate_private_key(ec.SECP256R1())
+    pem = cert_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+    csr_pem = crypto_util.make_csr(pem, ["slow.wfe.test"])
+    orderr = c.new_order(csr_pem)
+    for authzr in orderr.authorizations:
+        chall = [cb for cb in authzr.body.challenges if isinstance(cb.chall, challenges.DNS01)][0]
+        env.challtest("set-txt", {"host": "_acme-challenge.slow.wfe.test.",
+                                  "value": chall.chall.validation(key)})
+        # raw client with the same account key: python-acme sends {} as an
+        # empty (POST-as-GET) payload
+        r = raw.post(chall.uri, {}, h.Key(priv=key.key), kid=regr.uri)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] in ("processing", "valid")
+        if r.json()["status"] == "processing":
+            assert int(r.headers["Retry-After"]) >= 1
+    deadline = datetime.datetime.now() + datetime.timedelta(seconds=60)
+    orderr = c.poll_authorizations(orderr, deadline)
+    assert c._post_as_get(orderr.uri).json()["status"] == "ready"
+    csr_der = x509.load_pem_x509_csr(csr_pem).public_bytes(serialization.Encoding.DER)
+    r = c._post(orderr.body.finalize, messages.CertificateRequest(csr=jose.ComparableX509(
+        OpenSSL.crypto.load_certificate_request(OpenSSL.crypto.FILETYPE_ASN1, csr_der))))
+    assert r.status_code == 200, r.text
+    assert r.headers["Location"] == orderr.uri
+    assert r.json()["status"] == "processing"
+    assert int(r.headers["Retry-After"]) >= 1
+    for _ in range(100):
+        r = c._post_as_get(orderr.uri)
+        if r.json()["status"] != "processing":
+            break
+        assert "Retry-After" in r.headers
+        time.sleep(0.2)
+    assert r.json()["status"] == "valid"
+    assert "Retry-After" not in r.headers

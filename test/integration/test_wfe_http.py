@@ -46,6 +46,7 @@ class Key:
 
     def __init__(self, kind="ec", priv=None):
         if priv is not None:
+            priv = getattr(priv, "_wrapped", priv)  # josepy's ComparableKey
             kind = "rsa" if isinstance(priv, rsa.RSAPrivateKey) else "ec"
         if kind == "ec":
             self.priv = priv or ec.generate_private_key(ec.SECP256R1())
@@ -470,3 +471,51 @@ def test_garbage_never_500_and_server_survives(wfe):
                           timeout=10)
         assert r.status_code < 500, (method, path, r.status_code, r.text)
     assert wfe.s.get(wfe.directory_url).status_code == 200
+
+
+PORT_T = 21563
+
+
+@pytest.fixture(scope="module")
+def testmode_wfes():
+    """Instances with Pebble-style knobs: one refuses every nonce, one fails
+    every POST with an injected 503."""
+    d = tempfile.mkdtemp(prefix="wfe-test-")
+    trust = make_tls(d)
+    p1 = start_wfe(d, PORT_T, "t3", test={"nonce_reject_percent": 100})
+    p2 = start_wfe(d, PORT_T + 1, "t4", test={"faults": {"unavailable_percent": 100}})
+    try:
+        yield (Wfe("https://localhost:%d/directory" % PORT_T, verify=trust),
+               Wfe("https://localhost:%d/directory" % (PORT_T + 1), verify=trust))
+    finally:
+        for p in (p1, p2):
+            p.terminate()
+            p.wait(timeout=10)
+
+
+def test_nonce_reject_percent(testmode_wfes):
+    w = testmode_wfes[0]
+    k = Key()
+    for _ in range(3):
+        body = problem(w.post(w.dir["newAccount"], {"termsOfServiceAgreed": True}, k), 400, "badNonce")
+        assert "on purpose" in body["detail"]
+
+
+def test_fault_injection(testmode_wfes):
+    w = testmode_wfes[1]
+    k = Key()
+    r = w.post(w.dir["newAccount"], {"termsOfServiceAgreed": True}, k)
+    problem(r, 503, "serverInternal")
+    assert r.headers["Retry-After"] == "1"
+    assert "injected" in r.json()["detail"]
+    # GETs are not affected
+    assert w.s.get(w.directory_url).status_code == 200
+
+
+def test_config_errors_name_the_key(tmp_path):
+    cfg = tmp_path / "wfe.json"
+    cfg.write_text(json.dumps({"base_url": "https://x", "ra": {}, "sa": {}, "ca": {}, "nonce": {"lifetim": "1h"}}))
+    r = subprocess.run([os.path.join(BINDIR, "anvil-wfe"), "--config", str(cfg), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "lifetim" in r.stderr
