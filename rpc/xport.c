@@ -282,7 +282,10 @@ xport_pump(struct rpc_xport *x)
 		r = xport_read(x, &got);
 		if (r < 0)
 			return;
-		if (got && x->cb(x, RPC_XPORT_READ, x->arg) != 0)
+		/* Also when resumed with bytes left over from before the
+		 * pause: the socket may have nothing new to announce. */
+		if ((got || (!x->paused && evbuffer_get_length(x->in) > 0)) &&
+		    x->cb(x, RPC_XPORT_READ, x->arg) != 0)
 			return;
 		if (r == 2) {
 			xport_fail(x, "connection closed by peer");

@@ -31,7 +31,11 @@ start_server() { # extra args...
 	"$RPC" serve-test --listen "unix:$sock" --workers 4 --max-frame 65536 "$@" >>"$tmp/server.log" 2>&1 &
 	srv=$!
 	pids+=("$srv")
-	for _ in $(seq 1 100); do [ -S "$sock" ] && return 0; sleep 0.05; done
+	for _ in $(seq 1 100); do
+		"$RPC" call "unix:$sock" health.check >/dev/null 2>&1 && return 0
+		kill -0 "$srv" 2>/dev/null || return 1
+		sleep 0.05
+	done
 	return 1
 }
 
@@ -89,6 +93,23 @@ for name, req in [("missing method", {"id": 5}),
     r = c.recv_frame()
     res(name + " -> malformed with id", r["id"] == req["id"] and r["error"]["type"] == "malformed")
 res("connection still usable after malformed requests", c.call("test.echo", {"k": 1}) == {"k": 1})
+try:
+    c.call("test.sleep", {"ms": "long"})
+    res("param of the wrong type -> handler's malformed", False)
+except RpcError as e:
+    res("param of the wrong type -> handler's malformed", e.type == "malformed" and "ms" in e.problem["detail"])
+# 5000 pipelined requests on one connection (over the 1024 in-flight cap)
+c = fresh()
+buf = b"".join(struct.pack(">I", len(b)) + b for b in
+               (json.dumps({"id": i, "method": "test.echo", "params": {"i": i}}).encode() for i in range(5000)))
+c.sock.sendall(buf)
+seen = set()
+good = True
+for _ in range(5000):
+    r = c.recv_frame()
+    good = good and r.get("result") == {"i": r["id"]}
+    seen.add(r["id"])
+res("5000 pipelined requests on one connection all answered", good and seen == set(range(5000)))
 # past deadline: refused without running
 before = calls()
 try:
