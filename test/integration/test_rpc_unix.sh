@@ -118,6 +118,21 @@ try:
 except RpcError as e:
     res("past deadline -> unavailable deadline exceeded", e.type == "unavailable" and "deadline" in e.problem["detail"])
 res("expired call never ran", calls() == before)
+# deadline passing while queued behind busy workers (4 workers, 4 sleepers)
+before = calls()
+c = fresh()
+for i in range(4):
+    c.send_raw(json.dumps({"id": 200 + i, "method": "test.sleep", "params": {"ms": 600}}).encode())
+time.sleep(0.1)
+c.send_raw(json.dumps({"id": 300, "method": "test.echo", "params": {},
+                       "deadline_ms": int(time.time() * 1000) + 150}).encode())
+got = {}
+for _ in range(5):
+    r = c.recv_frame(); got[r["id"]] = r
+res("deadline passed in the queue -> refused by the worker",
+    got[300].get("error", {}).get("type") == "unavailable" and "deadline" in got[300]["error"]["detail"]
+    and all("result" in got[200 + i] for i in range(4)))
+res("queued expired call never ran", calls() == before + 4)
 # bad frames with no usable id close the connection, server survives
 for name, payload in [("invalid JSON", b"{not json"), ("not an object", b"[1,2,3]"),
                       ("missing id", json.dumps({"method": "test.echo"}).encode()),
