@@ -4,8 +4,8 @@
  * a libevent HTTP responder and a tiny UDP DNS server in this process.
  *
  *   test_va_net            the tests (ports 21320-21329)
- *   test_va_net --bench    validations/s for http-01 with 1, 64 and 512 in
- *                          flight and the RSS at 512 in flight (prints only)
+ *   test_va_net --bench [N...]  validations/s for http-01 with N (default
+ *                          1, 64, 512) in flight and the peak RSS (prints)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +21,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <event2/thread.h>
 
 #include "test/unit/harness.h"
 #include "va/va.h"
@@ -548,9 +549,10 @@ rss_kb(void)
 }
 
 static int
-bench(void)
+bench(int argc, char **argv)
 {
-	static const int levels[] = {1, 64, 512};
+	int levels[8] = {1, 64, 512};
+	size_t nlevels = 3;
 	struct va_config cfg;
 	struct va_request req;
 	struct problem *p = NULL;
@@ -565,11 +567,16 @@ bench(void)
 		fprintf(stderr, "va_new: %s\n", err);
 		return 1;
 	}
+	if (argc > 0) {
+		for (nlevels = 0; nlevels < (size_t)argc && nlevels < 8;
+		    nlevels++)
+			levels[nlevels] = atoi(argv[nlevels]);
+	}
 	base_rss = rss_kb();
 	printf("bench-va: http-01 against a local C responder, IP identifier "
 	    "(no DNS), 3 s per level\n");
 	printf("bench-va: RSS before: %ld KiB\n", base_rss);
-	for (k = 0; k < sizeof(levels) / sizeof(levels[0]); k++) {
+	for (k = 0; k < nlevels; k++) {
 		struct counter c;
 		int i, n = levels[k];
 		int64_t t0;
@@ -608,6 +615,7 @@ bench(void)
 		printf("bench-va: in_flight=%d validations=%d valid=%d "
 		    "rate=%.0f/s peak_rss=%ld KiB\n", n, c.done, c.valid,
 		    c.done / secs, peak);
+		fflush(stdout);
 		pthread_cond_destroy(&c.cv);
 		pthread_mutex_destroy(&c.mu);
 	}
@@ -627,6 +635,8 @@ main(int argc, char **argv)
 	int rc;
 
 	log_init("test_va_net", LOG_LEVEL_ERROR);
+	/* the responders' loops are stopped from the main thread */
+	evthread_use_pthreads();
 	sha256((const uint8_t *)KA, strlen(KA), d);
 	digest = b64url_encode(d, sizeof(d));
 	http = responder_start(P_HTTP, 0);
@@ -641,7 +651,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (argc > 1 && strcmp(argv[1], "--bench") == 0) {
-		rc = bench();
+		rc = bench(argc - 2, argv + 2);
 	} else {
 		TH_RUN(&t, test_http01_ip_sync);
 		TH_RUN(&t, test_http01_and_dns01_by_name);
