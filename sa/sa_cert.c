@@ -54,16 +54,16 @@ static const struct sa_stmt st_cert_get = {"cert_get",
     " WHERE c.serial = $1"};
 static const struct sa_stmt st_cert_get_nodel = {"cert_get_noder",
     "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.serial = $1"};
-static const struct sa_stmt st_certs_by_key = {"certs_by_key",
+static const struct sa_stmt st_certs_by_key = {"adhoc_certs_by_key",
     "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.serial IN (SELECT "
     "serial FROM key_hash_to_serial WHERE key_hash = $4)" CERT_FILTERS};
-static const struct sa_stmt st_certs_by_name = {"certs_by_name",
+static const struct sa_stmt st_certs_by_name = {"adhoc_certs_by_name",
     "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.serial IN (SELECT "
     "serial FROM issued_names WHERE reversed_name = $2)" CERT_FILTERS};
-static const struct sa_stmt st_certs_by_acct = {"certs_by_acct",
+static const struct sa_stmt st_certs_by_acct = {"adhoc_certs_by_acct",
     "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.account_id = $1"
     CERT_FILTERS};
-static const struct sa_stmt st_certs_expiring = {"certs_expiring",
+static const struct sa_stmt st_certs_expiring = {"adhoc_certs_expiring",
     "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.not_after < $3"
     " AND c.not_after > now()" CERT_FILTERS};
 static const struct sa_stmt st_status_lock = {"status_lock",

@@ -217,10 +217,14 @@ sa_q(struct sa_conn *c, const struct sa_stmt *st, const struct sa_params *p,
 	c->sqlstate[0] = '\0';
 	if (sa_conn_ensure(c, prob) != 0)
 		return NULL;
-	if (sa_prepare(c, st, 0, prob) != 0)
+	if (strncmp(st->name, SA_ADHOC_PREFIX, strlen(SA_ADHOC_PREFIX)) == 0)
+		r = PQexecParams(c->pg, st->sql, n, NULL, p ? p->v : NULL, NULL,
+		    NULL, 0);
+	else if (sa_prepare(c, st, 0, prob) != 0)
 		return NULL;
-	r = PQexecPrepared(c->pg, st->name, n, p ? p->v : NULL, NULL, NULL,
-	    0);
+	else
+		r = PQexecPrepared(c->pg, st->name, n, p ? p->v : NULL, NULL,
+		    NULL, 0);
 	s = PQresultStatus(r);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		return r;

@@ -14,7 +14,14 @@
 #define SA_TS(col)                                                        \
 	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
-/* A prepared statement: stable name and SQL text (static storage). */
+/*
+ * A prepared statement: stable name and SQL text (static storage).
+ * Names starting with SA_ADHOC_PREFIX are not prepared but sent with their
+ * parameters each time (PQexecParams), so PostgreSQL plans them for the
+ * actual values: used for searches with optional filters, where a generic
+ * plan misjudges the row counts.
+ */
+#define SA_ADHOC_PREFIX "adhoc_"
 struct sa_stmt {
 	const char *name;
 	const char *sql;

@@ -58,14 +58,14 @@ SELECT substr(md5(:'tag' || g), 1, 32) || '0000', :abase + (g % 1000), :obase + 
        '00112233aabbccdd', 'classic',
        '[{"type":"dns","value":"h' || g || '.' || :'tag' || '.load.example"}]',
        now() - (g % 80) * interval '1 day', now() + interval '10 days' + (g % 80) * interval '1 day',
-       now() - (g % 80) * interval '1 day', md5(g::text || :'tag') || md5(:'tag' || g::text), g % 16
+       now() - (g % 80) * interval '1 day', md5(g::text || :'tag') || md5(:'tag' || g::text), (g / 100) % 16
 FROM generate_series(1, :n) g;
 INSERT INTO certificate_status (serial, status, revoked_at, revoked_reason, issuer_id, shard, not_after)
 SELECT substr(md5(:'tag' || g), 1, 32) || '0000',
        CASE WHEN g % 100 = 0 THEN 'revoked' ELSE 'good' END,
        CASE WHEN g % 100 = 0 THEN now() - interval '1 hour' END,
        CASE WHEN g % 100 = 0 THEN 1 END,
-       '00112233aabbccdd', g % 16, now() + interval '10 days' + (g % 80) * interval '1 day'
+       '00112233aabbccdd', (g / 100) % 16, now() + interval '10 days' + (g % 80) * interval '1 day'
 FROM generate_series(1, :n) g;
 INSERT INTO key_hash_to_serial (key_hash, serial, not_after)
 SELECT md5(g::text || :'tag') || md5(:'tag' || g::text), substr(md5(:'tag' || g), 1, 32) || '0000',
