@@ -1114,6 +1114,115 @@ test_bad_settings_refused(struct th *t)
 	TH_CHECK(t, ca == NULL && strstr(err, "serial_prefix") != NULL);
 }
 
+static int
+call_method(const char *name, const char *params_json, json_t **result,
+    struct problem **prob)
+{
+	const struct rpc_method *m;
+	struct rpc_req req;
+	json_error_t jerr;
+	size_t n, k;
+	int rc = -2;
+
+	memset(&req, 0, sizeof(req));
+	req.method = name;
+	req.params = json_loads(params_json, 0, &jerr);
+	req.request_id = "rpc-test";
+	*result = NULL;
+	*prob = NULL;
+	m = ca_rpc_methods(&n);
+	for (k = 0; k < n; k++)
+		if (strcmp(m[k].name, name) == 0)
+			rc = m[k].fn(F.ca, &req, result, prob);
+	json_decref(req.params);
+	return rc;
+}
+
+static void
+test_rpc_handlers(struct th *t)
+{
+	static const char *n[] = {"dns:rpc.example.com"};
+	static const struct {
+		const char *method, *params, *type;
+	} bad[] = {
+		{"ca.issue", "{}", "malformed"},
+		{"ca.issue", "{\"csr\": 5, \"identifiers\": [], "
+		    "\"account_id\": 1}", "malformed"},
+		{"ca.issue", "{\"csr\": \"!!\", \"identifiers\": [], "
+		    "\"account_id\": 1}", "badCSR"},
+		{"ca.issue", "{\"csr\": \"AAAA\", \"identifiers\": \"x\", "
+		    "\"account_id\": 1}", "malformed"},
+		{"ca.issue", "{\"csr\": \"AAAA\", \"identifiers\": [1, 2], "
+		    "\"account_id\": 1}", "badCSR"},
+		{"ca.issue", "{\"csr\": \"AAAA\", \"identifiers\": [], "
+		    "\"account_id\": 1, \"not_after\": \"soon\"}", "malformed"},
+		{"ca.issue", "{\"csr\": \"AAAA\", \"identifiers\": [], "
+		    "\"account_id\": 1, \"extra\": 1}", "malformed"},
+		{"ca.generate_crl", "{\"issuer_id\": 7, \"shard\": 0}",
+		    "malformed"},
+		{"ca.generate_crl", "{\"issuer_id\": \"x\", \"shard\": -1}",
+		    "notFound"},
+		{"ca.ocsp", "{\"serial\": 5}", "malformed"},
+		{"ca.ocsp", "{\"serial\": \"\"}", "malformed"},
+		{"ca.ocsp", "{\"serial\": \"abc\"}", "malformed"},
+	};
+	json_t *res = NULL, *ids;
+	struct problem *p = NULL;
+	char *params, *b64;
+	uint8_t *der;
+	size_t i, len;
+	const char *chain;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		TH_CHECK(t, call_method(bad[i].method, bad[i].params, &res,
+		    &p) == -1);
+		if (p == NULL || strcmp(prob_type_name(p->type), bad[i].type)) {
+			fprintf(stderr, "  %s %s: got %s\n", bad[i].method,
+			    bad[i].params, p ? prob_type_name(p->type) : "ok");
+			TH_CHECK(t, 0);
+		}
+		problem_free(p);
+		json_decref(res);
+	}
+	/* Identifiers that are not objects with a CSR that parses. */
+	der = make_csr(CA_KEY_ECDSA, 256, NULL, n, 1, &len, NULL);
+	b64 = b64url_encode(der, len);
+	params = xasprintf("{\"csr\": \"%s\", \"identifiers\": [1, {}], "
+	    "\"account_id\": 1}", b64);
+	TH_CHECK(t, call_method("ca.issue", params, &res, &p) == -1 && p &&
+	    p->type == PROB_MALFORMED);
+	problem_free(p);
+	free(params);
+	/* The happy path through the handler. */
+	ids = idents(n, 1);
+	params = xasprintf("{\"csr\": \"%s\", \"identifiers\": "
+	    "[{\"type\": \"dns\", \"value\": \"rpc.example.com\"}], "
+	    "\"account_id\": 3, \"order_id\": 4, \"profile\": "
+	    "\"tlsserver\"}", b64);
+	TH_CHECK(t, call_method("ca.issue", params, &res, &p) == 0);
+	chain = json_string_value(json_object_get(res, "chain_pem"));
+	TH_CHECK(t, chain != NULL && strncmp(chain, "-----BEGIN CERTIFICATE",
+	    22) == 0 && strstr(chain + 10, "BEGIN CERTIFICATE") != NULL);
+	TH_CHECK(t, json_array_size(json_object_get(res, "alternates_pem")) ==
+	    1);
+	TH_CHECK(t, strlen(json_string_value(json_object_get(res,
+	    "serial"))) == 36);
+	json_decref(res);
+	problem_free(p);
+	res = NULL;
+	p = NULL;
+	TH_CHECK(t, call_method("ca.get_issuers", "{}", &res, &p) == 0 &&
+	    json_array_size(json_object_get(res, "issuers")) == 2);
+	json_decref(res);
+	TH_CHECK(t, call_method("ca.profiles", "{}", &res, &p) == 0 &&
+	    json_object_size(json_object_get(res, "profiles")) == 4);
+	json_decref(res);
+	free(params);
+	free(b64);
+	free(der);
+	json_decref(ids);
+}
+
 int
 main(void)
 {
@@ -1142,6 +1251,7 @@ main(void)
 	TH_RUN(&t, test_profiles_json);
 	TH_RUN(&t, test_dev_config_loads);
 	TH_RUN(&t, test_bad_settings_refused);
+	TH_RUN(&t, test_rpc_handlers);
 	fixture_teardown(&F);
 	return th_done(&t);
 }
