@@ -30,6 +30,8 @@ SA_BIN = os.path.join(TOP, BINDIR) if not os.path.isabs(BINDIR) else BINDIR
 SA_BIN = os.path.join(SA_BIN, "anvil-sa")
 PG = os.path.join(TOP, "scripts", "pg.sh")
 DEBUG_PORT = 21111
+# a DSN from the caller's environment would override every config below
+os.environ.pop("ANVIL_SA_DSN", None)
 
 
 def ts(delta_s=0):
@@ -230,6 +232,29 @@ def test_bad_config_names_key(env):
                    "db": {"dsn": env.dsn, "pool_size": 3}}, f)
     r = subprocess.run([SA_BIN, "--config", path], capture_output=True, text=True, timeout=20)
     assert r.returncode == 1 and "pool_size" in r.stderr
+
+
+def test_dsn_from_env_and_file(env):
+    path = env.config("envdsn.json", dsn="")
+    r = subprocess.run([SA_BIN, "--config", path, "--migrate"], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, ANVIL_SA_DSN=env.dsn))
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([SA_BIN, "--config", path, "--migrate"], capture_output=True, text=True,
+                       timeout=30, env={k: v for k, v in os.environ.items() if k != "ANVIL_SA_DSN"})
+    assert r.returncode == 1 and "ANVIL_SA_DSN" in r.stderr
+    dsn_file = os.path.join(env.dir, "dsn.txt")
+    with open(dsn_file, "w") as f:
+        f.write(env.dsn + "\n")
+    os.chmod(dsn_file, 0o644)
+    path = env.config("filedsn.json", dsn=None, dsn_file=dsn_file)
+    clean_env = {k: v for k, v in os.environ.items() if k != "ANVIL_SA_DSN"}
+    r = subprocess.run([SA_BIN, "--config", path, "--migrate"], capture_output=True, text=True,
+                       timeout=30, env=clean_env)
+    assert r.returncode == 1 and "dsn.txt" in r.stderr
+    os.chmod(dsn_file, 0o600)
+    r = subprocess.run([SA_BIN, "--config", path, "--migrate"], capture_output=True, text=True,
+                       timeout=30, env=clean_env)
+    assert r.returncode == 0, r.stderr
 
 
 def test_missing_schema_dir_refused(env):
@@ -533,6 +558,13 @@ def test_serials_and_certificates(c):
     assert [x["serial"] for x in lst["certificates"]] == [s]
     lst = c.call("sa.get_certificates", {"account_id": a["id"], "expiring_before": ts(3600)})
     assert lst["certificates"] == []
+    soon = add_cert(c, a["id"], ["soon.c.example.com"], not_after=1800)
+    lst = c.call("sa.get_certificates", {"account_id": a["id"], "expiring_before": ts(3600)})
+    assert [x["serial"] for x in lst["certificates"]] == [soon]
+    lst = c.call("sa.get_certificates", {"expiring_before": ts(3600), "limit": 1000})
+    assert soon in [x["serial"] for x in lst["certificates"]]
+    assert s not in [x["serial"] for x in lst["certificates"]]
+    assert c.call("sa.serials_by_account", {"account_id": a["id"]})["serials"] == [soon, s]
     assert err_type(c.call, "sa.get_certificates", {}) == "malformed"
 
 
