@@ -632,7 +632,19 @@ job_new(struct va *va, enum va_job_kind kind, enum ident_type itype,
 			return NULL;
 		}
 		memcpy(j->ip, raw, 16);
-	} else if (itype != IDENT_DNS) {
+	} else if (itype == IDENT_DNS) {
+		char nerr[128];
+		char *norm = ident_dns_normalize(value, 0, nerr, sizeof(nerr));
+		if (norm == NULL || strcmp(norm, value) != 0) {
+			*prob = problem_new(PROB_MALFORMED, "\"%.100s\" is not a "
+			    "normalised DNS name%s%s", value, norm ? "" : ": ",
+			    norm ? "" : nerr);
+			free(norm);
+			job_free(j);
+			return NULL;
+		}
+		free(norm);
+	} else {
 		*prob = problem_new(PROB_MALFORMED, "unsupported identifier "
 		    "type");
 		job_free(j);

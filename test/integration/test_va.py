@@ -43,6 +43,7 @@ P_DNS, P_MGMT = 21353, 21355
 P_FAKEDNS, P_SILENT = 21354, 21356
 P_HTTP, P_ALPN, P_HTTPS, P_REDIR80 = 21380, 21381, 21382, 21383
 P_CLOSED = 21389  # nothing listens here
+P_RAW = 21384
 UA = "anvil-va-test/1"
 
 
@@ -540,10 +541,9 @@ def test_http01_ipv6_first_from_aaaa(env):
 
 
 def test_http01_ipv6_falls_back_to_ipv4(env):
-    # ::2 is allowed by nothing and is not a local address: use an allowed
-    # but closed v6 target by pointing AAAA at ::1 on a VA whose http-01
-    # port has no IPv6 listener... simplest: AAAA to an unroutable allowed
-    # address fails to connect quickly on loopback-only hosts.
+    # AAAA points at ::ffff:127.0.0.2 (IPv4-mapped; nothing listens on
+    # 127.0.0.2), so the IPv6 attempt is refused and the VA falls back to
+    # the A record (127.0.0.1), where the responder is.
     v = Va(env["tmp"], "va-fb", 21309,
            network={"mode": "private", "allow": ["127.0.0.0/8", "::/0"]})
     try:
@@ -570,6 +570,72 @@ def test_http01_ip_identifiers_v4_and_v6(env):
     assert r["status"] == "valid", r
     assert r["validation_record"][0]["url"].startswith("http://[::1]:")
     assert ROUTES.seen[-1][1]["Host"] == "[::1]:%d" % P_HTTP
+
+
+def test_http01_redirect_to_https_without_tls_is_tls_problem(env):
+    # this VA's https_port is a plain-HTTP responder
+    v = Va(env["tmp"], "va-https-plain", 21311, https_port=P_REDIR80)
+    try:
+        ROUTES.redirect(chal_path("htls"), "https://htls.test:%d/x" % P_REDIR80)
+        r = v.validate("htls.test", "http-01", "htls", "h.t")
+        assert_problem(r, "tls", "TLS error fetching",
+                       "https://htls.test:%d/x" % P_REDIR80)
+        assert len(r["validation_record"]) == 2
+    finally:
+        stop_clean(v)
+
+
+def raw_server(port, payload):
+    """Answers every connection with payload, then closes."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(16)
+
+    def loop():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(2)
+                c.recv(4096)
+                c.sendall(payload)
+            except OSError:
+                pass
+            c.close()
+    threading.Thread(target=loop, daemon=True).start()
+    return ls
+
+
+def test_http01_garbage_response_is_unauthorized(env):
+    ls = raw_server(P_RAW, b"SSH-2.0-OpenSSH_9.2\r\n\x00\xff garbage")
+    v = Va(env["tmp"], "va-garbage", 21312, http01_port=P_RAW)
+    try:
+        r = v.validate("garbage.test", "http-01", "g", "g.t")
+        assert_problem(r, "unauthorized", "Invalid HTTP response from",
+                       "http://garbage.test:%d/" % P_RAW, "status line")
+    finally:
+        stop_clean(v)
+        ls.close()
+
+
+def test_http01_dns_timeout(env):
+    r = env["silent"].validate("quiet.test", "http-01", "t", "q.t")
+    assert_problem(r, "dns", "timed out", "quiet.test")
+
+
+def test_caller_deadline_shortens_the_validation(env):
+    ROUTES.set(chal_path("dl"), 200, b"dl.thumb", delay=4)
+    t0 = time.time()
+    r = env["main"].rpc.call("va.validate", {
+        "identifier": {"type": "dns", "value": "dl.test"},
+        "challenge": {"type": "http-01", "token": "dl"},
+        "key_authorization": "dl.thumb"},
+        deadline_ms=int(time.time() * 1000) + 1200)
+    assert time.time() - t0 < 2.5
+    assert_problem(r, "connection", "Timeout after connect")
 
 
 def test_network_policy_public_mode_refuses_loopback(env):
@@ -861,7 +927,16 @@ def test_bad_params_are_malformed(env):
                "key_authorization": "k"},
               {"identifier": {"type": "ip", "value": "not-an-ip"},
                "challenge": {"type": "http-01", "token": "t"},
-               "key_authorization": "k"}):
+               "key_authorization": "k"},
+              {"identifier": {"type": "dns", "value": "Not Normal.test"},
+               "challenge": {"type": "http-01", "token": "t"},
+               "key_authorization": "k"},
+              {"identifier": {"type": "dns", "value": "a.test"},
+               "challenge": {"type": "http-01", "token": 7},
+               "key_authorization": "k"},
+              {"identifier": {"type": "dns", "value": "a.test"},
+               "challenge": {"type": "http-01", "token": "t"},
+               "key_authorization": "k", "check_caa": "yes"}):
         with pytest.raises(RpcError) as ei:
             env["main"].rpc.call("va.validate", p)
         assert ei.value.type == "malformed", p

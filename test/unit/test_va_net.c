@@ -525,6 +525,13 @@ test_bad_requests(struct th *t)
 	request(&req, IDENT_DNS, "", VA_CHAL_HTTP01);
 	TH_CHECK(t, va_validate(va, &req, &res) == -1);
 	va_result_clear(&res);
+	request(&req, IDENT_DNS, "UPPER.test", VA_CHAL_HTTP01);
+	TH_CHECK(t, va_validate(va, &req, &res) == -1);
+	TH_CHECK(t, res.prob && strstr(res.prob->detail, "normalised") != NULL);
+	va_result_clear(&res);
+	request(&req, IDENT_DNS, "a..test", VA_CHAL_DNS01);
+	TH_CHECK(t, va_validate(va, &req, &res) == -1);
+	va_result_clear(&res);
 	va_free(va);
 out:
 	va_config_clear(&cfg);
