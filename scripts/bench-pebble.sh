@@ -90,7 +90,7 @@ stop
 	-management "127.0.0.1:$((base + 55))" -http01 "" -https01 "" \
 	-tlsalpn01 "" -defaultIPv6 "" >"$dir/challtestsrv.log" 2>&1 &
 echo $! >"$dir/challtestsrv.pid"
-PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
+PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
 	/usr/bin/pebble -config "$dir/pebble-config.json" \
 	-dnsserver "127.0.0.1:$((base + 53))" >"$dir/pebble.log" 2>&1 &
 echo $! >"$dir/pebble.pid"

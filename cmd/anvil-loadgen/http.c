@@ -291,8 +291,10 @@ conn_fill(struct lg_conn *c, char *err, size_t errlen)
 	e = SSL_get_error(c->ssl, n);
 	if (e == SSL_ERROR_ZERO_RETURN)
 		snprintf(err, errlen, "connection closed by server");
-	else if (e == SSL_ERROR_SYSCALL &&
-	    (errno == EAGAIN || errno == EWOULDBLOCK)) {
+	else if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+	    (e == SSL_ERROR_SYSCALL &&
+		(errno == EAGAIN || errno == EWOULDBLOCK))) {
+		/* SO_RCVTIMEO expired (EAGAIN on a blocking socket). */
 		snprintf(err, errlen, "timeout");
 		c->timed_out = 1;
 	}
@@ -500,6 +502,13 @@ write_all(struct lg_conn *c, const char *p, size_t n, char *err,
 		ERR_clear_error();
 		w = SSL_write(c->ssl, p, (int)n);
 		if (w <= 0) {
+			int e = SSL_get_error(c->ssl, w);
+
+			if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+				snprintf(err, errlen, "timeout");
+				c->timed_out = 1;
+				return -1;
+			}
 			tls_err("TLS write", err, errlen);
 			return -1;
 		}

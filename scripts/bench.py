@@ -1,0 +1,550 @@
+#!/usr/bin/env python3
+"""`make bench`: Anvil next to Pebble, in one run, in under 10 minutes.
+
+    BUILD=build BINDIR=bin scripts/bench.py      (scripts/bench.sh calls this)
+
+1. Pebble + pebble-challtestsrv (ports 22000-22099, scripts/bench-pebble.sh):
+   idle RSS, wrk on /dir and GET newNonce, then anvil-loadgen at 16 and 64
+   clients (a fresh Pebble for each run, because Pebble 2.4.0 can deadlock
+   under concurrency; a run where it stops answering is reported as such).
+2. Anvil through the real launcher with its own PostgreSQL (AnvilEnv,
+   ports 22100-22199; synchronous_commit on): idle RSS, wrk on /directory
+   and GET newNonce, anvil-loadgen at 16, 64 and 256 clients.
+3. Server CPU seconds per issuance from /proc/<pid>/stat (utime + stime +
+   reaped children) of every Anvil process (launcher, sa, ca, va, ra, wfe)
+   plus every PostgreSQL process, vs the Pebble process; peak RSS (VmHWM of
+   the services, PSS of PostgreSQL sampled during the run).
+4. The per-module bench scripts (bench-rpc/jose/sa/ca/va.sh) when present
+   and executable, each bounded in time.
+Prints a table with Anvil/Pebble ratios and the targets of issue 13, writes
+bench/results.json. Asserts nothing; exit status 0 unless the driver itself
+breaks.
+
+Knobs (environment): BENCH_DURATION (s per loadgen run, 20),
+BENCH_LONG_DURATION (s of the 256-client run, 60; the target asks for 300),
+BENCH_WRK_SECONDS (5), BENCH_BUDGET (s for the whole run, 570),
+BENCH_SKIP_MODULES=1, BENCH_SKIP_PEBBLE=1, BENCH_SKIP_ANVIL=1.
+"""
+import json
+import os
+import platform
+import re
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(TOP, "test", "integration", "lib"))
+
+BUILD = os.path.abspath(os.environ.get("BUILD", os.path.join(TOP, "build")))
+BINDIR = os.path.abspath(os.environ.get("BINDIR", os.path.join(TOP, "bin")))
+os.environ["BUILD"] = BUILD
+os.environ["BINDIR"] = BINDIR
+LOADGEN = os.path.join(BINDIR, "anvil-loadgen")
+PEBBLE_BASE = 22000
+ANVIL_BASE = 22100
+DUR = int(os.environ.get("BENCH_DURATION", "20"))
+LONG_DUR = int(os.environ.get("BENCH_LONG_DURATION", "60"))
+WRK_S = int(os.environ.get("BENCH_WRK_SECONDS", "5"))
+BUDGET = int(os.environ.get("BENCH_BUDGET", "570"))
+# Pebble 2.4.0 deadlocks in its memory store under concurrent newOrders;
+# a run where that happens is repeated on a fresh Pebble at most this often.
+PEBBLE_ATTEMPTS = int(os.environ.get("BENCH_PEBBLE_ATTEMPTS", "3"))
+CLK = os.sysconf("SC_CLK_TCK")
+T0 = time.time()
+
+
+def log(msg):
+    print("[bench %5.0fs] %s" % (time.time() - T0, msg), flush=True)
+
+
+def remaining():
+    return BUDGET - (time.time() - T0)
+
+
+# ---------------------------------------------------------------- /proc --
+def proc_list():
+    """{pid: (ppid, comm, cmdline)} of every process we can read."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        ppid = int(st[st.rindex(")") + 2:].split()[1])
+        out[int(d)] = (ppid, comm, cmd)
+    return out
+
+
+def tree(roots, procs=None):
+    """roots and all their descendants that are alive."""
+    procs = procs if procs is not None else proc_list()
+    kids = {}
+    for pid, (ppid, _, _) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    seen, todo = set(), [r for r in roots if r in procs]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        todo.extend(kids.get(p, []))
+    return seen
+
+
+def cpu_ticks(pid):
+    """utime + stime + cutime + cstime of pid, in ticks (0 if gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return 0
+    v = st[st.rindex(")") + 2:].split()
+    return int(v[11]) + int(v[12]) + int(v[13]) + int(v[14])
+
+
+def cpu_snapshot(pids):
+    return {p: cpu_ticks(p) for p in pids}
+
+
+def cpu_seconds_between(before, after):
+    """CPU spent between two snapshots: deltas for processes in both, all of
+    a process born in between (children that exited were reaped into a
+    parent's cutime/cstime, which is in the delta)."""
+    t = 0
+    for p, v in after.items():
+        t += v - before.get(p, 0) if p in before else v
+    return t / CLK
+
+
+def status_kb(pid, key):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kb(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class MemSampler:
+    """Samples sum(VmRSS) of `services()` and sum(PSS) of `pg()` pids twice
+    a second while a run is going; keeps the maxima."""
+
+    def __init__(self, services, pg=lambda: []):
+        self.services, self.pg = services, pg
+        self.max_services_kb = 0
+        self.max_pg_kb = 0
+        self.max_total_kb = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            s = sum(status_kb(p, "VmRSS") for p in self.services())
+            g = sum(pss_kb(p) for p in self.pg())
+            self.max_services_kb = max(self.max_services_kb, s)
+            self.max_pg_kb = max(self.max_pg_kb, g)
+            self.max_total_kb = max(self.max_total_kb, s + g)
+            self._stop.wait(0.5)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self._t.join()
+
+
+# ------------------------------------------------------------- clients --
+def ssl_ctx(trust):
+    ctx = ssl.create_default_context(cafile=trust)
+    return ctx
+
+
+def fetch_directory(url, trust, timeout=5):
+    with urllib.request.urlopen(url, context=ssl_ctx(trust), timeout=timeout) as r:
+        return json.loads(r.read().decode())
+
+
+def answers(url, trust):
+    try:
+        fetch_directory(url, trust, timeout=5)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "does not answer"
+        return False
+
+
+def wrk(url, seconds=WRK_S, conns=32):
+    """Requests/s of wrk against url (GET). None if wrk is missing/fails."""
+    try:
+        p = subprocess.run(["wrk", "-t2", "-c%d" % conns, "-d%ds" % seconds, url],
+                           capture_output=True, text=True, timeout=seconds + 30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"error": str(e)}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", p.stdout)
+    res = {"rps": float(m.group(1)) if m else None}
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", p.stdout)
+    res["non_2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: (.*)", p.stdout)
+    res["socket_errors"] = m.group(1).strip() if m else ""
+    m = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", p.stdout)
+    res["latency_avg"] = m.group(1) if m else None
+    if res["rps"] is None:
+        res["error"] = (p.stdout + p.stderr)[-400:]
+    return res
+
+
+def loadgen(directory, trust, http_port, clients, seconds):
+    cmd = [LOADGEN, "--directory", directory, "--trust", trust,
+           "--http-port", str(http_port), "--clients", str(clients),
+           "--duration", "%ds" % seconds, "--timeout", "10s",
+           "--issuance-timeout", "30s", "--json"]
+    log("loadgen: %d clients for %ds against %s" % (clients, seconds, directory))
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 150)
+    except subprocess.TimeoutExpired:
+        return {"error": "loadgen did not finish in %ds" % (seconds + 150)}
+    try:
+        res = json.loads(p.stdout)
+    except ValueError:
+        return {"error": "loadgen exit %d: %s" % (p.returncode, p.stderr.strip()[-400:])}
+    if p.returncode == 2:
+        res["error"] = p.stderr.strip()[-400:]
+    return res
+
+
+def summarize(run, cpu_s, peak=None):
+    """The numbers of one loadgen run that go into the table."""
+    if "error" in run and "issued" not in run:
+        return {"error": run["error"]}
+    lat = run.get("latency", {}).get("issuance", {})
+    issued = run.get("issued", 0)
+    out = {
+        "clients": run.get("clients"),
+        "issued": issued,
+        "failed": run.get("failed"),
+        "failures": run.get("failures"),
+        "issuances_per_s": run.get("issuances_per_s"),
+        "elapsed_s": run.get("elapsed_s"),
+        "p50_ms": lat.get("p50_ms"), "p90_ms": lat.get("p90_ms"),
+        "p99_ms": lat.get("p99_ms"), "max_ms": lat.get("max_ms"),
+        "server_cpu_s": round(cpu_s, 3),
+        "server_cpu_ms_per_issuance": round(1000 * cpu_s / issued, 3) if issued else None,
+        "loadgen_cpu_s": run.get("loadgen_cpu_s"),
+        "per_request": {k: {"p50_ms": v["p50_ms"], "p99_ms": v["p99_ms"], "count": v["count"]}
+                        for k, v in run.get("latency", {}).items()},
+    }
+    if peak is not None:
+        out.update(peak)
+    if any(k in (run.get("failures") or {}) for k in ("timeout", "transport")):
+        out["stopped_answering"] = True
+    return out
+
+
+# --------------------------------------------------------------- Pebble --
+def pebble_bench():
+    res = {"runs": {}}
+    d = os.path.join(BUILD, "tmp", "bench-pebble")
+    script = os.path.join(TOP, "scripts", "bench-pebble.sh")
+
+    def start():
+        out = subprocess.run([script, "start", d, str(PEBBLE_BASE)], capture_output=True,
+                             text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError("pebble did not start: " + out.stderr.strip()[-300:])
+        return dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
+
+    def stop():
+        subprocess.run([script, "stop", d], capture_output=True, timeout=30)
+
+    try:
+        env = start()
+        pid = int(env["PEBBLE_PID"])
+        res["version"] = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "pebble"],
+                                        capture_output=True, text=True).stdout.strip()
+        res["idle_rss_mb"] = round(status_kb(pid, "VmRSS") / 1024, 1)
+        nonce_url = fetch_directory(env["PEBBLE_DIRECTORY"], env["PEBBLE_TRUST"])["newNonce"]
+        log("pebble: wrk /dir and GET newNonce")
+        res["wrk_directory"] = wrk(env["PEBBLE_DIRECTORY"])
+        res["wrk_nonce"] = wrk(nonce_url)
+        for clients in (16, 64):
+            stalled = 0
+            for attempt in range(1, PEBBLE_ATTEMPTS + 1):
+                if attempt > 1 and remaining() < 3 * DUR + 240:
+                    break
+                stop()
+                env = start()
+                pid = int(env["PEBBLE_PID"])
+                if not answers(env["PEBBLE_DIRECTORY"], env["PEBBLE_TRUST"]):
+                    s = {"error": "pebble does not answer"}
+                    continue
+                before = cpu_snapshot([pid])
+                with MemSampler(lambda: [pid]) as ms:
+                    run = loadgen(env["PEBBLE_DIRECTORY"], env["PEBBLE_TRUST"],
+                                  int(env["PEBBLE_HTTP01_PORT"]), clients, DUR)
+                cpu = cpu_seconds_between(before, cpu_snapshot([pid]))
+                s = summarize(run, cpu, {"peak_rss_mb": round(status_kb(pid, "VmHWM") / 1024, 1),
+                                         "max_rss_sampled_mb": round(ms.max_services_kb / 1024, 1)})
+                s["answers_after_run"] = answers(env["PEBBLE_DIRECTORY"], env["PEBBLE_TRUST"])
+                if not s.get("stopped_answering"):
+                    break
+                stalled += 1
+                log("pebble stopped answering during the run (attempt %d)" % attempt)
+            s["attempts"] = attempt
+            s["stalled_attempts"] = stalled
+            res["runs"][str(clients)] = s
+    except Exception as e:  # noqa: BLE001 - report, never abort the bench
+        res["error"] = str(e)
+    finally:
+        stop()
+    return res
+
+
+# ---------------------------------------------------------------- Anvil --
+def anvil_bench():
+    from anvil_env import AnvilEnv  # noqa: E402 (needs sys.path above)
+
+    res = {"runs": {}}
+    env = AnvilEnv(port_base=ANVIL_BASE, name="bench-anvil", start_timeout=120)
+    try:
+        log("anvil: bootstrap + start (PostgreSQL, launcher, sa ca va ra wfe)")
+        env.start()
+        launcher = env.proc.pid
+        pg_data = os.path.join(os.path.realpath(os.path.join(env.var_dir, "pg")), "data")
+        with open(os.path.join(pg_data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+
+        def services():
+            procs = proc_list()
+            return [p for p in tree([launcher], procs) if "challtestsrv" not in procs[p][1]]
+
+        def pg():
+            return list(tree([postmaster]))
+
+        def everything():
+            return services() + pg()
+
+        time.sleep(1)
+        res["idle_rss_mb"] = round(sum(status_kb(p, "VmRSS") for p in services()) / 1024, 1)
+        res["idle_pg_pss_mb"] = round(sum(pss_kb(p) for p in pg()) / 1024, 1)
+        res["idle_per_process_rss_mb"] = {
+            proc_list().get(p, (0, "?", ""))[1]: round(status_kb(p, "VmRSS") / 1024, 1)
+            for p in services()}
+        nonce_url = fetch_directory(env.directory_url, env.trust_path)["newNonce"]
+        log("anvil: wrk /directory and GET newNonce")
+        res["wrk_directory"] = wrk(env.directory_url)
+        res["wrk_nonce"] = wrk(nonce_url)
+        for clients, secs in ((16, DUR), (64, DUR), (256, LONG_DUR)):
+            if remaining() < secs + 60:
+                res["runs"][str(clients)] = {"error": "skipped: time budget"}
+                continue
+            before = cpu_snapshot(everything())
+            with MemSampler(services, pg) as ms:
+                run = loadgen(env.directory_url, env.trust_path, env.ports["http01"], clients, secs)
+            cpu = cpu_seconds_between(before, cpu_snapshot(everything()))
+            peak = {"peak_rss_mb": round(sum(status_kb(p, "VmHWM") for p in services()) / 1024, 1),
+                    "max_rss_sampled_mb": round(ms.max_services_kb / 1024, 1),
+                    "max_pg_pss_mb": round(ms.max_pg_kb / 1024, 1),
+                    "max_total_mb": round(ms.max_total_kb / 1024, 1)}
+            s = summarize(run, cpu, peak)
+            s["answers_after_run"] = answers(env.directory_url, env.trust_path)
+            res["runs"][str(clients)] = s
+    except Exception as e:  # noqa: BLE001 - report, never abort the bench
+        res["error"] = str(e)[-1500:]
+    finally:
+        env.stop()
+    return res
+
+
+# -------------------------------------------------------------- modules --
+MODULE_SCRIPTS = ["bench-rpc.sh", "bench-jose.sh", "bench-sa.sh", "bench-ca.sh", "bench-va.sh"]
+MODULE_ARGS = {"bench-sa.sh": ["100000", "3"]}  # the default loads 1M rows
+
+
+def module_benches():
+    out = {}
+    for name in MODULE_SCRIPTS:
+        path = os.path.join(TOP, "scripts", name)
+        if not os.access(path, os.X_OK):
+            out[name] = {"skipped": "not present or not executable"}
+            log("%s: skipped (not present or not executable)" % name)
+            continue
+        limit = min(90, int(remaining()) - 15)
+        if limit < 20:
+            out[name] = {"skipped": "time budget"}
+            log("%s: skipped (time budget)" % name)
+            continue
+        log("%s (at most %ds)" % (name, limit))
+        env = dict(os.environ, BENCH_SECONDS="3", SECONDS_PER="2")
+        t = time.time()
+        try:
+            p = subprocess.run([path] + MODULE_ARGS.get(name, []), capture_output=True,
+                               text=True, timeout=limit, env=env, cwd=TOP)
+            text, rc = p.stdout + p.stderr, p.returncode
+        except subprocess.TimeoutExpired as e:
+            text = ((e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes)
+                    else (e.stdout or "")) + "\n(stopped after %ds)" % limit
+            rc = None
+        lines = text.strip().splitlines()[-40:]
+        out[name] = {"exit": rc, "seconds": round(time.time() - t, 1), "output": lines}
+        print("\n".join("    " + line for line in lines), flush=True)
+    return out
+
+
+# ---------------------------------------------------------------- table --
+def g(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 2)
+
+
+def fmt(v, nd=1):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "%.*f" % (nd, v)
+    return str(v)
+
+
+def table(results):
+    a, p = results.get("anvil", {}), results.get("pebble", {})
+    rows = []
+    for c in ("16", "64"):
+        rows += [
+            ("issuances/s @%s" % c, g(a, "runs", c, "issuances_per_s"), g(p, "runs", c, "issuances_per_s")),
+            ("failed @%s" % c, g(a, "runs", c, "failed"), g(p, "runs", c, "failed")),
+            ("p50 issuance ms @%s" % c, g(a, "runs", c, "p50_ms"), g(p, "runs", c, "p50_ms")),
+            ("p99 issuance ms @%s" % c, g(a, "runs", c, "p99_ms"), g(p, "runs", c, "p99_ms")),
+            ("server CPU ms/issuance @%s" % c, g(a, "runs", c, "server_cpu_ms_per_issuance"),
+             g(p, "runs", c, "server_cpu_ms_per_issuance")),
+            ("peak RSS MB @%s" % c, g(a, "runs", c, "max_rss_sampled_mb"), g(p, "runs", c, "max_rss_sampled_mb")),
+        ]
+    rows += [
+        ("/directory req/s (wrk)", g(a, "wrk_directory", "rps"), g(p, "wrk_directory", "rps")),
+        ("newNonce req/s (wrk GET)", g(a, "wrk_nonce", "rps"), g(p, "wrk_nonce", "rps")),
+        ("idle RSS MB", a.get("idle_rss_mb"), p.get("idle_rss_mb")),
+    ]
+    lines = ["%-30s %12s %12s %10s" % ("", "Anvil", "Pebble", "A/P")]
+    ratios = {}
+    for name, av, pv in rows:
+        r = ratio(av, pv) if isinstance(av, (int, float)) and isinstance(pv, (int, float)) else None
+        ratios[name] = r
+        lines.append("%-30s %12s %12s %10s" % (name, fmt(av), fmt(pv), fmt(r, 2)))
+    r256 = g(a, "runs", "256") or {}
+    lines.append("Anvil @256 clients for %ss: %s issuances/s, %s failed, p99 %s ms, "
+                 "services RSS %s MB (+ PostgreSQL PSS %s MB)" % (
+                     fmt(r256.get("elapsed_s"), 0), fmt(r256.get("issuances_per_s")),
+                     fmt(r256.get("failed")), fmt(r256.get("p99_ms")),
+                     fmt(r256.get("max_rss_sampled_mb")), fmt(r256.get("max_pg_pss_mb"))))
+    return lines, ratios
+
+
+def targets(results):
+    a, p = results.get("anvil", {}), results.get("pebble", {})
+    out = {}
+
+    def t(name, value, goal, ok):
+        out[name] = {"value": value, "goal": goal,
+                     "met": None if value is None else bool(ok(value))}
+
+    t("issuance rate >= 3x Pebble @16",
+      ratio(g(a, "runs", "16", "issuances_per_s"), g(p, "runs", "16", "issuances_per_s")), 3.0,
+      lambda v: v >= 3)
+    t("server CPU/issuance <= 1/4 of Pebble @16",
+      ratio(g(a, "runs", "16", "server_cpu_ms_per_issuance"), g(p, "runs", "16", "server_cpu_ms_per_issuance")),
+      0.25, lambda v: v <= 0.25)
+    r256 = g(a, "runs", "256") or {}
+    t("256 clients: zero failures", r256.get("failed"), 0, lambda v: v == 0)
+    t("256 clients: p99 issuance < 1000 ms", r256.get("p99_ms"), 1000, lambda v: v < 1000)
+    t("/directory >= 1.5x Pebble",
+      ratio(g(a, "wrk_directory", "rps"), g(p, "wrk_directory", "rps")), 1.5, lambda v: v >= 1.5)
+    t("newNonce >= 1.5x Pebble",
+      ratio(g(a, "wrk_nonce", "rps"), g(p, "wrk_nonce", "rps")), 1.5, lambda v: v >= 1.5)
+    t("Anvil RSS idle <= 64 MB", a.get("idle_rss_mb"), 64, lambda v: v <= 64)
+    t("Anvil RSS @256 <= 256 MB", r256.get("max_rss_sampled_mb"), 256, lambda v: v <= 256)
+    return out
+
+
+def main():
+    if not os.access(LOADGEN, os.X_OK):
+        print("bench: %s is not built (make)" % LOADGEN, file=sys.stderr)
+        return 1
+    results = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0)),
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                    "cpu_model": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                                       if line.startswith("model name")), None)},
+        "settings": {"duration_s": DUR, "long_duration_s": LONG_DUR, "wrk_seconds": WRK_S,
+                     "wrk_connections": 32, "names_per_order": 1},
+    }
+    if os.environ.get("BENCH_SKIP_PEBBLE") != "1":
+        log("Pebble")
+        results["pebble"] = pebble_bench()
+    if os.environ.get("BENCH_SKIP_ANVIL") != "1":
+        log("Anvil")
+        results["anvil"] = anvil_bench()
+    lines, ratios = table(results)
+    results["ratios"] = ratios
+    results["targets"] = targets(results)
+    if os.environ.get("BENCH_SKIP_MODULES") != "1":
+        results["modules"] = module_benches()
+    results["seconds"] = round(time.time() - T0, 1)
+    os.makedirs(os.path.join(TOP, "bench"), exist_ok=True)
+    with open(os.path.join(TOP, "bench", "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print()
+    print("\n".join(lines))
+    for side in ("pebble", "anvil"):
+        err = g(results, side, "error")
+        if err:
+            print("%s run failed: %s" % (side.capitalize(), err.strip().splitlines()[-1] if err.strip() else err))
+        for c, r in (g(results, side, "runs") or {}).items():
+            if r.get("error"):
+                print("%s @%s: %s" % (side.capitalize(), c, r["error"]))
+            elif r.get("stopped_answering"):
+                print("%s @%s: stopped answering during the run (failures %s; answers afterwards: %s)" % (
+                    side.capitalize(), c, r.get("failures"), r.get("answers_after_run")))
+            if r.get("stalled_attempts"):
+                print("%s @%s: stopped answering in %d of %d attempts (fresh process each)" % (
+                    side.capitalize(), c, r["stalled_attempts"], r["attempts"]))
+    print("\ntargets (issue 13):")
+    for name, t in results["targets"].items():
+        state = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
+        print("  %-42s %10s  goal %-6s %s" % (name, fmt(t["value"], 2), t["goal"], state))
+    print("\nwrote bench/results.json (%.0f s)" % results["seconds"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
