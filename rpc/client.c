@@ -28,7 +28,7 @@
 
 #define CLI_BUCKETS 256
 #define CLI_BACKOFF_MIN_MS 20
-#define CLI_BACKOFF_MAX_MS 2000
+#define CLI_BACKOFF_MAX_MS 1000
 
 enum cli_state { CLI_DOWN, CLI_CONNECTING, CLI_UP, CLI__MAX };
 enum call_where { CALL_NONE, CALL_WAITING, CALL_SENT, CALL__MAX };
@@ -369,6 +369,8 @@ cli_on_xport(struct rpc_xport *x, enum rpc_xport_event ev, void *arg)
 		return k->x == NULL ? 1 : 0;
 	case RPC_XPORT_READ:
 		return cli_read_frames(k);
+	case RPC_XPORT_DRAINED:
+		return 0;
 	case RPC_XPORT_CLOSED:
 	default:
 		cli_conn_down(k, rpc_xport_error(x));
@@ -469,6 +471,7 @@ cli_connect(struct cli_conn *k)
 				continue;
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 			    sizeof(one));
+			rpc_tcp_keepalive(fd);
 			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 				break;
 			if (errno == EINPROGRESS) {

@@ -117,6 +117,9 @@ char *rpc_tls_peer_name(SSL *ssl);
 /* Last OpenSSL error queue entry as text into buf (and clears the queue). */
 const char *rpc_tls_errstr(char *buf, size_t buflen);
 
+/* TCP keepalive (probe after 30 s idle, every 10 s, 3 probes): a dead peer
+ * host is noticed on an idle connection. */
+void rpc_tcp_keepalive(int fd);
 /* Ignores SIGPIPE if it still has its default action. */
 void rpc_ignore_sigpipe(void);
 /* evthread_use_pthreads once; 0 or -1. */
@@ -130,6 +133,7 @@ enum rpc_xport_event {
 	RPC_XPORT_CONNECTED, /* connect (and TLS handshake) done */
 	RPC_XPORT_READ,	     /* new bytes in the input buffer */
 	RPC_XPORT_CLOSED,    /* EOF or error; reason via rpc_xport_error */
+	RPC_XPORT_DRAINED,   /* output buffer emptied (if asked for) */
 	RPC_XPORT__MAX
 };
 
@@ -157,6 +161,8 @@ struct evbuffer *rpc_xport_input(struct rpc_xport *x);
 struct evbuffer *rpc_xport_output(struct rpc_xport *x);
 /* Call after appending to the output buffer. */
 void rpc_xport_flush(struct rpc_xport *x);
+/* Asks for one RPC_XPORT_DRAINED when the output buffer is next empty. */
+void rpc_xport_notify_drained(struct rpc_xport *x);
 /* Stops / resumes reading from the socket (back-pressure). */
 void rpc_xport_pause(struct rpc_xport *x, int paused);
 /* Reason of the close (static storage inside x). */

@@ -31,6 +31,8 @@
 #define SRV_MAX_INFLIGHT_PER_CONN 1024
 /* Longest wait for in-flight calls and unsent replies when draining. */
 #define SRV_DRAIN_MAX_MS 30000
+/* Unsent reply bytes on one connection before it stops being read. */
+#define SRV_MAX_OUTPUT (8u * 1024u * 1024u)
 /* A connection must finish its TLS handshake within this time. */
 #define SRV_HANDSHAKE_SECS 10
 
@@ -42,6 +44,7 @@ struct srv_conn {
 	char *user;	     /* unix user name, may be NULL */
 	char desc[80];	     /* for logs */
 	int inflight;
+	int out_full; /* too many unsent replies: reading paused */
 	int ready;
 	struct srv_conn *prev, *next;
 };
@@ -237,6 +240,22 @@ conn_send(struct srv_conn *c, const uint8_t *frame, size_t len)
 		return;
 	}
 	rpc_xport_flush(c->x);
+	/* A peer that sends without reading must not grow our memory. */
+	if (!c->out_full &&
+	    evbuffer_get_length(rpc_xport_output(c->x)) > SRV_MAX_OUTPUT) {
+		c->out_full = 1;
+		rpc_xport_pause(c->x, 1);
+		rpc_xport_notify_drained(c->x);
+	}
+}
+
+/* Resumes reading unless a limit still holds. */
+static void
+conn_maybe_resume(struct srv_conn *c)
+{
+	if (c->x != NULL && !c->out_full &&
+	    c->inflight < SRV_MAX_INFLIGHT_PER_CONN)
+		rpc_xport_pause(c->x, 0);
 }
 
 /* Sends an error reply from the loop thread (call never ran). */
@@ -397,7 +416,7 @@ conn_read_frames(struct srv_conn *c)
 		evbuffer_drain(in, used);
 		if (conn_handle_frame(c, frame) != 0)
 			return -1;
-		if (c->inflight >= SRV_MAX_INFLIGHT_PER_CONN)
+		if (c->inflight >= SRV_MAX_INFLIGHT_PER_CONN || c->out_full)
 			return 0;
 	}
 	return -1;
@@ -428,9 +447,14 @@ conn_on_xport(struct rpc_xport *x, enum rpc_xport_event ev, void *arg)
 		log_debug("rpc: connection from %s", c->desc);
 		return 0;
 	case RPC_XPORT_READ:
-		if (!c->ready)
+		if (!c->ready || c->out_full ||
+		    c->inflight >= SRV_MAX_INFLIGHT_PER_CONN)
 			return 0;
 		return conn_read_frames(c) != 0 ? 1 : 0;
+	case RPC_XPORT_DRAINED:
+		c->out_full = 0;
+		conn_maybe_resume(c);
+		return 0;
 	case RPC_XPORT_CLOSED:
 	default:
 		if (evbuffer_get_length(rpc_xport_input(x)) > 0)
@@ -485,6 +509,7 @@ srv_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	} else {
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
+		rpc_tcp_keepalive(fd);
 		(void)getnameinfo(sa, (socklen_t)salen, host, sizeof(host),
 		    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
 		snprintf(c->desc, sizeof(c->desc), "tcp:%s:%s", host, serv);
@@ -650,10 +675,8 @@ srv_on_done(evutil_socket_t fd, short what, void *arg)
 		s->inflight--;
 		if (c->x == NULL && c->inflight == 0)
 			conn_free(c);
-		else if (c->x != NULL &&
-		    c->inflight == SRV_MAX_INFLIGHT_PER_CONN - 1) {
-			rpc_xport_pause(c->x, 0);
-		}
+		else if (c->inflight == SRV_MAX_INFLIGHT_PER_CONN - 1)
+			conn_maybe_resume(c);
 		free(j->resp);
 		json_decref(j->frame);
 		free(j);

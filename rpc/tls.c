@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <event2/thread.h>
 #include <openssl/err.h>
@@ -261,4 +264,16 @@ rpc_req_remaining_ms(const struct rpc_req *req, int cap_ms)
 	if (cap_ms > 0 && left > cap_ms)
 		return cap_ms;
 	return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+void
+rpc_tcp_keepalive(int fd)
+{
+	int on = 1, idle = 30, intvl = 10, cnt = 3;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+	    sizeof(intvl));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }

@@ -45,6 +45,7 @@ struct rpc_xport {
 	int want_read;	/* TLS needs the socket readable (even if paused) */
 	int in_flush;	/* inside rpc_xport_flush: no callbacks */
 	int failed;	/* failure noticed in flush, reported from the loop */
+	int want_drained; /* owner waits for an empty output buffer */
 	char err[256];
 };
 
@@ -278,6 +279,11 @@ xport_pump(struct rpc_xport *x)
 		return;
 	if (xport_write(x) != 0)
 		return;
+	if (x->want_drained && evbuffer_get_length(x->out) == 0) {
+		x->want_drained = 0;
+		if (x->cb(x, RPC_XPORT_DRAINED, x->arg) != 0)
+			return;
+	}
 	if (!x->paused || x->want_read) {
 		r = xport_read(x, &got);
 		if (r < 0)
@@ -399,6 +405,14 @@ rpc_xport_flush(struct rpc_xport *x)
 	if (xport_write(x) == 0 && !x->failed)
 		xport_update(x);
 	x->in_flush = 0;
+}
+
+void
+rpc_xport_notify_drained(struct rpc_xport *x)
+{
+	x->want_drained = 1;
+	if (x->state == XPORT_OPEN && evbuffer_get_length(x->out) == 0)
+		event_active(x->wev, EV_WRITE, 0);
 }
 
 void

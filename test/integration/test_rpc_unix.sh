@@ -110,6 +110,25 @@ for _ in range(5000):
     good = good and r.get("result") == {"i": r["id"]}
     seen.add(r["id"])
 res("5000 pipelined requests on one connection all answered", good and seen == set(range(5000)))
+# 3000 x 20 KB replies: the server stops reading while its unsent output is
+# over its limit, and everything is answered once the client reads
+import threading
+c = fresh()
+blob = "z" * 20000
+def sender():
+    for i in range(3000):
+        c.send_raw(json.dumps({"id": i, "method": "test.echo", "params": {"b": blob, "i": i}}).encode())
+th = threading.Thread(target=sender); th.start()
+time.sleep(1.0)
+rss = int([l for l in open("/proc/%s/status" % sys.argv[2]) if l.startswith("VmRSS")][0].split()[1])
+seen = set(); good = True
+for _ in range(3000):
+    r = c.recv_frame()
+    good = good and r.get("result", {}).get("i") == r["id"]
+    seen.add(r["id"])
+th.join()
+res("60 MB of replies to a slow reader all delivered", good and seen == set(range(3000)))
+res("server memory bounded while the client does not read (RSS %d kB)" % rss, rss < 100 * 1024)
 # past deadline: refused without running
 before = calls()
 try:
@@ -158,7 +177,7 @@ res("frame of exactly max_frame accepted (len %d)" % len(body), len(body) == 655
 PY
 while read -r word name; do
 	case "$word" in PASS) ok "$name" ;; FAIL) bad "$name" ;; esac
-done < <(timeout 60 python3 "$tmp/raw.py" "$sock" 2>"$tmp/raw.err"; echo "END $?")
+done < <(timeout 120 python3 "$tmp/raw.py" "$sock" "$srv" 2>"$tmp/raw.err"; echo "END $?")
 grep -q . "$tmp/raw.err" && { echo "python stderr:"; cat "$tmp/raw.err"; }
 check "python raw client finished without exceptions" bash -c '! grep -q Traceback "$0"' "$tmp/raw.err"
 check "bad frames were logged" grep -q 'bad frame\|bad request' "$tmp/server.log"
