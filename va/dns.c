@@ -70,10 +70,9 @@ sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 	struct va *va = data;
 	struct va_fdev **pp, *f;
 
-	for (pp = &va->fdevs; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->fd == fd)
+	for (pp = &va->fdevs; (f = *pp) != NULL; pp = &f->next)
+		if (f->fd == fd)
 			break;
-	f = *pp;
 	if (f != NULL) {
 		event_free(f->ev);
 		f->ev = NULL;

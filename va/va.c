@@ -174,6 +174,9 @@ va_job_finish(struct va_job *j, struct problem *prob)
 	pthread_mutex_lock(&j->va->mu);
 	j->va->inflight--;
 	pthread_mutex_unlock(&j->va->mu);
+	if (j->va->metrics != NULL)
+		metrics_gauge_add(j->va->metrics, "anvil_va_inflight",
+		    "Validations and CAA checks in progress.", NULL, -1);
 	j->done(j->done_arg, &res);
 	va_result_clear(&res);
 	va_job_unref(j);
@@ -477,6 +480,30 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void
+beat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct va *va = arg;
+
+	(void)fd;
+	(void)what;
+	__atomic_store_n(&va->beat_ms, time_mono_ms(), __ATOMIC_RELAXED);
+}
+
+int
+va_health(struct va *va, char *msg, size_t msglen)
+{
+	int64_t age = time_mono_ms() -
+	    __atomic_load_n(&va->beat_ms, __ATOMIC_RELAXED);
+
+	if (age > 5000) {
+		snprintf(msg, msglen, "VA event loop stalled for %lld ms",
+		    (long long)age);
+		return -1;
+	}
+	return 0;
+}
+
 static void *
 loop_main(void *arg)
 {
@@ -522,6 +549,13 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 	    wake_cb, va);
 	if (va->wake_ev == NULL || event_add(va->wake_ev, NULL) != 0) {
 		snprintf(err, errlen, "cannot watch the eventfd");
+		goto fail;
+	}
+	va->beat_ms = time_mono_ms();
+	va->beat_ev = event_new(va->base, -1, EV_PERSIST, beat_cb, va);
+	if (va->beat_ev == NULL || event_add(va->beat_ev,
+	    &(struct timeval){1, 0}) != 0) {
+		snprintf(err, errlen, "cannot add the heartbeat timer");
 		goto fail;
 	}
 	va->ssl_ctx = SSL_CTX_new(TLS_client_method());
@@ -576,6 +610,8 @@ va_free(struct va *va)
 		va_dns_shutdown(va);
 	if (va->wake_ev)
 		event_free(va->wake_ev);
+	if (va->beat_ev)
+		event_free(va->beat_ev);
 	if (va->wake_fd >= 0)
 		close(va->wake_fd);
 	if (va->base != NULL)
@@ -664,6 +700,9 @@ submit(struct va *va, struct va_job *j, struct problem **prob)
 		return -1;
 	}
 	va->inflight++;
+	if (va->metrics != NULL)
+		metrics_gauge_add(va->metrics, "anvil_va_inflight",
+		    "Validations and CAA checks in progress.", NULL, 1);
 	if (va->q_tail)
 		va->q_tail->next = j;
 	else

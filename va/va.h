@@ -140,6 +140,11 @@ int va_check_caa(struct va *va, enum ident_type type, const char *value,
 
 /* Validations currently in flight (for health and metrics). */
 int va_inflight(struct va *va);
+/*
+ * Health for /healthz and health.check (debug_health_fn shape; arg is the
+ * VA): -1 with a reason when the loop thread has not run for 5 s.
+ */
+int va_health(struct va *va, char *msg, size_t msglen);
 
 /* ------------------------------------------------------------------ */
 /* RPC glue: JSON in and out as in docs/rpc-methods.md (va.*)          */

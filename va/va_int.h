@@ -261,6 +261,8 @@ struct va {
 	struct va_job *running;	/* loop thread only */
 	int stopping;
 	int inflight;		/* guarded by mu */
+	struct event *beat_ev;	/* 1 s heartbeat of the loop */
+	int64_t beat_ms;	/* atomic: last heartbeat (monotonic) */
 	/* c-ares */
 	ares_channel ares;
 	int ares_ok;

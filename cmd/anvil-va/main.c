@@ -41,10 +41,7 @@ static const struct rpc_method methods[] = {
 static int
 health(void *arg, char *msg, size_t msglen)
 {
-	(void)arg;
-	(void)msg;
-	(void)msglen;
-	return 0;
+	return va_health(arg, msg, msglen);
 }
 
 static void

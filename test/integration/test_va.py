@@ -977,6 +977,13 @@ def test_debug_server_health_and_metrics(env):
     assert body.strip() == b"ok"
     m = urllib.request.urlopen("http://127.0.0.1:21303/metrics", timeout=5).read().decode()
     assert 'anvil_va_validations_total{type="http-01",result="valid"}' in m
+    assert 'anvil_va_validations_total{type="dns-01",result="incorrectResponse"}' in m
+    assert "anvil_va_inflight 0" in m
+    assert "anvil_va_validation_duration_seconds_bucket" in m
+    if shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "metrics"], input=m,
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_config_errors_name_the_key(env):

@@ -346,6 +346,7 @@ test_http01_ip_sync(struct th *t)
 	TH_CHECK(t, va != NULL);
 	if (va == NULL)
 		goto out;
+	TH_CHECK(t, va_health(va, err, sizeof(err)) == 0);
 	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
 	TH_CHECK(t, va_validate(va, &req, &res) == 0);
 	TH_CHECK(t, res.valid);
