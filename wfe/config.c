@@ -51,6 +51,11 @@ static const struct jspec test_spec[] = {
 	F("faults", JSPEC_JSON, faults, 0),
 	JSPEC_END
 };
+static const struct jspec mgmt_spec[] = {
+	F("addr", JSPEC_STRING, mgmt_addr, 0),
+	F("port", JSPEC_INT, mgmt_port, 1),
+	JSPEC_END
+};
 static const struct jspec wfe_spec[] = {
 	F("log_level", JSPEC_STRING, log_level, 0),
 	O("debug", debug_spec),
@@ -72,7 +77,7 @@ static const struct jspec wfe_spec[] = {
 	F("orders_per_page", JSPEC_INT, orders_per_page, 0),
 	F("certificate_get", JSPEC_BOOL, allow_cert_get, 0),
 	O("test", test_spec),
-	F("management", JSPEC_JSON, management, 0),
+	O("management", mgmt_spec),
 	JSPEC_END
 };
 
@@ -215,9 +220,10 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 		snprintf(err, errlen, "%s: %s", path, sub);
 		goto out;
 	}
-	if (cfg->management != NULL)
-		BAD("management: the management listener is not implemented "
-		    "yet; remove the key");
+	if (cfg->mgmt_port < 0 || cfg->mgmt_port > 65535)
+		BAD("management.port: out of range");
+	if (cfg->mgmt_port > 0 && cfg->mgmt_addr == NULL)
+		cfg->mgmt_addr = xstrdup("127.0.0.1");
 #undef BAD
 	rc = 0;
 out:

@@ -345,10 +345,9 @@ out:
 }
 
 json_t *
-wfe_issuer_find(struct wfe_req *r, const char *id)
+wfe_issuers_all(struct wfe_req *r)
 {
-	json_t *all, *v, *found = NULL;
-	size_t i;
+	json_t *all;
 
 	all = cached_ca(r, &r->w->issuers, &r->w->issuers_at_ms,
 	    "ca.get_issuers");
@@ -357,8 +356,18 @@ wfe_issuer_find(struct wfe_req *r, const char *id)
 		    "certificate authority unavailable");
 		p->retry_after = 5;
 		wfe_reply_problem(r, p);
-		return NULL;
 	}
+	return all;
+}
+
+json_t *
+wfe_issuer_find(struct wfe_req *r, const char *id)
+{
+	json_t *all, *v, *found = NULL;
+	size_t i;
+
+	if ((all = wfe_issuers_all(r)) == NULL)
+		return NULL;
 	json_array_foreach(json_object_get(all, "issuers"), i, v) {
 		const char *vid = json_string_value(json_object_get(v, "id"));
 		if (vid != NULL && strcmp(vid, id) == 0) {

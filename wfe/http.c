@@ -121,7 +121,8 @@ send_reply(struct wfe_req *r)
 	size_t i;
 	char *nonce = NULL;
 
-	if (r->want_nonce || r->status >= 400 || r->method == WFE_POST) {
+	if (!r->mgmt &&
+	    (r->want_nonce || r->status >= 400 || r->method == WFE_POST)) {
 		nonce = wfe_nonce_issue(r->w->nonces, time_now_ms());
 		metrics_counter_add(r->w->metrics, "anvil_wfe_nonces_total",
 		    "Nonces by result", "result=\"issued\"", 1);
@@ -146,7 +147,7 @@ send_reply(struct wfe_req *r)
 	if (!have_cache)
 		MHD_add_response_header(resp, "Cache-Control",
 		    "public, max-age=0, no-cache");
-	if (!r->no_index_link && r->base != NULL) {
+	if (!r->mgmt && !r->no_index_link && r->base != NULL) {
 		char *link = xasprintf("<%s/directory>;rel=\"index\"",
 		    r->base);
 		MHD_add_response_header(resp, "Link", link);
@@ -187,15 +188,13 @@ early_reject(struct wfe_req *r)
 }
 
 static enum MHD_Result
-access_cb(void *cls, struct MHD_Connection *con, const char *url,
-    const char *method, const char *version, const char *upload_data,
+access_common(struct wfe *w, int mgmt, struct MHD_Connection *con,
+    const char *url, const char *method, const char *upload_data,
     size_t *upload_data_size, void **con_cls)
 {
-	struct wfe *w = cls;
 	struct wfe_req *r = *con_cls;
 	const char *host, *proto = NULL;
 
-	(void)version;
 	if (r == NULL) {
 		r = req_new(w, url);
 		*con_cls = r;
@@ -203,6 +202,7 @@ access_cb(void *cls, struct MHD_Connection *con, const char *url,
 	if (r->conn == NULL) {
 		/* First call: headers are in. */
 		r->conn = con;
+		r->mgmt = mgmt;
 		r->method = method_of(method);
 		r->path = xstrdup(url);
 		host = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
@@ -236,10 +236,32 @@ access_cb(void *cls, struct MHD_Connection *con, const char *url,
 		    (long long)w->cfg->max_body);
 		p->status = 413;
 		wfe_reply_problem(r, p);
+	} else if (mgmt) {
+		wfe_mgmt_dispatch(r);
 	} else {
 		wfe_dispatch(r);
 	}
 	return send_reply(r);
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *con, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	return access_common(cls, 0, con, url, method, upload_data,
+	    upload_data_size, con_cls);
+}
+
+static enum MHD_Result
+mgmt_access_cb(void *cls, struct MHD_Connection *con, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	return access_common(cls, 1, con, url, method, upload_data,
+	    upload_data_size, con_cls);
 }
 
 static void
@@ -249,27 +271,39 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	log_vmsg(LOG_LEVEL_INFO, NULL, fmt, ap);
 }
 
+/* Fills ss from an IP literal and port; sets MHD_USE_IPv6 in *flags. */
+static int
+sock_addr(const char *addr, int64_t port, struct sockaddr_storage *ss,
+    unsigned int *flags)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*flags |= MHD_USE_IPv6;
+		return 0;
+	}
+	return -1;
+}
+
 int
 wfe_start(struct wfe *w, char *err, size_t errlen)
 {
 	const struct wfe_config *cfg = w->cfg;
 	struct sockaddr_storage ss;
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
 	    MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	unsigned int timeout_s;
 
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, cfg->listen_addr, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)cfg->listen_port);
-	} else if (inet_pton(AF_INET6, cfg->listen_addr, &s6->sin6_addr) ==
-	    1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)cfg->listen_port);
-		flags |= MHD_USE_IPv6;
-	} else {
+	if (sock_addr(cfg->listen_addr, cfg->listen_port, &ss, &flags) != 0) {
 		snprintf(err, errlen, "listen.addr: not an IP address: %s",
 		    cfg->listen_addr);
 		return -1;
@@ -314,11 +348,48 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 	return 0;
 }
 
+int
+wfe_mgmt_start(struct wfe *w, char *err, size_t errlen)
+{
+	const struct wfe_config *cfg = w->cfg;
+	struct sockaddr_storage ss;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+
+	if (cfg->mgmt_port <= 0)
+		return 0;
+	if (sock_addr(cfg->mgmt_addr, cfg->mgmt_port, &ss, &flags) != 0) {
+		snprintf(err, errlen, "management.addr: not an IP address: %s",
+		    cfg->mgmt_addr);
+		return -1;
+	}
+	w->mhd_mgmt = MHD_start_daemon(flags, 0, NULL, NULL, mgmt_access_cb, w,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, 2u,
+	    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
+	    MHD_OPTION_END);
+	if (w->mhd_mgmt == NULL) {
+		snprintf(err, errlen, "cannot listen on %s:%lld (in use?)",
+		    cfg->mgmt_addr, (long long)cfg->mgmt_port);
+		return -1;
+	}
+	log_info("management listener on http://%s:%lld (test mode)",
+	    cfg->mgmt_addr, (long long)cfg->mgmt_port);
+	return 0;
+}
+
 void
 wfe_stop(struct wfe *w)
 {
-	if (w == NULL || w->mhd == NULL)
+	if (w == NULL)
 		return;
-	MHD_stop_daemon(w->mhd);
+	if (w->mhd_mgmt != NULL)
+		MHD_stop_daemon(w->mhd_mgmt);
+	w->mhd_mgmt = NULL;
+	if (w->mhd != NULL)
+		MHD_stop_daemon(w->mhd);
 	w->mhd = NULL;
 }

@@ -112,6 +112,12 @@ wfe_reply_prob(struct wfe_req *r, enum prob_type t, const char *fmt, ...)
 void
 wfe_reply_json(struct wfe_req *r, int status, json_t *j)
 {
+	if (j == NULL) {
+		log_bug("reply without a JSON body (route %s)", r->route);
+		wfe_reply_prob(r, PROB_SERVER_INTERNAL, "could not build the "
+		    "response");
+		return;
+	}
 	free(r->out);
 	r->out = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	r->out_len = r->out ? strlen(r->out) : 0;

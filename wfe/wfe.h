@@ -53,7 +53,8 @@ struct wfe_config {
 	int64_t orders_per_page;
 	int64_t nonce_reject_percent; /* test mode */
 	json_t *faults;		/* test mode: {"500":pct,"503":pct,"429":pct} */
-	json_t *management;	/* reserved; must be null/absent for now */
+	char *mgmt_addr;	/* test-mode management listener (plain HTTP) */
+	int64_t mgmt_port;	/* 0 = off */
 	int allow_cert_get;	/* plain GET on /acme/cert/ (default 1) */
 };
 
@@ -76,6 +77,9 @@ struct wfe *wfe_new(const struct wfe_config *cfg, struct metrics *metrics,
     char *err, size_t errlen);
 /* Starts the HTTPS listener (own thread pool). 0 or -1 with err. */
 int wfe_start(struct wfe *w, char *err, size_t errlen);
+/* Starts the management listener when configured (management.port > 0):
+ * plain HTTP, Pebble-compatible read-only paths. 0 or -1 with err. */
+int wfe_mgmt_start(struct wfe *w, char *err, size_t errlen);
 /* Stops the listener (in-flight requests finish). Safe if not started. */
 void wfe_stop(struct wfe *w);
 void wfe_free(struct wfe *w);

@@ -108,6 +108,7 @@ struct wfe_req {
 	size_t out_len;
 	int want_nonce;
 	int no_index_link;
+	int mgmt;		/* request on the management listener */
 	struct wfe_header hdrs[WFE_MAX_HEADERS];
 	size_t nhdrs;
 };
@@ -155,6 +156,8 @@ const struct wfe_route *wfe_route_find(const char *path, const char **tail);
 const char *wfe_methods_allow(unsigned methods, char *buf, size_t buflen);
 /* Runs the request: route, method check, faults, handler. */
 void wfe_dispatch(struct wfe_req *r);
+/* Same for the management listener (mgmt.c). */
+void wfe_mgmt_dispatch(struct wfe_req *r);
 
 /* ------------------------------------------------------------------ */
 /* URLs (url.c)                                                         */
@@ -194,6 +197,7 @@ struct wfe {
 	struct wfe_nonce *nonces;
 	struct jose_policy policy;
 	struct MHD_Daemon *mhd;
+	struct MHD_Daemon *mhd_mgmt;
 	char *tls_cert_pem;
 	char *tls_key_pem;
 	pthread_mutex_t lock;	/* guards the caches below and rid counter */
@@ -246,6 +250,9 @@ char *wfe_url(const struct wfe_req *r, const char *fmt, ...)
 /* The issuer with this id from ca.get_issuers, cached (new ref), or NULL
  * after replying the problem (h_misc.c). */
 json_t *wfe_issuer_find(struct wfe_req *r, const char *id);
+/* The whole cached ca.get_issuers result (new ref), or NULL after replying
+ * 503. */
+json_t *wfe_issuers_all(struct wfe_req *r);
 
 /* ------------------------------------------------------------------ */
 /* Handlers (h_*.c)                                                     */

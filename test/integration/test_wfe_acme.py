@@ -31,12 +31,14 @@ import test_wfe_http as h  # noqa: E402  (module import: its tests are not colle
 
 PORT_BASE = 21500
 PORT_B = 21537
+PORT_MGMT = 21532
 
 
 @pytest.fixture(scope="module")
 def env():
     with anvil_env.AnvilEnv(port_base=PORT_BASE, name="wfe",
                             config={"wfe.json:orders_per_page": 2,
+                                    "wfe.json:management": {"addr": "127.0.0.1", "port": PORT_MGMT},
                                     "ra.json:test.slow_finalize": "1s"}) as e:
         yield e
 
@@ -360,6 +362,7 @@ def _start_second_wfe(env):
     cfg["listen"]["port"] = PORT_B
     cfg["debug"] = {"addr": "127.0.0.1", "port": 0}
     cfg["nonce"]["prefix"] = "b2"
+    cfg.pop("management", None)
     cfg["hosts"] = ["localhost:%d" % PORT_B]  # same base_url: one CA name, two instances
     path = os.path.join(env.cfg_dir, "wfe-b.json")
     with open(path, "w") as f:
@@ -497,3 +500,30 @@ def test_processing_order_has_retry_after(env, raw):
         time.sleep(0.2)
     assert r.json()["status"] == "valid"
     assert "Retry-After" not in r.headers
+
+
+def test_management_api(env, issued):
+    """Pebble-style read-only management listener (test mode)."""
+    base = "http://127.0.0.1:%d" % PORT_MGMT
+    s = requests.Session()
+    s.trust_env = False
+    r = s.get(base + "/roots/0")
+    assert r.status_code == 200
+    root = x509.load_pem_x509_certificate(r.content)
+    assert root.subject == root.issuer
+    r = s.get(base + "/intermediates/0")
+    assert r.status_code == 200
+    inter = x509.load_pem_x509_certificate(r.content)
+    assert inter.subject != inter.issuer
+    assert s.get(base + "/intermediate-keys/0").status_code == 404
+    assert s.get(base + "/roots/99").status_code == 404
+    leaf = pem_certs(issued["order"].fullchain_pem)[0]
+    serial = "%036x" % leaf.serial_number
+    r = s.get(base + "/cert-status-by-serial/" + serial)
+    assert r.status_code == 200, (r.status_code, r.headers, r.text)
+    body = r.json()
+    assert body["Status"] in ("Valid", "Revoked") and body["Serial"] == serial
+    assert x509.load_pem_x509_certificate(body["Certificate"].encode()) == leaf
+    assert s.get(base + "/cert-status-by-serial/zz").status_code == 404
+    assert s.post(base + "/roots/0").status_code == 405
+    assert "Replay-Nonce" not in r.headers

@@ -485,6 +485,15 @@ test_config(struct th *t)
 	wfe_config_clear(&cfg);
 	TH_CHECK(t, parse_cfg("{" CLIENTS "}", &cfg, err, sizeof(err)) != 0);
 	wfe_config_clear(&cfg);
+	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+	    ",\"management\":{\"port\":4432}}", &cfg, err, sizeof(err)) == 0);
+	TH_CHECK(t, cfg.mgmt_port == 4432);
+	TH_CHECK_STR(t, cfg.mgmt_addr, "127.0.0.1");
+	wfe_config_clear(&cfg);
+	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+	    ",\"management\":{\"addr\":\"127.0.0.1\"}}", &cfg, err,
+	    sizeof(err)) != 0);
+	wfe_config_clear(&cfg);
 }
 
 int
