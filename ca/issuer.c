@@ -161,7 +161,7 @@ load_chain(const char *dir, const json_t *obj, const struct ca_issuer *is,
 {
 	struct chain_spec cs;
 	X509 **certs = NULL, *root = NULL;
-	char *pem = NULL, *path = NULL, *all = NULL, *tmp;
+	char *pem = NULL, *path = NULL, *all = NULL, *tmp, *root_pem = NULL;
 	size_t k;
 	int ret = -1;
 
@@ -188,7 +188,7 @@ load_chain(const char *dir, const json_t *obj, const struct ca_issuer *is,
 	}
 	free(path);
 	path = resolve(dir, cs.root);
-	if ((root = load_cert(path, &ch->root_pem, err, errlen)) == NULL)
+	if ((root = load_cert(path, &root_pem, err, errlen)) == NULL)
 		goto out;
 	if (X509_cmp(certs[0], is->cert) != 0 &&
 	    EVP_PKEY_eq(X509_get0_pubkey(certs[0]), is->key) != 1) {
@@ -206,6 +206,8 @@ load_chain(const char *dir, const json_t *obj, const struct ca_issuer *is,
 	}
 	ch->intermediates_pem = all;
 	all = NULL;
+	ch->root_pem = root_pem;
+	root_pem = NULL;
 	ch->name = xstrdup(cs.name != NULL ? cs.name : "default");
 	ret = 0;
 out:
@@ -217,6 +219,7 @@ out:
 	free(pem);
 	free(path);
 	free(all);
+	free(root_pem);
 	jspec_clear(chain_fields, &cs);
 	return ret;
 }
