@@ -292,10 +292,12 @@ def test_lego_http01_renew_revoke(env, work):
     assert rc == 0, out
     with open(_lego_cert(work, "lego.example.test")) as f:
         assert f.read() != first
+    leaf, inter, _ = check_chain(env, _lego_cert(work, "lego.example.test"), ["lego.example.test"], work)
+    assert ocsp_status(env, leaf, inter, work) == "good"
     rc, out = lego(env, work, ["revoke"], pre)
     assert rc == 0, out
-    leaf, inter, _ = check_chain(env, _lego_cert(work, "lego.example.test"), ["lego.example.test"], work)
     assert ocsp_status(env, leaf, inter, work) == "revoked"
+    assert crl_lists(env, leaf, inter, work)
 
 
 def test_lego_dns01_wildcard(env, work):
