@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh [SECONDS] [PATTERN]
 # A target's first line "/* LIBS: rpc core */" names the libraries it needs
 # (in link order); their sources are compiled by clang into $FUZZ_BUILD
-# (default build-fuzz/). Crashes are saved as $FUZZ_BUILD/crashes/<target>/...
+# (default build-fuzz/). Optional: test/fuzz/<target>.dict (libFuzzer
+# dictionary) and test/fuzz/corpus/<target>/ (seed inputs, read only). Crashes are saved as $FUZZ_BUILD/crashes/<target>/...
 # and make the script exit 1; a crash should become a unit test.
 # Env: FUZZ_BUILD, FUZZ_JOBS (parallel compile, default nproc).
 set -euo pipefail
@@ -59,9 +60,14 @@ for t in test/fuzz/fuzz_*.c; do
 	"$CLANG" $CFLAGS -fsanitize=fuzzer "$t" -o "$out/bin/$name" \
 		-Wl,--start-group "${archives[@]}" -Wl,--end-group $pclibs -lpthread -lm
 	mkdir -p "$out/corpus/$name" "$out/crashes/$name"
+	extra=()
+	# Optional next to the target: <name>.dict, and seeds in corpus/<name>/.
+	[ -f "test/fuzz/$name.dict" ] && extra+=("-dict=test/fuzz/$name.dict")
+	seeds=()
+	[ -d "test/fuzz/corpus/$name" ] && seeds+=("test/fuzz/corpus/$name")
 	if ! "$out/bin/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-		-artifact_prefix="$out/crashes/$name/" -print_final_stats=1 \
-		"$out/corpus/$name" 2>"$out/$name.log"; then
+		-artifact_prefix="$out/crashes/$name/" -print_final_stats=1 "${extra[@]}" \
+		"$out/corpus/$name" "${seeds[@]}" 2>"$out/$name.log"; then
 		echo "--- $name FAILED; see $out/$name.log and $out/crashes/$name/"
 		tail -n 30 "$out/$name.log"
 		status=1
