@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -197,6 +198,8 @@ def wfes():
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if os.environ.get("ANVIL_KEEP_TMP") != "1":
+            shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
@@ -491,6 +494,8 @@ def testmode_wfes():
         for p in (p1, p2):
             p.terminate()
             p.wait(timeout=10)
+        if os.environ.get("ANVIL_KEEP_TMP") != "1":
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def test_nonce_reject_percent(testmode_wfes):
