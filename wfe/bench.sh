@@ -60,7 +60,7 @@ rate() { # url [lua]
 printf '%-28s %12s\n' "benchmark (wrk -c$conns)" "requests/s"
 printf '%-28s %12s\n' "anvil GET /directory" "$(rate https://localhost:21581/directory)"
 printf '%-28s %12s\n' "anvil HEAD new-nonce" "$(rate https://localhost:21581/acme/new-nonce "$tmp/head.lua")"
-printf '%-28s %12s\n' "pebble GET /dir" "$(rate https://localhost:21582/dir)"
 printf '%-28s %12s\n' "anvil GET new-nonce" "$(rate https://localhost:21581/acme/new-nonce)"
+printf '%-28s %12s\n' "pebble GET /dir" "$(rate https://localhost:21582/dir)"
 # wrk cannot parse Go's HEAD replies (no Content-Length): Pebble's nonce by GET.
 printf '%-28s %12s\n' "pebble GET nonce-plz" "$(rate https://localhost:21582/nonce-plz)"
