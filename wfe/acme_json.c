@@ -136,8 +136,9 @@ wfe_acme_authz(const struct wfe_req *r, const json_t *authz)
 	copy_member(j, "identifier", authz, "identifier");
 	copy_member(j, "status", authz, "status");
 	copy_member(j, "expires", authz, "expires");
-	json_array_foreach(json_object_get(authz, "challenges"), i, v)
+	json_array_foreach(json_object_get(authz, "challenges"), i, v) {
 		json_array_append_new(chs, wfe_acme_challenge(r, id, v));
+	}
 	json_object_set_new(j, "challenges", chs);
 	if (json_is_true(json_object_get(authz, "wildcard")))
 		json_object_set_new(j, "wildcard", json_true());

@@ -104,9 +104,10 @@ wfe_h_new_order(struct wfe_req *r, const char *tail)
 		    "\"identifiers\" must be a non-empty array");
 		goto out;
 	}
-	json_array_foreach(ids, i, v)
+	json_array_foreach(ids, i, v) {
 		if (!identifier_ok(r, v, "each identifier"))
 			goto out;
+	}
 	params = json_pack("{sIsO}", "account_id", (json_int_t)r->account_id,
 	    "identifiers", ids);
 	if (string_member(r, payload, "notBefore", params, "not_before") ||
@@ -262,9 +263,10 @@ find_challenge(const json_t *authz, int64_t cid)
 	json_t *v;
 	size_t i;
 
-	json_array_foreach(json_object_get(authz, "challenges"), i, v)
+	json_array_foreach(json_object_get(authz, "challenges"), i, v) {
 		if (json_integer_value(json_object_get(v, "id")) == cid)
 			return v;
+	}
 	return NULL;
 }
 
