@@ -56,6 +56,13 @@ static const struct jspec mgmt_spec[] = {
 	F("port", JSPEC_INT, mgmt_port, 1),
 	JSPEC_END
 };
+static const struct jspec jose_spec[] = {
+	F("allow_es512", JSPEC_BOOL, jose_allow_es512, 0),
+	F("allow_eddsa", JSPEC_BOOL, jose_allow_eddsa, 0),
+	F("rsa_min_bits", JSPEC_INT, jose_rsa_min_bits, 0),
+	F("rsa_max_bits", JSPEC_INT, jose_rsa_max_bits, 0),
+	JSPEC_END
+};
 static const struct jspec wfe_spec[] = {
 	F("log_level", JSPEC_STRING, log_level, 0),
 	O("debug", debug_spec),
@@ -78,6 +85,7 @@ static const struct jspec wfe_spec[] = {
 	F("certificate_get", JSPEC_BOOL, allow_cert_get, 0),
 	O("test", test_spec),
 	O("management", mgmt_spec),
+	O("jose", jose_spec),
 	JSPEC_END
 };
 
@@ -152,6 +160,8 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 	cfg->retry_after_authz_ms = 1000;
 	cfg->orders_per_page = 50;
 	cfg->allow_cert_get = 1;
+	cfg->jose_rsa_min_bits = 2048;
+	cfg->jose_rsa_max_bits = 4096;
 	if (!json_is_object(obj)) {
 		snprintf(err, errlen, "%s: expected an object", path);
 		goto out;
@@ -220,6 +230,9 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 		snprintf(err, errlen, "%s: %s", path, sub);
 		goto out;
 	}
+	if (cfg->jose_rsa_min_bits < 2048 || cfg->jose_rsa_max_bits > 8192 ||
+	    cfg->jose_rsa_min_bits > cfg->jose_rsa_max_bits)
+		BAD("jose.rsa_min_bits/rsa_max_bits: 2048 <= min <= max <= 8192");
 	if (cfg->mgmt_port < 0 || cfg->mgmt_port > 65535)
 		BAD("management.port: out of range");
 	if (cfg->mgmt_port > 0 && cfg->mgmt_addr == NULL)

@@ -73,7 +73,7 @@ load_account(struct wfe_req *r, int64_t id)
 		    "account is %s", status ? status : "not valid"));
 		goto out;
 	}
-	if (jwk_parse(json_object_get(acct, "key"), NULL, &r->acct_key,
+	if (jwk_parse(json_object_get(acct, "key"), &r->w->policy, &r->acct_key,
 	    &p) != 0) {
 		problem_free(p);
 		log_bug("stored key of account %lld does not parse",

@@ -45,6 +45,10 @@ wfe_new(const struct wfe_config *cfg, struct metrics *metrics, char *err,
 	w->cfg = cfg;
 	w->metrics = metrics;
 	jose_policy_default(&w->policy);
+	w->policy.allow_es512 = cfg->jose_allow_es512;
+	w->policy.allow_eddsa = cfg->jose_allow_eddsa;
+	w->policy.rsa_min_bits = (int)cfg->jose_rsa_min_bits;
+	w->policy.rsa_max_bits = (int)cfg->jose_rsa_max_bits;
 	if (pthread_mutex_init(&w->lock, NULL) != 0) {
 		snprintf(err, errlen, "mutex init failed");
 		free(w);

@@ -56,6 +56,10 @@ struct wfe_config {
 	char *mgmt_addr;	/* test-mode management listener (plain HTTP) */
 	int64_t mgmt_port;	/* 0 = off */
 	int allow_cert_get;	/* plain GET on /acme/cert/ (default 1) */
+	int jose_allow_es512;	/* jose.* -> struct jose_policy */
+	int jose_allow_eddsa;
+	int64_t jose_rsa_min_bits;
+	int64_t jose_rsa_max_bits;
 };
 
 /*

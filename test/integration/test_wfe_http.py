@@ -524,3 +524,98 @@ def test_config_errors_name_the_key(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode != 0
     assert "lifetim" in r.stderr
+
+
+# ------------------------------------------- the jose/ rejection table, over HTTPS
+
+def _ec_jwk(priv, size):
+    n = priv.public_key().public_numbers()
+    crv = {32: "P-256", 48: "P-384", 66: "P-521"}[size]
+    return {"crv": crv, "kty": "EC", "x": b64(n.x.to_bytes(size, "big")), "y": b64(n.y.to_bytes(size, "big"))}
+
+
+def _rs(priv, data, h, size):
+    r, s = decode_dss_signature(priv.sign(data, ec.ECDSA(h)))
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+def _body(prot, payload, sign, raw_prot=None):
+    ph = raw_prot if raw_prot is not None else b64(json.dumps(prot))
+    p = payload if isinstance(payload, str) else b64(payload)
+    sig = sign(("%s.%s" % (ph, p)).encode())
+    return {"protected": ph, "payload": p, "signature": b64(sig)}
+
+
+def _rows():
+    """(name, body builder(url, nonce) -> body (dict or str), problem type)."""
+    k = ec.generate_private_key(ec.SECP256R1())
+    jwk = _ec_jwk(k, 32)
+    es256 = lambda d: _rs(k, d, hashes.SHA256(), 32)  # noqa: E731
+    pay = b64(json.dumps({"termsOfServiceAgreed": True}))
+    p521 = ec.generate_private_key(ec.SECP521R1())
+    p384 = ec.generate_private_key(ec.SECP384R1())
+
+    def hdr(url_, nonce_, **kw):
+        d = {"alg": "ES256", "jwk": jwk, "nonce": nonce_, "url": url_}
+        d.update(kw)
+        return {k2: v for k2, v in d.items() if v is not None}
+
+    rows = [
+        ("crit header", lambda u, n: _body(hdr(u, n, crit=["exp"]), pay, es256), "malformed"),
+        ("b64 header", lambda u, n: _body(hdr(u, n, b64=False), pay, es256), "malformed"),
+        ("url missing", lambda u, n: _body(hdr(None, n), pay, es256), "malformed"),
+        ("nonce missing", lambda u, n: _body(hdr(u, None), pay, es256), "badNonce"),
+        ("nonce not a string", lambda u, n: _body(hdr(u, 5), pay, es256), "badNonce"),
+        ("alg lowercase", lambda u, n: _body(hdr(u, n, alg="es256"), pay, es256), "badSignatureAlgorithm"),
+        ("alg PS256", lambda u, n: _body(hdr(u, n, alg="PS256"), pay, es256), "badSignatureAlgorithm"),
+        ("alg ES384 for a P-256 key", lambda u, n: _body(hdr(u, n, alg="ES384"), pay, es256),
+         "badSignatureAlgorithm"),
+        ("ES512 switched off", lambda u, n: _body(
+            {"alg": "ES512", "jwk": _ec_jwk(p521, 66), "nonce": n, "url": u}, pay,
+            lambda d: _rs(p521, d, hashes.SHA512(), 66)), "badSignatureAlgorithm"),
+        ("EdDSA switched off", lambda u, n: _body(
+            {"alg": "EdDSA", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": b64(b"\x01" * 32)},
+             "nonce": n, "url": u}, pay, lambda d: b"\x00" * 64), "badSignatureAlgorithm"),
+        ("jwk use enc", lambda u, n: _body(hdr(u, n, jwk=dict(jwk, use="enc")), pay, es256), "badPublicKey"),
+        ("jwk alg mismatch", lambda u, n: _body(hdr(u, n, jwk=dict(jwk, alg="ES384")), pay, es256),
+         "badPublicKey"),
+        ("EC point off the curve", lambda u, n: _body(hdr(u, n, jwk=dict(jwk, y=b64(b"\x01" * 32))), pay, es256),
+         "badPublicKey"),
+        ("EC coordinate too short", lambda u, n: _body(hdr(u, n, jwk=dict(jwk, x=jwk["x"][:-2])), pay, es256),
+         "badPublicKey"),
+        ("RSA exponent 3", lambda u, n: _body(hdr(u, n, alg="RS256", jwk={
+            "kty": "RSA", "e": "Aw", "n": b64(rsa.generate_private_key(65537, 2048).public_key()
+                                             .public_numbers().n.to_bytes(256, "big"))}), pay, es256),
+         "badPublicKey"),
+        ("P-384 key signed as ES256", lambda u, n: _body(hdr(u, n, jwk=_ec_jwk(p384, 48)), pay,
+                                                         lambda d: _rs(p384, d, hashes.SHA256(), 48)),
+         "badSignatureAlgorithm"),
+        ("DER ECDSA signature", lambda u, n: _body(hdr(u, n), pay, lambda d: k.sign(d, ec.ECDSA(hashes.SHA256()))),
+         "malformed"),
+        ("empty signature", lambda u, n: _body(hdr(u, n), pay, lambda d: b""), "malformed"),
+        ("signature by another key", lambda u, n: _body(
+            hdr(u, n), pay, lambda d: _rs(ec.generate_private_key(ec.SECP256R1()), d, hashes.SHA256(), 32)),
+         "malformed"),
+        ("extra top-level member", lambda u, n: dict(_body(hdr(u, n), pay, es256), extra="x"), "malformed"),
+        ("duplicate member", lambda u, n: '{"payload":"","protected":"e30","payload":"","signature":"AA"}',
+         "malformed"),
+        ("NUL byte", lambda u, n: '{"protected":"e30\\u0000","payload":"","signature":"AA"}', "malformed"),
+        ("payload duplicate keys", lambda u, n: _body(hdr(u, n), b'{"contact":[],"contact":[]}', es256),
+         "malformed"),
+        ("payload not an object", lambda u, n: _body(hdr(u, n), b'[1,2]', es256), "malformed"),
+        ("payload too deep", lambda u, n: _body(hdr(u, n), b'{"a":' * 40 + b'1' + b'}' * 40, es256),
+         "malformed"),
+        ("POST-as-GET to newAccount", lambda u, n: _body(hdr(u, n), "", es256), "malformed"),
+        ("protected not base64url", lambda u, n: {"protected": "e30+", "payload": "", "signature": "AA"},
+         "malformed"),
+    ]
+    return rows
+
+
+@pytest.mark.parametrize("row", _rows(), ids=lambda r: r[0])
+def test_jose_rejection_table(wfe, row):
+    name, build, typ = row
+    url = wfe.dir["newAccount"]
+    body = build(url, wfe.nonce())
+    body = problem(wfe.post_raw(url, body), 400, typ)
+    assert body.get("detail"), name

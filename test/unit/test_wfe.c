@@ -488,11 +488,21 @@ test_config(struct th *t)
 	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
 	    ",\"management\":{\"port\":4432}}", &cfg, err, sizeof(err)) == 0);
 	TH_CHECK(t, cfg.mgmt_port == 4432);
+	TH_CHECK(t, cfg.jose_rsa_min_bits == 2048 && !cfg.jose_allow_es512);
 	TH_CHECK_STR(t, cfg.mgmt_addr, "127.0.0.1");
 	wfe_config_clear(&cfg);
 	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
 	    ",\"management\":{\"addr\":\"127.0.0.1\"}}", &cfg, err,
 	    sizeof(err)) != 0);
+	wfe_config_clear(&cfg);
+	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+	    ",\"jose\":{\"rsa_min_bits\":1024}}", &cfg, err,
+	    sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "jose.rsa_min_bits") != NULL);
+	wfe_config_clear(&cfg);
+	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+	    ",\"jose\":{\"allow_es512\":true}}", &cfg, err,
+	    sizeof(err)) == 0 && cfg.jose_allow_es512 == 1);
 	wfe_config_clear(&cfg);
 }
 
