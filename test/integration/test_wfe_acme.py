@@ -318,6 +318,12 @@ def test_key_change(raw):
     assert raw.post(kid, None, new, kid=kid).status_code == 200
     r = raw.post(raw.dir["newAccount"], {"onlyReturnExisting": True}, new)
     assert r.status_code == 200 and r.headers["Location"] == kid
+    # a key that belongs to another account: 409
+    k3, kid3 = new_raw_account(raw)
+    inner = k3.jws(url, {"account": kid, "oldKey": new.jwk})
+    r = raw.post(url, inner, new, kid=kid)
+    assert r.status_code == 409, r.text
+    assert raw.post(kid, None, new, kid=kid).status_code == 200  # unchanged
     # a wrong inner payload is refused
     other = h.Key()
     bad = other.jws(url, {"account": kid, "oldKey": old.jwk})
@@ -343,6 +349,10 @@ def test_revoke_by_account_and_by_cert_key(env, raw):
     wrong = h.Key()
     h.problem(raw.post(raw.dir["revokeCert"], {"certificate": der}, wrong), 403, "unauthorized")
     h.problem(raw.post(raw.dir["revokeCert"], {"certificate": "AAAA"}, ck), 400, "malformed")
+    h.problem(raw.post(raw.dir["revokeCert"], {"certificate": der, "reason": "keyCompromise"}, ck),
+              400, "badRevocationReason")
+    h.problem(raw.post(raw.dir["revokeCert"], {"certificate": der, "reason": 7}, ck),
+              400, "badRevocationReason")
     r = raw.post(raw.dir["revokeCert"], {"certificate": der, "reason": 1}, ck)
     assert r.status_code == 200, r.text
     h.problem(raw.post(raw.dir["revokeCert"], {"certificate": der, "reason": 1}, ck), 400, "alreadyRevoked")
