@@ -210,6 +210,12 @@ sleep 3
 stored_crl2=$(call sa sa.get_crl "{\"issuer_id\":\"$issuer\",\"shard\":$shard}")
 check "the CRL timer regenerates shards" test "$(jq_ 'd["number"]' <<<"$stored_crl2")" -gt "$((n2))"
 
+if command -v promtool >/dev/null; then
+	curl -s "http://127.0.0.1:$dbg/metrics" >"$tmp/metrics.txt"
+	check "/metrics counts signatures and passes promtool check metrics" bash -c \
+		'grep -q "^anvil_ca_signatures_total{purpose=\"cert\"" "$0" && grep -q "purpose=\"crl\"" "$0" && grep -q "purpose=\"ocsp\"" "$0" && promtool check metrics <"$0"' "$tmp/metrics.txt"
+fi
+
 # ---- bad input -------------------------------------------------------------
 o=$(call ca ca.issue '{"csr":"AAAA","identifiers":[{"type":"dns","value":"x.example.com"}],"account_id":1}' 2>&1)
 check "garbage CSR -> badCSR" grep -q '"type":"badCSR"' <<<"$o"
