@@ -252,7 +252,7 @@ def wait_port(port, timeout=10):
 
 
 class Va:
-    def __init__(self, tmp, name, debug_port, **over):
+    def __init__(self, tmp, name, debug_port, env=None, **over):
         self.sock = os.path.join(tmp, name + ".sock")
         cfg = {
             "log_level": "debug",
@@ -274,7 +274,12 @@ class Va:
         with open(path, "w") as f:
             json.dump(cfg, f)
         self.log = open(os.path.join(tmp, name + ".log"), "w")
-        self.proc = subprocess.Popen([VA_BIN, "--config", path],
+        penv = dict(os.environ)
+        for k in ("PEBBLE_VA_ALWAYS_VALID", "PEBBLE_VA_SLEEPTIME",
+                  "PEBBLE_VA_NOSLEEP"):
+            penv.pop(k, None)
+        penv.update(env or {})
+        self.proc = subprocess.Popen([VA_BIN, "--config", path], env=penv,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         wait_port(debug_port)
         end = time.time() + 10
@@ -945,6 +950,26 @@ def test_bad_params_are_malformed(env):
 def test_always_valid_knob(env):
     r = env["always"].validate("anything.test", "http-01", "t", "t.t")
     assert r["status"] == "valid"
+    assert env["always"].caa("anything.test")["ok"] is True
+
+
+def test_sleep_knob_from_pebble_env_var(env):
+    # PEBBLE_VA_SLEEPTIME=1 (seconds) + always valid: each validation waits
+    # a random time in [0, 1s]; ten of them cannot all be nearly instant.
+    v = Va(env["tmp"], "va-sleep", 21313, test={"always_valid": True},
+           env={"PEBBLE_VA_SLEEPTIME": "1"})
+    try:
+        t0 = time.time()
+        for i in range(10):
+            assert v.validate("s%d.test" % i, "http-01", "t", "t.t")["status"] == "valid"
+        el = time.time() - t0
+        assert 0.5 < el < 10.5, el
+    finally:
+        stop_clean(v)
+
+
+def test_health_check_method(env):
+    assert env["main"].rpc.call("health.check", {}) is not None
 
 
 def test_many_validations_in_flight(env):
