@@ -88,6 +88,7 @@ struct rpc_server {
 	struct event *stop_ev;
 	struct event *sig_term, *sig_int;
 	struct event *drain_ev;
+	struct event *accept_ev; /* re-enables accepting after EMFILE */
 	int draining;
 	int64_t drain_start;
 	long inflight;
@@ -538,6 +539,31 @@ srv_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	s->conns = c;
 }
 
+/* accept() failed (e.g. out of file descriptors): pause, then retry. */
+static void
+srv_on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct rpc_server *s = arg;
+	struct timeval tv = {0, 100 * 1000};
+	int e = EVUTIL_SOCKET_ERROR();
+
+	log_warn("rpc: accept: %s; pausing new connections for 100 ms",
+	    evutil_socket_error_to_string(e));
+	if (evconnlistener_disable(l) == 0)
+		(void)event_add(s->accept_ev, &tv);
+}
+
+static void
+srv_on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpc_server *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (!s->draining && s->lis != NULL)
+		(void)evconnlistener_enable(s->lis);
+}
+
 /* ---------------------------------------------------------------- */
 /* Workers                                                            */
 /* ---------------------------------------------------------------- */
@@ -920,12 +946,15 @@ rpc_server_new(const struct rpc_server_config *cfg,
 		snprintf(err, errlen, "evconnlistener_new failed");
 		goto fail;
 	}
+	evconnlistener_set_error_cb(s->lis, srv_on_accept_error);
+	s->accept_ev = evtimer_new(s->base, srv_on_accept_resume, s);
 	s->done_ev = event_new(s->base, -1, 0, srv_on_done, s);
 	s->stop_ev = event_new(s->base, -1, 0, srv_on_stop, s);
 	s->drain_ev = event_new(s->base, -1, EV_PERSIST, srv_on_drain_tick, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, srv_on_signal, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, srv_on_signal, s);
 	if (s->done_ev == NULL || s->stop_ev == NULL || s->drain_ev == NULL ||
+	    s->accept_ev == NULL ||
 	    s->sig_term == NULL || s->sig_int == NULL) {
 		snprintf(err, errlen, "event_new failed");
 		goto fail;
@@ -1008,6 +1037,8 @@ rpc_server_free(struct rpc_server *s)
 	    s->sock_ino != 0 && stat(s->addr.path, &st) == 0 &&
 	    st.st_ino == s->sock_ino)
 		(void)unlink(s->addr.path);
+	if (s->accept_ev != NULL)
+		event_free(s->accept_ev);
 	if (s->done_ev != NULL)
 		event_free(s->done_ev);
 	if (s->stop_ev != NULL)

@@ -222,6 +222,24 @@ check "stale socket file replaced" start_server
 check "second server on a live socket refused" bash -c '! "$0" serve-test --listen "unix:$1" >/dev/null 2>&1' "$RPC" "$sock"
 kill -TERM "$srv"; wait "$srv" 2>/dev/null
 
+# Out of file descriptors: accepting pauses and resumes, nothing spins.
+esock=$tmp/e.sock
+(ulimit -n 24; exec "$RPC" serve-test --listen "unix:$esock" --workers 2) >"$tmp/emfile.log" 2>&1 &
+ep=$!
+pids+=("$ep")
+for _ in $(seq 1 100); do "$RPC" call "unix:$esock" health.check >/dev/null 2>&1 && break; sleep 0.05; done
+python3 -c '
+import socket, sys, time
+socks = []
+for i in range(40):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); socks.append(s)
+time.sleep(0.5)
+for s in socks: s.close()
+time.sleep(0.3)' "$esock"
+check "EMFILE logged and accepting paused" grep -q 'Too many open files; pausing' "$tmp/emfile.log"
+check "server answers again after EMFILE" bash -c '"$0" call "unix:$1" test.echo "{}" >/dev/null' "$RPC" "$esock"
+kill -TERM "$ep"; wait "$ep" 2>/dev/null
+
 # Authorization by peer uid (SO_PEERCRED) and socket file mode.
 if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1 && command -v runuser >/dev/null; then
 	start_server --socket-mode 0666 --allow '{"*":["root"],"test.whoami":["nobody","uid:0"]}'
