@@ -629,8 +629,11 @@ lg_worker_main(void *arg)
 		double t0 = now_ms();
 
 		if (issue_one(w, fail, sizeof(fail)) == 0) {
-			w->stats.issued++;
-			lg_stats_add(&w->stats, LG_REQ_ISSUANCE, now_ms() - t0);
+			double t1 = now_ms();
+
+			lg_stats_issued(&w->stats,
+			    (t1 - (double)w->run->start_mono_ms) / 1000.0);
+			lg_stats_add(&w->stats, LG_REQ_ISSUANCE, t1 - t0);
 		} else {
 			lg_stats_fail(&w->stats, fail);
 			sleep_ms(20); /* do not spin on a dead server */

@@ -113,12 +113,17 @@ struct lg_stats {
 	json_t *failures;	      /* owned: {"reason": count} */
 	uint64_t issued;
 	uint64_t bad_nonce_retries;
+	uint32_t *timeline;   /* issuances completed in second i of the window */
+	size_t timeline_len;
+	double last_ok_s;     /* window offset of the last completed issuance */
 };
 
 void lg_stats_init(struct lg_stats *s);
 void lg_stats_clear(struct lg_stats *s);
 /* Records one latency sample in ms. */
 void lg_stats_add(struct lg_stats *s, enum lg_req k, double ms);
+/* Counts one completed issuance at offset_s seconds into the window. */
+void lg_stats_issued(struct lg_stats *s, double offset_s);
 /* Counts one failed issuance under reason (borrowed string). */
 void lg_stats_fail(struct lg_stats *s, const char *reason);
 /* Adds everything of src into dst (src unchanged). */
@@ -224,6 +229,7 @@ struct lg_run {
 	pthread_barrier_t go_barrier;	 /* workers + main: window opens */
 	atomic_int_fast64_t remaining;	 /* issuances left to start (count) */
 	atomic_int_fast64_t key_seq;
+	int64_t start_mono_ms;		 /* set by main between the barriers */
 	int64_t deadline_mono_ms;	 /* set by main between the barriers */
 };
 

@@ -302,6 +302,7 @@ main(int argc, char **argv)
 	if (brc != 0 && brc != PTHREAD_BARRIER_SERIAL_THREAD)
 		abort();
 	t_start = (double)time_mono_ms();
+	run.start_mono_ms = (int64_t)t_start;
 	run.deadline_mono_ms = (int64_t)t_start + o.duration_ms;
 	cpu0 = cpu_seconds();
 	brc = pthread_barrier_wait(&run.go_barrier);

@@ -46,6 +46,7 @@ lg_stats_clear(struct lg_stats *s)
 	for (k = 0; k < LG_REQ__MAX; k++)
 		free(s->samples[k]);
 	json_decref(s->failures);
+	free(s->timeline);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -66,6 +67,33 @@ jset(json_t *obj, const char *key, json_t *val)
 {
 	if (json_object_set_new(obj, key, val) != 0)
 		log_bug("cannot set %s", key);
+}
+
+/* Makes timeline[0..len) valid (new slots zero). */
+static void
+timeline_grow(struct lg_stats *s, size_t len)
+{
+	if (len <= s->timeline_len)
+		return;
+	s->timeline = xrealloc(s->timeline, len * sizeof(uint32_t));
+	memset(s->timeline + s->timeline_len, 0,
+	    (len - s->timeline_len) * sizeof(uint32_t));
+	s->timeline_len = len;
+}
+
+void
+lg_stats_issued(struct lg_stats *s, double offset_s)
+{
+	size_t sec = offset_s > 0 ? (size_t)offset_s : 0;
+
+	if (sec > 1000000)
+		sec = 1000000; /* a window of ~11 days: clamp, never overflow */
+	if (sec >= s->timeline_len)
+		timeline_grow(s, sec + 64);
+	s->timeline[sec]++;
+	s->issued++;
+	if (offset_s > s->last_ok_s)
+		s->last_ok_s = offset_s;
 }
 
 static void
@@ -99,6 +127,11 @@ lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src)
 	}
 	json_object_foreach(src->failures, key, val)
 		fail_add(dst->failures, key, json_integer_value(val));
+	timeline_grow(dst, src->timeline_len);
+	for (k = 0; k < (int)src->timeline_len; k++)
+		dst->timeline[k] += src->timeline[k];
+	if (src->last_ok_s > dst->last_ok_s)
+		dst->last_ok_s = src->last_ok_s;
 	dst->issued += src->issued;
 	dst->bad_nonce_retries += src->bad_nonce_retries;
 }
@@ -134,18 +167,25 @@ round3(double v)
 json_t *
 lg_stats_json(struct lg_stats *s, const struct lg_summary *sum)
 {
-	json_t *out = json_object(), *lat = json_object();
+	json_t *out = json_object(), *lat = json_object(), *tl;
 	json_int_t failed = 0;
+	size_t i;
 	const char *key;
 	json_t *val;
 	int k;
 
 	json_object_foreach(s->failures, key, val)
 		failed += json_integer_value(val);
+	tl = json_array();
+	for (i = 0; i < s->timeline_len; i++) {
+		if (i >= (size_t)ceil(sum->elapsed_s) && s->timeline[i] == 0)
+			break;
+		if (json_array_append_new(tl, json_integer(s->timeline[i])) != 0)
+			log_bug("json_array_append_new failed");
+	}
 	for (k = 0; k < LG_REQ__MAX; k++) {
 		size_t n = s->count[k];
 		double *v = s->samples[k], total = 0;
-		size_t i;
 
 		if (n == 0)
 			continue;
@@ -183,6 +223,8 @@ lg_stats_json(struct lg_stats *s, const struct lg_summary *sum)
 	jset(out, "loadgen_cpu_s",
 	    json_real(round3(sum->loadgen_cpu_s)));
 	jset(out, "latency", lat);
+	jset(out, "last_issuance_s", json_real(round3(s->last_ok_s)));
+	jset(out, "timeline", tl);
 	return out;
 }
 
