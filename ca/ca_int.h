@@ -133,6 +133,11 @@ struct ca_lint {
 
 /* The lint table (static) and its length. */
 const struct ca_lint *ca_lints(size_t *count);
+/*
+ * Key policy of the CA: RSA 2048..4096 bits (multiple of 8), ECDSA P-256 or
+ * P-384. Borrows k; 0 or -1 with the reason in msg.
+ */
+int ca_key_check(EVP_PKEY *k, char *msg, size_t msglen);
 /* Looks a lint up by name; NULL if none. */
 const struct ca_lint *ca_lint_find(const char *name);
 /*

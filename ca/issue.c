@@ -326,7 +326,7 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req,
 	EVP_PKEY *pub;
 	json_t *sans = NULL;
 	struct ca_tbs t;
-	enum ca_key_type kt;
+	enum ca_key_type kt = CA_KEY__MAX;
 	char err[256], *khash = NULL, *idtext = NULL, labels[160];
 	time_t now = time(NULL);
 	int ret = -1;
@@ -351,8 +351,10 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req,
 		*prob = problem_new(PROB_BAD_CSR, "CSR signature invalid");
 		goto out;
 	}
-	if (ca_pkey_type(pub, &kt) != 0) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "unsupported key type");
+	if (ca_pkey_type(pub, &kt) != 0 ||
+	    ca_key_check(pub, err, sizeof(err)) != 0) {
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "key not allowed: %s",
+		    kt == CA_KEY__MAX ? "unsupported type" : err);
 		goto out;
 	}
 	if ((*prob = check_identifiers(p, req->identifiers)) != NULL)

@@ -348,10 +348,10 @@ lint_spki_matches_request(const struct ca_lint_input *in, char *msg,
 	return ret;
 }
 
-static int
-lint_key_allowed(const struct ca_lint_input *in, char *msg, size_t msglen)
+/* See ca_int.h. */
+int
+ca_key_check(EVP_PKEY *k, char *msg, size_t msglen)
 {
-	EVP_PKEY *k = lint_pubkey(in);
 	char curve[64];
 	size_t clen = 0;
 	int bits;
@@ -386,6 +386,12 @@ lint_key_allowed(const struct ca_lint_input *in, char *msg, size_t msglen)
 		snprintf(msg, msglen, "key type not allowed");
 		return -1;
 	}
+}
+
+static int
+lint_key_allowed(const struct ca_lint_input *in, char *msg, size_t msglen)
+{
+	return ca_key_check(lint_pubkey(in), msg, msglen);
 }
 
 static int

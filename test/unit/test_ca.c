@@ -759,7 +759,28 @@ test_issue_refusals(struct th *t)
 	TH_CHECK(t, p && p->type == PROB_MALFORMED);
 	problem_free(p);
 	p = NULL;
+	/* Weak keys are refused before a serial is spent; P-384 is fine. */
+	free(der);
+	der = make_csr(CA_KEY_RSA, 1024, NULL, dns, 1, &len, NULL);
+	r.csr_der = der;
+	r.csr_len = len;
+	r.not_before = r.not_after = 0;
+	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == -1);
+	TH_CHECK(t, p && p->type == PROB_BAD_PUBLIC_KEY);
+	problem_free(p);
+	p = NULL;
+	free(der);
+	der = make_csr(CA_KEY_ECDSA, 384, NULL, dns, 1, &len, NULL);
+	r.csr_der = der;
+	r.csr_len = len;
+	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == 0);
+	TH_CHECK(t, out.issuer && ca_issuer_key_type(out.issuer) ==
+	    CA_KEY_ECDSA);
+	problem_free(p);
+	p = NULL;
+	ca_issued_clear(&out);
 	/* A requested shorter validity is honoured. */
+	r.not_before = time(NULL);
 	r.not_after = r.not_before + 86400 - 1;
 	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == 0);
 	problem_free(p);
