@@ -315,6 +315,7 @@ conn_ev_cb(evutil_socket_t fd, short what, void *arg)
 		do_read(c);
 		return;
 	case VA_PHASE_DONE:
+	case VA_PHASE__MAX:
 		return;
 	}
 }

@@ -241,6 +241,7 @@ http_cb(void *arg, struct va_conn *c, enum va_conn_err e, const char *msg)
 		    "validation data from %s: %s", url, msg));
 		break;
 	case VA_CONN_EPROTO:
+	case VA_CONN__MAX:
 		va_job_finish(j, problem_new(PROB_UNAUTHORIZED, "Invalid HTTP "
 		    "response from %s: %s", url, msg));
 		break;

@@ -272,26 +272,25 @@ job_start(struct va_job *j)
 		va->running->rprev = j;
 	va->running = j;
 	j->timer = evtimer_new(va->base, timeout_cb, j);
-	if (j->timer == NULL) {
-		va_job_finish(j, problem_new(PROB_SERVER_INTERNAL, "VA: "
-		    "cannot create a timer"));
-		return;
-	}
 	tv.tv_sec = j->timeout_ms / 1000;
 	tv.tv_usec = (j->timeout_ms % 1000) * 1000;
-	evtimer_add(j->timer, &tv);
+	if (j->timer == NULL || evtimer_add(j->timer, &tv) != 0) {
+		log_bug("cannot arm the validation timer");
+		va_job_finish(j, problem_new(PROB_SERVER_INTERNAL, "VA: "
+		    "cannot arm a timer"));
+		return;
+	}
 	if (va->cfg->sleep_max_ms > 0 && j->kind == VA_JOB_VALIDATE) {
 		uint32_t r;
 		int64_t ms;
 		random_bytes((uint8_t *)&r, sizeof(r));
 		ms = (int64_t)(r % (uint32_t)(va->cfg->sleep_max_ms + 1));
 		j->sleeper = evtimer_new(va->base, sleep_cb, j);
-		if (j->sleeper != NULL) {
-			tv.tv_sec = ms / 1000;
-			tv.tv_usec = (ms % 1000) * 1000;
-			evtimer_add(j->sleeper, &tv);
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		if (j->sleeper != NULL && evtimer_add(j->sleeper, &tv) == 0)
 			return;
-		}
+		log_warn("va: cannot arm the test sleep timer; not sleeping");
 	}
 	begin(j);
 }
@@ -531,7 +530,11 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 	va->cfg = cfg;
 	va->metrics = metrics;
 	va->wake_fd = -1;
-	pthread_mutex_init(&va->mu, NULL);
+	if (pthread_mutex_init(&va->mu, NULL) != 0) {
+		snprintf(err, errlen, "pthread_mutex_init failed");
+		free(va);
+		return NULL;
+	}
 	if (va_netpolicy_init(&va->policy, cfg->network_mode,
 	    cfg->network_allow, cfg->n_network_allow, err, errlen) != 0)
 		goto fail;
@@ -757,6 +760,20 @@ struct waiter {
 	struct va_result res;
 };
 
+/* 0, or -1 (nothing to destroy) if the primitives cannot be made. */
+static int
+waiter_init(struct waiter *w)
+{
+	memset(w, 0, sizeof(*w));
+	if (pthread_mutex_init(&w->mu, NULL) != 0)
+		return -1;
+	if (pthread_cond_init(&w->cv, NULL) != 0) {
+		pthread_mutex_destroy(&w->mu);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 waiter_done(void *arg, struct va_result *res)
 {
@@ -788,10 +805,13 @@ va_validate(struct va *va, const struct va_request *req,
 	struct waiter w;
 	struct problem *prob = NULL;
 
-	memset(&w, 0, sizeof(w));
 	memset(res, 0, sizeof(*res));
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
+	if (waiter_init(&w) != 0) {
+		res->prob = problem_new(PROB_SERVER_INTERNAL, "VA: cannot "
+		    "create a condition variable");
+		res->record = json_array();
+		return -1;
+	}
 	if (va_validate_async(va, req, waiter_done, &w, &prob) != 0) {
 		pthread_cond_destroy(&w.cv);
 		pthread_mutex_destroy(&w.mu);
@@ -821,9 +841,12 @@ va_check_caa(struct va *va, enum ident_type type, const char *value,
 		return -1;
 	j->caa_method = validation_method ? xstrdup(validation_method) : NULL;
 	j->account_uri = account_uri ? xstrdup(account_uri) : NULL;
-	memset(&w, 0, sizeof(w));
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
+	if (waiter_init(&w) != 0) {
+		job_free(j);
+		*prob = problem_new(PROB_SERVER_INTERNAL, "VA: cannot create "
+		    "a condition variable");
+		return -1;
+	}
 	j->done = waiter_done;
 	j->done_arg = &w;
 	if (submit(va, j, prob) != 0) {

@@ -32,15 +32,23 @@ struct va_netpolicy {
 	size_t n_allow;
 };
 
-/* 0 or -1 with err naming the bad CIDR. Caller frees with _clear. */
+/*
+ * Fills *p (caller-owned) from the mode ("private"/"public", NULL =
+ * private) and the borrowed CIDR strings. 0, or -1 with err naming the bad
+ * entry (nothing left to free). Release with va_netpolicy_clear.
+ */
 int va_netpolicy_init(struct va_netpolicy *p, const char *mode,
     char *const *allow, size_t n, char *err, size_t errlen);
+/* Frees what init allocated; NULL-safe, idempotent. */
 void va_netpolicy_clear(struct va_netpolicy *p);
-/* 1 if the address may be contacted, else 0 with a reason in why. */
+/* addr: 4 or 16 bytes by family (borrowed). 1 if the address may be
+ * contacted, else 0 with a human reason in why. */
 int va_netpolicy_allows(const struct va_netpolicy *p, int family,
     const uint8_t *addr, char *why, size_t whylen);
-/* Parses "10.0.0.0/8" or "::1/128" (or a bare address). 0 or -1. */
+/* Parses "10.0.0.0/8" or "::1/128" (or a bare address) into the
+ * caller's *out. 0 or -1. */
 int va_cidr_parse(const char *s, struct va_cidr *out);
+/* 1 if addr (same family, borrowed) lies inside c, else 0. */
 int va_cidr_contains(const struct va_cidr *c, int family,
     const uint8_t *addr);
 
@@ -58,10 +66,13 @@ struct va_url {
 
 /*
  * Parses an absolute http(s) URL, or resolves `s` against `base` when it
- * starts with '/' or "//" (base may be NULL). 0 or -1 with err.
+ * starts with '/' or "//" (base may be NULL). s and base are borrowed;
+ * *out is filled with owned strings (free with va_url_clear). 0, or -1
+ * with err and *out left empty.
  */
 int va_url_parse(const char *s, const struct va_url *base,
     struct va_url *out, char *err, size_t errlen);
+/* Frees the strings in *u and zeroes it; NULL-safe. */
 void va_url_clear(struct va_url *u);
 /* "http://host[:port]/path" (port omitted when default). Caller frees. */
 char *va_url_string(const struct va_url *u);
@@ -106,10 +117,14 @@ struct va_dns_result {
 	char *cname_target;
 };
 
+/* Frees every owned member and zeroes *r; NULL-safe. */
 void va_dns_result_clear(struct va_dns_result *r);
 /*
- * Extracts the records of qtype owned by qname, following CNAMEs inside
- * the message. 0, or -1 with res->msg on a malformed message.
+ * Extracts the records of qtype owned by qname from the response buf
+ * (borrowed, len bytes), following CNAMEs inside the message. Appends owned
+ * data to the caller's zeroed *res (free with va_dns_result_clear, also
+ * after a failure). 0 with res->status OK or NODATA, or -1 with res->msg
+ * on a malformed message or a CNAME loop.
  */
 int va_dns_msg_extract(const unsigned char *buf, int len, const char *qname,
     int qtype, struct va_dns_result *res);
@@ -122,9 +137,15 @@ struct va;
 /* res is borrowed for the call. destroyed: the VA is shutting down. */
 typedef void (*va_dns_cb)(void *arg, struct va_dns_result *res);
 
+/* Creates va->ares on va->base from va->cfg. 0, or -1 with err (the
+ * caller still calls va_dns_shutdown). Loop thread or before it runs. */
 int va_dns_init(struct va *va, char *err, size_t errlen);
+/* Destroys the channel (pending lookups call back with VA_DNS_ERROR) and
+ * its events. After the loop thread has stopped. */
 void va_dns_shutdown(struct va *va);
-/* Starts a lookup (CNAMEs followed, up to 8). cb runs exactly once. */
+/* Starts a lookup on the loop thread (name borrowed; CNAMEs followed, up
+ * to 8 re-queries). cb runs exactly once, possibly before this returns;
+ * arg must stay valid until then. */
 void va_dns_query(struct va *va, const char *name, int qtype, va_dns_cb cb,
     void *arg);
 
@@ -136,6 +157,7 @@ enum va_conn_err {
 	VA_CONN_ETLS,		/* TLS handshake failed */
 	VA_CONN_EIO,		/* reset / read / write error */
 	VA_CONN_EPROTO,		/* malformed HTTP response */
+	VA_CONN__MAX
 };
 
 enum va_conn_phase {
@@ -143,7 +165,8 @@ enum va_conn_phase {
 	VA_PHASE_TLS,
 	VA_PHASE_WRITE,
 	VA_PHASE_READ,
-	VA_PHASE_DONE
+	VA_PHASE_DONE,
+	VA_PHASE__MAX
 };
 
 struct va_conn;
@@ -174,8 +197,9 @@ struct va_conn {
 };
 
 /*
- * Connects to addr:port; with sni != NULL or tls set, does a TLS (>= 1.2,
- * no verification) handshake with optional ALPN. Then either calls back
+ * Connects to addr:port (addr borrowed, 4 or 16 bytes by family); with tls
+ * set, does a TLS (>= 1.2, no verification) handshake with optional SNI and
+ * ALPN (copied). Then either calls back
  * (handshake_only) or sends `request` and reads an HTTP response. Returns
  * the conn (freed by va_conn_free, also allowed from inside cb) or NULL
  * with cb never called and msg in err.
@@ -188,7 +212,7 @@ void va_conn_free(struct va_conn *c);
 
 /* ---------------- jobs (va.c, http01.c, tlsalpn.c, dns01.c, caa.c) */
 
-enum va_job_kind { VA_JOB_VALIDATE, VA_JOB_CAA };
+enum va_job_kind { VA_JOB_VALIDATE, VA_JOB_CAA, VA_JOB__MAX };
 
 struct va_job {
 	struct va *va;
