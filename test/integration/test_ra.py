@@ -473,8 +473,9 @@ def test_csr_rejections(env, ra, sa):
     assert reject(make_csr(names, key=ec.generate_private_key(ec.SECP521R1()))[0]) == "badPublicKey"
     # the account key itself
     assert reject(make_csr(names, key=key.priv)[0]) == "badCSR"
-    # weak key: p and q adjacent primes (Fermat)
+    # weak keys: p and q adjacent primes (Fermat); ROCA-structured primes
     assert reject(make_csr(names, key=fermat_key())[0]) == "badPublicKey"
+    assert reject(make_csr(names, key=roca_key())[0]) == "badPublicKey"
     # still ready after all the rejections, and a good CSR issues
     assert sa.call("sa.get_order", {"id": o["id"]})["status"] == "ready"
     assert finalize(ra, sa, a, o, make_csr(names, cn=names[0])[0])["status"] == "valid"
@@ -514,6 +515,33 @@ def fermat_key():
     d = pow(65537, -1, (p - 1) * (q - 1))
     return RSAPrivateNumbers(p, q, d, rsa_crt_dmp1(d, p), rsa_crt_dmq1(d, q), rsa_crt_iqmp(p, q),
                              RSAPublicNumbers(65537, n)).private_key()
+
+
+ROCA_PRIMES = [3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83,
+               89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167]
+
+
+def roca_prime():
+    """A 1024-bit prime k*M + (65537^a mod M), the structure of RSALib keys."""
+    m = 1
+    for p in ROCA_PRIMES:
+        m *= p
+    lo, hi = (3 << 1022) // m + 1, (1 << 1024) // m
+    while True:
+        a = int.from_bytes(os.urandom(8), "big")
+        k = lo + int.from_bytes(os.urandom(128), "big") % (hi - lo)
+        p = k * m + pow(65537, a, m)
+        if p.bit_length() == 1024 and (p - 1) % 65537 != 0 and is_prime(p):
+            return p
+
+
+def roca_key():
+    from cryptography.hazmat.primitives.asymmetric.rsa import (
+        RSAPrivateNumbers, RSAPublicNumbers, rsa_crt_dmp1, rsa_crt_dmq1, rsa_crt_iqmp)
+    p, q = roca_prime(), roca_prime()
+    d = pow(65537, -1, (p - 1) * (q - 1))
+    return RSAPrivateNumbers(p, q, d, rsa_crt_dmp1(d, p), rsa_crt_dmq1(d, q), rsa_crt_iqmp(p, q),
+                             RSAPublicNumbers(65537, p * q)).private_key()
 
 
 def test_concurrent_finalize_issues_once(env, ra, sa):
@@ -698,6 +726,17 @@ def test_renewal_exempt_from_new_orders_limit(env, ra, sa):
     # 4 orders spent; a renewal order is still allowed, a new one is not
     new_order(ra, a, ["ren." + d])
     assert err_type(new_order, ra, a, [dom()]) == "rateLimited"
+
+
+def test_ari_replacement_exempt_from_new_orders_limit(env, ra, sa):
+    d = dom()
+    key, a, o, cert, _ = issue(env, ra, sa, ["arx." + d])
+    for _ in range(3):
+        new_order(ra, a, [dom()])
+    assert err_type(new_order, ra, a, [dom()]) == "rateLimited"
+    # a different identifier set, but replacing the certificate: exempt
+    o2 = new_order(ra, a, ["arx." + d, "ary." + d], replaces=cert_id(cert))
+    assert o2["status"] == "pending"
 
 
 # ---------------------------------------------------------------- recovery and health
