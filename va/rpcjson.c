@@ -15,6 +15,19 @@ str_member(const json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+/* Milliseconds left before deadline_ms (0 = none): 0 for no limit, -1
+ * when it has already passed. */
+static int64_t
+time_left(int64_t deadline_ms)
+{
+	int64_t left;
+
+	if (deadline_ms <= 0)
+		return 0;
+	left = deadline_ms - time_now_ms() - 50;
+	return left > 0 ? left : -1;
+}
+
 static int
 parse_ident(const json_t *params, enum ident_type *t, const char **value,
     int *wildcard, struct problem **prob)
@@ -83,14 +96,11 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 	}
 	req.check_caa = json_is_true(caa);
 	req.request_id = request_id;
-	if (deadline_ms > 0) {
-		int64_t left = deadline_ms - time_now_ms() - 50;
-		if (left <= 0) {
-			*prob = problem_new(PROB_UNAVAILABLE, "deadline already "
-			    "passed");
-			return -1;
-		}
-		req.timeout_ms = left;
+	req.timeout_ms = time_left(deadline_ms);
+	if (req.timeout_ms < 0) {
+		*prob = problem_new(PROB_UNAVAILABLE, "deadline already "
+		    "passed");
+		return -1;
 	}
 	if (va_validate(va, &req, &res) != 0) {
 		*prob = res.prob;
@@ -109,8 +119,10 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 
 int
 va_check_caa_json(struct va *va, const json_t *params, const char *request_id,
-    json_t **result, struct problem **prob)
+    int64_t deadline_ms, json_t **result, struct problem **prob)
 {
+	int64_t left = time_left(deadline_ms);
+
 	enum ident_type t;
 	const char *value, *method;
 	struct problem *p = NULL;
@@ -121,8 +133,13 @@ va_check_caa_json(struct va *va, const json_t *params, const char *request_id,
 	if (parse_ident(params, &t, &value, &wildcard, prob) != 0)
 		return -1;
 	method = str_member(params, "validation_method");
+	if (left < 0) {
+		*prob = problem_new(PROB_UNAVAILABLE, "deadline already "
+		    "passed");
+		return -1;
+	}
 	rc = va_check_caa(va, t, value, wildcard, method,
-	    str_member(params, "account_uri"), request_id, &p);
+	    str_member(params, "account_uri"), request_id, left, &p);
 	if (rc < 0) {
 		*prob = p;
 		return -1;

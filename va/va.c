@@ -827,7 +827,7 @@ va_validate(struct va *va, const struct va_request *req,
 int
 va_check_caa(struct va *va, enum ident_type type, const char *value,
     int wildcard, const char *validation_method, const char *account_uri,
-    const char *request_id, struct problem **prob)
+    const char *request_id, int64_t timeout_ms, struct problem **prob)
 {
 	struct waiter w;
 	struct va_job *j;
@@ -835,8 +835,8 @@ va_check_caa(struct va *va, enum ident_type type, const char *value,
 	*prob = NULL;
 	if (type == IDENT_IP)
 		return 1;
-	j = job_new(va, VA_JOB_CAA, type, value, wildcard, request_id, 0,
-	    prob);
+	j = job_new(va, VA_JOB_CAA, type, value, wildcard, request_id,
+	    timeout_ms, prob);
 	if (j == NULL)
 		return -1;
 	j->caa_method = validation_method ? xstrdup(validation_method) : NULL;

@@ -129,14 +129,15 @@ int va_validate_async(struct va *va, const struct va_request *req,
     va_done_fn done, void *arg, struct problem **prob);
 
 /*
- * Blocking CAA check for an identifier. Returns 1 when issuance is
+ * Blocking CAA check for an identifier (timeout_ms as in va_request;
+ * strings borrowed). Returns 1 when issuance is
  * permitted, 0 when not (with *prob: type caa, or dns-ish detail), -1 if
  * the request is unusable (*prob malformed). IP identifiers are always
  * permitted (RFC 8738 has no CAA).
  */
 int va_check_caa(struct va *va, enum ident_type type, const char *value,
     int wildcard, const char *validation_method, const char *account_uri,
-    const char *request_id, struct problem **prob);
+    const char *request_id, int64_t timeout_ms, struct problem **prob);
 
 /* Validations currently in flight (for health and metrics). */
 int va_inflight(struct va *va);
@@ -158,9 +159,10 @@ int va_health(struct va *va, char *msg, size_t msglen);
 int va_validate_json(struct va *va, const json_t *params,
     const char *request_id, int64_t deadline_ms, json_t **result,
     struct problem **prob);
-/* va.check_caa params → {"ok":bool,"error":problem}. */
+/* va.check_caa params → {"ok":bool,"error":problem}; as above. */
 int va_check_caa_json(struct va *va, const json_t *params,
-    const char *request_id, json_t **result, struct problem **prob);
+    const char *request_id, int64_t deadline_ms, json_t **result,
+    struct problem **prob);
 
 /* ------------------------------------------------------------------ */
 /* HTTP/1.1 response parser (exposed for tests and the fuzz target)   */

@@ -29,8 +29,8 @@ static int
 h_check_caa(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
-	return va_check_caa_json(svc, req->params, req->request_id, result,
-	    prob);
+	return va_check_caa_json(svc, req->params, req->request_id,
+	    req->deadline_ms, result, prob);
 }
 
 static const struct rpc_method methods[] = {
