@@ -1,0 +1,576 @@
+/* LIBS: ra jose rpc core */
+/*
+ * test_ra_rpc.c - the RA's failure handling at the RPC level, with
+ * in-process fake SA / VA / CA servers built on rpc/ (canned answers per
+ * method, every call recorded): CA failure -> order error, VA unreachable ->
+ * invalid authz with a problem, rate-limit storage failure fails open, a
+ * rate-limit refusal carries retry_after, crash recovery finishes or fails
+ * stale orders, health names the missing dependency.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "ra/ra.h"
+#include "rpc/rpc.h"
+
+struct fake {
+	const char *name;
+	pthread_mutex_t mu;
+	json_t *answers; /* method -> {"result": ..} | {"error": ..} */
+	json_t *calls;	 /* [{"method", "params"}] */
+	struct rpc_server *srv;
+	pthread_t thr;
+};
+
+static int
+fake_handler(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	struct fake *f = svc;
+	json_t *a;
+	int rc;
+
+	pthread_mutex_lock(&f->mu);
+	json_array_append_new(f->calls, json_pack("{s:s,s:O}", "method",
+	    req->method, "params", req->params));
+	a = json_object_get(f->answers, req->method);
+	if (a != NULL && json_object_get(a, "error") != NULL) {
+		*prob = problem_from_json(json_object_get(a, "error"));
+		rc = -1;
+	} else if (a != NULL) {
+		*result = json_deep_copy(json_object_get(a, "result"));
+		rc = 0;
+	} else {
+		*prob = problem_new(PROB_SERVER_INTERNAL, "fake %s: no answer "
+		    "for %s", f->name, req->method);
+		rc = -1;
+	}
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+static const char *const sa_names[] = {"sa.new_account", "sa.get_account",
+    "sa.get_account_by_thumbprint", "sa.update_account", "sa.get_order",
+    "sa.get_authz", "sa.get_authzs", "sa.new_order", "sa.get_valid_authzs",
+    "sa.set_authz_processing", "sa.finalize_authz", "sa.set_order_processing",
+    "sa.set_order_error", "sa.finalize_order", "sa.get_stale_processing_orders",
+    "sa.get_certificates", "sa.get_certificate", "sa.key_blocked",
+    "sa.rate_limit_spend", "sa.fqdn_set_issued", "sa.count_certs_by_domain",
+    "sa.revoke_certificate", "sa.block_key", NULL};
+static const char *const va_names[] = {"va.validate", NULL};
+static const char *const ca_names[] = {"ca.issue", "ca.generate_crl", NULL};
+
+static struct rpc_method sa_m[32], va_m[4], ca_m[4];
+
+static void *
+fake_run(void *arg)
+{
+	struct fake *f = arg;
+
+	rpc_server_run(f->srv);
+	return NULL;
+}
+
+static int
+fake_start(struct fake *f, const char *name, const char *path,
+    const char *const *names, struct rpc_method *m)
+{
+	struct rpc_server_config cfg;
+	char err[256];
+	json_t *o;
+	size_t n = 0;
+
+	memset(f, 0, sizeof(*f));
+	f->name = name;
+	pthread_mutex_init(&f->mu, NULL);
+	f->answers = json_object();
+	f->calls = json_array();
+	for (n = 0; names[n] != NULL; n++) {
+		m[n].name = names[n];
+		m[n].fn = fake_handler;
+	}
+	o = json_pack("{s:s,s:i,s:{s:[s]}}", "listen", path, "workers", 4,
+	    "allow", "*", "*");
+	memset(&cfg, 0, sizeof(cfg));
+	if (rpc_server_config_parse(o, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "fake %s: %s\n", name, err);
+		json_decref(o);
+		return -1;
+	}
+	json_decref(o);
+	f->srv = rpc_server_new(&cfg, m, n, f, NULL, NULL, NULL, err,
+	    sizeof(err));
+	rpc_server_config_clear(&cfg);
+	if (f->srv == NULL) {
+		fprintf(stderr, "fake %s: %s\n", name, err);
+		return -1;
+	}
+	return pthread_create(&f->thr, NULL, fake_run, f) == 0 ? 0 : -1;
+}
+
+static void
+fake_stop(struct fake *f)
+{
+	if (f->srv == NULL)
+		return;
+	rpc_server_stop(f->srv);
+	pthread_join(f->thr, NULL);
+	rpc_server_free(f->srv);
+	f->srv = NULL;
+	json_decref(f->answers);
+	json_decref(f->calls);
+	pthread_mutex_destroy(&f->mu);
+}
+
+static void
+answer(struct fake *f, const char *method, const char *json)
+{
+	json_t *v = json_loads(json, 0, NULL);
+
+	if (v == NULL)
+		abort();
+	pthread_mutex_lock(&f->mu);
+	json_object_set_new(f->answers, method, v);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* Params of the last call of method (new reference) or NULL. */
+static json_t *
+last_call(struct fake *f, const char *method)
+{
+	json_t *c, *found = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&f->mu);
+	json_array_foreach(f->calls, i, c) {
+		if (strcmp(json_string_value(json_object_get(c, "method")),
+		    method) == 0)
+			found = json_object_get(c, "params");
+	}
+	if (found != NULL)
+		json_incref(found);
+	pthread_mutex_unlock(&f->mu);
+	return found;
+}
+
+static json_t *
+wait_call(struct fake *f, const char *method)
+{
+	json_t *p;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		if ((p = last_call(f, method)) != NULL)
+			return p;
+		usleep(25000);
+	}
+	return NULL;
+}
+
+static void
+reset(struct fake *f)
+{
+	pthread_mutex_lock(&f->mu);
+	json_object_clear(f->answers);
+	json_array_clear(f->calls);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static char dir[256];
+static struct fake fsa, fva, fca;
+static struct ra *ra;
+
+static struct ra *
+make_ra(int with_va, const char *extra)
+{
+	char cfgtxt[4096], err[512];
+	json_t *o;
+	struct ra_config cfg;
+	struct ra *r;
+
+	snprintf(cfgtxt, sizeof(cfgtxt), "{\"sa\": {\"target\": "
+	    "\"unix:%s/sa.sock\", \"timeout\": \"2s\"}, \"va\": {\"target\": "
+	    "\"unix:%s/%s\", \"timeout\": \"2s\"}, \"ca\": {\"target\": "
+	    "\"unix:%s/ca.sock\", \"timeout\": \"2s\"}, \"profiles_file\": "
+	    "\"configs/dev/profiles.json\", \"policy\": {\"dns_suffixes\": "
+	    "[\"test\"]}, \"finalize\": {\"async\": false, \"recover_after\": "
+	    "\"1s\"}%s}", dir, dir, with_va ? "va.sock" : "nope.sock", dir,
+	    extra ? extra : "");
+	o = json_loads(cfgtxt, 0, NULL);
+	if (o == NULL || ra_config_parse(o, "test", &cfg, err, sizeof(err)) !=
+	    0) {
+		fprintf(stderr, "config: %s\n", err);
+		json_decref(o);
+		return NULL;
+	}
+	json_decref(o);
+	r = ra_new(&cfg, NULL, err, sizeof(err));
+	if (r == NULL)
+		fprintf(stderr, "ra_new: %s\n", err);
+	ra_config_clear(&cfg);
+	return r;
+}
+
+/* Calls an ra.* handler directly; returns 0 / -1 like the handler. */
+static int
+call(struct ra *r, const char *method, const char *params, json_t **res,
+    struct problem **prob)
+{
+	const struct rpc_method *m;
+	size_t n, i;
+	struct rpc_req req;
+	int rc = -1;
+
+	memset(&req, 0, sizeof(req));
+	req.method = method;
+	req.params = json_loads(params, 0, NULL);
+	req.request_id = "test";
+	*res = NULL;
+	*prob = NULL;
+	m = ra_methods(&n);
+	for (i = 0; i < n; i++)
+		if (strcmp(m[i].name, method) == 0)
+			rc = m[i].fn(r, &req, res, prob);
+	json_decref(req.params);
+	return rc;
+}
+
+/* base64url DER of a CSR for one DNS name with a fresh P-256 key. */
+static char *
+make_csr_b64(const char *name)
+{
+	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509_REQ *req = X509_REQ_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	char san[300];
+	unsigned char *der = NULL;
+	int len;
+	char *out;
+
+	snprintf(san, sizeof(san), "DNS:%s", name);
+	X509_REQ_set_pubkey(req, key);
+	sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL,
+	    NID_subject_alt_name, san));
+	X509_REQ_add_extensions(req, exts);
+	X509_REQ_sign(req, key, EVP_sha256());
+	len = i2d_X509_REQ(req, &der);
+	out = b64url_encode(der, (size_t)len);
+	OPENSSL_free(der);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return out;
+}
+
+#define ACCT "{\"id\": 7, \"status\": \"valid\", \"thumbprint\": \"tp\", " \
+	"\"key\": {\"kty\": \"EC\", \"crv\": \"P-256\", \"x\": " \
+	"\"gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0\", \"y\": " \
+	"\"SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps\"}}"
+
+static void
+test_va_unreachable_invalidates_authz(struct th *t)
+{
+	json_t *res = NULL, *fin;
+	struct problem *p = NULL;
+	struct ra *r = make_ra(0, NULL);
+
+	TH_CHECK(t, r != NULL);
+	if (r == NULL)
+		return;
+	reset(&fsa);
+	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
+	answer(&fsa, "sa.get_authz", "{\"result\": {\"id\": 5, \"account_id\""
+	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
+	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
+	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 11, \"type\": "
+	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
+	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 5, "
+	    "\"status\": \"pending\"}}");
+	answer(&fsa, "sa.finalize_authz", "{\"result\": {\"id\": 5}}");
+	TH_CHECK(t, call(r, "ra.perform_validation", "{\"account_id\": 7, "
+	    "\"authz_id\": 5, \"challenge_id\": 11}", &res, &p) == 0);
+	json_decref(res);
+	problem_free(p);
+	fin = wait_call(&fsa, "sa.finalize_authz");
+	TH_CHECK(t, fin != NULL);
+	if (fin != NULL) {
+		TH_CHECK_STR(t, json_string_value(json_object_get(fin,
+		    "status")), "invalid");
+		TH_CHECK(t, json_is_object(json_object_get(fin, "error")));
+		TH_CHECK_STR(t, json_string_value(json_object_get(
+		    json_object_get(fin, "error"), "type")), "unavailable");
+	}
+	json_decref(fin);
+	/* the key authorization was not leaked into params of others */
+	ra_free(r);
+}
+
+static void
+test_va_result_recorded(struct th *t)
+{
+	json_t *res = NULL, *fin, *v;
+	struct problem *p = NULL;
+	struct ra *r = make_ra(1, NULL);
+
+	reset(&fsa);
+	reset(&fva);
+	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
+	answer(&fsa, "sa.get_authz", "{\"result\": {\"id\": 5, \"account_id\""
+	    ": 7, \"status\": \"pending\", \"profile\": \"tlsserver\", "
+	    "\"wildcard\": true, \"identifier\": {\"type\": \"dns\", "
+	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 12, \"type\": "
+	    "\"dns-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
+	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 5}}");
+	answer(&fsa, "sa.finalize_authz", "{\"result\": {\"id\": 5}}");
+	answer(&fva, "va.validate", "{\"result\": {\"status\": \"valid\", "
+	    "\"validation_record\": [{\"hostname\": \"a.test\"}]}}");
+	TH_CHECK(t, call(r, "ra.perform_validation", "{\"account_id\": 7, "
+	    "\"authz_id\": 5, \"challenge_id\": 12}", &res, &p) == 0);
+	json_decref(res);
+	problem_free(p);
+	fin = wait_call(&fsa, "sa.finalize_authz");
+	v = last_call(&fva, "va.validate");
+	TH_CHECK(t, fin != NULL && v != NULL);
+	if (fin != NULL && v != NULL) {
+		time_t exp;
+		TH_CHECK_STR(t, json_string_value(json_object_get(fin,
+		    "status")), "valid");
+		TH_CHECK(t, json_array_size(json_object_get(fin,
+		    "validation_record")) == 1);
+		/* tlsserver authz lifetime: 7 h */
+		TH_CHECK(t, time_parse_rfc3339(json_string_value(
+		    json_object_get(fin, "expires")), &exp) == 0 &&
+		    llabs((long long)(exp - time(NULL)) - 7 * 3600) < 60);
+		TH_CHECK_STR(t, json_string_value(json_object_get(v,
+		    "key_authorization")), "tok.tp");
+		TH_CHECK(t, json_is_true(json_object_get(v, "wildcard")));
+		TH_CHECK(t, json_is_true(json_object_get(v, "check_caa")));
+		TH_CHECK_STR(t, json_string_value(json_object_get(v,
+		    "account_uri")), "https://localhost:4431/acme/acct/7");
+	}
+	json_decref(fin);
+	json_decref(v);
+	ra_free(r);
+}
+
+static void
+test_ca_failure_sets_order_error(struct th *t)
+{
+	json_t *res = NULL, *err;
+	struct problem *p = NULL;
+	char *csr = make_csr_b64("one.a.test");
+	char params[2048];
+	struct ra *r = make_ra(1, NULL);
+
+	reset(&fsa);
+	reset(&fca);
+	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
+	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 9, \"account_id\":"
+	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
+	    "\"identifiers\": [{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}");
+	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
+	answer(&fsa, "sa.set_order_processing", "{\"result\": {\"id\": 9, "
+	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
+	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
+	    "\"one.a.test\"}]}}");
+	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 9}}");
+	answer(&fca, "ca.issue", "{\"error\": {\"type\": \"unavailable\", "
+	    "\"detail\": \"hsm offline\", \"status\": 503}}");
+	snprintf(params, sizeof(params), "{\"account_id\": 7, \"order_id\": 9,"
+	    " \"csr\": \"%s\"}", csr);
+	(void)call(r, "ra.finalize_order", params, &res, &p);
+	json_decref(res);
+	TH_CHECK(t, p == NULL); /* sync mode: the order, error recorded */
+	problem_free(p);
+	err = last_call(&fsa, "sa.set_order_error");
+	TH_CHECK(t, err != NULL);
+	if (err != NULL) {
+		json_t *e = json_object_get(err, "error");
+		TH_CHECK_STR(t, json_string_value(json_object_get(e, "type")),
+		    "serverInternal");
+		TH_CHECK(t, strstr(json_string_value(json_object_get(e,
+		    "detail")), "hsm offline") != NULL);
+	}
+	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
+	json_decref(err);
+	free(csr);
+	ra_free(r);
+}
+
+static void
+test_rate_limits_fail_open_and_refuse(struct th *t)
+{
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	struct ra *r = make_ra(1, ", \"rate_limits\": {\"new_orders_per_account"
+	    "\": {\"limit\": 10, \"period\": \"1h\"}}");
+	const char *order = "{\"account_id\": 7, \"identifiers\": [{\"type\": "
+	    "\"dns\", \"value\": \"x.test\"}]}";
+
+	reset(&fsa);
+	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
+	answer(&fsa, "sa.fqdn_set_issued", "{\"result\": {\"count\": 0}}");
+	answer(&fsa, "sa.get_valid_authzs", "{\"result\": {\"authzs\": []}}");
+	answer(&fsa, "sa.new_order", "{\"result\": {\"id\": 3, \"authz_ids\": "
+	    "[4]}}");
+	answer(&fsa, "sa.get_authzs", "{\"result\": {\"authzs\": [{\"id\": "
+	    "4}]}}");
+	/* no answer for sa.rate_limit_spend: the SA errors -> fail open */
+	TH_CHECK(t, call(r, "ra.new_order", order, &res, &p) == 0);
+	TH_CHECK(t, json_array_size(json_object_get(res, "authzs")) == 1);
+	json_decref(res);
+	problem_free(p);
+	p = NULL;
+	{
+		json_t *np = last_call(&fsa, "sa.new_order"), *na;
+		TH_CHECK(t, np != NULL);
+		na = json_array_get(json_object_get(np, "new_authzs"), 0);
+		TH_CHECK(t, json_array_size(json_object_get(na,
+		    "challenges")) == 3);
+		json_decref(np);
+	}
+	/* refusal: rateLimited with retry_after from the SA */
+	answer(&fsa, "sa.rate_limit_spend", "{\"result\": {\"allowed\": false,"
+	    " \"retry_after_ms\": 4500, \"remaining\": 0}}");
+	TH_CHECK(t, call(r, "ra.new_order", order, &res, &p) == -1);
+	TH_CHECK(t, p != NULL && p->type == PROB_RATE_LIMITED &&
+	    p->retry_after == 5);
+	{
+		json_t *sp = last_call(&fsa, "sa.rate_limit_spend");
+		TH_CHECK_STR(t, json_string_value(json_object_get(sp, "key")),
+		    "new_order:acct:7");
+		TH_CHECK(t, json_integer_value(json_object_get(sp,
+		    "emission_ms")) == 360000);
+		json_decref(sp);
+	}
+	json_decref(res);
+	problem_free(p);
+	ra_free(r);
+}
+
+static void
+test_recovery(struct th *t)
+{
+	json_t *fin, *err;
+	struct ra *r = make_ra(1, NULL);
+
+	reset(&fsa);
+	answer(&fsa, "sa.get_stale_processing_orders", "{\"result\": "
+	    "{\"order_ids\": [21]}}");
+	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 21, "
+	    "\"account_id\": 7, \"status\": \"processing\"}}");
+	answer(&fsa, "sa.get_certificates", "{\"result\": {\"certificates\": "
+	    "[{\"serial\": \"aa\", \"order_id\": 20}, {\"serial\": \"bb\", "
+	    "\"order_id\": 21}]}}");
+	answer(&fsa, "sa.finalize_order", "{\"result\": {\"id\": 21}}");
+	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
+	fin = last_call(&fsa, "sa.finalize_order");
+	TH_CHECK(t, fin != NULL && strcmp(json_string_value(json_object_get(
+	    fin, "serial")), "bb") == 0);
+	json_decref(fin);
+
+	reset(&fsa);
+	answer(&fsa, "sa.get_stale_processing_orders", "{\"result\": "
+	    "{\"order_ids\": [22]}}");
+	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 22, "
+	    "\"account_id\": 7, \"status\": \"processing\"}}");
+	answer(&fsa, "sa.get_certificates", "{\"result\": {\"certificates\": "
+	    "[]}}");
+	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 22}}");
+	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
+	err = last_call(&fsa, "sa.set_order_error");
+	TH_CHECK(t, err != NULL && json_integer_value(json_object_get(err,
+	    "id")) == 22);
+	json_decref(err);
+	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
+
+	/* the SA down: -1, nothing crashes */
+	reset(&fsa);
+	TH_CHECK(t, ra_recover_stale_orders(r) == -1);
+	ra_free(r);
+}
+
+static void
+test_health_names_missing_dependency(struct th *t)
+{
+	char msg[256] = "";
+	struct ra *r = make_ra(0, NULL);
+
+	TH_CHECK(t, ra_health(r, msg, sizeof(msg)) == -1);
+	TH_CHECK(t, strncmp(msg, "va:", 3) == 0);
+	ra_free(r);
+	r = make_ra(1, NULL);
+	TH_CHECK(t, ra_health(r, msg, sizeof(msg)) == 0);
+	ra_free(r);
+}
+
+static void
+test_account_checks(struct th *t)
+{
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	struct ra *r = make_ra(1, NULL);
+
+	reset(&fsa);
+	answer(&fsa, "sa.get_account", "{\"error\": {\"type\": \"notFound\", "
+	    "\"detail\": \"no\", \"status\": 404}}");
+	TH_CHECK(t, call(r, "ra.new_order", "{\"account_id\": 8, "
+	    "\"identifiers\": []}", &res, &p) == -1);
+	TH_CHECK(t, p != NULL && p->type == PROB_ACCOUNT_DOES_NOT_EXIST);
+	problem_free(p);
+	p = NULL;
+	answer(&fsa, "sa.get_account", "{\"result\": {\"id\": 8, \"status\": "
+	    "\"deactivated\"}}");
+	TH_CHECK(t, call(r, "ra.finalize_order", "{\"account_id\": 8, "
+	    "\"order_id\": 1, \"csr\": \"AA\"}", &res, &p) == -1);
+	TH_CHECK(t, p != NULL && p->type == PROB_UNAUTHORIZED);
+	problem_free(p);
+	ra_free(r);
+}
+
+int
+main(void)
+{
+	struct th t = TH_INIT;
+	char path[300];
+	int ok;
+
+	log_init("test_ra_rpc", LOG_LEVEL_ERROR);
+	snprintf(dir, sizeof(dir), "/tmp/test_ra_rpc.%d", (int)getpid());
+	if (mkdir(dir, 0700) != 0)
+		return 1;
+	snprintf(path, sizeof(path), "unix:%s/sa.sock", dir);
+	ok = fake_start(&fsa, "sa", path, sa_names, sa_m) == 0;
+	snprintf(path, sizeof(path), "unix:%s/va.sock", dir);
+	ok = ok && fake_start(&fva, "va", path, va_names, va_m) == 0;
+	snprintf(path, sizeof(path), "unix:%s/ca.sock", dir);
+	ok = ok && fake_start(&fca, "ca", path, ca_names, ca_m) == 0;
+	if (!ok) {
+		fprintf(stderr, "cannot start fake servers\n");
+		printf("0 passed, 1 failed\n");
+		return 1;
+	}
+	(void)ra;
+	TH_RUN(&t, test_va_unreachable_invalidates_authz);
+	TH_RUN(&t, test_va_result_recorded);
+	TH_RUN(&t, test_ca_failure_sets_order_error);
+	TH_RUN(&t, test_rate_limits_fail_open_and_refuse);
+	TH_RUN(&t, test_recovery);
+	TH_RUN(&t, test_health_names_missing_dependency);
+	TH_RUN(&t, test_account_checks);
+	fake_stop(&fsa);
+	fake_stop(&fva);
+	fake_stop(&fca);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	if (system(path) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", dir);
+	return th_done(&t);
+}
