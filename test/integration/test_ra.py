@@ -338,6 +338,18 @@ def test_order_challenges_per_identifier_kind(ra):
     assert kinds[("10.1.2.3", False)] == ["http-01", "tls-alpn-01"]
 
 
+def test_wildcard_issuance(env, ra, sa):
+    d = dom()
+    key, a, o, cert, _ = issue(env, ra, sa, ["*." + d, d])
+    c = x509.load_der_x509_certificate(base64.urlsafe_b64decode(cert["der"] + "=="))
+    sans = sorted(c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                  .get_values_for_type(x509.DNSName))
+    assert sans == sorted(["*." + d, d])
+    z = sa.call("sa.get_authzs", {"ids": o["authz_ids"]})["authzs"]
+    assert sorted(x["wildcard"] for x in z) == [False, True]
+    assert all(x["identifier"]["value"] == d for x in z)
+
+
 def test_validity_window(ra):
     _, a = new_account(ra)
     now = time.time()
