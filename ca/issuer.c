@@ -8,6 +8,8 @@
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
+#include <openssl/store.h>
+#include <openssl/ui.h>
 #include <openssl/x509v3.h>
 
 #include "ca/ca_int.h"
@@ -18,6 +20,7 @@ struct issuer_spec {
 	char *name;
 	char *cert;
 	char *key;
+	char *key_uri;
 	char *key_passphrase_file;
 	char **key_types;
 	size_t nkey_types;
@@ -29,7 +32,9 @@ struct issuer_spec {
 static const struct jspec issuer_fields[] = {
 	{"name", JSPEC_STRING, offsetof(struct issuer_spec, name), 1, NULL, 0},
 	{"cert", JSPEC_STRING, offsetof(struct issuer_spec, cert), 1, NULL, 0},
-	{"key", JSPEC_STRING, offsetof(struct issuer_spec, key), 1, NULL, 0},
+	{"key", JSPEC_STRING, offsetof(struct issuer_spec, key), 0, NULL, 0},
+	{"key_uri", JSPEC_STRING, offsetof(struct issuer_spec, key_uri), 0, NULL,
+	    0},
 	{"key_passphrase_file", JSPEC_STRING,
 	    offsetof(struct issuer_spec, key_passphrase_file), 0, NULL, 0},
 	{"key_types", JSPEC_STRINGS, offsetof(struct issuer_spec, key_types), 0,
@@ -125,6 +130,62 @@ out:
 		OPENSSL_cleanse(buf, len);
 		free(buf);
 	}
+	if (pass != NULL) {
+		OPENSSL_cleanse(pass, plen);
+		free(pass);
+	}
+	return k;
+}
+
+/*
+ * Loads a private key through OSSL_STORE: "file:/path" or, with the
+ * provider configured in OPENSSL_CONF, "pkcs11:token=...;object=..." for
+ * a key that never leaves an HSM. The passphrase (PIN) is given to the
+ * store's UI when it asks. NULL with err.
+ */
+static EVP_PKEY *
+load_key_uri(const char *uri, const char *pass_path, char *err,
+    size_t errlen)
+{
+	OSSL_STORE_CTX *st = NULL;
+	OSSL_STORE_INFO *info;
+	UI_METHOD *ui = NULL;
+	EVP_PKEY *k = NULL;
+	char *pass = NULL;
+	size_t plen = 0;
+
+	if (strncmp(uri, "file:", 5) == 0 && file_check_secret_mode(uri +
+	    (strncmp(uri, "file://", 7) == 0 ? 7 : 5), err, errlen) != 0)
+		goto out;
+	if (pass_path != NULL) {
+		if (file_check_secret_mode(pass_path, err, errlen) != 0 ||
+		    file_read_all(pass_path, 4096, &pass, &plen, err,
+		    errlen) != 0)
+			goto out;
+		while (plen > 0 && (pass[plen - 1] == '\n' ||
+		    pass[plen - 1] == '\r'))
+			pass[--plen] = '\0';
+		ui = UI_UTIL_wrap_read_pem_callback(NULL, 0);
+	}
+	st = OSSL_STORE_open(uri, ui, pass, NULL, NULL);
+	if (st == NULL) {
+		snprintf(err, errlen, "%s: cannot open key store", uri);
+		goto out;
+	}
+	while (k == NULL && !OSSL_STORE_eof(st)) {
+		info = OSSL_STORE_load(st);
+		if (info == NULL)
+			break;
+		if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+			k = OSSL_STORE_INFO_get1_PKEY(info);
+		OSSL_STORE_INFO_free(info);
+	}
+	if (k == NULL)
+		snprintf(err, errlen, "%s: no private key found%s", uri,
+		    pass != NULL ? " (wrong passphrase?)" : "");
+out:
+	OSSL_STORE_close(st);
+	UI_destroy_method(ui);
 	if (pass != NULL) {
 		OPENSSL_cleanse(pass, plen);
 		free(pass);
@@ -239,21 +300,32 @@ load_issuer(const char *dir, const json_t *obj, struct ca_issuer *is,
 	if (jspec_parse(obj, issuer_fields, &sp, err, errlen) != 0)
 		goto out;
 	is->name = xstrdup(sp.name);
+	if ((sp.key == NULL) == (sp.key_uri == NULL)) {
+		snprintf(err, errlen, "exactly one of key and key_uri is "
+		    "required");
+		goto out;
+	}
 	cpath = resolve(dir, sp.cert);
-	kpath = resolve(dir, sp.key);
 	if (sp.key_passphrase_file != NULL)
 		ppath = resolve(dir, sp.key_passphrase_file);
 	if ((is->cert = load_cert(cpath, &is->cert_pem, err, errlen)) == NULL)
 		goto out;
-	if ((is->key = load_key(kpath, ppath, err, errlen)) == NULL)
+	if (sp.key != NULL) {
+		kpath = resolve(dir, sp.key);
+		is->key = load_key(kpath, ppath, err, errlen);
+	} else {
+		is->key = load_key_uri(sp.key_uri, ppath, err, errlen);
+	}
+	if (is->key == NULL)
 		goto out;
 	if (X509_check_private_key(is->cert, is->key) != 1) {
-		snprintf(err, errlen, "%s: key does not match %s", sp.key,
-		    sp.cert);
+		snprintf(err, errlen, "%s: key does not match %s",
+		    sp.key ? sp.key : sp.key_uri, sp.cert);
 		goto out;
 	}
 	if (ca_pkey_type(is->key, &is->key_type) != 0) {
-		snprintf(err, errlen, "%s: unsupported key type", sp.key);
+		snprintf(err, errlen, "%s: unsupported key type",
+		    sp.key ? sp.key : sp.key_uri);
 		goto out;
 	}
 	/* Caches the extensions now: later reads are from many threads. */

@@ -521,6 +521,21 @@ test_issuers_passphrase_key(struct th *t)
 	if (is == NULL)
 		fprintf(stderr, "  %s\n", err);
 	ca_issuers_free(is);
+	/* The same key through an OSSL_STORE URI (the HSM path). */
+	f = fopen(path, "w");
+	if (f != NULL) {
+		fprintf(f, "{\"issuers\": [{\"name\": \"uri\", \"cert\": "
+		    "\"int-ecdsa.pem\", \"key_uri\": \"file:%s/enc.key\", "
+		    "\"key_passphrase_file\": \"enc.pass\", \"chains\": "
+		    "[{\"certs\": [\"int-ecdsa.pem\"], \"root\": "
+		    "\"root.pem\"}]}]}", F.dir);
+		fclose(f);
+	}
+	is = ca_issuers_load(path, err, sizeof(err));
+	TH_CHECK(t, is != NULL && ca_issuers_count(is) == 1);
+	if (is == NULL)
+		fprintf(stderr, "  key_uri: %s\n", err);
+	ca_issuers_free(is);
 	/* A wrong passphrase is refused with a clear message. */
 	snprintf(path, sizeof(path), "%s/enc.pass", F.dir);
 	f = fopen(path, "w");
