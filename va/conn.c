@@ -26,6 +26,8 @@ va_conn_free(struct va_conn *c)
 		return;
 	if (c->ev != NULL)
 		event_free(c->ev);
+	if (c->ctimer != NULL)
+		event_free(c->ctimer);
 	if (c->ssl != NULL)
 		SSL_free(c->ssl);
 	if (c->fd >= 0)
@@ -68,6 +70,10 @@ conn_done(struct va_conn *c, enum va_conn_err e, const char *fmt, ...)
 	if (c->ev != NULL) {
 		event_free(c->ev);
 		c->ev = NULL;
+	}
+	if (c->ctimer != NULL) {
+		event_free(c->ctimer);
+		c->ctimer = NULL;
 	}
 	c->cb(c->arg, c, e, msg); /* may free c */
 }
@@ -303,6 +309,10 @@ conn_ev_cb(evutil_socket_t fd, short what, void *arg)
 			conn_done(c, VA_CONN_ECONNECT, "%s", strerror(soerr));
 			return;
 		}
+		if (c->ctimer != NULL) {
+			event_free(c->ctimer);
+			c->ctimer = NULL;
+		}
 		start_tls_or_write(c, c->tls, c->sni, c->alpn);
 		return;
 	case VA_PHASE_TLS:
@@ -372,4 +382,34 @@ va_conn_start(struct va *va, int family, const uint8_t *addr, int port,
 fail:
 	va_conn_free(c);
 	return NULL;
+}
+
+static void
+ctimer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct va_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->phase == VA_PHASE_CONNECT)
+		conn_done(c, VA_CONN_ECONNECT, "no answer to the TCP handshake "
+		    "within %lld ms", (long long)c->connect_timeout_ms);
+}
+
+int
+va_conn_connect_timeout(struct va_conn *c, int64_t ms)
+{
+	struct timeval tv;
+
+	if (c->phase != VA_PHASE_CONNECT || ms <= 0)
+		return 0;
+	c->connect_timeout_ms = ms;
+	c->ctimer = evtimer_new(c->va->base, ctimer_cb, c);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if (c->ctimer == NULL || evtimer_add(c->ctimer, &tv) != 0) {
+		log_bug("cannot arm the connect timer");
+		return -1;
+	}
+	return 0;
 }

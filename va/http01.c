@@ -112,6 +112,7 @@ connect_failed(struct va_job *j, const char *msg)
 	if (slot == 0 && j->have_addr[1]) {
 		/* IPv6 failed: fall back to IPv4. */
 		j->addr_try = 1;
+		va_job_note_tried(j, slot);
 		free(u);
 		connect_next(j);
 		return;
@@ -141,8 +142,14 @@ connect_next(struct va_job *j)
 	    j->url.host_is_ip ? NULL : j->url.host, NULL, req, 0, http_cb, j,
 	    err, sizeof(err));
 	free(req);
-	if (j->conn == NULL)
+	if (j->conn == NULL) {
 		connect_failed(j, err);
+		return;
+	}
+	/* IPv6 first, but leave time for the IPv4 fallback. */
+	if (slot == 0 && j->have_addr[1])
+		(void)va_conn_connect_timeout(j->conn,
+		    j->timeout_ms / 3);
 }
 
 static int

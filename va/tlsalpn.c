@@ -196,6 +196,7 @@ connect_failed(struct va_job *j, const char *msg)
 
 	if (slot == 0 && j->have_addr[1]) {
 		j->addr_try = 1;
+		va_job_note_tried(j, slot);
 		alpn_connect(j);
 		return;
 	}
@@ -257,6 +258,12 @@ alpn_connect(struct va_job *j)
 	    j->addr_raw[slot], (int)j->va->cfg->tlsalpn01_port, 1, sni, ALPN,
 	    NULL, 1, alpn_cb, j, err, sizeof(err));
 	free(sni);
-	if (j->conn == NULL)
+	if (j->conn == NULL) {
 		connect_failed(j, err);
+		return;
+	}
+	/* IPv6 first, but leave time for the IPv4 fallback. */
+	if (slot == 0 && j->have_addr[1])
+		(void)va_conn_connect_timeout(j->conn,
+		    j->timeout_ms / 3);
 }

@@ -406,6 +406,24 @@ resolve_cb(void *arg, struct va_dns_result *res)
 }
 
 void
+va_job_note_tried(struct va_job *j, int slot)
+{
+	json_t *tried;
+	char buf[64];
+
+	if (j->hop == NULL)
+		return;
+	tried = json_object_get(j->hop, "addresses_tried");
+	if (tried == NULL) {
+		tried = json_array();
+		if (json_object_set_new(j->hop, "addresses_tried", tried) != 0)
+			return;
+	}
+	json_array_append_new(tried, json_string(va_addr_str(
+	    j->addr_family[slot], j->addr_raw[slot], buf, sizeof(buf))));
+}
+
+void
 va_job_resolve(struct va_job *j, const char *host,
     void (*next)(struct va_job *j))
 {

@@ -194,6 +194,8 @@ struct va_conn {
 	struct va_http_resp resp;
 	va_conn_cb cb;
 	void *arg;
+	struct event *ctimer;	/* optional connect timeout */
+	int64_t connect_timeout_ms;
 };
 
 /*
@@ -209,6 +211,13 @@ struct va_conn *va_conn_start(struct va *va, int family, const uint8_t *addr,
     const char *request, int handshake_only, va_conn_cb cb, void *arg,
     char *err, size_t errlen);
 void va_conn_free(struct va_conn *c);
+/*
+ * Fails the connect with VA_CONN_ECONNECT if the TCP handshake has not
+ * completed within ms (used when another address family can be tried, so a
+ * black-holed IPv6 route does not eat the whole validation budget).
+ * 0, or -1 if the timer cannot be armed (the connect goes on without it).
+ */
+int va_conn_connect_timeout(struct va_conn *c, int64_t ms);
 
 /* ---------------- jobs (va.c, http01.c, tlsalpn.c, dns01.c, caa.c) */
 
@@ -304,6 +313,9 @@ void va_job_unref(struct va_job *j);
  * dns problem. Records addresses_resolved on j->hop when set. */
 void va_job_resolve(struct va_job *j, const char *host,
     void (*next)(struct va_job *j));
+/* Records the address of slot (0 IPv6, 1 IPv4) in the current hop's
+ * "addresses_tried" (an attempt that failed before a fallback). */
+void va_job_note_tried(struct va_job *j, int slot);
 /* Human text of an address. buf >= 64. */
 const char *va_addr_str(int family, const uint8_t *raw, char *buf,
     size_t buflen);

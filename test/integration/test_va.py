@@ -44,6 +44,7 @@ P_FAKEDNS, P_SILENT = 21354, 21356
 P_HTTP, P_ALPN, P_HTTPS, P_REDIR80 = 21380, 21381, 21382, 21383
 P_CLOSED = 21389  # nothing listens here
 P_RAW = 21384
+P_HOLE = 21385
 UA = "anvil-va-test/1"
 
 
@@ -545,21 +546,58 @@ def test_http01_ipv6_first_from_aaaa(env):
     assert sorted(hop["addresses_resolved"]) == ["127.0.0.1", "::1"]
 
 
-def test_http01_ipv6_falls_back_to_ipv4(env):
-    # AAAA points at ::ffff:127.0.0.2 (IPv4-mapped; nothing listens on
-    # 127.0.0.2), so the IPv6 attempt is refused and the VA falls back to
-    # the A record (127.0.0.1), where the responder is.
-    v = Va(env["tmp"], "va-fb", 21309,
-           network={"mode": "private", "allow": ["127.0.0.0/8", "::/0"]})
+def test_http01_ipv6_refused_falls_back_to_ipv4(env):
+    # Only 127.0.0.1 listens on P_REDIR80: the IPv6 attempt at [::1] is
+    # refused and the VA falls back to the A record.
+    v = Va(env["tmp"], "va-fb", 21309, http01_port=P_REDIR80)
     try:
-        mgmt("add-aaaa", {"host": "fb.test", "addresses": ["::ffff:127.0.0.2"]})
+        mgmt("add-aaaa", {"host": "fb.test", "addresses": ["::1"]})
         ROUTES.set(chal_path("fb"), 200, b"fb.thumb")
         r = v.validate("fb.test", "http-01", "fb", "fb.thumb")
         hop = r["validation_record"][0]
         assert r["status"] == "valid", (r, hop)
+        assert sorted(hop["addresses_resolved"]) == ["127.0.0.1", "::1"]
+        assert hop["addresses_tried"] == ["::1"]
         assert hop["address_used"] == "127.0.0.1"
     finally:
         stop_clean(v)
+
+
+def test_http01_blackholed_ipv6_falls_back_to_ipv4_in_time(env):
+    # [::1]:P_HOLE accepts no TCP handshakes (listen backlog full, never
+    # accepted); 127.0.0.1:P_HOLE serves the file. The IPv6 connect gets a
+    # third of the budget, then IPv4 is tried.
+    hole = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    hole.bind(("::1", P_HOLE))
+    hole.listen(0)
+    fillers = []
+    for _ in range(4):
+        c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        c.setblocking(False)
+        c.connect_ex(("::1", P_HOLE))
+        fillers.append(c)
+    srv = TServer(("127.0.0.1", P_HOLE), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    v = Va(env["tmp"], "va-hole", 21314, http01_port=P_HOLE,
+           validation_timeout="3s")
+    try:
+        time.sleep(0.3)
+        mgmt("add-aaaa", {"host": "hole.test", "addresses": ["::1"]})
+        ROUTES.set(chal_path("hole"), 200, b"hole.thumb")
+        t0 = time.time()
+        r = v.validate("hole.test", "http-01", "hole", "hole.thumb")
+        el = time.time() - t0
+        assert r["status"] == "valid", r
+        assert r["validation_record"][0]["address_used"] == "127.0.0.1"
+        assert r["validation_record"][0]["addresses_tried"] == ["::1"]
+        assert 0.9 < el < 2.5, el
+    finally:
+        stop_clean(v)
+        srv.shutdown()
+        srv.server_close()
+        for c in fillers:
+            c.close()
+        hole.close()
 
 
 def test_http01_ip_identifiers_v4_and_v6(env):
