@@ -51,7 +51,9 @@ check "handler problem crosses with its type and status (exit 1)" \
 out=$("$RPC" call "unix:$sock" no.such 2>&1)
 check "unknown method -> malformed \"unknown method\"" grep -q 'unknown method' <<<"$out"
 out=$("$RPC" call "unix:$sock" test.sleep '{"ms":2000}' --timeout 200ms 2>&1)
-check "client timeout -> unavailable \"timed out\"" grep -q '"type":"unavailable".*timed out\|timed out.*"type":"unavailable"' <<<"$out"
+echo "    $out"
+# (on a loaded machine the server may refuse it first: "deadline exceeded")
+check "client timeout -> unavailable \"timed out\"" bash -c 'grep -q "\"type\":\"unavailable\"" <<<"$0" && grep -qE "timed out after 200 ms|deadline exceeded" <<<"$0"' "$out"
 
 # Raw protocol checks from Python (docs/rpc.md's "by hand" client).
 cat >"$tmp/raw.py" <<'PY'
@@ -115,11 +117,14 @@ res("5000 pipelined requests on one connection all answered", good and seen == s
 import threading
 c = fresh()
 blob = "z" * 20000
+sent = [0]
 def sender():
     for i in range(3000):
         c.send_raw(json.dumps({"id": i, "method": "test.echo", "params": {"b": blob, "i": i}}).encode())
+        sent[0] += 1
 th = threading.Thread(target=sender); th.start()
-time.sleep(1.0)
+time.sleep(1.5)
+accepted = sent[0]
 rss = int([l for l in open("/proc/%s/status" % sys.argv[2]) if l.startswith("VmRSS")][0].split()[1])
 seen = set(); good = True
 for _ in range(3000):
@@ -128,7 +133,9 @@ for _ in range(3000):
     seen.add(r["id"])
 th.join()
 res("60 MB of replies to a slow reader all delivered", good and seen == set(range(3000)))
-res("server memory bounded while the client does not read (RSS %d kB)" % rss, rss < 100 * 1024)
+# ~8 MiB of unsent replies is ~400 of them; socket buffers add a few dozen
+res("server stopped reading while its replies were unread (%d of 3000 sent, RSS %d kB)" % (accepted, rss),
+    accepted < 1000)
 # past deadline: refused without running
 before = calls()
 try:
