@@ -171,6 +171,8 @@ existing_result(json_t *acct, json_t **result, struct problem **prob)
 	return 0;
 }
 
+/* ra.new_account handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -279,6 +281,8 @@ out:
 	return rc;
 }
 
+/* ra.update_account handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_update_account(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -315,6 +319,8 @@ ra_h_update_account(void *svc, const struct rpc_req *req, json_t **result,
 	return 0;
 }
 
+/* ra.key_change handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_key_change(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)

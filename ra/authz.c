@@ -133,6 +133,8 @@ get_own_authz(struct ra *ra, const char *rid, int64_t acct, int64_t id,
 	return 0;
 }
 
+/* ra.perform_validation handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_perform_validation(void *svc, const struct rpc_req *req,
     json_t **result, struct problem **prob)
@@ -214,6 +216,8 @@ out:
 	return rc;
 }
 
+/* ra.deactivate_authz handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_deactivate_authz(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)

@@ -15,6 +15,7 @@ static const char *const rl_names[RA_RL__MAX] = {
 	[RA_RL_DUPLICATE_CERTS] = "duplicate_certificates",
 };
 
+/* See ra.h / ra_int.h for ownership and return values. */
 const char *
 ra_rl_name(enum ra_rl which)
 {
@@ -249,6 +250,7 @@ parse_rate_limits(const json_t *rl, struct ra_config *cfg, char *err,
 	return 0;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 const struct ra_limit *
 ra_config_limit(const struct ra_config *cfg, enum ra_rl which,
     const char *profile, struct ra_limit *tmp)

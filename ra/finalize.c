@@ -123,6 +123,8 @@ finalize_job(void *arg)
 	free(j);
 }
 
+/* ra.finalize_order handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)

@@ -14,6 +14,7 @@
 
 #include "ra/ra.h"
 
+/* See ra.h / ra_int.h for ownership and return values. */
 void
 ra_key_policy_default(struct ra_key_policy *kp)
 {

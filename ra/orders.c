@@ -208,10 +208,11 @@ authz_idents(const json_t *idents)
 	json_t *a = json_array(), *v;
 	size_t i;
 	const char *val;
+	int wc;
 
 	json_array_foreach(idents, i, v) {
 		val = json_string_value(json_object_get(v, "value"));
-		int wc = strncmp(val, "*.", 2) == 0;
+		wc = strncmp(val, "*.", 2) == 0;
 		json_array_append_new(a, json_pack("{s:O,s:s,s:b}", "type",
 		    json_object_get(v, "type"), "value", wc ? val + 2 : val,
 		    "wildcard", wc));
@@ -358,6 +359,8 @@ reuse_roll(struct ra *ra)
 	return ((b[0] << 8) | b[1]) % 100 < ra->cfg.authz_reuse_percent;
 }
 
+/* ra.new_order handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -365,8 +368,9 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	struct ra *ra = svc;
 	json_t *params = req->params, *acct = NULL, *idents = NULL;
 	json_t *aidents = NULL, *reuse = NULL, *reuse_ids = NULL;
-	json_t *new_authzs = NULL, *order = NULL, *authzs = NULL, *v, *a;
+	json_t *new_authzs = NULL, *order = NULL, *authzs = NULL, *v, *a, *np;
 	const struct profile *prof;
+	enum ident_type it;
 	const char *pname, *nb, *na, *replaces;
 	struct problem *p = NULL;
 	int64_t id, now = time_now_ms(), expires, min_left;
@@ -448,7 +452,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 				expires = ae;
 			continue;
 		}
-		enum ident_type it = IDENT_DNS;
+		it = IDENT_DNS;
 		(void)ident_type_parse(json_string_value(json_object_get(v,
 		    "type")), &it);
 		json_array_append_new(new_authzs, json_pack(
@@ -459,7 +463,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 		    json_is_true(json_object_get(v, "wildcard")))));
 	}
 	ra_time_fmt(expires, t_exp, sizeof(t_exp));
-	json_t *np = json_pack("{s:I,s:s,s:O,s:s,s:O,s:O}", "account_id",
+	np = json_pack("{s:I,s:s,s:O,s:s,s:O,s:O}", "account_id",
 	    (json_int_t)id, "expires", t_exp, "identifiers", idents,
 	    "profile", prof->name, "reuse_authz_ids", reuse_ids, "new_authzs",
 	    new_authzs);
@@ -497,6 +501,8 @@ out:
 	return rc;
 }
 
+/* ra.new_authz handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)

@@ -66,6 +66,7 @@ ra_psl_load(const char *path, char *err, size_t errlen)
 	return psl;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 void
 ra_psl_free(struct ra_psl *psl)
 {
@@ -129,6 +130,7 @@ ra_psl_suffix_len(const struct ra_psl *psl, const char *name)
 /* IP ranges                                                            */
 /* ------------------------------------------------------------------ */
 
+/* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_ip_range_parse(const char *s, struct ra_ip_range *out)
 {
@@ -160,6 +162,7 @@ ra_ip_range_parse(const char *s, struct ra_ip_range *out)
 	return 0;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_ip_range_contains(const struct ra_ip_range *r, const uint8_t *addr,
     size_t len)
@@ -191,6 +194,7 @@ static const char *const special_ranges[] = {
 	"fc00::/7", "fe80::/10", "ff00::/8",
 };
 
+/* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_ip_special_purpose(const uint8_t *addr, size_t len)
 {

@@ -190,6 +190,8 @@ out:
 	return ok;
 }
 
+/* ra.revoke_by_account handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_revoke_by_account(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -229,6 +231,8 @@ out:
 	return rc;
 }
 
+/* ra.revoke_by_key handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_revoke_by_key(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -256,6 +260,8 @@ out:
 	return rc;
 }
 
+/* ra.admin_revoke handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_admin_revoke(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -315,6 +321,8 @@ out:
 	return rc;
 }
 
+/* ra.renewal_info handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
+ * *prob, both handed to the RPC server. */
 int
 ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)

@@ -25,6 +25,7 @@ static const struct rpc_method methods[] = {
 	{"ra.renewal_info", ra_h_renewal_info},
 };
 
+/* See ra.h / ra_int.h for ownership and return values. */
 const struct rpc_method *
 ra_methods(size_t *n)
 {
@@ -32,6 +33,7 @@ ra_methods(size_t *n)
 	return methods;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_call(struct rpc_client *c, const char *method, json_t *params,
     const char *rid, json_t **res, struct problem **prob)
@@ -46,6 +48,7 @@ ra_call(struct rpc_client *c, const char *method, json_t *params,
 	return rc;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_param_id(const json_t *params, const char *name, int64_t *out,
     struct problem **prob)
@@ -61,6 +64,7 @@ ra_param_id(const json_t *params, const char *name, int64_t *out,
 	return 0;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_param_str(const json_t *params, const char *name, const char **out,
     struct problem **prob)
@@ -79,12 +83,14 @@ ra_param_str(const json_t *params, const char *name, const char **out,
 	return 0;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 char *
 ra_time_fmt(int64_t ms, char *buf, size_t len)
 {
 	return time_fmt_rfc3339((time_t)(ms / 1000), buf, len);
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_time_get(const json_t *obj, const char *name, int64_t *ms)
 {
@@ -98,6 +104,7 @@ ra_time_get(const json_t *obj, const char *name, int64_t *ms)
 	return 0;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_get_valid_account(struct ra *ra, const char *rid, int64_t id,
     json_t **acct, struct problem **prob)
@@ -126,6 +133,7 @@ ra_get_valid_account(struct ra *ra, const char *rid, int64_t id,
 	return 0;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 EVP_PKEY *
 ra_account_pkey(const json_t *acct)
 {
@@ -150,6 +158,7 @@ ra_account_pkey(const json_t *acct)
 	return pk;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 void
 ra_count(struct ra *ra, const char *name, const char *labels)
 {
@@ -157,6 +166,7 @@ ra_count(struct ra *ra, const char *name, const char *labels)
 		metrics_counter_add(ra->metrics, name, "RA events", labels, 1);
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_rl_spend(struct ra *ra, const char *rid, enum ra_rl which,
     const char *profile, const char *key, int64_t cost,
@@ -204,6 +214,7 @@ ra_rl_spend(struct ra *ra, const char *rid, enum ra_rl which,
 	return rc;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 void
 ra_regen_crl(struct ra *ra, const char *rid, const json_t *cert)
 {
@@ -309,6 +320,7 @@ fail:
 	return NULL;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 void
 ra_free(struct ra *ra)
 {
@@ -455,6 +467,7 @@ recovery_main(void *arg)
 	return NULL;
 }
 
+/* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_start_recovery_thread(struct ra *ra)
 {
