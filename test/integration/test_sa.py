@@ -702,6 +702,78 @@ def test_non_object_params_and_health(env, c):
     assert b"anvil_sa_errors_total" in m and b"anvil_sa_db_connections_busy" in m
 
 
+def test_kill9_under_load_leaves_no_partial_writes(env, c):
+    """A second anvil-sa on the same database is killed with SIGKILL while
+    16 clients create orders and certificates: every stored order has all
+    its authz links and every certificate its status, key-hash, name and
+    FQDN-set rows (each change was one transaction)."""
+    sock2 = os.path.join(env.dir, "sa2.sock")
+    cfg = json.load(open(env.config()))
+    cfg["rpc"]["listen"] = "unix:" + sock2
+    cfg["debug"]["port"] = DEBUG_PORT + 1
+    path = os.path.join(env.dir, "sa2.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    log = open(os.path.join(env.dir, "sa2.log"), "ab")
+    proc = subprocess.Popen([SA_BIN, "--config", path], cwd=TOP, stdout=log, stderr=log)
+    try:
+        deadline = time.time() + 20
+        while not os.path.exists(sock2) and time.time() < deadline:
+            time.sleep(0.05)
+        a = new_account(c)
+        stop = threading.Event()
+        done = {"orders": 0, "certs": 0}
+        lock = threading.Lock()
+
+        def load(i):
+            cl = RpcClient("unix:" + sock2, timeout=10)
+            n = 0
+            while not stop.is_set():
+                try:
+                    if i % 2:
+                        new_order(cl, a["id"], ["k%d-%d.example.com" % (i, n), "*.k%d-%d.example.com" % (i, n)])
+                        k = "orders"
+                    else:
+                        add_cert(cl, a["id"], ["k%d-%d.example.com" % (i, n), "w.k%d-%d.example.com" % (i, n)])
+                        k = "certs"
+                    with lock:
+                        done[k] += 1
+                except (OSError, ConnectionError, RpcError):
+                    return
+                n += 1
+        ths = [threading.Thread(target=load, args=(i,)) for i in range(16)]
+        for t in ths:
+            t.start()
+        time.sleep(1.5)
+        proc.kill()
+        proc.wait(timeout=10)
+        stop.set()
+        for t in ths:
+            t.join(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert done["orders"] > 0 and done["certs"] > 0, done
+    acct = a["id"]
+    # orders: 2 identifiers -> exactly 2 authz links, each authz with its challenges
+    assert psql(env.dsn, "select count(*) from orders o where account_id = %d and "
+                "(select count(*) from order_authzs oa where oa.order_id = o.id) <> 2" % acct) == "0"
+    assert psql(env.dsn, "select count(*) from authzs z where account_id = %d and "
+                "(select count(*) from challenges ch where ch.authz_id = z.id) <> 2" % acct) == "0"
+    assert psql(env.dsn, "select count(*) from authzs z where account_id = %d and not exists "
+                "(select 1 from order_authzs oa where oa.authz_id = z.id)" % acct) == "0"
+    ncert = int(psql(env.dsn, "select count(*) from certificates where account_id = %d" % acct))
+    assert ncert >= done["certs"]
+    for table in ("certificate_status", "key_hash_to_serial", "fqdn_sets"):
+        assert psql(env.dsn, "select count(*) from certificates c where account_id = %d and not exists "
+                    "(select 1 from %s t where t.serial = c.serial)" % (acct, table)) == "0", table
+    assert psql(env.dsn, "select count(*) from certificates c where account_id = %d and "
+                "(select count(*) from issued_names n where n.serial = c.serial) <> 2" % acct) == "0"
+    # the first server is unaffected
+    assert c.call("sa.get_account", {"id": acct})["id"] == acct
+
+
 def test_postgres_restart_under_load(env, c):
     """Stop PostgreSQL under load: callers get a retryable error, never a
     dropped connection or a crash; after the restart calls succeed again."""
