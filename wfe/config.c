@@ -73,6 +73,7 @@ static const struct jspec wfe_spec[] = {
 	    offsetof(struct wfe_config, nhosts)},
 	F("trusted_proxy_header", JSPEC_STRING, trusted_proxy_header, 0),
 	F("threads", JSPEC_INT, threads, 0),
+	F("max_connections", JSPEC_INT, max_connections, 0),
 	F("max_body", JSPEC_INT, max_body, 0),
 	F("request_timeout", JSPEC_DURATION, request_timeout_ms, 0),
 	O("nonce", nonce_spec),
@@ -152,6 +153,7 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 	cfg->debug_port = 0;
 	cfg->listen_port = 4431;
 	cfg->threads = 8;
+	cfg->max_connections = 10000;
 	cfg->max_body = 65536;
 	cfg->request_timeout_ms = 30000;
 	cfg->nonce_max_outstanding = 100000;
@@ -205,6 +207,9 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 	}
 	if (cfg->threads < 1 || cfg->threads > 1024)
 		BAD("threads: expected 1..1024");
+	if (cfg->max_connections < cfg->threads ||
+	    cfg->max_connections > 1000000)
+		BAD("max_connections: expected threads..1000000");
 	if (cfg->max_body < 1024 || cfg->max_body > JOSE_MAX_JWS_LEN)
 		BAD("max_body: expected 1024..%d", JOSE_MAX_JWS_LEN);
 	if (cfg->request_timeout_ms < 1000)

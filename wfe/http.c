@@ -17,6 +17,9 @@
 #include "rpc/rpc.h"
 #include "wfe/wfe_int.h"
 
+/* Largest declared body we read (and discard) to answer 413 politely. */
+#define WFE_DRAIN_MAX (8ULL * 1024 * 1024)
+
 static struct wfe_req *
 req_new(struct wfe *w, const char *uri)
 {
@@ -160,9 +163,12 @@ send_reply(struct wfe_req *r)
 }
 
 /*
- * Before the body is read: a declared Content-Length over the cap is
- * answered at once (MHD then closes the connection instead of reading the
- * body). MHD_YES to go on reading.
+ * Before the body is read: a declared Content-Length beyond what we are
+ * willing even to read and discard (WFE_DRAIN_MAX) is answered at once (MHD
+ * then closes the connection without reading the body; a client still
+ * sending sees the connection close). A body between max_body and
+ * WFE_DRAIN_MAX is read, discarded and answered 413, so ordinary clients
+ * get to read the problem. MHD_YES to go on reading.
  */
 static enum MHD_Result
 early_reject(struct wfe_req *r)
@@ -177,7 +183,7 @@ early_reject(struct wfe_req *r)
 	if (cl == NULL)
 		return MHD_YES;
 	n = strtoull(cl, &end, 10);
-	if (end == cl || n <= (unsigned long long)r->w->cfg->max_body)
+	if (end == cl || n <= WFE_DRAIN_MAX)
 		return MHD_YES;
 	p = problem_new(PROB_MALFORMED, "request body larger than %lld bytes",
 	    (long long)r->w->cfg->max_body);
@@ -322,6 +328,8 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+		    MHD_OPTION_CONNECTION_LIMIT,
+		    (unsigned int)cfg->max_connections,
 		    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
@@ -333,6 +341,8 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+		    MHD_OPTION_CONNECTION_LIMIT,
+		    (unsigned int)cfg->max_connections,
 		    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
@@ -342,9 +352,10 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 		    cfg->listen_addr, (long long)cfg->listen_port);
 		return -1;
 	}
-	log_info("listening on %s://%s:%lld (%lld threads)",
+	log_info("listening on %s://%s:%lld (%lld threads, %lld connections)",
 	    w->tls_cert_pem ? "https" : "http", cfg->listen_addr,
-	    (long long)cfg->listen_port, (long long)cfg->threads);
+	    (long long)cfg->listen_port, (long long)cfg->threads,
+	    (long long)cfg->max_connections);
 	return 0;
 }
 

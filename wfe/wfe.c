@@ -3,6 +3,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,6 +164,25 @@ health(void *arg, char *msg, size_t msglen)
 	return 0;
 }
 
+/* Each connection is a descriptor: lift the soft limit towards the hard one
+ * so that max_connections can be reached. */
+static void
+raise_fd_limit(int64_t want)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)want + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ?
+	    need : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("cannot raise the open files limit");
+	if ((int64_t)rl.rlim_cur < want + 256)
+		log_warn("open files limit %llu is below max_connections %lld",
+		    (unsigned long long)rl.rlim_cur, (long long)want);
+}
+
 int
 wfe_main(const struct wfe_config *cfg)
 {
@@ -180,6 +200,7 @@ wfe_main(const struct wfe_config *cfg)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	raise_fd_limit(cfg->max_connections);
 	m = metrics_new();
 	w = wfe_new(cfg, m, err, sizeof(err));
 	if (w == NULL) {

@@ -34,6 +34,7 @@ struct wfe_config {
 	size_t nhosts;
 	char *trusted_proxy_header; /* e.g. "X-Forwarded-Proto"; NULL = none */
 	int64_t threads;
+	int64_t max_connections; /* open connections (MHD limit) */
 	int64_t max_body;
 	int64_t request_timeout_ms;
 	char *nonce_prefix;
