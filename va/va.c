@@ -749,6 +749,11 @@ va_validate_async(struct va *va, const struct va_request *req,
 		    "key_authorization are required");
 		return -1;
 	}
+	if (req->wildcard && req->challenge != VA_CHAL_DNS01) {
+		*prob = problem_new(PROB_MALFORMED, "a wildcard authorization "
+		    "can only be validated with dns-01 (RFC 8555 §7.1.3)");
+		return -1;
+	}
 	if (req->ident_type == IDENT_IP && req->challenge == VA_CHAL_DNS01) {
 		*prob = problem_new(PROB_MALFORMED, "dns-01 cannot validate an "
 		    "IP address identifier (RFC 8738)");

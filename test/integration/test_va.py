@@ -755,6 +755,14 @@ def test_dns01_timeout(env):
     assert_problem(r, "dns", "timed out", "_acme-challenge.quiet.test")
 
 
+def test_wildcard_only_with_dns01(env):
+    for chal in ("http-01", "tls-alpn-01"):
+        with pytest.raises(RpcError) as ei:
+            env["main"].validate("w.test", chal, "t", "t.t", wildcard=True)
+        assert ei.value.type == "malformed"
+        assert "only be validated with dns-01" in ei.value.problem["detail"]
+
+
 def test_dns01_rejects_ip_identifier(env):
     with pytest.raises(RpcError) as ei:
         env["main"].validate("127.0.0.1", "dns-01", "t", "t.t", ident_type="ip")
