@@ -590,7 +590,7 @@ def test_http01_blackholed_ipv6_falls_back_to_ipv4_in_time(env):
         assert r["status"] == "valid", r
         assert r["validation_record"][0]["address_used"] == "127.0.0.1"
         assert r["validation_record"][0]["addresses_tried"] == ["::1"]
-        assert 0.9 < el < 2.5, el
+        assert 0.9 < el < 3.0, el
     finally:
         stop_clean(v)
         srv.shutdown()
@@ -1038,8 +1038,9 @@ def test_many_validations_in_flight(env):
         t.start()
     for t in ts:
         t.join()
-    # 24 one-second responses finish together, not one after another.
-    assert time.time() - t0 < 2.8, time.time() - t0
+    # 24 one-second responses finish together, not one after another
+    # (24 s); the margin is for a loaded CI host.
+    assert time.time() - t0 < 5, time.time() - t0
     assert not errs and results == ["valid"] * 24
 
 
