@@ -51,6 +51,7 @@ struct raw {
 	int finalize_async;
 	int64_t retry_after_ms;
 	int64_t recover_after_ms;
+	int64_t caa_recheck_after_ms;
 	int reuse_enabled;
 	int64_t reuse_percent;
 	int64_t validation_workers;
@@ -96,6 +97,7 @@ static const struct jspec finalize_spec[] = {
 	F("async", JSPEC_BOOL, finalize_async),
 	F("retry_after", JSPEC_DURATION, retry_after_ms),
 	F("recover_after", JSPEC_DURATION, recover_after_ms),
+	F("caa_recheck_after", JSPEC_DURATION, caa_recheck_after_ms),
 	JSPEC_END
 };
 static const struct jspec reuse_spec[] = {
@@ -279,6 +281,7 @@ raw_init(struct raw *r)
 	r->finalize_async = 1;
 	r->retry_after_ms = 1000;
 	r->recover_after_ms = 60000;
+	r->caa_recheck_after_ms = 7LL * 3600 * 1000;
 	r->reuse_enabled = 1;
 	r->reuse_percent = 100;
 	r->validation_workers = 4;
@@ -440,6 +443,7 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 	cfg->finalize_async = r->finalize_async;
 	cfg->finalize_retry_after_ms = r->retry_after_ms;
 	cfg->recover_after_ms = r->recover_after_ms;
+	cfg->caa_recheck_after_ms = r->caa_recheck_after_ms;
 	cfg->authz_reuse_enabled = r->reuse_enabled;
 	cfg->authz_reuse_percent = r->test_reuse_percent >= 0 ?
 	    r->test_reuse_percent : r->reuse_percent;

@@ -123,6 +123,69 @@ finalize_job(void *arg)
 	free(j);
 }
 
+/*
+ * CAA must still allow issuance at finalize: every DNS authz validated more
+ * than caa_recheck_after ago is re-checked through va.check_caa (BR 3.2.2.8:
+ * CAA results may be reused for at most 8 hours). 0, or -1 and *prob (the
+ * VA's caa problem, or unavailable).
+ */
+static int
+caa_recheck(struct ra *ra, const char *rid, const json_t *order,
+    struct problem **prob)
+{
+	json_t *res = NULL, *az, *ch, *chk = NULL, *valid_ch;
+	int64_t now = time_now_ms(), validated;
+	char *uri = NULL;
+	size_t i, j;
+	int rc = -1;
+
+	if (ra_call(ra->sa, "sa.get_authzs", json_pack("{s:O}", "ids",
+	    json_object_get(order, "authz_ids")), rid, &res, prob) != 0)
+		goto out;
+	uri = xasprintf("%s%lld", ra->cfg.account_uri_prefix, (long long)
+	    json_integer_value(json_object_get(order, "account_id")));
+	json_array_foreach(json_object_get(res, "authzs"), i, az) {
+		json_t *ident = json_object_get(az, "identifier");
+		if (!json_is_string(json_object_get(ident, "type")) ||
+		    strcmp(json_string_value(json_object_get(ident, "type")),
+		    "dns") != 0)
+			continue;
+		valid_ch = NULL;
+		json_array_foreach(json_object_get(az, "challenges"), j, ch) {
+			if (json_is_string(json_object_get(ch, "status")) &&
+			    strcmp(json_string_value(json_object_get(ch,
+			    "status")), "valid") == 0)
+				valid_ch = ch;
+		}
+		if (valid_ch != NULL && ra_time_get(valid_ch, "validated",
+		    &validated) == 0 && now - validated <=
+		    ra->cfg.caa_recheck_after_ms)
+			continue;
+		if (ra_call(ra->va, "va.check_caa", json_pack("{s:O,s:b,s:s,"
+		    "s:s}", "identifier", ident, "wildcard",
+		    json_is_true(json_object_get(az, "wildcard")),
+		    "validation_method", valid_ch ? json_string_value(
+		    json_object_get(valid_ch, "type")) : "dns-01",
+		    "account_uri", uri), rid, &chk, prob) != 0)
+			goto out;
+		if (!json_is_true(json_object_get(chk, "ok"))) {
+			*prob = json_is_object(json_object_get(chk, "error")) ?
+			    problem_from_json(json_object_get(chk, "error")) :
+			    problem_new(PROB_CAA, "CAA forbids issuance for %s",
+			    json_string_value(json_object_get(ident, "value")));
+			goto out;
+		}
+		json_decref(chk);
+		chk = NULL;
+	}
+	rc = 0;
+out:
+	json_decref(res);
+	json_decref(chk);
+	free(uri);
+	return rc;
+}
+
 /* ra.finalize_order handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
  * *prob, both handed to the RPC server. */
 int
@@ -184,6 +247,8 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		    "blocked (it was reported compromised)");
 		goto out;
 	}
+	if (caa_recheck(ra, req->request_id, order, prob) != 0)
+		goto out;
 	if (ra_call(ra->sa, "sa.set_order_processing", json_pack("{s:I}", "id",
 	    (json_int_t)oid), req->request_id, &claimed, prob) != 0)
 		goto out;

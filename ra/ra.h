@@ -102,6 +102,7 @@ struct ra_config {
 	int finalize_async;
 	int64_t finalize_retry_after_ms;
 	int64_t recover_after_ms;	/* processing older than this is stale */
+	int64_t caa_recheck_after_ms;	/* re-check CAA of older validations */
 	int authz_reuse_enabled;
 	int64_t authz_reuse_percent;
 	int64_t validation_workers;

@@ -1,6 +1,6 @@
 """anvil-ra in a stricter configuration, with the real sa/ca/va on PostgreSQL:
 external account binding required, authz reuse off, slow finalize, and an
-RA killed with SIGKILL while an order is `processing` (the restarted RA
+CAA re-checked at finalize, and an RA killed with SIGKILL while an order is `processing` (the restarted RA
 fails the stranded order; new finalizes work again).
 Ports: the ra range (AnvilEnv port base 21444: 21445-21499).
 """
@@ -29,7 +29,8 @@ def env():
                             config={"ra.json:eab_required": True,
                                     "ra.json:authz_reuse.enabled": False,
                                     "ra.json:test.slow_finalize": "4s",
-                                    "ra.json:finalize.recover_after": "2s"}) as e:
+                                    "ra.json:finalize.recover_after": "2s",
+                                    "ra.json:finalize.caa_recheck_after": "0s"}) as e:
         yield e
 
 
@@ -130,3 +131,21 @@ def test_kill_during_finalize_then_recovery(env, ra, sa):
     done = wait_for(lambda: (lambda x: x if x["status"] in ("valid", "invalid") else None)(
         sa.call("sa.get_order", {"id": o2["id"]})), timeout=60, what="order finished")
     assert done["status"] == "valid"
+
+
+def test_caa_recheck_at_finalize(env, ra, sa):
+    key, a = eab_account(ra, sa)
+    name = "caa." + dom()
+    o = new_order(ra, a, [name])
+    assert validate(env, ra, sa, a, key, o["authzs"][0])["status"] == "valid"
+    # CAA changed after validation: another CA only
+    env.challtest("add-caa", {"host": name, "policies": [{"tag": "issue", "value": "letsencrypt.org"}]})
+    csr, _ = make_csr([name])
+    with pytest.raises(RpcError) as e:
+        ra.call("ra.finalize_order", {"account_id": a["id"], "order_id": o["id"], "csr": csr})
+    assert e.value.type == "caa"
+    assert sa.call("sa.get_order", {"id": o["id"]})["status"] == "ready"
+    # allowed again: issues
+    env.challtest("clear-caa", {"host": name})
+    r = ra.call("ra.finalize_order", {"account_id": a["id"], "order_id": o["id"], "csr": csr})
+    assert r["status"] == "processing"

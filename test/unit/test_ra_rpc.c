@@ -65,7 +65,7 @@ static const char *const sa_names[] = {"sa.new_account", "sa.get_account",
     "sa.get_certificates", "sa.get_certificate", "sa.key_blocked",
     "sa.rate_limit_spend", "sa.fqdn_set_issued", "sa.count_certs_by_domain",
     "sa.revoke_certificate", "sa.block_key", NULL};
-static const char *const va_names[] = {"va.validate", NULL};
+static const char *const va_names[] = {"va.validate", "va.check_caa", NULL};
 static const char *const ca_names[] = {"ca.issue", "ca.generate_crl", NULL};
 
 static struct rpc_method sa_m[32], va_m[4], ca_m[4];
@@ -243,6 +243,15 @@ call(struct ra *r, const char *method, const char *params, json_t **res,
 	return rc;
 }
 
+/* RFC 3339 of now + delta seconds (static buffer; single-threaded use). */
+static const char *
+ra_now_str(long delta)
+{
+	static char buf[32];
+
+	return time_fmt_rfc3339(time(NULL) + delta, buf, sizeof(buf));
+}
+
 /* base64url DER of a CSR for one DNS name with a fresh P-256 key. */
 static char *
 make_csr_b64(const char *name)
@@ -372,11 +381,18 @@ test_ca_failure_sets_order_error(struct th *t)
 
 	reset(&fsa);
 	reset(&fca);
+	reset(&fva);
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
 	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 9, \"account_id\":"
 	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
 	    "\"identifiers\": [{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}");
 	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
+	snprintf(params, sizeof(params), "{\"result\": {\"authzs\": [{\"id\":"
+	    " 4, \"identifier\": {\"type\": \"dns\", \"value\": "
+	    "\"one.a.test\"}, \"challenges\": [{\"type\": \"http-01\", "
+	    "\"status\": \"valid\", \"validated\": \"%s\"}]}]}}",
+	    ra_now_str(0));
+	answer(&fsa, "sa.get_authzs", params);
 	answer(&fsa, "sa.set_order_processing", "{\"result\": {\"id\": 9, "
 	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
 	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
@@ -400,7 +416,41 @@ test_ca_failure_sets_order_error(struct th *t)
 		    "detail")), "hsm offline") != NULL);
 	}
 	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
+	TH_CHECK(t, last_call(&fva, "va.check_caa") == NULL); /* fresh */
 	json_decref(err);
+
+	/* validated 8 h ago: CAA is re-checked and here forbids issuance */
+	reset(&fsa);
+	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
+	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 9, \"account_id\":"
+	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
+	    "\"authz_ids\": [4], \"identifiers\": [{\"type\": \"dns\", "
+	    "\"value\": \"one.a.test\"}]}}");
+	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
+	snprintf(params, sizeof(params), "{\"result\": {\"authzs\": [{\"id\":"
+	    " 4, \"identifier\": {\"type\": \"dns\", \"value\": "
+	    "\"one.a.test\"}, \"challenges\": [{\"type\": \"http-01\", "
+	    "\"status\": \"valid\", \"validated\": \"%s\"}]}]}}",
+	    ra_now_str(-8 * 3600));
+	answer(&fsa, "sa.get_authzs", params);
+	answer(&fva, "va.check_caa", "{\"result\": {\"ok\": false, \"error\":"
+	    " {\"type\": \"caa\", \"detail\": \"CAA forbids\", \"status\": "
+	    "403}}}");
+	snprintf(params, sizeof(params), "{\"account_id\": 7, \"order_id\": 9,"
+	    " \"csr\": \"%s\"}", csr);
+	TH_CHECK(t, call(r, "ra.finalize_order", params, &res, &p) == -1);
+	if (p != NULL)
+		fprintf(stderr, "    (%s: %s)\n", prob_type_name(p->type),
+		    p->detail);
+	TH_CHECK(t, p != NULL && p->type == PROB_CAA);
+	{
+		json_t *cc = last_call(&fva, "va.check_caa");
+		TH_CHECK(t, cc != NULL && strcmp(json_string_value(
+		    json_object_get(cc, "validation_method")), "http-01") == 0);
+		json_decref(cc);
+	}
+	TH_CHECK(t, last_call(&fsa, "sa.set_order_processing") == NULL);
+	problem_free(p);
 	free(csr);
 	ra_free(r);
 }
