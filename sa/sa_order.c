@@ -442,6 +442,7 @@ struct new_order {
 	char *idents_text;
 	json_t *idents;
 	const char *profile, *replaces;
+	char *replaces_key;
 	int64_t *reuse;
 	size_t nreuse;
 	struct authz_in *news;
@@ -476,6 +477,43 @@ ident_pos(const json_t *idents, const char *type, const char *value,
 	return (int)json_array_size(idents);
 }
 
+/*
+ * Key of replacement_orders for a `replaces` value: an ARI CertID
+ * "b64url(AKI).b64url(serial)" becomes the serial as the CA writes it
+ * (lowercase hex, leading zero bytes dropped, left-padded to 36 digits,
+ * as the RA does); anything else is used as given. Caller frees.
+ */
+static char *
+replaces_key(const char *replaces)
+{
+	const char *dot = strchr(replaces, '.');
+	uint8_t *raw = NULL, *b;
+	size_t n = 0, l;
+	char *h, *out;
+
+	if (dot == NULL || dot == replaces || strchr(dot + 1, '.') != NULL ||
+	    b64url_decode(dot + 1, strlen(dot + 1), &raw, &n) != 0 || n == 0 ||
+	    n > 20) {
+		free(raw);
+		return xstrdup(replaces);
+	}
+	b = raw;
+	while (n > 1 && b[0] == 0) {
+		b++;
+		n--;
+	}
+	h = hex_encode(b, n);
+	free(raw);
+	l = strlen(h);
+	if (l >= 36)
+		return h;
+	out = xmalloc(37);
+	memset(out, '0', 36 - l);
+	memcpy(out + 36 - l, h, l + 1);
+	free(h);
+	return out;
+}
+
 static int
 replaces_tx(struct sa_conn *c, struct new_order *o, struct problem **prob)
 {
@@ -485,7 +523,7 @@ replaces_tx(struct sa_conn *c, struct new_order *o, struct problem **prob)
 	int ret = -1;
 
 	sa_params_init(&p);
-	sa_p_str(&p, o->replaces);
+	sa_p_str(&p, o->replaces_key);
 	if ((r = sa_q(c, &st_repl_lock, &p, prob)) == NULL)
 		goto out;
 	sa_p_int(&p, o->order_id);
@@ -673,6 +711,8 @@ sa_m_new_order(struct sa_conn *c, json_t *params, json_t **result,
 			goto out;
 	}
 	o.idents_text = sa_json_text(o.idents);
+	if (o.replaces != NULL)
+		o.replaces_key = replaces_key(o.replaces);
 	if (sa_tx(c, new_order_tx, &o, prob) != 0)
 		goto out;
 	ret = sa_read_order(c, o.order_id, result, prob);
@@ -684,6 +724,7 @@ out:
 	free(o.all_ids);
 	free(o.all_pos);
 	free(o.idents_text);
+	free(o.replaces_key);
 	return ret;
 }
 
@@ -1158,11 +1199,16 @@ sa_m_replacement_exists(struct sa_conn *c, json_t *params, json_t **result,
 	const char *serial = NULL;
 	PGresult *r;
 
+	char *key;
+
 	if (sa_get_str(params, "serial", 1, 1024, &serial, prob) < 0)
 		return -1;
+	key = replaces_key(serial);
 	sa_params_init(&p);
-	sa_p_str(&p, serial);
-	if ((r = sa_q(c, &st_repl_exists, &p, prob)) == NULL)
+	sa_p_str(&p, key);
+	r = sa_q(c, &st_repl_exists, &p, prob);
+	free(key);
+	if (r == NULL)
 		return -1;
 	*result = json_pack("{s:b}", "exists", sa_col_bool(r, 0, 0));
 	PQclear(r);

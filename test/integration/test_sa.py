@@ -525,6 +525,16 @@ def test_replaces(c):
     assert c.call("sa.replacement_exists", {"serial": old})["exists"] is False
     o2 = new_order(c, a["id"], ["ari.example.com"], replaces=old)
     assert o2["replaces"] == old
+    # an ARI CertID names the same certificate (the RA passes the CertID to
+    # new_order and the serial to replacement_exists)
+    old2 = "00" + rand_serial()[2:]
+    add_cert(c, a["id"], ["ari2.example.com"], serial=old2)
+    certid = rand_b64(20) + "." + base64.urlsafe_b64encode(bytes.fromhex(old2)).decode().rstrip("=")
+    o3 = new_order(c, a["id"], ["ari2.example.com"], replaces=certid)
+    assert o3["replaces"] == certid
+    assert c.call("sa.replacement_exists", {"serial": old2})["exists"] is True
+    assert c.call("sa.replacement_exists", {"serial": certid})["exists"] is True
+    assert err_type(new_order, c, a["id"], ["ari2.example.com"], replaces=old2) == "alreadyReplaced"
 
 
 # ---------------------------------------------------------------- certificates
