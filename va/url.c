@@ -104,11 +104,15 @@ va_url_parse(const char *s, const struct va_url *base, struct va_url *out,
 	} else if (s[0] == '/' && s[1] == '/' && base != NULL) {
 		out->https = base->https;
 		auth = s + 2;
+	} else if (strstr(s, "://") == NULL) {
+		snprintf(err, errlen, "relative redirect target \"%.100s\" is "
+		    "not supported: use an absolute URL or path", s);
+		return -1;
 	} else {
 		const char *colon = strchr(s, ':');
 		snprintf(err, errlen, "only http and https URLs are allowed "
-		    "(scheme \"%.*s\")", colon ? (int)(colon - s > 16 ? 16 :
-		    colon - s) : 0, s);
+		    "(scheme \"%.*s\")", (int)(colon - s > 16 ? 16 :
+		    colon - s), s);
 		return -1;
 	}
 	auth_end = auth + strcspn(auth, "/?#");

@@ -204,6 +204,9 @@ test_url_parse_and_resolve(struct th *t)
 	    sizeof(err)) != 0);
 	TH_CHECK(t, va_url_parse("relative/path", &u, &v, err,
 	    sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "relative redirect target") != NULL);
+	TH_CHECK(t, va_url_parse("mailto:x@y", &u, &v, err,
+	    sizeof(err)) != 0);
 	va_url_clear(&u);
 }
 
