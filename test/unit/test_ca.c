@@ -167,7 +167,10 @@ struct fixture {
 	struct ca *ca;
 	X509_STORE *trust;	/* root.pem only */
 	X509_STORE *trust_alt;	/* root2.pem only */
+	EVP_PKEY *rsa2048;	/* reused subject key: RSA keygen is slow */
 };
+
+static struct fixture F; /* set up once in main, used by every test */
 
 static X509 *
 read_cert(const char *dir, const char *name)
@@ -234,6 +237,7 @@ fixture_setup(struct fixture *f)
 		fprintf(stderr, "ca_new: %s\n", err);
 		return -1;
 	}
+	f->rsa2048 = ca_key_generate(CA_KEY_RSA, 2048);
 	f->trust = store_of(f->dir, "root.pem");
 	f->trust_alt = store_of(f->dir, "root2.pem");
 	return 0;
@@ -249,6 +253,7 @@ fixture_teardown(struct fixture *f)
 	fake_clear(&f->fs);
 	X509_STORE_free(f->trust);
 	X509_STORE_free(f->trust_alt);
+	EVP_PKEY_free(f->rsa2048);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strlen(f->dir) - 4),
 	    f->dir);
 	if (system(cmd) != 0)
@@ -261,7 +266,7 @@ make_csr(enum ca_key_type kt, int bits, const char *cn,
     const char *const *names, size_t n, size_t *len, EVP_PKEY **keyout)
 {
 	X509_REQ *req = X509_REQ_new();
-	EVP_PKEY *k = ca_key_generate(kt, bits);
+	EVP_PKEY *k;
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 	X509_EXTENSION *ext;
 	char san[1024] = "";
@@ -270,6 +275,11 @@ make_csr(enum ca_key_type kt, int bits, const char *cn,
 	size_t i;
 	int dl;
 
+	if (kt == CA_KEY_RSA && bits == 2048 && F.rsa2048 != NULL &&
+	    EVP_PKEY_up_ref(F.rsa2048))
+		k = F.rsa2048;
+	else
+		k = ca_key_generate(kt, bits);
 	for (i = 0; i < n; i++) {
 		strcat(san, i ? "," : "");
 		strcat(san, strncmp(names[i], "ip:", 3) == 0 ? "IP:" : "DNS:");
@@ -394,7 +404,6 @@ ext_text(X509 *x, int nid)
 	return ret;
 }
 
-static struct fixture F; /* set up once in main, used by every test */
 
 /* ---------------- tests ---------------- */
 
