@@ -159,8 +159,12 @@ call_complete(struct rpc_client *c, struct cli_call *call)
 {
 	struct timeval tv = {0, 0};
 
-	if (call->timer != NULL)
-		(void)event_del(call->timer);
+	/* The timer belongs to the client's base: free it here, on the I/O
+	 * thread, since an async callback may run after rpc_client_free. */
+	if (call->timer != NULL) {
+		event_free(call->timer);
+		call->timer = NULL;
+	}
 	call->conn = NULL;
 	call->where = CALL_NONE;
 	if (call->prob == NULL && call->result == NULL)

@@ -552,6 +552,19 @@ test_live(struct th *t)
 	(void)event_base_loop(as.base, EVLOOP_NO_EXIT_ON_EMPTY);
 	TH_CHECK(t, as.called == 1 && !as.ok);
 	TH_CHECK_STR(t, as.type, "rateLimited");
+	/* a client freed with an async call pending: the callback still runs
+	 * once, with an error, after the client is gone */
+	{
+		struct rpc_client *c2 = new_client(path, NULL);
+
+		as.called = 0;
+		TH_CHECK(t, c2 != NULL && rpc_call_async(c2, as.base, "t.sleep",
+		    NULL, 0, NULL, async_done, &as) == 0);
+		rpc_client_free(c2);
+		(void)event_base_loop(as.base, EVLOOP_NO_EXIT_ON_EMPTY);
+		TH_CHECK(t, as.called == 1 && !as.ok);
+		TH_CHECK_STR(t, as.type, "unavailable");
+	}
 	event_base_free(as.base);
 
 	/* metrics were recorded on both sides */
