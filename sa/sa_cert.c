@@ -25,6 +25,7 @@
 	"WHERE n.reversed_name = $2 AND n.serial = c.serial))"             \
 	" AND ($3::timestamptz IS NULL OR c.not_after < $3)"               \
 	" AND ($4::text IS NULL OR c.key_hash = $4)"                       \
+	" AND ($6::bigint IS NULL OR c.order_id = $6)"                     \
 	" ORDER BY c.not_after, c.serial LIMIT $5"
 
 static const struct sa_stmt st_serial_insert = {"serial_insert",
@@ -62,6 +63,9 @@ static const struct sa_stmt st_certs_by_name = {"adhoc_certs_by_name",
     "serial FROM issued_names WHERE reversed_name = $2)" CERT_FILTERS};
 static const struct sa_stmt st_certs_by_acct = {"adhoc_certs_by_acct",
     "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.account_id = $1"
+    CERT_FILTERS};
+static const struct sa_stmt st_certs_by_order = {"adhoc_certs_by_order",
+    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.order_id = $6"
     CERT_FILTERS};
 static const struct sa_stmt st_certs_expiring = {"adhoc_certs_expiring",
     "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.not_after < $3"
@@ -404,11 +408,12 @@ sa_m_get_certificates(struct sa_conn *c, json_t *params, json_t **result,
 	json_t *ident = NULL, *list;
 	const char *key_hash = NULL, *t = NULL, *v = NULL;
 	char before[32], *rev = NULL;
-	int64_t acct = 0, limit = 100;
+	int64_t acct = 0, order = 0, limit = 100;
 	PGresult *r = NULL;
 	int i, ret = -1;
 
 	if (sa_get_id(params, "account_id", 0, &acct, prob) < 0 ||
+	    sa_get_id(params, "order_id", 0, &order, prob) < 0 ||
 	    sa_get_json(params, "identifier", 0, JSON_OBJECT, &ident, prob) <
 		0 ||
 	    sa_get_time(params, "expiring_before", 0, before, sizeof(before),
@@ -425,7 +430,9 @@ sa_m_get_certificates(struct sa_conn *c, json_t *params, json_t **result,
 		*prob = problem_new(PROB_MALFORMED, "limit: 1 to 1000");
 		goto out;
 	}
-	if (key_hash != NULL)
+	if (order > 0)
+		st = &st_certs_by_order;
+	else if (key_hash != NULL)
 		st = &st_certs_by_key;
 	else if (rev != NULL)
 		st = &st_certs_by_name;
@@ -435,8 +442,8 @@ sa_m_get_certificates(struct sa_conn *c, json_t *params, json_t **result,
 		st = &st_certs_expiring;
 	else {
 		*prob = problem_new(PROB_MALFORMED,
-		    "one of account_id, identifier, expiring_before, key_hash "
-		    "is required");
+		    "one of account_id, order_id, identifier, expiring_before, "
+		    "key_hash is required");
 		goto out;
 	}
 	sa_params_init(&p);
@@ -448,6 +455,10 @@ sa_m_get_certificates(struct sa_conn *c, json_t *params, json_t **result,
 	sa_p_str(&p, before[0] ? before : NULL);
 	sa_p_str(&p, key_hash);
 	sa_p_int(&p, limit);
+	if (order > 0)
+		sa_p_int(&p, order);
+	else
+		sa_p_str(&p, NULL);
 	if ((r = sa_q(c, st, &p, prob)) == NULL)
 		goto out;
 	list = json_array();

@@ -357,6 +357,8 @@ def test_order_lifecycle(c):
     assert o["id"] in stale
     assert o["id"] not in c.call("sa.get_stale_processing_orders", {"older_than": ts(-3600)})["order_ids"]
     serial = add_cert(c, a["id"], ["*.example.net", "a.example.net"], order_id=o["id"])
+    got = c.call("sa.get_certificates", {"order_id": o["id"]})["certificates"]
+    assert [x["serial"] for x in got] == [serial] and got[0]["order_id"] == o["id"]
     f = c.call("sa.finalize_order", {"id": o["id"], "serial": serial})
     assert f["status"] == "valid" and f["certificate_serial"] == serial
     assert err_type(c.call, "sa.finalize_order", {"id": o["id"], "serial": serial}) == "conflict"
