@@ -27,8 +27,8 @@ failed_names=()
 count_line() {
 	# Extracts passed/failed/skipped from a log: our plain line or pytest's.
 	local log=$1 line p f s
-	line=$(grep -E '^(=+ )?([A-Za-z]+: )?[0-9]+ (passed|failed|skipped)' "$log" | tail -n 1)
-	[ -n "$line" ] || line=$(grep -E '[0-9]+ (passed|failed)( |,|$)' "$log" | grep -E 'in [0-9.]+s|passed, [0-9]+ failed' | tail -n 1)
+	line=$(grep -E '^(=+ )?([A-Za-z]+: )?[0-9]+ (passed|failed|skipped|errors?)' "$log" | tail -n 1)
+	[ -n "$line" ] || line=$(grep -E '[0-9]+ (passed|failed|errors?)( |,|$)' "$log" | grep -E 'in [0-9.]+s|passed, [0-9]+ failed' | tail -n 1)
 	[ -n "$line" ] || return 1
 	p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
 	f=$(echo "$line" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s += $1} END {print s + 0}')
