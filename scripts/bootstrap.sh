@@ -26,6 +26,10 @@ if [ ! -e "$var/pki/root.key" ] && [ -x "$BINDIR/anvil-admin" ]; then
 		|| { echo "bootstrap: anvil-admin ca init failed; see $var/log/ceremony.log" >&2; tail -n 5 "$var/log/ceremony.log" >&2; exit 1; }
 fi
 
+# The internal RPC PKI (mutual TLS between hosts; unused with Unix sockets).
+"$top/scripts/mkipki.sh" "$var/pki/rpc" >>"$var/log/ceremony.log" 2>&1 \
+	|| { echo "bootstrap: scripts/mkipki.sh failed; see $var/log/ceremony.log" >&2; exit 1; }
+
 # The WFE's TLS certificate, from a dev TLS root of its own.
 pki=$var/pki
 if [ ! -s "$pki/wfe-tls.pem" ]; then

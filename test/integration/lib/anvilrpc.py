@@ -18,7 +18,11 @@ class RpcError(Exception):
 
 
 class RpcClient:
-    def __init__(self, target, timeout=30.0):
+    def __init__(self, target, timeout=30.0, ssl_context=None, server_name=None):
+        """ssl_context: an ssl.SSLContext with the RPC CA and a client
+        certificate loaded, for "tcp:" targets that use mutual TLS."""
+        self.ssl_context = ssl_context
+        self.server_name = server_name
         self.target = target
         self.timeout = timeout
         self.ids = itertools.count(1)
@@ -32,6 +36,8 @@ class RpcClient:
         elif kind == "tcp":
             host, _, port = addr.rpartition(":")
             s = socket.create_connection((host, int(port)))
+            if self.ssl_context is not None:
+                s = self.ssl_context.wrap_socket(s, server_hostname=self.server_name or host)
         else:
             raise ValueError("bad target " + self.target)
         s.settimeout(self.timeout)
