@@ -152,14 +152,37 @@ wfe_rpc(struct wfe_req *r, struct rpc_client *c, const char *method,
 	return -1;
 }
 
+/*
+ * /healthz: the listener runs and the services every ACME request needs
+ * answer health.check (the SA's includes PostgreSQL). The CA is not
+ * required: without it only issuance and a few GETs fail.
+ */
 static int
 health(void *arg, char *msg, size_t msglen)
 {
 	struct wfe *w = arg;
+	struct {
+		const char *name;
+		struct rpc_client *c;
+	} deps[] = {{"sa", w->sa}, {"ra", w->ra}};
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	size_t i;
 
 	if (w->mhd == NULL) {
 		snprintf(msg, msglen, "listener not running");
 		return -1;
+	}
+	for (i = 0; i < sizeof(deps) / sizeof(deps[0]); i++) {
+		if (rpc_call(deps[i].c, "health.check", NULL, 2000, NULL, &res,
+		    &p) != 0) {
+			snprintf(msg, msglen, "%s unhealthy: %s", deps[i].name,
+			    p && p->detail ? p->detail : "no answer");
+			problem_free(p);
+			return -1;
+		}
+		json_decref(res);
+		res = NULL;
 	}
 	return 0;
 }
