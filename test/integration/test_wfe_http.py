@@ -619,3 +619,35 @@ def test_jose_rejection_table(wfe, row):
     body = build(url, wfe.nonce())
     body = problem(wfe.post_raw(url, body), 400, typ)
     assert body.get("detail"), name
+
+
+def test_behind_tls_terminator():
+    """tls: null + trusted_proxy_header: the WFE speaks plain HTTP to the
+    terminator and checks the JWS url against the scheme the client used."""
+    port = PORT_T + 2
+    d = tempfile.mkdtemp(prefix="wfe-proxy-")
+    p = start_wfe(d, port, "p5", tls=None, trusted_proxy_header="X-Forwarded-Proto",
+                  base_url="https://acme.example")
+    try:
+        s = requests.Session()
+        s.trust_env = False
+        base = "http://127.0.0.1:%d" % port
+        hdrs = {"Host": "acme.example", "X-Forwarded-Proto": "https"}
+        d_ = s.get(base + "/directory", headers=hdrs).json()
+        assert d_["newAccount"] == "https://acme.example/acme/new-account"
+        nonce = s.head(base + "/acme/new-nonce", headers=hdrs).headers["Replay-Nonce"]
+        k = Key()
+        body = k.jws("https://acme.example/acme/new-account", {"termsOfServiceAgreed": True}, nonce=nonce)
+        r = s.post(base + "/acme/new-account", data=json.dumps(body),
+                   headers=dict(hdrs, **{"Content-Type": "application/jose+json"}))
+        problem(r, 503, "serverInternal")  # url accepted; RA absent
+        # the same request without the header was made over http: url mismatch
+        nonce = r.headers["Replay-Nonce"]
+        body = k.jws("https://acme.example/acme/new-account", {"termsOfServiceAgreed": True}, nonce=nonce)
+        r = s.post(base + "/acme/new-account", data=json.dumps(body),
+                   headers={"Host": "acme.example", "Content-Type": "application/jose+json"})
+        problem(r, 403, "unauthorized")
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+        shutil.rmtree(d, ignore_errors=True)
