@@ -363,6 +363,16 @@ def test_validity_window(ra):
     assert err_type(new_order, ra, a, [dom()], profile="tlsserver", not_after=fmt(now + 86400)) == "malformed"
 
 
+def test_validity_window_honoured_in_certificate(env, ra, sa):
+    now = time.time()
+    fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    _, _, o, cert, _ = issue(env, ra, sa, ["vw." + dom()], not_after=fmt(now + 10 * 86400))
+    c = x509.load_der_x509_certificate(base64.urlsafe_b64decode(cert["der"] + "=="))
+    import datetime
+    na = c.not_valid_after.replace(tzinfo=datetime.timezone.utc).timestamp()
+    assert abs(na - (now + 10 * 86400)) < 3600 + 120
+
+
 def test_order_state_machine_and_authz_reuse(env, ra, sa):
     key, a = new_account(ra)
     d = dom()
