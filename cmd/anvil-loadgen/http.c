@@ -322,7 +322,9 @@ conn_line(struct lg_conn *c, size_t maxlen, char *err, size_t errlen)
 {
 	for (;;) {
 		char *s = c->rbuf + c->rpos;
-		char *nl = memchr(s, '\n', c->rlen - c->rpos);
+		char *nl = c->rlen > c->rpos ?
+		    memchr(s, '\n', c->rlen - c->rpos) :
+		    NULL;
 
 		if (nl != NULL) {
 			*nl = '\0';

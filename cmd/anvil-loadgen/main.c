@@ -106,10 +106,11 @@ parse_opts(int argc, char **argv, struct opts *o)
 	};
 	char err[128], *probe = NULL, *norm = NULL;
 	long v;
-	int ch;
+	int ch, bad_opt = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:d:n:k:vh", longopts, NULL)) !=
 	    -1) {
+		bad_opt = ch;
 		switch (ch) {
 		case 'D': o->directory = optarg; break;
 		case 'T': o->trust = optarg; break;
@@ -194,8 +195,11 @@ parse_opts(int argc, char **argv, struct opts *o)
 	free(norm);
 	return 0;
 bad:
-	fprintf(stderr, "anvil-loadgen: bad value for option %s: %s\n",
-	    argv[optind - 1], optarg);
+	for (ch = 0; longopts[ch].name != NULL; ch++)
+		if (longopts[ch].val == bad_opt)
+			break;
+	fprintf(stderr, "anvil-loadgen: bad value \"%s\" for --%s\n", optarg,
+	    longopts[ch].name != NULL ? longopts[ch].name : "?");
 	return -1;
 }
 
