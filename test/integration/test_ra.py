@@ -84,7 +84,9 @@ def profiles_file():
     q.update({"description": "test: expires fast", "order_lifetime": "3s",
               "pending_authz_lifetime": "3s", "authz_lifetime": "3s"})
     doc["profiles"]["quick"] = q
-    d = tempfile.mkdtemp(prefix="ra-prof-")
+    build = os.path.abspath(os.environ.get("BUILD", os.path.join(TOP, "build")))
+    os.makedirs(os.path.join(build, "tmp"), exist_ok=True)
+    d = tempfile.mkdtemp(prefix="ra-prof-", dir=os.path.join(build, "tmp"))
     p = os.path.join(d, "profiles.json")
     with open(p, "w") as f:
         json.dump(doc, f)
@@ -103,13 +105,15 @@ LIMITS = {
 @pytest.fixture(scope="module")
 def env():
     prof = profiles_file()
-    with anvil_env.AnvilEnv(port_base=PORT_BASE, name="ra", services=["sa", "ca", "va", "ra"],
-                            config={"ra.json:profiles_file": prof,
-                                    "ra.json:rate_limits": LIMITS,
-                                    "ra.json:finalize.recover_after": "2s",
-                                    "ra.json:contacts.max": 2}) as e:
-        yield e
-    shutil.rmtree(os.path.dirname(prof), ignore_errors=True)
+    try:
+        with anvil_env.AnvilEnv(port_base=PORT_BASE, name="ra", services=["sa", "ca", "va", "ra"],
+                                config={"ra.json:profiles_file": prof,
+                                        "ra.json:rate_limits": LIMITS,
+                                        "ra.json:finalize.recover_after": "2s",
+                                        "ra.json:contacts.max": 2}) as e:
+            yield e
+    finally:
+        shutil.rmtree(os.path.dirname(prof), ignore_errors=True)
 
 
 @pytest.fixture()
