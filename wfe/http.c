@@ -115,6 +115,13 @@ method_of(const char *m)
 	return WFE_OTHER;
 }
 
+static void
+add_hdr(struct MHD_Response *resp, const char *name, const char *value)
+{
+	if (MHD_add_response_header(resp, name, value) != MHD_YES)
+		log_bug("cannot add response header %s", name);
+}
+
 static enum MHD_Result
 send_reply(struct wfe_req *r)
 {
@@ -138,22 +145,22 @@ send_reply(struct wfe_req *r)
 	}
 	r->out = NULL;
 	if (r->ctype != NULL && (r->out_len > 0 || r->status != 204))
-		MHD_add_response_header(resp, "Content-Type", r->ctype);
+		add_hdr(resp, "Content-Type", r->ctype);
 	if (nonce != NULL)
-		MHD_add_response_header(resp, "Replay-Nonce", nonce);
+		add_hdr(resp, "Replay-Nonce", nonce);
 	for (i = 0; i < r->nhdrs; i++) {
 		if (strcmp(r->hdrs[i].name, "Cache-Control") == 0)
 			have_cache = 1;
-		MHD_add_response_header(resp, r->hdrs[i].name,
+		add_hdr(resp, r->hdrs[i].name,
 		    r->hdrs[i].value);
 	}
 	if (!have_cache)
-		MHD_add_response_header(resp, "Cache-Control",
+		add_hdr(resp, "Cache-Control",
 		    "public, max-age=0, no-cache");
 	if (!r->mgmt && !r->no_index_link && r->base != NULL) {
 		char *link = xasprintf("<%s/directory>;rel=\"index\"",
 		    r->base);
-		MHD_add_response_header(resp, "Link", link);
+		add_hdr(resp, "Link", link);
 		free(link);
 	}
 	ret = MHD_queue_response(r->conn, (unsigned int)r->status, resp);
