@@ -113,7 +113,8 @@ struct wfe_req {
 	size_t nhdrs;
 };
 
-/* Adds a response header (copied). Silently ignores the 17th. */
+/* Adds a response header (name and value copied). A 17th is dropped and
+ * logged as a bug. */
 void wfe_add_header(struct wfe_req *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Replies with a problem (takes p). Always adds a fresh nonce. */
@@ -208,10 +209,14 @@ struct wfe {
 	int64_t issuers_at_ms;
 };
 
-/* RPC with the request id; on failure replies the problem and returns -1. */
+/*
+ * RPC with the request id. params borrowed (NULL = {}); on success *result
+ * is a new reference the caller owns and 0 is returned; on failure the
+ * problem is replied (wfe_rpc) and -1 returned.
+ */
 int wfe_rpc(struct wfe_req *r, struct rpc_client *c, const char *method,
     json_t *params, json_t **result);
-/* Same without replying: 0, or -1 and *prob. */
+/* Same without replying: 0, or -1 and *prob (caller frees). */
 int wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, const char *method,
     json_t *params, json_t **result, struct problem **prob);
 
@@ -236,6 +241,10 @@ int wfe_jws_payload(struct wfe_req *r, json_t **out);
 /* ACME JSON (acme_json.c)                                              */
 /* ------------------------------------------------------------------ */
 
+/*
+ * RPC objects to ACME resources. All borrow r (for the URL base) and the
+ * input object and return a new reference the caller owns.
+ */
 json_t *wfe_acme_account(const struct wfe_req *r, const json_t *acct);
 json_t *wfe_acme_order(const struct wfe_req *r, const json_t *order);
 json_t *wfe_acme_authz(const struct wfe_req *r, const json_t *authz);
@@ -243,7 +252,7 @@ json_t *wfe_acme_challenge(const struct wfe_req *r, int64_t authz_id,
     const json_t *chall);
 /* The RFC 7807 form of an RPC problem JSON (new ref). */
 json_t *wfe_acme_problem(const json_t *rpc_prob);
-/* base + fmt, malloc'd. */
+/* r->base followed by the printf-formatted path; caller frees. */
 char *wfe_url(const struct wfe_req *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -258,6 +267,10 @@ json_t *wfe_issuers_all(struct wfe_req *r);
 /* Handlers (h_*.c)                                                     */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Route handlers: borrow r and tail (the path after the route's prefix) and
+ * always leave a reply built in r (wfe_reply_*); http.c sends it.
+ */
 void wfe_h_directory(struct wfe_req *r, const char *tail);
 void wfe_h_new_nonce(struct wfe_req *r, const char *tail);
 void wfe_h_new_account(struct wfe_req *r, const char *tail);
