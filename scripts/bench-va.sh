@@ -71,6 +71,7 @@ def run(inflight):
     s.connect(sock_path)
     lock = threading.Lock()
     state = {"next": 1, "done": 0, "valid": 0, "stop": time.time() + secs}
+    errs = {}
     def send(i):
         req = {"id": i, "method": "va.validate",
                "deadline_ms": int(time.time() * 1000) + 60000,
@@ -101,14 +102,21 @@ def run(inflight):
         resp = json.loads(buf[4:4 + n]); buf = buf[4 + n:]
         outstanding -= 1
         state["done"] += 1
-        if resp.get("result", {}).get("status") == "valid":
+        res = resp.get("result") or {}
+        if res.get("status") == "valid":
             state["valid"] += 1
+        else:
+            e = res.get("error") or resp.get("error") or {}
+            k = "%s: %s" % (e.get("type"), (e.get("detail") or "")[-60:])
+            errs[k] = errs.get(k, 0) + 1
         if time.time() < state["stop"]:
             send(state["next"]); state["next"] += 1; outstanding += 1
     el = time.time() - t0
     s.close()
     print("bench-va: service in_flight=%d validations=%d valid=%d rate=%.0f/s anvil-va_peak_rss=%d KiB"
           % (inflight, state["done"], state["valid"], state["done"] / el, peak[0]))
+    for k, v in sorted(errs.items(), key=lambda kv: -kv[1])[:3]:
+        print("bench-va:   %d x %s" % (v, k))
     sys.stdout.flush()
 
 print("bench-va: anvil-va RSS idle: %d KiB" % rss_kb())

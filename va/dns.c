@@ -115,11 +115,13 @@ va_dns_init(struct va *va, char *err, size_t errlen)
 	opts.timeout = (int)va->cfg->dns_timeout_ms;
 	opts.tries = (int)va->cfg->dns_tries;
 	opts.ednspsz = 1232;
+	/* hundreds of answers can arrive while the loop is busy */
+	opts.socket_receive_buffer_size = 1 << 20;
 	opts.sock_state_cb = sock_state_cb;
 	opts.sock_state_cb_data = va;
 	r = ares_init_options(&va->ares, &opts, ARES_OPT_FLAGS |
 	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_EDNSPSZ |
-	    ARES_OPT_SOCK_STATE_CB);
+	    ARES_OPT_SOCK_STATE_CB | ARES_OPT_SOCK_RCVBUF);
 	if (r != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares init: %s", ares_strerror(r));
 		ares_library_cleanup();
