@@ -378,18 +378,27 @@ sa_health(void *arg, char *msg, size_t msglen)
 	int ret = -1;
 
 	pthread_mutex_lock(&sa->health_mu);
-	if (c->pg == NULL || c->broken || PQstatus(c->pg) != CONNECTION_OK) {
-		if (sa_conn_open(c, msg, msglen) != 0)
-			goto out;
+	/*
+	 * Two tries: a connection that predates a PostgreSQL restart still
+	 * looks CONNECTION_OK until used, so its first ping fails although a
+	 * fresh connection would succeed.
+	 */
+	for (int attempt = 0; attempt < 2 && ret != 0; attempt++) {
+		if (c->pg == NULL || c->broken ||
+		    PQstatus(c->pg) != CONNECTION_OK) {
+			if (sa_conn_open(c, msg, msglen) != 0)
+				goto out;
+		}
+		PQclear(r);
+		r = PQexec(c->pg, "SELECT 1");
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			snprintf(msg, msglen, "database ping failed: %s",
+			    PQerrorMessage(c->pg));
+			c->broken = 1;
+			continue;
+		}
+		ret = 0;
 	}
-	r = PQexec(c->pg, "SELECT 1");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(msg, msglen, "database ping failed: %s",
-		    PQerrorMessage(c->pg));
-		c->broken = 1;
-		goto out;
-	}
-	ret = 0;
 out:
 	PQclear(r);
 	pthread_mutex_unlock(&sa->health_mu);
