@@ -327,7 +327,7 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req,
 	json_t *sans = NULL;
 	struct ca_tbs t;
 	enum ca_key_type kt = CA_KEY__MAX;
-	char err[256], *khash = NULL, *idtext = NULL, labels[160];
+	char err[256], *khash = NULL, *idtext = NULL, labels[160], pe[96];
 	time_t now = time(NULL);
 	int ret = -1;
 
@@ -422,6 +422,11 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req,
 		    (*prob)->detail ? (*prob)->detail : "");
 		goto out;
 	}
+	snprintf(labels, sizeof(labels), "profile=\"%s\",key_type=\"%s\"",
+	    metrics_label_escape(p->name, pe, sizeof(pe)),
+	    ca_key_type_name(kt));
+	count(ca, "anvil_certificates_issued_total",
+	    "Certificates issued and stored, by profile and key type", labels);
 	ret = 0;
 out:
 	if (ret != 0)
