@@ -8,57 +8,85 @@
 #include "ca/ca.h"
 #include "cmd/anvil-admin/admin.h"
 
-#define DEFAULT_CA_TARGET "unix:var/run/ca.sock"
-
 /* See admin.h. */
 int
-admin_ca_init(int argc, char **argv)
+admin_ca_init(struct admin_ctx *ctx, int argc, char **argv)
 {
 	const char *dir = "var/pki";
 	char err[1024];
-	int i;
+	json_t *o;
+	int i, r;
 
 	for (i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
-			dir = argv[++i];
-		else {
-			fprintf(stderr, "usage: anvil-admin ca init "
-			    "[--dir DIR]\n");
-			return 2;
-		}
+		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
+			if (r < 0 || r == 2)
+				return r == 2 ? 0 : 2;
+		} else if (strcmp(argv[i], "--dir") == 0) {
+			if ((dir = admin_optval(ctx, argc, argv, &i)) == NULL)
+				return 2;
+		} else
+			return admin_usage_error(ctx, "unknown option \"%s\"",
+			    argv[i]);
 	}
-	if (ca_ceremony_init(dir, err, sizeof(err)) != 0) {
-		fprintf(stderr, "anvil-admin ca init: %s\n", err);
-		return 1;
+	if (ctx->dry_run) {
+		printf("dry run: would create root.pem root2.pem int-ecdsa.pem "
+		    "int-ecdsa-cross.pem int-rsa.pem (+ keys), roots.pem and "
+		    "issuers.json in %s\n", dir);
+		return 0;
 	}
-	log_audit(NULL, "ca-init", "dir=%s", dir);
-	printf("created in %s: root.pem root2.pem int-ecdsa.pem "
-	    "int-ecdsa-cross.pem int-rsa.pem (+ .key files, mode 0600), "
-	    "roots.pem, issuers.json\n", dir);
+	if (ca_ceremony_init(dir, err, sizeof(err)) != 0)
+		return admin_fail(ctx, "%s", err);
+	log_audit(NULL, "ca-init", "admin=\"%s\" dir=%s result=ok", ctx->who,
+	    dir);
+	if (ctx->json) {
+		o = json_pack("{s:s, s:[s,s,s,s,s,s,s]}", "dir", dir, "files",
+		    "root.pem", "root2.pem", "int-ecdsa.pem",
+		    "int-ecdsa-cross.pem", "int-rsa.pem", "roots.pem",
+		    "issuers.json");
+		admin_print_json(o);
+		json_decref(o);
+	} else
+		printf("created in %s: root.pem root2.pem int-ecdsa.pem "
+		    "int-ecdsa-cross.pem int-rsa.pem (+ .key files, mode "
+		    "0600), roots.pem, issuers.json\n", dir);
 	return 0;
 }
 
-/* One ca.generate_crl; prints the result line. 0 or -1. */
+/* One ca.generate_crl; appends {issuer, shard, number|error} to out. */
 static int
-regen_one(struct rpc_client *c, const char *issuer, int64_t shard)
+regen_one(struct admin_ctx *ctx, const char *issuer, int64_t shard,
+    json_t *out)
 {
-	json_t *params, *res = NULL;
+	json_t *res = NULL;
 	struct problem *p = NULL;
 	int rc = 0;
 
-	params = json_pack("{s:s, s:I}", "issuer_id", issuer, "shard",
-	    (json_int_t)shard);
-	if (rpc_call(c, "ca.generate_crl", params, 0, NULL, &res, &p) != 0) {
+	if (ctx->dry_run) {
+		json_array_append_new(out, json_pack("{s:s, s:I}", "issuer_id",
+		    issuer, "shard", (json_int_t)shard));
+		if (!ctx->json)
+			printf("would regenerate issuer %s shard %lld\n",
+			    issuer, (long long)shard);
+		return 0;
+	}
+	if (admin_call(ctx, ADMIN_CA, "ca.generate_crl", json_pack("{s:s, s:I}",
+	    "issuer_id", issuer, "shard", (json_int_t)shard), &res, &p) != 0) {
 		fprintf(stderr, "issuer %s shard %lld: %s: %s\n", issuer,
 		    (long long)shard, prob_type_name(p->type),
 		    p->detail ? p->detail : "");
+		json_array_append_new(out, json_pack("{s:s, s:I, s:s}",
+		    "issuer_id", issuer, "shard", (json_int_t)shard, "error",
+		    p->detail ? p->detail : prob_type_name(p->type)));
 		rc = -1;
 	} else {
-		printf("issuer %s shard %lld number %lld\n", issuer,
-		    (long long)shard, (long long)json_integer_value(
+		json_array_append_new(out, json_pack("{s:s, s:I, s:O}",
+		    "issuer_id", issuer, "shard", (json_int_t)shard, "number",
 		    json_object_get(res, "number")));
+		if (!ctx->json)
+			printf("issuer %s shard %lld number %lld\n", issuer,
+			    (long long)shard, (long long)json_integer_value(
+			    json_object_get(res, "number")));
 	}
-	json_decref(params);
 	json_decref(res);
 	problem_free(p);
 	return rc;
@@ -66,41 +94,43 @@ regen_one(struct rpc_client *c, const char *issuer, int64_t shard)
 
 /* See admin.h. */
 int
-admin_crl_regenerate(int argc, char **argv)
+admin_crl_regenerate(struct admin_ctx *ctx, int argc, char **argv)
 {
-	const char *target = DEFAULT_CA_TARGET, *only_issuer = NULL;
-	struct rpc_client *c = NULL;
-	struct problem *p = NULL;
-	json_t *res = NULL, *is;
+	const char *only_issuer = NULL, *v;
+	json_t *res = NULL, *is, *done = json_array();
 	int64_t shards, s, only_shard = -1;
 	size_t k;
-	int i, failed = 0, done = 0, rc = 1;
+	int i, r, failed = 0, rc = 2;
 	char *end;
 
 	for (i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc)
-			target = argv[++i];
-		else if (strcmp(argv[i], "--issuer") == 0 && i + 1 < argc)
-			only_issuer = argv[++i];
-		else if (strcmp(argv[i], "--shard") == 0 && i + 1 < argc) {
-			only_shard = strtoll(argv[++i], &end, 10);
+		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
+			if (r < 0 || r == 2) {
+				rc = r == 2 ? 0 : 2;
+				goto out;
+			}
+		} else if (strcmp(argv[i], "--issuer") == 0) {
+			if ((only_issuer = admin_optval(ctx, argc, argv, &i)) ==
+			    NULL)
+				goto out;
+		} else if (strcmp(argv[i], "--shard") == 0) {
+			if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
+				goto out;
+			only_shard = strtoll(v, &end, 10);
 			if (*end != '\0' || only_shard < 0) {
-				fprintf(stderr, "--shard: not a number\n");
-				return 2;
+				rc = admin_usage_error(ctx, "--shard: \"%s\" is "
+				    "not a number", v);
+				goto out;
 			}
 		} else {
-			fprintf(stderr, "usage: anvil-admin crl regenerate "
-			    "[--ca TARGET] [--issuer ID] [--shard N]\n");
-			return 2;
+			rc = admin_usage_error(ctx, "unknown option \"%s\"",
+			    argv[i]);
+			goto out;
 		}
 	}
-	if ((c = admin_client(target, "ca")) == NULL)
+	rc = 1;
+	if (admin_call(ctx, ADMIN_CA, "ca.get_issuers", NULL, &res, NULL) != 0)
 		goto out;
-	if (rpc_call(c, "ca.get_issuers", NULL, 0, NULL, &res, &p) != 0) {
-		fprintf(stderr, "anvil-admin: ca.get_issuers: %s\n",
-		    p->detail ? p->detail : prob_type_name(p->type));
-		goto out;
-	}
 	shards = json_integer_value(json_object_get(res, "crl_shards"));
 	if (shards <= 0)
 		shards = 1;
@@ -111,20 +141,26 @@ admin_crl_regenerate(int argc, char **argv)
 		for (s = 0; s < shards; s++) {
 			if (only_shard >= 0 && s != only_shard)
 				continue;
-			done++;
-			if (regen_one(c, id, s) != 0)
+			if (regen_one(ctx, id, s, done) != 0)
 				failed++;
 		}
 	}
-	if (done == 0) {
-		fprintf(stderr, "anvil-admin: no such issuer or shard\n");
+	if (json_array_size(done) == 0) {
+		rc = admin_fail(ctx, "no such issuer or shard");
 		goto out;
 	}
-	log_audit(NULL, "crl-regenerate", "shards=%d failed=%d", done, failed);
+	if (!ctx->dry_run)
+		log_audit(NULL, "crl-regenerate", "admin=\"%s\" shards=%zu "
+		    "failed=%d", ctx->who, json_array_size(done), failed);
+	if (ctx->json) {
+		json_decref(res);
+		res = json_pack("{s:O, s:b}", "crls", done, "dry_run",
+		    ctx->dry_run);
+		admin_print_json(res);
+	}
 	rc = failed ? 1 : 0;
 out:
 	json_decref(res);
-	problem_free(p);
-	rpc_client_free(c);
+	json_decref(done);
 	return rc;
 }

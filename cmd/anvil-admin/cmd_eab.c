@@ -1,0 +1,184 @@
+/*
+ * cmd_eab.c - external account binding keys: create (the HMAC key is
+ * shown once and only its holder can bind an account), list, revoke.
+ * All through the SA's eab methods.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "cmd/anvil-admin/admin.h"
+
+#define HMAC_KEY_BYTES 32
+#define KID_BYTES 12
+
+/*
+ * Parses common options plus --comment/--kid (when allowed) and at most
+ * max_pos positionals. -1 to continue, else the exit code.
+ */
+static int
+eab_args(struct admin_ctx *ctx, int argc, char **argv, int named,
+    const char **comment, const char **kid, const char **pos)
+{
+	int i, r;
+
+	for (i = 0; i < argc; i++) {
+		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
+			if (r < 0)
+				return 2;
+			if (r == 2)
+				return 0;
+			continue;
+		}
+		if (named && strcmp(argv[i], "--comment") == 0) {
+			if ((*comment = admin_optval(ctx, argc, argv, &i)) ==
+			    NULL)
+				return 2;
+		} else if (named && strcmp(argv[i], "--kid") == 0) {
+			if ((*kid = admin_optval(ctx, argc, argv, &i)) == NULL)
+				return 2;
+		} else if (argv[i][0] == '-' || pos == NULL || *pos != NULL)
+			return admin_usage_error(ctx, "unexpected argument "
+			    "\"%s\"", argv[i]);
+		else
+			*pos = argv[i];
+	}
+	if (pos != NULL && *pos == NULL)
+		return admin_usage_error(ctx, "KID required");
+	return -1;
+}
+
+/* See admin.h. */
+int
+admin_eab_create(struct admin_ctx *ctx, int argc, char **argv)
+{
+	const char *comment = "", *kid = NULL;
+	uint8_t key[HMAC_KEY_BYTES];
+	char *hmac = NULL, *mykid = NULL;
+	json_t *res = NULL;
+	int rc;
+
+	if ((rc = eab_args(ctx, argc, argv, 1, &comment, &kid, NULL)) >= 0)
+		return rc;
+	if (kid != NULL && (strlen(kid) > 128 || strspn(kid, "abcdefghijklmn"
+	    "opqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+	    strlen(kid)))
+		return admin_usage_error(ctx, "--kid: 1-128 characters of "
+		    "[A-Za-z0-9._-]");
+	if (ctx->dry_run) {
+		if (ctx->json) {
+			res = json_pack("{s:b, s:s}", "dry_run", 1, "comment",
+			    comment);
+			admin_print_json(res);
+			json_decref(res);
+		} else
+			printf("dry run: would create an EAB key%s%s "
+			    "(comment \"%s\")\n", kid ? " " : "",
+			    kid ? kid : "", comment);
+		return 0;
+	}
+	mykid = kid ? xstrdup(kid) : random_token(KID_BYTES);
+	random_bytes(key, sizeof(key));
+	hmac = b64url_encode(key, sizeof(key));
+	OPENSSL_cleanse(key, sizeof(key));
+	rc = 1;
+	if (admin_call(ctx, ADMIN_SA, "sa.new_eab_key", json_pack(
+	    "{s:s, s:s, s:s}", "kid", mykid, "hmac_key", hmac, "comment",
+	    comment), &res, NULL) != 0)
+		goto out;
+	log_audit(NULL, "admin-eab-create", "admin=\"%s\" kid=%s "
+	    "result=created", ctx->who, mykid);
+	if (ctx->json) {
+		json_object_set_new(res, "hmac_key", json_string(hmac));
+		json_object_set_new(res, "comment", json_string(comment));
+		admin_print_json(res);
+	} else
+		printf("kid:      %s\nhmac_key: %s\n(the HMAC key is shown "
+		    "only now; give both to the account holder, e.g. "
+		    "lego --eab --kid KID --hmac KEY)\n", mykid, hmac);
+	rc = 0;
+out:
+	if (hmac != NULL)
+		OPENSSL_cleanse(hmac, strlen(hmac));
+	free(hmac);
+	free(mykid);
+	json_decref(res);
+	return rc;
+}
+
+/* See admin.h. */
+int
+admin_eab_list(struct admin_ctx *ctx, int argc, char **argv)
+{
+	json_t *res = NULL, *k;
+	size_t i;
+	int rc;
+
+	if ((rc = eab_args(ctx, argc, argv, 0, NULL, NULL, NULL)) >= 0)
+		return rc;
+	if (admin_call(ctx, ADMIN_SA, "sa.list_eab_keys", NULL, &res, NULL) !=
+	    0)
+		return 1;
+	if (ctx->json)
+		admin_print_json(res);
+	else {
+		printf("%-24s %-21s %-8s %-8s %s\n", "KID", "CREATED",
+		    "STATE", "ACCOUNT", "COMMENT");
+		json_array_foreach(json_object_get(res, "keys"), i, k) {
+			json_t *acct = json_object_get(k, "account_id");
+			const char *c = json_string_value(json_object_get(k,
+			    "comment"));
+			char ab[24];
+
+			snprintf(ab, sizeof(ab), "%lld",
+			    (long long)json_integer_value(acct));
+			printf("%-24s %-21s %-8s %-8s %s\n",
+			    json_string_value(json_object_get(k, "kid")),
+			    json_string_value(json_object_get(k, "created")),
+			    json_is_true(json_object_get(k, "revoked")) ?
+			    "revoked" : acct ? "used" : "unused",
+			    acct ? ab : "-", c ? c : "");
+		}
+	}
+	json_decref(res);
+	return 0;
+}
+
+/* See admin.h. */
+int
+admin_eab_revoke(struct admin_ctx *ctx, int argc, char **argv)
+{
+	const char *kid = NULL;
+	json_t *res = NULL;
+	int rc;
+
+	if ((rc = eab_args(ctx, argc, argv, 0, NULL, NULL, &kid)) >= 0)
+		return rc;
+	if (ctx->dry_run) {
+		if (admin_call(ctx, ADMIN_SA, "sa.get_eab_key", json_pack(
+		    "{s:s}", "kid", kid), &res, NULL) != 0)
+			return 1;
+		json_object_del(res, "hmac_key");
+		if (ctx->json) {
+			json_object_set_new(res, "dry_run", json_true());
+			admin_print_json(res);
+		} else
+			printf("dry run: would revoke EAB key %s\n", kid);
+		json_decref(res);
+		return 0;
+	}
+	if (admin_call(ctx, ADMIN_SA, "sa.revoke_eab_key", json_pack("{s:s}",
+	    "kid", kid), &res, NULL) != 0)
+		return 1;
+	log_audit(NULL, "admin-eab-revoke", "admin=\"%s\" kid=%s "
+	    "result=revoked", ctx->who, kid);
+	json_decref(res);
+	if (ctx->json) {
+		res = json_pack("{s:s, s:b}", "kid", kid, "revoked", 1);
+		admin_print_json(res);
+		json_decref(res);
+	} else
+		printf("EAB key %s revoked\n", kid);
+	return 0;
+}

@@ -1,0 +1,378 @@
+/*
+ * util.c - what every anvil-admin command shares: common options,
+ * admin.json, RPC clients, one-line errors, PEM helpers, reason names.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "cmd/anvil-admin/admin.h"
+
+#define DEFAULT_CONFIG "configs/dev/admin.json"
+
+static const char *const svc_names[ADMIN__MAX] = {"sa", "ra", "ca"};
+
+static const struct {
+	const char *name;
+	int code;
+} reasons[] = {
+	{"unspecified", 0}, {"keyCompromise", 1}, {"cACompromise", 2},
+	{"affiliationChanged", 3}, {"superseded", 4},
+	{"cessationOfOperation", 5}, {"certificateHold", 6},
+	{"removeFromCRL", 8}, {"privilegeWithdrawn", 9},
+	{"aACompromise", 10},
+};
+
+/* See admin.h. */
+int
+admin_reason_parse(const char *s)
+{
+	size_t k;
+
+	for (k = 0; k < sizeof(reasons) / sizeof(reasons[0]); k++)
+		if (strcmp(s, reasons[k].name) == 0)
+			return reasons[k].code;
+	return -1;
+}
+
+/* See admin.h. */
+const char *
+admin_reason_name(int code)
+{
+	size_t k;
+
+	for (k = 0; k < sizeof(reasons) / sizeof(reasons[0]); k++)
+		if (reasons[k].code == code)
+			return reasons[k].name;
+	return "unknown";
+}
+
+/* See admin.h. */
+const char *
+admin_optval(struct admin_ctx *ctx, int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc || argv[*i + 1][0] == '\0') {
+		admin_usage_error(ctx, "%s needs a value", argv[*i]);
+		return NULL;
+	}
+	*i += 1;
+	return argv[*i];
+}
+
+/* See admin.h. */
+int
+admin_common_opt(struct admin_ctx *ctx, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	int k;
+
+	if (strcmp(a, "--json") == 0) {
+		ctx->json = 1;
+		return 1;
+	}
+	if (strcmp(a, "--dry-run") == 0) {
+		ctx->dry_run = 1;
+		return 1;
+	}
+	if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+		printf("usage: anvil-admin %s %s\n  common options: --json "
+		    "--dry-run --config FILE --sa/--ra/--ca TARGET\n",
+		    ctx->cmd, ctx->usage);
+		return 2;
+	}
+	if (strcmp(a, "--config") == 0) {
+		if ((ctx->config_path = admin_optval(ctx, argc, argv, i)) ==
+		    NULL)
+			return -1;
+		return 1;
+	}
+	for (k = 0; k < ADMIN__MAX; k++) {
+		if (a[0] == '-' && a[1] == '-' &&
+		    strcmp(a + 2, svc_names[k]) == 0) {
+			if ((ctx->target[k] = admin_optval(ctx, argc, argv,
+			    i)) == NULL)
+				return -1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* See admin.h. */
+int
+admin_usage_error(struct admin_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "anvil-admin %s: ", ctx->cmd ? ctx->cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see --help)\n");
+	return 2;
+}
+
+/* See admin.h. */
+int
+admin_fail(struct admin_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "anvil-admin %s: ", ctx->cmd ? ctx->cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+/* Loads admin.json once; 0, or -1 with a message. */
+static int
+load_config(struct admin_ctx *ctx)
+{
+	static const char *const keys[] = {"sa", "ra", "ca", "sa_config",
+	    "sa_bin", NULL};
+	char err[512];
+	const char *key, *path = ctx->config_path;
+	json_t *v;
+	size_t k;
+
+	if (ctx->config != NULL)
+		return 0;
+	if (path == NULL)
+		path = getenv("ANVIL_ADMIN_CONFIG");
+	if (path == NULL || path[0] == '\0')
+		path = DEFAULT_CONFIG;
+	ctx->config_path = path;
+	if ((ctx->config = config_load_file(path, err, sizeof(err))) == NULL) {
+		admin_fail(ctx, "%s", err);
+		return -1;
+	}
+	json_object_foreach(ctx->config, key, v) {
+		for (k = 0; keys[k] != NULL; k++)
+			if (strcmp(key, keys[k]) == 0)
+				break;
+		if (keys[k] == NULL) {
+			admin_fail(ctx, "%s: unknown key \"%s\"", path, key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* See admin.h. */
+const char *
+admin_config_str(struct admin_ctx *ctx, const char *key)
+{
+	if (load_config(ctx) != 0)
+		return NULL;
+	return json_string_value(json_object_get(ctx->config, key));
+}
+
+/* See admin.h. */
+struct rpc_client *
+admin_svc(struct admin_ctx *ctx, enum admin_svc svc)
+{
+	struct rpc_client_config cfg;
+	json_t *obj = NULL;
+	char err[512];
+
+	if (ctx->client[svc] != NULL)
+		return ctx->client[svc];
+	memset(&cfg, 0, sizeof(cfg));
+	if (ctx->target[svc] != NULL)
+		obj = json_pack("{s:s}", "target", ctx->target[svc]);
+	else if (load_config(ctx) != 0)
+		return NULL;
+	else if ((obj = json_object_get(ctx->config, svc_names[svc])) ==
+	    NULL) {
+		admin_fail(ctx, "%s: no \"%s\" target (or pass --%s)",
+		    ctx->config_path, svc_names[svc], svc_names[svc]);
+		return NULL;
+	} else
+		json_incref(obj);
+	if (rpc_client_config_parse(obj, &cfg, err, sizeof(err)) != 0) {
+		admin_fail(ctx, "%s: %s", svc_names[svc], err);
+		goto out;
+	}
+	cfg.connections = 1;
+	ctx->client[svc] = rpc_client_new(&cfg, svc_names[svc], NULL, err,
+	    sizeof(err));
+	if (ctx->client[svc] == NULL)
+		admin_fail(ctx, "%s: %s", cfg.target, err);
+	rpc_client_config_clear(&cfg);
+out:
+	json_decref(obj);
+	return ctx->client[svc];
+}
+
+/* See admin.h. */
+int
+admin_call(struct admin_ctx *ctx, enum admin_svc svc, const char *method,
+    json_t *params, json_t **res, struct problem **prob_out)
+{
+	struct rpc_client *c;
+	struct problem *p = NULL;
+	int rc = -1;
+
+	*res = NULL;
+	if (prob_out != NULL)
+		*prob_out = NULL;
+	if ((c = admin_svc(ctx, svc)) == NULL) {
+		if (prob_out != NULL)
+			*prob_out = problem_new(PROB_UNAVAILABLE,
+			    "no client for %s", svc_names[svc]);
+		goto out;
+	}
+	if (rpc_call(c, method, params, 0, NULL, res, &p) != 0) {
+		if (prob_out != NULL) {
+			*prob_out = p;
+			p = NULL;
+		} else {
+			admin_fail(ctx, "%s: %s: %s", method,
+			    prob_type_name(p->type),
+			    p->detail ? p->detail : "");
+		}
+		goto out;
+	}
+	rc = 0;
+out:
+	problem_free(p);
+	json_decref(params);
+	return rc;
+}
+
+/* See admin.h. */
+void
+admin_print_json(const json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+	fputc('\n', stdout);
+}
+
+/* See admin.h. */
+void
+admin_ctx_clear(struct admin_ctx *ctx)
+{
+	int k;
+
+	for (k = 0; k < ADMIN__MAX; k++) {
+		rpc_client_free(ctx->client[k]);
+		ctx->client[k] = NULL;
+	}
+	json_decref(ctx->config);
+	ctx->config = NULL;
+}
+
+/* Hex SHA-256 of the DER of a public key. Caller frees; NULL on error. */
+static char *
+spki_hash(EVP_PKEY *pk)
+{
+	unsigned char *der = NULL;
+	uint8_t h[32];
+	int len;
+
+	if ((len = i2d_PUBKEY(pk, &der)) <= 0)
+		return NULL;
+	sha256(der, (size_t)len, h);
+	OPENSSL_free(der);
+	return hex_encode(h, sizeof(h));
+}
+
+/* See admin.h. */
+int
+admin_pem_certs(const char *path, json_t **serials, json_t **key_hashes,
+    char *err, size_t errlen)
+{
+	const ASN1_INTEGER *sn;
+	X509 *x = NULL;
+	BIO *b = NULL;
+	char *hex = NULL;
+	int rc = -1;
+
+	*serials = json_array();
+	if (key_hashes != NULL)
+		*key_hashes = json_array();
+	if ((b = BIO_new_file(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: cannot open", path);
+		goto out;
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		sn = X509_get0_serialNumber(x);
+		hex = hex_encode(ASN1_STRING_get0_data(sn),
+		    (size_t)ASN1_STRING_length(sn));
+		json_array_append_new(*serials, json_string(hex));
+		free(hex);
+		hex = NULL;
+		if (key_hashes != NULL) {
+			if ((hex = spki_hash(X509_get0_pubkey(x))) == NULL) {
+				snprintf(err, errlen, "%s: bad public key",
+				    path);
+				goto out;
+			}
+			json_array_append_new(*key_hashes, json_string(hex));
+			free(hex);
+			hex = NULL;
+		}
+		X509_free(x);
+		x = NULL;
+	}
+	ERR_clear_error();
+	if (json_array_size(*serials) == 0) {
+		snprintf(err, errlen, "%s: no PEM certificate", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc != 0) {
+		json_decref(*serials);
+		*serials = NULL;
+		if (key_hashes != NULL) {
+			json_decref(*key_hashes);
+			*key_hashes = NULL;
+		}
+	}
+	free(hex);
+	X509_free(x);
+	BIO_free(b);
+	return rc;
+}
+
+/* See admin.h. */
+char *
+admin_pem_key_hash(const char *path, char *err, size_t errlen)
+{
+	EVP_PKEY *pk = NULL;
+	BIO *b = NULL;
+	char *h = NULL;
+
+	if ((b = BIO_new_file(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: cannot open", path);
+		goto out;
+	}
+	pk = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
+	if (pk == NULL) {
+		ERR_clear_error();
+		if (BIO_reset(b) != 0) {
+			snprintf(err, errlen, "%s: cannot read", path);
+			goto out;
+		}
+		pk = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	}
+	if (pk == NULL) {
+		ERR_clear_error();
+		snprintf(err, errlen, "%s: no PEM public or private key",
+		    path);
+		goto out;
+	}
+	if ((h = spki_hash(pk)) == NULL)
+		snprintf(err, errlen, "%s: cannot encode the key", path);
+out:
+	EVP_PKEY_free(pk);
+	BIO_free(b);
+	return h;
+}
