@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "sa/sa_int.h"
@@ -206,6 +207,18 @@ out:
 	return ret;
 }
 
+/*
+ * Whether a statement that failed on a dead connection outside a
+ * transaction may be sent again: a read, or a server that told us it was
+ * shutting down (57P01..57P03) before anything ran.
+ */
+static int
+sa_safe_to_retry(const struct sa_conn *c, const struct sa_stmt *st)
+{
+	return strncmp(c->sqlstate, "57P0", 4) == 0 ||
+	    strncasecmp(st->sql, "SELECT", 6) == 0;
+}
+
 PGresult *
 sa_q(struct sa_conn *c, const struct sa_stmt *st, const struct sa_params *p,
     struct problem **prob)
@@ -214,23 +227,48 @@ sa_q(struct sa_conn *c, const struct sa_stmt *st, const struct sa_params *p,
 	ExecStatusType s;
 	int n = p ? p->n : 0;
 
-	c->sqlstate[0] = '\0';
-	if (sa_conn_ensure(c, prob) != 0)
+	for (int attempt = 0;; attempt++) {
+		int idle;
+
+		c->sqlstate[0] = '\0';
+		if (sa_conn_ensure(c, prob) != 0)
+			return NULL;
+		idle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+		if (strncmp(st->name, SA_ADHOC_PREFIX,
+		    strlen(SA_ADHOC_PREFIX)) == 0)
+			r = PQexecParams(c->pg, st->sql, n, NULL,
+			    p ? p->v : NULL, NULL, NULL, 0);
+		else if (sa_prepare(c, st, 0, prob) != 0) {
+			if (attempt == 0 && idle && c->broken &&
+			    sa_safe_to_retry(c, st)) {
+				problem_free(*prob);
+				*prob = NULL;
+				continue;
+			}
+			return NULL;
+		} else
+			r = PQexecPrepared(c->pg, st->name, n,
+			    p ? p->v : NULL, NULL, NULL, 0);
+		s = PQresultStatus(r);
+		if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+			return r;
+		*prob = sa_problem_from(c, r, st->name);
+		PQclear(r);
+		r = NULL;
+		/*
+		 * A pooled connection that PostgreSQL closed while it sat idle
+		 * (restart, failover) fails on first use; outside a transaction
+		 * that statement never ran, so one retry on a new connection is
+		 * safe for reads and for the administrator-shutdown case.
+		 */
+		if (attempt == 0 && idle && c->broken &&
+		    sa_safe_to_retry(c, st)) {
+			problem_free(*prob);
+			*prob = NULL;
+			continue;
+		}
 		return NULL;
-	if (strncmp(st->name, SA_ADHOC_PREFIX, strlen(SA_ADHOC_PREFIX)) == 0)
-		r = PQexecParams(c->pg, st->sql, n, NULL, p ? p->v : NULL, NULL,
-		    NULL, 0);
-	else if (sa_prepare(c, st, 0, prob) != 0)
-		return NULL;
-	else
-		r = PQexecPrepared(c->pg, st->name, n, p ? p->v : NULL, NULL,
-		    NULL, 0);
-	s = PQresultStatus(r);
-	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
-		return r;
-	*prob = sa_problem_from(c, r, st->name);
-	PQclear(r);
-	return NULL;
+	}
 }
 
 int
@@ -283,8 +321,13 @@ sa_tx(struct sa_conn *c, sa_tx_fn fn, void *arg, struct problem **prob)
 		c->sqlstate[0] = '\0';
 		if (sa_conn_ensure(c, &p) != 0)
 			break;
-		if (sa_simple(c, "BEGIN", &p) != 0)
+		if (sa_simple(c, "BEGIN", &p) != 0) {
+			/* Nothing ran yet: a connection that died while idle
+			 * is replaced once. */
+			if (c->broken && attempt == 0)
+				continue;
 			break;
+		}
 		if (fn(c, arg, &p) == 0) {
 			if (sa_simple(c, "COMMIT", &p) == 0)
 				return 0;
