@@ -26,7 +26,7 @@ def env():
     missing = [b for b in NEEDED if not os.access(os.path.join(bindir, b), os.X_OK)]
     if missing:
         pytest.skip("not built yet: " + ", ".join(missing))
-    base = int(os.environ.get("ANVIL_TEST_PORT_BASE", "24000")) + 200
+    base = 27400
     with AnvilEnv(port_base=base, name="ops") as e:
         # Two issuances first, so every process has served RPC calls and
         # the issued counter has a known value.
