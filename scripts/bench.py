@@ -596,7 +596,11 @@ def main():
     for side in ("pebble", "anvil"):
         err = g(results, side, "error")
         if err:
-            print("%s run failed: %s" % (side.capitalize(), err.strip().splitlines()[-1] if err.strip() else err))
+            lines = err.strip().splitlines() or [""]
+            why = [ln for ln in lines[1:] if re.search(r"ERROR|error|fail|unknown key|cannot|refus", ln)]
+            print("%s run failed: %s" % (side.capitalize(), lines[0]))
+            for ln in why[:6]:
+                print("    " + ln.strip())
         for c, r in (g(results, side, "runs") or {}).items():
             if r.get("error"):
                 print("%s @%s: %s" % (side.capitalize(), c, r["error"]))

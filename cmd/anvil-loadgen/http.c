@@ -113,7 +113,11 @@ lg_tls_ctx_new(const char *trust_file, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		snprintf(err, errlen, "cannot require TLS 1.2");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	return ctx;
 }
 
