@@ -110,6 +110,7 @@ sa_call(struct sa *sa, const char *method, json_t *params, json_t **result,
 	const struct sa_method_entry *m = NULL;
 	struct sa_conn *c;
 	json_t *empty = NULL;
+	int64_t start;
 	size_t i;
 	int ret;
 
@@ -129,9 +130,19 @@ sa_call(struct sa *sa, const char *method, json_t *params, json_t **result,
 		return -1;
 	}
 	c = sa_checkout(sa);
+	start = time_mono_ms();
 	ret = m->fn(c, params, result, prob);
 	sa_checkin(sa, c);
 	json_decref(empty);
+	if (sa->metrics != NULL) {
+		char qlabels[96];
+
+		snprintf(qlabels, sizeof(qlabels), "method=\"%s\"", m->name);
+		metrics_histogram_observe(sa->metrics,
+		    "anvil_sa_query_duration_seconds",
+		    "Database time of an sa.* call (connection held), by method",
+		    qlabels, (double)(time_mono_ms() - start) / 1000.0);
+	}
 	if (ret != 0) {
 		if (*prob == NULL) {
 			log_bug("%s failed without a problem", method);
