@@ -83,6 +83,8 @@ ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
 		}
 		log_audit(rid, "issuance", "order=%lld result=failed",
 		    (long long)json_integer_value(id));
+		ra_count(ra, "anvil_ra_orders_final_total",
+		    "status=\"invalid\"");
 		goto out;
 	}
 	serial = json_string_value(json_object_get(res, "serial"));
@@ -102,6 +104,7 @@ ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
 	    (long long)json_integer_value(json_object_get(order,
 	    "account_id")), serial);
 	ra_count(ra, "anvil_ra_certificates_total", NULL);
+	ra_count(ra, "anvil_ra_orders_final_total", "status=\"valid\"");
 out:
 	json_decref(res);
 	json_decref(r2);

@@ -403,19 +403,25 @@ ra_recover_stale_orders(struct ra *ra)
 		if (serial != NULL) {
 			if (ra_call(ra->sa, "sa.finalize_order", json_pack(
 			    "{s:O,s:s}", "id", idv, "serial", serial), NULL,
-			    &r2, &p) == 0)
+			    &r2, &p) == 0) {
 				log_audit(NULL, "order-recovered", "order=%lld "
 				    "serial=%s result=valid", (long long)
 				    json_integer_value(idv), serial);
+				ra_count(ra, "anvil_ra_orders_final_total",
+				    "status=\"valid\"");
+			}
 		} else {
 			perr = problem_new(PROB_SERVER_INTERNAL, "Issuance was "
 			    "interrupted; please submit a new order");
 			if (ra_call(ra->sa, "sa.set_order_error", json_pack(
 			    "{s:O,s:o}", "id", idv, "error",
-			    problem_to_rpc_json(perr)), NULL, &r2, &p) == 0)
+			    problem_to_rpc_json(perr)), NULL, &r2, &p) == 0) {
 				log_audit(NULL, "order-recovered", "order=%lld "
 				    "result=invalid", (long long)
 				    json_integer_value(idv));
+				ra_count(ra, "anvil_ra_orders_final_total",
+				    "status=\"invalid\"");
+			}
 			problem_free(perr);
 		}
 		if (p != NULL) {
