@@ -138,7 +138,7 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 			    "serial", serial, "error", p->detail ? p->detail :
 			    prob_type_name(p->type)));
 			if (!ctx->json)
-				fprintf(stderr, "%s: %s: %s\n", serial,
+				admin_fail(ctx, "%s: %s: %s", serial,
 				    prob_type_name(p->type),
 				    p->detail ? p->detail : "");
 			problem_free(p);
