@@ -473,6 +473,49 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
  * Parses ra.json (obj borrowed) into cfg (caller-owned, cleared first).
  * 0, or -1 with err naming the key; call ra_config_clear either way.
  */
+/*
+ * Test-mode environment knobs (docs/testing-clients.md). PEBBLE_AUTHZREUSE
+ * as Pebble reads it: a percentage, values outside 0..100 ignored; the
+ * ANVIL_ names win and are strict.
+ */
+static int
+apply_env(struct ra_config *cfg, char *err, size_t errlen)
+{
+	const char *e;
+	char *end;
+	long long v;
+	int64_t ms;
+
+	if ((e = getenv("PEBBLE_AUTHZREUSE")) != NULL && e[0] != '\0') {
+		v = strtoll(e, &end, 10);
+		if (*end == '\0' && v >= 0 && v <= 100) {
+			cfg->authz_reuse_enabled = 1;
+			cfg->authz_reuse_percent = (int)v;
+		}
+	}
+	if ((e = getenv("ANVIL_RA_AUTHZ_REUSE_PERCENT")) != NULL &&
+	    e[0] != '\0') {
+		v = strtoll(e, &end, 10);
+		if (*end != '\0' || v < 0 || v > 100) {
+			snprintf(err, errlen, "ANVIL_RA_AUTHZ_REUSE_PERCENT: "
+			    "expected 0..100, got \"%.40s\"", e);
+			return -1;
+		}
+		cfg->authz_reuse_enabled = v > 0;
+		cfg->authz_reuse_percent = (int)v;
+	}
+	if ((e = getenv("ANVIL_RA_SLOW_FINALIZE")) != NULL && e[0] != '\0') {
+		if (duration_parse_ms(e, &ms) != 0 || ms < 0 ||
+		    ms > 3600 * 1000) {
+			snprintf(err, errlen, "ANVIL_RA_SLOW_FINALIZE: expected "
+			    "a duration up to 1h, got \"%.40s\"", e);
+			return -1;
+		}
+		cfg->slow_finalize_ms = ms;
+	}
+	return 0;
+}
+
 int
 ra_config_parse(const json_t *obj, const char *path, struct ra_config *cfg,
     char *err, size_t errlen)
@@ -489,7 +532,8 @@ ra_config_parse(const json_t *obj, const char *path, struct ra_config *cfg,
 		    inner);
 		goto out;
 	}
-	if (convert(&r, cfg, inner, sizeof(inner)) != 0) {
+	if (convert(&r, cfg, inner, sizeof(inner)) != 0 ||
+	    apply_env(cfg, inner, sizeof(inner)) != 0) {
 		snprintf(err, errlen, "%s: %s", path ? path : "ra config",
 		    inner);
 		goto out;

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # `make run`: bootstrap what is missing under var/, then start everything with
 # the launcher in the foreground until SIGINT/SIGTERM.
-#   scripts/run.sh [--test-mode] [--reset]
+#   scripts/run.sh [--test-mode | --pebble-compat] [--reset]
+# --test-mode      configs/testmode, state in var/testmode (docs/testing-clients.md)
+# --pebble-compat  configs/pebble-compat (Pebble's ports), state in var/pebble-compat
+# --reset          throw the private database away first (a fresh, empty one
+#                  is made); the throwaway test CA is kept
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -10,6 +14,7 @@ var=var
 for a in "$@"; do
 	case "$a" in
 	--test-mode) cfg=configs/testmode; var=var/testmode ;;
+	--pebble-compat) cfg=configs/pebble-compat; var=var/pebble-compat ;;
 	--reset) reset=1 ;;
 	*) echo "run.sh: unknown option $a" >&2; exit 2 ;;
 	esac

@@ -100,6 +100,62 @@ port_ok(int64_t p)
 	return p >= 1 && p <= 65535;
 }
 
+/* ANVIL_VA_* port variable into *port (unset: unchanged). */
+static int
+env_port(const char *name, int64_t *port, char *err, size_t errlen)
+{
+	const char *e = getenv(name);
+	char *end;
+	long long v;
+
+	if (e == NULL || e[0] == '\0')
+		return 0;
+	v = strtoll(e, &end, 10);
+	if (*end != '\0' || v < 1 || v > 65535) {
+		snprintf(err, errlen, "%s: expected a port 1..65535, got "
+		    "\"%.40s\"", name, e);
+		return -1;
+	}
+	*port = v;
+	return 0;
+}
+
+/* Anvil's own test-mode environment knobs (docs/testing-clients.md); they
+ * win over the PEBBLE_ aliases. */
+static int
+apply_anvil_env(struct va_config *cfg, char *err, size_t errlen)
+{
+	const char *e;
+	int64_t ms;
+	size_t i;
+
+	if ((e = getenv("ANVIL_VA_ALWAYS_VALID")) != NULL && e[0] != '\0')
+		cfg->always_valid = strcmp(e, "0") != 0 &&
+		    strcmp(e, "false") != 0;
+	if ((e = getenv("ANVIL_VA_SLEEP_MAX")) != NULL && e[0] != '\0') {
+		if (duration_parse_ms(e, &ms) != 0 || ms < 0 ||
+		    ms > 3600 * 1000) {
+			snprintf(err, errlen, "ANVIL_VA_SLEEP_MAX: expected a "
+			    "duration up to 1h, got \"%.40s\"", e);
+			return -1;
+		}
+		cfg->sleep_max_ms = ms;
+	}
+	if ((e = getenv("ANVIL_VA_DNS_RESOLVER")) != NULL && e[0] != '\0') {
+		for (i = 0; i < cfg->n_dns_resolvers; i++)
+			free(cfg->dns_resolvers[i]);
+		free(cfg->dns_resolvers);
+		cfg->dns_resolvers = strv(e, NULL);
+		cfg->n_dns_resolvers = 1;
+	}
+	if (env_port("ANVIL_VA_HTTP01_PORT", &cfg->http01_port, err,
+	    errlen) != 0 || env_port("ANVIL_VA_TLSALPN01_PORT",
+	    &cfg->tlsalpn01_port, err, errlen) != 0 ||
+	    env_port("ANVIL_VA_HTTPS_PORT", &cfg->https_port, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
 int
 va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
     char *err, size_t errlen)
@@ -128,6 +184,8 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 	if ((e = getenv("PEBBLE_VA_NOSLEEP")) != NULL && e[0] != '\0' &&
 	    strcmp(e, "0") != 0 && strcmp(e, "false") != 0)
 		cfg->sleep_max_ms = 0;
+	if (apply_anvil_env(cfg, err, errlen) != 0)
+		return -1;
 
 	if (log_level_parse(cfg->log_level, &lvl) != 0) {
 		snprintf(err, errlen, "%s: log_level: expected debug, info, "

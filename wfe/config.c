@@ -54,6 +54,13 @@ static const struct jspec test_spec[] = {
 static const struct jspec mgmt_spec[] = {
 	F("addr", JSPEC_STRING, mgmt_addr, 0),
 	F("port", JSPEC_INT, mgmt_port, 1),
+	F("tls", JSPEC_BOOL, mgmt_tls, 0),
+	{"root_keys", JSPEC_STRINGS, offsetof(struct wfe_config,
+	    mgmt_root_keys), 0, NULL, offsetof(struct wfe_config,
+	    nmgmt_root_keys)},
+	{"intermediate_keys", JSPEC_STRINGS, offsetof(struct wfe_config,
+	    mgmt_int_keys), 0, NULL, offsetof(struct wfe_config,
+	    nmgmt_int_keys)},
 	JSPEC_END
 };
 static const struct jspec jose_spec[] = {
@@ -72,6 +79,7 @@ static const struct jspec wfe_spec[] = {
 	{"hosts", JSPEC_STRINGS, offsetof(struct wfe_config, hosts), 0, NULL,
 	    offsetof(struct wfe_config, nhosts)},
 	F("trusted_proxy_header", JSPEC_STRING, trusted_proxy_header, 0),
+	F("client_ip_header", JSPEC_STRING, client_ip_header, 0),
 	F("threads", JSPEC_INT, threads, 0),
 	F("max_connections", JSPEC_INT, max_connections, 0),
 	F("max_body", JSPEC_INT, max_body, 0),
@@ -108,34 +116,131 @@ drop_nulls(json_t *obj)
 }
 
 static int
-fault_spec_ok(const json_t *f, char *err, size_t errlen)
+fault_pcts_ok(const json_t *f, const char *where, int top, char *err,
+    size_t errlen)
 {
 	static const char *const keys[] = {"internal_percent",
 	    "unavailable_percent", "rate_limited_percent"};
 	const char *k;
 	json_t *v;
 	size_t i;
-	int known;
+	int known, sum = 0;
 
 	if (!json_is_object(f)) {
-		snprintf(err, errlen, "test.faults: expected an object");
+		snprintf(err, errlen, "%s: expected an object", where);
 		return -1;
 	}
 	json_object_foreach((json_t *)f, k, v) {
+		if (top && (strcmp(k, "retry_after") == 0 ||
+		    strcmp(k, "endpoints") == 0))
+			continue;
 		known = 0;
 		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (strcmp(k, keys[i]) == 0)
 				known = 1;
 		if (!known) {
-			snprintf(err, errlen, "test.faults.%s: unknown key", k);
+			snprintf(err, errlen, "%s.%s: unknown key", where, k);
 			return -1;
 		}
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 100) {
 			snprintf(err, errlen,
-			    "test.faults.%s: expected an integer 0..100", k);
+			    "%s.%s: expected an integer 0..100", where, k);
 			return -1;
 		}
+		sum += (int)json_integer_value(v);
+	}
+	if (sum > 100) {
+		snprintf(err, errlen, "%s: the percentages add up to more "
+		    "than 100", where);
+		return -1;
+	}
+	return 0;
+}
+
+int
+wfe_faults_check(const json_t *f, char *err, size_t errlen)
+{
+	const json_t *ra, *eps;
+	const char *k;
+	json_t *v;
+	char where[128];
+
+	if (fault_pcts_ok(f, "test.faults", 1, err, errlen) != 0)
+		return -1;
+	ra = json_object_get(f, "retry_after");
+	if (ra != NULL && (!json_is_integer(ra) || json_integer_value(ra) < 0 ||
+	    json_integer_value(ra) > 86400)) {
+		snprintf(err, errlen, "test.faults.retry_after: expected "
+		    "seconds 0..86400");
+		return -1;
+	}
+	eps = json_object_get(f, "endpoints");
+	if (eps == NULL)
+		return 0;
+	if (!json_is_object(eps)) {
+		snprintf(err, errlen, "test.faults.endpoints: expected an "
+		    "object of route name -> percentages");
+		return -1;
+	}
+	json_object_foreach((json_t *)eps, k, v) {
+		if (!wfe_route_name_known(k)) {
+			snprintf(err, errlen, "test.faults.endpoints.%.40s: "
+			    "no such endpoint (docs/config/wfe.md)", k);
+			return -1;
+		}
+		snprintf(where, sizeof(where), "test.faults.endpoints.%s", k);
+		if (fault_pcts_ok(v, where, 0, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* 0..100 from an environment variable, Pebble-style: a bad number is an
+ * error, out-of-range values are clamped. -1 when unset. */
+static int
+env_percent(const char *name, int64_t *out, char *err, size_t errlen)
+{
+	const char *e = getenv(name);
+	char *end;
+	long long v;
+
+	if (e == NULL || e[0] == '\0')
+		return 0;
+	v = strtoll(e, &end, 10);
+	if (*end != '\0') {
+		snprintf(err, errlen, "%s: expected a percentage, got \"%.40s\"",
+		    name, e);
+		return -1;
+	}
+	*out = v < 0 ? 0 : v > 100 ? 100 : v;
+	return 0;
+}
+
+/* Test-mode environment knobs (docs/testing-clients.md); the ANVIL_ name
+ * wins over Pebble's. */
+static int
+apply_env(struct wfe_config *cfg, char *err, size_t errlen)
+{
+	const char *e;
+	json_error_t jerr;
+	json_t *f;
+
+	if (env_percent("PEBBLE_WFE_NONCEREJECT", &cfg->nonce_reject_percent,
+	    err, errlen) != 0 || env_percent("ANVIL_WFE_NONCE_REJECT_PERCENT",
+	    &cfg->nonce_reject_percent, err, errlen) != 0)
+		return -1;
+	if ((e = getenv("ANVIL_WFE_FAULTS")) != NULL && e[0] != '\0') {
+		f = json_loads(e, 0, &jerr);
+		if (f == NULL) {
+			snprintf(err, errlen, "ANVIL_WFE_FAULTS: not JSON: %s",
+			    jerr.text);
+			return -1;
+		}
+		json_decref(cfg->faults);
+		cfg->faults = json_is_null(f) ? NULL : f;
+		if (json_is_null(f))
+			json_decref(f);
 	}
 	return 0;
 }
@@ -228,16 +333,21 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 	}
 	if (cfg->orders_per_page < 1 || cfg->orders_per_page > 1000)
 		BAD("orders_per_page: expected 1..1000");
+	if (apply_env(cfg, sub, sizeof(sub)) != 0) {
+		snprintf(err, errlen, "%s: %s", path, sub);
+		goto out;
+	}
 	if (cfg->nonce_reject_percent < 0 || cfg->nonce_reject_percent > 100)
 		BAD("test.nonce_reject_percent: expected 0..100");
-	if (cfg->faults != NULL && fault_spec_ok(cfg->faults, sub,
+	if (cfg->faults != NULL && wfe_faults_check(cfg->faults, sub,
 	    sizeof(sub)) != 0) {
 		snprintf(err, errlen, "%s: %s", path, sub);
 		goto out;
 	}
-	if (cfg->jose_rsa_min_bits < 2048 || cfg->jose_rsa_max_bits > 8192 ||
+	/* 1024 only for test mode (Pebble's floor; configs/pebble-compat). */
+	if (cfg->jose_rsa_min_bits < 1024 || cfg->jose_rsa_max_bits > 8192 ||
 	    cfg->jose_rsa_min_bits > cfg->jose_rsa_max_bits)
-		BAD("jose.rsa_min_bits/rsa_max_bits: 2048 <= min <= max <= 8192");
+		BAD("jose.rsa_min_bits/rsa_max_bits: 1024 <= min <= max <= 8192");
 	if (cfg->mgmt_port < 0 || cfg->mgmt_port > 65535)
 		BAD("management.port: out of range");
 	if (cfg->mgmt_port > 0 && cfg->mgmt_addr == NULL)

@@ -85,6 +85,9 @@ wfe_h_new_account(struct wfe_req *r, const char *tail)
 	    contact ? json_deep_copy(contact) : json_array());
 	if (eab != NULL)
 		json_object_set(params, "eab", eab);
+	if (r->client_ip != NULL)
+		json_object_set_new(params, "client_ip",
+		    json_string(r->client_ip));
 	if (wfe_rpc(r, r->w->ra, "ra.new_account", params, &res) != 0)
 		goto out;
 	acct = json_object_get(res, "account");

@@ -52,9 +52,15 @@ reply_order(struct wfe_req *r, int status, const json_t *order)
 
 	wfe_add_header(r, "Location", "%s", u);
 	free(u);
-	if (st != NULL && strcmp(st, "processing") == 0)
-		wfe_add_header(r, "Retry-After", "%lld", (long long)
+	if (st != NULL && strcmp(st, "processing") == 0) {
+		/* The RA's estimate (ra.finalize_order) wins over the config. */
+		json_int_t ra_s = json_integer_value(json_object_get(order,
+		    "retry_after_s"));
+
+		wfe_add_header(r, "Retry-After", "%lld", ra_s > 0 ?
+		    (long long)ra_s : (long long)
 		    ((r->w->cfg->retry_after_order_ms + 999) / 1000));
+	}
 	wfe_reply_json(r, status, wfe_acme_order(r, order));
 }
 

@@ -50,6 +50,7 @@ req_free(struct wfe_req *r)
 	free(r->path);
 	free(r->base);
 	free(r->seen_base);
+	free(r->client_ip);
 	free(r->body);
 	jws_free(r->jws);
 	jwk_free(r->acct_key);
@@ -200,6 +201,47 @@ early_reject(struct wfe_req *r)
 	return send_reply(r);
 }
 
+/*
+ * The client's address: the last entry of cfg->client_ip_header (what the
+ * trusted terminator appended) when configured and present, else the TCP
+ * peer. malloc'd, or NULL if unknown.
+ */
+static char *
+client_ip_of(struct wfe *w, struct MHD_Connection *con)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+	const char *h, *last;
+	char buf[INET6_ADDRSTRLEN];
+	size_t n;
+
+	if (w->cfg->client_ip_header != NULL &&
+	    (h = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+	    w->cfg->client_ip_header)) != NULL) {
+		last = strrchr(h, ',');
+		last = last != NULL ? last + 1 : h;
+		last += strspn(last, " \t");
+		n = strcspn(last, " \t");
+		if (n > 0 && n < sizeof(buf)) {
+			memcpy(buf, last, n);
+			buf[n] = '\0';
+			return xstrdup(buf);
+		}
+	}
+	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return NULL;
+	if (sa->sa_family == AF_INET && inet_ntop(AF_INET,
+	    &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+	    sizeof(buf)) != NULL)
+		return xstrdup(buf);
+	if (sa->sa_family == AF_INET6 && inet_ntop(AF_INET6,
+	    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
+	    sizeof(buf)) != NULL)
+		return xstrdup(buf);
+	return NULL;
+}
+
 static enum MHD_Result
 access_common(struct wfe *w, int mgmt, struct MHD_Connection *con,
     const char *url, const char *method, const char *upload_data,
@@ -224,6 +266,7 @@ access_common(struct wfe *w, int mgmt, struct MHD_Connection *con,
 			proto = MHD_lookup_connection_value(con,
 			    MHD_HEADER_KIND, w->cfg->trusted_proxy_header);
 		wfe_url_bases(w->cfg, host, proto, &r->seen_base, &r->base);
+		r->client_ip = client_ip_of(w, con);
 		return early_reject(r);
 	}
 	if (*upload_data_size > 0) {
@@ -381,21 +424,40 @@ wfe_mgmt_start(struct wfe *w, char *err, size_t errlen)
 		    cfg->mgmt_addr);
 		return -1;
 	}
-	w->mhd_mgmt = MHD_start_daemon(flags, 0, NULL, NULL, mgmt_access_cb, w,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, 2u,
-	    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
-	    MHD_OPTION_END);
+	if (cfg->mgmt_tls && w->tls_cert_pem == NULL) {
+		snprintf(err, errlen, "management.tls needs tls.cert/tls.key");
+		return -1;
+	}
+	if (cfg->mgmt_tls) /* Pebble's: HTTPS with the ACME listener's cert */
+		w->mhd_mgmt = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL,
+		    NULL, mgmt_access_cb, w,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		    MHD_OPTION_THREAD_POOL_SIZE, 2u,
+		    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
+		    MHD_OPTION_HTTPS_MEM_KEY, w->tls_key_pem,
+		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem,
+		    MHD_OPTION_END);
+	else
+		w->mhd_mgmt = MHD_start_daemon(flags, 0, NULL, NULL,
+		    mgmt_access_cb, w,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		    MHD_OPTION_THREAD_POOL_SIZE, 2u,
+		    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
+		    MHD_OPTION_END);
 	if (w->mhd_mgmt == NULL) {
 		snprintf(err, errlen, "cannot listen on %s:%lld (in use?)",
 		    cfg->mgmt_addr, (long long)cfg->mgmt_port);
 		return -1;
 	}
-	log_info("management listener on http://%s:%lld (test mode)",
-	    cfg->mgmt_addr, (long long)cfg->mgmt_port);
+	log_info("management listener on %s://%s:%lld (test mode)",
+	    cfg->mgmt_tls ? "https" : "http", cfg->mgmt_addr,
+	    (long long)cfg->mgmt_port);
 	return 0;
 }
 

@@ -51,6 +51,7 @@ load_account(struct wfe_req *r, int64_t id)
 {
 	json_t *params = NULL, *acct = NULL;
 	struct problem *p = NULL;
+	struct jose_policy stored;
 	const char *status;
 	int rc = -1;
 
@@ -73,7 +74,11 @@ load_account(struct wfe_req *r, int64_t id)
 		    "account is %s", status ? status : "not valid"));
 		goto out;
 	}
-	if (jwk_parse(json_object_get(acct, "key"), &r->w->policy, &r->acct_key,
+	/* A stored key passed the policy when the account was made; the
+	 * policy may have been tightened since, which must not lock the
+	 * account out, so it is re-imported permissively. */
+	jose_policy_permissive(&stored);
+	if (jwk_parse(json_object_get(acct, "key"), &stored, &r->acct_key,
 	    &p) != 0) {
 		problem_free(p);
 		log_bug("stored key of account %lld does not parse",
@@ -140,9 +145,14 @@ wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode)
 	if (jws_verify(r->jws, key, &p) != 0)
 		return reject(r, "signature", p);
 	if (w->cfg->nonce_reject_percent > 0) {
-		uint8_t b;
-		random_bytes(&b, 1);
-		if ((int)(b % 100) < w->cfg->nonce_reject_percent)
+		uint8_t b[4];
+		uint32_t v;
+
+		/* 32 random bits: "% 100" of one byte would favour 0..55. */
+		random_bytes(b, sizeof(b));
+		v = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) |
+		    ((uint32_t)b[2] << 8) | b[3];
+		if ((int)(v % 100) < w->cfg->nonce_reject_percent)
 			return reject(r, "nonce_test_reject", problem_new(
 			    PROB_BAD_NONCE, "nonce rejected on purpose "
 			    "(test.nonce_reject_percent)"));

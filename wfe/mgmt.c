@@ -3,9 +3,16 @@
  * read-only and named after Pebble's so client test suites feel at home:
  *   GET /roots/<n>                 root of chain n of the first issuer (PEM)
  *   GET /intermediates/<n>         the intermediate of chain n (PEM)
- *   GET /intermediate-keys/<n>     404: the WFE never holds keys
+ *   GET /root-keys/<n>             the PEM file management.root_keys[n]
+ *   GET /intermediate-keys/<n>     the PEM file management.intermediate_keys[n]
  *   GET /cert-status-by-serial/<s> {"Status","Serial","Certificate",
  *                                   "Reason","RevokedAt"}
+ *   GET /faults, POST /faults      the test.faults in force / replace it
+ *
+ * Keys: the WFE never holds issuer keys. Only a test-mode config names key
+ * files here (a throwaway CA made by bootstrap under var/testmode/pki);
+ * without them both key paths are 404. Production configs have no
+ * management listener at all.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -138,14 +145,86 @@ done:
 	json_decref(cert);
 }
 
+/* Serves key file n of the list, read at request time. */
+static void
+mgmt_key(struct wfe_req *r, const char *tail, char *const *files,
+    size_t nfiles)
+{
+	char *pem = NULL, e[256];
+	size_t len = 0;
+	int n = index_of(tail);
+
+	if (n < 0 || (size_t)n >= nfiles) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, nfiles == 0 ?
+		    "no key files configured (management.root_keys / "
+		    "intermediate_keys; anvil-wfe never holds issuer keys)" :
+		    "no such key");
+		return;
+	}
+	if (file_read_all(files[n], 1 << 16, &pem, &len, e, sizeof(e)) != 0) {
+		log_warn("management: %s", e);
+		wfe_reply_prob(r, PROB_SERVER_INTERNAL, "key file unreadable");
+		return;
+	}
+	if (strstr(pem, "-----BEGIN") == NULL ||
+	    strstr(pem, "PRIVATE KEY-----") == NULL) {
+		free(pem);
+		wfe_reply_prob(r, PROB_SERVER_INTERNAL,
+		    "key file is not a PEM private key");
+		return;
+	}
+	wfe_reply_raw(r, 200, "application/x-pem-file", pem, len);
+}
+
+static void
+mgmt_faults(struct wfe_req *r)
+{
+	json_error_t jerr;
+	json_t *f = NULL;
+	char err[256];
+
+	if (r->method == WFE_POST) {
+		f = json_loadb(r->body ? r->body : "", r->body_len, 0, &jerr);
+		if (f == NULL) {
+			wfe_reply_prob(r, PROB_MALFORMED, "body is not JSON: %s",
+			    jerr.text);
+			goto out;
+		}
+		if (!json_is_null(f) && wfe_faults_check(f, err,
+		    sizeof(err)) != 0) {
+			wfe_reply_prob(r, PROB_MALFORMED, "%s", err);
+			goto out;
+		}
+		wfe_faults_set(r->w, json_is_null(f) ? NULL : f);
+		log_info("management: test.faults replaced");
+		json_decref(f);
+	}
+	f = wfe_faults_get(r->w);
+	wfe_reply_json(r, 200, f != NULL ? json_incref(f) : json_object());
+out:
+	json_decref(f);
+}
+
 void
 wfe_mgmt_dispatch(struct wfe_req *r)
 {
 	const char *p = r->path;
 
+	if (strcmp(p, "/faults") == 0) {
+		r->route = "mgmt-faults";
+		if (r->method == WFE_GET || r->method == WFE_HEAD ||
+		    r->method == WFE_POST) {
+			mgmt_faults(r);
+		} else {
+			wfe_reply_prob(r, PROB_METHOD_NOT_ALLOWED,
+			    "use GET or POST");
+			wfe_add_header(r, "Allow", "GET, HEAD, POST");
+		}
+		return;
+	}
 	if (r->method != WFE_GET && r->method != WFE_HEAD) {
 		wfe_reply_prob(r, PROB_METHOD_NOT_ALLOWED,
-		    "the management API is read-only");
+		    "only /faults takes a POST");
 		wfe_add_header(r, "Allow", "GET, HEAD");
 		return;
 	}
@@ -157,8 +236,12 @@ wfe_mgmt_dispatch(struct wfe_req *r)
 		mgmt_chain(r, p + 15, 0);
 	} else if (strncmp(p, "/intermediate-keys/", 19) == 0) {
 		r->route = "mgmt-intermediate-keys";
-		wfe_reply_prob(r, PROB_NOT_FOUND, "anvil-wfe never holds issuer "
-		    "keys; they stay in anvil-ca");
+		mgmt_key(r, p + 19, r->w->cfg->mgmt_int_keys,
+		    r->w->cfg->nmgmt_int_keys);
+	} else if (strncmp(p, "/root-keys/", 11) == 0) {
+		r->route = "mgmt-root-keys";
+		mgmt_key(r, p + 11, r->w->cfg->mgmt_root_keys,
+		    r->w->cfg->nmgmt_root_keys);
 	} else if (strncmp(p, "/cert-status-by-serial/", 23) == 0) {
 		r->route = "mgmt-cert-status";
 		mgmt_cert_status(r, p + 23);

@@ -11,6 +11,7 @@
 
 static const struct wfe_route routes[] = {
 	{"directory", "/directory", 0, GH, wfe_h_directory},
+	{"directory", "/dir", 0, GH, wfe_h_directory},	/* Pebble's path */
 	{"new-nonce", "/acme/new-nonce", 0, GH | P, wfe_h_new_nonce},
 	{"new-account", "/acme/new-account", 0, P, wfe_h_new_account},
 	{"new-order", "/acme/new-order", 0, P, wfe_h_new_order},
@@ -66,45 +67,91 @@ wfe_methods_allow(unsigned methods, char *buf, size_t buflen)
 	return buf;
 }
 
-/* Test mode: a percentage of requests fail on purpose. */
-static int
-fault_injected(struct wfe_req *r)
+int
+wfe_route_name_known(const char *name)
 {
-	const json_t *f = r->w->cfg->faults;
-	uint8_t rnd[2];
-	int roll, acc = 0;
-	json_int_t v;
+	size_t i;
 
-	if (f == NULL || r->method != WFE_POST)
-		return 0;
-	random_bytes(rnd, sizeof(rnd));
-	roll = ((rnd[0] << 8) | rnd[1]) % 100;
-	v = json_integer_value(json_object_get(f, "internal_percent"));
-	acc += (int)v;
-	if (roll < acc) {
-		wfe_reply_prob(r, PROB_SERVER_INTERNAL,
-		    "injected fault (test.faults.internal_percent)");
-		return 1;
-	}
-	v = json_integer_value(json_object_get(f, "unavailable_percent"));
-	acc += (int)v;
-	if (roll < acc) {
-		struct problem *p = problem_new(PROB_UNAVAILABLE,
-		    "injected fault (test.faults.unavailable_percent)");
-		p->retry_after = 1;
-		wfe_reply_problem(r, p);
-		return 1;
-	}
-	v = json_integer_value(json_object_get(f, "rate_limited_percent"));
-	acc += (int)v;
-	if (roll < acc) {
-		struct problem *p = problem_new(PROB_RATE_LIMITED,
-		    "injected fault (test.faults.rate_limited_percent)");
-		p->retry_after = 1;
-		wfe_reply_problem(r, p);
-		return 1;
-	}
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(routes[i].name, name) == 0)
+			return 1;
 	return 0;
+}
+
+json_t *
+wfe_faults_get(struct wfe *w)
+{
+	json_t *f;
+
+	pthread_mutex_lock(&w->lock);
+	f = json_incref(w->faults);
+	pthread_mutex_unlock(&w->lock);
+	return f;
+}
+
+void
+wfe_faults_set(struct wfe *w, const json_t *f)
+{
+	json_t *copy = f != NULL ? json_deep_copy(f) : NULL, *old;
+
+	pthread_mutex_lock(&w->lock);
+	old = w->faults;
+	w->faults = copy;
+	pthread_mutex_unlock(&w->lock);
+	json_decref(old);
+}
+
+/*
+ * Test mode: a percentage of requests fail on purpose. The route's entry
+ * in test.faults.endpoints applies to every method of that route; the
+ * top-level percentages to POSTs only. 1 if a fault was replied.
+ */
+static int
+fault_injected(struct wfe_req *r, const char *route)
+{
+	static const struct {
+		const char *key;
+		enum prob_type type;
+		int retry;
+	} kinds[] = {
+		{"internal_percent", PROB_SERVER_INTERNAL, 0},
+		{"unavailable_percent", PROB_UNAVAILABLE, 1},
+		{"rate_limited_percent", PROB_RATE_LIMITED, 1},
+	};
+	json_t *all = wfe_faults_get(r->w);
+	const json_t *f, *ra;
+	uint8_t rnd[4];
+	int roll, acc = 0, hit = 0;
+	size_t i;
+
+	if (all == NULL)
+		return 0;
+	f = json_object_get(json_object_get(all, "endpoints"), route);
+	if (f == NULL && r->method == WFE_POST)
+		f = all;
+	if (f == NULL)
+		goto out;
+	random_bytes(rnd, sizeof(rnd));
+	roll = (int)((((uint32_t)rnd[0] << 24) | ((uint32_t)rnd[1] << 16) |
+	    ((uint32_t)rnd[2] << 8) | rnd[3]) % 100);
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && !hit; i++) {
+		acc += (int)json_integer_value(json_object_get(f,
+		    kinds[i].key));
+		if (roll < acc) {
+			struct problem *p = problem_new(kinds[i].type,
+			    "injected fault (test.faults %s)", kinds[i].key);
+
+			ra = json_object_get(all, "retry_after");
+			if (kinds[i].retry)
+				p->retry_after = ra != NULL ?
+				    (int)json_integer_value(ra) : 1;
+			wfe_reply_problem(r, p);
+			hit = 1;
+		}
+	}
+out:
+	json_decref(all);
+	return hit;
 }
 
 void
@@ -134,7 +181,7 @@ wfe_dispatch(struct wfe_req *r)
 		wfe_add_header(r, "Allow", "%s", allow);
 		return;
 	}
-	if (fault_injected(r))
+	if (fault_injected(r, rt->name))
 		return;
 	rt->fn(r, tail);
 	if (!r->done) {

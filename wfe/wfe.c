@@ -55,6 +55,8 @@ wfe_new(const struct wfe_config *cfg, struct metrics *metrics, char *err,
 		free(w);
 		return NULL;
 	}
+	if (cfg->faults != NULL)
+		w->faults = json_deep_copy(cfg->faults);
 	if (cfg->tls_cert != NULL) {
 		if (file_read_all(cfg->tls_cert, 1 << 20, &w->tls_cert_pem,
 		    &len, e, sizeof(e)) != 0) {
@@ -123,6 +125,7 @@ wfe_free(struct wfe *w)
 	}
 	json_decref(w->profiles);
 	json_decref(w->issuers);
+	json_decref(w->faults);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

@@ -33,6 +33,7 @@ struct wfe_config {
 	char **hosts;		/* extra accepted Host header values */
 	size_t nhosts;
 	char *trusted_proxy_header; /* e.g. "X-Forwarded-Proto"; NULL = none */
+	char *client_ip_header;	/* e.g. "X-Forwarded-For"; NULL = TCP peer */
 	int64_t threads;
 	int64_t max_connections; /* open connections (MHD limit) */
 	int64_t max_body;
@@ -53,9 +54,14 @@ struct wfe_config {
 	int64_t retry_after_authz_ms;
 	int64_t orders_per_page;
 	int64_t nonce_reject_percent; /* test mode */
-	json_t *faults;		/* test mode: {"500":pct,"503":pct,"429":pct} */
+	json_t *faults;		/* test mode: docs/config/wfe.md test.faults */
 	char *mgmt_addr;	/* test-mode management listener (plain HTTP) */
 	int64_t mgmt_port;	/* 0 = off */
+	int mgmt_tls;		/* HTTPS with tls.cert/key (Pebble's way) */
+	char **mgmt_root_keys;	/* test mode: PEM key files, chain order */
+	size_t nmgmt_root_keys;
+	char **mgmt_int_keys;
+	size_t nmgmt_int_keys;
 	int allow_cert_get;	/* plain GET on /acme/cert/ (default 1) */
 	int jose_allow_es512;	/* jose.* -> struct jose_policy */
 	int jose_allow_eddsa;

@@ -109,6 +109,7 @@ struct wfe_req {
 	int want_nonce;
 	int no_index_link;
 	int mgmt;		/* request on the management listener */
+	char *client_ip;	/* TCP peer, or client_ip_header's last entry */
 	struct wfe_header hdrs[WFE_MAX_HEADERS];
 	size_t nhdrs;
 };
@@ -155,6 +156,17 @@ const struct wfe_route *wfe_route_find(const char *path, const char **tail);
 /* "GET, HEAD, POST" style Allow value for a method mask (static buffer
  * owned by caller: buf >= 32). */
 const char *wfe_methods_allow(unsigned methods, char *buf, size_t buflen);
+/* 1 if name is a route name of the table (test.faults.endpoints keys). */
+int wfe_route_name_known(const char *name);
+/*
+ * Checks a test.faults object (borrowed): percentages 0..100 adding up to
+ * at most 100, retry_after, endpoints. 0, or -1 with err naming the key.
+ */
+int wfe_faults_check(const json_t *f, char *err, size_t errlen);
+/* The fault injection now in force: a new reference or NULL (none). */
+json_t *wfe_faults_get(struct wfe *w);
+/* Replaces it (f borrowed, already checked; NULL = off). */
+void wfe_faults_set(struct wfe *w, const json_t *f);
 /* Runs the request: route, method check, faults, handler. */
 void wfe_dispatch(struct wfe_req *r);
 /* Same for the management listener (mgmt.c). */
@@ -205,6 +217,7 @@ struct wfe {
 	uint64_t rid_next;
 	json_t *profiles;	/* cached ca.profiles result, may be NULL */
 	int64_t profiles_at_ms;
+	json_t *faults;		/* test.faults in force (POST /faults), owned */
 	json_t *issuers;	/* cached ca.get_issuers result */
 	int64_t issuers_at_ms;
 };

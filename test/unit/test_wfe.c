@@ -496,7 +496,7 @@ test_config(struct th *t)
 	    sizeof(err)) != 0);
 	wfe_config_clear(&cfg);
 	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
-	    ",\"jose\":{\"rsa_min_bits\":1024}}", &cfg, err,
+	    ",\"jose\":{\"rsa_min_bits\":512}}", &cfg, err,
 	    sizeof(err)) != 0);
 	TH_CHECK(t, strstr(err, "jose.rsa_min_bits") != NULL);
 	wfe_config_clear(&cfg);

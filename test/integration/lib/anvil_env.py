@@ -36,7 +36,7 @@ ALL_SERVICES = ["sa", "ca", "va", "ra", "wfe"]
 
 class AnvilEnv:
     def __init__(self, port_base=None, services=None, config=None, env=None,
-                 name="anvil", start_timeout=90):
+                 name="anvil", start_timeout=90, src=None):
         self.port_base = int(port_base or os.environ.get("ANVIL_TEST_PORT_BASE", "24000"))
         self.services = list(services or ALL_SERVICES)
         self.overrides = dict(config or {})
@@ -49,6 +49,16 @@ class AnvilEnv:
         self.tmp = tempfile.mkdtemp(prefix=name + "-", dir=os.path.join(build, "tmp"))
         self.cfg_dir = os.path.join(self.tmp, "cfg")
         self.var_dir = os.path.join(self.tmp, "var")
+        # src: template config directory (default configs/dev). A template
+        # whose paths live under var/<sub>/ (configs/testmode,
+        # configs/pebble-compat) gets var_dir = <tmp>/var/<sub>.
+        self.src = os.path.join(TOP, src or os.path.join("configs", "dev"))
+        self.mk_var = self.var_dir
+        with open(os.path.join(self.src, "anvil.json")) as f:
+            lock = json.load(f).get("lock_file", "var/run/anvil.lock")
+        parts = lock.split("/")
+        if len(parts) > 3 and parts[0] == "var":
+            self.var_dir = os.path.join(self.var_dir, *parts[1:-2])
         self.proc = None
         self.ports = {
             "wfe": self.port_base + 31, "mgmt": self.port_base + 32,
@@ -82,8 +92,8 @@ class AnvilEnv:
         for k, v in self.overrides.items():
             sets += ["--set", "%s=%s" % (k, json.dumps(v))]
         subprocess.run([sys.executable, os.path.join(TOP, "scripts", "mkconfig.py"),
-                        "--src", os.path.join(TOP, "configs", "dev"),
-                        "--out", self.cfg_dir, "--var", self.var_dir,
+                        "--src", self.src,
+                        "--out", self.cfg_dir, "--var", self.mk_var,
                         "--bindir", self.bin_dir, "--port-base", str(self.port_base)] + sets,
                        check=True, cwd=TOP)
         # Keep only the chosen services (and the DNS server) in the launcher.
