@@ -126,3 +126,55 @@ def test_healthz_follows_postgresql(env):
         assert env.debug_get(s, "/healthz")[0] == 200, s
     # And it still issues.
     issue_one(env, "after-pg.example.test")
+
+
+def test_grafana_dashboard_is_valid_over_real_metrics(env):
+    """docs/grafana-dashboard.json: valid JSON, every metric it names exists in
+    the sources, and every query parses in a real Prometheus."""
+    import re
+    with open(os.path.join(TOP, "docs", "grafana-dashboard.json")) as f:
+        dash = json.load(f)
+    exprs = []
+
+    def walk(panels):
+        for p in panels:
+            exprs.extend(t["expr"] for t in p.get("targets", []))
+            walk(p.get("panels", []))
+    walk(dash["panels"])
+    assert len(exprs) >= 20
+    src = subprocess.run(["grep", "-rhoE", "anvil_[a-z_]+", "--include=*.c", "core", "ca", "ra", "va", "sa", "wfe", "rpc"],
+                         cwd=TOP, capture_output=True, text=True).stdout.split()
+    known = set(src)
+    for e in exprs:
+        for name in re.findall(r"anvil_[a-z_]+", e):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            assert base in known, "dashboard uses %s, not exported by any process" % name
+    work = tempfile.mkdtemp(prefix="ops-graf-")
+    port = env.port_base + 91
+    cfg = os.path.join(work, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: anvil\n"
+                "    static_configs:\n      - targets: [\"127.0.0.1:%d\"]\n" % env.ports["debug_ca"])
+    prom = subprocess.Popen(["prometheus", "--config.file", cfg, "--storage.tsdb.path", os.path.join(work, "data"),
+                             "--web.listen-address", "127.0.0.1:%d" % port],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % port, timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        for e in exprs:
+            q = e.replace("$job", ".*").replace("$__rate_interval", "1m")
+            url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (port, urllib.parse.quote(q))
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    assert json.load(r)["status"] == "success", q
+            except urllib.error.HTTPError as err:
+                raise AssertionError("query does not parse: %s: %s" % (q, err.read().decode()))
+    finally:
+        prom.terminate()
+        prom.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
