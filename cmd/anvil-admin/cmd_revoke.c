@@ -102,14 +102,25 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 	struct problem *p = NULL;
 	const char *serial, *st;
 	size_t k, n = json_array_size(list);
-	int rc = 1;
+	int rc = 1, down = 0;
 
 	if (n == 0) {
 		rc = admin_fail(ctx, "no certificates matched");
 		goto out;
 	}
+	if (admin_svc(ctx, ctx->dry_run ? ADMIN_SA : ADMIN_RA) == NULL)
+		goto out;
 	json_array_foreach(list, k, v) {
 		serial = json_string_value(v);
+		if (down) {
+			/* The service is gone: do not wait a timeout per serial. */
+			json_array_append_new(failed, json_pack("{s:s, s:s}",
+			    "serial", serial, "error", "not attempted: service "
+			    "unavailable"));
+			progress(k + 1, n, json_array_size(revoked),
+			    json_array_size(already), json_array_size(failed));
+			continue;
+		}
 		if (ctx->dry_run) {
 			if (admin_call(ctx, ADMIN_SA, "sa.get_certificate",
 			    json_pack("{s:s}", "serial", serial), &cert,
@@ -117,6 +128,7 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 				json_array_append_new(failed, json_pack(
 				    "{s:s, s:s}", "serial", serial, "error",
 				    p->detail ? p->detail : ""));
+				down = p->type == PROB_UNAVAILABLE;
 				problem_free(p);
 				p = NULL;
 				continue;
@@ -141,6 +153,7 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 				admin_fail(ctx, "%s: %s: %s", serial,
 				    prob_type_name(p->type),
 				    p->detail ? p->detail : "");
+			down = p->type == PROB_UNAVAILABLE;
 			problem_free(p);
 			p = NULL;
 		} else {

@@ -436,6 +436,17 @@ def test_unreachable_service_is_one_line(env):
     assert rc != 0 and len(err.strip().splitlines()) == 1, err
 
 
+def test_bulk_revoke_stops_when_the_ra_is_unreachable(env, work):
+    path = os.path.join(work, "unreachable.txt")
+    with open(path, "w") as f:
+        f.write("7f01\n7f02\n7f03\n")
+    out, err, rc = admin(env, "revoke", "--serials-file", path, "--ra", "unix:/nonexistent/ra.sock", expect=None)
+    assert rc == 1
+    assert "revoked 0, already revoked 0, failed 3" in out
+    errors = [ln for ln in err.splitlines() if ln.startswith("anvil-admin")]
+    assert len(errors) == 1 and "unavailable" in errors[0], err
+
+
 def test_help(env):
     for cmd in (["revoke"], ["block-key"], ["cert", "list"], ["eab", "create"], ["db", "migrate"]):
         out, _, _ = admin(env, *(cmd + ["--help"]))
