@@ -179,8 +179,9 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 		admin_print_json(o);
 		json_decref(o);
 	} else if (ctx->dry_run) {
-		json_array_foreach(revoked, k, v)
+		json_array_foreach(revoked, k, v) {
 			printf("would revoke %s\n", json_string_value(v));
+		}
 		printf("dry run: would revoke %zu, already revoked %zu, "
 		    "not found %zu (reason %s)\n", json_array_size(revoked),
 		    json_array_size(already), json_array_size(failed),

@@ -93,8 +93,9 @@ print_account(const json_t *a)
 	    str(a, "status"), str(a, "created"), str(a, "thumbprint"),
 	    str(json_object_get(a, "key"), "kty"), str(a, "eab_kid"));
 	printf("  contact:   ");
-	json_array_foreach(json_object_get(a, "contact"), k, v)
+	json_array_foreach(json_object_get(a, "contact"), k, v) {
 		printf(" %s", json_string_value(v));
+	}
 	printf("%s\n", json_array_size(json_object_get(a, "contact")) ? "" :
 	    " -");
 }
@@ -429,13 +430,14 @@ admin_order_show(struct admin_ctx *ctx, int argc, char **argv)
 			printf("  error:       %s: %s\n", str(json_object_get(o,
 			    "error"), "type"), str(json_object_get(o, "error"),
 			    "detail"));
-		json_array_foreach(json_object_get(az, "authzs"), k, a)
+		json_array_foreach(json_object_get(az, "authzs"), k, a) {
 			printf("  authz %lld: %s:%s%s %s\n", (long long)
 			    json_integer_value(json_object_get(a, "id")),
 			    str(json_object_get(a, "identifier"), "type"),
 			    str(json_object_get(a, "identifier"), "value"),
 			    json_is_true(json_object_get(a, "wildcard")) ?
 			    " (wildcard)" : "", str(a, "status"));
+		}
 	}
 	rc = 0;
 out:
