@@ -184,10 +184,16 @@ mgmt_faults(struct wfe_req *r)
 	char err[256];
 
 	if (r->method == WFE_POST) {
-		f = json_loadb(r->body ? r->body : "", r->body_len, 0, &jerr);
+		f = json_loadb(r->body ? r->body : "", r->body_len,
+		    JSON_DECODE_ANY, &jerr);
 		if (f == NULL) {
 			wfe_reply_prob(r, PROB_MALFORMED, "body is not JSON: %s",
 			    jerr.text);
+			goto out;
+		}
+		if (!json_is_null(f) && !json_is_object(f)) {
+			wfe_reply_prob(r, PROB_MALFORMED, "body must be a JSON "
+			    "object or null");
 			goto out;
 		}
 		if (!json_is_null(f) && wfe_faults_check(f, err,
