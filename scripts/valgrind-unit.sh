@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every unit test binary ($BUILD/test/test_*) under valgrind memcheck.
-#   scripts/valgrind-unit.sh [PATTERN]
+#   scripts/valgrind-unit.sh [REGEX]     (e.g. 'core|jose': only matching binaries)
 # Exit status 1 if any binary fails its own tests or valgrind reports an
 # error (invalid read/write, use of uninitialised memory, definite or
 # indirect leak, bad free). Logs: $BUILD/valgrind/<test>.log. Build without
@@ -21,7 +21,7 @@ P=0; F=0
 for t in "$BUILD"/test/test_*; do
 	[ -x "$t" ] || continue
 	name=$(basename "$t")
-	if [ -n "$pat" ] && [[ "$name" != *$pat* ]]; then continue; fi
+	if [ -n "$pat" ] && ! [[ "$name" =~ $pat ]]; then continue; fi
 	log=$logdir/$name.log
 	start=$SECONDS
 	# --errors-for-leak-kinds: definite and indirect leaks are errors;

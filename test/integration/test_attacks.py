@@ -9,6 +9,7 @@ certificate still good, the account key / contact / status as before.
 
 Ports: AnvilEnv base 26000 (rel range 26000-26999).
 """
+import base64
 import hashlib
 import hmac
 import json
@@ -35,6 +36,8 @@ def env():
             "wfe.json:directory.external_account_required": True,
             "va.json:test.always_valid": True}) as e:
         yield e
+        reports = a.stop_and_sanitizer_reports(e)
+        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +164,8 @@ def test_nonce_from_the_future(env, raw, victim):
     """Our own prefix, well-formed, but never issued."""
     v = victim
     n = raw.nonce()
-    forged = n[:2] + b64(os.urandom(len(a.h.base64.urlsafe_b64decode(n[2:] + "==="))))
+    raw_len = len(base64.urlsafe_b64decode(n[2:] + "=" * (-len(n[2:]) % 4)))
+    forged = n[:2] + b64(os.urandom(raw_len))
     r = raw.post(v["kida"], {"contact": ["mailto:evil@atk.test"]}, v["ka"], kid=v["kida"], nonce=forged)
     problem(r, 400, "badNonce")
     account_unchanged(env, v)

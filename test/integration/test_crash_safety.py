@@ -59,6 +59,8 @@ def env():
             "ra.json:va.timeout": "10s",
             "va.json:validation_timeout": "5s"}) as e:
         yield e
+        reports = a.stop_and_sanitizer_reports(e)
+        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
 
 
 class Recorder(threading.Thread):

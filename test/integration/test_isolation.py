@@ -29,6 +29,8 @@ def env():
     with anvil_env.AnvilEnv(port_base=PORT_BASE, name="isolation",
                             config={"va.json:test.always_valid": True}) as e:
         yield e
+        reports = a.stop_and_sanitizer_reports(e)
+        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
 
 
 @pytest.fixture(scope="module")

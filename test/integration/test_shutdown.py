@@ -43,6 +43,8 @@ def env():
             "ra.json:test.slow_finalize": "3s",
             "ra.json:finalize.recover_after": "4s"}) as e:
         yield e
+        reports = a.stop_and_sanitizer_reports(e)
+        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
 
 
 def relaunch(env, timeout=90):

@@ -43,6 +43,8 @@ def env():
     with anvil_env.AnvilEnv(port_base=PORT_BASE, name="vasafety", config={
             "va.json:validation_timeout": "%ds" % VALIDATION_TIMEOUT_S}) as e:
         yield e
+        reports = a.stop_and_sanitizer_reports(e)
+        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
 
 
 @pytest.fixture(scope="module")

@@ -189,3 +189,30 @@ def psql(env, sql):
 
 def b64_std(data):
     return base64.b64encode(data).decode()
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+
+
+def stop_and_sanitizer_reports(env):
+    """Stops the launcher (SIGTERM, so every service exits normally and
+    LeakSanitizer gets to report), then returns the sanitizer report lines
+    found in the services' logs ("file: line"). Empty for a clean run and
+    always empty for a build without sanitizers (make asan sets them)."""
+    import signal
+    if env.proc is not None and env.proc.poll() is None:
+        env.proc.send_signal(signal.SIGTERM)
+        try:
+            env.proc.wait(timeout=60)
+        except Exception:  # noqa: BLE001 - AnvilEnv.stop kills it
+            pass
+    found = []
+    logdir = os.path.join(env.var_dir, "log")
+    if os.path.isdir(logdir):
+        for name in sorted(os.listdir(logdir)):
+            with open(os.path.join(logdir, name), errors="replace") as f:
+                for line in f:
+                    if any(m in line for m in SANITIZER_MARKS):
+                        found.append("%s: %s" % (name, line.rstrip()))
+    return found
