@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import re
+import signal
 import ssl
 import subprocess
 import sys
@@ -420,13 +421,22 @@ def module_benches():
         log("%s (at most %ds)" % (name, limit))
         env = dict(os.environ, BENCH_SECONDS="3", SECONDS_PER="2")
         t = time.time()
+        # Own process group: on timeout SIGTERM reaches the script and its
+        # children, so its cleanup trap stops what it started (PostgreSQL...).
+        p = subprocess.Popen([path] + MODULE_ARGS.get(name, []), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=env, cwd=TOP,
+                             start_new_session=True)
         try:
-            p = subprocess.run([path] + MODULE_ARGS.get(name, []), capture_output=True,
-                               text=True, timeout=limit, env=env, cwd=TOP)
-            text, rc = p.stdout + p.stderr, p.returncode
-        except subprocess.TimeoutExpired as e:
-            text = ((e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes)
-                    else (e.stdout or "")) + "\n(stopped after %ds)" % limit
+            text, _ = p.communicate(timeout=limit)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                text, _ = p.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                text, _ = p.communicate()
+            text = (text or "") + "\n(stopped after %ds)" % limit
             rc = None
         lines = text.strip().splitlines()[-40:]
         out[name] = {"exit": rc, "seconds": round(time.time() - t, 1), "output": lines}
