@@ -84,8 +84,34 @@ class AnvilEnv:
         return self
 
     def __exit__(self, *exc):
-        self.stop()
+        reports = None
+        try:
+            self.stop(keep=True)
+            reports = self.sanitizer_reports()
+        finally:
+            self.cleanup()
+        if reports and exc[0] is None:
+            raise AssertionError("sanitizer reports in service logs:\n" + reports)
         return False
+
+    SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                         "WARNING: ThreadSanitizer")
+
+    def sanitizer_reports(self):
+        """Lines around any ASan/LSan/UBSan report in the service logs (an
+        `make asan` run must have none)."""
+        out = []
+        logdir = os.path.join(self.var_dir, "log")
+        if not os.path.isdir(logdir):
+            return ""
+        for name in sorted(os.listdir(logdir)):
+            with open(os.path.join(logdir, name), errors="replace") as f:
+                lines = f.readlines()
+            for i, line in enumerate(lines):
+                if any(m in line for m in self.SANITIZER_MARKERS):
+                    out.append("--- %s\n%s" % (name, "".join(lines[max(0, i - 2):i + 20])))
+                    break
+        return "\n".join(out)
 
     def start(self):
         sets = []
@@ -139,7 +165,7 @@ class AnvilEnv:
                     return
         raise RuntimeError("not ready after %ds:\n%s" % (self.start_timeout, self.logs_tail()))
 
-    def stop(self):
+    def stop(self, keep=False):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -151,6 +177,11 @@ class AnvilEnv:
         if os.path.isdir(os.path.join(self.var_dir, "pg")) or os.path.islink(os.path.join(self.var_dir, "pg")):
             subprocess.run([os.path.join(TOP, "scripts", "pg.sh"), "stop", os.path.join(self.var_dir, "pg")],
                            capture_output=True)
+        if not keep:
+            self.cleanup()
+
+    def cleanup(self):
+        """Removes the temporary directory (unless ANVIL_KEEP_TMP=1)."""
         if os.environ.get("ANVIL_KEEP_TMP") != "1":
             pg = os.path.join(self.var_dir, "pg")
             if os.path.islink(pg):
