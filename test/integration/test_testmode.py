@@ -376,7 +376,9 @@ def pebble_env():
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with anvil_env.AnvilEnv(port_base=PC_BASE, name="pebble-compat", src="configs/pebble-compat",
-                                env={"PEBBLE_VA_NOSLEEP": "1"}) as e:
+                                env={"PEBBLE_VA_NOSLEEP": "1"},
+                                config={"ra.json:rate_limits": {
+                                    "new_accounts_per_ip": {"limit": 3, "period": "1h"}}}) as e:
             e.ports["wfe"] = PC_BASE + 40
             e.ports["mgmt"] = PC_BASE + 50
             e.directory_url = "https://localhost:%d/dir" % (PC_BASE + 40)
@@ -424,3 +426,18 @@ def test_pebble_compat_key_policy(pebble_env):
     assert kid.startswith("https://127.0.0.1:%d/acme/acct/" % env.ports["wfe"])
     # the stored 1024-bit key keeps working for kid-signed requests
     assert cli.post(kid, None, key, kid=kid).status_code == 200
+
+
+def test_pebble_compat_client_ip_limit(pebble_env):
+    """The WFE passes the TCP peer as client_ip: the RA's
+    new-accounts-per-IP limit (3 here) stops the 4th account at the latest."""
+    cli = Client(pebble_env.directory_url, pebble_env.trust_path)
+    codes = []
+    for _ in range(5):
+        r = cli.post(cli.dir["newAccount"], {"termsOfServiceAgreed": True}, ra.Key())
+        codes.append(r.status_code)
+        if r.status_code == 429:
+            assert r.json()["type"].endswith(":rateLimited") and "Retry-After" in r.headers, r.text
+            break
+        assert r.status_code == 201, r.text
+    assert codes[-1] == 429 and len(codes) <= 4, codes
