@@ -104,6 +104,12 @@ struct ca_settings {
 	int64_t crl_validity_ms; /* nextUpdate - thisUpdate */
 	int64_t ocsp_validity_ms; /* nextUpdate - thisUpdate of OCSP */
 	int ocsp_url;		 /* put the OCSP URL in AIA */
+	/* Certificate key policy (keys.* in ca.json): RSA size range and
+	 * whether P-521 is allowed besides P-256/P-384. Defaults 2048, 4096,
+	 * no; test-target configs open it up the way Pebble does. */
+	int64_t rsa_min_bits;
+	int64_t rsa_max_bits;
+	int allow_p521;
 };
 
 /* Default settings (base URL NULL). */

@@ -120,6 +120,7 @@ struct ca_lint_input {
 	const X509_PUBKEY *spki;
 	const json_t *identifiers;   /* the order's identifiers */
 	const struct profile *profile;
+	const struct ca_settings *settings; /* key policy; NULL = defaults */
 };
 
 /* 0 = pass, -1 = fail with a reason in msg. */
@@ -137,7 +138,8 @@ const struct ca_lint *ca_lints(size_t *count);
  * Key policy of the CA: RSA 2048..4096 bits (multiple of 8), ECDSA P-256 or
  * P-384. Borrows k; 0 or -1 with the reason in msg.
  */
-int ca_key_check(EVP_PKEY *k, char *msg, size_t msglen);
+int ca_key_check(EVP_PKEY *k, const struct ca_settings *s, char *msg,
+    size_t msglen);
 /* Looks a lint up by name; NULL if none. */
 const struct ca_lint *ca_lint_find(const char *name);
 /*

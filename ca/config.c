@@ -14,7 +14,15 @@ static const struct jspec debug_spec[] = {
 	JSPEC_END,
 };
 
+static const struct jspec keys_spec[] = {
+	{"rsa_min_bits", JSPEC_INT, CFG(settings.rsa_min_bits), 0, NULL, 0},
+	{"rsa_max_bits", JSPEC_INT, CFG(settings.rsa_max_bits), 0, NULL, 0},
+	{"allow_p521", JSPEC_BOOL, CFG(settings.allow_p521), 0, NULL, 0},
+	JSPEC_END,
+};
+
 static const struct jspec ca_spec[] = {
+	{"keys", JSPEC_OBJECT, 0, 0, keys_spec, 0},
 	{"log_level", JSPEC_STRING, CFG(log_level), 0, NULL, 0},
 	{"debug", JSPEC_OBJECT, 0, 0, debug_spec, 0},
 	{"rpc", JSPEC_JSON, CFG(rpc), 1, NULL, 0},
@@ -54,6 +62,13 @@ ca_config_load(const char *path, struct ca_config *cfg, char *err,
 		cfg->debug_addr = xstrdup("127.0.0.1");
 	if (cfg->log_level == NULL)
 		cfg->log_level = xstrdup("info");
+	if (cfg->settings.rsa_min_bits < 1024 ||
+	    cfg->settings.rsa_max_bits > 8192 ||
+	    cfg->settings.rsa_min_bits > cfg->settings.rsa_max_bits) {
+		snprintf(err, errlen, "%s: keys.rsa_min_bits/rsa_max_bits: "
+		    "need 1024 <= min <= max <= 8192", path);
+		goto out;
+	}
 	if (cfg->debug_port < 0 || cfg->debug_port > 65535) {
 		snprintf(err, errlen, "%s: debug.port: out of range", path);
 		goto out;

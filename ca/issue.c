@@ -17,6 +17,8 @@ ca_settings_defaults(struct ca_settings *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->serial_prefix = 0x7f;
+	s->rsa_min_bits = 2048;
+	s->rsa_max_bits = 4096;
 	s->crl_shards = 4;
 	s->crl_validity_ms = 7LL * 24 * 3600 * 1000;
 	s->ocsp_validity_ms = 4LL * 24 * 3600 * 1000;
@@ -248,6 +250,7 @@ sign_linted(struct ca *ca, const struct ca_tbs *t, const json_t *ids,
 	li.spki = t->spki;
 	li.identifiers = ids;
 	li.profile = t->profile;
+	li.settings = &ca->s;
 	if (ca_lint_all(&li, &failed, err, sizeof(err)) != 0) {
 		hex = ca_serial_hex(t->serial, CA_SERIAL_LEN);
 		log_audit(req->request_id, "lint-failure", "serial=%s lint=%s "
@@ -352,7 +355,7 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req,
 		goto out;
 	}
 	if (ca_pkey_type(pub, &kt) != 0 ||
-	    ca_key_check(pub, err, sizeof(err)) != 0) {
+	    ca_key_check(pub, &ca->s, err, sizeof(err)) != 0) {
 		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "key not allowed: %s",
 		    kt == CA_KEY__MAX ? "unsupported type" : err);
 		goto out;

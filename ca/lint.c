@@ -350,11 +350,15 @@ lint_spki_matches_request(const struct ca_lint_input *in, char *msg,
 
 /* See ca_int.h. */
 int
-ca_key_check(EVP_PKEY *k, char *msg, size_t msglen)
+ca_key_check(EVP_PKEY *k, const struct ca_settings *s, char *msg,
+    size_t msglen)
 {
 	char curve[64];
 	size_t clen = 0;
 	int bits;
+	int64_t rmin = s ? s->rsa_min_bits : 2048;
+	int64_t rmax = s ? s->rsa_max_bits : 4096;
+	int p521 = s ? s->allow_p521 : 0;
 
 	if (k == NULL) {
 		snprintf(msg, msglen, "unreadable public key");
@@ -363,7 +367,7 @@ ca_key_check(EVP_PKEY *k, char *msg, size_t msglen)
 	switch (EVP_PKEY_get_base_id(k)) {
 	case EVP_PKEY_RSA:
 		bits = EVP_PKEY_get_bits(k);
-		if (bits < 2048 || bits > 4096 || bits % 8 != 0) {
+		if (bits < rmin || bits > rmax || bits % 8 != 0) {
 			snprintf(msg, msglen, "RSA key of %d bits", bits);
 			return -1;
 		}
@@ -377,7 +381,9 @@ ca_key_check(EVP_PKEY *k, char *msg, size_t msglen)
 		if (strcmp(curve, "prime256v1") != 0 &&
 		    strcmp(curve, "P-256") != 0 &&
 		    strcmp(curve, "secp384r1") != 0 &&
-		    strcmp(curve, "P-384") != 0) {
+		    strcmp(curve, "P-384") != 0 &&
+		    !(p521 && (strcmp(curve, "secp521r1") == 0 ||
+		    strcmp(curve, "P-521") == 0))) {
 			snprintf(msg, msglen, "EC curve %s not allowed", curve);
 			return -1;
 		}
@@ -391,7 +397,7 @@ ca_key_check(EVP_PKEY *k, char *msg, size_t msglen)
 static int
 lint_key_allowed(const struct ca_lint_input *in, char *msg, size_t msglen)
 {
-	return ca_key_check(lint_pubkey(in), msg, msglen);
+	return ca_key_check(lint_pubkey(in), in->settings, msg, msglen);
 }
 
 static int

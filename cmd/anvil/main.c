@@ -486,7 +486,7 @@ cmd_run(const char *dir)
 		if (service_start(s) != 0)
 			goto stop;
 		while (s->health != NULL && !health_ok(s->health)) {
-			sig = wait_signal(&set, 200);
+			sig = wait_signal(&set, 25);
 			if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
 				goto stop;
 			reap(&l, 1);

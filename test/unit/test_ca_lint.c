@@ -388,6 +388,32 @@ test_lint_key_allowed(struct th *t)
 	EVP_PKEY_free(p384);
 }
 
+/* keys.* in ca.json: a Pebble-like policy admits RSA-1024 and P-521. */
+static void
+test_key_policy_settings(struct th *t)
+{
+	struct ca_settings strict, open;
+	EVP_PKEY *small = ca_key_generate(CA_KEY_RSA, 1024);
+	EVP_PKEY *p521 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
+	EVP_PKEY *k1 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
+	char msg[128];
+
+	ca_settings_defaults(&strict);
+	ca_settings_defaults(&open);
+	open.rsa_min_bits = 1024;
+	open.allow_p521 = 1;
+	TH_CHECK(t, ca_key_check(small, &strict, msg, sizeof(msg)) == -1);
+	TH_CHECK(t, strstr(msg, "1024") != NULL);
+	TH_CHECK(t, ca_key_check(p521, &strict, msg, sizeof(msg)) == -1);
+	TH_CHECK(t, ca_key_check(small, &open, msg, sizeof(msg)) == 0);
+	TH_CHECK(t, ca_key_check(p521, &open, msg, sizeof(msg)) == 0);
+	TH_CHECK(t, ca_key_check(k1, &open, msg, sizeof(msg)) == -1);
+	TH_CHECK(t, ca_key_check(small, NULL, msg, sizeof(msg)) == -1);
+	EVP_PKEY_free(small);
+	EVP_PKEY_free(p521);
+	EVP_PKEY_free(k1);
+}
+
 static void
 test_lint_ku_eku_consistent(struct th *t)
 {
@@ -630,6 +656,7 @@ main(void)
 	TH_RUN(&t, test_lint_validity_within_profile);
 	TH_RUN(&t, test_lint_serial_valid);
 	TH_RUN(&t, test_lint_key_allowed);
+	TH_RUN(&t, test_key_policy_settings);
 	TH_RUN(&t, test_lint_ku_eku_consistent);
 	TH_RUN(&t, test_lint_no_unknown_critical_ext);
 	TH_RUN(&t, test_lint_not_ca);
