@@ -38,22 +38,22 @@ struct every {
 };
 
 static const struct jspec inner_spec[] = {
-	{"name", JSPEC_STRING, offsetof(struct every, inner_str), 1, NULL, 0},
-	{"port", JSPEC_INT, offsetof(struct every, inner_num), 0, NULL, 0},
-	JSPEC_END,
+    {"name", JSPEC_STRING, offsetof(struct every, inner_str), 1, NULL, 0},
+    {"port", JSPEC_INT, offsetof(struct every, inner_num), 0, NULL, 0},
+    JSPEC_END,
 };
 
 static const struct jspec every_spec[] = {
-	{"log_level", JSPEC_STRING, offsetof(struct every, str), 0, NULL, 0},
-	{"workers", JSPEC_INT, offsetof(struct every, num), 0, NULL, 0},
-	{"enabled", JSPEC_BOOL, offsetof(struct every, flag), 0, NULL, 0},
-	{"timeout", JSPEC_DURATION, offsetof(struct every, dur_ms), 0, NULL, 0},
-	{"allow", JSPEC_JSON, offsetof(struct every, any), 0, NULL, 0},
-	{"resolvers", JSPEC_STRINGS, offsetof(struct every, list), 0, NULL,
-	    offsetof(struct every, nlist)},
-	{"ratio", JSPEC_DOUBLE, offsetof(struct every, ratio), 0, NULL, 0},
-	{"listen", JSPEC_OBJECT, 0, 0, inner_spec, 0},
-	JSPEC_END,
+    {"log_level", JSPEC_STRING, offsetof(struct every, str), 0, NULL, 0},
+    {"workers", JSPEC_INT, offsetof(struct every, num), 0, NULL, 0},
+    {"enabled", JSPEC_BOOL, offsetof(struct every, flag), 0, NULL, 0},
+    {"timeout", JSPEC_DURATION, offsetof(struct every, dur_ms), 0, NULL, 0},
+    {"allow", JSPEC_JSON, offsetof(struct every, any), 0, NULL, 0},
+    {"resolvers", JSPEC_STRINGS, offsetof(struct every, list), 0, NULL,
+	offsetof(struct every, nlist)},
+    {"ratio", JSPEC_DOUBLE, offsetof(struct every, ratio), 0, NULL, 0},
+    {"listen", JSPEC_OBJECT, 0, 0, inner_spec, 0},
+    JSPEC_END,
 };
 
 /* Every list jspec filled must be NULL-terminated with nlist entries. */
@@ -79,8 +79,8 @@ run_jspec(const json_t *obj)
 
 	memset(&e, 0, sizeof(e));
 	err[0] = '\0';
-	if (config_parse("fuzz.json", obj, every_spec, &e, err,
-	    sizeof(err)) != 0) {
+	if (config_parse("fuzz.json", obj, every_spec, &e, err, sizeof(err)) !=
+	    0) {
 		if (err[0] == '\0')
 			abort(); /* a failure must say why */
 	} else
@@ -149,8 +149,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 64 * 1024)
 		return 0;
-	obj = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES,
-	    &jerr);
+	obj =
+	    json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(obj)) {
 		json_decref(obj);
 		return 0;
@@ -160,7 +160,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run_services(obj);
 	/* Sub-objects too: "rpc": {...}, "sa": {...} sections are the usual
 	 * place for the rpc parsers. */
-	json_object_foreach(obj, k, v) {
+	json_object_foreach(obj, k, v)
+	{
 		if (json_is_object(v)) {
 			run_jspec(v);
 			run_services(v);

@@ -24,11 +24,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static json_t *
 order_idents(void)
 {
-	return json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]",
-	    "type", "dns", "value", "a.test",
-	    "type", "dns", "value", "www.a.test",
-	    "type", "dns", "value", "*.b.test",
-	    "type", "ip", "value", "127.0.0.1");
+	return json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "type",
+	    "dns", "value", "a.test", "type", "dns", "value", "www.a.test",
+	    "type", "dns", "value", "*.b.test", "type", "ip", "value",
+	    "127.0.0.1");
 }
 
 static void

@@ -39,33 +39,33 @@ struct body {
 
 #define O(f) offsetof(struct body, f)
 static const struct jspec new_account_spec[] = {
-	{"contact", JSPEC_STRINGS, O(contact), 0, NULL, O(ncontact)},
-	{"termsOfServiceAgreed", JSPEC_BOOL, O(tos), 0, NULL, 0},
-	{"onlyReturnExisting", JSPEC_BOOL, O(only_existing), 0, NULL, 0},
-	{"externalAccountBinding", JSPEC_JSON, O(eab), 0, NULL, 0},
-	JSPEC_END,
+    {"contact", JSPEC_STRINGS, O(contact), 0, NULL, O(ncontact)},
+    {"termsOfServiceAgreed", JSPEC_BOOL, O(tos), 0, NULL, 0},
+    {"onlyReturnExisting", JSPEC_BOOL, O(only_existing), 0, NULL, 0},
+    {"externalAccountBinding", JSPEC_JSON, O(eab), 0, NULL, 0},
+    JSPEC_END,
 };
 static const struct jspec new_order_spec[] = {
-	{"identifiers", JSPEC_JSON, O(identifiers), 1, NULL, 0},
-	{"notBefore", JSPEC_STRING, O(not_before), 0, NULL, 0},
-	{"notAfter", JSPEC_STRING, O(not_after), 0, NULL, 0},
-	{"profile", JSPEC_STRING, O(profile), 0, NULL, 0},
-	{"replaces", JSPEC_STRING, O(replaces), 0, NULL, 0},
-	JSPEC_END,
+    {"identifiers", JSPEC_JSON, O(identifiers), 1, NULL, 0},
+    {"notBefore", JSPEC_STRING, O(not_before), 0, NULL, 0},
+    {"notAfter", JSPEC_STRING, O(not_after), 0, NULL, 0},
+    {"profile", JSPEC_STRING, O(profile), 0, NULL, 0},
+    {"replaces", JSPEC_STRING, O(replaces), 0, NULL, 0},
+    JSPEC_END,
 };
 static const struct jspec finalize_spec[] = {
-	{"csr", JSPEC_STRING, O(csr), 1, NULL, 0},
-	JSPEC_END,
+    {"csr", JSPEC_STRING, O(csr), 1, NULL, 0},
+    JSPEC_END,
 };
 static const struct jspec revoke_spec[] = {
-	{"certificate", JSPEC_STRING, O(certificate), 1, NULL, 0},
-	{"reason", JSPEC_INT, O(reason), 0, NULL, 0},
-	JSPEC_END,
+    {"certificate", JSPEC_STRING, O(certificate), 1, NULL, 0},
+    {"reason", JSPEC_INT, O(reason), 0, NULL, 0},
+    JSPEC_END,
 };
 static const struct jspec update_spec[] = {
-	{"contact", JSPEC_STRINGS, O(contact), 0, NULL, O(ncontact)},
-	{"status", JSPEC_STRING, O(status), 0, NULL, 0},
-	JSPEC_END,
+    {"contact", JSPEC_STRINGS, O(contact), 0, NULL, O(ncontact)},
+    {"status", JSPEC_STRING, O(status), 0, NULL, 0},
+    JSPEC_END,
 };
 #undef O
 
@@ -108,7 +108,8 @@ check_identifiers(const json_t *ids)
 
 	if (!json_is_array(ids))
 		return;
-	json_array_foreach(ids, i, id) {
+	json_array_foreach(ids, i, id)
+	{
 		const char *v = json_string_value(json_object_get(id, "value"));
 
 		if (v == NULL || i > 100)
