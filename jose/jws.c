@@ -68,9 +68,6 @@ check_members(const json_t *obj, const char *what, struct problem **prob)
 		return jose_fail(prob, PROB_MALFORMED,
 		    "%s needs string members \"protected\", \"payload\" and "
 		    "\"signature\"", what);
-	if (json_string_length(json_object_get(obj, "signature")) == 0)
-		return jose_fail(prob, PROB_MALFORMED, "%s has an empty "
-		    "signature", what);
 	return 0;
 }
 
@@ -210,6 +207,13 @@ jose_jws_from_object(const json_t *obj, const struct jose_policy *policy,
 	    &j->payload_len, prob) != 0)
 		goto out;
 	j->is_post_as_get = j->payload_len == 0;
+	/* After the header, so "alg":"none" with no signature is answered
+	 * badSignatureAlgorithm (RFC 8555 §6.2), not malformed. */
+	if (json_string_length(json_object_get(obj, "signature")) == 0) {
+		jose_fail(prob, PROB_MALFORMED, "%s has an empty signature",
+		    what);
+		goto out;
+	}
 	if (jose_b64_member(obj, "signature", what, PROB_MALFORMED, &j->sig,
 	    &j->sig_len, prob) != 0)
 		goto out;

@@ -245,10 +245,11 @@ out:
 	if (pg != NULL)
 		PQfinish(pg);
 	mig_free(files, nfiles);
-	{
-		size_t l = strlen(err);
+	if (ret != 0) {
+		/* err holds a message only on failure; trim libpq's newline */
+		size_t l = strnlen(err, errlen);
 
-		while (ret != 0 && l > 0 && (err[l - 1] == '\n'))
+		while (l > 0 && err[l - 1] == '\n')
 			err[--l] = '\0';
 	}
 	return ret;

@@ -63,7 +63,8 @@ wfe_new(const struct wfe_config *cfg, struct metrics *metrics, char *err,
 			snprintf(err, errlen, "tls.cert: %s", e);
 			goto out;
 		}
-		if (file_read_all(cfg->tls_key, 1 << 20, &w->tls_key_pem,
+		if (file_check_secret_mode(cfg->tls_key, e, sizeof(e)) != 0 ||
+		    file_read_all(cfg->tls_key, 1 << 20, &w->tls_key_pem,
 		    &len, e, sizeof(e)) != 0) {
 			snprintf(err, errlen, "tls.key: %s", e);
 			goto out;

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,9 @@ main(int argc, char **argv)
 	memset(&sum, 0, sizeof(sum));
 	lg_stats_init(&total);
 	log_init("anvil-loadgen", LOG_LEVEL_INFO);
+	/* A server that dies mid-request must cost one failed request, not
+	 * the whole run. */
+	signal(SIGPIPE, SIG_IGN);
 	if (parse_opts(argc, argv, &o) != 0)
 		goto out;
 	run.clients = o.clients;
