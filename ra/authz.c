@@ -8,6 +8,12 @@
 #include "jose/jose.h"
 #include "ra/ra_int.h"
 
+/*
+ * Writing a validation result: attempts with a doubling pause (0.25 s up
+ * to 4 s) while the SA is unreachable, for at most this long in all.
+ */
+#define RA_FINALIZE_AUTHZ_BUDGET_MS 30000
+
 struct vjob {
 	struct ra *ra;
 	char *rid;
@@ -32,11 +38,94 @@ vjob_free(struct vjob *j)
 }
 
 static void
+authz_inflight_set(struct ra *ra, json_int_t id, int on)
+{
+	char k[32];
+
+	snprintf(k, sizeof(k), "%lld", (long long)id);
+	pthread_mutex_lock(&ra->lock);
+	if (on)
+		json_object_set_new(ra->inflight_authzs, k, json_true());
+	else
+		json_object_del(ra->inflight_authzs, k);
+	pthread_mutex_unlock(&ra->lock);
+}
+
+/* See ra_int.h. */
+int
+ra_authz_inflight(struct ra *ra, json_int_t id)
+{
+	char k[32];
+	int on;
+
+	snprintf(k, sizeof(k), "%lld", (long long)id);
+	pthread_mutex_lock(&ra->lock);
+	on = json_object_get(ra->inflight_authzs, k) != NULL;
+	pthread_mutex_unlock(&ra->lock);
+	return on;
+}
+
+/*
+ * sa.finalize_authz with params (borrowed), retried while the SA cannot be
+ * reached or fails internally (it may be restarting, or PostgreSQL down).
+ * The write is idempotent for us: `conflict` means the challenge is no
+ * longer processing, i.e. an earlier attempt whose answer was lost landed
+ * (or recovery failed it), and counts as done. 0, or -1 when it finally
+ * failed (logged; recovery fails the challenge later).
+ */
+static int
+finalize_authz_retry(struct ra *ra, const char *rid, int64_t aid,
+    const json_t *params)
+{
+	json_t *fin = NULL;
+	struct problem *p = NULL;
+	int64_t deadline = time_mono_ms() + RA_FINALIZE_AUTHZ_BUDGET_MS;
+	int64_t pause = 250;
+	int rc = -1, stopping;
+
+	for (;;) {
+		if (ra_call(ra->sa, "sa.finalize_authz", json_incref(
+		    (json_t *)params), rid, &fin, &p) == 0) {
+			rc = 0;
+			break;
+		}
+		if (p->type == PROB_CONFLICT) {
+			log_msg(LOG_LEVEL_INFO, rid, "finalize_authz %lld: %s "
+			    "(already recorded)", (long long)aid, p->detail ?
+			    p->detail : "conflict");
+			rc = 0;
+			break;
+		}
+		pthread_mutex_lock(&ra->lock);
+		stopping = ra->stopping;
+		pthread_mutex_unlock(&ra->lock);
+		if ((p->type != PROB_UNAVAILABLE && p->type !=
+		    PROB_SERVER_INTERNAL) || stopping || time_mono_ms() +
+		    pause > deadline) {
+			log_msg(LOG_LEVEL_ERROR, rid, "finalize_authz %lld: %s",
+			    (long long)aid, p->detail ? p->detail : "error");
+			break;
+		}
+		log_msg(LOG_LEVEL_WARN, rid, "finalize_authz %lld: %s "
+		    "(retrying in %lld ms)", (long long)aid, p->detail ?
+		    p->detail : "error", (long long)pause);
+		problem_free(p);
+		p = NULL;
+		ra_sleep_ms(pause);
+		if (pause < 4000)
+			pause *= 2;
+	}
+	json_decref(fin);
+	problem_free(p);
+	return rc;
+}
+
+static void
 validate_job(void *arg)
 {
 	struct vjob *j = arg;
 	struct ra *ra = j->ra;
-	json_t *res = NULL, *fin = NULL, *params, *ident, *err = NULL;
+	json_t *res = NULL, *params, *ident, *err = NULL;
 	struct problem *p = NULL;
 	const struct profile *prof;
 	const char *status = "invalid";
@@ -86,12 +175,9 @@ validate_job(void *arg)
 		json_object_set_new(params, "validation_record", json_array());
 	if (err != NULL)
 		json_object_set(params, "error", err);
-	if (ra_call(ra->sa, "sa.finalize_authz", params, j->rid, &fin,
-	    &p) != 0) {
-		log_msg(LOG_LEVEL_ERROR, j->rid, "finalize_authz %lld: %s",
-		    (long long)aid, p->detail ? p->detail : "error");
-		problem_free(p);
-	}
+	(void)finalize_authz_retry(ra, j->rid, aid, params);
+	json_decref(params);
+	authz_inflight_set(ra, aid, 0);
 	log_audit(j->rid, "validation", "authz=%lld challenge=%lld type=%s "
 	    "identifier=%s result=%s", (long long)aid, (long long)cid,
 	    json_string_value(json_object_get(j->chall, "type")),
@@ -109,7 +195,6 @@ validate_job(void *arg)
 		free(key);
 	}
 	json_decref(res);
-	json_decref(fin);
 	json_decref(err);
 	vjob_free(j);
 }
@@ -200,7 +285,9 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req,
 	j->account_uri = xasprintf("%s%lld", ra->cfg.account_uri_prefix,
 	    (long long)aid);
 	j->account_id = aid;
+	authz_inflight_set(ra, azid, 1);
 	if (ra_pool_submit(ra->pool, validate_job, j) != 0) {
+		authz_inflight_set(ra, azid, 0);
 		vjob_free(j);
 		*prob = problem_new(PROB_UNAVAILABLE, "RA is shutting down");
 		goto out;

@@ -30,14 +30,36 @@ inflight_set(struct ra *ra, json_int_t id, int on)
 	pthread_mutex_unlock(&ra->lock);
 }
 
-static void
-sleep_ms(int64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) *
-	    1000000L};
+/*
+ * After ca.issue failed with `unavailable` (a timeout, the CA restarting),
+ * the CA may still be storing the certificate: look this many more times,
+ * this far apart, before declaring the issuance failed.
+ */
+#define RA_ISSUE_RECHECKS 3
+#define RA_ISSUE_RECHECK_MS 1000
 
-	while (nanosleep(&ts, &ts) != 0)
-		;
+/*
+ * ca.issue failed with p (borrowed): the CA may have stored the certificate
+ * all the same (its answer lost). 1 and *serial (caller frees) if a stored
+ * certificate is found, 0 if there is none, -1 if the SA could not be asked
+ * (the order is then left processing for recovery).
+ */
+static int
+issued_anyway(struct ra *ra, const char *rid, const json_t *order,
+    const struct problem *p, char **serial)
+{
+	int i, tries = p->type == PROB_UNAVAILABLE ? 1 + RA_ISSUE_RECHECKS : 1;
+
+	*serial = NULL;
+	for (i = 0; i < tries; i++) {
+		if (i > 0)
+			ra_sleep_ms(RA_ISSUE_RECHECK_MS);
+		if (ra_find_order_cert(ra, rid, order, serial) != 0)
+			return -1;
+		if (*serial != NULL)
+			return 1;
+	}
+	return 0;
 }
 
 /* See ra_int.h. order borrowed (status processing). */
@@ -49,9 +71,11 @@ ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
 	struct problem *p = NULL, *q = NULL;
 	json_t *id = json_object_get(order, "id");
 	const char *serial;
+	char *found = NULL;
+	int any;
 
 	if (ra->cfg.slow_finalize_ms > 0)
-		sleep_ms(ra->cfg.slow_finalize_ms);
+		ra_sleep_ms(ra->cfg.slow_finalize_ms);
 	params = json_pack("{s:s,s:O,s:O,s:O,s:O}", "csr", csr_b64,
 	    "identifiers", json_object_get(order, "identifiers"), "profile",
 	    json_object_get(order, "profile"), "account_id",
@@ -66,6 +90,20 @@ ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
 		log_msg(LOG_LEVEL_WARN, rid, "order %lld: issuance failed: %s",
 		    (long long)json_integer_value(id), p->detail ? p->detail :
 		    "error");
+		any = issued_anyway(ra, rid, order, p, &found);
+		if (any < 0) {
+			log_msg(LOG_LEVEL_ERROR, rid, "order %lld: left "
+			    "processing for recovery", (long long)
+			    json_integer_value(id));
+			goto out;
+		}
+		if (any > 0) {
+			log_msg(LOG_LEVEL_WARN, rid, "order %lld: the CA stored "
+			    "certificate %s all the same", (long long)
+			    json_integer_value(id), found);
+			serial = found;
+			goto finalize;
+		}
 		if (p->type == PROB_UNAVAILABLE || p->type == PROB_NOT_FOUND ||
 		    p->type == PROB_CONFLICT) {
 			q = problem_new(PROB_SERVER_INTERNAL, "Issuance failed:"
@@ -92,6 +130,7 @@ ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
 		log_bug("ca.issue returned no serial");
 		goto out;
 	}
+finalize:
 	if (ra_call(ra->sa, "sa.finalize_order", json_pack("{s:O,s:s}", "id",
 	    id, "serial", serial), rid, &r2, &q) != 0) {
 		log_msg(LOG_LEVEL_ERROR, rid, "order %lld: cannot mark valid "
@@ -110,6 +149,7 @@ out:
 	json_decref(r2);
 	problem_free(p);
 	problem_free(q);
+	free(found);
 }
 
 static void

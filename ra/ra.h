@@ -264,7 +264,16 @@ int ra_health(void *ra, char *msg, size_t msglen);
  * not be asked.
  */
 int ra_recover_stale_orders(struct ra *ra);
-/* Starts a thread that runs ra_recover_stale_orders periodically. 0/-1. */
+/*
+ * Fails validations stuck in `processing` longer than the VA timeout plus a
+ * margin (the RA died or the SA stayed unreachable while the result was
+ * being written): the challenge becomes invalid with serverInternal, so the
+ * client can start over. Returns the number of authzs handled, -1 if the SA
+ * could not be asked.
+ */
+int ra_recover_stale_authzs(struct ra *ra);
+/* Starts a thread that runs ra_recover_stale_orders and
+ * ra_recover_stale_authzs periodically. 0/-1. */
 int ra_start_recovery_thread(struct ra *ra);
 
 #endif /* ANVIL_RA_H */

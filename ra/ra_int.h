@@ -21,6 +21,7 @@ struct ra {
 	struct rpc_client *ca;
 	struct metrics *metrics;	/* borrowed, may be NULL */
 	struct ra_pool *pool;
+	int64_t va_timeout_ms;		/* the VA client's call timeout */
 
 	pthread_mutex_t lock;		/* guards the members below */
 	pthread_cond_t cond;
@@ -28,6 +29,7 @@ struct ra {
 	int recovery_started;
 	pthread_t recovery_thread;
 	json_t *inflight;		/* order ids finalizing here */
+	json_t *inflight_authzs;	/* authz ids validating here */
 };
 
 /* ---- worker pool (pool.c) ---- */
@@ -72,6 +74,15 @@ void ra_count(struct ra *ra, const char *name, const char *labels);
 int ra_rl_spend(struct ra *ra, const char *rid, enum ra_rl which,
     const char *profile, const char *key, int64_t cost,
     struct problem **prob);
+/*
+ * Looks for a certificate stored for the order (borrowed; "id" and
+ * "account_id" members). 0 and *serial (caller frees; NULL when there is
+ * none), or -1 if the SA could not be asked.
+ */
+int ra_find_order_cert(struct ra *ra, const char *rid, const json_t *order,
+    char **serial);
+/* Sleeps ms milliseconds (whole, despite signals). */
+void ra_sleep_ms(int64_t ms);
 /* Asks the CA for a new CRL of the certificate's shard; logs failures. */
 void ra_regen_crl(struct ra *ra, const char *rid, const json_t *cert);
 
@@ -105,6 +116,8 @@ int ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
 json_t *ra_new_challenges(enum ident_type type, int wildcard);
 /* 1 if this process is finalizing the order (finalize.c). */
 int ra_inflight(struct ra *ra, json_int_t id);
+/* 1 if this process is validating the authz (authz.c). */
+int ra_authz_inflight(struct ra *ra, json_int_t id);
 /* Serial hex (>= 36 digits) of big-endian serial bytes (orders.c). */
 char *ra_serial_hex(const uint8_t *b, size_t n);
 /* Issues for an order already claimed as processing (finalize.c). */

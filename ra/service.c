@@ -1,6 +1,7 @@
 /*
  * service.c - the RA object: RPC clients, method table, health, helpers,
- * rate-limit spending and crash recovery of orders stuck in processing.
+ * rate-limit spending and crash recovery of orders and validations stuck in
+ * processing.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -262,7 +263,7 @@ ra_health(void *arg, char *msg, size_t msglen)
 
 static struct rpc_client *
 make_client(const json_t *obj, const char *name, struct metrics *m,
-    char *err, size_t errlen)
+    int64_t *timeout_ms, char *err, size_t errlen)
 {
 	struct rpc_client_config cc;
 	struct rpc_client *c = NULL;
@@ -277,6 +278,8 @@ make_client(const json_t *obj, const char *name, struct metrics *m,
 		snprintf(err, errlen, "%s: %s", name, e);
 		goto out;
 	}
+	if (timeout_ms != NULL)
+		*timeout_ms = cc.timeout_ms;
 	c = rpc_client_new(&cc, name, m, e, sizeof(e));
 	if (c == NULL)
 		snprintf(err, errlen, "%s: %s", name, e);
@@ -299,15 +302,17 @@ ra_new(struct ra_config *cfg, struct metrics *metrics, char *err,
 	pthread_mutex_init(&ra->lock, NULL);
 	pthread_cond_init(&ra->cond, NULL);
 	ra->inflight = json_object();
+	ra->inflight_authzs = json_object();
 	ra->profiles = profiles_load(ra->cfg.profiles_file, e, sizeof(e));
 	if (ra->profiles == NULL) {
 		snprintf(err, errlen, "profiles: %s", e);
 		goto fail;
 	}
-	if ((ra->sa = make_client(ra->cfg.sa, "sa", metrics, err, errlen)) ==
-	    NULL || (ra->va = make_client(ra->cfg.va, "va", metrics, err,
-	    errlen)) == NULL || (ra->ca = make_client(ra->cfg.ca, "ca",
-	    metrics, err, errlen)) == NULL)
+	if ((ra->sa = make_client(ra->cfg.sa, "sa", metrics, NULL, err,
+	    errlen)) == NULL || (ra->va = make_client(ra->cfg.va, "va",
+	    metrics, &ra->va_timeout_ms, err, errlen)) == NULL ||
+	    (ra->ca = make_client(ra->cfg.ca, "ca", metrics, NULL, err,
+	    errlen)) == NULL)
 		goto fail;
 	ra->pool = ra_pool_new((int)ra->cfg.validation_workers);
 	if (ra->pool == NULL) {
@@ -339,37 +344,52 @@ ra_free(struct ra *ra)
 	profiles_free(ra->profiles);
 	ra_config_clear(&ra->cfg);
 	json_decref(ra->inflight);
+	json_decref(ra->inflight_authzs);
 	pthread_mutex_destroy(&ra->lock);
 	pthread_cond_destroy(&ra->cond);
 	free(ra);
 }
 
-/* Looks for a stored certificate issued for the order; serial or NULL. */
-static char *
-find_cert_for_order(struct ra *ra, const char *rid, const json_t *order)
+/* See ra_int.h. order borrowed. */
+int
+ra_find_order_cert(struct ra *ra, const char *rid, const json_t *order,
+    char **serial)
 {
 	json_t *res = NULL, *c;
 	struct problem *p = NULL;
 	size_t i;
-	char *serial = NULL;
 	json_int_t oid = json_integer_value(json_object_get(order, "id"));
 
-	if (ra_call(ra->sa, "sa.get_certificates", json_pack("{s:O,s:i}",
-	    "account_id", json_object_get(order, "account_id"), "limit",
-	    1000), rid, &res, &p) != 0) {
+	*serial = NULL;
+	if (ra_call(ra->sa, "sa.get_certificates", json_pack("{s:I,s:i}",
+	    "order_id", oid, "limit", 10), rid, &res, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, rid, "order %lld: cannot look for its "
+		    "certificate: %s", (long long)oid, p->detail ? p->detail :
+		    "error");
 		problem_free(p);
-		return NULL;
+		return -1;
 	}
 	json_array_foreach(json_object_get(res, "certificates"), i, c) {
 		if (json_integer_value(json_object_get(c, "order_id")) == oid &&
 		    json_is_string(json_object_get(c, "serial"))) {
-			serial = xstrdup(json_string_value(json_object_get(c,
+			*serial = xstrdup(json_string_value(json_object_get(c,
 			    "serial")));
 			break;
 		}
 	}
 	json_decref(res);
-	return serial;
+	return 0;
+}
+
+/* See ra_int.h. */
+void
+ra_sleep_ms(int64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) *
+	    1000000L};
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
 }
 
 /* See ra.h. */
@@ -399,7 +419,12 @@ ra_recover_stale_orders(struct ra *ra)
 			p = NULL;
 			continue;
 		}
-		serial = find_cert_for_order(ra, NULL, order);
+		if (ra_find_order_cert(ra, NULL, order, &serial) != 0) {
+			/* unknown whether it was issued: next round */
+			json_decref(order);
+			order = NULL;
+			continue;
+		}
 		if (serial != NULL) {
 			if (ra_call(ra->sa, "sa.finalize_order", json_pack(
 			    "{s:O,s:s}", "id", idv, "serial", serial), NULL,
@@ -442,6 +467,73 @@ ra_recover_stale_orders(struct ra *ra)
 	return n;
 }
 
+/* See ra.h. */
+int
+ra_recover_stale_authzs(struct ra *ra)
+{
+	json_t *res = NULL, *idv, *authz = NULL, *r2 = NULL, *c, *err;
+	struct problem *p = NULL, *perr;
+	json_int_t cid;
+	char t[32];
+	size_t i, j;
+	int n = 0;
+
+	ra_time_fmt(time_now_ms() - ra->va_timeout_ms - ra->cfg.recover_after_ms,
+	    t, sizeof(t));
+	if (ra_call(ra->sa, "sa.get_stale_processing_authzs", json_pack(
+	    "{s:s}", "older_than", t), NULL, &res, &p) != 0) {
+		log_warn("ra: recovery: cannot list stale authorizations: %s",
+		    p->detail ? p->detail : "error");
+		problem_free(p);
+		return -1;
+	}
+	perr = problem_new(PROB_SERVER_INTERNAL, "validation interrupted; "
+	    "retry with a new order");
+	err = problem_to_rpc_json(perr);
+	problem_free(perr);
+	json_array_foreach(json_object_get(res, "authz_ids"), i, idv) {
+		if (ra_authz_inflight(ra, json_integer_value(idv)))
+			continue;
+		if (ra_call(ra->sa, "sa.get_authz", json_pack("{s:O}", "id",
+		    idv), NULL, &authz, &p) != 0)
+			goto next;
+		cid = 0;
+		json_array_foreach(json_object_get(authz, "challenges"), j, c) {
+			if (json_is_string(json_object_get(c, "status")) &&
+			    strcmp(json_string_value(json_object_get(c,
+			    "status")), "processing") == 0)
+				cid = json_integer_value(json_object_get(c,
+				    "id"));
+		}
+		if (cid == 0)
+			goto next;
+		if (ra_call(ra->sa, "sa.finalize_authz", json_pack(
+		    "{s:O,s:I,s:s,s:[],s:O}", "authz_id", idv, "challenge_id",
+		    cid, "status", "invalid", "validation_record", "error",
+		    err), NULL, &r2, &p) != 0)
+			goto next;
+		log_audit(NULL, "validation-recovered", "authz=%lld "
+		    "challenge=%lld result=invalid", (long long)
+		    json_integer_value(idv), (long long)cid);
+		ra_count(ra, "anvil_ra_validations_total",
+		    "result=\"invalid\"");
+		n++;
+next:
+		if (p != NULL && p->type != PROB_CONFLICT)
+			log_warn("ra: recovery of authz %lld failed: %s",
+			    (long long)json_integer_value(idv),
+			    p->detail ? p->detail : "error");
+		problem_free(p);
+		p = NULL;
+		json_decref(authz);
+		json_decref(r2);
+		authz = r2 = NULL;
+	}
+	json_decref(err);
+	json_decref(res);
+	return n;
+}
+
 static void *
 recovery_main(void *arg)
 {
@@ -457,6 +549,7 @@ recovery_main(void *arg)
 	while (!ra->stopping) {
 		pthread_mutex_unlock(&ra->lock);
 		(void)ra_recover_stale_orders(ra);
+		(void)ra_recover_stale_authzs(ra);
 		pthread_mutex_lock(&ra->lock);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += period / 1000;

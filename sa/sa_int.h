@@ -173,6 +173,8 @@ int sa_m_finalize_order(struct sa_conn *, json_t *, json_t **,
     struct problem **);
 int sa_m_get_stale_processing_orders(struct sa_conn *, json_t *, json_t **,
     struct problem **);
+int sa_m_get_stale_processing_authzs(struct sa_conn *, json_t *, json_t **,
+    struct problem **);
 int sa_m_replacement_exists(struct sa_conn *, json_t *, json_t **,
     struct problem **);
 

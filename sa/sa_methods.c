@@ -33,6 +33,8 @@
 	X("sa.finalize_order", sa_m_finalize_order)                        \
 	X("sa.get_stale_processing_orders",                                \
 	    sa_m_get_stale_processing_orders)                              \
+	X("sa.get_stale_processing_authzs",                                \
+	    sa_m_get_stale_processing_authzs)                              \
 	X("sa.reserve_serial", sa_m_reserve_serial)                        \
 	X("sa.add_certificate", sa_m_add_certificate)                      \
 	X("sa.get_certificate", sa_m_get_certificate)                      \

@@ -112,6 +112,13 @@ static const struct sa_stmt st_order_final = {"order_final",
 static const struct sa_stmt st_order_stale = {"order_stale",
     "SELECT id FROM orders WHERE status = 'processing' "
     "AND began_processing < $1 ORDER BY id LIMIT 1000"};
+/* Partial index challenges_processing_idx (0004); only pending authzs:
+ * sa.finalize_authz could not finish any other. */
+static const struct sa_stmt st_authz_stale = {"authz_stale",
+    "SELECT DISTINCT c.authz_id FROM challenges c JOIN authzs a "
+    "ON a.id = c.authz_id WHERE c.status = 'processing' "
+    "AND c.attempted_at < $1 AND a.status = 'pending' "
+    "ORDER BY c.authz_id LIMIT 1000"};
 
 /* "{1,2,3}" for a bigint[] parameter. Caller frees. */
 static char *
@@ -1188,6 +1195,31 @@ sa_m_get_stale_processing_orders(struct sa_conn *c, json_t *params,
 		json_array_append_new(ids, json_integer(sa_col_int(r, i, 0)));
 	PQclear(r);
 	*result = json_pack("{s:o}", "order_ids", ids);
+	return 0;
+}
+
+int
+sa_m_get_stale_processing_authzs(struct sa_conn *c, json_t *params,
+    json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	char before[32];
+	PGresult *r;
+	json_t *ids;
+	int i;
+
+	if (sa_get_time(params, "older_than", 1, before, sizeof(before),
+		prob) < 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_str(&p, before);
+	if ((r = sa_q(c, &st_authz_stale, &p, prob)) == NULL)
+		return -1;
+	ids = json_array();
+	for (i = 0; i < PQntuples(r); i++)
+		json_array_append_new(ids, json_integer(sa_col_int(r, i, 0)));
+	PQclear(r);
+	*result = json_pack("{s:o}", "authz_ids", ids);
 	return 0;
 }
 

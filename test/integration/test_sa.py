@@ -429,6 +429,35 @@ def test_expired_authz_status_and_reuse(c):
                     {"authz_id": az["id"], "challenge_id": az["challenges"][0]["id"]}) == "conflict"
 
 
+def test_stale_processing_authzs(c):
+    """sa.get_stale_processing_authzs: pending authzs whose challenge has been
+    processing since before older_than (the RA's recovery fails them)."""
+    a = new_account(c)
+
+    def stale(delta_s):
+        return c.call("sa.get_stale_processing_authzs", {"older_than": ts(delta_s)})["authz_ids"]
+
+    az = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("stale.example.com")})
+    assert az["id"] not in stale(5)
+    ch = az["challenges"][0]["id"]
+    c.call("sa.set_authz_processing", {"authz_id": az["id"], "challenge_id": ch})
+    assert az["id"] in stale(5)
+    assert az["id"] not in stale(-3600)
+    r = c.call("sa.finalize_authz", {"authz_id": az["id"], "challenge_id": ch, "status": "invalid",
+                                     "validation_record": [],
+                                     "error": {"type": "serverInternal", "status": 500,
+                                               "detail": "validation interrupted; retry with a new order"}})
+    assert r["status"] == "invalid" and r["challenges"][0]["status"] == "invalid"
+    assert az["id"] not in stale(5)
+    # a deactivated authz: sa.finalize_authz could not finish it, not listed
+    d = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("stale2.example.com")})
+    c.call("sa.set_authz_processing", {"authz_id": d["id"], "challenge_id": d["challenges"][0]["id"]})
+    c.call("sa.deactivate_authz", {"id": d["id"]})
+    assert d["id"] not in stale(5)
+    assert err_type(c.call, "sa.get_stale_processing_authzs", {"older_than": "yesterday"}) == "malformed"
+    assert err_type(c.call, "sa.get_stale_processing_authzs", {}) == "malformed"
+
+
 def test_new_authz_and_claim_errors(c):
     a = new_account(c)
     az = c.call("sa.new_authz", {"account_id": a["id"], "profile": "classic",

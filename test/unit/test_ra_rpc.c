@@ -5,7 +5,9 @@
  * method, every call recorded): CA failure -> order error, VA unreachable ->
  * invalid authz with a problem, rate-limit storage failure fails open, a
  * rate-limit refusal carries retry_after, crash recovery finishes or fails
- * stale orders, health names the missing dependency.
+ * stale orders and fails stale validations, a result write the SA refuses
+ * is retried, a certificate the CA stored despite an error finishes the
+ * order, health names the missing dependency.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,7 +26,9 @@
 struct fake {
 	const char *name;
 	pthread_mutex_t mu;
-	json_t *answers; /* method -> {"result": ..} | {"error": ..} */
+	json_t *answers; /* method -> {"result": ..} | {"error": ..}; with
+			  * "fail_times": n, the error n times, then the
+			  * result */
 	json_t *calls;	 /* [{"method", "params"}] */
 	struct rpc_server *srv;
 	pthread_t thr;
@@ -42,7 +46,14 @@ fake_handler(void *svc, const struct rpc_req *req, json_t **result,
 	json_array_append_new(f->calls, json_pack("{s:s,s:O}", "method",
 	    req->method, "params", req->params));
 	a = json_object_get(f->answers, req->method);
-	if (a != NULL && json_object_get(a, "error") != NULL) {
+	if (a != NULL && json_integer_value(json_object_get(a,
+	    "fail_times")) > 0) {
+		json_object_set_new(a, "fail_times", json_integer(
+		    json_integer_value(json_object_get(a, "fail_times")) - 1));
+		*prob = problem_from_json(json_object_get(a, "error"));
+		rc = -1;
+	} else if (a != NULL && json_object_get(a, "fail_times") == NULL &&
+	    json_object_get(a, "error") != NULL) {
 		*prob = problem_from_json(json_object_get(a, "error"));
 		rc = -1;
 	} else if (a != NULL) {
@@ -62,6 +73,7 @@ static const char *const sa_names[] = {"sa.new_account", "sa.get_account",
     "sa.get_authz", "sa.get_authzs", "sa.new_order", "sa.get_valid_authzs",
     "sa.set_authz_processing", "sa.finalize_authz", "sa.set_order_processing",
     "sa.set_order_error", "sa.finalize_order", "sa.get_stale_processing_orders",
+    "sa.get_stale_processing_authzs",
     "sa.get_certificates", "sa.get_certificate", "sa.key_blocked",
     "sa.rate_limit_spend", "sa.fqdn_set_issued", "sa.count_certs_by_domain",
     "sa.revoke_certificate", "sa.block_key", NULL};
@@ -159,6 +171,24 @@ last_call(struct fake *f, const char *method)
 		json_incref(found);
 	pthread_mutex_unlock(&f->mu);
 	return found;
+}
+
+/* Number of calls of method so far. */
+static int
+count_calls(struct fake *f, const char *method)
+{
+	json_t *c;
+	size_t i;
+	int n = 0;
+
+	pthread_mutex_lock(&f->mu);
+	json_array_foreach(f->calls, i, c) {
+		if (strcmp(json_string_value(json_object_get(c, "method")),
+		    method) == 0)
+			n++;
+	}
+	pthread_mutex_unlock(&f->mu);
+	return n;
 }
 
 static json_t *
@@ -400,11 +430,21 @@ test_ca_failure_sets_order_error(struct th *t)
 	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 9}}");
 	answer(&fca, "ca.issue", "{\"error\": {\"type\": \"unavailable\", "
 	    "\"detail\": \"hsm offline\", \"status\": 503}}");
+	answer(&fsa, "sa.get_certificates", "{\"result\": {\"certificates\": "
+	    "[]}}");
 	snprintf(params, sizeof(params), "{\"account_id\": 7, \"order_id\": 9,"
 	    " \"csr\": \"%s\"}", csr);
 	(void)call(r, "ra.finalize_order", params, &res, &p);
 	json_decref(res);
 	TH_CHECK(t, p == NULL); /* sync mode: the order, error recorded */
+	/* unavailable: looked for a stored certificate, then 3 more times */
+	TH_CHECK(t, count_calls(&fsa, "sa.get_certificates") == 4);
+	{
+		json_t *gc = last_call(&fsa, "sa.get_certificates");
+		TH_CHECK(t, gc != NULL && json_integer_value(json_object_get(
+		    gc, "order_id")) == 9);
+		json_decref(gc);
+	}
 	problem_free(p);
 	err = last_call(&fsa, "sa.set_order_error");
 	TH_CHECK(t, err != NULL);
@@ -549,6 +589,178 @@ test_recovery(struct th *t)
 }
 
 static void
+test_finalize_authz_retried(struct th *t)
+{
+	json_t *res = NULL, *fin;
+	struct problem *p = NULL;
+	struct ra *r = make_ra(1, NULL);
+	int i;
+
+	reset(&fsa);
+	reset(&fva);
+	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
+	answer(&fsa, "sa.get_authz", "{\"result\": {\"id\": 5, \"account_id\""
+	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
+	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
+	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 11, \"type\": "
+	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
+	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 5}}");
+	/* the SA is down twice (restarting), then the write lands */
+	answer(&fsa, "sa.finalize_authz", "{\"fail_times\": 2, \"error\": "
+	    "{\"type\": \"unavailable\", \"detail\": \"database down\", "
+	    "\"status\": 503}, \"result\": {\"id\": 5}}");
+	answer(&fva, "va.validate", "{\"result\": {\"status\": \"valid\", "
+	    "\"validation_record\": []}}");
+	TH_CHECK(t, call(r, "ra.perform_validation", "{\"account_id\": 7, "
+	    "\"authz_id\": 5, \"challenge_id\": 11}", &res, &p) == 0);
+	json_decref(res);
+	problem_free(p);
+	for (i = 0; i < 200 && count_calls(&fsa, "sa.finalize_authz") < 3; i++)
+		usleep(25000);
+	TH_CHECK(t, count_calls(&fsa, "sa.finalize_authz") == 3);
+	fin = last_call(&fsa, "sa.finalize_authz");
+	TH_CHECK(t, fin != NULL && strcmp(json_string_value(json_object_get(
+	    fin, "status")), "valid") == 0);
+	json_decref(fin);
+
+	/* conflict: an earlier attempt landed; not retried */
+	reset(&fsa);
+	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
+	answer(&fsa, "sa.get_authz", "{\"result\": {\"id\": 6, \"account_id\""
+	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
+	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
+	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 13, \"type\": "
+	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
+	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 6}}");
+	answer(&fsa, "sa.finalize_authz", "{\"error\": {\"type\": "
+	    "\"conflict\", \"detail\": \"challenge is not being validated\", "
+	    "\"status\": 409}}");
+	TH_CHECK(t, call(r, "ra.perform_validation", "{\"account_id\": 7, "
+	    "\"authz_id\": 6, \"challenge_id\": 13}", &res, &p) == 0);
+	json_decref(res);
+	problem_free(p);
+	fin = wait_call(&fsa, "sa.finalize_authz");
+	json_decref(fin);
+	usleep(600000);
+	TH_CHECK(t, count_calls(&fsa, "sa.finalize_authz") == 1);
+	ra_free(r);
+}
+
+static void
+test_ca_error_with_stored_certificate(struct th *t)
+{
+	json_t *res = NULL, *fin;
+	struct problem *p = NULL;
+	char *csr = make_csr_b64("one.a.test");
+	char params[2048];
+	struct ra *r = make_ra(1, NULL);
+
+	reset(&fsa);
+	reset(&fca);
+	reset(&fva);
+	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
+	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 9, \"account_id\":"
+	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
+	    "\"identifiers\": [{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}");
+	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
+	answer(&fsa, "sa.get_authzs", "{\"result\": {\"authzs\": []}}");
+	answer(&fsa, "sa.set_order_processing", "{\"result\": {\"id\": 9, "
+	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
+	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
+	    "\"one.a.test\"}]}}");
+	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 9}}");
+	answer(&fsa, "sa.finalize_order", "{\"result\": {\"id\": 9}}");
+	answer(&fsa, "sa.get_certificates", "{\"result\": {\"certificates\": "
+	    "[{\"serial\": \"0abc\", \"order_id\": 9}]}}");
+	/* the RA's CA call timed out after the CA stored the certificate */
+	answer(&fca, "ca.issue", "{\"error\": {\"type\": \"unavailable\", "
+	    "\"detail\": \"ca.issue timed out after 15 ms\", \"status\": "
+	    "503}}");
+	snprintf(params, sizeof(params), "{\"account_id\": 7, \"order_id\": 9,"
+	    " \"csr\": \"%s\"}", csr);
+	(void)call(r, "ra.finalize_order", params, &res, &p);
+	json_decref(res);
+	TH_CHECK(t, p == NULL);
+	problem_free(p);
+	fin = last_call(&fsa, "sa.finalize_order");
+	TH_CHECK(t, fin != NULL && json_integer_value(json_object_get(fin,
+	    "id")) == 9 && strcmp(json_string_value(json_object_get(fin,
+	    "serial")), "0abc") == 0);
+	json_decref(fin);
+	TH_CHECK(t, last_call(&fsa, "sa.set_order_error") == NULL);
+
+	/* the lookup itself fails: the order stays processing (recovery) */
+	reset(&fsa);
+	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
+	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 9, \"account_id\":"
+	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
+	    "\"identifiers\": [{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}");
+	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
+	answer(&fsa, "sa.get_authzs", "{\"result\": {\"authzs\": []}}");
+	answer(&fsa, "sa.set_order_processing", "{\"result\": {\"id\": 9, "
+	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
+	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
+	    "\"one.a.test\"}]}}");
+	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 9}}");
+	(void)call(r, "ra.finalize_order", params, &res, &p);
+	json_decref(res);
+	problem_free(p);
+	TH_CHECK(t, last_call(&fsa, "sa.set_order_error") == NULL);
+	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
+	free(csr);
+	ra_free(r);
+}
+
+static void
+test_recovery_of_validations(struct th *t)
+{
+	json_t *fin, *ls;
+	struct ra *r = make_ra(1, NULL);
+	time_t older;
+
+	reset(&fsa);
+	answer(&fsa, "sa.get_stale_processing_authzs", "{\"result\": "
+	    "{\"authz_ids\": [5]}}");
+	answer(&fsa, "sa.get_authz", "{\"result\": {\"id\": 5, \"account_id\""
+	    ": 7, \"status\": \"pending\", \"challenges\": [{\"id\": 11, "
+	    "\"type\": \"http-01\", \"status\": \"pending\"}, {\"id\": 12, "
+	    "\"type\": \"dns-01\", \"status\": \"processing\"}]}}");
+	answer(&fsa, "sa.finalize_authz", "{\"result\": {\"id\": 5}}");
+	TH_CHECK(t, ra_recover_stale_authzs(r) == 1);
+	ls = last_call(&fsa, "sa.get_stale_processing_authzs");
+	/* VA timeout 2 s + recover_after 1 s */
+	TH_CHECK(t, ls != NULL && time_parse_rfc3339(json_string_value(
+	    json_object_get(ls, "older_than")), &older) == 0 &&
+	    llabs((long long)(time(NULL) - older) - 3) <= 1);
+	json_decref(ls);
+	fin = last_call(&fsa, "sa.finalize_authz");
+	TH_CHECK(t, fin != NULL);
+	if (fin != NULL) {
+		json_t *e = json_object_get(fin, "error");
+		TH_CHECK(t, json_integer_value(json_object_get(fin,
+		    "challenge_id")) == 12);
+		TH_CHECK_STR(t, json_string_value(json_object_get(fin,
+		    "status")), "invalid");
+		TH_CHECK_STR(t, json_string_value(json_object_get(e, "type")),
+		    "serverInternal");
+		TH_CHECK(t, strstr(json_string_value(json_object_get(e,
+		    "detail")), "validation interrupted") != NULL);
+	}
+	json_decref(fin);
+
+	/* finished meanwhile (conflict): not counted, no crash */
+	answer(&fsa, "sa.finalize_authz", "{\"error\": {\"type\": "
+	    "\"conflict\", \"detail\": \"not processing\", \"status\": "
+	    "409}}");
+	TH_CHECK(t, ra_recover_stale_authzs(r) == 0);
+
+	/* the SA down: -1 */
+	reset(&fsa);
+	TH_CHECK(t, ra_recover_stale_authzs(r) == -1);
+	ra_free(r);
+}
+
+static void
 test_health_names_missing_dependency(struct th *t)
 {
 	char msg[256] = "";
@@ -614,6 +826,9 @@ main(void)
 	TH_RUN(&t, test_ca_failure_sets_order_error);
 	TH_RUN(&t, test_rate_limits_fail_open_and_refuse);
 	TH_RUN(&t, test_recovery);
+	TH_RUN(&t, test_recovery_of_validations);
+	TH_RUN(&t, test_finalize_authz_retried);
+	TH_RUN(&t, test_ca_error_with_stored_certificate);
 	TH_RUN(&t, test_health_names_missing_dependency);
 	TH_RUN(&t, test_account_checks);
 	fake_stop(&fsa);
