@@ -237,9 +237,6 @@ def test_recorder_got_certificates(env, recorder):
     check_store(env, recorder, known_broken=True)
 
 
-@pytest.mark.xfail(strict=True, reason="ra/authz.c validate_job: when sa.finalize_authz fails (SA killed, "
-                   "PostgreSQL down) or the RA dies mid-validation, the challenge stays 'processing' "
-                   "forever; nothing in the RA recovers stale validations (only orders)")
 def test_no_challenge_left_processing(env):
     """A validation that ends while the database is down: our responder
     holds the VA's request 3 s, PostgreSQL is stopped meanwhile and started
@@ -287,9 +284,6 @@ def test_no_challenge_left_processing(env):
     assert st != "processing", "challenge %s still processing 12 s after the database came back" % ch["url"]
 
 
-@pytest.mark.xfail(strict=True, reason="ra/finalize.c ra_issue_order: when ca.issue fails after the CA "
-                   "stored the certificate (CA killed before replying, RA's CA call timing out), the RA "
-                   "sets the order invalid without looking for the stored certificate")
 def test_no_certificate_for_an_invalid_order(env):
     """The CA stores before it answers; an answer lost afterwards (here: the
     RA's CA timeout made shorter than a signature + two SA writes, by
