@@ -218,6 +218,9 @@ class AnvilEnv:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
+        except OSError as e:
+            # Not listening (yet, or any more): no HTTP status at all.
+            return 0, str(e)
 
     def pid_of(self, service):
         """PID of a running service binary started from this env's config."""
