@@ -43,9 +43,8 @@ int ca_key_type_parse(const char *s, enum ca_key_type *out);
  * *result (new reference, the CA decrefs it); on failure -1 and *prob
  * (the CA frees it). Must be callable from several threads at once.
  */
-typedef int (*ca_store_call_fn)(void *arg, const char *method,
-    json_t *params, const char *request_id, json_t **result,
-    struct problem **prob);
+typedef int (*ca_store_call_fn)(void *arg, const char *method, json_t *params,
+    const char *request_id, json_t **result, struct problem **prob);
 
 struct ca_store {
 	ca_store_call_fn call;
@@ -66,22 +65,20 @@ struct ca_issuers;
  * "key_passphrase_file") and the chains up to each root. Relative paths in
  * the file are relative to the file's directory. Returns NULL with err.
  */
-struct ca_issuers *ca_issuers_load(const char *path, char *err,
-    size_t errlen);
+struct ca_issuers *ca_issuers_load(const char *path, char *err, size_t errlen);
 void ca_issuers_free(struct ca_issuers *is);
 size_t ca_issuers_count(const struct ca_issuers *is);
 /* Borrowed issuer i (< count). */
-const struct ca_issuer *ca_issuers_get(const struct ca_issuers *is,
-    size_t i);
+const struct ca_issuer *ca_issuers_get(const struct ca_issuers *is, size_t i);
 /* Borrowed issuer by id (16 hex digits), NULL if none. */
-const struct ca_issuer *ca_issuers_find(const struct ca_issuers *is,
-    const char *id);
+const struct ca_issuer *ca_issuers_find(
+    const struct ca_issuers *is, const char *id);
 /*
  * The issuer for a profile and key type: the first one listing the key
  * type whose profile list is empty or names the profile. NULL if none.
  */
-const struct ca_issuer *ca_issuers_choose(const struct ca_issuers *is,
-    const char *profile, enum ca_key_type kt);
+const struct ca_issuer *ca_issuers_choose(
+    const struct ca_issuers *is, const char *profile, enum ca_key_type kt);
 
 /* Accessors; strings are static to the issuer. */
 const char *ca_issuer_id(const struct ca_issuer *i);
@@ -98,12 +95,12 @@ json_t *ca_issuer_json(const struct ca_issuer *i);
 /* ------------------------------------------------------------------ */
 
 struct ca_settings {
-	char *public_base_url;	 /* "https://localhost:4431", no trailing / */
-	int64_t serial_prefix;	 /* 1..127: first serial byte */
-	int64_t crl_shards;	 /* N >= 1: shard = serial mod N */
-	int64_t crl_validity_ms; /* nextUpdate - thisUpdate */
+	char *public_base_url;    /* "https://localhost:4431", no trailing / */
+	int64_t serial_prefix;    /* 1..127: first serial byte */
+	int64_t crl_shards;       /* N >= 1: shard = serial mod N */
+	int64_t crl_validity_ms;  /* nextUpdate - thisUpdate */
 	int64_t ocsp_validity_ms; /* nextUpdate - thisUpdate of OCSP */
-	int ocsp_url;		 /* put the OCSP URL in AIA */
+	int ocsp_url;             /* put the OCSP URL in AIA */
 	/* Certificate key policy (keys.* in ca.json): RSA size range and
 	 * whether P-521 is allowed besides P-256/P-384. Defaults 2048, 4096,
 	 * no; test-target configs open it up the way Pebble does. */
@@ -135,17 +132,17 @@ struct ca_issue_req {
 	const uint8_t *csr_der; /* borrowed; already checked by the RA */
 	size_t csr_len;
 	const json_t *identifiers; /* borrowed array of {type, value} */
-	const char *profile;	   /* NULL = default */
+	const char *profile;       /* NULL = default */
 	int64_t account_id;
-	int64_t order_id; /* 0 = none */
-	time_t not_before; /* 0 = from the profile */
-	time_t not_after;  /* 0 = from the profile */
+	int64_t order_id;       /* 0 = none */
+	time_t not_before;      /* 0 = from the profile */
+	time_t not_after;       /* 0 = from the profile */
 	const char *request_id; /* may be NULL */
 };
 
 struct ca_issued {
-	char *serial;	/* 36 lowercase hex digits, owned */
-	uint8_t *der;	/* owned */
+	char *serial; /* 36 lowercase hex digits, owned */
+	uint8_t *der; /* owned */
 	size_t der_len;
 	const struct ca_issuer *issuer; /* borrowed from the ca */
 	int64_t shard;
@@ -218,8 +215,8 @@ struct ca_config {
 };
 
 /* Parses ca.json (strict). 0, or -1 with err naming the key. */
-int ca_config_load(const char *path, struct ca_config *cfg, char *err,
-    size_t errlen);
+int ca_config_load(
+    const char *path, struct ca_config *cfg, char *err, size_t errlen);
 void ca_config_clear(struct ca_config *cfg);
 
 /* ------------------------------------------------------------------ */

@@ -22,7 +22,7 @@ struct ca_issuer {
 	char id[17];
 	char *name;
 	enum ca_key_type key_type; /* of the issuer's own key */
-	unsigned signs;		   /* bit mask of enum ca_key_type it serves */
+	unsigned signs;            /* bit mask of enum ca_key_type it serves */
 	X509 *cert;
 	EVP_PKEY *key;
 	EVP_PKEY *lint_key; /* throwaway key of the same type, set by ca_new */
@@ -73,7 +73,7 @@ EVP_PKEY *ca_key_generate(enum ca_key_type kt, int bits);
 
 struct ca_tbs {
 	uint8_t serial[CA_SERIAL_LEN];
-	EVP_PKEY *pubkey;	/* borrowed (subject key) */
+	EVP_PKEY *pubkey; /* borrowed (subject key) */
 	/*
 	 * Borrowed, may be NULL: the subject key as the CSR encoded it. When
 	 * set it is copied into the certificate as ASN.1 (fast); otherwise
@@ -82,9 +82,9 @@ struct ca_tbs {
 	 */
 	const X509_PUBKEY *spki;
 	time_t not_before;
-	time_t not_after;	/* inclusive */
-	const char *cn;		/* NULL: empty subject */
-	const json_t *sans;	/* borrowed array of {type, value}, in order */
+	time_t not_after;   /* inclusive */
+	const char *cn;     /* NULL: empty subject */
+	const json_t *sans; /* borrowed array of {type, value}, in order */
 	const struct profile *profile;
 	const struct ca_issuer *issuer;
 	int64_t shard;
@@ -101,15 +101,15 @@ int ca_tbs_der(X509 *x, uint8_t **der, size_t *len);
  * does not list last). Returns a new array of new {type,value} objects, or
  * NULL with err when an identifier is malformed.
  */
-json_t *ca_order_sans(X509_REQ *csr, const json_t *identifiers, char *err,
-    size_t errlen);
+json_t *ca_order_sans(
+    X509_REQ *csr, const json_t *identifiers, char *err, size_t errlen);
 /* The CN to put into the subject, or NULL (static to sans/csr lifetime). */
 const char *ca_choose_cn(X509_REQ *csr, const json_t *sans);
 
 /* ---- lints (lint.c) ---- */
 
 struct ca_lint_input {
-	X509 *cert;		     /* the throwaway-signed certificate */
+	X509 *cert; /* the throwaway-signed certificate */
 	/*
 	 * Optional: the subject key as requested (decoded EVP_PKEY and its
 	 * SPKI). When spki is set, lint spki_matches_request checks the
@@ -118,14 +118,14 @@ struct ca_lint_input {
 	 */
 	EVP_PKEY *pubkey;
 	const X509_PUBKEY *spki;
-	const json_t *identifiers;   /* the order's identifiers */
+	const json_t *identifiers; /* the order's identifiers */
 	const struct profile *profile;
 	const struct ca_settings *settings; /* key policy; NULL = defaults */
 };
 
 /* 0 = pass, -1 = fail with a reason in msg. */
-typedef int (*ca_lint_fn)(const struct ca_lint_input *in, char *msg,
-    size_t msglen);
+typedef int (*ca_lint_fn)(
+    const struct ca_lint_input *in, char *msg, size_t msglen);
 
 struct ca_lint {
 	const char *name;
@@ -138,16 +138,16 @@ const struct ca_lint *ca_lints(size_t *count);
  * Key policy of the CA: RSA 2048..4096 bits (multiple of 8), ECDSA P-256 or
  * P-384. Borrows k; 0 or -1 with the reason in msg.
  */
-int ca_key_check(EVP_PKEY *k, const struct ca_settings *s, char *msg,
-    size_t msglen);
+int ca_key_check(
+    EVP_PKEY *k, const struct ca_settings *s, char *msg, size_t msglen);
 /* Looks a lint up by name; NULL if none. */
 const struct ca_lint *ca_lint_find(const char *name);
 /*
  * Runs every lint; 0 when all pass, else -1 with *failed = the first
  * failing lint's name (static) and its reason in msg.
  */
-int ca_lint_all(const struct ca_lint_input *in, const char **failed,
-    char *msg, size_t msglen);
+int ca_lint_all(const struct ca_lint_input *in, const char **failed, char *msg,
+    size_t msglen);
 
 /* ---- CRL / OCSP builders (crl.c, ocsp.c) ---- */
 
@@ -161,8 +161,8 @@ struct ca_crl_entry {
 /* Signed DER CRL; 0 or -1 with err. */
 int ca_crl_build(const struct ca_issuer *is, int64_t number,
     const char *idp_url, time_t this_update, time_t next_update,
-    const struct ca_crl_entry *entries, size_t n, uint8_t **der,
-    size_t *len, char *err, size_t errlen);
+    const struct ca_crl_entry *entries, size_t n, uint8_t **der, size_t *len,
+    char *err, size_t errlen);
 
 /*
  * Signed DER OCSPResponse for one serial. revoked: 0 good, 1 revoked with

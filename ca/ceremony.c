@@ -18,9 +18,17 @@
 #define YEAR (365L * 24 * 3600)
 
 static const char *const outputs[] = {
-	"root.pem", "root.key", "root2.pem", "root2.key", "int-ecdsa.pem",
-	"int-ecdsa.key", "int-ecdsa-cross.pem", "int-rsa.pem", "int-rsa.key",
-	"roots.pem", "issuers.json",
+    "root.pem",
+    "root.key",
+    "root2.pem",
+    "root2.key",
+    "int-ecdsa.pem",
+    "int-ecdsa.key",
+    "int-ecdsa-cross.pem",
+    "int-rsa.pem",
+    "int-rsa.key",
+    "roots.pem",
+    "issuers.json",
 };
 
 /* Writes data into dir/name, which must not exist. 0 or -1 with err. */
@@ -115,14 +123,15 @@ make_ca_cert(const char *cn, EVP_PKEY *key, X509 *issuer_cert,
 		goto out;
 	if ((name = X509_NAME_new()) == NULL ||
 	    !X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC,
-	    (const unsigned char *)"XX", -1, -1, 0) ||
+		(const unsigned char *)"XX", -1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-	    (const unsigned char *)"Anvil Development", -1, -1, 0) ||
+		(const unsigned char *)"Anvil Development", -1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-	    (const unsigned char *)cn, -1, -1, 0))
+		(const unsigned char *)cn, -1, -1, 0))
 		goto out;
-	if (!X509_set_subject_name(x, name) || !X509_set_issuer_name(x,
-	    issuer_cert ? X509_get_subject_name(issuer_cert) : name))
+	if (!X509_set_subject_name(x, name) ||
+	    !X509_set_issuer_name(
+		x, issuer_cert ? X509_get_subject_name(issuer_cert) : name))
 		goto out;
 	if (X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
 	    X509_gmtime_adj(X509_getm_notAfter(x), years * YEAR) == NULL)
@@ -131,21 +140,24 @@ make_ca_cert(const char *cn, EVP_PKEY *key, X509 *issuer_cert,
 		goto out;
 	X509V3_set_ctx(&ctx, issuer_cert ? issuer_cert : x, x, NULL, NULL, 0);
 	if (pathlen >= 0)
-		snprintf(bc, sizeof(bc), "critical,CA:TRUE,pathlen:%d", pathlen);
+		snprintf(
+		    bc, sizeof(bc), "critical,CA:TRUE,pathlen:%d", pathlen);
 	else
 		snprintf(bc, sizeof(bc), "critical,CA:TRUE");
 	if (add_ext(x, &ctx, NID_basic_constraints, bc) ||
-	    add_ext(x, &ctx, NID_key_usage, issuer_cert ?
-	    "critical,digitalSignature,keyCertSign,cRLSign" :
-	    "critical,keyCertSign,cRLSign") ||
+	    add_ext(x, &ctx, NID_key_usage,
+		issuer_cert ? "critical,digitalSignature,keyCertSign,cRLSign"
+			    : "critical,keyCertSign,cRLSign") ||
 	    add_ext(x, &ctx, NID_subject_key_identifier, "hash"))
 		goto out;
 	if (issuer_cert != NULL &&
 	    (add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") ||
-	    add_ext(x, &ctx, NID_ext_key_usage, "serverAuth,clientAuth")))
+		add_ext(x, &ctx, NID_ext_key_usage, "serverAuth,clientAuth")))
 		goto out;
 	md = EVP_PKEY_get_base_id(signer_key) == EVP_PKEY_EC &&
-	    EVP_PKEY_get_bits(signer_key) >= 384 ? EVP_sha384() : EVP_sha256();
+		EVP_PKEY_get_bits(signer_key) >= 384
+	    ? EVP_sha384()
+	    : EVP_sha256();
 	if (X509_sign(x, signer_key, md) <= 0)
 		goto out;
 	ok = 1;
@@ -210,8 +222,10 @@ ca_ceremony_init(const char *dir, char *err, size_t errlen)
 	for (k = 0; k < sizeof(outputs) / sizeof(outputs[0]); k++) {
 		path = xasprintf("%s/%s", dir, outputs[k]);
 		if (lstat(path, &st) == 0) {
-			snprintf(err, errlen, "%s already exists: refusing to "
-			    "overwrite (move the old PKI away first)", path);
+			snprintf(err, errlen,
+			    "%s already exists: refusing to "
+			    "overwrite (move the old PKI away first)",
+			    path);
 			free(path);
 			goto out;
 		}
@@ -221,8 +235,8 @@ ca_ceremony_init(const char *dir, char *err, size_t errlen)
 	snprintf(tag, sizeof(tag), "%02x%02x", rnd[0], rnd[1]);
 	snprintf(cn[0], sizeof(cn[0]), "Anvil Dev Root X1 %s", tag);
 	snprintf(cn[1], sizeof(cn[1]), "Anvil Dev Alternate Root R1 %s", tag);
-	snprintf(cn[2], sizeof(cn[2]), "Anvil Dev ECDSA Intermediate E1 %s",
-	    tag);
+	snprintf(
+	    cn[2], sizeof(cn[2]), "Anvil Dev ECDSA Intermediate E1 %s", tag);
 	snprintf(cn[3], sizeof(cn[3]), "Anvil Dev RSA Intermediate R2 %s", tag);
 	if ((rk = ca_key_generate(CA_KEY_ECDSA, 384)) == NULL ||
 	    (r2k = ca_key_generate(CA_KEY_RSA, 2048)) == NULL ||
@@ -259,7 +273,7 @@ ca_ceremony_init(const char *dir, char *err, size_t errlen)
 	for (k = 0; k < 9; k++) {
 		int is_key = strstr(outputs[k], ".key") != NULL;
 		if (write_new(dir, outputs[k], pems[k], is_key ? 0600 : 0644,
-		    err, errlen) != 0)
+			err, errlen) != 0)
 			goto out;
 	}
 	if (write_new(dir, "roots.pem", roots, 0644, err, errlen) != 0 ||

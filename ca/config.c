@@ -9,43 +9,42 @@
 #define CFG(f) offsetof(struct ca_config, f)
 
 static const struct jspec debug_spec[] = {
-	{"addr", JSPEC_STRING, CFG(debug_addr), 0, NULL, 0},
-	{"port", JSPEC_INT, CFG(debug_port), 0, NULL, 0},
-	JSPEC_END,
+    {"addr", JSPEC_STRING, CFG(debug_addr), 0, NULL, 0},
+    {"port", JSPEC_INT, CFG(debug_port), 0, NULL, 0},
+    JSPEC_END,
 };
 
 static const struct jspec keys_spec[] = {
-	{"rsa_min_bits", JSPEC_INT, CFG(settings.rsa_min_bits), 0, NULL, 0},
-	{"rsa_max_bits", JSPEC_INT, CFG(settings.rsa_max_bits), 0, NULL, 0},
-	{"allow_p521", JSPEC_BOOL, CFG(settings.allow_p521), 0, NULL, 0},
-	JSPEC_END,
+    {"rsa_min_bits", JSPEC_INT, CFG(settings.rsa_min_bits), 0, NULL, 0},
+    {"rsa_max_bits", JSPEC_INT, CFG(settings.rsa_max_bits), 0, NULL, 0},
+    {"allow_p521", JSPEC_BOOL, CFG(settings.allow_p521), 0, NULL, 0},
+    JSPEC_END,
 };
 
 static const struct jspec ca_spec[] = {
-	{"keys", JSPEC_OBJECT, 0, 0, keys_spec, 0},
-	{"log_level", JSPEC_STRING, CFG(log_level), 0, NULL, 0},
-	{"debug", JSPEC_OBJECT, 0, 0, debug_spec, 0},
-	{"rpc", JSPEC_JSON, CFG(rpc), 1, NULL, 0},
-	{"sa", JSPEC_JSON, CFG(sa), 1, NULL, 0},
-	{"profiles", JSPEC_STRING, CFG(profiles), 1, NULL, 0},
-	{"issuers", JSPEC_STRING, CFG(issuers), 1, NULL, 0},
-	{"public_base_url", JSPEC_STRING, CFG(settings.public_base_url), 1,
-	    NULL, 0},
-	{"serial_prefix", JSPEC_INT, CFG(settings.serial_prefix), 0, NULL, 0},
-	{"crl_shards", JSPEC_INT, CFG(settings.crl_shards), 0, NULL, 0},
-	{"crl_period", JSPEC_DURATION, CFG(crl_period_ms), 0, NULL, 0},
-	{"crl_validity", JSPEC_DURATION, CFG(settings.crl_validity_ms), 0,
-	    NULL, 0},
-	{"ocsp_validity", JSPEC_DURATION, CFG(settings.ocsp_validity_ms), 0,
-	    NULL, 0},
-	{"ocsp_url", JSPEC_BOOL, CFG(settings.ocsp_url), 0, NULL, 0},
-	JSPEC_END,
+    {"keys", JSPEC_OBJECT, 0, 0, keys_spec, 0},
+    {"log_level", JSPEC_STRING, CFG(log_level), 0, NULL, 0},
+    {"debug", JSPEC_OBJECT, 0, 0, debug_spec, 0},
+    {"rpc", JSPEC_JSON, CFG(rpc), 1, NULL, 0},
+    {"sa", JSPEC_JSON, CFG(sa), 1, NULL, 0},
+    {"profiles", JSPEC_STRING, CFG(profiles), 1, NULL, 0},
+    {"issuers", JSPEC_STRING, CFG(issuers), 1, NULL, 0},
+    {"public_base_url", JSPEC_STRING, CFG(settings.public_base_url), 1, NULL,
+	0},
+    {"serial_prefix", JSPEC_INT, CFG(settings.serial_prefix), 0, NULL, 0},
+    {"crl_shards", JSPEC_INT, CFG(settings.crl_shards), 0, NULL, 0},
+    {"crl_period", JSPEC_DURATION, CFG(crl_period_ms), 0, NULL, 0},
+    {"crl_validity", JSPEC_DURATION, CFG(settings.crl_validity_ms), 0, NULL, 0},
+    {"ocsp_validity", JSPEC_DURATION, CFG(settings.ocsp_validity_ms), 0, NULL,
+	0},
+    {"ocsp_url", JSPEC_BOOL, CFG(settings.ocsp_url), 0, NULL, 0},
+    JSPEC_END,
 };
 
 /* See ca.h. */
 int
-ca_config_load(const char *path, struct ca_config *cfg, char *err,
-    size_t errlen)
+ca_config_load(
+    const char *path, struct ca_config *cfg, char *err, size_t errlen)
 {
 	json_t *obj = NULL;
 	int ret = -1;
@@ -65,8 +64,10 @@ ca_config_load(const char *path, struct ca_config *cfg, char *err,
 	if (cfg->settings.rsa_min_bits < 1024 ||
 	    cfg->settings.rsa_max_bits > 8192 ||
 	    cfg->settings.rsa_min_bits > cfg->settings.rsa_max_bits) {
-		snprintf(err, errlen, "%s: keys.rsa_min_bits/rsa_max_bits: "
-		    "need 1024 <= min <= max <= 8192", path);
+		snprintf(err, errlen,
+		    "%s: keys.rsa_min_bits/rsa_max_bits: "
+		    "need 1024 <= min <= max <= 8192",
+		    path);
 		goto out;
 	}
 	if (cfg->debug_port < 0 || cfg->debug_port > 65535) {

@@ -42,8 +42,8 @@ add_entry(X509_CRL *crl, const struct ca_crl_entry *e)
 	if (e->reason > 0) {
 		if ((reason = ASN1_ENUMERATED_new()) == NULL ||
 		    !ASN1_ENUMERATED_set(reason, e->reason) ||
-		    X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, reason, 0,
-		    0) != 1)
+		    X509_REVOKED_add1_ext_i2d(
+			r, NID_crl_reason, reason, 0, 0) != 1)
 			goto out;
 	}
 	if (!X509_CRL_add0_revoked(crl, r))
@@ -82,8 +82,8 @@ add_idp(X509_CRL *crl, const char *url)
 		goto out;
 	gn = NULL;
 	idp->onlyuser = 0xff;
-	if (X509_CRL_add1_ext_i2d(crl, NID_issuing_distribution_point, idp, 1,
-	    0) != 1)
+	if (X509_CRL_add1_ext_i2d(
+		crl, NID_issuing_distribution_point, idp, 1, 0) != 1)
 		goto out;
 	ret = 0;
 out:
@@ -96,9 +96,8 @@ out:
 /* See ca_int.h. */
 int
 ca_crl_build(const struct ca_issuer *is, int64_t number, const char *idp_url,
-    time_t this_update, time_t next_update,
-    const struct ca_crl_entry *entries, size_t n, uint8_t **der,
-    size_t *len, char *err, size_t errlen)
+    time_t this_update, time_t next_update, const struct ca_crl_entry *entries,
+    size_t n, uint8_t **der, size_t *len, char *err, size_t errlen)
 {
 	X509_CRL *crl = NULL;
 	ASN1_TIME *tu = NULL, *nu = NULL;
@@ -128,7 +127,7 @@ ca_crl_build(const struct ca_issuer *is, int64_t number, const char *idp_url,
 		goto fail;
 	X509V3_set_ctx(&ctx, is->cert, NULL, NULL, crl, 0);
 	if ((akid = X509V3_EXT_conf_nid(NULL, &ctx,
-	    NID_authority_key_identifier, "keyid:always")) == NULL ||
+		 NID_authority_key_identifier, "keyid:always")) == NULL ||
 	    !X509_CRL_add_ext(crl, akid, -1))
 		goto fail;
 	if (add_idp(crl, idp_url) != 0)
@@ -168,13 +167,15 @@ parse_entries(const json_t *arr, struct ca_crl_entry **out, size_t *n,
 	*out = NULL;
 	*n = 0;
 	if (!json_is_array(arr) || json_array_size(arr) > CA_MAX_CRL_ENTRIES) {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "sa.revoked_by_shard: "
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "sa.revoked_by_shard: "
 		    "bad entries");
 		return -1;
 	}
 	e = xcalloc(json_array_size(arr) + 1, sizeof(*e));
 	*out = e;
-	json_array_foreach(arr, k, it) {
+	json_array_foreach(arr, k, it)
+	{
 		s = json_string_value(json_object_get(it, "serial"));
 		at = json_string_value(json_object_get(it, "revoked_at"));
 		if (s == NULL || at == NULL ||
@@ -187,8 +188,8 @@ parse_entries(const json_t *arr, struct ca_crl_entry **out, size_t *n,
 		}
 		e[k].serial_len = len;
 		e[k].revoked_at = t;
-		e[k].reason = (int)json_integer_value(json_object_get(it,
-		    "reason"));
+		e[k].reason =
+		    (int)json_integer_value(json_object_get(it, "reason"));
 		if (e[k].reason < 0 || e[k].reason > 10 || e[k].reason == 7)
 			e[k].reason = 0;
 		*n = k + 1;
@@ -233,36 +234,39 @@ ca_generate_crl(struct ca *ca, const char *issuer_id, int64_t shard,
 		    (long long)ca->s.crl_shards - 1);
 		goto out;
 	}
-	params = json_pack("{s:s, s:I}", "issuer_id", is->id, "shard",
-	    (json_int_t)shard);
+	params = json_pack(
+	    "{s:s, s:I}", "issuer_id", is->id, "shard", (json_int_t)shard);
 	pthread_mutex_lock(&ca->crl_lock);
 	locked = 1;
-	if (ca_store_call(ca, "sa.next_crl_number", params, rid, &res,
-	    prob) != 0)
+	if (ca_store_call(ca, "sa.next_crl_number", params, rid, &res, prob) !=
+	    0)
 		goto out;
 	num = json_integer_value(json_object_get(res, "number"));
 	if (num <= 0) {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "sa.next_crl_number: "
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "sa.next_crl_number: "
 		    "bad number");
 		goto out;
 	}
-	if (ca_store_call(ca, "sa.revoked_by_shard", params, rid, &res2,
-	    prob) != 0)
+	if (ca_store_call(
+		ca, "sa.revoked_by_shard", params, rid, &res2, prob) != 0)
 		goto out;
-	if (parse_entries(json_object_get(res2, "entries"), &entries, &n,
-	    prob) != 0)
+	if (parse_entries(
+		json_object_get(res2, "entries"), &entries, &n, prob) != 0)
 		goto out;
 	url = ca_url_crl(ca->s.public_base_url, is->id, shard);
 	next = now + (time_t)(ca->s.crl_validity_ms / 1000);
 	if (ca_crl_build(is, num, url, now, next, entries, n, &d, &dlen, err,
-	    sizeof(err)) != 0) {
+		sizeof(err)) != 0) {
 		*prob = problem_new(PROB_SERVER_INTERNAL, "%s", err);
 		goto out;
 	}
-	log_audit(rid, "crl-signed", "issuer=%s shard=%lld number=%lld "
-	    "entries=%zu", is->id, (long long)shard, (long long)num, n);
-	snprintf(labels, sizeof(labels), "purpose=\"crl\",issuer=\"%s\"",
-	    is->id);
+	log_audit(rid, "crl-signed",
+	    "issuer=%s shard=%lld number=%lld "
+	    "entries=%zu",
+	    is->id, (long long)shard, (long long)num, n);
+	snprintf(
+	    labels, sizeof(labels), "purpose=\"crl\",issuer=\"%s\"", is->id);
 	if (ca->metrics != NULL)
 		metrics_counter_add(ca->metrics, "anvil_ca_signatures_total",
 		    "Signatures by the CA", labels, 1);
@@ -309,7 +313,7 @@ ca_generate_all_crls(struct ca *ca, const char *rid)
 	for (k = 0; k < ca->issuers->count; k++) {
 		for (s = 0; s < ca->s.crl_shards; s++) {
 			if (ca_generate_crl(ca, ca->issuers->list[k].id, s, rid,
-			    NULL, NULL, NULL, &prob) != 0) {
+				NULL, NULL, NULL, &prob) != 0) {
 				log_msg(LOG_LEVEL_WARN, rid, "CRL %s/%lld: %s",
 				    ca->issuers->list[k].id, (long long)s,
 				    prob && prob->detail ? prob->detail : "");

@@ -52,7 +52,8 @@ ca_new(const struct ca_settings *s, struct ca_issuers *issuers,
 		goto out;
 	}
 	if (s->crl_validity_ms < 60000 || s->ocsp_validity_ms < 60000) {
-		snprintf(err, errlen, "crl_validity / ocsp_validity: at least "
+		snprintf(err, errlen,
+		    "crl_validity / ocsp_validity: at least "
 		    "1m");
 		goto out;
 	}
@@ -73,8 +74,8 @@ ca_new(const struct ca_settings *s, struct ca_issuers *issuers,
 		if (is->lint_key != NULL)
 			continue;
 		is->lint_key = ca_key_generate(is->key_type,
-		    is->key_type == CA_KEY_RSA ? EVP_PKEY_get_bits(is->key) :
-		    256);
+		    is->key_type == CA_KEY_RSA ? EVP_PKEY_get_bits(is->key)
+					       : 256);
 		if (is->lint_key == NULL) {
 			snprintf(err, errlen, "cannot generate a lint key");
 			goto out;
@@ -140,15 +141,20 @@ check_identifiers(const struct profile *p, const json_t *ids)
 	size_t k;
 
 	if ((int64_t)json_array_size(ids) > p->max_identifiers)
-		return problem_new(PROB_REJECTED_IDENTIFIER, "profile %s "
-		    "allows at most %lld identifiers", p->name,
-		    (long long)p->max_identifiers);
-	json_array_foreach(ids, k, id) {
+		return problem_new(PROB_REJECTED_IDENTIFIER,
+		    "profile %s "
+		    "allows at most %lld identifiers",
+		    p->name, (long long)p->max_identifiers);
+	json_array_foreach(ids, k, id)
+	{
 		t = json_string_value(json_object_get(id, "type"));
-		if (t != NULL && ((strcmp(t, "dns") == 0 && !p->allow_dns) ||
-		    (strcmp(t, "ip") == 0 && !p->allow_ip)))
-			return problem_new(PROB_REJECTED_IDENTIFIER, "profile "
-			    "%s does not allow %s identifiers", p->name, t);
+		if (t != NULL &&
+		    ((strcmp(t, "dns") == 0 && !p->allow_dns) ||
+			(strcmp(t, "ip") == 0 && !p->allow_ip)))
+			return problem_new(PROB_REJECTED_IDENTIFIER,
+			    "profile "
+			    "%s does not allow %s identifiers",
+			    p->name, t);
 	}
 	return NULL;
 }
@@ -174,14 +180,16 @@ reserve_serial(struct ca *ca, const struct ca_issue_req *req, time_t na,
 		problem_free(*prob);
 		*prob = NULL;
 		if (ca_store_call(ca, "sa.reserve_serial", params,
-		    req->request_id, &res, prob) == 0) {
+			req->request_id, &res, prob) == 0) {
 			ret = 0;
 			goto out;
 		}
 		if ((*prob)->type != PROB_CONFLICT)
 			goto out;
-		log_msg(LOG_LEVEL_WARN, req->request_id, "serial %s collided; "
-		    "retrying", hex);
+		log_msg(LOG_LEVEL_WARN, req->request_id,
+		    "serial %s collided; "
+		    "retrying",
+		    hex);
 	}
 out:
 	json_decref(params);
@@ -214,7 +222,8 @@ idents_text(const json_t *ids)
 	char *s = xstrdup(""), *t;
 	size_t k;
 
-	json_array_foreach(ids, k, id) {
+	json_array_foreach(ids, k, id)
+	{
 		t = xasprintf("%s%s%s", s, k ? "," : "",
 		    json_string_value(json_object_get(id, "value")));
 		free(s);
@@ -242,7 +251,8 @@ sign_linted(struct ca *ca, const struct ca_tbs *t, const json_t *ids,
 	}
 	if (ca_x509_sign(lintx, t->issuer->lint_key) != 0 ||
 	    ca_tbs_der(lintx, &tbs1, &len1) != 0) {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "lint signing failed");
+		*prob =
+		    problem_new(PROB_SERVER_INTERNAL, "lint signing failed");
 		goto out;
 	}
 	li.cert = lintx;
@@ -253,15 +263,18 @@ sign_linted(struct ca *ca, const struct ca_tbs *t, const json_t *ids,
 	li.settings = &ca->s;
 	if (ca_lint_all(&li, &failed, err, sizeof(err)) != 0) {
 		hex = ca_serial_hex(t->serial, CA_SERIAL_LEN);
-		log_audit(req->request_id, "lint-failure", "serial=%s lint=%s "
-		    "reason=\"%s\" issuer=%s profile=%s account=%lld", hex,
-		    failed, err, t->issuer->id, t->profile->name,
+		log_audit(req->request_id, "lint-failure",
+		    "serial=%s lint=%s "
+		    "reason=\"%s\" issuer=%s profile=%s account=%lld",
+		    hex, failed, err, t->issuer->id, t->profile->name,
 		    (long long)req->account_id);
 		snprintf(labels, sizeof(labels), "lint=\"%s\"", failed);
 		count(ca, "anvil_ca_lint_failures_total",
 		    "Issuances refused by a lint", labels);
-		*prob = problem_new(PROB_SERVER_INTERNAL, "certificate failed "
-		    "lint %s: %s", failed, err);
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "certificate failed "
+		    "lint %s: %s",
+		    failed, err);
 		goto out;
 	}
 	if ((x = ca_tbs_build(t, err, sizeof(err))) == NULL ||
@@ -300,17 +313,18 @@ store_cert(struct ca *ca, const struct ca_issue_req *req,
 
 	b64 = b64url_encode(out->der, out->der_len);
 	params = json_pack("{s:s, s:s, s:I, s:s, s:s, s:O, s:s, s:s, s:s, "
-	    "s:I}", "serial", out->serial, "der", b64, "account_id",
-	    (json_int_t)req->account_id, "issuer_id", t->issuer->id,
-	    "profile", t->profile->name, "identifiers", sans, "not_before",
+			   "s:I}",
+	    "serial", out->serial, "der", b64, "account_id",
+	    (json_int_t)req->account_id, "issuer_id", t->issuer->id, "profile",
+	    t->profile->name, "identifiers", sans, "not_before",
 	    time_fmt_rfc3339(t->not_before, nb, sizeof(nb)), "not_after",
 	    time_fmt_rfc3339(t->not_after, na, sizeof(na)), "key_hash", khash,
 	    "shard", (json_int_t)t->shard);
 	if (req->order_id > 0)
-		json_object_set_new(params, "order_id",
-		    json_integer(req->order_id));
-	ret = ca_store_call(ca, "sa.add_certificate", params,
-	    req->request_id, &res, prob);
+		json_object_set_new(
+		    params, "order_id", json_integer(req->order_id));
+	ret = ca_store_call(
+	    ca, "sa.add_certificate", params, req->request_id, &res, prob);
 	json_decref(params);
 	json_decref(res);
 	free(b64);
@@ -319,8 +333,8 @@ store_cert(struct ca *ca, const struct ca_issue_req *req,
 
 /* See ca.h. */
 int
-ca_issue(struct ca *ca, const struct ca_issue_req *req,
-    struct ca_issued *out, struct problem **prob)
+ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
+    struct problem **prob)
 {
 	const struct profile *p;
 	const unsigned char *q;
@@ -338,14 +352,16 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req,
 	memset(&t, 0, sizeof(t));
 	*prob = NULL;
 	if ((p = profiles_find(ca->profiles, req->profile)) == NULL) {
-		*prob = problem_new(PROB_INVALID_PROFILE, "unknown profile "
-		    "\"%s\"", req->profile ? req->profile : "(default)");
+		*prob = problem_new(PROB_INVALID_PROFILE,
+		    "unknown profile "
+		    "\"%s\"",
+		    req->profile ? req->profile : "(default)");
 		goto out;
 	}
 	q = req->csr_der;
-	if (req->csr_der == NULL || req->csr_len == 0 ||
-	    req->csr_len > 65536 || (csr = d2i_X509_REQ(NULL, &q,
-	    (long)req->csr_len)) == NULL || q != req->csr_der + req->csr_len) {
+	if (req->csr_der == NULL || req->csr_len == 0 || req->csr_len > 65536 ||
+	    (csr = d2i_X509_REQ(NULL, &q, (long)req->csr_len)) == NULL ||
+	    q != req->csr_der + req->csr_len) {
 		*prob = problem_new(PROB_BAD_CSR, "CSR is not valid DER");
 		goto out;
 	}
@@ -362,31 +378,38 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req,
 	}
 	if ((*prob = check_identifiers(p, req->identifiers)) != NULL)
 		goto out;
-	if ((sans = ca_order_sans(csr, req->identifiers, err,
-	    sizeof(err))) == NULL) {
+	if ((sans = ca_order_sans(csr, req->identifiers, err, sizeof(err))) ==
+	    NULL) {
 		*prob = problem_new(PROB_MALFORMED, "%s", err);
 		goto out;
 	}
 	t.issuer = ca_issuers_choose(ca->issuers, p->name, kt);
 	if (t.issuer == NULL) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "no issuer signs %s "
-		    "keys for profile %s", ca_key_type_name(kt), p->name);
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
+		    "no issuer signs %s "
+		    "keys for profile %s",
+		    ca_key_type_name(kt), p->name);
 		goto out;
 	}
-	t.not_before = req->not_before ? req->not_before :
-	    now - (time_t)(p->backdate_ms / 1000);
-	t.not_after = req->not_after ? req->not_after :
-	    t.not_before + (time_t)(p->validity_ms / 1000) - 1;
+	t.not_before = req->not_before ? req->not_before
+				       : now - (time_t)(p->backdate_ms / 1000);
+	t.not_after = req->not_after
+	    ? req->not_after
+	    : t.not_before + (time_t)(p->validity_ms / 1000) - 1;
 	if (t.not_after <= t.not_before ||
 	    (int64_t)(t.not_after - t.not_before + 1) * 1000 > p->validity_ms) {
-		*prob = problem_new(PROB_MALFORMED, "requested validity is "
-		    "outside profile %s", p->name);
+		*prob = problem_new(PROB_MALFORMED,
+		    "requested validity is "
+		    "outside profile %s",
+		    p->name);
 		goto out;
 	}
-	if (X509_cmp_time(X509_get0_notAfter(t.issuer->cert),
-	    &t.not_after) < 0) {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "issuer %s expires "
-		    "before the certificate would", t.issuer->id);
+	if (X509_cmp_time(X509_get0_notAfter(t.issuer->cert), &t.not_after) <
+	    0) {
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "issuer %s expires "
+		    "before the certificate would",
+		    t.issuer->id);
 		goto out;
 	}
 	t.pubkey = pub;
@@ -410,19 +433,21 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req,
 		goto out;
 	}
 	idtext = idents_text(sans);
-	log_audit(req->request_id, "issuance", "serial=%s issuer=%s "
+	log_audit(req->request_id, "issuance",
+	    "serial=%s issuer=%s "
 	    "issuer_name=\"%s\" profile=%s account=%lld order=%lld "
-	    "identifiers=%s shard=%lld", out->serial, t.issuer->id,
-	    t.issuer->name, p->name, (long long)req->account_id,
-	    (long long)req->order_id, idtext, (long long)t.shard);
+	    "identifiers=%s shard=%lld",
+	    out->serial, t.issuer->id, t.issuer->name, p->name,
+	    (long long)req->account_id, (long long)req->order_id, idtext,
+	    (long long)t.shard);
 	snprintf(labels, sizeof(labels), "purpose=\"cert\",issuer=\"%s\"",
 	    t.issuer->id);
-	count(ca, "anvil_ca_signatures_total", "Signatures by the CA",
-	    labels);
+	count(ca, "anvil_ca_signatures_total", "Signatures by the CA", labels);
 	if (store_cert(ca, req, &t, out, khash, sans, prob) != 0) {
-		log_audit(req->request_id, "issuance-store-failed", "serial=%s "
-		    "reason=\"%s\"", out->serial,
-		    (*prob)->detail ? (*prob)->detail : "");
+		log_audit(req->request_id, "issuance-store-failed",
+		    "serial=%s "
+		    "reason=\"%s\"",
+		    out->serial, (*prob)->detail ? (*prob)->detail : "");
 		goto out;
 	}
 	snprintf(labels, sizeof(labels), "profile=\"%s\",key_type=\"%s\"",
@@ -450,7 +475,8 @@ ca_issuers_json(const struct ca *ca)
 	size_t k;
 
 	for (k = 0; k < ca->issuers->count; k++)
-		json_array_append_new(arr, ca_issuer_json(&ca->issuers->list[k]));
+		json_array_append_new(
+		    arr, ca_issuer_json(&ca->issuers->list[k]));
 	return json_pack("{s:o, s:I}", "issuers", arr, "crl_shards",
 	    (json_int_t)ca->s.crl_shards);
 }
@@ -464,8 +490,9 @@ ca_profiles_json(const struct ca *ca)
 
 	for (k = 0; k < ca->profiles->count; k++)
 		json_object_set_new(o, ca->profiles->list[k].name,
-		    json_string(ca->profiles->list[k].description ?
-		    ca->profiles->list[k].description : ""));
+		    json_string(ca->profiles->list[k].description
+			    ? ca->profiles->list[k].description
+			    : ""));
 	return json_pack("{s:o, s:s?}", "profiles", o, "default",
 	    ca->profiles->default_name);
 }

@@ -30,19 +30,19 @@ struct issuer_spec {
 };
 
 static const struct jspec issuer_fields[] = {
-	{"name", JSPEC_STRING, offsetof(struct issuer_spec, name), 1, NULL, 0},
-	{"cert", JSPEC_STRING, offsetof(struct issuer_spec, cert), 1, NULL, 0},
-	{"key", JSPEC_STRING, offsetof(struct issuer_spec, key), 0, NULL, 0},
-	{"key_uri", JSPEC_STRING, offsetof(struct issuer_spec, key_uri), 0, NULL,
-	    0},
-	{"key_passphrase_file", JSPEC_STRING,
-	    offsetof(struct issuer_spec, key_passphrase_file), 0, NULL, 0},
-	{"key_types", JSPEC_STRINGS, offsetof(struct issuer_spec, key_types), 0,
-	    NULL, offsetof(struct issuer_spec, nkey_types)},
-	{"profiles", JSPEC_STRINGS, offsetof(struct issuer_spec, profiles), 0,
-	    NULL, offsetof(struct issuer_spec, nprofiles)},
-	{"chains", JSPEC_JSON, offsetof(struct issuer_spec, chains), 0, NULL, 0},
-	JSPEC_END,
+    {"name", JSPEC_STRING, offsetof(struct issuer_spec, name), 1, NULL, 0},
+    {"cert", JSPEC_STRING, offsetof(struct issuer_spec, cert), 1, NULL, 0},
+    {"key", JSPEC_STRING, offsetof(struct issuer_spec, key), 0, NULL, 0},
+    {"key_uri", JSPEC_STRING, offsetof(struct issuer_spec, key_uri), 0, NULL,
+	0},
+    {"key_passphrase_file", JSPEC_STRING,
+	offsetof(struct issuer_spec, key_passphrase_file), 0, NULL, 0},
+    {"key_types", JSPEC_STRINGS, offsetof(struct issuer_spec, key_types), 0,
+	NULL, offsetof(struct issuer_spec, nkey_types)},
+    {"profiles", JSPEC_STRINGS, offsetof(struct issuer_spec, profiles), 0, NULL,
+	offsetof(struct issuer_spec, nprofiles)},
+    {"chains", JSPEC_JSON, offsetof(struct issuer_spec, chains), 0, NULL, 0},
+    JSPEC_END,
 };
 
 struct chain_spec {
@@ -53,11 +53,11 @@ struct chain_spec {
 };
 
 static const struct jspec chain_fields[] = {
-	{"name", JSPEC_STRING, offsetof(struct chain_spec, name), 0, NULL, 0},
-	{"certs", JSPEC_STRINGS, offsetof(struct chain_spec, certs), 1, NULL,
-	    offsetof(struct chain_spec, ncerts)},
-	{"root", JSPEC_STRING, offsetof(struct chain_spec, root), 1, NULL, 0},
-	JSPEC_END,
+    {"name", JSPEC_STRING, offsetof(struct chain_spec, name), 0, NULL, 0},
+    {"certs", JSPEC_STRINGS, offsetof(struct chain_spec, certs), 1, NULL,
+	offsetof(struct chain_spec, ncerts)},
+    {"root", JSPEC_STRING, offsetof(struct chain_spec, root), 1, NULL, 0},
+    JSPEC_END,
 };
 
 /* Path relative to dir unless absolute; malloc'd. */
@@ -111,11 +111,11 @@ load_key(const char *path, const char *pass_path, char *err, size_t errlen)
 	if (pass_path != NULL) {
 		if (file_check_secret_mode(pass_path, err, errlen) != 0)
 			goto out;
-		if (file_read_all(pass_path, 4096, &pass, &plen, err,
-		    errlen) != 0)
+		if (file_read_all(pass_path, 4096, &pass, &plen, err, errlen) !=
+		    0)
 			goto out;
-		while (plen > 0 && (pass[plen - 1] == '\n' ||
-		    pass[plen - 1] == '\r'))
+		while (plen > 0 &&
+		    (pass[plen - 1] == '\n' || pass[plen - 1] == '\r'))
 			pass[--plen] = '\0';
 	}
 	if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL)
@@ -144,8 +144,7 @@ out:
  * store's UI when it asks. NULL with err.
  */
 static EVP_PKEY *
-load_key_uri(const char *uri, const char *pass_path, char *err,
-    size_t errlen)
+load_key_uri(const char *uri, const char *pass_path, char *err, size_t errlen)
 {
 	OSSL_STORE_CTX *st = NULL;
 	OSSL_STORE_INFO *info;
@@ -154,16 +153,18 @@ load_key_uri(const char *uri, const char *pass_path, char *err,
 	char *pass = NULL;
 	size_t plen = 0;
 
-	if (strncmp(uri, "file:", 5) == 0 && file_check_secret_mode(uri +
-	    (strncmp(uri, "file://", 7) == 0 ? 7 : 5), err, errlen) != 0)
+	if (strncmp(uri, "file:", 5) == 0 &&
+	    file_check_secret_mode(
+		uri + (strncmp(uri, "file://", 7) == 0 ? 7 : 5), err, errlen) !=
+		0)
 		goto out;
 	if (pass_path != NULL) {
 		if (file_check_secret_mode(pass_path, err, errlen) != 0 ||
-		    file_read_all(pass_path, 4096, &pass, &plen, err,
-		    errlen) != 0)
+		    file_read_all(pass_path, 4096, &pass, &plen, err, errlen) !=
+			0)
 			goto out;
-		while (plen > 0 && (pass[plen - 1] == '\n' ||
-		    pass[plen - 1] == '\r'))
+		while (plen > 0 &&
+		    (pass[plen - 1] == '\n' || pass[plen - 1] == '\r'))
 			pass[--plen] = '\0';
 		ui = UI_UTIL_wrap_read_pem_callback(NULL, 0);
 	}
@@ -253,15 +254,19 @@ load_chain(const char *dir, const json_t *obj, const struct ca_issuer *is,
 		goto out;
 	if (X509_cmp(certs[0], is->cert) != 0 &&
 	    EVP_PKEY_eq(X509_get0_pubkey(certs[0]), is->key) != 1) {
-		snprintf(err, errlen, "%s: first chain certificate does not "
-		    "carry the issuer key", cs.certs[0]);
+		snprintf(err, errlen,
+		    "%s: first chain certificate does not "
+		    "carry the issuer key",
+		    cs.certs[0]);
 		goto out;
 	}
 	for (k = 0; k < cs.ncerts; k++) {
 		X509 *up = k + 1 < cs.ncerts ? certs[k + 1] : root;
 		if (X509_verify(certs[k], X509_get0_pubkey(up)) != 1) {
-			snprintf(err, errlen, "%s: not signed by the next "
-			    "certificate of its chain", cs.certs[k]);
+			snprintf(err, errlen,
+			    "%s: not signed by the next "
+			    "certificate of its chain",
+			    cs.certs[k]);
 			goto out;
 		}
 	}
@@ -286,8 +291,8 @@ out:
 }
 
 static int
-load_issuer(const char *dir, const json_t *obj, struct ca_issuer *is,
-    char *err, size_t errlen)
+load_issuer(const char *dir, const json_t *obj, struct ca_issuer *is, char *err,
+    size_t errlen)
 {
 	struct issuer_spec sp;
 	char *cpath = NULL, *kpath = NULL, *ppath = NULL;
@@ -301,7 +306,8 @@ load_issuer(const char *dir, const json_t *obj, struct ca_issuer *is,
 		goto out;
 	is->name = xstrdup(sp.name);
 	if ((sp.key == NULL) == (sp.key_uri == NULL)) {
-		snprintf(err, errlen, "exactly one of key and key_uri is "
+		snprintf(err, errlen,
+		    "exactly one of key and key_uri is "
 		    "required");
 		goto out;
 	}
@@ -356,12 +362,14 @@ load_issuer(const char *dir, const json_t *obj, struct ca_issuer *is,
 		snprintf(err, errlen, "chains: at least one chain is needed");
 		goto out;
 	}
-	is->chains = xcalloc(json_array_size(sp.chains),
-	    sizeof(*is->chains));
-	json_array_foreach(sp.chains, k, c) {
+	is->chains = xcalloc(json_array_size(sp.chains), sizeof(*is->chains));
+	json_array_foreach(sp.chains, k, c)
+	{
 		if (!json_is_object(c)) {
-			snprintf(err, errlen, "chains[%zu]: expected an "
-			    "object", k);
+			snprintf(err, errlen,
+			    "chains[%zu]: expected an "
+			    "object",
+			    k);
 			goto out;
 		}
 		if (load_chain(dir, c, is, &is->chains[k], err, errlen) != 0)
@@ -393,8 +401,10 @@ ca_issuers_load(const char *path, char *err, size_t errlen)
 	arr = json_object_get(root, "issuers");
 	if (!json_is_array(arr) || json_array_size(arr) == 0 ||
 	    json_object_size(root) != 1) {
-		snprintf(err, errlen, "%s: expected {\"issuers\": [...]} with "
-		    "at least one issuer", path);
+		snprintf(err, errlen,
+		    "%s: expected {\"issuers\": [...]} with "
+		    "at least one issuer",
+		    path);
 		goto out;
 	}
 	dir = xstrdup(path);
@@ -405,17 +415,20 @@ ca_issuers_load(const char *path, char *err, size_t errlen)
 		dir[0] = '\0';
 	is = xcalloc(1, sizeof(*is));
 	is->list = xcalloc(json_array_size(arr), sizeof(*is->list));
-	json_array_foreach(arr, k, obj) {
+	json_array_foreach(arr, k, obj)
+	{
 		if (!json_is_object(obj)) {
-			snprintf(err, errlen, "%s: issuers[%zu]: expected an "
-			    "object", path, k);
+			snprintf(err, errlen,
+			    "%s: issuers[%zu]: expected an "
+			    "object",
+			    path, k);
 			goto out;
 		}
 		is->count++;
-		if (load_issuer(dir, obj, &is->list[k], sub,
-		    sizeof(sub)) != 0) {
-			snprintf(err, errlen, "%s: issuers[%zu]: %s", path, k,
-			    sub);
+		if (load_issuer(dir, obj, &is->list[k], sub, sizeof(sub)) !=
+		    0) {
+			snprintf(
+			    err, errlen, "%s: issuers[%zu]: %s", path, k, sub);
 			goto out;
 		}
 	}
@@ -472,8 +485,8 @@ ca_issuers_find(const struct ca_issuers *is, const char *id)
 }
 
 const struct ca_issuer *
-ca_issuers_choose(const struct ca_issuers *is, const char *profile,
-    enum ca_key_type kt)
+ca_issuers_choose(
+    const struct ca_issuers *is, const char *profile, enum ca_key_type kt)
 {
 	size_t k, p;
 	const struct ca_issuer *i;
@@ -522,9 +535,10 @@ ca_issuer_json(const struct ca_issuer *i)
 	chains = json_array();
 	roots = json_array();
 	for (k = 0; k < i->nchains; k++) {
-		json_array_append_new(chains,
-		    json_string(i->chains[k].intermediates_pem));
-		json_array_append_new(roots, json_string(i->chains[k].root_pem));
+		json_array_append_new(
+		    chains, json_string(i->chains[k].intermediates_pem));
+		json_array_append_new(
+		    roots, json_string(i->chains[k].root_pem));
 	}
 	o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "id", i->id, "name",
 	    i->name, "key_type", ca_key_type_name(i->key_type), "cert_pem",

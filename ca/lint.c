@@ -80,8 +80,8 @@ ident_equals_gn(const json_t *id, const GENERAL_NAME *gn)
 }
 
 static int
-lint_san_matches_identifiers(const struct ca_lint_input *in, char *msg,
-    size_t msglen)
+lint_san_matches_identifiers(
+    const struct ca_lint_input *in, char *msg, size_t msglen)
 {
 	GENERAL_NAMES *g = get_sans(in->cert, NULL);
 	const json_t *id;
@@ -101,13 +101,15 @@ lint_san_matches_identifiers(const struct ca_lint_input *in, char *msg,
 	}
 	for (i = 0; i < sk_GENERAL_NAME_num(g); i++) {
 		found = 0;
-		json_array_foreach(in->identifiers, k, id)
-			if (ident_equals_gn(id, sk_GENERAL_NAME_value(g, i)))
-				found = 1;
+		json_array_foreach(in->identifiers, k,
+		    id) if (ident_equals_gn(id, sk_GENERAL_NAME_value(g, i)))
+		    found = 1;
 		if (!found) {
-			snprintf(msg, msglen, "SAN \"%s\" is not an identifier "
-			    "of the order", gn_text(sk_GENERAL_NAME_value(g, i),
-			    buf, sizeof(buf)));
+			snprintf(msg, msglen,
+			    "SAN \"%s\" is not an identifier "
+			    "of the order",
+			    gn_text(
+				sk_GENERAL_NAME_value(g, i), buf, sizeof(buf)));
 			goto out;
 		}
 	}
@@ -118,8 +120,7 @@ out:
 }
 
 static int
-lint_san_no_duplicates(const struct ca_lint_input *in, char *msg,
-    size_t msglen)
+lint_san_no_duplicates(const struct ca_lint_input *in, char *msg, size_t msglen)
 {
 	GENERAL_NAMES *g = get_sans(in->cert, NULL);
 	char a[300], b[300];
@@ -131,9 +132,9 @@ lint_san_no_duplicates(const struct ca_lint_input *in, char *msg,
 			const GENERAL_NAME *gj = sk_GENERAL_NAME_value(g, j);
 			if (gi->type == gj->type &&
 			    strcasecmp(gn_text(gi, a, sizeof(a)),
-			    gn_text(gj, b, sizeof(b))) == 0) {
-				snprintf(msg, msglen, "duplicate SAN \"%s\"",
-				    a);
+				gn_text(gj, b, sizeof(b))) == 0) {
+				snprintf(
+				    msg, msglen, "duplicate SAN \"%s\"", a);
 				ret = -1;
 				goto out;
 			}
@@ -146,8 +147,7 @@ out:
 
 /* 0 if name is a valid DNS name (wildcard only as the leftmost label). */
 static int
-dns_name_check(const unsigned char *name, size_t len, char *why,
-    size_t whylen)
+dns_name_check(const unsigned char *name, size_t len, char *why, size_t whylen)
 {
 	size_t i, k, start = 0, lab, nlabels = 0;
 	int alldigits = 1;
@@ -196,8 +196,7 @@ dns_name_check(const unsigned char *name, size_t len, char *why,
 }
 
 static int
-lint_dns_names_valid(const struct ca_lint_input *in, char *msg,
-    size_t msglen)
+lint_dns_names_valid(const struct ca_lint_input *in, char *msg, size_t msglen)
 {
 	GENERAL_NAMES *g = get_sans(in->cert, NULL);
 	char why[96], buf[300];
@@ -208,8 +207,8 @@ lint_dns_names_valid(const struct ca_lint_input *in, char *msg,
 		if (gn->type != GEN_DNS)
 			continue;
 		if (dns_name_check(ASN1_STRING_get0_data(gn->d.dNSName),
-		    (size_t)ASN1_STRING_length(gn->d.dNSName), why,
-		    sizeof(why)) != 0) {
+			(size_t)ASN1_STRING_length(gn->d.dNSName), why,
+			sizeof(why)) != 0) {
 			snprintf(msg, msglen, "invalid DNS name \"%s\": %s",
 			    gn_text(gn, buf, sizeof(buf)), why);
 			ret = -1;
@@ -237,8 +236,8 @@ lint_cn_in_san(const struct ca_lint_input *in, char *msg, size_t msglen)
 		snprintf(msg, msglen, "more than one CN");
 		goto out;
 	}
-	n = ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(
-	    X509_NAME_get_entry(subj, idx)));
+	n = ASN1_STRING_to_UTF8(
+	    &cn, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx)));
 	if (n < 0) {
 		snprintf(msg, msglen, "undecodable CN");
 		goto out;
@@ -249,8 +248,9 @@ lint_cn_in_san(const struct ca_lint_input *in, char *msg, size_t msglen)
 	}
 	g = get_sans(in->cert, NULL);
 	for (i = 0; g != NULL && i < sk_GENERAL_NAME_num(g); i++) {
-		if (strcasecmp(gn_text(sk_GENERAL_NAME_value(g, i), buf,
-		    sizeof(buf)), (const char *)cn) == 0) {
+		if (strcasecmp(
+			gn_text(sk_GENERAL_NAME_value(g, i), buf, sizeof(buf)),
+			(const char *)cn) == 0) {
 			ret = 0;
 			goto out;
 		}
@@ -263,14 +263,14 @@ out:
 }
 
 static int
-lint_validity_within_profile(const struct ca_lint_input *in, char *msg,
-    size_t msglen)
+lint_validity_within_profile(
+    const struct ca_lint_input *in, char *msg, size_t msglen)
 {
 	int days, secs;
 	int64_t span;
 
 	if (!ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(in->cert),
-	    X509_get0_notAfter(in->cert))) {
+		X509_get0_notAfter(in->cert))) {
 		snprintf(msg, msglen, "unreadable validity");
 		return -1;
 	}
@@ -280,8 +280,10 @@ lint_validity_within_profile(const struct ca_lint_input *in, char *msg,
 		return -1;
 	}
 	if (span * 1000 > in->profile->validity_ms) {
-		snprintf(msg, msglen, "validity %llds exceeds profile %s "
-		    "maximum %llds", (long long)span, in->profile->name,
+		snprintf(msg, msglen,
+		    "validity %llds exceeds profile %s "
+		    "maximum %llds",
+		    (long long)span, in->profile->name,
 		    (long long)(in->profile->validity_ms / 1000));
 		return -1;
 	}
@@ -303,13 +305,15 @@ lint_serial_valid(const struct ca_lint_input *in, char *msg, size_t msglen)
 		snprintf(msg, msglen, "serial not positive");
 		goto out;
 	}
-	/* DER content octets: the magnitude plus a 0x00 if the top bit is set. */
+	/* DER content octets: the magnitude plus a 0x00 if the top bit is set.
+	 */
 	if (BN_num_bytes(bn) + (BN_num_bits(bn) % 8 == 0 ? 1 : 0) > 20) {
 		snprintf(msg, msglen, "serial longer than 20 octets");
 		goto out;
 	}
 	if (BN_num_bytes(bn) < 9) {
-		snprintf(msg, msglen, "serial has fewer than 64 bits of entropy");
+		snprintf(
+		    msg, msglen, "serial has fewer than 64 bits of entropy");
 		goto out;
 	}
 	ret = 0;
@@ -328,8 +332,8 @@ lint_pubkey(const struct ca_lint_input *in)
 }
 
 static int
-lint_spki_matches_request(const struct ca_lint_input *in, char *msg,
-    size_t msglen)
+lint_spki_matches_request(
+    const struct ca_lint_input *in, char *msg, size_t msglen)
 {
 	unsigned char *a = NULL, *b = NULL;
 	int la, lb, ret = -1;
@@ -339,7 +343,8 @@ lint_spki_matches_request(const struct ca_lint_input *in, char *msg,
 	la = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(in->cert), &a);
 	lb = i2d_X509_PUBKEY(in->spki, &b);
 	if (la <= 0 || la != lb || memcmp(a, b, (size_t)la) != 0)
-		snprintf(msg, msglen, "certificate key differs from the "
+		snprintf(msg, msglen,
+		    "certificate key differs from the "
 		    "requested key");
 	else
 		ret = 0;
@@ -350,8 +355,7 @@ lint_spki_matches_request(const struct ca_lint_input *in, char *msg,
 
 /* See ca_int.h. */
 int
-ca_key_check(EVP_PKEY *k, const struct ca_settings *s, char *msg,
-    size_t msglen)
+ca_key_check(EVP_PKEY *k, const struct ca_settings *s, char *msg, size_t msglen)
 {
 	char curve[64];
 	size_t clen = 0;
@@ -373,8 +377,8 @@ ca_key_check(EVP_PKEY *k, const struct ca_settings *s, char *msg,
 		}
 		return 0;
 	case EVP_PKEY_EC:
-		if (!EVP_PKEY_get_utf8_string_param(k, "group", curve,
-		    sizeof(curve), &clen)) {
+		if (!EVP_PKEY_get_utf8_string_param(
+			k, "group", curve, sizeof(curve), &clen)) {
 			snprintf(msg, msglen, "EC key without a named curve");
 			return -1;
 		}
@@ -382,8 +386,9 @@ ca_key_check(EVP_PKEY *k, const struct ca_settings *s, char *msg,
 		    strcmp(curve, "P-256") != 0 &&
 		    strcmp(curve, "secp384r1") != 0 &&
 		    strcmp(curve, "P-384") != 0 &&
-		    !(p521 && (strcmp(curve, "secp521r1") == 0 ||
-		    strcmp(curve, "P-521") == 0))) {
+		    !(p521 &&
+			(strcmp(curve, "secp521r1") == 0 ||
+			    strcmp(curve, "P-521") == 0))) {
 			snprintf(msg, msglen, "EC curve %s not allowed", curve);
 			return -1;
 		}
@@ -401,8 +406,7 @@ lint_key_allowed(const struct ca_lint_input *in, char *msg, size_t msglen)
 }
 
 static int
-lint_ku_eku_consistent(const struct ca_lint_input *in, char *msg,
-    size_t msglen)
+lint_ku_eku_consistent(const struct ca_lint_input *in, char *msg, size_t msglen)
 {
 	X509 *x = in->cert;
 	uint32_t ku, xku;
@@ -453,11 +457,11 @@ lint_ku_eku_consistent(const struct ca_lint_input *in, char *msg,
 }
 
 static int
-lint_no_unknown_critical(const struct ca_lint_input *in, char *msg,
-    size_t msglen)
+lint_no_unknown_critical(
+    const struct ca_lint_input *in, char *msg, size_t msglen)
 {
-	static const int known[] = {NID_basic_constraints, NID_key_usage,
-	    NID_subject_alt_name};
+	static const int known[] = {
+	    NID_basic_constraints, NID_key_usage, NID_subject_alt_name};
 	const X509_EXTENSION *e;
 	char oid[80];
 	size_t k;
@@ -467,7 +471,8 @@ lint_no_unknown_critical(const struct ca_lint_input *in, char *msg,
 		e = X509_get_ext(in->cert, i);
 		if (!X509_EXTENSION_get_critical(e))
 			continue;
-		nid = OBJ_obj2nid(X509_EXTENSION_get_object((X509_EXTENSION *)e));
+		nid =
+		    OBJ_obj2nid(X509_EXTENSION_get_object((X509_EXTENSION *)e));
 		ok = 0;
 		for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)
 			if (nid == known[k])
@@ -475,8 +480,8 @@ lint_no_unknown_critical(const struct ca_lint_input *in, char *msg,
 		if (!ok) {
 			OBJ_obj2txt(oid, sizeof(oid),
 			    X509_EXTENSION_get_object((X509_EXTENSION *)e), 1);
-			snprintf(msg, msglen, "unknown critical extension %s",
-			    oid);
+			snprintf(
+			    msg, msglen, "unknown critical extension %s", oid);
 			return -1;
 		}
 	}
@@ -499,8 +504,8 @@ lint_not_ca(const struct ca_lint_input *in, char *msg, size_t msglen)
 }
 
 static int
-lint_empty_subject_san_critical(const struct ca_lint_input *in, char *msg,
-    size_t msglen)
+lint_empty_subject_san_critical(
+    const struct ca_lint_input *in, char *msg, size_t msglen)
 {
 	GENERAL_NAMES *g;
 	int crit = -1;
@@ -517,20 +522,19 @@ lint_empty_subject_san_critical(const struct ca_lint_input *in, char *msg,
 }
 
 static int
-lint_revocation_info(const struct ca_lint_input *in, char *msg,
-    size_t msglen)
+lint_revocation_info(const struct ca_lint_input *in, char *msg, size_t msglen)
 {
 	int crit;
 	void *aia, *cdp;
 	int ret = 0;
 
 	aia = X509_get_ext_d2i(in->cert, NID_info_access, &crit, NULL);
-	cdp = X509_get_ext_d2i(in->cert, NID_crl_distribution_points, &crit,
-	    NULL);
+	cdp = X509_get_ext_d2i(
+	    in->cert, NID_crl_distribution_points, &crit, NULL);
 	if (aia == NULL || cdp == NULL) {
 		snprintf(msg, msglen, "missing %s",
-		    aia == NULL ? "authorityInfoAccess" :
-		    "cRLDistributionPoints");
+		    aia == NULL ? "authorityInfoAccess"
+				: "cRLDistributionPoints");
 		ret = -1;
 	}
 	AUTHORITY_INFO_ACCESS_free(aia);
@@ -539,20 +543,20 @@ lint_revocation_info(const struct ca_lint_input *in, char *msg,
 }
 
 static const struct ca_lint lint_table[] = {
-	{"san_present", lint_san_present},
-	{"san_matches_identifiers", lint_san_matches_identifiers},
-	{"san_no_duplicates", lint_san_no_duplicates},
-	{"dns_names_valid", lint_dns_names_valid},
-	{"cn_in_san", lint_cn_in_san},
-	{"validity_within_profile", lint_validity_within_profile},
-	{"serial_valid", lint_serial_valid},
-	{"spki_matches_request", lint_spki_matches_request},
-	{"key_allowed", lint_key_allowed},
-	{"ku_eku_consistent", lint_ku_eku_consistent},
-	{"no_unknown_critical_ext", lint_no_unknown_critical},
-	{"not_ca", lint_not_ca},
-	{"empty_subject_san_critical", lint_empty_subject_san_critical},
-	{"revocation_info", lint_revocation_info},
+    {"san_present", lint_san_present},
+    {"san_matches_identifiers", lint_san_matches_identifiers},
+    {"san_no_duplicates", lint_san_no_duplicates},
+    {"dns_names_valid", lint_dns_names_valid},
+    {"cn_in_san", lint_cn_in_san},
+    {"validity_within_profile", lint_validity_within_profile},
+    {"serial_valid", lint_serial_valid},
+    {"spki_matches_request", lint_spki_matches_request},
+    {"key_allowed", lint_key_allowed},
+    {"ku_eku_consistent", lint_ku_eku_consistent},
+    {"no_unknown_critical_ext", lint_no_unknown_critical},
+    {"not_ca", lint_not_ca},
+    {"empty_subject_san_critical", lint_empty_subject_san_critical},
+    {"revocation_info", lint_revocation_info},
 };
 
 /* Static table. */

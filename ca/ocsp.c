@@ -37,14 +37,15 @@ ca_ocsp_build(const struct ca_issuer *is, const uint8_t *serial,
 		goto fail;
 	if (revoked && (rt = ASN1_TIME_set(NULL, revoked_at)) == NULL)
 		goto fail;
-	if (OCSP_basic_add1_status(bs, id, revoked ? V_OCSP_CERTSTATUS_REVOKED :
-	    V_OCSP_CERTSTATUS_GOOD, revoked ? reason : 0, rt, tu, nu) == NULL)
+	if (OCSP_basic_add1_status(bs, id,
+		revoked ? V_OCSP_CERTSTATUS_REVOKED : V_OCSP_CERTSTATUS_GOOD,
+		revoked ? reason : 0, rt, tu, nu) == NULL)
 		goto fail;
 	if (OCSP_basic_sign(bs, is->cert, is->key, EVP_sha256(), NULL,
-	    OCSP_NOCERTS | OCSP_RESPID_KEY) != 1)
+		OCSP_NOCERTS | OCSP_RESPID_KEY) != 1)
 		goto fail;
-	if ((resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL,
-	    bs)) == NULL)
+	if ((resp = OCSP_response_create(
+		 OCSP_RESPONSE_STATUS_SUCCESSFUL, bs)) == NULL)
 		goto fail;
 	if ((n = i2d_OCSP_RESPONSE(resp, &p)) <= 0)
 		goto fail;
@@ -84,8 +85,8 @@ cached_status(const uint8_t *der, size_t len)
 	resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
 	if (resp == NULL || (bs = OCSP_response_get1_basic(resp)) == NULL)
 		goto out;
-	if (OCSP_resp_count(bs) != 1 || (single = OCSP_resp_get0(bs, 0)) ==
-	    NULL)
+	if (OCSP_resp_count(bs) != 1 ||
+	    (single = OCSP_resp_get0(bs, 0)) == NULL)
 		goto out;
 	st = OCSP_single_get0_status(single, &reason, NULL, NULL, NULL);
 out:
@@ -118,8 +119,8 @@ from_cache(struct ca *ca, json_t *params, const char *rid, int revoked,
 		goto out;
 	if (b64url_decode(d, strlen(d), der, len) != 0)
 		goto out;
-	if (cached_status(*der, *len) != (revoked ? V_OCSP_CERTSTATUS_REVOKED :
-	    V_OCSP_CERTSTATUS_GOOD)) {
+	if (cached_status(*der, *len) !=
+	    (revoked ? V_OCSP_CERTSTATUS_REVOKED : V_OCSP_CERTSTATUS_GOOD)) {
 		free(*der);
 		*der = NULL;
 		goto out;
@@ -149,13 +150,14 @@ ca_ocsp(struct ca *ca, const char *serial, const char *rid, uint8_t **der,
 	*der = NULL;
 	if (serial == NULL || strlen(serial) == 0 || strlen(serial) > 40 ||
 	    hex_decode(serial, &sn, &snlen) != 0) {
-		*prob = problem_new(PROB_MALFORMED, "serial must be hex, at "
+		*prob = problem_new(PROB_MALFORMED,
+		    "serial must be hex, at "
 		    "most 20 bytes");
 		goto out;
 	}
 	params = json_pack("{s:s}", "serial", serial);
-	if (ca_store_call(ca, "sa.get_certificate", params, rid, &cert,
-	    prob) != 0)
+	if (ca_store_call(ca, "sa.get_certificate", params, rid, &cert, prob) !=
+	    0)
 		goto out;
 	status = json_string_value(json_object_get(cert, "status"));
 	revoked = status != NULL && strcmp(status, "revoked") == 0;
@@ -163,8 +165,8 @@ ca_ocsp(struct ca *ca, const char *serial, const char *rid, uint8_t **der,
 		at = json_string_value(json_object_get(cert, "revoked_at"));
 		if (at == NULL || time_parse_rfc3339(at, &revoked_at) != 0)
 			revoked_at = now;
-		reason = (int)json_integer_value(json_object_get(cert,
-		    "revoked_reason"));
+		reason = (int)json_integer_value(
+		    json_object_get(cert, "revoked_reason"));
 		if (reason < 0 || reason > 10 || reason == 7)
 			reason = 0;
 	}
@@ -172,23 +174,25 @@ ca_ocsp(struct ca *ca, const char *serial, const char *rid, uint8_t **der,
 		ret = 0;
 		goto out;
 	}
-	is = ca_issuers_find(ca->issuers, json_string_value(json_object_get(
-	    cert, "issuer_id")));
+	is = ca_issuers_find(
+	    ca->issuers, json_string_value(json_object_get(cert, "issuer_id")));
 	if (is == NULL) {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "certificate %s has "
-		    "an unknown issuer", serial);
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "certificate %s has "
+		    "an unknown issuer",
+		    serial);
 		goto out;
 	}
 	next = now + (time_t)(ca->s.ocsp_validity_ms / 1000);
-	if (ca_ocsp_build(is, sn, snlen, revoked, revoked_at, reason, now,
-	    next, der, der_len, err, sizeof(err)) != 0) {
+	if (ca_ocsp_build(is, sn, snlen, revoked, revoked_at, reason, now, next,
+		der, der_len, err, sizeof(err)) != 0) {
 		*prob = problem_new(PROB_SERVER_INTERNAL, "%s", err);
 		goto out;
 	}
 	log_audit(rid, "ocsp-signed", "serial=%s issuer=%s status=%s", serial,
 	    is->id, revoked ? "revoked" : "good");
-	snprintf(labels, sizeof(labels), "purpose=\"ocsp\",issuer=\"%s\"",
-	    is->id);
+	snprintf(
+	    labels, sizeof(labels), "purpose=\"ocsp\",issuer=\"%s\"", is->id);
 	if (ca->metrics != NULL)
 		metrics_counter_add(ca->metrics, "anvil_ca_signatures_total",
 		    "Signatures by the CA", labels, 1);

@@ -19,20 +19,20 @@ struct issue_params {
 };
 
 static const struct jspec issue_spec[] = {
-	{"csr", JSPEC_STRING, offsetof(struct issue_params, csr), 1, NULL, 0},
-	{"identifiers", JSPEC_JSON, offsetof(struct issue_params, identifiers),
-	    1, NULL, 0},
-	{"profile", JSPEC_STRING, offsetof(struct issue_params, profile), 0,
-	    NULL, 0},
-	{"account_id", JSPEC_INT, offsetof(struct issue_params, account_id), 1,
-	    NULL, 0},
-	{"order_id", JSPEC_INT, offsetof(struct issue_params, order_id), 0,
-	    NULL, 0},
-	{"not_before", JSPEC_STRING, offsetof(struct issue_params, not_before),
-	    0, NULL, 0},
-	{"not_after", JSPEC_STRING, offsetof(struct issue_params, not_after),
-	    0, NULL, 0},
-	JSPEC_END,
+    {"csr", JSPEC_STRING, offsetof(struct issue_params, csr), 1, NULL, 0},
+    {"identifiers", JSPEC_JSON, offsetof(struct issue_params, identifiers), 1,
+	NULL, 0},
+    {"profile", JSPEC_STRING, offsetof(struct issue_params, profile), 0, NULL,
+	0},
+    {"account_id", JSPEC_INT, offsetof(struct issue_params, account_id), 1,
+	NULL, 0},
+    {"order_id", JSPEC_INT, offsetof(struct issue_params, order_id), 0, NULL,
+	0},
+    {"not_before", JSPEC_STRING, offsetof(struct issue_params, not_before), 0,
+	NULL, 0},
+    {"not_after", JSPEC_STRING, offsetof(struct issue_params, not_after), 0,
+	NULL, 0},
+    JSPEC_END,
 };
 
 /* PEM of a DER certificate followed by an intermediates bundle. */
@@ -79,14 +79,17 @@ h_issue(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	}
 	if (!json_is_array(ip.identifiers)) {
-		*prob = problem_new(PROB_MALFORMED, "identifiers: expected an "
+		*prob = problem_new(PROB_MALFORMED,
+		    "identifiers: expected an "
 		    "array");
 		goto out;
 	}
-	if ((ip.not_before != NULL && time_parse_rfc3339(ip.not_before,
-	    &ir.not_before) != 0) || (ip.not_after != NULL &&
-	    time_parse_rfc3339(ip.not_after, &ir.not_after) != 0)) {
-		*prob = problem_new(PROB_MALFORMED, "not_before / not_after: "
+	if ((ip.not_before != NULL &&
+		time_parse_rfc3339(ip.not_before, &ir.not_before) != 0) ||
+	    (ip.not_after != NULL &&
+		time_parse_rfc3339(ip.not_after, &ir.not_after) != 0)) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "not_before / not_after: "
 		    "not RFC 3339");
 		goto out;
 	}
@@ -100,8 +103,8 @@ h_issue(void *svc, const struct rpc_req *req, json_t **result,
 	if (ca_issue(ca, &ir, &out, prob) != 0)
 		goto out;
 	b64 = b64url_encode(out.der, out.der_len);
-	chain = leaf_chain_pem(out.der, out.der_len,
-	    out.issuer->chains[0].intermediates_pem);
+	chain = leaf_chain_pem(
+	    out.der, out.der_len, out.issuer->chains[0].intermediates_pem);
 	alts = json_array();
 	for (k = 1; k < out.issuer->nchains; k++) {
 		alt = leaf_chain_pem(out.der, out.der_len,
@@ -154,10 +157,10 @@ struct crl_params {
 };
 
 static const struct jspec crl_spec[] = {
-	{"issuer_id", JSPEC_STRING, offsetof(struct crl_params, issuer_id), 1,
-	    NULL, 0},
-	{"shard", JSPEC_INT, offsetof(struct crl_params, shard), 1, NULL, 0},
-	JSPEC_END,
+    {"issuer_id", JSPEC_STRING, offsetof(struct crl_params, issuer_id), 1, NULL,
+	0},
+    {"shard", JSPEC_INT, offsetof(struct crl_params, shard), 1, NULL, 0},
+    JSPEC_END,
 };
 
 static int
@@ -177,11 +180,11 @@ h_generate_crl(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	}
 	if (ca_generate_crl(svc, cp.issuer_id, cp.shard, req->request_id,
-	    &number, &der, &len, prob) != 0)
+		&number, &der, &len, prob) != 0)
 		goto out;
 	b64 = b64url_encode(der, len);
-	*result = json_pack("{s:I, s:s}", "number", (json_int_t)number, "der",
-	    b64);
+	*result =
+	    json_pack("{s:I, s:s}", "number", (json_int_t)number, "der", b64);
 	free(b64);
 	ret = 0;
 out:
@@ -195,9 +198,8 @@ struct ocsp_params {
 };
 
 static const struct jspec ocsp_spec[] = {
-	{"serial", JSPEC_STRING, offsetof(struct ocsp_params, serial), 1, NULL,
-	    0},
-	JSPEC_END,
+    {"serial", JSPEC_STRING, offsetof(struct ocsp_params, serial), 1, NULL, 0},
+    JSPEC_END,
 };
 
 static int
@@ -228,11 +230,11 @@ out:
 }
 
 static const struct rpc_method methods[] = {
-	{"ca.issue", h_issue},
-	{"ca.get_issuers", h_get_issuers},
-	{"ca.generate_crl", h_generate_crl},
-	{"ca.ocsp", h_ocsp},
-	{"ca.profiles", h_profiles},
+    {"ca.issue", h_issue},
+    {"ca.get_issuers", h_get_issuers},
+    {"ca.generate_crl", h_generate_crl},
+    {"ca.ocsp", h_ocsp},
+    {"ca.profiles", h_profiles},
 };
 
 /* See ca.h. */

@@ -81,7 +81,8 @@ add_san(X509 *x, const json_t *sans, int critical)
 
 	if ((gens = sk_GENERAL_NAME_new_null()) == NULL)
 		goto out;
-	json_array_foreach(sans, k, id) {
+	json_array_foreach(sans, k, id)
+	{
 		gn = ident_general_name(
 		    json_string_value(json_object_get(id, "type")),
 		    json_string_value(json_object_get(id, "value")));
@@ -93,7 +94,7 @@ add_san(X509 *x, const json_t *sans, int critical)
 		}
 	}
 	if (X509_add1_ext_i2d(x, NID_subject_alt_name, gens, critical,
-	    X509V3_ADD_DEFAULT) != 1)
+		X509V3_ADD_DEFAULT) != 1)
 		goto out;
 	ret = 0;
 out:
@@ -115,8 +116,9 @@ copy_spki(X509 *x, const X509_PUBKEY *src)
 	int pklen = 0, ptype = V_ASN1_UNDEF;
 	X509_PUBKEY *dst = X509_get_X509_PUBKEY(x);
 
-	if (dst == NULL || !X509_PUBKEY_get0_param(&alg, &pk, &pklen, &pa,
-	    src) || pk == NULL || pklen <= 0)
+	if (dst == NULL ||
+	    !X509_PUBKEY_get0_param(&alg, &pk, &pklen, &pa, src) ||
+	    pk == NULL || pklen <= 0)
 		return -1;
 	X509_ALGOR_get0(&aobj, &ptype, &pval, pa);
 	if (ptype == V_ASN1_OBJECT)
@@ -129,8 +131,8 @@ copy_spki(X509 *x, const X509_PUBKEY *src)
 		return -1;
 	if ((penc = OPENSSL_memdup(pk, (size_t)pklen)) == NULL)
 		goto fail;
-	if (!X509_PUBKEY_set0_param(dst, OBJ_dup(aobj), ptype, pcopy, penc,
-	    pklen))
+	if (!X509_PUBKEY_set0_param(
+		dst, OBJ_dup(aobj), ptype, pcopy, penc, pklen))
 		goto fail;
 	return 0;
 fail:
@@ -170,36 +172,36 @@ ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
 		goto fail;
 	if ((subj = X509_NAME_new()) == NULL)
 		goto fail;
-	if (t->cn != NULL && !X509_NAME_add_entry_by_NID(subj, NID_commonName,
-	    MBSTRING_UTF8, (const unsigned char *)t->cn, -1, -1, 0))
+	if (t->cn != NULL &&
+	    !X509_NAME_add_entry_by_NID(subj, NID_commonName, MBSTRING_UTF8,
+		(const unsigned char *)t->cn, -1, -1, 0))
 		goto fail;
 	if (!X509_set_subject_name(x, subj))
 		goto fail;
 	if (ASN1_TIME_set(X509_getm_notBefore(x), t->not_before) == NULL ||
 	    ASN1_TIME_set(X509_getm_notAfter(x), t->not_after) == NULL)
 		goto fail;
-	if (t->spki != NULL ? copy_spki(x, t->spki) != 0 :
-	    !X509_set_pubkey(x, t->pubkey))
+	if (t->spki != NULL ? copy_spki(x, t->spki) != 0
+			    : !X509_set_pubkey(x, t->pubkey))
 		goto fail;
 
 	X509V3_set_ctx(&ctx, t->issuer->cert, x, NULL, NULL, 0);
 	if (add_conf_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"))
 		goto fail;
-	if (add_conf_ext(x, &ctx, NID_key_usage, kt == CA_KEY_RSA ?
-	    "critical,digitalSignature,keyEncipherment" :
-	    "critical,digitalSignature"))
+	if (add_conf_ext(x, &ctx, NID_key_usage,
+		kt == CA_KEY_RSA ? "critical,digitalSignature,keyEncipherment"
+				 : "critical,digitalSignature"))
 		goto fail;
 	snprintf(eku, sizeof(eku), "%s%s%s",
 	    t->profile->eku_server_auth ? "serverAuth" : "",
-	    t->profile->eku_server_auth && t->profile->eku_client_auth ? "," :
-	    "", t->profile->eku_client_auth ? "clientAuth" : "");
-	if (eku[0] != '\0' &&
-	    add_conf_ext(x, &ctx, NID_ext_key_usage, eku))
+	    t->profile->eku_server_auth && t->profile->eku_client_auth ? ","
+								       : "",
+	    t->profile->eku_client_auth ? "clientAuth" : "");
+	if (eku[0] != '\0' && add_conf_ext(x, &ctx, NID_ext_key_usage, eku))
 		goto fail;
 	if (add_conf_ext(x, &ctx, NID_subject_key_identifier, "hash"))
 		goto fail;
-	if (add_conf_ext(x, &ctx, NID_authority_key_identifier,
-	    "keyid:always"))
+	if (add_conf_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
 		goto fail;
 	crl = ca_url_issuer(t->base_url, t->issuer->id);
 	if (t->ocsp_url) {
@@ -271,7 +273,7 @@ ident_matches(const json_t *id, const GENERAL_NAME *gn)
 		s = gn->d.dNSName;
 		return (size_t)ASN1_STRING_length(s) == strlen(value) &&
 		    strncasecmp((const char *)ASN1_STRING_get0_data(s), value,
-		    strlen(value)) == 0;
+			strlen(value)) == 0;
 	}
 	if (gn->type == GEN_IPADD && strcmp(type, "ip") == 0) {
 		if (inet_pton(AF_INET, value, raw) == 1)
@@ -287,8 +289,8 @@ ident_matches(const json_t *id, const GENERAL_NAME *gn)
 
 /* See ca_int.h. */
 json_t *
-ca_order_sans(X509_REQ *csr, const json_t *identifiers, char *err,
-    size_t errlen)
+ca_order_sans(
+    X509_REQ *csr, const json_t *identifiers, char *err, size_t errlen)
 {
 	STACK_OF(X509_EXTENSION) *exts = NULL;
 	GENERAL_NAMES *gens = NULL;
@@ -301,11 +303,13 @@ ca_order_sans(X509_REQ *csr, const json_t *identifiers, char *err,
 		snprintf(err, errlen, "no identifiers");
 		goto out;
 	}
-	json_array_foreach(identifiers, k, id) {
+	json_array_foreach(identifiers, k, id)
+	{
 		const char *t = json_string_value(json_object_get(id, "type"));
 		const char *v = json_string_value(json_object_get(id, "value"));
-		if (t == NULL || v == NULL || (strcmp(t, "dns") != 0 &&
-		    strcmp(t, "ip") != 0) || v[0] == '\0' || strlen(v) > 253) {
+		if (t == NULL || v == NULL ||
+		    (strcmp(t, "dns") != 0 && strcmp(t, "ip") != 0) ||
+		    v[0] == '\0' || strlen(v) > 253) {
 			snprintf(err, errlen, "identifiers[%zu]: malformed", k);
 			goto out;
 		}
@@ -320,23 +324,26 @@ ca_order_sans(X509_REQ *csr, const json_t *identifiers, char *err,
 		gens = X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
 	for (g = 0; gens != NULL && g < sk_GENERAL_NAME_num(gens); g++) {
 		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, g);
-		json_array_foreach(identifiers, k, id) {
+		json_array_foreach(identifiers, k, id)
+		{
 			if (json_is_true(json_array_get(used, k)) ||
 			    !ident_matches(id, gn))
 				continue;
 			json_array_set_new(used, k, json_true());
-			json_array_append_new(out, json_pack("{s:O, s:O}",
-			    "type", json_object_get(id, "type"), "value",
-			    json_object_get(id, "value")));
+			json_array_append_new(out,
+			    json_pack("{s:O, s:O}", "type",
+				json_object_get(id, "type"), "value",
+				json_object_get(id, "value")));
 			break;
 		}
 	}
-	json_array_foreach(identifiers, k, id) {
+	json_array_foreach(identifiers, k, id)
+	{
 		if (json_is_true(json_array_get(used, k)))
 			continue;
-		json_array_append_new(out, json_pack("{s:O, s:O}", "type",
-		    json_object_get(id, "type"), "value",
-		    json_object_get(id, "value")));
+		json_array_append_new(out,
+		    json_pack("{s:O, s:O}", "type", json_object_get(id, "type"),
+			"value", json_object_get(id, "value")));
 	}
 	ok = 1;
 out:
@@ -361,17 +368,19 @@ ca_choose_cn(X509_REQ *csr, const json_t *sans)
 	size_t k;
 	int idx, n;
 
-	idx = subj != NULL ? X509_NAME_get_index_by_NID(subj, NID_commonName,
-	    -1) : -1;
+	idx = subj != NULL
+	    ? X509_NAME_get_index_by_NID(subj, NID_commonName, -1)
+	    : -1;
 	if (idx >= 0) {
-		n = ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(
-		    X509_NAME_get_entry(subj, idx)));
+		n = ASN1_STRING_to_UTF8(&cn,
+		    X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx)));
 		if (n < 0)
 			cn = NULL;
 	}
-	json_array_foreach(sans, k, id) {
+	json_array_foreach(sans, k, id)
+	{
 		if (strcmp(json_string_value(json_object_get(id, "type")),
-		    "dns") != 0)
+			"dns") != 0)
 			continue;
 		v = json_string_value(json_object_get(id, "value"));
 		if (strlen(v) > 64)

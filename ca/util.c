@@ -12,8 +12,8 @@
 #include "ca/ca_int.h"
 
 static const char *const key_type_names[CA_KEY__MAX] = {
-	[CA_KEY_ECDSA] = "ecdsa",
-	[CA_KEY_RSA] = "rsa",
+    [CA_KEY_ECDSA] = "ecdsa",
+    [CA_KEY_RSA] = "rsa",
 };
 
 /* Static name of a key type. */
@@ -146,14 +146,15 @@ ca_store_call(struct ca *ca, const char *method, json_t *params,
 	*result = NULL;
 	*prob = NULL;
 	if (ca->store.call == NULL) {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "no store configured");
+		*prob =
+		    problem_new(PROB_SERVER_INTERNAL, "no store configured");
 		return -1;
 	}
-	if (ca->store.call(ca->store.arg, method, params, rid, result,
-	    prob) != 0) {
+	if (ca->store.call(ca->store.arg, method, params, rid, result, prob) !=
+	    0) {
 		if (*prob == NULL)
-			*prob = problem_new(PROB_SERVER_INTERNAL,
-			    "%s failed", method);
+			*prob = problem_new(
+			    PROB_SERVER_INTERNAL, "%s failed", method);
 		if (*result != NULL) {
 			json_decref(*result);
 			*result = NULL;
@@ -177,18 +178,18 @@ EVP_PKEY *
 ca_key_generate(enum ca_key_type kt, int bits)
 {
 	if (kt == CA_KEY_RSA)
-		return EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
-		    (size_t)(bits > 0 ? bits : 2048));
-	return EVP_PKEY_Q_keygen(NULL, NULL, "EC",
-	    bits == 384 ? "P-384" : "P-256");
+		return EVP_PKEY_Q_keygen(
+		    NULL, NULL, "RSA", (size_t)(bits > 0 ? bits : 2048));
+	return EVP_PKEY_Q_keygen(
+	    NULL, NULL, "EC", bits == 384 ? "P-384" : "P-256");
 }
 
 /* Malloc'd URL of a CRL shard. */
 char *
 ca_url_crl(const char *base, const char *issuer_id, int64_t shard)
 {
-	return xasprintf("%s/crl/%s/%lld.crl", base, issuer_id,
-	    (long long)shard);
+	return xasprintf(
+	    "%s/crl/%s/%lld.crl", base, issuer_id, (long long)shard);
 }
 
 /* Malloc'd URL of an issuer certificate (DER). */

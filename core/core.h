@@ -62,8 +62,8 @@ int log_level_parse(const char *s, enum log_level *out);
  */
 void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void log_vmsg(enum log_level lvl, const char *request_id, const char *fmt,
-    va_list ap);
+void log_vmsg(
+    enum log_level lvl, const char *request_id, const char *fmt, va_list ap);
 /*
  * Audit event: always printed regardless of level, marked "AUDIT" so that
  * `grep ' AUDIT '` extracts them. `event` is a short name such as
@@ -77,8 +77,8 @@ void log_audit(const char *request_id, const char *event, const char *fmt, ...)
 #define log_warn(...) log_msg(LOG_LEVEL_WARN, NULL, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, NULL, __VA_ARGS__)
 /* A broken invariant: logs file:line. */
-#define log_bug(fmt, ...)                                                   \
-	log_msg(LOG_LEVEL_ERROR, NULL, "BUG %s:%d: " fmt, __FILE__, __LINE__, \
+#define log_bug(fmt, ...)                                                      \
+	log_msg(LOG_LEVEL_ERROR, NULL, "BUG %s:%d: " fmt, __FILE__, __LINE__,  \
 	    ##__VA_ARGS__)
 
 /* ------------------------------------------------------------------ */
@@ -117,20 +117,20 @@ enum prob_type {
 	PROB_UNSUPPORTED_CONTACT,
 	PROB_UNSUPPORTED_IDENTIFIER,
 	PROB_USER_ACTION_REQUIRED,
-	PROB_CONFLICT,		/* internal name; urn malformed, status 409 */
-	PROB_NOT_FOUND,		/* internal name; urn malformed, status 404 */
+	PROB_CONFLICT,           /* internal name; urn malformed, status 409 */
+	PROB_NOT_FOUND,          /* internal name; urn malformed, status 404 */
 	PROB_METHOD_NOT_ALLOWED, /* internal name; urn malformed, status 405 */
-	PROB_UNAVAILABLE,	/* internal name; urn serverInternal, status 503 */
+	PROB_UNAVAILABLE, /* internal name; urn serverInternal, status 503 */
 	PROB__MAX
 };
 
 struct problem {
 	enum prob_type type;
-	int status;		/* HTTP status; defaults from the registry */
-	char *detail;		/* owned, may be NULL */
-	json_t *identifier;	/* owned, may be NULL: {"type","value"} */
-	json_t *subproblems;	/* owned JSON array of problem JSON, or NULL */
-	int retry_after;	/* seconds, 0 = none (rate limits, 503) */
+	int status;          /* HTTP status; defaults from the registry */
+	char *detail;        /* owned, may be NULL */
+	json_t *identifier;  /* owned, may be NULL: {"type","value"} */
+	json_t *subproblems; /* owned JSON array of problem JSON, or NULL */
+	int retry_after;     /* seconds, 0 = none (rate limits, 503) */
 };
 
 /* Short name, e.g. "badNonce" (static). */
@@ -218,15 +218,15 @@ int ident_type_parse(const char *s, enum ident_type *out);
  * A leading "*." is allowed only when allow_wildcard. On success returns a
  * malloc'd normalised name; on failure NULL with a reason in err.
  */
-char *ident_dns_normalize(const char *name, int allow_wildcard, char *err,
-    size_t errlen);
+char *ident_dns_normalize(
+    const char *name, int allow_wildcard, char *err, size_t errlen);
 /*
  * Parses an IPv4 or IPv6 literal into its canonical text form (RFC 5952 for
  * v6). Returns malloc'd canonical string, or NULL with reason in err.
  * If raw != NULL it receives the address bytes (4 or 16) and *rawlen.
  */
-char *ident_ip_normalize(const char *ip, uint8_t raw[16], size_t *rawlen,
-    char *err, size_t errlen);
+char *ident_ip_normalize(
+    const char *ip, uint8_t raw[16], size_t *rawlen, char *err, size_t errlen);
 /* Reverse-DNS name for an IP (in-addr.arpa / ip6.arpa). Caller frees. */
 char *ident_ip_reverse_name(const uint8_t *raw, size_t rawlen);
 
@@ -235,14 +235,14 @@ char *ident_ip_reverse_name(const uint8_t *raw, size_t rawlen);
 /* ------------------------------------------------------------------ */
 
 enum jspec_type {
-	JSPEC_STRING,	/* char * (malloc'd copy) */
-	JSPEC_INT,	/* int64_t */
-	JSPEC_BOOL,	/* int (0/1) */
+	JSPEC_STRING,   /* char * (malloc'd copy) */
+	JSPEC_INT,      /* int64_t */
+	JSPEC_BOOL,     /* int (0/1) */
 	JSPEC_DURATION, /* int64_t ms, from a duration string */
-	JSPEC_JSON,	/* json_t * (new reference), any type */
-	JSPEC_OBJECT,	/* nested object parsed with .sub into the same dest */
-	JSPEC_STRINGS,	/* char ** NULL-terminated (malloc'd) + count */
-	JSPEC_DOUBLE,	/* double */
+	JSPEC_JSON,     /* json_t * (new reference), any type */
+	JSPEC_OBJECT,   /* nested object parsed with .sub into the same dest */
+	JSPEC_STRINGS,  /* char ** NULL-terminated (malloc'd) + count */
+	JSPEC_DOUBLE,   /* double */
 	JSPEC__MAX
 };
 
@@ -262,7 +262,10 @@ struct jspec {
 	size_t count_offset;
 };
 
-#define JSPEC_END {NULL, JSPEC__MAX, 0, 0, NULL, 0}
+#define JSPEC_END                                                              \
+	{                                                                      \
+		NULL, JSPEC__MAX, 0, 0, NULL, 0                                \
+	}
 
 /*
  * Parses obj by spec into dest. Strict: a key not in the spec, a value of the
@@ -423,11 +426,10 @@ struct profiles {
 /* Loads and validates profiles.json; NULL with err naming the bad key. */
 struct profiles *profiles_load(const char *path, char *err, size_t errlen);
 /* Parses an already-loaded object (path used in messages only). */
-struct profiles *profiles_parse(const json_t *obj, const char *path,
-    char *err, size_t errlen);
+struct profiles *profiles_parse(
+    const json_t *obj, const char *path, char *err, size_t errlen);
 void profiles_free(struct profiles *p);
 /* NULL name means the default profile; NULL if not found. Borrowed. */
-const struct profile *profiles_find(const struct profiles *p,
-    const char *name);
+const struct profile *profiles_find(const struct profiles *p, const char *name);
 
 #endif /* ANVIL_CORE_H */

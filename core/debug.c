@@ -18,14 +18,14 @@ struct debug_server {
 };
 
 static enum MHD_Result
-debug_reply(struct MHD_Connection *conn, unsigned int status,
-    const char *ctype, char *body)
+debug_reply(struct MHD_Connection *conn, unsigned int status, const char *ctype,
+    char *body)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
-	r = MHD_create_response_from_buffer(strlen(body), body,
-	    MHD_RESPMEM_MUST_FREE);
+	r = MHD_create_response_from_buffer(
+	    strlen(body), body, MHD_RESPMEM_MUST_FREE);
 	if (r == NULL) {
 		free(body);
 		return MHD_NO;
@@ -56,8 +56,8 @@ debug_handler(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return debug_reply(conn, 405, "text/plain",
-		    xstrdup("method not allowed\n"));
+		return debug_reply(
+		    conn, 405, "text/plain", xstrdup("method not allowed\n"));
 	if (strcmp(url, "/metrics") == 0)
 		return debug_reply(conn, 200,
 		    "text/plain; version=0.0.4; charset=utf-8",
@@ -110,23 +110,25 @@ debug_server_start(const char *addr, int port, struct metrics *m,
 	s->m = m;
 	s->health = health;
 	s->health_arg = health_arg;
-	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_EPOLL | (strchr(addr, ':') ? MHD_USE_IPv6 : 0) |
-	    MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, debug_handler, s,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-	    MHD_OPTION_END);
+	s->d =
+	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+		    (strchr(addr, ':') ? MHD_USE_IPv6 : 0) | MHD_USE_ERROR_LOG,
+		(uint16_t)port, NULL, NULL, debug_handler, s,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
 	if (s->d == NULL) {
-		snprintf(err, errlen, "cannot listen on %s:%d for the debug "
-		    "server (port in use?)", addr, port);
+		snprintf(err, errlen,
+		    "cannot listen on %s:%d for the debug "
+		    "server (port in use?)",
+		    addr, port);
 		free(s);
 		return NULL;
 	}
 	return s;
 bad_addr:
-	snprintf(err, errlen, "debug address \"%s\" is not an IP address",
-	    addr);
+	snprintf(
+	    err, errlen, "debug address \"%s\" is not an IP address", addr);
 	return NULL;
 }
 

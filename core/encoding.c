@@ -29,8 +29,8 @@ b64url_encode(const uint8_t *data, size_t len)
 		out[o++] = b64url_alphabet[(v >> 18) & 63];
 		out[o++] = b64url_alphabet[(v >> 12) & 63];
 	} else if (len - i == 2) {
-		uint32_t v = ((uint32_t)data[i] << 16) |
-		    ((uint32_t)data[i + 1] << 8);
+		uint32_t v =
+		    ((uint32_t)data[i] << 16) | ((uint32_t)data[i + 1] << 8);
 
 		out[o++] = b64url_alphabet[(v >> 18) & 63];
 		out[o++] = b64url_alphabet[(v >> 12) & 63];

@@ -30,8 +30,8 @@ ident_type_parse(const char *s, enum ident_type *out)
 }
 
 char *
-ident_dns_normalize(const char *name, int allow_wildcard, char *err,
-    size_t errlen)
+ident_dns_normalize(
+    const char *name, int allow_wildcard, char *err, size_t errlen)
 {
 	size_t len, i, label_start, label_len;
 	char *n = NULL;
@@ -79,17 +79,20 @@ ident_dns_normalize(const char *name, int allow_wildcard, char *err,
 		if (c == '.' || c == '\0') {
 			label_len = i - label_start;
 			if (label_len == 0) {
-				snprintf(err, errlen, "DNS name has an empty "
+				snprintf(err, errlen,
+				    "DNS name has an empty "
 				    "label");
 				goto bad;
 			}
 			if (label_len > 63) {
-				snprintf(err, errlen, "DNS label longer than "
+				snprintf(err, errlen,
+				    "DNS label longer than "
 				    "63 characters");
 				goto bad;
 			}
 			if (base[label_start] == '-' || base[i - 1] == '-') {
-				snprintf(err, errlen, "DNS label starts or "
+				snprintf(err, errlen,
+				    "DNS label starts or "
 				    "ends with a hyphen");
 				goto bad;
 			}
@@ -100,7 +103,8 @@ ident_dns_normalize(const char *name, int allow_wildcard, char *err,
 			continue;
 		}
 		if (!(isalnum((unsigned char)c) || c == '-')) {
-			snprintf(err, errlen, "DNS name contains an invalid "
+			snprintf(err, errlen,
+			    "DNS name contains an invalid "
 			    "character (only letters, digits, '-' and '.')");
 			goto bad;
 		}
@@ -108,7 +112,8 @@ ident_dns_normalize(const char *name, int allow_wildcard, char *err,
 			all_digits_label = 0;
 	}
 	if (all_digits_label) {
-		snprintf(err, errlen, "DNS name has an all-numeric top-level "
+		snprintf(err, errlen,
+		    "DNS name has an all-numeric top-level "
 		    "label (use an IP identifier for addresses)");
 		goto bad;
 	}
@@ -119,8 +124,8 @@ bad:
 }
 
 char *
-ident_ip_normalize(const char *ip, uint8_t raw[16], size_t *rawlen,
-    char *err, size_t errlen)
+ident_ip_normalize(
+    const char *ip, uint8_t raw[16], size_t *rawlen, char *err, size_t errlen)
 {
 	uint8_t buf[16];
 	char text[INET6_ADDRSTRLEN];

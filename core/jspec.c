@@ -29,7 +29,8 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 		    *prefix ? ": " : "");
 		return -1;
 	}
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach((json_t *)obj, key, v)
+	{
 		if (jspec_find(spec, key) == NULL) {
 			snprintf(err, errlen, "%s%s: unknown key", prefix, key);
 			return -1;
@@ -41,8 +42,10 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 		v = json_object_get(obj, f->name);
 		if (v == NULL || json_is_null(v)) {
 			if (f->required) {
-				snprintf(err, errlen, "%s%s: required key is "
-				    "missing", prefix, f->name);
+				snprintf(err, errlen,
+				    "%s%s: required key is "
+				    "missing",
+				    prefix, f->name);
 				return -1;
 			}
 			continue;
@@ -75,11 +78,13 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 				break;
 			}
 			if (!json_is_string(v) ||
-			    duration_parse_ms(json_string_value(v),
-			    (int64_t *)slot) != 0) {
-				snprintf(err, errlen, "%s%s: expected a duration "
+			    duration_parse_ms(
+				json_string_value(v), (int64_t *)slot) != 0) {
+				snprintf(err, errlen,
+				    "%s%s: expected a duration "
 				    "such as \"90d\", \"12h\", \"30s\" or "
-				    "\"250ms\"", prefix, f->name);
+				    "\"250ms\"",
+				    prefix, f->name);
 				return -1;
 			}
 			break;
@@ -93,8 +98,8 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 			snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
 			if (!json_is_object(v))
 				goto type_err;
-			if (jspec_parse_prefixed(v, f->sub, dest, sub, err,
-			    errlen) != 0)
+			if (jspec_parse_prefixed(
+				v, f->sub, dest, sub, err, errlen) != 0)
 				return -1;
 			break;
 		}
@@ -106,11 +111,13 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 			if (!json_is_array(v))
 				goto type_err;
 			n = json_array_size(v);
-			json_array_foreach(v, i, e) {
+			json_array_foreach(v, i, e)
+			{
 				if (!json_is_string(e)) {
-					snprintf(err, errlen, "%s%s[%zu]: "
-					    "expected a string", prefix,
-					    f->name, i);
+					snprintf(err, errlen,
+					    "%s%s[%zu]: "
+					    "expected a string",
+					    prefix, f->name, i);
 					return -1;
 				}
 			}
@@ -120,23 +127,28 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 				free(old);
 			}
 			arr = xcalloc(n + 1, sizeof(*arr));
-			json_array_foreach(v, i, e)
-				arr[i] = xstrdup(json_string_value(e));
+			json_array_foreach(v, i, e) arr[i] =
+			    xstrdup(json_string_value(e));
 			*(char ***)slot = arr;
 			*(size_t *)(base + f->count_offset) = n;
 			break;
 		}
 		default:
-			snprintf(err, errlen, "%s%s: bad spec", prefix,
-			    f->name);
+			snprintf(
+			    err, errlen, "%s%s: bad spec", prefix, f->name);
 			return -1;
 		}
 		continue;
-type_err: {
+	type_err : {
 		static const char *const want[JSPEC__MAX] = {
-			"a string", "an integer", "true or false",
-			"a duration string", "a JSON value", "an object",
-			"an array of strings", "a number",
+		    "a string",
+		    "an integer",
+		    "true or false",
+		    "a duration string",
+		    "a JSON value",
+		    "an object",
+		    "an array of strings",
+		    "a number",
 		};
 		snprintf(err, errlen, "%s%s: expected %s", prefix, f->name,
 		    want[f->type]);
@@ -147,8 +159,8 @@ type_err: {
 }
 
 int
-jspec_parse(const json_t *obj, const struct jspec *spec, void *dest,
-    char *err, size_t errlen)
+jspec_parse(const json_t *obj, const struct jspec *spec, void *dest, char *err,
+    size_t errlen)
 {
 	return jspec_parse_prefixed(obj, spec, dest, "", err, errlen);
 }
@@ -206,8 +218,8 @@ config_load_file(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	if (!json_is_object(j)) {
-		snprintf(err, errlen, "%s: the top level must be an object",
-		    path);
+		snprintf(
+		    err, errlen, "%s: the top level must be an object", path);
 		json_decref(j);
 		return NULL;
 	}

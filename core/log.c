@@ -13,7 +13,10 @@ static const char *log_prog = "anvil";
 static enum log_level log_min = LOG_LEVEL_INFO;
 
 static const char *const level_names[LOG_LEVEL__MAX] = {
-	"DEBUG", "INFO", "WARN", "ERROR",
+    "DEBUG",
+    "INFO",
+    "WARN",
+    "ERROR",
 };
 
 void
@@ -27,7 +30,10 @@ int
 log_level_parse(const char *s, enum log_level *out)
 {
 	static const char *const lower[LOG_LEVEL__MAX] = {
-		"debug", "info", "warn", "error",
+	    "debug",
+	    "info",
+	    "warn",
+	    "error",
 	};
 	int i;
 
@@ -41,8 +47,7 @@ log_level_parse(const char *s, enum log_level *out)
 }
 
 static void
-log_emit(const char *level, const char *request_id, const char *fmt,
-    va_list ap)
+log_emit(const char *level, const char *request_id, const char *fmt, va_list ap)
 {
 	char line[4096];
 	struct timeval tv;
@@ -81,8 +86,8 @@ log_emit(const char *level, const char *request_id, const char *fmt,
 }
 
 void
-log_vmsg(enum log_level lvl, const char *request_id, const char *fmt,
-    va_list ap)
+log_vmsg(
+    enum log_level lvl, const char *request_id, const char *fmt, va_list ap)
 {
 	if (lvl < log_min || lvl >= LOG_LEVEL__MAX)
 		return;

@@ -14,8 +14,20 @@
 enum metric_kind { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
 
 static const double default_buckets[] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-	2.5, 5, 10,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
 };
 #define NBUCKETS (sizeof(default_buckets) / sizeof(default_buckets[0]))
 
@@ -137,8 +149,8 @@ metrics_gauge_add(struct metrics *m, const char *name, const char *help,
 }
 
 void
-metrics_histogram_observe(struct metrics *m, const char *name,
-    const char *help, const char *labels, double v)
+metrics_histogram_observe(struct metrics *m, const char *name, const char *help,
+    const char *labels, double v)
 {
 	struct series *s;
 	size_t i;
@@ -182,8 +194,7 @@ struct sbuf {
 	size_t len, cap;
 };
 
-static void
-sb_printf(struct sbuf *b, const char *fmt, ...)
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
@@ -248,21 +259,28 @@ render_process(struct sbuf *b, time_t start)
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 		    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	sb_printf(b, "# HELP anvil_process_resident_memory_bytes Resident "
+	sb_printf(b,
+	    "# HELP anvil_process_resident_memory_bytes Resident "
 	    "memory size in bytes.\n# TYPE anvil_process_resident_memory_bytes "
 	    "gauge\nanvil_process_resident_memory_bytes %ld\n",
 	    rss_pages * pagesz);
-	sb_printf(b, "# HELP anvil_process_open_fds Number of open file "
+	sb_printf(b,
+	    "# HELP anvil_process_open_fds Number of open file "
 	    "descriptors.\n# TYPE anvil_process_open_fds gauge\n"
-	    "anvil_process_open_fds %d\n", fds);
-	sb_printf(b, "# HELP anvil_process_start_time_seconds Start time of "
+	    "anvil_process_open_fds %d\n",
+	    fds);
+	sb_printf(b,
+	    "# HELP anvil_process_start_time_seconds Start time of "
 	    "the process since the epoch in seconds.\n# TYPE "
 	    "anvil_process_start_time_seconds gauge\n"
-	    "anvil_process_start_time_seconds %lld\n", (long long)start);
-	sb_printf(b, "# HELP anvil_process_cpu_seconds_total Total user and "
+	    "anvil_process_start_time_seconds %lld\n",
+	    (long long)start);
+	sb_printf(b,
+	    "# HELP anvil_process_cpu_seconds_total Total user and "
 	    "system CPU time spent in seconds.\n# TYPE "
 	    "anvil_process_cpu_seconds_total counter\n"
-	    "anvil_process_cpu_seconds_total %.6f\n", cpu);
+	    "anvil_process_cpu_seconds_total %.6f\n",
+	    cpu);
 }
 
 char *
@@ -280,8 +298,10 @@ metrics_render(struct metrics *m)
 	pthread_mutex_lock(&m->mu);
 	for (f = m->families; f != NULL; f = f->next) {
 		sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
-		    f->name, f->kind == METRIC_COUNTER ? "counter" :
-		    f->kind == METRIC_GAUGE ? "gauge" : "histogram");
+		    f->name,
+		    f->kind == METRIC_COUNTER     ? "counter"
+			: f->kind == METRIC_GAUGE ? "gauge"
+						  : "histogram");
 		for (s = f->series; s != NULL; s = s->next) {
 			const char *sep = s->labels[0] ? "," : "";
 

@@ -105,9 +105,10 @@ file_check_secret_mode(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen, "%s: secret file is accessible by group "
-		    "or others (mode %04o); run chmod 600 on it", path,
-		    (unsigned)(st.st_mode & 07777));
+		snprintf(err, errlen,
+		    "%s: secret file is accessible by group "
+		    "or others (mode %04o); run chmod 600 on it",
+		    path, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	return 0;

@@ -9,42 +9,50 @@
 #define ACME_URN "urn:ietf:params:acme:error:"
 
 struct prob_def {
-	const char *name; /* short name: RPC form */
+	const char *name;     /* short name: RPC form */
 	const char *urn_name; /* name in the ACME URN */
 	int status;
 };
 
 static const struct prob_def prob_defs[PROB__MAX] = {
-	[PROB_ACCOUNT_DOES_NOT_EXIST] = {"accountDoesNotExist", "accountDoesNotExist", 400},
-	[PROB_ALREADY_REPLACED] = {"alreadyReplaced", "alreadyReplaced", 409},
-	[PROB_ALREADY_REVOKED] = {"alreadyRevoked", "alreadyRevoked", 400},
-	[PROB_BAD_CSR] = {"badCSR", "badCSR", 400},
-	[PROB_BAD_NONCE] = {"badNonce", "badNonce", 400},
-	[PROB_BAD_PUBLIC_KEY] = {"badPublicKey", "badPublicKey", 400},
-	[PROB_BAD_REVOCATION_REASON] = {"badRevocationReason", "badRevocationReason", 400},
-	[PROB_BAD_SIGNATURE_ALGORITHM] = {"badSignatureAlgorithm", "badSignatureAlgorithm", 400},
-	[PROB_CAA] = {"caa", "caa", 403},
-	[PROB_COMPOUND] = {"compound", "compound", 400},
-	[PROB_CONNECTION] = {"connection", "connection", 400},
-	[PROB_DNS] = {"dns", "dns", 400},
-	[PROB_EXTERNAL_ACCOUNT_REQUIRED] = {"externalAccountRequired", "externalAccountRequired", 400},
-	[PROB_INCORRECT_RESPONSE] = {"incorrectResponse", "incorrectResponse", 403},
-	[PROB_INVALID_CONTACT] = {"invalidContact", "invalidContact", 400},
-	[PROB_INVALID_PROFILE] = {"invalidProfile", "invalidProfile", 400},
-	[PROB_MALFORMED] = {"malformed", "malformed", 400},
-	[PROB_ORDER_NOT_READY] = {"orderNotReady", "orderNotReady", 403},
-	[PROB_RATE_LIMITED] = {"rateLimited", "rateLimited", 429},
-	[PROB_REJECTED_IDENTIFIER] = {"rejectedIdentifier", "rejectedIdentifier", 400},
-	[PROB_SERVER_INTERNAL] = {"serverInternal", "serverInternal", 500},
-	[PROB_TLS] = {"tls", "tls", 400},
-	[PROB_UNAUTHORIZED] = {"unauthorized", "unauthorized", 403},
-	[PROB_UNSUPPORTED_CONTACT] = {"unsupportedContact", "unsupportedContact", 400},
-	[PROB_UNSUPPORTED_IDENTIFIER] = {"unsupportedIdentifier", "unsupportedIdentifier", 400},
-	[PROB_USER_ACTION_REQUIRED] = {"userActionRequired", "userActionRequired", 403},
-	[PROB_CONFLICT] = {"conflict", "malformed", 409},
-	[PROB_NOT_FOUND] = {"notFound", "malformed", 404},
-	[PROB_METHOD_NOT_ALLOWED] = {"methodNotAllowed", "malformed", 405},
-	[PROB_UNAVAILABLE] = {"unavailable", "serverInternal", 503},
+    [PROB_ACCOUNT_DOES_NOT_EXIST] = {"accountDoesNotExist",
+	"accountDoesNotExist", 400},
+    [PROB_ALREADY_REPLACED] = {"alreadyReplaced", "alreadyReplaced", 409},
+    [PROB_ALREADY_REVOKED] = {"alreadyRevoked", "alreadyRevoked", 400},
+    [PROB_BAD_CSR] = {"badCSR", "badCSR", 400},
+    [PROB_BAD_NONCE] = {"badNonce", "badNonce", 400},
+    [PROB_BAD_PUBLIC_KEY] = {"badPublicKey", "badPublicKey", 400},
+    [PROB_BAD_REVOCATION_REASON] = {"badRevocationReason",
+	"badRevocationReason", 400},
+    [PROB_BAD_SIGNATURE_ALGORITHM] = {"badSignatureAlgorithm",
+	"badSignatureAlgorithm", 400},
+    [PROB_CAA] = {"caa", "caa", 403},
+    [PROB_COMPOUND] = {"compound", "compound", 400},
+    [PROB_CONNECTION] = {"connection", "connection", 400},
+    [PROB_DNS] = {"dns", "dns", 400},
+    [PROB_EXTERNAL_ACCOUNT_REQUIRED] = {"externalAccountRequired",
+	"externalAccountRequired", 400},
+    [PROB_INCORRECT_RESPONSE] = {"incorrectResponse", "incorrectResponse", 403},
+    [PROB_INVALID_CONTACT] = {"invalidContact", "invalidContact", 400},
+    [PROB_INVALID_PROFILE] = {"invalidProfile", "invalidProfile", 400},
+    [PROB_MALFORMED] = {"malformed", "malformed", 400},
+    [PROB_ORDER_NOT_READY] = {"orderNotReady", "orderNotReady", 403},
+    [PROB_RATE_LIMITED] = {"rateLimited", "rateLimited", 429},
+    [PROB_REJECTED_IDENTIFIER] = {"rejectedIdentifier", "rejectedIdentifier",
+	400},
+    [PROB_SERVER_INTERNAL] = {"serverInternal", "serverInternal", 500},
+    [PROB_TLS] = {"tls", "tls", 400},
+    [PROB_UNAUTHORIZED] = {"unauthorized", "unauthorized", 403},
+    [PROB_UNSUPPORTED_CONTACT] = {"unsupportedContact", "unsupportedContact",
+	400},
+    [PROB_UNSUPPORTED_IDENTIFIER] = {"unsupportedIdentifier",
+	"unsupportedIdentifier", 400},
+    [PROB_USER_ACTION_REQUIRED] = {"userActionRequired", "userActionRequired",
+	403},
+    [PROB_CONFLICT] = {"conflict", "malformed", 409},
+    [PROB_NOT_FOUND] = {"notFound", "malformed", 404},
+    [PROB_METHOD_NOT_ALLOWED] = {"methodNotAllowed", "malformed", 405},
+    [PROB_UNAVAILABLE] = {"unavailable", "serverInternal", 503},
 };
 
 static int
@@ -64,36 +72,36 @@ prob_type_urn(enum prob_type t)
 {
 	static const char *const urns[PROB__MAX] = {
 #define U(e, n) [e] = ACME_URN n
-		U(PROB_ACCOUNT_DOES_NOT_EXIST, "accountDoesNotExist"),
-		U(PROB_ALREADY_REPLACED, "alreadyReplaced"),
-		U(PROB_ALREADY_REVOKED, "alreadyRevoked"),
-		U(PROB_BAD_CSR, "badCSR"),
-		U(PROB_BAD_NONCE, "badNonce"),
-		U(PROB_BAD_PUBLIC_KEY, "badPublicKey"),
-		U(PROB_BAD_REVOCATION_REASON, "badRevocationReason"),
-		U(PROB_BAD_SIGNATURE_ALGORITHM, "badSignatureAlgorithm"),
-		U(PROB_CAA, "caa"),
-		U(PROB_COMPOUND, "compound"),
-		U(PROB_CONNECTION, "connection"),
-		U(PROB_DNS, "dns"),
-		U(PROB_EXTERNAL_ACCOUNT_REQUIRED, "externalAccountRequired"),
-		U(PROB_INCORRECT_RESPONSE, "incorrectResponse"),
-		U(PROB_INVALID_CONTACT, "invalidContact"),
-		U(PROB_INVALID_PROFILE, "invalidProfile"),
-		U(PROB_MALFORMED, "malformed"),
-		U(PROB_ORDER_NOT_READY, "orderNotReady"),
-		U(PROB_RATE_LIMITED, "rateLimited"),
-		U(PROB_REJECTED_IDENTIFIER, "rejectedIdentifier"),
-		U(PROB_SERVER_INTERNAL, "serverInternal"),
-		U(PROB_TLS, "tls"),
-		U(PROB_UNAUTHORIZED, "unauthorized"),
-		U(PROB_UNSUPPORTED_CONTACT, "unsupportedContact"),
-		U(PROB_UNSUPPORTED_IDENTIFIER, "unsupportedIdentifier"),
-		U(PROB_USER_ACTION_REQUIRED, "userActionRequired"),
-		U(PROB_CONFLICT, "malformed"),
-		U(PROB_NOT_FOUND, "malformed"),
-		U(PROB_METHOD_NOT_ALLOWED, "malformed"),
-		U(PROB_UNAVAILABLE, "serverInternal"),
+	    U(PROB_ACCOUNT_DOES_NOT_EXIST, "accountDoesNotExist"),
+	    U(PROB_ALREADY_REPLACED, "alreadyReplaced"),
+	    U(PROB_ALREADY_REVOKED, "alreadyRevoked"),
+	    U(PROB_BAD_CSR, "badCSR"),
+	    U(PROB_BAD_NONCE, "badNonce"),
+	    U(PROB_BAD_PUBLIC_KEY, "badPublicKey"),
+	    U(PROB_BAD_REVOCATION_REASON, "badRevocationReason"),
+	    U(PROB_BAD_SIGNATURE_ALGORITHM, "badSignatureAlgorithm"),
+	    U(PROB_CAA, "caa"),
+	    U(PROB_COMPOUND, "compound"),
+	    U(PROB_CONNECTION, "connection"),
+	    U(PROB_DNS, "dns"),
+	    U(PROB_EXTERNAL_ACCOUNT_REQUIRED, "externalAccountRequired"),
+	    U(PROB_INCORRECT_RESPONSE, "incorrectResponse"),
+	    U(PROB_INVALID_CONTACT, "invalidContact"),
+	    U(PROB_INVALID_PROFILE, "invalidProfile"),
+	    U(PROB_MALFORMED, "malformed"),
+	    U(PROB_ORDER_NOT_READY, "orderNotReady"),
+	    U(PROB_RATE_LIMITED, "rateLimited"),
+	    U(PROB_REJECTED_IDENTIFIER, "rejectedIdentifier"),
+	    U(PROB_SERVER_INTERNAL, "serverInternal"),
+	    U(PROB_TLS, "tls"),
+	    U(PROB_UNAUTHORIZED, "unauthorized"),
+	    U(PROB_UNSUPPORTED_CONTACT, "unsupportedContact"),
+	    U(PROB_UNSUPPORTED_IDENTIFIER, "unsupportedIdentifier"),
+	    U(PROB_USER_ACTION_REQUIRED, "userActionRequired"),
+	    U(PROB_CONFLICT, "malformed"),
+	    U(PROB_NOT_FOUND, "malformed"),
+	    U(PROB_METHOD_NOT_ALLOWED, "malformed"),
+	    U(PROB_UNAVAILABLE, "serverInternal"),
 #undef U
 	};
 
@@ -124,7 +132,7 @@ prob_type_parse(const char *s, enum prob_type *out)
 		for (i = 0; i < PROB__MAX; i++) {
 			if (strcmp(s, prob_defs[i].urn_name) == 0 &&
 			    strcmp(prob_defs[i].name, prob_defs[i].urn_name) ==
-			    0) {
+				0) {
 				*out = (enum prob_type)i;
 				return 0;
 			}
@@ -174,8 +182,8 @@ problem_add_sub(struct problem *p, struct problem *sub, const char *ident_type,
 		return;
 	if (ident_type != NULL && ident_value != NULL) {
 		json_decref(sub->identifier);
-		sub->identifier = json_pack("{s:s, s:s}", "type", ident_type,
-		    "value", ident_value);
+		sub->identifier = json_pack(
+		    "{s:s, s:s}", "type", ident_type, "value", ident_value);
 	}
 	if (p->subproblems == NULL)
 		p->subproblems = json_array();
@@ -197,8 +205,7 @@ problem_dup(const struct problem *p)
 	q->status = p->status;
 	q->detail = p->detail ? xstrdup(p->detail) : NULL;
 	q->identifier = p->identifier ? json_deep_copy(p->identifier) : NULL;
-	q->subproblems = p->subproblems ? json_deep_copy(p->subproblems) :
-	    NULL;
+	q->subproblems = p->subproblems ? json_deep_copy(p->subproblems) : NULL;
 	q->retry_after = p->retry_after;
 	return q;
 }
@@ -210,18 +217,20 @@ problem_json(const struct problem *p, int rpc_form)
 	size_t i;
 	json_t *sub;
 
-	json_object_set_new(j, "type", json_string(rpc_form ?
-	    prob_type_name(p->type) : prob_type_urn(p->type)));
+	json_object_set_new(j, "type",
+	    json_string(
+		rpc_form ? prob_type_name(p->type) : prob_type_urn(p->type)));
 	if (p->detail != NULL)
 		json_object_set_new(j, "detail", json_string(p->detail));
-	json_object_set_new(j, "status", json_integer(p->status ? p->status :
-	    prob_type_status(p->type)));
+	json_object_set_new(j, "status",
+	    json_integer(p->status ? p->status : prob_type_status(p->type)));
 	if (p->identifier != NULL)
 		json_object_set(j, "identifier", p->identifier);
 	if (p->subproblems != NULL && json_array_size(p->subproblems) > 0) {
 		json_t *arr = json_array();
 
-		json_array_foreach(p->subproblems, i, sub) {
+		json_array_foreach(p->subproblems, i, sub)
+		{
 			struct problem *sp = problem_from_json(sub);
 
 			json_array_append_new(arr, problem_json(sp, rpc_form));
@@ -230,8 +239,8 @@ problem_json(const struct problem *p, int rpc_form)
 		json_object_set_new(j, "subproblems", arr);
 	}
 	if (rpc_form && p->retry_after > 0)
-		json_object_set_new(j, "retry_after",
-		    json_integer(p->retry_after));
+		json_object_set_new(
+		    j, "retry_after", json_integer(p->retry_after));
 	return j;
 }
 
@@ -276,14 +285,15 @@ problem_from_json(const json_t *j)
 
 		p->subproblems = json_array();
 		/* Normalise each subproblem to the RPC form. */
-		json_array_foreach(subs, i, s) {
+		json_array_foreach(subs, i, s)
+		{
 			struct problem *sp;
 
 			if (!json_is_object(s))
 				continue;
 			sp = problem_from_json(s);
-			json_array_append_new(p->subproblems,
-			    problem_to_rpc_json(sp));
+			json_array_append_new(
+			    p->subproblems, problem_to_rpc_json(sp));
 			problem_free(sp);
 		}
 	}

@@ -22,24 +22,27 @@ struct profile_in {
 	int allow_validity_request;
 };
 
-#define F(n, t, m) {n, t, offsetof(struct profile_in, m), 0, NULL, 0}
+#define F(n, t, m)                                                             \
+	{                                                                      \
+		n, t, offsetof(struct profile_in, m), 0, NULL, 0               \
+	}
 static const struct jspec profile_spec[] = {
-	F("description", JSPEC_STRING, description),
-	{"validity", JSPEC_DURATION, offsetof(struct profile_in, validity_ms),
-	    1, NULL, 0},
-	F("backdate", JSPEC_DURATION, backdate_ms),
-	F("max_identifiers", JSPEC_INT, max_identifiers),
-	{"identifier_types", JSPEC_STRINGS,
-	    offsetof(struct profile_in, identifier_types), 0, NULL,
-	    offsetof(struct profile_in, n_identifier_types)},
-	F("keep_cn", JSPEC_BOOL, keep_cn),
-	{"ekus", JSPEC_STRINGS, offsetof(struct profile_in, ekus), 0, NULL,
-	    offsetof(struct profile_in, n_ekus)},
-	F("order_lifetime", JSPEC_DURATION, order_lifetime_ms),
-	F("authz_lifetime", JSPEC_DURATION, authz_lifetime_ms),
-	F("pending_authz_lifetime", JSPEC_DURATION, pending_authz_lifetime_ms),
-	F("allow_validity_request", JSPEC_BOOL, allow_validity_request),
-	JSPEC_END,
+    F("description", JSPEC_STRING, description),
+    {"validity", JSPEC_DURATION, offsetof(struct profile_in, validity_ms), 1,
+	NULL, 0},
+    F("backdate", JSPEC_DURATION, backdate_ms),
+    F("max_identifiers", JSPEC_INT, max_identifiers),
+    {"identifier_types", JSPEC_STRINGS,
+	offsetof(struct profile_in, identifier_types), 0, NULL,
+	offsetof(struct profile_in, n_identifier_types)},
+    F("keep_cn", JSPEC_BOOL, keep_cn),
+    {"ekus", JSPEC_STRINGS, offsetof(struct profile_in, ekus), 0, NULL,
+	offsetof(struct profile_in, n_ekus)},
+    F("order_lifetime", JSPEC_DURATION, order_lifetime_ms),
+    F("authz_lifetime", JSPEC_DURATION, authz_lifetime_ms),
+    F("pending_authz_lifetime", JSPEC_DURATION, pending_authz_lifetime_ms),
+    F("allow_validity_request", JSPEC_BOOL, allow_validity_request),
+    JSPEC_END,
 };
 #undef F
 
@@ -77,13 +80,17 @@ profile_from_in(struct profile *out, const char *name,
 	out->pending_authz_lifetime_ms = in->pending_authz_lifetime_ms;
 	out->allow_validity_request = in->allow_validity_request;
 	if (out->validity_ms <= 0) {
-		snprintf(err, errlen, "%s: profiles.%s.validity: must be "
-		    "positive", path, name);
+		snprintf(err, errlen,
+		    "%s: profiles.%s.validity: must be "
+		    "positive",
+		    path, name);
 		return -1;
 	}
 	if (out->max_identifiers <= 0 || out->max_identifiers > 1000) {
-		snprintf(err, errlen, "%s: profiles.%s.max_identifiers: must be "
-		    "1..1000", path, name);
+		snprintf(err, errlen,
+		    "%s: profiles.%s.max_identifiers: must be "
+		    "1..1000",
+		    path, name);
 		return -1;
 	}
 	for (i = 0; i < in->n_identifier_types; i++) {
@@ -92,9 +99,10 @@ profile_from_in(struct profile *out, const char *name,
 		else if (strcmp(in->identifier_types[i], "ip") == 0)
 			out->allow_ip = 1;
 		else {
-			snprintf(err, errlen, "%s: profiles.%s.identifier_types"
-			    ": unknown type \"%s\" (dns, ip)", path, name,
-			    in->identifier_types[i]);
+			snprintf(err, errlen,
+			    "%s: profiles.%s.identifier_types"
+			    ": unknown type \"%s\" (dns, ip)",
+			    path, name, in->identifier_types[i]);
 			return -1;
 		}
 	}
@@ -104,9 +112,10 @@ profile_from_in(struct profile *out, const char *name,
 		else if (strcmp(in->ekus[i], "clientAuth") == 0)
 			out->eku_client_auth = 1;
 		else {
-			snprintf(err, errlen, "%s: profiles.%s.ekus: unknown EKU "
-			    "\"%s\" (serverAuth, clientAuth)", path, name,
-			    in->ekus[i]);
+			snprintf(err, errlen,
+			    "%s: profiles.%s.ekus: unknown EKU "
+			    "\"%s\" (serverAuth, clientAuth)",
+			    path, name, in->ekus[i]);
 			return -1;
 		}
 	}
@@ -124,21 +133,26 @@ profiles_parse(const json_t *obj, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: expected an object", path);
 		return NULL;
 	}
-	json_object_foreach((json_t *)obj, key, v) {
-		if (strcmp(key, "default") != 0 && strcmp(key, "profiles") != 0) {
+	json_object_foreach((json_t *)obj, key, v)
+	{
+		if (strcmp(key, "default") != 0 &&
+		    strcmp(key, "profiles") != 0) {
 			snprintf(err, errlen, "%s: %s: unknown key", path, key);
 			return NULL;
 		}
 	}
 	list = json_object_get(obj, "profiles");
 	if (!json_is_object(list) || json_object_size(list) == 0) {
-		snprintf(err, errlen, "%s: profiles: required, a non-empty "
-		    "object", path);
+		snprintf(err, errlen,
+		    "%s: profiles: required, a non-empty "
+		    "object",
+		    path);
 		return NULL;
 	}
 	p = xcalloc(1, sizeof(*p));
 	p->list = xcalloc(json_object_size(list), sizeof(*p->list));
-	json_object_foreach(list, name, v) {
+	json_object_foreach(list, name, v)
+	{
 		struct profile_in in;
 		char inner[400];
 		int rc;
@@ -169,8 +183,8 @@ profiles_parse(const json_t *obj, const char *path, char *err, size_t errlen)
 			in.ekus[0] = xstrdup("serverAuth");
 			in.n_ekus = 1;
 		}
-		rc = profile_from_in(&p->list[p->count], name, &in, path, err,
-		    errlen);
+		rc = profile_from_in(
+		    &p->list[p->count], name, &in, path, err, errlen);
 		p->count++;
 		jspec_clear(profile_spec, &in);
 		if (rc != 0)

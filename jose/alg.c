@@ -8,11 +8,11 @@
 #include "jose/jose_int.h"
 
 static const char *const alg_names[JOSE_ALG__MAX] = {
-	[JOSE_ALG_RS256] = "RS256",
-	[JOSE_ALG_ES256] = "ES256",
-	[JOSE_ALG_ES384] = "ES384",
-	[JOSE_ALG_ES512] = "ES512",
-	[JOSE_ALG_EDDSA] = "EdDSA",
+    [JOSE_ALG_RS256] = "RS256",
+    [JOSE_ALG_ES256] = "ES256",
+    [JOSE_ALG_ES384] = "ES384",
+    [JOSE_ALG_ES512] = "ES512",
+    [JOSE_ALG_EDDSA] = "EdDSA",
 };
 
 const char *

@@ -20,16 +20,18 @@ eab_header(const json_t *eab, json_t **hdr, struct problem **prob)
 	if (!json_is_object(eab))
 		return jose_fail(prob, PROB_MALFORMED,
 		    "externalAccountBinding must be a flattened JWS object");
-	json_object_foreach((json_t *)eab, key, v) {
+	json_object_foreach((json_t *)eab, key, v)
+	{
 		if (strcmp(key, "protected") != 0 &&
 		    strcmp(key, "payload") != 0 &&
 		    strcmp(key, "signature") != 0)
 			return jose_fail(prob, PROB_MALFORMED,
 			    "externalAccountBinding has an unexpected member "
-			    "\"%.32s\"", key);
+			    "\"%.32s\"",
+			    key);
 	}
 	if (jose_b64_member(eab, "protected", "externalAccountBinding",
-	    PROB_MALFORMED, &raw, &rawlen, prob) != 0)
+		PROB_MALFORMED, &raw, &rawlen, prob) != 0)
 		return -1;
 	rc = jose_json_object((const char *)raw, rawlen,
 	    "externalAccountBinding protected header", hdr, prob);
@@ -80,61 +82,70 @@ jose_verify_eab(const json_t *eab, const uint8_t *hmac_key, size_t keylen,
 	    eab_header(eab, &hdr, prob) != 0)
 		goto out;
 	alg = json_string_value(json_object_get(hdr, "alg"));
-	if (alg == NULL || (strcmp(alg, "HS256") != 0 &&
-	    strcmp(alg, "HS384") != 0 && strcmp(alg, "HS512") != 0)) {
+	if (alg == NULL ||
+	    (strcmp(alg, "HS256") != 0 && strcmp(alg, "HS384") != 0 &&
+		strcmp(alg, "HS512") != 0)) {
 		jose_fail(prob, PROB_BAD_SIGNATURE_ALGORITHM,
 		    "externalAccountBinding alg must be a MAC algorithm: "
 		    "HS256, HS384 or HS512");
 		goto out;
 	}
 	if (json_object_get(hdr, "nonce") != NULL) {
-		jose_fail(prob, PROB_MALFORMED, "externalAccountBinding must "
+		jose_fail(prob, PROB_MALFORMED,
+		    "externalAccountBinding must "
 		    "not have a \"nonce\" (RFC 8555 §7.3.4)");
 		goto out;
 	}
 	if (json_object_get(hdr, "jwk") != NULL ||
 	    json_object_get(hdr, "crit") != NULL) {
-		jose_fail(prob, PROB_MALFORMED, "externalAccountBinding "
+		jose_fail(prob, PROB_MALFORMED,
+		    "externalAccountBinding "
 		    "protected header must not have \"jwk\" or \"crit\"");
 		goto out;
 	}
 	url = json_string_value(json_object_get(hdr, "url"));
 	if (url == NULL || expected_url == NULL ||
 	    strcmp(url, expected_url) != 0) {
-		jose_fail(prob, PROB_MALFORMED, "externalAccountBinding \"url\" "
-		    "must be the newAccount URL %s", expected_url ?
-		    expected_url : "");
+		jose_fail(prob, PROB_MALFORMED,
+		    "externalAccountBinding \"url\" "
+		    "must be the newAccount URL %s",
+		    expected_url ? expected_url : "");
 		goto out;
 	}
 	if (jose_b64_member(eab, "payload", "externalAccountBinding",
-	    PROB_MALFORMED, &raw, &rawlen, prob) != 0 ||
+		PROB_MALFORMED, &raw, &rawlen, prob) != 0 ||
 	    jose_b64_member(eab, "signature", "externalAccountBinding",
-	    PROB_MALFORMED, &sig, &siglen, prob) != 0 ||
+		PROB_MALFORMED, &sig, &siglen, prob) != 0 ||
 	    jose_json_object((const char *)raw, rawlen,
-	    "externalAccountBinding payload", &payload, prob) != 0)
+		"externalAccountBinding payload", &payload, prob) != 0)
 		goto out;
 	/* Any key the outer JWS accepted: compare, do not re-judge. */
 	jose_policy_permissive(&any);
 	if (jwk_parse(payload, &any, &pkey, NULL) != 0 ||
 	    !jwk_equal(pkey, account_jwk)) {
-		jose_fail(prob, PROB_UNAUTHORIZED, "externalAccountBinding "
+		jose_fail(prob, PROB_UNAUTHORIZED,
+		    "externalAccountBinding "
 		    "payload must be the account key (the outer JWS \"jwk\")");
 		goto out;
 	}
 	ps = json_string_value(json_object_get(eab, "protected"));
 	pls = json_string_value(json_object_get(eab, "payload"));
 	input = xasprintf("%s.%s", ps, pls);
-	maclen = jose_hmac(alg, hmac_key, keylen, (const uint8_t *)input,
-	    strlen(input), mac);
+	maclen = jose_hmac(
+	    alg, hmac_key, keylen, (const uint8_t *)input, strlen(input), mac);
 	if (maclen < 0) {
-		jose_fail(prob, PROB_UNAUTHORIZED, "externalAccountBinding "
-		    "cannot be checked: empty MAC key for kid \"%.64s\"", kid);
+		jose_fail(prob, PROB_UNAUTHORIZED,
+		    "externalAccountBinding "
+		    "cannot be checked: empty MAC key for kid \"%.64s\"",
+		    kid);
 		goto out;
 	}
 	if (siglen != (size_t)maclen ||
 	    CRYPTO_memcmp(sig, mac, (size_t)maclen) != 0) {
-		jose_fail(prob, PROB_UNAUTHORIZED, "externalAccountBinding "
-		    "MAC does not verify with the key for kid \"%.64s\"", kid);
+		jose_fail(prob, PROB_UNAUTHORIZED,
+		    "externalAccountBinding "
+		    "MAC does not verify with the key for kid \"%.64s\"",
+		    kid);
 		goto out;
 	}
 	rc = 0;

@@ -56,10 +56,10 @@ int jose_alg_parse(const char *s, enum jose_alg *out);
  * means the defaults.
  */
 struct jose_policy {
-	int allow_es512;   /* default 0 */
-	int allow_eddsa;   /* default 0 (Ed25519 only) */
-	int rsa_min_bits;  /* default 2048 */
-	int rsa_max_bits;  /* default 4096 */
+	int allow_es512;  /* default 0 */
+	int allow_eddsa;  /* default 0 (Ed25519 only) */
+	int rsa_min_bits; /* default 2048 */
+	int rsa_max_bits; /* default 4096 */
 };
 
 /* Defaults: RS256, ES256, ES384; RSA 2048-4096 bits, e = 65537. */
@@ -88,14 +88,14 @@ enum jwk_kty { JWK_KTY_RSA, JWK_KTY_EC, JWK_KTY_OKP, JWK_KTY__MAX };
 
 /* A parsed, validated public key. Read-only after jwk_parse. */
 struct jwk {
-	EVP_PKEY *pkey;		/* owned */
+	EVP_PKEY *pkey; /* owned */
 	enum jwk_kty kty;
-	const char *crv;	/* static: "P-256" "P-384" "P-521" "Ed25519"; */
-				/* NULL for RSA */
-	enum jose_alg alg;	/* the one JWS alg this key signs with */
-	int bits;		/* RSA modulus / curve size */
-	json_t *json;		/* owned: canonical public members only */
-	char *thumbprint;	/* owned: RFC 7638 SHA-256, base64url */
+	const char *crv;   /* static: "P-256" "P-384" "P-521" "Ed25519"; */
+			   /* NULL for RSA */
+	enum jose_alg alg; /* the one JWS alg this key signs with */
+	int bits;          /* RSA modulus / curve size */
+	json_t *json;      /* owned: canonical public members only */
+	char *thumbprint;  /* owned: RFC 7638 SHA-256, base64url */
 };
 
 /*
@@ -130,17 +130,17 @@ json_t *jwk_from_pkey(EVP_PKEY *pkey);
 /* A parsed outer JWS. Read-only after jws_parse. */
 struct jws {
 	enum jose_alg alg;
-	char *nonce;		/* owned, present (jws_parse requires it) */
-	char *url;		/* owned, present */
-	char *kid;		/* owned, exactly one of kid / jwk is non-NULL */
-	struct jwk *jwk;	/* owned */
-	json_t *protected_hdr;	/* owned: the decoded protected header */
-	uint8_t *payload;	/* owned, NUL-terminated (not counted) */
+	char *nonce;           /* owned, present (jws_parse requires it) */
+	char *url;             /* owned, present */
+	char *kid;             /* owned, exactly one of kid / jwk is non-NULL */
+	struct jwk *jwk;       /* owned */
+	json_t *protected_hdr; /* owned: the decoded protected header */
+	uint8_t *payload;      /* owned, NUL-terminated (not counted) */
 	size_t payload_len;
-	int is_post_as_get;	/* payload is empty ("") */
-	char *signing_input;	/* owned: "<protected b64>.<payload b64>" */
+	int is_post_as_get;  /* payload is empty ("") */
+	char *signing_input; /* owned: "<protected b64>.<payload b64>" */
 	size_t signing_input_len;
-	uint8_t *sig;		/* owned: raw signature bytes */
+	uint8_t *sig; /* owned: raw signature bytes */
 	size_t sig_len;
 };
 
@@ -169,8 +169,8 @@ void jws_free(struct jws *j);
  * The WFE passes j->jwk for new-account / revoke-by-key, or the account's
  * stored key for kid requests. 0 if valid, -1 and *prob otherwise.
  */
-int jws_verify(const struct jws *j, const struct jwk *key,
-    struct problem **prob);
+int jws_verify(
+    const struct jws *j, const struct jwk *key, struct problem **prob);
 
 /*
  * The payload as a JSON object (new reference in *out). An empty payload

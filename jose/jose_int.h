@@ -42,9 +42,9 @@ size_t jose_alg_ec_len(enum jose_alg a);
  * Flags for jose_jws_from_object: what the header must / must not hold.
  */
 enum {
-	JOSE_HDR_NONCE_REQUIRED = 1,	/* outer JWS */
-	JOSE_HDR_NONCE_FORBIDDEN = 2,	/* inner key-change JWS */
-	JOSE_HDR_JWK_REQUIRED = 4	/* inner key-change JWS */
+	JOSE_HDR_NONCE_REQUIRED = 1,  /* outer JWS */
+	JOSE_HDR_NONCE_FORBIDDEN = 2, /* inner key-change JWS */
+	JOSE_HDR_JWK_REQUIRED = 4     /* inner key-change JWS */
 };
 
 /*
@@ -53,8 +53,7 @@ enum {
  * jws_parse with flags choosing the nonce / jwk rules.
  */
 int jose_jws_from_object(const json_t *obj, const struct jose_policy *policy,
-    unsigned flags, const char *what, struct jws **out,
-    struct problem **prob);
+    unsigned flags, const char *what, struct jws **out, struct problem **prob);
 
 /* Raw signature check of data with pkey for alg; 1 valid, 0 not. */
 int jose_sig_check(EVP_PKEY *pkey, enum jose_alg alg, const uint8_t *data,

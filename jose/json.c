@@ -46,12 +46,11 @@ jose_json_object(const char *buf, size_t len, const char *what, json_t **out,
 	if (len == 0)
 		return jose_fail(prob, PROB_MALFORMED, "%s is empty", what);
 	if (memchr(buf, '\0', len) != NULL)
-		return jose_fail(prob, PROB_MALFORMED,
-		    "%s contains a NUL byte", what);
+		return jose_fail(
+		    prob, PROB_MALFORMED, "%s contains a NUL byte", what);
 	if (!json_depth_ok(buf, len))
 		return jose_fail(prob, PROB_MALFORMED,
-		    "%s is nested deeper than %d levels", what,
-		    JOSE_MAX_DEPTH);
+		    "%s is nested deeper than %d levels", what, JOSE_MAX_DEPTH);
 	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
 	if (j == NULL)
 		return jose_fail(prob, PROB_MALFORMED,
@@ -59,8 +58,8 @@ jose_json_object(const char *buf, size_t len, const char *what, json_t **out,
 		    err.position);
 	if (!json_is_object(j)) {
 		json_decref(j);
-		return jose_fail(prob, PROB_MALFORMED,
-		    "%s must be a JSON object", what);
+		return jose_fail(
+		    prob, PROB_MALFORMED, "%s must be a JSON object", what);
 	}
 	*out = j;
 	return 0;
@@ -75,7 +74,7 @@ jose_is_b64url(const char *s)
 		char c = *s;
 
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			(c >= '0' && c <= '9') || c == '-' || c == '_'))
 			return 0;
 	}
 	return 1;
@@ -90,13 +89,13 @@ jose_b64_member(const json_t *obj, const char *name, const char *what,
 	*out = NULL;
 	*outlen = 0;
 	if (v == NULL)
-		return jose_fail(prob, t, "%s has no \"%s\" member", what,
-		    name);
+		return jose_fail(
+		    prob, t, "%s has no \"%s\" member", what, name);
 	if (!json_is_string(v))
-		return jose_fail(prob, t, "%s \"%s\" must be a string", what,
-		    name);
-	if (b64url_decode(json_string_value(v), json_string_length(v), out,
-	    outlen) != 0)
+		return jose_fail(
+		    prob, t, "%s \"%s\" must be a string", what, name);
+	if (b64url_decode(
+		json_string_value(v), json_string_length(v), out, outlen) != 0)
 		return jose_fail(prob, t,
 		    "%s \"%s\" is not unpadded base64url (RFC 7515 §2: "
 		    "alphabet A-Z a-z 0-9 - _, no '=' padding, no whitespace, "

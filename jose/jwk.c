@@ -12,22 +12,21 @@
 
 /* Members that only a private (or symmetric) key has. */
 static const char *const private_members[] = {
-	"d", "p", "q", "dp", "dq", "qi", "oth", "k", NULL
-};
+    "d", "p", "q", "dp", "dq", "qi", "oth", "k", NULL};
 
 struct curve {
-	const char *crv;	/* JWK name */
-	const char *ossl;	/* OpenSSL group name */
-	size_t len;		/* coordinate bytes */
+	const char *crv;  /* JWK name */
+	const char *ossl; /* OpenSSL group name */
+	size_t len;       /* coordinate bytes */
 	int bits;
 	enum jose_alg alg;
 };
 
 static const struct curve curves[] = {
-	{"P-256", "prime256v1", 32, 256, JOSE_ALG_ES256},
-	{"P-384", "secp384r1", 48, 384, JOSE_ALG_ES384},
-	{"P-521", "secp521r1", 66, 521, JOSE_ALG_ES512},
-	{NULL, NULL, 0, 0, JOSE_ALG__MAX},
+    {"P-256", "prime256v1", 32, 256, JOSE_ALG_ES256},
+    {"P-384", "secp384r1", 48, 384, JOSE_ALG_ES384},
+    {"P-521", "secp521r1", 66, 521, JOSE_ALG_ES512},
+    {NULL, NULL, 0, 0, JOSE_ALG__MAX},
 };
 
 static const struct curve *
@@ -43,8 +42,8 @@ curve_by_name(const char *crv, int ossl)
 
 /* New jwk with canonical JSON and thumbprint; takes pkey and canon. */
 static struct jwk *
-jwk_build(EVP_PKEY *pkey, enum jwk_kty kty, const char *crv,
-    enum jose_alg alg, int bits, json_t *canon)
+jwk_build(EVP_PKEY *pkey, enum jwk_kty kty, const char *crv, enum jose_alg alg,
+    int bits, json_t *canon)
 {
 	struct jwk *k = xcalloc(1, sizeof(*k));
 
@@ -93,8 +92,8 @@ out:
 }
 
 static int
-jwk_parse_rsa(const json_t *obj, const struct jose_policy *p,
-    struct jwk **out, struct problem **prob)
+jwk_parse_rsa(const json_t *obj, const struct jose_policy *p, struct jwk **out,
+    struct problem **prob)
 {
 	uint8_t *n = NULL, *e = NULL;
 	size_t nlen = 0, elen = 0;
@@ -104,10 +103,10 @@ jwk_parse_rsa(const json_t *obj, const struct jose_policy *p,
 	json_t *canon = NULL;
 	int bits, rc = -1;
 
-	if (jose_b64_member(obj, "n", "RSA jwk", PROB_BAD_PUBLIC_KEY, &n,
-	    &nlen, prob) != 0 ||
-	    jose_b64_member(obj, "e", "RSA jwk", PROB_BAD_PUBLIC_KEY, &e,
-	    &elen, prob) != 0)
+	if (jose_b64_member(obj, "n", "RSA jwk", PROB_BAD_PUBLIC_KEY, &n, &nlen,
+		prob) != 0 ||
+	    jose_b64_member(
+		obj, "e", "RSA jwk", PROB_BAD_PUBLIC_KEY, &e, &elen, prob) != 0)
 		goto out;
 	if (elen != 3 || e[0] != 1 || e[1] != 0 || e[2] != 1) {
 		jose_fail(prob, PROB_BAD_PUBLIC_KEY,
@@ -147,8 +146,8 @@ jwk_parse_rsa(const json_t *obj, const struct jose_policy *p,
 		goto internal;
 	pkey = pkey_fromdata("RSA", bld);
 	if (pkey == NULL) {
-		jose_fail(prob, PROB_BAD_PUBLIC_KEY,
-		    "RSA key could not be imported");
+		jose_fail(
+		    prob, PROB_BAD_PUBLIC_KEY, "RSA key could not be imported");
 		goto out;
 	}
 	canon = json_pack("{s:o, s:s, s:o}", "e", b64_string(e, elen), "kty",
@@ -191,8 +190,8 @@ pkey_public_ok(EVP_PKEY *pkey)
 }
 
 static int
-jwk_parse_ec(const json_t *obj, const struct jose_policy *p,
-    struct jwk **out, struct problem **prob)
+jwk_parse_ec(const json_t *obj, const struct jose_policy *p, struct jwk **out,
+    struct problem **prob)
 {
 	const char *crv = json_string_value(json_object_get(obj, "crv"));
 	const struct curve *c;
@@ -215,15 +214,16 @@ jwk_parse_ec(const json_t *obj, const struct jose_policy *p,
 		    crv, p->allow_es512 ? " or P-521" : "");
 		goto out;
 	}
-	if (jose_b64_member(obj, "x", "EC jwk", PROB_BAD_PUBLIC_KEY, &x,
-	    &xlen, prob) != 0 ||
-	    jose_b64_member(obj, "y", "EC jwk", PROB_BAD_PUBLIC_KEY, &y,
-	    &ylen, prob) != 0)
+	if (jose_b64_member(obj, "x", "EC jwk", PROB_BAD_PUBLIC_KEY, &x, &xlen,
+		prob) != 0 ||
+	    jose_b64_member(
+		obj, "y", "EC jwk", PROB_BAD_PUBLIC_KEY, &y, &ylen, prob) != 0)
 		goto out;
 	if (xlen != c->len || ylen != c->len) {
 		jose_fail(prob, PROB_BAD_PUBLIC_KEY,
 		    "EC %s coordinates must be exactly %zu bytes each "
-		    "(got x %zu, y %zu)", c->crv, c->len, xlen, ylen);
+		    "(got x %zu, y %zu)",
+		    c->crv, c->len, xlen, ylen);
 		goto out;
 	}
 	pt = xmalloc(1 + 2 * c->len);
@@ -232,10 +232,10 @@ jwk_parse_ec(const json_t *obj, const struct jose_policy *p,
 	memcpy(pt + 1 + c->len, y, c->len);
 	bld = OSSL_PARAM_BLD_new();
 	if (bld == NULL ||
-	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-	    c->ossl, 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt,
-	    1 + 2 * c->len)) {
+	    !OSSL_PARAM_BLD_push_utf8_string(
+		bld, OSSL_PKEY_PARAM_GROUP_NAME, c->ossl, 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(
+		bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * c->len)) {
 		jose_fail(prob, PROB_SERVER_INTERNAL, "EC key import failed");
 		goto out;
 	}
@@ -262,8 +262,8 @@ out:
 }
 
 static int
-jwk_parse_okp(const json_t *obj, const struct jose_policy *p,
-    struct jwk **out, struct problem **prob)
+jwk_parse_okp(const json_t *obj, const struct jose_policy *p, struct jwk **out,
+    struct problem **prob)
 {
 	const char *crv = json_string_value(json_object_get(obj, "crv"));
 	uint8_t *x = NULL;
@@ -283,8 +283,8 @@ jwk_parse_okp(const json_t *obj, const struct jose_policy *p,
 		    "OKP jwk: only crv \"Ed25519\" is accepted");
 		goto out;
 	}
-	if (jose_b64_member(obj, "x", "OKP jwk", PROB_BAD_PUBLIC_KEY, &x,
-	    &xlen, prob) != 0)
+	if (jose_b64_member(
+		obj, "x", "OKP jwk", PROB_BAD_PUBLIC_KEY, &x, &xlen, prob) != 0)
 		goto out;
 	if (xlen != 32) {
 		jose_fail(prob, PROB_BAD_PUBLIC_KEY,
@@ -301,8 +301,8 @@ jwk_parse_okp(const json_t *obj, const struct jose_policy *p,
 	    "x", b64_string(x, xlen));
 	if (canon == NULL)
 		abort();
-	*out = jwk_build(pkey, JWK_KTY_OKP, "Ed25519", JOSE_ALG_EDDSA, 256,
-	    canon);
+	*out =
+	    jwk_build(pkey, JWK_KTY_OKP, "Ed25519", JOSE_ALG_EDDSA, 256, canon);
 	pkey = NULL;
 	rc = 0;
 out:
@@ -312,8 +312,8 @@ out:
 }
 
 int
-jwk_parse(const json_t *obj, const struct jose_policy *policy,
-    struct jwk **out, struct problem **prob)
+jwk_parse(const json_t *obj, const struct jose_policy *policy, struct jwk **out,
+    struct problem **prob)
 {
 	struct jose_policy def;
 	const char *kty, *s;
@@ -327,8 +327,8 @@ jwk_parse(const json_t *obj, const struct jose_policy *policy,
 		policy = &def;
 	}
 	if (!json_is_object(obj))
-		return jose_fail(prob, PROB_MALFORMED,
-		    "jwk must be a JSON object");
+		return jose_fail(
+		    prob, PROB_MALFORMED, "jwk must be a JSON object");
 	for (i = 0; private_members[i] != NULL; i++)
 		if (json_object_get(obj, private_members[i]) != NULL)
 			return jose_fail(prob, PROB_BAD_PUBLIC_KEY,
@@ -337,11 +337,11 @@ jwk_parse(const json_t *obj, const struct jose_policy *policy,
 			    private_members[i]);
 	kty = json_string_value(json_object_get(obj, "kty"));
 	if (kty == NULL)
-		return jose_fail(prob, PROB_BAD_PUBLIC_KEY,
-		    "jwk needs a \"kty\" string");
+		return jose_fail(
+		    prob, PROB_BAD_PUBLIC_KEY, "jwk needs a \"kty\" string");
 	v = json_object_get(obj, "use");
-	if (v != NULL && (!json_is_string(v) ||
-	    strcmp(json_string_value(v), "sig") != 0))
+	if (v != NULL &&
+	    (!json_is_string(v) || strcmp(json_string_value(v), "sig") != 0))
 		return jose_fail(prob, PROB_BAD_PUBLIC_KEY,
 		    "jwk \"use\", if present, must be \"sig\"");
 	if (strcmp(kty, "RSA") == 0)
@@ -449,12 +449,13 @@ jwk_from_pkey(EVP_PKEY *pkey)
 		a = bn_param_b64(pkey, OSSL_PKEY_PARAM_RSA_E, 0);
 		b = bn_param_b64(pkey, OSSL_PKEY_PARAM_RSA_N, 0);
 		if (a != NULL && b != NULL)
-			out = json_pack("{s:O, s:s, s:O}", "e", a, "kty", "RSA",
-			    "n", b);
+			out = json_pack(
+			    "{s:O, s:s, s:O}", "e", a, "kty", "RSA", "n", b);
 		break;
 	case EVP_PKEY_EC:
 		if (!EVP_PKEY_get_utf8_string_param(pkey,
-		    OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &glen))
+			OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+			&glen))
 			break;
 		c = curve_by_name(group, 1);
 		if (c == NULL)
@@ -470,8 +471,8 @@ jwk_from_pkey(EVP_PKEY *pkey)
 		    rawlen != 32)
 			break;
 		a = b64_string(raw, rawlen);
-		out = json_pack("{s:s, s:s, s:O}", "crv", "Ed25519", "kty",
-		    "OKP", "x", a);
+		out = json_pack(
+		    "{s:s, s:s, s:O}", "crv", "Ed25519", "kty", "OKP", "x", a);
 		break;
 	default:
 		break;

@@ -49,25 +49,30 @@ check_members(const json_t *obj, const char *what, struct problem **prob)
 		return jose_fail(prob, PROB_MALFORMED,
 		    "%s uses the general JSON serialization (\"signatures\"); "
 		    "ACME requires the flattened serialization with exactly "
-		    "one \"signature\" (RFC 8555 §6.2)", what);
+		    "one \"signature\" (RFC 8555 §6.2)",
+		    what);
 	if (json_object_get(obj, "header") != NULL)
 		return jose_fail(prob, PROB_MALFORMED,
 		    "%s has an unprotected \"header\"; ACME allows only the "
-		    "protected header (RFC 8555 §6.2)", what);
-	json_object_foreach((json_t *)obj, key, v) {
+		    "protected header (RFC 8555 §6.2)",
+		    what);
+	json_object_foreach((json_t *)obj, key, v)
+	{
 		if (strcmp(key, "protected") != 0 &&
 		    strcmp(key, "payload") != 0 &&
 		    strcmp(key, "signature") != 0)
 			return jose_fail(prob, PROB_MALFORMED,
 			    "%s has an unexpected member \"%.32s\"; expected "
-			    "only protected, payload, signature", what, key);
+			    "only protected, payload, signature",
+			    what, key);
 	}
 	if (!json_is_string(json_object_get(obj, "protected")) ||
 	    !json_is_string(json_object_get(obj, "payload")) ||
 	    !json_is_string(json_object_get(obj, "signature")))
 		return jose_fail(prob, PROB_MALFORMED,
 		    "%s needs string members \"protected\", \"payload\" and "
-		    "\"signature\"", what);
+		    "\"signature\"",
+		    what);
 	return 0;
 }
 
@@ -131,16 +136,19 @@ parse_header(struct jws *j, const struct jose_policy *p, unsigned flags,
 	if (json_object_get(hdr, "crit") != NULL)
 		return jose_fail(prob, PROB_MALFORMED,
 		    "%s protected header has \"crit\": no extensions are "
-		    "supported", what);
+		    "supported",
+		    what);
 	if (json_object_get(hdr, "b64") != NULL)
 		return jose_fail(prob, PROB_MALFORMED,
 		    "%s protected header has \"b64\": unencoded payloads are "
-		    "not supported", what);
+		    "not supported",
+		    what);
 	jwk = json_object_get(hdr, "jwk");
 	if (jwk != NULL && json_object_get(hdr, "kid") != NULL)
 		return jose_fail(prob, PROB_MALFORMED,
 		    "%s protected header has both \"jwk\" and \"kid\"; send "
-		    "exactly one (RFC 8555 §6.2)", what);
+		    "exactly one (RFC 8555 §6.2)",
+		    what);
 	if (jwk == NULL && json_object_get(hdr, "kid") == NULL)
 		return jose_fail(prob, PROB_MALFORMED,
 		    "%s protected header has neither \"jwk\" nor \"kid\"",
@@ -196,26 +204,26 @@ jose_jws_from_object(const json_t *obj, const struct jose_policy *policy,
 		goto out;
 	j = xcalloc(1, sizeof(*j));
 	if (jose_b64_member(obj, "protected", what, PROB_MALFORMED, &hdr,
-	    &hdrlen, prob) != 0)
+		&hdrlen, prob) != 0)
 		goto out;
 	if (jose_json_object((const char *)hdr, hdrlen, "protected header",
-	    &j->protected_hdr, prob) != 0)
+		&j->protected_hdr, prob) != 0)
 		goto out;
 	if (parse_header(j, policy, flags, what, prob) != 0)
 		goto out;
 	if (jose_b64_member(obj, "payload", what, PROB_MALFORMED, &j->payload,
-	    &j->payload_len, prob) != 0)
+		&j->payload_len, prob) != 0)
 		goto out;
 	j->is_post_as_get = j->payload_len == 0;
 	/* After the header, so "alg":"none" with no signature is answered
 	 * badSignatureAlgorithm (RFC 8555 §6.2), not malformed. */
 	if (json_string_length(json_object_get(obj, "signature")) == 0) {
-		jose_fail(prob, PROB_MALFORMED, "%s has an empty signature",
-		    what);
+		jose_fail(
+		    prob, PROB_MALFORMED, "%s has an empty signature", what);
 		goto out;
 	}
 	if (jose_b64_member(obj, "signature", what, PROB_MALFORMED, &j->sig,
-	    &j->sig_len, prob) != 0)
+		&j->sig_len, prob) != 0)
 		goto out;
 	pstr = json_string_value(json_object_get(obj, "protected"));
 	plen = json_string_length(json_object_get(obj, "protected"));
@@ -252,8 +260,9 @@ jws_parse(const char *body, size_t len, const struct jose_policy *policy,
 		return jose_fail(prob, PROB_MALFORMED,
 		    "request body of %zu bytes is larger than %d", len,
 		    JOSE_MAX_JWS_LEN);
-	while (i < len && (body[i] == ' ' || body[i] == '\t' ||
-	    body[i] == '\r' || body[i] == '\n'))
+	while (i < len &&
+	    (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' ||
+		body[i] == '\n'))
 		i++;
 	if (i < len && body[i] != '{') {
 		if (memchr(body, '.', len) != NULL && body[i] != '[' &&
@@ -266,8 +275,8 @@ jws_parse(const char *body, size_t len, const struct jose_policy *policy,
 	}
 	if (jose_json_object(body, len, "JWS", &obj, prob) != 0)
 		goto out;
-	rc = jose_jws_from_object(obj, policy, JOSE_HDR_NONCE_REQUIRED, "JWS",
-	    out, prob);
+	rc = jose_jws_from_object(
+	    obj, policy, JOSE_HDR_NONCE_REQUIRED, "JWS", out, prob);
 out:
 	json_decref(obj);
 	return rc;
@@ -351,30 +360,35 @@ jws_verify(const struct jws *j, const struct jwk *key, struct problem **prob)
 	if (j->alg != key->alg)
 		return jose_fail(prob, PROB_BAD_SIGNATURE_ALGORITHM,
 		    "JWS alg \"%s\" does not match the key: the key is "
-		    "%s%s%s, which signs with %s", jose_alg_name(j->alg),
-		    key->kty == JWK_KTY_RSA ? "RSA" : key->kty == JWK_KTY_EC
-		    ? "EC" : "OKP", key->crv ? " " : "",
-		    key->crv ? key->crv : "", jose_alg_name(key->alg));
+		    "%s%s%s, which signs with %s",
+		    jose_alg_name(j->alg),
+		    key->kty == JWK_KTY_RSA      ? "RSA"
+			: key->kty == JWK_KTY_EC ? "EC"
+						 : "OKP",
+		    key->crv ? " " : "", key->crv ? key->crv : "",
+		    jose_alg_name(key->alg));
 	eclen = jose_alg_ec_len(j->alg);
 	if (eclen != 0 && j->sig_len != 2 * eclen)
 		return jose_fail(prob, PROB_MALFORMED,
 		    "%s signature must be %zu bytes (r||s, RFC 7518 §3.4), "
-		    "got %zu%s", jose_alg_name(j->alg), 2 * eclen, j->sig_len,
-		    j->sig_len > 0 && j->sig[0] == 0x30 ?
-		    " (looks DER-encoded)" : "");
+		    "got %zu%s",
+		    jose_alg_name(j->alg), 2 * eclen, j->sig_len,
+		    j->sig_len > 0 && j->sig[0] == 0x30 ? " (looks DER-encoded)"
+							: "");
 	if (j->alg == JOSE_ALG_RS256 &&
 	    j->sig_len != (size_t)EVP_PKEY_get_size(key->pkey))
 		return jose_fail(prob, PROB_MALFORMED,
 		    "RS256 signature must be %d bytes (the modulus size), got "
-		    "%zu", EVP_PKEY_get_size(key->pkey), j->sig_len);
+		    "%zu",
+		    EVP_PKEY_get_size(key->pkey), j->sig_len);
 	if (j->alg == JOSE_ALG_EDDSA && j->sig_len != 64)
 		return jose_fail(prob, PROB_MALFORMED,
 		    "EdDSA signature must be 64 bytes, got %zu", j->sig_len);
 	if (!jose_sig_check(key->pkey, j->alg,
-	    (const uint8_t *)j->signing_input, j->signing_input_len, j->sig,
-	    j->sig_len))
-		return jose_fail(prob, PROB_MALFORMED,
-		    "JWS signature verification failed");
+		(const uint8_t *)j->signing_input, j->signing_input_len, j->sig,
+		j->sig_len))
+		return jose_fail(
+		    prob, PROB_MALFORMED, "JWS signature verification failed");
 	return 0;
 }
 
@@ -386,6 +400,6 @@ jws_payload_json(const struct jws *j, json_t **out, struct problem **prob)
 		return jose_fail(prob, PROB_MALFORMED,
 		    "this request needs a JSON object payload; an empty "
 		    "payload (POST-as-GET) is not accepted here");
-	return jose_json_object((const char *)j->payload, j->payload_len,
-	    "JWS payload", out, prob);
+	return jose_json_object(
+	    (const char *)j->payload, j->payload_len, "JWS payload", out, prob);
 }

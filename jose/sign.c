@@ -91,12 +91,12 @@ jws_sign(EVP_PKEY *key, const char *alg, const json_t *protected_hdr,
 	md = EVP_MD_CTX_new();
 	if (md == NULL ||
 	    EVP_DigestSignInit(md, NULL, jose_alg_md(a), NULL, key) <= 0 ||
-	    EVP_DigestSign(md, NULL, &siglen, (const uint8_t *)input,
-	    strlen(input)) <= 0)
+	    EVP_DigestSign(
+		md, NULL, &siglen, (const uint8_t *)input, strlen(input)) <= 0)
 		goto out;
 	sig = xmalloc(siglen);
-	if (EVP_DigestSign(md, sig, &siglen, (const uint8_t *)input,
-	    strlen(input)) <= 0)
+	if (EVP_DigestSign(
+		md, sig, &siglen, (const uint8_t *)input, strlen(input)) <= 0)
 		goto out;
 	eclen = jose_alg_ec_len(a);
 	if (eclen != 0) {
@@ -143,7 +143,7 @@ jws_sign_hmac(const uint8_t *key, size_t keylen, const char *alg,
 	if (input == NULL)
 		return NULL;
 	if (HMAC(md, key, (int)keylen, (const uint8_t *)input, strlen(input),
-	    mac, &maclen) != NULL)
+		mac, &maclen) != NULL)
 		out = assemble(input, mac, maclen);
 	free(input);
 	return out;

@@ -20,30 +20,37 @@ check_contact(const char *c, struct problem **prob)
 	char e[160], *dom = NULL;
 
 	if (strncasecmp(c, "mailto:", 7) != 0) {
-		*prob = problem_new(PROB_UNSUPPORTED_CONTACT, "Contact \"%.100s\""
-		    " is not a mailto: URI; only mailto: is supported", c);
+		*prob = problem_new(PROB_UNSUPPORTED_CONTACT,
+		    "Contact \"%.100s\""
+		    " is not a mailto: URI; only mailto: is supported",
+		    c);
 		return -1;
 	}
 	addr = c + 7;
 	at = strrchr(addr, '@');
 	if (strlen(c) > 320 || at == NULL || at == addr ||
 	    strpbrk(addr, "?,;<>\"() \t\r\n:[]\\%") != NULL) {
-		*prob = problem_new(PROB_INVALID_CONTACT, "Contact \"%.100s\" is"
-		    " not a valid email address", c);
+		*prob = problem_new(PROB_INVALID_CONTACT,
+		    "Contact \"%.100s\" is"
+		    " not a valid email address",
+		    c);
 		return -1;
 	}
 	for (p = addr; p < at; p++) {
 		if (!isprint((unsigned char)*p) || *p == '@') {
-			*prob = problem_new(PROB_INVALID_CONTACT, "Contact "
-			    "\"%.100s\" has an invalid local part", c);
+			*prob = problem_new(PROB_INVALID_CONTACT,
+			    "Contact "
+			    "\"%.100s\" has an invalid local part",
+			    c);
 			return -1;
 		}
 	}
 	dom = ident_dns_normalize(at + 1, 0, e, sizeof(e));
 	if (dom == NULL || strchr(dom, '.') == NULL) {
-		*prob = problem_new(PROB_INVALID_CONTACT, "Contact \"%.100s\" "
-		    "has an invalid domain%s%s", c, dom ? "" : ": ",
-		    dom ? "" : e);
+		*prob = problem_new(PROB_INVALID_CONTACT,
+		    "Contact \"%.100s\" "
+		    "has an invalid domain%s%s",
+		    c, dom ? "" : ": ", dom ? "" : e);
 		free(dom);
 		return -1;
 	}
@@ -61,17 +68,19 @@ check_contacts(struct ra *ra, const json_t *contact, struct problem **prob)
 	if (contact == NULL || json_is_null(contact))
 		return 0;
 	if (!json_is_array(contact)) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "\"contact\" must be an array of strings");
+		*prob = problem_new(
+		    PROB_MALFORMED, "\"contact\" must be an array of strings");
 		return -1;
 	}
 	if ((int64_t)json_array_size(contact) > ra->cfg.contacts_max) {
-		*prob = problem_new(PROB_INVALID_CONTACT, "Too many contacts "
-		    "(%zu, at most %lld)", json_array_size(contact),
-		    (long long)ra->cfg.contacts_max);
+		*prob = problem_new(PROB_INVALID_CONTACT,
+		    "Too many contacts "
+		    "(%zu, at most %lld)",
+		    json_array_size(contact), (long long)ra->cfg.contacts_max);
 		return -1;
 	}
-	json_array_foreach(contact, i, v) {
+	json_array_foreach(contact, i, v)
+	{
 		if (!json_is_string(v)) {
 			*prob = problem_new(PROB_MALFORMED,
 			    "\"contact\" must be an array of strings");
@@ -84,8 +93,8 @@ check_contacts(struct ra *ra, const json_t *contact, struct problem **prob)
 }
 
 static int
-check_account_key(struct ra *ra, const json_t *key, struct jwk **out,
-    struct problem **prob)
+check_account_key(
+    struct ra *ra, const json_t *key, struct jwk **out, struct problem **prob)
 {
 	struct jose_policy pol;
 
@@ -115,7 +124,7 @@ verify_eab(struct ra *ra, const char *rid, const json_t *eab,
 	if (jose_eab_kid(eab, &kid, prob) != 0)
 		goto out;
 	if (ra_call(ra->sa, "sa.get_eab_key", json_pack("{s:s}", "kid", kid),
-	    rid, &k, &p) != 0) {
+		rid, &k, &p) != 0) {
 		if (p->type == PROB_NOT_FOUND)
 			*prob = problem_new(PROB_UNAUTHORIZED,
 			    "External account binding key \"%.64s\" is unknown",
@@ -171,8 +180,8 @@ existing_result(json_t *acct, json_t **result, struct problem **prob)
 	return 0;
 }
 
-/* ra.new_account handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
- * *prob, both handed to the RPC server. */
+/* ra.new_account handler (docs/rpc-methods.md): req borrowed; on 0 *result, on
+ * -1 *prob, both handed to the RPC server. */
 int
 ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -200,8 +209,9 @@ ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
 	if (check_account_key(ra, key, &jwk, prob) != 0)
 		goto out;
 	/* An existing account is returned as it is. */
-	if (ra_call(ra->sa, "sa.get_account_by_thumbprint", json_pack("{s:s}",
-	    "thumbprint", jwk->thumbprint), req->request_id, &acct, &p) == 0) {
+	if (ra_call(ra->sa, "sa.get_account_by_thumbprint",
+		json_pack("{s:s}", "thumbprint", jwk->thumbprint),
+		req->request_id, &acct, &p) == 0) {
 		rc = existing_result(acct, result, prob);
 		goto out;
 	}
@@ -219,8 +229,10 @@ ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
 	}
 	if (ra->cfg.terms_of_service != NULL &&
 	    !json_is_true(json_object_get(params, "tos_agreed"))) {
-		*prob = problem_new(PROB_MALFORMED, "You must agree to the "
-		    "terms of service (%s)", ra->cfg.terms_of_service);
+		*prob = problem_new(PROB_MALFORMED,
+		    "You must agree to the "
+		    "terms of service (%s)",
+		    ra->cfg.terms_of_service);
 		goto out;
 	}
 	if (check_contacts(ra, contact, prob) != 0)
@@ -231,33 +243,38 @@ ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
 			    "\"eab_url\" is required with \"eab\"");
 			goto out;
 		}
-		if (verify_eab(ra, req->request_id, eab, jwk, url, &kid,
-		    prob) != 0)
+		if (verify_eab(
+			ra, req->request_id, eab, jwk, url, &kid, prob) != 0)
 			goto out;
 	} else if (ra->cfg.eab_required) {
-		*prob = problem_new(PROB_EXTERNAL_ACCOUNT_REQUIRED, "This CA "
+		*prob = problem_new(PROB_EXTERNAL_ACCOUNT_REQUIRED,
+		    "This CA "
 		    "requires an external account binding for new accounts");
 		goto out;
 	}
 	if (ip != NULL) {
 		rlkey = xasprintf("new_account:ip:%s", ip);
 		if (ra_rl_spend(ra, req->request_id, RA_RL_NEW_ACCOUNTS_PER_IP,
-		    NULL, rlkey, 1, prob) != 0)
+			NULL, rlkey, 1, prob) != 0)
 			goto out;
 	}
-	if (ra_call(ra->sa, "sa.new_account", json_pack(
-	    "{s:O,s:s,s:o,s:b,s:s?}", "key", jwk->json, "thumbprint",
-	    jwk->thumbprint, "contact", contact && json_is_array(contact) ?
-	    json_incref(contact) : json_array(), "tos_agreed",
-	    json_is_true(json_object_get(params, "tos_agreed")), "eab_kid",
-	    kid), req->request_id, &acct, &p) != 0) {
+	if (ra_call(ra->sa, "sa.new_account",
+		json_pack("{s:O,s:s,s:o,s:b,s:s?}", "key", jwk->json,
+		    "thumbprint", jwk->thumbprint, "contact",
+		    contact && json_is_array(contact) ? json_incref(contact)
+						      : json_array(),
+		    "tos_agreed",
+		    json_is_true(json_object_get(params, "tos_agreed")),
+		    "eab_kid", kid),
+		req->request_id, &acct, &p) != 0) {
 		if (p->type == PROB_CONFLICT && kid == NULL) {
 			/* lost a race with the same key: return that one */
 			problem_free(p);
 			p = NULL;
 			if (ra_call(ra->sa, "sa.get_account_by_thumbprint",
-			    json_pack("{s:s}", "thumbprint", jwk->thumbprint),
-			    req->request_id, &acct, prob) != 0)
+				json_pack(
+				    "{s:s}", "thumbprint", jwk->thumbprint),
+				req->request_id, &acct, prob) != 0)
 				goto out;
 			rc = existing_result(acct, result, prob);
 			goto out;
@@ -281,8 +298,8 @@ out:
 	return rc;
 }
 
-/* ra.update_account handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
- * *prob, both handed to the RPC server. */
+/* ra.update_account handler (docs/rpc-methods.md): req borrowed; on 0 *result,
+ * on -1 *prob, both handed to the RPC server. */
 int
 ra_h_update_account(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -310,7 +327,7 @@ ra_h_update_account(void *svc, const struct rpc_req *req, json_t **result,
 	if (deactivate)
 		json_object_set_new(upd, "status", json_string("deactivated"));
 	if (ra_call(ra->sa, "sa.update_account", upd, req->request_id, &acct,
-	    prob) != 0)
+		prob) != 0)
 		return -1;
 	if (deactivate)
 		log_audit(req->request_id, "account-deactivated",
@@ -319,8 +336,8 @@ ra_h_update_account(void *svc, const struct rpc_req *req, json_t **result,
 	return 0;
 }
 
-/* ra.key_change handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
- * *prob, both handed to the RPC server. */
+/* ra.key_change handler (docs/rpc-methods.md): req borrowed; on 0 *result, on
+ * -1 *prob, both handed to the RPC server. */
 int
 ra_h_key_change(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -338,15 +355,17 @@ ra_h_key_change(void *svc, const struct rpc_req *req, json_t **result,
 	json_decref(acct);
 	acct = NULL;
 	if (!json_is_object(json_object_get(params, "new_key"))) {
-		*prob = problem_new(PROB_MALFORMED, "\"new_key\" must be a JWK");
+		*prob =
+		    problem_new(PROB_MALFORMED, "\"new_key\" must be a JWK");
 		goto out;
 	}
-	if (check_account_key(ra, json_object_get(params, "new_key"), &jwk,
-	    prob) != 0)
+	if (check_account_key(
+		ra, json_object_get(params, "new_key"), &jwk, prob) != 0)
 		goto out;
-	if (ra_call(ra->sa, "sa.change_account_key", json_pack("{s:I,s:O,s:s}",
-	    "id", (json_int_t)id, "key", jwk->json, "thumbprint",
-	    jwk->thumbprint), req->request_id, &acct, prob) != 0)
+	if (ra_call(ra->sa, "sa.change_account_key",
+		json_pack("{s:I,s:O,s:s}", "id", (json_int_t)id, "key",
+		    jwk->json, "thumbprint", jwk->thumbprint),
+		req->request_id, &acct, prob) != 0)
 		goto out;
 	log_audit(req->request_id, "key-change", "account=%lld thumbprint=%s",
 	    (long long)id, jwk->thumbprint);

@@ -17,8 +17,8 @@
 struct vjob {
 	struct ra *ra;
 	char *rid;
-	json_t *authz;		/* the claimed authz */
-	json_t *chall;		/* the challenge being validated */
+	json_t *authz; /* the claimed authz */
+	json_t *chall; /* the challenge being validated */
 	char *key_authz;
 	char *account_uri;
 	int64_t account_id;
@@ -74,8 +74,8 @@ ra_authz_inflight(struct ra *ra, json_int_t id)
  * failed (logged; recovery fails the challenge later).
  */
 static int
-finalize_authz_retry(struct ra *ra, const char *rid, int64_t aid,
-    const json_t *params)
+finalize_authz_retry(
+    struct ra *ra, const char *rid, int64_t aid, const json_t *params)
 {
 	json_t *fin = NULL;
 	struct problem *p = NULL;
@@ -84,31 +84,34 @@ finalize_authz_retry(struct ra *ra, const char *rid, int64_t aid,
 	int rc = -1, stopping;
 
 	for (;;) {
-		if (ra_call(ra->sa, "sa.finalize_authz", json_incref(
-		    (json_t *)params), rid, &fin, &p) == 0) {
+		if (ra_call(ra->sa, "sa.finalize_authz",
+			json_incref((json_t *)params), rid, &fin, &p) == 0) {
 			rc = 0;
 			break;
 		}
 		if (p->type == PROB_CONFLICT) {
-			log_msg(LOG_LEVEL_INFO, rid, "finalize_authz %lld: %s "
-			    "(already recorded)", (long long)aid, p->detail ?
-			    p->detail : "conflict");
+			log_msg(LOG_LEVEL_INFO, rid,
+			    "finalize_authz %lld: %s "
+			    "(already recorded)",
+			    (long long)aid, p->detail ? p->detail : "conflict");
 			rc = 0;
 			break;
 		}
 		pthread_mutex_lock(&ra->lock);
 		stopping = ra->stopping;
 		pthread_mutex_unlock(&ra->lock);
-		if ((p->type != PROB_UNAVAILABLE && p->type !=
-		    PROB_SERVER_INTERNAL) || stopping || time_mono_ms() +
-		    pause > deadline) {
+		if ((p->type != PROB_UNAVAILABLE &&
+			p->type != PROB_SERVER_INTERNAL) ||
+		    stopping || time_mono_ms() + pause > deadline) {
 			log_msg(LOG_LEVEL_ERROR, rid, "finalize_authz %lld: %s",
 			    (long long)aid, p->detail ? p->detail : "error");
 			break;
 		}
-		log_msg(LOG_LEVEL_WARN, rid, "finalize_authz %lld: %s "
-		    "(retrying in %lld ms)", (long long)aid, p->detail ?
-		    p->detail : "error", (long long)pause);
+		log_msg(LOG_LEVEL_WARN, rid,
+		    "finalize_authz %lld: %s "
+		    "(retrying in %lld ms)",
+		    (long long)aid, p->detail ? p->detail : "error",
+		    (long long)pause);
 		problem_free(p);
 		p = NULL;
 		ra_sleep_ms(pause);
@@ -141,12 +144,12 @@ validate_job(void *arg)
 	    json_object_get(j->chall, "token"), "key_authorization",
 	    j->key_authz, "account_uri", j->account_uri, "check_caa",
 	    strcmp(json_string_value(json_object_get(ident, "type")), "dns") ==
-	    0);
+		0);
 	if (ra_call(ra->va, "va.validate", params, j->rid, &res, &p) != 0) {
 		err = problem_to_rpc_json(p);
 	} else {
-		const char *s = json_string_value(json_object_get(res,
-		    "status"));
+		const char *s =
+		    json_string_value(json_object_get(res, "status"));
 		if (s != NULL && strcmp(s, "valid") == 0)
 			status = "valid";
 		else if (json_is_object(json_object_get(res, "error")))
@@ -160,12 +163,13 @@ validate_job(void *arg)
 	}
 	problem_free(p);
 	p = NULL;
-	prof = profiles_find(ra->profiles, json_string_value(json_object_get(
-	    j->authz, "profile")));
+	prof = profiles_find(ra->profiles,
+	    json_string_value(json_object_get(j->authz, "profile")));
 	if (prof == NULL)
 		prof = profiles_find(ra->profiles, NULL);
-	ra_time_fmt(time_now_ms() + (prof ? prof->authz_lifetime_ms :
-	    30LL * 86400000), t, sizeof(t));
+	ra_time_fmt(
+	    time_now_ms() + (prof ? prof->authz_lifetime_ms : 30LL * 86400000),
+	    t, sizeof(t));
 	params = json_pack("{s:I,s:I,s:s,s:s}", "authz_id", (json_int_t)aid,
 	    "challenge_id", (json_int_t)cid, "status", status, "expires", t);
 	if (json_is_array(json_object_get(res, "validation_record")))
@@ -178,12 +182,15 @@ validate_job(void *arg)
 	(void)finalize_authz_retry(ra, j->rid, aid, params);
 	json_decref(params);
 	authz_inflight_set(ra, aid, 0);
-	log_audit(j->rid, "validation", "authz=%lld challenge=%lld type=%s "
-	    "identifier=%s result=%s", (long long)aid, (long long)cid,
+	log_audit(j->rid, "validation",
+	    "authz=%lld challenge=%lld type=%s "
+	    "identifier=%s result=%s",
+	    (long long)aid, (long long)cid,
 	    json_string_value(json_object_get(j->chall, "type")),
 	    json_string_value(json_object_get(ident, "value")), status);
-	ra_count(ra, "anvil_ra_validations_total", strcmp(status, "valid") ==
-	    0 ? "result=\"valid\"" : "result=\"invalid\"");
+	ra_count(ra, "anvil_ra_validations_total",
+	    strcmp(status, "valid") == 0 ? "result=\"valid\""
+					 : "result=\"invalid\"");
 	if (strcmp(status, "invalid") == 0) {
 		struct problem *rl = NULL;
 		key = xasprintf("failed_validation:acct:%lld:%s%s",
@@ -204,25 +211,27 @@ static int
 get_own_authz(struct ra *ra, const char *rid, int64_t acct, int64_t id,
     json_t **authz, struct problem **prob)
 {
-	if (ra_call(ra->sa, "sa.get_authz", json_pack("{s:I}", "id",
-	    (json_int_t)id), rid, authz, prob) != 0)
+	if (ra_call(ra->sa, "sa.get_authz",
+		json_pack("{s:I}", "id", (json_int_t)id), rid, authz,
+		prob) != 0)
 		return -1;
-	if (json_integer_value(json_object_get(*authz, "account_id")) !=
-	    acct) {
+	if (json_integer_value(json_object_get(*authz, "account_id")) != acct) {
 		json_decref(*authz);
 		*authz = NULL;
-		*prob = problem_new(PROB_UNAUTHORIZED, "Authorization %lld "
-		    "belongs to another account", (long long)id);
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "Authorization %lld "
+		    "belongs to another account",
+		    (long long)id);
 		return -1;
 	}
 	return 0;
 }
 
-/* ra.perform_validation handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
- * *prob, both handed to the RPC server. */
+/* ra.perform_validation handler (docs/rpc-methods.md): req borrowed; on 0
+ * *result, on -1 *prob, both handed to the RPC server. */
 int
-ra_h_perform_validation(void *svc, const struct rpc_req *req,
-    json_t **result, struct problem **prob)
+ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
 {
 	struct ra *ra = svc;
 	json_t *params = req->params, *acct = NULL, *authz = NULL, *c;
@@ -242,13 +251,16 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req,
 		goto out;
 	if (get_own_authz(ra, req->request_id, aid, azid, &authz, prob) != 0)
 		goto out;
-	json_array_foreach(json_object_get(authz, "challenges"), i, c) {
+	json_array_foreach(json_object_get(authz, "challenges"), i, c)
+	{
 		if (json_integer_value(json_object_get(c, "id")) == cid)
 			chall = c;
 	}
 	if (chall == NULL) {
-		*prob = problem_new(PROB_NOT_FOUND, "Challenge %lld is not part "
-		    "of authorization %lld", (long long)cid, (long long)azid);
+		*prob = problem_new(PROB_NOT_FOUND,
+		    "Challenge %lld is not part "
+		    "of authorization %lld",
+		    (long long)cid, (long long)azid);
 		goto out;
 	}
 	st = json_string_value(json_object_get(authz, "status"));
@@ -259,9 +271,10 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req,
 		rc = 0;
 		goto out;
 	}
-	if (ra_call(ra->sa, "sa.set_authz_processing", json_pack("{s:I,s:I}",
-	    "authz_id", (json_int_t)azid, "challenge_id", (json_int_t)cid),
-	    req->request_id, &claimed, &p) != 0) {
+	if (ra_call(ra->sa, "sa.set_authz_processing",
+		json_pack("{s:I,s:I}", "authz_id", (json_int_t)azid,
+		    "challenge_id", (json_int_t)cid),
+		req->request_id, &claimed, &p) != 0) {
 		if (p->type != PROB_CONFLICT) {
 			*prob = p;
 			p = NULL;
@@ -270,8 +283,9 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req,
 		/* Someone else started a validation: report the state. */
 		problem_free(p);
 		p = NULL;
-		rc = ra_call(ra->sa, "sa.get_authz", json_pack("{s:I}", "id",
-		    (json_int_t)azid), req->request_id, result, prob);
+		rc = ra_call(ra->sa, "sa.get_authz",
+		    json_pack("{s:I}", "id", (json_int_t)azid), req->request_id,
+		    result, prob);
 		goto out;
 	}
 	tp = json_string_value(json_object_get(acct, "thumbprint"));
@@ -280,10 +294,10 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req,
 	j->rid = req->request_id ? xstrdup(req->request_id) : NULL;
 	j->authz = json_incref(authz);
 	j->chall = json_incref(chall);
-	j->key_authz = jose_key_authorization(json_string_value(
-	    json_object_get(chall, "token")), tp ? tp : "");
-	j->account_uri = xasprintf("%s%lld", ra->cfg.account_uri_prefix,
-	    (long long)aid);
+	j->key_authz = jose_key_authorization(
+	    json_string_value(json_object_get(chall, "token")), tp ? tp : "");
+	j->account_uri =
+	    xasprintf("%s%lld", ra->cfg.account_uri_prefix, (long long)aid);
 	j->account_id = aid;
 	authz_inflight_set(ra, azid, 1);
 	if (ra_pool_submit(ra->pool, validate_job, j) != 0) {
@@ -303,8 +317,8 @@ out:
 	return rc;
 }
 
-/* ra.deactivate_authz handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
- * *prob, both handed to the RPC server. */
+/* ra.deactivate_authz handler (docs/rpc-methods.md): req borrowed; on 0
+ * *result, on -1 *prob, both handed to the RPC server. */
 int
 ra_h_deactivate_authz(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -322,20 +336,25 @@ ra_h_deactivate_authz(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	if (get_own_authz(ra, req->request_id, aid, azid, &authz, prob) != 0)
 		goto out;
-	if (ra_call(ra->sa, "sa.deactivate_authz", json_pack("{s:I}", "id",
-	    (json_int_t)azid), req->request_id, result, &p) != 0) {
+	if (ra_call(ra->sa, "sa.deactivate_authz",
+		json_pack("{s:I}", "id", (json_int_t)azid), req->request_id,
+		result, &p) != 0) {
 		if (p->type == PROB_CONFLICT) {
-			*prob = problem_new(PROB_MALFORMED, "Authorization is "
-			    "%s and cannot be deactivated", json_string_value(
-			    json_object_get(authz, "status")));
+			*prob = problem_new(PROB_MALFORMED,
+			    "Authorization is "
+			    "%s and cannot be deactivated",
+			    json_string_value(
+				json_object_get(authz, "status")));
 			problem_free(p);
 		} else
 			*prob = p;
 		p = NULL;
 		goto out;
 	}
-	log_audit(req->request_id, "authz-deactivated", "authz=%lld "
-	    "account=%lld", (long long)azid, (long long)aid);
+	log_audit(req->request_id, "authz-deactivated",
+	    "authz=%lld "
+	    "account=%lld",
+	    (long long)azid, (long long)aid);
 	rc = 0;
 out:
 	json_decref(acct);

@@ -8,11 +8,11 @@
 #include "ra/ra.h"
 
 static const char *const rl_names[RA_RL__MAX] = {
-	[RA_RL_NEW_ACCOUNTS_PER_IP] = "new_accounts_per_ip",
-	[RA_RL_NEW_ORDERS_PER_ACCOUNT] = "new_orders_per_account",
-	[RA_RL_FAILED_VALIDATIONS] = "failed_validations_per_identifier",
-	[RA_RL_CERTS_PER_DOMAIN] = "certificates_per_domain",
-	[RA_RL_DUPLICATE_CERTS] = "duplicate_certificates",
+    [RA_RL_NEW_ACCOUNTS_PER_IP] = "new_accounts_per_ip",
+    [RA_RL_NEW_ORDERS_PER_ACCOUNT] = "new_orders_per_account",
+    [RA_RL_FAILED_VALIDATIONS] = "failed_validations_per_identifier",
+    [RA_RL_CERTS_PER_DOMAIN] = "certificates_per_domain",
+    [RA_RL_DUPLICATE_CERTS] = "duplicate_certificates",
 };
 
 /* See ra.h / ra_int.h for ownership and return values. */
@@ -60,81 +60,60 @@ struct raw {
 	int64_t test_reuse_percent;
 };
 
-#define F(n, t, m) {n, t, offsetof(struct raw, m), 0, NULL, 0}
-#define FS(n, m, c) \
-	{n, JSPEC_STRINGS, offsetof(struct raw, m), 0, NULL, \
-	    offsetof(struct raw, c)}
-#define FO(n, sub) {n, JSPEC_OBJECT, 0, 0, sub, 0}
+#define F(n, t, m)                                                             \
+	{                                                                      \
+		n, t, offsetof(struct raw, m), 0, NULL, 0                      \
+	}
+#define FS(n, m, c)                                                            \
+	{                                                                      \
+		n, JSPEC_STRINGS, offsetof(struct raw, m), 0, NULL,            \
+		    offsetof(struct raw, c)                                    \
+	}
+#define FO(n, sub)                                                             \
+	{                                                                      \
+		n, JSPEC_OBJECT, 0, 0, sub, 0                                  \
+	}
 
-static const struct jspec debug_spec[] = {
-	F("addr", JSPEC_STRING, debug_addr),
-	F("port", JSPEC_INT, debug_port),
-	JSPEC_END
-};
+static const struct jspec debug_spec[] = {F("addr", JSPEC_STRING, debug_addr),
+    F("port", JSPEC_INT, debug_port), JSPEC_END};
 static const struct jspec contacts_spec[] = {
-	F("max", JSPEC_INT, contacts_max),
-	JSPEC_END
-};
-static const struct jspec policy_spec[] = {
-	F("mode", JSPEC_STRING, mode),
-	FS("dns_suffixes", dns_suffixes, n_dns_suffixes),
-	FS("ip_ranges", ip_ranges, n_ip_ranges),
-	FS("blocked_names", blocked_names, n_blocked_names),
-	F("allow_wildcards", JSPEC_BOOL, allow_wildcards),
-	F("public_suffix_file", JSPEC_STRING, psl_file),
-	JSPEC_END
-};
-static const struct jspec keys_spec[] = {
-	F("rsa_min", JSPEC_INT, rsa_min),
-	F("rsa_max", JSPEC_INT, rsa_max),
-	F("rsa_sizes", JSPEC_JSON, rsa_sizes),
-	FS("ecdsa_curves", curves, n_curves),
-	F("allow_p521", JSPEC_BOOL, allow_p521),
-	F("fermat_rounds", JSPEC_INT, fermat_rounds),
-	JSPEC_END
-};
+    F("max", JSPEC_INT, contacts_max), JSPEC_END};
+static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
+    FS("dns_suffixes", dns_suffixes, n_dns_suffixes),
+    FS("ip_ranges", ip_ranges, n_ip_ranges),
+    FS("blocked_names", blocked_names, n_blocked_names),
+    F("allow_wildcards", JSPEC_BOOL, allow_wildcards),
+    F("public_suffix_file", JSPEC_STRING, psl_file), JSPEC_END};
+static const struct jspec keys_spec[] = {F("rsa_min", JSPEC_INT, rsa_min),
+    F("rsa_max", JSPEC_INT, rsa_max), F("rsa_sizes", JSPEC_JSON, rsa_sizes),
+    FS("ecdsa_curves", curves, n_curves),
+    F("allow_p521", JSPEC_BOOL, allow_p521),
+    F("fermat_rounds", JSPEC_INT, fermat_rounds), JSPEC_END};
 static const struct jspec finalize_spec[] = {
-	F("async", JSPEC_BOOL, finalize_async),
-	F("retry_after", JSPEC_DURATION, retry_after_ms),
-	F("recover_after", JSPEC_DURATION, recover_after_ms),
-	F("caa_recheck_after", JSPEC_DURATION, caa_recheck_after_ms),
-	JSPEC_END
-};
+    F("async", JSPEC_BOOL, finalize_async),
+    F("retry_after", JSPEC_DURATION, retry_after_ms),
+    F("recover_after", JSPEC_DURATION, recover_after_ms),
+    F("caa_recheck_after", JSPEC_DURATION, caa_recheck_after_ms), JSPEC_END};
 static const struct jspec reuse_spec[] = {
-	F("enabled", JSPEC_BOOL, reuse_enabled),
-	F("percent", JSPEC_INT, reuse_percent),
-	JSPEC_END
-};
+    F("enabled", JSPEC_BOOL, reuse_enabled),
+    F("percent", JSPEC_INT, reuse_percent), JSPEC_END};
 static const struct jspec validation_spec[] = {
-	F("workers", JSPEC_INT, validation_workers),
-	JSPEC_END
-};
+    F("workers", JSPEC_INT, validation_workers), JSPEC_END};
 static const struct jspec test_spec[] = {
-	F("slow_finalize", JSPEC_DURATION, slow_finalize_ms),
-	F("authz_reuse_percent", JSPEC_INT, test_reuse_percent),
-	JSPEC_END
-};
-static const struct jspec top_spec[] = {
-	F("log_level", JSPEC_STRING, log_level),
-	FO("debug", debug_spec),
-	F("rpc", JSPEC_JSON, rpc),
-	F("sa", JSPEC_JSON, sa),
-	F("va", JSPEC_JSON, va),
-	F("ca", JSPEC_JSON, ca),
-	F("profiles_file", JSPEC_STRING, profiles_file),
-	F("account_uri_prefix", JSPEC_STRING, account_uri_prefix),
-	F("terms_of_service", JSPEC_STRING, terms_of_service),
-	F("eab_required", JSPEC_BOOL, eab_required),
-	FO("contacts", contacts_spec),
-	FO("policy", policy_spec),
-	FO("keys", keys_spec),
-	FO("finalize", finalize_spec),
-	FO("authz_reuse", reuse_spec),
-	FO("validation", validation_spec),
-	F("rate_limits", JSPEC_JSON, rate_limits),
-	FO("test", test_spec),
-	JSPEC_END
-};
+    F("slow_finalize", JSPEC_DURATION, slow_finalize_ms),
+    F("authz_reuse_percent", JSPEC_INT, test_reuse_percent), JSPEC_END};
+static const struct jspec top_spec[] = {F("log_level", JSPEC_STRING, log_level),
+    FO("debug", debug_spec), F("rpc", JSPEC_JSON, rpc), F("sa", JSPEC_JSON, sa),
+    F("va", JSPEC_JSON, va), F("ca", JSPEC_JSON, ca),
+    F("profiles_file", JSPEC_STRING, profiles_file),
+    F("account_uri_prefix", JSPEC_STRING, account_uri_prefix),
+    F("terms_of_service", JSPEC_STRING, terms_of_service),
+    F("eab_required", JSPEC_BOOL, eab_required), FO("contacts", contacts_spec),
+    FO("policy", policy_spec), FO("keys", keys_spec),
+    FO("finalize", finalize_spec), FO("authz_reuse", reuse_spec),
+    FO("validation", validation_spec),
+    F("rate_limits", JSPEC_JSON, rate_limits), FO("test", test_spec),
+    JSPEC_END};
 
 /* {"limit":N,"period":"1h","burst":N} into *l. 0 or -1 with err. */
 static int
@@ -150,7 +129,8 @@ parse_limit(const char *where, const json_t *o, struct ra_limit *l, char *err,
 		return -1;
 	}
 	memset(l, 0, sizeof(*l));
-	json_object_foreach((json_t *)o, key, v) {
+	json_object_foreach((json_t *)o, key, v)
+	{
 		if (strcmp(key, "limit") == 0 && json_is_integer(v))
 			l->limit = json_integer_value(v);
 		else if (strcmp(key, "burst") == 0 && json_is_integer(v))
@@ -191,8 +171,8 @@ rl_index(const char *name)
 /* "rate_limits": {<limit name>: {...}, "renewal_window": "120d",
  *  "profiles": {<profile>: {<limit name>: {...}}}} */
 static int
-parse_rate_limits(const json_t *rl, struct ra_config *cfg, char *err,
-    size_t errlen)
+parse_rate_limits(
+    const json_t *rl, struct ra_config *cfg, char *err, size_t errlen)
 {
 	const char *key, *pkey, *lkey;
 	json_t *v, *pv, *lv;
@@ -200,12 +180,14 @@ parse_rate_limits(const json_t *rl, struct ra_config *cfg, char *err,
 	struct ra_limit tmp;
 	int i;
 
-	json_object_foreach((json_t *)rl, key, v) {
+	json_object_foreach((json_t *)rl, key, v)
+	{
 		if (strcmp(key, "renewal_window") == 0) {
 			if (!json_is_string(v) ||
 			    duration_parse_ms(json_string_value(v),
-			    &cfg->renewal_window_ms) != 0) {
-				snprintf(err, errlen, "rate_limits.renewal_window:"
+				&cfg->renewal_window_ms) != 0) {
+				snprintf(err, errlen,
+				    "rate_limits.renewal_window:"
 				    " expected a duration");
 				return -1;
 			}
@@ -217,13 +199,17 @@ parse_rate_limits(const json_t *rl, struct ra_config *cfg, char *err,
 				    "rate_limits.profiles: expected an object");
 				return -1;
 			}
-			json_object_foreach(v, pkey, pv) {
+			json_object_foreach(v, pkey, pv)
+			{
 				if (!json_is_object(pv)) {
-					snprintf(err, errlen, "rate_limits.profiles"
-					    ".%s: expected an object", pkey);
+					snprintf(err, errlen,
+					    "rate_limits.profiles"
+					    ".%s: expected an object",
+					    pkey);
 					return -1;
 				}
-				json_object_foreach(pv, lkey, lv) {
+				json_object_foreach(pv, lkey, lv)
+				{
 					snprintf(where, sizeof(where),
 					    "rate_limits.profiles.%s.%s", pkey,
 					    lkey);
@@ -233,7 +219,7 @@ parse_rate_limits(const json_t *rl, struct ra_config *cfg, char *err,
 						return -1;
 					}
 					if (parse_limit(where, lv, &tmp, err,
-					    errlen) != 0)
+						errlen) != 0)
 						return -1;
 				}
 			}
@@ -317,12 +303,14 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 	cfg->sa = r->sa ? json_incref(r->sa) : NULL;
 	cfg->va = r->va ? json_incref(r->va) : NULL;
 	cfg->ca = r->ca ? json_incref(r->ca) : NULL;
-	cfg->profiles_file = xstrdup(r->profiles_file ? r->profiles_file :
-	    "configs/dev/profiles.json");
-	cfg->account_uri_prefix = xstrdup(r->account_uri_prefix ?
-	    r->account_uri_prefix : "https://localhost:4431/acme/acct/");
-	cfg->terms_of_service = r->terms_of_service &&
-	    r->terms_of_service[0] ? xstrdup(r->terms_of_service) : NULL;
+	cfg->profiles_file = xstrdup(
+	    r->profiles_file ? r->profiles_file : "configs/dev/profiles.json");
+	cfg->account_uri_prefix = xstrdup(r->account_uri_prefix
+		? r->account_uri_prefix
+		: "https://localhost:4431/acme/acct/");
+	cfg->terms_of_service = r->terms_of_service && r->terms_of_service[0]
+	    ? xstrdup(r->terms_of_service)
+	    : NULL;
 	cfg->eab_required = r->eab_required;
 	if (r->contacts_max < 0 || r->contacts_max > 100) {
 		snprintf(err, errlen, "contacts.max: must be 0..100");
@@ -339,15 +327,15 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 		    "policy.mode: expected \"private\" or \"public\"");
 		return -1;
 	}
-	cfg->policy.dns_suffixes = strv_take(&r->dns_suffixes,
-	    &r->n_dns_suffixes, &cfg->policy.n_dns_suffixes);
+	cfg->policy.dns_suffixes = strv_take(
+	    &r->dns_suffixes, &r->n_dns_suffixes, &cfg->policy.n_dns_suffixes);
 	for (i = 0; i < cfg->policy.n_dns_suffixes; i++) {
 		char e[128], *n;
-		n = ident_dns_normalize(cfg->policy.dns_suffixes[i], 0, e,
-		    sizeof(e));
+		n = ident_dns_normalize(
+		    cfg->policy.dns_suffixes[i], 0, e, sizeof(e));
 		if (n == NULL) {
-			snprintf(err, errlen, "policy.dns_suffixes[%zu]: %s", i,
-			    e);
+			snprintf(
+			    err, errlen, "policy.dns_suffixes[%zu]: %s", i, e);
 			return -1;
 		}
 		free(cfg->policy.dns_suffixes[i]);
@@ -355,21 +343,23 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 	}
 	cfg->policy.blocked_names = strv_take(&r->blocked_names,
 	    &r->n_blocked_names, &cfg->policy.n_blocked_names);
-	for (i = 0; cfg->policy.blocked_names &&
-	    cfg->policy.blocked_names[i]; i++) {
+	for (i = 0; cfg->policy.blocked_names && cfg->policy.blocked_names[i];
+	     i++) {
 		char *p;
 		for (p = cfg->policy.blocked_names[i]; *p; p++)
 			if (*p >= 'A' && *p <= 'Z')
 				*p = (char)(*p - 'A' + 'a');
 	}
 	if (r->n_ip_ranges > 0) {
-		cfg->policy.ip_ranges = xcalloc(r->n_ip_ranges,
-		    sizeof(struct ra_ip_range));
+		cfg->policy.ip_ranges =
+		    xcalloc(r->n_ip_ranges, sizeof(struct ra_ip_range));
 		for (i = 0; i < r->n_ip_ranges; i++) {
 			if (ra_ip_range_parse(r->ip_ranges[i],
-			    &cfg->policy.ip_ranges[i]) != 0) {
-				snprintf(err, errlen, "policy.ip_ranges[%zu]: "
-				    "bad CIDR \"%s\"", i, r->ip_ranges[i]);
+				&cfg->policy.ip_ranges[i]) != 0) {
+				snprintf(err, errlen,
+				    "policy.ip_ranges[%zu]: "
+				    "bad CIDR \"%s\"",
+				    i, r->ip_ranges[i]);
 				return -1;
 			}
 		}
@@ -378,12 +368,13 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 	cfg->policy.allow_wildcards = r->allow_wildcards;
 	if (cfg->policy.public_mode) {
 		char e[256];
-		cfg->policy.psl = ra_psl_load(r->psl_file ? r->psl_file :
-		    "/usr/share/publicsuffix/public_suffix_list.dat", e,
-		    sizeof(e));
+		cfg->policy.psl = ra_psl_load(r->psl_file
+			? r->psl_file
+			: "/usr/share/publicsuffix/public_suffix_list.dat",
+		    e, sizeof(e));
 		if (cfg->policy.psl == NULL) {
-			snprintf(err, errlen, "policy.public_suffix_file: %s",
-			    e);
+			snprintf(
+			    err, errlen, "policy.public_suffix_file: %s", e);
 			return -1;
 		}
 	}
@@ -400,16 +391,21 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 		json_t *v;
 		if (!json_is_array(r->rsa_sizes) ||
 		    json_array_size(r->rsa_sizes) > 16) {
-			snprintf(err, errlen, "keys.rsa_sizes: expected an array"
+			snprintf(err, errlen,
+			    "keys.rsa_sizes: expected an array"
 			    " of at most 16 integers");
 			return -1;
 		}
 		kp->n_rsa_sizes = 0;
-		json_array_foreach(r->rsa_sizes, i, v) {
-			if (!json_is_integer(v) || json_integer_value(v) < 512 ||
+		json_array_foreach(r->rsa_sizes, i, v)
+		{
+			if (!json_is_integer(v) ||
+			    json_integer_value(v) < 512 ||
 			    json_integer_value(v) > 16384) {
-				snprintf(err, errlen, "keys.rsa_sizes[%zu]: "
-				    "expected a key size in bits", i);
+				snprintf(err, errlen,
+				    "keys.rsa_sizes[%zu]: "
+				    "expected a key size in bits",
+				    i);
 				return -1;
 			}
 			kp->rsa_sizes[kp->n_rsa_sizes++] =
@@ -426,8 +422,10 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 			else if (strcmp(r->curves[i], "P-521") == 0)
 				kp->allow_p521 = 1;
 			else {
-				snprintf(err, errlen, "keys.ecdsa_curves[%zu]: "
-				    "unknown curve \"%s\"", i, r->curves[i]);
+				snprintf(err, errlen,
+				    "keys.ecdsa_curves[%zu]: "
+				    "unknown curve \"%s\"",
+				    i, r->curves[i]);
 				return -1;
 			}
 		}
@@ -445,8 +443,9 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 	cfg->recover_after_ms = r->recover_after_ms;
 	cfg->caa_recheck_after_ms = r->caa_recheck_after_ms;
 	cfg->authz_reuse_enabled = r->reuse_enabled;
-	cfg->authz_reuse_percent = r->test_reuse_percent >= 0 ?
-	    r->test_reuse_percent : r->reuse_percent;
+	cfg->authz_reuse_percent = r->test_reuse_percent >= 0
+	    ? r->test_reuse_percent
+	    : r->reuse_percent;
 	if (cfg->authz_reuse_percent < 0 || cfg->authz_reuse_percent > 100) {
 		snprintf(err, errlen, "authz_reuse.percent: must be 0..100");
 		return -1;
@@ -459,7 +458,8 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 	cfg->renewal_window_ms = 120LL * 86400 * 1000;
 	if (r->rate_limits != NULL) {
 		if (!json_is_object(r->rate_limits)) {
-			snprintf(err, errlen, "rate_limits: expected an object");
+			snprintf(
+			    err, errlen, "rate_limits: expected an object");
 			return -1;
 		}
 		if (parse_rate_limits(r->rate_limits, cfg, err, errlen) != 0)
@@ -497,8 +497,10 @@ apply_env(struct ra_config *cfg, char *err, size_t errlen)
 	    e[0] != '\0') {
 		v = strtoll(e, &end, 10);
 		if (*end != '\0' || v < 0 || v > 100) {
-			snprintf(err, errlen, "ANVIL_RA_AUTHZ_REUSE_PERCENT: "
-			    "expected 0..100, got \"%.40s\"", e);
+			snprintf(err, errlen,
+			    "ANVIL_RA_AUTHZ_REUSE_PERCENT: "
+			    "expected 0..100, got \"%.40s\"",
+			    e);
 			return -1;
 		}
 		cfg->authz_reuse_enabled = v > 0;
@@ -507,8 +509,10 @@ apply_env(struct ra_config *cfg, char *err, size_t errlen)
 	if ((e = getenv("ANVIL_RA_SLOW_FINALIZE")) != NULL && e[0] != '\0') {
 		if (duration_parse_ms(e, &ms) != 0 || ms < 0 ||
 		    ms > 3600 * 1000) {
-			snprintf(err, errlen, "ANVIL_RA_SLOW_FINALIZE: expected "
-			    "a duration up to 1h, got \"%.40s\"", e);
+			snprintf(err, errlen,
+			    "ANVIL_RA_SLOW_FINALIZE: expected "
+			    "a duration up to 1h, got \"%.40s\"",
+			    e);
 			return -1;
 		}
 		cfg->slow_finalize_ms = ms;
@@ -528,14 +532,14 @@ ra_config_parse(const json_t *obj, const char *path, struct ra_config *cfg,
 	cfg->log_level = LOG_LEVEL_INFO;
 	raw_init(&r);
 	if (jspec_parse(obj, top_spec, &r, inner, sizeof(inner)) != 0) {
-		snprintf(err, errlen, "%s: %s", path ? path : "ra config",
-		    inner);
+		snprintf(
+		    err, errlen, "%s: %s", path ? path : "ra config", inner);
 		goto out;
 	}
 	if (convert(&r, cfg, inner, sizeof(inner)) != 0 ||
 	    apply_env(cfg, inner, sizeof(inner)) != 0) {
-		snprintf(err, errlen, "%s: %s", path ? path : "ra config",
-		    inner);
+		snprintf(
+		    err, errlen, "%s: %s", path ? path : "ra config", inner);
 		goto out;
 	}
 	rc = 0;

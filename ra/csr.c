@@ -16,13 +16,15 @@ static int
 inet_ntop_wrap(int len, const unsigned char *d, char *buf, size_t buflen)
 {
 	return inet_ntop(len == 4 ? AF_INET : AF_INET6, d, buf,
-	    (socklen_t)buflen) != NULL ? 0 : -1;
+		   (socklen_t)buflen) != NULL
+	    ? 0
+	    : -1;
 }
 
 /* Adds "dns:<name>" / "ip:<addr>" to set (a JSON object used as a set). */
 static int
-add_name(json_t *set, const char *type, const char *value,
-    struct problem **prob)
+add_name(
+    json_t *set, const char *type, const char *value, struct problem **prob)
 {
 	char e[160], *n = NULL, *key;
 
@@ -31,8 +33,10 @@ add_name(json_t *set, const char *type, const char *value,
 	else
 		n = ident_ip_normalize(value, NULL, NULL, e, sizeof(e));
 	if (n == NULL) {
-		*prob = problem_new(PROB_BAD_CSR, "CSR contains an invalid %s "
-		    "name \"%.100s\": %s", type, value, e);
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR contains an invalid %s "
+		    "name \"%.100s\": %s",
+		    type, value, e);
 		return -1;
 	}
 	key = xasprintf("%s:%s", type, n);
@@ -54,8 +58,8 @@ collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
 	if (exts == NULL)
 		return 0;
 	idx = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
-	if (idx >= 0 && X509v3_get_ext_by_NID(exts, NID_subject_alt_name,
-	    idx) >= 0) {
+	if (idx >= 0 &&
+	    X509v3_get_ext_by_NID(exts, NID_subject_alt_name, idx) >= 0) {
 		*prob = problem_new(PROB_BAD_CSR,
 		    "CSR has more than one subjectAltName extension");
 		goto out;
@@ -73,8 +77,8 @@ collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
 	for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
 		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 		if (g->type == GEN_DNS) {
-			const unsigned char *d = ASN1_STRING_get0_data(
-			    g->d.dNSName);
+			const unsigned char *d =
+			    ASN1_STRING_get0_data(g->d.dNSName);
 			int l = ASN1_STRING_length(g->d.dNSName);
 			char *s;
 			if (l <= 0 || l > 255 ||
@@ -91,10 +95,10 @@ collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
 			free(s);
 		} else if (g->type == GEN_IPADD) {
 			int l = ASN1_STRING_length(g->d.iPAddress);
-			const unsigned char *d = ASN1_STRING_get0_data(
-			    g->d.iPAddress);
-			if ((l != 4 && l != 16) || inet_ntop_wrap(l, d, ipbuf,
-			    sizeof(ipbuf)) != 0) {
+			const unsigned char *d =
+			    ASN1_STRING_get0_data(g->d.iPAddress);
+			if ((l != 4 && l != 16) ||
+			    inet_ntop_wrap(l, d, ipbuf, sizeof(ipbuf)) != 0) {
 				*prob = problem_new(PROB_BAD_CSR,
 				    "CSR has a malformed IP address SAN");
 				goto out;
@@ -102,7 +106,8 @@ collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
 			if (add_name(set, "ip", ipbuf, prob) != 0)
 				goto out;
 		} else {
-			*prob = problem_new(PROB_BAD_CSR, "CSR contains a "
+			*prob = problem_new(PROB_BAD_CSR,
+			    "CSR contains a "
 			    "subjectAltName that is not a DNS name or an IP "
 			    "address");
 			goto out;
@@ -131,15 +136,16 @@ get_cn(X509_REQ *req, char **cn, struct problem **prob)
 	if (idx < 0)
 		return 0;
 	if (X509_NAME_get_index_by_NID(subj, NID_commonName, idx) >= 0) {
-		*prob = problem_new(PROB_BAD_CSR,
-		    "CSR has more than one Common Name");
+		*prob = problem_new(
+		    PROB_BAD_CSR, "CSR has more than one Common Name");
 		return -1;
 	}
 	d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
 	l = ASN1_STRING_to_UTF8(&utf8, d);
 	if (l <= 0 || l > 255 || memchr(utf8, '\0', (size_t)l) != NULL) {
 		OPENSSL_free(utf8);
-		*prob = problem_new(PROB_BAD_CSR, "CSR Common Name is malformed");
+		*prob =
+		    problem_new(PROB_BAD_CSR, "CSR Common Name is malformed");
 		return -1;
 	}
 	*cn = xstrndup((const char *)utf8, (size_t)l);
@@ -150,8 +156,8 @@ get_cn(X509_REQ *req, char **cn, struct problem **prob)
 /* See ra.h. */
 int
 ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
-    const struct ra_key_policy *kp, EVP_PKEY *account_key,
-    EVP_PKEY **pkey_out, struct problem **prob)
+    const struct ra_key_policy *kp, EVP_PKEY *account_key, EVP_PKEY **pkey_out,
+    struct problem **prob)
 {
 	X509_REQ *req = NULL;
 	EVP_PKEY *pkey = NULL;
@@ -167,13 +173,15 @@ ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
 	if (len == 0 || len > 65536 ||
 	    (req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL ||
 	    p != der + len) {
-		*prob = problem_new(PROB_BAD_CSR, "CSR is not a DER-encoded "
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR is not a DER-encoded "
 		    "PKCS#10 request");
 		goto out;
 	}
 	pkey = X509_REQ_get_pubkey(req);
 	if (pkey == NULL) {
-		*prob = problem_new(PROB_BAD_CSR, "CSR public key cannot be "
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR public key cannot be "
 		    "parsed");
 		goto out;
 	}
@@ -188,49 +196,62 @@ ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
 	if (cn != NULL) {
 		/* The CN must name one of the SANs (same normalisation). */
 		const char *t = strchr(cn, ':') != NULL ||
-		    strspn(cn, "0123456789.") == strlen(cn) ? "ip" : "dns";
+			strspn(cn, "0123456789.") == strlen(cn)
+		    ? "ip"
+		    : "dns";
 		if (strcmp(t, "dns") == 0)
 			n = ident_dns_normalize(cn, 1, e, sizeof(e));
 		else
 			n = ident_ip_normalize(cn, NULL, NULL, e, sizeof(e));
 		if (n == NULL) {
-			*prob = problem_new(PROB_BAD_CSR, "CSR Common Name "
-			    "\"%.100s\" is not a valid name: %s", cn, e);
+			*prob = problem_new(PROB_BAD_CSR,
+			    "CSR Common Name "
+			    "\"%.100s\" is not a valid name: %s",
+			    cn, e);
 			goto out;
 		}
 		key = xasprintf("%s:%s", t, n);
 		if (json_object_get(csr_names, key) == NULL) {
-			*prob = problem_new(PROB_BAD_CSR, "CSR Common Name "
-			    "\"%.100s\" is not among its subjectAltNames", cn);
+			*prob = problem_new(PROB_BAD_CSR,
+			    "CSR Common Name "
+			    "\"%.100s\" is not among its subjectAltNames",
+			    cn);
 			goto out;
 		}
 	}
-	json_array_foreach(idents, i, v) {
-		char *w = xasprintf("%s:%s", json_string_value(
-		    json_object_get(v, "type")), json_string_value(
-		    json_object_get(v, "value")));
+	json_array_foreach(idents, i, v)
+	{
+		char *w = xasprintf("%s:%s",
+		    json_string_value(json_object_get(v, "type")),
+		    json_string_value(json_object_get(v, "value")));
 		json_object_set_new(want, w, json_true());
 		free(w);
 	}
-	json_object_foreach(csr_names, k, v) {
+	json_object_foreach(csr_names, k, v)
+	{
 		if (json_object_get(want, k) == NULL) {
-			*prob = problem_new(PROB_BAD_CSR, "CSR names %s, which "
-			    "is not an identifier of the order", strchr(k, ':')
-			    + 1);
+			*prob = problem_new(PROB_BAD_CSR,
+			    "CSR names %s, which "
+			    "is not an identifier of the order",
+			    strchr(k, ':') + 1);
 			goto out;
 		}
 	}
-	json_object_foreach(want, k, v) {
+	json_object_foreach(want, k, v)
+	{
 		if (json_object_get(csr_names, k) == NULL) {
-			*prob = problem_new(PROB_BAD_CSR, "CSR does not name "
-			    "the order's identifier %s", strchr(k, ':') + 1);
+			*prob = problem_new(PROB_BAD_CSR,
+			    "CSR does not name "
+			    "the order's identifier %s",
+			    strchr(k, ':') + 1);
 			goto out;
 		}
 	}
 	if (ra_key_check(kp, pkey, prob) != 0)
 		goto out;
 	if (account_key != NULL && EVP_PKEY_eq(pkey, account_key) == 1) {
-		*prob = problem_new(PROB_BAD_CSR, "CSR must not use the "
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR must not use the "
 		    "account key");
 		goto out;
 	}

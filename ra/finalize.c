@@ -64,8 +64,8 @@ issued_anyway(struct ra *ra, const char *rid, const json_t *order,
 
 /* See ra_int.h. order borrowed (status processing). */
 void
-ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
-    const char *csr_b64)
+ra_issue_order(
+    struct ra *ra, const char *rid, const json_t *order, const char *csr_b64)
 {
 	json_t *res = NULL, *r2 = NULL, *params, *v;
 	struct problem *p = NULL, *q = NULL;
@@ -88,41 +88,47 @@ ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
 		json_object_set(params, "not_after", v);
 	if (ra_call(ra->ca, "ca.issue", params, rid, &res, &p) != 0) {
 		log_msg(LOG_LEVEL_WARN, rid, "order %lld: issuance failed: %s",
-		    (long long)json_integer_value(id), p->detail ? p->detail :
-		    "error");
+		    (long long)json_integer_value(id),
+		    p->detail ? p->detail : "error");
 		any = issued_anyway(ra, rid, order, p, &found);
 		if (any < 0) {
-			log_msg(LOG_LEVEL_ERROR, rid, "order %lld: left "
-			    "processing for recovery", (long long)
-			    json_integer_value(id));
+			log_msg(LOG_LEVEL_ERROR, rid,
+			    "order %lld: left "
+			    "processing for recovery",
+			    (long long)json_integer_value(id));
 			goto out;
 		}
 		if (any > 0) {
-			log_msg(LOG_LEVEL_WARN, rid, "order %lld: the CA stored "
-			    "certificate %s all the same", (long long)
-			    json_integer_value(id), found);
+			log_msg(LOG_LEVEL_WARN, rid,
+			    "order %lld: the CA stored "
+			    "certificate %s all the same",
+			    (long long)json_integer_value(id), found);
 			serial = found;
 			goto finalize;
 		}
 		if (p->type == PROB_UNAVAILABLE || p->type == PROB_NOT_FOUND ||
 		    p->type == PROB_CONFLICT) {
-			q = problem_new(PROB_SERVER_INTERNAL, "Issuance failed:"
-			    " %s", p->detail ? p->detail : "CA unavailable");
+			q = problem_new(PROB_SERVER_INTERNAL,
+			    "Issuance failed:"
+			    " %s",
+			    p->detail ? p->detail : "CA unavailable");
 			problem_free(p);
 			p = q;
 		}
-		if (ra_call(ra->sa, "sa.set_order_error", json_pack("{s:O,s:o}",
-		    "id", id, "error", problem_to_rpc_json(p)), rid, &r2,
-		    &q) != 0) {
-			log_msg(LOG_LEVEL_ERROR, rid, "order %lld: cannot "
-			    "record the error: %s", (long long)
-			    json_integer_value(id), q->detail ? q->detail :
-			    "error");
+		if (ra_call(ra->sa, "sa.set_order_error",
+			json_pack("{s:O,s:o}", "id", id, "error",
+			    problem_to_rpc_json(p)),
+			rid, &r2, &q) != 0) {
+			log_msg(LOG_LEVEL_ERROR, rid,
+			    "order %lld: cannot "
+			    "record the error: %s",
+			    (long long)json_integer_value(id),
+			    q->detail ? q->detail : "error");
 		}
 		log_audit(rid, "issuance", "order=%lld result=failed",
 		    (long long)json_integer_value(id));
-		ra_count(ra, "anvil_ra_orders_final_total",
-		    "status=\"invalid\"");
+		ra_count(
+		    ra, "anvil_ra_orders_final_total", "status=\"invalid\"");
 		goto out;
 	}
 	serial = json_string_value(json_object_get(res, "serial"));
@@ -131,17 +137,22 @@ ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
 		goto out;
 	}
 finalize:
-	if (ra_call(ra->sa, "sa.finalize_order", json_pack("{s:O,s:s}", "id",
-	    id, "serial", serial), rid, &r2, &q) != 0) {
-		log_msg(LOG_LEVEL_ERROR, rid, "order %lld: cannot mark valid "
-		    "(recovery will retry): %s", (long long)json_integer_value(
-		    id), q->detail ? q->detail : "error");
+	if (ra_call(ra->sa, "sa.finalize_order",
+		json_pack("{s:O,s:s}", "id", id, "serial", serial), rid, &r2,
+		&q) != 0) {
+		log_msg(LOG_LEVEL_ERROR, rid,
+		    "order %lld: cannot mark valid "
+		    "(recovery will retry): %s",
+		    (long long)json_integer_value(id),
+		    q->detail ? q->detail : "error");
 		goto out;
 	}
-	log_audit(rid, "issuance", "order=%lld account=%lld serial=%s "
-	    "result=valid", (long long)json_integer_value(id),
-	    (long long)json_integer_value(json_object_get(order,
-	    "account_id")), serial);
+	log_audit(rid, "issuance",
+	    "order=%lld account=%lld serial=%s "
+	    "result=valid",
+	    (long long)json_integer_value(id),
+	    (long long)json_integer_value(json_object_get(order, "account_id")),
+	    serial);
 	ra_count(ra, "anvil_ra_certificates_total", NULL);
 	ra_count(ra, "anvil_ra_orders_final_total", "status=\"valid\"");
 out:
@@ -173,8 +184,8 @@ finalize_job(void *arg)
  * VA's caa problem, or unavailable).
  */
 static int
-caa_recheck(struct ra *ra, const char *rid, const json_t *order,
-    struct problem **prob)
+caa_recheck(
+    struct ra *ra, const char *rid, const json_t *order, struct problem **prob)
 {
 	json_t *res = NULL, *az, *ch, *chk = NULL, *valid_ch;
 	int64_t now = time_now_ms(), validated;
@@ -182,40 +193,52 @@ caa_recheck(struct ra *ra, const char *rid, const json_t *order,
 	size_t i, j;
 	int rc = -1;
 
-	if (ra_call(ra->sa, "sa.get_authzs", json_pack("{s:O}", "ids",
-	    json_object_get(order, "authz_ids")), rid, &res, prob) != 0)
+	if (ra_call(ra->sa, "sa.get_authzs",
+		json_pack("{s:O}", "ids", json_object_get(order, "authz_ids")),
+		rid, &res, prob) != 0)
 		goto out;
-	uri = xasprintf("%s%lld", ra->cfg.account_uri_prefix, (long long)
-	    json_integer_value(json_object_get(order, "account_id")));
-	json_array_foreach(json_object_get(res, "authzs"), i, az) {
+	uri = xasprintf("%s%lld", ra->cfg.account_uri_prefix,
+	    (long long)json_integer_value(
+		json_object_get(order, "account_id")));
+	json_array_foreach(json_object_get(res, "authzs"), i, az)
+	{
 		json_t *ident = json_object_get(az, "identifier");
 		if (!json_is_string(json_object_get(ident, "type")) ||
 		    strcmp(json_string_value(json_object_get(ident, "type")),
-		    "dns") != 0)
+			"dns") != 0)
 			continue;
 		valid_ch = NULL;
-		json_array_foreach(json_object_get(az, "challenges"), j, ch) {
+		json_array_foreach(json_object_get(az, "challenges"), j, ch)
+		{
 			if (json_is_string(json_object_get(ch, "status")) &&
-			    strcmp(json_string_value(json_object_get(ch,
-			    "status")), "valid") == 0)
+			    strcmp(json_string_value(
+				       json_object_get(ch, "status")),
+				"valid") == 0)
 				valid_ch = ch;
 		}
-		if (valid_ch != NULL && ra_time_get(valid_ch, "validated",
-		    &validated) == 0 && now - validated <=
-		    ra->cfg.caa_recheck_after_ms)
+		if (valid_ch != NULL &&
+		    ra_time_get(valid_ch, "validated", &validated) == 0 &&
+		    now - validated <= ra->cfg.caa_recheck_after_ms)
 			continue;
-		if (ra_call(ra->va, "va.check_caa", json_pack("{s:O,s:b,s:s,"
-		    "s:s}", "identifier", ident, "wildcard",
-		    json_is_true(json_object_get(az, "wildcard")),
-		    "validation_method", valid_ch ? json_string_value(
-		    json_object_get(valid_ch, "type")) : "dns-01",
-		    "account_uri", uri), rid, &chk, prob) != 0)
+		if (ra_call(ra->va, "va.check_caa",
+			json_pack("{s:O,s:b,s:s,"
+				  "s:s}",
+			    "identifier", ident, "wildcard",
+			    json_is_true(json_object_get(az, "wildcard")),
+			    "validation_method",
+			    valid_ch ? json_string_value(
+					   json_object_get(valid_ch, "type"))
+				     : "dns-01",
+			    "account_uri", uri),
+			rid, &chk, prob) != 0)
 			goto out;
 		if (!json_is_true(json_object_get(chk, "ok"))) {
-			*prob = json_is_object(json_object_get(chk, "error")) ?
-			    problem_from_json(json_object_get(chk, "error")) :
-			    problem_new(PROB_CAA, "CAA forbids issuance for %s",
-			    json_string_value(json_object_get(ident, "value")));
+			*prob = json_is_object(json_object_get(chk, "error"))
+			    ? problem_from_json(json_object_get(chk, "error"))
+			    : problem_new(PROB_CAA,
+				  "CAA forbids issuance for %s",
+				  json_string_value(
+				      json_object_get(ident, "value")));
 			goto out;
 		}
 		json_decref(chk);
@@ -229,8 +252,8 @@ out:
 	return rc;
 }
 
-/* ra.finalize_order handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
- * *prob, both handed to the RPC server. */
+/* ra.finalize_order handler (docs/rpc-methods.md): req borrowed; on 0 *result,
+ * on -1 *prob, both handed to the RPC server. */
 int
 ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -253,47 +276,56 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
 		goto out;
-	if (ra_call(ra->sa, "sa.get_order", json_pack("{s:I}", "id",
-	    (json_int_t)oid), req->request_id, &order, prob) != 0)
+	if (ra_call(ra->sa, "sa.get_order",
+		json_pack("{s:I}", "id", (json_int_t)oid), req->request_id,
+		&order, prob) != 0)
 		goto out;
 	if (json_integer_value(json_object_get(order, "account_id")) != aid) {
-		*prob = problem_new(PROB_UNAUTHORIZED, "Order %lld belongs to "
-		    "another account", (long long)oid);
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "Order %lld belongs to "
+		    "another account",
+		    (long long)oid);
 		goto out;
 	}
 	st = json_string_value(json_object_get(order, "status"));
 	if (st == NULL || strcmp(st, "ready") != 0) {
-		*prob = problem_new(PROB_ORDER_NOT_READY, "Order is %s, not "
-		    "ready", st ? st : "in an unknown state");
+		*prob = problem_new(PROB_ORDER_NOT_READY,
+		    "Order is %s, not "
+		    "ready",
+		    st ? st : "in an unknown state");
 		goto out;
 	}
-	if (csr == NULL || b64url_decode(csr, strlen(csr), &der, &derlen) !=
-	    0) {
-		*prob = problem_new(PROB_BAD_CSR, "\"csr\" must be the "
+	if (csr == NULL ||
+	    b64url_decode(csr, strlen(csr), &der, &derlen) != 0) {
+		*prob = problem_new(PROB_BAD_CSR,
+		    "\"csr\" must be the "
 		    "base64url DER of a CSR");
 		goto out;
 	}
 	akey = ra_account_pkey(acct);
 	if (ra_csr_check(der, derlen, json_object_get(order, "identifiers"),
-	    &ra->cfg.keys, akey, &ckey, prob) != 0)
+		&ra->cfg.keys, akey, &ckey, prob) != 0)
 		goto out;
 	khash = ra_key_hash(ckey);
 	if (khash == NULL) {
 		*prob = problem_new(PROB_BAD_CSR, "CSR key cannot be encoded");
 		goto out;
 	}
-	if (ra_call(ra->sa, "sa.key_blocked", json_pack("{s:s}", "key_hash",
-	    khash), req->request_id, &res, prob) != 0)
+	if (ra_call(ra->sa, "sa.key_blocked",
+		json_pack("{s:s}", "key_hash", khash), req->request_id, &res,
+		prob) != 0)
 		goto out;
 	if (json_is_true(json_object_get(res, "blocked"))) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "The CSR's key is "
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
+		    "The CSR's key is "
 		    "blocked (it was reported compromised)");
 		goto out;
 	}
 	if (caa_recheck(ra, req->request_id, order, prob) != 0)
 		goto out;
-	if (ra_call(ra->sa, "sa.set_order_processing", json_pack("{s:I}", "id",
-	    (json_int_t)oid), req->request_id, &claimed, prob) != 0)
+	if (ra_call(ra->sa, "sa.set_order_processing",
+		json_pack("{s:I}", "id", (json_int_t)oid), req->request_id,
+		&claimed, prob) != 0)
 		goto out;
 	if (ra->cfg.finalize_async) {
 		inflight_set(ra, oid, 1);
@@ -307,13 +339,14 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 			finalize_job(j);
 			json_decref(claimed);
 			claimed = NULL;
-			rc = ra_call(ra->sa, "sa.get_order", json_pack("{s:I}",
-			    "id", (json_int_t)oid), req->request_id, result,
-			    prob);
+			rc = ra_call(ra->sa, "sa.get_order",
+			    json_pack("{s:I}", "id", (json_int_t)oid),
+			    req->request_id, result, prob);
 			goto out;
 		}
-		json_object_set_new(claimed, "retry_after_s", json_integer(
-		    (ra->cfg.finalize_retry_after_ms + 999) / 1000));
+		json_object_set_new(claimed, "retry_after_s",
+		    json_integer(
+			(ra->cfg.finalize_retry_after_ms + 999) / 1000));
 		*result = claimed;
 		claimed = NULL;
 		rc = 0;
@@ -322,8 +355,9 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	inflight_set(ra, oid, 1);
 	ra_issue_order(ra, req->request_id, claimed, csr);
 	inflight_set(ra, oid, 0);
-	rc = ra_call(ra->sa, "sa.get_order", json_pack("{s:I}", "id",
-	    (json_int_t)oid), req->request_id, result, prob);
+	rc = ra_call(ra->sa, "sa.get_order",
+	    json_pack("{s:I}", "id", (json_int_t)oid), req->request_id, result,
+	    prob);
 out:
 	json_decref(acct);
 	json_decref(order);

@@ -155,9 +155,44 @@ ra_weak_fermat(const BIGNUM *n, int rounds)
 }
 
 static const unsigned roca_primes[] = {
-	3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67,
-	71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139,
-	149, 151, 157, 163, 167,
+    3,
+    5,
+    7,
+    11,
+    13,
+    17,
+    19,
+    23,
+    29,
+    31,
+    37,
+    41,
+    43,
+    47,
+    53,
+    59,
+    61,
+    67,
+    71,
+    73,
+    79,
+    83,
+    89,
+    97,
+    101,
+    103,
+    107,
+    109,
+    113,
+    127,
+    131,
+    137,
+    139,
+    149,
+    151,
+    157,
+    163,
+    167,
 };
 
 /*
@@ -209,44 +244,47 @@ size_allowed(const struct ra_key_policy *kp, int bits)
 }
 
 static int
-check_rsa(const struct ra_key_policy *kp, EVP_PKEY *pkey,
-    struct problem **prob)
+check_rsa(const struct ra_key_policy *kp, EVP_PKEY *pkey, struct problem **prob)
 {
 	BIGNUM *n = NULL, *e = NULL;
 	int bits, rc = -1;
 
 	if (!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) ||
 	    !EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e)) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
-		    "Cannot read the RSA key");
+		*prob =
+		    problem_new(PROB_BAD_PUBLIC_KEY, "Cannot read the RSA key");
 		goto out;
 	}
 	bits = BN_num_bits(n);
 	if (!size_allowed(kp, bits)) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "RSA key size %d is "
-		    "not allowed (allowed: %lld..%lld bits%s)", bits,
-		    (long long)kp->rsa_min, (long long)kp->rsa_max,
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
+		    "RSA key size %d is "
+		    "not allowed (allowed: %lld..%lld bits%s)",
+		    bits, (long long)kp->rsa_min, (long long)kp->rsa_max,
 		    kp->n_rsa_sizes ? ", listed sizes only" : "");
 		goto out;
 	}
 	if (!BN_is_word(e, 65537)) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
-		    "RSA public exponent must be 65537");
+		*prob = problem_new(
+		    PROB_BAD_PUBLIC_KEY, "RSA public exponent must be 65537");
 		goto out;
 	}
-	if (ra_weak_small_prime(n, kp->small_prime_bound ?
-	    kp->small_prime_bound : 751)) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "RSA modulus has a "
+	if (ra_weak_small_prime(
+		n, kp->small_prime_bound ? kp->small_prime_bound : 751)) {
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
+		    "RSA modulus has a "
 		    "small prime factor (weak key)");
 		goto out;
 	}
 	if (ra_weak_roca(n)) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "RSA key has the ROCA "
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
+		    "RSA key has the ROCA "
 		    "fingerprint (CVE-2017-15361; weak key)");
 		goto out;
 	}
 	if (kp->fermat_rounds > 0 && ra_weak_fermat(n, kp->fermat_rounds)) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "RSA modulus can be "
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
+		    "RSA modulus can be "
 		    "factored with Fermat's method (p and q too close; weak "
 		    "key)");
 		goto out;
@@ -259,8 +297,7 @@ out:
 }
 
 static int
-check_ec(const struct ra_key_policy *kp, EVP_PKEY *pkey,
-    struct problem **prob)
+check_ec(const struct ra_key_policy *kp, EVP_PKEY *pkey, struct problem **prob)
 {
 	char group[64];
 	size_t glen = 0;
@@ -269,17 +306,15 @@ check_ec(const struct ra_key_policy *kp, EVP_PKEY *pkey,
 	int rc = -1;
 
 	if (!EVP_PKEY_get_group_name(pkey, group, sizeof(group), &glen)) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
-		    "Cannot read the EC key's curve");
+		*prob = problem_new(
+		    PROB_BAD_PUBLIC_KEY, "Cannot read the EC key's curve");
 		goto out;
 	}
 	if (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0)
 		ok = kp->allow_p256;
-	else if (strcmp(group, "secp384r1") == 0 ||
-	    strcmp(group, "P-384") == 0)
+	else if (strcmp(group, "secp384r1") == 0 || strcmp(group, "P-384") == 0)
 		ok = kp->allow_p384;
-	else if (strcmp(group, "secp521r1") == 0 ||
-	    strcmp(group, "P-521") == 0)
+	else if (strcmp(group, "secp521r1") == 0 || strcmp(group, "P-521") == 0)
 		ok = kp->allow_p521;
 	if (!ok) {
 		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
@@ -300,8 +335,8 @@ out:
 
 /* See ra.h. pkey borrowed. */
 int
-ra_key_check(const struct ra_key_policy *kp, EVP_PKEY *pkey,
-    struct problem **prob)
+ra_key_check(
+    const struct ra_key_policy *kp, EVP_PKEY *pkey, struct problem **prob)
 {
 	switch (EVP_PKEY_get_base_id(pkey)) {
 	case EVP_PKEY_RSA:

@@ -28,8 +28,8 @@ ra_new_challenges(enum ident_type type, int wildcard)
 	}
 	for (i = 0; i < n; i++) {
 		tok = random_token(32);
-		json_array_append_new(a, json_pack("{s:s,s:s}", "type",
-		    types[i], "token", tok));
+		json_array_append_new(
+		    a, json_pack("{s:s,s:s}", "type", types[i], "token", tok));
 		free(tok);
 	}
 	return a;
@@ -89,8 +89,8 @@ ra_serial_hex(const uint8_t *b, size_t n)
  * identifier with the order and not be replaced already.
  */
 static int
-check_replaces(struct ra *ra, const char *rid, int64_t acct,
-    const char *certid, const json_t *idents, struct problem **prob)
+check_replaces(struct ra *ra, const char *rid, int64_t acct, const char *certid,
+    const json_t *idents, struct problem **prob)
 {
 	char *serial = certid_serial(certid);
 	json_t *cert = NULL, *res = NULL, *ci, *oi;
@@ -99,14 +99,16 @@ check_replaces(struct ra *ra, const char *rid, int64_t acct,
 	int shared = 0, rc = -1;
 
 	if (serial == NULL) {
-		*prob = problem_new(PROB_MALFORMED, "\"replaces\" is not a "
+		*prob = problem_new(PROB_MALFORMED,
+		    "\"replaces\" is not a "
 		    "valid ARI certificate identifier");
 		goto out;
 	}
-	if (ra_call(ra->sa, "sa.get_certificate", json_pack("{s:s}", "serial",
-	    serial), rid, &cert, &p) != 0) {
+	if (ra_call(ra->sa, "sa.get_certificate",
+		json_pack("{s:s}", "serial", serial), rid, &cert, &p) != 0) {
 		if (p->type == PROB_NOT_FOUND) {
-			*prob = problem_new(PROB_MALFORMED, "The certificate "
+			*prob = problem_new(PROB_MALFORMED,
+			    "The certificate "
 			    "named in \"replaces\" does not exist");
 			problem_free(p);
 		} else
@@ -114,27 +116,33 @@ check_replaces(struct ra *ra, const char *rid, int64_t acct,
 		goto out;
 	}
 	if (json_integer_value(json_object_get(cert, "account_id")) != acct) {
-		*prob = problem_new(PROB_UNAUTHORIZED, "The certificate named "
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "The certificate named "
 		    "in \"replaces\" belongs to another account");
 		goto out;
 	}
-	json_array_foreach(json_object_get(cert, "identifiers"), i, ci) {
-		json_array_foreach(idents, j, oi) {
+	json_array_foreach(json_object_get(cert, "identifiers"), i, ci)
+	{
+		json_array_foreach(idents, j, oi)
+		{
 			if (json_equal(ci, oi))
 				shared = 1;
 		}
 	}
 	if (!shared) {
-		*prob = problem_new(PROB_MALFORMED, "The order shares no "
+		*prob = problem_new(PROB_MALFORMED,
+		    "The order shares no "
 		    "identifier with the certificate it replaces");
 		goto out;
 	}
-	if (ra_call(ra->sa, "sa.replacement_exists", json_pack("{s:s}",
-	    "serial", serial), rid, &res, prob) != 0)
+	if (ra_call(ra->sa, "sa.replacement_exists",
+		json_pack("{s:s}", "serial", serial), rid, &res, prob) != 0)
 		goto out;
 	if (json_is_true(json_object_get(res, "exists"))) {
-		*prob = problem_new(PROB_ALREADY_REPLACED, "The certificate %s "
-		    "has already been replaced", serial);
+		*prob = problem_new(PROB_ALREADY_REPLACED,
+		    "The certificate %s "
+		    "has already been replaced",
+		    serial);
 		goto out;
 	}
 	rc = 0;
@@ -156,13 +164,16 @@ check_validity(const struct profile *prof, const char *nb, const char *na,
 	if (nb == NULL && na == NULL)
 		return 0;
 	if (!prof->allow_validity_request) {
-		*prob = problem_new(PROB_MALFORMED, "Profile %s does not allow "
-		    "notBefore/notAfter in orders", prof->name);
+		*prob = problem_new(PROB_MALFORMED,
+		    "Profile %s does not allow "
+		    "notBefore/notAfter in orders",
+		    prof->name);
 		return -1;
 	}
 	if (nb != NULL) {
 		if (time_parse_rfc3339(nb, &t) != 0) {
-			*prob = problem_new(PROB_MALFORMED, "notBefore is not "
+			*prob = problem_new(PROB_MALFORMED,
+			    "notBefore is not "
 			    "an RFC 3339 time");
 			return -1;
 		}
@@ -171,31 +182,36 @@ check_validity(const struct profile *prof, const char *nb, const char *na,
 	nam = nbm + prof->validity_ms;
 	if (na != NULL) {
 		if (time_parse_rfc3339(na, &t) != 0) {
-			*prob = problem_new(PROB_MALFORMED, "notAfter is not "
+			*prob = problem_new(PROB_MALFORMED,
+			    "notAfter is not "
 			    "an RFC 3339 time");
 			return -1;
 		}
 		nam = (int64_t)t * 1000;
 	}
 	if (nbm < now - prof->backdate_ms - 60000) {
-		*prob = problem_new(PROB_MALFORMED, "notBefore is too far in "
+		*prob = problem_new(PROB_MALFORMED,
+		    "notBefore is too far in "
 		    "the past");
 		return -1;
 	}
 	if (nbm > now + prof->order_lifetime_ms) {
-		*prob = problem_new(PROB_MALFORMED, "notBefore is too far in "
+		*prob = problem_new(PROB_MALFORMED,
+		    "notBefore is too far in "
 		    "the future (at most the order lifetime)");
 		return -1;
 	}
 	if (nam <= nbm || nam <= now) {
-		*prob = problem_new(PROB_MALFORMED, "notAfter must be after "
+		*prob = problem_new(PROB_MALFORMED,
+		    "notAfter must be after "
 		    "notBefore and in the future");
 		return -1;
 	}
 	if (nam - nbm > prof->validity_ms) {
-		*prob = problem_new(PROB_MALFORMED, "Requested validity exceeds "
-		    "profile %s's maximum of %lld seconds", prof->name,
-		    (long long)(prof->validity_ms / 1000));
+		*prob = problem_new(PROB_MALFORMED,
+		    "Requested validity exceeds "
+		    "profile %s's maximum of %lld seconds",
+		    prof->name, (long long)(prof->validity_ms / 1000));
 		return -1;
 	}
 	return 0;
@@ -210,12 +226,14 @@ authz_idents(const json_t *idents)
 	const char *val;
 	int wc;
 
-	json_array_foreach(idents, i, v) {
+	json_array_foreach(idents, i, v)
+	{
 		val = json_string_value(json_object_get(v, "value"));
 		wc = strncmp(val, "*.", 2) == 0;
-		json_array_append_new(a, json_pack("{s:O,s:s,s:b}", "type",
-		    json_object_get(v, "type"), "value", wc ? val + 2 : val,
-		    "wildcard", wc));
+		json_array_append_new(a,
+		    json_pack("{s:O,s:s,s:b}", "type",
+			json_object_get(v, "type"), "value", wc ? val + 2 : val,
+			"wildcard", wc));
 	}
 	return a;
 }
@@ -235,9 +253,11 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 	const char *k;
 
 	/* Renewal: the same identifier set was issued recently. */
-	if (!renewal && ra_call(ra->sa, "sa.fqdn_set_issued", json_pack(
-	    "{s:O,s:I}", "identifiers", idents, "window_ms",
-	    (json_int_t)ra->cfg.renewal_window_ms), rid, &res, &p) == 0) {
+	if (!renewal &&
+	    ra_call(ra->sa, "sa.fqdn_set_issued",
+		json_pack("{s:O,s:I}", "identifiers", idents, "window_ms",
+		    (json_int_t)ra->cfg.renewal_window_ms),
+		rid, &res, &p) == 0) {
 		renewal = json_integer_value(json_object_get(res, "count")) > 0;
 	}
 	problem_free(p);
@@ -246,27 +266,31 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 	res = NULL;
 
 	/* Failed validations per identifier per account (check only). */
-	json_array_foreach(idents, i, v) {
-		key = xasprintf("failed_validation:acct:%lld:%s",
-		    (long long)acct, json_string_value(json_object_get(v,
-		    "value")));
+	json_array_foreach(idents, i, v)
+	{
+		key =
+		    xasprintf("failed_validation:acct:%lld:%s", (long long)acct,
+			json_string_value(json_object_get(v, "value")));
 		if (ra_rl_spend(ra, rid, RA_RL_FAILED_VALIDATIONS, prof->name,
-		    key, 0, prob) != 0)
+			key, 0, prob) != 0)
 			goto out;
 		free(key);
 		key = NULL;
 	}
 	/* Duplicate certificates: the exact identifier set. */
 	l = ra_config_limit(&ra->cfg, RA_RL_DUPLICATE_CERTS, prof->name, &tmp);
-	if (l->enabled && ra_call(ra->sa, "sa.fqdn_set_issued", json_pack(
-	    "{s:O,s:I}", "identifiers", idents, "window_ms",
-	    (json_int_t)l->period_ms), rid, &res, &p) == 0) {
-		int64_t count = json_integer_value(json_object_get(res,
-		    "count"));
+	if (l->enabled &&
+	    ra_call(ra->sa, "sa.fqdn_set_issued",
+		json_pack("{s:O,s:I}", "identifiers", idents, "window_ms",
+		    (json_int_t)l->period_ms),
+		rid, &res, &p) == 0) {
+		int64_t count =
+		    json_integer_value(json_object_get(res, "count"));
 		if (count >= l->limit) {
 			int64_t oldest = 0, ts, retry;
-			json_array_foreach(json_object_get(res, "timestamps"),
-			    i, v) {
+			json_array_foreach(
+			    json_object_get(res, "timestamps"), i, v)
+			{
 				if (json_is_string(v)) {
 					json_t *w = json_pack("{s:O}", "t", v);
 					if (ra_time_get(w, "t", &ts) == 0 &&
@@ -275,11 +299,12 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 					json_decref(w);
 				}
 			}
-			retry = oldest ? oldest + l->period_ms - time_now_ms() :
-			    l->period_ms / l->limit;
+			retry = oldest ? oldest + l->period_ms - time_now_ms()
+				       : l->period_ms / l->limit;
 			if (retry < 1000)
 				retry = 1000;
-			*prob = problem_new(PROB_RATE_LIMITED, "Rate limit "
+			*prob = problem_new(PROB_RATE_LIMITED,
+			    "Rate limit "
 			    "duplicate_certificates exceeded: %lld "
 			    "certificates for exactly this set of identifiers "
 			    "in the last %llds; retry after %llds",
@@ -298,20 +323,22 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 		goto out;
 	}
 	/* Certificates per registered domain (renewals exempt). */
-	l = ra_config_limit(&ra->cfg, RA_RL_CERTS_PER_DOMAIN, prof->name,
-	    &tmp);
+	l = ra_config_limit(&ra->cfg, RA_RL_CERTS_PER_DOMAIN, prof->name, &tmp);
 	if (l->enabled) {
 		domains = json_object();
-		json_array_foreach(idents, i, v) {
+		json_array_foreach(idents, i, v)
+		{
 			dom = ra_policy_registered_domain(&ra->cfg.policy,
 			    json_string_value(json_object_get(v, "value")));
 			json_object_set_new(domains, dom, json_true());
 			free(dom);
 		}
-		json_object_foreach(domains, k, v) {
+		json_object_foreach(domains, k, v)
+		{
 			if (ra_call(ra->sa, "sa.count_certs_by_domain",
-			    json_pack("{s:s,s:I}", "domain", k, "window_ms",
-			    (json_int_t)l->period_ms), rid, &res, &p) != 0) {
+				json_pack("{s:s,s:I}", "domain", k, "window_ms",
+				    (json_int_t)l->period_ms),
+				rid, &res, &p) != 0) {
 				problem_free(p);
 				p = NULL;
 				continue;
@@ -319,13 +346,14 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 			if (json_integer_value(json_object_get(res, "count")) >=
 			    l->limit) {
 				int64_t retry = l->period_ms / l->limit;
-				*prob = problem_new(PROB_RATE_LIMITED, "Rate "
+				*prob = problem_new(PROB_RATE_LIMITED,
+				    "Rate "
 				    "limit certificates_per_domain exceeded "
-				    "for %s: %lld per %llds", k,
-				    (long long)l->limit,
+				    "for %s: %lld per %llds",
+				    k, (long long)l->limit,
 				    (long long)(l->period_ms / 1000));
-				(*prob)->retry_after = (int)((retry + 999) /
-				    1000);
+				(*prob)->retry_after =
+				    (int)((retry + 999) / 1000);
 				goto out;
 			}
 			json_decref(res);
@@ -334,8 +362,8 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 	}
 	/* New orders per account (renewals exempt); spent last. */
 	key = xasprintf("new_order:acct:%lld", (long long)acct);
-	if (ra_rl_spend(ra, rid, RA_RL_NEW_ORDERS_PER_ACCOUNT, prof->name,
-	    key, 1, prob) != 0)
+	if (ra_rl_spend(ra, rid, RA_RL_NEW_ORDERS_PER_ACCOUNT, prof->name, key,
+		1, prob) != 0)
 		goto out;
 	rc = 0;
 out:
@@ -388,26 +416,29 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	prof = profiles_find(ra->profiles, pname);
 	if (prof == NULL) {
-		*prob = problem_new(PROB_INVALID_PROFILE, "Unknown profile "
-		    "\"%.64s\"", pname);
+		*prob = problem_new(PROB_INVALID_PROFILE,
+		    "Unknown profile "
+		    "\"%.64s\"",
+		    pname);
 		goto out;
 	}
 	if (ra_policy_check_idents(&ra->cfg.policy, prof,
-	    json_object_get(params, "identifiers"), &idents, prob) != 0)
+		json_object_get(params, "identifiers"), &idents, prob) != 0)
 		goto out;
 	if (check_validity(prof, nb, na, now, prob) != 0)
 		goto out;
-	if (replaces != NULL && check_replaces(ra, req->request_id, id,
-	    replaces, idents, prob) != 0)
+	if (replaces != NULL &&
+	    check_replaces(ra, req->request_id, id, replaces, idents, prob) !=
+		0)
 		goto out;
 	if (check_limits(ra, req->request_id, id, prof, idents,
-	    replaces != NULL, prob) != 0)
+		replaces != NULL, prob) != 0)
 		goto out;
 
 	expires = now + prof->order_lifetime_ms;
 	ra_time_fmt(expires, t_exp, sizeof(t_exp));
-	ra_time_fmt(now + prof->pending_authz_lifetime_ms, t_aexp,
-	    sizeof(t_aexp));
+	ra_time_fmt(
+	    now + prof->pending_authz_lifetime_ms, t_aexp, sizeof(t_aexp));
 	aidents = authz_idents(idents);
 	reuse_ids = json_array();
 	new_authzs = json_array();
@@ -419,29 +450,35 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	if (min_left > 86400000LL)
 		min_left = 86400000LL;
 	ra_time_fmt(now + min_left, t_cut, sizeof(t_cut));
-	if (reuse_roll(ra) && ra_call(ra->sa, "sa.get_valid_authzs", json_pack(
-	    "{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)id, "identifiers",
-	    aidents, "profile", prof->name, "valid_until_after", t_cut),
-	    req->request_id, &reuse, &p) != 0) {
-		log_msg(LOG_LEVEL_WARN, req->request_id, "authz reuse lookup "
-		    "failed: %s", p->detail ? p->detail : "error");
+	if (reuse_roll(ra) &&
+	    ra_call(ra->sa, "sa.get_valid_authzs",
+		json_pack("{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)id,
+		    "identifiers", aidents, "profile", prof->name,
+		    "valid_until_after", t_cut),
+		req->request_id, &reuse, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, req->request_id,
+		    "authz reuse lookup "
+		    "failed: %s",
+		    p->detail ? p->detail : "error");
 		problem_free(p);
 		p = NULL;
 	}
-	json_array_foreach(aidents, i, v) {
+	json_array_foreach(aidents, i, v)
+	{
 		json_int_t found = 0;
-		json_array_foreach(json_object_get(reuse, "authzs"), j, a) {
+		json_array_foreach(json_object_get(reuse, "authzs"), j, a)
+		{
 			json_t *ai = json_object_get(a, "identifier");
 			if (json_equal(json_object_get(ai, "type"),
-			    json_object_get(v, "type")) &&
+				json_object_get(v, "type")) &&
 			    json_equal(json_object_get(ai, "value"),
-			    json_object_get(v, "value")) &&
+				json_object_get(v, "value")) &&
 			    json_is_true(json_object_get(a, "wildcard")) ==
-			    json_is_true(json_object_get(v, "wildcard")) &&
-			    json_integer_value(json_object_get(a,
-			    "account_id")) == id) {
-				found = json_integer_value(json_object_get(a,
-				    "id"));
+				json_is_true(json_object_get(v, "wildcard")) &&
+			    json_integer_value(
+				json_object_get(a, "account_id")) == id) {
+				found = json_integer_value(
+				    json_object_get(a, "id"));
 				break;
 			}
 		}
@@ -453,38 +490,40 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 			continue;
 		}
 		it = IDENT_DNS;
-		(void)ident_type_parse(json_string_value(json_object_get(v,
-		    "type")), &it);
-		json_array_append_new(new_authzs, json_pack(
-		    "{s:{s:O,s:O},s:O,s:s,s:o}", "identifier", "type",
-		    json_object_get(v, "type"), "value", json_object_get(v,
-		    "value"), "wildcard", json_object_get(v, "wildcard"),
-		    "expires", t_aexp, "challenges", ra_new_challenges(it,
-		    json_is_true(json_object_get(v, "wildcard")))));
+		(void)ident_type_parse(
+		    json_string_value(json_object_get(v, "type")), &it);
+		json_array_append_new(new_authzs,
+		    json_pack("{s:{s:O,s:O},s:O,s:s,s:o}", "identifier", "type",
+			json_object_get(v, "type"), "value",
+			json_object_get(v, "value"), "wildcard",
+			json_object_get(v, "wildcard"), "expires", t_aexp,
+			"challenges",
+			ra_new_challenges(
+			    it, json_is_true(json_object_get(v, "wildcard")))));
 	}
 	ra_time_fmt(expires, t_exp, sizeof(t_exp));
 	np = json_pack("{s:I,s:s,s:O,s:s,s:O,s:O}", "account_id",
-	    (json_int_t)id, "expires", t_exp, "identifiers", idents,
-	    "profile", prof->name, "reuse_authz_ids", reuse_ids, "new_authzs",
-	    new_authzs);
+	    (json_int_t)id, "expires", t_exp, "identifiers", idents, "profile",
+	    prof->name, "reuse_authz_ids", reuse_ids, "new_authzs", new_authzs);
 	if (nb != NULL)
 		json_object_set_new(np, "not_before", json_string(nb));
 	if (na != NULL)
 		json_object_set_new(np, "not_after", json_string(na));
 	if (replaces != NULL)
 		json_object_set_new(np, "replaces", json_string(replaces));
-	if (ra_call(ra->sa, "sa.new_order", np, req->request_id, &order,
-	    prob) != 0)
+	if (ra_call(
+		ra->sa, "sa.new_order", np, req->request_id, &order, prob) != 0)
 		goto out;
-	if (ra_call(ra->sa, "sa.get_authzs", json_pack("{s:O}", "ids",
-	    json_object_get(order, "authz_ids")), req->request_id, &authzs,
-	    prob) != 0)
+	if (ra_call(ra->sa, "sa.get_authzs",
+		json_pack("{s:O}", "ids", json_object_get(order, "authz_ids")),
+		req->request_id, &authzs, prob) != 0)
 		goto out;
 	json_object_set(order, "authzs", json_object_get(authzs, "authzs"));
-	log_msg(LOG_LEVEL_INFO, req->request_id, "new order %lld account=%lld "
-	    "identifiers=%zu reused=%zu", (long long)json_integer_value(
-	    json_object_get(order, "id")), (long long)id,
-	    json_array_size(idents), json_array_size(reuse_ids));
+	log_msg(LOG_LEVEL_INFO, req->request_id,
+	    "new order %lld account=%lld "
+	    "identifiers=%zu reused=%zu",
+	    (long long)json_integer_value(json_object_get(order, "id")),
+	    (long long)id, json_array_size(idents), json_array_size(reuse_ids));
 	ra_count(ra, "anvil_ra_new_orders_total", NULL);
 	*result = order;
 	order = NULL;
@@ -523,31 +562,40 @@ ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	prof = profiles_find(ra->profiles, pname);
 	if (prof == NULL) {
-		*prob = problem_new(PROB_INVALID_PROFILE, "Unknown profile "
-		    "\"%.64s\"", pname);
+		*prob = problem_new(PROB_INVALID_PROFILE,
+		    "Unknown profile "
+		    "\"%.64s\"",
+		    pname);
 		goto out;
 	}
-	one = json_pack("[O]", json_object_get(params, "identifier") ?
-	    json_object_get(params, "identifier") : json_null());
-	if (ra_policy_check_idents(&ra->cfg.policy, prof, one, &idents,
-	    prob) != 0)
+	one = json_pack("[O]",
+	    json_object_get(params, "identifier")
+		? json_object_get(params, "identifier")
+		: json_null());
+	if (ra_policy_check_idents(&ra->cfg.policy, prof, one, &idents, prob) !=
+	    0)
 		goto out;
-	val = json_string_value(json_object_get(json_array_get(idents, 0),
-	    "value"));
+	val = json_string_value(
+	    json_object_get(json_array_get(idents, 0), "value"));
 	if (strncmp(val, "*.", 2) == 0) {
-		*prob = problem_new(PROB_REJECTED_IDENTIFIER, "Pre-authorization "
+		*prob = problem_new(PROB_REJECTED_IDENTIFIER,
+		    "Pre-authorization "
 		    "is not possible for wildcard names");
 		goto out;
 	}
 	(void)ident_type_parse(json_string_value(json_object_get(
-	    json_array_get(idents, 0), "type")), &it);
-	ra_time_fmt(time_now_ms() + prof->pending_authz_lifetime_ms, t,
-	    sizeof(t));
-	if (ra_call(ra->sa, "sa.new_authz", json_pack("{s:I,s:O,s:b,s:s,s:s,"
-	    "s:o}", "account_id", (json_int_t)id, "identifier",
-	    json_array_get(idents, 0), "wildcard", 0, "expires", t, "profile",
-	    prof->name, "challenges", ra_new_challenges(it, 0)),
-	    req->request_id, result, prob) != 0)
+				   json_array_get(idents, 0), "type")),
+	    &it);
+	ra_time_fmt(
+	    time_now_ms() + prof->pending_authz_lifetime_ms, t, sizeof(t));
+	if (ra_call(ra->sa, "sa.new_authz",
+		json_pack("{s:I,s:O,s:b,s:s,s:s,"
+			  "s:o}",
+		    "account_id", (json_int_t)id, "identifier",
+		    json_array_get(idents, 0), "wildcard", 0, "expires", t,
+		    "profile", prof->name, "challenges",
+		    ra_new_challenges(it, 0)),
+		req->request_id, result, prob) != 0)
 		goto out;
 	rc = 0;
 out:

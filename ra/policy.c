@@ -44,8 +44,9 @@ ra_psl_load(const char *path, char *err, size_t errlen)
 		char *s = line, *e;
 		if (strncmp(s, "//", 2) == 0)
 			continue;
-		for (e = s; *e && *e != ' ' && *e != '\t' && *e != '\n' &&
-		    *e != '\r'; e++)
+		for (e = s;
+		     *e && *e != ' ' && *e != '\t' && *e != '\n' && *e != '\r';
+		     e++)
 			;
 		*e = '\0';
 		if (*s == '\0')
@@ -164,8 +165,8 @@ ra_ip_range_parse(const char *s, struct ra_ip_range *out)
 
 /* See ra.h / ra_int.h for ownership and return values. */
 int
-ra_ip_range_contains(const struct ra_ip_range *r, const uint8_t *addr,
-    size_t len)
+ra_ip_range_contains(
+    const struct ra_ip_range *r, const uint8_t *addr, size_t len)
 {
 	int bits = r->prefix, i;
 
@@ -182,16 +183,40 @@ ra_ip_range_contains(const struct ra_ip_range *r, const uint8_t *addr,
 /* IANA IPv4/IPv6 special-purpose address registries (not globally
  * reachable or reserved). */
 static const char *const special_ranges[] = {
-	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8",
-	"169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24",
-	"192.31.196.0/24", "192.52.193.0/24", "192.88.99.0/24",
-	"192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15",
-	"198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-	"255.255.255.255/32",
-	"::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96",
-	"64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
-	"2002::/16", "2620:4f:8000::/48", "3fff::/20", "5f00::/16",
-	"fc00::/7", "fe80::/10", "ff00::/8",
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.31.196.0/24",
+    "192.52.193.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "192.175.48.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "2002::/16",
+    "2620:4f:8000::/48",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
 };
 
 /* See ra.h / ra_int.h for ownership and return values. */
@@ -202,7 +227,7 @@ ra_ip_special_purpose(const uint8_t *addr, size_t len)
 	struct ra_ip_range r;
 
 	for (i = 0; i < sizeof(special_ranges) / sizeof(special_ranges[0]);
-	    i++) {
+	     i++) {
 		if (ra_ip_range_parse(special_ranges[i], &r) == 0 &&
 		    ra_ip_range_contains(&r, addr, len))
 			return 1;
@@ -285,8 +310,8 @@ check_dns(const struct ra_policy *pol, const char *raw, char **norm,
 		}
 		/* A wildcard directly above a public suffix covers names of
 		 * many registrants. */
-		if (base != n && ra_psl_suffix_len(pol->psl, base) ==
-		    strlen(base)) {
+		if (base != n &&
+		    ra_psl_suffix_len(pol->psl, base) == strlen(base)) {
 			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
 			    "Wildcard over a public suffix: %s", n);
 			goto fail;
@@ -339,8 +364,8 @@ check_ip(const struct ra_policy *pol, const char *raw, char **norm,
 	} else {
 		ok = 0;
 		for (i = 0; i < pol->n_ip_ranges; i++)
-			if (ra_ip_range_contains(&pol->ip_ranges[i], addr,
-			    alen))
+			if (ra_ip_range_contains(
+				&pol->ip_ranges[i], addr, alen))
 				ok = 1;
 	}
 	if (!ok) {
@@ -370,15 +395,16 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 	    !json_is_string(t = json_object_get(ident, "type")) ||
 	    !json_is_string(v = json_object_get(ident, "value")) ||
 	    json_object_size(ident) != 2) {
-		*prob = problem_new(PROB_MALFORMED, "An identifier must be an "
+		*prob = problem_new(PROB_MALFORMED,
+		    "An identifier must be an "
 		    "object with exactly \"type\" and \"value\" strings");
 		return -1;
 	}
 	ts = json_string_value(t);
 	vs = json_string_value(v);
 	if (strlen(vs) > 255) {
-		*prob = problem_new(PROB_REJECTED_IDENTIFIER,
-		    "Identifier value too long");
+		*prob = problem_new(
+		    PROB_REJECTED_IDENTIFIER, "Identifier value too long");
 		return -1;
 	}
 	if (ident_type_parse(ts, type) != 0) {
@@ -386,8 +412,9 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 		    "Identifier type \"%s\" is not supported", ts);
 		return -1;
 	}
-	if (prof != NULL && ((*type == IDENT_DNS && !prof->allow_dns) ||
-	    (*type == IDENT_IP && !prof->allow_ip))) {
+	if (prof != NULL &&
+	    ((*type == IDENT_DNS && !prof->allow_dns) ||
+		(*type == IDENT_IP && !prof->allow_ip))) {
 		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
 		    "Profile does not allow identifiers of type %s", ts);
 		return -1;
@@ -433,12 +460,13 @@ ra_policy_check_idents(const struct ra_policy *pol, const struct profile *prof,
 	}
 	n = json_array_size(idents);
 	if (n > 1000) {
-		*prob = problem_new(PROB_REJECTED_IDENTIFIER,
-		    "Too many identifiers (%zu)", n);
+		*prob = problem_new(
+		    PROB_REJECTED_IDENTIFIER, "Too many identifiers (%zu)", n);
 		goto out;
 	}
 	list = json_array();
-	json_array_foreach(idents, i, v) {
+	json_array_foreach(idents, i, v)
+	{
 		if (ra_policy_check_ident(pol, prof, v, &type, &norm, &sub) !=
 		    0) {
 			if (top == NULL)
@@ -454,23 +482,27 @@ ra_policy_check_idents(const struct ra_policy *pol, const struct profile *prof,
 			if (nbad++ == 0 && top->detail != NULL) {
 				free(top->detail);
 				top->detail = xasprintf("Cannot issue for "
-				    "\"%s\": %s", json_string_value(
-				    json_object_get(sub->identifier, "value")),
+							"\"%s\": %s",
+				    json_string_value(json_object_get(
+					sub->identifier, "value")),
 				    sub->detail ? sub->detail : "rejected");
 			} else if (nbad == 2) {
 				free(top->detail);
-				top->detail = xstrdup("Cannot issue for "
+				top->detail = xstrdup(
+				    "Cannot issue for "
 				    "several identifiers (see subproblems)");
 			}
-			json_array_append_new(top->subproblems ?
-			    top->subproblems : (top->subproblems =
-			    json_array()), problem_to_rpc_json(sub));
+			json_array_append_new(top->subproblems
+				? top->subproblems
+				: (top->subproblems = json_array()),
+			    problem_to_rpc_json(sub));
 			problem_free(sub);
 			sub = NULL;
 			continue;
 		}
-		json_array_append_new(list, json_pack("{s:s,s:s}", "type",
-		    ident_type_name(type), "value", norm));
+		json_array_append_new(list,
+		    json_pack("{s:s,s:s}", "type", ident_type_name(type),
+			"value", norm));
 		free(norm);
 		norm = NULL;
 	}
@@ -493,9 +525,10 @@ ra_policy_check_idents(const struct ra_policy *pol, const struct profile *prof,
 	}
 	if (prof != NULL && prof->max_identifiers > 0 &&
 	    (int64_t)k > prof->max_identifiers) {
-		*prob = problem_new(PROB_REJECTED_IDENTIFIER, "Order has %zu "
-		    "identifiers; profile %s allows at most %lld", k,
-		    prof->name, (long long)prof->max_identifiers);
+		*prob = problem_new(PROB_REJECTED_IDENTIFIER,
+		    "Order has %zu "
+		    "identifiers; profile %s allows at most %lld",
+		    k, prof->name, (long long)prof->max_identifiers);
 		goto out;
 	}
 	*out = res;
@@ -517,8 +550,8 @@ ra_policy_registered_domain(const struct ra_policy *pol, const char *name)
 	const char *p;
 	size_t sl = 0, i, best = 0;
 
-	if (strchr(base, ':') != NULL || strspn(base, "0123456789.") ==
-	    strlen(base))
+	if (strchr(base, ':') != NULL ||
+	    strspn(base, "0123456789.") == strlen(base))
 		return xstrdup(base); /* an IP */
 	if (pol->public_mode)
 		sl = ra_psl_suffix_len(pol->psl, base);

@@ -80,36 +80,36 @@ struct ra_key_policy {
 	int allow_p256;
 	int allow_p384;
 	int allow_p521;
-	int fermat_rounds;	/* default 110 */
-	int small_prime_bound;	/* default 751 */
+	int fermat_rounds;     /* default 110 */
+	int small_prime_bound; /* default 751 */
 };
 
 struct ra_config {
 	enum log_level log_level;
 	char *debug_addr;
 	int64_t debug_port;
-	json_t *rpc;	/* rpc_server_config object */
-	json_t *sa;	/* rpc_client_config objects */
+	json_t *rpc; /* rpc_server_config object */
+	json_t *sa;  /* rpc_client_config objects */
 	json_t *va;
 	json_t *ca;
 	char *profiles_file;
 	char *account_uri_prefix;
-	char *terms_of_service;	/* NULL: no terms */
+	char *terms_of_service; /* NULL: no terms */
 	int eab_required;
 	int64_t contacts_max;
 	struct ra_policy policy;
 	struct ra_key_policy keys;
 	int finalize_async;
 	int64_t finalize_retry_after_ms;
-	int64_t recover_after_ms;	/* processing older than this is stale */
-	int64_t caa_recheck_after_ms;	/* re-check CAA of older validations */
+	int64_t recover_after_ms;     /* processing older than this is stale */
+	int64_t caa_recheck_after_ms; /* re-check CAA of older validations */
 	int authz_reuse_enabled;
 	int64_t authz_reuse_percent;
 	int64_t validation_workers;
 	struct ra_limit limits[RA_RL__MAX];
-	json_t *limit_overrides;	/* {"<profile>": {"<limit>": {...}}} */
-	int64_t renewal_window_ms;	/* same identifier set => renewal */
-	int64_t slow_finalize_ms;	/* test knob */
+	json_t *limit_overrides;   /* {"<profile>": {"<limit>": {...}}} */
+	int64_t renewal_window_ms; /* same identifier set => renewal */
+	int64_t slow_finalize_ms;  /* test knob */
 };
 
 /*
@@ -155,8 +155,8 @@ int ra_policy_check_idents(const struct ra_policy *pol,
  * the configured suffix it matched (or the last two labels). IPs are their
  * own key. Malloc'd; never NULL.
  */
-char *ra_policy_registered_domain(const struct ra_policy *pol,
-    const char *name);
+char *ra_policy_registered_domain(
+    const struct ra_policy *pol, const char *name);
 /* Loads a Public Suffix List file. NULL with err on failure. */
 struct ra_psl *ra_psl_load(const char *path, char *err, size_t errlen);
 void ra_psl_free(struct ra_psl *psl);
@@ -165,8 +165,8 @@ size_t ra_psl_suffix_len(const struct ra_psl *psl, const char *name);
 /* Parses "10.0.0.0/8" or "::1/128". 0 or -1. */
 int ra_ip_range_parse(const char *s, struct ra_ip_range *out);
 /* 1 if the raw address (len 4 or 16) is in the range. */
-int ra_ip_range_contains(const struct ra_ip_range *r, const uint8_t *addr,
-    size_t len);
+int ra_ip_range_contains(
+    const struct ra_ip_range *r, const uint8_t *addr, size_t len);
 /* 1 if the address is special-purpose (IANA registries), else 0. */
 int ra_ip_special_purpose(const uint8_t *addr, size_t len);
 
@@ -182,8 +182,8 @@ void ra_key_policy_default(struct ra_key_policy *kp);
  * Fermat-factorable in fermat_rounds, no ROCA fingerprint; ECDSA: allowed
  * curve, valid point). 0 if acceptable; -1 and *prob badPublicKey.
  */
-int ra_key_check(const struct ra_key_policy *kp, EVP_PKEY *pkey,
-    struct problem **prob);
+int ra_key_check(
+    const struct ra_key_policy *kp, EVP_PKEY *pkey, struct problem **prob);
 
 /* The individual weak-key tests on a modulus (borrowed): 1 = weak. */
 int ra_weak_small_prime(const BIGNUM *n, int bound);
@@ -208,8 +208,8 @@ char *ra_key_hash(EVP_PKEY *pkey);
  * badPublicKey).
  */
 int ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
-    const struct ra_key_policy *kp, EVP_PKEY *account_key,
-    EVP_PKEY **pkey_out, struct problem **prob);
+    const struct ra_key_policy *kp, EVP_PKEY *account_key, EVP_PKEY **pkey_out,
+    struct problem **prob);
 
 /* ------------------------------------------------------------------ */
 /* GCRA and status                                                      */
@@ -223,8 +223,8 @@ int ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
  * would be allowed (0 when allowed); *remaining the spends still possible
  * afterwards. Returns 1 allowed, 0 denied.
  */
-int ra_gcra(int64_t tat_ms, int64_t now_ms, int64_t emission_ms,
-    int64_t burst, int64_t cost, int64_t *new_tat, int64_t *retry_after_ms,
+int ra_gcra(int64_t tat_ms, int64_t now_ms, int64_t emission_ms, int64_t burst,
+    int64_t cost, int64_t *new_tat, int64_t *retry_after_ms,
     int64_t *remaining);
 
 /*
@@ -249,8 +249,8 @@ struct rpc_method;
  * is zeroed). metrics (may be NULL) is borrowed and must outlive the RA.
  * NULL with err on failure.
  */
-struct ra *ra_new(struct ra_config *cfg, struct metrics *metrics, char *err,
-    size_t errlen);
+struct ra *ra_new(
+    struct ra_config *cfg, struct metrics *metrics, char *err, size_t errlen);
 /* Waits for running background jobs, then frees. NULL is a no-op. */
 void ra_free(struct ra *ra);
 /* The ra.* method table (static) and its length, for rpc_server_new. */

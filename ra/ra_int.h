@@ -19,17 +19,17 @@ struct ra {
 	struct rpc_client *sa;
 	struct rpc_client *va;
 	struct rpc_client *ca;
-	struct metrics *metrics;	/* borrowed, may be NULL */
+	struct metrics *metrics; /* borrowed, may be NULL */
 	struct ra_pool *pool;
-	int64_t va_timeout_ms;		/* the VA client's call timeout */
+	int64_t va_timeout_ms; /* the VA client's call timeout */
 
-	pthread_mutex_t lock;		/* guards the members below */
+	pthread_mutex_t lock; /* guards the members below */
 	pthread_cond_t cond;
 	int stopping;
 	int recovery_started;
 	pthread_t recovery_thread;
-	json_t *inflight;		/* order ids finalizing here */
-	json_t *inflight_authzs;	/* authz ids validating here */
+	json_t *inflight;        /* order ids finalizing here */
+	json_t *inflight_authzs; /* authz ids validating here */
 };
 
 /* ---- worker pool (pool.c) ---- */
@@ -72,15 +72,14 @@ void ra_count(struct ra *ra, const char *name, const char *labels);
 /* Spends one unit of the limit on key. 0 allowed (or limit off / SA
  * failure: fail open), -1 and *prob rateLimited. cost 0 = check only. */
 int ra_rl_spend(struct ra *ra, const char *rid, enum ra_rl which,
-    const char *profile, const char *key, int64_t cost,
-    struct problem **prob);
+    const char *profile, const char *key, int64_t cost, struct problem **prob);
 /*
  * Looks for a certificate stored for the order (borrowed; "id" and
  * "account_id" members). 0 and *serial (caller frees; NULL when there is
  * none), or -1 if the SA could not be asked.
  */
-int ra_find_order_cert(struct ra *ra, const char *rid, const json_t *order,
-    char **serial);
+int ra_find_order_cert(
+    struct ra *ra, const char *rid, const json_t *order, char **serial);
 /* Sleeps ms milliseconds (whole, despite signals). */
 void ra_sleep_ms(int64_t ms);
 /* Asks the CA for a new CRL of the certificate's shard; logs failures. */
@@ -89,8 +88,8 @@ void ra_regen_crl(struct ra *ra, const char *rid, const json_t *cert);
 /* ---- handlers ---- */
 int ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob);
-int ra_h_update_account(void *svc, const struct rpc_req *req,
-    json_t **result, struct problem **prob);
+int ra_h_update_account(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
 int ra_h_key_change(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob);
 int ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
@@ -99,10 +98,10 @@ int ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob);
 int ra_h_perform_validation(void *svc, const struct rpc_req *req,
     json_t **result, struct problem **prob);
-int ra_h_deactivate_authz(void *svc, const struct rpc_req *req,
-    json_t **result, struct problem **prob);
-int ra_h_finalize_order(void *svc, const struct rpc_req *req,
-    json_t **result, struct problem **prob);
+int ra_h_deactivate_authz(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+int ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
 int ra_h_revoke_by_account(void *svc, const struct rpc_req *req,
     json_t **result, struct problem **prob);
 int ra_h_revoke_by_key(void *svc, const struct rpc_req *req, json_t **result,
@@ -121,7 +120,7 @@ int ra_authz_inflight(struct ra *ra, json_int_t id);
 /* Serial hex (>= 36 digits) of big-endian serial bytes (orders.c). */
 char *ra_serial_hex(const uint8_t *b, size_t n);
 /* Issues for an order already claimed as processing (finalize.c). */
-void ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
-    const char *csr_b64);
+void ra_issue_order(
+    struct ra *ra, const char *rid, const json_t *order, const char *csr_b64);
 
 #endif /* ANVIL_RA_INT_H */

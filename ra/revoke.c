@@ -24,7 +24,8 @@ get_reason(const json_t *params, int *reason, struct problem **prob)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 	    json_integer_value(v) > 10 || json_integer_value(v) == 7) {
-		*prob = problem_new(PROB_BAD_REVOCATION_REASON, "Revocation "
+		*prob = problem_new(PROB_BAD_REVOCATION_REASON,
+		    "Revocation "
 		    "reason must be one of 0-6, 8-10 (RFC 5280 CRLReason)");
 		return -1;
 	}
@@ -37,8 +38,8 @@ get_reason(const json_t *params, int *reason, struct problem **prob)
  * one this CA issued, byte for byte. *cert (caller decrefs).
  */
 static int
-lookup_der(struct ra *ra, const char *rid, const json_t *params,
-    json_t **cert, struct problem **prob)
+lookup_der(struct ra *ra, const char *rid, const json_t *params, json_t **cert,
+    struct problem **prob)
 {
 	const char *b64;
 	uint8_t *der = NULL;
@@ -56,25 +57,29 @@ lookup_der(struct ra *ra, const char *rid, const json_t *params,
 		goto out;
 	if (b64 == NULL || b64url_decode(b64, strlen(b64), &der, &len) != 0 ||
 	    len == 0 || len > 65536) {
-		*prob = problem_new(PROB_MALFORMED, "\"der\" must be the "
+		*prob = problem_new(PROB_MALFORMED,
+		    "\"der\" must be the "
 		    "base64url DER of a certificate");
 		goto out;
 	}
 	p = der;
 	x = d2i_X509(NULL, &p, (long)len);
 	if (x == NULL || p != der + len) {
-		*prob = problem_new(PROB_MALFORMED, "The certificate cannot be "
+		*prob = problem_new(PROB_MALFORMED,
+		    "The certificate cannot be "
 		    "parsed");
 		goto out;
 	}
 	sn = X509_get0_serialNumber(x);
-	serial = ra_serial_hex(ASN1_STRING_get0_data(sn),
-	    (size_t)ASN1_STRING_length(sn));
-	if (ra_call(ra->sa, "sa.get_certificate", json_pack("{s:s}", "serial",
-	    serial), rid, cert, &e) != 0) {
+	serial = ra_serial_hex(
+	    ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn));
+	if (ra_call(ra->sa, "sa.get_certificate",
+		json_pack("{s:s}", "serial", serial), rid, cert, &e) != 0) {
 		if (e->type == PROB_NOT_FOUND) {
-			*prob = problem_new(PROB_NOT_FOUND, "Certificate %s was "
-			    "not issued by this CA", serial);
+			*prob = problem_new(PROB_NOT_FOUND,
+			    "Certificate %s was "
+			    "not issued by this CA",
+			    serial);
 			problem_free(e);
 		} else
 			*prob = e;
@@ -82,8 +87,10 @@ lookup_der(struct ra *ra, const char *rid, const json_t *params,
 	}
 	stored = json_string_value(json_object_get(*cert, "der"));
 	if (stored == NULL || strcmp(stored, b64) != 0) {
-		*prob = problem_new(PROB_NOT_FOUND, "Certificate %s was not "
-		    "issued by this CA", serial);
+		*prob = problem_new(PROB_NOT_FOUND,
+		    "Certificate %s was not "
+		    "issued by this CA",
+		    serial);
 		json_decref(*cert);
 		*cert = NULL;
 		goto out;
@@ -104,9 +111,11 @@ do_revoke(struct ra *ra, const char *rid, const json_t *cert, int reason,
 	char t[32];
 
 	ra_time_fmt(time_now_ms(), t, sizeof(t));
-	if (ra_call(ra->sa, "sa.revoke_certificate", json_pack("{s:O,s:i,s:s}",
-	    "serial", json_object_get(cert, "serial"), "reason", reason,
-	    "revoked_at", t), rid, &res, prob) != 0)
+	if (ra_call(ra->sa, "sa.revoke_certificate",
+		json_pack("{s:O,s:i,s:s}", "serial",
+		    json_object_get(cert, "serial"), "reason", reason,
+		    "revoked_at", t),
+		rid, &res, prob) != 0)
 		return -1;
 	json_decref(res);
 	ra_regen_crl(ra, rid, cert);
@@ -121,13 +130,15 @@ block_key(struct ra *ra, const char *rid, const json_t *cert,
 	json_t *res = NULL;
 
 	if (!json_is_string(json_object_get(cert, "key_hash"))) {
-		*prob = problem_new(PROB_SERVER_INTERNAL,
-		    "Stored certificate has no key hash");
+		*prob = problem_new(
+		    PROB_SERVER_INTERNAL, "Stored certificate has no key hash");
 		return -1;
 	}
-	if (ra_call(ra->sa, "sa.block_key", json_pack("{s:O,s:s,s:s}",
-	    "key_hash", json_object_get(cert, "key_hash"), "source", source,
-	    "comment", comment), rid, &res, prob) != 0)
+	if (ra_call(ra->sa, "sa.block_key",
+		json_pack("{s:O,s:s,s:s}", "key_hash",
+		    json_object_get(cert, "key_hash"), "source", source,
+		    "comment", comment),
+		rid, &res, prob) != 0)
 		return -1;
 	json_decref(res);
 	log_audit(rid, "key-blocked", "key_hash=%s source=%s",
@@ -137,8 +148,7 @@ block_key(struct ra *ra, const char *rid, const json_t *cert,
 
 /* 1 if the account holds valid authzs for every identifier of cert. */
 static int
-holds_authzs(struct ra *ra, const char *rid, int64_t acct,
-    const json_t *cert)
+holds_authzs(struct ra *ra, const char *rid, int64_t acct, const json_t *cert)
 {
 	json_t *ids = json_array(), *v, *res = NULL;
 	struct problem *p = NULL;
@@ -146,38 +156,43 @@ holds_authzs(struct ra *ra, const char *rid, int64_t acct,
 	char t[32];
 	int ok = 0;
 
-	json_array_foreach(json_object_get(cert, "identifiers"), i, v) {
-		const char *val = json_string_value(json_object_get(v,
-		    "value"));
+	json_array_foreach(json_object_get(cert, "identifiers"), i, v)
+	{
+		const char *val =
+		    json_string_value(json_object_get(v, "value"));
 		int wc;
 		if (val == NULL)
 			goto out;
 		wc = strncmp(val, "*.", 2) == 0;
-		json_array_append_new(ids, json_pack("{s:O,s:s,s:b}", "type",
-		    json_object_get(v, "type"), "value", wc ? val + 2 : val,
-		    "wildcard", wc));
+		json_array_append_new(ids,
+		    json_pack("{s:O,s:s,s:b}", "type",
+			json_object_get(v, "type"), "value", wc ? val + 2 : val,
+			"wildcard", wc));
 	}
 	if (json_array_size(ids) == 0)
 		goto out;
 	ra_time_fmt(time_now_ms(), t, sizeof(t));
-	if (ra_call(ra->sa, "sa.get_valid_authzs", json_pack("{s:I,s:O,s:s}",
-	    "account_id", (json_int_t)acct, "identifiers", ids,
-	    "valid_until_after", t), rid, &res, &p) != 0) {
+	if (ra_call(ra->sa, "sa.get_valid_authzs",
+		json_pack("{s:I,s:O,s:s}", "account_id", (json_int_t)acct,
+		    "identifiers", ids, "valid_until_after", t),
+		rid, &res, &p) != 0) {
 		problem_free(p);
 		goto out;
 	}
-	json_array_foreach(ids, i, v) {
+	json_array_foreach(ids, i, v)
+	{
 		json_t *a;
 		size_t j;
 		int found = 0;
-		json_array_foreach(json_object_get(res, "authzs"), j, a) {
+		json_array_foreach(json_object_get(res, "authzs"), j, a)
+		{
 			json_t *ai = json_object_get(a, "identifier");
 			if (json_equal(json_object_get(ai, "value"),
-			    json_object_get(v, "value")) &&
+				json_object_get(v, "value")) &&
 			    json_equal(json_object_get(ai, "type"),
-			    json_object_get(v, "type")) &&
-			    json_integer_value(json_object_get(a,
-			    "account_id")) == acct)
+				json_object_get(v, "type")) &&
+			    json_integer_value(
+				json_object_get(a, "account_id")) == acct)
 				found = 1;
 		}
 		if (!found)
@@ -190,8 +205,8 @@ out:
 	return ok;
 }
 
-/* ra.revoke_by_account handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
- * *prob, both handed to the RPC server. */
+/* ra.revoke_by_account handler (docs/rpc-methods.md): req borrowed; on 0
+ * *result, on -1 *prob, both handed to the RPC server. */
 int
 ra_h_revoke_by_account(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -210,7 +225,8 @@ ra_h_revoke_by_account(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	if (json_integer_value(json_object_get(cert, "account_id")) != aid) {
 		if (!holds_authzs(ra, req->request_id, aid, cert)) {
-			*prob = problem_new(PROB_UNAUTHORIZED, "The account "
+			*prob = problem_new(PROB_UNAUTHORIZED,
+			    "The account "
 			    "neither owns the certificate nor holds valid "
 			    "authorizations for all its identifiers");
 			goto out;
@@ -220,9 +236,11 @@ ra_h_revoke_by_account(void *svc, const struct rpc_req *req, json_t **result,
 	}
 	if (do_revoke(ra, req->request_id, cert, reason, prob) != 0)
 		goto out;
-	log_audit(req->request_id, "revocation", "serial=%s reason=%d "
-	    "by=account account=%lld", json_string_value(json_object_get(cert,
-	    "serial")), reason, (long long)aid);
+	log_audit(req->request_id, "revocation",
+	    "serial=%s reason=%d "
+	    "by=account account=%lld",
+	    json_string_value(json_object_get(cert, "serial")), reason,
+	    (long long)aid);
 	*result = json_object();
 	rc = 0;
 out:
@@ -231,8 +249,8 @@ out:
 	return rc;
 }
 
-/* ra.revoke_by_key handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
- * *prob, both handed to the RPC server. */
+/* ra.revoke_by_key handler (docs/rpc-methods.md): req borrowed; on 0 *result,
+ * on -1 *prob, both handed to the RPC server. */
 int
 ra_h_revoke_by_key(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -245,9 +263,11 @@ ra_h_revoke_by_key(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	if (lookup_der(ra, req->request_id, req->params, &cert, prob) != 0)
 		goto out;
-	if (reason == REASON_KEY_COMPROMISE && block_key(ra, req->request_id,
-	    cert, "revoke-by-key", "keyCompromise proven by a request signed "
-	    "with the key", prob) != 0)
+	if (reason == REASON_KEY_COMPROMISE &&
+	    block_key(ra, req->request_id, cert, "revoke-by-key",
+		"keyCompromise proven by a request signed "
+		"with the key",
+		prob) != 0)
 		goto out;
 	if (do_revoke(ra, req->request_id, cert, reason, prob) != 0)
 		goto out;
@@ -260,8 +280,8 @@ out:
 	return rc;
 }
 
-/* ra.admin_revoke handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
- * *prob, both handed to the RPC server. */
+/* ra.admin_revoke handler (docs/rpc-methods.md): req borrowed; on 0 *result, on
+ * -1 *prob, both handed to the RPC server. */
 int
 ra_h_admin_revoke(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -283,7 +303,8 @@ ra_h_admin_revoke(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	}
 	if (admin == NULL || admin[0] == '\0') {
-		*prob = problem_new(PROB_MALFORMED, "\"admin\" (who revokes) is "
+		*prob = problem_new(PROB_MALFORMED,
+		    "\"admin\" (who revokes) is "
 		    "required");
 		goto out;
 	}
@@ -291,14 +312,15 @@ ra_h_admin_revoke(void *svc, const struct rpc_req *req, json_t **result,
 	for (c = lower; *c; c++)
 		if (*c >= 'A' && *c <= 'F')
 			*c = (char)(*c - 'A' + 'a');
-	if (ra_call(ra->sa, "sa.get_certificate", json_pack("{s:s}", "serial",
-	    lower), req->request_id, &cert, prob) != 0)
+	if (ra_call(ra->sa, "sa.get_certificate",
+		json_pack("{s:s}", "serial", lower), req->request_id, &cert,
+		prob) != 0)
 		goto out;
 	bk = json_object_get(req->params, "block_key");
-	block = json_is_true(bk) || (reason == REASON_KEY_COMPROMISE &&
-	    !json_is_false(bk));
-	if (block && block_key(ra, req->request_id, cert, "admin",
-	    admin, prob) != 0)
+	block = json_is_true(bk) ||
+	    (reason == REASON_KEY_COMPROMISE && !json_is_false(bk));
+	if (block &&
+	    block_key(ra, req->request_id, cert, "admin", admin, prob) != 0)
 		goto out;
 	if (do_revoke(ra, req->request_id, cert, reason, &p) != 0) {
 		if (p->type != PROB_ALREADY_REVOKED) {
@@ -308,11 +330,13 @@ ra_h_admin_revoke(void *svc, const struct rpc_req *req, json_t **result,
 		}
 		already = 1;
 	}
-	log_audit(req->request_id, "revocation", "serial=%s reason=%d by=admin "
-	    "admin=%s block_key=%d result=%s", lower, reason, admin, block,
+	log_audit(req->request_id, "revocation",
+	    "serial=%s reason=%d by=admin "
+	    "admin=%s block_key=%d result=%s",
+	    lower, reason, admin, block,
 	    already ? "already_revoked" : "revoked");
-	*result = json_pack("{s:s}", "status", already ? "already_revoked" :
-	    "revoked");
+	*result = json_pack(
+	    "{s:s}", "status", already ? "already_revoked" : "revoked");
 	rc = 0;
 out:
 	problem_free(p);
@@ -321,8 +345,8 @@ out:
 	return rc;
 }
 
-/* ra.renewal_info handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
- * *prob, both handed to the RPC server. */
+/* ra.renewal_info handler (docs/rpc-methods.md): req borrowed; on 0 *result, on
+ * -1 *prob, both handed to the RPC server. */
 int
 ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -342,17 +366,20 @@ ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
 	if (cid == NULL || (dot = strchr(cid, '.')) == NULL || dot == cid ||
 	    b64url_decode(dot + 1, strlen(dot + 1), &raw, &n) != 0 || n == 0 ||
 	    n > 20) {
-		*prob = problem_new(PROB_MALFORMED, "Malformed ARI certificate "
+		*prob = problem_new(PROB_MALFORMED,
+		    "Malformed ARI certificate "
 		    "identifier");
 		goto out;
 	}
 	serial = ra_serial_hex(raw, n);
-	if (ra_call(ra->sa, "sa.get_certificate", json_pack("{s:s}", "serial",
-	    serial), req->request_id, &cert, prob) != 0)
+	if (ra_call(ra->sa, "sa.get_certificate",
+		json_pack("{s:s}", "serial", serial), req->request_id, &cert,
+		prob) != 0)
 		goto out;
 	if (ra_time_get(cert, "not_before", &nb) != 0 ||
 	    ra_time_get(cert, "not_after", &na) != 0 || na <= nb) {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "Stored certificate "
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "Stored certificate "
 		    "has no validity period");
 		goto out;
 	}
@@ -363,14 +390,14 @@ ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
 		start = now - 2 * 3600000LL;
 		end = now - 3600000LL;
 	} else {
-		int64_t ideal = na - (life < 10LL * 86400000 ? life / 2 :
-		    life / 3);
+		int64_t ideal =
+		    na - (life < 10LL * 86400000 ? life / 2 : life / 3);
 		start = ideal - life / 100;
 		end = ideal + life / 100;
 	}
 	*result = json_pack("{s:{s:s,s:s},s:i}", "suggested_window", "start",
-	    ra_time_fmt(start, s1, sizeof(s1)), "end", ra_time_fmt(end, s2,
-	    sizeof(s2)), "retry_after_s", 21600);
+	    ra_time_fmt(start, s1, sizeof(s1)), "end",
+	    ra_time_fmt(end, s2, sizeof(s2)), "retry_after_s", 21600);
 	rc = 0;
 out:
 	free(raw);

@@ -12,18 +12,18 @@
 #include "ra/ra_int.h"
 
 static const struct rpc_method methods[] = {
-	{"ra.new_account", ra_h_new_account},
-	{"ra.update_account", ra_h_update_account},
-	{"ra.key_change", ra_h_key_change},
-	{"ra.new_order", ra_h_new_order},
-	{"ra.new_authz", ra_h_new_authz},
-	{"ra.perform_validation", ra_h_perform_validation},
-	{"ra.deactivate_authz", ra_h_deactivate_authz},
-	{"ra.finalize_order", ra_h_finalize_order},
-	{"ra.revoke_by_account", ra_h_revoke_by_account},
-	{"ra.revoke_by_key", ra_h_revoke_by_key},
-	{"ra.admin_revoke", ra_h_admin_revoke},
-	{"ra.renewal_info", ra_h_renewal_info},
+    {"ra.new_account", ra_h_new_account},
+    {"ra.update_account", ra_h_update_account},
+    {"ra.key_change", ra_h_key_change},
+    {"ra.new_order", ra_h_new_order},
+    {"ra.new_authz", ra_h_new_authz},
+    {"ra.perform_validation", ra_h_perform_validation},
+    {"ra.deactivate_authz", ra_h_deactivate_authz},
+    {"ra.finalize_order", ra_h_finalize_order},
+    {"ra.revoke_by_account", ra_h_revoke_by_account},
+    {"ra.revoke_by_key", ra_h_revoke_by_key},
+    {"ra.admin_revoke", ra_h_admin_revoke},
+    {"ra.renewal_info", ra_h_renewal_info},
 };
 
 /* See ra.h / ra_int.h for ownership and return values. */
@@ -51,14 +51,14 @@ ra_call(struct rpc_client *c, const char *method, json_t *params,
 
 /* See ra.h / ra_int.h for ownership and return values. */
 int
-ra_param_id(const json_t *params, const char *name, int64_t *out,
-    struct problem **prob)
+ra_param_id(
+    const json_t *params, const char *name, int64_t *out, struct problem **prob)
 {
 	json_t *v = json_object_get(params, name);
 
 	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "\"%s\" must be a positive integer", name);
+		*prob = problem_new(
+		    PROB_MALFORMED, "\"%s\" must be a positive integer", name);
 		return -1;
 	}
 	*out = json_integer_value(v);
@@ -76,8 +76,8 @@ ra_param_str(const json_t *params, const char *name, const char **out,
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_string(v)) {
-		*prob = problem_new(PROB_MALFORMED, "\"%s\" must be a string",
-		    name);
+		*prob = problem_new(
+		    PROB_MALFORMED, "\"%s\" must be a string", name);
 		return -1;
 	}
 	*out = json_string_value(v);
@@ -98,8 +98,8 @@ ra_time_get(const json_t *obj, const char *name, int64_t *ms)
 	json_t *v = json_object_get(obj, name);
 	time_t t;
 
-	if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v),
-	    &t) != 0)
+	if (!json_is_string(v) ||
+	    time_parse_rfc3339(json_string_value(v), &t) != 0)
 		return -1;
 	*ms = (int64_t)t * 1000;
 	return 0;
@@ -107,15 +107,15 @@ ra_time_get(const json_t *obj, const char *name, int64_t *ms)
 
 /* See ra.h / ra_int.h for ownership and return values. */
 int
-ra_get_valid_account(struct ra *ra, const char *rid, int64_t id,
-    json_t **acct, struct problem **prob)
+ra_get_valid_account(struct ra *ra, const char *rid, int64_t id, json_t **acct,
+    struct problem **prob)
 {
 	json_t *a = NULL;
 	const char *st;
 
 	*acct = NULL;
-	if (ra_call(ra->sa, "sa.get_account", json_pack("{s:I}", "id",
-	    (json_int_t)id), rid, &a, prob) != 0) {
+	if (ra_call(ra->sa, "sa.get_account",
+		json_pack("{s:I}", "id", (json_int_t)id), rid, &a, prob) != 0) {
 		if ((*prob)->type == PROB_NOT_FOUND) {
 			problem_free(*prob);
 			*prob = problem_new(PROB_ACCOUNT_DOES_NOT_EXIST,
@@ -125,8 +125,8 @@ ra_get_valid_account(struct ra *ra, const char *rid, int64_t id,
 	}
 	st = json_string_value(json_object_get(a, "status"));
 	if (st == NULL || strcmp(st, "valid") != 0) {
-		*prob = problem_new(PROB_UNAUTHORIZED, "Account is %s",
-		    st ? st : "not valid");
+		*prob = problem_new(
+		    PROB_UNAUTHORIZED, "Account is %s", st ? st : "not valid");
 		json_decref(a);
 		return -1;
 	}
@@ -170,12 +170,11 @@ ra_count(struct ra *ra, const char *name, const char *labels)
 /* See ra.h / ra_int.h for ownership and return values. */
 int
 ra_rl_spend(struct ra *ra, const char *rid, enum ra_rl which,
-    const char *profile, const char *key, int64_t cost,
-    struct problem **prob)
+    const char *profile, const char *key, int64_t cost, struct problem **prob)
 {
 	struct ra_limit tmp;
-	const struct ra_limit *l = ra_config_limit(&ra->cfg, which, profile,
-	    &tmp);
+	const struct ra_limit *l =
+	    ra_config_limit(&ra->cfg, which, profile, &tmp);
 	json_t *res = NULL;
 	struct problem *p = NULL;
 	int64_t retry = 0, remaining = 0;
@@ -184,11 +183,12 @@ ra_rl_spend(struct ra *ra, const char *rid, enum ra_rl which,
 
 	if (!l->enabled)
 		return 0;
-	if (ra_call(ra->sa, "sa.rate_limit_spend", json_pack(
-	    "{s:s,s:I,s:I,s:I,s:I}", "key", key, "emission_ms",
-	    (json_int_t)(l->period_ms / l->limit), "burst",
-	    (json_int_t)l->burst, "cost", (json_int_t)cost, "now_ms",
-	    (json_int_t)time_now_ms()), rid, &res, &p) != 0) {
+	if (ra_call(ra->sa, "sa.rate_limit_spend",
+		json_pack("{s:s,s:I,s:I,s:I,s:I}", "key", key, "emission_ms",
+		    (json_int_t)(l->period_ms / l->limit), "burst",
+		    (json_int_t)l->burst, "cost", (json_int_t)cost, "now_ms",
+		    (json_int_t)time_now_ms()),
+		rid, &res, &p) != 0) {
 		/* Fail open: a storage hiccup must not block issuance. */
 		log_msg(LOG_LEVEL_WARN, rid, "rate limit %s: %s (ignored)", key,
 		    p->detail ? p->detail : "error");
@@ -201,7 +201,8 @@ ra_rl_spend(struct ra *ra, const char *rid, enum ra_rl which,
 	    (cost == 0 && remaining < 1)) {
 		if (retry <= 0)
 			retry = l->period_ms / l->limit;
-		*prob = problem_new(PROB_RATE_LIMITED, "Rate limit %s exceeded "
+		*prob = problem_new(PROB_RATE_LIMITED,
+		    "Rate limit %s exceeded "
 		    "for %s: %lld per %llds; retry after %llds",
 		    ra_rl_name(which), key, (long long)l->limit,
 		    (long long)(l->period_ms / 1000),
@@ -226,11 +227,14 @@ ra_regen_crl(struct ra *ra, const char *rid, const json_t *cert)
 
 	if (!json_is_string(issuer) || !json_is_integer(shard))
 		return;
-	if (ra_call(ra->ca, "ca.generate_crl", json_pack("{s:O,s:O}",
-	    "issuer_id", issuer, "shard", shard), rid, &res, &p) != 0) {
-		log_msg(LOG_LEVEL_WARN, rid, "CRL regeneration for shard %lld "
-		    "failed (ignored): %s", (long long)json_integer_value(
-		    shard), p->detail ? p->detail : "error");
+	if (ra_call(ra->ca, "ca.generate_crl",
+		json_pack("{s:O,s:O}", "issuer_id", issuer, "shard", shard),
+		rid, &res, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, rid,
+		    "CRL regeneration for shard %lld "
+		    "failed (ignored): %s",
+		    (long long)json_integer_value(shard),
+		    p->detail ? p->detail : "error");
 		problem_free(p);
 	}
 	json_decref(res);
@@ -249,7 +253,7 @@ ra_health(void *arg, char *msg, size_t msglen)
 
 	for (i = 0; i < 3; i++) {
 		if (rpc_call(deps[i], "health.check", NULL, 2000, NULL, &res,
-		    &p) != 0) {
+			&p) != 0) {
 			snprintf(msg, msglen, "%s: %s", names[i],
 			    p && p->detail ? p->detail : "unreachable");
 			problem_free(p);
@@ -290,8 +294,7 @@ out:
 
 /* See ra.h: takes cfg's contents. */
 struct ra *
-ra_new(struct ra_config *cfg, struct metrics *metrics, char *err,
-    size_t errlen)
+ra_new(struct ra_config *cfg, struct metrics *metrics, char *err, size_t errlen)
 {
 	struct ra *ra = xcalloc(1, sizeof(*ra));
 	char e[512];
@@ -308,11 +311,12 @@ ra_new(struct ra_config *cfg, struct metrics *metrics, char *err,
 		snprintf(err, errlen, "profiles: %s", e);
 		goto fail;
 	}
-	if ((ra->sa = make_client(ra->cfg.sa, "sa", metrics, NULL, err,
-	    errlen)) == NULL || (ra->va = make_client(ra->cfg.va, "va",
-	    metrics, &ra->va_timeout_ms, err, errlen)) == NULL ||
-	    (ra->ca = make_client(ra->cfg.ca, "ca", metrics, NULL, err,
-	    errlen)) == NULL)
+	if ((ra->sa = make_client(
+		 ra->cfg.sa, "sa", metrics, NULL, err, errlen)) == NULL ||
+	    (ra->va = make_client(ra->cfg.va, "va", metrics, &ra->va_timeout_ms,
+		 err, errlen)) == NULL ||
+	    (ra->ca = make_client(
+		 ra->cfg.ca, "ca", metrics, NULL, err, errlen)) == NULL)
 		goto fail;
 	ra->pool = ra_pool_new((int)ra->cfg.validation_workers);
 	if (ra->pool == NULL) {
@@ -352,8 +356,8 @@ ra_free(struct ra *ra)
 
 /* See ra_int.h. order borrowed. */
 int
-ra_find_order_cert(struct ra *ra, const char *rid, const json_t *order,
-    char **serial)
+ra_find_order_cert(
+    struct ra *ra, const char *rid, const json_t *order, char **serial)
 {
 	json_t *res = NULL, *c;
 	struct problem *p = NULL;
@@ -361,19 +365,22 @@ ra_find_order_cert(struct ra *ra, const char *rid, const json_t *order,
 	json_int_t oid = json_integer_value(json_object_get(order, "id"));
 
 	*serial = NULL;
-	if (ra_call(ra->sa, "sa.get_certificates", json_pack("{s:I,s:i}",
-	    "order_id", oid, "limit", 10), rid, &res, &p) != 0) {
-		log_msg(LOG_LEVEL_WARN, rid, "order %lld: cannot look for its "
-		    "certificate: %s", (long long)oid, p->detail ? p->detail :
-		    "error");
+	if (ra_call(ra->sa, "sa.get_certificates",
+		json_pack("{s:I,s:i}", "order_id", oid, "limit", 10), rid, &res,
+		&p) != 0) {
+		log_msg(LOG_LEVEL_WARN, rid,
+		    "order %lld: cannot look for its "
+		    "certificate: %s",
+		    (long long)oid, p->detail ? p->detail : "error");
 		problem_free(p);
 		return -1;
 	}
-	json_array_foreach(json_object_get(res, "certificates"), i, c) {
+	json_array_foreach(json_object_get(res, "certificates"), i, c)
+	{
 		if (json_integer_value(json_object_get(c, "order_id")) == oid &&
 		    json_is_string(json_object_get(c, "serial"))) {
-			*serial = xstrdup(json_string_value(json_object_get(c,
-			    "serial")));
+			*serial = xstrdup(
+			    json_string_value(json_object_get(c, "serial")));
 			break;
 		}
 	}
@@ -385,8 +392,8 @@ ra_find_order_cert(struct ra *ra, const char *rid, const json_t *order,
 void
 ra_sleep_ms(int64_t ms)
 {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) *
-	    1000000L};
+	struct timespec ts = {
+	    (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) != 0)
 		;
@@ -403,18 +410,19 @@ ra_recover_stale_orders(struct ra *ra)
 	int n = 0;
 
 	ra_time_fmt(time_now_ms() - ra->cfg.recover_after_ms, t, sizeof(t));
-	if (ra_call(ra->sa, "sa.get_stale_processing_orders", json_pack(
-	    "{s:s}", "older_than", t), NULL, &res, &p) != 0) {
+	if (ra_call(ra->sa, "sa.get_stale_processing_orders",
+		json_pack("{s:s}", "older_than", t), NULL, &res, &p) != 0) {
 		log_warn("ra: recovery: cannot list stale orders: %s",
 		    p->detail ? p->detail : "error");
 		problem_free(p);
 		return -1;
 	}
-	json_array_foreach(json_object_get(res, "order_ids"), i, idv) {
+	json_array_foreach(json_object_get(res, "order_ids"), i, idv)
+	{
 		if (ra_inflight(ra, json_integer_value(idv)))
 			continue;
-		if (ra_call(ra->sa, "sa.get_order", json_pack("{s:O}", "id",
-		    idv), NULL, &order, &p) != 0) {
+		if (ra_call(ra->sa, "sa.get_order",
+			json_pack("{s:O}", "id", idv), NULL, &order, &p) != 0) {
 			problem_free(p);
 			p = NULL;
 			continue;
@@ -426,24 +434,29 @@ ra_recover_stale_orders(struct ra *ra)
 			continue;
 		}
 		if (serial != NULL) {
-			if (ra_call(ra->sa, "sa.finalize_order", json_pack(
-			    "{s:O,s:s}", "id", idv, "serial", serial), NULL,
-			    &r2, &p) == 0) {
-				log_audit(NULL, "order-recovered", "order=%lld "
-				    "serial=%s result=valid", (long long)
-				    json_integer_value(idv), serial);
+			if (ra_call(ra->sa, "sa.finalize_order",
+				json_pack(
+				    "{s:O,s:s}", "id", idv, "serial", serial),
+				NULL, &r2, &p) == 0) {
+				log_audit(NULL, "order-recovered",
+				    "order=%lld "
+				    "serial=%s result=valid",
+				    (long long)json_integer_value(idv), serial);
 				ra_count(ra, "anvil_ra_orders_final_total",
 				    "status=\"valid\"");
 			}
 		} else {
-			perr = problem_new(PROB_SERVER_INTERNAL, "Issuance was "
+			perr = problem_new(PROB_SERVER_INTERNAL,
+			    "Issuance was "
 			    "interrupted; please submit a new order");
-			if (ra_call(ra->sa, "sa.set_order_error", json_pack(
-			    "{s:O,s:o}", "id", idv, "error",
-			    problem_to_rpc_json(perr)), NULL, &r2, &p) == 0) {
-				log_audit(NULL, "order-recovered", "order=%lld "
-				    "result=invalid", (long long)
-				    json_integer_value(idv));
+			if (ra_call(ra->sa, "sa.set_order_error",
+				json_pack("{s:O,s:o}", "id", idv, "error",
+				    problem_to_rpc_json(perr)),
+				NULL, &r2, &p) == 0) {
+				log_audit(NULL, "order-recovered",
+				    "order=%lld "
+				    "result=invalid",
+				    (long long)json_integer_value(idv));
 				ra_count(ra, "anvil_ra_orders_final_total",
 				    "status=\"invalid\"");
 			}
@@ -478,47 +491,54 @@ ra_recover_stale_authzs(struct ra *ra)
 	size_t i, j;
 	int n = 0;
 
-	ra_time_fmt(time_now_ms() - ra->va_timeout_ms - ra->cfg.recover_after_ms,
-	    t, sizeof(t));
-	if (ra_call(ra->sa, "sa.get_stale_processing_authzs", json_pack(
-	    "{s:s}", "older_than", t), NULL, &res, &p) != 0) {
+	ra_time_fmt(
+	    time_now_ms() - ra->va_timeout_ms - ra->cfg.recover_after_ms, t,
+	    sizeof(t));
+	if (ra_call(ra->sa, "sa.get_stale_processing_authzs",
+		json_pack("{s:s}", "older_than", t), NULL, &res, &p) != 0) {
 		log_warn("ra: recovery: cannot list stale authorizations: %s",
 		    p->detail ? p->detail : "error");
 		problem_free(p);
 		return -1;
 	}
-	perr = problem_new(PROB_SERVER_INTERNAL, "validation interrupted; "
+	perr = problem_new(PROB_SERVER_INTERNAL,
+	    "validation interrupted; "
 	    "retry with a new order");
 	err = problem_to_rpc_json(perr);
 	problem_free(perr);
-	json_array_foreach(json_object_get(res, "authz_ids"), i, idv) {
+	json_array_foreach(json_object_get(res, "authz_ids"), i, idv)
+	{
 		if (ra_authz_inflight(ra, json_integer_value(idv)))
 			continue;
-		if (ra_call(ra->sa, "sa.get_authz", json_pack("{s:O}", "id",
-		    idv), NULL, &authz, &p) != 0)
+		if (ra_call(ra->sa, "sa.get_authz",
+			json_pack("{s:O}", "id", idv), NULL, &authz, &p) != 0)
 			goto next;
 		cid = 0;
-		json_array_foreach(json_object_get(authz, "challenges"), j, c) {
+		json_array_foreach(json_object_get(authz, "challenges"), j, c)
+		{
 			if (json_is_string(json_object_get(c, "status")) &&
-			    strcmp(json_string_value(json_object_get(c,
-			    "status")), "processing") == 0)
-				cid = json_integer_value(json_object_get(c,
-				    "id"));
+			    strcmp(
+				json_string_value(json_object_get(c, "status")),
+				"processing") == 0)
+				cid = json_integer_value(
+				    json_object_get(c, "id"));
 		}
 		if (cid == 0)
 			goto next;
-		if (ra_call(ra->sa, "sa.finalize_authz", json_pack(
-		    "{s:O,s:I,s:s,s:[],s:O}", "authz_id", idv, "challenge_id",
-		    cid, "status", "invalid", "validation_record", "error",
-		    err), NULL, &r2, &p) != 0)
+		if (ra_call(ra->sa, "sa.finalize_authz",
+			json_pack("{s:O,s:I,s:s,s:[],s:O}", "authz_id", idv,
+			    "challenge_id", cid, "status", "invalid",
+			    "validation_record", "error", err),
+			NULL, &r2, &p) != 0)
 			goto next;
-		log_audit(NULL, "validation-recovered", "authz=%lld "
-		    "challenge=%lld result=invalid", (long long)
-		    json_integer_value(idv), (long long)cid);
-		ra_count(ra, "anvil_ra_validations_total",
-		    "result=\"invalid\"");
+		log_audit(NULL, "validation-recovered",
+		    "authz=%lld "
+		    "challenge=%lld result=invalid",
+		    (long long)json_integer_value(idv), (long long)cid);
+		ra_count(
+		    ra, "anvil_ra_validations_total", "result=\"invalid\"");
 		n++;
-next:
+	next:
 		if (p != NULL && p->type != PROB_CONFLICT)
 			log_warn("ra: recovery of authz %lld failed: %s",
 			    (long long)json_integer_value(idv),
@@ -558,8 +578,9 @@ recovery_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		while (!ra->stopping && pthread_cond_timedwait(&ra->cond,
-		    &ra->lock, &ts) != ETIMEDOUT)
+		while (!ra->stopping &&
+		    pthread_cond_timedwait(&ra->cond, &ra->lock, &ts) !=
+			ETIMEDOUT)
 			;
 	}
 	pthread_mutex_unlock(&ra->lock);
@@ -570,8 +591,7 @@ recovery_main(void *arg)
 int
 ra_start_recovery_thread(struct ra *ra)
 {
-	if (pthread_create(&ra->recovery_thread, NULL, recovery_main, ra) !=
-	    0)
+	if (pthread_create(&ra->recovery_thread, NULL, recovery_main, ra) != 0)
 		return -1;
 	ra->recovery_started = 1;
 	return 0;

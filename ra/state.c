@@ -8,8 +8,7 @@
 /* See ra.h. */
 int
 ra_gcra(int64_t tat_ms, int64_t now_ms, int64_t emission_ms, int64_t burst,
-    int64_t cost, int64_t *new_tat, int64_t *retry_after_ms,
-    int64_t *remaining)
+    int64_t cost, int64_t *new_tat, int64_t *retry_after_ms, int64_t *remaining)
 {
 	int64_t tat = tat_ms > now_ms ? tat_ms : now_ms;
 	int64_t cap = burst * emission_ms;
@@ -43,10 +42,12 @@ ra_order_status(const char *stored, int64_t expires_ms, int64_t now_ms,
 {
 	size_t i, valid = 0;
 
-	if (stored != NULL && (strcmp(stored, "processing") == 0 ||
-	    strcmp(stored, "valid") == 0 || strcmp(stored, "invalid") == 0))
-		return stored[0] == 'p' ? "processing" : stored[0] == 'v' ?
-		    "valid" : "invalid";
+	if (stored != NULL &&
+	    (strcmp(stored, "processing") == 0 ||
+		strcmp(stored, "valid") == 0 || strcmp(stored, "invalid") == 0))
+		return stored[0] == 'p' ? "processing"
+		    : stored[0] == 'v'  ? "valid"
+					: "invalid";
 	if (expires_ms <= now_ms)
 		return "invalid";
 	for (i = 0; i < nauthz; i++) {

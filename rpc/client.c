@@ -130,8 +130,10 @@ cli_metrics(struct rpc_client *c, struct cli_call *call)
 	res = call->prob != NULL ? prob_type_name(call->prob->type) : "ok";
 	metrics_label_escape(call->method, m, sizeof(m));
 	metrics_label_escape(c->name, peer, sizeof(peer));
-	snprintf(labels, sizeof(labels), "peer=\"%s\",method=\"%s\","
-	    "result=\"%s\"", peer, m, res);
+	snprintf(labels, sizeof(labels),
+	    "peer=\"%s\",method=\"%s\","
+	    "result=\"%s\"",
+	    peer, m, res);
 	metrics_counter_add(c->metrics, "anvil_rpc_client_calls_total",
 	    "RPC calls made by this process.", labels, 1);
 	snprintf(labels, sizeof(labels), "peer=\"%s\",method=\"%s\"", peer, m);
@@ -148,8 +150,8 @@ call_deliver_async(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	call->done_fn(call->arg, call->prob == NULL ? call->result : NULL,
-	    call->prob);
+	call->done_fn(
+	    call->arg, call->prob == NULL ? call->result : NULL, call->prob);
 	call_free(call);
 }
 
@@ -168,12 +170,12 @@ call_complete(struct rpc_client *c, struct cli_call *call)
 	call->conn = NULL;
 	call->where = CALL_NONE;
 	if (call->prob == NULL && call->result == NULL)
-		call->prob = problem_new(PROB_SERVER_INTERNAL,
-		    "%s: empty outcome", c->name);
+		call->prob = problem_new(
+		    PROB_SERVER_INTERNAL, "%s: empty outcome", c->name);
 	cli_metrics(c, call);
 	if (call->is_async) {
 		if (event_base_once(call->ubase, -1, EV_TIMEOUT,
-		    call_deliver_async, call, &tv) != 0) {
+			call_deliver_async, call, &tv) != 0) {
 			log_bug("cannot schedule RPC callback for %s",
 			    call->method);
 			call_free(call);
@@ -191,8 +193,8 @@ call_fail(struct rpc_client *c, struct cli_call *call, const char *fmt,
     const char *why)
 {
 	if (call->prob == NULL && call->result == NULL)
-		call->prob = problem_new(PROB_UNAVAILABLE, fmt, c->name,
-		    call->method, why);
+		call->prob = problem_new(
+		    PROB_UNAVAILABLE, fmt, c->name, call->method, why);
 	call_complete(c, call);
 }
 
@@ -261,8 +263,8 @@ cli_send(struct cli_conn *k, struct cli_call *call)
 	call->next = k->buckets[b];
 	k->buckets[b] = call;
 	k->nsent++;
-	if (evbuffer_add(rpc_xport_output(k->x), call->frame,
-	    call->framelen) != 0) {
+	if (evbuffer_add(rpc_xport_output(k->x), call->frame, call->framelen) !=
+	    0) {
 		call_unlink(call);
 		call_fail(k->c, call, "%s: %s %s", "out of memory");
 		return;
@@ -311,7 +313,7 @@ cli_read_frames(struct cli_conn *k)
 		    evbuffer_copyout(in, hdr, 4) != 4)
 			return 0;
 		if (rpc_frame_header(hdr, k->c->max_frame, &n, err,
-		    sizeof(err)) != RPC_FRAME_OK)
+			sizeof(err)) != RPC_FRAME_OK)
 			goto bad;
 		if (evbuffer_get_length(in) < n + 4)
 			return 0;
@@ -321,18 +323,19 @@ cli_read_frames(struct cli_conn *k)
 			goto bad;
 		}
 		if (rpc_frame_decode(data, n + 4, k->c->max_frame, &used,
-		    &frame, err, sizeof(err)) != RPC_FRAME_OK)
+			&frame, err, sizeof(err)) != RPC_FRAME_OK)
 			goto bad;
 		evbuffer_drain(in, used);
-		if (rpc_response_parse(frame, &id, &result, &prob, err,
-		    sizeof(err)) != 0) {
+		if (rpc_response_parse(
+			frame, &id, &result, &prob, err, sizeof(err)) != 0) {
 			json_decref(frame);
 			goto bad;
 		}
 		call = cli_take_sent(k, id);
 		if (call == NULL) {
 			log_debug("rpc: %s: reply to unknown or expired call "
-			    "%lld", k->c->name, (long long)id);
+				  "%lld",
+			    k->c->name, (long long)id);
 			problem_free(prob);
 		} else {
 			call->prob = prob;
@@ -446,10 +449,10 @@ cli_connect(struct cli_conn *k)
 	if (c->addr.kind == RPC_ADDR_UNIX) {
 		memset(&sun, 0, sizeof(sun));
 		sun.sun_family = AF_UNIX;
-		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
-		    c->addr.path);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0);
+		snprintf(
+		    sun.sun_path, sizeof(sun.sun_path), "%s", c->addr.path);
+		fd = socket(
+		    AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			goto syserr;
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
@@ -469,12 +472,13 @@ cli_connect(struct cli_conn *k)
 			return -1;
 		}
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			fd = socket(ai->ai_family, ai->ai_socktype |
-			    SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+			fd = socket(ai->ai_family,
+			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			    ai->ai_protocol);
 			if (fd < 0)
 				continue;
-			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-			    sizeof(one));
+			(void)setsockopt(
+			    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			rpc_tcp_keepalive(fd);
 			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 				break;
@@ -492,7 +496,8 @@ cli_connect(struct cli_conn *k)
 	k->x = rpc_xport_new(c->base, fd, c->ssl_ctx, 0, c->server_name,
 	    inprogress, cli_on_xport, k);
 	if (k->x == NULL) {
-		snprintf(k->last_err, sizeof(k->last_err), "transport setup "
+		snprintf(k->last_err, sizeof(k->last_err),
+		    "transport setup "
 		    "failed");
 		return -1;
 	}
@@ -616,21 +621,22 @@ rpc_client_new(const struct rpc_client_config *cfg, const char *name,
 	atomic_init(&c->next_id, 0);
 	c->name = xstrdup(name != NULL ? name : "rpc");
 	c->metrics = metrics;
-	c->timeout_ms = cfg->timeout_ms > 0 ? (int)cfg->timeout_ms :
-	    RPC_DEFAULT_TIMEOUT_MS;
-	c->max_frame = cfg->max_frame > 0 ? (size_t)cfg->max_frame :
-	    RPC_DEFAULT_MAX_FRAME;
+	c->timeout_ms =
+	    cfg->timeout_ms > 0 ? (int)cfg->timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
+	c->max_frame =
+	    cfg->max_frame > 0 ? (size_t)cfg->max_frame : RPC_DEFAULT_MAX_FRAME;
 	if (rpc_addr_parse(cfg->target, &c->addr, err, errlen) != 0)
 		goto fail;
 	if (c->addr.kind == RPC_ADDR_TCP) {
-		c->ssl_ctx = rpc_tls_client_ctx(cfg->tls_cert, cfg->tls_key,
-		    cfg->tls_ca, err, errlen);
+		c->ssl_ctx = rpc_tls_client_ctx(
+		    cfg->tls_cert, cfg->tls_key, cfg->tls_ca, err, errlen);
 		if (c->ssl_ctx == NULL)
 			goto fail;
 		/* The server must present a certificate for this name:
 		 * tls.server_name, else the client's name ("sa"). */
-		c->server_name = xstrdup(cfg->tls_server_name != NULL ?
-		    cfg->tls_server_name : c->name);
+		c->server_name =
+		    xstrdup(cfg->tls_server_name != NULL ? cfg->tls_server_name
+							 : c->name);
 	}
 	c->nconns = (size_t)(cfg->connections > 0 ? cfg->connections : 4);
 	c->conns = xcalloc(c->nconns, sizeof(*c->conns));
@@ -691,8 +697,8 @@ call_new(struct rpc_client *c, const char *method, json_t *params,
 	json_t *req;
 
 	if (method == NULL || (params != NULL && !json_is_object(params))) {
-		*prob = problem_new(PROB_SERVER_INTERNAL,
-		    "rpc_call: bad method or params");
+		*prob = problem_new(
+		    PROB_SERVER_INTERNAL, "rpc_call: bad method or params");
 		return NULL;
 	}
 	call = xcalloc(1, sizeof(*call));
@@ -701,26 +707,27 @@ call_new(struct rpc_client *c, const char *method, json_t *params,
 	call->request_id = request_id != NULL ? xstrdup(request_id) : NULL;
 	call->timeout_ms = timeout_ms > 0 ? timeout_ms : c->timeout_ms;
 	call->t0 = time_mono_ms();
-	req = json_pack("{s:I,s:s,s:I}", "id", (json_int_t)call->id,
-	    "method", method, "deadline_ms",
+	req = json_pack("{s:I,s:s,s:I}", "id", (json_int_t)call->id, "method",
+	    method, "deadline_ms",
 	    (json_int_t)(time_now_ms() + call->timeout_ms));
 	if (req == NULL) {
-		*prob = problem_new(PROB_SERVER_INTERNAL,
-		    "rpc_call: cannot build request");
+		*prob = problem_new(
+		    PROB_SERVER_INTERNAL, "rpc_call: cannot build request");
 		call->is_async = 1;
 		call_free(call);
 		return NULL;
 	}
 	if (request_id != NULL)
-		json_object_set_new(req, "request_id",
-		    json_string(request_id));
-	json_object_set_new(req, "params", params != NULL ?
-	    json_incref(params) : json_object());
+		json_object_set_new(req, "request_id", json_string(request_id));
+	json_object_set_new(req, "params",
+	    params != NULL ? json_incref(params) : json_object());
 	call->frame = rpc_frame_encode(req, c->max_frame, &call->framelen);
 	json_decref(req);
 	if (call->frame == NULL) {
-		*prob = problem_new(PROB_MALFORMED, "%s: request for %s does "
-		    "not fit in a frame", c->name, method);
+		*prob = problem_new(PROB_MALFORMED,
+		    "%s: request for %s does "
+		    "not fit in a frame",
+		    c->name, method);
 		call->is_async = 1;
 		call_free(call);
 		return NULL;
@@ -779,8 +786,8 @@ rpc_call(struct rpc_client *c, const char *method, json_t *params,
 
 int
 rpc_call_async(struct rpc_client *c, struct event_base *base,
-    const char *method, json_t *params, int timeout_ms,
-    const char *request_id, rpc_done_fn done, void *arg)
+    const char *method, json_t *params, int timeout_ms, const char *request_id,
+    rpc_done_fn done, void *arg)
 {
 	struct cli_call *call;
 	struct problem *prob = NULL;

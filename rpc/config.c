@@ -9,38 +9,30 @@
 
 #define F(field) offsetof(struct rpc_server_config, field)
 static const struct jspec srv_tls_spec[] = {
-	{"cert", JSPEC_STRING, F(tls_cert), 1, NULL, 0},
-	{"key", JSPEC_STRING, F(tls_key), 1, NULL, 0},
-	{"ca", JSPEC_STRING, F(tls_ca), 1, NULL, 0},
-	JSPEC_END
-};
+    {"cert", JSPEC_STRING, F(tls_cert), 1, NULL, 0},
+    {"key", JSPEC_STRING, F(tls_key), 1, NULL, 0},
+    {"ca", JSPEC_STRING, F(tls_ca), 1, NULL, 0}, JSPEC_END};
 static const struct jspec srv_spec[] = {
-	{"listen", JSPEC_STRING, F(listen), 1, NULL, 0},
-	{"workers", JSPEC_INT, F(workers), 0, NULL, 0},
-	{"max_frame", JSPEC_INT, F(max_frame), 0, NULL, 0},
-	{"socket_mode", JSPEC_STRING, F(socket_mode), 0, NULL, 0},
-	{"tls", JSPEC_OBJECT, 0, 0, srv_tls_spec, 0},
-	{"allow", JSPEC_JSON, F(allow), 0, NULL, 0},
-	JSPEC_END
-};
+    {"listen", JSPEC_STRING, F(listen), 1, NULL, 0},
+    {"workers", JSPEC_INT, F(workers), 0, NULL, 0},
+    {"max_frame", JSPEC_INT, F(max_frame), 0, NULL, 0},
+    {"socket_mode", JSPEC_STRING, F(socket_mode), 0, NULL, 0},
+    {"tls", JSPEC_OBJECT, 0, 0, srv_tls_spec, 0},
+    {"allow", JSPEC_JSON, F(allow), 0, NULL, 0}, JSPEC_END};
 #undef F
 
 #define F(field) offsetof(struct rpc_client_config, field)
 static const struct jspec cli_tls_spec[] = {
-	{"cert", JSPEC_STRING, F(tls_cert), 1, NULL, 0},
-	{"key", JSPEC_STRING, F(tls_key), 1, NULL, 0},
-	{"ca", JSPEC_STRING, F(tls_ca), 1, NULL, 0},
-	{"server_name", JSPEC_STRING, F(tls_server_name), 0, NULL, 0},
-	JSPEC_END
-};
+    {"cert", JSPEC_STRING, F(tls_cert), 1, NULL, 0},
+    {"key", JSPEC_STRING, F(tls_key), 1, NULL, 0},
+    {"ca", JSPEC_STRING, F(tls_ca), 1, NULL, 0},
+    {"server_name", JSPEC_STRING, F(tls_server_name), 0, NULL, 0}, JSPEC_END};
 static const struct jspec cli_spec[] = {
-	{"target", JSPEC_STRING, F(target), 1, NULL, 0},
-	{"timeout", JSPEC_DURATION, F(timeout_ms), 0, NULL, 0},
-	{"connections", JSPEC_INT, F(connections), 0, NULL, 0},
-	{"max_frame", JSPEC_INT, F(max_frame), 0, NULL, 0},
-	{"tls", JSPEC_OBJECT, 0, 0, cli_tls_spec, 0},
-	JSPEC_END
-};
+    {"target", JSPEC_STRING, F(target), 1, NULL, 0},
+    {"timeout", JSPEC_DURATION, F(timeout_ms), 0, NULL, 0},
+    {"connections", JSPEC_INT, F(connections), 0, NULL, 0},
+    {"max_frame", JSPEC_INT, F(max_frame), 0, NULL, 0},
+    {"tls", JSPEC_OBJECT, 0, 0, cli_tls_spec, 0}, JSPEC_END};
 #undef F
 
 static int
@@ -56,16 +48,22 @@ check_allow(const json_t *allow, char *err, size_t errlen)
 		snprintf(err, errlen, "rpc.allow: expected an object");
 		return -1;
 	}
-	json_object_foreach((json_t *)allow, key, v) {
+	json_object_foreach((json_t *)allow, key, v)
+	{
 		if (!json_is_array(v)) {
-			snprintf(err, errlen, "rpc.allow.%s: expected an array "
-			    "of client names", key);
+			snprintf(err, errlen,
+			    "rpc.allow.%s: expected an array "
+			    "of client names",
+			    key);
 			return -1;
 		}
-		json_array_foreach(v, i, e) {
+		json_array_foreach(v, i, e)
+		{
 			if (!json_is_string(e) || json_string_length(e) == 0) {
-				snprintf(err, errlen, "rpc.allow.%s[%zu]: "
-				    "expected a non-empty string", key, i);
+				snprintf(err, errlen,
+				    "rpc.allow.%s[%zu]: "
+				    "expected a non-empty string",
+				    key, i);
 				return -1;
 			}
 		}
@@ -74,8 +72,8 @@ check_allow(const json_t *allow, char *err, size_t errlen)
 }
 
 int
-rpc_server_config_parse(const json_t *obj, struct rpc_server_config *cfg,
-    char *err, size_t errlen)
+rpc_server_config_parse(
+    const json_t *obj, struct rpc_server_config *cfg, char *err, size_t errlen)
 {
 	struct rpc_addr a;
 	char *end = NULL;
@@ -101,7 +99,8 @@ rpc_server_config_parse(const json_t *obj, struct rpc_server_config *cfg,
 		goto fail;
 	}
 	if (a.kind == RPC_ADDR_TCP && cfg->tls_cert == NULL) {
-		snprintf(err, errlen, "rpc.tls: required for a tcp: listen "
+		snprintf(err, errlen,
+		    "rpc.tls: required for a tcp: listen "
 		    "address (mutual TLS)");
 		goto fail;
 	}
@@ -116,7 +115,8 @@ rpc_server_config_parse(const json_t *obj, struct rpc_server_config *cfg,
 	mode = strtol(cfg->socket_mode, &end, 8);
 	if (cfg->socket_mode[0] == '\0' || *end != '\0' || mode < 0 ||
 	    mode > 0777) {
-		snprintf(err, errlen, "rpc.socket_mode: expected an octal "
+		snprintf(err, errlen,
+		    "rpc.socket_mode: expected an octal "
 		    "mode such as \"0660\"");
 		goto fail;
 	}
@@ -145,8 +145,8 @@ rpc_server_config_clear(struct rpc_server_config *cfg)
 }
 
 int
-rpc_client_config_parse(const json_t *obj, struct rpc_client_config *cfg,
-    char *err, size_t errlen)
+rpc_client_config_parse(
+    const json_t *obj, struct rpc_client_config *cfg, char *err, size_t errlen)
 {
 	struct rpc_addr a;
 
@@ -164,7 +164,8 @@ rpc_client_config_parse(const json_t *obj, struct rpc_client_config *cfg,
 	if (rpc_addr_parse(cfg->target, &a, err, errlen) != 0)
 		goto fail;
 	if (a.kind == RPC_ADDR_TCP && cfg->tls_cert == NULL) {
-		snprintf(err, errlen, "tls: required for a tcp: target "
+		snprintf(err, errlen,
+		    "tls: required for a tcp: target "
 		    "(mutual TLS)");
 		goto fail;
 	}

@@ -7,8 +7,8 @@
 #include "rpc/rpc_int.h"
 
 enum rpc_frame_status
-rpc_frame_header(const uint8_t hdr[4], size_t max_frame, size_t *len,
-    char *err, size_t errlen)
+rpc_frame_header(const uint8_t hdr[4], size_t max_frame, size_t *len, char *err,
+    size_t errlen)
 {
 	uint32_t n;
 
@@ -19,8 +19,10 @@ rpc_frame_header(const uint8_t hdr[4], size_t max_frame, size_t *len,
 		return RPC_FRAME_BAD;
 	}
 	if ((size_t)n > max_frame) {
-		snprintf(err, errlen, "frame of %u bytes exceeds the limit of "
-		    "%zu", n, max_frame);
+		snprintf(err, errlen,
+		    "frame of %u bytes exceeds the limit of "
+		    "%zu",
+		    n, max_frame);
 		return RPC_FRAME_BAD;
 	}
 	*len = n;
@@ -46,8 +48,8 @@ rpc_frame_decode(const uint8_t *buf, size_t len, size_t max_frame,
 		*consumed = n + 4;
 		return RPC_FRAME_NEED;
 	}
-	obj = json_loadb((const char *)buf + 4, n, JSON_REJECT_DUPLICATES,
-	    &jerr);
+	obj =
+	    json_loadb((const char *)buf + 4, n, JSON_REJECT_DUPLICATES, &jerr);
 	if (obj == NULL) {
 		snprintf(err, errlen, "invalid JSON at byte %d: %s",
 		    jerr.position, jerr.text);
@@ -89,15 +91,16 @@ out:
 }
 
 int
-rpc_request_parse(json_t *frame, struct rpc_parsed_req *req, char *err,
-    size_t errlen)
+rpc_request_parse(
+    json_t *frame, struct rpc_parsed_req *req, char *err, size_t errlen)
 {
 	json_t *v;
 
 	memset(req, 0, sizeof(*req));
 	v = json_object_get(frame, "id");
-	if (v == NULL || !(json_is_integer(v) ||
-	    (json_is_string(v) && json_string_length(v) <= 128))) {
+	if (v == NULL ||
+	    !(json_is_integer(v) ||
+		(json_is_string(v) && json_string_length(v) <= 128))) {
 		snprintf(err, errlen, "request without a usable id");
 		return -1;
 	}
@@ -134,7 +137,8 @@ rpc_request_parse(json_t *frame, struct rpc_parsed_req *req, char *err,
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_string(v) || json_string_length(v) > 256 ||
 		    strlen(json_string_value(v)) != json_string_length(v)) {
-			snprintf(err, errlen, "request_id must be a string of "
+			snprintf(err, errlen,
+			    "request_id must be a string of "
 			    "at most 256 bytes");
 			return 1;
 		}
@@ -160,7 +164,8 @@ rpc_response_parse(json_t *frame, int64_t *id, json_t **result,
 	e = json_object_get(frame, "error");
 	if (e != NULL) {
 		if (!json_is_object(e)) {
-			snprintf(err, errlen, "response error is not an object");
+			snprintf(
+			    err, errlen, "response error is not an object");
 			return -1;
 		}
 		*prob = problem_from_json(e);

@@ -29,10 +29,10 @@
 /* What a handler sees of one call. All members borrowed for the call. */
 struct rpc_req {
 	const char *method;
-	json_t *params;		/* always an object ({} if absent) */
+	json_t *params;         /* always an object ({} if absent) */
 	const char *request_id; /* trace id, may be NULL */
-	const char *peer;	/* identity: "uid:0" (unix) or cert name (tls) */
-	int64_t deadline_ms;	/* wall-clock epoch ms; 0 = none */
+	const char *peer;    /* identity: "uid:0" (unix) or cert name (tls) */
+	int64_t deadline_ms; /* wall-clock epoch ms; 0 = none */
 };
 
 /*
@@ -81,8 +81,8 @@ struct rpc_server_config {
 };
 
 /* 0 or -1 with a message naming the bad key in err. Fills defaults. */
-int rpc_server_config_parse(const json_t *obj, struct rpc_server_config *cfg,
-    char *err, size_t errlen);
+int rpc_server_config_parse(
+    const json_t *obj, struct rpc_server_config *cfg, char *err, size_t errlen);
 void rpc_server_config_clear(struct rpc_server_config *cfg);
 
 struct rpc_server;
@@ -132,8 +132,8 @@ struct rpc_client_config {
 	char *tls_server_name;
 };
 
-int rpc_client_config_parse(const json_t *obj, struct rpc_client_config *cfg,
-    char *err, size_t errlen);
+int rpc_client_config_parse(
+    const json_t *obj, struct rpc_client_config *cfg, char *err, size_t errlen);
 void rpc_client_config_clear(struct rpc_client_config *cfg);
 
 struct rpc_client;
@@ -173,8 +173,8 @@ int rpc_call(struct rpc_client *c, const char *method, json_t *params,
 struct event_base;
 typedef void (*rpc_done_fn)(void *arg, json_t *result, struct problem *prob);
 int rpc_call_async(struct rpc_client *c, struct event_base *base,
-    const char *method, json_t *params, int timeout_ms,
-    const char *request_id, rpc_done_fn done, void *arg);
+    const char *method, json_t *params, int timeout_ms, const char *request_id,
+    rpc_done_fn done, void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Helpers (extensions)                                                 */

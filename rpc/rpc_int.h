@@ -21,9 +21,9 @@ struct evbuffer;
 /* ------------------------------------------------------------------ */
 
 enum rpc_frame_status {
-	RPC_FRAME_OK,	/* one frame decoded */
+	RPC_FRAME_OK,   /* one frame decoded */
 	RPC_FRAME_NEED, /* not enough bytes yet */
-	RPC_FRAME_BAD,	/* protocol error: the connection must be closed */
+	RPC_FRAME_BAD,  /* protocol error: the connection must be closed */
 	RPC_FRAME__MAX
 };
 
@@ -43,8 +43,7 @@ enum rpc_frame_status rpc_frame_header(const uint8_t hdr[4], size_t max_frame,
  * RPC_FRAME_BAD: reason in err (oversized, invalid JSON, not an object).
  */
 enum rpc_frame_status rpc_frame_decode(const uint8_t *buf, size_t len,
-    size_t max_frame, size_t *consumed, json_t **out, char *err,
-    size_t errlen);
+    size_t max_frame, size_t *consumed, json_t **out, char *err, size_t errlen);
 
 /*
  * Serialises obj (borrowed) into a new frame (header + compact JSON).
@@ -55,7 +54,7 @@ uint8_t *rpc_frame_encode(const json_t *obj, size_t max_frame, size_t *len);
 
 /* A parsed request; members borrow from the frame object. */
 struct rpc_parsed_req {
-	json_t *id;	/* integer or string */
+	json_t *id; /* integer or string */
 	const char *method;
 	json_t *params; /* object, or NULL when absent */
 	const char *request_id;
@@ -67,8 +66,8 @@ struct rpc_parsed_req {
  * is usable but something else is wrong (answer with a malformed error
  * whose detail is in err); -1 when there is no usable id (close).
  */
-int rpc_request_parse(json_t *frame, struct rpc_parsed_req *req, char *err,
-    size_t errlen);
+int rpc_request_parse(
+    json_t *frame, struct rpc_parsed_req *req, char *err, size_t errlen);
 
 /*
  * Checks a response object (borrowed). Returns 0 and sets *id; then either
@@ -97,8 +96,7 @@ struct rpc_addr {
 };
 
 /* Parses "unix:/path" or "tcp:host:port" / "tcp:[v6]:port". 0 or -1. */
-int rpc_addr_parse(const char *s, struct rpc_addr *a, char *err,
-    size_t errlen);
+int rpc_addr_parse(const char *s, struct rpc_addr *a, char *err, size_t errlen);
 void rpc_addr_clear(struct rpc_addr *a);
 
 /*
@@ -131,7 +129,7 @@ int rpc_threads_init(void);
 
 enum rpc_xport_event {
 	RPC_XPORT_CONNECTED, /* connect (and TLS handshake) done */
-	RPC_XPORT_READ,	     /* new bytes in the input buffer */
+	RPC_XPORT_READ,      /* new bytes in the input buffer */
 	RPC_XPORT_CLOSED,    /* EOF or error; reason via rpc_xport_error */
 	RPC_XPORT_DRAINED,   /* output buffer emptied (if asked for) */
 	RPC_XPORT__MAX
@@ -143,8 +141,8 @@ struct rpc_xport;
  * Callback on the loop thread. The owner may free the transport inside the
  * callback only for RPC_XPORT_CLOSED, or when it returns 1 ("freed").
  */
-typedef int (*rpc_xport_cb)(struct rpc_xport *x, enum rpc_xport_event ev,
-    void *arg);
+typedef int (*rpc_xport_cb)(
+    struct rpc_xport *x, enum rpc_xport_event ev, void *arg);
 
 /*
  * Wraps fd (taken; closed by rpc_xport_free). ctx NULL = plain; otherwise

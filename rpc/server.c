@@ -38,11 +38,11 @@
 
 struct srv_conn {
 	struct rpc_server *s;
-	struct rpc_xport *x; /* NULL once closed */
+	struct rpc_xport *x;    /* NULL once closed */
 	struct event *hs_timer; /* handshake deadline, until ready */
-	char *peer;	     /* "uid:N" or certificate name; NULL until known */
-	char *user;	     /* unix user name, may be NULL */
-	char desc[80];	     /* for logs */
+	char *peer;    /* "uid:N" or certificate name; NULL until known */
+	char *user;    /* unix user name, may be NULL */
+	char desc[80]; /* for logs */
 	int inflight;
 	int out_full; /* too many unsent replies: reading paused */
 	int ready;
@@ -108,7 +108,8 @@ allow_list_has(const json_t *arr, const char *peer, const char *user)
 	size_t i;
 	json_t *e;
 
-	json_array_foreach(arr, i, e) {
+	json_array_foreach(arr, i, e)
+	{
 		const char *v = json_string_value(e);
 
 		if (v == NULL)
@@ -124,8 +125,8 @@ allow_list_has(const json_t *arr, const char *peer, const char *user)
 }
 
 int
-rpc_authorized(const json_t *allow, const char *method, const char *peer,
-    const char *user)
+rpc_authorized(
+    const json_t *allow, const char *method, const char *peer, const char *user)
 {
 	const char *key;
 	json_t *v;
@@ -135,11 +136,12 @@ rpc_authorized(const json_t *allow, const char *method, const char *peer,
 		return 1;
 	if (!json_is_object(allow))
 		return 0;
-	json_object_foreach((json_t *)allow, key, v) {
+	json_object_foreach((json_t *)allow, key, v)
+	{
 		kl = strlen(key);
 		if (strcmp(key, method) != 0 &&
 		    !(kl > 0 && key[kl - 1] == '*' &&
-		    strncmp(key, method, kl - 1) == 0))
+			strncmp(key, method, kl - 1) == 0))
 			continue;
 		if (json_is_array(v) && allow_list_has(v, peer, user))
 			return 1;
@@ -152,16 +154,16 @@ rpc_authorized(const json_t *allow, const char *method, const char *peer,
 /* ---------------------------------------------------------------- */
 
 static void
-srv_metrics_call(struct rpc_server *s, const char *method, const char *result,
-    double secs)
+srv_metrics_call(
+    struct rpc_server *s, const char *method, const char *result, double secs)
 {
 	char m[300], labels[700];
 
 	if (s->metrics == NULL)
 		return;
 	metrics_label_escape(method, m, sizeof(m));
-	snprintf(labels, sizeof(labels), "method=\"%s\",result=\"%s\"", m,
-	    result);
+	snprintf(
+	    labels, sizeof(labels), "method=\"%s\",result=\"%s\"", m, result);
 	metrics_counter_add(s->metrics, "anvil_rpc_server_calls_total",
 	    "RPC calls handled by this server.", labels, 1);
 	snprintf(labels, sizeof(labels), "method=\"%s\"", m);
@@ -333,16 +335,17 @@ conn_handle_frame(struct srv_conn *c, json_t *frame)
 		goto done;
 	}
 	if (s->draining) {
-		conn_reply_err(c, j->pr.id, meth, problem_new(PROB_UNAVAILABLE,
-		    "server is shutting down"), t0);
+		conn_reply_err(c, j->pr.id, meth,
+		    problem_new(PROB_UNAVAILABLE, "server is shutting down"),
+		    t0);
 		goto done;
 	}
 	m = srv_find_method(s, meth);
 	if (m == NULL) {
 		log_info("rpc: unknown method \"%s\" from %s", meth, c->desc);
 		conn_reply_err(c, j->pr.id, "(unknown)",
-		    problem_new(PROB_MALFORMED, "unknown method \"%s\"",
-		    meth), t0);
+		    problem_new(PROB_MALFORMED, "unknown method \"%s\"", meth),
+		    t0);
 		goto done;
 	}
 	if (!rpc_authorized(s->allow, meth, c->peer, c->user)) {
@@ -350,16 +353,20 @@ conn_handle_frame(struct srv_conn *c, json_t *frame)
 		    "rpc: denied %s to %s%s%s%s", meth, c->peer,
 		    c->user ? " (" : "", c->user ? c->user : "",
 		    c->user ? ")" : "");
-		conn_reply_err(c, j->pr.id, meth, problem_new(PROB_UNAUTHORIZED,
-		    "%s may not call %s", c->peer, meth), t0);
+		conn_reply_err(c, j->pr.id, meth,
+		    problem_new(
+			PROB_UNAUTHORIZED, "%s may not call %s", c->peer, meth),
+		    t0);
 		goto done;
 	}
 	if (j->pr.deadline_ms != 0 && j->pr.deadline_ms <= time_now_ms()) {
 		log_msg(LOG_LEVEL_INFO, j->pr.request_id,
 		    "rpc: %s from %s arrived after its deadline", meth,
 		    c->desc);
-		conn_reply_err(c, j->pr.id, meth, problem_new(PROB_UNAVAILABLE,
-		    "deadline exceeded before %s started", meth), t0);
+		conn_reply_err(c, j->pr.id, meth,
+		    problem_new(PROB_UNAVAILABLE,
+			"deadline exceeded before %s started", meth),
+		    t0);
 		goto done;
 	}
 	j->m = m;
@@ -396,7 +403,7 @@ conn_read_frames(struct srv_conn *c)
 		if (evbuffer_copyout(in, hdr, 4) != 4)
 			return 0;
 		if (rpc_frame_header(hdr, c->s->max_frame, &n, err,
-		    sizeof(err)) != RPC_FRAME_OK) {
+			sizeof(err)) != RPC_FRAME_OK) {
 			log_info("rpc: bad frame from %s: %s", c->desc, err);
 			conn_close(c, err);
 			return -1;
@@ -409,7 +416,7 @@ conn_read_frames(struct srv_conn *c)
 			return -1;
 		}
 		if (rpc_frame_decode(data, n + 4, c->s->max_frame, &used,
-		    &frame, err, sizeof(err)) != RPC_FRAME_OK) {
+			&frame, err, sizeof(err)) != RPC_FRAME_OK) {
 			log_info("rpc: bad frame from %s: %s", c->desc, err);
 			conn_close(c, err);
 			return -1;
@@ -434,7 +441,8 @@ conn_on_xport(struct rpc_xport *x, enum rpc_xport_event ev, void *arg)
 		if (rpc_xport_ssl(x) != NULL) {
 			name = rpc_tls_peer_name(rpc_xport_ssl(x));
 			if (name == NULL) {
-				conn_close(c, "client certificate has no "
+				conn_close(c,
+				    "client certificate has no "
 				    "usable name");
 				return 1;
 			}
@@ -460,20 +468,22 @@ conn_on_xport(struct rpc_xport *x, enum rpc_xport_event ev, void *arg)
 	default:
 		if (evbuffer_get_length(rpc_xport_input(x)) > 0)
 			log_info("rpc: %s closed with %zu bytes of a partial "
-			    "frame", c->desc,
-			    evbuffer_get_length(rpc_xport_input(x)));
+				 "frame",
+			    c->desc, evbuffer_get_length(rpc_xport_input(x)));
 		if (!c->ready)
-			log_info("rpc: connection from %s failed: %s",
-			    c->desc, rpc_xport_error(x));
-		conn_close(c, strncmp(rpc_xport_error(x), "connection closed",
-		    17) == 0 ? NULL : rpc_xport_error(x));
+			log_info("rpc: connection from %s failed: %s", c->desc,
+			    rpc_xport_error(x));
+		conn_close(c,
+		    strncmp(rpc_xport_error(x), "connection closed", 17) == 0
+			? NULL
+			: rpc_xport_error(x));
 		return 1;
 	}
 }
 
 static void
-srv_on_accept(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+srv_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
 {
 	struct rpc_server *s = arg;
 	struct srv_conn *c;
@@ -503,13 +513,14 @@ srv_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		}
 		c->peer = xasprintf("uid:%u", (unsigned)cred.uid);
 		if (getpwuid_r(cred.uid, &pw, pwbuf, sizeof(pwbuf), &pwp) ==
-		    0 && pwp != NULL)
+			0 &&
+		    pwp != NULL)
 			c->user = xstrdup(pw.pw_name);
 		snprintf(c->desc, sizeof(c->desc), "unix:uid=%u,pid=%d",
 		    (unsigned)cred.uid, (int)cred.pid);
 	} else {
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
+		(void)setsockopt(
+		    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		rpc_tcp_keepalive(fd);
 		(void)getnameinfo(sa, (socklen_t)salen, host, sizeof(host),
 		    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
@@ -522,8 +533,8 @@ srv_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		if (c->hs_timer != NULL)
 			(void)evtimer_add(c->hs_timer, &tv);
 	}
-	c->x = rpc_xport_new(s->base, fd, s->ssl_ctx, 1, NULL, 0,
-	    conn_on_xport, c);
+	c->x = rpc_xport_new(
+	    s->base, fd, s->ssl_ctx, 1, NULL, 0, conn_on_xport, c);
 	if (c->x == NULL) {
 		if (c->hs_timer != NULL)
 			event_free(c->hs_timer);
@@ -573,8 +584,8 @@ srv_health(struct rpc_server *s, json_t **result, struct problem **prob)
 {
 	char msg[256] = "";
 
-	if (s->health != NULL && s->health(s->health_arg, msg,
-	    sizeof(msg)) != 0) {
+	if (s->health != NULL &&
+	    s->health(s->health_arg, msg, sizeof(msg)) != 0) {
 		*prob = problem_new(PROB_UNAVAILABLE, "unhealthy: %s", msg);
 		return -1;
 	}
@@ -625,12 +636,12 @@ reply:
 	}
 	j->resp = rpc_frame_encode(resp, s->max_frame, &j->resplen);
 	if (j->resp == NULL) {
-		log_error("rpc: reply to %s does not fit in a frame",
-		    j->pr.method);
+		log_error(
+		    "rpc: reply to %s does not fit in a frame", j->pr.method);
 		json_decref(resp);
 		problem_free(prob);
-		prob = problem_new(PROB_SERVER_INTERNAL,
-		    "reply too large for a frame");
+		prob = problem_new(
+		    PROB_SERVER_INTERNAL, "reply too large for a frame");
 		resp = rpc_response_err(j->pr.id, prob);
 		snprintf(j->result, sizeof(j->result), "serverInternal");
 		j->resp = rpc_frame_encode(resp, s->max_frame, &j->resplen);
@@ -737,7 +748,8 @@ srv_on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	    time_mono_ms() - s->drain_start > SRV_DRAIN_MAX_MS) {
 		if (s->inflight != 0)
 			log_warn("rpc: drain timed out with %ld calls in "
-			    "flight", s->inflight);
+				 "flight",
+			    s->inflight);
 		(void)event_del(s->drain_ev);
 		event_base_loopexit(s->base, NULL);
 	}
@@ -778,8 +790,8 @@ srv_on_stop(evutil_socket_t fd, short what, void *arg)
 /* ---------------------------------------------------------------- */
 
 static int
-srv_listen_unix(struct rpc_server *s, const char *mode_str, char *err,
-    size_t errlen)
+srv_listen_unix(
+    struct rpc_server *s, const char *mode_str, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	struct stat st;
@@ -796,10 +808,12 @@ srv_listen_unix(struct rpc_server *s, const char *mode_str, char *err,
 			goto fail;
 		}
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun,
-		    sizeof(sun)) == 0) {
-			snprintf(err, errlen, "%s: another server is "
-			    "listening there", s->addr.path);
+		if (probe >= 0 &&
+		    connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			snprintf(err, errlen,
+			    "%s: another server is "
+			    "listening there",
+			    s->addr.path);
 			goto fail;
 		}
 		if (unlink(s->addr.path) != 0) {
@@ -814,13 +828,13 @@ srv_listen_unix(struct rpc_server *s, const char *mode_str, char *err,
 		goto fail;
 	}
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		snprintf(err, errlen, "bind %s: %s", s->addr.path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "bind %s: %s", s->addr.path, strerror(errno));
 		goto fail;
 	}
 	if (chmod(s->addr.path, mode) != 0 || stat(s->addr.path, &st) != 0) {
-		snprintf(err, errlen, "chmod %s: %s", s->addr.path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "chmod %s: %s", s->addr.path, strerror(errno));
 		(void)unlink(s->addr.path);
 		goto fail;
 	}
@@ -851,20 +865,20 @@ srv_listen_tcp(struct rpc_server *s, char *err, size_t errlen)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
-	rc = getaddrinfo(s->addr.host[0] ? s->addr.host : NULL, s->addr.port,
-	    &hints, &res);
+	rc = getaddrinfo(
+	    s->addr.host[0] ? s->addr.host : NULL, s->addr.port, &hints, &res);
 	if (rc != 0) {
-		snprintf(err, errlen, "%s: %s", s->addr.host,
-		    gai_strerror(rc));
+		snprintf(err, errlen, "%s: %s", s->addr.host, gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-		    SOCK_NONBLOCK, ai->ai_protocol);
+		fd = socket(ai->ai_family,
+		    ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    ai->ai_protocol);
 		if (fd < 0)
 			continue;
-		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-		    sizeof(one));
+		(void)setsockopt(
+		    fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
 		    listen(fd, 512) == 0)
 			break;
@@ -903,15 +917,17 @@ rpc_server_new(const struct rpc_server_config *cfg,
 	s->metrics = metrics;
 	s->health = health;
 	s->health_arg = health_arg;
-	s->max_frame = cfg->max_frame > 0 ? (size_t)cfg->max_frame :
-	    RPC_DEFAULT_MAX_FRAME;
+	s->max_frame =
+	    cfg->max_frame > 0 ? (size_t)cfg->max_frame : RPC_DEFAULT_MAX_FRAME;
 	if (cfg->allow != NULL)
 		s->allow = json_deep_copy(cfg->allow);
 	s->methods = xcalloc(nmethods + 1, sizeof(*s->methods));
 	for (i = 0; i < nmethods; i++) {
 		if (methods[i].name == NULL || methods[i].fn == NULL) {
-			snprintf(err, errlen, "method %zu has no name or "
-			    "handler", i);
+			snprintf(err, errlen,
+			    "method %zu has no name or "
+			    "handler",
+			    i);
 			goto fail;
 		}
 		s->methods[i] = methods[i];
@@ -922,8 +938,8 @@ rpc_server_new(const struct rpc_server_config *cfg,
 	if (rpc_addr_parse(cfg->listen, &s->addr, err, errlen) != 0)
 		goto fail;
 	if (s->addr.kind == RPC_ADDR_TCP) {
-		s->ssl_ctx = rpc_tls_server_ctx(cfg->tls_cert, cfg->tls_key,
-		    cfg->tls_ca, err, errlen);
+		s->ssl_ctx = rpc_tls_server_ctx(
+		    cfg->tls_cert, cfg->tls_key, cfg->tls_ca, err, errlen);
 		if (s->ssl_ctx == NULL)
 			goto fail;
 	}
@@ -933,8 +949,9 @@ rpc_server_new(const struct rpc_server_config *cfg,
 		goto fail;
 	}
 	if (s->addr.kind == RPC_ADDR_UNIX)
-		fd = srv_listen_unix(s, cfg->socket_mode != NULL ?
-		    cfg->socket_mode : "0660", err, errlen);
+		fd = srv_listen_unix(s,
+		    cfg->socket_mode != NULL ? cfg->socket_mode : "0660", err,
+		    errlen);
 	else
 		fd = srv_listen_tcp(s, err, errlen);
 	if (fd < 0)
@@ -954,16 +971,14 @@ rpc_server_new(const struct rpc_server_config *cfg,
 	s->sig_term = evsignal_new(s->base, SIGTERM, srv_on_signal, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, srv_on_signal, s);
 	if (s->done_ev == NULL || s->stop_ev == NULL || s->drain_ev == NULL ||
-	    s->accept_ev == NULL ||
-	    s->sig_term == NULL || s->sig_int == NULL) {
+	    s->accept_ev == NULL || s->sig_term == NULL || s->sig_int == NULL) {
 		snprintf(err, errlen, "event_new failed");
 		goto fail;
 	}
 	s->nthreads = (size_t)(cfg->workers > 0 ? cfg->workers : 8);
 	s->threads = xcalloc(s->nthreads, sizeof(*s->threads));
 	for (i = 0; i < s->nthreads; i++) {
-		if (pthread_create(&s->threads[i], NULL, worker_main, s) !=
-		    0) {
+		if (pthread_create(&s->threads[i], NULL, worker_main, s) != 0) {
 			snprintf(err, errlen, "pthread_create failed");
 			s->nthreads = i;
 			goto fail;

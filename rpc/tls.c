@@ -27,8 +27,8 @@ rpc_addr_parse(const char *s, struct rpc_addr *a, char *err, size_t errlen)
 	}
 	if (strncmp(s, "unix:", 5) == 0) {
 		if (s[5] == '\0' || strlen(s + 5) >= 108) {
-			snprintf(err, errlen, "bad unix socket path in \"%s\"",
-			    s);
+			snprintf(
+			    err, errlen, "bad unix socket path in \"%s\"", s);
 			return -1;
 		}
 		a->kind = RPC_ADDR_UNIX;
@@ -36,8 +36,10 @@ rpc_addr_parse(const char *s, struct rpc_addr *a, char *err, size_t errlen)
 		return 0;
 	}
 	if (strncmp(s, "tcp:", 4) != 0) {
-		snprintf(err, errlen, "address \"%s\" must start with unix: "
-		    "or tcp:", s);
+		snprintf(err, errlen,
+		    "address \"%s\" must start with unix: "
+		    "or tcp:",
+		    s);
 		return -1;
 	}
 	hp = s + 4;
@@ -52,14 +54,15 @@ rpc_addr_parse(const char *s, struct rpc_addr *a, char *err, size_t errlen)
 	} else {
 		colon = strrchr(hp, ':');
 		if (colon == NULL || colon == hp) {
-			snprintf(err, errlen, "address \"%s\" needs host:port",
-			    s);
+			snprintf(
+			    err, errlen, "address \"%s\" needs host:port", s);
 			return -1;
 		}
 		a->host = xstrndup(hp, (size_t)(colon - hp));
 	}
-	if (colon[1] == '\0' || strspn(colon + 1, "0123456789") !=
-	    strlen(colon + 1) || atoi(colon + 1) > 65535) {
+	if (colon[1] == '\0' ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    atoi(colon + 1) > 65535) {
 		snprintf(err, errlen, "bad port in \"%s\"", s);
 		rpc_addr_clear(a);
 		return -1;
@@ -113,8 +116,9 @@ tls_ctx_common(const SSL_METHOD *meth, const char *cert, const char *key,
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_mode(ctx,
+	    SSL_MODE_ENABLE_PARTIAL_WRITE |
+		SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (cert == NULL || key == NULL || ca == NULL) {
 		snprintf(err, errlen, "tls needs cert, key and ca");
 		goto fail;
@@ -146,17 +150,17 @@ fail:
 }
 
 SSL_CTX *
-rpc_tls_server_ctx(const char *cert, const char *key, const char *ca,
-    char *err, size_t errlen)
+rpc_tls_server_ctx(
+    const char *cert, const char *key, const char *ca, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
-	STACK_OF(X509_NAME) *names;
+	STACK_OF(X509_NAME) * names;
 
 	ctx = tls_ctx_common(TLS_server_method(), cert, key, ca, err, errlen);
 	if (ctx == NULL)
 		return NULL;
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
-	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	SSL_CTX_set_verify(
+	    ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	names = SSL_load_client_CA_file(ca);
 	if (names != NULL)
 		SSL_CTX_set_client_CA_list(ctx, names);
@@ -167,8 +171,8 @@ rpc_tls_server_ctx(const char *cert, const char *key, const char *ca,
 }
 
 SSL_CTX *
-rpc_tls_client_ctx(const char *cert, const char *key, const char *ca,
-    char *err, size_t errlen)
+rpc_tls_client_ctx(
+    const char *cert, const char *key, const char *ca, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
 
@@ -205,8 +209,8 @@ rpc_tls_peer_name(SSL *ssl)
 		name = xstrndup((const char *)d, (size_t)n);
 		goto out;
 	}
-	n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
-	    NID_commonName, cn, sizeof(cn));
+	n = X509_NAME_get_text_by_NID(
+	    X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn));
 	if (n > 0 && (size_t)n < sizeof(cn) && strlen(cn) == (size_t)n)
 		name = xstrdup(cn);
 out:
@@ -273,7 +277,6 @@ rpc_tcp_keepalive(int fd)
 
 	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
-	    sizeof(intvl));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }

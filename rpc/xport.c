@@ -41,10 +41,10 @@ struct rpc_xport {
 	rpc_xport_cb cb;
 	void *arg;
 	int paused;
-	int want_write; /* TLS needs the socket writable */
-	int want_read;	/* TLS needs the socket readable (even if paused) */
-	int in_flush;	/* inside rpc_xport_flush: no callbacks */
-	int failed;	/* failure noticed in flush, reported from the loop */
+	int want_write;   /* TLS needs the socket writable */
+	int want_read;    /* TLS needs the socket readable (even if paused) */
+	int in_flush;     /* inside rpc_xport_flush: no callbacks */
+	int failed;       /* failure noticed in flush, reported from the loop */
 	int want_drained; /* owner waits for an empty output buffer */
 	char err[256];
 };
@@ -130,8 +130,9 @@ xport_write(struct rpc_xport *x)
 			n = evbuffer_write(x->out, x->fd);
 			if (n > 0)
 				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EINTR ||
-			    errno == EWOULDBLOCK))
+			if (n < 0 &&
+			    (errno == EAGAIN || errno == EINTR ||
+				errno == EWOULDBLOCK))
 				return 0;
 			xport_fail(x, n < 0 ? strerror(errno) : "write failed");
 			return -1;
@@ -243,8 +244,8 @@ xport_pump(struct rpc_xport *x)
 		if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
 			soerr = errno;
 		if (soerr != 0) {
-			snprintf(msg, sizeof(msg), "connect: %s",
-			    strerror(soerr));
+			snprintf(
+			    msg, sizeof(msg), "connect: %s", strerror(soerr));
 			xport_fail(x, msg);
 			return;
 		}
@@ -320,8 +321,7 @@ rpc_xport_new(struct event_base *base, int fd, SSL_CTX *ctx, int is_server,
 	x->out = evbuffer_new();
 	x->rev = event_new(base, fd, EV_READ | EV_PERSIST, xport_on_event, x);
 	x->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, xport_on_event, x);
-	if (x->in == NULL || x->out == NULL || x->rev == NULL ||
-	    x->wev == NULL)
+	if (x->in == NULL || x->out == NULL || x->rev == NULL || x->wev == NULL)
 		goto fail;
 	if (ctx != NULL) {
 		x->ssl = SSL_new(ctx);
@@ -334,13 +334,13 @@ rpc_xport_new(struct event_base *base, int fd, SSL_CTX *ctx, int is_server,
 			if (server_name != NULL && server_name[0] != '\0') {
 				if (SSL_set1_host(x->ssl, server_name) != 1)
 					goto fail;
-				(void)SSL_set_tlsext_host_name(x->ssl,
-				    server_name);
+				(void)SSL_set_tlsext_host_name(
+				    x->ssl, server_name);
 			}
 		}
 	}
-	x->state = connecting ? XPORT_CONNECTING :
-	    (x->ssl != NULL ? XPORT_HANDSHAKE : XPORT_OPEN);
+	x->state = connecting ? XPORT_CONNECTING
+			      : (x->ssl != NULL ? XPORT_HANDSHAKE : XPORT_OPEN);
 	if (connecting)
 		(void)event_add(x->wev, NULL);
 	else if (x->ssl != NULL)

@@ -56,8 +56,8 @@ void sa_free(struct sa *sa);
  * returns 0 and, when non-NULL, *applied = number of files applied and
  * *version = the resulting version. -1 with a message in err otherwise.
  */
-int sa_migrate(const char *dsn, const char *schema_dir, int apply,
-    int *applied, int *version, char *err, size_t errlen);
+int sa_migrate(const char *dsn, const char *schema_dir, int apply, int *applied,
+    int *version, char *err, size_t errlen);
 
 /*
  * Runs one sa.* method in-process (what the RPC handler does). params is
@@ -65,8 +65,8 @@ int sa_migrate(const char *dsn, const char *schema_dir, int apply,
  * decrefs), or -1 with *prob (caller frees): notFound / conflict /
  * malformed / unavailable / ... as documented in docs/rpc-methods.md.
  */
-int sa_call(struct sa *sa, const char *method, json_t *params,
-    json_t **result, struct problem **prob);
+int sa_call(struct sa *sa, const char *method, json_t *params, json_t **result,
+    struct problem **prob);
 
 /*
  * Health callback for debug_server_start / rpc_server_new: pings the

@@ -8,23 +8,23 @@
 
 #include "sa/sa_int.h"
 
-#define ACCT_COLS                                                         \
-	"id, jwk, thumbprint, contact, status, " SA_TS("created")          \
-	", eab_kid, tos_agreed"
+#define ACCT_COLS                                                              \
+	"id, jwk, thumbprint, contact, status, " SA_TS(                        \
+	    "created") ", eab_kid, tos_agreed"
 
 static const struct sa_stmt st_acct_insert = {"acct_insert",
     "INSERT INTO accounts (jwk, thumbprint, contact, tos_agreed, eab_kid) "
     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (thumbprint) DO NOTHING "
     "RETURNING id"};
-static const struct sa_stmt st_acct_id_by_tp = {"acct_id_by_tp",
-    "SELECT id FROM accounts WHERE thumbprint = $1"};
+static const struct sa_stmt st_acct_id_by_tp = {
+    "acct_id_by_tp", "SELECT id FROM accounts WHERE thumbprint = $1"};
 static const struct sa_stmt st_eab_bind = {"eab_bind",
     "UPDATE eab_keys SET account_id = $1 WHERE kid = $2 AND NOT revoked "
     "AND account_id IS NULL"};
-static const struct sa_stmt st_acct_get = {"acct_get",
-    "SELECT " ACCT_COLS " FROM accounts WHERE id = $1"};
-static const struct sa_stmt st_acct_get_tp = {"acct_get_tp",
-    "SELECT " ACCT_COLS " FROM accounts WHERE thumbprint = $1"};
+static const struct sa_stmt st_acct_get = {
+    "acct_get", "SELECT " ACCT_COLS " FROM accounts WHERE id = $1"};
+static const struct sa_stmt st_acct_get_tp = {
+    "acct_get_tp", "SELECT " ACCT_COLS " FROM accounts WHERE thumbprint = $1"};
 static const struct sa_stmt st_acct_update = {"acct_update",
     "UPDATE accounts SET contact = COALESCE($2, contact), "
     "status = COALESCE($3, status) WHERE id = $1 RETURNING " ACCT_COLS};
@@ -36,13 +36,14 @@ static const struct sa_stmt st_eab_insert = {"eab_insert",
     "VALUES ($1, decode($2, 'hex'), $3) ON CONFLICT (kid) DO NOTHING "
     "RETURNING " SA_TS("created")};
 static const struct sa_stmt st_eab_get = {"eab_get",
-    "SELECT kid, encode(hmac_key, 'hex'), comment, " SA_TS("created")
-    ", revoked, account_id FROM eab_keys WHERE kid = $1"};
+    "SELECT kid, encode(hmac_key, 'hex'), comment, " SA_TS(
+	"created") ", revoked, account_id FROM eab_keys WHERE kid = $1"};
 static const struct sa_stmt st_eab_list = {"eab_list",
-    "SELECT kid, NULL, comment, " SA_TS("created") ", revoked, account_id "
-    "FROM eab_keys ORDER BY kid"};
-static const struct sa_stmt st_eab_revoke = {"eab_revoke",
-    "UPDATE eab_keys SET revoked = true WHERE kid = $1"};
+    "SELECT kid, NULL, comment, " SA_TS(
+	"created") ", revoked, account_id "
+		   "FROM eab_keys ORDER BY kid"};
+static const struct sa_stmt st_eab_revoke = {
+    "eab_revoke", "UPDATE eab_keys SET revoked = true WHERE kid = $1"};
 
 /* Account JSON from a row of ACCT_COLS. */
 static json_t *
@@ -58,15 +59,15 @@ acct_json(const PGresult *r, int row)
 	sa_set_col_str(o, "status", r, row, 4);
 	sa_set_col_str(o, "created", r, row, 5);
 	json_object_set_new(o, "eab_kid", eab ? json_string(eab) : json_null());
-	json_object_set_new(o, "tos_agreed",
-	    json_boolean(sa_col_bool(r, row, 7)));
+	json_object_set_new(
+	    o, "tos_agreed", json_boolean(sa_col_bool(r, row, 7)));
 	return o;
 }
 
 /* Runs a statement returning ACCT_COLS; notFound when no row. */
 static int
-acct_one(struct sa_conn *c, const struct sa_stmt *st,
-    const struct sa_params *p, json_t **result, struct problem **prob)
+acct_one(struct sa_conn *c, const struct sa_stmt *st, const struct sa_params *p,
+    json_t **result, struct problem **prob)
 {
 	PGresult *r = sa_q(c, st, p, prob);
 	int ret = -1;
@@ -94,7 +95,8 @@ check_contact(json_t *contact, struct problem **prob)
 		*prob = problem_new(PROB_MALFORMED, "too many contacts");
 		return -1;
 	}
-	json_array_foreach(contact, i, v) {
+	json_array_foreach(contact, i, v)
+	{
 		if (!json_is_string(v) || json_string_length(v) > 1024) {
 			*prob = problem_new(PROB_MALFORMED,
 			    "parameter contact: expected short strings");
@@ -160,8 +162,8 @@ out:
 }
 
 int
-sa_m_new_account(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_new_account(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct new_acct a;
 	json_t *key = NULL, *contact = NULL;
@@ -170,10 +172,8 @@ sa_m_new_account(struct sa_conn *c, json_t *params, json_t **result,
 
 	memset(&a, 0, sizeof(a));
 	if (sa_get_json(params, "key", 1, JSON_OBJECT, &key, prob) < 0 ||
-	    sa_get_str(params, "thumbprint", 1, 128, &a.thumbprint, prob) <
-		0 ||
-	    sa_get_json(params, "contact", 0, JSON_ARRAY, &contact, prob) <
-		0 ||
+	    sa_get_str(params, "thumbprint", 1, 128, &a.thumbprint, prob) < 0 ||
+	    sa_get_json(params, "contact", 0, JSON_ARRAY, &contact, prob) < 0 ||
 	    sa_get_bool(params, "tos_agreed", 0, &a.tos, prob) < 0 ||
 	    sa_get_str(params, "eab_kid", 0, 256, &a.eab_kid, prob) < 0)
 		goto out;
@@ -200,8 +200,8 @@ out:
 }
 
 int
-sa_m_get_account(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_get_account(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	int64_t id = 0;
@@ -214,8 +214,8 @@ sa_m_get_account(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_get_account_by_thumbprint(struct sa_conn *c, json_t *params,
-    json_t **result, struct problem **prob)
+sa_m_get_account_by_thumbprint(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *tp = NULL;
@@ -228,8 +228,8 @@ sa_m_get_account_by_thumbprint(struct sa_conn *c, json_t *params,
 }
 
 int
-sa_m_update_account(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_update_account(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	json_t *contact = NULL;
@@ -239,8 +239,7 @@ sa_m_update_account(struct sa_conn *c, json_t *params, json_t **result,
 	int ret = -1;
 
 	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
-	    sa_get_json(params, "contact", 0, JSON_ARRAY, &contact, prob) <
-		0 ||
+	    sa_get_json(params, "contact", 0, JSON_ARRAY, &contact, prob) < 0 ||
 	    sa_get_str(params, "status", 0, 16, &status, prob) < 0)
 		goto out;
 	if (contact != NULL && check_contact(contact, prob) != 0)
@@ -266,8 +265,8 @@ out:
 }
 
 int
-sa_m_change_account_key(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_change_account_key(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	json_t *key = NULL;
@@ -288,8 +287,8 @@ sa_m_change_account_key(struct sa_conn *c, json_t *params, json_t **result,
 	ret = acct_one(c, &st_acct_rekey, &p, result, prob);
 	if (ret != 0 && sa_sqlstate_is(c, "23505")) {
 		problem_free(*prob);
-		*prob = problem_new(PROB_CONFLICT,
-		    "key already in use by another account");
+		*prob = problem_new(
+		    PROB_CONFLICT, "key already in use by another account");
 	}
 out:
 	free(jwk);
@@ -304,19 +303,20 @@ eab_json(const PGresult *r, int row, int with_key)
 
 	sa_set_col_str(o, "kid", r, row, 0);
 	if (with_key)
-		json_object_set_new(o, "hmac_key", sa_col_hex_as_b64(r, row, 1));
+		json_object_set_new(
+		    o, "hmac_key", sa_col_hex_as_b64(r, row, 1));
 	sa_set_col_str(o, "comment", r, row, 2);
 	sa_set_col_str(o, "created", r, row, 3);
 	json_object_set_new(o, "revoked", json_boolean(sa_col_bool(r, row, 4)));
 	if (acct != NULL)
-		json_object_set_new(o, "account_id",
-		    json_integer(sa_col_int(r, row, 5)));
+		json_object_set_new(
+		    o, "account_id", json_integer(sa_col_int(r, row, 5)));
 	return o;
 }
 
 int
-sa_m_new_eab_key(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_new_eab_key(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *kid = NULL, *comment = NULL;
@@ -339,12 +339,12 @@ sa_m_new_eab_key(struct sa_conn *c, json_t *params, json_t **result,
 	if ((r = sa_q(c, &st_eab_insert, &p, prob)) == NULL)
 		goto out;
 	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_CONFLICT, "EAB key %s already exists",
-		    kid);
+		*prob = problem_new(
+		    PROB_CONFLICT, "EAB key %s already exists", kid);
 		goto out;
 	}
-	*result = json_pack("{s:s, s:s}", "kid", kid, "created",
-	    sa_col(r, 0, 0));
+	*result =
+	    json_pack("{s:s, s:s}", "kid", kid, "created", sa_col(r, 0, 0));
 	ret = 0;
 out:
 	PQclear(r);
@@ -355,8 +355,8 @@ out:
 }
 
 int
-sa_m_get_eab_key(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_get_eab_key(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *kid = NULL;
@@ -381,8 +381,8 @@ out:
 }
 
 int
-sa_m_list_eab_keys(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_list_eab_keys(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	PGresult *r;
 	json_t *keys;
@@ -400,8 +400,8 @@ sa_m_list_eab_keys(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_revoke_eab_key(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_revoke_eab_key(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *kid = NULL;

@@ -11,28 +11,37 @@
 #define SA_SERIAL_MAX 64
 #define SA_DER_MAX (64 * 1024)
 
-#define CERT_COLS(der)                                                    \
-	"c.serial, c.account_id, c.order_id, " der ", c.issuer_id, "       \
-	"c.profile, c.identifiers, " SA_TS("c.not_before") ", "            \
-	SA_TS("c.not_after") ", " SA_TS("c.issued") ", c.key_hash, "       \
-	"s.status, " SA_TS("s.revoked_at") ", s.revoked_reason, c.shard"
-#define CERT_FROM                                                         \
-	" FROM certificates c JOIN certificate_status s ON s.serial = c.serial"
+#define CERT_COLS(der)                                                         \
+	"c.serial, c.account_id, c.order_id, " der ", c.issuer_id, "           \
+	"c.profile, c.identifiers, " SA_TS("c.not_before") ", " SA_TS(         \
+	    "c.not_after") ", " SA_TS("c.issued") ", c.key_hash, "             \
+						  "s.status, " SA_TS(          \
+						      "s.revoked_at") ", "     \
+								      "s."     \
+								      "revoke" \
+								      "d_"     \
+								      "reason" \
+								      ", "     \
+								      "c."     \
+								      "shard"
+#define CERT_FROM                                                              \
+	" FROM certificates c JOIN certificate_status s ON s.serial = "        \
+	"c.serial"
 /* Optional filters shared by the get_certificates statements. */
-#define CERT_FILTERS                                                      \
-	" AND ($1::bigint IS NULL OR c.account_id = $1)"                   \
-	" AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM issued_names n "  \
-	"WHERE n.reversed_name = $2 AND n.serial = c.serial))"             \
-	" AND ($3::timestamptz IS NULL OR c.not_after < $3)"               \
-	" AND ($4::text IS NULL OR c.key_hash = $4)"                       \
-	" AND ($6::bigint IS NULL OR c.order_id = $6)"                     \
+#define CERT_FILTERS                                                           \
+	" AND ($1::bigint IS NULL OR c.account_id = $1)"                       \
+	" AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM issued_names n "      \
+	"WHERE n.reversed_name = $2 AND n.serial = c.serial))"                 \
+	" AND ($3::timestamptz IS NULL OR c.not_after < $3)"                   \
+	" AND ($4::text IS NULL OR c.key_hash = $4)"                           \
+	" AND ($6::bigint IS NULL OR c.order_id = $6)"                         \
 	" ORDER BY c.not_after, c.serial LIMIT $5"
 
 static const struct sa_stmt st_serial_insert = {"serial_insert",
     "INSERT INTO serials (serial, account_id, expires) VALUES ($1, $2, $3) "
     "ON CONFLICT (serial) DO NOTHING"};
-static const struct sa_stmt st_serial_get = {"serial_get",
-    "SELECT account_id FROM serials WHERE serial = $1"};
+static const struct sa_stmt st_serial_get = {
+    "serial_get", "SELECT account_id FROM serials WHERE serial = $1"};
 static const struct sa_stmt st_cert_insert = {"cert_insert",
     "INSERT INTO certificates (serial, account_id, order_id, der, "
     "issuer_id, profile, identifiers, not_before, not_after, key_hash, "
@@ -56,19 +65,22 @@ static const struct sa_stmt st_cert_get = {"cert_get",
 static const struct sa_stmt st_cert_get_nodel = {"cert_get_noder",
     "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.serial = $1"};
 static const struct sa_stmt st_certs_by_key = {"adhoc_certs_by_key",
-    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.serial IN (SELECT "
+    "SELECT " CERT_COLS("NULL") CERT_FROM
+    " WHERE c.serial IN (SELECT "
     "serial FROM key_hash_to_serial WHERE key_hash = $4)" CERT_FILTERS};
 static const struct sa_stmt st_certs_by_name = {"adhoc_certs_by_name",
-    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.serial IN (SELECT "
+    "SELECT " CERT_COLS("NULL") CERT_FROM
+    " WHERE c.serial IN (SELECT "
     "serial FROM issued_names WHERE reversed_name = $2)" CERT_FILTERS};
 static const struct sa_stmt st_certs_by_acct = {"adhoc_certs_by_acct",
-    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.account_id = $1"
-    CERT_FILTERS};
+    "SELECT " CERT_COLS("NULL") CERT_FROM
+    " WHERE c.account_id = $1" CERT_FILTERS};
 static const struct sa_stmt st_certs_by_order = {"adhoc_certs_by_order",
-    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.order_id = $6"
-    CERT_FILTERS};
+    "SELECT " CERT_COLS("NULL") CERT_FROM
+    " WHERE c.order_id = $6" CERT_FILTERS};
 static const struct sa_stmt st_certs_expiring = {"adhoc_certs_expiring",
-    "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.not_after < $3"
+    "SELECT " CERT_COLS("NULL") CERT_FROM
+    " WHERE c.not_after < $3"
     " AND c.not_after > now()" CERT_FILTERS};
 static const struct sa_stmt st_status_lock = {"status_lock",
     "SELECT status, revoked_reason FROM certificate_status "
@@ -90,9 +102,10 @@ static const struct sa_stmt st_block_key = {"block_key",
 static const struct sa_stmt st_key_blocked = {"key_blocked",
     "SELECT EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $1)"};
 static const struct sa_stmt st_fqdn_issued = {"fqdn_issued",
-    "SELECT " SA_TS("issued") " FROM fqdn_sets WHERE set_hash = $1 "
-    "AND issued > now() - $2::bigint * interval '1 millisecond' "
-    "ORDER BY issued"};
+    "SELECT " SA_TS(
+	"issued") " FROM fqdn_sets WHERE set_hash = $1 "
+		  "AND issued > now() - $2::bigint * interval '1 millisecond' "
+		  "ORDER BY issued"};
 static const struct sa_stmt st_count_domain = {"count_domain",
     "SELECT count(DISTINCT serial) FROM issued_names "
     "WHERE (reversed_name = $1 OR (reversed_name >= $1 || '.' "
@@ -130,11 +143,11 @@ cert_json(const PGresult *r, int row)
 	json_t *o = json_object(), *der = sa_col_hex_as_b64(r, row, 3);
 
 	sa_set_col_str(o, "serial", r, row, 0);
-	json_object_set_new(o, "account_id", json_integer(sa_col_int(r, row,
-	    1)));
+	json_object_set_new(
+	    o, "account_id", json_integer(sa_col_int(r, row, 1)));
 	if (sa_col(r, row, 2) != NULL)
-		json_object_set_new(o, "order_id",
-		    json_integer(sa_col_int(r, row, 2)));
+		json_object_set_new(
+		    o, "order_id", json_integer(sa_col_int(r, row, 2)));
 	if (der != NULL)
 		json_object_set_new(o, "der", der);
 	sa_set_col_str(o, "issuer_id", r, row, 4);
@@ -147,8 +160,8 @@ cert_json(const PGresult *r, int row)
 	sa_set_col_str(o, "status", r, row, 11);
 	sa_set_col_str(o, "revoked_at", r, row, 12);
 	if (sa_col(r, row, 13) != NULL)
-		json_object_set_new(o, "revoked_reason",
-		    json_integer(sa_col_int(r, row, 13)));
+		json_object_set_new(
+		    o, "revoked_reason", json_integer(sa_col_int(r, row, 13)));
 	json_object_set_new(o, "shard", json_integer(sa_col_int(r, row, 14)));
 	return o;
 }
@@ -178,8 +191,8 @@ out:
 }
 
 int
-sa_m_reserve_serial(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_reserve_serial(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *serial = NULL;
@@ -189,8 +202,8 @@ sa_m_reserve_serial(struct sa_conn *c, json_t *params, json_t **result,
 
 	if (sa_get_hex(params, "serial", 1, SA_SERIAL_MAX, &serial, prob) < 0 ||
 	    sa_get_id(params, "account_id", 1, &acct, prob) < 0 ||
-	    sa_get_time(params, "expires", 1, expires, sizeof(expires),
-		prob) < 0)
+	    sa_get_time(params, "expires", 1, expires, sizeof(expires), prob) <
+		0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_str(&p, serial);
@@ -204,8 +217,8 @@ sa_m_reserve_serial(struct sa_conn *c, json_t *params, json_t **result,
 		return -1;
 	}
 	if (rows != 1) {
-		*prob = problem_new(PROB_CONFLICT, "serial %s already exists",
-		    serial);
+		*prob = problem_new(
+		    PROB_CONFLICT, "serial %s already exists", serial);
 		return -1;
 	}
 	*result = json_object();
@@ -232,8 +245,8 @@ add_cert_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	if ((r = sa_q(c, &st_serial_get, &p, prob)) == NULL)
 		goto out;
 	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_MALFORMED, "serial %s was not reserved",
-		    a->serial);
+		*prob = problem_new(
+		    PROB_MALFORMED, "serial %s was not reserved", a->serial);
 		goto out;
 	}
 	PQclear(r);
@@ -253,14 +266,14 @@ add_cert_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	if ((r = sa_q(c, &st_cert_insert, &p, prob)) == NULL) {
 		if (sa_sqlstate_is(c, "23503")) {
 			problem_free(*prob);
-			*prob = problem_new(PROB_MALFORMED,
-			    "no such account or order");
+			*prob = problem_new(
+			    PROB_MALFORMED, "no such account or order");
 		}
 		goto out;
 	}
 	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_CONFLICT,
-		    "certificate %s already stored", a->serial);
+		*prob = problem_new(
+		    PROB_CONFLICT, "certificate %s already stored", a->serial);
 		goto out;
 	}
 	sa_params_init(&p);
@@ -305,7 +318,8 @@ names_array(json_t *idents, char **out, struct problem **prob)
 	int ret = -1;
 
 	rev = xcalloc(n + 1, sizeof(*rev));
-	json_array_foreach(idents, i, id) {
+	json_array_foreach(idents, i, id)
+	{
 		if (sa_check_identifier(id, &t, &v, prob) != 0)
 			goto out;
 		if (strpbrk(v, "\"\\{},") != NULL) {
@@ -336,8 +350,8 @@ out:
 }
 
 int
-sa_m_add_certificate(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_add_certificate(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct add_cert a;
 	json_t *idents = NULL;
@@ -352,8 +366,8 @@ sa_m_add_certificate(struct sa_conn *c, json_t *params, json_t **result,
 	    sa_get_id(params, "order_id", 0, &a.order_id, prob) < 0 ||
 	    sa_get_hex(params, "issuer_id", 1, 64, &a.issuer_id, prob) < 0 ||
 	    sa_get_str(params, "profile", 0, 64, &a.profile, prob) < 0 ||
-	    sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents,
-		prob) < 0 ||
+	    sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents, prob) <
+		0 ||
 	    sa_get_time(params, "not_before", 1, a.not_before,
 		sizeof(a.not_before), prob) < 0 ||
 	    sa_get_time(params, "not_after", 1, a.not_after,
@@ -389,8 +403,8 @@ out:
 }
 
 int
-sa_m_get_certificate(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_get_certificate(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	const char *serial = NULL;
 
@@ -400,8 +414,8 @@ sa_m_get_certificate(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_get_certificates(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_get_certificates(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const struct sa_stmt *st;
@@ -507,8 +521,8 @@ revoke_tx(struct sa_conn *c, void *arg, struct problem **prob)
 		if (sa_exec(c, &st_status_rereason, &p, NULL, prob) != 0)
 			goto out;
 	} else {
-		*prob = problem_new(PROB_ALREADY_REVOKED,
-		    "certificate is already revoked");
+		*prob = problem_new(
+		    PROB_ALREADY_REVOKED, "certificate is already revoked");
 		goto out;
 	}
 	ret = 0;
@@ -518,8 +532,8 @@ out:
 }
 
 int
-sa_m_revoke_certificate(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_revoke_certificate(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct revoke rv;
 
@@ -560,8 +574,8 @@ serial_list(struct sa_conn *c, const struct sa_stmt *st,
 }
 
 int
-sa_m_serials_by_account(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_serials_by_account(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	int64_t acct = 0;
@@ -574,8 +588,8 @@ sa_m_serials_by_account(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_serials_by_key(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_serials_by_key(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *kh = NULL;
@@ -588,8 +602,8 @@ sa_m_serials_by_key(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_block_key(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_block_key(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *kh = NULL, *source = NULL, *comment = NULL;
@@ -609,8 +623,8 @@ sa_m_block_key(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_key_blocked(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_key_blocked(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *kh = NULL;
@@ -633,16 +647,16 @@ get_window(json_t *params, int64_t *ms, struct problem **prob)
 	if (sa_get_int(params, "window_ms", 1, ms, prob) < 0)
 		return -1;
 	if (*ms <= 0 || *ms > 10LL * 365 * 86400 * 1000) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "parameter window_ms: out of range");
+		*prob = problem_new(
+		    PROB_MALFORMED, "parameter window_ms: out of range");
 		return -1;
 	}
 	return 0;
 }
 
 int
-sa_m_fqdn_set_issued(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_fqdn_set_issued(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	json_t *idents = NULL, *ts;
@@ -654,15 +668,16 @@ sa_m_fqdn_set_issued(struct sa_conn *c, json_t *params, json_t **result,
 	const char *t, *v;
 	int k, ret = -1;
 
-	if (sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents,
-		prob) < 0 ||
+	if (sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents, prob) <
+		0 ||
 	    get_window(params, &ms, prob) != 0)
 		goto out;
 	if (json_array_size(idents) > 1000) {
 		*prob = problem_new(PROB_MALFORMED, "too many identifiers");
 		goto out;
 	}
-	json_array_foreach(idents, i, id) {
+	json_array_foreach(idents, i, id)
+	{
 		if (sa_check_identifier(id, &t, &v, prob) != 0)
 			goto out;
 	}
@@ -675,8 +690,8 @@ sa_m_fqdn_set_issued(struct sa_conn *c, json_t *params, json_t **result,
 	ts = json_array();
 	for (k = 0; k < PQntuples(r); k++)
 		json_array_append_new(ts, json_string(sa_col(r, k, 0)));
-	*result = json_pack("{s:i, s:o}", "count", PQntuples(r),
-	    "timestamps", ts);
+	*result =
+	    json_pack("{s:i, s:o}", "count", PQntuples(r), "timestamps", ts);
 	ret = 0;
 out:
 	PQclear(r);
@@ -685,8 +700,8 @@ out:
 }
 
 int
-sa_m_count_certs_by_domain(struct sa_conn *c, json_t *params,
-    json_t **result, struct problem **prob)
+sa_m_count_certs_by_domain(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *domain = NULL;

@@ -74,8 +74,8 @@ sa_conn_close(struct sa_conn *c)
 int
 sa_conn_open(struct sa_conn *c, char *err, size_t errlen)
 {
-	const char *keys[] = {"dbname", "connect_timeout",
-	    "application_name", NULL};
+	const char *keys[] = {
+	    "dbname", "connect_timeout", "application_name", NULL};
 	const char *vals[] = {c->sa->dsn, "5", "anvil-sa", NULL};
 	PGresult *r = NULL;
 	char sql[96];
@@ -122,14 +122,15 @@ sa_conn_ensure(struct sa_conn *c, struct problem **prob)
 		return 0;
 	if (sa_conn_open(c, err, sizeof(err)) != 0) {
 		log_warn("database unavailable: %s", err);
-		*prob = problem_new(PROB_UNAVAILABLE,
-		    "database unavailable, retry later");
+		*prob = problem_new(
+		    PROB_UNAVAILABLE, "database unavailable, retry later");
 		(*prob)->retry_after = 1;
 		return -1;
 	}
 	log_info("connected to PostgreSQL");
 	if (c->sa->metrics != NULL)
-		metrics_counter_add(c->sa->metrics, "anvil_sa_db_connects_total",
+		metrics_counter_add(c->sa->metrics,
+		    "anvil_sa_db_connects_total",
 		    "PostgreSQL connections opened by the pool", NULL, 1);
 	return 0;
 }
@@ -149,8 +150,8 @@ sa_problem_from(struct sa_conn *c, const PGresult *r, const char *what)
 		c->broken = 1;
 		log_warn("database connection lost during %s: %s", what,
 		    msg ? msg : "");
-		p = problem_new(PROB_UNAVAILABLE,
-		    "database unavailable, retry later");
+		p = problem_new(
+		    PROB_UNAVAILABLE, "database unavailable, retry later");
 		p->retry_after = 1;
 		return p;
 	}
@@ -166,16 +167,16 @@ sa_problem_from(struct sa_conn *c, const PGresult *r, const char *what)
 	if (strcmp(c->sqlstate, "23505") == 0)
 		return problem_new(PROB_CONFLICT, "already exists");
 	if (strcmp(c->sqlstate, "23503") == 0)
-		return problem_new(PROB_MALFORMED,
-		    "refers to an object that does not exist");
+		return problem_new(
+		    PROB_MALFORMED, "refers to an object that does not exist");
 	if (strncmp(c->sqlstate, "22", 2) == 0 ||
 	    strncmp(c->sqlstate, "23", 2) == 0) {
-		log_info("%s rejected by the database: %s", what,
-		    msg ? msg : "");
+		log_info(
+		    "%s rejected by the database: %s", what, msg ? msg : "");
 		return problem_new(PROB_MALFORMED, "invalid value");
 	}
-	log_bug("%s failed: SQLSTATE %s: %s", what, c->sqlstate,
-	    msg ? msg : "");
+	log_bug(
+	    "%s failed: SQLSTATE %s: %s", what, c->sqlstate, msg ? msg : "");
 	return problem_new(PROB_SERVER_INTERNAL, "database error");
 }
 
@@ -197,8 +198,8 @@ sa_prepare(struct sa_conn *c, const struct sa_stmt *st, int nparams,
 	}
 	if (c->nprepared == c->capprepared) {
 		c->capprepared = c->capprepared ? c->capprepared * 2 : 32;
-		c->prepared = xrealloc(c->prepared,
-		    c->capprepared * sizeof(*c->prepared));
+		c->prepared = xrealloc(
+		    c->prepared, c->capprepared * sizeof(*c->prepared));
 	}
 	c->prepared[c->nprepared++] = st;
 	ret = 0;
@@ -235,7 +236,7 @@ sa_q(struct sa_conn *c, const struct sa_stmt *st, const struct sa_params *p,
 			return NULL;
 		idle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
 		if (strncmp(st->name, SA_ADHOC_PREFIX,
-		    strlen(SA_ADHOC_PREFIX)) == 0)
+			strlen(SA_ADHOC_PREFIX)) == 0)
 			r = PQexecParams(c->pg, st->sql, n, NULL,
 			    p ? p->v : NULL, NULL, NULL, 0);
 		else if (sa_prepare(c, st, 0, prob) != 0) {
@@ -247,8 +248,8 @@ sa_q(struct sa_conn *c, const struct sa_stmt *st, const struct sa_params *p,
 			}
 			return NULL;
 		} else
-			r = PQexecPrepared(c->pg, st->name, n,
-			    p ? p->v : NULL, NULL, NULL, 0);
+			r = PQexecPrepared(
+			    c->pg, st->name, n, p ? p->v : NULL, NULL, NULL, 0);
 		s = PQresultStatus(r);
 		if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 			return r;
@@ -304,8 +305,8 @@ sa_simple(struct sa_conn *c, const char *sql, struct problem **prob)
 static int
 sa_retryable(const struct sa_conn *c)
 {
-	return !c->broken && (sa_sqlstate_is(c, "40001") ||
-	    sa_sqlstate_is(c, "40P01"));
+	return !c->broken &&
+	    (sa_sqlstate_is(c, "40001") || sa_sqlstate_is(c, "40P01"));
 }
 
 int

@@ -11,8 +11,9 @@
 #include "sa/sa.h"
 
 /* An SQL expression rendering a timestamptz column as RFC 3339 UTC. */
-#define SA_TS(col)                                                        \
-	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define SA_TS(col)                                                             \
+	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
+		       "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 /*
  * A prepared statement: stable name and SQL text (static storage).
@@ -39,10 +40,10 @@ struct sa_params {
 struct sa_conn {
 	struct sa *sa;
 	PGconn *pg;
-	int broken;		/* reconnect before next use */
+	int broken;                      /* reconnect before next use */
 	const struct sa_stmt **prepared; /* statements prepared on pg */
 	size_t nprepared, capprepared;
-	char sqlstate[6];	/* of the last failed statement, "" if none */
+	char sqlstate[6]; /* of the last failed statement, "" if none */
 };
 
 struct sa {
@@ -97,11 +98,11 @@ int sa_get_int(const json_t *params, const char *name, int required,
     int64_t *out, struct problem **prob);
 int sa_get_str(const json_t *params, const char *name, int required,
     size_t maxlen, const char **out, struct problem **prob);
-int sa_get_bool(const json_t *params, const char *name, int required,
-    int *out, struct problem **prob);
+int sa_get_bool(const json_t *params, const char *name, int required, int *out,
+    struct problem **prob);
 /* Canonical RFC 3339 into buf (>= 32 bytes); "" when absent & optional. */
-int sa_get_time(const json_t *params, const char *name, int required,
-    char *buf, size_t buflen, struct problem **prob);
+int sa_get_time(const json_t *params, const char *name, int required, char *buf,
+    size_t buflen, struct problem **prob);
 /* Lowercase hex of 2..max chars. */
 int sa_get_hex(const json_t *params, const char *name, int required,
     size_t maxlen, const char **out, struct problem **prob);
@@ -124,99 +125,99 @@ const char *sa_col(const PGresult *r, int row, int col);
 int64_t sa_col_int(const PGresult *r, int row, int col);
 int sa_col_bool(const PGresult *r, int row, int col);
 /* Sets key to a string column, skipping SQL NULL. */
-void sa_set_col_str(json_t *o, const char *key, const PGresult *r, int row,
-    int col);
+void sa_set_col_str(
+    json_t *o, const char *key, const PGresult *r, int row, int col);
 /* hex column -> base64url JSON string (NULL if SQL NULL). */
 json_t *sa_col_hex_as_b64(const PGresult *r, int row, int col);
 
 /* Method implementations: (conn, params, result, prob). */
-typedef int (*sa_method_fn)(struct sa_conn *c, json_t *params,
-    json_t **result, struct problem **prob);
+typedef int (*sa_method_fn)(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob);
 
 /* sa_account.c */
 int sa_m_new_account(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_account(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_account_by_thumbprint(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_update_account(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_change_account_key(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
+int sa_m_get_account_by_thumbprint(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_update_account(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_change_account_key(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_new_eab_key(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_eab_key(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_list_eab_keys(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_revoke_eab_key(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
+int sa_m_list_eab_keys(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_revoke_eab_key(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
 
 /* sa_order.c */
 int sa_m_new_order(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_new_authz(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_order(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_orders_by_account(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
+int sa_m_get_orders_by_account(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_authz(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_authzs(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_valid_authzs(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_set_authz_processing(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_finalize_authz(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_deactivate_authz(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_set_order_processing(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_set_order_error(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_finalize_order(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_get_stale_processing_orders(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_get_stale_processing_authzs(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_replacement_exists(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
+int sa_m_get_valid_authzs(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_set_authz_processing(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_finalize_authz(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_deactivate_authz(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_set_order_processing(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_set_order_error(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_finalize_order(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_stale_processing_orders(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_stale_processing_authzs(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_replacement_exists(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
 
 /* sa_cert.c */
-int sa_m_reserve_serial(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_add_certificate(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_get_certificate(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_get_certificates(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_revoke_certificate(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_serials_by_account(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_serials_by_key(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
+int sa_m_reserve_serial(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_add_certificate(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_certificate(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_certificates(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_revoke_certificate(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_serials_by_account(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_serials_by_key(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_block_key(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_key_blocked(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_fqdn_set_issued(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_count_certs_by_domain(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
+int sa_m_fqdn_set_issued(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_count_certs_by_domain(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
 
 /* sa_misc.c */
-int sa_m_rate_limit_spend(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
-int sa_m_revoked_by_shard(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
+int sa_m_rate_limit_spend(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_revoked_by_shard(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_store_crl(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_crl(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_next_crl_number(struct sa_conn *, json_t *, json_t **,
-    struct problem **);
+int sa_m_next_crl_number(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_store_ocsp(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_ocsp(struct sa_conn *, json_t *, json_t **, struct problem **);
 
 /* Shared readers (sa_order.c / sa_cert.c), used after writes. */
-int sa_read_order(struct sa_conn *c, int64_t id, json_t **out,
-    struct problem **prob);
-int sa_read_authz(struct sa_conn *c, int64_t id, json_t **out,
-    struct problem **prob);
+int sa_read_order(
+    struct sa_conn *c, int64_t id, json_t **out, struct problem **prob);
+int sa_read_authz(
+    struct sa_conn *c, int64_t id, json_t **out, struct problem **prob);
 int sa_read_certificate(struct sa_conn *c, const char *serial, int with_der,
     json_t **out, struct problem **prob);
 /* SHA-256 hex of the sorted, de-duplicated identifier values. */

@@ -59,7 +59,8 @@ mig_scan(const char *dir, struct mig_file **out, size_t *nout, char *err,
 	if (d == NULL) {
 		snprintf(err, errlen,
 		    "schema directory %s cannot be read (set db.schema_dir "
-		    "to the directory holding NNNN_*.sql migrations)", dir);
+		    "to the directory holding NNNN_*.sql migrations)",
+		    dir);
 		return -1;
 	}
 	while ((e = readdir(d)) != NULL) {
@@ -84,9 +85,10 @@ mig_scan(const char *dir, struct mig_file **out, size_t *nout, char *err,
 	qsort(f, n, sizeof(*f), mig_cmp);
 	for (i = 1; i < n; i++) {
 		if (f[i].version == f[i - 1].version) {
-			snprintf(err, errlen, "two migrations numbered %04d: "
-			    "%s and %s", f[i].version, f[i - 1].name,
-			    f[i].name);
+			snprintf(err, errlen,
+			    "two migrations numbered %04d: "
+			    "%s and %s",
+			    f[i].version, f[i - 1].name, f[i].name);
 			goto out;
 		}
 	}
@@ -107,8 +109,8 @@ out:
 
 /* Runs sql; 0 or -1 with err prefixed by what. */
 static int
-mig_exec(PGconn *pg, const char *sql, const char *what, char *err,
-    size_t errlen)
+mig_exec(
+    PGconn *pg, const char *sql, const char *what, char *err, size_t errlen)
 {
 	PGresult *r = PQexec(pg, sql);
 	ExecStatusType s = PQresultStatus(r);
@@ -143,8 +145,10 @@ mig_apply(PGconn *pg, const struct mig_file *f, char *err, size_t errlen)
 	snprintf(ver, sizeof(ver), "%d", f->version);
 	vals[0] = ver;
 	vals[1] = f->name;
-	r = PQexecParams(pg, "INSERT INTO schema_migrations (version, name) "
-	    "VALUES ($1, $2)", 2, NULL, vals, NULL, NULL, 0);
+	r = PQexecParams(pg,
+	    "INSERT INTO schema_migrations (version, name) "
+	    "VALUES ($1, $2)",
+	    2, NULL, vals, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		snprintf(err, errlen, "%s: recording: %s", f->name,
 		    PQerrorMessage(pg));
@@ -155,13 +159,11 @@ mig_apply(PGconn *pg, const struct mig_file *f, char *err, size_t errlen)
 	log_info("applied migration %s", f->name);
 	ret = 0;
 	goto out;
-rollback:
-	{
-		char ignored[64];
+rollback : {
+	char ignored[64];
 
-		(void)mig_exec(pg, "ROLLBACK", "rollback", ignored,
-		    sizeof(ignored));
-	}
+	(void)mig_exec(pg, "ROLLBACK", "rollback", ignored, sizeof(ignored));
+}
 out:
 	PQclear(r);
 	free(sql);
@@ -190,16 +192,19 @@ sa_migrate(const char *dsn, const char *schema_dir, int apply, int *applied,
 	}
 	if (mig_exec(pg, "SET client_min_messages = warning", "setup", err,
 		errlen) != 0 ||
-	    mig_exec(pg, "SELECT pg_advisory_lock(x'" SA_MIGRATE_LOCK
-		"'::bigint)", "advisory lock", err, errlen) != 0)
+	    mig_exec(pg,
+		"SELECT pg_advisory_lock(x'" SA_MIGRATE_LOCK "'::bigint)",
+		"advisory lock", err, errlen) != 0)
 		goto out;
 	locked = 1;
-	if (mig_exec(pg, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	if (mig_exec(pg,
+		"CREATE TABLE IF NOT EXISTS schema_migrations ("
 		"version integer PRIMARY KEY, name text NOT NULL, "
 		"applied timestamptz NOT NULL DEFAULT now())",
 		"schema_migrations", err, errlen) != 0)
 		goto out;
-	r = PQexec(pg, "SELECT COALESCE(max(version), 0) FROM "
+	r = PQexec(pg,
+	    "SELECT COALESCE(max(version), 0) FROM "
 	    "schema_migrations");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		snprintf(err, errlen, "reading schema_migrations: %s",
@@ -208,16 +213,20 @@ sa_migrate(const char *dsn, const char *schema_dir, int apply, int *applied,
 	}
 	cur = atoi(PQgetvalue(r, 0, 0));
 	if (cur > newest) {
-		snprintf(err, errlen, "database schema version %d is newer "
+		snprintf(err, errlen,
+		    "database schema version %d is newer "
 		    "than this anvil-sa knows (%d, from %s): upgrade anvil-sa "
-		    "before using this database", cur, newest,
+		    "before using this database",
+		    cur, newest,
 		    schema_dir ? schema_dir : SA_SCHEMA_DIR_DEFAULT);
 		goto out;
 	}
 	if (!apply && cur < newest) {
-		snprintf(err, errlen, "database schema version %d is older "
+		snprintf(err, errlen,
+		    "database schema version %d is older "
 		    "than %d: run anvil-sa --migrate (or set "
-		    "db.auto_migrate)", cur, newest);
+		    "db.auto_migrate)",
+		    cur, newest);
 		goto out;
 	}
 	for (i = 0; apply && i < nfiles; i++) {
@@ -238,9 +247,9 @@ out:
 	if (locked) {
 		char ignored[64];
 
-		(void)mig_exec(pg, "SELECT pg_advisory_unlock(x'"
-		    SA_MIGRATE_LOCK "'::bigint)", "unlock", ignored,
-		    sizeof(ignored));
+		(void)mig_exec(pg,
+		    "SELECT pg_advisory_unlock(x'" SA_MIGRATE_LOCK "'::bigint)",
+		    "unlock", ignored, sizeof(ignored));
 	}
 	if (pg != NULL)
 		PQfinish(pg);

@@ -16,8 +16,10 @@ static const struct sa_stmt st_rl_set = {"rl_set",
     "WHERE key = $1"};
 static const struct sa_stmt st_revoked_shard = {"revoked_shard",
     "SELECT serial, " SA_TS("revoked_at") ", revoked_reason "
-    "FROM certificate_status WHERE issuer_id = $1 AND shard = $2 "
-    "AND status = 'revoked' AND not_after > now() ORDER BY serial"};
+					  "FROM certificate_status WHERE "
+					  "issuer_id = $1 AND shard = $2 "
+					  "AND status = 'revoked' AND "
+					  "not_after > now() ORDER BY serial"};
 static const struct sa_stmt st_crl_store = {"crl_store",
     "INSERT INTO crl_shards (issuer_id, shard, last_number, number, der, "
     "this_update, next_update) VALUES ($1, $2, $3, $3, decode($4, 'hex'), "
@@ -27,9 +29,9 @@ static const struct sa_stmt st_crl_store = {"crl_store",
     "last_number = GREATEST(crl_shards.last_number, excluded.number) "
     "WHERE crl_shards.number IS NULL OR crl_shards.number < excluded.number"};
 static const struct sa_stmt st_crl_get = {"crl_get",
-    "SELECT number, encode(der, 'hex'), " SA_TS("this_update") ", "
-    SA_TS("next_update") " FROM crl_shards WHERE issuer_id = $1 "
-    "AND shard = $2 AND number IS NOT NULL"};
+    "SELECT number, encode(der, 'hex'), " SA_TS("this_update") ", " SA_TS(
+	"next_update") " FROM crl_shards WHERE issuer_id = $1 "
+		       "AND shard = $2 AND number IS NOT NULL"};
 static const struct sa_stmt st_crl_next = {"crl_next",
     "INSERT INTO crl_shards (issuer_id, shard, last_number) "
     "VALUES ($1, $2, 1) ON CONFLICT (issuer_id, shard) DO UPDATE SET "
@@ -40,8 +42,8 @@ static const struct sa_stmt st_ocsp_store = {"ocsp_store",
     "SET der = excluded.der, this_update = excluded.this_update, "
     "next_update = excluded.next_update"};
 static const struct sa_stmt st_ocsp_get = {"ocsp_get",
-    "SELECT encode(der, 'hex'), " SA_TS("this_update") ", "
-    SA_TS("next_update") " FROM ocsp_responses WHERE serial = $1"};
+    "SELECT encode(der, 'hex'), " SA_TS("this_update") ", " SA_TS(
+	"next_update") " FROM ocsp_responses WHERE serial = $1"};
 
 struct rl {
 	const char *key;
@@ -90,8 +92,8 @@ rl_tx(struct sa_conn *c, void *arg, struct problem **prob)
 }
 
 int
-sa_m_rate_limit_spend(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_rate_limit_spend(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct rl b;
 	const int64_t big = 1000000000000000LL; /* keeps products in range */
@@ -108,8 +110,8 @@ sa_m_rate_limit_spend(struct sa_conn *c, json_t *params, json_t **result,
 	if (b.emission <= 0 || b.burst <= 0 || b.cost < 0 || b.now <= 0 ||
 	    b.emission > big / 1000000 || b.burst > 1000000 ||
 	    b.cost > 1000000 || b.now > big * 9) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "rate limit parameters out of range");
+		*prob = problem_new(
+		    PROB_MALFORMED, "rate limit parameters out of range");
 		return -1;
 	}
 	if (sa_tx(c, rl_tx, &b, prob) != 0)
@@ -123,8 +125,8 @@ sa_m_rate_limit_spend(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 static int
-get_shard(json_t *params, const char **issuer, int64_t *shard,
-    struct problem **prob)
+get_shard(
+    json_t *params, const char **issuer, int64_t *shard, struct problem **prob)
 {
 	if (sa_get_hex(params, "issuer_id", 1, 64, issuer, prob) < 0 ||
 	    sa_get_int(params, "shard", 1, shard, prob) < 0)
@@ -137,8 +139,8 @@ get_shard(json_t *params, const char **issuer, int64_t *shard,
 }
 
 int
-sa_m_revoked_by_shard(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_revoked_by_shard(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *issuer = NULL;
@@ -156,17 +158,18 @@ sa_m_revoked_by_shard(struct sa_conn *c, json_t *params, json_t **result,
 		return -1;
 	list = json_array();
 	for (i = 0; i < PQntuples(r); i++)
-		json_array_append_new(list, json_pack("{s:s, s:s, s:I}",
-		    "serial", sa_col(r, i, 0), "revoked_at", sa_col(r, i, 1),
-		    "reason", (json_int_t)sa_col_int(r, i, 2)));
+		json_array_append_new(list,
+		    json_pack("{s:s, s:s, s:I}", "serial", sa_col(r, i, 0),
+			"revoked_at", sa_col(r, i, 1), "reason",
+			(json_int_t)sa_col_int(r, i, 2)));
 	PQclear(r);
 	*result = json_pack("{s:o}", "entries", list);
 	return 0;
 }
 
 int
-sa_m_store_crl(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_store_crl(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *issuer = NULL;
@@ -177,8 +180,8 @@ sa_m_store_crl(struct sa_conn *c, json_t *params, json_t **result,
 
 	if (get_shard(params, &issuer, &shard, prob) != 0 ||
 	    sa_get_int(params, "number", 1, &number, prob) < 0 ||
-	    sa_get_b64_as_hex(params, "der", 1, 64 * 1024 * 1024, &der,
-		prob) < 0 ||
+	    sa_get_b64_as_hex(params, "der", 1, 64 * 1024 * 1024, &der, prob) <
+		0 ||
 	    sa_get_time(params, "this_update", 1, tu, sizeof(tu), prob) < 0 ||
 	    sa_get_time(params, "next_update", 1, nu, sizeof(nu), prob) < 0)
 		goto out;
@@ -208,8 +211,8 @@ out:
 }
 
 int
-sa_m_get_crl(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_get_crl(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *issuer = NULL;
@@ -238,8 +241,8 @@ out:
 }
 
 int
-sa_m_next_crl_number(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_next_crl_number(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *issuer = NULL;
@@ -253,15 +256,14 @@ sa_m_next_crl_number(struct sa_conn *c, json_t *params, json_t **result,
 	sa_p_int(&p, shard);
 	if ((r = sa_q(c, &st_crl_next, &p, prob)) == NULL)
 		return -1;
-	*result = json_pack("{s:I}", "number", (json_int_t)sa_col_int(r, 0,
-	    0));
+	*result = json_pack("{s:I}", "number", (json_int_t)sa_col_int(r, 0, 0));
 	PQclear(r);
 	return 0;
 }
 
 int
-sa_m_store_ocsp(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_store_ocsp(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *serial = NULL;
@@ -281,8 +283,8 @@ sa_m_store_ocsp(struct sa_conn *c, json_t *params, json_t **result,
 	if (sa_exec(c, &st_ocsp_store, &p, NULL, prob) != 0) {
 		if (sa_sqlstate_is(c, "23503")) {
 			problem_free(*prob);
-			*prob = problem_new(PROB_NOT_FOUND,
-			    "no such certificate");
+			*prob =
+			    problem_new(PROB_NOT_FOUND, "no such certificate");
 		}
 		goto out;
 	}
@@ -294,8 +296,8 @@ out:
 }
 
 int
-sa_m_get_ocsp(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_get_ocsp(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *serial = NULL;
@@ -312,8 +314,9 @@ sa_m_get_ocsp(struct sa_conn *c, json_t *params, json_t **result,
 		*prob = problem_new(PROB_NOT_FOUND, "no OCSP response stored");
 		goto out;
 	}
-	*result = json_pack("{s:o, s:s, s:s}", "der", sa_col_hex_as_b64(r, 0, 0),
-	    "this_update", sa_col(r, 0, 1), "next_update", sa_col(r, 0, 2));
+	*result =
+	    json_pack("{s:o, s:s, s:s}", "der", sa_col_hex_as_b64(r, 0, 0),
+		"this_update", sa_col(r, 0, 1), "next_update", sa_col(r, 0, 2));
 	ret = 0;
 out:
 	PQclear(r);

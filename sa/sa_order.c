@@ -16,18 +16,36 @@
 #define SA_MAX_IDENTS 1000
 #define SA_MAX_CHALLS 8
 
-#define ORDER_COLS                                                        \
-	"id, account_id, status, " SA_TS("expires") ", identifiers, "      \
-	SA_TS("not_before") ", " SA_TS("not_after") ", profile, error, "   \
-	"replaces, certificate_serial, " SA_TS("created") ", "             \
-	SA_TS("began_processing") ", expires <= now()"
+#define ORDER_COLS                                                                \
+	"id, account_id, status, " SA_TS("expires") ", identifiers, " SA_TS(      \
+	    "not_before") ", " SA_TS("not_after") ", profile, error, "            \
+						  "replaces, "                    \
+						  "certificate_serial,"           \
+						  " " SA_TS("created") ","        \
+								       " " SA_TS( \
+									   "b"    \
+									   "e"    \
+									   "g"    \
+									   "a"    \
+									   "n"    \
+									   "_"    \
+									   "p"    \
+									   "r"    \
+									   "o"    \
+									   "c"    \
+									   "e"    \
+									   "s"    \
+									   "s"    \
+									   "i"    \
+									   "n"    \
+									   "g") ", expires <= now()"
 
-#define AUTHZ_COLS                                                        \
-	"id, account_id, ident_type, ident_value, wildcard, status, "      \
-	SA_TS("expires") ", profile, " SA_TS("created") ", expires <= now()"
+#define AUTHZ_COLS                                                             \
+	"id, account_id, ident_type, ident_value, wildcard, status, " SA_TS(   \
+	    "expires") ", profile, " SA_TS("created") ", expires <= now()"
 
-static const struct sa_stmt st_order_get = {"order_get",
-    "SELECT " ORDER_COLS " FROM orders WHERE id = $1"};
+static const struct sa_stmt st_order_get = {
+    "order_get", "SELECT " ORDER_COLS " FROM orders WHERE id = $1"};
 static const struct sa_stmt st_order_authzs = {"order_authzs",
     "SELECT a.id, a.status, a.expires <= now() FROM order_authzs oa "
     "JOIN authzs a ON a.id = oa.authz_id WHERE oa.order_id = $1 "
@@ -35,9 +53,10 @@ static const struct sa_stmt st_order_authzs = {"order_authzs",
 static const struct sa_stmt st_authz_get = {"authz_get",
     "SELECT " AUTHZ_COLS " FROM authzs WHERE id = ANY($1::bigint[])"};
 static const struct sa_stmt st_chall_get = {"chall_get",
-    "SELECT id, authz_id, type, token, status, " SA_TS("validated")
-    ", error, validation_record FROM challenges "
-    "WHERE authz_id = ANY($1::bigint[]) ORDER BY authz_id, id"};
+    "SELECT id, authz_id, type, token, status, " SA_TS(
+	"validated") ", error, validation_record FROM challenges "
+		     "WHERE authz_id = ANY($1::bigint[]) ORDER BY authz_id, "
+		     "id"};
 static const struct sa_stmt st_authz_reused = {"authz_reused",
     "SELECT id, ident_type, ident_value, wildcard FROM authzs "
     "WHERE id = ANY($1::bigint[]) AND account_id = $2"};
@@ -82,8 +101,8 @@ static const struct sa_stmt st_authz_claim = {"authz_claim",
 static const struct sa_stmt st_chall_claim = {"chall_claim",
     "UPDATE challenges SET status = 'processing', attempted_at = now() "
     "WHERE id = $2 AND authz_id = $1 AND status = 'pending'"};
-static const struct sa_stmt st_authz_exists = {"authz_exists",
-    "SELECT 1 FROM authzs WHERE id = $1"};
+static const struct sa_stmt st_authz_exists = {
+    "authz_exists", "SELECT 1 FROM authzs WHERE id = $1"};
 static const struct sa_stmt st_chall_finish = {"chall_finish",
     "UPDATE challenges SET status = $3, validated = CASE WHEN $3 = 'valid' "
     "THEN now() END, validation_record = $4, error = $5 "
@@ -101,8 +120,8 @@ static const struct sa_stmt st_order_claim = {"order_claim",
     "AND NOT EXISTS (SELECT 1 FROM order_authzs oa JOIN authzs a "
     "ON a.id = oa.authz_id WHERE oa.order_id = $1 "
     "AND (a.status <> 'valid' OR a.expires <= now()))"};
-static const struct sa_stmt st_order_exists = {"order_exists",
-    "SELECT 1 FROM orders WHERE id = $1"};
+static const struct sa_stmt st_order_exists = {
+    "order_exists", "SELECT 1 FROM orders WHERE id = $1"};
 static const struct sa_stmt st_order_error = {"order_error",
     "UPDATE orders SET status = 'invalid', error = $2 "
     "WHERE id = $1 AND status <> 'valid'"};
@@ -129,8 +148,8 @@ id_array(const int64_t *ids, size_t n)
 
 	s[off++] = '{';
 	for (i = 0; i < n; i++)
-		off += (size_t)sprintf(s + off, "%s%lld", i ? "," : "",
-		    (long long)ids[i]);
+		off += (size_t)sprintf(
+		    s + off, "%s%lld", i ? "," : "", (long long)ids[i]);
 	s[off++] = '}';
 	s[off] = '\0';
 	return s;
@@ -140,8 +159,8 @@ id_array(const int64_t *ids, size_t n)
 static const char *
 authz_status(const char *stored, int expired)
 {
-	if (expired && (strcmp(stored, "pending") == 0 ||
-	    strcmp(stored, "valid") == 0))
+	if (expired &&
+	    (strcmp(stored, "pending") == 0 || strcmp(stored, "valid") == 0))
 		return "expired";
 	return stored;
 }
@@ -194,14 +213,16 @@ read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
 		json_t *o = json_object(), *chs = json_array();
 
 		json_object_set_new(o, "id", json_integer(ids[i]));
-		json_object_set_new(o, "account_id",
-		    json_integer(sa_col_int(ra, row, 1)));
-		json_object_set_new(o, "identifier", json_pack("{s:s, s:s}",
-		    "type", sa_col(ra, row, 2), "value", sa_col(ra, row, 3)));
-		json_object_set_new(o, "wildcard",
-		    json_boolean(sa_col_bool(ra, row, 4)));
-		json_object_set_new(o, "status", json_string(authz_status(
-		    sa_col(ra, row, 5), sa_col_bool(ra, row, 9))));
+		json_object_set_new(
+		    o, "account_id", json_integer(sa_col_int(ra, row, 1)));
+		json_object_set_new(o, "identifier",
+		    json_pack("{s:s, s:s}", "type", sa_col(ra, row, 2), "value",
+			sa_col(ra, row, 3)));
+		json_object_set_new(
+		    o, "wildcard", json_boolean(sa_col_bool(ra, row, 4)));
+		json_object_set_new(o, "status",
+		    json_string(authz_status(
+			sa_col(ra, row, 5), sa_col_bool(ra, row, 9))));
 		sa_set_col_str(o, "expires", ra, row, 6);
 		sa_set_col_str(o, "profile", ra, row, 7);
 		sa_set_col_str(o, "created", ra, row, 8);
@@ -223,8 +244,8 @@ out:
 }
 
 int
-sa_read_authz(struct sa_conn *c, int64_t id, json_t **out,
-    struct problem **prob)
+sa_read_authz(
+    struct sa_conn *c, int64_t id, json_t **out, struct problem **prob)
 {
 	json_t *list = NULL;
 	int ret = -1;
@@ -243,8 +264,8 @@ out:
 }
 
 int
-sa_read_order(struct sa_conn *c, int64_t id, json_t **out,
-    struct problem **prob)
+sa_read_order(
+    struct sa_conn *c, int64_t id, json_t **out, struct problem **prob)
 {
 	struct sa_params p;
 	PGresult *ro = NULL, *ra = NULL;
@@ -266,8 +287,8 @@ sa_read_order(struct sa_conn *c, int64_t id, json_t **out,
 	ids = json_array();
 	n = PQntuples(ra);
 	for (i = 0; i < n; i++) {
-		const char *as = authz_status(sa_col(ra, i, 1),
-		    sa_col_bool(ra, i, 2));
+		const char *as =
+		    authz_status(sa_col(ra, i, 1), sa_col_bool(ra, i, 2));
 
 		json_array_append_new(ids, json_integer(sa_col_int(ra, i, 0)));
 		if (strcmp(as, "valid") == 0)
@@ -285,8 +306,8 @@ sa_read_order(struct sa_conn *c, int64_t id, json_t **out,
 	else
 		status = "pending";
 	json_object_set_new(o, "id", json_integer(id));
-	json_object_set_new(o, "account_id",
-	    json_integer(sa_col_int(ro, 0, 1)));
+	json_object_set_new(
+	    o, "account_id", json_integer(sa_col_int(ro, 0, 1)));
 	json_object_set_new(o, "status", json_string(status));
 	sa_set_col_str(o, "expires", ro, 0, 3);
 	json_object_set_new(o, "identifiers", sa_json_parse(sa_col(ro, 0, 4)));
@@ -295,8 +316,8 @@ sa_read_order(struct sa_conn *c, int64_t id, json_t **out,
 	sa_set_col_str(o, "profile", ro, 0, 7);
 	json_object_set_new(o, "authz_ids", ids);
 	if (sa_col(ro, 0, 8) != NULL)
-		json_object_set_new(o, "error",
-		    sa_json_parse(sa_col(ro, 0, 8)));
+		json_object_set_new(
+		    o, "error", sa_json_parse(sa_col(ro, 0, 8)));
 	sa_set_col_str(o, "replaces", ro, 0, 9);
 	sa_set_col_str(o, "certificate_serial", ro, 0, 10);
 	sa_set_col_str(o, "created", ro, 0, 11);
@@ -332,8 +353,7 @@ token_ok(const char *s, int allow_dash_only)
 		if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
 		    ch == '-')
 			continue;
-		if (!allow_dash_only && ((ch >= 'A' && ch <= 'Z') ||
-		    ch == '_'))
+		if (!allow_dash_only && ((ch >= 'A' && ch <= 'Z') || ch == '_'))
 			continue;
 		return 0;
 	}
@@ -351,15 +371,15 @@ parse_authz_in(const json_t *j, struct authz_in *a, struct problem **prob)
 
 	memset(a, 0, sizeof(*a));
 	if (!json_is_object(j)) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "new authorization: expected an object");
+		*prob = problem_new(
+		    PROB_MALFORMED, "new authorization: expected an object");
 		return -1;
 	}
 	if (sa_check_identifier(json_object_get(j, "identifier"), &a->type,
 		&a->value, prob) != 0 ||
 	    sa_get_bool(j, "wildcard", 0, &a->wildcard, prob) < 0 ||
-	    sa_get_time(j, "expires", 1, a->expires, sizeof(a->expires),
-		prob) < 0 ||
+	    sa_get_time(j, "expires", 1, a->expires, sizeof(a->expires), prob) <
+		0 ||
 	    sa_get_json(j, "challenges", 1, JSON_ARRAY, &chs, prob) < 0)
 		return -1;
 	n = json_array_size(chs);
@@ -368,7 +388,8 @@ parse_authz_in(const json_t *j, struct authz_in *a, struct problem **prob)
 		    "challenges: expected 1 to %d", SA_MAX_CHALLS);
 		return -1;
 	}
-	json_array_foreach(chs, i, ch) {
+	json_array_foreach(chs, i, ch)
+	{
 		const char *t = NULL, *k = NULL;
 
 		if (sa_get_str(ch, "type", 1, 32, &t, prob) < 0 ||
@@ -386,7 +407,8 @@ parse_authz_in(const json_t *j, struct authz_in *a, struct problem **prob)
 	toks = xcalloc(kl + 1, 1);
 	strcat(types, "{");
 	strcat(toks, "{");
-	json_array_foreach(chs, i, ch) {
+	json_array_foreach(chs, i, ch)
+	{
 		if (i > 0) {
 			strcat(types, ",");
 			strcat(toks, ",");
@@ -462,16 +484,16 @@ struct new_order {
 
 /* Position of (type, value, wildcard) in the order's identifiers. */
 static int
-ident_pos(const json_t *idents, const char *type, const char *value,
-    int wildcard)
+ident_pos(
+    const json_t *idents, const char *type, const char *value, int wildcard)
 {
 	size_t i;
 	json_t *id;
 
-	json_array_foreach(idents, i, id) {
+	json_array_foreach(idents, i, id)
+	{
 		const char *t = json_string_value(json_object_get(id, "type"));
-		const char *v = json_string_value(json_object_get(id,
-		    "value"));
+		const char *v = json_string_value(json_object_get(id, "value"));
 
 		if (t == NULL || v == NULL || strcmp(t, type) != 0)
 			continue;
@@ -538,8 +560,8 @@ replaces_tx(struct sa_conn *c, struct new_order *o, struct problem **prob)
 		if (sa_col_bool(r, 0, 1)) {
 			*prob = problem_new(PROB_ALREADY_REPLACED,
 			    "certificate %s is already being replaced by "
-			    "order %lld", o->replaces,
-			    (long long)sa_col_int(r, 0, 0));
+			    "order %lld",
+			    o->replaces, (long long)sa_col_int(r, 0, 0));
 			goto out;
 		}
 		if (sa_exec(c, &st_repl_update, &p, NULL, prob) != 0)
@@ -658,7 +680,8 @@ check_identifiers(json_t *idents, struct problem **prob)
 		*prob = problem_new(PROB_MALFORMED, "too many identifiers");
 		return -1;
 	}
-	json_array_foreach(idents, i, id) {
+	json_array_foreach(idents, i, id)
+	{
 		if (sa_check_identifier(id, &t, &v, prob) != 0)
 			return -1;
 	}
@@ -666,8 +689,8 @@ check_identifiers(json_t *idents, struct problem **prob)
 }
 
 int
-sa_m_new_order(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_new_order(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct new_order o;
 	json_t *reuse = NULL, *news = NULL, *v;
@@ -676,18 +699,18 @@ sa_m_new_order(struct sa_conn *c, json_t *params, json_t **result,
 
 	memset(&o, 0, sizeof(o));
 	if (sa_get_id(params, "account_id", 1, &o.account_id, prob) < 0 ||
-	    sa_get_time(params, "expires", 1, o.expires, sizeof(o.expires),
-		prob) < 0 ||
-	    sa_get_json(params, "identifiers", 1, JSON_ARRAY, &o.idents,
-		prob) < 0 ||
+	    sa_get_time(
+		params, "expires", 1, o.expires, sizeof(o.expires), prob) < 0 ||
+	    sa_get_json(params, "identifiers", 1, JSON_ARRAY, &o.idents, prob) <
+		0 ||
 	    sa_get_time(params, "not_before", 0, o.not_before,
 		sizeof(o.not_before), prob) < 0 ||
 	    sa_get_time(params, "not_after", 0, o.not_after,
 		sizeof(o.not_after), prob) < 0 ||
 	    sa_get_str(params, "profile", 0, 64, &o.profile, prob) < 0 ||
 	    sa_get_str(params, "replaces", 0, 1024, &o.replaces, prob) < 0 ||
-	    sa_get_json(params, "reuse_authz_ids", 0, JSON_ARRAY, &reuse,
-		prob) < 0 ||
+	    sa_get_json(
+		params, "reuse_authz_ids", 0, JSON_ARRAY, &reuse, prob) < 0 ||
 	    sa_get_json(params, "new_authzs", 0, JSON_ARRAY, &news, prob) < 0)
 		goto out;
 	if (o.profile == NULL)
@@ -705,7 +728,8 @@ sa_m_new_order(struct sa_conn *c, json_t *params, json_t **result,
 	o.news = xcalloc(o.nnews + 1, sizeof(*o.news));
 	o.all_ids = xcalloc(o.nreuse + o.nnews + 1, sizeof(*o.all_ids));
 	o.all_pos = xcalloc(o.nreuse + o.nnews + 1, sizeof(*o.all_pos));
-	json_array_foreach(reuse, i, v) {
+	json_array_foreach(reuse, i, v)
+	{
 		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
 			*prob = problem_new(PROB_MALFORMED,
 			    "reuse_authz_ids: expected positive ids");
@@ -713,7 +737,8 @@ sa_m_new_order(struct sa_conn *c, json_t *params, json_t **result,
 		}
 		o.reuse[i] = json_integer_value(v);
 	}
-	json_array_foreach(news, i, v) {
+	json_array_foreach(news, i, v)
+	{
 		if (parse_authz_in(v, &o.news[i], prob) != 0)
 			goto out;
 	}
@@ -750,8 +775,8 @@ new_authz_tx(struct sa_conn *c, void *arg, struct problem **prob)
 }
 
 int
-sa_m_new_authz(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_new_authz(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct new_authz n;
 	int ret = -1;
@@ -772,8 +797,8 @@ out:
 }
 
 int
-sa_m_get_order(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_get_order(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	int64_t id = 0;
 
@@ -783,8 +808,8 @@ sa_m_get_order(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_get_orders_by_account(struct sa_conn *c, json_t *params,
-    json_t **result, struct problem **prob)
+sa_m_get_orders_by_account(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	PGresult *r;
@@ -816,8 +841,8 @@ sa_m_get_orders_by_account(struct sa_conn *c, json_t *params,
 }
 
 int
-sa_m_get_authz(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_get_authz(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	int64_t id = 0;
 
@@ -827,8 +852,8 @@ sa_m_get_authz(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_get_authzs(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_get_authzs(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	json_t *idsj = NULL, *v, *list = NULL;
 	int64_t *ids = NULL;
@@ -843,10 +868,11 @@ sa_m_get_authzs(struct sa_conn *c, json_t *params, json_t **result,
 		return -1;
 	}
 	ids = xcalloc(n + 1, sizeof(*ids));
-	json_array_foreach(idsj, i, v) {
+	json_array_foreach(idsj, i, v)
+	{
 		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-			*prob = problem_new(PROB_MALFORMED,
-			    "ids: expected positive integers");
+			*prob = problem_new(
+			    PROB_MALFORMED, "ids: expected positive integers");
 			goto out;
 		}
 		ids[i] = json_integer_value(v);
@@ -863,8 +889,8 @@ out:
 }
 
 int
-sa_m_get_valid_authzs(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_get_valid_authzs(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	json_t *idents = NULL, *id, *list = NULL, *a = NULL;
@@ -876,18 +902,19 @@ sa_m_get_valid_authzs(struct sa_conn *c, json_t *params, json_t **result,
 	PGresult *r;
 
 	if (sa_get_id(params, "account_id", 1, &acct, prob) < 0 ||
-	    sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents,
-		prob) < 0 ||
+	    sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents, prob) <
+		0 ||
 	    sa_get_str(params, "profile", 0, 64, &profile, prob) < 0 ||
-	    sa_get_time(params, "valid_until_after", 1, after, sizeof(after),
-		prob) < 0)
+	    sa_get_time(
+		params, "valid_until_after", 1, after, sizeof(after), prob) < 0)
 		return -1;
 	if (json_array_size(idents) > SA_MAX_IDENTS) {
 		*prob = problem_new(PROB_MALFORMED, "too many identifiers");
 		return -1;
 	}
 	list = json_array();
-	json_array_foreach(idents, i, id) {
+	json_array_foreach(idents, i, id)
+	{
 		wild = 0;
 		if (sa_check_identifier(id, &t, &v, prob) != 0 ||
 		    sa_get_bool(id, "wildcard", 0, &wild, prob) < 0)
@@ -944,8 +971,8 @@ authz_claim_tx(struct sa_conn *c, void *arg, struct problem **prob)
 		if ((r = sa_q(c, &st_authz_exists, &p, prob)) == NULL)
 			return -1;
 		if (PQntuples(r) == 0)
-			*prob = problem_new(PROB_NOT_FOUND,
-			    "no such authorization");
+			*prob = problem_new(
+			    PROB_NOT_FOUND, "no such authorization");
 		else
 			*prob = problem_new(PROB_CONFLICT,
 			    "authorization is not pending or is already "
@@ -965,8 +992,8 @@ authz_claim_tx(struct sa_conn *c, void *arg, struct problem **prob)
 }
 
 int
-sa_m_set_authz_processing(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_set_authz_processing(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct authz_claim a;
 
@@ -1001,8 +1028,8 @@ authz_final_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	if (sa_exec(c, &st_chall_finish, &p, &rows, prob) != 0)
 		return -1;
 	if (rows != 1) {
-		*prob = problem_new(PROB_CONFLICT,
-		    "challenge is not being validated");
+		*prob = problem_new(
+		    PROB_CONFLICT, "challenge is not being validated");
 		return -1;
 	}
 	sa_params_init(&p);
@@ -1012,16 +1039,16 @@ authz_final_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	if (sa_exec(c, &st_authz_finish, &p, &rows, prob) != 0)
 		return -1;
 	if (rows != 1) {
-		*prob = problem_new(PROB_CONFLICT,
-		    "authorization is not pending");
+		*prob =
+		    problem_new(PROB_CONFLICT, "authorization is not pending");
 		return -1;
 	}
 	return 0;
 }
 
 int
-sa_m_finalize_authz(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_finalize_authz(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct authz_final f;
 	json_t *rec = NULL, *err = NULL;
@@ -1031,12 +1058,13 @@ sa_m_finalize_authz(struct sa_conn *c, json_t *params, json_t **result,
 	if (sa_get_id(params, "authz_id", 1, &f.authz_id, prob) < 0 ||
 	    sa_get_id(params, "challenge_id", 1, &f.chall_id, prob) < 0 ||
 	    sa_get_str(params, "status", 1, 16, &f.status, prob) < 0 ||
-	    sa_get_time(params, "expires", 0, f.expires, sizeof(f.expires),
-		prob) < 0 ||
+	    sa_get_time(
+		params, "expires", 0, f.expires, sizeof(f.expires), prob) < 0 ||
 	    sa_get_json(params, "error", 0, JSON_OBJECT, &err, prob) < 0)
 		goto out;
 	rec = json_object_get(params, "validation_record");
-	if (strcmp(f.status, "valid") != 0 && strcmp(f.status, "invalid") != 0) {
+	if (strcmp(f.status, "valid") != 0 &&
+	    strcmp(f.status, "invalid") != 0) {
 		*prob = problem_new(PROB_MALFORMED,
 		    "parameter status: expected valid or invalid");
 		goto out;
@@ -1047,8 +1075,8 @@ sa_m_finalize_authz(struct sa_conn *c, json_t *params, json_t **result,
 		f.error = sa_json_text(err);
 	if ((f.record && strlen(f.record) > 65536) ||
 	    (f.error && strlen(f.error) > 65536)) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "validation record or error too big");
+		*prob = problem_new(
+		    PROB_MALFORMED, "validation record or error too big");
 		goto out;
 	}
 	if (sa_tx(c, authz_final_tx, &f, prob) != 0)
@@ -1090,8 +1118,8 @@ update_or(struct sa_conn *c, const struct sa_stmt *st,
 }
 
 int
-sa_m_deactivate_authz(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_deactivate_authz(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	int64_t id = 0;
@@ -1107,8 +1135,8 @@ sa_m_deactivate_authz(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_set_order_processing(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_set_order_processing(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	int64_t id = 0;
@@ -1124,8 +1152,8 @@ sa_m_set_order_processing(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_set_order_error(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_set_order_error(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	json_t *err = NULL;
@@ -1154,8 +1182,8 @@ out:
 }
 
 int
-sa_m_finalize_order(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_finalize_order(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *serial = NULL;
@@ -1174,8 +1202,8 @@ sa_m_finalize_order(struct sa_conn *c, json_t *params, json_t **result,
 }
 
 int
-sa_m_get_stale_processing_orders(struct sa_conn *c, json_t *params,
-    json_t **result, struct problem **prob)
+sa_m_get_stale_processing_orders(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	char before[32];
@@ -1183,8 +1211,8 @@ sa_m_get_stale_processing_orders(struct sa_conn *c, json_t *params,
 	json_t *ids;
 	int i;
 
-	if (sa_get_time(params, "older_than", 1, before, sizeof(before),
-		prob) < 0)
+	if (sa_get_time(params, "older_than", 1, before, sizeof(before), prob) <
+	    0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_str(&p, before);
@@ -1199,8 +1227,8 @@ sa_m_get_stale_processing_orders(struct sa_conn *c, json_t *params,
 }
 
 int
-sa_m_get_stale_processing_authzs(struct sa_conn *c, json_t *params,
-    json_t **result, struct problem **prob)
+sa_m_get_stale_processing_authzs(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	char before[32];
@@ -1208,8 +1236,8 @@ sa_m_get_stale_processing_authzs(struct sa_conn *c, json_t *params,
 	json_t *ids;
 	int i;
 
-	if (sa_get_time(params, "older_than", 1, before, sizeof(before),
-		prob) < 0)
+	if (sa_get_time(params, "older_than", 1, before, sizeof(before), prob) <
+	    0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_str(&p, before);
@@ -1224,8 +1252,8 @@ sa_m_get_stale_processing_authzs(struct sa_conn *c, json_t *params,
 }
 
 int
-sa_m_replacement_exists(struct sa_conn *c, json_t *params, json_t **result,
-    struct problem **prob)
+sa_m_replacement_exists(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	const char *serial = NULL;

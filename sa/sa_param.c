@@ -21,11 +21,11 @@ sa_bad(struct problem **prob, const char *name, const char *what)
 
 /* Looks name up; 1 = present, 0 = absent (or null) and optional, -1 bad. */
 static int
-sa_lookup(const json_t *params, const char *name, int required,
-    json_t **out, struct problem **prob)
+sa_lookup(const json_t *params, const char *name, int required, json_t **out,
+    struct problem **prob)
 {
-	json_t *v = json_is_object(params) ? json_object_get(params, name)
-	    : NULL;
+	json_t *v =
+	    json_is_object(params) ? json_object_get(params, name) : NULL;
 
 	if (v == NULL || json_is_null(v)) {
 		if (required)
@@ -37,8 +37,8 @@ sa_lookup(const json_t *params, const char *name, int required,
 }
 
 int
-sa_get_int(const json_t *params, const char *name, int required,
-    int64_t *out, struct problem **prob)
+sa_get_int(const json_t *params, const char *name, int required, int64_t *out,
+    struct problem **prob)
 {
 	json_t *v = NULL;
 	int rc = sa_lookup(params, name, required, &v, prob);
@@ -54,8 +54,8 @@ sa_get_int(const json_t *params, const char *name, int required,
 }
 
 int
-sa_get_id(const json_t *params, const char *name, int required,
-    int64_t *out, struct problem **prob)
+sa_get_id(const json_t *params, const char *name, int required, int64_t *out,
+    struct problem **prob)
 {
 	int rc = sa_get_int(params, name, required, out, prob);
 
@@ -65,8 +65,8 @@ sa_get_id(const json_t *params, const char *name, int required,
 }
 
 int
-sa_get_str(const json_t *params, const char *name, int required,
-    size_t maxlen, const char **out, struct problem **prob)
+sa_get_str(const json_t *params, const char *name, int required, size_t maxlen,
+    const char **out, struct problem **prob)
 {
 	json_t *v = NULL;
 	int rc = sa_lookup(params, name, required, &v, prob);
@@ -122,8 +122,8 @@ sa_get_time(const json_t *params, const char *name, int required, char *buf,
 }
 
 int
-sa_get_hex(const json_t *params, const char *name, int required,
-    size_t maxlen, const char **out, struct problem **prob)
+sa_get_hex(const json_t *params, const char *name, int required, size_t maxlen,
+    const char **out, struct problem **prob)
 {
 	const char *s = NULL;
 	size_t i;
@@ -150,8 +150,9 @@ sa_get_json(const json_t *params, const char *name, int required,
 	if (rc <= 0)
 		return rc;
 	if (json_typeof(v) != type)
-		return sa_bad(prob, name, type == JSON_ARRAY ?
-		    "expected an array" : "expected an object");
+		return sa_bad(prob, name,
+		    type == JSON_ARRAY ? "expected an array"
+				       : "expected an object");
 	*out = v;
 	return 1;
 }
@@ -179,8 +180,8 @@ sa_get_b64_as_hex(const json_t *params, const char *name, int required,
 }
 
 int
-sa_check_identifier(const json_t *ident, const char **type,
-    const char **value, struct problem **prob)
+sa_check_identifier(const json_t *ident, const char **type, const char **value,
+    struct problem **prob)
 {
 	const char *t = NULL, *v = NULL;
 
@@ -251,8 +252,7 @@ sa_col_bool(const PGresult *r, int row, int col)
 }
 
 void
-sa_set_col_str(json_t *o, const char *key, const PGresult *r, int row,
-    int col)
+sa_set_col_str(json_t *o, const char *key, const PGresult *r, int row, int col)
 {
 	const char *s = sa_col(r, row, col);
 

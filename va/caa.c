@@ -16,10 +16,8 @@
 static int
 known_tag(const char *t)
 {
-	static const char *const known[] = {
-		"issue", "issuewild", "iodef", "issuemail", "issuevmc",
-		"contactemail", "contactphone", NULL
-	};
+	static const char *const known[] = {"issue", "issuewild", "iodef",
+	    "issuemail", "issuevmc", "contactemail", "contactphone", NULL};
 	size_t i;
 
 	for (i = 0; known[i] != NULL; i++)
@@ -79,16 +77,20 @@ value_permits(const char *value, char *const *ids, size_t nids,
 			p++;
 		tl = (size_t)(p - s);
 		if (tl == 0 || tl >= sizeof(tag)) {
-			snprintf(why, whylen, "malformed CAA parameter in "
-			    "\"%.100s\"", value);
+			snprintf(why, whylen,
+			    "malformed CAA parameter in "
+			    "\"%.100s\"",
+			    value);
 			return 0;
 		}
 		memcpy(tag, s, tl);
 		tag[tl] = '\0';
 		p = skip_ws(p);
 		if (*p != '=') {
-			snprintf(why, whylen, "malformed CAA parameter in "
-			    "\"%.100s\"", value);
+			snprintf(why, whylen,
+			    "malformed CAA parameter in "
+			    "\"%.100s\"",
+			    value);
 			return 0;
 		}
 		p = skip_ws(p + 1);
@@ -106,35 +108,39 @@ value_permits(const char *value, char *const *ids, size_t nids,
 		p = skip_ws(p);
 		if (strcmp(tag, "accounturi") == 0) {
 			if (seen_acct++) {
-				snprintf(why, whylen, "more than one accounturi "
+				snprintf(why, whylen,
+				    "more than one accounturi "
 				    "parameter: the record cannot be "
 				    "satisfied");
 				return 0;
 			}
 			if (account_uri == NULL ||
 			    strcmp(val, account_uri) != 0) {
-				snprintf(why, whylen, "accounturi=%s does not "
-				    "match the requesting account %s", val,
-				    account_uri ? account_uri : "(none)");
+				snprintf(why, whylen,
+				    "accounturi=%s does not "
+				    "match the requesting account %s",
+				    val, account_uri ? account_uri : "(none)");
 				return 0;
 			}
 		} else if (strcmp(tag, "validationmethods") == 0) {
 			char *save = NULL, *m;
 			int ok = 0;
 			if (seen_meth++) {
-				snprintf(why, whylen, "more than one "
+				snprintf(why, whylen,
+				    "more than one "
 				    "validationmethods parameter");
 				return 0;
 			}
 			for (m = strtok_r(val, ",", &save); m != NULL;
-			    m = strtok_r(NULL, ",", &save))
+			     m = strtok_r(NULL, ",", &save))
 				if (method != NULL && strcmp(m, method) == 0)
 					ok = 1;
 			if (!ok) {
 				/* val was cut by strtok: show the raw one */
-				snprintf(why, whylen, "validationmethods=%.*s "
-				    "does not include %s", (int)vl, s,
-				    method ? method : "(none)");
+				snprintf(why, whylen,
+				    "validationmethods=%.*s "
+				    "does not include %s",
+				    (int)vl, s, method ? method : "(none)");
 				return 0;
 			}
 		}
@@ -145,8 +151,8 @@ value_permits(const char *value, char *const *ids, size_t nids,
 
 int
 va_caa_evaluate(const struct va_caa_rr *rrs, size_t n, int wildcard,
-    char *const *ids, size_t nids, const char *account_uri,
-    const char *method, char *why, size_t whylen)
+    char *const *ids, size_t nids, const char *account_uri, const char *method,
+    char *why, size_t whylen)
 {
 	const char *want = "issue";
 	size_t i, relevant = 0;
@@ -155,8 +161,10 @@ va_caa_evaluate(const struct va_caa_rr *rrs, size_t n, int wildcard,
 	for (i = 0; i < n; i++) {
 		if ((rrs[i].flags & 0x80 || rrs[i].flags & 0x01) &&
 		    !known_tag(rrs[i].tag)) {
-			snprintf(why, whylen, "a CAA record has the unknown "
-			    "tag \"%.40s\" marked critical", rrs[i].tag);
+			snprintf(why, whylen,
+			    "a CAA record has the unknown "
+			    "tag \"%.40s\" marked critical",
+			    rrs[i].tag);
 			return 0;
 		}
 	}
@@ -169,8 +177,8 @@ va_caa_evaluate(const struct va_caa_rr *rrs, size_t n, int wildcard,
 		if (strcasecmp(rrs[i].tag, want) != 0)
 			continue;
 		relevant++;
-		if (value_permits(rrs[i].value, ids, nids, account_uri,
-		    method, reason, sizeof(reason)))
+		if (value_permits(rrs[i].value, ids, nids, account_uri, method,
+			reason, sizeof(reason)))
 			return 1;
 	}
 	if (relevant == 0)
@@ -197,16 +205,22 @@ caa_cb(void *arg, struct va_dns_result *res)
 	case VA_DNS_OK:
 		if (res->ncaa > 0) {
 			if (va_caa_evaluate(res->caa, res->ncaa, j->wildcard,
-			    cfg->caa_identities, cfg->n_caa_identities,
-			    j->account_uri, j->caa_method, why, sizeof(why)))
+				cfg->caa_identities, cfg->n_caa_identities,
+				j->account_uri, j->caa_method, why,
+				sizeof(why)))
 				va_job_finish(j, NULL);
 			else
-				va_job_finish(j, problem_new(PROB_CAA, "CAA "
-				    "record for %s prevents issuance%s%s: %s",
-				    res->qname, strcmp(res->qname,
-				    j->ident) ? " of " : "",
-				    strcmp(res->qname, j->ident) ? j->ident :
-				    "", why));
+				va_job_finish(j,
+				    problem_new(PROB_CAA,
+					"CAA "
+					"record for %s prevents issuance%s%s: "
+					"%s",
+					res->qname,
+					strcmp(res->qname, j->ident) ? " of "
+								     : "",
+					strcmp(res->qname, j->ident) ? j->ident
+								     : "",
+					why));
 			break;
 		}
 		/* FALLTHROUGH */
@@ -225,10 +239,15 @@ caa_cb(void *arg, struct va_dns_result *res)
 		caa_query(j);
 		break;
 	default:
-		va_job_finish(j, problem_new(PROB_DNS, "While processing CAA "
-		    "for %s: DNS problem: %s looking up CAA for %s", j->ident,
-		    res->status == VA_DNS_ERROR ? res->msg :
-		    va_dns_status_name(res->status), res->qname));
+		va_job_finish(j,
+		    problem_new(PROB_DNS,
+			"While processing CAA "
+			"for %s: DNS problem: %s looking up CAA for %s",
+			j->ident,
+			res->status == VA_DNS_ERROR
+			    ? res->msg
+			    : va_dns_status_name(res->status),
+			res->qname));
 		break;
 	}
 out:

@@ -8,48 +8,42 @@
 
 #include "va/va.h"
 
-#define F(n, t, m) {n, t, offsetof(struct va_config, m), 0, NULL, 0}
-#define FS(n, m, c) {n, JSPEC_STRINGS, offsetof(struct va_config, m), 0, \
-	NULL, offsetof(struct va_config, c)}
-#define FO(n, s) {n, JSPEC_OBJECT, 0, 0, s, 0}
+#define F(n, t, m)                                                             \
+	{                                                                      \
+		n, t, offsetof(struct va_config, m), 0, NULL, 0                \
+	}
+#define FS(n, m, c)                                                            \
+	{                                                                      \
+		n, JSPEC_STRINGS, offsetof(struct va_config, m), 0, NULL,      \
+		    offsetof(struct va_config, c)                              \
+	}
+#define FO(n, s)                                                               \
+	{                                                                      \
+		n, JSPEC_OBJECT, 0, 0, s, 0                                    \
+	}
 
-static const struct jspec debug_spec[] = {
-	F("addr", JSPEC_STRING, debug_addr),
-	F("port", JSPEC_INT, debug_port),
-	JSPEC_END
-};
+static const struct jspec debug_spec[] = {F("addr", JSPEC_STRING, debug_addr),
+    F("port", JSPEC_INT, debug_port), JSPEC_END};
 static const struct jspec dns_spec[] = {
-	FS("resolvers", dns_resolvers, n_dns_resolvers),
-	F("timeout", JSPEC_DURATION, dns_timeout_ms),
-	F("tries", JSPEC_INT, dns_tries),
-	JSPEC_END
-};
+    FS("resolvers", dns_resolvers, n_dns_resolvers),
+    F("timeout", JSPEC_DURATION, dns_timeout_ms),
+    F("tries", JSPEC_INT, dns_tries), JSPEC_END};
 static const struct jspec network_spec[] = {
-	F("mode", JSPEC_STRING, network_mode),
-	FS("allow", network_allow, n_network_allow),
-	JSPEC_END
-};
+    F("mode", JSPEC_STRING, network_mode),
+    FS("allow", network_allow, n_network_allow), JSPEC_END};
 static const struct jspec test_spec[] = {
-	F("sleep_max", JSPEC_DURATION, sleep_max_ms),
-	F("always_valid", JSPEC_BOOL, always_valid),
-	JSPEC_END
-};
-static const struct jspec va_spec[] = {
-	F("log_level", JSPEC_STRING, log_level),
-	FO("debug", debug_spec),
-	F("rpc", JSPEC_JSON, rpc),
-	FO("dns", dns_spec),
-	F("http01_port", JSPEC_INT, http01_port),
-	F("tlsalpn01_port", JSPEC_INT, tlsalpn01_port),
-	F("https_port", JSPEC_INT, https_port),
-	F("http_port_redirect", JSPEC_INT, http_port_redirect),
-	F("user_agent", JSPEC_STRING, user_agent),
-	FS("caa_identities", caa_identities, n_caa_identities),
-	F("validation_timeout", JSPEC_DURATION, validation_timeout_ms),
-	FO("network", network_spec),
-	FO("test", test_spec),
-	JSPEC_END
-};
+    F("sleep_max", JSPEC_DURATION, sleep_max_ms),
+    F("always_valid", JSPEC_BOOL, always_valid), JSPEC_END};
+static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
+    FO("debug", debug_spec), F("rpc", JSPEC_JSON, rpc), FO("dns", dns_spec),
+    F("http01_port", JSPEC_INT, http01_port),
+    F("tlsalpn01_port", JSPEC_INT, tlsalpn01_port),
+    F("https_port", JSPEC_INT, https_port),
+    F("http_port_redirect", JSPEC_INT, http_port_redirect),
+    F("user_agent", JSPEC_STRING, user_agent),
+    FS("caa_identities", caa_identities, n_caa_identities),
+    F("validation_timeout", JSPEC_DURATION, validation_timeout_ms),
+    FO("network", network_spec), FO("test", test_spec), JSPEC_END};
 
 static char **
 strv(const char *a, const char *b)
@@ -112,8 +106,10 @@ env_port(const char *name, int64_t *port, char *err, size_t errlen)
 		return 0;
 	v = strtoll(e, &end, 10);
 	if (*end != '\0' || v < 1 || v > 65535) {
-		snprintf(err, errlen, "%s: expected a port 1..65535, got "
-		    "\"%.40s\"", name, e);
+		snprintf(err, errlen,
+		    "%s: expected a port 1..65535, got "
+		    "\"%.40s\"",
+		    name, e);
 		return -1;
 	}
 	*port = v;
@@ -130,13 +126,15 @@ apply_anvil_env(struct va_config *cfg, char *err, size_t errlen)
 	size_t i;
 
 	if ((e = getenv("ANVIL_VA_ALWAYS_VALID")) != NULL && e[0] != '\0')
-		cfg->always_valid = strcmp(e, "0") != 0 &&
-		    strcmp(e, "false") != 0;
+		cfg->always_valid =
+		    strcmp(e, "0") != 0 && strcmp(e, "false") != 0;
 	if ((e = getenv("ANVIL_VA_SLEEP_MAX")) != NULL && e[0] != '\0') {
 		if (duration_parse_ms(e, &ms) != 0 || ms < 0 ||
 		    ms > 3600 * 1000) {
-			snprintf(err, errlen, "ANVIL_VA_SLEEP_MAX: expected a "
-			    "duration up to 1h, got \"%.40s\"", e);
+			snprintf(err, errlen,
+			    "ANVIL_VA_SLEEP_MAX: expected a "
+			    "duration up to 1h, got \"%.40s\"",
+			    e);
 			return -1;
 		}
 		cfg->sleep_max_ms = ms;
@@ -148,9 +146,10 @@ apply_anvil_env(struct va_config *cfg, char *err, size_t errlen)
 		cfg->dns_resolvers = strv(e, NULL);
 		cfg->n_dns_resolvers = 1;
 	}
-	if (env_port("ANVIL_VA_HTTP01_PORT", &cfg->http01_port, err,
-	    errlen) != 0 || env_port("ANVIL_VA_TLSALPN01_PORT",
-	    &cfg->tlsalpn01_port, err, errlen) != 0 ||
+	if (env_port("ANVIL_VA_HTTP01_PORT", &cfg->http01_port, err, errlen) !=
+		0 ||
+	    env_port("ANVIL_VA_TLSALPN01_PORT", &cfg->tlsalpn01_port, err,
+		errlen) != 0 ||
 	    env_port("ANVIL_VA_HTTPS_PORT", &cfg->https_port, err, errlen) != 0)
 		return -1;
 	return 0;
@@ -175,8 +174,10 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 		char *end;
 		secs = strtoll(e, &end, 10);
 		if (*end != '\0' || secs < 0 || secs > 3600) {
-			snprintf(err, errlen, "PEBBLE_VA_SLEEPTIME: expected "
-			    "seconds (0..3600), got \"%s\"", e);
+			snprintf(err, errlen,
+			    "PEBBLE_VA_SLEEPTIME: expected "
+			    "seconds (0..3600), got \"%s\"",
+			    e);
 			return -1;
 		}
 		cfg->sleep_max_ms = secs * 1000;
@@ -188,43 +189,55 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 		return -1;
 
 	if (log_level_parse(cfg->log_level, &lvl) != 0) {
-		snprintf(err, errlen, "%s: log_level: expected debug, info, "
-		    "warn or error", path);
+		snprintf(err, errlen,
+		    "%s: log_level: expected debug, info, "
+		    "warn or error",
+		    path);
 		return -1;
 	}
 	if (!port_ok(cfg->debug_port) || !port_ok(cfg->http01_port) ||
 	    !port_ok(cfg->tlsalpn01_port) || !port_ok(cfg->https_port) ||
 	    !port_ok(cfg->http_port_redirect)) {
-		snprintf(err, errlen, "%s: debug.port, http01_port, "
+		snprintf(err, errlen,
+		    "%s: debug.port, http01_port, "
 		    "tlsalpn01_port, https_port and http_port_redirect must "
-		    "be 1..65535", path);
+		    "be 1..65535",
+		    path);
 		return -1;
 	}
 	if (cfg->n_dns_resolvers == 0) {
-		snprintf(err, errlen, "%s: dns.resolvers: at least one "
-		    "resolver is required", path);
+		snprintf(err, errlen,
+		    "%s: dns.resolvers: at least one "
+		    "resolver is required",
+		    path);
 		return -1;
 	}
 	if (cfg->dns_timeout_ms <= 0 || cfg->dns_tries < 1 ||
 	    cfg->dns_tries > 10) {
-		snprintf(err, errlen, "%s: dns.timeout must be > 0 and "
-		    "dns.tries 1..10", path);
-		return -1;
-	}
-	if (cfg->validation_timeout_ms <= 0 || cfg->sleep_max_ms < 0) {
-		snprintf(err, errlen, "%s: validation_timeout must be > 0",
+		snprintf(err, errlen,
+		    "%s: dns.timeout must be > 0 and "
+		    "dns.tries 1..10",
 		    path);
 		return -1;
 	}
+	if (cfg->validation_timeout_ms <= 0 || cfg->sleep_max_ms < 0) {
+		snprintf(
+		    err, errlen, "%s: validation_timeout must be > 0", path);
+		return -1;
+	}
 	if (cfg->user_agent[0] == '\0' || strpbrk(cfg->user_agent, "\r\n")) {
-		snprintf(err, errlen, "%s: user_agent: must be a non-empty "
-		    "single line", path);
+		snprintf(err, errlen,
+		    "%s: user_agent: must be a non-empty "
+		    "single line",
+		    path);
 		return -1;
 	}
 	if (strcmp(cfg->network_mode, "private") != 0 &&
 	    strcmp(cfg->network_mode, "public") != 0) {
-		snprintf(err, errlen, "%s: network.mode: expected \"private\" "
-		    "or \"public\"", path);
+		snprintf(err, errlen,
+		    "%s: network.mode: expected \"private\" "
+		    "or \"public\"",
+		    path);
 		return -1;
 	}
 	return 0;

@@ -51,9 +51,8 @@ conn_wait(struct va_conn *c, short what)
 		log_bug("cannot wait on socket %d", c->fd);
 }
 
-static void
-conn_done(struct va_conn *c, enum va_conn_err e, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void conn_done(struct va_conn *c, enum va_conn_err e, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
 
 static void
 conn_done(struct va_conn *c, enum va_conn_err e, const char *fmt, ...)
@@ -84,8 +83,9 @@ ssl_err_text(char *buf, size_t len)
 	unsigned long e = ERR_get_error();
 
 	if (e == 0)
-		snprintf(buf, len, "%s", errno ? strerror(errno) :
-		    "connection closed during the TLS handshake");
+		snprintf(buf, len, "%s",
+		    errno ? strerror(errno)
+			  : "connection closed during the TLS handshake");
 	else
 		ERR_error_string_n(e, buf, len);
 	ERR_clear_error();
@@ -145,9 +145,10 @@ do_write(struct va_conn *c)
 					conn_wait(c, EV_WRITE);
 					return;
 				}
-				conn_done(c, VA_CONN_EIO, "error sending the "
-				    "request: %s", ssl_err_text(buf,
-				    sizeof(buf)));
+				conn_done(c, VA_CONN_EIO,
+				    "error sending the "
+				    "request: %s",
+				    ssl_err_text(buf, sizeof(buf)));
 				return;
 			}
 			n = r;
@@ -158,8 +159,10 @@ do_write(struct va_conn *c)
 					conn_wait(c, EV_WRITE);
 					return;
 				}
-				conn_done(c, VA_CONN_EIO, "error sending the "
-				    "request: %s", strerror(errno));
+				conn_done(c, VA_CONN_EIO,
+				    "error sending the "
+				    "request: %s",
+				    strerror(errno));
 				return;
 			}
 		}
@@ -216,7 +219,8 @@ do_read(struct va_conn *c)
 				e = SSL_get_error(c->ssl, r);
 				if (e == SSL_ERROR_WANT_READ ||
 				    e == SSL_ERROR_WANT_WRITE) {
-					c->want_write = e == SSL_ERROR_WANT_WRITE;
+					c->want_write =
+					    e == SSL_ERROR_WANT_WRITE;
 					parse_in(c, 0);
 					return;
 				}
@@ -225,22 +229,25 @@ do_read(struct va_conn *c)
 					parse_in(c, 1);
 					return;
 				}
-				conn_done(c, VA_CONN_EIO, "error reading the "
-				    "response: %s", ssl_err_text(buf,
-				    sizeof(buf)));
+				conn_done(c, VA_CONN_EIO,
+				    "error reading the "
+				    "response: %s",
+				    ssl_err_text(buf, sizeof(buf)));
 				return;
 			}
 			n = r;
 		} else {
-			n = recv(c->fd, c->in + c->inlen, c->incap - c->inlen,
-			    0);
+			n = recv(
+			    c->fd, c->in + c->inlen, c->incap - c->inlen, 0);
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EINTR) {
 					parse_in(c, 0);
 					return;
 				}
-				conn_done(c, VA_CONN_EIO, "error reading the "
-				    "response: %s", strerror(errno));
+				conn_done(c, VA_CONN_EIO,
+				    "error reading the "
+				    "response: %s",
+				    strerror(errno));
 				return;
 			}
 			if (n == 0) {
@@ -253,8 +260,8 @@ do_read(struct va_conn *c)
 }
 
 static void
-start_tls_or_write(struct va_conn *c, int tls, const char *sni,
-    const char *alpn)
+start_tls_or_write(
+    struct va_conn *c, int tls, const char *sni, const char *alpn)
 {
 	unsigned char protos[64];
 	size_t alen;
@@ -282,8 +289,8 @@ start_tls_or_write(struct va_conn *c, int tls, const char *sni,
 		}
 		protos[0] = (unsigned char)alen;
 		memcpy(protos + 1, alpn, alen);
-		if (SSL_set_alpn_protos(c->ssl, protos,
-		    (unsigned)(alen + 1)) != 0) {
+		if (SSL_set_alpn_protos(c->ssl, protos, (unsigned)(alen + 1)) !=
+		    0) {
 			conn_done(c, VA_CONN_ETLS, "cannot set ALPN");
 			return;
 		}
@@ -331,9 +338,9 @@ conn_ev_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct va_conn *
-va_conn_start(struct va *va, int family, const uint8_t *addr, int port,
-    int tls, const char *sni, const char *alpn, const char *request,
-    int handshake_only, va_conn_cb cb, void *arg, char *err, size_t errlen)
+va_conn_start(struct va *va, int family, const uint8_t *addr, int port, int tls,
+    const char *sni, const char *alpn, const char *request, int handshake_only,
+    va_conn_cb cb, void *arg, char *err, size_t errlen)
 {
 	struct va_conn *c = NULL;
 	struct sockaddr_storage ss;
@@ -392,8 +399,10 @@ ctimer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (c->phase == VA_PHASE_CONNECT)
-		conn_done(c, VA_CONN_ECONNECT, "no answer to the TCP handshake "
-		    "within %lld ms", (long long)c->connect_timeout_ms);
+		conn_done(c, VA_CONN_ECONNECT,
+		    "no answer to the TCP handshake "
+		    "within %lld ms",
+		    (long long)c->connect_timeout_ms);
 }
 
 int

@@ -17,8 +17,8 @@
 
 struct dnsq {
 	struct va *va;
-	char *qname;	/* original */
-	char *cur;	/* name asked now (after CNAME re-queries) */
+	char *qname; /* original */
+	char *cur;   /* name asked now (after CNAME re-queries) */
 	int qtype;
 	int requeries;
 	va_dns_cb cb;
@@ -90,8 +90,10 @@ sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 		f->next = va->fdevs;
 		va->fdevs = f;
 	}
-	f->ev = event_new(va->base, fd, (short)(EV_PERSIST |
-	    (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0)), fd_cb, va);
+	f->ev = event_new(va->base, fd,
+	    (short)(EV_PERSIST | (readable ? EV_READ : 0) |
+		(writable ? EV_WRITE : 0)),
+	    fd_cb, va);
 	if (f->ev == NULL || event_add(f->ev, NULL) != 0)
 		log_bug("cannot watch c-ares socket %d", (int)fd);
 }
@@ -110,8 +112,8 @@ va_dns_init(struct va *va, char *err, size_t errlen)
 		return -1;
 	}
 	memset(&opts, 0, sizeof(opts));
-	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP |
-	    ARES_FLAG_EDNS;
+	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES |
+	    ARES_FLAG_NOCHECKRESP | ARES_FLAG_EDNS;
 	opts.timeout = (int)va->cfg->dns_timeout_ms;
 	opts.tries = (int)va->cfg->dns_tries;
 	opts.ednspsz = 1232;
@@ -119,9 +121,10 @@ va_dns_init(struct va *va, char *err, size_t errlen)
 	opts.socket_receive_buffer_size = 1 << 20;
 	opts.sock_state_cb = sock_state_cb;
 	opts.sock_state_cb_data = va;
-	r = ares_init_options(&va->ares, &opts, ARES_OPT_FLAGS |
-	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_EDNSPSZ |
-	    ARES_OPT_SOCK_STATE_CB | ARES_OPT_SOCK_RCVBUF);
+	r = ares_init_options(&va->ares, &opts,
+	    ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+		ARES_OPT_EDNSPSZ | ARES_OPT_SOCK_STATE_CB |
+		ARES_OPT_SOCK_RCVBUF);
 	if (r != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares init: %s", ares_strerror(r));
 		ares_library_cleanup();
@@ -251,8 +254,8 @@ send_query(struct dnsq *q)
 }
 
 void
-va_dns_query(struct va *va, const char *name, int qtype, va_dns_cb cb,
-    void *arg)
+va_dns_query(
+    struct va *va, const char *name, int qtype, va_dns_cb cb, void *arg)
 {
 	struct dnsq *q = xcalloc(1, sizeof(*q));
 

@@ -31,39 +31,58 @@ txt_cb(void *arg, struct va_dns_result *res)
 		}
 		found[0] = '\0';
 		for (i = 0; i < res->ntxt && i < 3 && o + 4 < sizeof(found);
-		    i++) {
+		     i++) {
 			o += (size_t)snprintf(found + o, sizeof(found) - o,
 			    "%s\"%.80s\"", i ? ", " : "", res->txt[i]);
 			if (o >= sizeof(found))
 				o = sizeof(found) - 1;
 		}
-		va_job_finish(j, problem_new(PROB_INCORRECT_RESPONSE,
-		    "Incorrect TXT record%s %s%s found at %s (expected \"%s\", "
-		    "base64url of the SHA-256 of the key authorization)",
-		    res->ntxt > 1 ? "s" : "", found, res->ntxt > 3 ? " ..." :
-		    "", name, want));
+		va_job_finish(j,
+		    problem_new(PROB_INCORRECT_RESPONSE,
+			"Incorrect TXT record%s %s%s found at %s (expected "
+			"\"%s\", "
+			"base64url of the SHA-256 of the key authorization)",
+			res->ntxt > 1 ? "s" : "", found,
+			res->ntxt > 3 ? " ..." : "", name, want));
 		break;
 	case VA_DNS_NODATA:
-		va_job_finish(j, problem_new(PROB_UNAUTHORIZED, "No TXT record "
-		    "found at %s", name));
+		va_job_finish(j,
+		    problem_new(PROB_UNAUTHORIZED,
+			"No TXT record "
+			"found at %s",
+			name));
 		break;
 	case VA_DNS_NXDOMAIN:
-		va_job_finish(j, problem_new(PROB_DNS, "DNS problem: NXDOMAIN "
-		    "looking up TXT for %s - check that a DNS record exists "
-		    "for this domain", name));
+		va_job_finish(j,
+		    problem_new(PROB_DNS,
+			"DNS problem: NXDOMAIN "
+			"looking up TXT for %s - check that a DNS record "
+			"exists "
+			"for this domain",
+			name));
 		break;
 	case VA_DNS_SERVFAIL:
-		va_job_finish(j, problem_new(PROB_DNS, "DNS problem: SERVFAIL "
-		    "looking up TXT for %s - the domain's nameservers may be "
-		    "malfunctioning", name));
+		va_job_finish(j,
+		    problem_new(PROB_DNS,
+			"DNS problem: SERVFAIL "
+			"looking up TXT for %s - the domain's nameservers may "
+			"be "
+			"malfunctioning",
+			name));
 		break;
 	case VA_DNS_TIMEOUT:
-		va_job_finish(j, problem_new(PROB_DNS, "DNS problem: query "
-		    "timed out looking up TXT for %s", name));
+		va_job_finish(j,
+		    problem_new(PROB_DNS,
+			"DNS problem: query "
+			"timed out looking up TXT for %s",
+			name));
 		break;
 	default:
-		va_job_finish(j, problem_new(PROB_DNS, "DNS problem: looking "
-		    "up TXT for %s: %s", name, res->msg));
+		va_job_finish(j,
+		    problem_new(PROB_DNS,
+			"DNS problem: looking "
+			"up TXT for %s: %s",
+			name, res->msg));
 		break;
 	}
 out:
@@ -76,8 +95,8 @@ va_dns01_start(struct va_job *j)
 {
 	char *name = xasprintf("_acme-challenge.%s", j->ident);
 
-	json_array_append_new(j->record, json_pack("{s:s,s:s}", "hostname",
-	    j->ident, "txt_name", name));
+	json_array_append_new(j->record,
+	    json_pack("{s:s,s:s}", "hostname", j->ident, "txt_name", name));
 	j->stage = "dns";
 	free(j->dns_host);
 	j->dns_host = xstrdup(name);

@@ -16,8 +16,13 @@
 #define MAX_CHAIN 8
 
 static const char *const status_names[VA_DNS__MAX] = {
-	"ok", "no records", "NXDOMAIN", "SERVFAIL", "REFUSED",
-	"query timed out", "error",
+    "ok",
+    "no records",
+    "NXDOMAIN",
+    "SERVFAIL",
+    "REFUSED",
+    "query timed out",
+    "error",
 };
 
 const char *
@@ -82,10 +87,10 @@ add_record(struct va_dns_result *res, const struct rr *rr,
 	case ns_t_aaaa:
 		if (rr->rdlen != (rr->type == ns_t_a ? 4u : 16u))
 			return -1;
-		res->families = xrealloc(res->families,
-		    (res->naddrs + 1) * sizeof(*res->families));
-		res->addrs = xrealloc(res->addrs,
-		    (res->naddrs + 1) * sizeof(*res->addrs));
+		res->families = xrealloc(
+		    res->families, (res->naddrs + 1) * sizeof(*res->families));
+		res->addrs = xrealloc(
+		    res->addrs, (res->naddrs + 1) * sizeof(*res->addrs));
 		res->families[res->naddrs] =
 		    rr->type == ns_t_a ? AF_INET : AF_INET6;
 		memset(res->addrs[res->naddrs], 0, 16);
@@ -111,8 +116,8 @@ add_record(struct va_dns_result *res, const struct rr *rr,
 			free(s);
 			return 0;
 		}
-		res->txt = xrealloc(res->txt, (res->ntxt + 1) *
-		    sizeof(*res->txt));
+		res->txt =
+		    xrealloc(res->txt, (res->ntxt + 1) * sizeof(*res->txt));
 		res->txt[res->ntxt++] = s;
 		return 0;
 	}
@@ -124,8 +129,8 @@ add_record(struct va_dns_result *res, const struct rr *rr,
 		taglen = rr->rdata[1];
 		if (taglen == 0 || 2 + taglen > rr->rdlen)
 			return -1;
-		res->caa = xrealloc(res->caa, (res->ncaa + 1) *
-		    sizeof(*res->caa));
+		res->caa =
+		    xrealloc(res->caa, (res->ncaa + 1) * sizeof(*res->caa));
 		c = &res->caa[res->ncaa++];
 		c->flags = rr->rdata[0];
 		c->tag = xstrndup((const char *)rr->rdata + 2, taglen);
@@ -199,7 +204,8 @@ va_dns_msg_extract(const unsigned char *buf, int len, const char *qname,
 		const char *next = NULL;
 		found = 0;
 		for (i = 0; i < nrr; i++) {
-			if (rrs[i].type == qtype && name_eq(rrs[i].owner, cur)) {
+			if (rrs[i].type == qtype &&
+			    name_eq(rrs[i].owner, cur)) {
 				if (add_record(res, &rrs[i], buf, len) != 0)
 					goto bad;
 				found = 1;
@@ -217,8 +223,10 @@ va_dns_msg_extract(const unsigned char *buf, int len, const char *qname,
 		cur = xstrdup(next);
 	}
 	if (hops > MAX_CHAIN) {
-		snprintf(res->msg, sizeof(res->msg), "CNAME chain longer than "
-		    "%d", MAX_CHAIN);
+		snprintf(res->msg, sizeof(res->msg),
+		    "CNAME chain longer than "
+		    "%d",
+		    MAX_CHAIN);
 		goto out;
 	}
 	free(res->final_name);

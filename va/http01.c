@@ -25,8 +25,8 @@ printable(const unsigned char *s, size_t n, char *out, size_t outlen)
 		if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\')
 			out[o++] = (char)s[i];
 		else
-			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x",
-			    s[i]);
+			o += (size_t)snprintf(
+			    out + o, outlen - o, "\\x%02x", s[i]);
 	}
 	out[o] = '\0';
 }
@@ -42,8 +42,11 @@ va_http01_start(struct va_job *j)
 	    v6 ? "[" : "", j->ident, v6 ? "]" : "",
 	    (int)j->va->cfg->http01_port, j->token);
 	if (va_url_parse(u, NULL, &j->url, err, sizeof(err)) != 0) {
-		va_job_finish(j, problem_new(PROB_MALFORMED, "cannot build the "
-		    "http-01 URL: %s", err));
+		va_job_finish(j,
+		    problem_new(PROB_MALFORMED,
+			"cannot build the "
+			"http-01 URL: %s",
+			err));
 		free(u);
 		return;
 	}
@@ -60,9 +63,12 @@ hop_start(struct va_job *j)
 
 	for (i = 0; i < sizeof(j->seen) / sizeof(j->seen[0]); i++) {
 		if (j->seen[i] != NULL && strcmp(j->seen[i], u) == 0) {
-			va_job_finish(j, problem_new(PROB_UNAUTHORIZED,
-			    "Redirect loop detected: %s was already visited "
-			    "during this validation", u));
+			va_job_finish(j,
+			    problem_new(PROB_UNAUTHORIZED,
+				"Redirect loop detected: %s was already "
+				"visited "
+				"during this validation",
+				u));
 			free(u);
 			return;
 		}
@@ -73,8 +79,8 @@ hop_start(struct va_job *j)
 	}
 	resolvers = json_array();
 	for (i = 0; i < j->va->cfg->n_dns_resolvers; i++)
-		json_array_append_new(resolvers,
-		    json_string(j->va->cfg->dns_resolvers[i]));
+		json_array_append_new(
+		    resolvers, json_string(j->va->cfg->dns_resolvers[i]));
 	hop = json_pack("{s:s,s:s,s:i,s:[],s:o}", "url", u, "hostname",
 	    j->url.host, "port", j->url.port, "addresses_resolved",
 	    "resolver_addrs", resolvers);
@@ -93,14 +99,15 @@ build_request(struct va_job *j)
 
 	if (u->port != (u->https ? 443 : 80))
 		snprintf(port, sizeof(port), ":%d", u->port);
-	return xasprintf("GET %s HTTP/1.1\r\nHost: %s%s%s%s\r\n"
+	return xasprintf(
+	    "GET %s HTTP/1.1\r\nHost: %s%s%s%s\r\n"
 	    "User-Agent: %s\r\nAccept: */*\r\nConnection: close\r\n\r\n",
 	    u->path, v6 ? "[" : "", u->host, v6 ? "]" : "", port,
 	    j->va->cfg->user_agent);
 }
 
-static void http_cb(void *arg, struct va_conn *c, enum va_conn_err e,
-    const char *msg);
+static void http_cb(
+    void *arg, struct va_conn *c, enum va_conn_err e, const char *msg);
 
 static void
 connect_failed(struct va_job *j, const char *msg)
@@ -117,10 +124,14 @@ connect_failed(struct va_job *j, const char *msg)
 		connect_next(j);
 		return;
 	}
-	va_job_finish(j, problem_new(PROB_CONNECTION, "Connecting to %s "
-	    "(address %s, port %d) failed: %s", u, va_addr_str(
-	    j->addr_family[slot], j->addr_raw[slot], addr, sizeof(addr)),
-	    j->url.port, msg));
+	va_job_finish(j,
+	    problem_new(PROB_CONNECTION,
+		"Connecting to %s "
+		"(address %s, port %d) failed: %s",
+		u,
+		va_addr_str(j->addr_family[slot], j->addr_raw[slot], addr,
+		    sizeof(addr)),
+		j->url.port, msg));
 	free(u);
 }
 
@@ -134,13 +145,13 @@ connect_next(struct va_job *j)
 	if (j->addr_try == 0 && !j->have_addr[0])
 		j->addr_try = 1;
 	slot = j->addr_try;
-	json_object_set_new(j->hop, "address_used", json_string(va_addr_str(
-	    j->addr_family[slot], j->addr_raw[slot], addr, sizeof(addr))));
+	json_object_set_new(j->hop, "address_used",
+	    json_string(va_addr_str(
+		j->addr_family[slot], j->addr_raw[slot], addr, sizeof(addr))));
 	req = build_request(j);
-	j->conn = va_conn_start(j->va, j->addr_family[slot],
-	    j->addr_raw[slot], j->url.port, j->url.https,
-	    j->url.host_is_ip ? NULL : j->url.host, NULL, req, 0, http_cb, j,
-	    err, sizeof(err));
+	j->conn = va_conn_start(j->va, j->addr_family[slot], j->addr_raw[slot],
+	    j->url.port, j->url.https, j->url.host_is_ip ? NULL : j->url.host,
+	    NULL, req, 0, http_cb, j, err, sizeof(err));
 	free(req);
 	if (j->conn == NULL) {
 		connect_failed(j, err);
@@ -148,8 +159,7 @@ connect_next(struct va_job *j)
 	}
 	/* IPv6 first, but leave time for the IPv4 fallback. */
 	if (slot == 0 && j->have_addr[1])
-		(void)va_conn_connect_timeout(j->conn,
-		    j->timeout_ms / 3);
+		(void)va_conn_connect_timeout(j->conn, j->timeout_ms / 3);
 }
 
 static int
@@ -169,24 +179,31 @@ follow_redirect(struct va_job *j, const char *location)
 	char *from = va_url_string(&j->url), *to = NULL;
 
 	if (j->redirects >= MAX_REDIRECTS) {
-		va_job_finish(j, problem_new(PROB_UNAUTHORIZED, "Too many "
-		    "redirects: more than %d, the last from %s", MAX_REDIRECTS,
-		    from));
+		va_job_finish(j,
+		    problem_new(PROB_UNAUTHORIZED,
+			"Too many "
+			"redirects: more than %d, the last from %s",
+			MAX_REDIRECTS, from));
 		goto out;
 	}
 	if (va_url_parse(location, &j->url, &next, err, sizeof(err)) != 0) {
-		va_job_finish(j, problem_new(PROB_UNAUTHORIZED, "Invalid "
-		    "redirect from %s to \"%.200s\": %s", from, location, err));
+		va_job_finish(j,
+		    problem_new(PROB_UNAUTHORIZED,
+			"Invalid "
+			"redirect from %s to \"%.200s\": %s",
+			from, location, err));
 		goto out;
 	}
 	to = va_url_string(&next);
 	if (!port_allowed(j->va->cfg, &next)) {
-		va_job_finish(j, problem_new(PROB_UNAUTHORIZED, "Redirect from "
-		    "%s to %s is not allowed: only port %lld (or %lld) for "
-		    "http and %lld for https may be used", from, to,
-		    (long long)j->va->cfg->http_port_redirect,
-		    (long long)j->va->cfg->http01_port,
-		    (long long)j->va->cfg->https_port));
+		va_job_finish(j,
+		    problem_new(PROB_UNAUTHORIZED,
+			"Redirect from "
+			"%s to %s is not allowed: only port %lld (or %lld) for "
+			"http and %lld for https may be used",
+			from, to, (long long)j->va->cfg->http_port_redirect,
+			(long long)j->va->cfg->http01_port,
+			(long long)j->va->cfg->https_port));
 		va_url_clear(&next);
 		goto out;
 	}
@@ -206,24 +223,30 @@ check_body(struct va_job *j, const struct va_http_resp *r, const char *url)
 	char got[VA_HTTP_MAX_BODY * 4 + 8];
 
 	if (r->body_too_large) {
-		va_job_finish(j, problem_new(PROB_UNAUTHORIZED, "Invalid "
-		    "response from %s: the body is larger than %d bytes; it "
-		    "must hold only the key authorization", url,
-		    VA_HTTP_MAX_BODY));
+		va_job_finish(j,
+		    problem_new(PROB_UNAUTHORIZED,
+			"Invalid "
+			"response from %s: the body is larger than %d bytes; "
+			"it "
+			"must hold only the key authorization",
+			url, VA_HTTP_MAX_BODY));
 		return;
 	}
-	while (n > 0 && (r->body[n - 1] == ' ' || r->body[n - 1] == '\t' ||
-	    r->body[n - 1] == '\r' || r->body[n - 1] == '\n'))
+	while (n > 0 &&
+	    (r->body[n - 1] == ' ' || r->body[n - 1] == '\t' ||
+		r->body[n - 1] == '\r' || r->body[n - 1] == '\n'))
 		n--;
 	if (n == strlen(j->keyauth) && memcmp(r->body, j->keyauth, n) == 0) {
 		va_job_validated(j);
 		return;
 	}
 	printable(r->body, n, got, sizeof(got));
-	va_job_finish(j, problem_new(PROB_INCORRECT_RESPONSE, "The key "
-	    "authorization file from the server did not match this "
-	    "challenge. Expected \"%s\" (got \"%s\") at %s", j->keyauth, got,
-	    url));
+	va_job_finish(j,
+	    problem_new(PROB_INCORRECT_RESPONSE,
+		"The key "
+		"authorization file from the server did not match this "
+		"challenge. Expected \"%s\" (got \"%s\") at %s",
+		j->keyauth, got, url));
 }
 
 static void
@@ -240,31 +263,47 @@ http_cb(void *arg, struct va_conn *c, enum va_conn_err e, const char *msg)
 		connect_failed(j, msg);
 		break;
 	case VA_CONN_ETLS:
-		va_job_finish(j, problem_new(PROB_TLS, "TLS error fetching "
-		    "%s: %s", url, msg));
+		va_job_finish(j,
+		    problem_new(PROB_TLS,
+			"TLS error fetching "
+			"%s: %s",
+			url, msg));
 		break;
 	case VA_CONN_EIO:
-		va_job_finish(j, problem_new(PROB_CONNECTION, "Error getting "
-		    "validation data from %s: %s", url, msg));
+		va_job_finish(j,
+		    problem_new(PROB_CONNECTION,
+			"Error getting "
+			"validation data from %s: %s",
+			url, msg));
 		break;
 	case VA_CONN_EPROTO:
 	case VA_CONN__MAX:
-		va_job_finish(j, problem_new(PROB_UNAUTHORIZED, "Invalid HTTP "
-		    "response from %s: %s", url, msg));
+		va_job_finish(j,
+		    problem_new(PROB_UNAUTHORIZED,
+			"Invalid HTTP "
+			"response from %s: %s",
+			url, msg));
 		break;
 	case VA_CONN_OK:
 		if (st == 301 || st == 302 || st == 307 || st == 308) {
 			if (r->location == NULL)
-				va_job_finish(j, problem_new(PROB_UNAUTHORIZED,
-				    "Redirect (HTTP %d) from %s without a "
-				    "Location header", st, url));
+				va_job_finish(j,
+				    problem_new(PROB_UNAUTHORIZED,
+					"Redirect (HTTP %d) from %s without a "
+					"Location header",
+					st, url));
 			else
 				follow_redirect(j, r->location);
 		} else if (st != 200) {
-			va_job_finish(j, problem_new(PROB_UNAUTHORIZED,
-			    "Invalid response from %s: HTTP %d (expected 200%s)",
-			    url, st, st >= 300 && st < 400 ? "; only 301, 302, "
-			    "307 and 308 redirects are followed" : ""));
+			va_job_finish(j,
+			    problem_new(PROB_UNAUTHORIZED,
+				"Invalid response from %s: HTTP %d (expected "
+				"200%s)",
+				url, st,
+				st >= 300 && st < 400
+				    ? "; only 301, 302, "
+				      "307 and 308 redirects are followed"
+				    : ""));
 		} else {
 			check_body(j, r, url);
 		}

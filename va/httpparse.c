@@ -79,21 +79,25 @@ parse_chunked(const char *buf, size_t len, size_t off, struct va_http_resp *r,
 		if (e == -1)
 			return VA_HTTP_NEED_MORE;
 		if (e < 0) {
-			snprintf(err, errlen, "bad line ending in chunked body");
+			snprintf(
+			    err, errlen, "bad line ending in chunked body");
 			return VA_HTTP_ERROR;
 		}
 		for (i = off; i < (size_t)e && isxdigit((unsigned char)buf[i]);
-		    i++) {
+		     i++) {
 			if (++digits > 8) {
 				snprintf(err, errlen, "chunk size too long");
 				return VA_HTTP_ERROR;
 			}
-			n = n * 16 + (size_t)(isdigit((unsigned char)buf[i]) ?
-			    buf[i] - '0' :
-			    tolower((unsigned char)buf[i]) - 'a' + 10);
+			n = n * 16 +
+			    (size_t)(isdigit((unsigned char)buf[i])
+				    ? buf[i] - '0'
+				    : tolower((unsigned char)buf[i]) - 'a' +
+					10);
 		}
-		if (digits == 0 || (i < (size_t)e && buf[i] != ';' &&
-		    buf[i] != ' ' && buf[i] != '\t')) {
+		if (digits == 0 ||
+		    (i < (size_t)e && buf[i] != ';' && buf[i] != ' ' &&
+			buf[i] != '\t')) {
 			snprintf(err, errlen, "bad chunk size line");
 			return VA_HTTP_ERROR;
 		}
@@ -124,8 +128,8 @@ parse_chunked(const char *buf, size_t len, size_t off, struct va_http_resp *r,
 }
 
 static enum va_http_rc
-parse_header(const char *line, size_t n, struct va_http_resp *r,
-    int *saw_te, char *err, size_t errlen)
+parse_header(const char *line, size_t n, struct va_http_resp *r, int *saw_te,
+    char *err, size_t errlen)
 {
 	const char *colon = memchr(line, ':', n);
 	const char *v, *end = line + n;
@@ -142,7 +146,8 @@ parse_header(const char *line, size_t n, struct va_http_resp *r,
 	nlen = (size_t)(colon - line);
 	for (i = 0; i < nlen; i++) {
 		if (!is_tchar((unsigned char)line[i])) {
-			snprintf(err, errlen, "invalid character in header "
+			snprintf(err, errlen,
+			    "invalid character in header "
 			    "name");
 			return VA_HTTP_ERROR;
 		}
@@ -156,15 +161,16 @@ parse_header(const char *line, size_t n, struct va_http_resp *r,
 	for (i = 0; i < vlen; i++) {
 		unsigned char c = (unsigned char)v[i];
 		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			snprintf(err, errlen, "control character in header "
+			snprintf(err, errlen,
+			    "control character in header "
 			    "value");
 			return VA_HTTP_ERROR;
 		}
 	}
 	if (nlen == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
 		int64_t cl = parse_decimal(v, vlen);
-		if (cl < 0 || (r->content_length >= 0 &&
-		    r->content_length != cl)) {
+		if (cl < 0 ||
+		    (r->content_length >= 0 && r->content_length != cl)) {
 			snprintf(err, errlen, "invalid Content-Length");
 			return VA_HTTP_ERROR;
 		}
@@ -262,13 +268,14 @@ va_http_parse(const char *buf, size_t len, int eof, struct va_http_resp *r,
 			goto fail;
 		}
 		if (parse_header(buf + off, (size_t)e - off, r, &saw_te, err,
-		    errlen) == VA_HTTP_ERROR)
+			errlen) == VA_HTTP_ERROR)
 			goto fail;
 		off = (size_t)e + 2;
 	}
 	off += 2;
 	if (r->chunked && r->content_length >= 0) {
-		snprintf(err, errlen, "both Content-Length and "
+		snprintf(err, errlen,
+		    "both Content-Length and "
 		    "Transfer-Encoding");
 		goto fail;
 	}
@@ -278,7 +285,8 @@ va_http_parse(const char *buf, size_t len, int eof, struct va_http_resp *r,
 	if (r->chunked) {
 		rc = parse_chunked(buf, len, off, r, err, errlen);
 		if (rc == VA_HTTP_NEED_MORE && eof) {
-			snprintf(err, errlen, "connection closed inside a "
+			snprintf(err, errlen,
+			    "connection closed inside a "
 			    "chunked body");
 			rc = VA_HTTP_ERROR;
 		}
@@ -299,9 +307,10 @@ va_http_parse(const char *buf, size_t len, int eof, struct va_http_resp *r,
 			return VA_HTTP_DONE;
 		}
 		if (eof) {
-			snprintf(err, errlen, "connection closed after %zu of "
-			    "%lld body bytes", have,
-			    (long long)r->content_length);
+			snprintf(err, errlen,
+			    "connection closed after %zu of "
+			    "%lld body bytes",
+			    have, (long long)r->content_length);
 			goto fail;
 		}
 		return VA_HTTP_NEED_MORE;
@@ -318,7 +327,8 @@ toolong:
 	    VA_HTTP_MAX_HEADER_BYTES);
 	goto fail;
 truncated:
-	snprintf(err, errlen, "connection closed before the end of the HTTP "
+	snprintf(err, errlen,
+	    "connection closed before the end of the HTTP "
 	    "response head");
 fail:
 	free(r->location);

@@ -37,18 +37,22 @@ parse_ident(const json_t *params, enum ident_type *t, const char **value,
 
 	if (!json_is_object(id) || str_member(id, "type") == NULL ||
 	    str_member(id, "value") == NULL) {
-		*prob = problem_new(PROB_MALFORMED, "identifier: expected "
+		*prob = problem_new(PROB_MALFORMED,
+		    "identifier: expected "
 		    "{\"type\",\"value\"}");
 		return -1;
 	}
 	if (ident_type_parse(str_member(id, "type"), t) != 0) {
-		*prob = problem_new(PROB_MALFORMED, "identifier.type: "
-		    "unsupported \"%s\"", str_member(id, "type"));
+		*prob = problem_new(PROB_MALFORMED,
+		    "identifier.type: "
+		    "unsupported \"%s\"",
+		    str_member(id, "type"));
 		return -1;
 	}
 	*value = str_member(id, "value");
 	if (w != NULL && !json_is_boolean(w) && !json_is_null(w)) {
-		*prob = problem_new(PROB_MALFORMED, "wildcard: expected a "
+		*prob = problem_new(PROB_MALFORMED,
+		    "wildcard: expected a "
 		    "boolean");
 		return -1;
 	}
@@ -70,13 +74,13 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 	*prob = NULL;
 	memset(&req, 0, sizeof(req));
 	if (parse_ident(params, &req.ident_type, &req.ident_value, &wildcard,
-	    prob) != 0)
+		prob) != 0)
 		return -1;
 	req.wildcard = wildcard;
 	if (!json_is_object(chal) || str_member(chal, "token") == NULL ||
-	    va_challenge_parse(str_member(chal, "type"), &req.challenge) !=
-	    0) {
-		*prob = problem_new(PROB_MALFORMED, "challenge: expected "
+	    va_challenge_parse(str_member(chal, "type"), &req.challenge) != 0) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "challenge: expected "
 		    "{\"type\": \"http-01\"|\"dns-01\"|\"tls-alpn-01\", "
 		    "\"token\"}");
 		return -1;
@@ -84,13 +88,15 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 	req.token = str_member(chal, "token");
 	req.key_authorization = str_member(params, "key_authorization");
 	if (req.key_authorization == NULL) {
-		*prob = problem_new(PROB_MALFORMED, "key_authorization: "
+		*prob = problem_new(PROB_MALFORMED,
+		    "key_authorization: "
 		    "required string");
 		return -1;
 	}
 	req.account_uri = str_member(params, "account_uri");
 	if (caa != NULL && !json_is_boolean(caa)) {
-		*prob = problem_new(PROB_MALFORMED, "check_caa: expected a "
+		*prob = problem_new(PROB_MALFORMED,
+		    "check_caa: expected a "
 		    "boolean");
 		return -1;
 	}
@@ -98,7 +104,8 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 	req.request_id = request_id;
 	req.timeout_ms = time_left(deadline_ms);
 	if (req.timeout_ms < 0) {
-		*prob = problem_new(PROB_UNAVAILABLE, "deadline already "
+		*prob = problem_new(PROB_UNAVAILABLE,
+		    "deadline already "
 		    "passed");
 		return -1;
 	}
@@ -108,11 +115,11 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 		va_result_clear(&res);
 		return -1;
 	}
-	*result = json_pack("{s:s,s:O}", "status", res.valid ? "valid" :
-	    "invalid", "validation_record", res.record);
+	*result = json_pack("{s:s,s:O}", "status",
+	    res.valid ? "valid" : "invalid", "validation_record", res.record);
 	if (!res.valid && res.prob != NULL)
-		json_object_set_new(*result, "error",
-		    problem_to_rpc_json(res.prob));
+		json_object_set_new(
+		    *result, "error", problem_to_rpc_json(res.prob));
 	va_result_clear(&res);
 	return 0;
 }
@@ -134,7 +141,8 @@ va_check_caa_json(struct va *va, const json_t *params, const char *request_id,
 		return -1;
 	method = str_member(params, "validation_method");
 	if (left < 0) {
-		*prob = problem_new(PROB_UNAVAILABLE, "deadline already "
+		*prob = problem_new(PROB_UNAVAILABLE,
+		    "deadline already "
 		    "passed");
 		return -1;
 	}

@@ -40,8 +40,9 @@ san_text(const GENERAL_NAMES *gens, char *out, size_t outlen)
 	int i;
 
 	out[0] = '\0';
-	for (i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) &&
-	    o + 4 < outlen; i++) {
+	for (i = 0;
+	     gens != NULL && i < sk_GENERAL_NAME_num(gens) && o + 4 < outlen;
+	     i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 		const char *sep = i ? ", " : "";
 		if (g->type == GEN_DNS)
@@ -50,12 +51,14 @@ san_text(const GENERAL_NAMES *gens, char *out, size_t outlen)
 			    (const char *)ASN1_STRING_get0_data(g->d.dNSName));
 		else if (g->type == GEN_IPADD &&
 		    (ASN1_STRING_length(g->d.iPAddress) == 4 ||
-		    ASN1_STRING_length(g->d.iPAddress) == 16))
+			ASN1_STRING_length(g->d.iPAddress) == 16))
 			o += (size_t)snprintf(out + o, outlen - o, "%sIP:%s",
-			    sep, va_addr_str(ASN1_STRING_length(
-			    g->d.iPAddress) == 4 ? AF_INET : AF_INET6,
-			    ASN1_STRING_get0_data(g->d.iPAddress), addr,
-			    sizeof(addr)));
+			    sep,
+			    va_addr_str(ASN1_STRING_length(g->d.iPAddress) == 4
+				    ? AF_INET
+				    : AF_INET6,
+				ASN1_STRING_get0_data(g->d.iPAddress), addr,
+				sizeof(addr)));
 		else
 			o += (size_t)snprintf(out + o, outlen - o,
 			    "%s(other name type %d)", sep, g->type);
@@ -80,15 +83,16 @@ san_matches(struct va_job *j, const GENERAL_NAMES *gens)
 			return 0;
 		len = ASN1_STRING_length(g->d.dNSName);
 		return (size_t)len == strlen(j->ident) &&
-		    strncasecmp((const char *)ASN1_STRING_get0_data(
-		    g->d.dNSName), j->ident, (size_t)len) == 0;
+		    strncasecmp(
+			(const char *)ASN1_STRING_get0_data(g->d.dNSName),
+			j->ident, (size_t)len) == 0;
 	}
 	if (g->type != GEN_IPADD)
 		return 0;
 	len = ASN1_STRING_length(g->d.iPAddress);
 	return len == (j->ip_family == AF_INET ? 4 : 16) &&
-	    memcmp(ASN1_STRING_get0_data(g->d.iPAddress), j->ip,
-	    (size_t)len) == 0;
+	    memcmp(ASN1_STRING_get0_data(g->d.iPAddress), j->ip, (size_t)len) ==
+	    0;
 }
 
 static struct problem *
@@ -111,23 +115,28 @@ check_cert(struct va_job *j, SSL *ssl)
 
 	SSL_get0_alpn_selected(ssl, &proto, &plen);
 	if (plen != strlen(ALPN) || memcmp(proto, ALPN, plen) != 0) {
-		prob = problem_new(PROB_UNAUTHORIZED, "Cannot negotiate ALPN "
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "Cannot negotiate ALPN "
 		    "protocol \"%s\" for tls-alpn-01 with %s:%d (the server "
-		    "chose %s%.*s%s)", ALPN, j->dns_host, port,
-		    plen ? "\"" : "no protocol", (int)plen,
-		    plen ? (const char *)proto : "", plen ? "\"" : "");
+		    "chose %s%.*s%s)",
+		    ALPN, j->dns_host, port, plen ? "\"" : "no protocol",
+		    (int)plen, plen ? (const char *)proto : "",
+		    plen ? "\"" : "");
 		goto out;
 	}
 	cert = SSL_get1_peer_certificate(ssl);
 	if (cert == NULL) {
-		prob = problem_new(PROB_UNAUTHORIZED, "No certificate from "
-		    "%s:%d for tls-alpn-01", j->dns_host, port);
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "No certificate from "
+		    "%s:%d for tls-alpn-01",
+		    j->dns_host, port);
 		goto out;
 	}
 	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	if (!san_matches(j, gens)) {
 		san_text(gens, names, sizeof(names));
-		prob = problem_new(PROB_UNAUTHORIZED, "Incorrect validation "
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "Incorrect validation "
 		    "certificate for tls-alpn-01 from %s:%d: it must contain "
 		    "exactly one subjectAltName, %s:%s; it contains %s",
 		    j->dns_host, port, j->itype == IDENT_DNS ? "DNS" : "IP",
@@ -137,44 +146,55 @@ check_cert(struct va_job *j, SSL *ssl)
 	oid = OBJ_txt2obj(OID_ACME_IDENTIFIER, 1);
 	idx = oid ? X509_get_ext_by_OBJ(cert, oid, -1) : -1;
 	if (idx < 0) {
-		prob = problem_new(PROB_UNAUTHORIZED, "Incorrect validation "
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "Incorrect validation "
 		    "certificate for tls-alpn-01 from %s:%d: no acmeIdentifier "
-		    "extension (%s)", j->dns_host, port, OID_ACME_IDENTIFIER);
+		    "extension (%s)",
+		    j->dns_host, port, OID_ACME_IDENTIFIER);
 		goto out;
 	}
 	ext = X509_get_ext(cert, idx);
 	if (!X509_EXTENSION_get_critical(ext)) {
-		prob = problem_new(PROB_UNAUTHORIZED, "Incorrect validation "
-		    "certificate for tls-alpn-01 from %s:%d: the acmeIdentifier "
-		    "extension must be marked critical", j->dns_host, port);
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "Incorrect validation "
+		    "certificate for tls-alpn-01 from %s:%d: the "
+		    "acmeIdentifier "
+		    "extension must be marked critical",
+		    j->dns_host, port);
 		goto out;
 	}
 	if (X509_get_ext_by_OBJ(cert, oid, idx) >= 0) {
-		prob = problem_new(PROB_UNAUTHORIZED, "Incorrect validation "
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "Incorrect validation "
 		    "certificate for tls-alpn-01 from %s:%d: more than one "
-		    "acmeIdentifier extension", j->dns_host, port);
+		    "acmeIdentifier extension",
+		    j->dns_host, port);
 		goto out;
 	}
 	data = X509_EXTENSION_get_data(ext);
 	p = ASN1_STRING_get0_data(data);
 	inner = d2i_ASN1_OCTET_STRING(NULL, &p, ASN1_STRING_length(data));
-	if (inner == NULL || p != ASN1_STRING_get0_data(data) +
-	    ASN1_STRING_length(data) || ASN1_STRING_length(inner) != 32) {
-		prob = problem_new(PROB_UNAUTHORIZED, "Incorrect validation "
+	if (inner == NULL ||
+	    p != ASN1_STRING_get0_data(data) + ASN1_STRING_length(data) ||
+	    ASN1_STRING_length(inner) != 32) {
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "Incorrect validation "
 		    "certificate for tls-alpn-01 from %s:%d: the "
 		    "acmeIdentifier extension must hold a DER OCTET STRING of "
-		    "32 bytes", j->dns_host, port);
+		    "32 bytes",
+		    j->dns_host, port);
 		goto out;
 	}
 	sha256((const uint8_t *)j->keyauth, strlen(j->keyauth), want);
 	if (CRYPTO_memcmp(ASN1_STRING_get0_data(inner), want, 32) != 0) {
 		want_b64 = b64url_encode(want, 32);
 		got_b64 = b64url_encode(ASN1_STRING_get0_data(inner), 32);
-		prob = problem_new(PROB_INCORRECT_RESPONSE, "Incorrect "
+		prob = problem_new(PROB_INCORRECT_RESPONSE,
+		    "Incorrect "
 		    "validation certificate for tls-alpn-01 from %s:%d: "
 		    "acmeIdentifier holds %s (base64url), expected SHA-256 of "
-		    "the key authorization = %s", j->dns_host, port, got_b64,
-		    want_b64);
+		    "the key authorization = %s",
+		    j->dns_host, port, got_b64, want_b64);
 		goto out;
 	}
 out:
@@ -200,10 +220,14 @@ connect_failed(struct va_job *j, const char *msg)
 		alpn_connect(j);
 		return;
 	}
-	va_job_finish(j, problem_new(PROB_CONNECTION, "Connecting to %s "
-	    "(address %s, port %d) for tls-alpn-01 failed: %s", j->dns_host,
-	    va_addr_str(j->addr_family[slot], j->addr_raw[slot], addr,
-	    sizeof(addr)), (int)j->va->cfg->tlsalpn01_port, msg));
+	va_job_finish(j,
+	    problem_new(PROB_CONNECTION,
+		"Connecting to %s "
+		"(address %s, port %d) for tls-alpn-01 failed: %s",
+		j->dns_host,
+		va_addr_str(j->addr_family[slot], j->addr_raw[slot], addr,
+		    sizeof(addr)),
+		(int)j->va->cfg->tlsalpn01_port, msg));
 }
 
 static void
@@ -228,10 +252,14 @@ alpn_cb(void *arg, struct va_conn *c, enum va_conn_err e, const char *msg)
 		connect_failed(j, msg);
 		break;
 	default:
-		va_job_finish(j, problem_new(PROB_TLS, "tls-alpn-01 with %s "
-		    "(address %s, port %d): %s", j->dns_host,
-		    va_addr_str(j->addr_family[slot], j->addr_raw[slot], addr,
-		    sizeof(addr)), port, msg));
+		va_job_finish(j,
+		    problem_new(PROB_TLS,
+			"tls-alpn-01 with %s "
+			"(address %s, port %d): %s",
+			j->dns_host,
+			va_addr_str(j->addr_family[slot], j->addr_raw[slot],
+			    addr, sizeof(addr)),
+			port, msg));
 		break;
 	}
 	va_conn_free(c);
@@ -247,16 +275,17 @@ alpn_connect(struct va_job *j)
 	if (j->addr_try == 0 && !j->have_addr[0])
 		j->addr_try = 1;
 	slot = j->addr_try;
-	json_object_set_new(j->hop, "address_used", json_string(va_addr_str(
-	    j->addr_family[slot], j->addr_raw[slot], addr, sizeof(addr))));
+	json_object_set_new(j->hop, "address_used",
+	    json_string(va_addr_str(
+		j->addr_family[slot], j->addr_raw[slot], addr, sizeof(addr))));
 	if (j->itype == IDENT_IP)
-		sni = ident_ip_reverse_name(j->ip,
-		    j->ip_family == AF_INET ? 4 : 16);
+		sni = ident_ip_reverse_name(
+		    j->ip, j->ip_family == AF_INET ? 4 : 16);
 	else
 		sni = xstrdup(j->ident);
-	j->conn = va_conn_start(j->va, j->addr_family[slot],
-	    j->addr_raw[slot], (int)j->va->cfg->tlsalpn01_port, 1, sni, ALPN,
-	    NULL, 1, alpn_cb, j, err, sizeof(err));
+	j->conn = va_conn_start(j->va, j->addr_family[slot], j->addr_raw[slot],
+	    (int)j->va->cfg->tlsalpn01_port, 1, sni, ALPN, NULL, 1, alpn_cb, j,
+	    err, sizeof(err));
 	free(sni);
 	if (j->conn == NULL) {
 		connect_failed(j, err);
@@ -264,6 +293,5 @@ alpn_connect(struct va_job *j)
 	}
 	/* IPv6 first, but leave time for the IPv4 fallback. */
 	if (slot == 0 && j->have_addr[1])
-		(void)va_conn_connect_timeout(j->conn,
-		    j->timeout_ms / 3);
+		(void)va_conn_connect_timeout(j->conn, j->timeout_ms / 3);
 }

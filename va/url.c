@@ -77,7 +77,8 @@ va_url_parse(const char *s, const struct va_url *base, struct va_url *out,
 	for (i = 0; s[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c <= 0x20 || c >= 0x7f) {
-			snprintf(err, errlen, "URL contains a space, control or "
+			snprintf(err, errlen,
+			    "URL contains a space, control or "
 			    "non-ASCII character");
 			return -1;
 		}
@@ -105,14 +106,17 @@ va_url_parse(const char *s, const struct va_url *base, struct va_url *out,
 		out->https = base->https;
 		auth = s + 2;
 	} else if (strstr(s, "://") == NULL) {
-		snprintf(err, errlen, "relative redirect target \"%.100s\" is "
-		    "not supported: use an absolute URL or path", s);
+		snprintf(err, errlen,
+		    "relative redirect target \"%.100s\" is "
+		    "not supported: use an absolute URL or path",
+		    s);
 		return -1;
 	} else {
 		const char *colon = strchr(s, ':');
-		snprintf(err, errlen, "only http and https URLs are allowed "
-		    "(scheme \"%.*s\")", (int)(colon - s > 16 ? 16 :
-		    colon - s), s);
+		snprintf(err, errlen,
+		    "only http and https URLs are allowed "
+		    "(scheme \"%.*s\")",
+		    (int)(colon - s > 16 ? 16 : colon - s), s);
 		return -1;
 	}
 	auth_end = auth + strcspn(auth, "/?#");
@@ -130,7 +134,8 @@ va_url_parse(const char *s, const struct va_url *base, struct va_url *out,
 		bracketed = 1;
 		if (he + 1 < auth_end) {
 			if (he[1] != ':') {
-				snprintf(err, errlen, "junk after IPv6 literal");
+				snprintf(
+				    err, errlen, "junk after IPv6 literal");
 				return -1;
 			}
 			port_s = he + 2;
@@ -169,8 +174,8 @@ va_url_parse(const char *s, const struct va_url *base, struct va_url *out,
 path:
 	plen = strcspn(p, "#");
 	if (plen > MAX_PATH) {
-		snprintf(err, errlen, "URL path longer than %d bytes",
-		    MAX_PATH);
+		snprintf(
+		    err, errlen, "URL path longer than %d bytes", MAX_PATH);
 		goto fail;
 	}
 	if (plen == 0 || p[0] != '/')

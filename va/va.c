@@ -17,7 +17,9 @@
 #include "va/va_int.h"
 
 static const char *const chal_names[VA_CHAL__MAX] = {
-	"http-01", "dns-01", "tls-alpn-01",
+    "http-01",
+    "dns-01",
+    "tls-alpn-01",
 };
 
 const char *
@@ -121,8 +123,7 @@ count_result(struct va_job *j, const char *result)
 	if (j->va->metrics == NULL)
 		return;
 	snprintf(labels, sizeof(labels), "type=\"%s\",result=\"%s\"",
-	    j->kind == VA_JOB_CAA ? "caa" : va_challenge_name(j->chal),
-	    result);
+	    j->kind == VA_JOB_CAA ? "caa" : va_challenge_name(j->chal), result);
 	metrics_counter_add(j->va->metrics, "anvil_va_validations_total",
 	    "Validations by challenge type and result.", labels, 1);
 	metrics_histogram_observe(j->va->metrics,
@@ -163,7 +164,8 @@ va_job_finish(struct va_job *j, struct problem *prob)
 	j->record = NULL;
 	if (res.record == NULL)
 		res.record = json_array();
-	log_audit(j->rid, "validation", "type=%s identifier=%s:%s%s "
+	log_audit(j->rid, "validation",
+	    "type=%s identifier=%s:%s%s "
 	    "result=%s problem=%s detail=\"%s\" ms=%lld",
 	    j->kind == VA_JOB_CAA ? "caa" : va_challenge_name(j->chal),
 	    ident_type_name(j->itype), j->wildcard ? "*." : "", j->ident,
@@ -194,32 +196,37 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 	if (j->conn != NULL) {
 		switch (j->conn->phase) {
 		case VA_PHASE_CONNECT:
-			p = problem_new(PROB_CONNECTION, "Timeout during "
+			p = problem_new(PROB_CONNECTION,
+			    "Timeout during "
 			    "connect to %s after %.1fs (likely a firewall "
 			    "problem or nothing listening)",
 			    j->dns_host ? j->dns_host : j->ident, s);
 			break;
 		case VA_PHASE_TLS:
-			p = problem_new(PROB_TLS, "Timeout during the TLS "
+			p = problem_new(PROB_TLS,
+			    "Timeout during the TLS "
 			    "handshake with %s after %.1fs",
 			    j->dns_host ? j->dns_host : j->ident, s);
 			break;
 		default:
-			p = problem_new(PROB_CONNECTION, "Timeout after "
+			p = problem_new(PROB_CONNECTION,
+			    "Timeout after "
 			    "connect to %s: no complete response within "
 			    "%.1fs (your server may be slow or overloaded)",
 			    j->dns_host ? j->dns_host : j->ident, s);
 			break;
 		}
 	} else if (j->stage != NULL && strcmp(j->stage, "dns") == 0) {
-		p = problem_new(PROB_DNS, "DNS problem: query timed out "
+		p = problem_new(PROB_DNS,
+		    "DNS problem: query timed out "
 		    "looking up %s (no answer within %.1fs)",
 		    j->dns_host ? j->dns_host : j->ident, s);
 	} else {
-		p = problem_new(j->kind == VA_JOB_CAA || (j->stage &&
-		    strcmp(j->stage, "caa") == 0) ? PROB_CAA :
-		    PROB_CONNECTION, "Validation of %s timed out after %.1fs",
-		    j->ident, s);
+		p = problem_new(j->kind == VA_JOB_CAA ||
+			    (j->stage && strcmp(j->stage, "caa") == 0)
+			? PROB_CAA
+			: PROB_CONNECTION,
+		    "Validation of %s timed out after %.1fs", j->ident, s);
 	}
 	va_job_finish(j, p);
 }
@@ -246,8 +253,10 @@ begin(struct va_job *j)
 		va_tlsalpn01_start(j);
 		break;
 	default:
-		va_job_finish(j, problem_new(PROB_MALFORMED, "unknown "
-		    "challenge type"));
+		va_job_finish(j,
+		    problem_new(PROB_MALFORMED,
+			"unknown "
+			"challenge type"));
 		break;
 	}
 }
@@ -276,8 +285,10 @@ job_start(struct va_job *j)
 	tv.tv_usec = (j->timeout_ms % 1000) * 1000;
 	if (j->timer == NULL || evtimer_add(j->timer, &tv) != 0) {
 		log_bug("cannot arm the validation timer");
-		va_job_finish(j, problem_new(PROB_SERVER_INTERNAL, "VA: "
-		    "cannot arm a timer"));
+		va_job_finish(j,
+		    problem_new(PROB_SERVER_INTERNAL,
+			"VA: "
+			"cannot arm a timer"));
 		return;
 	}
 	if (va->cfg->sleep_max_ms > 0 && j->kind == VA_JOB_VALIDATE) {
@@ -315,27 +326,38 @@ dns_problem(const char *host, const struct va_dns_result *a,
 		r = aaaa;
 	switch (r->status) {
 	case VA_DNS_NXDOMAIN:
-		return problem_new(PROB_DNS, "DNS problem: NXDOMAIN looking "
+		return problem_new(PROB_DNS,
+		    "DNS problem: NXDOMAIN looking "
 		    "up %s for %s - check that a DNS record exists for this "
-		    "domain", r->qtype == ns_t_a ? "A" : "AAAA", host);
+		    "domain",
+		    r->qtype == ns_t_a ? "A" : "AAAA", host);
 	case VA_DNS_SERVFAIL:
-		return problem_new(PROB_DNS, "DNS problem: SERVFAIL looking "
+		return problem_new(PROB_DNS,
+		    "DNS problem: SERVFAIL looking "
 		    "up %s for %s - the domain's nameservers may be "
-		    "malfunctioning", r->qtype == ns_t_a ? "A" : "AAAA", host);
+		    "malfunctioning",
+		    r->qtype == ns_t_a ? "A" : "AAAA", host);
 	case VA_DNS_TIMEOUT:
-		return problem_new(PROB_DNS, "DNS problem: query timed out "
-		    "looking up %s for %s", r->qtype == ns_t_a ? "A" : "AAAA",
-		    host);
+		return problem_new(PROB_DNS,
+		    "DNS problem: query timed out "
+		    "looking up %s for %s",
+		    r->qtype == ns_t_a ? "A" : "AAAA", host);
 	case VA_DNS_REFUSED:
-		return problem_new(PROB_DNS, "DNS problem: REFUSED looking "
-		    "up %s for %s", r->qtype == ns_t_a ? "A" : "AAAA", host);
+		return problem_new(PROB_DNS,
+		    "DNS problem: REFUSED looking "
+		    "up %s for %s",
+		    r->qtype == ns_t_a ? "A" : "AAAA", host);
 	case VA_DNS_NODATA:
 	case VA_DNS_OK:
-		return problem_new(PROB_DNS, "DNS problem: no valid A or AAAA "
-		    "records found for %s", host);
+		return problem_new(PROB_DNS,
+		    "DNS problem: no valid A or AAAA "
+		    "records found for %s",
+		    host);
 	default:
-		return problem_new(PROB_DNS, "DNS problem: looking up %s for "
-		    "%s: %s", r->qtype == ns_t_a ? "A" : "AAAA", host, r->msg);
+		return problem_new(PROB_DNS,
+		    "DNS problem: looking up %s for "
+		    "%s: %s",
+		    r->qtype == ns_t_a ? "A" : "AAAA", host, r->msg);
 	}
 }
 
@@ -353,15 +375,15 @@ resolve_done(struct va_job *j, void (*next)(struct va_job *j))
 		res = &j->dns_err[k];
 		for (i = 0; i < res->naddrs; i++) {
 			int slot = res->families[i] == AF_INET6 ? 0 : 1;
-			json_array_append_new(list, json_string(va_addr_str(
-			    res->families[i], res->addrs[i], buf,
-			    sizeof(buf))));
+			json_array_append_new(list,
+			    json_string(va_addr_str(res->families[i],
+				res->addrs[i], buf, sizeof(buf))));
 			any = 1;
 			if (j->have_addr[slot])
 				continue;
 			if (!va_netpolicy_allows(&j->va->policy,
-			    res->families[i], res->addrs[i], why,
-			    sizeof(why)))
+				res->families[i], res->addrs[i], why,
+				sizeof(why)))
 				continue;
 			j->have_addr[slot] = 1;
 			j->addr_family[slot] = res->families[i];
@@ -373,14 +395,16 @@ resolve_done(struct va_job *j, void (*next)(struct va_job *j))
 	json_decref(list);
 	if (!any) {
 		/* dns_err[0] holds AAAA, [1] A */
-		va_job_finish(j, dns_problem(j->dns_host, &j->dns_err[1],
-		    &j->dns_err[0]));
+		va_job_finish(j,
+		    dns_problem(j->dns_host, &j->dns_err[1], &j->dns_err[0]));
 		return;
 	}
 	if (!j->have_addr[0] && !j->have_addr[1]) {
-		va_job_finish(j, problem_new(PROB_CONNECTION, "%s resolves "
-		    "only to addresses the VA may not contact: %s",
-		    j->dns_host, why));
+		va_job_finish(j,
+		    problem_new(PROB_CONNECTION,
+			"%s resolves "
+			"only to addresses the VA may not contact: %s",
+			j->dns_host, why));
 		return;
 	}
 	j->stage = "connect";
@@ -419,13 +443,14 @@ va_job_note_tried(struct va_job *j, int slot)
 		if (json_object_set_new(j->hop, "addresses_tried", tried) != 0)
 			return;
 	}
-	json_array_append_new(tried, json_string(va_addr_str(
-	    j->addr_family[slot], j->addr_raw[slot], buf, sizeof(buf))));
+	json_array_append_new(tried,
+	    json_string(va_addr_str(
+		j->addr_family[slot], j->addr_raw[slot], buf, sizeof(buf))));
 }
 
 void
-va_job_resolve(struct va_job *j, const char *host,
-    void (*next)(struct va_job *j))
+va_job_resolve(
+    struct va_job *j, const char *host, void (*next)(struct va_job *j))
 {
 	uint8_t raw[16];
 	char why[256];
@@ -444,10 +469,13 @@ va_job_resolve(struct va_job *j, const char *host,
 		if (j->hop != NULL)
 			json_object_set_new(j->hop, "addresses_resolved",
 			    json_pack("[s]", host));
-		if (!va_netpolicy_allows(&j->va->policy, fam, raw, why,
-		    sizeof(why))) {
-			va_job_finish(j, problem_new(PROB_CONNECTION, "the VA "
-			    "may not contact %s: %s", host, why));
+		if (!va_netpolicy_allows(
+			&j->va->policy, fam, raw, why, sizeof(why))) {
+			va_job_finish(j,
+			    problem_new(PROB_CONNECTION,
+				"the VA "
+				"may not contact %s: %s",
+				host, why));
 			return;
 		}
 		j->have_addr[slot] = 1;
@@ -465,8 +493,8 @@ va_job_resolve(struct va_job *j, const char *host,
 		rc->j = j;
 		rc->next = next;
 		va_job_ref(j);
-		va_dns_query(j->va, host, k == 0 ? ns_t_aaaa : ns_t_a,
-		    resolve_cb, rc);
+		va_dns_query(
+		    j->va, host, k == 0 ? ns_t_aaaa : ns_t_a, resolve_cb, rc);
 	}
 }
 
@@ -510,8 +538,8 @@ beat_cb(evutil_socket_t fd, short what, void *arg)
 int
 va_health(struct va *va, char *msg, size_t msglen)
 {
-	int64_t age = time_mono_ms() -
-	    __atomic_load_n(&va->beat_ms, __ATOMIC_RELAXED);
+	int64_t age =
+	    time_mono_ms() - __atomic_load_n(&va->beat_ms, __ATOMIC_RELAXED);
 
 	if (age > 5000) {
 		snprintf(msg, msglen, "VA event loop stalled for %lld ms",
@@ -554,7 +582,7 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 		return NULL;
 	}
 	if (va_netpolicy_init(&va->policy, cfg->network_mode,
-	    cfg->network_allow, cfg->n_network_allow, err, errlen) != 0)
+		cfg->network_allow, cfg->n_network_allow, err, errlen) != 0)
 		goto fail;
 	va->base = event_base_new();
 	if (va->base == NULL) {
@@ -566,16 +594,16 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	va->wake_ev = event_new(va->base, va->wake_fd, EV_READ | EV_PERSIST,
-	    wake_cb, va);
+	va->wake_ev =
+	    event_new(va->base, va->wake_fd, EV_READ | EV_PERSIST, wake_cb, va);
 	if (va->wake_ev == NULL || event_add(va->wake_ev, NULL) != 0) {
 		snprintf(err, errlen, "cannot watch the eventfd");
 		goto fail;
 	}
 	va->beat_ms = time_mono_ms();
 	va->beat_ev = event_new(va->base, -1, EV_PERSIST, beat_cb, va);
-	if (va->beat_ev == NULL || event_add(va->beat_ev,
-	    &(struct timeval){1, 0}) != 0) {
+	if (va->beat_ev == NULL ||
+	    event_add(va->beat_ev, &(struct timeval){1, 0}) != 0) {
 		snprintf(err, errlen, "cannot add the heartbeat timer");
 		goto fail;
 	}
@@ -586,8 +614,8 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 		goto fail;
 	}
 	SSL_CTX_set_verify(va->ssl_ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_options(va->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF |
-	    SSL_OP_NO_TICKET);
+	SSL_CTX_set_options(
+	    va->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(va->ssl_ctx, SSL_SESS_CACHE_OFF);
 	if (va_dns_init(va, err, errlen) != 0)
 		goto fail;
@@ -621,12 +649,16 @@ va_free(struct va *va)
 	while ((j = va->q_head) != NULL) {
 		va->q_head = j->next;
 		j->started_ms = time_mono_ms();
-		va_job_finish(j, problem_new(PROB_UNAVAILABLE, "VA shutting "
-		    "down"));
+		va_job_finish(j,
+		    problem_new(PROB_UNAVAILABLE,
+			"VA shutting "
+			"down"));
 	}
 	while ((j = va->running) != NULL)
-		va_job_finish(j, problem_new(PROB_UNAVAILABLE, "VA shutting "
-		    "down"));
+		va_job_finish(j,
+		    problem_new(PROB_UNAVAILABLE,
+			"VA shutting "
+			"down"));
 	if (va->base != NULL)
 		va_dns_shutdown(va);
 	if (va->wake_ev)
@@ -676,15 +708,18 @@ job_new(struct va *va, enum va_job_kind kind, enum ident_type itype,
 	j->rid = rid ? xstrdup(rid) : NULL;
 	j->timeout_ms = va->cfg->validation_timeout_ms;
 	if (timeout_ms > 0 && timeout_ms < j->timeout_ms)
-		j->timeout_ms = timeout_ms; /* the caller's deadline is nearer */
+		j->timeout_ms =
+		    timeout_ms; /* the caller's deadline is nearer */
 	if (itype == IDENT_IP) {
 		if (inet_pton(AF_INET, value, raw) == 1) {
 			j->ip_family = AF_INET;
 		} else if (inet_pton(AF_INET6, value, raw) == 1) {
 			j->ip_family = AF_INET6;
 		} else {
-			*prob = problem_new(PROB_MALFORMED, "\"%s\" is not an "
-			    "IP address", value);
+			*prob = problem_new(PROB_MALFORMED,
+			    "\"%s\" is not an "
+			    "IP address",
+			    value);
 			job_free(j);
 			return NULL;
 		}
@@ -693,16 +728,18 @@ job_new(struct va *va, enum va_job_kind kind, enum ident_type itype,
 		char nerr[128];
 		char *norm = ident_dns_normalize(value, 0, nerr, sizeof(nerr));
 		if (norm == NULL || strcmp(norm, value) != 0) {
-			*prob = problem_new(PROB_MALFORMED, "\"%.100s\" is not a "
-			    "normalised DNS name%s%s", value, norm ? "" : ": ",
-			    norm ? "" : nerr);
+			*prob = problem_new(PROB_MALFORMED,
+			    "\"%.100s\" is not a "
+			    "normalised DNS name%s%s",
+			    value, norm ? "" : ": ", norm ? "" : nerr);
 			free(norm);
 			job_free(j);
 			return NULL;
 		}
 		free(norm);
 	} else {
-		*prob = problem_new(PROB_MALFORMED, "unsupported identifier "
+		*prob = problem_new(PROB_MALFORMED,
+		    "unsupported identifier "
 		    "type");
 		job_free(j);
 		return NULL;
@@ -735,8 +772,8 @@ submit(struct va *va, struct va_job *j, struct problem **prob)
 }
 
 int
-va_validate_async(struct va *va, const struct va_request *req,
-    va_done_fn done, void *arg, struct problem **prob)
+va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
+    void *arg, struct problem **prob)
 {
 	struct va_job *j;
 
@@ -745,17 +782,20 @@ va_validate_async(struct va *va, const struct va_request *req,
 		return -1;
 	}
 	if (req->token == NULL || req->key_authorization == NULL) {
-		*prob = problem_new(PROB_MALFORMED, "token and "
+		*prob = problem_new(PROB_MALFORMED,
+		    "token and "
 		    "key_authorization are required");
 		return -1;
 	}
 	if (req->wildcard && req->challenge != VA_CHAL_DNS01) {
-		*prob = problem_new(PROB_MALFORMED, "a wildcard authorization "
+		*prob = problem_new(PROB_MALFORMED,
+		    "a wildcard authorization "
 		    "can only be validated with dns-01 (RFC 8555 §7.1.3)");
 		return -1;
 	}
 	if (req->ident_type == IDENT_IP && req->challenge == VA_CHAL_DNS01) {
-		*prob = problem_new(PROB_MALFORMED, "dns-01 cannot validate an "
+		*prob = problem_new(PROB_MALFORMED,
+		    "dns-01 cannot validate an "
 		    "IP address identifier (RFC 8738)");
 		return -1;
 	}
@@ -822,15 +862,15 @@ waiter_wait(struct waiter *w)
 }
 
 int
-va_validate(struct va *va, const struct va_request *req,
-    struct va_result *res)
+va_validate(struct va *va, const struct va_request *req, struct va_result *res)
 {
 	struct waiter w;
 	struct problem *prob = NULL;
 
 	memset(res, 0, sizeof(*res));
 	if (waiter_init(&w) != 0) {
-		res->prob = problem_new(PROB_SERVER_INTERNAL, "VA: cannot "
+		res->prob = problem_new(PROB_SERVER_INTERNAL,
+		    "VA: cannot "
 		    "create a condition variable");
 		res->record = json_array();
 		return -1;
@@ -866,7 +906,8 @@ va_check_caa(struct va *va, enum ident_type type, const char *value,
 	j->account_uri = account_uri ? xstrdup(account_uri) : NULL;
 	if (waiter_init(&w) != 0) {
 		job_free(j);
-		*prob = problem_new(PROB_SERVER_INTERNAL, "VA: cannot create "
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "VA: cannot create "
 		    "a condition variable");
 		return -1;
 	}

@@ -27,25 +27,25 @@ struct va_config {
 	char *log_level;
 	char *debug_addr;
 	int64_t debug_port;
-	json_t *rpc;		/* the "rpc" object, parsed by the rpc library */
-	char **dns_resolvers;	/* "127.0.0.1:8053", "[::1]:53" */
+	json_t *rpc;          /* the "rpc" object, parsed by the rpc library */
+	char **dns_resolvers; /* "127.0.0.1:8053", "[::1]:53" */
 	size_t n_dns_resolvers;
 	int64_t dns_timeout_ms;
 	int64_t dns_tries;
 	int64_t http01_port;
 	int64_t tlsalpn01_port;
-	int64_t https_port;	  /* allowed port of https redirect hops */
+	int64_t https_port;         /* allowed port of https redirect hops */
 	int64_t http_port_redirect; /* allowed port of http redirect hops
 				       (besides http01_port) */
 	char *user_agent;
 	char **caa_identities;
 	size_t n_caa_identities;
 	int64_t validation_timeout_ms;
-	char *network_mode;	/* "private" or "public" */
-	char **network_allow;	/* CIDRs */
+	char *network_mode;   /* "private" or "public" */
+	char **network_allow; /* CIDRs */
 	size_t n_network_allow;
-	int64_t sleep_max_ms;	/* test: random delay in [0, sleep_max] */
-	int always_valid;	/* test: no network, always valid */
+	int64_t sleep_max_ms; /* test: random delay in [0, sleep_max] */
+	int always_valid;     /* test: no network, always valid */
 };
 
 /*
@@ -55,8 +55,8 @@ struct va_config {
  * messages only. Returns 0, or -1 with err. Free with va_config_clear
  * (also after a failure).
  */
-int va_config_parse(const json_t *obj, const char *path,
-    struct va_config *cfg, char *err, size_t errlen);
+int va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
+    char *err, size_t errlen);
 void va_config_clear(struct va_config *cfg);
 /* Sets every field to its default (no allocation beyond strings). */
 void va_config_defaults(struct va_config *cfg);
@@ -96,17 +96,17 @@ struct va_request {
 	const char *token;
 	const char *key_authorization;
 	const char *account_uri; /* for CAA accounturi; may be NULL */
-	int check_caa;		 /* run CAA after a successful validation */
-	const char *request_id;	 /* may be NULL */
-	int64_t timeout_ms;	 /* the configured validation_timeout, or
+	int check_caa;           /* run CAA after a successful validation */
+	const char *request_id;  /* may be NULL */
+	int64_t timeout_ms;      /* the configured validation_timeout, or
 				    this when > 0 and smaller */
 };
 
 /* Outcome; free with va_result_clear. */
 struct va_result {
 	int valid;
-	json_t *record;		/* JSON array of hop records (owned) */
-	struct problem *prob;	/* owned; set when !valid */
+	json_t *record;       /* JSON array of hop records (owned) */
+	struct problem *prob; /* owned; set when !valid */
 };
 
 void va_result_clear(struct va_result *r);
@@ -116,8 +116,8 @@ void va_result_clear(struct va_result *r);
  * Fills *res (caller clears). Returns 0; -1 only if req is unusable (then
  * res->prob says why, malformed).
  */
-int va_validate(struct va *va, const struct va_request *req,
-    struct va_result *res);
+int va_validate(
+    struct va *va, const struct va_request *req, struct va_result *res);
 
 /*
  * Asynchronous form: done runs exactly once on the VA's loop thread with
@@ -173,19 +173,19 @@ int va_check_caa_json(struct va *va, const json_t *params,
 #define VA_HTTP_MAX_LOCATION 4096
 
 enum va_http_rc {
-	VA_HTTP_NEED_MORE,	/* incomplete: read more */
-	VA_HTTP_DONE,		/* a complete response (maybe body_too_large) */
-	VA_HTTP_ERROR		/* malformed; err says why */
+	VA_HTTP_NEED_MORE, /* incomplete: read more */
+	VA_HTTP_DONE,      /* a complete response (maybe body_too_large) */
+	VA_HTTP_ERROR      /* malformed; err says why */
 };
 
 struct va_http_resp {
 	int status;
-	char *location;		/* owned, NULL if absent */
+	char *location;         /* owned, NULL if absent */
 	int64_t content_length; /* -1 if absent */
 	int chunked;
 	unsigned char body[VA_HTTP_MAX_BODY + 1];
 	size_t body_len;
-	int body_too_large;	/* more than VA_HTTP_MAX_BODY body bytes */
+	int body_too_large; /* more than VA_HTTP_MAX_BODY body bytes */
 };
 
 /*

@@ -49,19 +49,18 @@ int va_netpolicy_allows(const struct va_netpolicy *p, int family,
  * caller's *out. 0 or -1. */
 int va_cidr_parse(const char *s, struct va_cidr *out);
 /* 1 if addr (same family, borrowed) lies inside c, else 0. */
-int va_cidr_contains(const struct va_cidr *c, int family,
-    const uint8_t *addr);
+int va_cidr_contains(const struct va_cidr *c, int family, const uint8_t *addr);
 
 /* ---------------- URLs (url.c) ---------------- */
 
 struct va_url {
 	int https;
-	char *host;	/* lowercase name or canonical IP text (no brackets) */
+	char *host; /* lowercase name or canonical IP text (no brackets) */
 	int host_is_ip;
-	int family;	/* for an IP host */
+	int family; /* for an IP host */
 	uint8_t ip[16];
 	int port;
-	char *path;	/* path + query, starts with '/' */
+	char *path; /* path + query, starts with '/' */
 };
 
 /*
@@ -70,8 +69,8 @@ struct va_url {
  * *out is filled with owned strings (free with va_url_clear). 0, or -1
  * with err and *out left empty.
  */
-int va_url_parse(const char *s, const struct va_url *base,
-    struct va_url *out, char *err, size_t errlen);
+int va_url_parse(const char *s, const struct va_url *base, struct va_url *out,
+    char *err, size_t errlen);
 /* Frees the strings in *u and zeroes it; NULL-safe. */
 void va_url_clear(struct va_url *u);
 /* "http://host[:port]/path" (port omitted when default). Caller frees. */
@@ -80,13 +79,13 @@ char *va_url_string(const struct va_url *u);
 /* ---------------- DNS messages (dnsmsg.c) ---------------- */
 
 enum va_dns_status {
-	VA_DNS_OK,		/* answer with data */
-	VA_DNS_NODATA,		/* NOERROR, no records of the type */
+	VA_DNS_OK,     /* answer with data */
+	VA_DNS_NODATA, /* NOERROR, no records of the type */
 	VA_DNS_NXDOMAIN,
 	VA_DNS_SERVFAIL,
 	VA_DNS_REFUSED,
 	VA_DNS_TIMEOUT,
-	VA_DNS_ERROR,		/* anything else (see msg) */
+	VA_DNS_ERROR, /* anything else (see msg) */
 	VA_DNS__MAX
 };
 
@@ -98,10 +97,10 @@ struct va_caa_rr {
 
 struct va_dns_result {
 	enum va_dns_status status;
-	char msg[160];		/* human text for errors */
+	char msg[160]; /* human text for errors */
 	int qtype;
-	char *qname;		/* as asked */
-	char *final_name;	/* after CNAME following */
+	char *qname;      /* as asked */
+	char *final_name; /* after CNAME following */
 	/* A / AAAA */
 	int *families;
 	uint8_t (*addrs)[16];
@@ -146,17 +145,17 @@ void va_dns_shutdown(struct va *va);
 /* Starts a lookup on the loop thread (name borrowed; CNAMEs followed, up
  * to 8 re-queries). cb runs exactly once, possibly before this returns;
  * arg must stay valid until then. */
-void va_dns_query(struct va *va, const char *name, int qtype, va_dns_cb cb,
-    void *arg);
+void va_dns_query(
+    struct va *va, const char *name, int qtype, va_dns_cb cb, void *arg);
 
 /* ---------------- connections (conn.c) ---------------- */
 
 enum va_conn_err {
 	VA_CONN_OK,
-	VA_CONN_ECONNECT,	/* could not connect */
-	VA_CONN_ETLS,		/* TLS handshake failed */
-	VA_CONN_EIO,		/* reset / read / write error */
-	VA_CONN_EPROTO,		/* malformed HTTP response */
+	VA_CONN_ECONNECT, /* could not connect */
+	VA_CONN_ETLS,     /* TLS handshake failed */
+	VA_CONN_EIO,      /* reset / read / write error */
+	VA_CONN_EPROTO,   /* malformed HTTP response */
 	VA_CONN__MAX
 };
 
@@ -171,8 +170,8 @@ enum va_conn_phase {
 
 struct va_conn;
 /* Called once. On VA_CONN_OK the conn holds the data/SSL for inspection. */
-typedef void (*va_conn_cb)(void *arg, struct va_conn *c, enum va_conn_err e,
-    const char *msg);
+typedef void (*va_conn_cb)(
+    void *arg, struct va_conn *c, enum va_conn_err e, const char *msg);
 
 struct va_conn {
 	struct va *va;
@@ -180,21 +179,21 @@ struct va_conn {
 	SSL *ssl;
 	struct event *ev;
 	enum va_conn_phase phase;
-	int want_write;		/* the current wait is for writability */
+	int want_write; /* the current wait is for writability */
 	/* request */
 	char *out;
 	size_t outlen, outoff;
-	int handshake_only;	/* tls-alpn-01: stop after the handshake */
+	int handshake_only; /* tls-alpn-01: stop after the handshake */
 	int tls;
-	char *sni;		/* owned, NULL = none */
-	char *alpn;		/* owned, NULL = none */
+	char *sni;  /* owned, NULL = none */
+	char *alpn; /* owned, NULL = none */
 	/* response */
 	char *in;
 	size_t inlen, incap;
 	struct va_http_resp resp;
 	va_conn_cb cb;
 	void *arg;
-	struct event *ctimer;	/* optional connect timeout */
+	struct event *ctimer; /* optional connect timeout */
 	int64_t connect_timeout_ms;
 };
 
@@ -207,9 +206,8 @@ struct va_conn {
  * with cb never called and msg in err.
  */
 struct va_conn *va_conn_start(struct va *va, int family, const uint8_t *addr,
-    int port, int tls, const char *sni, const char *alpn,
-    const char *request, int handshake_only, va_conn_cb cb, void *arg,
-    char *err, size_t errlen);
+    int port, int tls, const char *sni, const char *alpn, const char *request,
+    int handshake_only, va_conn_cb cb, void *arg, char *err, size_t errlen);
 void va_conn_free(struct va_conn *c);
 /*
  * Fails the connect with VA_CONN_ECONNECT if the TCP handshake has not
@@ -249,28 +247,28 @@ struct va_job {
 	/* completion */
 	va_done_fn done;
 	void *done_arg;
-	struct event *timer;	/* validation timeout */
-	struct event *sleeper;	/* test sleep */
+	struct event *timer;   /* validation timeout */
+	struct event *sleeper; /* test sleep */
 	/* in-progress network state */
 	struct va_conn *conn;
-	const char *stage;	/* for timeout messages: "connect" ... */
-	json_t *hop;		/* current record entry (borrowed from record) */
+	const char *stage; /* for timeout messages: "connect" ... */
+	json_t *hop;       /* current record entry (borrowed from record) */
 	/* resolution of the current host */
 	int dns_pending;
 	char *dns_host;
 	int naddr;
-	int addr_family[2];	/* [0] first IPv6, [1] first IPv4 */
+	int addr_family[2]; /* [0] first IPv6, [1] first IPv4 */
 	uint8_t addr_raw[2][16];
 	int have_addr[2];
-	int addr_try;		/* index into the two */
+	int addr_try; /* index into the two */
 	struct va_dns_result dns_err[2];
 	/* http-01 */
 	struct va_url url;
 	int redirects;
 	char *seen[12];
 	/* caa */
-	char *caa_name;		/* current name of the tree climb */
-	struct va_job *next;	/* submission queue */
+	char *caa_name;               /* current name of the tree climb */
+	struct va_job *next;          /* submission queue */
 	struct va_job *rprev, *rnext; /* va->running (started, unfinished) */
 };
 
@@ -291,11 +289,11 @@ struct va {
 	struct event *wake_ev;
 	pthread_mutex_t mu;
 	struct va_job *q_head, *q_tail;
-	struct va_job *running;	/* loop thread only */
+	struct va_job *running; /* loop thread only */
 	int stopping;
-	int inflight;		/* guarded by mu */
-	struct event *beat_ev;	/* 1 s heartbeat of the loop */
-	int64_t beat_ms;	/* atomic: last heartbeat (monotonic) */
+	int inflight;          /* guarded by mu */
+	struct event *beat_ev; /* 1 s heartbeat of the loop */
+	int64_t beat_ms;       /* atomic: last heartbeat (monotonic) */
 	/* c-ares */
 	ares_channel ares;
 	int ares_ok;
@@ -311,14 +309,14 @@ void va_job_unref(struct va_job *j);
 
 /* Resolves j->dns_host (A + AAAA) then calls next(j) or finishes j with a
  * dns problem. Records addresses_resolved on j->hop when set. */
-void va_job_resolve(struct va_job *j, const char *host,
-    void (*next)(struct va_job *j));
+void va_job_resolve(
+    struct va_job *j, const char *host, void (*next)(struct va_job *j));
 /* Records the address of slot (0 IPv6, 1 IPv4) in the current hop's
  * "addresses_tried" (an attempt that failed before a fallback). */
 void va_job_note_tried(struct va_job *j, int slot);
 /* Human text of an address. buf >= 64. */
-const char *va_addr_str(int family, const uint8_t *raw, char *buf,
-    size_t buflen);
+const char *va_addr_str(
+    int family, const uint8_t *raw, char *buf, size_t buflen);
 
 void va_http01_start(struct va_job *j);
 void va_tlsalpn01_start(struct va_job *j);

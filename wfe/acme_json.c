@@ -24,8 +24,7 @@ wfe_url(const struct wfe_req *r, const char *fmt, ...)
 }
 
 static void
-copy_member(json_t *dst, const char *dkey, const json_t *src,
-    const char *skey)
+copy_member(json_t *dst, const char *dkey, const json_t *src, const char *skey)
 {
 	json_t *v = json_object_get(src, skey);
 
@@ -60,12 +59,12 @@ wfe_acme_account(const struct wfe_req *r, const json_t *acct)
 	json_int_t id = json_integer_value(json_object_get(acct, "id"));
 
 	copy_member(j, "status", acct, "status");
-	json_object_set_new(j, "contact", json_is_array(contact) ?
-	    json_deep_copy(contact) : json_array());
+	json_object_set_new(j, "contact",
+	    json_is_array(contact) ? json_deep_copy(contact) : json_array());
 	if (json_is_true(json_object_get(acct, "tos_agreed")))
 		json_object_set_new(j, "termsOfServiceAgreed", json_true());
-	set_url(j, "orders", wfe_url(r, "/acme/acct/%lld/orders",
-	    (long long)id));
+	set_url(
+	    j, "orders", wfe_url(r, "/acme/acct/%lld/orders", (long long)id));
 	copy_member(j, "key", acct, "key");
 	copy_member(j, "createdAt", acct, "created");
 	return j;
@@ -87,17 +86,18 @@ wfe_acme_order(const struct wfe_req *r, const json_t *order)
 	copy_member(j, "notAfter", order, "not_after");
 	copy_member(j, "profile", order, "profile");
 	copy_member(j, "replaces", order, "replaces");
-	json_array_foreach(ids, i, v) {
-		char *u = wfe_url(r, "/acme/authz/%lld",
-		    (long long)json_integer_value(v));
+	json_array_foreach(ids, i, v)
+	{
+		char *u = wfe_url(
+		    r, "/acme/authz/%lld", (long long)json_integer_value(v));
 		json_array_append_new(authzs, json_string(u));
 		free(u);
 	}
 	json_object_set_new(j, "authorizations", authzs);
-	set_url(j, "finalize", wfe_url(r, "/acme/finalize/%lld",
-	    (long long)id));
-	serial = json_string_value(json_object_get(order,
-	    "certificate_serial"));
+	set_url(
+	    j, "finalize", wfe_url(r, "/acme/finalize/%lld", (long long)id));
+	serial =
+	    json_string_value(json_object_get(order, "certificate_serial"));
 	if (serial != NULL)
 		set_url(j, "certificate", wfe_url(r, "/acme/cert/%s", serial));
 	err = json_object_get(order, "error");
@@ -107,15 +107,15 @@ wfe_acme_order(const struct wfe_req *r, const json_t *order)
 }
 
 json_t *
-wfe_acme_challenge(const struct wfe_req *r, int64_t authz_id,
-    const json_t *chall)
+wfe_acme_challenge(
+    const struct wfe_req *r, int64_t authz_id, const json_t *chall)
 {
 	json_t *j = json_object(), *err;
 
 	copy_member(j, "type", chall, "type");
-	set_url(j, "url", wfe_url(r, "/acme/chall/%lld/%lld",
-	    (long long)authz_id,
-	    (long long)json_integer_value(json_object_get(chall, "id"))));
+	set_url(j, "url",
+	    wfe_url(r, "/acme/chall/%lld/%lld", (long long)authz_id,
+		(long long)json_integer_value(json_object_get(chall, "id"))));
 	copy_member(j, "token", chall, "token");
 	copy_member(j, "status", chall, "status");
 	copy_member(j, "validated", chall, "validated");
@@ -136,7 +136,8 @@ wfe_acme_authz(const struct wfe_req *r, const json_t *authz)
 	copy_member(j, "identifier", authz, "identifier");
 	copy_member(j, "status", authz, "status");
 	copy_member(j, "expires", authz, "expires");
-	json_array_foreach(json_object_get(authz, "challenges"), i, v) {
+	json_array_foreach(json_object_get(authz, "challenges"), i, v)
+	{
 		json_array_append_new(chs, wfe_acme_challenge(r, id, v));
 	}
 	json_object_set_new(j, "challenges", chs);

@@ -7,96 +7,72 @@
 
 #include "wfe/wfe_int.h"
 
-#define F(n, t, field, req) {n, t, offsetof(struct wfe_config, field), req, NULL, 0}
-#define O(n, sub) {n, JSPEC_OBJECT, 0, 0, sub, 0}
+#define F(n, t, field, req)                                                    \
+	{                                                                      \
+		n, t, offsetof(struct wfe_config, field), req, NULL, 0         \
+	}
+#define O(n, sub)                                                              \
+	{                                                                      \
+		n, JSPEC_OBJECT, 0, 0, sub, 0                                  \
+	}
 
 static const struct jspec debug_spec[] = {
-	F("addr", JSPEC_STRING, debug_addr, 0),
-	F("port", JSPEC_INT, debug_port, 0),
-	JSPEC_END
-};
+    F("addr", JSPEC_STRING, debug_addr, 0), F("port", JSPEC_INT, debug_port, 0),
+    JSPEC_END};
 static const struct jspec listen_spec[] = {
-	F("addr", JSPEC_STRING, listen_addr, 0),
-	F("port", JSPEC_INT, listen_port, 0),
-	JSPEC_END
-};
-static const struct jspec tls_spec[] = {
-	F("cert", JSPEC_STRING, tls_cert, 1),
-	F("key", JSPEC_STRING, tls_key, 1),
-	JSPEC_END
-};
+    F("addr", JSPEC_STRING, listen_addr, 0),
+    F("port", JSPEC_INT, listen_port, 0), JSPEC_END};
+static const struct jspec tls_spec[] = {F("cert", JSPEC_STRING, tls_cert, 1),
+    F("key", JSPEC_STRING, tls_key, 1), JSPEC_END};
 static const struct jspec nonce_spec[] = {
-	F("prefix", JSPEC_STRING, nonce_prefix, 0),
-	F("max_outstanding", JSPEC_INT, nonce_max_outstanding, 0),
-	F("lifetime", JSPEC_DURATION, nonce_lifetime_ms, 0),
-	F("key_file", JSPEC_STRING, nonce_key_file, 0),
-	JSPEC_END
-};
+    F("prefix", JSPEC_STRING, nonce_prefix, 0),
+    F("max_outstanding", JSPEC_INT, nonce_max_outstanding, 0),
+    F("lifetime", JSPEC_DURATION, nonce_lifetime_ms, 0),
+    F("key_file", JSPEC_STRING, nonce_key_file, 0), JSPEC_END};
 static const struct jspec dir_spec[] = {
-	F("terms_of_service", JSPEC_STRING, tos, 0),
-	F("website", JSPEC_STRING, website, 0),
-	{"caa_identities", JSPEC_STRINGS,
-	    offsetof(struct wfe_config, caa_identities), 0, NULL,
-	    offsetof(struct wfe_config, ncaa_identities)},
-	F("external_account_required", JSPEC_BOOL, eab_required, 0),
-	JSPEC_END
-};
+    F("terms_of_service", JSPEC_STRING, tos, 0),
+    F("website", JSPEC_STRING, website, 0),
+    {"caa_identities", JSPEC_STRINGS,
+	offsetof(struct wfe_config, caa_identities), 0, NULL,
+	offsetof(struct wfe_config, ncaa_identities)},
+    F("external_account_required", JSPEC_BOOL, eab_required, 0), JSPEC_END};
 static const struct jspec retry_spec[] = {
-	F("order", JSPEC_DURATION, retry_after_order_ms, 0),
-	F("authz", JSPEC_DURATION, retry_after_authz_ms, 0),
-	JSPEC_END
-};
+    F("order", JSPEC_DURATION, retry_after_order_ms, 0),
+    F("authz", JSPEC_DURATION, retry_after_authz_ms, 0), JSPEC_END};
 static const struct jspec test_spec[] = {
-	F("nonce_reject_percent", JSPEC_INT, nonce_reject_percent, 0),
-	F("faults", JSPEC_JSON, faults, 0),
-	JSPEC_END
-};
-static const struct jspec mgmt_spec[] = {
-	F("addr", JSPEC_STRING, mgmt_addr, 0),
-	F("port", JSPEC_INT, mgmt_port, 1),
-	F("tls", JSPEC_BOOL, mgmt_tls, 0),
-	{"root_keys", JSPEC_STRINGS, offsetof(struct wfe_config,
-	    mgmt_root_keys), 0, NULL, offsetof(struct wfe_config,
-	    nmgmt_root_keys)},
-	{"intermediate_keys", JSPEC_STRINGS, offsetof(struct wfe_config,
-	    mgmt_int_keys), 0, NULL, offsetof(struct wfe_config,
-	    nmgmt_int_keys)},
-	JSPEC_END
-};
+    F("nonce_reject_percent", JSPEC_INT, nonce_reject_percent, 0),
+    F("faults", JSPEC_JSON, faults, 0), JSPEC_END};
+static const struct jspec mgmt_spec[] = {F("addr", JSPEC_STRING, mgmt_addr, 0),
+    F("port", JSPEC_INT, mgmt_port, 1), F("tls", JSPEC_BOOL, mgmt_tls, 0),
+    {"root_keys", JSPEC_STRINGS, offsetof(struct wfe_config, mgmt_root_keys), 0,
+	NULL, offsetof(struct wfe_config, nmgmt_root_keys)},
+    {"intermediate_keys", JSPEC_STRINGS,
+	offsetof(struct wfe_config, mgmt_int_keys), 0, NULL,
+	offsetof(struct wfe_config, nmgmt_int_keys)},
+    JSPEC_END};
 static const struct jspec jose_spec[] = {
-	F("allow_es512", JSPEC_BOOL, jose_allow_es512, 0),
-	F("allow_eddsa", JSPEC_BOOL, jose_allow_eddsa, 0),
-	F("rsa_min_bits", JSPEC_INT, jose_rsa_min_bits, 0),
-	F("rsa_max_bits", JSPEC_INT, jose_rsa_max_bits, 0),
-	JSPEC_END
-};
+    F("allow_es512", JSPEC_BOOL, jose_allow_es512, 0),
+    F("allow_eddsa", JSPEC_BOOL, jose_allow_eddsa, 0),
+    F("rsa_min_bits", JSPEC_INT, jose_rsa_min_bits, 0),
+    F("rsa_max_bits", JSPEC_INT, jose_rsa_max_bits, 0), JSPEC_END};
 static const struct jspec wfe_spec[] = {
-	F("log_level", JSPEC_STRING, log_level, 0),
-	O("debug", debug_spec),
-	O("listen", listen_spec),
-	O("tls", tls_spec),
-	F("base_url", JSPEC_STRING, base_url, 1),
-	{"hosts", JSPEC_STRINGS, offsetof(struct wfe_config, hosts), 0, NULL,
-	    offsetof(struct wfe_config, nhosts)},
-	F("trusted_proxy_header", JSPEC_STRING, trusted_proxy_header, 0),
-	F("client_ip_header", JSPEC_STRING, client_ip_header, 0),
-	F("threads", JSPEC_INT, threads, 0),
-	F("max_connections", JSPEC_INT, max_connections, 0),
-	F("max_body", JSPEC_INT, max_body, 0),
-	F("request_timeout", JSPEC_DURATION, request_timeout_ms, 0),
-	O("nonce", nonce_spec),
-	O("directory", dir_spec),
-	F("ra", JSPEC_JSON, ra, 1),
-	F("sa", JSPEC_JSON, sa, 1),
-	F("ca", JSPEC_JSON, ca, 1),
-	O("retry_after", retry_spec),
-	F("orders_per_page", JSPEC_INT, orders_per_page, 0),
-	F("certificate_get", JSPEC_BOOL, allow_cert_get, 0),
-	O("test", test_spec),
-	O("management", mgmt_spec),
-	O("jose", jose_spec),
-	JSPEC_END
-};
+    F("log_level", JSPEC_STRING, log_level, 0), O("debug", debug_spec),
+    O("listen", listen_spec), O("tls", tls_spec),
+    F("base_url", JSPEC_STRING, base_url, 1),
+    {"hosts", JSPEC_STRINGS, offsetof(struct wfe_config, hosts), 0, NULL,
+	offsetof(struct wfe_config, nhosts)},
+    F("trusted_proxy_header", JSPEC_STRING, trusted_proxy_header, 0),
+    F("client_ip_header", JSPEC_STRING, client_ip_header, 0),
+    F("threads", JSPEC_INT, threads, 0),
+    F("max_connections", JSPEC_INT, max_connections, 0),
+    F("max_body", JSPEC_INT, max_body, 0),
+    F("request_timeout", JSPEC_DURATION, request_timeout_ms, 0),
+    O("nonce", nonce_spec), O("directory", dir_spec),
+    F("ra", JSPEC_JSON, ra, 1), F("sa", JSPEC_JSON, sa, 1),
+    F("ca", JSPEC_JSON, ca, 1), O("retry_after", retry_spec),
+    F("orders_per_page", JSPEC_INT, orders_per_page, 0),
+    F("certificate_get", JSPEC_BOOL, allow_cert_get, 0), O("test", test_spec),
+    O("management", mgmt_spec), O("jose", jose_spec), JSPEC_END};
 
 /* Removes members whose value is null, recursively: "key": null means
  * "not set" in our configs. */
@@ -107,7 +83,8 @@ drop_nulls(json_t *obj)
 	json_t *v;
 	void *tmp;
 
-	json_object_foreach_safe(obj, tmp, k, v) {
+	json_object_foreach_safe(obj, tmp, k, v)
+	{
 		if (json_is_null(v))
 			json_object_del(obj, k);
 		else if (json_is_object(v))
@@ -116,11 +93,11 @@ drop_nulls(json_t *obj)
 }
 
 static int
-fault_pcts_ok(const json_t *f, const char *where, int top, char *err,
-    size_t errlen)
+fault_pcts_ok(
+    const json_t *f, const char *where, int top, char *err, size_t errlen)
 {
-	static const char *const keys[] = {"internal_percent",
-	    "unavailable_percent", "rate_limited_percent"};
+	static const char *const keys[] = {
+	    "internal_percent", "unavailable_percent", "rate_limited_percent"};
 	const char *k;
 	json_t *v;
 	size_t i;
@@ -130,9 +107,11 @@ fault_pcts_ok(const json_t *f, const char *where, int top, char *err,
 		snprintf(err, errlen, "%s: expected an object", where);
 		return -1;
 	}
-	json_object_foreach((json_t *)f, k, v) {
-		if (top && (strcmp(k, "retry_after") == 0 ||
-		    strcmp(k, "endpoints") == 0))
+	json_object_foreach((json_t *)f, k, v)
+	{
+		if (top &&
+		    (strcmp(k, "retry_after") == 0 ||
+			strcmp(k, "endpoints") == 0))
 			continue;
 		known = 0;
 		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -151,8 +130,10 @@ fault_pcts_ok(const json_t *f, const char *where, int top, char *err,
 		sum += (int)json_integer_value(v);
 	}
 	if (sum > 100) {
-		snprintf(err, errlen, "%s: the percentages add up to more "
-		    "than 100", where);
+		snprintf(err, errlen,
+		    "%s: the percentages add up to more "
+		    "than 100",
+		    where);
 		return -1;
 	}
 	return 0;
@@ -169,9 +150,11 @@ wfe_faults_check(const json_t *f, char *err, size_t errlen)
 	if (fault_pcts_ok(f, "test.faults", 1, err, errlen) != 0)
 		return -1;
 	ra = json_object_get(f, "retry_after");
-	if (ra != NULL && (!json_is_integer(ra) || json_integer_value(ra) < 0 ||
-	    json_integer_value(ra) > 86400)) {
-		snprintf(err, errlen, "test.faults.retry_after: expected "
+	if (ra != NULL &&
+	    (!json_is_integer(ra) || json_integer_value(ra) < 0 ||
+		json_integer_value(ra) > 86400)) {
+		snprintf(err, errlen,
+		    "test.faults.retry_after: expected "
 		    "seconds 0..86400");
 		return -1;
 	}
@@ -179,14 +162,18 @@ wfe_faults_check(const json_t *f, char *err, size_t errlen)
 	if (eps == NULL)
 		return 0;
 	if (!json_is_object(eps)) {
-		snprintf(err, errlen, "test.faults.endpoints: expected an "
+		snprintf(err, errlen,
+		    "test.faults.endpoints: expected an "
 		    "object of route name -> percentages");
 		return -1;
 	}
-	json_object_foreach((json_t *)eps, k, v) {
+	json_object_foreach((json_t *)eps, k, v)
+	{
 		if (!wfe_route_name_known(k)) {
-			snprintf(err, errlen, "test.faults.endpoints.%.40s: "
-			    "no such endpoint (docs/config/wfe.md)", k);
+			snprintf(err, errlen,
+			    "test.faults.endpoints.%.40s: "
+			    "no such endpoint (docs/config/wfe.md)",
+			    k);
 			return -1;
 		}
 		snprintf(where, sizeof(where), "test.faults.endpoints.%s", k);
@@ -209,8 +196,8 @@ env_percent(const char *name, int64_t *out, char *err, size_t errlen)
 		return 0;
 	v = strtoll(e, &end, 10);
 	if (*end != '\0') {
-		snprintf(err, errlen, "%s: expected a percentage, got \"%.40s\"",
-		    name, e);
+		snprintf(err, errlen,
+		    "%s: expected a percentage, got \"%.40s\"", name, e);
 		return -1;
 	}
 	*out = v < 0 ? 0 : v > 100 ? 100 : v;
@@ -227,8 +214,9 @@ apply_env(struct wfe_config *cfg, char *err, size_t errlen)
 	json_t *f;
 
 	if (env_percent("PEBBLE_WFE_NONCEREJECT", &cfg->nonce_reject_percent,
-	    err, errlen) != 0 || env_percent("ANVIL_WFE_NONCE_REJECT_PERCENT",
-	    &cfg->nonce_reject_percent, err, errlen) != 0)
+		err, errlen) != 0 ||
+	    env_percent("ANVIL_WFE_NONCE_REJECT_PERCENT",
+		&cfg->nonce_reject_percent, err, errlen) != 0)
 		return -1;
 	if ((e = getenv("ANVIL_WFE_FAULTS")) != NULL && e[0] != '\0') {
 		f = json_loads(e, 0, &jerr);
@@ -289,8 +277,12 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 		cfg->debug_addr = xstrdup("127.0.0.1");
 	if (cfg->nonce_prefix == NULL)
 		cfg->nonce_prefix = xstrdup("a1");
-#define BAD(...) do { snprintf(sub, sizeof(sub), __VA_ARGS__); \
-	snprintf(err, errlen, "%s: %s", path, sub); goto out; } while (0)
+#define BAD(...)                                                               \
+	do {                                                                   \
+		snprintf(sub, sizeof(sub), __VA_ARGS__);                       \
+		snprintf(err, errlen, "%s: %s", path, sub);                    \
+		goto out;                                                      \
+	} while (0)
 	{
 		enum log_level lvl;
 		if (log_level_parse(cfg->log_level, &lvl) != 0)
@@ -325,8 +317,8 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 	if (cfg->nonce_lifetime_ms < 1000)
 		BAD("nonce.lifetime: at least 1s");
 	{
-		struct wfe_nonce *probe = wfe_nonce_new(cfg->nonce_prefix,
-		    NULL, 0, 64, 1000);
+		struct wfe_nonce *probe =
+		    wfe_nonce_new(cfg->nonce_prefix, NULL, 0, 64, 1000);
 		if (probe == NULL)
 			BAD("nonce.prefix: 1..8 characters of [A-Za-z0-9_-]");
 		wfe_nonce_free(probe);
@@ -339,15 +331,16 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 	}
 	if (cfg->nonce_reject_percent < 0 || cfg->nonce_reject_percent > 100)
 		BAD("test.nonce_reject_percent: expected 0..100");
-	if (cfg->faults != NULL && wfe_faults_check(cfg->faults, sub,
-	    sizeof(sub)) != 0) {
+	if (cfg->faults != NULL &&
+	    wfe_faults_check(cfg->faults, sub, sizeof(sub)) != 0) {
 		snprintf(err, errlen, "%s: %s", path, sub);
 		goto out;
 	}
 	/* 1024 only for test mode (Pebble's floor; configs/pebble-compat). */
 	if (cfg->jose_rsa_min_bits < 1024 || cfg->jose_rsa_max_bits > 8192 ||
 	    cfg->jose_rsa_min_bits > cfg->jose_rsa_max_bits)
-		BAD("jose.rsa_min_bits/rsa_max_bits: 1024 <= min <= max <= 8192");
+		BAD("jose.rsa_min_bits/rsa_max_bits: 1024 <= min <= max <= "
+		    "8192");
 	if (cfg->mgmt_port < 0 || cfg->mgmt_port > 65535)
 		BAD("management.port: out of range");
 	if (cfg->mgmt_port > 0 && cfg->mgmt_addr == NULL)

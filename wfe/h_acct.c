@@ -24,7 +24,8 @@ contact_member(struct wfe_req *r, const json_t *payload, json_t **out)
 		    "\"contact\" must be an array of URL strings");
 		return -1;
 	}
-	json_array_foreach(c, i, v) {
+	json_array_foreach(c, i, v)
+	{
 		if (!json_is_string(v)) {
 			wfe_reply_prob(r, PROB_MALFORMED,
 			    "\"contact\"[%zu] must be a string", i);
@@ -36,8 +37,7 @@ contact_member(struct wfe_req *r, const json_t *payload, json_t **out)
 }
 
 static int
-bool_member(struct wfe_req *r, const json_t *payload, const char *key,
-    int *out)
+bool_member(struct wfe_req *r, const json_t *payload, const char *key, int *out)
 {
 	json_t *v = json_object_get(payload, key);
 
@@ -45,8 +45,8 @@ bool_member(struct wfe_req *r, const json_t *payload, const char *key,
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v)) {
-		wfe_reply_prob(r, PROB_MALFORMED, "\"%s\" must be a boolean",
-		    key);
+		wfe_reply_prob(
+		    r, PROB_MALFORMED, "\"%s\" must be a boolean", key);
 		return -1;
 	}
 	*out = json_is_true(v);
@@ -76,18 +76,16 @@ wfe_h_new_account(struct wfe_req *r, const char *tail)
 		goto out;
 	}
 	eab_url = xasprintf("%s%s", r->seen_base, r->uri);
-	params = json_pack("{sOsssbsbss}",
-	    "key", r->jws->jwk->json,
-	    "thumbprint", r->jws->jwk->thumbprint,
-	    "tos_agreed", tos, "only_return_existing", only,
-	    "eab_url", eab_url);
+	params = json_pack("{sOsssbsbss}", "key", r->jws->jwk->json,
+	    "thumbprint", r->jws->jwk->thumbprint, "tos_agreed", tos,
+	    "only_return_existing", only, "eab_url", eab_url);
 	json_object_set_new(params, "contact",
 	    contact ? json_deep_copy(contact) : json_array());
 	if (eab != NULL)
 		json_object_set(params, "eab", eab);
 	if (r->client_ip != NULL)
-		json_object_set_new(params, "client_ip",
-		    json_string(r->client_ip));
+		json_object_set_new(
+		    params, "client_ip", json_string(r->client_ip));
 	if (wfe_rpc(r, r->w->ra, "ra.new_account", params, &res) != 0)
 		goto out;
 	acct = json_object_get(res, "account");
@@ -99,8 +97,9 @@ wfe_h_new_account(struct wfe_req *r, const char *tail)
 	url = wfe_url(r, "/acme/acct/%lld",
 	    (long long)json_integer_value(json_object_get(acct, "id")));
 	wfe_add_header(r, "Location", "%s", url);
-	wfe_reply_json(r, json_is_true(json_object_get(res, "created")) ?
-	    201 : 200, wfe_acme_account(r, acct));
+	wfe_reply_json(r,
+	    json_is_true(json_object_get(res, "created")) ? 201 : 200,
+	    wfe_acme_account(r, acct));
 out:
 	free(url);
 	free(eab_url);
@@ -118,26 +117,26 @@ orders_list(struct wfe_req *r)
 	size_t i;
 	json_int_t last = 0;
 
-	cursor = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
-	    "cursor");
-	if (cursor != NULL && wfe_parse_id(cursor, strlen(cursor),
-	    &after) != 0) {
+	cursor = MHD_lookup_connection_value(
+	    r->conn, MHD_GET_ARGUMENT_KIND, "cursor");
+	if (cursor != NULL &&
+	    wfe_parse_id(cursor, strlen(cursor), &after) != 0) {
 		wfe_reply_prob(r, PROB_MALFORMED, "bad cursor");
 		goto out;
 	}
 	params = json_pack("{sIsI}", "account_id", (json_int_t)r->account_id,
 	    "limit", (json_int_t)r->w->cfg->orders_per_page);
 	if (after > 0)
-		json_object_set_new(params, "after_id",
-		    json_integer((json_int_t)after));
-	if (wfe_rpc(r, r->w->sa, "sa.get_orders_by_account", params,
-	    &res) != 0)
+		json_object_set_new(
+		    params, "after_id", json_integer((json_int_t)after));
+	if (wfe_rpc(r, r->w->sa, "sa.get_orders_by_account", params, &res) != 0)
 		goto out;
 	list = json_array();
 	ids = json_object_get(res, "order_ids");
-	json_array_foreach(ids, i, v) {
-		char *u = wfe_url(r, "/acme/order/%lld",
-		    (long long)json_integer_value(v));
+	json_array_foreach(ids, i, v)
+	{
+		char *u = wfe_url(
+		    r, "/acme/order/%lld", (long long)json_integer_value(v));
 		json_array_append_new(list, json_string(u));
 		free(u);
 		last = json_integer_value(v);
@@ -194,8 +193,9 @@ wfe_h_account(struct wfe_req *r, const char *tail)
 	if (st != NULL && !json_is_null(st)) {
 		if (!json_is_string(st) ||
 		    (strcmp(json_string_value(st), "deactivated") != 0 &&
-		    strcmp(json_string_value(st), "valid") != 0)) {
-			wfe_reply_prob(r, PROB_MALFORMED, "\"status\" may only "
+			strcmp(json_string_value(st), "valid") != 0)) {
+			wfe_reply_prob(r, PROB_MALFORMED,
+			    "\"status\" may only "
 			    "be set to \"deactivated\"");
 			goto out;
 		}
@@ -229,13 +229,12 @@ wfe_h_key_change(struct wfe_req *r, const char *tail)
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
 		goto out;
 	if (jose_verify_key_change(r->jws, &r->w->policy, r->jws->kid,
-	    r->acct_key, &new_key, &p) != 0) {
+		r->acct_key, &new_key, &p) != 0) {
 		wfe_reply_problem(r, p);
 		goto out;
 	}
-	params = json_pack("{sIsOss}", "account_id",
-	    (json_int_t)r->account_id, "new_key", new_key->json,
-	    "new_thumbprint", new_key->thumbprint);
+	params = json_pack("{sIsOss}", "account_id", (json_int_t)r->account_id,
+	    "new_key", new_key->json, "new_thumbprint", new_key->thumbprint);
 	if (wfe_rpc(r, r->w->ra, "ra.key_change", params, &res) != 0)
 		goto out;
 	wfe_reply_json(r, 200, wfe_acme_account(r, res));

@@ -58,9 +58,9 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 	size_t derlen = 0, nchains, i;
 	int64_t idx = 0;
 
-	if (!serial_ok(tail, slen) || (slash != NULL &&
-	    !(strcmp(slash, "/0") == 0) &&
-	    wfe_parse_id(slash + 1, strlen(slash + 1), &idx) != 0)) {
+	if (!serial_ok(tail, slen) ||
+	    (slash != NULL && !(strcmp(slash, "/0") == 0) &&
+		wfe_parse_id(slash + 1, strlen(slash + 1), &idx) != 0)) {
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such certificate");
 		goto out;
 	}
@@ -74,7 +74,8 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 		if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
 			goto out;
 		if (!r->jws->is_post_as_get) {
-			wfe_reply_prob(r, PROB_MALFORMED, "a certificate is "
+			wfe_reply_prob(r, PROB_MALFORMED,
+			    "a certificate is "
 			    "read with POST-as-GET (empty payload)");
 			goto out;
 		}
@@ -83,8 +84,9 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 	params = json_pack("{ss}", "serial", serial);
 	if (wfe_rpc(r, r->w->sa, "sa.get_certificate", params, &cert) != 0)
 		goto out;
-	if (r->method == WFE_POST && json_integer_value(json_object_get(cert,
-	    "account_id")) != r->account_id) {
+	if (r->method == WFE_POST &&
+	    json_integer_value(json_object_get(cert, "account_id")) !=
+		r->account_id) {
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such certificate");
 		goto out;
 	}
@@ -93,8 +95,8 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 	if (b64 == NULL || issuer_id == NULL ||
 	    b64url_decode(b64, strlen(b64), &der, &derlen) != 0 ||
 	    (leaf = der_to_pem(der, derlen)) == NULL) {
-		wfe_reply_prob(r, PROB_SERVER_INTERNAL,
-		    "stored certificate unusable");
+		wfe_reply_prob(
+		    r, PROB_SERVER_INTERNAL, "stored certificate unusable");
 		goto out;
 	}
 	if ((iss = wfe_issuer_find(r, issuer_id)) == NULL)
@@ -116,8 +118,8 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 			wfe_add_header(r, "Link",
 			    "<%s/acme/cert/%s/%zu>;rel=\"alternate\"", r->base,
 			    serial, i);
-	wfe_reply_raw(r, 200, "application/pem-certificate-chain", body,
-	    strlen(body));
+	wfe_reply_raw(
+	    r, 200, "application/pem-certificate-chain", body, strlen(body));
 	body = NULL;
 out:
 	free(serial);
@@ -146,9 +148,10 @@ wfe_h_revoke(struct wfe_req *r, const char *tail)
 	    wfe_jws_payload(r, &payload) != 0)
 		goto out;
 	b64 = json_string_value(json_object_get(payload, "certificate"));
-	if (b64 == NULL || b64url_decode(b64, strlen(b64), &der,
-	    &derlen) != 0) {
-		wfe_reply_prob(r, PROB_MALFORMED, "\"certificate\" must be "
+	if (b64 == NULL ||
+	    b64url_decode(b64, strlen(b64), &der, &derlen) != 0) {
+		wfe_reply_prob(r, PROB_MALFORMED,
+		    "\"certificate\" must be "
 		    "the base64url DER certificate");
 		goto out;
 	}
@@ -171,19 +174,19 @@ wfe_h_revoke(struct wfe_req *r, const char *tail)
 	if (r->jws->jwk != NULL) {
 		pk = X509_get0_pubkey(x);
 		if (pk == NULL || EVP_PKEY_eq(pk, r->jws->jwk->pkey) != 1) {
-			wfe_reply_prob(r, PROB_UNAUTHORIZED, "the JWS key is "
+			wfe_reply_prob(r, PROB_UNAUTHORIZED,
+			    "the JWS key is "
 			    "not the key of this certificate");
 			goto out;
 		}
 		params = json_pack("{sssI}", "der", b64, "reason", rc);
-		if (wfe_rpc(r, r->w->ra, "ra.revoke_by_key", params,
-		    &res) != 0)
+		if (wfe_rpc(r, r->w->ra, "ra.revoke_by_key", params, &res) != 0)
 			goto out;
 	} else {
 		params = json_pack("{sIsssI}", "account_id",
 		    (json_int_t)r->account_id, "der", b64, "reason", rc);
-		if (wfe_rpc(r, r->w->ra, "ra.revoke_by_account", params,
-		    &res) != 0)
+		if (wfe_rpc(
+			r, r->w->ra, "ra.revoke_by_account", params, &res) != 0)
 			goto out;
 	}
 	wfe_reply_raw(r, 200, NULL, NULL, 0);

@@ -61,8 +61,12 @@ wfe_h_directory(struct wfe_req *r, const char *tail)
 	size_t i;
 
 	(void)tail;
-#define U(k, p) do { char *u_ = wfe_url(r, "%s", p); \
-	json_object_set_new(d, k, json_string(u_)); free(u_); } while (0)
+#define U(k, p)                                                                \
+	do {                                                                   \
+		char *u_ = wfe_url(r, "%s", p);                                \
+		json_object_set_new(d, k, json_string(u_));                    \
+		free(u_);                                                      \
+	} while (0)
 	U("newNonce", "/acme/new-nonce");
 	U("newAccount", "/acme/new-account");
 	U("newOrder", "/acme/new-order");
@@ -72,24 +76,24 @@ wfe_h_directory(struct wfe_req *r, const char *tail)
 	U("renewalInfo", "/acme/renewal-info");
 #undef U
 	if (cfg->tos != NULL)
-		json_object_set_new(meta, "termsOfService",
-		    json_string(cfg->tos));
+		json_object_set_new(
+		    meta, "termsOfService", json_string(cfg->tos));
 	if (cfg->website != NULL)
 		json_object_set_new(meta, "website", json_string(cfg->website));
 	if (cfg->ncaa_identities > 0) {
 		caa = json_array();
 		for (i = 0; i < cfg->ncaa_identities; i++)
-			json_array_append_new(caa,
-			    json_string(cfg->caa_identities[i]));
+			json_array_append_new(
+			    caa, json_string(cfg->caa_identities[i]));
 		json_object_set_new(meta, "caaIdentities", caa);
 	}
-	json_object_set_new(meta, "externalAccountRequired",
-	    json_boolean(cfg->eab_required));
-	profiles = cached_ca(r, &r->w->profiles, &r->w->profiles_at_ms,
-	    "ca.profiles");
+	json_object_set_new(
+	    meta, "externalAccountRequired", json_boolean(cfg->eab_required));
+	profiles =
+	    cached_ca(r, &r->w->profiles, &r->w->profiles_at_ms, "ca.profiles");
 	if (json_is_object(json_object_get(profiles, "profiles")))
-		json_object_set(meta, "profiles",
-		    json_object_get(profiles, "profiles"));
+		json_object_set(
+		    meta, "profiles", json_object_get(profiles, "profiles"));
 	json_decref(profiles);
 	json_object_set_new(d, "meta", meta);
 	r->no_index_link = 1;
@@ -136,7 +140,8 @@ wfe_h_renewal_info(struct wfe_req *r, const char *tail)
 	if (dot == NULL || strchr(dot + 1, '.') != NULL ||
 	    !b64url_part_ok(tail, (size_t)(dot - tail)) ||
 	    !b64url_part_ok(dot + 1, strlen(dot + 1))) {
-		wfe_reply_prob(r, PROB_MALFORMED, "renewalInfo path must be "
+		wfe_reply_prob(r, PROB_MALFORMED,
+		    "renewalInfo path must be "
 		    "base64url(AKI) \".\" base64url(serial) (RFC 9773)");
 		goto out;
 	}
@@ -144,20 +149,19 @@ wfe_h_renewal_info(struct wfe_req *r, const char *tail)
 	if (wfe_rpc(r, r->w->ra, "ra.renewal_info", params, &res) != 0)
 		goto out;
 	win = json_object_get(res, "suggested_window");
-	out = json_pack("{s{sOsO}}", "suggestedWindow",
-	    "start", json_object_get(win, "start"),
-	    "end", json_object_get(win, "end"));
+	out = json_pack("{s{sOsO}}", "suggestedWindow", "start",
+	    json_object_get(win, "start"), "end", json_object_get(win, "end"));
 	if (out == NULL) {
-		wfe_reply_prob(r, PROB_SERVER_INTERNAL,
-		    "renewal info without a window");
+		wfe_reply_prob(
+		    r, PROB_SERVER_INTERNAL, "renewal info without a window");
 		goto out;
 	}
 	if (json_is_string(json_object_get(res, "explanation_url")))
 		json_object_set(out, "explanationURL",
 		    json_object_get(res, "explanation_url"));
 	retry = json_integer_value(json_object_get(res, "retry_after_s"));
-	wfe_add_header(r, "Retry-After", "%lld",
-	    (long long)(retry > 0 ? retry : 21600));
+	wfe_add_header(
+	    r, "Retry-After", "%lld", (long long)(retry > 0 ? retry : 21600));
 	wfe_reply_json(r, 200, out);
 	out = NULL;
 out:
@@ -207,15 +211,15 @@ wfe_h_crl(struct wfe_req *r, const char *tail)
 	sl = strlen(slash + 1);
 	if (sl < 5 || strcmp(slash + 1 + sl - 4, ".crl") != 0 ||
 	    (!(sl == 5 && slash[1] == '0') &&
-	    wfe_parse_id(slash + 1, sl - 4, &shard) != 0)) {
+		wfe_parse_id(slash + 1, sl - 4, &shard) != 0)) {
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such CRL");
 		goto out;
 	}
 	if (shard < 0)
 		shard = 0;
 	issuer = xstrndup(tail, 16);
-	params = json_pack("{sssI}", "issuer_id", issuer, "shard",
-	    (json_int_t)shard);
+	params = json_pack(
+	    "{sssI}", "issuer_id", issuer, "shard", (json_int_t)shard);
 	if (wfe_rpc(r, r->w->sa, "sa.get_crl", params, &res) != 0)
 		goto out;
 	if (der_member(res, "der", &der, &len) != 0) {
@@ -296,8 +300,9 @@ wfe_h_ocsp(struct wfe_req *r, const char *tail)
 	} else {
 		tl = strlen(tail);
 		raw = xmalloc(tl / 4 * 3 + 4);
-		n = tl % 4 == 0 && tl > 0 ? EVP_DecodeBlock(raw,
-		    (const unsigned char *)tail, (int)tl) : -1;
+		n = tl % 4 == 0 && tl > 0
+		    ? EVP_DecodeBlock(raw, (const unsigned char *)tail, (int)tl)
+		    : -1;
 		if (n > 0) {
 			rawlen = (size_t)n;
 			while (tl > 0 && tail[tl - 1] == '=' && rawlen > 0) {
@@ -321,8 +326,8 @@ wfe_h_ocsp(struct wfe_req *r, const char *tail)
 	}
 	params = json_pack("{ss}", "serial", serial);
 	if (wfe_rpc_raw(r, r->w->ca, "ca.ocsp", params, &res, &p) != 0) {
-		if (p->type == PROB_UNAVAILABLE || p->type ==
-		    PROB_SERVER_INTERNAL)
+		if (p->type == PROB_UNAVAILABLE ||
+		    p->type == PROB_SERVER_INTERNAL)
 			ocsp_status_reply(r, 3); /* tryLater */
 		else
 			ocsp_status_reply(r, 6); /* unauthorized */
@@ -349,11 +354,11 @@ wfe_issuers_all(struct wfe_req *r)
 {
 	json_t *all;
 
-	all = cached_ca(r, &r->w->issuers, &r->w->issuers_at_ms,
-	    "ca.get_issuers");
+	all = cached_ca(
+	    r, &r->w->issuers, &r->w->issuers_at_ms, "ca.get_issuers");
 	if (all == NULL) {
-		struct problem *p = problem_new(PROB_UNAVAILABLE,
-		    "certificate authority unavailable");
+		struct problem *p = problem_new(
+		    PROB_UNAVAILABLE, "certificate authority unavailable");
 		p->retry_after = 5;
 		wfe_reply_problem(r, p);
 	}
@@ -368,7 +373,8 @@ wfe_issuer_find(struct wfe_req *r, const char *id)
 
 	if ((all = wfe_issuers_all(r)) == NULL)
 		return NULL;
-	json_array_foreach(json_object_get(all, "issuers"), i, v) {
+	json_array_foreach(json_object_get(all, "issuers"), i, v)
+	{
 		const char *vid = json_string_value(json_object_get(v, "id"));
 		if (vid != NULL && strcmp(vid, id) == 0) {
 			found = json_incref(v);
@@ -410,8 +416,8 @@ wfe_h_issuer(struct wfe_req *r, const char *tail)
 	{
 		char *copy = xmalloc((size_t)len);
 		memcpy(copy, der, (size_t)len);
-		wfe_reply_raw(r, 200, "application/pkix-cert", copy,
-		    (size_t)len);
+		wfe_reply_raw(
+		    r, 200, "application/pkix-cert", copy, (size_t)len);
 	}
 out:
 	OPENSSL_free(der);

@@ -13,8 +13,7 @@
  * belongs to the requesting account; else NULL after replying 404.
  */
 static json_t *
-get_owned(struct wfe_req *r, const char *method, int64_t id,
-    const char *what)
+get_owned(struct wfe_req *r, const char *method, int64_t id, const char *what)
 {
 	json_t *params = json_pack("{sI}", "id", (json_int_t)id);
 	json_t *res = NULL;
@@ -33,9 +32,10 @@ get_owned(struct wfe_req *r, const char *method, int64_t id,
 	json_decref(params);
 	if (json_integer_value(json_object_get(res, "account_id")) !=
 	    r->account_id) {
-		log_msg(LOG_LEVEL_INFO, r->rid, "account %lld asked for %s %lld"
-		    " of another account", (long long)r->account_id, what,
-		    (long long)id);
+		log_msg(LOG_LEVEL_INFO, r->rid,
+		    "account %lld asked for %s %lld"
+		    " of another account",
+		    (long long)r->account_id, what, (long long)id);
 		json_decref(res);
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such %s", what);
 		return NULL;
@@ -53,13 +53,16 @@ reply_order(struct wfe_req *r, int status, const json_t *order)
 	wfe_add_header(r, "Location", "%s", u);
 	free(u);
 	if (st != NULL && strcmp(st, "processing") == 0) {
-		/* The RA's estimate (ra.finalize_order) wins over the config. */
-		json_int_t ra_s = json_integer_value(json_object_get(order,
-		    "retry_after_s"));
+		/* The RA's estimate (ra.finalize_order) wins over the config.
+		 */
+		json_int_t ra_s =
+		    json_integer_value(json_object_get(order, "retry_after_s"));
 
-		wfe_add_header(r, "Retry-After", "%lld", ra_s > 0 ?
-		    (long long)ra_s : (long long)
-		    ((r->w->cfg->retry_after_order_ms + 999) / 1000));
+		wfe_add_header(r, "Retry-After", "%lld",
+		    ra_s > 0
+			? (long long)ra_s
+			: (long long)((r->w->cfg->retry_after_order_ms + 999) /
+			      1000));
 	}
 	wfe_reply_json(r, status, wfe_acme_order(r, order));
 }
@@ -73,8 +76,8 @@ string_member(struct wfe_req *r, const json_t *o, const char *key,
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_string(v)) {
-		wfe_reply_prob(r, PROB_MALFORMED, "\"%s\" must be a string",
-		    key);
+		wfe_reply_prob(
+		    r, PROB_MALFORMED, "\"%s\" must be a string", key);
 		return -1;
 	}
 	json_object_set(params, pkey, v);
@@ -87,8 +90,10 @@ identifier_ok(struct wfe_req *r, const json_t *id, const char *where)
 	if (!json_is_object(id) ||
 	    !json_is_string(json_object_get(id, "type")) ||
 	    !json_is_string(json_object_get(id, "value"))) {
-		wfe_reply_prob(r, PROB_MALFORMED, "%s must be an object with "
-		    "string \"type\" and \"value\"", where);
+		wfe_reply_prob(r, PROB_MALFORMED,
+		    "%s must be an object with "
+		    "string \"type\" and \"value\"",
+		    where);
 		return 0;
 	}
 	return 1;
@@ -110,7 +115,8 @@ wfe_h_new_order(struct wfe_req *r, const char *tail)
 		    "\"identifiers\" must be a non-empty array");
 		goto out;
 	}
-	json_array_foreach(ids, i, v) {
+	json_array_foreach(ids, i, v)
+	{
 		if (!identifier_ok(r, v, "each identifier"))
 			goto out;
 	}
@@ -171,8 +177,8 @@ wfe_h_finalize(struct wfe_req *r, const char *tail)
 		goto out;
 	csr = json_object_get(payload, "csr");
 	if (!json_is_string(csr) || json_string_length(csr) == 0) {
-		wfe_reply_prob(r, PROB_MALFORMED,
-		    "\"csr\" must be a base64url DER CSR");
+		wfe_reply_prob(
+		    r, PROB_MALFORMED, "\"csr\" must be a base64url DER CSR");
 		goto out;
 	}
 	params = json_pack("{sIsIsO}", "account_id", (json_int_t)r->account_id,
@@ -235,8 +241,7 @@ wfe_h_authz(struct wfe_req *r, const char *tail)
 	}
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
 		goto out;
-	if ((authz = get_owned(r, "sa.get_authz", id,
-	    "authorization")) == NULL)
+	if ((authz = get_owned(r, "sa.get_authz", id, "authorization")) == NULL)
 		goto out;
 	if (r->jws->is_post_as_get) {
 		reply_authz(r, 200, authz);
@@ -247,7 +252,8 @@ wfe_h_authz(struct wfe_req *r, const char *tail)
 	st = json_object_get(payload, "status");
 	if (!json_is_string(st) ||
 	    strcmp(json_string_value(st), "deactivated") != 0) {
-		wfe_reply_prob(r, PROB_MALFORMED, "an authorization update "
+		wfe_reply_prob(r, PROB_MALFORMED,
+		    "an authorization update "
 		    "must be {\"status\": \"deactivated\"}");
 		goto out;
 	}
@@ -269,7 +275,8 @@ find_challenge(const json_t *authz, int64_t cid)
 	json_t *v;
 	size_t i;
 
-	json_array_foreach(json_object_get(authz, "challenges"), i, v) {
+	json_array_foreach(json_object_get(authz, "challenges"), i, v)
+	{
 		if (json_integer_value(json_object_get(v, "id")) == cid)
 			return v;
 	}
@@ -294,8 +301,7 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 	}
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
 		goto out;
-	if ((authz = get_owned(r, "sa.get_authz", aid,
-	    "challenge")) == NULL)
+	if ((authz = get_owned(r, "sa.get_authz", aid, "challenge")) == NULL)
 		goto out;
 	if ((ch = find_challenge(authz, cid)) == NULL) {
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such challenge");
@@ -308,13 +314,12 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 		if (wfe_jws_payload(r, &payload) != 0)
 			goto out;
 		if (st != NULL && strcmp(st, "pending") == 0) {
-			params = json_pack("{sIsIsIss}",
-			    "account_id", (json_int_t)r->account_id,
-			    "authz_id", (json_int_t)aid,
-			    "challenge_id", (json_int_t)cid,
+			params = json_pack("{sIsIsIss}", "account_id",
+			    (json_int_t)r->account_id, "authz_id",
+			    (json_int_t)aid, "challenge_id", (json_int_t)cid,
 			    "thumbprint", r->acct_key->thumbprint);
 			if (wfe_rpc(r, r->w->ra, "ra.perform_validation",
-			    params, &res) != 0)
+				params, &res) != 0)
 				goto out;
 			if ((ch = find_challenge(res, cid)) == NULL) {
 				wfe_reply_prob(r, PROB_SERVER_INTERNAL,
@@ -326,8 +331,9 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 	wfe_add_header(r, "Link", "<%s>;rel=\"up\"", up);
 	st = json_string_value(json_object_get(ch, "status"));
 	if (st != NULL && strcmp(st, "processing") == 0)
-		wfe_add_header(r, "Retry-After", "%lld", (long long)
-		    ((r->w->cfg->retry_after_authz_ms + 999) / 1000));
+		wfe_add_header(r, "Retry-After", "%lld",
+		    (long long)((r->w->cfg->retry_after_authz_ms + 999) /
+			1000));
 	wfe_reply_json(r, 200, wfe_acme_challenge(r, aid, ch));
 out:
 	free(up);

@@ -86,8 +86,10 @@ completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
 	if (r == NULL)
 		return;
 	if (r->done) {
-		m = r->method == WFE_GET ? "GET" : r->method == WFE_HEAD ?
-		    "HEAD" : r->method == WFE_POST ? "POST" : "OTHER";
+		m = r->method == WFE_GET    ? "GET"
+		    : r->method == WFE_HEAD ? "HEAD"
+		    : r->method == WFE_POST ? "POST"
+					    : "OTHER";
 		metrics_label_escape(r->route, ep, sizeof(ep));
 		snprintf(labels, sizeof(labels),
 		    "endpoint=\"%s\",method=\"%s\",status=\"%d\"", ep, m,
@@ -138,8 +140,8 @@ send_reply(struct wfe_req *r)
 		metrics_counter_add(r->w->metrics, "anvil_wfe_nonces_total",
 		    "Nonces by result", "result=\"issued\"", 1);
 	}
-	resp = MHD_create_response_from_buffer(r->out_len, r->out,
-	    MHD_RESPMEM_MUST_FREE);
+	resp = MHD_create_response_from_buffer(
+	    r->out_len, r->out, MHD_RESPMEM_MUST_FREE);
 	if (resp == NULL) {
 		free(nonce);
 		return MHD_NO;
@@ -152,15 +154,12 @@ send_reply(struct wfe_req *r)
 	for (i = 0; i < r->nhdrs; i++) {
 		if (strcmp(r->hdrs[i].name, "Cache-Control") == 0)
 			have_cache = 1;
-		add_hdr(resp, r->hdrs[i].name,
-		    r->hdrs[i].value);
+		add_hdr(resp, r->hdrs[i].name, r->hdrs[i].value);
 	}
 	if (!have_cache)
-		add_hdr(resp, "Cache-Control",
-		    "public, max-age=0, no-cache");
+		add_hdr(resp, "Cache-Control", "public, max-age=0, no-cache");
 	if (!r->mgmt && !r->no_index_link && r->base != NULL) {
-		char *link = xasprintf("<%s/directory>;rel=\"index\"",
-		    r->base);
+		char *link = xasprintf("<%s/directory>;rel=\"index\"", r->base);
 		add_hdr(resp, "Link", link);
 		free(link);
 	}
@@ -186,8 +185,8 @@ early_reject(struct wfe_req *r)
 	unsigned long long n;
 	struct problem *p;
 
-	cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    "Content-Length");
+	cl = MHD_lookup_connection_value(
+	    r->conn, MHD_HEADER_KIND, "Content-Length");
 	if (cl == NULL)
 		return MHD_YES;
 	n = strtoull(cl, &end, 10);
@@ -216,8 +215,8 @@ client_ip_of(struct wfe *w, struct MHD_Connection *con)
 	size_t n;
 
 	if (w->cfg->client_ip_header != NULL &&
-	    (h = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-	    w->cfg->client_ip_header)) != NULL) {
+	    (h = MHD_lookup_connection_value(
+		 con, MHD_HEADER_KIND, w->cfg->client_ip_header)) != NULL) {
 		last = strrchr(h, ',');
 		last = last != NULL ? last + 1 : h;
 		last += strspn(last, " \t");
@@ -231,13 +230,15 @@ client_ip_of(struct wfe *w, struct MHD_Connection *con)
 	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci == NULL || (sa = ci->client_addr) == NULL)
 		return NULL;
-	if (sa->sa_family == AF_INET && inet_ntop(AF_INET,
-	    &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
-	    sizeof(buf)) != NULL)
+	if (sa->sa_family == AF_INET &&
+	    inet_ntop(AF_INET,
+		&((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+		sizeof(buf)) != NULL)
 		return xstrdup(buf);
-	if (sa->sa_family == AF_INET6 && inet_ntop(AF_INET6,
-	    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
-	    sizeof(buf)) != NULL)
+	if (sa->sa_family == AF_INET6 &&
+	    inet_ntop(AF_INET6,
+		&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		buf, sizeof(buf)) != NULL)
 		return xstrdup(buf);
 	return NULL;
 }
@@ -260,11 +261,11 @@ access_common(struct wfe *w, int mgmt, struct MHD_Connection *con,
 		r->mgmt = mgmt;
 		r->method = method_of(method);
 		r->path = xstrdup(url);
-		host = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-		    "Host");
+		host =
+		    MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Host");
 		if (w->cfg->trusted_proxy_header != NULL)
-			proto = MHD_lookup_connection_value(con,
-			    MHD_HEADER_KIND, w->cfg->trusted_proxy_header);
+			proto = MHD_lookup_connection_value(
+			    con, MHD_HEADER_KIND, w->cfg->trusted_proxy_header);
 		wfe_url_bases(w->cfg, host, proto, &r->seen_base, &r->base);
 		r->client_ip = client_ip_of(w, con);
 		return early_reject(r);
@@ -306,8 +307,8 @@ access_cb(void *cls, struct MHD_Connection *con, const char *url,
     size_t *upload_data_size, void **con_cls)
 {
 	(void)version;
-	return access_common(cls, 0, con, url, method, upload_data,
-	    upload_data_size, con_cls);
+	return access_common(
+	    cls, 0, con, url, method, upload_data, upload_data_size, con_cls);
 }
 
 static enum MHD_Result
@@ -316,8 +317,8 @@ mgmt_access_cb(void *cls, struct MHD_Connection *con, const char *url,
     size_t *upload_data_size, void **con_cls)
 {
 	(void)version;
-	return access_common(cls, 1, con, url, method, upload_data,
-	    upload_data_size, con_cls);
+	return access_common(
+	    cls, 1, con, url, method, upload_data, upload_data_size, con_cls);
 }
 
 static void
@@ -355,8 +356,8 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 {
 	const struct wfe_config *cfg = w->cfg;
 	struct sockaddr_storage ss;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	unsigned int flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	unsigned int timeout_s;
 
 	if (sock_addr(cfg->listen_addr, cfg->listen_port, &ss, &flags) != 0) {
@@ -366,8 +367,8 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 	}
 	if (w->tls_cert_pem != NULL) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			snprintf(err, errlen,
-			    "libmicrohttpd was built without TLS");
+			snprintf(
+			    err, errlen, "libmicrohttpd was built without TLS");
 			return -1;
 		}
 		flags |= MHD_USE_TLS;
@@ -384,8 +385,7 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
 		    MHD_OPTION_HTTPS_MEM_KEY, w->tls_key_pem,
-		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem,
-		    MHD_OPTION_END);
+		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem, MHD_OPTION_END);
 	else
 		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
 		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -414,8 +414,8 @@ wfe_mgmt_start(struct wfe *w, char *err, size_t errlen)
 {
 	const struct wfe_config *cfg = w->cfg;
 	struct sockaddr_storage ss;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	unsigned int flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 
 	if (cfg->mgmt_port <= 0)
 		return 0;
@@ -430,21 +430,18 @@ wfe_mgmt_start(struct wfe *w, char *err, size_t errlen)
 	}
 	if (cfg->mgmt_tls) /* Pebble's: HTTPS with the ACME listener's cert */
 		w->mhd_mgmt = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL,
-		    NULL, mgmt_access_cb, w,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		    NULL, mgmt_access_cb, w, MHD_OPTION_EXTERNAL_LOGGER,
+		    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		    MHD_OPTION_THREAD_POOL_SIZE, 2u,
 		    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
 		    MHD_OPTION_HTTPS_MEM_KEY, w->tls_key_pem,
-		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem,
-		    MHD_OPTION_END);
+		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem, MHD_OPTION_END);
 	else
 		w->mhd_mgmt = MHD_start_daemon(flags, 0, NULL, NULL,
-		    mgmt_access_cb, w,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		    mgmt_access_cb, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+		    NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		    MHD_OPTION_THREAD_POOL_SIZE, 2u,
 		    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,

@@ -56,8 +56,8 @@ load_account(struct wfe_req *r, int64_t id)
 	int rc = -1;
 
 	params = json_pack("{sI}", "id", (json_int_t)id);
-	if (wfe_rpc_raw(r, r->w->sa, "sa.get_account", params, &acct,
-	    &p) != 0) {
+	if (wfe_rpc_raw(r, r->w->sa, "sa.get_account", params, &acct, &p) !=
+	    0) {
 		if (p->type == PROB_NOT_FOUND) {
 			problem_free(p);
 			p = problem_new(PROB_ACCOUNT_DOES_NOT_EXIST,
@@ -70,19 +70,20 @@ load_account(struct wfe_req *r, int64_t id)
 	}
 	status = json_string_value(json_object_get(acct, "status"));
 	if (status == NULL || strcmp(status, "valid") != 0) {
-		reject(r, "account_not_valid", problem_new(PROB_UNAUTHORIZED,
-		    "account is %s", status ? status : "not valid"));
+		reject(r, "account_not_valid",
+		    problem_new(PROB_UNAUTHORIZED, "account is %s",
+			status ? status : "not valid"));
 		goto out;
 	}
 	/* A stored key passed the policy when the account was made; the
 	 * policy may have been tightened since, which must not lock the
 	 * account out, so it is re-imported permissively. */
 	jose_policy_permissive(&stored);
-	if (jwk_parse(json_object_get(acct, "key"), &stored, &r->acct_key,
-	    &p) != 0) {
+	if (jwk_parse(
+		json_object_get(acct, "key"), &stored, &r->acct_key, &p) != 0) {
 		problem_free(p);
-		log_bug("stored key of account %lld does not parse",
-		    (long long)id);
+		log_bug(
+		    "stored key of account %lld does not parse", (long long)id);
 		wfe_reply_prob(r, PROB_SERVER_INTERNAL, "account key unusable");
 		goto out;
 	}
@@ -106,36 +107,41 @@ wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode)
 	enum wfe_nonce_result nr;
 	int64_t id = 0;
 
-	ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    "Content-Type");
+	ct = MHD_lookup_connection_value(
+	    r->conn, MHD_HEADER_KIND, "Content-Type");
 	if (ct == NULL || strcasecmp(ct, "application/jose+json") != 0) {
 		p = problem_new(PROB_MALFORMED,
 		    "Content-Type must be application/jose+json");
 		p->status = 415;
 		return reject(r, "content_type", p);
 	}
-	if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    "Replay-Nonce") != NULL)
-		return reject(r, "replay_nonce_header", problem_new(
-		    PROB_MALFORMED, "a request must not carry a Replay-Nonce "
-		    "header; put the nonce in the protected header"));
+	if (MHD_lookup_connection_value(
+		r->conn, MHD_HEADER_KIND, "Replay-Nonce") != NULL)
+		return reject(r, "replay_nonce_header",
+		    problem_new(PROB_MALFORMED,
+			"a request must not carry a Replay-Nonce "
+			"header; put the nonce in the protected header"));
 	if (r->body == NULL || r->body_len == 0)
-		return reject(r, "no_body", problem_new(PROB_MALFORMED,
-		    "request body is empty; expected a flattened JWS"));
+		return reject(r, "no_body",
+		    problem_new(PROB_MALFORMED,
+			"request body is empty; expected a flattened JWS"));
 	if (jws_parse(r->body, r->body_len, &w->policy, &r->jws, &p) != 0)
 		return reject(r, prob_type_name(p->type), p);
 	if (r->jws->kid != NULL && mode == WFE_KEY_JWK)
-		return reject(r, "kid_not_allowed", problem_new(PROB_MALFORMED,
-		    "this request must embed a \"jwk\", not a \"kid\""));
+		return reject(r, "kid_not_allowed",
+		    problem_new(PROB_MALFORMED,
+			"this request must embed a \"jwk\", not a \"kid\""));
 	if (r->jws->jwk != NULL && mode == WFE_KEY_KID)
-		return reject(r, "jwk_not_allowed", problem_new(PROB_MALFORMED,
-		    "this request must carry the account URL as \"kid\", "
-		    "not an embedded \"jwk\""));
+		return reject(r, "jwk_not_allowed",
+		    problem_new(PROB_MALFORMED,
+			"this request must carry the account URL as \"kid\", "
+			"not an embedded \"jwk\""));
 	if (r->jws->kid != NULL) {
 		if (kid_account_id(r, r->jws->kid, &id) != 0)
-			return reject(r, "bad_kid", problem_new(
-			    PROB_ACCOUNT_DOES_NOT_EXIST,
-			    "\"kid\" is not an account URL of this server"));
+			return reject(r, "bad_kid",
+			    problem_new(PROB_ACCOUNT_DOES_NOT_EXIST,
+				"\"kid\" is not an account URL of this "
+				"server"));
 		if (load_account(r, id) != 0)
 			return -1;
 		key = r->acct_key;
@@ -153,9 +159,10 @@ wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode)
 		v = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) |
 		    ((uint32_t)b[2] << 8) | b[3];
 		if ((int)(v % 100) < w->cfg->nonce_reject_percent)
-			return reject(r, "nonce_test_reject", problem_new(
-			    PROB_BAD_NONCE, "nonce rejected on purpose "
-			    "(test.nonce_reject_percent)"));
+			return reject(r, "nonce_test_reject",
+			    problem_new(PROB_BAD_NONCE,
+				"nonce rejected on purpose "
+				"(test.nonce_reject_percent)"));
 	}
 	nr = wfe_nonce_redeem(w->nonces, r->jws->nonce, time_now_ms());
 	if (nr != WFE_NONCE_OK) {
@@ -165,16 +172,19 @@ wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode)
 		    wfe_nonce_result_name(nr));
 		metrics_counter_add(w->metrics, "anvil_wfe_nonces_total",
 		    "Nonces by result", labels, 1);
-		return reject(r, "bad_nonce", problem_new(PROB_BAD_NONCE,
-		    "JWS has an invalid anti-replay nonce (%s); retry with "
-		    "the nonce of this response", wfe_nonce_result_name(nr)));
+		return reject(r, "bad_nonce",
+		    problem_new(PROB_BAD_NONCE,
+			"JWS has an invalid anti-replay nonce (%s); retry with "
+			"the nonce of this response",
+			wfe_nonce_result_name(nr)));
 	}
 	metrics_counter_add(w->metrics, "anvil_wfe_nonces_total",
 	    "Nonces by result", "result=\"redeemed\"", 1);
 	if (!wfe_url_check(r->jws->url, r->seen_base, r->uri))
-		return reject(r, "url", problem_new(PROB_UNAUTHORIZED,
-		    "JWS \"url\" header is %s but this request is for %s%s",
-		    r->jws->url, r->seen_base, r->uri));
+		return reject(r, "url",
+		    problem_new(PROB_UNAUTHORIZED,
+			"JWS \"url\" header is %s but this request is for %s%s",
+			r->jws->url, r->seen_base, r->uri));
 	return 0;
 }
 

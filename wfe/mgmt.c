@@ -55,8 +55,8 @@ reply_pem(struct wfe_req *r, char *pem)
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such chain");
 		return;
 	}
-	wfe_reply_raw(r, 200, "application/pem-certificate-chain", pem,
-	    strlen(pem));
+	wfe_reply_raw(
+	    r, 200, "application/pem-certificate-chain", pem, strlen(pem));
 }
 
 static void
@@ -127,16 +127,17 @@ mgmt_cert_status(struct wfe_req *r, const char *serial)
 	st = json_string_value(json_object_get(cert, "status"));
 	pem = der_b64_to_pem(json_string_value(json_object_get(cert, "der")));
 	out = json_object();
-	json_object_set_new(out, "Status", json_string(st != NULL &&
-	    strcmp(st, "revoked") == 0 ? "Revoked" : "Valid"));
+	json_object_set_new(out, "Status",
+	    json_string(st != NULL && strcmp(st, "revoked") == 0 ? "Revoked"
+								 : "Valid"));
 	json_object_set_new(out, "Serial", json_string(serial));
-	json_object_set_new(out, "Certificate", pem ? json_string(pem) :
-	    json_null());
+	json_object_set_new(
+	    out, "Certificate", pem ? json_string(pem) : json_null());
 	if (json_object_get(cert, "revoked_at") != NULL) {
-		json_object_set(out, "RevokedAt",
-		    json_object_get(cert, "revoked_at"));
-		json_object_set(out, "Reason",
-		    json_object_get(cert, "revoked_reason"));
+		json_object_set(
+		    out, "RevokedAt", json_object_get(cert, "revoked_at"));
+		json_object_set(
+		    out, "Reason", json_object_get(cert, "revoked_reason"));
 	}
 	wfe_reply_json(r, 200, out);
 done:
@@ -147,18 +148,19 @@ done:
 
 /* Serves key file n of the list, read at request time. */
 static void
-mgmt_key(struct wfe_req *r, const char *tail, char *const *files,
-    size_t nfiles)
+mgmt_key(struct wfe_req *r, const char *tail, char *const *files, size_t nfiles)
 {
 	char *pem = NULL, e[256];
 	size_t len = 0;
 	int n = index_of(tail);
 
 	if (n < 0 || (size_t)n >= nfiles) {
-		wfe_reply_prob(r, PROB_NOT_FOUND, nfiles == 0 ?
-		    "no key files configured (management.root_keys / "
-		    "intermediate_keys; anvil-wfe never holds issuer keys)" :
-		    "no such key");
+		wfe_reply_prob(r, PROB_NOT_FOUND,
+		    nfiles == 0
+			? "no key files configured (management.root_keys / "
+			  "intermediate_keys; anvil-wfe never holds issuer "
+			  "keys)"
+			: "no such key");
 		return;
 	}
 	if (file_read_all(files[n], 1 << 16, &pem, &len, e, sizeof(e)) != 0) {
@@ -187,17 +189,18 @@ mgmt_faults(struct wfe_req *r)
 		f = json_loadb(r->body ? r->body : "", r->body_len,
 		    JSON_DECODE_ANY, &jerr);
 		if (f == NULL) {
-			wfe_reply_prob(r, PROB_MALFORMED, "body is not JSON: %s",
-			    jerr.text);
+			wfe_reply_prob(r, PROB_MALFORMED,
+			    "body is not JSON: %s", jerr.text);
 			goto out;
 		}
 		if (!json_is_null(f) && !json_is_object(f)) {
-			wfe_reply_prob(r, PROB_MALFORMED, "body must be a JSON "
+			wfe_reply_prob(r, PROB_MALFORMED,
+			    "body must be a JSON "
 			    "object or null");
 			goto out;
 		}
-		if (!json_is_null(f) && wfe_faults_check(f, err,
-		    sizeof(err)) != 0) {
+		if (!json_is_null(f) &&
+		    wfe_faults_check(f, err, sizeof(err)) != 0) {
 			wfe_reply_prob(r, PROB_MALFORMED, "%s", err);
 			goto out;
 		}
@@ -222,15 +225,15 @@ wfe_mgmt_dispatch(struct wfe_req *r)
 		    r->method == WFE_POST) {
 			mgmt_faults(r);
 		} else {
-			wfe_reply_prob(r, PROB_METHOD_NOT_ALLOWED,
-			    "use GET or POST");
+			wfe_reply_prob(
+			    r, PROB_METHOD_NOT_ALLOWED, "use GET or POST");
 			wfe_add_header(r, "Allow", "GET, HEAD, POST");
 		}
 		return;
 	}
 	if (r->method != WFE_GET && r->method != WFE_HEAD) {
-		wfe_reply_prob(r, PROB_METHOD_NOT_ALLOWED,
-		    "only /faults takes a POST");
+		wfe_reply_prob(
+		    r, PROB_METHOD_NOT_ALLOWED, "only /faults takes a POST");
 		wfe_add_header(r, "Allow", "GET, HEAD");
 		return;
 	}

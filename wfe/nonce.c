@@ -12,7 +12,7 @@
 
 #include "wfe/wfe_int.h"
 
-#define NONCE_RAW_LEN 28	/* 8 counter + 4 time + 16 tag */
+#define NONCE_RAW_LEN 28 /* 8 counter + 4 time + 16 tag */
 #define NONCE_TAG_LEN 16
 #define NONCE_B64_LEN 38
 #define NONCE_MAX_PREFIX 8
@@ -25,14 +25,19 @@ struct wfe_nonce {
 	size_t keylen;
 	uint64_t window;
 	int64_t lifetime_ms;
-	uint64_t next;		/* next counter to hand out */
-	uint64_t first;		/* first counter of this process */
-	uint8_t *bits;		/* window bits: 1 = issued and unused */
+	uint64_t next;  /* next counter to hand out */
+	uint64_t first; /* first counter of this process */
+	uint8_t *bits;  /* window bits: 1 = issued and unused */
 };
 
 static const char *const result_names[WFE_NONCE__MAX] = {
-	"ok", "malformed", "wrong_prefix", "bad_mac", "expired", "evicted",
-	"unknown",
+    "ok",
+    "malformed",
+    "wrong_prefix",
+    "bad_mac",
+    "expired",
+    "evicted",
+    "unknown",
 };
 
 const char *
@@ -53,7 +58,7 @@ prefix_ok(const char *p)
 	for (i = 0; i < n; i++) {
 		char c = p[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			(c >= '0' && c <= '9') || c == '-' || c == '_'))
 			return 0;
 	}
 	return 1;
@@ -119,7 +124,8 @@ nonce_tag(const struct wfe_nonce *ns, const uint8_t raw[12],
 	memcpy(msg, ns->prefix, ns->prefix_len);
 	memcpy(msg + ns->prefix_len, raw, 12);
 	if (HMAC(EVP_sha256(), ns->key, (int)ns->keylen, msg,
-	    ns->prefix_len + 12, md, &mdlen) == NULL || mdlen < NONCE_TAG_LEN)
+		ns->prefix_len + 12, md, &mdlen) == NULL ||
+	    mdlen < NONCE_TAG_LEN)
 		abort(); /* the CSPRNG/HMAC failing is not recoverable */
 	memcpy(tag, md, NONCE_TAG_LEN);
 }
@@ -188,8 +194,9 @@ wfe_nonce_redeem(struct wfe_nonce *ns, const char *nonce, int64_t now_ms)
 		res = WFE_NONCE_WRONG_PREFIX;
 		goto out;
 	}
-	if (b64url_decode(nonce + ns->prefix_len, NONCE_B64_LEN, &raw,
-	    &rawlen) != 0 || rawlen != NONCE_RAW_LEN)
+	if (b64url_decode(
+		nonce + ns->prefix_len, NONCE_B64_LEN, &raw, &rawlen) != 0 ||
+	    rawlen != NONCE_RAW_LEN)
 		goto out;
 	nonce_tag(ns, raw, tag);
 	if (CRYPTO_memcmp(tag, raw + 12, NONCE_TAG_LEN) != 0) {

@@ -70,8 +70,8 @@ wfe_reply_problem(struct wfe_req *r, struct problem *p)
 	reply_clear(r);
 	j = wfe_problem_body(p, &status);
 	if (p->type == PROB_BAD_SIGNATURE_ALGORITHM)
-		json_object_set_new(j, "algorithms",
-		    jose_policy_algs_json(&r->w->policy));
+		json_object_set_new(
+		    j, "algorithms", jose_policy_algs_json(&r->w->policy));
 	if (retry <= 0 && (p->type == PROB_UNAVAILABLE || status == 503))
 		retry = 1;
 	if (retry > 0)
@@ -82,7 +82,8 @@ wfe_reply_problem(struct wfe_req *r, struct problem *p)
 		    prob_type_name(p->type), p->detail ? p->detail : "");
 	else
 		log_msg(LOG_LEVEL_INFO, r->rid, "%s -> %d %s: %s", r->path,
-		    status, prob_type_name(p->type), p->detail ? p->detail : "");
+		    status, prob_type_name(p->type),
+		    p->detail ? p->detail : "");
 	r->out = json_dumps(j, JSON_COMPACT);
 	r->out_len = r->out ? strlen(r->out) : 0;
 	r->status = status;
@@ -114,7 +115,8 @@ wfe_reply_json(struct wfe_req *r, int status, json_t *j)
 {
 	if (j == NULL) {
 		log_bug("reply without a JSON body (route %s)", r->route);
-		wfe_reply_prob(r, PROB_SERVER_INTERNAL, "could not build the "
+		wfe_reply_prob(r, PROB_SERVER_INTERNAL,
+		    "could not build the "
 		    "response");
 		return;
 	}
@@ -128,8 +130,8 @@ wfe_reply_json(struct wfe_req *r, int status, json_t *j)
 }
 
 void
-wfe_reply_raw(struct wfe_req *r, int status, const char *ctype, char *data,
-    size_t len)
+wfe_reply_raw(
+    struct wfe_req *r, int status, const char *ctype, char *data, size_t len)
 {
 	free(r->out);
 	r->out = data;

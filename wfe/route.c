@@ -10,25 +10,25 @@
 #define P WFE_POST
 
 static const struct wfe_route routes[] = {
-	{"directory", "/directory", 0, GH, wfe_h_directory},
-	{"directory", "/dir", 0, GH, wfe_h_directory},	/* Pebble's path */
-	{"new-nonce", "/acme/new-nonce", 0, GH | P, wfe_h_new_nonce},
-	{"new-account", "/acme/new-account", 0, P, wfe_h_new_account},
-	{"new-order", "/acme/new-order", 0, P, wfe_h_new_order},
-	{"new-authz", "/acme/new-authz", 0, P, wfe_h_new_authz},
-	{"revoke-cert", "/acme/revoke-cert", 0, P, wfe_h_revoke},
-	{"key-change", "/acme/key-change", 0, P, wfe_h_key_change},
-	{"renewal-info", "/acme/renewal-info/", 1, GH, wfe_h_renewal_info},
-	{"account", "/acme/acct/", 1, P, wfe_h_account},
-	{"order", "/acme/order/", 1, P, wfe_h_order},
-	{"authz", "/acme/authz/", 1, P, wfe_h_authz},
-	{"challenge", "/acme/chall/", 1, P, wfe_h_challenge},
-	{"finalize", "/acme/finalize/", 1, P, wfe_h_finalize},
-	{"cert", "/acme/cert/", 1, GH | P, wfe_h_cert},
-	{"crl", "/crl/", 1, GH, wfe_h_crl},
-	{"ocsp", "/ocsp", 0, P, wfe_h_ocsp},
-	{"ocsp", "/ocsp/", 1, GH, wfe_h_ocsp},
-	{"issuer", "/issuer/", 1, GH, wfe_h_issuer},
+    {"directory", "/directory", 0, GH, wfe_h_directory},
+    {"directory", "/dir", 0, GH, wfe_h_directory}, /* Pebble's path */
+    {"new-nonce", "/acme/new-nonce", 0, GH | P, wfe_h_new_nonce},
+    {"new-account", "/acme/new-account", 0, P, wfe_h_new_account},
+    {"new-order", "/acme/new-order", 0, P, wfe_h_new_order},
+    {"new-authz", "/acme/new-authz", 0, P, wfe_h_new_authz},
+    {"revoke-cert", "/acme/revoke-cert", 0, P, wfe_h_revoke},
+    {"key-change", "/acme/key-change", 0, P, wfe_h_key_change},
+    {"renewal-info", "/acme/renewal-info/", 1, GH, wfe_h_renewal_info},
+    {"account", "/acme/acct/", 1, P, wfe_h_account},
+    {"order", "/acme/order/", 1, P, wfe_h_order},
+    {"authz", "/acme/authz/", 1, P, wfe_h_authz},
+    {"challenge", "/acme/chall/", 1, P, wfe_h_challenge},
+    {"finalize", "/acme/finalize/", 1, P, wfe_h_finalize},
+    {"cert", "/acme/cert/", 1, GH | P, wfe_h_cert},
+    {"crl", "/crl/", 1, GH, wfe_h_crl},
+    {"ocsp", "/ocsp", 0, P, wfe_h_ocsp},
+    {"ocsp", "/ocsp/", 1, GH, wfe_h_ocsp},
+    {"issuer", "/issuer/", 1, GH, wfe_h_issuer},
 };
 
 const struct wfe_route *
@@ -58,8 +58,7 @@ const char *
 wfe_methods_allow(unsigned methods, char *buf, size_t buflen)
 {
 	buf[0] = '\0';
-	snprintf(buf, buflen, "%s%s%s",
-	    (methods & WFE_GET) ? "GET, " : "",
+	snprintf(buf, buflen, "%s%s%s", (methods & WFE_GET) ? "GET, " : "",
 	    (methods & WFE_HEAD) ? "HEAD, " : "",
 	    (methods & WFE_POST) ? "POST, " : "");
 	if (strlen(buf) >= 2)
@@ -114,9 +113,9 @@ fault_injected(struct wfe_req *r, const char *route)
 		enum prob_type type;
 		int retry;
 	} kinds[] = {
-		{"internal_percent", PROB_SERVER_INTERNAL, 0},
-		{"unavailable_percent", PROB_UNAVAILABLE, 1},
-		{"rate_limited_percent", PROB_RATE_LIMITED, 1},
+	    {"internal_percent", PROB_SERVER_INTERNAL, 0},
+	    {"unavailable_percent", PROB_UNAVAILABLE, 1},
+	    {"rate_limited_percent", PROB_RATE_LIMITED, 1},
 	};
 	json_t *all = wfe_faults_get(r->w);
 	const json_t *f, *ra;
@@ -133,18 +132,20 @@ fault_injected(struct wfe_req *r, const char *route)
 		goto out;
 	random_bytes(rnd, sizeof(rnd));
 	roll = (int)((((uint32_t)rnd[0] << 24) | ((uint32_t)rnd[1] << 16) |
-	    ((uint32_t)rnd[2] << 8) | rnd[3]) % 100);
+			 ((uint32_t)rnd[2] << 8) | rnd[3]) %
+	    100);
 	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && !hit; i++) {
-		acc += (int)json_integer_value(json_object_get(f,
-		    kinds[i].key));
+		acc +=
+		    (int)json_integer_value(json_object_get(f, kinds[i].key));
 		if (roll < acc) {
 			struct problem *p = problem_new(kinds[i].type,
 			    "injected fault (test.faults %s)", kinds[i].key);
 
 			ra = json_object_get(all, "retry_after");
 			if (kinds[i].retry)
-				p->retry_after = ra != NULL ?
-				    (int)json_integer_value(ra) : 1;
+				p->retry_after = ra != NULL
+				    ? (int)json_integer_value(ra)
+				    : 1;
 			wfe_reply_problem(r, p);
 			hit = 1;
 		}
@@ -164,8 +165,8 @@ wfe_dispatch(struct wfe_req *r)
 	rt = wfe_route_find(r->path, &tail);
 	if (rt == NULL) {
 		r->route = "unknown";
-		wfe_reply_prob(r, PROB_NOT_FOUND, "no such resource: %s",
-		    r->path);
+		wfe_reply_prob(
+		    r, PROB_NOT_FOUND, "no such resource: %s", r->path);
 		return;
 	}
 	r->route = rt->name;
@@ -175,8 +176,9 @@ wfe_dispatch(struct wfe_req *r)
 		wfe_methods_allow(rt->methods, allow, sizeof(allow));
 		p = problem_new(PROB_METHOD_NOT_ALLOWED,
 		    "method not allowed; use %s%s", allow,
-		    (rt->methods & WFE_POST) && !(rt->methods & WFE_GET) ?
-		    " (POST-as-GET to read; RFC 8555 section 6.3)" : "");
+		    (rt->methods & WFE_POST) && !(rt->methods & WFE_GET)
+			? " (POST-as-GET to read; RFC 8555 section 6.3)"
+			: "");
 		wfe_reply_problem(r, p);
 		wfe_add_header(r, "Allow", "%s", allow);
 		return;

@@ -64,8 +64,8 @@ host_sane(const char *h)
 }
 
 void
-wfe_url_bases(const struct wfe_config *cfg, const char *host,
-    const char *proto, char **seen, char **base)
+wfe_url_bases(const struct wfe_config *cfg, const char *host, const char *proto,
+    char **seen, char **base)
 {
 	const char *scheme;
 	char *own = NULL;

@@ -59,26 +59,27 @@ wfe_new(const struct wfe_config *cfg, struct metrics *metrics, char *err,
 		w->faults = json_deep_copy(cfg->faults);
 	if (cfg->tls_cert != NULL) {
 		if (file_read_all(cfg->tls_cert, 1 << 20, &w->tls_cert_pem,
-		    &len, e, sizeof(e)) != 0) {
+			&len, e, sizeof(e)) != 0) {
 			snprintf(err, errlen, "tls.cert: %s", e);
 			goto out;
 		}
 		if (file_check_secret_mode(cfg->tls_key, e, sizeof(e)) != 0 ||
-		    file_read_all(cfg->tls_key, 1 << 20, &w->tls_key_pem,
-		    &len, e, sizeof(e)) != 0) {
+		    file_read_all(cfg->tls_key, 1 << 20, &w->tls_key_pem, &len,
+			e, sizeof(e)) != 0) {
 			snprintf(err, errlen, "tls.key: %s", e);
 			goto out;
 		}
 	}
 	if (cfg->nonce_key_file != NULL) {
-		if (file_check_secret_mode(cfg->nonce_key_file, e,
-		    sizeof(e)) != 0 || file_read_all(cfg->nonce_key_file,
-		    4096, &key, &keylen, e, sizeof(e)) != 0) {
+		if (file_check_secret_mode(cfg->nonce_key_file, e, sizeof(e)) !=
+			0 ||
+		    file_read_all(cfg->nonce_key_file, 4096, &key, &keylen, e,
+			sizeof(e)) != 0) {
 			snprintf(err, errlen, "nonce.key_file: %s", e);
 			goto out;
 		}
-		while (keylen > 0 && (key[keylen - 1] == '\n' ||
-		    key[keylen - 1] == '\r'))
+		while (keylen > 0 &&
+		    (key[keylen - 1] == '\n' || key[keylen - 1] == '\r'))
 			keylen--;
 		if (keylen < 16) {
 			snprintf(err, errlen,
@@ -179,7 +180,7 @@ health(void *arg, char *msg, size_t msglen)
 	}
 	for (i = 0; i < sizeof(deps) / sizeof(deps[0]); i++) {
 		if (rpc_call(deps[i].c, "health.check", NULL, 2000, NULL, &res,
-		    &p) != 0) {
+			&p) != 0) {
 			snprintf(msg, msglen, "%s unhealthy: %s", deps[i].name,
 			    p && p->detail ? p->detail : "no answer");
 			problem_free(p);
@@ -201,8 +202,9 @@ raise_fd_limit(int64_t want)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
 		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ?
-	    need : rl.rlim_max;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need
+	    ? need
+	    : rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
 		log_warn("cannot raise the open files limit");
 	if ((int64_t)rl.rlim_cur < want + 256)
@@ -250,8 +252,8 @@ wfe_main(const struct wfe_config *cfg)
 			goto out;
 		}
 	}
-	log_info("anvil-wfe %s ready, base_url %s", ANVIL_VERSION,
-	    cfg->base_url);
+	log_info(
+	    "anvil-wfe %s ready, base_url %s", ANVIL_VERSION, cfg->base_url);
 	if (sigwait(&set, &sig) != 0)
 		goto out;
 	log_info("signal %d: draining", sig);

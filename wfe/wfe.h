@@ -27,13 +27,13 @@ struct wfe_config {
 	int64_t debug_port;
 	char *listen_addr;
 	int64_t listen_port;
-	char *tls_cert;		/* NULL: plain HTTP (behind a TLS terminator) */
+	char *tls_cert; /* NULL: plain HTTP (behind a TLS terminator) */
 	char *tls_key;
-	char *base_url;		/* "https://localhost:4431", no trailing '/' */
-	char **hosts;		/* extra accepted Host header values */
+	char *base_url; /* "https://localhost:4431", no trailing '/' */
+	char **hosts;   /* extra accepted Host header values */
 	size_t nhosts;
 	char *trusted_proxy_header; /* e.g. "X-Forwarded-Proto"; NULL = none */
-	char *client_ip_header;	/* e.g. "X-Forwarded-For"; NULL = TCP peer */
+	char *client_ip_header; /* e.g. "X-Forwarded-For"; NULL = TCP peer */
 	int64_t threads;
 	int64_t max_connections; /* open connections (MHD limit) */
 	int64_t max_body;
@@ -42,28 +42,28 @@ struct wfe_config {
 	int64_t nonce_max_outstanding;
 	int64_t nonce_lifetime_ms;
 	char *nonce_key_file;
-	char *tos;		/* directory.terms_of_service */
+	char *tos; /* directory.terms_of_service */
 	char *website;
 	char **caa_identities;
 	size_t ncaa_identities;
 	int eab_required;
-	json_t *ra;		/* rpc client configs (raw) */
+	json_t *ra; /* rpc client configs (raw) */
 	json_t *sa;
 	json_t *ca;
 	int64_t retry_after_order_ms;
 	int64_t retry_after_authz_ms;
 	int64_t orders_per_page;
 	int64_t nonce_reject_percent; /* test mode */
-	json_t *faults;		/* test mode: docs/config/wfe.md test.faults */
-	char *mgmt_addr;	/* test-mode management listener (plain HTTP) */
-	int64_t mgmt_port;	/* 0 = off */
-	int mgmt_tls;		/* HTTPS with tls.cert/key (Pebble's way) */
-	char **mgmt_root_keys;	/* test mode: PEM key files, chain order */
+	json_t *faults;        /* test mode: docs/config/wfe.md test.faults */
+	char *mgmt_addr;       /* test-mode management listener (plain HTTP) */
+	int64_t mgmt_port;     /* 0 = off */
+	int mgmt_tls;          /* HTTPS with tls.cert/key (Pebble's way) */
+	char **mgmt_root_keys; /* test mode: PEM key files, chain order */
 	size_t nmgmt_root_keys;
 	char **mgmt_int_keys;
 	size_t nmgmt_int_keys;
-	int allow_cert_get;	/* plain GET on /acme/cert/ (default 1) */
-	int jose_allow_es512;	/* jose.* -> struct jose_policy */
+	int allow_cert_get;   /* plain GET on /acme/cert/ (default 1) */
+	int jose_allow_es512; /* jose.* -> struct jose_policy */
 	int jose_allow_eddsa;
 	int64_t jose_rsa_min_bits;
 	int64_t jose_rsa_max_bits;

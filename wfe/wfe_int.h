@@ -24,20 +24,20 @@ struct rpc_client;
 
 /*
  * nonce = prefix || b64url(counter u64 BE || issued_s u32 BE ||
- *                          HMAC-SHA256(key, prefix || counter || issued)[0..16])
- * The counter starts at the wall clock in microseconds when the service is
- * created, so counters never repeat across restarts. Unused nonces are
- * remembered in a bitmap window of the last `window` counters: memory is
+ *                          HMAC-SHA256(key, prefix || counter ||
+ * issued)[0..16]) The counter starts at the wall clock in microseconds when the
+ * service is created, so counters never repeat across restarts. Unused nonces
+ * are remembered in a bitmap window of the last `window` counters: memory is
  * fixed, a flood of new nonces only pushes old ones out of the window.
  */
 enum wfe_nonce_result {
 	WFE_NONCE_OK,
-	WFE_NONCE_MALFORMED,	/* wrong length / alphabet */
+	WFE_NONCE_MALFORMED,    /* wrong length / alphabet */
 	WFE_NONCE_WRONG_PREFIX, /* issued by another instance */
-	WFE_NONCE_BAD_MAC,	/* forged, or issued before a key change */
-	WFE_NONCE_EXPIRED,	/* older than the lifetime */
-	WFE_NONCE_EVICTED,	/* fell out of the window (too many issued since) */
-	WFE_NONCE_UNKNOWN,	/* not issued by this process (restart) or reused */
+	WFE_NONCE_BAD_MAC,      /* forged, or issued before a key change */
+	WFE_NONCE_EXPIRED,      /* older than the lifetime */
+	WFE_NONCE_EVICTED, /* fell out of the window (too many issued since) */
+	WFE_NONCE_UNKNOWN, /* not issued by this process (restart) or reused */
 	WFE_NONCE__MAX
 };
 
@@ -57,19 +57,14 @@ void wfe_nonce_free(struct wfe_nonce *ns);
 /* A fresh nonce (caller frees). Thread-safe. */
 char *wfe_nonce_issue(struct wfe_nonce *ns, int64_t now_ms);
 /* Redeems a nonce once. Thread-safe. */
-enum wfe_nonce_result wfe_nonce_redeem(struct wfe_nonce *ns, const char *nonce,
-    int64_t now_ms);
+enum wfe_nonce_result wfe_nonce_redeem(
+    struct wfe_nonce *ns, const char *nonce, int64_t now_ms);
 
 /* ------------------------------------------------------------------ */
 /* Requests and replies                                                 */
 /* ------------------------------------------------------------------ */
 
-enum wfe_method {
-	WFE_GET = 1,
-	WFE_HEAD = 2,
-	WFE_POST = 4,
-	WFE_OTHER = 8
-};
+enum wfe_method { WFE_GET = 1, WFE_HEAD = 2, WFE_POST = 4, WFE_OTHER = 8 };
 
 #define WFE_MAX_HEADERS 16
 
@@ -83,33 +78,33 @@ struct wfe_header {
 struct wfe_req {
 	struct wfe *w;
 	struct MHD_Connection *conn;
-	char rid[24];		/* request id for logs and RPC */
-	int64_t start_ms;	/* monotonic */
-	char *uri;		/* raw request-target (path + query), owned */
-	char *path;		/* path without query, owned */
+	char rid[24];     /* request id for logs and RPC */
+	int64_t start_ms; /* monotonic */
+	char *uri;        /* raw request-target (path + query), owned */
+	char *path;       /* path without query, owned */
 	enum wfe_method method;
-	const char *route;	/* route name for metrics (static) */
-	char *base;		/* "https://host[:port]" for URLs we emit, owned */
-	char *seen_base;	/* scheme://Host the client used, owned */
+	const char *route; /* route name for metrics (static) */
+	char *base;        /* "https://host[:port]" for URLs we emit, owned */
+	char *seen_base;   /* scheme://Host the client used, owned */
 	/* body */
 	char *body;
 	size_t body_len;
 	int body_too_large;
-	int done;		/* reply built */
+	int done; /* reply built */
 	/* authenticated request (jws.c) */
 	struct jws *jws;
-	struct jwk *acct_key;	/* key of the requesting account */
-	json_t *account;	/* sa account object */
+	struct jwk *acct_key; /* key of the requesting account */
+	json_t *account;      /* sa account object */
 	int64_t account_id;
 	/* reply */
 	int status;
-	const char *ctype;	/* static */
-	char *out;		/* owned */
+	const char *ctype; /* static */
+	char *out;         /* owned */
 	size_t out_len;
 	int want_nonce;
 	int no_index_link;
-	int mgmt;		/* request on the management listener */
-	char *client_ip;	/* TCP peer, or client_ip_header's last entry */
+	int mgmt;        /* request on the management listener */
+	char *client_ip; /* TCP peer, or client_ip_header's last entry */
 	struct wfe_header hdrs[WFE_MAX_HEADERS];
 	size_t nhdrs;
 };
@@ -126,8 +121,8 @@ void wfe_reply_prob(struct wfe_req *r, enum prob_type t, const char *fmt, ...)
 /* Replies JSON (takes j) with status. */
 void wfe_reply_json(struct wfe_req *r, int status, json_t *j);
 /* Replies raw bytes (takes data, malloc'd, may be NULL if len 0). */
-void wfe_reply_raw(struct wfe_req *r, int status, const char *ctype,
-    char *data, size_t len);
+void wfe_reply_raw(
+    struct wfe_req *r, int status, const char *ctype, char *data, size_t len);
 /*
  * The RFC 7807 body for a problem (new reference) and its HTTP status
  * (from the registry unless p->status is set).
@@ -141,10 +136,10 @@ json_t *wfe_problem_body(const struct problem *p, int *status);
 typedef void (*wfe_handler_fn)(struct wfe_req *r, const char *tail);
 
 struct wfe_route {
-	const char *name;	/* metrics label */
-	const char *path;	/* exact path, or prefix when `prefix` */
+	const char *name; /* metrics label */
+	const char *path; /* exact path, or prefix when `prefix` */
 	int prefix;
-	unsigned methods;	/* WFE_GET | WFE_HEAD | WFE_POST */
+	unsigned methods; /* WFE_GET | WFE_HEAD | WFE_POST */
 	wfe_handler_fn fn;
 };
 
@@ -213,12 +208,12 @@ struct wfe {
 	struct MHD_Daemon *mhd_mgmt;
 	char *tls_cert_pem;
 	char *tls_key_pem;
-	pthread_mutex_t lock;	/* guards the caches below and rid counter */
+	pthread_mutex_t lock; /* guards the caches below and rid counter */
 	uint64_t rid_next;
-	json_t *profiles;	/* cached ca.profiles result, may be NULL */
+	json_t *profiles; /* cached ca.profiles result, may be NULL */
 	int64_t profiles_at_ms;
-	json_t *faults;		/* test.faults in force (POST /faults), owned */
-	json_t *issuers;	/* cached ca.get_issuers result */
+	json_t *faults;  /* test.faults in force (POST /faults), owned */
+	json_t *issuers; /* cached ca.get_issuers result */
 	int64_t issuers_at_ms;
 };
 
@@ -261,8 +256,8 @@ int wfe_jws_payload(struct wfe_req *r, json_t **out);
 json_t *wfe_acme_account(const struct wfe_req *r, const json_t *acct);
 json_t *wfe_acme_order(const struct wfe_req *r, const json_t *order);
 json_t *wfe_acme_authz(const struct wfe_req *r, const json_t *authz);
-json_t *wfe_acme_challenge(const struct wfe_req *r, int64_t authz_id,
-    const json_t *chall);
+json_t *wfe_acme_challenge(
+    const struct wfe_req *r, int64_t authz_id, const json_t *chall);
 /* The RFC 7807 form of an RPC problem JSON (new ref). */
 json_t *wfe_acme_problem(const json_t *rpc_prob);
 /* r->base followed by the printf-formatted path; caller frees. */

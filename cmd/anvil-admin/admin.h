@@ -20,16 +20,16 @@ enum admin_svc { ADMIN_SA, ADMIN_RA, ADMIN_CA, ADMIN__MAX };
 
 /* One run of the tool: options common to every command and the clients. */
 struct admin_ctx {
-	const char *argv0;	/* borrowed: how the tool was started */
-	const char *cmd;	/* borrowed: command words, for messages */
-	const char *usage;	/* borrowed: the command's option line */
-	int json;		/* --json: machine-readable stdout */
-	int dry_run;		/* --dry-run: change nothing */
+	const char *argv0;       /* borrowed: how the tool was started */
+	const char *cmd;         /* borrowed: command words, for messages */
+	const char *usage;       /* borrowed: the command's option line */
+	int json;                /* --json: machine-readable stdout */
+	int dry_run;             /* --dry-run: change nothing */
 	const char *config_path; /* borrowed: --config or env or default */
-	const char *target[ADMIN__MAX];	/* borrowed: --sa/--ra/--ca */
-	json_t *config;		/* owned: admin.json once loaded */
+	const char *target[ADMIN__MAX]; /* borrowed: --sa/--ra/--ca */
+	json_t *config;                 /* owned: admin.json once loaded */
 	struct rpc_client *client[ADMIN__MAX]; /* owned, lazily created */
-	char who[128];		/* admin identity for audit: "user(uid)" */
+	char who[128]; /* admin identity for audit: "user(uid)" */
 };
 
 struct admin_cmd {
@@ -46,8 +46,7 @@ struct admin_cmd {
  */
 int admin_common_opt(struct admin_ctx *ctx, int argc, char **argv, int *i);
 /* The value of option argv[*i] (advancing *i), or NULL with a message. */
-const char *admin_optval(struct admin_ctx *ctx, int argc, char **argv,
-    int *i);
+const char *admin_optval(struct admin_ctx *ctx, int argc, char **argv, int *i);
 /* Prints "anvil-admin <cmd>: <message> (see --help)" and returns 2. */
 int admin_usage_error(struct admin_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -25,19 +25,21 @@ admin_ca_init(struct admin_ctx *ctx, int argc, char **argv)
 			if ((dir = admin_optval(ctx, argc, argv, &i)) == NULL)
 				return 2;
 		} else
-			return admin_usage_error(ctx, "unknown option \"%s\"",
-			    argv[i]);
+			return admin_usage_error(
+			    ctx, "unknown option \"%s\"", argv[i]);
 	}
 	if (ctx->dry_run) {
-		printf("dry run: would create root.pem root2.pem int-ecdsa.pem "
+		printf(
+		    "dry run: would create root.pem root2.pem int-ecdsa.pem "
 		    "int-ecdsa-cross.pem int-rsa.pem (+ keys), roots.pem and "
-		    "issuers.json in %s\n", dir);
+		    "issuers.json in %s\n",
+		    dir);
 		return 0;
 	}
 	if (ca_ceremony_init(dir, err, sizeof(err)) != 0)
 		return admin_fail(ctx, "%s", err);
-	log_audit(NULL, "ca-init", "admin=\"%s\" dir=%s result=ok", ctx->who,
-	    dir);
+	log_audit(
+	    NULL, "ca-init", "admin=\"%s\" dir=%s result=ok", ctx->who, dir);
 	if (ctx->json) {
 		o = json_pack("{s:s, s:[s,s,s,s,s,s,s]}", "dir", dir, "files",
 		    "root.pem", "root2.pem", "int-ecdsa.pem",
@@ -47,45 +49,51 @@ admin_ca_init(struct admin_ctx *ctx, int argc, char **argv)
 		json_decref(o);
 	} else
 		printf("created in %s: root.pem root2.pem int-ecdsa.pem "
-		    "int-ecdsa-cross.pem int-rsa.pem (+ .key files, mode "
-		    "0600), roots.pem, issuers.json\n", dir);
+		       "int-ecdsa-cross.pem int-rsa.pem (+ .key files, mode "
+		       "0600), roots.pem, issuers.json\n",
+		    dir);
 	return 0;
 }
 
 /* One ca.generate_crl; appends {issuer, shard, number|error} to out. */
 static int
-regen_one(struct admin_ctx *ctx, const char *issuer, int64_t shard,
-    json_t *out)
+regen_one(struct admin_ctx *ctx, const char *issuer, int64_t shard, json_t *out)
 {
 	json_t *res = NULL;
 	struct problem *p = NULL;
 	int rc = 0;
 
 	if (ctx->dry_run) {
-		json_array_append_new(out, json_pack("{s:s, s:I}", "issuer_id",
-		    issuer, "shard", (json_int_t)shard));
+		json_array_append_new(out,
+		    json_pack("{s:s, s:I}", "issuer_id", issuer, "shard",
+			(json_int_t)shard));
 		if (!ctx->json)
 			printf("would regenerate issuer %s shard %lld\n",
 			    issuer, (long long)shard);
 		return 0;
 	}
-	if (admin_call(ctx, ADMIN_CA, "ca.generate_crl", json_pack("{s:s, s:I}",
-	    "issuer_id", issuer, "shard", (json_int_t)shard), &res, &p) != 0) {
+	if (admin_call(ctx, ADMIN_CA, "ca.generate_crl",
+		json_pack("{s:s, s:I}", "issuer_id", issuer, "shard",
+		    (json_int_t)shard),
+		&res, &p) != 0) {
 		fprintf(stderr, "issuer %s shard %lld: %s: %s\n", issuer,
 		    (long long)shard, prob_type_name(p->type),
 		    p->detail ? p->detail : "");
-		json_array_append_new(out, json_pack("{s:s, s:I, s:s}",
-		    "issuer_id", issuer, "shard", (json_int_t)shard, "error",
-		    p->detail ? p->detail : prob_type_name(p->type)));
+		json_array_append_new(out,
+		    json_pack("{s:s, s:I, s:s}", "issuer_id", issuer, "shard",
+			(json_int_t)shard, "error",
+			p->detail ? p->detail : prob_type_name(p->type)));
 		rc = -1;
 	} else {
-		json_array_append_new(out, json_pack("{s:s, s:I, s:O}",
-		    "issuer_id", issuer, "shard", (json_int_t)shard, "number",
-		    json_object_get(res, "number")));
+		json_array_append_new(out,
+		    json_pack("{s:s, s:I, s:O}", "issuer_id", issuer, "shard",
+			(json_int_t)shard, "number",
+			json_object_get(res, "number")));
 		if (!ctx->json)
 			printf("issuer %s shard %lld number %lld\n", issuer,
-			    (long long)shard, (long long)json_integer_value(
-			    json_object_get(res, "number")));
+			    (long long)shard,
+			    (long long)json_integer_value(
+				json_object_get(res, "number")));
 	}
 	json_decref(res);
 	problem_free(p);
@@ -118,13 +126,15 @@ admin_crl_regenerate(struct admin_ctx *ctx, int argc, char **argv)
 				goto out;
 			only_shard = strtoll(v, &end, 10);
 			if (*end != '\0' || only_shard < 0) {
-				rc = admin_usage_error(ctx, "--shard: \"%s\" is "
-				    "not a number", v);
+				rc = admin_usage_error(ctx,
+				    "--shard: \"%s\" is "
+				    "not a number",
+				    v);
 				goto out;
 			}
 		} else {
-			rc = admin_usage_error(ctx, "unknown option \"%s\"",
-			    argv[i]);
+			rc = admin_usage_error(
+			    ctx, "unknown option \"%s\"", argv[i]);
 			goto out;
 		}
 	}
@@ -134,7 +144,8 @@ admin_crl_regenerate(struct admin_ctx *ctx, int argc, char **argv)
 	shards = json_integer_value(json_object_get(res, "crl_shards"));
 	if (shards <= 0)
 		shards = 1;
-	json_array_foreach(json_object_get(res, "issuers"), k, is) {
+	json_array_foreach(json_object_get(res, "issuers"), k, is)
+	{
 		const char *id = json_string_value(json_object_get(is, "id"));
 		if (id == NULL || (only_issuer && strcmp(id, only_issuer)))
 			continue;
@@ -150,12 +161,14 @@ admin_crl_regenerate(struct admin_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (!ctx->dry_run)
-		log_audit(NULL, "crl-regenerate", "admin=\"%s\" shards=%zu "
-		    "failed=%d", ctx->who, json_array_size(done), failed);
+		log_audit(NULL, "crl-regenerate",
+		    "admin=\"%s\" shards=%zu "
+		    "failed=%d",
+		    ctx->who, json_array_size(done), failed);
 	if (ctx->json) {
 		json_decref(res);
-		res = json_pack("{s:O, s:b}", "crls", done, "dry_run",
-		    ctx->dry_run);
+		res = json_pack(
+		    "{s:O, s:b}", "crls", done, "dry_run", ctx->dry_run);
 		admin_print_json(res);
 	}
 	rc = failed ? 1 : 0;

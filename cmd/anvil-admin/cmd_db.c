@@ -52,22 +52,24 @@ admin_db_migrate(struct admin_ctx *ctx, int argc, char **argv)
 			    NULL)
 				goto out;
 		} else {
-			rc = admin_usage_error(ctx, "unknown option \"%s\"",
-			    argv[i]);
+			rc = admin_usage_error(
+			    ctx, "unknown option \"%s\"", argv[i]);
 			goto out;
 		}
 	}
 	rc = 1;
-	if (sa_cfg == NULL && (sa_cfg = admin_config_str(ctx, "sa_config")) ==
-	    NULL) {
+	if (sa_cfg == NULL &&
+	    (sa_cfg = admin_config_str(ctx, "sa_config")) == NULL) {
 		if (ctx->config != NULL)
-			admin_fail(ctx, "%s: no \"sa_config\" (or pass "
-			    "--sa-config)", ctx->config_path);
+			admin_fail(ctx,
+			    "%s: no \"sa_config\" (or pass "
+			    "--sa-config)",
+			    ctx->config_path);
 		goto out;
 	}
 	if (sa_bin == NULL && ctx->config != NULL)
-		sa_bin = json_string_value(json_object_get(ctx->config,
-		    "sa_bin"));
+		sa_bin =
+		    json_string_value(json_object_get(ctx->config, "sa_bin"));
 	bin = sa_bin ? xstrdup(sa_bin) : sibling_sa(ctx->argv0);
 	if (access(bin, X_OK) != 0) {
 		rc = admin_fail(ctx, "%s: %s", bin, strerror(errno));
@@ -80,8 +82,7 @@ admin_db_migrate(struct admin_ctx *ctx, int argc, char **argv)
 	if (ctx->dry_run) {
 		if (ctx->json) {
 			json_t *o = json_pack("{s:b, s:[s,s,s,s]}", "dry_run",
-			    1, "command", bin, "--config", sa_cfg,
-			    "--migrate");
+			    1, "command", bin, "--config", sa_cfg, "--migrate");
 			admin_print_json(o);
 			json_decref(o);
 		} else
@@ -96,7 +97,8 @@ admin_db_migrate(struct admin_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (pid == 0) {
-		/* The SA's messages go to stderr so --json stdout stays JSON. */
+		/* The SA's messages go to stderr so --json stdout stays JSON.
+		 */
 		if (ctx->json && dup2(2, 1) < 0)
 			_exit(127);
 		execl(bin, bin, "--config", sa_cfg, "--migrate", (char *)NULL);
@@ -115,11 +117,13 @@ admin_db_migrate(struct admin_ctx *ctx, int argc, char **argv)
 		    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		goto out;
 	}
-	log_audit(NULL, "admin-db-migrate", "admin=\"%s\" sa_config=%s "
-	    "result=ok", ctx->who, sa_cfg);
+	log_audit(NULL, "admin-db-migrate",
+	    "admin=\"%s\" sa_config=%s "
+	    "result=ok",
+	    ctx->who, sa_cfg);
 	if (ctx->json) {
-		json_t *o = json_pack("{s:b, s:s}", "migrated", 1, "sa_config",
-		    sa_cfg);
+		json_t *o =
+		    json_pack("{s:b, s:s}", "migrated", 1, "sa_config", sa_cfg);
 		admin_print_json(o);
 		json_decref(o);
 	}

@@ -39,8 +39,10 @@ eab_args(struct admin_ctx *ctx, int argc, char **argv, int named,
 			if ((*kid = admin_optval(ctx, argc, argv, &i)) == NULL)
 				return 2;
 		} else if (argv[i][0] == '-' || pos == NULL || *pos != NULL)
-			return admin_usage_error(ctx, "unexpected argument "
-			    "\"%s\"", argv[i]);
+			return admin_usage_error(ctx,
+			    "unexpected argument "
+			    "\"%s\"",
+			    argv[i]);
 		else
 			*pos = argv[i];
 	}
@@ -61,21 +63,25 @@ admin_eab_create(struct admin_ctx *ctx, int argc, char **argv)
 
 	if ((rc = eab_args(ctx, argc, argv, 1, &comment, &kid, NULL)) >= 0)
 		return rc;
-	if (kid != NULL && (strlen(kid) > 128 || strspn(kid, "abcdefghijklmn"
-	    "opqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
-	    strlen(kid)))
-		return admin_usage_error(ctx, "--kid: 1-128 characters of "
+	if (kid != NULL &&
+	    (strlen(kid) > 128 ||
+		strspn(kid,
+		    "abcdefghijklmn"
+		    "opqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+		    strlen(kid)))
+		return admin_usage_error(ctx,
+		    "--kid: 1-128 characters of "
 		    "[A-Za-z0-9._-]");
 	if (ctx->dry_run) {
 		if (ctx->json) {
-			res = json_pack("{s:b, s:s}", "dry_run", 1, "comment",
-			    comment);
+			res = json_pack(
+			    "{s:b, s:s}", "dry_run", 1, "comment", comment);
 			admin_print_json(res);
 			json_decref(res);
 		} else
 			printf("dry run: would create an EAB key%s%s "
-			    "(comment \"%s\")\n", kid ? " " : "",
-			    kid ? kid : "", comment);
+			       "(comment \"%s\")\n",
+			    kid ? " " : "", kid ? kid : "", comment);
 		return 0;
 	}
 	mykid = kid ? xstrdup(kid) : random_token(KID_BYTES);
@@ -83,20 +89,24 @@ admin_eab_create(struct admin_ctx *ctx, int argc, char **argv)
 	hmac = b64url_encode(key, sizeof(key));
 	OPENSSL_cleanse(key, sizeof(key));
 	rc = 1;
-	if (admin_call(ctx, ADMIN_SA, "sa.new_eab_key", json_pack(
-	    "{s:s, s:s, s:s}", "kid", mykid, "hmac_key", hmac, "comment",
-	    comment), &res, NULL) != 0)
+	if (admin_call(ctx, ADMIN_SA, "sa.new_eab_key",
+		json_pack("{s:s, s:s, s:s}", "kid", mykid, "hmac_key", hmac,
+		    "comment", comment),
+		&res, NULL) != 0)
 		goto out;
-	log_audit(NULL, "admin-eab-create", "admin=\"%s\" kid=%s "
-	    "result=created", ctx->who, mykid);
+	log_audit(NULL, "admin-eab-create",
+	    "admin=\"%s\" kid=%s "
+	    "result=created",
+	    ctx->who, mykid);
 	if (ctx->json) {
 		json_object_set_new(res, "hmac_key", json_string(hmac));
 		json_object_set_new(res, "comment", json_string(comment));
 		admin_print_json(res);
 	} else
 		printf("kid:      %s\nhmac_key: %s\n(the HMAC key is shown "
-		    "only now; give both to the account holder, e.g. "
-		    "lego --eab --kid KID --hmac KEY)\n", mykid, hmac);
+		       "only now; give both to the account holder, e.g. "
+		       "lego --eab --kid KID --hmac KEY)\n",
+		    mykid, hmac);
 	rc = 0;
 out:
 	if (hmac != NULL)
@@ -123,12 +133,13 @@ admin_eab_list(struct admin_ctx *ctx, int argc, char **argv)
 	if (ctx->json)
 		admin_print_json(res);
 	else {
-		printf("%-24s %-21s %-8s %-8s %s\n", "KID", "CREATED",
-		    "STATE", "ACCOUNT", "COMMENT");
-		json_array_foreach(json_object_get(res, "keys"), i, k) {
+		printf("%-24s %-21s %-8s %-8s %s\n", "KID", "CREATED", "STATE",
+		    "ACCOUNT", "COMMENT");
+		json_array_foreach(json_object_get(res, "keys"), i, k)
+		{
 			json_t *acct = json_object_get(k, "account_id");
-			const char *c = json_string_value(json_object_get(k,
-			    "comment"));
+			const char *c =
+			    json_string_value(json_object_get(k, "comment"));
 			char ab[24];
 
 			snprintf(ab, sizeof(ab), "%lld",
@@ -136,8 +147,10 @@ admin_eab_list(struct admin_ctx *ctx, int argc, char **argv)
 			printf("%-24s %-21s %-8s %-8s %s\n",
 			    json_string_value(json_object_get(k, "kid")),
 			    json_string_value(json_object_get(k, "created")),
-			    json_is_true(json_object_get(k, "revoked")) ?
-			    "revoked" : acct ? "used" : "unused",
+			    json_is_true(json_object_get(k, "revoked"))
+				? "revoked"
+				: acct ? "used"
+				       : "unused",
 			    acct ? ab : "-", c ? c : "");
 		}
 	}
@@ -156,8 +169,8 @@ admin_eab_revoke(struct admin_ctx *ctx, int argc, char **argv)
 	if ((rc = eab_args(ctx, argc, argv, 0, NULL, NULL, &kid)) >= 0)
 		return rc;
 	if (ctx->dry_run) {
-		if (admin_call(ctx, ADMIN_SA, "sa.get_eab_key", json_pack(
-		    "{s:s}", "kid", kid), &res, NULL) != 0)
+		if (admin_call(ctx, ADMIN_SA, "sa.get_eab_key",
+			json_pack("{s:s}", "kid", kid), &res, NULL) != 0)
 			return 1;
 		json_object_del(res, "hmac_key");
 		if (ctx->json) {
@@ -168,11 +181,13 @@ admin_eab_revoke(struct admin_ctx *ctx, int argc, char **argv)
 		json_decref(res);
 		return 0;
 	}
-	if (admin_call(ctx, ADMIN_SA, "sa.revoke_eab_key", json_pack("{s:s}",
-	    "kid", kid), &res, NULL) != 0)
+	if (admin_call(ctx, ADMIN_SA, "sa.revoke_eab_key",
+		json_pack("{s:s}", "kid", kid), &res, NULL) != 0)
 		return 1;
-	log_audit(NULL, "admin-eab-revoke", "admin=\"%s\" kid=%s "
-	    "result=revoked", ctx->who, kid);
+	log_audit(NULL, "admin-eab-revoke",
+	    "admin=\"%s\" kid=%s "
+	    "result=revoked",
+	    ctx->who, kid);
 	json_decref(res);
 	if (ctx->json) {
 		res = json_pack("{s:s, s:b}", "kid", kid, "revoked", 1);

@@ -34,24 +34,25 @@ read_serials(struct admin_ctx *ctx, const char *path, json_t *out)
 	size_t len, lineno = 0;
 	int rc = -1;
 
-	if (file_read_all(path, MAX_SERIALS_FILE, &buf, &len, err,
-	    sizeof(err)) != 0) {
+	if (file_read_all(
+		path, MAX_SERIALS_FILE, &buf, &len, err, sizeof(err)) != 0) {
 		admin_fail(ctx, "%s", err);
 		goto out;
 	}
 	for (line = strtok_r(buf, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
+	     line = strtok_r(NULL, "\n", &save)) {
 		lineno++;
 		while (*line == ' ' || *line == '\t')
 			line++;
-		for (e = line + strlen(line); e > line && (e[-1] == ' ' ||
-		    e[-1] == '\t' || e[-1] == '\r'); e--)
+		for (e = line + strlen(line); e > line &&
+		     (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r');
+		     e--)
 			e[-1] = '\0';
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		if (!hex_ok(line, 64)) {
-			admin_fail(ctx, "%s:%zu: not a hex serial", path,
-			    lineno);
+			admin_fail(
+			    ctx, "%s:%zu: not a hex serial", path, lineno);
 			goto out;
 		}
 		json_array_append_new(out, json_string(line));
@@ -64,8 +65,8 @@ out:
 
 /* Appends the serials of a {serials: [...]} SA result to out. */
 static int
-serials_from(struct admin_ctx *ctx, const char *method, json_t *params,
-    json_t *out)
+serials_from(
+    struct admin_ctx *ctx, const char *method, json_t *params, json_t *out)
 {
 	json_t *res = NULL;
 
@@ -85,8 +86,10 @@ progress(size_t done, size_t total, size_t rev, size_t already, size_t fail)
 
 	if (total < 2 || (!tty && done % step != 0 && done != total))
 		return;
-	fprintf(stderr, "%sprogress: %zu/%zu revoked=%zu already=%zu "
-	    "failed=%zu%s", tty ? "\r" : "", done, total, rev, already, fail,
+	fprintf(stderr,
+	    "%sprogress: %zu/%zu revoked=%zu already=%zu "
+	    "failed=%zu%s",
+	    tty ? "\r" : "", done, total, rev, already, fail,
 	    tty && done != total ? "" : "\n");
 }
 
@@ -110,33 +113,37 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 	}
 	if (admin_svc(ctx, ctx->dry_run ? ADMIN_SA : ADMIN_RA) == NULL)
 		goto out;
-	json_array_foreach(list, k, v) {
+	json_array_foreach(list, k, v)
+	{
 		serial = json_string_value(v);
 		if (down) {
-			/* The service is gone: do not wait a timeout per serial. */
-			json_array_append_new(failed, json_pack("{s:s, s:s}",
-			    "serial", serial, "error", "not attempted: service "
-			    "unavailable"));
+			/* The service is gone: do not wait a timeout per
+			 * serial. */
+			json_array_append_new(failed,
+			    json_pack("{s:s, s:s}", "serial", serial, "error",
+				"not attempted: service "
+				"unavailable"));
 			progress(k + 1, n, json_array_size(revoked),
 			    json_array_size(already), json_array_size(failed));
 			continue;
 		}
 		if (ctx->dry_run) {
 			if (admin_call(ctx, ADMIN_SA, "sa.get_certificate",
-			    json_pack("{s:s}", "serial", serial), &cert,
-			    &p) != 0) {
-				json_array_append_new(failed, json_pack(
-				    "{s:s, s:s}", "serial", serial, "error",
-				    p->detail ? p->detail : ""));
+				json_pack("{s:s}", "serial", serial), &cert,
+				&p) != 0) {
+				json_array_append_new(failed,
+				    json_pack("{s:s, s:s}", "serial", serial,
+					"error", p->detail ? p->detail : ""));
 				down = p->type == PROB_UNAVAILABLE;
 				problem_free(p);
 				p = NULL;
 				continue;
 			}
-			st = json_string_value(json_object_get(cert,
-			    "status"));
-			json_array_append(st && strcmp(st, "revoked") == 0 ?
-			    already : revoked, v);
+			st = json_string_value(json_object_get(cert, "status"));
+			json_array_append(st && strcmp(st, "revoked") == 0
+				? already
+				: revoked,
+			    v);
 			json_decref(cert);
 			continue;
 		}
@@ -145,10 +152,11 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 		if (block_key)
 			json_object_set_new(params, "block_key", json_true());
 		if (admin_call(ctx, ADMIN_RA, "ra.admin_revoke", params, &res,
-		    &p) != 0) {
-			json_array_append_new(failed, json_pack("{s:s, s:s}",
-			    "serial", serial, "error", p->detail ? p->detail :
-			    prob_type_name(p->type)));
+			&p) != 0) {
+			json_array_append_new(failed,
+			    json_pack("{s:s, s:s}", "serial", serial, "error",
+				p->detail ? p->detail
+					  : prob_type_name(p->type)));
 			if (!ctx->json)
 				admin_fail(ctx, "%s: %s: %s", serial,
 				    prob_type_name(p->type),
@@ -158,8 +166,10 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 			p = NULL;
 		} else {
 			st = json_string_value(json_object_get(res, "status"));
-			json_array_append(st && strcmp(st, "already_revoked")
-			    == 0 ? already : revoked, v);
+			json_array_append(
+			    st && strcmp(st, "already_revoked") == 0 ? already
+								     : revoked,
+			    v);
 			json_decref(res);
 			res = NULL;
 		}
@@ -167,7 +177,8 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 		    json_array_size(already), json_array_size(failed));
 	}
 	if (!ctx->dry_run)
-		log_audit(NULL, "admin-revoke", "admin=\"%s\" reason=%d "
+		log_audit(NULL, "admin-revoke",
+		    "admin=\"%s\" reason=%d "
 		    "block_key=%d revoked=%zu already_revoked=%zu failed=%zu",
 		    ctx->who, reason, block_key, json_array_size(revoked),
 		    json_array_size(already), json_array_size(failed));
@@ -179,13 +190,14 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 		admin_print_json(o);
 		json_decref(o);
 	} else if (ctx->dry_run) {
-		json_array_foreach(revoked, k, v) {
+		json_array_foreach(revoked, k, v)
+		{
 			printf("would revoke %s\n", json_string_value(v));
 		}
 		printf("dry run: would revoke %zu, already revoked %zu, "
-		    "not found %zu (reason %s)\n", json_array_size(revoked),
-		    json_array_size(already), json_array_size(failed),
-		    admin_reason_name(reason));
+		       "not found %zu (reason %s)\n",
+		    json_array_size(revoked), json_array_size(already),
+		    json_array_size(failed), admin_reason_name(reason));
 	} else {
 		printf("revoked %zu, already revoked %zu, failed %zu\n",
 		    json_array_size(revoked), json_array_size(already),
@@ -227,10 +239,12 @@ admin_revoke(struct admin_ctx *ctx, int argc, char **argv)
 			if ((reason = admin_reason_parse(v)) < 0 ||
 			    reason == 2 || reason == 6 || reason == 8 ||
 			    reason == 10) {
-				rc = admin_usage_error(ctx, "--reason: \"%s\" "
+				rc = admin_usage_error(ctx,
+				    "--reason: \"%s\" "
 				    "is not one of keyCompromise, superseded, "
 				    "cessationOfOperation, privilegeWithdrawn, "
-				    "affiliationChanged, unspecified", v);
+				    "affiliationChanged, unspecified",
+				    v);
 				goto out;
 			}
 			continue;
@@ -240,13 +254,15 @@ admin_revoke(struct admin_ctx *ctx, int argc, char **argv)
 		    strcmp(argv[i], "--account") != 0 &&
 		    strcmp(argv[i], "--spki-sha256") != 0 &&
 		    strcmp(argv[i], "--cert-file") != 0) {
-			rc = admin_usage_error(ctx, "unknown option \"%s\"",
-			    argv[i]);
+			rc = admin_usage_error(
+			    ctx, "unknown option \"%s\"", argv[i]);
 			goto out;
 		}
 		if (sel != NULL) {
-			rc = admin_usage_error(ctx, "%s and %s: give one "
-			    "selector", sel, argv[i]);
+			rc = admin_usage_error(ctx,
+			    "%s and %s: give one "
+			    "selector",
+			    sel, argv[i]);
 			goto out;
 		}
 		sel = argv[i];
@@ -255,24 +271,29 @@ admin_revoke(struct admin_ctx *ctx, int argc, char **argv)
 		free(h);
 		h = xstrdup(v);
 		if ((strcmp(sel, "--serial") == 0 && !hex_ok(h, 64)) ||
-		    (strcmp(sel, "--spki-sha256") == 0 && (strlen(h) != 64 ||
-		    !hex_ok(h, 64)))) {
+		    (strcmp(sel, "--spki-sha256") == 0 &&
+			(strlen(h) != 64 || !hex_ok(h, 64)))) {
 			rc = admin_usage_error(ctx, "%s: \"%s\" is not hex%s",
-			    sel, v, sel[2] == 's' && sel[3] == 'p' ?
-			    " SHA-256 (64 digits)" : "");
+			    sel, v,
+			    sel[2] == 's' && sel[3] == 'p'
+				? " SHA-256 (64 digits)"
+				: "");
 			goto out;
 		}
 		if (strcmp(sel, "--account") == 0) {
 			id = strtoll(v, &end, 10);
 			if (*end != '\0' || id <= 0) {
-				rc = admin_usage_error(ctx, "--account: \"%s\" "
-				    "is not an account id", v);
+				rc = admin_usage_error(ctx,
+				    "--account: \"%s\" "
+				    "is not an account id",
+				    v);
 				goto out;
 			}
 		}
 	}
 	if (sel == NULL) {
-		rc = admin_usage_error(ctx, "one of --serial, --serials-file, "
+		rc = admin_usage_error(ctx,
+		    "one of --serial, --serials-file, "
 		    "--account, --spki-sha256, --cert-file is required");
 		goto out;
 	}
@@ -283,13 +304,14 @@ admin_revoke(struct admin_ctx *ctx, int argc, char **argv)
 		if (read_serials(ctx, h, list) != 0)
 			goto out;
 	} else if (strcmp(sel, "--account") == 0) {
-		if (serials_from(ctx, "sa.serials_by_account", json_pack(
-		    "{s:I}", "account_id", (json_int_t)strtoll(h, NULL, 10)),
-		    list) != 0)
+		if (serials_from(ctx, "sa.serials_by_account",
+			json_pack("{s:I}", "account_id",
+			    (json_int_t)strtoll(h, NULL, 10)),
+			list) != 0)
 			goto out;
 	} else if (strcmp(sel, "--spki-sha256") == 0) {
-		if (serials_from(ctx, "sa.serials_by_key", json_pack("{s:s}",
-		    "key_hash", h), list) != 0)
+		if (serials_from(ctx, "sa.serials_by_key",
+			json_pack("{s:s}", "key_hash", h), list) != 0)
 			goto out;
 	} else {
 		json_decref(list);
@@ -336,13 +358,13 @@ admin_block_key(struct admin_ctx *ctx, int argc, char **argv)
 		if (strcmp(argv[i], "--spki-sha256") != 0 &&
 		    strcmp(argv[i], "--key-file") != 0 &&
 		    strcmp(argv[i], "--cert-file") != 0) {
-			rc = admin_usage_error(ctx, "unknown option \"%s\"",
-			    argv[i]);
+			rc = admin_usage_error(
+			    ctx, "unknown option \"%s\"", argv[i]);
 			goto out;
 		}
 		if (sel != NULL) {
-			rc = admin_usage_error(ctx, "%s and %s: give one key",
-			    sel, argv[i]);
+			rc = admin_usage_error(
+			    ctx, "%s and %s: give one key", sel, argv[i]);
 			goto out;
 		}
 		sel = argv[i];
@@ -351,7 +373,8 @@ admin_block_key(struct admin_ctx *ctx, int argc, char **argv)
 		h = xstrdup(val);
 	}
 	if (sel == NULL) {
-		rc = admin_usage_error(ctx, "one of --spki-sha256, --key-file, "
+		rc = admin_usage_error(ctx,
+		    "one of --spki-sha256, --key-file, "
 		    "--cert-file is required");
 		goto out;
 	}
@@ -362,8 +385,10 @@ admin_block_key(struct admin_ctx *ctx, int argc, char **argv)
 	rc = 1;
 	if (strcmp(sel, "--spki-sha256") == 0) {
 		if (strlen(h) != 64 || !hex_ok(h, 64)) {
-			rc = admin_usage_error(ctx, "--spki-sha256: \"%s\" is "
-			    "not a hex SHA-256 (64 digits)", h);
+			rc = admin_usage_error(ctx,
+			    "--spki-sha256: \"%s\" is "
+			    "not a hex SHA-256 (64 digits)",
+			    h);
 			goto out;
 		}
 		hashes = json_pack("[s]", h);
@@ -376,16 +401,18 @@ admin_block_key(struct admin_ctx *ctx, int argc, char **argv)
 		}
 		hashes = json_pack("[s]", kh);
 		free(kh);
-	} else if (admin_pem_certs(h, &serials, &hashes, err,
-	    sizeof(err)) != 0) {
+	} else if (admin_pem_certs(h, &serials, &hashes, err, sizeof(err)) !=
+	    0) {
 		rc = admin_fail(ctx, "%s", err);
 		goto out;
 	}
 	json_decref(serials);
 	serials = json_array();
-	json_array_foreach(hashes, k, v) {
-		if (do_revoke && serials_from(ctx, "sa.serials_by_key",
-		    json_pack("{s:O}", "key_hash", v), serials) != 0)
+	json_array_foreach(hashes, k, v)
+	{
+		if (do_revoke &&
+		    serials_from(ctx, "sa.serials_by_key",
+			json_pack("{s:O}", "key_hash", v), serials) != 0)
 			goto out;
 		if (ctx->dry_run) {
 			if (!ctx->json)
@@ -393,20 +420,24 @@ admin_block_key(struct admin_ctx *ctx, int argc, char **argv)
 				    json_string_value(v));
 			continue;
 		}
-		if (admin_call(ctx, ADMIN_SA, "sa.block_key", json_pack(
-		    "{s:O, s:s, s:s}", "key_hash", v, "source", "admin",
-		    "comment", comment), &res, NULL) != 0)
+		if (admin_call(ctx, ADMIN_SA, "sa.block_key",
+			json_pack("{s:O, s:s, s:s}", "key_hash", v, "source",
+			    "admin", "comment", comment),
+			&res, NULL) != 0)
 			goto out;
 		json_decref(res);
 		res = NULL;
-		log_audit(NULL, "admin-block-key", "admin=\"%s\" key_hash=%s "
-		    "result=blocked", ctx->who, json_string_value(v));
+		log_audit(NULL, "admin-block-key",
+		    "admin=\"%s\" key_hash=%s "
+		    "result=blocked",
+		    ctx->who, json_string_value(v));
 		if (!ctx->json)
 			printf("blocked key %s\n", json_string_value(v));
 	}
 	if (ctx->json && !do_revoke) {
-		res = json_pack("{s:O, s:b}", ctx->dry_run ? "would_block" :
-		    "blocked", hashes, "dry_run", ctx->dry_run);
+		res = json_pack("{s:O, s:b}",
+		    ctx->dry_run ? "would_block" : "blocked", hashes, "dry_run",
+		    ctx->dry_run);
 		admin_print_json(res);
 	}
 	rc = 0;
@@ -414,12 +445,11 @@ admin_block_key(struct admin_ctx *ctx, int argc, char **argv)
 		if (json_array_size(serials) == 0) {
 			if (ctx->json) {
 				res = json_pack("{s:O, s:[], s:b}", "blocked",
-				    hashes, "revoked", "dry_run",
-				    ctx->dry_run);
+				    hashes, "revoked", "dry_run", ctx->dry_run);
 				admin_print_json(res);
 			} else
 				printf("no unexpired certificates with this "
-				    "key\n");
+				       "key\n");
 		} else
 			rc = revoke_list(ctx, serials, 1, 0);
 	}

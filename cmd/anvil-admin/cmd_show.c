@@ -30,11 +30,13 @@ one_arg(struct admin_ctx *ctx, int argc, char **argv, const char *what,
 			continue;
 		}
 		if (argv[i][0] == '-')
-			return admin_usage_error(ctx, "unknown option \"%s\"",
-			    argv[i]);
+			return admin_usage_error(
+			    ctx, "unknown option \"%s\"", argv[i]);
 		if (*pos != NULL)
-			return admin_usage_error(ctx, "one %s expected, got "
-			    "\"%s\" too", what, argv[i]);
+			return admin_usage_error(ctx,
+			    "one %s expected, got "
+			    "\"%s\" too",
+			    what, argv[i]);
 		*pos = argv[i];
 	}
 	if (*pos == NULL)
@@ -72,7 +74,8 @@ idents_text(const json_t *arr)
 	size_t k;
 	char *out = xstrdup(""), *n;
 
-	json_array_foreach(arr, k, v) {
+	json_array_foreach(arr, k, v)
+	{
 		n = xasprintf("%s%s%s:%s", out, k ? ", " : "", str(v, "type"),
 		    str(v, "value"));
 		free(out);
@@ -88,16 +91,17 @@ print_account(const json_t *a)
 	size_t k;
 
 	printf("account %lld\n  status:     %s\n  created:    %s\n"
-	    "  thumbprint: %s\n  key type:   %s\n  eab kid:    %s\n",
+	       "  thumbprint: %s\n  key type:   %s\n  eab kid:    %s\n",
 	    (long long)json_integer_value(json_object_get(a, "id")),
 	    str(a, "status"), str(a, "created"), str(a, "thumbprint"),
 	    str(json_object_get(a, "key"), "kty"), str(a, "eab_kid"));
 	printf("  contact:   ");
-	json_array_foreach(json_object_get(a, "contact"), k, v) {
+	json_array_foreach(json_object_get(a, "contact"), k, v)
+	{
 		printf(" %s", json_string_value(v));
 	}
-	printf("%s\n", json_array_size(json_object_get(a, "contact")) ? "" :
-	    " -");
+	printf(
+	    "%s\n", json_array_size(json_object_get(a, "contact")) ? "" : " -");
 }
 
 /* See admin.h. */
@@ -113,16 +117,17 @@ admin_account_show(struct admin_ctx *ctx, int argc, char **argv)
 		return rc;
 	if ((id = parse_id(ctx, pos, "an account id")) < 0)
 		return 2;
-	if (admin_call(ctx, ADMIN_SA, "sa.get_account", json_pack("{s:I}",
-	    "id", (json_int_t)id), &a, NULL) != 0)
+	if (admin_call(ctx, ADMIN_SA, "sa.get_account",
+		json_pack("{s:I}", "id", (json_int_t)id), &a, NULL) != 0)
 		return 1;
-	if (admin_call(ctx, ADMIN_SA, "sa.serials_by_account", json_pack(
-	    "{s:I}", "account_id", (json_int_t)id), &certs, NULL) != 0) {
+	if (admin_call(ctx, ADMIN_SA, "sa.serials_by_account",
+		json_pack("{s:I}", "account_id", (json_int_t)id), &certs,
+		NULL) != 0) {
 		json_decref(a);
 		return 1;
 	}
-	json_object_set(a, "unexpired_serials",
-	    json_object_get(certs, "serials"));
+	json_object_set(
+	    a, "unexpired_serials", json_object_get(certs, "serials"));
 	if (ctx->json)
 		admin_print_json(a);
 	else {
@@ -149,25 +154,29 @@ admin_account_deactivate(struct admin_ctx *ctx, int argc, char **argv)
 	if ((id = parse_id(ctx, pos, "an account id")) < 0)
 		return 2;
 	if (ctx->dry_run) {
-		if (admin_call(ctx, ADMIN_SA, "sa.get_account", json_pack(
-		    "{s:I}", "id", (json_int_t)id), &a, NULL) != 0)
+		if (admin_call(ctx, ADMIN_SA, "sa.get_account",
+			json_pack("{s:I}", "id", (json_int_t)id), &a,
+			NULL) != 0)
 			return 1;
 		if (ctx->json) {
 			json_object_set_new(a, "dry_run", json_true());
 			admin_print_json(a);
 		} else
 			printf("dry run: would deactivate account %lld "
-			    "(now %s)\n", (long long)id, str(a, "status"));
+			       "(now %s)\n",
+			    (long long)id, str(a, "status"));
 		json_decref(a);
 		return 0;
 	}
-	if (admin_call(ctx, ADMIN_RA, "ra.update_account", json_pack(
-	    "{s:I, s:b}", "account_id", (json_int_t)id, "deactivate", 1), &a,
-	    NULL) != 0)
+	if (admin_call(ctx, ADMIN_RA, "ra.update_account",
+		json_pack("{s:I, s:b}", "account_id", (json_int_t)id,
+		    "deactivate", 1),
+		&a, NULL) != 0)
 		return 1;
-	log_audit(NULL, "admin-deactivate-account", "admin=\"%s\" "
-	    "account=%lld result=%s", ctx->who, (long long)id,
-	    str(a, "status"));
+	log_audit(NULL, "admin-deactivate-account",
+	    "admin=\"%s\" "
+	    "account=%lld result=%s",
+	    ctx->who, (long long)id, str(a, "status"));
 	if (ctx->json)
 		admin_print_json(a);
 	else
@@ -204,13 +213,16 @@ chain_pem(struct admin_ctx *ctx, const json_t *cert)
 	out = n;
 	if (admin_call(ctx, ADMIN_CA, "ca.get_issuers", NULL, &res, NULL) != 0)
 		goto out;
-	json_array_foreach(json_object_get(res, "issuers"), k, is) {
+	json_array_foreach(json_object_get(res, "issuers"), k, is)
+	{
 		if (strcmp(str(is, "id"), issuer) != 0)
 			continue;
-		n = xasprintf("%s%s", out, json_string_value(json_array_get(
-		    json_object_get(is, "chains_pem"), 0)) ?
-		    json_string_value(json_array_get(json_object_get(is,
-		    "chains_pem"), 0)) : str(is, "cert_pem"));
+		n = xasprintf("%s%s", out,
+		    json_string_value(
+			json_array_get(json_object_get(is, "chains_pem"), 0))
+			? json_string_value(json_array_get(
+			      json_object_get(is, "chains_pem"), 0))
+			: str(is, "cert_pem"));
 		free(out);
 		out = n;
 	}
@@ -236,14 +248,14 @@ admin_cert_show(struct admin_ctx *ctx, int argc, char **argv)
 	for (p = lower; *p; p++)
 		if (*p >= 'A' && *p <= 'F')
 			*p = (char)(*p - 'A' + 'a');
-	if (strlen(lower) > 64 || strspn(lower, "0123456789abcdef") !=
-	    strlen(lower)) {
+	if (strlen(lower) > 64 ||
+	    strspn(lower, "0123456789abcdef") != strlen(lower)) {
 		rc = admin_usage_error(ctx, "\"%s\" is not a hex serial", pos);
 		goto out;
 	}
 	rc = 1;
-	if (admin_call(ctx, ADMIN_SA, "sa.get_certificate", json_pack("{s:s}",
-	    "serial", lower), &c, NULL) != 0)
+	if (admin_call(ctx, ADMIN_SA, "sa.get_certificate",
+		json_pack("{s:s}", "serial", lower), &c, NULL) != 0)
 		goto out;
 	pem = chain_pem(ctx, c);
 	if (ctx->json) {
@@ -258,13 +270,17 @@ admin_cert_show(struct admin_ctx *ctx, int argc, char **argv)
 		if (json_object_get(c, "revoked_at") != NULL)
 			printf(" at %s reason %s", str(c, "revoked_at"),
 			    admin_reason_name((int)json_integer_value(
-			    json_object_get(c, "revoked_reason"))));
-		printf("\n  identifiers: %s\n  account:     %lld\n"
+				json_object_get(c, "revoked_reason"))));
+		printf(
+		    "\n  identifiers: %s\n  account:     %lld\n"
 		    "  order:       %lld\n  profile:     %s\n"
 		    "  issuer:      %s\n  not before:  %s\n  not after:   %s\n"
-		    "  key sha256:  %s\n", ids, (long long)json_integer_value(
-		    json_object_get(c, "account_id")), (long long)
-		    json_integer_value(json_object_get(c, "order_id")),
+		    "  key sha256:  %s\n",
+		    ids,
+		    (long long)json_integer_value(
+			json_object_get(c, "account_id")),
+		    (long long)json_integer_value(
+			json_object_get(c, "order_id")),
 		    str(c, "profile"), str(c, "issuer_id"),
 		    str(c, "not_before"), str(c, "not_after"),
 		    str(c, "key_hash"));
@@ -304,7 +320,8 @@ admin_cert_list(struct admin_ctx *ctx, int argc, char **argv)
 			if ((limit = parse_id(ctx, v, "a limit")) < 0)
 				goto out;
 			if (limit > 1000) {
-				rc = admin_usage_error(ctx, "--limit: at most "
+				rc = admin_usage_error(ctx,
+				    "--limit: at most "
 				    "1000");
 				goto out;
 			}
@@ -313,13 +330,15 @@ admin_cert_list(struct admin_ctx *ctx, int argc, char **argv)
 		if (strcmp(argv[i], "--account") != 0 &&
 		    strcmp(argv[i], "--expiring-within") != 0 &&
 		    strcmp(argv[i], "--identifier") != 0) {
-			rc = admin_usage_error(ctx, "unknown option \"%s\"",
-			    argv[i]);
+			rc = admin_usage_error(
+			    ctx, "unknown option \"%s\"", argv[i]);
 			goto out;
 		}
 		if (sel != NULL) {
-			rc = admin_usage_error(ctx, "%s and %s: give one "
-			    "filter", sel, argv[i]);
+			rc = admin_usage_error(ctx,
+			    "%s and %s: give one "
+			    "filter",
+			    sel, argv[i]);
 			goto out;
 		}
 		sel = argv[i];
@@ -328,61 +347,66 @@ admin_cert_list(struct admin_ctx *ctx, int argc, char **argv)
 		if (strcmp(sel, "--account") == 0) {
 			if ((id = parse_id(ctx, v, "an account id")) < 0)
 				goto out;
-			json_object_set_new(params, "account_id",
-			    json_integer(id));
+			json_object_set_new(
+			    params, "account_id", json_integer(id));
 		} else if (strcmp(sel, "--expiring-within") == 0) {
 			if (duration_parse_ms(v, &ms) != 0 || ms <= 0) {
-				rc = admin_usage_error(ctx, "--expiring-within:"
-				    " \"%s\" is not a duration like 7d", v);
+				rc = admin_usage_error(ctx,
+				    "--expiring-within:"
+				    " \"%s\" is not a duration like 7d",
+				    v);
 				goto out;
 			}
 			json_object_set_new(params, "expiring_before",
-			    json_string(time_fmt_rfc3339((time_t)((
-			    time_now_ms() + ms) / 1000), tbuf, sizeof(tbuf))));
+			    json_string(time_fmt_rfc3339(
+				(time_t)((time_now_ms() + ms) / 1000), tbuf,
+				sizeof(tbuf))));
 		} else {
-			if ((norm = ident_ip_normalize(v, NULL, NULL, err,
-			    sizeof(err))) != NULL)
+			if ((norm = ident_ip_normalize(
+				 v, NULL, NULL, err, sizeof(err))) != NULL)
 				json_object_set_new(params, "identifier",
 				    json_pack("{s:s, s:s}", "type", "ip",
-				    "value", norm));
-			else if ((norm = ident_dns_normalize(v, 0, err,
-			    sizeof(err))) != NULL)
+					"value", norm));
+			else if ((norm = ident_dns_normalize(
+				      v, 0, err, sizeof(err))) != NULL)
 				json_object_set_new(params, "identifier",
 				    json_pack("{s:s, s:s}", "type", "dns",
-				    "value", norm));
+					"value", norm));
 			else {
-				rc = admin_usage_error(ctx, "--identifier: %s",
-				    err);
+				rc = admin_usage_error(
+				    ctx, "--identifier: %s", err);
 				goto out;
 			}
 		}
 	}
 	if (sel == NULL) {
-		rc = admin_usage_error(ctx, "one of --account, "
+		rc = admin_usage_error(ctx,
+		    "one of --account, "
 		    "--expiring-within, --identifier is required");
 		goto out;
 	}
 	json_object_set_new(params, "limit", json_integer(limit));
 	rc = 1;
-	if (admin_call(ctx, ADMIN_SA, "sa.get_certificates", json_incref(
-	    params), &res, NULL) != 0)
+	if (admin_call(ctx, ADMIN_SA, "sa.get_certificates",
+		json_incref(params), &res, NULL) != 0)
 		goto out;
 	if (ctx->json)
 		admin_print_json(res);
 	else {
 		printf("%-38s %-8s %-21s %-8s %s\n", "SERIAL", "STATUS",
 		    "NOT AFTER", "ACCOUNT", "IDENTIFIERS");
-		json_array_foreach(json_object_get(res, "certificates"), k,
-		    c) {
+		json_array_foreach(json_object_get(res, "certificates"), k, c)
+		{
 			ids = idents_text(json_object_get(c, "identifiers"));
 			printf("%-38s %-8s %-21s %-8lld %s\n", str(c, "serial"),
 			    str(c, "status"), str(c, "not_after"),
-			    (long long)json_integer_value(json_object_get(c,
-			    "account_id")), ids);
+			    (long long)json_integer_value(
+				json_object_get(c, "account_id")),
+			    ids);
 			free(ids);
 		}
-		printf("%zu certificate(s)\n", json_array_size(
-		    json_object_get(res, "certificates")));
+		printf("%zu certificate(s)\n",
+		    json_array_size(json_object_get(res, "certificates")));
 	}
 	rc = 0;
 out:
@@ -408,35 +432,42 @@ admin_order_show(struct admin_ctx *ctx, int argc, char **argv)
 	if ((id = parse_id(ctx, pos, "an order id")) < 0)
 		return 2;
 	rc = 1;
-	if (admin_call(ctx, ADMIN_SA, "sa.get_order", json_pack("{s:I}", "id",
-	    (json_int_t)id), &o, NULL) != 0)
+	if (admin_call(ctx, ADMIN_SA, "sa.get_order",
+		json_pack("{s:I}", "id", (json_int_t)id), &o, NULL) != 0)
 		goto out;
-	if (admin_call(ctx, ADMIN_SA, "sa.get_authzs", json_pack("{s:O}",
-	    "ids", json_object_get(o, "authz_ids")), &az, NULL) != 0)
+	if (admin_call(ctx, ADMIN_SA, "sa.get_authzs",
+		json_pack("{s:O}", "ids", json_object_get(o, "authz_ids")), &az,
+		NULL) != 0)
 		goto out;
 	json_object_set(o, "authzs", json_object_get(az, "authzs"));
 	if (ctx->json)
 		admin_print_json(o);
 	else {
 		ids = idents_text(json_object_get(o, "identifiers"));
-		printf("order %lld\n  status:      %s\n  account:     %lld\n"
+		printf(
+		    "order %lld\n  status:      %s\n  account:     %lld\n"
 		    "  identifiers: %s\n  profile:     %s\n  created:     %s\n"
-		    "  expires:     %s\n  certificate: %s\n", (long long)id,
-		    str(o, "status"), (long long)json_integer_value(
-		    json_object_get(o, "account_id")), ids, str(o, "profile"),
-		    str(o, "created"), str(o, "expires"),
-		    str(o, "certificate_serial"));
+		    "  expires:     %s\n  certificate: %s\n",
+		    (long long)id, str(o, "status"),
+		    (long long)json_integer_value(
+			json_object_get(o, "account_id")),
+		    ids, str(o, "profile"), str(o, "created"),
+		    str(o, "expires"), str(o, "certificate_serial"));
 		if (json_object_get(o, "error") != NULL)
-			printf("  error:       %s: %s\n", str(json_object_get(o,
-			    "error"), "type"), str(json_object_get(o, "error"),
-			    "detail"));
-		json_array_foreach(json_object_get(az, "authzs"), k, a) {
-			printf("  authz %lld: %s:%s%s %s\n", (long long)
-			    json_integer_value(json_object_get(a, "id")),
+			printf("  error:       %s: %s\n",
+			    str(json_object_get(o, "error"), "type"),
+			    str(json_object_get(o, "error"), "detail"));
+		json_array_foreach(json_object_get(az, "authzs"), k, a)
+		{
+			printf("  authz %lld: %s:%s%s %s\n",
+			    (long long)json_integer_value(
+				json_object_get(a, "id")),
 			    str(json_object_get(a, "identifier"), "type"),
 			    str(json_object_get(a, "identifier"), "value"),
-			    json_is_true(json_object_get(a, "wildcard")) ?
-			    " (wildcard)" : "", str(a, "status"));
+			    json_is_true(json_object_get(a, "wildcard"))
+				? " (wildcard)"
+				: "",
+			    str(a, "status"));
 		}
 	}
 	rc = 0;

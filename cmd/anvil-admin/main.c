@@ -16,39 +16,40 @@
 
 #include "cmd/anvil-admin/admin.h"
 
-#define COMMON_HELP "common: --json --dry-run --config FILE " \
+#define COMMON_HELP                                                            \
+	"common: --json --dry-run --config FILE "                              \
 	"--sa/--ra/--ca TARGET --help"
 
 static const struct admin_cmd commands[] = {
-	{"revoke", admin_revoke,
-	    "--serial S | --serials-file F | --account ID | --spki-sha256 H | "
-	    "--cert-file F  [--reason NAME] [--block-key]  revoke certificates"},
-	{"block-key", admin_block_key,
-	    "--spki-sha256 H | --key-file F | --cert-file F  --comment TEXT "
-	    "[--revoke]  refuse a key from now on"},
-	{"account show", admin_account_show, "ID  an account"},
-	{"account deactivate", admin_account_deactivate,
-	    "ID  deactivate an account"},
-	{"cert show", admin_cert_show,
-	    "SERIAL  status, identifiers, account and PEM chain"},
-	{"cert list", admin_cert_list,
-	    "--account ID | --expiring-within 7d | --identifier NAME "
-	    "[--limit N]  certificates"},
-	{"order show", admin_order_show, "ID  an order and its authorizations"},
-	{"eab create", admin_eab_create,
-	    "[--comment TEXT] [--kid KID]  new EAB key (the HMAC key is "
-	    "printed once)"},
-	{"eab list", admin_eab_list, "  EAB keys (without HMAC keys)"},
-	{"eab revoke", admin_eab_revoke, "KID  revoke an unused EAB key"},
-	{"ca init", admin_ca_init,
-	    "[--dir var/pki]  create roots, intermediates, a cross-sign, "
-	    "roots.pem and issuers.json (never overwrites)"},
-	{"db migrate", admin_db_migrate,
-	    "[--sa-config FILE] [--sa-bin PATH]  apply schema migrations "
-	    "(runs anvil-sa --migrate)"},
-	{"crl regenerate", admin_crl_regenerate,
-	    "[--issuer ID] [--shard N]  sign and store CRLs now (all shards "
-	    "of all issuers by default)"},
+    {"revoke", admin_revoke,
+	"--serial S | --serials-file F | --account ID | --spki-sha256 H | "
+	"--cert-file F  [--reason NAME] [--block-key]  revoke certificates"},
+    {"block-key", admin_block_key,
+	"--spki-sha256 H | --key-file F | --cert-file F  --comment TEXT "
+	"[--revoke]  refuse a key from now on"},
+    {"account show", admin_account_show, "ID  an account"},
+    {"account deactivate", admin_account_deactivate,
+	"ID  deactivate an account"},
+    {"cert show", admin_cert_show,
+	"SERIAL  status, identifiers, account and PEM chain"},
+    {"cert list", admin_cert_list,
+	"--account ID | --expiring-within 7d | --identifier NAME "
+	"[--limit N]  certificates"},
+    {"order show", admin_order_show, "ID  an order and its authorizations"},
+    {"eab create", admin_eab_create,
+	"[--comment TEXT] [--kid KID]  new EAB key (the HMAC key is "
+	"printed once)"},
+    {"eab list", admin_eab_list, "  EAB keys (without HMAC keys)"},
+    {"eab revoke", admin_eab_revoke, "KID  revoke an unused EAB key"},
+    {"ca init", admin_ca_init,
+	"[--dir var/pki]  create roots, intermediates, a cross-sign, "
+	"roots.pem and issuers.json (never overwrites)"},
+    {"db migrate", admin_db_migrate,
+	"[--sa-config FILE] [--sa-bin PATH]  apply schema migrations "
+	"(runs anvil-sa --migrate)"},
+    {"crl regenerate", admin_crl_regenerate,
+	"[--issuer ID] [--shard N]  sign and store CRLs now (all shards "
+	"of all issuers by default)"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -61,8 +62,10 @@ usage(FILE *f)
 	fprintf(f, "usage: anvil-admin <command> [options]\n\ncommands:\n");
 	for (k = 0; k < NCOMMANDS; k++)
 		fprintf(f, "  %s %s\n", commands[k].name, commands[k].help);
-	fprintf(f, "\n%s\nconfig: --config, $ANVIL_ADMIN_CONFIG or "
-	    "configs/dev/admin.json\n", COMMON_HELP);
+	fprintf(f,
+	    "\n%s\nconfig: --config, $ANVIL_ADMIN_CONFIG or "
+	    "configs/dev/admin.json\n",
+	    COMMON_HELP);
 }
 
 /* Number of words of name matched by argv[1..], 0 if it does not match. */
@@ -74,7 +77,7 @@ match(const char *name, int argc, char **argv)
 
 	snprintf(buf, sizeof(buf), "%s", name);
 	for (w = strtok_r(buf, " ", &save); w != NULL;
-	    w = strtok_r(NULL, " ", &save), i++) {
+	     w = strtok_r(NULL, " ", &save), i++) {
 		if (i >= argc || strcmp(argv[i], w) != 0)
 			return 0;
 	}
@@ -90,8 +93,8 @@ identity(char *buf, size_t len)
 	const char *name = pw != NULL ? pw->pw_name : "unknown";
 
 	if (sudo != NULL && sudo[0] != '\0')
-		snprintf(buf, len, "%s via %s(%u)", sudo, name,
-		    (unsigned)getuid());
+		snprintf(
+		    buf, len, "%s via %s(%u)", sudo, name, (unsigned)getuid());
 	else
 		snprintf(buf, len, "%s(%u)", name, (unsigned)getuid());
 }
@@ -122,7 +125,9 @@ main(int argc, char **argv)
 			return rc;
 		}
 	}
-	fprintf(stderr, "anvil-admin: unknown command \"%s\" (see "
-	    "anvil-admin help)\n", argv[1]);
+	fprintf(stderr,
+	    "anvil-admin: unknown command \"%s\" (see "
+	    "anvil-admin help)\n",
+	    argv[1]);
 	return rc;
 }

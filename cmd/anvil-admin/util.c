@@ -20,11 +20,16 @@ static const struct {
 	const char *name;
 	int code;
 } reasons[] = {
-	{"unspecified", 0}, {"keyCompromise", 1}, {"cACompromise", 2},
-	{"affiliationChanged", 3}, {"superseded", 4},
-	{"cessationOfOperation", 5}, {"certificateHold", 6},
-	{"removeFromCRL", 8}, {"privilegeWithdrawn", 9},
-	{"aACompromise", 10},
+    {"unspecified", 0},
+    {"keyCompromise", 1},
+    {"cACompromise", 2},
+    {"affiliationChanged", 3},
+    {"superseded", 4},
+    {"cessationOfOperation", 5},
+    {"certificateHold", 6},
+    {"removeFromCRL", 8},
+    {"privilegeWithdrawn", 9},
+    {"aACompromise", 10},
 };
 
 /* See admin.h. */
@@ -80,7 +85,7 @@ admin_common_opt(struct admin_ctx *ctx, int argc, char **argv, int *i)
 	}
 	if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 		printf("usage: anvil-admin %s %s\n  common options: --json "
-		    "--dry-run --config FILE --sa/--ra/--ca TARGET\n",
+		       "--dry-run --config FILE --sa/--ra/--ca TARGET\n",
 		    ctx->cmd, ctx->usage);
 		return 2;
 	}
@@ -93,8 +98,8 @@ admin_common_opt(struct admin_ctx *ctx, int argc, char **argv, int *i)
 	for (k = 0; k < ADMIN__MAX; k++) {
 		if (a[0] == '-' && a[1] == '-' &&
 		    strcmp(a + 2, svc_names[k]) == 0) {
-			if ((ctx->target[k] = admin_optval(ctx, argc, argv,
-			    i)) == NULL)
+			if ((ctx->target[k] =
+				    admin_optval(ctx, argc, argv, i)) == NULL)
 				return -1;
 			return 1;
 		}
@@ -134,8 +139,8 @@ admin_fail(struct admin_ctx *ctx, const char *fmt, ...)
 static int
 load_config(struct admin_ctx *ctx)
 {
-	static const char *const keys[] = {"sa", "ra", "ca", "sa_config",
-	    "sa_bin", NULL};
+	static const char *const keys[] = {
+	    "sa", "ra", "ca", "sa_config", "sa_bin", NULL};
 	char err[512];
 	const char *key, *path = ctx->config_path;
 	json_t *v;
@@ -152,7 +157,8 @@ load_config(struct admin_ctx *ctx)
 		admin_fail(ctx, "%s", err);
 		return -1;
 	}
-	json_object_foreach(ctx->config, key, v) {
+	json_object_foreach(ctx->config, key, v)
+	{
 		for (k = 0; keys[k] != NULL; k++)
 			if (strcmp(key, keys[k]) == 0)
 				break;
@@ -188,8 +194,7 @@ admin_svc(struct admin_ctx *ctx, enum admin_svc svc)
 		obj = json_pack("{s:s}", "target", ctx->target[svc]);
 	else if (load_config(ctx) != 0)
 		return NULL;
-	else if ((obj = json_object_get(ctx->config, svc_names[svc])) ==
-	    NULL) {
+	else if ((obj = json_object_get(ctx->config, svc_names[svc])) == NULL) {
 		admin_fail(ctx, "%s: no \"%s\" target (or pass --%s)",
 		    ctx->config_path, svc_names[svc], svc_names[svc]);
 		return NULL;
@@ -200,8 +205,8 @@ admin_svc(struct admin_ctx *ctx, enum admin_svc svc)
 		goto out;
 	}
 	cfg.connections = 1;
-	ctx->client[svc] = rpc_client_new(&cfg, svc_names[svc], NULL, err,
-	    sizeof(err));
+	ctx->client[svc] =
+	    rpc_client_new(&cfg, svc_names[svc], NULL, err, sizeof(err));
 	if (ctx->client[svc] == NULL)
 		admin_fail(ctx, "%s: %s", cfg.target, err);
 	rpc_client_config_clear(&cfg);
@@ -303,15 +308,15 @@ admin_pem_certs(const char *path, json_t **serials, json_t **key_hashes,
 	}
 	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
 		sn = X509_get0_serialNumber(x);
-		hex = hex_encode(ASN1_STRING_get0_data(sn),
-		    (size_t)ASN1_STRING_length(sn));
+		hex = hex_encode(
+		    ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn));
 		json_array_append_new(*serials, json_string(hex));
 		free(hex);
 		hex = NULL;
 		if (key_hashes != NULL) {
 			if ((hex = spki_hash(X509_get0_pubkey(x))) == NULL) {
-				snprintf(err, errlen, "%s: bad public key",
-				    path);
+				snprintf(
+				    err, errlen, "%s: bad public key", path);
 				goto out;
 			}
 			json_array_append_new(*key_hashes, json_string(hex));
@@ -365,8 +370,7 @@ admin_pem_key_hash(const char *path, char *err, size_t errlen)
 	}
 	if (pk == NULL) {
 		ERR_clear_error();
-		snprintf(err, errlen, "%s: no PEM public or private key",
-		    path);
+		snprintf(err, errlen, "%s: no PEM public or private key", path);
 		goto out;
 	}
 	if ((h = spki_hash(pk)) == NULL)

@@ -28,8 +28,8 @@ null_call(void *arg, const char *method, json_t *params, const char *rid,
 	(void)params;
 	(void)rid;
 	if (strcmp(method, "sa.get_certificate") == 0) {
-		*result = json_pack("{s:s, s:s}", "status", "good",
-		    "issuer_id", ns->issuer_id);
+		*result = json_pack(
+		    "{s:s, s:s}", "status", "good", "issuer_id", ns->issuer_id);
 		return 0;
 	}
 	if (strcmp(method, "sa.get_ocsp") == 0) {
@@ -52,9 +52,9 @@ null_call(void *arg, const char *method, json_t *params, const char *rid,
 static uint8_t *
 bench_csr(enum ca_key_type kt, size_t *len)
 {
-	EVP_PKEY *k = kt == CA_KEY_RSA ?
-	    EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048) :
-	    EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *k = kt == CA_KEY_RSA
+	    ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
+	    : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	X509_REQ *req = X509_REQ_new();
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 	X509_EXTENSION *e;
@@ -64,14 +64,15 @@ bench_csr(enum ca_key_type kt, size_t *len)
 
 	if (k == NULL || req == NULL || exts == NULL)
 		goto out;
-	e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name,
-	    "DNS:bench.example.com");
+	e = X509V3_EXT_conf_nid(
+	    NULL, NULL, NID_subject_alt_name, "DNS:bench.example.com");
 	if (e == NULL || !sk_X509_EXTENSION_push(exts, e)) {
 		X509_EXTENSION_free(e);
 		goto out;
 	}
-	if (!X509_REQ_set_pubkey(req, k) || !X509_REQ_add_extensions(req,
-	    exts) || X509_REQ_sign(req, k, EVP_sha256()) <= 0)
+	if (!X509_REQ_set_pubkey(req, k) ||
+	    !X509_REQ_add_extensions(req, exts) ||
+	    X509_REQ_sign(req, k, EVP_sha256()) <= 0)
 		goto out;
 	if ((n = i2d_X509_REQ(req, &p)) <= 0)
 		goto out;
@@ -130,8 +131,8 @@ work(void *arg)
 			rc = ca_ocsp(w->ca, w->serial, NULL, &der, &len, &p);
 			break;
 		default:
-			rc = ca_generate_crl(w->ca, w->issuer_id, 0, NULL, NULL,
-			    &der, &len, &p);
+			rc = ca_generate_crl(
+			    w->ca, w->issuer_id, 0, NULL, NULL, &der, &len, &p);
 			break;
 		}
 		free(der);
@@ -202,17 +203,16 @@ ca_bench_main(const char *issuers_path, const char *profiles_path,
 	int kt, rc = 1;
 	double issue1, issuen, ocsp, crl;
 
-	ids = json_pack("[{s:s, s:s}]", "type", "dns", "value",
-	    "bench.example.com");
-	if ((profiles = profiles_load(profiles_path, err, sizeof(err))) ==
-	    NULL)
+	ids = json_pack(
+	    "[{s:s, s:s}]", "type", "dns", "value", "bench.example.com");
+	if ((profiles = profiles_load(profiles_path, err, sizeof(err))) == NULL)
 		goto fail;
 	for (kt = 0; kt < CA_KEY__MAX; kt++) {
-		if ((issuers = ca_issuers_load(issuers_path, err,
-		    sizeof(err))) == NULL)
+		if ((issuers = ca_issuers_load(
+			 issuers_path, err, sizeof(err))) == NULL)
 			goto fail;
-		is = ca_issuers_choose(issuers, "shortlived",
-		    (enum ca_key_type)kt);
+		is = ca_issuers_choose(
+		    issuers, "shortlived", (enum ca_key_type)kt);
 		if (is == NULL) {
 			snprintf(err, sizeof(err), "no %s issuer",
 			    ca_key_type_name((enum ca_key_type)kt));
@@ -239,19 +239,20 @@ ca_bench_main(const char *issuers_path, const char *profiles_path,
 		    ns[kt].issuer_id, 1, ms);
 		issuen = run(ca[kt], OP_ISSUE, csr, csrlen, ids,
 		    ns[kt].issuer_id, threads, ms);
-		ocsp = run(ca[kt], OP_OCSP, csr, csrlen, ids,
-		    ns[kt].issuer_id, 1, ms);
-		crl = run(ca[kt], OP_CRL, csr, csrlen, ids, ns[kt].issuer_id,
-		    1, ms);
+		ocsp = run(
+		    ca[kt], OP_OCSP, csr, csrlen, ids, ns[kt].issuer_id, 1, ms);
+		crl = run(
+		    ca[kt], OP_CRL, csr, csrlen, ids, ns[kt].issuer_id, 1, ms);
 		if (issue1 < 0 || issuen < 0 || ocsp < 0 || crl < 0) {
-			snprintf(err, sizeof(err), "%s: operations failed "
+			snprintf(err, sizeof(err),
+			    "%s: operations failed "
 			    "during the bench",
 			    ca_key_type_name((enum ca_key_type)kt));
 			goto fail;
 		}
 		printf("{\"key_type\":\"%s\",\"issue_per_s\":%.0f,"
-		    "\"issue_per_s_threads\":%.0f,\"threads\":%d,"
-		    "\"ocsp_per_s\":%.0f,\"crl_per_s\":%.0f}\n",
+		       "\"issue_per_s_threads\":%.0f,\"threads\":%d,"
+		       "\"ocsp_per_s\":%.0f,\"crl_per_s\":%.0f}\n",
 		    ca_key_type_name((enum ca_key_type)kt), issue1, issuen,
 		    threads, ocsp, crl);
 		fflush(stdout);

@@ -52,10 +52,10 @@ health(void *arg, char *msg, size_t msglen)
 	struct problem *prob = NULL;
 	int rc = 0;
 
-	if (rpc_call(p->sa, "health.check", NULL, 2000, NULL, &res,
-	    &prob) != 0) {
-		snprintf(msg, msglen, "sa: %s", prob && prob->detail ?
-		    prob->detail : "unreachable");
+	if (rpc_call(p->sa, "health.check", NULL, 2000, NULL, &res, &prob) !=
+	    0) {
+		snprintf(msg, msglen, "sa: %s",
+		    prob && prob->detail ? prob->detail : "unreachable");
 		rc = -1;
 	}
 	json_decref(res);
@@ -103,7 +103,8 @@ crl_timer(void *arg)
 		failed = ca_generate_all_crls(p->ca, rid);
 		if (failed > 0)
 			log_warn("CRL timer: %d shard(s) failed; retrying in "
-			    "%ds", failed, CRL_RETRY_MS / 1000);
+				 "%ds",
+			    failed, CRL_RETRY_MS / 1000);
 		delay = failed > 0 ? CRL_RETRY_MS : p->crl_period_ms;
 		if (wait_or_stop(p, delay))
 			return NULL;
@@ -113,7 +114,8 @@ crl_timer(void *arg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: anvil-ca --config FILE\n"
+	fprintf(stderr,
+	    "usage: anvil-ca --config FILE\n"
 	    "       anvil-ca --bench SECONDS --issuers FILE --profiles FILE "
 	    "[--threads N]\n");
 }
@@ -148,7 +150,8 @@ main(int argc, char **argv)
 	pthread_cond_init(&proc.cv, NULL);
 	for (i = 1; i < argc; i++) {
 		if ((strcmp(argv[i], "--config") == 0 ||
-		    strcmp(argv[i], "-c") == 0) && i + 1 < argc)
+			strcmp(argv[i], "-c") == 0) &&
+		    i + 1 < argc)
 			path = argv[++i];
 		else if (strcmp(argv[i], "--bench") == 0 && i + 1 < argc)
 			bench_seconds = atof(argv[++i]);
@@ -192,18 +195,17 @@ main(int argc, char **argv)
 	}
 	if ((profiles = profiles_load(cfg.profiles, err, sizeof(err))) == NULL)
 		goto fail;
-	if ((issuers = ca_issuers_load(cfg.issuers, err, sizeof(err))) ==
-	    NULL)
+	if ((issuers = ca_issuers_load(cfg.issuers, err, sizeof(err))) == NULL)
 		goto fail;
 	for (k = 0; k < ca_issuers_count(issuers); k++) {
 		const struct ca_issuer *is = ca_issuers_get(issuers, k);
 		log_info("issuer %s \"%s\" (%s)", ca_issuer_id(is),
-		    ca_issuer_name(is), ca_key_type_name(ca_issuer_key_type(
-		    is)));
+		    ca_issuer_name(is),
+		    ca_key_type_name(ca_issuer_key_type(is)));
 	}
 	metrics = metrics_new();
-	if ((proc.sa = rpc_client_new(&ccfg, "sa", metrics, err,
-	    sizeof(err))) == NULL)
+	if ((proc.sa = rpc_client_new(
+		 &ccfg, "sa", metrics, err, sizeof(err))) == NULL)
 		goto fail;
 	proc.crl_period_ms = cfg.crl_period_ms;
 	proc.ca = ca_new(&cfg.settings, issuers, profiles,
@@ -220,8 +222,8 @@ main(int argc, char **argv)
 	if (dbg == NULL)
 		goto fail;
 	methods = ca_rpc_methods(&nmethods);
-	srv = rpc_server_new(&rcfg, methods, nmethods, proc.ca, metrics,
-	    health, &proc, err, sizeof(err));
+	srv = rpc_server_new(&rcfg, methods, nmethods, proc.ca, metrics, health,
+	    &proc, err, sizeof(err));
 	if (srv == NULL)
 		goto fail;
 	if (pthread_create(&timer, NULL, crl_timer, &proc) != 0) {
@@ -230,8 +232,8 @@ main(int argc, char **argv)
 	}
 	timer_started = 1;
 	log_info("serving %zu methods on %s; %lld CRL shards per issuer, "
-	    "regenerated every %llds", nmethods, rcfg.listen,
-	    (long long)cfg.settings.crl_shards,
+		 "regenerated every %llds",
+	    nmethods, rcfg.listen, (long long)cfg.settings.crl_shards,
 	    (long long)(cfg.crl_period_ms / 1000));
 	rpc_server_run(srv);
 	log_info("stopped");

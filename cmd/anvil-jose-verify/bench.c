@@ -26,8 +26,7 @@ cpu_ms(void)
  * ops per CPU-second, or -1 if a verification failed.
  */
 static double
-time_loop(const char *body, const struct jws *parsed, double seconds,
-    int full)
+time_loop(const char *body, const struct jws *parsed, double seconds, int full)
 {
 	int64_t start = cpu_ms(), now = start;
 	long n = 0;
@@ -40,8 +39,8 @@ time_loop(const char *body, const struct jws *parsed, double seconds,
 			int rc;
 
 			if (full) {
-				rc = jws_parse(body, strlen(body), NULL, &j,
-				    NULL);
+				rc = jws_parse(
+				    body, strlen(body), NULL, &j, NULL);
 				if (rc == 0)
 					rc = jws_verify(j, j->jwk, NULL);
 				jws_free(j);
@@ -61,10 +60,11 @@ static int
 bench_one(const char *alg, EVP_PKEY *key, double seconds)
 {
 	json_t *hdr = json_pack("{s:o, s:s, s:s}", "jwk", jwk_from_pkey(key),
-	    "nonce", "YmVuY2gtbm9uY2U", "url", "https://ca.example/acme/"
+	    "nonce", "YmVuY2gtbm9uY2U", "url",
+	    "https://ca.example/acme/"
 	    "new-acct");
 	const char *pl = "{\"termsOfServiceAgreed\":true,\"contact\":"
-	    "[\"mailto:admin@example.com\"]}";
+			 "[\"mailto:admin@example.com\"]}";
 	char *body = jws_sign(key, alg, hdr, (const uint8_t *)pl, strlen(pl));
 	struct jws *j = NULL;
 	double full, verify;
@@ -77,7 +77,8 @@ bench_one(const char *alg, EVP_PKEY *key, double seconds)
 	if (verify < 0 || full < 0)
 		goto out;
 	printf("{\"alg\":\"%s\",\"verify_per_s\":%.0f,"
-	    "\"parse_and_verify_per_s\":%.0f}\n", alg, verify, full);
+	       "\"parse_and_verify_per_s\":%.0f}\n",
+	    alg, verify, full);
 	rc = 0;
 out:
 	jws_free(j);

@@ -47,7 +47,8 @@ struct opts {
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: anvil-jose-verify [--url U] [--nonce N] "
+	fprintf(stderr,
+	    "usage: anvil-jose-verify [--url U] [--nonce N] "
 	    "[--kid-key JWKFILE] [--allow-es512] [--allow-eddsa] "
 	    "[--rsa-max-bits N] [--payload-json] [--key-change ACCOUNT_URL] "
 	    "[--eab-key B64URL] [--key-authz TOKEN] < body\n");
@@ -134,8 +135,8 @@ load_jwk(const char *path, const struct jose_policy *p)
 		return NULL;
 	}
 	if (jwk_parse(j, p, &k, &prob) != 0) {
-		fprintf(stderr, "anvil-jose-verify: %s: %s\n", path,
-		    prob->detail);
+		fprintf(
+		    stderr, "anvil-jose-verify: %s: %s\n", path, prob->detail);
 		problem_free(prob);
 	}
 	json_decref(j);
@@ -162,14 +163,13 @@ check_eab(const struct opts *o, const struct jws *j, const json_t *payload,
 		*prob = problem_new(PROB_MALFORMED, "EAB needs a jwk request");
 		goto out;
 	}
-	if (b64url_decode(o->eab_key, strlen(o->eab_key), &key, &keylen) !=
-	    0) {
+	if (b64url_decode(o->eab_key, strlen(o->eab_key), &key, &keylen) != 0) {
 		*prob = problem_new(PROB_MALFORMED, "bad --eab-key");
 		goto out;
 	}
 	if (jose_eab_kid(eab, &kid, prob) != 0 ||
-	    jose_verify_eab(eab, key, keylen, j->jwk, o->url ? o->url : j->url,
-	    prob) != 0)
+	    jose_verify_eab(
+		eab, key, keylen, j->jwk, o->url ? o->url : j->url, prob) != 0)
 		goto out;
 	json_object_set_new(res, "eab_kid", json_string(kid));
 	rc = 0;
@@ -241,8 +241,10 @@ main(int argc, char **argv)
 		goto verdict;
 	}
 	if (o.url != NULL && strcmp(o.url, j->url) != 0) {
-		prob = problem_new(PROB_UNAUTHORIZED, "url \"%s\" is not the "
-		    "request URL \"%s\"", j->url, o.url);
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "url \"%s\" is not the "
+		    "request URL \"%s\"",
+		    j->url, o.url);
 		stage = "url";
 		goto verdict;
 	}
@@ -257,16 +259,17 @@ main(int argc, char **argv)
 		goto verdict;
 	}
 	if (o.key_change != NULL) {
-		if (acct == NULL || jose_verify_key_change(j, &o.policy,
-		    o.key_change, acct, &newk, &prob) != 0) {
+		if (acct == NULL ||
+		    jose_verify_key_change(
+			j, &o.policy, o.key_change, acct, &newk, &prob) != 0) {
 			if (prob == NULL)
 				prob = problem_new(PROB_MALFORMED,
 				    "--key-change needs --kid-key");
 			stage = "key_change";
 			goto verdict;
 		}
-		json_object_set_new(res, "new_key_thumbprint",
-		    json_string(newk->thumbprint));
+		json_object_set_new(
+		    res, "new_key_thumbprint", json_string(newk->thumbprint));
 	}
 	if (o.eab_key != NULL && check_eab(&o, j, payload, res, &prob) != 0) {
 		stage = "eab";
@@ -279,21 +282,22 @@ verdict:
 		json_object_set_new(res, "stage", json_string(stage));
 		json_object_set_new(res, "problem", problem_to_json(prob));
 	} else {
-		json_object_set_new(res, "alg",
-		    json_string(jose_alg_name(j->alg)));
+		json_object_set_new(
+		    res, "alg", json_string(jose_alg_name(j->alg)));
 		json_object_set_new(res, "url", json_string(j->url));
 		json_object_set_new(res, "nonce", json_string(j->nonce));
-		json_object_set_new(res, "kid", j->kid ? json_string(j->kid) :
-		    json_null());
-		json_object_set_new(res, "thumbprint", json_string(j->jwk ?
-		    j->jwk->thumbprint : acct->thumbprint));
-		json_object_set_new(res, "post_as_get",
-		    json_boolean(j->is_post_as_get));
-		json_object_set_new(res, "payload", payload ?
-		    json_incref(payload) : json_null());
+		json_object_set_new(
+		    res, "kid", j->kid ? json_string(j->kid) : json_null());
+		json_object_set_new(res, "thumbprint",
+		    json_string(
+			j->jwk ? j->jwk->thumbprint : acct->thumbprint));
+		json_object_set_new(
+		    res, "post_as_get", json_boolean(j->is_post_as_get));
+		json_object_set_new(res, "payload",
+		    payload ? json_incref(payload) : json_null());
 		if (o.key_authz != NULL)
-			add_key_authz(res, o.key_authz, j->jwk ?
-			    j->jwk->thumbprint : acct->thumbprint);
+			add_key_authz(res, o.key_authz,
+			    j->jwk ? j->jwk->thumbprint : acct->thumbprint);
 	}
 	out = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
 	if (out == NULL || printf("%s\n", out) < 0) {

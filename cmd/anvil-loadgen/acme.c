@@ -79,8 +79,8 @@ problem_reason(const struct lg_resp *r, char *fail, size_t faillen)
 	json_t *doc = json_loadb(r->body, r->body_len, 0, NULL);
 	const char *t = json_string_value(json_object_get(doc, "type"));
 
-	if (t != NULL && strncmp(t, ACME_ERR_PREFIX,
-			     strlen(ACME_ERR_PREFIX)) == 0)
+	if (t != NULL &&
+	    strncmp(t, ACME_ERR_PREFIX, strlen(ACME_ERR_PREFIX)) == 0)
 		set_fail(fail, faillen, t + strlen(ACME_ERR_PREFIX));
 	else if (t != NULL)
 		set_fail(fail, faillen, t);
@@ -139,15 +139,16 @@ signed_post(struct lg_worker *w, enum lg_req kind, const char *url,
 		json_decref(hdr);
 		hdr = json_pack("{s:s, s:s}", "url", url, "nonce", w->nonce);
 		if (hdr == NULL ||
-		    (use_jwk ? json_object_set(hdr, "jwk", w->account_jwk) :
-			       json_object_set_new(hdr, "kid",
-				   json_string(w->kid))) != 0) {
+		    (use_jwk ? json_object_set(hdr, "jwk", w->account_jwk)
+			     : json_object_set_new(
+				   hdr, "kid", json_string(w->kid))) != 0) {
 			set_fail(fail, faillen, "protocol");
 			goto out;
 		}
 		free(jws);
 		jws = jws_sign(w->account_key, "ES256", hdr,
-		    (const uint8_t *)payload, payload != NULL ? strlen(payload) : 0);
+		    (const uint8_t *)payload,
+		    payload != NULL ? strlen(payload) : 0);
 		free(w->nonce);
 		w->nonce = NULL;
 		if (jws == NULL) {
@@ -208,8 +209,8 @@ jstr(const json_t *o, const char *k)
 
 /* POST-as-GET url into *out (JSON object). 0 or -1 with fail. */
 static int
-fetch_json(struct lg_worker *w, enum lg_req kind, const char *url,
-    json_t **out, char *fail, size_t faillen)
+fetch_json(struct lg_worker *w, enum lg_req kind, const char *url, json_t **out,
+    char *fail, size_t faillen)
 {
 	struct lg_resp r = {0};
 	int rc = -1;
@@ -233,7 +234,8 @@ authz_invalid_reason(const json_t *authz, char *fail, size_t faillen)
 	size_t i;
 
 	set_fail(fail, faillen, "authzInvalid");
-	json_array_foreach(chals, i, c) {
+	json_array_foreach(chals, i, c)
+	{
 		const char *t = jstr(json_object_get(c, "error"), "type");
 
 		if (t == NULL)
@@ -251,8 +253,8 @@ authz_invalid_reason(const json_t *authz, char *fail, size_t faillen)
  * something was published. *pending is 1 if the authz must be polled.
  */
 static int
-start_authz(struct lg_worker *w, const char *url, char **token,
-    int *pending, char *fail, size_t faillen)
+start_authz(struct lg_worker *w, const char *url, char **token, int *pending,
+    char *fail, size_t faillen)
 {
 	json_t *authz = NULL, *c;
 	struct lg_resp r = {0};
@@ -273,7 +275,8 @@ start_authz(struct lg_worker *w, const char *url, char **token,
 		set_fail(fail, faillen, "protocol");
 		goto out;
 	}
-	json_array_foreach(json_object_get(authz, "challenges"), i, c) {
+	json_array_foreach(json_object_get(authz, "challenges"), i, c)
+	{
 		const char *t = jstr(c, "type");
 
 		if (t != NULL && strcmp(t, "http-01") == 0) {
@@ -289,8 +292,8 @@ start_authz(struct lg_worker *w, const char *url, char **token,
 	ka = jose_key_authorization(tok, w->thumbprint);
 	lg_responder_put(w->run->responder, tok, ka);
 	*token = xstrdup(tok);
-	if (signed_post(w, LG_REQ_CHALLENGE, curl, "{}", 0, &r, fail,
-		faillen) != 0)
+	if (signed_post(
+		w, LG_REQ_CHALLENGE, curl, "{}", 0, &r, fail, faillen) != 0)
 		goto out;
 	*pending = 1;
 	rc = 0;
@@ -316,8 +319,8 @@ poll_authz(struct lg_worker *w, const char *url, double deadline, char *fail,
 			return -1;
 		}
 		sleep_ms(w->run->poll_ms);
-		if (fetch_json(w, LG_REQ_POLL_AUTHZ, url, &authz, fail,
-			faillen) != 0)
+		if (fetch_json(
+			w, LG_REQ_POLL_AUTHZ, url, &authz, fail, faillen) != 0)
 			return -1;
 		st = jstr(authz, "status");
 		if (st == NULL)
@@ -341,8 +344,8 @@ poll_authz(struct lg_worker *w, const char *url, double deadline, char *fail,
 /* Finalizes and polls the order until valid; *cert_url malloc'd. */
 static int
 finalize_order(struct lg_worker *w, const char *order_url,
-    const char *finalize_url, EVP_PKEY *key, const char *const *names,
-    size_t n, double deadline, char **cert_url, char *fail, size_t faillen)
+    const char *finalize_url, EVP_PKEY *key, const char *const *names, size_t n,
+    double deadline, char **cert_url, char *fail, size_t faillen)
 {
 	struct lg_resp r = {0};
 	json_t *order = NULL, *payload = NULL;
@@ -374,11 +377,12 @@ finalize_order(struct lg_worker *w, const char *order_url,
 			goto out;
 		}
 		if (strcmp(st, "invalid") == 0) {
-			const char *t = jstr(json_object_get(order, "error"),
-			    "type");
+			const char *t =
+			    jstr(json_object_get(order, "error"), "type");
 
-			if (t != NULL && strncmp(t, ACME_ERR_PREFIX,
-					     strlen(ACME_ERR_PREFIX)) == 0)
+			if (t != NULL &&
+			    strncmp(t, ACME_ERR_PREFIX,
+				strlen(ACME_ERR_PREFIX)) == 0)
 				t += strlen(ACME_ERR_PREFIX);
 			set_fail(fail, faillen, t != NULL ? t : "orderInvalid");
 			goto out;
@@ -417,8 +421,9 @@ order_payload(char *const *names, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (json_array_append_new(ids, json_pack("{s:s, s:s}", "type",
-			"dns", "value", names[i])) != 0)
+		if (json_array_append_new(ids,
+			json_pack("{s:s, s:s}", "type", "dns", "value",
+			    names[i])) != 0)
 			log_bug("json_array_append_new failed");
 	p = json_pack("{s:o}", "identifiers", ids);
 	out = p != NULL ? json_dumps(p, JSON_COMPACT) : NULL;
@@ -437,8 +442,8 @@ issue_one(struct lg_worker *w, char *fail, size_t faillen)
 	char *payload = NULL, *order_url = NULL, *cert_url = NULL, err[256];
 	json_t *order = NULL, *authzs;
 	struct lg_resp r = {0};
-	EVP_PKEY *key = lg_keypool_get(run->keys,
-	    (uint64_t)atomic_fetch_add(&run->key_seq, 1));
+	EVP_PKEY *key = lg_keypool_get(
+	    run->keys, (uint64_t)atomic_fetch_add(&run->key_seq, 1));
 	double deadline = now_ms() + (double)run->issuance_timeout_ms;
 	const char *fin;
 	int rc = -1;
@@ -451,8 +456,8 @@ issue_one(struct lg_worker *w, char *fail, size_t faillen)
 		set_fail(fail, faillen, "protocol");
 		goto out;
 	}
-	if (signed_post(w, LG_REQ_NEW_ORDER, run->new_order_url, payload, 0,
-		&r, fail, faillen) != 0)
+	if (signed_post(w, LG_REQ_NEW_ORDER, run->new_order_url, payload, 0, &r,
+		fail, faillen) != 0)
 		goto out;
 	order = body_json(&r, fail, faillen);
 	if (order == NULL)
@@ -474,22 +479,22 @@ issue_one(struct lg_worker *w, char *fail, size_t faillen)
 			set_fail(fail, faillen, "protocol");
 			goto out;
 		}
-		if (start_authz(w, u, &tokens[i], &pending[i], fail,
-			faillen) != 0)
+		if (start_authz(w, u, &tokens[i], &pending[i], fail, faillen) !=
+		    0)
 			goto out;
 	}
 	for (i = 0; i < nauthz; i++) {
-		if (pending[i] && poll_authz(w, json_string_value(
-				      json_array_get(authzs, i)),
-				      deadline, fail, faillen) != 0)
+		if (pending[i] &&
+		    poll_authz(w, json_string_value(json_array_get(authzs, i)),
+			deadline, fail, faillen) != 0)
 			goto out;
 	}
 	if (finalize_order(w, order_url, fin, key, (const char *const *)names,
 		n, deadline, &cert_url, fail, faillen) != 0)
 		goto out;
 	lg_resp_clear(&r);
-	if (signed_post(w, LG_REQ_CERT, cert_url, NULL, 0, &r, fail,
-		faillen) != 0)
+	if (signed_post(w, LG_REQ_CERT, cert_url, NULL, 0, &r, fail, faillen) !=
+	    0)
 		goto out;
 	if (lg_cert_check(r.body, r.body_len, key, (const char *const *)names,
 		n, err, sizeof(err)) != 0) {
@@ -524,9 +529,8 @@ create_account(struct lg_worker *w, char *fail, size_t faillen)
 	int rc = -1;
 
 	w->account_key = lg_key_new_p256();
-	w->account_jwk = w->account_key != NULL ?
-	    jwk_from_pkey(w->account_key) :
-	    NULL;
+	w->account_jwk =
+	    w->account_key != NULL ? jwk_from_pkey(w->account_key) : NULL;
 	if (w->account_jwk == NULL ||
 	    jwk_parse(w->account_jwk, NULL, &k, &prob) != 0) {
 		log_bug("cannot make an account key");
@@ -551,20 +555,19 @@ out:
 }
 
 int
-lg_fetch_directory(struct lg_run *run, const char *url, char *err,
-    size_t errlen)
+lg_fetch_directory(
+    struct lg_run *run, const char *url, char *err, size_t errlen)
 {
 	struct lg_conn *c = lg_conn_new(run->ssl_ctx, run->timeout_ms);
 	struct lg_resp r = {0};
 	json_t *dir = NULL;
 	int rc = -1;
 
-	if (lg_http_request(c, "GET", url, NULL, NULL, 0, &r, err, errlen) !=
-	    0)
+	if (lg_http_request(c, "GET", url, NULL, NULL, 0, &r, err, errlen) != 0)
 		goto out;
 	if (r.status != 200) {
-		snprintf(err, errlen, "directory %s answered %d", url,
-		    r.status);
+		snprintf(
+		    err, errlen, "directory %s answered %d", url, r.status);
 		goto out;
 	}
 	dir = json_loadb(r.body, r.body_len, 0, NULL);

@@ -58,7 +58,8 @@ lg_url_parse(const char *url, struct lg_url *out)
 		colon = rb + 1 < hend && rb[1] == ':' ? rb + 1 : NULL;
 	} else {
 		colon = memchr(p, ':', (size_t)(hend - p));
-		out->host = xstrndup(p, (size_t)((colon != NULL ? colon : hend) - p));
+		out->host =
+		    xstrndup(p, (size_t)((colon != NULL ? colon : hend) - p));
 	}
 	if (colon != NULL) {
 		errno = 0;
@@ -166,8 +167,8 @@ lg_conn_opened(const struct lg_conn *c)
 }
 
 static int
-tcp_connect(const char *host, int port, int timeout_ms, char *err,
-    size_t errlen)
+tcp_connect(
+    const char *host, int port, int timeout_ms, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	struct timeval tv;
@@ -195,8 +196,8 @@ tcp_connect(const char *host, int port, int timeout_ms, char *err,
 			0 &&
 		    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ==
 			0 &&
-		    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-			sizeof(one)) == 0 &&
+		    setsockopt(
+			fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 &&
 		    connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
 		snprintf(err, errlen, "connect %s:%d: %s", host, port,
@@ -215,7 +216,8 @@ tls_err(const char *what, char *err, size_t errlen)
 	char buf[256];
 
 	ERR_error_string_n(e, buf, sizeof(buf));
-	snprintf(err, errlen, "%s: %s", what, e != 0 ? buf : "connection closed");
+	snprintf(
+	    err, errlen, "%s: %s", what, e != 0 ? buf : "connection closed");
 	ERR_clear_error();
 }
 
@@ -236,8 +238,8 @@ conn_open(struct lg_conn *c, const struct lg_url *u, char *err, size_t errlen)
 	is_ip = inet_pton(AF_INET, u->host, addr) == 1 ||
 	    inet_pton(AF_INET6, u->host, addr) == 1;
 	if (is_ip) {
-		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl),
-			u->host) != 1) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(
+			SSL_get0_param(c->ssl), u->host) != 1) {
 			tls_err("verify ip", err, errlen);
 			goto fail;
 		}
@@ -251,7 +253,8 @@ conn_open(struct lg_conn *c, const struct lg_url *u, char *err, size_t errlen)
 
 		if (vr != X509_V_OK)
 			snprintf(err, errlen, "TLS to %s:%d: certificate: %s",
-			    u->host, u->port, X509_verify_cert_error_string(vr));
+			    u->host, u->port,
+			    X509_verify_cert_error_string(vr));
 		else
 			tls_err("TLS handshake", err, errlen);
 		goto fail;
@@ -301,8 +304,7 @@ conn_fill(struct lg_conn *c, char *err, size_t errlen)
 		/* SO_RCVTIMEO expired (EAGAIN on a blocking socket). */
 		snprintf(err, errlen, "timeout");
 		c->timed_out = 1;
-	}
-	else if (e == SSL_ERROR_SYSCALL)
+	} else if (e == SSL_ERROR_SYSCALL)
 		snprintf(err, errlen, "read: %s",
 		    errno != 0 ? strerror(errno) : "connection closed");
 	else
@@ -326,9 +328,9 @@ conn_line(struct lg_conn *c, size_t maxlen, char *err, size_t errlen)
 {
 	for (;;) {
 		char *s = c->rbuf + c->rpos;
-		char *nl = c->rlen > c->rpos ?
-		    memchr(s, '\n', c->rlen - c->rpos) :
-		    NULL;
+		char *nl = c->rlen > c->rpos
+		    ? memchr(s, '\n', c->rlen - c->rpos)
+		    : NULL;
 
 		if (nl != NULL) {
 			*nl = '\0';
@@ -357,8 +359,8 @@ body_append(struct lg_resp *r, const char *p, size_t n)
 
 /* Copies exactly n body bytes from the connection. */
 static int
-read_exact(struct lg_conn *c, struct lg_resp *r, size_t n, char *err,
-    size_t errlen)
+read_exact(
+    struct lg_conn *c, struct lg_resp *r, size_t n, char *err, size_t errlen)
 {
 	while (n > 0) {
 		size_t avail, take;
@@ -469,8 +471,7 @@ read_response(struct lg_conn *c, int is_head, struct lg_resp *r,
 			r->content_type = xstrdup(v);
 	}
 	r->body = xstrdup("");
-	if (is_head || r->status < 200 || r->status == 204 ||
-	    r->status == 304)
+	if (is_head || r->status < 200 || r->status == 204 || r->status == 304)
 		return 0;
 	if (chunked)
 		return read_chunked(c, r, err, errlen);
@@ -499,8 +500,7 @@ read_response(struct lg_conn *c, int is_head, struct lg_resp *r,
 }
 
 static int
-write_all(struct lg_conn *c, const char *p, size_t n, char *err,
-    size_t errlen)
+write_all(struct lg_conn *c, const char *p, size_t n, char *err, size_t errlen)
 {
 	while (n > 0) {
 		int w;
@@ -510,7 +510,8 @@ write_all(struct lg_conn *c, const char *p, size_t n, char *err,
 		if (w <= 0) {
 			int e = SSL_get_error(c->ssl, w);
 
-			if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+			if (e == SSL_ERROR_WANT_WRITE ||
+			    e == SSL_ERROR_WANT_READ) {
 				snprintf(err, errlen, "timeout");
 				c->timed_out = 1;
 				return -1;
@@ -540,12 +541,12 @@ lg_http_request(struct lg_conn *c, const char *method, const char *url,
 		snprintf(err, errlen, "bad URL %.200s", url != NULL ? url : "");
 		return -1;
 	}
-	hostport = strchr(u.host, ':') != NULL ?
-	    xasprintf("[%s]:%d", u.host, u.port) :
-	    xasprintf("%s:%d", u.host, u.port);
-	ct = content_type != NULL ?
-	    xasprintf("Content-Type: %s\r\n", content_type) :
-	    xstrdup("");
+	hostport = strchr(u.host, ':') != NULL
+	    ? xasprintf("[%s]:%d", u.host, u.port)
+	    : xasprintf("%s:%d", u.host, u.port);
+	ct = content_type != NULL
+	    ? xasprintf("Content-Type: %s\r\n", content_type)
+	    : xstrdup("");
 	req = xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\n"
 			"User-Agent: anvil-loadgen/" ANVIL_VERSION "\r\n"
 			"Accept: */*\r\n%sContent-Length: %zu\r\n\r\n",
@@ -570,8 +571,8 @@ lg_http_request(struct lg_conn *c, const char *method, const char *url,
 		if (c->rpos == c->rlen)
 			c->rpos = c->rlen = 0;
 		if (write_all(c, req, reqlen, err, errlen) == 0 &&
-		    read_response(c, is_head, resp, &must_close, err,
-			errlen) == 0) {
+		    read_response(c, is_head, resp, &must_close, err, errlen) ==
+			0) {
 			rc = 0;
 			break;
 		}

@@ -44,10 +44,10 @@ void lg_url_clear(struct lg_url *u);
 /* One HTTP response; fields owned, free with lg_resp_clear. */
 struct lg_resp {
 	int status;
-	char *location;	    /* Location header or NULL */
-	char *nonce;	    /* Replay-Nonce header or NULL */
+	char *location;     /* Location header or NULL */
+	char *nonce;        /* Replay-Nonce header or NULL */
 	char *content_type; /* Content-Type header or NULL */
-	char *body;	    /* NUL-terminated (not counted), never NULL on 0 */
+	char *body;         /* NUL-terminated (not counted), never NULL on 0 */
 	size_t body_len;
 };
 
@@ -110,12 +110,12 @@ struct lg_stats {
 	size_t count[LG_REQ__MAX];
 	size_t cap[LG_REQ__MAX];
 	uint64_t errors[LG_REQ__MAX]; /* requests answered with an error */
-	json_t *failures;	      /* owned: {"reason": count} */
+	json_t *failures;             /* owned: {"reason": count} */
 	uint64_t issued;
 	uint64_t bad_nonce_retries;
-	uint32_t *timeline;   /* issuances completed in second i of the window */
+	uint32_t *timeline; /* issuances completed in second i of the window */
 	size_t timeline_len;
-	double last_ok_s;     /* window offset of the last completed issuance */
+	double last_ok_s; /* window offset of the last completed issuance */
 };
 
 void lg_stats_init(struct lg_stats *s);
@@ -134,9 +134,9 @@ struct lg_summary {
 	const char *directory;
 	int clients;
 	int names_per_order;
-	double elapsed_s;	/* measured window */
-	double setup_s;		/* account creation before the window */
-	double loadgen_cpu_s;	/* this process's CPU in the window */
+	double elapsed_s;     /* measured window */
+	double setup_s;       /* account creation before the window */
+	double loadgen_cpu_s; /* this process's CPU in the window */
 	uint64_t connections;
 	uint64_t http01_served;
 	int accounts_ok;
@@ -188,13 +188,13 @@ struct lg_responder;
  * GET /.well-known/acme-challenge/<token> with the registered key
  * authorization (404 otherwise). NULL with err if the port cannot be bound.
  */
-struct lg_responder *lg_responder_start(const char *addr, int port, char *err,
-    size_t errlen);
+struct lg_responder *lg_responder_start(
+    const char *addr, int port, char *err, size_t errlen);
 /* Stops the thread and frees everything. NULL is a no-op. */
 void lg_responder_stop(struct lg_responder *r);
 /* Registers token -> key authorization (both copied). Thread-safe. */
-void lg_responder_put(struct lg_responder *r, const char *token,
-    const char *key_authz);
+void lg_responder_put(
+    struct lg_responder *r, const char *token, const char *key_authz);
 /* Forgets token. Thread-safe. */
 void lg_responder_del(struct lg_responder *r, const char *token);
 /* Challenge requests answered with 200 so far. */
@@ -210,11 +210,11 @@ struct lg_run {
 	int clients;
 	int names_per_order;
 	const char *suffix;
-	int64_t count;	      /* issuances to start in total, 0 = by duration */
-	int64_t duration_ms;  /* 0 = by count */
+	int64_t count;       /* issuances to start in total, 0 = by duration */
+	int64_t duration_ms; /* 0 = by count */
 	int poll_ms;
 	int64_t issuance_timeout_ms;
-	int timeout_ms;	      /* per request */
+	int timeout_ms; /* per request */
 	int verbose;
 	/* directory */
 	char *new_nonce_url;
@@ -226,11 +226,11 @@ struct lg_run {
 	struct lg_responder *responder;
 	/* coordination */
 	pthread_barrier_t ready_barrier; /* workers + main: accounts made */
-	pthread_barrier_t go_barrier;	 /* workers + main: window opens */
-	atomic_int_fast64_t remaining;	 /* issuances left to start (count) */
+	pthread_barrier_t go_barrier;    /* workers + main: window opens */
+	atomic_int_fast64_t remaining;   /* issuances left to start (count) */
 	atomic_int_fast64_t key_seq;
-	int64_t start_mono_ms;		 /* set by main between the barriers */
-	int64_t deadline_mono_ms;	 /* set by main between the barriers */
+	int64_t start_mono_ms;    /* set by main between the barriers */
+	int64_t deadline_mono_ms; /* set by main between the barriers */
 };
 
 /* One worker: own account key, connection and statistics. */
@@ -253,8 +253,8 @@ struct lg_worker {
  * Fetches the directory at url and fills the run's endpoint URLs.
  * 0, or -1 with err.
  */
-int lg_fetch_directory(struct lg_run *run, const char *url, char *err,
-    size_t errlen);
+int lg_fetch_directory(
+    struct lg_run *run, const char *url, char *err, size_t errlen);
 /* Frees what lg_fetch_directory filled in run. */
 void lg_run_clear_directory(struct lg_run *run);
 

@@ -86,24 +86,24 @@ static int
 parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{"directory", required_argument, NULL, 'D'},
-		{"trust", required_argument, NULL, 'T'},
-		{"clients", required_argument, NULL, 'c'},
-		{"duration", required_argument, NULL, 'd'},
-		{"count", required_argument, NULL, 'n'},
-		{"names", required_argument, NULL, 'k'},
-		{"suffix", required_argument, NULL, 'S'},
-		{"http-addr", required_argument, NULL, 'A'},
-		{"http-port", required_argument, NULL, 'P'},
-		{"no-responder", no_argument, NULL, 'N'},
-		{"poll", required_argument, NULL, 'p'},
-		{"timeout", required_argument, NULL, 't'},
-		{"issuance-timeout", required_argument, NULL, 'I'},
-		{"key-pool", required_argument, NULL, 'K'},
-		{"json", no_argument, NULL, 'j'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"directory", required_argument, NULL, 'D'},
+	    {"trust", required_argument, NULL, 'T'},
+	    {"clients", required_argument, NULL, 'c'},
+	    {"duration", required_argument, NULL, 'd'},
+	    {"count", required_argument, NULL, 'n'},
+	    {"names", required_argument, NULL, 'k'},
+	    {"suffix", required_argument, NULL, 'S'},
+	    {"http-addr", required_argument, NULL, 'A'},
+	    {"http-port", required_argument, NULL, 'P'},
+	    {"no-responder", no_argument, NULL, 'N'},
+	    {"poll", required_argument, NULL, 'p'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"issuance-timeout", required_argument, NULL, 'I'},
+	    {"key-pool", required_argument, NULL, 'K'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	char err[128], *probe = NULL, *norm = NULL;
 	long v;
@@ -113,14 +113,30 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    -1) {
 		bad_opt = ch;
 		switch (ch) {
-		case 'D': o->directory = optarg; break;
-		case 'T': o->trust = optarg; break;
-		case 'S': o->suffix = optarg; break;
-		case 'A': o->http_addr = optarg; break;
-		case 'N': o->no_responder = 1; break;
-		case 'j': o->json = 1; break;
-		case 'v': o->verbose = 1; break;
-		case 'h': usage(stdout); exit(0);
+		case 'D':
+			o->directory = optarg;
+			break;
+		case 'T':
+			o->trust = optarg;
+			break;
+		case 'S':
+			o->suffix = optarg;
+			break;
+		case 'A':
+			o->http_addr = optarg;
+			break;
+		case 'N':
+			o->no_responder = 1;
+			break;
+		case 'j':
+			o->json = 1;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
 		case 'c':
 			if (parse_int(optarg, 1, 4096, &v) != 0)
 				goto bad;
@@ -162,8 +178,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 				goto bad;
 			break;
 		case 'I':
-			if (duration_parse_ms(optarg,
-				&o->issuance_timeout_ms) != 0 ||
+			if (duration_parse_ms(
+				optarg, &o->issuance_timeout_ms) != 0 ||
 			    o->issuance_timeout_ms <= 0)
 				goto bad;
 			break;
@@ -173,14 +189,16 @@ parse_opts(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (optind != argc || o->directory == NULL || o->trust == NULL) {
-		fprintf(stderr, "anvil-loadgen: --directory and --trust are "
-				"required\n");
+		fprintf(stderr,
+		    "anvil-loadgen: --directory and --trust are "
+		    "required\n");
 		usage(stderr);
 		return -1;
 	}
 	if (o->count > 0 && o->duration_ms > 0) {
-		fprintf(stderr, "anvil-loadgen: give --count or --duration, "
-				"not both\n");
+		fprintf(stderr,
+		    "anvil-loadgen: give --count or --duration, "
+		    "not both\n");
 		return -1;
 	}
 	if (o->count == 0 && o->duration_ms == 0)
@@ -267,8 +285,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (!o.no_responder) {
-		run.responder = lg_responder_start(o.http_addr, o.http_port,
-		    err, sizeof(err));
+		run.responder = lg_responder_start(
+		    o.http_addr, o.http_port, err, sizeof(err));
 		if (run.responder == NULL) {
 			log_error("%s", err);
 			goto out;
@@ -279,10 +297,10 @@ main(int argc, char **argv)
 		log_error("cannot generate the certificate key pool");
 		goto out;
 	}
-	if (pthread_barrier_init(&run.ready_barrier, NULL,
-		(unsigned)o.clients + 1) != 0 ||
-	    pthread_barrier_init(&run.go_barrier, NULL,
-		(unsigned)o.clients + 1) != 0) {
+	if (pthread_barrier_init(
+		&run.ready_barrier, NULL, (unsigned)o.clients + 1) != 0 ||
+	    pthread_barrier_init(
+		&run.go_barrier, NULL, (unsigned)o.clients + 1) != 0) {
 		log_error("pthread_barrier_init failed");
 		goto out;
 	}
@@ -346,8 +364,9 @@ out:
 	free(workers);
 	if (attr_ok && pthread_attr_destroy(&attr) != 0)
 		log_bug("pthread_attr_destroy failed");
-	if (barriers && (pthread_barrier_destroy(&run.ready_barrier) != 0 ||
-			    pthread_barrier_destroy(&run.go_barrier) != 0))
+	if (barriers &&
+	    (pthread_barrier_destroy(&run.ready_barrier) != 0 ||
+		pthread_barrier_destroy(&run.go_barrier) != 0))
 		log_bug("pthread_barrier_destroy failed");
 	json_decref(report);
 	lg_stats_clear(&total);

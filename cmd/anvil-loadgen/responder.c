@@ -46,8 +46,8 @@ hash(const char *s)
 }
 
 void
-lg_responder_put(struct lg_responder *r, const char *token,
-    const char *key_authz)
+lg_responder_put(
+    struct lg_responder *r, const char *token, const char *key_authz)
 {
 	struct entry *e = xcalloc(1, sizeof(*e));
 	unsigned h = hash(token);
@@ -172,8 +172,8 @@ lg_responder_start(const char *addr, int port, char *err, size_t errlen)
 	evhttp_set_gencb(r->http, on_request, r);
 	evhttp_set_timeout(r->http, 10);
 	if (evhttp_bind_socket(r->http, addr, (ev_uint16_t)port) != 0) {
-		snprintf(err, errlen, "http-01 responder cannot listen on %s:%d",
-		    addr, port);
+		snprintf(err, errlen,
+		    "http-01 responder cannot listen on %s:%d", addr, port);
 		goto fail;
 	}
 	if (pthread_create(&r->thread, NULL, loop_main, r) != 0) {

@@ -11,16 +11,16 @@
 #include "cmd/anvil-loadgen/lg.h"
 
 static const char *const req_names[LG_REQ__MAX] = {
-	[LG_REQ_NONCE] = "newNonce",
-	[LG_REQ_NEW_ACCOUNT] = "newAccount",
-	[LG_REQ_NEW_ORDER] = "newOrder",
-	[LG_REQ_AUTHZ] = "authz",
-	[LG_REQ_CHALLENGE] = "challenge",
-	[LG_REQ_POLL_AUTHZ] = "pollAuthz",
-	[LG_REQ_FINALIZE] = "finalize",
-	[LG_REQ_POLL_ORDER] = "pollOrder",
-	[LG_REQ_CERT] = "certificate",
-	[LG_REQ_ISSUANCE] = "issuance",
+    [LG_REQ_NONCE] = "newNonce",
+    [LG_REQ_NEW_ACCOUNT] = "newAccount",
+    [LG_REQ_NEW_ORDER] = "newOrder",
+    [LG_REQ_AUTHZ] = "authz",
+    [LG_REQ_CHALLENGE] = "challenge",
+    [LG_REQ_POLL_AUTHZ] = "pollAuthz",
+    [LG_REQ_FINALIZE] = "finalize",
+    [LG_REQ_POLL_ORDER] = "pollOrder",
+    [LG_REQ_CERT] = "certificate",
+    [LG_REQ_ISSUANCE] = "issuance",
 };
 
 const char *
@@ -55,8 +55,8 @@ lg_stats_add(struct lg_stats *s, enum lg_req k, double ms)
 {
 	if (s->count[k] == s->cap[k]) {
 		s->cap[k] = s->cap[k] == 0 ? 256 : s->cap[k] * 2;
-		s->samples[k] = xrealloc(s->samples[k],
-		    s->cap[k] * sizeof(double));
+		s->samples[k] =
+		    xrealloc(s->samples[k], s->cap[k] * sizeof(double));
 	}
 	s->samples[k][s->count[k]++] = ms;
 }
@@ -126,7 +126,7 @@ lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src)
 		dst->errors[k] += src->errors[k];
 	}
 	json_object_foreach(src->failures, key, val)
-		fail_add(dst->failures, key, json_integer_value(val));
+	    fail_add(dst->failures, key, json_integer_value(val));
 	timeline_grow(dst, src->timeline_len);
 	for (k = 0; k < (int)src->timeline_len; k++)
 		dst->timeline[k] += src->timeline[k];
@@ -174,13 +174,14 @@ lg_stats_json(struct lg_stats *s, const struct lg_summary *sum)
 	json_t *val;
 	int k;
 
-	json_object_foreach(s->failures, key, val)
-		failed += json_integer_value(val);
+	json_object_foreach(s->failures, key, val) failed +=
+	    json_integer_value(val);
 	tl = json_array();
 	for (i = 0; i < s->timeline_len; i++) {
 		if (i >= (size_t)ceil(sum->elapsed_s) && s->timeline[i] == 0)
 			break;
-		if (json_array_append_new(tl, json_integer(s->timeline[i])) != 0)
+		if (json_array_append_new(tl, json_integer(s->timeline[i])) !=
+		    0)
 			log_bug("json_array_append_new failed");
 	}
 	for (k = 0; k < LG_REQ__MAX; k++) {
@@ -202,26 +203,23 @@ lg_stats_json(struct lg_stats *s, const struct lg_summary *sum)
 	}
 	jset(out, "directory", json_string(sum->directory));
 	jset(out, "clients", json_integer(sum->clients));
-	jset(out, "names_per_order",
-	    json_integer(sum->names_per_order));
+	jset(out, "names_per_order", json_integer(sum->names_per_order));
 	jset(out, "accounts", json_integer(sum->accounts_ok));
 	jset(out, "elapsed_s", json_real(round3(sum->elapsed_s)));
 	jset(out, "setup_s", json_real(round3(sum->setup_s)));
 	jset(out, "issued", json_integer((json_int_t)s->issued));
 	jset(out, "failed", json_integer(failed));
 	jset(out, "issuances_per_s",
-	    json_real(sum->elapsed_s > 0 ?
-		    round3((double)s->issued / sum->elapsed_s) :
-		    0));
+	    json_real(sum->elapsed_s > 0
+		    ? round3((double)s->issued / sum->elapsed_s)
+		    : 0));
 	jset(out, "failures", json_incref(s->failures));
 	jset(out, "bad_nonce_retries",
 	    json_integer((json_int_t)s->bad_nonce_retries));
-	jset(out, "connections",
-	    json_integer((json_int_t)sum->connections));
-	jset(out, "http01_served",
-	    json_integer((json_int_t)sum->http01_served));
-	jset(out, "loadgen_cpu_s",
-	    json_real(round3(sum->loadgen_cpu_s)));
+	jset(out, "connections", json_integer((json_int_t)sum->connections));
+	jset(
+	    out, "http01_served", json_integer((json_int_t)sum->http01_served));
+	jset(out, "loadgen_cpu_s", json_real(round3(sum->loadgen_cpu_s)));
 	jset(out, "latency", lat);
 	jset(out, "last_issuance_s", json_real(round3(s->last_ok_s)));
 	jset(out, "timeline", tl);
@@ -251,18 +249,18 @@ lg_stats_print(FILE *f, const json_t *r)
 	    num(r, "issued"), num(r, "elapsed_s"), num(r, "issuances_per_s"));
 	fprintf(f, "failed       %.0f\n", num(r, "failed"));
 	fails = json_object_get(r, "failures");
-	json_object_foreach((json_t *)fails, key, val)
-		fprintf(f, "  %-32s %lld\n", key,
-		    (long long)json_integer_value(val));
-	fprintf(f, "badNonce retries %.0f, connections %.0f, http-01 served "
-		   "%.0f, loadgen CPU %.2f s\n",
+	json_object_foreach((json_t *)fails, key, val) fprintf(
+	    f, "  %-32s %lld\n", key, (long long)json_integer_value(val));
+	fprintf(f,
+	    "badNonce retries %.0f, connections %.0f, http-01 served "
+	    "%.0f, loadgen CPU %.2f s\n",
 	    num(r, "bad_nonce_retries"), num(r, "connections"),
 	    num(r, "http01_served"), num(r, "loadgen_cpu_s"));
 	fprintf(f, "%-12s %8s %6s %9s %9s %9s %9s %9s\n", "latency(ms)",
 	    "count", "errors", "mean", "p50", "p90", "p99", "max");
 	for (k = 0; k < LG_REQ__MAX; k++) {
-		const json_t *o = json_object_get(lat,
-		    lg_req_name((enum lg_req)k));
+		const json_t *o =
+		    json_object_get(lat, lg_req_name((enum lg_req)k));
 
 		if (o == NULL)
 			continue;

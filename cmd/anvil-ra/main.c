@@ -86,8 +86,8 @@ main(int argc, char **argv)
 			fprintf(stderr, "anvil-ra: %s: %s\n", path, err);
 			goto out;
 		}
-		dbg = debug_server_start(daddr, dport, m, ra_health, ra, err,
-		    sizeof(err));
+		dbg = debug_server_start(
+		    daddr, dport, m, ra_health, ra, err, sizeof(err));
 		free(daddr);
 		if (dbg == NULL) {
 			fprintf(stderr, "anvil-ra: debug server: %s\n", err);
@@ -95,8 +95,8 @@ main(int argc, char **argv)
 		}
 	}
 	methods = ra_methods(&nmethods);
-	srv = rpc_server_new(&scfg, methods, nmethods, ra, m, ra_health, ra,
-	    err, sizeof(err));
+	srv = rpc_server_new(
+	    &scfg, methods, nmethods, ra, m, ra_health, ra, err, sizeof(err));
 	if (srv == NULL) {
 		fprintf(stderr, "anvil-ra: rpc server: %s\n", err);
 		goto out;

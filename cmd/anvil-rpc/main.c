@@ -71,7 +71,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (strncmp(a, "--", 2) != 0) {
 			if (o->npos >= 3) {
-				fprintf(stderr, "anvil-rpc: too many "
+				fprintf(stderr,
+				    "anvil-rpc: too many "
 				    "arguments\n");
 				return -1;
 			}
@@ -135,8 +136,8 @@ make_client(const struct opts *o, const char *target)
 
 	j = json_pack("{s:s}", "target", target);
 	if (o->connections > 0)
-		json_object_set_new(j, "connections",
-		    json_integer(o->connections));
+		json_object_set_new(
+		    j, "connections", json_integer(o->connections));
 	if (o->max_frame > 0)
 		json_object_set_new(j, "max_frame", json_integer(o->max_frame));
 	if (o->cert != NULL || o->key != NULL || o->ca != NULL) {
@@ -144,8 +145,8 @@ make_client(const struct opts *o, const char *target)
 		    "key", o->key, "ca", o->ca);
 
 		if (o->server_name != NULL)
-			json_object_set_new(t, "server_name",
-			    json_string(o->server_name));
+			json_object_set_new(
+			    t, "server_name", json_string(o->server_name));
 		json_object_set_new(j, "tls", t);
 	}
 	if (rpc_client_config_parse(j, &cfg, err, sizeof(err)) != 0) {
@@ -153,8 +154,9 @@ make_client(const struct opts *o, const char *target)
 		goto out;
 	}
 	cfg.timeout_ms = o->timeout_ms;
-	c = rpc_client_new(&cfg, o->server_name != NULL ? o->server_name :
-	    "target", NULL, err, sizeof(err));
+	c = rpc_client_new(&cfg,
+	    o->server_name != NULL ? o->server_name : "target", NULL, err,
+	    sizeof(err));
 	if (c == NULL)
 		fprintf(stderr, "anvil-rpc: %s\n", err);
 	rpc_client_config_clear(&cfg);
@@ -180,7 +182,8 @@ cmd_call(const struct opts *o)
 	if (o->npos == 3) {
 		params = json_loads(o->pos[2], 0, &jerr);
 		if (!json_is_object(params)) {
-			fprintf(stderr, "anvil-rpc: params must be a JSON "
+			fprintf(stderr,
+			    "anvil-rpc: params must be a JSON "
 			    "object\n");
 			goto out;
 		}
@@ -189,14 +192,14 @@ cmd_call(const struct opts *o)
 	if (c == NULL)
 		goto out;
 	if (rpc_call(c, o->pos[1], params, (int)o->timeout_ms, o->request_id,
-	    &result, &prob) != 0) {
+		&result, &prob) != 0) {
 		pj = problem_to_rpc_json(prob);
 		s = json_dumps(pj, JSON_COMPACT | JSON_SORT_KEYS);
 		printf("error: %s\n", s != NULL ? s : "?");
 		goto out;
 	}
-	s = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS |
-	    JSON_ENCODE_ANY);
+	s = json_dumps(
+	    result, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 	printf("%s\n", s != NULL ? s : "null");
 	rc = 0;
 out:
@@ -241,8 +244,8 @@ h_sleep(void *svc, const struct rpc_req *req, json_t **result,
 	atomic_fetch_add(&t->calls, 1);
 	if (!json_is_integer(ms) || json_integer_value(ms) < 0 ||
 	    json_integer_value(ms) > 600000) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "ms: expected an integer 0..600000");
+		*prob = problem_new(
+		    PROB_MALFORMED, "ms: expected an integer 0..600000");
 		return -1;
 	}
 	v = json_integer_value(ms);
@@ -259,10 +262,10 @@ h_fail(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
 	struct test_svc *t = svc;
-	const char *type = json_string_value(json_object_get(req->params,
-	    "type"));
-	const char *detail = json_string_value(json_object_get(req->params,
-	    "detail"));
+	const char *type =
+	    json_string_value(json_object_get(req->params, "type"));
+	const char *detail =
+	    json_string_value(json_object_get(req->params, "detail"));
 	enum prob_type pt = PROB_SERVER_INTERNAL;
 
 	(void)result;
@@ -279,8 +282,8 @@ h_whoami(void *svc, const struct rpc_req *req, json_t **result,
 {
 	(void)svc;
 	(void)prob;
-	*result = json_pack("{s:s,s:s?}", "peer", req->peer, "request_id",
-	    req->request_id);
+	*result = json_pack(
+	    "{s:s,s:s?}", "peer", req->peer, "request_id", req->request_id);
 	return 0;
 }
 
@@ -292,17 +295,17 @@ h_calls(void *svc, const struct rpc_req *req, json_t **result,
 
 	(void)req;
 	(void)prob;
-	*result = json_pack("{s:I}", "calls",
-	    (json_int_t)atomic_load(&t->calls));
+	*result =
+	    json_pack("{s:I}", "calls", (json_int_t)atomic_load(&t->calls));
 	return 0;
 }
 
 static const struct rpc_method test_methods[] = {
-	{"test.echo", h_echo},
-	{"test.sleep", h_sleep},
-	{"test.fail", h_fail},
-	{"test.whoami", h_whoami},
-	{"test.calls", h_calls},
+    {"test.echo", h_echo},
+    {"test.sleep", h_sleep},
+    {"test.fail", h_fail},
+    {"test.whoami", h_whoami},
+    {"test.calls", h_calls},
 };
 
 static int
@@ -323,8 +326,8 @@ cmd_serve(const struct opts *o)
 		usage();
 		return 2;
 	}
-	allow = json_loads(o->allow != NULL ? o->allow : "{\"*\":[\"*\"]}",
-	    0, &jerr);
+	allow = json_loads(
+	    o->allow != NULL ? o->allow : "{\"*\":[\"*\"]}", 0, &jerr);
 	if (allow == NULL) {
 		fprintf(stderr, "anvil-rpc: --allow: %s\n", jerr.text);
 		goto out;
@@ -332,21 +335,22 @@ cmd_serve(const struct opts *o)
 	j = json_pack("{s:s,s:I,s:O}", "listen", o->listen, "workers",
 	    (json_int_t)o->workers, "allow", allow);
 	if (o->socket_mode != NULL)
-		json_object_set_new(j, "socket_mode",
-		    json_string(o->socket_mode));
+		json_object_set_new(
+		    j, "socket_mode", json_string(o->socket_mode));
 	if (o->max_frame > 0)
 		json_object_set_new(j, "max_frame", json_integer(o->max_frame));
 	if (o->cert != NULL || o->key != NULL || o->ca != NULL)
-		json_object_set_new(j, "tls", json_pack("{s:s?,s:s?,s:s?}",
-		    "cert", o->cert, "key", o->key, "ca", o->ca));
+		json_object_set_new(j, "tls",
+		    json_pack("{s:s?,s:s?,s:s?}", "cert", o->cert, "key",
+			o->key, "ca", o->ca));
 	if (rpc_server_config_parse(j, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "anvil-rpc: %s\n", err);
 		goto out;
 	}
 	m = metrics_new();
 	s = rpc_server_new(&cfg, test_methods,
-	    sizeof(test_methods) / sizeof(test_methods[0]), &svc, m, NULL,
-	    NULL, err, sizeof(err));
+	    sizeof(test_methods) / sizeof(test_methods[0]), &svc, m, NULL, NULL,
+	    err, sizeof(err));
 	if (s == NULL) {
 		fprintf(stderr, "anvil-rpc: %s\n", err);
 		goto out;
@@ -392,15 +396,15 @@ load_main(void *arg)
 	int64_t t0;
 
 	for (i = 0;; i++) {
-		if (l->end_ms != 0 ? time_mono_ms() >= l->end_ms :
-		    i >= l->o->calls)
+		if (l->end_ms != 0 ? time_mono_ms() >= l->end_ms
+				   : i >= l->o->calls)
 			break;
 		if (l->verify)
 			params = json_pack("{s:i,s:i,s:s}", "t", (int)t->idx,
 			    "i", (int)i, "pad", "0123456789abcdef");
 		t0 = time_mono_ms();
 		if (rpc_call(l->c, "test.echo", params, 0, NULL, &result,
-		    &prob) != 0) {
+			&prob) != 0) {
 			atomic_fetch_add(&l->errors, 1);
 			atomic_store(&l->ok_since_error, 0);
 			if (prob->type == PROB_UNAVAILABLE)
@@ -414,8 +418,8 @@ load_main(void *arg)
 			if (l->o->tolerate)
 				usleep(5000);
 		} else {
-			atomic_fetch_add(&l->lat_us_total,
-			    (time_mono_ms() - t0) * 1000);
+			atomic_fetch_add(
+			    &l->lat_us_total, (time_mono_ms() - t0) * 1000);
 			if (l->verify && !json_equal(result, params)) {
 				atomic_fetch_add(&l->mismatched, 1);
 			} else {
@@ -452,8 +456,8 @@ cmd_load(const struct opts *o, int verify)
 	if (l.c == NULL)
 		return 1;
 	if (o->seconds > 0 || o->calls <= 0)
-		l.end_ms = time_mono_ms() + (int64_t)((o->seconds > 0 ?
-		    o->seconds : 3.0) * 1000);
+		l.end_ms = time_mono_ms() +
+		    (int64_t)((o->seconds > 0 ? o->seconds : 3.0) * 1000);
 	ts = xcalloc((size_t)n, sizeof(*ts));
 	t0 = time_mono_ms();
 	for (i = 0; i < n; i++) {
@@ -475,9 +479,10 @@ cmd_load(const struct opts *o, int verify)
 	unav = atomic_load(&l.unavailable);
 	mism = atomic_load(&l.mismatched);
 	printf("target=%s threads=%ld calls_ok=%ld errors=%ld unavailable=%ld "
-	    "mismatched=%ld ok_after_last_error=%ld seconds=%.2f "
-	    "rps=%.0f mean_latency_us=%.0f\n", o->pos[0], n, ok, errors,
-	    unav, mism, atomic_load(&l.ok_since_error), (double)el / 1000.0,
+	       "mismatched=%ld ok_after_last_error=%ld seconds=%.2f "
+	       "rps=%.0f mean_latency_us=%.0f\n",
+	    o->pos[0], n, ok, errors, unav, mism,
+	    atomic_load(&l.ok_since_error), (double)el / 1000.0,
 	    (double)ok * 1000.0 / (double)el,
 	    ok > 0 ? (double)atomic_load(&l.lat_us_total) / (double)ok : 0.0);
 	if (mism != 0 || ok == 0)

@@ -32,37 +32,35 @@ struct sa_cfg {
 };
 
 static const struct jspec debug_spec[] = {
-	{"addr", JSPEC_STRING, offsetof(struct sa_cfg, debug_addr), 0, NULL, 0},
-	{"port", JSPEC_INT, offsetof(struct sa_cfg, debug_port), 1, NULL, 0},
-	JSPEC_END,
+    {"addr", JSPEC_STRING, offsetof(struct sa_cfg, debug_addr), 0, NULL, 0},
+    {"port", JSPEC_INT, offsetof(struct sa_cfg, debug_port), 1, NULL, 0},
+    JSPEC_END,
 };
 
 static const struct jspec db_spec[] = {
-	{"dsn", JSPEC_STRING, offsetof(struct sa_cfg, dsn), 0, NULL, 0},
-	{"dsn_file", JSPEC_STRING, offsetof(struct sa_cfg, dsn_file), 0, NULL,
-	    0},
-	{"pool", JSPEC_INT, offsetof(struct sa_cfg, pool), 0, NULL, 0},
-	{"auto_migrate", JSPEC_BOOL, offsetof(struct sa_cfg, auto_migrate), 0,
-	    NULL, 0},
-	{"statement_timeout", JSPEC_DURATION,
-	    offsetof(struct sa_cfg, statement_timeout_ms), 0, NULL, 0},
-	{"schema_dir", JSPEC_STRING, offsetof(struct sa_cfg, schema_dir), 0,
-	    NULL, 0},
-	JSPEC_END,
+    {"dsn", JSPEC_STRING, offsetof(struct sa_cfg, dsn), 0, NULL, 0},
+    {"dsn_file", JSPEC_STRING, offsetof(struct sa_cfg, dsn_file), 0, NULL, 0},
+    {"pool", JSPEC_INT, offsetof(struct sa_cfg, pool), 0, NULL, 0},
+    {"auto_migrate", JSPEC_BOOL, offsetof(struct sa_cfg, auto_migrate), 0, NULL,
+	0},
+    {"statement_timeout", JSPEC_DURATION,
+	offsetof(struct sa_cfg, statement_timeout_ms), 0, NULL, 0},
+    {"schema_dir", JSPEC_STRING, offsetof(struct sa_cfg, schema_dir), 0, NULL,
+	0},
+    JSPEC_END,
 };
 
 static const struct jspec cfg_spec[] = {
-	{"log_level", JSPEC_STRING, offsetof(struct sa_cfg, log_level), 0, NULL,
-	    0},
-	{"debug", JSPEC_OBJECT, 0, 1, debug_spec, 0},
-	{"rpc", JSPEC_JSON, offsetof(struct sa_cfg, rpc), 1, NULL, 0},
-	{"db", JSPEC_OBJECT, 0, 1, db_spec, 0},
-	JSPEC_END,
+    {"log_level", JSPEC_STRING, offsetof(struct sa_cfg, log_level), 0, NULL, 0},
+    {"debug", JSPEC_OBJECT, 0, 1, debug_spec, 0},
+    {"rpc", JSPEC_JSON, offsetof(struct sa_cfg, rpc), 1, NULL, 0},
+    {"db", JSPEC_OBJECT, 0, 1, db_spec, 0},
+    JSPEC_END,
 };
 
 static const struct config_env env_table[] = {
-	{"ANVIL_SA_DSN", "db.dsn"},
-	{NULL, NULL},
+    {"ANVIL_SA_DSN", "db.dsn"},
+    {NULL, NULL},
 };
 
 static void
@@ -81,17 +79,19 @@ resolve_dsn(const struct sa_cfg *cfg, char *err, size_t errlen)
 	if (cfg->dsn != NULL && cfg->dsn[0] != '\0')
 		return xstrdup(cfg->dsn);
 	if (cfg->dsn_file == NULL) {
-		snprintf(err, errlen, "no database configured: set db.dsn, "
+		snprintf(err, errlen,
+		    "no database configured: set db.dsn, "
 		    "db.dsn_file or the ANVIL_SA_DSN environment variable");
 		return NULL;
 	}
 	if (file_check_secret_mode(cfg->dsn_file, err, errlen) != 0)
 		return NULL;
-	if (file_read_all(cfg->dsn_file, 64 * 1024, &buf, &len, err,
-		errlen) != 0)
+	if (file_read_all(cfg->dsn_file, 64 * 1024, &buf, &len, err, errlen) !=
+	    0)
 		return NULL;
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
-	    buf[len - 1] == ' '))
+	while (len > 0 &&
+	    (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
+		buf[len - 1] == ' '))
 		buf[--len] = '\0';
 	if (len == 0) {
 		snprintf(err, errlen, "db.dsn_file %s is empty", cfg->dsn_file);
@@ -123,7 +123,8 @@ main(int argc, char **argv)
 	memset(&rcfg, 0, sizeof(rcfg));
 	for (i = 1; i < argc; i++) {
 		if ((strcmp(argv[i], "--config") == 0 ||
-		    strcmp(argv[i], "-c") == 0) && i + 1 < argc)
+			strcmp(argv[i], "-c") == 0) &&
+		    i + 1 < argc)
 			path = argv[++i];
 		else if (strcmp(argv[i], "--migrate") == 0)
 			migrate = 1;
@@ -147,8 +148,10 @@ main(int argc, char **argv)
 		goto fail;
 	if (cfg.log_level != NULL) {
 		if (log_level_parse(cfg.log_level, &lvl) != 0) {
-			snprintf(err, sizeof(err), "%s: log_level: unknown "
-			    "level %s", path, cfg.log_level);
+			snprintf(err, sizeof(err),
+			    "%s: log_level: unknown "
+			    "level %s",
+			    path, cfg.log_level);
 			goto fail;
 		}
 		log_init("anvil-sa", lvl);
@@ -161,8 +164,8 @@ main(int argc, char **argv)
 		goto fail;
 	}
 	if (cfg.pool < 0 || cfg.pool > 1000) {
-		snprintf(err, sizeof(err), "%s: db.pool: expected 1 to 1000",
-		    path);
+		snprintf(
+		    err, sizeof(err), "%s: db.pool: expected 1 to 1000", path);
 		goto fail;
 	}
 	if (cfg.pool == 0)
@@ -208,8 +211,8 @@ main(int argc, char **argv)
 	if (srv == NULL)
 		goto fail;
 	log_info("serving %zu methods on %s with %lld database connections "
-	    "(schema version %d)", nmethods, rcfg.listen,
-	    (long long)cfg.pool, version);
+		 "(schema version %d)",
+	    nmethods, rcfg.listen, (long long)cfg.pool, version);
 	rpc_server_run(srv);
 	log_info("stopped");
 	rc = 0;

@@ -21,21 +21,21 @@ static int
 h_validate(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
-	return va_validate_json(svc, req->params, req->request_id,
-	    req->deadline_ms, result, prob);
+	return va_validate_json(
+	    svc, req->params, req->request_id, req->deadline_ms, result, prob);
 }
 
 static int
 h_check_caa(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
-	return va_check_caa_json(svc, req->params, req->request_id,
-	    req->deadline_ms, result, prob);
+	return va_check_caa_json(
+	    svc, req->params, req->request_id, req->deadline_ms, result, prob);
 }
 
 static const struct rpc_method methods[] = {
-	{"va.validate", h_validate},
-	{"va.check_caa", h_check_caa},
+    {"va.validate", h_validate},
+    {"va.check_caa", h_check_caa},
 };
 
 static int
@@ -69,7 +69,8 @@ main(int argc, char **argv)
 	memset(&rcfg, 0, sizeof(rcfg));
 	for (i = 1; i < argc; i++) {
 		if ((strcmp(argv[i], "--config") == 0 ||
-		    strcmp(argv[i], "-c") == 0) && i + 1 < argc)
+			strcmp(argv[i], "-c") == 0) &&
+		    i + 1 < argc)
 			path = argv[++i];
 		else if (strcmp(argv[i], "--check") == 0)
 			check = 1;
@@ -91,8 +92,8 @@ main(int argc, char **argv)
 	if (log_level_parse(cfg.log_level, &lvl) == 0)
 		log_init("anvil-va", lvl);
 	if (cfg.rpc == NULL) {
-		snprintf(err, sizeof(err), "%s: rpc: required key is missing",
-		    path);
+		snprintf(
+		    err, sizeof(err), "%s: rpc: required key is missing", path);
 		goto fail;
 	}
 	if (rpc_server_config_parse(cfg.rpc, &rcfg, err, sizeof(err)) != 0) {
@@ -114,12 +115,13 @@ main(int argc, char **argv)
 	    health, va, err, sizeof(err));
 	if (dbg == NULL)
 		goto fail;
-	srv = rpc_server_new(&rcfg, methods, sizeof(methods) /
-	    sizeof(methods[0]), va, metrics, health, va, err, sizeof(err));
+	srv =
+	    rpc_server_new(&rcfg, methods, sizeof(methods) / sizeof(methods[0]),
+		va, metrics, health, va, err, sizeof(err));
 	if (srv == NULL)
 		goto fail;
 	log_info("serving va.validate and va.check_caa on %s; DNS %s; "
-	    "http-01 port %lld, tls-alpn-01 port %lld; network %s%s",
+		 "http-01 port %lld, tls-alpn-01 port %lld; network %s%s",
 	    rcfg.listen, cfg.dns_resolvers[0], (long long)cfg.http01_port,
 	    (long long)cfg.tlsalpn01_port, cfg.network_mode,
 	    cfg.always_valid ? "; ALWAYS VALID (test mode)" : "");

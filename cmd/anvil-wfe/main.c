@@ -19,21 +19,21 @@ usage(void)
 }
 
 static const struct config_env env_table[] = {
-	{"ANVIL_WFE_LISTEN_PORT", "listen.port"},
-	{"ANVIL_WFE_BASE_URL", "base_url"},
-	{"ANVIL_WFE_DEBUG_PORT", "debug.port"},
-	{"ANVIL_WFE_NONCE_PREFIX", "nonce.prefix"},
-	{NULL, NULL},
+    {"ANVIL_WFE_LISTEN_PORT", "listen.port"},
+    {"ANVIL_WFE_BASE_URL", "base_url"},
+    {"ANVIL_WFE_DEBUG_PORT", "debug.port"},
+    {"ANVIL_WFE_NONCE_PREFIX", "nonce.prefix"},
+    {NULL, NULL},
 };
 
 int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check", no_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL;
 	struct wfe_config cfg;

@@ -70,12 +70,12 @@ struct svc_in {
 };
 
 static const struct jspec svc_spec[] = {
-	{"name", JSPEC_STRING, offsetof(struct svc_in, name), 1, NULL, 0},
-	{"argv", JSPEC_STRINGS, offsetof(struct svc_in, argv), 1, NULL,
-	    offsetof(struct svc_in, argc)},
-	{"health", JSPEC_STRING, offsetof(struct svc_in, health), 0, NULL, 0},
-	{"log", JSPEC_STRING, offsetof(struct svc_in, log), 0, NULL, 0},
-	JSPEC_END,
+    {"name", JSPEC_STRING, offsetof(struct svc_in, name), 1, NULL, 0},
+    {"argv", JSPEC_STRINGS, offsetof(struct svc_in, argv), 1, NULL,
+	offsetof(struct svc_in, argc)},
+    {"health", JSPEC_STRING, offsetof(struct svc_in, health), 0, NULL, 0},
+    {"log", JSPEC_STRING, offsetof(struct svc_in, log), 0, NULL, 0},
+    JSPEC_END,
 };
 
 struct launcher_in {
@@ -88,18 +88,17 @@ struct launcher_in {
 };
 
 static const struct jspec launcher_spec[] = {
-	{"lock_file", JSPEC_STRING, offsetof(struct launcher_in, lock_file), 0,
-	    NULL, 0},
-	{"startup_timeout", JSPEC_DURATION,
-	    offsetof(struct launcher_in, startup_timeout_ms), 0, NULL, 0},
-	{"stop_timeout", JSPEC_DURATION,
-	    offsetof(struct launcher_in, stop_timeout_ms), 0, NULL, 0},
-	{"services", JSPEC_JSON, offsetof(struct launcher_in, services), 1,
-	    NULL, 0},
-	{"ready_lines", JSPEC_STRINGS,
-	    offsetof(struct launcher_in, ready_lines), 0, NULL,
-	    offsetof(struct launcher_in, nready)},
-	JSPEC_END,
+    {"lock_file", JSPEC_STRING, offsetof(struct launcher_in, lock_file), 0,
+	NULL, 0},
+    {"startup_timeout", JSPEC_DURATION,
+	offsetof(struct launcher_in, startup_timeout_ms), 0, NULL, 0},
+    {"stop_timeout", JSPEC_DURATION,
+	offsetof(struct launcher_in, stop_timeout_ms), 0, NULL, 0},
+    {"services", JSPEC_JSON, offsetof(struct launcher_in, services), 1, NULL,
+	0},
+    {"ready_lines", JSPEC_STRINGS, offsetof(struct launcher_in, ready_lines), 0,
+	NULL, offsetof(struct launcher_in, nready)},
+    JSPEC_END,
 };
 
 static char *expand_env(const char *in);
@@ -144,11 +143,14 @@ launcher_load(struct launcher *l, const char *dir, char *err, size_t errlen)
 		goto out;
 	if (!json_is_array(in.services) || json_array_size(in.services) == 0 ||
 	    json_array_size(in.services) > MAX_SERVICES) {
-		snprintf(err, errlen, "%s: services: expected an array of 1..%d "
-		    "objects", path, MAX_SERVICES);
+		snprintf(err, errlen,
+		    "%s: services: expected an array of 1..%d "
+		    "objects",
+		    path, MAX_SERVICES);
 		goto out;
 	}
-	json_array_foreach(in.services, i, s) {
+	json_array_foreach(in.services, i, s)
+	{
 		struct svc_in si;
 		char inner[400];
 
@@ -156,8 +158,8 @@ launcher_load(struct launcher *l, const char *dir, char *err, size_t errlen)
 		if (jspec_parse(s, svc_spec, &si, inner, sizeof(inner)) != 0 ||
 		    si.argc == 0) {
 			snprintf(err, errlen, "%s: services[%zu].%s", path, i,
-			    si.argc == 0 && inner[0] == 0 ? "argv: empty" :
-			    inner);
+			    si.argc == 0 && inner[0] == 0 ? "argv: empty"
+							  : inner);
 			jspec_clear(svc_spec, &si);
 			goto out;
 		}
@@ -175,8 +177,8 @@ launcher_load(struct launcher *l, const char *dir, char *err, size_t errlen)
 		l->svc[l->nsvc].backoff_ms = 1000;
 		l->nsvc++;
 	}
-	l->lock_file = in.lock_file ? xstrdup(in.lock_file) :
-	    xstrdup("var/run/anvil.lock");
+	l->lock_file = in.lock_file ? xstrdup(in.lock_file)
+				    : xstrdup("var/run/anvil.lock");
 	l->startup_timeout_ms = in.startup_timeout_ms;
 	l->stop_timeout_ms = in.stop_timeout_ms;
 	for (i = 0; i < in.nready; i++) {
@@ -279,8 +281,8 @@ health_ok(const char *hp)
 		return 0;
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
 		goto out;
-	snprintf(req, sizeof(req), "GET /healthz HTTP/1.0\r\nHost: %s\r\n\r\n",
-	    hp);
+	snprintf(
+	    req, sizeof(req), "GET /healthz HTTP/1.0\r\nHost: %s\r\n\r\n", hp);
 	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
 		goto out;
 	pfd.fd = fd;
@@ -294,8 +296,8 @@ health_ok(const char *hp)
 		got += (size_t)n;
 	}
 	resp[got] = '\0';
-	ok = strncmp(resp, "HTTP/1.", 7) == 0 && strncmp(resp + 8, " 200", 4)
-	    == 0;
+	ok = strncmp(resp, "HTTP/1.", 7) == 0 &&
+	    strncmp(resp + 8, " 200", 4) == 0;
 out:
 	close(fd);
 	return ok;
@@ -377,12 +379,13 @@ reap(struct launcher *l, int stopping)
 			s->restarts++;
 			if (WIFSIGNALED(status))
 				log_warn("%s (pid %d) killed by signal %d; "
-				    "restarting in %lld ms", s->name, (int)pid,
-				    WTERMSIG(status), (long long)s->backoff_ms);
+					 "restarting in %lld ms",
+				    s->name, (int)pid, WTERMSIG(status),
+				    (long long)s->backoff_ms);
 			else
 				log_warn("%s (pid %d) exited with status %d; "
-				    "restarting in %lld ms", s->name, (int)pid,
-				    WEXITSTATUS(status),
+					 "restarting in %lld ms",
+				    s->name, (int)pid, WEXITSTATUS(status),
 				    (long long)s->backoff_ms);
 			s->backoff_ms *= 2;
 			if (s->backoff_ms > BACKOFF_MAX_MS)
@@ -412,8 +415,8 @@ stop_all(struct launcher *l, const sigset_t *set)
 			reap(l, 1);
 		}
 		if (s->pid > 0) {
-			log_warn("%s did not stop in time; killing it",
-			    s->name);
+			log_warn(
+			    "%s did not stop in time; killing it", s->name);
 			kill(s->pid, SIGKILL);
 			while (s->pid > 0) {
 				(void)wait_signal(set, 100);
@@ -439,7 +442,8 @@ take_lock(struct launcher *l)
 		ssize_t n = read(fd, buf, sizeof(buf) - 1);
 
 		buf[n > 0 ? n : 0] = '\0';
-		fprintf(stderr, "anvil: already running (pid %s, lock %s); stop "
+		fprintf(stderr,
+		    "anvil: already running (pid %s, lock %s); stop "
 		    "it first (Ctrl-C in its terminal or kill %s)\n",
 		    n > 0 ? buf : "?", l->lock_file, n > 0 ? buf : "<pid>");
 		close(fd);
@@ -497,7 +501,8 @@ cmd_run(const char *dir)
 			}
 			if (time_mono_ms() > deadline) {
 				log_error("%s not healthy at %s after %lld s; "
-				    "see %s", s->name, s->health,
+					  "see %s",
+				    s->name, s->health,
 				    (long long)l.startup_timeout_ms / 1000,
 				    s->log ? s->log : "its output");
 				goto stop;
@@ -545,7 +550,8 @@ out:
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: anvil run --config-dir DIR\n"
+	fprintf(stderr,
+	    "usage: anvil run --config-dir DIR\n"
 	    "  Starts every process listed in DIR/anvil.json in order, waits\n"
 	    "  for each /healthz, restarts crashed ones, stops all on\n"
 	    "  SIGTERM/SIGINT.\n");
@@ -569,7 +575,8 @@ main(int argc, char **argv)
 			usage();
 			return 0;
 		} else {
-			fprintf(stderr, "anvil: unknown argument %s\n", argv[i]);
+			fprintf(
+			    stderr, "anvil: unknown argument %s\n", argv[i]);
 			usage();
 			return 2;
 		}

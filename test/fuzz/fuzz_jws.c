@@ -41,16 +41,16 @@ check_eab(const struct jws *j, const json_t *payload)
 	if (eab == NULL || j->jwk == NULL)
 		return;
 	if (jose_eab_kid(eab, &kid, &prob) == 0)
-		(void)jose_verify_eab(eab, eab_key, sizeof(eab_key), j->jwk,
-		    j->url, &prob);
+		(void)jose_verify_eab(
+		    eab, eab_key, sizeof(eab_key), j->jwk, j->url, &prob);
 	problem_free(prob);
 	free(kid);
 }
 
 /* The input as a protected header, then as a bare JWK. */
 static void
-as_header_and_jwk(const uint8_t *data, size_t size,
-    const struct jose_policy *pol)
+as_header_and_jwk(
+    const uint8_t *data, size_t size, const struct jose_policy *pol)
 {
 	char *hdr = b64url_encode(data, size), *body;
 	struct problem *prob = NULL;
@@ -59,7 +59,8 @@ as_header_and_jwk(const uint8_t *data, size_t size,
 	json_t *obj;
 
 	body = xasprintf("{\"protected\":\"%s\",\"payload\":\"e30\","
-	    "\"signature\":\"AAAA\"}", hdr);
+			 "\"signature\":\"AAAA\"}",
+	    hdr);
 	if (jws_parse(body, strlen(body), pol, &j, &prob) == 0)
 		(void)jws_verify(j, j->jwk, NULL);
 	else if (prob == NULL)
@@ -67,8 +68,8 @@ as_header_and_jwk(const uint8_t *data, size_t size,
 	problem_free(prob);
 	prob = NULL;
 	jws_free(j);
-	obj = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES,
-	    NULL);
+	obj =
+	    json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
 	if (obj != NULL) {
 		if (jwk_parse(obj, pol, &k, &prob) == 0) {
 			char *tp = jwk_thumbprint(k);
@@ -115,7 +116,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	problem_free(prob);
 	prob = NULL;
 	if (jose_verify_key_change(j, &pol, "https://ca.example/acme/acct/1",
-	    acct, &newk, &prob) == 0 && newk == NULL)
+		acct, &newk, &prob) == 0 &&
+	    newk == NULL)
 		abort();
 out:
 	if (j == NULL && prob == NULL)

@@ -51,15 +51,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			problem_free(prob);
 			prob = NULL;
 		}
-		if (rpc_response_parse(frame, &id, &result, &prob, err,
-		    sizeof(err)) == 0 && prob == NULL && result == NULL)
+		if (rpc_response_parse(
+			frame, &id, &result, &prob, err, sizeof(err)) == 0 &&
+		    prob == NULL && result == NULL)
 			abort();
 		problem_free(prob);
 		prob = NULL;
 		enc = rpc_frame_encode(frame, (size_t)1 << 30, &flen);
 		if (enc != NULL) {
 			if (rpc_frame_decode(enc, flen, (size_t)1 << 30, &used2,
-			    &back, err, sizeof(err)) != RPC_FRAME_OK ||
+				&back, err, sizeof(err)) != RPC_FRAME_OK ||
 			    used2 != flen || !json_equal(back, frame))
 				abort();
 			json_decref(back);

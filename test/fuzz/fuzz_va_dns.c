@@ -24,15 +24,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	for (k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
 		memset(&r, 0, sizeof(r));
-		if (va_dns_msg_extract(data, (int)size, "a.test", types[k],
-		    &r) == 0) {
+		if (va_dns_msg_extract(
+			data, (int)size, "a.test", types[k], &r) == 0) {
 			if (r.status != VA_DNS_OK && r.status != VA_DNS_NODATA)
 				abort();
 			for (i = 0; i < r.ntxt; i++)
 				if (r.txt[i] == NULL)
 					abort();
 			for (i = 0; i < r.ncaa; i++)
-				if (r.caa[i].tag == NULL || r.caa[i].value == NULL)
+				if (r.caa[i].tag == NULL ||
+				    r.caa[i].value == NULL)
 					abort();
 		}
 		va_dns_result_clear(&r);

@@ -36,7 +36,7 @@ check(const char *buf, size_t len, int eof)
 	if (rc == VA_HTTP_DONE && r.location != NULL) {
 		memset(&base, 0, sizeof(base));
 		if (va_url_parse("http://base.test:80/x", NULL, &base, err,
-		    sizeof(err)) != 0)
+			sizeof(err)) != 0)
 			abort();
 		if (va_url_parse(r.location, &base, &u, err, sizeof(err)) ==
 		    0) {

@@ -27,8 +27,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ns = wfe_nonce_new("a1", NULL, 0, 1024, 60000);
 	a = xstrndup((const char *)data, size);
 	alen = strlen(a);
-	b = alen < size ? xstrndup((const char *)data + alen + 1,
-	    size - alen - 1) : xstrdup("");
+	b = alen < size
+	    ? xstrndup((const char *)data + alen + 1, size - alen - 1)
+	    : xstrdup("");
 
 	(void)wfe_nonce_redeem(ns, a, time_now_ms());
 	n = wfe_nonce_issue(ns, time_now_ms());

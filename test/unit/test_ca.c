@@ -23,8 +23,8 @@
 
 struct fake_store {
 	pthread_mutex_t mu;
-	json_t *reserved; /* serial -> true */
-	json_t *certs;	  /* serial -> certificate object */
+	json_t *reserved;    /* serial -> true */
+	json_t *certs;       /* serial -> certificate object */
 	json_t *crl_numbers; /* "issuer/shard" -> n */
 	json_t *crls;
 	json_t *ocsp;
@@ -37,8 +37,8 @@ fake_call(void *arg, const char *method, json_t *params, const char *rid,
     json_t **result, struct problem **prob)
 {
 	struct fake_store *fs = arg;
-	const char *serial = json_string_value(json_object_get(params,
-	    "serial"));
+	const char *serial =
+	    json_string_value(json_object_get(params, "serial"));
 	char key[64];
 	json_t *c, *arr;
 	const char *k;
@@ -77,27 +77,32 @@ fake_call(void *arg, const char *method, json_t *params, const char *rid,
 			*result = json_deep_copy(c);
 		}
 	} else if (strcmp(method, "sa.next_crl_number") == 0) {
-		snprintf(key, sizeof(key), "%s/%lld", json_string_value(
-		    json_object_get(params, "issuer_id")), (long long)
-		    json_integer_value(json_object_get(params, "shard")));
-		json_int_t n = json_integer_value(json_object_get(
-		    fs->crl_numbers, key)) + 1;
+		snprintf(key, sizeof(key), "%s/%lld",
+		    json_string_value(json_object_get(params, "issuer_id")),
+		    (long long)json_integer_value(
+			json_object_get(params, "shard")));
+		json_int_t n =
+		    json_integer_value(json_object_get(fs->crl_numbers, key)) +
+		    1;
 		json_object_set_new(fs->crl_numbers, key, json_integer(n));
 		*result = json_pack("{s:I}", "number", n);
 	} else if (strcmp(method, "sa.revoked_by_shard") == 0) {
 		arr = json_array();
-		json_object_foreach(fs->certs, k, c) {
-			if (strcmp(json_string_value(json_object_get(c,
-			    "status")), "revoked") != 0 ||
+		json_object_foreach(fs->certs, k, c)
+		{
+			if (strcmp(
+				json_string_value(json_object_get(c, "status")),
+				"revoked") != 0 ||
 			    !json_equal(json_object_get(c, "issuer_id"),
-			    json_object_get(params, "issuer_id")) ||
+				json_object_get(params, "issuer_id")) ||
 			    !json_equal(json_object_get(c, "shard"),
-			    json_object_get(params, "shard")))
+				json_object_get(params, "shard")))
 				continue;
-			json_array_append_new(arr, json_pack("{s:s, s:O, s:O}",
-			    "serial", k, "revoked_at", json_object_get(c,
-			    "revoked_at"), "reason", json_object_get(c,
-			    "revoked_reason")));
+			json_array_append_new(arr,
+			    json_pack("{s:s, s:O, s:O}", "serial", k,
+				"revoked_at", json_object_get(c, "revoked_at"),
+				"reason",
+				json_object_get(c, "revoked_reason")));
 		}
 		*result = json_pack("{s:o}", "entries", arr);
 	} else if (strcmp(method, "sa.store_crl") == 0) {
@@ -153,8 +158,8 @@ fake_revoke(struct fake_store *fs, const char *serial, int reason)
 	json_t *c = json_object_get(fs->certs, serial);
 
 	json_object_set_new(c, "status", json_string("revoked"));
-	json_object_set_new(c, "revoked_at", json_string(time_fmt_rfc3339(
-	    time(NULL) - 5, t, sizeof(t))));
+	json_object_set_new(c, "revoked_at",
+	    json_string(time_fmt_rfc3339(time(NULL) - 5, t, sizeof(t))));
 	json_object_set_new(c, "revoked_reason", json_integer(reason));
 }
 
@@ -165,9 +170,9 @@ struct fixture {
 	struct fake_store fs;
 	struct profiles *profiles;
 	struct ca *ca;
-	X509_STORE *trust;	/* root.pem only */
-	X509_STORE *trust_alt;	/* root2.pem only */
-	EVP_PKEY *rsa2048;	/* reused subject key: RSA keygen is slow */
+	X509_STORE *trust;     /* root.pem only */
+	X509_STORE *trust_alt; /* root2.pem only */
+	EVP_PKEY *rsa2048;     /* reused subject key: RSA keygen is slow */
 };
 
 static struct fixture F; /* set up once in main, used by every test */
@@ -219,8 +224,8 @@ fixture_setup(struct fixture *f)
 		fprintf(stderr, "issuers: %s\n", err);
 		return -1;
 	}
-	f->profiles = profiles_load("configs/dev/profiles.json", err,
-	    sizeof(err));
+	f->profiles =
+	    profiles_load("configs/dev/profiles.json", err, sizeof(err));
 	if (f->profiles == NULL) {
 		fprintf(stderr, "profiles: %s\n", err);
 		ca_issuers_free(is);
@@ -283,8 +288,8 @@ make_csr(enum ca_key_type kt, int bits, const char *cn,
 	for (i = 0; i < n; i++) {
 		strcat(san, i ? "," : "");
 		strcat(san, strncmp(names[i], "ip:", 3) == 0 ? "IP:" : "DNS:");
-		strcat(san, names[i] + (strncmp(names[i], "ip:", 3) == 0 ? 3 :
-		    4));
+		strcat(
+		    san, names[i] + (strncmp(names[i], "ip:", 3) == 0 ? 3 : 4));
 	}
 	X509_REQ_set_version(req, 0);
 	X509_REQ_set_pubkey(req, k);
@@ -318,8 +323,9 @@ idents(const char *const *names, size_t n)
 
 	for (i = 0; i < n; i++) {
 		int ip = strncmp(names[i], "ip:", 3) == 0;
-		json_array_append_new(a, json_pack("{s:s, s:s}", "type",
-		    ip ? "ip" : "dns", "value", names[i] + (ip ? 3 : 4)));
+		json_array_append_new(a,
+		    json_pack("{s:s, s:s}", "type", ip ? "ip" : "dns", "value",
+			names[i] + (ip ? 3 : 4)));
 	}
 	return a;
 }
@@ -327,13 +333,12 @@ idents(const char *const *names, size_t n)
 /* Issues for names in the given (identifier) order; CSR in csr order. */
 static int
 issue(struct fixture *f, enum ca_key_type kt, const char *profile,
-    const char *cn, const char *const *csr_names,
-    const char *const *id_names, size_t n, struct ca_issued *out,
-    struct problem **prob)
+    const char *cn, const char *const *csr_names, const char *const *id_names,
+    size_t n, struct ca_issued *out, struct problem **prob)
 {
 	size_t len;
-	uint8_t *der = make_csr(kt, kt == CA_KEY_RSA ? 2048 : 256, cn,
-	    csr_names, n, &len, NULL);
+	uint8_t *der = make_csr(
+	    kt, kt == CA_KEY_RSA ? 2048 : 256, cn, csr_names, n, &len, NULL);
 	json_t *ids = idents(id_names, n);
 	struct ca_issue_req r;
 	int rc;
@@ -361,8 +366,7 @@ parse_der(const uint8_t *der, size_t len)
 
 /* Verifies leaf against a trust store with the given untrusted PEM. */
 static int
-verify_chain(X509 *leaf, X509_STORE *trust, const char *inter_pem,
-    int purpose)
+verify_chain(X509 *leaf, X509_STORE *trust, const char *inter_pem, int purpose)
 {
 	BIO *b = BIO_new_mem_buf(inter_pem, -1);
 	STACK_OF(X509) *untrusted = sk_X509_new_null();
@@ -377,8 +381,9 @@ verify_chain(X509 *leaf, X509_STORE *trust, const char *inter_pem,
 	X509_STORE_CTX_set_purpose(ctx, purpose);
 	ok = X509_verify_cert(ctx);
 	if (ok != 1)
-		fprintf(stderr, "  verify: %s\n", X509_verify_cert_error_string(
-		    X509_STORE_CTX_get_error(ctx)));
+		fprintf(stderr, "  verify: %s\n",
+		    X509_verify_cert_error_string(
+			X509_STORE_CTX_get_error(ctx)));
 	X509_STORE_CTX_free(ctx);
 	sk_X509_pop_free(untrusted, X509_free);
 	BIO_free(b);
@@ -404,14 +409,13 @@ ext_text(X509 *x, int nid)
 	return ret;
 }
 
-
 /* ---------------- tests ---------------- */
 
 static void
 test_ceremony_files_and_modes(struct th *t)
 {
-	static const char *keys[] = {"root.key", "root2.key", "int-ecdsa.key",
-	    "int-rsa.key"};
+	static const char *keys[] = {
+	    "root.key", "root2.key", "int-ecdsa.key", "int-rsa.key"};
 	struct stat st;
 	char path[256];
 	size_t i;
@@ -432,14 +436,14 @@ test_ceremony_refuses_overwrite(struct th *t)
 	size_t l1 = 0, l2 = 0;
 
 	snprintf(path, sizeof(path), "%s/root.key", F.dir);
-	TH_CHECK(t, file_read_all(path, 1 << 20, &before, &l1, err,
-	    sizeof(err)) == 0);
+	TH_CHECK(t,
+	    file_read_all(path, 1 << 20, &before, &l1, err, sizeof(err)) == 0);
 	TH_CHECK(t, ca_ceremony_init(F.dir, err, sizeof(err)) == -1);
 	TH_CHECK(t, strstr(err, "already exists") != NULL);
-	TH_CHECK(t, file_read_all(path, 1 << 20, &after, &l2, err,
-	    sizeof(err)) == 0);
-	TH_CHECK(t, before && after && l1 == l2 && memcmp(before, after,
-	    l1) == 0);
+	TH_CHECK(t,
+	    file_read_all(path, 1 << 20, &after, &l2, err, sizeof(err)) == 0);
+	TH_CHECK(
+	    t, before && after && l1 == l2 && memcmp(before, after, l1) == 0);
 	free(before);
 	free(after);
 }
@@ -465,8 +469,10 @@ test_issuers_loaded(struct th *t)
 	j = ca_issuers_json(F.ca);
 	TH_CHECK(t, json_array_size(json_object_get(j, "issuers")) == 2);
 	TH_CHECK(t, json_integer_value(json_object_get(j, "crl_shards")) == 8);
-	TH_CHECK(t, json_array_size(json_object_get(json_array_get(
-	    json_object_get(j, "issuers"), 0), "roots_pem")) == 2);
+	TH_CHECK(t,
+	    json_array_size(json_object_get(
+		json_array_get(json_object_get(j, "issuers"), 0),
+		"roots_pem")) == 2);
 	json_decref(j);
 }
 
@@ -503,8 +509,10 @@ test_issuers_passphrase_key(struct th *t)
 	TH_CHECK(t, k != NULL);
 	snprintf(path, sizeof(path), "%s/enc.key", F.dir);
 	f = fopen(path, "w");
-	TH_CHECK(t, f != NULL && PEM_write_PrivateKey(f, k,
-	    EVP_aes_256_cbc(), NULL, 0, NULL, (void *)"s3cret pass") == 1);
+	TH_CHECK(t,
+	    f != NULL &&
+		PEM_write_PrivateKey(f, k, EVP_aes_256_cbc(), NULL, 0, NULL,
+		    (void *)"s3cret pass") == 1);
 	if (f != NULL)
 		fclose(f);
 	chmod(path, 0600);
@@ -519,10 +527,11 @@ test_issuers_passphrase_key(struct th *t)
 	f = fopen(path, "w");
 	if (f != NULL) {
 		fputs("{\"issuers\": [{\"name\": \"enc\", \"cert\": "
-		    "\"int-ecdsa.pem\", \"key\": \"enc.key\", "
-		    "\"key_passphrase_file\": \"enc.pass\", \"chains\": "
-		    "[{\"certs\": [\"int-ecdsa.pem\"], \"root\": "
-		    "\"root.pem\"}]}]}", f);
+		      "\"int-ecdsa.pem\", \"key\": \"enc.key\", "
+		      "\"key_passphrase_file\": \"enc.pass\", \"chains\": "
+		      "[{\"certs\": [\"int-ecdsa.pem\"], \"root\": "
+		      "\"root.pem\"}]}]}",
+		    f);
 		fclose(f);
 	}
 	is = ca_issuers_load(path, err, sizeof(err));
@@ -533,11 +542,13 @@ test_issuers_passphrase_key(struct th *t)
 	/* The same key through an OSSL_STORE URI (the HSM path). */
 	f = fopen(path, "w");
 	if (f != NULL) {
-		fprintf(f, "{\"issuers\": [{\"name\": \"uri\", \"cert\": "
+		fprintf(f,
+		    "{\"issuers\": [{\"name\": \"uri\", \"cert\": "
 		    "\"int-ecdsa.pem\", \"key_uri\": \"file:%s/enc.key\", "
 		    "\"key_passphrase_file\": \"enc.pass\", \"chains\": "
 		    "[{\"certs\": [\"int-ecdsa.pem\"], \"root\": "
-		    "\"root.pem\"}]}]}", F.dir);
+		    "\"root.pem\"}]}]}",
+		    F.dir);
 		fclose(f);
 	}
 	is = ca_issuers_load(path, err, sizeof(err));
@@ -560,9 +571,10 @@ test_issuers_passphrase_key(struct th *t)
 	f = fopen(path, "w");
 	if (f != NULL) {
 		fputs("{\"issuers\": [{\"name\": \"x\", \"cert\": "
-		    "\"int-ecdsa.pem\", \"key\": \"int-ecdsa.key\", "
-		    "\"chains\": [{\"certs\": [\"int-ecdsa.pem\"], "
-		    "\"root\": \"root2.pem\"}]}]}", f);
+		      "\"int-ecdsa.pem\", \"key\": \"int-ecdsa.key\", "
+		      "\"chains\": [{\"certs\": [\"int-ecdsa.pem\"], "
+		      "\"root\": \"root2.pem\"}]}]}",
+		    f);
 		fclose(f);
 	}
 	is = ca_issuers_load(path, err, sizeof(err));
@@ -587,34 +599,42 @@ check_issued(struct th *t, const struct ca_issued *out, const char *profile,
 		return;
 	TH_CHECK(t, ca_issuer_key_type(is) == kt);
 	for (k = 0; k < is->nchains; k++)
-		TH_CHECK(t, verify_chain(x, k == 0 ? F.trust : F.trust_alt,
-		    is->chains[k].intermediates_pem, purpose));
+		TH_CHECK(t,
+		    verify_chain(x, k == 0 ? F.trust : F.trust_alt,
+			is->chains[k].intermediates_pem, purpose));
 	sn = X509_get0_serialNumber(x);
 	TH_CHECK(t, ASN1_STRING_length(sn) == CA_SERIAL_LEN);
 	TH_CHECK(t, ASN1_STRING_get0_data(sn)[0] == 0x42);
-	TH_CHECK(t, strlen(out->serial) == 36 && strncmp(out->serial, "42",
-	    2) == 0);
-	TH_CHECK(t, (X509_NAME_get_index_by_NID(X509_get_subject_name(x),
-	    NID_commonName, -1) >= 0) == expect_cn);
+	TH_CHECK(
+	    t, strlen(out->serial) == 36 && strncmp(out->serial, "42", 2) == 0);
+	TH_CHECK(t,
+	    (X509_NAME_get_index_by_NID(X509_get_subject_name(x),
+		 NID_commonName, -1) >= 0) == expect_cn);
 	stored = json_object_get(F.fs.certs, out->serial);
 	TH_CHECK(t, stored != NULL);
-	TH_CHECK_STR(t, json_string_value(json_object_get(stored, "profile")),
-	    profile);
-	TH_CHECK(t, strlen(json_string_value(json_object_get(stored,
-	    "key_hash"))) == 64);
-	TH_CHECK(t, json_integer_value(json_object_get(stored, "shard")) ==
-	    ca_serial_shard(ASN1_STRING_get0_data(sn), CA_SERIAL_LEN, 8));
+	TH_CHECK_STR(
+	    t, json_string_value(json_object_get(stored, "profile")), profile);
+	TH_CHECK(t,
+	    strlen(json_string_value(json_object_get(stored, "key_hash"))) ==
+		64);
+	TH_CHECK(t,
+	    json_integer_value(json_object_get(stored, "shard")) ==
+		ca_serial_shard(ASN1_STRING_get0_data(sn), CA_SERIAL_LEN, 8));
 	txt = ext_text(x, NID_crl_distribution_points);
-	TH_CHECK(t, txt != NULL && strstr(txt, "https://ca.test:4431/crl/") &&
-	    strstr(txt, is->id));
+	TH_CHECK(t,
+	    txt != NULL && strstr(txt, "https://ca.test:4431/crl/") &&
+		strstr(txt, is->id));
 	free(txt);
 	txt = ext_text(x, NID_info_access);
-	TH_CHECK(t, txt != NULL && strstr(txt, "https://ca.test:4431/ocsp") &&
-	    strstr(txt, "https://ca.test:4431/issuer/"));
+	TH_CHECK(t,
+	    txt != NULL && strstr(txt, "https://ca.test:4431/ocsp") &&
+		strstr(txt, "https://ca.test:4431/issuer/"));
 	free(txt);
 	txt = ext_text(x, NID_key_usage);
-	TH_CHECK(t, txt != NULL && strstr(txt, "Digital Signature") &&
-	    (strstr(txt, "Key Encipherment") != NULL) == (kt == CA_KEY_RSA));
+	TH_CHECK(t,
+	    txt != NULL && strstr(txt, "Digital Signature") &&
+		(strstr(txt, "Key Encipherment") != NULL) ==
+		    (kt == CA_KEY_RSA));
 	free(txt);
 	X509_free(x);
 }
@@ -622,33 +642,35 @@ check_issued(struct th *t, const struct ca_issued *out, const char *profile,
 static void
 test_issue_ecdsa_classic(struct th *t)
 {
-	static const char *csr[] = {"dns:b.example.com", "dns:a.example.com",
-	    "ip:192.0.2.7"};
-	static const char *ids[] = {"dns:a.example.com", "ip:192.0.2.7",
-	    "dns:b.example.com"};
+	static const char *csr[] = {
+	    "dns:b.example.com", "dns:a.example.com", "ip:192.0.2.7"};
+	static const char *ids[] = {
+	    "dns:a.example.com", "ip:192.0.2.7", "dns:b.example.com"};
 	struct ca_issued out;
 	struct problem *p = NULL;
 	X509 *x;
 	char *txt;
 	int days, secs;
 
-	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "classic", "a.example.com", csr,
-	    ids, 3, &out, &p) == 0);
+	TH_CHECK(t,
+	    issue(&F, CA_KEY_ECDSA, "classic", "a.example.com", csr, ids, 3,
+		&out, &p) == 0);
 	if (p != NULL) {
 		fprintf(stderr, "  %s\n", p->detail);
 		problem_free(p);
 		return;
 	}
-	check_issued(t, &out, "classic", CA_KEY_ECDSA, 1,
-	    X509_PURPOSE_SSL_SERVER);
+	check_issued(
+	    t, &out, "classic", CA_KEY_ECDSA, 1, X509_PURPOSE_SSL_SERVER);
 	x = parse_der(out.der, out.der_len);
 	/* SAN order follows the CSR. */
 	txt = ext_text(x, NID_subject_alt_name);
-	TH_CHECK_STR(t, txt, "DNS:b.example.com, DNS:a.example.com, "
+	TH_CHECK_STR(t, txt,
+	    "DNS:b.example.com, DNS:a.example.com, "
 	    "IP Address:192.0.2.7");
 	free(txt);
-	ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x),
-	    X509_get0_notAfter(x));
+	ASN1_TIME_diff(
+	    &days, &secs, X509_get0_notBefore(x), X509_get0_notAfter(x));
 	TH_CHECK(t, days == 89 && secs == 86399);
 	txt = ext_text(x, NID_ext_key_usage);
 	TH_CHECK_STR(t, txt, "TLS Web Server Authentication");
@@ -666,8 +688,8 @@ test_issue_rsa_classic(struct th *t)
 
 	TH_CHECK(t, issue(&F, CA_KEY_RSA, NULL, NULL, n, n, 1, &out, &p) == 0);
 	if (p == NULL) {
-		check_issued(t, &out, "classic", CA_KEY_RSA, 1,
-		    X509_PURPOSE_SSL_SERVER);
+		check_issued(
+		    t, &out, "classic", CA_KEY_RSA, 1, X509_PURPOSE_SSL_SERVER);
 		ca_issued_clear(&out);
 	}
 	problem_free(p);
@@ -683,10 +705,10 @@ test_issue_each_profile_and_key_type(struct th *t)
 		int purpose;
 		int days;
 	} cases[] = {
-		{"classic", 1, X509_PURPOSE_SSL_SERVER, 90},
-		{"tlsserver", 0, X509_PURPOSE_SSL_SERVER, 45},
-		{"shortlived", 0, X509_PURPOSE_SSL_SERVER, 7},
-		{"clientauth", 1, X509_PURPOSE_SSL_CLIENT, 30},
+	    {"classic", 1, X509_PURPOSE_SSL_SERVER, 90},
+	    {"tlsserver", 0, X509_PURPOSE_SSL_SERVER, 45},
+	    {"shortlived", 0, X509_PURPOSE_SSL_SERVER, 7},
+	    {"clientauth", 1, X509_PURPOSE_SSL_CLIENT, 30},
 	};
 	struct ca_issued out;
 	struct problem *p;
@@ -699,7 +721,7 @@ test_issue_each_profile_and_key_type(struct th *t)
 		for (kt = 0; kt < CA_KEY__MAX; kt++) {
 			p = NULL;
 			if (issue(&F, (enum ca_key_type)kt, cases[i].profile,
-			    NULL, n, n, 2, &out, &p) != 0) {
+				NULL, n, n, 2, &out, &p) != 0) {
 				fprintf(stderr, "  %s/%d: %s\n",
 				    cases[i].profile, kt, p ? p->detail : "");
 				TH_CHECK(t, 0);
@@ -714,11 +736,12 @@ test_issue_each_profile_and_key_type(struct th *t)
 			    X509_get0_notAfter(x));
 			TH_CHECK(t, days + 1 == cases[i].days);
 			/* clientauth: not a server certificate. */
-			TH_CHECK(t, (X509_check_purpose(x,
-			    X509_PURPOSE_SSL_SERVER, 0) == 1) ==
-			    (strcmp(cases[i].profile, "clientauth") != 0));
-			g = X509_get_ext_d2i(x, NID_subject_alt_name, &crit,
-			    NULL);
+			TH_CHECK(t,
+			    (X509_check_purpose(
+				 x, X509_PURPOSE_SSL_SERVER, 0) == 1) ==
+				(strcmp(cases[i].profile, "clientauth") != 0));
+			g = X509_get_ext_d2i(
+			    x, NID_subject_alt_name, &crit, NULL);
 			TH_CHECK(t, crit == !cases[i].cn);
 			GENERAL_NAMES_free(g);
 			X509_free(x);
@@ -741,13 +764,15 @@ test_issue_refusals(struct th *t)
 	uint8_t *der;
 
 	/* IP identifiers are not allowed by tlsserver. */
-	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "tlsserver", NULL, ip, ip, 1, &out,
-	    &p) == -1);
+	TH_CHECK(t,
+	    issue(&F, CA_KEY_ECDSA, "tlsserver", NULL, ip, ip, 1, &out, &p) ==
+		-1);
 	TH_CHECK(t, p && p->type == PROB_REJECTED_IDENTIFIER);
 	problem_free(p);
 	p = NULL;
-	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "nosuch", NULL, dns, dns, 1, &out,
-	    &p) == -1);
+	TH_CHECK(t,
+	    issue(&F, CA_KEY_ECDSA, "nosuch", NULL, dns, dns, 1, &out, &p) ==
+		-1);
 	TH_CHECK(t, p && p->type == PROB_INVALID_PROFILE);
 	problem_free(p);
 	p = NULL;
@@ -764,8 +789,9 @@ test_issue_refusals(struct th *t)
 	der = make_csr(CA_KEY_ECDSA, 256, NULL, dns, 1, &len, NULL);
 	many = json_array();
 	for (i = 0; i < 26; i++)
-		json_array_append_new(many, json_pack("{s:s, s:s}", "type",
-		    "dns", "value", "x.example.com"));
+		json_array_append_new(many,
+		    json_pack(
+			"{s:s, s:s}", "type", "dns", "value", "x.example.com"));
 	r.csr_der = der;
 	r.csr_len = len;
 	r.identifiers = many;
@@ -798,8 +824,8 @@ test_issue_refusals(struct th *t)
 	r.csr_der = der;
 	r.csr_len = len;
 	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == 0);
-	TH_CHECK(t, out.issuer && ca_issuer_key_type(out.issuer) ==
-	    CA_KEY_ECDSA);
+	TH_CHECK(
+	    t, out.issuer && ca_issuer_key_type(out.issuer) == CA_KEY_ECDSA);
 	problem_free(p);
 	p = NULL;
 	ca_issued_clear(&out);
@@ -823,10 +849,12 @@ test_lint_failure_refuses_issuance(struct th *t)
 	struct problem *p = NULL;
 	size_t before = json_object_size(F.fs.certs);
 
-	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "classic", NULL, bad, bad, 1, &out,
-	    &p) == -1);
-	TH_CHECK(t, p && p->type == PROB_SERVER_INTERNAL && p->detail &&
-	    strstr(p->detail, "dns_names_valid") != NULL);
+	TH_CHECK(t,
+	    issue(&F, CA_KEY_ECDSA, "classic", NULL, bad, bad, 1, &out, &p) ==
+		-1);
+	TH_CHECK(t,
+	    p && p->type == PROB_SERVER_INTERNAL && p->detail &&
+		strstr(p->detail, "dns_names_valid") != NULL);
 	TH_CHECK(t, json_object_size(F.fs.certs) == before);
 	problem_free(p);
 }
@@ -839,8 +867,8 @@ test_store_failure_is_an_error(struct th *t)
 	struct problem *p = NULL;
 
 	F.fs.fail_add = 1;
-	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &out,
-	    &p) == -1);
+	TH_CHECK(t,
+	    issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &out, &p) == -1);
 	TH_CHECK(t, p && p->type == PROB_UNAVAILABLE);
 	TH_CHECK(t, out.der == NULL && out.serial == NULL);
 	F.fs.fail_add = 0;
@@ -870,7 +898,7 @@ par_issue(void *arg)
 	for (i = 0; i < PAR_EACH; i++) {
 		p = NULL;
 		if (issue(&F, i % 2 ? CA_KEY_RSA : CA_KEY_ECDSA, "shortlived",
-		    NULL, n, n, 1, &out, &p) != 0) {
+			NULL, n, n, 1, &out, &p) != 0) {
 			a->failures++;
 			problem_free(p);
 			continue;
@@ -904,10 +932,11 @@ test_serials_unique_under_16_threads(struct th *t)
 			total++;
 			if (json_object_get(seen, args[i].serials[j]) != NULL)
 				dup++;
-			json_object_set_new(seen, args[i].serials[j],
-			    json_true());
-			TH_CHECK(t, json_object_get(F.fs.certs,
-			    args[i].serials[j]) != NULL);
+			json_object_set_new(
+			    seen, args[i].serials[j], json_true());
+			TH_CHECK(t,
+			    json_object_get(F.fs.certs, args[i].serials[j]) !=
+				NULL);
 			free(args[i].serials[j]);
 		}
 	}
@@ -934,12 +963,13 @@ crl_has(X509_CRL *crl, const char *serial_hex, int *reason)
 	for (i = 0; i < sk_X509_REVOKED_num(rs); i++) {
 		const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(
 		    sk_X509_REVOKED_value(rs, i));
-		h = hex_encode(ASN1_STRING_get0_data(sn),
-		    (size_t)ASN1_STRING_length(sn));
+		h = hex_encode(
+		    ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn));
 		if (strcmp(h, serial_hex) == 0) {
 			found = 1;
-			e = X509_REVOKED_get_ext_d2i(sk_X509_REVOKED_value(rs,
-			    i), NID_crl_reason, NULL, NULL);
+			e = X509_REVOKED_get_ext_d2i(
+			    sk_X509_REVOKED_value(rs, i), NID_crl_reason, NULL,
+			    NULL);
 			*reason = e ? (int)ASN1_ENUMERATED_get(e) : 0;
 			ASN1_ENUMERATED_free(e);
 		}
@@ -962,26 +992,29 @@ test_crl_before_and_after_revocation(struct th *t)
 	int crit = 0, reason = -1;
 	char *url;
 
-	TH_CHECK(t, issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &out,
-	    &p) == 0);
+	TH_CHECK(t,
+	    issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &out, &p) == 0);
 	if (p != NULL) {
 		problem_free(p);
 		return;
 	}
-	TH_CHECK(t, ca_generate_crl(F.ca, out.issuer->id, out.shard, "t",
-	    &num1, &der, &len, &p) == 0);
+	TH_CHECK(t,
+	    ca_generate_crl(F.ca, out.issuer->id, out.shard, "t", &num1, &der,
+		&len, &p) == 0);
 	crl = parse_crl(der, len);
 	TH_CHECK(t, crl != NULL);
-	TH_CHECK(t, X509_CRL_verify(crl, X509_get0_pubkey(out.issuer->cert))
-	    == 1);
+	TH_CHECK(
+	    t, X509_CRL_verify(crl, X509_get0_pubkey(out.issuer->cert)) == 1);
 	TH_CHECK(t, !crl_has(crl, out.serial, &reason));
-	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, &crit,
-	    NULL);
+	idp = X509_CRL_get_ext_d2i(
+	    crl, NID_issuing_distribution_point, &crit, NULL);
 	TH_CHECK(t, idp != NULL && crit == 1);
 	url = ca_url_crl("https://ca.test:4431", out.issuer->id, out.shard);
-	TH_CHECK(t, idp && idp->distpoint && ASN1_STRING_length(
-	    sk_GENERAL_NAME_value(idp->distpoint->name.fullname,
-	    0)->d.uniformResourceIdentifier) == (int)strlen(url));
+	TH_CHECK(t,
+	    idp && idp->distpoint &&
+		ASN1_STRING_length(
+		    sk_GENERAL_NAME_value(idp->distpoint->name.fullname, 0)
+			->d.uniformResourceIdentifier) == (int)strlen(url));
 	free(url);
 	ISSUING_DIST_POINT_free(idp);
 	X509_CRL_free(crl);
@@ -989,23 +1022,29 @@ test_crl_before_and_after_revocation(struct th *t)
 	der = NULL;
 
 	fake_revoke(&F.fs, out.serial, 1);
-	TH_CHECK(t, ca_generate_crl(F.ca, out.issuer->id, out.shard, "t",
-	    &num2, &der, &len, &p) == 0);
+	TH_CHECK(t,
+	    ca_generate_crl(F.ca, out.issuer->id, out.shard, "t", &num2, &der,
+		&len, &p) == 0);
 	TH_CHECK(t, num2 == num1 + 1);
 	crl = parse_crl(der, len);
-	TH_CHECK(t, crl && X509_CRL_verify(crl,
-	    X509_get0_pubkey(out.issuer->cert)) == 1);
+	TH_CHECK(t,
+	    crl &&
+		X509_CRL_verify(crl, X509_get0_pubkey(out.issuer->cert)) == 1);
 	TH_CHECK(t, crl && crl_has(crl, out.serial, &reason) && reason == 1);
 	X509_CRL_free(crl);
 	free(der);
 	TH_CHECK(t, json_array_size(F.fs.crls) >= 2);
 	/* Bad shard and issuer are refused. */
-	TH_CHECK(t, ca_generate_crl(F.ca, out.issuer->id, 8, "t", NULL, NULL,
-	    NULL, &p) == -1 && p->type == PROB_MALFORMED);
+	TH_CHECK(t,
+	    ca_generate_crl(
+		F.ca, out.issuer->id, 8, "t", NULL, NULL, NULL, &p) == -1 &&
+		p->type == PROB_MALFORMED);
 	problem_free(p);
 	p = NULL;
-	TH_CHECK(t, ca_generate_crl(F.ca, "0000000000000000", 0, "t", NULL,
-	    NULL, NULL, &p) == -1 && p->type == PROB_NOT_FOUND);
+	TH_CHECK(t,
+	    ca_generate_crl(
+		F.ca, "0000000000000000", 0, "t", NULL, NULL, NULL, &p) == -1 &&
+		p->type == PROB_NOT_FOUND);
 	problem_free(p);
 	TH_CHECK(t, ca_generate_all_crls(F.ca, "t") == 0);
 	ca_issued_clear(&out);
@@ -1026,13 +1065,13 @@ ocsp_status(const uint8_t *der, size_t len, const struct ca_issuer *is,
 	ASN1_GENERALIZEDTIME *rev, *tu, *nu;
 	int status = -1;
 
-	if (resp == NULL || OCSP_response_status(resp) !=
-	    OCSP_RESPONSE_STATUS_SUCCESSFUL ||
+	if (resp == NULL ||
+	    OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
 	    (bs = OCSP_response_get1_basic(resp)) == NULL)
 		goto out;
 	sk_X509_push(certs, is->cert);
-	if (OCSP_basic_verify(bs, certs, st, OCSP_TRUSTOTHER |
-	    OCSP_NOVERIFY) != 1)
+	if (OCSP_basic_verify(bs, certs, st, OCSP_TRUSTOTHER | OCSP_NOVERIFY) !=
+	    1)
 		goto out;
 	BN_hex2bn(&bn, serial_hex);
 	sn = BN_to_ASN1_INTEGER(bn, NULL);
@@ -1065,41 +1104,48 @@ test_ocsp_before_and_after_revocation(struct th *t)
 	int kt;
 
 	for (kt = 0; kt < CA_KEY__MAX; kt++) {
-		TH_CHECK(t, issue(&F, (enum ca_key_type)kt, "classic", NULL, n,
-		    n, 1, &out, &p) == 0);
+		TH_CHECK(t,
+		    issue(&F, (enum ca_key_type)kt, "classic", NULL, n, n, 1,
+			&out, &p) == 0);
 		if (p != NULL) {
 			problem_free(p);
 			return;
 		}
-		TH_CHECK(t, ca_ocsp(F.ca, out.serial, "t", &der, &len,
-		    &p) == 0);
-		TH_CHECK(t, ocsp_status(der, len, out.issuer, out.serial,
-		    &reason) == V_OCSP_CERTSTATUS_GOOD);
+		TH_CHECK(
+		    t, ca_ocsp(F.ca, out.serial, "t", &der, &len, &p) == 0);
+		TH_CHECK(t,
+		    ocsp_status(der, len, out.issuer, out.serial, &reason) ==
+			V_OCSP_CERTSTATUS_GOOD);
 		/* A fresh cached response is served again without signing. */
 		stores = F.fs.ocsp_stores;
-		TH_CHECK(t, ca_ocsp(F.ca, out.serial, "t", &der2, &len2,
-		    &p) == 0);
-		TH_CHECK(t, F.fs.ocsp_stores == stores && len == len2 &&
-		    memcmp(der, der2, len) == 0);
+		TH_CHECK(
+		    t, ca_ocsp(F.ca, out.serial, "t", &der2, &len2, &p) == 0);
+		TH_CHECK(t,
+		    F.fs.ocsp_stores == stores && len == len2 &&
+			memcmp(der, der2, len) == 0);
 		free(der);
 		free(der2);
 		der = der2 = NULL;
 		/* After revocation the cache is not trusted. */
 		fake_revoke(&F.fs, out.serial, 4);
-		TH_CHECK(t, ca_ocsp(F.ca, out.serial, "t", &der, &len,
-		    &p) == 0);
-		TH_CHECK(t, ocsp_status(der, len, out.issuer, out.serial,
-		    &reason) == V_OCSP_CERTSTATUS_REVOKED && reason == 4);
+		TH_CHECK(
+		    t, ca_ocsp(F.ca, out.serial, "t", &der, &len, &p) == 0);
+		TH_CHECK(t,
+		    ocsp_status(der, len, out.issuer, out.serial, &reason) ==
+			    V_OCSP_CERTSTATUS_REVOKED &&
+			reason == 4);
 		free(der);
 		der = NULL;
 		ca_issued_clear(&out);
 	}
-	TH_CHECK(t, ca_ocsp(F.ca, "0102", "t", &der, &len, &p) == -1 &&
-	    p->type == PROB_NOT_FOUND);
+	TH_CHECK(t,
+	    ca_ocsp(F.ca, "0102", "t", &der, &len, &p) == -1 &&
+		p->type == PROB_NOT_FOUND);
 	problem_free(p);
 	p = NULL;
-	TH_CHECK(t, ca_ocsp(F.ca, "zz", "t", &der, &len, &p) == -1 &&
-	    p->type == PROB_MALFORMED);
+	TH_CHECK(t,
+	    ca_ocsp(F.ca, "zz", "t", &der, &len, &p) == -1 &&
+		p->type == PROB_MALFORMED);
 	problem_free(p);
 }
 
@@ -1124,8 +1170,8 @@ test_profiles_json(struct th *t)
 	TH_CHECK(t, json_object_get(ps, "tlsserver") != NULL);
 	TH_CHECK(t, json_object_get(ps, "shortlived") != NULL);
 	TH_CHECK(t, json_object_get(ps, "clientauth") != NULL);
-	TH_CHECK_STR(t, json_string_value(json_object_get(j, "default")),
-	    "classic");
+	TH_CHECK_STR(
+	    t, json_string_value(json_object_get(j, "default")), "classic");
 	json_decref(j);
 }
 
@@ -1135,8 +1181,8 @@ test_dev_config_loads(struct th *t)
 	struct ca_config c;
 	char err[512];
 
-	TH_CHECK(t, ca_config_load("configs/dev/ca.json", &c, err,
-	    sizeof(err)) == 0);
+	TH_CHECK(t,
+	    ca_config_load("configs/dev/ca.json", &c, err, sizeof(err)) == 0);
 	TH_CHECK_STR(t, c.settings.public_base_url, "https://localhost:4431");
 	TH_CHECK(t, c.debug_port == 8102);
 	TH_CHECK(t, c.crl_period_ms == 3600 * 1000);
@@ -1190,26 +1236,38 @@ test_rpc_handlers(struct th *t)
 	static const struct {
 		const char *method, *params, *type;
 	} bad[] = {
-		{"ca.issue", "{}", "malformed"},
-		{"ca.issue", "{\"csr\": 5, \"identifiers\": [], "
-		    "\"account_id\": 1}", "malformed"},
-		{"ca.issue", "{\"csr\": \"!!\", \"identifiers\": [], "
-		    "\"account_id\": 1}", "badCSR"},
-		{"ca.issue", "{\"csr\": \"AAAA\", \"identifiers\": \"x\", "
-		    "\"account_id\": 1}", "malformed"},
-		{"ca.issue", "{\"csr\": \"AAAA\", \"identifiers\": [1, 2], "
-		    "\"account_id\": 1}", "badCSR"},
-		{"ca.issue", "{\"csr\": \"AAAA\", \"identifiers\": [], "
-		    "\"account_id\": 1, \"not_after\": \"soon\"}", "malformed"},
-		{"ca.issue", "{\"csr\": \"AAAA\", \"identifiers\": [], "
-		    "\"account_id\": 1, \"extra\": 1}", "malformed"},
-		{"ca.generate_crl", "{\"issuer_id\": 7, \"shard\": 0}",
-		    "malformed"},
-		{"ca.generate_crl", "{\"issuer_id\": \"x\", \"shard\": -1}",
-		    "notFound"},
-		{"ca.ocsp", "{\"serial\": 5}", "malformed"},
-		{"ca.ocsp", "{\"serial\": \"\"}", "malformed"},
-		{"ca.ocsp", "{\"serial\": \"abc\"}", "malformed"},
+	    {"ca.issue", "{}", "malformed"},
+	    {"ca.issue",
+		"{\"csr\": 5, \"identifiers\": [], "
+		"\"account_id\": 1}",
+		"malformed"},
+	    {"ca.issue",
+		"{\"csr\": \"!!\", \"identifiers\": [], "
+		"\"account_id\": 1}",
+		"badCSR"},
+	    {"ca.issue",
+		"{\"csr\": \"AAAA\", \"identifiers\": \"x\", "
+		"\"account_id\": 1}",
+		"malformed"},
+	    {"ca.issue",
+		"{\"csr\": \"AAAA\", \"identifiers\": [1, 2], "
+		"\"account_id\": 1}",
+		"badCSR"},
+	    {"ca.issue",
+		"{\"csr\": \"AAAA\", \"identifiers\": [], "
+		"\"account_id\": 1, \"not_after\": \"soon\"}",
+		"malformed"},
+	    {"ca.issue",
+		"{\"csr\": \"AAAA\", \"identifiers\": [], "
+		"\"account_id\": 1, \"extra\": 1}",
+		"malformed"},
+	    {"ca.generate_crl", "{\"issuer_id\": 7, \"shard\": 0}",
+		"malformed"},
+	    {"ca.generate_crl", "{\"issuer_id\": \"x\", \"shard\": -1}",
+		"notFound"},
+	    {"ca.ocsp", "{\"serial\": 5}", "malformed"},
+	    {"ca.ocsp", "{\"serial\": \"\"}", "malformed"},
+	    {"ca.ocsp", "{\"serial\": \"abc\"}", "malformed"},
 	};
 	json_t *res = NULL, *ids;
 	struct problem *p = NULL;
@@ -1219,8 +1277,8 @@ test_rpc_handlers(struct th *t)
 	const char *chain;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		TH_CHECK(t, call_method(bad[i].method, bad[i].params, &res,
-		    &p) == -1);
+		TH_CHECK(t,
+		    call_method(bad[i].method, bad[i].params, &res, &p) == -1);
 		if (p == NULL || strcmp(prob_type_name(p->type), bad[i].type)) {
 			fprintf(stderr, "  %s %s: got %s\n", bad[i].method,
 			    bad[i].params, p ? prob_type_name(p->type) : "ok");
@@ -1233,34 +1291,42 @@ test_rpc_handlers(struct th *t)
 	der = make_csr(CA_KEY_ECDSA, 256, NULL, n, 1, &len, NULL);
 	b64 = b64url_encode(der, len);
 	params = xasprintf("{\"csr\": \"%s\", \"identifiers\": [1, {}], "
-	    "\"account_id\": 1}", b64);
-	TH_CHECK(t, call_method("ca.issue", params, &res, &p) == -1 && p &&
-	    p->type == PROB_MALFORMED);
+			   "\"account_id\": 1}",
+	    b64);
+	TH_CHECK(t,
+	    call_method("ca.issue", params, &res, &p) == -1 && p &&
+		p->type == PROB_MALFORMED);
 	problem_free(p);
 	free(params);
 	/* The happy path through the handler. */
 	ids = idents(n, 1);
-	params = xasprintf("{\"csr\": \"%s\", \"identifiers\": "
-	    "[{\"type\": \"dns\", \"value\": \"rpc.example.com\"}], "
-	    "\"account_id\": 3, \"order_id\": 4, \"profile\": "
-	    "\"tlsserver\"}", b64);
+	params =
+	    xasprintf("{\"csr\": \"%s\", \"identifiers\": "
+		      "[{\"type\": \"dns\", \"value\": \"rpc.example.com\"}], "
+		      "\"account_id\": 3, \"order_id\": 4, \"profile\": "
+		      "\"tlsserver\"}",
+		b64);
 	TH_CHECK(t, call_method("ca.issue", params, &res, &p) == 0);
 	chain = json_string_value(json_object_get(res, "chain_pem"));
-	TH_CHECK(t, chain != NULL && strncmp(chain, "-----BEGIN CERTIFICATE",
-	    22) == 0 && strstr(chain + 10, "BEGIN CERTIFICATE") != NULL);
-	TH_CHECK(t, json_array_size(json_object_get(res, "alternates_pem")) ==
-	    1);
-	TH_CHECK(t, strlen(json_string_value(json_object_get(res,
-	    "serial"))) == 36);
+	TH_CHECK(t,
+	    chain != NULL &&
+		strncmp(chain, "-----BEGIN CERTIFICATE", 22) == 0 &&
+		strstr(chain + 10, "BEGIN CERTIFICATE") != NULL);
+	TH_CHECK(
+	    t, json_array_size(json_object_get(res, "alternates_pem")) == 1);
+	TH_CHECK(
+	    t, strlen(json_string_value(json_object_get(res, "serial"))) == 36);
 	json_decref(res);
 	problem_free(p);
 	res = NULL;
 	p = NULL;
-	TH_CHECK(t, call_method("ca.get_issuers", "{}", &res, &p) == 0 &&
-	    json_array_size(json_object_get(res, "issuers")) == 2);
+	TH_CHECK(t,
+	    call_method("ca.get_issuers", "{}", &res, &p) == 0 &&
+		json_array_size(json_object_get(res, "issuers")) == 2);
 	json_decref(res);
-	TH_CHECK(t, call_method("ca.profiles", "{}", &res, &p) == 0 &&
-	    json_object_size(json_object_get(res, "profiles")) == 4);
+	TH_CHECK(t,
+	    call_method("ca.profiles", "{}", &res, &p) == 0 &&
+		json_object_size(json_object_get(res, "profiles")) == 4);
 	json_decref(res);
 	free(params);
 	free(b64);

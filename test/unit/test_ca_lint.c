@@ -19,7 +19,7 @@ struct lfx {
 	const struct ca_issuer *ecdsa;
 	EVP_PKEY *subject; /* P-256 subject key */
 	EVP_PKEY *signer;  /* throwaway signing key */
-	json_t *ids;	   /* a.example.com, b.example.com */
+	json_t *ids;       /* a.example.com, b.example.com */
 };
 
 static struct lfx L; /* set up once in main */
@@ -38,8 +38,8 @@ setup(void)
 	}
 	snprintf(path, sizeof(path), "%s/issuers.json", L.dir);
 	if ((L.issuers = ca_issuers_load(path, err, sizeof(err))) == NULL ||
-	    (L.profiles = profiles_load("configs/dev/profiles.json", err,
-	    sizeof(err))) == NULL) {
+	    (L.profiles = profiles_load(
+		 "configs/dev/profiles.json", err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
@@ -149,8 +149,8 @@ run_lint(const char *name, X509 *x, const json_t *ids, const char *profile)
 static void
 test_all_lints_pass_on_good_certs(struct th *t)
 {
-	static const char *profiles[] = {"classic", "tlsserver", "shortlived",
-	    "clientauth"};
+	static const char *profiles[] = {
+	    "classic", "tlsserver", "shortlived", "clientauth"};
 	struct ca_tbs tpl;
 	struct ca_lint_input in;
 	const char *failed = NULL;
@@ -173,8 +173,8 @@ test_all_lints_pass_on_good_certs(struct th *t)
 		in.profile = tpl.profile;
 		TH_CHECK(t, ca_lint_all(&in, &failed, msg, sizeof(msg)) == 0);
 		if (failed)
-			fprintf(stderr, "  %s: %s: %s\n", profiles[i], failed,
-			    msg);
+			fprintf(
+			    stderr, "  %s: %s: %s\n", profiles[i], failed, msg);
 		X509_free(x);
 	}
 }
@@ -199,19 +199,19 @@ test_lint_san_matches_identifiers(struct th *t)
 	struct ca_tbs tpl;
 	json_t *other = json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "dns",
 	    "value", "a.example.com", "type", "dns", "value", "c.example.com");
-	json_t *fewer = json_pack("[{s:s, s:s}]", "type", "dns", "value",
-	    "a.example.com");
+	json_t *fewer =
+	    json_pack("[{s:s, s:s}]", "type", "dns", "value", "a.example.com");
 	X509 *x;
 
 	good_template(&tpl, "classic");
 	x = build(&tpl);
 	resign(x);
-	TH_CHECK(t, run_lint("san_matches_identifiers", x, L.ids, "classic")
-	    == 0);
-	TH_CHECK(t, run_lint("san_matches_identifiers", x, other, "classic")
-	    == -1);
-	TH_CHECK(t, run_lint("san_matches_identifiers", x, fewer, "classic")
-	    == -1);
+	TH_CHECK(
+	    t, run_lint("san_matches_identifiers", x, L.ids, "classic") == 0);
+	TH_CHECK(
+	    t, run_lint("san_matches_identifiers", x, other, "classic") == -1);
+	TH_CHECK(
+	    t, run_lint("san_matches_identifiers", x, fewer, "classic") == -1);
 	X509_free(x);
 	json_decref(other);
 	json_decref(fewer);
@@ -237,14 +237,13 @@ test_lint_san_no_duplicates(struct th *t)
 static void
 test_lint_dns_names_valid(struct th *t)
 {
-	static const char *bad[] = {
-	    "a..example.com", "a.*.example.com", "-a.example.com",
-	    "a-.example.com", "under_score.example.com", "example.123",
-	    "localhost", "**.example.com",
+	static const char *bad[] = {"a..example.com", "a.*.example.com",
+	    "-a.example.com", "a-.example.com", "under_score.example.com",
+	    "example.123", "localhost", "**.example.com",
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	    ".example.com"};
-	static const char *good[] = {"*.example.com", "xn--bcher-kva.example",
-	    "a-b.c0.example.com"};
+	static const char *good[] = {
+	    "*.example.com", "xn--bcher-kva.example", "a-b.c0.example.com"};
 	struct ca_tbs tpl;
 	json_t *ids;
 	size_t i;
@@ -252,8 +251,8 @@ test_lint_dns_names_valid(struct th *t)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]) + 3; i++) {
 		int is_bad = i < sizeof(bad) / sizeof(bad[0]);
-		const char *name = is_bad ? bad[i] :
-		    good[i - sizeof(bad) / sizeof(bad[0])];
+		const char *name =
+		    is_bad ? bad[i] : good[i - sizeof(bad) / sizeof(bad[0])];
 		ids = json_pack("[{s:s, s:s}]", "type", "dns", "value", name);
 		good_template(&tpl, "tlsserver");
 		tpl.sans = ids;
@@ -263,8 +262,8 @@ test_lint_dns_names_valid(struct th *t)
 			resign(x);
 			if (run_lint("dns_names_valid", x, ids, "tlsserver") !=
 			    (is_bad ? -1 : 0)) {
-				fprintf(stderr, "  wrong verdict for %s\n",
-				    name);
+				fprintf(
+				    stderr, "  wrong verdict for %s\n", name);
 				TH_CHECK(t, 0);
 			}
 		}
@@ -302,20 +301,20 @@ test_lint_validity_within_profile(struct th *t)
 	good_template(&tpl, "shortlived");
 	x = build(&tpl);
 	resign(x);
-	TH_CHECK(t, run_lint("validity_within_profile", x, L.ids,
-	    "shortlived") == 0);
+	TH_CHECK(t,
+	    run_lint("validity_within_profile", x, L.ids, "shortlived") == 0);
 	X509_free(x);
 	tpl.not_after += 1; /* one second too long */
 	x = build(&tpl);
 	resign(x);
-	TH_CHECK(t, run_lint("validity_within_profile", x, L.ids,
-	    "shortlived") == -1);
+	TH_CHECK(t,
+	    run_lint("validity_within_profile", x, L.ids, "shortlived") == -1);
 	X509_free(x);
 	tpl.not_after = tpl.not_before - 10;
 	x = build(&tpl);
 	resign(x);
-	TH_CHECK(t, run_lint("validity_within_profile", x, L.ids,
-	    "shortlived") == -1);
+	TH_CHECK(t,
+	    run_lint("validity_within_profile", x, L.ids, "shortlived") == -1);
 	X509_free(x);
 }
 
@@ -425,8 +424,8 @@ test_lint_ku_eku_consistent(struct th *t)
 	resign(x);
 	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == 0);
 	/* The serverAuth certificate does not fit the clientauth profile. */
-	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "clientauth") ==
-	    -1);
+	TH_CHECK(
+	    t, run_lint("ku_eku_consistent", x, L.ids, "clientauth") == -1);
 	X509_free(x);
 	/* keyEncipherment on an ECDSA key. */
 	x = build(&tpl);
@@ -468,13 +467,13 @@ test_lint_no_unknown_critical_ext(struct th *t)
 	good_template(&tpl, "classic");
 	x = build(&tpl);
 	resign(x);
-	TH_CHECK(t, run_lint("no_unknown_critical_ext", x, L.ids, "classic")
-	    == 0);
+	TH_CHECK(
+	    t, run_lint("no_unknown_critical_ext", x, L.ids, "classic") == 0);
 	e = X509_EXTENSION_create_by_OBJ(NULL, obj, 1, data);
 	X509_add_ext(x, e, -1);
 	resign(x);
-	TH_CHECK(t, run_lint("no_unknown_critical_ext", x, L.ids, "classic")
-	    == -1);
+	TH_CHECK(
+	    t, run_lint("no_unknown_critical_ext", x, L.ids, "classic") == -1);
 	X509_EXTENSION_free(e);
 	ASN1_OBJECT_free(obj);
 	ASN1_OCTET_STRING_free(data);
@@ -482,8 +481,8 @@ test_lint_no_unknown_critical_ext(struct th *t)
 	/* A known extension made critical when it should not be. */
 	x = build(&tpl);
 	set_ext(x, NID_info_access, "critical,caIssuers;URI:http://x.test/");
-	TH_CHECK(t, run_lint("no_unknown_critical_ext", x, L.ids, "classic")
-	    == -1);
+	TH_CHECK(
+	    t, run_lint("no_unknown_critical_ext", x, L.ids, "classic") == -1);
 	X509_free(x);
 }
 
@@ -512,13 +511,14 @@ test_lint_empty_subject_san_critical(struct th *t)
 	good_template(&tpl, "tlsserver");
 	x = build(&tpl);
 	resign(x);
-	TH_CHECK(t, run_lint("empty_subject_san_critical", x, L.ids,
-	    "tlsserver") == 0);
+	TH_CHECK(t,
+	    run_lint("empty_subject_san_critical", x, L.ids, "tlsserver") == 0);
 	idx = X509_get_ext_by_NID(x, NID_subject_alt_name, -1);
 	X509_EXTENSION_set_critical(X509_get_ext(x, idx), 0);
 	resign(x);
-	TH_CHECK(t, run_lint("empty_subject_san_critical", x, L.ids,
-	    "tlsserver") == -1);
+	TH_CHECK(t,
+	    run_lint("empty_subject_san_critical", x, L.ids, "tlsserver") ==
+		-1);
 	X509_free(x);
 }
 
@@ -562,14 +562,16 @@ test_lint_spki_matches_request(struct th *t)
 	in.profile = tpl.profile;
 	in.pubkey = L.subject;
 	in.spki = mine;
-	TH_CHECK(t, ca_lint_find("spki_matches_request")->fn(&in, msg,
-	    sizeof(msg)) == 0);
-	TH_CHECK(t, ca_lint_find("key_allowed")->fn(&in, msg, sizeof(msg)) ==
-	    0);
+	TH_CHECK(t,
+	    ca_lint_find("spki_matches_request")->fn(&in, msg, sizeof(msg)) ==
+		0);
+	TH_CHECK(
+	    t, ca_lint_find("key_allowed")->fn(&in, msg, sizeof(msg)) == 0);
 	in.spki = other;
 	in.pubkey = L.signer;
-	TH_CHECK(t, ca_lint_find("spki_matches_request")->fn(&in, msg,
-	    sizeof(msg)) == -1);
+	TH_CHECK(t,
+	    ca_lint_find("spki_matches_request")->fn(&in, msg, sizeof(msg)) ==
+		-1);
 	/* The copied SPKI decodes to the subject key. */
 	ok = X509_get_pubkey(x);
 	TH_CHECK(t, ok == NULL || EVP_PKEY_eq(ok, L.subject) == 1);
@@ -601,8 +603,9 @@ test_fast_and_slow_spki_give_the_same_tbs(struct th *t)
 		b = build(&tpl);
 		X509_sign(a, L.signer, EVP_sha256());
 		X509_sign(b, L.signer, EVP_sha256());
-		TH_CHECK(t, ca_tbs_der(a, &da, &la) == 0 &&
-		    ca_tbs_der(b, &db, &lb) == 0);
+		TH_CHECK(t,
+		    ca_tbs_der(a, &da, &la) == 0 &&
+			ca_tbs_der(b, &db, &lb) == 0);
 		TH_CHECK(t, la == lb && la > 0 && memcmp(da, db, la) == 0);
 		free(da);
 		free(db);
@@ -628,8 +631,8 @@ test_tbs_is_deterministic(struct th *t)
 	b = build(&tpl);
 	X509_sign(a, L.signer, EVP_sha256());
 	X509_sign(b, L.ecdsa->key, EVP_sha256());
-	TH_CHECK(t, ca_tbs_der(a, &da, &la) == 0 && ca_tbs_der(b, &db,
-	    &lb) == 0);
+	TH_CHECK(
+	    t, ca_tbs_der(a, &da, &la) == 0 && ca_tbs_der(b, &db, &lb) == 0);
 	TH_CHECK(t, la == lb && la > 0 && memcmp(da, db, la) == 0);
 	free(da);
 	free(db);

@@ -17,10 +17,10 @@ static void
 test_b64url_vectors(struct th *t)
 {
 	/* RFC 4648 §10 vectors, unpadded, URL alphabet. */
-	static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba",
-	    "foobar"};
-	static const char *out[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg",
-	    "Zm9vYmE", "Zm9vYmFy"};
+	static const char *in[] = {
+	    "", "f", "fo", "foo", "foob", "fooba", "foobar"};
+	static const char *out[] = {
+	    "", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
 	size_t i;
 
 	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
@@ -46,16 +46,16 @@ test_b64url_vectors(struct th *t)
 static void
 test_b64url_strict(struct th *t)
 {
-	static const char *bad[] = {"Zg==", "Zm9v+", "Zm9v/", "Zm 9v", "Z",
-	    "Zh", "Zm9vY\n", "Zm9vYg="};
+	static const char *bad[] = {
+	    "Zg==", "Zm9v+", "Zm9v/", "Zm 9v", "Z", "Zh", "Zm9vY\n", "Zm9vYg="};
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint8_t *d = NULL;
 		size_t dl;
 
-		TH_CHECK(t, b64url_decode(bad[i], strlen(bad[i]), &d, &dl) ==
-		    -1);
+		TH_CHECK(
+		    t, b64url_decode(bad[i], strlen(bad[i]), &d, &dl) == -1);
 		TH_CHECK(t, d == NULL);
 	}
 }
@@ -69,8 +69,9 @@ test_hex(struct th *t)
 	size_t dl;
 
 	TH_CHECK_STR(t, h, "00abff");
-	TH_CHECK(t, hex_decode("00ABff", &d, &dl) == 0 && dl == 3 &&
-	    memcmp(d, b, 3) == 0);
+	TH_CHECK(t,
+	    hex_decode("00ABff", &d, &dl) == 0 && dl == 3 &&
+		memcmp(d, b, 3) == 0);
 	free(d);
 	TH_CHECK(t, hex_decode("abc", &d, &dl) == -1);
 	TH_CHECK(t, hex_decode("zz", &d, &dl) == -1);
@@ -82,8 +83,8 @@ test_durations(struct th *t)
 {
 	int64_t ms;
 
-	TH_CHECK(t, duration_parse_ms("90d", &ms) == 0 &&
-	    ms == 90LL * 86400000);
+	TH_CHECK(
+	    t, duration_parse_ms("90d", &ms) == 0 && ms == 90LL * 86400000);
 	TH_CHECK(t, duration_parse_ms("1h30m", &ms) == 0 && ms == 5400000);
 	TH_CHECK(t, duration_parse_ms("250ms", &ms) == 0 && ms == 250);
 	TH_CHECK(t, duration_parse_ms("10s", &ms) == 0 && ms == 10000);
@@ -102,12 +103,12 @@ test_rfc3339(struct th *t)
 	char buf[32];
 
 	TH_CHECK(t, time_parse_rfc3339("2026-11-28T15:00:00Z", &v) == 0);
-	TH_CHECK_STR(t, time_fmt_rfc3339(v, buf, sizeof(buf)),
-	    "2026-11-28T15:00:00Z");
-	TH_CHECK(t, time_parse_rfc3339("2026-11-28T16:00:00.123+01:00", &v) ==
-	    0);
-	TH_CHECK_STR(t, time_fmt_rfc3339(v, buf, sizeof(buf)),
-	    "2026-11-28T15:00:00Z");
+	TH_CHECK_STR(
+	    t, time_fmt_rfc3339(v, buf, sizeof(buf)), "2026-11-28T15:00:00Z");
+	TH_CHECK(
+	    t, time_parse_rfc3339("2026-11-28T16:00:00.123+01:00", &v) == 0);
+	TH_CHECK_STR(
+	    t, time_fmt_rfc3339(v, buf, sizeof(buf)), "2026-11-28T15:00:00Z");
 	TH_CHECK(t, time_parse_rfc3339("2026-11-28 15:00:00Z", &v) == -1);
 	TH_CHECK(t, time_parse_rfc3339("2026-13-28T15:00:00Z", &v) == -1);
 	TH_CHECK(t, time_parse_rfc3339("2026-11-28T15:00:00", &v) == -1);
@@ -129,8 +130,8 @@ test_dns_names(struct th *t)
 	n = ident_dns_normalize("*.example.com", 1, err, sizeof(err));
 	TH_CHECK_STR(t, n, "*.example.com");
 	free(n);
-	TH_CHECK(t, ident_dns_normalize("*.example.com", 0, err,
-	    sizeof(err)) == NULL);
+	TH_CHECK(t,
+	    ident_dns_normalize("*.example.com", 0, err, sizeof(err)) == NULL);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		n = ident_dns_normalize(bad[i], 1, err, sizeof(err));
 		if (n != NULL)
@@ -144,8 +145,8 @@ test_dns_names(struct th *t)
 		memset(lbl, 'a', 64);
 		lbl[64] = 0;
 		snprintf(name, sizeof(name), "%s.com", lbl);
-		TH_CHECK(t, ident_dns_normalize(name, 0, err, sizeof(err)) ==
-		    NULL);
+		TH_CHECK(
+		    t, ident_dns_normalize(name, 0, err, sizeof(err)) == NULL);
 		lbl[63] = 0;
 		snprintf(name, sizeof(name), "%s.com", lbl);
 		n = ident_dns_normalize(name, 0, err, sizeof(err));
@@ -161,12 +162,13 @@ test_ip_identifiers(struct th *t)
 	uint8_t raw[16];
 	size_t rl;
 
-	n = ident_ip_normalize("2001:DB8:0:0:0:0:0:1", raw, &rl, err,
-	    sizeof(err));
+	n = ident_ip_normalize(
+	    "2001:DB8:0:0:0:0:0:1", raw, &rl, err, sizeof(err));
 	TH_CHECK_STR(t, n, "2001:db8::1");
 	TH_CHECK(t, rl == 16);
 	r = ident_ip_reverse_name(raw, rl);
-	TH_CHECK_STR(t, r, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+	TH_CHECK_STR(t, r,
+	    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
 	    "8.b.d.0.1.0.0.2.ip6.arpa");
 	free(n);
 	free(r);
@@ -176,12 +178,15 @@ test_ip_identifiers(struct th *t)
 	TH_CHECK_STR(t, r, "10.2.0.192.in-addr.arpa");
 	free(n);
 	free(r);
-	TH_CHECK(t, ident_ip_normalize("256.1.1.1", NULL, NULL, err,
-	    sizeof(err)) == NULL);
-	TH_CHECK(t, ident_ip_normalize("fe80::1%eth0", NULL, NULL, err,
-	    sizeof(err)) == NULL);
-	TH_CHECK(t, ident_ip_normalize("example.com", NULL, NULL, err,
-	    sizeof(err)) == NULL);
+	TH_CHECK(t,
+	    ident_ip_normalize("256.1.1.1", NULL, NULL, err, sizeof(err)) ==
+		NULL);
+	TH_CHECK(t,
+	    ident_ip_normalize("fe80::1%eth0", NULL, NULL, err, sizeof(err)) ==
+		NULL);
+	TH_CHECK(t,
+	    ident_ip_normalize("example.com", NULL, NULL, err, sizeof(err)) ==
+		NULL);
 }
 
 struct cfg {
@@ -195,19 +200,18 @@ struct cfg {
 };
 
 static const struct jspec inner_spec[] = {
-	{"inner", JSPEC_STRING, offsetof(struct cfg, inner), 1, NULL, 0},
-	JSPEC_END,
+    {"inner", JSPEC_STRING, offsetof(struct cfg, inner), 1, NULL, 0},
+    JSPEC_END,
 };
 static const struct jspec cfg_spec[] = {
-	{"name", JSPEC_STRING, offsetof(struct cfg, name), 1, NULL, 0},
-	{"workers", JSPEC_INT, offsetof(struct cfg, workers), 0, NULL, 0},
-	{"flag", JSPEC_BOOL, offsetof(struct cfg, flag), 0, NULL, 0},
-	{"timeout", JSPEC_DURATION, offsetof(struct cfg, timeout_ms), 0, NULL,
-	    0},
-	{"list", JSPEC_STRINGS, offsetof(struct cfg, list), 0, NULL,
-	    offsetof(struct cfg, nlist)},
-	{"sub", JSPEC_OBJECT, 0, 0, inner_spec, 0},
-	JSPEC_END,
+    {"name", JSPEC_STRING, offsetof(struct cfg, name), 1, NULL, 0},
+    {"workers", JSPEC_INT, offsetof(struct cfg, workers), 0, NULL, 0},
+    {"flag", JSPEC_BOOL, offsetof(struct cfg, flag), 0, NULL, 0},
+    {"timeout", JSPEC_DURATION, offsetof(struct cfg, timeout_ms), 0, NULL, 0},
+    {"list", JSPEC_STRINGS, offsetof(struct cfg, list), 0, NULL,
+	offsetof(struct cfg, nlist)},
+    {"sub", JSPEC_OBJECT, 0, 0, inner_spec, 0},
+    JSPEC_END,
 };
 
 static int
@@ -229,32 +233,38 @@ test_jspec(struct th *t)
 	struct cfg c;
 	char err[256];
 
-	TH_CHECK(t, parse_cfg("{\"name\":\"x\",\"flag\":true,\"timeout\":"
-	    "\"5s\",\"list\":[\"a\",\"b\"],\"sub\":{\"inner\":\"i\"}}", &c, err,
-	    sizeof(err)) == 0);
+	TH_CHECK(t,
+	    parse_cfg(
+		"{\"name\":\"x\",\"flag\":true,\"timeout\":"
+		"\"5s\",\"list\":[\"a\",\"b\"],\"sub\":{\"inner\":\"i\"}}",
+		&c, err, sizeof(err)) == 0);
 	TH_CHECK_STR(t, c.name, "x");
 	TH_CHECK(t, c.workers == 4 && c.flag == 1 && c.timeout_ms == 5000);
 	TH_CHECK(t, c.nlist == 2 && strcmp(c.list[1], "b") == 0);
 	TH_CHECK_STR(t, c.inner, "i");
 	jspec_clear(cfg_spec, &c);
 
-	TH_CHECK(t, parse_cfg("{\"name\":\"x\",\"wrokers\":3}", &c, err,
-	    sizeof(err)) == -1);
+	TH_CHECK(t,
+	    parse_cfg("{\"name\":\"x\",\"wrokers\":3}", &c, err, sizeof(err)) ==
+		-1);
 	TH_CHECK(t, strstr(err, "wrokers") != NULL);
 	jspec_clear(cfg_spec, &c);
-	TH_CHECK(t, parse_cfg("{\"name\":\"x\",\"workers\":\"3\"}", &c, err,
-	    sizeof(err)) == -1);
+	TH_CHECK(t,
+	    parse_cfg("{\"name\":\"x\",\"workers\":\"3\"}", &c, err,
+		sizeof(err)) == -1);
 	TH_CHECK(t, strstr(err, "workers: expected an integer") != NULL);
 	jspec_clear(cfg_spec, &c);
 	TH_CHECK(t, parse_cfg("{\"workers\":3}", &c, err, sizeof(err)) == -1);
 	TH_CHECK(t, strstr(err, "name: required") != NULL);
 	jspec_clear(cfg_spec, &c);
-	TH_CHECK(t, parse_cfg("{\"name\":\"x\",\"sub\":{\"innr\":1}}", &c, err,
-	    sizeof(err)) == -1);
+	TH_CHECK(t,
+	    parse_cfg("{\"name\":\"x\",\"sub\":{\"innr\":1}}", &c, err,
+		sizeof(err)) == -1);
 	TH_CHECK(t, strstr(err, "sub.innr: unknown key") != NULL);
 	jspec_clear(cfg_spec, &c);
-	TH_CHECK(t, parse_cfg("{\"name\":\"x\",\"timeout\":\"soon\"}", &c, err,
-	    sizeof(err)) == -1);
+	TH_CHECK(t,
+	    parse_cfg("{\"name\":\"x\",\"timeout\":\"soon\"}", &c, err,
+		sizeof(err)) == -1);
 	TH_CHECK(t, strstr(err, "timeout") != NULL);
 	jspec_clear(cfg_spec, &c);
 }
@@ -266,9 +276,9 @@ test_config_file_and_env(struct th *t)
 	int fd = mkstemp(path);
 	json_t *j;
 	static const struct config_env env[] = {
-		{"ANVIL_TEST_PORT", "listen.port"},
-		{"ANVIL_TEST_NAME", "name"},
-		{NULL, NULL},
+	    {"ANVIL_TEST_PORT", "listen.port"},
+	    {"ANVIL_TEST_NAME", "name"},
+	    {NULL, NULL},
 	};
 
 	TH_CHECK(t, fd >= 0);
@@ -276,16 +286,17 @@ test_config_file_and_env(struct th *t)
 	close(fd);
 	TH_CHECK(t, config_load_file(path, err, sizeof(err)) == NULL);
 	TH_CHECK(t, strstr(err, path) != NULL);
-	TH_CHECK(t, config_load_file("/nonexistent/x.json", err,
-	    sizeof(err)) == NULL);
+	TH_CHECK(t,
+	    config_load_file("/nonexistent/x.json", err, sizeof(err)) == NULL);
 	unlink(path);
 
 	j = json_pack("{s:s}", "name", "a");
 	setenv("ANVIL_TEST_PORT", "4999", 1);
 	setenv("ANVIL_TEST_NAME", "bee", 1);
 	config_apply_env(j, env);
-	TH_CHECK(t, json_integer_value(json_object_get(json_object_get(j,
-	    "listen"), "port")) == 4999);
+	TH_CHECK(t,
+	    json_integer_value(
+		json_object_get(json_object_get(j, "listen"), "port")) == 4999);
 	TH_CHECK_STR(t, json_string_value(json_object_get(j, "name")), "bee");
 	json_decref(j);
 }
@@ -298,17 +309,18 @@ test_problems(struct th *t)
 	enum prob_type ty;
 
 	p = problem_new(PROB_REJECTED_IDENTIFIER, "2 names refused");
-	problem_add_sub(p, problem_new(PROB_REJECTED_IDENTIFIER, "bad a"),
-	    "dns", "a.bad");
-	problem_add_sub(p, problem_new(PROB_MALFORMED, "bad b"), "dns",
-	    "b.bad");
+	problem_add_sub(
+	    p, problem_new(PROB_REJECTED_IDENTIFIER, "bad a"), "dns", "a.bad");
+	problem_add_sub(
+	    p, problem_new(PROB_MALFORMED, "bad b"), "dns", "b.bad");
 	j = problem_to_json(p);
 	TH_CHECK_STR(t, json_string_value(json_object_get(j, "type")),
 	    "urn:ietf:params:acme:error:rejectedIdentifier");
 	TH_CHECK(t, json_integer_value(json_object_get(j, "status")) == 400);
 	TH_CHECK(t, json_array_size(json_object_get(j, "subproblems")) == 2);
-	TH_CHECK_STR(t, json_string_value(json_object_get(json_array_get(
-	    json_object_get(j, "subproblems"), 1), "type")),
+	TH_CHECK_STR(t,
+	    json_string_value(json_object_get(
+		json_array_get(json_object_get(j, "subproblems"), 1), "type")),
 	    "urn:ietf:params:acme:error:malformed");
 	json_decref(j);
 
@@ -329,10 +341,11 @@ test_problems(struct th *t)
 	json_decref(j);
 	problem_free(p);
 
-	TH_CHECK(t, prob_type_parse("badNonce", &ty) == 0 &&
-	    ty == PROB_BAD_NONCE);
-	TH_CHECK(t, prob_type_parse("urn:ietf:params:acme:error:caa", &ty) ==
-	    0 && ty == PROB_CAA);
+	TH_CHECK(
+	    t, prob_type_parse("badNonce", &ty) == 0 && ty == PROB_BAD_NONCE);
+	TH_CHECK(t,
+	    prob_type_parse("urn:ietf:params:acme:error:caa", &ty) == 0 &&
+		ty == PROB_CAA);
 	TH_CHECK(t, prob_type_parse("nonsense", &ty) == -1);
 	TH_CHECK(t, prob_type_status(PROB_RATE_LIMITED) == 429);
 	j = json_pack("{s:s}", "type", "whatever");
@@ -348,25 +361,29 @@ test_metrics_render(struct th *t)
 	struct metrics *m = metrics_new();
 	char *out, esc[64];
 
-	metrics_counter_add(m, "anvil_test_total", "Test counter.",
-	    "method=\"a\"", 2);
-	metrics_counter_add(m, "anvil_test_total", "Test counter.",
-	    "method=\"a\"", 1);
+	metrics_counter_add(
+	    m, "anvil_test_total", "Test counter.", "method=\"a\"", 2);
+	metrics_counter_add(
+	    m, "anvil_test_total", "Test counter.", "method=\"a\"", 1);
 	metrics_gauge_set(m, "anvil_test_gauge", "Gauge.", NULL, 7);
-	metrics_histogram_observe(m, "anvil_test_seconds", "Hist.",
-	    "m=\"x\"", 0.003);
+	metrics_histogram_observe(
+	    m, "anvil_test_seconds", "Hist.", "m=\"x\"", 0.003);
 	out = metrics_render(m);
 	TH_CHECK(t, strstr(out, "# TYPE anvil_test_total counter") != NULL);
 	TH_CHECK(t, strstr(out, "anvil_test_total{method=\"a\"} 3\n") != NULL);
 	TH_CHECK(t, strstr(out, "anvil_test_gauge 7\n") != NULL);
-	TH_CHECK(t, strstr(out, "anvil_test_seconds_bucket{m=\"x\",le="
-	    "\"0.0025\"} 0\n") != NULL);
-	TH_CHECK(t, strstr(out, "anvil_test_seconds_bucket{m=\"x\",le="
-	    "\"0.005\"} 1\n") != NULL);
-	TH_CHECK(t, strstr(out, "anvil_test_seconds_count{m=\"x\"} 1\n") !=
-	    NULL);
-	TH_CHECK(t, strstr(out, "anvil_process_resident_memory_bytes ") !=
-	    NULL);
+	TH_CHECK(t,
+	    strstr(out,
+		"anvil_test_seconds_bucket{m=\"x\",le="
+		"\"0.0025\"} 0\n") != NULL);
+	TH_CHECK(t,
+	    strstr(out,
+		"anvil_test_seconds_bucket{m=\"x\",le="
+		"\"0.005\"} 1\n") != NULL);
+	TH_CHECK(
+	    t, strstr(out, "anvil_test_seconds_count{m=\"x\"} 1\n") != NULL);
+	TH_CHECK(
+	    t, strstr(out, "anvil_process_resident_memory_bytes ") != NULL);
 	free(out);
 	TH_CHECK_STR(t, metrics_label_escape("a\"b\\c\n", esc, sizeof(esc)),
 	    "a\\\"b\\\\c\\n");
@@ -417,8 +434,8 @@ test_debug_server(struct th *t)
 	int port = 21990;
 
 	metrics_counter_add(m, "anvil_x_total", "X.", NULL, 1);
-	s = debug_server_start("127.0.0.1", port, m, NULL, NULL, err,
-	    sizeof(err));
+	s = debug_server_start(
+	    "127.0.0.1", port, m, NULL, NULL, err, sizeof(err));
 	TH_CHECK(t, s != NULL);
 	if (s == NULL) {
 		fprintf(stderr, "  %s\n", err);
@@ -430,8 +447,9 @@ test_debug_server(struct th *t)
 	TH_CHECK(t, strstr(resp, "anvil_x_total 1") != NULL);
 	free(resp);
 	resp = http_get(port, "/healthz");
-	TH_CHECK(t, strstr(resp, "HTTP/1.0 200") != NULL ||
-	    strstr(resp, "HTTP/1.1 200") != NULL);
+	TH_CHECK(t,
+	    strstr(resp, "HTTP/1.0 200") != NULL ||
+		strstr(resp, "HTTP/1.1 200") != NULL);
 	free(resp);
 	resp = http_get(port, "/nope");
 	TH_CHECK(t, strstr(resp, " 404 ") != NULL);
@@ -459,10 +477,12 @@ test_profiles(struct th *t)
 	struct profiles *p;
 	const struct profile *pr;
 
-	j = json_loads("{\"default\":\"classic\",\"profiles\":{\"classic\":"
+	j = json_loads(
+	    "{\"default\":\"classic\",\"profiles\":{\"classic\":"
 	    "{\"validity\":\"90d\",\"ekus\":[\"serverAuth\"]},\"short\":"
 	    "{\"validity\":\"7d\",\"keep_cn\":false,\"identifier_types\":"
-	    "[\"dns\"]}}}", 0, NULL);
+	    "[\"dns\"]}}}",
+	    0, NULL);
 	p = profiles_parse(j, "p.json", err, sizeof(err));
 	TH_CHECK(t, p != NULL);
 	if (p != NULL) {
@@ -470,15 +490,17 @@ test_profiles(struct th *t)
 		TH_CHECK(t, pr != NULL && strcmp(pr->name, "classic") == 0);
 		TH_CHECK(t, pr != NULL && pr->validity_ms == 90LL * 86400000);
 		pr = profiles_find(p, "short");
-		TH_CHECK(t, pr != NULL && !pr->keep_cn && pr->allow_dns &&
-		    !pr->allow_ip);
+		TH_CHECK(t,
+		    pr != NULL && !pr->keep_cn && pr->allow_dns &&
+			!pr->allow_ip);
 		TH_CHECK(t, profiles_find(p, "nope") == NULL);
 	}
 	profiles_free(p);
 	json_decref(j);
 
 	j = json_loads("{\"profiles\":{\"a\":{\"validity\":\"1d\",\"ekus\":"
-	    "[\"codeSigning\"]}}}", 0, NULL);
+		       "[\"codeSigning\"]}}}",
+	    0, NULL);
 	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
 	TH_CHECK(t, strstr(err, "codeSigning") != NULL);
 	json_decref(j);

@@ -40,8 +40,8 @@ struct fx {
 static json_t *
 hdr(EVP_PKEY *key)
 {
-	json_t *h = json_pack("{s:s, s:s}", "nonce", "bm9uY2Utb25l", "url",
-	    URL);
+	json_t *h =
+	    json_pack("{s:s, s:s}", "nonce", "bm9uY2Utb25l", "url", URL);
 
 	if (key != NULL)
 		json_object_set_new(h, "jwk", jwk_from_pkey(key));
@@ -54,8 +54,8 @@ hdr(EVP_PKEY *key)
 static char *
 sign(EVP_PKEY *k, const char *alg, json_t *h, const char *payload)
 {
-	char *s = jws_sign(k, alg, h, (const uint8_t *)payload,
-	    payload ? strlen(payload) : 0);
+	char *s = jws_sign(
+	    k, alg, h, (const uint8_t *)payload, payload ? strlen(payload) : 0);
 
 	json_decref(h);
 	return s;
@@ -87,7 +87,8 @@ static char *
 join(struct parts *pt)
 {
 	char *s = xasprintf("{\"protected\":\"%s\",\"payload\":\"%s\","
-	    "\"signature\":\"%s\"}", pt->p, pt->pl, pt->s);
+			    "\"signature\":\"%s\"}",
+	    pt->p, pt->pl, pt->s);
 
 	free(pt->p);
 	free(pt->pl);
@@ -119,8 +120,8 @@ get_sig(const struct parts *pt, uint8_t *buf, size_t cap)
 
 /* Body with an arbitrary protected header text, signed by k as alg. */
 static char *
-raw_hdr_body(EVP_PKEY *k, const char *alg, const char *hdr_text,
-    const char *payload)
+raw_hdr_body(
+    EVP_PKEY *k, const char *alg, const char *hdr_text, const char *payload)
 {
 	struct parts pt;
 	char *body = sign(k, alg, json_object(), payload);
@@ -136,10 +137,10 @@ raw_hdr_body(EVP_PKEY *k, const char *alg, const char *hdr_text,
 /* ------------------------------------------------------------------ */
 
 enum stage {
-	OK,	  /* parse + verify (+ payload JSON) succeed */
-	PARSE,	  /* jws_parse fails */
-	VERIFY,	  /* jws_verify fails */
-	PAYLOAD	  /* jws_payload_json fails */
+	OK,     /* parse + verify (+ payload JSON) succeed */
+	PARSE,  /* jws_parse fails */
+	VERIFY, /* jws_verify fails */
+	PAYLOAD /* jws_payload_json fails */
 };
 
 struct jcase {
@@ -147,7 +148,7 @@ struct jcase {
 	char *(*build)(struct fx *f);
 	enum stage stage;
 	enum prob_type type;
-	int permissive; /* policy with ES512 + EdDSA */
+	int permissive;  /* policy with ES512 + EdDSA */
 	int post_as_get; /* OK case with empty payload */
 };
 
@@ -223,8 +224,8 @@ c_jwk_alg_ok(struct fx *f)
 {
 	json_t *h = hdr(f->ec256);
 
-	json_object_set_new(json_object_get(h, "jwk"), "alg",
-	    json_string("ES256"));
+	json_object_set_new(
+	    json_object_get(h, "jwk"), "alg", json_string("ES256"));
 	return sign(f->ec256, "ES256", h, "{}");
 }
 
@@ -312,29 +313,37 @@ c_eddsa_disabled(struct fx *f)
 static char *
 c_alg_ps256(struct fx *f)
 {
-	return raw_hdr_body(f->rsa, "RS256", "{\"alg\":\"PS256\",\"kid\":\"k\","
-	    "\"nonce\":\"n\",\"url\":\"u\"}", "{}");
+	return raw_hdr_body(f->rsa, "RS256",
+	    "{\"alg\":\"PS256\",\"kid\":\"k\","
+	    "\"nonce\":\"n\",\"url\":\"u\"}",
+	    "{}");
 }
 
 static char *
 c_alg_lower(struct fx *f)
 {
-	return raw_hdr_body(f->ec256, "ES256", "{\"alg\":\"es256\",\"kid\":"
-	    "\"k\",\"nonce\":\"n\",\"url\":\"u\"}", "{}");
+	return raw_hdr_body(f->ec256, "ES256",
+	    "{\"alg\":\"es256\",\"kid\":"
+	    "\"k\",\"nonce\":\"n\",\"url\":\"u\"}",
+	    "{}");
 }
 
 static char *
 c_alg_number(struct fx *f)
 {
-	return raw_hdr_body(f->ec256, "ES256", "{\"alg\":256,\"kid\":\"k\","
-	    "\"nonce\":\"n\",\"url\":\"u\"}", "{}");
+	return raw_hdr_body(f->ec256, "ES256",
+	    "{\"alg\":256,\"kid\":\"k\","
+	    "\"nonce\":\"n\",\"url\":\"u\"}",
+	    "{}");
 }
 
 static char *
 c_alg_missing(struct fx *f)
 {
-	return raw_hdr_body(f->ec256, "ES256", "{\"kid\":\"k\",\"nonce\":"
-	    "\"n\",\"url\":\"u\"}", "{}");
+	return raw_hdr_body(f->ec256, "ES256",
+	    "{\"kid\":\"k\",\"nonce\":"
+	    "\"n\",\"url\":\"u\"}",
+	    "{}");
 }
 
 /* Signature of an ES256 body changed to len bytes (0-padded/cut). */
@@ -410,8 +419,8 @@ c_es256_der(struct fx *f)
 	split(sign(f->ec256, "ES256", hdr(f->ec256), "{}"), &pt);
 	input = xasprintf("%s.%s", pt.p, pt.pl);
 	if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, f->ec256) <= 0 ||
-	    EVP_DigestSign(md, sig, &siglen, (uint8_t *)input,
-	    strlen(input)) <= 0)
+	    EVP_DigestSign(md, sig, &siglen, (uint8_t *)input, strlen(input)) <=
+		0)
 		abort();
 	set_sig(&pt, sig, siglen);
 	EVP_MD_CTX_free(md);
@@ -485,8 +494,8 @@ c_private_d(struct fx *f)
 {
 	json_t *h = hdr(f->ec256);
 
-	json_object_set_new(json_object_get(h, "jwk"), "d",
-	    json_string("AAAA"));
+	json_object_set_new(
+	    json_object_get(h, "jwk"), "d", json_string("AAAA"));
 	return sign(f->ec256, "ES256", h, "{}");
 }
 
@@ -551,8 +560,8 @@ c_kty_oct(struct fx *f)
 	json_t *h = hdr(NULL);
 
 	json_object_del(h, "kid");
-	json_object_set_new(h, "jwk", json_pack("{s:s, s:s}", "kty", "oct",
-	    "k", "c2VjcmV0"));
+	json_object_set_new(
+	    h, "jwk", json_pack("{s:s, s:s}", "kty", "oct", "k", "c2VjcmV0"));
 	return sign(f->ec256, "ES256", h, "{}");
 }
 
@@ -561,8 +570,8 @@ c_jwk_alg_mismatch(struct fx *f)
 {
 	json_t *h = hdr(f->ec256);
 
-	json_object_set_new(json_object_get(h, "jwk"), "alg",
-	    json_string("RS256"));
+	json_object_set_new(
+	    json_object_get(h, "jwk"), "alg", json_string("RS256"));
 	return sign(f->ec256, "ES256", h, "{}");
 }
 
@@ -601,10 +610,18 @@ c_sig_trailing_bits(struct fx *f)
 	split(sign(f->ec256, "ES256", hdr(f->ec256), "{}"), &pt);
 	n = strlen(pt.s);
 	switch (pt.s[n - 1]) {
-	case 'A': pt.s[n - 1] = 'B'; break;
-	case 'Q': pt.s[n - 1] = 'R'; break;
-	case 'g': pt.s[n - 1] = 'h'; break;
-	default: pt.s[n - 1] = 'x'; break;
+	case 'A':
+		pt.s[n - 1] = 'B';
+		break;
+	case 'Q':
+		pt.s[n - 1] = 'R';
+		break;
+	case 'g':
+		pt.s[n - 1] = 'h';
+		break;
+	default:
+		pt.s[n - 1] = 'x';
+		break;
 	}
 	return join(&pt);
 }
@@ -630,7 +647,8 @@ c_dup_body_member(struct fx *f)
 
 	split(sign(f->ec256, "ES256", hdr(f->ec256), "{}"), &pt);
 	s = xasprintf("{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":"
-	    "\"%s\",\"payload\":\"\"}", pt.p, pt.pl, pt.s);
+		      "\"%s\",\"payload\":\"\"}",
+	    pt.p, pt.pl, pt.s);
 	free(pt.p);
 	free(pt.pl);
 	free(pt.s);
@@ -640,16 +658,20 @@ c_dup_body_member(struct fx *f)
 static char *
 c_dup_hdr_member(struct fx *f)
 {
-	return raw_hdr_body(f->ec256, "ES256", "{\"alg\":\"ES256\",\"alg\":"
-	    "\"none\",\"kid\":\"k\",\"nonce\":\"n\",\"url\":\"u\"}", "{}");
+	return raw_hdr_body(f->ec256, "ES256",
+	    "{\"alg\":\"ES256\",\"alg\":"
+	    "\"none\",\"kid\":\"k\",\"nonce\":\"n\",\"url\":\"u\"}",
+	    "{}");
 }
 
 static char *
 c_huge_int_hdr(struct fx *f)
 {
-	return raw_hdr_body(f->ec256, "ES256", "{\"alg\":\"ES256\",\"kid\":\"k\","
+	return raw_hdr_body(f->ec256, "ES256",
+	    "{\"alg\":\"ES256\",\"kid\":\"k\","
 	    "\"nonce\":\"n\",\"url\":\"u\",\"x\":"
-	    "123456789012345678901234567890123456789}", "{}");
+	    "123456789012345678901234567890123456789}",
+	    "{}");
 }
 
 static char *
@@ -674,7 +696,7 @@ c_deep_body(struct fx *f)
 {
 	(void)f;
 	return xstrdup("{\"protected\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-	    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}");
+		       "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}");
 }
 
 static char *
@@ -720,7 +742,8 @@ c_general(struct fx *f)
 
 	split(sign(f->ec256, "ES256", hdr(f->ec256), "{}"), &pt);
 	s = xasprintf("{\"payload\":\"%s\",\"signatures\":[{\"protected\":"
-	    "\"%s\",\"signature\":\"%s\"}]}", pt.pl, pt.p, pt.s);
+		      "\"%s\",\"signature\":\"%s\"}]}",
+	    pt.pl, pt.p, pt.s);
 	free(pt.p);
 	free(pt.pl);
 	free(pt.s);
@@ -735,7 +758,8 @@ c_unprotected_header(struct fx *f)
 
 	split(sign(f->ec256, "ES256", hdr(f->ec256), "{}"), &pt);
 	s = xasprintf("{\"protected\":\"%s\",\"header\":{\"kid\":\"x\"},"
-	    "\"payload\":\"%s\",\"signature\":\"%s\"}", pt.p, pt.pl, pt.s);
+		      "\"payload\":\"%s\",\"signature\":\"%s\"}",
+	    pt.p, pt.pl, pt.s);
 	free(pt.p);
 	free(pt.pl);
 	free(pt.s);
@@ -847,7 +871,8 @@ c_signature_number(struct fx *f)
 
 	split(sign(f->ec256, "ES256", hdr(f->ec256), "{}"), &pt);
 	s = xasprintf("{\"protected\":\"%s\",\"payload\":\"%s\","
-	    "\"signature\":12}", pt.p, pt.pl);
+		      "\"signature\":12}",
+	    pt.p, pt.pl);
 	free(pt.p);
 	free(pt.pl);
 	free(pt.s);
@@ -869,109 +894,102 @@ c_rsa_sig_for_other_key(struct fx *f)
 }
 
 static const struct jcase cases[] = {
-	{"RS256 with RSA-2048 jwk", c_rs256, OK, 0, 0, 0},
-	{"RS256 with RSA-4096 jwk", c_rs4096, OK, 0, 0, 0},
-	{"ES256 with P-256 jwk", c_es256, OK, 0, 0, 0},
-	{"ES384 with P-384 jwk", c_es384, OK, 0, 0, 0},
-	{"ES512 with P-521 when enabled", c_es512, OK, 0, 1, 0},
-	{"EdDSA with Ed25519 when enabled", c_eddsa, OK, 0, 1, 0},
-	{"kid + account key", c_kid, OK, 0, 0, 0},
-	{"POST-as-GET (empty payload)", c_post_as_get, OK, 0, 0, 1},
-	{"extra header member typ", c_extra_hdr, OK, 0, 0, 0},
-	{"whitespace around body", c_ws_body, OK, 0, 0, 0},
-	{"jwk alg member matching", c_jwk_alg_ok, OK, 0, 0, 0},
-	{"alg none", c_alg_none, PARSE, PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
-	{"HS256 keyed with the public key", c_hs256_pubkey, PARSE,
-	    PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
-	{"RS256 header with EC key", c_rs256_with_ec, VERIFY,
-	    PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
-	{"ES256 header with RSA key", c_es256_with_rsa, VERIFY,
-	    PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
-	{"ES384 header with P-256 key", c_es384_with_p256, VERIFY,
-	    PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
-	{"ES512 when disabled", c_es512_disabled, PARSE,
-	    PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
-	{"EdDSA when disabled", c_eddsa_disabled, PARSE,
-	    PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
-	{"alg PS256", c_alg_ps256, PARSE, PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
-	{"alg es256 (case)", c_alg_lower, PARSE, PROB_BAD_SIGNATURE_ALGORITHM,
-	    0, 0},
-	{"alg not a string", c_alg_number, PARSE, PROB_MALFORMED, 0, 0},
-	{"alg missing", c_alg_missing, PARSE, PROB_MALFORMED, 0, 0},
-	{"ES256 signature truncated (63)", c_es256_sig_short, VERIFY,
-	    PROB_MALFORMED, 0, 0},
-	{"ES256 signature over-long (65)", c_es256_sig_long, VERIFY,
-	    PROB_MALFORMED, 0, 0},
-	{"ES256 signature r=s=0", c_es256_sig_zero, VERIFY, PROB_MALFORMED, 0,
-	    0},
-	{"RS256 signature truncated", c_rs256_sig_short, VERIFY,
-	    PROB_MALFORMED, 0, 0},
-	{"RS256 signature over-long", c_rs256_sig_long, VERIFY,
-	    PROB_MALFORMED, 0, 0},
-	{"ES256 DER-encoded signature", c_es256_der, VERIFY, PROB_MALFORMED,
-	    0, 0},
-	{"RS256 signature bit flipped", c_sig_bitflip, VERIFY, PROB_MALFORMED,
-	    0, 0},
-	{"payload changed after signing", c_payload_changed, VERIFY,
-	    PROB_MALFORMED, 0, 0},
-	{"protected header changed after signing", c_header_changed, VERIFY,
-	    PROB_MALFORMED, 0, 0},
-	{"signed by another key than the jwk", c_rsa_sig_for_other_key,
-	    VERIFY, PROB_MALFORMED, 0, 0},
-	{"kid request signed by another key", c_kid_wrong_key, VERIFY,
-	    PROB_MALFORMED, 0, 0},
-	{"both jwk and kid", c_jwk_and_kid, PARSE, PROB_MALFORMED, 0, 0},
-	{"neither jwk nor kid", c_no_key, PARSE, PROB_MALFORMED, 0, 0},
-	{"private member d in jwk", c_private_d, PARSE, PROB_BAD_PUBLIC_KEY, 0,
-	    0},
-	{"EC point off curve", c_off_curve, PARSE, PROB_BAD_PUBLIC_KEY, 0, 0},
-	{"EC coordinate of 33 bytes", c_coord_len, PARSE, PROB_BAD_PUBLIC_KEY,
-	    0, 0},
-	{"RSA exponent 3", c_rsa_e3, PARSE, PROB_BAD_PUBLIC_KEY, 0, 0},
-	{"RSA 1024 bits", c_rsa1024, PARSE, PROB_BAD_PUBLIC_KEY, 0, 0},
-	{"kty oct (symmetric) jwk", c_kty_oct, PARSE, PROB_BAD_PUBLIC_KEY, 0,
-	    0},
-	{"jwk alg RS256 on an EC key", c_jwk_alg_mismatch, PARSE,
-	    PROB_BAD_PUBLIC_KEY, 0, 0},
-	{"'+' in signature", c_sig_plus, PARSE, PROB_MALFORMED, 0, 0},
-	{"'=' padding in protected", c_protected_padding, PARSE,
-	    PROB_MALFORMED, 0, 0},
-	{"non-canonical base64url (spare bits set)", c_sig_trailing_bits,
-	    PARSE, PROB_MALFORMED, 0, 0},
-	{"space inside payload", c_payload_space, PARSE, PROB_MALFORMED, 0, 0},
-	{"duplicate member in body", c_dup_body_member, PARSE, PROB_MALFORMED,
-	    0, 0},
-	{"duplicate alg in protected header", c_dup_hdr_member, PARSE,
-	    PROB_MALFORMED, 0, 0},
-	{"huge integer in protected header", c_huge_int_hdr, PARSE,
-	    PROB_MALFORMED, 0, 0},
-	{"huge real in payload", c_huge_real_payload, PAYLOAD, PROB_MALFORMED,
-	    0, 0},
-	{"200-deep payload", c_deep_payload, PAYLOAD, PROB_MALFORMED, 0, 0},
-	{"40-deep body", c_deep_body, PARSE, PROB_MALFORMED, 0, 0},
-	{"payload not JSON", c_payload_not_json, PAYLOAD, PROB_MALFORMED, 0, 0},
-	{"payload a JSON array", c_payload_array, PAYLOAD, PROB_MALFORMED, 0,
-	    0},
-	{"payload with duplicate member", c_payload_dup, PAYLOAD,
-	    PROB_MALFORMED, 0, 0},
-	{"compact serialization", c_compact, PARSE, PROB_MALFORMED, 0, 0},
-	{"general serialization", c_general, PARSE, PROB_MALFORMED, 0, 0},
-	{"unprotected header", c_unprotected_header, PARSE, PROB_MALFORMED, 0,
-	    0},
-	{"no nonce", c_no_nonce, PARSE, PROB_BAD_NONCE, 0, 0},
-	{"nonce a number", c_nonce_number, PARSE, PROB_BAD_NONCE, 0, 0},
-	{"no url", c_no_url, PARSE, PROB_MALFORMED, 0, 0},
-	{"url a number", c_url_number, PARSE, PROB_MALFORMED, 0, 0},
-	{"crit header", c_crit, PARSE, PROB_MALFORMED, 0, 0},
-	{"body not JSON", c_not_json, PARSE, PROB_MALFORMED, 0, 0},
-	{"empty body", c_empty, PARSE, PROB_MALFORMED, 0, 0},
-	{"body over the size cap", c_too_large, PARSE, PROB_MALFORMED, 0, 0},
-	{"empty signature", c_empty_sig, PARSE, PROB_MALFORMED, 0, 0},
-	{"protected header is an array", c_protected_array, PARSE,
-	    PROB_MALFORMED, 0, 0},
-	{"signature a number", c_signature_number, PARSE, PROB_MALFORMED, 0,
-	    0},
-	{"body a JSON array", c_body_array, PARSE, PROB_MALFORMED, 0, 0},
+    {"RS256 with RSA-2048 jwk", c_rs256, OK, 0, 0, 0},
+    {"RS256 with RSA-4096 jwk", c_rs4096, OK, 0, 0, 0},
+    {"ES256 with P-256 jwk", c_es256, OK, 0, 0, 0},
+    {"ES384 with P-384 jwk", c_es384, OK, 0, 0, 0},
+    {"ES512 with P-521 when enabled", c_es512, OK, 0, 1, 0},
+    {"EdDSA with Ed25519 when enabled", c_eddsa, OK, 0, 1, 0},
+    {"kid + account key", c_kid, OK, 0, 0, 0},
+    {"POST-as-GET (empty payload)", c_post_as_get, OK, 0, 0, 1},
+    {"extra header member typ", c_extra_hdr, OK, 0, 0, 0},
+    {"whitespace around body", c_ws_body, OK, 0, 0, 0},
+    {"jwk alg member matching", c_jwk_alg_ok, OK, 0, 0, 0},
+    {"alg none", c_alg_none, PARSE, PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
+    {"HS256 keyed with the public key", c_hs256_pubkey, PARSE,
+	PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
+    {"RS256 header with EC key", c_rs256_with_ec, VERIFY,
+	PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
+    {"ES256 header with RSA key", c_es256_with_rsa, VERIFY,
+	PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
+    {"ES384 header with P-256 key", c_es384_with_p256, VERIFY,
+	PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
+    {"ES512 when disabled", c_es512_disabled, PARSE,
+	PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
+    {"EdDSA when disabled", c_eddsa_disabled, PARSE,
+	PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
+    {"alg PS256", c_alg_ps256, PARSE, PROB_BAD_SIGNATURE_ALGORITHM, 0, 0},
+    {"alg es256 (case)", c_alg_lower, PARSE, PROB_BAD_SIGNATURE_ALGORITHM, 0,
+	0},
+    {"alg not a string", c_alg_number, PARSE, PROB_MALFORMED, 0, 0},
+    {"alg missing", c_alg_missing, PARSE, PROB_MALFORMED, 0, 0},
+    {"ES256 signature truncated (63)", c_es256_sig_short, VERIFY,
+	PROB_MALFORMED, 0, 0},
+    {"ES256 signature over-long (65)", c_es256_sig_long, VERIFY, PROB_MALFORMED,
+	0, 0},
+    {"ES256 signature r=s=0", c_es256_sig_zero, VERIFY, PROB_MALFORMED, 0, 0},
+    {"RS256 signature truncated", c_rs256_sig_short, VERIFY, PROB_MALFORMED, 0,
+	0},
+    {"RS256 signature over-long", c_rs256_sig_long, VERIFY, PROB_MALFORMED, 0,
+	0},
+    {"ES256 DER-encoded signature", c_es256_der, VERIFY, PROB_MALFORMED, 0, 0},
+    {"RS256 signature bit flipped", c_sig_bitflip, VERIFY, PROB_MALFORMED, 0,
+	0},
+    {"payload changed after signing", c_payload_changed, VERIFY, PROB_MALFORMED,
+	0, 0},
+    {"protected header changed after signing", c_header_changed, VERIFY,
+	PROB_MALFORMED, 0, 0},
+    {"signed by another key than the jwk", c_rsa_sig_for_other_key, VERIFY,
+	PROB_MALFORMED, 0, 0},
+    {"kid request signed by another key", c_kid_wrong_key, VERIFY,
+	PROB_MALFORMED, 0, 0},
+    {"both jwk and kid", c_jwk_and_kid, PARSE, PROB_MALFORMED, 0, 0},
+    {"neither jwk nor kid", c_no_key, PARSE, PROB_MALFORMED, 0, 0},
+    {"private member d in jwk", c_private_d, PARSE, PROB_BAD_PUBLIC_KEY, 0, 0},
+    {"EC point off curve", c_off_curve, PARSE, PROB_BAD_PUBLIC_KEY, 0, 0},
+    {"EC coordinate of 33 bytes", c_coord_len, PARSE, PROB_BAD_PUBLIC_KEY, 0,
+	0},
+    {"RSA exponent 3", c_rsa_e3, PARSE, PROB_BAD_PUBLIC_KEY, 0, 0},
+    {"RSA 1024 bits", c_rsa1024, PARSE, PROB_BAD_PUBLIC_KEY, 0, 0},
+    {"kty oct (symmetric) jwk", c_kty_oct, PARSE, PROB_BAD_PUBLIC_KEY, 0, 0},
+    {"jwk alg RS256 on an EC key", c_jwk_alg_mismatch, PARSE,
+	PROB_BAD_PUBLIC_KEY, 0, 0},
+    {"'+' in signature", c_sig_plus, PARSE, PROB_MALFORMED, 0, 0},
+    {"'=' padding in protected", c_protected_padding, PARSE, PROB_MALFORMED, 0,
+	0},
+    {"non-canonical base64url (spare bits set)", c_sig_trailing_bits, PARSE,
+	PROB_MALFORMED, 0, 0},
+    {"space inside payload", c_payload_space, PARSE, PROB_MALFORMED, 0, 0},
+    {"duplicate member in body", c_dup_body_member, PARSE, PROB_MALFORMED, 0,
+	0},
+    {"duplicate alg in protected header", c_dup_hdr_member, PARSE,
+	PROB_MALFORMED, 0, 0},
+    {"huge integer in protected header", c_huge_int_hdr, PARSE, PROB_MALFORMED,
+	0, 0},
+    {"huge real in payload", c_huge_real_payload, PAYLOAD, PROB_MALFORMED, 0,
+	0},
+    {"200-deep payload", c_deep_payload, PAYLOAD, PROB_MALFORMED, 0, 0},
+    {"40-deep body", c_deep_body, PARSE, PROB_MALFORMED, 0, 0},
+    {"payload not JSON", c_payload_not_json, PAYLOAD, PROB_MALFORMED, 0, 0},
+    {"payload a JSON array", c_payload_array, PAYLOAD, PROB_MALFORMED, 0, 0},
+    {"payload with duplicate member", c_payload_dup, PAYLOAD, PROB_MALFORMED, 0,
+	0},
+    {"compact serialization", c_compact, PARSE, PROB_MALFORMED, 0, 0},
+    {"general serialization", c_general, PARSE, PROB_MALFORMED, 0, 0},
+    {"unprotected header", c_unprotected_header, PARSE, PROB_MALFORMED, 0, 0},
+    {"no nonce", c_no_nonce, PARSE, PROB_BAD_NONCE, 0, 0},
+    {"nonce a number", c_nonce_number, PARSE, PROB_BAD_NONCE, 0, 0},
+    {"no url", c_no_url, PARSE, PROB_MALFORMED, 0, 0},
+    {"url a number", c_url_number, PARSE, PROB_MALFORMED, 0, 0},
+    {"crit header", c_crit, PARSE, PROB_MALFORMED, 0, 0},
+    {"body not JSON", c_not_json, PARSE, PROB_MALFORMED, 0, 0},
+    {"empty body", c_empty, PARSE, PROB_MALFORMED, 0, 0},
+    {"body over the size cap", c_too_large, PARSE, PROB_MALFORMED, 0, 0},
+    {"empty signature", c_empty_sig, PARSE, PROB_MALFORMED, 0, 0},
+    {"protected header is an array", c_protected_array, PARSE, PROB_MALFORMED,
+	0, 0},
+    {"signature a number", c_signature_number, PARSE, PROB_MALFORMED, 0, 0},
+    {"body a JSON array", c_body_array, PARSE, PROB_MALFORMED, 0, 0},
 };
 
 /* Runs one case; returns 1 if it behaved as the table says. */
@@ -992,8 +1010,8 @@ run_case(struct fx *f, const struct jcase *c)
 	}
 	if (jws_parse(body, strlen(body), pol, &j, &prob) != 0) {
 		got = PARSE;
-	} else if (jws_verify(j, j->jwk != NULL ? j->jwk : f->acct,
-	    &prob) != 0) {
+	} else if (jws_verify(j, j->jwk != NULL ? j->jwk : f->acct, &prob) !=
+	    0) {
 		got = VERIFY;
 	} else if (!j->is_post_as_get &&
 	    jws_payload_json(j, &payload, &prob) != 0) {
@@ -1008,8 +1026,10 @@ run_case(struct fx *f, const struct jcase *c)
 	if (ok && got != OK)
 		ok = prob->detail != NULL && prob->detail[0] != '\0';
 	if (!ok)
-		fprintf(stderr, "  case \"%s\": expected stage %d type %s, got "
-		    "stage %d type %s (%s)\n", c->name, c->stage,
+		fprintf(stderr,
+		    "  case \"%s\": expected stage %d type %s, got "
+		    "stage %d type %s (%s)\n",
+		    c->name, c->stage,
 		    c->stage == OK ? "-" : prob_type_name(c->type), got,
 		    prob ? prob_type_name(prob->type) : "-",
 		    prob && prob->detail ? prob->detail : "");
@@ -1039,7 +1059,8 @@ run_table(struct fx *f)
 			f->th.passed++;
 		} else {
 			f->th.failed++;
-			fprintf(stderr, "not ok - jws case: %s\n", cases[i].name);
+			fprintf(
+			    stderr, "not ok - jws case: %s\n", cases[i].name);
 		}
 	}
 	if (n < 40) {
@@ -1062,8 +1083,11 @@ test_alg_problem_lists_allowed(struct th *t)
 	json_t *algs = jose_policy_algs_json(&f->all);
 
 	TH_CHECK(t, jws_parse(body, strlen(body), NULL, &j, &prob) == -1);
-	TH_CHECK(t, prob != NULL && strstr(prob->detail, "RS256, ES256, "
-	    "ES384") != NULL);
+	TH_CHECK(t,
+	    prob != NULL &&
+		strstr(prob->detail,
+		    "RS256, ES256, "
+		    "ES384") != NULL);
 	TH_CHECK(t, json_array_size(algs) == 5);
 	TH_CHECK_STR(t, json_string_value(json_array_get(algs, 4)), "EdDSA");
 	json_decref(algs);
@@ -1076,23 +1100,25 @@ test_rfc7638_thumbprint(struct th *t)
 {
 	char err[256], *expect = NULL, *tp = NULL;
 	size_t len = 0;
-	json_t *obj = config_load_file(VEC "rfc7638-jwk.json", err,
-	    sizeof(err));
+	json_t *obj =
+	    config_load_file(VEC "rfc7638-jwk.json", err, sizeof(err));
 	struct jwk *k = NULL;
 	struct problem *prob = NULL;
 
 	if (obj == NULL)
 		TH_SKIP(t, "run from the repository top (fixtures missing)");
-	TH_CHECK(t, file_read_all(VEC "rfc7638-thumbprint.txt", 1024, &expect,
-	    &len, err, sizeof(err)) == 0);
+	TH_CHECK(t,
+	    file_read_all(VEC "rfc7638-thumbprint.txt", 1024, &expect, &len,
+		err, sizeof(err)) == 0);
 	TH_CHECK(t, jwk_parse(obj, NULL, &k, &prob) == 0);
 	if (k != NULL && expect != NULL) {
 		expect[strcspn(expect, "\n")] = '\0';
 		tp = jwk_thumbprint(k);
 		TH_CHECK_STR(t, tp, expect);
 		TH_CHECK_STR(t, k->thumbprint, expect);
-		TH_CHECK(t, k->kty == JWK_KTY_RSA && k->bits == 2048 &&
-		    k->alg == JOSE_ALG_RS256);
+		TH_CHECK(t,
+		    k->kty == JWK_KTY_RSA && k->bits == 2048 &&
+			k->alg == JOSE_ALG_RS256);
 	}
 	free(tp);
 	free(expect);
@@ -1137,8 +1163,8 @@ test_jwk_roundtrip_and_equal(struct th *t)
 		TH_CHECK(t, json_equal(back, j));
 		TH_CHECK(t, jwk_parse(back, &f->all, &b, NULL) == 0);
 		TH_CHECK(t, jwk_equal(a, b));
-		TH_CHECK(t, b != NULL && strcmp(a->thumbprint,
-		    b->thumbprint) == 0);
+		TH_CHECK(
+		    t, b != NULL && strcmp(a->thumbprint, b->thumbprint) == 0);
 		TH_CHECK(t, !jwk_equal(a, f->acct) || keys[i] == f->ec256);
 		jwk_free(a);
 		jwk_free(b);
@@ -1180,14 +1206,14 @@ test_jwk_rejects(struct th *t)
 	struct jwk *k = NULL;
 	struct problem *prob = NULL;
 	const char *bad[] = {
-		"[]",
-		"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\"}",
-		"{\"kty\":\"EC\",\"crv\":\"secp256k1\",\"x\":\"AA\",\"y\":\"AA\"}",
-		"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AA\"}",
-		"{\"kty\":\"RSA\",\"n\":\"AAEC\",\"e\":\"AQAB\"}",
-		"{\"kty\":\"RSA\",\"n\":5,\"e\":\"AQAB\"}",
-		"{\"n\":\"AQAB\",\"e\":\"AQAB\"}",
-		"{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\",\"use\":\"enc\"}",
+	    "[]",
+	    "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\"}",
+	    "{\"kty\":\"EC\",\"crv\":\"secp256k1\",\"x\":\"AA\",\"y\":\"AA\"}",
+	    "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AA\"}",
+	    "{\"kty\":\"RSA\",\"n\":\"AAEC\",\"e\":\"AQAB\"}",
+	    "{\"kty\":\"RSA\",\"n\":5,\"e\":\"AQAB\"}",
+	    "{\"n\":\"AQAB\",\"e\":\"AQAB\"}",
+	    "{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\",\"use\":\"enc\"}",
 	};
 	size_t i;
 
@@ -1195,8 +1221,10 @@ test_jwk_rejects(struct th *t)
 		json_t *b = json_loads(bad[i], 0, NULL);
 
 		TH_CHECK(t, jwk_parse(b, NULL, &k, &prob) == -1 && k == NULL);
-		TH_CHECK(t, prob != NULL && (prob->type ==
-		    PROB_BAD_PUBLIC_KEY || prob->type == PROB_MALFORMED));
+		TH_CHECK(t,
+		    prob != NULL &&
+			(prob->type == PROB_BAD_PUBLIC_KEY ||
+			    prob->type == PROB_MALFORMED));
 		problem_free(prob);
 		prob = NULL;
 		json_decref(b);
@@ -1208,8 +1236,9 @@ test_jwk_rejects(struct th *t)
 
 		jose_policy_permissive(&perm);
 		TH_CHECK(t, jwk_parse(small, NULL, &k, NULL) == -1);
-		TH_CHECK(t, jwk_parse(small, &perm, &k, NULL) == 0 &&
-		    k != NULL && k->bits == 1024);
+		TH_CHECK(t,
+		    jwk_parse(small, &perm, &k, NULL) == 0 && k != NULL &&
+			k->bits == 1024);
 		jwk_free(k);
 		k = NULL;
 		json_decref(small);
@@ -1217,8 +1246,9 @@ test_jwk_rejects(struct th *t)
 	/* Max bits is a policy knob. */
 	narrow.rsa_max_bits = 2047;
 	TH_CHECK(t, jwk_parse(j, &narrow, &k, &prob) == -1);
-	TH_CHECK(t, prob && prob->type == PROB_BAD_PUBLIC_KEY &&
-	    strstr(prob->detail, "2048 bits") != NULL);
+	TH_CHECK(t,
+	    prob && prob->type == PROB_BAD_PUBLIC_KEY &&
+		strstr(prob->detail, "2048 bits") != NULL);
 	problem_free(prob);
 	/* A NULL prob pointer is allowed. */
 	TH_CHECK(t, jwk_parse(j, &narrow, &k, NULL) == -1);
@@ -1238,7 +1268,8 @@ test_key_authorization(struct th *t)
 	TH_CHECK_STR(t, d, "mVG9RDqZGUHNaYH__iR1qjtL3OJV6Y09RJWpigSaTPw");
 	jose_key_authz_digest(ka, raw);
 	hex = hex_encode(raw, 32);
-	TH_CHECK_STR(t, hex, "9951bd443a991941cd6981fffe2475aa3b4bdce255e98d3d"
+	TH_CHECK_STR(t, hex,
+	    "9951bd443a991941cd6981fffe2475aa3b4bdce255e98d3d"
 	    "4495a98a049a4cfc");
 	free(hex);
 	free(ka);
@@ -1258,11 +1289,11 @@ key_change(struct fx *f, EVP_PKEY *newk, json_t *inner_hdr, json_t *kc)
 	struct jws *j = NULL;
 
 	json_object_set_new(oh, "url", json_string(URL "/key-change"));
-	inner = jws_sign(newk, "ES256", inner_hdr, (uint8_t *)kcs,
-	    strlen(kcs));
+	inner = jws_sign(newk, "ES256", inner_hdr, (uint8_t *)kcs, strlen(kcs));
 	outer = sign(f->ec256, "ES256", oh, inner);
-	if (outer == NULL || jws_parse(outer, strlen(outer), NULL, &j,
-	    NULL) != 0 || jws_verify(j, f->acct, NULL) != 0)
+	if (outer == NULL ||
+	    jws_parse(outer, strlen(outer), NULL, &j, NULL) != 0 ||
+	    jws_verify(j, f->acct, NULL) != 0)
 		abort();
 	free(kcs);
 	free(inner);
@@ -1275,15 +1306,15 @@ key_change(struct fx *f, EVP_PKEY *newk, json_t *inner_hdr, json_t *kc)
 static json_t *
 inner_hdr(EVP_PKEY *newk)
 {
-	return json_pack("{s:o, s:s}", "jwk", jwk_from_pkey(newk), "url",
-	    URL "/key-change");
+	return json_pack(
+	    "{s:o, s:s}", "jwk", jwk_from_pkey(newk), "url", URL "/key-change");
 }
 
 static json_t *
 kc_obj(EVP_PKEY *old)
 {
-	return json_pack("{s:s, s:o}", "account", ACCT, "oldKey",
-	    jwk_from_pkey(old));
+	return json_pack(
+	    "{s:s, s:o}", "account", ACCT, "oldKey", jwk_from_pkey(old));
 }
 
 /* Runs jose_verify_key_change; returns the problem type or -1 if ok. */
@@ -1294,8 +1325,8 @@ kc_result(struct fx *f, struct jws *outer, struct jwk **newk)
 	int r = -1;
 
 	*newk = NULL;
-	if (jose_verify_key_change(outer, NULL, ACCT, f->acct, newk,
-	    &prob) != 0) {
+	if (jose_verify_key_change(outer, NULL, ACCT, f->acct, newk, &prob) !=
+	    0) {
 		r = (int)prob->type;
 		fprintf(stderr, "  key change: %s: %s\n",
 		    prob_type_name(prob->type), prob->detail);
@@ -1314,42 +1345,56 @@ test_key_change(struct th *t)
 	char *tp = tp_of(f->ec256_b, NULL);
 
 	/* good */
-	TH_CHECK(t, kc_result(f, key_change(f, f->ec256_b,
-	    inner_hdr(f->ec256_b), kc_obj(f->ec256)), &nk) == -1);
-	TH_CHECK(t, nk != NULL && tp != NULL &&
-	    strcmp(nk->thumbprint, tp) == 0);
+	TH_CHECK(t,
+	    kc_result(f,
+		key_change(
+		    f, f->ec256_b, inner_hdr(f->ec256_b), kc_obj(f->ec256)),
+		&nk) == -1);
+	TH_CHECK(
+	    t, nk != NULL && tp != NULL && strcmp(nk->thumbprint, tp) == 0);
 	jwk_free(nk);
 	/* inner carries a nonce */
 	h = inner_hdr(f->ec256_b);
 	json_object_set_new(h, "nonce", json_string("abcd"));
-	TH_CHECK(t, kc_result(f, key_change(f, f->ec256_b, h,
-	    kc_obj(f->ec256)), &nk) == PROB_MALFORMED && nk == NULL);
+	TH_CHECK(t,
+	    kc_result(f, key_change(f, f->ec256_b, h, kc_obj(f->ec256)), &nk) ==
+		    PROB_MALFORMED &&
+		nk == NULL);
 	/* inner uses kid */
 	h = json_pack("{s:s, s:s}", "kid", ACCT, "url", URL "/key-change");
-	TH_CHECK(t, kc_result(f, key_change(f, f->ec256_b, h,
-	    kc_obj(f->ec256)), &nk) == PROB_MALFORMED);
+	TH_CHECK(t,
+	    kc_result(f, key_change(f, f->ec256_b, h, kc_obj(f->ec256)), &nk) ==
+		PROB_MALFORMED);
 	/* inner url differs */
 	h = inner_hdr(f->ec256_b);
 	json_object_set_new(h, "url", json_string(URL "/other"));
-	TH_CHECK(t, kc_result(f, key_change(f, f->ec256_b, h,
-	    kc_obj(f->ec256)), &nk) == PROB_MALFORMED);
+	TH_CHECK(t,
+	    kc_result(f, key_change(f, f->ec256_b, h, kc_obj(f->ec256)), &nk) ==
+		PROB_MALFORMED);
 	/* account differs */
 	kc = kc_obj(f->ec256);
 	json_object_set_new(kc, "account", json_string(ACCT "0"));
-	TH_CHECK(t, kc_result(f, key_change(f, f->ec256_b,
-	    inner_hdr(f->ec256_b), kc), &nk) == PROB_UNAUTHORIZED);
+	TH_CHECK(t,
+	    kc_result(f, key_change(f, f->ec256_b, inner_hdr(f->ec256_b), kc),
+		&nk) == PROB_UNAUTHORIZED);
 	/* oldKey is not the account key */
-	TH_CHECK(t, kc_result(f, key_change(f, f->ec256_b,
-	    inner_hdr(f->ec256_b), kc_obj(f->ec384)), &nk) ==
-	    PROB_UNAUTHORIZED);
+	TH_CHECK(t,
+	    kc_result(f,
+		key_change(
+		    f, f->ec256_b, inner_hdr(f->ec256_b), kc_obj(f->ec384)),
+		&nk) == PROB_UNAUTHORIZED);
 	/* oldKey missing */
 	kc = kc_obj(f->ec256);
 	json_object_del(kc, "oldKey");
-	TH_CHECK(t, kc_result(f, key_change(f, f->ec256_b,
-	    inner_hdr(f->ec256_b), kc), &nk) == PROB_MALFORMED);
+	TH_CHECK(t,
+	    kc_result(f, key_change(f, f->ec256_b, inner_hdr(f->ec256_b), kc),
+		&nk) == PROB_MALFORMED);
 	/* inner signed by a key other than its jwk */
-	TH_CHECK(t, kc_result(f, key_change(f, f->ec256,
-	    inner_hdr(f->ec256_b), kc_obj(f->ec256)), &nk) == PROB_MALFORMED);
+	TH_CHECK(t,
+	    kc_result(f,
+		key_change(
+		    f, f->ec256, inner_hdr(f->ec256_b), kc_obj(f->ec256)),
+		&nk) == PROB_MALFORMED);
 	/* outer JWS with a jwk instead of the account's kid */
 	{
 		json_t *ih = inner_hdr(f->ec256_b);
@@ -1357,17 +1402,19 @@ test_key_change(struct th *t)
 		char *outer = sign(f->ec256, "ES256", hdr(f->ec256), inner);
 		struct jws *j = NULL;
 
-		TH_CHECK(t, jws_parse(outer, strlen(outer), NULL, &j,
-		    NULL) == 0);
-		TH_CHECK(t, j != NULL && kc_result(f, j, &nk) ==
-		    PROB_MALFORMED);
+		TH_CHECK(
+		    t, jws_parse(outer, strlen(outer), NULL, &j, NULL) == 0);
+		TH_CHECK(
+		    t, j != NULL && kc_result(f, j, &nk) == PROB_MALFORMED);
 		json_decref(ih);
 		free(inner);
 		free(outer);
 	}
 	/* new key = old key */
-	TH_CHECK(t, kc_result(f, key_change(f, f->ec256,
-	    inner_hdr(f->ec256), kc_obj(f->ec256)), &nk) == PROB_MALFORMED);
+	TH_CHECK(t,
+	    kc_result(f,
+		key_change(f, f->ec256, inner_hdr(f->ec256), kc_obj(f->ec256)),
+		&nk) == PROB_MALFORMED);
 	free(tp);
 }
 
@@ -1383,8 +1430,8 @@ eab(EVP_PKEY *acct, const char *alg, const char *kid, const char *url)
 	json_t *h = json_pack("{s:s, s:s}", "kid", kid, "url", url);
 	json_t *pl = jwk_from_pkey(acct), *out;
 	char *pls = json_dumps(pl, JSON_COMPACT);
-	char *s = jws_sign_hmac(eab_key, 32, alg, h, (uint8_t *)pls,
-	    strlen(pls));
+	char *s =
+	    jws_sign_hmac(eab_key, 32, alg, h, (uint8_t *)pls, strlen(pls));
 
 	out = json_loads(s, 0, NULL);
 	free(s);
@@ -1424,20 +1471,23 @@ test_eab(struct th *t)
 	TH_CHECK_STR(t, kid, "kid-1");
 	free(kid);
 	TH_CHECK(t, eab_result(f, e, eab_key, 32) == -1);
-	TH_CHECK(t, eab_result(f, eab(f->ec256, "HS384", "k", URL),
-	    eab_key, 32) == -1);
-	TH_CHECK(t, eab_result(f, eab(f->ec256, "HS512", "k", URL),
-	    eab_key, 32) == -1);
+	TH_CHECK(t,
+	    eab_result(f, eab(f->ec256, "HS384", "k", URL), eab_key, 32) == -1);
+	TH_CHECK(t,
+	    eab_result(f, eab(f->ec256, "HS512", "k", URL), eab_key, 32) == -1);
 	/* wrong MAC key */
-	TH_CHECK(t, eab_result(f, eab(f->ec256, "HS256", "k", URL),
-	    (const uint8_t *)"another key of 32 bytes.........", 32) ==
-	    PROB_UNAUTHORIZED);
+	TH_CHECK(t,
+	    eab_result(f, eab(f->ec256, "HS256", "k", URL),
+		(const uint8_t *)"another key of 32 bytes.........",
+		32) == PROB_UNAUTHORIZED);
 	/* payload is another key */
-	TH_CHECK(t, eab_result(f, eab(f->ec384, "HS256", "k", URL),
-	    eab_key, 32) == PROB_UNAUTHORIZED);
+	TH_CHECK(t,
+	    eab_result(f, eab(f->ec384, "HS256", "k", URL), eab_key, 32) ==
+		PROB_UNAUTHORIZED);
 	/* wrong url */
-	TH_CHECK(t, eab_result(f, eab(f->ec256, "HS256", "k", URL "/x"),
-	    eab_key, 32) == PROB_MALFORMED);
+	TH_CHECK(t,
+	    eab_result(f, eab(f->ec256, "HS256", "k", URL "/x"), eab_key, 32) ==
+		PROB_MALFORMED);
 	/* truncated MAC */
 	e = eab(f->ec256, "HS256", "k", URL);
 	sig = json_string_value(json_object_get(e, "signature"));
@@ -1446,25 +1496,28 @@ test_eab(struct th *t)
 	free(tampered);
 	TH_CHECK(t, eab_result(f, e, eab_key, 32) == PROB_UNAUTHORIZED);
 	/* a nonce / an RS256 alg in the EAB header */
-	h = json_pack("{s:s, s:s, s:s}", "kid", "k", "url", URL, "nonce",
-	    "abc");
+	h = json_pack(
+	    "{s:s, s:s, s:s}", "kid", "k", "url", URL, "nonce", "abc");
 	s = jws_sign_hmac(eab_key, 32, "HS256", h, (uint8_t *)"{}", 2);
-	TH_CHECK(t, eab_result(f, json_loads(s, 0, NULL), eab_key, 32) ==
-	    PROB_MALFORMED);
+	TH_CHECK(t,
+	    eab_result(f, json_loads(s, 0, NULL), eab_key, 32) ==
+		PROB_MALFORMED);
 	free(s);
 	json_decref(h);
 	h = json_pack("{s:s, s:s}", "kid", "k", "url", URL);
 	s = jws_sign(f->ec256, "ES256", h, (uint8_t *)"{}", 2);
-	TH_CHECK(t, eab_result(f, json_loads(s, 0, NULL), eab_key, 32) ==
-	    PROB_BAD_SIGNATURE_ALGORITHM);
+	TH_CHECK(t,
+	    eab_result(f, json_loads(s, 0, NULL), eab_key, 32) ==
+		PROB_BAD_SIGNATURE_ALGORITHM);
 	free(s);
 	json_decref(h);
 	/* no kid */
 	h = json_pack("{s:s}", "url", URL);
 	s = jws_sign_hmac(eab_key, 32, "HS256", h, (uint8_t *)"{}", 2);
 	e = json_loads(s, 0, NULL);
-	TH_CHECK(t, jose_eab_kid(e, &kid, &prob) == -1 && kid == NULL &&
-	    prob->type == PROB_MALFORMED);
+	TH_CHECK(t,
+	    jose_eab_kid(e, &kid, &prob) == -1 && kid == NULL &&
+		prob->type == PROB_MALFORMED);
 	problem_free(prob);
 	json_decref(e);
 	free(s);
@@ -1479,10 +1532,16 @@ test_sign_shapes(struct th *t)
 {
 	/* ECDSA output is r||s of the curve's size; RSA the modulus size. */
 	struct fx *f = FX(t);
-	struct { EVP_PKEY *k; const char *alg; size_t len; } v[] = {
-		{f->ec256, "ES256", 64}, {f->ec384, "ES384", 96},
-		{f->ec521, "ES512", 132}, {f->rsa, "RS256", 256},
-		{f->ed, "EdDSA", 64},
+	struct {
+		EVP_PKEY *k;
+		const char *alg;
+		size_t len;
+	} v[] = {
+	    {f->ec256, "ES256", 64},
+	    {f->ec384, "ES384", 96},
+	    {f->ec521, "ES512", 132},
+	    {f->rsa, "RS256", 256},
+	    {f->ed, "EdDSA", 64},
 	};
 	size_t i;
 
@@ -1499,8 +1558,7 @@ test_sign_shapes(struct th *t)
 		free(join(&pt));
 	}
 	TH_CHECK(t, jws_sign(f->ec256, "HS256", NULL, NULL, 0) == NULL);
-	TH_CHECK(t, jws_sign_hmac(eab_key, 32, "RS256", NULL, NULL, 0) ==
-	    NULL);
+	TH_CHECK(t, jws_sign_hmac(eab_key, 32, "RS256", NULL, NULL, 0) == NULL);
 }
 
 static EVP_PKEY *
@@ -1540,7 +1598,8 @@ main(void)
 	f.rsa4096 = load_pem(VEC "rsa4096.pem");
 	f.rsa_e3 = load_pem(VEC "rsa2048-e3.pem");
 	if (f.rsa4096 == NULL || f.rsa_e3 == NULL) {
-		fprintf(stderr, "fixtures missing: run from the repository "
+		fprintf(stderr,
+		    "fixtures missing: run from the repository "
 		    "top\n");
 		printf("0 passed, 1 failed\n");
 		return 1;

@@ -83,8 +83,15 @@ out:
 	OSSL_PARAM_free(params);
 	OSSL_PARAM_BLD_free(b);
 	EVP_PKEY_CTX_free(pctx);
-	BN_free(n); BN_free(e); BN_free(d); BN_free(p1); BN_free(q1);
-	BN_free(phi); BN_free(dp); BN_free(dq); BN_free(qi);
+	BN_free(n);
+	BN_free(e);
+	BN_free(d);
+	BN_free(p1);
+	BN_free(q1);
+	BN_free(phi);
+	BN_free(dp);
+	BN_free(dq);
+	BN_free(qi);
 	BN_CTX_free(ctx);
 	return k;
 }
@@ -213,7 +220,11 @@ roca_prime(BN_CTX *ctx)
 	}
 	BN_free(lo);
 	BN_free(hi);
-	BN_free(m); BN_free(g); BN_free(a); BN_free(kk); BN_free(e);
+	BN_free(m);
+	BN_free(g);
+	BN_free(a);
+	BN_free(kk);
+	BN_free(e);
 	BN_free(t);
 	return p;
 }
@@ -257,8 +268,8 @@ make_csr(EVP_PKEY *key, const char *cn, const char *san, size_t *len)
 	X509_REQ_set_subject_name(req, name);
 	X509_REQ_set_pubkey(req, key);
 	if (san != NULL) {
-		X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL,
-		    NID_subject_alt_name, san);
+		X509_EXTENSION *ext =
+		    X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
 		sk_X509_EXTENSION_push(exts, ext);
 		X509_REQ_add_extensions(req, exts);
 	}
@@ -281,12 +292,12 @@ idents(const char *spec)
 	json_t *a = json_array();
 	char *s = strdup(spec), *tok, *save = NULL;
 
-	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",",
-	    &save)) {
+	for (tok = strtok_r(s, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
 		char *c = strchr(tok, ':');
 		*c = '\0';
-		json_array_append_new(a, json_pack("{s:s,s:s}", "type", tok,
-		    "value", c + 1));
+		json_array_append_new(
+		    a, json_pack("{s:s,s:s}", "type", tok, "value", c + 1));
 	}
 	free(s);
 	return a;
@@ -323,16 +334,21 @@ static EVP_PKEY *ec256, *ec384, *ec521, *rsa2048;
 static void
 test_good_csrs(struct th *t)
 {
-	TH_CHECK(t, check(ec256, "a.test", "DNS:a.test,DNS:b.test",
-	    "dns:a.test,dns:b.test", &kp, NULL) == -1);
-	TH_CHECK(t, check(ec384, NULL, "DNS:b.test,DNS:a.test",
-	    "dns:a.test,dns:b.test", &kp, NULL) == -1);
-	TH_CHECK(t, check(rsa2048, "A.Test", "DNS:A.TEST", "dns:a.test", &kp,
-	    NULL) == -1);
-	TH_CHECK(t, check(ec256, NULL, "DNS:*.a.test", "dns:*.a.test", &kp,
-	    NULL) == -1);
-	TH_CHECK(t, check(ec256, "10.0.0.1", "IP:10.0.0.1,DNS:a.test",
-	    "dns:a.test,ip:10.0.0.1", &kp, NULL) == -1);
+	TH_CHECK(t,
+	    check(ec256, "a.test", "DNS:a.test,DNS:b.test",
+		"dns:a.test,dns:b.test", &kp, NULL) == -1);
+	TH_CHECK(t,
+	    check(ec384, NULL, "DNS:b.test,DNS:a.test", "dns:a.test,dns:b.test",
+		&kp, NULL) == -1);
+	TH_CHECK(t,
+	    check(rsa2048, "A.Test", "DNS:A.TEST", "dns:a.test", &kp, NULL) ==
+		-1);
+	TH_CHECK(t,
+	    check(ec256, NULL, "DNS:*.a.test", "dns:*.a.test", &kp, NULL) ==
+		-1);
+	TH_CHECK(t,
+	    check(ec256, "10.0.0.1", "IP:10.0.0.1,DNS:a.test",
+		"dns:a.test,ip:10.0.0.1", &kp, NULL) == -1);
 	TH_CHECK(t, check(ec256, NULL, "IP:::1", "ip:::1", &kp, NULL) == -1);
 }
 
@@ -340,28 +356,36 @@ static void
 test_name_mismatches(struct th *t)
 {
 	/* extra name */
-	TH_CHECK(t, check(ec256, NULL, "DNS:a.test,DNS:c.test", "dns:a.test",
-	    &kp, NULL) == PROB_BAD_CSR);
+	TH_CHECK(t,
+	    check(ec256, NULL, "DNS:a.test,DNS:c.test", "dns:a.test", &kp,
+		NULL) == PROB_BAD_CSR);
 	/* missing name */
-	TH_CHECK(t, check(ec256, NULL, "DNS:a.test", "dns:a.test,dns:b.test",
-	    &kp, NULL) == PROB_BAD_CSR);
+	TH_CHECK(t,
+	    check(ec256, NULL, "DNS:a.test", "dns:a.test,dns:b.test", &kp,
+		NULL) == PROB_BAD_CSR);
 	/* CN not among the SANs */
-	TH_CHECK(t, check(ec256, "c.test", "DNS:a.test", "dns:a.test", &kp,
-	    NULL) == PROB_BAD_CSR);
+	TH_CHECK(t,
+	    check(ec256, "c.test", "DNS:a.test", "dns:a.test", &kp, NULL) ==
+		PROB_BAD_CSR);
 	/* CN only, no SAN */
-	TH_CHECK(t, check(ec256, "a.test", NULL, "dns:a.test", &kp, NULL) ==
-	    PROB_BAD_CSR);
+	TH_CHECK(t,
+	    check(ec256, "a.test", NULL, "dns:a.test", &kp, NULL) ==
+		PROB_BAD_CSR);
 	/* other SAN types */
-	TH_CHECK(t, check(ec256, NULL, "DNS:a.test,email:x@a.test",
-	    "dns:a.test", &kp, NULL) == PROB_BAD_CSR);
-	TH_CHECK(t, check(ec256, NULL, "DNS:a.test,URI:https://a.test/",
-	    "dns:a.test", &kp, NULL) == PROB_BAD_CSR);
+	TH_CHECK(t,
+	    check(ec256, NULL, "DNS:a.test,email:x@a.test", "dns:a.test", &kp,
+		NULL) == PROB_BAD_CSR);
+	TH_CHECK(t,
+	    check(ec256, NULL, "DNS:a.test,URI:https://a.test/", "dns:a.test",
+		&kp, NULL) == PROB_BAD_CSR);
 	/* wildcard vs base name are different identifiers */
-	TH_CHECK(t, check(ec256, NULL, "DNS:a.test", "dns:*.a.test", &kp,
-	    NULL) == PROB_BAD_CSR);
+	TH_CHECK(t,
+	    check(ec256, NULL, "DNS:a.test", "dns:*.a.test", &kp, NULL) ==
+		PROB_BAD_CSR);
 	/* IP vs DNS */
-	TH_CHECK(t, check(ec256, NULL, "DNS:10.0.0.1", "ip:10.0.0.1", &kp,
-	    NULL) == PROB_BAD_CSR);
+	TH_CHECK(t,
+	    check(ec256, NULL, "DNS:10.0.0.1", "ip:10.0.0.1", &kp, NULL) ==
+		PROB_BAD_CSR);
 }
 
 static void
@@ -378,8 +402,9 @@ test_bad_der_and_signature(struct th *t)
 	TH_CHECK(t, p != NULL && p->type == PROB_BAD_CSR);
 	problem_free(p);
 	p = NULL;
-	TH_CHECK(t, ra_csr_check(junk, sizeof(junk), id, &kp, NULL, NULL,
-	    &p) == -1 && p != NULL && p->type == PROB_BAD_CSR);
+	TH_CHECK(t,
+	    ra_csr_check(junk, sizeof(junk), id, &kp, NULL, NULL, &p) == -1 &&
+		p != NULL && p->type == PROB_BAD_CSR);
 	problem_free(p);
 	p = NULL;
 	/* trailing garbage after a valid CSR */
@@ -388,8 +413,9 @@ test_bad_der_and_signature(struct th *t)
 		uint8_t *d2 = malloc(len + 1);
 		memcpy(d2, der, len);
 		d2[len] = 0;
-		TH_CHECK(t, ra_csr_check(d2, len + 1, id, &kp, NULL, NULL,
-		    &p) == -1 && p != NULL && p->type == PROB_BAD_CSR);
+		TH_CHECK(t,
+		    ra_csr_check(d2, len + 1, id, &kp, NULL, NULL, &p) == -1 &&
+			p != NULL && p->type == PROB_BAD_CSR);
 		free(d2);
 	}
 	problem_free(p);
@@ -405,23 +431,28 @@ test_key_policy(struct th *t)
 	struct ra_key_policy kp521 = kp;
 
 	TH_CHECK(t, small != NULL && e3 != NULL && odd != NULL);
-	TH_CHECK(t, check(small, NULL, "DNS:a.test", "dns:a.test", &kp,
-	    NULL) == PROB_BAD_PUBLIC_KEY);
-	TH_CHECK(t, check(e3, NULL, "DNS:a.test", "dns:a.test", &kp, NULL) ==
-	    PROB_BAD_PUBLIC_KEY);
+	TH_CHECK(t,
+	    check(small, NULL, "DNS:a.test", "dns:a.test", &kp, NULL) ==
+		PROB_BAD_PUBLIC_KEY);
+	TH_CHECK(t,
+	    check(e3, NULL, "DNS:a.test", "dns:a.test", &kp, NULL) ==
+		PROB_BAD_PUBLIC_KEY);
 	/* 2304 is between min and max but not a listed size */
-	TH_CHECK(t, check(odd, NULL, "DNS:a.test", "dns:a.test", &kp, NULL) ==
-	    PROB_BAD_PUBLIC_KEY);
-	TH_CHECK(t, check(ec521, NULL, "DNS:a.test", "dns:a.test", &kp,
-	    NULL) == PROB_BAD_PUBLIC_KEY);
+	TH_CHECK(t,
+	    check(odd, NULL, "DNS:a.test", "dns:a.test", &kp, NULL) ==
+		PROB_BAD_PUBLIC_KEY);
+	TH_CHECK(t,
+	    check(ec521, NULL, "DNS:a.test", "dns:a.test", &kp, NULL) ==
+		PROB_BAD_PUBLIC_KEY);
 	kp521.allow_p521 = 1;
-	TH_CHECK(t, check(ec521, NULL, "DNS:a.test", "dns:a.test", &kp521,
-	    NULL) == -1);
+	TH_CHECK(t,
+	    check(ec521, NULL, "DNS:a.test", "dns:a.test", &kp521, NULL) == -1);
 	/* the account key may not be the certificate key */
-	TH_CHECK(t, check(ec256, NULL, "DNS:a.test", "dns:a.test", &kp,
-	    ec256) == PROB_BAD_CSR);
-	TH_CHECK(t, check(ec256, NULL, "DNS:a.test", "dns:a.test", &kp,
-	    ec384) == -1);
+	TH_CHECK(t,
+	    check(ec256, NULL, "DNS:a.test", "dns:a.test", &kp, ec256) ==
+		PROB_BAD_CSR);
+	TH_CHECK(t,
+	    check(ec256, NULL, "DNS:a.test", "dns:a.test", &kp, ec384) == -1);
 	EVP_PKEY_free(small);
 	EVP_PKEY_free(e3);
 	EVP_PKEY_free(odd);
@@ -442,9 +473,10 @@ test_weak_small_prime(struct th *t)
 	TH_CHECK(t, ra_weak_small_prime(n, 743) == 0);
 	{
 		struct problem *p = NULL;
-		TH_CHECK(t, ra_key_check(&kp, k, &p) == -1 && p != NULL &&
-		    p->type == PROB_BAD_PUBLIC_KEY && strstr(p->detail,
-		    "small prime") != NULL);
+		TH_CHECK(t,
+		    ra_key_check(&kp, k, &p) == -1 && p != NULL &&
+			p->type == PROB_BAD_PUBLIC_KEY &&
+			strstr(p->detail, "small prime") != NULL);
 		problem_free(p);
 	}
 	BN_free(n);
@@ -464,8 +496,9 @@ test_weak_fermat(struct th *t)
 	TH_CHECK(t, ra_weak_fermat(n, 110) == 1);
 	TH_CHECK(t, ra_weak_small_prime(n, 751) == 0);
 	TH_CHECK(t, ra_weak_roca(n) == 0);
-	TH_CHECK(t, check(k, NULL, "DNS:a.test", "dns:a.test", &kp, NULL) ==
-	    PROB_BAD_PUBLIC_KEY);
+	TH_CHECK(t,
+	    check(k, NULL, "DNS:a.test", "dns:a.test", &kp, NULL) ==
+		PROB_BAD_PUBLIC_KEY);
 	BN_free(n);
 	EVP_PKEY_free(k);
 }
@@ -483,8 +516,9 @@ test_weak_roca(struct th *t)
 	TH_CHECK(t, BN_num_bits(n) == 2048);
 	TH_CHECK(t, ra_weak_roca(n) == 1);
 	TH_CHECK(t, ra_weak_fermat(n, 110) == 0);
-	TH_CHECK(t, check(k, NULL, "DNS:a.test", "dns:a.test", &kp, NULL) ==
-	    PROB_BAD_PUBLIC_KEY);
+	TH_CHECK(t,
+	    check(k, NULL, "DNS:a.test", "dns:a.test", &kp, NULL) ==
+		PROB_BAD_PUBLIC_KEY);
 	BN_free(n);
 	EVP_PKEY_free(k);
 }
@@ -497,8 +531,8 @@ test_strong_keys_pass_weak_tests(struct th *t)
 	for (i = 0; i < 5; i++) {
 		EVP_PKEY *k = gen_rsa(2048, 65537);
 		BIGNUM *n = modulus(k);
-		flagged += ra_weak_small_prime(n, 751) + ra_weak_fermat(n,
-		    110) + ra_weak_roca(n);
+		flagged += ra_weak_small_prime(n, 751) +
+		    ra_weak_fermat(n, 110) + ra_weak_roca(n);
 		BN_free(n);
 		EVP_PKEY_free(k);
 	}

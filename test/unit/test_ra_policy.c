@@ -22,8 +22,8 @@ ident(const char *type, const char *value)
 
 /* Problem type of one identifier check, or -1 when accepted; *norm out. */
 static int
-one(const struct ra_policy *pol, const struct profile *prof,
-    const char *type, const char *value, char **norm)
+one(const struct ra_policy *pol, const struct profile *prof, const char *type,
+    const char *value, char **norm)
 {
 	json_t *i = ident(type, value);
 	struct problem *p = NULL;
@@ -49,14 +49,16 @@ static void
 load_cfg(void)
 {
 	char err[256];
-	json_t *o = json_loads("{\"policy\": {\"mode\": \"private\", "
+	json_t *o = json_loads(
+	    "{\"policy\": {\"mode\": \"private\", "
 	    "\"dns_suffixes\": [\"test\", \"Corp.Example\"], "
 	    "\"ip_ranges\": [\"10.0.0.0/8\", \"::1/128\", \"192.168.1.0/24\"],"
 	    " \"blocked_names\": [\"bad.test\"], \"allow_wildcards\": true},"
 	    " \"rate_limits\": {\"new_orders_per_account\": {\"limit\": 5, "
 	    "\"period\": \"1h\"}, \"profiles\": {\"shortlived\": "
 	    "{\"new_orders_per_account\": {\"limit\": 1, \"period\": \"1h\", "
-	    "\"burst\": 2}}}}}", 0, NULL);
+	    "\"burst\": 2}}}}}",
+	    0, NULL);
 
 	if (ra_config_parse(o, "t.json", &cfg, err, sizeof(err)) != 0)
 		fprintf(stderr, "config: %s\n", err);
@@ -81,32 +83,43 @@ test_private_dns(struct th *t)
 	free(n);
 	TH_CHECK(t, one(pol, &classic, "dns", "a.corp.example", NULL) == -1);
 	/* outside the allowed suffixes, and the suffix itself */
-	TH_CHECK(t, one(pol, &classic, "dns", "example.com", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(pol, &classic, "dns", "test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(pol, &classic, "dns", "corp.example", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(pol, &classic, "dns", "xcorp.example", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "dns", "example.com", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "dns", "test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "dns", "corp.example", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "dns", "xcorp.example", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 	/* syntax */
-	TH_CHECK(t, one(pol, &classic, "dns", "a..test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(pol, &classic, "dns", "-a.test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(pol, &classic, "dns", "a.test.", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(pol, &classic, "dns", "a_b.test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "dns", "a..test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "dns", "-a.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "dns", "a.test.", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "dns", "a_b.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 	/* block list covers subdomains */
-	TH_CHECK(t, one(pol, &classic, "dns", "bad.test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(pol, &classic, "dns", "x.bad.test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "dns", "bad.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "dns", "x.bad.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 	TH_CHECK(t, one(pol, &classic, "dns", "notbad.test", NULL) == -1);
 	/* unknown type */
-	TH_CHECK(t, one(pol, &classic, "email", "a@b.test", NULL) ==
-	    PROB_UNSUPPORTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(pol, &classic, "email", "a@b.test", NULL) ==
+		PROB_UNSUPPORTED_IDENTIFIER);
 }
 
 static void
@@ -118,17 +131,22 @@ test_wildcards(struct th *t)
 	TH_CHECK(t, one(&cfg.policy, &classic, "dns", "*.a.test", &n) == -1);
 	TH_CHECK_STR(t, n, "*.a.test");
 	free(n);
-	TH_CHECK(t, one(&cfg.policy, &classic, "dns", "a.*.test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(&cfg.policy, &classic, "dns", "*a.test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(&cfg.policy, &classic, "dns", "*.test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(&cfg.policy, &classic, "dns", "*.bad.test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&cfg.policy, &classic, "dns", "a.*.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&cfg.policy, &classic, "dns", "*a.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&cfg.policy, &classic, "dns", "*.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&cfg.policy, &classic, "dns", "*.bad.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 	nowc.allow_wildcards = 0;
-	TH_CHECK(t, one(&nowc, &classic, "dns", "*.a.test", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&nowc, &classic, "dns", "*.a.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 }
 
 static void
@@ -140,20 +158,25 @@ test_private_ip(struct th *t)
 	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "::1", &n) == -1);
 	TH_CHECK_STR(t, n, "::1");
 	free(n);
-	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "192.168.1.77", NULL) ==
-	    -1);
-	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "192.168.2.1", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "8.8.8.8", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(
+	    t, one(&cfg.policy, &classic, "ip", "192.168.1.77", NULL) == -1);
+	TH_CHECK(t,
+	    one(&cfg.policy, &classic, "ip", "192.168.2.1", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&cfg.policy, &classic, "ip", "8.8.8.8", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 	/* non-canonical text */
-	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "0:0:0:0:0:0:0:1",
-	    NULL) == PROB_MALFORMED);
-	TH_CHECK(t, one(&cfg.policy, &classic, "ip", "10.1.2", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&cfg.policy, &classic, "ip", "0:0:0:0:0:0:0:1", NULL) ==
+		PROB_MALFORMED);
+	TH_CHECK(t,
+	    one(&cfg.policy, &classic, "ip", "10.1.2", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 	/* profile without IPs */
-	TH_CHECK(t, one(&cfg.policy, &dnsonly, "ip", "10.1.2.3", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&cfg.policy, &dnsonly, "ip", "10.1.2.3", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 }
 
 static void
@@ -165,30 +188,36 @@ test_public_mode(struct th *t)
 	memset(&pub, 0, sizeof(pub));
 	pub.public_mode = 1;
 	pub.allow_wildcards = 1;
-	pub.psl = ra_psl_load("/usr/share/publicsuffix/public_suffix_list.dat",
-	    err, sizeof(err));
+	pub.psl = ra_psl_load(
+	    "/usr/share/publicsuffix/public_suffix_list.dat", err, sizeof(err));
 	if (pub.psl == NULL)
 		TH_SKIP(t, "no public suffix list installed");
-	TH_CHECK(t, one(&pub, &classic, "dns", "www.example.com", NULL) ==
-	    -1);
+	TH_CHECK(t, one(&pub, &classic, "dns", "www.example.com", NULL) == -1);
 	TH_CHECK(t, one(&pub, &classic, "dns", "example.co.uk", NULL) == -1);
-	TH_CHECK(t, one(&pub, &classic, "dns", "co.uk", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(&pub, &classic, "dns", "*.co.uk", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&pub, &classic, "dns", "co.uk", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&pub, &classic, "dns", "*.co.uk", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 	TH_CHECK(t, one(&pub, &classic, "dns", "*.example.com", NULL) == -1);
-	TH_CHECK(t, one(&pub, &classic, "dns", "host.internal-name", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&pub, &classic, "dns", "host.internal-name", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 	TH_CHECK(t, one(&pub, &classic, "ip", "8.8.8.8", NULL) == -1);
-	TH_CHECK(t, one(&pub, &classic, "ip", "10.0.0.1", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(&pub, &classic, "ip", "127.0.0.1", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
-	TH_CHECK(t, one(&pub, &classic, "ip", "2001:db8::1", NULL) ==
-	    PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&pub, &classic, "ip", "10.0.0.1", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&pub, &classic, "ip", "127.0.0.1", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&pub, &classic, "ip", "2001:db8::1", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 	TH_CHECK(t, one(&pub, &classic, "ip", "2606:4700::1111", NULL) == -1);
 	{
-		char *r = ra_policy_registered_domain(&pub, "a.b.example.co.uk");
+		char *r =
+		    ra_policy_registered_domain(&pub, "a.b.example.co.uk");
 		TH_CHECK_STR(t, r, "example.co.uk");
 		free(r);
 		r = ra_policy_registered_domain(&pub, "*.www.example.com");
@@ -207,11 +236,12 @@ test_ident_list(struct th *t)
 	in = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "type", "dns",
 	    "value", "B.test", "type", "dns", "value", "a.test", "type", "dns",
 	    "value", "b.test");
-	TH_CHECK(t, ra_policy_check_idents(&cfg.policy, &classic, in, &out,
-	    &p) == 0);
+	TH_CHECK(t,
+	    ra_policy_check_idents(&cfg.policy, &classic, in, &out, &p) == 0);
 	TH_CHECK(t, json_array_size(out) == 2); /* deduplicated */
-	TH_CHECK_STR(t, json_string_value(json_object_get(json_array_get(out,
-	    0), "value")), "a.test");
+	TH_CHECK_STR(t,
+	    json_string_value(json_object_get(json_array_get(out, 0), "value")),
+	    "a.test");
 	json_decref(in);
 	json_decref(out);
 	out = NULL;
@@ -220,14 +250,16 @@ test_ident_list(struct th *t)
 	in = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "type", "dns",
 	    "value", "ok.test", "type", "dns", "value", "evil.com", "type",
 	    "ip", "value", "8.8.8.8");
-	TH_CHECK(t, ra_policy_check_idents(&cfg.policy, &classic, in, &out,
-	    &p) == -1);
+	TH_CHECK(t,
+	    ra_policy_check_idents(&cfg.policy, &classic, in, &out, &p) == -1);
 	TH_CHECK(t, p != NULL && p->type == PROB_REJECTED_IDENTIFIER);
 	TH_CHECK(t, p != NULL && json_array_size(p->subproblems) == 2);
 	if (p != NULL && json_array_size(p->subproblems) == 2) {
 		json_t *s1 = json_array_get(p->subproblems, 0);
-		TH_CHECK_STR(t, json_string_value(json_object_get(
-		    json_object_get(s1, "identifier"), "value")), "evil.com");
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(
+			json_object_get(s1, "identifier"), "value")),
+		    "evil.com");
 	}
 	problem_free(p);
 	p = NULL;
@@ -237,22 +269,25 @@ test_ident_list(struct th *t)
 	in = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "type",
 	    "dns", "value", "a.test", "type", "dns", "value", "b.test", "type",
 	    "dns", "value", "c.test", "type", "dns", "value", "d.test");
-	TH_CHECK(t, ra_policy_check_idents(&cfg.policy, &classic, in, &out,
-	    &p) == -1 && p != NULL && p->type == PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    ra_policy_check_idents(&cfg.policy, &classic, in, &out, &p) == -1 &&
+		p != NULL && p->type == PROB_REJECTED_IDENTIFIER);
 	problem_free(p);
 	p = NULL;
 	json_decref(in);
 
 	/* structural errors */
 	in = json_pack("[]");
-	TH_CHECK(t, ra_policy_check_idents(&cfg.policy, &classic, in, &out,
-	    &p) == -1 && p != NULL && p->type == PROB_MALFORMED);
+	TH_CHECK(t,
+	    ra_policy_check_idents(&cfg.policy, &classic, in, &out, &p) == -1 &&
+		p != NULL && p->type == PROB_MALFORMED);
 	problem_free(p);
 	p = NULL;
 	json_decref(in);
 	in = json_pack("[{s:s}]", "type", "dns");
-	TH_CHECK(t, ra_policy_check_idents(&cfg.policy, &classic, in, &out,
-	    &p) == -1 && p != NULL && p->type == PROB_MALFORMED);
+	TH_CHECK(t,
+	    ra_policy_check_idents(&cfg.policy, &classic, in, &out, &p) == -1 &&
+		p != NULL && p->type == PROB_MALFORMED);
 	problem_free(p);
 	json_decref(in);
 }
@@ -309,8 +344,8 @@ test_gcra(struct th *t)
 	TH_CHECK(t, retry == 1000);
 	TH_CHECK(t, rem == 0);
 	/* after the wait, one more */
-	TH_CHECK(t, ra_gcra(tat, now + 1000, 1000, 3, 1, &nt, &retry,
-	    &rem) == 1);
+	TH_CHECK(
+	    t, ra_gcra(tat, now + 1000, 1000, 3, 1, &nt, &retry, &rem) == 1);
 	/* cost 0 is a check: denied-equivalent shows as remaining 0 */
 	TH_CHECK(t, ra_gcra(tat, now, 1000, 3, 0, &nt, &retry, &rem) == 1);
 	TH_CHECK(t, rem == 0 && nt == tat);
@@ -318,8 +353,9 @@ test_gcra(struct th *t)
 	TH_CHECK(t, ra_gcra(0, now, 1000, 3, 1, &nt, &retry, &rem) == 1);
 	TH_CHECK(t, rem == 2 && nt == now + 1000);
 	/* long idle refills completely but not beyond burst */
-	TH_CHECK(t, ra_gcra(now, now + 100000, 1000, 3, 1, &nt, &retry,
-	    &rem) == 1 && rem == 2);
+	TH_CHECK(t,
+	    ra_gcra(now, now + 100000, 1000, 3, 1, &nt, &retry, &rem) == 1 &&
+		rem == 2);
 	/* cost larger than burst never passes */
 	TH_CHECK(t, ra_gcra(0, now, 1000, 3, 4, &nt, &retry, &rem) == 0);
 }
@@ -335,26 +371,24 @@ test_order_status(struct th *t)
 	const char *vr[] = {"revoked"};
 	int64_t now = 1000000;
 
-	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, v2, 2),
-	    "ready");
-	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, vp, 2),
-	    "pending");
-	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, vi, 2),
-	    "invalid");
-	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, vd, 2),
-	    "invalid");
-	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, ve, 2),
-	    "invalid");
-	TH_CHECK_STR(t, ra_order_status("pending", now + 1, now, vr, 1),
-	    "invalid");
-	TH_CHECK_STR(t, ra_order_status("pending", now, now, v2, 2),
-	    "invalid");
+	TH_CHECK_STR(
+	    t, ra_order_status("pending", now + 1, now, v2, 2), "ready");
+	TH_CHECK_STR(
+	    t, ra_order_status("pending", now + 1, now, vp, 2), "pending");
+	TH_CHECK_STR(
+	    t, ra_order_status("pending", now + 1, now, vi, 2), "invalid");
+	TH_CHECK_STR(
+	    t, ra_order_status("pending", now + 1, now, vd, 2), "invalid");
+	TH_CHECK_STR(
+	    t, ra_order_status("pending", now + 1, now, ve, 2), "invalid");
+	TH_CHECK_STR(
+	    t, ra_order_status("pending", now + 1, now, vr, 1), "invalid");
+	TH_CHECK_STR(t, ra_order_status("pending", now, now, v2, 2), "invalid");
 	TH_CHECK_STR(t, ra_order_status("processing", now - 5, now, v2, 2),
 	    "processing");
-	TH_CHECK_STR(t, ra_order_status("valid", now - 5, now, v2, 2),
-	    "valid");
-	TH_CHECK_STR(t, ra_order_status("invalid", now + 5, now, v2, 2),
-	    "invalid");
+	TH_CHECK_STR(t, ra_order_status("valid", now - 5, now, v2, 2), "valid");
+	TH_CHECK_STR(
+	    t, ra_order_status("invalid", now + 5, now, v2, 2), "invalid");
 }
 
 static void
@@ -370,28 +404,30 @@ test_config(struct th *t)
 	o = json_object();
 	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == 0);
 	TH_CHECK(t, c.finalize_async == 1 && c.contacts_max == 10);
-	TH_CHECK(t, c.keys.allow_p256 && c.keys.allow_p384 &&
-	    !c.keys.allow_p521 && c.keys.n_rsa_sizes == 3);
+	TH_CHECK(t,
+	    c.keys.allow_p256 && c.keys.allow_p384 && !c.keys.allow_p521 &&
+		c.keys.n_rsa_sizes == 3);
 	TH_CHECK(t, c.authz_reuse_enabled && c.authz_reuse_percent == 100);
 	TH_CHECK(t, !c.limits[RA_RL_NEW_ORDERS_PER_ACCOUNT].enabled);
 	ra_config_clear(&c);
 	json_decref(o);
 
 	/* unknown key named */
-	o = json_loads("{\"policy\": {\"mode\": \"private\", \"bogus\": 1}}",
-	    0, NULL);
+	o = json_loads(
+	    "{\"policy\": {\"mode\": \"private\", \"bogus\": 1}}", 0, NULL);
 	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == -1);
 	TH_CHECK(t, strstr(err, "bogus") != NULL);
 	ra_config_clear(&c);
 	json_decref(o);
-	o = json_loads("{\"policy\": {\"ip_ranges\": [\"10.0.0.0/99\"]}}", 0,
-	    NULL);
+	o = json_loads(
+	    "{\"policy\": {\"ip_ranges\": [\"10.0.0.0/99\"]}}", 0, NULL);
 	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == -1);
 	TH_CHECK(t, strstr(err, "ip_ranges") != NULL);
 	ra_config_clear(&c);
 	json_decref(o);
 	o = json_loads("{\"rate_limits\": {\"new_things\": {\"limit\": 1, "
-	    "\"period\": \"1h\"}}}", 0, NULL);
+		       "\"period\": \"1h\"}}}",
+	    0, NULL);
 	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == -1);
 	TH_CHECK(t, strstr(err, "new_things") != NULL);
 	ra_config_clear(&c);
@@ -402,12 +438,13 @@ test_config(struct th *t)
 	json_decref(o);
 
 	/* per-profile limit override */
-	l = ra_config_limit(&cfg, RA_RL_NEW_ORDERS_PER_ACCOUNT, "classic",
-	    &tmp);
-	TH_CHECK(t, l->enabled && l->limit == 5 && l->burst == 5 &&
-	    l->period_ms == 3600000);
-	l = ra_config_limit(&cfg, RA_RL_NEW_ORDERS_PER_ACCOUNT, "shortlived",
-	    &tmp);
+	l = ra_config_limit(
+	    &cfg, RA_RL_NEW_ORDERS_PER_ACCOUNT, "classic", &tmp);
+	TH_CHECK(t,
+	    l->enabled && l->limit == 5 && l->burst == 5 &&
+		l->period_ms == 3600000);
+	l = ra_config_limit(
+	    &cfg, RA_RL_NEW_ORDERS_PER_ACCOUNT, "shortlived", &tmp);
 	TH_CHECK(t, l->enabled && l->limit == 1 && l->burst == 2);
 }
 

@@ -29,7 +29,7 @@ struct fake {
 	json_t *answers; /* method -> {"result": ..} | {"error": ..}; with
 			  * "fail_times": n, the error n times, then the
 			  * result */
-	json_t *calls;	 /* [{"method", "params"}] */
+	json_t *calls;   /* [{"method", "params"}] */
 	struct rpc_server *srv;
 	pthread_t thr;
 };
@@ -43,13 +43,16 @@ fake_handler(void *svc, const struct rpc_req *req, json_t **result,
 	int rc;
 
 	pthread_mutex_lock(&f->mu);
-	json_array_append_new(f->calls, json_pack("{s:s,s:O}", "method",
-	    req->method, "params", req->params));
+	json_array_append_new(f->calls,
+	    json_pack(
+		"{s:s,s:O}", "method", req->method, "params", req->params));
 	a = json_object_get(f->answers, req->method);
-	if (a != NULL && json_integer_value(json_object_get(a,
-	    "fail_times")) > 0) {
-		json_object_set_new(a, "fail_times", json_integer(
-		    json_integer_value(json_object_get(a, "fail_times")) - 1));
+	if (a != NULL &&
+	    json_integer_value(json_object_get(a, "fail_times")) > 0) {
+		json_object_set_new(a, "fail_times",
+		    json_integer(
+			json_integer_value(json_object_get(a, "fail_times")) -
+			1));
 		*prob = problem_from_json(json_object_get(a, "error"));
 		rc = -1;
 	} else if (a != NULL && json_object_get(a, "fail_times") == NULL &&
@@ -60,8 +63,10 @@ fake_handler(void *svc, const struct rpc_req *req, json_t **result,
 		*result = json_deep_copy(json_object_get(a, "result"));
 		rc = 0;
 	} else {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "fake %s: no answer "
-		    "for %s", f->name, req->method);
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "fake %s: no answer "
+		    "for %s",
+		    f->name, req->method);
 		rc = -1;
 	}
 	pthread_mutex_unlock(&f->mu);
@@ -73,10 +78,10 @@ static const char *const sa_names[] = {"sa.new_account", "sa.get_account",
     "sa.get_authz", "sa.get_authzs", "sa.new_order", "sa.get_valid_authzs",
     "sa.set_authz_processing", "sa.finalize_authz", "sa.set_order_processing",
     "sa.set_order_error", "sa.finalize_order", "sa.get_stale_processing_orders",
-    "sa.get_stale_processing_authzs",
-    "sa.get_certificates", "sa.get_certificate", "sa.key_blocked",
-    "sa.rate_limit_spend", "sa.fqdn_set_issued", "sa.count_certs_by_domain",
-    "sa.revoke_certificate", "sa.block_key", NULL};
+    "sa.get_stale_processing_authzs", "sa.get_certificates",
+    "sa.get_certificate", "sa.key_blocked", "sa.rate_limit_spend",
+    "sa.fqdn_set_issued", "sa.count_certs_by_domain", "sa.revoke_certificate",
+    "sa.block_key", NULL};
 static const char *const va_names[] = {"va.validate", "va.check_caa", NULL};
 static const char *const ca_names[] = {"ca.issue", "ca.generate_crl", NULL};
 
@@ -118,8 +123,8 @@ fake_start(struct fake *f, const char *name, const char *path,
 		return -1;
 	}
 	json_decref(o);
-	f->srv = rpc_server_new(&cfg, m, n, f, NULL, NULL, NULL, err,
-	    sizeof(err));
+	f->srv =
+	    rpc_server_new(&cfg, m, n, f, NULL, NULL, NULL, err, sizeof(err));
 	rpc_server_config_clear(&cfg);
 	if (f->srv == NULL) {
 		fprintf(stderr, "fake %s: %s\n", name, err);
@@ -162,9 +167,10 @@ last_call(struct fake *f, const char *method)
 	size_t i;
 
 	pthread_mutex_lock(&f->mu);
-	json_array_foreach(f->calls, i, c) {
+	json_array_foreach(f->calls, i, c)
+	{
 		if (strcmp(json_string_value(json_object_get(c, "method")),
-		    method) == 0)
+			method) == 0)
 			found = json_object_get(c, "params");
 	}
 	if (found != NULL)
@@ -182,9 +188,10 @@ count_calls(struct fake *f, const char *method)
 	int n = 0;
 
 	pthread_mutex_lock(&f->mu);
-	json_array_foreach(f->calls, i, c) {
+	json_array_foreach(f->calls, i, c)
+	{
 		if (strcmp(json_string_value(json_object_get(c, "method")),
-		    method) == 0)
+			method) == 0)
 			n++;
 	}
 	pthread_mutex_unlock(&f->mu);
@@ -226,17 +233,19 @@ make_ra(int with_va, const char *extra)
 	struct ra_config cfg;
 	struct ra *r;
 
-	snprintf(cfgtxt, sizeof(cfgtxt), "{\"sa\": {\"target\": "
+	snprintf(cfgtxt, sizeof(cfgtxt),
+	    "{\"sa\": {\"target\": "
 	    "\"unix:%s/sa.sock\", \"timeout\": \"2s\"}, \"va\": {\"target\": "
 	    "\"unix:%s/%s\", \"timeout\": \"2s\"}, \"ca\": {\"target\": "
 	    "\"unix:%s/ca.sock\", \"timeout\": \"2s\"}, \"profiles_file\": "
 	    "\"configs/dev/profiles.json\", \"policy\": {\"dns_suffixes\": "
 	    "[\"test\"]}, \"finalize\": {\"async\": false, \"recover_after\": "
-	    "\"1s\"}%s}", dir, dir, with_va ? "va.sock" : "nope.sock", dir,
+	    "\"1s\"}%s}",
+	    dir, dir, with_va ? "va.sock" : "nope.sock", dir,
 	    extra ? extra : "");
 	o = json_loads(cfgtxt, 0, NULL);
-	if (o == NULL || ra_config_parse(o, "test", &cfg, err, sizeof(err)) !=
-	    0) {
+	if (o == NULL ||
+	    ra_config_parse(o, "test", &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "config: %s\n", err);
 		json_decref(o);
 		return NULL;
@@ -296,8 +305,8 @@ make_csr_b64(const char *name)
 
 	snprintf(san, sizeof(san), "DNS:%s", name);
 	X509_REQ_set_pubkey(req, key);
-	sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL,
-	    NID_subject_alt_name, san));
+	sk_X509_EXTENSION_push(
+	    exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san));
 	X509_REQ_add_extensions(req, exts);
 	X509_REQ_sign(req, key, EVP_sha256());
 	len = i2d_X509_REQ(req, &der);
@@ -309,9 +318,10 @@ make_csr_b64(const char *name)
 	return out;
 }
 
-#define ACCT "{\"id\": 7, \"status\": \"valid\", \"thumbprint\": \"tp\", " \
-	"\"key\": {\"kty\": \"EC\", \"crv\": \"P-256\", \"x\": " \
-	"\"gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0\", \"y\": " \
+#define ACCT                                                                   \
+	"{\"id\": 7, \"status\": \"valid\", \"thumbprint\": \"tp\", "          \
+	"\"key\": {\"kty\": \"EC\", \"crv\": \"P-256\", \"x\": "               \
+	"\"gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0\", \"y\": "             \
 	"\"SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps\"}}"
 
 static void
@@ -326,26 +336,34 @@ test_va_unreachable_invalidates_authz(struct th *t)
 		return;
 	reset(&fsa);
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_authz", "{\"result\": {\"id\": 5, \"account_id\""
+	answer(&fsa, "sa.get_authz",
+	    "{\"result\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
 	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 11, \"type\": "
 	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
-	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 5, "
+	answer(&fsa, "sa.set_authz_processing",
+	    "{\"result\": {\"id\": 5, "
 	    "\"status\": \"pending\"}}");
 	answer(&fsa, "sa.finalize_authz", "{\"result\": {\"id\": 5}}");
-	TH_CHECK(t, call(r, "ra.perform_validation", "{\"account_id\": 7, "
-	    "\"authz_id\": 5, \"challenge_id\": 11}", &res, &p) == 0);
+	TH_CHECK(t,
+	    call(r, "ra.perform_validation",
+		"{\"account_id\": 7, "
+		"\"authz_id\": 5, \"challenge_id\": 11}",
+		&res, &p) == 0);
 	json_decref(res);
 	problem_free(p);
 	fin = wait_call(&fsa, "sa.finalize_authz");
 	TH_CHECK(t, fin != NULL);
 	if (fin != NULL) {
-		TH_CHECK_STR(t, json_string_value(json_object_get(fin,
-		    "status")), "invalid");
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(fin, "status")),
+		    "invalid");
 		TH_CHECK(t, json_is_object(json_object_get(fin, "error")));
-		TH_CHECK_STR(t, json_string_value(json_object_get(
-		    json_object_get(fin, "error"), "type")), "unavailable");
+		TH_CHECK_STR(t,
+		    json_string_value(
+			json_object_get(json_object_get(fin, "error"), "type")),
+		    "unavailable");
 	}
 	json_decref(fin);
 	/* the key authorization was not leaked into params of others */
@@ -362,17 +380,22 @@ test_va_result_recorded(struct th *t)
 	reset(&fsa);
 	reset(&fva);
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_authz", "{\"result\": {\"id\": 5, \"account_id\""
+	answer(&fsa, "sa.get_authz",
+	    "{\"result\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"tlsserver\", "
 	    "\"wildcard\": true, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 12, \"type\": "
 	    "\"dns-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
 	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 5}}");
 	answer(&fsa, "sa.finalize_authz", "{\"result\": {\"id\": 5}}");
-	answer(&fva, "va.validate", "{\"result\": {\"status\": \"valid\", "
+	answer(&fva, "va.validate",
+	    "{\"result\": {\"status\": \"valid\", "
 	    "\"validation_record\": [{\"hostname\": \"a.test\"}]}}");
-	TH_CHECK(t, call(r, "ra.perform_validation", "{\"account_id\": 7, "
-	    "\"authz_id\": 5, \"challenge_id\": 12}", &res, &p) == 0);
+	TH_CHECK(t,
+	    call(r, "ra.perform_validation",
+		"{\"account_id\": 7, "
+		"\"authz_id\": 5, \"challenge_id\": 12}",
+		&res, &p) == 0);
 	json_decref(res);
 	problem_free(p);
 	fin = wait_call(&fsa, "sa.finalize_authz");
@@ -380,20 +403,25 @@ test_va_result_recorded(struct th *t)
 	TH_CHECK(t, fin != NULL && v != NULL);
 	if (fin != NULL && v != NULL) {
 		time_t exp;
-		TH_CHECK_STR(t, json_string_value(json_object_get(fin,
-		    "status")), "valid");
-		TH_CHECK(t, json_array_size(json_object_get(fin,
-		    "validation_record")) == 1);
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(fin, "status")), "valid");
+		TH_CHECK(t,
+		    json_array_size(
+			json_object_get(fin, "validation_record")) == 1);
 		/* tlsserver authz lifetime: 7 h */
-		TH_CHECK(t, time_parse_rfc3339(json_string_value(
-		    json_object_get(fin, "expires")), &exp) == 0 &&
-		    llabs((long long)(exp - time(NULL)) - 7 * 3600) < 60);
-		TH_CHECK_STR(t, json_string_value(json_object_get(v,
-		    "key_authorization")), "tok.tp");
+		TH_CHECK(t,
+		    time_parse_rfc3339(
+			json_string_value(json_object_get(fin, "expires")),
+			&exp) == 0 &&
+			llabs((long long)(exp - time(NULL)) - 7 * 3600) < 60);
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(v, "key_authorization")),
+		    "tok.tp");
 		TH_CHECK(t, json_is_true(json_object_get(v, "wildcard")));
 		TH_CHECK(t, json_is_true(json_object_get(v, "check_caa")));
-		TH_CHECK_STR(t, json_string_value(json_object_get(v,
-		    "account_uri")), "https://localhost:4431/acme/acct/7");
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(v, "account_uri")),
+		    "https://localhost:4431/acme/acct/7");
 	}
 	json_decref(fin);
 	json_decref(v);
@@ -413,27 +441,35 @@ test_ca_failure_sets_order_error(struct th *t)
 	reset(&fca);
 	reset(&fva);
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 9, \"account_id\":"
+	answer(&fsa, "sa.get_order",
+	    "{\"result\": {\"id\": 9, \"account_id\":"
 	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
-	    "\"identifiers\": [{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}");
+	    "\"identifiers\": [{\"type\": \"dns\", \"value\": "
+	    "\"one.a.test\"}]}}");
 	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
-	snprintf(params, sizeof(params), "{\"result\": {\"authzs\": [{\"id\":"
+	snprintf(params, sizeof(params),
+	    "{\"result\": {\"authzs\": [{\"id\":"
 	    " 4, \"identifier\": {\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}, \"challenges\": [{\"type\": \"http-01\", "
 	    "\"status\": \"valid\", \"validated\": \"%s\"}]}]}}",
 	    ra_now_str(0));
 	answer(&fsa, "sa.get_authzs", params);
-	answer(&fsa, "sa.set_order_processing", "{\"result\": {\"id\": 9, "
+	answer(&fsa, "sa.set_order_processing",
+	    "{\"result\": {\"id\": 9, "
 	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
 	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}]}}");
 	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 9}}");
-	answer(&fca, "ca.issue", "{\"error\": {\"type\": \"unavailable\", "
+	answer(&fca, "ca.issue",
+	    "{\"error\": {\"type\": \"unavailable\", "
 	    "\"detail\": \"hsm offline\", \"status\": 503}}");
-	answer(&fsa, "sa.get_certificates", "{\"result\": {\"certificates\": "
+	answer(&fsa, "sa.get_certificates",
+	    "{\"result\": {\"certificates\": "
 	    "[]}}");
-	snprintf(params, sizeof(params), "{\"account_id\": 7, \"order_id\": 9,"
-	    " \"csr\": \"%s\"}", csr);
+	snprintf(params, sizeof(params),
+	    "{\"account_id\": 7, \"order_id\": 9,"
+	    " \"csr\": \"%s\"}",
+	    csr);
 	(void)call(r, "ra.finalize_order", params, &res, &p);
 	json_decref(res);
 	TH_CHECK(t, p == NULL); /* sync mode: the order, error recorded */
@@ -441,8 +477,10 @@ test_ca_failure_sets_order_error(struct th *t)
 	TH_CHECK(t, count_calls(&fsa, "sa.get_certificates") == 4);
 	{
 		json_t *gc = last_call(&fsa, "sa.get_certificates");
-		TH_CHECK(t, gc != NULL && json_integer_value(json_object_get(
-		    gc, "order_id")) == 9);
+		TH_CHECK(t,
+		    gc != NULL &&
+			json_integer_value(json_object_get(gc, "order_id")) ==
+			    9);
 		json_decref(gc);
 	}
 	problem_free(p);
@@ -452,8 +490,9 @@ test_ca_failure_sets_order_error(struct th *t)
 		json_t *e = json_object_get(err, "error");
 		TH_CHECK_STR(t, json_string_value(json_object_get(e, "type")),
 		    "serverInternal");
-		TH_CHECK(t, strstr(json_string_value(json_object_get(e,
-		    "detail")), "hsm offline") != NULL);
+		TH_CHECK(t,
+		    strstr(json_string_value(json_object_get(e, "detail")),
+			"hsm offline") != NULL);
 	}
 	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
 	TH_CHECK(t, last_call(&fva, "va.check_caa") == NULL); /* fresh */
@@ -462,22 +501,27 @@ test_ca_failure_sets_order_error(struct th *t)
 	/* validated 8 h ago: CAA is re-checked and here forbids issuance */
 	reset(&fsa);
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 9, \"account_id\":"
+	answer(&fsa, "sa.get_order",
+	    "{\"result\": {\"id\": 9, \"account_id\":"
 	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
 	    "\"authz_ids\": [4], \"identifiers\": [{\"type\": \"dns\", "
 	    "\"value\": \"one.a.test\"}]}}");
 	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
-	snprintf(params, sizeof(params), "{\"result\": {\"authzs\": [{\"id\":"
+	snprintf(params, sizeof(params),
+	    "{\"result\": {\"authzs\": [{\"id\":"
 	    " 4, \"identifier\": {\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}, \"challenges\": [{\"type\": \"http-01\", "
 	    "\"status\": \"valid\", \"validated\": \"%s\"}]}]}}",
 	    ra_now_str(-8 * 3600));
 	answer(&fsa, "sa.get_authzs", params);
-	answer(&fva, "va.check_caa", "{\"result\": {\"ok\": false, \"error\":"
+	answer(&fva, "va.check_caa",
+	    "{\"result\": {\"ok\": false, \"error\":"
 	    " {\"type\": \"caa\", \"detail\": \"CAA forbids\", \"status\": "
 	    "403}}}");
-	snprintf(params, sizeof(params), "{\"account_id\": 7, \"order_id\": 9,"
-	    " \"csr\": \"%s\"}", csr);
+	snprintf(params, sizeof(params),
+	    "{\"account_id\": 7, \"order_id\": 9,"
+	    " \"csr\": \"%s\"}",
+	    csr);
 	TH_CHECK(t, call(r, "ra.finalize_order", params, &res, &p) == -1);
 	if (p != NULL)
 		fprintf(stderr, "    (%s: %s)\n", prob_type_name(p->type),
@@ -485,8 +529,11 @@ test_ca_failure_sets_order_error(struct th *t)
 	TH_CHECK(t, p != NULL && p->type == PROB_CAA);
 	{
 		json_t *cc = last_call(&fva, "va.check_caa");
-		TH_CHECK(t, cc != NULL && strcmp(json_string_value(
-		    json_object_get(cc, "validation_method")), "http-01") == 0);
+		TH_CHECK(t,
+		    cc != NULL &&
+			strcmp(json_string_value(
+				   json_object_get(cc, "validation_method")),
+			    "http-01") == 0);
 		json_decref(cc);
 	}
 	TH_CHECK(t, last_call(&fsa, "sa.set_order_processing") == NULL);
@@ -500,18 +547,21 @@ test_rate_limits_fail_open_and_refuse(struct th *t)
 {
 	json_t *res = NULL;
 	struct problem *p = NULL;
-	struct ra *r = make_ra(1, ", \"rate_limits\": {\"new_orders_per_account"
+	struct ra *r = make_ra(1,
+	    ", \"rate_limits\": {\"new_orders_per_account"
 	    "\": {\"limit\": 10, \"period\": \"1h\"}}");
 	const char *order = "{\"account_id\": 7, \"identifiers\": [{\"type\": "
-	    "\"dns\", \"value\": \"x.test\"}]}";
+			    "\"dns\", \"value\": \"x.test\"}]}";
 
 	reset(&fsa);
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
 	answer(&fsa, "sa.fqdn_set_issued", "{\"result\": {\"count\": 0}}");
 	answer(&fsa, "sa.get_valid_authzs", "{\"result\": {\"authzs\": []}}");
-	answer(&fsa, "sa.new_order", "{\"result\": {\"id\": 3, \"authz_ids\": "
+	answer(&fsa, "sa.new_order",
+	    "{\"result\": {\"id\": 3, \"authz_ids\": "
 	    "[4]}}");
-	answer(&fsa, "sa.get_authzs", "{\"result\": {\"authzs\": [{\"id\": "
+	answer(&fsa, "sa.get_authzs",
+	    "{\"result\": {\"authzs\": [{\"id\": "
 	    "4}]}}");
 	/* no answer for sa.rate_limit_spend: the SA errors -> fail open */
 	TH_CHECK(t, call(r, "ra.new_order", order, &res, &p) == 0);
@@ -523,22 +573,24 @@ test_rate_limits_fail_open_and_refuse(struct th *t)
 		json_t *np = last_call(&fsa, "sa.new_order"), *na;
 		TH_CHECK(t, np != NULL);
 		na = json_array_get(json_object_get(np, "new_authzs"), 0);
-		TH_CHECK(t, json_array_size(json_object_get(na,
-		    "challenges")) == 3);
+		TH_CHECK(
+		    t, json_array_size(json_object_get(na, "challenges")) == 3);
 		json_decref(np);
 	}
 	/* refusal: rateLimited with retry_after from the SA */
-	answer(&fsa, "sa.rate_limit_spend", "{\"result\": {\"allowed\": false,"
+	answer(&fsa, "sa.rate_limit_spend",
+	    "{\"result\": {\"allowed\": false,"
 	    " \"retry_after_ms\": 4500, \"remaining\": 0}}");
 	TH_CHECK(t, call(r, "ra.new_order", order, &res, &p) == -1);
-	TH_CHECK(t, p != NULL && p->type == PROB_RATE_LIMITED &&
-	    p->retry_after == 5);
+	TH_CHECK(t,
+	    p != NULL && p->type == PROB_RATE_LIMITED && p->retry_after == 5);
 	{
 		json_t *sp = last_call(&fsa, "sa.rate_limit_spend");
 		TH_CHECK_STR(t, json_string_value(json_object_get(sp, "key")),
 		    "new_order:acct:7");
-		TH_CHECK(t, json_integer_value(json_object_get(sp,
-		    "emission_ms")) == 360000);
+		TH_CHECK(t,
+		    json_integer_value(json_object_get(sp, "emission_ms")) ==
+			360000);
 		json_decref(sp);
 	}
 	json_decref(res);
@@ -553,32 +605,41 @@ test_recovery(struct th *t)
 	struct ra *r = make_ra(1, NULL);
 
 	reset(&fsa);
-	answer(&fsa, "sa.get_stale_processing_orders", "{\"result\": "
+	answer(&fsa, "sa.get_stale_processing_orders",
+	    "{\"result\": "
 	    "{\"order_ids\": [21]}}");
-	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 21, "
+	answer(&fsa, "sa.get_order",
+	    "{\"result\": {\"id\": 21, "
 	    "\"account_id\": 7, \"status\": \"processing\"}}");
-	answer(&fsa, "sa.get_certificates", "{\"result\": {\"certificates\": "
+	answer(&fsa, "sa.get_certificates",
+	    "{\"result\": {\"certificates\": "
 	    "[{\"serial\": \"aa\", \"order_id\": 20}, {\"serial\": \"bb\", "
 	    "\"order_id\": 21}]}}");
 	answer(&fsa, "sa.finalize_order", "{\"result\": {\"id\": 21}}");
 	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
 	fin = last_call(&fsa, "sa.finalize_order");
-	TH_CHECK(t, fin != NULL && strcmp(json_string_value(json_object_get(
-	    fin, "serial")), "bb") == 0);
+	TH_CHECK(t,
+	    fin != NULL &&
+		strcmp(json_string_value(json_object_get(fin, "serial")),
+		    "bb") == 0);
 	json_decref(fin);
 
 	reset(&fsa);
-	answer(&fsa, "sa.get_stale_processing_orders", "{\"result\": "
+	answer(&fsa, "sa.get_stale_processing_orders",
+	    "{\"result\": "
 	    "{\"order_ids\": [22]}}");
-	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 22, "
+	answer(&fsa, "sa.get_order",
+	    "{\"result\": {\"id\": 22, "
 	    "\"account_id\": 7, \"status\": \"processing\"}}");
-	answer(&fsa, "sa.get_certificates", "{\"result\": {\"certificates\": "
+	answer(&fsa, "sa.get_certificates",
+	    "{\"result\": {\"certificates\": "
 	    "[]}}");
 	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 22}}");
 	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
 	err = last_call(&fsa, "sa.set_order_error");
-	TH_CHECK(t, err != NULL && json_integer_value(json_object_get(err,
-	    "id")) == 22);
+	TH_CHECK(t,
+	    err != NULL &&
+		json_integer_value(json_object_get(err, "id")) == 22);
 	json_decref(err);
 	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
 
@@ -599,44 +660,57 @@ test_finalize_authz_retried(struct th *t)
 	reset(&fsa);
 	reset(&fva);
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_authz", "{\"result\": {\"id\": 5, \"account_id\""
+	answer(&fsa, "sa.get_authz",
+	    "{\"result\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
 	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 11, \"type\": "
 	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
 	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 5}}");
 	/* the SA is down twice (restarting), then the write lands */
-	answer(&fsa, "sa.finalize_authz", "{\"fail_times\": 2, \"error\": "
+	answer(&fsa, "sa.finalize_authz",
+	    "{\"fail_times\": 2, \"error\": "
 	    "{\"type\": \"unavailable\", \"detail\": \"database down\", "
 	    "\"status\": 503}, \"result\": {\"id\": 5}}");
-	answer(&fva, "va.validate", "{\"result\": {\"status\": \"valid\", "
+	answer(&fva, "va.validate",
+	    "{\"result\": {\"status\": \"valid\", "
 	    "\"validation_record\": []}}");
-	TH_CHECK(t, call(r, "ra.perform_validation", "{\"account_id\": 7, "
-	    "\"authz_id\": 5, \"challenge_id\": 11}", &res, &p) == 0);
+	TH_CHECK(t,
+	    call(r, "ra.perform_validation",
+		"{\"account_id\": 7, "
+		"\"authz_id\": 5, \"challenge_id\": 11}",
+		&res, &p) == 0);
 	json_decref(res);
 	problem_free(p);
 	for (i = 0; i < 200 && count_calls(&fsa, "sa.finalize_authz") < 3; i++)
 		usleep(25000);
 	TH_CHECK(t, count_calls(&fsa, "sa.finalize_authz") == 3);
 	fin = last_call(&fsa, "sa.finalize_authz");
-	TH_CHECK(t, fin != NULL && strcmp(json_string_value(json_object_get(
-	    fin, "status")), "valid") == 0);
+	TH_CHECK(t,
+	    fin != NULL &&
+		strcmp(json_string_value(json_object_get(fin, "status")),
+		    "valid") == 0);
 	json_decref(fin);
 
 	/* conflict: an earlier attempt landed; not retried */
 	reset(&fsa);
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_authz", "{\"result\": {\"id\": 6, \"account_id\""
+	answer(&fsa, "sa.get_authz",
+	    "{\"result\": {\"id\": 6, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
 	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 13, \"type\": "
 	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
 	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 6}}");
-	answer(&fsa, "sa.finalize_authz", "{\"error\": {\"type\": "
+	answer(&fsa, "sa.finalize_authz",
+	    "{\"error\": {\"type\": "
 	    "\"conflict\", \"detail\": \"challenge is not being validated\", "
 	    "\"status\": 409}}");
-	TH_CHECK(t, call(r, "ra.perform_validation", "{\"account_id\": 7, "
-	    "\"authz_id\": 6, \"challenge_id\": 13}", &res, &p) == 0);
+	TH_CHECK(t,
+	    call(r, "ra.perform_validation",
+		"{\"account_id\": 7, "
+		"\"authz_id\": 6, \"challenge_id\": 13}",
+		&res, &p) == 0);
 	json_decref(res);
 	problem_free(p);
 	fin = wait_call(&fsa, "sa.finalize_authz");
@@ -659,45 +733,57 @@ test_ca_error_with_stored_certificate(struct th *t)
 	reset(&fca);
 	reset(&fva);
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 9, \"account_id\":"
+	answer(&fsa, "sa.get_order",
+	    "{\"result\": {\"id\": 9, \"account_id\":"
 	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
-	    "\"identifiers\": [{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}");
+	    "\"identifiers\": [{\"type\": \"dns\", \"value\": "
+	    "\"one.a.test\"}]}}");
 	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
 	answer(&fsa, "sa.get_authzs", "{\"result\": {\"authzs\": []}}");
-	answer(&fsa, "sa.set_order_processing", "{\"result\": {\"id\": 9, "
+	answer(&fsa, "sa.set_order_processing",
+	    "{\"result\": {\"id\": 9, "
 	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
 	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}]}}");
 	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 9}}");
 	answer(&fsa, "sa.finalize_order", "{\"result\": {\"id\": 9}}");
-	answer(&fsa, "sa.get_certificates", "{\"result\": {\"certificates\": "
+	answer(&fsa, "sa.get_certificates",
+	    "{\"result\": {\"certificates\": "
 	    "[{\"serial\": \"0abc\", \"order_id\": 9}]}}");
 	/* the RA's CA call timed out after the CA stored the certificate */
-	answer(&fca, "ca.issue", "{\"error\": {\"type\": \"unavailable\", "
+	answer(&fca, "ca.issue",
+	    "{\"error\": {\"type\": \"unavailable\", "
 	    "\"detail\": \"ca.issue timed out after 15 ms\", \"status\": "
 	    "503}}");
-	snprintf(params, sizeof(params), "{\"account_id\": 7, \"order_id\": 9,"
-	    " \"csr\": \"%s\"}", csr);
+	snprintf(params, sizeof(params),
+	    "{\"account_id\": 7, \"order_id\": 9,"
+	    " \"csr\": \"%s\"}",
+	    csr);
 	(void)call(r, "ra.finalize_order", params, &res, &p);
 	json_decref(res);
 	TH_CHECK(t, p == NULL);
 	problem_free(p);
 	fin = last_call(&fsa, "sa.finalize_order");
-	TH_CHECK(t, fin != NULL && json_integer_value(json_object_get(fin,
-	    "id")) == 9 && strcmp(json_string_value(json_object_get(fin,
-	    "serial")), "0abc") == 0);
+	TH_CHECK(t,
+	    fin != NULL &&
+		json_integer_value(json_object_get(fin, "id")) == 9 &&
+		strcmp(json_string_value(json_object_get(fin, "serial")),
+		    "0abc") == 0);
 	json_decref(fin);
 	TH_CHECK(t, last_call(&fsa, "sa.set_order_error") == NULL);
 
 	/* the lookup itself fails: the order stays processing (recovery) */
 	reset(&fsa);
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_order", "{\"result\": {\"id\": 9, \"account_id\":"
+	answer(&fsa, "sa.get_order",
+	    "{\"result\": {\"id\": 9, \"account_id\":"
 	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
-	    "\"identifiers\": [{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}");
+	    "\"identifiers\": [{\"type\": \"dns\", \"value\": "
+	    "\"one.a.test\"}]}}");
 	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
 	answer(&fsa, "sa.get_authzs", "{\"result\": {\"authzs\": []}}");
-	answer(&fsa, "sa.set_order_processing", "{\"result\": {\"id\": 9, "
+	answer(&fsa, "sa.set_order_processing",
+	    "{\"result\": {\"id\": 9, "
 	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
 	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}]}}");
@@ -719,9 +805,11 @@ test_recovery_of_validations(struct th *t)
 	time_t older;
 
 	reset(&fsa);
-	answer(&fsa, "sa.get_stale_processing_authzs", "{\"result\": "
+	answer(&fsa, "sa.get_stale_processing_authzs",
+	    "{\"result\": "
 	    "{\"authz_ids\": [5]}}");
-	answer(&fsa, "sa.get_authz", "{\"result\": {\"id\": 5, \"account_id\""
+	answer(&fsa, "sa.get_authz",
+	    "{\"result\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"challenges\": [{\"id\": 11, "
 	    "\"type\": \"http-01\", \"status\": \"pending\"}, {\"id\": 12, "
 	    "\"type\": \"dns-01\", \"status\": \"processing\"}]}}");
@@ -729,27 +817,34 @@ test_recovery_of_validations(struct th *t)
 	TH_CHECK(t, ra_recover_stale_authzs(r) == 1);
 	ls = last_call(&fsa, "sa.get_stale_processing_authzs");
 	/* VA timeout 2 s + recover_after 1 s */
-	TH_CHECK(t, ls != NULL && time_parse_rfc3339(json_string_value(
-	    json_object_get(ls, "older_than")), &older) == 0 &&
-	    llabs((long long)(time(NULL) - older) - 3) <= 1);
+	TH_CHECK(t,
+	    ls != NULL &&
+		time_parse_rfc3339(
+		    json_string_value(json_object_get(ls, "older_than")),
+		    &older) == 0 &&
+		llabs((long long)(time(NULL) - older) - 3) <= 1);
 	json_decref(ls);
 	fin = last_call(&fsa, "sa.finalize_authz");
 	TH_CHECK(t, fin != NULL);
 	if (fin != NULL) {
 		json_t *e = json_object_get(fin, "error");
-		TH_CHECK(t, json_integer_value(json_object_get(fin,
-		    "challenge_id")) == 12);
-		TH_CHECK_STR(t, json_string_value(json_object_get(fin,
-		    "status")), "invalid");
+		TH_CHECK(t,
+		    json_integer_value(json_object_get(fin, "challenge_id")) ==
+			12);
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(fin, "status")),
+		    "invalid");
 		TH_CHECK_STR(t, json_string_value(json_object_get(e, "type")),
 		    "serverInternal");
-		TH_CHECK(t, strstr(json_string_value(json_object_get(e,
-		    "detail")), "validation interrupted") != NULL);
+		TH_CHECK(t,
+		    strstr(json_string_value(json_object_get(e, "detail")),
+			"validation interrupted") != NULL);
 	}
 	json_decref(fin);
 
 	/* finished meanwhile (conflict): not counted, no crash */
-	answer(&fsa, "sa.finalize_authz", "{\"error\": {\"type\": "
+	answer(&fsa, "sa.finalize_authz",
+	    "{\"error\": {\"type\": "
 	    "\"conflict\", \"detail\": \"not processing\", \"status\": "
 	    "409}}");
 	TH_CHECK(t, ra_recover_stale_authzs(r) == 0);
@@ -782,17 +877,25 @@ test_account_checks(struct th *t)
 	struct ra *r = make_ra(1, NULL);
 
 	reset(&fsa);
-	answer(&fsa, "sa.get_account", "{\"error\": {\"type\": \"notFound\", "
+	answer(&fsa, "sa.get_account",
+	    "{\"error\": {\"type\": \"notFound\", "
 	    "\"detail\": \"no\", \"status\": 404}}");
-	TH_CHECK(t, call(r, "ra.new_order", "{\"account_id\": 8, "
-	    "\"identifiers\": []}", &res, &p) == -1);
+	TH_CHECK(t,
+	    call(r, "ra.new_order",
+		"{\"account_id\": 8, "
+		"\"identifiers\": []}",
+		&res, &p) == -1);
 	TH_CHECK(t, p != NULL && p->type == PROB_ACCOUNT_DOES_NOT_EXIST);
 	problem_free(p);
 	p = NULL;
-	answer(&fsa, "sa.get_account", "{\"result\": {\"id\": 8, \"status\": "
+	answer(&fsa, "sa.get_account",
+	    "{\"result\": {\"id\": 8, \"status\": "
 	    "\"deactivated\"}}");
-	TH_CHECK(t, call(r, "ra.finalize_order", "{\"account_id\": 8, "
-	    "\"order_id\": 1, \"csr\": \"AA\"}", &res, &p) == -1);
+	TH_CHECK(t,
+	    call(r, "ra.finalize_order",
+		"{\"account_id\": 8, "
+		"\"order_id\": 1, \"csr\": \"AA\"}",
+		&res, &p) == -1);
 	TH_CHECK(t, p != NULL && p->type == PROB_UNAUTHORIZED);
 	problem_free(p);
 	ra_free(r);

@@ -41,36 +41,50 @@ test_frame_decode(struct th *t)
 	char err[128];
 
 	n = mkframe(buf, "{\"id\":1}");
-	TH_CHECK(t, rpc_frame_decode(buf, n, 1024, &used, &o, err,
-	    sizeof(err)) == RPC_FRAME_OK);
+	TH_CHECK(t,
+	    rpc_frame_decode(buf, n, 1024, &used, &o, err, sizeof(err)) ==
+		RPC_FRAME_OK);
 	TH_CHECK(t, used == n && json_is_object(o));
 	json_decref(o);
 	o = NULL;
-	TH_CHECK(t, rpc_frame_decode(buf, 3, 1024, &used, &o, err,
-	    sizeof(err)) == RPC_FRAME_NEED && used == 4);
-	TH_CHECK(t, rpc_frame_decode(buf, n - 1, 1024, &used, &o, err,
-	    sizeof(err)) == RPC_FRAME_NEED && used == n);
+	TH_CHECK(t,
+	    rpc_frame_decode(buf, 3, 1024, &used, &o, err, sizeof(err)) ==
+		    RPC_FRAME_NEED &&
+		used == 4);
+	TH_CHECK(t,
+	    rpc_frame_decode(buf, n - 1, 1024, &used, &o, err, sizeof(err)) ==
+		    RPC_FRAME_NEED &&
+		used == n);
 	/* over the limit: refused from the header alone */
-	TH_CHECK(t, rpc_frame_decode(buf, 4, 5, &used, &o, err,
-	    sizeof(err)) == RPC_FRAME_BAD);
+	TH_CHECK(t,
+	    rpc_frame_decode(buf, 4, 5, &used, &o, err, sizeof(err)) ==
+		RPC_FRAME_BAD);
 	TH_CHECK(t, strstr(err, "exceeds") != NULL);
 	memset(buf, 0, 4);
-	TH_CHECK(t, rpc_frame_decode(buf, 4, 1024, &used, &o, err,
-	    sizeof(err)) == RPC_FRAME_BAD);
+	TH_CHECK(t,
+	    rpc_frame_decode(buf, 4, 1024, &used, &o, err, sizeof(err)) ==
+		RPC_FRAME_BAD);
 	n = mkframe(buf, "{\"id\":1");
-	TH_CHECK(t, rpc_frame_decode(buf, n, 1024, &used, &o, err,
-	    sizeof(err)) == RPC_FRAME_BAD && o == NULL);
+	TH_CHECK(t,
+	    rpc_frame_decode(buf, n, 1024, &used, &o, err, sizeof(err)) ==
+		    RPC_FRAME_BAD &&
+		o == NULL);
 	n = mkframe(buf, "[1,2]");
-	TH_CHECK(t, rpc_frame_decode(buf, n, 1024, &used, &o, err,
-	    sizeof(err)) == RPC_FRAME_BAD && o == NULL);
+	TH_CHECK(t,
+	    rpc_frame_decode(buf, n, 1024, &used, &o, err, sizeof(err)) ==
+		    RPC_FRAME_BAD &&
+		o == NULL);
 	n = mkframe(buf, "{\"a\":1,\"a\":2}");
-	TH_CHECK(t, rpc_frame_decode(buf, n, 1024, &used, &o, err,
-	    sizeof(err)) == RPC_FRAME_BAD);
+	TH_CHECK(t,
+	    rpc_frame_decode(buf, n, 1024, &used, &o, err, sizeof(err)) ==
+		RPC_FRAME_BAD);
 	/* two frames back to back: the first is decoded alone */
 	n = mkframe(buf, "{\"id\":1}");
 	n += mkframe(buf + n, "{\"id\":2}");
-	TH_CHECK(t, rpc_frame_decode(buf, n, 1024, &used, &o, err,
-	    sizeof(err)) == RPC_FRAME_OK && used == n / 2);
+	TH_CHECK(t,
+	    rpc_frame_decode(buf, n, 1024, &used, &o, err, sizeof(err)) ==
+		    RPC_FRAME_OK &&
+		used == n / 2);
 	TH_CHECK(t, json_integer_value(json_object_get(o, "id")) == 1);
 	json_decref(o);
 }
@@ -86,8 +100,11 @@ test_frame_encode(struct th *t)
 
 	f = rpc_frame_encode(o, 1024, &n);
 	TH_CHECK(t, f != NULL && n > 4);
-	TH_CHECK(t, f != NULL && rpc_frame_decode(f, n, 1024, &used, &back,
-	    err, sizeof(err)) == RPC_FRAME_OK && json_equal(o, back));
+	TH_CHECK(t,
+	    f != NULL &&
+		rpc_frame_decode(f, n, 1024, &used, &back, err, sizeof(err)) ==
+		    RPC_FRAME_OK &&
+		json_equal(o, back));
 	free(f);
 	TH_CHECK(t, rpc_frame_encode(o, 5, &n) == NULL);
 	json_decref(o);
@@ -109,35 +126,40 @@ test_request_parse(struct th *t)
 	struct rpc_parsed_req r;
 	json_t *j = NULL;
 
-	TH_CHECK(t, parse_req("{\"id\":1,\"method\":\"a.b\",\"deadline_ms\":5,"
-	    "\"request_id\":\"r1\",\"params\":{\"x\":1}}", &r, &j) == 0);
+	TH_CHECK(t,
+	    parse_req("{\"id\":1,\"method\":\"a.b\",\"deadline_ms\":5,"
+		      "\"request_id\":\"r1\",\"params\":{\"x\":1}}",
+		&r, &j) == 0);
 	TH_CHECK_STR(t, r.method, "a.b");
 	TH_CHECK_STR(t, r.request_id, "r1");
 	TH_CHECK(t, r.deadline_ms == 5 && json_is_object(r.params));
 	json_decref(j);
-	TH_CHECK(t, parse_req("{\"id\":\"s\",\"method\":\"a.b\"}", &r, &j) ==
-	    0 && r.params == NULL && r.deadline_ms == 0);
+	TH_CHECK(t,
+	    parse_req("{\"id\":\"s\",\"method\":\"a.b\"}", &r, &j) == 0 &&
+		r.params == NULL && r.deadline_ms == 0);
 	json_decref(j);
 	TH_CHECK(t, parse_req("{\"method\":\"a.b\"}", &r, &j) == -1);
 	json_decref(j);
-	TH_CHECK(t, parse_req("{\"id\":1.5,\"method\":\"a.b\"}", &r, &j) ==
-	    -1);
+	TH_CHECK(t, parse_req("{\"id\":1.5,\"method\":\"a.b\"}", &r, &j) == -1);
 	json_decref(j);
-	TH_CHECK(t, parse_req("{\"id\":[1],\"method\":\"a.b\"}", &r, &j) ==
-	    -1);
+	TH_CHECK(t, parse_req("{\"id\":[1],\"method\":\"a.b\"}", &r, &j) == -1);
 	json_decref(j);
 	TH_CHECK(t, parse_req("{\"id\":1}", &r, &j) == 1);
 	json_decref(j);
 	TH_CHECK(t, parse_req("{\"id\":1,\"method\":7}", &r, &j) == 1);
 	json_decref(j);
-	TH_CHECK(t, parse_req("{\"id\":1,\"method\":\"a\",\"params\":[]}", &r,
-	    &j) == 1);
+	TH_CHECK(t,
+	    parse_req("{\"id\":1,\"method\":\"a\",\"params\":[]}", &r, &j) ==
+		1);
 	json_decref(j);
-	TH_CHECK(t, parse_req("{\"id\":1,\"method\":\"a\",\"deadline_ms\":"
-	    "\"x\"}", &r, &j) == 1);
+	TH_CHECK(t,
+	    parse_req("{\"id\":1,\"method\":\"a\",\"deadline_ms\":"
+		      "\"x\"}",
+		&r, &j) == 1);
 	json_decref(j);
-	TH_CHECK(t, parse_req("{\"id\":1,\"method\":\"a\",\"request_id\":3}",
-	    &r, &j) == 1);
+	TH_CHECK(t,
+	    parse_req("{\"id\":1,\"method\":\"a\",\"request_id\":3}", &r, &j) ==
+		1);
 	json_decref(j);
 }
 
@@ -150,19 +172,20 @@ test_response_roundtrip(struct th *t)
 	int64_t got = 0;
 	char err[64];
 
-	TH_CHECK(t, rpc_response_parse(ok, &got, &out, &q, err,
-	    sizeof(err)) == 0 && got == 42 && q == NULL &&
-	    json_equal(out, res));
+	TH_CHECK(t,
+	    rpc_response_parse(ok, &got, &out, &q, err, sizeof(err)) == 0 &&
+		got == 42 && q == NULL && json_equal(out, res));
 	bad = rpc_response_err(id, p);
-	TH_CHECK(t, rpc_response_parse(bad, &got, &out, &q, err,
-	    sizeof(err)) == 0 && q != NULL && out == NULL);
-	TH_CHECK(t, q != NULL && q->type == PROB_ORDER_NOT_READY &&
-	    q->status == 403);
+	TH_CHECK(t,
+	    rpc_response_parse(bad, &got, &out, &q, err, sizeof(err)) == 0 &&
+		q != NULL && out == NULL);
+	TH_CHECK(t,
+	    q != NULL && q->type == PROB_ORDER_NOT_READY && q->status == 403);
 	TH_CHECK_STR(t, q != NULL ? q->detail : NULL, "not yet");
 	problem_free(q);
 	json_object_del(ok, "result");
-	TH_CHECK(t, rpc_response_parse(ok, &got, &out, &q, err,
-	    sizeof(err)) == -1);
+	TH_CHECK(
+	    t, rpc_response_parse(ok, &got, &out, &q, err, sizeof(err)) == -1);
 	json_decref(ok);
 	json_decref(bad);
 	json_decref(id);
@@ -176,17 +199,18 @@ test_addr_parse(struct th *t)
 	struct rpc_addr a;
 	char err[128];
 
-	TH_CHECK(t, rpc_addr_parse("unix:/tmp/x.sock", &a, err,
-	    sizeof(err)) == 0 && a.kind == RPC_ADDR_UNIX);
+	TH_CHECK(t,
+	    rpc_addr_parse("unix:/tmp/x.sock", &a, err, sizeof(err)) == 0 &&
+		a.kind == RPC_ADDR_UNIX);
 	TH_CHECK_STR(t, a.path, "/tmp/x.sock");
 	rpc_addr_clear(&a);
-	TH_CHECK(t, rpc_addr_parse("tcp:127.0.0.1:9101", &a, err,
-	    sizeof(err)) == 0 && a.kind == RPC_ADDR_TCP);
+	TH_CHECK(t,
+	    rpc_addr_parse("tcp:127.0.0.1:9101", &a, err, sizeof(err)) == 0 &&
+		a.kind == RPC_ADDR_TCP);
 	TH_CHECK_STR(t, a.host, "127.0.0.1");
 	TH_CHECK_STR(t, a.port, "9101");
 	rpc_addr_clear(&a);
-	TH_CHECK(t, rpc_addr_parse("tcp:[::1]:9", &a, err, sizeof(err)) ==
-	    0);
+	TH_CHECK(t, rpc_addr_parse("tcp:[::1]:9", &a, err, sizeof(err)) == 0);
 	TH_CHECK_STR(t, a.host, "::1");
 	rpc_addr_clear(&a);
 	TH_CHECK(t, rpc_addr_parse("tcp:host", &a, err, sizeof(err)) != 0);
@@ -214,29 +238,44 @@ test_config(struct th *t)
 	json_t *j;
 	char err[256];
 
-	TH_CHECK(t, srv_cfg("{\"listen\":\"unix:/tmp/a.sock\"}", &s, err,
-	    sizeof(err)) == 0);
+	TH_CHECK(t,
+	    srv_cfg("{\"listen\":\"unix:/tmp/a.sock\"}", &s, err,
+		sizeof(err)) == 0);
 	TH_CHECK(t, s.workers == 8 && s.max_frame == RPC_DEFAULT_MAX_FRAME);
 	TH_CHECK_STR(t, s.socket_mode, "0660");
 	rpc_server_config_clear(&s);
-	TH_CHECK(t, srv_cfg("{\"listen\":\"unix:/a\",\"bogus\":1}", &s, err,
-	    sizeof(err)) != 0 && strstr(err, "bogus") != NULL);
-	TH_CHECK(t, srv_cfg("{\"listen\":\"tcp:127.0.0.1:1\"}", &s, err,
-	    sizeof(err)) != 0 && strstr(err, "tls") != NULL);
-	TH_CHECK(t, srv_cfg("{\"listen\":\"unix:/a\",\"socket_mode\":\"99\"}",
-	    &s, err, sizeof(err)) != 0 && strstr(err, "socket_mode"));
-	TH_CHECK(t, srv_cfg("{\"listen\":\"unix:/a\",\"allow\":{\"x\":\"ra\"}}",
-	    &s, err, sizeof(err)) != 0 && strstr(err, "allow.x") != NULL);
-	TH_CHECK(t, srv_cfg("{\"listen\":\"unix:/a\",\"workers\":0}", &s, err,
-	    sizeof(err)) != 0 && strstr(err, "workers") != NULL);
-	TH_CHECK(t, srv_cfg("{\"listen\":\"tcp:127.0.0.1:1\",\"tls\":{"
-	    "\"cert\":\"c\",\"key\":\"k\",\"ca\":\"a\"},\"allow\":{\"*\":"
-	    "[\"ra\"]}}", &s, err, sizeof(err)) == 0);
+	TH_CHECK(t,
+	    srv_cfg("{\"listen\":\"unix:/a\",\"bogus\":1}", &s, err,
+		sizeof(err)) != 0 &&
+		strstr(err, "bogus") != NULL);
+	TH_CHECK(t,
+	    srv_cfg("{\"listen\":\"tcp:127.0.0.1:1\"}", &s, err, sizeof(err)) !=
+		    0 &&
+		strstr(err, "tls") != NULL);
+	TH_CHECK(t,
+	    srv_cfg("{\"listen\":\"unix:/a\",\"socket_mode\":\"99\"}", &s, err,
+		sizeof(err)) != 0 &&
+		strstr(err, "socket_mode"));
+	TH_CHECK(t,
+	    srv_cfg("{\"listen\":\"unix:/a\",\"allow\":{\"x\":\"ra\"}}", &s,
+		err, sizeof(err)) != 0 &&
+		strstr(err, "allow.x") != NULL);
+	TH_CHECK(t,
+	    srv_cfg("{\"listen\":\"unix:/a\",\"workers\":0}", &s, err,
+		sizeof(err)) != 0 &&
+		strstr(err, "workers") != NULL);
+	TH_CHECK(t,
+	    srv_cfg(
+		"{\"listen\":\"tcp:127.0.0.1:1\",\"tls\":{"
+		"\"cert\":\"c\",\"key\":\"k\",\"ca\":\"a\"},\"allow\":{\"*\":"
+		"[\"ra\"]}}",
+		&s, err, sizeof(err)) == 0);
 	TH_CHECK_STR(t, s.tls_ca, "a");
 	rpc_server_config_clear(&s);
 
 	j = json_loads("{\"target\":\"unix:/x\",\"timeout\":\"250ms\","
-	    "\"connections\":2}", 0, NULL);
+		       "\"connections\":2}",
+	    0, NULL);
 	TH_CHECK(t, rpc_client_config_parse(j, &c, err, sizeof(err)) == 0);
 	TH_CHECK(t, c.timeout_ms == 250 && c.connections == 2);
 	rpc_client_config_clear(&c);
@@ -244,19 +283,21 @@ test_config(struct th *t)
 	j = json_loads("{\"target\":\"tcp:1.2.3.4:5\"}", 0, NULL);
 	TH_CHECK(t, rpc_client_config_parse(j, &c, err, sizeof(err)) != 0);
 	json_decref(j);
-	j = json_loads("{\"target\":\"unix:/x\",\"timeout\":\"soon\"}", 0,
-	    NULL);
-	TH_CHECK(t, rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
-	    strstr(err, "timeout") != NULL);
+	j = json_loads(
+	    "{\"target\":\"unix:/x\",\"timeout\":\"soon\"}", 0, NULL);
+	TH_CHECK(t,
+	    rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
+		strstr(err, "timeout") != NULL);
 	json_decref(j);
 }
 
 static void
 test_authorized(struct th *t)
 {
-	json_t *a = json_loads("{\"sa.get_order\":[\"wfe\"],\"sa.get_*\":"
-	    "[\"ca\"],\"*\":[\"admin\",\"uid:7\"],\"x.open\":[\"*\"]}", 0,
-	    NULL);
+	json_t *a = json_loads(
+	    "{\"sa.get_order\":[\"wfe\"],\"sa.get_*\":"
+	    "[\"ca\"],\"*\":[\"admin\",\"uid:7\"],\"x.open\":[\"*\"]}",
+	    0, NULL);
 
 	TH_CHECK(t, rpc_authorized(a, "sa.get_order", "wfe", NULL));
 	TH_CHECK(t, rpc_authorized(a, "sa.get_order", "ca", NULL));
@@ -349,10 +390,10 @@ h_health(void *arg, char *msg, size_t n)
 }
 
 static const struct rpc_method tmethods[] = {
-	{"t.echo", h_echo},
-	{"t.sleep", h_sleep},
-	{"t.fail", h_fail},
-	{"t.secret", h_echo},
+    {"t.echo", h_echo},
+    {"t.sleep", h_sleep},
+    {"t.fail", h_fail},
+    {"t.secret", h_echo},
 };
 
 struct srv_thread {
@@ -378,9 +419,11 @@ start_server(struct srv_thread *st, const char *path, struct tsvc *svc,
 	json_t *j;
 	int rc;
 
-	snprintf(js, sizeof(js), "{\"listen\":\"unix:%s\",\"workers\":4,"
+	snprintf(js, sizeof(js),
+	    "{\"listen\":\"unix:%s\",\"workers\":4,"
 	    "\"max_frame\":4096,\"allow\":{\"t.*\":[\"uid:%u\"],"
-	    "\"t.secret\":[\"uid:99999\"]}}", path, (unsigned)getuid());
+	    "\"t.secret\":[\"uid:99999\"]}}",
+	    path, (unsigned)getuid());
 	j = json_loads(js, 0, NULL);
 	rc = rpc_server_config_parse(j, &cfg, err, sizeof(err));
 	json_decref(j);
@@ -389,8 +432,8 @@ start_server(struct srv_thread *st, const char *path, struct tsvc *svc,
 		return -1;
 	}
 	/* t.secret matches "t.*" too: make it exact-only by removing. */
-	st->s = rpc_server_new(&cfg, tmethods, 4, svc, m, h_health, svc, err,
-	    sizeof(err));
+	st->s = rpc_server_new(
+	    &cfg, tmethods, 4, svc, m, h_health, svc, err, sizeof(err));
 	rpc_server_config_clear(&cfg);
 	if (st->s == NULL) {
 		fprintf(stderr, "server: %s\n", err);
@@ -416,8 +459,10 @@ new_client(const char *path, struct metrics *m)
 	char js[512], err[256];
 	json_t *j;
 
-	snprintf(js, sizeof(js), "{\"target\":\"unix:%s\",\"timeout\":\"2s\","
-	    "\"connections\":2,\"max_frame\":4096}", path);
+	snprintf(js, sizeof(js),
+	    "{\"target\":\"unix:%s\",\"timeout\":\"2s\","
+	    "\"connections\":2,\"max_frame\":4096}",
+	    path);
 	j = json_loads(js, 0, NULL);
 	if (rpc_client_config_parse(j, &cfg, err, sizeof(err)) != 0) {
 		json_decref(j);
@@ -444,8 +489,8 @@ async_done(void *arg, json_t *result, struct problem *prob)
 	a->called++;
 	a->ok = result != NULL && prob == NULL;
 	if (prob != NULL)
-		snprintf(a->type, sizeof(a->type), "%s",
-		    prob_type_name(prob->type));
+		snprintf(
+		    a->type, sizeof(a->type), "%s", prob_type_name(prob->type));
 	event_base_loopexit(a->base, NULL);
 }
 
@@ -479,49 +524,51 @@ test_live(struct th *t)
 
 	/* a call and its result; request id and peer travel */
 	params = json_pack("{s:i}", "n", 5);
-	TH_CHECK(t, rpc_call(c, "t.echo", params, 0, "req-1", &res, &p) ==
-	    0);
-	TH_CHECK(t, res != NULL && json_equal(json_object_get(res, "params"),
-	    params));
-	TH_CHECK_STR(t, json_string_value(json_object_get(res, "rid")),
-	    "req-1");
-	TH_CHECK(t, strncmp(json_string_value(json_object_get(res, "peer")),
-	    "uid:", 4) == 0);
+	TH_CHECK(t, rpc_call(c, "t.echo", params, 0, "req-1", &res, &p) == 0);
+	TH_CHECK(t,
+	    res != NULL && json_equal(json_object_get(res, "params"), params));
+	TH_CHECK_STR(
+	    t, json_string_value(json_object_get(res, "rid")), "req-1");
+	TH_CHECK(t,
+	    strncmp(json_string_value(json_object_get(res, "peer")),
+		"uid:", 4) == 0);
 	json_decref(res);
 	res = NULL;
 	json_decref(params);
 
 	/* a handler's problem crosses unchanged */
 	TH_CHECK(t, rpc_call(c, "t.fail", NULL, 0, NULL, &res, &p) == -1);
-	TH_CHECK(t, p != NULL && p->type == PROB_RATE_LIMITED &&
-	    p->retry_after == 7);
+	TH_CHECK(t,
+	    p != NULL && p->type == PROB_RATE_LIMITED && p->retry_after == 7);
 	TH_CHECK_STR(t, p ? p->detail : NULL, "slow down");
 	problem_free(p);
 	p = NULL;
 
 	/* unknown method */
 	TH_CHECK(t, rpc_call(c, "t.nope", NULL, 0, NULL, &res, &p) == -1);
-	TH_CHECK(t, p != NULL && p->type == PROB_MALFORMED &&
-	    strstr(p->detail, "unknown method") != NULL);
+	TH_CHECK(t,
+	    p != NULL && p->type == PROB_MALFORMED &&
+		strstr(p->detail, "unknown method") != NULL);
 	problem_free(p);
 	p = NULL;
 
 	/* health.check follows the health callback */
-	TH_CHECK(t, rpc_call(c, "health.check", NULL, 0, NULL, &res, &p) ==
-	    0);
+	TH_CHECK(t, rpc_call(c, "health.check", NULL, 0, NULL, &res, &p) == 0);
 	json_decref(res);
 	res = NULL;
 	atomic_store(&svc.healthy, 0);
-	TH_CHECK(t, rpc_call(c, "health.check", NULL, 0, NULL, &res, &p) ==
-	    -1 && p != NULL && p->type == PROB_UNAVAILABLE &&
-	    strstr(p->detail, "db down") != NULL);
+	TH_CHECK(t,
+	    rpc_call(c, "health.check", NULL, 0, NULL, &res, &p) == -1 &&
+		p != NULL && p->type == PROB_UNAVAILABLE &&
+		strstr(p->detail, "db down") != NULL);
 	problem_free(p);
 	p = NULL;
 
 	/* timeout: the caller gets unavailable after its own timeout */
 	TH_CHECK(t, rpc_call(c, "t.sleep", NULL, 50, NULL, &res, &p) == -1);
-	TH_CHECK(t, p != NULL && p->type == PROB_UNAVAILABLE &&
-	    strstr(p->detail, "timed out") != NULL);
+	TH_CHECK(t,
+	    p != NULL && p->type == PROB_UNAVAILABLE &&
+		strstr(p->detail, "timed out") != NULL);
 	problem_free(p);
 	p = NULL;
 
@@ -542,13 +589,15 @@ test_live(struct th *t)
 	/* async from a libevent loop */
 	memset(&as, 0, sizeof(as));
 	as.base = event_base_new();
-	TH_CHECK(t, rpc_call_async(c, as.base, "t.echo", NULL, 0, NULL,
-	    async_done, &as) == 0);
+	TH_CHECK(t,
+	    rpc_call_async(
+		c, as.base, "t.echo", NULL, 0, NULL, async_done, &as) == 0);
 	(void)event_base_loop(as.base, EVLOOP_NO_EXIT_ON_EMPTY);
 	TH_CHECK(t, as.called == 1 && as.ok);
 	as.called = 0;
-	TH_CHECK(t, rpc_call_async(c, as.base, "t.fail", NULL, 0, NULL,
-	    async_done, &as) == 0);
+	TH_CHECK(t,
+	    rpc_call_async(
+		c, as.base, "t.fail", NULL, 0, NULL, async_done, &as) == 0);
 	(void)event_base_loop(as.base, EVLOOP_NO_EXIT_ON_EMPTY);
 	TH_CHECK(t, as.called == 1 && !as.ok);
 	TH_CHECK_STR(t, as.type, "rateLimited");
@@ -558,8 +607,10 @@ test_live(struct th *t)
 		struct rpc_client *c2 = new_client(path, NULL);
 
 		as.called = 0;
-		TH_CHECK(t, c2 != NULL && rpc_call_async(c2, as.base, "t.sleep",
-		    NULL, 0, NULL, async_done, &as) == 0);
+		TH_CHECK(t,
+		    c2 != NULL &&
+			rpc_call_async(c2, as.base, "t.sleep", NULL, 0, NULL,
+			    async_done, &as) == 0);
 		rpc_client_free(c2);
 		(void)event_base_loop(as.base, EVLOOP_NO_EXIT_ON_EMPTY);
 		TH_CHECK(t, as.called == 1 && !as.ok);
@@ -569,22 +620,29 @@ test_live(struct th *t)
 
 	/* metrics were recorded on both sides */
 	text = metrics_render(m);
-	TH_CHECK(t, text != NULL && strstr(text,
-	    "anvil_rpc_server_calls_total{method=\"t.echo\",result=\"ok\"}") !=
-	    NULL);
-	TH_CHECK(t, text != NULL && strstr(text,
-	    "anvil_rpc_client_calls_total{peer=\"tsvc\",method=\"t.fail\","
-	    "result=\"rateLimited\"}") != NULL);
-	TH_CHECK(t, text != NULL && strstr(text,
-	    "anvil_rpc_server_call_duration_seconds") != NULL);
+	TH_CHECK(t,
+	    text != NULL &&
+		strstr(text,
+		    "anvil_rpc_server_calls_total{method=\"t.echo\",result="
+		    "\"ok\"}") != NULL);
+	TH_CHECK(t,
+	    text != NULL &&
+		strstr(text,
+		    "anvil_rpc_client_calls_total{peer=\"tsvc\",method=\"t."
+		    "fail\","
+		    "result=\"rateLimited\"}") != NULL);
+	TH_CHECK(t,
+	    text != NULL &&
+		strstr(text, "anvil_rpc_server_call_duration_seconds") != NULL);
 	free(text);
 
 	/* server restart: the client reconnects by itself */
 	usleep(300 * 1000); /* let the slow call finish */
 	stop_server(&st);
 	TH_CHECK(t, stat(path, &sb) != 0);
-	TH_CHECK(t, rpc_call(c, "t.echo", NULL, 0, NULL, &res, &p) == -1 &&
-	    p != NULL && p->type == PROB_UNAVAILABLE);
+	TH_CHECK(t,
+	    rpc_call(c, "t.echo", NULL, 0, NULL, &res, &p) == -1 && p != NULL &&
+		p->type == PROB_UNAVAILABLE);
 	problem_free(p);
 	p = NULL;
 	TH_CHECK(t, start_server(&st, path, &svc, m) == 0);
@@ -630,14 +688,16 @@ test_denied_and_deadline(struct th *t)
 	if (mkdtemp(dir) == NULL)
 		TH_SKIP(t, "mkdtemp failed");
 	snprintf(path, sizeof(path), "%s/d.sock", dir);
-	snprintf(js, sizeof(js), "{\"listen\":\"unix:%s\",\"workers\":1,"
+	snprintf(js, sizeof(js),
+	    "{\"listen\":\"unix:%s\",\"workers\":1,"
 	    "\"socket_mode\":\"0600\",\"allow\":{\"t.echo\":[\"uid:99999\","
-	    "\"nosuchuser\"]}}", path);
+	    "\"nosuchuser\"]}}",
+	    path);
 	j = json_loads(js, 0, NULL);
 	TH_CHECK(t, rpc_server_config_parse(j, &cfg, err, sizeof(err)) == 0);
 	json_decref(j);
-	st.s = rpc_server_new(&cfg, tmethods, 4, &svc, NULL, NULL, NULL, err,
-	    sizeof(err));
+	st.s = rpc_server_new(
+	    &cfg, tmethods, 4, &svc, NULL, NULL, NULL, err, sizeof(err));
 	rpc_server_config_clear(&cfg);
 	TH_CHECK(t, st.s != NULL);
 	if (st.s == NULL)
@@ -654,8 +714,7 @@ test_denied_and_deadline(struct th *t)
 	p = NULL;
 	TH_CHECK(t, atomic_load(&svc.runs) == 0);
 	/* health.check is always allowed */
-	TH_CHECK(t, rpc_call(c, "health.check", NULL, 0, NULL, &res, &p) ==
-	    0);
+	TH_CHECK(t, rpc_call(c, "health.check", NULL, 0, NULL, &res, &p) == 0);
 	json_decref(res);
 	res = NULL;
 	/* a second server on a live socket is refused */
@@ -663,8 +722,10 @@ test_denied_and_deadline(struct th *t)
 	j = json_loads(js, 0, NULL);
 	TH_CHECK(t, rpc_server_config_parse(j, &cfg, err, sizeof(err)) == 0);
 	json_decref(j);
-	TH_CHECK(t, rpc_server_new(&cfg, tmethods, 4, &svc, NULL, NULL, NULL,
-	    err, sizeof(err)) == NULL && strstr(err, "another server"));
+	TH_CHECK(t,
+	    rpc_server_new(&cfg, tmethods, 4, &svc, NULL, NULL, NULL, err,
+		sizeof(err)) == NULL &&
+		strstr(err, "another server"));
 	rpc_server_config_clear(&cfg);
 	stop_server(&st);
 out:
@@ -685,8 +746,9 @@ test_unreachable(struct th *t)
 	if (c == NULL)
 		return;
 	TH_CHECK(t, rpc_call(c, "t.echo", NULL, 0, NULL, &res, &p) == -1);
-	TH_CHECK(t, p != NULL && p->type == PROB_UNAVAILABLE &&
-	    strstr(p->detail, "tsvc unavailable") != NULL);
+	TH_CHECK(t,
+	    p != NULL && p->type == PROB_UNAVAILABLE &&
+		strstr(p->detail, "tsvc unavailable") != NULL);
 	TH_CHECK(t, time_mono_ms() - t0 < 1000);
 	problem_free(p);
 	rpc_client_free(c);

@@ -51,8 +51,10 @@ fix_stop(struct fix *f)
 
 	sa_free(f->sa);
 	f->sa = NULL;
-	snprintf(cmd, sizeof(cmd), "scripts/pg.sh stop %s/pg >/dev/null 2>&1; "
-	    "rm -rf %s", f->dir, f->dir);
+	snprintf(cmd, sizeof(cmd),
+	    "scripts/pg.sh stop %s/pg >/dev/null 2>&1; "
+	    "rm -rf %s",
+	    f->dir, f->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cleanup failed\n");
 }
@@ -91,17 +93,20 @@ test_migrate_twice(struct th *t)
 	char err[512];
 	int applied = -1, version = -1;
 
-	TH_CHECK(t, sa_migrate(F.dsn, "schema", 1, &applied, &version, err,
-	    sizeof(err)) == 0);
+	TH_CHECK(t,
+	    sa_migrate(
+		F.dsn, "schema", 1, &applied, &version, err, sizeof(err)) == 0);
 	TH_CHECK(t, applied >= 1 && version >= 1);
-	TH_CHECK(t, sa_migrate(F.dsn, "schema", 1, &applied, &version, err,
-	    sizeof(err)) == 0);
+	TH_CHECK(t,
+	    sa_migrate(
+		F.dsn, "schema", 1, &applied, &version, err, sizeof(err)) == 0);
 	TH_CHECK(t, applied == 0);
 	/* check-only mode accepts a current database */
-	TH_CHECK(t, sa_migrate(F.dsn, "schema", 0, NULL, NULL, err,
-	    sizeof(err)) == 0);
-	TH_CHECK(t, sa_migrate(F.dsn, "/nonexistent", 1, NULL, NULL, err,
-	    sizeof(err)) == -1);
+	TH_CHECK(t,
+	    sa_migrate(F.dsn, "schema", 0, NULL, NULL, err, sizeof(err)) == 0);
+	TH_CHECK(t,
+	    sa_migrate(
+		F.dsn, "/nonexistent", 1, NULL, NULL, err, sizeof(err)) == -1);
 	TH_CHECK(t, strstr(err, "schema directory") != NULL);
 }
 
@@ -135,30 +140,50 @@ static void
 test_params_rejected(struct th *t)
 {
 	TH_CHECK_STR(t, call("sa.get_account", "{}", NULL), "malformed");
-	TH_CHECK_STR(t, call("sa.get_account", "{\"id\": 0}", NULL),
+	TH_CHECK_STR(
+	    t, call("sa.get_account", "{\"id\": 0}", NULL), "malformed");
+	TH_CHECK_STR(
+	    t, call("sa.get_account", "{\"id\": 1.5}", NULL), "malformed");
+	TH_CHECK_STR(t,
+	    call("sa.get_account", "{\"id\": 9007199254740993}", NULL),
 	    "malformed");
-	TH_CHECK_STR(t, call("sa.get_account", "{\"id\": 1.5}", NULL),
+	TH_CHECK_STR(t,
+	    call("sa.get_certificate", "{\"serial\": \"ABCD\"}", NULL),
 	    "malformed");
-	TH_CHECK_STR(t, call("sa.get_account",
-	    "{\"id\": 9007199254740993}", NULL), "malformed");
-	TH_CHECK_STR(t, call("sa.get_certificate", "{\"serial\": \"ABCD\"}",
-	    NULL), "malformed");
-	TH_CHECK_STR(t, call("sa.get_certificate", "{\"serial\": \"a\"}",
-	    NULL), "malformed");
-	TH_CHECK_STR(t, call("sa.reserve_serial", "{\"serial\": \"abcd\", "
-	    "\"account_id\": 1, \"expires\": \"2030-13-01T00:00:00Z\"}", NULL),
+	TH_CHECK_STR(t, call("sa.get_certificate", "{\"serial\": \"a\"}", NULL),
 	    "malformed");
-	TH_CHECK_STR(t, call("sa.reserve_serial", "{\"serial\": \"abcd\", "
-	    "\"account_id\": 1, \"expires\": \"now\"}", NULL), "malformed");
-	TH_CHECK_STR(t, call("sa.new_account", "{\"key\": {}, \"thumbprint\": "
-	    "\"a\\u0000b\"}", NULL), "malformed");
-	TH_CHECK_STR(t, call("sa.new_eab_key", "{\"kid\": \"k\", \"hmac_key\": "
-	    "\"a=\"}", NULL), "malformed");
+	TH_CHECK_STR(t,
+	    call("sa.reserve_serial",
+		"{\"serial\": \"abcd\", "
+		"\"account_id\": 1, \"expires\": \"2030-13-01T00:00:00Z\"}",
+		NULL),
+	    "malformed");
+	TH_CHECK_STR(t,
+	    call("sa.reserve_serial",
+		"{\"serial\": \"abcd\", "
+		"\"account_id\": 1, \"expires\": \"now\"}",
+		NULL),
+	    "malformed");
+	TH_CHECK_STR(t,
+	    call("sa.new_account",
+		"{\"key\": {}, \"thumbprint\": "
+		"\"a\\u0000b\"}",
+		NULL),
+	    "malformed");
+	TH_CHECK_STR(t,
+	    call("sa.new_eab_key",
+		"{\"kid\": \"k\", \"hmac_key\": "
+		"\"a=\"}",
+		NULL),
+	    "malformed");
 	TH_CHECK_STR(t, call("sa.no_such_method", "{}", NULL), "malformed");
-	TH_CHECK_STR(t, call("sa.new_authz", "{\"account_id\": 1, "
-	    "\"identifier\": {\"type\": \"dns\", \"value\": \"a\"}, "
-	    "\"expires\": \"2030-01-01T00:00:00Z\", \"challenges\": "
-	    "[{\"type\": \"http-01\", \"token\": \"a\\\"b\"}]}", NULL),
+	TH_CHECK_STR(t,
+	    call("sa.new_authz",
+		"{\"account_id\": 1, "
+		"\"identifier\": {\"type\": \"dns\", \"value\": \"a\"}, "
+		"\"expires\": \"2030-01-01T00:00:00Z\", \"challenges\": "
+		"[{\"type\": \"http-01\", \"token\": \"a\\\"b\"}]}",
+		NULL),
 	    "malformed");
 }
 
@@ -170,8 +195,8 @@ struct acct_arg {
 
 static const struct sa_stmt st_test_insert = {"test_insert",
     "INSERT INTO accounts (jwk, thumbprint) VALUES ('{}', $1) RETURNING id"};
-static const struct sa_stmt st_test_ser = {"test_ser",
-    "SELECT test_serialization_failure()"};
+static const struct sa_stmt st_test_ser = {
+    "test_ser", "SELECT test_serialization_failure()"};
 
 static int
 fail_after_insert(struct sa_conn *c, void *arg, struct problem **prob)
@@ -205,8 +230,8 @@ test_tx_rollback(struct th *t)
 	problem_free(prob);
 	TH_CHECK(t, a.id > 0);
 	snprintf(params, sizeof(params), "{\"thumbprint\": \"%s\"}", a.tp);
-	TH_CHECK_STR(t, call("sa.get_account_by_thumbprint", params, NULL),
-	    "notFound");
+	TH_CHECK_STR(
+	    t, call("sa.get_account_by_thumbprint", params, NULL), "notFound");
 }
 
 static int
@@ -240,10 +265,12 @@ test_tx_retries_serialization_failure(struct th *t)
 	char cmd[1024], params[128];
 	json_t *r = NULL;
 
-	snprintf(cmd, sizeof(cmd), "psql '%s' -qc \"CREATE OR REPLACE FUNCTION "
+	snprintf(cmd, sizeof(cmd),
+	    "psql '%s' -qc \"CREATE OR REPLACE FUNCTION "
 	    "test_serialization_failure() RETURNS int AS \\$\\$ BEGIN RAISE "
 	    "EXCEPTION 'injected' USING ERRCODE = '40001'; END \\$\\$ "
-	    "LANGUAGE plpgsql\" >/dev/null", F.dsn);
+	    "LANGUAGE plpgsql\" >/dev/null",
+	    F.dsn);
 	TH_CHECK(t, system(cmd) == 0);
 	memset(&a, 0, sizeof(a));
 	snprintf(a.tp, sizeof(a.tp), "retry-%d", (int)getpid());
@@ -260,12 +287,14 @@ static void
 test_fqdn_set_hash(struct th *t)
 {
 	json_t *a = json_loads("[{\"type\":\"dns\",\"value\":\"b.com\"},"
-	    "{\"type\":\"dns\",\"value\":\"a.com\"}]", 0, NULL);
+			       "{\"type\":\"dns\",\"value\":\"a.com\"}]",
+	    0, NULL);
 	json_t *b = json_loads("[{\"type\":\"dns\",\"value\":\"a.com\"},"
-	    "{\"type\":\"dns\",\"value\":\"b.com\"},"
-	    "{\"type\":\"dns\",\"value\":\"a.com\"}]", 0, NULL);
-	json_t *c = json_loads("[{\"type\":\"dns\",\"value\":\"a.com\"}]", 0,
-	    NULL);
+			       "{\"type\":\"dns\",\"value\":\"b.com\"},"
+			       "{\"type\":\"dns\",\"value\":\"a.com\"}]",
+	    0, NULL);
+	json_t *c =
+	    json_loads("[{\"type\":\"dns\",\"value\":\"a.com\"}]", 0, NULL);
 	char *ha = sa_fqdn_set_hash(a), *hb = sa_fqdn_set_hash(b),
 	     *hc = sa_fqdn_set_hash(c);
 
@@ -294,14 +323,17 @@ pool_worker(void *arg)
 	for (i = 0; i < PER_THREAD; i++) {
 		random_bytes(rnd, sizeof(rnd));
 		tp = hex_encode(rnd, sizeof(rnd));
-		snprintf(params, sizeof(params), "{\"key\": {\"kty\": \"EC\"}, "
-		    "\"thumbprint\": \"%s\"}", tp);
+		snprintf(params, sizeof(params),
+		    "{\"key\": {\"kty\": \"EC\"}, "
+		    "\"thumbprint\": \"%s\"}",
+		    tp);
 		free(tp);
 		{
 			json_t *p = json_loads(params, 0, NULL), *r = NULL;
 			struct problem *prob = NULL;
 
-			if (sa_call(F.sa, "sa.new_account", p, &r, &prob) != 0) {
+			if (sa_call(F.sa, "sa.new_account", p, &r, &prob) !=
+			    0) {
 				(*fails)++;
 				problem_free(prob);
 			}
@@ -319,8 +351,8 @@ test_pool_shared_by_threads(struct th *t)
 	int fails[NTHREADS] = {0}, i, total = 0;
 
 	for (i = 0; i < NTHREADS; i++)
-		TH_CHECK(t, pthread_create(&th[i], NULL, pool_worker,
-		    &fails[i]) == 0);
+		TH_CHECK(t,
+		    pthread_create(&th[i], NULL, pool_worker, &fails[i]) == 0);
 	for (i = 0; i < NTHREADS; i++) {
 		pthread_join(th[i], NULL);
 		total += fails[i];
@@ -335,21 +367,31 @@ test_account_conflict_and_update(struct th *t)
 	char params[256];
 	int64_t id;
 
-	TH_CHECK_STR(t, call("sa.new_account", "{\"key\": {\"kty\": \"OKP\"}, "
-	    "\"thumbprint\": \"unit-tp-1\", \"contact\": [\"mailto:a@b.c\"]}",
-	    &r), "");
+	TH_CHECK_STR(t,
+	    call("sa.new_account",
+		"{\"key\": {\"kty\": \"OKP\"}, "
+		"\"thumbprint\": \"unit-tp-1\", \"contact\": "
+		"[\"mailto:a@b.c\"]}",
+		&r),
+	    "");
 	id = json_integer_value(json_object_get(r, "id"));
 	TH_CHECK(t, id > 0);
-	TH_CHECK_STR(t, json_string_value(json_object_get(r, "status")),
-	    "valid");
+	TH_CHECK_STR(
+	    t, json_string_value(json_object_get(r, "status")), "valid");
 	json_decref(r);
-	TH_CHECK_STR(t, call("sa.new_account", "{\"key\": {}, \"thumbprint\": "
-	    "\"unit-tp-1\"}", NULL), "conflict");
-	snprintf(params, sizeof(params), "{\"id\": %lld, \"status\": "
-	    "\"deactivated\"}", (long long)id);
+	TH_CHECK_STR(t,
+	    call("sa.new_account",
+		"{\"key\": {}, \"thumbprint\": "
+		"\"unit-tp-1\"}",
+		NULL),
+	    "conflict");
+	snprintf(params, sizeof(params),
+	    "{\"id\": %lld, \"status\": "
+	    "\"deactivated\"}",
+	    (long long)id);
 	TH_CHECK_STR(t, call("sa.update_account", params, &r), "");
-	TH_CHECK_STR(t, json_string_value(json_object_get(r, "status")),
-	    "deactivated");
+	TH_CHECK_STR(
+	    t, json_string_value(json_object_get(r, "status")), "deactivated");
 	TH_CHECK(t, json_array_size(json_object_get(r, "contact")) == 1);
 	json_decref(r);
 }
@@ -361,7 +403,8 @@ main(void)
 
 	log_init("test_sa", LOG_LEVEL_ERROR);
 	if (fix_start(&F) != 0) {
-		fprintf(stderr, "cannot start PostgreSQL (run from the "
+		fprintf(stderr,
+		    "cannot start PostgreSQL (run from the "
 		    "repository top)\n");
 		printf("0 passed, 1 failed\n");
 		return 1;

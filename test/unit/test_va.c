@@ -37,8 +37,8 @@ test_http_content_length(struct th *t)
 		va_http_resp_clear(&r);
 	}
 	/* and with EOF it is an error (truncated) */
-	TH_CHECK(t, va_http_parse(s, strlen(s) - 1, 1, &r, err, 200) ==
-	    VA_HTTP_ERROR);
+	TH_CHECK(t,
+	    va_http_parse(s, strlen(s) - 1, 1, &r, err, 200) == VA_HTTP_ERROR);
 	va_http_resp_clear(&r);
 }
 
@@ -48,16 +48,19 @@ test_http_chunked_and_close_delimited(struct th *t)
 	struct va_http_resp r;
 	char err[200];
 
-	TH_CHECK(t, parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-	    "3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n", 0, &r, err) ==
-	    VA_HTTP_DONE);
+	TH_CHECK(t,
+	    parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n",
+		0, &r, err) == VA_HTTP_DONE);
 	TH_CHECK(t, r.body_len == 5 && memcmp(r.body, "abcde", 5) == 0);
 	va_http_resp_clear(&r);
-	TH_CHECK(t, parse("HTTP/1.0 200 OK\r\n\r\nuntil close", 0, &r, err) ==
-	    VA_HTTP_NEED_MORE);
+	TH_CHECK(t,
+	    parse("HTTP/1.0 200 OK\r\n\r\nuntil close", 0, &r, err) ==
+		VA_HTTP_NEED_MORE);
 	va_http_resp_clear(&r);
-	TH_CHECK(t, parse("HTTP/1.0 200 OK\r\n\r\nuntil close", 1, &r, err) ==
-	    VA_HTTP_DONE);
+	TH_CHECK(t,
+	    parse("HTTP/1.0 200 OK\r\n\r\nuntil close", 1, &r, err) ==
+		VA_HTTP_DONE);
 	TH_CHECK(t, r.body_len == 11);
 	va_http_resp_clear(&r);
 }
@@ -68,7 +71,8 @@ test_http_body_limit(struct th *t)
 	struct va_http_resp r;
 	char err[200], buf[600];
 
-	snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: 129"
+	snprintf(buf, sizeof(buf),
+	    "HTTP/1.1 200 OK\r\nContent-Length: 129"
 	    "\r\n\r\n");
 	TH_CHECK(t, parse(buf, 0, &r, err) == VA_HTTP_DONE);
 	TH_CHECK(t, r.body_too_large);
@@ -77,13 +81,17 @@ test_http_body_limit(struct th *t)
 	TH_CHECK(t, parse(buf, 0, &r, err) == VA_HTTP_DONE);
 	TH_CHECK(t, r.body_too_large && r.body_len == VA_HTTP_MAX_BODY + 1);
 	va_http_resp_clear(&r);
-	snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
-	    "chunked\r\n\r\n100\r\n%0150d", 7);
+	snprintf(buf, sizeof(buf),
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+	    "chunked\r\n\r\n100\r\n%0150d",
+	    7);
 	TH_CHECK(t, parse(buf, 0, &r, err) == VA_HTTP_DONE);
 	TH_CHECK(t, r.body_too_large);
 	va_http_resp_clear(&r);
-	snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: 128"
-	    "\r\n\r\n%0128d", 7);
+	snprintf(buf, sizeof(buf),
+	    "HTTP/1.1 200 OK\r\nContent-Length: 128"
+	    "\r\n\r\n%0128d",
+	    7);
 	TH_CHECK(t, parse(buf, 0, &r, err) == VA_HTTP_DONE);
 	TH_CHECK(t, !r.body_too_large && r.body_len == 128);
 	va_http_resp_clear(&r);
@@ -95,8 +103,10 @@ test_http_redirect_location(struct th *t)
 	struct va_http_resp r;
 	char err[200];
 
-	TH_CHECK(t, parse("HTTP/1.1 302 Found\r\nlocation:  /next  \r\n"
-	    "Content-Length: 999\r\n\r\n", 0, &r, err) == VA_HTTP_DONE);
+	TH_CHECK(t,
+	    parse("HTTP/1.1 302 Found\r\nlocation:  /next  \r\n"
+		  "Content-Length: 999\r\n\r\n",
+		0, &r, err) == VA_HTTP_DONE);
 	TH_CHECK(t, r.status == 302);
 	TH_CHECK_STR(t, r.location, "/next");
 	va_http_resp_clear(&r);
@@ -105,26 +115,22 @@ test_http_redirect_location(struct th *t)
 static void
 test_http_rejects_malformed(struct th *t)
 {
-	static const char *const bad[] = {
-		"HTTP/2 200 OK\r\n\r\n",
-		"HTTP/1.1 20 OK\r\n\r\n",
-		"HTTP/1.1 2000 OK\r\n\r\n",
-		"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
-		"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2"
-		    "\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n"
-		    "\r\n",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-		    "Content-Length: 3\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-		"HTTP/1.1 302 OK\r\nLocation: a\r\nLocation: b\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n",
-		NULL
-	};
+	static const char *const bad[] = {"HTTP/2 200 OK\r\n\r\n",
+	    "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n",
+	    "HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+	    "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2"
+	    "\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n"
+	    "\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+	    "Content-Length: 3\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	    "HTTP/1.1 302 OK\r\nLocation: a\r\nLocation: b\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n", NULL};
 	struct va_http_resp r;
 	char err[200];
 	int i;
@@ -151,8 +157,8 @@ test_http_head_limit(struct th *t)
 	memcpy(buf, "HTTP/1.1 200 OK\r\nX: ", 20);
 	memset(buf + 20, 'a', n - 20);
 	buf[n] = '\0';
-	TH_CHECK(t, va_http_parse(buf, n, 0, &r, err, sizeof(err)) ==
-	    VA_HTTP_ERROR);
+	TH_CHECK(
+	    t, va_http_parse(buf, n, 0, &r, err, sizeof(err)) == VA_HTTP_ERROR);
 	TH_CHECK(t, strstr(err, "larger than") != NULL);
 	va_http_resp_clear(&r);
 	free(buf);
@@ -165,8 +171,9 @@ test_url_parse_and_resolve(struct th *t)
 	char err[200];
 	char *s;
 
-	TH_CHECK(t, va_url_parse("http://Example.TEST:8080/a?b#frag", NULL,
-	    &u, err, sizeof(err)) == 0);
+	TH_CHECK(t,
+	    va_url_parse("http://Example.TEST:8080/a?b#frag", NULL, &u, err,
+		sizeof(err)) == 0);
 	TH_CHECK_STR(t, u.host, "example.test");
 	TH_CHECK(t, u.port == 8080 && !u.https && !u.host_is_ip);
 	TH_CHECK_STR(t, u.path, "/a?b");
@@ -175,38 +182,39 @@ test_url_parse_and_resolve(struct th *t)
 	TH_CHECK_STR(t, s, "http://example.test:8080/c");
 	free(s);
 	va_url_clear(&v);
-	TH_CHECK(t, va_url_parse("https://[::1]/x", &u, &v, err,
-	    sizeof(err)) == 0);
-	TH_CHECK(t, v.https && v.port == 443 && v.host_is_ip &&
-	    v.family == AF_INET6);
+	TH_CHECK(
+	    t, va_url_parse("https://[::1]/x", &u, &v, err, sizeof(err)) == 0);
+	TH_CHECK(t,
+	    v.https && v.port == 443 && v.host_is_ip && v.family == AF_INET6);
 	s = va_url_string(&v);
 	TH_CHECK_STR(t, s, "https://[::1]/x");
 	free(s);
 	va_url_clear(&v);
-	TH_CHECK(t, va_url_parse("https://h.test", NULL, &v, err,
-	    sizeof(err)) == 0);
+	TH_CHECK(
+	    t, va_url_parse("https://h.test", NULL, &v, err, sizeof(err)) == 0);
 	TH_CHECK_STR(t, v.path, "/");
 	va_url_clear(&v);
-	TH_CHECK(t, va_url_parse("ftp://h.test/", NULL, &v, err,
-	    sizeof(err)) != 0);
+	TH_CHECK(
+	    t, va_url_parse("ftp://h.test/", NULL, &v, err, sizeof(err)) != 0);
 	TH_CHECK(t, strstr(err, "only http and https") != NULL);
-	TH_CHECK(t, va_url_parse("http://user@h.test/", NULL, &v, err,
-	    sizeof(err)) != 0);
-	TH_CHECK(t, va_url_parse("http://h.test:0/", NULL, &v, err,
-	    sizeof(err)) != 0);
-	TH_CHECK(t, va_url_parse("http://h.test:99999/", NULL, &v, err,
-	    sizeof(err)) != 0);
-	TH_CHECK(t, va_url_parse("http://h test/", NULL, &v, err,
-	    sizeof(err)) != 0);
-	TH_CHECK(t, va_url_parse("http://h_x.test/", NULL, &v, err,
-	    sizeof(err)) != 0);
-	TH_CHECK(t, va_url_parse("http://[::1/", NULL, &v, err,
-	    sizeof(err)) != 0);
-	TH_CHECK(t, va_url_parse("relative/path", &u, &v, err,
-	    sizeof(err)) != 0);
+	TH_CHECK(t,
+	    va_url_parse("http://user@h.test/", NULL, &v, err, sizeof(err)) !=
+		0);
+	TH_CHECK(t,
+	    va_url_parse("http://h.test:0/", NULL, &v, err, sizeof(err)) != 0);
+	TH_CHECK(t,
+	    va_url_parse("http://h.test:99999/", NULL, &v, err, sizeof(err)) !=
+		0);
+	TH_CHECK(
+	    t, va_url_parse("http://h test/", NULL, &v, err, sizeof(err)) != 0);
+	TH_CHECK(t,
+	    va_url_parse("http://h_x.test/", NULL, &v, err, sizeof(err)) != 0);
+	TH_CHECK(
+	    t, va_url_parse("http://[::1/", NULL, &v, err, sizeof(err)) != 0);
+	TH_CHECK(
+	    t, va_url_parse("relative/path", &u, &v, err, sizeof(err)) != 0);
 	TH_CHECK(t, strstr(err, "relative redirect target") != NULL);
-	TH_CHECK(t, va_url_parse("mailto:x@y", &u, &v, err,
-	    sizeof(err)) != 0);
+	TH_CHECK(t, va_url_parse("mailto:x@y", &u, &v, err, sizeof(err)) != 0);
 	va_url_clear(&u);
 }
 
@@ -231,11 +239,13 @@ test_caa_evaluate(struct th *t)
 	struct va_caa_rr iodef = {0, "iodef", "mailto:x@y"};
 	struct va_caa_rr crit = {128, "future", "x"};
 	struct va_caa_rr crit_known = {128, "issue", "anvil.local"};
-	struct va_caa_rr acct = {0, "issue",
-	    "anvil.local; accounturi=https://ca/acct/1"};
-	struct va_caa_rr acct2 = {0, "issue", "anvil.local; accounturi=a; "
+	struct va_caa_rr acct = {
+	    0, "issue", "anvil.local; accounturi=https://ca/acct/1"};
+	struct va_caa_rr acct2 = {0, "issue",
+	    "anvil.local; accounturi=a; "
 	    "accounturi=a"};
-	struct va_caa_rr meth = {0, "issue", "anvil.local;validationmethods="
+	struct va_caa_rr meth = {0, "issue",
+	    "anvil.local;validationmethods="
 	    "dns-01,http-01"};
 	struct va_caa_rr bad = {0, "issue", "anvil.local; =x"};
 	struct va_caa_rr set1[] = {issue_le, issue_us};
@@ -276,10 +286,11 @@ test_netpolicy(struct th *t)
 	char why[256], err[256];
 	uint8_t a[16];
 
-	TH_CHECK(t, va_netpolicy_init(&pub, "public", NULL, 0, err,
-	    sizeof(err)) == 0);
-	TH_CHECK(t, va_netpolicy_init(&priv, "private", allow, 2, err,
-	    sizeof(err)) == 0);
+	TH_CHECK(t,
+	    va_netpolicy_init(&pub, "public", NULL, 0, err, sizeof(err)) == 0);
+	TH_CHECK(t,
+	    va_netpolicy_init(&priv, "private", allow, 2, err, sizeof(err)) ==
+		0);
 	inet_pton(AF_INET, "127.0.0.1", a);
 	TH_CHECK(t, !va_netpolicy_allows(&pub, AF_INET, a, why, sizeof(why)));
 	TH_CHECK(t, strstr(why, "127.0.0.0/8") != NULL);
@@ -304,11 +315,12 @@ test_netpolicy(struct th *t)
 	inet_pton(AF_INET6, "2001:db8::1", a);
 	TH_CHECK(t, !va_netpolicy_allows(&pub, AF_INET6, a, why, sizeof(why)));
 	va_netpolicy_clear(&priv);
-	TH_CHECK(t, va_netpolicy_init(&priv, "private", bad, 1, err,
-	    sizeof(err)) != 0);
+	TH_CHECK(t,
+	    va_netpolicy_init(&priv, "private", bad, 1, err, sizeof(err)) != 0);
 	TH_CHECK(t, strstr(err, "10.0.0.0/33") != NULL);
-	TH_CHECK(t, va_netpolicy_init(&priv, "sideways", NULL, 0, err,
-	    sizeof(err)) != 0);
+	TH_CHECK(t,
+	    va_netpolicy_init(&priv, "sideways", NULL, 0, err, sizeof(err)) !=
+		0);
 	va_netpolicy_clear(&pub);
 	va_netpolicy_clear(&priv);
 }
@@ -328,17 +340,17 @@ mkmsg(uint8_t *buf, const char *qname, int qtype, int nans,
 	buf[3] = 0x80;
 	buf[5] = 1;
 	buf[7] = (uint8_t)nans;
-#define PUTNAME(n)                                                          \
-	do {                                                                \
-		for (p = (n); *p;) {                                        \
-			const char *dot = strchr(p, '.');                   \
-			size_t l = dot ? (size_t)(dot - p) : strlen(p);     \
-			buf[o++] = (uint8_t)l;                              \
-			memcpy(buf + o, p, l);                              \
-			o += l;                                             \
-			p += l + (dot ? 1 : 0);                             \
-		}                                                           \
-		buf[o++] = 0;                                               \
+#define PUTNAME(n)                                                             \
+	do {                                                                   \
+		for (p = (n); *p;) {                                           \
+			const char *dot = strchr(p, '.');                      \
+			size_t l = dot ? (size_t)(dot - p) : strlen(p);        \
+			buf[o++] = (uint8_t)l;                                 \
+			memcpy(buf + o, p, l);                                 \
+			o += l;                                                \
+			p += l + (dot ? 1 : 0);                                \
+		}                                                              \
+		buf[o++] = 0;                                                  \
 	} while (0)
 	PUTNAME(qname);
 	buf[o++] = 0;

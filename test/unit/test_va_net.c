@@ -37,7 +37,7 @@ struct responder {
 	struct event_base *base;
 	struct evconnlistener *lis;
 	pthread_t thr;
-	int silent;		/* accept, read, never answer */
+	int silent;                /* accept, read, never answer */
 	struct bufferevent **held; /* silent connections kept open */
 	size_t nheld;
 };
@@ -57,7 +57,7 @@ resp_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 15\r\n"
-	    "Connection: close\r\n\r\n" KA "\n";
+				 "Connection: close\r\n\r\n" KA "\n";
 
 	if (p.pos < 0)
 		return;
@@ -126,8 +126,8 @@ responder_start(int port, int silent)
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4096,
 	    (struct sockaddr *)&sin, sizeof(sin));
 	if (r->lis == NULL) {
-		fprintf(stderr, "cannot listen on %d: %s\n", port,
-		    strerror(errno));
+		fprintf(
+		    stderr, "cannot listen on %d: %s\n", port, strerror(errno));
 		event_base_free(r->base);
 		free(r);
 		return NULL;
@@ -175,8 +175,8 @@ dns_main(void *arg)
 
 	while (!d->stop) {
 		fl = sizeof(from);
-		n = recvfrom(d->fd, q, sizeof(q), 0, (struct sockaddr *)&from,
-		    &fl);
+		n = recvfrom(
+		    d->fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
 		if (n < 17)
 			continue;
 		for (i = 12; i < (size_t)n && q[i] != 0; i += 1u + q[i])
@@ -242,8 +242,8 @@ dns_start(int port, const char *txt)
 	d->fd = socket(AF_INET, SOCK_DGRAM, 0);
 	setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (bind(d->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-		fprintf(stderr, "cannot bind DNS %d: %s\n", port,
-		    strerror(errno));
+		fprintf(
+		    stderr, "cannot bind DNS %d: %s\n", port, strerror(errno));
 		close(d->fd);
 		free(d);
 		return NULL;
@@ -295,7 +295,7 @@ struct counter {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int done, valid, unavailable;
-	int inflight_target;	/* bench: resubmit to keep this many */
+	int inflight_target; /* bench: resubmit to keep this many */
 	int64_t stop_at;
 	struct va *va;
 };
@@ -356,8 +356,8 @@ test_http01_ip_sync(struct th *t)
 	hop = json_array_get(res.record, 0);
 	TH_CHECK_STR(t, json_string_value(json_object_get(hop, "url")),
 	    "http://127.0.0.1:21320/.well-known/acme-challenge/tok");
-	TH_CHECK_STR(t, json_string_value(json_object_get(hop,
-	    "address_used")), "127.0.0.1");
+	TH_CHECK_STR(t, json_string_value(json_object_get(hop, "address_used")),
+	    "127.0.0.1");
 	va_result_clear(&res);
 	va_free(va);
 out:
@@ -381,8 +381,10 @@ test_http01_and_dns01_by_name(struct th *t)
 	request(&req, IDENT_DNS, "name.test", VA_CHAL_HTTP01);
 	TH_CHECK(t, va_validate(va, &req, &res) == 0);
 	TH_CHECK(t, res.valid);
-	TH_CHECK_STR(t, json_string_value(json_object_get(json_array_get(
-	    res.record, 0), "hostname")), "name.test");
+	TH_CHECK_STR(t,
+	    json_string_value(
+		json_object_get(json_array_get(res.record, 0), "hostname")),
+	    "name.test");
 	va_result_clear(&res);
 	request(&req, IDENT_DNS, "name.test", VA_CHAL_DNS01);
 	TH_CHECK(t, va_validate(va, &req, &res) == 0);
@@ -390,8 +392,9 @@ test_http01_and_dns01_by_name(struct th *t)
 	va_result_clear(&res);
 	req.key_authorization = "another";
 	TH_CHECK(t, va_validate(va, &req, &res) == 0);
-	TH_CHECK(t, !res.valid && res.prob != NULL &&
-	    res.prob->type == PROB_INCORRECT_RESPONSE);
+	TH_CHECK(t,
+	    !res.valid && res.prob != NULL &&
+		res.prob->type == PROB_INCORRECT_RESPONSE);
 	va_result_clear(&res);
 	va_free(va);
 out:
@@ -423,7 +426,8 @@ test_512_in_flight(struct th *t)
 	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
 	t0 = time_mono_ms();
 	for (i = 0; i < n; i++)
-		TH_CHECK(t, va_validate_async(va, &req, count_done, &c, &p) == 0);
+		TH_CHECK(
+		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
 	pthread_mutex_lock(&c.mu);
 	while (c.inflight_target > 0)
 		pthread_cond_wait(&c.cv, &c.mu);
@@ -458,10 +462,14 @@ test_silent_server_times_out(struct th *t)
 	t0 = time_mono_ms();
 	TH_CHECK(t, va_validate(va, &req, &res) == 0);
 	TH_CHECK(t, time_mono_ms() - t0 < 2000);
-	TH_CHECK(t, !res.valid && res.prob != NULL &&
-	    res.prob->type == PROB_CONNECTION);
-	TH_CHECK(t, res.prob && strstr(res.prob->detail, "Timeout after "
-	    "connect") != NULL);
+	TH_CHECK(t,
+	    !res.valid && res.prob != NULL &&
+		res.prob->type == PROB_CONNECTION);
+	TH_CHECK(t,
+	    res.prob &&
+		strstr(res.prob->detail,
+		    "Timeout after "
+		    "connect") != NULL);
 	va_result_clear(&res);
 	va_free(va);
 out:
@@ -490,14 +498,17 @@ test_free_with_validations_in_flight(struct th *t)
 	c.va = va;
 	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
 	for (i = 0; i < 20; i++)
-		TH_CHECK(t, va_validate_async(va, &req, count_done, &c, &p) == 0);
+		TH_CHECK(
+		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
 	/* and some still waiting for DNS (the resolver never answers) */
 	request(&req, IDENT_DNS, "pending.silent.test", VA_CHAL_DNS01);
 	for (i = 0; i < 5; i++)
-		TH_CHECK(t, va_validate_async(va, &req, count_done, &c, &p) == 0);
+		TH_CHECK(
+		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
 	request(&req, IDENT_DNS, "pending.silent.test", VA_CHAL_HTTP01);
 	for (i = 0; i < 5; i++)
-		TH_CHECK(t, va_validate_async(va, &req, count_done, &c, &p) == 0);
+		TH_CHECK(
+		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
 	usleep(200000);
 	TH_CHECK(t, va_inflight(va) == 30);
 	va_free(va);
@@ -584,12 +595,12 @@ bench(int argc, char **argv)
 	}
 	if (argc > 0) {
 		for (nlevels = 0; nlevels < (size_t)argc && nlevels < 8;
-		    nlevels++)
+		     nlevels++)
 			levels[nlevels] = atoi(argv[nlevels]);
 	}
 	base_rss = rss_kb();
 	printf("bench-va: http-01 against a local C responder, IP identifier "
-	    "(no DNS), 3 s per level\n");
+	       "(no DNS), 3 s per level\n");
 	printf("bench-va: RSS before: %ld KiB\n", base_rss);
 	for (k = 0; k < nlevels; k++) {
 		struct counter c;
@@ -628,8 +639,8 @@ bench(int argc, char **argv)
 		pthread_mutex_unlock(&c.mu);
 		secs = (double)(time_mono_ms() - t0) / 1000.0;
 		printf("bench-va: in_flight=%d validations=%d valid=%d "
-		    "rate=%.0f/s peak_rss=%ld KiB\n", n, c.done, c.valid,
-		    c.done / secs, peak);
+		       "rate=%.0f/s peak_rss=%ld KiB\n",
+		    n, c.done, c.valid, c.done / secs, peak);
 		fflush(stdout);
 		pthread_cond_destroy(&c.cv);
 		pthread_mutex_destroy(&c.mu);

@@ -153,8 +153,9 @@ test_route_find(struct th *t)
 	TH_CHECK(t, r != NULL && strcmp(r->name, "challenge") == 0);
 	TH_CHECK_STR(t, tail, "5/7");
 	r = wfe_route_find("/acme/cert/abcd/1", &tail);
-	TH_CHECK(t, r != NULL && strcmp(r->name, "cert") == 0 &&
-	    (r->methods & WFE_GET) && (r->methods & WFE_POST));
+	TH_CHECK(t,
+	    r != NULL && strcmp(r->name, "cert") == 0 &&
+		(r->methods & WFE_GET) && (r->methods & WFE_POST));
 	/* order, authz, challenge are POST only: GET is a 405 */
 	r = wfe_route_find("/acme/order/1", &tail);
 	TH_CHECK(t, r != NULL && r->methods == WFE_POST);
@@ -176,8 +177,9 @@ test_methods_allow(struct th *t)
 {
 	char buf[32];
 
-	TH_CHECK_STR(t, wfe_methods_allow(WFE_GET | WFE_HEAD | WFE_POST, buf,
-	    sizeof(buf)), "GET, HEAD, POST");
+	TH_CHECK_STR(t,
+	    wfe_methods_allow(WFE_GET | WFE_HEAD | WFE_POST, buf, sizeof(buf)),
+	    "GET, HEAD, POST");
 	TH_CHECK_STR(t, wfe_methods_allow(WFE_POST, buf, sizeof(buf)), "POST");
 }
 
@@ -188,23 +190,30 @@ test_url_check(struct th *t)
 {
 	const char *seen = "https://localhost:4431";
 
-	TH_CHECK(t, wfe_url_check("https://localhost:4431/acme/new-order",
-	    seen, "/acme/new-order"));
-	TH_CHECK(t, !wfe_url_check("https://localhost:4432/acme/new-order",
-	    seen, "/acme/new-order"));
-	TH_CHECK(t, !wfe_url_check("http://localhost:4431/acme/new-order",
-	    seen, "/acme/new-order"));
-	TH_CHECK(t, !wfe_url_check("https://example.com/acme/new-order",
-	    seen, "/acme/new-order"));
-	TH_CHECK(t, !wfe_url_check("https://localhost:4431/acme/new-order/",
-	    seen, "/acme/new-order"));
-	TH_CHECK(t, !wfe_url_check("https://localhost:4431/acme/new-acct",
-	    seen, "/acme/new-order"));
-	TH_CHECK(t, wfe_url_check(
-	    "https://localhost:4431/acme/acct/1/orders?cursor=5", seen,
-	    "/acme/acct/1/orders?cursor=5"));
-	TH_CHECK(t, !wfe_url_check("https://localhost:4431/acme/acct/1/orders",
-	    seen, "/acme/acct/1/orders?cursor=5"));
+	TH_CHECK(t,
+	    wfe_url_check("https://localhost:4431/acme/new-order", seen,
+		"/acme/new-order"));
+	TH_CHECK(t,
+	    !wfe_url_check("https://localhost:4432/acme/new-order", seen,
+		"/acme/new-order"));
+	TH_CHECK(t,
+	    !wfe_url_check("http://localhost:4431/acme/new-order", seen,
+		"/acme/new-order"));
+	TH_CHECK(t,
+	    !wfe_url_check(
+		"https://example.com/acme/new-order", seen, "/acme/new-order"));
+	TH_CHECK(t,
+	    !wfe_url_check("https://localhost:4431/acme/new-order/", seen,
+		"/acme/new-order"));
+	TH_CHECK(t,
+	    !wfe_url_check("https://localhost:4431/acme/new-acct", seen,
+		"/acme/new-order"));
+	TH_CHECK(t,
+	    wfe_url_check("https://localhost:4431/acme/acct/1/orders?cursor=5",
+		seen, "/acme/acct/1/orders?cursor=5"));
+	TH_CHECK(t,
+	    !wfe_url_check("https://localhost:4431/acme/acct/1/orders", seen,
+		"/acme/acct/1/orders?cursor=5"));
 	TH_CHECK(t, !wfe_url_check(NULL, seen, "/"));
 }
 
@@ -319,8 +328,8 @@ test_problem_render(struct th *t)
 	j = json_loads(r.out, 0, NULL);
 	TH_CHECK_STR(t, json_string_value(json_object_get(j, "type")),
 	    "urn:ietf:params:acme:error:badNonce");
-	TH_CHECK_STR(t, json_string_value(json_object_get(j, "detail")),
-	    "stale");
+	TH_CHECK_STR(
+	    t, json_string_value(json_object_get(j, "detail")), "stale");
 	TH_CHECK(t, json_integer_value(json_object_get(j, "status")) == 400);
 	json_decref(j);
 	req_clear(&r);
@@ -357,16 +366,17 @@ test_problem_render(struct th *t)
 
 	/* rate limits keep their Retry-After; subproblems survive */
 	{
-		struct problem *p = problem_new(PROB_REJECTED_IDENTIFIER,
-		    "two bad names");
-		problem_add_sub(p, problem_new(PROB_REJECTED_IDENTIFIER,
-		    "blocked"), "dns", "a.example");
+		struct problem *p =
+		    problem_new(PROB_REJECTED_IDENTIFIER, "two bad names");
+		problem_add_sub(p,
+		    problem_new(PROB_REJECTED_IDENTIFIER, "blocked"), "dns",
+		    "a.example");
 		r.w = w;
 		r.path = "/x";
 		wfe_reply_problem(&r, p);
 		j = json_loads(r.out, 0, NULL);
-		TH_CHECK(t, json_array_size(json_object_get(j,
-		    "subproblems")) == 1);
+		TH_CHECK(
+		    t, json_array_size(json_object_get(j, "subproblems")) == 1);
 		json_decref(j);
 		req_clear(&r);
 		p = problem_new(PROB_RATE_LIMITED, "slow down");
@@ -391,7 +401,8 @@ test_acme_json(struct th *t)
 
 	memset(&r, 0, sizeof(r));
 	r.base = "https://localhost:4431";
-	o = json_loads("{\"id\":9,\"account_id\":1,\"status\":\"valid\","
+	o = json_loads(
+	    "{\"id\":9,\"account_id\":1,\"status\":\"valid\","
 	    "\"expires\":\"2026-12-01T00:00:00Z\",\"identifiers\":[{\"type\":"
 	    "\"dns\",\"value\":\"a.test\"}],\"profile\":\"classic\","
 	    "\"authz_ids\":[5,6],\"certificate_serial\":\"7f01\","
@@ -402,29 +413,37 @@ test_acme_json(struct th *t)
 	    "https://localhost:4431/acme/finalize/9");
 	TH_CHECK_STR(t, json_string_value(json_object_get(j, "certificate")),
 	    "https://localhost:4431/acme/cert/7f01");
-	TH_CHECK_STR(t, json_string_value(json_array_get(json_object_get(j,
-	    "authorizations"), 1)), "https://localhost:4431/acme/authz/6");
-	TH_CHECK_STR(t, json_string_value(json_object_get(json_object_get(j,
-	    "error"), "type")), "urn:ietf:params:acme:error:badCSR");
+	TH_CHECK_STR(t,
+	    json_string_value(
+		json_array_get(json_object_get(j, "authorizations"), 1)),
+	    "https://localhost:4431/acme/authz/6");
+	TH_CHECK_STR(t,
+	    json_string_value(
+		json_object_get(json_object_get(j, "error"), "type")),
+	    "urn:ietf:params:acme:error:badCSR");
 	TH_CHECK(t, json_object_get(j, "account_id") == NULL);
 	json_decref(j);
 	json_decref(o);
 
-	o = json_loads("{\"id\":5,\"account_id\":1,\"status\":\"pending\","
+	o = json_loads(
+	    "{\"id\":5,\"account_id\":1,\"status\":\"pending\","
 	    "\"identifier\":{\"type\":\"dns\",\"value\":\"a.test\"},"
 	    "\"wildcard\":true,\"expires\":\"2026-12-01T00:00:00Z\","
 	    "\"challenges\":[{\"id\":11,\"type\":\"dns-01\",\"token\":\"tok\","
-	    "\"status\":\"pending\"}]}", 0, NULL);
+	    "\"status\":\"pending\"}]}",
+	    0, NULL);
 	j = wfe_acme_authz(&r, o);
 	TH_CHECK(t, json_is_true(json_object_get(j, "wildcard")));
-	TH_CHECK_STR(t, json_string_value(json_object_get(json_array_get(
-	    json_object_get(j, "challenges"), 0), "url")),
+	TH_CHECK_STR(t,
+	    json_string_value(json_object_get(
+		json_array_get(json_object_get(j, "challenges"), 0), "url")),
 	    "https://localhost:4431/acme/chall/5/11");
 	json_decref(j);
 	json_decref(o);
 
 	o = json_loads("{\"id\":3,\"status\":\"valid\",\"contact\":"
-	    "[\"mailto:a@b.test\"],\"tos_agreed\":true,\"key\":{\"kty\":\"EC\"}}",
+		       "[\"mailto:a@b.test\"],\"tos_agreed\":true,\"key\":{"
+		       "\"kty\":\"EC\"}}",
 	    0, NULL);
 	j = wfe_acme_account(&r, o);
 	TH_CHECK_STR(t, json_string_value(json_object_get(j, "orders")),
@@ -446,7 +465,8 @@ parse_cfg(const char *text, struct wfe_config *cfg, char *err, size_t n)
 	return rc;
 }
 
-#define CLIENTS "\"ra\":{\"target\":\"unix:/x\"},\"sa\":{\"target\":\"unix:/y\"}," \
+#define CLIENTS                                                                \
+	"\"ra\":{\"target\":\"unix:/x\"},\"sa\":{\"target\":\"unix:/y\"},"     \
 	"\"ca\":{\"target\":\"unix:/z\"}"
 
 static void
@@ -455,9 +475,11 @@ test_config(struct th *t)
 	struct wfe_config cfg;
 	char err[256] = "";
 
-	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://localhost:4431/\","
-	    CLIENTS ",\"tls\":null,\"nonce\":{\"prefix\":\"b7\","
-	    "\"lifetime\":\"10m\"}}", &cfg, err, sizeof(err)) == 0);
+	TH_CHECK(t,
+	    parse_cfg("{\"base_url\":\"https://localhost:4431/\"," CLIENTS
+		      ",\"tls\":null,\"nonce\":{\"prefix\":\"b7\","
+		      "\"lifetime\":\"10m\"}}",
+		&cfg, err, sizeof(err)) == 0);
 	TH_CHECK_STR(t, cfg.base_url, "https://localhost:4431");
 	TH_CHECK_STR(t, cfg.nonce_prefix, "b7");
 	TH_CHECK(t, cfg.nonce_lifetime_ms == 600000);
@@ -465,44 +487,54 @@ test_config(struct th *t)
 	TH_CHECK(t, cfg.tls_cert == NULL);
 	wfe_config_clear(&cfg);
 
-	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
-	    ",\"bogus\":1}", &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t,
+	    parse_cfg("{\"base_url\":\"https://x\"," CLIENTS ",\"bogus\":1}",
+		&cfg, err, sizeof(err)) != 0);
 	TH_CHECK(t, strstr(err, "bogus") != NULL);
 	wfe_config_clear(&cfg);
-	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
-	    ",\"nonce\":{\"prefix\":\"bad/prefix\"}}", &cfg, err,
-	    sizeof(err)) != 0);
+	TH_CHECK(t,
+	    parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+		      ",\"nonce\":{\"prefix\":\"bad/prefix\"}}",
+		&cfg, err, sizeof(err)) != 0);
 	TH_CHECK(t, strstr(err, "nonce.prefix") != NULL);
 	wfe_config_clear(&cfg);
-	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x/acme\"," CLIENTS "}",
-	    &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t,
+	    parse_cfg("{\"base_url\":\"https://x/acme\"," CLIENTS "}", &cfg,
+		err, sizeof(err)) != 0);
 	TH_CHECK(t, strstr(err, "base_url") != NULL);
 	wfe_config_clear(&cfg);
-	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
-	    ",\"test\":{\"faults\":{\"internal_percent\":500}}}", &cfg, err,
-	    sizeof(err)) != 0);
+	TH_CHECK(t,
+	    parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+		      ",\"test\":{\"faults\":{\"internal_percent\":500}}}",
+		&cfg, err, sizeof(err)) != 0);
 	TH_CHECK(t, strstr(err, "internal_percent") != NULL);
 	wfe_config_clear(&cfg);
 	TH_CHECK(t, parse_cfg("{" CLIENTS "}", &cfg, err, sizeof(err)) != 0);
 	wfe_config_clear(&cfg);
-	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
-	    ",\"management\":{\"port\":4432}}", &cfg, err, sizeof(err)) == 0);
+	TH_CHECK(t,
+	    parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+		      ",\"management\":{\"port\":4432}}",
+		&cfg, err, sizeof(err)) == 0);
 	TH_CHECK(t, cfg.mgmt_port == 4432);
 	TH_CHECK(t, cfg.jose_rsa_min_bits == 2048 && !cfg.jose_allow_es512);
 	TH_CHECK_STR(t, cfg.mgmt_addr, "127.0.0.1");
 	wfe_config_clear(&cfg);
-	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
-	    ",\"management\":{\"addr\":\"127.0.0.1\"}}", &cfg, err,
-	    sizeof(err)) != 0);
+	TH_CHECK(t,
+	    parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+		      ",\"management\":{\"addr\":\"127.0.0.1\"}}",
+		&cfg, err, sizeof(err)) != 0);
 	wfe_config_clear(&cfg);
-	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
-	    ",\"jose\":{\"rsa_min_bits\":512}}", &cfg, err,
-	    sizeof(err)) != 0);
+	TH_CHECK(t,
+	    parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+		      ",\"jose\":{\"rsa_min_bits\":512}}",
+		&cfg, err, sizeof(err)) != 0);
 	TH_CHECK(t, strstr(err, "jose.rsa_min_bits") != NULL);
 	wfe_config_clear(&cfg);
-	TH_CHECK(t, parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
-	    ",\"jose\":{\"allow_es512\":true}}", &cfg, err,
-	    sizeof(err)) == 0 && cfg.jose_allow_es512 == 1);
+	TH_CHECK(t,
+	    parse_cfg("{\"base_url\":\"https://x\"," CLIENTS
+		      ",\"jose\":{\"allow_es512\":true}}",
+		&cfg, err, sizeof(err)) == 0 &&
+		cfg.jose_allow_es512 == 1);
 	wfe_config_clear(&cfg);
 }
 
