@@ -1201,9 +1201,13 @@ sa_m_finalize_order(
 	return sa_read_order(c, id, result, prob);
 }
 
-int
-sa_m_get_stale_processing_orders(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+/*
+ * Ids (first column) of the rows `st` lists for params.older_than, as
+ * {key: [ids]}. Shared by the stale-order and stale-authz sweeps.
+ */
+static int
+stale_ids(struct sa_conn *c, const struct sa_stmt *st, const char *key,
+    json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	char before[32];
@@ -1216,39 +1220,30 @@ sa_m_get_stale_processing_orders(
 		return -1;
 	sa_params_init(&p);
 	sa_p_str(&p, before);
-	if ((r = sa_q(c, &st_order_stale, &p, prob)) == NULL)
+	if ((r = sa_q(c, st, &p, prob)) == NULL)
 		return -1;
 	ids = json_array();
 	for (i = 0; i < PQntuples(r); i++)
 		json_array_append_new(ids, json_integer(sa_col_int(r, i, 0)));
 	PQclear(r);
-	*result = json_pack("{s:o}", "order_ids", ids);
+	*result = json_pack("{s:o}", key, ids);
 	return 0;
+}
+
+int
+sa_m_get_stale_processing_orders(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	return stale_ids(c, &st_order_stale, "order_ids", params, result,
+	    prob);
 }
 
 int
 sa_m_get_stale_processing_authzs(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
-	struct sa_params p;
-	char before[32];
-	PGresult *r;
-	json_t *ids;
-	int i;
-
-	if (sa_get_time(params, "older_than", 1, before, sizeof(before), prob) <
-	    0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, before);
-	if ((r = sa_q(c, &st_authz_stale, &p, prob)) == NULL)
-		return -1;
-	ids = json_array();
-	for (i = 0; i < PQntuples(r); i++)
-		json_array_append_new(ids, json_integer(sa_col_int(r, i, 0)));
-	PQclear(r);
-	*result = json_pack("{s:o}", "authz_ids", ids);
-	return 0;
+	return stale_ids(c, &st_authz_stale, "authz_ids", params, result,
+	    prob);
 }
 
 int
