@@ -75,7 +75,8 @@ wfe_h_new_account(struct wfe_req *r, const char *tail)
 		    "\"externalAccountBinding\" must be a JWS object");
 		goto out;
 	}
-	eab_url = xasprintf("%s%s", r->seen_base, r->uri);
+	/* wfe_jws_auth checked it: this request's URL on one of our bases. */
+	eab_url = xstrdup(r->jws->url);
 	params = json_pack("{sOsssbsbss}", "key", r->jws->jwk->json,
 	    "thumbprint", r->jws->jwk->thumbprint, "tos_agreed", tos,
 	    "only_return_existing", only, "eab_url", eab_url);

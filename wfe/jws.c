@@ -22,15 +22,20 @@ reject(struct wfe_req *r, const char *reason, struct problem *p)
 	return -1;
 }
 
-/* Account id from a kid URL we issued (any accepted base). -1 if not. */
+/*
+ * Account id from a kid URL we issued. The accepted bases are this server's
+ * own: the configured base_url, and r->base, which is the Host the client
+ * used only when that Host is base_url's or one of cfg->hosts (never an
+ * arbitrary Host header: issue 19). -1 if not.
+ */
 static int
 kid_account_id(const struct wfe_req *r, const char *kid, int64_t *id)
 {
-	const char *bases[3] = {r->base, r->seen_base, r->w->cfg->base_url};
+	const char *bases[2] = {r->base, r->w->cfg->base_url};
 	size_t i, bl;
 	const char *rest;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 2; i++) {
 		if (bases[i] == NULL)
 			continue;
 		bl = strlen(bases[i]);
@@ -46,13 +51,17 @@ kid_account_id(const struct wfe_req *r, const char *kid, int64_t *id)
 	return -1;
 }
 
+/*
+ * Loads account id and its key into r. The status is not looked at here:
+ * it is told only to whoever proves the key (account_usable, after the
+ * signature is verified), so an unsigned request learns nothing about it.
+ */
 static int
 load_account(struct wfe_req *r, int64_t id)
 {
 	json_t *params = NULL, *acct = NULL;
 	struct problem *p = NULL;
 	struct jose_policy stored;
-	const char *status;
 	int rc = -1;
 
 	params = json_pack("{sI}", "id", (json_int_t)id);
@@ -66,13 +75,6 @@ load_account(struct wfe_req *r, int64_t id)
 		} else {
 			wfe_reply_problem(r, p);
 		}
-		goto out;
-	}
-	status = json_string_value(json_object_get(acct, "status"));
-	if (status == NULL || strcmp(status, "valid") != 0) {
-		reject(r, "account_not_valid",
-		    problem_new(PROB_UNAUTHORIZED, "account is %s",
-			status ? status : "not valid"));
 		goto out;
 	}
 	/* A stored key passed the policy when the account was made; the
@@ -95,6 +97,20 @@ out:
 	json_decref(params);
 	json_decref(acct);
 	return rc;
+}
+
+/* 0 if the (verified) account of r is valid, else replies and -1. */
+static int
+account_usable(struct wfe_req *r)
+{
+	const char *status;
+
+	status = json_string_value(json_object_get(r->account, "status"));
+	if (status == NULL || strcmp(status, "valid") != 0)
+		return reject(r, "account_not_valid",
+		    problem_new(PROB_UNAUTHORIZED, "account is %s",
+			status ? status : "not valid"));
+	return 0;
 }
 
 int
@@ -150,6 +166,8 @@ wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode)
 	}
 	if (jws_verify(r->jws, key, &p) != 0)
 		return reject(r, "signature", p);
+	if (r->account != NULL && account_usable(r) != 0)
+		return -1;
 	if (w->cfg->nonce_reject_percent > 0) {
 		uint8_t b[4];
 		uint32_t v;
@@ -180,11 +198,15 @@ wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode)
 	}
 	metrics_counter_add(w->metrics, "anvil_wfe_nonces_total",
 	    "Nonces by result", "result=\"redeemed\"", 1);
-	if (!wfe_url_check(r->jws->url, r->seen_base, r->uri))
+	/* RFC 8555 §6.4: the url binds the request to this server and
+	 * resource. r->base is the scheme and Host the client used when that
+	 * Host is base_url's or a listed alias, else base_url: never a Host
+	 * header we do not own. */
+	if (!wfe_url_check(r->jws->url, r->base, r->uri))
 		return reject(r, "url",
 		    problem_new(PROB_UNAUTHORIZED,
 			"JWS \"url\" header is %s but this request is for %s%s",
-			r->jws->url, r->seen_base, r->uri));
+			r->jws->url, r->base, r->uri));
 	return 0;
 }
 
