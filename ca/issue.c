@@ -391,13 +391,8 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 		    ca_key_type_name(kt), p->name);
 		goto out;
 	}
-	t.not_before = req->not_before ? req->not_before
-				       : now - (time_t)(p->backdate_ms / 1000);
-	t.not_after = req->not_after
-	    ? req->not_after
-	    : t.not_before + (time_t)(p->validity_ms / 1000) - 1;
-	if (t.not_after <= t.not_before ||
-	    (int64_t)(t.not_after - t.not_before + 1) * 1000 > p->validity_ms) {
+	if (profile_validity_window(p, req->not_before, req->not_after, now,
+		&t.not_before, &t.not_after) != 0) {
 		*prob = problem_new(PROB_MALFORMED,
 		    "requested validity is "
 		    "outside profile %s",

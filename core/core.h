@@ -431,5 +431,17 @@ struct profiles *profiles_parse(
 void profiles_free(struct profiles *p);
 /* NULL name means the default profile; NULL if not found. Borrowed. */
 const struct profile *profiles_find(const struct profiles *p, const char *name);
+/*
+ * The certificate validity window the CA gives an order (one rule for the
+ * RA at newOrder and the CA at issuance, so an order accepted by one is
+ * never refused by the other). nb / na: the order's requested notBefore /
+ * notAfter in seconds, 0 when absent; now: seconds. Fills *not_before and
+ * *not_after (absent notBefore: now - backdate; absent notAfter: the
+ * profile's full validity). Returns 0, or -1 when the window is empty or
+ * longer than the profile's validity counted inclusively (RFC 5280
+ * §4.1.2.5: "from notBefore through notAfter, inclusive").
+ */
+int profile_validity_window(const struct profile *p, time_t nb, time_t na,
+    time_t now, time_t *not_before, time_t *not_after);
 
 #endif /* ANVIL_CORE_H */

@@ -234,3 +234,17 @@ profiles_find(const struct profiles *p, const char *name)
 			return &p->list[i];
 	return NULL;
 }
+
+/* See core.h. */
+int
+profile_validity_window(const struct profile *p, time_t nb, time_t na,
+    time_t now, time_t *not_before, time_t *not_after)
+{
+	*not_before = nb ? nb : now - (time_t)(p->backdate_ms / 1000);
+	*not_after = na ? na
+			: *not_before + (time_t)(p->validity_ms / 1000) - 1;
+	if (*not_after <= *not_before ||
+	    (int64_t)(*not_after - *not_before + 1) * 1000 > p->validity_ms)
+		return -1;
+	return 0;
+}

@@ -153,12 +153,16 @@ out:
 	return rc;
 }
 
-/* notBefore/notAfter within the profile. */
+/*
+ * notBefore/notAfter within the profile, measured with the CA's own rule
+ * (profile_validity_window: backdated notBefore when absent, inclusive
+ * seconds), so an order accepted here is issued at finalize.
+ */
 static int
 check_validity(const struct profile *prof, const char *nb, const char *na,
     int64_t now, struct problem **prob)
 {
-	time_t t;
+	time_t t, nbs = 0, nas = 0, wnb, wna;
 	int64_t nbm = now, nam;
 
 	if (nb == NULL && na == NULL)
@@ -177,6 +181,7 @@ check_validity(const struct profile *prof, const char *nb, const char *na,
 			    "an RFC 3339 time");
 			return -1;
 		}
+		nbs = t;
 		nbm = (int64_t)t * 1000;
 	}
 	nam = nbm + prof->validity_ms;
@@ -187,6 +192,7 @@ check_validity(const struct profile *prof, const char *nb, const char *na,
 			    "an RFC 3339 time");
 			return -1;
 		}
+		nas = t;
 		nam = (int64_t)t * 1000;
 	}
 	if (nbm < now - prof->backdate_ms - 60000) {
@@ -207,11 +213,15 @@ check_validity(const struct profile *prof, const char *nb, const char *na,
 		    "notBefore and in the future");
 		return -1;
 	}
-	if (nam - nbm > prof->validity_ms) {
+	if (profile_validity_window(
+		prof, nbs, nas, (time_t)(now / 1000), &wnb, &wna) != 0) {
 		*prob = problem_new(PROB_MALFORMED,
 		    "Requested validity exceeds "
-		    "profile %s's maximum of %lld seconds",
-		    prof->name, (long long)(prof->validity_ms / 1000));
+		    "profile %s's maximum of %lld seconds, counted "
+		    "inclusively from notBefore (default: now minus %lld "
+		    "seconds of backdating)",
+		    prof->name, (long long)(prof->validity_ms / 1000),
+		    (long long)(prof->backdate_ms / 1000));
 		return -1;
 	}
 	return 0;

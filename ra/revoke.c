@@ -14,10 +14,28 @@
 #define REASON_KEY_COMPROMISE 1
 #define REASON_CESSATION 5
 
+/* Who asks for a revocation: the reasons each may choose differ. */
+enum revoke_by {
+	REVOKE_BY_SUBSCRIBER, /* the account or the certificate's key */
+	REVOKE_BY_OPERATOR,   /* anvil-admin */
+};
+
+/*
+ * Reads the optional CRLReason of params into *reason (0 when absent).
+ * Subscribers get the reasons the Baseline Requirements §7.2.2 let them
+ * choose: unspecified (0), keyCompromise (1), affiliationChanged (3),
+ * superseded (4), cessationOfOperation (5); privilegeWithdrawn (9) and the
+ * rest of RFC 5280's list (0-6, 8-10) only by the operator. Others:
+ * -1 and *prob badRevocationReason (RFC 8555 §7.6).
+ */
 static int
-get_reason(const json_t *params, int *reason, struct problem **prob)
+get_reason(const json_t *params, enum revoke_by by, int *reason,
+    struct problem **prob)
 {
+	static const int subscriber[] = {0, 1, 3, 4, 5};
 	json_t *v = json_object_get(params, "reason");
+	json_int_t r;
+	size_t i;
 
 	*reason = 0;
 	if (v == NULL || json_is_null(v))
@@ -29,7 +47,22 @@ get_reason(const json_t *params, int *reason, struct problem **prob)
 		    "reason must be one of 0-6, 8-10 (RFC 5280 CRLReason)");
 		return -1;
 	}
-	*reason = (int)json_integer_value(v);
+	r = json_integer_value(v);
+	if (by == REVOKE_BY_SUBSCRIBER) {
+		for (i = 0; i < sizeof(subscriber) / sizeof(subscriber[0]); i++)
+			if (r == subscriber[i])
+				break;
+		if (i == sizeof(subscriber) / sizeof(subscriber[0])) {
+			*prob = problem_new(PROB_BAD_REVOCATION_REASON,
+			    "Revocation reason %lld may only be set by the CA "
+			    "operator; subscribers may use 0 (unspecified), "
+			    "1 (keyCompromise), 3 (affiliationChanged), "
+			    "4 (superseded) or 5 (cessationOfOperation)",
+			    (long long)r);
+			return -1;
+		}
+	}
+	*reason = (int)r;
 	return 0;
 }
 
@@ -217,7 +250,7 @@ ra_h_revoke_by_account(void *svc, const struct rpc_req *req, json_t **result,
 	int reason, rc = -1;
 
 	if (ra_param_id(req->params, "account_id", &aid, prob) != 0 ||
-	    get_reason(req->params, &reason, prob) != 0)
+	    get_reason(req->params, REVOKE_BY_SUBSCRIBER, &reason, prob) != 0)
 		goto out;
 	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
 		goto out;
@@ -259,7 +292,7 @@ ra_h_revoke_by_key(void *svc, const struct rpc_req *req, json_t **result,
 	json_t *cert = NULL;
 	int reason, rc = -1;
 
-	if (get_reason(req->params, &reason, prob) != 0)
+	if (get_reason(req->params, REVOKE_BY_SUBSCRIBER, &reason, prob) != 0)
 		goto out;
 	if (lookup_der(ra, req->request_id, req->params, &cert, prob) != 0)
 		goto out;
@@ -295,7 +328,7 @@ ra_h_admin_revoke(void *svc, const struct rpc_req *req, json_t **result,
 
 	if (ra_param_str(req->params, "serial", &serial, prob) != 0 ||
 	    ra_param_str(req->params, "admin", &admin, prob) != 0 ||
-	    get_reason(req->params, &reason, prob) != 0)
+	    get_reason(req->params, REVOKE_BY_OPERATOR, &reason, prob) != 0)
 		goto out;
 	if (serial == NULL || serial[0] == '\0' || strlen(serial) > 64 ||
 	    strspn(serial, "0123456789abcdefABCDEF") != strlen(serial)) {

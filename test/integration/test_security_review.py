@@ -7,6 +7,7 @@ listed in docs/security.md.
 
 Ports: AnvilEnv base 29200 (range 29200-29299).
 """
+import calendar
 import os
 import sys
 
@@ -95,3 +96,85 @@ def test_account_status_not_told_before_the_signature(env, raw):
     assert "deactivated" not in r_deact.text
     # the key holder still learns it (RFC 8555 §7.3.6: unauthorized)
     problem(raw.post(kid2, None, k2, kid=kid2), 403, "unauthorized")
+
+
+# ------------------------------------------------------- subscriber CRL reasons
+
+@pytest.mark.parametrize("reason", [2, 6, 8, 9, 10])
+def test_subscriber_cannot_choose_operator_reasons(env, raw, reason):
+    """Baseline Requirements §7.2.2: the subscriber may choose unspecified,
+    keyCompromise, affiliationChanged, superseded or cessationOfOperation;
+    cACompromise, certificateHold, removeFromCRL, privilegeWithdrawn and
+    aACompromise are not theirs. RFC 8555 §7.6: "If the server does not
+    support the provided reason code, it MUST reject the request with an
+    error of type badRevocationReason". Neither the account nor the
+    certificate's key may use them; the certificate stays good."""
+    k, kid = account(raw)
+    cert = a.issue(raw, k, kid, ["r%d.reason.test" % reason])
+    der = a.leaf_der_b64(cert["leaf"])
+    problem(raw.post(raw.dir["revokeCert"], {"certificate": der, "reason": reason}, k, kid=kid),
+            400, "badRevocationReason")
+    problem(raw.post(raw.dir["revokeCert"], {"certificate": der, "reason": reason},
+                     a.Key(priv=cert["cert_key"])), 400, "badRevocationReason")
+    assert a.sa_cert(env, cert["leaf"])["status"] == "good"
+    # a subscriber reason still works
+    r = raw.post(raw.dir["revokeCert"], {"certificate": der, "reason": 4}, k, kid=kid)
+    assert r.status_code == 200, r.text
+    c = a.sa_cert(env, cert["leaf"])
+    assert c["status"] == "revoked" and c.get("revoked_reason", c.get("reason")) in (4, None), c
+
+
+# ------------------------------------------------------- order validity window
+
+def _rfc3339(t):
+    import time as _t
+    return _t.strftime("%Y-%m-%dT%H:%M:%SZ", _t.gmtime(t))
+
+
+def _order_then_issue(raw, k, kid, name, nb, na):
+    """newOrder with notBefore/notAfter; returns None if refused at
+    newOrder (400 malformed), else the finalized order (which must be
+    valid: an accepted window must never fail at finalize)."""
+    body = {"identifiers": [{"type": "dns", "value": name}], "notAfter": _rfc3339(na)}
+    if nb is not None:
+        body["notBefore"] = _rfc3339(nb)
+    r = raw.post(raw.dir["newOrder"], body, k, kid=kid)
+    if r.status_code == 400:
+        problem(r, 400, "malformed")
+        return None
+    assert r.status_code == 201, r.text
+    url = r.headers["Location"]
+    for az in r.json()["authorizations"]:
+        ch = [c for c in raw.post(az, None, k, kid=kid).json()["challenges"] if c["type"] == "http-01"][0]
+        assert raw.post(ch["url"], {}, k, kid=kid).status_code == 200
+    order = a.poll(raw, k, kid, url, ("ready",))
+    k2 = ec.generate_private_key(ec.SECP256R1())
+    r = raw.post(order["finalize"], {"csr": a.b64(a.make_csr(k2, [name]))}, k, kid=kid)
+    assert r.status_code == 200, r.text
+    done = a.poll(raw, k, kid, url, ("valid", "invalid"))
+    assert done["status"] == "valid", "accepted at newOrder, refused at finalize: %s" % done
+    return done
+
+
+def test_order_with_the_maximum_validity_issues(env, raw):
+    """The classic profile (90d, 1h backdate). RFC 5280 §4.1.2.5: the
+    validity period is "from notBefore through notAfter, inclusive", so
+    the longest window is notAfter = notBefore + 90d - 1s. That order
+    issues with exactly those times; one second more, or a notAfter of
+    now + 90d with the default backdated notBefore, is refused at newOrder,
+    never accepted and then made invalid at finalize."""
+    import time as _t
+    from cryptography import x509
+    k, kid = account(raw)
+    v = 90 * 86400
+    nb = int(_t.time())
+    done = _order_then_issue(raw, k, kid, "max.validity.test", nb, nb + v - 1)
+    assert done is not None
+    pem = raw.post(done["certificate"], None, k, kid=kid).text
+    leaf = x509.load_pem_x509_certificate(pem.encode())
+    assert calendar.timegm(leaf.not_valid_before.timetuple()) == nb
+    assert calendar.timegm(leaf.not_valid_after.timetuple()) == nb + v - 1
+    # one second too long: refused up front (or, if accepted, issued)
+    _order_then_issue(raw, k, kid, "over.validity.test", nb, nb + v)
+    # notAfter only: the CA backdates notBefore by the profile's 1h
+    _order_then_issue(raw, k, kid, "na.validity.test", None, int(_t.time()) + v)
