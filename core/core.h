@@ -181,6 +181,14 @@ int b64url_decode(const char *in, size_t inlen, uint8_t **out, size_t *outlen);
 char *hex_encode(const uint8_t *data, size_t len);
 /* Decodes hex (either case) into *out (malloc'd). 0 or -1. */
 int hex_decode(const char *in, uint8_t **out, size_t *outlen);
+/* Unpadded lowercase RFC 4648 base32 of len bytes. Caller frees. */
+char *base32_encode_lower(const uint8_t *data, size_t len);
+/*
+ * Decodes unpadded RFC 4648 base32 (either case) into out (at most outcap
+ * bytes); the unused bits of the last character must be zero. 0 with
+ * *outlen, or -1 (bad character, too long, bad trailing bits).
+ */
+int base32_decode(const char *in, uint8_t *out, size_t outcap, size_t *outlen);
 
 /* ------------------------------------------------------------------ */
 /* Time                                                                 */

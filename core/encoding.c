@@ -150,3 +150,63 @@ hex_decode(const char *in, uint8_t **out, size_t *outlen)
 	*outlen = n / 2;
 	return 0;
 }
+
+char *
+base32_encode_lower(const uint8_t *data, size_t len)
+{
+	static const char alpha[] = "abcdefghijklmnopqrstuvwxyz234567";
+	char *out = xmalloc((len * 8 + 4) / 5 + 1);
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		acc = (acc << 8) | data[i];
+		bits += 8;
+		while (bits >= 5) {
+			bits -= 5;
+			out[o++] = alpha[(acc >> bits) & 31];
+		}
+	}
+	if (bits > 0)
+		out[o++] = alpha[(acc << (5 - bits)) & 31];
+	out[o] = '\0';
+	return out;
+}
+
+int
+base32_decode(const char *in, uint8_t *out, size_t outcap, size_t *outlen)
+{
+	uint32_t acc = 0;
+	int bits = 0, v;
+	size_t o = 0;
+	char c;
+
+	*outlen = 0;
+	if (in == NULL)
+		return -1;
+	for (; *in; in++) {
+		c = *in;
+		if (c >= 'a' && c <= 'z')
+			v = c - 'a';
+		else if (c >= 'A' && c <= 'Z')
+			v = c - 'A';
+		else if (c >= '2' && c <= '7')
+			v = c - '2' + 26;
+		else
+			return -1;
+		acc = (acc << 5) | (uint32_t)v;
+		bits += 5;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o == outcap)
+				return -1;
+			out[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	/* leftover bits must be zero padding of the last character */
+	if (bits >= 5 || (acc & ((1u << bits) - 1)) != 0)
+		return -1;
+	*outlen = o;
+	return 0;
+}

@@ -42,6 +42,8 @@ struct raw {
 	size_t n_blocked_names;
 	int allow_wildcards;
 	char *psl_file;
+	char **challenges;
+	size_t n_challenges;
 	int64_t rsa_min, rsa_max;
 	json_t *rsa_sizes;
 	char **curves;
@@ -83,7 +85,8 @@ static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
     FS("ip_ranges", ip_ranges, n_ip_ranges),
     FS("blocked_names", blocked_names, n_blocked_names),
     F("allow_wildcards", JSPEC_BOOL, allow_wildcards),
-    F("public_suffix_file", JSPEC_STRING, psl_file), JSPEC_END};
+    F("public_suffix_file", JSPEC_STRING, psl_file),
+    FS("challenges", challenges, n_challenges), JSPEC_END};
 static const struct jspec keys_spec[] = {F("rsa_min", JSPEC_INT, rsa_min),
     F("rsa_max", JSPEC_INT, rsa_max), F("rsa_sizes", JSPEC_JSON, rsa_sizes),
     FS("ecdsa_curves", curves, n_curves),
@@ -366,6 +369,23 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 		cfg->policy.n_ip_ranges = r->n_ip_ranges;
 	}
 	cfg->policy.allow_wildcards = r->allow_wildcards;
+	cfg->policy.challenges = r->challenges ? 0 : RA_CHAL_DEFAULT_MASK;
+	for (i = 0; i < r->n_challenges; i++) {
+		enum ra_chal c;
+		if (ra_challenge_parse(r->challenges[i], &c) != 0) {
+			snprintf(err, errlen,
+			    "policy.challenges[%zu]: unknown challenge "
+			    "type \"%.64s\"",
+			    i, r->challenges[i]);
+			return -1;
+		}
+		cfg->policy.challenges |= 1u << c;
+	}
+	if (cfg->policy.challenges == 0) {
+		snprintf(err, errlen,
+		    "policy.challenges: names no challenge type");
+		return -1;
+	}
 	if (cfg->policy.public_mode) {
 		char e[256];
 		cfg->policy.psl = ra_psl_load(r->psl_file

@@ -7,29 +7,23 @@
 
 #include "ra/ra_int.h"
 
-/* New challenge list [{type, token}] for an identifier. */
+/* See ra_int.h. */
 json_t *
-ra_new_challenges(enum ident_type type, int wildcard)
+ra_new_challenges(
+    const struct ra_policy *pol, enum ident_type type, int wildcard)
 {
 	json_t *a = json_array();
-	const char *types[3];
-	size_t n = 0, i;
+	size_t i;
 	char *tok;
 
-	if (wildcard)
-		types[n++] = "dns-01";
-	else if (type == IDENT_IP) {
-		types[n++] = "http-01";
-		types[n++] = "tls-alpn-01";
-	} else {
-		types[n++] = "http-01";
-		types[n++] = "dns-01";
-		types[n++] = "tls-alpn-01";
-	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < RA_CHAL__MAX; i++) {
+		if (!(pol->challenges & (1u << i)) ||
+		    !ra_challenge_fits((enum ra_chal)i, type, wildcard))
+			continue;
 		tok = random_token(32);
-		json_array_append_new(
-		    a, json_pack("{s:s,s:s}", "type", types[i], "token", tok));
+		json_array_append_new(a,
+		    json_pack("{s:s,s:s}", "type",
+			ra_challenge_name((enum ra_chal)i), "token", tok));
 		free(tok);
 	}
 	return a;
@@ -508,8 +502,8 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 			json_object_get(v, "value"), "wildcard",
 			json_object_get(v, "wildcard"), "expires", t_aexp,
 			"challenges",
-			ra_new_challenges(
-			    it, json_is_true(json_object_get(v, "wildcard")))));
+			ra_new_challenges(&ra->cfg.policy, it,
+			    json_is_true(json_object_get(v, "wildcard")))));
 	}
 	ra_time_fmt(expires, t_exp, sizeof(t_exp));
 	np = json_pack("{s:I,s:s,s:O,s:s,s:O,s:O}", "account_id",
@@ -604,7 +598,7 @@ ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
 		    "account_id", (json_int_t)id, "identifier",
 		    json_array_get(idents, 0), "wildcard", 0, "expires", t,
 		    "profile", prof->name, "challenges",
-		    ra_new_challenges(it, 0)),
+		    ra_new_challenges(&ra->cfg.policy, it, 0)),
 		req->request_id, result, prob) != 0)
 		goto out;
 	rc = 0;

@@ -111,8 +111,13 @@ int ra_h_admin_revoke(void *svc, const struct rpc_req *req, json_t **result,
 int ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob);
 
-/* Challenge types for an identifier: JSON array [{type, token}] (new). */
-json_t *ra_new_challenges(enum ident_type type, int wildcard);
+/*
+ * Challenges for an identifier: the types enabled in pol (borrowed) that
+ * can prove it, each with a fresh token. New JSON array [{type, token}]; it
+ * may be empty when policy enables no applicable type.
+ */
+json_t *ra_new_challenges(
+    const struct ra_policy *pol, enum ident_type type, int wildcard);
 /* 1 if this process is finalizing the order (finalize.c). */
 int ra_inflight(struct ra *ra, json_int_t id);
 /* 1 if this process is validating the authz (authz.c). */

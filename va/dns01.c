@@ -2,6 +2,9 @@
  * dns01.c - dns-01 (RFC 8555 §8.4): a TXT record at _acme-challenge.<name>
  * equal to base64url(SHA-256(key authorization)); any of several records
  * may match. A wildcard authorization validates its base name.
+ * dns-account-01 (draft-ietf-acme-dns-account-label) is the same check at
+ * <label>._acme-challenge.<name>, the label derived from the account URL,
+ * through the same resolver (and the same CAA step afterwards).
  */
 #include <arpa/nameser.h>
 #include <stdio.h>
@@ -10,11 +13,26 @@
 
 #include "va/va_int.h"
 
+/*
+ * For dns-account-01 a missing record names the account URL the label was
+ * derived from (the draft §3.4 SHOULD); "" for dns-01. Static or borrowed.
+ */
+static const char *
+label_hint(const struct va_job *j, char *buf, size_t len)
+{
+	if (j->chal != VA_CHAL_DNSACCOUNT01 || j->account_uri == NULL)
+		return "";
+	snprintf(buf, len,
+	    " (dns-account-01 label derived from the account URL %.300s)",
+	    j->account_uri);
+	return buf;
+}
+
 static void
 txt_cb(void *arg, struct va_dns_result *res)
 {
 	struct va_job *j = arg;
-	char *want = NULL, found[400];
+	char *want = NULL, found[400], hint[400];
 	const char *name = res->qname;
 	size_t i, o = 0;
 
@@ -47,10 +65,8 @@ txt_cb(void *arg, struct va_dns_result *res)
 		break;
 	case VA_DNS_NODATA:
 		va_job_finish(j,
-		    problem_new(PROB_UNAUTHORIZED,
-			"No TXT record "
-			"found at %s",
-			name));
+		    problem_new(PROB_UNAUTHORIZED, "No TXT record found at %s%s",
+			name, label_hint(j, hint, sizeof(hint))));
 		break;
 	case VA_DNS_NXDOMAIN:
 		va_job_finish(j,
@@ -58,8 +74,8 @@ txt_cb(void *arg, struct va_dns_result *res)
 			"DNS problem: NXDOMAIN "
 			"looking up TXT for %s - check that a DNS record "
 			"exists "
-			"for this domain",
-			name));
+			"for this domain%s",
+			name, label_hint(j, hint, sizeof(hint))));
 		break;
 	case VA_DNS_SERVFAIL:
 		va_job_finish(j,
@@ -90,11 +106,10 @@ out:
 	va_job_unref(j);
 }
 
-void
-va_dns01_start(struct va_job *j)
+/* Queries TXT at name (borrowed) for job j; the answer goes to txt_cb. */
+static void
+txt_start(struct va_job *j, const char *name)
 {
-	char *name = xasprintf("_acme-challenge.%s", j->ident);
-
 	json_array_append_new(j->record,
 	    json_pack("{s:s,s:s}", "hostname", j->ident, "txt_name", name));
 	j->stage = "dns";
@@ -102,5 +117,38 @@ va_dns01_start(struct va_job *j)
 	j->dns_host = xstrdup(name);
 	va_job_ref(j);
 	va_dns_query(j->va, name, ns_t_txt, txt_cb, j);
+}
+
+void
+va_dns01_start(struct va_job *j)
+{
+	char *name = xasprintf("_acme-challenge.%s", j->ident);
+
+	txt_start(j, name);
+	free(name);
+}
+
+/* See va.h. */
+char *
+va_dns_account_label(const char *account_url)
+{
+	uint8_t d[32];
+	char *b32, *label;
+
+	sha256((const uint8_t *)account_url, strlen(account_url), d);
+	b32 = base32_encode_lower(d, 10);
+	label = xasprintf("_%s", b32);
+	free(b32);
+	return label;
+}
+
+void
+va_dnsaccount01_start(struct va_job *j)
+{
+	char *label = va_dns_account_label(j->account_uri),
+	     *name = xasprintf("%s._acme-challenge.%s", label, j->ident);
+
+	txt_start(j, name);
+	free(label);
 	free(name);
 }

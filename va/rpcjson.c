@@ -81,8 +81,8 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 	    va_challenge_parse(str_member(chal, "type"), &req.challenge) != 0) {
 		*prob = problem_new(PROB_MALFORMED,
 		    "challenge: expected "
-		    "{\"type\": \"http-01\"|\"dns-01\"|\"tls-alpn-01\", "
-		    "\"token\"}");
+		    "{\"type\": \"http-01\"|\"dns-01\"|\"tls-alpn-01\""
+		    "|\"dns-account-01\", \"token\"}");
 		return -1;
 	}
 	req.token = str_member(chal, "token");

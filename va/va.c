@@ -20,6 +20,7 @@ static const char *const chal_names[VA_CHAL__MAX] = {
     "http-01",
     "dns-01",
     "tls-alpn-01",
+    "dns-account-01",
 };
 
 const char *
@@ -251,6 +252,9 @@ begin(struct va_job *j)
 		break;
 	case VA_CHAL_TLSALPN01:
 		va_tlsalpn01_start(j);
+		break;
+	case VA_CHAL_DNSACCOUNT01:
+		va_dnsaccount01_start(j);
 		break;
 	default:
 		va_job_finish(j,
@@ -787,16 +791,25 @@ va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
 		    "key_authorization are required");
 		return -1;
 	}
-	if (req->wildcard && req->challenge != VA_CHAL_DNS01) {
+	if (req->wildcard && req->challenge != VA_CHAL_DNS01 &&
+	    req->challenge != VA_CHAL_DNSACCOUNT01) {
 		*prob = problem_new(PROB_MALFORMED,
-		    "a wildcard authorization "
-		    "can only be validated with dns-01 (RFC 8555 §7.1.3)");
+		    "a wildcard authorization can only be validated with "
+		    "dns-01 or dns-account-01 (RFC 8555 §7.1.3)");
 		return -1;
 	}
-	if (req->ident_type == IDENT_IP && req->challenge == VA_CHAL_DNS01) {
+	if (req->ident_type == IDENT_IP &&
+	    (req->challenge == VA_CHAL_DNS01 ||
+		req->challenge == VA_CHAL_DNSACCOUNT01)) {
 		*prob = problem_new(PROB_MALFORMED,
-		    "dns-01 cannot validate an "
-		    "IP address identifier (RFC 8738)");
+		    "%s cannot validate an IP address identifier (RFC 8738)",
+		    va_challenge_name(req->challenge));
+		return -1;
+	}
+	if (req->challenge == VA_CHAL_DNSACCOUNT01 &&
+	    (req->account_uri == NULL || req->account_uri[0] == '\0')) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "dns-account-01 needs the account URL (account_uri)");
 		return -1;
 	}
 	j = job_new(va, VA_JOB_VALIDATE, req->ident_type, req->ident_value,

@@ -81,11 +81,20 @@ enum va_challenge {
 	VA_CHAL_HTTP01,
 	VA_CHAL_DNS01,
 	VA_CHAL_TLSALPN01,
+	VA_CHAL_DNSACCOUNT01, /* draft-ietf-acme-dns-account-label */
 	VA_CHAL__MAX
 };
 /* "http-01" ... (static); parse returns -1 if unknown. */
 const char *va_challenge_name(enum va_challenge c);
 int va_challenge_parse(const char *s, enum va_challenge *out);
+
+/*
+ * The dns-account-01 label of an account URL: "_" followed by the lowercase
+ * unpadded base32 of the first 10 bytes of SHA-256(account_url)
+ * (draft-ietf-acme-dns-account-label §3.2), e.g. "_ujmmovf2vn55tgye".
+ * Borrows account_url; caller frees the result.
+ */
+char *va_dns_account_label(const char *account_url);
 
 /* One validation request; every member borrowed for the call. */
 struct va_request {
@@ -95,7 +104,8 @@ struct va_request {
 	enum va_challenge challenge;
 	const char *token;
 	const char *key_authorization;
-	const char *account_uri; /* for CAA accounturi; may be NULL */
+	const char *account_uri; /* CAA accounturi and the dns-account-01
+				    label; NULL only for other challenges */
 	int check_caa;           /* run CAA after a successful validation */
 	const char *request_id;  /* may be NULL */
 	int64_t timeout_ms;      /* the configured validation_timeout, or

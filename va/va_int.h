@@ -321,6 +321,8 @@ const char *va_addr_str(
 void va_http01_start(struct va_job *j);
 void va_tlsalpn01_start(struct va_job *j);
 void va_dns01_start(struct va_job *j);
+/* dns-account-01: TXT at <label>._acme-challenge.<name> (dns01.c). */
+void va_dnsaccount01_start(struct va_job *j);
 /* The challenge passed: run CAA when asked (DNS identifiers), else
  * finish the job as valid. */
 void va_job_validated(struct va_job *j);

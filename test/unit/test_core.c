@@ -43,6 +43,35 @@ test_b64url_vectors(struct th *t)
 	}
 }
 
+/* RFC 4648 §10 test vectors (lowercase, padding dropped). */
+static void
+test_base32_vectors(struct th *t)
+{
+	static const char *const in[] = {"", "f", "fo", "foo", "foob",
+	    "fooba", "foobar"};
+	static const char *const out[] = {"", "my", "mzxq", "mzxw6",
+	    "mzxw6yq", "mzxw6ytb", "mzxw6ytboi"};
+	uint8_t buf[16];
+	size_t i, n;
+	char *e;
+
+	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		e = base32_encode_lower((const uint8_t *)in[i], strlen(in[i]));
+		TH_CHECK_STR(t, e, out[i]);
+		free(e);
+		TH_CHECK(t, base32_decode(out[i], buf, sizeof(buf), &n) == 0 &&
+			n == strlen(in[i]) && memcmp(buf, in[i], n) == 0);
+	}
+	/* either case decodes; bad characters, non-zero trailing bits and
+	 * overflow are refused */
+	TH_CHECK(t, base32_decode("MZXW6YTBOI", buf, sizeof(buf), &n) == 0 &&
+		n == 6 && memcmp(buf, "foobar", 6) == 0);
+	TH_CHECK(t, base32_decode("mzxw6ytb0i", buf, sizeof(buf), &n) == -1);
+	TH_CHECK(t, base32_decode("mz", buf, sizeof(buf), &n) == -1);
+	TH_CHECK(t, base32_decode("m", buf, sizeof(buf), &n) == -1);
+	TH_CHECK(t, base32_decode("mzxw6ytboi", buf, 5, &n) == -1);
+}
+
 static void
 test_b64url_strict(struct th *t)
 {
@@ -534,6 +563,7 @@ main(void)
 	log_init("test_core", LOG_LEVEL_WARN);
 	TH_RUN(&t, test_b64url_vectors);
 	TH_RUN(&t, test_b64url_strict);
+	TH_RUN(&t, test_base32_vectors);
 	TH_RUN(&t, test_hex);
 	TH_RUN(&t, test_durations);
 	TH_RUN(&t, test_rfc3339);

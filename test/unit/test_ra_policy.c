@@ -448,6 +448,50 @@ test_config(struct th *t)
 	TH_CHECK(t, l->enabled && l->limit == 1 && l->burst == 2);
 }
 
+/* policy.challenges: default RFC 8555 set, names parsed, unknown refused
+ * naming the entry, and the table says which types prove what. */
+static void
+test_challenge_config(struct th *t)
+{
+	struct ra_config c;
+	char err[512];
+	json_t *o;
+	enum ra_chal ch;
+
+	o = json_object();
+	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == 0);
+	TH_CHECK(t, c.policy.challenges == RA_CHAL_DEFAULT_MASK);
+	ra_config_clear(&c);
+	json_decref(o);
+	o = json_loads("{\"policy\": {\"challenges\": [\"dns-01\", "
+		       "\"dns-account-01\"]}}",
+	    0, NULL);
+	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == 0);
+	TH_CHECK(t,
+	    c.policy.challenges ==
+		((1u << RA_CHAL_DNS01) | (1u << RA_CHAL_DNSACCOUNT01)));
+	ra_config_clear(&c);
+	json_decref(o);
+	o = json_loads("{\"policy\": {\"challenges\": [\"dns-01\", "
+		       "\"dns-02\"]}}",
+	    0, NULL);
+	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "policy.challenges[1]") != NULL &&
+		strstr(err, "dns-02") != NULL);
+	ra_config_clear(&c);
+	json_decref(o);
+
+	TH_CHECK(t, ra_challenge_parse("dns-account-01", &ch) == 0 &&
+		ch == RA_CHAL_DNSACCOUNT01);
+	TH_CHECK(t, ra_challenge_parse("nope", &ch) == -1);
+	/* draft-ietf-acme-dns-account-label: DNS names and wildcards, no IPs */
+	TH_CHECK(t, ra_challenge_fits(RA_CHAL_DNSACCOUNT01, IDENT_DNS, 1));
+	TH_CHECK(t, ra_challenge_fits(RA_CHAL_DNSACCOUNT01, IDENT_DNS, 0));
+	TH_CHECK(t, !ra_challenge_fits(RA_CHAL_DNSACCOUNT01, IDENT_IP, 0));
+	TH_CHECK(t, !ra_challenge_fits(RA_CHAL_HTTP01, IDENT_DNS, 1));
+	TH_CHECK(t, ra_challenge_fits(RA_CHAL_TLSALPN01, IDENT_IP, 0));
+}
+
 int
 main(void)
 {
@@ -465,6 +509,7 @@ main(void)
 	TH_RUN(&t, test_gcra);
 	TH_RUN(&t, test_order_status);
 	TH_RUN(&t, test_config);
+	TH_RUN(&t, test_challenge_config);
 	ra_config_clear(&cfg);
 	return th_done(&t);
 }

@@ -475,6 +475,28 @@ test_config(struct th *t)
 	json_decref(o);
 }
 
+/*
+ * draft-ietf-acme-dns-account-label §3.2: "Example DNS record for domain
+ * example.org with account URL https://example.com/acme/acct/ExampleAccount:
+ * _ujmmovf2vn55tgye._acme-challenge.example.org".
+ */
+static void
+test_dns_account_label(struct th *t)
+{
+	char *l = va_dns_account_label(
+	    "https://example.com/acme/acct/ExampleAccount");
+
+	TH_CHECK_STR(t, l, "_ujmmovf2vn55tgye");
+	free(l);
+	/* 10 bytes = 16 base32 characters, no padding; another URL differs */
+	l = va_dns_account_label("https://example.com/acme/acct/1");
+	TH_CHECK(t, l != NULL && strlen(l) == 17 && l[0] == '_' &&
+		strcmp(l, "_ujmmovf2vn55tgye") != 0);
+	free(l);
+	TH_CHECK_STR(t, va_challenge_name(VA_CHAL_DNSACCOUNT01),
+	    "dns-account-01");
+}
+
 int
 main(void)
 {
@@ -492,5 +514,6 @@ main(void)
 	TH_RUN(&t, test_netpolicy);
 	TH_RUN(&t, test_dnsmsg_extract);
 	TH_RUN(&t, test_config);
+	TH_RUN(&t, test_dns_account_label);
 	return th_done(&t);
 }
