@@ -47,6 +47,12 @@ static const struct admin_cmd commands[] = {
     {"db migrate", admin_db_migrate,
 	"[--sa-config FILE] [--sa-bin PATH]  apply schema migrations "
 	"(runs anvil-sa --migrate)"},
+    {"setup", admin_setup,
+	"--host NAME [--db local|DSN] [--keys files|pkcs11] [--out DIR] "
+	"[--force] | --check [--dir DIR]  write (or check) a production "
+	"config set"},
+    {"check-config", admin_check_config,
+	"[--dir DIR]  validate a config set before starting it"},
     {"crl regenerate", admin_crl_regenerate,
 	"[--issuer ID] [--shard N]  sign and store CRLs now (all shards "
 	"of all issuers by default)"},

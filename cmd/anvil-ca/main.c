@@ -115,7 +115,7 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: anvil-ca --config FILE\n"
+	    "usage: anvil-ca --config FILE [--check]\n"
 	    "       anvil-ca --bench SECONDS --issuers FILE --profiles FILE "
 	    "[--threads N]\n");
 }
@@ -140,7 +140,7 @@ main(int argc, char **argv)
 	enum log_level lvl;
 	pthread_t timer;
 	size_t nmethods, k;
-	int i, timer_started = 0, rc = 1;
+	int i, check = 0, timer_started = 0, rc = 1;
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&rcfg, 0, sizeof(rcfg));
@@ -153,6 +153,8 @@ main(int argc, char **argv)
 			strcmp(argv[i], "-c") == 0) &&
 		    i + 1 < argc)
 			path = argv[++i];
+		else if (strcmp(argv[i], "--check") == 0)
+			check = 1;
 		else if (strcmp(argv[i], "--bench") == 0 && i + 1 < argc)
 			bench_seconds = atof(argv[++i]);
 		else if (strcmp(argv[i], "--issuers") == 0 && i + 1 < argc)
@@ -202,6 +204,12 @@ main(int argc, char **argv)
 		log_info("issuer %s \"%s\" (%s)", ca_issuer_id(is),
 		    ca_issuer_name(is),
 		    ca_key_type_name(ca_issuer_key_type(is)));
+	}
+	if (check) {
+		/* Config, profiles and every issuer key loaded: ok. */
+		printf("%s: ok\n", path);
+		rc = 0;
+		goto out;
 	}
 	metrics = metrics_new();
 	if ((proc.sa = rpc_client_new(

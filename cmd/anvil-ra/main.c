@@ -2,7 +2,7 @@
 /*
  * anvil-ra - the registration authority process.
  *
- *   anvil-ra --config configs/dev/ra.json
+ *   anvil-ra --config configs/dev/ra.json [--check]
  *
  * Reads the config, connects (lazily) to anvil-sa / anvil-va / anvil-ca,
  * serves /metrics and /healthz on the debug port (healthy when all three
@@ -20,7 +20,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: anvil-ra --config FILE\n");
+	fprintf(stderr, "usage: anvil-ra --config FILE [--check]\n");
 }
 
 int
@@ -37,13 +37,15 @@ main(int argc, char **argv)
 	const struct rpc_method *methods;
 	size_t nmethods;
 	char err[1024];
-	int i, rc = 1;
+	int i, check = 0, rc = 1;
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&scfg, 0, sizeof(scfg));
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
 			path = argv[++i];
+		else if (strcmp(argv[i], "--check") == 0)
+			check = 1;
 		else if (strcmp(argv[i], "--version") == 0) {
 			printf("anvil-ra %s\n", ANVIL_VERSION);
 			return 0;
@@ -73,6 +75,11 @@ main(int argc, char **argv)
 	}
 	if (rpc_server_config_parse(cfg.rpc, &scfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "anvil-ra: %s: rpc.%s\n", path, err);
+		goto out;
+	}
+	if (check) {
+		printf("%s: ok\n", path);
+		rc = 0;
 		goto out;
 	}
 	m = metrics_new();

@@ -1,0 +1,1347 @@
+/*
+ * cmd_setup.c - `anvil-admin setup`: a whole production config set in one
+ * step from a few answers, and `anvil-admin setup --check` (also spelled
+ * `anvil-admin check-config`) validating such a set before anything
+ * starts. docs/operations.md section 1 is the operator's view.
+ *
+ * The set (all in --out, default /etc/anvil): sa.json ca.json va.json
+ * ra.json wfe.json admin.json profiles.json anvil.json (the launcher, for
+ * hosts without systemd) and sa.dsn (the database DSN, mode 0600). Keys are
+ * never generated here: the issuer ceremony is `anvil-admin ca init`, the
+ * WFE's HTTPS certificate comes from the operator.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmd/anvil-admin/admin.h"
+
+#define SETUP_DIR_DEFAULT "/etc/anvil"
+#define SETUP_RUN_DEFAULT "/run/anvil"
+#define SETUP_LOG_DEFAULT "/var/log/anvil"
+#define SETUP_GROUP "anvil"
+
+enum setup_svc { SVC_SA, SVC_CA, SVC_VA, SVC_RA, SVC_WFE, SVC__MAX };
+
+/*
+ * The services in start order, the Unix user each runs as under the
+ * systemd units of configs/systemd (the RPC identity its peers see on a
+ * Unix socket) and its debug port offset from --debug-port-base.
+ */
+static const struct {
+	const char *name;
+	const char *user;
+} svc_table[SVC__MAX] = {
+    {"sa", "anvil"},
+    {"ca", "anvil"},
+    {"va", "anvil"},
+    {"ra", "anvil"},
+    {"wfe", "anvil"},
+};
+
+struct setup_opts {
+	const char *host;
+	const char *db;
+	const char *keys;
+	const char *out;
+	const char *run_dir;
+	const char *log_dir;
+	const char *schema_dir;
+	const char *tls_cert;
+	const char *tls_key;
+	const char *listen_addr;
+	const char *user; /* every service as this one user (launcher) */
+	const char *log_format;
+	long port;
+	long debug_base;
+	json_t *admins;    /* owned: identities allowed to use the admin tool */
+	json_t *suffixes;  /* owned: private-mode DNS suffixes */
+	json_t *networks;  /* owned: private-mode CIDRs (RA and VA) */
+	json_t *resolvers; /* owned: VA DNS resolvers */
+	char *bin_dir;     /* owned */
+	int force;
+};
+
+/* The directory holding this executable. Caller frees. */
+static char *
+self_dir(const char *argv0)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0)
+		self[n] = '\0';
+	else
+		snprintf(self, sizeof(self), "%s", argv0);
+	return xstrdup(dirname(self));
+}
+
+/* Sets key of obj to a formatted string. */
+static void set_fmt(json_t *obj, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+set_fmt(json_t *obj, const char *key, const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	json_object_set_new(obj, key, json_string(s));
+	free(s);
+}
+
+static const char *
+svc_user(const struct setup_opts *o, enum setup_svc s)
+{
+	return o->user != NULL ? o->user : svc_table[s].user;
+}
+
+/* Appends s to the array a unless present. */
+static void
+add_unique(json_t *a, const char *s)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(a, i, v)
+	{
+		if (strcmp(json_string_value(v), s) == 0)
+			return;
+	}
+	json_array_append_new(a, json_string(s));
+}
+
+/* A list of the users of the given services plus the admins. New ref. */
+static json_t *
+who(const struct setup_opts *o, int with_admins, int n, ...)
+{
+	json_t *a = json_array(), *v;
+	va_list ap;
+	size_t i;
+
+	va_start(ap, n);
+	while (n-- > 0)
+		add_unique(a, svc_user(o, (enum setup_svc)va_arg(ap, int)));
+	va_end(ap);
+	if (with_admins)
+		json_array_foreach(o->admins, i, v)
+		    add_unique(a, json_string_value(v));
+	return a;
+}
+
+static char *
+sock(const struct setup_opts *o, enum setup_svc s)
+{
+	return xasprintf("unix:%s/%s.sock", o->run_dir, svc_table[s].name);
+}
+
+/* An RPC client object for a peer. New reference. */
+static json_t *
+client(const struct setup_opts *o, enum setup_svc s, const char *timeout,
+    int conns)
+{
+	char *t = sock(o, s);
+	json_t *j = json_pack("{s:s, s:s, s:i}", "target", t, "timeout",
+	    timeout, "connections", conns);
+
+	free(t);
+	return j;
+}
+
+/* The RPC server object of service s with allowlist allow (taken). */
+static json_t *
+server(const struct setup_opts *o, enum setup_svc s, int workers, json_t *allow)
+{
+	char *l = sock(o, s);
+	json_t *j = json_pack("{s:s, s:i, s:s, s:o}", "listen", l, "workers",
+	    workers, "socket_mode", "0660", "allow", allow);
+
+	free(l);
+	return j;
+}
+
+static json_t *
+debug_obj(const struct setup_opts *o, enum setup_svc s)
+{
+	return json_pack("{s:s, s:I}", "addr", "127.0.0.1", "port",
+	    (json_int_t)(o->debug_base + 1 + (long)s));
+}
+
+static char *
+base_url(const struct setup_opts *o)
+{
+	if (o->port == 443)
+		return xasprintf("https://%s", o->host);
+	return xasprintf("https://%s:%ld", o->host, o->port);
+}
+
+/* The common head of every service config. New reference. */
+static json_t *
+svc_head(const struct setup_opts *o, enum setup_svc s)
+{
+	json_t *j = json_pack(
+	    "{s:s, s:o}", "log_level", "info", "debug", debug_obj(o, s));
+
+	if (o->log_format != NULL)
+		json_object_set_new(
+		    j, "log_format", json_string(o->log_format));
+	return j;
+}
+
+/*
+ * Who may call what (docs/rpc-methods.md): the WFE reads through the SA and
+ * the CA's public methods only; the RA and the CA write through the SA; the
+ * admin identities reach the SA, RA and CA; only the RA calls the VA.
+ */
+static json_t *
+gen_sa(const struct setup_opts *o, const char *dsn_file)
+{
+	json_t *j = svc_head(o, SVC_SA);
+	json_t *allow = json_object();
+
+	json_object_set_new(allow, "sa.get_*", who(o, 0, 1, SVC_WFE));
+	json_object_set_new(
+	    allow, "sa.get_orders_by_account", who(o, 0, 1, SVC_WFE));
+	json_object_set_new(allow, "*", who(o, 1, 2, SVC_RA, SVC_CA));
+	json_object_set_new(j, "rpc", server(o, SVC_SA, 8, allow));
+	json_object_set_new(j, "db",
+	    json_pack("{s:s, s:i, s:b, s:s, s:s}", "dsn_file", dsn_file, "pool",
+		8, "auto_migrate", 0, "statement_timeout", "5s", "schema_dir",
+		o->schema_dir));
+	return j;
+}
+
+static json_t *
+gen_ca(const struct setup_opts *o)
+{
+	json_t *j = svc_head(o, SVC_CA);
+	json_t *allow = json_object();
+	char *url = base_url(o);
+
+	json_object_set_new(allow, "ca.get_issuers", who(o, 0, 1, SVC_WFE));
+	json_object_set_new(allow, "ca.ocsp", who(o, 0, 1, SVC_WFE));
+	json_object_set_new(allow, "ca.profiles", who(o, 0, 1, SVC_WFE));
+	json_object_set_new(allow, "*", who(o, 1, 1, SVC_RA));
+	json_object_set_new(j, "rpc", server(o, SVC_CA, 8, allow));
+	json_object_set_new(j, "sa", client(o, SVC_SA, "10s", 4));
+	set_fmt(j, "profiles", "%s/profiles.json", o->out);
+	set_fmt(j, "issuers", "%s/pki/issuers.json", o->out);
+	json_object_set_new(j, "public_base_url", json_string(url));
+	json_object_set_new(j, "serial_prefix", json_integer(127));
+	json_object_set_new(j, "crl_shards", json_integer(4));
+	json_object_set_new(j, "crl_period", json_string("1h"));
+	json_object_set_new(j, "crl_validity", json_string("7d"));
+	json_object_set_new(j, "ocsp_validity", json_string("4d"));
+	json_object_set_new(j, "ocsp_url", json_true());
+	free(url);
+	return j;
+}
+
+static json_t *
+gen_va(const struct setup_opts *o)
+{
+	json_t *j = svc_head(o, SVC_VA);
+	json_t *allow = json_object();
+	int priv = json_array_size(o->networks) > 0;
+
+	json_object_set_new(allow, "*", who(o, 0, 1, SVC_RA));
+	json_object_set_new(j, "rpc", server(o, SVC_VA, 64, allow));
+	json_object_set_new(j, "dns",
+	    json_pack("{s:O, s:s, s:i}", "resolvers", o->resolvers, "timeout",
+		"5s", "tries", 2));
+	json_object_set_new(j, "http01_port", json_integer(80));
+	json_object_set_new(j, "tlsalpn01_port", json_integer(443));
+	json_object_set_new(j, "https_port", json_integer(443));
+	json_object_set_new(j, "http_port_redirect", json_integer(80));
+	json_object_set_new(
+	    j, "user_agent", json_string("anvil-va/" ANVIL_VERSION));
+	json_object_set_new(j, "caa_identities", json_pack("[s]", o->host));
+	json_object_set_new(j, "validation_timeout", json_string("20s"));
+	json_object_set_new(j, "network",
+	    json_pack("{s:s, s:O}", "mode", priv ? "private" : "public",
+		"allow", o->networks));
+	return j;
+}
+
+static json_t *
+gen_ra(const struct setup_opts *o)
+{
+	json_t *j = svc_head(o, SVC_RA);
+	json_t *allow = json_object();
+	char *url = base_url(o), *prefix = xasprintf("%s/acme/acct/", url);
+	char *tos = xasprintf("%s/terms", url);
+	json_t *policy;
+
+	json_object_set_new(allow, "*", who(o, 1, 1, SVC_WFE));
+	json_object_set_new(j, "rpc", server(o, SVC_RA, 8, allow));
+	json_object_set_new(j, "sa", client(o, SVC_SA, "10s", 4));
+	json_object_set_new(j, "va", client(o, SVC_VA, "60s", 4));
+	json_object_set_new(j, "ca", client(o, SVC_CA, "30s", 2));
+	set_fmt(j, "profiles_file", "%s/profiles.json", o->out);
+	json_object_set_new(j, "account_uri_prefix", json_string(prefix));
+	json_object_set_new(j, "terms_of_service", json_string(tos));
+	json_object_set_new(j, "eab_required", json_false());
+	if (json_array_size(o->suffixes) > 0 ||
+	    json_array_size(o->networks) > 0)
+		policy = json_pack("{s:s, s:O, s:O, s:[], s:b}", "mode",
+		    "private", "dns_suffixes", o->suffixes, "ip_ranges",
+		    o->networks, "blocked_names", "allow_wildcards", 1);
+	else
+		policy = json_pack("{s:s, s:[], s:b}", "mode", "public",
+		    "blocked_names", "allow_wildcards", 1);
+	json_object_set_new(j, "policy", policy);
+	json_object_set_new(j, "finalize",
+	    json_pack("{s:b, s:s, s:s, s:s}", "async", 1, "retry_after", "1s",
+		"recover_after", "60s", "caa_recheck_after", "7h"));
+	json_object_set_new(j, "validation", json_pack("{s:i}", "workers", 8));
+	free(url);
+	free(prefix);
+	free(tos);
+	return j;
+}
+
+static json_t *
+gen_wfe(const struct setup_opts *o)
+{
+	json_t *j = svc_head(o, SVC_WFE);
+	char *url = base_url(o), *tos = xasprintf("%s/terms", url);
+
+	json_object_set_new(j, "listen",
+	    json_pack(
+		"{s:s, s:i}", "addr", o->listen_addr, "port", (int)o->port));
+	json_object_set_new(j, "tls",
+	    json_pack("{s:s, s:s}", "cert", o->tls_cert, "key", o->tls_key));
+	json_object_set_new(j, "base_url", json_string(url));
+	json_object_set_new(j, "hosts", json_array());
+	json_object_set_new(j, "threads", json_integer(8));
+	json_object_set_new(j, "max_body", json_integer(65536));
+	json_object_set_new(j, "request_timeout", json_string("30s"));
+	json_object_set_new(j, "directory",
+	    json_pack("{s:s, s:[s], s:b}", "terms_of_service", tos,
+		"caa_identities", o->host, "external_account_required", 0));
+	json_object_set_new(j, "ra", client(o, SVC_RA, "30s", 8));
+	json_object_set_new(j, "sa", client(o, SVC_SA, "10s", 8));
+	json_object_set_new(j, "ca", client(o, SVC_CA, "10s", 2));
+	free(url);
+	free(tos);
+	return j;
+}
+
+static json_t *
+gen_admin(const struct setup_opts *o)
+{
+	char *sa = sock(o, SVC_SA), *ra = sock(o, SVC_RA),
+	     *ca = sock(o, SVC_CA);
+	json_t *j = json_pack("{s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}}",
+	    "sa", "target", sa, "timeout", "30s", "ra", "target", ra, "timeout",
+	    "60s", "ca", "target", ca, "timeout", "60s");
+
+	set_fmt(j, "sa_config", "%s/sa.json", o->out);
+	set_fmt(j, "sa_bin", "%s/anvil-sa", o->bin_dir);
+	free(sa);
+	free(ra);
+	free(ca);
+	return j;
+}
+
+/* The launcher's config: the same services for hosts without systemd. */
+static json_t *
+gen_launcher(const struct setup_opts *o)
+{
+	json_t *svcs = json_array();
+	char *url = base_url(o);
+	json_t *j;
+	int s;
+
+	for (s = 0; s < SVC__MAX; s++) {
+		const char *n = svc_table[s].name;
+		char *bin = xasprintf("%s/anvil-%s", o->bin_dir, n);
+		char *cfg = xasprintf("%s/%s.json", o->out, n);
+		char *health =
+		    xasprintf("127.0.0.1:%ld", o->debug_base + 1 + s);
+		char *log = xasprintf("%s/%s.log", o->log_dir, n);
+
+		json_array_append_new(svcs,
+		    json_pack("{s:s, s:[s,s,s], s:s, s:s}", "name", n, "argv",
+			bin, "--config", cfg, "health", health, "log", log));
+		free(bin);
+		free(cfg);
+		free(health);
+		free(log);
+	}
+	j = json_pack("{s:s, s:s, s:o}", "startup_timeout", "60s",
+	    "stop_timeout", "30s", "services", svcs);
+	set_fmt(j, "lock_file", "%s/anvil.lock", o->run_dir);
+	json_object_set_new(j, "ready_lines", json_array());
+	{
+		char *line = xasprintf("ANVIL_DIRECTORY=%s/directory", url);
+		json_array_append_new(
+		    json_object_get(j, "ready_lines"), json_string(line));
+		free(line);
+	}
+	free(url);
+	return j;
+}
+
+/*
+ * The certificate profiles of a production CA: the dev set without the
+ * client-auth profile (add it to profiles.json where wanted).
+ */
+static const char profiles_json[] =
+    "{\"default\": \"classic\", \"profiles\": {"
+    "\"classic\": {\"description\": \"90-day server certificate with a "
+    "Common Name, DNS and IP identifiers\", \"validity\": \"90d\", "
+    "\"backdate\": \"1h\", \"max_identifiers\": 100, \"identifier_types\": "
+    "[\"dns\", \"ip\"], \"keep_cn\": true, \"ekus\": [\"serverAuth\"], "
+    "\"order_lifetime\": \"7d\", \"authz_lifetime\": \"30d\", "
+    "\"pending_authz_lifetime\": \"7d\", \"allow_validity_request\": "
+    "false},"
+    "\"tlsserver\": {\"description\": \"45-day TLS server certificate "
+    "without a Common Name\", \"validity\": \"45d\", \"backdate\": \"1h\", "
+    "\"max_identifiers\": 25, \"identifier_types\": [\"dns\"], \"keep_cn\": "
+    "false, \"ekus\": [\"serverAuth\"], \"order_lifetime\": \"8h\", "
+    "\"authz_lifetime\": \"7h\", \"pending_authz_lifetime\": \"1h\", "
+    "\"allow_validity_request\": false},"
+    "\"shortlived\": {\"description\": \"7-day server certificate, DNS and "
+    "IP identifiers, no Common Name\", \"validity\": \"7d\", \"backdate\": "
+    "\"1h\", \"max_identifiers\": 25, \"identifier_types\": [\"dns\", "
+    "\"ip\"], \"keep_cn\": false, \"ekus\": [\"serverAuth\"], "
+    "\"order_lifetime\": \"8h\", \"authz_lifetime\": \"7h\", "
+    "\"pending_authz_lifetime\": \"1h\", \"allow_validity_request\": "
+    "false}}}";
+
+/* The DSN for --db: "local" is PostgreSQL's Unix socket, peer auth. */
+static char *
+dsn_of(const char *db)
+{
+	if (strcmp(db, "local") == 0)
+		return xstrdup("host=/var/run/postgresql dbname=anvil");
+	return xstrdup(db);
+}
+
+/*
+ * Writes data to dir/name with mode (atomically: a temporary file then
+ * rename), refusing to replace an existing file unless force. The file is
+ * given to owner (uid, -1 keeps) and group anvil when those exist and we
+ * are root. 0, or -1 with err.
+ */
+static int
+write_file(const char *dir, const char *name, const char *data, mode_t mode,
+    uid_t owner, int force, char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	char *tmp = xasprintf("%s/.%s.tmp", dir, name);
+	struct group *gr = getgrnam(SETUP_GROUP);
+	size_t len = strlen(data), off = 0;
+	int fd = -1, rc = -1;
+
+	if (!force && access(path, F_OK) == 0) {
+		snprintf(err, errlen,
+		    "%s exists (pass --force to replace the whole set)", path);
+		goto out;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) <
+	    0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fchmod(fd, mode) != 0 ||
+	    (geteuid() == 0 &&
+		fchown(fd, owner, gr != NULL ? gr->gr_gid : (gid_t)-1) != 0) ||
+	    close(fd) != 0) {
+		fd = -1;
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc != 0)
+		unlink(tmp);
+	free(path);
+	free(tmp);
+	return rc;
+}
+
+static int
+write_json(const char *dir, const char *name, json_t *j, int force, char *err,
+    size_t errlen)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *text = xasprintf("%s\n", s);
+	int rc =
+	    write_file(dir, name, text, 0640, (uid_t)-1, force, err, errlen);
+
+	free(s);
+	free(text);
+	return rc;
+}
+
+/* mkdir -p path; the last level gets mode and group anvil when root. */
+static int
+make_dir(const char *path, mode_t mode, char *err, size_t errlen)
+{
+	struct group *gr = getgrnam(SETUP_GROUP);
+	char *p = xstrdup(path), *q;
+
+	for (q = strchr(p + 1, '/'); q != NULL; q = strchr(q + 1, '/')) {
+		*q = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: %s", p, strerror(errno));
+			free(p);
+			return -1;
+		}
+		*q = '/';
+	}
+	free(p);
+	if (mkdir(path, mode) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (geteuid() == 0 && gr != NULL &&
+	    chown(path, (uid_t)-1, gr->gr_gid) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Nameservers of /etc/resolv.conf as "addr:53". New array. */
+static json_t *
+system_resolvers(void)
+{
+	json_t *a = json_array();
+	char line[512], addr[256];
+	FILE *f = fopen("/etc/resolv.conf", "r");
+
+	if (f != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL) {
+			if (sscanf(line, " nameserver %255s", addr) != 1)
+				continue;
+			if (strchr(addr, ':') != NULL) {
+				char *s = xasprintf("[%s]:53", addr);
+				json_array_append_new(a, json_string(s));
+				free(s);
+			} else {
+				char *s = xasprintf("%s:53", addr);
+				json_array_append_new(a, json_string(s));
+				free(s);
+			}
+		}
+		fclose(f);
+	}
+	if (json_array_size(a) == 0)
+		json_array_append_new(a, json_string("127.0.0.1:53"));
+	return a;
+}
+
+static void
+print_next_steps(const struct setup_opts *o, const char *dsn)
+{
+	const char *sa_user = svc_user(o, SVC_SA);
+	const char *ca_user = svc_user(o, SVC_CA);
+
+	printf("wrote %s/{sa,ca,va,ra,wfe,admin,anvil,profiles}.json and "
+	       "%s/sa.dsn\n\nnext steps:\n",
+	    o->out, o->out);
+	if (strcmp(o->db, "local") == 0)
+		printf("  1. database: sudo -u postgres createuser %s && sudo "
+		       "-u postgres createdb -O %s anvil\n",
+		    sa_user, sa_user);
+	else
+		printf("  1. database: the DSN in %s/sa.dsn must reach an "
+		       "existing, empty or migrated database (%s)\n",
+		    o->out, strstr(dsn, "password") ? "password hidden" : dsn);
+	printf("     then: sudo -u %s anvil-admin db migrate --config "
+	       "%s/admin.json\n",
+	    sa_user, o->out);
+	if (strcmp(o->keys, "pkcs11") == 0)
+		printf(
+		    "  2. issuer keys in the HSM: sudo -u %s anvil-admin ca "
+		    "init --pkcs11 ... --dir %s/pki (docs/operations-ca.md)\n",
+		    ca_user, o->out);
+	else
+		printf("  2. issuer keys: sudo -u %s anvil-admin ca init --dir "
+		       "%s/pki (then move the root key offline: "
+		       "docs/operations-ca.md)\n",
+		    ca_user, o->out);
+	printf("  3. HTTPS certificate for %s: %s and %s (key mode 0600, "
+	       "owner %s)\n",
+	    o->host, o->tls_cert, o->tls_key, svc_user(o, SVC_WFE));
+	printf("  4. anvil-admin setup --check --dir %s\n", o->out);
+	printf("  5. systemctl enable --now anvil.target   (or: anvil run "
+	       "--config-dir %s)\n",
+	    o->out);
+}
+
+static int
+setup_write(struct admin_ctx *ctx, struct setup_opts *o)
+{
+	static const char *const names[SVC__MAX] = {
+	    "sa.json", "ca.json", "va.json", "ra.json", "wfe.json"};
+	json_t *files[SVC__MAX] = {NULL}, *admin = NULL, *launcher = NULL;
+	json_t *profiles = NULL;
+	struct passwd *pw;
+	char err[1024], *dsn = NULL, *dsn_file = NULL, *dsn_text = NULL;
+	char *pki = NULL, *tls = NULL;
+	json_error_t jerr;
+	int s, rc = 1;
+
+	dsn = dsn_of(o->db);
+	dsn_file = xasprintf("%s/sa.dsn", o->out);
+	files[SVC_SA] = gen_sa(o, dsn_file);
+	files[SVC_CA] = gen_ca(o);
+	files[SVC_VA] = gen_va(o);
+	files[SVC_RA] = gen_ra(o);
+	files[SVC_WFE] = gen_wfe(o);
+	admin = gen_admin(o);
+	launcher = gen_launcher(o);
+	if ((profiles = json_loads(profiles_json, 0, &jerr)) == NULL) {
+		rc = admin_fail(ctx, "built-in profiles: %s", jerr.text);
+		goto out;
+	}
+	if (ctx->dry_run) {
+		json_t *all = json_object();
+
+		for (s = 0; s < SVC__MAX; s++)
+			json_object_set(all, names[s], files[s]);
+		json_object_set(all, "admin.json", admin);
+		json_object_set(all, "anvil.json", launcher);
+		json_object_set(all, "profiles.json", profiles);
+		admin_print_json(all);
+		json_decref(all);
+		rc = 0;
+		goto out;
+	}
+	pki = xasprintf("%s/pki", o->out);
+	tls = xasprintf("%s/tls", o->out);
+	if (make_dir(o->out, 0750, err, sizeof(err)) != 0 ||
+	    make_dir(pki, 0750, err, sizeof(err)) != 0 ||
+	    make_dir(tls, 0750, err, sizeof(err)) != 0 ||
+	    make_dir(o->log_dir, 0750, err, sizeof(err)) != 0) {
+		rc = admin_fail(ctx, "%s", err);
+		goto out;
+	}
+	/* The set is written whole or not at all: check before writing. */
+	if (!o->force) {
+		static const char *const others[] = {
+		    "admin.json", "anvil.json", "profiles.json", "sa.dsn"};
+		for (s = 0; s < SVC__MAX + 4; s++) {
+			const char *n =
+			    s < SVC__MAX ? names[s] : others[s - SVC__MAX];
+			char *p = xasprintf("%s/%s", o->out, n);
+			int exists = access(p, F_OK) == 0;
+
+			free(p);
+			if (exists) {
+				rc = admin_fail(ctx,
+				    "%s/%s exists (pass --force to replace the "
+				    "whole set)",
+				    o->out, n);
+				goto out;
+			}
+		}
+	}
+	for (s = 0; s < SVC__MAX; s++)
+		if (write_json(
+			o->out, names[s], files[s], 1, err, sizeof(err)) != 0)
+			goto fail;
+	if (write_json(o->out, "admin.json", admin, 1, err, sizeof(err)) != 0 ||
+	    write_json(o->out, "anvil.json", launcher, 1, err, sizeof(err)) !=
+		0 ||
+	    write_json(
+		o->out, "profiles.json", profiles, 1, err, sizeof(err)) != 0)
+		goto fail;
+	/* Only the SA's user may read the DSN (it may hold a password). */
+	pw = getpwnam(svc_user(o, SVC_SA));
+	dsn_text = xasprintf("%s\n", dsn);
+	if (write_file(o->out, "sa.dsn", dsn_text, 0600,
+		pw != NULL ? pw->pw_uid : (uid_t)-1, 1, err, sizeof(err)) != 0)
+		goto fail;
+	if (!ctx->json)
+		print_next_steps(o, dsn);
+	else {
+		json_t *d = json_pack("{s:s}", "dir", o->out);
+		admin_print_json(d);
+		json_decref(d);
+	}
+	rc = 0;
+	goto out;
+fail:
+	rc = admin_fail(ctx, "%s", err);
+out:
+	for (s = 0; s < SVC__MAX; s++)
+		json_decref(files[s]);
+	json_decref(admin);
+	json_decref(launcher);
+	json_decref(profiles);
+	free(dsn);
+	free(dsn_file);
+	free(dsn_text);
+	free(pki);
+	free(tls);
+	return rc;
+}
+
+/* ---- setup --check ------------------------------------------------- */
+
+struct check {
+	struct admin_ctx *ctx;
+	const char *dir;
+	json_t *cfg[SVC__MAX]; /* owned */
+	json_t *admin;         /* owned */
+	json_t *launcher;      /* owned */
+	json_t *results;       /* owned: [{"check", "ok", "detail"}] */
+	int failed;
+};
+
+static void report(struct check *c, int ok, const char *what, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+static void
+report(struct check *c, int ok, const char *what, const char *fmt, ...)
+{
+	char detail[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (!ok)
+		c->failed++;
+	json_array_append_new(c->results,
+	    json_pack(
+		"{s:s, s:b, s:s}", "check", what, "ok", ok, "detail", detail));
+	if (!c->ctx->json)
+		printf("%-4s %-10s %s\n", ok ? "ok" : "FAIL", what, detail);
+}
+
+/* Loads dir/name; reports and returns NULL when it does not parse. */
+static json_t *
+check_load(struct check *c, const char *name)
+{
+	char *path = xasprintf("%s/%s", c->dir, name);
+	json_error_t jerr;
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (j == NULL)
+		report(c, 0, "parse", "%s: line %d: %s", path, jerr.line,
+		    jerr.text);
+	else if (!json_is_object(j)) {
+		report(c, 0, "parse", "%s: not a JSON object", path);
+		json_decref(j);
+		j = NULL;
+	} else
+		report(c, 1, "parse", "%s", path);
+	free(path);
+	return j;
+}
+
+/* A string at obj.a[.b] or NULL. */
+static const char *
+str2(const json_t *obj, const char *a, const char *b)
+{
+	const json_t *v = json_object_get(obj, a);
+
+	if (b != NULL)
+		v = json_object_get(v, b);
+	return json_string_value(v);
+}
+
+/* The binary the launcher config starts for service s, else a sibling. */
+static char *
+daemon_bin(struct check *c, enum setup_svc s)
+{
+	json_t *svcs = json_object_get(c->launcher, "services"), *e;
+	char *dir, *bin;
+	size_t i;
+
+	json_array_foreach(svcs, i, e)
+	{
+		const char *n = json_string_value(json_object_get(e, "name"));
+		const char *b = json_string_value(
+		    json_array_get(json_object_get(e, "argv"), 0));
+		if (n != NULL && b != NULL && strcmp(n, svc_table[s].name) == 0)
+			return xstrdup(b);
+	}
+	dir = self_dir(c->ctx->argv0);
+	bin = xasprintf("%s/anvil-%s", dir, svc_table[s].name);
+	free(dir);
+	return bin;
+}
+
+/*
+ * Runs `bin --check --config path`; returns its exit status (-1 if it
+ * could not run) and its last output line in last.
+ */
+static int
+run_check(const char *bin, const char *path, char *last, size_t lastlen)
+{
+	char buf[8192];
+	size_t len = 0;
+	int fds[2], status;
+	pid_t pid;
+	ssize_t n;
+
+	last[0] = '\0';
+	if (pipe(fds) != 0)
+		return -1;
+	if ((pid = fork()) < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		execl(bin, bin, "--check", "--config", path, (char *)NULL);
+		fprintf(stderr, "%s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0) {
+		len += (size_t)n;
+		if (len >= sizeof(buf) - 1) /* keep the tail */
+			len = 0;
+	}
+	close(fds[0]);
+	buf[len] = '\0';
+	while (len > 0 && buf[len - 1] == '\n')
+		buf[--len] = '\0';
+	{
+		char *nl = strrchr(buf, '\n');
+		snprintf(last, lastlen, "%s", nl ? nl + 1 : buf);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+check_daemons(struct check *c)
+{
+	char last[1024];
+	int s;
+
+	for (s = 0; s < SVC__MAX; s++) {
+		char *bin = daemon_bin(c, (enum setup_svc)s);
+		char *path = xasprintf("%s/%s.json", c->dir, svc_table[s].name);
+		int st;
+
+		if (c->cfg[s] == NULL) {
+			free(bin);
+			free(path);
+			continue;
+		}
+		st = run_check(bin, path, last, sizeof(last));
+		report(c, st == 0, "daemon", "%s --check --config %s: %s", bin,
+		    path,
+		    st == 0       ? "ok"
+			: last[0] ? last
+				  : "failed");
+		free(bin);
+		free(path);
+	}
+}
+
+/* Every client target names the listener of the service it calls. */
+static void
+check_targets(struct check *c)
+{
+	static const struct {
+		int from; /* -1 = admin.json */
+		const char *key;
+		enum setup_svc to;
+	} pairs[] = {
+	    {SVC_CA, "sa", SVC_SA},
+	    {SVC_RA, "sa", SVC_SA},
+	    {SVC_RA, "va", SVC_VA},
+	    {SVC_RA, "ca", SVC_CA},
+	    {SVC_WFE, "ra", SVC_RA},
+	    {SVC_WFE, "sa", SVC_SA},
+	    {SVC_WFE, "ca", SVC_CA},
+	    {-1, "sa", SVC_SA},
+	    {-1, "ra", SVC_RA},
+	    {-1, "ca", SVC_CA},
+	};
+	size_t k;
+
+	for (k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++) {
+		const json_t *from =
+		    pairs[k].from < 0 ? c->admin : c->cfg[pairs[k].from];
+		const char *fname =
+		    pairs[k].from < 0 ? "admin" : svc_table[pairs[k].from].name;
+		const char *t = str2(from, pairs[k].key, "target");
+		const char *l = str2(c->cfg[pairs[k].to], "rpc", "listen");
+
+		if (from == NULL || c->cfg[pairs[k].to] == NULL)
+			continue;
+		report(c, t != NULL && l != NULL && strcmp(t, l) == 0, "target",
+		    "%s.json %s.target %s, %s listens on %s", fname,
+		    pairs[k].key, t ? t : "(missing)",
+		    svc_table[pairs[k].to].name, l ? l : "(missing)");
+	}
+}
+
+/* Deny by default: every listener has an allowlist naming no "anyone". */
+static void
+check_allow(struct check *c)
+{
+	int s;
+
+	for (s = 0; s < SVC__MAX; s++) {
+		json_t *allow, *ids, *id;
+		const char *pat, *bad = NULL;
+		size_t i;
+
+		if (c->cfg[s] == NULL || s == SVC_WFE)
+			continue;
+		allow =
+		    json_object_get(json_object_get(c->cfg[s], "rpc"), "allow");
+		if (!json_is_object(allow) || json_object_size(allow) == 0) {
+			report(c, 0, "allowlist",
+			    "%s.json rpc.allow: missing or empty (every call "
+			    "is refused)",
+			    svc_table[s].name);
+			continue;
+		}
+		json_object_foreach(allow, pat, ids)
+		{
+			json_array_foreach(ids, i, id)
+			{
+				const char *v = json_string_value(id);
+				if (v == NULL || strcmp(v, "*") == 0)
+					bad = pat;
+			}
+		}
+		if (bad != NULL)
+			report(c, 0, "allowlist",
+			    "%s.json rpc.allow[\"%s\"] lets anyone who can "
+			    "connect call it; list the callers",
+			    svc_table[s].name, bad);
+		else
+			report(c, 1, "allowlist",
+			    "%s.json: %zu patterns, no "
+			    "wildcard identity",
+			    svc_table[s].name, json_object_size(allow));
+	}
+}
+
+/* Distinct debug ports, matched by the launcher's health addresses. */
+static void
+check_ports(struct check *c)
+{
+	json_int_t ports[SVC__MAX] = {0};
+	json_t *svcs = json_object_get(c->launcher, "services"), *e;
+	size_t i;
+	int s, t, ok = 1;
+
+	for (s = 0; s < SVC__MAX; s++) {
+		ports[s] = json_integer_value(json_object_get(
+		    json_object_get(c->cfg[s], "debug"), "port"));
+		for (t = 0; t < s; t++)
+			if (ports[s] != 0 && ports[s] == ports[t]) {
+				report(c, 0, "ports",
+				    "%s and %s share debug port %lld",
+				    svc_table[t].name, svc_table[s].name,
+				    (long long)ports[s]);
+				ok = 0;
+			}
+	}
+	json_array_foreach(svcs, i, e)
+	{
+		const char *n = json_string_value(json_object_get(e, "name"));
+		const char *h = json_string_value(json_object_get(e, "health"));
+		const char *colon = h ? strrchr(h, ':') : NULL;
+
+		for (s = 0; n != NULL && s < SVC__MAX; s++) {
+			if (strcmp(n, svc_table[s].name) != 0)
+				continue;
+			if (colon == NULL || atoll(colon + 1) != ports[s]) {
+				report(c, 0, "ports",
+				    "anvil.json: %s health %s is not its "
+				    "debug port %lld",
+				    n, h ? h : "(none)", (long long)ports[s]);
+				ok = 0;
+			}
+		}
+	}
+	if (ok)
+		report(c, 1, "ports", "debug ports distinct%s",
+		    c->launcher ? ", launcher health checks match" : "");
+}
+
+/* Secret files: present and readable by their owner only. */
+static void
+check_secret(struct check *c, const char *what, const char *path)
+{
+	char err[512];
+
+	if (file_check_secret_mode(path, err, sizeof(err)) != 0)
+		report(c, 0, "secret", "%s: %s", what, err);
+	else
+		report(c, 1, "secret", "%s: %s mode 0600", what, path);
+}
+
+static void
+check_secrets(struct check *c)
+{
+	const char *p;
+	json_t *iss = NULL, *e;
+	json_error_t jerr;
+	char *dir = NULL, *path = NULL;
+	size_t i;
+
+	if ((p = str2(c->cfg[SVC_SA], "db", "dsn_file")) != NULL)
+		check_secret(c, "sa.json db.dsn_file", p);
+	if ((p = str2(c->cfg[SVC_WFE], "tls", "key")) != NULL) {
+		check_secret(c, "wfe.json tls.key", p);
+		p = str2(c->cfg[SVC_WFE], "tls", "cert");
+		report(c, p != NULL && access(p, R_OK) == 0, "file",
+		    "wfe.json tls.cert: %s%s", p ? p : "(missing)",
+		    p != NULL && access(p, R_OK) == 0 ? "" : ": not readable");
+	}
+	if ((p = str2(c->cfg[SVC_CA], "issuers", NULL)) == NULL)
+		return;
+	if ((iss = json_load_file(p, 0, &jerr)) == NULL) {
+		report(c, 0, "issuers",
+		    "%s: %s (create it with anvil-admin ca init)", p,
+		    jerr.text);
+		return;
+	}
+	path = xstrdup(p);
+	dir = xstrdup(dirname(path));
+	json_array_foreach(json_object_get(iss, "issuers"), i, e)
+	{
+		static const char *const keys[] = {
+		    "key", "key_passphrase_file"};
+		const char *name =
+		    json_string_value(json_object_get(e, "name"));
+		size_t k;
+
+		for (k = 0; k < 2; k++) {
+			const char *f =
+			    json_string_value(json_object_get(e, keys[k]));
+			char *full, *what;
+
+			if (f == NULL)
+				continue;
+			full = f[0] == '/' ? xstrdup(f)
+					   : xasprintf("%s/%s", dir, f);
+			what = xasprintf(
+			    "issuer \"%s\" %s", name ? name : "?", keys[k]);
+			check_secret(c, what, full);
+			free(full);
+			free(what);
+		}
+		if (json_object_get(e, "key_uri") != NULL)
+			report(c, 1, "issuers",
+			    "issuer \"%s\": key in a store (%s)",
+			    name ? name : "?",
+			    json_string_value(json_object_get(e, "key_uri")));
+	}
+	if (json_array_size(json_object_get(iss, "issuers")) == 0)
+		report(c, 0, "issuers", "%s lists no issuer", p);
+	json_decref(iss);
+	free(path);
+	free(dir);
+}
+
+/* The public URL is the same everywhere it is written. */
+static void
+check_urls(struct check *c)
+{
+	const char *base = str2(c->cfg[SVC_WFE], "base_url", NULL);
+	const char *pub = str2(c->cfg[SVC_CA], "public_base_url", NULL);
+	const char *acct = str2(c->cfg[SVC_RA], "account_uri_prefix", NULL);
+	char *want;
+
+	if (base == NULL)
+		return;
+	want = xasprintf("%s/acme/acct/", base);
+	report(c, pub != NULL && strcmp(pub, base) == 0, "urls",
+	    "ca.json public_base_url %s, wfe.json base_url %s",
+	    pub ? pub : "(missing)", base);
+	report(c, acct != NULL && strcmp(acct, want) == 0, "urls",
+	    "ra.json account_uri_prefix %s (want %s)",
+	    acct ? acct : "(missing)", want);
+	free(want);
+}
+
+/* The schema directory holds the migrations. */
+static void
+check_schema(struct check *c)
+{
+	const char *d = str2(c->cfg[SVC_SA], "db", "schema_dir");
+	struct dirent *de;
+	DIR *dh;
+	int n = 0;
+
+	if (d == NULL)
+		return;
+	if ((dh = opendir(d)) != NULL) {
+		while ((de = readdir(dh)) != NULL) {
+			size_t l = strlen(de->d_name);
+			if (l > 4 && strcmp(de->d_name + l - 4, ".sql") == 0)
+				n++;
+		}
+		closedir(dh);
+	}
+	report(c, n > 0, "schema", "%s: %d migration files", d, n);
+}
+
+static int
+setup_check(struct admin_ctx *ctx, const char *dir)
+{
+	struct check c;
+	char *p;
+	int s;
+
+	memset(&c, 0, sizeof(c));
+	c.ctx = ctx;
+	c.dir = dir;
+	c.results = json_array();
+	for (s = 0; s < SVC__MAX; s++) {
+		p = xasprintf("%s.json", svc_table[s].name);
+		c.cfg[s] = check_load(&c, p);
+		free(p);
+	}
+	c.admin = check_load(&c, "admin.json");
+	p = xasprintf("%s/anvil.json", dir);
+	if (access(p, F_OK) == 0)
+		c.launcher = check_load(&c, "anvil.json");
+	free(p);
+	check_daemons(&c);
+	check_targets(&c);
+	check_allow(&c);
+	check_ports(&c);
+	check_secrets(&c);
+	check_urls(&c);
+	check_schema(&c);
+	if (ctx->json)
+		admin_print_json(c.results);
+	else
+		printf("%s: %s\n", dir,
+		    c.failed ? "FAILED (fix the lines marked FAIL)" : "ok");
+	for (s = 0; s < SVC__MAX; s++)
+		json_decref(c.cfg[s]);
+	json_decref(c.admin);
+	json_decref(c.launcher);
+	json_decref(c.results);
+	return c.failed ? 1 : 0;
+}
+
+/* See admin.h. */
+int
+admin_check_config(struct admin_ctx *ctx, int argc, char **argv)
+{
+	const char *dir = SETUP_DIR_DEFAULT;
+	int i, r;
+
+	for (i = 0; i < argc; i++) {
+		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
+			if (r < 0 || r == 2)
+				return r == 2 ? 0 : 2;
+		} else if (strcmp(argv[i], "--dir") == 0) {
+			if ((dir = admin_optval(ctx, argc, argv, &i)) == NULL)
+				return 2;
+		} else
+			return admin_usage_error(
+			    ctx, "unknown option \"%s\"", argv[i]);
+	}
+	return setup_check(ctx, dir);
+}
+
+static int
+parse_port(struct admin_ctx *ctx, const char *v, long *out)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	if (*v == '\0' || *end != '\0' || n < 1 || n > 65535)
+		return admin_usage_error(ctx, "bad port \"%s\"", v);
+	*out = n;
+	return 0;
+}
+
+/* See admin.h. */
+int
+admin_setup(struct admin_ctx *ctx, int argc, char **argv)
+{
+	struct setup_opts o;
+	const char *check_dir = NULL, *v;
+	char *schema_buf = NULL, *cert_buf = NULL, *key_buf = NULL;
+	int i, r, check = 0, rc = 2;
+
+	memset(&o, 0, sizeof(o));
+	o.db = "local";
+	o.keys = "files";
+	o.out = SETUP_DIR_DEFAULT;
+	o.run_dir = SETUP_RUN_DEFAULT;
+	o.log_dir = SETUP_LOG_DEFAULT;
+	o.listen_addr = "0.0.0.0";
+	o.port = 443;
+	o.debug_base = 8100;
+	o.admins = json_array();
+	o.suffixes = json_array();
+	o.networks = json_array();
+	o.resolvers = json_array();
+	for (i = 0; i < argc; i++) {
+		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
+			if (r < 0 || r == 2) {
+				rc = r == 2 ? 0 : 2;
+				goto out;
+			}
+			continue;
+		}
+		if (strcmp(argv[i], "--check") == 0) {
+			check = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--force") == 0) {
+			o.force = 1;
+			continue;
+		}
+		if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
+			goto out;
+		if (strcmp(argv[i - 1], "--host") == 0)
+			o.host = v;
+		else if (strcmp(argv[i - 1], "--db") == 0)
+			o.db = v;
+		else if (strcmp(argv[i - 1], "--keys") == 0)
+			o.keys = v;
+		else if (strcmp(argv[i - 1], "--out") == 0 ||
+		    strcmp(argv[i - 1], "--dir") == 0)
+			o.out = check_dir = v;
+		else if (strcmp(argv[i - 1], "--run-dir") == 0)
+			o.run_dir = v;
+		else if (strcmp(argv[i - 1], "--log-dir") == 0)
+			o.log_dir = v;
+		else if (strcmp(argv[i - 1], "--bin-dir") == 0)
+			o.bin_dir = xstrdup(v);
+		else if (strcmp(argv[i - 1], "--schema-dir") == 0)
+			o.schema_dir = v;
+		else if (strcmp(argv[i - 1], "--tls-cert") == 0)
+			o.tls_cert = v;
+		else if (strcmp(argv[i - 1], "--tls-key") == 0)
+			o.tls_key = v;
+		else if (strcmp(argv[i - 1], "--listen") == 0)
+			o.listen_addr = v;
+		else if (strcmp(argv[i - 1], "--port") == 0) {
+			if (parse_port(ctx, v, &o.port) != 0)
+				goto out;
+		} else if (strcmp(argv[i - 1], "--debug-port-base") == 0) {
+			if (parse_port(ctx, v, &o.debug_base) != 0 ||
+			    o.debug_base > 65530) {
+				rc = admin_usage_error(ctx, "bad port base");
+				goto out;
+			}
+		} else if (strcmp(argv[i - 1], "--user") == 0)
+			o.user = v;
+		else if (strcmp(argv[i - 1], "--admin-user") == 0)
+			add_unique(o.admins, v);
+		else if (strcmp(argv[i - 1], "--private-suffix") == 0)
+			add_unique(o.suffixes, v);
+		else if (strcmp(argv[i - 1], "--private-network") == 0)
+			add_unique(o.networks, v);
+		else if (strcmp(argv[i - 1], "--resolver") == 0)
+			add_unique(o.resolvers, v);
+		else if (strcmp(argv[i - 1], "--log-format") == 0)
+			o.log_format = v;
+		else {
+			rc = admin_usage_error(
+			    ctx, "unknown option \"%s\"", argv[i - 1]);
+			goto out;
+		}
+	}
+	if (check) {
+		rc =
+		    setup_check(ctx, check_dir ? check_dir : SETUP_DIR_DEFAULT);
+		goto out;
+	}
+	if (o.host == NULL || o.host[0] == '\0' || strchr(o.host, '/') ||
+	    strchr(o.host, ':')) {
+		rc = admin_usage_error(ctx,
+		    "--host NAME is required: the public DNS name clients use "
+		    "(no scheme, no port)");
+		goto out;
+	}
+	if (strcmp(o.keys, "files") != 0 && strcmp(o.keys, "pkcs11") != 0) {
+		rc = admin_usage_error(ctx, "--keys is files or pkcs11");
+		goto out;
+	}
+	if (o.log_format != NULL && strcmp(o.log_format, "text") != 0 &&
+	    strcmp(o.log_format, "json") != 0) {
+		rc = admin_usage_error(ctx, "--log-format is text or json");
+		goto out;
+	}
+	if (o.out[0] != '/' || o.run_dir[0] != '/' || o.log_dir[0] != '/') {
+		rc = admin_usage_error(ctx,
+		    "--out, --run-dir and --log-dir must be absolute paths");
+		goto out;
+	}
+	if (o.bin_dir == NULL)
+		o.bin_dir = self_dir(ctx->argv0);
+	if (o.schema_dir == NULL) {
+		/* Installed layout: PREFIX/bin and PREFIX/share/anvil/schema.
+		 */
+		char *p = xasprintf("%s/../share/anvil/schema", o.bin_dir);
+		char real[PATH_MAX];
+
+		schema_buf = xstrdup(realpath(p, real) != NULL
+			? real
+			: "/usr/share/anvil/schema");
+		o.schema_dir = schema_buf;
+		free(p);
+	}
+	if (o.tls_cert == NULL)
+		o.tls_cert = cert_buf = xasprintf("%s/tls/wfe.pem", o.out);
+	if (o.tls_key == NULL)
+		o.tls_key = key_buf = xasprintf("%s/tls/wfe.key", o.out);
+	if (json_array_size(o.admins) == 0)
+		add_unique(o.admins, "root");
+	if (json_array_size(o.resolvers) == 0) {
+		json_decref(o.resolvers);
+		o.resolvers = system_resolvers();
+	}
+	rc = setup_write(ctx, &o);
+out:
+	json_decref(o.admins);
+	json_decref(o.suffixes);
+	json_decref(o.networks);
+	json_decref(o.resolvers);
+	free(o.bin_dir);
+	free(schema_buf);
+	free(cert_buf);
+	free(key_buf);
+	return rc;
+}
