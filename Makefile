@@ -6,6 +6,9 @@
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make fuzz       libFuzzer targets for FUZZ_SECONDS each
 #   make bench      benchmarks (print numbers, assert nothing)
+#   make install    PREFIX=/usr/local DESTDIR=... (binaries, schema, units,
+#                   man pages, completion, default configs under /etc/anvil)
+#   make deb        the Debian package (dpkg-buildpackage -us -uc -b) in build/deb/
 #   make format / make lint / make clean
 
 BUILD   ?= build
@@ -36,7 +39,7 @@ ifeq ($(filter clean format lint,$(MAKECMDGOALS)),)
 -include $(BUILD)/config.mk
 endif
 
-.PHONY: all build deps run run-testmode test unit integration asan fuzz bench clean format lint
+.PHONY: all build deps run run-testmode test unit integration asan fuzz bench clean format lint install deb
 all: build
 build: $(BINS) $(UNITS)
 
@@ -113,6 +116,51 @@ bench: build
 
 clean:
 	rm -rf build build-asan build-fuzz bin
+
+# Installation (docs/operations.md). The default config set is what
+# `anvil-admin setup` writes for the placeholder host acme.invalid; the
+# operator replaces it with `anvil-admin setup --host NAME`.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/anvil
+COMPLDIR    ?= $(PREFIX)/share/bash-completion/completions
+INSTALL_BINS := anvil anvil-admin anvil-sa anvil-ca anvil-va anvil-ra anvil-wfe anvil-rpc
+INSTALL_DOCS := README.md docs/operations.md docs/operations-ca.md docs/configuration.md \
+	docs/security.md docs/rpc.md docs/rpc-methods.md docs/storage.md docs/policy.md
+
+install: $(addprefix $(BINDIR)/,$(INSTALL_BINS))
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/anvil/schema \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(COMPLDIR)
+	install -m 0755 $(addprefix $(BINDIR)/,$(INSTALL_BINS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 schema/*.sql $(DESTDIR)$(PREFIX)/share/anvil/schema/
+	install -m 0755 scripts/anvil-backup $(DESTDIR)$(PREFIX)/share/anvil/
+	for u in configs/systemd/*.service configs/systemd/*.target; do \
+	    sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' -e 's|/etc/anvil|$(SYSCONFDIR)/anvil|g' "$$u" \
+	        > $(DESTDIR)$(UNITDIR)/$$(basename "$$u") && chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename "$$u"); done
+	install -m 0644 configs/systemd/anvil.sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/anvil.conf
+	install -m 0644 configs/systemd/anvil.tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/anvil.conf
+	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 completion/anvil-admin.bash $(DESTDIR)$(COMPLDIR)/anvil-admin
+	install -m 0644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/
+	$(BINDIR)/anvil-admin setup --host acme.invalid --root "$(DESTDIR)" --out $(SYSCONFDIR)/anvil \
+	    --bin-dir $(PREFIX)/bin --schema-dir $(PREFIX)/share/anvil/schema --resolver 127.0.0.1:53 --force
+
+# The package reuses this tree's build (debian/rules runs `make build`), so
+# after `make` or `make test` it only links nothing and packs. dpkg-buildpackage
+# writes into the parent directory; the results are moved to build/deb/.
+deb: build
+	dpkg-buildpackage -us -uc -b
+	@mkdir -p $(BUILD)/deb
+	@v=$$(dpkg-parsechangelog -S Version); a=$$(dpkg-architecture -qDEB_HOST_ARCH); \
+	    for f in ../anvil_$${v}_$$a.deb ../anvil-dbgsym_$${v}_$$a.deb ../anvil_$${v}_$$a.buildinfo \
+	        ../anvil_$${v}_$$a.changes; do [ -e "$$f" ] && mv -f "$$f" $(BUILD)/deb/; done; \
+	    echo "deb: $(BUILD)/deb/anvil_$${v}_$$a.deb"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

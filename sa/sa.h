@@ -59,6 +59,24 @@ void sa_free(struct sa *sa);
 int sa_migrate(const char *dsn, const char *schema_dir, int apply, int *applied,
     int *version, char *err, size_t errlen);
 
+/* What a restored database holds (sa_after_restore). */
+struct sa_restore_summary {
+	long long accounts;
+	long long certificates;
+	long long revoked;
+	long long crl_shards; /* shards whose counter was raised or kept */
+	long long crl_floor;  /* the lowest shard counter afterwards */
+};
+
+/*
+ * Prepares a database restored from a backup: raises every CRL shard's
+ * number to at least floor (the caller passes the current time in ms) so
+ * CRL numbers continue above anything published from the lost database,
+ * and counts what was restored into *s. dsn borrowed. 0, or -1 with err.
+ */
+int sa_after_restore(const char *dsn, int64_t floor,
+    struct sa_restore_summary *s, char *err, size_t errlen);
+
 /*
  * Runs one sa.* method in-process (what the RPC handler does). params is
  * borrowed (NULL means {}). Returns 0 with *result (new reference, caller

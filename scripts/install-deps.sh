@@ -15,6 +15,14 @@ PACKAGES=(
 	# test
 	python3 python3-pytest python3-acme python3-josepy python3-cryptography
 	python3-requests certbot lego clang prometheus wrk procps iproute2
+	# package (make deb, test_package.sh) and bench plots
+	debhelper
+	dpkg-dev
+	fakeroot
+	lintian
+	systemd
+	groff-base
+	gnuplot-nox
 )
 
 missing_packages() {

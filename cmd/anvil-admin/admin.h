@@ -108,5 +108,7 @@ int admin_eab_revoke(struct admin_ctx *ctx, int argc, char **argv);
 int admin_db_migrate(struct admin_ctx *ctx, int argc, char **argv);
 int admin_setup(struct admin_ctx *ctx, int argc, char **argv);
 int admin_check_config(struct admin_ctx *ctx, int argc, char **argv);
+int admin_backup(struct admin_ctx *ctx, int argc, char **argv);
+int admin_restore(struct admin_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -31,6 +31,11 @@
 #define SETUP_RUN_DEFAULT "/run/anvil"
 #define SETUP_LOG_DEFAULT "/var/log/anvil"
 #define SETUP_GROUP "anvil"
+/*
+ * The host name of the packaged default set (RFC 2606 reserves .invalid):
+ * setup replaces such a set without --force, and --check refuses it.
+ */
+#define SETUP_PLACEHOLDER_HOST "acme.invalid"
 
 enum setup_svc { SVC_SA, SVC_CA, SVC_VA, SVC_RA, SVC_WFE, SVC__MAX };
 
@@ -55,6 +60,7 @@ struct setup_opts {
 	const char *db;
 	const char *keys;
 	const char *out;
+	const char *root; /* write under root + out (package builds) */
 	const char *run_dir;
 	const char *log_dir;
 	const char *schema_dir;
@@ -534,6 +540,20 @@ make_dir(const char *path, mode_t mode, char *err, size_t errlen)
 	return 0;
 }
 
+/* Whether dir holds the packaged default set (wfe.json, placeholder). */
+static int
+placeholder_set(const char *dir)
+{
+	char *p = xasprintf("%s/wfe.json", dir);
+	json_t *j = json_load_file(p, 0, NULL);
+	const char *u = json_string_value(json_object_get(j, "base_url"));
+	int r = u != NULL && strcmp(u, "https://" SETUP_PLACEHOLDER_HOST) == 0;
+
+	json_decref(j);
+	free(p);
+	return r;
+}
+
 /* Nameservers of /etc/resolv.conf as "addr:53". New array. */
 static json_t *
 system_resolvers(void)
@@ -611,7 +631,7 @@ setup_write(struct admin_ctx *ctx, struct setup_opts *o)
 	json_t *profiles = NULL;
 	struct passwd *pw;
 	char err[1024], *dsn = NULL, *dsn_file = NULL, *dsn_text = NULL;
-	char *pki = NULL, *tls = NULL;
+	char *pki = NULL, *tls = NULL, *wdir = NULL;
 	json_error_t jerr;
 	int s, rc = 1;
 
@@ -641,23 +661,25 @@ setup_write(struct admin_ctx *ctx, struct setup_opts *o)
 		rc = 0;
 		goto out;
 	}
-	pki = xasprintf("%s/pki", o->out);
-	tls = xasprintf("%s/tls", o->out);
-	if (make_dir(o->out, 0750, err, sizeof(err)) != 0 ||
+	wdir = xasprintf("%s%s", o->root ? o->root : "", o->out);
+	pki = xasprintf("%s/pki", wdir);
+	tls = xasprintf("%s/tls", wdir);
+	if (make_dir(wdir, 0750, err, sizeof(err)) != 0 ||
 	    make_dir(pki, 0750, err, sizeof(err)) != 0 ||
 	    make_dir(tls, 0750, err, sizeof(err)) != 0 ||
-	    make_dir(o->log_dir, 0750, err, sizeof(err)) != 0) {
+	    (o->root == NULL &&
+		make_dir(o->log_dir, 0750, err, sizeof(err)) != 0)) {
 		rc = admin_fail(ctx, "%s", err);
 		goto out;
 	}
 	/* The set is written whole or not at all: check before writing. */
-	if (!o->force) {
+	if (!o->force && !placeholder_set(wdir)) {
 		static const char *const others[] = {
 		    "admin.json", "anvil.json", "profiles.json", "sa.dsn"};
 		for (s = 0; s < SVC__MAX + 4; s++) {
 			const char *n =
 			    s < SVC__MAX ? names[s] : others[s - SVC__MAX];
-			char *p = xasprintf("%s/%s", o->out, n);
+			char *p = xasprintf("%s/%s", wdir, n);
 			int exists = access(p, F_OK) == 0;
 
 			free(p);
@@ -665,28 +687,30 @@ setup_write(struct admin_ctx *ctx, struct setup_opts *o)
 				rc = admin_fail(ctx,
 				    "%s/%s exists (pass --force to replace the "
 				    "whole set)",
-				    o->out, n);
+				    wdir, n);
 				goto out;
 			}
 		}
 	}
 	for (s = 0; s < SVC__MAX; s++)
-		if (write_json(
-			o->out, names[s], files[s], 1, err, sizeof(err)) != 0)
+		if (write_json(wdir, names[s], files[s], 1, err, sizeof(err)) !=
+		    0)
 			goto fail;
-	if (write_json(o->out, "admin.json", admin, 1, err, sizeof(err)) != 0 ||
-	    write_json(o->out, "anvil.json", launcher, 1, err, sizeof(err)) !=
+	if (write_json(wdir, "admin.json", admin, 1, err, sizeof(err)) != 0 ||
+	    write_json(wdir, "anvil.json", launcher, 1, err, sizeof(err)) !=
 		0 ||
-	    write_json(
-		o->out, "profiles.json", profiles, 1, err, sizeof(err)) != 0)
+	    write_json(wdir, "profiles.json", profiles, 1, err, sizeof(err)) !=
+		0)
 		goto fail;
 	/* Only the SA's user may read the DSN (it may hold a password). */
 	pw = getpwnam(svc_user(o, SVC_SA));
 	dsn_text = xasprintf("%s\n", dsn);
-	if (write_file(o->out, "sa.dsn", dsn_text, 0600,
+	if (write_file(wdir, "sa.dsn", dsn_text, 0600,
 		pw != NULL ? pw->pw_uid : (uid_t)-1, 1, err, sizeof(err)) != 0)
 		goto fail;
-	if (!ctx->json)
+	if (o->root != NULL)
+		; /* a package build: nobody to tell */
+	else if (!ctx->json)
 		print_next_steps(o, dsn);
 	else {
 		json_t *d = json_pack("{s:s}", "dir", o->out);
@@ -708,6 +732,7 @@ out:
 	free(dsn_text);
 	free(pki);
 	free(tls);
+	free(wdir);
 	return rc;
 }
 
@@ -1087,6 +1112,11 @@ check_urls(struct check *c)
 
 	if (base == NULL)
 		return;
+	if (strcmp(base, "https://" SETUP_PLACEHOLDER_HOST) == 0)
+		report(c, 0, "urls",
+		    "wfe.json base_url %s is the packaged placeholder: run "
+		    "anvil-admin setup --host YOUR.NAME",
+		    base);
 	want = xasprintf("%s/acme/acct/", base);
 	report(c, pub != NULL && strcmp(pub, base) == 0, "urls",
 	    "ca.json public_base_url %s, wfe.json base_url %s",
@@ -1242,6 +1272,8 @@ admin_setup(struct admin_ctx *ctx, int argc, char **argv)
 		else if (strcmp(argv[i - 1], "--out") == 0 ||
 		    strcmp(argv[i - 1], "--dir") == 0)
 			o.out = check_dir = v;
+		else if (strcmp(argv[i - 1], "--root") == 0)
+			o.root = v;
 		else if (strcmp(argv[i - 1], "--run-dir") == 0)
 			o.run_dir = v;
 		else if (strcmp(argv[i - 1], "--log-dir") == 0)

@@ -53,6 +53,12 @@ static const struct admin_cmd commands[] = {
 	"config set"},
     {"check-config", admin_check_config,
 	"[--dir DIR]  validate a config set before starting it"},
+    {"backup", admin_backup,
+	"--out DIR [--config-dir /etc/anvil]  pg_dump plus config and keys "
+	"(runs anvil-backup)"},
+    {"restore", admin_restore,
+	"BACKUP --dsn DSN [--config-dir DIR] [--restore-config]  into an "
+	"empty database, then anvil-sa --after-restore"},
     {"crl regenerate", admin_crl_regenerate,
 	"[--issuer ID] [--shard N]  sign and store CRLs now (all shards "
 	"of all issuers by default)"},

@@ -6,6 +6,8 @@
  *   anvil-sa --config configs/dev/sa.json            serve
  *   anvil-sa --config configs/dev/sa.json --migrate  apply migrations, exit
  *   anvil-sa --config configs/dev/sa.json --check    validate the config, exit
+ *   anvil-sa --config F --after-restore  after restoring a backup: CRL
+ *                                        numbers continue upwards; exit
  *
  * Config keys: docs/config/sa.md. ANVIL_SA_DSN overrides db.dsn.
  */
@@ -67,7 +69,7 @@ static const struct config_env env_table[] = {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: anvil-sa --config FILE [--migrate | --check]\n");
+	fprintf(stderr, "usage: anvil-sa --config FILE [--migrate | --check | --after-restore]\n");
 }
 
 /* Resolves the DSN: db.dsn (after ANVIL_SA_DSN), else db.dsn_file. */
@@ -118,7 +120,7 @@ main(int argc, char **argv)
 	char err[1024], *dsn = NULL;
 	enum log_level lvl = LOG_LEVEL_INFO;
 	size_t nmethods;
-	int i, migrate = 0, check = 0, applied = 0, version = 0, rc = 1;
+	int i, migrate = 0, check = 0, restored = 0, applied = 0, version = 0, rc = 1;
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&rcfg, 0, sizeof(rcfg));
@@ -131,6 +133,8 @@ main(int argc, char **argv)
 			migrate = 1;
 		else if (strcmp(argv[i], "--check") == 0)
 			check = 1;
+		else if (strcmp(argv[i], "--after-restore") == 0)
+			restored = 1;
 		else {
 			usage();
 			return 2;
@@ -191,6 +195,24 @@ main(int argc, char **argv)
 		goto out;
 	}
 
+	if (restored) {
+		struct sa_restore_summary sum;
+
+		if (sa_after_restore(dsn, time_now_ms(), &sum, err,
+			sizeof(err)) != 0)
+			goto fail;
+		printf("restored: %lld accounts, %lld certificates (%lld "
+		       "revoked); CRL numbers of %lld shards now start above "
+		       "%lld\n",
+		    sum.accounts, sum.certificates, sum.revoked, sum.crl_shards,
+		    sum.crl_floor);
+		log_audit(NULL, "db-after-restore",
+		    "accounts=%lld certificates=%lld revoked=%lld "
+		    "crl_floor=%lld",
+		    sum.accounts, sum.certificates, sum.revoked, sum.crl_floor);
+		rc = 0;
+		goto out;
+	}
 	if (sa_migrate(dsn, cfg.schema_dir, migrate || cfg.auto_migrate,
 		&applied, &version, err, sizeof(err)) != 0)
 		goto fail;
