@@ -1,0 +1,243 @@
+/*
+ * recovery.c - crash recovery of orders and validations stuck in
+ * processing: a sweep thread finalizes an order whose certificate exists
+ * (else fails it) and fails challenges whose validation was interrupted.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ra/ra_int.h"
+
+/* See ra_int.h. order borrowed. */
+int
+ra_find_order_cert(
+    struct ra *ra, const char *rid, const json_t *order, char **serial)
+{
+	json_t *res = NULL, *c;
+	struct problem *p = NULL;
+	size_t i;
+	json_int_t oid = json_integer_value(json_object_get(order, "id"));
+
+	*serial = NULL;
+	if (ra_call(ra->sa, "sa.get_certificates",
+		json_pack("{s:I,s:i}", "order_id", oid, "limit", 10), rid, &res,
+		&p) != 0) {
+		log_msg(LOG_LEVEL_WARN, rid,
+		    "order %lld: cannot look for its "
+		    "certificate: %s",
+		    (long long)oid, p->detail ? p->detail : "error");
+		problem_free(p);
+		return -1;
+	}
+	json_array_foreach(json_object_get(res, "certificates"), i, c)
+	{
+		if (json_integer_value(json_object_get(c, "order_id")) == oid &&
+		    json_is_string(json_object_get(c, "serial"))) {
+			*serial = xstrdup(
+			    json_string_value(json_object_get(c, "serial")));
+			break;
+		}
+	}
+	json_decref(res);
+	return 0;
+}
+
+/* See ra.h. */
+int
+ra_recover_stale_orders(struct ra *ra)
+{
+	json_t *res = NULL, *idv, *order = NULL, *r2 = NULL;
+	struct problem *p = NULL, *perr;
+	char t[32], *serial = NULL;
+	size_t i;
+	int n = 0;
+
+	ra_time_fmt(time_now_ms() - ra->cfg.recover_after_ms, t, sizeof(t));
+	if (ra_call(ra->sa, "sa.get_stale_processing_orders",
+		json_pack("{s:s}", "older_than", t), NULL, &res, &p) != 0) {
+		log_warn("ra: recovery: cannot list stale orders: %s",
+		    p->detail ? p->detail : "error");
+		problem_free(p);
+		return -1;
+	}
+	json_array_foreach(json_object_get(res, "order_ids"), i, idv)
+	{
+		if (ra_inflight(ra, json_integer_value(idv)))
+			continue;
+		if (ra_call(ra->sa, "sa.get_order",
+			json_pack("{s:O}", "id", idv), NULL, &order, &p) != 0) {
+			problem_free(p);
+			p = NULL;
+			continue;
+		}
+		if (ra_find_order_cert(ra, NULL, order, &serial) != 0) {
+			/* unknown whether it was issued: next round */
+			json_decref(order);
+			order = NULL;
+			continue;
+		}
+		if (serial != NULL) {
+			if (ra_call(ra->sa, "sa.finalize_order",
+				json_pack(
+				    "{s:O,s:s}", "id", idv, "serial", serial),
+				NULL, &r2, &p) == 0) {
+				log_audit(NULL, "order-recovered",
+				    "order=%lld "
+				    "serial=%s result=valid",
+				    (long long)json_integer_value(idv), serial);
+				ra_count(ra, "anvil_ra_orders_final_total",
+				    "status=\"valid\"");
+			}
+		} else {
+			perr = problem_new(PROB_SERVER_INTERNAL,
+			    "Issuance was "
+			    "interrupted; please submit a new order");
+			if (ra_call(ra->sa, "sa.set_order_error",
+				json_pack("{s:O,s:o}", "id", idv, "error",
+				    problem_to_rpc_json(perr)),
+				NULL, &r2, &p) == 0) {
+				log_audit(NULL, "order-recovered",
+				    "order=%lld "
+				    "result=invalid",
+				    (long long)json_integer_value(idv));
+				ra_count(ra, "anvil_ra_orders_final_total",
+				    "status=\"invalid\"");
+			}
+			problem_free(perr);
+		}
+		if (p != NULL) {
+			log_warn("ra: recovery of order %lld failed: %s",
+			    (long long)json_integer_value(idv),
+			    p->detail ? p->detail : "error");
+			problem_free(p);
+			p = NULL;
+		} else
+			n++;
+		free(serial);
+		serial = NULL;
+		json_decref(order);
+		json_decref(r2);
+		order = r2 = NULL;
+	}
+	json_decref(res);
+	return n;
+}
+
+/* See ra.h. */
+int
+ra_recover_stale_authzs(struct ra *ra)
+{
+	json_t *res = NULL, *idv, *authz = NULL, *r2 = NULL, *c, *err;
+	struct problem *p = NULL, *perr;
+	json_int_t cid;
+	char t[32];
+	size_t i, j;
+	int n = 0;
+
+	ra_time_fmt(
+	    time_now_ms() - ra->va_timeout_ms - ra->cfg.recover_after_ms, t,
+	    sizeof(t));
+	if (ra_call(ra->sa, "sa.get_stale_processing_authzs",
+		json_pack("{s:s}", "older_than", t), NULL, &res, &p) != 0) {
+		log_warn("ra: recovery: cannot list stale authorizations: %s",
+		    p->detail ? p->detail : "error");
+		problem_free(p);
+		return -1;
+	}
+	perr = problem_new(PROB_SERVER_INTERNAL,
+	    "validation interrupted; "
+	    "retry with a new order");
+	err = problem_to_rpc_json(perr);
+	problem_free(perr);
+	json_array_foreach(json_object_get(res, "authz_ids"), i, idv)
+	{
+		if (ra_authz_inflight(ra, json_integer_value(idv)))
+			continue;
+		if (ra_call(ra->sa, "sa.get_authz",
+			json_pack("{s:O}", "id", idv), NULL, &authz, &p) != 0)
+			goto next;
+		cid = 0;
+		json_array_foreach(json_object_get(authz, "challenges"), j, c)
+		{
+			if (json_is_string(json_object_get(c, "status")) &&
+			    strcmp(
+				json_string_value(json_object_get(c, "status")),
+				"processing") == 0)
+				cid = json_integer_value(
+				    json_object_get(c, "id"));
+		}
+		if (cid == 0)
+			goto next;
+		if (ra_call(ra->sa, "sa.finalize_authz",
+			json_pack("{s:O,s:I,s:s,s:[],s:O}", "authz_id", idv,
+			    "challenge_id", cid, "status", "invalid",
+			    "validation_record", "error", err),
+			NULL, &r2, &p) != 0)
+			goto next;
+		log_audit(NULL, "validation-recovered",
+		    "authz=%lld "
+		    "challenge=%lld result=invalid",
+		    (long long)json_integer_value(idv), (long long)cid);
+		ra_count(
+		    ra, "anvil_ra_validations_total", "result=\"invalid\"");
+		n++;
+	next:
+		if (p != NULL && p->type != PROB_CONFLICT)
+			log_warn("ra: recovery of authz %lld failed: %s",
+			    (long long)json_integer_value(idv),
+			    p->detail ? p->detail : "error");
+		problem_free(p);
+		p = NULL;
+		json_decref(authz);
+		json_decref(r2);
+		authz = r2 = NULL;
+	}
+	json_decref(err);
+	json_decref(res);
+	return n;
+}
+
+static void *
+recovery_main(void *arg)
+{
+	struct ra *ra = arg;
+	struct timespec ts;
+	int64_t period = ra->cfg.recover_after_ms / 2;
+
+	if (period < 1000)
+		period = 1000;
+	if (period > 60000)
+		period = 60000;
+	pthread_mutex_lock(&ra->lock);
+	while (!ra->stopping) {
+		pthread_mutex_unlock(&ra->lock);
+		(void)ra_recover_stale_orders(ra);
+		(void)ra_recover_stale_authzs(ra);
+		pthread_mutex_lock(&ra->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += period / 1000;
+		ts.tv_nsec += (period % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!ra->stopping &&
+		    pthread_cond_timedwait(&ra->cond, &ra->lock, &ts) !=
+			ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&ra->lock);
+	return NULL;
+}
+
+/* See ra.h / ra_int.h for ownership and return values. */
+int
+ra_start_recovery_thread(struct ra *ra)
+{
+	if (pthread_create(&ra->recovery_thread, NULL, recovery_main, ra) != 0)
+		return -1;
+	ra->recovery_started = 1;
+	return 0;
+}
