@@ -448,3 +448,77 @@ out:
 	pthread_mutex_unlock(&sa->health_mu);
 	return ret;
 }
+
+/* "{1,2,3}" for a bigint[] parameter. Caller frees. */
+char *
+sa_id_array(const int64_t *ids, size_t n)
+{
+	char *s = xmalloc(n * 21 + 3);
+	size_t i, off = 0;
+
+	s[off++] = '{';
+	for (i = 0; i < n; i++)
+		off += (size_t)sprintf(
+		    s + off, "%s%lld", i ? "," : "", (long long)ids[i]);
+	s[off++] = '}';
+	s[off] = '\0';
+	return s;
+}
+
+/*
+ * Runs a one-row UPDATE keyed by $1 = id; when no row changes, answers
+ * notFound if the row does not exist, else `otherwise`.
+ */
+int
+sa_update_or(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, const struct sa_stmt *exists,
+    enum prob_type otherwise, const char *detail, struct problem **prob)
+{
+	struct sa_params q;
+	PGresult *r;
+	long rows = 0;
+
+	if (sa_exec(c, st, p, &rows, prob) != 0)
+		return -1;
+	if (rows == 1)
+		return 0;
+	sa_params_init(&q);
+	sa_p_str(&q, p->v[0]);
+	if ((r = sa_q(c, exists, &q, prob)) == NULL)
+		return -1;
+	if (PQntuples(r) == 0)
+		*prob = problem_new(PROB_NOT_FOUND, "no such object");
+	else
+		*prob = problem_new(otherwise, "%s", detail);
+	PQclear(r);
+	return -1;
+}
+
+/*
+ * Ids (first column) of the rows `st` lists for params.older_than, as
+ * {key: [ids]}. Shared by the stale-order and stale-authz sweeps.
+ */
+int
+sa_stale_ids(struct sa_conn *c, const struct sa_stmt *st, const char *key,
+    json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	char before[32];
+	PGresult *r;
+	json_t *ids;
+	int i;
+
+	if (sa_get_time(params, "older_than", 1, before, sizeof(before), prob) <
+	    0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_str(&p, before);
+	if ((r = sa_q(c, st, &p, prob)) == NULL)
+		return -1;
+	ids = json_array();
+	for (i = 0; i < PQntuples(r); i++)
+		json_array_append_new(ids, json_integer(sa_col_int(r, i, 0)));
+	PQclear(r);
+	*result = json_pack("{s:o}", key, ids);
+	return 0;
+}

@@ -11,9 +11,10 @@
 #include "sa/sa.h"
 
 /* An SQL expression rendering a timestamptz column as RFC 3339 UTC. */
-#define SA_TS(col)                                                             \
-	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
-		       "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+/* clang-format off */
+#define SA_TS(col) \
+	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+/* clang-format on */
 
 /*
  * A prepared statement: stable name and SQL text (static storage).
@@ -91,6 +92,24 @@ int sa_sqlstate_is(const struct sa_conn *c, const char *state);
 int sa_conn_open(struct sa_conn *c, char *err, size_t errlen);
 void sa_conn_close(struct sa_conn *c);
 
+/* "{1,2,3}" for a bigint[] parameter. Caller frees. */
+char *sa_id_array(const int64_t *ids, size_t n);
+/*
+ * Runs a one-row UPDATE st with p ($1 = id); when no row changes, sets
+ * *prob to notFound if `exists` finds no row with that id, else to
+ * `otherwise` with detail. 0 or -1 with *prob.
+ */
+int sa_update_or(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, const struct sa_stmt *exists,
+    enum prob_type otherwise, const char *detail, struct problem **prob);
+/*
+ * Ids (first column) of the rows st lists for params.older_than, as a new
+ * {key: [ids]} in *result. Shared by the stale-order and stale-authz
+ * sweeps. 0 or -1 with *prob.
+ */
+int sa_stale_ids(struct sa_conn *c, const struct sa_stmt *st, const char *key,
+    json_t *params, json_t **result, struct problem **prob);
+
 /* sa_param.c: request parameter helpers; each sets *prob (malformed). */
 int sa_get_id(const json_t *params, const char *name, int required,
     int64_t *out, struct problem **prob);
@@ -150,12 +169,43 @@ int sa_m_list_eab_keys(
 int sa_m_revoke_eab_key(
     struct sa_conn *, json_t *, json_t **, struct problem **);
 
+/* sa_authz.c: one authorization to create, validated before the
+ * transaction (shared with sa.new_order). */
+struct sa_authz_in {
+	const char *type, *value;
+	int wildcard;
+	char expires[32];
+	char *chall_types, *chall_tokens; /* text[] literals */
+};
+/* Parses one {identifier, wildcard, expires, challenges} into a (strings
+ * borrowed from j, literals owned: sa_authz_in_clear). 0 or -1 with *prob. */
+int sa_authz_in_parse(
+    const json_t *j, struct sa_authz_in *a, struct problem **prob);
+void sa_authz_in_clear(struct sa_authz_in *a);
+/* Inserts one authz and its challenges; *id receives its id. */
+int sa_authz_insert(struct sa_conn *c, int64_t account_id, const char *profile,
+    const struct sa_authz_in *a, int64_t *id, struct problem **prob);
+/* Derived authz status from stored status and expiry (static string). */
+const char *sa_authz_status(const char *stored, int expired);
+
 /* sa_order.c */
 int sa_m_new_order(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_new_authz(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_order(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_orders_by_account(
     struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_set_order_processing(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_set_order_error(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_finalize_order(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_get_stale_processing_orders(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_replacement_exists(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+
+/* sa_authz.c */
+int sa_m_new_authz(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_authz(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_authzs(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_valid_authzs(
@@ -166,17 +216,7 @@ int sa_m_finalize_authz(
     struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_deactivate_authz(
     struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_set_order_processing(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_set_order_error(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_finalize_order(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_stale_processing_orders(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_stale_processing_authzs(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_replacement_exists(
     struct sa_conn *, json_t *, json_t **, struct problem **);
 
 /* sa_cert.c */
@@ -213,7 +253,7 @@ int sa_m_next_crl_number(
 int sa_m_store_ocsp(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_get_ocsp(struct sa_conn *, json_t *, json_t **, struct problem **);
 
-/* Shared readers (sa_order.c / sa_cert.c), used after writes. */
+/* Shared readers (sa_order.c / sa_authz.c / sa_cert.c), used after writes. */
 int sa_read_order(
     struct sa_conn *c, int64_t id, json_t **out, struct problem **prob);
 int sa_read_authz(

@@ -1,0 +1,608 @@
+/*
+ * sa_authz.c - authorizations and challenges.
+ *
+ * The stored authz status is pending / valid / invalid / deactivated /
+ * revoked; a pending or valid authz past its expiry reads as expired.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sa/sa_int.h"
+
+#define SA_MAX_IDENTS 1000
+#define SA_MAX_CHALLS 8
+
+/* clang-format off */
+#define AUTHZ_COLS \
+	"id, account_id, ident_type, ident_value, wildcard, status, " \
+	SA_TS("expires") ", profile, " SA_TS("created") ", expires <= now()"
+
+static const struct sa_stmt st_authz_get = {"authz_get",
+    "SELECT " AUTHZ_COLS " FROM authzs WHERE id = ANY($1::bigint[])"};
+static const struct sa_stmt st_chall_get = {"chall_get",
+    "SELECT id, authz_id, type, token, status, " SA_TS("validated") ", "
+    "error, validation_record FROM challenges "
+    "WHERE authz_id = ANY($1::bigint[]) ORDER BY authz_id, id"};
+static const struct sa_stmt st_authz_insert = {"authz_insert",
+    "INSERT INTO authzs (account_id, ident_type, ident_value, wildcard, "
+    "expires, profile) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"};
+static const struct sa_stmt st_chall_insert = {"chall_insert",
+    "INSERT INTO challenges (authz_id, type, token) "
+    "SELECT $1, t, k FROM unnest($2::text[], $3::text[]) AS u(t, k)"};
+static const struct sa_stmt st_valid_authz = {"valid_authz",
+    "SELECT id FROM authzs WHERE account_id = $1 AND ident_type = $2 "
+    "AND ident_value = $3 AND status = 'valid' AND expires > $4 "
+    "AND wildcard = $5 AND ($6::text IS NULL OR profile = $6) "
+    "ORDER BY expires DESC, id DESC LIMIT 1"};
+static const struct sa_stmt st_authz_claim = {"authz_claim",
+    "UPDATE authzs SET attempted_at = now() WHERE id = $1 "
+    "AND status = 'pending' AND attempted_at IS NULL AND expires > now() "
+    "RETURNING id"};
+static const struct sa_stmt st_chall_claim = {"chall_claim",
+    "UPDATE challenges SET status = 'processing', attempted_at = now() "
+    "WHERE id = $2 AND authz_id = $1 AND status = 'pending'"};
+static const struct sa_stmt st_authz_exists = {"authz_exists",
+    "SELECT 1 FROM authzs WHERE id = $1"};
+static const struct sa_stmt st_chall_finish = {"chall_finish",
+    "UPDATE challenges SET status = $3, validated = CASE WHEN $3 = 'valid' "
+    "THEN now() END, validation_record = $4, error = $5 "
+    "WHERE id = $2 AND authz_id = $1 AND status = 'processing'"};
+static const struct sa_stmt st_authz_finish = {"authz_finish",
+    "UPDATE authzs SET status = $2, expires = COALESCE($3::timestamptz, "
+    "expires) WHERE id = $1 AND status = 'pending'"};
+static const struct sa_stmt st_authz_deact = {"authz_deact",
+    "UPDATE authzs SET status = 'deactivated' WHERE id = $1 "
+    "AND status IN ('pending', 'valid') AND expires > now()"};
+/* Partial index challenges_processing_idx (0004); only pending authzs:
+ * sa.finalize_authz could not finish any other. */
+static const struct sa_stmt st_authz_stale = {"authz_stale",
+    "SELECT DISTINCT c.authz_id FROM challenges c JOIN authzs a "
+    "ON a.id = c.authz_id WHERE c.status = 'processing' "
+    "AND c.attempted_at < $1 AND a.status = 'pending' "
+    "ORDER BY c.authz_id LIMIT 1000"};
+/* clang-format on */
+
+/* Derived authz status from stored status and expiry. */
+const char *
+sa_authz_status(const char *stored, int expired)
+{
+	if (expired &&
+	    (strcmp(stored, "pending") == 0 || strcmp(stored, "valid") == 0))
+		return "expired";
+	return stored;
+}
+
+static json_t *
+chall_json(const PGresult *r, int row)
+{
+	json_t *o = json_object();
+	const char *err = sa_col(r, row, 6), *rec = sa_col(r, row, 7);
+
+	json_object_set_new(o, "id", json_integer(sa_col_int(r, row, 0)));
+	sa_set_col_str(o, "type", r, row, 2);
+	sa_set_col_str(o, "token", r, row, 3);
+	sa_set_col_str(o, "status", r, row, 4);
+	sa_set_col_str(o, "validated", r, row, 5);
+	if (err != NULL)
+		json_object_set_new(o, "error", sa_json_parse(err));
+	if (rec != NULL)
+		json_object_set_new(o, "validation_record", sa_json_parse(rec));
+	return o;
+}
+
+/*
+ * Reads authzs by id into a new array, in the order of ids, omitting the
+ * missing ones. 0 or -1 with *prob.
+ */
+static int
+read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
+    struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *ra = NULL, *rc = NULL;
+	char *arr = sa_id_array(ids, n);
+	json_t *list = NULL;
+	size_t i;
+	int row, k, ret = -1;
+
+	sa_params_init(&p);
+	sa_p_str(&p, arr);
+	if ((ra = sa_q(c, &st_authz_get, &p, prob)) == NULL ||
+	    (rc = sa_q(c, &st_chall_get, &p, prob)) == NULL)
+		goto out;
+	list = json_array();
+	for (i = 0; i < n; i++) {
+		for (row = 0; row < PQntuples(ra); row++)
+			if (sa_col_int(ra, row, 0) == ids[i])
+				break;
+		if (row == PQntuples(ra))
+			continue;
+		json_t *o = json_object(), *chs = json_array();
+
+		json_object_set_new(o, "id", json_integer(ids[i]));
+		json_object_set_new(
+		    o, "account_id", json_integer(sa_col_int(ra, row, 1)));
+		json_object_set_new(o, "identifier",
+		    json_pack("{s:s, s:s}", "type", sa_col(ra, row, 2), "value",
+			sa_col(ra, row, 3)));
+		json_object_set_new(
+		    o, "wildcard", json_boolean(sa_col_bool(ra, row, 4)));
+		json_object_set_new(o, "status",
+		    json_string(sa_authz_status(
+			sa_col(ra, row, 5), sa_col_bool(ra, row, 9))));
+		sa_set_col_str(o, "expires", ra, row, 6);
+		sa_set_col_str(o, "profile", ra, row, 7);
+		sa_set_col_str(o, "created", ra, row, 8);
+		for (k = 0; k < PQntuples(rc); k++)
+			if (sa_col_int(rc, k, 1) == ids[i])
+				json_array_append_new(chs, chall_json(rc, k));
+		json_object_set_new(o, "challenges", chs);
+		json_array_append_new(list, o);
+	}
+	*out = list;
+	list = NULL;
+	ret = 0;
+out:
+	json_decref(list);
+	PQclear(ra);
+	PQclear(rc);
+	free(arr);
+	return ret;
+}
+
+int
+sa_read_authz(
+    struct sa_conn *c, int64_t id, json_t **out, struct problem **prob)
+{
+	json_t *list = NULL;
+	int ret = -1;
+
+	if (read_authzs(c, &id, 1, &list, prob) != 0)
+		return -1;
+	if (json_array_size(list) != 1) {
+		*prob = problem_new(PROB_NOT_FOUND, "no such authorization");
+		goto out;
+	}
+	*out = json_incref(json_array_get(list, 0));
+	ret = 0;
+out:
+	json_decref(list);
+	return ret;
+}
+
+static int
+token_ok(const char *s, int allow_dash_only)
+{
+	size_t i;
+
+	if (s[0] == '\0')
+		return 0;
+	for (i = 0; s[i] != '\0'; i++) {
+		char ch = s[i];
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-')
+			continue;
+		if (!allow_dash_only && ((ch >= 'A' && ch <= 'Z') || ch == '_'))
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
+/* Parses one {identifier, wildcard, expires, challenges} into a. */
+int
+sa_authz_in_parse(const json_t *j, struct sa_authz_in *a, struct problem **prob)
+{
+	json_t *chs = NULL, *ch;
+	size_t i, n;
+	char *types = NULL, *toks = NULL;
+	size_t tl = 2, kl = 2;
+
+	memset(a, 0, sizeof(*a));
+	if (!json_is_object(j)) {
+		*prob = problem_new(
+		    PROB_MALFORMED, "new authorization: expected an object");
+		return -1;
+	}
+	if (sa_check_identifier(json_object_get(j, "identifier"), &a->type,
+		&a->value, prob) != 0 ||
+	    sa_get_bool(j, "wildcard", 0, &a->wildcard, prob) < 0 ||
+	    sa_get_time(j, "expires", 1, a->expires, sizeof(a->expires), prob) <
+		0 ||
+	    sa_get_json(j, "challenges", 1, JSON_ARRAY, &chs, prob) < 0)
+		return -1;
+	n = json_array_size(chs);
+	if (n == 0 || n > SA_MAX_CHALLS) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "challenges: expected 1 to %d", SA_MAX_CHALLS);
+		return -1;
+	}
+	json_array_foreach(chs, i, ch)
+	{
+		const char *t = NULL, *k = NULL;
+
+		if (sa_get_str(ch, "type", 1, 32, &t, prob) < 0 ||
+		    sa_get_str(ch, "token", 1, 128, &k, prob) < 0)
+			return -1;
+		if (!token_ok(t, 1) || !token_ok(k, 0)) {
+			*prob = problem_new(PROB_MALFORMED,
+			    "challenge type or token has bad characters");
+			return -1;
+		}
+		tl += strlen(t) + 1;
+		kl += strlen(k) + 1;
+	}
+	types = xcalloc(tl + 1, 1);
+	toks = xcalloc(kl + 1, 1);
+	strcat(types, "{");
+	strcat(toks, "{");
+	json_array_foreach(chs, i, ch)
+	{
+		if (i > 0) {
+			strcat(types, ",");
+			strcat(toks, ",");
+		}
+		strcat(types, json_string_value(json_object_get(ch, "type")));
+		strcat(toks, json_string_value(json_object_get(ch, "token")));
+	}
+	strcat(types, "}");
+	strcat(toks, "}");
+	a->chall_types = types;
+	a->chall_tokens = toks;
+	return 0;
+}
+
+void
+sa_authz_in_clear(struct sa_authz_in *a)
+{
+	free(a->chall_types);
+	free(a->chall_tokens);
+	a->chall_types = a->chall_tokens = NULL;
+}
+
+/* Inserts one authz and its challenges; *id receives its id. */
+int
+sa_authz_insert(struct sa_conn *c, int64_t account_id, const char *profile,
+    const struct sa_authz_in *a, int64_t *id, struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r;
+
+	sa_params_init(&p);
+	sa_p_int(&p, account_id);
+	sa_p_str(&p, a->type);
+	sa_p_str(&p, a->value);
+	sa_p_bool(&p, a->wildcard);
+	sa_p_str(&p, a->expires);
+	sa_p_str(&p, profile);
+	if ((r = sa_q(c, &st_authz_insert, &p, prob)) == NULL)
+		return -1;
+	*id = sa_col_int(r, 0, 0);
+	PQclear(r);
+	sa_params_init(&p);
+	sa_p_int(&p, *id);
+	sa_p_str(&p, a->chall_types);
+	sa_p_str(&p, a->chall_tokens);
+	if (sa_exec(c, &st_chall_insert, &p, NULL, prob) != 0) {
+		if (sa_sqlstate_is(c, "23505")) {
+			problem_free(*prob);
+			*prob = problem_new(PROB_MALFORMED,
+			    "duplicate challenge type in one authorization");
+		}
+		return -1;
+	}
+	return 0;
+}
+
+struct new_authz {
+	int64_t account_id, id;
+	const char *profile;
+	struct sa_authz_in a;
+};
+
+static int
+new_authz_tx(struct sa_conn *c, void *arg, struct problem **prob)
+{
+	struct new_authz *n = arg;
+
+	return sa_authz_insert(
+	    c, n->account_id, n->profile, &n->a, &n->id, prob);
+}
+
+int
+sa_m_new_authz(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct new_authz n;
+	int ret = -1;
+
+	memset(&n, 0, sizeof(n));
+	if (sa_get_id(params, "account_id", 1, &n.account_id, prob) < 0 ||
+	    sa_get_str(params, "profile", 0, 64, &n.profile, prob) < 0 ||
+	    sa_authz_in_parse(params, &n.a, prob) != 0)
+		goto out;
+	if (n.profile == NULL)
+		n.profile = "";
+	if (sa_tx(c, new_authz_tx, &n, prob) != 0)
+		goto out;
+	ret = sa_read_authz(c, n.id, result, prob);
+out:
+	sa_authz_in_clear(&n.a);
+	return ret;
+}
+
+int
+sa_m_get_authz(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	int64_t id = 0;
+
+	if (sa_get_id(params, "id", 1, &id, prob) < 0)
+		return -1;
+	return sa_read_authz(c, id, result, prob);
+}
+
+int
+sa_m_get_authzs(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	json_t *idsj = NULL, *v, *list = NULL;
+	int64_t *ids = NULL;
+	size_t i, n;
+	int ret = -1;
+
+	if (sa_get_json(params, "ids", 1, JSON_ARRAY, &idsj, prob) < 0)
+		return -1;
+	n = json_array_size(idsj);
+	if (n > SA_MAX_IDENTS) {
+		*prob = problem_new(PROB_MALFORMED, "ids: too many");
+		return -1;
+	}
+	ids = xcalloc(n + 1, sizeof(*ids));
+	json_array_foreach(idsj, i, v)
+	{
+		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+			*prob = problem_new(
+			    PROB_MALFORMED, "ids: expected positive integers");
+			goto out;
+		}
+		ids[i] = json_integer_value(v);
+	}
+	if (n == 0)
+		list = json_array();
+	else if (read_authzs(c, ids, n, &list, prob) != 0)
+		goto out;
+	*result = json_pack("{s:o}", "authzs", list);
+	ret = 0;
+out:
+	free(ids);
+	return ret;
+}
+
+int
+sa_m_get_valid_authzs(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	json_t *idents = NULL, *id, *list = NULL, *a = NULL;
+	const char *profile = NULL, *t, *v;
+	char after[32];
+	int64_t acct = 0;
+	size_t i;
+	int wild = 0, ret = -1;
+	PGresult *r;
+
+	if (sa_get_id(params, "account_id", 1, &acct, prob) < 0 ||
+	    sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents, prob) <
+		0 ||
+	    sa_get_str(params, "profile", 0, 64, &profile, prob) < 0 ||
+	    sa_get_time(
+		params, "valid_until_after", 1, after, sizeof(after), prob) < 0)
+		return -1;
+	if (json_array_size(idents) > SA_MAX_IDENTS) {
+		*prob = problem_new(PROB_MALFORMED, "too many identifiers");
+		return -1;
+	}
+	list = json_array();
+	json_array_foreach(idents, i, id)
+	{
+		wild = 0;
+		if (sa_check_identifier(id, &t, &v, prob) != 0 ||
+		    sa_get_bool(id, "wildcard", 0, &wild, prob) < 0)
+			goto out;
+		sa_params_init(&p);
+		sa_p_int(&p, acct);
+		sa_p_str(&p, t);
+		sa_p_str(&p, v);
+		sa_p_str(&p, after);
+		sa_p_bool(&p, wild);
+		sa_p_str(&p, profile);
+		if ((r = sa_q(c, &st_valid_authz, &p, prob)) == NULL)
+			goto out;
+		if (PQntuples(r) == 1) {
+			int64_t aid = sa_col_int(r, 0, 0);
+
+			PQclear(r);
+			if (sa_read_authz(c, aid, &a, prob) != 0)
+				goto out;
+			json_array_append_new(list, a);
+			a = NULL;
+		} else {
+			PQclear(r);
+		}
+	}
+	*result = json_pack("{s:o}", "authzs", list);
+	list = NULL;
+	ret = 0;
+out:
+	json_decref(list);
+	return ret;
+}
+
+struct authz_claim {
+	int64_t authz_id, chall_id;
+};
+
+static int
+authz_claim_tx(struct sa_conn *c, void *arg, struct problem **prob)
+{
+	struct authz_claim *a = arg;
+	struct sa_params p;
+	PGresult *r;
+	long rows = 0;
+	int claimed;
+
+	sa_params_init(&p);
+	sa_p_int(&p, a->authz_id);
+	if ((r = sa_q(c, &st_authz_claim, &p, prob)) == NULL)
+		return -1;
+	claimed = PQntuples(r) == 1;
+	PQclear(r);
+	if (!claimed) {
+		if ((r = sa_q(c, &st_authz_exists, &p, prob)) == NULL)
+			return -1;
+		if (PQntuples(r) == 0)
+			*prob = problem_new(
+			    PROB_NOT_FOUND, "no such authorization");
+		else
+			*prob = problem_new(PROB_CONFLICT,
+			    "authorization is not pending or is already "
+			    "being validated");
+		PQclear(r);
+		return -1;
+	}
+	sa_p_int(&p, a->chall_id);
+	if (sa_exec(c, &st_chall_claim, &p, &rows, prob) != 0)
+		return -1;
+	if (rows != 1) {
+		*prob = problem_new(PROB_NOT_FOUND,
+		    "no such pending challenge in this authorization");
+		return -1;
+	}
+	return 0;
+}
+
+int
+sa_m_set_authz_processing(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct authz_claim a;
+
+	if (sa_get_id(params, "authz_id", 1, &a.authz_id, prob) < 0 ||
+	    sa_get_id(params, "challenge_id", 1, &a.chall_id, prob) < 0)
+		return -1;
+	if (sa_tx(c, authz_claim_tx, &a, prob) != 0)
+		return -1;
+	return sa_read_authz(c, a.authz_id, result, prob);
+}
+
+struct authz_final {
+	int64_t authz_id, chall_id;
+	const char *status;
+	char expires[32];
+	char *record, *error;
+};
+
+static int
+authz_final_tx(struct sa_conn *c, void *arg, struct problem **prob)
+{
+	struct authz_final *f = arg;
+	struct sa_params p;
+	long rows = 0;
+
+	sa_params_init(&p);
+	sa_p_int(&p, f->authz_id);
+	sa_p_int(&p, f->chall_id);
+	sa_p_str(&p, f->status);
+	sa_p_str(&p, f->record);
+	sa_p_str(&p, f->error);
+	if (sa_exec(c, &st_chall_finish, &p, &rows, prob) != 0)
+		return -1;
+	if (rows != 1) {
+		*prob = problem_new(
+		    PROB_CONFLICT, "challenge is not being validated");
+		return -1;
+	}
+	sa_params_init(&p);
+	sa_p_int(&p, f->authz_id);
+	sa_p_str(&p, f->status);
+	sa_p_str(&p, f->expires[0] ? f->expires : NULL);
+	if (sa_exec(c, &st_authz_finish, &p, &rows, prob) != 0)
+		return -1;
+	if (rows != 1) {
+		*prob =
+		    problem_new(PROB_CONFLICT, "authorization is not pending");
+		return -1;
+	}
+	return 0;
+}
+
+int
+sa_m_finalize_authz(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct authz_final f;
+	json_t *rec = NULL, *err = NULL;
+	int ret = -1;
+
+	memset(&f, 0, sizeof(f));
+	if (sa_get_id(params, "authz_id", 1, &f.authz_id, prob) < 0 ||
+	    sa_get_id(params, "challenge_id", 1, &f.chall_id, prob) < 0 ||
+	    sa_get_str(params, "status", 1, 16, &f.status, prob) < 0 ||
+	    sa_get_time(
+		params, "expires", 0, f.expires, sizeof(f.expires), prob) < 0 ||
+	    sa_get_json(params, "error", 0, JSON_OBJECT, &err, prob) < 0)
+		goto out;
+	rec = json_object_get(params, "validation_record");
+	if (strcmp(f.status, "valid") != 0 &&
+	    strcmp(f.status, "invalid") != 0) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "parameter status: expected valid or invalid");
+		goto out;
+	}
+	if (rec != NULL && !json_is_null(rec))
+		f.record = sa_json_text(rec);
+	if (err != NULL)
+		f.error = sa_json_text(err);
+	if ((f.record && strlen(f.record) > 65536) ||
+	    (f.error && strlen(f.error) > 65536)) {
+		*prob = problem_new(
+		    PROB_MALFORMED, "validation record or error too big");
+		goto out;
+	}
+	if (sa_tx(c, authz_final_tx, &f, prob) != 0)
+		goto out;
+	ret = sa_read_authz(c, f.authz_id, result, prob);
+out:
+	free(f.record);
+	free(f.error);
+	return ret;
+}
+
+int
+sa_m_deactivate_authz(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	int64_t id = 0;
+
+	if (sa_get_id(params, "id", 1, &id, prob) < 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_int(&p, id);
+	if (sa_update_or(c, &st_authz_deact, &p, &st_authz_exists,
+		PROB_CONFLICT, "authorization is not pending or valid",
+		prob) != 0)
+		return -1;
+	return sa_read_authz(c, id, result, prob);
+}
+
+int
+sa_m_get_stale_processing_authzs(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	return sa_stale_ids(
+	    c, &st_authz_stale, "authz_ids", params, result, prob);
+}
