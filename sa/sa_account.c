@@ -8,23 +8,24 @@
 
 #include "sa/sa_int.h"
 
-#define ACCT_COLS                                                              \
-	"id, jwk, thumbprint, contact, status, " SA_TS(                        \
-	    "created") ", eab_kid, tos_agreed"
+/* clang-format off */
+#define ACCT_COLS \
+	"id, jwk, thumbprint, contact, status, " SA_TS("created") ", " \
+	"eab_kid, tos_agreed"
 
 static const struct sa_stmt st_acct_insert = {"acct_insert",
     "INSERT INTO accounts (jwk, thumbprint, contact, tos_agreed, eab_kid) "
     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (thumbprint) DO NOTHING "
     "RETURNING id"};
-static const struct sa_stmt st_acct_id_by_tp = {
-    "acct_id_by_tp", "SELECT id FROM accounts WHERE thumbprint = $1"};
+static const struct sa_stmt st_acct_id_by_tp = {"acct_id_by_tp",
+    "SELECT id FROM accounts WHERE thumbprint = $1"};
 static const struct sa_stmt st_eab_bind = {"eab_bind",
     "UPDATE eab_keys SET account_id = $1 WHERE kid = $2 AND NOT revoked "
     "AND account_id IS NULL"};
-static const struct sa_stmt st_acct_get = {
-    "acct_get", "SELECT " ACCT_COLS " FROM accounts WHERE id = $1"};
-static const struct sa_stmt st_acct_get_tp = {
-    "acct_get_tp", "SELECT " ACCT_COLS " FROM accounts WHERE thumbprint = $1"};
+static const struct sa_stmt st_acct_get = {"acct_get",
+    "SELECT " ACCT_COLS " FROM accounts WHERE id = $1"};
+static const struct sa_stmt st_acct_get_tp = {"acct_get_tp",
+    "SELECT " ACCT_COLS " FROM accounts WHERE thumbprint = $1"};
 static const struct sa_stmt st_acct_update = {"acct_update",
     "UPDATE accounts SET contact = COALESCE($2, contact), "
     "status = COALESCE($3, status) WHERE id = $1 RETURNING " ACCT_COLS};
@@ -36,14 +37,14 @@ static const struct sa_stmt st_eab_insert = {"eab_insert",
     "VALUES ($1, decode($2, 'hex'), $3) ON CONFLICT (kid) DO NOTHING "
     "RETURNING " SA_TS("created")};
 static const struct sa_stmt st_eab_get = {"eab_get",
-    "SELECT kid, encode(hmac_key, 'hex'), comment, " SA_TS(
-	"created") ", revoked, account_id FROM eab_keys WHERE kid = $1"};
+    "SELECT kid, encode(hmac_key, 'hex'), comment, " SA_TS("created") ", "
+    "revoked, account_id FROM eab_keys WHERE kid = $1"};
 static const struct sa_stmt st_eab_list = {"eab_list",
-    "SELECT kid, NULL, comment, " SA_TS(
-	"created") ", revoked, account_id "
-		   "FROM eab_keys ORDER BY kid"};
-static const struct sa_stmt st_eab_revoke = {
-    "eab_revoke", "UPDATE eab_keys SET revoked = true WHERE kid = $1"};
+    "SELECT kid, NULL, comment, " SA_TS("created") ", "
+    "revoked, account_id FROM eab_keys ORDER BY kid"};
+static const struct sa_stmt st_eab_revoke = {"eab_revoke",
+    "UPDATE eab_keys SET revoked = true WHERE kid = $1"};
+/* clang-format on */
 
 /* Account JSON from a row of ACCT_COLS. */
 static json_t *

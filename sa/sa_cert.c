@@ -11,22 +11,14 @@
 #define SA_SERIAL_MAX 64
 #define SA_DER_MAX (64 * 1024)
 
-#define CERT_COLS(der)                                                         \
-	"c.serial, c.account_id, c.order_id, " der ", c.issuer_id, "           \
-	"c.profile, c.identifiers, " SA_TS("c.not_before") ", " SA_TS(         \
-	    "c.not_after") ", " SA_TS("c.issued") ", c.key_hash, "             \
-						  "s.status, " SA_TS(          \
-						      "s.revoked_at") ", "     \
-								      "s."     \
-								      "revoke" \
-								      "d_"     \
-								      "reason" \
-								      ", "     \
-								      "c."     \
-								      "shard"
-#define CERT_FROM                                                              \
-	" FROM certificates c JOIN certificate_status s ON s.serial = "        \
-	"c.serial"
+/* clang-format off */
+#define CERT_COLS(der) \
+	"c.serial, c.account_id, c.order_id, " der ", c.issuer_id, " \
+	"c.profile, c.identifiers, " SA_TS("c.not_before") ", " \
+	SA_TS("c.not_after") ", " SA_TS("c.issued") ", c.key_hash, " \
+	"s.status, " SA_TS("s.revoked_at") ", s.revoked_reason, c.shard"
+#define CERT_FROM \
+	" FROM certificates c JOIN certificate_status s ON s.serial = c.serial"
 /* Optional filters shared by the get_certificates statements. */
 #define CERT_FILTERS                                                           \
 	" AND ($1::bigint IS NULL OR c.account_id = $1)"                       \
@@ -40,8 +32,8 @@
 static const struct sa_stmt st_serial_insert = {"serial_insert",
     "INSERT INTO serials (serial, account_id, expires) VALUES ($1, $2, $3) "
     "ON CONFLICT (serial) DO NOTHING"};
-static const struct sa_stmt st_serial_get = {
-    "serial_get", "SELECT account_id FROM serials WHERE serial = $1"};
+static const struct sa_stmt st_serial_get = {"serial_get",
+    "SELECT account_id FROM serials WHERE serial = $1"};
 static const struct sa_stmt st_cert_insert = {"cert_insert",
     "INSERT INTO certificates (serial, account_id, order_id, der, "
     "issuer_id, profile, identifiers, not_before, not_after, key_hash, "
@@ -66,12 +58,14 @@ static const struct sa_stmt st_cert_get_nodel = {"cert_get_noder",
     "SELECT " CERT_COLS("NULL") CERT_FROM " WHERE c.serial = $1"};
 static const struct sa_stmt st_certs_by_key = {"adhoc_certs_by_key",
     "SELECT " CERT_COLS("NULL") CERT_FROM
-    " WHERE c.serial IN (SELECT "
-    "serial FROM key_hash_to_serial WHERE key_hash = $4)" CERT_FILTERS};
+    " WHERE c.serial IN "
+    "(SELECT serial FROM key_hash_to_serial WHERE key_hash = $4)"
+    CERT_FILTERS};
 static const struct sa_stmt st_certs_by_name = {"adhoc_certs_by_name",
     "SELECT " CERT_COLS("NULL") CERT_FROM
-    " WHERE c.serial IN (SELECT "
-    "serial FROM issued_names WHERE reversed_name = $2)" CERT_FILTERS};
+    " WHERE c.serial IN "
+    "(SELECT serial FROM issued_names WHERE reversed_name = $2)"
+    CERT_FILTERS};
 static const struct sa_stmt st_certs_by_acct = {"adhoc_certs_by_acct",
     "SELECT " CERT_COLS("NULL") CERT_FROM
     " WHERE c.account_id = $1" CERT_FILTERS};
@@ -102,15 +96,15 @@ static const struct sa_stmt st_block_key = {"block_key",
 static const struct sa_stmt st_key_blocked = {"key_blocked",
     "SELECT EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $1)"};
 static const struct sa_stmt st_fqdn_issued = {"fqdn_issued",
-    "SELECT " SA_TS(
-	"issued") " FROM fqdn_sets WHERE set_hash = $1 "
-		  "AND issued > now() - $2::bigint * interval '1 millisecond' "
-		  "ORDER BY issued"};
+    "SELECT " SA_TS("issued") " FROM fqdn_sets WHERE set_hash = $1 "
+    "AND issued > now() - $2::bigint * interval '1 millisecond' "
+    "ORDER BY issued"};
 static const struct sa_stmt st_count_domain = {"count_domain",
     "SELECT count(DISTINCT serial) FROM issued_names "
     "WHERE (reversed_name = $1 OR (reversed_name >= $1 || '.' "
     "AND reversed_name < $1 || '/')) "
     "AND issued > now() - $2::bigint * interval '1 millisecond'"};
+/* clang-format on */
 
 /* "www.example.com" -> "com.example.www" (IPs unchanged). Caller frees. */
 static char *

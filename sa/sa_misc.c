@@ -6,6 +6,7 @@
 
 #include "sa/sa_int.h"
 
+/* clang-format off */
 static const struct sa_stmt st_rl_ensure = {"rl_ensure",
     "INSERT INTO rate_limit_buckets (key, tat_ms) VALUES ($1, 0) "
     "ON CONFLICT (key) DO NOTHING"};
@@ -16,10 +17,8 @@ static const struct sa_stmt st_rl_set = {"rl_set",
     "WHERE key = $1"};
 static const struct sa_stmt st_revoked_shard = {"revoked_shard",
     "SELECT serial, " SA_TS("revoked_at") ", revoked_reason "
-					  "FROM certificate_status WHERE "
-					  "issuer_id = $1 AND shard = $2 "
-					  "AND status = 'revoked' AND "
-					  "not_after > now() ORDER BY serial"};
+    "FROM certificate_status WHERE issuer_id = $1 AND shard = $2 "
+    "AND status = 'revoked' AND not_after > now() ORDER BY serial"};
 static const struct sa_stmt st_crl_store = {"crl_store",
     "INSERT INTO crl_shards (issuer_id, shard, last_number, number, der, "
     "this_update, next_update) VALUES ($1, $2, $3, $3, decode($4, 'hex'), "
@@ -29,9 +28,9 @@ static const struct sa_stmt st_crl_store = {"crl_store",
     "last_number = GREATEST(crl_shards.last_number, excluded.number) "
     "WHERE crl_shards.number IS NULL OR crl_shards.number < excluded.number"};
 static const struct sa_stmt st_crl_get = {"crl_get",
-    "SELECT number, encode(der, 'hex'), " SA_TS("this_update") ", " SA_TS(
-	"next_update") " FROM crl_shards WHERE issuer_id = $1 "
-		       "AND shard = $2 AND number IS NOT NULL"};
+    "SELECT number, encode(der, 'hex'), " SA_TS("this_update") ", "
+    SA_TS("next_update") " FROM crl_shards "
+    "WHERE issuer_id = $1 AND shard = $2 AND number IS NOT NULL"};
 static const struct sa_stmt st_crl_next = {"crl_next",
     "INSERT INTO crl_shards (issuer_id, shard, last_number) "
     "VALUES ($1, $2, 1) ON CONFLICT (issuer_id, shard) DO UPDATE SET "
@@ -42,8 +41,9 @@ static const struct sa_stmt st_ocsp_store = {"ocsp_store",
     "SET der = excluded.der, this_update = excluded.this_update, "
     "next_update = excluded.next_update"};
 static const struct sa_stmt st_ocsp_get = {"ocsp_get",
-    "SELECT encode(der, 'hex'), " SA_TS("this_update") ", " SA_TS(
-	"next_update") " FROM ocsp_responses WHERE serial = $1"};
+    "SELECT encode(der, 'hex'), " SA_TS("this_update") ", "
+    SA_TS("next_update") " FROM ocsp_responses WHERE serial = $1"};
+/* clang-format on */
 
 struct rl {
 	const char *key;
