@@ -239,6 +239,53 @@ char *ident_ip_normalize(
 char *ident_ip_reverse_name(const uint8_t *raw, size_t rawlen);
 
 /* ------------------------------------------------------------------ */
+/* Challenge types (challenge.c): the one table RA and VA share         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every challenge type Anvil knows, in the order new authorizations offer
+ * them. A new type is one enum value here plus one row in challenge.c
+ * (and, to validate it, one entry in the VA's module table).
+ */
+enum chal_type {
+	CHAL_HTTP01,
+	CHAL_DNS01,
+	CHAL_TLSALPN01,
+	CHAL_DNSACCOUNT01, /* draft-ietf-acme-dns-account-label */
+	CHAL__MAX
+};
+
+/* Bit for an identifier type in chal_info.idents. */
+#define CHAL_IDENT(t) (1u << (t))
+/* Bit for a challenge type in a set of types (e.g. RA policy.challenges). */
+#define CHAL_BIT(t) (1u << (t))
+
+struct chal_info {
+	enum chal_type type;
+	const char *name;      /* "http-01" (the ACME "type" value) */
+	const char *spec;      /* where it is defined, for error details */
+	unsigned idents;       /* CHAL_IDENT(IDENT_DNS) | ...: what it proves */
+	int wildcard;          /* can validate a wildcard authorization */
+	int needs_account_uri; /* validation needs the account URL */
+	int offer;             /* on unless configuration says otherwise */
+};
+
+/* Row for t (static), or NULL when t is out of range. */
+const struct chal_info *chal_info(enum chal_type t);
+/* Row named s (static), or NULL when unknown / s is NULL. */
+const struct chal_info *chal_lookup(const char *s);
+/* "http-01" ... (static); "?" when out of range. */
+const char *chal_name(enum chal_type t);
+/* CHAL_BIT of every type whose row has offer set (the default set). */
+unsigned chal_default_set(void);
+/*
+ * Whether c may validate an identifier of this type (wildcard: a wildcard
+ * authorization). 0 when it may; -1 with the reason in err otherwise.
+ */
+int chal_check(const struct chal_info *c, enum ident_type ident, int wildcard,
+    char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
 /* Declarative JSON input (config files and request bodies)            */
 /* ------------------------------------------------------------------ */
 

@@ -369,17 +369,18 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 		cfg->policy.n_ip_ranges = r->n_ip_ranges;
 	}
 	cfg->policy.allow_wildcards = r->allow_wildcards;
-	cfg->policy.challenges = r->challenges ? 0 : RA_CHAL_DEFAULT_MASK;
+	cfg->policy.challenges = r->challenges ? 0 : chal_default_set();
 	for (i = 0; i < r->n_challenges; i++) {
-		enum ra_chal c;
-		if (ra_challenge_parse(r->challenges[i], &c) != 0) {
+		const struct chal_info *c = chal_lookup(r->challenges[i]);
+
+		if (c == NULL) {
 			snprintf(err, errlen,
 			    "policy.challenges[%zu]: unknown challenge "
 			    "type \"%.64s\"",
 			    i, r->challenges[i]);
 			return -1;
 		}
-		cfg->policy.challenges |= 1u << c;
+		cfg->policy.challenges |= CHAL_BIT(c->type);
 	}
 	if (cfg->policy.challenges == 0) {
 		snprintf(err, errlen,

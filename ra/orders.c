@@ -7,23 +7,28 @@
 
 #include "ra/ra_int.h"
 
-/* See ra_int.h. */
+/*
+ * New challenge list [{type, token}] for an identifier: every type of the
+ * shared table (core/challenge.c) that pol enables and that can validate
+ * it, in table order.
+ */
 json_t *
 ra_new_challenges(
     const struct ra_policy *pol, enum ident_type type, int wildcard)
 {
 	json_t *a = json_array();
-	size_t i;
-	char *tok;
+	const struct chal_info *c;
+	char err[160], *tok;
+	int t;
 
-	for (i = 0; i < RA_CHAL__MAX; i++) {
-		if (!(pol->challenges & (1u << i)) ||
-		    !ra_challenge_fits((enum ra_chal)i, type, wildcard))
+	for (t = 0; t < CHAL__MAX; t++) {
+		c = chal_info((enum chal_type)t);
+		if (!(pol->challenges & CHAL_BIT(t)) ||
+		    chal_check(c, type, wildcard, err, sizeof(err)) != 0)
 			continue;
 		tok = random_token(32);
-		json_array_append_new(a,
-		    json_pack("{s:s,s:s}", "type",
-			ra_challenge_name((enum ra_chal)i), "token", tok));
+		json_array_append_new(
+		    a, json_pack("{s:s,s:s}", "type", c->name, "token", tok));
 		free(tok);
 	}
 	return a;

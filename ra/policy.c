@@ -11,58 +11,6 @@
 #include "ra/ra.h"
 
 /* ------------------------------------------------------------------ */
-/* Challenge types                                                      */
-/* ------------------------------------------------------------------ */
-
-/*
- * The RA's challenge table: which identifier kinds each type can prove.
- * A type is offered when it is enabled in policy.challenges and applies.
- */
-static const struct {
-	const char *name;
-	unsigned dns : 1, wildcard : 1, ip : 1;
-} chal_table[RA_CHAL__MAX] = {
-    [RA_CHAL_HTTP01] = {"http-01", 1, 0, 1},
-    [RA_CHAL_DNS01] = {"dns-01", 1, 1, 0},
-    [RA_CHAL_TLSALPN01] = {"tls-alpn-01", 1, 0, 1},
-    /* draft-ietf-acme-dns-account-label §3: wildcards as for dns-01 */
-    [RA_CHAL_DNSACCOUNT01] = {"dns-account-01", 1, 1, 0},
-};
-
-/* See ra.h. */
-const char *
-ra_challenge_name(enum ra_chal c)
-{
-	return (unsigned)c < RA_CHAL__MAX ? chal_table[c].name : "?";
-}
-
-/* See ra.h. */
-int
-ra_challenge_parse(const char *s, enum ra_chal *out)
-{
-	size_t i;
-
-	for (i = 0; s != NULL && i < RA_CHAL__MAX; i++) {
-		if (strcmp(s, chal_table[i].name) == 0) {
-			*out = (enum ra_chal)i;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* See ra.h. */
-int
-ra_challenge_fits(enum ra_chal c, enum ident_type type, int wildcard)
-{
-	if ((unsigned)c >= RA_CHAL__MAX)
-		return 0;
-	if (wildcard)
-		return chal_table[c].wildcard;
-	return type == IDENT_IP ? chal_table[c].ip : chal_table[c].dns;
-}
-
-/* ------------------------------------------------------------------ */
 /* Public Suffix List                                                   */
 /* ------------------------------------------------------------------ */
 

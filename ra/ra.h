@@ -60,27 +60,6 @@ struct ra_ip_range {
 
 struct ra_psl;
 
-/* Challenge types the RA can offer; bit (1u << type) of
- * ra_policy.challenges switches one on (policy.challenges). */
-enum ra_chal {
-	RA_CHAL_HTTP01,
-	RA_CHAL_DNS01,
-	RA_CHAL_TLSALPN01,
-	RA_CHAL_DNSACCOUNT01, /* draft-ietf-acme-dns-account-label */
-	RA_CHAL__MAX
-};
-/* "http-01", ... (static; "?" when out of range). */
-const char *ra_challenge_name(enum ra_chal c);
-/* Name to type: 0, or -1 when the RA does not know the name. */
-int ra_challenge_parse(const char *s, enum ra_chal *out);
-/* 1 if challenge type c can prove an identifier of this type (wildcard:
- * the authz is for "*.<value>"), else 0. */
-int ra_challenge_fits(enum ra_chal c, enum ident_type type, int wildcard);
-/* The RFC 8555 set (http-01, dns-01, tls-alpn-01): the default. */
-#define RA_CHAL_DEFAULT_MASK                                                   \
-	((1u << RA_CHAL_HTTP01) | (1u << RA_CHAL_DNS01) |                      \
-	    (1u << RA_CHAL_TLSALPN01))
-
 struct ra_policy {
 	int public_mode;
 	char **dns_suffixes;
@@ -91,7 +70,7 @@ struct ra_policy {
 	size_t n_blocked_names;
 	int allow_wildcards;
 	struct ra_psl *psl;  /* public mode only; owned */
-	unsigned challenges; /* enabled types: bit (1u << enum ra_chal) */
+	unsigned challenges; /* enabled types: CHAL_BIT(enum chal_type) */
 };
 
 struct ra_key_policy {

@@ -20,7 +20,7 @@
 static const char *
 label_hint(const struct va_job *j, char *buf, size_t len)
 {
-	if (j->chal != VA_CHAL_DNSACCOUNT01 || j->account_uri == NULL)
+	if (j->chal != CHAL_DNSACCOUNT01 || j->account_uri == NULL)
 		return "";
 	snprintf(buf, len,
 	    " (dns-account-01 label derived from the account URL %.300s)",

@@ -68,6 +68,7 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 	struct va_result res;
 	const json_t *chal = json_object_get(params, "challenge");
 	const json_t *caa = json_object_get(params, "check_caa");
+	const struct chal_info *ci;
 	int wildcard = 0;
 
 	*result = NULL;
@@ -78,13 +79,13 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 		return -1;
 	req.wildcard = wildcard;
 	if (!json_is_object(chal) || str_member(chal, "token") == NULL ||
-	    va_challenge_parse(str_member(chal, "type"), &req.challenge) != 0) {
+	    (ci = chal_lookup(str_member(chal, "type"))) == NULL) {
 		*prob = problem_new(PROB_MALFORMED,
-		    "challenge: expected "
-		    "{\"type\": \"http-01\"|\"dns-01\"|\"tls-alpn-01\""
-		    "|\"dns-account-01\", \"token\"}");
+		    "challenge: expected {\"type\": a known challenge type, "
+		    "\"token\"}");
 		return -1;
 	}
+	req.challenge = ci->type;
 	req.token = str_member(chal, "token");
 	req.key_authorization = str_member(params, "key_authorization");
 	if (req.key_authorization == NULL) {

@@ -16,32 +16,16 @@
 
 #include "va/va_int.h"
 
-static const char *const chal_names[VA_CHAL__MAX] = {
-    "http-01",
-    "dns-01",
-    "tls-alpn-01",
-    "dns-account-01",
+/*
+ * The VA's module for each challenge type of the shared table
+ * (core/challenge.c); a type without one is refused as unsupported.
+ */
+static void (*const chal_start[CHAL__MAX])(struct va_job *j) = {
+    [CHAL_HTTP01] = va_http01_start,
+    [CHAL_DNS01] = va_dns01_start,
+    [CHAL_TLSALPN01] = va_tlsalpn01_start,
+    [CHAL_DNSACCOUNT01] = va_dnsaccount01_start,
 };
-
-const char *
-va_challenge_name(enum va_challenge c)
-{
-	return (unsigned)c < VA_CHAL__MAX ? chal_names[c] : "?";
-}
-
-int
-va_challenge_parse(const char *s, enum va_challenge *out)
-{
-	int i;
-
-	for (i = 0; s != NULL && i < VA_CHAL__MAX; i++) {
-		if (strcmp(s, chal_names[i]) == 0) {
-			*out = (enum va_challenge)i;
-			return 0;
-		}
-	}
-	return -1;
-}
 
 void
 va_result_clear(struct va_result *r)
@@ -124,7 +108,7 @@ count_result(struct va_job *j, const char *result)
 	if (j->va->metrics == NULL)
 		return;
 	snprintf(labels, sizeof(labels), "type=\"%s\",result=\"%s\"",
-	    j->kind == VA_JOB_CAA ? "caa" : va_challenge_name(j->chal), result);
+	    j->kind == VA_JOB_CAA ? "caa" : chal_name(j->chal), result);
 	metrics_counter_add(j->va->metrics, "anvil_va_validations_total",
 	    "Validations by challenge type and result.", labels, 1);
 	metrics_histogram_observe(j->va->metrics,
@@ -168,7 +152,7 @@ va_job_finish(struct va_job *j, struct problem *prob)
 	log_audit(j->rid, "validation",
 	    "type=%s identifier=%s:%s%s "
 	    "result=%s problem=%s detail=\"%s\" ms=%lld",
-	    j->kind == VA_JOB_CAA ? "caa" : va_challenge_name(j->chal),
+	    j->kind == VA_JOB_CAA ? "caa" : chal_name(j->chal),
 	    ident_type_name(j->itype), j->wildcard ? "*." : "", j->ident,
 	    prob ? "invalid" : "valid", prob ? prob_type_name(prob->type) : "-",
 	    prob && prob->detail ? prob->detail : "",
@@ -243,26 +227,7 @@ begin(struct va_job *j)
 		va_caa_start(j);
 		return;
 	}
-	switch (j->chal) {
-	case VA_CHAL_HTTP01:
-		va_http01_start(j);
-		break;
-	case VA_CHAL_DNS01:
-		va_dns01_start(j);
-		break;
-	case VA_CHAL_TLSALPN01:
-		va_tlsalpn01_start(j);
-		break;
-	case VA_CHAL_DNSACCOUNT01:
-		va_dnsaccount01_start(j);
-		break;
-	default:
-		va_job_finish(j,
-		    problem_new(PROB_MALFORMED,
-			"unknown "
-			"challenge type"));
-		break;
-	}
+	chal_start[j->chal](j);
 }
 
 static void
@@ -779,37 +744,29 @@ int
 va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
     void *arg, struct problem **prob)
 {
+	const struct chal_info *c;
 	struct va_job *j;
+	char err[160];
 
-	if ((unsigned)req->challenge >= VA_CHAL__MAX) {
+	if ((c = chal_info(req->challenge)) == NULL ||
+	    chal_start[req->challenge] == NULL) {
 		*prob = problem_new(PROB_MALFORMED, "unknown challenge type");
 		return -1;
 	}
 	if (req->token == NULL || req->key_authorization == NULL) {
 		*prob = problem_new(PROB_MALFORMED,
-		    "token and "
-		    "key_authorization are required");
+		    "token and key_authorization are required");
 		return -1;
 	}
-	if (req->wildcard && req->challenge != VA_CHAL_DNS01 &&
-	    req->challenge != VA_CHAL_DNSACCOUNT01) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "a wildcard authorization can only be validated with "
-		    "dns-01 or dns-account-01 (RFC 8555 §7.1.3)");
+	if (chal_check(c, req->ident_type, req->wildcard, err, sizeof(err)) !=
+	    0) {
+		*prob = problem_new(PROB_MALFORMED, "%s", err);
 		return -1;
 	}
-	if (req->ident_type == IDENT_IP &&
-	    (req->challenge == VA_CHAL_DNS01 ||
-		req->challenge == VA_CHAL_DNSACCOUNT01)) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "%s cannot validate an IP address identifier (RFC 8738)",
-		    va_challenge_name(req->challenge));
-		return -1;
-	}
-	if (req->challenge == VA_CHAL_DNSACCOUNT01 &&
+	if (c->needs_account_uri &&
 	    (req->account_uri == NULL || req->account_uri[0] == '\0')) {
 		*prob = problem_new(PROB_MALFORMED,
-		    "dns-account-01 needs the account URL (account_uri)");
+		    "%s needs the account URL (account_uri)", c->name);
 		return -1;
 	}
 	j = job_new(va, VA_JOB_VALIDATE, req->ident_type, req->ident_value,
@@ -821,7 +778,7 @@ va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
 	j->keyauth = xstrdup(req->key_authorization);
 	j->account_uri = req->account_uri ? xstrdup(req->account_uri) : NULL;
 	j->check_caa = req->check_caa;
-	j->caa_method = xstrdup(va_challenge_name(req->challenge));
+	j->caa_method = xstrdup(c->name);
 	j->record = json_array();
 	j->done = done;
 	j->done_arg = arg;

@@ -77,17 +77,6 @@ struct va *va_new(const struct va_config *cfg, struct metrics *metrics,
 /* Stops the loop thread (in-flight validations fail) and frees. */
 void va_free(struct va *va);
 
-enum va_challenge {
-	VA_CHAL_HTTP01,
-	VA_CHAL_DNS01,
-	VA_CHAL_TLSALPN01,
-	VA_CHAL_DNSACCOUNT01, /* draft-ietf-acme-dns-account-label */
-	VA_CHAL__MAX
-};
-/* "http-01" ... (static); parse returns -1 if unknown. */
-const char *va_challenge_name(enum va_challenge c);
-int va_challenge_parse(const char *s, enum va_challenge *out);
-
 /*
  * The dns-account-01 label of an account URL: "_" followed by the lowercase
  * unpadded base32 of the first 10 bytes of SHA-256(account_url)
@@ -101,7 +90,7 @@ struct va_request {
 	enum ident_type ident_type;
 	const char *ident_value; /* normalised; wildcard: the base name */
 	int wildcard;
-	enum va_challenge challenge;
+	enum chal_type challenge; /* core/challenge.c */
 	const char *token;
 	const char *key_authorization;
 	const char *account_uri; /* CAA accounturi and the dns-account-01

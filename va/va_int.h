@@ -232,7 +232,7 @@ struct va_job {
 	int ip_family;
 	uint8_t ip[16];
 	int wildcard;
-	enum va_challenge chal;
+	enum chal_type chal;
 	char *token;
 	char *keyauth;
 	char *account_uri;

@@ -184,6 +184,43 @@ test_dns_names(struct th *t)
 	}
 }
 
+/*
+ * The shared challenge table: RFC 8555 §7.1.3 "a wildcard domain name
+ * ... MUST contain only dns-01"; RFC 8738 §7 "The "dns-01" challenge
+ * type MUST NOT be used to validate IP identifiers".
+ */
+static void
+test_challenge_table(struct th *t)
+{
+	const struct chal_info *c;
+	char err[160];
+	int i;
+
+	for (i = 0; i < CHAL__MAX; i++) {
+		c = chal_info((enum chal_type)i);
+		TH_CHECK(t, c != NULL && c->type == (enum chal_type)i);
+		TH_CHECK(t, chal_lookup(c->name) == c);
+		TH_CHECK_STR(t, chal_name((enum chal_type)i), c->name);
+	}
+	TH_CHECK(t, chal_info(CHAL__MAX) == NULL);
+	TH_CHECK(t, chal_lookup("http-02") == NULL);
+	TH_CHECK(t, chal_lookup(NULL) == NULL);
+	c = chal_lookup("dns-01");
+	TH_CHECK(t, c != NULL && c->type == CHAL_DNS01);
+	TH_CHECK(t, chal_check(c, IDENT_DNS, 1, err, sizeof(err)) == 0);
+	TH_CHECK(t, chal_check(c, IDENT_IP, 0, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "dns-01") != NULL);
+	c = chal_lookup("http-01");
+	TH_CHECK(t, chal_check(c, IDENT_IP, 0, err, sizeof(err)) == 0);
+	TH_CHECK(t, chal_check(c, IDENT_DNS, 0, err, sizeof(err)) == 0);
+	TH_CHECK(t, chal_check(c, IDENT_DNS, 1, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "wildcard") != NULL);
+	c = chal_lookup("tls-alpn-01");
+	TH_CHECK(t, chal_check(c, IDENT_IP, 0, err, sizeof(err)) == 0);
+	TH_CHECK(t, chal_check(c, IDENT_DNS, 1, err, sizeof(err)) != 0);
+	TH_CHECK(t, chal_check(c, IDENT__MAX, 0, err, sizeof(err)) != 0);
+}
+
 static void
 test_ip_identifiers(struct th *t)
 {
@@ -569,6 +606,7 @@ main(void)
 	TH_RUN(&t, test_rfc3339);
 	TH_RUN(&t, test_dns_names);
 	TH_RUN(&t, test_ip_identifiers);
+	TH_RUN(&t, test_challenge_table);
 	TH_RUN(&t, test_jspec);
 	TH_RUN(&t, test_config_file_and_env);
 	TH_RUN(&t, test_problems);

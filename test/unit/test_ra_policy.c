@@ -454,13 +454,13 @@ static void
 test_challenge_config(struct th *t)
 {
 	struct ra_config c;
+	const struct chal_info *c2;
 	char err[512];
 	json_t *o;
-	enum ra_chal ch;
 
 	o = json_object();
 	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == 0);
-	TH_CHECK(t, c.policy.challenges == RA_CHAL_DEFAULT_MASK);
+	TH_CHECK(t, c.policy.challenges == chal_default_set());
 	ra_config_clear(&c);
 	json_decref(o);
 	o = json_loads("{\"policy\": {\"challenges\": [\"dns-01\", "
@@ -469,7 +469,7 @@ test_challenge_config(struct th *t)
 	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == 0);
 	TH_CHECK(t,
 	    c.policy.challenges ==
-		((1u << RA_CHAL_DNS01) | (1u << RA_CHAL_DNSACCOUNT01)));
+		(CHAL_BIT(CHAL_DNS01) | CHAL_BIT(CHAL_DNSACCOUNT01)));
 	ra_config_clear(&c);
 	json_decref(o);
 	o = json_loads("{\"policy\": {\"challenges\": [\"dns-01\", "
@@ -481,15 +481,19 @@ test_challenge_config(struct th *t)
 	ra_config_clear(&c);
 	json_decref(o);
 
-	TH_CHECK(t, ra_challenge_parse("dns-account-01", &ch) == 0 &&
-		ch == RA_CHAL_DNSACCOUNT01);
-	TH_CHECK(t, ra_challenge_parse("nope", &ch) == -1);
+	TH_CHECK(t, chal_lookup("dns-account-01") ==
+		chal_info(CHAL_DNSACCOUNT01));
+	TH_CHECK(t, chal_lookup("nope") == NULL);
 	/* draft-ietf-acme-dns-account-label: DNS names and wildcards, no IPs */
-	TH_CHECK(t, ra_challenge_fits(RA_CHAL_DNSACCOUNT01, IDENT_DNS, 1));
-	TH_CHECK(t, ra_challenge_fits(RA_CHAL_DNSACCOUNT01, IDENT_DNS, 0));
-	TH_CHECK(t, !ra_challenge_fits(RA_CHAL_DNSACCOUNT01, IDENT_IP, 0));
-	TH_CHECK(t, !ra_challenge_fits(RA_CHAL_HTTP01, IDENT_DNS, 1));
-	TH_CHECK(t, ra_challenge_fits(RA_CHAL_TLSALPN01, IDENT_IP, 0));
+	c2 = chal_info(CHAL_DNSACCOUNT01);
+	TH_CHECK(t, chal_check(c2, IDENT_DNS, 1, err, sizeof(err)) == 0);
+	TH_CHECK(t, chal_check(c2, IDENT_DNS, 0, err, sizeof(err)) == 0);
+	TH_CHECK(t, chal_check(c2, IDENT_IP, 0, err, sizeof(err)) != 0);
+	TH_CHECK(t, c2->needs_account_uri && !c2->offer);
+	TH_CHECK(t, chal_check(chal_info(CHAL_HTTP01), IDENT_DNS, 1, err,
+			sizeof(err)) != 0);
+	TH_CHECK(t, chal_check(chal_info(CHAL_TLSALPN01), IDENT_IP, 0, err,
+			sizeof(err)) == 0);
 }
 
 int

@@ -493,7 +493,7 @@ test_dns_account_label(struct th *t)
 	TH_CHECK(t, l != NULL && strlen(l) == 17 && l[0] == '_' &&
 		strcmp(l, "_ujmmovf2vn55tgye") != 0);
 	free(l);
-	TH_CHECK_STR(t, va_challenge_name(VA_CHAL_DNSACCOUNT01),
+	TH_CHECK_STR(t, chal_name(CHAL_DNSACCOUNT01),
 	    "dns-account-01");
 }
 

@@ -281,7 +281,7 @@ config(struct va_config *cfg, int http_port, int64_t timeout_ms)
 
 static void
 request(struct va_request *req, enum ident_type t, const char *v,
-    enum va_challenge c)
+    enum chal_type c)
 {
 	memset(req, 0, sizeof(*req));
 	req->ident_type = t;
@@ -318,7 +318,7 @@ count_done(void *arg, struct va_result *res)
 	pthread_mutex_unlock(&c->mu);
 	va_result_clear(res);
 	if (again) {
-		request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
+		request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 		if (va_validate_async(c->va, &req, count_done, c, &p) != 0) {
 			problem_free(p);
 			again = 0;
@@ -350,7 +350,7 @@ test_http01_ip_sync(struct th *t)
 	if (va == NULL)
 		goto out;
 	TH_CHECK(t, va_health(va, err, sizeof(err)) == 0);
-	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
+	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	TH_CHECK(t, va_validate(va, &req, &res) == 0);
 	TH_CHECK(t, res.valid);
 	hop = json_array_get(res.record, 0);
@@ -378,7 +378,7 @@ test_http01_and_dns01_by_name(struct th *t)
 	TH_CHECK(t, va != NULL);
 	if (va == NULL)
 		goto out;
-	request(&req, IDENT_DNS, "name.test", VA_CHAL_HTTP01);
+	request(&req, IDENT_DNS, "name.test", CHAL_HTTP01);
 	TH_CHECK(t, va_validate(va, &req, &res) == 0);
 	TH_CHECK(t, res.valid);
 	TH_CHECK_STR(t,
@@ -386,7 +386,7 @@ test_http01_and_dns01_by_name(struct th *t)
 		json_object_get(json_array_get(res.record, 0), "hostname")),
 	    "name.test");
 	va_result_clear(&res);
-	request(&req, IDENT_DNS, "name.test", VA_CHAL_DNS01);
+	request(&req, IDENT_DNS, "name.test", CHAL_DNS01);
 	TH_CHECK(t, va_validate(va, &req, &res) == 0);
 	TH_CHECK(t, res.valid);
 	va_result_clear(&res);
@@ -423,7 +423,7 @@ test_512_in_flight(struct th *t)
 	pthread_cond_init(&c.cv, NULL);
 	c.va = va;
 	c.inflight_target = n;
-	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
+	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	t0 = time_mono_ms();
 	for (i = 0; i < n; i++)
 		TH_CHECK(
@@ -458,7 +458,7 @@ test_silent_server_times_out(struct th *t)
 	TH_CHECK(t, va != NULL);
 	if (va == NULL)
 		goto out;
-	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
+	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	t0 = time_mono_ms();
 	TH_CHECK(t, va_validate(va, &req, &res) == 0);
 	TH_CHECK(t, time_mono_ms() - t0 < 2000);
@@ -496,16 +496,16 @@ test_free_with_validations_in_flight(struct th *t)
 	pthread_mutex_init(&c.mu, NULL);
 	pthread_cond_init(&c.cv, NULL);
 	c.va = va;
-	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
+	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	for (i = 0; i < 20; i++)
 		TH_CHECK(
 		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
 	/* and some still waiting for DNS (the resolver never answers) */
-	request(&req, IDENT_DNS, "pending.silent.test", VA_CHAL_DNS01);
+	request(&req, IDENT_DNS, "pending.silent.test", CHAL_DNS01);
 	for (i = 0; i < 5; i++)
 		TH_CHECK(
 		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
-	request(&req, IDENT_DNS, "pending.silent.test", VA_CHAL_HTTP01);
+	request(&req, IDENT_DNS, "pending.silent.test", CHAL_HTTP01);
 	for (i = 0; i < 5; i++)
 		TH_CHECK(
 		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
@@ -534,21 +534,21 @@ test_bad_requests(struct th *t)
 	TH_CHECK(t, va != NULL);
 	if (va == NULL)
 		goto out;
-	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_DNS01);
+	request(&req, IDENT_IP, "127.0.0.1", CHAL_DNS01);
 	TH_CHECK(t, va_validate(va, &req, &res) == -1);
 	TH_CHECK(t, res.prob && res.prob->type == PROB_MALFORMED);
 	va_result_clear(&res);
-	request(&req, IDENT_IP, "300.1.1.1", VA_CHAL_HTTP01);
+	request(&req, IDENT_IP, "300.1.1.1", CHAL_HTTP01);
 	TH_CHECK(t, va_validate(va, &req, &res) == -1);
 	va_result_clear(&res);
-	request(&req, IDENT_DNS, "", VA_CHAL_HTTP01);
+	request(&req, IDENT_DNS, "", CHAL_HTTP01);
 	TH_CHECK(t, va_validate(va, &req, &res) == -1);
 	va_result_clear(&res);
-	request(&req, IDENT_DNS, "UPPER.test", VA_CHAL_HTTP01);
+	request(&req, IDENT_DNS, "UPPER.test", CHAL_HTTP01);
 	TH_CHECK(t, va_validate(va, &req, &res) == -1);
 	TH_CHECK(t, res.prob && strstr(res.prob->detail, "normalised") != NULL);
 	va_result_clear(&res);
-	request(&req, IDENT_DNS, "a..test", VA_CHAL_DNS01);
+	request(&req, IDENT_DNS, "a..test", CHAL_DNS01);
 	TH_CHECK(t, va_validate(va, &req, &res) == -1);
 	va_result_clear(&res);
 	va_free(va);
@@ -616,7 +616,7 @@ bench(int argc, char **argv)
 		c.inflight_target = n;
 		t0 = time_mono_ms();
 		c.stop_at = t0 + 3000;
-		request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
+		request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 		for (i = 0; i < n; i++)
 			if (va_validate_async(va, &req, count_done, &c, &p) !=
 			    0)

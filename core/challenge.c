@@ -1,0 +1,85 @@
+/*
+ * challenge.c - the challenge types: one row each, shared by the RA (which
+ * types a new authorization offers) and the VA (which requests it
+ * accepts). RFC 8555 §8.3 (http-01), §8.4 (dns-01), RFC 8737 (tls-alpn-01),
+ * RFC 8738 §7 (IP identifiers: http-01 and tls-alpn-01 only), RFC 8555
+ * §7.1.3 (a wildcard authorization: dns-01 only),
+ * draft-ietf-acme-dns-account-label (dns-account-01).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core.h"
+
+static const struct chal_info chal_table[CHAL__MAX] = {
+    [CHAL_HTTP01] = {CHAL_HTTP01, "http-01", "RFC 8555 §8.3",
+	CHAL_IDENT(IDENT_DNS) | CHAL_IDENT(IDENT_IP), 0, 0, 1},
+    [CHAL_DNS01] = {CHAL_DNS01, "dns-01", "RFC 8555 §8.4",
+	CHAL_IDENT(IDENT_DNS), 1, 0, 1},
+    [CHAL_TLSALPN01] = {CHAL_TLSALPN01, "tls-alpn-01", "RFC 8737",
+	CHAL_IDENT(IDENT_DNS) | CHAL_IDENT(IDENT_IP), 0, 0, 1},
+    /* §3: wildcards as for dns-01; the label comes from the account URL */
+    [CHAL_DNSACCOUNT01] = {CHAL_DNSACCOUNT01, "dns-account-01",
+	"draft-ietf-acme-dns-account-label", CHAL_IDENT(IDENT_DNS), 1, 1, 0},
+};
+
+/* See core.h. */
+const struct chal_info *
+chal_info(enum chal_type t)
+{
+	return (unsigned)t < CHAL__MAX ? &chal_table[t] : NULL;
+}
+
+/* See core.h. */
+const struct chal_info *
+chal_lookup(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && i < CHAL__MAX; i++)
+		if (strcmp(s, chal_table[i].name) == 0)
+			return &chal_table[i];
+	return NULL;
+}
+
+/* See core.h. */
+const char *
+chal_name(enum chal_type t)
+{
+	return (unsigned)t < CHAL__MAX ? chal_table[t].name : "?";
+}
+
+/* See core.h. */
+unsigned
+chal_default_set(void)
+{
+	unsigned set = 0;
+	size_t i;
+
+	for (i = 0; i < CHAL__MAX; i++)
+		if (chal_table[i].offer)
+			set |= CHAL_BIT(i);
+	return set;
+}
+
+/* See core.h. */
+int
+chal_check(const struct chal_info *c, enum ident_type ident, int wildcard,
+    char *err, size_t errlen)
+{
+	if (wildcard && !c->wildcard) {
+		snprintf(err, errlen,
+		    "%s cannot validate a wildcard authorization "
+		    "(RFC 8555 §7.1.3)",
+		    c->name);
+		return -1;
+	}
+	if ((unsigned)ident >= IDENT__MAX ||
+	    (c->idents & CHAL_IDENT(ident)) == 0) {
+		snprintf(err, errlen,
+		    "%s cannot validate an identifier of type %s (%s)", c->name,
+		    ident_type_name(ident), c->spec);
+		return -1;
+	}
+	return 0;
+}
