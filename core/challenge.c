@@ -67,18 +67,32 @@ int
 chal_check(const struct chal_info *c, enum ident_type ident, int wildcard,
     char *err, size_t errlen)
 {
+	char with[96] = "";
+	size_t i;
+
 	if (wildcard && !c->wildcard) {
+		for (i = 0; i < CHAL__MAX; i++)
+			if (chal_table[i].wildcard)
+				snprintf(with + strlen(with),
+				    sizeof(with) - strlen(with), "%s%s",
+				    with[0] ? " or " : "", chal_table[i].name);
 		snprintf(err, errlen,
-		    "%s cannot validate a wildcard authorization "
+		    "a wildcard authorization can only be validated with %s "
 		    "(RFC 8555 §7.1.3)",
-		    c->name);
+		    with);
 		return -1;
 	}
 	if ((unsigned)ident >= IDENT__MAX ||
 	    (c->idents & CHAL_IDENT(ident)) == 0) {
-		snprintf(err, errlen,
-		    "%s cannot validate an identifier of type %s (%s)", c->name,
-		    ident_type_name(ident), c->spec);
+		if (ident == IDENT_IP)
+			snprintf(err, errlen,
+			    "%s cannot validate an IP address identifier "
+			    "(RFC 8738)",
+			    c->name);
+		else
+			snprintf(err, errlen,
+			    "%s cannot validate an identifier of type %s (%s)",
+			    c->name, ident_type_name(ident), c->spec);
 		return -1;
 	}
 	return 0;

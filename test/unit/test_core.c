@@ -209,12 +209,12 @@ test_challenge_table(struct th *t)
 	TH_CHECK(t, c != NULL && c->type == CHAL_DNS01);
 	TH_CHECK(t, chal_check(c, IDENT_DNS, 1, err, sizeof(err)) == 0);
 	TH_CHECK(t, chal_check(c, IDENT_IP, 0, err, sizeof(err)) != 0);
-	TH_CHECK(t, strstr(err, "dns-01") != NULL);
+	TH_CHECK(t, strstr(err, "dns-01") != NULL && strstr(err, "RFC 8738"));
 	c = chal_lookup("http-01");
 	TH_CHECK(t, chal_check(c, IDENT_IP, 0, err, sizeof(err)) == 0);
 	TH_CHECK(t, chal_check(c, IDENT_DNS, 0, err, sizeof(err)) == 0);
 	TH_CHECK(t, chal_check(c, IDENT_DNS, 1, err, sizeof(err)) != 0);
-	TH_CHECK(t, strstr(err, "wildcard") != NULL);
+	TH_CHECK(t, strstr(err, "only be validated with dns-01") != NULL);
 	c = chal_lookup("tls-alpn-01");
 	TH_CHECK(t, chal_check(c, IDENT_IP, 0, err, sizeof(err)) == 0);
 	TH_CHECK(t, chal_check(c, IDENT_DNS, 1, err, sizeof(err)) != 0);
