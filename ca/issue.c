@@ -198,22 +198,6 @@ out:
 	return ret;
 }
 
-/* Hex SHA-256 of the SPKI DER; malloc'd or NULL. */
-static char *
-spki_hash(const X509_PUBKEY *k)
-{
-	unsigned char *der = NULL;
-	uint8_t h[32];
-	int n;
-
-	n = i2d_X509_PUBKEY(k, &der);
-	if (n <= 0)
-		return NULL;
-	sha256(der, (size_t)n, h);
-	OPENSSL_free(der);
-	return hex_encode(h, sizeof(h));
-}
-
 /* Comma-separated identifier values into a malloc'd string. */
 static char *
 idents_text(const json_t *ids)
@@ -376,6 +360,13 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 		    kt == CA_KEY__MAX ? "unsupported type" : err);
 		goto out;
 	}
+	/* Makes the copy of the CSR's key block into the certificate (tbs.c
+	 * copy_spki) provably canonical: it equals the re-encoded key. */
+	if (!key_spki_is_canonical(X509_REQ_get_X509_PUBKEY(csr))) {
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR public key is not in its canonical encoding");
+		goto out;
+	}
 	if ((*prob = check_identifiers(p, req->identifiers)) != NULL)
 		goto out;
 	if ((sans = ca_order_sans(csr, req->identifiers, err, sizeof(err))) ==
@@ -423,7 +414,7 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 	out->issuer = t.issuer;
 	out->shard = t.shard;
 	if (ca_x509_der(x, &out->der, &out->der_len) != 0 ||
-	    (khash = spki_hash(t.spki)) == NULL) {
+	    (khash = key_hash_hex(pub)) == NULL) {
 		*prob = problem_new(PROB_SERVER_INTERNAL, "encoding failed");
 		goto out;
 	}

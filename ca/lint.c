@@ -353,6 +353,54 @@ lint_spki_matches_request(
 	return ret;
 }
 
+/*
+ * The certificate's key block is canonical (issue 19): RSA with NULL
+ * algorithm parameters (RFC 3279 §2.3.1), EC with a namedCurve OID
+ * (RFC 5480 §2.1.1; explicit parameters are forbidden by BR §7.1.3.1.2)
+ * and an uncompressed point. A structural check, no re-encoding.
+ */
+static int
+lint_spki_canonical(const struct ca_lint_input *in, char *msg, size_t msglen)
+{
+	X509_PUBKEY *xpk = X509_get_X509_PUBKEY(in->cert);
+	ASN1_OBJECT *alg = NULL;
+	const ASN1_OBJECT *aobj = NULL;
+	const unsigned char *pk = NULL;
+	const void *pval = NULL;
+	X509_ALGOR *pa = NULL;
+	int pklen = 0, ptype = V_ASN1_UNDEF;
+
+	if (xpk == NULL ||
+	    !X509_PUBKEY_get0_param(&alg, &pk, &pklen, &pa, xpk) ||
+	    pa == NULL) {
+		snprintf(msg, msglen, "no subjectPublicKeyInfo");
+		return -1;
+	}
+	X509_ALGOR_get0(&aobj, &ptype, &pval, pa);
+	switch (OBJ_obj2nid(aobj)) {
+	case NID_rsaEncryption:
+		if (ptype != V_ASN1_NULL) {
+			snprintf(msg, msglen,
+			    "RSA key without NULL algorithm parameters");
+			return -1;
+		}
+		break;
+	case NID_X9_62_id_ecPublicKey:
+		if (ptype != V_ASN1_OBJECT) {
+			snprintf(msg, msglen, "EC key not on a named curve");
+			return -1;
+		}
+		if (pk == NULL || pklen < 1 || pk[0] != 0x04) {
+			snprintf(msg, msglen, "EC point not uncompressed");
+			return -1;
+		}
+		break;
+	default:
+		break; /* key_allowed refuses other types */
+	}
+	return 0;
+}
+
 /* See ca_int.h. */
 int
 ca_key_check(EVP_PKEY *k, const struct ca_settings *s, char *msg, size_t msglen)
@@ -551,6 +599,7 @@ static const struct ca_lint lint_table[] = {
     {"validity_within_profile", lint_validity_within_profile},
     {"serial_valid", lint_serial_valid},
     {"spki_matches_request", lint_spki_matches_request},
+    {"spki_canonical", lint_spki_canonical},
     {"key_allowed", lint_key_allowed},
     {"ku_eku_consistent", lint_ku_eku_consistent},
     {"no_unknown_critical_ext", lint_no_unknown_critical},

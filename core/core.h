@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/types.h>
 
 #define ANVIL_VERSION "0.1.0"
 
@@ -427,6 +428,30 @@ void random_bytes(uint8_t *buf, size_t n);
 char *random_token(size_t nbytes);
 /* SHA-256 of data into out[32]. */
 void sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+
+/* ---- subject keys (keyenc.c) ---- */
+
+/*
+ * The canonical SubjectPublicKeyInfo DER of an RSA or EC public key, built
+ * from the key's numbers rather than copied from how it arrived:
+ * rsaEncryption with NULL parameters (RFC 3279 §2.3.1); id-ecPublicKey with
+ * a namedCurve OID (RFC 5480 §2.1.1) and the uncompressed point (§2.2).
+ * pk borrowed. 0 and *der (OPENSSL_free) / *len, or -1 for another key
+ * type or an EC key whose curve has no name.
+ */
+int key_spki_der(const EVP_PKEY *pk, unsigned char **der, size_t *len);
+/*
+ * THE key hash (blocked_keys, key_hash_to_serial, revoke by key): hex
+ * SHA-256 of key_spki_der. Every process computes it with this function.
+ * pk borrowed; malloc'd string, NULL when key_spki_der fails.
+ */
+char *key_hash_hex(const EVP_PKEY *pk);
+/*
+ * 1 if xpk (borrowed) is encoded exactly as key_spki_der encodes its key,
+ * 0 otherwise (RSA without NULL parameters, explicit EC curve parameters,
+ * a compressed point, an unsupported key).
+ */
+int key_spki_is_canonical(const X509_PUBKEY *xpk);
 /*
  * Reads a whole file (at most maxlen bytes, else error). *out malloc'd with
  * a NUL appended. 0 or -1 with err.

@@ -189,6 +189,17 @@ ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
 		*prob = problem_new(PROB_BAD_CSR, "CSR signature is invalid");
 		goto out;
 	}
+	/* The certificate carries the key exactly as the CSR encodes it, and
+	 * the key hash is over the canonical encoding: only a canonical one
+	 * may pass (RFC 3279 NULL parameters for RSA; RFC 5480 named curve
+	 * and uncompressed point for EC). */
+	if (!key_spki_is_canonical(X509_REQ_get_X509_PUBKEY(req))) {
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR public key is not in its canonical encoding (RSA: "
+		    "NULL algorithm parameters, RFC 3279; EC: a named curve "
+		    "and an uncompressed point, RFC 5480)");
+		goto out;
+	}
 	if (collect_sans(req, csr_names, prob) != 0)
 		goto out;
 	if (get_cn(req, &cn, prob) != 0)

@@ -350,21 +350,10 @@ ra_key_check(
 	}
 }
 
-/* Hex SHA-256 of the SPKI DER; malloc'd, NULL if the key cannot be
- * encoded. */
+/* The key hash (core key_hash_hex: SHA-256 of the canonical SPKI, the same
+ * in every process); malloc'd, NULL if the key cannot be encoded. */
 char *
 ra_key_hash(EVP_PKEY *pkey)
 {
-	unsigned char *der = NULL;
-	uint8_t h[32];
-	int len;
-	char *hex;
-
-	len = i2d_PUBKEY(pkey, &der);
-	if (len <= 0)
-		return NULL;
-	sha256(der, (size_t)len, h);
-	OPENSSL_free(der);
-	hex = hex_encode(h, sizeof(h));
-	return hex;
+	return key_hash_hex(pkey);
 }

@@ -273,21 +273,6 @@ admin_ctx_clear(struct admin_ctx *ctx)
 	ctx->config = NULL;
 }
 
-/* Hex SHA-256 of the DER of a public key. Caller frees; NULL on error. */
-static char *
-spki_hash(EVP_PKEY *pk)
-{
-	unsigned char *der = NULL;
-	uint8_t h[32];
-	int len;
-
-	if ((len = i2d_PUBKEY(pk, &der)) <= 0)
-		return NULL;
-	sha256(der, (size_t)len, h);
-	OPENSSL_free(der);
-	return hex_encode(h, sizeof(h));
-}
-
 /* See admin.h. */
 int
 admin_pem_certs(const char *path, json_t **serials, json_t **key_hashes,
@@ -314,7 +299,7 @@ admin_pem_certs(const char *path, json_t **serials, json_t **key_hashes,
 		free(hex);
 		hex = NULL;
 		if (key_hashes != NULL) {
-			if ((hex = spki_hash(X509_get0_pubkey(x))) == NULL) {
+			if ((hex = key_hash_hex(X509_get0_pubkey(x))) == NULL) {
 				snprintf(
 				    err, errlen, "%s: bad public key", path);
 				goto out;
@@ -373,7 +358,7 @@ admin_pem_key_hash(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: no PEM public or private key", path);
 		goto out;
 	}
-	if ((h = spki_hash(pk)) == NULL)
+	if ((h = key_hash_hex(pk)) == NULL)
 		snprintf(err, errlen, "%s: cannot encode the key", path);
 out:
 	EVP_PKEY_free(pk);

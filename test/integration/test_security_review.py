@@ -178,3 +178,153 @@ def test_order_with_the_maximum_validity_issues(env, raw):
     _order_then_issue(raw, k, kid, "over.validity.test", nb, nb + v)
     # notAfter only: the CA backdates notBefore by the profile's 1h
     _order_then_issue(raw, k, kid, "na.validity.test", None, int(_t.time()) + v)
+
+
+# ------------------------------------------------------- canonical subject keys
+
+def _tlv(buf, i):
+    """(tag, start of value, end of value) of the DER element at i."""
+    tag, n = buf[i], buf[i + 1]
+    i += 2
+    if n & 0x80:
+        k = n & 0x7F
+        n = int.from_bytes(buf[i:i + k], "big")
+        i += k
+    return tag, i, i + n
+
+
+def _der(tag, body):
+    return bytes([tag]) + a._der_len(len(body)) + body
+
+
+def _openssl_spki(priv, *args):
+    """The SPKI DER of an EC key as `openssl ec <args> -pubout` writes it."""
+    import subprocess
+    import tempfile
+    from cryptography.hazmat.primitives import serialization as s
+    pem = priv.private_bytes(s.Encoding.PEM, s.PrivateFormat.TraditionalOpenSSL, s.NoEncryption())
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(pem)
+        f.flush()
+        return subprocess.run(["openssl", "ec", "-in", f.name, "-pubout", "-outform", "DER"] + list(args),
+                              check=True, capture_output=True).stdout
+
+
+def _rsa_spki_without_null(priv):
+    from cryptography.hazmat.primitives import serialization as s
+    spki = priv.public_key().public_bytes(s.Encoding.DER, s.PublicFormat.SubjectPublicKeyInfo)
+    _, v, _ = _tlv(spki, 0)
+    _, av, ae = _tlv(spki, v)          # AlgorithmIdentifier
+    _, ov, oe = _tlv(spki, av)         # the OID; the NULL follows
+    alg = _der(0x30, spki[ov - 2:oe])  # OID only, no parameters
+    return _der(0x30, alg + spki[ae:])
+
+
+def _csr_with_spki(priv, names, spki):
+    """A CSR for names signed by priv whose SubjectPublicKeyInfo is the given
+    encoding of priv's public key (same key, other bytes)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    tbs = x509.load_der_x509_csr(a.make_csr(priv, names)).tbs_certrequest_bytes
+    _, v, e = _tlv(tbs, 0)
+    _, _, ver_end = _tlv(tbs, v)        # version
+    _, _, name_end = _tlv(tbs, ver_end)  # subject
+    _, _, spki_end = _tlv(tbs, name_end)  # subjectPKInfo
+    new_tbs = _der(0x30, tbs[v:name_end] + spki + tbs[spki_end:e])
+    if isinstance(priv, rsa.RSAPrivateKey):
+        sig = priv.sign(new_tbs, padding.PKCS1v15(), hashes.SHA256())
+        alg = bytes.fromhex("300d06092a864886f70d01010b0500")  # sha256WithRSAEncryption
+    else:
+        sig = priv.sign(new_tbs, ec.ECDSA(hashes.SHA256()))
+        alg = bytes.fromhex("300a06082a8648ce3d040302")  # ecdsa-with-SHA256
+    return _der(0x30, new_tbs + alg + _der(0x03, b"\x00" + sig))
+
+
+def _finalize_with(raw, k, kid, names, csr_der):
+    url, order = a.ready_order(raw, k, kid, names)
+    return url, raw.post(order["finalize"], {"csr": a.b64(csr_der)}, k, kid=kid)
+
+
+def _canonical_spki(pub):
+    from cryptography.hazmat.primitives import serialization as s
+    return pub.public_bytes(s.Encoding.DER, s.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _refused_or_canonical(raw, k, kid, url, r, priv):
+    """Finalize answered: either refused as badCSR / badPublicKey, or the
+    certificate carries the canonical encoding of the key."""
+    from cryptography import x509
+    if r.status_code == 400:
+        assert r.json()["type"] in ("urn:ietf:params:acme:error:badCSR",
+                                    "urn:ietf:params:acme:error:badPublicKey"), r.text
+        return None
+    assert r.status_code == 200, r.text
+    done = a.poll(raw, k, kid, url, ("valid", "invalid"))
+    assert done["status"] == "valid", done
+    leaf = x509.load_pem_x509_certificate(raw.post(done["certificate"], None, k, kid=kid).text.encode())
+    assert _cert_spki(leaf) == _canonical_spki(priv.public_key())
+    return leaf
+
+
+def _cert_spki(leaf):
+    """The certificate's SubjectPublicKeyInfo bytes as signed (not
+    re-encoded by the library)."""
+    tbs = leaf.tbs_certificate_bytes
+    _, i, _ = _tlv(tbs, 0)
+    for _ in range(6):  # version, serial, signature, issuer, validity, subject
+        _, _, i = _tlv(tbs, i)
+    _, _, e = _tlv(tbs, i)
+    return tbs[i:e]
+
+
+@pytest.mark.parametrize("kind", ["rsa-no-null", "ec-explicit", "ec-compressed"])
+def test_odd_key_encoding_refused_or_canonicalised(env, raw, kind):
+    """RFC 3279 §2.3.1: the rsaEncryption "parameters field MUST have ASN.1
+    type NULL"; RFC 5480 §2.1.1: "specifiedCurve ... MUST NOT be used in
+    PKIX"; BR §7.1.3.1.2 likewise. A CSR whose key block is encoded
+    otherwise must not be copied into a certificate as it came."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    k, kid = account(raw)
+    name = "%s.enc.test" % kind
+    if kind == "rsa-no-null":
+        priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        spki = _rsa_spki_without_null(priv)
+    else:
+        priv = ec.generate_private_key(ec.SECP256R1())
+        spki = _openssl_spki(priv, *(["-param_enc", "explicit"] if kind == "ec-explicit"
+                                     else ["-conv_form", "compressed"]))
+    assert spki != _canonical_spki(priv.public_key())
+    url, r = _finalize_with(raw, k, kid, [name], _csr_with_spki(priv, [name], spki))
+    _refused_or_canonical(raw, k, kid, url, r, priv)
+
+
+def test_key_compromise_blocks_every_encoding_of_the_key(env, raw):
+    """A key revoked for keyCompromise (revocation signed with the key,
+    RFC 8555 §7.6) gets no new certificate, whichever encoding of it the
+    next CSR uses; the stored key hash is the SHA-256 of the canonical
+    SubjectPublicKeyInfo, the hash finalize and anvil-admin compute."""
+    import hashlib
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    k, kid = account(raw)
+    priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    odd = _rsa_spki_without_null(priv)
+    # first certificate: whatever the server does with the odd encoding,
+    # a certificate exists for this key (canonical CSR when refused)
+    url, r = _finalize_with(raw, k, kid, ["kc1.enc.test"], _csr_with_spki(priv, ["kc1.enc.test"], odd))
+    leaf = _refused_or_canonical(raw, k, kid, url, r, priv)
+    if leaf is None:
+        url, r = _finalize_with(raw, k, kid, ["kc1.enc.test"], a.make_csr(priv, ["kc1.enc.test"]))
+        leaf = _refused_or_canonical(raw, k, kid, url, r, priv)
+    stored = a.sa_cert(env, leaf)
+    assert stored["key_hash"] == hashlib.sha256(_canonical_spki(priv.public_key())).hexdigest()
+    r = raw.post(raw.dir["revokeCert"], {"certificate": a.leaf_der_b64(leaf), "reason": 1},
+                 a.Key(priv=priv))
+    assert r.status_code == 200, r.text
+    for i, csr in enumerate([a.make_csr(priv, ["kc2.enc.test"]),
+                             _csr_with_spki(priv, ["kc2.enc.test"], odd)]):
+        url, r = _finalize_with(raw, k, kid, ["kc2.enc.test"], csr)
+        assert r.status_code == 400, (i, r.text)
+        assert r.json()["type"] in ("urn:ietf:params:acme:error:badCSR",
+                                    "urn:ietf:params:acme:error:badPublicKey"), r.text
+        assert a.sa_order(env, url)["status"] != "valid"

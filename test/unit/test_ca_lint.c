@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/x509v3.h>
 
 #include "ca/ca_int.h"
@@ -537,6 +538,115 @@ test_lint_revocation_info(struct th *t)
 	X509_free(x);
 }
 
+/* An RSA SPKI like key's but without the NULL algorithm parameters. */
+static X509_PUBKEY *
+rsa_spki_without_null(EVP_PKEY *key)
+{
+	X509_PUBKEY *canon = NULL, *out = NULL, *set = NULL;
+	const unsigned char *pk = NULL, *p;
+	unsigned char *copy, *der = NULL;
+	int pklen = 0, derlen;
+
+	if (!X509_PUBKEY_set(&canon, key) ||
+	    !X509_PUBKEY_get0_param(NULL, &pk, &pklen, NULL, canon) ||
+	    (copy = OPENSSL_memdup(pk, (size_t)pklen)) == NULL)
+		goto out;
+	if ((set = X509_PUBKEY_new()) == NULL ||
+	    !X509_PUBKEY_set0_param(set, OBJ_nid2obj(NID_rsaEncryption),
+		V_ASN1_UNDEF, NULL, copy, pklen)) {
+		OPENSSL_free(copy);
+		goto out;
+	}
+	/* through DER, as a CSR would bring it, so the key is decoded */
+	if ((derlen = i2d_X509_PUBKEY(set, &der)) > 0) {
+		p = der;
+		out = d2i_X509_PUBKEY(NULL, &p, derlen);
+	}
+out:
+	OPENSSL_free(der);
+	X509_PUBKEY_free(set);
+	X509_PUBKEY_free(canon);
+	return out;
+}
+
+/* The SPKI of an EC key encoded with param (ENCODING / POINT_FORMAT). */
+static X509_PUBKEY *
+ec_spki_with(EVP_PKEY *key, const char *param, const char *value)
+{
+	EVP_PKEY *d = EVP_PKEY_dup(key);
+	X509_PUBKEY *out = NULL;
+
+	if (d != NULL && EVP_PKEY_set_utf8_string_param(d, param, value))
+		X509_PUBKEY_set(&out, d);
+	EVP_PKEY_free(d);
+	return out;
+}
+
+/* Issue 19: odd encodings of a key are not canonical; the certificate
+ * built from one fails spki_canonical; every encoding of one key has the
+ * same key hash (the one blocked_keys is keyed by). */
+static void
+test_spki_canonical(struct th *t)
+{
+	EVP_PKEY *rsa = ca_key_generate(CA_KEY_RSA, 2048);
+	X509_PUBKEY *odd[3] = {NULL, NULL, NULL}, *canon_ec = NULL,
+		    *canon_rsa = NULL;
+	struct ca_tbs tpl;
+	char *h0 = NULL, *h1 = NULL;
+	X509 *x;
+	size_t i;
+
+	odd[0] = rsa_spki_without_null(rsa);
+	odd[1] = ec_spki_with(
+	    L.subject, OSSL_PKEY_PARAM_EC_ENCODING, "explicit");
+	odd[2] = ec_spki_with(L.subject,
+	    OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed");
+	X509_PUBKEY_set(&canon_ec, L.subject);
+	X509_PUBKEY_set(&canon_rsa, rsa);
+	TH_CHECK(t, key_spki_is_canonical(canon_ec) == 1);
+	TH_CHECK(t, key_spki_is_canonical(canon_rsa) == 1);
+	for (i = 0; i < 3; i++) {
+		TH_CHECK(t, odd[i] != NULL);
+		if (odd[i] == NULL)
+			continue;
+		TH_CHECK(t, key_spki_is_canonical(odd[i]) == 0);
+		/* same key hash however the key was encoded */
+		h0 = key_hash_hex(X509_PUBKEY_get0(i == 0 ? canon_rsa
+							 : canon_ec));
+		h1 = key_hash_hex(X509_PUBKEY_get0(odd[i]));
+		TH_CHECK(t, h0 != NULL);
+		TH_CHECK(t, h1 != NULL && strcmp(h0, h1) == 0);
+		free(h0);
+		free(h1);
+		/* a certificate carrying the odd block (copied as it came, the
+		 * old fast path) fails the lint */
+		good_template(&tpl, "classic");
+		tpl.pubkey = i == 0 ? rsa : L.subject;
+		tpl.spki = odd[i];
+		x = build(&tpl);
+		TH_CHECK(t, x != NULL);
+		if (x == NULL)
+			continue;
+		resign(x);
+		TH_CHECK(t, run_lint("spki_canonical", x, L.ids, "classic") == -1);
+		X509_free(x);
+	}
+	good_template(&tpl, "classic");
+	tpl.spki = canon_ec;
+	x = build(&tpl);
+	TH_CHECK(t, x != NULL);
+	if (x != NULL) {
+		resign(x);
+		TH_CHECK(t, run_lint("spki_canonical", x, L.ids, "classic") == 0);
+		X509_free(x);
+	}
+	for (i = 0; i < 3; i++)
+		X509_PUBKEY_free(odd[i]);
+	X509_PUBKEY_free(canon_ec);
+	X509_PUBKEY_free(canon_rsa);
+	EVP_PKEY_free(rsa);
+}
+
 static void
 test_lint_spki_matches_request(struct th *t)
 {
@@ -667,6 +777,7 @@ main(void)
 	TH_RUN(&t, test_lint_revocation_info);
 	TH_RUN(&t, test_tbs_is_deterministic);
 	TH_RUN(&t, test_lint_spki_matches_request);
+	TH_RUN(&t, test_spki_canonical);
 	TH_RUN(&t, test_fast_and_slow_spki_give_the_same_tbs);
 	teardown();
 	return th_done(&t);
