@@ -32,10 +32,24 @@ for _ in $(seq 1 100); do
 		"$RPC" call "tcp:127.0.0.1:$port" health.check "${tls[@]}" >/dev/null 2>&1 && break
 	sleep 0.05
 done
-echo "rpc bench: empty call round trips, ${secs}s each, server workers=$workers, $(nproc) CPUs"
+# Context switches of every thread of a process (voluntary + involuntary,
+# from /proc/<pid>/task/*/status).
+cs() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
+# one TARGET SERVER_PID LABEL THREADS [tls flags...]
+one() {
+	local target=$1 spid=$2 label=$3 th=$4 out c0 c1 calls
+	shift 4
+	c0=$(cs "$spid")
+	out=$("$RPC" bench "$target" "$@" --threads "$th" --seconds "$secs" 2>&1)
+	c1=$(cs "$spid")
+	calls=$(grep -oE 'calls_ok=[0-9]+' <<<"$out" | cut -d= -f2)
+	r=$(grep -oE 'rps=[0-9]+ mean_latency_us=[0-9.]+ client_cs_per_call=[0-9.]+' <<<"$out")
+	awk -v l="$label" -v t="$th" -v r="$r" -v d=$((c1 - c0)) -v n="${calls:-0}" \
+		'BEGIN {printf "  %-5s threads=%-2s %s server_cs_per_call=%.2f\n", l, t, r, (n > 0 ? d / n : 0)}'
+}
+echo "rpc bench: empty call round trips, ${secs}s each, server workers=$workers, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  (cs = context switches per call, all threads of the process)"
 for th in 1 16; do
-	r=$("$RPC" bench "unix:$tmp/b.sock" --threads "$th" --seconds "$secs" 2>&1 | grep -oE 'rps=[0-9]+ mean_latency_us=[0-9]+')
-	echo "  unix  threads=$th  $r"
-	r=$("$RPC" bench "tcp:127.0.0.1:$port" "${tls[@]}" --threads "$th" --seconds "$secs" 2>&1 | grep -oE 'rps=[0-9]+ mean_latency_us=[0-9]+')
-	echo "  tls   threads=$th  $r"
+	one "unix:$tmp/b.sock" "${pids[0]}" unix "$th"
+	one "tcp:127.0.0.1:$port" "${pids[1]}" tls "$th" "${tls[@]}"
 done

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -385,6 +386,27 @@ struct load_thread {
 	pthread_t th;
 };
 
+/* Monotonic microseconds: round trips are far below a millisecond. */
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Context switches of every thread of this process so far. */
+static long
+self_ctxt_switches(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
 static void *
 load_main(void *arg)
 {
@@ -402,7 +424,7 @@ load_main(void *arg)
 		if (l->verify)
 			params = json_pack("{s:i,s:i,s:s}", "t", (int)t->idx,
 			    "i", (int)i, "pad", "0123456789abcdef");
-		t0 = time_mono_ms();
+		t0 = mono_us();
 		if (rpc_call(l->c, "test.echo", params, 0, NULL, &result,
 			&prob) != 0) {
 			atomic_fetch_add(&l->errors, 1);
@@ -418,8 +440,7 @@ load_main(void *arg)
 			if (l->o->tolerate)
 				usleep(5000);
 		} else {
-			atomic_fetch_add(
-			    &l->lat_us_total, (time_mono_ms() - t0) * 1000);
+			atomic_fetch_add(&l->lat_us_total, mono_us() - t0);
 			if (l->verify && !json_equal(result, params)) {
 				atomic_fetch_add(&l->mismatched, 1);
 			} else {
@@ -443,7 +464,7 @@ cmd_load(const struct opts *o, int verify)
 	long i, n = o->threads > 0 ? o->threads : 1;
 	int64_t t0, el;
 	int rc = 1;
-	long ok, errors, unav, mism;
+	long ok, errors, unav, mism, cs0;
 
 	memset(&l, 0, sizeof(l));
 	if (o->npos < 1) {
@@ -459,6 +480,7 @@ cmd_load(const struct opts *o, int verify)
 		l.end_ms = time_mono_ms() +
 		    (int64_t)((o->seconds > 0 ? o->seconds : 3.0) * 1000);
 	ts = xcalloc((size_t)n, sizeof(*ts));
+	cs0 = self_ctxt_switches();
 	t0 = time_mono_ms();
 	for (i = 0; i < n; i++) {
 		ts[i].l = &l;
@@ -480,11 +502,14 @@ cmd_load(const struct opts *o, int verify)
 	mism = atomic_load(&l.mismatched);
 	printf("target=%s threads=%ld calls_ok=%ld errors=%ld unavailable=%ld "
 	       "mismatched=%ld ok_after_last_error=%ld seconds=%.2f "
-	       "rps=%.0f mean_latency_us=%.0f\n",
+	       "rps=%.0f mean_latency_us=%.1f client_cs_per_call=%.2f\n",
 	    o->pos[0], n, ok, errors, unav, mism,
 	    atomic_load(&l.ok_since_error), (double)el / 1000.0,
 	    (double)ok * 1000.0 / (double)el,
-	    ok > 0 ? (double)atomic_load(&l.lat_us_total) / (double)ok : 0.0);
+	    ok > 0 ? (double)atomic_load(&l.lat_us_total) / (double)ok : 0.0,
+	    ok + errors > 0 ? (double)(self_ctxt_switches() - cs0) /
+		    (double)(ok + errors)
+			    : 0.0);
 	if (mism != 0 || ok == 0)
 		goto out;
 	if (errors != 0 && !(o->tolerate && errors == unav))
