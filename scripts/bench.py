@@ -50,6 +50,7 @@ PEBBLE_BASE = 22000
 ANVIL_BASE = 22100
 DUR = int(os.environ.get("BENCH_DURATION", "20"))
 LONG_DUR = int(os.environ.get("BENCH_LONG_DURATION", "60"))
+SHORT_DUR = int(os.environ.get("BENCH_SHORT_DURATION", "10"))  # the 1-client runs
 WRK_S = int(os.environ.get("BENCH_WRK_SECONDS", "5"))
 BUDGET = int(os.environ.get("BENCH_BUDGET", "570"))
 # Pebble 2.4.0 deadlocks in its memory store under concurrent newOrders;
@@ -137,6 +138,41 @@ def cpu_by_name(before, after):
         name = "postgres" if name.startswith("postgres") else name
         out[name] = out.get(name, 0) + (v - before.get(p, 0) if p in before else v) / CLK
     return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+def ctxt_switches(pid):
+    """Voluntary + involuntary context switches of every live thread of pid
+    (/proc/<pid>/task/*/status; 0 if gone)."""
+    t = 0
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return 0
+    for tid in tasks:
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if "ctxt_switches:" in line:
+                        t += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return t
+
+
+def cs_snapshot(pids):
+    return {p: ctxt_switches(p) for p in pids}
+
+
+def by_name(before, after, scale=1):
+    """Deltas of a {pid: counter} snapshot pair, summed by process name
+    (PostgreSQL processes together as "postgres")."""
+    procs = proc_list()
+    out = {}
+    for p, v in after.items():
+        name = procs.get(p, (0, "exited", ""))[1]
+        name = "postgres" if name.startswith("postgres") else name
+        out[name] = out.get(name, 0) + (v - before.get(p, 0) if p in before else v)
+    return {k: v / scale for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
 def status_kb(pid, key):
@@ -310,9 +346,13 @@ def pebble_bench():
         log("pebble: wrk /dir and GET newNonce")
         res["wrk_directory"] = wrk(env["PEBBLE_DIRECTORY"])
         res["wrk_nonce"] = wrk(nonce_url)
-        for clients in (16, 64):
+        for clients in (1, 16, 64, 256):
             stalled = 0
-            for attempt in range(1, PEBBLE_ATTEMPTS + 1):
+            secs = SHORT_DUR if clients == 1 else (LONG_DUR if clients == 256 else DUR)
+            if remaining() < secs + 300:
+                res["runs"][str(clients)] = {"error": "skipped: time budget"}
+                continue
+            for attempt in range(1, (1 if clients == 256 else PEBBLE_ATTEMPTS) + 1):
                 if attempt > 1 and remaining() < 3 * DUR + 240:
                     break
                 stop()
@@ -321,13 +361,17 @@ def pebble_bench():
                 if not answers(env["PEBBLE_DIRECTORY"], env["PEBBLE_TRUST"]):
                     s = {"error": "pebble does not answer"}
                     continue
+                cs0 = cs_snapshot([pid])
                 before = cpu_snapshot([pid])
                 with MemSampler(lambda: [pid]) as ms:
                     run = loadgen(env["PEBBLE_DIRECTORY"], env["PEBBLE_TRUST"],
-                                  int(env["PEBBLE_HTTP01_PORT"]), clients, DUR)
-                cpu = cpu_seconds_between(before, cpu_snapshot([pid]))
+                                  int(env["PEBBLE_HTTP01_PORT"]), clients, secs)
+                after = cpu_snapshot([pid])
+                cpu = cpu_seconds_between(before, after)
                 s = summarize(run, cpu, {"peak_rss_mb": round(status_kb(pid, "VmHWM") / 1024, 1),
                                          "max_rss_sampled_mb": round(ms.max_services_kb / 1024, 1)})
+                s["mechanism"] = mechanism(run.get("issued", 0), {}, None, None, None,
+                                           cs0, cs_snapshot([pid]), before, after)
                 s["answers_after_run"] = answers(env["PEBBLE_DIRECTORY"], env["PEBBLE_TRUST"])
                 if not s.get("stopped_answering"):
                     break
@@ -343,11 +387,89 @@ def pebble_bench():
     return res
 
 
+# ------------------------------------------------------------ mechanism --
+RPC_RE = re.compile(r'^anvil_rpc_server_calls_total\{method="([^"]+)",result="[^"]*"\} (\S+)$')
+
+
+def rpc_counts(env):
+    """{method: calls handled so far} summed over the servers' /metrics."""
+    out = {}
+    for svc in ("sa", "ca", "va", "ra"):
+        status, text = env.debug_get(svc)
+        if status != 200:
+            continue
+        for line in text.splitlines():
+            m = RPC_RE.match(line)
+            if m and m.group(1) != "health.check":
+                out[m.group(1)] = out.get(m.group(1), 0) + float(m.group(2))
+    return out
+
+
+def psql(dsn, q):
+    p = subprocess.run(["psql", dsn, "-AtqX", "-F", "\t", "-c", q], capture_output=True, text=True,
+                       timeout=30)
+    return [line.split("\t") for line in p.stdout.splitlines()] if p.returncode == 0 else None
+
+
+def pg_counters(dsn):
+    """Transactions committed, WAL flushes and statements (pg_stat_statements,
+    when loaded) of the Anvil database so far."""
+    out = {}
+    r = psql(dsn, "select xact_commit, xact_rollback from pg_stat_database "
+                  "where datname = current_database()")
+    if r:
+        out["xact_commit"], out["xact_rollback"] = int(r[0][0]), int(r[0][1])
+    r = psql(dsn, "select wal_sync, wal_records from pg_stat_wal")
+    if r:
+        out["wal_sync"], out["wal_records"] = int(r[0][0]), int(r[0][1])
+    r = psql(dsn, "select queryid, calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+                  "from pg_stat_statements where dbid = (select oid from pg_database "
+                  "where datname = current_database())")
+    if r is not None:
+        out["statements"] = {row[0]: (int(row[1]), row[2]) for row in r if len(row) == 3}
+    return out
+
+
+def mechanism(issued, rpc0, rpc1, pg0, pg1, cs0, cs1, cpu0, cpu1):
+    """What one issuance cost on average: RPCs by method, SQL statements,
+    commits, WAL flushes, context switches and CPU by process."""
+    if not issued:
+        return {}
+    out = {}
+    if rpc1 is not None:
+        by = {m: round((v - rpc0.get(m, 0)) / issued, 2) for m, v in rpc1.items()}
+        by = {m: v for m, v in sorted(by.items(), key=lambda kv: -kv[1]) if v > 0}
+        out["rpc_per_issuance"] = round(sum(by.values()), 1)
+        out["rpc_by_method"] = by
+    if pg0 and pg1:
+        for k in ("xact_commit", "wal_sync", "wal_records"):
+            if k in pg0 and k in pg1:
+                out[k + "_per_issuance"] = round((pg1[k] - pg0[k]) / issued, 2)
+        if "statements" in pg0 and "statements" in pg1:
+            st = []
+            for qid, (calls, text) in pg1["statements"].items():
+                d = calls - pg0["statements"].get(qid, (0, ""))[0]
+                if d > 0 and "pg_stat" not in text:
+                    st.append((round(d / issued, 2), text))
+            st.sort(key=lambda x: -x[0])
+            out["sql_statements_per_issuance"] = round(sum(x[0] for x in st), 1)
+            out["sql_top"] = st[:20]
+    cs = by_name(cs0, cs1, issued)
+    out["ctxt_switches_per_issuance"] = round(sum(cs.values()), 1)
+    out["ctxt_switches_by_process"] = {k: round(v, 1) for k, v in cs.items() if v >= 0.05}
+    cpu = by_name(cpu0, cpu1, issued / 1000.0 * CLK)
+    out["cpu_ms_by_process"] = {k: round(v, 2) for k, v in cpu.items() if v >= 0.005}
+    return out
+
+
 # ---------------------------------------------------------------- Anvil --
 def anvil_bench():
     from anvil_env import AnvilEnv  # noqa: E402 (needs sys.path above)
 
     res = {"runs": {}}
+    # Statement counts per issuance come from pg_stat_statements.
+    os.environ["ANVIL_PG_OPTIONS"] = ("-c shared_preload_libraries=pg_stat_statements "
+                                      "-c pg_stat_statements.track=all")
     env = AnvilEnv(port_base=ANVIL_BASE, name="bench-anvil", start_timeout=120)
     try:
         log("anvil: bootstrap + start (PostgreSQL, launcher, sa ca va ra wfe)")
@@ -367,6 +489,8 @@ def anvil_bench():
         def everything():
             return services() + pg()
 
+        if psql(env.dsn, "create extension if not exists pg_stat_statements") is None:
+            log("anvil: pg_stat_statements unavailable, no statement counts")
         time.sleep(1)
         res["idle_rss_mb"] = round(sum(status_kb(p, "VmRSS") for p in services()) / 1024, 1)
         res["idle_pg_pss_mb"] = round(sum(pss_kb(p) for p in pg()) / 1024, 1)
@@ -377,20 +501,27 @@ def anvil_bench():
         log("anvil: wrk /directory and GET newNonce")
         res["wrk_directory"] = wrk(env.directory_url)
         res["wrk_nonce"] = wrk(nonce_url)
-        for clients, secs in ((16, DUR), (64, DUR), (256, LONG_DUR)):
+        for clients, secs in ((1, SHORT_DUR), (16, DUR), (64, DUR), (256, LONG_DUR)):
             if remaining() < secs + 60:
                 res["runs"][str(clients)] = {"error": "skipped: time budget"}
                 continue
+            rpc0, pg0 = rpc_counts(env), pg_counters(env.dsn)
+            cs0 = cs_snapshot(everything())
             before = cpu_snapshot(everything())
             with MemSampler(services, pg) as ms:
                 run = loadgen(env.directory_url, env.trust_path, env.ports["http01"], clients, secs)
             after = cpu_snapshot(everything())
+            cs1 = cs_snapshot(everything())
             cpu = cpu_seconds_between(before, after)
+            time.sleep(2)  # PostgreSQL publishes its counters at most once a second
+            mech = mechanism(run.get("issued", 0), rpc0, rpc_counts(env), pg0, pg_counters(env.dsn),
+                             cs0, cs1, before, after)
             peak = {"cpu_s_by_process": cpu_by_name(before, after),"peak_rss_mb": round(sum(status_kb(p, "VmHWM") for p in services()) / 1024, 1),
                     "max_rss_sampled_mb": round(ms.max_services_kb / 1024, 1),
                     "max_pg_pss_mb": round(ms.max_pg_kb / 1024, 1),
                     "max_total_mb": round(ms.max_total_kb / 1024, 1)}
             s = summarize(run, cpu, peak)
+            s["mechanism"] = mech
             s["answers_after_run"] = answers(env.directory_url, env.trust_path)
             res["runs"][str(clients)] = s
     except Exception as e:  # noqa: BLE001 - report, never abort the bench
@@ -470,7 +601,7 @@ def fmt(v, nd=1):
 def table(results):
     a, p = results.get("anvil", {}), results.get("pebble", {})
     rows = []
-    for c in ("16", "64"):
+    for c in ("1", "16", "64", "256"):
         rows += [
             ("issuances/s @%s" % c, g(a, "runs", c, "issuances_per_s"), g(p, "runs", c, "issuances_per_s")),
             ("  .. while answering @%s" % c, g(a, "runs", c, "issuances_per_s_answering"),
@@ -481,6 +612,8 @@ def table(results):
             ("server CPU ms/issuance @%s" % c, g(a, "runs", c, "server_cpu_ms_per_issuance"),
              g(p, "runs", c, "server_cpu_ms_per_issuance")),
             ("peak RSS MB @%s" % c, g(a, "runs", c, "max_rss_sampled_mb"), g(p, "runs", c, "max_rss_sampled_mb")),
+            ("context switches/issuance @%s" % c, g(a, "runs", c, "mechanism", "ctxt_switches_per_issuance"),
+             g(p, "runs", c, "mechanism", "ctxt_switches_per_issuance")),
         ]
     rows += [
         ("/directory req/s (wrk)", g(a, "wrk_directory", "rps"), g(p, "wrk_directory", "rps")),
@@ -499,7 +632,32 @@ def table(results):
                      fmt(r256.get("elapsed_s"), 0), fmt(r256.get("issuances_per_s")),
                      fmt(r256.get("failed")), fmt(r256.get("p99_ms")),
                      fmt(r256.get("max_rss_sampled_mb")), fmt(r256.get("max_pg_pss_mb"))))
+    lines += mechanism_lines(results)
     return lines, ratios
+
+
+def mechanism_lines(results):
+    """Per issuance: RPCs by method, SQL statements, commits, WAL flushes,
+    context switches and CPU by process, for every client count."""
+    out = ["", "per issuance (mechanism):"]
+    for side in ("anvil", "pebble"):
+        for c, r in sorted((g(results, side, "runs") or {}).items(), key=lambda kv: int(kv[0])):
+            m = r.get("mechanism") or {}
+            if not m:
+                continue
+            out.append("  %s @%s clients:" % (side.capitalize(), c))
+            if "rpc_per_issuance" in m:
+                out.append("    RPCs %s: %s" % (fmt(m["rpc_per_issuance"]), ", ".join(
+                    "%s %s" % (k, fmt(v, 2)) for k, v in m["rpc_by_method"].items())))
+            if "sql_statements_per_issuance" in m or "xact_commit_per_issuance" in m:
+                out.append("    SQL statements %s, transactions committed %s, WAL flushes %s, WAL records %s" % (
+                    fmt(m.get("sql_statements_per_issuance")), fmt(m.get("xact_commit_per_issuance"), 2),
+                    fmt(m.get("wal_sync_per_issuance"), 2), fmt(m.get("wal_records_per_issuance"))))
+            out.append("    context switches %s: %s" % (fmt(m.get("ctxt_switches_per_issuance")), ", ".join(
+                "%s %s" % (k, fmt(v)) for k, v in m.get("ctxt_switches_by_process", {}).items())))
+            out.append("    CPU ms: %s" % ", ".join(
+                "%s %s" % (k, fmt(v, 2)) for k, v in m.get("cpu_ms_by_process", {}).items()))
+    return out
 
 
 def targets(results):

@@ -4,6 +4,8 @@
 #   scripts/pg.sh stop DIR            fast shutdown
 #   scripts/pg.sh dsn DIR [DBNAME]    prints the DSN
 #   scripts/pg.sh status DIR          exit 0 when running
+# ANVIL_PG_OPTIONS (optional) is passed to the server at start (pg_ctl -o),
+# e.g. "-c shared_preload_libraries=pg_stat_statements" for make bench.
 # As root, the cluster runs as the `postgres` user (PostgreSQL refuses root).
 # If `postgres` cannot reach DIR (e.g. a home directory with mode 0700), the
 # data lives under /var/tmp and DIR becomes a symlink to it.
@@ -70,7 +72,7 @@ logging_collector = off
 CONF
 fi
 if ! as_pg "$PGBIN/pg_ctl" -D "$rd/data" status >/dev/null 2>&1; then
-	as_pg "$PGBIN/pg_ctl" -D "$rd/data" -l "$rd/postgres.log" -w -t 60 start >/dev/null \
+	as_pg "$PGBIN/pg_ctl" -D "$rd/data" -l "$rd/postgres.log" -w -t 60 ${ANVIL_PG_OPTIONS:+-o "$ANVIL_PG_OPTIONS"} start >/dev/null \
 		|| { tail -n 20 "$rd/postgres.log" >&2; exit 1; }
 fi
 if ! psql "host=$rd/sock dbname=postgres user=$(pguser)" -Atqc "select 1 from pg_database where datname='$db'" | grep -q 1; then
