@@ -1,10 +1,17 @@
 /*
- * client.c - RPC client. One I/O thread per client runs a libevent loop
- * owning a small pool of connections; each connection multiplexes many
- * calls by id. Callers hand calls over through a locked queue and either
- * wait on a condition variable (rpc_call) or get a callback on their own
- * event_base (rpc_call_async). Timeouts run as timers on the I/O loop, so
- * every call completes exactly once, on the I/O thread.
+ * client.c - RPC client.
+ *
+ * rpc_call (the hot path): the calling thread checks a connection out of
+ * a pool, writes its frame and reads the reply itself, then puts the
+ * connection back. Each pooled connection is a direct one on the server
+ * (rpc.direct: a server thread of its own), so a round trip costs two
+ * thread wake-ups, one on each side.
+ *
+ * rpc_call_async: one I/O thread per client (started on first use) runs a
+ * libevent loop owning its own connections, each multiplexing many calls by
+ * id. Callers hand calls over through a locked queue and get a callback on
+ * their own event_base. Timeouts run as timers on the I/O loop, so every
+ * call completes exactly once, on the I/O thread.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -50,9 +57,6 @@ struct cli_call {
 	struct problem *prob;
 	/* blocking caller */
 	int is_async;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int done;
 	/* async caller */
 	struct event_base *ubase;
 	rpc_done_fn done_fn;
@@ -92,6 +96,21 @@ struct rpc_client {
 	struct cli_conn *conns;
 	size_t nconns;
 	size_t rr;
+
+	/* rpc_call's pool of direct connections (pool_mu) */
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cv; /* a connection came back or closed */
+	struct pool_conn *idle;
+	size_t nopen, maxopen;
+	int64_t next_attempt; /* monotonic ms; connects wait for it */
+	int backoff_ms;
+	char last_err[256];
+};
+
+/* An idle or checked-out connection of rpc_call's pool. */
+struct pool_conn {
+	struct rpc_sconn *k;
+	struct pool_conn *next;
 };
 
 static void cli_conn_down(struct cli_conn *k, const char *why);
@@ -112,10 +131,6 @@ call_free(struct cli_call *call)
 	free(call->frame);
 	json_decref(call->result);
 	problem_free(call->prob);
-	if (!call->is_async) {
-		pthread_mutex_destroy(&call->mu);
-		pthread_cond_destroy(&call->cv);
-	}
 	free(call);
 }
 
@@ -173,19 +188,11 @@ call_complete(struct rpc_client *c, struct cli_call *call)
 		call->prob = problem_new(
 		    PROB_SERVER_INTERNAL, "%s: empty outcome", c->name);
 	cli_metrics(c, call);
-	if (call->is_async) {
-		if (event_base_once(call->ubase, -1, EV_TIMEOUT,
-			call_deliver_async, call, &tv) != 0) {
-			log_bug("cannot schedule RPC callback for %s",
-			    call->method);
-			call_free(call);
-		}
-		return;
+	if (event_base_once(call->ubase, -1, EV_TIMEOUT, call_deliver_async,
+		call, &tv) != 0) {
+		log_bug("cannot schedule RPC callback for %s", call->method);
+		call_free(call);
 	}
-	pthread_mutex_lock(&call->mu);
-	call->done = 1;
-	pthread_cond_signal(&call->cv);
-	pthread_mutex_unlock(&call->mu);
 }
 
 static void
@@ -618,6 +625,15 @@ rpc_client_new(const struct rpc_client_config *cfg, const char *name,
 	rpc_ignore_sigpipe();
 	c = xcalloc(1, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->pool_mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		(void)pthread_condattr_init(&ca);
+		(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		(void)pthread_cond_init(&c->pool_cv, &ca);
+		(void)pthread_condattr_destroy(&ca);
+	}
 	atomic_init(&c->next_id, 0);
 	c->name = xstrdup(name != NULL ? name : "rpc");
 	c->metrics = metrics;
@@ -639,6 +655,7 @@ rpc_client_new(const struct rpc_client_config *cfg, const char *name,
 							 : c->name);
 	}
 	c->nconns = (size_t)(cfg->connections > 0 ? cfg->connections : 4);
+	c->maxopen = c->nconns;
 	c->conns = xcalloc(c->nconns, sizeof(*c->conns));
 	for (i = 0; i < c->nconns; i++)
 		c->conns[i].c = c;
@@ -652,11 +669,6 @@ rpc_client_new(const struct rpc_client_config *cfg, const char *name,
 		snprintf(err, errlen, "event_new failed");
 		goto fail;
 	}
-	if (pthread_create(&c->thread, NULL, cli_thread, c) != 0) {
-		snprintf(err, errlen, "pthread_create failed");
-		goto fail;
-	}
-	c->thread_started = 1;
 	return c;
 fail:
 	rpc_client_free(c);
@@ -666,8 +678,15 @@ fail:
 void
 rpc_client_free(struct rpc_client *c)
 {
+	struct pool_conn *pc;
+
 	if (c == NULL)
 		return;
+	while ((pc = c->idle) != NULL) {
+		c->idle = pc->next;
+		rpc_sconn_free(pc->k);
+		free(pc);
+	}
 	if (c->thread_started) {
 		pthread_mutex_lock(&c->lock);
 		c->stopping = 1;
@@ -685,6 +704,8 @@ rpc_client_free(struct rpc_client *c)
 	rpc_addr_clear(&c->addr);
 	free(c->name);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->pool_mu);
+	pthread_cond_destroy(&c->pool_cv);
 	free(c);
 }
 
@@ -713,7 +734,6 @@ call_new(struct rpc_client *c, const char *method, json_t *params,
 	if (req == NULL) {
 		*prob = problem_new(
 		    PROB_SERVER_INTERNAL, "rpc_call: cannot build request");
-		call->is_async = 1;
 		call_free(call);
 		return NULL;
 	}
@@ -728,19 +748,29 @@ call_new(struct rpc_client *c, const char *method, json_t *params,
 		    "%s: request for %s does "
 		    "not fit in a frame",
 		    c->name, method);
-		call->is_async = 1;
 		call_free(call);
 		return NULL;
 	}
 	return call;
 }
 
-static void
+/* Queues an async call for the I/O thread (started on first use). 0 or -1
+ * (no thread: the call was not queued). */
+static int
 call_submit(struct rpc_client *c, struct cli_call *call)
 {
 	int first;
 
 	pthread_mutex_lock(&c->lock);
+	if (!c->thread_started) {
+		if (pthread_create(&c->thread, NULL, cli_thread, c) != 0) {
+			pthread_mutex_unlock(&c->lock);
+			log_error("rpc: %s: cannot start the I/O thread",
+			    c->name);
+			return -1;
+		}
+		c->thread_started = 1;
+	}
 	first = c->q_head == NULL;
 	if (c->q_tail != NULL)
 		c->q_tail->next = call;
@@ -750,6 +780,157 @@ call_submit(struct rpc_client *c, struct cli_call *call)
 	pthread_mutex_unlock(&c->lock);
 	if (first)
 		event_active(c->submit_ev, EV_READ, 0);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* rpc_call: the pool of direct connections                           */
+/* ---------------------------------------------------------------- */
+
+/* Closes a checked-out connection (it failed or its call timed out). */
+static void
+pool_drop(struct rpc_client *c, struct pool_conn *pc)
+{
+	rpc_sconn_free(pc->k);
+	free(pc);
+	pthread_mutex_lock(&c->pool_mu);
+	c->nopen--;
+	pthread_cond_signal(&c->pool_cv);
+	pthread_mutex_unlock(&c->pool_mu);
+}
+
+static void
+pool_put(struct rpc_client *c, struct pool_conn *pc)
+{
+	pthread_mutex_lock(&c->pool_mu);
+	pc->next = c->idle;
+	c->idle = pc;
+	pthread_cond_signal(&c->pool_cv);
+	pthread_mutex_unlock(&c->pool_mu);
+}
+
+/*
+ * A new connection, asked to become direct on the server. The answer does
+ * not matter: a server that keeps it multiplexed serves it as well. NULL
+ * with err.
+ */
+static struct rpc_sconn *
+pool_connect(struct rpc_client *c, int64_t deadline, char *err, size_t errlen)
+{
+	static const char hello[] = "{\"id\":0,\"method\":\"" RPC_DIRECT_METHOD
+				    "\"}";
+	uint8_t hdr[4 + sizeof(hello)];
+	struct rpc_sconn *k;
+	json_t *frame = NULL;
+	size_t n = sizeof(hello) - 1;
+	int r;
+
+	k = rpc_sconn_connect(
+	    &c->addr, c->ssl_ctx, c->server_name, deadline, err, errlen);
+	if (k == NULL)
+		return NULL;
+	hdr[0] = (uint8_t)(n >> 24);
+	hdr[1] = (uint8_t)(n >> 16);
+	hdr[2] = (uint8_t)(n >> 8);
+	hdr[3] = (uint8_t)n;
+	memcpy(hdr + 4, hello, n);
+	r = rpc_sconn_write(k, hdr, n + 4, deadline, -1, err, errlen);
+	if (r == 0)
+		r = rpc_sconn_read_frame(
+		    k, c->max_frame, deadline, -1, &frame, err, errlen);
+	json_decref(frame);
+	if (r != 0) {
+		if (r == SCONN_TIMEOUT)
+			snprintf(err, errlen, "no answer to %s",
+			    RPC_DIRECT_METHOD);
+		rpc_sconn_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+/*
+ * Checks a connection out for one call: an idle one that is still sound,
+ * else a new one while fewer than `connections` are open (unless the last
+ * connect failed less than the back-off ago: then fail at once), else waits
+ * for one to come back. NULL with *prob (timeout or unavailable).
+ */
+static struct pool_conn *
+pool_get(struct rpc_client *c, const struct cli_call *call, int64_t deadline,
+    struct problem **prob)
+{
+	struct pool_conn *pc;
+	struct rpc_sconn *k;
+	struct timespec ts;
+	char err[256];
+	int64_t now;
+
+	pthread_mutex_lock(&c->pool_mu);
+	for (;;) {
+		while ((pc = c->idle) != NULL) {
+			c->idle = pc->next;
+			pc->next = NULL;
+			if (!rpc_sconn_stale(pc->k)) {
+				pthread_mutex_unlock(&c->pool_mu);
+				return pc;
+			}
+			/* The server closed it (restart, drain): not an
+			 * error for this call, which has not been sent. */
+			rpc_sconn_free(pc->k);
+			free(pc);
+			c->nopen--;
+		}
+		now = time_mono_ms();
+		if (c->nopen < c->maxopen) {
+			if (c->next_attempt > now) {
+				*prob = problem_new(PROB_UNAVAILABLE,
+				    "%s unavailable: %s: %s", c->name,
+				    call->method, c->last_err);
+				pthread_mutex_unlock(&c->pool_mu);
+				return NULL;
+			}
+			c->nopen++;
+			pthread_mutex_unlock(&c->pool_mu);
+			k = pool_connect(c, deadline, err, sizeof(err));
+			pthread_mutex_lock(&c->pool_mu);
+			if (k != NULL) {
+				c->backoff_ms = 0;
+				c->next_attempt = 0;
+				pthread_mutex_unlock(&c->pool_mu);
+				pc = xcalloc(1, sizeof(*pc));
+				pc->k = k;
+				return pc;
+			}
+			c->nopen--;
+			pthread_cond_signal(&c->pool_cv);
+			c->backoff_ms = c->backoff_ms == 0
+			    ? CLI_BACKOFF_MIN_MS
+			    : (c->backoff_ms * 2 > CLI_BACKOFF_MAX_MS
+				      ? CLI_BACKOFF_MAX_MS
+				      : c->backoff_ms * 2);
+			c->next_attempt = time_mono_ms() + c->backoff_ms;
+			snprintf(c->last_err, sizeof(c->last_err), "%s", err);
+			pthread_mutex_unlock(&c->pool_mu);
+			log_info("rpc: %s: cannot connect (%s), retrying in "
+				 "%d ms at the earliest",
+			    c->name, err, c->backoff_ms);
+			*prob = problem_new(PROB_UNAVAILABLE,
+			    "%s unavailable: %s: %s", c->name, call->method,
+			    err);
+			return NULL;
+		}
+		if (now >= deadline) {
+			pthread_mutex_unlock(&c->pool_mu);
+			*prob = problem_new(PROB_UNAVAILABLE,
+			    "%s: %s timed out after %d ms (waiting for a "
+			    "connection)",
+			    c->name, call->method, call->timeout_ms);
+			return NULL;
+		}
+		ts.tv_sec = (time_t)(deadline / 1000);
+		ts.tv_nsec = (long)(deadline % 1000) * 1000000L;
+		(void)pthread_cond_timedwait(&c->pool_cv, &c->pool_mu, &ts);
+	}
 }
 
 int
@@ -758,20 +939,65 @@ rpc_call(struct rpc_client *c, const char *method, json_t *params,
     struct problem **prob)
 {
 	struct cli_call *call;
-	int rc = -1;
+	struct pool_conn *pc;
+	json_t *frame = NULL, *res = NULL;
+	struct problem *p = NULL;
+	char err[256];
+	int64_t deadline, id = 0;
+	int r, rc = -1;
 
 	*result = NULL;
 	*prob = NULL;
 	call = call_new(c, method, params, timeout_ms, request_id, prob);
 	if (call == NULL)
 		return -1;
-	pthread_mutex_init(&call->mu, NULL);
-	pthread_cond_init(&call->cv, NULL);
-	call_submit(c, call);
-	pthread_mutex_lock(&call->mu);
-	while (!call->done)
-		pthread_cond_wait(&call->cv, &call->mu);
-	pthread_mutex_unlock(&call->mu);
+	deadline = call->t0 + call->timeout_ms;
+	pc = pool_get(c, call, deadline, &call->prob);
+	if (pc == NULL)
+		goto out;
+	r = rpc_sconn_write(
+	    pc->k, call->frame, call->framelen, deadline, -1, err, sizeof(err));
+	while (r == 0) {
+		r = rpc_sconn_read_frame(
+		    pc->k, c->max_frame, deadline, -1, &frame, err, sizeof(err));
+		if (r != 0)
+			break;
+		if (rpc_response_parse(
+			frame, &id, &res, &p, err, sizeof(err)) != 0) {
+			log_warn("rpc: %s: bad reply frame: %s", c->name, err);
+			r = SCONN_BAD;
+			break;
+		}
+		if (id == call->id)
+			break;
+		/* Not ours: cannot happen with one call per connection. */
+		log_debug("rpc: %s: reply to unknown call %lld", c->name,
+		    (long long)id);
+		problem_free(p);
+		p = NULL;
+		json_decref(frame);
+		frame = NULL;
+	}
+	if (r != 0) {
+		/* The reply may still come: the connection cannot be reused. */
+		pool_drop(c, pc);
+		if (r == SCONN_TIMEOUT)
+			call->prob = problem_new(PROB_UNAVAILABLE,
+			    "%s: %s timed out after %d ms", c->name, method,
+			    call->timeout_ms);
+		else
+			call->prob = problem_new(PROB_UNAVAILABLE,
+			    "%s unavailable: %s: %s", c->name, method, err);
+		goto out;
+	}
+	pool_put(c, pc);
+	if (p != NULL)
+		call->prob = p;
+	else
+		call->result = json_incref(res);
+out:
+	json_decref(frame);
+	cli_metrics(c, call);
 	if (call->prob != NULL) {
 		*prob = call->prob;
 		call->prob = NULL;
@@ -804,6 +1030,9 @@ rpc_call_async(struct rpc_client *c, struct event_base *base,
 	call->ubase = base;
 	call->done_fn = done;
 	call->arg = arg;
-	call_submit(c, call);
+	if (call_submit(c, call) != 0) {
+		call_free(call);
+		return -1;
+	}
 	return 0;
 }

@@ -144,14 +144,17 @@ struct rpc_client;
  * restart). Borrows cfg only during the call; metrics may be NULL and must
  * outlive the client. `name` labels metrics (e.g. "sa") and is the server
  * name a TLS peer's certificate must carry unless tls.server_name is set.
- * Starts one I/O thread. rpc_client_free fails calls still pending.
+ * rpc_call uses up to cfg->connections direct connections (docs/rpc.md);
+ * the first rpc_call_async starts an I/O thread. rpc_client_free fails
+ * async calls still pending; blocking calls must have returned.
  */
 struct rpc_client *rpc_client_new(const struct rpc_client_config *cfg,
     const char *name, struct metrics *metrics, char *err, size_t errlen);
 void rpc_client_free(struct rpc_client *c);
 
 /*
- * Blocking call, safe from any thread. params is borrowed (NULL = {}).
+ * Blocking call, safe from any thread; the calling thread does the I/O on
+ * a connection checked out for the call. params is borrowed (NULL = {}).
  * timeout_ms <= 0 uses the configured default. request_id may be NULL.
  * Returns 0 and *result (new reference, caller decrefs) on success;
  * -1 and *prob (caller frees) on an error response or on failure to reach

@@ -169,6 +169,67 @@ const char *rpc_xport_error(const struct rpc_xport *x);
 SSL *rpc_xport_ssl(struct rpc_xport *x);
 int rpc_xport_fd(const struct rpc_xport *x);
 
+/*
+ * Hands the socket over to another owner: frees the transport's events
+ * and buffers but neither closes fd nor frees the TLS object, which go to
+ * *fd and *ssl (NULL when plain). Copy the unread input first. Only from
+ * the transport's callback, which must then return 1 ("freed").
+ */
+void rpc_xport_detach(struct rpc_xport *x, int *fd, SSL **ssl);
+
+/* ------------------------------------------------------------------ */
+/* Direct connections (sconn.c): one thread drives one socket           */
+/* ------------------------------------------------------------------ */
+
+/* Results besides 0 (done). */
+enum rpc_sconn_status {
+	SCONN_TIMEOUT = 1, /* the deadline passed */
+	SCONN_WOKEN,       /* wake_fd became readable */
+	SCONN_EOF,         /* the peer closed between frames */
+	SCONN_ERR,         /* I/O or TLS failure (err says) */
+	SCONN_BAD,         /* a frame that breaks the protocol (err says) */
+	SCONN_AGAIN,       /* internal: would block */
+	SCONN__MAX
+};
+
+/* The name of the built-in call that moves a connection to a server thread
+ * of its own (docs/rpc.md, "Direct connections"). */
+#define RPC_DIRECT_METHOD "rpc.direct"
+
+struct rpc_sconn;
+
+/*
+ * Connects to a (borrowed) and, when ctx is set, completes the TLS
+ * handshake checking server_name, all by deadline (monotonic ms; 0 =
+ * none). NULL with the reason in err.
+ */
+struct rpc_sconn *rpc_sconn_connect(const struct rpc_addr *a, SSL_CTX *ctx,
+    const char *server_name, int64_t deadline, char *err, size_t errlen);
+/* Wraps an open non-blocking fd and its TLS object (both taken; ssl may
+ * be NULL) with npending bytes already read from it (copied). */
+struct rpc_sconn *rpc_sconn_wrap(
+    int fd, SSL *ssl, const uint8_t *pending, size_t npending);
+/* Closes and frees (NULL is fine). */
+void rpc_sconn_free(struct rpc_sconn *k);
+int rpc_sconn_fd(const struct rpc_sconn *k);
+/*
+ * Writes all len bytes of buf (borrowed) by deadline (0 = none). A
+ * readable wake_fd (-1 = none) ends the wait. 0, SCONN_TIMEOUT,
+ * SCONN_WOKEN or SCONN_ERR (err).
+ */
+int rpc_sconn_write(struct rpc_sconn *k, const uint8_t *buf, size_t len,
+    int64_t deadline, int wake_fd, char *err, size_t errlen);
+/*
+ * Reads one frame by deadline: 0 with *out (new reference to the JSON
+ * object), or SCONN_TIMEOUT, SCONN_WOKEN, SCONN_EOF, SCONN_ERR or SCONN_BAD
+ * with err.
+ */
+int rpc_sconn_read_frame(struct rpc_sconn *k, size_t max_frame,
+    int64_t deadline, int wake_fd, json_t **out, char *err, size_t errlen);
+/* 1 when an idle connection is no longer usable: the peer closed it or
+ * sent bytes nobody asked for. Never blocks. */
+int rpc_sconn_stale(struct rpc_sconn *k);
+
 /* ------------------------------------------------------------------ */
 /* Authorization (server.c, exposed for unit tests)                    */
 /* ------------------------------------------------------------------ */

@@ -2,11 +2,16 @@
  * server.c - RPC server: one libevent loop thread does accept/read/write,
  * a fixed pool of worker threads runs the handlers. Finished calls come
  * back to the loop through a mutex-protected list and event_active().
+ * A connection that asks for it (rpc.direct, what Anvil's own clients do)
+ * moves to a thread of its own that reads each frame, runs the handler and
+ * writes the reply itself: no hand-off between threads on that path.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +40,9 @@
 #define SRV_MAX_OUTPUT (8u * 1024u * 1024u)
 /* A connection must finish its TLS handshake within this time. */
 #define SRV_HANDSHAKE_SECS 10
+/* Direct connections (one thread each) at most; later ones stay on the
+ * loop and the worker pool. */
+#define SRV_MAX_DIRECT 512
 
 struct srv_conn {
 	struct rpc_server *s;
@@ -47,6 +55,15 @@ struct srv_conn {
 	int out_full; /* too many unsent replies: reading paused */
 	int ready;
 	struct srv_conn *prev, *next;
+};
+
+/* A connection served by a thread of its own (rpc.direct). */
+struct srv_direct {
+	struct rpc_server *s;
+	struct rpc_sconn *k;
+	char *peer;
+	char *user;
+	char desc[80];
 };
 
 struct srv_job {
@@ -89,10 +106,16 @@ struct rpc_server {
 	struct event *sig_term, *sig_int;
 	struct event *drain_ev;
 	struct event *accept_ev; /* re-enables accepting after EMFILE */
-	int draining;
+	atomic_int draining;
 	int64_t drain_start;
-	long inflight;
+	atomic_long inflight; /* loop and direct threads */
 	struct srv_conn *conns;
+
+	/* Direct threads: counted under lock; the pipe becomes readable
+	 * when they must stop. */
+	int wake_pipe[2];
+	size_t ndirect;
+	pthread_cond_t direct_cond;
 };
 
 static int srv_health_handler(void *svc, const struct rpc_req *req,
@@ -179,7 +202,7 @@ srv_metrics_inflight(struct rpc_server *s)
 		return;
 	metrics_gauge_set(s->metrics, "anvil_rpc_server_in_flight",
 	    "RPC calls received and not yet answered.", NULL,
-	    (double)s->inflight);
+	    (double)atomic_load(&s->inflight));
 }
 
 /* ---------------------------------------------------------------- */
@@ -292,6 +315,48 @@ srv_find_method(struct rpc_server *s, const char *name)
 	return NULL;
 }
 
+/*
+ * The checks every call passes before its handler, on whichever thread
+ * read it: server draining, method known, caller allowed, deadline not
+ * passed. Returns NULL and sets *m, or a new problem to answer with (the
+ * call never runs). desc names the connection in logs.
+ */
+static struct problem *
+srv_admit(struct rpc_server *s, const struct rpc_parsed_req *pr,
+    const char *peer, const char *user, const char *desc,
+    const struct rpc_method **m)
+{
+	const char *meth = pr->method;
+
+	*m = NULL;
+	if (atomic_load(&s->draining))
+		return problem_new(PROB_UNAVAILABLE, "server is shutting down");
+	*m = srv_find_method(s, meth);
+	if (*m == NULL) {
+		log_info("rpc: unknown method \"%s\" from %s", meth, desc);
+		return problem_new(
+		    PROB_MALFORMED, "unknown method \"%s\"", meth);
+	}
+	if (!rpc_authorized(s->allow, meth, peer, user)) {
+		log_msg(LOG_LEVEL_WARN, pr->request_id,
+		    "rpc: denied %s to %s%s%s%s", meth, peer,
+		    user ? " (" : "", user ? user : "", user ? ")" : "");
+		*m = NULL;
+		return problem_new(
+		    PROB_UNAUTHORIZED, "%s may not call %s", peer, meth);
+	}
+	if (pr->deadline_ms != 0 && pr->deadline_ms <= time_now_ms()) {
+		log_msg(LOG_LEVEL_INFO, pr->request_id,
+		    "rpc: %s from %s arrived after its deadline", meth, desc);
+		*m = NULL;
+		return problem_new(PROB_UNAVAILABLE,
+		    "deadline exceeded before %s started", meth);
+	}
+	return NULL;
+}
+
+static int conn_go_direct(struct srv_conn *c, json_t *id);
+
 static void
 srv_enqueue(struct rpc_server *s, struct srv_job *j)
 {
@@ -312,6 +377,7 @@ conn_handle_frame(struct srv_conn *c, json_t *frame)
 	struct rpc_server *s = c->s;
 	struct srv_job *j;
 	const struct rpc_method *m;
+	struct problem *p;
 	char err[256];
 	const char *meth;
 	int r;
@@ -334,46 +400,25 @@ conn_handle_frame(struct srv_conn *c, json_t *frame)
 		    problem_new(PROB_MALFORMED, "%s", err), t0);
 		goto done;
 	}
-	if (s->draining) {
-		conn_reply_err(c, j->pr.id, meth,
-		    problem_new(PROB_UNAVAILABLE, "server is shutting down"),
-		    t0);
-		goto done;
+	if (strcmp(meth, RPC_DIRECT_METHOD) == 0) {
+		r = conn_go_direct(c, j->pr.id);
+		json_decref(j->frame);
+		free(j);
+		return r;
 	}
-	m = srv_find_method(s, meth);
-	if (m == NULL) {
-		log_info("rpc: unknown method \"%s\" from %s", meth, c->desc);
-		conn_reply_err(c, j->pr.id, "(unknown)",
-		    problem_new(PROB_MALFORMED, "unknown method \"%s\"", meth),
-		    t0);
-		goto done;
-	}
-	if (!rpc_authorized(s->allow, meth, c->peer, c->user)) {
-		log_msg(LOG_LEVEL_WARN, j->pr.request_id,
-		    "rpc: denied %s to %s%s%s%s", meth, c->peer,
-		    c->user ? " (" : "", c->user ? c->user : "",
-		    c->user ? ")" : "");
-		conn_reply_err(c, j->pr.id, meth,
-		    problem_new(
-			PROB_UNAUTHORIZED, "%s may not call %s", c->peer, meth),
-		    t0);
-		goto done;
-	}
-	if (j->pr.deadline_ms != 0 && j->pr.deadline_ms <= time_now_ms()) {
-		log_msg(LOG_LEVEL_INFO, j->pr.request_id,
-		    "rpc: %s from %s arrived after its deadline", meth,
-		    c->desc);
-		conn_reply_err(c, j->pr.id, meth,
-		    problem_new(PROB_UNAVAILABLE,
-			"deadline exceeded before %s started", meth),
-		    t0);
+	p = srv_admit(s, &j->pr, c->peer, c->user, c->desc, &m);
+	if (p != NULL) {
+		conn_reply_err(c, j->pr.id,
+		    m == NULL && srv_find_method(s, meth) == NULL ? "(unknown)"
+								  : meth,
+		    p, t0);
 		goto done;
 	}
 	j->m = m;
 	j->conn = c;
 	j->t0 = t0;
 	c->inflight++;
-	s->inflight++;
+	atomic_fetch_add(&s->inflight, 1);
 	srv_metrics_inflight(s);
 	if (c->inflight >= SRV_MAX_INFLIGHT_PER_CONN && c->x != NULL)
 		rpc_xport_pause(c->x, 1);
@@ -593,32 +638,41 @@ srv_health(struct rpc_server *s, json_t **result, struct problem **prob)
 	return 0;
 }
 
+/*
+ * Runs one admitted call (m may be NULL when prob0 is set: then only the
+ * error is encoded; prob0 is taken). Sets *respp and *resplenp to the encoded
+ * reply frame (caller frees) and result to "ok" or the problem type.
+ */
 static void
-job_run(struct rpc_server *s, struct srv_job *j)
+srv_run_call(struct rpc_server *s, const struct rpc_parsed_req *pr,
+    const struct rpc_method *m, const char *peer, struct problem *prob0,
+    uint8_t **respp, size_t *resplenp, char result_name[40])
 {
 	struct rpc_req req;
 	json_t *result = NULL, *resp = NULL, *empty = NULL;
-	struct problem *prob = NULL;
+	struct problem *prob = prob0;
 	int rc;
 
-	if (j->pr.deadline_ms != 0 && j->pr.deadline_ms <= time_now_ms()) {
+	if (prob != NULL)
+		goto reply;
+	if (pr->deadline_ms != 0 && pr->deadline_ms <= time_now_ms()) {
 		prob = problem_new(PROB_UNAVAILABLE,
-		    "deadline exceeded before %s started", j->pr.method);
+		    "deadline exceeded before %s started", pr->method);
 		goto reply;
 	}
-	if (j->pr.params == NULL)
+	if (pr->params == NULL)
 		empty = json_object();
-	req.method = j->pr.method;
-	req.params = j->pr.params != NULL ? j->pr.params : empty;
-	req.request_id = j->pr.request_id;
-	req.peer = j->conn->peer;
-	req.deadline_ms = j->pr.deadline_ms;
-	if (j->m->fn == srv_health_handler)
+	req.method = pr->method;
+	req.params = pr->params != NULL ? pr->params : empty;
+	req.request_id = pr->request_id;
+	req.peer = peer;
+	req.deadline_ms = pr->deadline_ms;
+	if (m->fn == srv_health_handler)
 		rc = srv_health(s, &result, &prob);
 	else
-		rc = j->m->fn(s->svc, &req, &result, &prob);
+		rc = m->fn(s->svc, &req, &result, &prob);
 	if (rc != 0 && prob == NULL) {
-		log_bug("handler %s failed without a problem", j->pr.method);
+		log_bug("handler %s failed without a problem", pr->method);
 		prob = problem_new(PROB_SERVER_INTERNAL, "internal error");
 	}
 	if (rc == 0 && prob != NULL) {
@@ -627,29 +681,35 @@ job_run(struct rpc_server *s, struct srv_job *j)
 	}
 reply:
 	if (prob != NULL) {
-		resp = rpc_response_err(j->pr.id, prob);
-		snprintf(j->result, sizeof(j->result), "%s",
-		    prob_type_name(prob->type));
+		resp = rpc_response_err(pr->id, prob);
+		snprintf(result_name, 40, "%s", prob_type_name(prob->type));
 	} else {
-		resp = rpc_response_ok(j->pr.id, result);
-		snprintf(j->result, sizeof(j->result), "ok");
+		resp = rpc_response_ok(pr->id, result);
+		snprintf(result_name, 40, "ok");
 	}
-	j->resp = rpc_frame_encode(resp, s->max_frame, &j->resplen);
-	if (j->resp == NULL) {
+	*respp = rpc_frame_encode(resp, s->max_frame, resplenp);
+	if (*respp == NULL) {
 		log_error(
-		    "rpc: reply to %s does not fit in a frame", j->pr.method);
+		    "rpc: reply to %s does not fit in a frame", pr->method);
 		json_decref(resp);
 		problem_free(prob);
 		prob = problem_new(
 		    PROB_SERVER_INTERNAL, "reply too large for a frame");
-		resp = rpc_response_err(j->pr.id, prob);
-		snprintf(j->result, sizeof(j->result), "serverInternal");
-		j->resp = rpc_frame_encode(resp, s->max_frame, &j->resplen);
+		resp = rpc_response_err(pr->id, prob);
+		snprintf(result_name, 40, "serverInternal");
+		*respp = rpc_frame_encode(resp, s->max_frame, resplenp);
 	}
 	json_decref(resp);
 	json_decref(result);
 	json_decref(empty);
 	problem_free(prob);
+}
+
+static void
+job_run(struct rpc_server *s, struct srv_job *j)
+{
+	srv_run_call(s, &j->pr, j->m, j->conn->peer, NULL, &j->resp,
+	    &j->resplen, j->result);
 }
 
 static void *
@@ -709,7 +769,7 @@ srv_on_done(evutil_socket_t fd, short what, void *arg)
 		srv_metrics_call(s, j->pr.method, j->result,
 		    (double)(time_mono_ms() - j->t0) / 1000.0);
 		c->inflight--;
-		s->inflight--;
+		atomic_fetch_sub(&s->inflight, 1);
 		if (c->x == NULL && c->inflight == 0)
 			conn_free(c);
 		else if (c->inflight == SRV_MAX_INFLIGHT_PER_CONN - 1)
@@ -719,6 +779,191 @@ srv_on_done(evutil_socket_t fd, short what, void *arg)
 		free(j);
 	}
 	srv_metrics_inflight(s);
+}
+
+/* ---------------------------------------------------------------- */
+/* Direct connections                                                 */
+/* ---------------------------------------------------------------- */
+
+static void
+direct_free(struct srv_direct *d)
+{
+	struct rpc_server *s = d->s;
+
+	rpc_sconn_free(d->k);
+	free(d->peer);
+	free(d->user);
+	free(d);
+	pthread_mutex_lock(&s->lock);
+	s->ndirect--;
+	pthread_cond_broadcast(&s->direct_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * One frame on a direct connection: the same checks as on the loop, then
+ * the handler and the reply, all on this thread. -1 when the connection
+ * must close.
+ */
+static int
+direct_call(struct srv_direct *d, json_t *frame)
+{
+	struct rpc_server *s = d->s;
+	struct rpc_parsed_req pr;
+	const struct rpc_method *m = NULL;
+	struct problem *p = NULL;
+	uint8_t *resp = NULL;
+	size_t resplen = 0;
+	char err[256], result[40];
+	const char *meth;
+	int r;
+	int64_t t0 = time_mono_ms();
+
+	/* Counted from receipt, so that a drain starting now waits for it. */
+	atomic_fetch_add(&s->inflight, 1);
+	srv_metrics_inflight(s);
+	r = rpc_request_parse(frame, &pr, err, sizeof(err));
+	if (r < 0) {
+		log_info("rpc: bad request from %s: %s", d->desc, err);
+		log_info("rpc: closing connection %s: bad request", d->desc);
+		atomic_fetch_sub(&s->inflight, 1);
+		return -1;
+	}
+	meth = r == 0 ? pr.method : "(invalid)";
+	if (r > 0) {
+		log_info("rpc: malformed request from %s: %s", d->desc, err);
+		p = problem_new(PROB_MALFORMED, "%s", err);
+	} else if (strcmp(meth, RPC_DIRECT_METHOD) == 0) {
+		p = problem_new(PROB_MALFORMED, "already a direct connection");
+	} else {
+		p = srv_admit(s, &pr, d->peer, d->user, d->desc, &m);
+		if (p != NULL && m == NULL && srv_find_method(s, meth) == NULL)
+			meth = "(unknown)";
+	}
+	srv_run_call(s, &pr, m, d->peer, p, &resp, &resplen, result);
+	r = 0;
+	if (resp != NULL &&
+	    rpc_sconn_write(d->k, resp, resplen, 0, s->wake_pipe[0], err,
+		sizeof(err)) != 0) {
+		log_info("rpc: closing connection %s: %s", d->desc, err);
+		r = -1;
+	}
+	srv_metrics_call(
+	    s, meth, result, (double)(time_mono_ms() - t0) / 1000.0);
+	atomic_fetch_sub(&s->inflight, 1);
+	srv_metrics_inflight(s);
+	free(resp);
+	return r;
+}
+
+static void *
+direct_main(void *arg)
+{
+	struct srv_direct *d = arg;
+	struct rpc_server *s = d->s;
+	json_t *frame = NULL;
+	char err[256];
+	int r;
+
+	for (;;) {
+		r = rpc_sconn_read_frame(d->k, s->max_frame, 0,
+		    s->wake_pipe[0], &frame, err, sizeof(err));
+		if (r == SCONN_EOF || r == SCONN_WOKEN)
+			break;
+		if (r == SCONN_BAD) {
+			log_info("rpc: bad frame from %s: %s", d->desc, err);
+			break;
+		}
+		if (r != 0) {
+			log_info("rpc: closing connection %s: %s", d->desc, err);
+			break;
+		}
+		r = direct_call(d, frame);
+		json_decref(frame);
+		frame = NULL;
+		if (r != 0)
+			break;
+	}
+	log_debug("rpc: direct connection %s closed", d->desc);
+	direct_free(d);
+	return NULL;
+}
+
+/*
+ * rpc.direct on the loop: when the connection is idle, hand its socket to
+ * a new thread that answers the request and then serves the connection
+ * alone. Otherwise (calls in flight, unsent output, draining, too many
+ * direct threads) answer {"direct": false} and keep it on the loop; the
+ * peer may go on using it either way. -1 when the connection left the loop.
+ */
+static int
+conn_go_direct(struct srv_conn *c, json_t *id)
+{
+	struct rpc_server *s = c->s;
+	struct srv_direct *d;
+	struct evbuffer *in;
+	json_t *resp, *res;
+	uint8_t *frame, *pending = NULL;
+	size_t len = 0, npend;
+	pthread_attr_t attr;
+	pthread_t th;
+	SSL *ssl = NULL;
+	int fd = -1, ok = 0;
+	char err[256];
+
+	pthread_mutex_lock(&s->lock);
+	if (c->inflight == 0 && !atomic_load(&s->draining) &&
+	    evbuffer_get_length(rpc_xport_output(c->x)) == 0 &&
+	    s->ndirect < SRV_MAX_DIRECT) {
+		s->ndirect++;
+		ok = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	res = json_pack("{s:b}", "direct", ok);
+	resp = rpc_response_ok(id, res);
+	json_decref(res);
+	frame = rpc_frame_encode(resp, s->max_frame, &len);
+	json_decref(resp);
+	if (!ok) {
+		if (frame != NULL)
+			conn_send(c, frame, len);
+		free(frame);
+		return 0;
+	}
+	in = rpc_xport_input(c->x);
+	npend = evbuffer_get_length(in);
+	if (npend > 0) {
+		pending = xmalloc(npend);
+		if (evbuffer_copyout(in, pending, npend) != (ev_ssize_t)npend)
+			npend = 0;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->s = s;
+	rpc_xport_detach(c->x, &fd, &ssl);
+	c->x = NULL;
+	d->k = rpc_sconn_wrap(fd, ssl, pending, npend);
+	free(pending);
+	d->peer = xstrdup(c->peer != NULL ? c->peer : "?");
+	d->user = c->user != NULL ? xstrdup(c->user) : NULL;
+	snprintf(d->desc, sizeof(d->desc), "%s", c->desc);
+	if (c->hs_timer != NULL)
+		(void)event_del(c->hs_timer);
+	conn_free(c);
+	if (frame == NULL || rpc_sconn_write(d->k, frame, len, 0,
+				 s->wake_pipe[0], err, sizeof(err)) != 0) {
+		free(frame);
+		direct_free(d);
+		return -1;
+	}
+	free(frame);
+	(void)pthread_attr_init(&attr);
+	(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, direct_main, d) != 0) {
+		log_error("rpc: cannot start a thread for %s", d->desc);
+		direct_free(d);
+	}
+	(void)pthread_attr_destroy(&attr);
+	return -1;
 }
 
 /* ---------------------------------------------------------------- */
@@ -744,12 +989,12 @@ srv_on_drain_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if ((s->inflight == 0 && !srv_output_pending(s)) ||
+	if ((atomic_load(&s->inflight) == 0 && !srv_output_pending(s)) ||
 	    time_mono_ms() - s->drain_start > SRV_DRAIN_MAX_MS) {
-		if (s->inflight != 0)
+		if (atomic_load(&s->inflight) != 0)
 			log_warn("rpc: drain timed out with %ld calls in "
 				 "flight",
-			    s->inflight);
+			    (long)atomic_load(&s->inflight));
 		(void)event_del(s->drain_ev);
 		event_base_loopexit(s->base, NULL);
 	}
@@ -760,10 +1005,11 @@ srv_begin_drain(struct rpc_server *s, const char *why)
 {
 	struct timeval tv = {0, 10 * 1000};
 
-	if (s->draining)
+	if (atomic_load(&s->draining))
 		return;
-	log_info("rpc: %s: draining %ld calls in flight", why, s->inflight);
-	s->draining = 1;
+	log_info("rpc: %s: draining %ld calls in flight", why,
+	    (long)atomic_load(&s->inflight));
+	atomic_store(&s->draining, 1);
 	s->drain_start = time_mono_ms();
 	if (s->lis != NULL)
 		evconnlistener_disable(s->lis);
@@ -913,6 +1159,14 @@ rpc_server_new(const struct rpc_server_config *cfg,
 	s = xcalloc(1, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	pthread_cond_init(&s->direct_cond, NULL);
+	atomic_init(&s->draining, 0);
+	atomic_init(&s->inflight, 0);
+	s->wake_pipe[0] = s->wake_pipe[1] = -1;
+	if (pipe2(s->wake_pipe, O_CLOEXEC) != 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
 	s->svc = svc;
 	s->metrics = metrics;
 	s->health = health;
@@ -1027,7 +1281,12 @@ rpc_server_free(struct rpc_server *s)
 
 	if (s == NULL)
 		return;
+	/* Direct threads: wake them (the pipe stays readable) and wait. */
+	if (s->wake_pipe[1] >= 0)
+		(void)write(s->wake_pipe[1], "x", 1);
 	pthread_mutex_lock(&s->lock);
+	while (s->ndirect > 0)
+		pthread_cond_wait(&s->direct_cond, &s->lock);
 	s->workers_stop = 1;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
@@ -1072,6 +1331,11 @@ rpc_server_free(struct rpc_server *s)
 	free(s->methods);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
+	pthread_cond_destroy(&s->direct_cond);
+	if (s->wake_pipe[0] >= 0)
+		close(s->wake_pipe[0]);
+	if (s->wake_pipe[1] >= 0)
+		close(s->wake_pipe[1]);
 	free(s);
 }
 

@@ -384,6 +384,16 @@ rpc_xport_free(struct rpc_xport *x)
 	free(x);
 }
 
+void
+rpc_xport_detach(struct rpc_xport *x, int *fd, SSL **ssl)
+{
+	*fd = x->fd;
+	*ssl = x->ssl;
+	x->fd = -1;
+	x->ssl = NULL;
+	rpc_xport_free(x);
+}
+
 struct evbuffer *
 rpc_xport_input(struct rpc_xport *x)
 {

@@ -32,24 +32,26 @@ for _ in $(seq 1 100); do
 		"$RPC" call "tcp:127.0.0.1:$port" health.check "${tls[@]}" >/dev/null 2>&1 && break
 	sleep 0.05
 done
-# Context switches of every thread of a process (voluntary + involuntary,
-# from /proc/<pid>/task/*/status).
-cs() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
-# one TARGET SERVER_PID LABEL THREADS [tls flags...]
+# Context switches of every thread the server process ever ran (its
+# test.calls reports getrusage; direct-connection threads come and go).
+cs() { # TARGET [tls flags]
+	"$RPC" call "$@" test.calls 2>/dev/null | grep -oE '"ctxt_switches": [0-9]+' | grep -oE '[0-9]+$'
+}
+# one TARGET LABEL THREADS [tls flags...]
 one() {
-	local target=$1 spid=$2 label=$3 th=$4 out c0 c1 calls
-	shift 4
-	c0=$(cs "$spid")
-	out=$("$RPC" bench "$target" "$@" --threads "$th" --seconds "$secs" 2>&1)
-	c1=$(cs "$spid")
+	local target=$1 label=$2 th=$3 out c0 c1 calls
+	shift 3
+	c0=$(cs "$target" "$@")
+	out=$("$RPC" bench "$target" "$@" --threads "$th" --connections "$th" --seconds "$secs" 2>&1)
+	c1=$(cs "$target" "$@")
 	calls=$(grep -oE 'calls_ok=[0-9]+' <<<"$out" | cut -d= -f2)
 	r=$(grep -oE 'rps=[0-9]+ mean_latency_us=[0-9.]+ client_cs_per_call=[0-9.]+' <<<"$out")
-	awk -v l="$label" -v t="$th" -v r="$r" -v d=$((c1 - c0)) -v n="${calls:-0}" \
+	awk -v l="$label" -v t="$th" -v r="$r" -v d=$((${c1:-0} - ${c0:-0})) -v n="${calls:-0}" \
 		'BEGIN {printf "  %-5s threads=%-2s %s server_cs_per_call=%.2f\n", l, t, r, (n > 0 ? d / n : 0)}'
 }
 echo "rpc bench: empty call round trips, ${secs}s each, server workers=$workers, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  (cs = context switches per call, all threads of the process)"
 for th in 1 16; do
-	one "unix:$tmp/b.sock" "${pids[0]}" unix "$th"
-	one "tcp:127.0.0.1:$port" "${pids[1]}" tls "$th" "${tls[@]}"
+	one "unix:$tmp/b.sock" unix "$th"
+	one "tcp:127.0.0.1:$port" tls "$th" "${tls[@]}"
 done

@@ -288,6 +288,27 @@ h_whoami(void *svc, const struct rpc_req *req, json_t **result,
 	return 0;
 }
 
+/* Monotonic microseconds: round trips are far below a millisecond. */
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Context switches of every thread of this process so far. */
+static long
+self_ctxt_switches(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
 static int
 h_calls(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -296,8 +317,11 @@ h_calls(void *svc, const struct rpc_req *req, json_t **result,
 
 	(void)req;
 	(void)prob;
-	*result =
-	    json_pack("{s:I}", "calls", (json_int_t)atomic_load(&t->calls));
+	/* Context switches of every thread the server ever ran, exited
+	 * ones included (scripts/bench-rpc.sh). */
+	*result = json_pack("{s:I,s:I}", "calls",
+	    (json_int_t)atomic_load(&t->calls), "ctxt_switches",
+	    (json_int_t)self_ctxt_switches());
 	return 0;
 }
 
@@ -385,27 +409,6 @@ struct load_thread {
 	long idx;
 	pthread_t th;
 };
-
-/* Monotonic microseconds: round trips are far below a millisecond. */
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* Context switches of every thread of this process so far. */
-static long
-self_ctxt_switches(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return 0;
-	return ru.ru_nvcsw + ru.ru_nivcsw;
-}
 
 static void *
 load_main(void *arg)

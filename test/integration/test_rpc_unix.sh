@@ -82,6 +82,30 @@ c.send_raw(json.dumps({"id": 102, "method": "test.echo", "params": {"x": 2}}).en
 first, second = c.recv_frame(), c.recv_frame()
 res("out-of-order replies matched by id", first["id"] == 102 and second["id"] == 101
     and first["result"] == {"x": 2} and second["result"]["slept_ms"] == 400)
+# rpc.direct (docs/rpc.md, "Direct connections"): the idle connection moves
+# to a server thread of its own, which then answers calls one at a time
+d = fresh()
+res("rpc.direct on an idle connection -> direct", d.call("rpc.direct") == {"direct": True})
+res("direct connection answers calls", d.call("test.echo", {"d": 1}) == {"d": 1})
+try:
+    d.call("rpc.direct")
+    res("rpc.direct twice -> malformed", False)
+except RpcError as e:
+    res("rpc.direct twice -> malformed", e.type == "malformed")
+d.send_raw(json.dumps({"id": 9, "method": "test.echo", "params": {"k": [1]}}).encode())
+r = d.recv_frame()
+res("direct connection keeps ids", r["id"] == 9 and r["result"] == {"k": [1]})
+d.send_raw(b"[1]")
+res("bad frame on a direct connection -> closed", closed(d))
+# with a call in flight the connection stays multiplexed
+d = fresh()
+d.send_raw(json.dumps({"id": 1, "method": "test.sleep", "params": {"ms": 200}}).encode())
+d.send_raw(json.dumps({"id": 2, "method": "rpc.direct"}).encode())
+got = {}
+for _ in range(2):
+    r = d.recv_frame(); got[r["id"]] = r
+res("rpc.direct with a call in flight -> stays multiplexed",
+    got[2].get("result") == {"direct": False} and "result" in got[1])
 # string ids are echoed
 c.send_raw(json.dumps({"id": "abc", "method": "test.echo"}).encode())
 r = c.recv_frame()

@@ -734,6 +734,102 @@ out:
 	(void)rmdir(dir);
 }
 
+struct sleeper {
+	struct rpc_client *c;
+	int ok;
+	pthread_t th;
+};
+
+static void *
+sleeper_main(void *arg)
+{
+	struct sleeper *sl = arg;
+	json_t *res = NULL;
+	struct problem *p = NULL;
+
+	sl->ok = rpc_call(sl->c, "t.sleep", NULL, 5000, NULL, &res, &p) == 0;
+	json_decref(res);
+	problem_free(p);
+	return NULL;
+}
+
+/*
+ * rpc_call runs on direct connections: each is served by a thread of its
+ * own that runs the handler itself (issue 18, "RPC without hand-offs"), so
+ * the server's worker count no longer bounds blocking callers. One worker
+ * and four concurrent 300 ms calls: through the worker pool they would
+ * take 1.2 s one after the other; on direct connections they overlap.
+ */
+static void
+test_direct(struct th *t)
+{
+	char dir[] = "/tmp/anvil-rpc-unit-XXXXXX", path[128], js[300];
+	char err[256];
+	struct rpc_server_config cfg;
+	struct rpc_client_config ccfg;
+	struct srv_thread st;
+	struct tsvc svc;
+	struct rpc_client *c = NULL;
+	struct sleeper sl[4];
+	json_t *j;
+	int64_t t0, el;
+	int i;
+
+	atomic_init(&svc.runs, 0);
+	atomic_init(&svc.healthy, 1);
+	if (mkdtemp(dir) == NULL)
+		TH_SKIP(t, "mkdtemp failed");
+	snprintf(path, sizeof(path), "%s/w.sock", dir);
+	snprintf(js, sizeof(js),
+	    "{\"listen\":\"unix:%s\",\"workers\":1,"
+	    "\"allow\":{\"t.*\":[\"*\"]}}",
+	    path);
+	j = json_loads(js, 0, NULL);
+	TH_CHECK(t, rpc_server_config_parse(j, &cfg, err, sizeof(err)) == 0);
+	json_decref(j);
+	st.s = rpc_server_new(
+	    &cfg, tmethods, 4, &svc, NULL, NULL, NULL, err, sizeof(err));
+	rpc_server_config_clear(&cfg);
+	TH_CHECK(t, st.s != NULL);
+	if (st.s == NULL)
+		goto out;
+	TH_CHECK(t, pthread_create(&st.th, NULL, srv_main, &st) == 0);
+	snprintf(js, sizeof(js),
+	    "{\"target\":\"unix:%s\",\"connections\":4}", path);
+	j = json_loads(js, 0, NULL);
+	TH_CHECK(t, rpc_client_config_parse(j, &ccfg, err, sizeof(err)) == 0);
+	json_decref(j);
+	c = rpc_client_new(&ccfg, "tsvc", NULL, err, sizeof(err));
+	rpc_client_config_clear(&ccfg);
+	TH_CHECK(t, c != NULL);
+	if (c == NULL) {
+		stop_server(&st);
+		goto out;
+	}
+	t0 = time_mono_ms();
+	for (i = 0; i < 4; i++) {
+		sl[i].c = c;
+		sl[i].ok = 0;
+		TH_CHECK(t,
+		    pthread_create(&sl[i].th, NULL, sleeper_main, &sl[i]) == 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(sl[i].th, NULL);
+		TH_CHECK(t, sl[i].ok);
+	}
+	el = time_mono_ms() - t0;
+	TH_CHECK(t, atomic_load(&svc.runs) == 4);
+	TH_CHECK(t, el < 1150);
+	/* SIGTERM-style drain with direct connections open and idle: the
+	 * server stops and frees without waiting for them to close. */
+	stop_server(&st);
+	TH_CHECK(t, stat(path, &(struct stat){0}) != 0);
+out:
+	rpc_client_free(c);
+	(void)unlink(path);
+	(void)rmdir(dir);
+}
+
 static void
 test_unreachable(struct th *t)
 {
@@ -770,6 +866,7 @@ main(void)
 	TH_RUN(&t, test_remaining);
 	TH_RUN(&t, test_live);
 	TH_RUN(&t, test_denied_and_deadline);
+	TH_RUN(&t, test_direct);
 	TH_RUN(&t, test_unreachable);
 	return th_done(&t);
 }
