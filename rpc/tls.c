@@ -111,8 +111,15 @@ tls_ctx_common(const SSL_METHOD *meth, const char *cert, const char *key,
 		    rpc_tls_errstr(ebuf, sizeof(ebuf)));
 		goto fail;
 	}
+	/* RFC 8996 / RFC 9325 (BCP 195): no TLS 1.0/1.1; TLS 1.2 only with
+	 * ephemeral ECDH and AEAD suites (TLS 1.3 suites are all AEAD). The
+	 * same floor as the WFE's HTTPS listeners (WFE_TLS_PRIORITIES). */
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
 		snprintf(err, errlen, "cannot require TLS 1.2");
+		goto fail;
+	}
+	if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+		snprintf(err, errlen, "cannot restrict TLS 1.2 to AEAD suites");
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);

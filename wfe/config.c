@@ -23,7 +23,8 @@ static const struct jspec listen_spec[] = {
     F("addr", JSPEC_STRING, listen_addr, 0),
     F("port", JSPEC_INT, listen_port, 0), JSPEC_END};
 static const struct jspec tls_spec[] = {F("cert", JSPEC_STRING, tls_cert, 1),
-    F("key", JSPEC_STRING, tls_key, 1), JSPEC_END};
+    F("key", JSPEC_STRING, tls_key, 1),
+    F("priorities", JSPEC_STRING, tls_priorities, 0), JSPEC_END};
 static const struct jspec nonce_spec[] = {
     F("prefix", JSPEC_STRING, nonce_prefix, 0),
     F("max_outstanding", JSPEC_INT, nonce_max_outstanding, 0),
@@ -341,6 +342,12 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 	    cfg->jose_rsa_min_bits > cfg->jose_rsa_max_bits)
 		BAD("jose.rsa_min_bits/rsa_max_bits: 1024 <= min <= max <= "
 		    "8192");
+	if (cfg->tls_priorities == NULL)
+		cfg->tls_priorities = xstrdup(WFE_TLS_PRIORITIES);
+	else if (cfg->tls_priorities[0] == '\0' ||
+	    strlen(cfg->tls_priorities) > 1024)
+		BAD("tls.priorities: a GnuTLS priority string, 1..1024 "
+		    "characters");
 	if (cfg->mgmt_port < 0 || cfg->mgmt_port > 65535)
 		BAD("management.port: out of range");
 	if (cfg->mgmt_port > 0 && cfg->mgmt_addr == NULL)

@@ -385,7 +385,9 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
 		    MHD_OPTION_HTTPS_MEM_KEY, w->tls_key_pem,
-		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem, MHD_OPTION_END);
+		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem,
+		    MHD_OPTION_HTTPS_PRIORITIES, cfg->tls_priorities,
+		    MHD_OPTION_END);
 	else
 		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
 		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -398,8 +400,12 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
 		    MHD_OPTION_END);
 	if (w->mhd == NULL) {
-		snprintf(err, errlen, "cannot listen on %s:%lld (in use?)",
-		    cfg->listen_addr, (long long)cfg->listen_port);
+		snprintf(err, errlen,
+		    "cannot listen on %s:%lld (in use?%s)", cfg->listen_addr,
+		    (long long)cfg->listen_port,
+		    w->tls_cert_pem != NULL
+			? " or tls.priorities refused by GnuTLS: see the log"
+			: "");
 		return -1;
 	}
 	log_info("listening on %s://%s:%lld (%lld threads, %lld connections)",
@@ -437,7 +443,9 @@ wfe_mgmt_start(struct wfe *w, char *err, size_t errlen)
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
 		    MHD_OPTION_HTTPS_MEM_KEY, w->tls_key_pem,
-		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem, MHD_OPTION_END);
+		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem,
+		    MHD_OPTION_HTTPS_PRIORITIES, cfg->tls_priorities,
+		    MHD_OPTION_END);
 	else
 		w->mhd_mgmt = MHD_start_daemon(flags, 0, NULL, NULL,
 		    mgmt_access_cb, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,

@@ -21,6 +21,15 @@
 #include "core/core.h"
 
 /* Parsed configs/<env>/wfe.json. Keys: docs/config/wfe.md. */
+/*
+ * RFC 8996 / BCP 195 (RFC 9325): TLS 1.0 and 1.1 MUST NOT be negotiated;
+ * TLS 1.2 only with AEAD suites and ephemeral ECDH.
+ */
+#define WFE_TLS_PRIORITIES                                                    \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:" \
+	"+AES-256-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:"              \
+	"+ECDHE-ECDSA:+ECDHE-RSA"
+
 struct wfe_config {
 	char *log_level;
 	char *debug_addr;
@@ -29,6 +38,9 @@ struct wfe_config {
 	int64_t listen_port;
 	char *tls_cert; /* NULL: plain HTTP (behind a TLS terminator) */
 	char *tls_key;
+	/* GnuTLS priority string of the HTTPS listeners (ACME and management);
+	 * defaults to WFE_TLS_PRIORITIES: TLS 1.2+ with AEAD suites. */
+	char *tls_priorities;
 	char *base_url; /* "https://localhost:4431", no trailing '/' */
 	char **hosts;   /* extra accepted Host header values */
 	size_t nhosts;

@@ -107,6 +107,20 @@ try:
     res("TLS 1.1 refused", False)
 except (ssl.SSLError, ConnectionError, OSError):
     res("TLS 1.1 refused", True)
+# The client allows everything (security level 0), so a refusal is the
+# server's (RFC 8996: TLS 1.0 and 1.1 MUST NOT be used; RFC 9325: AEAD).
+def loose(v, ciphers="ALL"):
+    c = ctx(maxv=v, minv=v)
+    c.set_ciphers(ciphers + ":@SECLEVEL=0")
+    return c
+for name, c in (("TLS 1.0", loose(ssl.TLSVersion.TLSv1)), ("TLS 1.1 (any suite)", loose(ssl.TLSVersion.TLSv1_1)),
+                ("TLS 1.2 with CBC suites only", loose(ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA256:"
+                 "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES128-SHA:AES128-SHA"))):
+    try:
+        call(c, {"id": 5, "method": "test.echo"})
+        res(name + " refused by the server", False)
+    except (ssl.SSLError, ConnectionError, OSError):
+        res(name + " refused by the server", True)
 try:
     call(ctx(cert=False), {"id": 4, "method": "test.echo"})
     res("no client certificate refused", False)
