@@ -377,3 +377,31 @@ out:
 	jwk_free(jwk);
 	return rc;
 }
+
+/* See ra_int.h. */
+int
+ra_account_uri(const struct ra *ra, const json_t *params, int64_t aid,
+    char **uri, struct problem **prob)
+{
+	const json_t *v = json_object_get(params, "account_uri");
+	char tail[32];
+	size_t n, tl;
+
+	*uri = NULL;
+	if (v == NULL || json_is_null(v)) {
+		*uri = xasprintf(
+		    "%s%lld", ra->cfg.account_uri_prefix, (long long)aid);
+		return 0;
+	}
+	n = json_string_length(v);
+	tl = (size_t)snprintf(tail, sizeof(tail), "/%lld", (long long)aid);
+	if (!json_is_string(v) || n > 1024 || n <= tl ||
+	    strcmp(json_string_value(v) + n - tl, tail) != 0) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "account_uri: expected the URL of account %lld",
+		    (long long)aid);
+		return -1;
+	}
+	*uri = xstrdup(json_string_value(v));
+	return 0;
+}

@@ -240,12 +240,14 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 	struct vjob *j = NULL;
 	int64_t aid, azid, cid;
 	const char *st, *tp;
+	char *uri = NULL;
 	size_t i;
 	int rc = -1;
 
 	if (ra_param_id(params, "account_id", &aid, prob) != 0 ||
 	    ra_param_id(params, "authz_id", &azid, prob) != 0 ||
-	    ra_param_id(params, "challenge_id", &cid, prob) != 0)
+	    ra_param_id(params, "challenge_id", &cid, prob) != 0 ||
+	    ra_account_uri(ra, params, aid, &uri, prob) != 0)
 		goto out;
 	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
 		goto out;
@@ -296,8 +298,8 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 	j->chall = json_incref(chall);
 	j->key_authz = jose_key_authorization(
 	    json_string_value(json_object_get(chall, "token")), tp ? tp : "");
-	j->account_uri =
-	    xasprintf("%s%lld", ra->cfg.account_uri_prefix, (long long)aid);
+	j->account_uri = uri;
+	uri = NULL;
 	j->account_id = aid;
 	authz_inflight_set(ra, azid, 1);
 	if (ra_pool_submit(ra->pool, validate_job, j) != 0) {

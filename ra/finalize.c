@@ -184,12 +184,11 @@ finalize_job(void *arg)
  * VA's caa problem, or unavailable).
  */
 static int
-caa_recheck(
-    struct ra *ra, const char *rid, const json_t *order, struct problem **prob)
+caa_recheck(struct ra *ra, const char *rid, const json_t *order,
+    const char *uri, struct problem **prob)
 {
 	json_t *res = NULL, *az, *ch, *chk = NULL, *valid_ch;
 	int64_t now = time_now_ms(), validated;
-	char *uri = NULL;
 	size_t i, j;
 	int rc = -1;
 
@@ -197,9 +196,6 @@ caa_recheck(
 		json_pack("{s:O}", "ids", json_object_get(order, "authz_ids")),
 		rid, &res, prob) != 0)
 		goto out;
-	uri = xasprintf("%s%lld", ra->cfg.account_uri_prefix,
-	    (long long)json_integer_value(
-		json_object_get(order, "account_id")));
 	json_array_foreach(json_object_get(res, "authzs"), i, az)
 	{
 		json_t *ident = json_object_get(az, "identifier");
@@ -248,7 +244,6 @@ caa_recheck(
 out:
 	json_decref(res);
 	json_decref(chk);
-	free(uri);
 	return rc;
 }
 
@@ -265,14 +260,15 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	const char *csr, *st;
 	uint8_t *der = NULL;
 	size_t derlen = 0;
-	char *khash = NULL;
+	char *khash = NULL, *uri = NULL;
 	struct fjob *j;
 	int64_t aid, oid;
 	int rc = -1;
 
 	if (ra_param_id(params, "account_id", &aid, prob) != 0 ||
 	    ra_param_id(params, "order_id", &oid, prob) != 0 ||
-	    ra_param_str(params, "csr", &csr, prob) != 0)
+	    ra_param_str(params, "csr", &csr, prob) != 0 ||
+	    ra_account_uri(ra, params, aid, &uri, prob) != 0)
 		goto out;
 	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
 		goto out;
@@ -321,7 +317,7 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		    "blocked (it was reported compromised)");
 		goto out;
 	}
-	if (caa_recheck(ra, req->request_id, order, prob) != 0)
+	if (caa_recheck(ra, req->request_id, order, uri, prob) != 0)
 		goto out;
 	if (ra_call(ra->sa, "sa.set_order_processing",
 		json_pack("{s:I}", "id", (json_int_t)oid), req->request_id,
@@ -367,6 +363,7 @@ out:
 	EVP_PKEY_free(ckey);
 	free(der);
 	free(khash);
+	free(uri);
 	return rc;
 }
 

@@ -60,6 +60,15 @@ char *ra_time_fmt(int64_t ms, char *buf, size_t len);
 /* RFC 3339 member of obj to epoch ms; -1 if absent/bad. */
 int ra_time_get(const json_t *obj, const char *name, int64_t *ms);
 /*
+ * The account URL for CAA accounturi and account-bound challenges: the
+ * `account_uri` param (the kid URL the WFE verified, as the client sees
+ * it), else account_uri_prefix + aid (callers other than the WFE). A param
+ * that is not a URL of account aid (no "/<aid>" at its end, over 1024
+ * bytes) is malformed. 0 with *uri (caller frees), or -1 with *prob.
+ */
+int ra_account_uri(const struct ra *ra, const json_t *params, int64_t aid,
+    char **uri, struct problem **prob);
+/*
  * Fetches an account that must be valid: *acct (caller decrefs) or -1 and
  * *prob (accountDoesNotExist, unauthorized if deactivated/revoked).
  */

@@ -181,8 +181,9 @@ wfe_h_finalize(struct wfe_req *r, const char *tail)
 		    r, PROB_MALFORMED, "\"csr\" must be a base64url DER CSR");
 		goto out;
 	}
-	params = json_pack("{sIsIsO}", "account_id", (json_int_t)r->account_id,
-	    "order_id", (json_int_t)id, "csr", csr);
+	params = json_pack("{sIsIsOss}", "account_id",
+	    (json_int_t)r->account_id, "order_id", (json_int_t)id, "csr", csr,
+	    "account_uri", r->jws->kid);
 	if (wfe_rpc(r, r->w->ra, "ra.finalize_order", params, &res) != 0)
 		goto out;
 	reply_order(r, 200, res);
@@ -314,10 +315,11 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 		if (wfe_jws_payload(r, &payload) != 0)
 			goto out;
 		if (st != NULL && strcmp(st, "pending") == 0) {
-			params = json_pack("{sIsIsIss}", "account_id",
+			params = json_pack("{sIsIsIssss}", "account_id",
 			    (json_int_t)r->account_id, "authz_id",
 			    (json_int_t)aid, "challenge_id", (json_int_t)cid,
-			    "thumbprint", r->acct_key->thumbprint);
+			    "thumbprint", r->acct_key->thumbprint,
+			    "account_uri", r->jws->kid);
 			if (wfe_rpc(r, r->w->ra, "ra.perform_validation",
 				params, &res) != 0)
 				goto out;

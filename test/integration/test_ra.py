@@ -438,6 +438,13 @@ def test_challenge_ownership_and_deactivation(env, ra, sa):
                                                        "challenge_id": ch["id"]}) == "unauthorized"
     assert err_type(ra.call, "ra.perform_validation", {"account_id": a["id"], "authz_id": z["id"],
                                                        "challenge_id": 999999999}) == "notFound"
+    # account_uri (the kid URL the WFE verified) must be this account's URL
+    for bad in ("https://h/acme/acct/%d" % b["id"], "https://h/acme/acct/1%d" % a["id"], 7,
+                "https://h/" + "x" * 1100 + "/acme/acct/%d" % a["id"]):
+        assert err_type(ra.call, "ra.perform_validation", {
+            "account_id": a["id"], "authz_id": z["id"], "challenge_id": ch["id"],
+            "account_uri": bad}) == "malformed", bad
+    assert z["status"] == "pending"
     assert err_type(ra.call, "ra.deactivate_authz", {"account_id": b["id"], "authz_id": z["id"]}) \
         == "unauthorized"
     d = ra.call("ra.deactivate_authz", {"account_id": a["id"], "authz_id": z["id"]})

@@ -28,6 +28,7 @@ sys.path.insert(0, HERE)
 sys.path.append(os.path.join(HERE, "lib"))
 import anvil_env  # noqa: E402
 import test_wfe_http as h  # noqa: E402  (module import: its tests are not collected here)
+import rel_acme  # noqa: E402
 
 PORT_BASE = 21500
 PORT_B = 21537
@@ -537,3 +538,54 @@ def test_management_api(env, issued):
     assert s.get(base + "/cert-status-by-serial/zz").status_code == 404
     assert s.post(base + "/roots/0").status_code == 405
     assert "Replay-Nonce" not in r.headers
+
+
+# ------------------------------------------------- CAA accounturi (RFC 8657)
+
+def _dns01_validate(env, raw, key, kid, authz_url):
+    """Answers the dns-01 challenge of authz_url through challtestsrv and
+    waits for the authorization to leave pending; returns it."""
+    az = raw.post(authz_url, None, key, kid=kid).json()
+    ch = [c for c in az["challenges"] if c["type"] == "dns-01"][0]
+    ka = ("%s.%s" % (ch["token"], key.thumbprint())).encode()
+    env.challtest("set-txt", {"host": "_acme-challenge.%s." % az["identifier"]["value"],
+                              "value": h.b64(hashlib.sha256(ka).digest())})
+    r = raw.post(ch["url"], {}, key, kid=kid)
+    assert r.status_code == 200, r.text
+    return rel_acme.poll(raw, key, kid, authz_url, ("valid", "invalid"), timeout=60)
+
+
+def test_caa_accounturi_is_the_url_the_client_used(env):
+    """RFC 8657 §3: a CA "MUST only consider that property to authorize
+    issuance ... if the CA recognises the URI specified in the value portion
+    of that parameter as identifying the account making that request"; §4:
+    an ACME account "MAY be identified by setting the "accounturi" parameter
+    to the URI of the ACME account object" and ACME CAs "MUST recognise such
+    URIs". A client that talks to the WFE as 127.0.0.1 (an accepted host
+    name, not base_url's localhost) got its account URL with that host: the
+    CAA check must use that URL, at validation and at finalize."""
+    port = env.ports["wfe"]
+    raw = h.Wfe("https://127.0.0.1:%d/directory" % port, verify=env.trust_path)
+    key, kid = rel_acme.new_account(raw)
+    assert kid.startswith("https://127.0.0.1:%d/acme/acct/" % port), kid
+
+    name = "accounturi-ip.wfe.test"
+    env.challtest("add-caa", {"host": name, "policies": [
+        {"tag": "issue", "value": "anvil.local; accounturi=" + kid}]})
+    url, order = rel_acme.new_order(raw, key, kid, [name])
+    az = _dns01_validate(env, raw, key, kid, order["authorizations"][0])
+    assert az["status"] == "valid", az
+    order = rel_acme.poll(raw, key, kid, url, ("ready",))
+    rel_acme.finalize(raw, key, kid, url, order, [name])
+
+    # The same account under base_url's host name is another URI: CAA
+    # naming only that one does not authorize this client's request.
+    other = kid.replace("https://127.0.0.1:", "https://localhost:", 1)
+    name = "accounturi-other.wfe.test"
+    env.challtest("add-caa", {"host": name, "policies": [
+        {"tag": "issue", "value": "anvil.local; accounturi=" + other}]})
+    url, order = rel_acme.new_order(raw, key, kid, [name])
+    az = _dns01_validate(env, raw, key, kid, order["authorizations"][0])
+    assert az["status"] == "invalid", az
+    ch = [c for c in az["challenges"] if c["type"] == "dns-01"][0]
+    assert ch["error"]["type"] == "urn:ietf:params:acme:error:caa", ch
