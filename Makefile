@@ -49,7 +49,8 @@ $(BUILD)/config.mk: scripts/install-deps.sh
 	@mkdir -p $(BUILD)
 	@scripts/install-deps.sh --ensure
 	@{ echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
-	   echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))"; } > $@.tmp && mv $@.tmp $@
+	   echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))"; \
+	   echo "PKG_CFLAGS += $$(pkg-config --cflags p11-kit-1)"; } > $@.tmp && mv $@.tmp $@
 
 deps:
 	@scripts/install-deps.sh --ensure

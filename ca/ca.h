@@ -233,4 +233,25 @@ void ca_config_clear(struct ca_config *cfg);
  */
 int ca_ceremony_init(const char *dir, char *err, size_t errlen);
 
+/* Where `anvil-admin ca init --pkcs11` puts the keys. Strings borrowed. */
+struct ca_ceremony_pkcs11 {
+	const char *module;       /* PKCS#11 module path */
+	const char *token;        /* token label */
+	const char *pin_file;     /* absolute path of the PIN file, or */
+	const char *pin_env;      /* the environment variable holding it */
+	const char *label_prefix; /* NULL/"": labels root, root2, int-ecdsa,
+				     int-rsa */
+};
+
+/*
+ * The same hierarchy as ca_ceremony_init with every private key generated
+ * inside the token (sensitive, never extractable) and no .key files:
+ * issuers.json names each intermediate's module, token, label and CKA_ID
+ * and the PIN source. Refuses (-1, nothing generated or written) when an
+ * output file exists or the token already holds an object with one of the
+ * labels. 0 or -1 with err.
+ */
+int ca_ceremony_init_pkcs11(const char *dir,
+    const struct ca_ceremony_pkcs11 *p, char *err, size_t errlen);
+
 #endif /* ANVIL_CA_H */

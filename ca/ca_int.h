@@ -25,6 +25,8 @@ struct ca_issuer {
 	unsigned signs;            /* bit mask of enum ca_key_type it serves */
 	X509 *cert;
 	EVP_PKEY *key;
+	/* Set when key is a handle on a PKCS#11 token (p11_int.h); owned. */
+	struct ca_p11_key *p11;
 	EVP_PKEY *lint_key; /* throwaway key of the same type, set by ca_new */
 	char *cert_pem;
 	struct ca_chain *chains;
@@ -36,7 +38,17 @@ struct ca_issuer {
 struct ca_issuers {
 	struct ca_issuer *list;
 	size_t count;
+	struct ca_p11 **p11; /* owned: the PKCS#11 modules the keys use */
+	size_t np11;
 };
+
+/*
+ * The problem for a signature by issuer `is` that failed: unavailable
+ * (503, the RA retries) when its key is on a token, naming the token's
+ * error; serverInternal "<what> failed" otherwise. Caller frees.
+ */
+struct problem *ca_issuer_sign_problem(
+    const struct ca_issuer *is, const char *what);
 
 struct ca {
 	struct ca_settings s;

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca/ca_int.h"
+#include "ca/p11_int.h"
 
 #define YEAR (365L * 24 * 3600)
 
@@ -177,7 +178,7 @@ static const char issuers_json[] =
     "    {\n"
     "      \"name\": \"%s\",\n"
     "      \"cert\": \"int-ecdsa.pem\",\n"
-    "      \"key\": \"int-ecdsa.key\",\n"
+    "      %s,\n"
     "      \"key_types\": [\"ecdsa\"],\n"
     "      \"profiles\": [],\n"
     "      \"chains\": [\n"
@@ -190,7 +191,7 @@ static const char issuers_json[] =
     "    {\n"
     "      \"name\": \"%s\",\n"
     "      \"cert\": \"int-rsa.pem\",\n"
-    "      \"key\": \"int-rsa.key\",\n"
+    "      %s,\n"
     "      \"key_types\": [\"rsa\"],\n"
     "      \"profiles\": [],\n"
     "      \"chains\": [\n"
@@ -201,9 +202,67 @@ static const char issuers_json[] =
     "  ]\n"
     "}\n";
 
-/* See ca.h. */
-int
-ca_ceremony_init(const char *dir, char *err, size_t errlen)
+/* Where the ceremony's keys come from: software, or a token. */
+struct keysrc {
+	const struct ca_ceremony_pkcs11 *p; /* NULL: software keys */
+	struct ca_p11 *m;
+	struct ca_p11_key *keys[4];
+	char *members[4]; /* issuers.json member naming each key */
+};
+
+static const char *const key_labels[4] = {
+    "root", "root2", "int-ecdsa", "int-rsa"};
+
+/*
+ * Key i (0 root, 1 root2, 2 int-ecdsa, 3 int-rsa) of type kt/bits: made
+ * in software, or generated in the token and wrapped. NULL with err.
+ */
+static EVP_PKEY *
+make_key(struct keysrc *src, int i, enum ca_key_type kt, int bits, char *err,
+    size_t errlen)
+{
+	EVP_PKEY *pub = NULL, *k = NULL;
+	char *label;
+	uint8_t id[8];
+	json_t *o;
+
+	if (src->p == NULL) {
+		if ((k = ca_key_generate(kt, bits)) == NULL)
+			snprintf(err, errlen, "key generation failed");
+		src->members[i] = xasprintf("\"key\": \"%s.key\"", key_labels[i]);
+		return k;
+	}
+	label = xasprintf("%s%s", src->p->label_prefix ? src->p->label_prefix : "",
+	    key_labels[i]);
+	random_bytes(id, sizeof(id));
+	if (ca_p11_generate(src->m, kt, bits, label, id, sizeof(id), &pub, err,
+		errlen) != 0)
+		goto out;
+	src->keys[i] = ca_p11_key_find(src->m, label, id, sizeof(id), err, errlen);
+	if (src->keys[i] == NULL)
+		goto out;
+	if ((k = ca_p11_key_pkey(src->keys[i], pub, err, errlen)) == NULL)
+		goto out;
+	o = json_pack("{s:s, s:s, s:s, s:s}", "module", src->p->module, "token",
+	    src->p->token, "label", label, "id", ca_p11_key_id_hex(src->keys[i]));
+	if (src->p->pin_file != NULL)
+		json_object_set_new(o, "pin_file", json_string(src->p->pin_file));
+	else
+		json_object_set_new(o, "pin_env", json_string(src->p->pin_env));
+	{
+		char *d = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+		src->members[i] = xasprintf("\"pkcs11\": %s", d);
+		free(d);
+	}
+	json_decref(o);
+out:
+	EVP_PKEY_free(pub);
+	free(label);
+	return k;
+}
+
+static int
+ceremony(const char *dir, struct keysrc *src, char *err, size_t errlen)
 {
 	EVP_PKEY *rk = NULL, *r2k = NULL, *ek = NULL, *rsk = NULL;
 	X509 *root = NULL, *root2 = NULL, *ie = NULL, *iex = NULL, *ir = NULL;
@@ -212,7 +271,7 @@ ca_ceremony_init(const char *dir, char *err, size_t errlen)
 	uint8_t rnd[2];
 	struct stat st;
 	size_t k;
-	int ret = -1;
+	int ret = -1, i, r;
 
 	memset(pems, 0, sizeof(pems));
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -231,6 +290,22 @@ ca_ceremony_init(const char *dir, char *err, size_t errlen)
 		}
 		free(path);
 	}
+	/* Every label is checked before anything is generated. */
+	for (i = 0; src->p != NULL && i < 4; i++) {
+		path = xasprintf("%s%s",
+		    src->p->label_prefix ? src->p->label_prefix : "",
+		    key_labels[i]);
+		r = ca_p11_label_exists(src->m, path, err, errlen);
+		if (r > 0)
+			snprintf(err, errlen,
+			    "token \"%s\" already holds a key labelled \"%s\": "
+			    "refusing to overwrite (use another --label-prefix "
+			    "or token)",
+			    src->p->token, path);
+		free(path);
+		if (r != 0)
+			goto out;
+	}
 	random_bytes(rnd, sizeof(rnd));
 	snprintf(tag, sizeof(tag), "%02x%02x", rnd[0], rnd[1]);
 	snprintf(cn[0], sizeof(cn[0]), "Anvil Dev Root X1 %s", tag);
@@ -238,13 +313,11 @@ ca_ceremony_init(const char *dir, char *err, size_t errlen)
 	snprintf(
 	    cn[2], sizeof(cn[2]), "Anvil Dev ECDSA Intermediate E1 %s", tag);
 	snprintf(cn[3], sizeof(cn[3]), "Anvil Dev RSA Intermediate R2 %s", tag);
-	if ((rk = ca_key_generate(CA_KEY_ECDSA, 384)) == NULL ||
-	    (r2k = ca_key_generate(CA_KEY_RSA, 2048)) == NULL ||
-	    (ek = ca_key_generate(CA_KEY_ECDSA, 256)) == NULL ||
-	    (rsk = ca_key_generate(CA_KEY_RSA, 2048)) == NULL) {
-		snprintf(err, errlen, "key generation failed");
+	if ((rk = make_key(src, 0, CA_KEY_ECDSA, 384, err, errlen)) == NULL ||
+	    (r2k = make_key(src, 1, CA_KEY_RSA, 2048, err, errlen)) == NULL ||
+	    (ek = make_key(src, 2, CA_KEY_ECDSA, 256, err, errlen)) == NULL ||
+	    (rsk = make_key(src, 3, CA_KEY_RSA, 2048, err, errlen)) == NULL)
 		goto out;
-	}
 	if ((root = make_ca_cert(cn[0], rk, NULL, rk, 20, -1)) == NULL ||
 	    (root2 = make_ca_cert(cn[1], r2k, NULL, r2k, 20, -1)) == NULL ||
 	    (ie = make_ca_cert(cn[2], ek, root, rk, 5, 0)) == NULL ||
@@ -254,24 +327,30 @@ ca_ceremony_init(const char *dir, char *err, size_t errlen)
 		goto out;
 	}
 	pems[0] = ca_x509_pem(root);
-	pems[1] = key_pem(rk);
 	pems[2] = ca_x509_pem(root2);
-	pems[3] = key_pem(r2k);
 	pems[4] = ca_x509_pem(ie);
-	pems[5] = key_pem(ek);
 	pems[6] = ca_x509_pem(iex);
 	pems[7] = ca_x509_pem(ir);
-	pems[8] = key_pem(rsk);
+	if (src->p == NULL) {
+		pems[1] = key_pem(rk);
+		pems[3] = key_pem(r2k);
+		pems[5] = key_pem(ek);
+		pems[8] = key_pem(rsk);
+	}
 	for (k = 0; k < 9; k++) {
-		if (pems[k] == NULL) {
+		int is_key = strstr(outputs[k], ".key") != NULL;
+		if (pems[k] == NULL && !(is_key && src->p != NULL)) {
 			snprintf(err, errlen, "PEM encoding failed");
 			goto out;
 		}
 	}
 	roots = xasprintf("%s%s", pems[0], pems[2]);
-	json = xasprintf(issuers_json, cn[2], cn[3]);
+	json = xasprintf(issuers_json, cn[2], src->members[2], cn[3],
+	    src->members[3]);
 	for (k = 0; k < 9; k++) {
 		int is_key = strstr(outputs[k], ".key") != NULL;
+		if (pems[k] == NULL)
+			continue; /* a key that stays in the token */
 		if (write_new(dir, outputs[k], pems[k], is_key ? 0600 : 0644,
 			err, errlen) != 0)
 			goto out;
@@ -297,5 +376,53 @@ out:
 	X509_free(ie);
 	X509_free(iex);
 	X509_free(ir);
+	return ret;
+}
+
+static void
+keysrc_clear(struct keysrc *src)
+{
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		ca_p11_key_free(src->keys[i]);
+		free(src->members[i]);
+	}
+	ca_p11_free(src->m);
+}
+
+/* See ca.h. */
+int
+ca_ceremony_init(const char *dir, char *err, size_t errlen)
+{
+	struct keysrc src;
+	int ret;
+
+	memset(&src, 0, sizeof(src));
+	ret = ceremony(dir, &src, err, errlen);
+	keysrc_clear(&src);
+	return ret;
+}
+
+/* See ca.h. */
+int
+ca_ceremony_init_pkcs11(const char *dir, const struct ca_ceremony_pkcs11 *p,
+    char *err, size_t errlen)
+{
+	struct ca_p11_conf c = {p->module, p->token, p->pin_file, p->pin_env};
+	struct keysrc src;
+	int ret = -1;
+
+	memset(&src, 0, sizeof(src));
+	if (p->pin_file != NULL && p->pin_file[0] != '/') {
+		snprintf(err, errlen,
+		    "pin_file: give an absolute path (issuers.json records "
+		    "it)");
+		return -1;
+	}
+	src.p = p;
+	if ((src.m = ca_p11_open(&c, err, errlen)) != NULL)
+		ret = ceremony(dir, &src, err, errlen);
+	keysrc_clear(&src);
 	return ret;
 }

@@ -258,7 +258,9 @@ ca_generate_crl(struct ca *ca, const char *issuer_id, int64_t shard,
 	next = now + (time_t)(ca->s.crl_validity_ms / 1000);
 	if (ca_crl_build(is, num, url, now, next, entries, n, &d, &dlen, err,
 		sizeof(err)) != 0) {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "%s", err);
+		*prob = is->p11 != NULL
+		    ? ca_issuer_sign_problem(is, "CRL signing")
+		    : problem_new(PROB_SERVER_INTERNAL, "%s", err);
 		goto out;
 	}
 	log_audit(rid, "crl-signed",

@@ -261,9 +261,16 @@ sign_linted(struct ca *ca, const struct ca_tbs *t, const json_t *ids,
 		    failed, err);
 		goto out;
 	}
-	if ((x = ca_tbs_build(t, err, sizeof(err))) == NULL ||
-	    ca_x509_sign(x, t->issuer->key) != 0 ||
-	    ca_tbs_der(x, &tbs2, &len2) != 0) {
+	if ((x = ca_tbs_build(t, err, sizeof(err))) == NULL) {
+		*prob = problem_new(PROB_SERVER_INTERNAL, "signing failed");
+		goto out;
+	}
+	if (ca_x509_sign(x, t->issuer->key) != 0) {
+		/* A token that is gone is unavailable (retry), not a bug. */
+		*prob = ca_issuer_sign_problem(t->issuer, "signing");
+		goto out;
+	}
+	if (ca_tbs_der(x, &tbs2, &len2) != 0) {
 		*prob = problem_new(PROB_SERVER_INTERNAL, "signing failed");
 		goto out;
 	}

@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca/ca_int.h"
+#include "ca/p11_int.h"
 
 #define CA_MAX_PEM_FILE (1024 * 1024)
 
@@ -27,6 +28,30 @@ struct issuer_spec {
 	char **profiles;
 	size_t nprofiles;
 	json_t *chains;
+	/* "pkcs11": {...}: the key is in a token */
+	char *p11_uri;
+	char *p11_module;
+	char *p11_token;
+	char *p11_label;
+	char *p11_id;
+	char *p11_pin_file;
+	char *p11_pin_env;
+};
+
+static const struct jspec pkcs11_fields[] = {
+    {"uri", JSPEC_STRING, offsetof(struct issuer_spec, p11_uri), 0, NULL, 0},
+    {"module", JSPEC_STRING, offsetof(struct issuer_spec, p11_module), 0, NULL,
+	0},
+    {"token", JSPEC_STRING, offsetof(struct issuer_spec, p11_token), 0, NULL,
+	0},
+    {"label", JSPEC_STRING, offsetof(struct issuer_spec, p11_label), 0, NULL,
+	0},
+    {"id", JSPEC_STRING, offsetof(struct issuer_spec, p11_id), 0, NULL, 0},
+    {"pin_file", JSPEC_STRING, offsetof(struct issuer_spec, p11_pin_file), 0,
+	NULL, 0},
+    {"pin_env", JSPEC_STRING, offsetof(struct issuer_spec, p11_pin_env), 0,
+	NULL, 0},
+    JSPEC_END,
 };
 
 static const struct jspec issuer_fields[] = {
@@ -42,6 +67,7 @@ static const struct jspec issuer_fields[] = {
     {"profiles", JSPEC_STRINGS, offsetof(struct issuer_spec, profiles), 0, NULL,
 	offsetof(struct issuer_spec, nprofiles)},
     {"chains", JSPEC_JSON, offsetof(struct issuer_spec, chains), 0, NULL, 0},
+    {"pkcs11", JSPEC_OBJECT, 0, 0, pkcs11_fields, 0},
     JSPEC_END,
 };
 
@@ -194,6 +220,179 @@ out:
 	return k;
 }
 
+/* Percent-decodes n bytes of s (RFC 7512 §2.3). Malloc'd; NULL if bad. */
+static char *
+pct_decode(const char *s, size_t n, size_t *outlen)
+{
+	char *o = xcalloc(1, n + 1), hx[3];
+	size_t i, k = 0;
+	char *end;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] != '%') {
+			o[k++] = s[i];
+			continue;
+		}
+		if (i + 2 >= n) {
+			free(o);
+			return NULL;
+		}
+		hx[0] = s[i + 1];
+		hx[1] = s[i + 2];
+		hx[2] = '\0';
+		o[k++] = (char)strtoul(hx, &end, 16);
+		if (*end != '\0') {
+			free(o);
+			return NULL;
+		}
+		i += 2;
+	}
+	*outlen = k;
+	return o;
+}
+
+/* Stores attribute p..end (name=value) of a pkcs11: URI into sp. */
+static int
+p11_uri_attr(struct issuer_spec *sp, const char *p, const char *end, int query)
+{
+	const char *eq = memchr(p, '=', (size_t)(end - p));
+	char **dst = NULL, *v, *t;
+	size_t vlen, nlen;
+
+	if (eq == NULL)
+		return 0;
+	nlen = (size_t)(eq - p);
+#define IS(name) (nlen == strlen(name) && strncmp(p, name, nlen) == 0)
+	if (!query && IS("token"))
+		dst = &sp->p11_token;
+	else if (!query && IS("object"))
+		dst = &sp->p11_label;
+	else if (!query && IS("id"))
+		dst = &sp->p11_id;
+	else if (query && IS("module-path"))
+		dst = &sp->p11_module;
+	else if (query && IS("pin-source"))
+		dst = &sp->p11_pin_file;
+#undef IS
+	if (dst == NULL)
+		return 0;
+	if ((v = pct_decode(eq + 1, (size_t)(end - eq - 1), &vlen)) == NULL)
+		return -1;
+	if (dst == &sp->p11_id) {
+		t = hex_encode((const uint8_t *)v, vlen); /* binary: as hex */
+		free(v);
+		v = t;
+	} else if (dst == &sp->p11_pin_file && strncmp(v, "file:", 5) == 0) {
+		t = xstrdup(v + 5);
+		free(v);
+		v = t;
+	}
+	free(*dst);
+	*dst = v;
+	return 0;
+}
+
+/*
+ * Fills the pkcs11 fields of sp that a "pkcs11:" URI (RFC 7512) names:
+ * token, object (the label) and id from the path; module-path and
+ * pin-source (a file) from the query. What the URI names overrides the
+ * separate keys. 0 or -1 with err.
+ */
+static int
+parse_p11_uri(struct issuer_spec *sp, char *err, size_t errlen)
+{
+	const char *u = sp->p11_uri, *p, *q, *end;
+
+	if (strncmp(u, "pkcs11:", 7) != 0) {
+		snprintf(err, errlen, "pkcs11.uri: not a pkcs11: URI");
+		return -1;
+	}
+	q = u + 7 + strcspn(u + 7, "?");
+	for (p = u + 7; p < q; p = end + 1) {
+		end = p + strcspn(p, ";?");
+		if (p11_uri_attr(sp, p, end, 0) != 0)
+			goto bad;
+	}
+	for (p = *q ? q + 1 : q; *p != '\0'; p = *end ? end + 1 : end) {
+		end = p + strcspn(p, "&");
+		if (p11_uri_attr(sp, p, end, 1) != 0)
+			goto bad;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "pkcs11.uri: bad %%-escape");
+	return -1;
+}
+
+/*
+ * The key of an issuer from a token: finds (or opens, once per module) the
+ * module in `all`, finds the key by label/id and wraps it with the
+ * certificate's public key. 0 or -1 with err.
+ */
+static int
+load_p11_key(struct ca_issuers *all, const char *dir, struct issuer_spec *sp,
+    struct ca_issuer *is, char *err, size_t errlen)
+{
+	struct ca_p11_conf c;
+	struct ca_p11 *m = NULL;
+	char *pin_path = NULL;
+	uint8_t *id = NULL;
+	size_t idlen = 0, k;
+	int ret = -1;
+
+	if (sp->p11_uri != NULL && parse_p11_uri(sp, err, errlen) != 0)
+		goto out;
+	if (sp->p11_module == NULL || sp->p11_token == NULL ||
+	    sp->p11_label == NULL) {
+		snprintf(err, errlen,
+		    "pkcs11: module, token and label (or a uri naming "
+		    "them) are required");
+		goto out;
+	}
+	if (sp->p11_id != NULL && (hex_decode(sp->p11_id, &id, &idlen) != 0 ||
+				      idlen == 0)) {
+		snprintf(err, errlen, "pkcs11.id: expected hex digits");
+		goto out;
+	}
+	if (sp->p11_pin_file != NULL)
+		pin_path = resolve(dir, sp->p11_pin_file);
+	for (k = 0; k < all->np11; k++) {
+		if (strcmp(ca_p11_module_path(all->p11[k]), sp->p11_module))
+			continue;
+		if (strcmp(ca_p11_token(all->p11[k]), sp->p11_token) != 0) {
+			snprintf(err, errlen,
+			    "pkcs11.token: module %s is already used with "
+			    "token \"%s\" (one token per module)",
+			    sp->p11_module, ca_p11_token(all->p11[k]));
+			goto out;
+		}
+		m = all->p11[k];
+	}
+	if (m == NULL) {
+		c.module = sp->p11_module;
+		c.token = sp->p11_token;
+		c.pin_file = pin_path;
+		c.pin_env = sp->p11_pin_env;
+		if ((m = ca_p11_open(&c, err, errlen)) == NULL)
+			goto out;
+		all->p11 = xrealloc(
+		    all->p11, (all->np11 + 1) * sizeof(*all->p11));
+		all->p11[all->np11++] = m;
+	}
+	is->p11 = ca_p11_key_find(m, sp->p11_label, id, idlen, err, errlen);
+	if (is->p11 == NULL)
+		goto out;
+	is->key = ca_p11_key_pkey(
+	    is->p11, X509_get0_pubkey(is->cert), err, errlen);
+	if (is->key == NULL)
+		goto out;
+	ret = 0;
+out:
+	free(pin_path);
+	free(id);
+	return ret;
+}
+
 static void
 issuer_clear(struct ca_issuer *i)
 {
@@ -202,6 +401,7 @@ issuer_clear(struct ca_issuer *i)
 	free(i->name);
 	X509_free(i->cert);
 	EVP_PKEY_free(i->key);
+	ca_p11_key_free(i->p11); /* after the EVP_PKEY that points to it */
 	EVP_PKEY_free(i->lint_key);
 	free(i->cert_pem);
 	for (k = 0; k < i->nchains; k++) {
@@ -291,8 +491,8 @@ out:
 }
 
 static int
-load_issuer(const char *dir, const json_t *obj, struct ca_issuer *is, char *err,
-    size_t errlen)
+load_issuer(struct ca_issuers *all, const char *dir, const json_t *obj,
+    struct ca_issuer *is, char *err, size_t errlen)
 {
 	struct issuer_spec sp;
 	char *cpath = NULL, *kpath = NULL, *ppath = NULL;
@@ -305,9 +505,11 @@ load_issuer(const char *dir, const json_t *obj, struct ca_issuer *is, char *err,
 	if (jspec_parse(obj, issuer_fields, &sp, err, errlen) != 0)
 		goto out;
 	is->name = xstrdup(sp.name);
-	if ((sp.key == NULL) == (sp.key_uri == NULL)) {
+	if ((sp.key != NULL) + (sp.key_uri != NULL) +
+		(json_object_get(obj, "pkcs11") != NULL) !=
+	    1) {
 		snprintf(err, errlen,
-		    "exactly one of key and key_uri is "
+		    "exactly one of key, key_uri and pkcs11 is "
 		    "required");
 		goto out;
 	}
@@ -319,19 +521,22 @@ load_issuer(const char *dir, const json_t *obj, struct ca_issuer *is, char *err,
 	if (sp.key != NULL) {
 		kpath = resolve(dir, sp.key);
 		is->key = load_key(kpath, ppath, err, errlen);
-	} else {
+	} else if (sp.key_uri != NULL) {
 		is->key = load_key_uri(sp.key_uri, ppath, err, errlen);
-	}
+	} else if (load_p11_key(all, dir, &sp, is, err, errlen) != 0)
+		goto out;
 	if (is->key == NULL)
 		goto out;
-	if (X509_check_private_key(is->cert, is->key) != 1) {
+	/* A token key was checked against the certificate by a test
+	 * signature (ca_p11_key_pkey). */
+	if (is->p11 == NULL && X509_check_private_key(is->cert, is->key) != 1) {
 		snprintf(err, errlen, "%s: key does not match %s",
 		    sp.key ? sp.key : sp.key_uri, sp.cert);
 		goto out;
 	}
 	if (ca_pkey_type(is->key, &is->key_type) != 0) {
 		snprintf(err, errlen, "%s: unsupported key type",
-		    sp.key ? sp.key : sp.key_uri);
+		    sp.key ? sp.key : sp.key_uri ? sp.key_uri : "pkcs11");
 		goto out;
 	}
 	/* Caches the extensions now: later reads are from many threads. */
@@ -425,8 +630,8 @@ ca_issuers_load(const char *path, char *err, size_t errlen)
 			goto out;
 		}
 		is->count++;
-		if (load_issuer(dir, obj, &is->list[k], sub, sizeof(sub)) !=
-		    0) {
+		if (load_issuer(is, dir, obj, &is->list[k], sub,
+			sizeof(sub)) != 0) {
 			snprintf(
 			    err, errlen, "%s: issuers[%zu]: %s", path, k, sub);
 			goto out;
@@ -454,6 +659,9 @@ ca_issuers_free(struct ca_issuers *is)
 	for (k = 0; k < is->count; k++)
 		issuer_clear(&is->list[k]);
 	free(is->list);
+	for (k = 0; k < is->np11; k++)
+		ca_p11_free(is->p11[k]);
+	free(is->p11);
 	free(is);
 }
 
@@ -544,4 +752,20 @@ ca_issuer_json(const struct ca_issuer *i)
 	    i->name, "key_type", ca_key_type_name(i->key_type), "cert_pem",
 	    i->cert_pem, "chains_pem", chains, "roots_pem", roots);
 	return o;
+}
+
+/* See ca_int.h. */
+struct problem *
+ca_issuer_sign_problem(const struct ca_issuer *is, const char *what)
+{
+	char le[256];
+
+	if (is->p11 == NULL)
+		return problem_new(PROB_SERVER_INTERNAL, "%s failed", what);
+	ca_p11_last_error(ca_p11_key_module(is->p11), le, sizeof(le));
+	log_msg(LOG_LEVEL_WARN, NULL, "issuer %s: %s failed: key on token: %s",
+	    is->id, what, le[0] ? le : "signature failed");
+	return problem_new(PROB_UNAVAILABLE,
+	    "%s failed: the issuer key's token is unavailable%s%s", what,
+	    le[0] ? ": " : "", le);
 }

@@ -186,7 +186,9 @@ ca_ocsp(struct ca *ca, const char *serial, const char *rid, uint8_t **der,
 	next = now + (time_t)(ca->s.ocsp_validity_ms / 1000);
 	if (ca_ocsp_build(is, sn, snlen, revoked, revoked_at, reason, now, next,
 		der, der_len, err, sizeof(err)) != 0) {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "%s", err);
+		*prob = is->p11 != NULL
+		    ? ca_issuer_sign_problem(is, "OCSP signing")
+		    : problem_new(PROB_SERVER_INTERNAL, "%s", err);
 		goto out;
 	}
 	log_audit(rid, "ocsp-signed", "serial=%s issuer=%s status=%s", serial,

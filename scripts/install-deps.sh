@@ -10,6 +10,7 @@ PACKAGES=(
 	# build
 	build-essential pkg-config libssl-dev libmicrohttpd-dev libjansson-dev
 	libc-ares-dev libevent-dev libpq-dev
+	libp11-kit-dev
 	# run
 	postgresql openssl ca-certificates curl pebble
 	# test
@@ -23,6 +24,9 @@ PACKAGES=(
 	systemd
 	groff-base
 	gnuplot-nox
+	# HSM tests: SoftHSM2 tokens, pkcs11-tool
+	softhsm2
+	opensc
 )
 
 missing_packages() {

@@ -13,41 +13,86 @@ int
 admin_ca_init(struct admin_ctx *ctx, int argc, char **argv)
 {
 	const char *dir = "var/pki";
+	struct ca_ceremony_pkcs11 p;
+	int use_p11 = 0;
+	const char **dst;
 	char err[1024];
 	json_t *o;
 	int i, r;
 
+	memset(&p, 0, sizeof(p));
 	for (i = 0; i < argc; i++) {
+		dst = NULL;
 		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
 			if (r < 0 || r == 2)
 				return r == 2 ? 0 : 2;
 		} else if (strcmp(argv[i], "--dir") == 0) {
 			if ((dir = admin_optval(ctx, argc, argv, &i)) == NULL)
 				return 2;
+		} else if (strcmp(argv[i], "--pkcs11") == 0) {
+			use_p11 = 1;
+		} else if (strcmp(argv[i], "--module") == 0) {
+			dst = &p.module;
+		} else if (strcmp(argv[i], "--token") == 0) {
+			dst = &p.token;
+		} else if (strcmp(argv[i], "--pin-file") == 0) {
+			dst = &p.pin_file;
+		} else if (strcmp(argv[i], "--pin-env") == 0) {
+			dst = &p.pin_env;
+		} else if (strcmp(argv[i], "--label-prefix") == 0) {
+			dst = &p.label_prefix;
+		} else if (strcmp(argv[i], "--pin") == 0) {
+			return admin_usage_error(ctx,
+			    "the PIN never goes on the command line (ps shows "
+			    "it): use --pin-file or --pin-env");
 		} else
 			return admin_usage_error(
 			    ctx, "unknown option \"%s\"", argv[i]);
+		if (dst != NULL &&
+		    (*dst = admin_optval(ctx, argc, argv, &i)) == NULL)
+			return 2;
 	}
+	if (!use_p11 && (p.module || p.token || p.pin_file || p.pin_env ||
+			    p.label_prefix))
+		return admin_usage_error(ctx,
+		    "--module/--token/--pin-file/--pin-env/--label-prefix "
+		    "need --pkcs11");
+	if (use_p11 && (p.module == NULL || p.token == NULL ||
+			   (p.pin_file == NULL) == (p.pin_env == NULL)))
+		return admin_usage_error(ctx,
+		    "--pkcs11 needs --module, --token and one of --pin-file "
+		    "and --pin-env");
 	if (ctx->dry_run) {
 		printf(
 		    "dry run: would create root.pem root2.pem int-ecdsa.pem "
-		    "int-ecdsa-cross.pem int-rsa.pem (+ keys), roots.pem and "
+		    "int-ecdsa-cross.pem int-rsa.pem (+ keys%s), roots.pem and "
 		    "issuers.json in %s\n",
-		    dir);
+		    use_p11 ? " in the token" : "", dir);
 		return 0;
 	}
-	if (ca_ceremony_init(dir, err, sizeof(err)) != 0)
+	r = use_p11 ? ca_ceremony_init_pkcs11(dir, &p, err, sizeof(err))
+		    : ca_ceremony_init(dir, err, sizeof(err));
+	if (r != 0)
 		return admin_fail(ctx, "%s", err);
-	log_audit(
-	    NULL, "ca-init", "admin=\"%s\" dir=%s result=ok", ctx->who, dir);
+	log_audit(NULL, "ca-init", "admin=\"%s\" dir=%s%s%s result=ok",
+	    ctx->who, dir, use_p11 ? " token=" : "", use_p11 ? p.token : "");
 	if (ctx->json) {
-		o = json_pack("{s:s, s:[s,s,s,s,s,s,s]}", "dir", dir, "files",
-		    "root.pem", "root2.pem", "int-ecdsa.pem",
+		o = json_pack("{s:s, s:[s,s,s,s,s,s,s], s:b}", "dir", dir,
+		    "files", "root.pem", "root2.pem", "int-ecdsa.pem",
 		    "int-ecdsa-cross.pem", "int-rsa.pem", "roots.pem",
-		    "issuers.json");
+		    "issuers.json", "pkcs11", use_p11);
 		admin_print_json(o);
 		json_decref(o);
-	} else
+	} else if (use_p11)
+		printf("created in %s: root.pem root2.pem int-ecdsa.pem "
+		       "int-ecdsa-cross.pem int-rsa.pem, roots.pem, "
+		       "issuers.json; keys %sroot %sroot2 %sint-ecdsa "
+		       "%sint-rsa generated in token \"%s\"\n",
+		    dir, p.label_prefix ? p.label_prefix : "",
+		    p.label_prefix ? p.label_prefix : "",
+		    p.label_prefix ? p.label_prefix : "",
+		    p.label_prefix ? p.label_prefix : "", p.token);
+	else
 		printf("created in %s: root.pem root2.pem int-ecdsa.pem "
 		       "int-ecdsa-cross.pem int-rsa.pem (+ .key files, mode "
 		       "0600), roots.pem, issuers.json\n",

@@ -42,8 +42,10 @@ static const struct admin_cmd commands[] = {
     {"eab list", admin_eab_list, "  EAB keys (without HMAC keys)"},
     {"eab revoke", admin_eab_revoke, "KID  revoke an unused EAB key"},
     {"ca init", admin_ca_init,
-	"[--dir var/pki]  create roots, intermediates, a cross-sign, "
-	"roots.pem and issuers.json (never overwrites)"},
+	"[--dir var/pki] [--pkcs11 --module SO --token LABEL "
+	"(--pin-file F | --pin-env VAR) [--label-prefix P]]  create roots, "
+	"intermediates, a cross-sign, roots.pem and issuers.json (never "
+	"overwrites; --pkcs11: keys generated in the token)"},
     {"db migrate", admin_db_migrate,
 	"[--sa-config FILE] [--sa-bin PATH]  apply schema migrations "
 	"(runs anvil-sa --migrate)"},

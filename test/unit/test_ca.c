@@ -4,6 +4,11 @@
  * loading, issuance per key type and profile (verified against the chains),
  * serial uniqueness under 16 threads, CRLs and OCSP before and after a
  * revocation. Storage is an in-memory fake of the sa.* methods.
+ *
+ * The suite runs twice: with PEM issuer keys, then with every key in a
+ * SoftHSM2 token (a fresh token directory and SOFTHSM2_CONF per run,
+ * removed afterwards), plus the token's own failure cases: missing token,
+ * wrong PIN, token removed while running and back.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,7 +22,12 @@
 #include <openssl/x509v3.h>
 
 #include "ca/ca_int.h"
+#include "ca/p11_int.h"
 #include "test/unit/harness.h"
+
+#define SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+#define HSM_TOKEN "anvil-test"
+#define HSM_PIN "246810"
 
 /* ---------------- fake store ---------------- */
 
@@ -167,6 +177,9 @@ fake_revoke(struct fake_store *fs, const char *serial, int reason)
 
 struct fixture {
 	char dir[128];
+	int hsm;          /* keys in a SoftHSM token */
+	char tokdir[160]; /* SoftHSM token directory (hsm) */
+	char pin[160];    /* PIN file (hsm) */
 	struct fake_store fs;
 	struct profiles *profiles;
 	struct ca *ca;
@@ -203,19 +216,70 @@ store_of(const char *dir, const char *root)
 	return s;
 }
 
+/*
+ * A fresh SoftHSM2 token directory and configuration under f->dir (the
+ * temp dir, before "/pki" is appended), SOFTHSM2_CONF pointing at it, one
+ * initialized token HSM_TOKEN and its PIN file. 0 or -1.
+ */
 static int
-fixture_setup(struct fixture *f)
+hsm_token_setup(struct fixture *f)
+{
+	char conf[200], cmd[600];
+	FILE *fp;
+
+	if (access(SOFTHSM_MODULE, R_OK) != 0) {
+		fprintf(stderr, "%s missing (scripts/install-deps.sh installs "
+				"softhsm2)\n",
+		    SOFTHSM_MODULE);
+		return -1;
+	}
+	snprintf(f->tokdir, sizeof(f->tokdir), "%s/tokens", f->dir);
+	snprintf(conf, sizeof(conf), "%s/softhsm2.conf", f->dir);
+	snprintf(f->pin, sizeof(f->pin), "%s/pin", f->dir);
+	if (mkdir(f->tokdir, 0700) != 0 || (fp = fopen(conf, "w")) == NULL)
+		return -1;
+	fprintf(fp,
+	    "directories.tokendir = %s\nobjectstore.backend = file\n"
+	    "log.level = ERROR\nslots.removable = false\n",
+	    f->tokdir);
+	fclose(fp);
+	if ((fp = fopen(f->pin, "w")) == NULL)
+		return -1;
+	fprintf(fp, "%s\n", HSM_PIN);
+	fclose(fp);
+	if (chmod(f->pin, 0600) != 0 || setenv("SOFTHSM2_CONF", conf, 1) != 0)
+		return -1;
+	snprintf(cmd, sizeof(cmd),
+	    "softhsm2-util --init-token --free --label %s --pin %s "
+	    "--so-pin 13579 >/dev/null",
+	    HSM_TOKEN, HSM_PIN);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int
+fixture_setup(struct fixture *f, int hsm)
 {
 	char err[512], path[256];
 	struct ca_issuers *is;
 	struct ca_settings s;
 
 	memset(f, 0, sizeof(*f));
+	f->hsm = hsm;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_ca.XXXXXX");
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
+	if (hsm && hsm_token_setup(f) != 0)
+		return -1;
 	strncat(f->dir, "/pki", sizeof(f->dir) - strlen(f->dir) - 1);
-	if (ca_ceremony_init(f->dir, err, sizeof(err)) != 0) {
+	if (hsm) {
+		struct ca_ceremony_pkcs11 cp = {
+		    SOFTHSM_MODULE, HSM_TOKEN, f->pin, NULL, NULL};
+		if (ca_ceremony_init_pkcs11(f->dir, &cp, err, sizeof(err)) !=
+		    0) {
+			fprintf(stderr, "pkcs11 ceremony: %s\n", err);
+			return -1;
+		}
+	} else if (ca_ceremony_init(f->dir, err, sizeof(err)) != 0) {
 		fprintf(stderr, "ceremony: %s\n", err);
 		return -1;
 	}
@@ -420,6 +484,9 @@ test_ceremony_files_and_modes(struct th *t)
 	char path[256];
 	size_t i;
 
+	if (F.hsm)
+		TH_SKIP(t, "keys are in the token");
+
 	for (i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s/%s", F.dir, keys[i]);
 		TH_CHECK(t, stat(path, &st) == 0);
@@ -435,7 +502,7 @@ test_ceremony_refuses_overwrite(struct th *t)
 	char err[512], path[256], *before = NULL, *after = NULL;
 	size_t l1 = 0, l2 = 0;
 
-	snprintf(path, sizeof(path), "%s/root.key", F.dir);
+	snprintf(path, sizeof(path), "%s/root.pem", F.dir);
 	TH_CHECK(t,
 	    file_read_all(path, 1 << 20, &before, &l1, err, sizeof(err)) == 0);
 	TH_CHECK(t, ca_ceremony_init(F.dir, err, sizeof(err)) == -1);
@@ -482,6 +549,9 @@ test_issuers_reject_readable_key(struct th *t)
 	char path[256], err[512];
 	struct ca_issuers *is;
 
+	if (F.hsm)
+		TH_SKIP(t, "keys are in the token");
+
 	snprintf(path, sizeof(path), "%s/int-rsa.key", F.dir);
 	chmod(path, 0644);
 	snprintf(path, sizeof(path), "%s/issuers.json", F.dir);
@@ -499,6 +569,9 @@ test_issuers_passphrase_key(struct th *t)
 	EVP_PKEY *k = NULL;
 	FILE *f;
 	struct ca_issuers *is;
+
+	if (F.hsm)
+		TH_SKIP(t, "keys are in the token");
 
 	snprintf(path, sizeof(path), "%s/int-ecdsa.key", F.dir);
 	f = fopen(path, "r");
@@ -1334,35 +1407,405 @@ test_rpc_handlers(struct th *t)
 	json_decref(ids);
 }
 
+/* ---------------- keys in a token (hsm runs only) ---------------- */
+
+/*
+ * Writes F.dir/<name> = issuers.json with every issuer's "pkcs11" object
+ * changed: member `key` set to `val` (NULL deletes it). Returns the path
+ * (static buffer).
+ */
+static const char *
+issuers_variant(const char *name, const char *key, const char *val,
+    const char *key2, const char *val2)
+{
+	static char out[256];
+	char in[256];
+	json_t *root, *is, *p;
+	size_t i;
+
+	snprintf(in, sizeof(in), "%s/issuers.json", F.dir);
+	snprintf(out, sizeof(out), "%s/%s", F.dir, name);
+	root = json_load_file(in, 0, NULL);
+	json_array_foreach(json_object_get(root, "issuers"), i, is)
+	{
+		p = json_object_get(is, "pkcs11");
+		if (val != NULL)
+			json_object_set_new(p, key, json_string(val));
+		else
+			json_object_del(p, key);
+		if (key2 != NULL && val2 != NULL)
+			json_object_set_new(p, key2, json_string(val2));
+		else if (key2 != NULL)
+			json_object_del(p, key2);
+	}
+	json_dump_file(root, out, JSON_INDENT(2));
+	json_decref(root);
+	return out;
+}
+
+/* A CA over issuers loaded from path; NULL with err printed. */
+static struct ca *
+hsm_ca(const char *path)
+{
+	char err[512];
+	struct ca_issuers *is = ca_issuers_load(path, err, sizeof(err));
+	struct ca_settings s;
+	struct ca *ca;
+
+	if (is == NULL) {
+		fprintf(stderr, "  load: %s\n", err);
+		return NULL;
+	}
+	ca_settings_defaults(&s);
+	s.public_base_url = "https://ca.test:4431/";
+	s.serial_prefix = 0x42; /* what check_issued expects */
+	s.crl_shards = 8;
+	ca = ca_new(&s, is, F.profiles, (struct ca_store){fake_call, &F.fs},
+	    NULL, err, sizeof(err));
+	if (ca == NULL)
+		fprintf(stderr, "  ca_new: %s\n", err);
+	return ca;
+}
+
+static void
+test_hsm_ceremony_keys_stay_in_token(struct th *t)
+{
+	static const char *keys[] = {
+	    "root.key", "root2.key", "int-ecdsa.key", "int-rsa.key"};
+	struct ca *ca = NULL;
+	const struct ca_issuers *is;
+	struct ca_ceremony_pkcs11 cp = {
+	    SOFTHSM_MODULE, HSM_TOKEN, F.pin, NULL, NULL};
+	char path[256], dir2[200], err[512];
+	json_t *root, *p;
+	struct stat st;
+	size_t i;
+
+	if (!F.hsm)
+		TH_SKIP(t, "PEM run");
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", F.dir, keys[i]);
+		TH_CHECK(t, stat(path, &st) != 0); /* no key file at all */
+	}
+	snprintf(path, sizeof(path), "%s/issuers.json", F.dir);
+	ca = hsm_ca(path);
+	is = ca_get_issuers(ca);
+	TH_CHECK(t, ca != NULL && ca_issuers_count(is) == 2);
+	for (i = 0; i < ca_issuers_count(is); i++)
+		TH_CHECK(t, ca_issuers_get(is, i)->p11 != NULL);
+	ca_free(ca);
+	snprintf(path, sizeof(path), "%s/issuers.json", F.dir);
+	root = json_load_file(path, 0, NULL);
+	p = json_object_get(
+	    json_array_get(json_object_get(root, "issuers"), 0), "pkcs11");
+	TH_CHECK_STR(t, json_string_value(json_object_get(p, "label")),
+	    "int-ecdsa");
+	TH_CHECK_STR(
+	    t, json_string_value(json_object_get(p, "token")), HSM_TOKEN);
+	TH_CHECK(t,
+	    json_string_value(json_object_get(p, "id")) != NULL &&
+		strlen(json_string_value(json_object_get(p, "id"))) == 16);
+	TH_CHECK_STR(
+	    t, json_string_value(json_object_get(p, "pin_file")), F.pin);
+	json_decref(root);
+	/* A second ceremony on the same token refuses: the labels exist. */
+	snprintf(dir2, sizeof(dir2), "%s2", F.dir);
+	TH_CHECK(t, ca_ceremony_init_pkcs11(dir2, &cp, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "already holds a key labelled") != NULL);
+	snprintf(path, sizeof(path), "%s/issuers.json", dir2);
+	TH_CHECK(t, stat(path, &st) != 0);
+	snprintf(path, sizeof(path), "%s/root.pem", dir2);
+	TH_CHECK(t, stat(path, &st) != 0);
+	/* And with another prefix it works on the same token. */
+	cp.label_prefix = "b-";
+	TH_CHECK(t, ca_ceremony_init_pkcs11(dir2, &cp, err, sizeof(err)) == 0);
+	snprintf(path, sizeof(path), "%s/issuers.json", dir2);
+	root = json_load_file(path, 0, NULL);
+	p = json_object_get(
+	    json_array_get(json_object_get(root, "issuers"), 1), "pkcs11");
+	TH_CHECK_STR(t, json_string_value(json_object_get(p, "label")),
+	    "b-int-rsa");
+	json_decref(root);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir2);
+	TH_CHECK(t, system(path) == 0);
+}
+
+static void
+test_hsm_token_missing_refuses_start(struct th *t)
+{
+	char err[512];
+	struct ca_issuers *is;
+
+	if (!F.hsm)
+		TH_SKIP(t, "PEM run");
+	is = ca_issuers_load(
+	    issuers_variant("i-missing.json", "token", "no-such-token", NULL,
+		NULL),
+	    err, sizeof(err));
+	TH_CHECK(t, is == NULL);
+	TH_CHECK(t, strstr(err, "token \"no-such-token\" not present") != NULL);
+	TH_CHECK(t, strstr(err, HSM_TOKEN) != NULL); /* says what it saw */
+	ca_issuers_free(is);
+	/* A key label that is not on the token. */
+	is = ca_issuers_load(
+	    issuers_variant("i-nolabel.json", "label", "nope", "id", NULL),
+	    err, sizeof(err));
+	TH_CHECK(t, is == NULL && strstr(err, "\"nope\"") != NULL);
+	ca_issuers_free(is);
+}
+
+static void
+test_hsm_wrong_pin_refused(struct th *t)
+{
+	char path[256], err[512];
+	struct ca_issuers *is;
+	FILE *f;
+
+	if (!F.hsm)
+		TH_SKIP(t, "PEM run");
+	snprintf(path, sizeof(path), "%s/badpin", F.dir);
+	f = fopen(path, "w");
+	fputs("000000\n", f);
+	fclose(f);
+	chmod(path, 0600);
+	is = ca_issuers_load(
+	    issuers_variant("i-badpin.json", "pin_file", path, NULL, NULL),
+	    err, sizeof(err));
+	TH_CHECK(t, is == NULL && strstr(err, "CKR_PIN_INCORRECT") != NULL);
+	ca_issuers_free(is);
+	/* A PIN file others can read is refused before the token sees it. */
+	chmod(path, 0644);
+	is = ca_issuers_load(
+	    issuers_variant("i-badpin.json", "pin_file", path, NULL, NULL),
+	    err, sizeof(err));
+	TH_CHECK(t, is == NULL && strstr(err, "CKR_") == NULL);
+	ca_issuers_free(is);
+}
+
+static void
+test_hsm_pin_env_and_uri(struct th *t)
+{
+	static const char *n[] = {"dns:env.example.com"};
+	char uri[512], err[512];
+	struct ca_issuers *is;
+	struct ca_issued out;
+	struct problem *p = NULL;
+	struct ca *saved;
+
+	if (!F.hsm)
+		TH_SKIP(t, "PEM run");
+	unsetenv("ANVIL_TEST_HSM_PIN");
+	is = ca_issuers_load(issuers_variant("i-env.json", "pin_env",
+				 "ANVIL_TEST_HSM_PIN", "pin_file", NULL),
+	    err, sizeof(err));
+	TH_CHECK(t, is == NULL && strstr(err, "ANVIL_TEST_HSM_PIN") != NULL);
+	ca_issuers_free(is);
+	setenv("ANVIL_TEST_HSM_PIN", HSM_PIN, 1);
+	saved = F.ca;
+	F.ca = hsm_ca(issuers_variant("i-env.json", "pin_env",
+	    "ANVIL_TEST_HSM_PIN", "pin_file", NULL));
+	TH_CHECK(t, F.ca != NULL);
+	if (F.ca != NULL &&
+	    issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &out, &p) == 0) {
+		check_issued(t, &out, "classic", CA_KEY_ECDSA, 1,
+		    X509_PURPOSE_SSL_SERVER);
+		ca_issued_clear(&out);
+	} else
+		TH_CHECK(t, 0);
+	problem_free(p);
+	p = NULL;
+	ca_free(F.ca);
+	unsetenv("ANVIL_TEST_HSM_PIN");
+	/* RFC 7512 URI naming token, object and the PIN source. */
+	snprintf(uri, sizeof(uri),
+	    "pkcs11:token=%s;object=int-ecdsa?module-path=%s&pin-source=file:%s",
+	    HSM_TOKEN, SOFTHSM_MODULE, F.pin);
+	F.ca = NULL;
+	{
+		char path[256];
+		json_t *root, *is2, *o;
+		size_t i;
+		snprintf(path, sizeof(path), "%s/issuers.json", F.dir);
+		root = json_load_file(path, 0, NULL);
+		json_array_foreach(json_object_get(root, "issuers"), i, is2)
+		{
+			const char *lbl = json_string_value(json_object_get(
+			    json_object_get(is2, "pkcs11"), "label"));
+			char u2[600];
+			snprintf(u2, sizeof(u2), "%s", uri);
+			if (strcmp(lbl, "int-rsa") == 0)
+				snprintf(u2, sizeof(u2),
+				    "pkcs11:token=%s;object=int%%2drsa"
+				    "?module-path=%s&pin-source=file:%s",
+				    HSM_TOKEN, SOFTHSM_MODULE, F.pin);
+			o = json_pack("{s:s}", "uri", u2);
+			json_object_set_new(is2, "pkcs11", o);
+		}
+		snprintf(path, sizeof(path), "%s/i-uri.json", F.dir);
+		json_dump_file(root, path, 0);
+		json_decref(root);
+		F.ca = hsm_ca(path);
+	}
+	TH_CHECK(t, F.ca != NULL);
+	if (F.ca != NULL &&
+	    issue(&F, CA_KEY_RSA, "classic", NULL, n, n, 1, &out, &p) == 0) {
+		check_issued(
+		    t, &out, "classic", CA_KEY_RSA, 1, X509_PURPOSE_SSL_SERVER);
+		ca_issued_clear(&out);
+	} else
+		TH_CHECK(t, 0);
+	problem_free(p);
+	ca_free(F.ca);
+	F.ca = saved;
+}
+
+/* The token's directory (the one entry of F.tokdir), into buf. */
+static int
+token_subdir(char *buf, size_t len)
+{
+	char cmd[300];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "ls '%s'", F.tokdir);
+	if ((f = popen(cmd, "r")) == NULL)
+		return -1;
+	if (fgets(buf, (int)len, f) == NULL) {
+		pclose(f);
+		return -1;
+	}
+	pclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf[0] ? 0 : -1;
+}
+
+static void
+test_hsm_token_removed_then_back(struct th *t)
+{
+	static const char *n[] = {"dns:gone.example.com"};
+	char sub[128], from[400], to[400];
+	struct ca_issued out, first;
+	struct problem *p = NULL;
+	size_t before;
+	uint8_t *der = NULL;
+	size_t len;
+	int64_t deadline;
+	int rc = -1;
+
+	if (!F.hsm)
+		TH_SKIP(t, "PEM run");
+	TH_CHECK(t, F.ca != NULL);
+	if (F.ca == NULL)
+		return;
+	TH_CHECK(t,
+	    issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &first, &p) ==
+		0);
+	if (p != NULL) {
+		problem_free(p);
+		return;
+	}
+	TH_CHECK(t, token_subdir(sub, sizeof(sub)) == 0);
+	snprintf(from, sizeof(from), "%s/%s", F.tokdir, sub);
+	snprintf(to, sizeof(to), "%s/../unplugged-%s", F.tokdir, sub);
+	TH_CHECK(t, rename(from, to) == 0); /* the token is unplugged */
+	before = json_object_size(F.fs.certs);
+	TH_CHECK(t,
+	    issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &out, &p) == -1);
+	TH_CHECK(t, p != NULL && p->type == PROB_UNAVAILABLE);
+	if (p != NULL) {
+		TH_CHECK(t, strstr(p->detail, "token") != NULL);
+		problem_free(p);
+		p = NULL;
+	}
+	/* Nothing half-stored. */
+	TH_CHECK(t, json_object_size(F.fs.certs) == before);
+	TH_CHECK(t,
+	    ca_generate_crl(F.ca, first.issuer->id, 0, "t", NULL, NULL, NULL,
+		&p) == -1 &&
+		p != NULL && p->type == PROB_UNAVAILABLE);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t,
+	    ca_ocsp(F.ca, first.serial, "t", &der, &len, &p) == -1 &&
+		p != NULL && p->type == PROB_UNAVAILABLE);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, rename(to, from) == 0); /* plugged in again */
+	deadline = time_now_ms() + 10000;
+	while (time_now_ms() < deadline) {
+		rc = issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &out, &p);
+		if (rc == 0)
+			break;
+		problem_free(p);
+		p = NULL;
+		usleep(50 * 1000);
+	}
+	TH_CHECK(t, rc == 0);
+	if (rc == 0) {
+		check_issued(t, &out, "classic", CA_KEY_ECDSA, 1,
+		    X509_PURPOSE_SSL_SERVER);
+		ca_issued_clear(&out);
+	}
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, ca_ocsp(F.ca, first.serial, "t", &der, &len, &p) == 0);
+	free(der);
+	problem_free(p);
+	ca_issued_clear(&first);
+}
+
+static void
+run_suite(struct th *t)
+{
+	TH_RUN(t, test_ceremony_files_and_modes);
+	TH_RUN(t, test_ceremony_refuses_overwrite);
+	TH_RUN(t, test_issuers_loaded);
+	TH_RUN(t, test_issuers_reject_readable_key);
+	TH_RUN(t, test_issuers_passphrase_key);
+	TH_RUN(t, test_issue_ecdsa_classic);
+	TH_RUN(t, test_issue_rsa_classic);
+	TH_RUN(t, test_issue_each_profile_and_key_type);
+	TH_RUN(t, test_issue_refusals);
+	TH_RUN(t, test_lint_failure_refuses_issuance);
+	TH_RUN(t, test_store_failure_is_an_error);
+	TH_RUN(t, test_serials_unique_under_16_threads);
+	TH_RUN(t, test_crl_before_and_after_revocation);
+	TH_RUN(t, test_ocsp_before_and_after_revocation);
+	TH_RUN(t, test_shard_is_serial_mod_n);
+	TH_RUN(t, test_profiles_json);
+	TH_RUN(t, test_dev_config_loads);
+	TH_RUN(t, test_bad_settings_refused);
+	TH_RUN(t, test_rpc_handlers);
+	TH_RUN(t, test_hsm_token_removed_then_back);
+	/* One module instance per process: the tests below load their own. */
+	if (F.hsm) {
+		ca_free(F.ca);
+		F.ca = NULL;
+	}
+	TH_RUN(t, test_hsm_token_missing_refuses_start);
+	TH_RUN(t, test_hsm_wrong_pin_refused);
+	TH_RUN(t, test_hsm_pin_env_and_uri);
+	TH_RUN(t, test_hsm_ceremony_keys_stay_in_token);
+}
+
 int
 main(void)
 {
 	struct th t = TH_INIT;
 
 	log_init("test_ca", LOG_LEVEL_ERROR);
-	if (fixture_setup(&F) != 0) {
+	fprintf(stderr, "# issuer keys in PEM files\n");
+	if (fixture_setup(&F, 0) != 0) {
 		printf("0 passed, 1 failed\n");
 		return 1;
 	}
-	TH_RUN(&t, test_ceremony_files_and_modes);
-	TH_RUN(&t, test_ceremony_refuses_overwrite);
-	TH_RUN(&t, test_issuers_loaded);
-	TH_RUN(&t, test_issuers_reject_readable_key);
-	TH_RUN(&t, test_issuers_passphrase_key);
-	TH_RUN(&t, test_issue_ecdsa_classic);
-	TH_RUN(&t, test_issue_rsa_classic);
-	TH_RUN(&t, test_issue_each_profile_and_key_type);
-	TH_RUN(&t, test_issue_refusals);
-	TH_RUN(&t, test_lint_failure_refuses_issuance);
-	TH_RUN(&t, test_store_failure_is_an_error);
-	TH_RUN(&t, test_serials_unique_under_16_threads);
-	TH_RUN(&t, test_crl_before_and_after_revocation);
-	TH_RUN(&t, test_ocsp_before_and_after_revocation);
-	TH_RUN(&t, test_shard_is_serial_mod_n);
-	TH_RUN(&t, test_profiles_json);
-	TH_RUN(&t, test_dev_config_loads);
-	TH_RUN(&t, test_bad_settings_refused);
-	TH_RUN(&t, test_rpc_handlers);
+	run_suite(&t);
+	fixture_teardown(&F);
+	fprintf(stderr, "# issuer keys in a SoftHSM2 token\n");
+	if (fixture_setup(&F, 1) != 0) {
+		t.failed++;
+		fprintf(stderr, "not ok - SoftHSM2 fixture\n");
+	} else
+		run_suite(&t);
 	fixture_teardown(&F);
 	return th_done(&t);
 }
