@@ -25,7 +25,7 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	[ -d "$tmp/var/pg" ] && scripts/pg.sh stop "$tmp/var/pg" >/dev/null 2>&1 || true
+	[ -e "$tmp/var/pg" ] && scripts/pg.sh destroy "$tmp/var/pg" >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

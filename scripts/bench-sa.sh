@@ -22,8 +22,12 @@ tmp=$(mktemp -d "$(cd "$BUILD/tmp" && pwd)/bench-sa.XXXXXX")
 sa_pid=
 cleanup() {
 	[ -n "$sa_pid" ] && kill -TERM "$sa_pid" 2>/dev/null && wait "$sa_pid" 2>/dev/null || true
-	scripts/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || true
-	[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
+	if [ -n "${KEEP_TMP:-}" ]; then
+		scripts/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || true
+	else
+		scripts/pg.sh destroy "$tmp/pg" >/dev/null 2>&1 || true
+		rm -rf "$tmp"
+	fi
 }
 trap cleanup EXIT
 

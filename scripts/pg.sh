@@ -4,24 +4,29 @@
 #   scripts/pg.sh stop DIR            fast shutdown
 #   scripts/pg.sh dsn DIR [DBNAME]    prints the DSN
 #   scripts/pg.sh status DIR          exit 0 when running
+#   scripts/pg.sh destroy DIR         stop (fast, then immediate) and remove the
+#                                     cluster, its /var/tmp fallback included
 # ANVIL_PG_OPTIONS (optional) is passed to the server at start (pg_ctl -o),
 # e.g. "-c shared_preload_libraries=pg_stat_statements" for make bench.
 # As root, the cluster runs as the `postgres` user (PostgreSQL refuses root).
-# If `postgres` cannot reach DIR (e.g. a home directory with mode 0700), the
-# data lives under /var/tmp and DIR becomes a symlink to it.
+# If `postgres` cannot reach DIR (e.g. a home directory with mode 0700, or a
+# mktemp -d directory), the data lives under $ANVIL_PG_FALLBACK (default
+# /var/tmp) as anvil-pg-<hash of DIR>, and DIR becomes a symlink to it; only
+# `destroy` removes that directory. Tools run as `postgres` start from /, so
+# a working directory `postgres` cannot enter (a private clone) is no error.
 set -euo pipefail
 
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 [ -x "$PGBIN/initdb" ] || { echo "pg.sh: PostgreSQL server binaries not found (install postgresql)" >&2; exit 1; }
 
-cmd=${1:?usage: pg.sh start|stop|dsn|status DIR [DBNAME]}
-dir=${2:?usage: pg.sh start|stop|dsn|status DIR [DBNAME]}
+cmd=${1:?usage: pg.sh start|stop|dsn|status|destroy DIR [DBNAME]}
+dir=${2:?usage: pg.sh start|stop|dsn|status|destroy DIR [DBNAME]}
 db=${3:-anvil}
 mkdir -p "$(dirname "$dir")"
 dir=$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")
 
 as_pg() {
-	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+	if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 real_dir() {
@@ -39,17 +44,31 @@ stop)
 		as_pg "$PGBIN/pg_ctl" -D "$(real_dir)/data" -m fast -w stop >/dev/null 2>&1 || true
 	fi
 	exit 0 ;;
+destroy)
+	rd=$(real_dir)
+	if [ -d "$rd/data" ]; then
+		as_pg "$PGBIN/pg_ctl" -D "$rd/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+			as_pg "$PGBIN/pg_ctl" -D "$rd/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+		if as_pg "$PGBIN/pg_ctl" -D "$rd/data" status >/dev/null 2>&1; then
+			echo "pg.sh: cluster $rd still running, not removed" >&2
+			exit 1
+		fi
+	fi
+	if [ -L "$dir" ]; then rm -rf "$rd"; rm -f "$dir"; else rm -rf "$dir"; fi
+	exit 0 ;;
 start) ;;
 *) echo "pg.sh: unknown command $cmd" >&2; exit 2 ;;
 esac
 
+# An empty directory the caller made is as good as none.
+if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -z "$(ls -A "$dir")" ]; then rmdir "$dir"; fi
 if [ ! -e "$dir" ]; then
 	mkdir -p "$dir"
 	if [ "$(id -u)" -eq 0 ]; then
 		chown postgres:postgres "$dir"
 		if ! runuser -u postgres -- test -w "$dir"; then
 			rmdir "$dir"
-			alt=/var/tmp/anvil-pg-$(echo "$dir" | md5sum | cut -c1-12)
+			alt=${ANVIL_PG_FALLBACK:-/var/tmp}/anvil-pg-$(echo "$dir" | md5sum | cut -c1-12)
 			mkdir -p "$alt" && chown postgres:postgres "$alt"
 			ln -s "$alt" "$dir"
 		fi

@@ -31,7 +31,7 @@ cleanup() {
 	[ -n "$ca_pid" ] && kill -TERM "$ca_pid" 2>/dev/null
 	[ -n "$sa_pid" ] && kill -TERM "$sa_pid" 2>/dev/null
 	wait 2>/dev/null
-	scripts/pg.sh stop "$tmp/var/pg" >/dev/null 2>&1
+	scripts/pg.sh destroy "$tmp/var/pg" >/dev/null 2>&1
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -105,6 +105,10 @@ class Env:
         subprocess.run([PG, "stop", self.pgdir], capture_output=True)
         return rc
 
+    def destroy(self):
+        """Stops and removes the cluster, a /var/tmp fallback included."""
+        subprocess.run([PG, "destroy", self.pgdir], capture_output=True)
+
     def client(self):
         return RpcClient("unix:" + self.sock, timeout=30)
 
@@ -118,6 +122,7 @@ def env():
     finally:
         rc = e.stop()
         if os.environ.get("KEEP_TMP") is None:
+            e.destroy()
             shutil.rmtree(e.dir, ignore_errors=True)
     assert rc == 0, "anvil-sa did not exit 0 on SIGTERM"
 

@@ -51,8 +51,12 @@ fix_stop(struct fix *f)
 
 	sa_free(f->sa);
 	f->sa = NULL;
+	if (f->dir[0] == '\0')
+		return;
+	/* destroy, not stop + rm: the cluster may live in the /var/tmp
+	 * fallback behind a symlink (pg.sh), which rm -rf would leave. */
 	snprintf(cmd, sizeof(cmd),
-	    "scripts/pg.sh stop %s/pg >/dev/null 2>&1; "
+	    "scripts/pg.sh destroy %s/pg >/dev/null 2>&1; "
 	    "rm -rf %s",
 	    f->dir, f->dir);
 	if (system(cmd) != 0)
@@ -406,6 +410,7 @@ main(void)
 		fprintf(stderr,
 		    "cannot start PostgreSQL (run from the "
 		    "repository top)\n");
+		fix_stop(&F); /* whatever pg.sh got as far as starting */
 		printf("0 passed, 1 failed\n");
 		return 1;
 	}

@@ -184,8 +184,10 @@ class AnvilEnv:
         """Removes the temporary directory (unless ANVIL_KEEP_TMP=1)."""
         if os.environ.get("ANVIL_KEEP_TMP") != "1":
             pg = os.path.join(self.var_dir, "pg")
-            if os.path.islink(pg):
-                shutil.rmtree(os.path.realpath(pg), ignore_errors=True)
+            if os.path.lexists(pg):
+                # stops a cluster a test restarted and removes the
+                # /var/tmp fallback the symlink points to
+                subprocess.run([os.path.join(TOP, "scripts", "pg.sh"), "destroy", pg], capture_output=True)
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- helpers ---------------------------------------------------------
