@@ -469,7 +469,7 @@ def anvil_bench():
     res = {"runs": {}}
     # Statement counts per issuance come from pg_stat_statements.
     os.environ["ANVIL_PG_OPTIONS"] = ("-c shared_preload_libraries=pg_stat_statements "
-                                      "-c pg_stat_statements.track=all")
+                                      "-c pg_stat_statements.track=top")
     env = AnvilEnv(port_base=ANVIL_BASE, name="bench-anvil", start_timeout=120)
     try:
         log("anvil: bootstrap + start (PostgreSQL, launcher, sa ca va ra wfe)")

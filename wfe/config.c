@@ -56,6 +56,9 @@ static const struct jspec jose_spec[] = {
     F("allow_eddsa", JSPEC_BOOL, jose_allow_eddsa, 0),
     F("rsa_min_bits", JSPEC_INT, jose_rsa_min_bits, 0),
     F("rsa_max_bits", JSPEC_INT, jose_rsa_max_bits, 0), JSPEC_END};
+static const struct jspec acct_cache_spec[] = {
+    F("ttl", JSPEC_DURATION, account_cache_ttl_ms, 0),
+    F("size", JSPEC_INT, account_cache_size, 0), JSPEC_END};
 static const struct jspec wfe_spec[] = {
     F("log_level", JSPEC_STRING, log_level, 0), O("debug", debug_spec),
     O("listen", listen_spec), O("tls", tls_spec),
@@ -73,7 +76,8 @@ static const struct jspec wfe_spec[] = {
     F("ca", JSPEC_JSON, ca, 1), O("retry_after", retry_spec),
     F("orders_per_page", JSPEC_INT, orders_per_page, 0),
     F("certificate_get", JSPEC_BOOL, allow_cert_get, 0), O("test", test_spec),
-    O("management", mgmt_spec), O("jose", jose_spec), JSPEC_END};
+    O("management", mgmt_spec), O("jose", jose_spec),
+    O("account_cache", acct_cache_spec), JSPEC_END};
 
 /* Removes members whose value is null, recursively: "key": null means
  * "not set" in our configs. */
@@ -258,6 +262,8 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 	cfg->allow_cert_get = 1;
 	cfg->jose_rsa_min_bits = 2048;
 	cfg->jose_rsa_max_bits = 4096;
+	cfg->account_cache_ttl_ms = 5000;
+	cfg->account_cache_size = 16384;
 	if (!json_is_object(obj)) {
 		snprintf(err, errlen, "%s: expected an object", path);
 		goto out;
@@ -326,6 +332,11 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 	}
 	if (cfg->orders_per_page < 1 || cfg->orders_per_page > 1000)
 		BAD("orders_per_page: expected 1..1000");
+	if (cfg->account_cache_ttl_ms < 0 ||
+	    cfg->account_cache_ttl_ms > 300 * 1000)
+		BAD("account_cache.ttl: expected 0s..300s");
+	if (cfg->account_cache_size < 1 || cfg->account_cache_size > 1 << 24)
+		BAD("account_cache.size: expected 1..16777216");
 	if (apply_env(cfg, sub, sizeof(sub)) != 0) {
 		snprintf(err, errlen, "%s: %s", path, sub);
 		goto out;

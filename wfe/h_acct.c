@@ -212,6 +212,8 @@ wfe_h_account(struct wfe_req *r, const char *tail)
 		json_object_set(params, "contact", contact);
 	if (wfe_rpc(r, r->w->ra, "ra.update_account", params, &res) != 0)
 		goto out;
+	/* Deactivated (or new contacts): the next request, here, sees it. */
+	wfe_acct_cache_forget(r->w->accounts, r->account_id);
 	wfe_reply_json(r, 200, wfe_acme_account(r, res));
 out:
 	json_decref(payload);
@@ -238,6 +240,8 @@ wfe_h_key_change(struct wfe_req *r, const char *tail)
 	    "new_key", new_key->json, "new_thumbprint", new_key->thumbprint);
 	if (wfe_rpc(r, r->w->ra, "ra.key_change", params, &res) != 0)
 		goto out;
+	/* The old key stops working on this instance at once. */
+	wfe_acct_cache_forget(r->w->accounts, r->account_id);
 	wfe_reply_json(r, 200, wfe_acme_account(r, res));
 out:
 	jwk_free(new_key);

@@ -62,8 +62,17 @@ load_account(struct wfe_req *r, int64_t id)
 	json_t *params = NULL, *acct = NULL;
 	struct problem *p = NULL;
 	struct jose_policy stored;
+	uint64_t gen = 0;
 	int rc = -1;
 
+	acct = wfe_acct_cache_get(r->w->accounts, id, time_mono_ms(), &gen);
+	if (r->w->accounts != NULL)
+		metrics_counter_add(r->w->metrics,
+		    "anvil_wfe_account_cache_total",
+		    "kid lookups by result (hit: no sa.get_account)",
+		    acct != NULL ? "result=\"hit\"" : "result=\"miss\"", 1);
+	if (acct != NULL)
+		goto parse;
 	params = json_pack("{sI}", "id", (json_int_t)id);
 	if (wfe_rpc_raw(r, r->w->sa, "sa.get_account", params, &acct, &p) !=
 	    0) {
@@ -77,6 +86,8 @@ load_account(struct wfe_req *r, int64_t id)
 		}
 		goto out;
 	}
+	wfe_acct_cache_put(r->w->accounts, id, gen, acct, time_mono_ms());
+parse:
 	/* A stored key passed the policy when the account was made; the
 	 * policy may have been tightened since, which must not lock the
 	 * account out, so it is re-imported permissively. */

@@ -79,6 +79,8 @@ struct wfe_config {
 	int jose_allow_eddsa;
 	int64_t jose_rsa_min_bits;
 	int64_t jose_rsa_max_bits;
+	int64_t account_cache_ttl_ms; /* 0 = no account cache */
+	int64_t account_cache_size;
 };
 
 /*

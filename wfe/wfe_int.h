@@ -61,6 +61,30 @@ enum wfe_nonce_result wfe_nonce_redeem(
     struct wfe_nonce *ns, const char *nonce, int64_t now_ms);
 
 /* ------------------------------------------------------------------ */
+/* Account cache for the "kid" lookup (acctcache.c)                     */
+/* ------------------------------------------------------------------ */
+
+struct wfe_acct_cache;
+
+/* slots entries at most, each kept ttl_ms at most. NULL when slots or
+ * ttl_ms is 0 (no cache: the functions below accept NULL). */
+struct wfe_acct_cache *wfe_acct_cache_new(size_t slots, int64_t ttl_ms);
+void wfe_acct_cache_free(struct wfe_acct_cache *c);
+/*
+ * A copy of account id (new reference, caller owns) when cached and not
+ * expired, else NULL. *gen receives the token to give wfe_acct_cache_put
+ * after loading it from the SA. Thread-safe.
+ */
+json_t *wfe_acct_cache_get(
+    struct wfe_acct_cache *c, int64_t id, int64_t now_ms, uint64_t *gen);
+/* Caches a copy of acct (borrowed) unless id was forgotten since gen was
+ * read. Thread-safe. */
+void wfe_acct_cache_put(struct wfe_acct_cache *c, int64_t id, uint64_t gen,
+    const json_t *acct, int64_t now_ms);
+/* Drops id at once (its status or key changed through this instance). */
+void wfe_acct_cache_forget(struct wfe_acct_cache *c, int64_t id);
+
+/* ------------------------------------------------------------------ */
 /* Requests and replies                                                 */
 /* ------------------------------------------------------------------ */
 
@@ -203,6 +227,7 @@ struct wfe {
 	struct rpc_client *sa;
 	struct rpc_client *ca;
 	struct wfe_nonce *nonces;
+	struct wfe_acct_cache *accounts; /* NULL when account_cache is off */
 	struct jose_policy policy;
 	struct MHD_Daemon *mhd;
 	struct MHD_Daemon *mhd_mgmt;

@@ -538,6 +538,50 @@ test_config(struct th *t)
 	wfe_config_clear(&cfg);
 }
 
+/* The kid look-up cache: hits are copies, entries expire after the ttl,
+ * forget drops an entry at once and a load that started before the forget
+ * cannot put the old account back. */
+static void
+test_acct_cache(struct th *t)
+{
+	struct wfe_acct_cache *c = wfe_acct_cache_new(8, 1000);
+	json_t *a = json_pack("{s:I,s:s}", "id", (json_int_t)42, "status",
+	    "valid");
+	json_t *got;
+	uint64_t gen = 0, gen2 = 0;
+
+	TH_CHECK(t, wfe_acct_cache_new(8, 0) == NULL);
+	TH_CHECK(t, c != NULL);
+	if (c == NULL) {
+		json_decref(a);
+		return;
+	}
+	TH_CHECK(t, wfe_acct_cache_get(c, 42, 0, &gen) == NULL);
+	wfe_acct_cache_put(c, 42, gen, a, 0);
+	got = wfe_acct_cache_get(c, 42, 999, &gen2);
+	TH_CHECK(t, got != NULL && got != a && json_equal(got, a));
+	json_decref(got);
+	/* expired after ttl */
+	TH_CHECK(t, wfe_acct_cache_get(c, 42, 1000, &gen2) == NULL);
+	/* 50 shares 42's slot (50 % 8 == 42 % 8) but is another account */
+	TH_CHECK(t, wfe_acct_cache_get(c, 50, 0, &gen2) == NULL);
+	/* forget: gone at once */
+	wfe_acct_cache_put(c, 42, gen2, a, 0);
+	wfe_acct_cache_forget(c, 42);
+	TH_CHECK(t, wfe_acct_cache_get(c, 42, 1, &gen2) == NULL);
+	/* a load that read its generation before the forget is not kept */
+	(void)wfe_acct_cache_get(c, 42, 1, &gen);
+	wfe_acct_cache_forget(c, 42);
+	wfe_acct_cache_put(c, 42, gen, a, 1);
+	TH_CHECK(t, wfe_acct_cache_get(c, 42, 2, &gen2) == NULL);
+	/* NULL cache (account_cache.ttl 0s): every call is a no-op */
+	TH_CHECK(t, wfe_acct_cache_get(NULL, 42, 0, &gen) == NULL);
+	wfe_acct_cache_put(NULL, 42, gen, a, 0);
+	wfe_acct_cache_forget(NULL, 42);
+	wfe_acct_cache_free(c);
+	json_decref(a);
+}
+
 int
 main(void)
 {
@@ -559,5 +603,6 @@ main(void)
 	TH_RUN(&t, test_problem_render);
 	TH_RUN(&t, test_acme_json);
 	TH_RUN(&t, test_config);
+	TH_RUN(&t, test_acct_cache);
 	return th_done(&t);
 }
