@@ -41,6 +41,7 @@ struct raw {
 	char **blocked_names;
 	size_t n_blocked_names;
 	int allow_wildcards;
+	int subdomain_auth;
 	char *psl_file;
 	char **challenges;
 	size_t n_challenges;
@@ -86,7 +87,8 @@ static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
     FS("blocked_names", blocked_names, n_blocked_names),
     F("allow_wildcards", JSPEC_BOOL, allow_wildcards),
     F("public_suffix_file", JSPEC_STRING, psl_file),
-    FS("challenges", challenges, n_challenges), JSPEC_END};
+    FS("challenges", challenges, n_challenges),
+    F("subdomain_auth", JSPEC_BOOL, subdomain_auth), JSPEC_END};
 static const struct jspec keys_spec[] = {F("rsa_min", JSPEC_INT, rsa_min),
     F("rsa_max", JSPEC_INT, rsa_max), F("rsa_sizes", JSPEC_JSON, rsa_sizes),
     FS("ecdsa_curves", curves, n_curves),
@@ -369,6 +371,7 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 		cfg->policy.n_ip_ranges = r->n_ip_ranges;
 	}
 	cfg->policy.allow_wildcards = r->allow_wildcards;
+	cfg->policy.subdomain_auth = r->subdomain_auth;
 	cfg->policy.challenges = r->challenges ? 0 : chal_default_set();
 	for (i = 0; i < r->n_challenges; i++) {
 		const struct chal_info *c = chal_lookup(r->challenges[i]);

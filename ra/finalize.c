@@ -178,17 +178,61 @@ finalize_job(void *arg)
 }
 
 /*
+ * va.check_caa for one DNS identifier {type,value} (borrowed) validated
+ * with method. 0 when CAA allows issuance, else -1 and *prob (the VA's caa
+ * problem, or unavailable).
+ */
+static int
+caa_check_one(struct ra *ra, const char *rid, const json_t *ident,
+    int wildcard, const char *method, const char *uri, struct problem **prob)
+{
+	json_t *chk = NULL;
+	int rc = -1;
+
+	if (ra_call(ra->va, "va.check_caa",
+		json_pack("{s:O,s:b,s:s,s:s}", "identifier", ident, "wildcard",
+		    wildcard, "validation_method", method, "account_uri", uri),
+		rid, &chk, prob) != 0)
+		return -1;
+	if (!json_is_true(json_object_get(chk, "ok"))) {
+		*prob = json_is_object(json_object_get(chk, "error"))
+		    ? problem_from_json(json_object_get(chk, "error"))
+		    : problem_new(PROB_CAA, "CAA forbids issuance for %s",
+			  json_string_value(json_object_get(ident, "value")));
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(chk);
+	return rc;
+}
+
+/* 1 if anc is a proper ancestor of name in whole labels (RFC 9444 §2). */
+static int
+below(const char *name, const char *anc)
+{
+	size_t al = strlen(anc), nl = strlen(name);
+
+	return al + 1 < nl && name[nl - al - 1] == '.' &&
+	    strcmp(name + nl - al, anc) == 0;
+}
+
+/*
  * CAA must still allow issuance at finalize: every DNS authz validated more
  * than caa_recheck_after ago is re-checked through va.check_caa (BR 3.2.2.8:
- * CAA results may be reused for at most 8 hours). 0, or -1 and *prob (the
- * VA's caa problem, or unavailable).
+ * CAA results may be reused for at most 8 hours). A subdomain authorization
+ * (RFC 9444) was validated at its ancestor, so CAA of every order name it
+ * covers is checked now, whatever its age (RFC 8659 §3: CAA of the name in
+ * the certificate). 0, or -1 and *prob (the VA's caa problem, or
+ * unavailable).
  */
 static int
 caa_recheck(struct ra *ra, const char *rid, const json_t *order,
     const char *uri, struct problem **prob)
 {
-	json_t *res = NULL, *az, *ch, *chk = NULL, *valid_ch;
+	json_t *res = NULL, *az, *ch, *valid_ch, *oi;
 	int64_t now = time_now_ms(), validated;
+	const char *method, *av, *ov;
 	size_t i, j;
 	int rc = -1;
 
@@ -212,38 +256,36 @@ caa_recheck(struct ra *ra, const char *rid, const json_t *order,
 				"valid") == 0)
 				valid_ch = ch;
 		}
+		method = valid_ch ? json_string_value(
+					json_object_get(valid_ch, "type"))
+				  : "dns-01";
+		av = json_string_value(json_object_get(ident, "value"));
+		if (json_is_true(json_object_get(az, "subdomain_auth"))) {
+			json_array_foreach(
+			    json_object_get(order, "identifiers"), j, oi)
+			{
+				ov = json_string_value(
+				    json_object_get(oi, "value"));
+				if (ov != NULL && av != NULL &&
+				    strncmp(ov, "*.", 2) != 0 &&
+				    below(ov, av) &&
+				    caa_check_one(
+					ra, rid, oi, 0, method, uri, prob) != 0)
+					goto out;
+			}
+		}
 		if (valid_ch != NULL &&
 		    ra_time_get(valid_ch, "validated", &validated) == 0 &&
 		    now - validated <= ra->cfg.caa_recheck_after_ms)
 			continue;
-		if (ra_call(ra->va, "va.check_caa",
-			json_pack("{s:O,s:b,s:s,"
-				  "s:s}",
-			    "identifier", ident, "wildcard",
-			    json_is_true(json_object_get(az, "wildcard")),
-			    "validation_method",
-			    valid_ch ? json_string_value(
-					   json_object_get(valid_ch, "type"))
-				     : "dns-01",
-			    "account_uri", uri),
-			rid, &chk, prob) != 0)
+		if (caa_check_one(ra, rid, ident,
+			json_is_true(json_object_get(az, "wildcard")), method,
+			uri, prob) != 0)
 			goto out;
-		if (!json_is_true(json_object_get(chk, "ok"))) {
-			*prob = json_is_object(json_object_get(chk, "error"))
-			    ? problem_from_json(json_object_get(chk, "error"))
-			    : problem_new(PROB_CAA,
-				  "CAA forbids issuance for %s",
-				  json_string_value(
-				      json_object_get(ident, "value")));
-			goto out;
-		}
-		json_decref(chk);
-		chk = NULL;
 	}
 	rc = 0;
 out:
 	json_decref(res);
-	json_decref(chk);
 	return rc;
 }
 

@@ -406,6 +406,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	json_t *params = req->params, *acct = NULL, *idents = NULL;
 	json_t *aidents = NULL, *reuse = NULL, *reuse_ids = NULL;
 	json_t *new_authzs = NULL, *order = NULL, *authzs = NULL, *v, *a, *np;
+	struct ra_sub *sub = NULL;
 	const struct profile *prof;
 	enum ident_type it;
 	const char *pname, *nb, *na, *replaces;
@@ -413,7 +414,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	int64_t id, now = time_now_ms(), expires, min_left;
 	char t_exp[32], t_aexp[32], t_cut[32];
 	size_t i, j;
-	int rc = -1;
+	int rc = -1, rolled;
 
 	if (ra_param_id(params, "account_id", &id, prob) != 0 ||
 	    ra_param_str(params, "profile", &pname, prob) != 0 ||
@@ -459,7 +460,12 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	if (min_left > 86400000LL)
 		min_left = 86400000LL;
 	ra_time_fmt(now + min_left, t_cut, sizeof(t_cut));
-	if (reuse_roll(ra) &&
+	rolled = reuse_roll(ra);
+	if (ra_sub_plan(ra, req->request_id, id, prof,
+		json_object_get(params, "identifiers"), t_cut, rolled, &sub,
+		prob) != 0)
+		goto out;
+	if (rolled &&
 	    ra_call(ra->sa, "sa.get_valid_authzs",
 		json_pack("{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)id,
 		    "identifiers", aidents, "profile", prof->name,
@@ -493,11 +499,14 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 		}
 		if (found > 0) {
 			int64_t ae;
-			json_array_append_new(reuse_ids, json_integer(found));
+			ra_ids_add(reuse_ids, found);
 			if (ra_time_get(a, "expires", &ae) == 0 && ae < expires)
 				expires = ae;
 			continue;
 		}
+		if (ra_sub_cover(ra, sub, v, reuse_ids, new_authzs, t_aexp,
+			&expires))
+			continue;
 		it = IDENT_DNS;
 		(void)ident_type_parse(
 		    json_string_value(json_object_get(v, "type")), &it);
@@ -539,6 +548,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	rc = 0;
 out:
 	json_decref(acct);
+	ra_sub_free(sub);
 	json_decref(idents);
 	json_decref(aidents);
 	json_decref(reuse);
@@ -557,12 +567,13 @@ ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
 {
 	struct ra *ra = svc;
 	json_t *params = req->params, *acct = NULL, *one = NULL, *idents = NULL;
+	json_t *chs;
 	const struct profile *prof;
 	const char *pname, *val;
 	enum ident_type it = IDENT_DNS;
 	int64_t id;
 	char t[32];
-	int rc = -1;
+	int rc = -1, sub;
 
 	if (ra_param_id(params, "account_id", &id, prob) != 0 ||
 	    ra_param_str(params, "profile", &pname, prob) != 0)
@@ -597,13 +608,21 @@ ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
 	    &it);
 	ra_time_fmt(
 	    time_now_ms() + prof->pending_authz_lifetime_ms, t, sizeof(t));
+	/* RFC 9444 §4.2: "subdomainAuthAllowed" asks for an authorization of
+	 * every name below this one; without the policy it is a plain one. */
+	chs = NULL;
+	if (it == IDENT_DNS && ra->cfg.policy.subdomain_auth &&
+	    json_is_true(json_object_get(json_object_get(params, "identifier"),
+		"subdomainAuthAllowed")))
+		chs = ra_sub_challenges(ra);
+	sub = chs != NULL;
+	if (chs == NULL)
+		chs = ra_new_challenges(&ra->cfg.policy, it, 0);
 	if (ra_call(ra->sa, "sa.new_authz",
-		json_pack("{s:I,s:O,s:b,s:s,s:s,"
-			  "s:o}",
-		    "account_id", (json_int_t)id, "identifier",
-		    json_array_get(idents, 0), "wildcard", 0, "expires", t,
-		    "profile", prof->name, "challenges",
-		    ra_new_challenges(&ra->cfg.policy, it, 0)),
+		json_pack("{s:I,s:O,s:b,s:b,s:s,s:s,s:o}", "account_id",
+		    (json_int_t)id, "identifier", json_array_get(idents, 0),
+		    "wildcard", 0, "subdomain_auth", sub, "expires", t,
+		    "profile", prof->name, "challenges", chs),
 		req->request_id, result, prob) != 0)
 		goto out;
 	rc = 0;

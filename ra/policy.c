@@ -379,6 +379,19 @@ check_ip(const struct ra_policy *pol, const char *raw, char **norm,
 }
 
 /*
+ * RFC 9444's identifier members present with the right type
+ * ("ancestorDomain" string in newOrder, "subdomainAuthAllowed" boolean in
+ * newAuthz); their meaning is the RA's orders.c / subdomain.c business.
+ */
+static size_t
+rfc9444_members(const json_t *ident)
+{
+	return (size_t)json_is_string(json_object_get(ident, "ancestorDomain")) +
+	    (size_t)json_is_boolean(
+		json_object_get(ident, "subdomainAuthAllowed"));
+}
+
+/*
  * Checks one identifier (borrowed). 0 and *norm (malloc'd), *type; or -1
  * and *prob with its identifier set.
  */
@@ -394,10 +407,11 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 	if (!json_is_object(ident) ||
 	    !json_is_string(t = json_object_get(ident, "type")) ||
 	    !json_is_string(v = json_object_get(ident, "value")) ||
-	    json_object_size(ident) != 2) {
+	    json_object_size(ident) != 2 + rfc9444_members(ident)) {
 		*prob = problem_new(PROB_MALFORMED,
-		    "An identifier must be an "
-		    "object with exactly \"type\" and \"value\" strings");
+		    "An identifier must be an object with exactly \"type\" "
+		    "and \"value\" strings (and RFC 9444's string "
+		    "\"ancestorDomain\" or boolean \"subdomainAuthAllowed\")");
 		return -1;
 	}
 	ts = json_string_value(t);
@@ -574,4 +588,73 @@ ra_policy_registered_domain(const struct ra_policy *pol, const char *name)
 	while (p > base && p[-1] != '.')
 		p--;
 	return xstrdup(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* RFC 9444 subdomain authorizations                                    */
+/* ------------------------------------------------------------------ */
+
+/* See ra.h. */
+int
+ra_policy_ancestor(const struct ra_policy *pol, const struct profile *prof,
+    const char *name, const char *ancestor, char **norm, struct problem **prob)
+{
+	char *low = NULL;
+	size_t nl = strlen(name), al, i;
+	json_t *id = NULL;
+	enum ident_type type;
+	struct problem *p = NULL;
+	int rc = -1;
+
+	*norm = NULL;
+	al = strlen(ancestor);
+	low = xstrdup(ancestor);
+	for (i = 0; i < al; i++)
+		if (low[i] >= 'A' && low[i] <= 'Z')
+			low[i] = (char)(low[i] - 'A' + 'a');
+	/* §2: "contains that subdomain and has less labels"; whole labels */
+	if (al == 0 || al + 1 >= nl || name[nl - al - 1] != '.' ||
+	    strcmp(name + nl - al, low) != 0 || strchr(low, '*') != NULL) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "ancestorDomain \"%.255s\" is not an ancestor domain of "
+		    "\"%s\" (RFC 9444 §2: whole labels, never the name itself)",
+		    ancestor, name);
+		goto out;
+	}
+	rc = 0;
+	if (!pol->subdomain_auth)
+		goto out;
+	id = json_pack("{s:s,s:s}", "type", "dns", "value", low);
+	if (ra_policy_check_ident(pol, prof, id, &type, norm, &p) != 0)
+		goto out; /* at or above a boundary, or blocked: not here */
+	rc = 1;
+out:
+	problem_free(p);
+	json_decref(id);
+	free(low);
+	return rc;
+}
+
+/* See ra.h. */
+json_t *
+ra_policy_ancestors(
+    const struct ra_policy *pol, const struct profile *prof, const char *name)
+{
+	json_t *out = json_array();
+	const char *p = name;
+	struct problem *prob = NULL;
+	char *norm = NULL;
+
+	if (!pol->subdomain_auth)
+		return out;
+	while ((p = strchr(p, '.')) != NULL) {
+		p++;
+		if (ra_policy_ancestor(pol, prof, name, p, &norm, &prob) == 1)
+			json_array_append_new(out, json_string(norm));
+		free(norm);
+		norm = NULL;
+		problem_free(prob);
+		prob = NULL;
+	}
+	return out;
 }

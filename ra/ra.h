@@ -71,6 +71,7 @@ struct ra_policy {
 	int allow_wildcards;
 	struct ra_psl *psl;  /* public mode only; owned */
 	unsigned challenges; /* enabled types: CHAL_BIT(enum chal_type) */
+	int subdomain_auth;  /* RFC 9444 subdomain authorizations */
 };
 
 struct ra_key_policy {
@@ -150,6 +151,27 @@ int ra_policy_check_ident(const struct ra_policy *pol,
 int ra_policy_check_idents(const struct ra_policy *pol,
     const struct profile *prof, const json_t *idents, json_t **out,
     struct problem **prob);
+/*
+ * RFC 9444: may an authorization of `ancestor` (a client's ancestorDomain,
+ * as sent) cover `name` (a normalised DNS name, no wildcard)? Both
+ * borrowed. 1 with *norm (malloc'd normalised ancestor) when the policy
+ * allows it: subdomain authorizations on, ancestor strictly below every
+ * policy boundary (private suffixes, public suffixes) and not blocked.
+ * 0 when the policy does not allow it (the caller falls back to the name
+ * itself, RFC 9444 §4.3). -1 with *prob (malformed) when ancestor is not a
+ * proper ancestor of name in whole labels (§2).
+ */
+int ra_policy_ancestor(const struct ra_policy *pol, const struct profile *prof,
+    const char *name, const char *ancestor, char **norm,
+    struct problem **prob);
+/*
+ * Every proper ancestor of `name` (normalised, borrowed) that may carry a
+ * subdomain authorization under the policy, nearest first: a new JSON
+ * array of strings (empty when subdomain authorizations are off).
+ */
+json_t *ra_policy_ancestors(const struct ra_policy *pol,
+    const struct profile *prof, const char *name);
+
 /*
  * The registered domain of a DNS name for per-domain rate limits: public
  * mode = one label below the public suffix; private mode = one label below

@@ -119,6 +119,8 @@ int ra_h_admin_revoke(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob);
 int ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob);
+int ra_h_directory_meta(void *svc, const struct rpc_req *req,
+    json_t **result, struct problem **prob);
 
 /*
  * Challenges for an identifier: the types enabled in pol (borrowed) that
@@ -127,6 +129,35 @@ int ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
  */
 json_t *ra_new_challenges(
     const struct ra_policy *pol, enum ident_type type, int wildcard);
+/* ---- RFC 9444 subdomain authorizations (subdomain.c) ---- */
+struct ra_sub;
+/*
+ * Plans newOrder's subdomain authorizations from the identifiers as sent
+ * (raw, borrowed): accepted "ancestorDomain"s and, when lookup is set, the
+ * account's valid subdomain authorizations (valid after t_cut) of any
+ * ancestor of a requested name. 0 with *out (free with ra_sub_free; a
+ * no-op plan when the policy is off), or -1 with *prob (malformed
+ * ancestorDomain).
+ */
+int ra_sub_plan(struct ra *ra, const char *rid, int64_t acct,
+    const struct profile *prof, const json_t *raw, const char *t_cut,
+    int lookup, struct ra_sub **out, struct problem **prob);
+void ra_sub_free(struct ra_sub *s);
+/*
+ * Covers one normalised order identifier {type,value,wildcard} (borrowed)
+ * by a subdomain authorization: an existing one goes into reuse_ids (and
+ * may shorten *expires), a new one of the ancestor (dns-01 only, pending
+ * until t_aexp) into new_authzs, once per ancestor. 1 if covered, 0 if the
+ * identifier needs its own authorization.
+ */
+int ra_sub_cover(struct ra *ra, struct ra_sub *s, const json_t *ident,
+    json_t *reuse_ids, json_t *new_authzs, const char *t_aexp,
+    int64_t *expires);
+/* The challenges of a subdomain authorization (dns-01 with a new token), or
+ * NULL when policy does not enable dns-01. New array. */
+json_t *ra_sub_challenges(struct ra *ra);
+/* Appends id to the JSON array ids unless it is there already. */
+void ra_ids_add(json_t *ids, json_int_t id);
 /* 1 if this process is finalizing the order (finalize.c). */
 int ra_inflight(struct ra *ra, json_int_t id);
 /* 1 if this process is validating the authz (authz.c). */

@@ -22,6 +22,7 @@ static const struct rpc_method methods[] = {
     {"ra.revoke_by_key", ra_h_revoke_by_key},
     {"ra.admin_revoke", ra_h_admin_revoke},
     {"ra.renewal_info", ra_h_renewal_info},
+    {"ra.directory_meta", ra_h_directory_meta},
 };
 
 /* See ra.h / ra_int.h for ownership and return values. */

@@ -16,7 +16,8 @@
 /* clang-format off */
 #define AUTHZ_COLS \
 	"id, account_id, ident_type, ident_value, wildcard, status, " \
-	SA_TS("expires") ", profile, " SA_TS("created") ", expires <= now()"
+	SA_TS("expires") ", profile, " SA_TS("created") ", expires <= now(), " \
+	"subdomain_auth"
 
 static const struct sa_stmt st_authz_get = {"authz_get",
     "SELECT " AUTHZ_COLS " FROM authzs WHERE id = ANY($1::bigint[])"};
@@ -26,7 +27,8 @@ static const struct sa_stmt st_chall_get = {"chall_get",
     "WHERE authz_id = ANY($1::bigint[]) ORDER BY authz_id, id"};
 static const struct sa_stmt st_authz_insert = {"authz_insert",
     "INSERT INTO authzs (account_id, ident_type, ident_value, wildcard, "
-    "expires, profile) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"};
+    "expires, profile, subdomain_auth) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+    "RETURNING id"};
 static const struct sa_stmt st_chall_insert = {"chall_insert",
     "INSERT INTO challenges (authz_id, type, token) "
     "SELECT $1, t, k FROM unnest($2::text[], $3::text[]) AS u(t, k)"};
@@ -34,6 +36,7 @@ static const struct sa_stmt st_valid_authz = {"valid_authz",
     "SELECT id FROM authzs WHERE account_id = $1 AND ident_type = $2 "
     "AND ident_value = $3 AND status = 'valid' AND expires > $4 "
     "AND wildcard = $5 AND ($6::text IS NULL OR profile = $6) "
+    "AND (NOT $7::boolean OR subdomain_auth) "
     "ORDER BY expires DESC, id DESC LIMIT 1"};
 static const struct sa_stmt st_authz_claim = {"authz_claim",
     "UPDATE authzs SET attempted_at = now() WHERE id = $1 "
@@ -134,6 +137,8 @@ read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
 		sa_set_col_str(o, "expires", ra, row, 6);
 		sa_set_col_str(o, "profile", ra, row, 7);
 		sa_set_col_str(o, "created", ra, row, 8);
+		if (sa_col_bool(ra, row, 10))
+			json_object_set_new(o, "subdomain_auth", json_true());
 		for (k = 0; k < PQntuples(rc); k++)
 			if (sa_col_int(rc, k, 1) == ids[i])
 				json_array_append_new(chs, chall_json(rc, k));
@@ -209,6 +214,7 @@ sa_authz_in_parse(const json_t *j, struct sa_authz_in *a, struct problem **prob)
 	if (sa_check_identifier(json_object_get(j, "identifier"), &a->type,
 		&a->value, prob) != 0 ||
 	    sa_get_bool(j, "wildcard", 0, &a->wildcard, prob) < 0 ||
+	    sa_get_bool(j, "subdomain_auth", 0, &a->subdomain_auth, prob) < 0 ||
 	    sa_get_time(j, "expires", 1, a->expires, sizeof(a->expires), prob) <
 		0 ||
 	    sa_get_json(j, "challenges", 1, JSON_ARRAY, &chs, prob) < 0)
@@ -277,6 +283,7 @@ sa_authz_insert(struct sa_conn *c, int64_t account_id, const char *profile,
 	sa_p_bool(&p, a->wildcard);
 	sa_p_str(&p, a->expires);
 	sa_p_str(&p, profile);
+	sa_p_bool(&p, a->subdomain_auth);
 	if ((r = sa_q(c, &st_authz_insert, &p, prob)) == NULL)
 		return -1;
 	*id = sa_col_int(r, 0, 0);
@@ -391,7 +398,7 @@ sa_m_get_valid_authzs(
 	char after[32];
 	int64_t acct = 0;
 	size_t i;
-	int wild = 0, ret = -1;
+	int wild = 0, sub = 0, ret = -1;
 	PGresult *r;
 
 	if (sa_get_id(params, "account_id", 1, &acct, prob) < 0 ||
@@ -408,9 +415,10 @@ sa_m_get_valid_authzs(
 	list = json_array();
 	json_array_foreach(idents, i, id)
 	{
-		wild = 0;
+		wild = sub = 0;
 		if (sa_check_identifier(id, &t, &v, prob) != 0 ||
-		    sa_get_bool(id, "wildcard", 0, &wild, prob) < 0)
+		    sa_get_bool(id, "wildcard", 0, &wild, prob) < 0 ||
+		    sa_get_bool(id, "subdomain_auth", 0, &sub, prob) < 0)
 			goto out;
 		sa_params_init(&p);
 		sa_p_int(&p, acct);
@@ -419,6 +427,7 @@ sa_m_get_valid_authzs(
 		sa_p_str(&p, after);
 		sa_p_bool(&p, wild);
 		sa_p_str(&p, profile);
+		sa_p_bool(&p, sub);
 		if ((r = sa_q(c, &st_valid_authz, &p, prob)) == NULL)
 			goto out;
 		if (PQntuples(r) == 1) {

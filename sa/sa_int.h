@@ -174,6 +174,7 @@ int sa_m_revoke_eab_key(
 struct sa_authz_in {
 	const char *type, *value;
 	int wildcard;
+	int subdomain_auth; /* RFC 9444: covers every name below value */
 	char expires[32];
 	char *chall_types, *chall_tokens; /* text[] literals */
 };

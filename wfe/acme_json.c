@@ -143,5 +143,8 @@ wfe_acme_authz(const struct wfe_req *r, const json_t *authz)
 	json_object_set_new(j, "challenges", chs);
 	if (json_is_true(json_object_get(authz, "wildcard")))
 		json_object_set_new(j, "wildcard", json_true());
+	/* RFC 9444 §4.1: the authorization covers every name below it */
+	if (json_is_true(json_object_get(authz, "subdomain_auth")))
+		json_object_set_new(j, "subdomainAuthAllowed", json_true());
 	return j;
 }

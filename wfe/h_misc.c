@@ -18,12 +18,14 @@
 #define CACHE_FAIL_MS (5 * 1000)
 
 /*
- * A CA answer cached for a minute (profiles, issuers): new reference, or
- * NULL when the CA could not be asked (a failure is remembered briefly so
- * that a down CA does not slow every directory request).
+ * A CA or RA answer cached for a minute (profiles, issuers, RA directory
+ * meta): new reference, or NULL when the service could not be asked (a
+ * failure is remembered briefly so that a down service does not slow every
+ * directory request).
  */
 static json_t *
-cached_ca(struct wfe_req *r, json_t **slot, int64_t *at, const char *method)
+cached_call(struct wfe_req *r, struct rpc_client *c, json_t **slot,
+    int64_t *at, const char *method)
 {
 	struct wfe *w = r->w;
 	int64_t now = time_mono_ms();
@@ -39,7 +41,7 @@ cached_ca(struct wfe_req *r, json_t **slot, int64_t *at, const char *method)
 		return res;
 	}
 	pthread_mutex_unlock(&w->lock);
-	if (wfe_rpc_raw(r, w->ca, method, NULL, &res, &p) != 0) {
+	if (wfe_rpc_raw(r, c, method, NULL, &res, &p) != 0) {
 		log_msg(LOG_LEVEL_WARN, r->rid, "%s: %s", method,
 		    p->detail ? p->detail : prob_type_name(p->type));
 		problem_free(p);
@@ -57,7 +59,7 @@ void
 wfe_h_directory(struct wfe_req *r, const char *tail)
 {
 	const struct wfe_config *cfg = r->w->cfg;
-	json_t *d = json_object(), *meta = json_object(), *profiles, *caa;
+	json_t *d = json_object(), *meta = json_object(), *profiles, *caa, *ram;
 	size_t i;
 
 	(void)tail;
@@ -89,12 +91,19 @@ wfe_h_directory(struct wfe_req *r, const char *tail)
 	}
 	json_object_set_new(
 	    meta, "externalAccountRequired", json_boolean(cfg->eab_required));
-	profiles =
-	    cached_ca(r, &r->w->profiles, &r->w->profiles_at_ms, "ca.profiles");
+	profiles = cached_call(r, r->w->ca, &r->w->profiles,
+	    &r->w->profiles_at_ms, "ca.profiles");
 	if (json_is_object(json_object_get(profiles, "profiles")))
 		json_object_set(
 		    meta, "profiles", json_object_get(profiles, "profiles"));
 	json_decref(profiles);
+	/* Extension fields the RA's policy switches on (RFC 9444 §4.4
+	 * subdomainAuthAllowed); absent while the RA cannot be asked. */
+	ram = cached_call(
+	    r, r->w->ra, &r->w->ra_meta, &r->w->ra_meta_at_ms, "ra.directory_meta");
+	if (json_is_object(json_object_get(ram, "meta")))
+		json_object_update(meta, json_object_get(ram, "meta"));
+	json_decref(ram);
 	json_object_set_new(d, "meta", meta);
 	r->no_index_link = 1;
 	wfe_reply_json(r, 200, d);
@@ -354,8 +363,8 @@ wfe_issuers_all(struct wfe_req *r)
 {
 	json_t *all;
 
-	all = cached_ca(
-	    r, &r->w->issuers, &r->w->issuers_at_ms, "ca.get_issuers");
+	all = cached_call(r, r->w->ca, &r->w->issuers, &r->w->issuers_at_ms,
+	    "ca.get_issuers");
 	if (all == NULL) {
 		struct problem *p = problem_new(
 		    PROB_UNAVAILABLE, "certificate authority unavailable");

@@ -129,6 +129,7 @@ wfe_free(struct wfe *w)
 		free(w->tls_key_pem);
 	}
 	json_decref(w->profiles);
+	json_decref(w->ra_meta);
 	json_decref(w->issuers);
 	json_decref(w->faults);
 	pthread_mutex_destroy(&w->lock);

@@ -237,6 +237,8 @@ struct wfe {
 	uint64_t rid_next;
 	json_t *profiles; /* cached ca.profiles result, may be NULL */
 	int64_t profiles_at_ms;
+	json_t *ra_meta; /* cached ra.directory_meta result, may be NULL */
+	int64_t ra_meta_at_ms;
 	json_t *faults;  /* test.faults in force (POST /faults), owned */
 	json_t *issuers; /* cached ca.get_issuers result */
 	int64_t issuers_at_ms;

@@ -1,5 +1,5 @@
 """ACME extensions end to end over HTTPS (issue #21): dns-account-01
-(draft-ietf-acme-dns-account-label). The client side of each extension is
+(draft-ietf-acme-dns-account-label) and RFC 9444 subdomain authorizations. The client side of each extension is
 written here on python3-acme / josepy (which do not know these challenge
 types); DNS records are set through pebble-challtestsrv's management API as
 the dns-01 tests do. The whole system runs from configs/dev, where the
@@ -10,10 +10,14 @@ Ports: AnvilEnv base 28100 (WFE 28131).
 import base64
 import datetime
 import hashlib
+import json
 import os
 import sys
+import time
 
 import pytest
+import requests
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -87,6 +91,10 @@ def csr_for(names):
     pem = k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                           serialization.NoEncryption())
     return crypto_util.make_csr(pem, names)
+
+
+def csr_der(names):
+    return x509.load_pem_x509_csr(csr_for(names)).public_bytes(serialization.Encoding.DER)
 
 
 def uniq():
@@ -212,3 +220,201 @@ def test_dns_account_01_caa_validationmethods(env):
         finally:
             env.challtest("clear-caa", {"host": name})
 
+
+
+# ---------------------------------------------------- RFC 9444 subdomains
+
+class Raw:
+    """A JSON payload for ClientNetwork.post (python3-acme has no message
+    type with RFC 9444's identifier fields)."""
+
+    def __init__(self, d):
+        self.d = d
+
+    def json_dumps(self, **unused):
+        return json.dumps(self.d)
+
+
+def post(c, url, payload):
+    """Signed POST (payload None = POST-as-GET); returns the response,
+    also for problem documents."""
+    try:
+        return c.net.post(url, Raw(payload) if payload is not None else None,
+                          new_nonce_url=c.directory["newNonce"])
+    except messages.Error as e:
+        return e
+
+
+def get(c, url):
+    r = post(c, url, None)
+    assert not isinstance(r, messages.Error), r
+    return r.json()
+
+
+def dns01_solve(env, c, key, authz_url):
+    """Answers the authz's dns-01 challenge through challtestsrv and waits
+    until the authorization is no longer pending."""
+    authz = get(c, authz_url)
+    ch = [x for x in authz["challenges"] if x["type"] == "dns-01"][0]
+    cb = messages.ChallengeBody.from_json(ch)
+    env.challtest("set-txt", {"host": "_acme-challenge.%s." % authz["identifier"]["value"],
+                              "value": cb.chall.validation(key)})
+    c.answer_challenge(cb, cb.chall.response(key))
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        authz = get(c, authz_url)
+        if authz["status"] != "pending":
+            return authz
+        time.sleep(0.2)
+    raise AssertionError("authz still pending: %s" % authz)
+
+
+def finalize(c, order_url, names):
+    order = get(c, order_url)
+    orderr = messages.OrderResource(body=messages.Order.from_json(order), uri=order_url,
+                                    csr_pem=csr_for(names))
+    return c.finalize_order(orderr, deadline())
+
+
+def new_order(c, identifiers):
+    r = post(c, c.directory["newOrder"], {"identifiers": identifiers})
+    assert not isinstance(r, messages.Error), r
+    assert r.status_code == 201, r.text
+    return r.headers["Location"], r.json()
+
+
+def test_directory_advertises_subdomain_auth(env):
+    # RFC 9444 §4.4: "subdomainAuthAllowed (optional, bool): Indicates if
+    # an ACME server supports authorization of subdomains."
+    d = requests.get(env.directory_url, verify=env.trust_path).json()
+    assert d["meta"]["subdomainAuthAllowed"] is True
+
+
+def test_preauthorized_ancestor_covers_subdomains(env):
+    """RFC 9444 §5: pre-authorize example.org once, then orders for
+    sub1.example.org and sub2.example.org are "ready" at once, linking the
+    existing valid authorization."""
+    c, key, regr = account(env)
+    anc = "pre%s.test" % uniq()
+    r = post(c, c.directory["newAuthz"],
+             {"identifier": {"type": "dns", "value": anc, "subdomainAuthAllowed": True}})
+    assert not isinstance(r, messages.Error), r
+    assert r.status_code == 201, r.text
+    authz_url, authz = r.headers["Location"], r.json()
+    # §4.1: the server "indicates this by including the new
+    # subdomainAuthAllowed field"; only dns-01 is offered on an ancestor
+    assert authz["subdomainAuthAllowed"] is True
+    assert [x["type"] for x in authz["challenges"]] == ["dns-01"]
+    assert dns01_solve(env, c, key, authz_url)["status"] == "valid"
+    for sub in ("sub1." + anc, "a.b." + anc):
+        order_url, order = new_order(c, [{"type": "dns", "value": sub}])
+        assert order["status"] == "ready", order
+        assert order["authorizations"] == [authz_url]
+        orderr = finalize(c, order_url, [sub])
+        assert orderr.body.status == messages.STATUS_VALID
+        cert = x509.load_pem_x509_certificate(orderr.fullchain_pem.encode())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sans.get_values_for_type(x509.DNSName) == [sub]
+    # the ancestor itself is covered too (the authorization is for it)
+    _, order = new_order(c, [{"type": "dns", "value": anc}])
+    assert order["status"] == "ready" and order["authorizations"] == [authz_url]
+    # a wildcard is not: it keeps an authorization of its own
+    _, order = new_order(c, [{"type": "dns", "value": "*.w." + anc}])
+    assert order["status"] == "pending" and order["authorizations"] != [authz_url]
+
+
+def test_ancestor_domain_in_new_order(env):
+    """RFC 9444 §4.3: "ancestorDomain" lets the server create one
+    authorization of the ancestor, with subdomainAuthAllowed, for several
+    requested names."""
+    c, key, regr = account(env)
+    base = "anc%s.test" % uniq()
+    names = ["foo.bar." + base, "baz." + base]
+    order_url, order = new_order(c, [{"type": "dns", "value": n, "ancestorDomain": base}
+                                     for n in names])
+    assert order["status"] == "pending"
+    assert len(order["authorizations"]) == 1
+    authz = get(c, order["authorizations"][0])
+    assert authz["identifier"] == {"type": "dns", "value": base}
+    assert authz["subdomainAuthAllowed"] is True
+    assert dns01_solve(env, c, key, order["authorizations"][0])["status"] == "valid"
+    assert get(c, order_url)["status"] == "ready"
+    assert finalize(c, order_url, names).body.status == messages.STATUS_VALID
+
+
+def test_subdomain_authz_not_used_by_another_account(env):
+    """RFC 9444 §7 goal 2: "an account key's authorizations cannot be
+    improperly used by another account"."""
+    ca, key_a, _ = account(env, "owner@ext.test")
+    anc = "own%s.test" % uniq()
+    r = post(ca, ca.directory["newAuthz"],
+             {"identifier": {"type": "dns", "value": anc, "subdomainAuthAllowed": True}})
+    a_authz = r.headers["Location"]
+    assert dns01_solve(env, ca, key_a, a_authz)["status"] == "valid"
+    cb, key_b, _ = account(env, "intruder@ext.test")
+    order_url, order = new_order(cb, [{"type": "dns", "value": "x." + anc}])
+    assert order["status"] == "pending"
+    assert a_authz not in order["authorizations"]
+    assert get(cb, order["authorizations"][0])["identifier"]["value"] == "x." + anc
+    # naming the ancestor gets B an authorization of its own, still pending
+    _, order = new_order(cb, [{"type": "dns", "value": "y." + anc, "ancestorDomain": anc}])
+    assert order["status"] == "pending" and a_authz not in order["authorizations"]
+    # A's authorization is not B's to read (the WFE answers as if it did
+    # not exist, 404) nor to answer
+    e = post(cb, a_authz, None)
+    assert isinstance(e, messages.Error) and "no such authorization" in e.detail
+    ch_url = get(ca, a_authz)["challenges"][0]["url"]
+    e = post(cb, ch_url, {})
+    assert isinstance(e, messages.Error), e
+    # and finalize of B's pending order is refused
+    e = post(cb, get(cb, order_url)["finalize"], {"csr": jose.b64encode(b"x").decode()})
+    assert isinstance(e, messages.Error) and e.typ == "urn:ietf:params:acme:error:orderNotReady"
+
+
+def test_ancestor_above_policy_boundary_falls_back(env):
+    """RFC 9444 §4.3: "If the server policy does not allow creation of
+    subdomain authorizations against that ancestor domain, then it can
+    create an authorization object for the indicated identifier value, and
+    SHOULD NOT include the subdomainAuthAllowed flag". "test" is a
+    configured private suffix: nobody gets authority over all of it."""
+    c, key, regr = account(env)
+    name = "n%s.test" % uniq()
+    _, order = new_order(c, [{"type": "dns", "value": name, "ancestorDomain": "test"}])
+    authz = get(c, order["authorizations"][0])
+    assert authz["identifier"]["value"] == name and "subdomainAuthAllowed" not in authz
+    # newAuthz for the suffix itself is refused by the identifier policy
+    e = post(c, c.directory["newAuthz"],
+             {"identifier": {"type": "dns", "value": "test", "subdomainAuthAllowed": True}})
+    assert isinstance(e, messages.Error) and e.typ == "urn:ietf:params:acme:error:rejectedIdentifier"
+
+
+def test_ancestor_domain_must_be_an_ancestor(env):
+    # §2: "the comparisons here are done on whole labels; that is,
+    # oo.example.com is not an ancestor domain of ooo.example.com"; and "A
+    # domain cannot be an ancestor domain of itself".
+    c, key, regr = account(env)
+    base = "w%s.test" % uniq()
+    for anc in ("oo." + base, "ooo." + base, "other.test", 7):
+        e = post(c, c.directory["newOrder"], {"identifiers": [
+            {"type": "dns", "value": "ooo." + base, "ancestorDomain": anc}]})
+        assert isinstance(e, messages.Error), anc
+        assert e.typ == "urn:ietf:params:acme:error:malformed", (anc, e)
+
+
+def test_subdomain_caa_checked_at_finalize(env):
+    """The authorization was validated at the ancestor; CAA of the name in
+    the certificate (RFC 8659 §3) is still checked before issuance."""
+    c, key, regr = account(env)
+    anc = "caa%s.test" % uniq()
+    r = post(c, c.directory["newAuthz"],
+             {"identifier": {"type": "dns", "value": anc, "subdomainAuthAllowed": True}})
+    assert dns01_solve(env, c, key, r.headers["Location"])["status"] == "valid"
+    sub = "locked." + anc
+    env.challtest("add-caa", {"host": sub, "policies": [{"tag": "issue", "value": "other.ca.example"}]})
+    try:
+        order_url, order = new_order(c, [{"type": "dns", "value": sub}])
+        assert order["status"] == "ready"
+        e = post(c, order["finalize"], {"csr": jose.b64encode(csr_der([sub])).decode()})
+        assert isinstance(e, messages.Error) and e.typ == "urn:ietf:params:acme:error:caa", e
+    finally:
+        env.challtest("clear-caa", {"host": sub})

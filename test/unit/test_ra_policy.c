@@ -496,6 +496,62 @@ test_challenge_config(struct th *t)
 			sizeof(err)) == 0);
 }
 
+/*
+ * RFC 9444 §2: "Ancestor Domain: a domain is an ancestor domain of a
+ * subdomain if it contains that subdomain and has less labels than that
+ * subdomain. A domain cannot be an ancestor domain of itself ... the
+ * comparisons here are done on whole labels". Policy: never at or above a
+ * configured suffix, never a blocked name, nothing while switched off.
+ */
+static void
+test_ancestor_policy(struct th *t)
+{
+	struct problem *p = NULL;
+	char *n = NULL;
+	json_t *l;
+
+	cfg.policy.subdomain_auth = 1;
+	TH_CHECK(t, ra_policy_ancestor(&cfg.policy, &classic, "a.b.x.test",
+			"X.Test", &n, &p) == 1);
+	TH_CHECK_STR(t, n, "x.test");
+	free(n);
+	TH_CHECK(t, ra_policy_ancestor(&cfg.policy, &classic, "a.b.x.test",
+			"b.x.test", &n, &p) == 1);
+	free(n);
+	/* the configured suffix itself is a policy boundary: fall back */
+	TH_CHECK(t, ra_policy_ancestor(&cfg.policy, &classic, "a.b.x.test",
+			"test", &n, &p) == 0 && n == NULL);
+	/* below a blocked name: no */
+	TH_CHECK(t, ra_policy_ancestor(&cfg.policy, &classic, "a.bad.test",
+			"bad.test", &n, &p) == 0 && n == NULL);
+	/* not whole labels, itself, unrelated: malformed */
+	TH_CHECK(t, ra_policy_ancestor(&cfg.policy, &classic, "ooo.x.test",
+			"oo.x.test", &n, &p) == -1 && p->type == PROB_MALFORMED);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, ra_policy_ancestor(&cfg.policy, &classic, "x.test",
+			"x.test", &n, &p) == -1);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, ra_policy_ancestor(&cfg.policy, &classic, "x.test",
+			"y.test", &n, &p) == -1);
+	problem_free(p);
+	p = NULL;
+	l = ra_policy_ancestors(&cfg.policy, &classic, "a.b.x.test");
+	TH_CHECK(t, json_array_size(l) == 2 &&
+		strcmp(json_string_value(json_array_get(l, 0)), "b.x.test") ==
+		    0 &&
+		strcmp(json_string_value(json_array_get(l, 1)), "x.test") == 0);
+	json_decref(l);
+	/* switched off: never */
+	cfg.policy.subdomain_auth = 0;
+	TH_CHECK(t, ra_policy_ancestor(&cfg.policy, &classic, "a.b.x.test",
+			"x.test", &n, &p) == 0 && n == NULL);
+	l = ra_policy_ancestors(&cfg.policy, &classic, "a.b.x.test");
+	TH_CHECK(t, json_array_size(l) == 0);
+	json_decref(l);
+}
+
 int
 main(void)
 {
@@ -514,6 +570,7 @@ main(void)
 	TH_RUN(&t, test_order_status);
 	TH_RUN(&t, test_config);
 	TH_RUN(&t, test_challenge_config);
+	TH_RUN(&t, test_ancestor_policy);
 	ra_config_clear(&cfg);
 	return th_done(&t);
 }

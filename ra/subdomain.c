@@ -1,0 +1,258 @@
+/*
+ * subdomain.c - RFC 9444 subdomain authorizations in newOrder: an
+ * identifier's "ancestorDomain" (when the policy allows it) gets one
+ * pending authorization of that ancestor with subdomainAuthAllowed, and a
+ * valid subdomain authorization of the same account for any ancestor of a
+ * requested name is reused for it. Only dns-01 is offered on an ancestor.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ra/ra_int.h"
+
+struct ra_sub {
+	json_t *wanted;  /* {"<name>": "<ancestor>"}: ancestorDomain accepted */
+	json_t *planned; /* {"<ancestor>": index in new_authzs or -1} */
+	json_t *valid;   /* valid subdomain authzs of the account (SA form) */
+};
+
+/* See ra_int.h. */
+void
+ra_sub_free(struct ra_sub *s)
+{
+	if (s == NULL)
+		return;
+	json_decref(s->wanted);
+	json_decref(s->planned);
+	json_decref(s->valid);
+	free(s);
+}
+
+/* 1 if the identifier object (borrowed) has type "dns". */
+static int
+is_dns(const json_t *ident)
+{
+	const char *t = json_string_value(json_object_get(ident, "type"));
+
+	return t != NULL && strcmp(t, "dns") == 0;
+}
+
+/* Lowercased copy (identifier values are compared normalised). */
+static char *
+lower(const char *s)
+{
+	char *o = xstrdup(s), *p;
+
+	for (p = o; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return o;
+}
+
+/* See ra_int.h. */
+int
+ra_sub_plan(struct ra *ra, const char *rid, int64_t acct,
+    const struct profile *prof, const json_t *raw, const char *t_cut,
+    int lookup, struct ra_sub **out, struct problem **prob)
+{
+	struct ra_sub *s = xcalloc(1, sizeof(*s));
+	json_t *v, *anc, *q = NULL, *res = NULL, *list;
+	struct problem *p = NULL;
+	const char *val;
+	char *name = NULL, *norm = NULL;
+	size_t i, j;
+	int rc = -1, r;
+
+	s->wanted = json_object();
+	s->planned = json_object();
+	s->valid = json_array();
+	*out = NULL;
+	if (!ra->cfg.policy.subdomain_auth) {
+		/* not offered: "ancestorDomain" is an unknown member here */
+		*out = s;
+		return 0;
+	}
+	q = json_array();
+	json_array_foreach(raw, i, v)
+	{
+		val = json_string_value(json_object_get(v, "value"));
+		if (val == NULL || !is_dns(v))
+			continue;
+		free(name);
+		name = lower(val);
+		anc = json_object_get(v, "ancestorDomain");
+		if (anc != NULL && !json_is_null(anc)) {
+			if (!json_is_string(anc)) {
+				*prob = problem_new(PROB_MALFORMED,
+				    "ancestorDomain must be a string");
+				goto out;
+			}
+			if (strncmp(name, "*.", 2) == 0) {
+				/* a wildcard keeps its own authorization */
+			} else if ((r = ra_policy_ancestor(&ra->cfg.policy,
+					prof, name, json_string_value(anc),
+					&norm, prob)) < 0)
+				goto out;
+			else if (r == 1) {
+				json_object_set_new(
+				    s->wanted, name, json_string(norm));
+				json_object_set_new(
+				    s->planned, norm, json_integer(-1));
+			}
+			free(norm);
+			norm = NULL;
+		}
+		if (!lookup || strncmp(name, "*.", 2) == 0)
+			continue;
+		list = ra_policy_ancestors(&ra->cfg.policy, prof, name);
+		json_array_foreach(list, j, anc)
+		{
+			json_array_append_new(q,
+			    json_pack("{s:s,s:O,s:b,s:b}", "type", "dns",
+				"value", anc, "wildcard", 0, "subdomain_auth",
+				1));
+		}
+		json_decref(list);
+	}
+	if (json_array_size(q) > 0) {
+		if (ra_call(ra->sa, "sa.get_valid_authzs",
+			json_pack("{s:I,s:O,s:s,s:s}", "account_id",
+			    (json_int_t)acct, "identifiers", q, "profile",
+			    prof->name, "valid_until_after", t_cut),
+			rid, &res, &p) != 0) {
+			log_msg(LOG_LEVEL_WARN, rid,
+			    "subdomain authz lookup failed: %s",
+			    p->detail ? p->detail : "error");
+		} else {
+			json_array_foreach(json_object_get(res, "authzs"), j, v)
+			{
+				/* the SA filters by account; be sure */
+				if (json_integer_value(json_object_get(
+					v, "account_id")) == acct &&
+				    json_is_true(
+					json_object_get(v, "subdomain_auth")))
+					json_array_append(s->valid, v);
+			}
+		}
+	}
+	*out = s;
+	s = NULL;
+	rc = 0;
+out:
+	ra_sub_free(s);
+	json_decref(q);
+	json_decref(res);
+	problem_free(p);
+	free(name);
+	free(norm);
+	return rc;
+}
+
+/* See ra_int.h. */
+json_t *
+ra_sub_challenges(struct ra *ra)
+{
+	char *tok;
+	json_t *chs;
+
+	/* RFC 9444 §6 leaves the methods to policy; control of a whole
+	 * subtree is proven in its DNS zone, so dns-01 only. */
+	if (!(ra->cfg.policy.challenges & CHAL_BIT(CHAL_DNS01)))
+		return NULL;
+	tok = random_token(32);
+	chs = json_pack("[{s:s,s:s}]", "type", "dns-01", "token", tok);
+	free(tok);
+	return chs;
+}
+
+/* See ra_int.h. */
+void
+ra_ids_add(json_t *ids, json_int_t id)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(ids, i, v)
+	{
+		if (json_integer_value(v) == id)
+			return;
+	}
+	json_array_append_new(ids, json_integer(id));
+}
+
+/* 1 if anc (normalised) is a proper ancestor of name in whole labels. */
+static int
+is_ancestor(const char *anc, const char *name)
+{
+	size_t al = strlen(anc), nl = strlen(name);
+
+	return al + 1 < nl && name[nl - al - 1] == '.' &&
+	    strcmp(name + nl - al, anc) == 0;
+}
+
+/* See ra_int.h. */
+int
+ra_sub_cover(struct ra *ra, struct ra_sub *s, const json_t *ident,
+    json_t *reuse_ids, json_t *new_authzs, const char *t_aexp, int64_t *expires)
+{
+	const char *name = json_string_value(json_object_get(ident, "value"));
+	const char *want;
+	json_t *a, *slot, *chs;
+	size_t i;
+	int64_t ae;
+
+	if (s == NULL || !ra->cfg.policy.subdomain_auth || name == NULL ||
+	    json_is_true(json_object_get(ident, "wildcard")) || !is_dns(ident))
+		return 0;
+	/* A valid subdomain authorization of this account for an ancestor. */
+	json_array_foreach(s->valid, i, a)
+	{
+		const char *av = json_string_value(
+		    json_object_get(json_object_get(a, "identifier"), "value"));
+		if (av != NULL && is_ancestor(av, name)) {
+			ra_ids_add(reuse_ids,
+			    json_integer_value(json_object_get(a, "id")));
+			if (ra_time_get(a, "expires", &ae) == 0 &&
+			    ae < *expires)
+				*expires = ae;
+			return 1;
+		}
+	}
+	/* The ancestor the client asked for, or the name itself when another
+	 * identifier names it as its ancestor: one new authorization. */
+	want = json_string_value(json_object_get(s->wanted, name));
+	if (want == NULL && json_object_get(s->planned, name) != NULL)
+		want = name;
+	if (want == NULL)
+		return 0;
+	slot = json_object_get(s->planned, want);
+	if (slot != NULL && json_integer_value(slot) >= 0)
+		return 1; /* already created for another identifier */
+	if ((chs = ra_sub_challenges(ra)) == NULL)
+		return 0;
+	json_object_set_new(s->planned, want,
+	    json_integer((json_int_t)json_array_size(new_authzs)));
+	json_array_append_new(new_authzs,
+	    json_pack("{s:{s:s,s:s},s:b,s:b,s:s,s:o}", "identifier", "type",
+		"dns", "value", want, "wildcard", 0, "subdomain_auth", 1,
+		"expires", t_aexp, "challenges", chs));
+	return 1;
+}
+
+/* ra.directory_meta handler (docs/rpc-methods.md): the directory "meta"
+ * fields the RA's policy switches on. req borrowed; *result new. */
+int
+ra_h_directory_meta(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	struct ra *ra = svc;
+	json_t *meta = json_object();
+
+	(void)req;
+	(void)prob;
+	/* RFC 9444 §4.4: advertised only when the policy issues them */
+	if (ra->cfg.policy.subdomain_auth)
+		json_object_set_new(meta, "subdomainAuthAllowed", json_true());
+	*result = json_pack("{s:o}", "meta", meta);
+	return 0;
+}
