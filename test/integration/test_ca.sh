@@ -7,6 +7,11 @@
 # `anvil-admin crl regenerate`, bad input, health while the SA is down.
 # Ports: ANVIL_CA_TEST_PORT_BASE (default 21200; the CA's range is
 # 21200-21299).
+# ANVIL_CA_TEST_PKCS11=1 (test_ca_pkcs11.sh) runs the same suite with every
+# CA key generated in a SoftHSM2 token of its own (SOFTHSM2_CONF in the
+# temp dir, PIN from the environment), plus: the CA refuses to start
+# without its token, and a token unplugged while running makes ca.issue,
+# CRLs and OCSP fail with `unavailable` until it is back.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -46,22 +51,73 @@ export ANVIL_SA_DSN=$(sed -n 's/^ANVIL_SA_DSN=//p' <<<"$boot")
 pki=$tmp/var/pki
 run=$tmp/var/run
 dbg=$((base + 12))
+hsm=${ANVIL_CA_TEST_PKCS11:-0}
+P11MOD=/usr/lib/softhsm/libsofthsm2.so
+p11list() { pkcs11-tool --module "$P11MOD" --token-label anvil-ca-it --login --pin "$ANVIL_HSM_PIN" -O 2>/dev/null; }
+if [ "$hsm" = 1 ]; then
+	# A token of this test's own; the PEM hierarchy bootstrap made is set
+	# aside and the ceremony runs again with the keys in the token.
+	mkdir -p "$tmp/softhsm/tokens" "$pki/pem"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$tmp/softhsm/tokens" >"$tmp/softhsm/softhsm2.conf"
+	export SOFTHSM2_CONF=$tmp/softhsm/softhsm2.conf
+	export ANVIL_HSM_PIN=31415926
+	softhsm2-util --init-token --free --label anvil-ca-it --pin "$ANVIL_HSM_PIN" --so-pin 27182818 >/dev/null \
+		|| { echo "softhsm2-util --init-token failed"; echo "0 passed, 1 failed"; exit 1; }
+	mv "$pki"/root.* "$pki"/root2.* "$pki"/int-* "$pki/roots.pem" "$pki/issuers.json" "$pki/pem/"
+	"$BINDIR/anvil-admin" ca init --dir "$pki" --pkcs11 --module "$P11MOD" --token anvil-ca-it \
+		--pin-env ANVIL_HSM_PIN >"$tmp/ceremony.out" 2>&1
+	check "ca init --pkcs11 generates the keys in the token" test $? -eq 0
+fi
 
 check "ceremony wrote every file" test -s "$pki/root.pem" -a -s "$pki/root2.pem" -a -s "$pki/int-ecdsa.pem" \
 	-a -s "$pki/int-ecdsa-cross.pem" -a -s "$pki/int-rsa.pem" -a -s "$pki/roots.pem" -a -s "$pki/issuers.json"
-modes=$(stat -c %a "$pki/root.key" "$pki/root2.key" "$pki/int-ecdsa.key" "$pki/int-rsa.key" | sort -u)
-check "private keys are 0600" test "$modes" = 600
+if [ "$hsm" = 1 ]; then
+	check "no CA private key file: the keys are in the token" bash -c \
+		'! ls "$0"/root.key "$0"/root2.key "$0"/int-ecdsa.key "$0"/int-rsa.key' "$pki"
+	objs=$(p11list)
+	check "the token holds 4 private keys, sensitive and never extractable" \
+		test "$(grep -A6 '^Private Key Object' <<<"$objs" | grep -c 'sensitive, always sensitive, never extractable')" -eq 4
+	check "issuers.json names token, label and key id" bash -c \
+		'python3 -c "import json,sys; i=json.load(open(sys.argv[1]))[\"issuers\"]; p=[x[\"pkcs11\"] for x in i]; assert [x[\"label\"] for x in p]==[\"int-ecdsa\",\"int-rsa\"] and all(len(x[\"id\"])==16 and x[\"token\"]==\"anvil-ca-it\" and x[\"pin_env\"]==\"ANVIL_HSM_PIN\" for x in p)" "$0"' "$pki/issuers.json"
+else
+	modes=$(stat -c %a "$pki/root.key" "$pki/root2.key" "$pki/int-ecdsa.key" "$pki/int-rsa.key" | sort -u)
+	check "private keys are 0600" test "$modes" = 600
+fi
 check "roots.pem holds both roots" test "$(grep -c 'BEGIN CERTIFICATE' "$pki/roots.pem")" = 2
 check "intermediates chain to the roots (openssl verify)" \
 	openssl verify -CAfile "$pki/root.pem" "$pki/int-ecdsa.pem" "$pki/int-rsa.pem"
 check "cross-signed intermediate chains to the alternate root" \
 	openssl verify -CAfile "$pki/root2.pem" "$pki/int-ecdsa-cross.pem"
-sum1=$(cat "$pki"/*.key | sha256sum)
-"$BINDIR/anvil-admin" ca init --dir "$pki" >"$tmp/reinit.out" 2>&1; rc=$?
-sum2=$(cat "$pki"/*.key | sha256sum)
-check "ca init refuses to overwrite (exit 1, keys unchanged)" \
-	test "$rc" -eq 1 -a "$sum1" = "$sum2"
-check "ca init says why" grep -q "already exists" "$tmp/reinit.out"
+if [ "$hsm" = 1 ]; then
+	sum1=$(p11list | sha256sum)
+	"$BINDIR/anvil-admin" ca init --dir "$tmp/pki2" --pkcs11 --module "$P11MOD" --token anvil-ca-it \
+		--pin-env ANVIL_HSM_PIN >"$tmp/reinit.out" 2>&1; rc=$?
+	sum2=$(p11list | sha256sum)
+	check "ca init --pkcs11 refuses an existing key label (exit 1, token unchanged, no files)" \
+		bash -c '[ "$0" -eq 1 ] && [ "$1" = "$2" ] && [ ! -e "$3/issuers.json" ]' "$rc" "$sum1" "$sum2" "$tmp/pki2"
+	check "ca init says which label" grep -q 'already holds a key labelled "root"' "$tmp/reinit.out"
+	"$BINDIR/anvil-admin" ca init --dir "$tmp/pki3" --pkcs11 --module "$P11MOD" --token anvil-ca-it \
+		--pin 1234 >"$tmp/reinit2.out" 2>&1; rc=$?
+	check "a PIN on the command line is refused" bash -c '[ "$0" -eq 2 ] && grep -q "never goes on the command line" "$1"' "$rc" "$tmp/reinit2.out"
+	# No token at all: a configuration whose token directory is empty.
+	mkdir -p "$tmp/softhsm/empty"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$tmp/softhsm/empty" >"$tmp/softhsm/empty.conf"
+	SOFTHSM2_CONF=$tmp/softhsm/empty.conf timeout 20 "$BINDIR/anvil-ca" --config "$tmp/cfg/ca.json" >"$tmp/ca-notoken.log" 2>&1; rc=$?
+	check "token missing at start: anvil-ca refuses to start and says so" \
+		bash -c '[ "$0" -ne 0 ] && grep -q "token \"anvil-ca-it\" not present" "$1"' "$rc" "$tmp/ca-notoken.log"
+	ANVIL_HSM_PIN=00000000 timeout 20 "$BINDIR/anvil-ca" --config "$tmp/cfg/ca.json" >"$tmp/ca-badpin.log" 2>&1; rc=$?
+	check "wrong PIN: anvil-ca refuses to start and says so" \
+		bash -c '[ "$0" -ne 0 ] && grep -q "CKR_PIN_INCORRECT" "$1"' "$rc" "$tmp/ca-badpin.log"
+else
+	sum1=$(cat "$pki"/*.key | sha256sum)
+	"$BINDIR/anvil-admin" ca init --dir "$pki" >"$tmp/reinit.out" 2>&1; rc=$?
+	sum2=$(cat "$pki"/*.key | sha256sum)
+	check "ca init refuses to overwrite (exit 1, keys unchanged)" \
+		test "$rc" -eq 1 -a "$sum1" = "$sum2"
+	check "ca init says why" grep -q "already exists" "$tmp/reinit.out"
+fi
 
 # ---- start SA and CA ---------------------------------------------------
 "$BINDIR/anvil-sa" --config "$tmp/cfg/sa.json" >"$tmp/sa.log" 2>&1 &
@@ -228,6 +284,29 @@ check "OCSP for an unknown serial -> notFound" grep -q '"type":"notFound"' <<<"$
 o=$(call ca ca.generate_crl "{\"issuer_id\":\"$issuer\",\"shard\":99}" 2>&1)
 check "CRL for a shard out of range -> malformed" grep -q '"type":"malformed"' <<<"$o"
 check "the CA is still healthy after bad input" healthy
+
+# ---- the token unplugged while running (HSM run) ----------------------------
+if [ "$hsm" = 1 ]; then
+	tokdir=$(ls -d "$tmp/softhsm/tokens"/*/)
+	mv "$tokdir" "$tmp/softhsm/unplugged"
+	make_csr ecdsa "$tmp/gone" "DNS:gone.example.com"
+	o=$(call ca ca.issue "{\"csr\":\"$(b64u "$tmp/gone.csr")\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"gone.example.com\"}],\"account_id\":$acct}" 2>&1)
+	check "token unplugged: ca.issue fails with unavailable (503)" bash -c 'grep -q "\"type\":\"unavailable\"" <<<"$0" || grep -q "\"status\":503" <<<"$0"' "$o"
+	check "the failure names the token" grep -q "token" <<<"$o"
+	o=$(call ca ca.generate_crl "{\"issuer_id\":\"$issuer\",\"shard\":$shard}" 2>&1)
+	check "token unplugged: ca.generate_crl fails with unavailable" bash -c 'grep -q "\"status\":503" <<<"$0"' "$o"
+	check "the CA stays up while the token is gone" healthy
+	mv "$tmp/softhsm/unplugged" "$tokdir"
+	ok2=0
+	for _ in $(seq 1 100); do
+		if call ca ca.issue "{\"csr\":\"$(b64u "$tmp/gone.csr")\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"gone.example.com\"}],\"account_id\":$acct}" >"$tmp/gone.json" 2>&1; then
+			ok2=1; break
+		fi
+		sleep 0.1
+	done
+	check "token back: ca.issue works again without a restart" test "$ok2" = 1
+	check "the CA log says it reconnects" grep -q "pkcs11: .*will reconnect" "$tmp/ca.log"
+fi
 
 # ---- health follows the SA -------------------------------------------------
 kill -TERM "$sa_pid"; wait "$sa_pid" 2>/dev/null; sa_pid=""
