@@ -89,6 +89,15 @@ enum ca_key_type ca_issuer_key_type(const struct ca_issuer *i);
  * chains_pem: [...], roots_pem: [...]}. New reference.
  */
 json_t *ca_issuer_json(const struct ca_issuer *i);
+/*
+ * Signs msg (len bytes, borrowed) with SHA-256 by the issuer's key, in a
+ * token or in memory, for benchmarks and key checks. 0 with *sig (caller
+ * frees) and *siglen, or -1.
+ */
+int ca_issuer_sign(const struct ca_issuer *i, const uint8_t *msg, size_t len,
+    uint8_t **sig, size_t *siglen);
+/* 1 if the issuer's key is on a PKCS#11 token, else 0. */
+int ca_issuer_in_token(const struct ca_issuer *i);
 
 /* ------------------------------------------------------------------ */
 /* The CA                                                               */

@@ -769,3 +769,36 @@ ca_issuer_sign_problem(const struct ca_issuer *is, const char *what)
 	    "%s failed: the issuer key's token is unavailable%s%s", what,
 	    le[0] ? ": " : "", le);
 }
+
+/* See ca.h. */
+int
+ca_issuer_sign(const struct ca_issuer *i, const uint8_t *msg, size_t len,
+    uint8_t **sig, size_t *siglen)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	size_t n = 0;
+	int ret = -1;
+
+	*sig = NULL;
+	if (md == NULL ||
+	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, i->key) != 1 ||
+	    EVP_DigestSign(md, NULL, &n, msg, len) != 1)
+		goto out;
+	*sig = xmalloc(n);
+	if (EVP_DigestSign(md, *sig, &n, msg, len) != 1) {
+		free(*sig);
+		*sig = NULL;
+		goto out;
+	}
+	*siglen = n;
+	ret = 0;
+out:
+	EVP_MD_CTX_free(md);
+	return ret;
+}
+
+int
+ca_issuer_in_token(const struct ca_issuer *i)
+{
+	return i->p11 != NULL;
+}

@@ -7,6 +7,10 @@
 #                signature, lints, real signature, TBS comparison, audit line
 #                (two signatures per certificate)
 #   OCSP/s, CRL/s  one signed OCSP response / empty CRL shard each
+#   sign/s       one SHA-256 signature by the issuer key alone
+# Then the same with every issuer key in a SoftHSM2 token (PKCS#11; a
+# token directory of its own under the temp dir), next to the in-memory
+# numbers: what a token costs per signature and per issuance.
 # E2E=1 adds ca.issue over RPC with a real anvil-sa + PostgreSQL (serial
 # reservation and certificate insert included), 8 concurrent clients.
 set -euo pipefail
@@ -50,6 +54,32 @@ for kt in ecdsa rsa; do
 	printf '%-6s %12.0f %9s %12s %10s %13s %8s %8s\n' "$name" "$o" "$i1" "$sg" "$(pct "$sg" "$o")" \
 		"$iN" "$(field "$kt" ocsp_per_s)" "$(field "$kt" crl_per_s)"
 done
+
+if [ -r /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; then
+	mkdir -p "$tmp/softhsm/tokens"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$tmp/softhsm/tokens" >"$tmp/softhsm/softhsm2.conf"
+	export SOFTHSM2_CONF=$tmp/softhsm/softhsm2.conf ANVIL_BENCH_PIN=1234
+	softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 5678 >/dev/null
+	"$BINDIR/anvil-admin" ca init --dir "$tmp/pki-hsm" --pkcs11 --module /usr/lib/softhsm/libsofthsm2.so \
+		--token bench --pin-env ANVIL_BENCH_PIN >/dev/null 2>&1
+	hsm=$("$BINDIR/anvil-ca" --bench "$secs" --issuers "$tmp/pki-hsm/issuers.json" \
+		--profiles configs/dev/profiles.json --threads "$threads" 2>/dev/null)
+	hfield() { echo "$hsm" | grep "\"key_type\":\"$1\"" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
+	echo "CA keys in a SoftHSM2 token (PKCS#11) vs in memory, $(softhsm2-util --version 2>/dev/null | head -1 | sed 's/^/SoftHSM /')"
+	printf '%-8s %12s %12s %10s %16s %14s %14s %10s\n' key "sign/s mem" "sign/s token" token/mem \
+		"sign/s tok ${threads}thr" "issue/s mem" "issue/s token" "OCSP/s tok"
+	for kt in ecdsa rsa; do
+		if [ "$kt" = ecdsa ]; then name="P-256"; else name="RSA2048"; fi
+		printf '%-8s %12s %12s %10s %16s %14s %14s %10s\n' "$name" "$(field "$kt" sign_per_s)" \
+			"$(hfield "$kt" sign_per_s)" "$(pct "$(hfield "$kt" sign_per_s)" "$(field "$kt" sign_per_s)")" \
+			"$(hfield "$kt" sign_per_s_threads)" "$(field "$kt" issue_per_s)" "$(hfield "$kt" issue_per_s)" \
+			"$(hfield "$kt" ocsp_per_s)"
+	done
+	unset SOFTHSM2_CONF
+else
+	echo "CA keys in a token: skipped (softhsm2 not installed; scripts/install-deps.sh installs it)"
+fi
 
 [ "${E2E:-0}" = 1 ] || exit 0
 for b in anvil-sa anvil-rpc; do

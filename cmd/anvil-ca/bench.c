@@ -87,7 +87,7 @@ out:
 	return der;
 }
 
-enum bench_op { OP_ISSUE, OP_OCSP, OP_CRL };
+enum bench_op { OP_ISSUE, OP_OCSP, OP_CRL, OP_SIGN };
 
 struct worker {
 	struct ca *ca;
@@ -97,6 +97,7 @@ struct worker {
 	const json_t *ids;
 	const char *serial;
 	const char *issuer_id;
+	const struct ca_issuer *issuer; /* OP_SIGN */
 	int64_t until_ms;
 	long done;
 	long failed;
@@ -129,6 +130,10 @@ work(void *arg)
 			break;
 		case OP_OCSP:
 			rc = ca_ocsp(w->ca, w->serial, NULL, &der, &len, &p);
+			break;
+		case OP_SIGN: /* the issuer key alone: one SHA-256 signature */
+			rc = ca_issuer_sign(w->issuer,
+			    (const uint8_t *)w->serial, 32, &der, &len);
 			break;
 		default:
 			rc = ca_generate_crl(
@@ -166,6 +171,7 @@ run(struct ca *ca, enum bench_op op, const uint8_t *csr, size_t csrlen,
 		w[i].ids = ids;
 		w[i].serial = "7f0102030405060708090a0b0c0d0e0f1011";
 		w[i].issuer_id = issuer_id;
+		w[i].issuer = ca_issuers_find(ca_get_issuers(ca), issuer_id);
 		w[i].until_ms = start + ms;
 		if (pthread_create(&th[i], NULL, work, &w[i]) != 0)
 			break;
@@ -192,7 +198,7 @@ ca_bench_main(const char *issuers_path, const char *profiles_path,
 	struct profiles *profiles = NULL;
 	struct ca_issuers *issuers = NULL;
 	struct ca *ca[CA_KEY__MAX] = {NULL, NULL};
-	struct null_store ns[CA_KEY__MAX];
+	struct null_store ns[CA_KEY__MAX], ns_cur;
 	struct ca_settings s;
 	const struct ca_issuer *is;
 	uint8_t *csr = NULL;
@@ -201,16 +207,17 @@ ca_bench_main(const char *issuers_path, const char *profiles_path,
 	char err[1024];
 	int64_t ms = (int64_t)(seconds * 1000);
 	int kt, rc = 1;
-	double issue1, issuen, ocsp, crl;
+	double issue1, issuen, ocsp, crl, sign1, signn;
 
 	ids = json_pack(
 	    "[{s:s, s:s}]", "type", "dns", "value", "bench.example.com");
 	if ((profiles = profiles_load(profiles_path, err, sizeof(err))) == NULL)
 		goto fail;
+	/* One CA over one load of the issuers: a PKCS#11 module can be
+	 * initialized once per process. */
+	if ((issuers = ca_issuers_load(issuers_path, err, sizeof(err))) == NULL)
+		goto fail;
 	for (kt = 0; kt < CA_KEY__MAX; kt++) {
-		if ((issuers = ca_issuers_load(
-			 issuers_path, err, sizeof(err))) == NULL)
-			goto fail;
 		is = ca_issuers_choose(
 		    issuers, "shortlived", (enum ca_key_type)kt);
 		if (is == NULL) {
@@ -219,22 +226,26 @@ ca_bench_main(const char *issuers_path, const char *profiles_path,
 			goto fail;
 		}
 		ns[kt].issuer_id = ca_issuer_id(is);
-		ca_settings_defaults(&s);
-		s.public_base_url = "https://bench.test";
-		s.crl_shards = 1;
-		ca[kt] = ca_new(&s, issuers, profiles,
-		    (struct ca_store){null_call, &ns[kt]}, NULL, err,
-		    sizeof(err));
-		issuers = NULL;
-		if (ca[kt] == NULL)
-			goto fail;
 	}
+	ca_settings_defaults(&s);
+	s.public_base_url = "https://bench.test";
+	s.crl_shards = 1;
+	/* The store answers for the key type being measured (ns.issuer_id
+	 * is set before each round; rounds run one after the other). */
+	ns_cur.issuer_id = ns[0].issuer_id;
+	ca[0] = ca_new(&s, issuers, profiles,
+	    (struct ca_store){null_call, &ns_cur}, NULL, err, sizeof(err));
+	issuers = NULL;
+	if (ca[0] == NULL)
+		goto fail;
+	ca[1] = ca[0];
 	for (kt = 0; kt < CA_KEY__MAX; kt++) {
 		free(csr);
 		if ((csr = bench_csr((enum ca_key_type)kt, &csrlen)) == NULL) {
 			snprintf(err, sizeof(err), "CSR generation failed");
 			goto fail;
 		}
+		ns_cur.issuer_id = ns[kt].issuer_id;
 		issue1 = run(ca[kt], OP_ISSUE, csr, csrlen, ids,
 		    ns[kt].issuer_id, 1, ms);
 		issuen = run(ca[kt], OP_ISSUE, csr, csrlen, ids,
@@ -243,7 +254,12 @@ ca_bench_main(const char *issuers_path, const char *profiles_path,
 		    ca[kt], OP_OCSP, csr, csrlen, ids, ns[kt].issuer_id, 1, ms);
 		crl = run(
 		    ca[kt], OP_CRL, csr, csrlen, ids, ns[kt].issuer_id, 1, ms);
-		if (issue1 < 0 || issuen < 0 || ocsp < 0 || crl < 0) {
+		sign1 = run(ca[kt], OP_SIGN, csr, csrlen, ids,
+		    ns[kt].issuer_id, 1, ms);
+		signn = run(ca[kt], OP_SIGN, csr, csrlen, ids,
+		    ns[kt].issuer_id, threads, ms);
+		if (issue1 < 0 || issuen < 0 || ocsp < 0 || crl < 0 ||
+		    sign1 < 0 || signn < 0) {
 			snprintf(err, sizeof(err),
 			    "%s: operations failed "
 			    "during the bench",
@@ -252,9 +268,15 @@ ca_bench_main(const char *issuers_path, const char *profiles_path,
 		}
 		printf("{\"key_type\":\"%s\",\"issue_per_s\":%.0f,"
 		       "\"issue_per_s_threads\":%.0f,\"threads\":%d,"
-		       "\"ocsp_per_s\":%.0f,\"crl_per_s\":%.0f}\n",
+		       "\"ocsp_per_s\":%.0f,\"crl_per_s\":%.0f,"
+		       "\"sign_per_s\":%.0f,\"sign_per_s_threads\":%.0f,"
+		       "\"key\":\"%s\"}\n",
 		    ca_key_type_name((enum ca_key_type)kt), issue1, issuen,
-		    threads, ocsp, crl);
+		    threads, ocsp, crl, sign1, signn,
+		    ca_issuer_in_token(ca_issuers_find(ca_get_issuers(ca[kt]),
+			ns[kt].issuer_id))
+			? "pkcs11"
+			: "memory");
 		fflush(stdout);
 	}
 	rc = 0;
@@ -262,8 +284,7 @@ ca_bench_main(const char *issuers_path, const char *profiles_path,
 fail:
 	fprintf(stderr, "anvil-ca --bench: %s\n", err);
 out:
-	for (kt = 0; kt < CA_KEY__MAX; kt++)
-		ca_free(ca[kt]);
+	ca_free(ca[0]); /* ca[1] is the same CA */
 	ca_issuers_free(issuers);
 	profiles_free(profiles);
 	json_decref(ids);
