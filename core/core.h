@@ -58,6 +58,20 @@ void log_init(const char *progname, enum log_level min_level);
 int log_level_parse(const char *s, enum log_level *out);
 
 /*
+ * Line format. JSON: one object per line with "time", "level" (DEBUG, INFO,
+ * WARN, ERROR or AUDIT), "program", "rid" (request id, when there is one),
+ * "audit": true and "event" on audit lines, "msg" (the text line's message)
+ * and every key=value word of the message as a string field ("serial",
+ * "account", "reason", ...). log_init() reads ANVIL_LOG_FORMAT ("text" or
+ * "json"), which wins over the config key log_format (config_load_file).
+ */
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+/* Parse "text"/"json"; returns -1 if unknown. */
+int log_format_parse(const char *s, enum log_format *out);
+/* Sets the format unless ANVIL_LOG_FORMAT chose one. Before threads. */
+void log_set_format(enum log_format f);
+
+/*
  * One line on stderr: "<time> <prog> <LEVEL> [rid=<request id>] message".
  * request_id may be NULL. Thread-safe (one write(2) per line).
  */

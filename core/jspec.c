@@ -209,7 +209,7 @@ json_t *
 config_load_file(const char *path, char *err, size_t errlen)
 {
 	json_error_t jerr;
-	json_t *j;
+	json_t *j, *fmt;
 
 	j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (j == NULL) {
@@ -222,6 +222,23 @@ config_load_file(const char *path, char *err, size_t errlen)
 		    err, errlen, "%s: the top level must be an object", path);
 		json_decref(j);
 		return NULL;
+	}
+	/*
+	 * "log_format" is understood by every service config the same way:
+	 * applied here (before the service's own strict parse) and removed.
+	 */
+	if ((fmt = json_object_get(j, "log_format")) != NULL) {
+		enum log_format f;
+
+		if (log_format_parse(json_string_value(fmt), &f) != 0) {
+			snprintf(err, errlen,
+			    "%s: log_format: expected \"text\" or \"json\"",
+			    path);
+			json_decref(j);
+			return NULL;
+		}
+		log_set_format(f);
+		json_object_del(j, "log_format");
 	}
 	return j;
 }
