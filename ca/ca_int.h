@@ -69,8 +69,6 @@ char *ca_x509_pem(const X509 *x);
 int ca_x509_der(const X509 *x, uint8_t **der, size_t *len);
 /* Issuer id: hex of the first 8 bytes of SHA-256(cert DER) into id[17]. */
 int ca_x509_id(const X509 *x, char id[17]);
-/* Serial bytes as 2*len lowercase hex into a malloc'd string. */
-char *ca_serial_hex(const uint8_t *serial, size_t len);
 /* Serial mod n (n >= 1). */
 int64_t ca_serial_shard(const uint8_t *serial, size_t len, int64_t n);
 /* Calls the store; counts nothing. Same contract as ca_store_call_fn. */

@@ -172,7 +172,7 @@ reserve_serial(struct ca *ca, const struct ca_issue_req *req, time_t na,
 		serial[0] = (uint8_t)ca->s.serial_prefix;
 		random_bytes(serial + 1, CA_SERIAL_LEN - 1);
 		free(hex);
-		hex = ca_serial_hex(serial, CA_SERIAL_LEN);
+		hex = serial_hex(serial, CA_SERIAL_LEN);
 		json_decref(params);
 		params = json_pack("{s:s, s:I, s:s}", "serial", hex,
 		    "account_id", (json_int_t)req->account_id, "expires",
@@ -246,7 +246,7 @@ sign_linted(struct ca *ca, const struct ca_tbs *t, const json_t *ids,
 	li.profile = t->profile;
 	li.settings = &ca->s;
 	if (ca_lint_all(&li, &failed, err, sizeof(err)) != 0) {
-		hex = ca_serial_hex(t->serial, CA_SERIAL_LEN);
+		hex = serial_hex(t->serial, CA_SERIAL_LEN);
 		log_audit(req->request_id, "lint-failure",
 		    "serial=%s lint=%s "
 		    "reason=\"%s\" issuer=%s profile=%s account=%lld",
@@ -417,7 +417,7 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 	t.shard = ca_serial_shard(t.serial, CA_SERIAL_LEN, ca->s.crl_shards);
 	if ((x = sign_linted(ca, &t, req->identifiers, req, prob)) == NULL)
 		goto out;
-	out->serial = ca_serial_hex(t.serial, CA_SERIAL_LEN);
+	out->serial = serial_hex(t.serial, CA_SERIAL_LEN);
 	out->issuer = t.issuer;
 	out->shard = t.shard;
 	if (ca_x509_der(x, &out->der, &out->der_len) != 0 ||

@@ -117,13 +117,6 @@ ca_x509_id(const X509 *x, char id[17])
 	return 0;
 }
 
-/* Malloc'd lowercase hex. */
-char *
-ca_serial_hex(const uint8_t *serial, size_t len)
-{
-	return hex_encode(serial, len);
-}
-
 /* Big-endian serial modulo n. */
 int64_t
 ca_serial_shard(const uint8_t *serial, size_t len, int64_t n)

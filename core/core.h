@@ -196,6 +196,22 @@ int b64url_decode(const char *in, size_t inlen, uint8_t **out, size_t *outlen);
 char *hex_encode(const uint8_t *data, size_t len);
 /* Decodes hex (either case) into *out (malloc'd). 0 or -1. */
 int hex_decode(const char *in, uint8_t **out, size_t *outlen);
+/*
+ * Certificate serial numbers as text, the one form every service stores
+ * and compares: lowercase hex of the unsigned big-endian value, leading
+ * zero bytes dropped, left-padded with '0' to SERIAL_HEX_MIN digits (the
+ * CA's 18-byte serials). NULL when n is 0 or the value has more than
+ * SERIAL_MAX_BYTES significant bytes (RFC 5280 §4.1.2.2: at most 20
+ * octets). Caller frees.
+ */
+#define SERIAL_HEX_MIN 36
+#define SERIAL_MAX_BYTES 20
+char *serial_hex(const uint8_t *b, size_t n);
+/*
+ * The serial of an ARI CertID "base64url(AKI).base64url(serial)" (RFC 9773
+ * §4.1) as serial_hex, or NULL when certid is not one. Caller frees.
+ */
+char *serial_hex_of_certid(const char *certid);
 /* Unpadded lowercase RFC 4648 base32 of len bytes. Caller frees. */
 char *base32_encode_lower(const uint8_t *data, size_t len);
 /*

@@ -210,3 +210,45 @@ base32_decode(const char *in, uint8_t *out, size_t outcap, size_t *outlen)
 	*outlen = o;
 	return 0;
 }
+
+/* See core.h. */
+char *
+serial_hex(const uint8_t *b, size_t n)
+{
+	char *h, *out;
+	size_t l;
+
+	while (n > 1 && b[0] == 0) {
+		b++;
+		n--;
+	}
+	if (n == 0 || n > SERIAL_MAX_BYTES)
+		return NULL;
+	h = hex_encode(b, n);
+	l = strlen(h);
+	if (l >= SERIAL_HEX_MIN)
+		return h;
+	out = xmalloc(SERIAL_HEX_MIN + 1);
+	memset(out, '0', SERIAL_HEX_MIN - l);
+	memcpy(out + SERIAL_HEX_MIN - l, h, l + 1);
+	free(h);
+	return out;
+}
+
+/* See core.h. */
+char *
+serial_hex_of_certid(const char *certid)
+{
+	const char *dot = strchr(certid, '.');
+	uint8_t *raw = NULL;
+	size_t n = 0;
+	char *hex = NULL;
+
+	if (dot == NULL || dot == certid || strchr(dot + 1, '.') != NULL)
+		return NULL;
+	if (b64url_decode(dot + 1, strlen(dot + 1), &raw, &n) == 0 && n > 0 &&
+	    n <= SERIAL_MAX_BYTES)
+		hex = serial_hex(raw, n);
+	free(raw);
+	return hex;
+}

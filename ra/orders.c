@@ -34,55 +34,6 @@ ra_new_challenges(
 	return a;
 }
 
-/* Serial hex (>= 36 digits, zero-padded) of big-endian bytes. */
-static char *
-serial_hex(const uint8_t *b, size_t n)
-{
-	char *h, *out;
-	size_t l;
-
-	while (n > 1 && b[0] == 0) {
-		b++;
-		n--;
-	}
-	h = hex_encode(b, n);
-	l = strlen(h);
-	if (l >= 36)
-		return h;
-	out = xmalloc(37);
-	memset(out, '0', 36 - l);
-	memcpy(out + 36 - l, h, l + 1);
-	free(h);
-	return out;
-}
-
-/* ARI CertID "b64url(AKI).b64url(serial)" -> serial hex, or NULL. */
-static char *
-certid_serial(const char *certid)
-{
-	const char *dot = strchr(certid, '.');
-	uint8_t *raw = NULL;
-	size_t n = 0;
-	char *hex = NULL;
-
-	if (dot == NULL || dot == certid || strchr(dot + 1, '.') != NULL)
-		return NULL;
-	if (b64url_decode(dot + 1, strlen(dot + 1), &raw, &n) != 0 || n == 0 ||
-	    n > 20)
-		goto out;
-	hex = serial_hex(raw, n);
-out:
-	free(raw);
-	return hex;
-}
-
-/* See ra_int.h. */
-char *
-ra_serial_hex(const uint8_t *b, size_t n)
-{
-	return serial_hex(b, n);
-}
-
 /*
  * ARI replaces: the certificate must exist, belong to the account, share an
  * identifier with the order and not be replaced already.
@@ -91,7 +42,7 @@ static int
 check_replaces(struct ra *ra, const char *rid, int64_t acct, const char *certid,
     const json_t *idents, struct problem **prob)
 {
-	char *serial = certid_serial(certid);
+	char *serial = serial_hex_of_certid(certid);
 	json_t *cert = NULL, *res = NULL, *ci, *oi;
 	struct problem *p = NULL;
 	size_t i, j;

@@ -162,8 +162,6 @@ void ra_ids_add(json_t *ids, json_int_t id);
 int ra_inflight(struct ra *ra, json_int_t id);
 /* 1 if this process is validating the authz (authz.c). */
 int ra_authz_inflight(struct ra *ra, json_int_t id);
-/* Serial hex (>= 36 digits) of big-endian serial bytes (orders.c). */
-char *ra_serial_hex(const uint8_t *b, size_t n);
 /* Issues for an order already claimed as processing (finalize.c). */
 void ra_issue_order(
     struct ra *ra, const char *rid, const json_t *order, const char *csr_b64);

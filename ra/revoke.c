@@ -104,8 +104,13 @@ lookup_der(struct ra *ra, const char *rid, const json_t *params, json_t **cert,
 		goto out;
 	}
 	sn = X509_get0_serialNumber(x);
-	serial = ra_serial_hex(
+	serial = serial_hex(
 	    ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn));
+	if (serial == NULL) {
+		*prob = problem_new(
+		    PROB_NOT_FOUND, "Certificate was not issued by this CA");
+		goto out;
+	}
 	if (ra_call(ra->sa, "sa.get_certificate",
 		json_pack("{s:s}", "serial", serial), rid, cert, &e) != 0) {
 		if (e->type == PROB_NOT_FOUND) {
@@ -386,9 +391,7 @@ ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
 {
 	struct ra *ra = svc;
 	json_t *cert = NULL;
-	const char *cid, *dot;
-	uint8_t *raw = NULL;
-	size_t n = 0;
+	const char *cid;
 	char *serial = NULL, s1[32], s2[32];
 	int64_t nb, na, now = time_now_ms(), start, end, life;
 	const char *st;
@@ -396,15 +399,12 @@ ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
 
 	if (ra_param_str(req->params, "cert_id", &cid, prob) != 0)
 		goto out;
-	if (cid == NULL || (dot = strchr(cid, '.')) == NULL || dot == cid ||
-	    b64url_decode(dot + 1, strlen(dot + 1), &raw, &n) != 0 || n == 0 ||
-	    n > 20) {
+	if (cid == NULL || (serial = serial_hex_of_certid(cid)) == NULL) {
 		*prob = problem_new(PROB_MALFORMED,
 		    "Malformed ARI certificate "
 		    "identifier");
 		goto out;
 	}
-	serial = ra_serial_hex(raw, n);
 	if (ra_call(ra->sa, "sa.get_certificate",
 		json_pack("{s:s}", "serial", serial), req->request_id, &cert,
 		prob) != 0)
@@ -433,7 +433,6 @@ ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
 	    ra_time_fmt(end, s2, sizeof(s2)), "retry_after_s", 21600);
 	rc = 0;
 out:
-	free(raw);
 	free(serial);
 	json_decref(cert);
 	return rc;

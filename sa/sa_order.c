@@ -187,38 +187,14 @@ ident_pos(
 /*
  * Key of replacement_orders for a `replaces` value: an ARI CertID
  * "b64url(AKI).b64url(serial)" becomes the serial as the CA writes it
- * (lowercase hex, leading zero bytes dropped, left-padded to 36 digits,
- * as the RA does); anything else is used as given. Caller frees.
+ * (serial_hex_of_certid); anything else is used as given. Caller frees.
  */
 static char *
 replaces_key(const char *replaces)
 {
-	const char *dot = strchr(replaces, '.');
-	uint8_t *raw = NULL, *b;
-	size_t n = 0, l;
-	char *h, *out;
+	char *key = serial_hex_of_certid(replaces);
 
-	if (dot == NULL || dot == replaces || strchr(dot + 1, '.') != NULL ||
-	    b64url_decode(dot + 1, strlen(dot + 1), &raw, &n) != 0 || n == 0 ||
-	    n > 20) {
-		free(raw);
-		return xstrdup(replaces);
-	}
-	b = raw;
-	while (n > 1 && b[0] == 0) {
-		b++;
-		n--;
-	}
-	h = hex_encode(b, n);
-	free(raw);
-	l = strlen(h);
-	if (l >= 36)
-		return h;
-	out = xmalloc(37);
-	memset(out, '0', 36 - l);
-	memcpy(out + 36 - l, h, l + 1);
-	free(h);
-	return out;
+	return key != NULL ? key : xstrdup(replaces);
 }
 
 static int

@@ -255,32 +255,15 @@ ocsp_status_reply(struct wfe_req *r, int status)
 	wfe_reply_raw(r, 200, "application/ocsp-response", b, 5);
 }
 
-/* Lowercase hex of an ASN.1 integer, left-padded to 36 digits (18 bytes,
- * our serial size). NULL if negative or too long. */
+/* serial_hex of a non-negative ASN.1 integer; NULL if negative or too
+ * long. Caller frees. */
 static char *
-serial_hex(const ASN1_INTEGER *ai)
+asn1_serial_hex(const ASN1_INTEGER *ai)
 {
-	BIGNUM *bn = ASN1_INTEGER_to_BN(ai, NULL);
-	char *hex = NULL, *out = NULL;
-	size_t n, i;
-
-	if (bn == NULL || BN_is_negative(bn))
-		goto out;
-	hex = BN_bn2hex(bn);
-	if (hex == NULL || (n = strlen(hex)) > 40)
-		goto out;
-	for (i = 0; i < n; i++)
-		hex[i] = (char)tolower((unsigned char)hex[i]);
-	if (n < 36)
-		out = xasprintf("%0*d%s", (int)(36 - n), 0, hex);
-	else if (n % 2)
-		out = xasprintf("0%s", hex);
-	else
-		out = xstrdup(hex);
-out:
-	OPENSSL_free(hex);
-	BN_free(bn);
-	return out;
+	if (ASN1_STRING_type(ai) == V_ASN1_NEG_INTEGER)
+		return NULL;
+	return serial_hex(
+	    ASN1_STRING_get0_data(ai), (size_t)ASN1_STRING_length(ai));
 }
 
 void
@@ -329,7 +312,7 @@ wfe_h_ocsp(struct wfe_req *r, const char *tail)
 	one = OCSP_request_onereq_get0(req, 0);
 	cid = OCSP_onereq_get0_id(one);
 	if (OCSP_id_get0_info(NULL, NULL, NULL, &ai, cid) != 1 ||
-	    (serial = serial_hex(ai)) == NULL) {
+	    (serial = asn1_serial_hex(ai)) == NULL) {
 		ocsp_status_reply(r, 1);
 		goto out;
 	}

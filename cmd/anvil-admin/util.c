@@ -293,8 +293,12 @@ admin_pem_certs(const char *path, json_t **serials, json_t **key_hashes,
 	}
 	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
 		sn = X509_get0_serialNumber(x);
-		hex = hex_encode(
+		hex = serial_hex(
 		    ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn));
+		if (hex == NULL) {
+			snprintf(err, errlen, "%s: bad serial number", path);
+			goto out;
+		}
 		json_array_append_new(*serials, json_string(hex));
 		free(hex);
 		hex = NULL;

@@ -221,6 +221,44 @@ test_challenge_table(struct th *t)
 	TH_CHECK(t, chal_check(c, IDENT__MAX, 0, err, sizeof(err)) != 0);
 }
 
+/*
+ * One text form for serials: leading zero bytes dropped, left-padded to 36
+ * digits; RFC 5280 §4.1.2.2 "Conforming CAs MUST NOT use serialNumber
+ * values longer than 20 octets". ARI CertIDs (RFC 9773 §4.1) carry the
+ * serial as base64url of its DER integer bytes.
+ */
+static void
+test_serial_hex(struct th *t)
+{
+	uint8_t b[22];
+	char *h;
+
+	memset(b, 0, sizeof(b));
+	b[17] = 0x2a;
+	h = serial_hex(b, 18);
+	TH_CHECK_STR(t, h, "00000000000000000000000000000000002a");
+	free(h);
+	b[0] = 0x00;
+	b[1] = 0x81; /* DER sign byte in front of a high-bit serial */
+	h = serial_hex(b, 19);
+	TH_CHECK_STR(t, h, "810000000000000000000000000000002a00");
+	free(h);
+	memset(b, 0xff, sizeof(b));
+	h = serial_hex(b, 20);
+	TH_CHECK(t, h != NULL && strlen(h) == 40);
+	free(h);
+	TH_CHECK(t, serial_hex(b, 21) == NULL);
+	TH_CHECK(t, serial_hex(b, 0) == NULL);
+	/* "AKI.serial": serial 0x00 0x87 0x65 0x43 0x21 */
+	h = serial_hex_of_certid("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+	TH_CHECK_STR(t, h, "000000000000000000000000000087654321");
+	free(h);
+	TH_CHECK(t, serial_hex_of_certid("nodot") == NULL);
+	TH_CHECK(t, serial_hex_of_certid(".AIdlQyE") == NULL);
+	TH_CHECK(t, serial_hex_of_certid("a.b.c") == NULL);
+	TH_CHECK(t, serial_hex_of_certid("a.!!") == NULL);
+}
+
 static void
 test_ip_identifiers(struct th *t)
 {
@@ -607,6 +645,7 @@ main(void)
 	TH_RUN(&t, test_dns_names);
 	TH_RUN(&t, test_ip_identifiers);
 	TH_RUN(&t, test_challenge_table);
+	TH_RUN(&t, test_serial_hex);
 	TH_RUN(&t, test_jspec);
 	TH_RUN(&t, test_config_file_and_env);
 	TH_RUN(&t, test_problems);
