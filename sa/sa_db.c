@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,14 +113,57 @@ out:
 	return ret;
 }
 
-/* Makes sure c is connected; PROB_UNAVAILABLE otherwise. */
+/*
+ * 1 if the idle connection c is known dead without sending anything: the
+ * server closed it while it sat in the pool (a restart sends FATAL 57P01
+ * and closes, a failover or idle timeout just closes). An idle connection
+ * has nothing to read, so readable means a goodbye or EOF.
+ */
+static int
+sa_conn_dead_while_idle(struct sa_conn *c)
+{
+	struct pollfd pfd;
+
+	if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+		return 0;
+	pfd.fd = PQsocket(c->pg);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (pfd.fd < 0)
+		return 1;
+	if (poll(&pfd, 1, 0) <= 0)
+		return 0;
+	/* We never LISTEN, so the server has nothing to say to an idle
+	 * session but goodbye (the FATAL may come before the EOF is seen):
+	 * anything readable retires the connection. */
+	(void)PQconsumeInput(c->pg);
+	return 1;
+}
+
+/*
+ * Makes sure c is connected; PROB_UNAVAILABLE otherwise. Outside a
+ * transaction a connection found dead is replaced before the statement is
+ * sent, whatever the statement (writes included); inside one it is not,
+ * the transaction being lost with it.
+ */
 static int
 sa_conn_ensure(struct sa_conn *c, struct problem **prob)
 {
 	char err[512];
 
-	if (c->pg != NULL && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
-		return 0;
+	if (c->pg != NULL && !c->broken && PQstatus(c->pg) == CONNECTION_OK) {
+		if (c->in_tx || !sa_conn_dead_while_idle(c))
+			return 0;
+		log_info("pooled PostgreSQL connection closed by the server "
+			 "while idle; reconnecting");
+		c->broken = 1;
+	}
+	if (c->in_tx) {
+		*prob = problem_new(
+		    PROB_UNAVAILABLE, "database unavailable, retry later");
+		(*prob)->retry_after = 1;
+		return -1;
+	}
 	if (sa_conn_open(c, err, sizeof(err)) != 0) {
 		log_warn("database unavailable: %s", err);
 		*prob = problem_new(
@@ -329,10 +373,13 @@ sa_tx(struct sa_conn *c, sa_tx_fn fn, void *arg, struct problem **prob)
 				continue;
 			break;
 		}
+		c->in_tx = 1;
 		if (fn(c, arg, &p) == 0) {
+			c->in_tx = 0;
 			if (sa_simple(c, "COMMIT", &p) == 0)
 				return 0;
 		} else {
+			c->in_tx = 0;
 			struct problem *ignored = NULL;
 			char state[6];
 

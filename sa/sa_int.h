@@ -42,6 +42,7 @@ struct sa_conn {
 	struct sa *sa;
 	PGconn *pg;
 	int broken;                      /* reconnect before next use */
+	int in_tx; /* inside sa_tx: never reconnect (the transaction is lost) */
 	const struct sa_stmt **prepared; /* statements prepared on pg */
 	size_t nprepared, capprepared;
 	char sqlstate[6]; /* of the last failed statement, "" if none */

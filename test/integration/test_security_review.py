@@ -328,3 +328,47 @@ def test_key_compromise_blocks_every_encoding_of_the_key(env, raw):
         assert r.json()["type"] in ("urn:ietf:params:acme:error:badCSR",
                                     "urn:ietf:params:acme:error:badPublicKey"), r.text
         assert a.sa_order(env, url)["status"] != "valid"
+
+
+# ------------------------------------------------ no order lost to a transient fault
+
+def _restart_postgres(env):
+    import subprocess
+    pg = os.path.join(anvil_env.TOP, "scripts", "pg.sh")
+    pgdir = os.path.join(env.var_dir, "pg")
+    subprocess.run([pg, "stop", pgdir], check=True, capture_output=True, timeout=60)
+    subprocess.run([pg, "start", pgdir], check=True, capture_output=True, timeout=60)
+
+
+def _wait_healthy(env, services=("sa", "ca", "ra", "wfe"), timeout=60):
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all(env.debug_get(s, "/healthz")[0] == 200 for s in services):
+            return
+        time.sleep(0.2)
+    raise AssertionError("not healthy after %ds" % timeout)
+
+
+def test_writes_on_connections_postgresql_closed(env, raw):
+    """PostgreSQL restarted while the SA's pooled connections sat idle:
+    the first statement on each is a write as often as a read. A
+    connection the server closed is replaced before the statement is sent,
+    so no write fails with `unavailable` (sa.block_key is one INSERT
+    outside a transaction, as sa.reserve_serial is for ca.issue), and
+    issuance right after the restart succeeds at once."""
+    import hashlib
+    import time
+    sa = env.rpc("sa")
+    sa.call("sa.key_blocked", {"key_hash": "00" * 32})  # warm the pool
+    _restart_postgres(env)
+    _wait_healthy(env)
+    for i in range(20):
+        kh = hashlib.sha256(b"stale-%d-%f" % (i, time.time())).hexdigest()
+        sa.call("sa.block_key", {"key_hash": kh, "source": "test", "comment": "stale connection"})
+    _restart_postgres(env)
+    _wait_healthy(env)
+    k, kid = account(raw)
+    for i in range(3):
+        cert = a.issue(raw, k, kid, ["after-restart-%d.stale.test" % i])
+        assert a.sa_cert(env, cert["leaf"])["status"] == "good"
