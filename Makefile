@@ -150,7 +150,8 @@ install: $(addprefix $(BINDIR)/,$(INSTALL_BINS))
 	install -m 0644 completion/anvil-admin.bash $(DESTDIR)$(COMPLDIR)/anvil-admin
 	install -m 0644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/
 	$(BINDIR)/anvil-admin setup --host acme.invalid --root "$(DESTDIR)" --out $(SYSCONFDIR)/anvil \
-	    --bin-dir $(PREFIX)/bin --schema-dir $(PREFIX)/share/anvil/schema --resolver 127.0.0.1:53 --force
+	    --bin-dir $(PREFIX)/bin --schema-dir $(PREFIX)/share/anvil/schema --resolver 127.0.0.1:53 \
+	    --unit-dir $(DESTDIR)$(UNITDIR) --force
 
 # The package reuses this tree's build (debian/rules runs `make build`), so
 # after `make` or `make test` it only links nothing and packs. dpkg-buildpackage

@@ -40,9 +40,10 @@
 enum setup_svc { SVC_SA, SVC_CA, SVC_VA, SVC_RA, SVC_WFE, SVC__MAX };
 
 /*
- * The services in start order, the Unix user each runs as under the
- * systemd units of configs/systemd (the RPC identity its peers see on a
- * Unix socket) and its debug port offset from --debug-port-base.
+ * The services in start order and the Unix user each runs as when no
+ * installed unit says otherwise (User= of the units wins; --user makes all
+ * one user, as under the launcher). Debug port = --debug-port-base + 1 +
+ * index.
  */
 static const struct {
 	const char *name;
@@ -67,7 +68,9 @@ struct setup_opts {
 	const char *tls_cert;
 	const char *tls_key;
 	const char *listen_addr;
-	const char *user; /* every service as this one user (launcher) */
+	const char *user;     /* every service as this one user (launcher) */
+	const char *unit_dir; /* where the systemd units are (User= lines) */
+	char *unit_user[SVC__MAX]; /* owned: User= of each unit, or NULL */
 	const char *log_format;
 	long port;
 	long debug_base;
@@ -113,7 +116,66 @@ set_fmt(json_t *obj, const char *key, const char *fmt, ...)
 static const char *
 svc_user(const struct setup_opts *o, enum setup_svc s)
 {
-	return o->user != NULL ? o->user : svc_table[s].user;
+	if (o->user != NULL)
+		return o->user;
+	return o->unit_user[s] != NULL ? o->unit_user[s] : svc_table[s].user;
+}
+
+/*
+ * The User= of dir/anvil-<svc>.service, or NULL. Caller frees. The RPC
+ * identity of a service on a Unix socket is the user its unit runs it as,
+ * so the allowlists are built from the units actually installed.
+ */
+static char *
+unit_user_of(const char *dir, const char *svc)
+{
+	char *path = xasprintf("%s/anvil-%s.service", dir, svc);
+	char line[512], *user = NULL;
+	FILE *f = fopen(path, "r");
+
+	free(path);
+	if (f == NULL)
+		return NULL;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "User=", 5) == 0) {
+			line[strcspn(line, "\r\n")] = '\0';
+			free(user);
+			user = xstrdup(line + 5);
+		}
+	}
+	fclose(f);
+	return user;
+}
+
+/*
+ * The directory of the units: the first of BINDIR/../lib/systemd/system,
+ * BINDIR/../../lib/systemd/system (/usr/bin with /lib), /etc/systemd/system,
+ * /lib/systemd/system, /usr/lib/systemd/system that holds
+ * anvil-sa.service. NULL if none. Caller frees.
+ */
+static char *
+find_unit_dir(const char *bin_dir)
+{
+	char *cand[5];
+	char *found = NULL;
+	size_t k;
+
+	cand[0] = xasprintf("%s/../lib/systemd/system", bin_dir);
+	cand[1] = xasprintf("%s/../../lib/systemd/system", bin_dir);
+	cand[2] = xstrdup("/etc/systemd/system");
+	cand[3] = xstrdup("/lib/systemd/system");
+	cand[4] = xstrdup("/usr/lib/systemd/system");
+	for (k = 0; k < 5; k++) {
+		char *p = xasprintf("%s/anvil-sa.service", cand[k]);
+
+		if (found == NULL && access(p, R_OK) == 0) {
+			found = cand[k];
+			cand[k] = NULL;
+		}
+		free(p);
+		free(cand[k]);
+	}
+	return found;
 }
 
 /* Appends s to the array a unless present. */
@@ -981,6 +1043,70 @@ check_allow(struct check *c)
 	}
 }
 
+/*
+ * With systemd units installed: every caller's user (User= of its unit)
+ * is named by the allowlist of each service it calls, so no call that the
+ * architecture needs is refused at run time.
+ */
+static void
+check_callers(struct check *c)
+{
+	static const struct {
+		enum setup_svc from, to;
+	} calls[] = {
+	    {SVC_CA, SVC_SA},
+	    {SVC_RA, SVC_SA},
+	    {SVC_RA, SVC_VA},
+	    {SVC_RA, SVC_CA},
+	    {SVC_WFE, SVC_RA},
+	    {SVC_WFE, SVC_SA},
+	    {SVC_WFE, SVC_CA},
+	};
+	char *dir, *self = self_dir(c->ctx->argv0), *users[SVC__MAX] = {NULL};
+	size_t k, i;
+	int s, bad = 0;
+
+	dir = find_unit_dir(self);
+	free(self);
+	if (dir == NULL)
+		return;
+	for (s = 0; s < SVC__MAX; s++)
+		users[s] = unit_user_of(dir, svc_table[s].name);
+	for (k = 0; k < sizeof(calls) / sizeof(calls[0]); k++) {
+		const char *u = users[calls[k].from], *pat;
+		json_t *allow = json_object_get(
+		    json_object_get(c->cfg[calls[k].to], "rpc"), "allow");
+		json_t *ids, *id;
+		int found = 0;
+
+		if (u == NULL || allow == NULL)
+			continue;
+		json_object_foreach(allow, pat, ids)
+		{
+			json_array_foreach(ids, i, id)
+			{
+				if (json_is_string(id) &&
+				    strcmp(json_string_value(id), u) == 0)
+					found = 1;
+			}
+		}
+		if (!found) {
+			bad = 1;
+			report(c, 0, "callers",
+			    "%s.json rpc.allow does not name %s, the user of "
+			    "%s/anvil-%s.service",
+			    svc_table[calls[k].to].name, u, dir,
+			    svc_table[calls[k].from].name);
+		}
+	}
+	if (!bad)
+		report(c, 1, "callers",
+		    "the allowlists name the users of the units in %s", dir);
+	for (s = 0; s < SVC__MAX; s++)
+		free(users[s]);
+	free(dir);
+}
+
 /* Distinct debug ports, matched by the launcher's health addresses. */
 static void
 check_ports(struct check *c)
@@ -1173,6 +1299,7 @@ setup_check(struct admin_ctx *ctx, const char *dir)
 	check_daemons(&c);
 	check_targets(&c);
 	check_allow(&c);
+	check_callers(&c);
 	check_ports(&c);
 	check_secrets(&c);
 	check_urls(&c);
@@ -1274,6 +1401,8 @@ admin_setup(struct admin_ctx *ctx, int argc, char **argv)
 			o.out = check_dir = v;
 		else if (strcmp(argv[i - 1], "--root") == 0)
 			o.root = v;
+		else if (strcmp(argv[i - 1], "--unit-dir") == 0)
+			o.unit_dir = v;
 		else if (strcmp(argv[i - 1], "--run-dir") == 0)
 			o.run_dir = v;
 		else if (strcmp(argv[i - 1], "--log-dir") == 0)
@@ -1359,6 +1488,14 @@ admin_setup(struct admin_ctx *ctx, int argc, char **argv)
 		o.tls_cert = cert_buf = xasprintf("%s/tls/wfe.pem", o.out);
 	if (o.tls_key == NULL)
 		o.tls_key = key_buf = xasprintf("%s/tls/wfe.key", o.out);
+	if (o.user == NULL) {
+		char *ud =
+		    o.unit_dir ? xstrdup(o.unit_dir) : find_unit_dir(o.bin_dir);
+
+		for (i = 0; ud != NULL && i < SVC__MAX; i++)
+			o.unit_user[i] = unit_user_of(ud, svc_table[i].name);
+		free(ud);
+	}
 	if (json_array_size(o.admins) == 0)
 		add_unique(o.admins, "root");
 	if (json_array_size(o.resolvers) == 0) {
@@ -1372,6 +1509,8 @@ out:
 	json_decref(o.networks);
 	json_decref(o.resolvers);
 	free(o.bin_dir);
+	for (i = 0; i < SVC__MAX; i++)
+		free(o.unit_user[i]);
 	free(schema_buf);
 	free(cert_buf);
 	free(key_buf);

@@ -139,6 +139,36 @@ else
 	bad "systemd-tmpfiles creates /run/anvil, /var/log/anvil; /etc/anvil 0750"
 fi
 
+# The packaged allowlists name the users the packaged units run as, and
+# check-config (run from the unpacked tree, so it finds those units) agrees.
+out=$(python3 - "$R" <<'EOF'
+import json, re, sys
+root = sys.argv[1]
+user = {}
+for s in ["sa", "ca", "va", "ra", "wfe"]:
+    m = re.search(r"^User=(.*)$", open("%s/lib/systemd/system/anvil-%s.service" % (root, s)).read(), re.M)
+    user[s] = m.group(1)
+calls = [("ca", "sa"), ("ra", "sa"), ("ra", "va"), ("ra", "ca"), ("wfe", "ra"), ("wfe", "sa"), ("wfe", "ca")]
+for frm, to in calls:
+    allow = json.load(open("%s/etc/anvil/%s.json" % (root, to)))["rpc"]["allow"]
+    if not any(user[frm] in ids for ids in allow.values()):
+        print("%s.json does not allow %s (%s)" % (to, user[frm], frm))
+for s in ["sa", "ca", "va", "ra"]:
+    for pat, ids in json.load(open("%s/etc/anvil/%s.json" % (root, s)))["rpc"]["allow"].items():
+        if "*" in ids:
+            print("%s.json allows anyone to call %s" % (s, pat))
+EOF
+)
+[ -z "$out" ] && ok "default allowlists name the units' users, no wildcard caller" \
+	|| bad "default allowlists name the units' users, no wildcard caller" "$out"
+out=$("$R/usr/bin/anvil-admin" check-config --dir "$R/etc/anvil" 2>&1)
+echo "$out" | grep -qE '^ok +callers +the allowlists name the users of the units' \
+	&& ok "check-config finds the packaged units and their users allowed" \
+	|| bad "check-config finds the packaged units and their users allowed" "$out"
+echo "$out" | grep -qE '^FAIL +urls .*placeholder' \
+	&& ok "check-config refuses the placeholder host" \
+	|| bad "check-config refuses the placeholder host" "$out"
+
 # ---- systemd-analyze verify, with the packaged binaries at their paths ---
 # (a private mount namespace overlays the package's /usr/bin on the host's)
 if command -v systemd-analyze >/dev/null && unshare -m true 2>/dev/null; then
