@@ -14,46 +14,6 @@
 
 #include "wfe/wfe_int.h"
 
-#define CACHE_OK_MS (60 * 1000)
-#define CACHE_FAIL_MS (5 * 1000)
-
-/*
- * A CA or RA answer cached for a minute (profiles, issuers, RA directory
- * meta): new reference, or NULL when the service could not be asked (a
- * failure is remembered briefly so that a down service does not slow every
- * directory request).
- */
-static json_t *
-cached_call(struct wfe_req *r, struct rpc_client *c, json_t **slot,
-    int64_t *at, const char *method)
-{
-	struct wfe *w = r->w;
-	int64_t now = time_mono_ms();
-	json_t *res = NULL;
-	struct problem *p = NULL;
-	int fresh;
-
-	pthread_mutex_lock(&w->lock);
-	fresh = *at != 0 && now - *at < (*slot ? CACHE_OK_MS : CACHE_FAIL_MS);
-	if (fresh) {
-		res = json_incref(*slot);
-		pthread_mutex_unlock(&w->lock);
-		return res;
-	}
-	pthread_mutex_unlock(&w->lock);
-	if (wfe_rpc_raw(r, c, method, NULL, &res, &p) != 0) {
-		log_msg(LOG_LEVEL_WARN, r->rid, "%s: %s", method,
-		    p->detail ? p->detail : prob_type_name(p->type));
-		problem_free(p);
-		res = NULL;
-	}
-	pthread_mutex_lock(&w->lock);
-	json_decref(*slot);
-	*slot = json_incref(res);
-	*at = now;
-	pthread_mutex_unlock(&w->lock);
-	return res;
-}
 
 void
 wfe_h_directory(struct wfe_req *r, const char *tail)
@@ -91,7 +51,7 @@ wfe_h_directory(struct wfe_req *r, const char *tail)
 	}
 	json_object_set_new(
 	    meta, "externalAccountRequired", json_boolean(cfg->eab_required));
-	profiles = cached_call(r, r->w->ca, &r->w->profiles,
+	profiles = wfe_cached_call(r, r->w->ca, &r->w->profiles,
 	    &r->w->profiles_at_ms, "ca.profiles");
 	if (json_is_object(json_object_get(profiles, "profiles")))
 		json_object_set(
@@ -99,7 +59,7 @@ wfe_h_directory(struct wfe_req *r, const char *tail)
 	json_decref(profiles);
 	/* Extension fields the RA's policy switches on (RFC 9444 §4.4
 	 * subdomainAuthAllowed); absent while the RA cannot be asked. */
-	ram = cached_call(
+	ram = wfe_cached_call(
 	    r, r->w->ra, &r->w->ra_meta, &r->w->ra_meta_at_ms, "ra.directory_meta");
 	if (json_is_object(json_object_get(ram, "meta")))
 		json_object_update(meta, json_object_get(ram, "meta"));
@@ -339,44 +299,6 @@ out:
 	free(der);
 	json_decref(params);
 	json_decref(res);
-}
-
-json_t *
-wfe_issuers_all(struct wfe_req *r)
-{
-	json_t *all;
-
-	all = cached_call(r, r->w->ca, &r->w->issuers, &r->w->issuers_at_ms,
-	    "ca.get_issuers");
-	if (all == NULL) {
-		struct problem *p = problem_new(
-		    PROB_UNAVAILABLE, "certificate authority unavailable");
-		p->retry_after = 5;
-		wfe_reply_problem(r, p);
-	}
-	return all;
-}
-
-json_t *
-wfe_issuer_find(struct wfe_req *r, const char *id)
-{
-	json_t *all, *v, *found = NULL;
-	size_t i;
-
-	if ((all = wfe_issuers_all(r)) == NULL)
-		return NULL;
-	json_array_foreach(json_object_get(all, "issuers"), i, v)
-	{
-		const char *vid = json_string_value(json_object_get(v, "id"));
-		if (vid != NULL && strcmp(vid, id) == 0) {
-			found = json_incref(v);
-			break;
-		}
-	}
-	json_decref(all);
-	if (found == NULL)
-		wfe_reply_prob(r, PROB_NOT_FOUND, "no such issuer");
-	return found;
 }
 
 void

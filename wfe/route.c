@@ -77,84 +77,6 @@ wfe_route_name_known(const char *name)
 	return 0;
 }
 
-json_t *
-wfe_faults_get(struct wfe *w)
-{
-	json_t *f;
-
-	pthread_mutex_lock(&w->lock);
-	f = json_incref(w->faults);
-	pthread_mutex_unlock(&w->lock);
-	return f;
-}
-
-void
-wfe_faults_set(struct wfe *w, const json_t *f)
-{
-	json_t *copy = f != NULL ? json_deep_copy(f) : NULL, *old;
-
-	pthread_mutex_lock(&w->lock);
-	old = w->faults;
-	w->faults = copy;
-	pthread_mutex_unlock(&w->lock);
-	json_decref(old);
-}
-
-/*
- * Test mode: a percentage of requests fail on purpose. The route's entry
- * in test.faults.endpoints applies to every method of that route; the
- * top-level percentages to POSTs only. 1 if a fault was replied.
- */
-static int
-fault_injected(struct wfe_req *r, const char *route)
-{
-	static const struct {
-		const char *key;
-		enum prob_type type;
-		int retry;
-	} kinds[] = {
-	    {"internal_percent", PROB_SERVER_INTERNAL, 0},
-	    {"unavailable_percent", PROB_UNAVAILABLE, 1},
-	    {"rate_limited_percent", PROB_RATE_LIMITED, 1},
-	};
-	json_t *all = wfe_faults_get(r->w);
-	const json_t *f, *ra;
-	uint8_t rnd[4];
-	int roll, acc = 0, hit = 0;
-	size_t i;
-
-	if (all == NULL)
-		return 0;
-	f = json_object_get(json_object_get(all, "endpoints"), route);
-	if (f == NULL && r->method == WFE_POST)
-		f = all;
-	if (f == NULL)
-		goto out;
-	random_bytes(rnd, sizeof(rnd));
-	roll = (int)((((uint32_t)rnd[0] << 24) | ((uint32_t)rnd[1] << 16) |
-			 ((uint32_t)rnd[2] << 8) | rnd[3]) %
-	    100);
-	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && !hit; i++) {
-		acc +=
-		    (int)json_integer_value(json_object_get(f, kinds[i].key));
-		if (roll < acc) {
-			struct problem *p = problem_new(kinds[i].type,
-			    "injected fault (test.faults %s)", kinds[i].key);
-
-			ra = json_object_get(all, "retry_after");
-			if (kinds[i].retry)
-				p->retry_after = ra != NULL
-				    ? (int)json_integer_value(ra)
-				    : 1;
-			wfe_reply_problem(r, p);
-			hit = 1;
-		}
-	}
-out:
-	json_decref(all);
-	return hit;
-}
-
 void
 wfe_dispatch(struct wfe_req *r)
 {
@@ -183,7 +105,7 @@ wfe_dispatch(struct wfe_req *r)
 		wfe_add_header(r, "Allow", "%s", allow);
 		return;
 	}
-	if (fault_injected(r, rt->name))
+	if (wfe_fault_injected(r, rt->name))
 		return;
 	rt->fn(r, tail);
 	if (!r->done) {

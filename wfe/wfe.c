@@ -136,31 +136,6 @@ wfe_free(struct wfe *w)
 	free(w);
 }
 
-int
-wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, const char *method,
-    json_t *params, json_t **result, struct problem **prob)
-{
-	*result = NULL;
-	*prob = NULL;
-	if (rpc_call(c, method, params, 0, r->rid, result, prob) == 0)
-		return 0;
-	if (*prob == NULL)
-		*prob = problem_new(PROB_UNAVAILABLE, "%s failed", method);
-	return -1;
-}
-
-int
-wfe_rpc(struct wfe_req *r, struct rpc_client *c, const char *method,
-    json_t *params, json_t **result)
-{
-	struct problem *p = NULL;
-
-	if (wfe_rpc_raw(r, c, method, params, result, &p) == 0)
-		return 0;
-	wfe_reply_problem(r, p);
-	return -1;
-}
-
 /*
  * /healthz: the listener runs and the services every ACME request needs
  * answer health.check (the SA's includes PostgreSQL). The CA is not

@@ -186,6 +186,11 @@ int wfe_faults_check(const json_t *f, char *err, size_t errlen);
 json_t *wfe_faults_get(struct wfe *w);
 /* Replaces it (f borrowed, already checked; NULL = off). */
 void wfe_faults_set(struct wfe *w, const json_t *f);
+/*
+ * Test mode: rolls the fault injection in force for this request (route
+ * name borrowed); 1 if an injected problem was replied, else 0 (faults.c).
+ */
+int wfe_fault_injected(struct wfe_req *r, const char *route);
 /* Runs the request: route, method check, faults, handler. */
 void wfe_dispatch(struct wfe_req *r);
 /* Same for the management listener (mgmt.c). */
@@ -291,8 +296,15 @@ json_t *wfe_acme_problem(const json_t *rpc_prob);
 char *wfe_url(const struct wfe_req *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * A parameterless call's answer cached in *slot (at: when it was fetched,
+ * monotonic ms; both under w->lock) for a minute, a failure for 5 s: a new
+ * reference, or NULL when the service could not be asked (rpc.c).
+ */
+json_t *wfe_cached_call(struct wfe_req *r, struct rpc_client *c,
+    json_t **slot, int64_t *at, const char *method);
 /* The issuer with this id from ca.get_issuers, cached (new ref), or NULL
- * after replying the problem (h_misc.c). */
+ * after replying the problem (issuers.c). */
 json_t *wfe_issuer_find(struct wfe_req *r, const char *id);
 /* The whole cached ca.get_issuers result (new ref), or NULL after replying
  * 503. */

@@ -1,0 +1,78 @@
+/*
+ * rpc.c - how handlers call the other services: with the request id, the
+ * problem replied or handed back, and answers that change rarely (profiles,
+ * issuers, RA directory meta) cached for a minute.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/rpc.h"
+#include "wfe/wfe_int.h"
+
+#define CACHE_OK_MS (60 * 1000)
+#define CACHE_FAIL_MS (5 * 1000)
+
+/* See wfe_int.h. */
+int
+wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, const char *method,
+    json_t *params, json_t **result, struct problem **prob)
+{
+	*result = NULL;
+	*prob = NULL;
+	if (rpc_call(c, method, params, 0, r->rid, result, prob) == 0)
+		return 0;
+	if (*prob == NULL)
+		*prob = problem_new(PROB_UNAVAILABLE, "%s failed", method);
+	return -1;
+}
+
+/* See wfe_int.h. */
+int
+wfe_rpc(struct wfe_req *r, struct rpc_client *c, const char *method,
+    json_t *params, json_t **result)
+{
+	struct problem *p = NULL;
+
+	if (wfe_rpc_raw(r, c, method, params, result, &p) == 0)
+		return 0;
+	wfe_reply_problem(r, p);
+	return -1;
+}
+
+/*
+ * A CA or RA answer cached for a minute (profiles, issuers, RA directory
+ * meta): new reference, or NULL when the service could not be asked (a
+ * failure is remembered briefly so that a down service does not slow every
+ * directory request).
+ */
+json_t *
+wfe_cached_call(struct wfe_req *r, struct rpc_client *c, json_t **slot,
+    int64_t *at, const char *method)
+{
+	struct wfe *w = r->w;
+	int64_t now = time_mono_ms();
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	int fresh;
+
+	pthread_mutex_lock(&w->lock);
+	fresh = *at != 0 && now - *at < (*slot ? CACHE_OK_MS : CACHE_FAIL_MS);
+	if (fresh) {
+		res = json_incref(*slot);
+		pthread_mutex_unlock(&w->lock);
+		return res;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (wfe_rpc_raw(r, c, method, NULL, &res, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, r->rid, "%s: %s", method,
+		    p->detail ? p->detail : prob_type_name(p->type));
+		problem_free(p);
+		res = NULL;
+	}
+	pthread_mutex_lock(&w->lock);
+	json_decref(*slot);
+	*slot = json_incref(res);
+	*at = now;
+	pthread_mutex_unlock(&w->lock);
+	return res;
+}
