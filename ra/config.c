@@ -290,12 +290,170 @@ strv_take(char ***src, size_t *n, size_t *dst_n)
 	return v;
 }
 
+/* policy.*: mode, DNS suffixes, blocked names, IP ranges, challenges, PSL. */
+static int
+convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
+{
+	size_t i;
+
+	if (r->mode == NULL || strcmp(r->mode, "private") == 0)
+		pol->public_mode = 0;
+	else if (strcmp(r->mode, "public") == 0)
+		pol->public_mode = 1;
+	else {
+		snprintf(err, errlen,
+		    "policy.mode: expected \"private\" or \"public\"");
+		return -1;
+	}
+	pol->dns_suffixes = strv_take(
+	    &r->dns_suffixes, &r->n_dns_suffixes, &pol->n_dns_suffixes);
+	for (i = 0; i < pol->n_dns_suffixes; i++) {
+		char e[128], *n;
+		n = ident_dns_normalize(pol->dns_suffixes[i], 0, e, sizeof(e));
+		if (n == NULL) {
+			snprintf(
+			    err, errlen, "policy.dns_suffixes[%zu]: %s", i, e);
+			return -1;
+		}
+		free(pol->dns_suffixes[i]);
+		pol->dns_suffixes[i] = n;
+	}
+	pol->blocked_names = strv_take(
+	    &r->blocked_names, &r->n_blocked_names, &pol->n_blocked_names);
+	for (i = 0; pol->blocked_names && pol->blocked_names[i]; i++) {
+		char *p;
+		for (p = pol->blocked_names[i]; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	}
+	if (r->n_ip_ranges > 0) {
+		pol->ip_ranges =
+		    xcalloc(r->n_ip_ranges, sizeof(struct ra_ip_range));
+		for (i = 0; i < r->n_ip_ranges; i++) {
+			if (ra_ip_range_parse(
+				r->ip_ranges[i], &pol->ip_ranges[i]) != 0) {
+				snprintf(err, errlen,
+				    "policy.ip_ranges[%zu]: "
+				    "bad CIDR \"%s\"",
+				    i, r->ip_ranges[i]);
+				return -1;
+			}
+		}
+		pol->n_ip_ranges = r->n_ip_ranges;
+	}
+	pol->allow_wildcards = r->allow_wildcards;
+	pol->subdomain_auth = r->subdomain_auth;
+	pol->challenges = r->challenges ? 0 : chal_default_set();
+	for (i = 0; i < r->n_challenges; i++) {
+		const struct chal_info *c = chal_lookup(r->challenges[i]);
+
+		if (c == NULL) {
+			snprintf(err, errlen,
+			    "policy.challenges[%zu]: unknown challenge "
+			    "type \"%.64s\"",
+			    i, r->challenges[i]);
+			return -1;
+		}
+		pol->challenges |= CHAL_BIT(c->type);
+	}
+	if (pol->challenges == 0) {
+		snprintf(
+		    err, errlen, "policy.challenges: names no challenge type");
+		return -1;
+	}
+	if (pol->public_mode) {
+		char e[256];
+		pol->psl = ra_psl_load(r->psl_file
+			? r->psl_file
+			: "/usr/share/publicsuffix/public_suffix_list.dat",
+		    e, sizeof(e));
+		if (pol->psl == NULL) {
+			snprintf(
+			    err, errlen, "policy.public_suffix_file: %s", e);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* keys.rsa_sizes (borrowed) into kp: at most 16 sizes in bits. */
+static int
+convert_rsa_sizes(
+    const json_t *sizes, struct ra_key_policy *kp, char *err, size_t errlen)
+{
+	json_t *v;
+	size_t i;
+
+	if (!json_is_array(sizes) || json_array_size(sizes) > 16) {
+		snprintf(err, errlen,
+		    "keys.rsa_sizes: expected an array"
+		    " of at most 16 integers");
+		return -1;
+	}
+	kp->n_rsa_sizes = 0;
+	json_array_foreach(sizes, i, v)
+	{
+		if (!json_is_integer(v) || json_integer_value(v) < 512 ||
+		    json_integer_value(v) > 16384) {
+			snprintf(err, errlen,
+			    "keys.rsa_sizes[%zu]: "
+			    "expected a key size in bits",
+			    i);
+			return -1;
+		}
+		kp->rsa_sizes[kp->n_rsa_sizes++] = (int)json_integer_value(v);
+	}
+	return 0;
+}
+
+/* keys.*: RSA sizes, ECDSA curves, Fermat rounds. */
+static int
+convert_keys(struct raw *r, struct ra_key_policy *kp, char *err, size_t errlen)
+{
+	size_t i;
+
+	ra_key_policy_default(kp);
+	kp->rsa_min = r->rsa_min;
+	kp->rsa_max = r->rsa_max;
+	if (kp->rsa_min < 512 || kp->rsa_max < kp->rsa_min ||
+	    kp->rsa_max > 16384) {
+		snprintf(err, errlen, "keys.rsa_min/rsa_max: bad range");
+		return -1;
+	}
+	if (r->rsa_sizes != NULL &&
+	    convert_rsa_sizes(r->rsa_sizes, kp, err, errlen) != 0)
+		return -1;
+	if (r->curves != NULL) {
+		kp->allow_p256 = kp->allow_p384 = 0;
+		for (i = 0; i < r->n_curves; i++) {
+			if (strcmp(r->curves[i], "P-256") == 0)
+				kp->allow_p256 = 1;
+			else if (strcmp(r->curves[i], "P-384") == 0)
+				kp->allow_p384 = 1;
+			else if (strcmp(r->curves[i], "P-521") == 0)
+				kp->allow_p521 = 1;
+			else {
+				snprintf(err, errlen,
+				    "keys.ecdsa_curves[%zu]: "
+				    "unknown curve \"%s\"",
+				    i, r->curves[i]);
+				return -1;
+			}
+		}
+	}
+	if (r->allow_p521)
+		kp->allow_p521 = 1;
+	if (r->fermat_rounds < 0 || r->fermat_rounds > 100000) {
+		snprintf(err, errlen, "keys.fermat_rounds: must be 0..100000");
+		return -1;
+	}
+	kp->fermat_rounds = (int)r->fermat_rounds;
+	return 0;
+}
+
 static int
 convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 {
-	size_t i;
-	struct ra_key_policy *kp = &cfg->keys;
-
 	if (r->log_level != NULL &&
 	    log_level_parse(r->log_level, &cfg->log_level) != 0) {
 		snprintf(err, errlen, "log_level: unknown level \"%s\"",
@@ -322,146 +480,9 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 		return -1;
 	}
 	cfg->contacts_max = r->contacts_max;
-
-	if (r->mode == NULL || strcmp(r->mode, "private") == 0)
-		cfg->policy.public_mode = 0;
-	else if (strcmp(r->mode, "public") == 0)
-		cfg->policy.public_mode = 1;
-	else {
-		snprintf(err, errlen,
-		    "policy.mode: expected \"private\" or \"public\"");
+	if (convert_policy(r, &cfg->policy, err, errlen) != 0 ||
+	    convert_keys(r, &cfg->keys, err, errlen) != 0)
 		return -1;
-	}
-	cfg->policy.dns_suffixes = strv_take(
-	    &r->dns_suffixes, &r->n_dns_suffixes, &cfg->policy.n_dns_suffixes);
-	for (i = 0; i < cfg->policy.n_dns_suffixes; i++) {
-		char e[128], *n;
-		n = ident_dns_normalize(
-		    cfg->policy.dns_suffixes[i], 0, e, sizeof(e));
-		if (n == NULL) {
-			snprintf(
-			    err, errlen, "policy.dns_suffixes[%zu]: %s", i, e);
-			return -1;
-		}
-		free(cfg->policy.dns_suffixes[i]);
-		cfg->policy.dns_suffixes[i] = n;
-	}
-	cfg->policy.blocked_names = strv_take(&r->blocked_names,
-	    &r->n_blocked_names, &cfg->policy.n_blocked_names);
-	for (i = 0; cfg->policy.blocked_names && cfg->policy.blocked_names[i];
-	     i++) {
-		char *p;
-		for (p = cfg->policy.blocked_names[i]; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p - 'A' + 'a');
-	}
-	if (r->n_ip_ranges > 0) {
-		cfg->policy.ip_ranges =
-		    xcalloc(r->n_ip_ranges, sizeof(struct ra_ip_range));
-		for (i = 0; i < r->n_ip_ranges; i++) {
-			if (ra_ip_range_parse(r->ip_ranges[i],
-				&cfg->policy.ip_ranges[i]) != 0) {
-				snprintf(err, errlen,
-				    "policy.ip_ranges[%zu]: "
-				    "bad CIDR \"%s\"",
-				    i, r->ip_ranges[i]);
-				return -1;
-			}
-		}
-		cfg->policy.n_ip_ranges = r->n_ip_ranges;
-	}
-	cfg->policy.allow_wildcards = r->allow_wildcards;
-	cfg->policy.subdomain_auth = r->subdomain_auth;
-	cfg->policy.challenges = r->challenges ? 0 : chal_default_set();
-	for (i = 0; i < r->n_challenges; i++) {
-		const struct chal_info *c = chal_lookup(r->challenges[i]);
-
-		if (c == NULL) {
-			snprintf(err, errlen,
-			    "policy.challenges[%zu]: unknown challenge "
-			    "type \"%.64s\"",
-			    i, r->challenges[i]);
-			return -1;
-		}
-		cfg->policy.challenges |= CHAL_BIT(c->type);
-	}
-	if (cfg->policy.challenges == 0) {
-		snprintf(err, errlen,
-		    "policy.challenges: names no challenge type");
-		return -1;
-	}
-	if (cfg->policy.public_mode) {
-		char e[256];
-		cfg->policy.psl = ra_psl_load(r->psl_file
-			? r->psl_file
-			: "/usr/share/publicsuffix/public_suffix_list.dat",
-		    e, sizeof(e));
-		if (cfg->policy.psl == NULL) {
-			snprintf(
-			    err, errlen, "policy.public_suffix_file: %s", e);
-			return -1;
-		}
-	}
-
-	ra_key_policy_default(kp);
-	kp->rsa_min = r->rsa_min;
-	kp->rsa_max = r->rsa_max;
-	if (kp->rsa_min < 512 || kp->rsa_max < kp->rsa_min ||
-	    kp->rsa_max > 16384) {
-		snprintf(err, errlen, "keys.rsa_min/rsa_max: bad range");
-		return -1;
-	}
-	if (r->rsa_sizes != NULL) {
-		json_t *v;
-		if (!json_is_array(r->rsa_sizes) ||
-		    json_array_size(r->rsa_sizes) > 16) {
-			snprintf(err, errlen,
-			    "keys.rsa_sizes: expected an array"
-			    " of at most 16 integers");
-			return -1;
-		}
-		kp->n_rsa_sizes = 0;
-		json_array_foreach(r->rsa_sizes, i, v)
-		{
-			if (!json_is_integer(v) ||
-			    json_integer_value(v) < 512 ||
-			    json_integer_value(v) > 16384) {
-				snprintf(err, errlen,
-				    "keys.rsa_sizes[%zu]: "
-				    "expected a key size in bits",
-				    i);
-				return -1;
-			}
-			kp->rsa_sizes[kp->n_rsa_sizes++] =
-			    (int)json_integer_value(v);
-		}
-	}
-	if (r->curves != NULL) {
-		kp->allow_p256 = kp->allow_p384 = 0;
-		for (i = 0; i < r->n_curves; i++) {
-			if (strcmp(r->curves[i], "P-256") == 0)
-				kp->allow_p256 = 1;
-			else if (strcmp(r->curves[i], "P-384") == 0)
-				kp->allow_p384 = 1;
-			else if (strcmp(r->curves[i], "P-521") == 0)
-				kp->allow_p521 = 1;
-			else {
-				snprintf(err, errlen,
-				    "keys.ecdsa_curves[%zu]: "
-				    "unknown curve \"%s\"",
-				    i, r->curves[i]);
-				return -1;
-			}
-		}
-	}
-	if (r->allow_p521)
-		kp->allow_p521 = 1;
-	if (r->fermat_rounds < 0 || r->fermat_rounds > 100000) {
-		snprintf(err, errlen, "keys.fermat_rounds: must be 0..100000");
-		return -1;
-	}
-	kp->fermat_rounds = (int)r->fermat_rounds;
-
 	cfg->finalize_async = r->finalize_async;
 	cfg->finalize_retry_after_ms = r->retry_after_ms;
 	cfg->recover_after_ms = r->recover_after_ms;
