@@ -1214,6 +1214,32 @@ check_secrets(struct check *c)
 			free(full);
 			free(what);
 		}
+		if (json_is_object(json_object_get(e, "pkcs11"))) {
+			const json_t *p11 = json_object_get(e, "pkcs11");
+			const char *pf =
+			    json_string_value(json_object_get(p11, "pin_file"));
+			char *full, *what;
+
+			if (pf != NULL) {
+				full = pf[0] == '/'
+				    ? xstrdup(pf)
+				    : xasprintf("%s/%s", dir, pf);
+				what = xasprintf("issuer \"%s\" pkcs11.pin_file",
+				    name ? name : "?");
+				check_secret(c, what, full);
+				free(full);
+				free(what);
+			}
+			const char *tok =
+			    json_string_value(json_object_get(p11, "token"));
+			const char *lbl =
+			    json_string_value(json_object_get(p11, "label"));
+			report(c, 1, "issuers",
+			    "issuer \"%s\": key in PKCS#11 token \"%s\" "
+			    "(label \"%s\")",
+			    name ? name : "?", tok ? tok : "(in uri)",
+			    lbl ? lbl : "(in uri)");
+		}
 		if (json_object_get(e, "key_uri") != NULL)
 			report(c, 1, "issuers",
 			    "issuer \"%s\": key in a store (%s)",
