@@ -356,7 +356,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	struct ra *ra = svc;
 	json_t *params = req->params, *acct = NULL, *idents = NULL;
 	json_t *aidents = NULL, *reuse = NULL, *reuse_ids = NULL;
-	json_t *new_authzs = NULL, *order = NULL, *authzs = NULL, *v, *a, *np;
+	json_t *new_authzs = NULL, *order = NULL, *v, *a, *np;
 	struct ra_sub *sub = NULL;
 	const struct profile *prof;
 	enum ident_type it;
@@ -480,14 +480,11 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 		json_object_set_new(np, "not_after", json_string(na));
 	if (replaces != NULL)
 		json_object_set_new(np, "replaces", json_string(replaces));
+	/* One SA call: the order comes back with its authzs. */
+	json_object_set_new(np, "with_authzs", json_true());
 	if (ra_call(
 		ra->sa, "sa.new_order", np, req->request_id, &order, prob) != 0)
 		goto out;
-	if (ra_call(ra->sa, "sa.get_authzs",
-		json_pack("{s:O}", "ids", json_object_get(order, "authz_ids")),
-		req->request_id, &authzs, prob) != 0)
-		goto out;
-	json_object_set(order, "authzs", json_object_get(authzs, "authzs"));
 	log_msg(LOG_LEVEL_INFO, req->request_id,
 	    "new order %lld account=%lld "
 	    "identifiers=%zu reused=%zu",
@@ -506,7 +503,6 @@ out:
 	json_decref(reuse_ids);
 	json_decref(new_authzs);
 	json_decref(order);
-	json_decref(authzs);
 	return rc;
 }
 

@@ -98,8 +98,8 @@ chall_json(const PGresult *r, int row)
  * Reads authzs by id into a new array, in the order of ids, omitting the
  * missing ones. 0 or -1 with *prob.
  */
-static int
-read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
+int
+sa_read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
     struct problem **prob)
 {
 	struct sa_params p;
@@ -163,7 +163,7 @@ sa_read_authz(
 	json_t *list = NULL;
 	int ret = -1;
 
-	if (read_authzs(c, &id, 1, &list, prob) != 0)
+	if (sa_read_authzs(c, &id, 1, &list, prob) != 0)
 		return -1;
 	if (json_array_size(list) != 1) {
 		*prob = problem_new(PROB_NOT_FOUND, "no such authorization");
@@ -379,7 +379,7 @@ sa_m_get_authzs(
 	}
 	if (n == 0)
 		list = json_array();
-	else if (read_authzs(c, ids, n, &list, prob) != 0)
+	else if (sa_read_authzs(c, ids, n, &list, prob) != 0)
 		goto out;
 	*result = json_pack("{s:o}", "authzs", list);
 	ret = 0;

@@ -260,6 +260,10 @@ int sa_read_order(
     struct sa_conn *c, int64_t id, json_t **out, struct problem **prob);
 int sa_read_authz(
     struct sa_conn *c, int64_t id, json_t **out, struct problem **prob);
+/* Authzs by id (n of ids, borrowed) into a new array *out, in the order of
+ * ids, missing ones omitted. 0 or -1 with *prob. */
+int sa_read_authzs(struct sa_conn *c, const int64_t *ids, size_t n,
+    json_t **out, struct problem **prob);
 int sa_read_certificate(struct sa_conn *c, const char *serial, int with_der,
     json_t **out, struct problem **prob);
 /* SHA-256 hex of the sorted, de-duplicated identifier values. */

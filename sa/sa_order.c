@@ -347,9 +347,9 @@ sa_m_new_order(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct new_order o;
-	json_t *reuse = NULL, *news = NULL, *v;
+	json_t *reuse = NULL, *news = NULL, *v, *list = NULL;
 	size_t i;
-	int ret = -1;
+	int with_authzs = 0, ret = -1;
 
 	memset(&o, 0, sizeof(o));
 	if (sa_get_id(params, "account_id", 1, &o.account_id, prob) < 0 ||
@@ -367,6 +367,13 @@ sa_m_new_order(
 		params, "reuse_authz_ids", 0, JSON_ARRAY, &reuse, prob) < 0 ||
 	    sa_get_json(params, "new_authzs", 0, JSON_ARRAY, &news, prob) < 0)
 		goto out;
+	v = json_object_get(params, "with_authzs");
+	if (v != NULL && !json_is_boolean(v)) {
+		*prob = problem_new(PROB_MALFORMED, "with_authzs: expected a "
+						    "boolean");
+		goto out;
+	}
+	with_authzs = json_is_true(v);
 	if (o.profile == NULL)
 		o.profile = "";
 	if (check_identifiers(o.idents, prob) != 0)
@@ -401,7 +408,26 @@ sa_m_new_order(
 		o.replaces_key = replaces_key(o.replaces);
 	if (sa_tx(c, new_order_tx, &o, prob) != 0)
 		goto out;
-	ret = sa_read_order(c, o.order_id, result, prob);
+	if (sa_read_order(c, o.order_id, result, prob) != 0)
+		goto out;
+	/* The caller needs the authzs too: return them from this call
+	 * rather than a second round trip (sa.get_authzs). */
+	if (with_authzs) {
+		json_t *az = json_object_get(*result, "authz_ids");
+		size_t k, n = json_array_size(az);
+
+		/* In the order's authz_ids order (identifier order). */
+		for (k = 0; k < n && k < o.nreuse + o.nnews; k++)
+			o.all_ids[k] =
+			    json_integer_value(json_array_get(az, k));
+		if (sa_read_authzs(c, o.all_ids, k, &list, prob) != 0) {
+			json_decref(*result);
+			*result = NULL;
+			goto out;
+		}
+		json_object_set_new(*result, "authzs", list);
+	}
+	ret = 0;
 out:
 	for (i = 0; o.news != NULL && i < o.nnews; i++)
 		sa_authz_in_clear(&o.news[i]);

@@ -373,6 +373,24 @@ def test_order_lifecycle(c):
     assert err_type(c.call, "sa.set_order_processing", {"id": 999999999}) == "notFound"
 
 
+def test_new_order_returns_its_authzs(c):
+    """sa.new_order with_authzs: the write returns what it created (issue 18),
+    the authzs exactly as sa.get_authzs gives them, in authz_ids order,
+    reused ones included."""
+    a = new_account(c)
+    o1 = new_order(c, a["id"], ["r1.example.org"])
+    validate(c, o1["authz_ids"][0])
+    o = new_order(c, a["id"], ["*.w.example.org", "n.example.org"], with_authzs=True,
+                  reuse_authz_ids=[o1["authz_ids"][0]],
+                  identifiers=[{"type": "dns", "value": v} for v in
+                               ("*.w.example.org", "n.example.org", "r1.example.org")])
+    assert len(o["authz_ids"]) == 3 and o1["authz_ids"][0] in o["authz_ids"]
+    assert o["authzs"] == c.call("sa.get_authzs", {"ids": o["authz_ids"]})["authzs"]
+    assert [x["id"] for x in o["authzs"]] == o["authz_ids"]
+    assert "authzs" not in new_order(c, a["id"], ["plain.example.org"])
+    assert err_type(new_order, c, a["id"], ["t.example.org"], with_authzs="yes") == "malformed"
+
+
 def test_order_invalid_paths(c):
     a = new_account(c)
     o = new_order(c, a["id"], ["x.example.org", "y.example.org"])
