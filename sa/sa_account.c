@@ -46,22 +46,33 @@ static const struct sa_stmt st_eab_revoke = {"eab_revoke",
     "UPDATE eab_keys SET revoked = true WHERE kid = $1"};
 /* clang-format on */
 
+/* The JSON of ACCT_COLS and of the eab_get / eab_list columns. */
+static const struct sa_col_spec acct_cols[] = {
+    {"id", SA_COL_INT},
+    {"key", SA_COL_JSON},
+    {"thumbprint", SA_COL_STR},
+    {"contact", SA_COL_JSON},
+    {"status", SA_COL_STR},
+    {"created", SA_COL_STR},
+    {"eab_kid", SA_COL_STR_OR_NULL},
+    {"tos_agreed", SA_COL_BOOL},
+};
+static const struct sa_col_spec eab_cols[] = {
+    {"kid", SA_COL_STR},
+    {"hmac_key", SA_COL_HEX_B64},
+    {"comment", SA_COL_STR},
+    {"created", SA_COL_STR},
+    {"revoked", SA_COL_BOOL},
+    {"account_id", SA_COL_INT},
+};
+
 /* Account JSON from a row of ACCT_COLS. */
 static json_t *
 acct_json(const PGresult *r, int row)
 {
 	json_t *o = json_object();
-	const char *eab = sa_col(r, row, 6);
 
-	json_object_set_new(o, "id", json_integer(sa_col_int(r, row, 0)));
-	json_object_set_new(o, "key", sa_json_parse(sa_col(r, row, 1)));
-	sa_set_col_str(o, "thumbprint", r, row, 2);
-	json_object_set_new(o, "contact", sa_json_parse(sa_col(r, row, 3)));
-	sa_set_col_str(o, "status", r, row, 4);
-	sa_set_col_str(o, "created", r, row, 5);
-	json_object_set_new(o, "eab_kid", eab ? json_string(eab) : json_null());
-	json_object_set_new(
-	    o, "tos_agreed", json_boolean(sa_col_bool(r, row, 7)));
+	sa_row_json(o, r, row, acct_cols, SA_NCOLS(acct_cols));
 	return o;
 }
 
@@ -300,18 +311,10 @@ static json_t *
 eab_json(const PGresult *r, int row, int with_key)
 {
 	json_t *o = json_object();
-	const char *acct = sa_col(r, row, 5);
 
-	sa_set_col_str(o, "kid", r, row, 0);
-	if (with_key)
-		json_object_set_new(
-		    o, "hmac_key", sa_col_hex_as_b64(r, row, 1));
-	sa_set_col_str(o, "comment", r, row, 2);
-	sa_set_col_str(o, "created", r, row, 3);
-	json_object_set_new(o, "revoked", json_boolean(sa_col_bool(r, row, 4)));
-	if (acct != NULL)
-		json_object_set_new(
-		    o, "account_id", json_integer(sa_col_int(r, row, 5)));
+	sa_row_json(o, r, row, eab_cols, SA_NCOLS(eab_cols));
+	if (!with_key)
+		json_object_del(o, "hmac_key");
 	return o;
 }
 

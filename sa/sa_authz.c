@@ -66,6 +66,31 @@ static const struct sa_stmt st_authz_stale = {"authz_stale",
     "ORDER BY c.authz_id LIMIT 1000"};
 /* clang-format on */
 
+/* The JSON of AUTHZ_COLS (identifier and derived status by hand) and of
+ * the chall_get columns. */
+static const struct sa_col_spec authz_cols[] = {
+    {"id", SA_COL_INT},
+    {"account_id", SA_COL_INT},
+    {"identifier.type", SA_COL_NONE},
+    {"identifier.value", SA_COL_NONE},
+    {"wildcard", SA_COL_BOOL},
+    {"status", SA_COL_NONE},
+    {"expires", SA_COL_STR},
+    {"profile", SA_COL_STR},
+    {"created", SA_COL_STR},
+    {"expired", SA_COL_NONE},
+};
+static const struct sa_col_spec chall_cols[] = {
+    {"id", SA_COL_INT},
+    {"authz_id", SA_COL_NONE},
+    {"type", SA_COL_STR},
+    {"token", SA_COL_STR},
+    {"status", SA_COL_STR},
+    {"validated", SA_COL_STR},
+    {"error", SA_COL_JSON_OPT},
+    {"validation_record", SA_COL_JSON_OPT},
+};
+
 /* Derived authz status from stored status and expiry. */
 const char *
 sa_authz_status(const char *stored, int expired)
@@ -80,17 +105,8 @@ static json_t *
 chall_json(const PGresult *r, int row)
 {
 	json_t *o = json_object();
-	const char *err = sa_col(r, row, 6), *rec = sa_col(r, row, 7);
 
-	json_object_set_new(o, "id", json_integer(sa_col_int(r, row, 0)));
-	sa_set_col_str(o, "type", r, row, 2);
-	sa_set_col_str(o, "token", r, row, 3);
-	sa_set_col_str(o, "status", r, row, 4);
-	sa_set_col_str(o, "validated", r, row, 5);
-	if (err != NULL)
-		json_object_set_new(o, "error", sa_json_parse(err));
-	if (rec != NULL)
-		json_object_set_new(o, "validation_record", sa_json_parse(rec));
+	sa_row_json(o, r, row, chall_cols, SA_NCOLS(chall_cols));
 	return o;
 }
 
@@ -123,20 +139,13 @@ sa_read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
 			continue;
 		json_t *o = json_object(), *chs = json_array();
 
-		json_object_set_new(o, "id", json_integer(ids[i]));
-		json_object_set_new(
-		    o, "account_id", json_integer(sa_col_int(ra, row, 1)));
+		sa_row_json(o, ra, row, authz_cols, SA_NCOLS(authz_cols));
 		json_object_set_new(o, "identifier",
 		    json_pack("{s:s, s:s}", "type", sa_col(ra, row, 2), "value",
 			sa_col(ra, row, 3)));
-		json_object_set_new(
-		    o, "wildcard", json_boolean(sa_col_bool(ra, row, 4)));
 		json_object_set_new(o, "status",
 		    json_string(sa_authz_status(
 			sa_col(ra, row, 5), sa_col_bool(ra, row, 9))));
-		sa_set_col_str(o, "expires", ra, row, 6);
-		sa_set_col_str(o, "profile", ra, row, 7);
-		sa_set_col_str(o, "created", ra, row, 8);
 		if (sa_col_bool(ra, row, 10))
 			json_object_set_new(o, "subdomain_auth", json_true());
 		for (k = 0; k < PQntuples(rc); k++)

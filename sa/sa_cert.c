@@ -106,6 +106,25 @@ static const struct sa_stmt st_count_domain = {"count_domain",
     "AND issued > now() - $2::bigint * interval '1 millisecond'"};
 /* clang-format on */
 
+/* The JSON of CERT_COLS. */
+static const struct sa_col_spec cert_cols[] = {
+    {"serial", SA_COL_STR},
+    {"account_id", SA_COL_INT},
+    {"order_id", SA_COL_INT},
+    {"der", SA_COL_HEX_B64},
+    {"issuer_id", SA_COL_STR},
+    {"profile", SA_COL_STR},
+    {"identifiers", SA_COL_JSON},
+    {"not_before", SA_COL_STR},
+    {"not_after", SA_COL_STR},
+    {"issued", SA_COL_STR},
+    {"key_hash", SA_COL_STR},
+    {"status", SA_COL_STR},
+    {"revoked_at", SA_COL_STR},
+    {"revoked_reason", SA_COL_INT},
+    {"shard", SA_COL_INT},
+};
+
 /* "www.example.com" -> "com.example.www" (IPs unchanged). Caller frees. */
 static char *
 reverse_name(const char *type, const char *name)
@@ -134,29 +153,9 @@ reverse_name(const char *type, const char *name)
 static json_t *
 cert_json(const PGresult *r, int row)
 {
-	json_t *o = json_object(), *der = sa_col_hex_as_b64(r, row, 3);
+	json_t *o = json_object();
 
-	sa_set_col_str(o, "serial", r, row, 0);
-	json_object_set_new(
-	    o, "account_id", json_integer(sa_col_int(r, row, 1)));
-	if (sa_col(r, row, 2) != NULL)
-		json_object_set_new(
-		    o, "order_id", json_integer(sa_col_int(r, row, 2)));
-	if (der != NULL)
-		json_object_set_new(o, "der", der);
-	sa_set_col_str(o, "issuer_id", r, row, 4);
-	sa_set_col_str(o, "profile", r, row, 5);
-	json_object_set_new(o, "identifiers", sa_json_parse(sa_col(r, row, 6)));
-	sa_set_col_str(o, "not_before", r, row, 7);
-	sa_set_col_str(o, "not_after", r, row, 8);
-	sa_set_col_str(o, "issued", r, row, 9);
-	sa_set_col_str(o, "key_hash", r, row, 10);
-	sa_set_col_str(o, "status", r, row, 11);
-	sa_set_col_str(o, "revoked_at", r, row, 12);
-	if (sa_col(r, row, 13) != NULL)
-		json_object_set_new(
-		    o, "revoked_reason", json_integer(sa_col_int(r, row, 13)));
-	json_object_set_new(o, "shard", json_integer(sa_col_int(r, row, 14)));
+	sa_row_json(o, r, row, cert_cols, SA_NCOLS(cert_cols));
 	return o;
 }
 

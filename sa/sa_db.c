@@ -569,3 +569,46 @@ sa_stale_ids(struct sa_conn *c, const struct sa_stmt *st, const char *key,
 	*result = json_pack("{s:o}", key, ids);
 	return 0;
 }
+
+/* See sa_int.h. */
+void
+sa_row_json(json_t *o, const PGresult *r, int row,
+    const struct sa_col_spec *spec, size_t n)
+{
+	const char *v;
+	json_t *j;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		v = sa_col(r, row, (int)i);
+		j = NULL;
+		switch (spec[i].kind) {
+		case SA_COL_NONE:
+			continue;
+		case SA_COL_STR:
+			j = v != NULL ? json_string(v) : NULL;
+			break;
+		case SA_COL_STR_OR_NULL:
+			j = v != NULL ? json_string(v) : json_null();
+			break;
+		case SA_COL_INT:
+			j = v != NULL ? json_integer(sa_col_int(r, row, (int)i))
+				      : NULL;
+			break;
+		case SA_COL_BOOL:
+			j = json_boolean(sa_col_bool(r, row, (int)i));
+			break;
+		case SA_COL_JSON:
+			j = sa_json_parse(v);
+			break;
+		case SA_COL_JSON_OPT:
+			j = v != NULL ? sa_json_parse(v) : NULL;
+			break;
+		case SA_COL_HEX_B64:
+			j = sa_col_hex_as_b64(r, row, (int)i);
+			break;
+		}
+		if (j != NULL)
+			json_object_set_new(o, spec[i].key, j);
+	}
+}

@@ -150,6 +150,30 @@ void sa_set_col_str(
 /* hex column -> base64url JSON string (NULL if SQL NULL). */
 json_t *sa_col_hex_as_b64(const PGresult *r, int row, int col);
 
+/*
+ * Row -> JSON: one entry per result column, in column order. SQL NULL
+ * leaves the key out, except for SA_COL_JSON and SA_COL_STR_OR_NULL, which
+ * give JSON null. SA_COL_NONE: a column the caller reads itself.
+ */
+enum sa_col_kind {
+	SA_COL_NONE,
+	SA_COL_STR,
+	SA_COL_STR_OR_NULL,
+	SA_COL_INT,
+	SA_COL_BOOL,
+	SA_COL_JSON,     /* stored JSON text, parsed */
+	SA_COL_JSON_OPT, /* the same, left out when SQL NULL */
+	SA_COL_HEX_B64,  /* hex text -> base64url */
+};
+struct sa_col_spec {
+	const char *key;
+	enum sa_col_kind kind;
+};
+/* Sets o's members from row of r as spec[0..n) says (o borrowed). */
+void sa_row_json(json_t *o, const PGresult *r, int row,
+    const struct sa_col_spec *spec, size_t n);
+#define SA_NCOLS(spec) (sizeof(spec) / sizeof((spec)[0]))
+
 /* Method implementations: (conn, params, result, prob). */
 typedef int (*sa_method_fn)(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob);

@@ -74,6 +74,24 @@ static const struct sa_stmt st_order_stale = {"order_stale",
     "AND began_processing < $1 ORDER BY id LIMIT 1000"};
 /* clang-format on */
 
+/* The JSON of ORDER_COLS (derived status and authz_ids by hand). */
+static const struct sa_col_spec order_cols[] = {
+    {"id", SA_COL_INT},
+    {"account_id", SA_COL_INT},
+    {"status", SA_COL_NONE},
+    {"expires", SA_COL_STR},
+    {"identifiers", SA_COL_JSON},
+    {"not_before", SA_COL_STR},
+    {"not_after", SA_COL_STR},
+    {"profile", SA_COL_STR},
+    {"error", SA_COL_JSON_OPT},
+    {"replaces", SA_COL_STR},
+    {"certificate_serial", SA_COL_STR},
+    {"created", SA_COL_STR},
+    {"began_processing", SA_COL_STR},
+    {"expired", SA_COL_NONE},
+};
+
 int
 sa_read_order(
     struct sa_conn *c, int64_t id, json_t **out, struct problem **prob)
@@ -116,23 +134,9 @@ sa_read_order(
 		status = "ready";
 	else
 		status = "pending";
-	json_object_set_new(o, "id", json_integer(id));
-	json_object_set_new(
-	    o, "account_id", json_integer(sa_col_int(ro, 0, 1)));
+	sa_row_json(o, ro, 0, order_cols, SA_NCOLS(order_cols));
 	json_object_set_new(o, "status", json_string(status));
-	sa_set_col_str(o, "expires", ro, 0, 3);
-	json_object_set_new(o, "identifiers", sa_json_parse(sa_col(ro, 0, 4)));
-	sa_set_col_str(o, "not_before", ro, 0, 5);
-	sa_set_col_str(o, "not_after", ro, 0, 6);
-	sa_set_col_str(o, "profile", ro, 0, 7);
 	json_object_set_new(o, "authz_ids", ids);
-	if (sa_col(ro, 0, 8) != NULL)
-		json_object_set_new(
-		    o, "error", sa_json_parse(sa_col(ro, 0, 8)));
-	sa_set_col_str(o, "replaces", ro, 0, 9);
-	sa_set_col_str(o, "certificate_serial", ro, 0, 10);
-	sa_set_col_str(o, "created", ro, 0, 11);
-	sa_set_col_str(o, "began_processing", ro, 0, 12);
 	*out = o;
 	o = NULL;
 	ret = 0;
