@@ -310,6 +310,9 @@ def summarize(run, cpu_s, peak=None):
         "loadgen_cpu_s": run.get("loadgen_cpu_s"),
         "per_request": {k: {"p50_ms": v["p50_ms"], "p99_ms": v["p99_ms"], "count": v["count"]}
                         for k, v in run.get("latency", {}).items()},
+        # per second of the window, for scripts/bench-plot.py
+        "timeline": run.get("timeline"),
+        "latency_timeline": run.get("latency_timeline"),
     }
     if peak is not None:
         out.update(peak)
@@ -802,6 +805,10 @@ def main():
           "every number)" % (results["machine"]["loadavg_at_start"], results["machine"]["loadavg_at_end"],
                              os.cpu_count()))
     print("wrote bench/results.json (%.0f s)" % results["seconds"])
+    plot = subprocess.run([sys.executable, os.path.join(TOP, "scripts", "bench-plot.py"),
+                           os.path.join(TOP, "bench", "results.json"), os.path.join(TOP, "bench")],
+                          capture_output=True, text=True)
+    print((plot.stdout + plot.stderr).strip())
     return 0
 
 

@@ -635,7 +635,8 @@ lg_worker_main(void *arg)
 			double t1 = now_ms();
 
 			lg_stats_issued(&w->stats,
-			    (t1 - (double)w->run->start_mono_ms) / 1000.0);
+			    (t1 - (double)w->run->start_mono_ms) / 1000.0,
+			    t1 - t0);
 			lg_stats_add(&w->stats, LG_REQ_ISSUANCE, t1 - t0);
 		} else {
 			lg_stats_fail(&w->stats, fail);

@@ -104,6 +104,12 @@ enum lg_req {
 /* "newNonce", "newAccount", ... "issuance" (static). */
 const char *lg_req_name(enum lg_req k);
 
+/* One completed issuance: window offset at completion, latency. */
+struct lg_point {
+	double s;
+	double ms;
+};
+
 /* Latency samples (ms) per kind and failure counts by reason. */
 struct lg_stats {
 	double *samples[LG_REQ__MAX];
@@ -115,6 +121,8 @@ struct lg_stats {
 	uint64_t bad_nonce_retries;
 	uint32_t *timeline; /* issuances completed in second i of the window */
 	size_t timeline_len;
+	struct lg_point *points; /* every issuance: when it ended, how long */
+	size_t npoints, cap_points;
 	double last_ok_s; /* window offset of the last completed issuance */
 };
 
@@ -122,8 +130,11 @@ void lg_stats_init(struct lg_stats *s);
 void lg_stats_clear(struct lg_stats *s);
 /* Records one latency sample in ms. */
 void lg_stats_add(struct lg_stats *s, enum lg_req k, double ms);
-/* Counts one completed issuance at offset_s seconds into the window. */
-void lg_stats_issued(struct lg_stats *s, double offset_s);
+/*
+ * Counts one completed issuance at offset_s seconds into the window that
+ * took ms (for the per-second latency series of the JSON report).
+ */
+void lg_stats_issued(struct lg_stats *s, double offset_s, double ms);
 /* Counts one failed issuance under reason (borrowed string). */
 void lg_stats_fail(struct lg_stats *s, const char *reason);
 /* Adds everything of src into dst (src unchanged). */

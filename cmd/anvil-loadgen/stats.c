@@ -47,6 +47,7 @@ lg_stats_clear(struct lg_stats *s)
 		free(s->samples[k]);
 	json_decref(s->failures);
 	free(s->timeline);
+	free(s->points);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -81,9 +82,23 @@ timeline_grow(struct lg_stats *s, size_t len)
 	s->timeline_len = len;
 }
 
-void
-lg_stats_issued(struct lg_stats *s, double offset_s)
+static void
+point_add(struct lg_stats *s, double at_s, double ms)
 {
+	if (s->npoints == s->cap_points) {
+		s->cap_points = s->cap_points == 0 ? 256 : s->cap_points * 2;
+		s->points =
+		    xrealloc(s->points, s->cap_points * sizeof(*s->points));
+	}
+	s->points[s->npoints].s = at_s;
+	s->points[s->npoints].ms = ms;
+	s->npoints++;
+}
+
+void
+lg_stats_issued(struct lg_stats *s, double offset_s, double ms)
+{
+	point_add(s, offset_s, ms);
 	size_t sec = offset_s > 0 ? (size_t)offset_s : 0;
 
 	if (sec > 1000000)
@@ -130,6 +145,8 @@ lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src)
 	timeline_grow(dst, src->timeline_len);
 	for (k = 0; k < (int)src->timeline_len; k++)
 		dst->timeline[k] += src->timeline[k];
+	for (k = 0; k < (int)src->npoints; k++)
+		point_add(dst, src->points[k].s, src->points[k].ms);
 	if (src->last_ok_s > dst->last_ok_s)
 		dst->last_ok_s = src->last_ok_s;
 	dst->issued += src->issued;
@@ -162,6 +179,46 @@ static double
 round3(double v)
 {
 	return round(v * 1000.0) / 1000.0;
+}
+
+static int
+cmp_point(const void *a, const void *b)
+{
+	const struct lg_point *x = a, *y = b;
+
+	return x->s < y->s ? -1 : x->s > y->s;
+}
+
+/*
+ * Per second of the window: [second, issuances, p50 ms, p90 ms, p99 ms] of
+ * the issuances that completed in it (seconds without any are left out).
+ */
+static json_t *
+latency_timeline(struct lg_stats *s)
+{
+	json_t *out = json_array();
+	double *ms = NULL;
+	size_t i = 0, j, n;
+
+	qsort(s->points, s->npoints, sizeof(*s->points), cmp_point);
+	ms = xcalloc(s->npoints + 1, sizeof(double));
+	while (i < s->npoints) {
+		long sec = (long)floor(s->points[i].s);
+
+		for (j = i, n = 0;
+		     j < s->npoints && (long)floor(s->points[j].s) == sec; j++)
+			ms[n++] = s->points[j].ms;
+		qsort(ms, n, sizeof(double), cmp_double);
+		if (json_array_append_new(out,
+			json_pack("[I, I, f, f, f]", (json_int_t)sec,
+			    (json_int_t)n, round3(pct(ms, n, 50)),
+			    round3(pct(ms, n, 90)), round3(pct(ms, n, 99)))) !=
+		    0)
+			log_bug("json_array_append_new failed");
+		i = j;
+	}
+	free(ms);
+	return out;
 }
 
 json_t *
@@ -223,6 +280,7 @@ lg_stats_json(struct lg_stats *s, const struct lg_summary *sum)
 	jset(out, "latency", lat);
 	jset(out, "last_issuance_s", json_real(round3(s->last_ok_s)));
 	jset(out, "timeline", tl);
+	jset(out, "latency_timeline", latency_timeline(s));
 	return out;
 }
 
