@@ -177,67 +177,19 @@ check_validity(const struct profile *prof, const char *nb, const char *na,
 	return 0;
 }
 
-/* Identifiers in SA form for sa.get_valid_authzs: base name + wildcard. */
-static json_t *
-authz_idents(const json_t *idents)
-{
-	json_t *a = json_array(), *v;
-	size_t i;
-	const char *val;
-	int wc;
-
-	json_array_foreach(idents, i, v)
-	{
-		val = json_string_value(json_object_get(v, "value"));
-		wc = strncmp(val, "*.", 2) == 0;
-		json_array_append_new(a,
-		    json_pack("{s:O,s:s,s:b}", "type",
-			json_object_get(v, "type"), "value", wc ? val + 2 : val,
-			"wildcard", wc));
-	}
-	return a;
-}
-
+/* Duplicate certificates: the exact identifier set (idents borrowed).
+ * 0, or -1 with *prob (rateLimited). A failed count does not block. */
 static int
-check_limits(struct ra *ra, const char *rid, int64_t acct,
-    const struct profile *prof, const json_t *idents, int replacing,
-    struct problem **prob)
+check_duplicate_certs(struct ra *ra, const char *rid,
+    const struct profile *prof, const json_t *idents, struct problem **prob)
 {
 	struct ra_limit tmp;
 	const struct ra_limit *l;
-	json_t *res = NULL, *v, *domains = NULL;
+	json_t *res = NULL, *v;
 	struct problem *p = NULL;
-	int renewal = replacing, rc = -1;
-	char *key = NULL, *dom;
 	size_t i;
-	const char *k;
+	int rc = -1;
 
-	/* Renewal: the same identifier set was issued recently. */
-	if (!renewal &&
-	    ra_call(ra->sa, "sa.fqdn_set_issued",
-		json_pack("{s:O,s:I}", "identifiers", idents, "window_ms",
-		    (json_int_t)ra->cfg.renewal_window_ms),
-		rid, &res, &p) == 0) {
-		renewal = json_integer_value(json_object_get(res, "count")) > 0;
-	}
-	problem_free(p);
-	p = NULL;
-	json_decref(res);
-	res = NULL;
-
-	/* Failed validations per identifier per account (check only). */
-	json_array_foreach(idents, i, v)
-	{
-		key =
-		    xasprintf("failed_validation:acct:%lld:%s", (long long)acct,
-			json_string_value(json_object_get(v, "value")));
-		if (ra_rl_spend(ra, rid, RA_RL_FAILED_VALIDATIONS, prof->name,
-			key, 0, prob) != 0)
-			goto out;
-		free(key);
-		key = NULL;
-	}
-	/* Duplicate certificates: the exact identifier set. */
 	l = ra_config_limit(&ra->cfg, RA_RL_DUPLICATE_CERTS, prof->name, &tmp);
 	if (l->enabled &&
 	    ra_call(ra->sa, "sa.fqdn_set_issued",
@@ -274,15 +226,28 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 			goto out;
 		}
 	}
+	rc = 0;
+out:
 	problem_free(p);
-	p = NULL;
 	json_decref(res);
-	res = NULL;
-	if (renewal) {
-		rc = 0;
-		goto out;
-	}
-	/* Certificates per registered domain (renewals exempt). */
+	return rc;
+}
+
+/* Certificates per registered domain (idents borrowed). 0, or -1 with
+ * *prob (rateLimited). A failed count does not block. */
+static int
+check_certs_per_domain(struct ra *ra, const char *rid,
+    const struct profile *prof, const json_t *idents, struct problem **prob)
+{
+	struct ra_limit tmp;
+	const struct ra_limit *l;
+	json_t *res = NULL, *v, *domains = NULL;
+	struct problem *p = NULL;
+	const char *k;
+	char *dom;
+	size_t i;
+	int rc = -1;
+
 	l = ra_config_limit(&ra->cfg, RA_RL_CERTS_PER_DOMAIN, prof->name, &tmp);
 	if (l->enabled) {
 		domains = json_object();
@@ -320,6 +285,79 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 			res = NULL;
 		}
 	}
+	rc = 0;
+out:
+	json_decref(res);
+	json_decref(domains);
+	problem_free(p);
+	return rc;
+}
+
+/* Identifiers in SA form for sa.get_valid_authzs: base name + wildcard. */
+static json_t *
+authz_idents(const json_t *idents)
+{
+	json_t *a = json_array(), *v;
+	size_t i;
+	const char *val;
+	int wc;
+
+	json_array_foreach(idents, i, v)
+	{
+		val = json_string_value(json_object_get(v, "value"));
+		wc = strncmp(val, "*.", 2) == 0;
+		json_array_append_new(a,
+		    json_pack("{s:O,s:s,s:b}", "type",
+			json_object_get(v, "type"), "value", wc ? val + 2 : val,
+			"wildcard", wc));
+	}
+	return a;
+}
+
+static int
+check_limits(struct ra *ra, const char *rid, int64_t acct,
+    const struct profile *prof, const json_t *idents, int replacing,
+    struct problem **prob)
+{
+	json_t *res = NULL, *v;
+	struct problem *p = NULL;
+	int renewal = replacing, rc = -1;
+	char *key = NULL;
+	size_t i;
+
+	/* Renewal: the same identifier set was issued recently. */
+	if (!renewal &&
+	    ra_call(ra->sa, "sa.fqdn_set_issued",
+		json_pack("{s:O,s:I}", "identifiers", idents, "window_ms",
+		    (json_int_t)ra->cfg.renewal_window_ms),
+		rid, &res, &p) == 0) {
+		renewal = json_integer_value(json_object_get(res, "count")) > 0;
+	}
+	problem_free(p);
+	p = NULL;
+	json_decref(res);
+	res = NULL;
+
+	/* Failed validations per identifier per account (check only). */
+	json_array_foreach(idents, i, v)
+	{
+		key =
+		    xasprintf("failed_validation:acct:%lld:%s", (long long)acct,
+			json_string_value(json_object_get(v, "value")));
+		if (ra_rl_spend(ra, rid, RA_RL_FAILED_VALIDATIONS, prof->name,
+			key, 0, prob) != 0)
+			goto out;
+		free(key);
+		key = NULL;
+	}
+	if (check_duplicate_certs(ra, rid, prof, idents, prob) != 0)
+		goto out;
+	if (renewal) {
+		rc = 0;
+		goto out;
+	}
+	if (check_certs_per_domain(ra, rid, prof, idents, prob) != 0)
+		goto out;
 	/* New orders per account (renewals exempt); spent last. */
 	key = xasprintf("new_order:acct:%lld", (long long)acct);
 	if (ra_rl_spend(ra, rid, RA_RL_NEW_ORDERS_PER_ACCOUNT, prof->name, key,
@@ -329,7 +367,6 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 out:
 	free(key);
 	json_decref(res);
-	json_decref(domains);
 	problem_free(p);
 	return rc;
 }
@@ -347,6 +384,101 @@ reuse_roll(struct ra *ra)
 	return ((b[0] << 8) | b[1]) % 100 < ra->cfg.authz_reuse_percent;
 }
 
+/*
+ * How long a reused authz must still be valid: a useful part of the
+ * order's life (the order then expires no later than its earliest authz).
+ */
+static int64_t
+reuse_min_left_ms(const struct profile *prof)
+{
+	int64_t min_left = prof->order_lifetime_ms;
+
+	if (min_left > prof->authz_lifetime_ms / 2)
+		min_left = prof->authz_lifetime_ms / 2;
+	if (min_left > 86400000LL)
+		min_left = 86400000LL;
+	return min_left;
+}
+
+/* The authz of reuse (sa.get_valid_authzs answer, borrowed) for identifier
+ * v of account id, or NULL. Borrowed. */
+static json_t *
+find_reusable(const json_t *reuse, const json_t *v, int64_t id)
+{
+	json_t *a, *ai;
+	size_t j;
+
+	json_array_foreach(json_object_get(reuse, "authzs"), j, a)
+	{
+		ai = json_object_get(a, "identifier");
+		if (json_equal(json_object_get(ai, "type"),
+			json_object_get(v, "type")) &&
+		    json_equal(json_object_get(ai, "value"),
+			json_object_get(v, "value")) &&
+		    json_is_true(json_object_get(a, "wildcard")) ==
+			json_is_true(json_object_get(v, "wildcard")) &&
+		    json_integer_value(json_object_get(a, "account_id")) ==
+			id &&
+		    json_integer_value(json_object_get(a, "id")) > 0)
+			return a;
+	}
+	return NULL;
+}
+
+/* sa.new_order's new_authzs entry for identifier v (borrowed): new. */
+static json_t *
+new_authz_params(struct ra *ra, const json_t *v, const char *expires)
+{
+	enum ident_type it = IDENT_DNS;
+
+	(void)ident_type_parse(
+	    json_string_value(json_object_get(v, "type")), &it);
+	return json_pack("{s:{s:O,s:O},s:O,s:s,s:o}", "identifier", "type",
+	    json_object_get(v, "type"), "value", json_object_get(v, "value"),
+	    "wildcard", json_object_get(v, "wildcard"), "expires", expires,
+	    "challenges",
+	    ra_new_challenges(&ra->cfg.policy, it,
+		json_is_true(json_object_get(v, "wildcard"))));
+}
+
+/*
+ * The account's valid authzs for aidents (borrowed) that stay valid past
+ * cut: sa.get_valid_authzs's answer (new), or NULL when it failed (logged;
+ * the order then gets new authzs).
+ */
+static json_t *
+lookup_reusable(struct ra *ra, const char *rid, int64_t id,
+    const struct profile *prof, json_t *aidents, const char *cut)
+{
+	json_t *reuse = NULL;
+	struct problem *p = NULL;
+
+	if (ra_call(ra->sa, "sa.get_valid_authzs",
+		json_pack("{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)id,
+		    "identifiers", aidents, "profile", prof->name,
+		    "valid_until_after", cut),
+		rid, &reuse, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, rid, "authz reuse lookup failed: %s",
+		    p->detail ? p->detail : "error");
+		problem_free(p);
+		return NULL;
+	}
+	return reuse;
+}
+
+/* Sets not_before, not_after, replaces on np when given. */
+static void
+set_optional_strs(
+    json_t *np, const char *nb, const char *na, const char *replaces)
+{
+	if (nb != NULL)
+		json_object_set_new(np, "not_before", json_string(nb));
+	if (na != NULL)
+		json_object_set_new(np, "not_after", json_string(na));
+	if (replaces != NULL)
+		json_object_set_new(np, "replaces", json_string(replaces));
+}
+
 /* ra.new_order handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
  * *prob, both handed to the RPC server. */
 int
@@ -359,12 +491,10 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	json_t *new_authzs = NULL, *order = NULL, *v, *a, *np;
 	struct ra_sub *sub = NULL;
 	const struct profile *prof;
-	enum ident_type it;
 	const char *pname, *nb, *na, *replaces;
-	struct problem *p = NULL;
-	int64_t id, now = time_now_ms(), expires, min_left;
+	int64_t id, now = time_now_ms(), expires;
 	char t_exp[32], t_aexp[32], t_cut[32];
-	size_t i, j;
+	size_t i;
 	int rc = -1, rolled;
 
 	if (ra_param_id(params, "account_id", &id, prob) != 0 ||
@@ -377,22 +507,17 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	prof = profiles_find(ra->profiles, pname);
 	if (prof == NULL) {
-		*prob = problem_new(PROB_INVALID_PROFILE,
-		    "Unknown profile "
-		    "\"%.64s\"",
-		    pname);
+		*prob = problem_new(
+		    PROB_INVALID_PROFILE, "Unknown profile \"%.64s\"", pname);
 		goto out;
 	}
 	if (ra_policy_check_idents(&ra->cfg.policy, prof,
-		json_object_get(params, "identifiers"), &idents, prob) != 0)
-		goto out;
-	if (check_validity(prof, nb, na, now, prob) != 0)
-		goto out;
-	if (replaces != NULL &&
-	    check_replaces(ra, req->request_id, id, replaces, idents, prob) !=
-		0)
-		goto out;
-	if (check_limits(ra, req->request_id, id, prof, idents,
+		json_object_get(params, "identifiers"), &idents, prob) != 0 ||
+	    check_validity(prof, nb, na, now, prob) != 0 ||
+	    (replaces != NULL &&
+		check_replaces(
+		    ra, req->request_id, id, replaces, idents, prob) != 0) ||
+	    check_limits(ra, req->request_id, id, prof, idents,
 		replaces != NULL, prob) != 0)
 		goto out;
 
@@ -403,83 +528,36 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	aidents = authz_idents(idents);
 	reuse_ids = json_array();
 	new_authzs = json_array();
-	/* Reused authzs must outlive a useful part of the order's life; the
-	 * order then expires no later than its earliest authz. */
-	min_left = prof->order_lifetime_ms;
-	if (min_left > prof->authz_lifetime_ms / 2)
-		min_left = prof->authz_lifetime_ms / 2;
-	if (min_left > 86400000LL)
-		min_left = 86400000LL;
-	ra_time_fmt(now + min_left, t_cut, sizeof(t_cut));
+	ra_time_fmt(now + reuse_min_left_ms(prof), t_cut, sizeof(t_cut));
 	rolled = reuse_roll(ra);
 	if (ra_sub_plan(ra, req->request_id, id, prof,
 		json_object_get(params, "identifiers"), t_cut, rolled, &sub,
 		prob) != 0)
 		goto out;
-	if (rolled &&
-	    ra_call(ra->sa, "sa.get_valid_authzs",
-		json_pack("{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)id,
-		    "identifiers", aidents, "profile", prof->name,
-		    "valid_until_after", t_cut),
-		req->request_id, &reuse, &p) != 0) {
-		log_msg(LOG_LEVEL_WARN, req->request_id,
-		    "authz reuse lookup "
-		    "failed: %s",
-		    p->detail ? p->detail : "error");
-		problem_free(p);
-		p = NULL;
-	}
+	if (rolled)
+		reuse = lookup_reusable(
+		    ra, req->request_id, id, prof, aidents, t_cut);
 	json_array_foreach(aidents, i, v)
 	{
-		json_int_t found = 0;
-		json_array_foreach(json_object_get(reuse, "authzs"), j, a)
-		{
-			json_t *ai = json_object_get(a, "identifier");
-			if (json_equal(json_object_get(ai, "type"),
-				json_object_get(v, "type")) &&
-			    json_equal(json_object_get(ai, "value"),
-				json_object_get(v, "value")) &&
-			    json_is_true(json_object_get(a, "wildcard")) ==
-				json_is_true(json_object_get(v, "wildcard")) &&
-			    json_integer_value(
-				json_object_get(a, "account_id")) == id) {
-				found = json_integer_value(
-				    json_object_get(a, "id"));
-				break;
-			}
-		}
-		if (found > 0) {
+		if ((a = find_reusable(reuse, v, id)) != NULL) {
 			int64_t ae;
-			ra_ids_add(reuse_ids, found);
+			ra_ids_add(reuse_ids,
+			    json_integer_value(json_object_get(a, "id")));
 			if (ra_time_get(a, "expires", &ae) == 0 && ae < expires)
 				expires = ae;
 			continue;
 		}
-		if (ra_sub_cover(ra, sub, v, reuse_ids, new_authzs, t_aexp,
-			&expires))
+		if (ra_sub_cover(
+			ra, sub, v, reuse_ids, new_authzs, t_aexp, &expires))
 			continue;
-		it = IDENT_DNS;
-		(void)ident_type_parse(
-		    json_string_value(json_object_get(v, "type")), &it);
-		json_array_append_new(new_authzs,
-		    json_pack("{s:{s:O,s:O},s:O,s:s,s:o}", "identifier", "type",
-			json_object_get(v, "type"), "value",
-			json_object_get(v, "value"), "wildcard",
-			json_object_get(v, "wildcard"), "expires", t_aexp,
-			"challenges",
-			ra_new_challenges(&ra->cfg.policy, it,
-			    json_is_true(json_object_get(v, "wildcard")))));
+		json_array_append_new(
+		    new_authzs, new_authz_params(ra, v, t_aexp));
 	}
 	ra_time_fmt(expires, t_exp, sizeof(t_exp));
 	np = json_pack("{s:I,s:s,s:O,s:s,s:O,s:O}", "account_id",
 	    (json_int_t)id, "expires", t_exp, "identifiers", idents, "profile",
 	    prof->name, "reuse_authz_ids", reuse_ids, "new_authzs", new_authzs);
-	if (nb != NULL)
-		json_object_set_new(np, "not_before", json_string(nb));
-	if (na != NULL)
-		json_object_set_new(np, "not_after", json_string(na));
-	if (replaces != NULL)
-		json_object_set_new(np, "replaces", json_string(replaces));
+	set_optional_strs(np, nb, na, replaces);
 	/* One SA call: the order comes back with its authzs. */
 	json_object_set_new(np, "with_authzs", json_true());
 	if (ra_call(
@@ -559,8 +637,8 @@ ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
 	 * every name below this one; without the policy it is a plain one. */
 	chs = NULL;
 	if (it == IDENT_DNS && ra->cfg.policy.subdomain_auth &&
-	    json_is_true(json_object_get(json_object_get(params, "identifier"),
-		"subdomainAuthAllowed")))
+	    json_is_true(json_object_get(
+		json_object_get(params, "identifier"), "subdomainAuthAllowed")))
 		chs = ra_sub_challenges(ra);
 	sub = chs != NULL;
 	if (chs == NULL)
