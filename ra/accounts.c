@@ -180,6 +180,63 @@ existing_result(json_t *acct, json_t **result, struct problem **prob)
 	return 0;
 }
 
+/*
+ * What a new account needs besides its key (params and jwk borrowed):
+ * terms of service agreed, valid contacts, the EAB binding when given or
+ * required (*kid: its key id, caller frees) and the per-IP rate limit.
+ * 0, or -1 with *prob.
+ */
+static int
+new_account_checks(struct ra *ra, const char *rid, const json_t *params,
+    const struct jwk *jwk, char **kid, struct problem **prob)
+{
+	const json_t *contact = json_object_get(params, "contact");
+	const json_t *eab = json_object_get(params, "eab");
+	const char *ip = NULL, *url = NULL;
+	char *rlkey = NULL;
+	int rc = -1;
+
+	if (eab != NULL && json_is_null(eab))
+		eab = NULL;
+	if (ra_param_str(params, "client_ip", &ip, prob) != 0 ||
+	    ra_param_str(params, "eab_url", &url, prob) != 0)
+		goto out;
+	if (ra->cfg.terms_of_service != NULL &&
+	    !json_is_true(json_object_get(params, "tos_agreed"))) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "You must agree to the "
+		    "terms of service (%s)",
+		    ra->cfg.terms_of_service);
+		goto out;
+	}
+	if (check_contacts(ra, contact, prob) != 0)
+		goto out;
+	if (eab != NULL) {
+		if (url == NULL) {
+			*prob = problem_new(PROB_MALFORMED,
+			    "\"eab_url\" is required with \"eab\"");
+			goto out;
+		}
+		if (verify_eab(ra, rid, eab, jwk, url, kid, prob) != 0)
+			goto out;
+	} else if (ra->cfg.eab_required) {
+		*prob = problem_new(PROB_EXTERNAL_ACCOUNT_REQUIRED,
+		    "This CA "
+		    "requires an external account binding for new accounts");
+		goto out;
+	}
+	if (ip != NULL) {
+		rlkey = xasprintf("new_account:ip:%s", ip);
+		if (ra_rl_spend(ra, rid, RA_RL_NEW_ACCOUNTS_PER_IP, NULL, rlkey,
+			1, prob) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(rlkey);
+	return rc;
+}
+
 /* ra.new_account handler (docs/rpc-methods.md): req borrowed; on 0 *result, on
  * -1 *prob, both handed to the RPC server. */
 int
@@ -187,22 +244,20 @@ ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
 	struct ra *ra = svc;
-	json_t *params = req->params, *acct = NULL, *key, *contact, *eab;
+	json_t *params = req->params, *acct = NULL, *key, *contact;
 	struct jwk *jwk = NULL;
 	struct problem *p = NULL;
 	const char *ip = NULL, *url = NULL;
-	char *kid = NULL, *rlkey = NULL;
+	char *kid = NULL;
 	int rc = -1;
 
 	key = json_object_get(params, "key");
 	contact = json_object_get(params, "contact");
-	eab = json_object_get(params, "eab");
-	if (eab != NULL && json_is_null(eab))
-		eab = NULL;
 	if (!json_is_object(key)) {
 		*prob = problem_new(PROB_MALFORMED, "\"key\" must be a JWK");
 		goto out;
 	}
+	/* malformed parameters before any look-up */
 	if (ra_param_str(params, "client_ip", &ip, prob) != 0 ||
 	    ra_param_str(params, "eab_url", &url, prob) != 0)
 		goto out;
@@ -227,37 +282,9 @@ ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
 		    "No account exists with this key");
 		goto out;
 	}
-	if (ra->cfg.terms_of_service != NULL &&
-	    !json_is_true(json_object_get(params, "tos_agreed"))) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "You must agree to the "
-		    "terms of service (%s)",
-		    ra->cfg.terms_of_service);
+	if (new_account_checks(ra, req->request_id, params, jwk, &kid, prob) !=
+	    0)
 		goto out;
-	}
-	if (check_contacts(ra, contact, prob) != 0)
-		goto out;
-	if (eab != NULL) {
-		if (url == NULL) {
-			*prob = problem_new(PROB_MALFORMED,
-			    "\"eab_url\" is required with \"eab\"");
-			goto out;
-		}
-		if (verify_eab(
-			ra, req->request_id, eab, jwk, url, &kid, prob) != 0)
-			goto out;
-	} else if (ra->cfg.eab_required) {
-		*prob = problem_new(PROB_EXTERNAL_ACCOUNT_REQUIRED,
-		    "This CA "
-		    "requires an external account binding for new accounts");
-		goto out;
-	}
-	if (ip != NULL) {
-		rlkey = xasprintf("new_account:ip:%s", ip);
-		if (ra_rl_spend(ra, req->request_id, RA_RL_NEW_ACCOUNTS_PER_IP,
-			NULL, rlkey, 1, prob) != 0)
-			goto out;
-	}
 	if (ra_call(ra->sa, "sa.new_account",
 		json_pack("{s:O,s:s,s:o,s:b,s:s?}", "key", jwk->json,
 		    "thumbprint", jwk->thumbprint, "contact",
@@ -294,7 +321,6 @@ out:
 	json_decref(acct);
 	problem_free(p);
 	free(kid);
-	free(rlkey);
 	return rc;
 }
 

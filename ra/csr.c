@@ -153,6 +153,95 @@ get_cn(X509_REQ *req, char **cn, struct problem **prob)
 	return 0;
 }
 
+/* The CSR's Common Name, if any, must name one of its SANs (csr_names:
+ * "type:value" keys, same normalisation). 0, or -1 with *prob (badCSR). */
+static int
+check_cn(X509_REQ *req, const json_t *csr_names, struct problem **prob)
+{
+	char *cn = NULL, *key = NULL, e[160], *n = NULL;
+	int rc = -1;
+
+	if (get_cn(req, &cn, prob) != 0)
+		goto out;
+	if (cn != NULL) {
+		/* The CN must name one of the SANs (same normalisation). */
+		const char *t = strchr(cn, ':') != NULL ||
+			strspn(cn, "0123456789.") == strlen(cn)
+		    ? "ip"
+		    : "dns";
+		if (strcmp(t, "dns") == 0)
+			n = ident_dns_normalize(cn, 1, e, sizeof(e));
+		else
+			n = ident_ip_normalize(cn, NULL, NULL, e, sizeof(e));
+		if (n == NULL) {
+			*prob = problem_new(PROB_BAD_CSR,
+			    "CSR Common Name "
+			    "\"%.100s\" is not a valid name: %s",
+			    cn, e);
+			goto out;
+		}
+		key = xasprintf("%s:%s", t, n);
+		if (json_object_get(csr_names, key) == NULL) {
+			*prob = problem_new(PROB_BAD_CSR,
+			    "CSR Common Name "
+			    "\"%.100s\" is not among its subjectAltNames",
+			    cn);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(cn);
+	free(key);
+	free(n);
+	return rc;
+}
+
+/* The CSR names (csr_names, borrowed) are exactly the order's identifiers
+ * (idents, borrowed). 0, or -1 with *prob (badCSR). */
+static int
+check_names_match(
+    const json_t *csr_names, const json_t *idents, struct problem **prob)
+{
+	json_t *want = json_object(), *v;
+	const char *k;
+	size_t i;
+	int rc = -1;
+
+	json_array_foreach(idents, i, v)
+	{
+		char *w = xasprintf("%s:%s",
+		    json_string_value(json_object_get(v, "type")),
+		    json_string_value(json_object_get(v, "value")));
+		json_object_set_new(want, w, json_true());
+		free(w);
+	}
+	json_object_foreach((json_t *)csr_names, k, v)
+	{
+		if (json_object_get(want, k) == NULL) {
+			*prob = problem_new(PROB_BAD_CSR,
+			    "CSR names %s, which "
+			    "is not an identifier of the order",
+			    strchr(k, ':') + 1);
+			goto out;
+		}
+	}
+	json_object_foreach(want, k, v)
+	{
+		if (json_object_get(csr_names, k) == NULL) {
+			*prob = problem_new(PROB_BAD_CSR,
+			    "CSR does not name "
+			    "the order's identifier %s",
+			    strchr(k, ':') + 1);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	json_decref(want);
+	return rc;
+}
+
 /* See ra.h. */
 int
 ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
@@ -161,11 +250,8 @@ ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
 {
 	X509_REQ *req = NULL;
 	EVP_PKEY *pkey = NULL;
-	json_t *csr_names = json_object(), *want = json_object(), *v;
+	json_t *csr_names = json_object();
 	const unsigned char *p = der;
-	char *cn = NULL, *key = NULL, e[160], *n = NULL;
-	const char *k;
-	size_t i;
 	int rc = -1;
 
 	if (pkey_out != NULL)
@@ -202,62 +288,9 @@ ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
 	}
 	if (collect_sans(req, csr_names, prob) != 0)
 		goto out;
-	if (get_cn(req, &cn, prob) != 0)
+	if (check_cn(req, csr_names, prob) != 0 ||
+	    check_names_match(csr_names, idents, prob) != 0)
 		goto out;
-	if (cn != NULL) {
-		/* The CN must name one of the SANs (same normalisation). */
-		const char *t = strchr(cn, ':') != NULL ||
-			strspn(cn, "0123456789.") == strlen(cn)
-		    ? "ip"
-		    : "dns";
-		if (strcmp(t, "dns") == 0)
-			n = ident_dns_normalize(cn, 1, e, sizeof(e));
-		else
-			n = ident_ip_normalize(cn, NULL, NULL, e, sizeof(e));
-		if (n == NULL) {
-			*prob = problem_new(PROB_BAD_CSR,
-			    "CSR Common Name "
-			    "\"%.100s\" is not a valid name: %s",
-			    cn, e);
-			goto out;
-		}
-		key = xasprintf("%s:%s", t, n);
-		if (json_object_get(csr_names, key) == NULL) {
-			*prob = problem_new(PROB_BAD_CSR,
-			    "CSR Common Name "
-			    "\"%.100s\" is not among its subjectAltNames",
-			    cn);
-			goto out;
-		}
-	}
-	json_array_foreach(idents, i, v)
-	{
-		char *w = xasprintf("%s:%s",
-		    json_string_value(json_object_get(v, "type")),
-		    json_string_value(json_object_get(v, "value")));
-		json_object_set_new(want, w, json_true());
-		free(w);
-	}
-	json_object_foreach(csr_names, k, v)
-	{
-		if (json_object_get(want, k) == NULL) {
-			*prob = problem_new(PROB_BAD_CSR,
-			    "CSR names %s, which "
-			    "is not an identifier of the order",
-			    strchr(k, ':') + 1);
-			goto out;
-		}
-	}
-	json_object_foreach(want, k, v)
-	{
-		if (json_object_get(csr_names, k) == NULL) {
-			*prob = problem_new(PROB_BAD_CSR,
-			    "CSR does not name "
-			    "the order's identifier %s",
-			    strchr(k, ':') + 1);
-			goto out;
-		}
-	}
 	if (ra_key_check(kp, pkey, prob) != 0)
 		goto out;
 	if (account_key != NULL && EVP_PKEY_eq(pkey, account_key) == 1) {
@@ -275,9 +308,5 @@ out:
 	X509_REQ_free(req);
 	EVP_PKEY_free(pkey);
 	json_decref(csr_names);
-	json_decref(want);
-	free(cn);
-	free(key);
-	free(n);
 	return rc;
 }

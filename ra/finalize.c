@@ -183,8 +183,8 @@ finalize_job(void *arg)
  * problem, or unavailable).
  */
 static int
-caa_check_one(struct ra *ra, const char *rid, const json_t *ident,
-    int wildcard, const char *method, const char *uri, struct problem **prob)
+caa_check_one(struct ra *ra, const char *rid, const json_t *ident, int wildcard,
+    const char *method, const char *uri, struct problem **prob)
 {
 	json_t *chk = NULL;
 	int rc = -1;
@@ -256,9 +256,9 @@ caa_recheck(struct ra *ra, const char *rid, const json_t *order,
 				"valid") == 0)
 				valid_ch = ch;
 		}
-		method = valid_ch ? json_string_value(
-					json_object_get(valid_ch, "type"))
-				  : "dns-01";
+		method = valid_ch
+		    ? json_string_value(json_object_get(valid_ch, "type"))
+		    : "dns-01";
 		av = json_string_value(json_object_get(ident, "value"));
 		if (json_is_true(json_object_get(az, "subdomain_auth"))) {
 			json_array_foreach(
@@ -289,6 +289,57 @@ out:
 	return rc;
 }
 
+/*
+ * The CSR of a finalize (b64url DER, borrowed) against the order and the
+ * account (borrowed): parsed, checked (ra_csr_check) and its key not
+ * blocked. 0, or -1 with *prob (badCSR, badPublicKey, ...).
+ */
+static int
+check_csr(struct ra *ra, const char *rid, const json_t *acct,
+    const json_t *order, const char *csr, struct problem **prob)
+{
+	EVP_PKEY *akey = NULL, *ckey = NULL;
+	json_t *res = NULL;
+	uint8_t *der = NULL;
+	size_t derlen = 0;
+	char *khash = NULL;
+	int rc = -1;
+
+	if (csr == NULL ||
+	    b64url_decode(csr, strlen(csr), &der, &derlen) != 0) {
+		*prob = problem_new(PROB_BAD_CSR,
+		    "\"csr\" must be the "
+		    "base64url DER of a CSR");
+		goto out;
+	}
+	akey = ra_account_pkey(acct);
+	if (ra_csr_check(der, derlen, json_object_get(order, "identifiers"),
+		&ra->cfg.keys, akey, &ckey, prob) != 0)
+		goto out;
+	khash = ra_key_hash(ckey);
+	if (khash == NULL) {
+		*prob = problem_new(PROB_BAD_CSR, "CSR key cannot be encoded");
+		goto out;
+	}
+	if (ra_call(ra->sa, "sa.key_blocked",
+		json_pack("{s:s}", "key_hash", khash), rid, &res, prob) != 0)
+		goto out;
+	if (json_is_true(json_object_get(res, "blocked"))) {
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
+		    "The CSR's key is "
+		    "blocked (it was reported compromised)");
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(akey);
+	EVP_PKEY_free(ckey);
+	json_decref(res);
+	free(der);
+	free(khash);
+	return rc;
+}
+
 /* ra.finalize_order handler (docs/rpc-methods.md): req borrowed; on 0 *result,
  * on -1 *prob, both handed to the RPC server. */
 int
@@ -298,11 +349,8 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	struct ra *ra = svc;
 	json_t *params = req->params, *acct = NULL, *order = NULL, *res = NULL;
 	json_t *claimed = NULL;
-	EVP_PKEY *akey = NULL, *ckey = NULL;
 	const char *csr, *st;
-	uint8_t *der = NULL;
-	size_t derlen = 0;
-	char *khash = NULL, *uri = NULL;
+	char *uri = NULL;
 	struct fjob *j;
 	int64_t aid, oid;
 	int rc = -1;
@@ -333,32 +381,8 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		    st ? st : "in an unknown state");
 		goto out;
 	}
-	if (csr == NULL ||
-	    b64url_decode(csr, strlen(csr), &der, &derlen) != 0) {
-		*prob = problem_new(PROB_BAD_CSR,
-		    "\"csr\" must be the "
-		    "base64url DER of a CSR");
+	if (check_csr(ra, req->request_id, acct, order, csr, prob) != 0)
 		goto out;
-	}
-	akey = ra_account_pkey(acct);
-	if (ra_csr_check(der, derlen, json_object_get(order, "identifiers"),
-		&ra->cfg.keys, akey, &ckey, prob) != 0)
-		goto out;
-	khash = ra_key_hash(ckey);
-	if (khash == NULL) {
-		*prob = problem_new(PROB_BAD_CSR, "CSR key cannot be encoded");
-		goto out;
-	}
-	if (ra_call(ra->sa, "sa.key_blocked",
-		json_pack("{s:s}", "key_hash", khash), req->request_id, &res,
-		prob) != 0)
-		goto out;
-	if (json_is_true(json_object_get(res, "blocked"))) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
-		    "The CSR's key is "
-		    "blocked (it was reported compromised)");
-		goto out;
-	}
 	if (caa_recheck(ra, req->request_id, order, uri, prob) != 0)
 		goto out;
 	if (ra_call(ra->sa, "sa.set_order_processing",
@@ -401,10 +425,6 @@ out:
 	json_decref(order);
 	json_decref(res);
 	json_decref(claimed);
-	EVP_PKEY_free(akey);
-	EVP_PKEY_free(ckey);
-	free(der);
-	free(khash);
 	free(uri);
 	return rc;
 }
