@@ -322,13 +322,90 @@ store_cert(struct ca *ca, const struct ca_issue_req *req,
 	return ret;
 }
 
+/*
+ * The request's CSR parsed (*csr, caller frees), its signature verified
+ * and its key allowed (*kt: its type) and canonically encoded. 0, or -1
+ * with *prob (badCSR, badPublicKey).
+ */
+static int
+parse_csr(struct ca *ca, const struct ca_issue_req *req, X509_REQ **csr,
+    enum ca_key_type *kt, struct problem **prob)
+{
+	const unsigned char *q;
+	EVP_PKEY *pub;
+	char err[256];
+
+	q = req->csr_der;
+	if (req->csr_der == NULL || req->csr_len == 0 || req->csr_len > 65536 ||
+	    (*csr = d2i_X509_REQ(NULL, &q, (long)req->csr_len)) == NULL ||
+	    q != req->csr_der + req->csr_len) {
+		*prob = problem_new(PROB_BAD_CSR, "CSR is not valid DER");
+		return -1;
+	}
+	pub = X509_REQ_get0_pubkey(*csr);
+	if (pub == NULL || X509_REQ_verify(*csr, pub) != 1) {
+		*prob = problem_new(PROB_BAD_CSR, "CSR signature invalid");
+		return -1;
+	}
+	if (ca_pkey_type(pub, kt) != 0 ||
+	    ca_key_check(pub, &ca->s, err, sizeof(err)) != 0) {
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "key not allowed: %s",
+		    *kt == CA_KEY__MAX ? "unsupported type" : err);
+		return -1;
+	}
+	/* Makes the copy of the CSR's key block into the certificate (tbs.c
+	 * copy_spki) provably canonical: it equals the re-encoded key. */
+	if (!key_spki_is_canonical(X509_REQ_get_X509_PUBKEY(*csr))) {
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR public key is not in its canonical encoding");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Fills t's issuer (one that signs kt keys for profile p) and validity
+ * window (the request's, within the profile, not past the issuer's own).
+ * 0, or -1 with *prob.
+ */
+static int
+choose_issuer(struct ca *ca, const struct profile *p,
+    const struct ca_issue_req *req, enum ca_key_type kt, time_t now,
+    struct ca_tbs *t, struct problem **prob)
+{
+	t->issuer = ca_issuers_choose(ca->issuers, p->name, kt);
+	if (t->issuer == NULL) {
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
+		    "no issuer signs %s "
+		    "keys for profile %s",
+		    ca_key_type_name(kt), p->name);
+		return -1;
+	}
+	if (profile_validity_window(p, req->not_before, req->not_after, now,
+		&t->not_before, &t->not_after) != 0) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "requested validity is "
+		    "outside profile %s",
+		    p->name);
+		return -1;
+	}
+	if (X509_cmp_time(X509_get0_notAfter(t->issuer->cert), &t->not_after) <
+	    0) {
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "issuer %s expires "
+		    "before the certificate would",
+		    t->issuer->id);
+		return -1;
+	}
+	return 0;
+}
+
 /* See ca.h. */
 int
 ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
     struct problem **prob)
 {
 	const struct profile *p;
-	const unsigned char *q;
 	X509_REQ *csr = NULL;
 	X509 *x = NULL;
 	EVP_PKEY *pub;
@@ -349,31 +426,9 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 		    req->profile ? req->profile : "(default)");
 		goto out;
 	}
-	q = req->csr_der;
-	if (req->csr_der == NULL || req->csr_len == 0 || req->csr_len > 65536 ||
-	    (csr = d2i_X509_REQ(NULL, &q, (long)req->csr_len)) == NULL ||
-	    q != req->csr_der + req->csr_len) {
-		*prob = problem_new(PROB_BAD_CSR, "CSR is not valid DER");
+	if (parse_csr(ca, req, &csr, &kt, prob) != 0)
 		goto out;
-	}
 	pub = X509_REQ_get0_pubkey(csr);
-	if (pub == NULL || X509_REQ_verify(csr, pub) != 1) {
-		*prob = problem_new(PROB_BAD_CSR, "CSR signature invalid");
-		goto out;
-	}
-	if (ca_pkey_type(pub, &kt) != 0 ||
-	    ca_key_check(pub, &ca->s, err, sizeof(err)) != 0) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY, "key not allowed: %s",
-		    kt == CA_KEY__MAX ? "unsupported type" : err);
-		goto out;
-	}
-	/* Makes the copy of the CSR's key block into the certificate (tbs.c
-	 * copy_spki) provably canonical: it equals the re-encoded key. */
-	if (!key_spki_is_canonical(X509_REQ_get_X509_PUBKEY(csr))) {
-		*prob = problem_new(PROB_BAD_CSR,
-		    "CSR public key is not in its canonical encoding");
-		goto out;
-	}
 	if ((*prob = check_identifiers(p, req->identifiers)) != NULL)
 		goto out;
 	if ((sans = ca_order_sans(csr, req->identifiers, err, sizeof(err))) ==
@@ -381,30 +436,8 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 		*prob = problem_new(PROB_MALFORMED, "%s", err);
 		goto out;
 	}
-	t.issuer = ca_issuers_choose(ca->issuers, p->name, kt);
-	if (t.issuer == NULL) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
-		    "no issuer signs %s "
-		    "keys for profile %s",
-		    ca_key_type_name(kt), p->name);
+	if (choose_issuer(ca, p, req, kt, now, &t, prob) != 0)
 		goto out;
-	}
-	if (profile_validity_window(p, req->not_before, req->not_after, now,
-		&t.not_before, &t.not_after) != 0) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "requested validity is "
-		    "outside profile %s",
-		    p->name);
-		goto out;
-	}
-	if (X509_cmp_time(X509_get0_notAfter(t.issuer->cert), &t.not_after) <
-	    0) {
-		*prob = problem_new(PROB_SERVER_INTERNAL,
-		    "issuer %s expires "
-		    "before the certificate would",
-		    t.issuer->id);
-		goto out;
-	}
 	t.pubkey = pub;
 	t.spki = X509_REQ_get_X509_PUBKEY(csr);
 	t.profile = p;
