@@ -118,6 +118,72 @@ env_percent(const char *name, int64_t *out, char *err, size_t errlen)
 	return 0;
 }
 
+/* Built-in values of wfe.json's settings (docs/config/wfe.md). */
+static void
+set_defaults(struct wfe_config *cfg)
+{
+	cfg->debug_port = 0;
+	cfg->listen_port = 4431;
+	cfg->threads = 8;
+	cfg->max_connections = 10000;
+	cfg->max_body = 65536;
+	cfg->request_timeout_ms = 30000;
+	cfg->nonce_max_outstanding = 100000;
+	cfg->nonce_lifetime_ms = 3600 * 1000;
+	cfg->retry_after_order_ms = 1000;
+	cfg->retry_after_authz_ms = 1000;
+	cfg->orders_per_page = 50;
+	cfg->allow_cert_get = 1;
+	cfg->jose_rsa_min_bits = 2048;
+	cfg->jose_rsa_max_bits = 4096;
+	cfg->account_cache_ttl_ms = 5000;
+	cfg->account_cache_size = 16384;
+}
+
+/*
+ * Sizes and limits of a parsed config (threads, connections, body, timeouts,
+ * nonces, paging, account cache): 0, or -1 with msg naming the key.
+ */
+static int
+check_sizes(const struct wfe_config *cfg, char *msg, size_t msglen)
+{
+#define LIM(...)                                                               \
+	do {                                                                   \
+		snprintf(msg, msglen, __VA_ARGS__);                            \
+		return -1;                                                     \
+	} while (0)
+	if (cfg->threads < 1 || cfg->threads > 1024)
+		LIM("threads: expected 1..1024");
+	if (cfg->max_connections < cfg->threads ||
+	    cfg->max_connections > 1000000)
+		LIM("max_connections: expected threads..1000000");
+	if (cfg->max_body < 1024 || cfg->max_body > JOSE_MAX_JWS_LEN)
+		LIM("max_body: expected 1024..%d", JOSE_MAX_JWS_LEN);
+	if (cfg->request_timeout_ms < 1000)
+		LIM("request_timeout: at least 1s");
+	if (cfg->nonce_max_outstanding < 64 ||
+	    cfg->nonce_max_outstanding > (1 << 30))
+		LIM("nonce.max_outstanding: expected 64..2^30");
+	if (cfg->nonce_lifetime_ms < 1000)
+		LIM("nonce.lifetime: at least 1s");
+	{
+		struct wfe_nonce *probe =
+		    wfe_nonce_new(cfg->nonce_prefix, NULL, 0, 64, 1000);
+		if (probe == NULL)
+			LIM("nonce.prefix: 1..8 characters of [A-Za-z0-9_-]");
+		wfe_nonce_free(probe);
+	}
+	if (cfg->orders_per_page < 1 || cfg->orders_per_page > 1000)
+		LIM("orders_per_page: expected 1..1000");
+	if (cfg->account_cache_ttl_ms < 0 ||
+	    cfg->account_cache_ttl_ms > 300 * 1000)
+		LIM("account_cache.ttl: expected 0s..300s");
+	if (cfg->account_cache_size < 1 || cfg->account_cache_size > 1 << 24)
+		LIM("account_cache.size: expected 1..16777216");
+#undef LIM
+	return 0;
+}
+
 /* Test-mode environment knobs (docs/testing-clients.md); the ANVIL_ name
  * wins over Pebble's. */
 static int
@@ -157,22 +223,7 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 	int rc = -1;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->debug_port = 0;
-	cfg->listen_port = 4431;
-	cfg->threads = 8;
-	cfg->max_connections = 10000;
-	cfg->max_body = 65536;
-	cfg->request_timeout_ms = 30000;
-	cfg->nonce_max_outstanding = 100000;
-	cfg->nonce_lifetime_ms = 3600 * 1000;
-	cfg->retry_after_order_ms = 1000;
-	cfg->retry_after_authz_ms = 1000;
-	cfg->orders_per_page = 50;
-	cfg->allow_cert_get = 1;
-	cfg->jose_rsa_min_bits = 2048;
-	cfg->jose_rsa_max_bits = 4096;
-	cfg->account_cache_ttl_ms = 5000;
-	cfg->account_cache_size = 16384;
+	set_defaults(cfg);
 	if (!json_is_object(obj)) {
 		snprintf(err, errlen, "%s: expected an object", path);
 		goto out;
@@ -218,34 +269,10 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 		if (slash != NULL)
 			*slash = '\0';
 	}
-	if (cfg->threads < 1 || cfg->threads > 1024)
-		BAD("threads: expected 1..1024");
-	if (cfg->max_connections < cfg->threads ||
-	    cfg->max_connections > 1000000)
-		BAD("max_connections: expected threads..1000000");
-	if (cfg->max_body < 1024 || cfg->max_body > JOSE_MAX_JWS_LEN)
-		BAD("max_body: expected 1024..%d", JOSE_MAX_JWS_LEN);
-	if (cfg->request_timeout_ms < 1000)
-		BAD("request_timeout: at least 1s");
-	if (cfg->nonce_max_outstanding < 64 ||
-	    cfg->nonce_max_outstanding > (1 << 30))
-		BAD("nonce.max_outstanding: expected 64..2^30");
-	if (cfg->nonce_lifetime_ms < 1000)
-		BAD("nonce.lifetime: at least 1s");
-	{
-		struct wfe_nonce *probe =
-		    wfe_nonce_new(cfg->nonce_prefix, NULL, 0, 64, 1000);
-		if (probe == NULL)
-			BAD("nonce.prefix: 1..8 characters of [A-Za-z0-9_-]");
-		wfe_nonce_free(probe);
+	if (check_sizes(cfg, sub, sizeof(sub)) != 0) {
+		snprintf(err, errlen, "%s: %s", path, sub);
+		goto out;
 	}
-	if (cfg->orders_per_page < 1 || cfg->orders_per_page > 1000)
-		BAD("orders_per_page: expected 1..1000");
-	if (cfg->account_cache_ttl_ms < 0 ||
-	    cfg->account_cache_ttl_ms > 300 * 1000)
-		BAD("account_cache.ttl: expected 0s..300s");
-	if (cfg->account_cache_size < 1 || cfg->account_cache_size > 1 << 24)
-		BAD("account_cache.size: expected 1..16777216");
 	if (apply_env(cfg, sub, sizeof(sub)) != 0) {
 		snprintf(err, errlen, "%s: %s", path, sub);
 		goto out;
