@@ -35,6 +35,69 @@ skip_ws(const char *p)
 }
 
 /*
+ * One "; tag=value" parameter of a CAA issue value at *pp (advanced past
+ * it): tag and val filled (raw: the value's text in value, rawlen long).
+ * 1 when one was read, 0 at the end, -1 with why when malformed.
+ */
+static int
+next_param(const char **pp, const char *value, char tag[64], char val[1024],
+    const char **raw, size_t *rawlen, char *why, size_t whylen)
+{
+	const char *p = *pp, *s;
+	size_t tl, vl;
+
+	if (*p == '\0')
+		return 0;
+	if (*p != ';') {
+		snprintf(why, whylen, "malformed CAA value \"%.100s\"", value);
+		return -1;
+	}
+	p = skip_ws(p + 1);
+	if (*p == '\0')
+		return 0;
+	s = p;
+	while (isalnum((unsigned char)*p))
+		p++;
+	tl = (size_t)(p - s);
+	if (tl == 0 || tl >= 64 || *skip_ws(p) != '=') {
+		snprintf(why, whylen, "malformed CAA parameter in \"%.100s\"",
+		    value);
+		return -1;
+	}
+	memcpy(tag, s, tl);
+	tag[tl] = '\0';
+	p = skip_ws(skip_ws(p) + 1);
+	s = p;
+	while (
+	    (unsigned char)*p >= 0x21 && (unsigned char)*p <= 0x7e && *p != ';')
+		p++;
+	vl = (size_t)(p - s);
+	if (vl >= 1024) {
+		snprintf(why, whylen, "CAA parameter value too long");
+		return -1;
+	}
+	memcpy(val, s, vl);
+	val[vl] = '\0';
+	*raw = s;
+	*rawlen = vl;
+	*pp = skip_ws(p);
+	return 1;
+}
+
+/* validationmethods=val (comma list, cut by strtok) includes method. */
+static int
+methods_include(char *val, const char *method)
+{
+	char *save = NULL, *m;
+
+	for (m = strtok_r(val, ",", &save); m != NULL;
+	     m = strtok_r(NULL, ",", &save))
+		if (method != NULL && strcmp(m, method) == 0)
+			return 1;
+	return 0;
+}
+
+/*
  * Does one issue/issuewild value authorize us? 1 yes, 0 no (reason in
  * why when it is informative).
  */
@@ -42,10 +105,10 @@ static int
 value_permits(const char *value, char *const *ids, size_t nids,
     const char *account_uri, const char *method, char *why, size_t whylen)
 {
-	const char *p = skip_ws(value), *s;
-	char issuer[256];
-	size_t n, i;
-	int matched = 0, seen_acct = 0, seen_meth = 0;
+	const char *p = skip_ws(value), *s, *raw;
+	char issuer[256], tag[64], val[1024];
+	size_t n, i, vl;
+	int matched = 0, seen_acct = 0, seen_meth = 0, r;
 
 	s = p;
 	while (isalnum((unsigned char)*p) || *p == '-' || *p == '.')
@@ -61,51 +124,8 @@ value_permits(const char *value, char *const *ids, size_t nids,
 	if (!matched)
 		return 0;
 	p = skip_ws(p);
-	while (*p != '\0') {
-		char tag[64], val[1024];
-		size_t tl, vl;
-		if (*p != ';') {
-			snprintf(why, whylen, "malformed CAA value \"%.100s\"",
-			    value);
-			return 0;
-		}
-		p = skip_ws(p + 1);
-		if (*p == '\0')
-			break;
-		s = p;
-		while (isalnum((unsigned char)*p))
-			p++;
-		tl = (size_t)(p - s);
-		if (tl == 0 || tl >= sizeof(tag)) {
-			snprintf(why, whylen,
-			    "malformed CAA parameter in "
-			    "\"%.100s\"",
-			    value);
-			return 0;
-		}
-		memcpy(tag, s, tl);
-		tag[tl] = '\0';
-		p = skip_ws(p);
-		if (*p != '=') {
-			snprintf(why, whylen,
-			    "malformed CAA parameter in "
-			    "\"%.100s\"",
-			    value);
-			return 0;
-		}
-		p = skip_ws(p + 1);
-		s = p;
-		while ((unsigned char)*p >= 0x21 && (unsigned char)*p <= 0x7e &&
-		    *p != ';')
-			p++;
-		vl = (size_t)(p - s);
-		if (vl >= sizeof(val)) {
-			snprintf(why, whylen, "CAA parameter value too long");
-			return 0;
-		}
-		memcpy(val, s, vl);
-		val[vl] = '\0';
-		p = skip_ws(p);
+	while (
+	    (r = next_param(&p, value, tag, val, &raw, &vl, why, whylen)) > 0) {
 		if (strcmp(tag, "accounturi") == 0) {
 			if (seen_acct++) {
 				snprintf(why, whylen,
@@ -123,30 +143,24 @@ value_permits(const char *value, char *const *ids, size_t nids,
 				return 0;
 			}
 		} else if (strcmp(tag, "validationmethods") == 0) {
-			char *save = NULL, *m;
-			int ok = 0;
 			if (seen_meth++) {
 				snprintf(why, whylen,
 				    "more than one "
 				    "validationmethods parameter");
 				return 0;
 			}
-			for (m = strtok_r(val, ",", &save); m != NULL;
-			     m = strtok_r(NULL, ",", &save))
-				if (method != NULL && strcmp(m, method) == 0)
-					ok = 1;
-			if (!ok) {
+			if (!methods_include(val, method)) {
 				/* val was cut by strtok: show the raw one */
 				snprintf(why, whylen,
 				    "validationmethods=%.*s "
 				    "does not include %s",
-				    (int)vl, s, method ? method : "(none)");
+				    (int)vl, raw, method ? method : "(none)");
 				return 0;
 			}
 		}
 		/* other parameters are ignored */
 	}
-	return 1;
+	return r == 0;
 }
 
 int
