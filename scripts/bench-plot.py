@@ -7,8 +7,8 @@ Anvil next to Pebble, one pair of panels per client count both ran.
 Reads the per-second series anvil-loadgen reports ("timeline": issuances
 completed in each second; "latency_timeline": [second, n, p50, p90, p99]
 of the issuances that completed in it), writes DIR/bench-<clients>.dat
-files and DIR/issuance-over-time.svg with gnuplot (Debian's gnuplot-nox).
-Prints the SVG's path. Asserts nothing; exit 1 only if there is nothing to
+files and DIR/issuance-over-time.svg and .png with gnuplot (Debian's
+gnuplot-nox). Prints their paths. Asserts nothing; exit 1 only if there is nothing to
 plot or gnuplot fails.
 """
 import json
@@ -56,12 +56,11 @@ def main():
                 f.write(" ".join("?" if v is None else str(v) for v in row) + "\n")
         plots.append((c, path))
     svg = os.path.join(outdir, "issuance-over-time.svg")
+    png = os.path.join(outdir, "issuance-over-time.png")
     load = (res.get("machine") or {}).get("loadavg_at_start")
     title = "anvil-loadgen, %s CPUs, load %.1f at start" % (
         (res.get("machine") or {}).get("cpus"), load or 0)
-    g = ["set terminal svg size 1200,%d dynamic font 'sans,11'" % (330 * len(plots)),
-         "set output '%s'" % svg,
-         "set multiplot layout %d,2 title '%s'" % (len(plots), title),
+    g = ["set multiplot layout %d,2 title '%s'" % (len(plots), title),
          "set datafile missing '?'", "set key below", "set grid",
          "set xlabel 'seconds into the run'"]
     for c, path in plots:
@@ -76,11 +75,16 @@ def main():
               "'' using 1:9 with lines dt 2 lc 2 title 'Pebble p99'" % path,
               "unset logscale y"]
     g += ["unset multiplot"]
-    p = subprocess.run(["gnuplot"], input="\n".join(g) + "\n", capture_output=True, text=True)
-    if p.returncode != 0:
-        print("bench-plot: gnuplot failed:\n" + p.stderr, file=sys.stderr)
-        return 1
-    print("plot: %s (data: %s)" % (svg, ", ".join(path for _, path in plots)))
+    heads = [["set terminal svg size 1200,%d dynamic font 'sans,11'" % (330 * len(plots)),
+              "set output '%s'" % svg],
+             ["set terminal pngcairo size 1200,%d font 'sans,9'" % (330 * len(plots)),
+              "set output '%s'" % png]]
+    for head in heads:
+        p = subprocess.run(["gnuplot"], input="\n".join(head + g) + "\n", capture_output=True, text=True)
+        if p.returncode != 0:
+            print("bench-plot: gnuplot failed:\n" + p.stderr, file=sys.stderr)
+            return 1
+    print("plot: %s and %s (data: %s)" % (svg, png, ", ".join(path for _, path in plots)))
     return 0
 
 

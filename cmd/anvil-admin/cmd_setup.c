@@ -666,10 +666,12 @@ print_next_steps(const struct setup_opts *o, const char *dsn)
 	       "%s/admin.json\n",
 	    sa_user, o->out);
 	if (strcmp(o->keys, "pkcs11") == 0)
-		printf(
-		    "  2. issuer keys in the HSM: sudo -u %s anvil-admin ca "
-		    "init --pkcs11 ... --dir %s/pki (docs/operations-ca.md)\n",
-		    ca_user, o->out);
+		printf("  2. issuer keys in the HSM (docs/operations-ca.md): "
+		       "install -o %s -m 0600 PINFILE %s/hsm.pin, then\n"
+		       "     sudo -u %s anvil-admin ca init --dir %s/pki "
+		       "--pkcs11 --module /usr/lib/.../your-pkcs11.so --token "
+		       "LABEL --pin-file %s/hsm.pin\n",
+		    ca_user, o->out, ca_user, o->out, o->out);
 	else
 		printf("  2. issuer keys: sudo -u %s anvil-admin ca init --dir "
 		       "%s/pki (then move the root key offline: "
