@@ -31,6 +31,86 @@ va_tlsalpn01_start(struct va_job *j)
 	va_job_resolve(j, j->ident, alpn_connect);
 }
 
+/*
+ * The acmeIdentifier extension of cert (borrowed): present once, critical,
+ * a DER OCTET STRING holding SHA-256 of the key authorization (RFC 8737
+ * §3). NULL when it is right, else the problem (new).
+ */
+static struct problem *
+check_acme_ext(struct va_job *j, X509 *cert, int port)
+{
+	const unsigned char *p;
+	ASN1_OBJECT *oid = NULL;
+	ASN1_OCTET_STRING *inner = NULL;
+	const ASN1_OCTET_STRING *data;
+	X509_EXTENSION *ext;
+	struct problem *prob = NULL;
+	uint8_t want[32];
+	char *want_b64 = NULL, *got_b64 = NULL;
+	int idx;
+
+	oid = OBJ_txt2obj(OID_ACME_IDENTIFIER, 1);
+	idx = oid ? X509_get_ext_by_OBJ(cert, oid, -1) : -1;
+	if (idx < 0) {
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "Incorrect validation "
+		    "certificate for tls-alpn-01 from %s:%d: no acmeIdentifier "
+		    "extension (%s)",
+		    j->dns_host, port, OID_ACME_IDENTIFIER);
+		goto out;
+	}
+	ext = X509_get_ext(cert, idx);
+	if (!X509_EXTENSION_get_critical(ext)) {
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "Incorrect validation "
+		    "certificate for tls-alpn-01 from %s:%d: the "
+		    "acmeIdentifier "
+		    "extension must be marked critical",
+		    j->dns_host, port);
+		goto out;
+	}
+	if (X509_get_ext_by_OBJ(cert, oid, idx) >= 0) {
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "Incorrect validation "
+		    "certificate for tls-alpn-01 from %s:%d: more than one "
+		    "acmeIdentifier extension",
+		    j->dns_host, port);
+		goto out;
+	}
+	data = X509_EXTENSION_get_data(ext);
+	p = ASN1_STRING_get0_data(data);
+	inner = d2i_ASN1_OCTET_STRING(NULL, &p, ASN1_STRING_length(data));
+	if (inner == NULL ||
+	    p != ASN1_STRING_get0_data(data) + ASN1_STRING_length(data) ||
+	    ASN1_STRING_length(inner) != 32) {
+		prob = problem_new(PROB_UNAUTHORIZED,
+		    "Incorrect validation "
+		    "certificate for tls-alpn-01 from %s:%d: the "
+		    "acmeIdentifier extension must hold a DER OCTET STRING of "
+		    "32 bytes",
+		    j->dns_host, port);
+		goto out;
+	}
+	sha256((const uint8_t *)j->keyauth, strlen(j->keyauth), want);
+	if (CRYPTO_memcmp(ASN1_STRING_get0_data(inner), want, 32) != 0) {
+		want_b64 = b64url_encode(want, 32);
+		got_b64 = b64url_encode(ASN1_STRING_get0_data(inner), 32);
+		prob = problem_new(PROB_INCORRECT_RESPONSE,
+		    "Incorrect "
+		    "validation certificate for tls-alpn-01 from %s:%d: "
+		    "acmeIdentifier holds %s (base64url), expected SHA-256 of "
+		    "the key authorization = %s",
+		    j->dns_host, port, got_b64, want_b64);
+		goto out;
+	}
+out:
+	free(want_b64);
+	free(got_b64);
+	ASN1_OCTET_STRING_free(inner);
+	ASN1_OBJECT_free(oid);
+	return prob;
+}
+
 /* Text list of the SANs for messages. */
 static void
 san_text(const GENERAL_NAMES *gens, char *out, size_t outlen)
@@ -98,19 +178,12 @@ san_matches(struct va_job *j, const GENERAL_NAMES *gens)
 static struct problem *
 check_cert(struct va_job *j, SSL *ssl)
 {
-	const unsigned char *proto = NULL, *p;
+	const unsigned char *proto = NULL;
 	unsigned int plen = 0;
 	X509 *cert = NULL;
 	GENERAL_NAMES *gens = NULL;
-	ASN1_OBJECT *oid = NULL;
-	ASN1_OCTET_STRING *inner = NULL;
-	const ASN1_OCTET_STRING *data;
-	X509_EXTENSION *ext;
 	struct problem *prob = NULL;
-	uint8_t want[32];
 	char names[512];
-	char *want_b64 = NULL, *got_b64 = NULL;
-	int idx;
 	int port = (int)j->va->cfg->tlsalpn01_port;
 
 	SSL_get0_alpn_selected(ssl, &proto, &plen);
@@ -143,65 +216,8 @@ check_cert(struct va_job *j, SSL *ssl)
 		    j->ident, names);
 		goto out;
 	}
-	oid = OBJ_txt2obj(OID_ACME_IDENTIFIER, 1);
-	idx = oid ? X509_get_ext_by_OBJ(cert, oid, -1) : -1;
-	if (idx < 0) {
-		prob = problem_new(PROB_UNAUTHORIZED,
-		    "Incorrect validation "
-		    "certificate for tls-alpn-01 from %s:%d: no acmeIdentifier "
-		    "extension (%s)",
-		    j->dns_host, port, OID_ACME_IDENTIFIER);
-		goto out;
-	}
-	ext = X509_get_ext(cert, idx);
-	if (!X509_EXTENSION_get_critical(ext)) {
-		prob = problem_new(PROB_UNAUTHORIZED,
-		    "Incorrect validation "
-		    "certificate for tls-alpn-01 from %s:%d: the "
-		    "acmeIdentifier "
-		    "extension must be marked critical",
-		    j->dns_host, port);
-		goto out;
-	}
-	if (X509_get_ext_by_OBJ(cert, oid, idx) >= 0) {
-		prob = problem_new(PROB_UNAUTHORIZED,
-		    "Incorrect validation "
-		    "certificate for tls-alpn-01 from %s:%d: more than one "
-		    "acmeIdentifier extension",
-		    j->dns_host, port);
-		goto out;
-	}
-	data = X509_EXTENSION_get_data(ext);
-	p = ASN1_STRING_get0_data(data);
-	inner = d2i_ASN1_OCTET_STRING(NULL, &p, ASN1_STRING_length(data));
-	if (inner == NULL ||
-	    p != ASN1_STRING_get0_data(data) + ASN1_STRING_length(data) ||
-	    ASN1_STRING_length(inner) != 32) {
-		prob = problem_new(PROB_UNAUTHORIZED,
-		    "Incorrect validation "
-		    "certificate for tls-alpn-01 from %s:%d: the "
-		    "acmeIdentifier extension must hold a DER OCTET STRING of "
-		    "32 bytes",
-		    j->dns_host, port);
-		goto out;
-	}
-	sha256((const uint8_t *)j->keyauth, strlen(j->keyauth), want);
-	if (CRYPTO_memcmp(ASN1_STRING_get0_data(inner), want, 32) != 0) {
-		want_b64 = b64url_encode(want, 32);
-		got_b64 = b64url_encode(ASN1_STRING_get0_data(inner), 32);
-		prob = problem_new(PROB_INCORRECT_RESPONSE,
-		    "Incorrect "
-		    "validation certificate for tls-alpn-01 from %s:%d: "
-		    "acmeIdentifier holds %s (base64url), expected SHA-256 of "
-		    "the key authorization = %s",
-		    j->dns_host, port, got_b64, want_b64);
-		goto out;
-	}
+	prob = check_acme_ext(j, cert, port);
 out:
-	free(want_b64);
-	free(got_b64);
-	ASN1_OCTET_STRING_free(inner);
-	ASN1_OBJECT_free(oid);
 	GENERAL_NAMES_free(gens);
 	X509_free(cert);
 	return prob;
