@@ -143,16 +143,67 @@ add_record(struct va_dns_result *res, const struct rr *rr,
 	}
 }
 
+/*
+ * Skips the question section of buf and reads up to MAX_RRS answer records
+ * into rrs (*nrr of them; owner and target malloc'd, rdata borrowed from
+ * buf, freed by the caller even on failure). 0, or -1 when malformed.
+ */
+static int
+parse_rrs(const unsigned char *buf, int len, struct rr *rrs, size_t *nrr)
+{
+	const unsigned char *p;
+	unsigned qd, an, k;
+	long enclen;
+
+	qd = (unsigned)(buf[4] << 8 | buf[5]);
+	an = (unsigned)(buf[6] << 8 | buf[7]);
+	p = buf + 12;
+	for (k = 0; k < qd; k++) {
+		char *n = NULL;
+		if (ares_expand_name(p, buf, len, &n, &enclen) != ARES_SUCCESS)
+			return -1;
+		ares_free_string(n);
+		p += enclen;
+		if (p + 4 > buf + len)
+			return -1;
+		p += 4;
+	}
+	for (k = 0; k < an && *nrr < MAX_RRS; k++) {
+		struct rr *r = &rrs[*nrr];
+		char *n = NULL;
+		if (ares_expand_name(p, buf, len, &n, &enclen) != ARES_SUCCESS)
+			return -1;
+		r->owner = xstrdup(n);
+		ares_free_string(n);
+		(*nrr)++;
+		p += enclen;
+		if (p + 10 > buf + len)
+			return -1;
+		r->type = p[0] << 8 | p[1];
+		r->rdlen = (size_t)(p[8] << 8 | p[9]);
+		p += 10;
+		if (r->rdlen > (size_t)(buf + len - p))
+			return -1;
+		r->rdata = p;
+		if (r->type == ns_t_cname) {
+			if (ares_expand_name(p, buf, len, &n, &enclen) !=
+			    ARES_SUCCESS)
+				return -1;
+			r->target = xstrdup(n);
+			ares_free_string(n);
+		}
+		p += r->rdlen;
+	}
+	return 0;
+}
+
 int
 va_dns_msg_extract(const unsigned char *buf, int len, const char *qname,
     int qtype, struct va_dns_result *res)
 {
 	struct rr rrs[MAX_RRS];
 	size_t nrr = 0, i;
-	const unsigned char *p;
-	unsigned qd, an, k;
 	char *cur = NULL;
-	long enclen;
 	int rc = -1, hops, found;
 
 	memset(rrs, 0, sizeof(rrs));
@@ -160,45 +211,8 @@ va_dns_msg_extract(const unsigned char *buf, int len, const char *qname,
 		snprintf(res->msg, sizeof(res->msg), "DNS response too short");
 		return -1;
 	}
-	qd = (unsigned)(buf[4] << 8 | buf[5]);
-	an = (unsigned)(buf[6] << 8 | buf[7]);
-	p = buf + 12;
-	for (k = 0; k < qd; k++) {
-		char *n = NULL;
-		if (ares_expand_name(p, buf, len, &n, &enclen) != ARES_SUCCESS)
-			goto bad;
-		ares_free_string(n);
-		p += enclen;
-		if (p + 4 > buf + len)
-			goto bad;
-		p += 4;
-	}
-	for (k = 0; k < an && nrr < MAX_RRS; k++) {
-		struct rr *r = &rrs[nrr];
-		char *n = NULL;
-		if (ares_expand_name(p, buf, len, &n, &enclen) != ARES_SUCCESS)
-			goto bad;
-		r->owner = xstrdup(n);
-		ares_free_string(n);
-		nrr++;
-		p += enclen;
-		if (p + 10 > buf + len)
-			goto bad;
-		r->type = p[0] << 8 | p[1];
-		r->rdlen = (size_t)(p[8] << 8 | p[9]);
-		p += 10;
-		if (r->rdlen > (size_t)(buf + len - p))
-			goto bad;
-		r->rdata = p;
-		if (r->type == ns_t_cname) {
-			if (ares_expand_name(p, buf, len, &n, &enclen) !=
-			    ARES_SUCCESS)
-				goto bad;
-			r->target = xstrdup(n);
-			ares_free_string(n);
-		}
-		p += r->rdlen;
-	}
+	if (parse_rrs(buf, len, rrs, &nrr) != 0)
+		goto bad;
 	cur = xstrdup(qname);
 	for (hops = 0; hops <= MAX_CHAIN; hops++) {
 		const char *next = NULL;
