@@ -64,24 +64,57 @@ set_host(struct va_url *u, const char *h, size_t n, int bracketed, char *err,
 	return 0;
 }
 
+/* 1 if s has only printable ASCII (no space, control or 8-bit byte). */
+static int
+printable_ascii(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/* The port digits in [s, end) into *port (1..65535). 0, or -1 with err. */
+static int
+parse_port(const char *s, const char *end, int *port, char *err, size_t errlen)
+{
+	const char *p;
+	long v = 0;
+
+	if (s == end || end - s > 5) {
+		snprintf(err, errlen, "bad port in URL");
+		return -1;
+	}
+	for (p = s; p < end; p++) {
+		if (!isdigit((unsigned char)*p)) {
+			snprintf(err, errlen, "bad port in URL");
+			return -1;
+		}
+		v = v * 10 + (*p - '0');
+	}
+	if (v < 1 || v > 65535) {
+		snprintf(err, errlen, "port %ld out of range", v);
+		return -1;
+	}
+	*port = (int)v;
+	return 0;
+}
+
 int
 va_url_parse(const char *s, const struct va_url *base, struct va_url *out,
     char *err, size_t errlen)
 {
 	const char *p, *auth, *auth_end, *hs, *he, *port_s = NULL;
-	size_t i, plen;
+	size_t plen;
 	int bracketed = 0;
-	long port;
 
 	memset(out, 0, sizeof(*out));
-	for (i = 0; s[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c <= 0x20 || c >= 0x7f) {
-			snprintf(err, errlen,
-			    "URL contains a space, control or "
-			    "non-ASCII character");
-			return -1;
-		}
+	if (!printable_ascii(s)) {
+		snprintf(err, errlen,
+		    "URL contains a space, control or non-ASCII character");
+		return -1;
 	}
 	if (s[0] == '/' && s[1] != '/') {
 		if (base == NULL) {
@@ -151,25 +184,9 @@ va_url_parse(const char *s, const struct va_url *base, struct va_url *out,
 	if (set_host(out, hs, (size_t)(he - hs), bracketed, err, errlen) != 0)
 		goto fail;
 	out->port = out->https ? 443 : 80;
-	if (port_s != NULL) {
-		port = 0;
-		if (port_s == auth_end || auth_end - port_s > 5) {
-			snprintf(err, errlen, "bad port in URL");
-			goto fail;
-		}
-		for (p = port_s; p < auth_end; p++) {
-			if (!isdigit((unsigned char)*p)) {
-				snprintf(err, errlen, "bad port in URL");
-				goto fail;
-			}
-			port = port * 10 + (*p - '0');
-		}
-		if (port < 1 || port > 65535) {
-			snprintf(err, errlen, "port %ld out of range", port);
-			goto fail;
-		}
-		out->port = (int)port;
-	}
+	if (port_s != NULL &&
+	    parse_port(port_s, auth_end, &out->port, err, errlen) != 0)
+		goto fail;
 	p = auth_end;
 path:
 	plen = strcspn(p, "#");
