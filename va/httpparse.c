@@ -207,6 +207,59 @@ va_http_resp_clear(struct va_http_resp *r)
 	r->content_length = -1;
 }
 
+/*
+ * The body after the head (at off): only a 2xx one matters; chunked,
+ * Content-Length or until the peer closes. DONE, NEED_MORE, or ERROR with
+ * err.
+ */
+static enum va_http_rc
+parse_body(const char *buf, size_t len, size_t off, int eof,
+    struct va_http_resp *r, char *err, size_t errlen)
+{
+	enum va_http_rc rc;
+
+	/* Only a 2xx body matters to us. */
+	if (r->status < 200 || r->status > 299 || r->status == 204)
+		return VA_HTTP_DONE;
+	if (r->chunked) {
+		rc = parse_chunked(buf, len, off, r, err, errlen);
+		if (rc == VA_HTTP_NEED_MORE && eof) {
+			snprintf(err, errlen,
+			    "connection closed inside a "
+			    "chunked body");
+			rc = VA_HTTP_ERROR;
+		}
+		return rc;
+	}
+	if (r->content_length >= 0) {
+		size_t have = len - off;
+		if (r->content_length > VA_HTTP_MAX_BODY) {
+			r->body_too_large = 1;
+			body_append(r, buf + off, have);
+			r->body_too_large = 1;
+			return VA_HTTP_DONE;
+		}
+		if (have >= (size_t)r->content_length) {
+			body_append(r, buf + off, (size_t)r->content_length);
+			return VA_HTTP_DONE;
+		}
+		if (eof) {
+			snprintf(err, errlen,
+			    "connection closed after %zu of "
+			    "%lld body bytes",
+			    have, (long long)r->content_length);
+			return VA_HTTP_ERROR;
+		}
+		return VA_HTTP_NEED_MORE;
+	}
+	/* No framing: the body ends when the peer closes. */
+	body_append(r, buf + off, len - off);
+	if (r->body_too_large || eof)
+		return VA_HTTP_DONE;
+	r->body_len = 0;
+	return VA_HTTP_NEED_MORE;
+}
+
 enum va_http_rc
 va_http_parse(const char *buf, size_t len, int eof, struct va_http_resp *r,
     char *err, size_t errlen)
@@ -279,48 +332,10 @@ va_http_parse(const char *buf, size_t len, int eof, struct va_http_resp *r,
 		    "Transfer-Encoding");
 		goto fail;
 	}
-	/* Only a 2xx body matters to us. */
-	if (r->status < 200 || r->status > 299 || r->status == 204)
-		return VA_HTTP_DONE;
-	if (r->chunked) {
-		rc = parse_chunked(buf, len, off, r, err, errlen);
-		if (rc == VA_HTTP_NEED_MORE && eof) {
-			snprintf(err, errlen,
-			    "connection closed inside a "
-			    "chunked body");
-			rc = VA_HTTP_ERROR;
-		}
-		if (rc == VA_HTTP_ERROR)
-			goto fail;
-		return rc;
-	}
-	if (r->content_length >= 0) {
-		size_t have = len - off;
-		if (r->content_length > VA_HTTP_MAX_BODY) {
-			r->body_too_large = 1;
-			body_append(r, buf + off, have);
-			r->body_too_large = 1;
-			return VA_HTTP_DONE;
-		}
-		if (have >= (size_t)r->content_length) {
-			body_append(r, buf + off, (size_t)r->content_length);
-			return VA_HTTP_DONE;
-		}
-		if (eof) {
-			snprintf(err, errlen,
-			    "connection closed after %zu of "
-			    "%lld body bytes",
-			    have, (long long)r->content_length);
-			goto fail;
-		}
-		return VA_HTTP_NEED_MORE;
-	}
-	/* No framing: the body ends when the peer closes. */
-	body_append(r, buf + off, len - off);
-	if (r->body_too_large || eof)
-		return VA_HTTP_DONE;
-	r->body_len = 0;
-	return VA_HTTP_NEED_MORE;
+	rc = parse_body(buf, len, off, eof, r, err, errlen);
+	if (rc == VA_HTTP_ERROR)
+		goto fail;
+	return rc;
 
 toolong:
 	snprintf(err, errlen, "HTTP response head larger than %d bytes",
