@@ -37,6 +37,33 @@ inflight_set(struct ra *ra, json_int_t id, int on)
  */
 #define RA_ISSUE_RECHECKS 3
 #define RA_ISSUE_RECHECK_MS 1000
+/*
+ * A transient failure of ca.issue (the CA, the SA or PostgreSQL briefly
+ * unavailable) is retried for this long at most, and never past the
+ * order's expiry; after that the order stays processing and the recovery
+ * sweep issues it again from the stored CSR (recovery.c).
+ */
+#define RA_ISSUE_RETRY_BUDGET_MS 120000
+#define RA_ISSUE_RETRY_MAX_PAUSE_MS 4000
+
+/* 1 when a ca.issue failure p may go away by itself: retry, never fail
+ * the order for it. */
+static int
+issue_transient(const struct problem *p)
+{
+	return p->type == PROB_UNAVAILABLE || p->type == PROB_CONFLICT;
+}
+
+static int
+ra_is_stopping(struct ra *ra)
+{
+	int s;
+
+	pthread_mutex_lock(&ra->lock);
+	s = ra->stopping;
+	pthread_mutex_unlock(&ra->lock);
+	return s;
+}
 
 /*
  * ca.issue failed with p (borrowed): the CA may have stored the certificate
@@ -73,7 +100,12 @@ ra_issue_order(
 	const char *serial;
 	char *found = NULL;
 	int any;
+	int64_t deadline = time_mono_ms() + RA_ISSUE_RETRY_BUDGET_MS;
+	int64_t expires, pause = 250;
 
+	if (ra_time_get(order, "expires", &expires) == 0 &&
+	    deadline > time_mono_ms() + (expires - time_now_ms()))
+		deadline = time_mono_ms() + (expires - time_now_ms());
 	if (ra->cfg.slow_finalize_ms > 0)
 		ra_sleep_ms(ra->cfg.slow_finalize_ms);
 	params = json_pack("{s:s,s:O,s:O,s:O,s:O}", "csr", csr_b64,
@@ -86,7 +118,8 @@ ra_issue_order(
 	if ((v = json_object_get(order, "not_after")) != NULL &&
 	    json_is_string(v))
 		json_object_set(params, "not_after", v);
-	if (ra_call(ra->ca, "ca.issue", params, rid, &res, &p) != 0) {
+	while (ra_call(ra->ca, "ca.issue", json_incref(params), rid, &res,
+		   &p) != 0) {
 		log_msg(LOG_LEVEL_WARN, rid, "order %lld: issuance failed: %s",
 		    (long long)json_integer_value(id),
 		    p->detail ? p->detail : "error");
@@ -106,14 +139,37 @@ ra_issue_order(
 			serial = found;
 			goto finalize;
 		}
-		if (p->type == PROB_UNAVAILABLE || p->type == PROB_NOT_FOUND ||
-		    p->type == PROB_CONFLICT) {
+		if (issue_transient(p)) {
+			/* Not a refusal: try again while the order lives;
+			 * past the budget (or when stopping) leave it
+			 * processing for recovery, never invalid. */
+			if (ra_is_stopping(ra) ||
+			    time_mono_ms() + pause > deadline) {
+				log_msg(LOG_LEVEL_WARN, rid,
+				    "order %lld: left processing for "
+				    "recovery after a transient failure",
+				    (long long)json_integer_value(id));
+				goto out;
+			}
+			log_msg(LOG_LEVEL_INFO, rid,
+			    "order %lld: retrying ca.issue in %lld ms",
+			    (long long)json_integer_value(id),
+			    (long long)pause);
+			problem_free(p);
+			p = NULL;
+			ra_sleep_ms(pause);
+			if (pause < RA_ISSUE_RETRY_MAX_PAUSE_MS)
+				pause *= 2;
+			continue;
+		}
+		if (p->type == PROB_NOT_FOUND) {
 			q = problem_new(PROB_SERVER_INTERNAL,
 			    "Issuance failed:"
 			    " %s",
 			    p->detail ? p->detail : "CA unavailable");
 			problem_free(p);
 			p = q;
+			q = NULL;
 		}
 		if (ra_call(ra->sa, "sa.set_order_error",
 			json_pack("{s:O,s:o}", "id", id, "error",
@@ -156,6 +212,7 @@ finalize:
 	ra_count(ra, "anvil_ra_certificates_total", NULL);
 	ra_count(ra, "anvil_ra_orders_final_total", "status=\"valid\"");
 out:
+	json_decref(params);
 	json_decref(res);
 	json_decref(r2);
 	problem_free(p);
@@ -385,9 +442,11 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	if (caa_recheck(ra, req->request_id, order, uri, prob) != 0)
 		goto out;
+	/* The CSR is stored with the claim: if this process dies or gives
+	 * up on a transient failure, recovery issues it again. */
 	if (ra_call(ra->sa, "sa.set_order_processing",
-		json_pack("{s:I}", "id", (json_int_t)oid), req->request_id,
-		&claimed, prob) != 0)
+		json_pack("{s:I,s:s}", "id", (json_int_t)oid, "csr", csr),
+		req->request_id, &claimed, prob) != 0)
 		goto out;
 	if (ra->cfg.finalize_async) {
 		inflight_set(ra, oid, 1);
@@ -427,6 +486,20 @@ out:
 	json_decref(claimed);
 	free(uri);
 	return rc;
+}
+
+/* See ra_int.h. order borrowed. */
+void
+ra_reissue_order(struct ra *ra, const json_t *order)
+{
+	json_int_t id = json_integer_value(json_object_get(order, "id"));
+	const char *csr = json_string_value(json_object_get(order, "csr"));
+
+	if (csr == NULL)
+		return;
+	inflight_set(ra, id, 1);
+	ra_issue_order(ra, NULL, order, csr);
+	inflight_set(ra, id, 0);
 }
 
 /* See ra_int.h. */

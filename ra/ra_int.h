@@ -162,6 +162,12 @@ void ra_ids_add(json_t *ids, json_int_t id);
 int ra_inflight(struct ra *ra, json_int_t id);
 /* 1 if this process is validating the authz (authz.c). */
 int ra_authz_inflight(struct ra *ra, json_int_t id);
+/*
+ * Recovery of an order left processing with its CSR stored (order
+ * borrowed, from sa.get_order): issues it again (ra_issue_order), marked in
+ * flight meanwhile. Nothing when the order has no CSR.
+ */
+void ra_reissue_order(struct ra *ra, const json_t *order);
 /* Issues for an order already claimed as processing (finalize.c). */
 void ra_issue_order(
     struct ra *ra, const char *rid, const json_t *order, const char *csr_b64);

@@ -53,6 +53,7 @@ ra_recover_stale_orders(struct ra *ra)
 	char t[32], *serial = NULL;
 	size_t i;
 	int n = 0;
+	int64_t expires;
 
 	ra_time_fmt(time_now_ms() - ra->cfg.recover_after_ms, t, sizeof(t));
 	if (ra_call(ra->sa, "sa.get_stale_processing_orders",
@@ -74,6 +75,25 @@ ra_recover_stale_orders(struct ra *ra)
 		}
 		if (ra_find_order_cert(ra, NULL, order, &serial) != 0) {
 			/* unknown whether it was issued: next round */
+			json_decref(order);
+			order = NULL;
+			continue;
+		}
+		if (serial == NULL &&
+		    json_is_string(json_object_get(order, "csr")) &&
+		    ra_time_get(order, "expires", &expires) == 0 &&
+		    expires > time_now_ms() &&
+		    strcmp(json_string_value(json_object_get(order, "status")),
+			"processing") == 0) {
+			/* Interrupted (crash, transient failure past the
+			 * retry budget): issue again, never fail it for a
+			 * server-side reason (an expired one is failed below;
+			 * a refusal by the CA fails it in ra_issue_order). */
+			log_audit(NULL, "order-recovered",
+			    "order=%lld result=reissue",
+			    (long long)json_integer_value(idv));
+			ra_reissue_order(ra, order);
+			n++;
 			json_decref(order);
 			order = NULL;
 			continue;

@@ -20,7 +20,7 @@
 	"id, account_id, status, " SA_TS("expires") ", identifiers, " \
 	SA_TS("not_before") ", " SA_TS("not_after") ", profile, error, " \
 	"replaces, certificate_serial, " SA_TS("created") ", " \
-	SA_TS("began_processing") ", expires <= now()"
+	SA_TS("began_processing") ", expires <= now(), csr"
 
 static const struct sa_stmt st_order_get = {"order_get",
     "SELECT " ORDER_COLS " FROM orders WHERE id = $1"};
@@ -55,8 +55,8 @@ static const struct sa_stmt st_orders_by_acct = {"orders_by_acct",
     "SELECT id FROM orders WHERE account_id = $1 AND id > $2 "
     "AND expires > now() ORDER BY id LIMIT $3"};
 static const struct sa_stmt st_order_claim = {"order_claim",
-    "UPDATE orders SET status = 'processing', began_processing = now() "
-    "WHERE id = $1 AND status = 'pending' AND expires > now() "
+    "UPDATE orders SET status = 'processing', began_processing = now(), "
+    "csr = $2 WHERE id = $1 AND status = 'pending' AND expires > now() "
     "AND EXISTS (SELECT 1 FROM order_authzs WHERE order_id = $1) "
     "AND NOT EXISTS (SELECT 1 FROM order_authzs oa JOIN authzs a "
     "ON a.id = oa.authz_id WHERE oa.order_id = $1 "
@@ -64,11 +64,11 @@ static const struct sa_stmt st_order_claim = {"order_claim",
 static const struct sa_stmt st_order_exists = {"order_exists",
     "SELECT 1 FROM orders WHERE id = $1"};
 static const struct sa_stmt st_order_error = {"order_error",
-    "UPDATE orders SET status = 'invalid', error = $2 "
+    "UPDATE orders SET status = 'invalid', error = $2, csr = NULL "
     "WHERE id = $1 AND status <> 'valid'"};
 static const struct sa_stmt st_order_final = {"order_final",
-    "UPDATE orders SET status = 'valid', certificate_serial = $2 "
-    "WHERE id = $1 AND status = 'processing'"};
+    "UPDATE orders SET status = 'valid', certificate_serial = $2, "
+    "csr = NULL WHERE id = $1 AND status = 'processing'"};
 static const struct sa_stmt st_order_stale = {"order_stale",
     "SELECT id FROM orders WHERE status = 'processing' "
     "AND began_processing < $1 ORDER BY id LIMIT 1000"};
@@ -90,6 +90,7 @@ static const struct sa_col_spec order_cols[] = {
     {"created", SA_COL_STR},
     {"began_processing", SA_COL_STR},
     {"expired", SA_COL_NONE},
+    {"csr", SA_COL_STR},
 };
 
 int
@@ -493,12 +494,15 @@ sa_m_set_order_processing(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
+	const char *csr = NULL;
 	int64_t id = 0;
 
-	if (sa_get_id(params, "id", 1, &id, prob) < 0)
+	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
+	    sa_get_str(params, "csr", 0, 100000, &csr, prob) < 0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_int(&p, id);
+	sa_p_str(&p, csr);
 	if (sa_update_or(c, &st_order_claim, &p, &st_order_exists,
 		PROB_ORDER_NOT_READY, "order is not ready", prob) != 0)
 		return -1;

@@ -221,6 +221,15 @@ reset(struct fake *f)
 	pthread_mutex_unlock(&f->mu);
 }
 
+/* Forgets the calls f received, keeps its answers. */
+static void
+clear_calls(struct fake *f)
+{
+	pthread_mutex_lock(&f->mu);
+	json_array_clear(f->calls);
+	pthread_mutex_unlock(&f->mu);
+}
+
 static char dir[256];
 static struct fake fsa, fva, fca;
 static struct ra *ra;
@@ -454,11 +463,15 @@ test_ca_failure_sets_order_error(struct th *t)
 	    "\"status\": \"valid\", \"validated\": \"%s\"}]}]}}",
 	    ra_now_str(0));
 	answer(&fsa, "sa.get_authzs", params);
-	answer(&fsa, "sa.set_order_processing",
+	/* The order expires in 6 s: the retries of a transient failure end
+	 * there (in production: the retry budget or the order's expiry). */
+	snprintf(params, sizeof(params),
 	    "{\"result\": {\"id\": 9, "
 	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
-	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
-	    "\"one.a.test\"}]}}");
+	    "\"classic\", \"expires\": \"%s\", \"identifiers\": "
+	    "[{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}",
+	    ra_now_str(6));
+	answer(&fsa, "sa.set_order_processing", params);
 	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 9}}");
 	answer(&fca, "ca.issue",
 	    "{\"error\": {\"type\": \"unavailable\", "
@@ -472,9 +485,36 @@ test_ca_failure_sets_order_error(struct th *t)
 	    csr);
 	(void)call(r, "ra.finalize_order", params, &res, &p);
 	json_decref(res);
-	TH_CHECK(t, p == NULL); /* sync mode: the order, error recorded */
-	/* unavailable: looked for a stored certificate, then 3 more times */
-	TH_CHECK(t, count_calls(&fsa, "sa.get_certificates") == 4);
+	TH_CHECK(t, p == NULL); /* sync mode: the order */
+	/* Issue 19: unavailable is transient. Each time the RA looks for a
+	 * certificate the CA may have stored (then 3 more times), retries
+	 * ca.issue while the order lives, and never makes the order invalid:
+	 * it stays processing for recovery (which has the stored CSR). */
+	TH_CHECK(t, count_calls(&fca, "ca.issue") >= 2);
+	TH_CHECK(t,
+	    count_calls(&fsa, "sa.get_certificates") ==
+		4 * count_calls(&fca, "ca.issue"));
+	TH_CHECK(t, last_call(&fsa, "sa.set_order_error") == NULL);
+	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
+	{
+		json_t *sp = last_call(&fsa, "sa.set_order_processing");
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(sp, "csr")), csr);
+		json_decref(sp);
+	}
+	problem_free(p);
+	p = NULL;
+	/* A definitive refusal by the CA makes the order invalid with it,
+	 * after one look for a stored certificate. */
+	reset(&fca);
+	clear_calls(&fsa);
+	answer(&fca, "ca.issue",
+	    "{\"error\": {\"type\": \"badCSR\", "
+	    "\"detail\": \"hsm offline refuses this key\", \"status\": 400}}");
+	(void)call(r, "ra.finalize_order", params, &res, &p);
+	json_decref(res);
+	TH_CHECK(t, p == NULL);
+	TH_CHECK(t, count_calls(&fca, "ca.issue") == 1);
 	{
 		json_t *gc = last_call(&fsa, "sa.get_certificates");
 		TH_CHECK(t,
@@ -489,10 +529,11 @@ test_ca_failure_sets_order_error(struct th *t)
 	if (err != NULL) {
 		json_t *e = json_object_get(err, "error");
 		TH_CHECK_STR(t, json_string_value(json_object_get(e, "type")),
-		    "serverInternal");
+		    "badCSR");
 		TH_CHECK(t,
 		    strstr(json_string_value(json_object_get(e, "detail")),
 			"hsm offline") != NULL);
+		TH_CHECK(t, count_calls(&fsa, "sa.get_certificates") == 1);
 	}
 	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
 	TH_CHECK(t, last_call(&fva, "va.check_caa") == NULL); /* fresh */
@@ -642,6 +683,44 @@ test_recovery(struct th *t)
 		json_integer_value(json_object_get(err, "id")) == 22);
 	json_decref(err);
 	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
+
+	/* Issue 19: an order left processing with its CSR stored (the RA
+	 * died, or gave up on a transient failure) is issued again, not
+	 * failed. */
+	reset(&fsa);
+	reset(&fca);
+	answer(&fsa, "sa.get_stale_processing_orders",
+	    "{\"result\": {\"order_ids\": [23]}}");
+	{
+		char o[512];
+
+		snprintf(o, sizeof(o),
+		    "{\"result\": {\"id\": 23, \"account_id\": 7, "
+		    "\"status\": \"processing\", \"profile\": \"classic\", "
+		    "\"expires\": \"%s\", \"csr\": \"Q1NS\", "
+		    "\"identifiers\": [{\"type\": \"dns\", "
+		    "\"value\": \"one.a.test\"}]}}",
+		    ra_now_str(3600));
+		answer(&fsa, "sa.get_order", o);
+	}
+	answer(&fsa, "sa.get_certificates",
+	    "{\"result\": {\"certificates\": []}}");
+	answer(&fca, "ca.issue", "{\"result\": {\"serial\": \"cc\"}}");
+	answer(&fsa, "sa.finalize_order", "{\"result\": {\"id\": 23}}");
+	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
+	fin = last_call(&fca, "ca.issue");
+	TH_CHECK(t,
+	    fin != NULL &&
+		strcmp(json_string_value(json_object_get(fin, "csr")),
+		    "Q1NS") == 0);
+	json_decref(fin);
+	fin = last_call(&fsa, "sa.finalize_order");
+	TH_CHECK(t,
+	    fin != NULL &&
+		strcmp(json_string_value(json_object_get(fin, "serial")),
+		    "cc") == 0);
+	json_decref(fin);
+	TH_CHECK(t, last_call(&fsa, "sa.set_order_error") == NULL);
 
 	/* the SA down: -1, nothing crashes */
 	reset(&fsa);
