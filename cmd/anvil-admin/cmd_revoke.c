@@ -94,6 +94,94 @@ progress(size_t done, size_t total, size_t rev, size_t already, size_t fail)
 }
 
 /*
+ * One serial (v, borrowed) of revoke_list: appended to revoked, already or
+ * failed (borrowed arrays); *down set when the service is unavailable.
+ * 1 when a dry run checked it (no progress line), else 0.
+ */
+static int
+revoke_one(struct admin_ctx *ctx, json_t *v, int reason, int block_key,
+    json_t *revoked, json_t *already, json_t *failed, int *down)
+{
+	const char *serial = json_string_value(v), *st;
+	json_t *params, *res = NULL, *cert;
+	struct problem *p = NULL;
+
+	if (ctx->dry_run) {
+		if (admin_call(ctx, ADMIN_SA, "sa.get_certificate",
+			json_pack("{s:s}", "serial", serial), &cert, &p) != 0) {
+			json_array_append_new(failed,
+			    json_pack("{s:s, s:s}", "serial", serial, "error",
+				p->detail ? p->detail : ""));
+			*down = p->type == PROB_UNAVAILABLE;
+			problem_free(p);
+			return 1;
+		}
+		st = json_string_value(json_object_get(cert, "status"));
+		json_array_append(
+		    st && strcmp(st, "revoked") == 0 ? already : revoked, v);
+		json_decref(cert);
+		return 1;
+	}
+	params = json_pack("{s:s, s:i, s:s}", "serial", serial, "reason",
+	    reason, "admin", ctx->who);
+	if (block_key)
+		json_object_set_new(params, "block_key", json_true());
+	if (admin_call(ctx, ADMIN_RA, "ra.admin_revoke", params, &res, &p) !=
+	    0) {
+		json_array_append_new(failed,
+		    json_pack("{s:s, s:s}", "serial", serial, "error",
+			p->detail ? p->detail : prob_type_name(p->type)));
+		if (!ctx->json)
+			admin_fail(ctx, "%s: %s: %s", serial,
+			    prob_type_name(p->type),
+			    p->detail ? p->detail : "");
+		*down = p->type == PROB_UNAVAILABLE;
+		problem_free(p);
+	} else {
+		st = json_string_value(json_object_get(res, "status"));
+		json_array_append(st && strcmp(st, "already_revoked") == 0
+			? already
+			: revoked,
+		    v);
+		json_decref(res);
+		res = NULL;
+	}
+	return 0;
+}
+
+/* revoke_list's summary: JSON, or one line per would-be revocation and a
+ * count line. The arrays are borrowed. */
+static void
+print_summary(struct admin_ctx *ctx, int reason, json_t *revoked,
+    json_t *already, json_t *failed)
+{
+	json_t *v;
+	size_t k;
+
+	if (ctx->json) {
+		json_t *o = json_pack("{s:O, s:O, s:O, s:b, s:s}",
+		    ctx->dry_run ? "would_revoke" : "revoked", revoked,
+		    "already_revoked", already, "failed", failed, "dry_run",
+		    ctx->dry_run, "reason", admin_reason_name(reason));
+		admin_print_json(o);
+		json_decref(o);
+	} else if (ctx->dry_run) {
+		json_array_foreach(revoked, k, v)
+		{
+			printf("would revoke %s\n", json_string_value(v));
+		}
+		printf("dry run: would revoke %zu, already revoked %zu, "
+		       "not found %zu (reason %s)\n",
+		    json_array_size(revoked), json_array_size(already),
+		    json_array_size(failed), admin_reason_name(reason));
+	} else {
+		printf("revoked %zu, already revoked %zu, failed %zu\n",
+		    json_array_size(revoked), json_array_size(already),
+		    json_array_size(failed));
+	}
+}
+
+/*
  * Revokes each serial in list (borrowed) with reason; block_key: 1 true,
  * 0 absent (the RA's default). Prints the summary; returns the exit code.
  */
@@ -101,9 +189,8 @@ static int
 revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 {
 	json_t *revoked = json_array(), *already = json_array();
-	json_t *failed = json_array(), *v, *params, *res = NULL, *cert;
-	struct problem *p = NULL;
-	const char *serial, *st;
+	json_t *failed = json_array(), *v;
+	const char *serial;
 	size_t k, n = json_array_size(list);
 	int rc = 1, down = 0;
 
@@ -127,52 +214,9 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 			    json_array_size(already), json_array_size(failed));
 			continue;
 		}
-		if (ctx->dry_run) {
-			if (admin_call(ctx, ADMIN_SA, "sa.get_certificate",
-				json_pack("{s:s}", "serial", serial), &cert,
-				&p) != 0) {
-				json_array_append_new(failed,
-				    json_pack("{s:s, s:s}", "serial", serial,
-					"error", p->detail ? p->detail : ""));
-				down = p->type == PROB_UNAVAILABLE;
-				problem_free(p);
-				p = NULL;
-				continue;
-			}
-			st = json_string_value(json_object_get(cert, "status"));
-			json_array_append(st && strcmp(st, "revoked") == 0
-				? already
-				: revoked,
-			    v);
-			json_decref(cert);
+		if (revoke_one(ctx, v, reason, block_key, revoked, already,
+			failed, &down) != 0)
 			continue;
-		}
-		params = json_pack("{s:s, s:i, s:s}", "serial", serial,
-		    "reason", reason, "admin", ctx->who);
-		if (block_key)
-			json_object_set_new(params, "block_key", json_true());
-		if (admin_call(ctx, ADMIN_RA, "ra.admin_revoke", params, &res,
-			&p) != 0) {
-			json_array_append_new(failed,
-			    json_pack("{s:s, s:s}", "serial", serial, "error",
-				p->detail ? p->detail
-					  : prob_type_name(p->type)));
-			if (!ctx->json)
-				admin_fail(ctx, "%s: %s: %s", serial,
-				    prob_type_name(p->type),
-				    p->detail ? p->detail : "");
-			down = p->type == PROB_UNAVAILABLE;
-			problem_free(p);
-			p = NULL;
-		} else {
-			st = json_string_value(json_object_get(res, "status"));
-			json_array_append(
-			    st && strcmp(st, "already_revoked") == 0 ? already
-								     : revoked,
-			    v);
-			json_decref(res);
-			res = NULL;
-		}
 		progress(k + 1, n, json_array_size(revoked),
 		    json_array_size(already), json_array_size(failed));
 	}
@@ -182,27 +226,7 @@ revoke_list(struct admin_ctx *ctx, json_t *list, int reason, int block_key)
 		    "block_key=%d revoked=%zu already_revoked=%zu failed=%zu",
 		    ctx->who, reason, block_key, json_array_size(revoked),
 		    json_array_size(already), json_array_size(failed));
-	if (ctx->json) {
-		json_t *o = json_pack("{s:O, s:O, s:O, s:b, s:s}",
-		    ctx->dry_run ? "would_revoke" : "revoked", revoked,
-		    "already_revoked", already, "failed", failed, "dry_run",
-		    ctx->dry_run, "reason", admin_reason_name(reason));
-		admin_print_json(o);
-		json_decref(o);
-	} else if (ctx->dry_run) {
-		json_array_foreach(revoked, k, v)
-		{
-			printf("would revoke %s\n", json_string_value(v));
-		}
-		printf("dry run: would revoke %zu, already revoked %zu, "
-		       "not found %zu (reason %s)\n",
-		    json_array_size(revoked), json_array_size(already),
-		    json_array_size(failed), admin_reason_name(reason));
-	} else {
-		printf("revoked %zu, already revoked %zu, failed %zu\n",
-		    json_array_size(revoked), json_array_size(already),
-		    json_array_size(failed));
-	}
+	print_summary(ctx, reason, revoked, already, failed);
 	rc = json_array_size(failed) ? 1 : 0;
 out:
 	json_decref(revoked);
@@ -211,12 +235,49 @@ out:
 	return rc;
 }
 
+/*
+ * The serials a revoke selector names (sel: the option, h: its value) into
+ * *list (owned by the caller, may be replaced). 0, or -1 after printing
+ * the failure.
+ */
+static int
+selected_serials(
+    struct admin_ctx *ctx, const char *sel, const char *h, json_t **list)
+{
+	char err[256];
+
+	if (strcmp(sel, "--serial") == 0)
+		json_array_append_new(*list, json_string(h));
+	else if (strcmp(sel, "--serials-file") == 0) {
+		if (read_serials(ctx, h, *list) != 0)
+			return -1;
+	} else if (strcmp(sel, "--account") == 0) {
+		if (serials_from(ctx, "sa.serials_by_account",
+			json_pack("{s:I}", "account_id",
+			    (json_int_t)strtoll(h, NULL, 10)),
+			*list) != 0)
+			return -1;
+	} else if (strcmp(sel, "--spki-sha256") == 0) {
+		if (serials_from(ctx, "sa.serials_by_key",
+			json_pack("{s:s}", "key_hash", h), *list) != 0)
+			return -1;
+	} else {
+		json_decref(*list);
+		*list = NULL;
+		if (admin_pem_certs(h, list, NULL, err, sizeof(err)) != 0) {
+			admin_fail(ctx, "%s", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* See admin.h. */
 int
 admin_revoke(struct admin_ctx *ctx, int argc, char **argv)
 {
 	json_t *list = json_array();
-	char err[256], *end, *h = NULL;
+	char *end, *h = NULL;
 	const char *v, *sel = NULL;
 	int i, r, reason = 0, block = 0, rc = 2;
 	long long id;
@@ -298,28 +359,8 @@ admin_revoke(struct admin_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	rc = 1;
-	if (strcmp(sel, "--serial") == 0)
-		json_array_append_new(list, json_string(h));
-	else if (strcmp(sel, "--serials-file") == 0) {
-		if (read_serials(ctx, h, list) != 0)
-			goto out;
-	} else if (strcmp(sel, "--account") == 0) {
-		if (serials_from(ctx, "sa.serials_by_account",
-			json_pack("{s:I}", "account_id",
-			    (json_int_t)strtoll(h, NULL, 10)),
-			list) != 0)
-			goto out;
-	} else if (strcmp(sel, "--spki-sha256") == 0) {
-		if (serials_from(ctx, "sa.serials_by_key",
-			json_pack("{s:s}", "key_hash", h), list) != 0)
-			goto out;
-	} else {
-		json_decref(list);
-		if (admin_pem_certs(h, &list, NULL, err, sizeof(err)) != 0) {
-			rc = admin_fail(ctx, "%s", err);
-			goto out;
-		}
-	}
+	if (selected_serials(ctx, sel, h, &list) != 0)
+		goto out;
 	rc = revoke_list(ctx, list, reason, block);
 out:
 	free(h);
@@ -327,14 +368,90 @@ out:
 	return rc;
 }
 
+/*
+ * The key hashes a block-key selector names (sel: the option, h: its
+ * value) as a new array in *hashes (caller decrefs; may be set on
+ * failure). 0, or the exit code (1 failure, 2 usage) after printing it.
+ */
+static int
+selected_keys(struct admin_ctx *ctx, const char *sel, char *h, json_t **hashes)
+{
+	json_t *serials = NULL;
+	char err[256];
+	int rc;
+
+	if (strcmp(sel, "--spki-sha256") == 0) {
+		if (strlen(h) != 64 || !hex_ok(h, 64)) {
+			return admin_usage_error(ctx,
+			    "--spki-sha256: \"%s\" is "
+			    "not a hex SHA-256 (64 digits)",
+			    h);
+		}
+		*hashes = json_pack("[s]", h);
+	} else if (strcmp(sel, "--key-file") == 0) {
+		char *kh = admin_pem_key_hash(h, err, sizeof(err));
+
+		if (kh == NULL)
+			return admin_fail(ctx, "%s", err);
+		*hashes = json_pack("[s]", kh);
+		free(kh);
+	} else {
+		rc = admin_pem_certs(h, &serials, hashes, err, sizeof(err));
+		json_decref(serials);
+		if (rc != 0)
+			return admin_fail(ctx, "%s", err);
+	}
+	return 0;
+}
+
+/*
+ * Blocks each key hash (borrowed) with comment, or says it would in a dry
+ * run; with serials (borrowed), first collects the key's unexpired serials
+ * into it. 0, or -1 after printing the failure.
+ */
+static int
+block_keys(
+    struct admin_ctx *ctx, json_t *hashes, const char *comment, json_t *serials)
+{
+	json_t *res = NULL, *v;
+	size_t k;
+
+	json_array_foreach(hashes, k, v)
+	{
+		if (serials != NULL &&
+		    serials_from(ctx, "sa.serials_by_key",
+			json_pack("{s:O}", "key_hash", v), serials) != 0)
+			return -1;
+		if (ctx->dry_run) {
+			if (!ctx->json)
+				printf("would block key %s\n",
+				    json_string_value(v));
+			continue;
+		}
+		if (admin_call(ctx, ADMIN_SA, "sa.block_key",
+			json_pack("{s:O, s:s, s:s}", "key_hash", v, "source",
+			    "admin", "comment", comment),
+			&res, NULL) != 0)
+			return -1;
+		json_decref(res);
+		res = NULL;
+		log_audit(NULL, "admin-block-key",
+		    "admin=\"%s\" key_hash=%s "
+		    "result=blocked",
+		    ctx->who, json_string_value(v));
+		if (!ctx->json)
+			printf("blocked key %s\n", json_string_value(v));
+	}
+	return 0;
+}
+
 /* See admin.h. */
 int
 admin_block_key(struct admin_ctx *ctx, int argc, char **argv)
 {
-	json_t *hashes = NULL, *serials = NULL, *res = NULL, *v;
+	json_t *hashes = NULL, *serials = NULL, *res = NULL;
 	const char *val, *sel = NULL, *comment = NULL;
-	char err[256], *h = NULL;
-	size_t k;
+	char *h = NULL;
 	int i, r, rc = 2, do_revoke = 0;
 
 	for (i = 0; i < argc; i++) {
@@ -382,58 +499,12 @@ admin_block_key(struct admin_ctx *ctx, int argc, char **argv)
 		rc = admin_usage_error(ctx, "--comment (why) is required");
 		goto out;
 	}
-	rc = 1;
-	if (strcmp(sel, "--spki-sha256") == 0) {
-		if (strlen(h) != 64 || !hex_ok(h, 64)) {
-			rc = admin_usage_error(ctx,
-			    "--spki-sha256: \"%s\" is "
-			    "not a hex SHA-256 (64 digits)",
-			    h);
-			goto out;
-		}
-		hashes = json_pack("[s]", h);
-	} else if (strcmp(sel, "--key-file") == 0) {
-		char *kh = admin_pem_key_hash(h, err, sizeof(err));
-
-		if (kh == NULL) {
-			rc = admin_fail(ctx, "%s", err);
-			goto out;
-		}
-		hashes = json_pack("[s]", kh);
-		free(kh);
-	} else if (admin_pem_certs(h, &serials, &hashes, err, sizeof(err)) !=
-	    0) {
-		rc = admin_fail(ctx, "%s", err);
+	if ((rc = selected_keys(ctx, sel, h, &hashes)) != 0)
 		goto out;
-	}
-	json_decref(serials);
+	rc = 1;
 	serials = json_array();
-	json_array_foreach(hashes, k, v)
-	{
-		if (do_revoke &&
-		    serials_from(ctx, "sa.serials_by_key",
-			json_pack("{s:O}", "key_hash", v), serials) != 0)
-			goto out;
-		if (ctx->dry_run) {
-			if (!ctx->json)
-				printf("would block key %s\n",
-				    json_string_value(v));
-			continue;
-		}
-		if (admin_call(ctx, ADMIN_SA, "sa.block_key",
-			json_pack("{s:O, s:s, s:s}", "key_hash", v, "source",
-			    "admin", "comment", comment),
-			&res, NULL) != 0)
-			goto out;
-		json_decref(res);
-		res = NULL;
-		log_audit(NULL, "admin-block-key",
-		    "admin=\"%s\" key_hash=%s "
-		    "result=blocked",
-		    ctx->who, json_string_value(v));
-		if (!ctx->json)
-			printf("blocked key %s\n", json_string_value(v));
-	}
+	if (block_keys(ctx, hashes, comment, do_revoke ? serials : NULL) != 0)
+		goto out;
 	if (ctx->json && !do_revoke) {
 		res = json_pack("{s:O, s:b}",
 		    ctx->dry_run ? "would_block" : "blocked", hashes, "dry_run",
