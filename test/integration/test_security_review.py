@@ -26,7 +26,8 @@ PORT_BASE = 29200
 @pytest.fixture(scope="module")
 def env():
     with anvil_env.AnvilEnv(port_base=PORT_BASE, name="secreview", config={
-            "va.json:test.always_valid": True}) as e:
+            "va.json:test.always_valid": True,
+            "wfe.json:jose.allow_eddsa": True}) as e:
         yield e
         reports = a.stop_and_sanitizer_reports(e)
         assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
@@ -372,3 +373,41 @@ def test_writes_on_connections_postgresql_closed(env, raw):
     for i in range(3):
         cert = a.issue(raw, k, kid, ["after-restart-%d.stale.test" % i])
         assert a.sa_cert(env, cert["leaf"])["status"] == "good"
+
+
+# ------------------------------------------------------- Ed25519 account keys
+
+class EdKey(a.Key):
+    """An Ed25519 account key (RFC 8037): JWK {"kty": "OKP", "crv":
+    "Ed25519", "x"}, alg "EdDSA", signature = the 64-byte Ed25519 signature."""
+
+    def __init__(self):
+        from cryptography.hazmat.primitives import serialization as s
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        self.priv = ed25519.Ed25519PrivateKey.generate()
+        x = self.priv.public_key().public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
+        self.jwk = {"crv": "Ed25519", "kty": "OKP", "x": a.b64(x)}
+        self.alg = "EdDSA"
+
+    def sign_raw(self, data):
+        return self.priv.sign(data)
+
+
+def test_ed25519_account_end_to_end(env, raw):
+    """jose.allow_eddsa on: an Ed25519 account key (RFC 8037 §3.1: "The
+    EdDSA signature algorithm ... with the "alg" value "EdDSA"") opens an
+    account, orders, finalizes and fetches the certificate; before issue 19
+    the RA's key check refused every key but RSA and EC, so the switch let
+    nothing through."""
+    import hashlib
+    import json as _json
+    k = EdKey()
+    k2, kid = a.new_account(raw, key=k)
+    assert a.sa_account(env, kid)["thumbprint"] == a.b64(hashlib.sha256(_json.dumps(
+        {"crv": "Ed25519", "kty": "OKP", "x": k.jwk["x"]}, sort_keys=True,
+        separators=(",", ":")).encode()).digest())
+    cert = a.issue(raw, k, kid, ["ed25519.account.test"])
+    assert a.sa_cert(env, cert["leaf"])["status"] == "good"
+    # the account key also signs a revocation by account
+    r = raw.post(raw.dir["revokeCert"], {"certificate": a.leaf_der_b64(cert["leaf"])}, k, kid=kid)
+    assert r.status_code == 200, r.text
