@@ -28,14 +28,47 @@ sibling_sa(const char *argv0)
 	return xasprintf("%s/anvil-sa", dir);
 }
 
+/* Runs "bin --config sa_cfg --migrate" and waits: 0, or the exit code
+ * (1) after printing the failure. */
+static int
+run_migrate(struct admin_ctx *ctx, const char *bin, const char *sa_cfg)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	if ((pid = fork()) < 0) {
+		return admin_fail(ctx, "fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		/* The SA's messages go to stderr so --json stdout stays JSON.
+		 */
+		if (ctx->json && dup2(2, 1) < 0)
+			_exit(127);
+		execl(bin, bin, "--config", sa_cfg, "--migrate", (char *)NULL);
+		fprintf(stderr, "anvil-admin db migrate: %s: %s\n", bin,
+		    strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			return admin_fail(ctx, "waitpid: %s", strerror(errno));
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		return admin_fail(ctx, "%s --migrate failed (status %d)", bin,
+		    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+	return 0;
+}
+
 /* See admin.h. */
 int
 admin_db_migrate(struct admin_ctx *ctx, int argc, char **argv)
 {
 	const char *sa_cfg = NULL, *sa_bin = NULL;
 	char *bin = NULL;
-	int i, r, status, rc = 2;
-	pid_t pid;
+	int i, r, rc = 2;
 
 	for (i = 0; i < argc; i++) {
 		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
@@ -91,32 +124,8 @@ admin_db_migrate(struct admin_ctx *ctx, int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	fflush(stdout);
-	if ((pid = fork()) < 0) {
-		rc = admin_fail(ctx, "fork: %s", strerror(errno));
+	if ((rc = run_migrate(ctx, bin, sa_cfg)) != 0)
 		goto out;
-	}
-	if (pid == 0) {
-		/* The SA's messages go to stderr so --json stdout stays JSON.
-		 */
-		if (ctx->json && dup2(2, 1) < 0)
-			_exit(127);
-		execl(bin, bin, "--config", sa_cfg, "--migrate", (char *)NULL);
-		fprintf(stderr, "anvil-admin db migrate: %s: %s\n", bin,
-		    strerror(errno));
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			rc = admin_fail(ctx, "waitpid: %s", strerror(errno));
-			goto out;
-		}
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		rc = admin_fail(ctx, "%s --migrate failed (status %d)", bin,
-		    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-		goto out;
-	}
 	log_audit(NULL, "admin-db-migrate",
 	    "admin=\"%s\" sa_config=%s "
 	    "result=ok",
