@@ -295,14 +295,60 @@ out:
 	return rc;
 }
 
+/*
+ * Adds the filter of cert list option sel (value v) to params (borrowed):
+ * account_id, expiring_before or a normalised identifier. 0, or the exit
+ * code (2) after printing the usage error.
+ */
+static int
+add_filter(
+    struct admin_ctx *ctx, const char *sel, const char *v, json_t *params)
+{
+	char err[256], tbuf[32], *norm = NULL;
+	int64_t ms, id;
+
+	if (strcmp(sel, "--account") == 0) {
+		if ((id = parse_id(ctx, v, "an account id")) < 0)
+			return 2;
+		json_object_set_new(params, "account_id", json_integer(id));
+	} else if (strcmp(sel, "--expiring-within") == 0) {
+		if (duration_parse_ms(v, &ms) != 0 || ms <= 0) {
+			return admin_usage_error(ctx,
+			    "--expiring-within:"
+			    " \"%s\" is not a duration like 7d",
+			    v);
+		}
+		json_object_set_new(params, "expiring_before",
+		    json_string(
+			time_fmt_rfc3339((time_t)((time_now_ms() + ms) / 1000),
+			    tbuf, sizeof(tbuf))));
+	} else {
+		if ((norm = ident_ip_normalize(
+			 v, NULL, NULL, err, sizeof(err))) != NULL)
+			json_object_set_new(params, "identifier",
+			    json_pack(
+				"{s:s, s:s}", "type", "ip", "value", norm));
+		else if ((norm = ident_dns_normalize(v, 0, err, sizeof(err))) !=
+		    NULL)
+			json_object_set_new(params, "identifier",
+			    json_pack(
+				"{s:s, s:s}", "type", "dns", "value", norm));
+		else {
+			return admin_usage_error(ctx, "--identifier: %s", err);
+		}
+	}
+	free(norm);
+	return 0;
+}
+
 /* See admin.h. */
 int
 admin_cert_list(struct admin_ctx *ctx, int argc, char **argv)
 {
 	json_t *params = json_object(), *res = NULL, *c;
 	const char *v, *sel = NULL;
-	char err[256], tbuf[32], *norm = NULL, *ids;
-	int64_t ms, id, limit = 100;
+	char *ids;
+	int64_t limit = 100;
 	size_t k;
 	int i, r, rc = 2;
 
@@ -344,40 +390,9 @@ admin_cert_list(struct admin_ctx *ctx, int argc, char **argv)
 		sel = argv[i];
 		if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
 			goto out;
-		if (strcmp(sel, "--account") == 0) {
-			if ((id = parse_id(ctx, v, "an account id")) < 0)
-				goto out;
-			json_object_set_new(
-			    params, "account_id", json_integer(id));
-		} else if (strcmp(sel, "--expiring-within") == 0) {
-			if (duration_parse_ms(v, &ms) != 0 || ms <= 0) {
-				rc = admin_usage_error(ctx,
-				    "--expiring-within:"
-				    " \"%s\" is not a duration like 7d",
-				    v);
-				goto out;
-			}
-			json_object_set_new(params, "expiring_before",
-			    json_string(time_fmt_rfc3339(
-				(time_t)((time_now_ms() + ms) / 1000), tbuf,
-				sizeof(tbuf))));
-		} else {
-			if ((norm = ident_ip_normalize(
-				 v, NULL, NULL, err, sizeof(err))) != NULL)
-				json_object_set_new(params, "identifier",
-				    json_pack("{s:s, s:s}", "type", "ip",
-					"value", norm));
-			else if ((norm = ident_dns_normalize(
-				      v, 0, err, sizeof(err))) != NULL)
-				json_object_set_new(params, "identifier",
-				    json_pack("{s:s, s:s}", "type", "dns",
-					"value", norm));
-			else {
-				rc = admin_usage_error(
-				    ctx, "--identifier: %s", err);
-				goto out;
-			}
-		}
+		if ((rc = add_filter(ctx, sel, v, params)) != 0)
+			goto out;
+		rc = 2;
 	}
 	if (sel == NULL) {
 		rc = admin_usage_error(ctx,
@@ -410,7 +425,6 @@ admin_cert_list(struct admin_ctx *ctx, int argc, char **argv)
 	}
 	rc = 0;
 out:
-	free(norm);
 	json_decref(params);
 	json_decref(res);
 	return rc;
