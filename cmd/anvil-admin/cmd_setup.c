@@ -686,6 +686,48 @@ print_next_steps(const struct setup_opts *o, const char *dsn)
 	    o->out);
 }
 
+/* The whole set as one JSON object on stdout (dry run); all borrowed. */
+static void
+print_set(const char *const *names, json_t *const *files, json_t *admin,
+    json_t *launcher, json_t *profiles)
+{
+	json_t *all = json_object();
+	int s;
+
+	for (s = 0; s < SVC__MAX; s++)
+		json_object_set(all, names[s], files[s]);
+	json_object_set(all, "admin.json", admin);
+	json_object_set(all, "anvil.json", launcher);
+	json_object_set(all, "profiles.json", profiles);
+	admin_print_json(all);
+	json_decref(all);
+}
+
+/* 1 (after printing it) when a file of the set already exists in wdir,
+ * else 0. names: the services' config file names. */
+static int
+refuse_existing(
+    struct admin_ctx *ctx, const char *wdir, const char *const *names)
+{
+	static const char *const others[] = {
+	    "admin.json", "anvil.json", "profiles.json", "sa.dsn"};
+	int s;
+
+	for (s = 0; s < SVC__MAX + 4; s++) {
+		const char *n = s < SVC__MAX ? names[s] : others[s - SVC__MAX];
+		char *p = xasprintf("%s/%s", wdir, n);
+		int exists = access(p, F_OK) == 0;
+
+		free(p);
+		if (exists)
+			return admin_fail(ctx,
+			    "%s/%s exists (pass --force to replace the whole "
+			    "set)",
+			    wdir, n);
+	}
+	return 0;
+}
+
 static int
 setup_write(struct admin_ctx *ctx, struct setup_opts *o)
 {
@@ -713,15 +755,7 @@ setup_write(struct admin_ctx *ctx, struct setup_opts *o)
 		goto out;
 	}
 	if (ctx->dry_run) {
-		json_t *all = json_object();
-
-		for (s = 0; s < SVC__MAX; s++)
-			json_object_set(all, names[s], files[s]);
-		json_object_set(all, "admin.json", admin);
-		json_object_set(all, "anvil.json", launcher);
-		json_object_set(all, "profiles.json", profiles);
-		admin_print_json(all);
-		json_decref(all);
+		print_set(names, files, admin, launcher, profiles);
 		rc = 0;
 		goto out;
 	}
@@ -737,25 +771,9 @@ setup_write(struct admin_ctx *ctx, struct setup_opts *o)
 		goto out;
 	}
 	/* The set is written whole or not at all: check before writing. */
-	if (!o->force && !placeholder_set(wdir)) {
-		static const char *const others[] = {
-		    "admin.json", "anvil.json", "profiles.json", "sa.dsn"};
-		for (s = 0; s < SVC__MAX + 4; s++) {
-			const char *n =
-			    s < SVC__MAX ? names[s] : others[s - SVC__MAX];
-			char *p = xasprintf("%s/%s", wdir, n);
-			int exists = access(p, F_OK) == 0;
-
-			free(p);
-			if (exists) {
-				rc = admin_fail(ctx,
-				    "%s/%s exists (pass --force to replace the "
-				    "whole set)",
-				    wdir, n);
-				goto out;
-			}
-		}
-	}
+	if (!o->force && !placeholder_set(wdir) &&
+	    (rc = refuse_existing(ctx, wdir, names)) != 0)
+		goto out;
 	for (s = 0; s < SVC__MAX; s++)
 		if (write_json(wdir, names[s], files[s], 1, err, sizeof(err)) !=
 		    0)
@@ -1226,8 +1244,9 @@ check_secrets(struct check *c)
 				full = pf[0] == '/'
 				    ? xstrdup(pf)
 				    : xasprintf("%s/%s", dir, pf);
-				what = xasprintf("issuer \"%s\" pkcs11.pin_file",
-				    name ? name : "?");
+				what =
+				    xasprintf("issuer \"%s\" pkcs11.pin_file",
+					name ? name : "?");
 				check_secret(c, what, full);
 				free(full);
 				free(what);
