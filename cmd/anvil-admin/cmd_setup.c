@@ -1397,6 +1397,92 @@ parse_port(struct admin_ctx *ctx, const char *v, long *out)
 	return 0;
 }
 
+/*
+ * One "--name value" option of setup into o (v borrowed from argv; the
+ * directory of --out/--dir also into *check_dir). 0, or the exit code (2)
+ * after printing the usage error.
+ */
+static int
+value_opt(struct admin_ctx *ctx, struct setup_opts *o, const char *name,
+    const char *v, const char **check_dir)
+{
+	if (strcmp(name, "--host") == 0)
+		o->host = v;
+	else if (strcmp(name, "--db") == 0)
+		o->db = v;
+	else if (strcmp(name, "--keys") == 0)
+		o->keys = v;
+	else if (strcmp(name, "--out") == 0 || strcmp(name, "--dir") == 0)
+		o->out = *check_dir = v;
+	else if (strcmp(name, "--root") == 0)
+		o->root = v;
+	else if (strcmp(name, "--unit-dir") == 0)
+		o->unit_dir = v;
+	else if (strcmp(name, "--run-dir") == 0)
+		o->run_dir = v;
+	else if (strcmp(name, "--log-dir") == 0)
+		o->log_dir = v;
+	else if (strcmp(name, "--bin-dir") == 0)
+		o->bin_dir = xstrdup(v);
+	else if (strcmp(name, "--schema-dir") == 0)
+		o->schema_dir = v;
+	else if (strcmp(name, "--tls-cert") == 0)
+		o->tls_cert = v;
+	else if (strcmp(name, "--tls-key") == 0)
+		o->tls_key = v;
+	else if (strcmp(name, "--listen") == 0)
+		o->listen_addr = v;
+	else if (strcmp(name, "--port") == 0) {
+		if (parse_port(ctx, v, &o->port) != 0)
+			return 2;
+	} else if (strcmp(name, "--debug-port-base") == 0) {
+		if (parse_port(ctx, v, &o->debug_base) != 0 ||
+		    o->debug_base > 65530) {
+			return admin_usage_error(ctx, "bad port base");
+		}
+	} else if (strcmp(name, "--user") == 0)
+		o->user = v;
+	else if (strcmp(name, "--admin-user") == 0)
+		add_unique(o->admins, v);
+	else if (strcmp(name, "--private-suffix") == 0)
+		add_unique(o->suffixes, v);
+	else if (strcmp(name, "--private-network") == 0)
+		add_unique(o->networks, v);
+	else if (strcmp(name, "--resolver") == 0)
+		add_unique(o->resolvers, v);
+	else if (strcmp(name, "--log-format") == 0)
+		o->log_format = v;
+	else {
+		return admin_usage_error(ctx, "unknown option \"%s\"", name);
+	}
+	return 0;
+}
+
+/* The options setup needs are there and well-formed: 0, or the exit code
+ * (2) after printing the usage error. */
+static int
+check_opts(struct admin_ctx *ctx, const struct setup_opts *o)
+{
+	if (o->host == NULL || o->host[0] == '\0' || strchr(o->host, '/') ||
+	    strchr(o->host, ':')) {
+		return admin_usage_error(ctx,
+		    "--host NAME is required: the public DNS name clients use "
+		    "(no scheme, no port)");
+	}
+	if (strcmp(o->keys, "files") != 0 && strcmp(o->keys, "pkcs11") != 0) {
+		return admin_usage_error(ctx, "--keys is files or pkcs11");
+	}
+	if (o->log_format != NULL && strcmp(o->log_format, "text") != 0 &&
+	    strcmp(o->log_format, "json") != 0) {
+		return admin_usage_error(ctx, "--log-format is text or json");
+	}
+	if (o->out[0] != '/' || o->run_dir[0] != '/' || o->log_dir[0] != '/') {
+		return admin_usage_error(ctx,
+		    "--out, --run-dir and --log-dir must be absolute paths");
+	}
+	return 0;
+}
+
 /* See admin.h. */
 int
 admin_setup(struct admin_ctx *ctx, int argc, char **argv)
@@ -1437,86 +1523,17 @@ admin_setup(struct admin_ctx *ctx, int argc, char **argv)
 		}
 		if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
 			goto out;
-		if (strcmp(argv[i - 1], "--host") == 0)
-			o.host = v;
-		else if (strcmp(argv[i - 1], "--db") == 0)
-			o.db = v;
-		else if (strcmp(argv[i - 1], "--keys") == 0)
-			o.keys = v;
-		else if (strcmp(argv[i - 1], "--out") == 0 ||
-		    strcmp(argv[i - 1], "--dir") == 0)
-			o.out = check_dir = v;
-		else if (strcmp(argv[i - 1], "--root") == 0)
-			o.root = v;
-		else if (strcmp(argv[i - 1], "--unit-dir") == 0)
-			o.unit_dir = v;
-		else if (strcmp(argv[i - 1], "--run-dir") == 0)
-			o.run_dir = v;
-		else if (strcmp(argv[i - 1], "--log-dir") == 0)
-			o.log_dir = v;
-		else if (strcmp(argv[i - 1], "--bin-dir") == 0)
-			o.bin_dir = xstrdup(v);
-		else if (strcmp(argv[i - 1], "--schema-dir") == 0)
-			o.schema_dir = v;
-		else if (strcmp(argv[i - 1], "--tls-cert") == 0)
-			o.tls_cert = v;
-		else if (strcmp(argv[i - 1], "--tls-key") == 0)
-			o.tls_key = v;
-		else if (strcmp(argv[i - 1], "--listen") == 0)
-			o.listen_addr = v;
-		else if (strcmp(argv[i - 1], "--port") == 0) {
-			if (parse_port(ctx, v, &o.port) != 0)
-				goto out;
-		} else if (strcmp(argv[i - 1], "--debug-port-base") == 0) {
-			if (parse_port(ctx, v, &o.debug_base) != 0 ||
-			    o.debug_base > 65530) {
-				rc = admin_usage_error(ctx, "bad port base");
-				goto out;
-			}
-		} else if (strcmp(argv[i - 1], "--user") == 0)
-			o.user = v;
-		else if (strcmp(argv[i - 1], "--admin-user") == 0)
-			add_unique(o.admins, v);
-		else if (strcmp(argv[i - 1], "--private-suffix") == 0)
-			add_unique(o.suffixes, v);
-		else if (strcmp(argv[i - 1], "--private-network") == 0)
-			add_unique(o.networks, v);
-		else if (strcmp(argv[i - 1], "--resolver") == 0)
-			add_unique(o.resolvers, v);
-		else if (strcmp(argv[i - 1], "--log-format") == 0)
-			o.log_format = v;
-		else {
-			rc = admin_usage_error(
-			    ctx, "unknown option \"%s\"", argv[i - 1]);
+		if ((rc = value_opt(ctx, &o, argv[i - 1], v, &check_dir)) != 0)
 			goto out;
-		}
+		rc = 2;
 	}
 	if (check) {
 		rc =
 		    setup_check(ctx, check_dir ? check_dir : SETUP_DIR_DEFAULT);
 		goto out;
 	}
-	if (o.host == NULL || o.host[0] == '\0' || strchr(o.host, '/') ||
-	    strchr(o.host, ':')) {
-		rc = admin_usage_error(ctx,
-		    "--host NAME is required: the public DNS name clients use "
-		    "(no scheme, no port)");
+	if ((rc = check_opts(ctx, &o)) != 0)
 		goto out;
-	}
-	if (strcmp(o.keys, "files") != 0 && strcmp(o.keys, "pkcs11") != 0) {
-		rc = admin_usage_error(ctx, "--keys is files or pkcs11");
-		goto out;
-	}
-	if (o.log_format != NULL && strcmp(o.log_format, "text") != 0 &&
-	    strcmp(o.log_format, "json") != 0) {
-		rc = admin_usage_error(ctx, "--log-format is text or json");
-		goto out;
-	}
-	if (o.out[0] != '/' || o.run_dir[0] != '/' || o.log_dir[0] != '/') {
-		rc = admin_usage_error(ctx,
-		    "--out, --run-dir and --log-dir must be absolute paths");
-		goto out;
-	}
 	if (o.bin_dir == NULL)
 		o.bin_dir = self_dir(ctx->argv0);
 	if (o.schema_dir == NULL) {
