@@ -57,12 +57,11 @@ static const struct sa_stmt st_authz_finish = {"authz_finish",
 static const struct sa_stmt st_authz_deact = {"authz_deact",
     "UPDATE authzs SET status = 'deactivated' WHERE id = $1 "
     "AND status IN ('pending', 'valid') AND expires > now()"};
-/* Partial index challenges_processing_idx (0004); only pending authzs:
- * sa.finalize_authz could not finish any other. */
+/* Partial index challenges_processing_idx (0004). Any authz status: one
+ * deactivated while its validation ran has its challenge finished too. */
 static const struct sa_stmt st_authz_stale = {"authz_stale",
-    "SELECT DISTINCT c.authz_id FROM challenges c JOIN authzs a "
-    "ON a.id = c.authz_id WHERE c.status = 'processing' "
-    "AND c.attempted_at < $1 AND a.status = 'pending' "
+    "SELECT DISTINCT c.authz_id FROM challenges c "
+    "WHERE c.status = 'processing' AND c.attempted_at < $1 "
     "ORDER BY c.authz_id LIMIT 1000"};
 /* clang-format on */
 
@@ -549,11 +548,9 @@ authz_final_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	sa_p_str(&p, f->expires[0] ? f->expires : NULL);
 	if (sa_exec(c, &st_authz_finish, &p, &rows, prob) != 0)
 		return -1;
-	if (rows != 1) {
-		*prob =
-		    problem_new(PROB_CONFLICT, "authorization is not pending");
-		return -1;
-	}
+	/* rows 0: the authz left pending meanwhile (deactivated by its
+	 * account while the validation ran). The challenge is finished all
+	 * the same, never left processing; the authz keeps its status. */
 	return 0;
 }
 

@@ -472,10 +472,17 @@ def test_stale_processing_authzs(c):
                                                "detail": "validation interrupted; retry with a new order"}})
     assert r["status"] == "invalid" and r["challenges"][0]["status"] == "invalid"
     assert az["id"] not in stale(5)
-    # a deactivated authz: sa.finalize_authz could not finish it, not listed
+    # an authz deactivated while its challenge is processing (issue 19):
+    # listed, and sa.finalize_authz finishes the challenge, the authz stays
+    # deactivated
     d = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("stale2.example.com")})
     c.call("sa.set_authz_processing", {"authz_id": d["id"], "challenge_id": d["challenges"][0]["id"]})
     c.call("sa.deactivate_authz", {"id": d["id"]})
+    assert d["id"] in stale(5)
+    r = c.call("sa.finalize_authz", {"authz_id": d["id"], "challenge_id": d["challenges"][0]["id"],
+                                     "status": "invalid", "validation_record": [],
+                                     "error": {"type": "serverInternal", "status": 500, "detail": "x"}})
+    assert r["status"] == "deactivated" and r["challenges"][0]["status"] == "invalid", r
     assert d["id"] not in stale(5)
     assert err_type(c.call, "sa.get_stale_processing_authzs", {"older_than": "yesterday"}) == "malformed"
     assert err_type(c.call, "sa.get_stale_processing_authzs", {}) == "malformed"

@@ -411,3 +411,42 @@ def test_ed25519_account_end_to_end(env, raw):
     # the account key also signs a revocation by account
     r = raw.post(raw.dir["revokeCert"], {"certificate": a.leaf_der_b64(cert["leaf"])}, k, kid=kid)
     assert r.status_code == 200, r.text
+
+
+# ------------------------------------- authz deactivated while its validation runs
+
+def test_authz_deactivated_during_validation_leaves_nothing_processing(env, raw):
+    """The account deactivates an authorization (RFC 8555 §7.5.2) while
+    the VA works on one of its challenges. The validation's end
+    (sa.finalize_authz, as the RA sends it) must still finish the
+    challenge, and the recovery sweep must list a challenge left
+    processing under a deactivated authorization; before issue 19 the
+    first was refused (`conflict`) and the second skipped non-pending
+    authorizations, so the challenge stayed processing forever."""
+    import time
+    sa = env.rpc("sa")
+    k, kid = account(raw)
+    _, order = a.new_order(raw, k, kid, ["deact-during-validation.test"])
+    az_url = order["authorizations"][0]
+    az = raw.post(az_url, None, k, kid=kid).json()
+    aid = a.id_of(az_url)
+    ch = [c for c in az["challenges"] if c["type"] == "http-01"][0]
+    cid = a.id_of(ch["url"])
+    # the RA's claim at the start of a validation
+    sa.call("sa.set_authz_processing", {"authz_id": aid, "challenge_id": cid})
+    r = raw.post(az_url, {"status": "deactivated"}, k, kid=kid)
+    assert r.status_code == 200 and r.json()["status"] == "deactivated", r.text
+    # the recovery sweep sees it (older_than: now + 1 min)
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    stale = sa.call("sa.get_stale_processing_authzs", {"older_than": later})
+    assert aid in stale["authz_ids"], stale
+    # the validation ends: recorded, nothing left processing
+    sa.call("sa.finalize_authz", {"authz_id": aid, "challenge_id": cid, "status": "invalid",
+                                  "validation_record": [],
+                                  "error": {"type": "urn:ietf:params:acme:error:connection",
+                                            "detail": "test", "status": 400}})
+    got = sa.call("sa.get_authz", {"id": aid})
+    assert got["status"] == "deactivated", got
+    assert [c["status"] for c in got["challenges"] if c["id"] == cid] == ["invalid"], got
+    stale = sa.call("sa.get_stale_processing_authzs", {"older_than": later})
+    assert aid not in stale["authz_ids"], stale
