@@ -23,6 +23,10 @@ struct wfe_nonce {
 	size_t prefix_len;
 	uint8_t key[32];
 	size_t keylen;
+	/* Random per instance (process), in every tag: two instances that
+	 * share nonce.key_file and a prefix still never accept each other's
+	 * nonces, whatever their counters (their tag spaces are disjoint). */
+	uint8_t instance[16];
 	uint64_t window;
 	int64_t lifetime_ms;
 	uint64_t next;  /* next counter to hand out */
@@ -94,6 +98,7 @@ wfe_nonce_new(const char *prefix, const uint8_t *key, size_t keylen,
 		random_bytes(ns->key, sizeof(ns->key));
 		ns->keylen = sizeof(ns->key);
 	}
+	random_bytes(ns->instance, sizeof(ns->instance));
 	ns->window = window;
 	ns->lifetime_ms = lifetime_ms;
 	ns->next = (uint64_t)time_now_ms() * 1000u;
@@ -108,6 +113,7 @@ wfe_nonce_free(struct wfe_nonce *ns)
 	if (ns == NULL)
 		return;
 	OPENSSL_cleanse(ns->key, sizeof(ns->key));
+	OPENSSL_cleanse(ns->instance, sizeof(ns->instance));
 	pthread_mutex_destroy(&ns->lock);
 	free(ns->bits);
 	free(ns);
@@ -117,14 +123,19 @@ static void
 nonce_tag(const struct wfe_nonce *ns, const uint8_t raw[12],
     uint8_t tag[NONCE_TAG_LEN])
 {
-	uint8_t msg[NONCE_MAX_PREFIX + 12];
+	uint8_t msg[NONCE_MAX_PREFIX + sizeof(ns->instance) + 12];
 	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
+	size_t n = 0;
 
 	memcpy(msg, ns->prefix, ns->prefix_len);
-	memcpy(msg + ns->prefix_len, raw, 12);
-	if (HMAC(EVP_sha256(), ns->key, (int)ns->keylen, msg,
-		ns->prefix_len + 12, md, &mdlen) == NULL ||
+	n += ns->prefix_len;
+	memcpy(msg + n, ns->instance, sizeof(ns->instance));
+	n += sizeof(ns->instance);
+	memcpy(msg + n, raw, 12);
+	n += 12;
+	if (HMAC(EVP_sha256(), ns->key, (int)ns->keylen, msg, n, md, &mdlen) ==
+		NULL ||
 	    mdlen < NONCE_TAG_LEN)
 		abort(); /* the CSPRNG/HMAC failing is not recoverable */
 	memcpy(tag, md, NONCE_TAG_LEN);

@@ -76,6 +76,47 @@ test_nonce_window_bound(struct th *t)
 	wfe_nonce_free(ns);
 }
 
+/*
+ * Issue 19: two instances misconfigured with one prefix and one key_file.
+ * Their counters overlap (both start from the clock) and each remembers
+ * issued nonces by slot, so before the fix one could accept a nonce the
+ * other issued (and the nonce be used once at each). Now every tag covers
+ * a random per-instance value: none of A's nonces verifies at B.
+ */
+static void
+test_nonce_same_prefix_instances_disjoint(struct th *t)
+{
+	static const uint8_t key[] = "0123456789abcdef0123456789abcdef";
+	struct wfe_nonce *a = wfe_nonce_new("a1", key, 32, 8192, 60000);
+	struct wfe_nonce *b = wfe_nonce_new("a1", key, 32, 8192, 60000);
+	int i, accepted = 0, bad_mac = 0;
+	char *n;
+
+	for (i = 0; i < 6000; i++)
+		free(wfe_nonce_issue(b, NOW));
+	for (i = 0; i < 6000; i++) {
+		n = wfe_nonce_issue(a, NOW);
+		switch (wfe_nonce_redeem(b, n, NOW)) {
+		case WFE_NONCE_OK:
+			accepted++;
+			break;
+		case WFE_NONCE_BAD_MAC:
+			bad_mac++;
+			break;
+		default:
+			break;
+		}
+		/* still good where it was issued */
+		if (i % 1000 == 0)
+			TH_CHECK(t, wfe_nonce_redeem(a, n, NOW) == WFE_NONCE_OK);
+		free(n);
+	}
+	TH_CHECK(t, accepted == 0);
+	TH_CHECK(t, bad_mac == 6000);
+	wfe_nonce_free(a);
+	wfe_nonce_free(b);
+}
+
 static void
 test_nonce_prefix_and_key(struct th *t)
 {
@@ -106,10 +147,11 @@ test_nonce_restart(struct th *t)
 	char *n = wfe_nonce_issue(a, NOW);
 
 	wfe_nonce_free(a);
-	/* Same key after a restart: the MAC is fine but the nonce was not
-	 * issued by this process, so a replay is impossible. */
+	/* Same key after a restart: the nonce was not issued by this process
+	 * (its tag covers the old process's instance value), so a replay is
+	 * impossible. */
 	a2 = wfe_nonce_new("a1", key, 32, 1024, 60000);
-	TH_CHECK(t, wfe_nonce_redeem(a2, n, NOW) == WFE_NONCE_UNKNOWN);
+	TH_CHECK(t, wfe_nonce_redeem(a2, n, NOW) == WFE_NONCE_BAD_MAC);
 	free(n);
 	wfe_nonce_free(a2);
 }
@@ -591,6 +633,7 @@ main(void)
 	TH_RUN(&t, test_nonce_once);
 	TH_RUN(&t, test_nonce_distinct);
 	TH_RUN(&t, test_nonce_expiry);
+	TH_RUN(&t, test_nonce_same_prefix_instances_disjoint);
 	TH_RUN(&t, test_nonce_window_bound);
 	TH_RUN(&t, test_nonce_prefix_and_key);
 	TH_RUN(&t, test_nonce_restart);
