@@ -21,6 +21,9 @@ static const struct chal_info chal_table[CHAL__MAX] = {
     /* §3: wildcards as for dns-01; the label comes from the account URL */
     [CHAL_DNSACCOUNT01] = {CHAL_DNSACCOUNT01, "dns-account-01",
 	"draft-ietf-acme-dns-account-label", CHAL_IDENT(IDENT_DNS), 1, 1, 0},
+    /* §5: a wildcard needs policy=wildcard in the record (the VA checks) */
+    [CHAL_DNSPERSIST01] = {CHAL_DNSPERSIST01, "dns-persist-01",
+	"draft-ietf-acme-dns-persist", CHAL_IDENT(IDENT_DNS), 1, 0, 0},
 };
 
 /* See core.h. */

@@ -283,6 +283,7 @@ enum chal_type {
 	CHAL_DNS01,
 	CHAL_TLSALPN01,
 	CHAL_DNSACCOUNT01, /* draft-ietf-acme-dns-account-label */
+	CHAL_DNSPERSIST01, /* draft-ietf-acme-dns-persist */
 	CHAL__MAX
 };
 

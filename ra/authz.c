@@ -22,6 +22,7 @@ struct vjob {
 	char *key_authz;
 	char *account_uri;
 	int64_t account_id;
+	json_t *persist; /* dns-persist-01: the VA's persist parameters */
 };
 
 static void
@@ -34,6 +35,7 @@ vjob_free(struct vjob *j)
 	json_decref(j->chall);
 	free(j->key_authz);
 	free(j->account_uri);
+	json_decref(j->persist);
 	free(j);
 }
 
@@ -135,6 +137,7 @@ validate_job(void *arg)
 	int64_t aid = json_integer_value(json_object_get(j->authz, "id"));
 	int64_t cid = json_integer_value(json_object_get(j->chall, "id"));
 	char t[32], *key;
+	int64_t life, until;
 	int wildcard = json_is_true(json_object_get(j->authz, "wildcard"));
 
 	ident = json_object_get(j->authz, "identifier");
@@ -145,6 +148,8 @@ validate_job(void *arg)
 	    j->key_authz, "account_uri", j->account_uri, "check_caa",
 	    strcmp(json_string_value(json_object_get(ident, "type")), "dns") ==
 		0);
+	if (j->persist != NULL)
+		json_object_set(params, "persist", j->persist);
 	if (ra_call(ra->va, "va.validate", params, j->rid, &res, &p) != 0) {
 		err = problem_to_rpc_json(p);
 	} else {
@@ -167,9 +172,13 @@ validate_job(void *arg)
 	    json_string_value(json_object_get(j->authz, "profile")));
 	if (prof == NULL)
 		prof = profiles_find(ra->profiles, NULL);
-	ra_time_fmt(
-	    time_now_ms() + (prof ? prof->authz_lifetime_ms : 30LL * 86400000),
-	    t, sizeof(t));
+	life = time_now_ms() + (prof ? prof->authz_lifetime_ms : 30LL * 86400000);
+	/* dns-persist-01 §4.1 item 5: "the CA MUST NOT set the expires field
+	 * of the resulting authorization object later than T" */
+	until = ra_persist_until_ms(json_object_get(res, "validation_record"));
+	if (until > 0 && until < life)
+		life = until;
+	ra_time_fmt(life, t, sizeof(t));
 	params = json_pack("{s:I,s:I,s:s,s:s}", "authz_id", (json_int_t)aid,
 	    "challenge_id", (json_int_t)cid, "status", status, "expires", t);
 	if (json_is_array(json_object_get(res, "validation_record")))
@@ -239,7 +248,7 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 	struct problem *p = NULL;
 	struct vjob *j = NULL;
 	int64_t aid, azid, cid;
-	const char *st, *tp;
+	const char *st, *tp, *ctype;
 	char *uri = NULL;
 	size_t i;
 	int rc = -1;
@@ -298,6 +307,11 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 	j->chall = json_incref(chall);
 	j->key_authz = jose_key_authorization(
 	    json_string_value(json_object_get(chall, "token")), tp ? tp : "");
+	ctype = json_string_value(json_object_get(chall, "type"));
+	if (ctype != NULL && strcmp(ctype, "dns-persist-01") == 0)
+		j->persist = ra_persist_params(ra, acct, uri,
+		    json_string_value(json_object_get(
+			json_object_get(authz, "identifier"), "value")));
 	j->account_uri = uri;
 	uri = NULL;
 	j->account_id = aid;

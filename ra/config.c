@@ -42,6 +42,9 @@ struct raw {
 	size_t n_blocked_names;
 	int allow_wildcards;
 	int subdomain_auth;
+	char **persist_names;
+	size_t n_persist_names;
+	char *persist_prefix;
 	char *psl_file;
 	char **challenges;
 	size_t n_challenges;
@@ -81,6 +84,9 @@ static const struct jspec debug_spec[] = {F("addr", JSPEC_STRING, debug_addr),
     F("port", JSPEC_INT, debug_port), JSPEC_END};
 static const struct jspec contacts_spec[] = {
     F("max", JSPEC_INT, contacts_max), JSPEC_END};
+static const struct jspec persist_spec[] = {
+    FS("issuer_domain_names", persist_names, n_persist_names),
+    F("account_hash_prefix", JSPEC_STRING, persist_prefix), JSPEC_END};
 static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
     FS("dns_suffixes", dns_suffixes, n_dns_suffixes),
     FS("ip_ranges", ip_ranges, n_ip_ranges),
@@ -88,7 +94,8 @@ static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
     F("allow_wildcards", JSPEC_BOOL, allow_wildcards),
     F("public_suffix_file", JSPEC_STRING, psl_file),
     FS("challenges", challenges, n_challenges),
-    F("subdomain_auth", JSPEC_BOOL, subdomain_auth), JSPEC_END};
+    F("subdomain_auth", JSPEC_BOOL, subdomain_auth),
+    FO("dns_persist", persist_spec), JSPEC_END};
 static const struct jspec keys_spec[] = {F("rsa_min", JSPEC_INT, rsa_min),
     F("rsa_max", JSPEC_INT, rsa_max), F("rsa_sizes", JSPEC_JSON, rsa_sizes),
     FS("ecdsa_curves", curves, n_curves),
@@ -290,6 +297,57 @@ strv_take(char ***src, size_t *n, size_t *dst_n)
 	return v;
 }
 
+/*
+ * policy.dns_persist: required when dns-persist-01 is enabled. Issuer
+ * domain names are lowercase A-labels without a trailing dot, at most 253
+ * octets, 1 to 10 of them (draft-ietf-acme-dns-persist §3.1); the prefix
+ * must end in "/" so that "sha-256/<hash>" appended to it is a URI (§4.1).
+ */
+static int
+convert_persist(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
+{
+	size_t i, n;
+	const char *s;
+
+	pol->persist_names = strv_take(
+	    &r->persist_names, &r->n_persist_names, &pol->n_persist_names);
+	pol->persist_prefix =
+	    r->persist_prefix ? xstrdup(r->persist_prefix) : NULL;
+	if (!(pol->challenges & CHAL_BIT(CHAL_DNSPERSIST01)))
+		return 0;
+	n = pol->n_persist_names;
+	if (n == 0 || n > 10) {
+		snprintf(err, errlen,
+		    "policy.dns_persist.issuer_domain_names: dns-persist-01 "
+		    "needs 1 to 10 names");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		s = pol->persist_names[i];
+		if (strlen(s) == 0 || strlen(s) > 253 ||
+		    s[strlen(s) - 1] == '.' ||
+		    strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") !=
+			strlen(s)) {
+			snprintf(err, errlen,
+			    "policy.dns_persist.issuer_domain_names[%zu]: "
+			    "expected a lowercase A-label domain name without "
+			    "a trailing dot",
+			    i);
+			return -1;
+		}
+	}
+	s = pol->persist_prefix;
+	if (s == NULL ||
+	    (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0) ||
+	    s[strlen(s) - 1] != '/') {
+		snprintf(err, errlen,
+		    "policy.dns_persist.account_hash_prefix: dns-persist-01 "
+		    "needs an http(s) URL ending in \"/\"");
+		return -1;
+	}
+	return 0;
+}
+
 /* policy.*: mode, DNS suffixes, blocked names, IP ranges, challenges, PSL. */
 static int
 convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
@@ -361,6 +419,8 @@ convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
 		    err, errlen, "policy.challenges: names no challenge type");
 		return -1;
 	}
+	if (convert_persist(r, pol, err, errlen) != 0)
+		return -1;
 	if (pol->public_mode) {
 		char e[256];
 		pol->psl = ra_psl_load(r->psl_file
@@ -621,6 +681,8 @@ ra_config_clear(struct ra_config *cfg)
 	free(cfg->terms_of_service);
 	strv_free(cfg->policy.dns_suffixes, cfg->policy.n_dns_suffixes);
 	strv_free(cfg->policy.blocked_names, cfg->policy.n_blocked_names);
+	strv_free(cfg->policy.persist_names, cfg->policy.n_persist_names);
+	free(cfg->policy.persist_prefix);
 	free(cfg->policy.ip_ranges);
 	ra_psl_free(cfg->policy.psl);
 	json_decref(cfg->limit_overrides);

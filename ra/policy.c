@@ -658,3 +658,33 @@ ra_policy_ancestors(
 	}
 	return out;
 }
+
+/* ------------------------------------------------------------------ */
+/* dns-persist-01 hashed account URIs                                   */
+/* ------------------------------------------------------------------ */
+
+/* See ra.h. */
+char *
+ra_persist_account_uri(const char *prefix, const char *domain,
+    const char *thumbprint, const char *account_url)
+{
+	size_t dl = strlen(domain), tl = strlen(thumbprint),
+	       ul = strlen(account_url);
+	uint8_t *buf, d[32];
+	char *b64, *out;
+
+	if (dl == 0 || dl > 255)
+		return NULL;
+	/* H(length_of_domain || domain_name || key || account_URL) */
+	buf = xmalloc(1 + dl + tl + ul);
+	buf[0] = (uint8_t)dl;
+	memcpy(buf + 1, domain, dl);
+	memcpy(buf + 1 + dl, thumbprint, tl);
+	memcpy(buf + 1 + dl + tl, account_url, ul);
+	sha256(buf, 1 + dl + tl + ul, d);
+	free(buf);
+	b64 = b64url_encode(d, sizeof(d));
+	out = xasprintf("%ssha-256/%s", prefix, b64);
+	free(b64);
+	return out;
+}

@@ -72,6 +72,10 @@ struct ra_policy {
 	struct ra_psl *psl;  /* public mode only; owned */
 	unsigned challenges; /* enabled types: CHAL_BIT(enum chal_type) */
 	int subdomain_auth;  /* RFC 9444 subdomain authorizations */
+	/* dns-persist-01 (policy.dns_persist) */
+	char **persist_names; /* issuer domain names, 1 to 10 */
+	size_t n_persist_names;
+	char *persist_prefix; /* accountHashPrefix */
 };
 
 struct ra_key_policy {
@@ -171,6 +175,16 @@ int ra_policy_ancestor(const struct ra_policy *pol, const struct profile *prof,
  */
 json_t *ra_policy_ancestors(const struct ra_policy *pol,
     const struct profile *prof, const char *name);
+
+/*
+ * dns-persist-01 (draft-ietf-acme-dns-persist §4.1): the hashed account
+ * URI prefix + "sha-256/" + base64url(SHA-256(len(domain) || domain ||
+ * thumbprint || account_url)). domain is the validated FQDN or "*" (the
+ * opt-out form); thumbprint the unpadded base64url SHA-256 JWK thumbprint.
+ * All borrowed. Caller frees; NULL if domain is empty or over 255 octets.
+ */
+char *ra_persist_account_uri(const char *prefix, const char *domain,
+    const char *thumbprint, const char *account_url);
 
 /*
  * The registered domain of a DNS name for per-domain rate limits: public

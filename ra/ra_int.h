@@ -156,6 +156,20 @@ int ra_sub_cover(struct ra *ra, struct ra_sub *s, const json_t *ident,
 /* The challenges of a subdomain authorization (dns-01 with a new token), or
  * NULL when policy does not enable dns-01. New array. */
 json_t *ra_sub_challenges(struct ra *ra);
+/* ---- dns-persist-01 (persist.c) ---- */
+/*
+ * The VA's "persist" parameters for validating fqdn (borrowed; the base
+ * name of a wildcard) for the account acct (borrowed, valid) whose URL is
+ * account_url: issuer domain names, the hashed URIs of every key the
+ * account has used (current first), the prefix. New object.
+ */
+json_t *ra_persist_params(struct ra *ra, const json_t *acct,
+    const char *account_url, const char *fqdn);
+/* persistUntil (epoch ms) the VA reported in a validation record, or 0. */
+int64_t ra_persist_until_ms(const json_t *validation_record);
+/* Adds issuerDomainNames and accountHashPrefix to meta when dns-persist-01
+ * is enabled. */
+void ra_persist_meta(struct ra *ra, json_t *meta);
 /* Appends id to the JSON array ids unless it is there already. */
 void ra_ids_add(json_t *ids, json_int_t id);
 /* 1 if this process is finalizing the order (finalize.c). */

@@ -253,6 +253,7 @@ ra_h_directory_meta(void *svc, const struct rpc_req *req, json_t **result,
 	/* RFC 9444 §4.4: advertised only when the policy issues them */
 	if (ra->cfg.policy.subdomain_auth)
 		json_object_set_new(meta, "subdomainAuthAllowed", json_true());
+	ra_persist_meta(ra, meta);
 	*result = json_pack("{s:o}", "meta", meta);
 	return 0;
 }

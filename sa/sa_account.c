@@ -11,7 +11,7 @@
 /* clang-format off */
 #define ACCT_COLS \
 	"id, jwk, thumbprint, contact, status, " SA_TS("created") ", " \
-	"eab_kid, tos_agreed"
+	"eab_kid, tos_agreed, array_to_json(prior_thumbprints)"
 
 static const struct sa_stmt st_acct_insert = {"acct_insert",
     "INSERT INTO accounts (jwk, thumbprint, contact, tos_agreed, eab_kid) "
@@ -30,8 +30,10 @@ static const struct sa_stmt st_acct_update = {"acct_update",
     "UPDATE accounts SET contact = COALESCE($2, contact), "
     "status = COALESCE($3, status) WHERE id = $1 RETURNING " ACCT_COLS};
 static const struct sa_stmt st_acct_rekey = {"acct_rekey",
-    "UPDATE accounts SET jwk = $2, thumbprint = $3 WHERE id = $1 "
-    "RETURNING " ACCT_COLS};
+    "UPDATE accounts SET jwk = $2, thumbprint = $3, "
+    "prior_thumbprints = CASE WHEN thumbprint = $3 THEN prior_thumbprints "
+    "ELSE array_prepend(thumbprint, prior_thumbprints) END "
+    "WHERE id = $1 RETURNING " ACCT_COLS};
 static const struct sa_stmt st_eab_insert = {"eab_insert",
     "INSERT INTO eab_keys (kid, hmac_key, comment) "
     "VALUES ($1, decode($2, 'hex'), $3) ON CONFLICT (kid) DO NOTHING "
@@ -56,6 +58,8 @@ static const struct sa_col_spec acct_cols[] = {
     {"created", SA_COL_STR},
     {"eab_kid", SA_COL_STR_OR_NULL},
     {"tos_agreed", SA_COL_BOOL},
+    /* keys the account used before (newest first), for dns-persist-01 */
+    {"prior_thumbprints", SA_COL_JSON},
 };
 static const struct sa_col_spec eab_cols[] = {
     {"kid", SA_COL_STR},

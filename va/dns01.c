@@ -28,41 +28,14 @@ label_hint(const struct va_job *j, char *buf, size_t len)
 	return buf;
 }
 
-static void
-txt_cb(void *arg, struct va_dns_result *res)
+/* See va_int.h. */
+void
+va_dns01_txt_failure(struct va_job *j, struct va_dns_result *res)
 {
-	struct va_job *j = arg;
-	char *want = NULL, found[400], hint[400];
 	const char *name = res->qname;
-	size_t i, o = 0;
+	char hint[400];
 
-	if (j->finished)
-		goto out;
 	switch (res->status) {
-	case VA_DNS_OK:
-		want = va_keyauth_digest(j->keyauth);
-		for (i = 0; i < res->ntxt; i++) {
-			if (strcmp(res->txt[i], want) == 0) {
-				va_job_validated(j);
-				goto out;
-			}
-		}
-		found[0] = '\0';
-		for (i = 0; i < res->ntxt && i < 3 && o + 4 < sizeof(found);
-		     i++) {
-			o += (size_t)snprintf(found + o, sizeof(found) - o,
-			    "%s\"%.80s\"", i ? ", " : "", res->txt[i]);
-			if (o >= sizeof(found))
-				o = sizeof(found) - 1;
-		}
-		va_job_finish(j,
-		    problem_new(PROB_INCORRECT_RESPONSE,
-			"Incorrect TXT record%s %s%s found at %s (expected "
-			"\"%s\", "
-			"base64url of the SHA-256 of the key authorization)",
-			res->ntxt > 1 ? "s" : "", found,
-			res->ntxt > 3 ? " ..." : "", name, want));
-		break;
 	case VA_DNS_NODATA:
 		va_job_finish(j,
 		    problem_new(PROB_UNAUTHORIZED, "No TXT record found at %s%s",
@@ -99,6 +72,47 @@ txt_cb(void *arg, struct va_dns_result *res)
 			"DNS problem: looking "
 			"up TXT for %s: %s",
 			name, res->msg));
+		break;
+	}
+}
+
+static void
+txt_cb(void *arg, struct va_dns_result *res)
+{
+	struct va_job *j = arg;
+	char *want = NULL, found[400];
+	const char *name = res->qname;
+	size_t i, o = 0;
+
+	if (j->finished)
+		goto out;
+	switch (res->status) {
+	case VA_DNS_OK:
+		want = va_keyauth_digest(j->keyauth);
+		for (i = 0; i < res->ntxt; i++) {
+			if (strcmp(res->txt[i], want) == 0) {
+				va_job_validated(j);
+				goto out;
+			}
+		}
+		found[0] = '\0';
+		for (i = 0; i < res->ntxt && i < 3 && o + 4 < sizeof(found);
+		     i++) {
+			o += (size_t)snprintf(found + o, sizeof(found) - o,
+			    "%s\"%.80s\"", i ? ", " : "", res->txt[i]);
+			if (o >= sizeof(found))
+				o = sizeof(found) - 1;
+		}
+		va_job_finish(j,
+		    problem_new(PROB_INCORRECT_RESPONSE,
+			"Incorrect TXT record%s %s%s found at %s (expected "
+			"\"%s\", "
+			"base64url of the SHA-256 of the key authorization)",
+			res->ntxt > 1 ? "s" : "", found,
+			res->ntxt > 3 ? " ..." : "", name, want));
+		break;
+	default:
+		va_dns01_txt_failure(j, res);
 		break;
 	}
 out:

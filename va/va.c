@@ -25,6 +25,7 @@ static void (*const chal_start[CHAL__MAX])(struct va_job *j) = {
     [CHAL_DNS01] = va_dns01_start,
     [CHAL_TLSALPN01] = va_tlsalpn01_start,
     [CHAL_DNSACCOUNT01] = va_dnsaccount01_start,
+    [CHAL_DNSPERSIST01] = va_dnspersist01_start,
 };
 
 void
@@ -74,6 +75,7 @@ job_free(struct va_job *j)
 	free(j->keyauth);
 	free(j->account_uri);
 	free(j->caa_method);
+	json_decref(j->persist);
 	free(j->rid);
 	json_decref(j->record);
 	problem_free(j->prob);
@@ -769,6 +771,9 @@ va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
 		    "%s needs the account URL (account_uri)", c->name);
 		return -1;
 	}
+	if (req->challenge == CHAL_DNSPERSIST01 &&
+	    va_persist_check_params(req->persist, prob) != 0)
+		return -1;
 	j = job_new(va, VA_JOB_VALIDATE, req->ident_type, req->ident_value,
 	    req->wildcard, req->request_id, req->timeout_ms, prob);
 	if (j == NULL)
@@ -778,6 +783,7 @@ va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
 	j->keyauth = xstrdup(req->key_authorization);
 	j->account_uri = req->account_uri ? xstrdup(req->account_uri) : NULL;
 	j->check_caa = req->check_caa;
+	j->persist = req->persist ? json_deep_copy(req->persist) : NULL;
 	j->caa_method = xstrdup(c->name);
 	j->record = json_array();
 	j->done = done;

@@ -96,6 +96,10 @@ struct va_request {
 	const char *account_uri; /* CAA accounturi and the dns-account-01
 				    label; NULL only for other challenges */
 	int check_caa;           /* run CAA after a successful validation */
+	/* dns-persist-01 only: {"issuer_domain_names": [..], "account_uris":
+	 * [..] (the hashed account URIs that identify the requester),
+	 * "account_hash_prefix": ".."} (borrowed; docs/rpc-methods.md) */
+	const json_t *persist;
 	const char *request_id;  /* may be NULL */
 	int64_t timeout_ms;      /* the configured validation_timeout, or
 				    this when > 0 and smaller */

@@ -237,6 +237,7 @@ struct va_job {
 	char *keyauth;
 	char *account_uri;
 	char *caa_method;
+	json_t *persist; /* dns-persist-01 parameters (owned copy) */
 	int check_caa;
 	char *rid;
 	int64_t timeout_ms;
@@ -323,6 +324,25 @@ void va_tlsalpn01_start(struct va_job *j);
 void va_dns01_start(struct va_job *j);
 /* dns-account-01: TXT at <label>._acme-challenge.<name> (dns01.c). */
 void va_dnsaccount01_start(struct va_job *j);
+/* Finishes j with the problem of a TXT lookup that did not answer
+ * (NODATA, NXDOMAIN, SERVFAIL, timeout, other); res borrowed. */
+void va_dns01_txt_failure(struct va_job *j, struct va_dns_result *res);
+/* dns-persist-01: the persistent TXT at _validation-persist.<name>. */
+void va_dnspersist01_start(struct va_job *j);
+/* Checks a va_request's persist object (borrowed): 0, or -1 with *prob
+ * (malformed) naming what is missing. */
+int va_persist_check_params(const json_t *persist, struct problem **prob);
+/*
+ * Evaluates one _validation-persist TXT string (borrowed) against persist
+ * (borrowed) at time now_s for a wildcard authorization or not. 0 when it
+ * satisfies every rule of draft-ietf-acme-dns-persist §4.1-4.2 and §5,
+ * with *until the persistUntil value (0 = none); 1 when its issuer is not
+ * one of ours (the record is ignored); -1 when it is ours but does not
+ * satisfy them, with *prob saying why (malformed for a bad persistUntil or
+ * an unaccepted hash algorithm, unauthorized otherwise).
+ */
+int va_persist_eval(const char *txt, const json_t *persist, int wildcard,
+    int64_t now_s, int64_t *until, struct problem **prob);
 /* The challenge passed: run CAA when asked (DNS identifiers), else
  * finish the job as valid. */
 void va_job_validated(struct va_job *j);

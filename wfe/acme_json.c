@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "wfe/wfe_int.h"
 
@@ -108,15 +109,26 @@ wfe_acme_order(const struct wfe_req *r, const json_t *order)
 
 json_t *
 wfe_acme_challenge(
-    const struct wfe_req *r, int64_t authz_id, const json_t *chall)
+    struct wfe_req *r, int64_t authz_id, const json_t *chall)
 {
-	json_t *j = json_object(), *err;
+	json_t *j = json_object(), *err, *meta;
+	const char *type;
 
 	copy_member(j, "type", chall, "type");
 	set_url(j, "url",
 	    wfe_url(r, "/acme/chall/%lld/%lld", (long long)authz_id,
 		(long long)json_integer_value(json_object_get(chall, "id"))));
-	copy_member(j, "token", chall, "token");
+	type = json_string_value(json_object_get(chall, "type"));
+	if (type != NULL && strcmp(type, "dns-persist-01") == 0) {
+		/* draft-ietf-acme-dns-persist §3.1: no token; the issuer
+		 * domain names (the directory's, §3.2: D is a subset of C) */
+		meta = wfe_ra_meta(r);
+		if (json_is_array(json_object_get(meta, "issuerDomainNames")))
+			json_object_set(j, "issuerDomainNames",
+			    json_object_get(meta, "issuerDomainNames"));
+		json_decref(meta);
+	} else
+		copy_member(j, "token", chall, "token");
 	copy_member(j, "status", chall, "status");
 	copy_member(j, "validated", chall, "validated");
 	err = json_object_get(chall, "error");
@@ -127,7 +139,7 @@ wfe_acme_challenge(
 }
 
 json_t *
-wfe_acme_authz(const struct wfe_req *r, const json_t *authz)
+wfe_acme_authz(struct wfe_req *r, const json_t *authz)
 {
 	json_t *j = json_object(), *chs = json_array(), *v;
 	int64_t id = json_integer_value(json_object_get(authz, "id"));

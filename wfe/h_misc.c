@@ -15,6 +15,18 @@
 #include "wfe/wfe_int.h"
 
 
+/* See wfe_int.h. */
+json_t *
+wfe_ra_meta(struct wfe_req *r)
+{
+	json_t *res = wfe_cached_call(r, r->w->ra, &r->w->ra_meta,
+	    &r->w->ra_meta_at_ms, "ra.directory_meta");
+	json_t *meta = json_incref(json_object_get(res, "meta"));
+
+	json_decref(res);
+	return json_is_object(meta) ? meta : (json_decref(meta), NULL);
+}
+
 void
 wfe_h_directory(struct wfe_req *r, const char *tail)
 {
@@ -59,10 +71,9 @@ wfe_h_directory(struct wfe_req *r, const char *tail)
 	json_decref(profiles);
 	/* Extension fields the RA's policy switches on (RFC 9444 §4.4
 	 * subdomainAuthAllowed); absent while the RA cannot be asked. */
-	ram = wfe_cached_call(
-	    r, r->w->ra, &r->w->ra_meta, &r->w->ra_meta_at_ms, "ra.directory_meta");
-	if (json_is_object(json_object_get(ram, "meta")))
-		json_object_update(meta, json_object_get(ram, "meta"));
+	ram = wfe_ra_meta(r);
+	if (json_is_object(ram))
+		json_object_update(meta, ram);
 	json_decref(ram);
 	json_object_set_new(d, "meta", meta);
 	r->no_index_link = 1;

@@ -287,9 +287,14 @@ int wfe_jws_payload(struct wfe_req *r, json_t **out);
  */
 json_t *wfe_acme_account(const struct wfe_req *r, const json_t *acct);
 json_t *wfe_acme_order(const struct wfe_req *r, const json_t *order);
-json_t *wfe_acme_authz(const struct wfe_req *r, const json_t *authz);
+json_t *wfe_acme_authz(struct wfe_req *r, const json_t *authz);
 json_t *wfe_acme_challenge(
-    const struct wfe_req *r, int64_t authz_id, const json_t *chall);
+    struct wfe_req *r, int64_t authz_id, const json_t *chall);
+/*
+ * The RA's directory meta fields (ra.directory_meta, cached a minute):
+ * new reference to the "meta" object, or NULL when the RA cannot be asked.
+ */
+json_t *wfe_ra_meta(struct wfe_req *r);
 /* The RFC 7807 form of an RPC problem JSON (new ref). */
 json_t *wfe_acme_problem(const json_t *rpc_prob);
 /* r->base followed by the printf-formatted path; caller frees. */

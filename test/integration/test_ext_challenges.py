@@ -418,3 +418,173 @@ def test_subdomain_caa_checked_at_finalize(env):
         assert isinstance(e, messages.Error) and e.typ == "urn:ietf:params:acme:error:caa", e
     finally:
         env.challtest("clear-caa", {"host": sub})
+
+
+# ------------------------------------------------------------ dns-persist-01
+
+def persist_uri(prefix, domain, key, account_url):
+    """draft-ietf-acme-dns-persist §4.1: prefix || "sha-256/" ||
+    b64url(SHA-256(len(domain) || domain || thumbprint || account_URL))."""
+    tp = jose.b64encode(key.thumbprint()).decode()
+    raw = bytes([len(domain)]) + domain.encode() + tp.encode() + account_url.encode()
+    return prefix + "sha-256/" + jose.b64encode(hashlib.sha256(raw).digest()).decode()
+
+
+def test_persist_uri_matches_the_draft_vector():
+    # §10.2: thumbprint NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs (RFC 7638
+    # §3.1), account https://ca.example/acct/123, example.com
+    class K:
+        def thumbprint(self):
+            return jose.b64decode("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+    assert persist_uri("https://ca.example/account-hash/", "example.com", K(),
+                       "https://ca.example/acct/123") == \
+        "https://ca.example/account-hash/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw"
+
+
+@pytest.fixture(scope="module")
+def meta(env):
+    return requests.get(env.directory_url, verify=env.trust_path).json()["meta"]
+
+
+def persist_record(meta, domain, key, regr, extra=""):
+    return "%s; accounturi=%s%s" % (meta["issuerDomainNames"][0],
+                                    persist_uri(meta["accountHashPrefix"], domain, key, regr.uri),
+                                    extra)
+
+
+def persist_validate(env, c, authz_url):
+    authz = get(c, authz_url)
+    ch = [x for x in authz["challenges"] if x["type"] == "dns-persist-01"][0]
+    r = post(c, ch["url"], {})
+    assert not isinstance(r, messages.Error), r
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        authz = get(c, authz_url)
+        if authz["status"] != "pending":
+            return authz
+        time.sleep(0.2)
+    raise AssertionError("authz still pending: %s" % authz)
+
+
+def persist_error(authz):
+    return [x for x in authz["challenges"] if x["type"] == "dns-persist-01"][0].get("error")
+
+
+def test_persist_directory_meta_and_challenge_object(env, meta):
+    # §3.2: "A CA offering the dns-persist-01 challenge type MUST advertise
+    # an issuerDomainNames array"; §4.1: "MUST advertise an
+    # accountHashPrefix string"; §3.2: every directory name appears in C,
+    # every value of C in caaIdentities
+    assert meta["issuerDomainNames"] == ["anvil.test"]
+    assert meta["accountHashPrefix"].endswith("/account-hash/")
+    assert set(meta["issuerDomainNames"]) <= set(meta["caaIdentities"])
+    c, key, regr = account(env)
+    _, order = new_order(c, [{"type": "dns", "value": "obj%s.test" % uniq()}])
+    authz = get(c, order["authorizations"][0])
+    ch = [x for x in authz["challenges"] if x["type"] == "dns-persist-01"][0]
+    assert ch["issuerDomainNames"] == meta["issuerDomainNames"]
+    assert "token" not in ch
+
+
+def test_persist_preprovisioned_record_issues_and_bounds_expiry(env, meta):
+    """§4.5: the record is published before any order; §4.1 item 5: the
+    authorization expires no later than persistUntil."""
+    c, key, regr = account(env)
+    name = "pp%s.test" % uniq()
+    until = int(time.time()) + 3 * 86400
+    env.challtest("set-txt", {"host": "_validation-persist.%s." % name,
+                              "value": persist_record(meta, name, key, regr,
+                                                      "; persistUntil=%d" % until)})
+    order_url, order = new_order(c, [{"type": "dns", "value": name}])
+    authz = persist_validate(env, c, order["authorizations"][0])
+    assert authz["status"] == "valid", authz
+    exp = datetime.datetime.fromisoformat(authz["expires"].replace("Z", "+00:00"))
+    assert exp.timestamp() <= until
+    assert finalize(c, order_url, [name]).body.status == messages.STATUS_VALID
+    # "validated once and reusable": the next order is ready at once
+    _, order2 = new_order(c, [{"type": "dns", "value": name}])
+    assert order2["status"] == "ready"
+
+
+def test_persist_expired_record_refused(env, meta):
+    # §4.1 item 5: "After timestamp T, a CA MUST NOT consider the record
+    # valid for new validation attempts."
+    c, key, regr = account(env)
+    name = "exp%s.test" % uniq()
+    env.challtest("set-txt", {"host": "_validation-persist.%s." % name,
+                              "value": persist_record(meta, name, key, regr,
+                                                      "; persistUntil=%d" % (int(time.time()) - 60))})
+    _, order = new_order(c, [{"type": "dns", "value": name}])
+    authz = persist_validate(env, c, order["authorizations"][0])
+    assert authz["status"] == "invalid"
+    err = persist_error(authz)
+    assert err["type"] == "urn:ietf:params:acme:error:unauthorized" and "expired" in err["detail"]
+
+
+def test_persist_record_of_another_account_refused(env, meta):
+    # §4.2: "its accounturi parameter MUST be a hashed URI that identifies
+    # the requesting account"
+    _, key_a, regr_a = account(env, "pa@ext.test")
+    c, key_b, regr_b = account(env, "pb@ext.test")
+    name = "oth%s.test" % uniq()
+    env.challtest("set-txt", {"host": "_validation-persist.%s." % name,
+                              "value": persist_record(meta, name, key_a, regr_a)})
+    _, order = new_order(c, [{"type": "dns", "value": name}])
+    authz = persist_validate(env, c, order["authorizations"][0])
+    assert authz["status"] == "invalid"
+    assert "does not identify the requesting account" in persist_error(authz)["detail"]
+
+
+def test_persist_other_issuer_ignored(env, meta):
+    # §4.3.2 step 2: records naming another CA are ignored
+    c, key, regr = account(env)
+    name = "iss%s.test" % uniq()
+    env.challtest("set-txt", {"host": "_validation-persist.%s." % name,
+                              "value": persist_record(meta, name, key, regr).replace(
+                                  "anvil.test;", "other-ca.example;")})
+    _, order = new_order(c, [{"type": "dns", "value": name}])
+    authz = persist_validate(env, c, order["authorizations"][0])
+    assert authz["status"] == "invalid"
+    assert "No _validation-persist TXT record" in persist_error(authz)["detail"]
+
+
+def test_persist_wildcard_needs_policy_wildcard(env, meta):
+    # §5.1: "If the policy parameter is absent ... CAs MUST NOT consider
+    # such validation sufficient for wildcard certificates"
+    for extra, ok in (("", False), ("; policy=Wildcard", True)):
+        c, key, regr = account(env)
+        base = "wc%s.test" % uniq()
+        env.challtest("set-txt", {"host": "_validation-persist.%s." % base,
+                                  "value": persist_record(meta, base, key, regr, extra)})
+        _, order = new_order(c, [{"type": "dns", "value": "*." + base}])
+        authz = persist_validate(env, c, order["authorizations"][0])
+        assert authz["status"] == ("valid" if ok else "invalid"), authz
+
+
+def test_persist_domain_opt_out_and_prior_key(env, meta):
+    """§4.1: a CA MUST accept the "*" opt-out form, and a hashed URI made
+    with a prior key of the account (§4.2 key retention)."""
+    c, key, regr = account(env)
+    name = "key%s.test" % uniq()
+    env.challtest("set-txt", {"host": "_validation-persist.%s." % name,
+                              "value": persist_record(meta, "*", key, regr)})
+    # roll the account key over (RA RPC, as the WFE's keyChange does)
+    new = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    ra = env.rpc("ra")
+    acct_id = int(regr.uri.rsplit("/", 1)[1])
+    ra.call("ra.key_change", {"account_id": acct_id, "new_key": new.public_key().to_partial_json(),
+                              "new_thumbprint": jose.b64encode(new.thumbprint()).decode()})
+    ra.close()
+    c.net.key = new
+    # the WFE may serve the account from its cache (account_cache.ttl) for
+    # a few seconds: poll until the new key is accepted
+    end = time.monotonic() + 30
+    while True:
+        r = post(c, c.directory["newOrder"], {"identifiers": [{"type": "dns", "value": name}]})
+        if not isinstance(r, messages.Error) or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    assert not isinstance(r, messages.Error), r
+    order = r.json()
+    authz = persist_validate(env, c, order["authorizations"][0])
+    assert authz["status"] == "valid", authz

@@ -337,10 +337,12 @@ def test_order_challenges_per_identifier_kind(ra):
         kinds[(z["identifier"]["value"], z["wildcard"])] = sorted(c["type"] for c in z["challenges"])
         for c in z["challenges"]:
             assert len(base64.urlsafe_b64decode(c["token"] + "=")) == 32
-    # configs/dev enables dns-account-01 (draft-ietf-acme-dns-account-label),
-    # which proves DNS names and wildcards as dns-01 does
-    assert kinds[("www." + d, False)] == ["dns-01", "dns-account-01", "http-01", "tls-alpn-01"]
-    assert kinds[(d, True)] == ["dns-01", "dns-account-01"]
+    # configs/dev enables dns-account-01 (draft-ietf-acme-dns-account-label)
+    # and dns-persist-01 (draft-ietf-acme-dns-persist), which prove DNS
+    # names and wildcards as dns-01 does
+    assert kinds[("www." + d, False)] == ["dns-01", "dns-account-01", "dns-persist-01",
+                                         "http-01", "tls-alpn-01"]
+    assert kinds[(d, True)] == ["dns-01", "dns-account-01", "dns-persist-01"]
     assert kinds[("10.1.2.3", False)] == ["http-01", "tls-alpn-01"]
 
 

@@ -552,6 +552,72 @@ test_ancestor_policy(struct th *t)
 	json_decref(l);
 }
 
+/* draft-ietf-acme-dns-persist §10.2 test vectors (hashed URIs). */
+static void
+test_persist_account_uri(struct th *t)
+{
+	const char *tp = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+	char *u;
+
+	u = ra_persist_account_uri("https://ca.example/account-hash/",
+	    "example.com", tp, "https://ca.example/acct/123");
+	TH_CHECK_STR(t, u,
+	    "https://ca.example/account-hash/sha-256/"
+	    "5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw");
+	free(u);
+	/* the domain-omitted opt-out: domain_name "*" */
+	u = ra_persist_account_uri("https://ca.example/account-hash/", "*",
+	    tp, "https://ca.example/acct/123");
+	TH_CHECK_STR(t, u,
+	    "https://ca.example/account-hash/sha-256/"
+	    "NpDnSwUthQK8zCgFdefYxAdAVPnygMLbs9US6oO-5ug");
+	free(u);
+	TH_CHECK(t, ra_persist_account_uri("p/", "", tp, "u") == NULL);
+}
+
+/* policy.dns_persist is required with dns-persist-01 and checked (§3.1
+ * name rules, §4.1 prefix); errors name the key. */
+static void
+test_persist_config(struct th *t)
+{
+	static const char *const bad[][2] = {
+	    {"{\"policy\": {\"challenges\": [\"dns-persist-01\"]}}",
+		"issuer_domain_names"},
+	    {"{\"policy\": {\"challenges\": [\"dns-persist-01\"], "
+	     "\"dns_persist\": {\"issuer_domain_names\": [\"CA.test\"], "
+	     "\"account_hash_prefix\": \"https://ca.test/h/\"}}}",
+		"issuer_domain_names[0]"},
+	    {"{\"policy\": {\"challenges\": [\"dns-persist-01\"], "
+	     "\"dns_persist\": {\"issuer_domain_names\": [\"ca.test\"], "
+	     "\"account_hash_prefix\": \"https://ca.test/h\"}}}",
+		"account_hash_prefix"},
+	    {"{\"policy\": {\"dns_persist\": {\"bogus\": 1}}}", "bogus"},
+	};
+	struct ra_config c;
+	char err[512];
+	json_t *o;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = json_loads(bad[i][0], 0, NULL);
+		TH_CHECK(t, o != NULL &&
+			ra_config_parse(o, "x.json", &c, err, sizeof(err)) == -1 &&
+			strstr(err, bad[i][1]) != NULL);
+		ra_config_clear(&c);
+		json_decref(o);
+	}
+	o = json_loads("{\"policy\": {\"challenges\": [\"dns-persist-01\"], "
+		       "\"dns_persist\": {\"issuer_domain_names\": "
+		       "[\"ca.test\"], \"account_hash_prefix\": "
+		       "\"https://ca.test/h/\"}}}",
+	    0, NULL);
+	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == 0 &&
+		c.policy.n_persist_names == 1 &&
+		strcmp(c.policy.persist_prefix, "https://ca.test/h/") == 0);
+	ra_config_clear(&c);
+	json_decref(o);
+}
+
 int
 main(void)
 {
@@ -571,6 +637,8 @@ main(void)
 	TH_RUN(&t, test_config);
 	TH_RUN(&t, test_challenge_config);
 	TH_RUN(&t, test_ancestor_policy);
+	TH_RUN(&t, test_persist_account_uri);
+	TH_RUN(&t, test_persist_config);
 	ra_config_clear(&cfg);
 	return th_done(&t);
 }

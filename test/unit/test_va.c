@@ -497,6 +497,91 @@ test_dns_account_label(struct th *t)
 	    "dns-account-01");
 }
 
+/*
+ * draft-ietf-acme-dns-persist §4.1-4.2, §5: the record must name one of
+ * our issuers and carry an accounturi of the requester; other issuers'
+ * records are ignored; persistUntil in the past or not an integer, an
+ * unaccepted hash algorithm, or a wildcard without policy=wildcard refuse.
+ */
+static void
+test_persist_eval(struct th *t)
+{
+	const char *mine = "https://ca.test/ah/sha-256/AAAA";
+	json_t *ps = json_pack("{s:[s,s],s:[s],s:s}", "issuer_domain_names",
+	    "anvil.test", "ca2.test", "account_uris", mine,
+	    "account_hash_prefix", "https://ca.test/ah/");
+	struct problem *p = NULL;
+	int64_t until = 0, now = 1800000000;
+	char rec[300];
+
+	TH_CHECK(t, va_persist_check_params(ps, &p) == 0);
+	snprintf(rec, sizeof(rec), "anvil.test; accounturi=%s", mine);
+	TH_CHECK(t, va_persist_eval(rec, ps, 0, now, &until, &p) == 0 &&
+		until == 0);
+	/* issuer compared case-insensitively, WSP around ";" and "=" */
+	snprintf(rec, sizeof(rec),
+	    "  ANVIL.test ;accounturi = %s ; persistUntil=1900000000; x=y",
+	    mine);
+	TH_CHECK(t, va_persist_eval(rec, ps, 0, now, &until, &p) == 0 &&
+		until == 1900000000);
+	/* another CA's record is ignored */
+	TH_CHECK(t, va_persist_eval("other.ca; accounturi=x", ps, 0, now,
+			&until, &p) == 1);
+	/* another account */
+	TH_CHECK(t, va_persist_eval("anvil.test; accounturi="
+					"https://ca.test/ah/sha-256/BBBB",
+			ps, 0, now, &until, &p) == -1 &&
+		p->type == PROB_UNAUTHORIZED);
+	problem_free(p);
+	p = NULL;
+	/* accounturi is mandatory */
+	TH_CHECK(t, va_persist_eval("anvil.test", ps, 0, now, &until, &p) ==
+		-1);
+	problem_free(p);
+	p = NULL;
+	/* expired */
+	snprintf(rec, sizeof(rec),
+	    "anvil.test; accounturi=%s; persistUntil=1700000000", mine);
+	TH_CHECK(t, va_persist_eval(rec, ps, 0, now, &until, &p) == -1 &&
+		p->type == PROB_UNAUTHORIZED &&
+		strstr(p->detail, "expired") != NULL);
+	problem_free(p);
+	p = NULL;
+	/* not a base-10 integer: malformed */
+	snprintf(rec, sizeof(rec),
+	    "anvil.test; accounturi=%s; persistUntil=17e8", mine);
+	TH_CHECK(t, va_persist_eval(rec, ps, 0, now, &until, &p) == -1 &&
+		p->type == PROB_MALFORMED);
+	problem_free(p);
+	p = NULL;
+	/* a hash algorithm we do not accept: malformed */
+	TH_CHECK(t, va_persist_eval("anvil.test; accounturi="
+					"https://ca.test/ah/sha-512/AAAA",
+			ps, 0, now, &until, &p) == -1 &&
+		p->type == PROB_MALFORMED);
+	problem_free(p);
+	p = NULL;
+	/* wildcard needs policy=wildcard (any case) */
+	snprintf(rec, sizeof(rec), "anvil.test; accounturi=%s", mine);
+	TH_CHECK(t, va_persist_eval(rec, ps, 1, now, &until, &p) == -1);
+	problem_free(p);
+	p = NULL;
+	snprintf(rec, sizeof(rec), "anvil.test; accounturi=%s; policy=WildCard",
+	    mine);
+	TH_CHECK(t, va_persist_eval(rec, ps, 1, now, &until, &p) == 0);
+	/* a parameter without "=" is not an issue-value */
+	snprintf(rec, sizeof(rec), "anvil.test; accounturi=%s; junk", mine);
+	TH_CHECK(t, va_persist_eval(rec, ps, 0, now, &until, &p) == -1);
+	problem_free(p);
+	p = NULL;
+	json_decref(ps);
+	ps = json_pack("{s:[],s:[s],s:s}", "issuer_domain_names",
+	    "account_uris", mine, "account_hash_prefix", "x");
+	TH_CHECK(t, va_persist_check_params(ps, &p) == -1);
+	problem_free(p);
+	json_decref(ps);
+}
+
 int
 main(void)
 {
@@ -515,5 +600,6 @@ main(void)
 	TH_RUN(&t, test_dnsmsg_extract);
 	TH_RUN(&t, test_config);
 	TH_RUN(&t, test_dns_account_label);
+	TH_RUN(&t, test_persist_eval);
 	return th_done(&t);
 }
