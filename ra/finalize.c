@@ -89,12 +89,64 @@ issued_anyway(struct ra *ra, const char *rid, const json_t *order,
 	return 0;
 }
 
+/* ca.issue's params for order (borrowed) and its CSR: new. */
+static json_t *
+issue_params(const json_t *order, const char *csr_b64)
+{
+	json_t *params, *v;
+
+	params = json_pack("{s:s,s:O,s:O,s:O,s:O}", "csr", csr_b64,
+	    "identifiers", json_object_get(order, "identifiers"), "profile",
+	    json_object_get(order, "profile"), "account_id",
+	    json_object_get(order, "account_id"), "order_id",
+	    json_object_get(order, "id"));
+	if ((v = json_object_get(order, "not_before")) != NULL &&
+	    json_is_string(v))
+		json_object_set(params, "not_before", v);
+	if ((v = json_object_get(order, "not_after")) != NULL &&
+	    json_is_string(v))
+		json_object_set(params, "not_after", v);
+	return params;
+}
+
+/* The CA refused: order id (borrowed) becomes invalid with p (taken; a
+ * notFound from the CA is an internal error for the client). */
+static void
+fail_order(struct ra *ra, const char *rid, json_t *id, struct problem *p)
+{
+	struct problem *q = NULL;
+	json_t *r2 = NULL;
+
+	if (p->type == PROB_NOT_FOUND) {
+		q = problem_new(PROB_SERVER_INTERNAL, "Issuance failed: %s",
+		    p->detail ? p->detail : "CA unavailable");
+		problem_free(p);
+		p = q;
+		q = NULL;
+	}
+	if (ra_call(ra->sa, "sa.set_order_error",
+		json_pack(
+		    "{s:O,s:o}", "id", id, "error", problem_to_rpc_json(p)),
+		rid, &r2, &q) != 0) {
+		log_msg(LOG_LEVEL_ERROR, rid,
+		    "order %lld: cannot record the error: %s",
+		    (long long)json_integer_value(id),
+		    q->detail ? q->detail : "error");
+	}
+	log_audit(rid, "issuance", "order=%lld result=failed",
+	    (long long)json_integer_value(id));
+	ra_count(ra, "anvil_ra_orders_final_total", "status=\"invalid\"");
+	json_decref(r2);
+	problem_free(p);
+	problem_free(q);
+}
+
 /* See ra_int.h. order borrowed (status processing). */
 void
 ra_issue_order(
     struct ra *ra, const char *rid, const json_t *order, const char *csr_b64)
 {
-	json_t *res = NULL, *r2 = NULL, *params, *v;
+	json_t *res = NULL, *r2 = NULL, *params;
 	struct problem *p = NULL, *q = NULL;
 	json_t *id = json_object_get(order, "id");
 	const char *serial;
@@ -108,16 +160,7 @@ ra_issue_order(
 		deadline = time_mono_ms() + (expires - time_now_ms());
 	if (ra->cfg.slow_finalize_ms > 0)
 		ra_sleep_ms(ra->cfg.slow_finalize_ms);
-	params = json_pack("{s:s,s:O,s:O,s:O,s:O}", "csr", csr_b64,
-	    "identifiers", json_object_get(order, "identifiers"), "profile",
-	    json_object_get(order, "profile"), "account_id",
-	    json_object_get(order, "account_id"), "order_id", id);
-	if ((v = json_object_get(order, "not_before")) != NULL &&
-	    json_is_string(v))
-		json_object_set(params, "not_before", v);
-	if ((v = json_object_get(order, "not_after")) != NULL &&
-	    json_is_string(v))
-		json_object_set(params, "not_after", v);
+	params = issue_params(order, csr_b64);
 	while (ra_call(ra->ca, "ca.issue", json_incref(params), rid, &res,
 		   &p) != 0) {
 		log_msg(LOG_LEVEL_WARN, rid, "order %lld: issuance failed: %s",
@@ -162,29 +205,8 @@ ra_issue_order(
 				pause *= 2;
 			continue;
 		}
-		if (p->type == PROB_NOT_FOUND) {
-			q = problem_new(PROB_SERVER_INTERNAL,
-			    "Issuance failed:"
-			    " %s",
-			    p->detail ? p->detail : "CA unavailable");
-			problem_free(p);
-			p = q;
-			q = NULL;
-		}
-		if (ra_call(ra->sa, "sa.set_order_error",
-			json_pack("{s:O,s:o}", "id", id, "error",
-			    problem_to_rpc_json(p)),
-			rid, &r2, &q) != 0) {
-			log_msg(LOG_LEVEL_ERROR, rid,
-			    "order %lld: cannot "
-			    "record the error: %s",
-			    (long long)json_integer_value(id),
-			    q->detail ? q->detail : "error");
-		}
-		log_audit(rid, "issuance", "order=%lld result=failed",
-		    (long long)json_integer_value(id));
-		ra_count(
-		    ra, "anvil_ra_orders_final_total", "status=\"invalid\"");
+		fail_order(ra, rid, id, p);
+		p = NULL;
 		goto out;
 	}
 	serial = json_string_value(json_object_get(res, "serial"));
