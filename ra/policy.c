@@ -289,6 +289,16 @@ check_dns(const struct ra_policy *pol, const char *raw, char **norm,
 		    "");
 		goto fail;
 	}
+	/* RFC 7686: .onion names are not in the DNS; RFC 9799 §3.1.1: dns-01
+	 * MUST NOT validate them, and http-01 / tls-alpn-01 need Tor. Without
+	 * onion-csr-01 (not implemented) no challenge can prove one. */
+	if (under(base, "onion")) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
+		    "%s is a .onion name (RFC 7686); this CA offers no "
+		    "challenge that can validate it (RFC 9799)",
+		    n);
+		goto fail;
+	}
 	for (i = 0; i < pol->n_blocked_names; i++) {
 		if (under(base, pol->blocked_names[i])) {
 			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,

@@ -618,6 +618,28 @@ test_persist_config(struct th *t)
 	json_decref(o);
 }
 
+/* RFC 9799 §3.1.1: "The existing dns-01 challenge MUST NOT be used to
+ * validate .onion Special-Use Domain Names"; with no onion-csr-01 they are
+ * refused in both modes (onion is on the Public Suffix List). */
+static void
+test_onion_refused(struct th *t)
+{
+	struct problem *p = NULL;
+	char *n = NULL;
+	enum ident_type type;
+	json_t *id = json_pack("{s:s,s:s}", "type", "dns", "value",
+	    "www.bbcweb3hytmzhn5d532owbu6oqadra5z3ar726vq5kgwwn6aucdccrad."
+	    "onion");
+
+	TH_CHECK(t, ra_policy_check_ident(&cfg.policy, &classic, id, &type,
+			&n, &p) == -1 &&
+		p->type == PROB_REJECTED_IDENTIFIER &&
+		strstr(p->detail, "RFC 9799") != NULL);
+	problem_free(p);
+	free(n);
+	json_decref(id);
+}
+
 int
 main(void)
 {
@@ -639,6 +661,7 @@ main(void)
 	TH_RUN(&t, test_ancestor_policy);
 	TH_RUN(&t, test_persist_account_uri);
 	TH_RUN(&t, test_persist_config);
+	TH_RUN(&t, test_onion_refused);
 	ra_config_clear(&cfg);
 	return th_done(&t);
 }
