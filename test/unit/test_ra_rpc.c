@@ -598,9 +598,10 @@ test_rate_limits_fail_open_and_refuse(struct th *t)
 	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
 	answer(&fsa, "sa.fqdn_set_issued", "{\"result\": {\"count\": 0}}");
 	answer(&fsa, "sa.get_valid_authzs", "{\"result\": {\"authzs\": []}}");
+	/* with_authzs (c976ecd): sa.new_order answers with the authzs */
 	answer(&fsa, "sa.new_order",
 	    "{\"result\": {\"id\": 3, \"authz_ids\": "
-	    "[4]}}");
+	    "[4], \"authzs\": [{\"id\": 4}]}}");
 	answer(&fsa, "sa.get_authzs",
 	    "{\"result\": {\"authzs\": [{\"id\": "
 	    "4}]}}");
