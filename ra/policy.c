@@ -461,6 +461,23 @@ cmp_ident(const void *a, const void *b)
 	    json_string_value(json_object_get(y, "value")));
 }
 
+/* 1 if every subproblem of p is unsupportedIdentifier. */
+static int
+all_subs_unsupported(const struct problem *p)
+{
+	const char *want = prob_type_name(PROB_UNSUPPORTED_IDENTIFIER);
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(p->subproblems, i, v)
+	{
+		const char *t = json_string_value(json_object_get(v, "type"));
+		if (t == NULL || strcmp(t, want) != 0)
+			return 0;
+	}
+	return json_array_size(p->subproblems) > 0;
+}
+
 /*
  * Checks an order's identifiers (borrowed). 0 and *out (new sorted, deduped
  * array), or -1 and *prob (rejectedIdentifier with subproblems).
@@ -531,6 +548,11 @@ ra_policy_check_idents(const struct ra_policy *pol, const struct profile *prof,
 		norm = NULL;
 	}
 	if (top != NULL) {
+		/* RFC 8555 §6.7: unsupportedIdentifier is the type for
+		 * "an identifier of an unsupported type"; the top level says
+		 * so too when that is every identifier's problem. */
+		if (top->subproblems != NULL && all_subs_unsupported(top))
+			top->type = PROB_UNSUPPORTED_IDENTIFIER;
 		*prob = top;
 		top = NULL;
 		goto out;

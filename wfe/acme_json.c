@@ -143,13 +143,33 @@ wfe_acme_authz(struct wfe_req *r, const json_t *authz)
 {
 	json_t *j = json_object(), *chs = json_array(), *v;
 	int64_t id = json_integer_value(json_object_get(authz, "id"));
+	const char *st = json_string_value(json_object_get(authz, "status"));
+	const json_t *all = json_object_get(authz, "challenges");
+	const char *keep = NULL;
 	size_t i;
 
 	copy_member(j, "identifier", authz, "identifier");
 	copy_member(j, "status", authz, "status");
 	copy_member(j, "expires", authz, "expires");
-	json_array_foreach(json_object_get(authz, "challenges"), i, v)
+	/* RFC 8555 §7.1.4: "For valid authorizations, the challenge that was
+	 * validated. For invalid authorizations, the challenge that was
+	 * attempted and failed." Only when one is marked so (an authz that
+	 * became invalid without an attempt keeps its list). */
+	if (st != NULL &&
+	    (strcmp(st, "valid") == 0 || strcmp(st, "invalid") == 0))
+		json_array_foreach(all, i, v)
+		{
+			const char *cs =
+			    json_string_value(json_object_get(v, "status"));
+			if (cs != NULL && strcmp(cs, st) == 0)
+				keep = st;
+		}
+	json_array_foreach(all, i, v)
 	{
+		const char *cs = json_string_value(json_object_get(v, "status"));
+
+		if (keep != NULL && (cs == NULL || strcmp(cs, keep) != 0))
+			continue;
 		json_array_append_new(chs, wfe_acme_challenge(r, id, v));
 	}
 	json_object_set_new(j, "challenges", chs);

@@ -133,7 +133,7 @@ set_defaults(struct wfe_config *cfg)
 	cfg->retry_after_order_ms = 1000;
 	cfg->retry_after_authz_ms = 1000;
 	cfg->orders_per_page = 50;
-	cfg->allow_cert_get = 1;
+	cfg->allow_cert_get = 0; /* RFC 8555 §6.3: GET is 405 */
 	cfg->jose_rsa_min_bits = 2048;
 	cfg->jose_rsa_max_bits = 4096;
 	cfg->account_cache_ttl_ms = 5000;

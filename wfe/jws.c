@@ -116,11 +116,17 @@ account_usable(struct wfe_req *r)
 {
 	const char *status;
 
+	struct problem *p;
+
 	status = json_string_value(json_object_get(r->account, "status"));
-	if (status == NULL || strcmp(status, "valid") != 0)
-		return reject(r, "account_not_valid",
-		    problem_new(PROB_UNAUTHORIZED, "account is %s",
-			status ? status : "not valid"));
+	if (status == NULL || strcmp(status, "valid") != 0) {
+		/* RFC 8555 §7.3.6: a POST or POST-as-GET from a deactivated
+		 * account gets 401 with type unauthorized. */
+		p = problem_new(PROB_UNAUTHORIZED, "account is %s",
+		    status ? status : "not valid");
+		p->status = 401;
+		return reject(r, "account_not_valid", p);
+	}
 	return 0;
 }
 

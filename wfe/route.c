@@ -10,8 +10,8 @@
 #define P WFE_POST
 
 static const struct wfe_route routes[] = {
-    {"directory", "/directory", 0, GH, wfe_h_directory},
-    {"directory", "/dir", 0, GH, wfe_h_directory}, /* Pebble's path */
+    {"directory", "/directory", 0, GH | P, wfe_h_directory},
+    {"directory", "/dir", 0, GH | P, wfe_h_directory}, /* Pebble's path */
     {"new-nonce", "/acme/new-nonce", 0, GH | P, wfe_h_new_nonce},
     {"new-account", "/acme/new-account", 0, P, wfe_h_new_account},
     {"new-order", "/acme/new-order", 0, P, wfe_h_new_order},

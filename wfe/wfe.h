@@ -74,7 +74,7 @@ struct wfe_config {
 	size_t nmgmt_root_keys;
 	char **mgmt_int_keys;
 	size_t nmgmt_int_keys;
-	int allow_cert_get;   /* plain GET on /acme/cert/ (default 1) */
+	int allow_cert_get;   /* plain GET on /acme/cert/ (default 0) */
 	int jose_allow_es512; /* jose.* -> struct jose_policy */
 	int jose_allow_eddsa;
 	int64_t jose_rsa_min_bits;

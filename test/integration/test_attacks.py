@@ -576,11 +576,13 @@ def test_deactivated_account_reuse(env, raw):
     k, kid = account(env, raw)
     r = raw.post(kid, {"status": "deactivated"}, k, kid=kid)
     assert r.status_code == 200 and r.json()["status"] == "deactivated"
+    # RFC 8555 §7.3.6: "it MUST return an error response with status code
+    # 401 (Unauthorized) and type "urn:ietf:params:acme:error:unauthorized"."
     problem(raw.post(raw.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "d.atk.test"}]}, k, kid=kid),
-            403, "unauthorized")
+            401, "unauthorized")
     r = raw.post(kid, {"status": "valid"}, k, kid=kid)
-    assert r.status_code in (400, 403), r.text
-    problem(raw.post(kid, {"contact": ["mailto:back@atk.test"]}, k, kid=kid), 403, "unauthorized")
+    assert r.status_code in (400, 401, 403), r.text
+    problem(raw.post(kid, {"contact": ["mailto:back@atk.test"]}, k, kid=kid), 401, "unauthorized")
     # newAccount with the same key does not resurrect it
     r = raw.post(raw.dir["newAccount"], {"onlyReturnExisting": True}, k)
     assert r.status_code in (200, 403), r.text

@@ -147,9 +147,9 @@ def test_account_read_update_deactivate(raw):
     h.problem(raw.post(url, {"status": "revoked"}, k, kid=url), 400, "malformed")
     r = raw.post(url, {"status": "deactivated"}, k, kid=url)
     assert r.status_code == 200 and r.json()["status"] == "deactivated"
-    # a deactivated account can no longer act
+    # a deactivated account can no longer act: 401 (RFC 8555 §7.3.6)
     h.problem(raw.post(raw.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "x.wfe.test"}]},
-                       k, kid=url), 403, "unauthorized")
+                       k, kid=url), 401, "unauthorized")
 
 
 def test_unknown_kid(raw):

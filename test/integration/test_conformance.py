@@ -1,0 +1,196 @@
+"""RFC 8555 conformance points that once deviated (issue 20), end to end.
+
+One Anvil from configs/dev (sa/ca/va/ra/wfe through the launcher, real
+PostgreSQL, pebble-challtestsrv as DNS), driven by the raw JWS client of
+test_wfe_http so each request is exactly what the RFC sentence describes.
+Every test quotes the sentence it checks; docs/conformance.md names these
+tests in its rows (test_conformance_table.py keeps the names honest).
+
+Ports: AnvilEnv base 29000 (range 29000-29099).
+"""
+import base64
+import hashlib
+import os
+import sys
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "lib"))
+import anvil_env  # noqa: E402
+import rel_acme as a  # noqa: E402
+from rel_acme import b64, problem  # noqa: E402
+
+PORT_BASE = 29000
+
+
+@pytest.fixture(scope="module")
+def env():
+    with anvil_env.AnvilEnv(port_base=PORT_BASE, name="conform") as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+def raw(env):
+    return a.Wfe(env.directory_url, verify=env.trust_path)
+
+
+@pytest.fixture(scope="module")
+def acct(raw):
+    return a.new_account(raw)
+
+
+def dns01_value(key, token):
+    ka = "%s.%s" % (token, key.thumbprint())
+    return b64(hashlib.sha256(ka.encode()).digest())
+
+
+def validate_dns01(env, raw, key, kid, authz_url):
+    """Answers the authz's dns-01 challenge through challtestsrv and waits
+    for the authz to become valid; returns the authz JSON."""
+    az = raw.post(authz_url, None, key, kid=kid).json()
+    ch = [c for c in az["challenges"] if c["type"] == "dns-01"][0]
+    env.challtest("set-txt", {"host": "_acme-challenge.%s." % az["identifier"]["value"],
+                              "value": dns01_value(key, ch["token"])})
+    r = raw.post(ch["url"], {}, key, kid=kid)
+    assert r.status_code == 200, r.text
+    return a.poll(raw, key, kid, authz_url, ("valid", "invalid"))
+
+
+@pytest.fixture(scope="module")
+def issued(env, raw, acct):
+    """One certificate of acct, issued through dns-01."""
+    key, kid = acct
+    names = ["cert.conform.test"]
+    url, order = a.new_order(raw, key, kid, names)
+    for az in order["authorizations"]:
+        assert validate_dns01(env, raw, key, kid, az)["status"] == "valid"
+    order = a.poll(raw, key, kid, url, ("ready",))
+    done, pem, cert_key = a.finalize(raw, key, kid, url, order, names)
+    return {"order_url": url, "order": done, "pem": pem,
+            "leaf": x509.load_pem_x509_certificate(pem.encode())}
+
+
+# ------------------------------------------------------------ §6.3 GET
+
+def test_post_as_get_directory_and_new_nonce(raw, acct):
+    """RFC 8555 §6.3: "The server MUST allow GET requests for the directory
+    and newNonce resources (see Section 7.1), in addition to POST-as-GET
+    requests for these resources." """
+    key, kid = acct
+    for url in (raw.directory_url, raw.base + "/dir"):
+        r = raw.post(url, None, key, kid=kid)
+        assert r.status_code == 200, r.text
+        assert r.json()["newOrder"] == raw.dir["newOrder"]
+        assert r.headers.get("Replay-Nonce")
+    r = raw.post(raw.dir["newNonce"], None, key, kid=kid)
+    assert r.status_code == 200 and r.headers.get("Replay-Nonce")
+    # GET still works for both
+    assert raw.s.get(raw.directory_url).status_code == 200
+    assert raw.s.get(raw.dir["newNonce"]).status_code == 204
+    # a POST with a payload is not a POST-as-GET
+    problem(raw.post(raw.directory_url, {}, key, kid=kid), 400, "malformed")
+
+
+def test_get_is_405_malformed_except_directory_and_nonce(raw, acct, issued):
+    """RFC 8555 §6.3: "Except for the cases described in this section, if
+    the server receives a GET request, it MUST return an error with status
+    code 405 (Method Not Allowed) and type "malformed"." """
+    key, kid = acct
+    order = issued["order"]
+    authz_url = order["authorizations"][0]
+    az = raw.post(authz_url, None, key, kid=kid).json()
+    urls = [order["certificate"], order["certificate"] + "/1", issued["order_url"],
+            order["finalize"], authz_url, az["challenges"][0]["url"], kid, kid + "/orders",
+            raw.dir["newAccount"], raw.dir["newOrder"], raw.dir["newAuthz"],
+            raw.dir["revokeCert"], raw.dir["keyChange"]]
+    for u in urls:
+        r = raw.s.get(u)
+        problem(r, 405, "malformed")
+        assert "BEGIN CERTIFICATE" not in r.text
+    # the certificate itself is still there for POST-as-GET
+    r = raw.post(order["certificate"], None, key, kid=kid)
+    assert r.status_code == 200 and "BEGIN CERTIFICATE" in r.text
+
+
+# ------------------------------------------------------ §6.7 identifiers
+
+def test_unsupported_identifier_type(raw, acct):
+    """RFC 8555 §6.7: unsupportedIdentifier = "An identifier is of an
+    unsupported type"; §7.4: "If the server is unwilling to issue for the
+    identifier, it should return ... rejectedIdentifier" is for a supported
+    type only."""
+    key, kid = acct
+    r = raw.post(raw.dir["newOrder"],
+                 {"identifiers": [{"type": "email", "value": "a@conform.test"}]}, key, kid=kid)
+    body = problem(r, 400, "unsupportedIdentifier")
+    assert body["subproblems"][0]["type"].endswith(":unsupportedIdentifier")
+    assert body["subproblems"][0]["identifier"] == {"type": "email", "value": "a@conform.test"}
+    r = raw.post(raw.dir["newAuthz"],
+                 {"identifier": {"type": "email", "value": "a@conform.test"}}, key, kid=kid)
+    problem(r, 400, "unsupportedIdentifier")
+    # an unsupported type next to a refused name of a supported type:
+    # the top level is rejectedIdentifier, each subproblem keeps its own type
+    r = raw.post(raw.dir["newOrder"],
+                 {"identifiers": [{"type": "email", "value": "a@conform.test"},
+                                  {"type": "dns", "value": "bad..name.test"}]}, key, kid=kid)
+    body = problem(r, 400, "rejectedIdentifier")
+    types = sorted(s["type"].rsplit(":", 1)[1] for s in body["subproblems"])
+    assert types == ["rejectedIdentifier", "unsupportedIdentifier"]
+
+
+# ---------------------------------------------------- §7.3.6 deactivation
+
+def test_deactivated_account_is_401_unauthorized(raw):
+    """RFC 8555 §7.3.6: "If a server receives a POST or POST-as-GET from a
+    deactivated account, it MUST return an error response with status code
+    401 (Unauthorized) and type
+    "urn:ietf:params:acme:error:unauthorized"." """
+    key, kid = a.new_account(raw)
+    url, order = a.new_order(raw, key, kid, ["deact.conform.test"])
+    r = raw.post(kid, {"status": "deactivated"}, key, kid=kid)
+    assert r.status_code == 200 and r.json()["status"] == "deactivated"
+    problem(raw.post(raw.dir["newOrder"],
+                     {"identifiers": [{"type": "dns", "value": "x.conform.test"}]}, key, kid=kid),
+            401, "unauthorized")
+    problem(raw.post(kid, None, key, kid=kid), 401, "unauthorized")
+    problem(raw.post(url, None, key, kid=kid), 401, "unauthorized")
+    problem(raw.post(order["authorizations"][0], None, key, kid=kid), 401, "unauthorized")
+
+
+# --------------------------------------------- §7.1.4 authz challenges
+
+def test_valid_authz_lists_only_the_validated_challenge(env, raw, acct):
+    """RFC 8555 §7.1.4 challenges: "For valid authorizations, the challenge
+    that was validated." """
+    key, kid = acct
+    url, order = a.new_order(raw, key, kid, ["valid.conform.test"])
+    az_url = order["authorizations"][0]
+    before = raw.post(az_url, None, key, kid=kid).json()
+    assert len(before["challenges"]) > 1, "a pending authz offers several challenges"
+    az = validate_dns01(env, raw, key, kid, az_url)
+    assert az["status"] == "valid"
+    assert [c["type"] for c in az["challenges"]] == ["dns-01"]
+    assert az["challenges"][0]["status"] == "valid"
+
+
+def test_invalid_authz_lists_only_the_failed_challenge(raw, acct):
+    """RFC 8555 §7.1.4 challenges: "For invalid authorizations, the
+    challenge that was attempted and failed." (http-01 with nothing
+    listening on the port.)"""
+    key, kid = acct
+    url, order = a.new_order(raw, key, kid, ["invalid.conform.test"])
+    az_url = order["authorizations"][0]
+    az = raw.post(az_url, None, key, kid=kid).json()
+    ch = [c for c in az["challenges"] if c["type"] == "http-01"][0]
+    assert raw.post(ch["url"], {}, key, kid=kid).status_code == 200
+    az = a.poll(raw, key, kid, az_url, ("valid", "invalid"), timeout=60)
+    assert az["status"] == "invalid"
+    assert [c["type"] for c in az["challenges"]] == ["http-01"]
+    assert az["challenges"][0]["status"] == "invalid"
+    assert az["challenges"][0]["error"]["type"].endswith(":connection")
