@@ -43,6 +43,7 @@ static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     F("user_agent", JSPEC_STRING, user_agent),
     FS("caa_identities", caa_identities, n_caa_identities),
     F("validation_timeout", JSPEC_DURATION, validation_timeout_ms),
+    F("connect_retries", JSPEC_INT, connect_retries),
     FO("network", network_spec), FO("test", test_spec), JSPEC_END};
 
 static char **
@@ -75,6 +76,7 @@ va_config_defaults(struct va_config *cfg)
 	cfg->caa_identities = strv("anvil.local", NULL);
 	cfg->n_caa_identities = 1;
 	cfg->validation_timeout_ms = 20000;
+	cfg->connect_retries = 3;
 	cfg->network_mode = xstrdup("private");
 	cfg->network_allow = strv("127.0.0.0/8", "::1/128");
 	cfg->n_network_allow = 2;
@@ -217,6 +219,11 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 		snprintf(err, errlen,
 		    "%s: dns.timeout must be > 0 and "
 		    "dns.tries 1..10",
+		    path);
+		return -1;
+	}
+	if (cfg->connect_retries < 0 || cfg->connect_retries > 10) {
+		snprintf(err, errlen, "%s: connect_retries: expected 0..10",
 		    path);
 		return -1;
 	}

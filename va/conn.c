@@ -18,6 +18,7 @@
 #define CONN_MAX_IN (VA_HTTP_MAX_HEADER_BYTES + 8192)
 
 static void conn_ev_cb(evutil_socket_t fd, short what, void *arg);
+static void ctimer_cb(evutil_socket_t fd, short what, void *arg);
 
 void
 va_conn_free(struct va_conn *c)
@@ -118,9 +119,11 @@ do_handshake(struct va_conn *c)
 		conn_wait(c, EV_READ);
 	else if (e == SSL_ERROR_WANT_WRITE)
 		conn_wait(c, EV_WRITE);
-	else
+	else {
+		c->sys_errno = errno;
 		conn_done(c, VA_CONN_ETLS, "TLS handshake failed: %s",
 		    ssl_err_text(buf, sizeof(buf)));
+	}
 }
 
 static void
@@ -145,6 +148,7 @@ do_write(struct va_conn *c)
 					conn_wait(c, EV_WRITE);
 					return;
 				}
+				c->sys_errno = errno;
 				conn_done(c, VA_CONN_EIO,
 				    "error sending the "
 				    "request: %s",
@@ -159,6 +163,7 @@ do_write(struct va_conn *c)
 					conn_wait(c, EV_WRITE);
 					return;
 				}
+				c->sys_errno = errno;
 				conn_done(c, VA_CONN_EIO,
 				    "error sending the "
 				    "request: %s",
@@ -229,6 +234,7 @@ do_read(struct va_conn *c)
 					parse_in(c, 1);
 					return;
 				}
+				c->sys_errno = errno;
 				conn_done(c, VA_CONN_EIO,
 				    "error reading the "
 				    "response: %s",
@@ -244,6 +250,7 @@ do_read(struct va_conn *c)
 					parse_in(c, 0);
 					return;
 				}
+				c->sys_errno = errno;
 				conn_done(c, VA_CONN_EIO,
 				    "error reading the "
 				    "response: %s",
@@ -313,6 +320,7 @@ conn_ev_cb(evutil_socket_t fd, short what, void *arg)
 		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
 			soerr = errno;
 		if (soerr != 0) {
+			c->sys_errno = soerr;
 			conn_done(c, VA_CONN_ECONNECT, "%s", strerror(soerr));
 			return;
 		}
@@ -380,8 +388,18 @@ va_conn_start(struct va *va, int family, const uint8_t *addr, int port, int tls,
 	}
 	if (connect(c->fd, (struct sockaddr *)&ss, sl) != 0 &&
 	    errno != EINPROGRESS) {
+		/* Refused at once (loopback): report it through cb like a
+		 * refusal seen later, so the caller sees the errno and can
+		 * retry (RFC 8555 §8.2). */
+		struct timeval now = {0, 0};
+
+		c->sys_errno = errno;
 		snprintf(err, errlen, "%s", strerror(errno));
-		goto fail;
+		c->phase = VA_PHASE_CONNECT;
+		c->ctimer = evtimer_new(va->base, ctimer_cb, c);
+		if (c->ctimer == NULL || evtimer_add(c->ctimer, &now) != 0)
+			goto fail;
+		return c;
 	}
 	c->phase = VA_PHASE_CONNECT;
 	conn_wait(c, EV_WRITE);
@@ -398,7 +416,9 @@ ctimer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->phase == VA_PHASE_CONNECT)
+	if (c->phase == VA_PHASE_CONNECT && c->sys_errno != 0)
+		conn_done(c, VA_CONN_ECONNECT, "%s", strerror(c->sys_errno));
+	else if (c->phase == VA_PHASE_CONNECT)
 		conn_done(c, VA_CONN_ECONNECT,
 		    "no answer to the TCP handshake "
 		    "within %lld ms",
@@ -410,7 +430,7 @@ va_conn_connect_timeout(struct va_conn *c, int64_t ms)
 {
 	struct timeval tv;
 
-	if (c->phase != VA_PHASE_CONNECT || ms <= 0)
+	if (c->phase != VA_PHASE_CONNECT || ms <= 0 || c->ctimer != NULL)
 		return 0;
 	c->connect_timeout_ms = ms;
 	c->ctimer = evtimer_new(c->va->base, ctimer_cb, c);

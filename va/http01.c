@@ -110,7 +110,7 @@ static void http_cb(
     void *arg, struct va_conn *c, enum va_conn_err e, const char *msg);
 
 static void
-connect_failed(struct va_job *j, const char *msg)
+connect_failed(struct va_job *j, int sys_errno, const char *msg)
 {
 	char *u = va_url_string(&j->url);
 	char addr[64];
@@ -122,6 +122,10 @@ connect_failed(struct va_job *j, const char *msg)
 		va_job_note_tried(j, slot);
 		free(u);
 		connect_next(j);
+		return;
+	}
+	if (va_job_retry_conn(j, sys_errno, msg, connect_next)) {
+		free(u);
 		return;
 	}
 	va_job_finish(j,
@@ -154,7 +158,7 @@ connect_next(struct va_job *j)
 	    NULL, req, 0, http_cb, j, err, sizeof(err));
 	free(req);
 	if (j->conn == NULL) {
-		connect_failed(j, err);
+		connect_failed(j, 0, err);
 		return;
 	}
 	/* IPv6 first, but leave time for the IPv4 fallback. */
@@ -260,7 +264,7 @@ http_cb(void *arg, struct va_conn *c, enum va_conn_err e, const char *msg)
 	j->conn = NULL;
 	switch (e) {
 	case VA_CONN_ECONNECT:
-		connect_failed(j, msg);
+		connect_failed(j, c->sys_errno, msg);
 		break;
 	case VA_CONN_ETLS:
 		va_job_finish(j,
@@ -270,6 +274,8 @@ http_cb(void *arg, struct va_conn *c, enum va_conn_err e, const char *msg)
 			url, msg));
 		break;
 	case VA_CONN_EIO:
+		if (va_job_retry_conn(j, c->sys_errno, msg, connect_next))
+			break;
 		va_job_finish(j,
 		    problem_new(PROB_CONNECTION,
 			"Error getting "

@@ -225,7 +225,7 @@ out:
 
 /* IPv6 failed: fall back to IPv4; else the connection problem. */
 static void
-connect_failed(struct va_job *j, const char *msg)
+connect_failed(struct va_job *j, int sys_errno, const char *msg)
 {
 	char addr[64];
 	int slot = j->addr_try;
@@ -236,6 +236,8 @@ connect_failed(struct va_job *j, const char *msg)
 		alpn_connect(j);
 		return;
 	}
+	if (va_job_retry_conn(j, sys_errno, msg, alpn_connect))
+		return;
 	va_job_finish(j,
 	    problem_new(PROB_CONNECTION,
 		"Connecting to %s "
@@ -265,9 +267,11 @@ alpn_cb(void *arg, struct va_conn *c, enum va_conn_err e, const char *msg)
 			va_job_finish(j, prob);
 		break;
 	case VA_CONN_ECONNECT:
-		connect_failed(j, msg);
+		connect_failed(j, c->sys_errno, msg);
 		break;
 	default:
+		if (va_job_retry_conn(j, c->sys_errno, msg, alpn_connect))
+			break;
 		va_job_finish(j,
 		    problem_new(PROB_TLS,
 			"tls-alpn-01 with %s "
@@ -304,7 +308,7 @@ alpn_connect(struct va_job *j)
 	    err, sizeof(err));
 	free(sni);
 	if (j->conn == NULL) {
-		connect_failed(j, err);
+		connect_failed(j, 0, err);
 		return;
 	}
 	/* IPv6 first, but leave time for the IPv4 fallback. */

@@ -83,6 +83,8 @@ job_free(struct va_job *j)
 		event_free(j->timer);
 	if (j->sleeper)
 		event_free(j->sleeper);
+	if (j->retry_ev)
+		event_free(j->retry_ev);
 	va_conn_free(j->conn);
 	free(j->dns_host);
 	va_dns_result_clear(&j->dns_err[0]);
@@ -139,6 +141,8 @@ va_job_finish(struct va_job *j, struct problem *prob)
 		event_del(j->timer);
 	if (j->sleeper)
 		event_del(j->sleeper);
+	if (j->retry_ev)
+		event_del(j->retry_ev);
 	va_conn_free(j->conn);
 	j->conn = NULL;
 	if (prob != NULL && prob->identifier == NULL)
@@ -398,6 +402,69 @@ resolve_cb(void *arg, struct va_dns_result *res)
 	}
 	va_job_unref(j);
 	free(rc);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct va_job *j = arg;
+
+	(void)fd;
+	(void)what;
+	if (!j->finished && j->retry_fn != NULL)
+		j->retry_fn(j);
+}
+
+int
+va_job_retry_conn(struct va_job *j, int sys_errno, const char *msg,
+    void (*again)(struct va_job *j))
+{
+	int64_t delay = 250LL << (j->conn_retries < 6 ? j->conn_retries : 6);
+	int64_t left = j->timeout_ms - (time_mono_ms() - j->started_ms);
+	struct timeval tv;
+	json_t *att;
+
+	if ((sys_errno != ECONNREFUSED && sys_errno != ECONNRESET) ||
+	    j->conn_retries >= j->va->cfg->connect_retries || j->finished)
+		return 0;
+	/* leave the next attempt at least a second before the deadline */
+	if (left < delay + 1000)
+		return 0;
+	if (j->hop != NULL) {
+		att = json_object_get(j->hop, "attempts");
+		if (att == NULL) {
+			att = json_array();
+			if (json_object_set_new(j->hop, "attempts", att) != 0)
+				att = NULL;
+		}
+		if (att != NULL)
+			json_array_append_new(att,
+			    json_pack("{s:s,s:I,s:I}", "error",
+				msg != NULL ? msg : strerror(sys_errno),
+				"after_ms",
+				(json_int_t)(time_mono_ms() - j->started_ms),
+				"retry_in_ms", (json_int_t)delay));
+	}
+	if (j->retry_ev == NULL &&
+	    (j->retry_ev = evtimer_new(j->va->base, retry_cb, j)) == NULL)
+		return 0;
+	tv.tv_sec = (time_t)(delay / 1000);
+	tv.tv_usec = (suseconds_t)((delay % 1000) * 1000);
+	if (evtimer_add(j->retry_ev, &tv) != 0)
+		return 0;
+	j->retry_fn = again;
+	j->conn_retries++;
+	if (j->va->metrics != NULL)
+		metrics_counter_add(j->va->metrics,
+		    "anvil_va_connect_retries_total",
+		    "Validation connections retried after a refusal or "
+		    "reset (RFC 8555 section 8.2).",
+		    NULL, 1);
+	log_msg(LOG_LEVEL_INFO, j->rid,
+	    "validation of %s: %s; retry %d in %lld ms", j->ident,
+	    msg != NULL ? msg : strerror(sys_errno), j->conn_retries,
+	    (long long)delay);
+	return 1;
 }
 
 void

@@ -46,6 +46,7 @@ struct va_config {
 	size_t n_network_allow;
 	int64_t sleep_max_ms; /* test: random delay in [0, sleep_max] */
 	int always_valid;     /* test: no network, always valid */
+	int64_t connect_retries; /* retries of a refused/reset connection */
 };
 
 /*

@@ -195,6 +195,7 @@ struct va_conn {
 	void *arg;
 	struct event *ctimer; /* optional connect timeout */
 	int64_t connect_timeout_ms;
+	int sys_errno; /* errno behind an ECONNECT/ETLS/EIO failure, or 0 */
 };
 
 /*
@@ -203,7 +204,8 @@ struct va_conn {
  * ALPN (copied). Then either calls back
  * (handshake_only) or sends `request` and reads an HTTP response. Returns
  * the conn (freed by va_conn_free, also allowed from inside cb) or NULL
- * with cb never called and msg in err.
+ * with cb never called and msg in err. A connect() refused at once is
+ * reported through cb too (from the loop, with c->sys_errno set).
  */
 struct va_conn *va_conn_start(struct va *va, int family, const uint8_t *addr,
     int port, int tls, const char *sni, const char *alpn, const char *request,
@@ -250,6 +252,9 @@ struct va_job {
 	void *done_arg;
 	struct event *timer;   /* validation timeout */
 	struct event *sleeper; /* test sleep */
+	struct event *retry_ev; /* backoff before a connection retry */
+	void (*retry_fn)(struct va_job *j);
+	int conn_retries; /* retries made so far (va_job_retry_conn) */
 	/* in-progress network state */
 	struct va_conn *conn;
 	const char *stage; /* for timeout messages: "connect" ... */
@@ -307,6 +312,18 @@ struct va {
 void va_job_finish(struct va_job *j, struct problem *prob);
 void va_job_ref(struct va_job *j);
 void va_job_unref(struct va_job *j);
+
+/*
+ * RFC 8555 §8.2 lets the server retry: a connection that was refused or
+ * reset (sys_errno ECONNREFUSED / ECONNRESET; msg borrowed, the failure's
+ * text) is tried again by calling again(j) after a backoff (250 ms,
+ * doubling), at most cfg->connect_retries times and only while the
+ * validation deadline leaves time for another attempt. Each failed attempt
+ * is recorded in the current hop's "attempts". 1 if a retry was
+ * scheduled (the caller must not finish j), else 0.
+ */
+int va_job_retry_conn(struct va_job *j, int sys_errno, const char *msg,
+    void (*again)(struct va_job *j));
 
 /* Resolves j->dns_host (A + AAAA) then calls next(j) or finishes j with a
  * dns problem. Records addresses_resolved on j->hop when set. */

@@ -208,15 +208,21 @@ def test_bad_new_order_payloads(raw):
 
 def test_certificate_download(issued, raw):
     url = issued["order"].body.certificate
-    r = raw.s.get(url)
+    k, kid = h.Key(priv=issued["key"].key), issued["regr"].uri
+    r = raw.post(url, None, k, kid=kid)
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "application/pem-certificate-chain"
     assert pem_certs(r.text)[0] == pem_certs(issued["order"].fullchain_pem)[0]
     alts = [l for l in r.headers.get("Link", "").split(",") if 'rel="alternate"' in l]
+    assert alts
     for l in alts:
         u = l.strip().split(">")[0].lstrip("<")
-        assert raw.s.get(u).status_code == 200
-    h.problem(raw.s.get(url + "/99"), 404, "malformed")
+        assert raw.post(u, None, k, kid=kid).status_code == 200
+    h.problem(raw.post(url + "/99", None, k, kid=kid), 404, "malformed")
+    # RFC 8555 §6.3: a plain GET on anything but the directory and newNonce
+    # "MUST return an error with status code 405 (Method Not Allowed) and
+    # type "malformed"" (certificate_get is off in every shipped config).
+    h.problem(raw.s.get(url), 405, "malformed")
 
 
 def test_issuer_ocsp_crl_ari(env, issued, raw):

@@ -29,6 +29,8 @@
 #define P_HTTP 21320
 #define P_DNS 21321
 #define P_SILENT 21322
+#define P_CLOSED 21323 /* nothing listens: connection refused */
+#define P_LATE 21324   /* a responder starts after the first refusal */
 #define KA "tok.thumbprint"
 
 /* ---------------------------------------------------------------- responder */
@@ -476,6 +478,145 @@ out:
 	va_config_clear(&cfg);
 }
 
+/*
+ * RFC 8555 §8.2: "the server MAY retry" -- a refused connection is tried
+ * connect_retries more times with a growing backoff, each attempt is
+ * recorded in the hop's "attempts", and the challenge then fails with a
+ * connection problem well before the deadline.
+ */
+static void
+test_refused_connection_retried_then_fails(struct th *t)
+{
+	struct va_config cfg;
+	struct va_request req;
+	struct va_result res;
+	struct va *va;
+	char err[256];
+	json_t *att;
+	int64_t t0;
+
+	config(&cfg, P_CLOSED, 10000);
+	cfg.connect_retries = 3;
+	va = va_new(&cfg, NULL, err, sizeof(err));
+	TH_CHECK(t, va != NULL);
+	if (va == NULL)
+		goto out;
+	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
+	t0 = time_mono_ms();
+	TH_CHECK(t, va_validate(va, &req, &res) == 0);
+	/* 250 + 500 + 1000 ms of backoff, far below the 10 s deadline */
+	TH_CHECK(t, time_mono_ms() - t0 >= 1750);
+	TH_CHECK(t, time_mono_ms() - t0 < 8000);
+	TH_CHECK(t,
+	    !res.valid && res.prob != NULL &&
+		res.prob->type == PROB_CONNECTION);
+	TH_CHECK(t,
+	    res.prob != NULL && res.prob->detail != NULL &&
+		strstr(res.prob->detail, "refused") != NULL);
+	att = json_object_get(json_array_get(res.record, 0), "attempts");
+	TH_CHECK(t, json_array_size(att) == 3);
+	TH_CHECK(t,
+	    strstr(json_string_value(json_object_get(
+		       json_array_get(att, 0), "error")),
+		"refused") != NULL);
+	va_result_clear(&res);
+	/* connect_retries 0: one attempt, no record of retries */
+	cfg.connect_retries = 0;
+	t0 = time_mono_ms();
+	TH_CHECK(t, va_validate(va, &req, &res) == 0);
+	TH_CHECK(t, time_mono_ms() - t0 < 1000);
+	TH_CHECK(t, !res.valid && res.prob != NULL);
+	TH_CHECK(t,
+	    json_object_get(json_array_get(res.record, 0), "attempts") ==
+		NULL);
+	va_result_clear(&res);
+	va_free(va);
+out:
+	va_config_clear(&cfg);
+}
+
+struct late_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	struct va_result res;
+};
+
+static void
+late_done(void *arg, struct va_result *res)
+{
+	struct late_wait *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->res = *res;
+	memset(res, 0, sizeof(*res));
+	w->done = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/*
+ * The client's responder comes up just after the challenge POST: the
+ * first connection is refused, a retry reaches the responder and the
+ * challenge is valid (the refusal stays in the record).
+ */
+static void
+test_listener_started_late_is_reached_by_a_retry(struct th *t)
+{
+	struct va_config cfg;
+	struct va_request req;
+	struct metrics *m = metrics_new();
+	struct responder *late = NULL;
+	struct late_wait w;
+	struct problem *p = NULL;
+	struct va *va;
+	char err[256], *text;
+	int64_t deadline;
+	json_t *att;
+	int retried = 0;
+
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	config(&cfg, P_LATE, 10000);
+	cfg.connect_retries = 3;
+	va = va_new(&cfg, m, err, sizeof(err));
+	TH_CHECK(t, va != NULL);
+	if (va == NULL)
+		goto out;
+	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
+	TH_CHECK(t, va_validate_async(va, &req, late_done, &w, &p) == 0);
+	problem_free(p);
+	/* wait (bounded) for the first refusal to be counted */
+	deadline = time_mono_ms() + 5000;
+	while (!retried && time_mono_ms() < deadline) {
+		text = metrics_render(m);
+		retried = text != NULL &&
+		    strstr(text, "anvil_va_connect_retries_total 1") != NULL;
+		free(text);
+		if (!retried)
+			usleep(10 * 1000);
+	}
+	TH_CHECK(t, retried);
+	late = responder_start(P_LATE, 0);
+	TH_CHECK(t, late != NULL);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	TH_CHECK(t, w.res.valid);
+	att = json_object_get(json_array_get(w.res.record, 0), "attempts");
+	TH_CHECK(t, json_array_size(att) >= 1);
+	va_result_clear(&w.res);
+	va_free(va);
+out:
+	responder_stop(late);
+	metrics_free(m);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	va_config_clear(&cfg);
+}
+
 static void
 test_free_with_validations_in_flight(struct th *t)
 {
@@ -683,6 +824,8 @@ main(int argc, char **argv)
 		TH_RUN(&t, test_http01_and_dns01_by_name);
 		TH_RUN(&t, test_512_in_flight);
 		TH_RUN(&t, test_silent_server_times_out);
+		TH_RUN(&t, test_refused_connection_retried_then_fails);
+		TH_RUN(&t, test_listener_started_late_is_reached_by_a_retry);
 		TH_RUN(&t, test_free_with_validations_in_flight);
 		TH_RUN(&t, test_bad_requests);
 		rc = th_done(&t);
