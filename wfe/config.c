@@ -51,6 +51,8 @@ static const struct jspec mgmt_spec[] = {F("addr", JSPEC_STRING, mgmt_addr, 0),
 	offsetof(struct wfe_config, mgmt_int_keys), 0, NULL,
 	offsetof(struct wfe_config, nmgmt_int_keys)},
     JSPEC_END};
+static const struct jspec pki_spec[] = {F("addr", JSPEC_STRING, pki_addr, 0),
+    F("port", JSPEC_INT, pki_port, 1), JSPEC_END};
 static const struct jspec jose_spec[] = {
     F("allow_es512", JSPEC_BOOL, jose_allow_es512, 0),
     F("allow_eddsa", JSPEC_BOOL, jose_allow_eddsa, 0),
@@ -77,7 +79,8 @@ static const struct jspec wfe_spec[] = {
     F("orders_per_page", JSPEC_INT, orders_per_page, 0),
     F("certificate_get", JSPEC_BOOL, allow_cert_get, 0), O("test", test_spec),
     O("management", mgmt_spec), O("jose", jose_spec),
-    O("account_cache", acct_cache_spec), JSPEC_END};
+    O("account_cache", acct_cache_spec), O("pki", pki_spec),
+    F("access_log", JSPEC_BOOL, access_log, 0), JSPEC_END};
 
 /* Removes members whose value is null, recursively: "key": null means
  * "not set" in our configs. */
@@ -210,6 +213,9 @@ apply_env(struct wfe_config *cfg, char *err, size_t errlen)
 		if (json_is_null(f))
 			json_decref(f);
 	}
+	if ((e = getenv("ANVIL_WFE_ACCESS_LOG")) != NULL && e[0] != '\0')
+		cfg->access_log =
+		    strcmp(e, "0") != 0 && strcmp(e, "false") != 0;
 	return 0;
 }
 
@@ -299,6 +305,10 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 		BAD("management.port: out of range");
 	if (cfg->mgmt_port > 0 && cfg->mgmt_addr == NULL)
 		cfg->mgmt_addr = xstrdup("127.0.0.1");
+	if (cfg->pki_port < 0 || cfg->pki_port > 65535)
+		BAD("pki.port: out of range");
+	if (cfg->pki_port > 0 && cfg->pki_addr == NULL)
+		cfg->pki_addr = xstrdup("127.0.0.1");
 #undef BAD
 	rc = 0;
 out:

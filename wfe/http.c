@@ -72,6 +72,26 @@ uri_log_cb(void *cls, const char *uri, struct MHD_Connection *con)
 	return req_new(cls, uri);
 }
 
+/*
+ * access_log: one line per answered request, for client developers: peer,
+ * listener, method, request-target, status, body bytes, route, time.
+ */
+static void
+access_log_line(
+    const struct wfe_req *r, const char *m, enum MHD_RequestTerminationCode toe)
+{
+	log_msg(LOG_LEVEL_INFO, r->rid,
+	    "access %s %s \"%s %.200s\" %d %zu route=%s ms=%lld%s",
+	    r->client_ip ? r->client_ip : "-",
+	    r->pki    ? "pki"
+	    : r->mgmt ? "mgmt"
+		      : "acme",
+	    m, r->uri ? r->uri : "-", r->status, r->out_len, r->route,
+	    (long long)(time_mono_ms() - r->start_ms),
+	    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+						       : " (not completed)");
+}
+
 static void
 completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
     enum MHD_RequestTerminationCode toe)
@@ -90,6 +110,8 @@ completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
 		    : r->method == WFE_HEAD ? "HEAD"
 		    : r->method == WFE_POST ? "POST"
 					    : "OTHER";
+		if (w->cfg->access_log)
+			access_log_line(r, m, toe);
 		metrics_label_escape(r->route, ep, sizeof(ep));
 		snprintf(labels, sizeof(labels),
 		    "endpoint=\"%s\",method=\"%s\",status=\"%d\"", ep, m,
@@ -134,7 +156,7 @@ send_reply(struct wfe_req *r)
 	size_t i;
 	char *nonce = NULL;
 
-	if (!r->mgmt &&
+	if (!r->mgmt && !r->pki &&
 	    (r->want_nonce || r->status >= 400 || r->method == WFE_POST)) {
 		nonce = wfe_nonce_issue(r->w->nonces, time_now_ms());
 		metrics_counter_add(r->w->metrics, "anvil_wfe_nonces_total",
@@ -158,7 +180,7 @@ send_reply(struct wfe_req *r)
 	}
 	if (!have_cache)
 		add_hdr(resp, "Cache-Control", "public, max-age=0, no-cache");
-	if (!r->mgmt && !r->no_index_link && r->base != NULL) {
+	if (!r->mgmt && !r->pki && !r->no_index_link && r->base != NULL) {
 		char *link = xasprintf("<%s/directory>;rel=\"index\"", r->base);
 		add_hdr(resp, "Link", link);
 		free(link);
@@ -243,8 +265,11 @@ client_ip_of(struct wfe *w, struct MHD_Connection *con)
 	return NULL;
 }
 
+/* Which listener a request came in on. */
+enum listener { L_ACME, L_MGMT, L_PKI };
+
 static enum MHD_Result
-access_common(struct wfe *w, int mgmt, struct MHD_Connection *con,
+access_common(struct wfe *w, enum listener kind, struct MHD_Connection *con,
     const char *url, const char *method, const char *upload_data,
     size_t *upload_data_size, void **con_cls)
 {
@@ -258,7 +283,8 @@ access_common(struct wfe *w, int mgmt, struct MHD_Connection *con,
 	if (r->conn == NULL) {
 		/* First call: headers are in. */
 		r->conn = con;
-		r->mgmt = mgmt;
+		r->mgmt = kind == L_MGMT;
+		r->pki = kind == L_PKI;
 		r->method = method_of(method);
 		r->path = xstrdup(url);
 		host =
@@ -293,8 +319,10 @@ access_common(struct wfe *w, int mgmt, struct MHD_Connection *con,
 		    (long long)w->cfg->max_body);
 		p->status = 413;
 		wfe_reply_problem(r, p);
-	} else if (mgmt) {
+	} else if (kind == L_MGMT) {
 		wfe_mgmt_dispatch(r);
+	} else if (kind == L_PKI) {
+		wfe_pki_dispatch(r);
 	} else {
 		wfe_dispatch(r);
 	}
@@ -308,7 +336,7 @@ access_cb(void *cls, struct MHD_Connection *con, const char *url,
 {
 	(void)version;
 	return access_common(
-	    cls, 0, con, url, method, upload_data, upload_data_size, con_cls);
+	    cls, L_ACME, con, url, method, upload_data, upload_data_size, con_cls);
 }
 
 static enum MHD_Result
@@ -318,7 +346,17 @@ mgmt_access_cb(void *cls, struct MHD_Connection *con, const char *url,
 {
 	(void)version;
 	return access_common(
-	    cls, 1, con, url, method, upload_data, upload_data_size, con_cls);
+	    cls, L_MGMT, con, url, method, upload_data, upload_data_size, con_cls);
+}
+
+static enum MHD_Result
+pki_access_cb(void *cls, struct MHD_Connection *con, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	return access_common(
+	    cls, L_PKI, con, url, method, upload_data, upload_data_size, con_cls);
 }
 
 static void
@@ -466,11 +504,52 @@ wfe_mgmt_start(struct wfe *w, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * OCSP, CRLs and issuer certificates over plain HTTP (RFC 5280 §8: "CAs
+ * SHOULD NOT include URIs that specify https ... in extensions"; the data
+ * is signed, so relying parties that do not trust the TLS root can fetch
+ * it). Its own small thread pool, so a burst of OCSP checks does not take
+ * the ACME listener's threads.
+ */
+int
+wfe_pki_start(struct wfe *w, char *err, size_t errlen)
+{
+	const struct wfe_config *cfg = w->cfg;
+	struct sockaddr_storage ss;
+	unsigned int flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+
+	if (cfg->pki_port <= 0)
+		return 0;
+	if (sock_addr(cfg->pki_addr, cfg->pki_port, &ss, &flags) != 0) {
+		snprintf(err, errlen, "pki.addr: not an IP address: %s",
+		    cfg->pki_addr);
+		return -1;
+	}
+	w->mhd_pki = MHD_start_daemon(flags, 0, NULL, NULL, pki_access_cb, w,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+	    MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_URI_LOG_CALLBACK,
+	    uri_log_cb, w, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
+	    MHD_OPTION_END);
+	if (w->mhd_pki == NULL) {
+		snprintf(err, errlen, "cannot listen on %s:%lld (in use?)",
+		    cfg->pki_addr, (long long)cfg->pki_port);
+		return -1;
+	}
+	log_info("OCSP/CRL/issuer listener on http://%s:%lld", cfg->pki_addr,
+	    (long long)cfg->pki_port);
+	return 0;
+}
+
 void
 wfe_stop(struct wfe *w)
 {
 	if (w == NULL)
 		return;
+	if (w->mhd_pki != NULL)
+		MHD_stop_daemon(w->mhd_pki);
+	w->mhd_pki = NULL;
 	if (w->mhd_mgmt != NULL)
 		MHD_stop_daemon(w->mhd_mgmt);
 	w->mhd_mgmt = NULL;

@@ -223,6 +223,10 @@ wfe_main(const struct wfe_config *cfg)
 		log_error("%s", err);
 		goto out;
 	}
+	if (wfe_pki_start(w, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		goto out;
+	}
 	if (cfg->debug_port > 0) {
 		dbg = debug_server_start(cfg->debug_addr, (int)cfg->debug_port,
 		    m, health, w, err, sizeof(err));

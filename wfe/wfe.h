@@ -75,6 +75,9 @@ struct wfe_config {
 	char **mgmt_int_keys;
 	size_t nmgmt_int_keys;
 	int allow_cert_get;   /* plain GET on /acme/cert/ (default 0) */
+	char *pki_addr;       /* plain-HTTP listener for OCSP, CRLs, issuers */
+	int64_t pki_port;     /* 0 = off */
+	int access_log;       /* one log line per request */
 	int jose_allow_es512; /* jose.* -> struct jose_policy */
 	int jose_allow_eddsa;
 	int64_t jose_rsa_min_bits;
@@ -105,6 +108,9 @@ int wfe_start(struct wfe *w, char *err, size_t errlen);
 /* Starts the management listener when configured (management.port > 0):
  * plain HTTP, Pebble-compatible read-only paths. 0 or -1 with err. */
 int wfe_mgmt_start(struct wfe *w, char *err, size_t errlen);
+/* Starts the plain-HTTP listener for OCSP, CRLs and issuer certificates
+ * when configured (pki.port > 0). 0 or -1 with err. */
+int wfe_pki_start(struct wfe *w, char *err, size_t errlen);
 /* Stops the listener (in-flight requests finish). Safe if not started. */
 void wfe_stop(struct wfe *w);
 void wfe_free(struct wfe *w);

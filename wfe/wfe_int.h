@@ -128,6 +128,7 @@ struct wfe_req {
 	int want_nonce;
 	int no_index_link;
 	int mgmt;        /* request on the management listener */
+	int pki;         /* request on the plain-HTTP OCSP/CRL/issuer listener */
 	char *client_ip; /* TCP peer, or client_ip_header's last entry */
 	struct wfe_header hdrs[WFE_MAX_HEADERS];
 	size_t nhdrs;
@@ -195,6 +196,8 @@ int wfe_fault_injected(struct wfe_req *r, const char *route);
 void wfe_dispatch(struct wfe_req *r);
 /* Same for the management listener (mgmt.c). */
 void wfe_mgmt_dispatch(struct wfe_req *r);
+/* Same for the plain-HTTP OCSP/CRL/issuer listener (pki.c). */
+void wfe_pki_dispatch(struct wfe_req *r);
 
 /* ------------------------------------------------------------------ */
 /* URLs (url.c)                                                         */
@@ -236,6 +239,7 @@ struct wfe {
 	struct jose_policy policy;
 	struct MHD_Daemon *mhd;
 	struct MHD_Daemon *mhd_mgmt;
+	struct MHD_Daemon *mhd_pki;
 	char *tls_cert_pem;
 	char *tls_key_pem;
 	pthread_mutex_t lock; /* guards the caches below and rid counter */

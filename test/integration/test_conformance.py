@@ -194,3 +194,71 @@ def test_invalid_authz_lists_only_the_failed_challenge(raw, acct):
     assert [c["type"] for c in az["challenges"]] == ["http-01"]
     assert az["challenges"][0]["status"] == "invalid"
     assert az["challenges"][0]["error"]["type"].endswith(":connection")
+
+
+# ------------------------------------------ RFC 5280 §8: plain-HTTP PKI URLs
+
+def _http_get(url, **kw):
+    s = requests.Session()
+    s.trust_env = False
+    return s.get(url, timeout=30, **kw), s
+
+
+def test_certificate_urls_are_plain_http_and_served(env, issued):
+    """RFC 5280 §8: "CAs SHOULD NOT include URIs that specify https, ldaps,
+    or similar schemes in extensions." The AIA OCSP and caIssuers URLs and
+    the CRL distribution point are http:// on the pki listener, and each
+    answers over plain HTTP with signed data (RFC 6960 Appendix A.1 GET
+    and POST for OCSP)."""
+    leaf = issued["leaf"]
+    pki = "http://localhost:%d" % env.ports["pki"]
+    aia = leaf.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+    ocsp_url = [d.access_location.value for d in aia
+                if d.access_method == AuthorityInformationAccessOID.OCSP][0]
+    issuer_url = [d.access_location.value for d in aia
+                  if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS][0]
+    cdp = leaf.extensions.get_extension_for_oid(ExtensionOID.CRL_DISTRIBUTION_POINTS).value
+    crl_url = cdp[0].full_name[0].value
+    for u in (ocsp_url, issuer_url, crl_url):
+        assert u.startswith(pki + "/"), u
+    # caIssuers: the DER issuer that signed the leaf
+    r, s = _http_get(issuer_url)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/pkix-cert"
+    issuer = x509.load_der_x509_certificate(r.content)
+    assert leaf.issuer == issuer.subject
+    aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    assert aki == x509.SubjectKeyIdentifier.from_public_key(issuer.public_key()).digest
+    assert "Replay-Nonce" not in r.headers
+    # OCSP, POST and GET
+    req = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()
+    der = req.public_bytes(serialization.Encoding.DER)
+    r = s.post(ocsp_url, data=der, headers={"Content-Type": "application/ocsp-request"}, timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/ocsp-response"
+    resp = ocsp.load_der_ocsp_response(r.content)
+    assert resp.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert resp.serial_number == leaf.serial_number
+    assert resp.certificate_status == ocsp.OCSPCertStatus.GOOD
+    r = s.get(ocsp_url + "/" + base64.b64encode(der).decode(), timeout=30)
+    assert ocsp.load_der_ocsp_response(r.content).serial_number == leaf.serial_number
+    # CRL of the leaf's shard, signed by the issuer
+    iid = issuer_url.rsplit("/", 1)[1].split(".")[0]
+    shard = int(crl_url.rsplit("/", 1)[1].split(".")[0])
+    env.rpc("ca").call("ca.generate_crl", {"issuer_id": iid, "shard": shard})
+    r = s.get(crl_url, timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/pkix-crl"
+    assert x509.load_der_x509_crl(r.content).is_signature_valid(issuer.public_key())
+
+
+def test_pki_listener_serves_nothing_else(env, raw):
+    """The plain-HTTP listener carries signed PKI data only: no ACME
+    resource is reachable without TLS."""
+    pki = "http://localhost:%d" % env.ports["pki"]
+    for path in ("/directory", "/dir", "/acme/new-nonce", "/acme/new-order"):
+        r, _ = _http_get(pki + path)
+        assert r.status_code == 404, (path, r.status_code)
+        assert "Replay-Nonce" not in r.headers
+    r, s = _http_get(pki + "/ocsp")
+    assert r.status_code == 405 and "POST" in r.headers["Allow"]
+    # the https option: the ACME listener still serves the same paths
+    r = raw.s.get(raw.base + "/issuer/" + "0" * 16 + ".der")
+    assert r.status_code == 404

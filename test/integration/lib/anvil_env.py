@@ -62,6 +62,7 @@ class AnvilEnv:
         self.proc = None
         self.ports = {
             "wfe": self.port_base + 31, "mgmt": self.port_base + 32,
+            "pki": self.port_base + 30,
             "debug_sa": self.port_base + 11, "debug_ca": self.port_base + 12,
             "debug_va": self.port_base + 13, "debug_ra": self.port_base + 14,
             "debug_wfe": self.port_base + 15,
