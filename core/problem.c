@@ -210,8 +210,13 @@ problem_dup(const struct problem *p)
 	return q;
 }
 
+/*
+ * RPC form: everything. ACME form (RFC 7807 + RFC 8555 §6.7.1): "The
+ * "identifier" field MUST NOT be present at the top level in ACME problem
+ * documents", so only subproblems (depth > 0) carry it.
+ */
 static json_t *
-problem_json(const struct problem *p, int rpc_form)
+problem_json(const struct problem *p, int rpc_form, int depth)
 {
 	json_t *j = json_object();
 	size_t i;
@@ -224,7 +229,7 @@ problem_json(const struct problem *p, int rpc_form)
 		json_object_set_new(j, "detail", json_string(p->detail));
 	json_object_set_new(j, "status",
 	    json_integer(p->status ? p->status : prob_type_status(p->type)));
-	if (p->identifier != NULL)
+	if (p->identifier != NULL && (rpc_form || depth > 0))
 		json_object_set(j, "identifier", p->identifier);
 	if (p->subproblems != NULL && json_array_size(p->subproblems) > 0) {
 		json_t *arr = json_array();
@@ -233,7 +238,8 @@ problem_json(const struct problem *p, int rpc_form)
 		{
 			struct problem *sp = problem_from_json(sub);
 
-			json_array_append_new(arr, problem_json(sp, rpc_form));
+			json_array_append_new(
+			    arr, problem_json(sp, rpc_form, depth + 1));
 			problem_free(sp);
 		}
 		json_object_set_new(j, "subproblems", arr);
@@ -247,13 +253,13 @@ problem_json(const struct problem *p, int rpc_form)
 json_t *
 problem_to_json(const struct problem *p)
 {
-	return problem_json(p, 0);
+	return problem_json(p, 0, 0);
 }
 
 json_t *
 problem_to_rpc_json(const struct problem *p)
 {
-	return problem_json(p, 1);
+	return problem_json(p, 1, 0);
 }
 
 struct problem *

@@ -179,7 +179,10 @@ existing_result(json_t *acct, json_t **result, struct problem **prob)
 	const char *st = json_string_value(json_object_get(acct, "status"));
 
 	if (st != NULL && strcmp(st, "valid") != 0) {
+		/* RFC 8555 §7.3.6: a POST from a deactivated account (here:
+		 * newAccount with its key) is 401 unauthorized. */
 		*prob = problem_new(PROB_UNAUTHORIZED, "Account is %s", st);
+		(*prob)->status = 401;
 		return -1;
 	}
 	*result = json_pack("{s:O,s:b}", "account", acct, "created", 0);

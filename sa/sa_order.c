@@ -54,8 +54,13 @@ static const struct sa_stmt st_repl_exists = {"repl_exists",
     "ON o.id = r.order_id WHERE r.serial = $1 AND (o.status IN ('valid', "
     "'processing') OR (o.status = 'pending' AND o.expires > now())))"};
 static const struct sa_stmt st_orders_by_acct = {"orders_by_acct",
-    "SELECT id FROM orders WHERE account_id = $1 AND id > $2 "
-    "AND expires > now() ORDER BY id LIMIT $3"};
+    "SELECT o.id FROM orders o WHERE o.account_id = $1 AND o.id > $2 "
+    "AND o.expires > now() AND o.status <> 'invalid' "
+    "AND (o.status IN ('processing', 'valid') OR NOT EXISTS ("
+    "SELECT 1 FROM order_authzs oa JOIN authzs a ON a.id = oa.authz_id "
+    "WHERE oa.order_id = o.id AND (a.status IN ('invalid', 'deactivated', "
+    "'revoked') OR a.expires <= now()))) "
+    "ORDER BY o.id LIMIT $3"};
 static const struct sa_stmt st_order_claim = {"order_claim",
     "UPDATE orders SET status = 'processing', began_processing = now(), "
     "csr = $2 WHERE id = $1 AND status = 'pending' AND expires > now() "

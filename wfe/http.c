@@ -180,6 +180,10 @@ send_reply(struct wfe_req *r)
 	}
 	if (!have_cache)
 		add_hdr(resp, "Cache-Control", "public, max-age=0, no-cache");
+	/* RFC 8555 §6.1: servers meant for browser-based clients "SHOULD set
+	 * the Access-Control-Allow-Origin header field to the value "*"". */
+	if (!r->mgmt && !r->pki)
+		add_hdr(resp, "Access-Control-Allow-Origin", "*");
 	if (!r->mgmt && !r->pki && !r->no_index_link && r->base != NULL) {
 		char *link = xasprintf("<%s/directory>;rel=\"index\"", r->base);
 		add_hdr(resp, "Link", link);

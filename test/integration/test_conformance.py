@@ -50,23 +50,20 @@ def dns01_value(key, token):
     return b64(hashlib.sha256(ka.encode()).digest())
 
 
-def validate_dns01(env, raw, key, kid, authz_url):
+def validate_dns01(env, raw, key, kid, authz_url, response=None):
     """Answers the authz's dns-01 challenge through challtestsrv and waits
     for the authz to become valid; returns the authz JSON."""
     az = raw.post(authz_url, None, key, kid=kid).json()
     ch = [c for c in az["challenges"] if c["type"] == "dns-01"][0]
     env.challtest("set-txt", {"host": "_acme-challenge.%s." % az["identifier"]["value"],
                               "value": dns01_value(key, ch["token"])})
-    r = raw.post(ch["url"], {}, key, kid=kid)
+    r = raw.post(ch["url"], response if response is not None else {}, key, kid=kid)
     assert r.status_code == 200, r.text
     return a.poll(raw, key, kid, authz_url, ("valid", "invalid"))
 
 
-@pytest.fixture(scope="module")
-def issued(env, raw, acct):
-    """One certificate of acct, issued through dns-01."""
-    key, kid = acct
-    names = ["cert.conform.test"]
+def issue_dns01(env, raw, key, kid, names):
+    """A certificate for names through dns-01 (challtestsrv)."""
     url, order = a.new_order(raw, key, kid, names)
     for az in order["authorizations"]:
         assert validate_dns01(env, raw, key, kid, az)["status"] == "valid"
@@ -74,6 +71,13 @@ def issued(env, raw, acct):
     done, pem, cert_key = a.finalize(raw, key, kid, url, order, names)
     return {"order_url": url, "order": done, "pem": pem,
             "leaf": x509.load_pem_x509_certificate(pem.encode())}
+
+
+@pytest.fixture(scope="module")
+def issued(env, raw, acct):
+    """One certificate of acct, issued through dns-01."""
+    key, kid = acct
+    return issue_dns01(env, raw, key, kid, ["cert.conform.test"])
 
 
 # ------------------------------------------------------------ §6.3 GET
@@ -146,12 +150,13 @@ def test_unsupported_identifier_type(raw, acct):
 
 # ---------------------------------------------------- §7.3.6 deactivation
 
-def test_deactivated_account_is_401_unauthorized(raw):
+def test_deactivated_account_is_401_unauthorized(env, raw):
     """RFC 8555 §7.3.6: "If a server receives a POST or POST-as-GET from a
     deactivated account, it MUST return an error response with status code
     401 (Unauthorized) and type
     "urn:ietf:params:acme:error:unauthorized"." """
     key, kid = a.new_account(raw)
+    cert = issue_dns01(env, raw, key, kid, ["deactcert.conform.test"])
     url, order = a.new_order(raw, key, kid, ["deact.conform.test"])
     r = raw.post(kid, {"status": "deactivated"}, key, kid=kid)
     assert r.status_code == 200 and r.json()["status"] == "deactivated"
@@ -161,6 +166,12 @@ def test_deactivated_account_is_401_unauthorized(raw):
     problem(raw.post(kid, None, key, kid=kid), 401, "unauthorized")
     problem(raw.post(url, None, key, kid=kid), 401, "unauthorized")
     problem(raw.post(order["authorizations"][0], None, key, kid=kid), 401, "unauthorized")
+    # newAccount with the deactivated account's key (a jwk POST) too
+    problem(raw.post(raw.dir["newAccount"], {"onlyReturnExisting": True}, key), 401, "unauthorized")
+    problem(raw.post(raw.dir["newAccount"], {"termsOfServiceAgreed": True}, key), 401, "unauthorized")
+    # §7.3.6: "Servers SHOULD NOT revoke certificates issued by the
+    # deactivated account"
+    assert a.sa_cert(env, cert["leaf"])["status"] == "good"
 
 
 # --------------------------------------------- §7.1.4 authz challenges
@@ -173,10 +184,15 @@ def test_valid_authz_lists_only_the_validated_challenge(env, raw, acct):
     az_url = order["authorizations"][0]
     before = raw.post(az_url, None, key, kid=kid).json()
     assert len(before["challenges"]) > 1, "a pending authz offers several challenges"
-    az = validate_dns01(env, raw, key, kid, az_url)
+    # §7.5.1: "The server MUST ignore any fields in the response object
+    # that are not specified as response fields for this type of challenge."
+    az = validate_dns01(env, raw, key, kid, az_url, response={"unknown": "ignored", "keyAuthorization": 5})
     assert az["status"] == "valid"
     assert [c["type"] for c in az["challenges"]] == ["dns-01"]
     assert az["challenges"][0]["status"] == "valid"
+    # §7.5.1: "If the final state is "valid", then the server MUST include
+    # an "expires" field."
+    assert az["expires"]
 
 
 def test_invalid_authz_lists_only_the_failed_challenge(raw, acct):
@@ -192,8 +208,36 @@ def test_invalid_authz_lists_only_the_failed_challenge(raw, acct):
     az = a.poll(raw, key, kid, az_url, ("valid", "invalid"), timeout=60)
     assert az["status"] == "invalid"
     assert [c["type"] for c in az["challenges"]] == ["http-01"]
+    # §8: "A challenge object with an error MUST have status equal to
+    # "invalid"" and the error says why; §6.7.1: "The "identifier" field
+    # MUST NOT be present at the top level in ACME problem documents."
+    err = az["challenges"][0]["error"]
     assert az["challenges"][0]["status"] == "invalid"
-    assert az["challenges"][0]["error"]["type"].endswith(":connection")
+    assert err["type"].endswith(":connection") and err["detail"]
+    assert "identifier" not in err
+    # §7.1.2.1: "The server SHOULD include pending orders and SHOULD NOT
+    # include orders that are invalid in the array of URLs."
+    assert a.poll(raw, key, kid, url, ("invalid",))["status"] == "invalid"
+    pending_url, _ = a.new_order(raw, key, kid, ["pending.conform.test"])
+    r = raw.post(kid + "/orders", None, key, kid=kid)
+    assert r.status_code == 200
+    assert pending_url in r.json()["orders"] and url not in r.json()["orders"]
+
+
+def test_deactivated_authz_is_not_sufficient(env, raw):
+    """RFC 8555 §7.5.2: "The server MUST NOT treat deactivated
+    authorization objects as sufficient for issuing certificates." """
+    key, kid = a.new_account(raw)
+    r = raw.post(raw.dir["newAuthz"], {"identifier": {"type": "dns", "value": "deauthz.conform.test"}},
+                 key, kid=kid)
+    assert r.status_code == 201, r.text
+    az_url = r.headers["Location"]
+    assert validate_dns01(env, raw, key, kid, az_url)["status"] == "valid"
+    r = raw.post(az_url, {"status": "deactivated"}, key, kid=kid)
+    assert r.status_code == 200 and r.json()["status"] == "deactivated"
+    url, order = a.new_order(raw, key, kid, ["deauthz.conform.test"])
+    assert order["status"] == "pending"
+    assert order["authorizations"] != [az_url]
 
 
 # ------------------------------------------ RFC 5280 §8: plain-HTTP PKI URLs
@@ -262,3 +306,65 @@ def test_pki_listener_serves_nothing_else(env, raw):
     # the https option: the ACME listener still serves the same paths
     r = raw.s.get(raw.base + "/issuer/" + "0" * 16 + ".der")
     assert r.status_code == 404
+
+
+# ------------------------------------------------------ smaller MUSTs
+
+def test_cors_allow_origin(raw):
+    """RFC 8555 §6.1: "Such servers SHOULD set the Access-Control-Allow-Origin
+    header field to the value "*"." """
+    assert raw.s.get(raw.directory_url).headers["Access-Control-Allow-Origin"] == "*"
+    assert raw.s.head(raw.dir["newNonce"]).headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_problem_identifier_only_in_subproblems(raw, acct):
+    """RFC 8555 §6.7.1: "If present, the "identifier" field MUST contain an
+    ACME identifier" and "MUST NOT be present at the top level in ACME
+    problem documents." """
+    key, kid = acct
+    r = raw.post(raw.dir["newOrder"],
+                 {"identifiers": [{"type": "dns", "value": "bad..one.test"}]}, key, kid=kid)
+    body = problem(r, 400, "rejectedIdentifier")
+    assert "identifier" not in body
+    assert body["subproblems"][0]["identifier"] == {"type": "dns", "value": "bad..one.test"}
+
+
+def test_new_account_ignores_client_orders_and_unknown_fields(raw):
+    """RFC 8555 §7.3: "The server MUST ignore any values provided in the
+    "orders" fields in account objects sent by the client, as well as any
+    other fields that it does not recognize." and "The server MUST NOT
+    reflect the "onlyReturnExisting" field or any unrecognized fields in
+    the resulting account object." """
+    key = a.Key()
+    r = raw.post(raw.dir["newAccount"],
+                 {"termsOfServiceAgreed": True, "onlyReturnExisting": False,
+                  "orders": "https://evil.test/orders", "favouriteColour": "red"}, key)
+    assert r.status_code == 201, r.text
+    acct = r.json()
+    assert acct["orders"] == r.headers["Location"] + "/orders"
+    assert "onlyReturnExisting" not in acct and "favouriteColour" not in acct
+    # §7.3.1: an existing key gets 200 and the account "as it existed on the
+    # server before this request; any fields in the request object MUST be
+    # ignored."
+    r2 = raw.post(raw.dir["newAccount"], {"termsOfServiceAgreed": True,
+                                          "contact": ["mailto:new@conform.test"]}, key)
+    assert r2.status_code == 200 and r2.headers["Location"] == r.headers["Location"]
+    assert r2.json()["contact"] == acct["contact"]
+
+
+def test_challenge_tokens_have_128_bits_of_base64url(raw, acct):
+    """RFC 8555 §8.3/§8.4 and RFC 8737 §3: the token "MUST have at least
+    128 bits of entropy. It MUST NOT contain any characters outside the
+    base64url alphabet and MUST NOT include base64 padding characters
+    ("=")." (distinct tokens across challenges stand in for entropy)"""
+    import re
+    key, kid = acct
+    url, order = a.new_order(raw, key, kid, ["tok1.conform.test", "tok2.conform.test"])
+    tokens = []
+    for az_url in order["authorizations"]:
+        for ch in raw.post(az_url, None, key, kid=kid).json()["challenges"]:
+            t = ch["token"]
+            assert re.fullmatch(r"[A-Za-z0-9_-]+", t), t
+            assert len(base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))) >= 16
+            tokens.append(t)
+    assert len(set(tokens)) == len(tokens)

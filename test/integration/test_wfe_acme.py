@@ -380,6 +380,7 @@ def _start_second_wfe(env):
     cfg["debug"] = {"addr": "127.0.0.1", "port": 0}
     cfg["nonce"]["prefix"] = "b2"
     cfg.pop("management", None)
+    cfg.pop("pki", None)  # the first instance serves OCSP/CRLs
     cfg["hosts"] = ["localhost:%d" % PORT_B]  # same base_url: one CA name, two instances
     path = os.path.join(env.cfg_dir, "wfe-b.json")
     with open(path, "w") as f:
