@@ -116,6 +116,11 @@ struct ca_settings {
 	int64_t rsa_min_bits;
 	int64_t rsa_max_bits;
 	int allow_p521;
+	/* Test mode (ca.json test.alternate_roots, PEBBLE_ALTERNATE_ROOTS):
+	 * -1 keeps the chains of issuers.json; N >= 0 keeps each issuer's
+	 * first chain and adds N chains through throwaway roots made at
+	 * start (in memory only), as Pebble does. */
+	int64_t alternate_roots;
 };
 
 /* Default settings (base URL NULL). */

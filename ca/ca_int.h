@@ -59,6 +59,17 @@ struct ca {
 	pthread_mutex_t crl_lock; /* one CRL generation at a time */
 };
 
+/*
+ * Test mode (ceremony.c): keeps each issuer's first chain and replaces the
+ * others by n chains, each through a new throwaway root (P-256, in memory
+ * only) that cross-signs the issuer (same subject and key). Roots are
+ * shared by all issuers, so chain k of every issuer ends in root k.
+ * 0, or -1 with err (the issuers are left as they were on failure of a
+ * signature, possibly with fewer chains).
+ */
+int ca_issuers_alternate_roots(
+    struct ca_issuers *is, int n, char *err, size_t errlen);
+
 /* ---- helpers (util.c) ---- */
 
 /* Key type of a public key; -1 if neither RSA nor EC. */

@@ -103,8 +103,8 @@ add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
  * (issuer_cert NULL = self-signed). Caller frees.
  */
 static X509 *
-make_ca_cert(const char *cn, EVP_PKEY *key, X509 *issuer_cert,
-    EVP_PKEY *signer_key, long years, int pathlen)
+make_ca_cert_named(const char *cn, const X509_NAME *subject, EVP_PKEY *key,
+    X509 *issuer_cert, EVP_PKEY *signer_key, long years, int pathlen)
 {
 	X509 *x = NULL;
 	X509_NAME *name = NULL;
@@ -122,7 +122,10 @@ make_ca_cert(const char *cn, EVP_PKEY *key, X509 *issuer_cert,
 	if ((bn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
 	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL)
 		goto out;
-	if ((name = X509_NAME_new()) == NULL ||
+	if (subject != NULL) {
+		if ((name = X509_NAME_dup(subject)) == NULL)
+			goto out;
+	} else if ((name = X509_NAME_new()) == NULL ||
 	    !X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC,
 		(const unsigned char *)"XX", -1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
@@ -170,6 +173,95 @@ out:
 		x = NULL;
 	}
 	return x;
+}
+
+static X509 *
+make_ca_cert(const char *cn, EVP_PKEY *key, X509 *issuer_cert,
+    EVP_PKEY *signer_key, long years, int pathlen)
+{
+	return make_ca_cert_named(
+	    cn, NULL, key, issuer_cert, signer_key, years, pathlen);
+}
+
+/* See ca_int.h. */
+int
+ca_issuers_alternate_roots(
+    struct ca_issuers *is, int n, char *err, size_t errlen)
+{
+	EVP_PKEY *rk = NULL;
+	X509 *root = NULL, *cross = NULL;
+	struct ca_issuer *iss;
+	char cn[96], tag[8];
+	uint8_t rnd[2];
+	size_t k, c;
+	int j, ret = -1;
+
+	/* keep chain 0 of every issuer */
+	for (k = 0; k < is->count; k++) {
+		iss = &is->list[k];
+		for (c = 1; c < iss->nchains; c++) {
+			free(iss->chains[c].intermediates_pem);
+			free(iss->chains[c].root_pem);
+			free(iss->chains[c].name);
+		}
+		iss->nchains = iss->nchains > 0 ? 1 : 0;
+		iss->chains = xrealloc(
+		    iss->chains, (size_t)(n + 1) * sizeof(*iss->chains));
+	}
+	random_bytes(rnd, sizeof(rnd));
+	snprintf(tag, sizeof(tag), "%02x%02x", rnd[0], rnd[1]);
+	for (j = 0; j < n; j++) {
+		snprintf(cn, sizeof(cn), "Anvil Test Alternate Root A%d %s",
+		    j + 1, tag);
+		if ((rk = ca_key_generate(CA_KEY_ECDSA, 256)) == NULL ||
+		    (root = make_ca_cert(cn, rk, NULL, rk, 20, -1)) == NULL) {
+			snprintf(err, errlen, "alternate root %d: key or "
+			    "certificate generation failed", j + 1);
+			goto out;
+		}
+		for (k = 0; k < is->count; k++) {
+			struct ca_chain *ch;
+
+			iss = &is->list[k];
+			cross = make_ca_cert_named(NULL,
+			    X509_get_subject_name(iss->cert),
+			    X509_get0_pubkey(iss->cert), root, rk, 5, 0);
+			if (cross == NULL) {
+				snprintf(err, errlen,
+				    "alternate root %d: cross-signing %s "
+				    "failed",
+				    j + 1, iss->name);
+				goto out;
+			}
+			ch = &iss->chains[iss->nchains];
+			ch->intermediates_pem = ca_x509_pem(cross);
+			ch->root_pem = ca_x509_pem(root);
+			ch->name = xasprintf("alternate-%d", j + 1);
+			X509_free(cross);
+			cross = NULL;
+			if (ch->intermediates_pem == NULL ||
+			    ch->root_pem == NULL) {
+				free(ch->intermediates_pem);
+				free(ch->root_pem);
+				free(ch->name);
+				snprintf(err, errlen, "PEM encoding failed");
+				goto out;
+			}
+			iss->nchains++;
+		}
+		X509_free(root);
+		root = NULL;
+		EVP_PKEY_free(rk);
+		rk = NULL;
+	}
+	log_info("test mode: %d alternate chain(s) through throwaway roots",
+	    n);
+	ret = 0;
+out:
+	X509_free(cross);
+	X509_free(root);
+	EVP_PKEY_free(rk);
+	return ret;
 }
 
 static const char issuers_json[] =

@@ -2,6 +2,7 @@
  * config.c - configs/<env>/ca.json (keys documented in docs/config/ca.md).
  */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ca/ca.h"
@@ -21,7 +22,13 @@ static const struct jspec keys_spec[] = {
     JSPEC_END,
 };
 
+static const struct jspec test_spec[] = {
+    {"alternate_roots", JSPEC_INT, CFG(settings.alternate_roots), 0, NULL, 0},
+    JSPEC_END,
+};
+
 static const struct jspec ca_spec[] = {
+    {"test", JSPEC_OBJECT, 0, 0, test_spec, 0},
     {"keys", JSPEC_OBJECT, 0, 0, keys_spec, 0},
     {"log_level", JSPEC_STRING, CFG(log_level), 0, NULL, 0},
     {"debug", JSPEC_OBJECT, 0, 0, debug_spec, 0},
@@ -72,6 +79,29 @@ ca_config_load(
 	}
 	if (cfg->debug_port < 0 || cfg->debug_port > 65535) {
 		snprintf(err, errlen, "%s: debug.port: out of range", path);
+		goto out;
+	}
+	{
+		/* Pebble's knob: N alternate chains (test mode only). */
+		const char *e = getenv("PEBBLE_ALTERNATE_ROOTS");
+		char *end;
+		long long v;
+
+		if (e != NULL && e[0] != '\0') {
+			v = strtoll(e, &end, 10);
+			if (*end != '\0' || v < 0 || v > 10) {
+				snprintf(err, errlen,
+				    "PEBBLE_ALTERNATE_ROOTS: expected 0..10, "
+				    "got \"%.20s\"",
+				    e);
+				goto out;
+			}
+			cfg->settings.alternate_roots = v;
+		}
+	}
+	if (cfg->settings.alternate_roots < -1 ||
+	    cfg->settings.alternate_roots > 10) {
+		snprintf(err, errlen, "%s: test.alternate_roots: -1..10", path);
 		goto out;
 	}
 	if (cfg->crl_period_ms < 1000) {

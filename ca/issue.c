@@ -23,6 +23,7 @@ ca_settings_defaults(struct ca_settings *s)
 	s->crl_validity_ms = 7LL * 24 * 3600 * 1000;
 	s->ocsp_validity_ms = 4LL * 24 * 3600 * 1000;
 	s->ocsp_url = 1;
+	s->alternate_roots = -1;
 }
 
 /* See ca.h. */
@@ -39,6 +40,10 @@ ca_new(const struct ca_settings *s, struct ca_issuers *issuers,
 	ca = xcalloc(1, sizeof(*ca));
 	ca->issuers = issuers;
 	pthread_mutex_init(&ca->crl_lock, NULL);
+	if (s->alternate_roots >= 0 &&
+	    ca_issuers_alternate_roots(issuers, (int)s->alternate_roots, err,
+		errlen) != 0)
+		goto out;
 	if (s->public_base_url == NULL || s->public_base_url[0] == '\0') {
 		snprintf(err, errlen, "public_base_url: required");
 		goto out;

@@ -358,9 +358,12 @@ convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
 		pol->public_mode = 0;
 	else if (strcmp(r->mode, "public") == 0)
 		pol->public_mode = 1;
+	else if (strcmp(r->mode, "any") == 0)
+		pol->any_name = 1; /* IPs: still ip_ranges */
 	else {
 		snprintf(err, errlen,
-		    "policy.mode: expected \"private\" or \"public\"");
+		    "policy.mode: expected \"private\", \"public\" or "
+		    "\"any\"");
 		return -1;
 	}
 	pol->dns_suffixes = strv_take(

@@ -62,6 +62,7 @@ struct ra_psl;
 
 struct ra_policy {
 	int public_mode;
+	int any_name; /* mode "any" (test modes): every valid DNS name */
 	char **dns_suffixes;
 	size_t n_dns_suffixes;
 	struct ra_ip_range *ip_ranges;

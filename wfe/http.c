@@ -269,6 +269,112 @@ client_ip_of(struct wfe *w, struct MHD_Connection *con)
 	return NULL;
 }
 
+/*
+ * libmicrohttpd's own messages. Its TLS handshake errors carry no peer and
+ * come once per bad connection, so they go to debug; notify_conn_cb logs
+ * them with the peer, rate-limited.
+ */
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_msg(strstr(msg, "handshake") != NULL ? LOG_LEVEL_DEBUG
+						 : LOG_LEVEL_INFO,
+	    NULL, "%s", msg);
+}
+
+/* Per TLS connection: the peer and whether a request arrived. */
+struct conn_ctx {
+	char peer[INET6_ADDRSTRLEN + 8];
+	unsigned requests;
+};
+
+static void
+peer_of(struct MHD_Connection *con, char *buf, size_t buflen)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+	char host[INET6_ADDRSTRLEN];
+	socklen_t sl;
+
+	snprintf(buf, buflen, "?");
+	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+		sl = sizeof(*s4);
+		if (inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host)))
+			snprintf(buf, buflen, "%s:%u", host,
+			    (unsigned)ntohs(s4->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		sl = sizeof(*s6);
+		if (inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host)))
+			snprintf(buf, buflen, "[%s]:%u", host,
+			    (unsigned)ntohs(s6->sin6_port));
+	}
+	(void)sl;
+}
+
+/*
+ * A TLS connection that closed before its first request: the handshake
+ * failed (plain HTTP on the HTTPS port, an untrusted certificate, no
+ * common cipher) or the client gave up. Counted always; logged with the
+ * peer at info at most once a second, with how many were not logged.
+ */
+static void
+tls_failure(struct wfe *w, const char *peer)
+{
+	int64_t now = time_mono_ms();
+	uint64_t skipped = 0;
+	int say = 0;
+
+	metrics_counter_add(w->metrics, "anvil_wfe_tls_handshake_failures_total",
+	    "TLS connections closed before a request (failed handshakes)",
+	    NULL, 1);
+	pthread_mutex_lock(&w->lock);
+	if (w->tls_fail_logged_ms == 0 || now - w->tls_fail_logged_ms >= 1000) {
+		say = 1;
+		skipped = w->tls_fail_suppressed;
+		w->tls_fail_suppressed = 0;
+		w->tls_fail_logged_ms = now;
+	} else {
+		w->tls_fail_suppressed++;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (say)
+		log_msg(LOG_LEVEL_INFO, NULL,
+		    "TLS handshake with %s failed or the connection closed "
+		    "before a request (%llu more not logged in the last "
+		    "second)",
+		    peer, (unsigned long long)skipped);
+}
+
+static void
+notify_conn_cb(void *cls, struct MHD_Connection *con, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct conn_ctx *c;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		c = xcalloc(1, sizeof(*c));
+		peer_of(con, c->peer, sizeof(c->peer));
+		*socket_context = c;
+		return;
+	}
+	c = *socket_context;
+	if (c == NULL)
+		return;
+	if (c->requests == 0)
+		tls_failure(cls, c->peer);
+	free(c);
+	*socket_context = NULL;
+}
+
 /* Which listener a request came in on. */
 enum listener { L_ACME, L_MGMT, L_PKI };
 
@@ -286,6 +392,12 @@ access_common(struct wfe *w, enum listener kind, struct MHD_Connection *con,
 	}
 	if (r->conn == NULL) {
 		/* First call: headers are in. */
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		    con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+		if (kind == L_ACME && w->tls_cert_pem != NULL && ci != NULL &&
+		    ci->socket_context != NULL)
+			((struct conn_ctx *)ci->socket_context)->requests++;
 		r->conn = con;
 		r->mgmt = kind == L_MGMT;
 		r->pki = kind == L_PKI;
@@ -363,12 +475,6 @@ pki_access_cb(void *cls, struct MHD_Connection *con, const char *url,
 	    cls, L_PKI, con, url, method, upload_data, upload_data_size, con_cls);
 }
 
-static void
-mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	(void)cls;
-	log_vmsg(LOG_LEVEL_INFO, NULL, fmt, ap);
-}
 
 /* Fills ss from an IP literal and port; sets MHD_USE_IPv6 in *flags. */
 static int
@@ -429,6 +535,7 @@ wfe_start(struct wfe *w, char *err, size_t errlen)
 		    MHD_OPTION_HTTPS_MEM_KEY, w->tls_key_pem,
 		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem,
 		    MHD_OPTION_HTTPS_PRIORITIES, cfg->tls_priorities,
+		    MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, w,
 		    MHD_OPTION_END);
 	else
 		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,

@@ -3,6 +3,8 @@
  * read-only and named after Pebble's so client test suites feel at home:
  *   GET /roots/<n>                 root of chain n of the first issuer (PEM)
  *   GET /intermediates/<n>         the intermediate of chain n (PEM)
+ *                                  (both: Link rel="alternate" to the
+ *                                  other chains, as Pebble)
  *   GET /root-keys/<n>             the PEM file management.root_keys[n]
  *   GET /intermediate-keys/<n>     the PEM file management.intermediate_keys[n]
  *   GET /cert-status-by-serial/<s> {"Status","Serial","Certificate",
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <microhttpd.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -59,6 +62,32 @@ reply_pem(struct wfe_req *r, char *pem)
 	    r, 200, "application/pem-certificate-chain", pem, strlen(pem));
 }
 
+/*
+ * Pebble's discovery of the other chains: one Link: <.../<what>/<i>>;
+ * rel="alternate" for every chain i but n, on the URL the client used.
+ */
+static void
+alternate_links(struct wfe_req *r, const char *what, int n, size_t count)
+{
+	const char *host = MHD_lookup_connection_value(
+	    r->conn, MHD_HEADER_KIND, "Host");
+	char hostbuf[300];
+	size_t i;
+
+	if (host == NULL || host[0] == '\0' || strlen(host) > 255 ||
+	    strpbrk(host, " \t\r\n<>\"/") != NULL) {
+		snprintf(hostbuf, sizeof(hostbuf), "%s:%lld",
+		    r->w->cfg->mgmt_addr, (long long)r->w->cfg->mgmt_port);
+		host = hostbuf;
+	}
+	for (i = 0; i < count; i++)
+		if (i != (size_t)n)
+			wfe_add_header(r, "Link",
+			    "<%s://%s/%s/%zu>;rel=\"alternate\"",
+			    r->w->cfg->mgmt_tls ? "https" : "http", host, what,
+			    i);
+}
+
 static void
 mgmt_chain(struct wfe_req *r, const char *tail, int roots)
 {
@@ -78,6 +107,9 @@ mgmt_chain(struct wfe_req *r, const char *tail, int roots)
 	if (!roots && pem == NULL && n == 0)
 		pem = json_string_value(json_object_get(iss, "cert_pem"));
 	reply_pem(r, roots ? (pem ? xstrdup(pem) : NULL) : first_pem(pem));
+	if (pem != NULL)
+		alternate_links(r, roots ? "roots" : "intermediates", n,
+		    json_array_size(list));
 	json_decref(all);
 }
 

@@ -251,6 +251,10 @@ struct wfe {
 	json_t *faults;  /* test.faults in force (POST /faults), owned */
 	json_t *issuers; /* cached ca.get_issuers result */
 	int64_t issuers_at_ms;
+	/* TLS connections that ended before a request (http.c), logged at
+	 * most once a second; guarded by lock */
+	int64_t tls_fail_logged_ms;
+	uint64_t tls_fail_suppressed;
 };
 
 /*

@@ -543,6 +543,74 @@ test_issuers_loaded(struct th *t)
 	json_decref(j);
 }
 
+/* First certificate of a PEM text. */
+static X509 *
+pem_first(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+
+	BIO_free(b);
+	return x;
+}
+
+/*
+ * PEBBLE_ALTERNATE_ROOTS / test.alternate_roots: chain 0 of every issuer
+ * stays, N chains through new throwaway roots follow, each a cross-sign
+ * of the issuer (same subject and key) that the chain's root verifies.
+ */
+static void
+test_alternate_roots(struct th *t)
+{
+	struct ca_issuers *is;
+	const struct ca_issuer *iss;
+	char path[256], err[256], *chain0;
+	X509 *cross, *root;
+	size_t k, c;
+
+	snprintf(path, sizeof(path), "%s/issuers.json", F.dir);
+	is = ca_issuers_load(path, err, sizeof(err));
+	TH_CHECK(t, is != NULL);
+	if (is == NULL)
+		return;
+	chain0 = xstrdup(is->list[0].chains[0].intermediates_pem);
+	TH_CHECK(t, ca_issuers_alternate_roots(is, 3, err, sizeof(err)) == 0);
+	for (k = 0; k < is->count; k++) {
+		iss = &is->list[k];
+		TH_CHECK(t, iss->nchains == 4);
+		for (c = 1; c < iss->nchains && c < 4; c++) {
+			cross = pem_first(iss->chains[c].intermediates_pem);
+			root = pem_first(iss->chains[c].root_pem);
+			TH_CHECK(t, cross != NULL && root != NULL);
+			if (cross != NULL && root != NULL) {
+				TH_CHECK(t,
+				    X509_NAME_cmp(X509_get_subject_name(cross),
+					X509_get_subject_name(iss->cert)) == 0);
+				TH_CHECK(t,
+				    EVP_PKEY_eq(X509_get0_pubkey(cross),
+					X509_get0_pubkey(iss->cert)) == 1);
+				TH_CHECK(t,
+				    X509_verify(cross, X509_get0_pubkey(root)) ==
+					1);
+			}
+			/* chain c of every issuer ends in the same root */
+			TH_CHECK(t,
+			    strcmp(iss->chains[c].root_pem,
+				is->list[0].chains[c].root_pem) == 0);
+			X509_free(cross);
+			X509_free(root);
+		}
+	}
+	TH_CHECK_STR(t, is->list[0].chains[0].intermediates_pem, chain0);
+	TH_CHECK(t, strcmp(is->list[0].chains[1].root_pem,
+			is->list[0].chains[2].root_pem) != 0);
+	/* 0: only the first chain is left */
+	TH_CHECK(t, ca_issuers_alternate_roots(is, 0, err, sizeof(err)) == 0);
+	TH_CHECK(t, is->list[0].nchains == 1 && is->list[1].nchains == 1);
+	free(chain0);
+	ca_issuers_free(is);
+}
+
 static void
 test_issuers_reject_readable_key(struct th *t)
 {
@@ -1256,7 +1324,10 @@ test_dev_config_loads(struct th *t)
 
 	TH_CHECK(t,
 	    ca_config_load("configs/dev/ca.json", &c, err, sizeof(err)) == 0);
-	TH_CHECK_STR(t, c.settings.public_base_url, "https://localhost:4431");
+	/* the WFE's plain-HTTP pki listener (RFC 5280 §8: "CAs SHOULD NOT
+	 * include URIs that specify https") */
+	TH_CHECK_STR(t, c.settings.public_base_url, "http://localhost:4430");
+	TH_CHECK(t, c.settings.alternate_roots == -1);
 	TH_CHECK(t, c.debug_port == 8102);
 	TH_CHECK(t, c.crl_period_ms == 3600 * 1000);
 	TH_CHECK(t, c.settings.crl_shards == 4);
@@ -1759,6 +1830,7 @@ run_suite(struct th *t)
 	TH_RUN(t, test_ceremony_files_and_modes);
 	TH_RUN(t, test_ceremony_refuses_overwrite);
 	TH_RUN(t, test_issuers_loaded);
+	TH_RUN(t, test_alternate_roots);
 	TH_RUN(t, test_issuers_reject_readable_key);
 	TH_RUN(t, test_issuers_passphrase_key);
 	TH_RUN(t, test_issue_ecdsa_classic);

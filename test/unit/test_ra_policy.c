@@ -72,6 +72,53 @@ load_cfg(void)
 	dnsonly.allow_ip = 0;
 }
 
+/*
+ * policy.mode "any" (the test modes, as Pebble): every syntactically valid
+ * DNS name, whatever its suffix; malformed and blocked names are still
+ * refused and IPs still need ip_ranges.
+ */
+static void
+test_any_mode(struct th *t)
+{
+	struct ra_config c;
+	char err[256];
+	json_t *o = json_loads("{\"policy\": {\"mode\": \"any\", "
+			       "\"ip_ranges\": [\"127.0.0.0/8\"], "
+			       "\"blocked_names\": [\"bad.example.com\"], "
+			       "\"allow_wildcards\": true}}",
+	    0, NULL);
+	static const char *const good[] = {"www.example.com", "a.b.wtf",
+	    "x.xyz", "*.example.org", "sub.domain.co.uk", "localhost"};
+	static const char *const bad[] = {"bad..name.com", "-x.example.com",
+	    "under_score.com", "x.bad.example.com", "a.*.example.com"};
+	size_t i;
+
+	memset(&c, 0, sizeof(c));
+	TH_CHECK(t, ra_config_parse(o, "t.json", &c, err, sizeof(err)) == 0);
+	json_decref(o);
+	TH_CHECK(t, c.policy.any_name && !c.policy.public_mode);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		TH_CHECK(t, one(&c.policy, NULL, "dns", good[i], NULL) == -1);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TH_CHECK(t,
+		    one(&c.policy, NULL, "dns", bad[i], NULL) ==
+			PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t, one(&c.policy, NULL, "ip", "127.0.0.7", NULL) == -1);
+	TH_CHECK(t,
+	    one(&c.policy, NULL, "ip", "192.0.2.1", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&c.policy, NULL, "email", "a@b.com", NULL) ==
+		PROB_UNSUPPORTED_IDENTIFIER);
+	ra_config_clear(&c);
+	o = json_loads("{\"policy\": {\"mode\": \"anything\"}}", 0, NULL);
+	memset(&c, 0, sizeof(c));
+	TH_CHECK(t, ra_config_parse(o, "t.json", &c, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "policy.mode") != NULL);
+	json_decref(o);
+	ra_config_clear(&c);
+}
+
 static void
 test_private_dns(struct th *t)
 {
@@ -648,6 +695,7 @@ main(void)
 	log_init("test_ra_policy", LOG_LEVEL_ERROR);
 	load_cfg();
 	TH_RUN(&t, test_private_dns);
+	TH_RUN(&t, test_any_mode);
 	TH_RUN(&t, test_wildcards);
 	TH_RUN(&t, test_private_ip);
 	TH_RUN(&t, test_public_mode);
