@@ -501,7 +501,7 @@ test_refused_connection_retried_then_fails(struct th *t)
 	TH_CHECK(t, va != NULL);
 	if (va == NULL)
 		goto out;
-	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
+	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	t0 = time_mono_ms();
 	TH_CHECK(t, va_validate(va, &req, &res) == 0);
 	/* 250 + 500 + 1000 ms of backoff, far below the 10 s deadline */
@@ -584,7 +584,7 @@ test_listener_started_late_is_reached_by_a_retry(struct th *t)
 	TH_CHECK(t, va != NULL);
 	if (va == NULL)
 		goto out;
-	request(&req, IDENT_IP, "127.0.0.1", VA_CHAL_HTTP01);
+	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	TH_CHECK(t, va_validate_async(va, &req, late_done, &w, &p) == 0);
 	problem_free(p);
 	/* wait (bounded) for the first refusal to be counted */
