@@ -257,6 +257,16 @@ base_url(const struct setup_opts *o)
 	return xasprintf("https://%s:%ld", o->host, o->port);
 }
 
+/*
+ * Where certificates point for OCSP, CRLs and issuers: the WFE's plain-HTTP
+ * pki listener on port 80 (RFC 5280 §8 discourages https URIs there).
+ */
+static char *
+pki_url(const struct setup_opts *o)
+{
+	return xasprintf("http://%s", o->host);
+}
+
 /* The common head of every service config. New reference. */
 static json_t *
 svc_head(const struct setup_opts *o, enum setup_svc s)
@@ -298,7 +308,7 @@ gen_ca(const struct setup_opts *o)
 {
 	json_t *j = svc_head(o, SVC_CA);
 	json_t *allow = json_object();
-	char *url = base_url(o);
+	char *url = pki_url(o);
 
 	json_object_set_new(allow, "ca.get_issuers", who(o, 0, 1, SVC_WFE));
 	json_object_set_new(allow, "ca.ocsp", who(o, 0, 1, SVC_WFE));
@@ -394,6 +404,8 @@ gen_wfe(const struct setup_opts *o)
 	json_object_set_new(j, "tls",
 	    json_pack("{s:s, s:s}", "cert", o->tls_cert, "key", o->tls_key));
 	json_object_set_new(j, "base_url", json_string(url));
+	json_object_set_new(j, "pki",
+	    json_pack("{s:s, s:i}", "addr", o->listen_addr, "port", 80));
 	json_object_set_new(j, "hosts", json_array());
 	json_object_set_new(j, "threads", json_integer(8));
 	json_object_set_new(j, "max_body", json_integer(65536));
@@ -1291,9 +1303,32 @@ check_urls(struct check *c)
 		    "anvil-admin setup --host YOUR.NAME",
 		    base);
 	want = xasprintf("%s/acme/acct/", base);
-	report(c, pub != NULL && strcmp(pub, base) == 0, "urls",
-	    "ca.json public_base_url %s, wfe.json base_url %s",
-	    pub ? pub : "(missing)", base);
+	/* public_base_url: the WFE's http pki listener on the same host, or
+	 * its https base_url (the https option) */
+	{
+		json_int_t pp = json_integer_value(json_object_get(
+		    json_object_get(c->cfg[SVC_WFE], "pki"), "port"));
+		const char *host = strstr(base, "://");
+		char *h = xstrdup(host != NULL ? host + 3 : base), *colon;
+		char *http = NULL;
+
+		if ((colon = strrchr(h, ':')) != NULL && strchr(h, ']') == NULL)
+			*colon = '\0';
+		if (pp > 0)
+			http = pp == 80 ? xasprintf("http://%s", h)
+					: xasprintf("http://%s:%lld", h,
+					      (long long)pp);
+		report(c,
+		    pub != NULL &&
+			(strcmp(pub, base) == 0 ||
+			    (http != NULL && strcmp(pub, http) == 0)),
+		    "urls",
+		    "ca.json public_base_url %s, wfe.json base_url %s%s%s",
+		    pub ? pub : "(missing)", base,
+		    http ? ", pki listener " : "", http ? http : "");
+		free(http);
+		free(h);
+	}
 	report(c, acct != NULL && strcmp(acct, want) == 0, "urls",
 	    "ra.json account_uri_prefix %s (want %s)",
 	    acct ? acct : "(missing)", want);
