@@ -29,6 +29,88 @@ ident_type_parse(const char *s, enum ident_type *out)
 	return -1;
 }
 
+/*
+ * RFC 8555 §7.1.4: "Servers MUST verify any identifier values that begin
+ * with the ASCII-Compatible Encoding prefix "xn--" as defined in RFC5890
+ * are properly encoded." The label after "xn--" (s, n chars, lower case)
+ * must decode as Punycode (RFC 3492 §6.2) to at most 63 code points, at
+ * least one of them non-ASCII, none a surrogate or beyond U+10FFFF.
+ * IDNA2008's per-code-point rules are not checked. 1 if so, else 0.
+ */
+static int
+punycode_ok(const char *s, size_t n)
+{
+	enum { BASE = 36, TMIN = 1, TMAX = 26, SKEW = 38, DAMP = 700 };
+	uint32_t out[64], code = 128, i = 0, bias = 72, w, k, t, digit, oldi;
+	uint32_t delta, len = 0, nonascii = 0;
+	size_t b = 0, in, j;
+	int first = 1;
+
+	for (j = 0; j < n; j++)
+		if (s[j] == '-')
+			b = j;
+	if (n == 0)
+		return 0;
+	/* basic code points before the last delimiter (if any) */
+	if (b > 0 || (n > 0 && s[0] == '-')) {
+		if (b >= sizeof(out) / sizeof(out[0]))
+			return 0;
+		for (j = 0; j < b; j++)
+			out[len++] = (uint8_t)s[j];
+		in = b + 1;
+	} else {
+		in = 0;
+	}
+	if (in >= n)
+		return 0; /* nothing encoded: not an A-label */
+	while (in < n) {
+		oldi = i;
+		w = 1;
+		for (k = BASE;; k += BASE) {
+			char c;
+
+			if (in >= n)
+				return 0;
+			c = s[in++];
+			if (c >= 'a' && c <= 'z')
+				digit = (uint32_t)(c - 'a');
+			else if (c >= '0' && c <= '9')
+				digit = (uint32_t)(c - '0' + 26);
+			else
+				return 0;
+			if (digit > (UINT32_MAX - i) / w)
+				return 0;
+			i += digit * w;
+			t = k <= bias ? TMIN : k >= bias + TMAX ? TMAX : k - bias;
+			if (digit < t)
+				break;
+			if (w > UINT32_MAX / (BASE - t))
+				return 0;
+			w *= BASE - t;
+		}
+		/* adapt the bias (RFC 3492 §6.1) */
+		delta = i - oldi;
+		delta = first ? delta / DAMP : delta / 2;
+		first = 0;
+		delta += delta / (len + 1);
+		for (k = 0; delta > ((BASE - TMIN) * TMAX) / 2; k += BASE)
+			delta /= BASE - TMIN;
+		bias = k + (BASE - TMIN + 1) * delta / (delta + SKEW);
+		if (i / (len + 1) > 0x10FFFF - code)
+			return 0;
+		code += i / (len + 1);
+		i %= len + 1;
+		if (code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF) ||
+		    code < 0x80 || len >= 63)
+			return 0;
+		memmove(out + i + 1, out + i, (len - i) * sizeof(out[0]));
+		out[i++] = code;
+		len++;
+		nonascii++;
+	}
+	return nonascii > 0;
+}
+
 char *
 ident_dns_normalize(
     const char *name, int allow_wildcard, char *err, size_t errlen)
@@ -94,6 +176,16 @@ ident_dns_normalize(
 				snprintf(err, errlen,
 				    "DNS label starts or "
 				    "ends with a hyphen");
+				goto bad;
+			}
+			if (label_len > 4 &&
+			    strncmp(base + label_start, "xn--", 4) == 0 &&
+			    !punycode_ok(base + label_start + 4,
+				label_len - 4)) {
+				snprintf(err, errlen,
+				    "DNS label %.*s is not a valid "
+				    "Punycode A-label (RFC 3492)",
+				    (int)label_len, base + label_start);
 				goto bad;
 			}
 			if (c == '\0')

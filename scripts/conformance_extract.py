@@ -52,6 +52,7 @@ def clean(text):
     text = text.replace("&quot;", '"').replace("&amp;", "&")
     text = re.sub(r"`", "", text)
     text = re.sub(r"(?<![\"'])\*+(?=\w)|(?<=\w)\*+", "", text)  # *emphasis*
+    text = re.sub(r"\\([-*_.\\])", r"\1", text)                # markdown escapes
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -133,7 +134,8 @@ def extract(specs_dir):
             if keep is None and SKIP.match(top_title.get(top, "")):
                 continue
             for par in paragraphs(lines):
-                for s in sentences(clean(par)):
+                par = re.sub(r"^[*-] ", "", clean(par))   # list marker
+                for s in sentences(par):
                     kw = KEYWORD.findall(s)
                     if not kw:
                         continue

@@ -185,6 +185,40 @@ test_dns_names(struct th *t)
 }
 
 /*
+ * RFC 8555 §7.1.4: "Servers MUST verify any identifier values that begin
+ * with the ASCII-Compatible Encoding prefix "xn--" as defined in RFC5890
+ * are properly encoded." Good and bad A-labels, checked against Python's
+ * RFC 3492 codec.
+ */
+static void
+test_punycode_a_labels(struct th *t)
+{
+	static const char *const good[] = {"xn--bcher-kva.example",
+	    "xn--fiqs8s.example", "www.xn--p1ai", "xn--mnchen-3ya.de",
+	    "*.xn--bcher-kva.example"};
+	static const char *const bad[] = {"xn--99999999999.example",
+	    "xn--zzzzzzzzzzzz.example", "xn--abc-9.example", "xn--9.example",
+	    "a.xn--9.example"};
+	char err[128], *n;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		n = ident_dns_normalize(good[i], 1, err, sizeof(err));
+		if (n == NULL)
+			fprintf(stderr, "  refused %s: %s\n", good[i], err);
+		TH_CHECK(t, n != NULL);
+		free(n);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = ident_dns_normalize(bad[i], 1, err, sizeof(err));
+		if (n != NULL)
+			fprintf(stderr, "  accepted %s\n", bad[i]);
+		TH_CHECK(t, n == NULL && strstr(err, "Punycode") != NULL);
+		free(n);
+	}
+}
+
+/*
  * The shared challenge table: RFC 8555 §7.1.3 "a wildcard domain name
  * ... MUST contain only dns-01"; RFC 8738 §7 "The "dns-01" challenge
  * type MUST NOT be used to validate IP identifiers".
@@ -643,6 +677,7 @@ main(void)
 	TH_RUN(&t, test_durations);
 	TH_RUN(&t, test_rfc3339);
 	TH_RUN(&t, test_dns_names);
+	TH_RUN(&t, test_punycode_a_labels);
 	TH_RUN(&t, test_ip_identifiers);
 	TH_RUN(&t, test_challenge_table);
 	TH_RUN(&t, test_serial_hex);
