@@ -215,8 +215,10 @@ ca_issuers_alternate_roots(
 		    j + 1, tag);
 		if ((rk = ca_key_generate(CA_KEY_ECDSA, 256)) == NULL ||
 		    (root = make_ca_cert(cn, rk, NULL, rk, 20, -1)) == NULL) {
-			snprintf(err, errlen, "alternate root %d: key or "
-			    "certificate generation failed", j + 1);
+			snprintf(err, errlen,
+			    "alternate root %d: key or "
+			    "certificate generation failed",
+			    j + 1);
 			goto out;
 		}
 		for (k = 0; k < is->count; k++) {
@@ -254,8 +256,7 @@ ca_issuers_alternate_roots(
 		EVP_PKEY_free(rk);
 		rk = NULL;
 	}
-	log_info("test mode: %d alternate chain(s) through throwaway roots",
-	    n);
+	log_info("test mode: %d alternate chain(s) through throwaway roots", n);
 	ret = 0;
 out:
 	X509_free(cross);
@@ -321,24 +322,28 @@ make_key(struct keysrc *src, int i, enum ca_key_type kt, int bits, char *err,
 	if (src->p == NULL) {
 		if ((k = ca_key_generate(kt, bits)) == NULL)
 			snprintf(err, errlen, "key generation failed");
-		src->members[i] = xasprintf("\"key\": \"%s.key\"", key_labels[i]);
+		src->members[i] =
+		    xasprintf("\"key\": \"%s.key\"", key_labels[i]);
 		return k;
 	}
-	label = xasprintf("%s%s", src->p->label_prefix ? src->p->label_prefix : "",
-	    key_labels[i]);
+	label = xasprintf("%s%s",
+	    src->p->label_prefix ? src->p->label_prefix : "", key_labels[i]);
 	random_bytes(id, sizeof(id));
 	if (ca_p11_generate(src->m, kt, bits, label, id, sizeof(id), &pub, err,
 		errlen) != 0)
 		goto out;
-	src->keys[i] = ca_p11_key_find(src->m, label, id, sizeof(id), err, errlen);
+	src->keys[i] =
+	    ca_p11_key_find(src->m, label, id, sizeof(id), err, errlen);
 	if (src->keys[i] == NULL)
 		goto out;
 	if ((k = ca_p11_key_pkey(src->keys[i], pub, err, errlen)) == NULL)
 		goto out;
 	o = json_pack("{s:s, s:s, s:s, s:s}", "module", src->p->module, "token",
-	    src->p->token, "label", label, "id", ca_p11_key_id_hex(src->keys[i]));
+	    src->p->token, "label", label, "id",
+	    ca_p11_key_id_hex(src->keys[i]));
 	if (src->p->pin_file != NULL)
-		json_object_set_new(o, "pin_file", json_string(src->p->pin_file));
+		json_object_set_new(
+		    o, "pin_file", json_string(src->p->pin_file));
 	else
 		json_object_set_new(o, "pin_env", json_string(src->p->pin_env));
 	{
@@ -353,22 +358,22 @@ out:
 	return k;
 }
 
+/*
+ * The ceremony never overwrites: dir exists (created 0700 if not), none of
+ * its outputs exists yet and, with a token, no key label is taken. 0, or
+ * -1 with err.
+ */
 static int
-ceremony(const char *dir, struct keysrc *src, char *err, size_t errlen)
+check_fresh(const char *dir, struct keysrc *src, char *err, size_t errlen)
 {
-	EVP_PKEY *rk = NULL, *r2k = NULL, *ek = NULL, *rsk = NULL;
-	X509 *root = NULL, *root2 = NULL, *ie = NULL, *iex = NULL, *ir = NULL;
-	char *pems[11];
-	char *roots = NULL, *json = NULL, *path, cn[4][96], tag[8];
-	uint8_t rnd[2];
 	struct stat st;
+	char *path;
 	size_t k;
-	int ret = -1, i, r;
+	int i, r;
 
-	memset(pems, 0, sizeof(pems));
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		goto out;
+		return -1;
 	}
 	for (k = 0; k < sizeof(outputs) / sizeof(outputs[0]); k++) {
 		path = xasprintf("%s/%s", dir, outputs[k]);
@@ -378,7 +383,7 @@ ceremony(const char *dir, struct keysrc *src, char *err, size_t errlen)
 			    "overwrite (move the old PKI away first)",
 			    path);
 			free(path);
-			goto out;
+			return -1;
 		}
 		free(path);
 	}
@@ -396,8 +401,25 @@ ceremony(const char *dir, struct keysrc *src, char *err, size_t errlen)
 			    src->p->token, path);
 		free(path);
 		if (r != 0)
-			goto out;
+			return -1;
 	}
+	return 0;
+}
+
+static int
+ceremony(const char *dir, struct keysrc *src, char *err, size_t errlen)
+{
+	EVP_PKEY *rk = NULL, *r2k = NULL, *ek = NULL, *rsk = NULL;
+	X509 *root = NULL, *root2 = NULL, *ie = NULL, *iex = NULL, *ir = NULL;
+	char *pems[11];
+	char *roots = NULL, *json = NULL, cn[4][96], tag[8];
+	uint8_t rnd[2];
+	size_t k;
+	int ret = -1;
+
+	memset(pems, 0, sizeof(pems));
+	if (check_fresh(dir, src, err, errlen) != 0)
+		goto out;
 	random_bytes(rnd, sizeof(rnd));
 	snprintf(tag, sizeof(tag), "%02x%02x", rnd[0], rnd[1]);
 	snprintf(cn[0], sizeof(cn[0]), "Anvil Dev Root X1 %s", tag);
@@ -437,8 +459,8 @@ ceremony(const char *dir, struct keysrc *src, char *err, size_t errlen)
 		}
 	}
 	roots = xasprintf("%s%s", pems[0], pems[2]);
-	json = xasprintf(issuers_json, cn[2], src->members[2], cn[3],
-	    src->members[3]);
+	json = xasprintf(
+	    issuers_json, cn[2], src->members[2], cn[3], src->members[3]);
 	for (k = 0; k < 9; k++) {
 		int is_key = strstr(outputs[k], ".key") != NULL;
 		if (pems[k] == NULL)
