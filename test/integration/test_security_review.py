@@ -95,8 +95,11 @@ def test_account_status_not_told_before_the_signature(env, raw):
     assert (r_deact.status_code, r_deact.json()["type"]) == \
         (r_valid.status_code, r_valid.json()["type"]), (r_valid.text, r_deact.text)
     assert "deactivated" not in r_deact.text
-    # the key holder still learns it (RFC 8555 §7.3.6: unauthorized)
-    problem(raw.post(kid2, None, k2, kid=kid2), 403, "unauthorized")
+    # the key holder still learns it. RFC 8555 §7.3.6: "If the server receives
+    # a POST or POST-as-GET from a deactivated account, it MUST return an error
+    # response with status code 401 (Unauthorized) and type
+    # urn:ietf:params:acme:error:unauthorized"
+    problem(raw.post(kid2, None, k2, kid=kid2), 401, "unauthorized")
 
 
 # ------------------------------------------------------- subscriber CRL reasons
