@@ -43,7 +43,7 @@ int ca_key_type_parse(const char *s, enum ca_key_type *out);
  * *result (new reference, the CA decrefs it); on failure -1 and *prob
  * (the CA frees it). Must be callable from several threads at once.
  */
-typedef int (*ca_store_call_fn)(void *arg, const char *method, json_t *params,
+typedef int (*ca_store_call_fn)(void *arg, enum rpc_method_id id, json_t *params,
     const char *request_id, json_t **result, struct problem **prob);
 
 struct ca_store {
@@ -210,7 +210,7 @@ json_t *ca_profiles_json(const struct ca *ca);
  * The ca.* method table for rpc_server_new (svc = struct ca *). Static;
  * *count receives its length.
  */
-const struct rpc_method *ca_rpc_methods(size_t *count);
+const rpc_handler_fn *ca_rpc_handlers(void);
 
 /* ------------------------------------------------------------------ */
 /* Process configuration (configs/<env>/ca.json)                       */

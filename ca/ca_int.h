@@ -83,7 +83,7 @@ int ca_x509_id(const X509 *x, char id[17]);
 /* Serial mod n (n >= 1). */
 int64_t ca_serial_shard(const uint8_t *serial, size_t len, int64_t n);
 /* Calls the store; counts nothing. Same contract as ca_store_call_fn. */
-int ca_store_call(struct ca *ca, const char *method, json_t *params,
+int ca_store_call(struct ca *ca, enum rpc_method_id id, json_t *params,
     const char *rid, json_t **result, struct problem **prob);
 /* Signs with SHA-256 (ECDSA or RSA PKCS#1 v1.5). 0 or -1. */
 int ca_x509_sign(X509 *x, EVP_PKEY *key);

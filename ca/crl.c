@@ -238,7 +238,7 @@ ca_generate_crl(struct ca *ca, const char *issuer_id, int64_t shard,
 	    "{s:s, s:I}", "issuer_id", is->id, "shard", (json_int_t)shard);
 	pthread_mutex_lock(&ca->crl_lock);
 	locked = 1;
-	if (ca_store_call(ca, "sa.next_crl_number", params, rid, &res, prob) !=
+	if (ca_store_call(ca, RPC_SA_NEXT_CRL_NUMBER, params, rid, &res, prob) !=
 	    0)
 		goto out;
 	num = json_integer_value(json_object_get(res, "number"));
@@ -249,7 +249,7 @@ ca_generate_crl(struct ca *ca, const char *issuer_id, int64_t shard,
 		goto out;
 	}
 	if (ca_store_call(
-		ca, "sa.revoked_by_shard", params, rid, &res2, prob) != 0)
+		ca, RPC_SA_REVOKED_BY_SHARD, params, rid, &res2, prob) != 0)
 		goto out;
 	if (parse_entries(
 		json_object_get(res2, "entries"), &entries, &n, prob) != 0)
@@ -279,7 +279,7 @@ ca_generate_crl(struct ca *ca, const char *issuer_id, int64_t shard,
 	    json_string(time_fmt_rfc3339(now, tu, sizeof(tu))));
 	json_object_set_new(params, "next_update",
 	    json_string(time_fmt_rfc3339(next, nu, sizeof(nu))));
-	if (ca_store_call(ca, "sa.store_crl", params, rid, &res3, prob) != 0)
+	if (ca_store_call(ca, RPC_SA_STORE_CRL, params, rid, &res3, prob) != 0)
 		goto out;
 	if (number != NULL)
 		*number = num;

@@ -184,7 +184,7 @@ reserve_serial(struct ca *ca, const struct ca_issue_req *req, time_t na,
 		    time_fmt_rfc3339(na, tbuf, sizeof(tbuf)));
 		problem_free(*prob);
 		*prob = NULL;
-		if (ca_store_call(ca, "sa.reserve_serial", params,
+		if (ca_store_call(ca, RPC_SA_RESERVE_SERIAL, params,
 			req->request_id, &res, prob) == 0) {
 			ret = 0;
 			goto out;
@@ -320,7 +320,7 @@ store_cert(struct ca *ca, const struct ca_issue_req *req,
 		json_object_set_new(
 		    params, "order_id", json_integer(req->order_id));
 	ret = ca_store_call(
-	    ca, "sa.add_certificate", params, req->request_id, &res, prob);
+	    ca, RPC_SA_ADD_CERTIFICATE, params, req->request_id, &res, prob);
 	json_decref(params);
 	json_decref(res);
 	free(b64);

@@ -109,7 +109,7 @@ from_cache(struct ca *ca, json_t *params, const char *rid, int revoked,
 	time_t t, now = time(NULL);
 	int ret = -1;
 
-	if (ca_store_call(ca, "sa.get_ocsp", params, rid, &res, &prob) != 0)
+	if (ca_store_call(ca, RPC_SA_GET_OCSP, params, rid, &res, &prob) != 0)
 		goto out;
 	tu = json_string_value(json_object_get(res, "this_update"));
 	d = json_string_value(json_object_get(res, "der"));
@@ -156,7 +156,7 @@ ca_ocsp(struct ca *ca, const char *serial, const char *rid, uint8_t **der,
 		goto out;
 	}
 	params = json_pack("{s:s}", "serial", serial);
-	if (ca_store_call(ca, "sa.get_certificate", params, rid, &cert, prob) !=
+	if (ca_store_call(ca, RPC_SA_GET_CERTIFICATE, params, rid, &cert, prob) !=
 	    0)
 		goto out;
 	status = json_string_value(json_object_get(cert, "status"));
@@ -204,7 +204,7 @@ ca_ocsp(struct ca *ca, const char *serial, const char *rid, uint8_t **der,
 	    json_string(time_fmt_rfc3339(now, tu, sizeof(tu))));
 	json_object_set_new(params, "next_update",
 	    json_string(time_fmt_rfc3339(next, nu, sizeof(nu))));
-	if (ca_store_call(ca, "sa.store_ocsp", params, rid, &res, prob) != 0) {
+	if (ca_store_call(ca, RPC_SA_STORE_OCSP, params, rid, &res, prob) != 0) {
 		/* The response is valid without the cache: serve it. */
 		log_msg(LOG_LEVEL_WARN, rid, "caching OCSP for %s: %s", serial,
 		    (*prob)->detail ? (*prob)->detail : "");

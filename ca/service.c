@@ -229,18 +229,18 @@ out:
 	return ret;
 }
 
-static const struct rpc_method methods[] = {
-    {"ca.issue", h_issue},
-    {"ca.get_issuers", h_get_issuers},
-    {"ca.generate_crl", h_generate_crl},
-    {"ca.ocsp", h_ocsp},
-    {"ca.profiles", h_profiles},
+/* The ca.* dispatch table, by registry id (rpc/methods.def). */
+static const rpc_handler_fn handlers[RPC_METHOD__MAX] = {
+    [RPC_CA_ISSUE] = h_issue,
+    [RPC_CA_GET_ISSUERS] = h_get_issuers,
+    [RPC_CA_GENERATE_CRL] = h_generate_crl,
+    [RPC_CA_OCSP] = h_ocsp,
+    [RPC_CA_PROFILES] = h_profiles,
 };
 
 /* See ca.h. */
-const struct rpc_method *
-ca_rpc_methods(size_t *count)
+const rpc_handler_fn *
+ca_rpc_handlers(void)
 {
-	*count = sizeof(methods) / sizeof(methods[0]);
-	return methods;
+	return handlers;
 }

@@ -133,7 +133,7 @@ ca_serial_shard(const uint8_t *serial, size_t len, int64_t n)
 
 /* See ca_int.h. */
 int
-ca_store_call(struct ca *ca, const char *method, json_t *params,
+ca_store_call(struct ca *ca, enum rpc_method_id id, json_t *params,
     const char *rid, json_t **result, struct problem **prob)
 {
 	*result = NULL;
@@ -143,11 +143,10 @@ ca_store_call(struct ca *ca, const char *method, json_t *params,
 		    problem_new(PROB_SERVER_INTERNAL, "no store configured");
 		return -1;
 	}
-	if (ca->store.call(ca->store.arg, method, params, rid, result, prob) !=
-	    0) {
+	if (ca->store.call(ca->store.arg, id, params, rid, result, prob) != 0) {
 		if (*prob == NULL)
-			*prob = problem_new(
-			    PROB_SERVER_INTERNAL, "%s failed", method);
+			*prob = problem_new(PROB_SERVER_INTERNAL, "%s failed",
+			    rpc_method_name(id));
 		if (*result != NULL) {
 			json_decref(*result);
 			*result = NULL;

@@ -364,6 +364,13 @@ struct jspec {
  */
 int jspec_parse(const json_t *obj, const struct jspec *spec, void *dest,
     char *err, size_t errlen);
+/*
+ * Checks obj against spec exactly as jspec_parse does (same messages) but
+ * stores nothing: for validating a request before its handler parses it.
+ * Returns 0 or -1 with the message in err.
+ */
+int jspec_check(const json_t *obj, const struct jspec *spec, char *err,
+    size_t errlen);
 /* Frees what jspec_parse allocated in dest (strings, arrays, json refs). */
 void jspec_clear(const struct jspec *spec, void *dest);
 

@@ -37,7 +37,8 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 		}
 	}
 	for (f = spec; f->name != NULL; f++) {
-		void *slot = base + f->offset;
+		/* dest NULL: check only (jspec_check), write nothing. */
+		void *slot = base != NULL ? base + f->offset : NULL;
 
 		v = json_object_get(obj, f->name);
 		if (v == NULL || json_is_null(v)) {
@@ -54,32 +55,39 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 		case JSPEC_STRING:
 			if (!json_is_string(v))
 				goto type_err;
+			if (slot == NULL)
+				break;
 			free(*(char **)slot);
 			*(char **)slot = xstrdup(json_string_value(v));
 			break;
 		case JSPEC_INT:
 			if (!json_is_integer(v))
 				goto type_err;
-			*(int64_t *)slot = json_integer_value(v);
+			if (slot != NULL)
+				*(int64_t *)slot = json_integer_value(v);
 			break;
 		case JSPEC_DOUBLE:
 			if (!json_is_number(v))
 				goto type_err;
-			*(double *)slot = json_number_value(v);
+			if (slot != NULL)
+				*(double *)slot = json_number_value(v);
 			break;
 		case JSPEC_BOOL:
 			if (!json_is_boolean(v))
 				goto type_err;
-			*(int *)slot = json_is_true(v);
+			if (slot != NULL)
+				*(int *)slot = json_is_true(v);
 			break;
-		case JSPEC_DURATION:
+		case JSPEC_DURATION: {
+			int64_t ms = 0;
+
 			if (json_is_integer(v) && json_integer_value(v) == 0) {
-				*(int64_t *)slot = 0;
+				if (slot != NULL)
+					*(int64_t *)slot = 0;
 				break;
 			}
 			if (!json_is_string(v) ||
-			    duration_parse_ms(
-				json_string_value(v), (int64_t *)slot) != 0) {
+			    duration_parse_ms(json_string_value(v), &ms) != 0) {
 				snprintf(err, errlen,
 				    "%s%s: expected a duration "
 				    "such as \"90d\", \"12h\", \"30s\" or "
@@ -87,8 +95,13 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 				    prefix, f->name);
 				return -1;
 			}
+			if (slot != NULL)
+				*(int64_t *)slot = ms;
 			break;
+		}
 		case JSPEC_JSON:
+			if (slot == NULL)
+				break;
 			json_decref(*(json_t **)slot);
 			*(json_t **)slot = json_incref(v);
 			break;
@@ -104,7 +117,7 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 			break;
 		}
 		case JSPEC_STRINGS: {
-			char **arr, **old = *(char ***)slot;
+			char **arr, **old = slot ? *(char ***)slot : NULL;
 			size_t i, n;
 			json_t *e;
 
@@ -121,6 +134,8 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 					return -1;
 				}
 			}
+			if (slot == NULL)
+				break;
 			if (old != NULL) {
 				for (i = 0; old[i] != NULL; i++)
 					free(old[i]);
@@ -163,6 +178,13 @@ jspec_parse(const json_t *obj, const struct jspec *spec, void *dest, char *err,
     size_t errlen)
 {
 	return jspec_parse_prefixed(obj, spec, dest, "", err, errlen);
+}
+
+int
+jspec_check(const json_t *obj, const struct jspec *spec, char *err,
+    size_t errlen)
+{
+	return jspec_parse_prefixed(obj, spec, NULL, "", err, errlen);
 }
 
 void

@@ -129,7 +129,7 @@ verify_eab(struct ra *ra, const char *rid, const json_t *eab,
 
 	if (jose_eab_kid(eab, &kid, prob) != 0)
 		goto out;
-	if (ra_call(ra->sa, "sa.get_eab_key", json_pack("{s:s}", "kid", kid),
+	if (ra_call(ra->sa, RPC_SA_GET_EAB_KEY, json_pack("{s:s}", "kid", kid),
 		rid, &k, &p) != 0) {
 		if (p->type == PROB_NOT_FOUND)
 			*prob = problem_new(PROB_UNAUTHORIZED,
@@ -273,7 +273,7 @@ ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
 	if (check_account_key(ra, key, &jwk, prob) != 0)
 		goto out;
 	/* An existing account is returned as it is. */
-	if (ra_call(ra->sa, "sa.get_account_by_thumbprint",
+	if (ra_call(ra->sa, RPC_SA_GET_ACCOUNT_BY_THUMBPRINT,
 		json_pack("{s:s}", "thumbprint", jwk->thumbprint),
 		req->request_id, &acct, &p) == 0) {
 		rc = existing_result(acct, result, prob);
@@ -294,7 +294,7 @@ ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
 	if (new_account_checks(ra, req->request_id, params, jwk, &kid, prob) !=
 	    0)
 		goto out;
-	if (ra_call(ra->sa, "sa.new_account",
+	if (ra_call(ra->sa, RPC_SA_NEW_ACCOUNT,
 		json_pack("{s:O,s:s,s:o,s:b,s:s?}", "key", jwk->json,
 		    "thumbprint", jwk->thumbprint, "contact",
 		    contact && json_is_array(contact) ? json_incref(contact)
@@ -307,7 +307,7 @@ ra_h_new_account(void *svc, const struct rpc_req *req, json_t **result,
 			/* lost a race with the same key: return that one */
 			problem_free(p);
 			p = NULL;
-			if (ra_call(ra->sa, "sa.get_account_by_thumbprint",
+			if (ra_call(ra->sa, RPC_SA_GET_ACCOUNT_BY_THUMBPRINT,
 				json_pack(
 				    "{s:s}", "thumbprint", jwk->thumbprint),
 				req->request_id, &acct, prob) != 0)
@@ -361,7 +361,7 @@ ra_h_update_account(void *svc, const struct rpc_req *req, json_t **result,
 		json_object_set(upd, "contact", contact);
 	if (deactivate)
 		json_object_set_new(upd, "status", json_string("deactivated"));
-	if (ra_call(ra->sa, "sa.update_account", upd, req->request_id, &acct,
+	if (ra_call(ra->sa, RPC_SA_UPDATE_ACCOUNT, upd, req->request_id, &acct,
 		prob) != 0)
 		return -1;
 	if (deactivate)
@@ -397,7 +397,7 @@ ra_h_key_change(void *svc, const struct rpc_req *req, json_t **result,
 	if (check_account_key(
 		ra, json_object_get(params, "new_key"), &jwk, prob) != 0)
 		goto out;
-	if (ra_call(ra->sa, "sa.change_account_key",
+	if (ra_call(ra->sa, RPC_SA_CHANGE_ACCOUNT_KEY,
 		json_pack("{s:I,s:O,s:s}", "id", (json_int_t)id, "key",
 		    jwk->json, "thumbprint", jwk->thumbprint),
 		req->request_id, &acct, prob) != 0)

@@ -86,7 +86,7 @@ finalize_authz_retry(
 	int rc = -1, stopping;
 
 	for (;;) {
-		if (ra_call(ra->sa, "sa.finalize_authz",
+		if (ra_call(ra->sa, RPC_SA_FINALIZE_AUTHZ,
 			json_incref((json_t *)params), rid, &fin, &p) == 0) {
 			rc = 0;
 			break;
@@ -150,7 +150,7 @@ validate_job(void *arg)
 		0);
 	if (j->persist != NULL)
 		json_object_set(params, "persist", j->persist);
-	if (ra_call(ra->va, "va.validate", params, j->rid, &res, &p) != 0) {
+	if (ra_call(ra->va, RPC_VA_VALIDATE, params, j->rid, &res, &p) != 0) {
 		err = problem_to_rpc_json(p);
 	} else {
 		const char *s =
@@ -220,7 +220,7 @@ static int
 get_own_authz(struct ra *ra, const char *rid, int64_t acct, int64_t id,
     json_t **authz, struct problem **prob)
 {
-	if (ra_call(ra->sa, "sa.get_authz",
+	if (ra_call(ra->sa, RPC_SA_GET_AUTHZ,
 		json_pack("{s:I}", "id", (json_int_t)id), rid, authz,
 		prob) != 0)
 		return -1;
@@ -282,7 +282,7 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 		rc = 0;
 		goto out;
 	}
-	if (ra_call(ra->sa, "sa.set_authz_processing",
+	if (ra_call(ra->sa, RPC_SA_SET_AUTHZ_PROCESSING,
 		json_pack("{s:I,s:I}", "authz_id", (json_int_t)azid,
 		    "challenge_id", (json_int_t)cid),
 		req->request_id, &claimed, &p) != 0) {
@@ -294,7 +294,7 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 		/* Someone else started a validation: report the state. */
 		problem_free(p);
 		p = NULL;
-		rc = ra_call(ra->sa, "sa.get_authz",
+		rc = ra_call(ra->sa, RPC_SA_GET_AUTHZ,
 		    json_pack("{s:I}", "id", (json_int_t)azid), req->request_id,
 		    result, prob);
 		goto out;
@@ -352,7 +352,7 @@ ra_h_deactivate_authz(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	if (get_own_authz(ra, req->request_id, aid, azid, &authz, prob) != 0)
 		goto out;
-	if (ra_call(ra->sa, "sa.deactivate_authz",
+	if (ra_call(ra->sa, RPC_SA_DEACTIVATE_AUTHZ,
 		json_pack("{s:I}", "id", (json_int_t)azid), req->request_id,
 		result, &p) != 0) {
 		if (p->type == PROB_CONFLICT) {

@@ -124,7 +124,7 @@ fail_order(struct ra *ra, const char *rid, json_t *id, struct problem *p)
 		p = q;
 		q = NULL;
 	}
-	if (ra_call(ra->sa, "sa.set_order_error",
+	if (ra_call(ra->sa, RPC_SA_SET_ORDER_ERROR,
 		json_pack(
 		    "{s:O,s:o}", "id", id, "error", problem_to_rpc_json(p)),
 		rid, &r2, &q) != 0) {
@@ -161,7 +161,7 @@ ra_issue_order(
 	if (ra->cfg.slow_finalize_ms > 0)
 		ra_sleep_ms(ra->cfg.slow_finalize_ms);
 	params = issue_params(order, csr_b64);
-	while (ra_call(ra->ca, "ca.issue", json_incref(params), rid, &res,
+	while (ra_call(ra->ca, RPC_CA_ISSUE, json_incref(params), rid, &res,
 		   &p) != 0) {
 		log_msg(LOG_LEVEL_WARN, rid, "order %lld: issuance failed: %s",
 		    (long long)json_integer_value(id),
@@ -215,7 +215,7 @@ ra_issue_order(
 		goto out;
 	}
 finalize:
-	if (ra_call(ra->sa, "sa.finalize_order",
+	if (ra_call(ra->sa, RPC_SA_FINALIZE_ORDER,
 		json_pack("{s:O,s:s}", "id", id, "serial", serial), rid, &r2,
 		&q) != 0) {
 		log_msg(LOG_LEVEL_ERROR, rid,
@@ -268,7 +268,7 @@ caa_check_one(struct ra *ra, const char *rid, const json_t *ident, int wildcard,
 	json_t *chk = NULL;
 	int rc = -1;
 
-	if (ra_call(ra->va, "va.check_caa",
+	if (ra_call(ra->va, RPC_VA_CHECK_CAA,
 		json_pack("{s:O,s:b,s:s,s:s}", "identifier", ident, "wildcard",
 		    wildcard, "validation_method", method, "account_uri", uri),
 		rid, &chk, prob) != 0)
@@ -315,7 +315,7 @@ caa_recheck(struct ra *ra, const char *rid, const json_t *order,
 	size_t i, j;
 	int rc = -1;
 
-	if (ra_call(ra->sa, "sa.get_authzs",
+	if (ra_call(ra->sa, RPC_SA_GET_AUTHZS,
 		json_pack("{s:O}", "ids", json_object_get(order, "authz_ids")),
 		rid, &res, prob) != 0)
 		goto out;
@@ -400,7 +400,7 @@ check_csr(struct ra *ra, const char *rid, const json_t *acct,
 		*prob = problem_new(PROB_BAD_CSR, "CSR key cannot be encoded");
 		goto out;
 	}
-	if (ra_call(ra->sa, "sa.key_blocked",
+	if (ra_call(ra->sa, RPC_SA_KEY_BLOCKED,
 		json_pack("{s:s}", "key_hash", khash), rid, &res, prob) != 0)
 		goto out;
 	if (json_is_true(json_object_get(res, "blocked"))) {
@@ -441,7 +441,7 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
 		goto out;
-	if (ra_call(ra->sa, "sa.get_order",
+	if (ra_call(ra->sa, RPC_SA_GET_ORDER,
 		json_pack("{s:I}", "id", (json_int_t)oid), req->request_id,
 		&order, prob) != 0)
 		goto out;
@@ -466,7 +466,7 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	/* The CSR is stored with the claim: if this process dies or gives
 	 * up on a transient failure, recovery issues it again. */
-	if (ra_call(ra->sa, "sa.set_order_processing",
+	if (ra_call(ra->sa, RPC_SA_SET_ORDER_PROCESSING,
 		json_pack("{s:I,s:s}", "id", (json_int_t)oid, "csr", csr),
 		req->request_id, &claimed, prob) != 0)
 		goto out;
@@ -482,7 +482,7 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 			finalize_job(j);
 			json_decref(claimed);
 			claimed = NULL;
-			rc = ra_call(ra->sa, "sa.get_order",
+			rc = ra_call(ra->sa, RPC_SA_GET_ORDER,
 			    json_pack("{s:I}", "id", (json_int_t)oid),
 			    req->request_id, result, prob);
 			goto out;
@@ -498,7 +498,7 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	inflight_set(ra, oid, 1);
 	ra_issue_order(ra, req->request_id, claimed, csr);
 	inflight_set(ra, oid, 0);
-	rc = ra_call(ra->sa, "sa.get_order",
+	rc = ra_call(ra->sa, RPC_SA_GET_ORDER,
 	    json_pack("{s:I}", "id", (json_int_t)oid), req->request_id, result,
 	    prob);
 out:

@@ -54,7 +54,7 @@ check_replaces(struct ra *ra, const char *rid, int64_t acct, const char *certid,
 		    "valid ARI certificate identifier");
 		goto out;
 	}
-	if (ra_call(ra->sa, "sa.get_certificate",
+	if (ra_call(ra->sa, RPC_SA_GET_CERTIFICATE,
 		json_pack("{s:s}", "serial", serial), rid, &cert, &p) != 0) {
 		if (p->type == PROB_NOT_FOUND) {
 			*prob = problem_new(PROB_MALFORMED,
@@ -85,7 +85,7 @@ check_replaces(struct ra *ra, const char *rid, int64_t acct, const char *certid,
 		    "identifier with the certificate it replaces");
 		goto out;
 	}
-	if (ra_call(ra->sa, "sa.replacement_exists",
+	if (ra_call(ra->sa, RPC_SA_REPLACEMENT_EXISTS,
 		json_pack("{s:s}", "serial", serial), rid, &res, prob) != 0)
 		goto out;
 	if (json_is_true(json_object_get(res, "exists"))) {
@@ -192,7 +192,7 @@ check_duplicate_certs(struct ra *ra, const char *rid,
 
 	l = ra_config_limit(&ra->cfg, RA_RL_DUPLICATE_CERTS, prof->name, &tmp);
 	if (l->enabled &&
-	    ra_call(ra->sa, "sa.fqdn_set_issued",
+	    ra_call(ra->sa, RPC_SA_FQDN_SET_ISSUED,
 		json_pack("{s:O,s:I}", "identifiers", idents, "window_ms",
 		    (json_int_t)l->period_ms),
 		rid, &res, &p) == 0) {
@@ -260,7 +260,7 @@ check_certs_per_domain(struct ra *ra, const char *rid,
 		}
 		json_object_foreach(domains, k, v)
 		{
-			if (ra_call(ra->sa, "sa.count_certs_by_domain",
+			if (ra_call(ra->sa, RPC_SA_COUNT_CERTS_BY_DOMAIN,
 				json_pack("{s:s,s:I}", "domain", k, "window_ms",
 				    (json_int_t)l->period_ms),
 				rid, &res, &p) != 0) {
@@ -327,7 +327,7 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 
 	/* Renewal: the same identifier set was issued recently. */
 	if (!renewal &&
-	    ra_call(ra->sa, "sa.fqdn_set_issued",
+	    ra_call(ra->sa, RPC_SA_FQDN_SET_ISSUED,
 		json_pack("{s:O,s:I}", "identifiers", idents, "window_ms",
 		    (json_int_t)ra->cfg.renewal_window_ms),
 		rid, &res, &p) == 0) {
@@ -453,7 +453,7 @@ lookup_reusable(struct ra *ra, const char *rid, int64_t id,
 	json_t *reuse = NULL;
 	struct problem *p = NULL;
 
-	if (ra_call(ra->sa, "sa.get_valid_authzs",
+	if (ra_call(ra->sa, RPC_SA_GET_VALID_AUTHZS,
 		json_pack("{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)id,
 		    "identifiers", aidents, "profile", prof->name,
 		    "valid_until_after", cut),
@@ -561,7 +561,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	/* One SA call: the order comes back with its authzs. */
 	json_object_set_new(np, "with_authzs", json_true());
 	if (ra_call(
-		ra->sa, "sa.new_order", np, req->request_id, &order, prob) != 0)
+		ra->sa, RPC_SA_NEW_ORDER, np, req->request_id, &order, prob) != 0)
 		goto out;
 	log_msg(LOG_LEVEL_INFO, req->request_id,
 	    "new order %lld account=%lld "
@@ -643,7 +643,7 @@ ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
 	sub = chs != NULL;
 	if (chs == NULL)
 		chs = ra_new_challenges(&ra->cfg.policy, it, 0);
-	if (ra_call(ra->sa, "sa.new_authz",
+	if (ra_call(ra->sa, RPC_SA_NEW_AUTHZ,
 		json_pack("{s:I,s:O,s:b,s:b,s:s,s:s,s:o}", "account_id",
 		    (json_int_t)id, "identifier", json_array_get(idents, 0),
 		    "wildcard", 0, "subdomain_auth", sub, "expires", t,

@@ -27,6 +27,7 @@
 #include <openssl/evp.h>
 
 #include "core/core.h"
+#include "rpc/rpc.h"
 
 /* ------------------------------------------------------------------ */
 /* Configuration (configs/<env>/ra.json, docs/config/ra.md)            */
@@ -279,7 +280,6 @@ const char *ra_order_status(const char *stored, int64_t expires_ms,
 /* ------------------------------------------------------------------ */
 
 struct ra;
-struct rpc_method;
 
 /*
  * Creates the RA: loads the profiles, creates RPC clients to sa/va/ca and
@@ -291,8 +291,11 @@ struct ra *ra_new(
     struct ra_config *cfg, struct metrics *metrics, char *err, size_t errlen);
 /* Waits for running background jobs, then frees. NULL is a no-op. */
 void ra_free(struct ra *ra);
-/* The ra.* method table (static) and its length, for rpc_server_new. */
-const struct rpc_method *ra_methods(size_t *n);
+/*
+ * The ra.* handlers indexed by registry id (static storage), for
+ * rpc_contract_methods(RPC_SVC_RA, ...); the svc pointer is the struct ra.
+ */
+const rpc_handler_fn *ra_rpc_handlers(void);
 /* debug_health_fn: healthy when sa, va and ca answer health.check. */
 int ra_health(void *ra, char *msg, size_t msglen);
 /*

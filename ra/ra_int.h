@@ -46,7 +46,7 @@ void ra_pool_free(struct ra_pool *p);
  * rpc_call with params stolen (may be NULL). 0 and *res (caller decrefs),
  * or -1 and *prob (caller frees).
  */
-int ra_call(struct rpc_client *c, const char *method, json_t *params,
+int ra_call(struct rpc_client *c, enum rpc_method_id id, json_t *params,
     const char *rid, json_t **res, struct problem **prob);
 /* Positive integer member of params into *out; else -1 and malformed. */
 int ra_param_id(const json_t *params, const char *name, int64_t *out,
@@ -121,6 +121,14 @@ int ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob);
 int ra_h_directory_meta(void *svc, const struct rpc_req *req,
     json_t **result, struct problem **prob);
+/* proxy.c: what the WFE may ask of the CA, through the RA only (the WFE
+ * holds no CA client and cannot choose what is signed). */
+int ra_h_ocsp(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+int ra_h_get_issuers(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+int ra_h_profiles(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
 
 /*
  * Challenges for an identifier: the types enabled in pol (borrowed) that

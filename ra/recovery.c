@@ -21,7 +21,7 @@ ra_find_order_cert(
 	json_int_t oid = json_integer_value(json_object_get(order, "id"));
 
 	*serial = NULL;
-	if (ra_call(ra->sa, "sa.get_certificates",
+	if (ra_call(ra->sa, RPC_SA_GET_CERTIFICATES,
 		json_pack("{s:I,s:i}", "order_id", oid, "limit", 10), rid, &res,
 		&p) != 0) {
 		log_msg(LOG_LEVEL_WARN, rid,
@@ -56,7 +56,7 @@ ra_recover_stale_orders(struct ra *ra)
 	int64_t expires;
 
 	ra_time_fmt(time_now_ms() - ra->cfg.recover_after_ms, t, sizeof(t));
-	if (ra_call(ra->sa, "sa.get_stale_processing_orders",
+	if (ra_call(ra->sa, RPC_SA_GET_STALE_PROCESSING_ORDERS,
 		json_pack("{s:s}", "older_than", t), NULL, &res, &p) != 0) {
 		log_warn("ra: recovery: cannot list stale orders: %s",
 		    p->detail ? p->detail : "error");
@@ -67,7 +67,7 @@ ra_recover_stale_orders(struct ra *ra)
 	{
 		if (ra_inflight(ra, json_integer_value(idv)))
 			continue;
-		if (ra_call(ra->sa, "sa.get_order",
+		if (ra_call(ra->sa, RPC_SA_GET_ORDER,
 			json_pack("{s:O}", "id", idv), NULL, &order, &p) != 0) {
 			problem_free(p);
 			p = NULL;
@@ -99,7 +99,7 @@ ra_recover_stale_orders(struct ra *ra)
 			continue;
 		}
 		if (serial != NULL) {
-			if (ra_call(ra->sa, "sa.finalize_order",
+			if (ra_call(ra->sa, RPC_SA_FINALIZE_ORDER,
 				json_pack(
 				    "{s:O,s:s}", "id", idv, "serial", serial),
 				NULL, &r2, &p) == 0) {
@@ -114,7 +114,7 @@ ra_recover_stale_orders(struct ra *ra)
 			perr = problem_new(PROB_SERVER_INTERNAL,
 			    "Issuance was "
 			    "interrupted; please submit a new order");
-			if (ra_call(ra->sa, "sa.set_order_error",
+			if (ra_call(ra->sa, RPC_SA_SET_ORDER_ERROR,
 				json_pack("{s:O,s:o}", "id", idv, "error",
 				    problem_to_rpc_json(perr)),
 				NULL, &r2, &p) == 0) {
@@ -159,7 +159,7 @@ ra_recover_stale_authzs(struct ra *ra)
 	ra_time_fmt(
 	    time_now_ms() - ra->va_timeout_ms - ra->cfg.recover_after_ms, t,
 	    sizeof(t));
-	if (ra_call(ra->sa, "sa.get_stale_processing_authzs",
+	if (ra_call(ra->sa, RPC_SA_GET_STALE_PROCESSING_AUTHZS,
 		json_pack("{s:s}", "older_than", t), NULL, &res, &p) != 0) {
 		log_warn("ra: recovery: cannot list stale authorizations: %s",
 		    p->detail ? p->detail : "error");
@@ -175,7 +175,7 @@ ra_recover_stale_authzs(struct ra *ra)
 	{
 		if (ra_authz_inflight(ra, json_integer_value(idv)))
 			continue;
-		if (ra_call(ra->sa, "sa.get_authz",
+		if (ra_call(ra->sa, RPC_SA_GET_AUTHZ,
 			json_pack("{s:O}", "id", idv), NULL, &authz, &p) != 0)
 			goto next;
 		cid = 0;
@@ -190,7 +190,7 @@ ra_recover_stale_authzs(struct ra *ra)
 		}
 		if (cid == 0)
 			goto next;
-		if (ra_call(ra->sa, "sa.finalize_authz",
+		if (ra_call(ra->sa, RPC_SA_FINALIZE_AUTHZ,
 			json_pack("{s:O,s:I,s:s,s:[],s:O}", "authz_id", idv,
 			    "challenge_id", cid, "status", "invalid",
 			    "validation_record", "error", err),

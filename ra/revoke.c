@@ -111,7 +111,7 @@ lookup_der(struct ra *ra, const char *rid, const json_t *params, json_t **cert,
 		    PROB_NOT_FOUND, "Certificate was not issued by this CA");
 		goto out;
 	}
-	if (ra_call(ra->sa, "sa.get_certificate",
+	if (ra_call(ra->sa, RPC_SA_GET_CERTIFICATE,
 		json_pack("{s:s}", "serial", serial), rid, cert, &e) != 0) {
 		if (e->type == PROB_NOT_FOUND) {
 			*prob = problem_new(PROB_NOT_FOUND,
@@ -149,7 +149,7 @@ do_revoke(struct ra *ra, const char *rid, const json_t *cert, int reason,
 	char t[32];
 
 	ra_time_fmt(time_now_ms(), t, sizeof(t));
-	if (ra_call(ra->sa, "sa.revoke_certificate",
+	if (ra_call(ra->sa, RPC_SA_REVOKE_CERTIFICATE,
 		json_pack("{s:O,s:i,s:s}", "serial",
 		    json_object_get(cert, "serial"), "reason", reason,
 		    "revoked_at", t),
@@ -172,7 +172,7 @@ block_key(struct ra *ra, const char *rid, const json_t *cert,
 		    PROB_SERVER_INTERNAL, "Stored certificate has no key hash");
 		return -1;
 	}
-	if (ra_call(ra->sa, "sa.block_key",
+	if (ra_call(ra->sa, RPC_SA_BLOCK_KEY,
 		json_pack("{s:O,s:s,s:s}", "key_hash",
 		    json_object_get(cert, "key_hash"), "source", source,
 		    "comment", comment),
@@ -210,7 +210,7 @@ holds_authzs(struct ra *ra, const char *rid, int64_t acct, const json_t *cert)
 	if (json_array_size(ids) == 0)
 		goto out;
 	ra_time_fmt(time_now_ms(), t, sizeof(t));
-	if (ra_call(ra->sa, "sa.get_valid_authzs",
+	if (ra_call(ra->sa, RPC_SA_GET_VALID_AUTHZS,
 		json_pack("{s:I,s:O,s:s}", "account_id", (json_int_t)acct,
 		    "identifiers", ids, "valid_until_after", t),
 		rid, &res, &p) != 0) {
@@ -350,7 +350,7 @@ ra_h_admin_revoke(void *svc, const struct rpc_req *req, json_t **result,
 	for (c = lower; *c; c++)
 		if (*c >= 'A' && *c <= 'F')
 			*c = (char)(*c - 'A' + 'a');
-	if (ra_call(ra->sa, "sa.get_certificate",
+	if (ra_call(ra->sa, RPC_SA_GET_CERTIFICATE,
 		json_pack("{s:s}", "serial", lower), req->request_id, &cert,
 		prob) != 0)
 		goto out;
@@ -405,7 +405,7 @@ ra_h_renewal_info(void *svc, const struct rpc_req *req, json_t **result,
 		    "identifier");
 		goto out;
 	}
-	if (ra_call(ra->sa, "sa.get_certificate",
+	if (ra_call(ra->sa, RPC_SA_GET_CERTIFICATE,
 		json_pack("{s:s}", "serial", serial), req->request_id, &cert,
 		prob) != 0)
 		goto out;

@@ -9,35 +9,39 @@
 #include "jose/jose.h"
 #include "ra/ra_int.h"
 
-static const struct rpc_method methods[] = {
-    {"ra.new_account", ra_h_new_account},
-    {"ra.update_account", ra_h_update_account},
-    {"ra.key_change", ra_h_key_change},
-    {"ra.new_order", ra_h_new_order},
-    {"ra.new_authz", ra_h_new_authz},
-    {"ra.perform_validation", ra_h_perform_validation},
-    {"ra.deactivate_authz", ra_h_deactivate_authz},
-    {"ra.finalize_order", ra_h_finalize_order},
-    {"ra.revoke_by_account", ra_h_revoke_by_account},
-    {"ra.revoke_by_key", ra_h_revoke_by_key},
-    {"ra.admin_revoke", ra_h_admin_revoke},
-    {"ra.renewal_info", ra_h_renewal_info},
-    {"ra.directory_meta", ra_h_directory_meta},
+/* The ra.* dispatch table, by registry id (rpc/methods.def). */
+static const rpc_handler_fn handlers[RPC_METHOD__MAX] = {
+    [RPC_RA_NEW_ACCOUNT] = ra_h_new_account,
+    [RPC_RA_UPDATE_ACCOUNT] = ra_h_update_account,
+    [RPC_RA_KEY_CHANGE] = ra_h_key_change,
+    [RPC_RA_NEW_ORDER] = ra_h_new_order,
+    [RPC_RA_NEW_AUTHZ] = ra_h_new_authz,
+    [RPC_RA_PERFORM_VALIDATION] = ra_h_perform_validation,
+    [RPC_RA_DEACTIVATE_AUTHZ] = ra_h_deactivate_authz,
+    [RPC_RA_FINALIZE_ORDER] = ra_h_finalize_order,
+    [RPC_RA_REVOKE_BY_ACCOUNT] = ra_h_revoke_by_account,
+    [RPC_RA_REVOKE_BY_KEY] = ra_h_revoke_by_key,
+    [RPC_RA_ADMIN_REVOKE] = ra_h_admin_revoke,
+    [RPC_RA_RENEWAL_INFO] = ra_h_renewal_info,
+    [RPC_RA_DIRECTORY_META] = ra_h_directory_meta,
+    [RPC_RA_OCSP] = ra_h_ocsp,
+    [RPC_RA_GET_ISSUERS] = ra_h_get_issuers,
+    [RPC_RA_PROFILES] = ra_h_profiles,
 };
 
 /* See ra.h / ra_int.h for ownership and return values. */
-const struct rpc_method *
-ra_methods(size_t *n)
+const rpc_handler_fn *
+ra_rpc_handlers(void)
 {
-	*n = sizeof(methods) / sizeof(methods[0]);
-	return methods;
+	return handlers;
 }
 
 /* See ra.h / ra_int.h for ownership and return values. */
 int
-ra_call(struct rpc_client *c, const char *method, json_t *params,
+ra_call(struct rpc_client *c, enum rpc_method_id id, json_t *params,
     const char *rid, json_t **res, struct problem **prob)
 {
+	const char *method = rpc_method_name(id);
 	int rc;
 
 	*res = NULL;
@@ -113,7 +117,7 @@ ra_get_valid_account(struct ra *ra, const char *rid, int64_t id, json_t **acct,
 	const char *st;
 
 	*acct = NULL;
-	if (ra_call(ra->sa, "sa.get_account",
+	if (ra_call(ra->sa, RPC_SA_GET_ACCOUNT,
 		json_pack("{s:I}", "id", (json_int_t)id), rid, &a, prob) != 0) {
 		if ((*prob)->type == PROB_NOT_FOUND) {
 			problem_free(*prob);
@@ -182,7 +186,7 @@ ra_rl_spend(struct ra *ra, const char *rid, enum ra_rl which,
 
 	if (!l->enabled)
 		return 0;
-	if (ra_call(ra->sa, "sa.rate_limit_spend",
+	if (ra_call(ra->sa, RPC_SA_RATE_LIMIT_SPEND,
 		json_pack("{s:s,s:I,s:I,s:I,s:I}", "key", key, "emission_ms",
 		    (json_int_t)(l->period_ms / l->limit), "burst",
 		    (json_int_t)l->burst, "cost", (json_int_t)cost, "now_ms",
@@ -226,7 +230,7 @@ ra_regen_crl(struct ra *ra, const char *rid, const json_t *cert)
 
 	if (!json_is_string(issuer) || !json_is_integer(shard))
 		return;
-	if (ra_call(ra->ca, "ca.generate_crl",
+	if (ra_call(ra->ca, RPC_CA_GENERATE_CRL,
 		json_pack("{s:O,s:O}", "issuer_id", issuer, "shard", shard),
 		rid, &res, &p) != 0) {
 		log_msg(LOG_LEVEL_WARN, rid,
@@ -251,8 +255,8 @@ ra_health(void *arg, char *msg, size_t msglen)
 	int i;
 
 	for (i = 0; i < 3; i++) {
-		if (rpc_call(deps[i], "health.check", NULL, 2000, NULL, &res,
-			&p) != 0) {
+		if (rpc_call(deps[i], rpc_method_name(RPC_HEALTH_CHECK), NULL,
+			2000, NULL, &res, &p) != 0) {
 			snprintf(msg, msglen, "%s: %s", names[i],
 			    p && p->detail ? p->detail : "unreachable");
 			problem_free(p);

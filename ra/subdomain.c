@@ -115,7 +115,7 @@ ra_sub_plan(struct ra *ra, const char *rid, int64_t acct,
 		json_decref(list);
 	}
 	if (json_array_size(q) > 0) {
-		if (ra_call(ra->sa, "sa.get_valid_authzs",
+		if (ra_call(ra->sa, RPC_SA_GET_VALID_AUTHZS,
 			json_pack("{s:I,s:O,s:s,s:s}", "account_id",
 			    (json_int_t)acct, "identifiers", q, "profile",
 			    prof->name, "valid_until_after", t_cut),

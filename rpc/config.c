@@ -18,7 +18,8 @@ static const struct jspec srv_spec[] = {
     {"max_frame", JSPEC_INT, F(max_frame), 0, NULL, 0},
     {"socket_mode", JSPEC_STRING, F(socket_mode), 0, NULL, 0},
     {"tls", JSPEC_OBJECT, 0, 0, srv_tls_spec, 0},
-    {"allow", JSPEC_JSON, F(allow), 0, NULL, 0}, JSPEC_END};
+    {"allow", JSPEC_JSON, F(allow), 0, NULL, 0},
+    {"callers", JSPEC_JSON, F(callers), 0, NULL, 0}, JSPEC_END};
 #undef F
 
 #define F(field) offsetof(struct rpc_client_config, field)
@@ -63,6 +64,49 @@ check_allow(const json_t *allow, char *err, size_t errlen)
 				snprintf(err, errlen,
 				    "rpc.allow.%s[%zu]: "
 				    "expected a non-empty string",
+				    key, i);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* "callers": {"<class>": ["identity", ...]}, classes from the registry. */
+static int
+check_callers(const json_t *callers, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v, *e;
+	size_t i;
+
+	if (callers == NULL)
+		return 0;
+	if (!json_is_object(callers)) {
+		snprintf(err, errlen, "rpc.callers: expected an object");
+		return -1;
+	}
+	json_object_foreach((json_t *)callers, key, v)
+	{
+		if (rpc_caller_parse(key) == 0) {
+			snprintf(err, errlen,
+			    "rpc.callers.%s: unknown caller class (wfe, ra, "
+			    "ca or admin)",
+			    key);
+			return -1;
+		}
+		if (!json_is_array(v)) {
+			snprintf(err, errlen,
+			    "rpc.callers.%s: expected an array of identities",
+			    key);
+			return -1;
+		}
+		json_array_foreach(v, i, e)
+		{
+			if (!json_is_string(e) || json_string_length(e) == 0) {
+				snprintf(err, errlen,
+				    "rpc.callers.%s[%zu]: expected a "
+				    "non-empty string",
 				    key, i);
 				return -1;
 			}
@@ -120,7 +164,8 @@ rpc_server_config_parse(
 		    "mode such as \"0660\"");
 		goto fail;
 	}
-	if (check_allow(cfg->allow, err, errlen) != 0)
+	if (check_allow(cfg->allow, err, errlen) != 0 ||
+	    check_callers(cfg->callers, err, errlen) != 0)
 		goto fail;
 	rpc_addr_clear(&a);
 	return 0;
@@ -141,6 +186,7 @@ rpc_server_config_clear(struct rpc_server_config *cfg)
 	free(cfg->tls_key);
 	free(cfg->tls_ca);
 	json_decref(cfg->allow);
+	json_decref(cfg->callers);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -2,7 +2,7 @@
  * rpc.h - framed JSON RPC between Anvil processes.
  *
  * Frame: 4-byte big-endian length, then one JSON object.
- * Request:  {"id":7,"method":"sa.get_order","deadline_ms":<epoch ms>,
+ * Request:  {"id":7,"method":"<service>.<verb>","deadline_ms":<epoch ms>,
  *            "request_id":"<trace id>","params":{...}}
  * Response: {"id":7,"result":{...}} or {"id":7,"error":<problem rpc json>}
  * (see core.h problem_to_rpc_json). Protocol details: docs/rpc.md.
@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "core/core.h"
+#include "rpc/contract.h"
 
 #define RPC_DEFAULT_MAX_FRAME (16u * 1024u * 1024u)
 #define RPC_DEFAULT_TIMEOUT_MS 10000
@@ -29,6 +30,9 @@
 /* What a handler sees of one call. All members borrowed for the call. */
 struct rpc_req {
 	const char *method;
+	/* Registry entry of the method, NULL outside the contract; the
+	 * params have been checked against contract->params. */
+	const struct rpc_contract *contract;
 	json_t *params;         /* always an object ({} if absent) */
 	const char *request_id; /* trace id, may be NULL */
 	const char *peer;    /* identity: "uid:0" (unix) or cert name (tls) */
@@ -45,9 +49,23 @@ typedef int (*rpc_handler_fn)(void *svc, const struct rpc_req *req,
     json_t **result, struct problem **prob);
 
 struct rpc_method {
-	const char *name; /* "sa.get_order" */
+	const char *name; /* wire name */
 	rpc_handler_fn fn;
+	/* Registry entry (rpc/methods.def); NULL for a method outside the
+	 * contract (test servers). rpc_server_new fills it in by name. */
+	const struct rpc_contract *contract;
 };
+
+/*
+ * The dispatch table of one service, derived from the registry: one entry
+ * for each method `owner` owns, with handlers[id] as its handler (handlers
+ * is indexed by enum rpc_method_id, RPC_METHOD__MAX entries). Fails (NULL,
+ * err) when an owned method has no handler or a handler is given for a
+ * method another service owns. Returns a new array (caller frees; the
+ * names and contracts point into the registry) and its length in *n.
+ */
+struct rpc_method *rpc_contract_methods(enum rpc_service owner,
+    const rpc_handler_fn *handlers, size_t *n, char *err, size_t errlen);
 
 /*
  * Server configuration, parsed from the "rpc" object of a service's config
@@ -58,15 +76,19 @@ struct rpc_method {
  *   "max_frame": 16777216,
  *   "socket_mode": "0660",                      (unix only)
  *   "tls": {"cert": "...", "key": "...", "ca": "..."},   (tcp only)
- *   "allow": {"sa.get_order": ["wfe","ra"], "*": ["admin"]}
+ *   "callers": {"wfe": ["anvil-wfe"], "ra": ["anvil-ra"],
+ *               "ca": ["anvil-ca"], "admin": ["root"]},
+ *   "allow": {"test.echo": ["*"]}     (methods outside the registry only)
  * }
- * Identities in "allow": for TLS the client certificate's first SAN DNS
- * name (else CN); for Unix sockets "uid:<n>" or a user name, or "*" meaning
- * any peer that could connect (the socket's file mode is then the access
- * control). Keys are method names, prefixes ending in "*" ("sa.get_*") or
- * "*" (all methods); a call is allowed when any key matching its method
- * lists the caller, so a method with no entry of its own falls back to "*";
- * no matching key at all = denied. health.check is always allowed.
+ * Identities: for TLS the client certificate's first SAN DNS name (else
+ * CN); for Unix sockets "uid:<n>" or a user name, or "*" meaning any peer
+ * that could connect (the socket's file mode is then the access control).
+ * A registry method (rpc/methods.def) may be called by an identity listed
+ * under one of the caller classes the registry gives it; nothing else
+ * (deny by default). "allow" governs only methods outside the registry
+ * (test servers): keys are method names, prefixes ending in "*" or "*";
+ * a call is allowed when any matching key lists the caller.
+ * health.check is always allowed.
  * Call rpc_server_config_clear after use, also after a failed parse.
  */
 struct rpc_server_config {
@@ -78,6 +100,7 @@ struct rpc_server_config {
 	char *tls_key;
 	char *tls_ca;
 	json_t *allow;
+	json_t *callers;
 };
 
 /* 0 or -1 with a message naming the bad key in err. Fills defaults. */
@@ -96,6 +119,16 @@ struct rpc_server;
  */
 struct rpc_server *rpc_server_new(const struct rpc_server_config *cfg,
     const struct rpc_method *methods, size_t nmethods, void *svc,
+    struct metrics *metrics, debug_health_fn health, void *health_arg,
+    char *err, size_t errlen);
+/*
+ * rpc_server_new for one service of the registry: the dispatch table is
+ * rpc_contract_methods(owner, handlers) (see there), so the server answers
+ * exactly the methods the registry gives `owner`, with its caller classes
+ * and parameter specs. Same borrowing and result as rpc_server_new.
+ */
+struct rpc_server *rpc_server_new_service(const struct rpc_server_config *cfg,
+    enum rpc_service owner, const rpc_handler_fn *handlers, void *svc,
     struct metrics *metrics, debug_health_fn health, void *health_arg,
     char *err, size_t errlen);
 /*

@@ -242,5 +242,13 @@ int rpc_sconn_stale(struct rpc_sconn *k);
  */
 int rpc_authorized(const json_t *allow, const char *method, const char *peer,
     const char *user);
+/*
+ * Whether peer (and optional user name) may call the registry method m
+ * under the "callers" object (borrowed, may be NULL = nobody): allowed when
+ * one of the classes m->callers names lists the identity, the user name or
+ * "*". health.check is always allowed.
+ */
+int rpc_authorized_contract(const json_t *callers, const struct rpc_contract *m,
+    const char *peer, const char *user);
 
 #endif /* ANVIL_RPC_INT_H */

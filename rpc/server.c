@@ -86,6 +86,7 @@ struct rpc_server {
 	ino_t sock_ino;
 	size_t max_frame;
 	json_t *allow;
+	json_t *callers;
 	struct rpc_method *methods;
 	size_t nmethods;
 	void *svc;
@@ -125,12 +126,19 @@ static int srv_health_handler(void *svc, const struct rpc_req *req,
 /* Authorization                                                      */
 /* ---------------------------------------------------------------- */
 
+/*
+ * Whether arr lists peer, user, "*", or "self" while peer is a Unix peer
+ * with this process's own uid (a process of the same user can read this
+ * one's memory anyway, so no list could keep it out).
+ */
 static int
 allow_list_has(const json_t *arr, const char *peer, const char *user)
 {
+	char self[32];
 	size_t i;
 	json_t *e;
 
+	snprintf(self, sizeof(self), "uid:%u", (unsigned)geteuid());
 	json_array_foreach(arr, i, e)
 	{
 		const char *v = json_string_value(e);
@@ -138,6 +146,9 @@ allow_list_has(const json_t *arr, const char *peer, const char *user)
 		if (v == NULL)
 			continue;
 		if (strcmp(v, "*") == 0)
+			return 1;
+		if (strcmp(v, "self") == 0 && peer != NULL &&
+		    strcmp(peer, self) == 0)
 			return 1;
 		if (peer != NULL && strcmp(v, peer) == 0)
 			return 1;
@@ -155,7 +166,9 @@ rpc_authorized(
 	json_t *v;
 	size_t kl;
 
-	if (strcmp(method, "health.check") == 0)
+	const struct rpc_contract *hc = rpc_contract_get(RPC_HEALTH_CHECK);
+
+	if (strcmp(method, hc->name) == 0)
 		return 1;
 	if (!json_is_object(allow))
 		return 0;
@@ -167,6 +180,26 @@ rpc_authorized(
 			strncmp(key, method, kl - 1) == 0))
 			continue;
 		if (json_is_array(v) && allow_list_has(v, peer, user))
+			return 1;
+	}
+	return 0;
+}
+
+int
+rpc_authorized_contract(const json_t *callers, const struct rpc_contract *m,
+    const char *peer, const char *user)
+{
+	const char *key;
+	json_t *v;
+
+	if (m->id == RPC_HEALTH_CHECK)
+		return 1;
+	if (!json_is_object(callers))
+		return 0;
+	json_object_foreach((json_t *)callers, key, v)
+	{
+		if ((m->callers & rpc_caller_parse(key)) != 0 &&
+		    json_is_array(v) && allow_list_has(v, peer, user))
 			return 1;
 	}
 	return 0;
@@ -327,6 +360,7 @@ srv_admit(struct rpc_server *s, const struct rpc_parsed_req *pr,
     const struct rpc_method **m)
 {
 	const char *meth = pr->method;
+	char err[256];
 
 	*m = NULL;
 	if (atomic_load(&s->draining))
@@ -337,13 +371,28 @@ srv_admit(struct rpc_server *s, const struct rpc_parsed_req *pr,
 		return problem_new(
 		    PROB_MALFORMED, "unknown method \"%s\"", meth);
 	}
-	if (!rpc_authorized(s->allow, meth, peer, user)) {
+	/* A registry method: the caller classes it lists (rpc.callers);
+	 * anything else (test servers): the "allow" patterns. */
+	if ((*m)->contract != NULL
+		? !rpc_authorized_contract(s->callers, (*m)->contract, peer, user)
+		: !rpc_authorized(s->allow, meth, peer, user)) {
 		log_msg(LOG_LEVEL_WARN, pr->request_id,
 		    "rpc: denied %s to %s%s%s%s", meth, peer,
 		    user ? " (" : "", user ? user : "", user ? ")" : "");
 		*m = NULL;
 		return problem_new(
 		    PROB_UNAUTHORIZED, "%s may not call %s", peer, meth);
+	}
+	/* The registry's parameter spec: a malformed call never reaches a
+	 * handler, and the error names the key. */
+	if ((*m)->contract != NULL &&
+	    rpc_contract_check_params(
+		(*m)->contract, pr->params, err, sizeof(err)) != 0) {
+		log_msg(LOG_LEVEL_INFO, pr->request_id,
+		    "rpc: %s from %s: bad params: %s", meth, desc, err);
+		*m = NULL;
+		return problem_new(
+		    PROB_MALFORMED, "%s params: %s", meth, err);
 	}
 	if (pr->deadline_ms != 0 && pr->deadline_ms <= time_now_ms()) {
 		log_msg(LOG_LEVEL_INFO, pr->request_id,
@@ -663,6 +712,7 @@ srv_run_call(struct rpc_server *s, const struct rpc_parsed_req *pr,
 	if (pr->params == NULL)
 		empty = json_object();
 	req.method = pr->method;
+	req.contract = m->contract;
 	req.params = pr->params != NULL ? pr->params : empty;
 	req.request_id = pr->request_id;
 	req.peer = peer;
@@ -1175,6 +1225,8 @@ rpc_server_new(const struct rpc_server_config *cfg,
 	    cfg->max_frame > 0 ? (size_t)cfg->max_frame : RPC_DEFAULT_MAX_FRAME;
 	if (cfg->allow != NULL)
 		s->allow = json_deep_copy(cfg->allow);
+	if (cfg->callers != NULL)
+		s->callers = json_deep_copy(cfg->callers);
 	s->methods = xcalloc(nmethods + 1, sizeof(*s->methods));
 	for (i = 0; i < nmethods; i++) {
 		if (methods[i].name == NULL || methods[i].fn == NULL) {
@@ -1185,8 +1237,12 @@ rpc_server_new(const struct rpc_server_config *cfg,
 			goto fail;
 		}
 		s->methods[i] = methods[i];
+		if (s->methods[i].contract == NULL)
+			s->methods[i].contract =
+			    rpc_contract_find(methods[i].name);
 	}
-	s->methods[nmethods].name = "health.check";
+	s->methods[nmethods].contract = rpc_contract_get(RPC_HEALTH_CHECK);
+	s->methods[nmethods].name = s->methods[nmethods].contract->name;
 	s->methods[nmethods].fn = srv_health_handler;
 	s->nmethods = nmethods + 1;
 	if (rpc_addr_parse(cfg->listen, &s->addr, err, errlen) != 0)
@@ -1328,6 +1384,7 @@ rpc_server_free(struct rpc_server *s)
 	SSL_CTX_free(s->ssl_ctx);
 	rpc_addr_clear(&s->addr);
 	json_decref(s->allow);
+	json_decref(s->callers);
 	free(s->methods);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

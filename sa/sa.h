@@ -83,8 +83,8 @@ int sa_after_restore(const char *dsn, int64_t floor,
  * decrefs), or -1 with *prob (caller frees): notFound / conflict /
  * malformed / unavailable / ... as documented in docs/rpc-methods.md.
  */
-int sa_call(struct sa *sa, const char *method, json_t *params, json_t **result,
-    struct problem **prob);
+int sa_call(struct sa *sa, enum rpc_method_id id, json_t *params,
+    json_t **result, struct problem **prob);
 
 /*
  * Health callback for debug_server_start / rpc_server_new: pings the
@@ -93,9 +93,11 @@ int sa_call(struct sa *sa, const char *method, json_t *params, json_t **result,
 int sa_health(void *arg, char *msg, size_t msglen);
 
 /*
- * The RPC method table (static storage, valid for the program's life);
- * the svc pointer given to rpc_server_new must be the struct sa.
+ * Fills out (indexed by registry id) with the RPC handler of every sa.*
+ * method and NULL elsewhere; build the server's table with
+ * rpc_contract_methods(RPC_SVC_SA, ...). The svc pointer given to
+ * rpc_server_new must be the struct sa.
  */
-const struct rpc_method *sa_rpc_methods(size_t *n);
+void sa_rpc_handlers(rpc_handler_fn out[RPC_METHOD__MAX]);
 
 #endif /* ANVIL_SA_H */

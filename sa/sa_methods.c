@@ -1,6 +1,6 @@
 /*
- * sa_methods.c - the sa.* method table, the pool checkout around each call
- * and the RPC adapter.
+ * sa_methods.c - the sa.* handlers by registry id (rpc/methods.def), the
+ * pool checkout around each call and the RPC adapter.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,66 +8,55 @@
 
 #include "sa/sa_int.h"
 
-#define SA_METHODS(X)                                                          \
-	X("sa.new_account", sa_m_new_account)                                  \
-	X("sa.get_account", sa_m_get_account)                                  \
-	X("sa.get_account_by_thumbprint", sa_m_get_account_by_thumbprint)      \
-	X("sa.update_account", sa_m_update_account)                            \
-	X("sa.change_account_key", sa_m_change_account_key)                    \
-	X("sa.new_eab_key", sa_m_new_eab_key)                                  \
-	X("sa.get_eab_key", sa_m_get_eab_key)                                  \
-	X("sa.list_eab_keys", sa_m_list_eab_keys)                              \
-	X("sa.revoke_eab_key", sa_m_revoke_eab_key)                            \
-	X("sa.new_order", sa_m_new_order)                                      \
-	X("sa.new_authz", sa_m_new_authz)                                      \
-	X("sa.get_order", sa_m_get_order)                                      \
-	X("sa.get_orders_by_account", sa_m_get_orders_by_account)              \
-	X("sa.get_authz", sa_m_get_authz)                                      \
-	X("sa.get_authzs", sa_m_get_authzs)                                    \
-	X("sa.get_valid_authzs", sa_m_get_valid_authzs)                        \
-	X("sa.set_authz_processing", sa_m_set_authz_processing)                \
-	X("sa.finalize_authz", sa_m_finalize_authz)                            \
-	X("sa.deactivate_authz", sa_m_deactivate_authz)                        \
-	X("sa.set_order_processing", sa_m_set_order_processing)                \
-	X("sa.set_order_error", sa_m_set_order_error)                          \
-	X("sa.finalize_order", sa_m_finalize_order)                            \
-	X("sa.get_stale_processing_orders", sa_m_get_stale_processing_orders)  \
-	X("sa.get_stale_processing_authzs", sa_m_get_stale_processing_authzs)  \
-	X("sa.reserve_serial", sa_m_reserve_serial)                            \
-	X("sa.add_certificate", sa_m_add_certificate)                          \
-	X("sa.get_certificate", sa_m_get_certificate)                          \
-	X("sa.get_certificates", sa_m_get_certificates)                        \
-	X("sa.revoke_certificate", sa_m_revoke_certificate)                    \
-	X("sa.serials_by_account", sa_m_serials_by_account)                    \
-	X("sa.serials_by_key", sa_m_serials_by_key)                            \
-	X("sa.block_key", sa_m_block_key)                                      \
-	X("sa.key_blocked", sa_m_key_blocked)                                  \
-	X("sa.fqdn_set_issued", sa_m_fqdn_set_issued)                          \
-	X("sa.count_certs_by_domain", sa_m_count_certs_by_domain)              \
-	X("sa.rate_limit_spend", sa_m_rate_limit_spend)                        \
-	X("sa.replacement_exists", sa_m_replacement_exists)                    \
-	X("sa.revoked_by_shard", sa_m_revoked_by_shard)                        \
-	X("sa.store_crl", sa_m_store_crl)                                      \
-	X("sa.get_crl", sa_m_get_crl)                                          \
-	X("sa.next_crl_number", sa_m_next_crl_number)                          \
-	X("sa.store_ocsp", sa_m_store_ocsp)                                    \
-	X("sa.get_ocsp", sa_m_get_ocsp)
-
-struct sa_method_entry {
-	const char *name;
-	sa_method_fn fn;
+/* Handlers by registry id (rpc/methods.def): the SA's dispatch table. */
+static const sa_method_fn sa_handlers[RPC_METHOD__MAX] = {
+    [RPC_SA_NEW_ACCOUNT] = sa_m_new_account,
+    [RPC_SA_GET_ACCOUNT] = sa_m_get_account,
+    [RPC_SA_GET_ACCOUNT_BY_THUMBPRINT] = sa_m_get_account_by_thumbprint,
+    [RPC_SA_UPDATE_ACCOUNT] = sa_m_update_account,
+    [RPC_SA_CHANGE_ACCOUNT_KEY] = sa_m_change_account_key,
+    [RPC_SA_NEW_EAB_KEY] = sa_m_new_eab_key,
+    [RPC_SA_GET_EAB_KEY] = sa_m_get_eab_key,
+    [RPC_SA_LIST_EAB_KEYS] = sa_m_list_eab_keys,
+    [RPC_SA_REVOKE_EAB_KEY] = sa_m_revoke_eab_key,
+    [RPC_SA_NEW_ORDER] = sa_m_new_order,
+    [RPC_SA_NEW_AUTHZ] = sa_m_new_authz,
+    [RPC_SA_GET_ORDER] = sa_m_get_order,
+    [RPC_SA_GET_ORDERS_BY_ACCOUNT] = sa_m_get_orders_by_account,
+    [RPC_SA_GET_AUTHZ] = sa_m_get_authz,
+    [RPC_SA_GET_AUTHZS] = sa_m_get_authzs,
+    [RPC_SA_GET_VALID_AUTHZS] = sa_m_get_valid_authzs,
+    [RPC_SA_SET_AUTHZ_PROCESSING] = sa_m_set_authz_processing,
+    [RPC_SA_FINALIZE_AUTHZ] = sa_m_finalize_authz,
+    [RPC_SA_DEACTIVATE_AUTHZ] = sa_m_deactivate_authz,
+    [RPC_SA_SET_ORDER_PROCESSING] = sa_m_set_order_processing,
+    [RPC_SA_SET_ORDER_ERROR] = sa_m_set_order_error,
+    [RPC_SA_FINALIZE_ORDER] = sa_m_finalize_order,
+    [RPC_SA_GET_STALE_PROCESSING_ORDERS] = sa_m_get_stale_processing_orders,
+    [RPC_SA_GET_STALE_PROCESSING_AUTHZS] = sa_m_get_stale_processing_authzs,
+    [RPC_SA_RESERVE_SERIAL] = sa_m_reserve_serial,
+    [RPC_SA_ADD_CERTIFICATE] = sa_m_add_certificate,
+    [RPC_SA_GET_CERTIFICATE] = sa_m_get_certificate,
+    [RPC_SA_GET_CERTIFICATES] = sa_m_get_certificates,
+    [RPC_SA_REVOKE_CERTIFICATE] = sa_m_revoke_certificate,
+    [RPC_SA_SERIALS_BY_ACCOUNT] = sa_m_serials_by_account,
+    [RPC_SA_SERIALS_BY_KEY] = sa_m_serials_by_key,
+    [RPC_SA_BLOCK_KEY] = sa_m_block_key,
+    [RPC_SA_KEY_BLOCKED] = sa_m_key_blocked,
+    [RPC_SA_FQDN_SET_ISSUED] = sa_m_fqdn_set_issued,
+    [RPC_SA_COUNT_CERTS_BY_DOMAIN] = sa_m_count_certs_by_domain,
+    [RPC_SA_RATE_LIMIT_SPEND] = sa_m_rate_limit_spend,
+    [RPC_SA_REPLACEMENT_EXISTS] = sa_m_replacement_exists,
+    [RPC_SA_REVOKED_BY_SHARD] = sa_m_revoked_by_shard,
+    [RPC_SA_STORE_CRL] = sa_m_store_crl,
+    [RPC_SA_GET_CRL] = sa_m_get_crl,
+    [RPC_SA_NEXT_CRL_NUMBER] = sa_m_next_crl_number,
+    [RPC_SA_STORE_OCSP] = sa_m_store_ocsp,
+    [RPC_SA_GET_OCSP] = sa_m_get_ocsp,
 };
-
-#define SA_ENTRY(n, f) {n, f},
-static const struct sa_method_entry sa_method_table[] = {SA_METHODS(SA_ENTRY)};
 
 static int sa_rpc_handler(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob);
-
-#define SA_RPC_ENTRY(n, f) {n, sa_rpc_handler},
-static const struct rpc_method sa_rpc_table[] = {SA_METHODS(SA_RPC_ENTRY)};
-
-#define SA_NMETHODS (sizeof(sa_method_table) / sizeof(sa_method_table[0]))
 
 static struct sa_conn *
 sa_checkout(struct sa *sa)
@@ -104,24 +93,21 @@ sa_checkin(struct sa *sa, struct sa_conn *c)
 }
 
 int
-sa_call(struct sa *sa, const char *method, json_t *params, json_t **result,
+sa_call(struct sa *sa, enum rpc_method_id id, json_t *params, json_t **result,
     struct problem **prob)
 {
-	const struct sa_method_entry *m = NULL;
+	const struct rpc_contract *m = rpc_contract_get(id);
+	sa_method_fn fn = m != NULL ? sa_handlers[id] : NULL;
 	struct sa_conn *c;
 	json_t *empty = NULL;
 	int64_t start;
-	size_t i;
 	int ret;
 
 	*result = NULL;
 	*prob = NULL;
-	for (i = 0; i < SA_NMETHODS; i++)
-		if (strcmp(sa_method_table[i].name, method) == 0)
-			m = &sa_method_table[i];
-	if (m == NULL) {
-		*prob =
-		    problem_new(PROB_MALFORMED, "unknown method %s", method);
+	if (fn == NULL) {
+		*prob = problem_new(PROB_MALFORMED, "not an sa.* method: %s",
+		    rpc_method_name(id));
 		return -1;
 	}
 	if (params == NULL)
@@ -132,7 +118,7 @@ sa_call(struct sa *sa, const char *method, json_t *params, json_t **result,
 	}
 	c = sa_checkout(sa);
 	start = time_mono_ms();
-	ret = m->fn(c, params, result, prob);
+	ret = fn(c, params, result, prob);
 	sa_checkin(sa, c);
 	json_decref(empty);
 	if (sa->metrics != NULL) {
@@ -147,7 +133,7 @@ sa_call(struct sa *sa, const char *method, json_t *params, json_t **result,
 	}
 	if (ret != 0) {
 		if (*prob == NULL) {
-			log_bug("%s failed without a problem", method);
+			log_bug("%s failed without a problem", m->name);
 			*prob =
 			    problem_new(PROB_SERVER_INTERNAL, "internal error");
 		}
@@ -173,12 +159,15 @@ static int
 sa_rpc_handler(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
-	return sa_call(svc, req->method, req->params, result, prob);
+	return sa_call(svc, req->contract->id, req->params, result, prob);
 }
 
-const struct rpc_method *
-sa_rpc_methods(size_t *n)
+/* See sa.h. */
+void
+sa_rpc_handlers(rpc_handler_fn out[RPC_METHOD__MAX])
 {
-	*n = sizeof(sa_rpc_table) / sizeof(sa_rpc_table[0]);
-	return sa_rpc_table;
+	size_t i;
+
+	for (i = 0; i < RPC_METHOD__MAX; i++)
+		out[i] = sa_handlers[i] != NULL ? sa_rpc_handler : NULL;
 }

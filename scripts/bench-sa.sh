@@ -34,7 +34,7 @@ trap cleanup EXIT
 dsn=$(scripts/pg.sh start "$tmp/pg")
 cat >"$tmp/sa.json" <<EOF
 {"log_level": "warn", "debug": {"addr": "127.0.0.1", "port": 21190},
- "rpc": {"listen": "unix:$tmp/sa.sock", "workers": 16, "allow": {"*": ["*"]}},
+ "rpc": {"listen": "unix:$tmp/sa.sock", "workers": 16, "callers": {"wfe": ["self"], "ra": ["self"], "ca": ["self"], "admin": ["self"]}},
  "db": {"dsn": "$dsn", "pool": 16, "auto_migrate": true, "statement_timeout": "30s",
         "schema_dir": "$top/schema"}}
 EOF

@@ -40,7 +40,7 @@ pebble-challtestsrv -dns01 127.0.0.1:21333 -management 127.0.0.1:21335 \
 pids+=($!)
 cat >"$tmp/va.json" <<EOF
 {"log_level": "warn", "debug": {"addr": "127.0.0.1", "port": 21331},
- "rpc": {"listen": "unix:$tmp/va.sock", "workers": 520, "allow": {"*": ["*"]}},
+ "rpc": {"listen": "unix:$tmp/va.sock", "workers": 520, "callers": {"wfe": ["self"], "ra": ["self"], "ca": ["self"], "admin": ["self"]}},
  "dns": {"resolvers": ["127.0.0.1:21333"], "timeout": "2s", "tries": 2},
  "http01_port": 21332, "validation_timeout": "30s",
  "network": {"mode": "private", "allow": ["127.0.0.0/8"]}}

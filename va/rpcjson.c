@@ -160,3 +160,32 @@ va_check_caa_json(struct va *va, const json_t *params, const char *request_id,
 	problem_free(p);
 	return 0;
 }
+
+static int
+h_validate(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	return va_validate_json(
+	    svc, req->params, req->request_id, req->deadline_ms, result, prob);
+}
+
+static int
+h_check_caa(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	return va_check_caa_json(
+	    svc, req->params, req->request_id, req->deadline_ms, result, prob);
+}
+
+/* The va.* dispatch table, by registry id (rpc/methods.def). */
+static const rpc_handler_fn handlers[RPC_METHOD__MAX] = {
+    [RPC_VA_VALIDATE] = h_validate,
+    [RPC_VA_CHECK_CAA] = h_check_caa,
+};
+
+/* See va.h. */
+const rpc_handler_fn *
+va_rpc_handlers(void)
+{
+	return handlers;
+}

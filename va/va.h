@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "core/core.h"
+#include "rpc/rpc.h"
 
 /* ------------------------------------------------------------------ */
 /* Configuration (configs/<env>/va.json, docs/config/va.md)            */
@@ -167,6 +168,11 @@ int va_validate_json(struct va *va, const json_t *params,
 int va_check_caa_json(struct va *va, const json_t *params,
     const char *request_id, int64_t deadline_ms, json_t **result,
     struct problem **prob);
+/*
+ * The va.* handlers indexed by registry id (static storage), for
+ * rpc_server_new_service(RPC_SVC_VA, ...); the svc pointer is the struct va.
+ */
+const rpc_handler_fn *va_rpc_handlers(void);
 
 /* ------------------------------------------------------------------ */
 /* HTTP/1.1 response parser (exposed for tests and the fuzz target)   */

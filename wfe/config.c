@@ -75,7 +75,7 @@ static const struct jspec wfe_spec[] = {
     F("request_timeout", JSPEC_DURATION, request_timeout_ms, 0),
     O("nonce", nonce_spec), O("directory", dir_spec),
     F("ra", JSPEC_JSON, ra, 1), F("sa", JSPEC_JSON, sa, 1),
-    F("ca", JSPEC_JSON, ca, 1), O("retry_after", retry_spec),
+    F("ca", JSPEC_JSON, ca, 0), O("retry_after", retry_spec),
     F("orders_per_page", JSPEC_INT, orders_per_page, 0),
     F("certificate_get", JSPEC_BOOL, allow_cert_get, 0), O("test", test_spec),
     O("management", mgmt_spec), O("jose", jose_spec),

@@ -87,7 +87,7 @@ wfe_h_new_account(struct wfe_req *r, const char *tail)
 	if (r->client_ip != NULL)
 		json_object_set_new(
 		    params, "client_ip", json_string(r->client_ip));
-	if (wfe_rpc(r, r->w->ra, "ra.new_account", params, &res) != 0)
+	if (wfe_rpc(r, r->w->ra, RPC_RA_NEW_ACCOUNT, params, &res) != 0)
 		goto out;
 	acct = json_object_get(res, "account");
 	if (!json_is_object(acct)) {
@@ -130,7 +130,7 @@ orders_list(struct wfe_req *r)
 	if (after > 0)
 		json_object_set_new(
 		    params, "after_id", json_integer((json_int_t)after));
-	if (wfe_rpc(r, r->w->sa, "sa.get_orders_by_account", params, &res) != 0)
+	if (wfe_rpc(r, r->w->sa, RPC_SA_GET_ORDERS_BY_ACCOUNT, params, &res) != 0)
 		goto out;
 	list = json_array();
 	ids = json_object_get(res, "order_ids");
@@ -210,7 +210,7 @@ wfe_h_account(struct wfe_req *r, const char *tail)
 	    "deactivate", deactivate);
 	if (contact != NULL)
 		json_object_set(params, "contact", contact);
-	if (wfe_rpc(r, r->w->ra, "ra.update_account", params, &res) != 0)
+	if (wfe_rpc(r, r->w->ra, RPC_RA_UPDATE_ACCOUNT, params, &res) != 0)
 		goto out;
 	/* Deactivated (or new contacts): the next request, here, sees it. */
 	wfe_acct_cache_forget(r->w->accounts, r->account_id);
@@ -238,7 +238,7 @@ wfe_h_key_change(struct wfe_req *r, const char *tail)
 	}
 	params = json_pack("{sIsOss}", "account_id", (json_int_t)r->account_id,
 	    "new_key", new_key->json, "new_thumbprint", new_key->thumbprint);
-	if (wfe_rpc(r, r->w->ra, "ra.key_change", params, &res) != 0)
+	if (wfe_rpc(r, r->w->ra, RPC_RA_KEY_CHANGE, params, &res) != 0)
 		goto out;
 	/* The old key stops working on this instance at once. */
 	wfe_acct_cache_forget(r->w->accounts, r->account_id);

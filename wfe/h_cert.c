@@ -82,7 +82,7 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 	}
 	serial = xstrndup(tail, slen);
 	params = json_pack("{ss}", "serial", serial);
-	if (wfe_rpc(r, r->w->sa, "sa.get_certificate", params, &cert) != 0)
+	if (wfe_rpc(r, r->w->sa, RPC_SA_GET_CERTIFICATE, params, &cert) != 0)
 		goto out;
 	if (r->method == WFE_POST &&
 	    json_integer_value(json_object_get(cert, "account_id")) !=
@@ -180,13 +180,13 @@ wfe_h_revoke(struct wfe_req *r, const char *tail)
 			goto out;
 		}
 		params = json_pack("{sssI}", "der", b64, "reason", rc);
-		if (wfe_rpc(r, r->w->ra, "ra.revoke_by_key", params, &res) != 0)
+		if (wfe_rpc(r, r->w->ra, RPC_RA_REVOKE_BY_KEY, params, &res) != 0)
 			goto out;
 	} else {
 		params = json_pack("{sIsssI}", "account_id",
 		    (json_int_t)r->account_id, "der", b64, "reason", rc);
 		if (wfe_rpc(
-			r, r->w->ra, "ra.revoke_by_account", params, &res) != 0)
+			r, r->w->ra, RPC_RA_REVOKE_BY_ACCOUNT, params, &res) != 0)
 			goto out;
 	}
 	wfe_reply_raw(r, 200, NULL, NULL, 0);

@@ -20,7 +20,7 @@ json_t *
 wfe_ra_meta(struct wfe_req *r)
 {
 	json_t *res = wfe_cached_call(r, r->w->ra, &r->w->ra_meta,
-	    &r->w->ra_meta_at_ms, "ra.directory_meta");
+	    &r->w->ra_meta_at_ms, RPC_RA_DIRECTORY_META);
 	json_t *meta = json_incref(json_object_get(res, "meta"));
 
 	json_decref(res);
@@ -89,8 +89,8 @@ wfe_h_directory(struct wfe_req *r, const char *tail)
 	}
 	json_object_set_new(
 	    meta, "externalAccountRequired", json_boolean(cfg->eab_required));
-	profiles = wfe_cached_call(r, r->w->ca, &r->w->profiles,
-	    &r->w->profiles_at_ms, "ca.profiles");
+	profiles = wfe_cached_call(r, r->w->ra, &r->w->profiles,
+	    &r->w->profiles_at_ms, RPC_RA_PROFILES);
 	if (json_is_object(json_object_get(profiles, "profiles")))
 		json_object_set(
 		    meta, "profiles", json_object_get(profiles, "profiles"));
@@ -145,7 +145,7 @@ wfe_h_renewal_info(struct wfe_req *r, const char *tail)
 		goto out;
 	}
 	params = json_pack("{ss}", "cert_id", tail);
-	if (wfe_rpc(r, r->w->ra, "ra.renewal_info", params, &res) != 0)
+	if (wfe_rpc(r, r->w->ra, RPC_RA_RENEWAL_INFO, params, &res) != 0)
 		goto out;
 	win = json_object_get(res, "suggested_window");
 	out = json_pack("{s{sOsO}}", "suggestedWindow", "start",
@@ -219,7 +219,7 @@ wfe_h_crl(struct wfe_req *r, const char *tail)
 	issuer = xstrndup(tail, 16);
 	params = json_pack(
 	    "{sssI}", "issuer_id", issuer, "shard", (json_int_t)shard);
-	if (wfe_rpc(r, r->w->sa, "sa.get_crl", params, &res) != 0)
+	if (wfe_rpc(r, r->w->sa, RPC_SA_GET_CRL, params, &res) != 0)
 		goto out;
 	if (der_member(res, "der", &der, &len) != 0) {
 		wfe_reply_prob(r, PROB_SERVER_INTERNAL, "stored CRL unusable");
@@ -307,7 +307,7 @@ wfe_h_ocsp(struct wfe_req *r, const char *tail)
 		goto out;
 	}
 	params = json_pack("{ss}", "serial", serial);
-	if (wfe_rpc_raw(r, r->w->ca, "ca.ocsp", params, &res, &p) != 0) {
+	if (wfe_rpc_raw(r, r->w->ra, RPC_RA_OCSP, params, &res, &p) != 0) {
 		if (p->type == PROB_UNAVAILABLE ||
 		    p->type == PROB_SERVER_INTERNAL)
 			ocsp_status_reply(r, 3); /* tryLater */

@@ -13,7 +13,8 @@
  * belongs to the requesting account; else NULL after replying 404.
  */
 static json_t *
-get_owned(struct wfe_req *r, const char *method, int64_t id, const char *what)
+get_owned(struct wfe_req *r, enum rpc_method_id method, int64_t id,
+    const char *what)
 {
 	json_t *params = json_pack("{sI}", "id", (json_int_t)id);
 	json_t *res = NULL;
@@ -127,7 +128,7 @@ wfe_h_new_order(struct wfe_req *r, const char *tail)
 	    string_member(r, payload, "profile", params, "profile") ||
 	    string_member(r, payload, "replaces", params, "replaces"))
 		goto out;
-	if (wfe_rpc(r, r->w->ra, "ra.new_order", params, &res) != 0)
+	if (wfe_rpc(r, r->w->ra, RPC_RA_NEW_ORDER, params, &res) != 0)
 		goto out;
 	reply_order(r, 201, res);
 out:
@@ -153,7 +154,7 @@ wfe_h_order(struct wfe_req *r, const char *tail)
 		    "an order is read with POST-as-GET (empty payload)");
 		return;
 	}
-	if ((order = get_owned(r, "sa.get_order", id, "order")) == NULL)
+	if ((order = get_owned(r, RPC_SA_GET_ORDER, id, "order")) == NULL)
 		return;
 	reply_order(r, 200, order);
 	json_decref(order);
@@ -173,7 +174,7 @@ wfe_h_finalize(struct wfe_req *r, const char *tail)
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0 ||
 	    wfe_jws_payload(r, &payload) != 0)
 		goto out;
-	if ((order = get_owned(r, "sa.get_order", id, "order")) == NULL)
+	if ((order = get_owned(r, RPC_SA_GET_ORDER, id, "order")) == NULL)
 		goto out;
 	csr = json_object_get(payload, "csr");
 	if (!json_is_string(csr) || json_string_length(csr) == 0) {
@@ -184,7 +185,7 @@ wfe_h_finalize(struct wfe_req *r, const char *tail)
 	params = json_pack("{sIsIsOss}", "account_id",
 	    (json_int_t)r->account_id, "order_id", (json_int_t)id, "csr", csr,
 	    "account_uri", r->jws->kid);
-	if (wfe_rpc(r, r->w->ra, "ra.finalize_order", params, &res) != 0)
+	if (wfe_rpc(r, r->w->ra, RPC_RA_FINALIZE_ORDER, params, &res) != 0)
 		goto out;
 	reply_order(r, 200, res);
 out:
@@ -220,7 +221,7 @@ wfe_h_new_authz(struct wfe_req *r, const char *tail)
 		goto out;
 	params = json_pack("{sIsO}", "account_id", (json_int_t)r->account_id,
 	    "identifier", ident);
-	if (wfe_rpc(r, r->w->ra, "ra.new_authz", params, &res) != 0)
+	if (wfe_rpc(r, r->w->ra, RPC_RA_NEW_AUTHZ, params, &res) != 0)
 		goto out;
 	reply_authz(r, 201, res);
 out:
@@ -242,7 +243,7 @@ wfe_h_authz(struct wfe_req *r, const char *tail)
 	}
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
 		goto out;
-	if ((authz = get_owned(r, "sa.get_authz", id, "authorization")) == NULL)
+	if ((authz = get_owned(r, RPC_SA_GET_AUTHZ, id, "authorization")) == NULL)
 		goto out;
 	if (r->jws->is_post_as_get) {
 		reply_authz(r, 200, authz);
@@ -260,7 +261,7 @@ wfe_h_authz(struct wfe_req *r, const char *tail)
 	}
 	params = json_pack("{sIsI}", "account_id", (json_int_t)r->account_id,
 	    "authz_id", (json_int_t)id);
-	if (wfe_rpc(r, r->w->ra, "ra.deactivate_authz", params, &res) != 0)
+	if (wfe_rpc(r, r->w->ra, RPC_RA_DEACTIVATE_AUTHZ, params, &res) != 0)
 		goto out;
 	reply_authz(r, 200, res);
 out:
@@ -302,7 +303,7 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 	}
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
 		goto out;
-	if ((authz = get_owned(r, "sa.get_authz", aid, "challenge")) == NULL)
+	if ((authz = get_owned(r, RPC_SA_GET_AUTHZ, aid, "challenge")) == NULL)
 		goto out;
 	if ((ch = find_challenge(authz, cid)) == NULL) {
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such challenge");
@@ -320,7 +321,7 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 			    (json_int_t)aid, "challenge_id", (json_int_t)cid,
 			    "thumbprint", r->acct_key->thumbprint,
 			    "account_uri", r->jws->kid);
-			if (wfe_rpc(r, r->w->ra, "ra.perform_validation",
+			if (wfe_rpc(r, r->w->ra, RPC_RA_PERFORM_VALIDATION,
 				params, &res) != 0)
 				goto out;
 			if ((ch = find_challenge(res, cid)) == NULL) {

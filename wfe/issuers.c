@@ -13,8 +13,8 @@ wfe_issuers_all(struct wfe_req *r)
 {
 	json_t *all;
 
-	all = wfe_cached_call(r, r->w->ca, &r->w->issuers, &r->w->issuers_at_ms,
-	    "ca.get_issuers");
+	all = wfe_cached_call(r, r->w->ra, &r->w->issuers, &r->w->issuers_at_ms,
+	    RPC_RA_GET_ISSUERS);
 	if (all == NULL) {
 		struct problem *p = problem_new(
 		    PROB_UNAVAILABLE, "certificate authority unavailable");

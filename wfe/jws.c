@@ -74,7 +74,7 @@ load_account(struct wfe_req *r, int64_t id)
 	if (acct != NULL)
 		goto parse;
 	params = json_pack("{sI}", "id", (json_int_t)id);
-	if (wfe_rpc_raw(r, r->w->sa, "sa.get_account", params, &acct, &p) !=
+	if (wfe_rpc_raw(r, r->w->sa, RPC_SA_GET_ACCOUNT, params, &acct, &p) !=
 	    0) {
 		if (p->type == PROB_NOT_FOUND) {
 			problem_free(p);

@@ -154,7 +154,7 @@ mgmt_cert_status(struct wfe_req *r, const char *serial)
 		goto done;
 	}
 	params = json_pack("{ss}", "serial", serial);
-	if (wfe_rpc(r, r->w->sa, "sa.get_certificate", params, &cert) != 0)
+	if (wfe_rpc(r, r->w->sa, RPC_SA_GET_CERTIFICATE, params, &cert) != 0)
 		goto done;
 	st = json_string_value(json_object_get(cert, "status"));
 	pem = der_b64_to_pem(json_string_value(json_object_get(cert, "der")));

@@ -14,9 +14,11 @@
 
 /* See wfe_int.h. */
 int
-wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, const char *method,
+wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
     json_t *params, json_t **result, struct problem **prob)
 {
+	const char *method = rpc_method_name(id);
+
 	*result = NULL;
 	*prob = NULL;
 	if (rpc_call(c, method, params, 0, r->rid, result, prob) == 0)
@@ -28,26 +30,27 @@ wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, const char *method,
 
 /* See wfe_int.h. */
 int
-wfe_rpc(struct wfe_req *r, struct rpc_client *c, const char *method,
+wfe_rpc(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
     json_t *params, json_t **result)
 {
 	struct problem *p = NULL;
 
-	if (wfe_rpc_raw(r, c, method, params, result, &p) == 0)
+	if (wfe_rpc_raw(r, c, id, params, result, &p) == 0)
 		return 0;
 	wfe_reply_problem(r, p);
 	return -1;
 }
 
 /*
- * A CA or RA answer cached for a minute (profiles, issuers, RA directory
- * meta): new reference, or NULL when the service could not be asked (a
+ * An RA answer cached for a minute (the CA's profiles and issuers, which the
+ * WFE reaches only through the RA, and the RA's directory meta): new
+ * reference, or NULL when the service could not be asked (a
  * failure is remembered briefly so that a down service does not slow every
  * directory request).
  */
 json_t *
 wfe_cached_call(struct wfe_req *r, struct rpc_client *c, json_t **slot,
-    int64_t *at, const char *method)
+    int64_t *at, enum rpc_method_id method)
 {
 	struct wfe *w = r->w;
 	int64_t now = time_mono_ms();
@@ -64,7 +67,7 @@ wfe_cached_call(struct wfe_req *r, struct rpc_client *c, json_t **slot,
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (wfe_rpc_raw(r, c, method, NULL, &res, &p) != 0) {
-		log_msg(LOG_LEVEL_WARN, r->rid, "%s: %s", method,
+		log_msg(LOG_LEVEL_WARN, r->rid, "%s: %s", rpc_method_name(method),
 		    p->detail ? p->detail : prob_type_name(p->type));
 		problem_free(p);
 		res = NULL;

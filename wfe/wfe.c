@@ -96,8 +96,7 @@ wfe_new(const struct wfe_config *cfg, struct metrics *metrics, char *err,
 		goto out;
 	}
 	if ((w->ra = client_new(cfg->ra, "ra", metrics, err, errlen)) == NULL ||
-	    (w->sa = client_new(cfg->sa, "sa", metrics, err, errlen)) == NULL ||
-	    (w->ca = client_new(cfg->ca, "ca", metrics, err, errlen)) == NULL)
+	    (w->sa = client_new(cfg->sa, "sa", metrics, err, errlen)) == NULL)
 		goto out;
 	ok = 1;
 out:
@@ -120,7 +119,6 @@ wfe_free(struct wfe *w)
 	wfe_stop(w);
 	rpc_client_free(w->ra);
 	rpc_client_free(w->sa);
-	rpc_client_free(w->ca);
 	wfe_nonce_free(w->nonces);
 	wfe_acct_cache_free(w->accounts);
 	free(w->tls_cert_pem);
@@ -158,8 +156,8 @@ health(void *arg, char *msg, size_t msglen)
 		return -1;
 	}
 	for (i = 0; i < sizeof(deps) / sizeof(deps[0]); i++) {
-		if (rpc_call(deps[i].c, "health.check", NULL, 2000, NULL, &res,
-			&p) != 0) {
+		if (rpc_call(deps[i].c, rpc_method_name(RPC_HEALTH_CHECK), NULL,
+			2000, NULL, &res, &p) != 0) {
 			snprintf(msg, msglen, "%s unhealthy: %s", deps[i].name,
 			    p && p->detail ? p->detail : "no answer");
 			problem_free(p);

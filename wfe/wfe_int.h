@@ -12,6 +12,7 @@
 
 #include "core/core.h"
 #include "jose/jose.h"
+#include "rpc/rpc.h"
 #include "wfe/wfe.h"
 
 struct MHD_Daemon;
@@ -233,7 +234,6 @@ struct wfe {
 	struct metrics *metrics;
 	struct rpc_client *ra;
 	struct rpc_client *sa;
-	struct rpc_client *ca;
 	struct wfe_nonce *nonces;
 	struct wfe_acct_cache *accounts; /* NULL when account_cache is off */
 	struct jose_policy policy;
@@ -262,10 +262,10 @@ struct wfe {
  * is a new reference the caller owns and 0 is returned; on failure the
  * problem is replied (wfe_rpc) and -1 returned.
  */
-int wfe_rpc(struct wfe_req *r, struct rpc_client *c, const char *method,
+int wfe_rpc(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
     json_t *params, json_t **result);
 /* Same without replying: 0, or -1 and *prob (caller frees). */
-int wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, const char *method,
+int wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
     json_t *params, json_t **result, struct problem **prob);
 
 /* ------------------------------------------------------------------ */
@@ -315,7 +315,7 @@ char *wfe_url(const struct wfe_req *r, const char *fmt, ...)
  * reference, or NULL when the service could not be asked (rpc.c).
  */
 json_t *wfe_cached_call(struct wfe_req *r, struct rpc_client *c,
-    json_t **slot, int64_t *at, const char *method);
+    json_t **slot, int64_t *at, enum rpc_method_id method);
 /* The issuer with this id from ca.get_issuers, cached (new ref), or NULL
  * after replying the problem (issuers.c). */
 json_t *wfe_issuer_find(struct wfe_req *r, const char *id);

@@ -67,7 +67,7 @@ const char *admin_config_str(struct admin_ctx *ctx, const char *key);
  * as one line unless prob_out is non-NULL, in which case it is handed over
  * (caller frees) and nothing is printed.
  */
-int admin_call(struct admin_ctx *ctx, enum admin_svc svc, const char *method,
+int admin_call(struct admin_ctx *ctx, enum admin_svc svc, enum rpc_method_id id,
     json_t *params, json_t **res, struct problem **prob_out);
 /* Prints j (borrowed) as indented JSON plus newline on stdout. */
 void admin_print_json(const json_t *j);

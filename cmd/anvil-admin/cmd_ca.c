@@ -117,7 +117,7 @@ regen_one(struct admin_ctx *ctx, const char *issuer, int64_t shard, json_t *out)
 			    issuer, (long long)shard);
 		return 0;
 	}
-	if (admin_call(ctx, ADMIN_CA, "ca.generate_crl",
+	if (admin_call(ctx, ADMIN_CA, RPC_CA_GENERATE_CRL,
 		json_pack("{s:s, s:I}", "issuer_id", issuer, "shard",
 		    (json_int_t)shard),
 		&res, &p) != 0) {
@@ -184,7 +184,7 @@ admin_crl_regenerate(struct admin_ctx *ctx, int argc, char **argv)
 		}
 	}
 	rc = 1;
-	if (admin_call(ctx, ADMIN_CA, "ca.get_issuers", NULL, &res, NULL) != 0)
+	if (admin_call(ctx, ADMIN_CA, RPC_CA_GET_ISSUERS, NULL, &res, NULL) != 0)
 		goto out;
 	shards = json_integer_value(json_object_get(res, "crl_shards"));
 	if (shards <= 0)

@@ -89,7 +89,7 @@ admin_eab_create(struct admin_ctx *ctx, int argc, char **argv)
 	hmac = b64url_encode(key, sizeof(key));
 	OPENSSL_cleanse(key, sizeof(key));
 	rc = 1;
-	if (admin_call(ctx, ADMIN_SA, "sa.new_eab_key",
+	if (admin_call(ctx, ADMIN_SA, RPC_SA_NEW_EAB_KEY,
 		json_pack("{s:s, s:s, s:s}", "kid", mykid, "hmac_key", hmac,
 		    "comment", comment),
 		&res, NULL) != 0)
@@ -127,7 +127,7 @@ admin_eab_list(struct admin_ctx *ctx, int argc, char **argv)
 
 	if ((rc = eab_args(ctx, argc, argv, 0, NULL, NULL, NULL)) >= 0)
 		return rc;
-	if (admin_call(ctx, ADMIN_SA, "sa.list_eab_keys", NULL, &res, NULL) !=
+	if (admin_call(ctx, ADMIN_SA, RPC_SA_LIST_EAB_KEYS, NULL, &res, NULL) !=
 	    0)
 		return 1;
 	if (ctx->json)
@@ -169,7 +169,7 @@ admin_eab_revoke(struct admin_ctx *ctx, int argc, char **argv)
 	if ((rc = eab_args(ctx, argc, argv, 0, NULL, NULL, &kid)) >= 0)
 		return rc;
 	if (ctx->dry_run) {
-		if (admin_call(ctx, ADMIN_SA, "sa.get_eab_key",
+		if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_EAB_KEY,
 			json_pack("{s:s}", "kid", kid), &res, NULL) != 0)
 			return 1;
 		json_object_del(res, "hmac_key");
@@ -181,7 +181,7 @@ admin_eab_revoke(struct admin_ctx *ctx, int argc, char **argv)
 		json_decref(res);
 		return 0;
 	}
-	if (admin_call(ctx, ADMIN_SA, "sa.revoke_eab_key",
+	if (admin_call(ctx, ADMIN_SA, RPC_SA_REVOKE_EAB_KEY,
 		json_pack("{s:s}", "kid", kid), &res, NULL) != 0)
 		return 1;
 	log_audit(NULL, "admin-eab-revoke",

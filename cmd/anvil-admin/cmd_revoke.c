@@ -66,7 +66,8 @@ out:
 /* Appends the serials of a {serials: [...]} SA result to out. */
 static int
 serials_from(
-    struct admin_ctx *ctx, const char *method, json_t *params, json_t *out)
+    struct admin_ctx *ctx, enum rpc_method_id method, json_t *params,
+    json_t *out)
 {
 	json_t *res = NULL;
 
@@ -107,7 +108,7 @@ revoke_one(struct admin_ctx *ctx, json_t *v, int reason, int block_key,
 	struct problem *p = NULL;
 
 	if (ctx->dry_run) {
-		if (admin_call(ctx, ADMIN_SA, "sa.get_certificate",
+		if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_CERTIFICATE,
 			json_pack("{s:s}", "serial", serial), &cert, &p) != 0) {
 			json_array_append_new(failed,
 			    json_pack("{s:s, s:s}", "serial", serial, "error",
@@ -126,7 +127,7 @@ revoke_one(struct admin_ctx *ctx, json_t *v, int reason, int block_key,
 	    reason, "admin", ctx->who);
 	if (block_key)
 		json_object_set_new(params, "block_key", json_true());
-	if (admin_call(ctx, ADMIN_RA, "ra.admin_revoke", params, &res, &p) !=
+	if (admin_call(ctx, ADMIN_RA, RPC_RA_ADMIN_REVOKE, params, &res, &p) !=
 	    0) {
 		json_array_append_new(failed,
 		    json_pack("{s:s, s:s}", "serial", serial, "error",
@@ -252,13 +253,13 @@ selected_serials(
 		if (read_serials(ctx, h, *list) != 0)
 			return -1;
 	} else if (strcmp(sel, "--account") == 0) {
-		if (serials_from(ctx, "sa.serials_by_account",
+		if (serials_from(ctx, RPC_SA_SERIALS_BY_ACCOUNT,
 			json_pack("{s:I}", "account_id",
 			    (json_int_t)strtoll(h, NULL, 10)),
 			*list) != 0)
 			return -1;
 	} else if (strcmp(sel, "--spki-sha256") == 0) {
-		if (serials_from(ctx, "sa.serials_by_key",
+		if (serials_from(ctx, RPC_SA_SERIALS_BY_KEY,
 			json_pack("{s:s}", "key_hash", h), *list) != 0)
 			return -1;
 	} else {
@@ -419,7 +420,7 @@ block_keys(
 	json_array_foreach(hashes, k, v)
 	{
 		if (serials != NULL &&
-		    serials_from(ctx, "sa.serials_by_key",
+		    serials_from(ctx, RPC_SA_SERIALS_BY_KEY,
 			json_pack("{s:O}", "key_hash", v), serials) != 0)
 			return -1;
 		if (ctx->dry_run) {
@@ -428,7 +429,7 @@ block_keys(
 				    json_string_value(v));
 			continue;
 		}
-		if (admin_call(ctx, ADMIN_SA, "sa.block_key",
+		if (admin_call(ctx, ADMIN_SA, RPC_SA_BLOCK_KEY,
 			json_pack("{s:O, s:s, s:s}", "key_hash", v, "source",
 			    "admin", "comment", comment),
 			&res, NULL) != 0)

@@ -49,11 +49,11 @@ static const struct {
 	const char *name;
 	const char *user;
 } svc_table[SVC__MAX] = {
-    {"sa", "anvil"},
-    {"ca", "anvil"},
-    {"va", "anvil"},
-    {"ra", "anvil"},
-    {"wfe", "anvil"},
+    {"sa", "anvil-sa"},
+    {"ca", "anvil-ca"},
+    {"va", "anvil-va"},
+    {"ra", "anvil-ra"},
+    {"wfe", "anvil-wfe"},
 };
 
 struct setup_opts {
@@ -230,13 +230,20 @@ client(const struct setup_opts *o, enum setup_svc s, const char *timeout,
 	return j;
 }
 
-/* The RPC server object of service s with allowlist allow (taken). */
+/*
+ * The RPC server object of service s. Who may call what is the registry's
+ * (rpc/methods.def): the config only names the identity of each caller
+ * class, the same on every server (docs/rpc.md, "Authorization").
+ */
 static json_t *
-server(const struct setup_opts *o, enum setup_svc s, int workers, json_t *allow)
+server(const struct setup_opts *o, enum setup_svc s, int workers)
 {
 	char *l = sock(o, s);
+	json_t *callers = json_pack("{s:o, s:o, s:o, s:o}", "wfe",
+	    who(o, 0, 1, SVC_WFE), "ra", who(o, 0, 1, SVC_RA), "ca",
+	    who(o, 0, 1, SVC_CA), "admin", who(o, 1, 0));
 	json_t *j = json_pack("{s:s, s:i, s:s, s:o}", "listen", l, "workers",
-	    workers, "socket_mode", "0660", "allow", allow);
+	    workers, "socket_mode", "0660", "callers", callers);
 
 	free(l);
 	return j;
@@ -280,22 +287,12 @@ svc_head(const struct setup_opts *o, enum setup_svc s)
 	return j;
 }
 
-/*
- * Who may call what (docs/rpc-methods.md): the WFE reads through the SA and
- * the CA's public methods only; the RA and the CA write through the SA; the
- * admin identities reach the SA, RA and CA; only the RA calls the VA.
- */
 static json_t *
 gen_sa(const struct setup_opts *o, const char *dsn_file)
 {
 	json_t *j = svc_head(o, SVC_SA);
-	json_t *allow = json_object();
 
-	json_object_set_new(allow, "sa.get_*", who(o, 0, 1, SVC_WFE));
-	json_object_set_new(
-	    allow, "sa.get_orders_by_account", who(o, 0, 1, SVC_WFE));
-	json_object_set_new(allow, "*", who(o, 1, 2, SVC_RA, SVC_CA));
-	json_object_set_new(j, "rpc", server(o, SVC_SA, 8, allow));
+	json_object_set_new(j, "rpc", server(o, SVC_SA, 8));
 	json_object_set_new(j, "db",
 	    json_pack("{s:s, s:i, s:b, s:s, s:s}", "dsn_file", dsn_file, "pool",
 		8, "auto_migrate", 0, "statement_timeout", "5s", "schema_dir",
@@ -307,14 +304,9 @@ static json_t *
 gen_ca(const struct setup_opts *o)
 {
 	json_t *j = svc_head(o, SVC_CA);
-	json_t *allow = json_object();
 	char *url = pki_url(o);
 
-	json_object_set_new(allow, "ca.get_issuers", who(o, 0, 1, SVC_WFE));
-	json_object_set_new(allow, "ca.ocsp", who(o, 0, 1, SVC_WFE));
-	json_object_set_new(allow, "ca.profiles", who(o, 0, 1, SVC_WFE));
-	json_object_set_new(allow, "*", who(o, 1, 1, SVC_RA));
-	json_object_set_new(j, "rpc", server(o, SVC_CA, 8, allow));
+	json_object_set_new(j, "rpc", server(o, SVC_CA, 8));
 	json_object_set_new(j, "sa", client(o, SVC_SA, "10s", 4));
 	set_fmt(j, "profiles", "%s/profiles.json", o->out);
 	set_fmt(j, "issuers", "%s/pki/issuers.json", o->out);
@@ -333,11 +325,9 @@ static json_t *
 gen_va(const struct setup_opts *o)
 {
 	json_t *j = svc_head(o, SVC_VA);
-	json_t *allow = json_object();
 	int priv = json_array_size(o->networks) > 0;
 
-	json_object_set_new(allow, "*", who(o, 0, 1, SVC_RA));
-	json_object_set_new(j, "rpc", server(o, SVC_VA, 64, allow));
+	json_object_set_new(j, "rpc", server(o, SVC_VA, 64));
 	json_object_set_new(j, "dns",
 	    json_pack("{s:O, s:s, s:i}", "resolvers", o->resolvers, "timeout",
 		"5s", "tries", 2));
@@ -359,13 +349,11 @@ static json_t *
 gen_ra(const struct setup_opts *o)
 {
 	json_t *j = svc_head(o, SVC_RA);
-	json_t *allow = json_object();
 	char *url = base_url(o), *prefix = xasprintf("%s/acme/acct/", url);
 	char *tos = xasprintf("%s/terms", url);
 	json_t *policy;
 
-	json_object_set_new(allow, "*", who(o, 1, 1, SVC_WFE));
-	json_object_set_new(j, "rpc", server(o, SVC_RA, 8, allow));
+	json_object_set_new(j, "rpc", server(o, SVC_RA, 8));
 	json_object_set_new(j, "sa", client(o, SVC_SA, "10s", 4));
 	json_object_set_new(j, "va", client(o, SVC_VA, "60s", 4));
 	json_object_set_new(j, "ca", client(o, SVC_CA, "30s", 2));
@@ -415,7 +403,6 @@ gen_wfe(const struct setup_opts *o)
 		"caa_identities", o->host, "external_account_required", 0));
 	json_object_set_new(j, "ra", client(o, SVC_RA, "30s", 8));
 	json_object_set_new(j, "sa", client(o, SVC_SA, "10s", 8));
-	json_object_set_new(j, "ca", client(o, SVC_CA, "10s", 2));
 	free(url);
 	free(tos);
 	return j;

@@ -117,10 +117,10 @@ admin_account_show(struct admin_ctx *ctx, int argc, char **argv)
 		return rc;
 	if ((id = parse_id(ctx, pos, "an account id")) < 0)
 		return 2;
-	if (admin_call(ctx, ADMIN_SA, "sa.get_account",
+	if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_ACCOUNT,
 		json_pack("{s:I}", "id", (json_int_t)id), &a, NULL) != 0)
 		return 1;
-	if (admin_call(ctx, ADMIN_SA, "sa.serials_by_account",
+	if (admin_call(ctx, ADMIN_SA, RPC_SA_SERIALS_BY_ACCOUNT,
 		json_pack("{s:I}", "account_id", (json_int_t)id), &certs,
 		NULL) != 0) {
 		json_decref(a);
@@ -154,7 +154,7 @@ admin_account_deactivate(struct admin_ctx *ctx, int argc, char **argv)
 	if ((id = parse_id(ctx, pos, "an account id")) < 0)
 		return 2;
 	if (ctx->dry_run) {
-		if (admin_call(ctx, ADMIN_SA, "sa.get_account",
+		if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_ACCOUNT,
 			json_pack("{s:I}", "id", (json_int_t)id), &a,
 			NULL) != 0)
 			return 1;
@@ -168,7 +168,7 @@ admin_account_deactivate(struct admin_ctx *ctx, int argc, char **argv)
 		json_decref(a);
 		return 0;
 	}
-	if (admin_call(ctx, ADMIN_RA, "ra.update_account",
+	if (admin_call(ctx, ADMIN_RA, RPC_RA_UPDATE_ACCOUNT,
 		json_pack("{s:I, s:b}", "account_id", (json_int_t)id,
 		    "deactivate", 1),
 		&a, NULL) != 0)
@@ -211,7 +211,7 @@ chain_pem(struct admin_ctx *ctx, const json_t *cert)
 	n = xasprintf("%s-----END CERTIFICATE-----\n", out);
 	free(out);
 	out = n;
-	if (admin_call(ctx, ADMIN_CA, "ca.get_issuers", NULL, &res, NULL) != 0)
+	if (admin_call(ctx, ADMIN_CA, RPC_CA_GET_ISSUERS, NULL, &res, NULL) != 0)
 		goto out;
 	json_array_foreach(json_object_get(res, "issuers"), k, is)
 	{
@@ -254,7 +254,7 @@ admin_cert_show(struct admin_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	rc = 1;
-	if (admin_call(ctx, ADMIN_SA, "sa.get_certificate",
+	if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_CERTIFICATE,
 		json_pack("{s:s}", "serial", lower), &c, NULL) != 0)
 		goto out;
 	pem = chain_pem(ctx, c);
@@ -402,7 +402,7 @@ admin_cert_list(struct admin_ctx *ctx, int argc, char **argv)
 	}
 	json_object_set_new(params, "limit", json_integer(limit));
 	rc = 1;
-	if (admin_call(ctx, ADMIN_SA, "sa.get_certificates",
+	if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_CERTIFICATES,
 		json_incref(params), &res, NULL) != 0)
 		goto out;
 	if (ctx->json)
@@ -446,10 +446,10 @@ admin_order_show(struct admin_ctx *ctx, int argc, char **argv)
 	if ((id = parse_id(ctx, pos, "an order id")) < 0)
 		return 2;
 	rc = 1;
-	if (admin_call(ctx, ADMIN_SA, "sa.get_order",
+	if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_ORDER,
 		json_pack("{s:I}", "id", (json_int_t)id), &o, NULL) != 0)
 		goto out;
-	if (admin_call(ctx, ADMIN_SA, "sa.get_authzs",
+	if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_AUTHZS,
 		json_pack("{s:O}", "ids", json_object_get(o, "authz_ids")), &az,
 		NULL) != 0)
 		goto out;

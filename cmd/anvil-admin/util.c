@@ -217,9 +217,10 @@ out:
 
 /* See admin.h. */
 int
-admin_call(struct admin_ctx *ctx, enum admin_svc svc, const char *method,
+admin_call(struct admin_ctx *ctx, enum admin_svc svc, enum rpc_method_id id,
     json_t *params, json_t **res, struct problem **prob_out)
 {
+	const char *method = rpc_method_name(id);
 	struct rpc_client *c;
 	struct problem *p = NULL;
 	int rc = -1;

@@ -20,27 +20,27 @@ struct null_store {
 
 /* Accepts every write; answers reads with a good certificate. */
 static int
-null_call(void *arg, const char *method, json_t *params, const char *rid,
+null_call(void *arg, enum rpc_method_id id, json_t *params, const char *rid,
     json_t **result, struct problem **prob)
 {
 	struct null_store *ns = arg;
 
 	(void)params;
 	(void)rid;
-	if (strcmp(method, "sa.get_certificate") == 0) {
+	if (id == RPC_SA_GET_CERTIFICATE) {
 		*result = json_pack(
 		    "{s:s, s:s}", "status", "good", "issuer_id", ns->issuer_id);
 		return 0;
 	}
-	if (strcmp(method, "sa.get_ocsp") == 0) {
+	if (id == RPC_SA_GET_OCSP) {
 		*prob = problem_new(PROB_NOT_FOUND, "no cache in the bench");
 		return -1;
 	}
-	if (strcmp(method, "sa.next_crl_number") == 0) {
+	if (id == RPC_SA_NEXT_CRL_NUMBER) {
 		*result = json_pack("{s:i}", "number", 1);
 		return 0;
 	}
-	if (strcmp(method, "sa.revoked_by_shard") == 0) {
+	if (id == RPC_SA_REVOKED_BY_SHARD) {
 		*result = json_pack("{s:[]}", "entries");
 		return 0;
 	}

@@ -37,10 +37,11 @@ struct ca_proc {
 
 /* ca_store_call_fn over the SA RPC client. */
 static int
-sa_store_call(void *arg, const char *method, json_t *params,
+sa_store_call(void *arg, enum rpc_method_id id, json_t *params,
     const char *request_id, json_t **result, struct problem **prob)
 {
-	return rpc_call(arg, method, params, 0, request_id, result, prob);
+	return rpc_call(
+	    arg, rpc_method_name(id), params, 0, request_id, result, prob);
 }
 
 /* Health: the SA answers health.check. */
@@ -52,8 +53,8 @@ health(void *arg, char *msg, size_t msglen)
 	struct problem *prob = NULL;
 	int rc = 0;
 
-	if (rpc_call(p->sa, "health.check", NULL, 2000, NULL, &res, &prob) !=
-	    0) {
+	if (rpc_call(p->sa, rpc_method_name(RPC_HEALTH_CHECK), NULL, 2000,
+		NULL, &res, &prob) != 0) {
 		snprintf(msg, msglen, "sa: %s",
 		    prob && prob->detail ? prob->detail : "unreachable");
 		rc = -1;
@@ -132,14 +133,13 @@ main(int argc, char **argv)
 	struct rpc_server *srv = NULL;
 	struct profiles *profiles = NULL;
 	struct ca_issuers *issuers = NULL;
-	const struct rpc_method *methods;
 	const char *path = NULL, *bench_issuers = NULL, *bench_profiles = NULL;
 	double bench_seconds = 0;
 	long bench_threads = 4;
 	char err[1024], tmp[1100];
 	enum log_level lvl;
 	pthread_t timer;
-	size_t nmethods, k;
+	size_t k;
 	int i, check = 0, timer_started = 0, rc = 1;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -229,9 +229,8 @@ main(int argc, char **argv)
 	    health, &proc, err, sizeof(err));
 	if (dbg == NULL)
 		goto fail;
-	methods = ca_rpc_methods(&nmethods);
-	srv = rpc_server_new(&rcfg, methods, nmethods, proc.ca, metrics, health,
-	    &proc, err, sizeof(err));
+	srv = rpc_server_new_service(&rcfg, RPC_SVC_CA, ca_rpc_handlers(),
+	    proc.ca, metrics, health, &proc, err, sizeof(err));
 	if (srv == NULL)
 		goto fail;
 	if (pthread_create(&timer, NULL, crl_timer, &proc) != 0) {
@@ -239,9 +238,9 @@ main(int argc, char **argv)
 		goto fail;
 	}
 	timer_started = 1;
-	log_info("serving %zu methods on %s; %lld CRL shards per issuer, "
+	log_info("serving ca.* on %s; %lld CRL shards per issuer, "
 		 "regenerated every %llds",
-	    nmethods, rcfg.listen, (long long)cfg.settings.crl_shards,
+	    rcfg.listen, (long long)cfg.settings.crl_shards,
 	    (long long)(cfg.crl_period_ms / 1000));
 	rpc_server_run(srv);
 	log_info("stopped");

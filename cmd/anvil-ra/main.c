@@ -34,8 +34,6 @@ main(int argc, char **argv)
 	struct ra *ra = NULL;
 	struct debug_server *dbg = NULL;
 	struct rpc_server *srv = NULL;
-	const struct rpc_method *methods;
-	size_t nmethods;
 	char err[1024];
 	int i, check = 0, rc = 1;
 
@@ -101,9 +99,8 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
-	methods = ra_methods(&nmethods);
-	srv = rpc_server_new(
-	    &scfg, methods, nmethods, ra, m, ra_health, ra, err, sizeof(err));
+	srv = rpc_server_new_service(&scfg, RPC_SVC_RA, ra_rpc_handlers(), ra,
+	    m, ra_health, ra, err, sizeof(err));
 	if (srv == NULL) {
 		fprintf(stderr, "anvil-ra: rpc server: %s\n", err);
 		goto out;

@@ -3,6 +3,8 @@
  * anvil-rpc - talk to an Anvil service by hand, run a test server, measure.
  *
  *   anvil-rpc call TARGET METHOD [JSON] [tls flags] [--timeout 10s]
+ *   anvil-rpc doc        the method tables of docs/rpc-methods.md
+ *   anvil-rpc methods    the registry (rpc/methods.def) as JSON
  *   anvil-rpc serve-test --listen ADDR [--workers N] [--allow JSON]
  *            [--socket-mode 0660] [--max-frame N] [tls flags]
  *   anvil-rpc bench TARGET [--threads N] [--seconds S] [tls flags]
@@ -42,6 +44,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: anvil-rpc call TARGET METHOD [JSON] [--timeout 10s] "
 	    "[--request-id ID]\n"
+	    "       anvil-rpc doc | methods\n"
 	    "       anvil-rpc serve-test --listen ADDR [--workers N] "
 	    "[--allow JSON] [--socket-mode 0660] [--max-frame N]\n"
 	    "       anvil-rpc bench TARGET [--threads N] [--seconds S] "
@@ -326,11 +329,11 @@ h_calls(void *svc, const struct rpc_req *req, json_t **result,
 }
 
 static const struct rpc_method test_methods[] = {
-    {"test.echo", h_echo},
-    {"test.sleep", h_sleep},
-    {"test.fail", h_fail},
-    {"test.whoami", h_whoami},
-    {"test.calls", h_calls},
+    {"test.echo", h_echo, NULL},
+    {"test.sleep", h_sleep, NULL},
+    {"test.fail", h_fail, NULL},
+    {"test.whoami", h_whoami, NULL},
+    {"test.calls", h_calls, NULL},
 };
 
 static int
@@ -546,6 +549,10 @@ main(int argc, char **argv)
 		return 2;
 	if (strcmp(argv[1], "call") == 0)
 		return cmd_call(&o);
+	if (strcmp(argv[1], "doc") == 0)
+		return rpc_contract_write_doc(stdout) == 0 ? 0 : 1;
+	if (strcmp(argv[1], "methods") == 0)
+		return rpc_contract_write_json(stdout) == 0 ? 0 : 1;
 	if (strcmp(argv[1], "serve-test") == 0)
 		return cmd_serve(&o);
 	if (strcmp(argv[1], "bench") == 0)

@@ -114,12 +114,11 @@ main(int argc, char **argv)
 	struct rpc_server *srv = NULL;
 	struct sa *sa = NULL;
 	struct sa_options opt;
-	const struct rpc_method *methods;
+	rpc_handler_fn handlers[RPC_METHOD__MAX];
 	json_t *obj = NULL;
 	const char *path = NULL;
 	char err[1024], *dsn = NULL;
 	enum log_level lvl = LOG_LEVEL_INFO;
-	size_t nmethods;
 	int i, migrate = 0, check = 0, restored = 0, applied = 0, version = 0, rc = 1;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -236,14 +235,14 @@ main(int argc, char **argv)
 	    sa_health, sa, err, sizeof(err));
 	if (dbg == NULL)
 		goto fail;
-	methods = sa_rpc_methods(&nmethods);
-	srv = rpc_server_new(&rcfg, methods, nmethods, sa, metrics, sa_health,
-	    sa, err, sizeof(err));
+	sa_rpc_handlers(handlers);
+	srv = rpc_server_new_service(&rcfg, RPC_SVC_SA, handlers, sa, metrics,
+	    sa_health, sa, err, sizeof(err));
 	if (srv == NULL)
 		goto fail;
-	log_info("serving %zu methods on %s with %lld database connections "
+	log_info("serving sa.* on %s with %lld database connections "
 		 "(schema version %d)",
-	    nmethods, rcfg.listen, (long long)cfg.pool, version);
+	    rcfg.listen, (long long)cfg.pool, version);
 	rpc_server_run(srv);
 	log_info("stopped");
 	rc = 0;

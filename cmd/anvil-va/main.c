@@ -18,27 +18,6 @@
 #include "va/va.h"
 
 static int
-h_validate(void *svc, const struct rpc_req *req, json_t **result,
-    struct problem **prob)
-{
-	return va_validate_json(
-	    svc, req->params, req->request_id, req->deadline_ms, result, prob);
-}
-
-static int
-h_check_caa(void *svc, const struct rpc_req *req, json_t **result,
-    struct problem **prob)
-{
-	return va_check_caa_json(
-	    svc, req->params, req->request_id, req->deadline_ms, result, prob);
-}
-
-static const struct rpc_method methods[] = {
-    {"va.validate", h_validate},
-    {"va.check_caa", h_check_caa},
-};
-
-static int
 health(void *arg, char *msg, size_t msglen)
 {
 	return va_health(arg, msg, msglen);
@@ -115,9 +94,8 @@ main(int argc, char **argv)
 	    health, va, err, sizeof(err));
 	if (dbg == NULL)
 		goto fail;
-	srv =
-	    rpc_server_new(&rcfg, methods, sizeof(methods) / sizeof(methods[0]),
-		va, metrics, health, va, err, sizeof(err));
+	srv = rpc_server_new_service(&rcfg, RPC_SVC_VA, va_rpc_handlers(), va,
+	    metrics, health, va, err, sizeof(err));
 	if (srv == NULL)
 		goto fail;
 	log_info("serving va.validate and va.check_caa on %s; DNS %s; "

@@ -1,4 +1,4 @@
-/* LIBS: ca core */
+/* LIBS: ca rpc core */
 /*
  * test_ca.c - the CA signing pipeline without RPC: key ceremony, issuer
  * loading, issuance per key type and profile (verified against the chains),
@@ -43,7 +43,7 @@ struct fake_store {
 };
 
 static int
-fake_call(void *arg, const char *method, json_t *params, const char *rid,
+fake_call(void *arg, enum rpc_method_id id, json_t *params, const char *rid,
     json_t **result, struct problem **prob)
 {
 	struct fake_store *fs = arg;
@@ -57,7 +57,7 @@ fake_call(void *arg, const char *method, json_t *params, const char *rid,
 	(void)rid;
 	pthread_mutex_lock(&fs->mu);
 	*result = NULL;
-	if (strcmp(method, "sa.reserve_serial") == 0) {
+	if (id == RPC_SA_RESERVE_SERIAL) {
 		if (json_object_get(fs->reserved, serial) != NULL) {
 			*prob = problem_new(PROB_CONFLICT, "serial exists");
 			ret = -1;
@@ -65,7 +65,7 @@ fake_call(void *arg, const char *method, json_t *params, const char *rid,
 			json_object_set_new(fs->reserved, serial, json_true());
 			*result = json_object();
 		}
-	} else if (strcmp(method, "sa.add_certificate") == 0) {
+	} else if (id == RPC_SA_ADD_CERTIFICATE) {
 		if (fs->fail_add) {
 			*prob = problem_new(PROB_UNAVAILABLE, "sa down");
 			ret = -1;
@@ -78,7 +78,7 @@ fake_call(void *arg, const char *method, json_t *params, const char *rid,
 			json_object_set_new(fs->certs, serial, c);
 			*result = json_object();
 		}
-	} else if (strcmp(method, "sa.get_certificate") == 0) {
+	} else if (id == RPC_SA_GET_CERTIFICATE) {
 		c = json_object_get(fs->certs, serial);
 		if (c == NULL) {
 			*prob = problem_new(PROB_NOT_FOUND, "no such cert");
@@ -86,7 +86,7 @@ fake_call(void *arg, const char *method, json_t *params, const char *rid,
 		} else {
 			*result = json_deep_copy(c);
 		}
-	} else if (strcmp(method, "sa.next_crl_number") == 0) {
+	} else if (id == RPC_SA_NEXT_CRL_NUMBER) {
 		snprintf(key, sizeof(key), "%s/%lld",
 		    json_string_value(json_object_get(params, "issuer_id")),
 		    (long long)json_integer_value(
@@ -96,7 +96,7 @@ fake_call(void *arg, const char *method, json_t *params, const char *rid,
 		    1;
 		json_object_set_new(fs->crl_numbers, key, json_integer(n));
 		*result = json_pack("{s:I}", "number", n);
-	} else if (strcmp(method, "sa.revoked_by_shard") == 0) {
+	} else if (id == RPC_SA_REVOKED_BY_SHARD) {
 		arr = json_array();
 		json_object_foreach(fs->certs, k, c)
 		{
@@ -115,14 +115,14 @@ fake_call(void *arg, const char *method, json_t *params, const char *rid,
 				json_object_get(c, "revoked_reason")));
 		}
 		*result = json_pack("{s:o}", "entries", arr);
-	} else if (strcmp(method, "sa.store_crl") == 0) {
+	} else if (id == RPC_SA_STORE_CRL) {
 		json_array_append(fs->crls, params);
 		*result = json_object();
-	} else if (strcmp(method, "sa.store_ocsp") == 0) {
+	} else if (id == RPC_SA_STORE_OCSP) {
 		json_object_set(fs->ocsp, serial, params);
 		fs->ocsp_stores++;
 		*result = json_object();
-	} else if (strcmp(method, "sa.get_ocsp") == 0) {
+	} else if (id == RPC_SA_GET_OCSP) {
 		c = json_object_get(fs->ocsp, serial);
 		if (c == NULL) {
 			*prob = problem_new(PROB_NOT_FOUND, "no ocsp");
@@ -131,7 +131,7 @@ fake_call(void *arg, const char *method, json_t *params, const char *rid,
 			*result = json_deep_copy(c);
 		}
 	} else {
-		*prob = problem_new(PROB_SERVER_INTERNAL, "unknown %s", method);
+		*prob = problem_new(PROB_SERVER_INTERNAL, "unknown %s", rpc_method_name(id));
 		ret = -1;
 	}
 	pthread_mutex_unlock(&fs->mu);
@@ -1352,25 +1352,23 @@ test_bad_settings_refused(struct th *t)
 }
 
 static int
-call_method(const char *name, const char *params_json, json_t **result,
+call_method(enum rpc_method_id id, const char *params_json, json_t **result,
     struct problem **prob)
 {
-	const struct rpc_method *m;
+	rpc_handler_fn fn = ca_rpc_handlers()[id];
 	struct rpc_req req;
 	json_error_t jerr;
-	size_t n, k;
 	int rc = -2;
 
 	memset(&req, 0, sizeof(req));
-	req.method = name;
+	req.method = rpc_method_name(id);
+	req.contract = rpc_contract_get(id);
 	req.params = json_loads(params_json, 0, &jerr);
 	req.request_id = "rpc-test";
 	*result = NULL;
 	*prob = NULL;
-	m = ca_rpc_methods(&n);
-	for (k = 0; k < n; k++)
-		if (strcmp(m[k].name, name) == 0)
-			rc = m[k].fn(F.ca, &req, result, prob);
+	if (fn != NULL)
+		rc = fn(F.ca, &req, result, prob);
 	json_decref(req.params);
 	return rc;
 }
@@ -1380,40 +1378,41 @@ test_rpc_handlers(struct th *t)
 {
 	static const char *n[] = {"dns:rpc.example.com"};
 	static const struct {
-		const char *method, *params, *type;
+		enum rpc_method_id method;
+		const char *params, *type;
 	} bad[] = {
-	    {"ca.issue", "{}", "malformed"},
-	    {"ca.issue",
+	    {RPC_CA_ISSUE, "{}", "malformed"},
+	    {RPC_CA_ISSUE,
 		"{\"csr\": 5, \"identifiers\": [], "
 		"\"account_id\": 1}",
 		"malformed"},
-	    {"ca.issue",
+	    {RPC_CA_ISSUE,
 		"{\"csr\": \"!!\", \"identifiers\": [], "
 		"\"account_id\": 1}",
 		"badCSR"},
-	    {"ca.issue",
+	    {RPC_CA_ISSUE,
 		"{\"csr\": \"AAAA\", \"identifiers\": \"x\", "
 		"\"account_id\": 1}",
 		"malformed"},
-	    {"ca.issue",
+	    {RPC_CA_ISSUE,
 		"{\"csr\": \"AAAA\", \"identifiers\": [1, 2], "
 		"\"account_id\": 1}",
 		"badCSR"},
-	    {"ca.issue",
+	    {RPC_CA_ISSUE,
 		"{\"csr\": \"AAAA\", \"identifiers\": [], "
 		"\"account_id\": 1, \"not_after\": \"soon\"}",
 		"malformed"},
-	    {"ca.issue",
+	    {RPC_CA_ISSUE,
 		"{\"csr\": \"AAAA\", \"identifiers\": [], "
 		"\"account_id\": 1, \"extra\": 1}",
 		"malformed"},
-	    {"ca.generate_crl", "{\"issuer_id\": 7, \"shard\": 0}",
+	    {RPC_CA_GENERATE_CRL, "{\"issuer_id\": 7, \"shard\": 0}",
 		"malformed"},
-	    {"ca.generate_crl", "{\"issuer_id\": \"x\", \"shard\": -1}",
+	    {RPC_CA_GENERATE_CRL, "{\"issuer_id\": \"x\", \"shard\": -1}",
 		"notFound"},
-	    {"ca.ocsp", "{\"serial\": 5}", "malformed"},
-	    {"ca.ocsp", "{\"serial\": \"\"}", "malformed"},
-	    {"ca.ocsp", "{\"serial\": \"abc\"}", "malformed"},
+	    {RPC_CA_OCSP, "{\"serial\": 5}", "malformed"},
+	    {RPC_CA_OCSP, "{\"serial\": \"\"}", "malformed"},
+	    {RPC_CA_OCSP, "{\"serial\": \"abc\"}", "malformed"},
 	};
 	json_t *res = NULL, *ids;
 	struct problem *p = NULL;
@@ -1426,7 +1425,7 @@ test_rpc_handlers(struct th *t)
 		TH_CHECK(t,
 		    call_method(bad[i].method, bad[i].params, &res, &p) == -1);
 		if (p == NULL || strcmp(prob_type_name(p->type), bad[i].type)) {
-			fprintf(stderr, "  %s %s: got %s\n", bad[i].method,
+			fprintf(stderr, "  %s %s: got %s\n", rpc_method_name(bad[i].method),
 			    bad[i].params, p ? prob_type_name(p->type) : "ok");
 			TH_CHECK(t, 0);
 		}
@@ -1440,7 +1439,7 @@ test_rpc_handlers(struct th *t)
 			   "\"account_id\": 1}",
 	    b64);
 	TH_CHECK(t,
-	    call_method("ca.issue", params, &res, &p) == -1 && p &&
+	    call_method(RPC_CA_ISSUE, params, &res, &p) == -1 && p &&
 		p->type == PROB_MALFORMED);
 	problem_free(p);
 	free(params);
@@ -1452,7 +1451,7 @@ test_rpc_handlers(struct th *t)
 		      "\"account_id\": 3, \"order_id\": 4, \"profile\": "
 		      "\"tlsserver\"}",
 		b64);
-	TH_CHECK(t, call_method("ca.issue", params, &res, &p) == 0);
+	TH_CHECK(t, call_method(RPC_CA_ISSUE, params, &res, &p) == 0);
 	chain = json_string_value(json_object_get(res, "chain_pem"));
 	TH_CHECK(t,
 	    chain != NULL &&
@@ -1467,11 +1466,11 @@ test_rpc_handlers(struct th *t)
 	res = NULL;
 	p = NULL;
 	TH_CHECK(t,
-	    call_method("ca.get_issuers", "{}", &res, &p) == 0 &&
+	    call_method(RPC_CA_GET_ISSUERS, "{}", &res, &p) == 0 &&
 		json_array_size(json_object_get(res, "issuers")) == 2);
 	json_decref(res);
 	TH_CHECK(t,
-	    call_method("ca.profiles", "{}", &res, &p) == 0 &&
+	    call_method(RPC_CA_PROFILES, "{}", &res, &p) == 0 &&
 		json_object_size(json_object_get(res, "profiles")) == 4);
 	json_decref(res);
 	free(params);

@@ -1,4 +1,4 @@
-/* LIBS: ca core */
+/* LIBS: ca rpc core */
 /*
  * test_ca_lint.c - every lint passes on a well-formed certificate and fires
  * on a certificate built to break exactly it.

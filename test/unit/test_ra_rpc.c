@@ -73,20 +73,6 @@ fake_handler(void *svc, const struct rpc_req *req, json_t **result,
 	return rc;
 }
 
-static const char *const sa_names[] = {"sa.new_account", "sa.get_account",
-    "sa.get_account_by_thumbprint", "sa.update_account", "sa.get_order",
-    "sa.get_authz", "sa.get_authzs", "sa.new_order", "sa.get_valid_authzs",
-    "sa.set_authz_processing", "sa.finalize_authz", "sa.set_order_processing",
-    "sa.set_order_error", "sa.finalize_order", "sa.get_stale_processing_orders",
-    "sa.get_stale_processing_authzs", "sa.get_certificates",
-    "sa.get_certificate", "sa.key_blocked", "sa.rate_limit_spend",
-    "sa.fqdn_set_issued", "sa.count_certs_by_domain", "sa.revoke_certificate",
-    "sa.block_key", NULL};
-static const char *const va_names[] = {"va.validate", "va.check_caa", NULL};
-static const char *const ca_names[] = {"ca.issue", "ca.generate_crl", NULL};
-
-static struct rpc_method sa_m[32], va_m[4], ca_m[4];
-
 static void *
 fake_run(void *arg)
 {
@@ -97,9 +83,10 @@ fake_run(void *arg)
 }
 
 static int
-fake_start(struct fake *f, const char *name, const char *path,
-    const char *const *names, struct rpc_method *m)
+fake_start(
+    struct fake *f, const char *name, const char *path, enum rpc_service owner)
 {
+	rpc_handler_fn handlers[RPC_METHOD__MAX];
 	struct rpc_server_config cfg;
 	char err[256];
 	json_t *o;
@@ -110,12 +97,16 @@ fake_start(struct fake *f, const char *name, const char *path,
 	pthread_mutex_init(&f->mu, NULL);
 	f->answers = json_object();
 	f->calls = json_array();
-	for (n = 0; names[n] != NULL; n++) {
-		m[n].name = names[n];
-		m[n].fn = fake_handler;
-	}
+	/* Every method the registry gives owner; the server checks each call
+	 * of the RA against the registry's parameter spec and caller class
+	 * (the RA is class "ra" here), as the real service would. */
+	for (n = 0; n < RPC_METHOD__MAX; n++)
+		handlers[n] = rpc_contract_get((enum rpc_method_id)n)->owner ==
+			owner
+		    ? fake_handler
+		    : NULL;
 	o = json_pack("{s:s,s:i,s:{s:[s]}}", "listen", path, "workers", 4,
-	    "allow", "*", "*");
+	    "callers", "ra", "*");
 	memset(&cfg, 0, sizeof(cfg));
 	if (rpc_server_config_parse(o, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "fake %s: %s\n", name, err);
@@ -123,8 +114,8 @@ fake_start(struct fake *f, const char *name, const char *path,
 		return -1;
 	}
 	json_decref(o);
-	f->srv =
-	    rpc_server_new(&cfg, m, n, f, NULL, NULL, NULL, err, sizeof(err));
+	f->srv = rpc_server_new_service(
+	    &cfg, owner, handlers, f, NULL, NULL, NULL, err, sizeof(err));
 	rpc_server_config_clear(&cfg);
 	if (f->srv == NULL) {
 		fprintf(stderr, "fake %s: %s\n", name, err);
@@ -148,20 +139,20 @@ fake_stop(struct fake *f)
 }
 
 static void
-answer(struct fake *f, const char *method, const char *json)
+answer(struct fake *f, enum rpc_method_id id, const char *json)
 {
 	json_t *v = json_loads(json, 0, NULL);
 
 	if (v == NULL)
 		abort();
 	pthread_mutex_lock(&f->mu);
-	json_object_set_new(f->answers, method, v);
+	json_object_set_new(f->answers, rpc_method_name(id), v);
 	pthread_mutex_unlock(&f->mu);
 }
 
 /* Params of the last call of method (new reference) or NULL. */
 static json_t *
-last_call(struct fake *f, const char *method)
+last_call(struct fake *f, enum rpc_method_id id)
 {
 	json_t *c, *found = NULL;
 	size_t i;
@@ -170,7 +161,7 @@ last_call(struct fake *f, const char *method)
 	json_array_foreach(f->calls, i, c)
 	{
 		if (strcmp(json_string_value(json_object_get(c, "method")),
-			method) == 0)
+			rpc_method_name(id)) == 0)
 			found = json_object_get(c, "params");
 	}
 	if (found != NULL)
@@ -181,7 +172,7 @@ last_call(struct fake *f, const char *method)
 
 /* Number of calls of method so far. */
 static int
-count_calls(struct fake *f, const char *method)
+count_calls(struct fake *f, enum rpc_method_id id)
 {
 	json_t *c;
 	size_t i;
@@ -191,7 +182,7 @@ count_calls(struct fake *f, const char *method)
 	json_array_foreach(f->calls, i, c)
 	{
 		if (strcmp(json_string_value(json_object_get(c, "method")),
-			method) == 0)
+			rpc_method_name(id)) == 0)
 			n++;
 	}
 	pthread_mutex_unlock(&f->mu);
@@ -199,13 +190,13 @@ count_calls(struct fake *f, const char *method)
 }
 
 static json_t *
-wait_call(struct fake *f, const char *method)
+wait_call(struct fake *f, enum rpc_method_id id)
 {
 	json_t *p;
 	int i;
 
 	for (i = 0; i < 200; i++) {
-		if ((p = last_call(f, method)) != NULL)
+		if ((p = last_call(f, id)) != NULL)
 			return p;
 		usleep(25000);
 	}
@@ -269,24 +260,22 @@ make_ra(int with_va, const char *extra)
 
 /* Calls an ra.* handler directly; returns 0 / -1 like the handler. */
 static int
-call(struct ra *r, const char *method, const char *params, json_t **res,
+call(struct ra *r, enum rpc_method_id id, const char *params, json_t **res,
     struct problem **prob)
 {
-	const struct rpc_method *m;
-	size_t n, i;
+	rpc_handler_fn fn = ra_rpc_handlers()[id];
 	struct rpc_req req;
 	int rc = -1;
 
 	memset(&req, 0, sizeof(req));
-	req.method = method;
+	req.method = rpc_method_name(id);
+	req.contract = rpc_contract_get(id);
 	req.params = json_loads(params, 0, NULL);
 	req.request_id = "test";
 	*res = NULL;
 	*prob = NULL;
-	m = ra_methods(&n);
-	for (i = 0; i < n; i++)
-		if (strcmp(m[i].name, method) == 0)
-			rc = m[i].fn(r, &req, res, prob);
+	if (fn != NULL)
+		rc = fn(r, &req, res, prob);
 	json_decref(req.params);
 	return rc;
 }
@@ -344,25 +333,25 @@ test_va_unreachable_invalidates_authz(struct th *t)
 	if (r == NULL)
 		return;
 	reset(&fsa);
-	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_authz",
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	answer(&fsa, RPC_SA_GET_AUTHZ,
 	    "{\"result\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
 	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 11, \"type\": "
 	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
-	answer(&fsa, "sa.set_authz_processing",
+	answer(&fsa, RPC_SA_SET_AUTHZ_PROCESSING,
 	    "{\"result\": {\"id\": 5, "
 	    "\"status\": \"pending\"}}");
-	answer(&fsa, "sa.finalize_authz", "{\"result\": {\"id\": 5}}");
+	answer(&fsa, RPC_SA_FINALIZE_AUTHZ, "{\"result\": {\"id\": 5}}");
 	TH_CHECK(t,
-	    call(r, "ra.perform_validation",
+	    call(r, RPC_RA_PERFORM_VALIDATION,
 		"{\"account_id\": 7, "
 		"\"authz_id\": 5, \"challenge_id\": 11}",
 		&res, &p) == 0);
 	json_decref(res);
 	problem_free(p);
-	fin = wait_call(&fsa, "sa.finalize_authz");
+	fin = wait_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
 	TH_CHECK(t, fin != NULL);
 	if (fin != NULL) {
 		TH_CHECK_STR(t,
@@ -388,27 +377,27 @@ test_va_result_recorded(struct th *t)
 
 	reset(&fsa);
 	reset(&fva);
-	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_authz",
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	answer(&fsa, RPC_SA_GET_AUTHZ,
 	    "{\"result\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"tlsserver\", "
 	    "\"wildcard\": true, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 12, \"type\": "
 	    "\"dns-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
-	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 5}}");
-	answer(&fsa, "sa.finalize_authz", "{\"result\": {\"id\": 5}}");
-	answer(&fva, "va.validate",
+	answer(&fsa, RPC_SA_SET_AUTHZ_PROCESSING, "{\"result\": {\"id\": 5}}");
+	answer(&fsa, RPC_SA_FINALIZE_AUTHZ, "{\"result\": {\"id\": 5}}");
+	answer(&fva, RPC_VA_VALIDATE,
 	    "{\"result\": {\"status\": \"valid\", "
 	    "\"validation_record\": [{\"hostname\": \"a.test\"}]}}");
 	TH_CHECK(t,
-	    call(r, "ra.perform_validation",
+	    call(r, RPC_RA_PERFORM_VALIDATION,
 		"{\"account_id\": 7, "
 		"\"authz_id\": 5, \"challenge_id\": 12}",
 		&res, &p) == 0);
 	json_decref(res);
 	problem_free(p);
-	fin = wait_call(&fsa, "sa.finalize_authz");
-	v = last_call(&fva, "va.validate");
+	fin = wait_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
+	v = last_call(&fva, RPC_VA_VALIDATE);
 	TH_CHECK(t, fin != NULL && v != NULL);
 	if (fin != NULL && v != NULL) {
 		time_t exp;
@@ -449,20 +438,21 @@ test_ca_failure_sets_order_error(struct th *t)
 	reset(&fsa);
 	reset(&fca);
 	reset(&fva);
-	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_order",
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	answer(&fsa, RPC_SA_GET_ORDER,
 	    "{\"result\": {\"id\": 9, \"account_id\":"
 	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
+	    "\"authz_ids\": [4], "
 	    "\"identifiers\": [{\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}]}}");
-	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
+	answer(&fsa, RPC_SA_KEY_BLOCKED, "{\"result\": {\"blocked\": false}}");
 	snprintf(params, sizeof(params),
 	    "{\"result\": {\"authzs\": [{\"id\":"
 	    " 4, \"identifier\": {\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}, \"challenges\": [{\"type\": \"http-01\", "
 	    "\"status\": \"valid\", \"validated\": \"%s\"}]}]}}",
 	    ra_now_str(0));
-	answer(&fsa, "sa.get_authzs", params);
+	answer(&fsa, RPC_SA_GET_AUTHZS, params);
 	/* The order expires in 6 s: the retries of a transient failure end
 	 * there (in production: the retry budget or the order's expiry). */
 	snprintf(params, sizeof(params),
@@ -471,33 +461,33 @@ test_ca_failure_sets_order_error(struct th *t)
 	    "\"classic\", \"expires\": \"%s\", \"identifiers\": "
 	    "[{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}",
 	    ra_now_str(6));
-	answer(&fsa, "sa.set_order_processing", params);
-	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 9}}");
-	answer(&fca, "ca.issue",
+	answer(&fsa, RPC_SA_SET_ORDER_PROCESSING, params);
+	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 9}}");
+	answer(&fca, RPC_CA_ISSUE,
 	    "{\"error\": {\"type\": \"unavailable\", "
 	    "\"detail\": \"hsm offline\", \"status\": 503}}");
-	answer(&fsa, "sa.get_certificates",
+	answer(&fsa, RPC_SA_GET_CERTIFICATES,
 	    "{\"result\": {\"certificates\": "
 	    "[]}}");
 	snprintf(params, sizeof(params),
 	    "{\"account_id\": 7, \"order_id\": 9,"
 	    " \"csr\": \"%s\"}",
 	    csr);
-	(void)call(r, "ra.finalize_order", params, &res, &p);
+	(void)call(r, RPC_RA_FINALIZE_ORDER, params, &res, &p);
 	json_decref(res);
 	TH_CHECK(t, p == NULL); /* sync mode: the order */
 	/* Issue 19: unavailable is transient. Each time the RA looks for a
 	 * certificate the CA may have stored (then 3 more times), retries
 	 * ca.issue while the order lives, and never makes the order invalid:
 	 * it stays processing for recovery (which has the stored CSR). */
-	TH_CHECK(t, count_calls(&fca, "ca.issue") >= 2);
+	TH_CHECK(t, count_calls(&fca, RPC_CA_ISSUE) >= 2);
 	TH_CHECK(t,
-	    count_calls(&fsa, "sa.get_certificates") ==
-		4 * count_calls(&fca, "ca.issue"));
-	TH_CHECK(t, last_call(&fsa, "sa.set_order_error") == NULL);
-	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
+	    count_calls(&fsa, RPC_SA_GET_CERTIFICATES) ==
+		4 * count_calls(&fca, RPC_CA_ISSUE));
+	TH_CHECK(t, last_call(&fsa, RPC_SA_SET_ORDER_ERROR) == NULL);
+	TH_CHECK(t, last_call(&fsa, RPC_SA_FINALIZE_ORDER) == NULL);
 	{
-		json_t *sp = last_call(&fsa, "sa.set_order_processing");
+		json_t *sp = last_call(&fsa, RPC_SA_SET_ORDER_PROCESSING);
 		TH_CHECK_STR(t,
 		    json_string_value(json_object_get(sp, "csr")), csr);
 		json_decref(sp);
@@ -508,15 +498,15 @@ test_ca_failure_sets_order_error(struct th *t)
 	 * after one look for a stored certificate. */
 	reset(&fca);
 	clear_calls(&fsa);
-	answer(&fca, "ca.issue",
+	answer(&fca, RPC_CA_ISSUE,
 	    "{\"error\": {\"type\": \"badCSR\", "
 	    "\"detail\": \"hsm offline refuses this key\", \"status\": 400}}");
-	(void)call(r, "ra.finalize_order", params, &res, &p);
+	(void)call(r, RPC_RA_FINALIZE_ORDER, params, &res, &p);
 	json_decref(res);
 	TH_CHECK(t, p == NULL);
-	TH_CHECK(t, count_calls(&fca, "ca.issue") == 1);
+	TH_CHECK(t, count_calls(&fca, RPC_CA_ISSUE) == 1);
 	{
-		json_t *gc = last_call(&fsa, "sa.get_certificates");
+		json_t *gc = last_call(&fsa, RPC_SA_GET_CERTIFICATES);
 		TH_CHECK(t,
 		    gc != NULL &&
 			json_integer_value(json_object_get(gc, "order_id")) ==
@@ -524,7 +514,7 @@ test_ca_failure_sets_order_error(struct th *t)
 		json_decref(gc);
 	}
 	problem_free(p);
-	err = last_call(&fsa, "sa.set_order_error");
+	err = last_call(&fsa, RPC_SA_SET_ORDER_ERROR);
 	TH_CHECK(t, err != NULL);
 	if (err != NULL) {
 		json_t *e = json_object_get(err, "error");
@@ -533,29 +523,30 @@ test_ca_failure_sets_order_error(struct th *t)
 		TH_CHECK(t,
 		    strstr(json_string_value(json_object_get(e, "detail")),
 			"hsm offline") != NULL);
-		TH_CHECK(t, count_calls(&fsa, "sa.get_certificates") == 1);
+		TH_CHECK(t, count_calls(&fsa, RPC_SA_GET_CERTIFICATES) == 1);
 	}
-	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
-	TH_CHECK(t, last_call(&fva, "va.check_caa") == NULL); /* fresh */
+	TH_CHECK(t, last_call(&fsa, RPC_SA_FINALIZE_ORDER) == NULL);
+	TH_CHECK(t, last_call(&fva, RPC_VA_CHECK_CAA) == NULL); /* fresh */
 	json_decref(err);
 
 	/* validated 8 h ago: CAA is re-checked and here forbids issuance */
 	reset(&fsa);
-	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_order",
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	answer(&fsa, RPC_SA_GET_ORDER,
 	    "{\"result\": {\"id\": 9, \"account_id\":"
 	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
+	    "\"authz_ids\": [4], "
 	    "\"authz_ids\": [4], \"identifiers\": [{\"type\": \"dns\", "
 	    "\"value\": \"one.a.test\"}]}}");
-	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
+	answer(&fsa, RPC_SA_KEY_BLOCKED, "{\"result\": {\"blocked\": false}}");
 	snprintf(params, sizeof(params),
 	    "{\"result\": {\"authzs\": [{\"id\":"
 	    " 4, \"identifier\": {\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}, \"challenges\": [{\"type\": \"http-01\", "
 	    "\"status\": \"valid\", \"validated\": \"%s\"}]}]}}",
 	    ra_now_str(-8 * 3600));
-	answer(&fsa, "sa.get_authzs", params);
-	answer(&fva, "va.check_caa",
+	answer(&fsa, RPC_SA_GET_AUTHZS, params);
+	answer(&fva, RPC_VA_CHECK_CAA,
 	    "{\"result\": {\"ok\": false, \"error\":"
 	    " {\"type\": \"caa\", \"detail\": \"CAA forbids\", \"status\": "
 	    "403}}}");
@@ -563,13 +554,13 @@ test_ca_failure_sets_order_error(struct th *t)
 	    "{\"account_id\": 7, \"order_id\": 9,"
 	    " \"csr\": \"%s\"}",
 	    csr);
-	TH_CHECK(t, call(r, "ra.finalize_order", params, &res, &p) == -1);
+	TH_CHECK(t, call(r, RPC_RA_FINALIZE_ORDER, params, &res, &p) == -1);
 	if (p != NULL)
 		fprintf(stderr, "    (%s: %s)\n", prob_type_name(p->type),
 		    p->detail);
 	TH_CHECK(t, p != NULL && p->type == PROB_CAA);
 	{
-		json_t *cc = last_call(&fva, "va.check_caa");
+		json_t *cc = last_call(&fva, RPC_VA_CHECK_CAA);
 		TH_CHECK(t,
 		    cc != NULL &&
 			strcmp(json_string_value(
@@ -577,7 +568,7 @@ test_ca_failure_sets_order_error(struct th *t)
 			    "http-01") == 0);
 		json_decref(cc);
 	}
-	TH_CHECK(t, last_call(&fsa, "sa.set_order_processing") == NULL);
+	TH_CHECK(t, last_call(&fsa, RPC_SA_SET_ORDER_PROCESSING) == NULL);
 	problem_free(p);
 	free(csr);
 	ra_free(r);
@@ -595,24 +586,24 @@ test_rate_limits_fail_open_and_refuse(struct th *t)
 			    "\"dns\", \"value\": \"x.test\"}]}";
 
 	reset(&fsa);
-	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.fqdn_set_issued", "{\"result\": {\"count\": 0}}");
-	answer(&fsa, "sa.get_valid_authzs", "{\"result\": {\"authzs\": []}}");
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	answer(&fsa, RPC_SA_FQDN_SET_ISSUED, "{\"result\": {\"count\": 0}}");
+	answer(&fsa, RPC_SA_GET_VALID_AUTHZS, "{\"result\": {\"authzs\": []}}");
 	/* with_authzs (c976ecd): sa.new_order answers with the authzs */
-	answer(&fsa, "sa.new_order",
+	answer(&fsa, RPC_SA_NEW_ORDER,
 	    "{\"result\": {\"id\": 3, \"authz_ids\": "
 	    "[4], \"authzs\": [{\"id\": 4}]}}");
-	answer(&fsa, "sa.get_authzs",
+	answer(&fsa, RPC_SA_GET_AUTHZS,
 	    "{\"result\": {\"authzs\": [{\"id\": "
 	    "4}]}}");
 	/* no answer for sa.rate_limit_spend: the SA errors -> fail open */
-	TH_CHECK(t, call(r, "ra.new_order", order, &res, &p) == 0);
+	TH_CHECK(t, call(r, RPC_RA_NEW_ORDER, order, &res, &p) == 0);
 	TH_CHECK(t, json_array_size(json_object_get(res, "authzs")) == 1);
 	json_decref(res);
 	problem_free(p);
 	p = NULL;
 	{
-		json_t *np = last_call(&fsa, "sa.new_order"), *na;
+		json_t *np = last_call(&fsa, RPC_SA_NEW_ORDER), *na;
 		TH_CHECK(t, np != NULL);
 		na = json_array_get(json_object_get(np, "new_authzs"), 0);
 		TH_CHECK(
@@ -620,14 +611,14 @@ test_rate_limits_fail_open_and_refuse(struct th *t)
 		json_decref(np);
 	}
 	/* refusal: rateLimited with retry_after from the SA */
-	answer(&fsa, "sa.rate_limit_spend",
+	answer(&fsa, RPC_SA_RATE_LIMIT_SPEND,
 	    "{\"result\": {\"allowed\": false,"
 	    " \"retry_after_ms\": 4500, \"remaining\": 0}}");
-	TH_CHECK(t, call(r, "ra.new_order", order, &res, &p) == -1);
+	TH_CHECK(t, call(r, RPC_RA_NEW_ORDER, order, &res, &p) == -1);
 	TH_CHECK(t,
 	    p != NULL && p->type == PROB_RATE_LIMITED && p->retry_after == 5);
 	{
-		json_t *sp = last_call(&fsa, "sa.rate_limit_spend");
+		json_t *sp = last_call(&fsa, RPC_SA_RATE_LIMIT_SPEND);
 		TH_CHECK_STR(t, json_string_value(json_object_get(sp, "key")),
 		    "new_order:acct:7");
 		TH_CHECK(t,
@@ -647,19 +638,19 @@ test_recovery(struct th *t)
 	struct ra *r = make_ra(1, NULL);
 
 	reset(&fsa);
-	answer(&fsa, "sa.get_stale_processing_orders",
+	answer(&fsa, RPC_SA_GET_STALE_PROCESSING_ORDERS,
 	    "{\"result\": "
 	    "{\"order_ids\": [21]}}");
-	answer(&fsa, "sa.get_order",
+	answer(&fsa, RPC_SA_GET_ORDER,
 	    "{\"result\": {\"id\": 21, "
 	    "\"account_id\": 7, \"status\": \"processing\"}}");
-	answer(&fsa, "sa.get_certificates",
+	answer(&fsa, RPC_SA_GET_CERTIFICATES,
 	    "{\"result\": {\"certificates\": "
 	    "[{\"serial\": \"aa\", \"order_id\": 20}, {\"serial\": \"bb\", "
 	    "\"order_id\": 21}]}}");
-	answer(&fsa, "sa.finalize_order", "{\"result\": {\"id\": 21}}");
+	answer(&fsa, RPC_SA_FINALIZE_ORDER, "{\"result\": {\"id\": 21}}");
 	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
-	fin = last_call(&fsa, "sa.finalize_order");
+	fin = last_call(&fsa, RPC_SA_FINALIZE_ORDER);
 	TH_CHECK(t,
 	    fin != NULL &&
 		strcmp(json_string_value(json_object_get(fin, "serial")),
@@ -667,30 +658,30 @@ test_recovery(struct th *t)
 	json_decref(fin);
 
 	reset(&fsa);
-	answer(&fsa, "sa.get_stale_processing_orders",
+	answer(&fsa, RPC_SA_GET_STALE_PROCESSING_ORDERS,
 	    "{\"result\": "
 	    "{\"order_ids\": [22]}}");
-	answer(&fsa, "sa.get_order",
+	answer(&fsa, RPC_SA_GET_ORDER,
 	    "{\"result\": {\"id\": 22, "
 	    "\"account_id\": 7, \"status\": \"processing\"}}");
-	answer(&fsa, "sa.get_certificates",
+	answer(&fsa, RPC_SA_GET_CERTIFICATES,
 	    "{\"result\": {\"certificates\": "
 	    "[]}}");
-	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 22}}");
+	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 22}}");
 	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
-	err = last_call(&fsa, "sa.set_order_error");
+	err = last_call(&fsa, RPC_SA_SET_ORDER_ERROR);
 	TH_CHECK(t,
 	    err != NULL &&
 		json_integer_value(json_object_get(err, "id")) == 22);
 	json_decref(err);
-	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
+	TH_CHECK(t, last_call(&fsa, RPC_SA_FINALIZE_ORDER) == NULL);
 
 	/* Issue 19: an order left processing with its CSR stored (the RA
 	 * died, or gave up on a transient failure) is issued again, not
 	 * failed. */
 	reset(&fsa);
 	reset(&fca);
-	answer(&fsa, "sa.get_stale_processing_orders",
+	answer(&fsa, RPC_SA_GET_STALE_PROCESSING_ORDERS,
 	    "{\"result\": {\"order_ids\": [23]}}");
 	{
 		char o[512];
@@ -702,26 +693,26 @@ test_recovery(struct th *t)
 		    "\"identifiers\": [{\"type\": \"dns\", "
 		    "\"value\": \"one.a.test\"}]}}",
 		    ra_now_str(3600));
-		answer(&fsa, "sa.get_order", o);
+		answer(&fsa, RPC_SA_GET_ORDER, o);
 	}
-	answer(&fsa, "sa.get_certificates",
+	answer(&fsa, RPC_SA_GET_CERTIFICATES,
 	    "{\"result\": {\"certificates\": []}}");
-	answer(&fca, "ca.issue", "{\"result\": {\"serial\": \"cc\"}}");
-	answer(&fsa, "sa.finalize_order", "{\"result\": {\"id\": 23}}");
+	answer(&fca, RPC_CA_ISSUE, "{\"result\": {\"serial\": \"cc\"}}");
+	answer(&fsa, RPC_SA_FINALIZE_ORDER, "{\"result\": {\"id\": 23}}");
 	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
-	fin = last_call(&fca, "ca.issue");
+	fin = last_call(&fca, RPC_CA_ISSUE);
 	TH_CHECK(t,
 	    fin != NULL &&
 		strcmp(json_string_value(json_object_get(fin, "csr")),
 		    "Q1NS") == 0);
 	json_decref(fin);
-	fin = last_call(&fsa, "sa.finalize_order");
+	fin = last_call(&fsa, RPC_SA_FINALIZE_ORDER);
 	TH_CHECK(t,
 	    fin != NULL &&
 		strcmp(json_string_value(json_object_get(fin, "serial")),
 		    "cc") == 0);
 	json_decref(fin);
-	TH_CHECK(t, last_call(&fsa, "sa.set_order_error") == NULL);
+	TH_CHECK(t, last_call(&fsa, RPC_SA_SET_ORDER_ERROR) == NULL);
 
 	/* the SA down: -1, nothing crashes */
 	reset(&fsa);
@@ -739,33 +730,33 @@ test_finalize_authz_retried(struct th *t)
 
 	reset(&fsa);
 	reset(&fva);
-	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_authz",
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	answer(&fsa, RPC_SA_GET_AUTHZ,
 	    "{\"result\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
 	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 11, \"type\": "
 	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
-	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 5}}");
+	answer(&fsa, RPC_SA_SET_AUTHZ_PROCESSING, "{\"result\": {\"id\": 5}}");
 	/* the SA is down twice (restarting), then the write lands */
-	answer(&fsa, "sa.finalize_authz",
+	answer(&fsa, RPC_SA_FINALIZE_AUTHZ,
 	    "{\"fail_times\": 2, \"error\": "
 	    "{\"type\": \"unavailable\", \"detail\": \"database down\", "
 	    "\"status\": 503}, \"result\": {\"id\": 5}}");
-	answer(&fva, "va.validate",
+	answer(&fva, RPC_VA_VALIDATE,
 	    "{\"result\": {\"status\": \"valid\", "
 	    "\"validation_record\": []}}");
 	TH_CHECK(t,
-	    call(r, "ra.perform_validation",
+	    call(r, RPC_RA_PERFORM_VALIDATION,
 		"{\"account_id\": 7, "
 		"\"authz_id\": 5, \"challenge_id\": 11}",
 		&res, &p) == 0);
 	json_decref(res);
 	problem_free(p);
-	for (i = 0; i < 200 && count_calls(&fsa, "sa.finalize_authz") < 3; i++)
+	for (i = 0; i < 200 && count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) < 3; i++)
 		usleep(25000);
-	TH_CHECK(t, count_calls(&fsa, "sa.finalize_authz") == 3);
-	fin = last_call(&fsa, "sa.finalize_authz");
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) == 3);
+	fin = last_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
 	TH_CHECK(t,
 	    fin != NULL &&
 		strcmp(json_string_value(json_object_get(fin, "status")),
@@ -774,29 +765,29 @@ test_finalize_authz_retried(struct th *t)
 
 	/* conflict: an earlier attempt landed; not retried */
 	reset(&fsa);
-	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_authz",
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	answer(&fsa, RPC_SA_GET_AUTHZ,
 	    "{\"result\": {\"id\": 6, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
 	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 13, \"type\": "
 	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
-	answer(&fsa, "sa.set_authz_processing", "{\"result\": {\"id\": 6}}");
-	answer(&fsa, "sa.finalize_authz",
+	answer(&fsa, RPC_SA_SET_AUTHZ_PROCESSING, "{\"result\": {\"id\": 6}}");
+	answer(&fsa, RPC_SA_FINALIZE_AUTHZ,
 	    "{\"error\": {\"type\": "
 	    "\"conflict\", \"detail\": \"challenge is not being validated\", "
 	    "\"status\": 409}}");
 	TH_CHECK(t,
-	    call(r, "ra.perform_validation",
+	    call(r, RPC_RA_PERFORM_VALIDATION,
 		"{\"account_id\": 7, "
 		"\"authz_id\": 6, \"challenge_id\": 13}",
 		&res, &p) == 0);
 	json_decref(res);
 	problem_free(p);
-	fin = wait_call(&fsa, "sa.finalize_authz");
+	fin = wait_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
 	json_decref(fin);
 	usleep(600000);
-	TH_CHECK(t, count_calls(&fsa, "sa.finalize_authz") == 1);
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) == 1);
 	ra_free(r);
 }
 
@@ -812,26 +803,27 @@ test_ca_error_with_stored_certificate(struct th *t)
 	reset(&fsa);
 	reset(&fca);
 	reset(&fva);
-	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_order",
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	answer(&fsa, RPC_SA_GET_ORDER,
 	    "{\"result\": {\"id\": 9, \"account_id\":"
 	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
+	    "\"authz_ids\": [4], "
 	    "\"identifiers\": [{\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}]}}");
-	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
-	answer(&fsa, "sa.get_authzs", "{\"result\": {\"authzs\": []}}");
-	answer(&fsa, "sa.set_order_processing",
+	answer(&fsa, RPC_SA_KEY_BLOCKED, "{\"result\": {\"blocked\": false}}");
+	answer(&fsa, RPC_SA_GET_AUTHZS, "{\"result\": {\"authzs\": []}}");
+	answer(&fsa, RPC_SA_SET_ORDER_PROCESSING,
 	    "{\"result\": {\"id\": 9, "
 	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
 	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}]}}");
-	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 9}}");
-	answer(&fsa, "sa.finalize_order", "{\"result\": {\"id\": 9}}");
-	answer(&fsa, "sa.get_certificates",
+	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 9}}");
+	answer(&fsa, RPC_SA_FINALIZE_ORDER, "{\"result\": {\"id\": 9}}");
+	answer(&fsa, RPC_SA_GET_CERTIFICATES,
 	    "{\"result\": {\"certificates\": "
 	    "[{\"serial\": \"0abc\", \"order_id\": 9}]}}");
 	/* the RA's CA call timed out after the CA stored the certificate */
-	answer(&fca, "ca.issue",
+	answer(&fca, RPC_CA_ISSUE,
 	    "{\"error\": {\"type\": \"unavailable\", "
 	    "\"detail\": \"ca.issue timed out after 15 ms\", \"status\": "
 	    "503}}");
@@ -839,40 +831,41 @@ test_ca_error_with_stored_certificate(struct th *t)
 	    "{\"account_id\": 7, \"order_id\": 9,"
 	    " \"csr\": \"%s\"}",
 	    csr);
-	(void)call(r, "ra.finalize_order", params, &res, &p);
+	(void)call(r, RPC_RA_FINALIZE_ORDER, params, &res, &p);
 	json_decref(res);
 	TH_CHECK(t, p == NULL);
 	problem_free(p);
-	fin = last_call(&fsa, "sa.finalize_order");
+	fin = last_call(&fsa, RPC_SA_FINALIZE_ORDER);
 	TH_CHECK(t,
 	    fin != NULL &&
 		json_integer_value(json_object_get(fin, "id")) == 9 &&
 		strcmp(json_string_value(json_object_get(fin, "serial")),
 		    "0abc") == 0);
 	json_decref(fin);
-	TH_CHECK(t, last_call(&fsa, "sa.set_order_error") == NULL);
+	TH_CHECK(t, last_call(&fsa, RPC_SA_SET_ORDER_ERROR) == NULL);
 
 	/* the lookup itself fails: the order stays processing (recovery) */
 	reset(&fsa);
-	answer(&fsa, "sa.get_account", "{\"result\": " ACCT "}");
-	answer(&fsa, "sa.get_order",
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	answer(&fsa, RPC_SA_GET_ORDER,
 	    "{\"result\": {\"id\": 9, \"account_id\":"
 	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
+	    "\"authz_ids\": [4], "
 	    "\"identifiers\": [{\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}]}}");
-	answer(&fsa, "sa.key_blocked", "{\"result\": {\"blocked\": false}}");
-	answer(&fsa, "sa.get_authzs", "{\"result\": {\"authzs\": []}}");
-	answer(&fsa, "sa.set_order_processing",
+	answer(&fsa, RPC_SA_KEY_BLOCKED, "{\"result\": {\"blocked\": false}}");
+	answer(&fsa, RPC_SA_GET_AUTHZS, "{\"result\": {\"authzs\": []}}");
+	answer(&fsa, RPC_SA_SET_ORDER_PROCESSING,
 	    "{\"result\": {\"id\": 9, "
 	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
 	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
 	    "\"one.a.test\"}]}}");
-	answer(&fsa, "sa.set_order_error", "{\"result\": {\"id\": 9}}");
-	(void)call(r, "ra.finalize_order", params, &res, &p);
+	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 9}}");
+	(void)call(r, RPC_RA_FINALIZE_ORDER, params, &res, &p);
 	json_decref(res);
 	problem_free(p);
-	TH_CHECK(t, last_call(&fsa, "sa.set_order_error") == NULL);
-	TH_CHECK(t, last_call(&fsa, "sa.finalize_order") == NULL);
+	TH_CHECK(t, last_call(&fsa, RPC_SA_SET_ORDER_ERROR) == NULL);
+	TH_CHECK(t, last_call(&fsa, RPC_SA_FINALIZE_ORDER) == NULL);
 	free(csr);
 	ra_free(r);
 }
@@ -885,17 +878,17 @@ test_recovery_of_validations(struct th *t)
 	time_t older;
 
 	reset(&fsa);
-	answer(&fsa, "sa.get_stale_processing_authzs",
+	answer(&fsa, RPC_SA_GET_STALE_PROCESSING_AUTHZS,
 	    "{\"result\": "
 	    "{\"authz_ids\": [5]}}");
-	answer(&fsa, "sa.get_authz",
+	answer(&fsa, RPC_SA_GET_AUTHZ,
 	    "{\"result\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"challenges\": [{\"id\": 11, "
 	    "\"type\": \"http-01\", \"status\": \"pending\"}, {\"id\": 12, "
 	    "\"type\": \"dns-01\", \"status\": \"processing\"}]}}");
-	answer(&fsa, "sa.finalize_authz", "{\"result\": {\"id\": 5}}");
+	answer(&fsa, RPC_SA_FINALIZE_AUTHZ, "{\"result\": {\"id\": 5}}");
 	TH_CHECK(t, ra_recover_stale_authzs(r) == 1);
-	ls = last_call(&fsa, "sa.get_stale_processing_authzs");
+	ls = last_call(&fsa, RPC_SA_GET_STALE_PROCESSING_AUTHZS);
 	/* VA timeout 2 s + recover_after 1 s */
 	TH_CHECK(t,
 	    ls != NULL &&
@@ -904,7 +897,7 @@ test_recovery_of_validations(struct th *t)
 		    &older) == 0 &&
 		llabs((long long)(time(NULL) - older) - 3) <= 1);
 	json_decref(ls);
-	fin = last_call(&fsa, "sa.finalize_authz");
+	fin = last_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
 	TH_CHECK(t, fin != NULL);
 	if (fin != NULL) {
 		json_t *e = json_object_get(fin, "error");
@@ -923,7 +916,7 @@ test_recovery_of_validations(struct th *t)
 	json_decref(fin);
 
 	/* finished meanwhile (conflict): not counted, no crash */
-	answer(&fsa, "sa.finalize_authz",
+	answer(&fsa, RPC_SA_FINALIZE_AUTHZ,
 	    "{\"error\": {\"type\": "
 	    "\"conflict\", \"detail\": \"not processing\", \"status\": "
 	    "409}}");
@@ -957,22 +950,22 @@ test_account_checks(struct th *t)
 	struct ra *r = make_ra(1, NULL);
 
 	reset(&fsa);
-	answer(&fsa, "sa.get_account",
+	answer(&fsa, RPC_SA_GET_ACCOUNT,
 	    "{\"error\": {\"type\": \"notFound\", "
 	    "\"detail\": \"no\", \"status\": 404}}");
 	TH_CHECK(t,
-	    call(r, "ra.new_order",
+	    call(r, RPC_RA_NEW_ORDER,
 		"{\"account_id\": 8, "
 		"\"identifiers\": []}",
 		&res, &p) == -1);
 	TH_CHECK(t, p != NULL && p->type == PROB_ACCOUNT_DOES_NOT_EXIST);
 	problem_free(p);
 	p = NULL;
-	answer(&fsa, "sa.get_account",
+	answer(&fsa, RPC_SA_GET_ACCOUNT,
 	    "{\"result\": {\"id\": 8, \"status\": "
 	    "\"deactivated\"}}");
 	TH_CHECK(t,
-	    call(r, "ra.finalize_order",
+	    call(r, RPC_RA_FINALIZE_ORDER,
 		"{\"account_id\": 8, "
 		"\"order_id\": 1, \"csr\": \"AA\"}",
 		&res, &p) == -1);
@@ -993,11 +986,11 @@ main(void)
 	if (mkdir(dir, 0700) != 0)
 		return 1;
 	snprintf(path, sizeof(path), "unix:%s/sa.sock", dir);
-	ok = fake_start(&fsa, "sa", path, sa_names, sa_m) == 0;
+	ok = fake_start(&fsa, "sa", path, RPC_SVC_SA) == 0;
 	snprintf(path, sizeof(path), "unix:%s/va.sock", dir);
-	ok = ok && fake_start(&fva, "va", path, va_names, va_m) == 0;
+	ok = ok && fake_start(&fva, "va", path, RPC_SVC_VA) == 0;
 	snprintf(path, sizeof(path), "unix:%s/ca.sock", dir);
-	ok = ok && fake_start(&fca, "ca", path, ca_names, ca_m) == 0;
+	ok = ok && fake_start(&fca, "ca", path, RPC_SVC_CA) == 0;
 	if (!ok) {
 		fprintf(stderr, "cannot start fake servers\n");
 		printf("0 passed, 1 failed\n");

@@ -295,21 +295,21 @@ static void
 test_authorized(struct th *t)
 {
 	json_t *a = json_loads(
-	    "{\"sa.get_order\":[\"wfe\"],\"sa.get_*\":"
+	    "{\"x.get_order\":[\"wfe\"],\"x.get_*\":"
 	    "[\"ca\"],\"*\":[\"admin\",\"uid:7\"],\"x.open\":[\"*\"]}",
 	    0, NULL);
 
-	TH_CHECK(t, rpc_authorized(a, "sa.get_order", "wfe", NULL));
-	TH_CHECK(t, rpc_authorized(a, "sa.get_order", "ca", NULL));
-	TH_CHECK(t, rpc_authorized(a, "sa.get_order", "admin", NULL));
-	TH_CHECK(t, !rpc_authorized(a, "sa.new_order", "wfe", NULL));
-	TH_CHECK(t, !rpc_authorized(a, "sa.new_order", "ca", NULL));
-	TH_CHECK(t, rpc_authorized(a, "sa.new_order", "uid:7", NULL));
-	TH_CHECK(t, rpc_authorized(a, "sa.new_order", "uid:8", "admin"));
+	TH_CHECK(t, rpc_authorized(a, "x.get_order", "wfe", NULL));
+	TH_CHECK(t, rpc_authorized(a, "x.get_order", "ca", NULL));
+	TH_CHECK(t, rpc_authorized(a, "x.get_order", "admin", NULL));
+	TH_CHECK(t, !rpc_authorized(a, "x.new_order", "wfe", NULL));
+	TH_CHECK(t, !rpc_authorized(a, "x.new_order", "ca", NULL));
+	TH_CHECK(t, rpc_authorized(a, "x.new_order", "uid:7", NULL));
+	TH_CHECK(t, rpc_authorized(a, "x.new_order", "uid:8", "admin"));
 	TH_CHECK(t, rpc_authorized(a, "x.open", "anyone", NULL));
-	TH_CHECK(t, rpc_authorized(a, "health.check", "anyone", NULL));
-	TH_CHECK(t, !rpc_authorized(NULL, "sa.x", "admin", NULL));
-	TH_CHECK(t, rpc_authorized(NULL, "health.check", "x", NULL));
+	TH_CHECK(t, rpc_authorized(a, rpc_method_name(RPC_HEALTH_CHECK), "anyone", NULL));
+	TH_CHECK(t, !rpc_authorized(NULL, "x.x", "admin", NULL));
+	TH_CHECK(t, rpc_authorized(NULL, rpc_method_name(RPC_HEALTH_CHECK), "x", NULL));
 	json_decref(a);
 }
 
@@ -390,10 +390,10 @@ h_health(void *arg, char *msg, size_t n)
 }
 
 static const struct rpc_method tmethods[] = {
-    {"t.echo", h_echo},
-    {"t.sleep", h_sleep},
-    {"t.fail", h_fail},
-    {"t.secret", h_echo},
+    {"t.echo", h_echo, NULL},
+    {"t.sleep", h_sleep, NULL},
+    {"t.fail", h_fail, NULL},
+    {"t.secret", h_echo, NULL},
 };
 
 struct srv_thread {
@@ -553,12 +553,12 @@ test_live(struct th *t)
 	p = NULL;
 
 	/* health.check follows the health callback */
-	TH_CHECK(t, rpc_call(c, "health.check", NULL, 0, NULL, &res, &p) == 0);
+	TH_CHECK(t, rpc_call(c, rpc_method_name(RPC_HEALTH_CHECK), NULL, 0, NULL, &res, &p) == 0);
 	json_decref(res);
 	res = NULL;
 	atomic_store(&svc.healthy, 0);
 	TH_CHECK(t,
-	    rpc_call(c, "health.check", NULL, 0, NULL, &res, &p) == -1 &&
+	    rpc_call(c, rpc_method_name(RPC_HEALTH_CHECK), NULL, 0, NULL, &res, &p) == -1 &&
 		p != NULL && p->type == PROB_UNAVAILABLE &&
 		strstr(p->detail, "db down") != NULL);
 	problem_free(p);
@@ -714,7 +714,7 @@ test_denied_and_deadline(struct th *t)
 	p = NULL;
 	TH_CHECK(t, atomic_load(&svc.runs) == 0);
 	/* health.check is always allowed */
-	TH_CHECK(t, rpc_call(c, "health.check", NULL, 0, NULL, &res, &p) == 0);
+	TH_CHECK(t, rpc_call(c, rpc_method_name(RPC_HEALTH_CHECK), NULL, 0, NULL, &res, &p) == 0);
 	json_decref(res);
 	res = NULL;
 	/* a second server on a live socket is refused */
@@ -850,6 +850,194 @@ test_unreachable(struct th *t)
 	rpc_client_free(c);
 }
 
+/* The registry: every method once, wire names "<owner>.<verb>", lookups
+ * both ways, parameter specs that name the bad key. */
+static void
+test_contract_registry(struct th *t)
+{
+	const struct rpc_contract *m;
+	char err[256];
+	json_t *j;
+	size_t i, k;
+
+	for (i = 0; i < RPC_METHOD__MAX; i++) {
+		m = rpc_contract_get((enum rpc_method_id)i);
+		TH_CHECK(t, m != NULL && m->id == (enum rpc_method_id)i);
+		TH_CHECK(t, rpc_contract_find(m->name) == m);
+		TH_CHECK(t, m->callers != 0 && m->params != NULL);
+		if (m->owner != RPC_SVC_ANY)
+			TH_CHECK(t,
+			    strncmp(m->name, rpc_service_name(m->owner),
+				2) == 0 &&
+				m->name[2] == '.');
+		for (k = 0; k < i; k++)
+			TH_CHECK(t,
+			    strcmp(rpc_method_name((enum rpc_method_id)k),
+				m->name) != 0);
+	}
+	TH_CHECK(t, rpc_contract_find("sa.no_such") == NULL);
+	TH_CHECK(t, rpc_contract_get(RPC_METHOD__MAX) == NULL);
+	TH_CHECK(t, rpc_contract_find(rpc_method_name(RPC_SA_GET_ORDER))->id == RPC_SA_GET_ORDER);
+	m = rpc_contract_get(RPC_SA_GET_ORDER);
+	j = json_loads("{\"id\": 9}", 0, NULL);
+	TH_CHECK(t, rpc_contract_check_params(m, j, err, sizeof(err)) == 0);
+	json_decref(j);
+	j = json_loads("{\"id\": \"9\"}", 0, NULL);
+	TH_CHECK(t,
+	    rpc_contract_check_params(m, j, err, sizeof(err)) == -1 &&
+		strcmp(err, "id: expected an integer") == 0);
+	json_decref(j);
+	j = json_loads("{\"id\": 9, \"evil\": 1}", 0, NULL);
+	TH_CHECK(t,
+	    rpc_contract_check_params(m, j, err, sizeof(err)) == -1 &&
+		strcmp(err, "evil: unknown key") == 0);
+	json_decref(j);
+	TH_CHECK(t,
+	    rpc_contract_check_params(m, NULL, err, sizeof(err)) == -1 &&
+		strcmp(err, "id: required key is missing") == 0);
+	/* The WFE reaches no signing method and no SA write. */
+	for (i = 0; i < RPC_METHOD__MAX; i++) {
+		m = rpc_contract_get((enum rpc_method_id)i);
+		if (m->owner == RPC_SVC_CA || m->owner == RPC_SVC_VA ||
+		    (m->owner == RPC_SVC_SA && m->access == RPC_RW))
+			TH_CHECK(t, !(m->callers & RPC_BY_WFE));
+	}
+}
+
+/* Caller classes: deny by default, "self" is this process's own uid. */
+static void
+test_contract_callers(struct th *t)
+{
+	json_t *c = json_loads("{\"wfe\": [\"anvil-wfe\", \"wfe\"], "
+			       "\"ra\": [\"uid:7\"], \"admin\": [\"self\"]}",
+	    0, NULL);
+	const struct rpc_contract *issue = rpc_contract_get(RPC_CA_ISSUE);
+	const struct rpc_contract *get = rpc_contract_get(RPC_SA_GET_ORDER);
+	const struct rpc_contract *hc = rpc_contract_get(RPC_HEALTH_CHECK);
+	char self[32];
+
+	snprintf(self, sizeof(self), "uid:%u", (unsigned)geteuid());
+	TH_CHECK(t, rpc_authorized_contract(c, get, "wfe", NULL));
+	TH_CHECK(t, rpc_authorized_contract(c, get, "uid:5", "anvil-wfe"));
+	TH_CHECK(t, !rpc_authorized_contract(c, issue, "wfe", NULL));
+	TH_CHECK(t, !rpc_authorized_contract(c, issue, "uid:5", "anvil-wfe"));
+	TH_CHECK(t, rpc_authorized_contract(c, issue, "uid:7", NULL));
+	TH_CHECK(t, rpc_authorized_contract(c, get, self, NULL));
+	TH_CHECK(t, !rpc_authorized_contract(c, issue, self, NULL));
+	TH_CHECK(t, !rpc_authorized_contract(c, get, "uid:99998", NULL));
+	TH_CHECK(t, !rpc_authorized_contract(NULL, get, "wfe", NULL));
+	TH_CHECK(t, rpc_authorized_contract(NULL, hc, "anyone", NULL));
+	json_decref(c);
+}
+
+static int
+h_never(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	atomic_fetch_add(&((struct tsvc *)svc)->runs, 1);
+	(void)req;
+	(void)prob;
+	*result = json_object();
+	return 0;
+}
+
+/* A server built from the registry: refuses what the caller class may not
+ * call, and a malformed call before its handler runs, naming the key. */
+static void
+test_contract_server(struct th *t)
+{
+	char dir[] = "/tmp/anvil-rpc-ct.XXXXXX", path[200], js[512], err[256];
+	rpc_handler_fn h[RPC_METHOD__MAX];
+	struct rpc_server_config cfg;
+	struct srv_thread st;
+	struct tsvc svc;
+	struct rpc_client *c = NULL;
+	json_t *j, *res = NULL;
+	struct problem *p = NULL;
+	size_t i, n = 0;
+	struct rpc_method *tbl;
+
+	memset(h, 0, sizeof(h));
+	for (i = 0; i < RPC_METHOD__MAX; i++)
+		if (rpc_contract_get((enum rpc_method_id)i)->owner ==
+		    RPC_SVC_SA)
+			h[i] = h_never;
+	/* Every owned method needs a handler; none of another service. */
+	h[RPC_SA_GET_ORDER] = NULL;
+	TH_CHECK(t,
+	    rpc_contract_methods(RPC_SVC_SA, h, &n, err, sizeof(err)) ==
+		    NULL &&
+		strstr(err, "sa.get_order has no handler") != NULL);
+	h[RPC_SA_GET_ORDER] = h_never;
+	h[RPC_CA_ISSUE] = h_never;
+	TH_CHECK(t,
+	    rpc_contract_methods(RPC_SVC_SA, h, &n, err, sizeof(err)) ==
+		    NULL &&
+		strstr(err, rpc_method_name(RPC_CA_ISSUE)) != NULL);
+	h[RPC_CA_ISSUE] = NULL;
+	tbl = rpc_contract_methods(RPC_SVC_SA, h, &n, err, sizeof(err));
+	TH_CHECK(t, tbl != NULL && n > 40);
+	free(tbl);
+
+	atomic_init(&svc.runs, 0);
+	atomic_init(&svc.healthy, 1);
+	if (mkdtemp(dir) == NULL)
+		TH_SKIP(t, "mkdtemp failed");
+	snprintf(path, sizeof(path), "%s/c.sock", dir);
+	/* This process is class "wfe" only. */
+	snprintf(js, sizeof(js),
+	    "{\"listen\":\"unix:%s\",\"workers\":1,"
+	    "\"callers\":{\"wfe\":[\"uid:%u\"]},"
+	    "\"allow\":{\"*\":[\"*\"]}}",
+	    path, (unsigned)geteuid());
+	j = json_loads(js, 0, NULL);
+	TH_CHECK(t, rpc_server_config_parse(j, &cfg, err, sizeof(err)) == 0);
+	json_decref(j);
+	st.s = rpc_server_new_service(
+	    &cfg, RPC_SVC_SA, h, &svc, NULL, NULL, NULL, err, sizeof(err));
+	rpc_server_config_clear(&cfg);
+	TH_CHECK(t, st.s != NULL);
+	if (st.s == NULL)
+		goto out;
+	TH_CHECK(t, pthread_create(&st.th, NULL, srv_main, &st) == 0);
+	c = new_client(path, NULL);
+	/* A write the WFE class may not call: refused ("allow" does not
+	 * widen registry methods). */
+	j = json_pack("{s:s,s:I,s:s}", "serial", "ab", "account_id",
+	    (json_int_t)1, "expires", "2030-01-01T00:00:00Z");
+	TH_CHECK(t,
+	    rpc_call(c, rpc_method_name(RPC_SA_RESERVE_SERIAL), j, 0, NULL,
+		&res, &p) == -1 &&
+		p != NULL && p->type == PROB_UNAUTHORIZED);
+	json_decref(j);
+	problem_free(p);
+	p = NULL;
+	/* Allowed, but malformed: refused before the handler, key named. */
+	j = json_pack("{s:s}", "id", "9");
+	TH_CHECK(t,
+	    rpc_call(c, rpc_method_name(RPC_SA_GET_ORDER), j, 0, NULL, &res,
+		&p) == -1 &&
+		p != NULL && p->type == PROB_MALFORMED &&
+		strstr(p->detail, "id: expected an integer") != NULL);
+	json_decref(j);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, atomic_load(&svc.runs) == 0);
+	/* Allowed and well-formed: reaches the handler. */
+	j = json_pack("{s:I}", "id", (json_int_t)9);
+	TH_CHECK(t,
+	    rpc_call(c, rpc_method_name(RPC_SA_GET_ORDER), j, 0, NULL, &res,
+		&p) == 0);
+	json_decref(j);
+	json_decref(res);
+	TH_CHECK(t, atomic_load(&svc.runs) == 1);
+	stop_server(&st);
+out:
+	rpc_client_free(c);
+	(void)unlink(path);
+	(void)rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -863,6 +1051,9 @@ main(void)
 	TH_RUN(&t, test_addr_parse);
 	TH_RUN(&t, test_config);
 	TH_RUN(&t, test_authorized);
+	TH_RUN(&t, test_contract_registry);
+	TH_RUN(&t, test_contract_callers);
+	TH_RUN(&t, test_contract_server);
 	TH_RUN(&t, test_remaining);
 	TH_RUN(&t, test_live);
 	TH_RUN(&t, test_denied_and_deadline);

@@ -1,4 +1,4 @@
-/* LIBS: sa core */
+/* LIBS: sa rpc core */
 /*
  * test_sa.c - the storage authority's SQL layer, called in-process
  * (sa_call) against a real private PostgreSQL started with scripts/pg.sh.
@@ -68,7 +68,7 @@ static struct fix F;
 /* Calls a method with params given as JSON text; returns the problem type
  * name on error ("" on success) in a static-lifetime string. */
 static const char *
-call(const char *method, const char *params, json_t **result)
+call(enum rpc_method_id method, const char *params, json_t **result)
 {
 	json_t *p = json_loads(params, JSON_ALLOW_NUL, NULL), *r = NULL;
 	struct problem *prob = NULL;
@@ -143,46 +143,46 @@ test_open(struct th *t)
 static void
 test_params_rejected(struct th *t)
 {
-	TH_CHECK_STR(t, call("sa.get_account", "{}", NULL), "malformed");
+	TH_CHECK_STR(t, call(RPC_SA_GET_ACCOUNT, "{}", NULL), "malformed");
 	TH_CHECK_STR(
-	    t, call("sa.get_account", "{\"id\": 0}", NULL), "malformed");
+	    t, call(RPC_SA_GET_ACCOUNT, "{\"id\": 0}", NULL), "malformed");
 	TH_CHECK_STR(
-	    t, call("sa.get_account", "{\"id\": 1.5}", NULL), "malformed");
+	    t, call(RPC_SA_GET_ACCOUNT, "{\"id\": 1.5}", NULL), "malformed");
 	TH_CHECK_STR(t,
-	    call("sa.get_account", "{\"id\": 9007199254740993}", NULL),
+	    call(RPC_SA_GET_ACCOUNT, "{\"id\": 9007199254740993}", NULL),
 	    "malformed");
 	TH_CHECK_STR(t,
-	    call("sa.get_certificate", "{\"serial\": \"ABCD\"}", NULL),
+	    call(RPC_SA_GET_CERTIFICATE, "{\"serial\": \"ABCD\"}", NULL),
 	    "malformed");
-	TH_CHECK_STR(t, call("sa.get_certificate", "{\"serial\": \"a\"}", NULL),
+	TH_CHECK_STR(t, call(RPC_SA_GET_CERTIFICATE, "{\"serial\": \"a\"}", NULL),
 	    "malformed");
 	TH_CHECK_STR(t,
-	    call("sa.reserve_serial",
+	    call(RPC_SA_RESERVE_SERIAL,
 		"{\"serial\": \"abcd\", "
 		"\"account_id\": 1, \"expires\": \"2030-13-01T00:00:00Z\"}",
 		NULL),
 	    "malformed");
 	TH_CHECK_STR(t,
-	    call("sa.reserve_serial",
+	    call(RPC_SA_RESERVE_SERIAL,
 		"{\"serial\": \"abcd\", "
 		"\"account_id\": 1, \"expires\": \"now\"}",
 		NULL),
 	    "malformed");
 	TH_CHECK_STR(t,
-	    call("sa.new_account",
+	    call(RPC_SA_NEW_ACCOUNT,
 		"{\"key\": {}, \"thumbprint\": "
 		"\"a\\u0000b\"}",
 		NULL),
 	    "malformed");
 	TH_CHECK_STR(t,
-	    call("sa.new_eab_key",
+	    call(RPC_SA_NEW_EAB_KEY,
 		"{\"kid\": \"k\", \"hmac_key\": "
 		"\"a=\"}",
 		NULL),
 	    "malformed");
-	TH_CHECK_STR(t, call("sa.no_such_method", "{}", NULL), "malformed");
+	TH_CHECK_STR(t, call(RPC_CA_ISSUE, "{}", NULL), "malformed");
 	TH_CHECK_STR(t,
-	    call("sa.new_authz",
+	    call(RPC_SA_NEW_AUTHZ,
 		"{\"account_id\": 1, "
 		"\"identifier\": {\"type\": \"dns\", \"value\": \"a\"}, "
 		"\"expires\": \"2030-01-01T00:00:00Z\", \"challenges\": "
@@ -235,7 +235,7 @@ test_tx_rollback(struct th *t)
 	TH_CHECK(t, a.id > 0);
 	snprintf(params, sizeof(params), "{\"thumbprint\": \"%s\"}", a.tp);
 	TH_CHECK_STR(
-	    t, call("sa.get_account_by_thumbprint", params, NULL), "notFound");
+	    t, call(RPC_SA_GET_ACCOUNT_BY_THUMBPRINT, params, NULL), "notFound");
 }
 
 static int
@@ -282,7 +282,7 @@ test_tx_retries_serialization_failure(struct th *t)
 	problem_free(prob);
 	TH_CHECK(t, a.attempts == 2);
 	snprintf(params, sizeof(params), "{\"thumbprint\": \"%s\"}", a.tp);
-	TH_CHECK_STR(t, call("sa.get_account_by_thumbprint", params, &r), "");
+	TH_CHECK_STR(t, call(RPC_SA_GET_ACCOUNT_BY_THUMBPRINT, params, &r), "");
 	TH_CHECK(t, json_integer_value(json_object_get(r, "id")) == a.id);
 	json_decref(r);
 }
@@ -336,7 +336,7 @@ pool_worker(void *arg)
 			json_t *p = json_loads(params, 0, NULL), *r = NULL;
 			struct problem *prob = NULL;
 
-			if (sa_call(F.sa, "sa.new_account", p, &r, &prob) !=
+			if (sa_call(F.sa, RPC_SA_NEW_ACCOUNT, p, &r, &prob) !=
 			    0) {
 				(*fails)++;
 				problem_free(prob);
@@ -372,7 +372,7 @@ test_account_conflict_and_update(struct th *t)
 	int64_t id;
 
 	TH_CHECK_STR(t,
-	    call("sa.new_account",
+	    call(RPC_SA_NEW_ACCOUNT,
 		"{\"key\": {\"kty\": \"OKP\"}, "
 		"\"thumbprint\": \"unit-tp-1\", \"contact\": "
 		"[\"mailto:a@b.c\"]}",
@@ -384,7 +384,7 @@ test_account_conflict_and_update(struct th *t)
 	    t, json_string_value(json_object_get(r, "status")), "valid");
 	json_decref(r);
 	TH_CHECK_STR(t,
-	    call("sa.new_account",
+	    call(RPC_SA_NEW_ACCOUNT,
 		"{\"key\": {}, \"thumbprint\": "
 		"\"unit-tp-1\"}",
 		NULL),
@@ -393,7 +393,7 @@ test_account_conflict_and_update(struct th *t)
 	    "{\"id\": %lld, \"status\": "
 	    "\"deactivated\"}",
 	    (long long)id);
-	TH_CHECK_STR(t, call("sa.update_account", params, &r), "");
+	TH_CHECK_STR(t, call(RPC_SA_UPDATE_ACCOUNT, params, &r), "");
 	TH_CHECK_STR(
 	    t, json_string_value(json_object_get(r, "status")), "deactivated");
 	TH_CHECK(t, json_array_size(json_object_get(r, "contact")) == 1);
