@@ -69,7 +69,7 @@ class Env:
         cfg = {"log_level": "info",
                "debug": {"addr": "127.0.0.1", "port": DEBUG_PORT},
                "rpc": {"listen": "unix:" + self.sock, "workers": 8,
-                       "allow": {"*": ["*"]}},
+                       "callers": {c: ["self"] for c in ("wfe", "ra", "ca", "admin")}},
                "db": {"dsn": self.dsn, "pool": 8, "auto_migrate": True,
                       "statement_timeout": "5s",
                       "schema_dir": os.path.join(TOP, "schema")}}

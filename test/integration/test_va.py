@@ -259,7 +259,7 @@ class Va:
             "log_level": "debug",
             "debug": {"addr": "127.0.0.1", "port": debug_port},
             "rpc": {"listen": "unix:" + self.sock, "workers": 32,
-                    "allow": {"*": ["*"]}},
+                    "callers": {c: ["self"] for c in ("wfe", "ra", "ca", "admin")}},
             "dns": {"resolvers": ["127.0.0.1:%d" % P_DNS], "timeout": "1s",
                     "tries": 2},
             "http01_port": P_HTTP, "tlsalpn01_port": P_ALPN,
