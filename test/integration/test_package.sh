@@ -126,10 +126,22 @@ fi
 # postinst's two steps in the fresh root: the user and the directories.
 mkdir -p "$R/etc"
 touch "$R/etc/passwd" "$R/etc/group" "$R/etc/shadow" "$R/etc/gshadow"
-if systemd-sysusers --root="$R" >/dev/null 2>&1 && grep -q '^anvil:' "$R/etc/passwd"; then
-	ok "systemd-sysusers creates the anvil user in the new root"
+# One user per service (each unit's User=), all in group anvil.
+users_ok() {
+	grep -q '^anvil:' "$R/etc/group" || return 1
+	gid=$(awk -F: '$1 == "anvil" {print $3}' "$R/etc/group")
+	for svc in sa ra ca va wfe admin; do
+		awk -F: -v u="anvil-$svc" -v g="$gid" '$1 == u && $4 == g {f = 1} END {exit !f}' \
+			"$R/etc/passwd" || return 1
+	done
+	for u in "$units"/anvil-*.service; do
+		grep -q "^User=$(basename "$u" .service)$" "$u" || return 1
+	done
+}
+if systemd-sysusers --root="$R" >/dev/null 2>&1 && users_ok; then
+	ok "systemd-sysusers creates group anvil and one user per service (each unit's User=)"
 else
-	bad "systemd-sysusers creates the anvil user in the new root"
+	bad "systemd-sysusers creates group anvil and one user per service (each unit's User=)"
 fi
 if systemd-tmpfiles --root="$R" --create >/dev/null 2>&1 \
 	&& [ -d "$R/var/log/anvil" ] && [ -d "$R/run/anvil" ] \
