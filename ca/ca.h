@@ -211,6 +211,9 @@ json_t *ca_profiles_json(const struct ca *ca);
  * *count receives its length.
  */
 const rpc_handler_fn *ca_rpc_handlers(void);
+/* anvil-ca's part of the service skeleton (ca_daemon.c): config, issuer
+ * keys, the SA client, the CRL timer and --bench. */
+extern const struct rpc_service_ops ca_service;
 
 /* ------------------------------------------------------------------ */
 /* Process configuration (configs/<env>/ca.json)                       */

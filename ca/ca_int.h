@@ -199,4 +199,13 @@ char *ca_url_crl(const char *base, const char *issuer_id, int64_t shard);
 char *ca_url_issuer(const char *base, const char *issuer_id);
 char *ca_url_ocsp(const char *base);
 
+/*
+ * anvil-ca --bench (bench.c): measures ca_issue (1 and `threads` threads),
+ * ca_ocsp and ca_generate_crl per key type for `seconds` each, with a store
+ * that accepts everything; prints one JSON line per key type. Returns the
+ * exit status.
+ */
+int ca_bench_main(const char *issuers_path, const char *profiles_path,
+    double seconds, int threads);
+
 #endif /* ANVIL_CA_INT_H */

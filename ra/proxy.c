@@ -22,7 +22,8 @@ ra_h_ocsp(void *svc, const struct rpc_req *req, json_t **result,
 	/* The registry spec has checked that serial is a string; the CA
 	 * checks its form and answers malformed / notFound. */
 	return to_ca(svc, RPC_CA_OCSP,
-	    json_pack("{s:O}", "serial", json_object_get(req->params, "serial")),
+	    json_pack(
+		"{s:O}", "serial", json_object_get(req->params, "serial")),
 	    req, result, prob);
 }
 

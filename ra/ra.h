@@ -296,6 +296,8 @@ void ra_free(struct ra *ra);
  * rpc_contract_methods(RPC_SVC_RA, ...); the svc pointer is the struct ra.
  */
 const rpc_handler_fn *ra_rpc_handlers(void);
+/* anvil-ra's part of the service skeleton (ra_daemon.c). */
+extern const struct rpc_service_ops ra_service;
 /* debug_health_fn: healthy when sa, va and ca answer health.check. */
 int ra_health(void *ra, char *msg, size_t msglen);
 /*

@@ -13,9 +13,9 @@
 #define RPC_ACCESS_OF(a) RPC_##a
 
 static const struct rpc_contract registry[RPC_METHOD__MAX] = {
-#define RPC_METHOD(id, name, owner, access, callers, params, result, errors)  \
-	[RPC_##id] = {RPC_##id, name, RPC_SVC_OF(owner), RPC_ACCESS_OF(access), \
-	    (callers), params, result, errors},
+#define RPC_METHOD(id, name, owner, access, callers, params, result, errors)   \
+	[RPC_##id] = {RPC_##id, name, RPC_SVC_OF(owner),                       \
+	    RPC_ACCESS_OF(access), (callers), params, result, errors},
 #include "rpc/methods.def"
 #undef RPC_METHOD
 };
@@ -132,8 +132,7 @@ rpc_contract_methods(enum rpc_service owner, const rpc_handler_fn *handlers,
 			continue;
 		}
 		if (handlers[i] == NULL) {
-			snprintf(err, errlen, "%s has no handler",
-			    m->name);
+			snprintf(err, errlen, "%s has no handler", m->name);
 			free(out);
 			return NULL;
 		}
@@ -160,8 +159,8 @@ rpc_server_new_service(const struct rpc_server_config *cfg,
 	methods = rpc_contract_methods(owner, handlers, &n, err, errlen);
 	if (methods == NULL)
 		return NULL;
-	s = rpc_server_new(cfg, methods, n, svc, metrics, health, health_arg,
-	    err, errlen);
+	s = rpc_server_new(
+	    cfg, methods, n, svc, metrics, health, health_arg, err, errlen);
 	free(methods);
 	return s;
 }
@@ -169,9 +168,8 @@ rpc_server_new_service(const struct rpc_server_config *cfg,
 static void
 params_doc(const struct jspec *p, char *buf, size_t len)
 {
-	static const char *const tn[JSPEC__MAX] = {
-	    "string", "int", "bool", "duration", "json", "object", "strings",
-	    "number"};
+	static const char *const tn[JSPEC__MAX] = {"string", "int", "bool",
+	    "duration", "json", "object", "strings", "number"};
 	size_t off = 0;
 
 	buf[0] = '\0';
@@ -227,12 +225,14 @@ rpc_contract_write_doc(FILE *f)
 	char pbuf[1024], cbuf[128];
 	size_t s, i;
 
-	fprintf(f, "<!-- generated from rpc/methods.def by `anvil-rpc doc`; "
-		   "do not edit by hand -->\n");
+	fprintf(f,
+	    "<!-- generated from rpc/methods.def by `anvil-rpc doc`; "
+	    "do not edit by hand -->\n");
 	for (s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
 		fprintf(f, "\n### %s\n\n", sections[s].title);
-		fprintf(f, "| method | access | callers | params | result | "
-			   "errors |\n|---|---|---|---|---|---|\n");
+		fprintf(f,
+		    "| method | access | callers | params | result | "
+		    "errors |\n|---|---|---|---|---|---|\n");
 		for (i = 0; i < RPC_METHOD__MAX; i++) {
 			const struct rpc_contract *m = &registry[i];
 
@@ -268,11 +268,11 @@ rpc_contract_write_json(FILE *f)
 				    callers, json_string(caller_names[b]));
 		for (p = m->params; p->name != NULL; p++)
 			json_array_append_new(params,
-			    json_pack("{s:s,s:b}", "name", p->name,
-				"required", p->required));
+			    json_pack("{s:s,s:b}", "name", p->name, "required",
+				p->required));
 		json_array_append_new(all,
-		    json_pack("{s:s,s:s,s:s,s:o,s:o}", "name", m->name,
-			"owner", svc_names[m->owner], "access",
+		    json_pack("{s:s,s:s,s:s,s:o,s:o}", "name", m->name, "owner",
+			svc_names[m->owner], "access",
 			m->access == RPC_RO ? "read" : "write", "callers",
 			callers, "params", params));
 	}

@@ -41,7 +41,7 @@ enum rpc_access { RPC_RO, RPC_RW, RPC_ACCESS__MAX };
 
 /* One id per method of rpc/methods.def: RPC_SA_GET_ORDER, ... */
 enum rpc_method_id {
-#define RPC_METHOD(id, name, owner, access, callers, params, result, errors)  \
+#define RPC_METHOD(id, name, owner, access, callers, params, result, errors)   \
 	RPC_##id,
 #include "rpc/methods.def"
 #undef RPC_METHOD
@@ -51,7 +51,7 @@ enum rpc_method_id {
 /* One registry entry (static storage, never freed). */
 struct rpc_contract {
 	enum rpc_method_id id;
-	const char *name;           /* wire name, e.g. sa.get_order */
+	const char *name; /* wire name, e.g. sa.get_order */
 	enum rpc_service owner;
 	enum rpc_access access;
 	unsigned callers;           /* RPC_BY_* bits */
@@ -61,8 +61,14 @@ struct rpc_contract {
 };
 
 /* Parameter spec helpers for rpc/methods.def. */
-#define RPC_P(key, type) {key, JSPEC_##type, 0, 1, NULL, 0}
-#define RPC_O(key, type) {key, JSPEC_##type, 0, 0, NULL, 0}
+#define RPC_P(key, type)                                                       \
+	{                                                                      \
+		key, JSPEC_##type, 0, 1, NULL, 0                               \
+	}
+#define RPC_O(key, type)                                                       \
+	{                                                                      \
+		key, JSPEC_##type, 0, 0, NULL, 0                               \
+	}
 #define RPC_PARAMS(...) ((const struct jspec[]){__VA_ARGS__, JSPEC_END})
 #define RPC_NO_PARAMS ((const struct jspec[]){JSPEC_END})
 

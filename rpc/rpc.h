@@ -231,4 +231,74 @@ int rpc_init(void);
  */
 int rpc_req_remaining_ms(const struct rpc_req *req, int cap_ms);
 
+/* ------------------------------------------------------------------ */
+/* Service skeleton (service.c)                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * What a daemon hands the skeleton once configured and opened. Every
+ * member is borrowed and must stay valid until ops->free.
+ */
+struct rpc_service_conf {
+	const char *log_level;  /* NULL = info (or `level` when level_set) */
+	int level_set;
+	enum log_level level;
+	const char *debug_addr; /* debug server (/metrics, /healthz) */
+	int64_t debug_port;     /* 0 = none */
+	const json_t *rpc;      /* the "rpc" server object (RPC services) */
+	/* Set by open: */
+	struct metrics *metrics;
+	void *svc;                      /* the handlers' svc pointer */
+	const rpc_handler_fn *handlers; /* by registry id */
+	debug_health_fn health;
+	void *health_arg;
+};
+
+/*
+ * One daemon's part of rpc_service_main. Callbacks get the state from
+ * state_new; each may be NULL when the daemon has nothing to do there.
+ */
+struct rpc_service_ops {
+	const char *name;       /* "anvil-sa": log tag and usage */
+	enum rpc_service owner; /* methods served; RPC_SVC_ANY = no RPC server */
+	const char *usage;      /* extra usage lines (own flags), may be NULL */
+	int keep_secret;        /* holds keys or passwords: not dumpable */
+	void *(*state_new)(void);
+	/* An own flag at argv[*i] (may consume more by advancing *i): 1 taken,
+	 * 2 taken and no config needed (a standalone command), 0 unknown. */
+	int (*flag)(void *st, int argc, char **argv, int *i);
+	/* Loads the config file into st and fills conf. 0, or -1 with err
+	 * naming the file and the key. */
+	int (*configure)(void *st, const char *path, struct rpc_service_conf *conf,
+	    char *err, size_t errlen);
+	/* --check: what beyond configure makes the config usable (files,
+	 * keys). 0 or -1 with err. */
+	int (*check)(void *st, char *err, size_t errlen);
+	/* A command instead of serving (migrate, bench...): the exit status,
+	 * or -1 to go on serving. */
+	int (*command)(void *st, int configured);
+	/* Opens what the service serves with (database, keys, clients) and
+	 * sets conf->svc, handlers, health. 0 or -1 with err. */
+	int (*open)(void *st, struct rpc_service_conf *conf, char *err,
+	    size_t errlen);
+	/* After the servers are up and privileges dropped: timers, threads. */
+	int (*start)(void *st, char *err, size_t errlen);
+	/* RPC_SVC_ANY only: serves until a stop signal; the exit status. */
+	int (*run)(void *st);
+	/* Stops background work (the RPC server has drained). */
+	void (*stop)(void *st);
+	void (*free)(void *st);
+};
+
+/*
+ * The skeleton of every anvil-* daemon: flags (-c/--config FILE, --check,
+ * --user NAME, --version, --help, plus ops->flag), config, logging, SIGPIPE
+ * ignored, the debug server, the RPC server built from the registry
+ * (rpc_server_new_service for ops->owner), dropping privileges after the
+ * sockets and keys are open (--user when started as root; no new
+ * privileges; not dumpable for keep_secret), serving until SIGTERM/SIGINT,
+ * draining and freeing. Returns the process exit status (2 for usage).
+ */
+int rpc_service_main(const struct rpc_service_ops *ops, int argc, char **argv);
+
 #endif /* ANVIL_RPC_H */

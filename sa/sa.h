@@ -100,4 +100,7 @@ int sa_health(void *arg, char *msg, size_t msglen);
  */
 void sa_rpc_handlers(rpc_handler_fn out[RPC_METHOD__MAX]);
 
+/* anvil-sa's part of the service skeleton (sa_daemon.c). */
+extern const struct rpc_service_ops sa_service;
+
 #endif /* ANVIL_SA_H */

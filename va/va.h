@@ -173,6 +173,8 @@ int va_check_caa_json(struct va *va, const json_t *params,
  * rpc_server_new_service(RPC_SVC_VA, ...); the svc pointer is the struct va.
  */
 const rpc_handler_fn *va_rpc_handlers(void);
+/* anvil-va's part of the service skeleton (va_daemon.c). */
+extern const struct rpc_service_ops va_service;
 
 /* ------------------------------------------------------------------ */
 /* HTTP/1.1 response parser (exposed for tests and the fuzz target)   */

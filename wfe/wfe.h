@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "core/core.h"
+#include "rpc/rpc.h"
 
 /* Parsed configs/<env>/wfe.json. Keys: docs/config/wfe.md. */
 /*
@@ -120,5 +121,8 @@ void wfe_free(struct wfe *w);
  * SIGTERM/SIGINT, drains. Returns the process exit status.
  */
 int wfe_main(const struct wfe_config *cfg);
+
+/* anvil-wfe's part of the service skeleton (wfe_daemon.c). */
+extern const struct rpc_service_ops wfe_service;
 
 #endif /* ANVIL_WFE_H */

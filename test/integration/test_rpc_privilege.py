@@ -140,7 +140,7 @@ class Standalone:
     """anvil-ra / anvil-va from configs/dev (via scripts/mkconfig.py), run
     as their own Unix user with an rpc section of the test's choosing."""
 
-    def __init__(self, tmp, svc, user, port_base, rpc):
+    def __init__(self, tmp, svc, user, port_base, rpc, drop="setpriv"):
         self.svc, self.user, self.tmp = svc, user, tmp
         cfg = os.path.join(tmp, "cfg-%s-%d" % (svc, port_base))
         var = os.path.join(tmp, "var-%s-%d" % (svc, port_base))
@@ -160,10 +160,16 @@ class Standalone:
         os.chmod(os.path.join(var, "run"), 0o777)
         self.log = open(os.path.join(tmp, "%s-%d.log" % (svc, port_base)), "w")
         pw = pwd.getpwnam(user)
-        self.proc = subprocess.Popen(
-            ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid, "--clear-groups",
-             os.path.join(BINDIR, "anvil-" + svc), "--config", path],
-            cwd=TOP, stdout=self.log, stderr=subprocess.STDOUT)
+        argv = [os.path.join(BINDIR, "anvil-" + svc), "--config", path]
+        if drop == "setpriv":
+            # Started as the user.
+            argv = ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid,
+                    "--clear-groups"] + argv
+        else:
+            # Started as root; the service skeleton drops to the user once
+            # its socket is bound (rpc_service_main --user).
+            argv += ["--user", user]
+        self.proc = subprocess.Popen(argv, cwd=TOP, stdout=self.log, stderr=subprocess.STDOUT)
 
     def uid(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
@@ -197,14 +203,20 @@ def test_unix_ra_and_va_as_their_own_users(users, tmpdir_shared):
     names = {c: PREFIX + c for c in CLASSES}
     procs = []
     try:
-        for svc, user, pb in (("ra", PREFIX + "ra", PORT_BASE + 60), ("va", PREFIX + "va", PORT_BASE + 70)):
+        for svc, user, pb, drop in (("ra", PREFIX + "ra", PORT_BASE + 60, "setpriv"),
+                                    ("va", PREFIX + "va", PORT_BASE + 70, "flag")):
             sock = os.path.join(tmpdir_shared, "%s.sock" % svc)
             p = Standalone(tmpdir_shared, svc, user, pb,
                            {"listen": "unix:" + sock, "workers": 4, "socket_mode": "0666",
-                            "callers": callers_for(names)})
+                            "callers": callers_for(names)}, drop=drop)
             procs.append(p)
             wait_health("unix:" + sock)
-            # The service really runs as its own user, not root.
+            # The service really runs as its own user, not root (for the
+            # VA: after the skeleton dropped root; poll, it drops right
+            # after binding).
+            deadline = time.time() + 10
+            while p.uid() != users[user].pw_uid and time.time() < deadline:
+                time.sleep(0.05)
             assert p.uid() == users[user].pw_uid
             methods = [m["name"] for m in owned(reg, svc)] + ["health.check"]
             check_matrix(reg, svc, {c: calls_as(names[c], "unix:" + sock, methods) for c in CLASSES})

@@ -1,5 +1,5 @@
 /*
- * bench.c - `anvil-ca --bench`: the signing pipeline's speed per key type
+ * bench.c - `anvil-ca --bench` (ca_daemon.c): the signing pipeline's speed per key type
  * with an in-memory store that accepts everything, so that only the CA's
  * own work is measured (scripts/bench-ca.sh compares it with
  * `openssl speed`).
@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
-#include "cmd/anvil-ca/bench.h"
+#include "ca/ca_int.h"
 
 struct null_store {
 	const char *issuer_id; /* what sa.get_certificate answers */

@@ -1,0 +1,97 @@
+/*
+ * ra_daemon.c - anvil-ra's part of the service skeleton (rpc_service_main):
+ * its config (docs/config/ra.md), the RA object with its lazy SA/VA/CA
+ * clients, and the recovery thread started once the server is up.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ra/ra_int.h"
+
+struct ra_daemon {
+	struct ra_config cfg;
+	char *debug_addr; /* kept: ra_new takes (and zeroes) cfg */
+	struct ra *ra;
+};
+
+static void *
+ra_d_new(void)
+{
+	return xcalloc(1, sizeof(struct ra_daemon));
+}
+
+static int
+ra_d_configure(void *st, const char *path, struct rpc_service_conf *conf,
+    char *err, size_t errlen)
+{
+	struct ra_daemon *d = st;
+	json_t *obj;
+	int rc;
+
+	if ((obj = config_load_file(path, err, errlen)) == NULL)
+		return -1;
+	rc = ra_config_parse(obj, path, &d->cfg, err, errlen);
+	json_decref(obj);
+	if (rc != 0)
+		return -1;
+	d->debug_addr = xstrdup(d->cfg.debug_addr);
+	conf->level_set = 1;
+	conf->level = d->cfg.log_level;
+	conf->debug_addr = d->debug_addr;
+	conf->debug_port = d->cfg.debug_port;
+	conf->rpc = d->cfg.rpc;
+	return 0;
+}
+
+static int
+ra_d_open(void *st, struct rpc_service_conf *conf, char *err, size_t errlen)
+{
+	struct ra_daemon *d = st;
+	json_t *rpc = json_incref(d->cfg.rpc);
+
+	/* conf->rpc must outlive ra_new, which takes the config. */
+	d->ra = ra_new(&d->cfg, conf->metrics, err, errlen);
+	conf->rpc = rpc;
+	d->cfg.rpc = rpc;
+	if (d->ra == NULL)
+		return -1;
+	conf->svc = d->ra;
+	conf->handlers = ra_rpc_handlers();
+	conf->health = ra_health;
+	conf->health_arg = d->ra;
+	return 0;
+}
+
+static int
+ra_d_start(void *st, char *err, size_t errlen)
+{
+	struct ra_daemon *d = st;
+
+	(void)err;
+	(void)errlen;
+	if (ra_start_recovery_thread(d->ra) != 0)
+		log_warn("cannot start the recovery thread");
+	return 0;
+}
+
+static void
+ra_d_free(void *st)
+{
+	struct ra_daemon *d = st;
+
+	ra_free(d->ra);
+	ra_config_clear(&d->cfg);
+	free(d->debug_addr);
+	free(d);
+}
+
+/* See ra.h. */
+const struct rpc_service_ops ra_service = {
+    .name = "anvil-ra",
+    .owner = RPC_SVC_RA,
+    .state_new = ra_d_new,
+    .configure = ra_d_configure,
+    .open = ra_d_open,
+    .start = ra_d_start,
+    .free = ra_d_free,
+};

@@ -1,0 +1,249 @@
+/*
+ * service.c - rpc_service_main, the one skeleton every anvil-* daemon runs:
+ * flags, config, logging, signals, debug server, RPC server from the
+ * registry, privilege drop, drain. The daemon's own part is a struct
+ * rpc_service_ops in its folder (sa/, ra/, ca/, va/, wfe/).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "rpc/rpc.h"
+
+struct svc_flags {
+	const char *path;
+	const char *user;
+	int check;
+	int standalone;
+};
+
+static void
+svc_usage(const struct rpc_service_ops *ops)
+{
+	fprintf(stderr,
+	    "usage: %s -c|--config FILE [--check] [--user NAME]\n"
+	    "       %s --version\n%s",
+	    ops->name, ops->name, ops->usage != NULL ? ops->usage : "");
+}
+
+/* 0 = go on; otherwise the exit status + 1 (so 1 = exit 0, 3 = exit 2). */
+static int
+svc_parse_flags(const struct rpc_service_ops *ops, void *st, int argc,
+    char **argv, struct svc_flags *f)
+{
+	int i, r;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if ((strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) &&
+		    i + 1 < argc)
+			f->path = argv[++i];
+		else if (strcmp(a, "--check") == 0)
+			f->check = 1;
+		else if (strcmp(a, "--user") == 0 && i + 1 < argc)
+			f->user = argv[++i];
+		else if (strcmp(a, "--version") == 0) {
+			printf("%s %s\n", ops->name, ANVIL_VERSION);
+			return 1;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			svc_usage(ops);
+			return 1;
+		} else if (ops->flag != NULL &&
+		    (r = ops->flag(st, argc, argv, &i)) > 0) {
+			if (r == 2)
+				f->standalone = 1;
+		} else {
+			svc_usage(ops);
+			return 3;
+		}
+	}
+	if (f->path == NULL && !f->standalone) {
+		svc_usage(ops);
+		return 3;
+	}
+	return 0;
+}
+
+/*
+ * What a daemon gives up once its sockets and keys are open: no new
+ * privileges ever (setuid binaries, file capabilities); not dumpable when it
+ * holds secrets (no core files, no ptrace or /proc/PID/mem by a process of
+ * the same user); and, started as root with --user, root itself.
+ */
+static int
+svc_drop(const struct rpc_service_ops *ops, const char *user, char *err,
+    size_t errlen)
+{
+	struct passwd *pw;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+		snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
+		return -1;
+	}
+	if (user != NULL) {
+		errno = 0;
+		if ((pw = getpwnam(user)) == NULL) {
+			snprintf(err, errlen, "--user %s: no such user", user);
+			return -1;
+		}
+		if (geteuid() != 0 && geteuid() != pw->pw_uid) {
+			snprintf(err, errlen,
+			    "--user %s: only root can become another user",
+			    user);
+			return -1;
+		}
+		if (geteuid() == 0 &&
+		    (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+			setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)) {
+			snprintf(err, errlen, "--user %s: %s", user,
+			    strerror(errno));
+			return -1;
+		}
+		if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+			snprintf(err, errlen, "--user %s: root regained", user);
+			return -1;
+		}
+	}
+	if (ops->keep_secret) {
+		struct rlimit rl = {0, 0};
+
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 ||
+		    setrlimit(RLIMIT_CORE, &rl) != 0) {
+			snprintf(
+			    err, errlen, "not dumpable: %s", strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* See rpc.h. */
+int
+rpc_service_main(const struct rpc_service_ops *ops, int argc, char **argv)
+{
+	struct rpc_service_conf conf;
+	struct rpc_server_config rcfg;
+	struct svc_flags f;
+	struct debug_server *dbg = NULL;
+	struct rpc_server *srv = NULL;
+	void *st = NULL;
+	enum log_level lvl = LOG_LEVEL_INFO;
+	char err[1024];
+	int r, rc = 1, opened = 0;
+
+	memset(&conf, 0, sizeof(conf));
+	memset(&rcfg, 0, sizeof(rcfg));
+	memset(&f, 0, sizeof(f));
+	log_init(ops->name, LOG_LEVEL_INFO);
+	signal(SIGPIPE, SIG_IGN);
+	err[0] = '\0';
+	if (ops->state_new != NULL && (st = ops->state_new()) == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if ((r = svc_parse_flags(ops, st, argc, argv, &f)) != 0) {
+		rc = r - 1;
+		goto out;
+	}
+	if (f.standalone && ops->command != NULL) {
+		rc = ops->command(st, 0);
+		goto out;
+	}
+	if (ops->configure(st, f.path, &conf, err, sizeof(err)) != 0)
+		goto fail;
+	if (conf.log_level != NULL) {
+		if (log_level_parse(conf.log_level, &lvl) != 0) {
+			snprintf(err, sizeof(err),
+			    "%s: log_level: unknown level %s", f.path,
+			    conf.log_level);
+			goto fail;
+		}
+		log_init(ops->name, lvl);
+	} else if (conf.level_set)
+		log_init(ops->name, conf.level);
+	if (ops->owner != RPC_SVC_ANY) {
+		char tmp[sizeof(err)];
+
+		if (conf.rpc == NULL) {
+			snprintf(err, sizeof(err),
+			    "%s: rpc: required key is missing", f.path);
+			goto fail;
+		}
+		if (rpc_server_config_parse(
+			conf.rpc, &rcfg, tmp, sizeof(tmp)) != 0) {
+			snprintf(err, sizeof(err), "%s: %s", f.path, tmp);
+			goto fail;
+		}
+	}
+	if (f.check) {
+		if (ops->check != NULL && ops->check(st, err, sizeof(err)) != 0)
+			goto fail;
+		printf("%s: ok\n", f.path);
+		rc = 0;
+		goto out;
+	}
+	if (ops->command != NULL && (r = ops->command(st, 1)) >= 0) {
+		rc = r;
+		goto out;
+	}
+	if (ops->owner == RPC_SVC_ANY) {
+		/* The WFE: its listener, debug server and signals are its
+		 * own (wfe_main), so the drop comes before its listener is
+		 * bound (with --user: a port above 1023, or systemd's
+		 * User= with CAP_NET_BIND_SERVICE). */
+		if (svc_drop(ops, f.user, err, sizeof(err)) != 0)
+			goto fail;
+		rc = ops->run(st);
+		goto out;
+	}
+	conf.metrics = metrics_new();
+	if (ops->open(st, &conf, err, sizeof(err)) != 0)
+		goto fail;
+	opened = 1;
+	if (conf.debug_port > 0) {
+		dbg = debug_server_start(
+		    conf.debug_addr != NULL ? conf.debug_addr : "127.0.0.1",
+		    (int)conf.debug_port, conf.metrics, conf.health,
+		    conf.health_arg, err, sizeof(err));
+		if (dbg == NULL)
+			goto fail;
+	}
+	srv = rpc_server_new_service(&rcfg, ops->owner, conf.handlers, conf.svc,
+	    conf.metrics, conf.health, conf.health_arg, err, sizeof(err));
+	if (srv == NULL)
+		goto fail;
+	/* Sockets, keys and the database are open: drop the rest. */
+	if (svc_drop(ops, f.user, err, sizeof(err)) != 0)
+		goto fail;
+	if (ops->start != NULL && ops->start(st, err, sizeof(err)) != 0)
+		goto fail;
+	log_info("%s %s: serving %s.* on %s%s%s", ops->name, ANVIL_VERSION,
+	    rpc_service_name(ops->owner), rcfg.listen,
+	    f.user != NULL ? " as " : "", f.user != NULL ? f.user : "");
+	rpc_server_run(srv);
+	log_info("stopped");
+	rc = 0;
+	goto out;
+fail:
+	if (err[0] != '\0')
+		log_error("%s", err);
+	rc = 1;
+out:
+	if (opened && ops->stop != NULL)
+		ops->stop(st);
+	rpc_server_free(srv);
+	debug_server_stop(dbg);
+	if (st != NULL && ops->free != NULL)
+		ops->free(st);
+	metrics_free(conf.metrics);
+	rpc_server_config_clear(&rcfg);
+	return rc;
+}

@@ -1,0 +1,86 @@
+/*
+ * va_daemon.c - anvil-va's part of the service skeleton (rpc_service_main):
+ * its config (docs/config/va.md) and the validation engine it serves
+ * va.validate and va.check_caa with.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "va/va.h"
+
+struct va_daemon {
+	struct va_config cfg;
+	struct va *va;
+};
+
+static void *
+va_d_new(void)
+{
+	return xcalloc(1, sizeof(struct va_daemon));
+}
+
+static int
+va_d_configure(void *st, const char *path, struct rpc_service_conf *conf,
+    char *err, size_t errlen)
+{
+	struct va_daemon *d = st;
+	json_t *obj;
+	int rc;
+
+	if ((obj = config_load_file(path, err, errlen)) == NULL)
+		return -1;
+	rc = va_config_parse(obj, path, &d->cfg, err, errlen);
+	json_decref(obj);
+	if (rc != 0)
+		return -1;
+	conf->log_level = d->cfg.log_level;
+	conf->debug_addr = d->cfg.debug_addr;
+	conf->debug_port = d->cfg.debug_port;
+	conf->rpc = d->cfg.rpc;
+	return 0;
+}
+
+static int
+va_d_health(void *arg, char *msg, size_t msglen)
+{
+	return va_health(arg, msg, msglen);
+}
+
+static int
+va_d_open(void *st, struct rpc_service_conf *conf, char *err, size_t errlen)
+{
+	struct va_daemon *d = st;
+
+	if ((d->va = va_new(&d->cfg, conf->metrics, err, errlen)) == NULL)
+		return -1;
+	conf->svc = d->va;
+	conf->handlers = va_rpc_handlers();
+	conf->health = va_d_health;
+	conf->health_arg = d->va;
+	log_info("DNS %s; http-01 port %lld, tls-alpn-01 port %lld; network "
+		 "%s%s",
+	    d->cfg.dns_resolvers[0], (long long)d->cfg.http01_port,
+	    (long long)d->cfg.tlsalpn01_port, d->cfg.network_mode,
+	    d->cfg.always_valid ? "; ALWAYS VALID (test mode)" : "");
+	return 0;
+}
+
+static void
+va_d_free(void *st)
+{
+	struct va_daemon *d = st;
+
+	va_free(d->va);
+	va_config_clear(&d->cfg);
+	free(d);
+}
+
+/* See va.h. */
+const struct rpc_service_ops va_service = {
+    .name = "anvil-va",
+    .owner = RPC_SVC_VA,
+    .state_new = va_d_new,
+    .configure = va_d_configure,
+    .open = va_d_open,
+    .free = va_d_free,
+};
