@@ -124,7 +124,7 @@ svc_user(const struct setup_opts *o, enum setup_svc s)
 /*
  * The User= of dir/anvil-<svc>.service, or NULL. Caller frees. The RPC
  * identity of a service on a Unix socket is the user its unit runs it as,
- * so the allowlists are built from the units actually installed.
+ * so the caller lists are built from the units actually installed.
  */
 static char *
 unit_user_of(const char *dir, const char *svc)
@@ -1018,68 +1018,73 @@ check_targets(struct check *c)
 	}
 }
 
-/* Deny by default: every listener has an allowlist naming no "anyone". */
+/*
+ * Deny by default: every listener names the identities of its caller
+ * classes (rpc.callers; what each class may call is the registry's) and no
+ * "anyone".
+ */
 static void
 check_allow(struct check *c)
 {
 	int s;
 
 	for (s = 0; s < SVC__MAX; s++) {
-		json_t *allow, *ids, *id;
-		const char *pat, *bad = NULL;
+		json_t *callers, *ids, *id;
+		const char *cls, *bad = NULL;
 		size_t i;
 
 		if (c->cfg[s] == NULL || s == SVC_WFE)
 			continue;
-		allow =
-		    json_object_get(json_object_get(c->cfg[s], "rpc"), "allow");
-		if (!json_is_object(allow) || json_object_size(allow) == 0) {
+		callers = json_object_get(
+		    json_object_get(c->cfg[s], "rpc"), "callers");
+		if (!json_is_object(callers) || json_object_size(callers) == 0) {
 			report(c, 0, "allowlist",
-			    "%s.json rpc.allow: missing or empty (every call "
+			    "%s.json rpc.callers: missing or empty (every call "
 			    "is refused)",
 			    svc_table[s].name);
 			continue;
 		}
-		json_object_foreach(allow, pat, ids)
+		json_object_foreach(callers, cls, ids)
 		{
 			json_array_foreach(ids, i, id)
 			{
 				const char *v = json_string_value(id);
 				if (v == NULL || strcmp(v, "*") == 0)
-					bad = pat;
+					bad = cls;
 			}
 		}
 		if (bad != NULL)
 			report(c, 0, "allowlist",
-			    "%s.json rpc.allow[\"%s\"] lets anyone who can "
-			    "connect call it; list the callers",
-			    svc_table[s].name, bad);
+			    "%s.json rpc.callers.%s lets anyone who can "
+			    "connect call as %s; list the callers",
+			    svc_table[s].name, bad, bad);
 		else
 			report(c, 1, "allowlist",
-			    "%s.json: %zu patterns, no "
+			    "%s.json: %zu caller classes, no "
 			    "wildcard identity",
-			    svc_table[s].name, json_object_size(allow));
+			    svc_table[s].name, json_object_size(callers));
 	}
 }
 
 /*
  * With systemd units installed: every caller's user (User= of its unit)
- * is named by the allowlist of each service it calls, so no call that the
+ * is named in the caller lists of each service it calls, so no call that the
  * architecture needs is refused at run time.
  */
 static void
 check_callers(struct check *c)
 {
+	/* Who calls whom, as which caller class (rpc/methods.def). */
 	static const struct {
 		enum setup_svc from, to;
+		const char *cls;
 	} calls[] = {
-	    {SVC_CA, SVC_SA},
-	    {SVC_RA, SVC_SA},
-	    {SVC_RA, SVC_VA},
-	    {SVC_RA, SVC_CA},
-	    {SVC_WFE, SVC_RA},
-	    {SVC_WFE, SVC_SA},
-	    {SVC_WFE, SVC_CA},
+	    {SVC_CA, SVC_SA, "ca"},
+	    {SVC_RA, SVC_SA, "ra"},
+	    {SVC_RA, SVC_VA, "ra"},
+	    {SVC_RA, SVC_CA, "ra"},
+	    {SVC_WFE, SVC_RA, "wfe"},
+	    {SVC_WFE, SVC_SA, "wfe"},
 	};
 	char *dir, *self = self_dir(c->ctx->argv0), *users[SVC__MAX] = {NULL};
 	size_t k, i;
@@ -1092,35 +1097,34 @@ check_callers(struct check *c)
 	for (s = 0; s < SVC__MAX; s++)
 		users[s] = unit_user_of(dir, svc_table[s].name);
 	for (k = 0; k < sizeof(calls) / sizeof(calls[0]); k++) {
-		const char *u = users[calls[k].from], *pat;
-		json_t *allow = json_object_get(
-		    json_object_get(c->cfg[calls[k].to], "rpc"), "allow");
-		json_t *ids, *id;
+		const char *u = users[calls[k].from];
+		json_t *ids = json_object_get(
+		    json_object_get(json_object_get(c->cfg[calls[k].to], "rpc"),
+			"callers"),
+		    calls[k].cls);
+		json_t *id;
 		int found = 0;
 
-		if (u == NULL || allow == NULL)
+		if (u == NULL || c->cfg[calls[k].to] == NULL)
 			continue;
-		json_object_foreach(allow, pat, ids)
+		json_array_foreach(ids, i, id)
 		{
-			json_array_foreach(ids, i, id)
-			{
-				if (json_is_string(id) &&
-				    strcmp(json_string_value(id), u) == 0)
-					found = 1;
-			}
+			if (json_is_string(id) &&
+			    strcmp(json_string_value(id), u) == 0)
+				found = 1;
 		}
 		if (!found) {
 			bad = 1;
 			report(c, 0, "callers",
-			    "%s.json rpc.allow does not name %s, the user of "
-			    "%s/anvil-%s.service",
-			    svc_table[calls[k].to].name, u, dir,
+			    "%s.json rpc.callers.%s does not name %s, the user "
+			    "of %s/anvil-%s.service",
+			    svc_table[calls[k].to].name, calls[k].cls, u, dir,
 			    svc_table[calls[k].from].name);
 		}
 	}
 	if (!bad)
 		report(c, 1, "callers",
-		    "the allowlists name the users of the units in %s", dir);
+		    "the caller lists name the users of the units in %s", dir);
 	for (s = 0; s < SVC__MAX; s++)
 		free(users[s]);
 	free(dir);

@@ -151,7 +151,8 @@ else
 	bad "systemd-tmpfiles creates /run/anvil, /var/log/anvil; /etc/anvil 0750"
 fi
 
-# The packaged allowlists name the users the packaged units run as, and
+# The packaged caller lists (rpc.callers: the identity of each caller class of
+# the registry) name the users the packaged units run as, and
 # check-config (run from the unpacked tree, so it finds those units) agrees.
 out=$(python3 - "$R" <<'EOF'
 import json, re, sys
@@ -160,21 +161,24 @@ user = {}
 for s in ["sa", "ca", "va", "ra", "wfe"]:
     m = re.search(r"^User=(.*)$", open("%s/lib/systemd/system/anvil-%s.service" % (root, s)).read(), re.M)
     user[s] = m.group(1)
-calls = [("ca", "sa"), ("ra", "sa"), ("ra", "va"), ("ra", "ca"), ("wfe", "ra"), ("wfe", "sa"), ("wfe", "ca")]
+calls = [("ca", "sa"), ("ra", "sa"), ("ra", "va"), ("ra", "ca"), ("wfe", "ra"), ("wfe", "sa")]
 for frm, to in calls:
-    allow = json.load(open("%s/etc/anvil/%s.json" % (root, to)))["rpc"]["allow"]
-    if not any(user[frm] in ids for ids in allow.values()):
-        print("%s.json does not allow %s (%s)" % (to, user[frm], frm))
+    callers = json.load(open("%s/etc/anvil/%s.json" % (root, to)))["rpc"]["callers"]
+    if user[frm] not in callers.get(frm, []):
+        print("%s.json does not name %s as caller class %s" % (to, user[frm], frm))
 for s in ["sa", "ca", "va", "ra"]:
-    for pat, ids in json.load(open("%s/etc/anvil/%s.json" % (root, s)))["rpc"]["allow"].items():
+    for cls, ids in json.load(open("%s/etc/anvil/%s.json" % (root, s)))["rpc"]["callers"].items():
         if "*" in ids:
-            print("%s.json allows anyone to call %s" % (s, pat))
+            print("%s.json lets anyone call as %s" % (s, cls))
+# Least privilege: one user per service, so no caller shares another's class.
+if len(set(user.values())) != len(user):
+    print("units share a user: %s" % user)
 EOF
 )
 [ -z "$out" ] && ok "default allowlists name the units' users, no wildcard caller" \
 	|| bad "default allowlists name the units' users, no wildcard caller" "$out"
 out=$("$R/usr/bin/anvil-admin" check-config --dir "$R/etc/anvil" 2>&1)
-echo "$out" | grep -qE '^ok +callers +the allowlists name the users of the units' \
+echo "$out" | grep -qE '^ok +callers +the caller lists name the users of the units' \
 	&& ok "check-config finds the packaged units and their users allowed" \
 	|| bad "check-config finds the packaged units and their users allowed" "$out"
 echo "$out" | grep -qE '^FAIL +urls .*placeholder' \
