@@ -994,7 +994,6 @@ check_targets(struct check *c)
 	    {SVC_RA, "ca", SVC_CA},
 	    {SVC_WFE, "ra", SVC_RA},
 	    {SVC_WFE, "sa", SVC_SA},
-	    {SVC_WFE, "ca", SVC_CA},
 	    {-1, "sa", SVC_SA},
 	    {-1, "ra", SVC_RA},
 	    {-1, "ca", SVC_CA},
