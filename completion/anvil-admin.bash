@@ -29,7 +29,7 @@ _anvil_admin()
 	fi
 	local opts
 	case "${words[1]} ${words[2]:-}" in
-	"setup "*) opts="--host --db --keys --out --dir --force --check --root --run-dir --log-dir --bin-dir --schema-dir --tls-cert --tls-key --listen --port --debug-port-base --user --admin-user --private-suffix --private-network --resolver --log-format" ;;
+	"setup "*) opts="--host --db --keys --out --dir --force --check --root --run-dir --log-dir --bin-dir --schema-dir --tls-cert --tls-key --listen --port --pki-port --debug-port-base --user --admin-user --private-suffix --private-network --resolver --log-format" ;;
 	"check-config "*) opts="--dir" ;;
 	"backup "*) opts="--out --config-dir" ;;
 	"restore "*) opts="--dsn --config-dir --restore-config" ;;

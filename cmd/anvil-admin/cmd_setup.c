@@ -73,6 +73,7 @@ struct setup_opts {
 	char *unit_user[SVC__MAX]; /* owned: User= of each unit, or NULL */
 	const char *log_format;
 	long port;
+	long pki_port; /* the WFE's plain-HTTP OCSP/CRL/issuer listener */
 	long debug_base;
 	json_t *admins;    /* owned: identities allowed to use the admin tool */
 	json_t *suffixes;  /* owned: private-mode DNS suffixes */
@@ -266,12 +267,15 @@ base_url(const struct setup_opts *o)
 
 /*
  * Where certificates point for OCSP, CRLs and issuers: the WFE's plain-HTTP
- * pki listener on port 80 (RFC 5280 §8 discourages https URIs there).
+ * pki listener (--pki-port, 80 by default; RFC 5280 §8 discourages https
+ * URIs there). Caller frees.
  */
 static char *
 pki_url(const struct setup_opts *o)
 {
-	return xasprintf("http://%s", o->host);
+	if (o->pki_port == 80)
+		return xasprintf("http://%s", o->host);
+	return xasprintf("http://%s:%ld", o->host, o->pki_port);
 }
 
 /* The common head of every service config. New reference. */
@@ -393,7 +397,8 @@ gen_wfe(const struct setup_opts *o)
 	    json_pack("{s:s, s:s}", "cert", o->tls_cert, "key", o->tls_key));
 	json_object_set_new(j, "base_url", json_string(url));
 	json_object_set_new(j, "pki",
-	    json_pack("{s:s, s:i}", "addr", o->listen_addr, "port", 80));
+	    json_pack("{s:s, s:i}", "addr", o->listen_addr, "port",
+		(int)o->pki_port));
 	json_object_set_new(j, "hosts", json_array());
 	json_object_set_new(j, "threads", json_integer(8));
 	json_object_set_new(j, "max_body", json_integer(65536));
@@ -1460,6 +1465,9 @@ value_opt(struct admin_ctx *ctx, struct setup_opts *o, const char *name,
 	else if (strcmp(name, "--port") == 0) {
 		if (parse_port(ctx, v, &o->port) != 0)
 			return 2;
+	} else if (strcmp(name, "--pki-port") == 0) {
+		if (parse_port(ctx, v, &o->pki_port) != 0)
+			return 2;
 	} else if (strcmp(name, "--debug-port-base") == 0) {
 		if (parse_port(ctx, v, &o->debug_base) != 0 ||
 		    o->debug_base > 65530) {
@@ -1525,6 +1533,7 @@ admin_setup(struct admin_ctx *ctx, int argc, char **argv)
 	o.log_dir = SETUP_LOG_DEFAULT;
 	o.listen_addr = "0.0.0.0";
 	o.port = 443;
+	o.pki_port = 80;
 	o.debug_base = 8100;
 	o.admins = json_array();
 	o.suffixes = json_array();

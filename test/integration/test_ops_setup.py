@@ -135,7 +135,7 @@ def setup_args(site, *extra):
     return [os.path.join(BINDIR, "anvil-admin"), "setup", "--host", "localhost", "--db", site.dsn,
             "--out", site.etc, "--run-dir", site.run_dir, "--log-dir", site.log,
             "--bin-dir", BINDIR, "--schema-dir", os.path.join(TOP, "schema"),
-            "--listen", "127.0.0.1", "--port", str(WFE_PORT), "--debug-port-base", str(BASE + 10),
+            "--listen", "127.0.0.1", "--port", str(WFE_PORT), "--pki-port", str(BASE + 30), "--debug-port-base", str(BASE + 10),
             "--user", "root", "--admin-user", "root",
             "--private-suffix", "example.test", "--private-network", "127.0.0.0/8",
             "--resolver", "127.0.0.1:%d" % DNS_PORT, "--log-format", "json"] + list(extra)
