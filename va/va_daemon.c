@@ -65,6 +65,24 @@ va_d_open(void *st, struct rpc_service_conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * --check: build the validation engine once and throw it away, so what only
+ * va_new checks (resolver addresses, network CIDRs) is refused before a
+ * start, as it was before the skeleton. 0, or -1 with err.
+ */
+static int
+va_d_check(void *st, char *err, size_t errlen)
+{
+	struct va_daemon *d = st;
+	struct metrics *m = metrics_new();
+	struct va *va = va_new(&d->cfg, m, err, errlen);
+	int rc = va != NULL ? 0 : -1;
+
+	va_free(va);
+	metrics_free(m);
+	return rc;
+}
+
 static void
 va_d_free(void *st)
 {
@@ -82,5 +100,6 @@ const struct rpc_service_ops va_service = {
     .state_new = va_d_new,
     .configure = va_d_configure,
     .open = va_d_open,
+    .check = va_d_check,
     .free = va_d_free,
 };
