@@ -326,6 +326,7 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 	claimed = NULL;
 	rc = 0;
 out:
+	free(uri); /* NULL once the job took it */
 	json_decref(acct);
 	json_decref(authz);
 	json_decref(claimed);
