@@ -27,6 +27,20 @@ PACKAGES=(
 	# HSM tests: SoftHSM2 tokens, pkcs11-tool
 	softhsm2
 	opensc
+	# high availability (make test-cluster): Patroni + etcd, HAProxy
+	patroni
+	etcd-server
+	etcd-client
+	haproxy
+	# email identifiers (RFC 8823): a real MTA, DKIM for the test client
+	postfix
+	python3-dkim
+	# device attestation: a software TPM 2.0, CBOR
+	swtpm
+	swtpm-tools
+	tpm2-tools
+	libcbor-dev
+	python3-cbor2
 )
 
 missing_packages() {
@@ -56,6 +70,16 @@ fi
 echo "install-deps: installing ${MISSING[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >&2 || true
+# Postfix asks how to configure itself; Anvil runs its own instances.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# Package scripts must not start system daemons (etcd, Postfix, HAProxy) on
+# their default ports: Anvil's scripts start private instances of each.
+NO_START=/usr/sbin/policy-rc.d
+if [ ! -e "$NO_START" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$NO_START"
+	chmod 755 "$NO_START"
+	trap 'rm -f "$NO_START"' EXIT
+fi
 apt-get install -y -q --no-install-recommends "${MISSING[@]}" >&2
 # The Debian postgresql package may start a cluster on 5432; Anvil uses its
 # own private clusters and never needs the system one.
