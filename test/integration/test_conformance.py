@@ -370,3 +370,34 @@ def test_challenge_tokens_have_128_bits_of_base64url(raw, acct):
             assert len(base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))) >= 16
             tokens.append(t)
     assert len(set(tokens)) == len(tokens)
+
+
+def test_caa_identities_advertised_are_the_ones_honoured(env, raw, acct):
+    """RFC 8555 §7.1.1: caaIdentities are "The hostnames that the ACME
+    server recognizes as referring to itself for the purposes of CAA record
+    validation". A CAA record naming an advertised identity authorizes
+    issuance; one naming another CA does not (RFC 8659 §4)."""
+    key, kid = acct
+    ids = raw.dir["meta"]["caaIdentities"]
+    assert ids
+    for i, ident in enumerate(ids):
+        name = "caa-own%d.conform.test" % i
+        env.challtest("add-caa", {"host": name, "policies": [{"tag": "issue", "value": ident}]})
+        try:
+            url, order = a.new_order(raw, key, kid, [name])
+            az = validate_dns01(env, raw, key, kid, order["authorizations"][0])
+            assert az["status"] == "valid", az
+            order = a.poll(raw, key, kid, url, ("ready",))
+            a.finalize(raw, key, kid, url, order, [name])
+        finally:
+            env.challtest("clear-caa", {"host": name})
+    name = "caa-other.conform.test"
+    env.challtest("add-caa", {"host": name, "policies": [{"tag": "issue", "value": "other-ca.example"}]})
+    try:
+        url, order = a.new_order(raw, key, kid, [name])
+        az = validate_dns01(env, raw, key, kid, order["authorizations"][0])
+        assert az["status"] == "invalid", az
+        ch = [c for c in az["challenges"] if c["type"] == "dns-01"][0]
+        assert ch["error"]["type"] == "urn:ietf:params:acme:error:caa", ch
+    finally:
+        env.challtest("clear-caa", {"host": name})

@@ -576,9 +576,10 @@ def test_caa_accounturi_is_the_url_the_client_used(env):
     key, kid = rel_acme.new_account(raw)
     assert kid.startswith("https://127.0.0.1:%d/acme/acct/" % port), kid
 
+    caa_id = raw.dir["meta"]["caaIdentities"][0]
     name = "accounturi-ip.wfe.test"
     env.challtest("add-caa", {"host": name, "policies": [
-        {"tag": "issue", "value": "anvil.local; accounturi=" + kid}]})
+        {"tag": "issue", "value": caa_id + "; accounturi=" + kid}]})
     url, order = rel_acme.new_order(raw, key, kid, [name])
     az = _dns01_validate(env, raw, key, kid, order["authorizations"][0])
     assert az["status"] == "valid", az
@@ -590,7 +591,7 @@ def test_caa_accounturi_is_the_url_the_client_used(env):
     other = kid.replace("https://127.0.0.1:", "https://localhost:", 1)
     name = "accounturi-other.wfe.test"
     env.challtest("add-caa", {"host": name, "policies": [
-        {"tag": "issue", "value": "anvil.local; accounturi=" + other}]})
+        {"tag": "issue", "value": caa_id + "; accounturi=" + other}]})
     url, order = rel_acme.new_order(raw, key, kid, [name])
     az = _dns01_validate(env, raw, key, kid, order["authorizations"][0])
     assert az["status"] == "invalid", az
