@@ -82,113 +82,85 @@ parse_int(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
+/* parse_int into an int option. */
 static int
-parse_opts(int argc, char **argv, struct opts *o)
+parse_int_opt(const char *s, long lo, long hi, int *out)
 {
-	static const struct option longopts[] = {
-	    {"directory", required_argument, NULL, 'D'},
-	    {"trust", required_argument, NULL, 'T'},
-	    {"clients", required_argument, NULL, 'c'},
-	    {"duration", required_argument, NULL, 'd'},
-	    {"count", required_argument, NULL, 'n'},
-	    {"names", required_argument, NULL, 'k'},
-	    {"suffix", required_argument, NULL, 'S'},
-	    {"http-addr", required_argument, NULL, 'A'},
-	    {"http-port", required_argument, NULL, 'P'},
-	    {"no-responder", no_argument, NULL, 'N'},
-	    {"poll", required_argument, NULL, 'p'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"issuance-timeout", required_argument, NULL, 'I'},
-	    {"key-pool", required_argument, NULL, 'K'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	char err[128], *probe = NULL, *norm = NULL;
 	long v;
-	int ch, bad_opt = 0;
 
-	while ((ch = getopt_long(argc, argv, "c:d:n:k:vh", longopts, NULL)) !=
-	    -1) {
-		bad_opt = ch;
-		switch (ch) {
-		case 'D':
-			o->directory = optarg;
-			break;
-		case 'T':
-			o->trust = optarg;
-			break;
-		case 'S':
-			o->suffix = optarg;
-			break;
-		case 'A':
-			o->http_addr = optarg;
-			break;
-		case 'N':
-			o->no_responder = 1;
-			break;
-		case 'j':
-			o->json = 1;
-			break;
-		case 'v':
-			o->verbose = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case 'c':
-			if (parse_int(optarg, 1, 4096, &v) != 0)
-				goto bad;
-			o->clients = (int)v;
-			break;
-		case 'k':
-			if (parse_int(optarg, 1, 100, &v) != 0)
-				goto bad;
-			o->names = (int)v;
-			break;
-		case 'P':
-			if (parse_int(optarg, 1, 65535, &v) != 0)
-				goto bad;
-			o->http_port = (int)v;
-			break;
-		case 'K':
-			if (parse_int(optarg, 1, 100000, &v) != 0)
-				goto bad;
-			o->key_pool = (int)v;
-			break;
-		case 'n':
-			if (parse_int(optarg, 1, 1000000000L, &v) != 0)
-				goto bad;
-			o->count = v;
-			break;
-		case 'd':
-			if (duration_parse_ms(optarg, &o->duration_ms) != 0 ||
-			    o->duration_ms <= 0)
-				goto bad;
-			break;
-		case 'p':
-			if (duration_parse_ms(optarg, &o->poll_ms) != 0 ||
-			    o->poll_ms < 0 || o->poll_ms > 60000)
-				goto bad;
-			break;
-		case 't':
-			if (duration_parse_ms(optarg, &o->timeout_ms) != 0 ||
-			    o->timeout_ms <= 0 || o->timeout_ms > 3600000)
-				goto bad;
-			break;
-		case 'I':
-			if (duration_parse_ms(
-				optarg, &o->issuance_timeout_ms) != 0 ||
-			    o->issuance_timeout_ms <= 0)
-				goto bad;
-			break;
-		default:
-			usage(stderr);
+	if (parse_int(s, lo, hi, &v) != 0)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* A duration option in [lo, hi] milliseconds. */
+static int
+parse_duration_opt(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+	if (duration_parse_ms(s, out) != 0 || *out < lo || *out > hi)
+		return -1;
+	return 0;
+}
+
+/*
+ * Stores the value of option ch (one taking an argument) from arg.
+ * 0 when stored, -1 when arg is not a valid value, 1 when ch is not an
+ * option with a value.
+ */
+static int
+parse_value_opt(int ch, const char *arg, struct opts *o)
+{
+	long v;
+
+	switch (ch) {
+	case 'D':
+		o->directory = arg;
+		return 0;
+	case 'T':
+		o->trust = arg;
+		return 0;
+	case 'S':
+		o->suffix = arg;
+		return 0;
+	case 'A':
+		o->http_addr = arg;
+		return 0;
+	case 'c':
+		return parse_int_opt(arg, 1, 4096, &o->clients);
+	case 'k':
+		return parse_int_opt(arg, 1, 100, &o->names);
+	case 'P':
+		return parse_int_opt(arg, 1, 65535, &o->http_port);
+	case 'K':
+		return parse_int_opt(arg, 1, 100000, &o->key_pool);
+	case 'n':
+		if (parse_int(arg, 1, 1000000000L, &v) != 0)
 			return -1;
-		}
+		o->count = v;
+		return 0;
+	case 'd':
+		return parse_duration_opt(arg, 1, INT64_MAX, &o->duration_ms);
+	case 'p':
+		return parse_duration_opt(arg, 0, 60000, &o->poll_ms);
+	case 't':
+		return parse_duration_opt(arg, 1, 3600000, &o->timeout_ms);
+	case 'I':
+		return parse_duration_opt(
+		    arg, 1, INT64_MAX, &o->issuance_timeout_ms);
+	default:
+		return 1;
 	}
-	if (optind != argc || o->directory == NULL || o->trust == NULL) {
+}
+
+/* The options that go together: required ones, --count vs --duration,
+ * a --suffix that makes DNS names. 0 or -1 after saying why. */
+static int
+check_opts(struct opts *o, int extra_args)
+{
+	char err[128], *probe, *norm;
+
+	if (extra_args || o->directory == NULL || o->trust == NULL) {
 		fprintf(stderr,
 		    "anvil-loadgen: --directory and --trust are "
 		    "required\n");
@@ -213,13 +185,75 @@ parse_opts(int argc, char **argv, struct opts *o)
 	}
 	free(norm);
 	return 0;
-bad:
-	for (ch = 0; longopts[ch].name != NULL; ch++)
-		if (longopts[ch].val == bad_opt)
+}
+
+static const struct option longopts[] = {
+    {"directory", required_argument, NULL, 'D'},
+    {"trust", required_argument, NULL, 'T'},
+    {"clients", required_argument, NULL, 'c'},
+    {"duration", required_argument, NULL, 'd'},
+    {"count", required_argument, NULL, 'n'},
+    {"names", required_argument, NULL, 'k'},
+    {"suffix", required_argument, NULL, 'S'},
+    {"http-addr", required_argument, NULL, 'A'},
+    {"http-port", required_argument, NULL, 'P'},
+    {"no-responder", no_argument, NULL, 'N'},
+    {"poll", required_argument, NULL, 'p'},
+    {"timeout", required_argument, NULL, 't'},
+    {"issuance-timeout", required_argument, NULL, 'I'},
+    {"key-pool", required_argument, NULL, 'K'},
+    {"json", no_argument, NULL, 'j'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Says which option had the bad value arg. */
+static void
+report_bad_value(int ch, const char *arg)
+{
+	int i;
+
+	for (i = 0; longopts[i].name != NULL; i++)
+		if (longopts[i].val == ch)
 			break;
-	fprintf(stderr, "anvil-loadgen: bad value \"%s\" for --%s\n", optarg,
-	    longopts[ch].name != NULL ? longopts[ch].name : "?");
-	return -1;
+	fprintf(stderr, "anvil-loadgen: bad value \"%s\" for --%s\n", arg,
+	    longopts[i].name != NULL ? longopts[i].name : "?");
+}
+
+static int
+parse_opts(int argc, char **argv, struct opts *o)
+{
+	int ch, r;
+
+	while ((ch = getopt_long(argc, argv, "c:d:n:k:vh", longopts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'N':
+			o->no_responder = 1;
+			break;
+		case 'j':
+			o->json = 1;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			r = parse_value_opt(ch, optarg, o);
+			if (r < 0) {
+				report_bad_value(ch, optarg);
+				return -1;
+			}
+			if (r > 0) {
+				usage(stderr);
+				return -1;
+			}
+		}
+	}
+	return check_opts(o, optind != argc);
 }
 
 static double
@@ -231,6 +265,192 @@ cpu_seconds(void)
 		return 0;
 	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The worker threads of a run and what starts them. */
+struct crew {
+	struct lg_worker *workers; /* owned, `started` of them running */
+	pthread_attr_t attr;
+	int started;
+	int barriers; /* run's barriers initialised */
+	int attr_ok;  /* attr initialised */
+};
+
+/* Copies the options that drive the workers into run. */
+static void
+run_init(struct lg_run *run, const struct opts *o)
+{
+	memset(run, 0, sizeof(*run));
+	run->clients = o->clients;
+	run->names_per_order = o->names;
+	run->suffix = o->suffix;
+	run->count = o->count;
+	run->duration_ms = o->duration_ms;
+	run->poll_ms = (int)o->poll_ms;
+	run->timeout_ms = (int)o->timeout_ms;
+	run->issuance_timeout_ms = o->issuance_timeout_ms;
+	run->verbose = o->verbose;
+	atomic_init(&run->remaining, o->count);
+	atomic_init(&run->key_seq, 0);
+}
+
+/* What the workers share: TLS trust, the directory, the http-01
+ * responder, the key pool. 0, or -1 after logging why. */
+static int
+run_setup(struct lg_run *run, const struct opts *o)
+{
+	char err[512];
+
+	run->ssl_ctx = lg_tls_ctx_new(o->trust, err, sizeof(err));
+	if (run->ssl_ctx == NULL) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (lg_fetch_directory(run, o->directory, err, sizeof(err)) != 0) {
+		log_error("directory %s: %s", o->directory, err);
+		return -1;
+	}
+	if (!o->no_responder) {
+		run->responder = lg_responder_start(
+		    o->http_addr, o->http_port, err, sizeof(err));
+		if (run->responder == NULL) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
+	run->keys = lg_keypool_new(o->key_pool);
+	if (run->keys == NULL) {
+		log_error("cannot generate the certificate key pool");
+		return -1;
+	}
+	return 0;
+}
+
+/* Frees what run_setup made. */
+static void
+run_clear(struct lg_run *run)
+{
+	lg_responder_stop(run->responder);
+	lg_keypool_free(run->keys);
+	lg_run_clear_directory(run);
+	SSL_CTX_free(run->ssl_ctx);
+}
+
+/* Starts run->clients workers; they wait at run's ready barrier. 0, or
+ * -1 after logging why (then nothing was started). */
+static int
+crew_start(struct crew *c, struct lg_run *run)
+{
+	int i;
+
+	if (pthread_barrier_init(
+		&run->ready_barrier, NULL, (unsigned)run->clients + 1) != 0 ||
+	    pthread_barrier_init(
+		&run->go_barrier, NULL, (unsigned)run->clients + 1) != 0) {
+		log_error("pthread_barrier_init failed");
+		return -1;
+	}
+	c->barriers = 1;
+	if (pthread_attr_init(&c->attr) != 0 ||
+	    pthread_attr_setstacksize(&c->attr, 512 * 1024) != 0) {
+		log_error("pthread_attr failed");
+		return -1;
+	}
+	c->attr_ok = 1;
+	c->workers = xcalloc((size_t)run->clients, sizeof(*c->workers));
+	for (i = 0; i < run->clients; i++) {
+		c->workers[i].id = i;
+		c->workers[i].run = run;
+		if (pthread_create(&c->workers[i].thread, &c->attr,
+			lg_worker_main, &c->workers[i]) != 0) {
+			/* The barriers count every worker: cannot go on. */
+			log_error("pthread_create failed after %d workers", i);
+			abort();
+		}
+		c->started++;
+	}
+	return 0;
+}
+
+static void
+barrier_wait(pthread_barrier_t *b)
+{
+	int brc = pthread_barrier_wait(b);
+
+	if (brc != 0 && brc != PTHREAD_BARRIER_SERIAL_THREAD)
+		abort();
+}
+
+/* Lets the started workers go once all are ready, waits for them, and
+ * puts the setup/run times and the CPU used into sum. */
+static void
+crew_run(
+    struct crew *c, struct lg_run *run, double t_setup, struct lg_summary *sum)
+{
+	double t_start, cpu0;
+	int i;
+
+	barrier_wait(&run->ready_barrier);
+	t_start = (double)time_mono_ms();
+	run->start_mono_ms = (int64_t)t_start;
+	run->deadline_mono_ms = (int64_t)t_start + run->duration_ms;
+	cpu0 = cpu_seconds();
+	barrier_wait(&run->go_barrier);
+	for (i = 0; i < c->started; i++)
+		if (pthread_join(c->workers[i].thread, NULL) != 0)
+			abort();
+	sum->elapsed_s = ((double)time_mono_ms() - t_start) / 1000.0;
+	sum->setup_s = (t_start - t_setup) / 1000.0;
+	sum->loadgen_cpu_s = cpu_seconds() - cpu0;
+}
+
+/* Frees the workers and what crew_start made. */
+static void
+crew_clear(struct crew *c, struct lg_run *run)
+{
+	int i;
+
+	for (i = 0; i < c->started; i++)
+		lg_worker_clear(&c->workers[i]);
+	free(c->workers);
+	if (c->attr_ok && pthread_attr_destroy(&c->attr) != 0)
+		log_bug("pthread_attr_destroy failed");
+	if (c->barriers &&
+	    (pthread_barrier_destroy(&run->ready_barrier) != 0 ||
+		pthread_barrier_destroy(&run->go_barrier) != 0))
+		log_bug("pthread_barrier_destroy failed");
+}
+
+/* Sums the workers' statistics into total and prints the report (JSON
+ * or text). 0 when every issuance succeeded and at least one did. */
+static int
+report(const struct crew *c, const struct lg_run *run, const struct opts *o,
+    struct lg_stats *total, struct lg_summary *sum)
+{
+	json_t *rep;
+	int i;
+
+	sum->directory = o->directory;
+	sum->clients = o->clients;
+	sum->names_per_order = o->names;
+	sum->http01_served = lg_responder_served(run->responder);
+	for (i = 0; i < c->started; i++) {
+		lg_stats_merge(total, &c->workers[i].stats);
+		sum->connections += lg_conn_opened(c->workers[i].conn);
+		sum->accounts_ok += c->workers[i].account_ok;
+	}
+	rep = lg_stats_json(total, sum);
+	if (o->json) {
+		if (json_dumpf(rep, stdout, JSON_INDENT(2)) != 0 ||
+		    fputc('\n', stdout) == EOF)
+			log_error("cannot write the report");
+	} else {
+		lg_stats_print(stdout, rep);
+	}
+	json_decref(rep);
+	if (total->issued == 0 || json_object_size(total->failures) != 0)
+		return 1;
+	return 0;
 }
 
 int
@@ -246,16 +466,14 @@ main(int argc, char **argv)
 	    .issuance_timeout_ms = 60000,
 	    .key_pool = 64};
 	struct lg_run run;
-	struct lg_worker *workers = NULL;
+	struct crew crew;
 	struct lg_stats total;
 	struct lg_summary sum;
-	pthread_attr_t attr;
-	json_t *report = NULL;
-	char err[512];
-	double t_setup, t_start, cpu0 = 0;
-	int i, started = 0, rc = 2, barriers = 0, attr_ok = 0, brc;
+	double t_setup;
+	int rc = 2;
 
 	memset(&run, 0, sizeof(run));
+	memset(&crew, 0, sizeof(crew));
 	memset(&sum, 0, sizeof(sum));
 	lg_stats_init(&total);
 	log_init("anvil-loadgen", LOG_LEVEL_INFO);
@@ -264,116 +482,18 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_opts(argc, argv, &o) != 0)
 		goto out;
-	run.clients = o.clients;
-	run.names_per_order = o.names;
-	run.suffix = o.suffix;
-	run.count = o.count;
-	run.duration_ms = o.duration_ms;
-	run.poll_ms = (int)o.poll_ms;
-	run.timeout_ms = (int)o.timeout_ms;
-	run.issuance_timeout_ms = o.issuance_timeout_ms;
-	run.verbose = o.verbose;
-	atomic_init(&run.remaining, o.count);
-	atomic_init(&run.key_seq, 0);
-	run.ssl_ctx = lg_tls_ctx_new(o.trust, err, sizeof(err));
-	if (run.ssl_ctx == NULL) {
-		log_error("%s", err);
+	run_init(&run, &o);
+	if (run_setup(&run, &o) != 0)
 		goto out;
-	}
-	if (lg_fetch_directory(&run, o.directory, err, sizeof(err)) != 0) {
-		log_error("directory %s: %s", o.directory, err);
-		goto out;
-	}
-	if (!o.no_responder) {
-		run.responder = lg_responder_start(
-		    o.http_addr, o.http_port, err, sizeof(err));
-		if (run.responder == NULL) {
-			log_error("%s", err);
-			goto out;
-		}
-	}
-	run.keys = lg_keypool_new(o.key_pool);
-	if (run.keys == NULL) {
-		log_error("cannot generate the certificate key pool");
-		goto out;
-	}
-	if (pthread_barrier_init(
-		&run.ready_barrier, NULL, (unsigned)o.clients + 1) != 0 ||
-	    pthread_barrier_init(
-		&run.go_barrier, NULL, (unsigned)o.clients + 1) != 0) {
-		log_error("pthread_barrier_init failed");
-		goto out;
-	}
-	barriers = 1;
-	if (pthread_attr_init(&attr) != 0 ||
-	    pthread_attr_setstacksize(&attr, 512 * 1024) != 0) {
-		log_error("pthread_attr failed");
-		goto out;
-	}
-	attr_ok = 1;
-	workers = xcalloc((size_t)o.clients, sizeof(*workers));
 	t_setup = (double)time_mono_ms();
-	for (i = 0; i < o.clients; i++) {
-		workers[i].id = i;
-		workers[i].run = &run;
-		if (pthread_create(&workers[i].thread, &attr, lg_worker_main,
-			&workers[i]) != 0) {
-			/* The barriers count every worker: cannot go on. */
-			log_error("pthread_create failed after %d workers", i);
-			abort();
-		}
-		started++;
-	}
-	brc = pthread_barrier_wait(&run.ready_barrier);
-	if (brc != 0 && brc != PTHREAD_BARRIER_SERIAL_THREAD)
-		abort();
-	t_start = (double)time_mono_ms();
-	run.start_mono_ms = (int64_t)t_start;
-	run.deadline_mono_ms = (int64_t)t_start + o.duration_ms;
-	cpu0 = cpu_seconds();
-	brc = pthread_barrier_wait(&run.go_barrier);
-	if (brc != 0 && brc != PTHREAD_BARRIER_SERIAL_THREAD)
-		abort();
-	for (i = 0; i < started; i++)
-		if (pthread_join(workers[i].thread, NULL) != 0)
-			abort();
-	sum.elapsed_s = ((double)time_mono_ms() - t_start) / 1000.0;
-	sum.setup_s = (t_start - t_setup) / 1000.0;
-	sum.loadgen_cpu_s = cpu_seconds() - cpu0;
-	sum.directory = o.directory;
-	sum.clients = o.clients;
-	sum.names_per_order = o.names;
-	sum.http01_served = lg_responder_served(run.responder);
-	for (i = 0; i < started; i++) {
-		lg_stats_merge(&total, &workers[i].stats);
-		sum.connections += lg_conn_opened(workers[i].conn);
-		sum.accounts_ok += workers[i].account_ok;
-	}
-	report = lg_stats_json(&total, &sum);
-	if (o.json) {
-		if (json_dumpf(report, stdout, JSON_INDENT(2)) != 0 ||
-		    fputc('\n', stdout) == EOF)
-			log_error("cannot write the report");
-	} else {
-		lg_stats_print(stdout, report);
-	}
-	rc = total.issued > 0 && json_object_size(total.failures) == 0 ? 0 : 1;
+	if (crew_start(&crew, &run) != 0)
+		goto out;
+	crew_run(&crew, &run, t_setup, &sum);
+	rc = report(&crew, &run, &o, &total, &sum);
 out:
-	for (i = 0; i < started; i++)
-		lg_worker_clear(&workers[i]);
-	free(workers);
-	if (attr_ok && pthread_attr_destroy(&attr) != 0)
-		log_bug("pthread_attr_destroy failed");
-	if (barriers &&
-	    (pthread_barrier_destroy(&run.ready_barrier) != 0 ||
-		pthread_barrier_destroy(&run.go_barrier) != 0))
-		log_bug("pthread_barrier_destroy failed");
-	json_decref(report);
+	crew_clear(&crew, &run);
 	lg_stats_clear(&total);
-	lg_responder_stop(run.responder);
-	lg_keypool_free(run.keys);
-	lg_run_clear_directory(&run);
-	SSL_CTX_free(run.ssl_ctx);
+	run_clear(&run);
 	if (fflush(stdout) != 0)
 		rc = 2;
 	return rc;
