@@ -12,6 +12,10 @@
  * id. Callers hand calls over through a locked queue and get a callback on
  * their own event_base. Timeouts run as timers on the I/O loop, so every
  * call completes exactly once, on the I/O thread.
+ *
+ * Several targets ("targets" in the config): the client is a group of
+ * single-target clients (eps) and only chooses among them; see
+ * call_failover.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -105,6 +109,21 @@ struct rpc_client {
 	int64_t next_attempt; /* monotonic ms; connects wait for it */
 	int backoff_ms;
 	char last_err[256];
+
+	/* Failover group ("targets"): eps are single-target clients and
+	 * this one has no connections of its own. */
+	struct rpc_client **eps;
+	size_t neps;
+	atomic_size_t ep_next;
+	/* Bound on one connect + handshake (0: the call's deadline). */
+	int connect_timeout_ms;
+};
+
+/* How an attempt on one endpoint ended (call_failover). */
+enum ep_outcome {
+	EP_ANSWERED, /* a reply, or a local error: final */
+	EP_NOT_SENT, /* no connection: nothing reached the server */
+	EP_LOST,     /* sent, then the connection failed or timed out */
 };
 
 /* An idle or checked-out connection of rpc_call's pool. */
@@ -114,6 +133,8 @@ struct pool_conn {
 };
 
 static void cli_conn_down(struct cli_conn *k, const char *why);
+static struct rpc_client *group_new(const struct rpc_client_config *cfg,
+    const char *name, struct metrics *metrics, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- */
 /* Calls                                                              */
@@ -623,6 +644,8 @@ rpc_client_new(const struct rpc_client_config *cfg, const char *name,
 		return NULL;
 	}
 	rpc_ignore_sigpipe();
+	if (cfg->targets != NULL && cfg->ntargets > 1)
+		return group_new(cfg, name, metrics, err, errlen);
 	c = xcalloc(1, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->pool_mu, NULL);
@@ -641,6 +664,7 @@ rpc_client_new(const struct rpc_client_config *cfg, const char *name,
 	    cfg->timeout_ms > 0 ? (int)cfg->timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
 	c->max_frame =
 	    cfg->max_frame > 0 ? (size_t)cfg->max_frame : RPC_DEFAULT_MAX_FRAME;
+	c->connect_timeout_ms = (int)cfg->connect_timeout_ms;
 	if (rpc_addr_parse(cfg->target, &c->addr, err, errlen) != 0)
 		goto fail;
 	if (c->addr.kind == RPC_ADDR_TCP) {
@@ -679,9 +703,13 @@ void
 rpc_client_free(struct rpc_client *c)
 {
 	struct pool_conn *pc;
+	size_t i;
 
 	if (c == NULL)
 		return;
+	for (i = 0; i < c->neps; i++)
+		rpc_client_free(c->eps[i]);
+	free(c->eps);
 	while ((pc = c->idle) != NULL) {
 		c->idle = pc->next;
 		rpc_sconn_free(pc->k);
@@ -707,6 +735,49 @@ rpc_client_free(struct rpc_client *c)
 	pthread_mutex_destroy(&c->pool_mu);
 	pthread_cond_destroy(&c->pool_cv);
 	free(c);
+}
+
+/*
+ * A failover group over cfg->targets: one single-target client each, with
+ * a connect timeout of cfg->connect_timeout (default 1 s) so that an
+ * unreachable machine does not eat the whole deadline of a call.
+ */
+static struct rpc_client *
+group_new(const struct rpc_client_config *cfg, const char *name,
+    struct metrics *metrics, char *err, size_t errlen)
+{
+	struct rpc_client_config one;
+	struct rpc_client *g;
+	char tmp[256];
+	size_t i;
+
+	g = xcalloc(1, sizeof(*g));
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->pool_mu, NULL);
+	(void)pthread_cond_init(&g->pool_cv, NULL);
+	atomic_init(&g->next_id, 0);
+	atomic_init(&g->ep_next, 0);
+	g->name = xstrdup(name != NULL ? name : "rpc");
+	g->metrics = metrics;
+	g->timeout_ms =
+	    cfg->timeout_ms > 0 ? (int)cfg->timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
+	g->eps = xcalloc(cfg->ntargets, sizeof(*g->eps));
+	for (i = 0; i < cfg->ntargets; i++) {
+		one = *cfg;
+		one.target = cfg->targets[i];
+		one.targets = NULL;
+		one.ntargets = 0;
+		if (one.connect_timeout_ms <= 0)
+			one.connect_timeout_ms = 1000;
+		g->eps[i] = rpc_client_new(&one, name, metrics, tmp, sizeof(tmp));
+		if (g->eps[i] == NULL) {
+			snprintf(err, errlen, "targets[%zu]: %s", i, tmp);
+			rpc_client_free(g);
+			return NULL;
+		}
+		g->neps++;
+	}
+	return g;
 }
 
 /* Builds a call with its frame; NULL with *prob on failure. */
@@ -810,6 +881,37 @@ pool_put(struct rpc_client *c, struct pool_conn *pc)
 }
 
 /*
+ * An endpoint of a group lost a call that was sent (timeout, connection
+ * broken): its idle connections may be as dead (a partitioned machine
+ * answers nothing, so they do not look stale), so close them and keep new
+ * calls away until the back-off has passed.
+ */
+static void
+ep_suspect(struct rpc_client *c, const char *why)
+{
+	struct pool_conn *pc, *list;
+
+	pthread_mutex_lock(&c->pool_mu);
+	list = c->idle;
+	c->idle = NULL;
+	for (pc = list; pc != NULL; pc = pc->next)
+		c->nopen--;
+	c->backoff_ms = c->backoff_ms == 0 ? CLI_BACKOFF_MIN_MS
+	    : c->backoff_ms * 2 > CLI_BACKOFF_MAX_MS
+	    ? CLI_BACKOFF_MAX_MS
+	    : c->backoff_ms * 2;
+	c->next_attempt = time_mono_ms() + c->backoff_ms;
+	snprintf(c->last_err, sizeof(c->last_err), "%s", why);
+	pthread_cond_broadcast(&c->pool_cv);
+	pthread_mutex_unlock(&c->pool_mu);
+	while ((pc = list) != NULL) {
+		list = pc->next;
+		rpc_sconn_free(pc->k);
+		free(pc);
+	}
+}
+
+/*
  * A new connection, asked to become direct on the server. The answer does
  * not matter: a server that keeps it multiplexed serves it as well. NULL
  * with err.
@@ -823,8 +925,14 @@ pool_connect(struct rpc_client *c, int64_t deadline, char *err, size_t errlen)
 	struct rpc_sconn *k;
 	json_t *frame = NULL;
 	size_t n = sizeof(hello) - 1;
+	int64_t cdl;
 	int r;
 
+	/* An unreachable host must not take the whole call's deadline when
+	 * another target could answer: bound connect + handshake + hello. */
+	cdl = time_mono_ms() + c->connect_timeout_ms;
+	if (c->connect_timeout_ms > 0 && cdl < deadline)
+		deadline = cdl;
 	k = rpc_sconn_connect(
 	    &c->addr, c->ssl_ctx, c->server_name, deadline, err, errlen);
 	if (k == NULL)
@@ -853,11 +961,12 @@ pool_connect(struct rpc_client *c, int64_t deadline, char *err, size_t errlen)
  * Checks a connection out for one call: an idle one that is still sound,
  * else a new one while fewer than `connections` are open (unless the last
  * connect failed less than the back-off ago: then fail at once), else waits
- * for one to come back. NULL with *prob (timeout or unavailable).
+ * for one to come back, until wait_until (monotonic ms, 0 = the deadline).
+ * NULL with *prob (timeout or unavailable).
  */
 static struct pool_conn *
 pool_get(struct rpc_client *c, const struct cli_call *call, int64_t deadline,
-    struct problem **prob)
+    int64_t wait_until, struct problem **prob)
 {
 	struct pool_conn *pc;
 	struct rpc_sconn *k;
@@ -919,6 +1028,8 @@ pool_get(struct rpc_client *c, const struct cli_call *call, int64_t deadline,
 			    err);
 			return NULL;
 		}
+		if (wait_until > 0 && wait_until < deadline)
+			deadline = wait_until;
 		if (now >= deadline) {
 			pthread_mutex_unlock(&c->pool_mu);
 			*prob = problem_new(PROB_UNAVAILABLE,
@@ -933,10 +1044,13 @@ pool_get(struct rpc_client *c, const struct cli_call *call, int64_t deadline,
 	}
 }
 
-int
-rpc_call(struct rpc_client *c, const char *method, json_t *params,
+/* A call on one endpoint (a single-target client); *how says whether it
+ * may have reached the server. Waits for a free connection until wait_until
+ * (monotonic ms; 0 = the deadline). Same results as rpc_call. */
+static int
+call_endpoint(struct rpc_client *c, const char *method, json_t *params,
     int timeout_ms, const char *request_id, json_t **result,
-    struct problem **prob)
+    struct problem **prob, int64_t wait_until, enum ep_outcome *how)
 {
 	struct cli_call *call;
 	struct pool_conn *pc;
@@ -948,13 +1062,16 @@ rpc_call(struct rpc_client *c, const char *method, json_t *params,
 
 	*result = NULL;
 	*prob = NULL;
+	*how = EP_ANSWERED;
 	call = call_new(c, method, params, timeout_ms, request_id, prob);
 	if (call == NULL)
 		return -1;
 	deadline = call->t0 + call->timeout_ms;
-	pc = pool_get(c, call, deadline, &call->prob);
-	if (pc == NULL)
+	pc = pool_get(c, call, deadline, wait_until, &call->prob);
+	if (pc == NULL) {
+		*how = EP_NOT_SENT;
 		goto out;
+	}
 	r = rpc_sconn_write(
 	    pc->k, call->frame, call->framelen, deadline, -1, err, sizeof(err));
 	while (r == 0) {
@@ -981,6 +1098,9 @@ rpc_call(struct rpc_client *c, const char *method, json_t *params,
 	if (r != 0) {
 		/* The reply may still come: the connection cannot be reused. */
 		pool_drop(c, pc);
+		*how = EP_LOST;
+		if (c->connect_timeout_ms > 0)
+			ep_suspect(c, r == SCONN_TIMEOUT ? "call timed out" : err);
 		if (r == SCONN_TIMEOUT)
 			call->prob = problem_new(PROB_UNAVAILABLE,
 			    "%s: %s timed out after %d ms", c->name, method,
@@ -1010,6 +1130,68 @@ out:
 	return rc;
 }
 
+/*
+ * The group's rpc_call: starts at the next endpoint in turn and moves on
+ * while the deadline lasts when an endpoint could not be reached, or, for
+ * a read-only method of the registry, when the request was sent but lost.
+ * A write that may have reached a server is not repeated.
+ */
+static int
+call_failover(struct rpc_client *g, const char *method, json_t *params,
+    int timeout_ms, const char *request_id, json_t **result,
+    struct problem **prob)
+{
+	const struct rpc_contract *ct = rpc_contract_find(method);
+	int ro = ct != NULL && ct->access == RPC_RO;
+	int64_t deadline, left, wait_until;
+	enum ep_outcome how = EP_NOT_SENT;
+	size_t start, i;
+	int rc = -1;
+
+	*result = NULL;
+	*prob = NULL;
+	deadline = time_mono_ms() + (timeout_ms > 0 ? timeout_ms : g->timeout_ms);
+	start = atomic_fetch_add(&g->ep_next, 1);
+	for (i = 0; i < g->neps; i++) {
+		left = deadline - time_mono_ms();
+		if (left <= 0)
+			break;
+		if (*prob != NULL) {
+			problem_free(*prob);
+			*prob = NULL;
+		}
+		/* All connections of an endpoint busy (or hung on a
+		 * partitioned machine): wait a connect timeout, then try
+		 * the next one; the last one gets the rest of the deadline. */
+		wait_until = i + 1 < g->neps
+		    ? time_mono_ms() + g->eps[(start + i) % g->neps]->connect_timeout_ms
+		    : 0;
+		rc = call_endpoint(g->eps[(start + i) % g->neps], method,
+		    params, (int)left, request_id, result, prob, wait_until,
+		    &how);
+		if (rc == 0 || how == EP_ANSWERED || (how == EP_LOST && !ro))
+			return rc;
+	}
+	if (*prob == NULL)
+		*prob = problem_new(PROB_UNAVAILABLE, "%s: %s timed out after %d ms",
+		    g->name, method, timeout_ms > 0 ? timeout_ms : g->timeout_ms);
+	return -1;
+}
+
+int
+rpc_call(struct rpc_client *c, const char *method, json_t *params,
+    int timeout_ms, const char *request_id, json_t **result,
+    struct problem **prob)
+{
+	enum ep_outcome how;
+
+	if (c->neps > 0)
+		return call_failover(
+		    c, method, params, timeout_ms, request_id, result, prob);
+	return call_endpoint(
+	    c, method, params, timeout_ms, request_id, result, prob, 0, &how);
+}
+
 int
 rpc_call_async(struct rpc_client *c, struct event_base *base,
     const char *method, json_t *params, int timeout_ms, const char *request_id,
@@ -1020,6 +1202,12 @@ rpc_call_async(struct rpc_client *c, struct event_base *base,
 
 	if (base == NULL || done == NULL)
 		return -1;
+	/* A group hands the call to its endpoints in turn (no failover for
+	 * asynchronous calls: the callback sees the endpoint's outcome). */
+	if (c->neps > 0)
+		return rpc_call_async(
+		    c->eps[atomic_fetch_add(&c->ep_next, 1) % c->neps], base,
+		    method, params, timeout_ms, request_id, done, arg);
 	call = call_new(c, method, params, timeout_ms, request_id, &prob);
 	if (call == NULL) {
 		log_warn("rpc: %s", prob->detail != NULL ? prob->detail : "");

@@ -29,7 +29,9 @@ static const struct jspec cli_tls_spec[] = {
     {"ca", JSPEC_STRING, F(tls_ca), 1, NULL, 0},
     {"server_name", JSPEC_STRING, F(tls_server_name), 0, NULL, 0}, JSPEC_END};
 static const struct jspec cli_spec[] = {
-    {"target", JSPEC_STRING, F(target), 1, NULL, 0},
+    {"target", JSPEC_STRING, F(target), 0, NULL, 0},
+    {"targets", JSPEC_STRINGS, F(targets), 0, NULL, F(ntargets)},
+    {"connect_timeout", JSPEC_DURATION, F(connect_timeout_ms), 0, NULL, 0},
     {"timeout", JSPEC_DURATION, F(timeout_ms), 0, NULL, 0},
     {"connections", JSPEC_INT, F(connections), 0, NULL, 0},
     {"max_frame", JSPEC_INT, F(max_frame), 0, NULL, 0},
@@ -190,14 +192,62 @@ rpc_server_config_clear(struct rpc_server_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+/*
+ * "target" (one address) or "targets" (several, tried in turn: client-side
+ * failover), not both; every address must parse and a tcp: one needs tls.
+ * With "targets", cfg->target is set to the first (for messages).
+ */
+static int
+check_targets(struct rpc_client_config *cfg, char *err, size_t errlen)
+{
+	struct rpc_addr a;
+	char tmp[256];
+	size_t i, n;
+	int tcp = 0;
+
+	if (cfg->target != NULL && cfg->targets != NULL) {
+		snprintf(err, errlen, "targets: give target or targets, not both");
+		return -1;
+	}
+	if (cfg->target == NULL && cfg->targets == NULL) {
+		snprintf(err, errlen, "target: required key is missing");
+		return -1;
+	}
+	if (cfg->targets != NULL && (cfg->ntargets < 1 || cfg->ntargets > 16)) {
+		snprintf(err, errlen, "targets: expected 1 to 16 addresses");
+		return -1;
+	}
+	n = cfg->targets != NULL ? cfg->ntargets : 1;
+	for (i = 0; i < n; i++) {
+		memset(&a, 0, sizeof(a));
+		if (rpc_addr_parse(cfg->targets != NULL ? cfg->targets[i]
+							: cfg->target,
+			&a, tmp, sizeof(tmp)) != 0) {
+			if (cfg->targets != NULL)
+				snprintf(err, errlen, "targets[%zu]: %s", i, tmp);
+			else
+				snprintf(err, errlen, "%s", tmp);
+			return -1;
+		}
+		tcp |= a.kind == RPC_ADDR_TCP;
+		rpc_addr_clear(&a);
+	}
+	if (tcp && cfg->tls_cert == NULL) {
+		snprintf(err, errlen,
+		    "tls: required for a tcp: target "
+		    "(mutual TLS)");
+		return -1;
+	}
+	if (cfg->targets != NULL)
+		cfg->target = xstrdup(cfg->targets[0]);
+	return 0;
+}
+
 int
 rpc_client_config_parse(
     const json_t *obj, struct rpc_client_config *cfg, char *err, size_t errlen)
 {
-	struct rpc_addr a;
-
 	memset(cfg, 0, sizeof(*cfg));
-	memset(&a, 0, sizeof(a));
 	cfg->timeout_ms = RPC_DEFAULT_TIMEOUT_MS;
 	cfg->connections = 4;
 	cfg->max_frame = RPC_DEFAULT_MAX_FRAME;
@@ -207,16 +257,15 @@ rpc_client_config_parse(
 	}
 	if (jspec_parse(obj, cli_spec, cfg, err, errlen) != 0)
 		goto fail;
-	if (rpc_addr_parse(cfg->target, &a, err, errlen) != 0)
+	if (check_targets(cfg, err, errlen) != 0)
 		goto fail;
-	if (a.kind == RPC_ADDR_TCP && cfg->tls_cert == NULL) {
-		snprintf(err, errlen,
-		    "tls: required for a tcp: target "
-		    "(mutual TLS)");
-		goto fail;
-	}
 	if (cfg->timeout_ms < 1 || cfg->timeout_ms > 3600 * 1000) {
 		snprintf(err, errlen, "timeout: must be between 1ms and 1h");
+		goto fail;
+	}
+	if (cfg->connect_timeout_ms < 0 || cfg->connect_timeout_ms > 3600 * 1000) {
+		snprintf(err, errlen,
+		    "connect_timeout: must be between 1ms and 1h");
 		goto fail;
 	}
 	if (cfg->connections < 1 || cfg->connections > 256) {
@@ -227,10 +276,8 @@ rpc_client_config_parse(
 		snprintf(err, errlen, "max_frame: must be 256..1073741824");
 		goto fail;
 	}
-	rpc_addr_clear(&a);
 	return 0;
 fail:
-	rpc_addr_clear(&a);
 	rpc_client_config_clear(cfg);
 	return -1;
 }
@@ -238,9 +285,14 @@ fail:
 void
 rpc_client_config_clear(struct rpc_client_config *cfg)
 {
+	size_t i;
+
 	if (cfg == NULL)
 		return;
 	free(cfg->target);
+	for (i = 0; i < cfg->ntargets && cfg->targets != NULL; i++)
+		free(cfg->targets[i]);
+	free(cfg->targets);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->tls_ca);

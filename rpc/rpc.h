@@ -153,9 +153,27 @@ void rpc_server_free(struct rpc_server *s);
  *   "max_frame": 16777216,
  *   "tls": {"cert": "...", "key": "...", "ca": "...", "server_name": "sa"}
  * }
+ * or, instead of "target", several instances of the service:
+ *   "targets": ["tcp:10.77.0.21:9101", "tcp:10.77.0.22:9101"],
+ *   "connect_timeout": "1s"
+ * Each call starts at the next target in turn (spreading the load) and
+ * moves on to the following one, within the call's deadline, when a
+ * target cannot be reached (connect refused or timed out, connection
+ * lost before the request was sent) and, for read-only methods of the
+ * registry, also when the request was sent but the connection failed or
+ * the call timed out. A write that may have reached a server is never sent
+ * twice: its failure is returned (PROB_UNAVAILABLE) for the caller to
+ * retry as it would any failure. A target that failed is skipped until its
+ * back-off (20 ms doubling to 1 s) has passed. connect_timeout (default
+ * 1s with targets, else the call's deadline) bounds one connect + TLS
+ * handshake, so an unreachable machine costs at most that much per call.
+ * After a parse, target is the first of targets (for messages).
  */
 struct rpc_client_config {
 	char *target;
+	char **targets; /* NULL or ntargets addresses */
+	size_t ntargets;
+	int64_t connect_timeout_ms; /* 0 = default */
 	int64_t timeout_ms;
 	int64_t connections;
 	int64_t max_frame;

@@ -75,9 +75,11 @@ sa_conn_close(struct sa_conn *c)
 int
 sa_conn_open(struct sa_conn *c, char *err, size_t errlen)
 {
+	/* The DSN comes last so that it may override the defaults before it
+	 * (a multi-host DSN sets a shorter connect_timeout per host). */
 	const char *keys[] = {
-	    "dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {c->sa->dsn, "5", "anvil-sa", NULL};
+	    "connect_timeout", "application_name", "dbname", NULL};
+	const char *vals[] = {"5", "anvil-sa", c->sa->dsn, NULL};
 	PGresult *r = NULL;
 	char sql[96];
 	int ret = -1;
@@ -190,7 +192,11 @@ sa_problem_from(struct sa_conn *c, const PGresult *r, const char *what)
 	snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", state ? state : "");
 	if (PQstatus(c->pg) != CONNECTION_OK || state == NULL ||
 	    strncmp(c->sqlstate, "08", 2) == 0 ||
-	    strncmp(c->sqlstate, "57P", 3) == 0) {
+	    strncmp(c->sqlstate, "57P", 3) == 0 ||
+	    strcmp(c->sqlstate, "25006") == 0) {
+		/* 25006: read-only transaction: the server was demoted to a
+		 * standby (failover); a new connection finds the primary
+		 * (target_session_attrs=read-write in the DSN). */
 		c->broken = 1;
 		log_warn("database connection lost during %s: %s", what,
 		    msg ? msg : "");

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -1038,6 +1040,252 @@ out:
 	(void)rmdir(dir);
 }
 
+/* ---------------------------------------------------------------- */
+/* Client-side failover ("targets")                                   */
+/* ---------------------------------------------------------------- */
+
+/* A server that accepts, answers the direct-connection hello, reads one
+ * request and closes without answering: a machine lost mid-call. */
+struct blackhole {
+	int fd;
+	pthread_t th;
+	atomic_int requests;
+	atomic_int stop;
+};
+
+static int
+read_frame_raw(int fd)
+{
+	uint8_t hdr[4], buf[4096];
+	size_t n, got = 0;
+	ssize_t r;
+
+	while (got < 4) {
+		r = read(fd, hdr + got, 4 - got);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	n = ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) |
+	    ((size_t)hdr[2] << 8) | hdr[3];
+	while (n > 0) {
+		r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
+		if (r <= 0)
+			return -1;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static void *
+blackhole_main(void *arg)
+{
+	struct blackhole *b = arg;
+	uint8_t out[128];
+	size_t n;
+	int fd;
+
+	while (!atomic_load(&b->stop)) {
+		fd = accept(b->fd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		n = mkframe(out, "{\"id\":0,\"result\":{}}");
+		if (read_frame_raw(fd) == 0 &&
+		    write(fd, out, n) == (ssize_t)n && read_frame_raw(fd) == 0)
+			atomic_fetch_add(&b->requests, 1);
+		close(fd);
+	}
+	return NULL;
+}
+
+static int
+blackhole_start(struct blackhole *b, const char *path)
+{
+	struct sockaddr_un sun;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	atomic_init(&b->requests, 0);
+	atomic_init(&b->stop, 0);
+	b->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (b->fd < 0 || bind(b->fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    listen(b->fd, 16) != 0)
+		return -1;
+	return pthread_create(&b->th, NULL, blackhole_main, b) == 0 ? 0 : -1;
+}
+
+static void
+blackhole_stop(struct blackhole *b, const char *path)
+{
+	atomic_store(&b->stop, 1);
+	/* wake accept() */
+	shutdown(b->fd, SHUT_RDWR);
+	pthread_join(b->th, NULL);
+	close(b->fd);
+	(void)unlink(path);
+}
+
+static struct rpc_client *
+new_group_client(const char *a, const char *b)
+{
+	struct rpc_client_config cfg;
+	struct rpc_client *c;
+	char js[600], err[256];
+	json_t *j;
+
+	snprintf(js, sizeof(js),
+	    "{\"targets\":[\"unix:%s\",\"unix:%s\"],\"timeout\":\"3s\","
+	    "\"connect_timeout\":\"500ms\",\"connections\":2}",
+	    a, b);
+	j = json_loads(js, 0, NULL);
+	if (rpc_client_config_parse(j, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "config: %s\n", err);
+		json_decref(j);
+		return NULL;
+	}
+	json_decref(j);
+	c = rpc_client_new(&cfg, "tsvc", NULL, err, sizeof(err));
+	rpc_client_config_clear(&cfg);
+	return c;
+}
+
+static int
+call_ok(struct rpc_client *c, const char *method)
+{
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	int rc = rpc_call(c, method, NULL, 0, NULL, &res, &p);
+
+	json_decref(res);
+	problem_free(p);
+	return rc == 0;
+}
+
+static void
+test_failover_config(struct th *t)
+{
+	struct rpc_client_config c;
+	json_t *j;
+	char err[256];
+
+	j = json_loads("{\"targets\":[\"unix:/a\",\"unix:/b\"],"
+		       "\"connect_timeout\":\"300ms\"}",
+	    0, NULL);
+	TH_CHECK(t, rpc_client_config_parse(j, &c, err, sizeof(err)) == 0);
+	TH_CHECK(t, c.ntargets == 2 && c.connect_timeout_ms == 300);
+	TH_CHECK_STR(t, c.target, "unix:/a");
+	rpc_client_config_clear(&c);
+	json_decref(j);
+	j = json_loads("{\"targets\":[\"unix:/a\"],\"target\":\"unix:/b\"}", 0,
+	    NULL);
+	TH_CHECK(t,
+	    rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
+		strstr(err, "targets") != NULL);
+	json_decref(j);
+	j = json_loads("{\"targets\":[\"unix:/a\",\"bogus:1\"]}", 0, NULL);
+	TH_CHECK(t,
+	    rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
+		strstr(err, "targets[1]") != NULL);
+	json_decref(j);
+	j = json_loads("{\"targets\":[\"unix:/a\",\"tcp:10.0.0.1:1\"]}", 0,
+	    NULL);
+	TH_CHECK(t,
+	    rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
+		strstr(err, "tls") != NULL);
+	json_decref(j);
+	j = json_loads("{\"timeout\":\"1s\"}", 0, NULL);
+	TH_CHECK(t,
+	    rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
+		strstr(err, "target") != NULL);
+	json_decref(j);
+}
+
+/*
+ * Two targets: calls succeed while one is missing, are spread over both
+ * when both answer, keep succeeding when one stops; a request lost after
+ * it was sent is repeated on the other target only for a read-only
+ * method (health.check), never for a write (t.echo is outside the
+ * registry, so not known to be read-only).
+ */
+static void
+test_failover(struct th *t)
+{
+	char dir[] = "/tmp/anvil-rpc-unit-XXXXXX", pa[128], pb[128];
+	struct srv_thread sa, sb;
+	struct tsvc va, vb;
+	struct blackhole bh;
+	struct rpc_client *c = NULL;
+	int i, ok, a0, b0, lost_rw = 0, lost_ro = 0, all_ok = 1, dup = 0;
+
+	atomic_init(&va.runs, 0);
+	atomic_init(&va.healthy, 1);
+	atomic_init(&vb.runs, 0);
+	atomic_init(&vb.healthy, 1);
+	if (mkdtemp(dir) == NULL)
+		TH_SKIP(t, "mkdtemp failed");
+	snprintf(pa, sizeof(pa), "%s/a.sock", dir);
+	snprintf(pb, sizeof(pb), "%s/b.sock", dir);
+	TH_CHECK(t, start_server(&sb, pb, &vb, NULL) == 0);
+	c = new_group_client(pa, pb);
+	TH_CHECK(t, c != NULL);
+	if (c == NULL)
+		goto out_b;
+	/* a missing: every call lands on b */
+	for (i = 0; i < 20; i++)
+		all_ok &= call_ok(c, "t.echo");
+	TH_CHECK(t, all_ok);
+	TH_CHECK(t, atomic_load(&vb.runs) == 20);
+	/* both up: both get calls (a's back-off is at most 1 s) */
+	TH_CHECK(t, start_server(&sa, pa, &va, NULL) == 0);
+	for (i = 0; i < 400 && atomic_load(&va.runs) == 0; i++) {
+		all_ok &= call_ok(c, "t.echo");
+		usleep(10 * 1000);
+	}
+	TH_CHECK(t, all_ok);
+	TH_CHECK(t, atomic_load(&va.runs) > 0);
+	a0 = atomic_load(&va.runs);
+	b0 = atomic_load(&vb.runs);
+	for (i = 0; i < 20; i++)
+		all_ok &= call_ok(c, "t.echo");
+	TH_CHECK(t, all_ok);
+	TH_CHECK(t, atomic_load(&va.runs) > a0 && atomic_load(&vb.runs) > b0);
+	/* a stops: calls go on */
+	stop_server(&sa);
+	for (i = 0; i < 20; i++)
+		all_ok &= call_ok(c, "t.echo");
+	TH_CHECK(t, all_ok);
+	/* a takes requests and drops them */
+	TH_CHECK(t, blackhole_start(&bh, pa) == 0);
+	for (i = 0; i < 300 && (lost_rw == 0 || lost_ro == 0); i++) {
+		a0 = atomic_load(&bh.requests);
+		b0 = atomic_load(&vb.runs);
+		if (lost_rw == 0) {
+			ok = call_ok(c, "t.echo");
+			if (atomic_load(&bh.requests) > a0) {
+				lost_rw++;
+				/* not repeated on b, and reported */
+				dup |= ok || atomic_load(&vb.runs) != b0;
+			}
+		} else {
+			ok = call_ok(c, "health.check");
+			all_ok &= ok;
+			if (atomic_load(&bh.requests) > a0)
+				lost_ro++;
+		}
+		usleep(5 * 1000);
+	}
+	TH_CHECK(t, lost_rw == 1 && !dup);
+	TH_CHECK(t, lost_ro >= 1 && all_ok);
+	blackhole_stop(&bh, pa);
+	rpc_client_free(c);
+out_b:
+	stop_server(&sb);
+	(void)unlink(pa);
+	(void)unlink(pb);
+	(void)rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -1059,5 +1307,7 @@ main(void)
 	TH_RUN(&t, test_denied_and_deadline);
 	TH_RUN(&t, test_direct);
 	TH_RUN(&t, test_unreachable);
+	TH_RUN(&t, test_failover_config);
+	TH_RUN(&t, test_failover);
 	return th_done(&t);
 }
