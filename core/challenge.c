@@ -4,10 +4,14 @@
  * accepts). RFC 8555 §8.3 (http-01), §8.4 (dns-01), RFC 8737 (tls-alpn-01),
  * RFC 8738 §7 (IP identifiers: http-01 and tls-alpn-01 only), RFC 8555
  * §7.1.3 (a wildcard authorization: dns-01 only),
- * draft-ietf-acme-dns-account-label (dns-account-01).
+ * draft-ietf-acme-dns-account-label (dns-account-01), RFC 9799
+ * (onion-csr-01; no other type for .onion names).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "core/core.h"
 
@@ -24,6 +28,10 @@ static const struct chal_info chal_table[CHAL__MAX] = {
     /* §5: a wildcard needs policy=wildcard in the record (the VA checks) */
     [CHAL_DNSPERSIST01] = {CHAL_DNSPERSIST01, "dns-persist-01",
 	"draft-ietf-acme-dns-persist", CHAL_IDENT(IDENT_DNS), 1, 0, 0},
+    /* RFC 9799 §3.2: .onion names only, wildcards too; on with the RA's
+     * policy.onion */
+    [CHAL_ONIONCSR01] = {CHAL_ONIONCSR01, "onion-csr-01", "RFC 9799 §3.2",
+	CHAL_IDENT(IDENT_DNS), 1, 0, 0, 1},
 };
 
 /* See core.h. */
@@ -99,4 +107,46 @@ chal_check(const struct chal_info *c, enum ident_type ident, int wildcard,
 		return -1;
 	}
 	return 0;
+}
+
+/* See core.h. */
+int
+chal_check_onion(const struct chal_info *c, int onion, char *err, size_t errlen)
+{
+	if (onion && !c->onion) {
+		/* §3.1.1: "The existing "dns-01" challenge MUST NOT be used
+		 * to validate ".onion" Special-Use Domain Names"; http-01 and
+		 * tls-alpn-01 need a connection over Tor, which this CA does
+		 * not make (§3.1.2, §8.8). */
+		snprintf(err, errlen,
+		    "%s cannot validate a .onion name (RFC 9799 §3: use "
+		    "onion-csr-01)",
+		    c->name);
+		return -1;
+	}
+	if (!onion && c->onion) {
+		/* §3.2: "An "onion-csr-01" MUST NOT be used to issue
+		 * certificates for non ".onion" Special-Use Domain Names." */
+		snprintf(err, errlen,
+		    "%s can only validate a .onion name (%s)", c->name,
+		    c->spec);
+		return -1;
+	}
+	return 0;
+}
+
+/* See core.h. */
+char *
+chal_onion_nonce(const char *token)
+{
+	uint8_t *raw = NULL;
+	size_t n = 0;
+	char *out = NULL;
+
+	if (token == NULL || b64url_decode(token, strlen(token), &raw, &n) != 0)
+		return NULL;
+	out = xmalloc(4 * ((n + 2) / 3) + 1);
+	(void)EVP_EncodeBlock((unsigned char *)out, raw, (int)n);
+	free(raw);
+	return out;
 }

@@ -136,6 +136,7 @@ enum prob_type {
 	PROB_NOT_FOUND,          /* internal name; urn malformed, status 404 */
 	PROB_METHOD_NOT_ALLOWED, /* internal name; urn malformed, status 405 */
 	PROB_UNAVAILABLE, /* internal name; urn serverInternal, status 503 */
+	PROB_ONION_CAA_REQUIRED, /* RFC 9799 §7.2 onionCAARequired */
 	PROB__MAX
 };
 
@@ -268,6 +269,23 @@ char *ident_ip_normalize(
     const char *ip, uint8_t raw[16], size_t *rawlen, char *err, size_t errlen);
 /* Reverse-DNS name for an IP (in-addr.arpa / ip6.arpa). Caller frees. */
 char *ident_ip_reverse_name(const uint8_t *raw, size_t rawlen);
+/*
+ * RFC 9799 / RFC 7686: 1 if the normalised DNS name (borrowed; may start
+ * with "*.") is "onion" or ends in ".onion", else 0.
+ */
+int ident_onion_name(const char *name);
+/*
+ * The Tor v3 onion address of a normalised .onion name (borrowed; may
+ * have subdomain labels and a leading "*."): the label before "onion" must
+ * be 56 base32 characters of pubkey(32) || checksum(2) || version(1) with
+ * version 3 and checksum = SHA3-256(".onion checksum" || pubkey ||
+ * version)[:2] (tor-spec rend-spec-v3 §6). 0 with the Ed25519 key in
+ * pubkey (may be NULL) and, when base is not NULL, *base pointing into
+ * name at "<address>.onion"; -1 with the reason in err (a 16-character
+ * version 2 address is named as such: RFC 9799 §2 forbids them).
+ */
+int ident_onion_parse(const char *name, uint8_t pubkey[32],
+    const char **base, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* Challenge types (challenge.c): the one table RA and VA share         */
@@ -284,6 +302,7 @@ enum chal_type {
 	CHAL_TLSALPN01,
 	CHAL_DNSACCOUNT01, /* draft-ietf-acme-dns-account-label */
 	CHAL_DNSPERSIST01, /* draft-ietf-acme-dns-persist */
+	CHAL_ONIONCSR01,   /* RFC 9799 §3.2 */
 	CHAL__MAX
 };
 
@@ -300,6 +319,8 @@ struct chal_info {
 	int wildcard;          /* can validate a wildcard authorization */
 	int needs_account_uri; /* validation needs the account URL */
 	int offer;             /* on unless configuration says otherwise */
+	int onion;             /* RFC 9799: 1 = proves .onion names only,
+				  0 = never a .onion name (the default) */
 };
 
 /* Row for t (static), or NULL when t is out of range. */
@@ -316,6 +337,19 @@ unsigned chal_default_set(void);
  */
 int chal_check(const struct chal_info *c, enum ident_type ident, int wildcard,
     char *err, size_t errlen);
+/*
+ * RFC 9799: whether c may validate a DNS name that is (onion = 1) or is
+ * not (onion = 0) a .onion name (ident_onion_name). 0 when it may; -1 with
+ * the reason in err otherwise. Call after chal_check.
+ */
+int chal_check_onion(
+    const struct chal_info *c, int onion, char *err, size_t errlen);
+/*
+ * The onion-csr-01 "nonce" of a challenge token (borrowed; the base64url
+ * of the random bytes): the same bytes in standard base64 with padding
+ * (RFC 9799 §3.2), or NULL when token is not base64url. Caller frees.
+ */
+char *chal_onion_nonce(const char *token);
 
 /* ------------------------------------------------------------------ */
 /* Declarative JSON input (config files and request bodies)            */

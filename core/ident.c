@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "core/core.h"
 
 static const char *const ident_names[IDENT__MAX] = {"dns", "ip"};
@@ -270,4 +272,102 @@ ident_ip_reverse_name(const uint8_t *raw, size_t rawlen)
 	}
 	memcpy(buf + o, "ip6.arpa", 9);
 	return xstrdup(buf);
+}
+
+/* See core.h. */
+int
+ident_onion_name(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	return (n == 5 && strcmp(name, "onion") == 0) ||
+	    (n > 6 && strcmp(name + n - 6, ".onion") == 0);
+}
+
+/* SHA3-256(".onion checksum" || pubkey || version)[:2] into sum. */
+static int
+onion_checksum(const uint8_t pubkey[32], uint8_t version, uint8_t sum[2])
+{
+	static const char pfx[] = ".onion checksum";
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t d[EVP_MAX_MD_SIZE];
+	unsigned dl = 0;
+	int ok;
+
+	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha3_256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, pfx, sizeof(pfx) - 1) == 1 &&
+	    EVP_DigestUpdate(ctx, pubkey, 32) == 1 &&
+	    EVP_DigestUpdate(ctx, &version, 1) == 1 &&
+	    EVP_DigestFinal_ex(ctx, d, &dl) == 1 && dl >= 2;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		return -1;
+	memcpy(sum, d, 2);
+	return 0;
+}
+
+/* See core.h. */
+int
+ident_onion_parse(const char *name, uint8_t pubkey[32], const char **base,
+    char *err, size_t errlen)
+{
+	char label[57];
+	uint8_t raw[35], sum[2];
+	const char *end, *start;
+	size_t n, len;
+
+	if (!ident_onion_name(name) || strlen(name) == 5) {
+		snprintf(err, errlen, "not a name under .onion");
+		return -1;
+	}
+	end = name + strlen(name) - 6; /* the dot before "onion" */
+	start = end;
+	while (start > name && start[-1] != '.')
+		start--;
+	len = (size_t)(end - start);
+	if (len == 16) {
+		snprintf(err, errlen,
+		    "%.16s.onion is a version 2 onion address; RFC 9799 §2: "
+		    "\"Version 2 addresses MUST NOT be used\"",
+		    start);
+		return -1;
+	}
+	if (len != 56) {
+		snprintf(err, errlen,
+		    "the label before .onion must be a version 3 onion "
+		    "address of 56 base32 characters (it has %zu)",
+		    len);
+		return -1;
+	}
+	memcpy(label, start, 56);
+	label[56] = '\0';
+	if (base32_decode(label, raw, sizeof(raw), &n) != 0 || n != 35) {
+		snprintf(err, errlen,
+		    "%s.onion is not base32 (RFC 4648, letters a-z and 2-7)",
+		    label);
+		return -1;
+	}
+	if (raw[34] != 3) {
+		snprintf(err, errlen,
+		    "%s.onion has version byte %u; only version 3 onion "
+		    "addresses are accepted (RFC 9799 §2)",
+		    label, raw[34]);
+		return -1;
+	}
+	if (onion_checksum(raw, 3, sum) != 0) {
+		snprintf(err, errlen, "SHA3-256 is unavailable");
+		return -1;
+	}
+	if (memcmp(sum, raw + 32, 2) != 0) {
+		snprintf(err, errlen,
+		    "%s.onion has a wrong checksum (tor-spec rend-spec-v3 "
+		    "§6: SHA3-256(\".onion checksum\" || pubkey || version))",
+		    label);
+		return -1;
+	}
+	if (pubkey != NULL)
+		memcpy(pubkey, raw, 32);
+	if (base != NULL)
+		*base = start;
+	return 0;
 }

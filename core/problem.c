@@ -53,6 +53,9 @@ static const struct prob_def prob_defs[PROB__MAX] = {
     [PROB_NOT_FOUND] = {"notFound", "malformed", 404},
     [PROB_METHOD_NOT_ALLOWED] = {"methodNotAllowed", "malformed", 405},
     [PROB_UNAVAILABLE] = {"unavailable", "serverInternal", 503},
+    /* RFC 9799 §6.4.1: in-band CAA is required but was not provided */
+    [PROB_ONION_CAA_REQUIRED] = {"onionCAARequired", "onionCAARequired",
+	400},
 };
 
 static int
@@ -102,6 +105,7 @@ prob_type_urn(enum prob_type t)
 	    U(PROB_NOT_FOUND, "malformed"),
 	    U(PROB_METHOD_NOT_ALLOWED, "malformed"),
 	    U(PROB_UNAVAILABLE, "serverInternal"),
+	    U(PROB_ONION_CAA_REQUIRED, "onionCAARequired"),
 #undef U
 	};
 

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "core/core.h"
 #include "test/unit/harness.h"
 
@@ -664,6 +666,174 @@ test_secret_mode(struct th *t)
 	unlink(path);
 }
 
+/* The v3 address of pubkey (tor-spec rend-spec-v3 §6), built independently
+ * of ident.c: base32(pubkey || SHA3-256(".onion checksum" || pubkey ||
+ * version)[:2] || version). Caller frees. */
+static char *
+onion_addr_of(const uint8_t pubkey[32], uint8_t version)
+{
+	uint8_t raw[35], d[32];
+	unsigned dl = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	memcpy(raw, pubkey, 32);
+	EVP_DigestInit_ex(ctx, EVP_sha3_256(), NULL);
+	EVP_DigestUpdate(ctx, ".onion checksum", 15);
+	EVP_DigestUpdate(ctx, pubkey, 32);
+	EVP_DigestUpdate(ctx, &version, 1);
+	EVP_DigestFinal_ex(ctx, d, &dl);
+	EVP_MD_CTX_free(ctx);
+	memcpy(raw + 32, d, 2);
+	raw[34] = version;
+	return base32_encode_lower(raw, sizeof(raw));
+}
+
+/*
+ * RFC 9799 §2: "The value of identifier MUST be the textual representation
+ * as defined in Part Special Hostnames in Tor - ".onion" of [tor-spec]. The
+ * value MAY include subdomain labels. Version 2 addresses
+ * [tor-rend-spec-v2] MUST NOT be used as these are now considered
+ * insecure." The RFC's own example addresses parse to their keys.
+ */
+static void
+test_onion_address(struct th *t)
+{
+	static const char bbc[] =
+	    "bbcweb3hytmzhn5d532owbu6oqadra5z3ar726vq5kgwwn6aucdccrad.onion";
+	static const uint8_t bbc_key[8] = {
+	    0x08, 0x45, 0x62, 0x07, 0x67, 0xc4, 0xd9, 0x93};
+	uint8_t key[32], k2[32];
+	const char *base = NULL;
+	char err[200], name[128], *a;
+
+	TH_CHECK(t, ident_onion_name(bbc));
+	TH_CHECK(t, ident_onion_name("onion"));
+	TH_CHECK(t, !ident_onion_name("example.com"));
+	TH_CHECK(t, !ident_onion_name("notonion"));
+	TH_CHECK(t, !ident_onion_name("onion.example"));
+	TH_CHECK(t, ident_onion_parse(bbc, key, &base, err, sizeof(err)) == 0);
+	TH_CHECK(t, memcmp(key, bbc_key, sizeof(bbc_key)) == 0);
+	TH_CHECK(t, base == bbc);
+	/* subdomains and a wildcard: the same key, base at the address */
+	snprintf(name, sizeof(name), "www.%s", bbc);
+	TH_CHECK(t, ident_onion_parse(name, k2, &base, err, sizeof(err)) == 0);
+	TH_CHECK(t, memcmp(key, k2, 32) == 0 && strcmp(base, bbc) == 0);
+	snprintf(name, sizeof(name), "*.a.b.%s", bbc);
+	TH_CHECK(t, ident_onion_parse(name, k2, &base, err, sizeof(err)) == 0);
+	TH_CHECK(t, strcmp(base, bbc) == 0);
+	/* §6.4.2's example address */
+	TH_CHECK(t,
+	    ident_onion_parse("5anebu2glyc235wbbop3m2ukzlaptpkq333vdtdvcjpigy"
+			      "b7x2i2m2qd.onion",
+		key, NULL, err, sizeof(err)) == 0);
+	TH_CHECK(t, key[0] == 0xe8 && key[1] == 0x1a);
+	/* version 2 (16 characters) is named as such */
+	TH_CHECK(t, ident_onion_parse("facebookcorewwwi.onion", key, NULL, err,
+			sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "version 2") != NULL);
+	/* wrong length, bad alphabet, bare TLD, not .onion */
+	TH_CHECK(t, ident_onion_parse("abc.onion", key, NULL, err,
+			sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "56") != NULL);
+	TH_CHECK(t, ident_onion_parse("onion", key, NULL, err, sizeof(err)) ==
+		-1);
+	TH_CHECK(t, ident_onion_parse("example.com", key, NULL, err,
+			sizeof(err)) == -1);
+	snprintf(name, sizeof(name), "%s", bbc);
+	name[10] = '1'; /* '1' is not in the base32 alphabet */
+	TH_CHECK(t, ident_onion_parse(name, key, NULL, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "base32") != NULL);
+	/* one changed key character: the checksum no longer matches */
+	snprintf(name, sizeof(name), "%s", bbc);
+	name[0] = 'c';
+	TH_CHECK(t, ident_onion_parse(name, key, NULL, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "checksum") != NULL);
+	/* a correct checksum with another version byte */
+	memset(k2, 0x42, sizeof(k2));
+	a = onion_addr_of(k2, 4);
+	snprintf(name, sizeof(name), "%s.onion", a);
+	free(a);
+	TH_CHECK(t, ident_onion_parse(name, key, NULL, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "version byte 4") != NULL);
+}
+
+/*
+ * Randomised checks of the address parser: every key's address round-trips
+ * to the key; every single-character change of a valid address and every
+ * random label is refused unless it is itself a valid address (never a
+ * crash, never a key other than the one the label encodes).
+ */
+static void
+test_onion_address_fuzz(struct th *t)
+{
+	static const char alpha[] = "abcdefghijklmnopqrstuvwxyz234567.-*";
+	uint8_t pk[32], got[32];
+	char name[160], err[200], *a;
+	int i, j, accepted_mutants = 0, ok = 1;
+	unsigned seed = 12345;
+
+	for (i = 0; i < 300; i++) {
+		for (j = 0; j < 32; j++) {
+			seed = seed * 1103515245u + 12345u;
+			pk[j] = (uint8_t)(seed >> 16);
+		}
+		a = onion_addr_of(pk, 3);
+		snprintf(name, sizeof(name), "%s.onion", a);
+		if (ident_onion_parse(name, got, NULL, err, sizeof(err)) != 0 ||
+		    memcmp(got, pk, 32) != 0)
+			ok = 0;
+		/* one mutated character */
+		seed = seed * 1103515245u + 12345u;
+		j = (int)((seed >> 16) % 56);
+		seed = seed * 1103515245u + 12345u;
+		name[j] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+		if (strncmp(name, a, 56) != 0 &&
+		    ident_onion_parse(name, got, NULL, err, sizeof(err)) == 0)
+			accepted_mutants++;
+		free(a);
+		/* random label of random length */
+		seed = seed * 1103515245u + 12345u;
+		j = (int)((seed >> 16) % 70);
+		name[j] = '\0';
+		while (j-- > 0) {
+			seed = seed * 1103515245u + 12345u;
+			name[j] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+		}
+		strcat(name, ".onion");
+		(void)ident_onion_parse(name, got, NULL, err, sizeof(err));
+	}
+	TH_CHECK(t, ok);
+	/* a 16-bit checksum lets about 1 in 65536 through, not 1 in 300 */
+	TH_CHECK(t, accepted_mutants == 0);
+}
+
+/* RFC 9799 §3.2: "nonce (required, string) A Base64 [RFC4648] encoded
+ * nonce, including padding characters." */
+static void
+test_onion_nonce(struct th *t)
+{
+	char *n = chal_onion_nonce("bI6_MRqV4gw"); /* RFC example's bytes */
+	const struct chal_info *c = chal_lookup("onion-csr-01");
+	char err[160];
+
+	TH_CHECK_STR(t, n, "bI6/MRqV4gw=");
+	free(n);
+	TH_CHECK(t, chal_onion_nonce("not base64url!") == NULL);
+	TH_CHECK(t, c != NULL && c->type == CHAL_ONIONCSR01 && c->onion &&
+		c->wildcard && !c->offer);
+	TH_CHECK(t, chal_check_onion(c, 1, err, sizeof(err)) == 0);
+	TH_CHECK(t, chal_check_onion(c, 0, err, sizeof(err)) == -1);
+	TH_CHECK(t, strstr(err, "only validate a .onion") != NULL);
+	/* §3.1.1: "The existing "dns-01" challenge MUST NOT be used" */
+	c = chal_lookup("dns-01");
+	TH_CHECK(t, chal_check_onion(c, 1, err, sizeof(err)) == -1);
+	TH_CHECK(t, chal_check_onion(c, 0, err, sizeof(err)) == 0);
+	TH_CHECK(t, chal_check_onion(chal_lookup("http-01"), 1, err,
+			sizeof(err)) == -1);
+	TH_CHECK(t, strcmp(prob_type_urn(PROB_ONION_CAA_REQUIRED),
+			"urn:ietf:params:acme:error:onionCAARequired") == 0);
+}
+
 int
 main(void)
 {
@@ -688,5 +858,8 @@ main(void)
 	TH_RUN(&t, test_debug_server);
 	TH_RUN(&t, test_profiles);
 	TH_RUN(&t, test_secret_mode);
+	TH_RUN(&t, test_onion_address);
+	TH_RUN(&t, test_onion_address_fuzz);
+	TH_RUN(&t, test_onion_nonce);
 	return th_done(&t);
 }
