@@ -15,20 +15,38 @@ jspec_find(const struct jspec *spec, const char *key)
 	return NULL;
 }
 
+static int jspec_parse_prefixed(const json_t *obj, const struct jspec *spec,
+    void *dest, const char *prefix, char *err, size_t errlen);
+
+/* "<prefix><key>: expected <what f's type wants>"; returns -1. */
 static int
-jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
+jspec_type_error(
+    const struct jspec *f, const char *prefix, char *err, size_t errlen)
+{
+	static const char *const want[JSPEC__MAX] = {
+	    "a string",
+	    "an integer",
+	    "true or false",
+	    "a duration string",
+	    "a JSON value",
+	    "an object",
+	    "an array of strings",
+	    "a number",
+	};
+
+	snprintf(
+	    err, errlen, "%s%s: expected %s", prefix, f->name, want[f->type]);
+	return -1;
+}
+
+/* -1 naming the first key of obj that spec does not know, else 0. */
+static int
+jspec_refuse_unknown_keys(const json_t *obj, const struct jspec *spec,
     const char *prefix, char *err, size_t errlen)
 {
-	const struct jspec *f;
 	const char *key;
 	json_t *v;
-	char *base = dest;
 
-	if (!json_is_object(obj)) {
-		snprintf(err, errlen, "%s%sexpected an object", prefix,
-		    *prefix ? ": " : "");
-		return -1;
-	}
 	json_object_foreach((json_t *)obj, key, v)
 	{
 		if (jspec_find(spec, key) == NULL) {
@@ -36,10 +54,159 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 			return -1;
 		}
 	}
-	for (f = spec; f->name != NULL; f++) {
-		/* dest NULL: check only (jspec_check), write nothing. */
-		void *slot = base != NULL ? base + f->offset : NULL;
+	return 0;
+}
 
+/* A JSPEC_DURATION value: a duration string, or the integer 0. */
+static int
+jspec_parse_duration(const struct jspec *f, const json_t *v, void *slot,
+    const char *prefix, char *err, size_t errlen)
+{
+	int64_t ms = 0;
+
+	if (json_is_integer(v) && json_integer_value(v) == 0) {
+		if (slot != NULL)
+			*(int64_t *)slot = 0;
+		return 0;
+	}
+	if (!json_is_string(v) ||
+	    duration_parse_ms(json_string_value(v), &ms) != 0) {
+		snprintf(err, errlen,
+		    "%s%s: expected a duration "
+		    "such as \"90d\", \"12h\", \"30s\" or "
+		    "\"250ms\"",
+		    prefix, f->name);
+		return -1;
+	}
+	if (slot != NULL)
+		*(int64_t *)slot = ms;
+	return 0;
+}
+
+/* A JSPEC_STRINGS value: replaces the NULL-terminated array in slot and
+ * its count at base + f->count_offset (nothing written when slot is
+ * NULL). */
+static int
+jspec_parse_strings(const struct jspec *f, const json_t *v, char *base,
+    void *slot, const char *prefix, char *err, size_t errlen)
+{
+	char **arr, **old = slot ? *(char ***)slot : NULL;
+	size_t i, n;
+	json_t *e;
+
+	if (!json_is_array(v))
+		return jspec_type_error(f, prefix, err, errlen);
+	n = json_array_size(v);
+	json_array_foreach(v, i, e)
+	{
+		if (!json_is_string(e)) {
+			snprintf(err, errlen,
+			    "%s%s[%zu]: "
+			    "expected a string",
+			    prefix, f->name, i);
+			return -1;
+		}
+	}
+	if (slot == NULL)
+		return 0;
+	if (old != NULL) {
+		for (i = 0; old[i] != NULL; i++)
+			free(old[i]);
+		free(old);
+	}
+	arr = xcalloc(n + 1, sizeof(*arr));
+	json_array_foreach(v, i, e) arr[i] = xstrdup(json_string_value(e));
+	*(char ***)slot = arr;
+	*(size_t *)(base + f->count_offset) = n;
+	return 0;
+}
+
+/* A value of a scalar type (string, integer, number, boolean, any JSON)
+ * into slot (nothing written when slot is NULL). */
+static int
+jspec_parse_scalar(const struct jspec *f, json_t *v, void *slot,
+    const char *prefix, char *err, size_t errlen)
+{
+	switch (f->type) {
+	case JSPEC_STRING:
+		if (!json_is_string(v))
+			return jspec_type_error(f, prefix, err, errlen);
+		if (slot == NULL)
+			break;
+		free(*(char **)slot);
+		*(char **)slot = xstrdup(json_string_value(v));
+		break;
+	case JSPEC_INT:
+		if (!json_is_integer(v))
+			return jspec_type_error(f, prefix, err, errlen);
+		if (slot != NULL)
+			*(int64_t *)slot = json_integer_value(v);
+		break;
+	case JSPEC_DOUBLE:
+		if (!json_is_number(v))
+			return jspec_type_error(f, prefix, err, errlen);
+		if (slot != NULL)
+			*(double *)slot = json_number_value(v);
+		break;
+	case JSPEC_BOOL:
+		if (!json_is_boolean(v))
+			return jspec_type_error(f, prefix, err, errlen);
+		if (slot != NULL)
+			*(int *)slot = json_is_true(v);
+		break;
+	case JSPEC_JSON:
+		if (slot == NULL)
+			break;
+		json_decref(*(json_t **)slot);
+		*(json_t **)slot = json_incref(v);
+		break;
+	default:
+		snprintf(err, errlen, "%s%s: bad spec", prefix, f->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* The present, non-null value v of field f. dest NULL: check only. */
+static int
+jspec_parse_field(const struct jspec *f, json_t *v, void *dest,
+    const char *prefix, char *err, size_t errlen)
+{
+	char *base = dest;
+	void *slot = base != NULL ? base + f->offset : NULL;
+	char sub[256];
+
+	switch (f->type) {
+	case JSPEC_DURATION:
+		return jspec_parse_duration(f, v, slot, prefix, err, errlen);
+	case JSPEC_OBJECT:
+		snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
+		if (!json_is_object(v))
+			return jspec_type_error(f, prefix, err, errlen);
+		return jspec_parse_prefixed(v, f->sub, dest, sub, err, errlen);
+	case JSPEC_STRINGS:
+		return jspec_parse_strings(
+		    f, v, base, slot, prefix, err, errlen);
+	default:
+		return jspec_parse_scalar(f, v, slot, prefix, err, errlen);
+	}
+}
+
+static int
+jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
+    const char *prefix, char *err, size_t errlen)
+{
+	const struct jspec *f;
+	json_t *v;
+
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "%s%sexpected an object", prefix,
+		    *prefix ? ": " : "");
+		return -1;
+	}
+	if (jspec_refuse_unknown_keys(obj, spec, prefix, err, errlen) != 0)
+		return -1;
+	for (f = spec; f->name != NULL; f++) {
 		v = json_object_get(obj, f->name);
 		if (v == NULL || json_is_null(v)) {
 			if (f->required) {
@@ -51,124 +218,9 @@ jspec_parse_prefixed(const json_t *obj, const struct jspec *spec, void *dest,
 			}
 			continue;
 		}
-		switch (f->type) {
-		case JSPEC_STRING:
-			if (!json_is_string(v))
-				goto type_err;
-			if (slot == NULL)
-				break;
-			free(*(char **)slot);
-			*(char **)slot = xstrdup(json_string_value(v));
-			break;
-		case JSPEC_INT:
-			if (!json_is_integer(v))
-				goto type_err;
-			if (slot != NULL)
-				*(int64_t *)slot = json_integer_value(v);
-			break;
-		case JSPEC_DOUBLE:
-			if (!json_is_number(v))
-				goto type_err;
-			if (slot != NULL)
-				*(double *)slot = json_number_value(v);
-			break;
-		case JSPEC_BOOL:
-			if (!json_is_boolean(v))
-				goto type_err;
-			if (slot != NULL)
-				*(int *)slot = json_is_true(v);
-			break;
-		case JSPEC_DURATION: {
-			int64_t ms = 0;
-
-			if (json_is_integer(v) && json_integer_value(v) == 0) {
-				if (slot != NULL)
-					*(int64_t *)slot = 0;
-				break;
-			}
-			if (!json_is_string(v) ||
-			    duration_parse_ms(json_string_value(v), &ms) != 0) {
-				snprintf(err, errlen,
-				    "%s%s: expected a duration "
-				    "such as \"90d\", \"12h\", \"30s\" or "
-				    "\"250ms\"",
-				    prefix, f->name);
-				return -1;
-			}
-			if (slot != NULL)
-				*(int64_t *)slot = ms;
-			break;
-		}
-		case JSPEC_JSON:
-			if (slot == NULL)
-				break;
-			json_decref(*(json_t **)slot);
-			*(json_t **)slot = json_incref(v);
-			break;
-		case JSPEC_OBJECT: {
-			char sub[256];
-
-			snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
-			if (!json_is_object(v))
-				goto type_err;
-			if (jspec_parse_prefixed(
-				v, f->sub, dest, sub, err, errlen) != 0)
-				return -1;
-			break;
-		}
-		case JSPEC_STRINGS: {
-			char **arr, **old = slot ? *(char ***)slot : NULL;
-			size_t i, n;
-			json_t *e;
-
-			if (!json_is_array(v))
-				goto type_err;
-			n = json_array_size(v);
-			json_array_foreach(v, i, e)
-			{
-				if (!json_is_string(e)) {
-					snprintf(err, errlen,
-					    "%s%s[%zu]: "
-					    "expected a string",
-					    prefix, f->name, i);
-					return -1;
-				}
-			}
-			if (slot == NULL)
-				break;
-			if (old != NULL) {
-				for (i = 0; old[i] != NULL; i++)
-					free(old[i]);
-				free(old);
-			}
-			arr = xcalloc(n + 1, sizeof(*arr));
-			json_array_foreach(v, i, e) arr[i] =
-			    xstrdup(json_string_value(e));
-			*(char ***)slot = arr;
-			*(size_t *)(base + f->count_offset) = n;
-			break;
-		}
-		default:
-			snprintf(
-			    err, errlen, "%s%s: bad spec", prefix, f->name);
+		/* dest NULL: check only (jspec_check), write nothing. */
+		if (jspec_parse_field(f, v, dest, prefix, err, errlen) != 0)
 			return -1;
-		}
-		continue;
-	type_err : {
-		static const char *const want[JSPEC__MAX] = {
-		    "a string",
-		    "an integer",
-		    "true or false",
-		    "a duration string",
-		    "a JSON value",
-		    "an object",
-		    "an array of strings",
-		    "a number",
-		};
-		snprintf(err, errlen, "%s%s: expected %s", prefix, f->name,
-		    want[f->type]);
-		return -1;
-	}
 	}
 	return 0;
 }
