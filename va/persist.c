@@ -110,33 +110,76 @@ in_list(const json_t *list, const char *s, int nocase)
 	return 0;
 }
 
-/* See va_int.h. */
-int
-va_persist_eval(const char *txt, const json_t *persist, int wildcard,
-    int64_t now_s, int64_t *until, struct problem **prob)
-{
-	char *buf = xstrdup(txt), *issuer, *rest, *param, *save = NULL;
-	const char *acct = NULL, *prefix;
-	int wild = 0, rc = -1, seen_acct = 0, seen_until = 0, seen_pol = 0;
-	size_t pl;
+/* The parameters of one issue-value that the check uses. */
+struct persist_params {
+	const char *acct; /* accounturi, borrowed from the record */
+	int64_t until;    /* persistUntil (seen_until) */
+	int seen_acct, seen_until, seen_pol;
+	int wild; /* policy=wildcard */
+};
 
-	*until = 0;
-	*prob = NULL;
-	rest = strchr(buf, ';');
-	if (rest != NULL)
-		*rest++ = '\0';
-	issuer = trim(buf);
-	/* §4.3.2 step 2: records of other issuers are ignored */
-	if (*issuer == '\0' ||
-	    !in_list(json_object_get(persist, "issuer_domain_names"), issuer,
-		1)) {
-		rc = 1;
-		goto out;
+/* persistUntil's value: a base-10 UNIX timestamp. */
+static int
+persist_parse_until(const char *val, int64_t *until, struct problem **prob)
+{
+	char *end = NULL;
+	long long t;
+
+	t = (*val >= '0' && *val <= '9') ? strtoll(val, &end, 10) : -1;
+	if (t < 0 || end == NULL || *end != '\0' || strlen(val) > 18) {
+		/* §4.1 item 5: "the CA MUST treat the record
+		 * as malformed and reject it" */
+		*prob = problem_new(PROB_MALFORMED,
+		    "persistUntil=%.40s is not a base-10 UNIX "
+		    "timestamp",
+		    val);
+		return -1;
 	}
+	*until = t;
+	return 0;
+}
+
+/* One tag=val parameter into pp; -1 with *prob set on a repeated or bad
+ * known parameter (txt is the whole record, for the message). */
+static int
+persist_param(const char *txt, const char *tag, const char *val,
+    struct persist_params *pp, struct problem **prob)
+{
+	int dup = 0;
+
+	if (strcasecmp(tag, "accounturi") == 0) {
+		dup = pp->seen_acct++;
+		pp->acct = val; /* compared later, exactly (§4.1) */
+	} else if (strcasecmp(tag, "persistUntil") == 0) {
+		if (pp->seen_until++)
+			dup = 1;
+		else if (persist_parse_until(val, &pp->until, prob) != 0)
+			return -1;
+	} else if (strcasecmp(tag, "policy") == 0) {
+		dup = pp->seen_pol++;
+		/* §4.1 item 4: case-insensitive; anything else is
+		 * as if absent */
+		pp->wild = strcasecmp(val, "wildcard") == 0;
+	}
+	/* other tags: ignored (§4.1 item 1) */
+	if (dup) {
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "_validation-persist record \"%.200s\" repeats a parameter",
+		    txt);
+		return -1;
+	}
+	return 0;
+}
+
+/* The ";"-separated parameters in rest (modified) into pp. */
+static int
+persist_parse_params(const char *txt, char *rest, struct persist_params *pp,
+    struct problem **prob)
+{
+	char *param, *save = NULL, *eq, *tag, *val;
+
 	for (param = rest ? strtok_r(rest, ";", &save) : NULL; param != NULL;
 	     param = strtok_r(NULL, ";", &save)) {
-		char *eq, *tag, *val;
-
 		param = trim(param);
 		if (*param == '\0')
 			continue;
@@ -145,7 +188,7 @@ va_persist_eval(const char *txt, const json_t *persist, int wildcard,
 			    "_validation-persist record \"%.200s\" is not an "
 			    "RFC 8659 issue-value (parameter without \"=\")",
 			    txt);
-			goto out;
+			return -1;
 		}
 		*eq = '\0';
 		tag = trim(param);
@@ -155,72 +198,64 @@ va_persist_eval(const char *txt, const json_t *persist, int wildcard,
 			    "_validation-persist record \"%.200s\" is not an "
 			    "RFC 8659 issue-value (bad tag or value)",
 			    txt);
-			goto out;
+			return -1;
 		}
-		if (strcasecmp(tag, "accounturi") == 0) {
-			if (seen_acct++)
-				goto dup;
-			acct = val; /* compared below, exactly (§4.1) */
-		} else if (strcasecmp(tag, "persistUntil") == 0) {
-			char *end = NULL;
-			long long t;
-
-			if (seen_until++)
-				goto dup;
-			t = (*val >= '0' && *val <= '9') ? strtoll(val, &end, 10)
-							 : -1;
-			if (t < 0 || end == NULL || *end != '\0' ||
-			    strlen(val) > 18) {
-				/* §4.1 item 5: "the CA MUST treat the record
-				 * as malformed and reject it" */
-				*prob = problem_new(PROB_MALFORMED,
-				    "persistUntil=%.40s is not a base-10 UNIX "
-				    "timestamp",
-				    val);
-				goto out;
-			}
-			*until = t;
-		} else if (strcasecmp(tag, "policy") == 0) {
-			if (seen_pol++)
-				goto dup;
-			/* §4.1 item 4: case-insensitive; anything else is
-			 * as if absent */
-			wild = strcasecmp(val, "wildcard") == 0;
-		}
-		/* other tags: ignored (§4.1 item 1) */
+		if (persist_param(txt, tag, val, pp, prob) != 0)
+			return -1;
 	}
-	if (acct == NULL) {
+	return 0;
+}
+
+/* The accounturi names the requesting account with an accepted hash. */
+static int
+persist_check_account(const char *issuer, const struct persist_params *pp,
+    const json_t *persist, struct problem **prob)
+{
+	const char *prefix;
+	size_t pl;
+
+	if (pp->acct == NULL) {
 		*prob = problem_new(PROB_UNAUTHORIZED,
 		    "_validation-persist record for %s has no accounturi "
 		    "(draft-ietf-acme-dns-persist §4.1: it is mandatory)",
 		    issuer);
-		goto out;
+		return -1;
 	}
-	prefix = json_string_value(json_object_get(persist, "account_hash_prefix"));
+	prefix =
+	    json_string_value(json_object_get(persist, "account_hash_prefix"));
 	pl = strlen(prefix);
-	if (strncmp(acct, prefix, pl) == 0 &&
-	    strncmp(acct + pl, "sha-256/", 8) != 0) {
+	if (strncmp(pp->acct, prefix, pl) == 0 &&
+	    strncmp(pp->acct + pl, "sha-256/", 8) != 0) {
 		/* §4.1: "A CA MUST reject with a malformed error any record
 		 * whose <hash-alg> token identifies a hash algorithm the CA no
 		 * longer accepts" (Anvil accepts sha-256 only) */
 		*prob = problem_new(PROB_MALFORMED,
 		    "accounturi %.200s uses a hash algorithm this CA does not "
 		    "accept (only sha-256)",
-		    acct);
-		goto out;
+		    pp->acct);
+		return -1;
 	}
-	if (!in_list(json_object_get(persist, "account_uris"), acct, 0)) {
+	if (!in_list(json_object_get(persist, "account_uris"), pp->acct, 0)) {
 		*prob = problem_new(PROB_UNAUTHORIZED,
 		    "accounturi %.200s does not identify the requesting "
 		    "account (any of its keys, this name or \"*\")",
-		    acct);
-		goto out;
+		    pp->acct);
+		return -1;
 	}
-	if (seen_until && *until < now_s) {
+	return 0;
+}
+
+/* The record is still in force at now_s and allows a wildcard if one is
+ * asked for. */
+static int
+persist_check_scope(const struct persist_params *pp, int wildcard,
+    int64_t now_s, struct problem **prob)
+{
+	if (pp->seen_until && pp->until < now_s) {
 		/* §4.1 item 5: "After timestamp T, a CA MUST NOT consider the
 		 * record valid for new validation attempts." */
 		char when[32];
-		time_t tt = (time_t)*until;
+		time_t tt = (time_t)pp->until;
 		struct tm tm;
 
 		gmtime_r(&tt, &tm);
@@ -228,21 +263,49 @@ va_persist_eval(const char *txt, const json_t *persist, int wildcard,
 		*prob = problem_new(PROB_UNAUTHORIZED,
 		    "_validation-persist record expired: persistUntil=%lld "
 		    "(%s) has passed",
-		    (long long)*until, when);
-		goto out;
+		    (long long)pp->until, when);
+		return -1;
 	}
-	if (wildcard && !wild) {
+	if (wildcard && !pp->wild) {
 		*prob = problem_new(PROB_UNAUTHORIZED,
 		    "a wildcard authorization needs policy=wildcard in the "
 		    "_validation-persist record (draft-ietf-acme-dns-persist "
 		    "§5)");
+		return -1;
+	}
+	return 0;
+}
+
+/* See va_int.h. */
+int
+va_persist_eval(const char *txt, const json_t *persist, int wildcard,
+    int64_t now_s, int64_t *until, struct problem **prob)
+{
+	char *buf = xstrdup(txt), *issuer, *rest;
+	struct persist_params pp;
+	int rc = -1;
+
+	memset(&pp, 0, sizeof(pp));
+	*until = 0;
+	*prob = NULL;
+	rest = strchr(buf, ';');
+	if (rest != NULL)
+		*rest++ = '\0';
+	issuer = trim(buf);
+	/* §4.3.2 step 2: records of other issuers are ignored */
+	if (*issuer == '\0' ||
+	    !in_list(
+		json_object_get(persist, "issuer_domain_names"), issuer, 1)) {
+		rc = 1;
 		goto out;
 	}
+	if (persist_parse_params(txt, rest, &pp, prob) != 0)
+		goto out;
+	*until = pp.until;
+	if (persist_check_account(issuer, &pp, persist, prob) != 0 ||
+	    persist_check_scope(&pp, wildcard, now_s, prob) != 0)
+		goto out;
 	rc = 0;
-	goto out;
-dup:
-	*prob = problem_new(PROB_UNAUTHORIZED,
-	    "_validation-persist record \"%.200s\" repeats a parameter", txt);
 out:
 	free(buf);
 	return rc;
