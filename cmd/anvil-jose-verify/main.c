@@ -191,6 +191,91 @@ add_key_authz(json_t *res, const char *token, const char *thumbprint)
 	free(txt);
 }
 
+/* The key change check: the thumbprint of the new key into res. */
+static int
+check_key_change(const struct opts *o, const struct jws *j,
+    const struct jwk *acct, json_t *res, struct problem **prob)
+{
+	struct jwk *newk = NULL;
+
+	if (acct == NULL ||
+	    jose_verify_key_change(
+		j, &o->policy, o->key_change, acct, &newk, prob) != 0) {
+		if (*prob == NULL)
+			*prob = problem_new(
+			    PROB_MALFORMED, "--key-change needs --kid-key");
+		jwk_free(newk);
+		return -1;
+	}
+	json_object_set_new(
+	    res, "new_key_thumbprint", json_string(newk->thumbprint));
+	jwk_free(newk);
+	return 0;
+}
+
+/*
+ * The WFE's checks of body in order. NULL when it passes, else the stage
+ * that refused it with *prob. *j (parsed request) and *payload (when
+ * asked for) are the caller's to free either way; res gets the results
+ * of the key change and EAB checks.
+ */
+static const char *
+verify_body(const struct opts *o, const char *body, size_t len,
+    const struct jwk *acct, json_t *res, struct jws **j, json_t **payload,
+    struct problem **prob)
+{
+	if (jws_parse(body, len, &o->policy, j, prob) != 0)
+		return "parse";
+	if ((*j)->kid != NULL && acct == NULL) {
+		*prob = problem_new(PROB_ACCOUNT_DOES_NOT_EXIST,
+		    "kid request but no --kid-key given");
+		return "verify";
+	}
+	if (jws_verify(*j, (*j)->jwk != NULL ? (*j)->jwk : acct, prob) != 0)
+		return "verify";
+	if (o->url != NULL && strcmp(o->url, (*j)->url) != 0) {
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "url \"%s\" is not the "
+		    "request URL \"%s\"",
+		    (*j)->url, o->url);
+		return "url";
+	}
+	if (o->nonce != NULL && strcmp(o->nonce, (*j)->nonce) != 0) {
+		*prob = problem_new(PROB_BAD_NONCE, "unexpected nonce");
+		return "nonce";
+	}
+	if ((o->payload_json || o->eab_key != NULL) &&
+	    jws_payload_json(*j, payload, prob) != 0)
+		return "payload";
+	if (o->key_change != NULL &&
+	    check_key_change(o, *j, acct, res, prob) != 0)
+		return "key_change";
+	if (o->eab_key != NULL && check_eab(o, *j, *payload, res, prob) != 0)
+		return "eab";
+	return NULL;
+}
+
+/* The fields of an accepted request into res (payload borrowed). */
+static void
+add_accepted(json_t *res, const struct opts *o, const struct jws *j,
+    const struct jwk *acct, json_t *payload)
+{
+	const char *thumbprint = j->jwk ? j->jwk->thumbprint : acct->thumbprint;
+
+	json_object_set_new(res, "alg", json_string(jose_alg_name(j->alg)));
+	json_object_set_new(res, "url", json_string(j->url));
+	json_object_set_new(res, "nonce", json_string(j->nonce));
+	json_object_set_new(
+	    res, "kid", j->kid ? json_string(j->kid) : json_null());
+	json_object_set_new(res, "thumbprint", json_string(thumbprint));
+	json_object_set_new(
+	    res, "post_as_get", json_boolean(j->is_post_as_get));
+	json_object_set_new(
+	    res, "payload", payload ? json_incref(payload) : json_null());
+	if (o->key_authz != NULL)
+		add_key_authz(res, o->key_authz, thumbprint);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -198,10 +283,10 @@ main(int argc, char **argv)
 	char *body = NULL, *out = NULL;
 	size_t len = 0;
 	struct jws *j = NULL;
-	struct jwk *acct = NULL, *newk = NULL;
+	struct jwk *acct = NULL;
 	struct problem *prob = NULL;
 	json_t *res = json_object(), *payload = NULL;
-	const char *stage = NULL;
+	const char *stage;
 	int rc = 2;
 
 	log_init("anvil-jose-verify", LOG_LEVEL_WARN);
@@ -225,79 +310,14 @@ main(int argc, char **argv)
 		if (acct == NULL)
 			goto out;
 	}
-	rc = 1;
-	if (jws_parse(body, len, &o.policy, &j, &prob) != 0) {
-		stage = "parse";
-		goto verdict;
-	}
-	if (j->kid != NULL && acct == NULL) {
-		prob = problem_new(PROB_ACCOUNT_DOES_NOT_EXIST,
-		    "kid request but no --kid-key given");
-		stage = "verify";
-		goto verdict;
-	}
-	if (jws_verify(j, j->jwk != NULL ? j->jwk : acct, &prob) != 0) {
-		stage = "verify";
-		goto verdict;
-	}
-	if (o.url != NULL && strcmp(o.url, j->url) != 0) {
-		prob = problem_new(PROB_UNAUTHORIZED,
-		    "url \"%s\" is not the "
-		    "request URL \"%s\"",
-		    j->url, o.url);
-		stage = "url";
-		goto verdict;
-	}
-	if (o.nonce != NULL && strcmp(o.nonce, j->nonce) != 0) {
-		prob = problem_new(PROB_BAD_NONCE, "unexpected nonce");
-		stage = "nonce";
-		goto verdict;
-	}
-	if ((o.payload_json || o.eab_key != NULL) &&
-	    jws_payload_json(j, &payload, &prob) != 0) {
-		stage = "payload";
-		goto verdict;
-	}
-	if (o.key_change != NULL) {
-		if (acct == NULL ||
-		    jose_verify_key_change(
-			j, &o.policy, o.key_change, acct, &newk, &prob) != 0) {
-			if (prob == NULL)
-				prob = problem_new(PROB_MALFORMED,
-				    "--key-change needs --kid-key");
-			stage = "key_change";
-			goto verdict;
-		}
-		json_object_set_new(
-		    res, "new_key_thumbprint", json_string(newk->thumbprint));
-	}
-	if (o.eab_key != NULL && check_eab(&o, j, payload, res, &prob) != 0) {
-		stage = "eab";
-		goto verdict;
-	}
-	rc = 0;
-verdict:
+	stage = verify_body(&o, body, len, acct, res, &j, &payload, &prob);
+	rc = stage == NULL ? 0 : 1;
 	json_object_set_new(res, "ok", json_boolean(rc == 0));
 	if (rc != 0) {
 		json_object_set_new(res, "stage", json_string(stage));
 		json_object_set_new(res, "problem", problem_to_json(prob));
 	} else {
-		json_object_set_new(
-		    res, "alg", json_string(jose_alg_name(j->alg)));
-		json_object_set_new(res, "url", json_string(j->url));
-		json_object_set_new(res, "nonce", json_string(j->nonce));
-		json_object_set_new(
-		    res, "kid", j->kid ? json_string(j->kid) : json_null());
-		json_object_set_new(res, "thumbprint",
-		    json_string(
-			j->jwk ? j->jwk->thumbprint : acct->thumbprint));
-		json_object_set_new(
-		    res, "post_as_get", json_boolean(j->is_post_as_get));
-		json_object_set_new(res, "payload",
-		    payload ? json_incref(payload) : json_null());
-		if (o.key_authz != NULL)
-			add_key_authz(res, o.key_authz,
-			    j->jwk ? j->jwk->thumbprint : acct->thumbprint);
+		add_accepted(res, &o, j, acct, payload);
 	}
 	out = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
 	if (out == NULL || printf("%s\n", out) < 0) {
@@ -311,7 +331,6 @@ out:
 	json_decref(payload);
 	jws_free(j);
 	jwk_free(acct);
-	jwk_free(newk);
 	problem_free(prob);
 	return rc;
 }
