@@ -1187,6 +1187,79 @@ srv_listen_tcp(struct rpc_server *s, char *err, size_t errlen)
 	return fd;
 }
 
+/* The service's methods (copied; each with its contract) and
+ * health.check into s. 0, or -1 with err. */
+static int
+srv_set_methods(struct rpc_server *s, const struct rpc_method *methods,
+    size_t nmethods, char *err, size_t errlen)
+{
+	size_t i;
+
+	s->methods = xcalloc(nmethods + 1, sizeof(*s->methods));
+	for (i = 0; i < nmethods; i++) {
+		if (methods[i].name == NULL || methods[i].fn == NULL) {
+			snprintf(err, errlen,
+			    "method %zu has no name or "
+			    "handler",
+			    i);
+			return -1;
+		}
+		s->methods[i] = methods[i];
+		if (s->methods[i].contract == NULL)
+			s->methods[i].contract =
+			    rpc_contract_find(methods[i].name);
+	}
+	s->methods[nmethods].contract = rpc_contract_get(RPC_HEALTH_CHECK);
+	s->methods[nmethods].name = s->methods[nmethods].contract->name;
+	s->methods[nmethods].fn = srv_health_handler;
+	s->nmethods = nmethods + 1;
+	return 0;
+}
+
+/* Binds s's listening socket (Unix or TCP) on s->base. */
+static int
+srv_open_listener(struct rpc_server *s, const struct rpc_server_config *cfg,
+    char *err, size_t errlen)
+{
+	int fd;
+
+	if (s->addr.kind == RPC_ADDR_UNIX)
+		fd = srv_listen_unix(s,
+		    cfg->socket_mode != NULL ? cfg->socket_mode : "0660", err,
+		    errlen);
+	else
+		fd = srv_listen_tcp(s, err, errlen);
+	if (fd < 0)
+		return -1;
+	s->lis = evconnlistener_new(s->base, srv_on_accept, s,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (s->lis == NULL) {
+		close(fd);
+		snprintf(err, errlen, "evconnlistener_new failed");
+		return -1;
+	}
+	evconnlistener_set_error_cb(s->lis, srv_on_accept_error);
+	return 0;
+}
+
+/* The loop's own events: accept pause, done, stop, drain, signals. */
+static int
+srv_new_events(struct rpc_server *s, char *err, size_t errlen)
+{
+	s->accept_ev = evtimer_new(s->base, srv_on_accept_resume, s);
+	s->done_ev = event_new(s->base, -1, 0, srv_on_done, s);
+	s->stop_ev = event_new(s->base, -1, 0, srv_on_stop, s);
+	s->drain_ev = event_new(s->base, -1, EV_PERSIST, srv_on_drain_tick, s);
+	s->sig_term = evsignal_new(s->base, SIGTERM, srv_on_signal, s);
+	s->sig_int = evsignal_new(s->base, SIGINT, srv_on_signal, s);
+	if (s->done_ev == NULL || s->stop_ev == NULL || s->drain_ev == NULL ||
+	    s->accept_ev == NULL || s->sig_term == NULL || s->sig_int == NULL) {
+		snprintf(err, errlen, "event_new failed");
+		return -1;
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------- */
 /* Public API                                                         */
 /* ---------------------------------------------------------------- */
@@ -1198,7 +1271,6 @@ rpc_server_new(const struct rpc_server_config *cfg,
     char *err, size_t errlen)
 {
 	struct rpc_server *s = NULL;
-	int fd = -1;
 	size_t i;
 
 	if (rpc_threads_init() != 0) {
@@ -1227,24 +1299,8 @@ rpc_server_new(const struct rpc_server_config *cfg,
 		s->allow = json_deep_copy(cfg->allow);
 	if (cfg->callers != NULL)
 		s->callers = json_deep_copy(cfg->callers);
-	s->methods = xcalloc(nmethods + 1, sizeof(*s->methods));
-	for (i = 0; i < nmethods; i++) {
-		if (methods[i].name == NULL || methods[i].fn == NULL) {
-			snprintf(err, errlen,
-			    "method %zu has no name or "
-			    "handler",
-			    i);
-			goto fail;
-		}
-		s->methods[i] = methods[i];
-		if (s->methods[i].contract == NULL)
-			s->methods[i].contract =
-			    rpc_contract_find(methods[i].name);
-	}
-	s->methods[nmethods].contract = rpc_contract_get(RPC_HEALTH_CHECK);
-	s->methods[nmethods].name = s->methods[nmethods].contract->name;
-	s->methods[nmethods].fn = srv_health_handler;
-	s->nmethods = nmethods + 1;
+	if (srv_set_methods(s, methods, nmethods, err, errlen) != 0)
+		goto fail;
 	if (rpc_addr_parse(cfg->listen, &s->addr, err, errlen) != 0)
 		goto fail;
 	if (s->addr.kind == RPC_ADDR_TCP) {
@@ -1258,33 +1314,9 @@ rpc_server_new(const struct rpc_server_config *cfg,
 		snprintf(err, errlen, "event_base_new failed");
 		goto fail;
 	}
-	if (s->addr.kind == RPC_ADDR_UNIX)
-		fd = srv_listen_unix(s,
-		    cfg->socket_mode != NULL ? cfg->socket_mode : "0660", err,
-		    errlen);
-	else
-		fd = srv_listen_tcp(s, err, errlen);
-	if (fd < 0)
+	if (srv_open_listener(s, cfg, err, errlen) != 0 ||
+	    srv_new_events(s, err, errlen) != 0)
 		goto fail;
-	s->lis = evconnlistener_new(s->base, srv_on_accept, s,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-	if (s->lis == NULL) {
-		close(fd);
-		snprintf(err, errlen, "evconnlistener_new failed");
-		goto fail;
-	}
-	evconnlistener_set_error_cb(s->lis, srv_on_accept_error);
-	s->accept_ev = evtimer_new(s->base, srv_on_accept_resume, s);
-	s->done_ev = event_new(s->base, -1, 0, srv_on_done, s);
-	s->stop_ev = event_new(s->base, -1, 0, srv_on_stop, s);
-	s->drain_ev = event_new(s->base, -1, EV_PERSIST, srv_on_drain_tick, s);
-	s->sig_term = evsignal_new(s->base, SIGTERM, srv_on_signal, s);
-	s->sig_int = evsignal_new(s->base, SIGINT, srv_on_signal, s);
-	if (s->done_ev == NULL || s->stop_ev == NULL || s->drain_ev == NULL ||
-	    s->accept_ev == NULL || s->sig_term == NULL || s->sig_int == NULL) {
-		snprintf(err, errlen, "event_new failed");
-		goto fail;
-	}
 	s->nthreads = (size_t)(cfg->workers > 0 ? cfg->workers : 8);
 	s->threads = xcalloc(s->nthreads, sizeof(*s->threads));
 	for (i = 0; i < s->nthreads; i++) {

@@ -125,6 +125,83 @@ svc_drop(const struct rpc_service_ops *ops, const char *user, char *err,
 	return 0;
 }
 
+/* The log level and the "rpc" section of the configuration conf (read
+ * from path) into effect and rcfg. 0, or -1 with err. */
+static int
+svc_apply_conf(const struct rpc_service_ops *ops, const char *path,
+    const struct rpc_service_conf *conf, struct rpc_server_config *rcfg,
+    char *err, size_t errlen)
+{
+	enum log_level lvl = LOG_LEVEL_INFO;
+	char tmp[1024];
+
+	if (conf->log_level != NULL) {
+		if (log_level_parse(conf->log_level, &lvl) != 0) {
+			snprintf(err, errlen, "%s: log_level: unknown level %s",
+			    path, conf->log_level);
+			return -1;
+		}
+		log_init(ops->name, lvl);
+	} else if (conf->level_set)
+		log_init(ops->name, conf->level);
+	if (ops->owner == RPC_SVC_ANY)
+		return 0;
+	if (conf->rpc == NULL) {
+		snprintf(err, errlen, "%s: rpc: required key is missing", path);
+		return -1;
+	}
+	if (rpc_server_config_parse(conf->rpc, rcfg, tmp, sizeof(tmp)) != 0) {
+		snprintf(err, errlen, "%s: %s", path, tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* What svc_serve started, for the caller to stop. */
+struct svc_running {
+	struct debug_server *dbg;
+	struct rpc_server *srv;
+	int opened; /* ops->open succeeded */
+};
+
+/* Opens the service, starts its debug and RPC servers, drops privileges
+ * and serves until stopped. 0, or -1 with err. */
+static int
+svc_serve(const struct rpc_service_ops *ops, void *st,
+    const struct svc_flags *f, struct rpc_service_conf *conf,
+    const struct rpc_server_config *rcfg, struct svc_running *run, char *err,
+    size_t errlen)
+{
+	conf->metrics = metrics_new();
+	if (ops->open(st, conf, err, errlen) != 0)
+		return -1;
+	run->opened = 1;
+	if (conf->debug_port > 0) {
+		run->dbg = debug_server_start(
+		    conf->debug_addr != NULL ? conf->debug_addr : "127.0.0.1",
+		    (int)conf->debug_port, conf->metrics, conf->health,
+		    conf->health_arg, err, errlen);
+		if (run->dbg == NULL)
+			return -1;
+	}
+	run->srv =
+	    rpc_server_new_service(rcfg, ops->owner, conf->handlers, conf->svc,
+		conf->metrics, conf->health, conf->health_arg, err, errlen);
+	if (run->srv == NULL)
+		return -1;
+	/* Sockets, keys and the database are open: drop the rest. */
+	if (svc_drop(ops, f->user, err, errlen) != 0)
+		return -1;
+	if (ops->start != NULL && ops->start(st, err, errlen) != 0)
+		return -1;
+	log_info("%s %s: serving %s.* on %s%s%s", ops->name, ANVIL_VERSION,
+	    rpc_service_name(ops->owner), rcfg->listen,
+	    f->user != NULL ? " as " : "", f->user != NULL ? f->user : "");
+	rpc_server_run(run->srv);
+	log_info("stopped");
+	return 0;
+}
+
 /* See rpc.h. */
 int
 rpc_service_main(const struct rpc_service_ops *ops, int argc, char **argv)
@@ -132,16 +209,15 @@ rpc_service_main(const struct rpc_service_ops *ops, int argc, char **argv)
 	struct rpc_service_conf conf;
 	struct rpc_server_config rcfg;
 	struct svc_flags f;
-	struct debug_server *dbg = NULL;
-	struct rpc_server *srv = NULL;
+	struct svc_running run;
 	void *st = NULL;
-	enum log_level lvl = LOG_LEVEL_INFO;
 	char err[1024];
-	int r, rc = 1, opened = 0;
+	int r, rc = 1;
 
 	memset(&conf, 0, sizeof(conf));
 	memset(&rcfg, 0, sizeof(rcfg));
 	memset(&f, 0, sizeof(f));
+	memset(&run, 0, sizeof(run));
 	log_init(ops->name, LOG_LEVEL_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	err[0] = '\0';
@@ -157,32 +233,9 @@ rpc_service_main(const struct rpc_service_ops *ops, int argc, char **argv)
 		rc = ops->command(st, 0);
 		goto out;
 	}
-	if (ops->configure(st, f.path, &conf, err, sizeof(err)) != 0)
+	if (ops->configure(st, f.path, &conf, err, sizeof(err)) != 0 ||
+	    svc_apply_conf(ops, f.path, &conf, &rcfg, err, sizeof(err)) != 0)
 		goto fail;
-	if (conf.log_level != NULL) {
-		if (log_level_parse(conf.log_level, &lvl) != 0) {
-			snprintf(err, sizeof(err),
-			    "%s: log_level: unknown level %s", f.path,
-			    conf.log_level);
-			goto fail;
-		}
-		log_init(ops->name, lvl);
-	} else if (conf.level_set)
-		log_init(ops->name, conf.level);
-	if (ops->owner != RPC_SVC_ANY) {
-		char tmp[sizeof(err)];
-
-		if (conf.rpc == NULL) {
-			snprintf(err, sizeof(err),
-			    "%s: rpc: required key is missing", f.path);
-			goto fail;
-		}
-		if (rpc_server_config_parse(
-			conf.rpc, &rcfg, tmp, sizeof(tmp)) != 0) {
-			snprintf(err, sizeof(err), "%s: %s", f.path, tmp);
-			goto fail;
-		}
-	}
 	if (f.check) {
 		if (ops->check != NULL && ops->check(st, err, sizeof(err)) != 0)
 			goto fail;
@@ -204,32 +257,8 @@ rpc_service_main(const struct rpc_service_ops *ops, int argc, char **argv)
 		rc = ops->run(st);
 		goto out;
 	}
-	conf.metrics = metrics_new();
-	if (ops->open(st, &conf, err, sizeof(err)) != 0)
+	if (svc_serve(ops, st, &f, &conf, &rcfg, &run, err, sizeof(err)) != 0)
 		goto fail;
-	opened = 1;
-	if (conf.debug_port > 0) {
-		dbg = debug_server_start(
-		    conf.debug_addr != NULL ? conf.debug_addr : "127.0.0.1",
-		    (int)conf.debug_port, conf.metrics, conf.health,
-		    conf.health_arg, err, sizeof(err));
-		if (dbg == NULL)
-			goto fail;
-	}
-	srv = rpc_server_new_service(&rcfg, ops->owner, conf.handlers, conf.svc,
-	    conf.metrics, conf.health, conf.health_arg, err, sizeof(err));
-	if (srv == NULL)
-		goto fail;
-	/* Sockets, keys and the database are open: drop the rest. */
-	if (svc_drop(ops, f.user, err, sizeof(err)) != 0)
-		goto fail;
-	if (ops->start != NULL && ops->start(st, err, sizeof(err)) != 0)
-		goto fail;
-	log_info("%s %s: serving %s.* on %s%s%s", ops->name, ANVIL_VERSION,
-	    rpc_service_name(ops->owner), rcfg.listen,
-	    f.user != NULL ? " as " : "", f.user != NULL ? f.user : "");
-	rpc_server_run(srv);
-	log_info("stopped");
 	rc = 0;
 	goto out;
 fail:
@@ -237,10 +266,10 @@ fail:
 		log_error("%s", err);
 	rc = 1;
 out:
-	if (opened && ops->stop != NULL)
+	if (run.opened && ops->stop != NULL)
 		ops->stop(st);
-	rpc_server_free(srv);
-	debug_server_stop(dbg);
+	rpc_server_free(run.srv);
+	debug_server_stop(run.dbg);
 	if (st != NULL && ops->free != NULL)
 		ops->free(st);
 	metrics_free(conf.metrics);
