@@ -482,6 +482,63 @@ all_subs_unsupported(const struct problem *p)
 }
 
 /*
+ * Adds the rejection sub (owned) of one identifier to *top (made on the
+ * first). nbad counts the identifiers rejected so far. Returns 1 when sub
+ * is a structural error with no identifier to blame: it replaced *top and
+ * the check stops; else 0.
+ */
+static int
+add_rejection(struct problem **top, struct problem *sub, size_t *nbad)
+{
+	struct problem *t = *top;
+
+	if (t == NULL)
+		t = *top = problem_new(PROB_REJECTED_IDENTIFIER,
+		    "Cannot issue for the identifier(s)");
+	if (sub->identifier == NULL) {
+		problem_free(t);
+		*top = sub;
+		return 1;
+	}
+	if ((*nbad)++ == 0 && t->detail != NULL) {
+		free(t->detail);
+		t->detail = xasprintf("Cannot issue for "
+				      "\"%s\": %s",
+		    json_string_value(
+			json_object_get(sub->identifier, "value")),
+		    sub->detail ? sub->detail : "rejected");
+	} else if (*nbad == 2) {
+		free(t->detail);
+		t->detail = xstrdup("Cannot issue for "
+				    "several identifiers (see subproblems)");
+	}
+	json_array_append_new(
+	    t->subproblems ? t->subproblems : (t->subproblems = json_array()),
+	    problem_to_rpc_json(sub));
+	problem_free(sub);
+	return 0;
+}
+
+/* A new array of list's identifiers sorted, each once. */
+static json_t *
+sorted_unique(const json_t *list)
+{
+	size_t i, n = json_array_size(list);
+	json_t **arr = xcalloc(n, sizeof(json_t *)), *res = json_array();
+
+	for (i = 0; i < n; i++)
+		arr[i] = json_array_get(list, i);
+	qsort(arr, n, sizeof(json_t *), cmp_ident);
+	for (i = 0; i < n; i++) {
+		if (i > 0 && cmp_ident(&arr[i], &arr[i - 1]) == 0)
+			continue;
+		json_array_append(res, arr[i]);
+	}
+	free(arr);
+	return res;
+}
+
+/*
  * Checks an order's identifiers (borrowed). 0 and *out (new sorted, deduped
  * array), or -1 and *prob (rejectedIdentifier with subproblems).
  */
@@ -489,7 +546,7 @@ int
 ra_policy_check_idents(const struct ra_policy *pol, const struct profile *prof,
     const json_t *idents, json_t **out, struct problem **prob)
 {
-	json_t *list = NULL, **arr = NULL, *res = NULL, *v;
+	json_t *list = NULL, *res = NULL, *v;
 	struct problem *top = NULL, *sub = NULL;
 	size_t i, n, nbad = 0, k;
 	enum ident_type type;
@@ -513,35 +570,8 @@ ra_policy_check_idents(const struct ra_policy *pol, const struct profile *prof,
 	{
 		if (ra_policy_check_ident(pol, prof, v, &type, &norm, &sub) !=
 		    0) {
-			if (top == NULL)
-				top = problem_new(PROB_REJECTED_IDENTIFIER,
-				    "Cannot issue for the identifier(s)");
-			if (sub->identifier == NULL) {
-				/* structural error: no identifier to blame */
-				problem_free(top);
-				top = sub;
-				sub = NULL;
+			if (add_rejection(&top, sub, &nbad) != 0)
 				break;
-			}
-			if (nbad++ == 0 && top->detail != NULL) {
-				free(top->detail);
-				top->detail = xasprintf("Cannot issue for "
-							"\"%s\": %s",
-				    json_string_value(json_object_get(
-					sub->identifier, "value")),
-				    sub->detail ? sub->detail : "rejected");
-			} else if (nbad == 2) {
-				free(top->detail);
-				top->detail = xstrdup(
-				    "Cannot issue for "
-				    "several identifiers (see subproblems)");
-			}
-			json_array_append_new(top->subproblems
-				? top->subproblems
-				: (top->subproblems = json_array()),
-			    problem_to_rpc_json(sub));
-			problem_free(sub);
-			sub = NULL;
 			continue;
 		}
 		json_array_append_new(list,
@@ -560,18 +590,8 @@ ra_policy_check_idents(const struct ra_policy *pol, const struct profile *prof,
 		top = NULL;
 		goto out;
 	}
-	n = json_array_size(list);
-	arr = xcalloc(n, sizeof(json_t *));
-	for (i = 0; i < n; i++)
-		arr[i] = json_array_get(list, i);
-	qsort(arr, n, sizeof(json_t *), cmp_ident);
-	res = json_array();
-	for (i = 0, k = 0; i < n; i++) {
-		if (k > 0 && cmp_ident(&arr[i], &arr[i - 1]) == 0)
-			continue;
-		json_array_append(res, arr[i]);
-		k++;
-	}
+	res = sorted_unique(list);
+	k = json_array_size(res);
 	if (prof != NULL && prof->max_identifiers > 0 &&
 	    (int64_t)k > prof->max_identifiers) {
 		*prob = problem_new(PROB_REJECTED_IDENTIFIER,
@@ -584,7 +604,6 @@ ra_policy_check_idents(const struct ra_policy *pol, const struct profile *prof,
 	res = NULL;
 	rc = 0;
 out:
-	free(arr);
 	json_decref(list);
 	json_decref(res);
 	problem_free(top);
