@@ -93,7 +93,7 @@ check_callers(const json_t *callers, char *err, size_t errlen)
 		if (rpc_caller_parse(key) == 0) {
 			snprintf(err, errlen,
 			    "rpc.callers.%s: unknown caller class (wfe, ra, "
-			    "ca or admin)",
+			    "ca, admin or va)",
 			    key);
 			return -1;
 		}

@@ -24,7 +24,7 @@ static const char *const svc_names[RPC_SVC__MAX] = {
     "any", "sa", "ra", "ca", "va"};
 
 static const char *const caller_names[RPC_CALLER__COUNT] = {
-    "wfe", "ra", "ca", "admin"};
+    "wfe", "ra", "ca", "admin", "va"};
 
 /* See contract.h. */
 const struct rpc_contract *

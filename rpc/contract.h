@@ -34,8 +34,10 @@ enum rpc_caller {
 	RPC_BY_RA = 1u << 1,
 	RPC_BY_CA = 1u << 2,
 	RPC_BY_ADMIN = 1u << 3,
+	/* a primary VA asking a remote VA to corroborate (docs/scaling.md) */
+	RPC_BY_VA = 1u << 4,
 };
-#define RPC_CALLER__COUNT 4
+#define RPC_CALLER__COUNT 5
 
 enum rpc_access { RPC_RO, RPC_RW, RPC_ACCESS__MAX };
 
@@ -81,7 +83,8 @@ const struct rpc_contract *rpc_contract_find(const char *name);
 
 /* "sa", "ra", "ca", "va" or "any". */
 const char *rpc_service_name(enum rpc_service svc);
-/* Class name of one RPC_BY_* bit ("wfe", "ra", "ca", "admin"), or NULL. */
+/* Class name of one RPC_BY_* bit ("wfe", "ra", "ca", "admin", "va"), or
+ * NULL. */
 const char *rpc_caller_name(unsigned bit);
 /* The RPC_BY_* bit named name, or 0 when unknown. */
 unsigned rpc_caller_parse(const char *name);
