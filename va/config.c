@@ -34,6 +34,13 @@ static const struct jspec network_spec[] = {
 static const struct jspec test_spec[] = {
     F("sleep_max", JSPEC_DURATION, sleep_max_ms),
     F("always_valid", JSPEC_BOOL, always_valid), JSPEC_END};
+static const struct jspec mpic_spec[] = {
+    F("role", JSPEC_STRING, mpic_role),
+    F("perspective", JSPEC_STRING, mpic_perspective),
+    F("region", JSPEC_STRING, mpic_region),
+    F("remotes", JSPEC_JSON, mpic_remotes),
+    F("max_remote_failures", JSPEC_INT, mpic_max_failures),
+    F("remote_timeout", JSPEC_DURATION, mpic_remote_timeout_ms), JSPEC_END};
 static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     FO("debug", debug_spec), F("rpc", JSPEC_JSON, rpc), FO("dns", dns_spec),
     F("http01_port", JSPEC_INT, http01_port),
@@ -44,7 +51,8 @@ static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     FS("caa_identities", caa_identities, n_caa_identities),
     F("validation_timeout", JSPEC_DURATION, validation_timeout_ms),
     F("connect_retries", JSPEC_INT, connect_retries),
-    FO("network", network_spec), FO("test", test_spec), JSPEC_END};
+    FO("network", network_spec), FO("test", test_spec),
+    FO("mpic", mpic_spec), JSPEC_END};
 
 static char **
 strv(const char *a, const char *b)
@@ -80,6 +88,9 @@ va_config_defaults(struct va_config *cfg)
 	cfg->network_mode = xstrdup("private");
 	cfg->network_allow = strv("127.0.0.0/8", "::1/128");
 	cfg->n_network_allow = 2;
+	cfg->mpic_role = xstrdup("primary");
+	cfg->mpic_perspective = xstrdup("primary");
+	cfg->mpic_max_failures = -1;
 }
 
 void
@@ -247,5 +258,5 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 		    path);
 		return -1;
 	}
-	return 0;
+	return va_mpic_config_check(cfg, path, err, errlen);
 }

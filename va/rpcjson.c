@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "va/va.h"
+#include "va/va_int.h"
 
 static const char *
 str_member(const json_t *o, const char *k)
@@ -58,6 +58,40 @@ parse_ident(const json_t *params, enum ident_type *t, const char **value,
 	}
 	*wildcard = json_is_true(w);
 	return 0;
+}
+
+/*
+ * The primary passed: the remote perspectives must corroborate (BR
+ * 3.2.2.9). Tags the primary's own hops with its perspective, appends the
+ * remotes' entries to res->record and turns res invalid (with the
+ * corroboration problem) when the quorum is not met.
+ */
+static void
+corroborate_validation(struct va *va, const json_t *params,
+    const struct va_request *req, const char *request_id,
+    int64_t deadline_ms, struct va_result *res)
+{
+	struct problem *p = NULL;
+	size_t i;
+	json_t *hop;
+
+	if (!json_is_array(res->record)) {
+		json_decref(res->record);
+		res->record = json_array();
+	}
+	json_array_foreach(res->record, i, hop)
+	{
+		if (json_is_object(hop))
+			json_object_set_new(hop, "perspective",
+			    json_string(va->cfg->mpic_perspective));
+	}
+	if (va_mpic_corroborate(va->mpic, 0, params,
+		ident_type_name(req->ident_type), req->ident_value,
+		request_id, deadline_ms, res->record, &p) != 0) {
+		res->valid = 0;
+		problem_free(res->prob);
+		res->prob = p;
+	}
 }
 
 int
@@ -117,6 +151,9 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 		va_result_clear(&res);
 		return -1;
 	}
+	if (res.valid && va->mpic != NULL)
+		corroborate_validation(va, params, &req, request_id,
+		    deadline_ms, &res);
 	*result = json_pack("{s:s,s:O}", "status",
 	    res.valid ? "valid" : "invalid", "validation_record", res.record);
 	if (!res.valid && res.prob != NULL)
@@ -135,6 +172,7 @@ va_check_caa_json(struct va *va, const json_t *params, const char *request_id,
 	enum ident_type t;
 	const char *value, *method;
 	struct problem *p = NULL;
+	json_t *perspectives;
 	int wildcard = 0, rc;
 
 	*result = NULL;
@@ -154,17 +192,58 @@ va_check_caa_json(struct va *va, const json_t *params, const char *request_id,
 		*prob = p;
 		return -1;
 	}
+	perspectives = NULL;
+	if (rc == 1 && va->mpic != NULL) {
+		perspectives = json_array();
+		if (va_mpic_corroborate(va->mpic, 1, params,
+			ident_type_name(t), value, request_id, deadline_ms,
+			perspectives, &p) != 0)
+			rc = 0;
+	}
 	*result = json_pack("{s:b}", "ok", rc == 1);
+	if (perspectives != NULL)
+		json_object_set_new(*result, "perspectives", perspectives);
 	if (rc == 0 && p != NULL)
 		json_object_set_new(*result, "error", problem_to_rpc_json(p));
 	problem_free(p);
 	return 0;
 }
 
+/*
+ * A remote VA (mpic.role "remote") answers only va.remote_*, a primary
+ * only va.validate / va.check_caa: 0, or -1 with *prob (unauthorized).
+ */
+static int
+role_check(struct va *va, int remote_call, struct problem **prob)
+{
+	if (va->cfg->mpic_is_remote == remote_call)
+		return 0;
+	*prob = problem_new(PROB_UNAUTHORIZED,
+	    remote_call ? "this VA is not a remote perspective (mpic.role "
+			  "is \"%s\")"
+			: "this VA is the remote perspective \"%s\": it "
+			  "answers only va.remote_* calls of a primary VA",
+	    remote_call ? va->cfg->mpic_role : va->cfg->mpic_perspective);
+	return -1;
+}
+
+/* Adds this remote's perspective (and region) to a reply. */
+static void
+add_perspective(struct va *va, json_t *result)
+{
+	json_object_set_new(
+	    result, "perspective", json_string(va->cfg->mpic_perspective));
+	if (va->cfg->mpic_region != NULL)
+		json_object_set_new(
+		    result, "region", json_string(va->cfg->mpic_region));
+}
+
 static int
 h_validate(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
+	if (role_check(svc, 0, prob) != 0)
+		return -1;
 	return va_validate_json(
 	    svc, req->params, req->request_id, req->deadline_ms, result, prob);
 }
@@ -173,14 +252,42 @@ static int
 h_check_caa(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
+	if (role_check(svc, 0, prob) != 0)
+		return -1;
 	return va_check_caa_json(
 	    svc, req->params, req->request_id, req->deadline_ms, result, prob);
+}
+
+static int
+h_remote_validate(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	if (role_check(svc, 1, prob) != 0 ||
+	    va_validate_json(svc, req->params, req->request_id,
+		req->deadline_ms, result, prob) != 0)
+		return -1;
+	add_perspective(svc, *result);
+	return 0;
+}
+
+static int
+h_remote_check_caa(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	if (role_check(svc, 1, prob) != 0 ||
+	    va_check_caa_json(svc, req->params, req->request_id,
+		req->deadline_ms, result, prob) != 0)
+		return -1;
+	add_perspective(svc, *result);
+	return 0;
 }
 
 /* The va.* dispatch table, by registry id (rpc/methods.def). */
 static const rpc_handler_fn handlers[RPC_METHOD__MAX] = {
     [RPC_VA_VALIDATE] = h_validate,
     [RPC_VA_CHECK_CAA] = h_check_caa,
+    [RPC_VA_REMOTE_VALIDATE] = h_remote_validate,
+    [RPC_VA_REMOTE_CHECK_CAA] = h_remote_check_caa,
 };
 
 /* See va.h. */

@@ -657,6 +657,10 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 	SSL_CTX_set_session_cache_mode(va->ssl_ctx, SSL_SESS_CACHE_OFF);
 	if (va_dns_init(va, err, errlen) != 0)
 		goto fail;
+	err[0] = '\0';
+	va->mpic = va_mpic_new(cfg, metrics, err, errlen);
+	if (va->mpic == NULL && err[0] != '\0')
+		goto fail;
 	if (pthread_create(&va->thread, NULL, loop_main, va) != 0) {
 		snprintf(err, errlen, "cannot start the VA loop thread");
 		goto fail;
@@ -675,6 +679,7 @@ va_free(struct va *va)
 
 	if (va == NULL)
 		return;
+	va_mpic_free(va->mpic);
 	if (va->thread_started) {
 		pthread_mutex_lock(&va->mu);
 		va->stopping = 1;

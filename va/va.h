@@ -48,6 +48,15 @@ struct va_config {
 	int64_t sleep_max_ms; /* test: random delay in [0, sleep_max] */
 	int always_valid;     /* test: no network, always valid */
 	int64_t connect_retries; /* retries of a refused/reset connection */
+	/* Multi-perspective issuance corroboration ("mpic" object,
+	 * docs/config/va.md; va/remote.c). */
+	char *mpic_role;        /* "primary" (default) or "remote" */
+	char *mpic_perspective; /* this VA's perspective name */
+	char *mpic_region;      /* optional label: RIR, cloud region */
+	json_t *mpic_remotes;   /* [{perspective, region, <rpc client>}] */
+	int64_t mpic_max_failures;     /* -1: the BR 3.2.2.9 table */
+	int64_t mpic_remote_timeout_ms; /* 0: validation_timeout */
+	int mpic_is_remote;             /* derived: role == "remote" */
 };
 
 /*
@@ -143,6 +152,25 @@ int va_validate_async(struct va *va, const struct va_request *req,
 int va_check_caa(struct va *va, enum ident_type type, const char *value,
     int wildcard, const char *validation_method, const char *account_uri,
     const char *request_id, int64_t timeout_ms, struct problem **prob);
+
+/* ------------------------------------------------------------------ */
+/* Multi-perspective issuance corroboration (va/remote.c)              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Remote failures a corroboration may absorb with n remote perspectives:
+ * `configured` when >= 0, else the CA/Browser Forum BR 3.2.2.9 table
+ * (1 remote: 0; 2-5: 1; 6 or more: 2).
+ */
+int va_mpic_allowed_failures(size_t n, int64_t configured);
+
+/*
+ * Checks cfg's "mpic" object (role, perspective, remotes as RPC client
+ * configs, quorum, timeout). 0, or -1 with err naming the bad key
+ * ("mpic.remotes[1].target: ..."). `path` is used in messages only.
+ */
+int va_mpic_config_check(
+    const struct va_config *cfg, const char *path, char *err, size_t errlen);
 
 /* Validations currently in flight (for health and metrics). */
 int va_inflight(struct va *va);

@@ -306,7 +306,36 @@ struct va {
 	struct event *ares_timer;
 	struct va_fdev *fdevs;
 	SSL_CTX *ssl_ctx;
+	struct va_mpic *mpic; /* remote perspectives; NULL: single */
 };
+
+/* ---------------- multi-perspective corroboration (remote.c) -------- */
+
+struct va_mpic;
+/*
+ * The remote perspectives of a primary VA (cfg borrowed, must outlive it;
+ * metrics may be NULL). NULL without err when cfg has none (or is a
+ * remote); NULL with err when a client cannot be made.
+ */
+struct va_mpic *va_mpic_new(const struct va_config *cfg,
+    struct metrics *metrics, char *err, size_t errlen);
+/* Waits for calls still running, then frees. NULL-safe. */
+void va_mpic_free(struct va_mpic *m);
+/* Number of remote perspectives (0 for NULL). */
+size_t va_mpic_remotes(const struct va_mpic *m);
+/*
+ * Asks every remote perspective to repeat what the primary just passed
+ * (caa: va.remote_check_caa, else va.remote_validate) with params
+ * (borrowed, the call's own params) and waits until the quorum is decided
+ * or the budget (mpic.remote_timeout, capped by deadline_ms, wall-clock
+ * epoch ms, 0 = none) runs out. Appends one entry per perspective to
+ * records (borrowed JSON array). 0 when corroborated; -1 with *prob
+ * (caller frees; caa, unauthorized or serverInternal, one subproblem per
+ * failing perspective) when not. Blocking: never on the VA loop thread.
+ */
+int va_mpic_corroborate(struct va_mpic *m, int caa, const json_t *params,
+    const char *ident_type, const char *ident_value, const char *rid,
+    int64_t deadline_ms, json_t *records, struct problem **prob);
 
 /* Ends a job with prob (taken; NULL = valid). Idempotent. */
 void va_job_finish(struct va_job *j, struct problem *prob);

@@ -1,4 +1,4 @@
-/* LIBS: va core */
+/* LIBS: va rpc core */
 /*
  * test_va.c - the VA's pure parts: HTTP response parser, redirect URLs,
  * CAA evaluation, network policy, DNS message extraction, config.
@@ -582,6 +582,108 @@ test_persist_eval(struct th *t)
 	json_decref(ps);
 }
 
+/* A config with one "mpic" object (JSON text); 0/-1 as va_config_parse,
+ * err filled. */
+static int
+mpic_parse(const char *mpic, struct va_config *cfg, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *m = json_loads(mpic, 0, &je), *o = json_object();
+	int rc;
+
+	json_object_set_new(o, "mpic", m);
+	rc = va_config_parse(o, "va.json", cfg, err, errlen);
+	json_decref(o);
+	return rc;
+}
+
+/*
+ * BR 3.2.2.9 (Ballot SC-067) quorum table: with 2-5 remote perspectives
+ * at most 1 may fail to corroborate, with 6 or more at most 2; an explicit
+ * mpic.max_remote_failures wins. And the config is checked key by key.
+ */
+static void
+test_mpic_quorum_and_config(struct th *t)
+{
+	struct va_config cfg;
+	char err[512];
+	static const char *tls =
+	    "\"tls\": {\"cert\": \"c.pem\", \"key\": \"k.pem\", "
+	    "\"ca\": \"ca.pem\"}";
+	char buf[1024];
+
+	TH_CHECK(t, va_mpic_allowed_failures(1, -1) == 0);
+	TH_CHECK(t, va_mpic_allowed_failures(2, -1) == 1);
+	TH_CHECK(t, va_mpic_allowed_failures(5, -1) == 1);
+	TH_CHECK(t, va_mpic_allowed_failures(6, -1) == 2);
+	TH_CHECK(t, va_mpic_allowed_failures(9, -1) == 2);
+	TH_CHECK(t, va_mpic_allowed_failures(3, 0) == 0);
+
+	/* defaults: a single-perspective primary */
+	TH_CHECK(t, mpic_parse("{}", &cfg, err, sizeof(err)) == 0);
+	TH_CHECK_STR(t, cfg.mpic_role, "primary");
+	TH_CHECK(t, !cfg.mpic_is_remote && cfg.mpic_max_failures == -1);
+	va_config_clear(&cfg);
+
+	snprintf(buf, sizeof(buf),
+	    "{\"perspective\": \"us\", \"remotes\": ["
+	    "{\"perspective\": \"eu\", \"region\": \"RIPE\", "
+	    "\"target\": \"tcp:10.0.0.2:9\", %s},"
+	    "{\"perspective\": \"ap\", \"target\": \"tcp:10.0.0.3:9\", "
+	    "%s}]}",
+	    tls, tls);
+	TH_CHECK(t, mpic_parse(buf, &cfg, err, sizeof(err)) == 0);
+	va_config_clear(&cfg);
+
+	TH_CHECK(t,
+	    mpic_parse("{\"role\": \"secondary\"}", &cfg, err,
+		sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "mpic.role") != NULL);
+	va_config_clear(&cfg);
+
+	/* a remote does not fan out */
+	snprintf(buf, sizeof(buf),
+	    "{\"role\": \"remote\", \"perspective\": \"eu\", "
+	    "\"remotes\": [{\"perspective\": \"ap\", "
+	    "\"target\": \"tcp:10.0.0.3:9\", %s}]}",
+	    tls);
+	TH_CHECK(t, mpic_parse(buf, &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "mpic.remotes") != NULL);
+	va_config_clear(&cfg);
+
+	/* remotes are reached over mutual TLS only */
+	TH_CHECK(t,
+	    mpic_parse("{\"remotes\": [{\"perspective\": \"eu\", "
+		       "\"target\": \"unix:/tmp/x.sock\"}]}",
+		&cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "mpic.remotes[0]") != NULL);
+	va_config_clear(&cfg);
+
+	/* duplicate perspective, missing name */
+	snprintf(buf, sizeof(buf),
+	    "{\"remotes\": [{\"perspective\": \"eu\", "
+	    "\"target\": \"tcp:10.0.0.2:9\", %s}, {\"perspective\": "
+	    "\"eu\", \"target\": \"tcp:10.0.0.3:9\", %s}]}",
+	    tls, tls);
+	TH_CHECK(t, mpic_parse(buf, &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "mpic.remotes[1].perspective") != NULL);
+	va_config_clear(&cfg);
+	TH_CHECK(t,
+	    mpic_parse("{\"remotes\": [{\"target\": \"tcp:1.2.3.4:9\"}]}",
+		&cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "mpic.remotes[0].perspective") != NULL);
+	va_config_clear(&cfg);
+
+	/* a quorum the remotes cannot fail */
+	snprintf(buf, sizeof(buf),
+	    "{\"max_remote_failures\": 1, \"remotes\": [{\"perspective\": "
+	    "\"eu\", \"target\": \"tcp:10.0.0.2:9\", %s}]}",
+	    tls);
+	TH_CHECK(t, mpic_parse(buf, &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "mpic.max_remote_failures") != NULL);
+	va_config_clear(&cfg);
+}
+
 int
 main(void)
 {
@@ -601,5 +703,6 @@ main(void)
 	TH_RUN(&t, test_config);
 	TH_RUN(&t, test_dns_account_label);
 	TH_RUN(&t, test_persist_eval);
+	TH_RUN(&t, test_mpic_quorum_and_config);
 	return th_done(&t);
 }

@@ -1,0 +1,654 @@
+/*
+ * remote.c - multi-perspective issuance corroboration (CA/Browser Forum
+ * Baseline Requirements 3.2.2.9, Ballot SC-067).
+ *
+ * A primary VA (mpic.role "primary" with mpic.remotes) validates locally
+ * first; when that passes it asks every remote VA, over mutual-TLS RPC
+ * (va.remote_validate / va.remote_check_caa, caller class "va"), to
+ * validate the same challenge and CAA from its own network position, all
+ * at once, each on a thread of its own doing a blocking rpc_call. The
+ * primary waits until the outcome is decided: enough remotes agreed
+ * (n - allowed), too many did not (more than allowed), or every remote
+ * answered. Remotes still running then finish on their own; their result
+ * is logged and counted but no longer changes the decision.
+ *
+ * Every perspective's result goes into the validation record (the
+ * authorization's audit trail in the SA), the VA's audit log and the
+ * metrics anvil_va_mpic_remote_total{perspective,op,outcome} and
+ * anvil_va_mpic_corroborations_total{op,result}. A lost quorum is its own
+ * problem: "Multi-perspective corroboration failed ..." naming every
+ * failing perspective, one RFC 8555 §6.7.1 subproblem each.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "va/va_int.h"
+
+enum slot_state {
+	SLOT_RUNNING,
+	SLOT_PASS,  /* the remote agreed */
+	SLOT_FAIL,  /* it saw something else (invalid / CAA forbids) */
+	SLOT_ERROR, /* no usable answer (down, timeout, refused call) */
+	SLOT__MAX
+};
+
+static const char *const slot_names[SLOT__MAX] = {
+    "pending", "valid", "invalid", "unavailable"};
+
+struct va_remote {
+	char *name;
+	char *region; /* may be NULL */
+	struct rpc_client *client;
+};
+
+struct va_mpic {
+	struct va_remote *remotes;
+	size_t n;
+	int allowed; /* remote failures a corroboration may absorb */
+	int64_t timeout_ms;
+	const char *perspective; /* borrowed from the config */
+	struct metrics *metrics;
+	/* threads still running (detached): va_mpic_free waits for them */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int threads;
+};
+
+struct slot {
+	enum slot_state state;
+	json_t *result;       /* the remote's reply (owned) */
+	struct problem *prob; /* why it failed (owned) */
+	int64_t ms;           /* duration of the call */
+};
+
+/* One corroboration, shared by the waiting worker and the remote calls. */
+struct fan {
+	struct va_mpic *m;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int refs;
+	int caa; /* va.remote_check_caa, else va.remote_validate */
+	char *rid;
+	size_t n;
+	struct slot *slots;
+	int passed, failed, done;
+	int decided; /* the worker has taken its decision */
+};
+
+struct fan_arg {
+	struct fan *f;
+	size_t i;
+	json_t *params; /* owned copy: jansson refcounts are not atomic */
+	int timeout_ms;
+};
+
+/* See va.h. */
+int
+va_mpic_allowed_failures(size_t n, int64_t configured)
+{
+	if (configured >= 0)
+		return (int)configured;
+	/* BR 3.2.2.9 "Quorum Requirements": 2-5 remote perspectives allow 1
+	 * non-corroboration, 6 or more allow 2. With a single remote nothing
+	 * can be absorbed. */
+	if (n <= 1)
+		return 0;
+	return n <= 5 ? 1 : 2;
+}
+
+/* A copy of a remote's object without the keys that are not the RPC
+ * client's (perspective, region). New reference. */
+static json_t *
+client_part(const json_t *r)
+{
+	json_t *c = json_deep_copy(r);
+
+	json_object_del(c, "perspective");
+	json_object_del(c, "region");
+	return c;
+}
+
+/* See va.h. */
+int
+va_mpic_config_check(
+    const struct va_config *cfg, const char *path, char *err, size_t errlen)
+{
+	const json_t *rs = cfg->mpic_remotes;
+	size_t i, k, n;
+	char sub[256];
+
+	if (strcmp(cfg->mpic_role, "primary") != 0 &&
+	    strcmp(cfg->mpic_role, "remote") != 0) {
+		snprintf(err, errlen,
+		    "%s: mpic.role: expected \"primary\" or \"remote\"", path);
+		return -1;
+	}
+	((struct va_config *)cfg)->mpic_is_remote =
+	    strcmp(cfg->mpic_role, "remote") == 0;
+	if (cfg->mpic_perspective[0] == '\0' ||
+	    strpbrk(cfg->mpic_perspective, "\"\\\r\n ") != NULL) {
+		snprintf(err, errlen,
+		    "%s: mpic.perspective: expected a non-empty name without "
+		    "spaces or quotes",
+		    path);
+		return -1;
+	}
+	if (cfg->mpic_remote_timeout_ms < 0) {
+		snprintf(
+		    err, errlen, "%s: mpic.remote_timeout: must be >= 0", path);
+		return -1;
+	}
+	if (rs == NULL || json_is_null(rs))
+		return 0;
+	if (!json_is_array(rs)) {
+		snprintf(err, errlen,
+		    "%s: mpic.remotes: expected an array of remote VAs", path);
+		return -1;
+	}
+	n = json_array_size(rs);
+	if (n > 0 && cfg->mpic_is_remote) {
+		snprintf(err, errlen,
+		    "%s: mpic.remotes: a remote VA (mpic.role \"remote\") "
+		    "does not fan out further",
+		    path);
+		return -1;
+	}
+	if (n > 32) {
+		snprintf(err, errlen, "%s: mpic.remotes: at most 32", path);
+		return -1;
+	}
+	if (cfg->mpic_max_failures < -1 ||
+	    (n > 0 && cfg->mpic_max_failures >= (int64_t)n)) {
+		snprintf(err, errlen,
+		    "%s: mpic.max_remote_failures: expected -1 (the BR "
+		    "3.2.2.9 table) or 0..%zu (fewer than the remotes)",
+		    path, n > 0 ? n - 1 : 0);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		const json_t *r = json_array_get(rs, i);
+		const char *name =
+		    json_string_value(json_object_get(r, "perspective"));
+		const json_t *region = json_object_get(r, "region");
+		struct rpc_client_config cc;
+		json_t *c;
+		int rc;
+
+		if (!json_is_object(r) || name == NULL || name[0] == '\0' ||
+		    strpbrk(name, "\"\\\r\n ") != NULL) {
+			snprintf(err, errlen,
+			    "%s: mpic.remotes[%zu].perspective: required "
+			    "name without spaces or quotes",
+			    path, i);
+			return -1;
+		}
+		if (strcmp(name, cfg->mpic_perspective) == 0) {
+			snprintf(err, errlen,
+			    "%s: mpic.remotes[%zu].perspective: \"%s\" is "
+			    "this VA's own perspective",
+			    path, i, name);
+			return -1;
+		}
+		for (k = 0; k < i; k++)
+			if (strcmp(name,
+				json_string_value(json_object_get(
+				    json_array_get(rs, k), "perspective"))) ==
+			    0) {
+				snprintf(err, errlen,
+				    "%s: mpic.remotes[%zu].perspective: "
+				    "\"%s\" appears twice",
+				    path, i, name);
+				return -1;
+			}
+		if (region != NULL && !json_is_string(region)) {
+			snprintf(err, errlen,
+			    "%s: mpic.remotes[%zu].region: expected a string",
+			    path, i);
+			return -1;
+		}
+		c = client_part(r);
+		rc = rpc_client_config_parse(c, &cc, sub, sizeof(sub));
+		json_decref(c);
+		if (rc == 0 &&
+		    (cc.target == NULL || strncmp(cc.target, "tcp:", 4) != 0)) {
+			snprintf(sub, sizeof(sub),
+			    "target: a remote VA is reached over mutual TLS "
+			    "(\"tcp:host:port\")");
+			rc = -1;
+		}
+		rpc_client_config_clear(&cc);
+		if (rc != 0) {
+			snprintf(err, errlen, "%s: mpic.remotes[%zu]: %s", path,
+			    i, sub);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* See va_int.h. */
+struct va_mpic *
+va_mpic_new(const struct va_config *cfg, struct metrics *metrics, char *err,
+    size_t errlen)
+{
+	const json_t *rs = cfg->mpic_remotes;
+	struct va_mpic *m;
+	size_t i, n = json_is_array(rs) ? json_array_size(rs) : 0;
+
+	if (n == 0 || cfg->mpic_is_remote)
+		return NULL;
+	m = xcalloc(1, sizeof(*m));
+	m->remotes = xcalloc(n, sizeof(*m->remotes));
+	m->metrics = metrics;
+	m->perspective = cfg->mpic_perspective;
+	m->allowed = va_mpic_allowed_failures(n, cfg->mpic_max_failures);
+	m->timeout_ms = cfg->mpic_remote_timeout_ms > 0
+	    ? cfg->mpic_remote_timeout_ms
+	    : cfg->validation_timeout_ms;
+	if (pthread_mutex_init(&m->mu, NULL) != 0 ||
+	    pthread_cond_init(&m->cv, NULL) != 0) {
+		snprintf(err, errlen, "mpic: cannot create a lock");
+		free(m->remotes);
+		free(m);
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		const json_t *r = json_array_get(rs, i);
+		struct rpc_client_config cc;
+		json_t *c = client_part(r);
+		char sub[256];
+		int rc = rpc_client_config_parse(c, &cc, sub, sizeof(sub));
+
+		json_decref(c);
+		m->n = i + 1;
+		m->remotes[i].name = xstrdup(
+		    json_string_value(json_object_get(r, "perspective")));
+		if (json_is_string(json_object_get(r, "region")))
+			m->remotes[i].region = xstrdup(
+			    json_string_value(json_object_get(r, "region")));
+		if (rc == 0)
+			m->remotes[i].client = rpc_client_new(
+			    &cc, m->remotes[i].name, metrics, sub, sizeof(sub));
+		rpc_client_config_clear(&cc);
+		if (rc != 0 || m->remotes[i].client == NULL) {
+			snprintf(err, errlen, "mpic.remotes[%zu] (%s): %s", i,
+			    m->remotes[i].name, sub);
+			va_mpic_free(m);
+			return NULL;
+		}
+	}
+	return m;
+}
+
+/* See va_int.h. */
+void
+va_mpic_free(struct va_mpic *m)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	/* Calls still running hold the clients: let them end (each is
+	 * bounded by its timeout). */
+	pthread_mutex_lock(&m->mu);
+	while (m->threads > 0)
+		pthread_cond_wait(&m->cv, &m->mu);
+	pthread_mutex_unlock(&m->mu);
+	for (i = 0; i < m->n; i++) {
+		rpc_client_free(m->remotes[i].client);
+		free(m->remotes[i].name);
+		free(m->remotes[i].region);
+	}
+	free(m->remotes);
+	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->cv);
+	free(m);
+}
+
+/* See va_int.h. */
+size_t
+va_mpic_remotes(const struct va_mpic *m)
+{
+	return m != NULL ? m->n : 0;
+}
+
+static void
+fan_unref(struct fan *f)
+{
+	size_t i;
+	int last;
+
+	pthread_mutex_lock(&f->mu);
+	last = --f->refs == 0;
+	pthread_mutex_unlock(&f->mu);
+	if (!last)
+		return;
+	for (i = 0; i < f->n; i++) {
+		json_decref(f->slots[i].result);
+		problem_free(f->slots[i].prob);
+	}
+	free(f->slots);
+	free(f->rid);
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+	free(f);
+}
+
+/* Classifies a remote's reply (borrowed) into *s. */
+static void
+classify(struct slot *s, int caa, json_t *res)
+{
+	const json_t *e = json_object_get(res, "error");
+	int ok;
+
+	if (caa)
+		ok = json_is_true(json_object_get(res, "ok"));
+	else
+		ok = json_is_string(json_object_get(res, "status")) &&
+		    strcmp(json_string_value(json_object_get(res, "status")),
+			"valid") == 0;
+	if (ok) {
+		s->state = SLOT_PASS;
+		return;
+	}
+	s->state = SLOT_FAIL;
+	s->prob = json_is_object(e) ? problem_from_json(e)
+	    : caa ? problem_new(PROB_CAA, "CAA forbids issuance")
+		  : problem_new(PROB_UNAUTHORIZED, "validation failed");
+}
+
+static void *
+remote_main(void *arg)
+{
+	struct fan_arg *a = arg;
+	struct fan *f = a->f;
+	struct va_mpic *m = f->m;
+	struct va_remote *r = &m->remotes[a->i];
+	json_t *res = NULL;
+	struct problem *prob = NULL;
+	int64_t t0 = time_mono_ms();
+	struct slot s = {SLOT_RUNNING, NULL, NULL, 0};
+	char labels[256], esc[128];
+	int late;
+
+	if (rpc_call(r->client,
+		rpc_method_name(
+		    f->caa ? RPC_VA_REMOTE_CHECK_CAA : RPC_VA_REMOTE_VALIDATE),
+		a->params, a->timeout_ms, f->rid, &res, &prob) != 0) {
+		s.state = SLOT_ERROR;
+		s.prob = prob != NULL
+		    ? prob
+		    : problem_new(PROB_UNAVAILABLE, "no answer");
+	} else {
+		classify(&s, f->caa, res);
+		s.result = res;
+	}
+	s.ms = time_mono_ms() - t0;
+	json_decref(a->params);
+
+	snprintf(labels, sizeof(labels),
+	    "perspective=\"%s\",op=\"%s\",outcome=\"%s\"",
+	    metrics_label_escape(r->name, esc, sizeof(esc)),
+	    f->caa ? "caa" : "validate", slot_names[s.state]);
+	metrics_counter_add(m->metrics, "anvil_va_mpic_remote_total",
+	    "Remote perspective answers by perspective, operation and outcome "
+	    "(valid: corroborated, invalid: saw something else, "
+	    "unavailable: no usable answer).",
+	    labels, 1);
+	snprintf(labels, sizeof(labels), "perspective=\"%s\"",
+	    metrics_label_escape(r->name, esc, sizeof(esc)));
+	metrics_histogram_observe(m->metrics,
+	    "anvil_va_mpic_remote_duration_seconds",
+	    "Time of one remote perspective's corroboration call.", labels,
+	    (double)s.ms / 1000.0);
+
+	pthread_mutex_lock(&f->mu);
+	late = f->decided;
+	f->slots[a->i] = s;
+	f->done++;
+	if (s.state == SLOT_PASS)
+		f->passed++;
+	else
+		f->failed++;
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	if (late)
+		log_msg(LOG_LEVEL_INFO, f->rid,
+		    "mpic: %s answered %s after the decision (%lld ms)",
+		    r->name, slot_names[s.state], (long long)s.ms);
+	fan_unref(f);
+	free(a);
+
+	pthread_mutex_lock(&m->mu);
+	m->threads--;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	return NULL;
+}
+
+/* Absolute CLOCK_REALTIME time ms from now. */
+static struct timespec
+abs_after(int64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+/* One perspective's entry of the validation record (new reference). */
+static json_t *
+slot_json(const struct va_remote *r, const struct slot *s, int caa)
+{
+	json_t *o = json_pack("{s:s,s:s}", "perspective", r->name, "status",
+	    slot_names[s->state]);
+
+	if (r->region != NULL)
+		json_object_set_new(o, "region", json_string(r->region));
+	json_object_set_new(o, "check", json_string(caa ? "caa" : "challenge"));
+	if (s->state != SLOT_RUNNING)
+		json_object_set_new(o, "duration_ms", json_integer(s->ms));
+	else
+		json_object_set_new(o, "note",
+		    json_string("not awaited: the outcome was already "
+				"decided"));
+	if (s->prob != NULL)
+		json_object_set_new(o, "error", problem_to_rpc_json(s->prob));
+	if (!caa && s->result != NULL &&
+	    json_is_array(json_object_get(s->result, "validation_record")))
+		json_object_set(o, "validation_record",
+		    json_object_get(s->result, "validation_record"));
+	return o;
+}
+
+/* See va_int.h. */
+int
+va_mpic_corroborate(struct va_mpic *m, int caa, const json_t *params,
+    const char *ident_type, const char *ident_value, const char *rid,
+    int64_t deadline_ms, json_t *records, struct problem **prob)
+{
+	struct fan *f = xcalloc(1, sizeof(*f));
+	int64_t budget = m->timeout_ms, t0 = time_mono_ms();
+	int need = (int)m->n - m->allowed, corroborated, any_fail = 0;
+	int any_caa = 0, timed_out = 0;
+	struct timespec until;
+	struct problem *p;
+	char *summary, *cur;
+	size_t i, len;
+
+	*prob = NULL;
+	if (deadline_ms > 0) {
+		int64_t left = deadline_ms - time_now_ms() - 100;
+		if (left < budget)
+			budget = left;
+	}
+	if (budget < 1)
+		budget = 1;
+	f->m = m;
+	f->caa = caa;
+	f->rid = rid != NULL ? xstrdup(rid) : NULL;
+	f->n = m->n;
+	f->slots = xcalloc(m->n, sizeof(*f->slots));
+	f->refs = 1;
+	if (pthread_mutex_init(&f->mu, NULL) != 0 ||
+	    pthread_cond_init(&f->cv, NULL) != 0)
+		log_bug("mpic: cannot create a lock");
+
+	for (i = 0; i < m->n; i++) {
+		struct fan_arg *a = xcalloc(1, sizeof(*a));
+		pthread_attr_t attr;
+		pthread_t th;
+		int rc;
+
+		a->f = f;
+		a->i = i;
+		a->params = json_deep_copy(params);
+		a->timeout_ms = (int)budget;
+		pthread_mutex_lock(&f->mu);
+		f->refs++;
+		pthread_mutex_unlock(&f->mu);
+		pthread_mutex_lock(&m->mu);
+		m->threads++;
+		pthread_mutex_unlock(&m->mu);
+		rc = pthread_attr_init(&attr);
+		if (rc == 0) {
+			(void)pthread_attr_setdetachstate(
+			    &attr, PTHREAD_CREATE_DETACHED);
+			(void)pthread_attr_setstacksize(&attr, 256 * 1024);
+			rc = pthread_create(&th, &attr, remote_main, a);
+			pthread_attr_destroy(&attr);
+		}
+		if (rc != 0) {
+			/* counts as a perspective without an answer */
+			pthread_mutex_lock(&m->mu);
+			m->threads--;
+			pthread_cond_broadcast(&m->cv);
+			pthread_mutex_unlock(&m->mu);
+			pthread_mutex_lock(&f->mu);
+			f->refs--;
+			f->slots[i].state = SLOT_ERROR;
+			f->slots[i].prob = problem_new(PROB_SERVER_INTERNAL,
+			    "cannot start the call: %s", strerror(rc));
+			f->failed++;
+			f->done++;
+			pthread_mutex_unlock(&f->mu);
+			json_decref(a->params);
+			free(a);
+			continue;
+		}
+	}
+
+	/* Wait for the decision. Each call ends by its own timeout; the
+	 * extra second only guards against a call that never returns. */
+	until = abs_after(budget + 1000);
+	pthread_mutex_lock(&f->mu);
+	while (f->passed < need && f->failed <= m->allowed &&
+	    f->done < (int)f->n) {
+		if (pthread_cond_timedwait(&f->cv, &f->mu, &until) ==
+		    ETIMEDOUT) {
+			log_msg(LOG_LEVEL_ERROR, rid,
+			    "mpic: remote calls overran their timeout");
+			timed_out = 1;
+			break;
+		}
+	}
+	f->decided = 1;
+	corroborated = f->passed >= need;
+	/* What the remotes said so far, into the audit trail. Pending ones
+	 * are recorded as such. */
+	for (i = 0; i < f->n; i++) {
+		struct slot *s = &f->slots[i];
+		json_array_append_new(
+		    records, slot_json(&m->remotes[i], s, caa));
+		if (s->state == SLOT_FAIL || s->state == SLOT_ERROR) {
+			if (s->state == SLOT_FAIL)
+				any_fail = 1;
+			if (s->prob != NULL && s->prob->type == PROB_CAA)
+				any_caa = 1;
+		}
+	}
+	len = 64 + f->n * 48;
+	summary = xcalloc(1, len);
+	cur = summary;
+	for (i = 0; i < f->n; i++) {
+		int w = snprintf(cur, len - (size_t)(cur - summary), "%s%s:%s",
+		    i > 0 ? "," : "", m->remotes[i].name,
+		    slot_names[f->slots[i].state]);
+		if (w < 0 || (size_t)w >= len - (size_t)(cur - summary))
+			break;
+		cur += w;
+	}
+	log_audit(rid, "mpic",
+	    "op=%s identifier=%s:%s primary=%s remotes=%s passed=%d/%zu "
+	    "allowed_failures=%d result=%s duration_ms=%lld",
+	    caa ? "caa" : "validate", ident_type, ident_value, m->perspective,
+	    summary, f->passed, f->n, m->allowed,
+	    corroborated ? "corroborated" : "not_corroborated",
+	    (long long)(time_mono_ms() - t0));
+	free(summary);
+
+	if (!corroborated) {
+		/* Distinct from the primary's own failures: the primary
+		 * passed, the other perspectives did not agree. */
+		enum prob_type t = any_caa ? PROB_CAA
+		    : any_fail             ? PROB_UNAUTHORIZED
+					   : PROB_SERVER_INTERNAL;
+		p = problem_new(t,
+		    "Multi-perspective corroboration failed for %s: "
+		    "%d of %zu remote perspectives did not corroborate the "
+		    "primary's %s (at most %d may fail)%s",
+		    ident_value,
+		    f->failed + (timed_out ? (int)f->n - f->done : 0), f->n,
+		    caa ? "CAA check" : "validation", m->allowed,
+		    any_fail ? ""
+			     : "; the remote perspectives were unreachable");
+		for (i = 0; i < f->n; i++) {
+			struct slot *s = &f->slots[i];
+			struct problem *sp;
+
+			if (s->state == SLOT_PASS ||
+			    (s->state == SLOT_RUNNING && !timed_out))
+				continue;
+			if (s->state == SLOT_RUNNING)
+				sp = problem_new(PROB_SERVER_INTERNAL,
+				    "perspective %s: no answer within %lld ms",
+				    m->remotes[i].name, (long long)budget);
+			else
+				sp = problem_new(s->prob != NULL
+					? (s->prob->type == PROB_UNAVAILABLE
+						  ? PROB_SERVER_INTERNAL
+						  : s->prob->type)
+					: PROB_SERVER_INTERNAL,
+				    "perspective %s: %s", m->remotes[i].name,
+				    s->prob != NULL && s->prob->detail != NULL
+					? s->prob->detail
+					: slot_names[s->state]);
+			problem_add_sub(p, sp, ident_type, ident_value);
+		}
+		*prob = p;
+	}
+	pthread_mutex_unlock(&f->mu);
+	{
+		char labels[96];
+		snprintf(labels, sizeof(labels), "op=\"%s\",result=\"%s\"",
+		    caa ? "caa" : "validate",
+		    corroborated ? "corroborated" : "not_corroborated");
+		metrics_counter_add(m->metrics,
+		    "anvil_va_mpic_corroborations_total",
+		    "Multi-perspective corroborations by operation and "
+		    "result.",
+		    labels, 1);
+	}
+	fan_unref(f);
+	return corroborated ? 0 : -1;
+}
