@@ -51,6 +51,10 @@ REMOTE_TIMEOUT_S = 4
 TAG = "mp%d" % (os.getpid() % 100000)
 PERSPECTIVES = [("eu-west", "RIPE"), ("ap-south", "APNIC"), ("sa-east", "LACNIC")]
 PRIMARY = "us-lab"
+# the CA's CAA identity: what configs/dev/va.json checks (every perspective
+# must check the same one)
+with open(os.path.join(anvil_env.TOP, "configs", "dev", "va.json")) as _f:
+    CAA_ID = json.load(_f)["caa_identities"][0]
 CHALLTESTSRV = shutil.which("pebble-challtestsrv") or "/usr/bin/pebble-challtestsrv"
 
 pytestmark = pytest.mark.skipif(
@@ -147,7 +151,7 @@ class Perspective:
             "dns": {"resolvers": ["127.0.0.1:8053"], "timeout": "1s", "tries": 2},
             "http01_port": P_HTTP, "tlsalpn01_port": PORT_BASE + 1,
             "https_port": PORT_BASE + 3,
-            "caa_identities": ["anvil.local"],
+            "caa_identities": [CAA_ID],
             "validation_timeout": "%ds" % VALIDATION_TIMEOUT_S,
             "network": {"mode": "private", "allow": ["127.0.0.0/8", "::1/128"]},
             "mpic": {"role": "remote", "perspective": self.name, "region": self.region},
@@ -404,9 +408,9 @@ def test_dns01_split_horizon(env, mesh):
 
 
 def caa_everywhere(env, mesh, host, forbid=()):
-    env.challtest("add-caa", {"host": host, "policies": [{"tag": "issue", "value": "anvil.local"}]})
+    env.challtest("add-caa", {"host": host, "policies": [{"tag": "issue", "value": CAA_ID}]})
     for v in mesh["views"].values():
-        value = "other-ca.example" if v.name in forbid else "anvil.local"
+        value = "other-ca.example" if v.name in forbid else CAA_ID
         v.mgmt("add-caa", {"host": host, "policies": [{"tag": "issue", "value": value}]})
 
 
