@@ -112,14 +112,81 @@ client_part(const json_t *r)
 	return c;
 }
 
+/* 1 if name is a usable perspective name. */
+static int
+name_ok(const char *name)
+{
+	return name != NULL && name[0] != '\0' &&
+	    strpbrk(name, "\"\\\r\n ") == NULL;
+}
+
+/* Checks mpic.remotes[i] (borrowed) of cfg: 0, or -1 with err. */
+static int
+remote_check(const struct va_config *cfg, size_t i, const char *path, char *err,
+    size_t errlen)
+{
+	const json_t *rs = cfg->mpic_remotes, *r = json_array_get(rs, i);
+	const char *name = json_string_value(json_object_get(r, "perspective"));
+	const json_t *region = json_object_get(r, "region");
+	struct rpc_client_config cc;
+	char sub[256];
+	json_t *c;
+	size_t k;
+	int rc;
+
+	if (!json_is_object(r) || !name_ok(name)) {
+		snprintf(err, errlen,
+		    "%s: mpic.remotes[%zu].perspective: required name "
+		    "without spaces or quotes",
+		    path, i);
+		return -1;
+	}
+	if (strcmp(name, cfg->mpic_perspective) == 0) {
+		snprintf(err, errlen,
+		    "%s: mpic.remotes[%zu].perspective: \"%s\" is this "
+		    "VA's own perspective",
+		    path, i, name);
+		return -1;
+	}
+	for (k = 0; k < i; k++)
+		if (strcmp(name,
+			json_string_value(json_object_get(
+			    json_array_get(rs, k), "perspective"))) == 0) {
+			snprintf(err, errlen,
+			    "%s: mpic.remotes[%zu].perspective: \"%s\" "
+			    "appears twice",
+			    path, i, name);
+			return -1;
+		}
+	if (region != NULL && !json_is_string(region)) {
+		snprintf(err, errlen,
+		    "%s: mpic.remotes[%zu].region: expected a string", path, i);
+		return -1;
+	}
+	c = client_part(r);
+	rc = rpc_client_config_parse(c, &cc, sub, sizeof(sub));
+	json_decref(c);
+	if (rc == 0 &&
+	    (cc.target == NULL || strncmp(cc.target, "tcp:", 4) != 0)) {
+		snprintf(sub, sizeof(sub),
+		    "target: a remote VA is reached over mutual TLS "
+		    "(\"tcp:host:port\")");
+		rc = -1;
+	}
+	rpc_client_config_clear(&cc);
+	if (rc != 0)
+		snprintf(
+		    err, errlen, "%s: mpic.remotes[%zu]: %s", path, i, sub);
+	return rc;
+}
+
 /* See va.h. */
 int
 va_mpic_config_check(
     const struct va_config *cfg, const char *path, char *err, size_t errlen)
 {
 	const json_t *rs = cfg->mpic_remotes;
-	size_t i, k, n;
-	char sub[256];
+	size_t i, n;
 
 	if (strcmp(cfg->mpic_role, "primary") != 0 &&
 	    strcmp(cfg->mpic_role, "remote") != 0) {
@@ -129,8 +196,7 @@ va_mpic_config_check(
 	}
 	((struct va_config *)cfg)->mpic_is_remote =
 	    strcmp(cfg->mpic_role, "remote") == 0;
-	if (cfg->mpic_perspective[0] == '\0' ||
-	    strpbrk(cfg->mpic_perspective, "\"\\\r\n ") != NULL) {
+	if (!name_ok(cfg->mpic_perspective)) {
 		snprintf(err, errlen,
 		    "%s: mpic.perspective: expected a non-empty name without "
 		    "spaces or quotes",
@@ -169,64 +235,9 @@ va_mpic_config_check(
 		    path, n > 0 ? n - 1 : 0);
 		return -1;
 	}
-	for (i = 0; i < n; i++) {
-		const json_t *r = json_array_get(rs, i);
-		const char *name =
-		    json_string_value(json_object_get(r, "perspective"));
-		const json_t *region = json_object_get(r, "region");
-		struct rpc_client_config cc;
-		json_t *c;
-		int rc;
-
-		if (!json_is_object(r) || name == NULL || name[0] == '\0' ||
-		    strpbrk(name, "\"\\\r\n ") != NULL) {
-			snprintf(err, errlen,
-			    "%s: mpic.remotes[%zu].perspective: required "
-			    "name without spaces or quotes",
-			    path, i);
+	for (i = 0; i < n; i++)
+		if (remote_check(cfg, i, path, err, errlen) != 0)
 			return -1;
-		}
-		if (strcmp(name, cfg->mpic_perspective) == 0) {
-			snprintf(err, errlen,
-			    "%s: mpic.remotes[%zu].perspective: \"%s\" is "
-			    "this VA's own perspective",
-			    path, i, name);
-			return -1;
-		}
-		for (k = 0; k < i; k++)
-			if (strcmp(name,
-				json_string_value(json_object_get(
-				    json_array_get(rs, k), "perspective"))) ==
-			    0) {
-				snprintf(err, errlen,
-				    "%s: mpic.remotes[%zu].perspective: "
-				    "\"%s\" appears twice",
-				    path, i, name);
-				return -1;
-			}
-		if (region != NULL && !json_is_string(region)) {
-			snprintf(err, errlen,
-			    "%s: mpic.remotes[%zu].region: expected a string",
-			    path, i);
-			return -1;
-		}
-		c = client_part(r);
-		rc = rpc_client_config_parse(c, &cc, sub, sizeof(sub));
-		json_decref(c);
-		if (rc == 0 &&
-		    (cc.target == NULL || strncmp(cc.target, "tcp:", 4) != 0)) {
-			snprintf(sub, sizeof(sub),
-			    "target: a remote VA is reached over mutual TLS "
-			    "(\"tcp:host:port\")");
-			rc = -1;
-		}
-		rpc_client_config_clear(&cc);
-		if (rc != 0) {
-			snprintf(err, errlen, "%s: mpic.remotes[%zu]: %s", path,
-			    i, sub);
-			return -1;
-		}
-	}
 	return 0;
 }
 
@@ -471,29 +482,151 @@ slot_json(const struct va_remote *r, const struct slot *s, int caa)
 	return o;
 }
 
-/* See va_int.h. */
-int
-va_mpic_corroborate(struct va_mpic *m, int caa, const json_t *params,
-    const char *ident_type, const char *ident_value, const char *rid,
-    int64_t deadline_ms, json_t *records, struct problem **prob)
+/* Starts remote i's call on a detached thread; on failure records the
+ * slot as unavailable. f->mu not held. */
+static void
+fan_start(struct fan *f, size_t i, const json_t *params, int64_t budget)
+{
+	struct va_mpic *m = f->m;
+	struct fan_arg *a = xcalloc(1, sizeof(*a));
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	a->f = f;
+	a->i = i;
+	a->params = json_deep_copy(params);
+	a->timeout_ms = (int)budget;
+	pthread_mutex_lock(&f->mu);
+	f->refs++;
+	pthread_mutex_unlock(&f->mu);
+	pthread_mutex_lock(&m->mu);
+	m->threads++;
+	pthread_mutex_unlock(&m->mu);
+	rc = pthread_attr_init(&attr);
+	if (rc == 0) {
+		(void)pthread_attr_setdetachstate(
+		    &attr, PTHREAD_CREATE_DETACHED);
+		(void)pthread_attr_setstacksize(&attr, 256 * 1024);
+		rc = pthread_create(&th, &attr, remote_main, a);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc == 0)
+		return;
+	/* counts as a perspective without an answer */
+	pthread_mutex_lock(&m->mu);
+	m->threads--;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	pthread_mutex_lock(&f->mu);
+	f->refs--;
+	f->slots[i].state = SLOT_ERROR;
+	f->slots[i].prob = problem_new(
+	    PROB_SERVER_INTERNAL, "cannot start the call: %s", strerror(rc));
+	f->failed++;
+	f->done++;
+	pthread_mutex_unlock(&f->mu);
+	json_decref(a->params);
+	free(a);
+}
+
+/* Appends every perspective's entry to records and writes the audit
+ * line. f->mu held. */
+static void
+fan_record(struct fan *f, int corroborated, const char *ident_type,
+    const char *ident_value, int64_t t0, json_t *records)
+{
+	struct va_mpic *m = f->m;
+	size_t i, len = 64 + f->n * 48;
+	char *summary = xcalloc(1, len), *cur = summary;
+
+	for (i = 0; i < f->n; i++) {
+		int w;
+		json_array_append_new(
+		    records, slot_json(&m->remotes[i], &f->slots[i], f->caa));
+		w = snprintf(cur, len - (size_t)(cur - summary), "%s%s:%s",
+		    i > 0 ? "," : "", m->remotes[i].name,
+		    slot_names[f->slots[i].state]);
+		if (w < 0 || (size_t)w >= len - (size_t)(cur - summary))
+			break;
+		cur += w;
+	}
+	log_audit(f->rid, "mpic",
+	    "op=%s identifier=%s:%s primary=%s remotes=%s passed=%d/%zu "
+	    "allowed_failures=%d result=%s duration_ms=%lld",
+	    f->caa ? "caa" : "validate", ident_type, ident_value,
+	    m->perspective, summary, f->passed, f->n, m->allowed,
+	    corroborated ? "corroborated" : "not_corroborated",
+	    (long long)(time_mono_ms() - t0));
+	free(summary);
+}
+
+/*
+ * The problem of a lost quorum: distinct from the primary's own failures
+ * (the primary passed, the other perspectives did not agree), one
+ * subproblem per failing perspective. f->mu held. New problem.
+ */
+static struct problem *
+fan_problem(struct fan *f, int timed_out, int64_t budget,
+    const char *ident_type, const char *ident_value)
+{
+	struct va_mpic *m = f->m;
+	int any_fail = 0, any_caa = 0;
+	struct problem *p;
+	enum prob_type t;
+	size_t i;
+
+	for (i = 0; i < f->n; i++) {
+		struct slot *s = &f->slots[i];
+		if (s->state == SLOT_FAIL)
+			any_fail = 1;
+		if ((s->state == SLOT_FAIL || s->state == SLOT_ERROR) &&
+		    s->prob != NULL && s->prob->type == PROB_CAA)
+			any_caa = 1;
+	}
+	t = any_caa    ? PROB_CAA
+	    : any_fail ? PROB_UNAUTHORIZED
+		       : PROB_SERVER_INTERNAL;
+	p = problem_new(t,
+	    "Multi-perspective corroboration failed for %s: %d of %zu remote "
+	    "perspectives did not corroborate the primary's %s (at most %d "
+	    "may fail)%s",
+	    ident_value, f->failed + (timed_out ? (int)f->n - f->done : 0),
+	    f->n, f->caa ? "CAA check" : "validation", m->allowed,
+	    any_fail ? "" : "; the remote perspectives were unreachable");
+	for (i = 0; i < f->n; i++) {
+		struct slot *s = &f->slots[i];
+		struct problem *sp;
+		enum prob_type st = PROB_SERVER_INTERNAL;
+
+		if (s->state == SLOT_PASS ||
+		    (s->state == SLOT_RUNNING && !timed_out))
+			continue;
+		if (s->state == SLOT_RUNNING) {
+			sp = problem_new(st,
+			    "perspective %s: no answer within %lld ms",
+			    m->remotes[i].name, (long long)budget);
+		} else {
+			if (s->prob != NULL &&
+			    s->prob->type != PROB_UNAVAILABLE)
+				st = s->prob->type;
+			sp = problem_new(st, "perspective %s: %s",
+			    m->remotes[i].name,
+			    s->prob != NULL && s->prob->detail != NULL
+				? s->prob->detail
+				: slot_names[s->state]);
+		}
+		problem_add_sub(p, sp, ident_type, ident_value);
+	}
+	return p;
+}
+
+/* A new fan for m's remotes (one reference: the caller's). */
+static struct fan *
+fan_new(struct va_mpic *m, int caa, const char *rid)
 {
 	struct fan *f = xcalloc(1, sizeof(*f));
-	int64_t budget = m->timeout_ms, t0 = time_mono_ms();
-	int need = (int)m->n - m->allowed, corroborated, any_fail = 0;
-	int any_caa = 0, timed_out = 0;
-	struct timespec until;
-	struct problem *p;
-	char *summary, *cur;
-	size_t i, len;
 
-	*prob = NULL;
-	if (deadline_ms > 0) {
-		int64_t left = deadline_ms - time_now_ms() - 100;
-		if (left < budget)
-			budget = left;
-	}
-	if (budget < 1)
-		budget = 1;
 	f->m = m;
 	f->caa = caa;
 	f->rid = rid != NULL ? xstrdup(rid) : NULL;
@@ -503,50 +636,29 @@ va_mpic_corroborate(struct va_mpic *m, int caa, const json_t *params,
 	if (pthread_mutex_init(&f->mu, NULL) != 0 ||
 	    pthread_cond_init(&f->cv, NULL) != 0)
 		log_bug("mpic: cannot create a lock");
+	return f;
+}
 
-	for (i = 0; i < m->n; i++) {
-		struct fan_arg *a = xcalloc(1, sizeof(*a));
-		pthread_attr_t attr;
-		pthread_t th;
-		int rc;
+/* See va_int.h. */
+int
+va_mpic_corroborate(struct va_mpic *m, int caa, const json_t *params,
+    const char *ident_type, const char *ident_value, const char *rid,
+    int64_t deadline_ms, json_t *records, struct problem **prob)
+{
+	struct fan *f = fan_new(m, caa, rid);
+	int64_t budget = m->timeout_ms, t0 = time_mono_ms();
+	int need = (int)m->n - m->allowed, corroborated, timed_out = 0;
+	struct timespec until;
+	char labels[96];
+	size_t i;
 
-		a->f = f;
-		a->i = i;
-		a->params = json_deep_copy(params);
-		a->timeout_ms = (int)budget;
-		pthread_mutex_lock(&f->mu);
-		f->refs++;
-		pthread_mutex_unlock(&f->mu);
-		pthread_mutex_lock(&m->mu);
-		m->threads++;
-		pthread_mutex_unlock(&m->mu);
-		rc = pthread_attr_init(&attr);
-		if (rc == 0) {
-			(void)pthread_attr_setdetachstate(
-			    &attr, PTHREAD_CREATE_DETACHED);
-			(void)pthread_attr_setstacksize(&attr, 256 * 1024);
-			rc = pthread_create(&th, &attr, remote_main, a);
-			pthread_attr_destroy(&attr);
-		}
-		if (rc != 0) {
-			/* counts as a perspective without an answer */
-			pthread_mutex_lock(&m->mu);
-			m->threads--;
-			pthread_cond_broadcast(&m->cv);
-			pthread_mutex_unlock(&m->mu);
-			pthread_mutex_lock(&f->mu);
-			f->refs--;
-			f->slots[i].state = SLOT_ERROR;
-			f->slots[i].prob = problem_new(PROB_SERVER_INTERNAL,
-			    "cannot start the call: %s", strerror(rc));
-			f->failed++;
-			f->done++;
-			pthread_mutex_unlock(&f->mu);
-			json_decref(a->params);
-			free(a);
-			continue;
-		}
-	}
+	*prob = NULL;
+	if (deadline_ms > 0 && deadline_ms - time_now_ms() - 100 < budget)
+		budget = deadline_ms - time_now_ms() - 100;
+	if (budget < 1)
+		budget = 1;
+	for (i = 0; i < m->n; i++)
+		fan_start(f, i, params, budget);
 
 	/* Wait for the decision. Each call ends by its own timeout; the
 	 * extra second only guards against a call that never returns. */
@@ -564,91 +676,17 @@ va_mpic_corroborate(struct va_mpic *m, int caa, const json_t *params,
 	}
 	f->decided = 1;
 	corroborated = f->passed >= need;
-	/* What the remotes said so far, into the audit trail. Pending ones
-	 * are recorded as such. */
-	for (i = 0; i < f->n; i++) {
-		struct slot *s = &f->slots[i];
-		json_array_append_new(
-		    records, slot_json(&m->remotes[i], s, caa));
-		if (s->state == SLOT_FAIL || s->state == SLOT_ERROR) {
-			if (s->state == SLOT_FAIL)
-				any_fail = 1;
-			if (s->prob != NULL && s->prob->type == PROB_CAA)
-				any_caa = 1;
-		}
-	}
-	len = 64 + f->n * 48;
-	summary = xcalloc(1, len);
-	cur = summary;
-	for (i = 0; i < f->n; i++) {
-		int w = snprintf(cur, len - (size_t)(cur - summary), "%s%s:%s",
-		    i > 0 ? "," : "", m->remotes[i].name,
-		    slot_names[f->slots[i].state]);
-		if (w < 0 || (size_t)w >= len - (size_t)(cur - summary))
-			break;
-		cur += w;
-	}
-	log_audit(rid, "mpic",
-	    "op=%s identifier=%s:%s primary=%s remotes=%s passed=%d/%zu "
-	    "allowed_failures=%d result=%s duration_ms=%lld",
-	    caa ? "caa" : "validate", ident_type, ident_value, m->perspective,
-	    summary, f->passed, f->n, m->allowed,
-	    corroborated ? "corroborated" : "not_corroborated",
-	    (long long)(time_mono_ms() - t0));
-	free(summary);
-
-	if (!corroborated) {
-		/* Distinct from the primary's own failures: the primary
-		 * passed, the other perspectives did not agree. */
-		enum prob_type t = any_caa ? PROB_CAA
-		    : any_fail             ? PROB_UNAUTHORIZED
-					   : PROB_SERVER_INTERNAL;
-		p = problem_new(t,
-		    "Multi-perspective corroboration failed for %s: "
-		    "%d of %zu remote perspectives did not corroborate the "
-		    "primary's %s (at most %d may fail)%s",
-		    ident_value,
-		    f->failed + (timed_out ? (int)f->n - f->done : 0), f->n,
-		    caa ? "CAA check" : "validation", m->allowed,
-		    any_fail ? ""
-			     : "; the remote perspectives were unreachable");
-		for (i = 0; i < f->n; i++) {
-			struct slot *s = &f->slots[i];
-			struct problem *sp;
-
-			if (s->state == SLOT_PASS ||
-			    (s->state == SLOT_RUNNING && !timed_out))
-				continue;
-			if (s->state == SLOT_RUNNING)
-				sp = problem_new(PROB_SERVER_INTERNAL,
-				    "perspective %s: no answer within %lld ms",
-				    m->remotes[i].name, (long long)budget);
-			else
-				sp = problem_new(s->prob != NULL
-					? (s->prob->type == PROB_UNAVAILABLE
-						  ? PROB_SERVER_INTERNAL
-						  : s->prob->type)
-					: PROB_SERVER_INTERNAL,
-				    "perspective %s: %s", m->remotes[i].name,
-				    s->prob != NULL && s->prob->detail != NULL
-					? s->prob->detail
-					: slot_names[s->state]);
-			problem_add_sub(p, sp, ident_type, ident_value);
-		}
-		*prob = p;
-	}
+	fan_record(f, corroborated, ident_type, ident_value, t0, records);
+	if (!corroborated)
+		*prob =
+		    fan_problem(f, timed_out, budget, ident_type, ident_value);
 	pthread_mutex_unlock(&f->mu);
-	{
-		char labels[96];
-		snprintf(labels, sizeof(labels), "op=\"%s\",result=\"%s\"",
-		    caa ? "caa" : "validate",
-		    corroborated ? "corroborated" : "not_corroborated");
-		metrics_counter_add(m->metrics,
-		    "anvil_va_mpic_corroborations_total",
-		    "Multi-perspective corroborations by operation and "
-		    "result.",
-		    labels, 1);
-	}
+	snprintf(labels, sizeof(labels), "op=\"%s\",result=\"%s\"",
+	    caa ? "caa" : "validate",
+	    corroborated ? "corroborated" : "not_corroborated");
+	metrics_counter_add(m->metrics, "anvil_va_mpic_corroborations_total",
+	    "Multi-perspective corroborations by operation and result.", labels,
+	    1);
 	fan_unref(f);
 	return corroborated ? 0 : -1;
 }
