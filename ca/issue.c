@@ -155,7 +155,8 @@ check_identifiers(const struct profile *p, const json_t *ids)
 		t = json_string_value(json_object_get(id, "type"));
 		if (t != NULL &&
 		    ((strcmp(t, "dns") == 0 && !p->allow_dns) ||
-			(strcmp(t, "ip") == 0 && !p->allow_ip)))
+			(strcmp(t, "ip") == 0 && !p->allow_ip) ||
+			(strcmp(t, "email") == 0 && !p->allow_email)))
 			return problem_new(PROB_REJECTED_IDENTIFIER,
 			    "profile "
 			    "%s does not allow %s identifiers",

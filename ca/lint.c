@@ -14,7 +14,8 @@
 
 #include "ca/ca_int.h"
 
-/* Printable text of a GENERAL_NAME (DNS or IP) into buf; "" otherwise. */
+/* Printable text of a GENERAL_NAME (DNS, IP or rfc822Name) into buf; ""
+ * otherwise. */
 static const char *
 gn_text(const GENERAL_NAME *gn, char *buf, size_t buflen)
 {
@@ -22,8 +23,8 @@ gn_text(const GENERAL_NAME *gn, char *buf, size_t buflen)
 	int len;
 
 	buf[0] = '\0';
-	if (gn->type == GEN_DNS) {
-		s = gn->d.dNSName;
+	if (gn->type == GEN_DNS || gn->type == GEN_EMAIL) {
+		s = gn->type == GEN_DNS ? gn->d.dNSName : gn->d.rfc822Name;
 		len = ASN1_STRING_length(s);
 		if (len < 0 || (size_t)len >= buflen)
 			len = (int)buflen - 1;
@@ -76,6 +77,9 @@ ident_equals_gn(const json_t *id, const GENERAL_NAME *gn)
 		    (size_t)ASN1_STRING_length(gn->d.dNSName) == strlen(v);
 	if (gn->type == GEN_IPADD && strcmp(t, "ip") == 0)
 		return strcmp(gn_text(gn, buf, sizeof(buf)), v) == 0;
+	if (gn->type == GEN_EMAIL && strcmp(t, "email") == 0)
+		return strcmp(gn_text(gn, buf, sizeof(buf)), v) == 0 &&
+		    (size_t)ASN1_STRING_length(gn->d.rfc822Name) == strlen(v);
 	return 0;
 }
 
@@ -496,7 +500,9 @@ lint_ku_eku_consistent(const struct ca_lint_input *in, char *msg, size_t msglen)
 	}
 	if (!!(xku & XKU_SSL_SERVER) != !!in->profile->eku_server_auth ||
 	    !!(xku & XKU_SSL_CLIENT) != !!in->profile->eku_client_auth ||
-	    (xku & ~(uint32_t)(XKU_SSL_SERVER | XKU_SSL_CLIENT))) {
+	    !!(xku & XKU_SMIME) != !!in->profile->eku_email_protection ||
+	    (xku &
+		~(uint32_t)(XKU_SSL_SERVER | XKU_SSL_CLIENT | XKU_SMIME))) {
 		snprintf(msg, msglen, "extKeyUsage does not match profile %s",
 		    in->profile->name);
 		return -1;

@@ -48,6 +48,16 @@ ident_general_name(const char *type, const char *value)
 		GENERAL_NAME_set0_value(gn, GEN_DNS, ia5);
 		return gn;
 	}
+	if (strcmp(type, "email") == 0) {
+		/* RFC 8823 §4 / RFC 5280 §4.2.1.6: an rfc822Name */
+		if ((ia5 = ASN1_IA5STRING_new()) == NULL ||
+		    !ASN1_STRING_set(ia5, value, (int)strlen(value)))
+			goto fail;
+		if ((gn = GENERAL_NAME_new()) == NULL)
+			goto fail;
+		GENERAL_NAME_set0_value(gn, GEN_EMAIL, ia5);
+		return gn;
+	}
 	if (strcmp(type, "ip") == 0) {
 		if (inet_pton(AF_INET, value, raw) == 1)
 			rawlen = 4;
@@ -155,7 +165,7 @@ ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
 	X509V3_CTX ctx;
 	enum ca_key_type kt;
 	char *aia = NULL, *crl = NULL, *ocsp = NULL, *cdp = NULL;
-	char eku[64];
+	char eku[80];
 	int ok = 0;
 
 	if (ca_pkey_type(t->pubkey, &kt) != 0) {
@@ -197,6 +207,9 @@ ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
 	    t->profile->eku_server_auth && t->profile->eku_client_auth ? ","
 								       : "",
 	    t->profile->eku_client_auth ? "clientAuth" : "");
+	/* an S/MIME profile has this EKU alone (core/profile.c) */
+	if (t->profile->eku_email_protection)
+		snprintf(eku, sizeof(eku), "emailProtection");
 	if (eku[0] != '\0' && add_conf_ext(x, &ctx, NID_ext_key_usage, eku))
 		goto fail;
 	if (add_conf_ext(x, &ctx, NID_subject_key_identifier, "hash"))
@@ -275,6 +288,14 @@ ident_matches(const json_t *id, const GENERAL_NAME *gn)
 		    strncasecmp((const char *)ASN1_STRING_get0_data(s), value,
 			strlen(value)) == 0;
 	}
+	if (gn->type == GEN_EMAIL && strcmp(type, "email") == 0) {
+		/* the local part is case-sensitive (RFC 5321 §2.4), the
+		 * domain is not: both were normalised by the RA */
+		s = gn->d.rfc822Name;
+		return (size_t)ASN1_STRING_length(s) == strlen(value) &&
+		    memcmp(ASN1_STRING_get0_data(s), value, strlen(value)) ==
+		    0;
+	}
 	if (gn->type == GEN_IPADD && strcmp(type, "ip") == 0) {
 		if (inet_pton(AF_INET, value, raw) == 1)
 			rawlen = 4;
@@ -308,7 +329,8 @@ ca_order_sans(
 		const char *t = json_string_value(json_object_get(id, "type"));
 		const char *v = json_string_value(json_object_get(id, "value"));
 		if (t == NULL || v == NULL ||
-		    (strcmp(t, "dns") != 0 && strcmp(t, "ip") != 0) ||
+		    (strcmp(t, "dns") != 0 && strcmp(t, "ip") != 0 &&
+			strcmp(t, "email") != 0) ||
 		    v[0] == '\0' || strlen(v) > 253) {
 			snprintf(err, errlen, "identifiers[%zu]: malformed", k);
 			goto out;

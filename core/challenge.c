@@ -32,6 +32,10 @@ static const struct chal_info chal_table[CHAL__MAX] = {
      * policy.onion */
     [CHAL_ONIONCSR01] = {CHAL_ONIONCSR01, "onion-csr-01", "RFC 9799 §3.2",
 	CHAL_IDENT(IDENT_DNS), 1, 0, 0, 1},
+    /* RFC 8823 §3: email identifiers only; offered wherever the policy
+     * allows email identifiers at all */
+    [CHAL_EMAILREPLY00] = {CHAL_EMAILREPLY00, "email-reply-00", "RFC 8823 §3",
+	CHAL_IDENT(IDENT_EMAIL), 0, 0, 1},
 };
 
 /* See core.h. */

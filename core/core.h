@@ -244,7 +244,12 @@ int duration_parse_ms(const char *s, int64_t *out_ms);
 /* Identifiers                                                          */
 /* ------------------------------------------------------------------ */
 
-enum ident_type { IDENT_DNS, IDENT_IP, IDENT__MAX };
+enum ident_type {
+	IDENT_DNS,
+	IDENT_IP,
+	IDENT_EMAIL, /* RFC 8823 §2: an email address (rfc822Name) */
+	IDENT__MAX
+};
 
 /* "dns" / "ip" (static) and back; parse returns -1 if unknown. */
 const char *ident_type_name(enum ident_type t);
@@ -286,6 +291,15 @@ int ident_onion_name(const char *name);
  */
 int ident_onion_parse(const char *name, uint8_t pubkey[32],
     const char **base, char *err, size_t errlen);
+/*
+ * Validates and normalises an email identifier (RFC 8823 §2: an
+ * "addr-spec" of RFC 5322 §3.4.1, ASCII only): a dot-atom local part
+ * (kept as given, local parts are case-sensitive per RFC 5321 §2.4) "@" a
+ * DNS name (lowercased, as ident_dns_normalize, no wildcard). Quoted local
+ * parts and address literals are refused. Returns a malloc'd normalised
+ * address, or NULL with a reason in err.
+ */
+char *ident_email_normalize(const char *addr, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* Challenge types (challenge.c): the one table RA and VA share         */
@@ -303,6 +317,7 @@ enum chal_type {
 	CHAL_DNSACCOUNT01, /* draft-ietf-acme-dns-account-label */
 	CHAL_DNSPERSIST01, /* draft-ietf-acme-dns-persist */
 	CHAL_ONIONCSR01,   /* RFC 9799 §3.2 */
+	CHAL_EMAILREPLY00, /* RFC 8823 §3 */
 	CHAL__MAX
 };
 
@@ -549,7 +564,10 @@ int file_check_secret_mode(const char *path, char *err, size_t errlen);
  *     "ekus": ["serverAuth"], "order_lifetime": "7d",
  *     "authz_lifetime": "30d", "pending_authz_lifetime": "7d",
  *     "allow_validity_request": true}}}
- * ekus: "serverAuth", "clientAuth". allow_validity_request: newOrder may
+ * ekus: "serverAuth", "clientAuth", "emailProtection". An S/MIME profile
+ * (identifier_types ["email"]) has exactly the emailProtection EKU and no
+ * other identifier type; a TLS profile never has emailProtection (each is
+ * refused for the other's certificates). allow_validity_request: newOrder may
  * carry notBefore/notAfter (within validity).
  */
 struct profile {
@@ -563,6 +581,8 @@ struct profile {
 	int keep_cn;
 	int eku_server_auth;
 	int eku_client_auth;
+	int allow_email;          /* RFC 8823 email identifiers */
+	int eku_email_protection; /* the S/MIME EKU (RFC 5280 §4.2.1.12) */
 	int64_t order_lifetime_ms;
 	int64_t authz_lifetime_ms;
 	int64_t pending_authz_lifetime_ms;

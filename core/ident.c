@@ -9,7 +9,7 @@
 
 #include "core/core.h"
 
-static const char *const ident_names[IDENT__MAX] = {"dns", "ip"};
+static const char *const ident_names[IDENT__MAX] = {"dns", "ip", "email"};
 
 const char *
 ident_type_name(enum ident_type t)
@@ -370,4 +370,66 @@ ident_onion_parse(const char *name, uint8_t pubkey[32], const char **base,
 	if (base != NULL)
 		*base = start;
 	return 0;
+}
+
+/* RFC 5322 §3.2.3 atext, ASCII. */
+static int
+is_atext(int c)
+{
+	return isalnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c));
+}
+
+/* See core.h. */
+char *
+ident_email_normalize(const char *addr, char *err, size_t errlen)
+{
+	const char *at;
+	char *dom = NULL, *out;
+	size_t i, llen;
+
+	if (addr == NULL || *addr == '\0') {
+		snprintf(err, errlen, "empty email address");
+		return NULL;
+	}
+	at = strrchr(addr, '@');
+	if (at == NULL || at == addr) {
+		snprintf(err, errlen,
+		    "an email identifier is local-part@domain (RFC 5322 "
+		    "§3.4.1 addr-spec)");
+		return NULL;
+	}
+	llen = (size_t)(at - addr);
+	/* RFC 5321 §4.5.3.1.1: a local part of at most 64 octets */
+	if (llen > 64) {
+		snprintf(err, errlen, "local part longer than 64 characters");
+		return NULL;
+	}
+	/* dot-atom-text (RFC 5322 §3.2.3): atext runs separated by dots */
+	for (i = 0; i < llen; i++) {
+		int c = (unsigned char)addr[i];
+		if (c == '.') {
+			if (i == 0 || i + 1 == llen || addr[i + 1] == '.') {
+				snprintf(err, errlen,
+				    "local part has a leading, trailing or "
+				    "doubled dot");
+				return NULL;
+			}
+		} else if (!is_atext(c)) {
+			snprintf(err, errlen,
+			    "local part may only hold RFC 5322 atext "
+			    "characters and dots (no quoted strings, no "
+			    "non-ASCII)");
+			return NULL;
+		}
+	}
+	if (at[1] == '[') {
+		snprintf(err, errlen, "address literals are not supported");
+		return NULL;
+	}
+	dom = ident_dns_normalize(at + 1, 0, err, errlen);
+	if (dom == NULL)
+		return NULL;
+	out = xasprintf("%.*s@%s", (int)llen, addr, dom);
+	free(dom);
+	return out;
 }

@@ -98,10 +98,12 @@ profile_from_in(struct profile *out, const char *name,
 			out->allow_dns = 1;
 		else if (strcmp(in->identifier_types[i], "ip") == 0)
 			out->allow_ip = 1;
+		else if (strcmp(in->identifier_types[i], "email") == 0)
+			out->allow_email = 1;
 		else {
 			snprintf(err, errlen,
 			    "%s: profiles.%s.identifier_types"
-			    ": unknown type \"%s\" (dns, ip)",
+			    ": unknown type \"%s\" (dns, ip, email)",
 			    path, name, in->identifier_types[i]);
 			return -1;
 		}
@@ -111,13 +113,30 @@ profile_from_in(struct profile *out, const char *name,
 			out->eku_server_auth = 1;
 		else if (strcmp(in->ekus[i], "clientAuth") == 0)
 			out->eku_client_auth = 1;
+		else if (strcmp(in->ekus[i], "emailProtection") == 0)
+			out->eku_email_protection = 1;
 		else {
 			snprintf(err, errlen,
 			    "%s: profiles.%s.ekus: unknown EKU "
-			    "\"%s\" (serverAuth, clientAuth)",
+			    "\"%s\" (serverAuth, clientAuth, "
+			    "emailProtection)",
 			    path, name, in->ekus[i]);
 			return -1;
 		}
+	}
+	/* S/MIME and TLS certificates never share a profile: an email
+	 * identifier only in an emailProtection-only profile, and that EKU
+	 * never beside serverAuth/clientAuth or a DNS/IP identifier. */
+	if ((out->allow_email || out->eku_email_protection) &&
+	    (!out->allow_email || !out->eku_email_protection ||
+		out->allow_dns || out->allow_ip || out->eku_server_auth ||
+		out->eku_client_auth)) {
+		snprintf(err, errlen,
+		    "%s: profiles.%s: an S/MIME profile has identifier_types "
+		    "[\"email\"] and ekus [\"emailProtection\"] only (RFC "
+		    "8823 certificates are not TLS certificates)",
+		    path, name);
+		return -1;
 	}
 	return 0;
 }
@@ -179,8 +198,11 @@ profiles_parse(const json_t *obj, const char *path, char *err, size_t errlen)
 			in.n_identifier_types = 2;
 		}
 		if (in.n_ekus == 0) {
+			int smime = in.n_identifier_types == 1 &&
+			    strcmp(in.identifier_types[0], "email") == 0;
 			in.ekus = xcalloc(2, sizeof(char *));
-			in.ekus[0] = xstrdup("serverAuth");
+			in.ekus[0] =
+			    xstrdup(smime ? "emailProtection" : "serverAuth");
 			in.n_ekus = 1;
 		}
 		rc = profile_from_in(

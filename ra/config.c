@@ -45,6 +45,9 @@ struct raw {
 	char **persist_names;
 	size_t n_persist_names;
 	char *persist_prefix;
+	char **email_domains;
+	size_t n_email_domains;
+	char *email_from;
 	char *psl_file;
 	char **challenges;
 	size_t n_challenges;
@@ -87,6 +90,9 @@ static const struct jspec contacts_spec[] = {
 static const struct jspec persist_spec[] = {
     FS("issuer_domain_names", persist_names, n_persist_names),
     F("account_hash_prefix", JSPEC_STRING, persist_prefix), JSPEC_END};
+static const struct jspec email_spec[] = {
+    FS("domains", email_domains, n_email_domains),
+    F("from", JSPEC_STRING, email_from), JSPEC_END};
 static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
     FS("dns_suffixes", dns_suffixes, n_dns_suffixes),
     FS("ip_ranges", ip_ranges, n_ip_ranges),
@@ -95,7 +101,7 @@ static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
     F("public_suffix_file", JSPEC_STRING, psl_file),
     FS("challenges", challenges, n_challenges),
     F("subdomain_auth", JSPEC_BOOL, subdomain_auth),
-    FO("dns_persist", persist_spec), JSPEC_END};
+    FO("dns_persist", persist_spec), FO("email", email_spec), JSPEC_END};
 static const struct jspec keys_spec[] = {F("rsa_min", JSPEC_INT, rsa_min),
     F("rsa_max", JSPEC_INT, rsa_max), F("rsa_sizes", JSPEC_JSON, rsa_sizes),
     FS("ecdsa_curves", curves, n_curves),
@@ -348,6 +354,50 @@ convert_persist(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * policy.email (RFC 8823): the mail domains whose addresses the CA
+ * certifies (none: no email identifier is accepted) and the challenge
+ * email's From address, required when email-reply-00 is enabled and a
+ * domain is listed.
+ */
+static int
+convert_email(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
+{
+	char e[160], *n;
+	size_t i;
+
+	pol->email_domains = strv_take(
+	    &r->email_domains, &r->n_email_domains, &pol->n_email_domains);
+	for (i = 0; i < pol->n_email_domains; i++) {
+		n = ident_dns_normalize(pol->email_domains[i], 0, e, sizeof(e));
+		if (n == NULL) {
+			snprintf(err, errlen, "policy.email.domains[%zu]: %s",
+			    i, e);
+			return -1;
+		}
+		free(pol->email_domains[i]);
+		pol->email_domains[i] = n;
+	}
+	if (r->email_from != NULL) {
+		n = ident_email_normalize(r->email_from, e, sizeof(e));
+		if (n == NULL) {
+			snprintf(err, errlen, "policy.email.from: %s", e);
+			return -1;
+		}
+		pol->email_from = n;
+	}
+	if (pol->n_email_domains > 0 &&
+	    (pol->challenges & CHAL_BIT(CHAL_EMAILREPLY00)) &&
+	    pol->email_from == NULL) {
+		snprintf(err, errlen,
+		    "policy.email.from: required when policy.email.domains "
+		    "is set and email-reply-00 is enabled (RFC 8823 §3: the "
+		    "challenge's \"from\")");
+		return -1;
+	}
+	return 0;
+}
+
 /* policy.*: mode, DNS suffixes, blocked names, IP ranges, challenges, PSL. */
 static int
 convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
@@ -422,6 +472,8 @@ convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
 		    err, errlen, "policy.challenges: names no challenge type");
 		return -1;
 	}
+	if (convert_email(r, pol, err, errlen) != 0)
+		return -1;
 	if (convert_persist(r, pol, err, errlen) != 0)
 		return -1;
 	if (pol->public_mode) {
@@ -686,6 +738,8 @@ ra_config_clear(struct ra_config *cfg)
 	strv_free(cfg->policy.blocked_names, cfg->policy.n_blocked_names);
 	strv_free(cfg->policy.persist_names, cfg->policy.n_persist_names);
 	free(cfg->policy.persist_prefix);
+	strv_free(cfg->policy.email_domains, cfg->policy.n_email_domains);
+	free(cfg->policy.email_from);
 	free(cfg->policy.ip_ranges);
 	ra_psl_free(cfg->policy.psl);
 	json_decref(cfg->limit_overrides);

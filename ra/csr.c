@@ -30,6 +30,8 @@ add_name(
 
 	if (strcmp(type, "dns") == 0)
 		n = ident_dns_normalize(value, 1, e, sizeof(e));
+	else if (strcmp(type, "email") == 0)
+		n = ident_email_normalize(value, e, sizeof(e));
 	else
 		n = ident_ip_normalize(value, NULL, NULL, e, sizeof(e));
 	if (n == NULL) {
@@ -105,11 +107,29 @@ collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
 			}
 			if (add_name(set, "ip", ipbuf, prob) != 0)
 				goto out;
+		} else if (g->type == GEN_EMAIL) {
+			/* RFC 8823 §4: the rfc822Name of an email identifier */
+			const unsigned char *d =
+			    ASN1_STRING_get0_data(g->d.rfc822Name);
+			int l = ASN1_STRING_length(g->d.rfc822Name);
+			char *s;
+			if (l <= 0 || l > 255 ||
+			    memchr(d, '\0', (size_t)l) != NULL) {
+				*prob = problem_new(PROB_BAD_CSR,
+				    "CSR has a malformed rfc822Name SAN");
+				goto out;
+			}
+			s = xstrndup((const char *)d, (size_t)l);
+			if (add_name(set, "email", s, prob) != 0) {
+				free(s);
+				goto out;
+			}
+			free(s);
 		} else {
 			*prob = problem_new(PROB_BAD_CSR,
 			    "CSR contains a "
-			    "subjectAltName that is not a DNS name or an IP "
-			    "address");
+			    "subjectAltName that is not a DNS name, an IP "
+			    "address or an rfc822Name");
 			goto out;
 		}
 	}
@@ -165,12 +185,15 @@ check_cn(X509_REQ *req, const json_t *csr_names, struct problem **prob)
 		goto out;
 	if (cn != NULL) {
 		/* The CN must name one of the SANs (same normalisation). */
-		const char *t = strchr(cn, ':') != NULL ||
+		const char *t = strchr(cn, '@') != NULL ? "email"
+		    : strchr(cn, ':') != NULL ||
 			strspn(cn, "0123456789.") == strlen(cn)
 		    ? "ip"
 		    : "dns";
 		if (strcmp(t, "dns") == 0)
 			n = ident_dns_normalize(cn, 1, e, sizeof(e));
+		else if (strcmp(t, "email") == 0)
+			n = ident_email_normalize(cn, e, sizeof(e));
 		else
 			n = ident_ip_normalize(cn, NULL, NULL, e, sizeof(e));
 		if (n == NULL) {

@@ -392,6 +392,42 @@ check_ip(const struct ra_policy *pol, const char *raw, char **norm,
 }
 
 /*
+ * RFC 8823 §2 email identifier: a valid address (ident_email_normalize)
+ * given in its normal form, whose domain policy.email.domains lists.
+ */
+static int
+check_email(const struct ra_policy *pol, const char *raw, char **norm,
+    struct problem **prob)
+{
+	char e[160], *n;
+	const char *dom;
+	size_t i;
+
+	n = ident_email_normalize(raw, e, sizeof(e));
+	if (n == NULL) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "email", raw,
+		    "Invalid email address: %s", e);
+		return -1;
+	}
+	if (strcmp(n, raw) != 0) {
+		*prob = ident_prob(PROB_MALFORMED, "email", raw,
+		    "Email address is not in normal form (expected %s)", n);
+		free(n);
+		return -1;
+	}
+	dom = strrchr(n, '@') + 1;
+	for (i = 0; i < pol->n_email_domains; i++)
+		if (strcmp(dom, pol->email_domains[i]) == 0) {
+			*norm = n;
+			return 0;
+		}
+	*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "email", n,
+	    "The CA does not issue for addresses in the mail domain %s", dom);
+	free(n);
+	return -1;
+}
+
+/*
  * RFC 9444's identifier members present with the right type
  * ("ancestorDomain" string in newOrder, "subdomainAuthAllowed" boolean in
  * newAuthz); their meaning is the RA's orders.c / subdomain.c business.
@@ -441,13 +477,16 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 	}
 	if (prof != NULL &&
 	    ((*type == IDENT_DNS && !prof->allow_dns) ||
-		(*type == IDENT_IP && !prof->allow_ip))) {
+		(*type == IDENT_IP && !prof->allow_ip) ||
+		(*type == IDENT_EMAIL && !prof->allow_email))) {
 		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
 		    "Profile does not allow identifiers of type %s", ts);
 		return -1;
 	}
 	if (*type == IDENT_DNS)
 		return check_dns(pol, vs, norm, prob);
+	if (*type == IDENT_EMAIL)
+		return check_email(pol, vs, norm, prob);
 	return check_ip(pol, vs, norm, prob);
 }
 

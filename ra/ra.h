@@ -78,6 +78,10 @@ struct ra_policy {
 	char **persist_names; /* issuer domain names, 1 to 10 */
 	size_t n_persist_names;
 	char *persist_prefix; /* accountHashPrefix */
+	/* RFC 8823 email identifiers (policy.email) */
+	char **email_domains; /* mail domains the CA certifies, lowercase */
+	size_t n_email_domains;
+	char *email_from; /* the challenge email's sender (the "from" field) */
 };
 
 struct ra_key_policy {

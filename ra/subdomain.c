@@ -255,5 +255,9 @@ ra_h_directory_meta(void *svc, const struct rpc_req *req, json_t **result,
 		json_object_set_new(meta, "subdomainAuthAllowed", json_true());
 	ra_persist_meta(ra, meta);
 	*result = json_pack("{s:o}", "meta", meta);
+	/* RFC 8823 §3: the WFE shows it as the email-reply-00 "from" */
+	if (ra->cfg.policy.email_from != NULL)
+		json_object_set_new(*result, "email_from",
+		    json_string(ra->cfg.policy.email_from));
 	return 0;
 }

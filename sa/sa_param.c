@@ -187,11 +187,13 @@ sa_check_identifier(const json_t *ident, const char **type, const char **value,
 
 	if (!json_is_object(ident))
 		return sa_bad(prob, "identifier", "expected an object");
-	if (sa_get_str(ident, "type", 1, 8, &t, prob) < 0 ||
+	if (sa_get_str(ident, "type", 1, 16, &t, prob) < 0 ||
 	    sa_get_str(ident, "value", 1, 255, &v, prob) < 0)
 		return -1;
-	if (strcmp(t, "dns") != 0 && strcmp(t, "ip") != 0)
-		return sa_bad(prob, "identifier.type", "expected dns or ip");
+	if (strcmp(t, "dns") != 0 && strcmp(t, "ip") != 0 &&
+	    strcmp(t, "email") != 0)
+		return sa_bad(
+		    prob, "identifier.type", "expected dns, ip or email");
 	if (v[0] == '\0')
 		return sa_bad(prob, "identifier.value", "empty");
 	*type = t;

@@ -129,6 +129,17 @@ wfe_acme_challenge(
 		json_decref(meta);
 	} else
 		copy_member(j, "token", chall, "token");
+	if (type != NULL && strcmp(type, "email-reply-00") == 0) {
+		/* RFC 8823 §3: "from" is the address the challenge email
+		 * comes from (the RA's policy.email.from); "token" above is
+		 * token-part2 */
+		meta = wfe_cached_call(r, r->w->ra, &r->w->ra_meta,
+		    &r->w->ra_meta_at_ms, RPC_RA_DIRECTORY_META);
+		if (json_is_string(json_object_get(meta, "email_from")))
+			json_object_set(
+			    j, "from", json_object_get(meta, "email_from"));
+		json_decref(meta);
+	}
 	copy_member(j, "status", chall, "status");
 	copy_member(j, "validated", chall, "validated");
 	err = json_object_get(chall, "error");

@@ -1308,7 +1308,8 @@ test_profiles_json(struct th *t)
 	json_t *j = ca_profiles_json(F.ca);
 	json_t *ps = json_object_get(j, "profiles");
 
-	TH_CHECK(t, json_object_size(ps) == 4);
+	TH_CHECK(t, json_object_size(ps) == 5);
+	TH_CHECK(t, json_object_get(ps, "smime") != NULL);
 	TH_CHECK(t, json_object_get(ps, "classic") != NULL);
 	TH_CHECK(t, json_object_get(ps, "tlsserver") != NULL);
 	TH_CHECK(t, json_object_get(ps, "shortlived") != NULL);
@@ -1471,7 +1472,7 @@ test_rpc_handlers(struct th *t)
 	json_decref(res);
 	TH_CHECK(t,
 	    call_method(RPC_CA_PROFILES, "{}", &res, &p) == 0 &&
-		json_object_size(json_object_get(res, "profiles")) == 4);
+		json_object_size(json_object_get(res, "profiles")) == 5);
 	json_decref(res);
 	free(params);
 	free(b64);

@@ -650,6 +650,73 @@ test_profiles(struct th *t)
 	json_decref(j);
 }
 
+/* RFC 8823 §2 identifiers and the S/MIME profile rule (core/profile.c). */
+static void
+test_email_identifiers_and_smime_profiles(struct th *t)
+{
+	static const char *const bad[] = {"", "alice", "@example.com",
+	    "alice@", ".alice@example.com", "al..ice@example.com",
+	    "\"al ice\"@example.com", "al ice@example.com",
+	    "alice@[127.0.0.1]", "alice@example.com.", "alice@*.example.com",
+	    "\xc3\xa9@example.com"};
+	char err[256], *n;
+	json_t *j;
+	struct profiles *p;
+	size_t i;
+
+	n = ident_email_normalize("Alice.B+tag@Mail.Example.COM", err,
+	    sizeof(err));
+	/* RFC 5321 §2.4: the local part is case-sensitive, the domain not */
+	TH_CHECK(t, n != NULL && strcmp(n, "Alice.B+tag@mail.example.com") == 0);
+	free(n);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = ident_email_normalize(bad[i], err, sizeof(err));
+		TH_CHECK(t, n == NULL);
+		free(n);
+	}
+	TH_CHECK(t, strcmp(ident_type_name(IDENT_EMAIL), "email") == 0);
+	TH_CHECK(t,
+	    chal_lookup("email-reply-00") != NULL &&
+		chal_check(chal_lookup("email-reply-00"), IDENT_EMAIL, 0, err,
+		    sizeof(err)) == 0 &&
+		chal_check(chal_lookup("email-reply-00"), IDENT_DNS, 0, err,
+		    sizeof(err)) != 0 &&
+		chal_check(chal_lookup("http-01"), IDENT_EMAIL, 0, err,
+		    sizeof(err)) != 0);
+
+	/* an S/MIME profile: emailProtection is its default EKU */
+	j = json_loads("{\"profiles\":{\"smime\":{\"validity\":\"30d\","
+		       "\"identifier_types\":[\"email\"]}}}",
+	    0, NULL);
+	p = profiles_parse(j, "p.json", err, sizeof(err));
+	TH_CHECK(t,
+	    p != NULL && p->list[0].allow_email &&
+		p->list[0].eku_email_protection &&
+		!p->list[0].eku_server_auth);
+	profiles_free(p);
+	json_decref(j);
+	/* ... and it never mixes with TLS EKUs or DNS/IP identifiers */
+	j = json_loads("{\"profiles\":{\"x\":{\"validity\":\"30d\","
+		       "\"identifier_types\":[\"email\",\"dns\"],"
+		       "\"ekus\":[\"emailProtection\"]}}}",
+	    0, NULL);
+	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
+	TH_CHECK(t, strstr(err, "profiles.x: an S/MIME profile") != NULL);
+	json_decref(j);
+	j = json_loads("{\"profiles\":{\"x\":{\"validity\":\"30d\","
+		       "\"identifier_types\":[\"dns\"],"
+		       "\"ekus\":[\"serverAuth\",\"emailProtection\"]}}}",
+	    0, NULL);
+	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
+	json_decref(j);
+	j = json_loads("{\"profiles\":{\"x\":{\"validity\":\"30d\","
+		       "\"identifier_types\":[\"email\"],"
+		       "\"ekus\":[\"serverAuth\"]}}}",
+	    0, NULL);
+	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
+	json_decref(j);
+}
+
 static void
 test_secret_mode(struct th *t)
 {
@@ -849,6 +916,7 @@ main(void)
 	TH_RUN(&t, test_dns_names);
 	TH_RUN(&t, test_punycode_a_labels);
 	TH_RUN(&t, test_ip_identifiers);
+	TH_RUN(&t, test_email_identifiers_and_smime_profiles);
 	TH_RUN(&t, test_challenge_table);
 	TH_RUN(&t, test_serial_hex);
 	TH_RUN(&t, test_jspec);

@@ -108,8 +108,12 @@ test_any_mode(struct th *t)
 	    one(&c.policy, NULL, "ip", "192.0.2.1", NULL) ==
 		PROB_REJECTED_IDENTIFIER);
 	TH_CHECK(t,
-	    one(&c.policy, NULL, "email", "a@b.com", NULL) ==
+	    one(&c.policy, NULL, "uri", "https://b.com/", NULL) ==
 		PROB_UNSUPPORTED_IDENTIFIER);
+	/* no policy.email.domains: no email identifier */
+	TH_CHECK(t,
+	    one(&c.policy, NULL, "email", "a@b.com", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
 	ra_config_clear(&c);
 	o = json_loads("{\"policy\": {\"mode\": \"anything\"}}", 0, NULL);
 	memset(&c, 0, sizeof(c));
@@ -165,8 +169,73 @@ test_private_dns(struct th *t)
 	TH_CHECK(t, one(pol, &classic, "dns", "notbad.test", NULL) == -1);
 	/* unknown type */
 	TH_CHECK(t,
-	    one(pol, &classic, "email", "a@b.test", NULL) ==
+	    one(pol, &classic, "uri", "https://b.test/", NULL) ==
 		PROB_UNSUPPORTED_IDENTIFIER);
+	/* a TLS profile refuses email identifiers */
+	TH_CHECK(t,
+	    one(pol, &classic, "email", "a@b.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+}
+
+/* RFC 8823 email identifiers: policy.email.domains and the S/MIME profile. */
+static void
+test_email_policy(struct th *t)
+{
+	struct ra_config c;
+	struct profile smime;
+	char err[256], *n = NULL;
+	json_t *o;
+
+	memset(&c, 0, sizeof(c));
+	memset(&smime, 0, sizeof(smime));
+	smime.name = "smime";
+	smime.allow_email = smime.eku_email_protection = 1;
+	smime.max_identifiers = 1;
+	o = json_loads("{\"policy\": {\"email\": {\"domains\": "
+		       "[\"Mail.Test\"], \"from\": \"ca@anvil.test\"}}}",
+	    0, NULL);
+	TH_CHECK(t, ra_config_parse(o, "t.json", &c, err, sizeof(err)) == 0);
+	json_decref(o);
+	TH_CHECK(t,
+	    one(&c.policy, &smime, "email", "Bob@mail.test", &n) == -1 &&
+		n != NULL && strcmp(n, "Bob@mail.test") == 0);
+	free(n);
+	/* not in normal form: the domain must be lowercase */
+	TH_CHECK(t,
+	    one(&c.policy, &smime, "email", "bob@MAIL.test", NULL) ==
+		PROB_MALFORMED);
+	/* another mail domain, or a subdomain, is not listed */
+	TH_CHECK(t,
+	    one(&c.policy, &smime, "email", "bob@other.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&c.policy, &smime, "email", "bob@x.mail.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	TH_CHECK(t,
+	    one(&c.policy, &smime, "email", "bob", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	/* the S/MIME profile refuses DNS names */
+	TH_CHECK(t,
+	    one(&c.policy, &smime, "dns", "a.test", NULL) ==
+		PROB_REJECTED_IDENTIFIER);
+	ra_config_clear(&c);
+	/* email-reply-00 needs the challenge's "from" */
+	memset(&c, 0, sizeof(c));
+	o = json_loads("{\"policy\": {\"email\": {\"domains\": "
+		       "[\"mail.test\"]}}}",
+	    0, NULL);
+	TH_CHECK(t, ra_config_parse(o, "t.json", &c, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "policy.email.from") != NULL);
+	json_decref(o);
+	ra_config_clear(&c);
+	memset(&c, 0, sizeof(c));
+	o = json_loads("{\"policy\": {\"email\": {\"domains\": "
+		       "[\"mail..test\"], \"from\": \"ca@anvil.test\"}}}",
+	    0, NULL);
+	TH_CHECK(t, ra_config_parse(o, "t.json", &c, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "policy.email.domains[0]") != NULL);
+	json_decref(o);
+	ra_config_clear(&c);
 }
 
 static void
@@ -710,6 +779,7 @@ main(void)
 	TH_RUN(&t, test_persist_account_uri);
 	TH_RUN(&t, test_persist_config);
 	TH_RUN(&t, test_onion_refused);
+	TH_RUN(&t, test_email_policy);
 	ra_config_clear(&cfg);
 	return th_done(&t);
 }
