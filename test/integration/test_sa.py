@@ -738,7 +738,7 @@ BAD_PARAMS = [
     ("sa.new_account", {"key": {}, "thumbprint": "t", "contact": [1]}),
     ("sa.new_order", {"account_id": 1, "expires": "tomorrow", "identifiers": []}),
     ("sa.new_order", {"account_id": 1, "expires": "2030-01-01T00:00:00Z",
-                      "identifiers": [{"type": "email", "value": "a"}]}),
+                      "identifiers": [{"type": "uri", "value": "a"}]}),
     ("sa.new_order", {"account_id": 1, "expires": "2030-01-01T00:00:00Z", "identifiers": [],
                       "new_authzs": [{"identifier": {"type": "dns", "value": "a"},
                                       "expires": "2030-01-01T00:00:00Z",
