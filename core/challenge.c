@@ -36,6 +36,11 @@ static const struct chal_info chal_table[CHAL__MAX] = {
      * allows email identifiers at all */
     [CHAL_EMAILREPLY00] = {CHAL_EMAILREPLY00, "email-reply-00", "RFC 8823 §3",
 	CHAL_IDENT(IDENT_EMAIL), 0, 0, 1},
+    /* the only type for device identifiers; profiles must allow those */
+    [CHAL_DEVICEATTEST01] = {CHAL_DEVICEATTEST01, "device-attest-01",
+	"draft-ietf-acme-device-attest",
+	CHAL_IDENT(IDENT_PERMANENT_ID) | CHAL_IDENT(IDENT_HARDWARE_MODULE), 0,
+	0, 1, 0},
 };
 
 /* See core.h. */

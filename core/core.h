@@ -137,6 +137,7 @@ enum prob_type {
 	PROB_METHOD_NOT_ALLOWED, /* internal name; urn malformed, status 405 */
 	PROB_UNAVAILABLE, /* internal name; urn serverInternal, status 503 */
 	PROB_ONION_CAA_REQUIRED, /* RFC 9799 §7.2 onionCAARequired */
+	PROB_BAD_ATTESTATION_STATEMENT, /* draft-ietf-acme-device-attest §5 */
 	PROB__MAX
 };
 
@@ -248,6 +249,8 @@ enum ident_type {
 	IDENT_DNS,
 	IDENT_IP,
 	IDENT_EMAIL, /* RFC 8823 §2: an email address (rfc822Name) */
+	IDENT_PERMANENT_ID, /* draft-ietf-acme-device-attest §3 */
+	IDENT_HARDWARE_MODULE, /* draft-ietf-acme-device-attest §4 */
 	IDENT__MAX
 };
 
@@ -300,6 +303,17 @@ int ident_onion_parse(const char *name, uint8_t pubkey[32],
  * address, or NULL with a reason in err.
  */
 char *ident_email_normalize(const char *addr, char *err, size_t errlen);
+/*
+ * draft-ietf-acme-device-attest §3.1 / §4.1: value (borrowed) matches the
+ * permanent-identifier-value (t IDENT_PERMANENT_ID) or hardware-module-value
+ * (IDENT_HARDWARE_MODULE) ABNF and is valid UTF-8. No normalisation: the
+ * draft wants octet-for-octet matches. 0, or -1 with the reason in err.
+ */
+int ident_device_check(
+    enum ident_type t, const char *value, char *err, size_t errlen);
+/* 1 for the device identifier types (permanent-identifier,
+ * hardware-module), else 0. */
+int ident_is_device(enum ident_type t);
 
 /* ------------------------------------------------------------------ */
 /* Challenge types (challenge.c): the one table RA and VA share         */
@@ -318,6 +332,7 @@ enum chal_type {
 	CHAL_DNSPERSIST01, /* draft-ietf-acme-dns-persist */
 	CHAL_ONIONCSR01,   /* RFC 9799 §3.2 */
 	CHAL_EMAILREPLY00, /* RFC 8823 §3 */
+	CHAL_DEVICEATTEST01, /* draft-ietf-acme-device-attest §5 */
 	CHAL__MAX
 };
 
@@ -587,6 +602,10 @@ struct profile {
 	int64_t authz_lifetime_ms;
 	int64_t pending_authz_lifetime_ms;
 	int allow_validity_request;
+	/* identifier_types "permanent-identifier" / "hardware-module"
+	 * (draft-ietf-acme-device-attest) */
+	int allow_permanent_id;
+	int allow_hardware_module;
 };
 
 struct profiles {

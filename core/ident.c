@@ -9,7 +9,13 @@
 
 #include "core/core.h"
 
-static const char *const ident_names[IDENT__MAX] = {"dns", "ip", "email"};
+static const char *const ident_names[IDENT__MAX] = {
+    [IDENT_DNS] = "dns",
+    [IDENT_IP] = "ip",
+    [IDENT_EMAIL] = "email",
+    [IDENT_PERMANENT_ID] = "permanent-identifier",
+    [IDENT_HARDWARE_MODULE] = "hardware-module",
+};
 
 const char *
 ident_type_name(enum ident_type t)
@@ -432,4 +438,143 @@ ident_email_normalize(const char *addr, char *err, size_t errlen)
 	out = xasprintf("%.*s@%s", (int)llen, addr, dom);
 	free(dom);
 	return out;
+}
+
+/* See core.h. */
+int
+ident_is_device(enum ident_type t)
+{
+	return t == IDENT_PERMANENT_ID || t == IDENT_HARDWARE_MODULE;
+}
+
+/*
+ * n bytes at s are well-formed UTF-8 (RFC 3629: shortest form, no
+ * surrogates, at most U+10FFFF). 1 or 0.
+ */
+static int
+utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0, k, len;
+	uint32_t cp, min;
+
+	while (i < n) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((s[i] & 0xE0) == 0xC0) {
+			len = 2, cp = s[i] & 0x1F, min = 0x80;
+		} else if ((s[i] & 0xF0) == 0xE0) {
+			len = 3, cp = s[i] & 0x0F, min = 0x800;
+		} else if ((s[i] & 0xF8) == 0xF0) {
+			len = 4, cp = s[i] & 0x07, min = 0x10000;
+		} else {
+			return 0;
+		}
+		if (len > n - i)
+			return 0;
+		for (k = 1; k < len; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+/*
+ * The draft's dotted-decimal OID (assigner-value / hw-type-value):
+ *   first-and-second-components = (("0" / "1") "." (*1(%x31-33) %x30-39))
+ *                                 / ("2" "." component)
+ *   component = "0" / (%x31-39 *%x30-39)
+ * then *("." component). 1 if s is one, else 0.
+ */
+/* One OID component ("0" or no leading zero, at most 20 digits) at
+ * *pp, advancing it. 1 or 0. */
+static int
+oid_component(const char **pp)
+{
+	size_t n = strspn(*pp, "0123456789");
+
+	if (n == 0 || n > 20 || (n > 1 && (*pp)[0] == '0'))
+		return 0;
+	*pp += n;
+	return 1;
+}
+
+static int
+oid_text_ok(const char *s)
+{
+	const char *p = s;
+
+	if ((p[0] == '0' || p[0] == '1') && p[1] == '.') {
+		p += 2;
+		/* 0..39: [1-3] then a digit, or one digit */
+		if (p[0] >= '1' && p[0] <= '3' && isdigit((unsigned char)p[1]))
+			p += 2;
+		else if (isdigit((unsigned char)p[0]))
+			p += 1;
+		else
+			return 0;
+	} else if (p[0] == '2' && p[1] == '.') {
+		p += 2;
+		if (!oid_component(&p))
+			return 0;
+	} else {
+		return 0;
+	}
+	while (*p == '.') {
+		p++;
+		if (!oid_component(&p))
+			return 0;
+	}
+	return *p == '\0';
+}
+
+/* See core.h. */
+int
+ident_device_check(
+    enum ident_type t, const char *value, char *err, size_t errlen)
+{
+	const char *slash;
+	size_t n;
+
+	if (!ident_is_device(t) || value == NULL || value[0] == '\0') {
+		snprintf(err, errlen, "empty or not a device identifier");
+		return -1;
+	}
+	n = strlen(value);
+	if (!utf8_ok((const unsigned char *)value, n)) {
+		snprintf(err, errlen, "value is not valid UTF-8");
+		return -1;
+	}
+	slash = strchr(value, '/');
+	if (slash == value) {
+		snprintf(err, errlen,
+		    "the %s part before \"/\" is empty",
+		    t == IDENT_PERMANENT_ID ? "device identifier"
+					    : "serial number");
+		return -1;
+	}
+	if (slash == NULL) {
+		if (t == IDENT_HARDWARE_MODULE) {
+			snprintf(err, errlen,
+			    "hardware-module-value is hw-serial-num-value "
+			    "\"/\" hw-type-value (an OID is required)");
+			return -1;
+		}
+		return 0;
+	}
+	if (!oid_text_ok(slash + 1)) {
+		snprintf(err, errlen,
+		    "\"%.64s\" after \"/\" is not a dotted-decimal object "
+		    "identifier (%s)",
+		    slash + 1,
+		    t == IDENT_PERMANENT_ID ? "assigner-value" : "hw-type-value");
+		return -1;
+	}
+	return 0;
 }

@@ -56,6 +56,8 @@ static const struct prob_def prob_defs[PROB__MAX] = {
     /* RFC 9799 §6.4.1: in-band CAA is required but was not provided */
     [PROB_ONION_CAA_REQUIRED] = {"onionCAARequired", "onionCAARequired",
 	400},
+    [PROB_BAD_ATTESTATION_STATEMENT] = {"badAttestationStatement",
+	"badAttestationStatement", 400},
 };
 
 static int
@@ -106,6 +108,7 @@ prob_type_urn(enum prob_type t)
 	    U(PROB_METHOD_NOT_ALLOWED, "malformed"),
 	    U(PROB_UNAVAILABLE, "serverInternal"),
 	    U(PROB_ONION_CAA_REQUIRED, "onionCAARequired"),
+	    U(PROB_BAD_ATTESTATION_STATEMENT, "badAttestationStatement"),
 #undef U
 	};
 

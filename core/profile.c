@@ -100,10 +100,17 @@ profile_from_in(struct profile *out, const char *name,
 			out->allow_ip = 1;
 		else if (strcmp(in->identifier_types[i], "email") == 0)
 			out->allow_email = 1;
+		else if (strcmp(in->identifier_types[i],
+			     "permanent-identifier") == 0)
+			out->allow_permanent_id = 1;
+		else if (strcmp(in->identifier_types[i], "hardware-module") ==
+		    0)
+			out->allow_hardware_module = 1;
 		else {
 			snprintf(err, errlen,
 			    "%s: profiles.%s.identifier_types"
-			    ": unknown type \"%s\" (dns, ip, email)",
+			    ": unknown type \"%s\" (dns, ip, email, "
+			    "permanent-identifier, hardware-module)",
 			    path, name, in->identifier_types[i]);
 			return -1;
 		}

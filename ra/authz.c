@@ -23,6 +23,7 @@ struct vjob {
 	char *account_uri;
 	int64_t account_id;
 	json_t *persist; /* dns-persist-01: the VA's persist parameters */
+	json_t *payload; /* the client's challenge response, or NULL */
 };
 
 static void
@@ -36,6 +37,7 @@ vjob_free(struct vjob *j)
 	free(j->key_authz);
 	free(j->account_uri);
 	json_decref(j->persist);
+	json_decref(j->payload);
 	free(j);
 }
 
@@ -150,6 +152,8 @@ validate_job(void *arg)
 		0);
 	if (j->persist != NULL)
 		json_object_set(params, "persist", j->persist);
+	if (j->payload != NULL)
+		json_object_set(params, "payload", j->payload);
 	if (ra_call(ra->va, RPC_VA_VALIDATE, params, j->rid, &res, &p) != 0) {
 		err = problem_to_rpc_json(p);
 	} else {
@@ -312,6 +316,8 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 		j->persist = ra_persist_params(ra, acct, uri,
 		    json_string_value(json_object_get(
 			json_object_get(authz, "identifier"), "value")));
+	if (json_is_object(json_object_get(params, "payload")))
+		j->payload = json_incref(json_object_get(params, "payload"));
 	j->account_uri = uri;
 	uri = NULL;
 	j->account_id = aid;

@@ -305,7 +305,10 @@ authz_idents(const json_t *idents)
 	json_array_foreach(idents, i, v)
 	{
 		val = json_string_value(json_object_get(v, "value"));
-		wc = strncmp(val, "*.", 2) == 0;
+		wc = strncmp(val, "*.", 2) == 0 &&
+		    json_string_value(json_object_get(v, "type")) != NULL &&
+		    strcmp(json_string_value(json_object_get(v, "type")),
+			"dns") == 0;
 		json_array_append_new(a,
 		    json_pack("{s:O,s:s,s:b}", "type",
 			json_object_get(v, "type"), "value", wc ? val + 2 : val,

@@ -428,6 +428,28 @@ check_email(const struct ra_policy *pol, const char *raw, char **norm,
 }
 
 /*
+ * draft-ietf-acme-device-attest §3.1 / §4.1: "The Server MUST verify that
+ * identifier values in newOrder requests conform to the ...-value
+ * production rule and MUST reject requests containing non-conforming
+ * values with a "malformed" error." The value is kept byte for byte.
+ */
+static int
+check_device(enum ident_type t, const char *ts, const char *vs, char **norm,
+    struct problem **prob)
+{
+	char e[160], *msg;
+
+	if (ident_device_check(t, vs, e, sizeof(e)) != 0) {
+		msg = xasprintf("Invalid %s identifier: %s", ts, e);
+		*prob = ident_prob(PROB_MALFORMED, ts, vs, "%s", msg);
+		free(msg);
+		return -1;
+	}
+	*norm = xstrdup(vs);
+	return 0;
+}
+
+/*
  * RFC 9444's identifier members present with the right type
  * ("ancestorDomain" string in newOrder, "subdomainAuthAllowed" boolean in
  * newAuthz); their meaning is the RA's orders.c / subdomain.c business.
@@ -483,6 +505,16 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 		    "Profile does not allow identifiers of type %s", ts);
 		return -1;
 	}
+	if (prof != NULL &&
+	    ((*type == IDENT_PERMANENT_ID && !prof->allow_permanent_id) ||
+		(*type == IDENT_HARDWARE_MODULE &&
+		    !prof->allow_hardware_module))) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
+		    "Profile does not allow identifiers of type %s", ts);
+		return -1;
+	}
+	if (ident_is_device(*type))
+		return check_device(*type, ts, vs, norm, prob);
 	if (*type == IDENT_DNS)
 		return check_dns(pol, vs, norm, prob);
 	if (*type == IDENT_EMAIL)
@@ -503,11 +535,11 @@ cmp_ident(const void *a, const void *b)
 	    json_string_value(json_object_get(y, "value")));
 }
 
-/* 1 if every subproblem of p is unsupportedIdentifier. */
+/* 1 if every subproblem of p has type t. */
 static int
-all_subs_unsupported(const struct problem *p)
+all_subs_are(const struct problem *p, enum prob_type pt)
 {
-	const char *want = prob_type_name(PROB_UNSUPPORTED_IDENTIFIER);
+	const char *want = prob_type_name(pt);
 	json_t *v;
 	size_t i;
 
@@ -623,8 +655,14 @@ ra_policy_check_idents(const struct ra_policy *pol, const struct profile *prof,
 		/* RFC 8555 §6.7: unsupportedIdentifier is the type for
 		 * "an identifier of an unsupported type"; the top level says
 		 * so too when that is every identifier's problem. */
-		if (top->subproblems != NULL && all_subs_unsupported(top))
+		if (top->subproblems != NULL &&
+		    all_subs_are(top, PROB_UNSUPPORTED_IDENTIFIER))
 			top->type = PROB_UNSUPPORTED_IDENTIFIER;
+		/* draft-ietf-acme-device-attest §3.1: a non-conforming
+		 * device identifier is "malformed" */
+		if (top->subproblems != NULL &&
+		    all_subs_are(top, PROB_MALFORMED))
+			top->type = PROB_MALFORMED;
 		*prob = top;
 		top = NULL;
 		goto out;

@@ -201,7 +201,10 @@ holds_authzs(struct ra *ra, const char *rid, int64_t acct, const json_t *cert)
 		int wc;
 		if (val == NULL)
 			goto out;
-		wc = strncmp(val, "*.", 2) == 0;
+		wc = strncmp(val, "*.", 2) == 0 &&
+		    json_string_value(json_object_get(v, "type")) != NULL &&
+		    strcmp(json_string_value(json_object_get(v, "type")),
+			"dns") == 0;
 		json_array_append_new(ids,
 		    json_pack("{s:O,s:s,s:b}", "type",
 			json_object_get(v, "type"), "value", wc ? val + 2 : val,

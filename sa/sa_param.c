@@ -184,16 +184,16 @@ sa_check_identifier(const json_t *ident, const char **type, const char **value,
     struct problem **prob)
 {
 	const char *t = NULL, *v = NULL;
+	enum ident_type it;
 
 	if (!json_is_object(ident))
 		return sa_bad(prob, "identifier", "expected an object");
-	if (sa_get_str(ident, "type", 1, 16, &t, prob) < 0 ||
+	if (sa_get_str(ident, "type", 1, 32, &t, prob) < 0 ||
 	    sa_get_str(ident, "value", 1, 255, &v, prob) < 0)
 		return -1;
-	if (strcmp(t, "dns") != 0 && strcmp(t, "ip") != 0 &&
-	    strcmp(t, "email") != 0)
-		return sa_bad(
-		    prob, "identifier.type", "expected dns, ip or email");
+	/* every type core/ident.c knows (dns, ip, device identifiers...) */
+	if (ident_type_parse(t, &it) != 0)
+		return sa_bad(prob, "identifier.type", "unknown type");
 	if (v[0] == '\0')
 		return sa_bad(prob, "identifier.value", "empty");
 	*type = t;

@@ -130,6 +130,7 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 	}
 	req.account_uri = str_member(params, "account_uri");
 	req.persist = json_object_get(params, "persist");
+	req.payload = json_object_get(params, "payload");
 	if (caa != NULL && !json_is_boolean(caa)) {
 		*prob = problem_new(PROB_MALFORMED,
 		    "check_caa: expected a "

@@ -76,6 +76,7 @@ job_free(struct va_job *j)
 	free(j->account_uri);
 	free(j->caa_method);
 	json_decref(j->persist);
+	json_decref(j->payload);
 	free(j->rid);
 	json_decref(j->record);
 	problem_free(j->prob);
@@ -780,6 +781,8 @@ job_new(struct va *va, enum va_job_kind kind, enum ident_type itype,
 			return NULL;
 		}
 		free(norm);
+	} else if (ident_is_device(itype)) {
+		/* nothing to resolve: the attestation names the device */
 	} else {
 		*prob = problem_new(PROB_MALFORMED,
 		    "unsupported identifier "
@@ -856,6 +859,9 @@ va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
 	j->account_uri = req->account_uri ? xstrdup(req->account_uri) : NULL;
 	j->check_caa = req->check_caa;
 	j->persist = req->persist ? json_deep_copy(req->persist) : NULL;
+	j->payload = json_is_object(req->payload)
+	    ? json_deep_copy(req->payload)
+	    : NULL;
 	j->caa_method = xstrdup(c->name);
 	j->record = json_array();
 	j->done = done;

@@ -111,6 +111,9 @@ struct va_request {
 	 * [..] (the hashed account URIs that identify the requester),
 	 * "account_hash_prefix": ".."} (borrowed; docs/rpc-methods.md) */
 	const json_t *persist;
+	/* the client's challenge response object (device-attest-01: attObj),
+	 * or NULL (borrowed) */
+	const json_t *payload;
 	const char *request_id;  /* may be NULL */
 	int64_t timeout_ms;      /* the configured validation_timeout, or
 				    this when > 0 and smaller */

@@ -240,6 +240,7 @@ struct va_job {
 	char *account_uri;
 	char *caa_method;
 	json_t *persist; /* dns-persist-01 parameters (owned copy) */
+	json_t *payload; /* challenge response object (owned ref) or NULL */
 	int check_caa;
 	char *rid;
 	int64_t timeout_ms;

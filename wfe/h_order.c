@@ -321,6 +321,11 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 			    (json_int_t)aid, "challenge_id", (json_int_t)cid,
 			    "thumbprint", r->acct_key->thumbprint,
 			    "account_uri", r->jws->kid);
+			/* a response with members (device-attest-01's
+			 * attObj) travels to the VA */
+			if (json_is_object(payload) &&
+			    json_object_size(payload) > 0)
+				json_object_set(params, "payload", payload);
 			if (wfe_rpc(r, r->w->ra, RPC_RA_PERFORM_VALIDATION,
 				params, &res) != 0)
 				goto out;

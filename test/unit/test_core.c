@@ -329,6 +329,63 @@ test_ip_identifiers(struct th *t)
 		NULL);
 }
 
+/*
+ * draft-ietf-acme-device-attest §3.1: "the value MUST match the
+ * permanent-identifier-value production rule"; §4.1 the same for
+ * hardware-module-value (serial "/" an OID, which is required there).
+ */
+static void
+test_device_identifiers(struct th *t)
+{
+	char err[160];
+	static const char *const pid_ok[] = {"ABCDEF123456",
+	    "ABCDEF123456/1.2.3.4", "a b-c_d.e", "X/2.999", "X/0.39.1",
+	    "caf\xc3\xa9", "*.not-a-wildcard"};
+	static const char *const pid_bad[] = {"", "/1.2.3", "A/", "A/1",
+	    "A/3.1", "A/1.40", "A/1.2.03", "A/1..2", "A/1.2.", "A/b/1.2",
+	    "\xc3\x28", "\xed\xa0\x80"};
+	size_t i;
+
+	for (i = 0; i < sizeof(pid_ok) / sizeof(pid_ok[0]); i++)
+		TH_CHECK(t,
+		    ident_device_check(IDENT_PERMANENT_ID, pid_ok[i], err,
+			sizeof(err)) == 0);
+	for (i = 0; i < sizeof(pid_bad) / sizeof(pid_bad[0]); i++)
+		TH_CHECK(t,
+		    ident_device_check(IDENT_PERMANENT_ID, pid_bad[i], err,
+			sizeof(err)) != 0);
+	TH_CHECK(t,
+	    ident_device_check(
+		IDENT_HARDWARE_MODULE, "ABCD/1.2.3.4", err, sizeof(err)) == 0);
+	/* §4.1: hardware-module-value = hw-serial-num-value "/" hw-type-value */
+	TH_CHECK(t,
+	    ident_device_check(
+		IDENT_HARDWARE_MODULE, "ABCD", err, sizeof(err)) != 0);
+	TH_CHECK(t,
+	    ident_device_check(IDENT_DNS, "example.com", err, sizeof(err)) !=
+		0);
+	{
+		enum ident_type it;
+		TH_CHECK(t,
+		    ident_type_parse("permanent-identifier", &it) == 0 &&
+			it == IDENT_PERMANENT_ID);
+		TH_CHECK(t,
+		    ident_type_parse("hardware-module", &it) == 0 &&
+			it == IDENT_HARDWARE_MODULE);
+		TH_CHECK_STR(t, ident_type_name(IDENT_HARDWARE_MODULE),
+		    "hardware-module");
+	}
+	TH_CHECK(t,
+	    chal_check(chal_lookup("device-attest-01"), IDENT_PERMANENT_ID, 0,
+		err, sizeof(err)) == 0);
+	TH_CHECK(t,
+	    chal_check(chal_lookup("device-attest-01"), IDENT_DNS, 0, err,
+		sizeof(err)) != 0);
+	TH_CHECK(t,
+	    chal_check(chal_lookup("http-01"), IDENT_PERMANENT_ID, 0, err,
+		sizeof(err)) != 0);
+}
+
 struct cfg {
 	char *name;
 	int64_t workers;
@@ -917,6 +974,7 @@ main(void)
 	TH_RUN(&t, test_punycode_a_labels);
 	TH_RUN(&t, test_ip_identifiers);
 	TH_RUN(&t, test_email_identifiers_and_smime_profiles);
+	TH_RUN(&t, test_device_identifiers);
 	TH_RUN(&t, test_challenge_table);
 	TH_RUN(&t, test_serial_hex);
 	TH_RUN(&t, test_jspec);
