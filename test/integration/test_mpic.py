@@ -43,6 +43,7 @@ from anvilrpc import RpcClient, RpcError  # noqa: E402
 
 PORT_BASE = int(os.environ.get("ANVIL_MPIC_PORT_BASE", "27700"))
 P_HTTP = PORT_BASE + 2
+P_ALPN = PORT_BASE + 1
 P_PRIMARY_MGMT = PORT_BASE + 20
 REMOTE_RPC_PORT = 9443
 REMOTE_MGMT = 8055
@@ -132,7 +133,7 @@ class Perspective:
         self.chall = subprocess.Popen(
             self.nsx + [CHALLTESTSRV, "-management", ":%d" % REMOTE_MGMT,
                         "-dns01", "127.0.0.1:8053", "-http01", ":%d" % P_HTTP,
-                        "-https01", "", "-tlsalpn01", "", "-defaultIPv6", ""],
+                        "-https01", "", "-tlsalpn01", ":%d" % P_ALPN, "-defaultIPv6", ""],
             stdout=log, stderr=subprocess.STDOUT)
         wait_tcp(self.ip, REMOTE_MGMT, proc=self.chall)
         self.start_va()
@@ -149,7 +150,7 @@ class Perspective:
                     "callers": {"va": ["va-primary"]}},
             # its own resolver: the namespace's challtestsrv
             "dns": {"resolvers": ["127.0.0.1:8053"], "timeout": "1s", "tries": 2},
-            "http01_port": P_HTTP, "tlsalpn01_port": PORT_BASE + 1,
+            "http01_port": P_HTTP, "tlsalpn01_port": P_ALPN,
             "https_port": PORT_BASE + 3,
             "caa_identities": [CAA_ID],
             "validation_timeout": "%ds" % VALIDATION_TIMEOUT_S,
@@ -210,16 +211,38 @@ def mesh():
         plog = open(os.path.join(tmp, "primary-challtestsrv.log"), "w")
         primary_view = subprocess.Popen(
             [CHALLTESTSRV, "-management", "127.0.0.1:%d" % P_PRIMARY_MGMT, "-dns01", "",
-             "-http01", "127.0.0.1:%d" % P_HTTP, "-https01", "", "-tlsalpn01", ""],
+             "-http01", "127.0.0.1:%d" % P_HTTP, "-https01", "",
+             "-tlsalpn01", "127.0.0.1:%d" % P_ALPN],
             stdout=plog, stderr=subprocess.STDOUT)
         wait_tcp("127.0.0.1", P_PRIMARY_MGMT, proc=primary_view)
         yield {"views": {v.name: v for v in views}, "pki": pki, "tmp": tmp}
+        for v in views:
+            v.stop_va()
+        reports = sanitizer_reports(tmp)
+        assert not reports, "sanitizer reports in the remote VAs' logs:\n" + reports
     finally:
         stop(primary_view)
         for v in views:
             v.destroy()
         if os.environ.get("ANVIL_KEEP_TMP") != "1":
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sanitizer_reports(tmp):
+    """ASan/LSan/UBSan reports in the remote VAs' logs (after they stopped,
+    so LeakSanitizer has run)."""
+    out = []
+    for name in sorted(os.listdir(tmp)):
+        if not name.endswith("-va.log"):
+            continue
+        with open(os.path.join(tmp, name), errors="replace") as f:
+            text = f.read()
+        for m in anvil_env.AnvilEnv.SANITIZER_MARKERS:
+            if m in text:
+                i = text.index(m)
+                out.append("--- %s\n%s" % (name, text[max(0, i - 200):i + 2000]))
+                break
+    return "\n".join(out)
 
 
 @pytest.fixture(scope="module")
@@ -524,6 +547,58 @@ def test_remote_serves_only_primary_vas(env, mesh):
     with pytest.raises(RpcError) as ei:
         env.rpc("va").call("va.remote_validate", params)
     assert ei.value.problem["type"] == "unauthorized"
+
+
+def test_tls_alpn01_hijacked_views(env, mesh):
+    """tls-alpn-01 (RFC 8737) goes through the same corroboration: one view
+    serving another acmeIdentifier is absorbed, two are not."""
+    def serve(name, ka, wrong):
+        primary_mgmt("add-tlsalpn01", {"host": name, "content": ka})
+        for v in mesh["views"].values():
+            v.mgmt("del-tlsalpn01", {"host": name})
+            v.mgmt("add-tlsalpn01", {"host": name,
+                                     "content": ka + ".hijacked" if v.name in wrong else ka})
+    name, token, ka = fresh("alpn")
+    serve(name, ka, ("eu-west",))
+    r, _ = validate(env, name, "tls-alpn-01", token, ka)
+    assert r["status"] == "valid", r
+    serve(name, ka, ("eu-west", "sa-east"))
+    r, _ = validate(env, name, "tls-alpn-01", token, ka)
+    assert r["status"] == "invalid", r
+    subs = sorted(s["detail"].split(":")[0] for s in r["error"]["subproblems"])
+    assert subs == ["perspective eu-west", "perspective sa-east"], r
+
+
+def test_dns_account01_split_horizon(env, mesh):
+    """dns-account-01: the remote derives the same account label from the
+    account_uri the primary got, and checks it in its own DNS view."""
+    import base64
+    import hashlib
+    acct = "https://localhost/acme/acct/1"
+    label = "_" + base64.b32encode(hashlib.sha256(acct.encode()).digest()[:10]).decode().lower().rstrip("=")
+    name, token, ka = fresh("acctlabel")
+    host = "%s._acme-challenge.%s." % (label, name)
+    set_txt(env, mesh, host, txt_digest(ka), wrong=("ap-south",))
+    r, _ = validate(env, name, "dns-account-01", token, ka)
+    assert r["status"] == "valid", r
+    set_txt(env, mesh, host, txt_digest(ka), wrong=("ap-south", "eu-west", "sa-east"))
+    r, _ = validate(env, name, "dns-account-01", token, ka)
+    assert r["status"] == "invalid", r
+    assert len(r["error"]["subproblems"]) >= 2, r
+
+
+def test_remote_methods_take_the_primary_params():
+    """The primary forwards its own va.validate / va.check_caa params
+    unchanged: the remote methods must accept exactly the same keys, or a
+    new parameter would make every corroboration fail as malformed."""
+    out = subprocess.run([os.path.join(os.path.abspath(os.environ.get(
+        "BINDIR", os.path.join(anvil_env.TOP, "bin"))), "anvil-rpc"), "methods"],
+        check=True, capture_output=True, text=True).stdout
+    reg = {m["name"]: m for m in json.loads(out)}
+    for local, remote in (("va.validate", "va.remote_validate"),
+                          ("va.check_caa", "va.remote_check_caa")):
+        assert reg[local]["params"] == reg[remote]["params"], (local, remote)
+        assert reg[remote]["callers"] == ["va"]
 
 
 def acme_attempt(env, mesh, raw, key, kid, wrong):
