@@ -42,6 +42,7 @@ struct raw {
 	size_t n_blocked_names;
 	int allow_wildcards;
 	int subdomain_auth;
+	int onion;
 	char **persist_names;
 	size_t n_persist_names;
 	char *persist_prefix;
@@ -101,6 +102,7 @@ static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
     F("public_suffix_file", JSPEC_STRING, psl_file),
     FS("challenges", challenges, n_challenges),
     F("subdomain_auth", JSPEC_BOOL, subdomain_auth),
+    F("onion", JSPEC_BOOL, onion),
     FO("dns_persist", persist_spec), FO("email", email_spec), JSPEC_END};
 static const struct jspec keys_spec[] = {F("rsa_min", JSPEC_INT, rsa_min),
     F("rsa_max", JSPEC_INT, rsa_max), F("rsa_sizes", JSPEC_JSON, rsa_sizes),
@@ -474,6 +476,17 @@ convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
 	}
 	if (convert_email(r, pol, err, errlen) != 0)
 		return -1;
+	/* RFC 9799: policy.onion accepts v3 .onion names and offers
+	 * onion-csr-01 for them (the only type that can prove one here) */
+	pol->onion = r->onion;
+	if (pol->onion)
+		pol->challenges |= CHAL_BIT(CHAL_ONIONCSR01);
+	else if (pol->challenges & CHAL_BIT(CHAL_ONIONCSR01)) {
+		snprintf(err, errlen,
+		    "policy.challenges: onion-csr-01 needs policy.onion "
+		    "(RFC 9799 .onion names) to be true");
+		return -1;
+	}
 	if (convert_persist(r, pol, err, errlen) != 0)
 		return -1;
 	if (pol->public_mode) {

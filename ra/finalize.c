@@ -326,6 +326,10 @@ caa_recheck(struct ra *ra, const char *rid, const json_t *order,
 		    strcmp(json_string_value(json_object_get(ident, "type")),
 			"dns") != 0)
 			continue;
+		/* RFC 9799 §6.1: never in the DNS (ra_onion_caa) */
+		if (ident_onion_name(
+			json_string_value(json_object_get(ident, "value"))))
+			continue;
 		valid_ch = NULL;
 		json_array_foreach(json_object_get(az, "challenges"), j, ch)
 		{
@@ -463,6 +467,9 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	if (check_csr(ra, req->request_id, acct, order, csr, prob) != 0)
 		goto out;
 	if (caa_recheck(ra, req->request_id, order, uri, prob) != 0)
+		goto out;
+	if (ra_onion_caa(ra, req->request_id, order,
+		json_object_get(params, "onion_caa"), uri, prob) != 0)
 		goto out;
 	/* The CSR is stored with the claim: if this process dies or gives
 	 * up on a transient failure, recovery issues it again. */

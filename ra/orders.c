@@ -13,8 +13,8 @@
  * it, in table order.
  */
 json_t *
-ra_new_challenges(
-    const struct ra_policy *pol, enum ident_type type, int wildcard)
+ra_new_challenges(const struct ra_policy *pol, enum ident_type type,
+    int wildcard, int onion)
 {
 	json_t *a = json_array();
 	const struct chal_info *c;
@@ -24,7 +24,9 @@ ra_new_challenges(
 	for (t = 0; t < CHAL__MAX; t++) {
 		c = chal_info((enum chal_type)t);
 		if (!(pol->challenges & CHAL_BIT(t)) ||
-		    chal_check(c, type, wildcard, err, sizeof(err)) != 0)
+		    chal_check(c, type, wildcard, err, sizeof(err)) != 0 ||
+		    (type == IDENT_DNS &&
+			chal_check_onion(c, onion, err, sizeof(err)) != 0))
 			continue;
 		tok = random_token(32);
 		json_array_append_new(
@@ -441,7 +443,10 @@ new_authz_params(struct ra *ra, const json_t *v, const char *expires)
 	    "wildcard", json_object_get(v, "wildcard"), "expires", expires,
 	    "challenges",
 	    ra_new_challenges(&ra->cfg.policy, it,
-		json_is_true(json_object_get(v, "wildcard"))));
+		json_is_true(json_object_get(v, "wildcard")),
+		it == IDENT_DNS &&
+		    ident_onion_name(
+			json_string_value(json_object_get(v, "value")))));
 }
 
 /*
@@ -601,7 +606,7 @@ ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
 	enum ident_type it = IDENT_DNS;
 	int64_t id;
 	char t[32];
-	int rc = -1, sub;
+	int rc = -1, sub, onion;
 
 	if (ra_param_id(params, "account_id", &id, prob) != 0 ||
 	    ra_param_str(params, "profile", &pname, prob) != 0)
@@ -639,13 +644,17 @@ ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
 	/* RFC 9444 §4.2: "subdomainAuthAllowed" asks for an authorization of
 	 * every name below this one; without the policy it is a plain one. */
 	chs = NULL;
-	if (it == IDENT_DNS && ra->cfg.policy.subdomain_auth &&
+	onion = it == IDENT_DNS &&
+	    ident_onion_name(json_string_value(
+		json_object_get(json_array_get(idents, 0), "value")));
+	/* a .onion name has no dns-01 ancestor (RFC 9799 §3.1.1) */
+	if (it == IDENT_DNS && !onion && ra->cfg.policy.subdomain_auth &&
 	    json_is_true(json_object_get(
 		json_object_get(params, "identifier"), "subdomainAuthAllowed")))
 		chs = ra_sub_challenges(ra);
 	sub = chs != NULL;
 	if (chs == NULL)
-		chs = ra_new_challenges(&ra->cfg.policy, it, 0);
+		chs = ra_new_challenges(&ra->cfg.policy, it, 0, onion);
 	if (ra_call(ra->sa, RPC_SA_NEW_AUTHZ,
 		json_pack("{s:I,s:O,s:b,s:b,s:s,s:s,s:o}", "account_id",
 		    (json_int_t)id, "identifier", json_array_get(idents, 0),

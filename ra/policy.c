@@ -290,14 +290,21 @@ check_dns(const struct ra_policy *pol, const char *raw, char **norm,
 		goto fail;
 	}
 	/* RFC 7686: .onion names are not in the DNS; RFC 9799 §3.1.1: dns-01
-	 * MUST NOT validate them, and http-01 / tls-alpn-01 need Tor. Without
-	 * onion-csr-01 (not implemented) no challenge can prove one. */
+	 * MUST NOT validate them, and http-01 / tls-alpn-01 need Tor. With
+	 * policy.onion they are proved by onion-csr-01 (§3.2), v3 only. */
 	if (under(base, "onion")) {
-		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
-		    "%s is a .onion name (RFC 7686); this CA offers no "
-		    "challenge that can validate it (RFC 9799)",
-		    n);
-		goto fail;
+		if (!pol->onion) {
+			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
+			    "%s is a .onion name (RFC 7686); this CA does not "
+			    "issue for .onion names (RFC 9799)",
+			    n);
+			goto fail;
+		}
+		if (ident_onion_parse(base, NULL, NULL, e, sizeof(e)) != 0) {
+			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
+			    "Invalid .onion name: %s", e);
+			goto fail;
+		}
 	}
 	for (i = 0; i < pol->n_blocked_names; i++) {
 		if (under(base, pol->blocked_names[i])) {
@@ -306,7 +313,10 @@ check_dns(const struct ra_policy *pol, const char *raw, char **norm,
 			goto fail;
 		}
 	}
-	if (pol->any_name) {
+	if (pol->onion && under(base, "onion")) {
+		/* a v3 address is self-authenticating: not subject to the
+		 * suffix list or the PSL (RFC 9799 §2, §6.1) */
+	} else if (pol->any_name) {
 		/* test modes, as Pebble: any syntactically valid name (the
 		 * syntax and the blocked names were checked above) */
 	} else if (pol->public_mode) {

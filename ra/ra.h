@@ -74,6 +74,7 @@ struct ra_policy {
 	struct ra_psl *psl;  /* public mode only; owned */
 	unsigned challenges; /* enabled types: CHAL_BIT(enum chal_type) */
 	int subdomain_auth;  /* RFC 9444 subdomain authorizations */
+	int onion;           /* RFC 9799 .onion names and onion-csr-01 */
 	/* dns-persist-01 (policy.dns_persist) */
 	char **persist_names; /* issuer domain names, 1 to 10 */
 	size_t n_persist_names;

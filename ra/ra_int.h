@@ -132,11 +132,12 @@ int ra_h_profiles(void *svc, const struct rpc_req *req, json_t **result,
 
 /*
  * Challenges for an identifier: the types enabled in pol (borrowed) that
- * can prove it, each with a fresh token. New JSON array [{type, token}]; it
- * may be empty when policy enables no applicable type.
+ * can prove it, each with a fresh token; onion: the name is a .onion name
+ * (RFC 9799: onion-csr-01 only). New JSON array [{type, token}]; it may be
+ * empty when policy enables no applicable type.
  */
-json_t *ra_new_challenges(
-    const struct ra_policy *pol, enum ident_type type, int wildcard);
+json_t *ra_new_challenges(const struct ra_policy *pol, enum ident_type type,
+    int wildcard, int onion);
 /* ---- RFC 9444 subdomain authorizations (subdomain.c) ---- */
 struct ra_sub;
 /*
@@ -178,6 +179,18 @@ int64_t ra_persist_until_ms(const json_t *validation_record);
 /* Adds issuerDomainNames and accountHashPrefix to meta when dns-persist-01
  * is enabled. */
 void ra_persist_meta(struct ra *ra, json_t *meta);
+/* ---- RFC 9799 .onion names (onion.c) ---- */
+/*
+ * In-band CAA at finalize (§6.4): every .onion identifier of order
+ * (borrowed) needs a valid, unexpired onionCAA entry (onion_caa, borrowed,
+ * may be NULL) signed by its key, whose record set the VA then evaluates.
+ * 0 when issuance may go on, else -1 with *prob (onionCAARequired,
+ * malformed, unauthorized, caa).
+ */
+int ra_onion_caa(struct ra *ra, const char *rid, const json_t *order,
+    const json_t *onion_caa, const char *uri, struct problem **prob);
+/* Adds inBandOnionCAARequired to meta when policy.onion is on. */
+void ra_onion_meta(struct ra *ra, json_t *meta);
 /* Appends id to the JSON array ids unless it is there already. */
 void ra_ids_add(json_t *ids, json_int_t id);
 /* 1 if this process is finalizing the order (finalize.c). */

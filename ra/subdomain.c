@@ -202,8 +202,9 @@ ra_sub_cover(struct ra *ra, struct ra_sub *s, const json_t *ident,
 	int64_t ae;
 
 	if (s == NULL || !ra->cfg.policy.subdomain_auth || name == NULL ||
-	    json_is_true(json_object_get(ident, "wildcard")) || !is_dns(ident))
-		return 0;
+	    json_is_true(json_object_get(ident, "wildcard")) || !is_dns(ident) ||
+	    ident_onion_name(name))
+		return 0; /* RFC 9799 §3.1.1: no dns-01 for a .onion name */
 	/* A valid subdomain authorization of this account for an ancestor. */
 	json_array_foreach(s->valid, i, a)
 	{
@@ -254,6 +255,7 @@ ra_h_directory_meta(void *svc, const struct rpc_req *req, json_t **result,
 	if (ra->cfg.policy.subdomain_auth)
 		json_object_set_new(meta, "subdomainAuthAllowed", json_true());
 	ra_persist_meta(ra, meta);
+	ra_onion_meta(ra, meta);
 	*result = json_pack("{s:o}", "meta", meta);
 	/* RFC 8823 §3: the WFE shows it as the email-reply-00 "from" */
 	if (ra->cfg.policy.email_from != NULL)

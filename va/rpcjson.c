@@ -152,7 +152,9 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 		va_result_clear(&res);
 		return -1;
 	}
-	if (res.valid && va->mpic != NULL)
+	/* onion-csr-01 and in-band onion CAA look at nothing on the network:
+	 * there is no view for other perspectives to corroborate */
+	if (res.valid && va->mpic != NULL && req.challenge != CHAL_ONIONCSR01)
 		corroborate_validation(va, params, &req, request_id,
 		    deadline_ms, &res);
 	*result = json_pack("{s:s,s:O}", "status",
@@ -174,7 +176,7 @@ va_check_caa_json(struct va *va, const json_t *params, const char *request_id,
 	const char *value, *method;
 	struct problem *p = NULL;
 	json_t *perspectives;
-	int wildcard = 0, rc;
+	int wildcard = 0, rc, onion;
 
 	*result = NULL;
 	*prob = NULL;
@@ -187,14 +189,22 @@ va_check_caa_json(struct va *va, const json_t *params, const char *request_id,
 		    "passed");
 		return -1;
 	}
-	rc = va_check_caa(va, t, value, wildcard, method,
-	    str_member(params, "account_uri"), request_id, left, &p);
+	onion = t == IDENT_DNS && ident_onion_name(value);
+	if (onion)
+		/* RFC 9799 §6.1: no CAA lookup in the DNS for a .onion name;
+		 * its record set comes in-band (§6.4) or there is none */
+		rc = va_check_onion_caa(va, value,
+		    str_member(params, "onion_caa"), wildcard,
+		    str_member(params, "account_uri"), method, &p);
+	else
+		rc = va_check_caa(va, t, value, wildcard, method,
+		    str_member(params, "account_uri"), request_id, left, &p);
 	if (rc < 0) {
 		*prob = p;
 		return -1;
 	}
 	perspectives = NULL;
-	if (rc == 1 && va->mpic != NULL) {
+	if (rc == 1 && va->mpic != NULL && !onion) {
 		perspectives = json_array();
 		if (va_mpic_corroborate(va->mpic, 1, params,
 			ident_type_name(t), value, request_id, deadline_ms,

@@ -26,6 +26,7 @@ static void (*const chal_start[CHAL__MAX])(struct va_job *j) = {
     [CHAL_TLSALPN01] = va_tlsalpn01_start,
     [CHAL_DNSACCOUNT01] = va_dnsaccount01_start,
     [CHAL_DNSPERSIST01] = va_dnspersist01_start,
+    [CHAL_ONIONCSR01] = va_onioncsr01_start,
 };
 
 void
@@ -838,6 +839,20 @@ va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
 	if (chal_check(c, req->ident_type, req->wildcard, err, sizeof(err)) !=
 	    0) {
 		*prob = problem_new(PROB_MALFORMED, "%s", err);
+		return -1;
+	}
+	/* RFC 9799 §3.1.1 / §3.2 / §8.4: a .onion name only by
+	 * onion-csr-01, onion-csr-01 only for a .onion name */
+	if (req->ident_type == IDENT_DNS &&
+	    chal_check_onion(c, ident_onion_name(req->ident_value), err,
+		sizeof(err)) != 0) {
+		*prob = problem_new(PROB_MALFORMED, "%s", err);
+		return -1;
+	}
+	if (req->challenge == CHAL_ONIONCSR01 &&
+	    !json_is_string(json_object_get(req->payload, "csr"))) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "onion-csr-01 needs the client's csr");
 		return -1;
 	}
 	if (c->needs_account_uri &&

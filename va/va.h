@@ -146,6 +146,15 @@ int va_validate_async(struct va *va, const struct va_request *req,
     va_done_fn done, void *arg, struct problem **prob);
 
 /*
+ * CAA of a .onion name (RFC 9799 §6): never looked up in the DNS (§6.1);
+ * caa is the in-band record set the client signed (§6.4; NULL: none).
+ * Same answers as va_check_caa: 1 permitted, 0 not (with *prob, caller
+ * frees). Borrows everything; callable from any thread.
+ */
+int va_check_onion_caa(struct va *va, const char *name, const char *caa,
+    int wildcard, const char *account_uri, const char *method,
+    struct problem **prob);
+/*
  * Blocking CAA check for an identifier (timeout_ms as in va_request;
  * strings borrowed). Returns 1 when issuance is
  * permitted, 0 when not (with *prob: type caa, or dns-ish detail), -1 if

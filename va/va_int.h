@@ -376,6 +376,28 @@ void va_dnsaccount01_start(struct va_job *j);
 void va_dns01_txt_failure(struct va_job *j, struct va_dns_result *res);
 /* dns-persist-01: the persistent TXT at _validation-persist.<name>. */
 void va_dnspersist01_start(struct va_job *j);
+/* onion-csr-01 (onion.c): checks j->csr at once, then finishes j. */
+void va_onioncsr01_start(struct va_job *j);
+/*
+ * RFC 9799 §3.2 steps 1-5 for the CSR csr_b64 (base64url DER) answering
+ * the onion-csr-01 challenge with token (the nonce's base64url) for the
+ * normalised .onion name (wildcard: its base name); every argument
+ * borrowed. NULL when it passes, else the problem (caller frees): badCSR
+ * (not a CSR), incorrectResponse (wrong key, signature or nonces),
+ * malformed (not a v3 .onion name).
+ */
+struct problem *va_onion_csr_check(
+    const char *name, const char *token, const char *csr_b64);
+/*
+ * RFC 9799 §6.4: evaluates the in-band CAA record set caa (the "caa"
+ * string of onionCAA, one "caa <flags> <tag> <value>" per line; NULL or
+ * empty: no records) of the .onion name as RFC 8659 / RFC 8657 would a
+ * DNS RRset, with cfg's CAA identities. Borrows everything. 1 when
+ * issuance is permitted, else 0 with *prob (caa; caller frees).
+ */
+int va_onion_caa_eval(const struct va_config *cfg, const char *name,
+    const char *caa, int wildcard, const char *account_uri,
+    const char *method, struct problem **prob);
 /* Checks a va_request's persist object (borrowed): 0, or -1 with *prob
  * (malformed) naming what is missing. */
 int va_persist_check_params(const json_t *persist, struct problem **prob);

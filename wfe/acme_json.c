@@ -113,6 +113,7 @@ wfe_acme_challenge(
 {
 	json_t *j = json_object(), *err, *meta;
 	const char *type;
+	char *nonce;
 
 	copy_member(j, "type", chall, "type");
 	set_url(j, "url",
@@ -127,6 +128,14 @@ wfe_acme_challenge(
 			json_object_set(j, "issuerDomainNames",
 			    json_object_get(meta, "issuerDomainNames"));
 		json_decref(meta);
+	} else if (type != NULL && strcmp(type, "onion-csr-01") == 0) {
+		/* RFC 9799 §3.2: a "nonce" (base64 with padding), no token;
+		 * no authKey: this CA does not connect to hidden services */
+		nonce = chal_onion_nonce(
+		    json_string_value(json_object_get(chall, "token")));
+		if (nonce != NULL)
+			json_object_set_new(j, "nonce", json_string(nonce));
+		free(nonce);
 	} else
 		copy_member(j, "token", chall, "token");
 	if (type != NULL && strcmp(type, "email-reply-00") == 0) {

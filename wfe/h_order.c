@@ -185,6 +185,10 @@ wfe_h_finalize(struct wfe_req *r, const char *tail)
 	params = json_pack("{sIsIsOss}", "account_id",
 	    (json_int_t)r->account_id, "order_id", (json_int_t)id, "csr", csr,
 	    "account_uri", r->jws->kid);
+	/* RFC 9799 §6.4: in-band CAA of the order's .onion names */
+	if (json_object_get(payload, "onionCAA") != NULL)
+		json_object_set(
+		    params, "onion_caa", json_object_get(payload, "onionCAA"));
 	if (wfe_rpc(r, r->w->ra, RPC_RA_FINALIZE_ORDER, params, &res) != 0)
 		goto out;
 	reply_order(r, 200, res);
@@ -291,6 +295,7 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 	const char *slash = strchr(tail, '/');
 	json_t *payload = NULL, *authz = NULL, *params = NULL, *res = NULL;
 	const json_t *ch;
+	json_t *csr;
 	const char *st;
 	int64_t aid, cid;
 	char *up = NULL;
@@ -312,9 +317,16 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 	up = wfe_url(r, "/acme/authz/%lld", (long long)aid);
 	st = json_string_value(json_object_get(ch, "status"));
 	if (!r->jws->is_post_as_get) {
-		/* Any JSON object (normally {}) asks for validation. */
+		/* Any JSON object (normally {}) asks for validation;
+		 * onion-csr-01 answers with {"csr"} (RFC 9799 §3.2). */
 		if (wfe_jws_payload(r, &payload) != 0)
 			goto out;
+		csr = json_object_get(payload, "csr");
+		if (csr != NULL && !json_is_string(csr)) {
+			wfe_reply_prob(r, PROB_MALFORMED,
+			    "\"csr\" must be a base64url DER CSR");
+			goto out;
+		}
 		if (st != NULL && strcmp(st, "pending") == 0) {
 			params = json_pack("{sIsIsIssss}", "account_id",
 			    (json_int_t)r->account_id, "authz_id",
@@ -322,7 +334,7 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 			    "thumbprint", r->acct_key->thumbprint,
 			    "account_uri", r->jws->kid);
 			/* a response with members (device-attest-01's
-			 * attObj) travels to the VA */
+			 * attObj, onion-csr-01's csr) travels to the VA */
 			if (json_is_object(payload) &&
 			    json_object_size(payload) > 0)
 				json_object_set(params, "payload", payload);

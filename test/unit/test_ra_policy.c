@@ -1,4 +1,4 @@
-/* LIBS: ra jose core */
+/* LIBS: ra rpc jose core */
 /*
  * test_ra_policy.c - the RA's pure parts: identifier policy (private and
  * public mode, block lists, wildcards, profiles, subproblems), registered
@@ -10,6 +10,7 @@
 
 #include "harness.h"
 #include "ra/ra.h"
+#include "ra/ra_int.h"
 
 static struct ra_config cfg;
 static struct profile classic, dnsonly;
@@ -735,25 +736,68 @@ test_persist_config(struct th *t)
 }
 
 /* RFC 9799 §3.1.1: "The existing dns-01 challenge MUST NOT be used to
- * validate .onion Special-Use Domain Names"; with no onion-csr-01 they are
- * refused in both modes (onion is on the Public Suffix List). */
+ * validate .onion Special-Use Domain Names"; without policy.onion they are
+ * refused in both modes (onion is on the Public Suffix List). With it, v3
+ * addresses (and names below them) are accepted whatever the suffix list
+ * says; §2: "Version 2 addresses [tor-rend-spec-v2] MUST NOT be used". */
 static void
 test_onion_refused(struct th *t)
 {
 	struct problem *p = NULL;
+	struct ra_policy on = cfg.policy;
 	char *n = NULL;
 	enum ident_type type;
+	json_t *chs, *o;
+	struct ra_config c;
+	char err[256];
 	json_t *id = json_pack("{s:s,s:s}", "type", "dns", "value",
 	    "www.bbcweb3hytmzhn5d532owbu6oqadra5z3ar726vq5kgwwn6aucdccrad."
 	    "onion");
+	json_t *v2 = json_pack(
+	    "{s:s,s:s}", "type", "dns", "value", "facebookcorewwwi.onion");
 
 	TH_CHECK(t, ra_policy_check_ident(&cfg.policy, &classic, id, &type,
 			&n, &p) == -1 &&
 		p->type == PROB_REJECTED_IDENTIFIER &&
 		strstr(p->detail, "RFC 9799") != NULL);
 	problem_free(p);
+	p = NULL;
+	on.onion = 1;
+	on.challenges |= CHAL_BIT(CHAL_ONIONCSR01);
+	TH_CHECK(t, ra_policy_check_ident(&on, &classic, id, &type, &n, &p) ==
+		0);
 	free(n);
+	n = NULL;
+	TH_CHECK(t, ra_policy_check_ident(&on, &classic, v2, &type, &n, &p) ==
+		    -1 &&
+		p->type == PROB_REJECTED_IDENTIFIER &&
+		strstr(p->detail, "version 2") != NULL);
+	problem_free(p);
+	/* only onion-csr-01 for a .onion name, never for another */
+	chs = ra_new_challenges(&on, IDENT_DNS, 1, 1);
+	TH_CHECK(t, json_array_size(chs) == 1 &&
+		strcmp(json_string_value(json_object_get(
+			   json_array_get(chs, 0), "type")),
+		    "onion-csr-01") == 0);
+	json_decref(chs);
+	chs = ra_new_challenges(&on, IDENT_DNS, 0, 0);
+	TH_CHECK(t, json_array_size(chs) > 0);
+	for (size_t i = 0; i < json_array_size(chs); i++)
+		TH_CHECK(t, strcmp(json_string_value(json_object_get(
+				       json_array_get(chs, i), "type")),
+				"onion-csr-01") != 0);
+	json_decref(chs);
+	/* config: onion-csr-01 cannot be listed without policy.onion */
+	o = json_pack("{s:{s:s,s:[s,s]}}", "policy", "mode", "private",
+	    "challenges", "http-01", "onion-csr-01");
+	memset(&c, 0, sizeof(c));
+	TH_CHECK(t, ra_config_parse(o, "x.json", &c, err, sizeof(err)) == -1 &&
+		strstr(err, "policy.challenges") != NULL &&
+		strstr(err, "policy.onion") != NULL);
+	ra_config_clear(&c);
+	json_decref(o);
 	json_decref(id);
+	json_decref(v2);
 }
 
 int
