@@ -16,7 +16,7 @@ BINDIR  ?= bin
 CC      ?= cc
 OPT     ?= -O2
 SAN     ?=
-PKGS    := openssl libmicrohttpd jansson libcares libevent libevent_pthreads libpq
+PKGS    := openssl libmicrohttpd jansson libcares libevent libevent_pthreads libpq libcbor
 
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror -Wno-format-truncation
@@ -44,8 +44,9 @@ all: build
 build: $(BINS) $(UNITS)
 
 # Dependencies: installed by scripts/install-deps.sh when missing (as root),
-# otherwise it prints the one command to run. The result is cached here.
-$(BUILD)/config.mk: scripts/install-deps.sh
+# otherwise it prints the one command to run. The result is cached here
+# (again when PKGS changes).
+$(BUILD)/config.mk: scripts/install-deps.sh Makefile
 	@mkdir -p $(BUILD)
 	@scripts/install-deps.sh --ensure
 	@{ echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \

@@ -41,6 +41,9 @@ static const struct jspec mpic_spec[] = {
     F("remotes", JSPEC_JSON, mpic_remotes),
     F("max_remote_failures", JSPEC_INT, mpic_max_failures),
     F("remote_timeout", JSPEC_DURATION, mpic_remote_timeout_ms), JSPEC_END};
+static const struct jspec attest_spec[] = {
+    F("tpm_roots", JSPEC_STRING, attest_tpm_roots),
+    F("apple_roots", JSPEC_STRING, attest_apple_roots), JSPEC_END};
 static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     FO("debug", debug_spec), F("rpc", JSPEC_JSON, rpc), FO("dns", dns_spec),
     F("http01_port", JSPEC_INT, http01_port),
@@ -52,7 +55,7 @@ static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     F("validation_timeout", JSPEC_DURATION, validation_timeout_ms),
     F("connect_retries", JSPEC_INT, connect_retries),
     FO("network", network_spec), FO("test", test_spec),
-    FO("mpic", mpic_spec), JSPEC_END};
+    FO("mpic", mpic_spec), FO("attestation", attest_spec), JSPEC_END};
 
 static char **
 strv(const char *a, const char *b)

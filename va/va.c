@@ -27,6 +27,7 @@ static void (*const chal_start[CHAL__MAX])(struct va_job *j) = {
     [CHAL_DNSACCOUNT01] = va_dnsaccount01_start,
     [CHAL_DNSPERSIST01] = va_dnspersist01_start,
     [CHAL_ONIONCSR01] = va_onioncsr01_start,
+    [CHAL_DEVICEATTEST01] = va_deviceattest01_start,
 };
 
 void
@@ -663,6 +664,8 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 	va->mpic = va_mpic_new(cfg, metrics, err, errlen);
 	if (va->mpic == NULL && err[0] != '\0')
 		goto fail;
+	if ((va->attest = va_attest_new(cfg, err, errlen)) == NULL)
+		goto fail;
 	if (pthread_create(&va->thread, NULL, loop_main, va) != 0) {
 		snprintf(err, errlen, "cannot start the VA loop thread");
 		goto fail;
@@ -716,6 +719,7 @@ va_free(struct va *va)
 		event_base_free(va->base);
 	SSL_CTX_free(va->ssl_ctx);
 	va_netpolicy_clear(&va->policy);
+	va_attest_free(va->attest);
 	pthread_mutex_destroy(&va->mu);
 	free(va);
 }

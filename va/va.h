@@ -57,6 +57,10 @@ struct va_config {
 	int64_t mpic_max_failures;     /* -1: the BR 3.2.2.9 table */
 	int64_t mpic_remote_timeout_ms; /* 0: validation_timeout */
 	int mpic_is_remote;             /* derived: role == "remote" */
+	/* device-attest-01 roots ("attestation" object): PEM files, NULL
+	 * when that format is not accepted */
+	char *attest_tpm_roots;
+	char *attest_apple_roots;
 };
 
 /*

@@ -308,6 +308,7 @@ struct va {
 	struct va_fdev *fdevs;
 	SSL_CTX *ssl_ctx;
 	struct va_mpic *mpic; /* remote perspectives; NULL: single */
+	struct va_attest *attest; /* device-attest-01 roots */
 };
 
 /* ---------------- multi-perspective corroboration (remote.c) -------- */
@@ -427,5 +428,73 @@ int va_caa_evaluate(const struct va_caa_rr *rrs, size_t n, int wildcard,
 
 /* Builds the key authorization digest (b64url SHA-256). Caller frees. */
 char *va_keyauth_digest(const char *keyauth);
+
+/* ---------------- device-attest-01 (attest*.c) ---------------------- */
+
+#define VA_ATT_MAX_LEN 65536 /* bytes of an attObj */
+#define VA_ATT_MAX_X5C 8     /* certificates in attStmt.x5c */
+
+/*
+ * A decoded attestation object (draft-ietf-acme-device-attest §5,
+ * WebAuthn §6.5.4). Byte strings point into the buffer given to
+ * va_attobj_parse (borrowed; NULL/0 when absent).
+ */
+struct va_attobj {
+	char fmt[32];
+	char ver[8];   /* attStmt.ver (tpm: "2.0") */
+	int has_alg;   /* attStmt.alg present */
+	int64_t alg;   /* COSE algorithm: -7 ES256, -257 RS256 */
+	int has_att_stmt;
+	const uint8_t *x5c[VA_ATT_MAX_X5C];
+	size_t x5c_len[VA_ATT_MAX_X5C];
+	size_t n_x5c;
+	const uint8_t *sig;
+	size_t sig_len;
+	const uint8_t *cert_info; /* tpm: TPMS_ATTEST */
+	size_t cert_info_len;
+	const uint8_t *pub_area; /* tpm: TPMT_PUBLIC of the attested key */
+	size_t pub_area_len;
+	const uint8_t *auth_data;
+	size_t auth_data_len;
+};
+
+/*
+ * Decodes len bytes at buf (borrowed; must outlive *out) as an attestation
+ * object under strict bounds (attest_cbor.c). 0, or -1 with the reason in
+ * err (out zeroed).
+ */
+int va_attobj_parse(const uint8_t *buf, size_t len, struct va_attobj *out,
+    char *err, size_t errlen);
+
+/* The attestation roots of each format (va.json "attestation"). */
+struct va_attest;
+/* Loads the configured roots (cfg borrowed). NULL with err on a bad file;
+ * an empty set (no formats) when none are configured. */
+struct va_attest *va_attest_new(const struct va_config *cfg, char *err,
+    size_t errlen);
+void va_attest_free(struct va_attest *a);
+
+/* What a verified statement proves (attest.c fills, caller clears). */
+struct va_att_result {
+	json_t *idents;        /* [{type, value}] the statement names (owned) */
+	uint8_t spki_sha256[32]; /* the attested key's SubjectPublicKeyInfo */
+	int have_key;
+};
+
+/*
+ * Format verifiers: a, o borrowed; keyauth / token the challenge's. 0 and
+ * res filled, or -1 with the reason in err (badAttestationStatement).
+ */
+int va_attest_tpm(const struct va_attest *a, const struct va_attobj *o,
+    const char *keyauth, struct va_att_result *res, char *err, size_t errlen);
+int va_attest_apple(const struct va_attest *a, const struct va_attobj *o,
+    const char *token, struct va_att_result *res, char *err, size_t errlen);
+/* Shared helpers (attest.c) */
+X509 *va_attest_chain(const struct va_attest *a, int tpm,
+    const struct va_attobj *o, char *err, size_t errlen);
+int va_attest_spki_hash(EVP_PKEY *k, uint8_t out[32]);
+void va_attest_san_idents(X509 *x, json_t *idents);
+/* device-attest-01: verifies j->payload's attObj; finishes j. */
+void va_deviceattest01_start(struct va_job *j);
 
 #endif /* ANVIL_VA_INT_H */

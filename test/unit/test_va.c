@@ -684,12 +684,81 @@ test_mpic_quorum_and_config(struct th *t)
 	va_config_clear(&cfg);
 }
 
+/*
+ * device-attest-01's attObj decoder (draft-ietf-acme-device-attest §5,
+ * WebAuthn §6.5.4): a well-formed object gives its members; malformed or
+ * hostile CBOR is refused with a reason, never read past its end.
+ */
+static void
+test_attobj_parse(struct th *t)
+{
+	/* {"fmt": "tpm", "attStmt": {"ver": "2.0", "alg": -7,
+	 *  "x5c": [h'01'], "sig": h'0203'}} */
+	static const uint8_t ok[] = {0xa2, 0x63, 'f', 'm', 't', 0x63, 't', 'p',
+	    'm', 0x67, 'a', 't', 't', 'S', 't', 'm', 't', 0xa4, 0x63, 'v',
+	    'e', 'r', 0x63, '2', '.', '0', 0x63, 'a', 'l', 'g', 0x26, 0x63,
+	    'x', '5', 'c', 0x81, 0x41, 0x01, 0x63, 's', 'i', 'g', 0x42, 0x02,
+	    0x03};
+	uint8_t bad[sizeof(ok) + 1];
+	struct va_attobj o;
+	char err[160];
+
+	TH_CHECK(t, va_attobj_parse(ok, sizeof(ok), &o, err, sizeof(err)) == 0);
+	TH_CHECK_STR(t, o.fmt, "tpm");
+	TH_CHECK_STR(t, o.ver, "2.0");
+	TH_CHECK(t, o.has_alg && o.alg == -7);
+	TH_CHECK(t, o.n_x5c == 1 && o.x5c_len[0] == 1 && o.x5c[0][0] == 1);
+	TH_CHECK(t, o.sig_len == 2 && o.sig[1] == 3);
+	/* trailing byte after the object */
+	memcpy(bad, ok, sizeof(ok));
+	bad[sizeof(ok)] = 0x00;
+	TH_CHECK(t, va_attobj_parse(bad, sizeof(bad), &o, err, sizeof(err)) != 0);
+	/* truncated */
+	TH_CHECK(t,
+	    va_attobj_parse(ok, sizeof(ok) - 1, &o, err, sizeof(err)) != 0);
+	/* not a map */
+	TH_CHECK(t,
+	    va_attobj_parse((const uint8_t *)"\x81\x01", 2, &o, err,
+		sizeof(err)) != 0);
+	/* an array claiming 2^32 items in 9 bytes */
+	TH_CHECK(t,
+	    va_attobj_parse((const uint8_t *)"\xa1\x61x\x9b\x00\x00\x00\x01"
+					     "\x00\x00\x00\x00",
+		12, &o, err, sizeof(err)) != 0);
+	/* indefinite-length map */
+	TH_CHECK(t,
+	    va_attobj_parse((const uint8_t *)"\xbf\x63"
+					     "fmt\x61x\xff",
+		8, &o, err, sizeof(err)) != 0);
+	/* a tag */
+	TH_CHECK(t,
+	    va_attobj_parse((const uint8_t *)"\xc1\xa0", 2, &o, err,
+		sizeof(err)) != 0);
+	/* duplicate "fmt" */
+	TH_CHECK(t,
+	    va_attobj_parse((const uint8_t *)"\xa2\x63"
+					     "fmt\x61x\x63"
+					     "fmt\x61y",
+		14, &o, err, sizeof(err)) != 0);
+	/* no attStmt */
+	TH_CHECK(t,
+	    va_attobj_parse((const uint8_t *)"\xa1\x63"
+					     "fmt\x61x",
+		7, &o, err, sizeof(err)) != 0);
+	/* 9 levels of nesting */
+	TH_CHECK(t,
+	    va_attobj_parse((const uint8_t *)"\xa1\x61x\x81\x81\x81\x81\x81\x81"
+					     "\x81\x81\x01",
+		13, &o, err, sizeof(err)) != 0);
+}
+
 int
 main(void)
 {
 	struct th t = TH_INIT;
 
 	log_init("test_va", LOG_LEVEL_ERROR);
+	TH_RUN(&t, test_attobj_parse);
 	TH_RUN(&t, test_http_content_length);
 	TH_RUN(&t, test_http_chunked_and_close_delimited);
 	TH_RUN(&t, test_http_body_limit);

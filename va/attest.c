@@ -1,0 +1,390 @@
+/*
+ * attest.c - device-attest-01 (draft-ietf-acme-device-attest §5): the
+ * client's response carries "attObj", a base64url WebAuthn attestation
+ * object. The VA decodes it (attest_cbor.c), verifies it with the
+ * verifier of its "fmt" (attest_tpm.c, attest_apple.c) against the roots
+ * configured for that format (va.json "attestation"; nothing is built in),
+ * and checks that the statement names the order's identifier. Any failure
+ * is badAttestationStatement with the reason in the detail (§5: "The
+ * Server MUST provide the reason for rejecting the challenge in the
+ * "detail" field").
+ *
+ * A statement cannot be replayed into another challenge: every format
+ * binds it to this challenge (tpm: extraData = SHA-256 of the key
+ * authorization; apple: the nonce extension = SHA-256 of the token), and
+ * tokens are unique per challenge. The validation record keeps the hash
+ * of the attested key, which finalize compares with the CSR's key.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "va/va_int.h"
+
+struct va_attest {
+	X509_STORE *tpm;   /* attestation.tpm_roots */
+	X509_STORE *apple; /* attestation.apple_roots */
+};
+
+/* A store with the certificates of PEM file path; NULL with err. */
+static X509_STORE *
+load_roots(const char *key, const char *path, char *err, size_t errlen)
+{
+	X509_STORE *st = X509_STORE_new();
+
+	if (st == NULL || X509_STORE_load_file(st, path) != 1 ||
+	    sk_X509_OBJECT_num(X509_STORE_get0_objects(st)) == 0) {
+		snprintf(err, errlen,
+		    "attestation.%s: cannot load certificates from %s", key,
+		    path);
+		X509_STORE_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* See va_int.h. */
+struct va_attest *
+va_attest_new(const struct va_config *cfg, char *err, size_t errlen)
+{
+	struct va_attest *a = xcalloc(1, sizeof(*a));
+
+	if (cfg->attest_tpm_roots != NULL &&
+	    (a->tpm = load_roots("tpm_roots", cfg->attest_tpm_roots, err,
+		 errlen)) == NULL)
+		goto fail;
+	if (cfg->attest_apple_roots != NULL &&
+	    (a->apple = load_roots("apple_roots", cfg->attest_apple_roots,
+		 err, errlen)) == NULL)
+		goto fail;
+	return a;
+fail:
+	va_attest_free(a);
+	return NULL;
+}
+
+/* See va_int.h. */
+void
+va_attest_free(struct va_attest *a)
+{
+	if (a == NULL)
+		return;
+	X509_STORE_free(a->tpm);
+	X509_STORE_free(a->apple);
+	free(a);
+}
+
+/* One DER certificate that is exactly n bytes; NULL if not. */
+static X509 *
+der_cert(const uint8_t *d, size_t n)
+{
+	const unsigned char *p = d;
+	X509 *x;
+
+	if (n == 0 || n > VA_ATT_MAX_LEN)
+		return NULL;
+	x = d2i_X509(NULL, &p, (long)n);
+	if (x != NULL && p != d + n) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/*
+ * See va_int.h: verifies o's x5c (leaf first, then intermediates) to the
+ * roots of the format (tpm or apple). The leaf (new reference) or NULL
+ * with err.
+ */
+X509 *
+va_attest_chain(const struct va_attest *a, int tpm, const struct va_attobj *o,
+    char *err, size_t errlen)
+{
+	X509_STORE *roots = tpm ? a->tpm : a->apple;
+	STACK_OF(X509) *chain = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	X509 *leaf = NULL, *x;
+	size_t i;
+	int ok = 0;
+
+	if (roots == NULL) {
+		snprintf(err, errlen,
+		    "no attestation roots are configured for format %s",
+		    o->fmt);
+		return NULL;
+	}
+	if (o->n_x5c == 0) {
+		snprintf(err, errlen, "attStmt.x5c is missing or empty");
+		return NULL;
+	}
+	if ((leaf = der_cert(o->x5c[0], o->x5c_len[0])) == NULL) {
+		snprintf(err, errlen, "attStmt.x5c[0] is not a certificate");
+		return NULL;
+	}
+	chain = sk_X509_new_null();
+	for (i = 1; chain != NULL && i < o->n_x5c; i++) {
+		if ((x = der_cert(o->x5c[i], o->x5c_len[i])) == NULL ||
+		    !sk_X509_push(chain, x)) {
+			X509_free(x);
+			snprintf(err, errlen,
+			    "attStmt.x5c[%zu] is not a certificate", i);
+			goto out;
+		}
+	}
+	ctx = X509_STORE_CTX_new();
+	if (chain == NULL || ctx == NULL ||
+	    X509_STORE_CTX_init(ctx, roots, leaf, chain) != 1) {
+		snprintf(err, errlen, "cannot set up chain verification");
+		goto out;
+	}
+	if (X509_verify_cert(ctx) != 1) {
+		snprintf(err, errlen,
+		    "the attestation certificate does not chain to a "
+		    "configured %s root: %s",
+		    o->fmt,
+		    X509_verify_cert_error_string(
+			X509_STORE_CTX_get_error(ctx)));
+		goto out;
+	}
+	ok = 1;
+out:
+	X509_STORE_CTX_free(ctx);
+	sk_X509_pop_free(chain, X509_free);
+	if (!ok) {
+		X509_free(leaf);
+		leaf = NULL;
+	}
+	return leaf;
+}
+
+/* See va_int.h: SHA-256 of k's DER SubjectPublicKeyInfo. 0 or -1. */
+int
+va_attest_spki_hash(EVP_PKEY *k, uint8_t out[32])
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(k, &der);
+	unsigned int len = 0;
+	int rc = -1;
+
+	if (n > 0 &&
+	    EVP_Digest(der, (size_t)n, out, &len, EVP_sha256(), NULL) == 1 &&
+	    len == 32)
+		rc = 0;
+	OPENSSL_free(der);
+	return rc;
+}
+
+/* The dotted text of an OID into buf; 0 or -1. */
+static int
+oid_text(const ASN1_OBJECT *o, char *buf, size_t buflen)
+{
+	int n = OBJ_obj2txt(buf, (int)buflen, o, 1);
+
+	return n > 0 && (size_t)n < buflen ? 0 : -1;
+}
+
+/*
+ * RFC 4043 PermanentIdentifier ::= SEQUENCE { identifierValue UTF8String
+ * OPTIONAL, assigner OBJECT IDENTIFIER OPTIONAL } at der (n bytes):
+ * "value" or "value/assigner" (draft §3.1), appended to idents.
+ */
+static void
+permanent_id(const unsigned char *der, long n, json_t *idents)
+{
+	const unsigned char *p = der, *end;
+	long len;
+	int tag, cls;
+	char value[256] = "", oid[128] = "";
+	ASN1_OBJECT *obj;
+
+	if ((ASN1_get_object(&p, &len, &tag, &cls, n) & 0x80) ||
+	    tag != V_ASN1_SEQUENCE)
+		return;
+	end = p + len;
+	while (p < end) {
+		const unsigned char *q = p;
+		if ((ASN1_get_object(&p, &len, &tag, &cls, end - p) & 0x80) ||
+		    cls != V_ASN1_UNIVERSAL)
+			return;
+		if (tag == V_ASN1_UTF8STRING && len > 0 &&
+		    (size_t)len < sizeof(value) && memchr(p, 0, len) == NULL)
+			memcpy(value, p, (size_t)len), value[len] = '\0';
+		else if (tag == V_ASN1_OBJECT) {
+			obj = d2i_ASN1_OBJECT(NULL, &q, p + len - q);
+			if (obj == NULL || oid_text(obj, oid, sizeof(oid)) != 0)
+				oid[0] = '\0';
+			ASN1_OBJECT_free(obj);
+		}
+		p += len;
+	}
+	if (value[0] == '\0')
+		return;
+	json_array_append_new(idents,
+	    json_pack("{s:s,s:s++}", "type", "permanent-identifier", "value",
+		value, oid[0] ? "/" : "", oid));
+}
+
+/*
+ * RFC 4108 HardwareModuleName ::= SEQUENCE { hwType OBJECT IDENTIFIER,
+ * hwSerialNum OCTET STRING }: "serial/hwType" (draft §4.1).
+ */
+static void
+hardware_module(const unsigned char *der, long n, json_t *idents)
+{
+	const unsigned char *p = der, *q;
+	long len;
+	int tag, cls;
+	char serial[256], oid[128];
+	ASN1_OBJECT *obj;
+
+	if ((ASN1_get_object(&p, &len, &tag, &cls, n) & 0x80) ||
+	    tag != V_ASN1_SEQUENCE)
+		return;
+	n = len;
+	q = p;
+	obj = d2i_ASN1_OBJECT(NULL, &p, n);
+	if (obj == NULL || oid_text(obj, oid, sizeof(oid)) != 0) {
+		ASN1_OBJECT_free(obj);
+		return;
+	}
+	ASN1_OBJECT_free(obj);
+	if ((ASN1_get_object(&p, &len, &tag, &cls, n - (p - q)) & 0x80) ||
+	    tag != V_ASN1_OCTET_STRING || len <= 0 ||
+	    (size_t)len >= sizeof(serial) || memchr(p, 0, len) != NULL ||
+	    memchr(p, '/', len) != NULL)
+		return;
+	memcpy(serial, p, (size_t)len);
+	serial[len] = '\0';
+	json_array_append_new(idents,
+	    json_pack("{s:s,s:s+++}", "type", "hardware-module", "value", serial,
+		"/", oid));
+}
+
+/* See va_int.h: the device identifiers in x's subjectAltName otherNames
+ * (PermanentIdentifier, HardwareModuleName) appended to idents. */
+void
+va_attest_san_idents(X509 *x, json_t *idents)
+{
+	GENERAL_NAMES *gens;
+	int i;
+
+	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const ASN1_TYPE *v;
+		char oid[64];
+		if (g->type != GEN_OTHERNAME)
+			continue;
+		v = g->d.otherName->value;
+		if (v == NULL || v->type != V_ASN1_SEQUENCE ||
+		    oid_text(g->d.otherName->type_id, oid, sizeof(oid)) != 0)
+			continue;
+		/* id-on-permanentIdentifier (RFC 4043), id-on-
+		 * hardwareModuleName (RFC 4108) */
+		if (strcmp(oid, "1.3.6.1.5.5.7.8.3") == 0)
+			permanent_id(v->value.sequence->data,
+			    v->value.sequence->length, idents);
+		else if (strcmp(oid, "1.3.6.1.5.5.7.8.4") == 0)
+			hardware_module(v->value.sequence->data,
+			    v->value.sequence->length, idents);
+	}
+	GENERAL_NAMES_free(gens);
+}
+
+/* Whether idents (borrowed) holds {type: t, value: v}. */
+static int
+names_ident(const json_t *idents, const char *t, const char *v)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(idents, i, e)
+	{
+		const char *et = json_string_value(json_object_get(e, "type"));
+		const char *ev = json_string_value(json_object_get(e, "value"));
+		if (et != NULL && ev != NULL && strcmp(et, t) == 0 &&
+		    strcmp(ev, v) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Finishes j with badAttestationStatement "what: why". */
+static void
+att_fail(struct va_job *j, const char *why)
+{
+	va_job_finish(j,
+	    problem_new(PROB_BAD_ATTESTATION_STATEMENT,
+		"device-attest-01: %s", why));
+}
+
+/* The verifier of o->fmt; 0 with res, -1 with err. */
+static int
+att_verify(struct va_job *j, const struct va_attobj *o,
+    struct va_att_result *res, char *err, size_t errlen)
+{
+	if (strcmp(o->fmt, "tpm") == 0)
+		return va_attest_tpm(
+		    j->va->attest, o, j->keyauth, res, err, errlen);
+	if (strcmp(o->fmt, "apple") == 0)
+		return va_attest_apple(
+		    j->va->attest, o, j->token, res, err, errlen);
+	snprintf(err, errlen,
+	    "attestation format \"%.24s\" is not supported (tpm, apple)",
+	    o->fmt);
+	return -1;
+}
+
+/* See va_int.h. */
+void
+va_deviceattest01_start(struct va_job *j)
+{
+	const char *b64 = json_string_value(json_object_get(j->payload,
+	    "attObj"));
+	struct va_att_result res;
+	struct va_attobj o;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char err[256], *key = NULL;
+
+	memset(&res, 0, sizeof(res));
+	res.idents = json_array();
+	/* §5: "A Client responds with the response object containing the
+	 * WebAuthn attestation object in the "attObj" field" */
+	if (b64 == NULL) {
+		att_fail(j, "the response has no \"attObj\" string");
+		goto out;
+	}
+	if (strlen(b64) > (VA_ATT_MAX_LEN / 3 + 1) * 4 ||
+	    b64url_decode(b64, strlen(b64), &buf, &len) != 0) {
+		att_fail(j, "attObj is not base64url or is too large");
+		goto out;
+	}
+	if (va_attobj_parse(buf, len, &o, err, sizeof(err)) != 0 ||
+	    att_verify(j, &o, &res, err, sizeof(err)) != 0) {
+		att_fail(j, err);
+		goto out;
+	}
+	/* §5 step 3: "Verify that the attestation statement contains a
+	 * device identifier and that it matches the identifier in the
+	 * Order." */
+	if (!names_ident(res.idents, ident_type_name(j->itype), j->ident)) {
+		snprintf(err, sizeof(err),
+		    "the %s statement does not name the %s \"%.100s\"", o.fmt,
+		    ident_type_name(j->itype), j->ident);
+		att_fail(j, err);
+		goto out;
+	}
+	key = res.have_key ? b64url_encode(res.spki_sha256, 32) : NULL;
+	json_array_append_new(j->record,
+	    json_pack("{s:s,s:s,s:s*}", "format", o.fmt, "identifier",
+		j->ident, "attested_spki_sha256", key));
+	va_job_finish(j, NULL);
+out:
+	free(key);
+	free(buf);
+	json_decref(res.idents);
+}
