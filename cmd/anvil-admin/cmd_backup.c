@@ -13,25 +13,30 @@
 
 #include "cmd/anvil-admin/admin.h"
 
-/* The script for this installation, or the tree's scripts/ copy. */
+/*
+ * The script for this installation (PREFIX/bin/../share/anvil), or the
+ * source tree's scripts/ copy for binaries in bin/ or build-asan/bin/.
+ */
 static char *
 script_path(void)
 {
+	static const char *const rel[] = {
+	    "../share/anvil/anvil-backup", "../scripts/anvil-backup",
+	    "../../scripts/anvil-backup"};
 	char self[PATH_MAX], *dir, *p;
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	size_t i;
 
 	if (n <= 0)
 		return xstrdup("/usr/share/anvil/anvil-backup");
 	self[n] = '\0';
 	dir = dirname(self);
-	p = xasprintf("%s/../share/anvil/anvil-backup", dir);
-	if (access(p, X_OK) == 0)
-		return p;
-	free(p);
-	p = xasprintf("%s/../scripts/anvil-backup", dir);
-	if (access(p, X_OK) == 0)
-		return p;
-	free(p);
+	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		p = xasprintf("%s/%s", dir, rel[i]);
+		if (access(p, X_OK) == 0)
+			return p;
+		free(p);
+	}
 	return xstrdup("/usr/share/anvil/anvil-backup");
 }
 
