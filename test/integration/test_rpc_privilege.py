@@ -6,8 +6,8 @@ and on mutual-TLS TCP (identity = the client certificate name).
 
 The test creates Unix users (it runs as root; they are removed at the end):
 one per caller class (wfe, ra, ca, admin) and one per service run here as
-its own user (the RA and VA are started with setpriv as anvil-pt-ra and
-anvil-pt-va, with the RA's TLS key readable by that user only). The SA and
+its own user (the RA and VA are started with setpriv as anvil-pt<pid>-ra and
+anvil-pt<pid>-va, with the RA's TLS key readable by that user only). The SA and
 CA come from AnvilEnv (PostgreSQL, issuer keys). For each server and each
 caller class the test calls every method the server owns with empty params:
 a method outside the class must answer `unauthorized` (the handler never
@@ -33,7 +33,9 @@ from anvilrpc import RpcClient, RpcError  # noqa: E402
 BINDIR = os.path.abspath(os.environ.get("BINDIR", os.path.join(TOP, "bin")))
 PORT_BASE = int(os.environ.get("ANVIL_PRIV_PORT_BASE", "21400"))
 CLASSES = ["wfe", "ra", "ca", "admin"]
-PREFIX = "anvil-pt-"
+# Per run: /etc/passwd is shared by concurrent runs in other network
+# namespaces, and one run's teardown must not delete another's users.
+PREFIX = "anvil-pt%d-" % (os.getpid() % 100000)
 USERS = [PREFIX + c for c in CLASSES] + [PREFIX + "va"]
 
 pytestmark = pytest.mark.skipif(
