@@ -174,25 +174,22 @@ void sa_row_json(json_t *o, const PGresult *r, int row,
     const struct sa_col_spec *spec, size_t n);
 #define SA_NCOLS(spec) (sizeof(spec) / sizeof((spec)[0]))
 
-/* Method implementations: (conn, params, result, prob). */
-typedef int (*sa_method_fn)(
+/* Method implementations: (conn, params, result, prob). Declared below
+ * as `sa_method_impl sa_m_<name>;`. */
+typedef int sa_method_impl(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob);
+typedef sa_method_impl *sa_method_fn;
 
 /* sa_account.c */
-int sa_m_new_account(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_account(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_account_by_thumbprint(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_update_account(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_change_account_key(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_new_eab_key(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_eab_key(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_list_eab_keys(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_revoke_eab_key(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
+sa_method_impl sa_m_new_account;
+sa_method_impl sa_m_get_account;
+sa_method_impl sa_m_get_account_by_thumbprint;
+sa_method_impl sa_m_update_account;
+sa_method_impl sa_m_change_account_key;
+sa_method_impl sa_m_new_eab_key;
+sa_method_impl sa_m_get_eab_key;
+sa_method_impl sa_m_list_eab_keys;
+sa_method_impl sa_m_revoke_eab_key;
 
 /* sa_authz.c: one authorization to create, validated before the
  * transaction (shared with sa.new_order). */
@@ -215,69 +212,46 @@ int sa_authz_insert(struct sa_conn *c, int64_t account_id, const char *profile,
 const char *sa_authz_status(const char *stored, int expired);
 
 /* sa_order.c */
-int sa_m_new_order(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_order(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_orders_by_account(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_set_order_processing(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_set_order_error(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_finalize_order(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_stale_processing_orders(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_replacement_exists(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
+sa_method_impl sa_m_new_order;
+sa_method_impl sa_m_get_order;
+sa_method_impl sa_m_get_orders_by_account;
+sa_method_impl sa_m_set_order_processing;
+sa_method_impl sa_m_set_order_error;
+sa_method_impl sa_m_finalize_order;
+sa_method_impl sa_m_get_stale_processing_orders;
+sa_method_impl sa_m_replacement_exists;
 
 /* sa_authz.c */
-int sa_m_new_authz(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_authz(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_authzs(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_valid_authzs(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_set_authz_processing(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_finalize_authz(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_deactivate_authz(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_stale_processing_authzs(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
+sa_method_impl sa_m_new_authz;
+sa_method_impl sa_m_get_authz;
+sa_method_impl sa_m_get_authzs;
+sa_method_impl sa_m_get_valid_authzs;
+sa_method_impl sa_m_set_authz_processing;
+sa_method_impl sa_m_finalize_authz;
+sa_method_impl sa_m_deactivate_authz;
+sa_method_impl sa_m_get_stale_processing_authzs;
 
 /* sa_cert.c */
-int sa_m_reserve_serial(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_add_certificate(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_certificate(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_certificates(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_revoke_certificate(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_serials_by_account(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_serials_by_key(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_block_key(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_key_blocked(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_fqdn_set_issued(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_count_certs_by_domain(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
+sa_method_impl sa_m_reserve_serial;
+sa_method_impl sa_m_add_certificate;
+sa_method_impl sa_m_get_certificate;
+sa_method_impl sa_m_get_certificates;
+sa_method_impl sa_m_revoke_certificate;
+sa_method_impl sa_m_serials_by_account;
+sa_method_impl sa_m_serials_by_key;
+sa_method_impl sa_m_block_key;
+sa_method_impl sa_m_key_blocked;
+sa_method_impl sa_m_fqdn_set_issued;
+sa_method_impl sa_m_count_certs_by_domain;
 
 /* sa_misc.c */
-int sa_m_rate_limit_spend(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_revoked_by_shard(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_store_crl(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_crl(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_next_crl_number(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_store_ocsp(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_get_ocsp(struct sa_conn *, json_t *, json_t **, struct problem **);
+sa_method_impl sa_m_rate_limit_spend;
+sa_method_impl sa_m_revoked_by_shard;
+sa_method_impl sa_m_store_crl;
+sa_method_impl sa_m_get_crl;
+sa_method_impl sa_m_next_crl_number;
+sa_method_impl sa_m_store_ocsp;
+sa_method_impl sa_m_get_ocsp;
 
 /* Shared readers (sa_order.c / sa_authz.c / sa_cert.c), used after writes. */
 int sa_read_order(
