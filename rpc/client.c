@@ -471,16 +471,11 @@ cli_connect(struct cli_conn *k)
 {
 	struct rpc_client *c = k->c;
 	struct sockaddr_un sun;
-	struct addrinfo hints, *res = NULL, *ai;
-	int fd = -1, rc, inprogress = 0, one = 1;
+	struct addrinfo *res = NULL, *ai;
+	int fd = -1, inprogress = 0;
 
 	if (c->addr.kind == RPC_ADDR_UNIX) {
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		snprintf(
-		    sun.sun_path, sizeof(sun.sun_path), "%s", c->addr.path);
-		fd = socket(
-		    AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		fd = rpc_unix_socket(c->addr.path, &sun);
 		if (fd < 0)
 			goto syserr;
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
@@ -489,25 +484,13 @@ cli_connect(struct cli_conn *k)
 			inprogress = 1;
 		}
 	} else {
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_socktype = SOCK_STREAM;
-		/* Blocking lookup: targets are addresses or /etc/hosts
-		 * names in practice. */
-		rc = getaddrinfo(c->addr.host, c->addr.port, &hints, &res);
-		if (rc != 0) {
-			snprintf(k->last_err, sizeof(k->last_err),
-			    "resolve %s: %s", c->addr.host, gai_strerror(rc));
+		if (rpc_resolve(c->addr.host, c->addr.port, &res, k->last_err,
+			sizeof(k->last_err)) != 0)
 			return -1;
-		}
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			fd = socket(ai->ai_family,
-			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			    ai->ai_protocol);
+			fd = rpc_tcp_socket(ai);
 			if (fd < 0)
 				continue;
-			(void)setsockopt(
-			    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-			rpc_tcp_keepalive(fd);
 			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 				break;
 			if (errno == EINPROGRESS) {

@@ -118,6 +118,18 @@ const char *rpc_tls_errstr(char *buf, size_t buflen);
 /* TCP keepalive (probe after 30 s idle, every 10 s, 3 probes): a dead peer
  * host is noticed on an idle connection. */
 void rpc_tcp_keepalive(int fd);
+struct addrinfo;
+struct sockaddr_un;
+/* A non-blocking, close-on-exec Unix stream socket (fd, or -1 with errno)
+ * and *sun set to path, for a connect. */
+int rpc_unix_socket(const char *path, struct sockaddr_un *sun);
+/* The stream addresses of host:port into *res (the caller frees it with
+ * freeaddrinfo). 0, or -1 with "resolve HOST: why" in err. */
+int rpc_resolve(const char *host, const char *port, struct addrinfo **res,
+    char *err, size_t errlen);
+/* A non-blocking, close-on-exec client socket for ai with TCP_NODELAY and
+ * keepalive (rpc_tcp_keepalive): fd, or -1 with errno. */
+int rpc_tcp_socket(const struct addrinfo *ai);
 /* Ignores SIGPIPE if it still has its default action. */
 void rpc_ignore_sigpipe(void);
 /* evthread_use_pthreads once; 0 or -1. */

@@ -141,18 +141,14 @@ rpc_sconn_connect(const struct rpc_addr *a, SSL_CTX *ctx,
     const char *server_name, int64_t deadline, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
-	struct addrinfo hints, *res = NULL, *ai;
+	struct addrinfo *res = NULL, *ai;
 	struct rpc_sconn *k;
 	SSL *ssl = NULL;
-	int fd = -1, rc, one = 1, e;
+	int fd = -1, rc, e;
 	char what[300];
 
 	if (a->kind == RPC_ADDR_UNIX) {
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", a->path);
-		fd = socket(
-		    AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		fd = rpc_unix_socket(a->path, &sun);
 		if (fd < 0) {
 			snprintf(err, errlen, "socket: %s", strerror(errno));
 			return NULL;
@@ -163,27 +159,14 @@ rpc_sconn_connect(const struct rpc_addr *a, SSL_CTX *ctx,
 			return NULL;
 		}
 	} else {
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_socktype = SOCK_STREAM;
-		/* Blocking lookup: targets are addresses or /etc/hosts
-		 * names in practice. */
-		rc = getaddrinfo(a->host, a->port, &hints, &res);
-		if (rc != 0) {
-			snprintf(err, errlen, "resolve %s: %s", a->host,
-			    gai_strerror(rc));
+		if (rpc_resolve(a->host, a->port, &res, err, errlen) != 0)
 			return NULL;
-		}
 		snprintf(what, sizeof(what), "%s:%s", a->host, a->port);
 		snprintf(err, errlen, "connect %s: no address", what);
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			fd = socket(ai->ai_family,
-			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			    ai->ai_protocol);
+			fd = rpc_tcp_socket(ai);
 			if (fd < 0)
 				continue;
-			(void)setsockopt(
-			    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-			rpc_tcp_keepalive(fd);
 			if (sconn_connect_fd(fd, ai->ai_addr, ai->ai_addrlen,
 				deadline, what, err, errlen) == 0)
 				break;

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <event2/thread.h>
 #include <openssl/err.h>
@@ -275,6 +277,51 @@ rpc_req_remaining_ms(const struct rpc_req *req, int cap_ms)
 	if (cap_ms > 0 && left > cap_ms)
 		return cap_ms;
 	return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* See rpc_int.h. */
+int
+rpc_unix_socket(const char *path, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", path);
+	return socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+/* See rpc_int.h. */
+int
+rpc_resolve(const char *host, const char *port, struct addrinfo **res,
+    char *err, size_t errlen)
+{
+	struct addrinfo hints;
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	/* Blocking lookup: targets are addresses or /etc/hosts names in
+	 * practice. */
+	rc = getaddrinfo(host, port, &hints, res);
+	if (rc != 0) {
+		snprintf(err, errlen, "resolve %s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* See rpc_int.h. */
+int
+rpc_tcp_socket(const struct addrinfo *ai)
+{
+	int one = 1, fd;
+
+	fd = socket(ai->ai_family,
+	    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return -1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	rpc_tcp_keepalive(fd);
+	return fd;
 }
 
 void
