@@ -24,15 +24,11 @@ for b in anvil-ca anvil-admin; do
 	[ -x "$BINDIR/$b" ] || { echo "bench-ca: $BINDIR/$b not built (make $BINDIR/$b)" >&2; exit 1; }
 done
 mkdir -p "$BUILD/tmp"
-tmp=$(mktemp -d "$(cd "$BUILD/tmp" && pwd)/bench-ca.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	[ -e "$tmp/var/pg" ] && scripts/pg.sh destroy "$tmp/var/pg" >/dev/null 2>&1 || true
-	rm -rf "$tmp"
+. scripts/lib-procs.sh
+procs_extra_cleanup() {
+	[ ! -e "$tmp/var/pg" ] || scripts/pg.sh destroy "$tmp/var/pg" >/dev/null 2>&1
 }
-trap cleanup EXIT
+procs_init "$(cd "$BUILD/tmp" && pwd)/bench-ca.XXXXXX"
 
 "$BINDIR/anvil-admin" ca init --dir "$tmp/pki" >/dev/null 2>&1
 ours=$("$BINDIR/anvil-ca" --bench "$secs" --issuers "$tmp/pki/issuers.json" \

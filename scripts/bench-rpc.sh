@@ -12,14 +12,8 @@ secs=${BENCH_SECONDS:-5}
 port=${RPC_BENCH_PORT:-21020}
 workers=${RPC_BENCH_WORKERS:-8}
 [ -x "$RPC" ] || { echo "bench-rpc.sh: $RPC not built (make)" >&2; exit 1; }
-tmp=$(mktemp -d /tmp/anvil-bench-rpc.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. scripts/lib-procs.sh
+procs_init /tmp/anvil-bench-rpc.XXXXXX
 scripts/mkipki.sh "$tmp/pki" sa ra >/dev/null
 ANVIL_LOG_LEVEL=warn "$RPC" serve-test --listen "unix:$tmp/b.sock" --workers "$workers" &
 pids+=($!)

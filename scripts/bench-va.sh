@@ -26,14 +26,8 @@ for n in 1 64 512; do
 	"$BUILD/test/test_va_net" --bench "$n" 2>/dev/null | grep in_flight
 done
 
-tmp=$(mktemp -d /tmp/anvil-bench-va.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. scripts/lib-procs.sh
+procs_init /tmp/anvil-bench-va.XXXXXX
 pebble-challtestsrv -dns01 127.0.0.1:21333 -management 127.0.0.1:21335 \
 	-http01 127.0.0.1:21332 -https01 "" -tlsalpn01 "" -defaultIPv6 "" \
 	>"$tmp/cts.log" 2>&1 &

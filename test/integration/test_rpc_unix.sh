@@ -14,15 +14,9 @@ ok() { P=$((P + 1)); echo "ok     - $1"; }
 bad() { F=$((F + 1)); echo "not ok - $1"; }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
 
-tmp=$(mktemp -d /tmp/anvil-rpc-unix.XXXXXX)
+. scripts/lib-procs.sh
+procs_init /tmp/anvil-rpc-unix.XXXXXX
 chmod 0755 "$tmp"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 [ -x "$RPC" ] || { echo "missing $RPC"; echo "0 passed, 1 failed"; exit 1; }
 
