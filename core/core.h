@@ -460,6 +460,19 @@ struct config_env {
 	const char *path; /* dotted: "listen.port" */
 };
 int config_apply_env(json_t *obj, const struct config_env *table);
+/*
+ * Test-mode environment knobs (docs/testing-clients.md), one reader per
+ * kind. Each reads getenv(name); unset or empty: returns 0 and leaves *out
+ * alone. env_flag: "0" and "false" are off, anything else on. env_int: a
+ * base-10 integer in lo..hi; env_duration: a duration (duration_parse_ms)
+ * of 0..max_ms. 0, or -1 with err naming the variable, what it expects and
+ * the value (expect: e.g. "a port 1..65535").
+ */
+void env_flag(const char *name, int *out);
+int env_int(const char *name, int64_t lo, int64_t hi, const char *expect,
+    int64_t *out, char *err, size_t errlen);
+int env_duration(const char *name, int64_t max_ms, const char *expect,
+    int64_t *out, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* Metrics (Prometheus text exposition)                                */

@@ -360,3 +360,58 @@ config_apply_env(json_t *obj, const struct config_env *table)
 	}
 	return 0;
 }
+
+/* See core.h. */
+void
+env_flag(const char *name, int *out)
+{
+	const char *e = getenv(name);
+
+	if (e != NULL && e[0] != '\0')
+		*out = strcmp(e, "0") != 0 && strcmp(e, "false") != 0;
+}
+
+/* err: "NAME: expected EXPECT, got "VALUE"". Returns -1. */
+static int
+env_bad(const char *name, const char *expect, const char *val, char *err,
+    size_t errlen)
+{
+	snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", name, expect,
+	    val);
+	return -1;
+}
+
+/* See core.h. */
+int
+env_int(const char *name, int64_t lo, int64_t hi, const char *expect,
+    int64_t *out, char *err, size_t errlen)
+{
+	const char *e = getenv(name);
+	char *end;
+	long long v;
+
+	if (e == NULL || e[0] == '\0')
+		return 0;
+	errno = 0;
+	v = strtoll(e, &end, 10);
+	if (errno != 0 || *end != '\0' || v < lo || v > hi)
+		return env_bad(name, expect, e, err, errlen);
+	*out = v;
+	return 0;
+}
+
+/* See core.h. */
+int
+env_duration(const char *name, int64_t max_ms, const char *expect,
+    int64_t *out, char *err, size_t errlen)
+{
+	const char *e = getenv(name);
+	int64_t ms;
+
+	if (e == NULL || e[0] == '\0')
+		return 0;
+	if (duration_parse_ms(e, &ms) != 0 || ms < 0 || ms > max_ms)
+		return env_bad(name, expect, e, err, errlen);
+	*out = ms;
+	return 0;
+}

@@ -657,7 +657,7 @@ apply_env(struct ra_config *cfg, char *err, size_t errlen)
 	const char *e;
 	char *end;
 	long long v;
-	int64_t ms;
+	int64_t pct = -1;
 
 	if ((e = getenv("PEBBLE_AUTHZREUSE")) != NULL && e[0] != '\0') {
 		v = strtoll(e, &end, 10);
@@ -666,31 +666,15 @@ apply_env(struct ra_config *cfg, char *err, size_t errlen)
 			cfg->authz_reuse_percent = (int)v;
 		}
 	}
-	if ((e = getenv("ANVIL_RA_AUTHZ_REUSE_PERCENT")) != NULL &&
-	    e[0] != '\0') {
-		v = strtoll(e, &end, 10);
-		if (*end != '\0' || v < 0 || v > 100) {
-			snprintf(err, errlen,
-			    "ANVIL_RA_AUTHZ_REUSE_PERCENT: "
-			    "expected 0..100, got \"%.40s\"",
-			    e);
-			return -1;
-		}
-		cfg->authz_reuse_enabled = v > 0;
-		cfg->authz_reuse_percent = (int)v;
+	if (env_int("ANVIL_RA_AUTHZ_REUSE_PERCENT", 0, 100, "0..100", &pct,
+		err, errlen) != 0)
+		return -1;
+	if (pct >= 0) {
+		cfg->authz_reuse_enabled = pct > 0;
+		cfg->authz_reuse_percent = pct;
 	}
-	if ((e = getenv("ANVIL_RA_SLOW_FINALIZE")) != NULL && e[0] != '\0') {
-		if (duration_parse_ms(e, &ms) != 0 || ms < 0 ||
-		    ms > 3600 * 1000) {
-			snprintf(err, errlen,
-			    "ANVIL_RA_SLOW_FINALIZE: expected "
-			    "a duration up to 1h, got \"%.40s\"",
-			    e);
-			return -1;
-		}
-		cfg->slow_finalize_ms = ms;
-	}
-	return 0;
+	return env_duration("ANVIL_RA_SLOW_FINALIZE", 3600 * 1000,
+	    "a duration up to 1h", &cfg->slow_finalize_ms, err, errlen);
 }
 
 int

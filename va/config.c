@@ -114,22 +114,7 @@ port_ok(int64_t p)
 static int
 env_port(const char *name, int64_t *port, char *err, size_t errlen)
 {
-	const char *e = getenv(name);
-	char *end;
-	long long v;
-
-	if (e == NULL || e[0] == '\0')
-		return 0;
-	v = strtoll(e, &end, 10);
-	if (*end != '\0' || v < 1 || v > 65535) {
-		snprintf(err, errlen,
-		    "%s: expected a port 1..65535, got "
-		    "\"%.40s\"",
-		    name, e);
-		return -1;
-	}
-	*port = v;
-	return 0;
+	return env_int(name, 1, 65535, "a port 1..65535", port, err, errlen);
 }
 
 /* Anvil's own test-mode environment knobs (docs/testing-clients.md); they
@@ -138,23 +123,12 @@ static int
 apply_anvil_env(struct va_config *cfg, char *err, size_t errlen)
 {
 	const char *e;
-	int64_t ms;
 	size_t i;
 
-	if ((e = getenv("ANVIL_VA_ALWAYS_VALID")) != NULL && e[0] != '\0')
-		cfg->always_valid =
-		    strcmp(e, "0") != 0 && strcmp(e, "false") != 0;
-	if ((e = getenv("ANVIL_VA_SLEEP_MAX")) != NULL && e[0] != '\0') {
-		if (duration_parse_ms(e, &ms) != 0 || ms < 0 ||
-		    ms > 3600 * 1000) {
-			snprintf(err, errlen,
-			    "ANVIL_VA_SLEEP_MAX: expected a "
-			    "duration up to 1h, got \"%.40s\"",
-			    e);
-			return -1;
-		}
-		cfg->sleep_max_ms = ms;
-	}
+	env_flag("ANVIL_VA_ALWAYS_VALID", &cfg->always_valid);
+	if (env_duration("ANVIL_VA_SLEEP_MAX", 3600 * 1000,
+		"a duration up to 1h", &cfg->sleep_max_ms, err, errlen) != 0)
+		return -1;
 	if ((e = getenv("ANVIL_VA_DNS_RESOLVER")) != NULL && e[0] != '\0') {
 		for (i = 0; i < cfg->n_dns_resolvers; i++)
 			free(cfg->dns_resolvers[i]);
@@ -177,7 +151,7 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 {
 	const char *e;
 	enum log_level lvl;
-	int64_t secs;
+	int64_t secs = -1;
 
 	va_config_defaults(cfg);
 	if (config_parse(path, obj, va_spec, cfg, err, errlen) != 0)
@@ -186,18 +160,11 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 	if ((e = getenv("PEBBLE_VA_ALWAYS_VALID")) != NULL && e[0] != '\0' &&
 	    strcmp(e, "0") != 0 && strcmp(e, "false") != 0)
 		cfg->always_valid = 1;
-	if ((e = getenv("PEBBLE_VA_SLEEPTIME")) != NULL && e[0] != '\0') {
-		char *end;
-		secs = strtoll(e, &end, 10);
-		if (*end != '\0' || secs < 0 || secs > 3600) {
-			snprintf(err, errlen,
-			    "PEBBLE_VA_SLEEPTIME: expected "
-			    "seconds (0..3600), got \"%s\"",
-			    e);
-			return -1;
-		}
+	if (env_int("PEBBLE_VA_SLEEPTIME", 0, 3600, "seconds (0..3600)", &secs,
+		err, errlen) != 0)
+		return -1;
+	if (secs >= 0)
 		cfg->sleep_max_ms = secs * 1000;
-	}
 	if ((e = getenv("PEBBLE_VA_NOSLEEP")) != NULL && e[0] != '\0' &&
 	    strcmp(e, "0") != 0 && strcmp(e, "false") != 0)
 		cfg->sleep_max_ms = 0;

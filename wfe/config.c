@@ -213,9 +213,7 @@ apply_env(struct wfe_config *cfg, char *err, size_t errlen)
 		if (json_is_null(f))
 			json_decref(f);
 	}
-	if ((e = getenv("ANVIL_WFE_ACCESS_LOG")) != NULL && e[0] != '\0')
-		cfg->access_log =
-		    strcmp(e, "0") != 0 && strcmp(e, "false") != 0;
+	env_flag("ANVIL_WFE_ACCESS_LOG", &cfg->access_log);
 	return 0;
 }
 

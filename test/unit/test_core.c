@@ -498,6 +498,50 @@ test_config_file_and_env(struct th *t)
 	json_decref(j);
 }
 
+/* The test-mode knob readers: unset and empty leave the value, a good
+ * value is taken, a bad one is an error naming the variable and value. */
+static void
+test_env_knobs(struct th *t)
+{
+	char err[256];
+	int64_t v = 7;
+	int flag = 5;
+
+	unsetenv("ANVIL_TEST_KNOB");
+	TH_CHECK(t, env_int("ANVIL_TEST_KNOB", 1, 9, "1..9", &v, err,
+			sizeof(err)) == 0 &&
+		v == 7);
+	env_flag("ANVIL_TEST_KNOB", &flag);
+	TH_CHECK(t, flag == 5);
+	setenv("ANVIL_TEST_KNOB", "", 1);
+	TH_CHECK(t, env_duration("ANVIL_TEST_KNOB", 1000, "up to 1s", &v, err,
+			sizeof(err)) == 0 &&
+		v == 7);
+	setenv("ANVIL_TEST_KNOB", "9", 1);
+	TH_CHECK(t, env_int("ANVIL_TEST_KNOB", 1, 9, "1..9", &v, err,
+			sizeof(err)) == 0 &&
+		v == 9);
+	env_flag("ANVIL_TEST_KNOB", &flag);
+	TH_CHECK(t, flag == 1);
+	setenv("ANVIL_TEST_KNOB", "10", 1);
+	TH_CHECK(t, env_int("ANVIL_TEST_KNOB", 1, 9, "1..9", &v, err,
+			sizeof(err)) == -1 &&
+		v == 9);
+	TH_CHECK_STR(t, err, "ANVIL_TEST_KNOB: expected 1..9, got \"10\"");
+	setenv("ANVIL_TEST_KNOB", "false", 1);
+	env_flag("ANVIL_TEST_KNOB", &flag);
+	TH_CHECK(t, flag == 0);
+	setenv("ANVIL_TEST_KNOB", "250ms", 1);
+	TH_CHECK(t, env_duration("ANVIL_TEST_KNOB", 1000, "up to 1s", &v, err,
+			sizeof(err)) == 0 &&
+		v == 250);
+	setenv("ANVIL_TEST_KNOB", "2s", 1);
+	TH_CHECK(t, env_duration("ANVIL_TEST_KNOB", 1000, "up to 1s", &v, err,
+			sizeof(err)) == -1);
+	TH_CHECK_STR(t, err, "ANVIL_TEST_KNOB: expected up to 1s, got \"2s\"");
+	unsetenv("ANVIL_TEST_KNOB");
+}
+
 static void
 test_problems(struct th *t)
 {
@@ -979,6 +1023,7 @@ main(void)
 	TH_RUN(&t, test_serial_hex);
 	TH_RUN(&t, test_jspec);
 	TH_RUN(&t, test_config_file_and_env);
+	TH_RUN(&t, test_env_knobs);
 	TH_RUN(&t, test_problems);
 	TH_RUN(&t, test_metrics_render);
 	TH_RUN(&t, test_debug_server);
