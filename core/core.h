@@ -417,6 +417,23 @@ struct jspec {
 	{                                                                      \
 		NULL, JSPEC__MAX, 0, 0, NULL, 0                                \
 	}
+/*
+ * Entries for fields of struct S: JSPEC_FIELD (optional, of a scalar type),
+ * JSPEC_STRV (an optional JSPEC_STRINGS array with its count member),
+ * JSPEC_SUB (an optional nested object whose fields fill the same struct).
+ */
+#define JSPEC_FIELD(S, n, t, m)                                                \
+	{                                                                      \
+		n, t, offsetof(S, m), 0, NULL, 0                               \
+	}
+#define JSPEC_STRV(S, n, m, c)                                                 \
+	{                                                                      \
+		n, JSPEC_STRINGS, offsetof(S, m), 0, NULL, offsetof(S, c)      \
+	}
+#define JSPEC_SUB(n, sub)                                                      \
+	{                                                                      \
+		n, JSPEC_OBJECT, 0, 0, sub, 0                                  \
+	}
 
 /*
  * Parses obj by spec into dest. Strict: a key not in the spec, a value of the

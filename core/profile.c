@@ -22,10 +22,7 @@ struct profile_in {
 	int allow_validity_request;
 };
 
-#define F(n, t, m)                                                             \
-	{                                                                      \
-		n, t, offsetof(struct profile_in, m), 0, NULL, 0               \
-	}
+#define F(n, t, m) JSPEC_FIELD(struct profile_in, n, t, m)
 static const struct jspec profile_spec[] = {
     F("description", JSPEC_STRING, description),
     {"validity", JSPEC_DURATION, offsetof(struct profile_in, validity_ms), 1,

@@ -70,19 +70,9 @@ struct raw {
 	int64_t test_reuse_percent;
 };
 
-#define F(n, t, m)                                                             \
-	{                                                                      \
-		n, t, offsetof(struct raw, m), 0, NULL, 0                      \
-	}
-#define FS(n, m, c)                                                            \
-	{                                                                      \
-		n, JSPEC_STRINGS, offsetof(struct raw, m), 0, NULL,            \
-		    offsetof(struct raw, c)                                    \
-	}
-#define FO(n, sub)                                                             \
-	{                                                                      \
-		n, JSPEC_OBJECT, 0, 0, sub, 0                                  \
-	}
+#define F(n, t, m) JSPEC_FIELD(struct raw, n, t, m)
+#define FS(n, m, c) JSPEC_STRV(struct raw, n, m, c)
+#define FO(n, sub) JSPEC_SUB(n, sub)
 
 static const struct jspec debug_spec[] = {F("addr", JSPEC_STRING, debug_addr),
     F("port", JSPEC_INT, debug_port), JSPEC_END};

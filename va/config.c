@@ -8,19 +8,9 @@
 
 #include "va/va.h"
 
-#define F(n, t, m)                                                             \
-	{                                                                      \
-		n, t, offsetof(struct va_config, m), 0, NULL, 0                \
-	}
-#define FS(n, m, c)                                                            \
-	{                                                                      \
-		n, JSPEC_STRINGS, offsetof(struct va_config, m), 0, NULL,      \
-		    offsetof(struct va_config, c)                              \
-	}
-#define FO(n, s)                                                               \
-	{                                                                      \
-		n, JSPEC_OBJECT, 0, 0, s, 0                                    \
-	}
+#define F(n, t, m) JSPEC_FIELD(struct va_config, n, t, m)
+#define FS(n, m, c) JSPEC_STRV(struct va_config, n, m, c)
+#define FO(n, s) JSPEC_SUB(n, s)
 
 static const struct jspec debug_spec[] = {F("addr", JSPEC_STRING, debug_addr),
     F("port", JSPEC_INT, debug_port), JSPEC_END};

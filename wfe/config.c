@@ -11,10 +11,7 @@
 	{                                                                      \
 		n, t, offsetof(struct wfe_config, field), req, NULL, 0         \
 	}
-#define O(n, sub)                                                              \
-	{                                                                      \
-		n, JSPEC_OBJECT, 0, 0, sub, 0                                  \
-	}
+#define O(n, sub) JSPEC_SUB(n, sub)
 
 static const struct jspec debug_spec[] = {
     F("addr", JSPEC_STRING, debug_addr, 0), F("port", JSPEC_INT, debug_port, 0),
