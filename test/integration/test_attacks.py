@@ -31,18 +31,13 @@ PORT_BASE = 26000
 
 @pytest.fixture(scope="module")
 def env():
-    with anvil_env.AnvilEnv(port_base=PORT_BASE, name="attacks", config={
+    yield from a.checked_env(port_base=PORT_BASE, name="attacks", config={
             "ra.json:eab_required": True,
             "wfe.json:directory.external_account_required": True,
-            "va.json:test.always_valid": True}) as e:
-        yield e
-        reports = a.stop_and_sanitizer_reports(e)
-        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
+            "va.json:test.always_valid": True})
 
 
-@pytest.fixture(scope="module")
-def raw(env):
-    return a.Wfe(env.directory_url, verify=env.trust_path)
+raw = a.raw_fixture()
 
 
 _seq = iter(range(1, 10 ** 6))

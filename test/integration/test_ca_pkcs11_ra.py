@@ -56,18 +56,10 @@ def env():
         yield e
 
 
-@pytest.fixture()
-def ra(env):
-    c = env.rpc("ra")
-    yield c
-    c.close()
+ra = anvil_env.rpc_fixture("ra")
 
 
-@pytest.fixture()
-def sa(env):
-    c = env.rpc("sa")
-    yield c
-    c.close()
+sa = anvil_env.rpc_fixture("sa")
 
 
 def verify(env, cert_pem, name):

@@ -35,14 +35,10 @@ def env():
         yield e
 
 
-@pytest.fixture(scope="module")
-def raw(env):
-    return a.Wfe(env.directory_url, verify=env.trust_path)
+raw = a.raw_fixture()
 
 
-@pytest.fixture(scope="module")
-def acct(raw):
-    return a.new_account(raw)
+acct = a.account_fixture()
 
 
 def dns01_value(key, token):

@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
-import anvil_env  # noqa: E402
 import rel_acme as a  # noqa: E402
 from rel_acme import b64, problem  # noqa: E402
 
@@ -26,16 +25,11 @@ PORT_BASE = 26200
 
 @pytest.fixture(scope="module")
 def env():
-    with anvil_env.AnvilEnv(port_base=PORT_BASE, name="isolation",
-                            config={"va.json:test.always_valid": True}) as e:
-        yield e
-        reports = a.stop_and_sanitizer_reports(e)
-        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
+    yield from a.checked_env(port_base=PORT_BASE, name="isolation",
+                                    config={"va.json:test.always_valid": True})
 
 
-@pytest.fixture(scope="module")
-def raw(env):
-    return a.Wfe(env.directory_url, verify=env.trust_path)
+raw = a.raw_fixture()
 
 
 @pytest.fixture(scope="module")

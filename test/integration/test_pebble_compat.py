@@ -38,14 +38,10 @@ def env():
         yield e
 
 
-@pytest.fixture(scope="module")
-def raw(env):
-    return ra.Wfe(env.directory_url, verify=env.trust_path)
+raw = ra.raw_fixture()
 
 
-@pytest.fixture(scope="module")
-def acct(raw):
-    return ra.new_account(raw)
+acct = ra.account_fixture()
 
 
 def mgmt(env):

@@ -116,18 +116,10 @@ def env():
         shutil.rmtree(os.path.dirname(prof), ignore_errors=True)
 
 
-@pytest.fixture()
-def ra(env):
-    c = env.rpc("ra")
-    yield c
-    c.close()
+ra = anvil_env.rpc_fixture("ra")
 
 
-@pytest.fixture()
-def sa(env):
-    c = env.rpc("sa")
-    yield c
-    c.close()
+sa = anvil_env.rpc_fixture("sa")
 
 
 def new_account(ra, key=None, **kw):

@@ -25,17 +25,12 @@ PORT_BASE = 29200
 
 @pytest.fixture(scope="module")
 def env():
-    with anvil_env.AnvilEnv(port_base=PORT_BASE, name="secreview", config={
+    yield from a.checked_env(port_base=PORT_BASE, name="secreview", config={
             "va.json:test.always_valid": True,
-            "wfe.json:jose.allow_eddsa": True}) as e:
-        yield e
-        reports = a.stop_and_sanitizer_reports(e)
-        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
+            "wfe.json:jose.allow_eddsa": True})
 
 
-@pytest.fixture(scope="module")
-def raw(env):
-    return a.Wfe(env.directory_url, verify=env.trust_path)
+raw = a.raw_fixture()
 
 
 def account(raw):

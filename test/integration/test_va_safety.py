@@ -40,21 +40,14 @@ VALIDATION_TIMEOUT_S = 4
 
 @pytest.fixture(scope="module")
 def env():
-    with anvil_env.AnvilEnv(port_base=PORT_BASE, name="vasafety", config={
-            "va.json:validation_timeout": "%ds" % VALIDATION_TIMEOUT_S}) as e:
-        yield e
-        reports = a.stop_and_sanitizer_reports(e)
-        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
+    yield from a.checked_env(port_base=PORT_BASE, name="vasafety", config={
+            "va.json:validation_timeout": "%ds" % VALIDATION_TIMEOUT_S})
 
 
-@pytest.fixture(scope="module")
-def raw(env):
-    return a.Wfe(env.directory_url, verify=env.trust_path)
+raw = a.raw_fixture()
 
 
-@pytest.fixture(scope="module")
-def acct(raw):
-    return a.new_account(raw)
+acct = a.account_fixture()
 
 
 class Listener:

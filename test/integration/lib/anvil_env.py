@@ -231,3 +231,16 @@ class AnvilEnv:
         out = subprocess.run(["pgrep", "-f", "--", "--config " + cfg], capture_output=True, text=True)
         pids = [int(p) for p in out.stdout.split()]
         return pids[0] if pids else None
+
+
+def rpc_fixture(service):
+    """A pytest fixture (assign it: `ra = rpc_fixture("ra")`): an RPC
+    client on the module env's `service` socket, closed after the test."""
+    import pytest
+
+    @pytest.fixture()
+    def fixture(env):
+        c = env.rpc(service)
+        yield c
+        c.close()
+    return fixture

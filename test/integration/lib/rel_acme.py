@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -216,3 +217,32 @@ def stop_and_sanitizer_reports(env):
                     if any(m in line for m in SANITIZER_MARKS):
                         found.append("%s: %s" % (name, line.rstrip()))
     return found
+
+
+def checked_env(**kw):
+    """The body of a module's `env` fixture: `yield from checked_env(...)`.
+    Starts AnvilEnv(**kw); at the end stops it and fails the module on any
+    sanitizer report in the services' logs."""
+    import anvil_env
+    with anvil_env.AnvilEnv(**kw) as e:
+        yield e
+        reports = stop_and_sanitizer_reports(e)
+        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
+
+
+def raw_fixture():
+    """A module-scoped fixture (assign it: `raw = raw_fixture()`): the raw
+    ACME client (Wfe) of the module's env."""
+    @pytest.fixture(scope="module")
+    def fixture(env):
+        return Wfe(env.directory_url, verify=env.trust_path)
+    return fixture
+
+
+def account_fixture():
+    """A module-scoped fixture (`acct = account_fixture()`): one account
+    made through the module's `raw` client, as (key, kid)."""
+    @pytest.fixture(scope="module")
+    def fixture(raw):
+        return new_account(raw)
+    return fixture
