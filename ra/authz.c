@@ -131,29 +131,16 @@ finalize_authz_retry(
 	return rc;
 }
 
-static void
-validate_job(void *arg)
+/* The va.validate parameters of job j for identifier ident. */
+static json_t *
+vjob_va_params(const struct vjob *j, const json_t *ident, int wildcard)
 {
-	struct vjob *j = arg;
-	struct ra *ra = j->ra;
-	json_t *res = NULL, *params, *ident, *err = NULL;
-	struct problem *p = NULL;
-	const struct profile *prof;
-	const char *status = "invalid";
-	int64_t aid = json_integer_value(json_object_get(j->authz, "id"));
-	int64_t cid = json_integer_value(json_object_get(j->chall, "id"));
-	char t[32], *key;
-	int64_t life, until, created = 0;
-	int onion, onion_csr = strcmp(json_string_value(json_object_get(
-					   j->chall, "type")),
-				 "onion-csr-01") == 0;
-	int wildcard = json_is_true(json_object_get(j->authz, "wildcard"));
-
-	ident = json_object_get(j->authz, "identifier");
+	json_t *params;
 	/* RFC 9799 §6: a .onion name has no CAA in the DNS; its CAA is
 	 * checked in-band at finalize (finalize.c) */
-	onion = ident_onion_name(
+	int onion = ident_onion_name(
 	    json_string_value(json_object_get(ident, "value")));
+
 	params = json_pack("{s:O,s:b,s:{s:O,s:O},s:s,s:s,s:b}", "identifier",
 	    ident, "wildcard", wildcard, "challenge", "type",
 	    json_object_get(j->chall, "type"), "token",
@@ -166,45 +153,113 @@ validate_job(void *arg)
 		json_object_set(params, "persist", j->persist);
 	if (j->payload != NULL)
 		json_object_set(params, "payload", j->payload);
-	if (onion_csr &&
+	return params;
+}
+
+/* A new RPC-JSON problem of type with detail. */
+static json_t *
+rpc_problem(enum prob_type type, const char *detail)
+{
+	struct problem *q = problem_new(type, "%s", detail);
+	json_t *err = problem_to_rpc_json(q);
+
+	problem_free(q);
+	return err;
+}
+
+/*
+ * Runs the validation of job j by the VA. Returns "valid" or "invalid";
+ * *res (the VA's reply, or NULL) and *err (the RPC-JSON problem when
+ * invalid) are the caller's.
+ */
+static const char *
+vjob_validate(struct vjob *j, const json_t *ident, int wildcard, json_t **res,
+    json_t **err)
+{
+	struct problem *p = NULL;
+	int64_t created = 0;
+	const char *s;
+
+	if (strcmp(json_string_value(json_object_get(j->chall, "type")),
+		"onion-csr-01") == 0 &&
 	    (ra_time_get(j->authz, "created", &created) != 0 ||
 		time_now_ms() - created > RA_ONION_NONCE_MAX_AGE_MS)) {
-		struct problem *q = problem_new(PROB_UNAUTHORIZED,
+		*err = rpc_problem(PROB_UNAUTHORIZED,
 		    "The onion-csr-01 nonce is more than 30 days old "
 		    "(RFC 9799 §3.2); ask for a new authorization");
-		err = problem_to_rpc_json(q);
-		problem_free(q);
-		json_decref(params);
-	} else if (ra_call(ra->va, RPC_VA_VALIDATE, params, j->rid, &res, &p) !=
-	    0) {
-		err = problem_to_rpc_json(p);
-	} else {
-		const char *s =
-		    json_string_value(json_object_get(res, "status"));
-		if (s != NULL && strcmp(s, "valid") == 0)
-			status = "valid";
-		else if (json_is_object(json_object_get(res, "error")))
-			err = json_incref(json_object_get(res, "error"));
-		else {
-			struct problem *q = problem_new(PROB_SERVER_INTERNAL,
-			    "The VA returned no usable result");
-			err = problem_to_rpc_json(q);
-			problem_free(q);
-		}
+		return "invalid";
 	}
-	problem_free(p);
-	p = NULL;
-	prof = profiles_find(ra->profiles,
-	    json_string_value(json_object_get(j->authz, "profile")));
-	if (prof == NULL)
-		prof = profiles_find(ra->profiles, NULL);
-	life = time_now_ms() + (prof ? prof->authz_lifetime_ms : 30LL * 86400000);
+	if (ra_call(j->ra->va, RPC_VA_VALIDATE,
+		vjob_va_params(j, ident, wildcard), j->rid, res, &p) != 0) {
+		*err = problem_to_rpc_json(p);
+		problem_free(p);
+		return "invalid";
+	}
+	s = json_string_value(json_object_get(*res, "status"));
+	if (s != NULL && strcmp(s, "valid") == 0)
+		return "valid";
+	if (json_is_object(json_object_get(*res, "error")))
+		*err = json_incref(json_object_get(*res, "error"));
+	else
+		*err = rpc_problem(
+		    PROB_SERVER_INTERNAL, "The VA returned no usable result");
+	return "invalid";
+}
+
+/* When a validated authorization expires (into t, RFC 3339):
+ * prof's authorization lifetime, bounded by a dns-persist-01 record. */
+static void
+vjob_expires(
+    const struct profile *prof, const json_t *res, char *t, size_t tlen)
+{
+	int64_t life, until;
+
+	life =
+	    time_now_ms() + (prof ? prof->authz_lifetime_ms : 30LL * 86400000);
 	/* dns-persist-01 §4.1 item 5: "the CA MUST NOT set the expires field
 	 * of the resulting authorization object later than T" */
 	until = ra_persist_until_ms(json_object_get(res, "validation_record"));
 	if (until > 0 && until < life)
 		life = until;
-	ra_time_fmt(life, t, sizeof(t));
+	ra_time_fmt(life, t, tlen);
+}
+
+/* Counts a failed validation of ident against the account's limit. */
+static void
+vjob_spend_failure(const struct vjob *j, const struct profile *prof,
+    const json_t *ident, int wildcard)
+{
+	struct problem *rl = NULL;
+	char *key = xasprintf("failed_validation:acct:%lld:%s%s",
+	    (long long)j->account_id, wildcard ? "*." : "",
+	    json_string_value(json_object_get(ident, "value")));
+
+	(void)ra_rl_spend(j->ra, j->rid, RA_RL_FAILED_VALIDATIONS,
+	    prof ? prof->name : NULL, key, 1, &rl);
+	problem_free(rl);
+	free(key);
+}
+
+static void
+validate_job(void *arg)
+{
+	struct vjob *j = arg;
+	struct ra *ra = j->ra;
+	json_t *res = NULL, *params, *ident, *err = NULL;
+	const struct profile *prof;
+	const char *status;
+	int64_t aid = json_integer_value(json_object_get(j->authz, "id"));
+	int64_t cid = json_integer_value(json_object_get(j->chall, "id"));
+	char t[32];
+	int wildcard = json_is_true(json_object_get(j->authz, "wildcard"));
+
+	ident = json_object_get(j->authz, "identifier");
+	status = vjob_validate(j, ident, wildcard, &res, &err);
+	prof = profiles_find(ra->profiles,
+	    json_string_value(json_object_get(j->authz, "profile")));
+	if (prof == NULL)
+		prof = profiles_find(ra->profiles, NULL);
+	vjob_expires(prof, res, t, sizeof(t));
 	params = json_pack("{s:I,s:I,s:s,s:s}", "authz_id", (json_int_t)aid,
 	    "challenge_id", (json_int_t)cid, "status", status, "expires", t);
 	if (json_is_array(json_object_get(res, "validation_record")))
@@ -226,16 +281,8 @@ validate_job(void *arg)
 	ra_count(ra, "anvil_ra_validations_total",
 	    strcmp(status, "valid") == 0 ? "result=\"valid\""
 					 : "result=\"invalid\"");
-	if (strcmp(status, "invalid") == 0) {
-		struct problem *rl = NULL;
-		key = xasprintf("failed_validation:acct:%lld:%s%s",
-		    (long long)j->account_id, wildcard ? "*." : "",
-		    json_string_value(json_object_get(ident, "value")));
-		(void)ra_rl_spend(ra, j->rid, RA_RL_FAILED_VALIDATIONS,
-		    prof ? prof->name : NULL, key, 1, &rl);
-		problem_free(rl);
-		free(key);
-	}
+	if (strcmp(status, "invalid") == 0)
+		vjob_spend_failure(j, prof, ident, wildcard);
 	json_decref(res);
 	json_decref(err);
 	vjob_free(j);
@@ -262,32 +309,18 @@ get_own_authz(struct ra *ra, const char *rid, int64_t acct, int64_t id,
 	return 0;
 }
 
-/* ra.perform_validation handler (docs/rpc-methods.md): req borrowed; on 0
- * *result, on -1 *prob, both handed to the RPC server. */
-int
-ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
-    struct problem **prob)
+/*
+ * Challenge cid of authz (borrowed from it), or NULL with *prob when it is
+ * not one of authz's or its response in params lacks what its type needs.
+ */
+static json_t *
+find_challenge(const json_t *authz, int64_t azid, int64_t cid,
+    const json_t *params, struct problem **prob)
 {
-	struct ra *ra = svc;
-	json_t *params = req->params, *acct = NULL, *authz = NULL, *c;
-	json_t *chall = NULL, *claimed = NULL;
-	struct problem *p = NULL;
-	struct vjob *j = NULL;
-	int64_t aid, azid, cid;
-	const char *st, *tp, *ctype, *csr;
-	char *uri = NULL;
+	json_t *c, *chall = NULL;
+	const char *csr;
 	size_t i;
-	int rc = -1;
 
-	if (ra_param_id(params, "account_id", &aid, prob) != 0 ||
-	    ra_param_id(params, "authz_id", &azid, prob) != 0 ||
-	    ra_param_id(params, "challenge_id", &cid, prob) != 0 ||
-	    ra_account_uri(ra, params, aid, &uri, prob) != 0)
-		goto out;
-	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
-		goto out;
-	if (get_own_authz(ra, req->request_id, aid, azid, &authz, prob) != 0)
-		goto out;
 	json_array_foreach(json_object_get(authz, "challenges"), i, c)
 	{
 		if (json_integer_value(json_object_get(c, "id")) == cid)
@@ -298,7 +331,7 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 		    "Challenge %lld is not part "
 		    "of authorization %lld",
 		    (long long)cid, (long long)azid);
-		goto out;
+		return NULL;
 	}
 	/* RFC 9799 §3.2: "Clients respond with the following object to
 	 * validate the challenge: csr (required, string)" */
@@ -312,8 +345,66 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 		    "onion-csr-01 is answered with {\"csr\": the base64url "
 		    "DER of a CSR signed with the .onion service's key} "
 		    "(RFC 9799 §3.2)");
-		goto out;
+		return NULL;
 	}
+	return chall;
+}
+
+/* The validation job of challenge chall of authz for the account aid,
+ * acct (all borrowed; uri, the account URL, is taken). */
+static struct vjob *
+vjob_new(struct ra *ra, const struct rpc_req *req, int64_t aid,
+    const json_t *acct, json_t *authz, json_t *chall, char *uri)
+{
+	const char *tp = json_string_value(json_object_get(acct, "thumbprint"));
+	const char *ctype = json_string_value(json_object_get(chall, "type"));
+	json_t *payload = json_object_get(req->params, "payload");
+	struct vjob *j = xcalloc(1, sizeof(*j));
+
+	j->ra = ra;
+	j->rid = req->request_id ? xstrdup(req->request_id) : NULL;
+	j->authz = json_incref(authz);
+	j->chall = json_incref(chall);
+	j->key_authz = jose_key_authorization(
+	    json_string_value(json_object_get(chall, "token")), tp ? tp : "");
+	if (ctype != NULL && strcmp(ctype, "dns-persist-01") == 0)
+		j->persist = ra_persist_params(ra, acct, uri,
+		    json_string_value(json_object_get(
+			json_object_get(authz, "identifier"), "value")));
+	if (json_is_object(payload))
+		j->payload = json_incref(payload);
+	j->account_uri = uri;
+	j->account_id = aid;
+	return j;
+}
+
+/* ra.perform_validation handler (docs/rpc-methods.md): req borrowed; on 0
+ * *result, on -1 *prob, both handed to the RPC server. */
+int
+ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	struct ra *ra = svc;
+	json_t *params = req->params, *acct = NULL, *authz = NULL;
+	json_t *chall, *claimed = NULL;
+	struct problem *p = NULL;
+	struct vjob *j = NULL;
+	int64_t aid, azid, cid;
+	const char *st;
+	char *uri = NULL;
+	int rc = -1;
+
+	if (ra_param_id(params, "account_id", &aid, prob) != 0 ||
+	    ra_param_id(params, "authz_id", &azid, prob) != 0 ||
+	    ra_param_id(params, "challenge_id", &cid, prob) != 0 ||
+	    ra_account_uri(ra, params, aid, &uri, prob) != 0)
+		goto out;
+	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
+		goto out;
+	if (get_own_authz(ra, req->request_id, aid, azid, &authz, prob) != 0)
+		goto out;
+	if ((chall = find_challenge(authz, azid, cid, params, prob)) == NULL)
+		goto out;
 	st = json_string_value(json_object_get(authz, "status"));
 	if (st == NULL || strcmp(st, "pending") != 0) {
 		/* Nothing to start: answer with the current state. */
@@ -339,24 +430,8 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 		    result, prob);
 		goto out;
 	}
-	tp = json_string_value(json_object_get(acct, "thumbprint"));
-	j = xcalloc(1, sizeof(*j));
-	j->ra = ra;
-	j->rid = req->request_id ? xstrdup(req->request_id) : NULL;
-	j->authz = json_incref(authz);
-	j->chall = json_incref(chall);
-	j->key_authz = jose_key_authorization(
-	    json_string_value(json_object_get(chall, "token")), tp ? tp : "");
-	ctype = json_string_value(json_object_get(chall, "type"));
-	if (ctype != NULL && strcmp(ctype, "dns-persist-01") == 0)
-		j->persist = ra_persist_params(ra, acct, uri,
-		    json_string_value(json_object_get(
-			json_object_get(authz, "identifier"), "value")));
-	if (json_is_object(json_object_get(params, "payload")))
-		j->payload = json_incref(json_object_get(params, "payload"));
-	j->account_uri = uri;
+	j = vjob_new(ra, req, aid, acct, authz, chall, uri);
 	uri = NULL;
-	j->account_id = aid;
 	authz_inflight_set(ra, azid, 1);
 	if (ra_pool_submit(ra->pool, validate_job, j) != 0) {
 		authz_inflight_set(ra, azid, 0);
