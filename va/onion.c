@@ -119,20 +119,115 @@ out:
 	return rc;
 }
 
+/* Step 1: csr_b64 is the base64url DER of a PKCS#10 request. NULL and
+ * *req (the caller frees it), or the problem. */
+static struct problem *
+onion_csr_parse(const char *csr_b64, X509_REQ **req)
+{
+	uint8_t *der = NULL;
+	const uint8_t *p;
+	size_t derlen = 0;
+
+	/* 1. "The CSR is a well formatted PKCS#10 request." */
+	if (csr_b64 == NULL || strlen(csr_b64) > ONION_CSR_MAX * 4 / 3 + 4 ||
+	    b64url_decode(csr_b64, strlen(csr_b64), &der, &derlen) != 0)
+		return problem_new(PROB_BAD_CSR,
+		    "\"csr\" must be the base64url DER of a PKCS#10 request "
+		    "(RFC 9799 §3.2)");
+	p = der;
+	*req = d2i_X509_REQ(NULL, &p, (long)derlen);
+	if (*req == NULL || p != der + derlen) {
+		free(der);
+		return problem_new(PROB_BAD_CSR,
+		    "\"csr\" is not a DER PKCS#10 request (RFC 2986)");
+	}
+	free(der);
+	return NULL;
+}
+
+/* Steps 2 and 3: req's key is the Ed25519 key pk of the service base and
+ * signed it. NULL or the problem. */
+static struct problem *
+onion_csr_key_check(X509_REQ *req, const uint8_t pk[32], const char *base)
+{
+	uint8_t got[32];
+	size_t gotlen = sizeof(got);
+	EVP_PKEY *onion_key, *csr_key = X509_REQ_get0_pubkey(req);
+	int ok;
+
+	/* 2. "The public key in the CSR corresponds to the ".onion"
+	 * Special-Use Domain Name being validated." */
+	if (csr_key == NULL || EVP_PKEY_get_id(csr_key) != EVP_PKEY_ED25519 ||
+	    EVP_PKEY_get_raw_public_key(csr_key, got, &gotlen) != 1 ||
+	    gotlen != 32 || memcmp(got, pk, 32) != 0)
+		return problem_new(PROB_INCORRECT_RESPONSE,
+		    "The CSR's public key is not the Ed25519 key of %s "
+		    "(RFC 9799 §3.2 step 2)",
+		    base);
+	/* 3. "The signature over the CSR validates with the ".onion"
+	 * Special-Use Domain Name public key." */
+	onion_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, 32);
+	ok = onion_key != NULL && X509_REQ_verify(req, onion_key) == 1;
+	EVP_PKEY_free(onion_key);
+	if (!ok)
+		return problem_new(PROB_INCORRECT_RESPONSE,
+		    "The CSR's signature does not verify with the key of %s "
+		    "(RFC 9799 §3.2 step 3)",
+		    base);
+	return NULL;
+}
+
+/* Steps 4 and 5: the CA's nonce (nonce, noncelen) and an applicant nonce
+ * of its own are in req's attributes. NULL or the problem. */
+static struct problem *
+onion_csr_nonce_check(X509_REQ *req, const uint8_t *nonce, size_t noncelen)
+{
+	const ASN1_OCTET_STRING *ca_n = NULL, *ap_n = NULL;
+	char why[240];
+	size_t i;
+	int same = 1;
+
+	/* 4. "The caSigningNonce attribute is present and its contents
+	 * matches the nonce provided to the client." (raw bytes) */
+	if (octet_attr(req, "2.23.140.41", "caSigningNonce", &ca_n, why,
+		sizeof(why)) != 0)
+		return problem_new(PROB_INCORRECT_RESPONSE, "%s", why);
+	if ((size_t)ASN1_STRING_length(ca_n) != noncelen ||
+	    memcmp(ASN1_STRING_get0_data(ca_n), nonce, noncelen) != 0)
+		return problem_new(PROB_INCORRECT_RESPONSE,
+		    "The caSigningNonce attribute is not this challenge's "
+		    "nonce (its raw bytes, not the base64 text; RFC 9799 "
+		    "§3.2 step 4)");
+	/* 5. "The applicantSigningNonce attribute is present and contains
+	 * at least 64 bits of entropy." Entropy cannot be measured; at least
+	 * 8 bytes that are not one repeated byte and not the CA's nonce. */
+	if (octet_attr(req, "2.23.140.42", "applicantSigningNonce", &ap_n, why,
+		sizeof(why)) != 0)
+		return problem_new(PROB_INCORRECT_RESPONSE, "%s", why);
+	for (i = 1; i < (size_t)ASN1_STRING_length(ap_n); i++)
+		if (ASN1_STRING_get0_data(ap_n)[i] !=
+		    ASN1_STRING_get0_data(ap_n)[0])
+			same = 0;
+	if (ASN1_STRING_length(ap_n) < ONION_NONCE_MIN || same ||
+	    ASN1_STRING_cmp(ap_n, ca_n) == 0)
+		return problem_new(PROB_INCORRECT_RESPONSE,
+		    "The applicantSigningNonce must be at least %d random "
+		    "bytes of the client's own (RFC 9799 §3.2 step 5: at "
+		    "least 64 bits of entropy)",
+		    ONION_NONCE_MIN);
+	return NULL;
+}
+
 /* See va_int.h. */
 struct problem *
 va_onion_csr_check(const char *name, const char *token, const char *csr_b64)
 {
-	uint8_t pk[32], got[32], *der = NULL, *nonce = NULL;
-	const uint8_t *p;
-	size_t derlen = 0, noncelen = 0, gotlen = sizeof(got), i;
-	const ASN1_OCTET_STRING *ca_n = NULL, *ap_n = NULL;
+	uint8_t pk[32], *nonce = NULL;
+	size_t noncelen = 0;
 	const char *base = NULL;
 	X509_REQ *req = NULL;
-	EVP_PKEY *onion_key = NULL, *csr_key;
 	struct problem *prob = NULL;
 	char why[240];
-	int same;
 
 	if (ident_onion_parse(name, pk, &base, why, sizeof(why)) != 0) {
 		prob = problem_new(PROB_MALFORMED, "%s", why);
@@ -143,90 +238,16 @@ va_onion_csr_check(const char *name, const char *token, const char *csr_b64)
 		prob = problem_new(PROB_MALFORMED, "bad challenge token");
 		goto out;
 	}
-	/* 1. "The CSR is a well formatted PKCS#10 request." */
-	if (csr_b64 == NULL || strlen(csr_b64) > ONION_CSR_MAX * 4 / 3 + 4 ||
-	    b64url_decode(csr_b64, strlen(csr_b64), &der, &derlen) != 0) {
-		prob = problem_new(PROB_BAD_CSR,
-		    "\"csr\" must be the base64url DER of a PKCS#10 request "
-		    "(RFC 9799 §3.2)");
+	if ((prob = onion_csr_parse(csr_b64, &req)) != NULL ||
+	    (prob = onion_csr_key_check(req, pk, base)) != NULL ||
+	    (prob = onion_csr_nonce_check(req, nonce, noncelen)) != NULL)
 		goto out;
-	}
-	p = der;
-	req = d2i_X509_REQ(NULL, &p, (long)derlen);
-	if (req == NULL || p != der + derlen) {
-		prob = problem_new(PROB_BAD_CSR,
-		    "\"csr\" is not a DER PKCS#10 request (RFC 2986)");
-		goto out;
-	}
-	/* 2. "The public key in the CSR corresponds to the ".onion"
-	 * Special-Use Domain Name being validated." */
-	csr_key = X509_REQ_get0_pubkey(req);
-	if (csr_key == NULL || EVP_PKEY_get_id(csr_key) != EVP_PKEY_ED25519 ||
-	    EVP_PKEY_get_raw_public_key(csr_key, got, &gotlen) != 1 ||
-	    gotlen != 32 || memcmp(got, pk, 32) != 0) {
-		prob = problem_new(PROB_INCORRECT_RESPONSE,
-		    "The CSR's public key is not the Ed25519 key of %s "
-		    "(RFC 9799 §3.2 step 2)",
-		    base);
-		goto out;
-	}
-	/* 3. "The signature over the CSR validates with the ".onion"
-	 * Special-Use Domain Name public key." */
-	onion_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, 32);
-	if (onion_key == NULL || X509_REQ_verify(req, onion_key) != 1) {
-		prob = problem_new(PROB_INCORRECT_RESPONSE,
-		    "The CSR's signature does not verify with the key of %s "
-		    "(RFC 9799 §3.2 step 3)",
-		    base);
-		goto out;
-	}
-	/* 4. "The caSigningNonce attribute is present and its contents
-	 * matches the nonce provided to the client." (raw bytes) */
-	if (octet_attr(req, "2.23.140.41", "caSigningNonce", &ca_n, why,
-		sizeof(why)) != 0) {
-		prob = problem_new(PROB_INCORRECT_RESPONSE, "%s", why);
-		goto out;
-	}
-	if ((size_t)ASN1_STRING_length(ca_n) != noncelen ||
-	    memcmp(ASN1_STRING_get0_data(ca_n), nonce, noncelen) != 0) {
-		prob = problem_new(PROB_INCORRECT_RESPONSE,
-		    "The caSigningNonce attribute is not this challenge's "
-		    "nonce (its raw bytes, not the base64 text; RFC 9799 "
-		    "§3.2 step 4)");
-		goto out;
-	}
-	/* 5. "The applicantSigningNonce attribute is present and contains
-	 * at least 64 bits of entropy." Entropy cannot be measured; at least
-	 * 8 bytes that are not one repeated byte and not the CA's nonce. */
-	if (octet_attr(req, "2.23.140.42", "applicantSigningNonce", &ap_n,
-		why, sizeof(why)) != 0) {
-		prob = problem_new(PROB_INCORRECT_RESPONSE, "%s", why);
-		goto out;
-	}
-	same = 1;
-	for (i = 1; i < (size_t)ASN1_STRING_length(ap_n); i++)
-		if (ASN1_STRING_get0_data(ap_n)[i] !=
-		    ASN1_STRING_get0_data(ap_n)[0])
-			same = 0;
-	if (ASN1_STRING_length(ap_n) < ONION_NONCE_MIN || same ||
-	    ASN1_STRING_cmp(ap_n, ca_n) == 0) {
-		prob = problem_new(PROB_INCORRECT_RESPONSE,
-		    "The applicantSigningNonce must be at least %d random "
-		    "bytes of the client's own (RFC 9799 §3.2 step 5: at "
-		    "least 64 bits of entropy)",
-		    ONION_NONCE_MIN);
-		goto out;
-	}
 	/* The subject is not looked at ("CAs MUST NOT validate its
 	 * contents"); names it carries must be of this service. */
-	if (san_ok(req, base, why, sizeof(why)) != 0) {
+	if (san_ok(req, base, why, sizeof(why)) != 0)
 		prob = problem_new(PROB_INCORRECT_RESPONSE, "%s", why);
-		goto out;
-	}
 out:
 	X509_REQ_free(req);
-	EVP_PKEY_free(onion_key);
-	free(der);
 	free(nonce);
 	return prob;
 }
@@ -237,8 +258,8 @@ va_onioncsr01_start(struct va_job *j)
 	struct problem *p;
 
 	json_array_append_new(j->record,
-	    json_pack("{s:s,s:s}", "hostname", j->ident, "method",
-		"onion-csr-01"));
+	    json_pack(
+		"{s:s,s:s}", "hostname", j->ident, "method", "onion-csr-01"));
 	p = va_onion_csr_check(j->ident, j->token,
 	    json_string_value(json_object_get(j->payload, "csr")));
 	if (p != NULL) {
