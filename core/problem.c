@@ -58,6 +58,17 @@ static const struct prob_def prob_defs[PROB__MAX] = {
 	400},
     [PROB_BAD_ATTESTATION_STATEMENT] = {"badAttestationStatement",
 	"badAttestationStatement", 400},
+    /* RFC 8739 §3.1.2, §3.2 (STAR) */
+    [PROB_AUTO_RENEWAL_CANCELED] = {"autoRenewalCanceled",
+	"autoRenewalCanceled", 403},
+    [PROB_AUTO_RENEWAL_EXPIRED] = {"autoRenewalExpired", "autoRenewalExpired",
+	403},
+    [PROB_AUTO_RENEWAL_CANCELLATION_INVALID] = {
+	"autoRenewalCancellationInvalid", "autoRenewalCancellationInvalid",
+	400},
+    [PROB_AUTO_RENEWAL_REVOCATION_NOT_SUPPORTED] = {
+	"autoRenewalRevocationNotSupported",
+	"autoRenewalRevocationNotSupported", 403},
 };
 
 static int
@@ -109,6 +120,12 @@ prob_type_urn(enum prob_type t)
 	    U(PROB_UNAVAILABLE, "serverInternal"),
 	    U(PROB_ONION_CAA_REQUIRED, "onionCAARequired"),
 	    U(PROB_BAD_ATTESTATION_STATEMENT, "badAttestationStatement"),
+	    U(PROB_AUTO_RENEWAL_CANCELED, "autoRenewalCanceled"),
+	    U(PROB_AUTO_RENEWAL_EXPIRED, "autoRenewalExpired"),
+	    U(PROB_AUTO_RENEWAL_CANCELLATION_INVALID,
+		"autoRenewalCancellationInvalid"),
+	    U(PROB_AUTO_RENEWAL_REVOCATION_NOT_SUPPORTED,
+		"autoRenewalRevocationNotSupported"),
 #undef U
 	};
 

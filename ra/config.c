@@ -13,6 +13,7 @@ static const char *const rl_names[RA_RL__MAX] = {
     [RA_RL_FAILED_VALIDATIONS] = "failed_validations_per_identifier",
     [RA_RL_CERTS_PER_DOMAIN] = "certificates_per_domain",
     [RA_RL_DUPLICATE_CERTS] = "duplicate_certificates",
+    [RA_RL_STAR_RENEWALS] = "star_renewals_per_account",
 };
 
 /* See ra.h / ra_int.h for ownership and return values. */
@@ -68,6 +69,7 @@ struct raw {
 	json_t *rate_limits;
 	int64_t slow_finalize_ms;
 	int64_t test_reuse_percent;
+	json_t *star;
 };
 
 #define F(n, t, m) JSPEC_FIELD(struct raw, n, t, m)
@@ -123,7 +125,7 @@ static const struct jspec top_spec[] = {F("log_level", JSPEC_STRING, log_level),
     FO("finalize", finalize_spec), FO("authz_reuse", reuse_spec),
     FO("validation", validation_spec),
     F("rate_limits", JSPEC_JSON, rate_limits), FO("test", test_spec),
-    JSPEC_END};
+    F("star", JSPEC_JSON, star), JSPEC_END};
 
 /* {"limit":N,"period":"1h","burst":N} into *l. 0 or -1 with err. */
 static int
@@ -684,6 +686,8 @@ ra_config_parse(const json_t *obj, const char *path, struct ra_config *cfg,
 		goto out;
 	}
 	if (convert(&r, cfg, inner, sizeof(inner)) != 0 ||
+	    ra_star_config_parse(
+		r.star, &cfg->star, inner, sizeof(inner)) != 0 ||
 	    apply_env(cfg, inner, sizeof(inner)) != 0) {
 		snprintf(
 		    err, errlen, "%s: %s", path ? path : "ra config", inner);
@@ -730,5 +734,6 @@ ra_config_clear(struct ra_config *cfg)
 	free(cfg->policy.ip_ranges);
 	ra_psl_free(cfg->policy.psl);
 	json_decref(cfg->limit_overrides);
+	ra_star_config_clear(&cfg->star);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -106,6 +106,7 @@ issue_params(const json_t *order, const char *csr_b64)
 	if ((v = json_object_get(order, "not_after")) != NULL &&
 	    json_is_string(v))
 		json_object_set(params, "not_after", v);
+	ra_star_issue_window(order, params);
 	return params;
 }
 
@@ -470,6 +471,8 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	if (ra_onion_caa(ra, req->request_id, order,
 		json_object_get(params, "onion_caa"), uri, prob) != 0)
+		goto out;
+	if (ra_star_finalize(ra, req->request_id, order, csr, prob) != 0)
 		goto out;
 	/* The CSR is stored with the claim: if this process dies or gives
 	 * up on a transient failure, recovery issues it again. */

@@ -487,6 +487,34 @@ set_optional_strs(
 		json_object_set_new(np, "replaces", json_string(replaces));
 }
 
+/*
+ * The order's validity window: an RFC 8739 auto-renewal object (into
+ * *star; star->lifetime 0 when there is none) or notBefore/notAfter. 0,
+ * or -1 with *prob.
+ */
+static int
+check_window(struct ra *ra, const struct profile *prof, const json_t *params,
+    const char *nb, const char *na, int64_t now, struct ra_star_terms *star,
+    struct problem **prob)
+{
+	if (ra_star_new_order_check(ra, prof, params, nb, na, star, prob) != 0)
+		return -1;
+	return check_validity(prof, nb, na, now, prob);
+}
+
+/* Logs and counts the new order (all borrowed). */
+static void
+new_order_done(struct ra *ra, const char *rid, const json_t *order,
+    int64_t id, const json_t *idents, const json_t *reuse_ids)
+{
+	log_msg(LOG_LEVEL_INFO, rid,
+	    "new order %lld account=%lld "
+	    "identifiers=%zu reused=%zu",
+	    (long long)json_integer_value(json_object_get(order, "id")),
+	    (long long)id, json_array_size(idents), json_array_size(reuse_ids));
+	ra_count(ra, "anvil_ra_new_orders_total", NULL);
+}
+
 /* ra.new_order handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
  * *prob, both handed to the RPC server. */
 int
@@ -504,6 +532,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	char t_exp[32], t_aexp[32], t_cut[32];
 	size_t i;
 	int rc = -1, rolled;
+	struct ra_star_terms star;
 
 	if (ra_param_id(params, "account_id", &id, prob) != 0 ||
 	    ra_param_str(params, "profile", &pname, prob) != 0 ||
@@ -521,7 +550,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	}
 	if (ra_policy_check_idents(&ra->cfg.policy, prof,
 		json_object_get(params, "identifiers"), &idents, prob) != 0 ||
-	    check_validity(prof, nb, na, now, prob) != 0 ||
+	    check_window(ra, prof, params, nb, na, now, &star, prob) != 0 ||
 	    (replaces != NULL &&
 		check_replaces(
 		    ra, req->request_id, id, replaces, idents, prob) != 0) ||
@@ -568,15 +597,11 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	set_optional_strs(np, nb, na, replaces);
 	/* One SA call: the order comes back with its authzs. */
 	json_object_set_new(np, "with_authzs", json_true());
-	if (ra_call(
-		ra->sa, RPC_SA_NEW_ORDER, np, req->request_id, &order, prob) != 0)
+	if (ra_call(ra->sa, RPC_SA_NEW_ORDER, np, req->request_id, &order,
+		prob) != 0 ||
+	    ra_star_new_order_attach(ra, req->request_id, &order, &star, prob))
 		goto out;
-	log_msg(LOG_LEVEL_INFO, req->request_id,
-	    "new order %lld account=%lld "
-	    "identifiers=%zu reused=%zu",
-	    (long long)json_integer_value(json_object_get(order, "id")),
-	    (long long)id, json_array_size(idents), json_array_size(reuse_ids));
-	ra_count(ra, "anvil_ra_new_orders_total", NULL);
+	new_order_done(ra, req->request_id, order, id, idents, reuse_ids);
 	*result = order;
 	order = NULL;
 	rc = 0;

@@ -39,6 +39,7 @@ enum ra_rl {
 	RA_RL_FAILED_VALIDATIONS,
 	RA_RL_CERTS_PER_DOMAIN,
 	RA_RL_DUPLICATE_CERTS,
+	RA_RL_STAR_RENEWALS, /* RFC 8739 renewals per account */
 	RA_RL__MAX
 };
 
@@ -97,6 +98,19 @@ struct ra_key_policy {
 	int small_prime_bound; /* default 751 */
 };
 
+/* RFC 8739 STAR (ra/star.c; the "star" object of ra.json). */
+struct ra_star_config {
+	int enabled;
+	int64_t min_lifetime_s; /* directory meta min-lifetime */
+	int64_t max_duration_s; /* directory meta max-duration */
+	int allow_get;          /* directory meta allow-certificate-get */
+	char **profiles;        /* profiles allowing STAR; none = every one */
+	size_t n_profiles;
+	int64_t poll_ms;  /* how often the renewal scheduler looks */
+	int64_t lease_ms; /* how long a renewing RA holds an order */
+	int64_t batch;    /* orders claimed per look */
+};
+
 struct ra_config {
 	enum log_level log_level;
 	char *debug_addr;
@@ -123,6 +137,7 @@ struct ra_config {
 	json_t *limit_overrides;   /* {"<profile>": {"<limit>": {...}}} */
 	int64_t renewal_window_ms; /* same identifier set => renewal */
 	int64_t slow_finalize_ms;  /* test knob */
+	struct ra_star_config star;
 };
 
 /*
@@ -279,6 +294,61 @@ int ra_gcra(int64_t tat_ms, int64_t now_ms, int64_t emission_ms, int64_t burst,
  */
 const char *ra_order_status(const char *stored, int64_t expires_ms,
     int64_t now_ms, const char *const *authz_status, size_t nauthz);
+
+/* ------------------------------------------------------------------ */
+/* RFC 8739 STAR: the accepted auto-renewal terms and the schedule      */
+/* ------------------------------------------------------------------ */
+
+/* An order's auto-renewal object, in seconds since the epoch. */
+struct ra_star_terms {
+	int64_t start;  /* 0 when the client gave no start-date */
+	int64_t end;    /* end-date */
+	int64_t lifetime;
+	int64_t adjust; /* lifetime-adjust as the client asked (0 if not) */
+	int allow_get;
+};
+
+/*
+ * Parses the "star" object of ra.json (borrowed; NULL = defaults: off)
+ * into sc (free with ra_star_config_clear). 0, or -1 with err naming the
+ * key.
+ */
+int ra_star_config_parse(
+    const json_t *obj, struct ra_star_config *sc, char *err, size_t errlen);
+void ra_star_config_clear(struct ra_star_config *sc);
+/*
+ * Checks a newOrder's "auto-renewal" object (borrowed) against sc and the
+ * profile (borrowed) at now (epoch seconds): RFC 8739 §3.1.1 fields and
+ * types, lifetime >= min-lifetime, end-date - start-date <= max-duration,
+ * each certificate within the profile's validity. 0 with *out (the terms
+ * the server accepts: allow_get only if sc allows it), or -1 with *prob
+ * (malformed).
+ */
+int ra_star_check(const struct ra_star_config *sc, const struct profile *prof,
+    const json_t *ar, int64_t now, struct ra_star_terms *out,
+    struct problem **prob);
+/*
+ * The padding before each nominal renewal date (RFC 8739 §3.5):
+ * max(min(lifetime, lifetime-adjust), f * lifetime) with f = 1/2, so the
+ * next certificate is published (and valid) halfway through the nominal
+ * lifetime of the current one.
+ */
+int64_t ra_star_pad(const struct ra_star_terms *t);
+/*
+ * The first certificate, issued at now (epoch s): nominal renewal date
+ * max(now, start); *nb never before start-date (§3.5); *na = min(nrd +
+ * lifetime, end).
+ */
+void ra_star_first(const struct ra_star_terms *t, int64_t now, int64_t *nb,
+    int64_t *na);
+/*
+ * The certificate after the latest one (whose notAfter is last_na) at now:
+ * 1 when the series is complete (last_na reached end-date); else 0 with
+ * its *nb, *na and *due (when to issue it: its notBefore, so it is valid
+ * when published). Whole periods missed (the CA was down) are skipped.
+ */
+int ra_star_next(const struct ra_star_terms *t, int64_t last_na, int64_t now,
+    int64_t *nb, int64_t *na, int64_t *due);
 
 /* ------------------------------------------------------------------ */
 /* The service                                                          */

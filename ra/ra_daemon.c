@@ -71,6 +71,8 @@ ra_d_start(void *st, char *err, size_t errlen)
 	(void)errlen;
 	if (ra_start_recovery_thread(d->ra) != 0)
 		log_warn("cannot start the recovery thread");
+	if (ra_star_start(d->ra) != 0)
+		log_warn("cannot start the STAR renewal thread");
 	return 0;
 }
 

@@ -30,6 +30,8 @@ struct ra {
 	pthread_t recovery_thread;
 	json_t *inflight;        /* order ids finalizing here */
 	json_t *inflight_authzs; /* authz ids validating here */
+	int star_started;        /* RFC 8739 renewal scheduler (star.c) */
+	pthread_t star_thread;
 };
 
 /* ---- worker pool (pool.c) ---- */
@@ -206,5 +208,41 @@ void ra_reissue_order(struct ra *ra, const json_t *order);
 /* Issues for an order already claimed as processing (finalize.c). */
 void ra_issue_order(
     struct ra *ra, const char *rid, const json_t *order, const char *csr_b64);
+
+/* ---- RFC 8739 STAR (star.c) ---- */
+/*
+ * newOrder: the params' "auto_renewal" (borrowed; NULL when absent)
+ * checked for profile prof with the order's notBefore/notAfter (nb, na,
+ * which RFC 8739 §3.1.1 forbids in a STAR order). 0 with *terms (lifetime
+ * 0 when there is no auto-renewal), or -1 with *prob.
+ */
+int ra_star_new_order_check(struct ra *ra, const struct profile *prof,
+    const json_t *params, const char *nb, const char *na,
+    struct ra_star_terms *terms, struct problem **prob);
+/*
+ * Makes the new order *order (taken, replaced by the re-read order) a STAR
+ * order with terms (nothing when terms->lifetime is 0). On failure the
+ * order is failed (never issued as a plain one): -1 with *prob.
+ */
+int ra_star_new_order_attach(struct ra *ra, const char *rid, json_t **order,
+    const struct ra_star_terms *terms, struct problem **prob);
+/* finalize: keeps the CSR (borrowed) of a STAR order (borrowed; a plain
+ * order is left alone) for its renewals. 0 or -1 with *prob. */
+int ra_star_finalize(struct ra *ra, const char *rid, const json_t *order,
+    const char *csr, struct problem **prob);
+/* ca.issue params (borrowed) of a STAR order's (borrowed) first
+ * certificate: its RFC 8739 §3.5 validity. Nothing for a plain order. */
+void ra_star_issue_window(const json_t *order, json_t *params);
+/* The directory's "auto-renewal" meta (RFC 8739 §3.4) into meta. */
+void ra_star_meta(struct ra *ra, json_t *meta);
+/* ACME revocation of cert (borrowed, sa certificate): -1 with *prob
+ * autoRenewalRevocationNotSupported for a STAR certificate (§3.1.2). */
+int ra_star_revoke_check(struct ra *ra, const char *rid, const json_t *cert,
+    struct problem **prob);
+/* Starts / stops (joins) the renewal scheduler thread. */
+int ra_star_start(struct ra *ra);
+void ra_star_stop(struct ra *ra);
+int ra_h_star_cancel(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
 
 #endif /* ANVIL_RA_INT_H */

@@ -262,7 +262,8 @@ ra_h_revoke_by_account(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
 		goto out;
-	if (lookup_der(ra, req->request_id, req->params, &cert, prob) != 0)
+	if (lookup_der(ra, req->request_id, req->params, &cert, prob) != 0 ||
+	    ra_star_revoke_check(ra, req->request_id, cert, prob) != 0)
 		goto out;
 	if (json_integer_value(json_object_get(cert, "account_id")) != aid) {
 		if (!holds_authzs(ra, req->request_id, aid, cert)) {
@@ -302,7 +303,8 @@ ra_h_revoke_by_key(void *svc, const struct rpc_req *req, json_t **result,
 
 	if (get_reason(req->params, REVOKE_BY_SUBSCRIBER, &reason, prob) != 0)
 		goto out;
-	if (lookup_der(ra, req->request_id, req->params, &cert, prob) != 0)
+	if (lookup_der(ra, req->request_id, req->params, &cert, prob) != 0 ||
+	    ra_star_revoke_check(ra, req->request_id, cert, prob) != 0)
 		goto out;
 	if (reason == REASON_KEY_COMPROMISE &&
 	    block_key(ra, req->request_id, cert, "revoke-by-key",

@@ -27,6 +27,7 @@ static const rpc_handler_fn handlers[RPC_METHOD__MAX] = {
     [RPC_RA_OCSP] = ra_h_ocsp,
     [RPC_RA_GET_ISSUERS] = ra_h_get_issuers,
     [RPC_RA_PROFILES] = ra_h_profiles,
+    [RPC_RA_STAR_CANCEL] = ra_h_star_cancel,
 };
 
 /* See ra.h / ra_int.h for ownership and return values. */
@@ -344,6 +345,7 @@ ra_free(struct ra *ra)
 	pthread_mutex_unlock(&ra->lock);
 	if (ra->recovery_started)
 		pthread_join(ra->recovery_thread, NULL);
+	ra_star_stop(ra);
 	ra_pool_free(ra->pool);
 	rpc_client_free(ra->sa);
 	rpc_client_free(ra->va);

@@ -267,4 +267,31 @@ int sa_read_certificate(struct sa_conn *c, const char *serial, int with_der,
 /* SHA-256 hex of the sorted, de-duplicated identifier values. */
 char *sa_fqdn_set_hash(const json_t *identifiers);
 
+/* sa_star.c: RFC 8739 STAR orders */
+/* clang-format off */
+/* A column of the order query: the order's star_orders row as JSON text
+ * (NULL for an order without auto-renewal). */
+#define SA_STAR_ORDER_COL \
+	"(SELECT json_build_object('status', s.status, 'start_date', " \
+	SA_TS("s.start_date") ", 'end_date', " SA_TS("s.end_date") ", " \
+	"'lifetime', s.lifetime, 'lifetime_adjust', s.lifetime_adjust, " \
+	"'allow_get', s.allow_get, 'next_at', " SA_TS("s.next_at") ", " \
+	"'canceled_at', " SA_TS("s.canceled_at") ")::text " \
+	"FROM star_orders s WHERE s.order_id = orders.id)"
+/* clang-format on */
+/*
+ * Adds the STAR part of an order (star_json: SA_STAR_ORDER_COL's text,
+ * borrowed, NULL for none) to order (borrowed): "star" and, for a canceled
+ * one, status "canceled". 0, or -1 if the text is unreadable.
+ */
+int sa_star_attach(json_t *order, const char *star_json);
+int sa_m_star_new(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_star_get(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_star_set_csr(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_star_claim(struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_star_release(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_star_cancel(struct sa_conn *, json_t *, json_t **, struct problem **);
+
 #endif /* ANVIL_SA_INT_H */

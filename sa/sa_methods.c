@@ -53,6 +53,13 @@ static const sa_method_fn sa_handlers[RPC_METHOD__MAX] = {
     [RPC_SA_NEXT_CRL_NUMBER] = sa_m_next_crl_number,
     [RPC_SA_STORE_OCSP] = sa_m_store_ocsp,
     [RPC_SA_GET_OCSP] = sa_m_get_ocsp,
+    /* RFC 8739 STAR (sa_star.c) */
+    [RPC_SA_STAR_NEW] = sa_m_star_new,
+    [RPC_SA_STAR_GET] = sa_m_star_get,
+    [RPC_SA_STAR_SET_CSR] = sa_m_star_set_csr,
+    [RPC_SA_STAR_CLAIM] = sa_m_star_claim,
+    [RPC_SA_STAR_RELEASE] = sa_m_star_release,
+    [RPC_SA_STAR_CANCEL] = sa_m_star_cancel,
 };
 
 static int sa_rpc_handler(void *svc, const struct rpc_req *req, json_t **result,

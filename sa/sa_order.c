@@ -29,7 +29,9 @@ static const struct sa_stmt st_order_get = {"order_get",
     "SELECT " ORDER_COLS ", ARRAY(SELECT a.id || ':' || a.status || ':' || "
     "(a.expires <= now())::int FROM order_authzs oa "
     "JOIN authzs a ON a.id = oa.authz_id WHERE oa.order_id = orders.id "
-    "ORDER BY oa.pos, oa.authz_id) FROM orders WHERE id = $1"};
+    "ORDER BY oa.pos, oa.authz_id), " SA_STAR_ORDER_COL
+    " FROM orders WHERE id = $1"};
+#define ORDER_STAR_COL 16
 static const struct sa_stmt st_authz_reused = {"authz_reused",
     "SELECT id, ident_type, ident_value, wildcard FROM authzs "
     "WHERE id = ANY($1::bigint[]) AND account_id = $2"};
@@ -160,6 +162,11 @@ sa_read_order(
 	sa_row_json(o, ro, 0, order_cols, SA_NCOLS(order_cols));
 	json_object_set_new(o, "status", json_string(status));
 	json_object_set_new(o, "authz_ids", ids);
+	if (sa_star_attach(o, sa_col(ro, 0, ORDER_STAR_COL)) != 0) {
+		*prob = problem_new(
+		    PROB_SERVER_INTERNAL, "order STAR data unreadable");
+		goto out;
+	}
 	*out = o;
 	o = NULL;
 	ret = 0;

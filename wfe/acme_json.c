@@ -104,6 +104,7 @@ wfe_acme_order(const struct wfe_req *r, const json_t *order)
 	err = json_object_get(order, "error");
 	if (json_is_object(err))
 		json_object_set_new(j, "error", wfe_acme_problem(err));
+	wfe_star_order_json(r, order, j);
 	return j;
 }
 

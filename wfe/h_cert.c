@@ -11,8 +11,9 @@
 
 #include "wfe/wfe_int.h"
 
-static char *
-der_to_pem(const uint8_t *der, size_t len)
+/* See wfe_int.h. */
+char *
+wfe_der_to_pem(const uint8_t *der, size_t len)
 {
 	const unsigned char *p = der;
 	X509 *x = d2i_X509(NULL, &p, (long)len);
@@ -94,7 +95,7 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 	issuer_id = json_string_value(json_object_get(cert, "issuer_id"));
 	if (b64 == NULL || issuer_id == NULL ||
 	    b64url_decode(b64, strlen(b64), &der, &derlen) != 0 ||
-	    (leaf = der_to_pem(der, derlen)) == NULL) {
+	    (leaf = wfe_der_to_pem(der, derlen)) == NULL) {
 		wfe_reply_prob(
 		    r, PROB_SERVER_INTERNAL, "stored certificate unusable");
 		goto out;

@@ -126,7 +126,8 @@ wfe_h_new_order(struct wfe_req *r, const char *tail)
 	if (string_member(r, payload, "notBefore", params, "not_before") ||
 	    string_member(r, payload, "notAfter", params, "not_after") ||
 	    string_member(r, payload, "profile", params, "profile") ||
-	    string_member(r, payload, "replaces", params, "replaces"))
+	    string_member(r, payload, "replaces", params, "replaces") ||
+	    wfe_star_new_order_param(r, payload, params))
 		goto out;
 	if (wfe_rpc(r, r->w->ra, RPC_RA_NEW_ORDER, params, &res) != 0)
 		goto out;
@@ -150,8 +151,7 @@ wfe_h_order(struct wfe_req *r, const char *tail)
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
 		return;
 	if (!r->jws->is_post_as_get) {
-		wfe_reply_prob(r, PROB_MALFORMED,
-		    "an order is read with POST-as-GET (empty payload)");
+		wfe_star_order_update(r, id);
 		return;
 	}
 	if ((order = get_owned(r, RPC_SA_GET_ORDER, id, "order")) == NULL)

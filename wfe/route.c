@@ -29,6 +29,8 @@ static const struct wfe_route routes[] = {
     {"ocsp", "/ocsp", 0, P, wfe_h_ocsp},
     {"ocsp", "/ocsp/", 1, GH, wfe_h_ocsp},
     {"issuer", "/issuer/", 1, GH, wfe_h_issuer},
+    /* RFC 8739 STAR: the order's rolling certificate */
+    {"star-certificate", "/acme/star-cert/", 1, GH | P, wfe_h_star_cert},
 };
 
 const struct wfe_route *

@@ -348,5 +348,20 @@ void wfe_h_renewal_info(struct wfe_req *r, const char *tail);
 void wfe_h_crl(struct wfe_req *r, const char *tail);
 void wfe_h_ocsp(struct wfe_req *r, const char *tail);
 void wfe_h_issuer(struct wfe_req *r, const char *tail);
+/* PEM of a DER certificate (borrowed): new string, NULL if unreadable. */
+char *wfe_der_to_pem(const uint8_t *der, size_t len);
+
+/* ---- RFC 8739 STAR (h_star.c) ---- */
+/* newOrder: the payload's "auto-renewal" (borrowed) into params. 0, or -1
+ * after replying malformed. */
+int wfe_star_new_order_param(
+    struct wfe_req *r, const json_t *payload, json_t *params);
+/* The STAR members of order (borrowed, with "star") into j: auto-renewal,
+ * star-certificate instead of certificate, expires. */
+void wfe_star_order_json(const struct wfe_req *r, const json_t *order, json_t *j);
+/* POST with a payload to order id: {"status": "canceled"} (§3.1.2). */
+void wfe_star_order_update(struct wfe_req *r, int64_t id);
+/* GET/HEAD/POST-as-GET /acme/star-cert/<order id>. */
+void wfe_h_star_cert(struct wfe_req *r, const char *tail);
 
 #endif /* ANVIL_WFE_INT_H */

@@ -1,0 +1,415 @@
+/*
+ * sa_star.c - RFC 8739 STAR orders (schema/0010_star.sql): the
+ * auto-renewal row of an order, the renewal claims with a lease (several
+ * RAs, one renewal of an order at a time), cancellation, and the STAR part
+ * of the order JSON that sa_read_order returns.
+ *
+ * The business rules (what is due, which validity the next certificate
+ * gets) are the RA's (ra/star.c); this file only stores and locks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sa/sa_int.h"
+
+#define SA_STAR_CSR_MAX (64 * 1024)
+#define SA_STAR_OWNER_MAX 128
+
+/* clang-format off */
+/* The star row, its order and the order's latest certificate (the one the
+ * star-certificate URL serves). der: SQL for the DER column. */
+#define STAR_COLS(der) \
+	"s.order_id, s.account_id, s.status, " SA_TS("s.start_date") ", " \
+	SA_TS("s.end_date") ", s.lifetime, s.lifetime_adjust, s.allow_get, " \
+	"s.csr, " SA_TS("s.next_at") ", s.renewals, " \
+	SA_TS("s.canceled_at") ", s.ended_reason, o.status, o.profile, " \
+	"o.identifiers, c.serial, " SA_TS("c.not_before") ", " \
+	SA_TS("c.not_after") ", c.issuer_id, " der ", s.end_date <= now()"
+#define STAR_FROM \
+	" FROM star_orders s JOIN orders o ON o.id = s.order_id " \
+	"LEFT JOIN LATERAL (SELECT serial, not_before, not_after, issuer_id, " \
+	"der FROM certificates WHERE order_id = s.order_id " \
+	"ORDER BY not_after DESC, not_before DESC, issued DESC LIMIT 1) c " \
+	"ON true"
+
+static const struct sa_stmt st_star_insert = {"star_insert",
+    "INSERT INTO star_orders (order_id, account_id, start_date, end_date, "
+    "lifetime, lifetime_adjust, allow_get) "
+    "SELECT id, account_id, $3, $4, $5, $6, $7 FROM orders "
+    "WHERE id = $1 AND account_id = $2 AND status = 'pending' "
+    "ON CONFLICT (order_id) DO NOTHING"};
+static const struct sa_stmt st_star_get = {"star_get",
+    "SELECT " STAR_COLS("NULL") STAR_FROM " WHERE s.order_id = $1"};
+static const struct sa_stmt st_star_get_der = {"star_get_der",
+    "SELECT " STAR_COLS("encode(c.der, 'hex')") STAR_FROM
+    " WHERE s.order_id = $1"};
+static const struct sa_stmt st_star_set_csr = {"star_set_csr",
+    "UPDATE star_orders SET csr = $2, next_at = now() "
+    "WHERE order_id = $1 AND status = 'active'"};
+static const struct sa_stmt st_star_claim = {"star_claim",
+    "WITH claimed AS (UPDATE star_orders SET lease_owner = $1, "
+    "lease_until = now() + $2::bigint * interval '1 millisecond' "
+    "WHERE order_id IN (SELECT order_id FROM star_orders "
+    "WHERE status = 'active' AND next_at <= now() "
+    "AND (lease_until IS NULL OR lease_until < now()) "
+    "ORDER BY next_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
+    "RETURNING order_id) "
+    "SELECT " STAR_COLS("NULL") STAR_FROM
+    " JOIN claimed k ON k.order_id = s.order_id ORDER BY s.next_at"};
+static const struct sa_stmt st_star_release = {"star_release",
+    "UPDATE star_orders SET next_at = $3, status = $4, ended_reason = $5, "
+    "renewals = renewals + $6, lease_owner = NULL, lease_until = NULL "
+    "WHERE order_id = $1 AND lease_owner = $2 AND status = 'active'"};
+static const struct sa_stmt st_star_lock = {"star_lock",
+    "SELECT s.status, o.status, (s.lease_owner IS NOT NULL AND "
+    "s.lease_until > now()), s.account_id FROM star_orders s "
+    "JOIN orders o ON o.id = s.order_id WHERE s.order_id = $1 "
+    "FOR UPDATE OF s"};
+static const struct sa_stmt st_star_cancel = {"star_cancel",
+    "UPDATE star_orders SET status = 'canceled', canceled_at = now(), "
+    "next_at = NULL, ended_reason = 'canceled' WHERE order_id = $1"};
+static const struct sa_stmt st_star_order_expire = {"star_order_expire",
+    "UPDATE orders SET expires = now() WHERE id = $1"};
+/* clang-format on */
+
+/* Column numbers of STAR_COLS. */
+enum {
+	SC_ORDER_ID,
+	SC_ACCOUNT_ID,
+	SC_STATUS,
+	SC_START,
+	SC_END,
+	SC_LIFETIME,
+	SC_ADJUST,
+	SC_ALLOW_GET,
+	SC_CSR,
+	SC_NEXT_AT,
+	SC_RENEWALS,
+	SC_CANCELED_AT,
+	SC_ENDED_REASON,
+	SC_ORDER_STATUS,
+	SC_PROFILE,
+	SC_IDENTS,
+	SC_SERIAL,
+	SC_NB,
+	SC_NA,
+	SC_ISSUER,
+	SC_DER,
+	SC_ENDED,
+};
+
+static const struct sa_col_spec star_cols[] = {
+    {"order_id", SA_COL_INT},
+    {"account_id", SA_COL_INT},
+    {"status", SA_COL_STR},
+    {"start_date", SA_COL_STR},
+    {"end_date", SA_COL_STR},
+    {"lifetime", SA_COL_INT},
+    {"lifetime_adjust", SA_COL_INT},
+    {"allow_get", SA_COL_BOOL},
+    {"csr", SA_COL_STR},
+    {"next_at", SA_COL_STR},
+    {"renewals", SA_COL_INT},
+    {"canceled_at", SA_COL_STR},
+    {"ended_reason", SA_COL_STR},
+    {"order_status", SA_COL_STR},
+    {"profile", SA_COL_STR},
+    {"identifiers", SA_COL_JSON},
+    {"serial", SA_COL_NONE},
+    {"not_before", SA_COL_NONE},
+    {"not_after", SA_COL_NONE},
+    {"issuer_id", SA_COL_NONE},
+    {"der", SA_COL_NONE},
+    {"end_passed", SA_COL_BOOL},
+};
+
+/* One STAR_COLS row as JSON (new); "cert" when the order has one. */
+static json_t *
+star_row(const PGresult *r, int row)
+{
+	json_t *o = json_object(), *cert, *der;
+
+	sa_row_json(o, r, row, star_cols, SA_NCOLS(star_cols));
+	if (sa_col(r, row, SC_SERIAL) != NULL) {
+		cert = json_object();
+		sa_set_col_str(cert, "serial", r, row, SC_SERIAL);
+		sa_set_col_str(cert, "not_before", r, row, SC_NB);
+		sa_set_col_str(cert, "not_after", r, row, SC_NA);
+		sa_set_col_str(cert, "issuer_id", r, row, SC_ISSUER);
+		if ((der = sa_col_hex_as_b64(r, row, SC_DER)) != NULL)
+			json_object_set_new(cert, "der", der);
+		json_object_set_new(o, "cert", cert);
+	}
+	return o;
+}
+
+/* See sa_int.h. */
+int
+sa_star_attach(json_t *order, const char *star_json)
+{
+	json_t *star;
+	const char *st;
+
+	if (star_json == NULL)
+		return 0;
+	star = sa_json_parse(star_json);
+	if (!json_is_object(star)) {
+		json_decref(star);
+		return -1;
+	}
+	st = json_string_value(json_object_get(star, "status"));
+	/* RFC 8739 §3.1.2: a canceled order's status is "canceled". */
+	if (st != NULL && strcmp(st, "canceled") == 0)
+		json_object_set_new(order, "status", json_string("canceled"));
+	json_object_set_new(order, "star", star);
+	return 0;
+}
+
+/* sa.star_new (docs/rpc-methods.md). */
+int
+sa_m_star_new(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	char start[32], end[32];
+	int64_t oid = 0, aid = 0, lifetime = 0, adjust = 0;
+	int allow_get = 0;
+	long rows = 0;
+
+	if (sa_get_id(params, "order_id", 1, &oid, prob) < 0 ||
+	    sa_get_id(params, "account_id", 1, &aid, prob) < 0 ||
+	    sa_get_time(params, "start_date", 0, start, sizeof(start), prob) <
+		0 ||
+	    sa_get_time(params, "end_date", 1, end, sizeof(end), prob) < 0 ||
+	    sa_get_int(params, "lifetime", 1, &lifetime, prob) < 0 ||
+	    sa_get_int(params, "lifetime_adjust", 0, &adjust, prob) < 0 ||
+	    sa_get_bool(params, "allow_get", 0, &allow_get, prob) < 0)
+		return -1;
+	if (lifetime <= 0 || adjust < 0) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "lifetime must be positive, lifetime_adjust not negative");
+		return -1;
+	}
+	sa_params_init(&p);
+	sa_p_int(&p, oid);
+	sa_p_int(&p, aid);
+	sa_p_str(&p, start[0] ? start : NULL);
+	sa_p_str(&p, end);
+	sa_p_int(&p, lifetime);
+	sa_p_int(&p, adjust);
+	sa_p_bool(&p, allow_get);
+	if (sa_exec(c, &st_star_insert, &p, &rows, prob) != 0)
+		return -1;
+	if (rows != 1) {
+		*prob = problem_new(PROB_CONFLICT,
+		    "order %lld is not a pending order of account %lld, or "
+		    "is STAR already",
+		    (long long)oid, (long long)aid);
+		return -1;
+	}
+	return sa_read_order(c, oid, result, prob);
+}
+
+/* sa.star_get (docs/rpc-methods.md). */
+int
+sa_m_star_get(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r = NULL;
+	int64_t oid = 0;
+	int with_der = 0, ret = -1;
+
+	if (sa_get_id(params, "order_id", 1, &oid, prob) < 0 ||
+	    sa_get_bool(params, "with_der", 0, &with_der, prob) < 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_int(&p, oid);
+	r = sa_q(c, with_der ? &st_star_get_der : &st_star_get, &p, prob);
+	if (r == NULL)
+		goto out;
+	if (PQntuples(r) != 1) {
+		*prob = problem_new(PROB_NOT_FOUND, "no such STAR order");
+		goto out;
+	}
+	*result = star_row(r, 0);
+	ret = 0;
+out:
+	PQclear(r);
+	return ret;
+}
+
+/* sa.star_set_csr (docs/rpc-methods.md). */
+int
+sa_m_star_set_csr(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	const char *csr = NULL;
+	int64_t oid = 0;
+	long rows = 0;
+
+	if (sa_get_id(params, "order_id", 1, &oid, prob) < 0 ||
+	    sa_get_str(params, "csr", 1, SA_STAR_CSR_MAX, &csr, prob) < 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_int(&p, oid);
+	sa_p_str(&p, csr);
+	if (sa_exec(c, &st_star_set_csr, &p, &rows, prob) != 0)
+		return -1;
+	if (rows != 1) {
+		*prob = problem_new(
+		    PROB_CONFLICT, "no active STAR order %lld", (long long)oid);
+		return -1;
+	}
+	*result = json_object();
+	return 0;
+}
+
+/* sa.star_claim (docs/rpc-methods.md). */
+int
+sa_m_star_claim(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r = NULL;
+	const char *owner = NULL;
+	int64_t lease = 0, limit = 0;
+	json_t *list;
+	int i;
+
+	if (sa_get_str(params, "owner", 1, SA_STAR_OWNER_MAX, &owner, prob) <
+		0 ||
+	    sa_get_int(params, "lease_ms", 1, &lease, prob) < 0 ||
+	    sa_get_int(params, "limit", 1, &limit, prob) < 0)
+		return -1;
+	if (lease < 1000 || lease > 3600000 || limit < 1 || limit > 1000) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "lease_ms: 1000 to 3600000; limit: 1 to 1000");
+		return -1;
+	}
+	sa_params_init(&p);
+	sa_p_str(&p, owner);
+	sa_p_int(&p, lease);
+	sa_p_int(&p, limit);
+	if ((r = sa_q(c, &st_star_claim, &p, prob)) == NULL)
+		return -1;
+	list = json_array();
+	for (i = 0; i < PQntuples(r); i++)
+		json_array_append_new(list, star_row(r, i));
+	PQclear(r);
+	*result = json_pack("{s:o}", "orders", list);
+	return 0;
+}
+
+/* sa.star_release (docs/rpc-methods.md). */
+int
+sa_m_star_release(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	const char *owner = NULL, *status = NULL, *reason = NULL;
+	char next[32];
+	int64_t oid = 0;
+	int renewed = 0;
+	long rows = 0;
+
+	if (sa_get_id(params, "order_id", 1, &oid, prob) < 0 ||
+	    sa_get_str(params, "owner", 1, SA_STAR_OWNER_MAX, &owner, prob) <
+		0 ||
+	    sa_get_time(params, "next_at", 0, next, sizeof(next), prob) < 0 ||
+	    sa_get_str(params, "status", 1, 16, &status, prob) < 0 ||
+	    sa_get_str(params, "reason", 0, 200, &reason, prob) < 0 ||
+	    sa_get_bool(params, "renewed", 0, &renewed, prob) < 0)
+		return -1;
+	if (strcmp(status, "active") != 0 && strcmp(status, "ended") != 0) {
+		*prob = problem_new(PROB_MALFORMED, "status: active or ended");
+		return -1;
+	}
+	if (strcmp(status, "active") == 0 && next[0] == '\0') {
+		*prob = problem_new(
+		    PROB_MALFORMED, "next_at is required while active");
+		return -1;
+	}
+	sa_params_init(&p);
+	sa_p_int(&p, oid);
+	sa_p_str(&p, owner);
+	sa_p_str(&p, next[0] ? next : NULL);
+	sa_p_str(&p, status);
+	sa_p_str(&p, reason);
+	sa_p_int(&p, renewed ? 1 : 0);
+	if (sa_exec(c, &st_star_release, &p, &rows, prob) != 0)
+		return -1;
+	if (rows != 1) {
+		*prob = problem_new(PROB_CONFLICT,
+		    "STAR order %lld: the lease of %s is gone (canceled, or "
+		    "taken over after it expired)",
+		    (long long)oid, owner);
+		return -1;
+	}
+	*result = json_object();
+	return 0;
+}
+
+struct cancel {
+	int64_t order_id, account_id;
+};
+
+static int
+cancel_tx(struct sa_conn *c, void *arg, struct problem **prob)
+{
+	struct cancel *k = arg;
+	struct sa_params p;
+	PGresult *r = NULL;
+	const char *st, *ost;
+	int ret = -1;
+
+	sa_params_init(&p);
+	sa_p_int(&p, k->order_id);
+	if ((r = sa_q(c, &st_star_lock, &p, prob)) == NULL)
+		goto out;
+	if (PQntuples(r) != 1 || sa_col_int(r, 0, 3) != k->account_id) {
+		*prob = problem_new(PROB_NOT_FOUND, "no such STAR order");
+		goto out;
+	}
+	st = sa_col(r, 0, 0);
+	ost = sa_col(r, 0, 1);
+	/* RFC 8739 §3.1.2: only a "valid" auto-renewal order is canceled. */
+	if (strcmp(st, "active") != 0 || strcmp(ost, "valid") != 0) {
+		*prob = problem_new(PROB_AUTO_RENEWAL_CANCELLATION_INVALID,
+		    "The order is %s, not valid: it cannot be canceled",
+		    strcmp(st, "canceled") == 0    ? "canceled already"
+			: strcmp(st, "ended") == 0 ? "past its last certificate"
+						   : ost);
+		goto out;
+	}
+	if (sa_col_bool(r, 0, 2)) {
+		*prob = problem_new(PROB_CONFLICT,
+		    "a renewal of order %lld is being issued",
+		    (long long)k->order_id);
+		goto out;
+	}
+	if (sa_exec(c, &st_star_cancel, &p, NULL, prob) != 0 ||
+	    sa_exec(c, &st_star_order_expire, &p, NULL, prob) != 0)
+		goto out;
+	ret = 0;
+out:
+	PQclear(r);
+	return ret;
+}
+
+/* sa.star_cancel (docs/rpc-methods.md). */
+int
+sa_m_star_cancel(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct cancel k;
+
+	if (sa_get_id(params, "order_id", 1, &k.order_id, prob) < 0 ||
+	    sa_get_id(params, "account_id", 1, &k.account_id, prob) < 0)
+		return -1;
+	if (sa_tx(c, cancel_tx, &k, prob) != 0)
+		return -1;
+	return sa_read_order(c, k.order_id, result, prob);
+}
