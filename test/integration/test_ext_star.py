@@ -500,3 +500,53 @@ def test_two_ras_never_both_renew(raw, acct, env):
         text = f.read()
     assert not any(m in text for m in a.SANITIZER_MARKS), text[-4000:]
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------ RFC 9115, CA side
+
+def test_rfc9115_delegation_ca_side(raw, acct, env):
+    """RFC 9115 §3: "A CA that wishes to support certificate delegation MUST
+    also support unauthenticated certificate fetching". The IdO orders with
+    its own account and the NDC's CSR (the NDC holds the key), the NDC
+    (no account on the CA) fetches every renewal with a plain GET, and the
+    IdO ends the delegation by canceling (§2.3.6.1: "The IdO can terminate
+    the delegation of a STAR certificate by requesting its cancellation")."""
+    key, kid = acct                                   # the IdO's account
+    ndc_key = ec.generate_private_key(ec.SECP256R1())  # the NDC's key pair
+    names = ["abc.ido.star.test"]
+    ar = {"end-date": rfc3339(time.time() + 600), "lifetime": LIFETIME,
+          "allow-certificate-get": True}
+    r = star_order(raw, key, kid, names, ar)
+    assert r.status_code == 201, r.text
+    url = r.headers["Location"]
+    order = r.json()
+    for az in order["authorizations"]:
+        au = raw.post(az, None, key, kid=kid).json()
+        if au["status"] != "valid":
+            ch = [c for c in au["challenges"] if c["type"] == "dns-01"][0]
+            assert raw.post(ch["url"], {}, key, kid=kid).status_code == 200
+            a.poll(raw, key, kid, az, ("valid",))
+    order = a.poll(raw, key, kid, url, ("ready",))
+    r = raw.post(order["finalize"], {"csr": a.b64(a.make_csr(ndc_key, names))}, key, kid=kid)
+    assert r.status_code == 200, r.text
+    order = a.poll(raw, key, kid, url, ("valid",))
+    # the CA reflected allow-certificate-get: the delegation can go ahead
+    assert order["auto-renewal"]["allow-certificate-get"] is True
+    ndc = a.Wfe(env.directory_url, verify=env.trust_path).s   # no ACME account
+
+    def fetch():
+        r = ndc.get(order["star-certificate"])
+        assert r.status_code == 200, r.text
+        return r.text
+
+    certs = collect(fetch, 2, timeout=3 * LIFETIME + 30)
+    for leaf, _ in certs:
+        assert leaf.public_key().public_numbers() == ndc_key.public_key().public_numbers()
+    assert raw.post(url, {"status": "canceled"}, key, kid=kid).status_code == 200
+    r = ndc.get(order["star-certificate"])
+    assert r.status_code == 403 and r.json()["type"].endswith(":autoRenewalCanceled")
+    count = len(sa_certs(env, url))
+    last_na = max(nb_na(c)[1] for c, _ in certs)
+    while time.time() < last_na + 2:
+        time.sleep(0.5)
+        assert len(sa_certs(env, url)) == count, "a renewal after the IdO canceled"
