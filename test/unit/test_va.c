@@ -9,6 +9,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include "test/unit/harness.h"
 #include "va/va.h"
 #include "va/va_int.h"
@@ -752,6 +755,176 @@ test_attobj_parse(struct th *t)
 		13, &o, err, sizeof(err)) != 0);
 }
 
+/*
+ * RFC 9799 §6.4: the in-band record set is evaluated "the same ... as if
+ * they had been in the DNS": issue naming us and onion-csr-01 permits,
+ * another CA or another method refuses, null/empty permits, a line of
+ * another form refuses.
+ */
+static void
+test_onion_caa_eval(struct th *t)
+{
+	struct va_config cfg;
+	char *ids[] = {"anvil.test"};
+	struct problem *p = NULL;
+	const char *n = "x.onion";
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.caa_identities = ids;
+	cfg.n_caa_identities = 1;
+	TH_CHECK(t, va_onion_caa_eval(&cfg, n, NULL, 0, NULL, "onion-csr-01",
+			&p) == 1);
+	TH_CHECK(t, va_onion_caa_eval(&cfg, n, "\n \n", 0, NULL,
+			"onion-csr-01", &p) == 1);
+	/* §6.4.2's example, with our identity */
+	TH_CHECK(t, va_onion_caa_eval(&cfg, n,
+			"caa 128 issue \"anvil.test;validationmethods="
+			"onion-csr-01\"\ncaa 0 iodef \"mailto:e@example.com\"",
+			0, NULL, "onion-csr-01", &p) == 1);
+	TH_CHECK(t, va_onion_caa_eval(&cfg, n,
+			"caa 0 issue \"acmeforonions.example\"", 0, NULL,
+			"onion-csr-01", &p) == 0 &&
+		p != NULL && p->type == PROB_CAA);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, va_onion_caa_eval(&cfg, n,
+			"caa 0 issue \"anvil.test; validationmethods=http-01\"",
+			0, NULL, "onion-csr-01", &p) == 0);
+	problem_free(p);
+	p = NULL;
+	/* issuewild for a wildcard; unquoted values; unknown critical tag */
+	TH_CHECK(t, va_onion_caa_eval(&cfg, n,
+			"caa 0 issue anvil.test\ncaa 0 issuewild ;", 1, NULL,
+			"onion-csr-01", &p) == 0);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, va_onion_caa_eval(&cfg, n,
+			"caa 0 issue anvil.test\ncaa 128 future \"x\"", 0, NULL,
+			"onion-csr-01", &p) == 0);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, va_onion_caa_eval(&cfg, n, "0 issue \"anvil.test\"", 0,
+			NULL, "onion-csr-01", &p) == 0 &&
+		p != NULL && strstr(p->detail, "caa <flags>") != NULL);
+	problem_free(p);
+	p = NULL;
+	TH_CHECK(t, va_onion_caa_eval(&cfg, n, "caa 999 issue \"anvil.test\"",
+			0, NULL, "onion-csr-01", &p) == 0);
+	problem_free(p);
+}
+
+/* The v3 address of an Ed25519 key (tor-spec rend-spec-v3 §6). */
+static char *
+onion_of(EVP_PKEY *k)
+{
+	uint8_t raw[35], d[32], v = 3;
+	size_t n = 32;
+	unsigned dl = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char *b, *name;
+
+	EVP_PKEY_get_raw_public_key(k, raw, &n);
+	EVP_DigestInit_ex(ctx, EVP_sha3_256(), NULL);
+	EVP_DigestUpdate(ctx, ".onion checksum", 15);
+	EVP_DigestUpdate(ctx, raw, 32);
+	EVP_DigestUpdate(ctx, &v, 1);
+	EVP_DigestFinal_ex(ctx, d, &dl);
+	EVP_MD_CTX_free(ctx);
+	memcpy(raw + 32, d, 2);
+	raw[34] = 3;
+	b = base32_encode_lower(raw, sizeof(raw));
+	name = xasprintf("%s.onion", b);
+	free(b);
+	return name;
+}
+
+/* A CSR signed by k with the given nonce attributes (NULL: absent), as
+ * base64url DER. */
+static char *
+onion_csr(EVP_PKEY *k, const uint8_t *ca, size_t cal, const uint8_t *ap,
+    size_t apl)
+{
+	X509_REQ *r = X509_REQ_new();
+	unsigned char *der = NULL;
+	char *out;
+	int n;
+
+	X509_REQ_set_pubkey(r, k);
+	if (ca != NULL)
+		X509_REQ_add1_attr_by_txt(
+		    r, "2.23.140.41", V_ASN1_OCTET_STRING, ca, (int)cal);
+	if (ap != NULL)
+		X509_REQ_add1_attr_by_txt(
+		    r, "2.23.140.42", V_ASN1_OCTET_STRING, ap, (int)apl);
+	X509_REQ_sign(r, k, NULL);
+	n = i2d_X509_REQ(r, &der);
+	out = b64url_encode(der, (size_t)n);
+	OPENSSL_free(der);
+	X509_REQ_free(r);
+	return out;
+}
+
+/*
+ * RFC 9799 §3.2 steps 1-5 on CSRs made here: the right one passes; another
+ * key, a missing or wrong caSigningNonce, a short applicantSigningNonce and
+ * garbage fail with the step named.
+ */
+static void
+test_onion_csr_check(struct th *t)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	uint8_t nonce[32], ap[16];
+	char *name = onion_of(k), *token, *csr, *wild;
+	struct problem *p;
+
+	memset(nonce, 7, sizeof(nonce));
+	nonce[0] = 1;
+	memset(ap, 9, sizeof(ap));
+	ap[3] = 2;
+	token = b64url_encode(nonce, sizeof(nonce));
+	csr = onion_csr(k, nonce, sizeof(nonce), ap, sizeof(ap));
+	TH_CHECK(t, (p = va_onion_csr_check(name, token, csr)) == NULL);
+	problem_free(p);
+	wild = xasprintf("www.%s", name);
+	TH_CHECK(t, (p = va_onion_csr_check(wild, token, csr)) == NULL);
+	problem_free(p);
+	free(csr);
+	/* step 2: another service's key */
+	csr = onion_csr(other, nonce, sizeof(nonce), ap, sizeof(ap));
+	p = va_onion_csr_check(name, token, csr);
+	TH_CHECK(t, p != NULL && p->type == PROB_INCORRECT_RESPONSE &&
+		strstr(p->detail, "step 2") != NULL);
+	problem_free(p);
+	free(csr);
+	/* step 4: absent, then another nonce */
+	csr = onion_csr(k, NULL, 0, ap, sizeof(ap));
+	p = va_onion_csr_check(name, token, csr);
+	TH_CHECK(t, p != NULL && strstr(p->detail, "caSigningNonce") != NULL);
+	problem_free(p);
+	free(csr);
+	csr = onion_csr(k, ap, sizeof(ap), ap, sizeof(ap));
+	p = va_onion_csr_check(name, token, csr);
+	TH_CHECK(t, p != NULL && strstr(p->detail, "step 4") != NULL);
+	problem_free(p);
+	free(csr);
+	/* step 5: 4 bytes are not 64 bits */
+	csr = onion_csr(k, nonce, sizeof(nonce), ap, 4);
+	p = va_onion_csr_check(name, token, csr);
+	TH_CHECK(t, p != NULL && strstr(p->detail, "step 5") != NULL);
+	problem_free(p);
+	free(csr);
+	/* step 1: not a CSR */
+	p = va_onion_csr_check(name, token, "AAAA");
+	TH_CHECK(t, p != NULL && p->type == PROB_BAD_CSR);
+	problem_free(p);
+	free(wild);
+	free(token);
+	free(name);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(other);
+}
+
 int
 main(void)
 {
@@ -773,5 +946,7 @@ main(void)
 	TH_RUN(&t, test_dns_account_label);
 	TH_RUN(&t, test_persist_eval);
 	TH_RUN(&t, test_mpic_quorum_and_config);
+	TH_RUN(&t, test_onion_caa_eval);
+	TH_RUN(&t, test_onion_csr_check);
 	return th_done(&t);
 }
