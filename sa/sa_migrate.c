@@ -178,7 +178,7 @@ sa_migrate(const char *dsn, const char *schema_dir, int apply, int *applied,
 	size_t nfiles = 0, i;
 	PGconn *pg = NULL;
 	PGresult *r = NULL;
-	int cur, newest, locked = 0, napplied = 0, ret = -1;
+	int cur, newest, locked = 0, napplied = 0, ret = -1, exists;
 
 	if (mig_scan(schema_dir ? schema_dir : SA_SCHEMA_DIR_DEFAULT, &files,
 		&nfiles, err, errlen) != 0)
@@ -197,7 +197,15 @@ sa_migrate(const char *dsn, const char *schema_dir, int apply, int *applied,
 		"advisory lock", err, errlen) != 0)
 		goto out;
 	locked = 1;
-	if (mig_exec(pg,
+	/* Only checking (no apply) writes nothing, so that an SA can start on
+	 * a hot standby (a read SA, docs/scaling.md). */
+	r = PQexec(pg, "SELECT to_regclass('schema_migrations') IS NOT NULL");
+	exists = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	    strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	r = NULL;
+	if ((apply || !exists) &&
+	    mig_exec(pg,
 		"CREATE TABLE IF NOT EXISTS schema_migrations ("
 		"version integer PRIMARY KEY, name text NOT NULL, "
 		"applied timestamptz NOT NULL DEFAULT now())",

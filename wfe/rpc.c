@@ -12,6 +12,36 @@
 #define CACHE_OK_MS (60 * 1000)
 #define CACHE_FAIL_MS (5 * 1000)
 
+/*
+ * The SA reads a replica may serve (docs/scaling.md, "Read replicas"): a
+ * row the client has just been told about may be missing there, so
+ * notFound (and unavailable) falls back to the primary; a stale status is
+ * what a client polling again sees anyway. sa.get_account is not one: every
+ * JWS is checked against it, and a deactivated account or a rolled-over key
+ * must take effect at once (RFC 8555 §7.3.6, §7.3.5).
+ */
+static int
+replica_read(enum rpc_method_id id)
+{
+	return id == RPC_SA_GET_ORDER || id == RPC_SA_GET_AUTHZ ||
+	    id == RPC_SA_GET_CERTIFICATE || id == RPC_SA_GET_ORDERS_BY_ACCOUNT ||
+	    id == RPC_SA_GET_CRL;
+}
+
+static void
+replica_metric(struct wfe *w, const char *result)
+{
+	char labels[64];
+
+	if (w->metrics == NULL)
+		return;
+	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
+	metrics_counter_add(w->metrics, "anvil_wfe_replica_reads_total",
+	    "SA reads sent to the read replica SA (sa_read), by outcome: "
+	    "served there, or fell back to the primary",
+	    labels, 1);
+}
+
 /* See wfe_int.h. */
 int
 wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
@@ -21,6 +51,19 @@ wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
 
 	*result = NULL;
 	*prob = NULL;
+	if (c == r->w->sa && r->w->sa_read != NULL && replica_read(id)) {
+		if (rpc_call(r->w->sa_read, method, params, 0, r->rid, result,
+			prob) == 0) {
+			replica_metric(r->w, "replica");
+			return 0;
+		}
+		if (*prob != NULL && (*prob)->type != PROB_NOT_FOUND &&
+		    (*prob)->type != PROB_UNAVAILABLE)
+			return -1;
+		replica_metric(r->w, "primary");
+		problem_free(*prob);
+		*prob = NULL;
+	}
 	if (rpc_call(c, method, params, 0, r->rid, result, prob) == 0)
 		return 0;
 	if (*prob == NULL)

@@ -98,6 +98,9 @@ wfe_new(const struct wfe_config *cfg, struct metrics *metrics, char *err,
 	if ((w->ra = client_new(cfg->ra, "ra", metrics, err, errlen)) == NULL ||
 	    (w->sa = client_new(cfg->sa, "sa", metrics, err, errlen)) == NULL)
 		goto out;
+	if (cfg->sa_read != NULL && (w->sa_read = client_new(cfg->sa_read,
+					 "sa_read", metrics, err, errlen)) == NULL)
+		goto out;
 	ok = 1;
 out:
 	if (key != NULL) {
@@ -119,6 +122,7 @@ wfe_free(struct wfe *w)
 	wfe_stop(w);
 	rpc_client_free(w->ra);
 	rpc_client_free(w->sa);
+	rpc_client_free(w->sa_read);
 	wfe_nonce_free(w->nonces);
 	wfe_acct_cache_free(w->accounts);
 	free(w->tls_cert_pem);

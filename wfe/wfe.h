@@ -63,6 +63,7 @@ struct wfe_config {
 	json_t *ra; /* rpc client configs (raw) */
 	json_t *sa;
 	json_t *ca;
+	json_t *sa_read; /* optional: an SA on a read replica (docs/scaling.md) */
 	int64_t retry_after_order_ms;
 	int64_t retry_after_authz_ms;
 	int64_t orders_per_page;

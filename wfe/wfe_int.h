@@ -234,6 +234,7 @@ struct wfe {
 	struct metrics *metrics;
 	struct rpc_client *ra;
 	struct rpc_client *sa;
+	struct rpc_client *sa_read; /* NULL, or an SA on a read replica */
 	struct wfe_nonce *nonces;
 	struct wfe_acct_cache *accounts; /* NULL when account_cache is off */
 	struct jose_policy policy;
