@@ -39,7 +39,7 @@ ifeq ($(filter clean format lint,$(MAKECMDGOALS)),)
 -include $(BUILD)/config.mk
 endif
 
-.PHONY: all build deps run run-testmode test unit integration asan fuzz bench clean format lint install deb
+.PHONY: all build deps run run-testmode cluster test-cluster test unit integration asan fuzz bench clean format lint install deb
 all: build
 build: $(BINS) $(UNITS)
 
@@ -95,6 +95,13 @@ run: build
 
 run-testmode: build
 	@scripts/run.sh --test-mode
+
+# The highly available topology in network namespaces (root; docs/scaling.md).
+cluster: build
+	@BINDIR=$(BINDIR) scripts/cluster.sh run
+
+test-cluster: build
+	@BINDIR=$(BINDIR) /usr/bin/python3 test/cluster/test_cluster.py
 
 test: build
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) scripts/run-tests.sh
