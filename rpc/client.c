@@ -1116,8 +1116,10 @@ out:
 /*
  * The group's rpc_call: starts at the next endpoint in turn and moves on
  * while the deadline lasts when an endpoint could not be reached, or, for
- * a read-only method of the registry, when the request was sent but lost.
- * A write that may have reached a server is not repeated.
+ * a read-only method of the registry, when the request was sent but lost
+ * or not answered within its share of the deadline (what is left divided
+ * by the endpoints not tried yet). A write that may have reached a server
+ * is not repeated.
  */
 static int
 call_failover(struct rpc_client *g, const char *method, json_t *params,
@@ -1126,7 +1128,7 @@ call_failover(struct rpc_client *g, const char *method, json_t *params,
 {
 	const struct rpc_contract *ct = rpc_contract_find(method);
 	int ro = ct != NULL && ct->access == RPC_RO;
-	int64_t deadline, left, wait_until;
+	int64_t deadline, left, wait_until, attempt;
 	enum ep_outcome how = EP_NOT_SENT;
 	size_t start, i;
 	int rc = -1;
@@ -1149,8 +1151,14 @@ call_failover(struct rpc_client *g, const char *method, json_t *params,
 		wait_until = i + 1 < g->neps
 		    ? time_mono_ms() + g->eps[(start + i) % g->neps]->connect_timeout_ms
 		    : 0;
+		/* A read may be repeated: an endpoint that does not answer
+		 * (a machine cut off) gets its share of what is left, so
+		 * the others still have time. A write waits for its answer. */
+		attempt = ro ? left / (int64_t)(g->neps - i) : left;
+		if (attempt < 1)
+			attempt = 1;
 		rc = call_endpoint(g->eps[(start + i) % g->neps], method,
-		    params, (int)left, request_id, result, prob, wait_until,
+		    params, (int)attempt, request_id, result, prob, wait_until,
 		    &how);
 		if (rc == 0 || how == EP_ANSWERED || (how == EP_LOST && !ro))
 			return rc;

@@ -143,7 +143,7 @@ def services(top, d):
         wfe["threads"] = 16
         wfe["nonce"]["prefix"] = "c%d" % (i + 1)
         wfe["directory"]["terms_of_service"] = lb + "/terms"
-        wfe["ra"] = client(pki, "wfe", "ra", "30s", 16)
+        wfe["ra"] = client(pki, "wfe", "ra", "15s", 16)
         wfe["sa"] = client(pki, "wfe", "sa", "10s", 8)
         wfe["sa_read"] = client(pki, "wfe", "saro", "10s", 8)
         wfe["sa_read"]["tls"]["server_name"] = "sa"
@@ -213,7 +213,7 @@ def pg_bin():
 
 
 def haproxy(d):
-    wfes = "".join("    server wfe%d %s:%d check port %d inter 500ms fall 2 rise 2\n"
+    wfes = "".join("    server wfe%d %s:%d check port %d inter 1s fall 3 rise 2\n"
                    % (i + 1, ADDR[a], ACME_PORT, DEBUG_PORT["wfe"]) for i, a in enumerate(APPS))
     dbs = "".join("    server %s %s:%d check port %d\n" % (db, ADDR[db], PG_PORT, PATRONI_PORT)
                   for db in DBS)
@@ -228,7 +228,9 @@ defaults
     timeout connect 2s
     timeout client 60s
     timeout server 60s
-    timeout check 1s
+    # A WFE's /healthz asks its RA and SA (2 s at most, failing over between
+    # both instances): a slower check must not take a healthy WFE out.
+    timeout check 3s
 
 frontend acme
     bind {lb}:{acme}

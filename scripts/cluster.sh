@@ -185,11 +185,13 @@ cmd_up() {
 	start_etcd
 	start_challtestsrv
 	wait_for 30 etcd in_ns client etcdctl --endpoints "http://$(addr etcd):2379" endpoint health
+	# All three at once: one wins the initialize key in etcd and runs
+	# initdb, the others wait for it and clone it (pg_basebackup).
 	start_patroni db1
-	wait_for 90 "the first PostgreSQL primary" leader
 	start_patroni db2
 	start_patroni db3
-	wait_for 120 "a synchronous standby" pg_ready
+	wait_for 180 "a PostgreSQL primary" leader
+	wait_for 180 "a synchronous standby" pg_ready
 	in_ns client psql -h "$(addr "$(leader)")" -U postgres -d postgres -qAtX -c "CREATE DATABASE anvil" >/dev/null
 	in_ns app1 "$BINDIR/anvil-sa" --config "$dir/app1/sa.json" --migrate >>"$dir/log/migrate.log" 2>&1 \
 		|| die "migration failed ($dir/log/migrate.log)"

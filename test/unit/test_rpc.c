@@ -1051,6 +1051,9 @@ struct blackhole {
 	pthread_t th;
 	atomic_int requests;
 	atomic_int stop;
+	int hang; /* keep the connection open, never answer */
+	int held[64];
+	int nheld;
 };
 
 static int
@@ -1093,8 +1096,13 @@ blackhole_main(void *arg)
 		if (read_frame_raw(fd) == 0 &&
 		    write(fd, out, n) == (ssize_t)n && read_frame_raw(fd) == 0)
 			atomic_fetch_add(&b->requests, 1);
-		close(fd);
+		if (b->hang && b->nheld < 64)
+			b->held[b->nheld++] = fd;
+		else
+			close(fd);
 	}
+	while (b->nheld > 0)
+		close(b->held[--b->nheld]);
 	return NULL;
 }
 
@@ -1108,6 +1116,7 @@ blackhole_start(struct blackhole *b, const char *path)
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
 	atomic_init(&b->requests, 0);
 	atomic_init(&b->stop, 0);
+	b->nheld = 0;
 	b->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (b->fd < 0 || bind(b->fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
 	    listen(b->fd, 16) != 0)
@@ -1256,6 +1265,7 @@ test_failover(struct th *t)
 		all_ok &= call_ok(c, "t.echo");
 	TH_CHECK(t, all_ok);
 	/* a takes requests and drops them */
+	bh.hang = 0;
 	TH_CHECK(t, blackhole_start(&bh, pa) == 0);
 	for (i = 0; i < 300 && (lost_rw == 0 || lost_ro == 0); i++) {
 		a0 = atomic_load(&bh.requests);
@@ -1277,6 +1287,23 @@ test_failover(struct th *t)
 	}
 	TH_CHECK(t, lost_rw == 1 && !dup);
 	TH_CHECK(t, lost_ro >= 1 && all_ok);
+	blackhole_stop(&bh, pa);
+	/* a takes requests and never answers (a machine cut off): a read
+	 * still succeeds on b within its 3 s deadline */
+	bh.hang = 1;
+	TH_CHECK(t, blackhole_start(&bh, pa) == 0);
+	lost_ro = 0;
+	for (i = 0; i < 300 && lost_ro == 0; i++) {
+		int64_t t0 = time_mono_ms();
+
+		a0 = atomic_load(&bh.requests);
+		ok = call_ok(c, "health.check");
+		all_ok &= ok && time_mono_ms() - t0 < 3000;
+		if (atomic_load(&bh.requests) > a0)
+			lost_ro++;
+		usleep(5 * 1000);
+	}
+	TH_CHECK(t, lost_ro == 1 && all_ok);
 	blackhole_stop(&bh, pa);
 	rpc_client_free(c);
 out_b:
