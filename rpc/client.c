@@ -117,6 +117,7 @@ struct rpc_client {
 	atomic_size_t ep_next;
 	/* Bound on one connect + handshake (0: the call's deadline). */
 	int connect_timeout_ms;
+	int connecting; /* connects in progress (pool_mu) */
 };
 
 /* How an attempt on one endpoint ended (call_failover). */
@@ -920,6 +921,16 @@ pool_connect(struct rpc_client *c, int64_t deadline, char *err, size_t errlen)
 	    &c->addr, c->ssl_ctx, c->server_name, deadline, err, errlen);
 	if (k == NULL)
 		return NULL;
+	if (c->connect_timeout_ms > 0 && c->addr.kind == RPC_ADDR_TCP) {
+		/* An endpoint of a group: a request a cut-off machine never
+		 * acknowledges breaks the connection after this, instead of
+		 * hanging until the call's deadline while more calls queue on
+		 * the connections to it (the others take over). */
+		unsigned int uto = (unsigned int)c->connect_timeout_ms * 2;
+
+		(void)setsockopt(rpc_sconn_fd(k), IPPROTO_TCP, TCP_USER_TIMEOUT,
+		    &uto, sizeof(uto));
+	}
 	hdr[0] = (uint8_t)(n >> 24);
 	hdr[1] = (uint8_t)(n >> 16);
 	hdr[2] = (uint8_t)(n >> 8);
@@ -974,7 +985,13 @@ pool_get(struct rpc_client *c, const struct cli_call *call, int64_t deadline,
 		}
 		now = time_mono_ms();
 		if (c->nopen < c->maxopen) {
-			if (c->next_attempt > now) {
+			/* An endpoint of a group whose last connect failed is
+			 * probed by one call at a time; the others go on to
+			 * the next endpoint instead of all waiting for a
+			 * machine that may not answer. */
+			if (c->next_attempt > now ||
+			    (c->connect_timeout_ms > 0 && c->backoff_ms > 0 &&
+				c->connecting > 0)) {
 				*prob = problem_new(PROB_UNAVAILABLE,
 				    "%s unavailable: %s: %s", c->name,
 				    call->method, c->last_err);
@@ -982,9 +999,11 @@ pool_get(struct rpc_client *c, const struct cli_call *call, int64_t deadline,
 				return NULL;
 			}
 			c->nopen++;
+			c->connecting++;
 			pthread_mutex_unlock(&c->pool_mu);
 			k = pool_connect(c, deadline, err, sizeof(err));
 			pthread_mutex_lock(&c->pool_mu);
+			c->connecting--;
 			if (k != NULL) {
 				c->backoff_ms = 0;
 				c->next_attempt = 0;

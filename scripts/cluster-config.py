@@ -213,8 +213,12 @@ def pg_bin():
 
 
 def haproxy(d):
-    wfes = "".join("    server wfe%d %s:%d check port %d inter 1s fall 3 rise 2\n"
+    wfes = "".join("    server wfe%d %s:%d check port %d inter 1s fall 3 rise 2 on-marked-down shutdown-sessions\n"
                    % (i + 1, ADDR[a], ACME_PORT, DEBUG_PORT["wfe"]) for i, a in enumerate(APPS))
+    # When every WFE fails its check (each reports a dependency it cannot
+    # reach), send clients to them anyway rather than refusing everyone.
+    wfes += "".join("    server wfe%d-last %s:%d backup\n" % (i + 1, ADDR[a], ACME_PORT)
+                    for i, a in enumerate(APPS))
     dbs = "".join("    server %s %s:%d check port %d\n" % (db, ADDR[db], PG_PORT, PATRONI_PORT)
                   for db in DBS)
     cfg = """# HAProxy of the test cluster (scripts/cluster.sh): TCP pass-through, the
@@ -238,6 +242,7 @@ frontend acme
 
 backend wfes
     balance leastconn
+    option allbackups
     option httpchk GET /healthz
     http-check expect status 200
 {wfes}

@@ -223,7 +223,8 @@ def phase(name, rec, directory, trust, event, undo=None, load_s=30, event_at=6, 
           "recorder: first issuance started after the event done in %s s; load %.1f"
           % (name, report["issued"], after, zero_run, report["failures"],
              "%.1f" % rec_s if rec_s is not None else "never", load), flush=True)
-    print("    %s: timeline %s (event in slot %d)" % (name, tl, k), flush=True)
+    print("    %s: timeline %s (event in slot %d, at %s UTC)"
+          % (name, tl, k, time.strftime("%H:%M:%S", time.gmtime(t_ev))), flush=True)
     check("%s: issuance resumes (recorder within %d s)" % (name, RECOVERY_BOUND_S), first is not None)
     check("%s: the load generator issued after the event" % name, after > 0, report)
     check("%s: clients saw only retryable failures" % name, set(report["failures"]) <= RETRYABLE,
