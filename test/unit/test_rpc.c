@@ -1278,7 +1278,7 @@ test_failover(struct th *t)
 				dup |= ok || atomic_load(&vb.runs) != b0;
 			}
 		} else {
-			ok = call_ok(c, "health.check");
+			ok = call_ok(c, rpc_method_name(RPC_HEALTH_CHECK));
 			all_ok &= ok;
 			if (atomic_load(&bh.requests) > a0)
 				lost_ro++;
@@ -1297,7 +1297,7 @@ test_failover(struct th *t)
 		int64_t t0 = time_mono_ms();
 
 		a0 = atomic_load(&bh.requests);
-		ok = call_ok(c, "health.check");
+		ok = call_ok(c, rpc_method_name(RPC_HEALTH_CHECK));
 		all_ok &= ok && time_mono_ms() - t0 < 3000;
 		if (atomic_load(&bh.requests) > a0)
 			lost_ro++;
