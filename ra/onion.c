@@ -124,7 +124,7 @@ ra_onion_caa(struct ra *ra, const char *rid, const json_t *order,
     const json_t *onion_caa, const char *uri, struct problem **prob)
 {
 	json_t *oi, *chk = NULL, *params;
-	const char *v, *name, *base, *caa;
+	const char *v, *t, *name, *base, *caa;
 	char err[200];
 	size_t i;
 	int wildcard, rc = -1;
@@ -138,11 +138,8 @@ ra_onion_caa(struct ra *ra, const char *rid, const json_t *order,
 	json_array_foreach(json_object_get(order, "identifiers"), i, oi)
 	{
 		v = json_string_value(json_object_get(oi, "value"));
-		if (v == NULL ||
-		    strcmp(json_string_value(json_object_get(oi, "type")) ?
-			    json_string_value(json_object_get(oi, "type")) :
-			    "",
-			"dns") != 0 ||
+		t = json_string_value(json_object_get(oi, "type"));
+		if (v == NULL || t == NULL || strcmp(t, "dns") != 0 ||
 		    !ident_onion_name(v))
 			continue;
 		wildcard = strncmp(v, "*.", 2) == 0;
