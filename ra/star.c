@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/x509.h>
+
 #include "ra/ra_int.h"
 
 /* ---- newOrder ---------------------------------------------------------- */
@@ -326,6 +328,42 @@ account_ok(struct ra *ra, const json_t *s, struct problem **prob)
 	return rc == 0;
 }
 
+/*
+ * 1 if the key of s's CSR (borrowed) was blocked since finalize (reported
+ * compromised: sa.block_key), 0 if not, -1 if it could not be told.
+ */
+static int
+csr_key_blocked(struct ra *ra, const json_t *s)
+{
+	const char *csr = json_string_value(json_object_get(s, "csr"));
+	const unsigned char *p;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	X509_REQ *req = NULL;
+	json_t *res = NULL;
+	struct problem *prob = NULL;
+	char *hash = NULL;
+	int rc = -1;
+
+	if (csr == NULL || b64url_decode(csr, strlen(csr), &der, &len) != 0)
+		goto out;
+	p = der;
+	if ((req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL ||
+	    (hash = ra_key_hash(X509_REQ_get0_pubkey(req))) == NULL)
+		goto out;
+	if (ra_call(ra->sa, RPC_SA_KEY_BLOCKED,
+		json_pack("{s:s}", "key_hash", hash), NULL, &res, &prob) != 0)
+		goto out;
+	rc = json_is_true(json_object_get(res, "blocked")) ? 1 : 0;
+out:
+	problem_free(prob);
+	json_decref(res);
+	free(hash);
+	X509_REQ_free(req);
+	free(der);
+	return rc;
+}
+
 /* Issues one renewal of s (borrowed, claimed) valid [nb, na]. 0 and
  * *new_na, or -1 with *prob. */
 static int
@@ -415,6 +453,16 @@ renew_one(struct ra *ra, const struct renew *rn, const json_t *s)
 		else
 			release(ra, rn, oid, 0, "account not valid", 0);
 		goto out;
+	}
+	switch (csr_key_blocked(ra, s)) {
+	case 1:
+		release(ra, rn, oid, 0, "key blocked", 0);
+		goto out;
+	case -1:
+		release(ra, rn, oid, now + 5, NULL, 0);
+		goto out;
+	default:
+		break;
 	}
 	key = xasprintf("star_renewal:acct:%lld",
 	    (long long)json_integer_value(json_object_get(s, "account_id")));

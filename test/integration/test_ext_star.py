@@ -376,6 +376,27 @@ def test_series_ends_at_end_date(raw, acct, env):
     assert raw.post(url, None, key, kid=kid).json()["status"] == "valid"
 
 
+def test_blocked_key_stops_renewals(raw, acct, env):
+    # Each renewal is a new issuance: a key reported compromised since
+    # finalize (sa.block_key, as revocation with keyCompromise or
+    # anvil-admin does) gets no further certificate; the series ends.
+    import hashlib
+    key, kid = acct
+    url, order, cert_key = issue_star(raw, key, kid, ["blocked.star.test"], lifetime=20)
+    spki = cert_key.public_key().public_bytes(serialization.Encoding.DER,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo)
+    env.rpc("sa").call("sa.block_key", {"key_hash": hashlib.sha256(spki).hexdigest(),
+                                        "source": "test", "comment": "test_ext_star"})
+    first = sa_certs(env, url)
+    assert len(first) == 1
+    na = ts(first[0]["not_after"])
+    while time.time() < na + 2:
+        time.sleep(0.5)
+        assert len(sa_certs(env, url)) == 1, "a certificate for a blocked key"
+    star = env.rpc("sa").call("sa.star_get", {"order_id": a.id_of(url)})
+    assert star["status"] == "ended" and star["ended_reason"] == "key blocked", star
+
+
 # ------------------------------------------------------------ robustness
 
 def wait_restarted(env, svc, old_pid, timeout=60):
