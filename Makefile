@@ -16,7 +16,7 @@ BINDIR  ?= bin
 CC      ?= cc
 OPT     ?= -O2
 SAN     ?=
-PKGS    := openssl libmicrohttpd jansson libcares libevent libevent_pthreads libpq libcbor
+PKGS    := openssl libmicrohttpd jansson libcares libevent libevent_pthreads libpq libcbor libcurl
 
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror -Wno-format-truncation

@@ -156,7 +156,8 @@ make_ca_cert_named(const char *cn, const X509_NAME *subject, EVP_PKEY *key,
 		goto out;
 	if (issuer_cert != NULL &&
 	    (add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") ||
-		add_ext(x, &ctx, NID_ext_key_usage, "serverAuth,clientAuth")))
+		add_ext(x, &ctx, NID_ext_key_usage,
+		    "serverAuth,clientAuth,emailProtection")))
 		goto out;
 	md = EVP_PKEY_get_base_id(signer_key) == EVP_PKEY_EC &&
 		EVP_PKEY_get_bits(signer_key) >= 384

@@ -602,6 +602,8 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	    ra_star_new_order_attach(ra, req->request_id, &order, &star, prob))
 		goto out;
 	new_order_done(ra, req->request_id, order, id, idents, reuse_ids);
+	ra_email_send_challenges(
+	    ra, req->request_id, json_object_get(order, "authzs"));
 	*result = order;
 	order = NULL;
 	rc = 0;
@@ -687,6 +689,11 @@ ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
 		    "profile", prof->name, "challenges", chs),
 		req->request_id, result, prob) != 0)
 		goto out;
+	if (it == IDENT_EMAIL) {
+		json_t *one_authz = json_pack("[O]", *result);
+		ra_email_send_challenges(ra, req->request_id, one_authz);
+		json_decref(one_authz);
+	}
 	rc = 0;
 out:
 	json_decref(acct);

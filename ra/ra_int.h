@@ -244,5 +244,12 @@ int ra_star_start(struct ra *ra);
 void ra_star_stop(struct ra *ra);
 int ra_h_star_cancel(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob);
+/*
+ * RFC 8823 §3 (email.c): asks the VA to send the challenge email of every
+ * pending email-reply-00 challenge among authzs (borrowed, as sa.get_authzs
+ * returns them). A failure is logged: the order stands.
+ */
+void ra_email_send_challenges(
+    struct ra *ra, const char *rid, const json_t *authzs);
 
 #endif /* ANVIL_RA_INT_H */

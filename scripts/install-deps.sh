@@ -35,6 +35,8 @@ PACKAGES=(
 	# email identifiers (RFC 8823): a real MTA, DKIM for the test client
 	postfix
 	python3-dkim
+	# the VA hands challenge emails to the MTA with libcurl's SMTP client
+	libcurl4-openssl-dev
 	# device attestation: a software TPM 2.0, CBOR
 	swtpm
 	swtpm-tools

@@ -34,6 +34,17 @@ static const struct jspec mpic_spec[] = {
 static const struct jspec attest_spec[] = {
     F("tpm_roots", JSPEC_STRING, attest_tpm_roots),
     F("apple_roots", JSPEC_STRING, attest_apple_roots), JSPEC_END};
+static const struct jspec email_dkim_spec[] = {
+    F("key_file", JSPEC_STRING, email_dkim_key_file),
+    F("selector", JSPEC_STRING, email_dkim_selector),
+    F("domain", JSPEC_STRING, email_dkim_domain), JSPEC_END};
+static const struct jspec email_spec[] = {
+    F("smtp_url", JSPEC_STRING, email_smtp_url),
+    F("maildir", JSPEC_STRING, email_maildir),
+    F("secret_file", JSPEC_STRING, email_secret_file),
+    FO("dkim", email_dkim_spec),
+    F("reply_timeout", JSPEC_DURATION, email_reply_timeout_ms),
+    F("poll_interval", JSPEC_DURATION, email_poll_ms), JSPEC_END};
 static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     FO("debug", debug_spec), F("rpc", JSPEC_JSON, rpc), FO("dns", dns_spec),
     F("http01_port", JSPEC_INT, http01_port),
@@ -45,7 +56,8 @@ static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     F("validation_timeout", JSPEC_DURATION, validation_timeout_ms),
     F("connect_retries", JSPEC_INT, connect_retries),
     FO("network", network_spec), FO("test", test_spec),
-    FO("mpic", mpic_spec), FO("attestation", attest_spec), JSPEC_END};
+    FO("mpic", mpic_spec), FO("attestation", attest_spec),
+    FO("email", email_spec), JSPEC_END};
 
 static char **
 strv(const char *a, const char *b)
@@ -84,6 +96,8 @@ va_config_defaults(struct va_config *cfg)
 	cfg->mpic_role = xstrdup("primary");
 	cfg->mpic_perspective = xstrdup("primary");
 	cfg->mpic_max_failures = -1;
+	cfg->email_reply_timeout_ms = 45000;
+	cfg->email_poll_ms = 250;
 }
 
 void
@@ -201,6 +215,14 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 	if (cfg->validation_timeout_ms <= 0 || cfg->sleep_max_ms < 0) {
 		snprintf(
 		    err, errlen, "%s: validation_timeout must be > 0", path);
+		return -1;
+	}
+	if (cfg->email_reply_timeout_ms <= 0 || cfg->email_poll_ms < 10 ||
+	    cfg->email_poll_ms > 60000) {
+		snprintf(err, errlen,
+		    "%s: email.reply_timeout must be > 0 and "
+		    "email.poll_interval 10ms..60s",
+		    path);
 		return -1;
 	}
 	if (cfg->user_agent[0] == '\0' || strpbrk(cfg->user_agent, "\r\n")) {

@@ -152,9 +152,11 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 		va_result_clear(&res);
 		return -1;
 	}
-	/* onion-csr-01 and in-band onion CAA look at nothing on the network:
-	 * there is no view for other perspectives to corroborate */
-	if (res.valid && va->mpic != NULL && req.challenge != CHAL_ONIONCSR01)
+	/* onion-csr-01 and in-band onion CAA look at nothing on the network,
+	 * and email-reply-00 proves control of a mailbox the MTA delivers to
+	 * this VA: there is no view for other perspectives to corroborate */
+	if (res.valid && va->mpic != NULL && req.challenge != CHAL_ONIONCSR01 &&
+	    req.challenge != CHAL_EMAILREPLY00)
 		corroborate_validation(va, params, &req, request_id,
 		    deadline_ms, &res);
 	*result = json_pack("{s:s,s:O}", "status",
@@ -293,12 +295,41 @@ h_remote_check_caa(void *svc, const struct rpc_req *req, json_t **result,
 	return 0;
 }
 
+/* va.send_email_challenge (docs/rpc-methods.md): blocking SMTP on this
+ * RPC worker thread, never on the VA loop. */
+static int
+h_send_email_challenge(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob)
+{
+	const json_t *id = json_object_get(req->params, "identifier");
+	char *msgid = NULL;
+
+	if (role_check(svc, 0, prob) != 0)
+		return -1;
+	if (str_member(id, "type") == NULL ||
+	    strcmp(str_member(id, "type"), "email") != 0 ||
+	    str_member(id, "value") == NULL) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "identifier: expected {\"type\": \"email\", \"value\"}");
+		return -1;
+	}
+	if (va_email_send_challenge(svc, str_member(id, "value"),
+		str_member(req->params, "from"),
+		str_member(req->params, "token"), req->request_id, &msgid,
+		prob) != 0)
+		return -1;
+	*result = json_pack("{s:s}", "message_id", msgid);
+	free(msgid);
+	return 0;
+}
+
 /* The va.* dispatch table, by registry id (rpc/methods.def). */
 static const rpc_handler_fn handlers[RPC_METHOD__MAX] = {
     [RPC_VA_VALIDATE] = h_validate,
     [RPC_VA_CHECK_CAA] = h_check_caa,
     [RPC_VA_REMOTE_VALIDATE] = h_remote_validate,
     [RPC_VA_REMOTE_CHECK_CAA] = h_remote_check_caa,
+    [RPC_VA_SEND_EMAIL_CHALLENGE] = h_send_email_challenge,
 };
 
 /* See va.h. */

@@ -28,6 +28,7 @@ static void (*const chal_start[CHAL__MAX])(struct va_job *j) = {
     [CHAL_DNSPERSIST01] = va_dnspersist01_start,
     [CHAL_ONIONCSR01] = va_onioncsr01_start,
     [CHAL_DEVICEATTEST01] = va_deviceattest01_start,
+    [CHAL_EMAILREPLY00] = va_emailreply00_start,
 };
 
 void
@@ -96,6 +97,7 @@ job_free(struct va_job *j)
 	for (i = 0; i < sizeof(j->seen) / sizeof(j->seen[0]); i++)
 		free(j->seen[i]);
 	free(j->caa_name);
+	va_email_job_free(j->email);
 	free(j);
 }
 
@@ -210,6 +212,13 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 			    j->dns_host ? j->dns_host : j->ident, s);
 			break;
 		}
+	} else if (j->kind == VA_JOB_VALIDATE &&
+	    j->chal == CHAL_EMAILREPLY00 && j->stage != NULL &&
+	    strcmp(j->stage, "email") == 0) {
+		p = problem_new(PROB_UNAUTHORIZED,
+		    "No reply to the challenge email sent to %s arrived "
+		    "within %.1fs (RFC 8823 §3.2)",
+		    j->ident, s);
 	} else if (j->stage != NULL && strcmp(j->stage, "dns") == 0) {
 		p = problem_new(PROB_DNS,
 		    "DNS problem: query timed out "
@@ -666,6 +675,8 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 		goto fail;
 	if ((va->attest = va_attest_new(cfg, err, errlen)) == NULL)
 		goto fail;
+	if (va_email_new(cfg, &va->email, err, errlen) != 0)
+		goto fail;
 	if (pthread_create(&va->thread, NULL, loop_main, va) != 0) {
 		snprintf(err, errlen, "cannot start the VA loop thread");
 		goto fail;
@@ -717,6 +728,7 @@ va_free(struct va *va)
 		close(va->wake_fd);
 	if (va->base != NULL)
 		event_base_free(va->base);
+	va_email_free(va->email);
 	SSL_CTX_free(va->ssl_ctx);
 	va_netpolicy_clear(&va->policy);
 	va_attest_free(va->attest);
@@ -788,6 +800,18 @@ job_new(struct va *va, enum va_job_kind kind, enum ident_type itype,
 		free(norm);
 	} else if (ident_is_device(itype)) {
 		/* nothing to resolve: the attestation names the device */
+	} else if (itype == IDENT_EMAIL) {
+		char nerr[128];
+		char *norm = ident_email_normalize(value, nerr, sizeof(nerr));
+		if (norm == NULL || strcmp(norm, value) != 0) {
+			*prob = problem_new(PROB_MALFORMED,
+			    "\"%.100s\" is not a normalised email address%s%s",
+			    value, norm ? "" : ": ", norm ? "" : nerr);
+			free(norm);
+			job_free(j);
+			return NULL;
+		}
+		free(norm);
 	} else {
 		*prob = problem_new(PROB_MALFORMED,
 		    "unsupported identifier "
@@ -873,6 +897,13 @@ va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
 	if (j == NULL)
 		return -1;
 	j->chal = req->challenge;
+	/* RFC 8823: a person may take minutes to answer; email.reply_timeout
+	 * replaces validation_timeout (the caller's deadline still wins) */
+	if (j->chal == CHAL_EMAILREPLY00 && va->cfg->email_reply_timeout_ms > 0)
+		j->timeout_ms = req->timeout_ms > 0 &&
+			req->timeout_ms < va->cfg->email_reply_timeout_ms
+		    ? req->timeout_ms
+		    : va->cfg->email_reply_timeout_ms;
 	j->token = xstrdup(req->token);
 	j->keyauth = xstrdup(req->key_authorization);
 	j->account_uri = req->account_uri ? xstrdup(req->account_uri) : NULL;

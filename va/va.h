@@ -61,6 +61,15 @@ struct va_config {
 	 * when that format is not accepted */
 	char *attest_tpm_roots;
 	char *attest_apple_roots;
+	/* RFC 8823 email-reply-00 ("email" object, docs/config/va.md) */
+	char *email_smtp_url;      /* the MTA the challenge emails go to */
+	char *email_maildir;       /* where the MTA delivers the replies */
+	char *email_secret_file;   /* token-part1 key (32+ bytes) */
+	char *email_dkim_key_file; /* signs the challenge emails */
+	char *email_dkim_selector;
+	char *email_dkim_domain;
+	int64_t email_reply_timeout_ms; /* how long va.validate waits */
+	int64_t email_poll_ms;          /* maildir scan interval */
 };
 
 /*
@@ -168,6 +177,17 @@ int va_check_onion_caa(struct va *va, const char *name, const char *caa,
 int va_check_caa(struct va *va, enum ident_type type, const char *value,
     int wildcard, const char *validation_method, const char *account_uri,
     const char *request_id, int64_t timeout_ms, struct problem **prob);
+
+/*
+ * RFC 8823 §3.1: composes the challenge email for token-part2 token (the
+ * challenge's "token") to address `to` from `from`, with token-part1 in the
+ * subject, DKIM-signs it when configured and hands it to the MTA over
+ * SMTP (libcurl). Blocking: call from an RPC worker thread, never the loop.
+ * Strings borrowed. 0 with *message_id (malloc'd), or -1 with *prob.
+ */
+int va_email_send_challenge(struct va *va, const char *to, const char *from,
+    const char *token, const char *request_id, char **message_id,
+    struct problem **prob);
 
 /* ------------------------------------------------------------------ */
 /* Multi-perspective issuance corroboration (va/remote.c)              */

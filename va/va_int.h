@@ -275,6 +275,8 @@ struct va_job {
 	char *seen[12];
 	/* caa */
 	char *caa_name;               /* current name of the tree climb */
+	/* email-reply-00 (email.c): its state, owned */
+	struct va_email_job *email;
 	struct va_job *next;          /* submission queue */
 	struct va_job *rprev, *rnext; /* va->running (started, unfinished) */
 };
@@ -309,6 +311,7 @@ struct va {
 	SSL_CTX *ssl_ctx;
 	struct va_mpic *mpic; /* remote perspectives; NULL: single */
 	struct va_attest *attest; /* device-attest-01 roots */
+	struct va_email *email; /* email-reply-00 (email.c); NULL: off */
 };
 
 /* ---------------- multi-perspective corroboration (remote.c) -------- */
@@ -496,5 +499,84 @@ int va_attest_spki_hash(EVP_PKEY *k, uint8_t out[32]);
 void va_attest_san_idents(X509 *x, json_t *idents);
 /* device-attest-01: verifies j->payload's attObj; finishes j. */
 void va_deviceattest01_start(struct va_job *j);
+/* ---------------- messages and DKIM (dkim.c) ---------------- */
+
+struct va_mail_hdr {
+	char *name; /* as written */
+	char *raw;  /* "Name: value", folded lines joined by CRLF, no final
+		       CRLF */
+};
+
+struct va_mail {
+	struct va_mail_hdr *h;
+	size_t nh;
+	char *body; /* lines ended by CRLF */
+	size_t body_len;
+};
+
+/*
+ * Parses an Internet message (RFC 5322; CRLF or bare LF line ends, as in
+ * a maildir file) into the caller's *m (free with va_mail_clear). data
+ * borrowed. 0, or -1 when it is not a message (NUL bytes, a header line
+ * without a colon, more than 500 fields).
+ */
+int va_mail_parse(const char *data, size_t len, struct va_mail *m);
+void va_mail_clear(struct va_mail *m);
+/* The first field called name (case-insensitive), borrowed; or NULL. */
+const struct va_mail_hdr *va_mail_find(
+    const struct va_mail *m, const char *name);
+/* How many fields are called name. */
+size_t va_mail_count(const struct va_mail *m, const char *name);
+/* A field's value unfolded and trimmed: malloc'd. */
+char *va_mail_value(const struct va_mail_hdr *h);
+
+/* A parsed DKIM-Signature field (RFC 6376 §3.5); strings owned. */
+struct va_dkim_sig {
+	const struct va_mail_hdr *hdr; /* borrowed from the message */
+	char *v, *a, *c, *d, *s, *h, *bh, *b, *l, *x;
+	int relaxed_hdr, relaxed_body;
+};
+
+/* Fills *s from field h (borrowed; must outlive *s). 0, or -1 with err
+ * (missing tags, an algorithm other than rsa-sha256, an l= limit). */
+int va_dkim_sig_parse(const struct va_mail_hdr *h, struct va_dkim_sig *s,
+    char *err, size_t errlen);
+void va_dkim_sig_clear(struct va_dkim_sig *s);
+/* 1 when the h= tag of s lists the field name. */
+int va_dkim_signs_header(const struct va_dkim_sig *s, const char *name);
+/* 1 when bh= is the hash of m's canonical body (§3.7), else 0. */
+int va_dkim_body_hash_ok(const struct va_mail *m, const struct va_dkim_sig *s);
+/* Verifies the signature over m's header fields with key (borrowed). 0, or
+ * -1 with err. */
+int va_dkim_verify(const struct va_mail *m, const struct va_dkim_sig *s,
+    EVP_PKEY *key, char *err, size_t errlen);
+/* The RSA key of a DKIM key record (§3.6.1 "v=DKIM1; k=rsa; p=..."), or
+ * NULL with err. Caller frees. */
+EVP_PKEY *va_dkim_key_from_txt(const char *txt, char *err, size_t errlen);
+/*
+ * A "DKIM-Signature: ..." field (malloc'd, no CRLF) signing m (borrowed)
+ * with key for d=domain s=selector, relaxed/relaxed, over the fields named
+ * in hlist ("from:to:subject"); NULL when signing failed.
+ */
+char *va_dkim_sign(const struct va_mail *m, EVP_PKEY *key, const char *domain,
+    const char *selector, const char *hlist, int64_t now);
+
+/* ---------------- email-reply-00 (email.c) ---------------- */
+
+struct va_email;
+struct va_email_job;
+/*
+ * The VA's email-reply-00 state from cfg->email_* (token secret, DKIM
+ * signing key): 0 with *out (NULL when the VA has no "email" section), or
+ * -1 with err naming the bad key. Free with va_email_free.
+ */
+int va_email_new(const struct va_config *cfg, struct va_email **out,
+    char *err, size_t errlen);
+void va_email_free(struct va_email *e);
+/* Frees a job's email state; NULL-safe. */
+void va_email_job_free(struct va_email_job *ej);
+/* The email-reply-00 module (loop thread): waits for the reply in the
+ * maildir and checks it. */
+void va_emailreply00_start(struct va_job *j);
 
 #endif /* ANVIL_VA_INT_H */
