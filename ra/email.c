@@ -21,7 +21,8 @@ ra_email_send_challenges(struct ra *ra, const char *rid, const json_t *authzs)
 		return;
 	json_array_foreach(authzs, i, a)
 	{
-		const char *st = json_string_value(json_object_get(a, "status"));
+		const char *st =
+		    json_string_value(json_object_get(a, "status"));
 
 		id = json_object_get(a, "identifier");
 		if (st == NULL || strcmp(st, "pending") != 0 ||
@@ -58,4 +59,11 @@ ra_email_send_challenges(struct ra *ra, const char *rid, const json_t *authzs)
 			res = NULL;
 		}
 	}
+}
+
+/* See ra_int.h. */
+void
+ra_email_send_for_order(struct ra *ra, const char *rid, const json_t *order)
+{
+	ra_email_send_challenges(ra, rid, json_object_get(order, "authzs"));
 }

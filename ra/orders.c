@@ -602,8 +602,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	    ra_star_new_order_attach(ra, req->request_id, &order, &star, prob))
 		goto out;
 	new_order_done(ra, req->request_id, order, id, idents, reuse_ids);
-	ra_email_send_challenges(
-	    ra, req->request_id, json_object_get(order, "authzs"));
+	ra_email_send_for_order(ra, req->request_id, order);
 	*result = order;
 	order = NULL;
 	rc = 0;

@@ -251,5 +251,8 @@ int ra_h_star_cancel(void *svc, const struct rpc_req *req, json_t **result,
  */
 void ra_email_send_challenges(
     struct ra *ra, const char *rid, const json_t *authzs);
+/* The same for the authzs of an order as sa.new_order returns it. */
+void ra_email_send_for_order(
+    struct ra *ra, const char *rid, const json_t *order);
 
 #endif /* ANVIL_RA_INT_H */

@@ -411,8 +411,8 @@ va_dkim_sig_clear(struct va_dkim_sig *s)
 
 /* See va_int.h. */
 int
-va_dkim_sig_parse(const struct va_mail_hdr *h, struct va_dkim_sig *s,
-    char *err, size_t errlen)
+va_dkim_sig_parse(const struct va_mail_hdr *h, struct va_dkim_sig *s, char *err,
+    size_t errlen)
 {
 	const char *list = strchr(h->raw, ':') + 1;
 	char *slash;
@@ -527,8 +527,8 @@ signed_data(const struct va_mail *m, const char *hlist, int relaxed,
 		for (i = m->nh; i-- > 0;) {
 			if (!used[i] && strcasecmp(m->h[i].name, nm) == 0) {
 				used[i] = 1;
-				canon_header(m->h[i].raw, relaxed, 1, &out, len,
-				    &cap);
+				canon_header(
+				    m->h[i].raw, relaxed, 1, &out, len, &cap);
 				break;
 			}
 		}
@@ -558,8 +558,7 @@ va_dkim_verify(const struct va_mail *m, const struct va_dkim_sig *s,
 	ctx = EVP_MD_CTX_new();
 	ok = ctx != NULL &&
 	    EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
-	    EVP_DigestVerify(ctx, sig, siglen, (const uint8_t *)data, len) ==
-		1;
+	    EVP_DigestVerify(ctx, sig, siglen, (const uint8_t *)data, len) == 1;
 	if (!ok)
 		snprintf(err, errlen,
 		    "the DKIM signature of d=%.100s does not verify with the "
@@ -594,8 +593,9 @@ va_dkim_key_from_txt(const char *txt, char *err, size_t errlen)
 	}
 	if (p == NULL || p[0] == '\0') {
 		/* §3.6.1: an empty p= is a revoked key */
-		snprintf(err, errlen, "DKIM key record has no (or a revoked) "
-				      "p= key");
+		snprintf(err, errlen,
+		    "DKIM key record has no (or a revoked) "
+		    "p= key");
 		goto out;
 	}
 	if (b64_decode(p, &der, &derlen) != 0) {
@@ -637,8 +637,7 @@ va_dkim_sign(const struct va_mail *m, EVP_PKEY *key, const char *domain,
 	ctx = EVP_MD_CTX_new();
 	if (ctx == NULL ||
 	    EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) != 1 ||
-	    EVP_DigestSign(ctx, NULL, &siglen, (const uint8_t *)data, len) !=
-		1)
+	    EVP_DigestSign(ctx, NULL, &siglen, (const uint8_t *)data, len) != 1)
 		goto out;
 	sig = xmalloc(siglen);
 	if (EVP_DigestSign(ctx, sig, &siglen, (const uint8_t *)data, len) != 1)

@@ -191,8 +191,8 @@ static char *
 token_part1(const struct va_email *e, const char *ident, const char *token)
 {
 	char *msg = xasprintf("email-reply-00%c%s%c%s", 0, ident, 0, token);
-	size_t len = strlen("email-reply-00") + 1 + strlen(ident) + 1 +
-	    strlen(token);
+	size_t len =
+	    strlen("email-reply-00") + 1 + strlen(ident) + 1 + strlen(token);
 	uint8_t mac[32];
 	unsigned maclen = 0;
 	char *out;
@@ -257,15 +257,15 @@ smtp_send(const char *url, const char *from, const char *to, const char *msg,
 	    curl_easy_setopt(c, CURLOPT_READDATA, &u) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L) !=
-		CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf) != CURLE_OK)
 		goto out;
 	rc = curl_easy_perform(c);
 out:
 	if (rc != CURLE_OK)
-		snprintf(err, errlen, "%s", ebuf[0] ? ebuf : curl_easy_strerror(rc));
+		snprintf(
+		    err, errlen, "%s", ebuf[0] ? ebuf : curl_easy_strerror(rc));
 	curl_slist_free_all(rcpt);
 	curl_easy_cleanup(c);
 	free(mf);
@@ -283,26 +283,93 @@ header_safe(const char *s)
 	return 1;
 }
 
+/*
+ * The challenge email (malloc'd, CRLF lines, unsigned) from norm_from to
+ * norm_to with token-part1 t1 and Message-ID msgid (all borrowed).
+ */
+static char *
+compose_challenge(const char *norm_from, const char *norm_to, const char *t1,
+    const char *msgid)
+{
+	char date[64];
+	struct tm tm;
+	time_t now = time(NULL);
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	/* §3.1 items 1 and 2: "ACME: <token-part1>" and Auto-Submitted;
+	 * the body is for the human reader only */
+	return xasprintf(
+	    "From: %s\r\n"
+	    "To: %s\r\n"
+	    "Subject: ACME: %s\r\n"
+	    "Date: %s\r\n"
+	    "Message-ID: %s\r\n"
+	    "Auto-Submitted: auto-generated; type=acme\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=us-ascii\r\n"
+	    "Content-Transfer-Encoding: 7bit\r\n"
+	    "\r\n"
+	    "This email was sent by an ACME certificate authority "
+	    "(RFC 8823) because an\r\n"
+	    "S/MIME certificate was requested for %s.\r\n"
+	    "\r\n"
+	    "Your ACME client answers it automatically. If you did "
+	    "not ask for a\r\n"
+	    "certificate, ignore this email: nothing is issued "
+	    "without a reply.\r\n",
+	    norm_from, norm_to, t1, date, msgid, norm_to);
+}
+
+/*
+ * §3.1 item 3: the challenge "MUST be signed using either DKIM [RFC6376]
+ * or S/MIME". msg (borrowed) with a DKIM-Signature field prepended
+ * (malloc'd), a copy when no key is configured, or NULL when signing
+ * failed.
+ */
+static char *
+dkim_signed(
+    const struct va *va, const char *msg, const char *rid, const char *to)
+{
+	static const char hlist[] = "from:to:subject:date:message-id:"
+				    "auto-submitted:mime-version:content-type:"
+				    "content-transfer-encoding";
+	const struct va_config *cfg = va->cfg;
+	struct va_mail m;
+	char *sig, *out;
+
+	if (va->email->dkim_key == NULL) {
+		log_msg(LOG_LEVEL_WARN, rid,
+		    "email: no email.dkim key: the challenge email to %s goes "
+		    "out unsigned (RFC 8823 §3.1 item 3 wants DKIM or S/MIME)",
+		    to);
+		return xstrdup(msg);
+	}
+	if (va_mail_parse(msg, strlen(msg), &m) != 0)
+		return NULL;
+	sig = va_dkim_sign(&m, va->email->dkim_key, cfg->email_dkim_domain,
+	    cfg->email_dkim_selector, hlist, (int64_t)time(NULL));
+	va_mail_clear(&m);
+	if (sig == NULL)
+		return NULL;
+	out = xasprintf("%s\r\n%s", sig, msg);
+	free(sig);
+	return out;
+}
+
 /* See va.h. */
 int
 va_email_send_challenge(struct va *va, const char *to, const char *from,
     const char *token, const char *request_id, char **message_id,
     struct problem **prob)
 {
-	static const char hlist[] = "from:to:subject:date:message-id:"
-				    "auto-submitted:mime-version:content-type:"
-				    "content-transfer-encoding";
-	const struct va_config *cfg = va->cfg;
-	char *t1 = NULL, *msg = NULL, *signed_msg = NULL, *sig = NULL;
-	char *norm_to = NULL, *norm_from = NULL, e[200], date[64], id[33];
+	char *t1 = NULL, *msg = NULL, *signed_msg = NULL;
+	char *norm_to = NULL, *norm_from = NULL, e[200], id[33];
 	uint8_t rnd[16];
-	struct va_mail m;
-	struct tm tm;
-	time_t now = time(NULL);
+	size_t i;
 	int rc = -1;
 
 	*message_id = NULL;
-	memset(&m, 0, sizeof(m));
 	if (va->email == NULL) {
 		*prob = problem_new(PROB_SERVER_INTERNAL,
 		    "email-reply-00 is not configured on this VA (no \"email\" "
@@ -320,53 +387,18 @@ va_email_send_challenge(struct va *va, const char *to, const char *from,
 	}
 	t1 = token_part1(va->email, norm_to, token);
 	random_bytes(rnd, sizeof(rnd));
-	for (size_t i = 0; i < sizeof(rnd); i++)
+	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
-	*message_id = xasprintf(
-	    "<%s.acme@%s>", id, strrchr(norm_from, '@') + 1);
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	/* §3.1 items 1 and 2: "ACME: <token-part1>" and Auto-Submitted;
-	 * the body is for the human reader only */
-	msg = xasprintf("From: %s\r\n"
-			"To: %s\r\n"
-			"Subject: ACME: %s\r\n"
-			"Date: %s\r\n"
-			"Message-ID: %s\r\n"
-			"Auto-Submitted: auto-generated; type=acme\r\n"
-			"MIME-Version: 1.0\r\n"
-			"Content-Type: text/plain; charset=us-ascii\r\n"
-			"Content-Transfer-Encoding: 7bit\r\n"
-			"\r\n"
-			"This email was sent by an ACME certificate authority "
-			"(RFC 8823) because an\r\n"
-			"S/MIME certificate was requested for %s.\r\n"
-			"\r\n"
-			"Your ACME client answers it automatically. If you did "
-			"not ask for a\r\n"
-			"certificate, ignore this email: nothing is issued "
-			"without a reply.\r\n",
-	    norm_from, norm_to, t1, date, *message_id, norm_to);
-	/* §3.1 item 3: the challenge "MUST be signed using either DKIM
-	 * [RFC6376] or S/MIME" */
-	if (va->email->dkim_key != NULL) {
-		if (va_mail_parse(msg, strlen(msg), &m) != 0 ||
-		    (sig = va_dkim_sign(&m, va->email->dkim_key,
-			 cfg->email_dkim_domain, cfg->email_dkim_selector,
-			 hlist, (int64_t)now)) == NULL) {
-			*prob = problem_new(PROB_SERVER_INTERNAL,
-			    "cannot DKIM-sign the challenge email");
-			goto out;
-		}
-		signed_msg = xasprintf("%s\r\n%s", sig, msg);
-	} else {
-		log_msg(LOG_LEVEL_WARN, request_id,
-		    "email: no email.dkim key: the challenge email to %s goes "
-		    "out unsigned (RFC 8823 §3.1 item 3 wants DKIM or S/MIME)",
-		    norm_to);
+	*message_id =
+	    xasprintf("<%s.acme@%s>", id, strrchr(norm_from, '@') + 1);
+	msg = compose_challenge(norm_from, norm_to, t1, *message_id);
+	if ((signed_msg = dkim_signed(va, msg, request_id, norm_to)) == NULL) {
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "cannot DKIM-sign the challenge email");
+		goto out;
 	}
-	if (smtp_send(cfg->email_smtp_url, norm_from, norm_to,
-		signed_msg ? signed_msg : msg, e, sizeof(e)) != 0) {
+	if (smtp_send(va->cfg->email_smtp_url, norm_from, norm_to, signed_msg,
+		e, sizeof(e)) != 0) {
 		*prob = problem_new(PROB_UNAVAILABLE,
 		    "the challenge email to %s could not be handed to the "
 		    "MTA: %s",
@@ -381,11 +413,9 @@ out:
 		free(*message_id);
 		*message_id = NULL;
 	}
-	va_mail_clear(&m);
 	free(t1);
 	free(msg);
 	free(signed_msg);
-	free(sig);
 	free(norm_to);
 	free(norm_from);
 	return rc;
@@ -473,8 +503,7 @@ add_record(struct va_job *j, struct va_email_job *ej)
 		json_object_set_new(r, "messageId", json_string(ej->msgid));
 	if (ej->have_sig) {
 		json_object_set_new(r, "dkimDomain", json_string(ej->sig.d));
-		json_object_set_new(
-		    r, "dkimSelector", json_string(ej->sig.s));
+		json_object_set_new(r, "dkimSelector", json_string(ej->sig.s));
 	}
 	if (j->record == NULL)
 		j->record = json_array();
@@ -570,8 +599,7 @@ check_dkim_local(struct va_email_job *ej)
 	}
 	if (ej->sig.x != NULL && strtoll(ej->sig.x, NULL, 10) < time(NULL))
 		return problem_new(PROB_UNAUTHORIZED,
-		    "The reply's DKIM signature has expired (x=%s)",
-		    ej->sig.x);
+		    "The reply's DKIM signature has expired (x=%s)", ej->sig.x);
 	if (!va_dkim_body_hash_ok(&ej->mail, &ej->sig))
 		return problem_new(PROB_UNAUTHORIZED,
 		    "The reply's body does not match its DKIM body hash "
@@ -625,7 +653,8 @@ check_reply(struct va_job *j, struct va_email_job *ej)
 		return p;
 	}
 	{
-		char *name = xasprintf("%s._domainkey.%s", ej->sig.s, ej->sig.d);
+		char *name =
+		    xasprintf("%s._domainkey.%s", ej->sig.s, ej->sig.d);
 		j->stage = "dns";
 		va_job_ref(j);
 		va_dns_query(j->va, name, ns_t_txt, dkim_key_cb, j);
