@@ -1308,7 +1308,7 @@ test_profiles_json(struct th *t)
 	json_t *j = ca_profiles_json(F.ca);
 	json_t *ps = json_object_get(j, "profiles");
 
-	TH_CHECK(t, json_object_size(ps) == 5);
+	TH_CHECK(t, json_object_size(ps) == 6);
 	TH_CHECK(t, json_object_get(ps, "smime") != NULL);
 	TH_CHECK(t, json_object_get(ps, "classic") != NULL);
 	TH_CHECK(t, json_object_get(ps, "tlsserver") != NULL);
