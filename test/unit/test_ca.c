@@ -1472,7 +1472,7 @@ test_rpc_handlers(struct th *t)
 	json_decref(res);
 	TH_CHECK(t,
 	    call_method(RPC_CA_PROFILES, "{}", &res, &p) == 0 &&
-		json_object_size(json_object_get(res, "profiles")) == 5);
+		json_object_size(json_object_get(res, "profiles")) == 6);
 	json_decref(res);
 	free(params);
 	free(b64);
