@@ -117,26 +117,12 @@ static char *
 der_b64_to_pem(const char *b64)
 {
 	uint8_t *der = NULL;
-	const unsigned char *p;
 	size_t len = 0;
-	X509 *x = NULL;
-	BIO *bio = NULL;
-	char *data = NULL, *out = NULL;
-	long n;
+	char *out;
 
 	if (b64 == NULL || b64url_decode(b64, strlen(b64), &der, &len) != 0)
-		goto done;
-	p = der;
-	if ((x = d2i_X509(NULL, &p, (long)len)) == NULL ||
-	    (bio = BIO_new(BIO_s_mem())) == NULL ||
-	    PEM_write_bio_X509(bio, x) != 1)
-		goto done;
-	n = BIO_get_mem_data(bio, &data);
-	if (n > 0)
-		out = xstrndup(data, (size_t)n);
-done:
-	BIO_free(bio);
-	X509_free(x);
+		return NULL;
+	out = wfe_der_to_pem(der, len);
 	free(der);
 	return out;
 }
