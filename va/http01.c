@@ -142,16 +142,10 @@ connect_failed(struct va_job *j, int sys_errno, const char *msg)
 static void
 connect_next(struct va_job *j)
 {
-	char err[200], addr[64];
+	char err[200];
 	char *req;
-	int slot;
+	int slot = va_job_addr_slot(j);
 
-	if (j->addr_try == 0 && !j->have_addr[0])
-		j->addr_try = 1;
-	slot = j->addr_try;
-	json_object_set_new(j->hop, "address_used",
-	    json_string(va_addr_str(
-		j->addr_family[slot], j->addr_raw[slot], addr, sizeof(addr))));
 	req = build_request(j);
 	j->conn = va_conn_start(j->va, j->addr_family[slot], j->addr_raw[slot],
 	    j->url.port, j->url.https, j->url.host_is_ip ? NULL : j->url.host,

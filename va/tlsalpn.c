@@ -288,16 +288,10 @@ alpn_cb(void *arg, struct va_conn *c, enum va_conn_err e, const char *msg)
 static void
 alpn_connect(struct va_job *j)
 {
-	char err[200], addr[64];
+	char err[200];
 	char *sni;
-	int slot;
+	int slot = va_job_addr_slot(j);
 
-	if (j->addr_try == 0 && !j->have_addr[0])
-		j->addr_try = 1;
-	slot = j->addr_try;
-	json_object_set_new(j->hop, "address_used",
-	    json_string(va_addr_str(
-		j->addr_family[slot], j->addr_raw[slot], addr, sizeof(addr))));
 	if (j->itype == IDENT_IP)
 		sni = ident_ip_reverse_name(
 		    j->ip, j->ip_family == AF_INET ? 4 : 16);

@@ -479,6 +479,22 @@ va_job_retry_conn(struct va_job *j, int sys_errno, const char *msg,
 	return 1;
 }
 
+/* See va_int.h. */
+int
+va_job_addr_slot(struct va_job *j)
+{
+	char addr[64];
+	int slot;
+
+	if (j->addr_try == 0 && !j->have_addr[0])
+		j->addr_try = 1;
+	slot = j->addr_try;
+	json_object_set_new(j->hop, "address_used",
+	    json_string(va_addr_str(
+		j->addr_family[slot], j->addr_raw[slot], addr, sizeof(addr))));
+	return slot;
+}
+
 void
 va_job_note_tried(struct va_job *j, int slot)
 {

@@ -366,6 +366,9 @@ void va_job_resolve(
 /* Records the address of slot (0 IPv6, 1 IPv4) in the current hop's
  * "addresses_tried" (an attempt that failed before a fallback). */
 void va_job_note_tried(struct va_job *j, int slot);
+/* The address slot (0 IPv6, 1 IPv4) the next connection of j uses: IPv6
+ * first when the name has one. Records it as the hop's "address_used". */
+int va_job_addr_slot(struct va_job *j);
 /* Human text of an address. buf >= 64. */
 const char *va_addr_str(
     int family, const uint8_t *raw, char *buf, size_t buflen);
