@@ -45,6 +45,14 @@ struct admin_cmd {
  * (message printed).
  */
 int admin_common_opt(struct admin_ctx *ctx, int argc, char **argv, int *i);
+/*
+ * admin_common_opt as one step of a command's option loop: 1 when argv[*i]
+ * was a common option (go on with the next argument), 0 when it is the
+ * command's own, -1 when the command ends now with exit code *rc (0 after
+ * --help, 2 after a missing value).
+ */
+int admin_common_step(
+    struct admin_ctx *ctx, int argc, char **argv, int *i, int *rc);
 /* The value of option argv[*i] (advancing *i), or NULL with a message. */
 const char *admin_optval(struct admin_ctx *ctx, int argc, char **argv, int *i);
 /* Prints "anvil-admin <cmd>: <message> (see --help)" and returns 2. */

@@ -18,14 +18,14 @@ admin_ca_init(struct admin_ctx *ctx, int argc, char **argv)
 	const char **dst;
 	char err[1024];
 	json_t *o;
-	int i, r;
+	int i, r, rc;
 
 	memset(&p, 0, sizeof(p));
 	for (i = 0; i < argc; i++) {
 		dst = NULL;
-		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
-			if (r < 0 || r == 2)
-				return r == 2 ? 0 : 2;
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) != 0) {
+			if (r < 0)
+				return rc;
 		} else if (strcmp(argv[i], "--dir") == 0) {
 			if ((dir = admin_optval(ctx, argc, argv, &i)) == NULL)
 				return 2;
@@ -157,11 +157,9 @@ admin_crl_regenerate(struct admin_ctx *ctx, int argc, char **argv)
 	char *end;
 
 	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
-			if (r < 0 || r == 2) {
-				rc = r == 2 ? 0 : 2;
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) != 0) {
+			if (r < 0)
 				goto out;
-			}
 		} else if (strcmp(argv[i], "--issuer") == 0) {
 			if ((only_issuer = admin_optval(ctx, argc, argv, &i)) ==
 			    NULL)

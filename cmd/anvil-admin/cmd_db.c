@@ -71,11 +71,9 @@ admin_db_migrate(struct admin_ctx *ctx, int argc, char **argv)
 	int i, r, rc = 2;
 
 	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
-			if (r < 0 || r == 2) {
-				rc = r == 2 ? 0 : 2;
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) != 0) {
+			if (r < 0)
 				goto out;
-			}
 		} else if (strcmp(argv[i], "--sa-config") == 0) {
 			if ((sa_cfg = admin_optval(ctx, argc, argv, &i)) ==
 			    NULL)

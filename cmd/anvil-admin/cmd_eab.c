@@ -21,16 +21,13 @@ static int
 eab_args(struct admin_ctx *ctx, int argc, char **argv, int named,
     const char **comment, const char **kid, const char **pos)
 {
-	int i, r;
+	int i, r, rc;
 
 	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
-			if (r < 0)
-				return 2;
-			if (r == 2)
-				return 0;
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
+			return rc;
+		if (r > 0)
 			continue;
-		}
 		if (named && strcmp(argv[i], "--comment") == 0) {
 			if ((*comment = admin_optval(ctx, argc, argv, &i)) ==
 			    NULL)

@@ -284,13 +284,10 @@ admin_revoke(struct admin_ctx *ctx, int argc, char **argv)
 	long long id;
 
 	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
-			if (r < 0 || r == 2) {
-				rc = r == 2 ? 0 : 2;
-				goto out;
-			}
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
+			goto out;
+		if (r > 0)
 			continue;
-		}
 		if (strcmp(argv[i], "--block-key") == 0) {
 			block = 1;
 			continue;
@@ -456,13 +453,10 @@ admin_block_key(struct admin_ctx *ctx, int argc, char **argv)
 	int i, r, rc = 2, do_revoke = 0;
 
 	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
-			if (r < 0 || r == 2) {
-				rc = r == 2 ? 0 : 2;
-				goto out;
-			}
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
+			goto out;
+		if (r > 0)
 			continue;
-		}
 		if (strcmp(argv[i], "--revoke") == 0) {
 			do_revoke = 1;
 			continue;

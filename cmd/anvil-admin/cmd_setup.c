@@ -1399,12 +1399,12 @@ int
 admin_check_config(struct admin_ctx *ctx, int argc, char **argv)
 {
 	const char *dir = SETUP_DIR_DEFAULT;
-	int i, r;
+	int i, r, rc;
 
 	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
-			if (r < 0 || r == 2)
-				return r == 2 ? 0 : 2;
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) != 0) {
+			if (r < 0)
+				return rc;
 		} else if (strcmp(argv[i], "--dir") == 0) {
 			if ((dir = admin_optval(ctx, argc, argv, &i)) == NULL)
 				return 2;
@@ -1540,13 +1540,10 @@ admin_setup(struct admin_ctx *ctx, int argc, char **argv)
 	o.networks = json_array();
 	o.resolvers = json_array();
 	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
-			if (r < 0 || r == 2) {
-				rc = r == 2 ? 0 : 2;
-				goto out;
-			}
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
+			goto out;
+		if (r > 0)
 			continue;
-		}
 		if (strcmp(argv[i], "--check") == 0) {
 			check = 1;
 			continue;

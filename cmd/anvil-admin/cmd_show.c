@@ -18,17 +18,14 @@ static int
 one_arg(struct admin_ctx *ctx, int argc, char **argv, const char *what,
     const char **pos)
 {
-	int i, r;
+	int i, r, rc;
 
 	*pos = NULL;
 	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
-			if (r < 0)
-				return 2;
-			if (r == 2)
-				return 0;
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
+			return rc;
+		if (r > 0)
 			continue;
-		}
 		if (argv[i][0] == '-')
 			return admin_usage_error(
 			    ctx, "unknown option \"%s\"", argv[i]);
@@ -353,13 +350,10 @@ admin_cert_list(struct admin_ctx *ctx, int argc, char **argv)
 	int i, r, rc = 2;
 
 	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_opt(ctx, argc, argv, &i)) != 0) {
-			if (r < 0 || r == 2) {
-				rc = r == 2 ? 0 : 2;
-				goto out;
-			}
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
+			goto out;
+		if (r > 0)
 			continue;
-		}
 		if (strcmp(argv[i], "--limit") == 0) {
 			if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
 				goto out;

@@ -109,6 +109,20 @@ admin_common_opt(struct admin_ctx *ctx, int argc, char **argv, int *i)
 
 /* See admin.h. */
 int
+admin_common_step(
+    struct admin_ctx *ctx, int argc, char **argv, int *i, int *rc)
+{
+	int r = admin_common_opt(ctx, argc, argv, i);
+
+	if (r < 0 || r == 2) {
+		*rc = r == 2 ? 0 : 2;
+		return -1;
+	}
+	return r;
+}
+
+/* See admin.h. */
+int
 admin_usage_error(struct admin_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
