@@ -62,6 +62,16 @@ va_d_open(void *st, struct rpc_service_conf *conf, char *err, size_t errlen)
 	    d->cfg.dns_resolvers[0], (long long)d->cfg.http01_port,
 	    (long long)d->cfg.tlsalpn01_port, d->cfg.network_mode,
 	    d->cfg.always_valid ? "; ALWAYS VALID (test mode)" : "");
+	if (d->cfg.mpic_is_remote)
+		log_info("mpic: remote perspective %s: answers va.remote_* only",
+		    d->cfg.mpic_perspective);
+	else if (json_array_size(d->cfg.mpic_remotes) > 0)
+		log_info("mpic: primary perspective %s with %zu remote "
+			 "perspectives (at most %d may fail)",
+		    d->cfg.mpic_perspective,
+		    json_array_size(d->cfg.mpic_remotes),
+		    va_mpic_allowed_failures(json_array_size(d->cfg.mpic_remotes),
+			d->cfg.mpic_max_failures));
 	return 0;
 }
 
