@@ -30,7 +30,8 @@ static const struct jspec mpic_spec[] = {
     F("region", JSPEC_STRING, mpic_region),
     F("remotes", JSPEC_JSON, mpic_remotes),
     F("max_remote_failures", JSPEC_INT, mpic_max_failures),
-    F("remote_timeout", JSPEC_DURATION, mpic_remote_timeout_ms), JSPEC_END};
+    F("remote_timeout", JSPEC_DURATION, mpic_remote_timeout_ms),
+    F("min_regions", JSPEC_INT, mpic_min_regions), JSPEC_END};
 static const struct jspec attest_spec[] = {
     F("tpm_roots", JSPEC_STRING, attest_tpm_roots),
     F("apple_roots", JSPEC_STRING, attest_apple_roots), JSPEC_END};

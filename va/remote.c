@@ -48,7 +48,8 @@ struct va_remote {
 struct va_mpic {
 	struct va_remote *remotes;
 	size_t n;
-	int allowed; /* remote failures a corroboration may absorb */
+	int allowed;     /* remote failures a corroboration may absorb */
+	int min_regions; /* distinct regions the corroborators must span */
 	int64_t timeout_ms;
 	const char *perspective; /* borrowed from the config */
 	struct metrics *metrics;
@@ -180,6 +181,52 @@ remote_check(const struct va_config *cfg, size_t i, const char *path, char *err,
 	return rc;
 }
 
+/*
+ * mpic.min_regions: 0 (off) or at most the distinct regions of the
+ * remotes, every remote then naming its region. 0, or -1 with err.
+ */
+static int
+min_regions_check(
+    const struct va_config *cfg, const char *path, char *err, size_t errlen)
+{
+	const json_t *rs = cfg->mpic_remotes;
+	size_t i, k, n = json_array_size(rs), distinct = 0;
+
+	if (cfg->mpic_min_regions < 0 || cfg->mpic_min_regions > 32) {
+		snprintf(
+		    err, errlen, "%s: mpic.min_regions: expected 0..32", path);
+		return -1;
+	}
+	if (cfg->mpic_min_regions == 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		const char *r = json_string_value(
+		    json_object_get(json_array_get(rs, i), "region"));
+		if (r == NULL) {
+			snprintf(err, errlen,
+			    "%s: mpic.remotes[%zu].region: required when "
+			    "mpic.min_regions is set",
+			    path, i);
+			return -1;
+		}
+		for (k = 0; k < i; k++)
+			if (strcmp(r,
+				json_string_value(json_object_get(
+				    json_array_get(rs, k), "region"))) == 0)
+				break;
+		if (k == i)
+			distinct++;
+	}
+	if ((size_t)cfg->mpic_min_regions > distinct) {
+		snprintf(err, errlen,
+		    "%s: mpic.min_regions: %lld, but the remotes span only %zu "
+		    "region(s)",
+		    path, (long long)cfg->mpic_min_regions, distinct);
+		return -1;
+	}
+	return 0;
+}
+
 /* See va.h. */
 int
 va_mpic_config_check(
@@ -238,7 +285,7 @@ va_mpic_config_check(
 	for (i = 0; i < n; i++)
 		if (remote_check(cfg, i, path, err, errlen) != 0)
 			return -1;
-	return 0;
+	return min_regions_check(cfg, path, err, errlen);
 }
 
 /* See va_int.h. */
@@ -257,6 +304,7 @@ va_mpic_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 	m->metrics = metrics;
 	m->perspective = cfg->mpic_perspective;
 	m->allowed = va_mpic_allowed_failures(n, cfg->mpic_max_failures);
+	m->min_regions = (int)cfg->mpic_min_regions;
 	m->timeout_ms = cfg->mpic_remote_timeout_ms > 0
 	    ? cfg->mpic_remote_timeout_ms
 	    : cfg->validation_timeout_ms;
@@ -482,6 +530,37 @@ slot_json(const struct va_remote *r, const struct slot *s, int caa)
 	return o;
 }
 
+/* Distinct regions among the perspectives that agreed. f->mu held. */
+static int
+passed_regions(const struct fan *f)
+{
+	size_t i, k;
+	int n = 0;
+
+	for (i = 0; i < f->n; i++) {
+		const char *r = f->m->remotes[i].region;
+		if (f->slots[i].state != SLOT_PASS || r == NULL)
+			continue;
+		for (k = 0; k < i; k++)
+			if (f->slots[k].state == SLOT_PASS &&
+			    f->m->remotes[k].region != NULL &&
+			    strcmp(f->m->remotes[k].region, r) == 0)
+				break;
+		if (k == i)
+			n++;
+	}
+	return n;
+}
+
+/* 1 when the quorum is met: enough perspectives agreed, spanning enough
+ * regions. f->mu held. */
+static int
+quorum_met(const struct fan *f)
+{
+	return f->passed >= (int)f->n - f->m->allowed &&
+	    passed_regions(f) >= f->m->min_regions;
+}
+
 /* Starts remote i's call on a detached thread; on failure records the
  * slot as unavailable. f->mu not held. */
 static void
@@ -553,10 +632,10 @@ fan_record(struct fan *f, int corroborated, const char *ident_type,
 	}
 	log_audit(f->rid, "mpic",
 	    "op=%s identifier=%s:%s primary=%s remotes=%s passed=%d/%zu "
-	    "allowed_failures=%d result=%s duration_ms=%lld",
+	    "regions=%d allowed_failures=%d result=%s duration_ms=%lld",
 	    f->caa ? "caa" : "validate", ident_type, ident_value,
-	    m->perspective, summary, f->passed, f->n, m->allowed,
-	    corroborated ? "corroborated" : "not_corroborated",
+	    m->perspective, summary, f->passed, f->n, passed_regions(f),
+	    m->allowed, corroborated ? "corroborated" : "not_corroborated",
 	    (long long)(time_mono_ms() - t0));
 	free(summary);
 }
@@ -587,13 +666,23 @@ fan_problem(struct fan *f, int timed_out, int64_t budget,
 	t = any_caa    ? PROB_CAA
 	    : any_fail ? PROB_UNAUTHORIZED
 		       : PROB_SERVER_INTERNAL;
-	p = problem_new(t,
-	    "Multi-perspective corroboration failed for %s: %d of %zu remote "
-	    "perspectives did not corroborate the primary's %s (at most %d "
-	    "may fail)%s",
-	    ident_value, f->failed + (timed_out ? (int)f->n - f->done : 0),
-	    f->n, f->caa ? "CAA check" : "validation", m->allowed,
-	    any_fail ? "" : "; the remote perspectives were unreachable");
+	if (f->passed >= (int)f->n - m->allowed)
+		p = problem_new(PROB_UNAUTHORIZED,
+		    "Multi-perspective corroboration failed for %s: the %d "
+		    "remote perspectives that corroborated the primary's %s "
+		    "span %d region(s), %d required",
+		    ident_value, f->passed, f->caa ? "CAA check" : "validation",
+		    passed_regions(f), m->min_regions);
+	else
+		p = problem_new(t,
+		    "Multi-perspective corroboration failed for %s: %d of %zu "
+		    "remote perspectives did not corroborate the primary's %s "
+		    "(at most %d may fail)%s",
+		    ident_value,
+		    f->failed + (timed_out ? (int)f->n - f->done : 0), f->n,
+		    f->caa ? "CAA check" : "validation", m->allowed,
+		    any_fail ? ""
+			     : "; the remote perspectives were unreachable");
 	for (i = 0; i < f->n; i++) {
 		struct slot *s = &f->slots[i];
 		struct problem *sp;
@@ -647,7 +736,7 @@ va_mpic_corroborate(struct va_mpic *m, int caa, const json_t *params,
 {
 	struct fan *f = fan_new(m, caa, rid);
 	int64_t budget = m->timeout_ms, t0 = time_mono_ms();
-	int need = (int)m->n - m->allowed, corroborated, timed_out = 0;
+	int corroborated, timed_out = 0;
 	struct timespec until;
 	char labels[96];
 	size_t i;
@@ -664,8 +753,8 @@ va_mpic_corroborate(struct va_mpic *m, int caa, const json_t *params,
 	 * extra second only guards against a call that never returns. */
 	until = abs_after(budget + 1000);
 	pthread_mutex_lock(&f->mu);
-	while (f->passed < need && f->failed <= m->allowed &&
-	    f->done < (int)f->n) {
+	while (
+	    !quorum_met(f) && f->failed <= m->allowed && f->done < (int)f->n) {
 		if (pthread_cond_timedwait(&f->cv, &f->mu, &until) ==
 		    ETIMEDOUT) {
 			log_msg(LOG_LEVEL_ERROR, rid,
@@ -675,7 +764,7 @@ va_mpic_corroborate(struct va_mpic *m, int caa, const json_t *params,
 		}
 	}
 	f->decided = 1;
-	corroborated = f->passed >= need;
+	corroborated = quorum_met(f);
 	fan_record(f, corroborated, ident_type, ident_value, t0, records);
 	if (!corroborated)
 		*prob =

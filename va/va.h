@@ -56,6 +56,7 @@ struct va_config {
 	json_t *mpic_remotes;   /* [{perspective, region, <rpc client>}] */
 	int64_t mpic_max_failures;     /* -1: the BR 3.2.2.9 table */
 	int64_t mpic_remote_timeout_ms; /* 0: validation_timeout */
+	int64_t mpic_min_regions; /* distinct regions among corroborators */
 	int mpic_is_remote;             /* derived: role == "remote" */
 	/* device-attest-01 roots ("attestation" object): PEM files, NULL
 	 * when that format is not accepted */

@@ -15,7 +15,10 @@ body, another TXT record, a CAA record naming another CA): what a BGP hijack
 or split-horizon DNS near one perspective looks like.
 
 BR 3.2.2.9 quorum: "2-5 remote perspectives: 1 allowed non-corroboration",
-so with three remotes one may disagree or be down, two may not.
+so with three remotes one may disagree or be down, two may not. The primary
+also requires (mpic.min_regions 2) that the perspectives that agreed span two
+regions: eu-west and eu-central are both RIPE, so sa-east (LACNIC) must be
+among them.
 
 Ports: AnvilEnv base 27700 (primary http-01 on 27702); the primary view's
 challtestsrv management on 27720; in each remote namespace: RPC 9443,
@@ -50,7 +53,7 @@ REMOTE_MGMT = 8055
 VALIDATION_TIMEOUT_S = 5
 REMOTE_TIMEOUT_S = 4
 TAG = "mp%d" % (os.getpid() % 100000)
-PERSPECTIVES = [("eu-west", "RIPE"), ("ap-south", "APNIC"), ("sa-east", "LACNIC")]
+PERSPECTIVES = [("eu-west", "RIPE"), ("eu-central", "RIPE"), ("sa-east", "LACNIC")]
 PRIMARY = "us-lab"
 # the CA's CAA identity: what configs/dev/va.json checks (every perspective
 # must check the same one)
@@ -257,7 +260,8 @@ def env(mesh):
     with anvil_env.AnvilEnv(port_base=PORT_BASE, name="mpic", config={
             "va.json:validation_timeout": "%ds" % VALIDATION_TIMEOUT_S,
             "va.json:mpic": {"role": "primary", "perspective": PRIMARY, "region": "ARIN",
-                             "remotes": remotes, "remote_timeout": "%ds" % REMOTE_TIMEOUT_S},
+                             "remotes": remotes, "remote_timeout": "%ds" % REMOTE_TIMEOUT_S,
+                             "min_regions": 2},
     }) as e:
         yield e
         reports = a.stop_and_sanitizer_reports(e)
@@ -381,7 +385,7 @@ def test_one_hijacked_view_is_within_quorum(env, mesh):
     # "2-5 remote perspectives: 1 allowed non-corroboration"
     assert r["status"] == "valid", r
     remotes = remote_entries(r["validation_record"])
-    assert remotes["ap-south"]["status"] == "valid" and remotes["sa-east"]["status"] == "valid"
+    assert remotes["eu-central"]["status"] == "valid" and remotes["sa-east"]["status"] == "valid"
     if remotes["eu-west"]["status"] != "pending":
         assert remotes["eu-west"]["status"] == "invalid"
         assert remotes["eu-west"]["error"]["type"] in ("incorrectResponse", "unauthorized")
@@ -391,7 +395,7 @@ def test_one_hijacked_view_is_within_quorum(env, mesh):
 
 def test_two_hijacked_views_lose_the_quorum(env, mesh):
     name, token, ka = fresh("hijack2")
-    serve_http(mesh, token, ka, wrong=("eu-west", "ap-south"))
+    serve_http(mesh, token, ka, wrong=("eu-west", "eu-central"))
     r, secs = validate(env, name, "http-01", token, ka)
     print("two hijacked: %.3f s" % secs)
     assert r["status"] == "invalid", r
@@ -404,12 +408,12 @@ def test_two_hijacked_views_lose_the_quorum(env, mesh):
     # RFC 8555 §6.7.1: subproblems name what failed, one per perspective,
     # with the identifier they concern
     subs = {re.match(r"perspective (\S+):", s["detail"]).group(1): s for s in err["subproblems"]}
-    assert set(subs) == {"eu-west", "ap-south"}, err
+    assert set(subs) == {"eu-west", "eu-central"}, err
     for s in subs.values():
         assert s["identifier"] == {"type": "dns", "value": name}
         assert s["type"] in ("incorrectResponse", "unauthorized")
     remotes = remote_entries(r["validation_record"])
-    assert remotes["eu-west"]["status"] == "invalid" and remotes["ap-south"]["status"] == "invalid"
+    assert remotes["eu-west"]["status"] == "invalid" and remotes["eu-central"]["status"] == "invalid"
     assert metric(env, "anvil_va_mpic_corroborations_total", op="validate",
                   result="not_corroborated") >= 1
 
@@ -417,18 +421,18 @@ def test_two_hijacked_views_lose_the_quorum(env, mesh):
 def test_dns01_split_horizon(env, mesh):
     name, token, ka = fresh("split")
     host = "_acme-challenge.%s." % name
-    set_txt(env, mesh, host, txt_digest(ka), wrong=("sa-east",))
+    set_txt(env, mesh, host, txt_digest(ka), wrong=("eu-central",))
     r, _ = validate(env, name, "dns-01", token, ka)
     assert r["status"] == "valid", r
-    set_txt(env, mesh, host, txt_digest(ka), wrong=("sa-east", "eu-west"))
+    set_txt(env, mesh, host, txt_digest(ka), wrong=("eu-central", "eu-west"))
     r, _ = validate(env, name, "dns-01", token, ka)
     assert r["status"] == "invalid", r
     assert "Multi-perspective corroboration failed" in r["error"]["detail"]
     subs = [s["detail"] for s in r["error"]["subproblems"]]
-    assert any(s.startswith("perspective sa-east:") for s in subs), subs
+    assert any(s.startswith("perspective eu-central:") for s in subs), subs
     assert any(s.startswith("perspective eu-west:") for s in subs), subs
     # the primary itself saw the right record: its own hop is not the failure
-    assert remote_entries(r["validation_record"])["sa-east"]["status"] == "invalid"
+    assert remote_entries(r["validation_record"])["eu-central"]["status"] == "invalid"
 
 
 def caa_everywhere(env, mesh, host, forbid=()):
@@ -438,11 +442,29 @@ def caa_everywhere(env, mesh, host, forbid=()):
         v.mgmt("add-caa", {"host": host, "policies": [{"tag": "issue", "value": value}]})
 
 
+def test_corroborators_must_span_two_regions(env, mesh):
+    """BR 3.2.2.9 asks that the corroborating remote perspectives lie in at
+    least two RIR regions: two agreeing perspectives of one region are a
+    quorum by count (3 remotes, 1 may fail) but not by region."""
+    name, token, ka = fresh("regions")
+    serve_http(mesh, token, ka, wrong=("sa-east",))
+    r, _ = validate(env, name, "http-01", token, ka)
+    assert r["status"] == "invalid", r
+    assert "span 1 region(s), 2 required" in r["error"]["detail"], r
+    st = {p: e["status"] for p, e in remote_entries(r["validation_record"]).items()}
+    assert st == {"eu-west": "valid", "eu-central": "valid", "sa-east": "invalid"}, st
+    # the other single disagreement leaves RIPE + LACNIC: corroborated
+    name, token, ka = fresh("regions2")
+    serve_http(mesh, token, ka, wrong=("eu-west",))
+    r, _ = validate(env, name, "http-01", token, ka)
+    assert r["status"] == "valid", r
+
+
 def test_caa_disagreement(env, mesh):
     name, token, ka = fresh("caa")
     serve_http(mesh, token, ka)
     # one perspective sees a CAA record for another CA: within quorum
-    caa_everywhere(env, mesh, name + ".", forbid=("ap-south",))
+    caa_everywhere(env, mesh, name + ".", forbid=("eu-central",))
     r = env.rpc("va").call("va.check_caa", {"identifier": {"type": "dns", "value": name},
                                             "validation_method": "http-01"})
     assert r["ok"] is True, r
@@ -451,7 +473,7 @@ def test_caa_disagreement(env, mesh):
 
     name2, token2, ka2 = fresh("caa2")
     serve_http(mesh, token2, ka2)
-    caa_everywhere(env, mesh, name2 + ".", forbid=("ap-south", "sa-east"))
+    caa_everywhere(env, mesh, name2 + ".", forbid=("eu-central", "sa-east"))
     r = env.rpc("va").call("va.check_caa", {"identifier": {"type": "dns", "value": name2},
                                             "validation_method": "http-01"})
     assert r["ok"] is False, r
@@ -459,9 +481,9 @@ def test_caa_disagreement(env, mesh):
     assert r["error"]["type"] == "caa", r
     assert "Multi-perspective corroboration failed" in r["error"]["detail"]
     subs = {s["detail"].split(":")[0] for s in r["error"]["subproblems"]}
-    assert subs == {"perspective ap-south", "perspective sa-east"}, r
+    assert subs == {"perspective eu-central", "perspective sa-east"}, r
     st = {p["perspective"]: p["status"] for p in r["perspectives"]}
-    assert st["ap-south"] == "invalid" or st["sa-east"] == "invalid", st
+    assert st["eu-central"] == "invalid" or st["sa-east"] == "invalid", st
     # the same through validation with CAA: remote CAA is part of the
     # remote validation
     r, _ = validate(env, name2, "http-01", token2, ka2, check_caa=True)
@@ -469,7 +491,7 @@ def test_caa_disagreement(env, mesh):
 
 
 def test_remote_va_down(env, mesh):
-    v = mesh["views"]["sa-east"]
+    v = mesh["views"]["eu-central"]
     v.stop_va()
     try:
         name, token, ka = fresh("down")
@@ -484,11 +506,11 @@ def test_remote_va_down(env, mesh):
         print("one remote down + one hijacked: %.3f s" % secs)
         assert r["status"] == "invalid", r
         subs = {s["detail"].split(":")[0]: s for s in r["error"]["subproblems"]}
-        assert set(subs) == {"perspective eu-west", "perspective sa-east"}, r
+        assert set(subs) == {"perspective eu-west", "perspective eu-central"}, r
         # an unreachable perspective is the CA's problem, not the client's
-        assert subs["perspective sa-east"]["type"] == "serverInternal"
-        assert remote_entries(r["validation_record"])["sa-east"]["status"] == "unavailable"
-        assert metric(env, "anvil_va_mpic_remote_total", perspective="sa-east",
+        assert subs["perspective eu-central"]["type"] == "serverInternal"
+        assert remote_entries(r["validation_record"])["eu-central"]["status"] == "unavailable"
+        assert metric(env, "anvil_va_mpic_remote_total", perspective="eu-central",
                       outcome="unavailable") >= 1
     finally:
         v.start_va()
@@ -503,14 +525,14 @@ def test_unresponsive_remotes_stay_within_the_deadline(env, mesh):
     name, token, ka = fresh("slow")
     serve_http(mesh, token, ka)
     validate(env, name, "http-01", token, ka)  # warm connections
-    os.kill(views["ap-south"].va.pid, signal.SIGSTOP)
+    os.kill(views["eu-central"].va.pid, signal.SIGSTOP)
     try:
         r, one = validate(env, name, "http-01", token, ka)
         assert r["status"] == "valid", r
         os.kill(views["eu-west"].va.pid, signal.SIGSTOP)
         r, two = validate(env, name, "http-01", token, ka)
     finally:
-        os.kill(views["ap-south"].va.pid, signal.SIGCONT)
+        os.kill(views["eu-central"].va.pid, signal.SIGCONT)
         os.kill(views["eu-west"].va.pid, signal.SIGCONT)
     print("one remote stopped: %.3f s; two stopped: %.3f s (remote_timeout %d s, "
           "validation_timeout %d s)" % (one, two, REMOTE_TIMEOUT_S, VALIDATION_TIMEOUT_S))
@@ -579,10 +601,10 @@ def test_dns_account01_split_horizon(env, mesh):
     label = "_" + base64.b32encode(hashlib.sha256(acct.encode()).digest()[:10]).decode().lower().rstrip("=")
     name, token, ka = fresh("acctlabel")
     host = "%s._acme-challenge.%s." % (label, name)
-    set_txt(env, mesh, host, txt_digest(ka), wrong=("ap-south",))
+    set_txt(env, mesh, host, txt_digest(ka), wrong=("eu-central",))
     r, _ = validate(env, name, "dns-account-01", token, ka)
     assert r["status"] == "valid", r
-    set_txt(env, mesh, host, txt_digest(ka), wrong=("ap-south", "eu-west", "sa-east"))
+    set_txt(env, mesh, host, txt_digest(ka), wrong=("eu-central", "eu-west", "sa-east"))
     r, _ = validate(env, name, "dns-account-01", token, ka)
     assert r["status"] == "invalid", r
     assert len(r["error"]["subproblems"]) >= 2, r
@@ -621,7 +643,7 @@ def test_acme_issuance_under_quorum_and_problem_document(env, mesh):
     raw = a.Wfe(env.directory_url, verify=env.trust_path)
     key, kid = a.new_account(raw)
     # one perspective hijacked: the certificate is still issued
-    name, order_url, order, az = acme_attempt(env, mesh, raw, key, kid, wrong=("ap-south",))
+    name, order_url, order, az = acme_attempt(env, mesh, raw, key, kid, wrong=("eu-central",))
     assert az["status"] == "valid", az
     order = a.poll(raw, key, kid, order_url, ("ready",))
     done, pem, _ = a.finalize(raw, key, kid, order_url, order, [name])
@@ -635,17 +657,17 @@ def test_acme_issuance_under_quorum_and_problem_document(env, mesh):
     # two hijacked: the challenge is invalid and its problem document says
     # which perspectives failed and why
     name, order_url, order, az = acme_attempt(env, mesh, raw, key, kid,
-                                              wrong=("ap-south", "eu-west"))
+                                              wrong=("eu-central", "eu-west"))
     assert az["status"] == "invalid", az
     ch = [c for c in az["challenges"] if c["type"] == "http-01"][0]
     err = ch["error"]
     assert err["type"] == "urn:ietf:params:acme:error:unauthorized", err
     assert "Multi-perspective corroboration failed" in err["detail"]
     subs = sorted(s["detail"].split(":")[0] for s in err["subproblems"])
-    assert subs == ["perspective ap-south", "perspective eu-west"], err
+    assert subs == ["perspective eu-central", "perspective eu-west"], err
     for s in err["subproblems"]:
         assert s["identifier"] == {"type": "dns", "value": name}
         assert s["type"].startswith("urn:ietf:params:acme:error:")
     persp = {e.get("perspective"): e.get("status") for e in ch.get("validationRecord", [])
              if "status" in e}
-    assert persp.get("eu-west") == "invalid" and persp.get("ap-south") == "invalid", ch
+    assert persp.get("eu-west") == "invalid" and persp.get("eu-central") == "invalid", ch

@@ -678,6 +678,24 @@ test_mpic_quorum_and_config(struct th *t)
 	TH_CHECK(t, strstr(err, "mpic.remotes[0].perspective") != NULL);
 	va_config_clear(&cfg);
 
+	/* min_regions needs regions, and no more than the remotes span */
+	snprintf(buf, sizeof(buf),
+	    "{\"min_regions\": 2, \"remotes\": [{\"perspective\": "
+	    "\"eu\", \"region\": \"RIPE\", \"target\": "
+	    "\"tcp:10.0.0.2:9\", %s}, {\"perspective\": \"de\", "
+	    "\"region\": \"RIPE\", \"target\": \"tcp:10.0.0.3:9\", %s}]}",
+	    tls, tls);
+	TH_CHECK(t, mpic_parse(buf, &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "mpic.min_regions") != NULL);
+	va_config_clear(&cfg);
+	snprintf(buf, sizeof(buf),
+	    "{\"min_regions\": 1, \"remotes\": [{\"perspective\": "
+	    "\"eu\", \"target\": \"tcp:10.0.0.2:9\", %s}]}",
+	    tls);
+	TH_CHECK(t, mpic_parse(buf, &cfg, err, sizeof(err)) != 0);
+	TH_CHECK(t, strstr(err, "mpic.remotes[0].region") != NULL);
+	va_config_clear(&cfg);
+
 	/* a quorum the remotes cannot fail */
 	snprintf(buf, sizeof(buf),
 	    "{\"max_remote_failures\": 1, \"remotes\": [{\"perspective\": "
