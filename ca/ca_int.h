@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "ca/ca.h"
 
@@ -126,6 +127,13 @@ json_t *ca_order_sans(
     X509_REQ *csr, const json_t *identifiers, char *err, size_t errlen);
 /* The CN to put into the subject, or NULL (static to sans/csr lifetime). */
 const char *ca_choose_cn(X509_REQ *csr, const json_t *sans);
+/* draft-ietf-acme-device-attest §3.2/§4.2 (device.c): the otherName for a
+ * permanent-identifier / hardware-module identifier (new), or NULL when
+ * type is not one or value is malformed. */
+GENERAL_NAME *ca_device_general_name(const char *type, const char *value);
+/* The device identifier value (malloc'd, *type set) an otherName gn
+ * (borrowed) names, or NULL. */
+char *ca_gn_device_ident(const GENERAL_NAME *gn, enum ident_type *type);
 
 /* ---- lints (lint.c) ---- */
 

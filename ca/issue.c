@@ -156,7 +156,11 @@ check_identifiers(const struct profile *p, const json_t *ids)
 		if (t != NULL &&
 		    ((strcmp(t, "dns") == 0 && !p->allow_dns) ||
 			(strcmp(t, "ip") == 0 && !p->allow_ip) ||
-			(strcmp(t, "email") == 0 && !p->allow_email)))
+			(strcmp(t, "email") == 0 && !p->allow_email) ||
+			(strcmp(t, "permanent-identifier") == 0 &&
+			    !p->allow_permanent_id) ||
+			(strcmp(t, "hardware-module") == 0 &&
+			    !p->allow_hardware_module)))
 			return problem_new(PROB_REJECTED_IDENTIFIER,
 			    "profile "
 			    "%s does not allow %s identifiers",

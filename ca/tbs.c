@@ -6,6 +6,7 @@
  * certificate with the real one.
  */
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -58,6 +59,9 @@ ident_general_name(const char *type, const char *value)
 		GENERAL_NAME_set0_value(gn, GEN_EMAIL, ia5);
 		return gn;
 	}
+	if (strcmp(type, "permanent-identifier") == 0 ||
+	    strcmp(type, "hardware-module") == 0)
+		return ca_device_general_name(type, value);
 	if (strcmp(type, "ip") == 0) {
 		if (inet_pton(AF_INET, value, raw) == 1)
 			rawlen = 4;
@@ -296,6 +300,15 @@ ident_matches(const json_t *id, const GENERAL_NAME *gn)
 		    memcmp(ASN1_STRING_get0_data(s), value, strlen(value)) ==
 		    0;
 	}
+	if (gn->type == GEN_OTHERNAME) {
+		/* §3.2: "an octet-for-octet match" */
+		enum ident_type dt;
+		char *dv = ca_gn_device_ident(gn, &dt);
+		int eq = dv != NULL && strcmp(ident_type_name(dt), type) == 0 &&
+		    strcmp(dv, value) == 0;
+		free(dv);
+		return eq;
+	}
 	if (gn->type == GEN_IPADD && strcmp(type, "ip") == 0) {
 		if (inet_pton(AF_INET, value, raw) == 1)
 			rawlen = 4;
@@ -330,7 +343,9 @@ ca_order_sans(
 		const char *v = json_string_value(json_object_get(id, "value"));
 		if (t == NULL || v == NULL ||
 		    (strcmp(t, "dns") != 0 && strcmp(t, "ip") != 0 &&
-			strcmp(t, "email") != 0) ||
+			strcmp(t, "email") != 0 &&
+			strcmp(t, "permanent-identifier") != 0 &&
+			strcmp(t, "hardware-module") != 0) ||
 		    v[0] == '\0' || strlen(v) > 253) {
 			snprintf(err, errlen, "identifiers[%zu]: malformed", k);
 			goto out;

@@ -319,6 +319,23 @@ int ident_device_check(
 /* 1 for the device identifier types (permanent-identifier,
  * hardware-module), else 0. */
 int ident_is_device(enum ident_type t);
+/*
+ * draft-ietf-acme-device-attest §3.2 / §4.2 (ident_device.c): the device
+ * identifier a subjectAltName otherName names. type_oid: its type-id in
+ * dotted text (1.3.6.1.5.5.7.8.3 PermanentIdentifier, .4
+ * HardwareModuleName); der/len: the full DER of its value (a SEQUENCE),
+ * borrowed. Returns the identifier value ("id[/assigner]", "serial/hwType";
+ * malloc'd) and sets *type, or NULL when it is neither or malformed.
+ */
+char *ident_device_from_othername(const char *type_oid,
+    const unsigned char *der, long len, enum ident_type *type);
+/*
+ * The inverse: the DER of the otherName value for identifier value (a
+ * valid device identifier of type t, borrowed), malloc'd with *len, and
+ * *type_oid (static); NULL when value is not valid.
+ */
+unsigned char *ident_device_othername_der(
+    enum ident_type t, const char *value, size_t *len, const char **type_oid);
 
 /* ------------------------------------------------------------------ */
 /* Challenge types (challenge.c): the one table RA and VA share         */

@@ -48,6 +48,37 @@ add_name(
 	return 0;
 }
 
+/*
+ * draft-ietf-acme-device-attest §3.2 / §4.2: a PermanentIdentifier or
+ * HardwareModuleName otherName adds "<type>:<value>" to set (the value
+ * rebuilt from its fields, never normalised); any other otherName is
+ * badCSR. 0 or -1.
+ */
+static int
+add_device_name(json_t *set, const GENERAL_NAME *g, struct problem **prob)
+{
+	const ASN1_TYPE *v = g->d.otherName->value;
+	enum ident_type t;
+	char oid[64], *val = NULL, *key;
+	int n = OBJ_obj2txt(oid, sizeof(oid), g->d.otherName->type_id, 1);
+
+	if (v != NULL && v->type == V_ASN1_SEQUENCE && n > 0 &&
+	    (size_t)n < sizeof(oid))
+		val = ident_device_from_othername(oid, v->value.sequence->data,
+		    v->value.sequence->length, &t);
+	if (val == NULL) {
+		*prob = problem_new(PROB_BAD_CSR,
+		    "CSR contains an otherName that is not a well-formed "
+		    "PermanentIdentifier or HardwareModuleName");
+		return -1;
+	}
+	key = xasprintf("%s:%s", ident_type_name(t), val);
+	json_object_set_new(set, key, json_true());
+	free(key);
+	free(val);
+	return 0;
+}
+
 static int
 collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
 {
@@ -125,6 +156,9 @@ collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
 				goto out;
 			}
 			free(s);
+		} else if (g->type == GEN_OTHERNAME) {
+			if (add_device_name(set, g, prob) != 0)
+				goto out;
 		} else {
 			*prob = problem_new(PROB_BAD_CSR,
 			    "CSR contains a "
@@ -251,6 +285,12 @@ check_names_match(
 	}
 	json_object_foreach(want, k, v)
 	{
+		/* draft-ietf-acme-device-attest §3.2: "Clients MAY omit
+		 * identifiers of types permanent-identifier and
+		 * hardware-module in the certificate signing request" */
+		if (strncmp(k, "permanent-identifier:", 21) == 0 ||
+		    strncmp(k, "hardware-module:", 16) == 0)
+			continue;
 		if (json_object_get(csr_names, k) == NULL) {
 			*prob = problem_new(PROB_BAD_CSR,
 			    "CSR does not name "

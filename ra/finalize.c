@@ -400,6 +400,8 @@ check_csr(struct ra *ra, const char *rid, const json_t *acct,
 	if (ra_csr_check(der, derlen, json_object_get(order, "identifiers"),
 		&ra->cfg.keys, akey, &ckey, prob) != 0)
 		goto out;
+	if (ra_device_check_key(ra, rid, order, ckey, prob) != 0)
+		goto out;
 	khash = ra_key_hash(ckey);
 	if (khash == NULL) {
 		*prob = problem_new(PROB_BAD_CSR, "CSR key cannot be encoded");

@@ -208,6 +208,14 @@ void ra_reissue_order(struct ra *ra, const json_t *order);
 /* Issues for an order already claimed as processing (finalize.c). */
 void ra_issue_order(
     struct ra *ra, const char *rid, const json_t *order, const char *csr_b64);
+/* ---- draft-ietf-acme-device-attest (device.c) ---- */
+/*
+ * The CSR key (borrowed) must be the key each device authorization of the
+ * order (borrowed) attested (the VA's validation record keeps the SHA-256
+ * of its SubjectPublicKeyInfo). 0, or -1 with *prob (badCSR).
+ */
+int ra_device_check_key(struct ra *ra, const char *rid, const json_t *order,
+    EVP_PKEY *csr_key, struct problem **prob);
 
 /* ---- RFC 8739 STAR (star.c) ---- */
 /*

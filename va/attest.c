@@ -186,83 +186,6 @@ oid_text(const ASN1_OBJECT *o, char *buf, size_t buflen)
 	return n > 0 && (size_t)n < buflen ? 0 : -1;
 }
 
-/*
- * RFC 4043 PermanentIdentifier ::= SEQUENCE { identifierValue UTF8String
- * OPTIONAL, assigner OBJECT IDENTIFIER OPTIONAL } at der (n bytes):
- * "value" or "value/assigner" (draft §3.1), appended to idents.
- */
-static void
-permanent_id(const unsigned char *der, long n, json_t *idents)
-{
-	const unsigned char *p = der, *end;
-	long len;
-	int tag, cls;
-	char value[256] = "", oid[128] = "";
-	ASN1_OBJECT *obj;
-
-	if ((ASN1_get_object(&p, &len, &tag, &cls, n) & 0x80) ||
-	    tag != V_ASN1_SEQUENCE)
-		return;
-	end = p + len;
-	while (p < end) {
-		const unsigned char *q = p;
-		if ((ASN1_get_object(&p, &len, &tag, &cls, end - p) & 0x80) ||
-		    cls != V_ASN1_UNIVERSAL)
-			return;
-		if (tag == V_ASN1_UTF8STRING && len > 0 &&
-		    (size_t)len < sizeof(value) && memchr(p, 0, len) == NULL)
-			memcpy(value, p, (size_t)len), value[len] = '\0';
-		else if (tag == V_ASN1_OBJECT) {
-			obj = d2i_ASN1_OBJECT(NULL, &q, p + len - q);
-			if (obj == NULL || oid_text(obj, oid, sizeof(oid)) != 0)
-				oid[0] = '\0';
-			ASN1_OBJECT_free(obj);
-		}
-		p += len;
-	}
-	if (value[0] == '\0')
-		return;
-	json_array_append_new(idents,
-	    json_pack("{s:s,s:s++}", "type", "permanent-identifier", "value",
-		value, oid[0] ? "/" : "", oid));
-}
-
-/*
- * RFC 4108 HardwareModuleName ::= SEQUENCE { hwType OBJECT IDENTIFIER,
- * hwSerialNum OCTET STRING }: "serial/hwType" (draft §4.1).
- */
-static void
-hardware_module(const unsigned char *der, long n, json_t *idents)
-{
-	const unsigned char *p = der, *q;
-	long len;
-	int tag, cls;
-	char serial[256], oid[128];
-	ASN1_OBJECT *obj;
-
-	if ((ASN1_get_object(&p, &len, &tag, &cls, n) & 0x80) ||
-	    tag != V_ASN1_SEQUENCE)
-		return;
-	n = len;
-	q = p;
-	obj = d2i_ASN1_OBJECT(NULL, &p, n);
-	if (obj == NULL || oid_text(obj, oid, sizeof(oid)) != 0) {
-		ASN1_OBJECT_free(obj);
-		return;
-	}
-	ASN1_OBJECT_free(obj);
-	if ((ASN1_get_object(&p, &len, &tag, &cls, n - (p - q)) & 0x80) ||
-	    tag != V_ASN1_OCTET_STRING || len <= 0 ||
-	    (size_t)len >= sizeof(serial) || memchr(p, 0, len) != NULL ||
-	    memchr(p, '/', len) != NULL)
-		return;
-	memcpy(serial, p, (size_t)len);
-	serial[len] = '\0';
-	json_array_append_new(idents,
-	    json_pack("{s:s,s:s+++}", "type", "hardware-module", "value", serial,
-		"/", oid));
-}
-
 /* See va_int.h: the device identifiers in x's subjectAltName otherNames
  * (PermanentIdentifier, HardwareModuleName) appended to idents. */
 void
@@ -275,21 +198,21 @@ va_attest_san_idents(X509 *x, json_t *idents)
 	for (i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 		const ASN1_TYPE *v;
-		char oid[64];
+		enum ident_type t;
+		char oid[64], *val;
 		if (g->type != GEN_OTHERNAME)
 			continue;
 		v = g->d.otherName->value;
 		if (v == NULL || v->type != V_ASN1_SEQUENCE ||
 		    oid_text(g->d.otherName->type_id, oid, sizeof(oid)) != 0)
 			continue;
-		/* id-on-permanentIdentifier (RFC 4043), id-on-
-		 * hardwareModuleName (RFC 4108) */
-		if (strcmp(oid, "1.3.6.1.5.5.7.8.3") == 0)
-			permanent_id(v->value.sequence->data,
-			    v->value.sequence->length, idents);
-		else if (strcmp(oid, "1.3.6.1.5.5.7.8.4") == 0)
-			hardware_module(v->value.sequence->data,
-			    v->value.sequence->length, idents);
+		val = ident_device_from_othername(oid,
+		    v->value.sequence->data, v->value.sequence->length, &t);
+		if (val != NULL)
+			json_array_append_new(idents,
+			    json_pack("{s:s,s:s}", "type", ident_type_name(t),
+				"value", val));
+		free(val);
 	}
 	GENERAL_NAMES_free(gens);
 }

@@ -440,3 +440,88 @@ def test_apple_refusals(world):
         att, _ = apple_attobj(w, ch, kw.pop("serial", serial), kw.pop("udid", udid), **kw)
         answer(w, key, kid, ch, att)
         assert_refused(wait_authz(w, key, kid, az), why)
+
+
+# ----------------------------------------------------------- issuance
+
+
+def device_csr(cert_key, serial=None):
+    """A CSR with the device's PermanentIdentifier in its SAN (§3.2), or
+    none at all (§3.2: "Clients MAY omit identifiers of types
+    permanent-identifier and hardware-module in the certificate signing
+    request")."""
+    b = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+    if serial is not None:
+        b = b.add_extension(x509.SubjectAlternativeName(
+            [x509.OtherName(PERMANENT_ID, permanent_identifier(serial))]), critical=True)
+    return b.sign(cert_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def finalize(w, key, kid, order_url, order, csr):
+    r = w["raw"].post(order["finalize"], {"csr": ra.b64(csr)}, key, kid=kid)
+    return r
+
+
+def valid_tpm_order(w):
+    key, kid, url, order, az, ch = device_order(w, w["serial"])
+    answer(w, key, kid, ch, tpm_attobj(w, key_authz(ch, key)))
+    assert wait_authz(w, key, kid, az)["status"] == "valid"
+    ra.poll(w["raw"], key, kid, url, ("ready",))
+    return key, kid, url, order
+
+
+@pytest.mark.parametrize("with_san", [True, False])
+def test_tpm_device_certificate(world, with_san):
+    w = world
+    key, kid, url, order = valid_tpm_order(w)
+    r = finalize(w, key, kid, url, order,
+                 device_csr(w["tpm"].key, w["serial"] if with_san else None))
+    assert r.status_code == 200, r.text
+    done = ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))
+    assert done["status"] == "valid", done
+    pem = w["raw"].post(done["certificate"], None, key, kid=kid).text
+    leaf = x509.load_pem_x509_certificate(pem.encode())
+    # §3.2: "this specification mandates that the identifierValue field of
+    # the PermanentIdentifier MUST be present and MUST contain the
+    # identifier"
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    others = san.get_values_for_type(x509.OtherName)
+    assert [(o.type_id, o.value) for o in others] == [
+        (PERMANENT_ID, permanent_identifier(w["serial"]))]
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert leaf.public_key().public_numbers() == w["tpm"].key.public_key().public_numbers()
+
+
+def test_csr_key_must_be_the_attested_key(world):
+    # Security Considerations: "the public key in the attestation matches
+    # the public key in the CSR"
+    w = world
+    key, kid, url, order = valid_tpm_order(w)
+    r = finalize(w, key, kid, url, order,
+                 device_csr(ec.generate_private_key(ec.SECP256R1()), w["serial"]))
+    assert r.status_code == 400, r.text
+    assert r.json()["type"] == "urn:ietf:params:acme:error:badCSR", r.text
+    assert "attestation" in r.json()["detail"]
+
+
+def test_csr_naming_another_device_is_refused(world):
+    w = world
+    key, kid, url, order = valid_tpm_order(w)
+    r = finalize(w, key, kid, url, order, device_csr(w["tpm"].key, "SOMEONE-ELSE"))
+    assert r.status_code == 400, r.text
+    assert r.json()["type"] == "urn:ietf:params:acme:error:badCSR", r.text
+
+
+def test_apple_device_certificate(world):
+    w = world
+    serial, udid = "C02ISSUE%s" % os.urandom(2).hex().upper(), "UDID-ISSUE"
+    key, kid, url, order, az, ch = device_order(w, serial)
+    att, leaf_key = apple_attobj(w, ch, serial, udid)
+    answer(w, key, kid, ch, att)
+    assert wait_authz(w, key, kid, az)["status"] == "valid"
+    ra.poll(w["raw"], key, kid, url, ("ready",))
+    r = finalize(w, key, kid, url, order, device_csr(leaf_key, serial))
+    assert r.status_code == 200, r.text
+    done = ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))
+    assert done["status"] == "valid", done

@@ -1,0 +1,62 @@
+/*
+ * device.c - subjectAltName otherNames for draft-ietf-acme-device-attest's
+ * identifiers: §3.2 "The identity is included in the Subject Alternative
+ * Name Extension ("SAN") using the identifierValue field of the
+ * PermanentIdentifier form described in RFC 4043"; §4.2 the
+ * HardwareModuleName form of RFC 4108 (encoding in core/ident_device.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+#include "ca/ca_int.h"
+
+/* See ca_int.h. */
+GENERAL_NAME *
+ca_device_general_name(const char *type, const char *value)
+{
+	enum ident_type t;
+	const char *oid = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	ASN1_OBJECT *obj = NULL;
+	ASN1_TYPE *val = NULL;
+	GENERAL_NAME *gn = NULL;
+
+	if (ident_type_parse(type, &t) != 0 || !ident_is_device(t) ||
+	    (der = ident_device_othername_der(t, value, &len, &oid)) == NULL)
+		return NULL;
+	p = der;
+	if ((obj = OBJ_txt2obj(oid, 1)) == NULL ||
+	    (val = d2i_ASN1_TYPE(NULL, &p, (long)len)) == NULL ||
+	    (gn = GENERAL_NAME_new()) == NULL ||
+	    GENERAL_NAME_set0_othername(gn, obj, val) != 1) {
+		GENERAL_NAME_free(gn);
+		ASN1_OBJECT_free(obj);
+		ASN1_TYPE_free(val);
+		gn = NULL;
+	}
+	free(der);
+	return gn;
+}
+
+/* See ca_int.h. */
+char *
+ca_gn_device_ident(const GENERAL_NAME *gn, enum ident_type *type)
+{
+	const ASN1_TYPE *v;
+	char oid[64];
+	int n;
+
+	if (gn->type != GEN_OTHERNAME)
+		return NULL;
+	v = gn->d.otherName->value;
+	n = OBJ_obj2txt(oid, sizeof(oid), gn->d.otherName->type_id, 1);
+	if (v == NULL || v->type != V_ASN1_SEQUENCE || n <= 0 ||
+	    (size_t)n >= sizeof(oid))
+		return NULL;
+	return ident_device_from_othername(oid, v->value.sequence->data,
+	    v->value.sequence->length, type);
+}
