@@ -1321,6 +1321,7 @@ test_profiles_json(struct th *t)
 
 	TH_CHECK(t, json_object_size(ps) == dev_profile_count());
 	TH_CHECK(t, json_object_get(ps, "smime") != NULL);
+	TH_CHECK(t, json_object_get(ps, "device") != NULL);
 	TH_CHECK(t, json_object_get(ps, "classic") != NULL);
 	TH_CHECK(t, json_object_get(ps, "tlsserver") != NULL);
 	TH_CHECK(t, json_object_get(ps, "shortlived") != NULL);
