@@ -141,8 +141,11 @@ b64d() { python3 -c "import sys,json,base64;d=json.load(sys.stdin)['der'];sys.st
 b64u() { base64 -w0 "$1" | tr '+/' '-_' | tr -d '='; }
 
 out=$(call ca ca.profiles)
-check "ca.profiles lists classic tlsserver shortlived clientauth" \
-	test "$(jq_ 'sorted(d["profiles"].keys())' <<<"$out")" = "['classic', 'clientauth', 'shortlived', 'tlsserver']"
+want=$(python3 -c "import json,sys; print(sorted(json.load(open(sys.argv[1]))['profiles']))" "$tmp/cfg/profiles.json")
+check "ca.profiles lists the profiles of its profiles.json ($want)" \
+	test "$(jq_ 'sorted(d["profiles"].keys())' <<<"$out")" = "$want"
+check "ca.profiles includes classic tlsserver shortlived clientauth" \
+	test "$(jq_ 'all(p in d["profiles"] for p in ("classic", "tlsserver", "shortlived", "clientauth"))' <<<"$out")" = "True"
 out=$(call ca ca.get_issuers)
 check "ca.get_issuers: two issuers, ECDSA one with an alternate chain" \
 	test "$(jq_ '[len(i["chains_pem"]) for i in d["issuers"]]' <<<"$out")" = "[2, 1]"
