@@ -462,6 +462,7 @@ def mechanism(issued, rpc0, rpc1, pg0, pg1, cs0, cs1, cpu0, cpu1):
             st.sort(key=lambda x: -x[0])
             out["sql_statements_per_issuance"] = round(sum(x[0] for x in st), 1)
             out["sql_top"] = st[:20]
+            out["sql_all"] = st
     cs = by_name(cs0, cs1, issued)
     out["ctxt_switches_per_issuance"] = round(sum(cs.values()), 1)
     out["ctxt_switches_by_process"] = {k: round(v, 1) for k, v in cs.items() if v >= 0.05}
@@ -541,6 +542,99 @@ def anvil_bench():
     finally:
         env.stop()
     return res
+
+
+# ----------------------------------------------------------------- flow --
+WFE_RE = re.compile(r'^anvil_wfe_requests_total\{endpoint="([^"]*)",method="([^"]*)",status="(\d+)"\} (\S+)$')
+
+
+def wfe_counts(env):
+    """{"METHOD endpoint": requests so far} from the WFE's /metrics."""
+    out = {}
+    status, text = env.debug_get("wfe")
+    if status != 200:
+        return out
+    for line in text.splitlines():
+        m = WFE_RE.match(line)
+        if m:
+            k = "%s %s" % (m.group(2), m.group(1))
+            out[k] = out.get(k, 0) + float(m.group(4))
+    return out
+
+
+def flow_anvil(issuances=None, extra=None):
+    """`scripts/bench.py --flow [--renew]`: one client, one name, http-01,
+    sequential issuances on an otherwise idle Anvil; prints what ONE
+    issuance costs: HTTPS requests by endpoint, RPCs by method, every SQL
+    statement with its count, transactions committed, WAL flushes (about one
+    per write transaction with one client) and CPU by process. --renew runs
+    the same with anvil-loadgen --renew (every order after the first for a
+    name already authorized: authz reuse)."""
+    from anvil_env import AnvilEnv  # noqa: E402
+
+    issuances = issuances or int(os.environ.get("BENCH_FLOW_ISSUANCES", "40"))
+    os.environ["ANVIL_PG_OPTIONS"] = ("-c shared_preload_libraries=pg_stat_statements "
+                                      "-c pg_stat_statements.track=top "
+                                      "-c pg_stat_statements.track_utility=on " +
+                                      os.environ.get("BENCH_PG_OPTIONS", "")).strip()
+    env = AnvilEnv(port_base=ANVIL_BASE, name="bench-flow", start_timeout=120)
+    res = {}
+    try:
+        env.start()
+        pg_data = os.path.join(os.path.realpath(os.path.join(env.var_dir, "pg")), "data")
+        with open(os.path.join(pg_data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        psql(env.dsn, "create extension if not exists pg_stat_statements")
+
+        def everything():
+            procs = proc_list()
+            return [p for p in tree([env.proc.pid, postmaster], procs) if "challtes" not in procs[p][1]]
+
+        base = [LOADGEN, "--directory", env.directory_url, "--trust", env.trust_path,
+                "--http-port", str(env.ports["http01"]), "--clients", "1", "--timeout", "10s",
+                "--issuance-timeout", "30s", "--json"] + (extra or [])
+        # Warm-up: connections, caches, prepared statements; with --renew it
+        # also issues the first (non-renewal) certificate of each name.
+        subprocess.run(base + ["--count", "5"], capture_output=True, text=True, timeout=120)
+        time.sleep(2)
+        rpc0, pg0, w0 = rpc_counts(env), pg_counters(env.dsn), wfe_counts(env)
+        cs0 = cs_snapshot(everything())
+        before = cpu_snapshot(everything())
+        p = subprocess.run(base + ["--count", str(issuances)], capture_output=True, text=True,
+                           timeout=600)
+        after = cpu_snapshot(everything())
+        cs1 = cs_snapshot(everything())
+        time.sleep(2)
+        run = json.loads(p.stdout)
+        n = run.get("issued", 0)
+        mech = mechanism(n, rpc0, rpc_counts(env), pg0, pg_counters(env.dsn), cs0, cs1, before, after)
+        w1 = wfe_counts(env)
+        mech["wfe_requests"] = {k: round((v - w0.get(k, 0)) / n, 2) for k, v in w1.items()
+                                if n and v - w0.get(k, 0) > 0}
+        res = {"issued": n, "failed": run.get("failed"), "mechanism": mech,
+               "server_cpu_ms_per_issuance": round(1000 * cpu_seconds_between(before, after) / n, 2)
+               if n else None,
+               "p50_ms": run.get("latency", {}).get("issuance", {}).get("p50_ms")}
+    finally:
+        env.stop()
+    m = res.get("mechanism", {})
+    print("one issuance%s (%s sequential, 1 client, load %.1f):" % (
+        " (renewal)" if extra else "", res.get("issued"), os.getloadavg()[0]))
+    print("  HTTPS requests %.1f: %s" % (sum(m.get("wfe_requests", {}).values()), ", ".join(
+        "%s %s" % (k, fmt(v, 2)) for k, v in sorted(m.get("wfe_requests", {}).items(), key=lambda kv: -kv[1]))))
+    print("  RPCs %s:" % fmt(m.get("rpc_per_issuance")))
+    for k, v in m.get("rpc_by_method", {}).items():
+        print("    %6.2f  %s" % (v, k))
+    print("  SQL statements %s (BEGIN/COMMIT included), WAL flushes %s, transactions committed %s:" % (
+        fmt(m.get("sql_statements_per_issuance")), fmt(m.get("wal_sync_per_issuance"), 2),
+        fmt(m.get("xact_commit_per_issuance"), 2)))
+    for v, text in m.get("sql_all", m.get("sql_top", [])):
+        print("    %6.2f  %s" % (v, text))
+    print("  CPU ms %s: %s" % (fmt(res.get("server_cpu_ms_per_issuance"), 2), ", ".join(
+        "%s %s" % (k, fmt(v, 2)) for k, v in m.get("cpu_ms_by_process", {}).items())))
+    print("  context switches %s, p50 issuance %s ms" % (fmt(m.get("ctxt_switches_per_issuance")),
+                                                        fmt(res.get("p50_ms"))))
+    return 0
 
 
 # -------------------------------------------------------------- modules --
@@ -750,6 +844,8 @@ def profile_anvil(seconds=15, clients=16):
 def main():
     if "--profile" in sys.argv[1:]:
         return profile_anvil()
+    if "--flow" in sys.argv[1:]:
+        return flow_anvil(extra=["--renew"] if "--renew" in sys.argv[1:] else None)
     if not os.access(LOADGEN, os.X_OK):
         print("bench: %s is not built (make)" % LOADGEN, file=sys.stderr)
         return 1
