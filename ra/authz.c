@@ -378,58 +378,130 @@ vjob_new(struct ra *ra, const struct rpc_req *req, int64_t aid,
 	return j;
 }
 
-/* ra.perform_validation handler (docs/rpc-methods.md): req borrowed; on 0
- * *result, on -1 *prob, both handed to the RPC server. */
+/*
+ * Why challenge cid of authz azid could not be started for account aid:
+ * claim (borrowed) is sa.claim_challenge's answer with claimed false.
+ * 0 with *result the authz as it is (nothing to start: not pending, or
+ * another validation runs), or -1 with *prob (account not valid, no such
+ * authz or challenge, another account's authz, a response that lacks what
+ * the challenge type needs), in the order the checks always had.
+ */
+static int
+not_claimed(struct ra *ra, const struct rpc_req *req, int64_t aid,
+    int64_t azid, int64_t cid, const json_t *claim, json_t **result,
+    struct problem **prob)
+{
+	json_t *acct = NULL, *authz = json_object_get(claim, "authz");
+
+	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
+		return -1;
+	json_decref(acct);
+	if (authz == NULL) {
+		*prob = problem_new(PROB_NOT_FOUND, "no such authorization");
+		return -1;
+	}
+	if (json_integer_value(json_object_get(authz, "account_id")) != aid) {
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "Authorization %lld "
+		    "belongs to another account",
+		    (long long)azid);
+		return -1;
+	}
+	if (find_challenge(authz, azid, cid, req->params, prob) == NULL)
+		return -1;
+	*result = json_incref(authz);
+	return 0;
+}
+
+/*
+ * sa.claim_challenge for the request's account, authz and challenge: the
+ * statement that starts the validation checks ownership, the account's
+ * status and the states. A challenge type the POST's response cannot
+ * answer (onion-csr-01 without its csr) is left alone, so not_claimed
+ * tells why. 0 with *claim (new), or -1 with *prob.
+ */
+static int
+claim_challenge(struct ra *ra, const struct rpc_req *req, int64_t aid,
+    int64_t azid, int64_t cid, json_t **claim, struct problem **prob)
+{
+	const char *csr = json_string_value(json_object_get(
+	    json_object_get(req->params, "payload"), "csr"));
+
+	return ra_call(ra->sa, RPC_SA_CLAIM_CHALLENGE,
+	    json_pack("{s:I,s:I,s:I,s:o}", "account_id", (json_int_t)aid,
+		"authz_id", (json_int_t)azid, "challenge_id", (json_int_t)cid,
+		"except_types",
+		csr == NULL || csr[0] == '\0'
+		    ? json_pack("[s]", "onion-csr-01")
+		    : json_array()),
+	    req->request_id, claim, prob);
+}
+
+/*
+ * The account as vjob_new needs it: the claim's thumbprint, or for
+ * dns-persist-01 (its prior keys too, §4.2) the account itself. 0 with
+ * *acct (new), or -1 with *prob after recording the failed validation (the
+ * challenge is claimed: never leave it processing).
+ */
+static int
+job_account(struct ra *ra, const struct rpc_req *req, int64_t aid,
+    int64_t azid, int64_t cid, const json_t *claim, const json_t *chall,
+    json_t **acct, struct problem **prob)
+{
+	const char *ct = json_string_value(json_object_get(chall, "type"));
+	json_t *fin;
+
+	if (ct == NULL || strcmp(ct, "dns-persist-01") != 0) {
+		*acct = json_pack("{s:O?}", "thumbprint",
+		    json_object_get(claim, "thumbprint"));
+		return 0;
+	}
+	if (ra_get_valid_account(ra, req->request_id, aid, acct, prob) == 0)
+		return 0;
+	fin = json_pack("{s:I,s:I,s:s,s:o}", "authz_id", (json_int_t)azid,
+	    "challenge_id", (json_int_t)cid, "status", "invalid", "error",
+	    problem_to_rpc_json(*prob));
+	(void)finalize_authz_retry(ra, req->request_id, azid, fin);
+	json_decref(fin);
+	return -1;
+}
+
+/*
+ * ra.perform_validation handler (docs/rpc-methods.md): req borrowed; on 0
+ * *result, on -1 *prob, both handed to the RPC server. The hot path is one
+ * SA call (sa.claim_challenge) that answers with the authz and the account
+ * key's thumbprint; the checks run again only to tell why nothing started.
+ */
 int
 ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
 	struct ra *ra = svc;
-	json_t *params = req->params, *acct = NULL, *authz = NULL;
-	json_t *chall, *claimed = NULL;
-	struct problem *p = NULL;
+	json_t *params = req->params, *acct = NULL, *claim = NULL, *authz;
+	json_t *chall;
 	struct vjob *j = NULL;
 	int64_t aid, azid, cid;
-	const char *st;
 	char *uri = NULL;
 	int rc = -1;
 
 	if (ra_param_id(params, "account_id", &aid, prob) != 0 ||
 	    ra_param_id(params, "authz_id", &azid, prob) != 0 ||
 	    ra_param_id(params, "challenge_id", &cid, prob) != 0 ||
-	    ra_account_uri(ra, params, aid, &uri, prob) != 0)
+	    ra_account_uri(ra, params, aid, &uri, prob) != 0 ||
+	    claim_challenge(ra, req, aid, azid, cid, &claim, prob) != 0)
 		goto out;
-	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
-		goto out;
-	if (get_own_authz(ra, req->request_id, aid, azid, &authz, prob) != 0)
-		goto out;
-	if ((chall = find_challenge(authz, azid, cid, params, prob)) == NULL)
-		goto out;
-	st = json_string_value(json_object_get(authz, "status"));
-	if (st == NULL || strcmp(st, "pending") != 0) {
-		/* Nothing to start: answer with the current state. */
-		*result = authz;
-		authz = NULL;
-		rc = 0;
+	if (!json_is_true(json_object_get(claim, "claimed"))) {
+		rc = not_claimed(ra, req, aid, azid, cid, claim, result, prob);
 		goto out;
 	}
-	if (ra_call(ra->sa, RPC_SA_SET_AUTHZ_PROCESSING,
-		json_pack("{s:I,s:I}", "authz_id", (json_int_t)azid,
-		    "challenge_id", (json_int_t)cid),
-		req->request_id, &claimed, &p) != 0) {
-		if (p->type != PROB_CONFLICT) {
-			*prob = p;
-			p = NULL;
-			goto out;
-		}
-		/* Someone else started a validation: report the state. */
-		problem_free(p);
-		p = NULL;
-		rc = ra_call(ra->sa, RPC_SA_GET_AUTHZ,
-		    json_pack("{s:I}", "id", (json_int_t)azid), req->request_id,
-		    result, prob);
+	authz = json_object_get(claim, "authz");
+	if ((chall = find_challenge(authz, azid, cid, params, prob)) == NULL) {
+		log_bug("claimed challenge %lld not usable", (long long)cid);
 		goto out;
 	}
+	if (job_account(ra, req, aid, azid, cid, claim, chall, &acct, prob) !=
+	    0)
+		goto out;
 	j = vjob_new(ra, req, aid, acct, authz, chall, uri);
 	uri = NULL;
 	authz_inflight_set(ra, azid, 1);
@@ -439,15 +511,12 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 		*prob = problem_new(PROB_UNAVAILABLE, "RA is shutting down");
 		goto out;
 	}
-	*result = claimed;
-	claimed = NULL;
+	*result = json_incref(authz);
 	rc = 0;
 out:
 	free(uri); /* NULL once the job took it */
 	json_decref(acct);
-	json_decref(authz);
-	json_decref(claimed);
-	problem_free(p);
+	json_decref(claim);
 	return rc;
 }
 

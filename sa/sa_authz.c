@@ -19,12 +19,16 @@
 	SA_TS("expires") ", profile, " SA_TS("created") ", expires <= now(), " \
 	"subdomain_auth"
 
+/* An authz and its challenges in one statement: the challenges as a JSON
+ * array (error and validation_record are stored JSON text). */
 static const struct sa_stmt st_authz_get = {"authz_get",
-    "SELECT " AUTHZ_COLS " FROM authzs WHERE id = ANY($1::bigint[])"};
-static const struct sa_stmt st_chall_get = {"chall_get",
-    "SELECT id, authz_id, type, token, status, " SA_TS("validated") ", "
-    "error, validation_record FROM challenges "
-    "WHERE authz_id = ANY($1::bigint[]) ORDER BY authz_id, id"};
+    "SELECT " AUTHZ_COLS ", "
+    "(SELECT json_agg(json_build_object('id', c.id, 'type', c.type, "
+    "'token', c.token, 'status', c.status, "
+    "'validated', " SA_TS("c.validated") ", 'error', c.error::json, "
+    "'validation_record', c.validation_record::json) ORDER BY c.id) "
+    "FROM challenges c WHERE c.authz_id = authzs.id) "
+    "FROM authzs WHERE id = ANY($1::bigint[])"};
 static const struct sa_stmt st_authz_insert = {"authz_insert",
     "INSERT INTO authzs (account_id, ident_type, ident_value, wildcard, "
     "expires, profile, subdomain_auth) VALUES ($1, $2, $3, $4, $5, $6, $7) "
@@ -47,13 +51,21 @@ static const struct sa_stmt st_chall_claim = {"chall_claim",
     "WHERE id = $2 AND authz_id = $1 AND status = 'pending'"};
 static const struct sa_stmt st_authz_exists = {"authz_exists",
     "SELECT 1 FROM authzs WHERE id = $1"};
-static const struct sa_stmt st_chall_finish = {"chall_finish",
-    "UPDATE challenges SET status = $3, validated = CASE WHEN $3 = 'valid' "
-    "THEN now() END, validation_record = $4, error = $5 "
-    "WHERE id = $2 AND authz_id = $1 AND status = 'processing'"};
-static const struct sa_stmt st_authz_finish = {"authz_finish",
-    "UPDATE authzs SET status = $2, expires = COALESCE($3::timestamptz, "
-    "expires) WHERE id = $1 AND status = 'pending'"};
+/* A validation result in one statement: the challenge leaves processing
+ * and, when that happened, a still-pending authz takes the result. The
+ * counts tell whether the challenge was processing and whether the authz
+ * changed (it keeps its status when it left pending meanwhile). */
+static const struct sa_stmt st_authz_result = {"authz_result",
+    "WITH ch AS (UPDATE challenges SET status = $3, "
+    "validated = CASE WHEN $3 = 'valid' THEN now() END, "
+    "validation_record = $4, error = $5 "
+    "WHERE id = $2 AND authz_id = $1 AND status = 'processing' "
+    "RETURNING authz_id), "
+    "az AS (UPDATE authzs SET status = $3, "
+    "expires = COALESCE($6::timestamptz, expires) "
+    "WHERE id = $1 AND status = 'pending' AND EXISTS (SELECT 1 FROM ch) "
+    "RETURNING id) "
+    "SELECT (SELECT count(*) FROM ch), (SELECT count(*) FROM az)"};
 static const struct sa_stmt st_authz_deact = {"authz_deact",
     "UPDATE authzs SET status = 'deactivated' WHERE id = $1 "
     "AND status IN ('pending', 'valid') AND expires > now()"};
@@ -79,16 +91,7 @@ static const struct sa_col_spec authz_cols[] = {
     {"created", SA_COL_STR},
     {"expired", SA_COL_NONE},
 };
-static const struct sa_col_spec chall_cols[] = {
-    {"id", SA_COL_INT},
-    {"authz_id", SA_COL_NONE},
-    {"type", SA_COL_STR},
-    {"token", SA_COL_STR},
-    {"status", SA_COL_STR},
-    {"validated", SA_COL_STR},
-    {"error", SA_COL_JSON_OPT},
-    {"validation_record", SA_COL_JSON_OPT},
-};
+#define AUTHZ_CHALLS_COL 11
 
 /* Derived authz status from stored status and expiry. */
 const char *
@@ -100,13 +103,31 @@ sa_authz_status(const char *stored, int expired)
 	return stored;
 }
 
+/* The challenges column (JSON array text, NULL when none) as a new array;
+ * a NULL validated/error/validation_record is left out, as sa_row_json
+ * does for the other columns. NULL if unreadable. */
 static json_t *
-chall_json(const PGresult *r, int row)
+challs_json(const char *text)
 {
-	json_t *o = json_object();
+	json_t *chs, *ch;
+	size_t i;
+	static const char *const opt[] = {
+	    "validated", "error", "validation_record"};
 
-	sa_row_json(o, r, row, chall_cols, SA_NCOLS(chall_cols));
-	return o;
+	if (text == NULL)
+		return json_array();
+	chs = json_loads(text, 0, NULL);
+	if (!json_is_array(chs)) {
+		json_decref(chs);
+		return NULL;
+	}
+	json_array_foreach(chs, i, ch)
+	{
+		for (size_t k = 0; k < sizeof(opt) / sizeof(opt[0]); k++)
+			if (json_is_null(json_object_get(ch, opt[k])))
+				json_object_del(ch, opt[k]);
+	}
+	return chs;
 }
 
 /*
@@ -118,16 +139,15 @@ sa_read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
     struct problem **prob)
 {
 	struct sa_params p;
-	PGresult *ra = NULL, *rc = NULL;
+	PGresult *ra = NULL;
 	char *arr = sa_id_array(ids, n);
 	json_t *list = NULL;
 	size_t i;
-	int row, k, ret = -1;
+	int row, ret = -1;
 
 	sa_params_init(&p);
 	sa_p_str(&p, arr);
-	if ((ra = sa_q(c, &st_authz_get, &p, prob)) == NULL ||
-	    (rc = sa_q(c, &st_chall_get, &p, prob)) == NULL)
+	if ((ra = sa_q(c, &st_authz_get, &p, prob)) == NULL)
 		goto out;
 	list = json_array();
 	for (i = 0; i < n; i++) {
@@ -136,8 +156,17 @@ sa_read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
 				break;
 		if (row == PQntuples(ra))
 			continue;
-		json_t *o = json_object(), *chs = json_array();
+		json_t *o = json_object();
+		json_t *chs = challs_json(sa_col(ra, row, AUTHZ_CHALLS_COL));
 
+		if (chs == NULL) {
+			json_decref(o);
+			log_bug("authz %lld: challenges unreadable",
+			    (long long)ids[i]);
+			*prob = problem_new(
+			    PROB_SERVER_INTERNAL, "challenges unreadable");
+			goto out;
+		}
 		sa_row_json(o, ra, row, authz_cols, SA_NCOLS(authz_cols));
 		json_object_set_new(o, "identifier",
 		    json_pack("{s:s, s:s}", "type", sa_col(ra, row, 2), "value",
@@ -147,9 +176,6 @@ sa_read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
 			sa_col(ra, row, 5), sa_col_bool(ra, row, 9))));
 		if (sa_col_bool(ra, row, 10))
 			json_object_set_new(o, "subdomain_auth", json_true());
-		for (k = 0; k < PQntuples(rc); k++)
-			if (sa_col_int(rc, k, 1) == ids[i])
-				json_array_append_new(chs, chall_json(rc, k));
 		json_object_set_new(o, "challenges", chs);
 		json_array_append_new(list, o);
 	}
@@ -159,7 +185,6 @@ sa_read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
 out:
 	json_decref(list);
 	PQclear(ra);
-	PQclear(rc);
 	free(arr);
 	return ret;
 }
@@ -522,12 +547,15 @@ struct authz_final {
 	char *record, *error;
 };
 
+/* The result of f in one statement (its own transaction). 0, or -1 with
+ * *prob (conflict: the challenge is not being validated). */
 static int
-authz_final_tx(struct sa_conn *c, void *arg, struct problem **prob)
+authz_final(struct sa_conn *c, const struct authz_final *f,
+    struct problem **prob)
 {
-	struct authz_final *f = arg;
 	struct sa_params p;
-	long rows = 0;
+	PGresult *r;
+	int ch;
 
 	sa_params_init(&p);
 	sa_p_int(&p, f->authz_id);
@@ -535,22 +563,20 @@ authz_final_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	sa_p_str(&p, f->status);
 	sa_p_str(&p, f->record);
 	sa_p_str(&p, f->error);
-	if (sa_exec(c, &st_chall_finish, &p, &rows, prob) != 0)
+	sa_p_str(&p, f->expires[0] ? f->expires : NULL);
+	if ((r = sa_q(c, &st_authz_result, &p, prob)) == NULL)
 		return -1;
-	if (rows != 1) {
+	ch = PQntuples(r) == 1 ? (int)sa_col_int(r, 0, 0) : 0;
+	PQclear(r);
+	if (ch != 1) {
 		*prob = problem_new(
 		    PROB_CONFLICT, "challenge is not being validated");
 		return -1;
 	}
-	sa_params_init(&p);
-	sa_p_int(&p, f->authz_id);
-	sa_p_str(&p, f->status);
-	sa_p_str(&p, f->expires[0] ? f->expires : NULL);
-	if (sa_exec(c, &st_authz_finish, &p, &rows, prob) != 0)
-		return -1;
-	/* rows 0: the authz left pending meanwhile (deactivated by its
-	 * account while the validation ran). The challenge is finished all
-	 * the same, never left processing; the authz keeps its status. */
+	/* The authz count is 0 when it left pending meanwhile (deactivated
+	 * by its account while the validation ran): the challenge is
+	 * finished all the same, never left processing; the authz keeps
+	 * its status. */
 	return 0;
 }
 
@@ -587,7 +613,7 @@ sa_m_finalize_authz(
 		    PROB_MALFORMED, "validation record or error too big");
 		goto out;
 	}
-	if (sa_tx(c, authz_final_tx, &f, prob) != 0)
+	if (authz_final(c, &f, prob) != 0)
 		goto out;
 	ret = sa_read_authz(c, f.authz_id, result, prob);
 out:

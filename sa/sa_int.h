@@ -253,6 +253,10 @@ sa_method_impl sa_m_next_crl_number;
 sa_method_impl sa_m_store_ocsp;
 sa_method_impl sa_m_get_ocsp;
 
+/* sa_flow.c: coarse hot-path steps (issue 18) */
+int sa_m_claim_challenge(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+
 /* Shared readers (sa_order.c / sa_authz.c / sa_cert.c), used after writes. */
 int sa_read_order(
     struct sa_conn *c, int64_t id, json_t **out, struct problem **prob);

@@ -60,6 +60,7 @@ static const sa_method_fn sa_handlers[RPC_METHOD__MAX] = {
     [RPC_SA_STAR_CLAIM] = sa_m_star_claim,
     [RPC_SA_STAR_RELEASE] = sa_m_star_release,
     [RPC_SA_STAR_CANCEL] = sa_m_star_cancel,
+    [RPC_SA_CLAIM_CHALLENGE] = sa_m_claim_challenge,
 };
 
 static int sa_rpc_handler(void *svc, const struct rpc_req *req, json_t **result,

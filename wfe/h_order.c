@@ -289,11 +289,58 @@ find_challenge(const json_t *authz, int64_t cid)
 	return NULL;
 }
 
+/*
+ * POST {} to a challenge: ra.perform_validation checks ownership and states
+ * itself (one SA statement on the hot path), so the WFE does not read the
+ * authz first. On a refusal for a missing or foreign resource the WFE
+ * reads the authz to answer as for a read (404 for both, never telling
+ * that another account's authz exists); another refusal (the account not
+ * valid) is replied as the RA gave it. payload (borrowed): the POST's
+ * JSON object. 0 with *res (the authz after the call, new) or -1 after
+ * replying.
+ */
+static int
+start_validation(struct wfe_req *r, int64_t aid, int64_t cid,
+    const json_t *payload, json_t **res)
+{
+	json_t *params, *authz;
+	struct problem *p = NULL;
+	int rc;
+
+	params = json_pack("{sIsIsIssss}", "account_id",
+	    (json_int_t)r->account_id, "authz_id", (json_int_t)aid,
+	    "challenge_id", (json_int_t)cid, "thumbprint",
+	    r->acct_key->thumbprint, "account_uri", r->jws->kid);
+	/* a response with members (device-attest-01's attObj, onion-csr-01's
+	 * csr) travels to the VA */
+	if (json_is_object(payload) && json_object_size(payload) > 0)
+		json_object_set(params, "payload", (json_t *)payload);
+	rc = wfe_rpc_raw(r, r->w->ra, RPC_RA_PERFORM_VALIDATION, params, res, &p);
+	json_decref(params);
+	if (rc == 0)
+		return 0;
+	if (p->type == PROB_NOT_FOUND || p->type == PROB_UNAUTHORIZED) {
+		if ((authz = get_owned(r, RPC_SA_GET_AUTHZ, aid, "challenge")) ==
+		    NULL) {
+			problem_free(p);
+			return -1;
+		}
+		json_decref(authz);
+		if (p->type == PROB_NOT_FOUND) {
+			problem_free(p);
+			wfe_reply_prob(r, PROB_NOT_FOUND, "no such challenge");
+			return -1;
+		}
+	}
+	wfe_reply_problem(r, p);
+	return -1;
+}
+
 void
 wfe_h_challenge(struct wfe_req *r, const char *tail)
 {
 	const char *slash = strchr(tail, '/');
-	json_t *payload = NULL, *authz = NULL, *params = NULL, *res = NULL;
+	json_t *payload = NULL, *authz = NULL;
 	const json_t *ch;
 	json_t *csr;
 	const char *st;
@@ -308,17 +355,15 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 	}
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
 		goto out;
-	if ((authz = get_owned(r, RPC_SA_GET_AUTHZ, aid, "challenge")) == NULL)
-		goto out;
-	if ((ch = find_challenge(authz, cid)) == NULL) {
-		wfe_reply_prob(r, PROB_NOT_FOUND, "no such challenge");
-		goto out;
-	}
-	up = wfe_url(r, "/acme/authz/%lld", (long long)aid);
-	st = json_string_value(json_object_get(ch, "status"));
-	if (!r->jws->is_post_as_get) {
+	if (r->jws->is_post_as_get) {
+		if ((authz = get_owned(r, RPC_SA_GET_AUTHZ, aid, "challenge")) ==
+		    NULL)
+			goto out;
+	} else {
 		/* Any JSON object (normally {}) asks for validation;
-		 * onion-csr-01 answers with {"csr"} (RFC 9799 §3.2). */
+		 * onion-csr-01 answers with {"csr"} (RFC 9799 §3.2). The RA
+		 * answers with the authz as it is when there is nothing to
+		 * start (challenge not pending). */
 		if (wfe_jws_payload(r, &payload) != 0)
 			goto out;
 		csr = json_object_get(payload, "csr");
@@ -327,27 +372,14 @@ wfe_h_challenge(struct wfe_req *r, const char *tail)
 			    "\"csr\" must be a base64url DER CSR");
 			goto out;
 		}
-		if (st != NULL && strcmp(st, "pending") == 0) {
-			params = json_pack("{sIsIsIssss}", "account_id",
-			    (json_int_t)r->account_id, "authz_id",
-			    (json_int_t)aid, "challenge_id", (json_int_t)cid,
-			    "thumbprint", r->acct_key->thumbprint,
-			    "account_uri", r->jws->kid);
-			/* a response with members (device-attest-01's
-			 * attObj, onion-csr-01's csr) travels to the VA */
-			if (json_is_object(payload) &&
-			    json_object_size(payload) > 0)
-				json_object_set(params, "payload", payload);
-			if (wfe_rpc(r, r->w->ra, RPC_RA_PERFORM_VALIDATION,
-				params, &res) != 0)
-				goto out;
-			if ((ch = find_challenge(res, cid)) == NULL) {
-				wfe_reply_prob(r, PROB_SERVER_INTERNAL,
-				    "challenge missing after validation");
-				goto out;
-			}
-		}
+		if (start_validation(r, aid, cid, payload, &authz) != 0)
+			goto out;
 	}
+	if ((ch = find_challenge(authz, cid)) == NULL) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such challenge");
+		goto out;
+	}
+	up = wfe_url(r, "/acme/authz/%lld", (long long)aid);
 	wfe_add_header(r, "Link", "<%s>;rel=\"up\"", up);
 	st = json_string_value(json_object_get(ch, "status"));
 	if (st != NULL && strcmp(st, "processing") == 0)
@@ -359,6 +391,4 @@ out:
 	free(up);
 	json_decref(payload);
 	json_decref(authz);
-	json_decref(params);
-	json_decref(res);
 }

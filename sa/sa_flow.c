@@ -1,0 +1,125 @@
+/*
+ * sa_flow.c - coarse methods for the issuance hot path (issue 18): one RPC
+ * does one step of the ACME flow in one statement, checking in SQL what
+ * the RA used to read first (ownership, account status, states).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sa/sa_int.h"
+
+/* clang-format off */
+/*
+ * Starts the validation of challenge $2 of authz $1 for account $3, in one
+ * statement (so one transaction): the authz must belong to the account,
+ * be pending, unexpired and not yet attempted, the account must be valid
+ * and the challenge pending and not of a type in $4 (those the caller's
+ * response cannot answer); then the authz is marked attempted and the
+ * challenge processing. Exactly one concurrent caller gets the row back:
+ * the account's key thumbprint (for the key authorization).
+ */
+static const struct sa_stmt st_chall_start = {"chall_start",
+    "WITH az AS (UPDATE authzs SET attempted_at = now() "
+    "WHERE id = $1 AND account_id = $3 AND status = 'pending' "
+    "AND attempted_at IS NULL AND expires > now() "
+    "AND EXISTS (SELECT 1 FROM accounts WHERE id = $3 AND status = 'valid') "
+    "AND EXISTS (SELECT 1 FROM challenges WHERE id = $2 AND authz_id = $1 "
+    "AND status = 'pending' AND type <> ALL($4::text[])) RETURNING id) "
+    "UPDATE challenges SET status = 'processing', attempted_at = now() "
+    "WHERE id = $2 AND authz_id IN (SELECT id FROM az) "
+    "AND status = 'pending' "
+    "RETURNING (SELECT thumbprint FROM accounts WHERE id = $3)"};
+/* clang-format on */
+
+/* A text[] literal of challenge type names (a JSON array of strings,
+ * borrowed; NULL = none) into *out (caller frees). 0, or -1 with *prob. */
+static int
+types_literal(const json_t *types, char **out, struct problem **prob)
+{
+	size_t i, len = 3;
+	json_t *v;
+	const char *t;
+	char *s;
+
+	if (json_array_size(types) > 16) {
+		*prob = problem_new(PROB_MALFORMED, "except_types: too many");
+		return -1;
+	}
+	json_array_foreach(types, i, v)
+	{
+		t = json_string_value(v);
+		if (t == NULL || t[0] == '\0' || strlen(t) > 64 ||
+		    strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+			strlen(t)) {
+			*prob = problem_new(PROB_MALFORMED,
+			    "except_types: challenge type names expected");
+			return -1;
+		}
+		len += strlen(t) + 1;
+	}
+	s = xcalloc(len, 1);
+	strcat(s, "{");
+	json_array_foreach(types, i, v)
+	{
+		if (i > 0)
+			strcat(s, ",");
+		strcat(s, json_string_value(v));
+	}
+	strcat(s, "}");
+	*out = s;
+	return 0;
+}
+
+/* sa.claim_challenge (rpc/methods.def): params borrowed; *result new. */
+int
+sa_m_claim_challenge(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	struct problem *q = NULL;
+	int64_t acct = 0, azid = 0, cid = 0;
+	json_t *authz = NULL, *except = NULL;
+	PGresult *r;
+	char *tp = NULL, *types = NULL;
+	int claimed;
+
+	if (sa_get_id(params, "account_id", 1, &acct, prob) < 0 ||
+	    sa_get_id(params, "authz_id", 1, &azid, prob) < 0 ||
+	    sa_get_id(params, "challenge_id", 1, &cid, prob) < 0 ||
+	    sa_get_json(params, "except_types", 0, JSON_ARRAY, &except, prob) <
+		0 ||
+	    types_literal(except, &types, prob) != 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_int(&p, azid);
+	sa_p_int(&p, cid);
+	sa_p_int(&p, acct);
+	sa_p_str(&p, types);
+	r = sa_q(c, &st_chall_start, &p, prob);
+	free(types);
+	if (r == NULL)
+		return -1;
+	claimed = PQntuples(r) == 1;
+	if (claimed && sa_col(r, 0, 0) != NULL)
+		tp = xstrdup(sa_col(r, 0, 0));
+	PQclear(r);
+	/* Claimed: the authz as it is now (challenge processing). Not
+	 * claimed: as it is, for the caller to tell why (another account,
+	 * not pending, already being validated, account not valid). */
+	if (sa_read_authz(c, azid, &authz, &q) != 0) {
+		free(tp);
+		if (q->type == PROB_NOT_FOUND && !claimed) {
+			problem_free(q);
+			*result = json_pack("{s:b}", "claimed", 0);
+			return 0;
+		}
+		*prob = q;
+		return -1;
+	}
+	*result = json_pack("{s:b,s:o}", "claimed", claimed, "authz", authz);
+	if (tp != NULL)
+		json_object_set_new(*result, "thumbprint", json_string(tp));
+	free(tp);
+	return 0;
+}
