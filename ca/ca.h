@@ -149,6 +149,7 @@ struct ca_issue_req {
 	const char *profile;       /* NULL = default */
 	int64_t account_id;
 	int64_t order_id;       /* 0 = none */
+	int finalize_order;     /* the store makes the order valid too */
 	time_t not_before;      /* 0 = from the profile */
 	time_t not_after;       /* 0 = from the profile */
 	const char *request_id; /* may be NULL */
@@ -160,6 +161,7 @@ struct ca_issued {
 	size_t der_len;
 	const struct ca_issuer *issuer; /* borrowed from the ca */
 	int64_t shard;
+	int order_valid; /* finalize_order: the order became valid */
 };
 
 /*

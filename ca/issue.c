@@ -305,7 +305,7 @@ out:
 /* sa.add_certificate. */
 static int
 store_cert(struct ca *ca, const struct ca_issue_req *req,
-    const struct ca_tbs *t, const struct ca_issued *out, const char *khash,
+    const struct ca_tbs *t, struct ca_issued *out, const char *khash,
     const json_t *sans, struct problem **prob)
 {
 	json_t *params, *res = NULL;
@@ -324,8 +324,13 @@ store_cert(struct ca *ca, const struct ca_issue_req *req,
 	if (req->order_id > 0)
 		json_object_set_new(
 		    params, "order_id", json_integer(req->order_id));
+	if (req->order_id > 0 && req->finalize_order)
+		json_object_set_new(params, "finalize_order", json_true());
 	ret = ca_store_call(
 	    ca, RPC_SA_ADD_CERTIFICATE, params, req->request_id, &res, prob);
+	if (ret == 0)
+		out->order_valid =
+		    json_is_true(json_object_get(res, "order_valid"));
 	json_decref(params);
 	json_decref(res);
 	free(b64);

@@ -16,6 +16,7 @@ struct issue_params {
 	int64_t order_id;
 	char *not_before;
 	char *not_after;
+	int finalize_order;
 };
 
 static const struct jspec issue_spec[] = {
@@ -32,6 +33,8 @@ static const struct jspec issue_spec[] = {
 	NULL, 0},
     {"not_after", JSPEC_STRING, offsetof(struct issue_params, not_after), 0,
 	NULL, 0},
+    {"finalize_order", JSPEC_BOOL,
+	offsetof(struct issue_params, finalize_order), 0, NULL, 0},
     JSPEC_END,
 };
 
@@ -99,6 +102,7 @@ h_issue(void *svc, const struct rpc_req *req, json_t **result,
 	ir.profile = ip.profile;
 	ir.account_id = ip.account_id;
 	ir.order_id = ip.order_id;
+	ir.finalize_order = ip.finalize_order;
 	ir.request_id = req->request_id;
 	if (ca_issue(ca, &ir, &out, prob) != 0)
 		goto out;
@@ -120,6 +124,8 @@ h_issue(void *svc, const struct rpc_req *req, json_t **result,
 	*result = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I}", "serial",
 	    out.serial, "der", b64, "issuer_id", out.issuer->id, "chain_pem",
 	    chain, "alternates_pem", alts, "shard", (json_int_t)out.shard);
+	if (out.order_valid)
+		json_object_set_new(*result, "order_valid", json_true());
 	ret = 0;
 out:
 	jspec_clear(issue_spec, &ip);

@@ -95,11 +95,13 @@ issue_params(const json_t *order, const char *csr_b64)
 {
 	json_t *params, *v;
 
-	params = json_pack("{s:s,s:O,s:O,s:O,s:O}", "csr", csr_b64,
+	/* finalize_order: the SA makes the order valid in the transaction
+	 * that stores the certificate (no separate sa.finalize_order). */
+	params = json_pack("{s:s,s:O,s:O,s:O,s:O,s:b}", "csr", csr_b64,
 	    "identifiers", json_object_get(order, "identifiers"), "profile",
 	    json_object_get(order, "profile"), "account_id",
 	    json_object_get(order, "account_id"), "order_id",
-	    json_object_get(order, "id"));
+	    json_object_get(order, "id"), "finalize_order", 1);
 	if ((v = json_object_get(order, "not_before")) != NULL &&
 	    json_is_string(v))
 		json_object_set(params, "not_before", v);
@@ -215,10 +217,23 @@ ra_issue_order(
 		log_bug("ca.issue returned no serial");
 		goto out;
 	}
+	if (json_is_true(json_object_get(res, "order_valid")))
+		goto valid;
 finalize:
 	if (ra_call(ra->sa, RPC_SA_FINALIZE_ORDER,
 		json_pack("{s:O,s:s}", "id", id, "serial", serial), rid, &r2,
-		&q) != 0) {
+		&q) != 0 &&
+	    q->type == PROB_CONFLICT) {
+		/* Made valid with its certificate already (the CA's store
+		 * did it, and only its answer was lost). */
+		log_msg(LOG_LEVEL_INFO, rid, "order %lld: %s",
+		    (long long)json_integer_value(id),
+		    q->detail ? q->detail : "conflict");
+		problem_free(q);
+		q = NULL;
+		goto valid;
+	}
+	if (q != NULL) {
 		log_msg(LOG_LEVEL_ERROR, rid,
 		    "order %lld: cannot mark valid "
 		    "(recovery will retry): %s",
@@ -226,6 +241,7 @@ finalize:
 		    q->detail ? q->detail : "error");
 		goto out;
 	}
+valid:
 	log_audit(rid, "issuance",
 	    "order=%lld account=%lld serial=%s "
 	    "result=valid",
@@ -310,17 +326,23 @@ static int
 caa_recheck(struct ra *ra, const char *rid, const json_t *order,
     const char *uri, struct problem **prob)
 {
-	json_t *res = NULL, *az, *ch, *valid_ch, *oi;
+	json_t *res = NULL, *az, *ch, *valid_ch, *oi, *authzs;
 	int64_t now = time_now_ms(), validated;
 	const char *method, *av, *ov;
 	size_t i, j;
 	int rc = -1;
 
-	if (ra_call(ra->sa, RPC_SA_GET_AUTHZS,
-		json_pack("{s:O}", "ids", json_object_get(order, "authz_ids")),
-		rid, &res, prob) != 0)
-		goto out;
-	json_array_foreach(json_object_get(res, "authzs"), i, az)
+	/* The order was read with its authzs (sa.get_order with_authzs). */
+	authzs = json_object_get(order, "authzs");
+	if (!json_is_array(authzs)) {
+		if (ra_call(ra->sa, RPC_SA_GET_AUTHZS,
+			json_pack("{s:O}", "ids",
+			    json_object_get(order, "authz_ids")),
+			rid, &res, prob) != 0)
+			goto out;
+		authzs = json_object_get(res, "authzs");
+	}
+	json_array_foreach(authzs, i, az)
 	{
 		json_t *ident = json_object_get(az, "identifier");
 		if (!json_is_string(json_object_get(ident, "type")) ||
@@ -375,15 +397,16 @@ out:
 
 /*
  * The CSR of a finalize (b64url DER, borrowed) against the order and the
- * account (borrowed): parsed, checked (ra_csr_check) and its key not
- * blocked. 0, or -1 with *prob (badCSR, badPublicKey, ...).
+ * account (borrowed): parsed and checked (ra_csr_check). 0 with *key_hash
+ * (the CSR key's hash, caller frees; sa.set_order_processing refuses a
+ * blocked one), or -1 with *prob (badCSR, badPublicKey, ...).
  */
 static int
 check_csr(struct ra *ra, const char *rid, const json_t *acct,
-    const json_t *order, const char *csr, struct problem **prob)
+    const json_t *order, const char *csr, char **key_hash,
+    struct problem **prob)
 {
 	EVP_PKEY *akey = NULL, *ckey = NULL;
-	json_t *res = NULL;
 	uint8_t *der = NULL;
 	size_t derlen = 0;
 	char *khash = NULL;
@@ -407,20 +430,12 @@ check_csr(struct ra *ra, const char *rid, const json_t *acct,
 		*prob = problem_new(PROB_BAD_CSR, "CSR key cannot be encoded");
 		goto out;
 	}
-	if (ra_call(ra->sa, RPC_SA_KEY_BLOCKED,
-		json_pack("{s:s}", "key_hash", khash), rid, &res, prob) != 0)
-		goto out;
-	if (json_is_true(json_object_get(res, "blocked"))) {
-		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
-		    "The CSR's key is "
-		    "blocked (it was reported compromised)");
-		goto out;
-	}
+	*key_hash = khash;
+	khash = NULL;
 	rc = 0;
 out:
 	EVP_PKEY_free(akey);
 	EVP_PKEY_free(ckey);
-	json_decref(res);
 	free(der);
 	free(khash);
 	return rc;
@@ -436,7 +451,7 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	json_t *params = req->params, *acct = NULL, *order = NULL, *res = NULL;
 	json_t *claimed = NULL;
 	const char *csr, *st;
-	char *uri = NULL;
+	char *uri = NULL, *khash = NULL;
 	struct fjob *j;
 	int64_t aid, oid;
 	int rc = -1;
@@ -449,8 +464,8 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
 		goto out;
 	if (ra_call(ra->sa, RPC_SA_GET_ORDER,
-		json_pack("{s:I}", "id", (json_int_t)oid), req->request_id,
-		&order, prob) != 0)
+		json_pack("{s:I,s:b}", "id", (json_int_t)oid, "with_authzs", 1),
+		req->request_id, &order, prob) != 0)
 		goto out;
 	if (json_integer_value(json_object_get(order, "account_id")) != aid) {
 		*prob = problem_new(PROB_UNAUTHORIZED,
@@ -467,7 +482,8 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		    st ? st : "in an unknown state");
 		goto out;
 	}
-	if (check_csr(ra, req->request_id, acct, order, csr, prob) != 0)
+	if (check_csr(ra, req->request_id, acct, order, csr, &khash, prob) !=
+	    0)
 		goto out;
 	if (caa_recheck(ra, req->request_id, order, uri, prob) != 0)
 		goto out;
@@ -477,9 +493,11 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	if (ra_star_finalize(ra, req->request_id, order, csr, prob) != 0)
 		goto out;
 	/* The CSR is stored with the claim: if this process dies or gives
-	 * up on a transient failure, recovery issues it again. */
+	 * up on a transient failure, recovery issues it again. The claim
+	 * refuses a blocked key in the same statement. */
 	if (ra_call(ra->sa, RPC_SA_SET_ORDER_PROCESSING,
-		json_pack("{s:I,s:s}", "id", (json_int_t)oid, "csr", csr),
+		json_pack("{s:I,s:s,s:s}", "id", (json_int_t)oid, "csr", csr,
+		    "key_hash", khash),
 		req->request_id, &claimed, prob) != 0)
 		goto out;
 	if (ra->cfg.finalize_async) {
@@ -519,6 +537,7 @@ out:
 	json_decref(res);
 	json_decref(claimed);
 	free(uri);
+	free(khash);
 	return rc;
 }
 

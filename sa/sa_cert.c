@@ -221,6 +221,7 @@ sa_m_reserve_serial(
 struct add_cert {
 	const char *serial, *issuer_id, *profile, *key_hash;
 	int64_t account_id, order_id, shard;
+	int finalize_order, order_valid; /* in; out */
 	char *der_hex, *idents_text, *names, *set_hash;
 	char not_before[32], not_after[32];
 };
@@ -292,6 +293,13 @@ add_cert_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	sa_p_str(&p, a->serial);
 	sa_p_str(&p, a->not_after);
 	if (sa_exec(c, &st_fqdn_insert, &p, NULL, prob) != 0)
+		goto out;
+	/* finalize_order: the order is valid in the same commit as its
+	 * certificate (one transaction less per issuance, issue 18). */
+	a->order_valid = 0;
+	if (a->finalize_order && a->order_id > 0 &&
+	    sa_order_mark_valid(
+		c, a->order_id, a->serial, &a->order_valid, prob) != 0)
 		goto out;
 	ret = 0;
 out:
@@ -366,7 +374,9 @@ sa_m_add_certificate(
 	    sa_get_time(params, "not_after", 1, a.not_after,
 		sizeof(a.not_after), prob) < 0 ||
 	    sa_get_hex(params, "key_hash", 1, 64, &a.key_hash, prob) < 0 ||
-	    sa_get_int(params, "shard", 0, &a.shard, prob) < 0)
+	    sa_get_int(params, "shard", 0, &a.shard, prob) < 0 ||
+	    sa_get_bool(params, "finalize_order", 0, &a.finalize_order,
+		prob) < 0)
 		goto out;
 	if (a.profile == NULL)
 		a.profile = "";
@@ -385,7 +395,8 @@ sa_m_add_certificate(
 	a.set_hash = sa_fqdn_set_hash(idents);
 	if (sa_tx(c, add_cert_tx, &a, prob) != 0)
 		goto out;
-	*result = json_object();
+	*result = a.order_valid ? json_pack("{s:b}", "order_valid", 1)
+				: json_object();
 	ret = 0;
 out:
 	free(a.der_hex);

@@ -69,7 +69,10 @@ static const struct sa_stmt st_order_claim = {"order_claim",
     "AND EXISTS (SELECT 1 FROM order_authzs WHERE order_id = $1) "
     "AND NOT EXISTS (SELECT 1 FROM order_authzs oa JOIN authzs a "
     "ON a.id = oa.authz_id WHERE oa.order_id = $1 "
-    "AND (a.status <> 'valid' OR a.expires <= now()))"};
+    "AND (a.status <> 'valid' OR a.expires <= now())) "
+    "AND NOT EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $3)"};
+static const struct sa_stmt st_key_blocked_claim = {"key_blocked_claim",
+    "SELECT 1 FROM blocked_keys WHERE key_hash = $1"};
 static const struct sa_stmt st_order_exists = {"order_exists",
     "SELECT 1 FROM orders WHERE id = $1"};
 static const struct sa_stmt st_order_error = {"order_error",
@@ -478,10 +481,35 @@ sa_m_get_order(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	int64_t id = 0;
+	int with = 0;
+	json_t *list = NULL, *ids;
+	int64_t *v;
+	size_t i, n;
+	int ret;
 
-	if (sa_get_id(params, "id", 1, &id, prob) < 0)
+	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
+	    sa_get_bool(params, "with_authzs", 0, &with, prob) < 0)
 		return -1;
-	return sa_read_order(c, id, result, prob);
+	if (sa_read_order(c, id, result, prob) != 0)
+		return -1;
+	if (!with)
+		return 0;
+	/* The order with its authzs for one round trip (ra.finalize_order's
+	 * CAA re-check). */
+	ids = json_object_get(*result, "authz_ids");
+	n = json_array_size(ids);
+	v = xcalloc(n + 1, sizeof(*v));
+	for (i = 0; i < n; i++)
+		v[i] = json_integer_value(json_array_get(ids, i));
+	ret = sa_read_authzs(c, v, n, &list, prob);
+	free(v);
+	if (ret != 0) {
+		json_decref(*result);
+		*result = NULL;
+		return -1;
+	}
+	json_object_set_new(*result, "authzs", list);
+	return 0;
 }
 
 int
@@ -522,18 +550,38 @@ sa_m_set_order_processing(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *csr = NULL;
+	const char *csr = NULL, *khash = NULL;
 	int64_t id = 0;
+	PGresult *r;
+	int blocked;
 
 	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
-	    sa_get_str(params, "csr", 0, 100000, &csr, prob) < 0)
+	    sa_get_str(params, "csr", 0, 100000, &csr, prob) < 0 ||
+	    sa_get_hex(params, "key_hash", 0, 64, &khash, prob) < 0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_int(&p, id);
 	sa_p_str(&p, csr);
+	sa_p_str(&p, khash);
 	if (sa_update_or(c, &st_order_claim, &p, &st_order_exists,
-		PROB_ORDER_NOT_READY, "order is not ready", prob) != 0)
+		PROB_ORDER_NOT_READY, "order is not ready", prob) != 0) {
+		/* Was it the key? (Only asked when the claim failed.) */
+		if (khash == NULL || (*prob)->type != PROB_ORDER_NOT_READY)
+			return -1;
+		sa_params_init(&p);
+		sa_p_str(&p, khash);
+		if ((r = sa_q(c, &st_key_blocked_claim, &p, prob)) == NULL)
+			return -1;
+		blocked = PQntuples(r) == 1;
+		PQclear(r);
+		if (blocked) {
+			problem_free(*prob);
+			*prob = problem_new(PROB_BAD_PUBLIC_KEY,
+			    "The CSR's key is blocked (it was reported "
+			    "compromised)");
+		}
 		return -1;
+	}
 	return sa_read_order(c, id, result, prob);
 }
 

@@ -165,6 +165,7 @@ wfe_h_finalize(struct wfe_req *r, const char *tail)
 {
 	json_t *payload = NULL, *order = NULL, *params = NULL, *res = NULL;
 	json_t *csr;
+	struct problem *p = NULL;
 	int64_t id;
 
 	if (wfe_parse_id(tail, strlen(tail), &id) != 0) {
@@ -174,14 +175,18 @@ wfe_h_finalize(struct wfe_req *r, const char *tail)
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0 ||
 	    wfe_jws_payload(r, &payload) != 0)
 		goto out;
-	if ((order = get_owned(r, RPC_SA_GET_ORDER, id, "order")) == NULL)
-		goto out;
 	csr = json_object_get(payload, "csr");
 	if (!json_is_string(csr) || json_string_length(csr) == 0) {
+		/* A foreign or missing order still gets its 404 first. */
+		if ((order = get_owned(r, RPC_SA_GET_ORDER, id, "order")) ==
+		    NULL)
+			goto out;
 		wfe_reply_prob(
 		    r, PROB_MALFORMED, "\"csr\" must be a base64url DER CSR");
 		goto out;
 	}
+	/* ra.finalize_order reads the order and checks its owner itself: no
+	 * read here on the way in (issue 18). */
 	params = json_pack("{sIsIsOss}", "account_id",
 	    (json_int_t)r->account_id, "order_id", (json_int_t)id, "csr", csr,
 	    "account_uri", r->jws->kid);
@@ -189,8 +194,20 @@ wfe_h_finalize(struct wfe_req *r, const char *tail)
 	if (json_object_get(payload, "onionCAA") != NULL)
 		json_object_set(
 		    params, "onion_caa", json_object_get(payload, "onionCAA"));
-	if (wfe_rpc(r, r->w->ra, RPC_RA_FINALIZE_ORDER, params, &res) != 0)
+	if (wfe_rpc_raw(r, r->w->ra, RPC_RA_FINALIZE_ORDER, params, &res, &p) !=
+	    0) {
+		/* Missing or another account's: 404 as for a read, never
+		 * telling that the order exists. */
+		if (p->type == PROB_NOT_FOUND || p->type == PROB_UNAUTHORIZED) {
+			if ((order = get_owned(r, RPC_SA_GET_ORDER, id,
+				 "order")) == NULL) {
+				problem_free(p);
+				goto out;
+			}
+		}
+		wfe_reply_problem(r, p);
 		goto out;
+	}
 	reply_order(r, 200, res);
 out:
 	json_decref(payload);

@@ -562,6 +562,97 @@ def test_concurrent_order_processing_one_winner(env, c):
         assert all(r == ("err", "orderNotReady") for r in res if r[0] == "err")
 
 
+def test_claim_challenge_checks_owner_account_and_state(env, c):
+    """sa.claim_challenge (issue 18): one statement starts a validation
+    only for the owner, a valid account, a pending unexpired authz and a
+    pending challenge; otherwise nothing changes and the authz is told as
+    it is."""
+    CURRENT_SOCK[0] = "unix:" + env.sock
+    a, b = new_account(c), new_account(c)
+    az = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("claim.example.com")})
+    ch = az["challenges"][0]["id"]
+    # another account: not claimed, nothing processing
+    r = c.call("sa.claim_challenge", {"account_id": b["id"], "authz_id": az["id"], "challenge_id": ch})
+    assert r["claimed"] is False and r["authz"]["account_id"] == a["id"] and "thumbprint" not in r
+    # a challenge of another authz: not claimed
+    other = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("claim2.example.com")})
+    r = c.call("sa.claim_challenge", {"account_id": a["id"], "authz_id": az["id"],
+                                      "challenge_id": other["challenges"][0]["id"]})
+    assert r["claimed"] is False
+    # no such authz: not claimed, no authz
+    assert c.call("sa.claim_challenge", {"account_id": a["id"], "authz_id": 999999999,
+                                         "challenge_id": ch}) == {"claimed": False}
+    got = c.call("sa.get_authz", {"id": az["id"]})
+    assert all(x["status"] == "pending" for x in got["challenges"])
+    # the owner: claimed once, with the account key's thumbprint
+    r = c.call("sa.claim_challenge", {"account_id": a["id"], "authz_id": az["id"], "challenge_id": ch})
+    assert r["claimed"] is True and r["thumbprint"] == a["thumbprint"]
+    assert [x["status"] for x in r["authz"]["challenges"] if x["id"] == ch] == ["processing"]
+    r = c.call("sa.claim_challenge", {"account_id": a["id"], "authz_id": az["id"], "challenge_id": ch})
+    assert r["claimed"] is False
+    # a deactivated account cannot start one
+    c.call("sa.update_account", {"id": b["id"], "status": "deactivated"})
+    bz = c.call("sa.new_authz", {"account_id": b["id"], **authz_spec("claim3.example.com")})
+    r = c.call("sa.claim_challenge", {"account_id": b["id"], "authz_id": bz["id"],
+                                      "challenge_id": bz["challenges"][0]["id"]})
+    assert r["claimed"] is False
+    assert all(x["status"] == "pending" for x in r["authz"]["challenges"])
+    # concurrent claims: exactly one winner
+    for _ in range(3):
+        z = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("race2.example.com")})
+        res = concurrently(16, lambda cl: cl.call("sa.claim_challenge", {
+            "account_id": a["id"], "authz_id": z["id"],
+            "challenge_id": z["challenges"][threading.get_ident() % 2]["id"]}))
+        assert all(r[0] == "ok" for r in res), res
+        assert sum(1 for r in res if r[1]["claimed"]) == 1, res
+        got = c.call("sa.get_authz", {"id": z["id"]})
+        assert sum(1 for x in got["challenges"] if x["status"] == "processing") == 1
+
+
+def test_certificate_store_makes_the_order_valid(c):
+    """sa.add_certificate with finalize_order: the certificate and the
+    order's valid state are one commit (issue 18); an order that is not
+    processing keeps its state, the certificate is stored all the same."""
+    a = new_account(c)
+    o = new_order(c, a["id"], ["fin.example.net"])
+    validate(c, o["authz_ids"][0])
+    got = c.call("sa.get_order", {"id": o["id"], "with_authzs": True})
+    assert [x["id"] for x in got["authzs"]] == o["authz_ids"]
+    assert got["authzs"][0]["challenges"][0]["validated"].endswith("Z")
+    assert "authzs" not in c.call("sa.get_order", {"id": o["id"]})
+    c.call("sa.set_order_processing", {"id": o["id"], "csr": "Q1NS"})
+    serial = rand_serial()
+    c.call("sa.reserve_serial", {"serial": serial, "account_id": a["id"], "expires": ts(86400)})
+    p = {"serial": serial, "der": rand_b64(300), "account_id": a["id"], "order_id": o["id"],
+         "issuer_id": "00112233aabbccdd", "profile": "classic",
+         "identifiers": [{"type": "dns", "value": "fin.example.net"}],
+         "not_before": ts(-60), "not_after": ts(86400), "key_hash": os.urandom(32).hex(),
+         "finalize_order": True}
+    assert c.call("sa.add_certificate", p) == {"order_valid": True}
+    f = c.call("sa.get_order", {"id": o["id"]})
+    assert f["status"] == "valid" and f["certificate_serial"] == serial and "csr" not in f
+    # not processing (already valid): stored, the order untouched
+    serial2 = rand_serial()
+    c.call("sa.reserve_serial", {"serial": serial2, "account_id": a["id"], "expires": ts(86400)})
+    p.update(serial=serial2, key_hash=os.urandom(32).hex())
+    assert c.call("sa.add_certificate", p) == {}
+    assert c.call("sa.get_order", {"id": o["id"]})["certificate_serial"] == serial
+    assert c.call("sa.get_certificate", {"serial": serial2})["order_id"] == o["id"]
+
+
+def test_order_claim_refuses_a_blocked_key(c):
+    a = new_account(c)
+    o = new_order(c, a["id"], ["blk.example.net"])
+    validate(c, o["authz_ids"][0])
+    kh = os.urandom(32).hex()
+    c.call("sa.block_key", {"key_hash": kh, "source": "admin", "comment": "leaked"})
+    assert err_type(c.call, "sa.set_order_processing",
+                    {"id": o["id"], "csr": "Q1NS", "key_hash": kh}) == "badPublicKey"
+    assert c.call("sa.get_order", {"id": o["id"]})["status"] == "ready"
+    p = c.call("sa.set_order_processing", {"id": o["id"], "csr": "Q1NS", "key_hash": os.urandom(32).hex()})
+    assert p["status"] == "processing"
+
+
 def test_orders_by_account_paging(c):
     a = new_account(c)
     ids = [new_order(c, a["id"], ["p%d.example.com" % i])["id"] for i in range(5)]

@@ -334,15 +334,13 @@ test_va_unreachable_invalidates_authz(struct th *t)
 		return;
 	reset(&fsa);
 	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_GET_AUTHZ,
-	    "{\"result\": {\"id\": 5, \"account_id\""
+	answer(&fsa, RPC_SA_CLAIM_CHALLENGE,
+	    "{\"result\": {\"claimed\": true, \"thumbprint\": \"tp\", "
+	    "\"authz\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
 	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 11, \"type\": "
-	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
-	answer(&fsa, RPC_SA_SET_AUTHZ_PROCESSING,
-	    "{\"result\": {\"id\": 5, "
-	    "\"status\": \"pending\"}}");
+	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}}");
 	answer(&fsa, RPC_SA_FINALIZE_AUTHZ, "{\"result\": {\"id\": 5}}");
 	TH_CHECK(t,
 	    call(r, RPC_RA_PERFORM_VALIDATION,
@@ -378,13 +376,13 @@ test_va_result_recorded(struct th *t)
 	reset(&fsa);
 	reset(&fva);
 	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_GET_AUTHZ,
-	    "{\"result\": {\"id\": 5, \"account_id\""
+	answer(&fsa, RPC_SA_CLAIM_CHALLENGE,
+	    "{\"result\": {\"claimed\": true, \"thumbprint\": \"tp\", "
+	    "\"authz\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"tlsserver\", "
 	    "\"wildcard\": true, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 12, \"type\": "
-	    "\"dns-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
-	answer(&fsa, RPC_SA_SET_AUTHZ_PROCESSING, "{\"result\": {\"id\": 5}}");
+	    "\"dns-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}}");
 	answer(&fsa, RPC_SA_FINALIZE_AUTHZ, "{\"result\": {\"id\": 5}}");
 	answer(&fva, RPC_VA_VALIDATE,
 	    "{\"result\": {\"status\": \"valid\", "
@@ -731,13 +729,13 @@ test_finalize_authz_retried(struct th *t)
 	reset(&fsa);
 	reset(&fva);
 	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_GET_AUTHZ,
-	    "{\"result\": {\"id\": 5, \"account_id\""
+	answer(&fsa, RPC_SA_CLAIM_CHALLENGE,
+	    "{\"result\": {\"claimed\": true, \"thumbprint\": \"tp\", "
+	    "\"authz\": {\"id\": 5, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
 	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 11, \"type\": "
-	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
-	answer(&fsa, RPC_SA_SET_AUTHZ_PROCESSING, "{\"result\": {\"id\": 5}}");
+	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}}");
 	/* the SA is down twice (restarting), then the write lands */
 	answer(&fsa, RPC_SA_FINALIZE_AUTHZ,
 	    "{\"fail_times\": 2, \"error\": "
@@ -766,13 +764,13 @@ test_finalize_authz_retried(struct th *t)
 	/* conflict: an earlier attempt landed; not retried */
 	reset(&fsa);
 	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_GET_AUTHZ,
-	    "{\"result\": {\"id\": 6, \"account_id\""
+	answer(&fsa, RPC_SA_CLAIM_CHALLENGE,
+	    "{\"result\": {\"claimed\": true, \"thumbprint\": \"tp\", "
+	    "\"authz\": {\"id\": 6, \"account_id\""
 	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
 	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
 	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 13, \"type\": "
-	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}");
-	answer(&fsa, RPC_SA_SET_AUTHZ_PROCESSING, "{\"result\": {\"id\": 6}}");
+	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}}");
 	answer(&fsa, RPC_SA_FINALIZE_AUTHZ,
 	    "{\"error\": {\"type\": "
 	    "\"conflict\", \"detail\": \"challenge is not being validated\", "
