@@ -144,13 +144,60 @@ fail_order(struct ra *ra, const char *rid, json_t *id, struct problem *p)
 	problem_free(q);
 }
 
+/* Order (borrowed) is valid with certificate serial: audit and count. */
+static void
+order_valid(
+    struct ra *ra, const char *rid, const json_t *order, const char *serial)
+{
+	log_audit(rid, "issuance",
+	    "order=%lld account=%lld serial=%s "
+	    "result=valid",
+	    (long long)json_integer_value(json_object_get(order, "id")),
+	    (long long)json_integer_value(json_object_get(order, "account_id")),
+	    serial);
+	ra_count(ra, "anvil_ra_certificates_total", NULL);
+	ra_count(ra, "anvil_ra_orders_final_total", "status=\"valid\"");
+}
+
+/*
+ * sa.finalize_order for order (borrowed) and its stored certificate serial
+ * (the CA's store did not make it valid, or its answer was lost). A
+ * conflict means it is valid already (made so with its certificate); any
+ * other failure leaves it processing for recovery (logged).
+ */
+static void
+mark_valid(
+    struct ra *ra, const char *rid, const json_t *order, const char *serial)
+{
+	json_t *id = json_object_get(order, "id"), *r2 = NULL;
+	struct problem *q = NULL;
+
+	if (ra_call(ra->sa, RPC_SA_FINALIZE_ORDER,
+		json_pack("{s:O,s:s}", "id", id, "serial", serial), rid, &r2,
+		&q) == 0)
+		order_valid(ra, rid, order, serial);
+	else if (q->type == PROB_CONFLICT) {
+		log_msg(LOG_LEVEL_INFO, rid, "order %lld: %s",
+		    (long long)json_integer_value(id),
+		    q->detail ? q->detail : "conflict");
+		order_valid(ra, rid, order, serial);
+	} else
+		log_msg(LOG_LEVEL_ERROR, rid,
+		    "order %lld: cannot mark valid "
+		    "(recovery will retry): %s",
+		    (long long)json_integer_value(id),
+		    q->detail ? q->detail : "error");
+	json_decref(r2);
+	problem_free(q);
+}
+
 /* See ra_int.h. order borrowed (status processing). */
 void
 ra_issue_order(
     struct ra *ra, const char *rid, const json_t *order, const char *csr_b64)
 {
-	json_t *res = NULL, *r2 = NULL, *params;
-	struct problem *p = NULL, *q = NULL;
+	json_t *res = NULL, *params;
+	struct problem *p = NULL;
 	json_t *id = json_object_get(order, "id");
 	const char *serial;
 	char *found = NULL;
@@ -217,45 +264,16 @@ ra_issue_order(
 		log_bug("ca.issue returned no serial");
 		goto out;
 	}
-	if (json_is_true(json_object_get(res, "order_valid")))
-		goto valid;
-finalize:
-	if (ra_call(ra->sa, RPC_SA_FINALIZE_ORDER,
-		json_pack("{s:O,s:s}", "id", id, "serial", serial), rid, &r2,
-		&q) != 0 &&
-	    q->type == PROB_CONFLICT) {
-		/* Made valid with its certificate already (the CA's store
-		 * did it, and only its answer was lost). */
-		log_msg(LOG_LEVEL_INFO, rid, "order %lld: %s",
-		    (long long)json_integer_value(id),
-		    q->detail ? q->detail : "conflict");
-		problem_free(q);
-		q = NULL;
-		goto valid;
-	}
-	if (q != NULL) {
-		log_msg(LOG_LEVEL_ERROR, rid,
-		    "order %lld: cannot mark valid "
-		    "(recovery will retry): %s",
-		    (long long)json_integer_value(id),
-		    q->detail ? q->detail : "error");
+	if (json_is_true(json_object_get(res, "order_valid"))) {
+		order_valid(ra, rid, order, serial);
 		goto out;
 	}
-valid:
-	log_audit(rid, "issuance",
-	    "order=%lld account=%lld serial=%s "
-	    "result=valid",
-	    (long long)json_integer_value(id),
-	    (long long)json_integer_value(json_object_get(order, "account_id")),
-	    serial);
-	ra_count(ra, "anvil_ra_certificates_total", NULL);
-	ra_count(ra, "anvil_ra_orders_final_total", "status=\"valid\"");
+finalize:
+	mark_valid(ra, rid, order, serial);
 out:
 	json_decref(params);
 	json_decref(res);
-	json_decref(r2);
 	problem_free(p);
-	problem_free(q);
 	free(found);
 }
 
