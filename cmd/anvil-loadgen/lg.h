@@ -145,6 +145,7 @@ struct lg_summary {
 	const char *directory;
 	int clients;
 	int names_per_order;
+	int renew;            /* --renew: every measured order a renewal */
 	double elapsed_s;     /* measured window */
 	double setup_s;       /* account creation before the window */
 	double loadgen_cpu_s; /* this process's CPU in the window */
@@ -227,6 +228,7 @@ struct lg_run {
 	int64_t issuance_timeout_ms;
 	int timeout_ms; /* per request */
 	int verbose;
+	int renew; /* workers re-order their own names (authz reuse) */
 	/* directory */
 	char *new_nonce_url;
 	char *new_account_url;
@@ -258,6 +260,7 @@ struct lg_worker {
 	struct lg_stats stats;
 	int account_ok;
 	uint64_t rng;
+	char **renew_names; /* --renew: names_per_order names, owned */
 };
 
 /*

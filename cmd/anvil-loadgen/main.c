@@ -44,6 +44,7 @@ struct opts {
 	int json;
 	int verbose;
 	int no_responder;
+	int renew;
 };
 
 static void
@@ -60,6 +61,10 @@ usage(FILE *f)
 	    "      --http-port P       http-01 responder port (5002)\n"
 	    "      --no-responder      do not serve http-01 (always-valid "
 	    "servers)\n"
+	    "      --renew             each worker issues once for its names "
+	    "before the\n"
+	    "                          window, then orders the same names "
+	    "again (authz reuse)\n"
 	    "      --poll D            polling interval (25ms)\n"
 	    "      --timeout D         per-request timeout (10s)\n"
 	    "      --issuance-timeout D  per-issuance deadline (60s)\n"
@@ -198,6 +203,7 @@ static const struct option longopts[] = {
     {"http-addr", required_argument, NULL, 'A'},
     {"http-port", required_argument, NULL, 'P'},
     {"no-responder", no_argument, NULL, 'N'},
+    {"renew", no_argument, NULL, 'R'},
     {"poll", required_argument, NULL, 'p'},
     {"timeout", required_argument, NULL, 't'},
     {"issuance-timeout", required_argument, NULL, 'I'},
@@ -231,6 +237,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		switch (ch) {
 		case 'N':
 			o->no_responder = 1;
+			break;
+		case 'R':
+			o->renew = 1;
 			break;
 		case 'j':
 			o->json = 1;
@@ -290,6 +299,7 @@ run_init(struct lg_run *run, const struct opts *o)
 	run->timeout_ms = (int)o->timeout_ms;
 	run->issuance_timeout_ms = o->issuance_timeout_ms;
 	run->verbose = o->verbose;
+	run->renew = o->renew;
 	atomic_init(&run->remaining, o->count);
 	atomic_init(&run->key_seq, 0);
 }
@@ -433,6 +443,7 @@ report(const struct crew *c, const struct lg_run *run, const struct opts *o,
 	sum->directory = o->directory;
 	sum->clients = o->clients;
 	sum->names_per_order = o->names;
+	sum->renew = o->renew;
 	sum->http01_served = lg_responder_served(run->responder);
 	for (i = 0; i < c->started; i++) {
 		lg_stats_merge(total, &c->workers[i].stats);

@@ -261,6 +261,7 @@ lg_stats_json(struct lg_stats *s, const struct lg_summary *sum)
 	jset(out, "directory", json_string(sum->directory));
 	jset(out, "clients", json_integer(sum->clients));
 	jset(out, "names_per_order", json_integer(sum->names_per_order));
+	jset(out, "renew", json_boolean(sum->renew));
 	jset(out, "accounts", json_integer(sum->accounts_ok));
 	jset(out, "elapsed_s", json_real(round3(sum->elapsed_s)));
 	jset(out, "setup_s", json_real(round3(sum->setup_s)));
@@ -300,9 +301,12 @@ lg_stats_print(FILE *f, const json_t *r)
 
 	fprintf(f, "directory    %s\n",
 	    json_string_value(json_object_get(r, "directory")));
-	fprintf(f, "clients      %d (accounts %d), %d name(s) per order\n",
+	fprintf(f, "clients      %d (accounts %d), %d name(s) per order%s\n",
 	    (int)num(r, "clients"), (int)num(r, "accounts"),
-	    (int)num(r, "names_per_order"));
+	    (int)num(r, "names_per_order"),
+	    json_is_true(json_object_get(r, "renew"))
+		? ", renewals (authz reuse)"
+		: "");
 	fprintf(f, "issued       %.0f in %.2f s = %.2f issuances/s\n",
 	    num(r, "issued"), num(r, "elapsed_s"), num(r, "issuances_per_s"));
 	fprintf(f, "failed       %.0f\n", num(r, "failed"));
