@@ -204,7 +204,8 @@ struct lg_responder *lg_responder_start(
     const char *addr, int port, char *err, size_t errlen);
 /* Stops the thread and frees everything. NULL is a no-op. */
 void lg_responder_stop(struct lg_responder *r);
-/* Registers token -> key authorization (both copied). Thread-safe. */
+/* Registers token -> key authorization (both copied). Thread-safe; NULL r
+ * (--no-responder) is a no-op, as for lg_responder_del. */
 void lg_responder_put(
     struct lg_responder *r, const char *token, const char *key_authz);
 /* Forgets token. Thread-safe. */

@@ -147,3 +147,26 @@ def test_deactivated_account_cannot_start_a_validation(env):
                                           "challenge_id": ch["id"]})
     assert e.value.type == "unauthorized"
     assert all(c["status"] == "pending" for c in a.sa_authz(env, az["id"])["challenges"])
+
+
+def test_loadgen_renew_reuses_authorizations(env):
+    """anvil-loadgen --renew (issue 18 item 4): after each worker's first
+    issuance, every measured order is for the same names by the same
+    account, and the server reuses the valid authorizations (RFC 8555
+    §7.1.3 lets a server return existing authorizations): no challenge is
+    posted and the VA is not called again."""
+    import json
+    import subprocess
+    c0 = calls(env)
+    p = subprocess.run([os.path.join(env.bin_dir, "anvil-loadgen"), "--directory", env.directory_url,
+                        "--trust", env.trust_path, "--no-responder", "--clients", "2", "--count", "6",
+                        "--renew", "--json", "--timeout", "20s", "--issuance-timeout", "60s"],
+                       capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rep = json.loads(p.stdout)
+    assert rep["renew"] is True and rep["issued"] == 6 and rep["failed"] == 0, rep
+    # the two first issuances (one per worker, before the window) posted a
+    # challenge each; the six renewals none
+    assert rep["latency"]["challenge"]["count"] == 2, rep["latency"]
+    d = delta(c0, calls(env))
+    assert d.get("va.validate") == 2 and d.get("ca.issue") == 8, d
