@@ -326,11 +326,20 @@ check_limits(struct ra *ra, const char *rid, int64_t acct,
 {
 	json_t *res = NULL, *v;
 	struct problem *p = NULL;
+	struct ra_limit t1, t2;
 	int renewal = replacing, rc = -1;
 	char *key = NULL;
 	size_t i;
 
-	/* Renewal: the same identifier set was issued recently. */
+	/* Renewal: the same identifier set was issued recently. Only asked
+	 * when a limit that renewals are exempt from is on (issue 18: no
+	 * SA round trip for an answer nobody uses). */
+	if (!ra_config_limit(&ra->cfg, RA_RL_CERTS_PER_DOMAIN, prof->name, &t1)
+		 ->enabled &&
+	    !ra_config_limit(
+		&ra->cfg, RA_RL_NEW_ORDERS_PER_ACCOUNT, prof->name, &t2)
+		 ->enabled)
+		renewal = 1;
 	if (!renewal &&
 	    ra_call(ra->sa, RPC_SA_FQDN_SET_ISSUED,
 		json_pack("{s:O,s:I}", "identifiers", idents, "window_ms",
@@ -568,10 +577,10 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	ra_time_fmt(now + reuse_min_left_ms(prof), t_cut, sizeof(t_cut));
 	rolled = reuse_roll(ra);
 	if (ra_sub_plan(ra, req->request_id, id, prof,
-		json_object_get(params, "identifiers"), t_cut, rolled, &sub,
-		prob) != 0)
+		json_object_get(params, "identifiers"), t_cut, rolled, aidents,
+		&reuse, &sub, prob) != 0)
 		goto out;
-	if (rolled)
+	if (rolled && reuse == NULL)
 		reuse = lookup_reusable(
 		    ra, req->request_id, id, prof, aidents, t_cut);
 	json_array_foreach(aidents, i, v)

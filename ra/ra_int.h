@@ -146,13 +146,17 @@ struct ra_sub;
  * Plans newOrder's subdomain authorizations from the identifiers as sent
  * (raw, borrowed): accepted "ancestorDomain"s and, when lookup is set, the
  * account's valid subdomain authorizations (valid after t_cut) of any
- * ancestor of a requested name. 0 with *out (free with ra_sub_free; a
- * no-op plan when the policy is off), or -1 with *prob (malformed
- * ancestorDomain).
+ * ancestor of a requested name. With lookup and exact (borrowed: the
+ * order's own {type, value, wildcard}) the same sa.get_valid_authzs call
+ * also looks for reusable authorizations of those names and *reuse gets
+ * its answer (new; left NULL when no look-up was made, e.g. the policy is
+ * off). 0 with *out (free with ra_sub_free; a no-op plan when the policy
+ * is off), or -1 with *prob (malformed ancestorDomain).
  */
 int ra_sub_plan(struct ra *ra, const char *rid, int64_t acct,
     const struct profile *prof, const json_t *raw, const char *t_cut,
-    int lookup, struct ra_sub **out, struct problem **prob);
+    int lookup, const json_t *exact, json_t **reuse, struct ra_sub **out,
+    struct problem **prob);
 void ra_sub_free(struct ra_sub *s);
 /*
  * Covers one normalised order identifier {type,value,wildcard} (borrowed)

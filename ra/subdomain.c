@@ -49,15 +49,56 @@ lower(const char *s)
 	return o;
 }
 
+/*
+ * One sa.get_valid_authzs for q (borrowed: the ancestors' subdomain
+ * authorizations, and the order's own identifiers when reuse is set):
+ * valid subdomain authorizations of the account go to s->valid; *reuse
+ * (when not NULL) gets the whole answer for the exact-name reuse (an empty
+ * one when the look-up failed: the order then gets new authzs).
+ */
+static void
+sub_lookup(struct ra *ra, const char *rid, int64_t acct,
+    const struct profile *prof, const char *t_cut, json_t *q,
+    struct ra_sub *s, json_t **reuse)
+{
+	json_t *res = NULL, *v;
+	struct problem *p = NULL;
+	size_t j;
+
+	if (ra_call(ra->sa, RPC_SA_GET_VALID_AUTHZS,
+		json_pack("{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)acct,
+		    "identifiers", q, "profile", prof->name,
+		    "valid_until_after", t_cut),
+		rid, &res, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, rid, "valid authz lookup failed: %s",
+		    p->detail ? p->detail : "error");
+		problem_free(p);
+		if (reuse != NULL)
+			*reuse = json_pack("{s:[]}", "authzs");
+		return;
+	}
+	json_array_foreach(json_object_get(res, "authzs"), j, v)
+	{
+		/* the SA filters by account; be sure */
+		if (json_integer_value(json_object_get(v, "account_id")) ==
+			acct &&
+		    json_is_true(json_object_get(v, "subdomain_auth")))
+			json_array_append(s->valid, v);
+	}
+	if (reuse != NULL)
+		*reuse = json_incref(res);
+	json_decref(res);
+}
+
 /* See ra_int.h. */
 int
 ra_sub_plan(struct ra *ra, const char *rid, int64_t acct,
     const struct profile *prof, const json_t *raw, const char *t_cut,
-    int lookup, struct ra_sub **out, struct problem **prob)
+    int lookup, const json_t *exact, json_t **reuse, struct ra_sub **out,
+    struct problem **prob)
 {
 	struct ra_sub *s = xcalloc(1, sizeof(*s));
-	json_t *v, *anc, *q = NULL, *res = NULL, *list;
-	struct problem *p = NULL;
+	json_t *v, *anc, *q = NULL, *list;
 	const char *val;
 	char *name = NULL, *norm = NULL;
 	size_t i, j;
@@ -114,35 +155,17 @@ ra_sub_plan(struct ra *ra, const char *rid, int64_t acct,
 		}
 		json_decref(list);
 	}
-	if (json_array_size(q) > 0) {
-		if (ra_call(ra->sa, RPC_SA_GET_VALID_AUTHZS,
-			json_pack("{s:I,s:O,s:s,s:s}", "account_id",
-			    (json_int_t)acct, "identifiers", q, "profile",
-			    prof->name, "valid_until_after", t_cut),
-			rid, &res, &p) != 0) {
-			log_msg(LOG_LEVEL_WARN, rid,
-			    "subdomain authz lookup failed: %s",
-			    p->detail ? p->detail : "error");
-		} else {
-			json_array_foreach(json_object_get(res, "authzs"), j, v)
-			{
-				/* the SA filters by account; be sure */
-				if (json_integer_value(json_object_get(
-					v, "account_id")) == acct &&
-				    json_is_true(
-					json_object_get(v, "subdomain_auth")))
-					json_array_append(s->valid, v);
-			}
-		}
-	}
+	if (exact != NULL && lookup)
+		json_array_extend(q, (json_t *)exact);
+	if (json_array_size(q) > 0)
+		sub_lookup(ra, rid, acct, prof, t_cut, q, s,
+		    exact != NULL && lookup ? reuse : NULL);
 	*out = s;
 	s = NULL;
 	rc = 0;
 out:
 	ra_sub_free(s);
 	json_decref(q);
-	json_decref(res);
-	problem_free(p);
 	free(name);
 	free(norm);
 	return rc;
