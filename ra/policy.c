@@ -472,6 +472,21 @@ rfc9444_members(const json_t *ident)
 		json_object_get(ident, "subdomainAuthAllowed"));
 }
 
+/* Whether a challenge type pol enables can validate identifiers of type t. */
+static int
+any_challenge_for(const struct ra_policy *pol, enum ident_type t)
+{
+	char err[160];
+	int c;
+
+	for (c = 0; c < CHAL__MAX; c++)
+		if ((pol->challenges & CHAL_BIT(c)) &&
+		    chal_check(chal_info((enum chal_type)c), t, 0, err,
+			sizeof(err)) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * Checks one identifier (borrowed). 0 and *norm (malloc'd), *type; or -1
  * and *prob with its identifier set.
@@ -521,6 +536,12 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 		    !prof->allow_hardware_module))) {
 		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
 		    "Profile does not allow identifiers of type %s", ts);
+		return -1;
+	}
+	if (!any_challenge_for(pol, *type)) {
+		*prob = ident_prob(PROB_UNSUPPORTED_IDENTIFIER, ts, vs,
+		    "No challenge type enabled on this server (policy."
+		    "challenges) can validate identifiers of type %s", ts);
 		return -1;
 	}
 	if (ident_is_device(*type))

@@ -201,6 +201,24 @@ test_email_policy(struct th *t)
 	    one(&c.policy, &smime, "email", "Bob@mail.test", &n) == -1 &&
 		n != NULL && strcmp(n, "Bob@mail.test") == 0);
 	free(n);
+	/* with email-reply-00 switched off nothing could validate the address:
+	 * RFC 8555 §6.7 unsupportedIdentifier ("An identifier is of an
+	 * unsupported type"), named as such instead of an SA error later */
+	{
+		struct ra_policy off = c.policy;
+		json_t *i = ident("email", "bob@mail.test");
+		struct problem *p = NULL;
+		enum ident_type ty;
+
+		off.challenges &= ~CHAL_BIT(CHAL_EMAILREPLY00);
+		TH_CHECK(t, ra_policy_check_ident(&off, &smime, i, &ty, &n, &p) ==
+			    -1 &&
+			p->type == PROB_UNSUPPORTED_IDENTIFIER &&
+			strstr(p->detail, "policy.challenges") != NULL);
+		problem_free(p);
+		json_decref(i);
+		n = NULL;
+	}
 	/* not in normal form: the domain must be lowercase */
 	TH_CHECK(t,
 	    one(&c.policy, &smime, "email", "bob@MAIL.test", NULL) ==
@@ -303,6 +321,7 @@ test_public_mode(struct th *t)
 	char err[128];
 
 	memset(&pub, 0, sizeof(pub));
+	pub.challenges = chal_default_set();
 	pub.public_mode = 1;
 	pub.allow_wildcards = 1;
 	pub.psl = ra_psl_load(
