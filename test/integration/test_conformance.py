@@ -124,20 +124,20 @@ def test_unsupported_identifier_type(raw, acct):
     """RFC 8555 §6.7: unsupportedIdentifier = "An identifier is of an
     unsupported type"; §7.4: "If the server is unwilling to issue for the
     identifier, it should return ... rejectedIdentifier" is for a supported
-    type only."""
+    type only. ("uri" is registered nowhere in ACME; "email" is RFC 8823's.)"""
     key, kid = acct
     r = raw.post(raw.dir["newOrder"],
-                 {"identifiers": [{"type": "email", "value": "a@conform.test"}]}, key, kid=kid)
+                 {"identifiers": [{"type": "uri", "value": "https://conform.test/"}]}, key, kid=kid)
     body = problem(r, 400, "unsupportedIdentifier")
     assert body["subproblems"][0]["type"].endswith(":unsupportedIdentifier")
-    assert body["subproblems"][0]["identifier"] == {"type": "email", "value": "a@conform.test"}
+    assert body["subproblems"][0]["identifier"] == {"type": "uri", "value": "https://conform.test/"}
     r = raw.post(raw.dir["newAuthz"],
-                 {"identifier": {"type": "email", "value": "a@conform.test"}}, key, kid=kid)
+                 {"identifier": {"type": "uri", "value": "https://conform.test/"}}, key, kid=kid)
     problem(r, 400, "unsupportedIdentifier")
     # an unsupported type next to a refused name of a supported type:
     # the top level is rejectedIdentifier, each subproblem keeps its own type
     r = raw.post(raw.dir["newOrder"],
-                 {"identifiers": [{"type": "email", "value": "a@conform.test"},
+                 {"identifiers": [{"type": "uri", "value": "https://conform.test/"},
                                   {"type": "dns", "value": "bad..name.test"}]}, key, kid=kid)
     body = problem(r, 400, "rejectedIdentifier")
     types = sorted(s["type"].rsplit(":", 1)[1] for s in body["subproblems"])
