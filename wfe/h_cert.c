@@ -71,16 +71,10 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 		wfe_add_header(r, "Allow", "POST");
 		goto out;
 	}
-	if (r->method == WFE_POST) {
-		if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
-			goto out;
-		if (!r->jws->is_post_as_get) {
-			wfe_reply_prob(r, PROB_MALFORMED,
-			    "a certificate is "
-			    "read with POST-as-GET (empty payload)");
-			goto out;
-		}
-	}
+	if (r->method == WFE_POST &&
+	    wfe_post_as_get_only(r, "a certificate is read with POST-as-GET "
+				    "(empty payload)") != 0)
+		goto out;
 	serial = xstrndup(tail, slen);
 	params = json_pack("{ss}", "serial", serial);
 	if (wfe_rpc(r, r->w->sa, RPC_SA_GET_CERTIFICATE, params, &cert) != 0)

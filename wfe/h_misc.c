@@ -27,24 +27,6 @@ wfe_ra_meta(struct wfe_req *r)
 	return json_is_object(meta) ? meta : (json_decref(meta), NULL);
 }
 
-/*
- * A POST to a resource that is otherwise read with GET: authenticates it
- * (kid) and requires the empty POST-as-GET payload. 0, or -1 after
- * replying the problem.
- */
-static int
-post_as_get_only(struct wfe_req *r, const char *what)
-{
-	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
-		return -1;
-	if (!r->jws->is_post_as_get) {
-		wfe_reply_prob(r, PROB_MALFORMED,
-		    "%s takes an empty POST-as-GET payload", what);
-		return -1;
-	}
-	return 0;
-}
-
 void
 wfe_h_directory(struct wfe_req *r, const char *tail)
 {
@@ -56,7 +38,8 @@ wfe_h_directory(struct wfe_req *r, const char *tail)
 	/* RFC 8555 §6.3: "The server MUST allow GET requests for the
 	 * directory and newNonce resources ..., in addition to POST-as-GET
 	 * requests for these resources." */
-	if (r->method == WFE_POST && post_as_get_only(r, "the directory") != 0) {
+	if (r->method == WFE_POST && wfe_post_as_get_only(
+				     r, "the directory takes an empty POST-as-GET payload") != 0) {
 		json_decref(d);
 		json_decref(meta);
 		return;
@@ -110,7 +93,8 @@ void
 wfe_h_new_nonce(struct wfe_req *r, const char *tail)
 {
 	(void)tail;
-	if (r->method == WFE_POST && post_as_get_only(r, "newNonce") != 0)
+	if (r->method == WFE_POST && wfe_post_as_get_only(
+				     r, "newNonce takes an empty POST-as-GET payload") != 0)
 		return;
 	r->want_nonce = 1;
 	wfe_add_header(r, "Cache-Control", "no-store");

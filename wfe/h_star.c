@@ -177,16 +177,10 @@ wfe_h_star_cert(struct wfe_req *r, const char *tail)
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such certificate");
 		goto out;
 	}
-	if (r->method == WFE_POST) {
-		if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
-			goto out;
-		if (!r->jws->is_post_as_get) {
-			wfe_reply_prob(r, PROB_MALFORMED,
-			    "a certificate is read with POST-as-GET (empty "
-			    "payload)");
-			goto out;
-		}
-	}
+	if (r->method == WFE_POST &&
+	    wfe_post_as_get_only(r, "a certificate is read with POST-as-GET "
+				    "(empty payload)") != 0)
+		goto out;
 	params = json_pack("{sIsb}", "order_id", (json_int_t)id, "with_der", 1);
 	if (wfe_rpc_raw(r, r->w->sa, RPC_SA_STAR_GET, params, &star, &p) != 0) {
 		if (p->type == PROB_NOT_FOUND) {

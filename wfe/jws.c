@@ -227,6 +227,19 @@ wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode)
 	return 0;
 }
 
+/* See wfe_int.h. */
+int
+wfe_post_as_get_only(struct wfe_req *r, const char *detail)
+{
+	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
+		return -1;
+	if (!r->jws->is_post_as_get) {
+		wfe_reply_prob(r, PROB_MALFORMED, "%s", detail);
+		return -1;
+	}
+	return 0;
+}
+
 int
 wfe_jws_payload(struct wfe_req *r, json_t **out)
 {

@@ -282,6 +282,12 @@ enum wfe_key_mode { WFE_KEY_KID, WFE_KEY_JWK, WFE_KEY_EITHER };
  * the problem and returns -1.
  */
 int wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode);
+/*
+ * A POST to a resource read with POST-as-GET only: authenticates it (kid)
+ * and requires the empty payload, else replies malformed with detail
+ * (borrowed, the whole sentence). 0, or -1 after replying the problem.
+ */
+int wfe_post_as_get_only(struct wfe_req *r, const char *detail);
 /* The payload object (new ref) or -1 after replying malformed. POST-as-GET
  * (empty payload) is refused. */
 int wfe_jws_payload(struct wfe_req *r, json_t **out);
