@@ -70,6 +70,7 @@ struct raw {
 	int64_t slow_finalize_ms;
 	int64_t test_reuse_percent;
 	json_t *star;
+	json_t *device_identifiers;
 };
 
 #define F(n, t, m) JSPEC_FIELD(struct raw, n, t, m)
@@ -95,7 +96,8 @@ static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
     FS("challenges", challenges, n_challenges),
     F("subdomain_auth", JSPEC_BOOL, subdomain_auth),
     F("onion", JSPEC_BOOL, onion),
-    FO("dns_persist", persist_spec), FO("email", email_spec), JSPEC_END};
+    FO("dns_persist", persist_spec), FO("email", email_spec),
+    F("device_identifiers", JSPEC_JSON, device_identifiers), JSPEC_END};
 static const struct jspec keys_spec[] = {F("rsa_min", JSPEC_INT, rsa_min),
     F("rsa_max", JSPEC_INT, rsa_max), F("rsa_sizes", JSPEC_JSON, rsa_sizes),
     FS("ecdsa_curves", curves, n_curves),
@@ -479,7 +481,9 @@ convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
 		    "(RFC 9799 .onion names) to be true");
 		return -1;
 	}
-	if (convert_persist(r, pol, err, errlen) != 0)
+	if (convert_persist(r, pol, err, errlen) != 0 ||
+	    ra_device_policy_parse(r->device_identifiers,
+		&pol->device_identifiers, err, errlen) != 0)
 		return -1;
 	if (pol->public_mode) {
 		char e[256];
@@ -731,6 +735,7 @@ ra_config_clear(struct ra_config *cfg)
 	free(cfg->policy.persist_prefix);
 	strv_free(cfg->policy.email_domains, cfg->policy.n_email_domains);
 	free(cfg->policy.email_from);
+	json_decref(cfg->policy.device_identifiers);
 	free(cfg->policy.ip_ranges);
 	ra_psl_free(cfg->policy.psl);
 	json_decref(cfg->limit_overrides);

@@ -559,6 +559,8 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	}
 	if (ra_policy_check_idents(&ra->cfg.policy, prof,
 		json_object_get(params, "identifiers"), &idents, prob) != 0 ||
+	    ra_device_policy_check(ra->cfg.policy.device_identifiers, acct,
+		idents, prob) != 0 ||
 	    check_window(ra, prof, params, nb, na, now, &star, prob) != 0 ||
 	    (replaces != NULL &&
 		check_replaces(
@@ -661,7 +663,9 @@ ra_h_new_authz(void *svc, const struct rpc_req *req, json_t **result,
 		? json_object_get(params, "identifier")
 		: json_null());
 	if (ra_policy_check_idents(&ra->cfg.policy, prof, one, &idents, prob) !=
-	    0)
+		0 ||
+	    ra_device_policy_check(
+		ra->cfg.policy.device_identifiers, acct, idents, prob) != 0)
 		goto out;
 	val = json_string_value(
 	    json_object_get(json_array_get(idents, 0), "value"));

@@ -84,6 +84,8 @@ struct ra_policy {
 	char **email_domains; /* mail domains the CA certifies, lowercase */
 	size_t n_email_domains;
 	char *email_from; /* the challenge email's sender (the "from" field) */
+	/* policy.device_identifiers (device_policy.c); NULL: any account */
+	json_t *device_identifiers;
 };
 
 struct ra_key_policy {
@@ -316,6 +318,13 @@ struct ra_star_terms {
 int ra_star_config_parse(
     const json_t *obj, struct ra_star_config *sc, char *err, size_t errlen);
 void ra_star_config_clear(struct ra_star_config *sc);
+/*
+ * Checks policy.device_identifiers (obj borrowed; NULL = off): EAB key id
+ * -> {device identifier type -> patterns} and "default". 0 with *out a new
+ * reference (NULL when off), or -1 with err naming the bad key.
+ */
+int ra_device_policy_parse(
+    const json_t *obj, json_t **out, char *err, size_t errlen);
 /*
  * Checks a newOrder's "auto-renewal" object (borrowed) against sc and the
  * profile (borrowed) at now (epoch seconds): RFC 8739 §3.1.1 fields and

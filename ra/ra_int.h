@@ -220,6 +220,15 @@ void ra_issue_order(
  */
 int ra_device_check_key(struct ra *ra, const char *rid, const json_t *order,
     EVP_PKEY *csr_key, struct problem **prob);
+/*
+ * newOrder / newAuthz: each device identifier of idents (borrowed,
+ * normalised) must match a pattern of the binding of the account's
+ * (borrowed) eab_kid in pol (policy.device_identifiers, borrowed; NULL:
+ * off), else of its "default". 0, or -1 with *prob (rejectedIdentifier,
+ * one subproblem per refused identifier).
+ */
+int ra_device_policy_check(const json_t *pol, const json_t *acct,
+    const json_t *idents, struct problem **prob);
 
 /* ---- RFC 8739 STAR (star.c) ---- */
 /*
