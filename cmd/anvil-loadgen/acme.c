@@ -11,7 +11,9 @@
  * polling deadline), "transport" (connect / TLS / HTTP), "protocol" (a
  * response an RFC 8555 server must not send), "badCertificate" (the
  * certificate does not match the CSR), "http-<status>" (an error without a
- * problem document).
+ * problem document). What ended a failed issuance (request, URL, HTTP
+ * status, the start of the answer) is kept in w->detail: the report keeps
+ * the first ones per reason ("failure_examples") and stderr shows them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +63,38 @@ set_fail(char *fail, size_t faillen, const char *reason)
 	snprintf(fail, faillen, "%s", reason);
 }
 
+/*
+ * w->detail = "<what> <url> -> <status> <body>": the body's first bytes on
+ * one line (control characters as spaces), bounded by LG_DETAIL_MAX.
+ */
+static void
+note(struct lg_worker *w, const char *what, const char *url, int status,
+    const char *body, size_t len)
+{
+	size_t n, i;
+	int k = snprintf(w->detail, sizeof(w->detail), "%s %s -> %d ", what,
+	    url != NULL ? url : "?", status);
+
+	if (k < 0 || (size_t)k >= sizeof(w->detail) - 1)
+		return;
+	n = (size_t)k;
+	for (i = 0; body != NULL && i < len && n < sizeof(w->detail) - 1; i++)
+		w->detail[n++] =
+		    (unsigned char)body[i] < 0x20 ? ' ' : body[i];
+	w->detail[n] = '\0';
+}
+
+/* note() of a 2xx answer's JSON object (borrowed) as the server sent it. */
+static void
+note_json(struct lg_worker *w, const char *what, const char *url,
+    const json_t *obj)
+{
+	char *s = json_dumps(obj, JSON_COMPACT);
+
+	note(w, what, url, 200, s, s != NULL ? strlen(s) : 0);
+	free(s);
+}
+
 /* "timeout" or "transport" from a transport error message. */
 static void
 transport_fail(struct lg_worker *w, const char *url, const char *err,
@@ -68,6 +102,7 @@ transport_fail(struct lg_worker *w, const char *url, const char *err,
 {
 	set_fail(fail, faillen,
 	    strstr(err, "timeout") != NULL ? "timeout" : "transport");
+	snprintf(w->detail, sizeof(w->detail), "%s: %s", url, err);
 	if (w->run->verbose)
 		log_warn("worker %d: %s: %s", w->id, url, err);
 }
@@ -106,6 +141,8 @@ get_nonce(struct lg_worker *w, char *fail, size_t faillen)
 	if ((r.status != 200 && r.status != 204) || r.nonce == NULL) {
 		w->stats.errors[LG_REQ_NONCE]++;
 		problem_reason(&r, fail, faillen);
+		note(w, "HEAD", w->run->new_nonce_url, r.status, r.body,
+		    r.body_len);
 		goto out;
 	}
 	free(w->nonce);
@@ -174,6 +211,8 @@ signed_post(struct lg_worker *w, enum lg_req kind, const char *url,
 		if (strcmp(fail, "badNonce") != 0 ||
 		    attempt == MAX_NONCE_RETRIES) {
 			w->stats.errors[kind]++;
+			note(w, lg_req_name(kind), url, resp->status,
+			    resp->body, resp->body_len);
 			if (w->run->verbose)
 				log_warn("worker %d: %s -> %d %.300s", w->id,
 				    url, resp->status, resp->body);
@@ -187,15 +226,19 @@ out:
 	return rc;
 }
 
-/* Parses a 2xx body as a JSON object. NULL and fail "protocol". */
+/* Parses a 2xx body of the kind request to url as a JSON object. NULL
+ * and fail "protocol". */
 static json_t *
-body_json(const struct lg_resp *r, char *fail, size_t faillen)
+body_json(struct lg_worker *w, enum lg_req kind, const char *url,
+    const struct lg_resp *r, char *fail, size_t faillen)
 {
 	json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
 
 	if (!json_is_object(j)) {
 		json_decref(j);
 		set_fail(fail, faillen, "protocol");
+		note(w, lg_req_name(kind), url, r->status, r->body,
+		    r->body_len);
 		return NULL;
 	}
 	return j;
@@ -218,7 +261,7 @@ fetch_json(struct lg_worker *w, enum lg_req kind, const char *url, json_t **out,
 	*out = NULL;
 	if (signed_post(w, kind, url, NULL, 0, &r, fail, faillen) != 0)
 		goto out;
-	*out = body_json(&r, fail, faillen);
+	*out = body_json(w, kind, url, &r, fail, faillen);
 	if (*out != NULL)
 		rc = 0;
 out:
@@ -273,6 +316,7 @@ start_authz(struct lg_worker *w, const char *url, char **token, int *pending,
 	}
 	if (st == NULL || strcmp(st, "pending") != 0) {
 		set_fail(fail, faillen, "protocol");
+		note_json(w, lg_req_name(LG_REQ_AUTHZ), url, authz);
 		goto out;
 	}
 	json_array_foreach(json_object_get(authz, "challenges"), i, c)
@@ -335,6 +379,8 @@ poll_authz(struct lg_worker *w, const char *url, double deadline, char *fail,
 			set_fail(fail, faillen, "protocol");
 			done = -1;
 		}
+		if (done < 0)
+			note_json(w, lg_req_name(LG_REQ_POLL_AUTHZ), url, authz);
 		json_decref(authz);
 		if (done != 0)
 			return done > 0 ? 0 : -1;
@@ -350,6 +396,8 @@ finalize_order(struct lg_worker *w, const char *order_url,
 	struct lg_resp r = {0};
 	json_t *order = NULL, *payload = NULL;
 	char *csr = NULL, *body = NULL;
+	/* where the order shown last came from */
+	const char *what = lg_req_name(LG_REQ_FINALIZE), *url = finalize_url;
 	int rc = -1;
 
 	csr = lg_csr_b64(key, names, n);
@@ -363,7 +411,7 @@ finalize_order(struct lg_worker *w, const char *order_url,
 	if (signed_post(w, LG_REQ_FINALIZE, finalize_url, body, 0, &r, fail,
 		faillen) != 0)
 		goto out;
-	order = body_json(&r, fail, faillen);
+	order = body_json(w, LG_REQ_FINALIZE, finalize_url, &r, fail, faillen);
 	if (order == NULL)
 		goto out;
 	for (;;) {
@@ -385,11 +433,13 @@ finalize_order(struct lg_worker *w, const char *order_url,
 				strlen(ACME_ERR_PREFIX)) == 0)
 				t += strlen(ACME_ERR_PREFIX);
 			set_fail(fail, faillen, t != NULL ? t : "orderInvalid");
+			note_json(w, what, url, order);
 			goto out;
 		}
 		if (strcmp(st, "processing") != 0 && strcmp(st, "ready") != 0 &&
 		    strcmp(st, "valid") != 0) {
 			set_fail(fail, faillen, "protocol");
+			note_json(w, what, url, order);
 			goto out;
 		}
 		if (now_ms() > deadline) {
@@ -402,6 +452,8 @@ finalize_order(struct lg_worker *w, const char *order_url,
 		if (fetch_json(w, LG_REQ_POLL_ORDER, order_url, &order, fail,
 			faillen) != 0)
 			goto out;
+		what = lg_req_name(LG_REQ_POLL_ORDER);
+		url = order_url;
 	}
 out:
 	lg_resp_clear(&r);
@@ -461,7 +513,8 @@ issue_one(struct lg_worker *w, char *fail, size_t faillen)
 	if (signed_post(w, LG_REQ_NEW_ORDER, run->new_order_url, payload, 0, &r,
 		fail, faillen) != 0)
 		goto out;
-	order = body_json(&r, fail, faillen);
+	order = body_json(w, LG_REQ_NEW_ORDER, run->new_order_url, &r, fail,
+	    faillen);
 	if (order == NULL)
 		goto out;
 	authzs = json_object_get(order, "authorizations");
@@ -470,6 +523,8 @@ issue_one(struct lg_worker *w, char *fail, size_t faillen)
 	    json_array_size(authzs) == 0 ||
 	    json_array_size(authzs) > MAX_NAMES) {
 		set_fail(fail, faillen, "protocol");
+		note(w, "newOrder (Location, finalize, authorizations)",
+		    run->new_order_url, r.status, r.body, r.body_len);
 		goto out;
 	}
 	order_url = xstrdup(r.location);
@@ -479,6 +534,8 @@ issue_one(struct lg_worker *w, char *fail, size_t faillen)
 
 		if (u == NULL) {
 			set_fail(fail, faillen, "protocol");
+			note_json(w, "newOrder (authorizations)",
+			    run->new_order_url, order);
 			goto out;
 		}
 		if (start_authz(w, u, &tokens[i], &pending[i], fail, faillen) !=
@@ -502,6 +559,7 @@ issue_one(struct lg_worker *w, char *fail, size_t faillen)
 		n, err, sizeof(err)) != 0) {
 		if (run->verbose)
 			log_warn("worker %d: %s", w->id, err);
+		snprintf(w->detail, sizeof(w->detail), "%s: %s", cert_url, err);
 		set_fail(fail, faillen, "badCertificate");
 		goto out;
 	}
@@ -545,6 +603,8 @@ create_account(struct lg_worker *w, char *fail, size_t faillen)
 		goto out;
 	if (r.location == NULL) {
 		set_fail(fail, faillen, "protocol");
+		note(w, "newAccount (no Location)", w->run->new_account_url,
+		    r.status, r.body, r.body_len);
 		goto out;
 	}
 	w->kid = xstrdup(r.location);
@@ -601,6 +661,14 @@ lg_run_clear_directory(struct lg_run *run)
 	run->new_nonce_url = run->new_account_url = run->new_order_url = NULL;
 }
 
+/* Counts a failure; the first details per reason go to stderr too. */
+static void
+worker_fail(struct lg_worker *w, const char *fail)
+{
+	if (lg_stats_fail(&w->stats, fail, w->detail))
+		log_warn("worker %d: %s: %s", w->id, fail, w->detail);
+}
+
 /*
  * --renew: the worker's own names, issued once before the window (not
  * counted) so that every measured order is a second order for names this
@@ -617,9 +685,10 @@ renew_prime(struct lg_worker *w)
 	for (i = 0; i < n; i++)
 		w->renew_names[i] = xasprintf("%016llx.%s",
 		    (unsigned long long)rng_next(&w->rng), w->run->suffix);
+	w->detail[0] = '\0';
 	if (issue_one(w, fail, sizeof(fail)) == 0)
 		return 0;
-	lg_stats_fail(&w->stats, fail);
+	worker_fail(w, fail);
 	return -1;
 }
 
@@ -645,7 +714,7 @@ lg_worker_main(void *arg)
 	if (create_account(w, fail, sizeof(fail)) == 0)
 		w->account_ok = 1;
 	else
-		lg_stats_fail(&w->stats, fail);
+		worker_fail(w, fail);
 	if (w->account_ok && w->run->renew && renew_prime(w) != 0)
 		w->account_ok = 0;
 	brc = pthread_barrier_wait(&w->run->ready_barrier);
@@ -657,6 +726,7 @@ lg_worker_main(void *arg)
 	while (w->account_ok && should_continue(w->run)) {
 		double t0 = now_ms();
 
+		w->detail[0] = '\0';
 		if (issue_one(w, fail, sizeof(fail)) == 0) {
 			double t1 = now_ms();
 
@@ -665,7 +735,7 @@ lg_worker_main(void *arg)
 			    t1 - t0);
 			lg_stats_add(&w->stats, LG_REQ_ISSUANCE, t1 - t0);
 		} else {
-			lg_stats_fail(&w->stats, fail);
+			worker_fail(w, fail);
 			sleep_ms(20); /* do not spin on a dead server */
 		}
 	}

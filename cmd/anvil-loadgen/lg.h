@@ -117,6 +117,7 @@ struct lg_stats {
 	size_t cap[LG_REQ__MAX];
 	uint64_t errors[LG_REQ__MAX]; /* requests answered with an error */
 	json_t *failures;             /* owned: {"reason": count} */
+	json_t *examples; /* owned: {"reason": [detail, ...]}, LG_EXAMPLES max */
 	uint64_t issued;
 	uint64_t bad_nonce_retries;
 	uint32_t *timeline; /* issuances completed in second i of the window */
@@ -135,8 +136,17 @@ void lg_stats_add(struct lg_stats *s, enum lg_req k, double ms);
  * took ms (for the per-second latency series of the JSON report).
  */
 void lg_stats_issued(struct lg_stats *s, double offset_s, double ms);
-/* Counts one failed issuance under reason (borrowed string). */
-void lg_stats_fail(struct lg_stats *s, const char *reason);
+/* Failure details kept per reason (the first ones seen). */
+#define LG_EXAMPLES 3
+/* Longest failure detail kept: request, URL, status and the answer's start. */
+#define LG_DETAIL_MAX 640
+
+/*
+ * Counts one failed issuance under reason and keeps detail (both borrowed;
+ * detail may be NULL or empty) as an example of it while fewer than
+ * LG_EXAMPLES are kept. 1 if detail was kept (the caller logs it), else 0.
+ */
+int lg_stats_fail(struct lg_stats *s, const char *reason, const char *detail);
 /* Adds everything of src into dst (src unchanged). */
 void lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src);
 
@@ -259,6 +269,7 @@ struct lg_worker {
 	char *nonce;
 	struct lg_conn *conn;
 	struct lg_stats stats;
+	char detail[LG_DETAIL_MAX]; /* what ended the current issuance */
 	int account_ok;
 	uint64_t rng;
 	char **renew_names; /* --renew: names_per_order names, owned */

@@ -34,6 +34,7 @@ lg_stats_init(struct lg_stats *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->failures = json_object();
+	s->examples = json_object();
 }
 
 void
@@ -46,6 +47,7 @@ lg_stats_clear(struct lg_stats *s)
 	for (k = 0; k < LG_REQ__MAX; k++)
 		free(s->samples[k]);
 	json_decref(s->failures);
+	json_decref(s->examples);
 	free(s->timeline);
 	free(s->points);
 	memset(s, 0, sizeof(*s));
@@ -120,10 +122,32 @@ fail_add(json_t *obj, const char *reason, json_int_t n)
 	jset(obj, reason, json_integer(v + n));
 }
 
-void
-lg_stats_fail(struct lg_stats *s, const char *reason)
+/* Appends detail to examples[reason] unless LG_EXAMPLES are kept. */
+static int
+example_add(json_t *examples, const char *reason, const char *detail)
 {
-	fail_add(s->failures, reason != NULL ? reason : "unknown", 1);
+	json_t *arr = json_object_get(examples, reason);
+
+	if (detail == NULL || detail[0] == '\0')
+		return 0;
+	if (arr == NULL) {
+		arr = json_array();
+		jset(examples, reason, arr);
+	}
+	if (json_array_size(arr) >= LG_EXAMPLES)
+		return 0;
+	if (json_array_append_new(arr, json_string(detail)) != 0)
+		log_bug("json_array_append_new failed");
+	return 1;
+}
+
+int
+lg_stats_fail(struct lg_stats *s, const char *reason, const char *detail)
+{
+	const char *r = reason != NULL ? reason : "unknown";
+
+	fail_add(s->failures, r, 1);
+	return example_add(s->examples, r, detail);
 }
 
 void
@@ -142,6 +166,14 @@ lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src)
 	}
 	json_object_foreach(src->failures, key, val)
 	    fail_add(dst->failures, key, json_integer_value(val));
+	json_object_foreach(src->examples, key, val)
+	{
+		size_t i;
+		json_t *e;
+
+		json_array_foreach(val, i, e)
+		    example_add(dst->examples, key, json_string_value(e));
+	}
 	timeline_grow(dst, src->timeline_len);
 	for (k = 0; k < (int)src->timeline_len; k++)
 		dst->timeline[k] += src->timeline[k];
@@ -272,6 +304,7 @@ lg_stats_json(struct lg_stats *s, const struct lg_summary *sum)
 		    ? round3((double)s->issued / sum->elapsed_s)
 		    : 0));
 	jset(out, "failures", json_incref(s->failures));
+	jset(out, "failure_examples", json_incref(s->examples));
 	jset(out, "bad_nonce_retries",
 	    json_integer((json_int_t)s->bad_nonce_retries));
 	jset(out, "connections", json_integer((json_int_t)sum->connections));
@@ -311,8 +344,17 @@ lg_stats_print(FILE *f, const json_t *r)
 	    num(r, "issued"), num(r, "elapsed_s"), num(r, "issuances_per_s"));
 	fprintf(f, "failed       %.0f\n", num(r, "failed"));
 	fails = json_object_get(r, "failures");
-	json_object_foreach((json_t *)fails, key, val) fprintf(
-	    f, "  %-32s %lld\n", key, (long long)json_integer_value(val));
+	json_object_foreach((json_t *)fails, key, val)
+	{
+		const json_t *ex = json_object_get(
+		    json_object_get(r, "failure_examples"), key), *e;
+		size_t i;
+
+		fprintf(f, "  %-32s %lld\n", key,
+		    (long long)json_integer_value(val));
+		json_array_foreach(ex, i, e) fprintf(
+		    f, "    e.g. %s\n", json_string_value(e));
+	}
 	fprintf(f,
 	    "badNonce retries %.0f, connections %.0f, http-01 served "
 	    "%.0f, loadgen CPU %.2f s\n",

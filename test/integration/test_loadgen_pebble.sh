@@ -76,7 +76,19 @@ check "duration run exits 0" test "$rc" -eq 0
 check "duration run lasted about 2 s" jtrue "$tmp/r3.json" "2.0 <= d['elapsed_s'] < 15 and d['issued'] > 0"
 check "duration run ended within 20 s of wall time" test $((SECONDS - start)) -lt 20
 
-# 4. Bad input: clear errors, exit 2, no hang.
+# 4. Failures keep what ended them: with nobody serving http-01 every
+# validation fails; the report names the reason, the authz URL and the
+# server's answer, and stderr shows it too.
+timeout 120 "$LG" "${common[@]}" --no-responder --clients 1 --count 2 --json >"$tmp/r4.json" 2>"$tmp/r4.err"
+rc=$?
+check "failed run exits 1" test "$rc" -eq 1
+check "failed run: every issuance failed, with an example per reason" jtrue "$tmp/r4.json" \
+	"d['issued'] == 0 and sum(d['failures'].values()) == 2 and set(d['failure_examples']) == set(d['failures'])"
+check "failed run: the example is the authz poll with its status and answer" jtrue "$tmp/r4.json" \
+	"all(e.startswith('pollAuthz https://') and ' -> 200 {' in e and '\"invalid\"' in e for v in d['failure_examples'].values() for e in v)"
+check "failed run: stderr shows the failure" grep -q "worker 0: .*pollAuthz https://" "$tmp/r4.err"
+
+# 5. Bad input: clear errors, exit 2, no hang.
 timeout 30 "$LG" --directory https://localhost:$((BASE + 99))/dir --trust "$PEBBLE_TRUST" --count 1 >/dev/null 2>"$tmp/e1"
 rc=$?
 check "unreachable directory exits 2" test "$rc" -eq 2
