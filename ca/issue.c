@@ -160,7 +160,8 @@ check_identifiers(const struct profile *p, const json_t *ids)
 			(strcmp(t, "permanent-identifier") == 0 &&
 			    !p->allow_permanent_id) ||
 			(strcmp(t, "hardware-module") == 0 &&
-			    !p->allow_hardware_module)))
+			    !p->allow_hardware_module) ||
+			(strcmp(t, "bundleEID") == 0 && !p->allow_bundle_eid)))
 			return problem_new(PROB_REJECTED_IDENTIFIER,
 			    "profile "
 			    "%s does not allow %s identifiers",

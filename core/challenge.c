@@ -41,6 +41,9 @@ static const struct chal_info chal_table[CHAL__MAX] = {
 	"draft-ietf-acme-device-attest",
 	CHAL_IDENT(IDENT_PERMANENT_ID) | CHAL_IDENT(IDENT_HARDWARE_MODULE), 0,
 	0, 1, 0},
+    /* RFC 9891 §4: Node IDs only; off unless policy.challenges names it */
+    [CHAL_BPNODEID00] = {CHAL_BPNODEID00, "bp-nodeid-00", "RFC 9891 §4",
+	CHAL_IDENT(IDENT_BUNDLE_EID), 0, 0, 0},
 };
 
 /* See core.h. */
@@ -157,5 +160,24 @@ chal_onion_nonce(const char *token)
 	out = xmalloc(4 * ((n + 2) / 3) + 1);
 	(void)EVP_EncodeBlock((unsigned char *)out, raw, (int)n);
 	free(raw);
+	return out;
+}
+
+/* See core.h. */
+char *
+chal_bp_id_chal(const char *token)
+{
+	static const char label[] = "ACME bp-nodeid-00 id-chal:";
+	uint8_t md[32];
+	size_t n = token != NULL ? strlen(token) : 0;
+	uint8_t *buf = xmalloc(sizeof(label) + n);
+	char *out;
+
+	memcpy(buf, label, sizeof(label) - 1);
+	if (n > 0)
+		memcpy(buf + sizeof(label) - 1, token, n);
+	sha256(buf, sizeof(label) - 1 + n, md);
+	free(buf);
+	out = b64url_encode(md, 16);
 	return out;
 }

@@ -256,6 +256,7 @@ enum ident_type {
 	IDENT_EMAIL, /* RFC 8823 §2: an email address (rfc822Name) */
 	IDENT_PERMANENT_ID, /* draft-ietf-acme-device-attest §3 */
 	IDENT_HARDWARE_MODULE, /* draft-ietf-acme-device-attest §4 */
+	IDENT_BUNDLE_EID, /* RFC 9891 §3: a DTN Node ID (ipn: / dtn: URI) */
 	IDENT__MAX
 };
 
@@ -336,6 +337,20 @@ char *ident_device_from_othername(const char *type_oid,
  */
 unsigned char *ident_device_othername_der(
     enum ident_type t, const char *value, size_t *len, const char **type_oid);
+/*
+ * RFC 9891 §3 (ident_bundle.c): checks and normalises a "bundleEID" value
+ * (borrowed) that must name a DTN Node ID: "dtn://node-name/" (RFC 9171
+ * §4.2.5.1.1, empty demux) or "ipn:N.0" (§4.2.5.1.2, service 0, N > 0).
+ * The scheme is lowercased, percent-encoded unreserved characters are
+ * decoded and other percent-encodings get uppercase hex (RFC 3986
+ * §6.2.2), ipn numbers lose leading zeros. Returns 0 with *out
+ * (malloc'd); -1 with the reason in err when the value is malformed (bad
+ * percent-encoding or scheme-specific syntax: ACME "malformed"); -2 when
+ * it is well-formed but not usable (another scheme, or an EID that is not
+ * a Node ID: ACME "rejectedIdentifier").
+ */
+int ident_bundle_eid_normalize(
+    const char *value, char **out, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* Challenge types (challenge.c): the one table RA and VA share         */
@@ -355,6 +370,7 @@ enum chal_type {
 	CHAL_ONIONCSR01,   /* RFC 9799 §3.2 */
 	CHAL_EMAILREPLY00, /* RFC 8823 §3 */
 	CHAL_DEVICEATTEST01, /* draft-ietf-acme-device-attest §5 */
+	CHAL_BPNODEID00, /* RFC 9891 §4 */
 	CHAL__MAX
 };
 
@@ -402,6 +418,14 @@ int chal_check_onion(
  * (RFC 9799 §3.2), or NULL when token is not base64url. Caller frees.
  */
 char *chal_onion_nonce(const char *token);
+/*
+ * RFC 9891 §4.1: the bp-nodeid-00 "id-chal" of a challenge whose token
+ * (borrowed) is the "token-chal": the base64url of the first 16 bytes of
+ * SHA-256("ACME bp-nodeid-00 id-chal:" || token), so it has the token's
+ * 128+ bits of entropy without revealing it and needs no storage. Caller
+ * frees.
+ */
+char *chal_bp_id_chal(const char *token);
 
 /* ------------------------------------------------------------------ */
 /* Declarative JSON input (config files and request bodies)            */
@@ -658,6 +682,10 @@ struct profile {
 	 * (draft-ietf-acme-device-attest) */
 	int allow_permanent_id;
 	int allow_hardware_module;
+	/* RFC 9891: identifier_types "bundleEID" and the EKU
+	 * id-kp-bundleSecurity (RFC 9174 §4.4.2.1), only together */
+	int allow_bundle_eid;
+	int eku_bundle_security;
 };
 
 struct profiles {

@@ -15,6 +15,7 @@ static const char *const ident_names[IDENT__MAX] = {
     [IDENT_EMAIL] = "email",
     [IDENT_PERMANENT_ID] = "permanent-identifier",
     [IDENT_HARDWARE_MODULE] = "hardware-module",
+    [IDENT_BUNDLE_EID] = "bundleEID",
 };
 
 const char *

@@ -103,11 +103,13 @@ profile_from_in(struct profile *out, const char *name,
 		else if (strcmp(in->identifier_types[i], "hardware-module") ==
 		    0)
 			out->allow_hardware_module = 1;
+		else if (strcmp(in->identifier_types[i], "bundleEID") == 0)
+			out->allow_bundle_eid = 1;
 		else {
 			snprintf(err, errlen,
 			    "%s: profiles.%s.identifier_types"
 			    ": unknown type \"%s\" (dns, ip, email, "
-			    "permanent-identifier, hardware-module)",
+			    "permanent-identifier, hardware-module, bundleEID)",
 			    path, name, in->identifier_types[i]);
 			return -1;
 		}
@@ -119,11 +121,13 @@ profile_from_in(struct profile *out, const char *name,
 			out->eku_client_auth = 1;
 		else if (strcmp(in->ekus[i], "emailProtection") == 0)
 			out->eku_email_protection = 1;
+		else if (strcmp(in->ekus[i], "bundleSecurity") == 0)
+			out->eku_bundle_security = 1;
 		else {
 			snprintf(err, errlen,
 			    "%s: profiles.%s.ekus: unknown EKU "
 			    "\"%s\" (serverAuth, clientAuth, "
-			    "emailProtection)",
+			    "emailProtection, bundleSecurity)",
 			    path, name, in->ekus[i]);
 			return -1;
 		}
@@ -139,6 +143,23 @@ profile_from_in(struct profile *out, const char *name,
 		    "%s: profiles.%s: an S/MIME profile has identifier_types "
 		    "[\"email\"] and ekus [\"emailProtection\"] only (RFC "
 		    "8823 certificates are not TLS certificates)",
+		    path, name);
+		return -1;
+	}
+	/* RFC 9891 §7: "When a bundle security certificate is issued based
+	 * on a validated NODE-ID, the certificate SHALL include an Extended
+	 * Key Usage of id-kp-bundleSecurity"; such certificates are not TLS
+	 * or S/MIME certificates, so the two come only together and alone. */
+	if ((out->allow_bundle_eid || out->eku_bundle_security) &&
+	    (!out->allow_bundle_eid || !out->eku_bundle_security ||
+		out->eku_server_auth || out->eku_client_auth ||
+		out->eku_email_protection || out->allow_email ||
+		out->allow_permanent_id || out->allow_hardware_module)) {
+		snprintf(err, errlen,
+		    "%s: profiles.%s: a bundle security profile has "
+		    "identifier_types \"bundleEID\" (with dns/ip if wanted) "
+		    "and ekus [\"bundleSecurity\"] only (RFC 9891 §7; not a "
+		    "TLS or S/MIME profile)",
 		    path, name);
 		return -1;
 	}

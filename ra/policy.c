@@ -460,6 +460,27 @@ check_device(enum ident_type t, const char *ts, const char *vs, char **norm,
 }
 
 /*
+ * RFC 9891 §3: a bundleEID is decoded and normalised; a bad
+ * percent-encoding or scheme-specific syntax is "malformed", a scheme not
+ * handled (or an EID that is not a Node ID) "rejectedIdentifier".
+ */
+static int
+check_bundle_eid(
+    const char *ts, const char *vs, char **norm, struct problem **prob)
+{
+	char e[200], *msg;
+	int rc = ident_bundle_eid_normalize(vs, norm, e, sizeof(e));
+
+	if (rc == 0)
+		return 0;
+	msg = xasprintf("Invalid %s identifier: %s", ts, e);
+	*prob = ident_prob(rc == -1 ? PROB_MALFORMED : PROB_REJECTED_IDENTIFIER,
+	    ts, vs, "%s", msg);
+	free(msg);
+	return -1;
+}
+
+/*
  * RFC 9444's identifier members present with the right type
  * ("ancestorDomain" string in newOrder, "subdomainAuthAllowed" boolean in
  * newAuthz); their meaning is the RA's orders.c / subdomain.c business.
@@ -533,7 +554,8 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 	if (prof != NULL &&
 	    ((*type == IDENT_PERMANENT_ID && !prof->allow_permanent_id) ||
 		(*type == IDENT_HARDWARE_MODULE &&
-		    !prof->allow_hardware_module))) {
+		    !prof->allow_hardware_module) ||
+		(*type == IDENT_BUNDLE_EID && !prof->allow_bundle_eid))) {
 		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
 		    "Profile does not allow identifiers of type %s", ts);
 		return -1;
@@ -546,6 +568,8 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 	}
 	if (ident_is_device(*type))
 		return check_device(*type, ts, vs, norm, prob);
+	if (*type == IDENT_BUNDLE_EID)
+		return check_bundle_eid(ts, vs, norm, prob);
 	if (*type == IDENT_DNS)
 		return check_dns(pol, vs, norm, prob);
 	if (*type == IDENT_EMAIL)

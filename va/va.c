@@ -816,6 +816,19 @@ job_new(struct va *va, enum va_job_kind kind, enum ident_type itype,
 		free(norm);
 	} else if (ident_is_device(itype)) {
 		/* nothing to resolve: the attestation names the device */
+	} else if (itype == IDENT_BUNDLE_EID) {
+		char nerr[200], *norm = NULL;
+		if (ident_bundle_eid_normalize(value, &norm, nerr,
+			sizeof(nerr)) != 0 ||
+		    strcmp(norm, value) != 0) {
+			*prob = problem_new(PROB_MALFORMED,
+			    "\"%.100s\" is not a normalised DTN Node ID%s%s",
+			    value, norm ? "" : ": ", norm ? "" : nerr);
+			free(norm);
+			job_free(j);
+			return NULL;
+		}
+		free(norm);
 	} else if (itype == IDENT_EMAIL) {
 		char nerr[128];
 		char *norm = ident_email_normalize(value, nerr, sizeof(nerr));

@@ -137,6 +137,14 @@ wfe_acme_challenge(
 		if (nonce != NULL)
 			json_object_set_new(j, "nonce", json_string(nonce));
 		free(nonce);
+	} else if (type != NULL && strcmp(type, "bp-nodeid-00") == 0) {
+		/* RFC 9891 §4.1: "id-chal" (carried in the bundles) and
+		 * "token-chal" (the token, only ever on the ACME channel) */
+		nonce = chal_bp_id_chal(
+		    json_string_value(json_object_get(chall, "token")));
+		json_object_set_new(j, "id-chal", json_string(nonce));
+		free(nonce);
+		copy_member(j, "token-chal", chall, "token");
 	} else
 		copy_member(j, "token", chall, "token");
 	if (type != NULL && strcmp(type, "email-reply-00") == 0) {

@@ -1002,6 +1002,121 @@ test_onion_nonce(struct th *t)
 			"urn:ietf:params:acme:error:onionCAARequired") == 0);
 }
 
+/*
+ * RFC 9891 §3: "Any "bundleEID" value which fails to properly
+ * percent-decode SHALL be rejected with an ACME error type of
+ * "malformed"", "SHALL decode and normalize (based on scheme-specific
+ * syntax) all such received identifiers", and "Any "bundleEID" value
+ * which uses a scheme not handled by the ACME server SHALL be rejected
+ * with an ACME error type of "rejectedIdentifier"".
+ */
+static void
+test_bundle_eid_identifiers(struct th *t)
+{
+	static const struct {
+		const char *in, *out;
+	} ok[] = {
+	    {"dtn://example/", "dtn://example/"},
+	    {"DTN://acme-client/", "dtn://acme-client/"},
+	    {"dtn://n%61me/", "dtn://name/"},
+	    {"dtn://a%2fb/", "dtn://a%2Fb/"},
+	    {"ipn:977000.0", "ipn:977000.0"},
+	    {"IPN:007.000", "ipn:7.0"},
+	    {"ipn:18446744073709551615.0", "ipn:18446744073709551615.0"},
+	};
+	/* malformed: bad percent-encoding or scheme-specific syntax */
+	static const char *const bad[] = {"dtn://a%zz/", "dtn://a%4/",
+	    "dtn:/x/", "dtn://x", "dtn:///", "dtn://a b/", "ipn:1",
+	    "ipn:1.x", "ipn:18446744073709551616.0", "ipn:.0", "ipn:1.0x",
+	    "example", ":x", "dtn://a/b%"};
+	/* well-formed but not handled: other schemes, not a Node ID */
+	static const char *const rej[] = {"https://example/", "dtn:none",
+	    "dtn://node/svc", "dtn://node/~group", "ipn:5.1", "ipn:0.0",
+	    "ipn:1.2.0"};
+	char err[200], *out = NULL, *id, *id2;
+	size_t i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		TH_CHECK(t, ident_bundle_eid_normalize(ok[i].in, &out, err,
+				sizeof(err)) == 0);
+		TH_CHECK_STR(t, out, ok[i].out);
+		free(out);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		TH_CHECK(t, ident_bundle_eid_normalize(bad[i], &out, err,
+				sizeof(err)) == -1 &&
+			out == NULL);
+	}
+	for (i = 0; i < sizeof(rej) / sizeof(rej[0]); i++) {
+		TH_CHECK(t, ident_bundle_eid_normalize(rej[i], &out, err,
+				sizeof(err)) == -2 &&
+			out == NULL);
+	}
+	TH_CHECK(t, ident_bundle_eid_normalize("dtn://node/svc", &out, err,
+			sizeof(err)) == -2 &&
+		strstr(err, "not its Node ID") != NULL);
+	TH_CHECK(t, ident_type_parse("bundleEID", &(enum ident_type){0}) == 0);
+	TH_CHECK_STR(t, ident_type_name(IDENT_BUNDLE_EID), "bundleEID");
+	/* §4: bp-nodeid-00 validates bundleEID only */
+	TH_CHECK(t, chal_lookup("bp-nodeid-00") != NULL &&
+		chal_check(chal_lookup("bp-nodeid-00"), IDENT_BUNDLE_EID, 0,
+		    err, sizeof(err)) == 0 &&
+		chal_check(chal_lookup("bp-nodeid-00"), IDENT_DNS, 0, err,
+		    sizeof(err)) != 0 &&
+		chal_check(chal_lookup("http-01"), IDENT_BUNDLE_EID, 0, err,
+		    sizeof(err)) != 0);
+	/* §4.1: id-chal "SHALL NOT contain any characters outside the
+	 * base64url alphabet", at least 128 bits, one per token */
+	id = chal_bp_id_chal("tPUZNY4ONIk6LxErRFEjVw");
+	id2 = chal_bp_id_chal("p3yRYFU4KxwQaHQjJ2RdiQ");
+	TH_CHECK(t, id != NULL && strlen(id) == 22 &&
+		strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			   "0123456789-_") == 22);
+	TH_CHECK(t, id != NULL && id2 != NULL && strcmp(id, id2) != 0 &&
+		strcmp(id, "tPUZNY4ONIk6LxErRFEjVw") != 0);
+	free(id);
+	free(id2);
+}
+
+/* RFC 9891 §7: bundleEID goes with id-kp-bundleSecurity, never TLS. */
+static void
+test_bundle_security_profiles(struct th *t)
+{
+	static const char *const refused[] = {
+	    "{\"profiles\":{\"x\":{\"validity\":\"30d\",\"identifier_types\":"
+	    "[\"bundleEID\"],\"ekus\":[\"serverAuth\"]}}}",
+	    "{\"profiles\":{\"x\":{\"validity\":\"30d\",\"identifier_types\":"
+	    "[\"bundleEID\"],\"ekus\":[\"bundleSecurity\",\"clientAuth\"]}}}",
+	    "{\"profiles\":{\"x\":{\"validity\":\"30d\",\"identifier_types\":"
+	    "[\"dns\"],\"ekus\":[\"bundleSecurity\"]}}}",
+	    "{\"profiles\":{\"x\":{\"validity\":\"30d\",\"identifier_types\":"
+	    "[\"bundleEID\",\"email\"],\"ekus\":[\"bundleSecurity\"]}}}",
+	};
+	struct profiles *p;
+	char err[400];
+	json_t *j;
+	size_t i;
+
+	j = json_loads("{\"profiles\":{\"dtn\":{\"validity\":\"30d\","
+		       "\"identifier_types\":[\"bundleEID\",\"dns\"],"
+		       "\"ekus\":[\"bundleSecurity\"]}}}",
+	    0, NULL);
+	p = profiles_parse(j, "p.json", err, sizeof(err));
+	TH_CHECK(t, p != NULL && p->list[0].allow_bundle_eid &&
+		p->list[0].eku_bundle_security &&
+		!p->list[0].eku_server_auth);
+	profiles_free(p);
+	json_decref(j);
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		j = json_loads(refused[i], 0, NULL);
+		TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) ==
+			NULL);
+		TH_CHECK(t, i == 3 || strstr(err, "profiles.x: a bundle security") !=
+			NULL);
+		json_decref(j);
+	}
+}
+
 int
 main(void)
 {
@@ -1032,5 +1147,7 @@ main(void)
 	TH_RUN(&t, test_onion_address);
 	TH_RUN(&t, test_onion_address_fuzz);
 	TH_RUN(&t, test_onion_nonce);
+	TH_RUN(&t, test_bundle_eid_identifiers);
+	TH_RUN(&t, test_bundle_security_profiles);
 	return th_done(&t);
 }
