@@ -70,35 +70,13 @@ static const struct sa_col_spec eab_cols[] = {
     {"account_id", SA_COL_INT},
 };
 
-/* Account JSON from a row of ACCT_COLS. */
-static json_t *
-acct_json(const PGresult *r, int row)
-{
-	json_t *o = json_object();
-
-	sa_row_json(o, r, row, acct_cols, SA_NCOLS(acct_cols));
-	return o;
-}
-
 /* Runs a statement returning ACCT_COLS; notFound when no row. */
 static int
 acct_one(struct sa_conn *c, const struct sa_stmt *st, const struct sa_params *p,
     json_t **result, struct problem **prob)
 {
-	PGresult *r = sa_q(c, st, p, prob);
-	int ret = -1;
-
-	if (r == NULL)
-		return -1;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_NOT_FOUND, "no such account");
-		goto out;
-	}
-	*result = acct_json(r, 0);
-	ret = 0;
-out:
-	PQclear(r);
-	return ret;
+	return sa_q_one(c, st, p, acct_cols, SA_NCOLS(acct_cols),
+	    "no such account", result, prob);
 }
 
 static int
@@ -368,24 +346,13 @@ sa_m_get_eab_key(
 {
 	struct sa_params p;
 	const char *kid = NULL;
-	PGresult *r = NULL;
-	int ret = -1;
 
 	if (sa_get_str(params, "kid", 1, 256, &kid, prob) < 0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_str(&p, kid);
-	if ((r = sa_q(c, &st_eab_get, &p, prob)) == NULL)
-		return -1;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_NOT_FOUND, "no such EAB key");
-		goto out;
-	}
-	*result = eab_json(r, 0, 1);
-	ret = 0;
-out:
-	PQclear(r);
-	return ret;
+	return sa_q_one(c, &st_eab_get, &p, eab_cols, SA_NCOLS(eab_cols),
+	    "no such EAB key", result, prob);
 }
 
 int

@@ -164,23 +164,11 @@ sa_read_certificate(struct sa_conn *c, const char *serial, int with_der,
     json_t **out, struct problem **prob)
 {
 	struct sa_params p;
-	PGresult *r;
-	int ret = -1;
 
 	sa_params_init(&p);
 	sa_p_str(&p, serial);
-	r = sa_q(c, with_der ? &st_cert_get : &st_cert_get_nodel, &p, prob);
-	if (r == NULL)
-		return -1;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_NOT_FOUND, "no such certificate");
-		goto out;
-	}
-	*out = cert_json(r, 0);
-	ret = 0;
-out:
-	PQclear(r);
-	return ret;
+	return sa_q_one(c, with_der ? &st_cert_get : &st_cert_get_nodel, &p,
+	    cert_cols, SA_NCOLS(cert_cols), "no such certificate", out, prob);
 }
 
 int

@@ -618,3 +618,34 @@ sa_row_json(json_t *o, const PGresult *r, int row,
 			json_object_set_new(o, spec[i].key, j);
 	}
 }
+
+/* See sa_int.h. */
+PGresult *
+sa_q_row(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, const char *notfound, struct problem **prob)
+{
+	PGresult *r = sa_q(c, st, p, prob);
+
+	if (r != NULL && PQntuples(r) != 1) {
+		*prob = problem_new(PROB_NOT_FOUND, "%s", notfound);
+		PQclear(r);
+		r = NULL;
+	}
+	return r;
+}
+
+/* See sa_int.h. */
+int
+sa_q_one(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, const struct sa_col_spec *spec, size_t n,
+    const char *notfound, json_t **out, struct problem **prob)
+{
+	PGresult *r = sa_q_row(c, st, p, notfound, prob);
+
+	if (r == NULL)
+		return -1;
+	*out = json_object();
+	sa_row_json(*out, r, 0, spec, n);
+	PQclear(r);
+	return 0;
+}

@@ -96,6 +96,13 @@ void sa_conn_close(struct sa_conn *c);
 /* "{1,2,3}" for a bigint[] parameter. Caller frees. */
 char *sa_id_array(const int64_t *ids, size_t n);
 /*
+ * Runs st with p expecting one row: the result (caller PQclears), or NULL
+ * with *prob: notFound with detail `notfound` when there is no row, or
+ * sa_q's problem.
+ */
+PGresult *sa_q_row(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, const char *notfound, struct problem **prob);
+/*
  * Runs a one-row UPDATE st with p ($1 = id); when no row changes, sets
  * *prob to notFound if `exists` finds no row with that id, else to
  * `otherwise` with detail. 0 or -1 with *prob.
@@ -173,6 +180,13 @@ struct sa_col_spec {
 void sa_row_json(json_t *o, const PGresult *r, int row,
     const struct sa_col_spec *spec, size_t n);
 #define SA_NCOLS(spec) (sizeof(spec) / sizeof((spec)[0]))
+/*
+ * sa_q_row, the row as a new JSON object in *out by spec[0..n)
+ * (sa_row_json). 0 or -1 with *prob.
+ */
+int sa_q_one(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, const struct sa_col_spec *spec, size_t n,
+    const char *notfound, json_t **out, struct problem **prob);
 
 /* Method implementations: (conn, params, result, prob). Declared below
  * as `sa_method_impl sa_m_<name>;`. */

@@ -45,6 +45,19 @@ static const struct sa_stmt st_ocsp_get = {"ocsp_get",
     SA_TS("next_update") " FROM ocsp_responses WHERE serial = $1"};
 /* clang-format on */
 
+/* The JSON of the crl_get and ocsp_get columns. */
+static const struct sa_col_spec crl_cols[] = {
+    {"number", SA_COL_INT},
+    {"der", SA_COL_HEX_B64},
+    {"this_update", SA_COL_STR},
+    {"next_update", SA_COL_STR},
+};
+static const struct sa_col_spec ocsp_cols[] = {
+    {"der", SA_COL_HEX_B64},
+    {"this_update", SA_COL_STR},
+    {"next_update", SA_COL_STR},
+};
+
 struct rl {
 	const char *key;
 	int64_t emission, burst, cost, now;
@@ -217,27 +230,14 @@ sa_m_get_crl(
 	struct sa_params p;
 	const char *issuer = NULL;
 	int64_t shard = 0;
-	PGresult *r;
-	int ret = -1;
 
 	if (get_shard(params, &issuer, &shard, prob) != 0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_str(&p, issuer);
 	sa_p_int(&p, shard);
-	if ((r = sa_q(c, &st_crl_get, &p, prob)) == NULL)
-		return -1;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_NOT_FOUND, "no CRL stored");
-		goto out;
-	}
-	*result = json_pack("{s:I, s:o, s:s, s:s}", "number",
-	    (json_int_t)sa_col_int(r, 0, 0), "der", sa_col_hex_as_b64(r, 0, 1),
-	    "this_update", sa_col(r, 0, 2), "next_update", sa_col(r, 0, 3));
-	ret = 0;
-out:
-	PQclear(r);
-	return ret;
+	return sa_q_one(c, &st_crl_get, &p, crl_cols, SA_NCOLS(crl_cols),
+	    "no CRL stored", result, prob);
 }
 
 int
@@ -301,24 +301,11 @@ sa_m_get_ocsp(
 {
 	struct sa_params p;
 	const char *serial = NULL;
-	PGresult *r;
-	int ret = -1;
 
 	if (sa_get_hex(params, "serial", 1, 64, &serial, prob) < 0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_str(&p, serial);
-	if ((r = sa_q(c, &st_ocsp_get, &p, prob)) == NULL)
-		return -1;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_NOT_FOUND, "no OCSP response stored");
-		goto out;
-	}
-	*result =
-	    json_pack("{s:o, s:s, s:s}", "der", sa_col_hex_as_b64(r, 0, 0),
-		"this_update", sa_col(r, 0, 1), "next_update", sa_col(r, 0, 2));
-	ret = 0;
-out:
-	PQclear(r);
-	return ret;
+	return sa_q_one(c, &st_ocsp_get, &p, ocsp_cols, SA_NCOLS(ocsp_cols),
+	    "no OCSP response stored", result, prob);
 }

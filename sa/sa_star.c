@@ -217,27 +217,22 @@ sa_m_star_get(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	PGresult *r = NULL;
+	PGresult *r;
 	int64_t oid = 0;
-	int with_der = 0, ret = -1;
+	int with_der = 0;
 
 	if (sa_get_id(params, "order_id", 1, &oid, prob) < 0 ||
 	    sa_get_bool(params, "with_der", 0, &with_der, prob) < 0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_int(&p, oid);
-	r = sa_q(c, with_der ? &st_star_get_der : &st_star_get, &p, prob);
+	r = sa_q_row(c, with_der ? &st_star_get_der : &st_star_get, &p,
+	    "no such STAR order", prob);
 	if (r == NULL)
-		goto out;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_NOT_FOUND, "no such STAR order");
-		goto out;
-	}
+		return -1;
 	*result = star_row(r, 0);
-	ret = 0;
-out:
 	PQclear(r);
-	return ret;
+	return 0;
 }
 
 /* sa.star_set_csr (docs/rpc-methods.md). */
