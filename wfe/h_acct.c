@@ -130,6 +130,8 @@ orders_list(struct wfe_req *r)
 	if (after > 0)
 		json_object_set_new(
 		    params, "after_id", json_integer((json_int_t)after));
+	/* The primary: a replica's list may miss the order the client has
+	 * just created (docs/scaling.md, "Read replicas"). */
 	if (wfe_rpc(r, r->w->sa, RPC_SA_GET_ORDERS_BY_ACCOUNT, params, &res) != 0)
 		goto out;
 	list = json_array();

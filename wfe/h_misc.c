@@ -203,7 +203,9 @@ wfe_h_crl(struct wfe_req *r, const char *tail)
 	issuer = xstrndup(tail, 16);
 	params = json_pack(
 	    "{sssI}", "issuer_id", issuer, "shard", (json_int_t)shard);
-	if (wfe_rpc(r, r->w->sa, RPC_SA_GET_CRL, params, &res) != 0)
+	/* A replica's CRL may be the previous one: still within its validity
+	 * period (RFC 5280 §5.1.2.5), which is what a CRL promises. */
+	if (wfe_sa_read(r, RPC_SA_GET_CRL, params, NULL, &res) != 0)
 		goto out;
 	if (der_member(res, "der", &der, &len) != 0) {
 		wfe_reply_prob(r, PROB_SERVER_INTERNAL, "stored CRL unusable");

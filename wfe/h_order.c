@@ -9,8 +9,34 @@
 #include "wfe/wfe_int.h"
 
 /*
+ * An order a read replica may show (wfe_sa_read): one no write changes any
+ * more. RFC 8555 §7.1.6: "valid" and "invalid" are final, but only "valid"
+ * is taken (a replica's "invalid" may be an expiry it computed while the
+ * primary already finalized; nobody polls an invalid order anyway), and
+ * not a valid STAR order, which renews and can still be canceled (RFC 8739
+ * §3.1.2; "canceled" is final). pending / ready / processing: the client
+ * may have just validated or finalized it, and a standby that has not
+ * replayed that yet would show the order going backwards.
+ */
+static int
+order_settled(const json_t *order)
+{
+	const char *st = json_string_value(json_object_get(order, "status"));
+
+	if (st == NULL)
+		return 0;
+	return (strcmp(st, "valid") == 0 &&
+		   json_object_get(order, "star") == NULL) ||
+	    strcmp(st, "canceled") == 0;
+}
+
+/*
  * Reads an order/authz with `method` and returns it (new ref) when it
- * belongs to the requesting account; else NULL after replying 404.
+ * belongs to the requesting account; else NULL after replying 404. An
+ * order may come from the read replica when settled; an authz always from
+ * the primary: nearly every authz read is of a pending one (the client
+ * polling its validation) or a valid one (which the client may deactivate,
+ * RFC 8555 §7.5.2), states a replica may show stale.
  */
 static json_t *
 get_owned(struct wfe_req *r, enum rpc_method_id method, int64_t id,
@@ -19,8 +45,11 @@ get_owned(struct wfe_req *r, enum rpc_method_id method, int64_t id,
 	json_t *params = json_pack("{sI}", "id", (json_int_t)id);
 	json_t *res = NULL;
 	struct problem *p = NULL;
+	int rc = method == RPC_SA_GET_ORDER
+	    ? wfe_sa_read_raw(r, method, params, order_settled, &res, &p)
+	    : wfe_rpc_raw(r, r->w->sa, method, params, &res, &p);
 
-	if (wfe_rpc_raw(r, r->w->sa, method, params, &res, &p) != 0) {
+	if (rc != 0) {
 		json_decref(params);
 		if (p->type == PROB_NOT_FOUND) {
 			problem_free(p);

@@ -1,7 +1,8 @@
 /*
  * rpc.c - how handlers call the other services: with the request id, the
- * problem replied or handed back, and answers that change rarely (profiles,
- * issuers, RA directory meta) cached for a minute.
+ * problem replied or handed back, the SA reads a read replica may serve
+ * (wfe_sa_read), and answers that change rarely (profiles, issuers, RA
+ * directory meta) cached for a minute.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,22 +12,6 @@
 
 #define CACHE_OK_MS (60 * 1000)
 #define CACHE_FAIL_MS (5 * 1000)
-
-/*
- * The SA reads a replica may serve (docs/scaling.md, "Read replicas"): a
- * row the client has just been told about may be missing there, so
- * notFound (and unavailable) falls back to the primary; a stale status is
- * what a client polling again sees anyway. sa.get_account is not one: every
- * JWS is checked against it, and a deactivated account or a rolled-over key
- * must take effect at once (RFC 8555 §7.3.6, §7.3.5).
- */
-static int
-replica_read(enum rpc_method_id id)
-{
-	return id == RPC_SA_GET_ORDER || id == RPC_SA_GET_AUTHZ ||
-	    id == RPC_SA_GET_CERTIFICATE || id == RPC_SA_GET_ORDERS_BY_ACCOUNT ||
-	    id == RPC_SA_GET_CRL;
-}
 
 static void
 replica_metric(struct wfe *w, const char *result)
@@ -38,7 +23,9 @@ replica_metric(struct wfe *w, const char *result)
 	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
 	metrics_counter_add(w->metrics, "anvil_wfe_replica_reads_total",
 	    "SA reads sent to the read replica SA (sa_read), by outcome: "
-	    "served there, or fell back to the primary",
+	    "served there (replica), missing or unavailable there (primary), "
+	    "or in a state a write can still change (unsettled, asked again "
+	    "on the primary)",
 	    labels, 1);
 }
 
@@ -51,23 +38,57 @@ wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
 
 	*result = NULL;
 	*prob = NULL;
-	if (c == r->w->sa && r->w->sa_read != NULL && replica_read(id)) {
-		if (rpc_call(r->w->sa_read, method, params, 0, r->rid, result,
-			prob) == 0) {
-			replica_metric(r->w, "replica");
-			return 0;
-		}
-		if (*prob != NULL && (*prob)->type != PROB_NOT_FOUND &&
-		    (*prob)->type != PROB_UNAVAILABLE)
-			return -1;
-		replica_metric(r->w, "primary");
-		problem_free(*prob);
-		*prob = NULL;
-	}
 	if (rpc_call(c, method, params, 0, r->rid, result, prob) == 0)
 		return 0;
 	if (*prob == NULL)
 		*prob = problem_new(PROB_UNAVAILABLE, "%s failed", method);
+	return -1;
+}
+
+/* See wfe_int.h. */
+int
+wfe_sa_read_raw(struct wfe_req *r, enum rpc_method_id id, json_t *params,
+    int (*settled)(const json_t *answer), json_t **result,
+    struct problem **prob)
+{
+	*result = NULL;
+	*prob = NULL;
+	if (r->w->sa_read != NULL) {
+		if (rpc_call(r->w->sa_read, rpc_method_name(id), params, 0,
+			r->rid, result, prob) == 0) {
+			if (settled == NULL || settled(*result)) {
+				replica_metric(r->w, "replica");
+				return 0;
+			}
+			/* Maybe older than what this client was told: the
+			 * primary has the state after every acknowledged
+			 * write. */
+			replica_metric(r->w, "unsettled");
+			json_decref(*result);
+			*result = NULL;
+		} else if (*prob != NULL && (*prob)->type != PROB_NOT_FOUND &&
+		    (*prob)->type != PROB_UNAVAILABLE) {
+			return -1;
+		} else {
+			/* Not replayed there yet, or the replica is down. */
+			replica_metric(r->w, "primary");
+			problem_free(*prob);
+			*prob = NULL;
+		}
+	}
+	return wfe_rpc_raw(r, r->w->sa, id, params, result, prob);
+}
+
+/* See wfe_int.h. */
+int
+wfe_sa_read(struct wfe_req *r, enum rpc_method_id id, json_t *params,
+    int (*settled)(const json_t *answer), json_t **result)
+{
+	struct problem *p = NULL;
+
+	if (wfe_sa_read_raw(r, id, params, settled, result, &p) == 0)
+		return 0;
+	wfe_reply_problem(r, p);
 	return -1;
 }
 

@@ -269,6 +269,23 @@ int wfe_rpc(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
 int wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
     json_t *params, json_t **result, struct problem **prob);
 
+/*
+ * An SA read the read replica SA (sa_read) may serve (docs/scaling.md,
+ * "Read replicas"). A standby replays the primary's commits some time
+ * after the client was told about them, so its answer is used only when
+ * settled(answer) says it shows a state no later write can change (NULL:
+ * any answer, for callers that use only fields that never change once
+ * written). Otherwise — no sa_read, notFound or unavailable there, or an
+ * answer that may be older than what the client has seen — the primary
+ * `sa` answers. params borrowed; contract of wfe_rpc_raw.
+ */
+int wfe_sa_read_raw(struct wfe_req *r, enum rpc_method_id id, json_t *params,
+    int (*settled)(const json_t *answer), json_t **result,
+    struct problem **prob);
+/* wfe_sa_read_raw that replies the problem on failure (as wfe_rpc). */
+int wfe_sa_read(struct wfe_req *r, enum rpc_method_id id, json_t *params,
+    int (*settled)(const json_t *answer), json_t **result);
+
 /* ------------------------------------------------------------------ */
 /* JWS checks (jws.c)                                                   */
 /* ------------------------------------------------------------------ */

@@ -307,8 +307,9 @@ def final_checks(rec):
                         reads[ln.split('"')[1]] += int(float(ln.split()[-1]))
         except OSError as e:
             print("    metrics of %s: %s" % (addr, e))
-    print("    WFE reads: %d served by the read replica SA, %d fell back to the primary"
-          % (reads["replica"], reads["primary"]), flush=True)
+    print("    WFE reads: %d served by the read replica SA, %d not there (primary), "
+          "%d there but unsettled (primary)"
+          % (reads["replica"], reads["primary"], reads["unsettled"]), flush=True)
     check("the WFEs' POST-as-GET reads were served from the read replica SA", reads["replica"] > 0, reads)
     total = psql_retry("SELECT count(*) FROM certificates")[0][0]
     print("    certificates stored: %s; recorder errors %s" % (total, dict(rec.errors)), flush=True)
