@@ -44,6 +44,11 @@ static const struct chal_info chal_table[CHAL__MAX] = {
     /* RFC 9891 §4: Node IDs only; off unless policy.challenges names it */
     [CHAL_BPNODEID00] = {CHAL_BPNODEID00, "bp-nodeid-00", "RFC 9891 §4",
 	CHAL_IDENT(IDENT_BUNDLE_EID), 0, 0, 0},
+    /* draft-ietf-acme-rats §2.2: the attestation a remote-attestation
+     * identifier asks for; off unless policy.challenges lists it */
+    [CHAL_REMOTEATTEST01] = {CHAL_REMOTEATTEST01, "remote-attest-01",
+	"draft-ietf-acme-rats", CHAL_IDENT(IDENT_REMOTE_ATTESTATION), 0, 0,
+	0, 0},
 };
 
 /* See core.h. */

@@ -257,6 +257,7 @@ enum ident_type {
 	IDENT_PERMANENT_ID, /* draft-ietf-acme-device-attest §3 */
 	IDENT_HARDWARE_MODULE, /* draft-ietf-acme-device-attest §4 */
 	IDENT_BUNDLE_EID, /* RFC 9891 §3: a DTN Node ID (ipn: / dtn: URI) */
+	IDENT_REMOTE_ATTESTATION, /* draft-ietf-acme-rats §2.1: a hint */
 	IDENT__MAX
 };
 
@@ -371,6 +372,7 @@ enum chal_type {
 	CHAL_EMAILREPLY00, /* RFC 8823 §3 */
 	CHAL_DEVICEATTEST01, /* draft-ietf-acme-device-attest §5 */
 	CHAL_BPNODEID00, /* RFC 9891 §4 */
+	CHAL_REMOTEATTEST01, /* draft-ietf-acme-rats §2.2 */
 	CHAL__MAX
 };
 
@@ -686,6 +688,8 @@ struct profile {
 	 * id-kp-bundleSecurity (RFC 9174 §4.4.2.1), only together */
 	int allow_bundle_eid;
 	int eku_bundle_security;
+	/* identifier_types "remote-attestation" (draft-ietf-acme-rats) */
+	int allow_remote_attestation;
 };
 
 struct profiles {

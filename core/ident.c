@@ -16,6 +16,7 @@ static const char *const ident_names[IDENT__MAX] = {
     [IDENT_PERMANENT_ID] = "permanent-identifier",
     [IDENT_HARDWARE_MODULE] = "hardware-module",
     [IDENT_BUNDLE_EID] = "bundleEID",
+    [IDENT_REMOTE_ATTESTATION] = "remote-attestation",
 };
 
 const char *

@@ -105,11 +105,15 @@ profile_from_in(struct profile *out, const char *name,
 			out->allow_hardware_module = 1;
 		else if (strcmp(in->identifier_types[i], "bundleEID") == 0)
 			out->allow_bundle_eid = 1;
+		else if (strcmp(in->identifier_types[i],
+			     "remote-attestation") == 0)
+			out->allow_remote_attestation = 1;
 		else {
 			snprintf(err, errlen,
 			    "%s: profiles.%s.identifier_types"
 			    ": unknown type \"%s\" (dns, ip, email, "
-			    "permanent-identifier, hardware-module, bundleEID)",
+			    "permanent-identifier, hardware-module, bundleEID, "
+			    "remote-attestation)",
 			    path, name, in->identifier_types[i]);
 			return -1;
 		}

@@ -243,4 +243,18 @@ void jose_key_authz_digest(const char *key_authz, uint8_t out[32]);
 /* base64url(SHA-256(key authorization)): the dns-01 TXT value. Caller frees. */
 char *jose_key_authz_digest_b64(const char *key_authz);
 
+/* ------------------------------------------------------------------ */
+/* Compact JWS (compact.c): tokens such as EAT / JWT                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Verifies the compact JWS jws (borrowed, NUL-terminated; RFC 7515 §7.1)
+ * with the first of the n keys (borrowed) whose alg is the header's "alg"
+ * and under which the signature verifies. A header with "crit" is refused.
+ * 0 with *hdr and *payload (the decoded JSON objects, new references) and
+ * *which (the key's index), or -1 with the reason in err.
+ */
+int jose_compact_verify(const char *jws, struct jwk *const *keys, size_t n,
+    json_t **hdr, json_t **payload, size_t *which, char *err, size_t errlen);
+
 #endif /* ANVIL_JOSE_H */

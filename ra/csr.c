@@ -291,6 +291,11 @@ check_names_match(
 		if (strncmp(k, "permanent-identifier:", 21) == 0 ||
 		    strncmp(k, "hardware-module:", 16) == 0)
 			continue;
+		/* draft-ietf-acme-rats: a remote-attestation identifier
+		 * "does not result in any specific contents to the
+		 * certificate Subject or SubjectAltName" */
+		if (strncmp(k, "remote-attestation:", 19) == 0)
+			continue;
 		if (json_object_get(csr_names, k) == NULL) {
 			*prob = problem_new(PROB_BAD_CSR,
 			    "CSR does not name "

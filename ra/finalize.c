@@ -97,8 +97,10 @@ issue_params(const json_t *order, const char *csr_b64)
 
 	/* finalize_order: the SA makes the order valid in the transaction
 	 * that stores the certificate (no separate sa.finalize_order). */
-	params = json_pack("{s:s,s:O,s:O,s:O,s:O,s:b}", "csr", csr_b64,
-	    "identifiers", json_object_get(order, "identifiers"), "profile",
+	params = json_pack("{s:s,s:o,s:O,s:O,s:O,s:b}", "csr", csr_b64,
+	    "identifiers",
+	    ra_rats_cert_identifiers(json_object_get(order, "identifiers")),
+	    "profile",
 	    json_object_get(order, "profile"), "account_id",
 	    json_object_get(order, "account_id"), "order_id",
 	    json_object_get(order, "id"), "finalize_order", 1);

@@ -587,7 +587,8 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 		    ra, req->request_id, id, prof, aidents, t_cut);
 	json_array_foreach(aidents, i, v)
 	{
-		if ((a = find_reusable(reuse, v, id)) != NULL) {
+		if (ra_rats_reusable(v) &&
+		    (a = find_reusable(reuse, v, id)) != NULL) {
 			int64_t ae;
 			ra_ids_add(reuse_ids,
 			    json_integer_value(json_object_get(a, "id")));

@@ -560,6 +560,12 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 		    "Profile does not allow identifiers of type %s", ts);
 		return -1;
 	}
+	if (prof != NULL && *type == IDENT_REMOTE_ATTESTATION &&
+	    !prof->allow_remote_attestation) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
+		    "Profile does not allow identifiers of type %s", ts);
+		return -1;
+	}
 	if (!any_challenge_for(pol, *type)) {
 		*prob = ident_prob(PROB_UNSUPPORTED_IDENTIFIER, ts, vs,
 		    "No challenge type enabled on this server (policy."
@@ -574,6 +580,8 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 		return check_dns(pol, vs, norm, prob);
 	if (*type == IDENT_EMAIL)
 		return check_email(pol, vs, norm, prob);
+	if (*type == IDENT_REMOTE_ATTESTATION)
+		return ra_rats_check_hint(vs, norm, prob);
 	return check_ip(pol, vs, norm, prob);
 }
 

@@ -169,6 +169,13 @@ int ra_policy_check_ident(const struct ra_policy *pol,
     const struct profile *prof, const json_t *ident, enum ident_type *type,
     char **norm, struct problem **prob);
 /*
+ * draft-ietf-acme-rats (rats.c): a remote-attestation identifier's value
+ * (borrowed) is a registered property hint (§7.1; "measured-boot" taken
+ * as "measured_boot"). 0 with *norm (malloc'd), or -1 with *prob
+ * (rejectedIdentifier).
+ */
+int ra_rats_check_hint(const char *value, char **norm, struct problem **prob);
+/*
  * Checks a list of identifiers for an order: each with
  * ra_policy_check_ident, duplicates removed, count within the profile's
  * max_identifiers. On success *out is a new JSON array of normalised

@@ -230,6 +230,14 @@ int ra_device_check_key(struct ra *ra, const char *rid, const json_t *order,
 int ra_device_policy_check(const json_t *pol, const json_t *acct,
     const json_t *idents, struct problem **prob);
 
+/* ---- draft-ietf-acme-rats (rats.c) ---- */
+/* The identifiers (borrowed) that go into a certificate: all but the
+ * remote-attestation ones. New array. */
+json_t *ra_rats_cert_identifiers(const json_t *idents);
+/* 0 for a remote-attestation identifier (borrowed: an attestation is
+ * never reused by a later order), else 1. */
+int ra_rats_reusable(const json_t *ident);
+
 /* ---- RFC 8739 STAR (star.c) ---- */
 /*
  * newOrder: the params' "auto_renewal" (borrowed; NULL when absent)

@@ -194,7 +194,9 @@ sa_check_identifier(const json_t *ident, const char **type, const char **value,
 	/* every type core/ident.c knows (dns, ip, device identifiers...) */
 	if (ident_type_parse(t, &it) != 0)
 		return sa_bad(prob, "identifier.type", "unknown type");
-	if (v[0] == '\0')
+	/* draft-ietf-acme-rats §2.1: a remote-attestation value "MAY be
+	 * left empty" */
+	if (v[0] == '\0' && it != IDENT_REMOTE_ATTESTATION)
 		return sa_bad(prob, "identifier.value", "empty");
 	*type = t;
 	*value = v;

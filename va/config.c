@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "va/va.h"
+#include "va/va_int.h"
 
 #define F(n, t, m) JSPEC_FIELD(struct va_config, n, t, m)
 #define FS(n, m, c) JSPEC_STRV(struct va_config, n, m, c)
@@ -58,7 +58,7 @@ static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     F("connect_retries", JSPEC_INT, connect_retries),
     FO("network", network_spec), FO("test", test_spec),
     FO("mpic", mpic_spec), FO("attestation", attest_spec),
-    FO("email", email_spec), JSPEC_END};
+    FO("email", email_spec), F("rats", JSPEC_JSON, rats), JSPEC_END};
 
 static char **
 strv(const char *a, const char *b)
@@ -157,6 +157,7 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 	const char *e;
 	enum log_level lvl;
 	int64_t secs = -1;
+	char inner[256];
 
 	va_config_defaults(cfg);
 	if (config_parse(path, obj, va_spec, cfg, err, errlen) != 0)
@@ -175,6 +176,10 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 		cfg->sleep_max_ms = 0;
 	if (apply_anvil_env(cfg, err, errlen) != 0)
 		return -1;
+	if (va_rats_config_check(cfg->rats, inner, sizeof(inner)) != 0) {
+		snprintf(err, errlen, "%s: %s", path, inner);
+		return -1;
+	}
 
 	if (log_level_parse(cfg->log_level, &lvl) != 0) {
 		snprintf(err, errlen,

@@ -29,6 +29,7 @@ static void (*const chal_start[CHAL__MAX])(struct va_job *j) = {
     [CHAL_ONIONCSR01] = va_onioncsr01_start,
     [CHAL_DEVICEATTEST01] = va_deviceattest01_start,
     [CHAL_EMAILREPLY00] = va_emailreply00_start,
+    [CHAL_REMOTEATTEST01] = va_remoteattest01_start,
 };
 
 void
@@ -693,6 +694,9 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 		goto fail;
 	if (va_email_new(cfg, &va->email, err, errlen) != 0)
 		goto fail;
+	if (cfg->rats != NULL &&
+	    (va->rats = va_rats_new(cfg->rats, err, errlen)) == NULL)
+		goto fail;
 	if (pthread_create(&va->thread, NULL, loop_main, va) != 0) {
 		snprintf(err, errlen, "cannot start the VA loop thread");
 		goto fail;
@@ -748,6 +752,7 @@ va_free(struct va *va)
 	SSL_CTX_free(va->ssl_ctx);
 	va_netpolicy_clear(&va->policy);
 	va_attest_free(va->attest);
+	va_rats_free(va->rats);
 	pthread_mutex_destroy(&va->mu);
 	free(va);
 }
@@ -814,7 +819,8 @@ job_new(struct va *va, enum va_job_kind kind, enum ident_type itype,
 			return NULL;
 		}
 		free(norm);
-	} else if (ident_is_device(itype)) {
+	} else if (ident_is_device(itype) ||
+	    itype == IDENT_REMOTE_ATTESTATION) {
 		/* nothing to resolve: the attestation names the device */
 	} else if (itype == IDENT_BUNDLE_EID) {
 		char nerr[200], *norm = NULL;

@@ -62,6 +62,8 @@ struct va_config {
 	 * when that format is not accepted */
 	char *attest_tpm_roots;
 	char *attest_apple_roots;
+	/* remote-attest-01 ("rats" object, docs/config/va.md; va/rats.c) */
+	json_t *rats;
 	/* RFC 8823 email-reply-00 ("email" object, docs/config/va.md) */
 	char *email_smtp_url;      /* the MTA the challenge emails go to */
 	char *email_maildir;       /* where the MTA delivers the replies */

@@ -312,6 +312,7 @@ struct va {
 	struct va_mpic *mpic; /* remote perspectives; NULL: single */
 	struct va_attest *attest; /* device-attest-01 roots */
 	struct va_email *email; /* email-reply-00 (email.c); NULL: off */
+	struct va_rats *rats;   /* remote-attest-01; NULL: no "rats" */
 };
 
 /* ---------------- multi-perspective corroboration (remote.c) -------- */
@@ -502,6 +503,53 @@ int va_attest_spki_hash(EVP_PKEY *k, uint8_t out[32]);
 void va_attest_san_idents(X509 *x, json_t *idents);
 /* device-attest-01: verifies j->payload's attObj; finishes j. */
 void va_deviceattest01_start(struct va_job *j);
+
+/* ---------------- remote-attest-01 (rats*.c) ------------------------ */
+/* draft-ietf-acme-rats: trusted Verifier keys and appraisal policy
+ * (va.json "rats"). */
+struct va_rats;
+struct jwk;
+
+/* What a verifier concluded about one message. */
+struct va_rats_verdict {
+	char status[24];   /* AR4SI tier: affirming, none, warning, ... */
+	char where[80];    /* which part got that tier (a submodule) */
+	char verifier[160]; /* who appraised (which trusted key / AK) */
+};
+
+/*
+ * The verifier interface: one per media type of CMW record. verify
+ * appraises len bytes at msg (borrowed) that must be fresh for nonce (the
+ * challenge's freshness_nonce) and may use hint (the remote-attestation
+ * identifier's value). 0 with *v filled (the caller judges v->status), or
+ * -1 with the reason in err (untrusted, stale, malformed).
+ */
+struct va_rats_verifier {
+	const char *media_type; /* CMW record type, without parameters */
+	const char *model;      /* RFC 9334: "passport" / "background-check" */
+	int (*verify)(const struct va_rats *r, const uint8_t *msg, size_t len,
+	    const char *nonce, const char *hint, struct va_rats_verdict *v,
+	    char *err, size_t errlen);
+};
+
+/* Checks the "rats" object (borrowed, NULL: absent) without loading
+ * files. 0, or -1 with err naming the key. */
+int va_rats_config_check(const json_t *o, char *err, size_t errlen);
+/* Loads the "rats" object (borrowed): NULL with err on failure. */
+struct va_rats *va_rats_new(const json_t *o, char *err, size_t errlen);
+void va_rats_free(struct va_rats *r);
+/* The trusted Verifier keys (borrowed), *n of them. */
+struct jwk *const *va_rats_keys(const struct va_rats *r, size_t *n);
+/* rats.max_age in ms. */
+int64_t va_rats_max_age_ms(const struct va_rats *r);
+/* 1 if an AR4SI tier is acceptable under r's policy. */
+int va_rats_status_ok(const struct va_rats *r, const char *status);
+/* Passport model: an EAR (EAT attestation result JWT, rats_ear.c). */
+int va_rats_ear_verify(const struct va_rats *r, const uint8_t *msg,
+    size_t len, const char *nonce, const char *hint,
+    struct va_rats_verdict *v, char *err, size_t errlen);
+/* remote-attest-01: appraises j->payload's CMW collection; finishes j. */
+void va_remoteattest01_start(struct va_job *j);
 /* ---------------- messages and DKIM (dkim.c) ---------------- */
 
 struct va_mail_hdr {

@@ -158,6 +158,11 @@ wfe_acme_challenge(
 			    j, "from", json_object_get(meta, "email_from"));
 		json_decref(meta);
 	}
+	/* draft-ietf-acme-rats §2.2.1 "freshness_nonce (required)": the
+	 * token, as its EDNOTE proposes ("use that to carry the attestation
+	 * freshness nonce") */
+	if (type != NULL && strcmp(type, "remote-attest-01") == 0)
+		copy_member(j, "freshness_nonce", chall, "token");
 	copy_member(j, "status", chall, "status");
 	copy_member(j, "validated", chall, "validated");
 	err = json_object_get(chall, "error");

@@ -1,4 +1,4 @@
-/* LIBS: va rpc core */
+/* LIBS: va jose rpc core */
 /*
  * anvil-va - the validation authority process: serves va.validate and
  * va.check_caa (docs/rpc-methods.md) over RPC; /metrics and /healthz on the

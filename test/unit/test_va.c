@@ -1,4 +1,4 @@
-/* LIBS: va rpc core */
+/* LIBS: va jose rpc core */
 /*
  * test_va.c - the VA's pure parts: HTTP response parser, redirect URLs,
  * CAA evaluation, network policy, DNS message extraction, config.

@@ -1,4 +1,4 @@
-/* LIBS: va rpc core */
+/* LIBS: va jose rpc core */
 /*
  * test_va_net.c - the VA through its C API with real sockets on loopback:
  * a libevent HTTP responder and a tiny UDP DNS server in this process.
