@@ -51,17 +51,6 @@ if [ ! -s "$pki/wfe-tls.pem" ]; then
 	umask 022
 fi
 
-# A development RATS Verifier key (draft-ietf-acme-rats remote-attest-01):
-# va.json rats.verifier_keys trusts its public half; whoever holds the
-# private half signs attestation results (docs/acme.md).
-if [ ! -s "$pki/rats-verifier.pem" ]; then
-	umask 077
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/rats-verifier.key" 2>/dev/null
-	openssl pkey -in "$pki/rats-verifier.key" -pubout -out "$pki/rats-verifier.pem" 2>/dev/null
-	chmod 644 "$pki/rats-verifier.pem"
-	umask 022
-fi
-
 # Trust bundle: the WFE TLS root plus every issuing root.
 {
 	cat "$pki/tls-root.pem"

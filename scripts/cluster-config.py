@@ -117,7 +117,7 @@ def services(top, d):
         va["dns"]["resolvers"] = ["%s:8053" % ADDR["client"]]
         va["dns"]["timeout"] = "2s"
         va["validation_timeout"] = "10s"
-        va.pop("rats", None)  # its key is made by scripts/bootstrap.sh
+        va["rats"]["verifier_keys"] = os.path.join(top, "configs", "dev", "rats-verifier.pem")
         write(os.path.join(out, "va.json"), va)
 
         ra = load(top, "ra.json")

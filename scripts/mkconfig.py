@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 
 # dev port -> offset from the port base (docs/development.md).
@@ -92,6 +93,10 @@ def main():
         if fname not in docs:
             sys.exit("mkconfig: no such file %s" % fname)
         set_path(docs[fname], key, v)
+    # public keys a config names by path (configs/dev/rats-verifier.pem)
+    for name in sorted(os.listdir(a.src)):
+        if name.endswith(".pem"):
+            shutil.copyfile(os.path.join(a.src, name), os.path.join(a.out, name))
     for name, doc in docs.items():
         with open(os.path.join(a.out, name), "w") as f:
             json.dump(doc, f, indent=2)

@@ -1,7 +1,7 @@
 """draft-ietf-acme-rats (remote-attestation identifier, remote-attest-01
 challenge) end to end over HTTPS (issue #24), passport model: the suite
 plays the RATS Verifier and signs EAT Attestation Results (EAR JWTs) with
-the development Verifier key scripts/bootstrap.sh made (configs/dev
+the development Verifier key configs/dev/rats-verifier.key (configs/dev
 va.json rats.verifier_keys trusts its public half); the client wraps the
 result in a JSON CMW collection and POSTs it to the challenge.
 
@@ -63,7 +63,7 @@ def cmw(jwt, typ=EAR_TYPE):
 @pytest.fixture(scope="module")
 def world():
     with anvil_env.AnvilEnv(port_base=PORT_BASE, name="rats") as env:
-        with open(os.path.join(env.var_dir, "pki", "rats-verifier.key"), "rb") as f:
+        with open(os.path.join(anvil_env.TOP, "configs", "dev", "rats-verifier.key"), "rb") as f:
             vkey = serialization.load_pem_private_key(f.read(), None)
         raw = ra.Wfe(env.directory_url, verify=env.trust_path)
         yield {"env": env, "raw": raw, "vkey": vkey}
