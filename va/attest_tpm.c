@@ -27,6 +27,7 @@
 
 #define TPM_GENERATED_VALUE 0xff544347u
 #define TPM_ST_ATTEST_CERTIFY 0x8017u
+#define TPM_ST_ATTEST_QUOTE 0x8018u
 #define TPM_ALG_RSA 0x0001u
 #define TPM_ALG_SHA1 0x0004u
 #define TPM_ALG_SHA256 0x000bu
@@ -333,6 +334,79 @@ check_binding(const struct va_attobj *o, const char *keyauth, char *err,
 	return 0;
 }
 
+/*
+ * The AK certificate of o (new reference) when it chains to the tpm roots,
+ * has the AIK EKU and signed o->cert_info; else NULL with err.
+ */
+static X509 *
+trusted_ak(const struct va_attest *a, const struct va_attobj *o, char *err,
+    size_t errlen)
+{
+	X509 *ak = va_attest_chain(a, 1, o, err, errlen);
+
+	if (ak == NULL)
+		return NULL;
+	if (!has_aik_eku(ak)) {
+		snprintf(err, errlen,
+		    "the AK certificate lacks the tcg-kp-AIKCertificate EKU "
+		    "(2.23.133.8.3)");
+		X509_free(ak);
+		return NULL;
+	}
+	if (check_sig(ak, o, err, errlen) != 0) {
+		X509_free(ak);
+		return NULL;
+	}
+	return ak;
+}
+
+/* See va_int.h. */
+int
+va_attest_tpm_quote(const struct va_attest *a, const struct va_attobj *o,
+    const char *nonce, const uint8_t **pcr_digest, size_t *pcr_digest_len,
+    char *err, size_t errlen)
+{
+	struct rd r = {o->cert_info, o->cert_info_len, 0};
+	const uint8_t *skip, *extra;
+	uint8_t want[32];
+	size_t extra_len, i, n;
+	X509 *ak;
+
+	if ((ak = trusted_ak(a, o, err, errlen)) == NULL)
+		return -1;
+	X509_free(ak);
+	if (rd_u(&r, 4) != TPM_GENERATED_VALUE ||
+	    rd_u(&r, 2) != TPM_ST_ATTEST_QUOTE) {
+		snprintf(err, errlen,
+		    "the quote is not TPM_GENERATED_VALUE / "
+		    "TPM_ST_ATTEST_QUOTE");
+		return -1;
+	}
+	(void)rd_2b(&r, &skip); /* qualifiedSigner */
+	extra_len = rd_2b(&r, &extra);
+	rd_skip(&r, 17); /* clockInfo */
+	rd_skip(&r, 8);  /* firmwareVersion */
+	n = rd_u(&r, 4); /* TPML_PCR_SELECTION.count */
+	for (i = 0; i < n && i < 16 && !r.bad; i++) {
+		rd_skip(&r, 2);            /* hash */
+		rd_skip(&r, rd_u(&r, 1)); /* sizeofSelect, pcrSelect */
+	}
+	*pcr_digest_len = rd_2b(&r, pcr_digest);
+	if (r.bad || r.left != 0 || n > 16) {
+		snprintf(err, errlen, "the quote is not a TPMS_ATTEST");
+		return -1;
+	}
+	if (EVP_Digest(nonce, strlen(nonce), want, NULL, EVP_sha256(), NULL) !=
+		1 ||
+	    extra_len != sizeof(want) || memcmp(extra, want, sizeof(want)) != 0) {
+		snprintf(err, errlen,
+		    "wrong nonce: the quote's extraData is not "
+		    "SHA-256(freshness_nonce)");
+		return -1;
+	}
+	return 0;
+}
+
 /* See va_int.h. */
 int
 va_attest_tpm(const struct va_attest *a, const struct va_attobj *o,
@@ -351,15 +425,7 @@ va_attest_tpm(const struct va_attest *a, const struct va_attobj *o,
 		    "certInfo, pubArea and x5c");
 		return -1;
 	}
-	if ((ak = va_attest_chain(a, 1, o, err, errlen)) == NULL)
-		goto out;
-	if (!has_aik_eku(ak)) {
-		snprintf(err, errlen,
-		    "the AK certificate lacks the tcg-kp-AIKCertificate EKU "
-		    "(2.23.133.8.3)");
-		goto out;
-	}
-	if (check_sig(ak, o, err, errlen) != 0 ||
+	if ((ak = trusted_ak(a, o, err, errlen)) == NULL ||
 	    check_binding(o, keyauth, err, errlen) != 0)
 		goto out;
 	key = pub_area_key(o->pub_area, o->pub_area_len, &name_alg, err,

@@ -35,12 +35,37 @@ struct va_rats {
 	size_t n_keys;
 	int64_t max_age_ms;  /* rats.max_age: oldest attestation accepted */
 	int accept_warning;  /* rats.accept_warning */
+	json_t *pcr_digests; /* rats.tpm_pcr_digests: lowercase hex */
+	const struct va_attest *attest; /* the tpm roots (borrowed) */
 };
 
 /* The verifiers, by the media type of the message they appraise. */
 static const struct va_rats_verifier verifiers[] = {
     {"application/eat+jwt", "passport", va_rats_ear_verify},
+    {"application/vnd.anvil.tpm2-quote+json", "background-check",
+	va_rats_tpm_verify},
 };
+
+/* 1 if v (borrowed) is an array of hex digests of 20 to 64 bytes. */
+static int
+hex_digests(const json_t *v)
+{
+	const json_t *e;
+	const char *s;
+	size_t i, n;
+
+	if (!json_is_array(v))
+		return 0;
+	json_array_foreach(v, i, e)
+	{
+		s = json_string_value(e);
+		n = s ? strlen(s) : 0;
+		if (n < 40 || n > 128 || n % 2 != 0 ||
+		    strspn(s, "0123456789abcdefABCDEF") != n)
+			return 0;
+	}
+	return 1;
+}
 
 /* See va_int.h. */
 int
@@ -62,12 +87,15 @@ va_rats_config_check(const json_t *o, char *err, size_t errlen)
 			continue;
 		if (strcmp(k, "accept_warning") == 0 && json_is_boolean(v))
 			continue;
+		if (strcmp(k, "tpm_pcr_digests") == 0 && hex_digests(v))
+			continue;
 		if (strcmp(k, "max_age") == 0 && json_is_string(v) &&
 		    duration_parse_ms(json_string_value(v), &ms) == 0 && ms > 0)
 			continue;
 		snprintf(err, errlen,
 		    "rats.%.64s: unknown key or bad value (verifier_keys: a PEM "
-		    "file, max_age: a duration, accept_warning: a boolean)",
+		    "file, max_age: a duration, accept_warning: a boolean, "
+		    "tpm_pcr_digests: hex digests)",
 		    k);
 		return -1;
 	}
@@ -122,10 +150,14 @@ load_keys(struct va_rats *r, const char *path, char *err, size_t errlen)
 
 /* See va_int.h. */
 struct va_rats *
-va_rats_new(const json_t *o, char *err, size_t errlen)
+va_rats_new(const json_t *o, const struct va_attest *attest, char *err,
+    size_t errlen)
 {
 	struct va_rats *r = xcalloc(1, sizeof(*r));
 	const char *path, *age;
+	const json_t *d;
+	size_t i;
+	char *h;
 
 	r->max_age_ms = 5 * 60 * 1000;
 	if (va_rats_config_check(o, err, errlen) != 0)
@@ -134,6 +166,17 @@ va_rats_new(const json_t *o, char *err, size_t errlen)
 	if (age != NULL)
 		(void)duration_parse_ms(age, &r->max_age_ms);
 	r->accept_warning = json_is_true(json_object_get(o, "accept_warning"));
+	r->attest = attest;
+	r->pcr_digests = json_array();
+	json_array_foreach(json_object_get(o, "tpm_pcr_digests"), i, d)
+	{
+		h = xstrdup(json_string_value(d));
+		for (char *c = h; *c; c++)
+			if (*c >= 'A' && *c <= 'F')
+				*c = (char)(*c - 'A' + 'a');
+		json_array_append_new(r->pcr_digests, json_string(h));
+		free(h);
+	}
 	path = json_string_value(json_object_get(o, "verifier_keys"));
 	if (path != NULL && load_keys(r, path, err, errlen) != 0)
 		goto fail;
@@ -154,6 +197,7 @@ va_rats_free(struct va_rats *r)
 	for (i = 0; i < r->n_keys; i++)
 		jwk_free(r->keys[i]);
 	free(r->keys);
+	json_decref(r->pcr_digests);
 	free(r);
 }
 
@@ -170,6 +214,30 @@ int64_t
 va_rats_max_age_ms(const struct va_rats *r)
 {
 	return r->max_age_ms;
+}
+
+/* See va_int.h. */
+const struct va_attest *
+va_rats_attest(const struct va_rats *r)
+{
+	return r->attest;
+}
+
+/* See va_int.h. */
+int
+va_rats_pcr_digest_known(const struct va_rats *r, const char *hex)
+{
+	const json_t *d;
+	size_t i;
+
+	if (json_array_size(r->pcr_digests) == 0)
+		return -1;
+	json_array_foreach(r->pcr_digests, i, d)
+	{
+		if (strcmp(json_string_value(d), hex) == 0)
+			return 1;
+	}
+	return 0;
 }
 
 /* See va_int.h. */
@@ -251,7 +319,8 @@ one_record(struct va_job *j, const char *label, const json_t *rec)
 	if ((v = find_verifier(mt)) == NULL) {
 		snprintf(why, sizeof(why),
 		    "CMW \"%.64s\": no verifier for \"%.80s\" (accepted: "
-		    "application/eat+jwt)",
+		    "application/eat+jwt, "
+		    "application/vnd.anvil.tpm2-quote+json)",
 		    label, mt);
 		rats_fail(j, PROB_BAD_ATTESTATION_STATEMENT, why);
 		goto out;

@@ -695,7 +695,8 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 	if (va_email_new(cfg, &va->email, err, errlen) != 0)
 		goto fail;
 	if (cfg->rats != NULL &&
-	    (va->rats = va_rats_new(cfg->rats, err, errlen)) == NULL)
+	    (va->rats = va_rats_new(cfg->rats, va->attest, err, errlen)) ==
+		NULL)
 		goto fail;
 	if (pthread_create(&va->thread, NULL, loop_main, va) != 0) {
 		snprintf(err, errlen, "cannot start the VA loop thread");

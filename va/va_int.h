@@ -496,6 +496,16 @@ int va_attest_tpm(const struct va_attest *a, const struct va_attobj *o,
     const char *keyauth, struct va_att_result *res, char *err, size_t errlen);
 int va_attest_apple(const struct va_attest *a, const struct va_attobj *o,
     const char *token, struct va_att_result *res, char *err, size_t errlen);
+/*
+ * A TPM2_Quote (RATS evidence): o's x5c[0] is an AK certificate chaining
+ * to the tpm roots with the AIK EKU, o->sig (alg -7 DER ECDSA / -257
+ * PKCS#1) its signature over o->cert_info, a TPMS_ATTEST of type QUOTE
+ * whose extraData is SHA-256(nonce). 0 with *pcr_digest (borrowed from
+ * o->cert_info), or -1 with err.
+ */
+int va_attest_tpm_quote(const struct va_attest *a, const struct va_attobj *o,
+    const char *nonce, const uint8_t **pcr_digest, size_t *pcr_digest_len,
+    char *err, size_t errlen);
 /* Shared helpers (attest.c) */
 X509 *va_attest_chain(const struct va_attest *a, int tpm,
     const struct va_attobj *o, char *err, size_t errlen);
@@ -536,12 +546,22 @@ struct va_rats_verifier {
  * files. 0, or -1 with err naming the key. */
 int va_rats_config_check(const json_t *o, char *err, size_t errlen);
 /* Loads the "rats" object (borrowed): NULL with err on failure. */
-struct va_rats *va_rats_new(const json_t *o, char *err, size_t errlen);
+struct va_rats *va_rats_new(const json_t *o, const struct va_attest *attest,
+    char *err, size_t errlen);
 void va_rats_free(struct va_rats *r);
 /* The trusted Verifier keys (borrowed), *n of them. */
 struct jwk *const *va_rats_keys(const struct va_rats *r, size_t *n);
 /* rats.max_age in ms. */
 int64_t va_rats_max_age_ms(const struct va_rats *r);
+/* The device-attest-01 roots (borrowed): AK CAs for TPM quotes. */
+const struct va_attest *va_rats_attest(const struct va_rats *r);
+/* rats.tpm_pcr_digests: -1 when none is configured, 1 when hex (lowercase)
+ * is one of them, else 0. */
+int va_rats_pcr_digest_known(const struct va_rats *r, const char *hex);
+/* Background-check model: TPM2_Quote evidence (rats_tpm.c). */
+int va_rats_tpm_verify(const struct va_rats *r, const uint8_t *msg,
+    size_t len, const char *nonce, const char *hint,
+    struct va_rats_verdict *v, char *err, size_t errlen);
 /* 1 if an AR4SI tier is acceptable under r's policy. */
 int va_rats_status_ok(const struct va_rats *r, const char *status);
 /* Passport model: an EAR (EAT attestation result JWT, rats_ear.c). */

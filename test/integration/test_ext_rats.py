@@ -5,13 +5,21 @@ the development Verifier key configs/dev/rats-verifier.key (configs/dev
 va.json rats.verifier_keys trusts its public half); the client wraps the
 result in a JSON CMW collection and POSTs it to the challenge.
 
+Background-check model: a private swtpm (test/integration/lib/swtpm.py)
+quotes its PCRs over SHA-256(freshness_nonce) with an AK whose
+certificate the suite's AK CA issued (va.json attestation.tpm_roots); the
+VA appraises the quote against the reference PCR digest the suite reads
+from the fresh TPM (va.json rats.tpm_pcr_digests).
+
 Ports: AnvilEnv base 29900 (WFE 29931).
 """
 import base64
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import pytest
@@ -24,12 +32,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import anvil_env  # noqa: E402
 import rel_acme as ra  # noqa: E402
+from swtpm import AIK_EKU, AttCA, SwTpm  # noqa: E402
 
 PORT_BASE = 29900
 BAD_ATT = "urn:ietf:params:acme:error:badAttestationStatement"
 MALFORMED = "urn:ietf:params:acme:error:malformed"
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
 EAR_TYPE = 'application/eat+jwt; eat_profile="%s"' % EAR_PROFILE
+QUOTE_TYPE = "application/vnd.anvil.tpm2-quote+json"
+AK_EKU = x509.ExtendedKeyUsage([AIK_EKU])
+HAVE_SWTPM = bool(shutil.which("swtpm") and shutil.which("tpm2_createak"))
+needs_swtpm = pytest.mark.skipif(not HAVE_SWTPM,
+                                 reason="swtpm / tpm2-tools not installed (scripts/install-deps.sh)")
 
 
 def b64u(data):
@@ -62,11 +76,34 @@ def cmw(jwt, typ=EAR_TYPE):
 
 @pytest.fixture(scope="module")
 def world():
-    with anvil_env.AnvilEnv(port_base=PORT_BASE, name="rats") as env:
-        with open(os.path.join(anvil_env.TOP, "configs", "dev", "rats-verifier.key"), "rb") as f:
-            vkey = serialization.load_pem_private_key(f.read(), None)
-        raw = ra.Wfe(env.directory_url, verify=env.trust_path)
-        yield {"env": env, "raw": raw, "vkey": vkey}
+    d = tempfile.mkdtemp(prefix="rats-")
+    tpm = None
+    try:
+        cfg = {}
+        if HAVE_SWTPM:
+            tpm = SwTpm(os.path.join(d, "tpm"))
+            tpm.setup()
+            ak_ca, rogue_ca = AttCA("Test AK CA"), AttCA("Rogue AK CA")
+            with open(os.path.join(d, "tpm_roots.pem"), "wb") as f:
+                f.write(ak_ca.pem())
+            # the reference value: PCRs 0-7 as the fresh TPM has them
+            tpm.tool("tpm2_pcrread", "sha256:0,1,2,3,4,5,6,7", "-o", "pcrs.bin")
+            with open(os.path.join(d, "tpm", "pcrs.bin"), "rb") as f:
+                golden = hashlib.sha256(f.read()).hexdigest()
+            cfg = {"va.json:attestation": {"tpm_roots": os.path.join(d, "tpm_roots.pem")},
+                   "va.json:rats.tpm_pcr_digests": [golden]}
+        with anvil_env.AnvilEnv(port_base=PORT_BASE, name="rats", config=cfg) as env:
+            with open(os.path.join(anvil_env.TOP, "configs", "dev", "rats-verifier.key"), "rb") as f:
+                vkey = serialization.load_pem_private_key(f.read(), None)
+            w = {"env": env, "raw": ra.Wfe(env.directory_url, verify=env.trust_path), "vkey": vkey}
+            if tpm is not None:
+                w.update(tpm=tpm, ak_cert=ak_ca.issue(tpm.ak_pub, [(AK_EKU, False)]),
+                         rogue_ak_cert=rogue_ca.issue(tpm.ak_pub, [(AK_EKU, False)]))
+            yield w
+    finally:
+        if tpm is not None:
+            tpm.close()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def rats_order(w, hint="hsm", with_dns=False):
@@ -230,3 +267,56 @@ def test_unregistered_hint_is_refused(world):
     # the empty hint ("attestation without being specific", §7.1) is fine
     _, _, _, order, _, _ = rats_order(w, hint="")
     assert {"type": "remote-attestation", "value": ""} in order["identifiers"]
+
+
+# ------------------------------------------------- background-check model
+
+
+def quote_cmw(w, nonce, ak_cert=None, pcrs=range(8)):
+    q, sig = w["tpm"].quote(hashlib.sha256(nonce.encode()).digest(), pcrs)
+    ev = {"x5c": [b64u(ak_cert or w["ak_cert"])], "alg": -7, "quote": b64u(q), "sig": b64u(sig)}
+    return {"evidence": [QUOTE_TYPE, b64u(json.dumps(ev).encode())]}
+
+
+@needs_swtpm
+def test_tpm_quote_evidence_validates(world):
+    # §1: the server may consume evidence directly (RFC 9334 background
+    # check); §2.2.1: "The Client SHOULD use the provided freshness_nonce
+    # as an attestation freshness nonce"
+    w = world
+    key, kid, _, _, az, ch = rats_order(w, hint="measured_boot")
+    assert answer(w, key, kid, ch, quote_cmw(w, ch["freshness_nonce"]))["status"] == "valid"
+    rec = ra.sa_authz(w["env"], az)["challenges"][0]["validation_record"][0]
+    assert rec["model"] == "background-check" and rec["status"] == "affirming", rec
+
+
+@needs_swtpm
+def test_tpm_quote_wrong_nonce_and_replay_are_refused(world):
+    w = world
+    key, kid, _, _, _, ch = rats_order(w)
+    assert_refused(answer(w, key, kid, ch, quote_cmw(w, ch["freshness_nonce"] + "x")), BAD_ATT,
+                   "wrong nonce")
+    key, kid, _, _, _, ch = rats_order(w)
+    evidence = quote_cmw(w, ch["freshness_nonce"])
+    assert answer(w, key, kid, ch, evidence)["status"] == "valid"
+    key2, kid2, _, _, _, ch2 = rats_order(w)
+    assert_refused(answer(w, key2, kid2, ch2, evidence), BAD_ATT, "wrong nonce")
+
+
+@needs_swtpm
+def test_tpm_quote_untrusted_ak_is_refused(world):
+    w = world
+    key, kid, _, _, _, ch = rats_order(w)
+    authz = answer(w, key, kid, ch, quote_cmw(w, ch["freshness_nonce"], ak_cert=w["rogue_ak_cert"]))
+    assert_refused(authz, BAD_ATT, "does not chain to a configured tpm root")
+
+
+@needs_swtpm
+def test_tpm_quote_unknown_measurement_is_contraindicated(world):
+    # §3.4: "appraisal according to a suitable appraisal policy": PCR 9
+    # measured something the reference values do not know
+    w = world
+    w["tpm"].pcr_extend(9, b"unexpected boot component")
+    key, kid, _, _, _, ch = rats_order(w)
+    authz = answer(w, key, kid, ch, quote_cmw(w, ch["freshness_nonce"], pcrs=range(10)))
+    assert_refused(authz, BAD_ATT, 'the appraisal is "contraindicated" for PCR digest')
