@@ -161,7 +161,9 @@ check_identifiers(const struct profile *p, const json_t *ids)
 			    !p->allow_permanent_id) ||
 			(strcmp(t, "hardware-module") == 0 &&
 			    !p->allow_hardware_module) ||
-			(strcmp(t, "bundleEID") == 0 && !p->allow_bundle_eid)))
+			(strcmp(t, "bundleEID") == 0 && !p->allow_bundle_eid) ||
+			(strcmp(t, "TNAuthList") == 0 &&
+			    !p->allow_tnauthlist)))
 			return problem_new(PROB_REJECTED_IDENTIFIER,
 			    "profile "
 			    "%s does not allow %s identifiers",

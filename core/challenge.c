@@ -49,6 +49,11 @@ static const struct chal_info chal_table[CHAL__MAX] = {
     [CHAL_REMOTEATTEST01] = {CHAL_REMOTEATTEST01, "remote-attest-01",
 	"draft-ietf-acme-rats", CHAL_IDENT(IDENT_REMOTE_ATTESTATION), 0, 0,
 	0, 0},
+    /* RFC 9447 §3 / RFC 9448 §4: the TNAuthList identifier's only type;
+     * off unless policy.challenges names it (it needs Token Authority
+     * roots in the VA's tkauth section) */
+    [CHAL_TKAUTH01] = {CHAL_TKAUTH01, "tkauth-01", "RFC 9447 §3",
+	CHAL_IDENT(IDENT_TNAUTHLIST), 0, 0, 0, 0},
 };
 
 /* See core.h. */

@@ -258,6 +258,7 @@ enum ident_type {
 	IDENT_HARDWARE_MODULE, /* draft-ietf-acme-device-attest §4 */
 	IDENT_BUNDLE_EID, /* RFC 9891 §3: a DTN Node ID (ipn: / dtn: URI) */
 	IDENT_REMOTE_ATTESTATION, /* draft-ietf-acme-rats §2.1: a hint */
+	IDENT_TNAUTHLIST, /* RFC 9448 §3: base64url of a DER TNAuthList */
 	IDENT__MAX
 };
 
@@ -353,6 +354,46 @@ unsigned char *ident_device_othername_der(
 int ident_bundle_eid_normalize(
     const char *value, char **out, char *err, size_t errlen);
 
+/* ---- RFC 8226 §9 TNAuthList (tnauth.c), RFC 9448's identifier ---- */
+/* The extension's OID, id-pe-TNAuthList (id-pe 26). */
+#define TNAUTH_OID "1.3.6.1.5.5.7.1.26"
+/* Bounds of what Anvil accepts (docs/acme.md "RFC 9448"). */
+#define TNAUTH_MAX_DER 191     /* so the base64url fits 255 characters */
+#define TNAUTH_MAX_ENTRIES 32
+enum tnauth_kind { TNAUTH_SPC, TNAUTH_RANGE, TNAUTH_ONE };
+struct tnauth_entry {
+	enum tnauth_kind kind;
+	char text[128]; /* the SPC, the range start or the number (NUL'd) */
+	uint64_t count; /* TNAUTH_RANGE: count (>= 2) */
+};
+struct tnauth_list {
+	size_t n;
+	struct tnauth_entry e[TNAUTH_MAX_ENTRIES];
+};
+/*
+ * RFC 8226 §9 (module "DEFINITIONS EXPLICIT TAGS"): der/len (borrowed) is
+ * exactly one DER TNAuthorizationList: SEQUENCE SIZE (1..MAX) OF TNEntry,
+ * spc [0] IA5String, range [1] SEQUENCE {start TelephoneNumber, count
+ * INTEGER (2..MAX)}, one [2] TelephoneNumber (IA5String 1..15 of
+ * "0123456789#*"), minimal lengths, nothing trailing. Fills out (may be
+ * NULL). 0, or -1 with the reason in err.
+ */
+int tnauth_parse(const uint8_t *der, size_t len, struct tnauth_list *out,
+    char *err, size_t errlen);
+/*
+ * RFC 9448 §3: value (borrowed) is the unpadded base64url of a DER
+ * TNAuthList tnauth_parse accepts, at most 255 characters. On success the
+ * DER (malloc'd, caller frees) in *der / *len when der is not NULL. 0, or
+ * -1 with the reason in err.
+ */
+int ident_tnauthlist_check(const char *value, uint8_t **der, size_t *len,
+    char *err, size_t errlen);
+/* A short text naming the list (for a certificate's CN): "SPC 709J",
+ * "TN 12025550100", "TN 1202555 +100" (first entry; "+N more" when there
+ * are others). Into buf; returns buf. */
+const char *tnauth_summary(
+    const struct tnauth_list *l, char *buf, size_t buflen);
+
 /* ------------------------------------------------------------------ */
 /* Challenge types (challenge.c): the one table RA and VA share         */
 /* ------------------------------------------------------------------ */
@@ -373,6 +414,7 @@ enum chal_type {
 	CHAL_DEVICEATTEST01, /* draft-ietf-acme-device-attest §5 */
 	CHAL_BPNODEID00, /* RFC 9891 §4 */
 	CHAL_REMOTEATTEST01, /* draft-ietf-acme-rats §2.2 */
+	CHAL_TKAUTH01, /* RFC 9447 §3 with RFC 9448's "atc" token */
 	CHAL__MAX
 };
 
@@ -690,6 +732,9 @@ struct profile {
 	int eku_bundle_security;
 	/* identifier_types "remote-attestation" (draft-ietf-acme-rats) */
 	int allow_remote_attestation;
+	/* identifier_types ["TNAuthList"]: a STIR profile (RFC 8226 / RFC
+	 * 9448), no EKU, no other identifier type */
+	int allow_tnauthlist;
 };
 
 struct profiles {

@@ -17,6 +17,7 @@ static const char *const ident_names[IDENT__MAX] = {
     [IDENT_HARDWARE_MODULE] = "hardware-module",
     [IDENT_BUNDLE_EID] = "bundleEID",
     [IDENT_REMOTE_ATTESTATION] = "remote-attestation",
+    [IDENT_TNAUTHLIST] = "TNAuthList",
 };
 
 const char *

@@ -108,12 +108,14 @@ profile_from_in(struct profile *out, const char *name,
 		else if (strcmp(in->identifier_types[i],
 			     "remote-attestation") == 0)
 			out->allow_remote_attestation = 1;
+		else if (strcmp(in->identifier_types[i], "TNAuthList") == 0)
+			out->allow_tnauthlist = 1;
 		else {
 			snprintf(err, errlen,
 			    "%s: profiles.%s.identifier_types"
 			    ": unknown type \"%s\" (dns, ip, email, "
 			    "permanent-identifier, hardware-module, bundleEID, "
-			    "remote-attestation)",
+			    "remote-attestation, TNAuthList)",
 			    path, name, in->identifier_types[i]);
 			return -1;
 		}
@@ -164,6 +166,17 @@ profile_from_in(struct profile *out, const char *name,
 		    "identifier_types \"bundleEID\" (with dns/ip if wanted) "
 		    "and ekus [\"bundleSecurity\"] only (RFC 9891 §7; not a "
 		    "TLS or S/MIME profile)",
+		    path, name);
+		return -1;
+	}
+	/* RFC 8226 STIR certificates are not TLS certificates either: a
+	 * TNAuthList profile has that identifier type alone and no EKU. */
+	if (out->allow_tnauthlist &&
+	    (in->n_identifier_types != 1 || in->n_ekus != 0)) {
+		snprintf(err, errlen,
+		    "%s: profiles.%s: a STIR profile has identifier_types "
+		    "[\"TNAuthList\"] only and no ekus (RFC 8226 certificates "
+		    "are not TLS certificates)",
 		    path, name);
 		return -1;
 	}
@@ -226,7 +239,9 @@ profiles_parse(const json_t *obj, const char *path, char *err, size_t errlen)
 			in.identifier_types[1] = xstrdup("ip");
 			in.n_identifier_types = 2;
 		}
-		if (in.n_ekus == 0) {
+		if (in.n_ekus == 0 &&
+		    !(in.n_identifier_types == 1 &&
+			strcmp(in.identifier_types[0], "TNAuthList") == 0)) {
 			int smime = in.n_identifier_types == 1 &&
 			    strcmp(in.identifier_types[0], "email") == 0;
 			in.ekus = xcalloc(2, sizeof(char *));

@@ -481,6 +481,26 @@ check_bundle_eid(
 }
 
 /*
+ * RFC 9448 §3: the value is "the base64url encoding of the TNAuthList
+ * ASN.1 object using DER encoding rules"; a value that is not (core
+ * tnauth.c: strict DER, RFC 8226 §9) is malformed. Kept byte for byte: the
+ * certificate carries exactly this DER.
+ */
+static int
+check_tnauthlist(const char *vs, char **norm, struct problem **prob)
+{
+	char e[200];
+
+	if (ident_tnauthlist_check(vs, NULL, NULL, e, sizeof(e)) != 0) {
+		*prob = ident_prob(PROB_MALFORMED, "TNAuthList", vs,
+		    "Invalid TNAuthList identifier: %s", e);
+		return -1;
+	}
+	*norm = xstrdup(vs);
+	return 0;
+}
+
+/*
  * RFC 9444's identifier members present with the right type
  * ("ancestorDomain" string in newOrder, "subdomainAuthAllowed" boolean in
  * newAuthz); their meaning is the RA's orders.c / subdomain.c business.
@@ -566,6 +586,14 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 		    "Profile does not allow identifiers of type %s", ts);
 		return -1;
 	}
+	if (prof != NULL && *type == IDENT_TNAUTHLIST &&
+	    !prof->allow_tnauthlist) {
+		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
+		    "Profile %s does not allow TNAuthList identifiers (use a "
+		    "STIR profile, RFC 8226)",
+		    prof->name);
+		return -1;
+	}
 	if (!any_challenge_for(pol, *type)) {
 		*prob = ident_prob(PROB_UNSUPPORTED_IDENTIFIER, ts, vs,
 		    "No challenge type enabled on this server (policy."
@@ -576,6 +604,8 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 		return check_device(*type, ts, vs, norm, prob);
 	if (*type == IDENT_BUNDLE_EID)
 		return check_bundle_eid(ts, vs, norm, prob);
+	if (*type == IDENT_TNAUTHLIST)
+		return check_tnauthlist(vs, norm, prob);
 	if (*type == IDENT_DNS)
 		return check_dns(pol, vs, norm, prob);
 	if (*type == IDENT_EMAIL)

@@ -836,6 +836,15 @@ job_new(struct va *va, enum va_job_kind kind, enum ident_type itype,
 			return NULL;
 		}
 		free(norm);
+	} else if (itype == IDENT_TNAUTHLIST) {
+		char nerr[200];
+		if (ident_tnauthlist_check(value, NULL, NULL, nerr,
+			sizeof(nerr)) != 0) {
+			*prob = problem_new(PROB_MALFORMED, "TNAuthList: %s",
+			    nerr);
+			job_free(j);
+			return NULL;
+		}
 	} else if (itype == IDENT_EMAIL) {
 		char nerr[128];
 		char *norm = ident_email_normalize(value, nerr, sizeof(nerr));

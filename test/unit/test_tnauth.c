@@ -1,0 +1,179 @@
+/* LIBS: core */
+/*
+ * test_tnauth.c - the RFC 8226 §9 TNAuthList parser (core/tnauth.c) and
+ * the RFC 9448 §3 identifier check, on hand-made DER.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "test/unit/harness.h"
+
+/* SEQUENCE { [0] { IA5String "709J" } } */
+static const uint8_t spc_709j[] = {
+    0x30, 0x08, 0xa0, 0x06, 0x16, 0x04, '7', '0', '9', 'J'};
+/* SEQUENCE { [2] "12025550100", [1] { SEQUENCE { "1202555", 100 } } } */
+static const uint8_t one_and_range[] = {0x30, 0x1f, 0xa2, 0x0d, 0x16, 0x0b,
+    '1', '2', '0', '2', '5', '5', '5', '0', '1', '0', '0', 0xa1, 0x0e, 0x30,
+    0x0c, 0x16, 0x07, '1', '2', '0', '2', '5', '5', '5', 0x02, 0x01, 0x64};
+
+static int
+parses(const uint8_t *d, size_t n)
+{
+	char err[200];
+
+	return tnauth_parse(d, n, NULL, err, sizeof(err)) == 0;
+}
+
+static void
+test_tnauth_valid(struct th *t)
+{
+	struct tnauth_list l;
+	char err[200], buf[80];
+
+	TH_CHECK(t, tnauth_parse(spc_709j, sizeof(spc_709j), &l, err,
+			sizeof(err)) == 0);
+	TH_CHECK(t, l.n == 1 && l.e[0].kind == TNAUTH_SPC);
+	TH_CHECK_STR(t, l.e[0].text, "709J");
+	TH_CHECK_STR(t, tnauth_summary(&l, buf, sizeof(buf)), "SPC 709J");
+	TH_CHECK(t, tnauth_parse(one_and_range, sizeof(one_and_range), &l, err,
+			sizeof(err)) == 0);
+	TH_CHECK(t, l.n == 2 && l.e[0].kind == TNAUTH_ONE &&
+		l.e[1].kind == TNAUTH_RANGE && l.e[1].count == 100);
+	TH_CHECK_STR(t, l.e[0].text, "12025550100");
+	TH_CHECK_STR(t, l.e[1].text, "1202555");
+	TH_CHECK_STR(t, tnauth_summary(&l, buf, sizeof(buf)),
+	    "TN 12025550100 +1 more");
+}
+
+/* RFC 8226 Appendix A is "DEFINITIONS EXPLICIT TAGS": an implicitly
+ * tagged spc (80 04 ...) is not a TNEntry. */
+static void
+test_tnauth_refuses_implicit_tags(struct th *t)
+{
+	static const uint8_t implicit[] = {
+	    0x30, 0x06, 0x80, 0x04, '7', '0', '9', 'J'};
+
+	TH_CHECK(t, !parses(implicit, sizeof(implicit)));
+}
+
+static void
+test_tnauth_refuses_non_der(struct th *t)
+{
+	/* SIZE (1..MAX): an empty list */
+	static const uint8_t empty[] = {0x30, 0x00};
+	/* BER indefinite length */
+	static const uint8_t indef[] = {0x30, 0x80, 0xa0, 0x06, 0x16, 0x04, '7',
+	    '0', '9', 'J', 0x00, 0x00};
+	/* long form for a length below 128 */
+	static const uint8_t longlen[] = {
+	    0x30, 0x81, 0x08, 0xa0, 0x06, 0x16, 0x04, '7', '0', '9', 'J'};
+	/* a byte after the list */
+	static const uint8_t trailing[] = {
+	    0x30, 0x08, 0xa0, 0x06, 0x16, 0x04, '7', '0', '9', 'J', 0x00};
+	/* inner length beyond its parent */
+	static const uint8_t overrun[] = {
+	    0x30, 0x08, 0xa0, 0x07, 0x16, 0x04, '7', '0', '9', 'J'};
+	/* spc [0] holding a UTF8String instead of an IA5String */
+	static const uint8_t utf8[] = {
+	    0x30, 0x08, 0xa0, 0x06, 0x0c, 0x04, '7', '0', '9', 'J'};
+
+	TH_CHECK(t, !parses(empty, sizeof(empty)));
+	TH_CHECK(t, !parses(indef, sizeof(indef)));
+	TH_CHECK(t, !parses(longlen, sizeof(longlen)));
+	TH_CHECK(t, !parses(trailing, sizeof(trailing)));
+	TH_CHECK(t, !parses(overrun, sizeof(overrun)));
+	TH_CHECK(t, !parses(utf8, sizeof(utf8)));
+	TH_CHECK(t, !parses(spc_709j, sizeof(spc_709j) - 1));
+	TH_CHECK(t, !parses(NULL, 0));
+}
+
+/* TelephoneNumber ::= IA5String (SIZE (1..15)) (FROM ("0123456789#*"));
+ * count INTEGER (2..MAX). */
+static void
+test_tnauth_refuses_bad_numbers(struct th *t)
+{
+	static const uint8_t letter[] = {
+	    0x30, 0x07, 0xa2, 0x05, 0x16, 0x03, '1', 'a', '2'};
+	static const uint8_t sixteen[] = {0x30, 0x14, 0xa2, 0x12, 0x16, 0x10,
+	    '1', '2', '3', '4', '5', '6', '7', '8', '9', '0', '1', '2', '3',
+	    '4', '5', '6'};
+	static const uint8_t hash_star[] = {
+	    0x30, 0x07, 0xa2, 0x05, 0x16, 0x03, '1', '#', '*'};
+	static const uint8_t count1[] = {0x30, 0x0b, 0xa1, 0x09, 0x30, 0x07,
+	    0x16, 0x02, '1', '2', 0x02, 0x01, 0x01};
+	static const uint8_t count_neg[] = {0x30, 0x0b, 0xa1, 0x09, 0x30, 0x07,
+	    0x16, 0x02, '1', '2', 0x02, 0x01, 0x80};
+	static const uint8_t count_pad[] = {0x30, 0x0c, 0xa1, 0x0a, 0x30, 0x08,
+	    0x16, 0x02, '1', '2', 0x02, 0x02, 0x00, 0x64};
+	static const uint8_t count_ok[] = {0x30, 0x0c, 0xa1, 0x0a, 0x30, 0x08,
+	    0x16, 0x02, '1', '2', 0x02, 0x02, 0x00, 0x80};
+	static const uint8_t range_extra[] = {0x30, 0x0d, 0xa1, 0x0b, 0x30,
+	    0x09, 0x16, 0x02, '1', '2', 0x02, 0x01, 0x64, 0x05, 0x00};
+
+	TH_CHECK(t, !parses(letter, sizeof(letter)));
+	TH_CHECK(t, !parses(sixteen, sizeof(sixteen)));
+	TH_CHECK(t, parses(hash_star, sizeof(hash_star)));
+	TH_CHECK(t, !parses(count1, sizeof(count1)));
+	TH_CHECK(t, !parses(count_neg, sizeof(count_neg)));
+	TH_CHECK(t, !parses(count_pad, sizeof(count_pad)));
+	TH_CHECK(t, parses(count_ok, sizeof(count_ok)));
+	TH_CHECK(t, !parses(range_extra, sizeof(range_extra)));
+}
+
+/* RFC 9448 §3: "the ACME "identifier" value is the base64url encoding of
+ * the TNAuthList ASN.1 object using DER encoding rules". */
+static void
+test_tnauth_identifier(struct th *t)
+{
+	char err[200], *v = b64url_encode(spc_709j, sizeof(spc_709j)), *pad;
+	uint8_t *der = NULL;
+	size_t n = 0;
+
+	TH_CHECK(t, ident_tnauthlist_check(v, &der, &n, err, sizeof(err)) == 0);
+	TH_CHECK(t, n == sizeof(spc_709j) && der != NULL &&
+		memcmp(der, spc_709j, n) == 0);
+	free(der);
+	pad = xasprintf("%s==", v);
+	TH_CHECK(t, ident_tnauthlist_check(pad, NULL, NULL, err, sizeof(err)) !=
+		0);
+	TH_CHECK(t, ident_tnauthlist_check("", NULL, NULL, err, sizeof(err)) !=
+		0);
+	TH_CHECK(t, ident_tnauthlist_check("MAA", NULL, NULL, err,
+			sizeof(err)) != 0); /* 30 00 */
+	TH_CHECK(t, strcmp(ident_type_name(IDENT_TNAUTHLIST), "TNAuthList") ==
+		0);
+	free(pad);
+	free(v);
+}
+
+/* RFC 9447 §3: tkauth-01 validates the TNAuthList identifier only. */
+static void
+test_tkauth_challenge_row(struct th *t)
+{
+	const struct chal_info *c = chal_lookup("tkauth-01");
+	char err[200];
+
+	TH_CHECK(t, c != NULL && c->type == CHAL_TKAUTH01);
+	if (c == NULL)
+		return;
+	TH_CHECK(t, chal_check(c, IDENT_TNAUTHLIST, 0, err, sizeof(err)) == 0);
+	TH_CHECK(t, chal_check(c, IDENT_DNS, 0, err, sizeof(err)) != 0);
+	TH_CHECK(t, chal_check(chal_lookup("http-01"), IDENT_TNAUTHLIST, 0,
+			err, sizeof(err)) != 0);
+}
+
+int
+main(void)
+{
+	struct th t = TH_INIT;
+
+	TH_RUN(&t, test_tnauth_valid);
+	TH_RUN(&t, test_tnauth_refuses_implicit_tags);
+	TH_RUN(&t, test_tnauth_refuses_non_der);
+	TH_RUN(&t, test_tnauth_refuses_bad_numbers);
+	TH_RUN(&t, test_tnauth_identifier);
+	TH_RUN(&t, test_tkauth_challenge_row);
+	return th_done(&t);
+}
