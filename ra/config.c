@@ -71,6 +71,7 @@ struct raw {
 	int64_t test_reuse_percent;
 	json_t *star;
 	json_t *device_identifiers;
+	char *token_authority;
 };
 
 #define F(n, t, m) JSPEC_FIELD(struct raw, n, t, m)
@@ -87,6 +88,8 @@ static const struct jspec persist_spec[] = {
 static const struct jspec email_spec[] = {
     FS("domains", email_domains, n_email_domains),
     F("from", JSPEC_STRING, email_from), JSPEC_END};
+static const struct jspec tkauth_spec[] = {
+    F("token_authority", JSPEC_STRING, token_authority), JSPEC_END};
 static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
     FS("dns_suffixes", dns_suffixes, n_dns_suffixes),
     FS("ip_ranges", ip_ranges, n_ip_ranges),
@@ -97,7 +100,8 @@ static const struct jspec policy_spec[] = {F("mode", JSPEC_STRING, mode),
     F("subdomain_auth", JSPEC_BOOL, subdomain_auth),
     F("onion", JSPEC_BOOL, onion),
     FO("dns_persist", persist_spec), FO("email", email_spec),
-    F("device_identifiers", JSPEC_JSON, device_identifiers), JSPEC_END};
+    F("device_identifiers", JSPEC_JSON, device_identifiers),
+    FO("tkauth", tkauth_spec), JSPEC_END};
 static const struct jspec keys_spec[] = {F("rsa_min", JSPEC_INT, rsa_min),
     F("rsa_max", JSPEC_INT, rsa_max), F("rsa_sizes", JSPEC_JSON, rsa_sizes),
     FS("ecdsa_curves", curves, n_curves),
@@ -481,6 +485,16 @@ convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
 		    "(RFC 9799 .onion names) to be true");
 		return -1;
 	}
+	/* RFC 9447 §3: "token-authority" is an optional URL (a hint where
+	 * clients get tokens); https only, shown in every tkauth-01 */
+	if (r->token_authority != NULL &&
+	    strncmp(r->token_authority, "https://", 8) != 0) {
+		snprintf(err, errlen,
+		    "policy.tkauth.token_authority: must be an https:// URL");
+		return -1;
+	}
+	pol->token_authority = r->token_authority;
+	r->token_authority = NULL;
 	if (convert_persist(r, pol, err, errlen) != 0 ||
 	    ra_device_policy_parse(r->device_identifiers,
 		&pol->device_identifiers, err, errlen) != 0)
@@ -736,6 +750,7 @@ ra_config_clear(struct ra_config *cfg)
 	strv_free(cfg->policy.email_domains, cfg->policy.n_email_domains);
 	free(cfg->policy.email_from);
 	json_decref(cfg->policy.device_identifiers);
+	free(cfg->policy.token_authority);
 	free(cfg->policy.ip_ranges);
 	ra_psl_free(cfg->policy.psl);
 	json_decref(cfg->limit_overrides);

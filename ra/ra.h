@@ -86,6 +86,9 @@ struct ra_policy {
 	char *email_from; /* the challenge email's sender (the "from" field) */
 	/* policy.device_identifiers (device_policy.c); NULL: any account */
 	json_t *device_identifiers;
+	/* RFC 9447 §3 "token-authority" of tkauth-01 (policy.tkauth), or
+	 * NULL */
+	char *token_authority;
 };
 
 struct ra_key_policy {

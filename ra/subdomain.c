@@ -285,5 +285,9 @@ ra_h_directory_meta(void *svc, const struct rpc_req *req, json_t **result,
 	if (ra->cfg.policy.email_from != NULL)
 		json_object_set_new(*result, "email_from",
 		    json_string(ra->cfg.policy.email_from));
+	/* RFC 9447 §3: the WFE shows it as tkauth-01's "token-authority" */
+	if (ra->cfg.policy.token_authority != NULL)
+		json_object_set_new(*result, "token_authority",
+		    json_string(ra->cfg.policy.token_authority));
 	return 0;
 }

@@ -46,6 +46,9 @@ static const struct jspec email_spec[] = {
     FO("dkim", email_dkim_spec),
     F("reply_timeout", JSPEC_DURATION, email_reply_timeout_ms),
     F("poll_interval", JSPEC_DURATION, email_poll_ms), JSPEC_END};
+static const struct jspec tkauth_spec[] = {
+    F("roots", JSPEC_STRING, tkauth_roots),
+    F("allow_ca", JSPEC_BOOL, tkauth_allow_ca), JSPEC_END};
 static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     FO("debug", debug_spec), F("rpc", JSPEC_JSON, rpc), FO("dns", dns_spec),
     F("http01_port", JSPEC_INT, http01_port),
@@ -58,7 +61,8 @@ static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     F("connect_retries", JSPEC_INT, connect_retries),
     FO("network", network_spec), FO("test", test_spec),
     FO("mpic", mpic_spec), FO("attestation", attest_spec),
-    FO("email", email_spec), F("rats", JSPEC_JSON, rats), JSPEC_END};
+    FO("email", email_spec), F("rats", JSPEC_JSON, rats),
+    FO("tkauth", tkauth_spec), JSPEC_END};
 
 static char **
 strv(const char *a, const char *b)

@@ -282,9 +282,9 @@ b64_encode(const uint8_t *d, size_t n)
 	return out;
 }
 
-/* Decodes standard base64, ignoring whitespace. 0 or -1. */
-static int
-b64_decode(const char *s, uint8_t **out, size_t *outlen)
+/* See va_int.h. */
+int
+va_b64_decode(const char *s, uint8_t **out, size_t *outlen)
 {
 	size_t n = strlen(s), k = 0, pad = 0, i;
 	char *clean = xmalloc(n + 1);
@@ -551,7 +551,7 @@ va_dkim_verify(const struct va_mail *m, const struct va_dkim_sig *s,
 	int ok = 0;
 
 	data = signed_data(m, s->h, s->relaxed_hdr, stripped, &len);
-	if (b64_decode(s->b, &sig, &siglen) != 0) {
+	if (va_b64_decode(s->b, &sig, &siglen) != 0) {
 		snprintf(err, errlen, "DKIM b= is not base64");
 		goto out;
 	}
@@ -598,7 +598,7 @@ va_dkim_key_from_txt(const char *txt, char *err, size_t errlen)
 		    "p= key");
 		goto out;
 	}
-	if (b64_decode(p, &der, &derlen) != 0) {
+	if (va_b64_decode(p, &der, &derlen) != 0) {
 		snprintf(err, errlen, "DKIM key p= is not base64");
 		goto out;
 	}

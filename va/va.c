@@ -30,6 +30,7 @@ static void (*const chal_start[CHAL__MAX])(struct va_job *j) = {
     [CHAL_DEVICEATTEST01] = va_deviceattest01_start,
     [CHAL_EMAILREPLY00] = va_emailreply00_start,
     [CHAL_REMOTEATTEST01] = va_remoteattest01_start,
+    [CHAL_TKAUTH01] = va_tkauth01_start,
 };
 
 void
@@ -698,6 +699,8 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 	    (va->rats = va_rats_new(cfg->rats, va->attest, err, errlen)) ==
 		NULL)
 		goto fail;
+	if ((va->tkauth = va_tkauth_new(cfg, err, errlen)) == NULL)
+		goto fail;
 	if (pthread_create(&va->thread, NULL, loop_main, va) != 0) {
 		snprintf(err, errlen, "cannot start the VA loop thread");
 		goto fail;
@@ -754,6 +757,7 @@ va_free(struct va *va)
 	va_netpolicy_clear(&va->policy);
 	va_attest_free(va->attest);
 	va_rats_free(va->rats);
+	va_tkauth_free(va->tkauth);
 	pthread_mutex_destroy(&va->mu);
 	free(va);
 }

@@ -73,6 +73,9 @@ struct va_config {
 	char *email_dkim_domain;
 	int64_t email_reply_timeout_ms; /* how long va.validate waits */
 	int64_t email_poll_ms;          /* maildir scan interval */
+	/* RFC 9447/9448 tkauth-01 ("tkauth" object, docs/config/va.md) */
+	char *tkauth_roots; /* PEM: the trusted Token Authority roots */
+	int tkauth_allow_ca; /* accept "atc" tokens with "ca": true */
 };
 
 /*

@@ -313,6 +313,7 @@ struct va {
 	struct va_attest *attest; /* device-attest-01 roots */
 	struct va_email *email; /* email-reply-00 (email.c); NULL: off */
 	struct va_rats *rats;   /* remote-attest-01; NULL: no "rats" */
+	struct va_tkauth *tkauth; /* tkauth-01 Token Authority roots */
 };
 
 /* ---------------- multi-perspective corroboration (remote.c) -------- */
@@ -649,5 +650,20 @@ void va_email_job_free(struct va_email_job *ej);
 /* The email-reply-00 module (loop thread): waits for the reply in the
  * maildir and checks it. */
 void va_emailreply00_start(struct va_job *j);
+
+/* Decodes standard base64 (RFC 4648 §4, padded), ignoring whitespace, into
+ * *out (malloc'd, caller frees) / *outlen (dkim.c). 0 or -1. */
+int va_b64_decode(const char *s, uint8_t **out, size_t *outlen);
+
+/* ---------------- tkauth-01, RFC 9447 / RFC 9448 (tkauth.c) -------- */
+/* The Token Authority roots and policy (va.json "tkauth"). */
+struct va_tkauth;
+/* From cfg (borrowed); a value even without roots (every token is then
+ * refused). NULL with err naming the bad key. */
+struct va_tkauth *va_tkauth_new(
+    const struct va_config *cfg, char *err, size_t errlen);
+void va_tkauth_free(struct va_tkauth *t);
+/* tkauth-01: verifies j->payload's "atc" Authority Token; finishes j. */
+void va_tkauth01_start(struct va_job *j);
 
 #endif /* ANVIL_VA_INT_H */

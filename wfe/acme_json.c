@@ -163,6 +163,17 @@ wfe_acme_challenge(
 	 * freshness nonce") */
 	if (type != NULL && strcmp(type, "remote-attest-01") == 0)
 		copy_member(j, "freshness_nonce", chall, "token");
+	if (type != NULL && strcmp(type, "tkauth-01") == 0) {
+		/* RFC 9447 §3 / RFC 9448 §5.3: the token type, and where
+		 * tokens come from (policy.tkauth.token_authority, optional) */
+		json_object_set_new(j, "tkauth-type", json_string("atc"));
+		meta = wfe_cached_call(r, r->w->ra, &r->w->ra_meta,
+		    &r->w->ra_meta_at_ms, RPC_RA_DIRECTORY_META);
+		if (json_is_string(json_object_get(meta, "token_authority")))
+			json_object_set(j, "token-authority",
+			    json_object_get(meta, "token_authority"));
+		json_decref(meta);
+	}
 	copy_member(j, "status", chall, "status");
 	copy_member(j, "validated", chall, "validated");
 	err = json_object_get(chall, "error");

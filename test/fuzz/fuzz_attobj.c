@@ -1,4 +1,4 @@
-/* LIBS: va core */
+/* LIBS: va jose core */
 /*
  * fuzz_attobj.c - libFuzzer target for device-attest-01's attestation
  * object decoder (va_attobj_parse, libcbor streaming under strict bounds):

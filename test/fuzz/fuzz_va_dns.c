@@ -1,4 +1,4 @@
-/* LIBS: va core */
+/* LIBS: va jose core */
 /*
  * fuzz_va_dns.c - libFuzzer target for the VA's DNS response reader
  * (va_dns_msg_extract): hostile resolvers must not crash the VA or make it

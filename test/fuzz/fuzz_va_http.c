@@ -1,4 +1,4 @@
-/* LIBS: va core */
+/* LIBS: va jose core */
 /*
  * fuzz_va_http.c - libFuzzer target for the VA's HTTP/1.1 response parser
  * (va_http_parse) and the redirect URL parser (va_url_parse) it feeds.
