@@ -67,16 +67,9 @@ ca_d_health(void *arg, char *msg, size_t msglen)
 static int
 wait_or_stop(struct ca_daemon *d, int64_t ms)
 {
-	struct timespec ts;
+	struct timespec ts = time_realtime_after(ms);
 	int stop;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&d->mu);
 	while (!d->stopping) {
 		if (pthread_cond_timedwait(&d->cv, &d->mu, &ts) == ETIMEDOUT)

@@ -236,6 +236,8 @@ int base32_decode(const char *in, uint8_t *out, size_t outcap, size_t *outlen);
 int64_t time_now_ms(void);
 /* Monotonic milliseconds (for deadlines and timing). */
 int64_t time_mono_ms(void);
+/* The CLOCK_REALTIME time ms (>= 0) from now, for pthread_cond_timedwait. */
+struct timespec time_realtime_after(int64_t ms);
 /* "2026-11-28T15:00:00Z" into buf (>= 32 bytes); returns buf. */
 char *time_fmt_rfc3339(time_t t, char *buf, size_t buflen);
 /* Parses RFC 3339 (Z or +hh:mm offset, optional fraction). 0 or -1. */

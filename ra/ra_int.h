@@ -34,6 +34,12 @@ struct ra {
 	pthread_t star_thread;
 };
 
+/*
+ * With ra->lock held: waits ms, or less when ra->stopping is set and
+ * ra->cond signalled (the background threads' sleep; recovery.c).
+ */
+void ra_wait_locked(struct ra *ra, int64_t ms);
+
 /* ---- worker pool (pool.c) ---- */
 typedef void (*ra_job_fn)(void *arg);
 /* n threads; NULL on failure. */

@@ -219,11 +219,21 @@ ra_recover_stale_authzs(struct ra *ra)
 	return n;
 }
 
+/* See ra_int.h. */
+void
+ra_wait_locked(struct ra *ra, int64_t ms)
+{
+	struct timespec ts = time_realtime_after(ms);
+
+	while (!ra->stopping &&
+	    pthread_cond_timedwait(&ra->cond, &ra->lock, &ts) != ETIMEDOUT)
+		;
+}
+
 static void *
 recovery_main(void *arg)
 {
 	struct ra *ra = arg;
-	struct timespec ts;
 	int64_t period = ra->cfg.recover_after_ms / 2;
 
 	if (period < 1000)
@@ -236,17 +246,7 @@ recovery_main(void *arg)
 		(void)ra_recover_stale_orders(ra);
 		(void)ra_recover_stale_authzs(ra);
 		pthread_mutex_lock(&ra->lock);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += period / 1000;
-		ts.tv_nsec += (period % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		while (!ra->stopping &&
-		    pthread_cond_timedwait(&ra->cond, &ra->lock, &ts) !=
-			ETIMEDOUT)
-			;
+		ra_wait_locked(ra, period);
 	}
 	pthread_mutex_unlock(&ra->lock);
 	return NULL;

@@ -552,7 +552,6 @@ static void *
 star_main(void *arg)
 {
 	struct ra *ra = arg;
-	struct timespec ts;
 	char *owner, *tok = random_token(8);
 	char host[64];
 	int64_t period = ra->cfg.star.poll_ms;
@@ -572,17 +571,7 @@ star_main(void *arg)
 		pthread_mutex_lock(&ra->lock);
 		if (n >= ra->cfg.star.batch)
 			continue; /* more may be due */
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += period / 1000;
-		ts.tv_nsec += (period % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		while (!ra->stopping &&
-		    pthread_cond_timedwait(&ra->cond, &ra->lock, &ts) !=
-			ETIMEDOUT)
-			;
+		ra_wait_locked(ra, period);
 	}
 	pthread_mutex_unlock(&ra->lock);
 	free(owner);

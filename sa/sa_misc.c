@@ -137,17 +137,24 @@ sa_m_rate_limit_spend(
 	return 0;
 }
 
+/* params' issuer_id and shard as $1 and $2 of a new p (strings borrowed
+ * from params). 0 or -1 with *prob. */
 static int
-get_shard(
-    json_t *params, const char **issuer, int64_t *shard, struct problem **prob)
+shard_params(json_t *params, struct sa_params *p, struct problem **prob)
 {
-	if (sa_get_hex(params, "issuer_id", 1, 64, issuer, prob) < 0 ||
-	    sa_get_int(params, "shard", 1, shard, prob) < 0)
+	const char *issuer = NULL;
+	int64_t shard = 0;
+
+	if (sa_get_hex(params, "issuer_id", 1, 64, &issuer, prob) < 0 ||
+	    sa_get_int(params, "shard", 1, &shard, prob) < 0)
 		return -1;
-	if (*shard < 0 || *shard > 1000000) {
+	if (shard < 0 || shard > 1000000) {
 		*prob = problem_new(PROB_MALFORMED, "parameter shard: range");
 		return -1;
 	}
+	sa_params_init(p);
+	sa_p_str(p, issuer);
+	sa_p_int(p, shard);
 	return 0;
 }
 
@@ -156,17 +163,12 @@ sa_m_revoked_by_shard(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *issuer = NULL;
-	int64_t shard = 0;
 	PGresult *r;
 	json_t *list;
 	int i;
 
-	if (get_shard(params, &issuer, &shard, prob) != 0)
+	if (shard_params(params, &p, prob) != 0)
 		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, issuer);
-	sa_p_int(&p, shard);
 	if ((r = sa_q(c, &st_revoked_shard, &p, prob)) == NULL)
 		return -1;
 	list = json_array();
@@ -185,13 +187,12 @@ sa_m_store_crl(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *issuer = NULL;
-	int64_t shard = 0, number = 0;
+	int64_t number = 0;
 	char *der = NULL, tu[32], nu[32];
 	long rows = 0;
 	int ret = -1;
 
-	if (get_shard(params, &issuer, &shard, prob) != 0 ||
+	if (shard_params(params, &p, prob) != 0 ||
 	    sa_get_int(params, "number", 1, &number, prob) < 0 ||
 	    sa_get_b64_as_hex(params, "der", 1, 64 * 1024 * 1024, &der, prob) <
 		0 ||
@@ -202,9 +203,6 @@ sa_m_store_crl(
 		*prob = problem_new(PROB_MALFORMED, "parameter number: > 0");
 		goto out;
 	}
-	sa_params_init(&p);
-	sa_p_str(&p, issuer);
-	sa_p_int(&p, shard);
 	sa_p_int(&p, number);
 	sa_p_str(&p, der);
 	sa_p_str(&p, tu);
@@ -228,14 +226,9 @@ sa_m_get_crl(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *issuer = NULL;
-	int64_t shard = 0;
 
-	if (get_shard(params, &issuer, &shard, prob) != 0)
+	if (shard_params(params, &p, prob) != 0)
 		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, issuer);
-	sa_p_int(&p, shard);
 	return sa_q_one(c, &st_crl_get, &p, crl_cols, SA_NCOLS(crl_cols),
 	    "no CRL stored", result, prob);
 }
@@ -245,15 +238,10 @@ sa_m_next_crl_number(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *issuer = NULL;
-	int64_t shard = 0;
 	PGresult *r;
 
-	if (get_shard(params, &issuer, &shard, prob) != 0)
+	if (shard_params(params, &p, prob) != 0)
 		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, issuer);
-	sa_p_int(&p, shard);
 	if ((r = sa_q(c, &st_crl_next, &p, prob)) == NULL)
 		return -1;
 	*result = json_pack("{s:I}", "number", (json_int_t)sa_col_int(r, 0, 0));

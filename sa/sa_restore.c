@@ -20,17 +20,14 @@ static int
 count_of(PGconn *pg, const char *sql, long long *out, char *err, size_t errlen)
 {
 	PGresult *r = PQexec(pg, sql);
-	int ret = -1;
+	int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
 
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+	if (ok)
+		*out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	else
 		snprintf(err, errlen, "%s: %s", sql, PQerrorMessage(pg));
-		goto out;
-	}
-	*out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	ret = 0;
-out:
 	PQclear(r);
-	return ret;
+	return ok ? 0 : -1;
 }
 
 /* See sa.h. */

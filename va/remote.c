@@ -489,22 +489,6 @@ remote_main(void *arg)
 	return NULL;
 }
 
-/* Absolute CLOCK_REALTIME time ms from now. */
-static struct timespec
-abs_after(int64_t ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /* One perspective's entry of the validation record (new reference). */
 static json_t *
 slot_json(const struct va_remote *r, const struct slot *s, int caa)
@@ -751,7 +735,7 @@ va_mpic_corroborate(struct va_mpic *m, int caa, const json_t *params,
 
 	/* Wait for the decision. Each call ends by its own timeout; the
 	 * extra second only guards against a call that never returns. */
-	until = abs_after(budget + 1000);
+	until = time_realtime_after(budget + 1000);
 	pthread_mutex_lock(&f->mu);
 	while (
 	    !quorum_met(f) && f->failed <= m->allowed && f->done < (int)f->n) {
