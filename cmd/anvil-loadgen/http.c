@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -525,6 +526,20 @@ write_all(struct lg_conn *c, const char *p, size_t n, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Whether an idle kept-alive connection can carry the next request: nothing
+ * is buffered and nothing is readable (a readable idle socket means the
+ * server closed it, or sent what no request asked for).
+ */
+static int
+conn_idle_ok(const struct lg_conn *c)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLIN};
+
+	return c->rpos == c->rlen && SSL_pending(c->ssl) == 0 &&
+	    poll(&p, 1, 0) == 0;
+}
+
 int
 lg_http_request(struct lg_conn *c, const char *method, const char *url,
     const char *content_type, const char *body, size_t body_len,
@@ -535,6 +550,7 @@ lg_http_request(struct lg_conn *c, const char *method, const char *url,
 	size_t reqlen;
 	int rc = -1, attempt, must_close = 0;
 	int is_head = strcmp(method, "HEAD") == 0;
+	int idempotent = is_head || strcmp(method, "GET") == 0;
 
 	lg_resp_clear(resp);
 	if (lg_url_parse(url, &u) != 0) {
@@ -559,10 +575,11 @@ lg_http_request(struct lg_conn *c, const char *method, const char *url,
 		req[reqlen] = '\0';
 	}
 	if (c->ssl != NULL &&
-	    (strcmp(c->host, u.host) != 0 || c->port != u.port))
+	    ((strcmp(c->host, u.host) != 0 || c->port != u.port) ||
+		!conn_idle_ok(c)))
 		conn_close(c);
 	for (attempt = 0; attempt < 2; attempt++) {
-		int reused = c->ssl != NULL;
+		int reused = c->ssl != NULL, written = 0;
 
 		if (!reused && conn_open(c, &u, err, errlen) != 0)
 			goto out;
@@ -570,18 +587,23 @@ lg_http_request(struct lg_conn *c, const char *method, const char *url,
 		c->timed_out = 0;
 		if (c->rpos == c->rlen)
 			c->rpos = c->rlen = 0;
-		if (write_all(c, req, reqlen, err, errlen) == 0 &&
-		    read_response(c, is_head, resp, &must_close, err, errlen) ==
-			0) {
-			rc = 0;
-			break;
+		if (write_all(c, req, reqlen, err, errlen) == 0) {
+			written = 1;
+			if (read_response(c, is_head, resp, &must_close, err,
+				errlen) == 0) {
+				rc = 0;
+				break;
+			}
 		}
 		/*
-		 * Retry only a kept-alive connection the server had already
-		 * closed; a timeout may mean the request is being processed.
+		 * Again only on a kept-alive connection the server closed
+		 * before answering anything, and only when sending it twice
+		 * cannot act twice (lg.h); a timeout may mean the request
+		 * is being processed.
 		 */
 		conn_close(c);
-		if (!reused || c->got_bytes || c->timed_out)
+		if (!reused || c->got_bytes || c->timed_out ||
+		    (written && !idempotent))
 			goto out;
 		lg_resp_clear(resp);
 	}

@@ -69,7 +69,13 @@ uint64_t lg_conn_opened(const struct lg_conn *c);
  * Sends one request (method "GET", "HEAD" or "POST"; body may be NULL) to
  * url, reusing the open connection when it goes to the same host:port, and
  * reads the response into *resp (cleared first; caller clears after).
- * A reused connection the server closed is retried once on a fresh one.
+ * A kept-alive connection the server closed while idle is replaced before
+ * the request is sent. A request that failed on a reused connection before
+ * any answer byte is sent again once on a fresh one only when repeating it
+ * cannot do anything twice: GET/HEAD, or the request was not completely
+ * written (RFC 9110 §9.2.2). A POST that was written and then cut off may
+ * have been processed: that is an error for the caller (e.g. a finalize
+ * sent again would meet its own order "processing", as orderNotReady).
  * 0 on a complete HTTP response (any status), -1 with a reason in err on
  * transport / TLS / protocol errors (the connection is then closed).
  */
