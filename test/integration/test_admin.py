@@ -16,8 +16,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from anvil_env import AnvilEnv, TOP  # noqa: E402
+import openssl_cli  # noqa: E402
+from openssl_cli import openssl  # noqa: E402
 
-import requests  # noqa: E402
 
 NEEDED = ["anvil", "anvil-sa", "anvil-ca", "anvil-va", "anvil-ra", "anvil-wfe", "anvil-admin"]
 BINDIR = os.path.abspath(os.environ.get("BINDIR", os.path.join(TOP, "bin")))
@@ -53,11 +54,6 @@ def admin(env, *args, expect=0):
 def admin_json(env, *args):
     out, _, _ = admin(env, *(list(args) + ["--json"]))
     return json.loads(out)
-
-
-def openssl(*args):
-    p = subprocess.run(["openssl"] + list(args), capture_output=True, text=True)
-    return p.returncode, p.stdout + p.stderr
 
 
 class Lego:
@@ -113,38 +109,11 @@ def acct(env, work):
 
 
 def ocsp_status(env, c, work):
-    rc, url = openssl("x509", "-in", c["leaf"], "-noout", "-ocsp_uri")
-    url = url.strip()
-    assert rc == 0 and url.startswith("http"), url
-    req = os.path.join(work, "ocsp-req.der")
-    rc, out = openssl("ocsp", "-issuer", c["inter"], "-cert", c["leaf"], "-no_nonce", "-reqout", req)
-    assert rc == 0, out
-    r = requests.post(url, data=open(req, "rb").read(), headers={"Content-Type": "application/ocsp-request"},
-                      verify=env.trust_path, timeout=30)
-    assert r.status_code == 200, r.text
-    resp = os.path.join(work, "ocsp-resp.der")
-    with open(resp, "wb") as f:
-        f.write(r.content)
-    rc, out = openssl("ocsp", "-respin", resp, "-issuer", c["inter"], "-cert", c["leaf"],
-                      "-CAfile", env.trust_path, "-VAfile", c["inter"], "-no_nonce")
-    assert rc == 0 and "Response verify OK" in out, out
-    m = re.search(r": (good|revoked|unknown)", out)
-    return m.group(1) if m else out
+    return openssl_cli.ocsp_status(env, c["leaf"], c["inter"], work)
 
 
 def crl_lists(env, c, work):
-    rc, text = openssl("x509", "-in", c["leaf"], "-noout", "-text")
-    url = re.search(r"X509v3 CRL Distribution Points:.*?URI:(\S+)", text, re.S).group(1)
-    r = requests.get(url, verify=env.trust_path, timeout=30)
-    assert r.status_code == 200, r.text
-    crl = os.path.join(work, "shard.crl")
-    with open(crl, "wb") as f:
-        f.write(r.content)
-    bundle = os.path.join(work, "crl-ca.pem")
-    with open(bundle, "w") as f:
-        f.write(open(env.trust_path).read() + open(c["inter"]).read())
-    rc, out = openssl("crl", "-inform", "DER", "-in", crl, "-CAfile", bundle, "-noout", "-text")
-    assert rc == 0 and "verify OK" in out, out
+    out = openssl_cli.crl_text(env, c["leaf"], c["inter"], work)
     listed = out.upper().replace(":", "").replace(" ", "")
     return ("SERIALNUMBER" + c["serial"].upper().lstrip("0")) in listed or \
         ("SERIALNUMBER" + c["serial"].upper()) in listed

@@ -29,12 +29,10 @@ from rel_acme import b64, problem  # noqa: E402
 PORT_BASE = 26000
 
 
-@pytest.fixture(scope="module")
-def env():
-    yield from a.checked_env(port_base=PORT_BASE, name="attacks", config={
-            "ra.json:eab_required": True,
-            "wfe.json:directory.external_account_required": True,
-            "va.json:test.always_valid": True})
+env = a.env_fixture(port_base=PORT_BASE, name="attacks", config={
+        "ra.json:eab_required": True,
+        "wfe.json:directory.external_account_required": True,
+        "va.json:test.always_valid": True})
 
 
 raw = a.raw_fixture()
@@ -85,6 +83,17 @@ def jws_body(prot, payload, sign):
 
 def csr_payload(der):
     return {"csr": b64(der)}
+
+
+def refused_as(r, statuses, types):
+    """Asserts a refusal: one of statuses, an ACME problem of one of types."""
+    assert r.status_code in statuses, r.text
+    assert r.json()["type"] in tuple("urn:ietf:params:acme:error:" + t for t in types), r.text
+
+
+def finalize_ready(raw, v, der):
+    """A's finalize of its ready order with the CSR der."""
+    return raw.post(v["ready"]["finalize"], csr_payload(der), v["ka"], kid=v["kida"])
 
 
 # ------------------------------------------------------- signature algorithm
@@ -289,11 +298,18 @@ def test_unknown_crit_header(env, raw, victim):
 
 # ---------------------------------------------------------------- key change
 
+def key_change(raw, v, inner_key, account, **jws):
+    """POSTs a keyChange (RFC 8555 §7.3.5) as account A (outer JWS by A's
+    key and kid) whose inner JWS is signed by inner_key and names account
+    and A's old key; jws goes to the inner JWS (extra headers, nonce)."""
+    url = raw.dir["keyChange"]
+    inner = inner_key.jws(url, {"account": account, "oldKey": v["ka"].jwk}, **jws)
+    return raw.post(url, inner, v["ka"], kid=v["kida"])
+
+
 def test_key_change_to_key_in_use(env, raw, victim):
     v = victim
-    url = raw.dir["keyChange"]
-    inner = v["kb"].jws(url, {"account": v["kida"], "oldKey": v["ka"].jwk})
-    r = raw.post(url, inner, v["ka"], kid=v["kida"])
+    r = key_change(raw, v, v["kb"], v["kida"])
     assert r.status_code == 409, r.text
     assert r.headers["Content-Type"] == "application/problem+json"
     account_unchanged(env, v)
@@ -303,10 +319,7 @@ def test_key_change_to_key_in_use(env, raw, victim):
 def test_key_change_inner_signed_by_old_key(env, raw, victim):
     """Inner JWS must be signed by the new key it names."""
     v = victim
-    url = raw.dir["keyChange"]
-    newk = a.Key()
-    inner = v["ka"].jws(url, {"account": v["kida"], "oldKey": v["ka"].jwk}, extra={"jwk": newk.jwk})
-    r = raw.post(url, inner, v["ka"], kid=v["kida"])
+    r = key_change(raw, v, v["ka"], v["kida"], extra={"jwk": a.Key().jwk})
     problem(r, 400, "malformed")
     account_unchanged(env, v)
 
@@ -314,10 +327,7 @@ def test_key_change_inner_signed_by_old_key(env, raw, victim):
 def test_key_change_inner_for_another_account(env, raw, victim):
     """Inner payload names B's account while A signs the outer JWS."""
     v = victim
-    url = raw.dir["keyChange"]
-    newk = a.Key()
-    inner = newk.jws(url, {"account": v["kidb"], "oldKey": v["ka"].jwk})
-    r = raw.post(url, inner, v["ka"], kid=v["kida"])
+    r = key_change(raw, v, a.Key(), v["kidb"])
     assert 400 <= r.status_code < 500 and r.headers["Content-Type"] == "application/problem+json", r.text
     account_unchanged(env, v)
     assert a.sa_account(env, v["kidb"])["thumbprint"] == v["kb"].thumbprint()
@@ -326,10 +336,7 @@ def test_key_change_inner_for_another_account(env, raw, victim):
 def test_key_change_inner_with_nonce(env, raw, victim):
     """RFC 8555 7.3.5: the inner JWS must not carry a nonce."""
     v = victim
-    url = raw.dir["keyChange"]
-    newk = a.Key()
-    inner = newk.jws(url, {"account": v["kida"], "oldKey": v["ka"].jwk}, nonce=raw.nonce())
-    r = raw.post(url, inner, v["ka"], kid=v["kida"])
+    r = key_change(raw, v, a.Key(), v["kida"], nonce=raw.nonce())
     problem(r, 400, "malformed")
     account_unchanged(env, v)
 
@@ -356,9 +363,7 @@ def test_eab_replay(env, raw):
     acct1 = a.id_of(r.headers["Location"])
     k2 = a.Key()
     r = raw.post(url, {"termsOfServiceAgreed": True, "externalAccountBinding": eab1}, k2)
-    assert r.status_code in (400, 403), r.text
-    assert r.json()["type"] in ("urn:ietf:params:acme:error:unauthorized",
-                                "urn:ietf:params:acme:error:malformed")
+    refused_as(r, (400, 403), ("unauthorized", "malformed"))
     eab2 = a.eab_binding("atk-replay", mac, k2.jwk, url)
     problem(raw.post(url, {"termsOfServiceAgreed": True, "externalAccountBinding": eab2}, k2),
             403, "unauthorized")
@@ -383,9 +388,7 @@ def test_eab_for_another_key(env, raw):
     x, y = a.Key(), a.Key()
     eab = a.eab_binding("atk-otherkey", mac, x.jwk, url)
     r = raw.post(url, {"termsOfServiceAgreed": True, "externalAccountBinding": eab}, y)
-    assert r.status_code in (400, 403), r.text
-    assert r.json()["type"] in ("urn:ietf:params:acme:error:unauthorized",
-                                "urn:ietf:params:acme:error:malformed")
+    refused_as(r, (400, 403), ("unauthorized", "malformed"))
     problem(raw.post(url, {"onlyReturnExisting": True}, y), 400, "accountDoesNotExist")
 
 
@@ -396,9 +399,7 @@ def test_eab_alg_none(env, raw):
     prot = b64(json.dumps({"alg": "none", "kid": "atk-none", "url": url}))
     eab = {"protected": prot, "payload": b64(json.dumps(k.jwk)), "signature": ""}
     r = raw.post(url, {"termsOfServiceAgreed": True, "externalAccountBinding": eab}, k)
-    assert r.status_code == 400, r.text
-    assert r.json()["type"] in ("urn:ietf:params:acme:error:badSignatureAlgorithm",
-                                "urn:ietf:params:acme:error:malformed")
+    refused_as(r, (400,), ("badSignatureAlgorithm", "malformed"))
     problem(raw.post(url, {"onlyReturnExisting": True}, k), 400, "accountDoesNotExist")
 
 
@@ -448,31 +449,29 @@ def test_wrong_content_type(env, raw, victim):
 def test_csr_with_extra_names(env, raw, victim):
     v = victim
     der = a.make_csr(ec.generate_private_key(ec.SECP256R1()), ["ready.atk.test", "extra.atk.test"])
-    problem(raw.post(v["ready"]["finalize"], csr_payload(der), v["ka"], kid=v["kida"]), 400, "badCSR")
+    problem(finalize_ready(raw, v, der), 400, "badCSR")
     still_ready(env, v)
 
 
 def test_csr_with_fewer_names(env, raw, victim):
     v = victim
     der = a.make_csr(ec.generate_private_key(ec.SECP256R1()), ["other.atk.test"])
-    problem(raw.post(v["ready"]["finalize"], csr_payload(der), v["ka"], kid=v["kida"]), 400, "badCSR")
+    problem(finalize_ready(raw, v, der), 400, "badCSR")
     still_ready(env, v)
 
 
 def test_csr_signed_by_another_key(env, raw, victim):
     v = victim
     der = a.csr_signed_by_other_key(["ready.atk.test"])
-    problem(raw.post(v["ready"]["finalize"], csr_payload(der), v["ka"], kid=v["kida"]), 400, "badCSR")
+    problem(finalize_ready(raw, v, der), 400, "badCSR")
     still_ready(env, v)
 
 
 def test_csr_with_the_account_key(env, raw, victim):
     v = victim
     der = a.make_csr(v["ka"].priv, ["ready.atk.test"])
-    r = raw.post(v["ready"]["finalize"], csr_payload(der), v["ka"], kid=v["kida"])
-    assert r.status_code == 400, r.text
-    assert r.json()["type"] in ("urn:ietf:params:acme:error:badCSR",
-                                "urn:ietf:params:acme:error:badPublicKey"), r.text
+    r = finalize_ready(raw, v, der)
+    refused_as(r, (400,), ("badCSR", "badPublicKey"))
     still_ready(env, v)
 
 
@@ -480,7 +479,7 @@ def test_csr_weak_rsa_key(env, raw, victim):
     v = victim
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     der = a.make_csr(weak, ["ready.atk.test"])
-    problem(raw.post(v["ready"]["finalize"], csr_payload(der), v["ka"], kid=v["kida"]), 400, "badPublicKey")
+    problem(finalize_ready(raw, v, der), 400, "badPublicKey")
     still_ready(env, v)
 
 
@@ -488,9 +487,7 @@ def test_csr_weak_rsa_key(env, raw, victim):
 def test_csr_garbage(env, raw, victim, csr):
     v = victim
     r = raw.post(v["ready"]["finalize"], {"csr": csr}, v["ka"], kid=v["kida"])
-    assert r.status_code == 400, r.text
-    assert r.json()["type"] in ("urn:ietf:params:acme:error:badCSR",
-                                "urn:ietf:params:acme:error:malformed"), r.text
+    refused_as(r, (400,), ("badCSR", "malformed"))
     still_ready(env, v)
 
 
@@ -604,9 +601,7 @@ def test_wildcard_order_refused_without_policy_name(env, raw, victim):
     v = victim
     r = raw.post(raw.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "*.evil.com"}]},
                  v["ka"], kid=v["kida"])
-    assert r.status_code == 400, r.text
-    assert r.json()["type"] in ("urn:ietf:params:acme:error:rejectedIdentifier",
-                                "urn:ietf:params:acme:error:compound")
+    refused_as(r, (400,), ("rejectedIdentifier", "compound"))
 
 
 def test_server_still_serves_after_catalogue(env, raw, victim):

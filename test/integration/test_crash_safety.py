@@ -22,7 +22,6 @@ responder listens there).
 """
 import base64
 import collections
-import hashlib
 import json
 import os
 import signal
@@ -79,17 +78,11 @@ class Recorder(threading.Thread):
         self.n += 1
         name = "r%d-%d.crash.test" % (os.getpid(), self.n)
         url, order = a.new_order(raw, key, kid, [name])
-        for az in order["authorizations"]:
-            authz = raw.post(az, None, key, kid=kid).json()
-            if authz["status"] == "valid":
-                continue
-            ch = [c for c in authz["challenges"] if c["type"] == "dns-01"][0]
-            ka = "%s.%s" % (ch["token"], key.thumbprint())
-            txt = base64.urlsafe_b64encode(hashlib.sha256(ka.encode()).digest()).rstrip(b"=").decode()
-            self.env.challtest("set-txt", {"host": "_acme-challenge.%s." % name, "value": txt})
-            r = raw.post(ch["url"], {}, key, kid=kid)
-            assert r.status_code == 200, r.text
-            a.poll(raw, key, kid, az, ("valid",), timeout=40)
+
+        def publish(authz, ch):
+            self.env.challtest("set-txt", {"host": "_acme-challenge.%s." % name,
+                                           "value": a.dns01_txt(ch["token"], key)})
+        a.answer_authzs(raw, key, kid, order, "dns-01", publish, timeout=40)
         done, pem, _ = a.finalize(raw, key, kid, url, a.poll(raw, key, kid, url, ("ready",)), [name])
         leaf = x509.load_pem_x509_certificate(pem.encode())
         self.certs.append((a.serial_hex(leaf), leaf.public_bytes(serialization.Encoding.DER)))

@@ -15,8 +15,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from anvil_env import AnvilEnv, TOP  # noqa: E402
+from openssl_cli import crl_text, ocsp_status, openssl  # noqa: E402
 
-import requests  # noqa: E402
 
 NEEDED = ["anvil", "anvil-sa", "anvil-ca", "anvil-va", "anvil-ra", "anvil-wfe", "anvil-admin"]
 
@@ -65,11 +65,6 @@ def lego(env, work, args, pre=None, extra_env=None, timeout=180):
     return run(base + args, e, timeout=timeout)
 
 
-def openssl(*args, stdin=None):
-    p = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, input=stdin)
-    return p.returncode, p.stdout + p.stderr
-
-
 def split_pem_chain(path):
     with open(path) as f:
         text = f.read()
@@ -110,46 +105,19 @@ def validity_days(text):
     return (datetime.strptime(na, fmt) - datetime.strptime(nb, fmt)).total_seconds() / 86400
 
 
-def ocsp_status(env, leaf, inter, work):
-    """Asks the OCSP URL in the certificate; returns 'good'/'revoked'."""
-    rc, url = openssl("x509", "-in", leaf, "-noout", "-ocsp_uri")
-    url = url.strip()
-    assert rc == 0 and url.startswith("http"), "no OCSP URL in the certificate: " + url
-    req = os.path.join(work, "ocsp-req.der")
-    rc, out = openssl("ocsp", "-issuer", inter, "-cert", leaf, "-no_nonce", "-reqout", req)
-    assert rc == 0, out
-    with open(req, "rb") as f:
-        body = f.read()
-    r = requests.post(url, data=body, headers={"Content-Type": "application/ocsp-request"},
-                      verify=env.trust_path, timeout=30)
-    assert r.status_code == 200, r.text
-    resp = os.path.join(work, "ocsp-resp.der")
-    with open(resp, "wb") as f:
-        f.write(r.content)
-    rc, out = openssl("ocsp", "-respin", resp, "-issuer", inter, "-cert", leaf,
-                      "-CAfile", env.trust_path, "-VAfile", inter, "-no_nonce")
-    assert rc == 0 and "Response verify OK" in out, out
-    m = re.search(r": (good|revoked|unknown)", out)
-    return m.group(1) if m else out
-
-
 def crl_lists(env, leaf, inter, work):
     """Fetches the CRL shard named in the certificate; True if leaf is on it."""
-    rc, text = openssl("x509", "-in", leaf, "-noout", "-text")
-    url = re.search(r"X509v3 CRL Distribution Points:.*?URI:(\S+)", text, re.S).group(1)
     rc, serial = openssl("x509", "-in", leaf, "-noout", "-serial")
     serial = serial.strip().split("=", 1)[1].upper()
-    r = requests.get(url, verify=env.trust_path, timeout=30)
-    assert r.status_code == 200, r.text
-    crl = os.path.join(work, "shard.crl")
-    with open(crl, "wb") as f:
-        f.write(r.content)
-    bundle = os.path.join(work, "crl-ca.pem")
-    with open(bundle, "w") as f, open(env.trust_path) as t, open(inter) as i:
-        f.write(t.read() + i.read())
-    rc, out = openssl("crl", "-inform", "DER", "-in", crl, "-CAfile", bundle, "-noout", "-text")
-    assert rc == 0 and "verify OK" in out, out
+    out = crl_text(env, leaf, inter, work)
     return serial.lstrip("0") in out.upper().replace(":", "").replace(" ", "") or serial in out.upper()
+
+
+def assert_revoked(env, leaf, inter, work):
+    """The revoked certificate: OCSP answers "revoked" and its CRL shard
+    lists it."""
+    assert ocsp_status(env, leaf, inter, work) == "revoked"
+    assert crl_lists(env, leaf, inter, work), "not on its CRL shard"
 
 
 def names_from(fullchain):
@@ -158,10 +126,18 @@ def names_from(fullchain):
 
 # ---------------------------------------------------------------- certbot
 
+def certbot_standalone(env, work, names, extra=()):
+    """certbot certonly for names with its own http-01 server on the env's
+    http01 port; extra goes before the -d options. Returns (rc, output)."""
+    args = ["certonly", "--standalone", "--http-01-port", str(env.ports["http01"]),
+            "--http-01-address", "127.0.0.1", "--agree-tos", "-m", "e2e@example.test"] + list(extra)
+    for n in names:
+        args += ["-d", n]
+    return certbot(env, work, args)
+
+
 def test_certbot_http01_one_name_rsa(env, work):
-    rc, out = certbot(env, work, ["certonly", "--standalone", "--http-01-port", str(env.ports["http01"]),
-                                  "--http-01-address", "127.0.0.1", "--agree-tos", "-m", "e2e@example.test",
-                                  "--key-type", "rsa", "--rsa-key-size", "2048", "-d", "one.example.test"])
+    rc, out = certbot_standalone(env, work, ["one.example.test"], ["--key-type", "rsa", "--rsa-key-size", "2048"])
     assert rc == 0, out
     live = os.path.join(work, "cfg", "live", "one.example.test")
     leaf, inter, text = check_chain(env, os.path.join(live, "fullchain.pem"), ["one.example.test"], work, "rsa")
@@ -170,12 +146,7 @@ def test_certbot_http01_one_name_rsa(env, work):
 
 def test_certbot_http01_three_names_renew_and_revoke(env, work):
     names = ["a.example.test", "b.example.test", "c.example.test"]
-    args = ["certonly", "--standalone", "--http-01-port", str(env.ports["http01"]),
-            "--http-01-address", "127.0.0.1", "--agree-tos", "-m", "e2e@example.test",
-            "--key-type", "ecdsa", "--elliptic-curve", "secp256r1"]
-    for n in names:
-        args += ["-d", n]
-    rc, out = certbot(env, work, args)
+    rc, out = certbot_standalone(env, work, names, ["--key-type", "ecdsa", "--elliptic-curve", "secp256r1"])
     assert rc == 0, out
     live = os.path.join(work, "cfg", "live", names[0])
     leaf1, _, _ = check_chain(env, os.path.join(live, "fullchain.pem"), names, work, "p256")
@@ -191,14 +162,11 @@ def test_certbot_http01_three_names_renew_and_revoke(env, work):
     rc, out = certbot(env, work, ["revoke", "--cert-path", os.path.join(live, "cert.pem"),
                                   "--no-delete-after-revoke"])
     assert rc == 0, out
-    assert ocsp_status(env, leaf2, inter, work) == "revoked"
-    assert crl_lists(env, leaf2, inter, work)
+    assert_revoked(env, leaf2, inter, work)
 
 
 def test_certbot_revoke_keycompromise_p384(env, work):
-    rc, out = certbot(env, work, ["certonly", "--standalone", "--http-01-port", str(env.ports["http01"]),
-                                  "--http-01-address", "127.0.0.1", "--agree-tos", "-m", "e2e@example.test",
-                                  "--key-type", "ecdsa", "--elliptic-curve", "secp384r1", "-d", "kc.example.test"])
+    rc, out = certbot_standalone(env, work, ["kc.example.test"], ["--key-type", "ecdsa", "--elliptic-curve", "secp384r1"])
     assert rc == 0, out
     live = os.path.join(work, "cfg", "live", "kc.example.test")
     leaf, inter, _ = check_chain(env, os.path.join(live, "fullchain.pem"), ["kc.example.test"], work, "p384")
@@ -207,24 +175,26 @@ def test_certbot_revoke_keycompromise_p384(env, work):
                                   "--key-path", os.path.join(live, "privkey.pem"),
                                   "--reason", "keycompromise", "--no-delete-after-revoke"])
     assert rc == 0, out
-    assert ocsp_status(env, leaf, inter, work) == "revoked"
-    assert crl_lists(env, leaf, inter, work)
+    assert_revoked(env, leaf, inter, work)
+
+
+def _challtest_hook(env, work, name, body):
+    """Writes an executable shell hook in work that reaches pebble-challtestsrv's
+    management API at $url; returns its path."""
+    hook = os.path.join(work, name)
+    with open(hook, "w") as f:
+        f.write("#!/bin/sh\nset -e\nurl=http://127.0.0.1:%d\n" % env.ports["challtest"] + body)
+    os.chmod(hook, 0o755)
+    return hook
 
 
 def _dns_hook(env, work):
-    hook = os.path.join(work, "hook.sh")
-    with open(hook, "w") as f:
-        f.write("""#!/bin/sh
-set -e
-url=http://127.0.0.1:%d
-if [ -n "$CERTBOT_AUTH_OUTPUT" ] || [ "$1" = cleanup ]; then
+    return _challtest_hook(env, work, "hook.sh", """if [ -n "$CERTBOT_AUTH_OUTPUT" ] || [ "$1" = cleanup ]; then
   curl -sf -X POST -d "{\\"host\\":\\"_acme-challenge.$CERTBOT_DOMAIN.\\"}" $url/clear-txt
 else
   curl -sf -X POST -d "{\\"host\\":\\"_acme-challenge.$CERTBOT_DOMAIN.\\",\\"value\\":\\"$CERTBOT_VALIDATION\\"}" $url/set-txt
 fi
-""" % env.ports["challtest"])
-    os.chmod(hook, 0o755)
-    return hook
+""")
 
 
 def test_certbot_dns01_wildcard(env, work):
@@ -244,9 +214,7 @@ def certbot_log(work):
 
 
 def test_certbot_refused_name(env, work):
-    rc, out = certbot(env, work, ["certonly", "--standalone", "--http-01-port", str(env.ports["http01"]),
-                                  "--http-01-address", "127.0.0.1", "--agree-tos", "-m", "e2e@example.test",
-                                  "-d", "www.example.com"])
+    rc, out = certbot_standalone(env, work, ["www.example.com"])
     assert rc != 0
     # certbot 2.1 on Python 3.11 cannot print an ACME error raised inside
     # newOrder (josepy's immutable Error vs contextlib setting
@@ -260,9 +228,7 @@ def test_certbot_refused_name(env, work):
 def test_certbot_failing_challenge(env, work):
     # Nothing answers: the A record points at an address with no listener.
     env.challtest("add-a", {"host": "broken.example.test.", "addresses": ["127.0.0.9"]})
-    rc, out = certbot(env, work, ["certonly", "--standalone", "--http-01-port", str(env.ports["http01"]),
-                                  "--http-01-address", "127.0.0.1", "--agree-tos", "-m", "e2e@example.test",
-                                  "-d", "broken.example.test"])
+    rc, out = certbot_standalone(env, work, ["broken.example.test"])
     assert rc != 0
     assert "connection" in out.lower(), out
 
@@ -296,22 +262,15 @@ def test_lego_http01_renew_revoke(env, work):
     assert ocsp_status(env, leaf, inter, work) == "good"
     rc, out = lego(env, work, ["revoke"], pre)
     assert rc == 0, out
-    assert ocsp_status(env, leaf, inter, work) == "revoked"
-    assert crl_lists(env, leaf, inter, work)
+    assert_revoked(env, leaf, inter, work)
 
 
 def test_lego_dns01_wildcard(env, work):
-    hook = os.path.join(work, "exec.sh")
-    with open(hook, "w") as f:
-        f.write("""#!/bin/sh
-set -e
-url=http://127.0.0.1:%d
-case "$1" in
+    hook = _challtest_hook(env, work, "exec.sh", """case "$1" in
 present) curl -sf -X POST -d "{\\"host\\":\\"$2\\",\\"value\\":\\"$3\\"}" $url/set-txt ;;
 cleanup) curl -sf -X POST -d "{\\"host\\":\\"$2\\"}" $url/clear-txt ;;
 esac
-""" % env.ports["challtest"])
-    os.chmod(hook, 0o755)
+""")
     rc, out = lego(env, work, ["run"], ["--dns", "exec", "--dns.disable-cp",
                                         "--dns.resolvers", "127.0.0.1:%d" % env.ports["dns"],
                                         "-d", "*.lw.example.test", "-d", "lw.example.test"],

@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import josepy as jose
-from acme import challenges, client as acme_client, crypto_util, errors, messages
+from acme import challenges, errors, messages
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
+import acme_lib  # noqa: E402
 import anvil_env  # noqa: E402
 
 PORT_BASE = 28100
@@ -75,22 +76,10 @@ def env():
 
 
 def account(env, email="ext@ext.test"):
-    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    net = acme_client.ClientNetwork(key, alg=jose.ES256, user_agent="anvil-ext-test",
-                                    verify_ssl=env.trust_path)
-    directory = acme_client.ClientV2.get_directory(env.directory_url, net)
-    c = acme_client.ClientV2(directory, net)
-    regr = c.new_account(messages.NewRegistration.from_data(
-        email=email, terms_of_service_agreed=True))
-    net.account = regr
-    return c, key, regr
+    return acme_lib.ec_account(env, "anvil-ext-test", email)
 
 
-def csr_for(names):
-    k = ec.generate_private_key(ec.SECP256R1())
-    pem = k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
-    return crypto_util.make_csr(pem, names)
+csr_for = acme_lib.csr_pem
 
 
 def csr_der(names):
@@ -252,6 +241,18 @@ def get(c, url):
     return r.json()
 
 
+def wait_not_pending(c, authz_url, timeout=60):
+    """Polls the authorization until it is no longer pending; returns it."""
+    end = time.monotonic() + timeout
+    while True:
+        authz = get(c, authz_url)
+        if authz["status"] != "pending":
+            return authz
+        if time.monotonic() >= end:
+            raise AssertionError("authz still pending: %s" % authz)
+        time.sleep(0.2)
+
+
 def dns01_solve(env, c, key, authz_url):
     """Answers the authz's dns-01 challenge through challtestsrv and waits
     until the authorization is no longer pending."""
@@ -261,13 +262,7 @@ def dns01_solve(env, c, key, authz_url):
     env.challtest("set-txt", {"host": "_acme-challenge.%s." % authz["identifier"]["value"],
                               "value": cb.chall.validation(key)})
     c.answer_challenge(cb, cb.chall.response(key))
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        authz = get(c, authz_url)
-        if authz["status"] != "pending":
-            return authz
-        time.sleep(0.2)
-    raise AssertionError("authz still pending: %s" % authz)
+    return wait_not_pending(c, authz_url)
 
 
 def finalize(c, order_url, names):
@@ -458,13 +453,7 @@ def persist_validate(env, c, authz_url):
     ch = [x for x in authz["challenges"] if x["type"] == "dns-persist-01"][0]
     r = post(c, ch["url"], {})
     assert not isinstance(r, messages.Error), r
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        authz = get(c, authz_url)
-        if authz["status"] != "pending":
-            return authz
-        time.sleep(0.2)
-    raise AssertionError("authz still pending: %s" % authz)
+    return wait_not_pending(c, authz_url)
 
 
 def persist_error(authz):

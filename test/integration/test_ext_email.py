@@ -85,18 +85,11 @@ def env():
                           ("s1._domainkey.other.test.", OTHER_DKIM_TXT)):
             e.challtest("set-txt", {"host": host, "value": txt})
         yield e
-        reports = a.stop_and_sanitizer_reports(e)
-        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
+        a.assert_no_sanitizer_reports(e)
 
 
-@pytest.fixture(scope="module")
-def raw(env):
-    return a.Wfe(env.directory_url, verify=env.trust_path)
-
-
-@pytest.fixture(scope="module")
-def acct(raw):
-    return a.new_account(raw)
+raw = a.raw_fixture()
+acct = a.account_fixture()
 
 
 def dns_txt(records):

@@ -20,15 +20,16 @@ import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ObjectIdentifier
 
 import josepy as jose
-from acme import challenges, client as acme_client, crypto_util, errors, messages
+from acme import challenges, errors, messages
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
+import acme_lib  # noqa: E402
 import anvil_env  # noqa: E402
 import anvilrpc  # noqa: E402
 
@@ -116,21 +117,10 @@ def env():
 
 
 def account(env):
-    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    net = acme_client.ClientNetwork(key, alg=jose.ES256, user_agent="anvil-onion-test",
-                                    verify_ssl=env.trust_path)
-    directory = acme_client.ClientV2.get_directory(env.directory_url, net)
-    c = acme_client.ClientV2(directory, net)
-    regr = c.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
-    net.account = regr
-    return c, key, regr
+    return acme_lib.ec_account(env, "anvil-onion-test")
 
 
-def csr_pem(names):
-    k = ec.generate_private_key(ec.SECP256R1())
-    pem = k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
-    return crypto_util.make_csr(pem, names)
+csr_pem = acme_lib.csr_pem
 
 
 def deadline(s=60):

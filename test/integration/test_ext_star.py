@@ -47,18 +47,11 @@ def env():
             "ra.json:star.poll_interval": "300ms",
             "ra.json:star.lease": "20s"}) as e:
         yield e
-        reports = a.stop_and_sanitizer_reports(e)
-        assert not reports, "sanitizer reports:\n" + "\n".join(reports[:40])
+        a.assert_no_sanitizer_reports(e)
 
 
-@pytest.fixture(scope="module")
-def raw(env):
-    return a.Wfe(env.directory_url, verify=env.trust_path)
-
-
-@pytest.fixture(scope="module")
-def acct(raw):
-    return a.new_account(raw)
+raw = a.raw_fixture()
+acct = a.account_fixture()
 
 
 def rfc3339(t):
@@ -83,13 +76,7 @@ def issue_star(raw, key, kid, names, lifetime=LIFETIME, duration=600, allow_get=
     r = star_order(raw, key, kid, names, ar)
     assert r.status_code == 201, r.text
     url = r.headers["Location"]
-    order = r.json()
-    for az in order["authorizations"]:
-        au = raw.post(az, None, key, kid=kid).json()
-        if au["status"] != "valid":
-            ch = [c for c in au["challenges"] if c["type"] == "http-01"][0]
-            assert raw.post(ch["url"], {}, key, kid=kid).status_code == 200
-            a.poll(raw, key, kid, az, ("valid",))
+    a.answer_authzs(raw, key, kid, r.json(), "http-01")
     order = a.poll(raw, key, kid, url, ("ready",))
     cert_key = ec.generate_private_key(ec.SECP256R1())
     r = raw.post(order["finalize"], {"csr": a.b64(a.make_csr(cert_key, names))}, key, kid=kid)
@@ -540,13 +527,7 @@ def test_rfc9115_delegation_ca_side(raw, acct, env):
     r = star_order(raw, key, kid, names, ar)
     assert r.status_code == 201, r.text
     url = r.headers["Location"]
-    order = r.json()
-    for az in order["authorizations"]:
-        au = raw.post(az, None, key, kid=kid).json()
-        if au["status"] != "valid":
-            ch = [c for c in au["challenges"] if c["type"] == "dns-01"][0]
-            assert raw.post(ch["url"], {}, key, kid=kid).status_code == 200
-            a.poll(raw, key, kid, az, ("valid",))
+    a.answer_authzs(raw, key, kid, r.json(), "dns-01")
     order = a.poll(raw, key, kid, url, ("ready",))
     r = raw.post(order["finalize"], {"csr": a.b64(a.make_csr(ndc_key, names))}, key, kid=kid)
     assert r.status_code == 200, r.text

@@ -23,10 +23,8 @@ from rel_acme import b64, problem  # noqa: E402
 PORT_BASE = 26200
 
 
-@pytest.fixture(scope="module")
-def env():
-    yield from a.checked_env(port_base=PORT_BASE, name="isolation",
-                                    config={"va.json:test.always_valid": True})
+env = a.env_fixture(port_base=PORT_BASE, name="isolation",
+        config={"va.json:test.always_valid": True})
 
 
 raw = a.raw_fixture()

@@ -4,11 +4,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import anvil_env  # noqa: E402
 from anvil_env import AnvilEnv, TOP  # noqa: E402
 
 
@@ -23,14 +23,7 @@ def env():
         yield e
 
 
-def wait_for(pred, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    return None
+wait_for = anvil_env.wait_for
 
 
 def test_started_and_healthy(env):

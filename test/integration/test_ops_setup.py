@@ -18,7 +18,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import anvil_env  # noqa: E402
 from anvil_env import TOP  # noqa: E402
 
 BINDIR = os.path.abspath(os.environ.get("BINDIR", os.path.join(TOP, "bin")))
@@ -84,13 +84,7 @@ class Site:
         raise AssertionError("not ready:\n" + self.tail())
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        anvil_env.terminate(self.proc)
         self.proc = None
 
     def tail(self):

@@ -142,13 +142,10 @@ def new_order(ra, acct, names, **kw):
 
 
 def wait_for(fn, timeout=30, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
+    v = anvil_env.wait_for(fn, timeout, interval=0.1)
+    if not v:
+        raise AssertionError("timed out waiting for " + what)
+    return v
 
 
 def validate(env, ra, sa, acct, key, authz, good=True):

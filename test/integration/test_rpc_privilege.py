@@ -27,7 +27,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from anvil_env import AnvilEnv, TOP  # noqa: E402
+from anvil_env import AnvilEnv, TOP, terminate  # noqa: E402
 from anvilrpc import RpcClient, RpcError  # noqa: E402
 
 BINDIR = os.path.abspath(os.environ.get("BINDIR", os.path.join(TOP, "bin")))
@@ -181,13 +181,7 @@ class Standalone:
         return None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout=30)
         self.log.close()
 
 

@@ -23,11 +23,9 @@ from rel_acme import problem  # noqa: E402
 PORT_BASE = 29200
 
 
-@pytest.fixture(scope="module")
-def env():
-    yield from a.checked_env(port_base=PORT_BASE, name="secreview", config={
-            "va.json:test.always_valid": True,
-            "wfe.json:jose.allow_eddsa": True})
+env = a.env_fixture(port_base=PORT_BASE, name="secreview", config={
+        "va.json:test.always_valid": True,
+        "wfe.json:jose.allow_eddsa": True})
 
 
 raw = a.raw_fixture()

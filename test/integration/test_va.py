@@ -27,6 +27,7 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import anvil_env  # noqa: E402
 from anvilrpc import RpcClient, RpcError  # noqa: E402
 
 from cryptography import x509  # noqa: E402
@@ -241,15 +242,7 @@ def mgmt(path, body):
     urllib.request.urlopen(req, timeout=5).read()
 
 
-def wait_port(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d never opened" % port)
+wait_port = anvil_env.wait_port
 
 
 class Va:

@@ -21,7 +21,6 @@ import http.server
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -38,10 +37,8 @@ FORBIDDEN_PORT = 26810
 VALIDATION_TIMEOUT_S = 4
 
 
-@pytest.fixture(scope="module")
-def env():
-    yield from a.checked_env(port_base=PORT_BASE, name="vasafety", config={
-            "va.json:validation_timeout": "%ds" % VALIDATION_TIMEOUT_S})
+env = a.env_fixture(port_base=PORT_BASE, name="vasafety", config={
+        "va.json:validation_timeout": "%ds" % VALIDATION_TIMEOUT_S})
 
 
 raw = a.raw_fixture()
@@ -146,6 +143,18 @@ def wait_authz(raw, acct, az, timeout=30):
     return a.poll(raw, key, kid, az, ("valid", "invalid"), timeout=timeout)
 
 
+def validate_http01(raw, acct, name, *servers):
+    """start_http01 + answer + wait_authz for name; closes servers (the
+    test's listeners) in any case. Returns the final authorization."""
+    try:
+        az, ch, _ = start_http01(raw, acct, name)
+        answer(raw, acct, ch)
+        return wait_authz(raw, acct, az)
+    finally:
+        for s in servers:
+            s.close()
+
+
 def challenge_of(authz):
     return [c for c in authz["challenges"] if c["type"] == "http-01"][0]
 
@@ -166,13 +175,7 @@ def test_redirect_to_forbidden_port_or_scheme(env, raw, acct, target):
     trap = RawAccept("127.0.0.1", FORBIDDEN_PORT)
     lst = Listener("127.0.0.1", env.ports["http01"], lambda h, tok: reply(
         h, 302, headers=[("Location", target.format(name=name, tok=tok))]))
-    try:
-        az, ch, _ = start_http01(raw, acct, name)
-        answer(raw, acct, ch)
-        authz = wait_authz(raw, acct, az)
-    finally:
-        lst.close()
-        trap.close()
+    authz = validate_http01(raw, acct, name, lst, trap)
     assert authz["status"] == "invalid", authz
     err = challenge_of(authz)["error"]
     assert err["type"].startswith("urn:ietf:params:acme:error:"), err
@@ -186,12 +189,7 @@ def test_redirect_loop_is_bounded(env, raw, acct):
     lst = Listener("127.0.0.1", env.ports["http01"], lambda h, tok: reply(
         h, 302, headers=[("Location", "http://%s/.well-known/acme-challenge/%s?%d" % (name, tok.split("?")[0],
                                                                                      len(tok)))]))
-    try:
-        az, ch, _ = start_http01(raw, acct, name)
-        answer(raw, acct, ch)
-        authz = wait_authz(raw, acct, az)
-    finally:
-        lst.close()
+    authz = validate_http01(raw, acct, name, lst)
     assert authz["status"] == "invalid"
     assert 1 <= len(lst.hits) <= 11, "followed %d redirects" % len(lst.hits)
 
@@ -329,12 +327,7 @@ def public_va(env):
     cfg["rpc"]["listen"] = "unix:" + sock
     cfg["debug"] = {"addr": "127.0.0.1", "port": PORT_BASE + 20}
     cfg["network"] = {"mode": "public", "allow": []}
-    path = os.path.join(env.cfg_dir, "va-public.json")
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    log = open(os.path.join(env.var_dir, "log", "va-public.log"), "w")
-    p = subprocess.Popen([os.path.join(env.bin_dir, "anvil-va"), "--config", path],
-                         stdout=log, stderr=subprocess.STDOUT, cwd=anvil_env.TOP)
+    p = env.spawn("anvil-va", "va-public", cfg)
     end = time.time() + 15
     while not os.path.exists(sock):
         assert p.poll() is None and time.time() < end, "public VA did not start"

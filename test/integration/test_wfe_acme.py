@@ -8,7 +8,6 @@ import datetime
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -21,11 +20,12 @@ from cryptography.x509 import ocsp
 
 import josepy as jose
 import OpenSSL
-from acme import challenges, client as acme_client, crypto_util, errors, messages
+from acme import challenges, crypto_util, errors, messages
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.append(os.path.join(HERE, "lib"))
+import acme_lib  # noqa: E402
 import anvil_env  # noqa: E402
 import test_wfe_http as h  # noqa: E402  (module import: its tests are not collected here)
 import rel_acme  # noqa: E402
@@ -51,13 +51,7 @@ def raw(env):
 
 def acme_account(env, email="a@wfe.test"):
     key = jose.JWKRSA(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    net = acme_client.ClientNetwork(key, user_agent="anvil-wfe-test", verify_ssl=env.trust_path)
-    directory = acme_client.ClientV2.get_directory(env.directory_url, net)
-    c = acme_client.ClientV2(directory, net)
-    regr = c.new_account(messages.NewRegistration.from_data(
-        email=email, terms_of_service_agreed=True))
-    net.account = regr
-    return c, key, regr
+    return acme_lib.account(env, key, "anvil-wfe-test", email)
 
 
 def new_raw_account(raw):
@@ -382,12 +376,7 @@ def _start_second_wfe(env):
     cfg.pop("management", None)
     cfg.pop("pki", None)  # the first instance serves OCSP/CRLs
     cfg["hosts"] = ["localhost:%d" % PORT_B]  # same base_url: one CA name, two instances
-    path = os.path.join(env.cfg_dir, "wfe-b.json")
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    log = open(os.path.join(env.var_dir, "log", "wfe-b.log"), "w")
-    p = subprocess.Popen([os.path.join(env.bin_dir, "anvil-wfe"), "--config", path],
-                         stdout=log, stderr=subprocess.STDOUT, cwd=anvil_env.TOP)
+    p = env.spawn("anvil-wfe", "wfe-b", cfg)
     h.wait_port(PORT_B, p)
     return p, base_a
 
@@ -562,6 +551,14 @@ def _dns01_validate(env, raw, key, kid, authz_url):
     return rel_acme.poll(raw, key, kid, authz_url, ("valid", "invalid"), timeout=60)
 
 
+def _order_under_caa(env, raw, key, kid, name, issue):
+    """Publishes CAA `issue <issue>` for name, orders it and validates its
+    authorization over dns-01. Returns (order URL, final authorization)."""
+    env.challtest("add-caa", {"host": name, "policies": [{"tag": "issue", "value": issue}]})
+    url, order = rel_acme.new_order(raw, key, kid, [name])
+    return url, _dns01_validate(env, raw, key, kid, order["authorizations"][0])
+
+
 def test_caa_accounturi_is_the_url_the_client_used(env):
     """RFC 8657 §3: a CA "MUST only consider that property to authorize
     issuance ... if the CA recognises the URI specified in the value portion
@@ -578,10 +575,7 @@ def test_caa_accounturi_is_the_url_the_client_used(env):
 
     caa_id = raw.dir["meta"]["caaIdentities"][0]
     name = "accounturi-ip.wfe.test"
-    env.challtest("add-caa", {"host": name, "policies": [
-        {"tag": "issue", "value": caa_id + "; accounturi=" + kid}]})
-    url, order = rel_acme.new_order(raw, key, kid, [name])
-    az = _dns01_validate(env, raw, key, kid, order["authorizations"][0])
+    url, az = _order_under_caa(env, raw, key, kid, name, caa_id + "; accounturi=" + kid)
     assert az["status"] == "valid", az
     order = rel_acme.poll(raw, key, kid, url, ("ready",))
     rel_acme.finalize(raw, key, kid, url, order, [name])
@@ -590,10 +584,7 @@ def test_caa_accounturi_is_the_url_the_client_used(env):
     # naming only that one does not authorize this client's request.
     other = kid.replace("https://127.0.0.1:", "https://localhost:", 1)
     name = "accounturi-other.wfe.test"
-    env.challtest("add-caa", {"host": name, "policies": [
-        {"tag": "issue", "value": caa_id + "; accounturi=" + other}]})
-    url, order = rel_acme.new_order(raw, key, kid, [name])
-    az = _dns01_validate(env, raw, key, kid, order["authorizations"][0])
+    url, az = _order_under_caa(env, raw, key, kid, name, caa_id + "; accounturi=" + other)
     assert az["status"] == "invalid", az
     ch = [c for c in az["challenges"] if c["type"] == "dns-01"][0]
     assert ch["error"]["type"] == "urn:ietf:params:acme:error:caa", ch

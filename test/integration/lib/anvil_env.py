@@ -21,6 +21,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -167,13 +168,7 @@ class AnvilEnv:
         raise RuntimeError("not ready after %ds:\n%s" % (self.start_timeout, self.logs_tail()))
 
     def stop(self, keep=False):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
         if os.path.isdir(os.path.join(self.var_dir, "pg")) or os.path.islink(os.path.join(self.var_dir, "pg")):
             subprocess.run([os.path.join(TOP, "scripts", "pg.sh"), "stop", os.path.join(self.var_dir, "pg")],
@@ -225,12 +220,64 @@ class AnvilEnv:
             # Not listening (yet, or any more): no HTTP status at all.
             return 0, str(e)
 
+    def spawn(self, binary, name, cfg):
+        """Starts one more service binary (e.g. a second anvil-wfe) outside
+        the launcher: writes cfg to <cfg_dir>/<name>.json and runs
+        `<bin_dir>/<binary> --config` on it, its output in log/<name>.log.
+        Returns the Popen (the caller stops it, e.g. with terminate())."""
+        path = os.path.join(self.cfg_dir, name + ".json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        log = open(os.path.join(self.var_dir, "log", name + ".log"), "w")
+        return subprocess.Popen([os.path.join(self.bin_dir, binary), "--config", path],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=TOP)
+
     def pid_of(self, service):
         """PID of a running service binary started from this env's config."""
         cfg = os.path.join(self.cfg_dir, service + ".json")
         out = subprocess.run(["pgrep", "-f", "--", "--config " + cfg], capture_output=True, text=True)
         pids = [int(p) for p in out.stdout.split()]
         return pids[0] if pids else None
+
+
+def terminate(proc, timeout=60):
+    """Stops proc (a Popen, or None) if it still runs: SIGTERM, then SIGKILL
+    when it has not exited within timeout seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_for(pred, timeout=30, interval=0.2):
+    """Polls pred() until it returns something true (returned) or timeout
+    seconds pass (None)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return None
+
+
+def wait_port(port, timeout=10, proc=None, what="a server"):
+    """Waits until 127.0.0.1:port accepts a TCP connection; fails at once
+    when proc (the server's Popen, optional) exits first."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("%s exited with %d" % (what, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("%s did not listen on %d" % (what, port))
 
 
 def rpc_fixture(service):

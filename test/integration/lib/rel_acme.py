@@ -120,15 +120,32 @@ def ready_order(raw, key, kid, names=(), ips=(), chall_type="http-01"):
     validates: always-valid or a responder the caller set up) and wait for
     ready. Returns (order URL, order JSON)."""
     url, order = new_order(raw, key, kid, names, ips)
+    answer_authzs(raw, key, kid, order, chall_type)
+    return url, poll(raw, key, kid, url, ("ready",))
+
+
+def answer_authzs(raw, key, kid, order, chall_type="http-01", prepare=None, timeout=30):
+    """Answers one chall_type challenge of each authorization of order that
+    is not valid yet and waits (timeout seconds each) until it is valid.
+    prepare(authz, challenge), when given, runs before the answer (e.g. to
+    publish a dns-01 record)."""
     for az in order["authorizations"]:
         a = raw.post(az, None, key, kid=kid).json()
         if a["status"] == "valid":
             continue
         ch = [c for c in a["challenges"] if c["type"] == chall_type][0]
+        if prepare is not None:
+            prepare(a, ch)
         r = raw.post(ch["url"], {}, key, kid=kid)
         assert r.status_code == 200, r.text
-        poll(raw, key, kid, az, ("valid",))
-    return url, poll(raw, key, kid, url, ("ready",))
+        poll(raw, key, kid, az, ("valid",), timeout=timeout)
+
+
+def dns01_txt(token, key):
+    """RFC 8555 §8.4: the TXT record value is the base64url (no padding) of
+    the SHA-256 digest of the key authorization token.thumbprint."""
+    ka = "%s.%s" % (token, key.thumbprint())
+    return base64.urlsafe_b64encode(hashlib.sha256(ka.encode()).digest()).rstrip(b"=").decode()
 
 
 def finalize(raw, key, kid, order_url, order, names=(), ips=(), cert_key=None):
@@ -226,8 +243,23 @@ def checked_env(**kw):
     import anvil_env
     with anvil_env.AnvilEnv(**kw) as e:
         yield e
-        reports = stop_and_sanitizer_reports(e)
-        assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
+        assert_no_sanitizer_reports(e)
+
+
+def assert_no_sanitizer_reports(env):
+    """Stops env's launcher and fails on any sanitizer report in the
+    services' logs (stop_and_sanitizer_reports)."""
+    reports = stop_and_sanitizer_reports(env)
+    assert not reports, "sanitizer reports in the service logs:\n" + "\n".join(reports[:40])
+
+
+def env_fixture(**kw):
+    """A module-scoped `env` fixture (assign it: `env = env_fixture(...)`):
+    checked_env(**kw), so the module fails on any sanitizer report."""
+    @pytest.fixture(scope="module")
+    def fixture():
+        yield from checked_env(**kw)
+    return fixture
 
 
 def raw_fixture():
