@@ -13,17 +13,13 @@
 # without its token, and a token unplugged while running makes ca.issue,
 # CRLs and OCSP fail with `unavailable` until it is back.
 set -uo pipefail
-top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/lib/tap.sh" # $top, ok/bad/check/finish
 cd "$top"
 BINDIR=$(cd "${BINDIR:-bin}" 2>/dev/null && pwd || echo "$top/bin")
 BUILD=${BUILD:-build}
 RPC=$BINDIR/anvil-rpc
 base=${ANVIL_CA_TEST_PORT_BASE:-21200}
-P=0; F=0
-ok() { P=$((P + 1)); echo "ok     - $1"; }
-bad() { F=$((F + 1)); echo "not ok - $1"; }
-check() { local name=$1; shift; if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name"; fi; }
-finish() { echo "$P passed, $F failed"; [ "$F" -eq 0 ]; exit $?; }
+CHECK_QUIET=1
 
 for b in anvil-sa anvil-ca anvil-admin anvil-rpc; do
 	[ -x "$BINDIR/$b" ] || { echo "missing $BINDIR/$b"; echo "0 passed, 1 failed"; exit 1; }

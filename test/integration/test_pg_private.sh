@@ -7,11 +7,7 @@
 # cluster started must be stopped and removed at the end, whatever the
 # outcome: nothing left running, nothing left on disk.
 set -uo pipefail
-top=$(cd "$(dirname "$0")/../.." && pwd)
-P=0; F=0
-ok() { P=$((P + 1)); echo "ok     - $1"; }
-bad() { F=$((F + 1)); echo "not ok - $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+. "$(dirname "$0")/lib/tap.sh" # $top, ok/bad/check/finish
 
 if [ "$(id -u)" -ne 0 ]; then
 	# Not root: PostgreSQL runs as the caller, who can enter the clone.
@@ -66,5 +62,4 @@ echo "$out" | tail -n 3 | sed 's/^/    /'
 check "unit/test_sa passes from a private clone" bash -c '[ '"$rc"' -eq 0 ] && grep -q " 0 failed" <<<"$0"' "$out"
 check "unit/test_sa left no cluster running and nothing on disk" leftovers
 
-echo "$P passed, $F failed"
-[ "$F" -eq 0 ]
+finish

@@ -5,19 +5,8 @@
 # checked by the client, TLS 1.2 and 1.3, no client certificate refused,
 # many threads, and a server restart. Ports 21010-21019.
 set -uo pipefail
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$top"
-BINDIR=${BINDIR:-bin}
-RPC=$BINDIR/anvil-rpc
+. "$(dirname "$0")/lib/rpc_test.sh" anvil-rpc-tls # ok/bad/check/finish, $RPC, $tmp
 PORT=${RPC_TLS_PORT:-21010}
-P=0; F=0
-ok() { P=$((P + 1)); echo "ok     - $1"; }
-bad() { F=$((F + 1)); echo "not ok - $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-
-. scripts/lib-procs.sh
-procs_init /tmp/anvil-rpc-tls.XXXXXX
-[ -x "$RPC" ] || { echo "missing $RPC"; echo "0 passed, 1 failed"; exit 1; }
 
 pki=$tmp/pki
 check "mkipki creates CA and service certs" scripts/mkipki.sh "$pki"
@@ -132,21 +121,14 @@ echo "    $out"
 check "16 threads x 2000 calls over TLS, none lost or mismatched" \
 	bash -c '[ '"$rc"' -eq 0 ] && grep -q "calls_ok=32000 errors=0 .*mismatched=0" <<<"$0"' "$out"
 
-"$RPC" stress "$addr" --threads 4 --seconds 5 --tolerate-unavailable \
-	--cert "$pki/ra.pem" --key "$pki/ra.key" --ca "$pki/rpc-ca.pem" --server-name sa >"$tmp/restart.out" 2>&1 &
-sp=$!
-sleep 1.5
-kill -KILL "$srv"; wait "$srv" 2>/dev/null
-sleep 0.5
-start_server
-wait "$sp"; rc=$?
+stress_across_restart "$tmp/restart.out" "$addr" --threads 4 --seconds 5 --tolerate-unavailable \
+	--cert "$pki/ra.pem" --key "$pki/ra.key" --ca "$pki/rpc-ca.pem" --server-name sa
+rc=$?
 out=$(cat "$tmp/restart.out")
-echo "    $out"
 check "TLS restart mid-stream: outage seen" grep -qE 'unavailable=[1-9]' <<<"$out"
 check "TLS restart mid-stream: client recovered" \
 	bash -c '[ '"$rc"' -eq 0 ] && grep -qE "mismatched=0 ok_after_last_error=[1-9][0-9]+" <<<"$0"' "$out"
 kill -TERM "$srv"; wait "$srv"; src=$?
 check "TLS server drains and exits 0 on SIGTERM" test "$src" -eq 0
 
-echo "$P passed, $F failed"
-[ "$F" -eq 0 ]
+finish

@@ -4,21 +4,9 @@
 # input, out-of-order replies, deadlines, 64 threads x 10,000 calls, server
 # restart mid-stream, SIGTERM drain, peer-uid authorization and socket mode.
 set -uo pipefail
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$top"
-BINDIR=${BINDIR:-bin}
-RPC=$BINDIR/anvil-rpc
+. "$(dirname "$0")/lib/rpc_test.sh" anvil-rpc-unix # ok/bad/check/finish, $RPC, $tmp
 STRESS_CALLS=${RPC_STRESS_CALLS:-10000}
-P=0; F=0
-ok() { P=$((P + 1)); echo "ok     - $1"; }
-bad() { F=$((F + 1)); echo "not ok - $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-
-. scripts/lib-procs.sh
-procs_init /tmp/anvil-rpc-unix.XXXXXX
 chmod 0755 "$tmp"
-
-[ -x "$RPC" ] || { echo "missing $RPC"; echo "0 passed, 1 failed"; exit 1; }
 
 sock=$tmp/s.sock
 start_server() { # extra args...
@@ -216,15 +204,9 @@ check "64 threads x $STRESS_CALLS calls, none lost or mismatched" \
 	bash -c '[ '"$rc"' -eq 0 ] && grep -q "calls_ok='"$want"' errors=0 .*mismatched=0" <<<"$0"' "$out"
 
 # Server restarted mid-stream: the same client process recovers.
-"$RPC" stress "unix:$sock" --threads 4 --seconds 5 --tolerate-unavailable >"$tmp/restart.out" 2>&1 &
-sp=$!
-sleep 1.5
-kill -KILL "$srv"; wait "$srv" 2>/dev/null
-sleep 0.5
-start_server
-wait "$sp"; rc=$?
+stress_across_restart "$tmp/restart.out" "unix:$sock" --threads 4 --seconds 5 --tolerate-unavailable
+rc=$?
 out=$(cat "$tmp/restart.out")
-echo "    $out"
 check "restart mid-stream: client saw the outage" grep -qE 'unavailable=[1-9]' <<<"$out"
 check "restart mid-stream: client recovered without restart" \
 	bash -c '[ '"$rc"' -eq 0 ] && grep -qE "mismatched=0 ok_after_last_error=[1-9][0-9]{2,}" <<<"$0"' "$out"
@@ -283,5 +265,4 @@ else
 	echo "skip   - uid authorization (needs root and user nobody)"
 fi
 
-echo "$P passed, $F failed"
-[ "$F" -eq 0 ]
+finish

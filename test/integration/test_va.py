@@ -517,16 +517,26 @@ def test_http01_connection_refused(env):
         stop_clean(v)
 
 
-def test_http01_nxdomain(env):
-    env["fake"].table["nx.test"] = {"rcode": 3}
-    r = env["vfake"].validate("nx.test", "http-01", "t", "t.t")
-    assert_problem(r, "dns", "NXDOMAIN", "nx.test")
+# The name each challenge type resolves: http-01 the identifier's A/AAAA,
+# dns-01 the TXT at _acme-challenge.<identifier>.
+@pytest.mark.parametrize("chal,name,queried,ka", [
+    ("http-01", "nx.test", "nx.test", "t.t"),
+    ("dns-01", "gone.test", "_acme-challenge.gone.test", "g.t"),
+])
+def test_nxdomain(env, chal, name, queried, ka):
+    env["fake"].table[queried] = {"rcode": 3}
+    r = env["vfake"].validate(name, chal, "t", ka)
+    assert_problem(r, "dns", "NXDOMAIN", queried)
 
 
-def test_http01_servfail(env):
-    mgmt("set-servfail", {"host": "sf.test"})
-    r = env["main"].validate("sf.test", "http-01", "t", "t.t")
-    assert_problem(r, "dns", "SERVFAIL", "sf.test")
+@pytest.mark.parametrize("chal,name,queried", [
+    ("http-01", "sf.test", "sf.test"),
+    ("dns-01", "sf2.test", "_acme-challenge.sf2.test"),
+])
+def test_servfail(env, chal, name, queried):
+    mgmt("set-servfail", {"host": queried})
+    r = env["main"].validate(name, chal, "t", "t.t")
+    assert_problem(r, "dns", "SERVFAIL", queried)
 
 
 def test_http01_ipv6_first_from_aaaa(env):
@@ -691,29 +701,29 @@ def test_network_policy_private_mode_refuses_outside_ranges(env):
 
 # ---------------------------------------------------------------- dns-01
 
-def test_dns01_valid_with_several_txt_records(env):
-    ka = "dnsok.thumb"
-    mgmt("set-txt", {"host": "_acme-challenge.dnsok.test.", "value": "unrelated"})
-    mgmt("set-txt", {"host": "_acme-challenge.dnsok.test.", "value": txt_digest(ka)})
-    r = env["main"].validate("dnsok.test", "dns-01", "t", ka)
+def dns01_valid(env, name, ka, txt_host=None, **kw):
+    """Publishes the dns-01 digest of ka at txt_host (by default
+    _acme-challenge.<name>.), validates name and asserts it is valid."""
+    mgmt("set-txt", {"host": txt_host or "_acme-challenge.%s." % name, "value": txt_digest(ka)})
+    r = env["main"].validate(name, "dns-01", "t", ka, **kw)
     assert r["status"] == "valid", r
+    return r
+
+
+def test_dns01_valid_with_several_txt_records(env):
+    mgmt("set-txt", {"host": "_acme-challenge.dnsok.test.", "value": "unrelated"})
+    r = dns01_valid(env, "dnsok.test", "dnsok.thumb")
     assert r["validation_record"] == [
         {"hostname": "dnsok.test", "txt_name": "_acme-challenge.dnsok.test"}]
 
 
 def test_dns01_wildcard_validates_base_name(env):
-    ka = "wild.thumb"
-    mgmt("set-txt", {"host": "_acme-challenge.wild.test.", "value": txt_digest(ka)})
-    r = env["main"].validate("wild.test", "dns-01", "t", ka, wildcard=True)
-    assert r["status"] == "valid", r
+    dns01_valid(env, "wild.test", "wild.thumb", wildcard=True)
 
 
 def test_dns01_follows_cname(env):
-    ka = "cn.thumb"
     mgmt("set-cname", {"host": "_acme-challenge.cn.test", "target": "delegated.other.test"})
-    mgmt("set-txt", {"host": "delegated.other.test.", "value": txt_digest(ka)})
-    r = env["main"].validate("cn.test", "dns-01", "t", ka)
-    assert r["status"] == "valid", r
+    dns01_valid(env, "cn.test", "cn.thumb", txt_host="delegated.other.test.")
 
 
 def test_dns01_txt_mismatch(env):
@@ -727,18 +737,6 @@ def test_dns01_no_txt(env):
     r = env["main"].validate("none.test", "dns-01", "t", "n.t")
     assert_problem(r, "unauthorized", "No TXT record found at "
                    "_acme-challenge.none.test")
-
-
-def test_dns01_nxdomain(env):
-    env["fake"].table["_acme-challenge.gone.test"] = {"rcode": 3}
-    r = env["vfake"].validate("gone.test", "dns-01", "t", "g.t")
-    assert_problem(r, "dns", "NXDOMAIN", "_acme-challenge.gone.test")
-
-
-def test_dns01_servfail(env):
-    mgmt("set-servfail", {"host": "_acme-challenge.sf2.test"})
-    r = env["main"].validate("sf2.test", "dns-01", "t", "t.t")
-    assert_problem(r, "dns", "SERVFAIL", "_acme-challenge.sf2.test")
 
 
 def test_dns01_timeout(env):
@@ -851,6 +849,16 @@ def caa(host, *policies):
         {"tag": t, "value": v} for t, v in policies]})
 
 
+def caa_refused(r, *details, typ=None):
+    """Asserts a va.caa answer that refuses issuance, with each of details in
+    the problem's detail (and the problem type typ when given)."""
+    assert r["ok"] is False, r
+    if typ is not None:
+        assert r["error"]["type"] == typ, r
+    for d in details:
+        assert d in r["error"]["detail"], r
+
+
 def test_caa_no_record_permits(env):
     assert env["main"].caa("nocaa.test") == {"ok": True}
 
@@ -862,11 +870,8 @@ def test_caa_issue_match_permits(env):
 
 def test_caa_issue_other_ca_refuses(env):
     caa("other.test", ("issue", "letsencrypt.org"))
-    r = env["main"].caa("other.test")
-    assert r["ok"] is False
-    assert r["error"]["type"] == "caa"
-    assert "CAA record for other.test prevents issuance" in r["error"]["detail"]
-    assert "anvil.local" in r["error"]["detail"]
+    caa_refused(env["main"].caa("other.test"), "CAA record for other.test prevents issuance", "anvil.local",
+                typ="caa")
 
 
 def test_caa_empty_issuer_refuses(env):
@@ -876,10 +881,7 @@ def test_caa_empty_issuer_refuses(env):
 
 def test_caa_tree_climb_uses_closest_parent(env):
     caa("climb.test", ("issue", "letsencrypt.org"))
-    r = env["main"].caa("a.b.climb.test")
-    assert r["ok"] is False
-    assert "CAA record for climb.test prevents issuance of a.b.climb.test" \
-        in r["error"]["detail"]
+    caa_refused(env["main"].caa("a.b.climb.test"), "CAA record for climb.test prevents issuance of a.b.climb.test")
     caa("ok.climb.test", ("issue", "anvil.local"))
     assert env["main"].caa("x.ok.climb.test")["ok"] is True
 
@@ -900,9 +902,7 @@ def test_caa_accounturi(env):
     acct = "https://localhost:4431/acme/acct/7"
     caa("acct.test", ("issue", "anvil.local; accounturi=" + acct))
     assert env["main"].caa("acct.test", account=acct)["ok"] is True
-    r = env["main"].caa("acct.test", account=acct + "8")
-    assert r["ok"] is False
-    assert "accounturi=" + acct in r["error"]["detail"]
+    caa_refused(env["main"].caa("acct.test", account=acct + "8"), "accounturi=" + acct)
     assert env["main"].caa("acct.test")["ok"] is False
 
 
@@ -910,18 +910,13 @@ def test_caa_validationmethods(env):
     caa("vm.test", ("issue", "anvil.local; validationmethods=dns-01,tls-alpn-01"))
     assert env["main"].caa("vm.test", method="dns-01")["ok"] is True
     assert env["main"].caa("vm.test", method="tls-alpn-01")["ok"] is True
-    r = env["main"].caa("vm.test", method="http-01")
-    assert r["ok"] is False
-    assert "does not include http-01" in r["error"]["detail"]
+    caa_refused(env["main"].caa("vm.test", method="http-01"), "does not include http-01")
 
 
 def test_caa_critical_unknown_tag_refuses(env):
     env["fake"].table["crit.test"] = {257: [
         caa_rdata(128, "tbs", "whatever"), caa_rdata(0, "issue", "anvil.local")]}
-    r = env["vfake"].caa("crit.test")
-    assert r["ok"] is False
-    assert r["error"]["type"] == "caa"
-    assert 'unknown tag "tbs" marked critical' in r["error"]["detail"]
+    caa_refused(env["vfake"].caa("crit.test"), 'unknown tag "tbs" marked critical', typ="caa")
     env["fake"].table["noncrit.test"] = {257: [
         caa_rdata(0, "tbs", "whatever"), caa_rdata(0, "issue", "anvil.local")]}
     assert env["vfake"].caa("noncrit.test")["ok"] is True
@@ -939,10 +934,7 @@ def test_caa_cnamed_name(env):
 
 def test_caa_servfail_is_dns_problem(env):
     mgmt("set-servfail", {"host": "caasf.test"})
-    r = env["main"].caa("caasf.test")
-    assert r["ok"] is False
-    assert r["error"]["type"] == "dns"
-    assert "SERVFAIL looking up CAA for caasf.test" in r["error"]["detail"]
+    caa_refused(env["main"].caa("caasf.test"), "SERVFAIL looking up CAA for caasf.test", typ="dns")
 
 
 def test_validate_runs_caa_after_success(env):
@@ -961,29 +953,28 @@ def test_validate_runs_caa_after_success(env):
 
 # ---------------------------------------------------------------- misc
 
-def test_bad_params_are_malformed(env):
-    for p in ({}, {"identifier": {"type": "dns", "value": "a.test"}},
-              {"identifier": {"type": "email", "value": "a"},
-               "challenge": {"type": "http-01", "token": "t"},
-               "key_authorization": "k"},
-              {"identifier": {"type": "dns", "value": "a.test"},
-               "challenge": {"type": "http-02", "token": "t"},
-               "key_authorization": "k"},
-              {"identifier": {"type": "ip", "value": "not-an-ip"},
-               "challenge": {"type": "http-01", "token": "t"},
-               "key_authorization": "k"},
-              {"identifier": {"type": "dns", "value": "Not Normal.test"},
-               "challenge": {"type": "http-01", "token": "t"},
-               "key_authorization": "k"},
-              {"identifier": {"type": "dns", "value": "a.test"},
-               "challenge": {"type": "http-01", "token": 7},
-               "key_authorization": "k"},
-              {"identifier": {"type": "dns", "value": "a.test"},
-               "challenge": {"type": "http-01", "token": "t"},
-               "key_authorization": "k", "check_caa": "yes"}):
-        with pytest.raises(RpcError) as ei:
-            env["main"].rpc.call("va.validate", p)
-        assert ei.value.type == "malformed", p
+def validate_params(ident=("dns", "a.test"), chal=("http-01", "t"), **extra):
+    """va.validate parameters, well formed unless the arguments make them not."""
+    p = {"identifier": {"type": ident[0], "value": ident[1]},
+         "challenge": {"type": chal[0], "token": chal[1]}, "key_authorization": "k"}
+    p.update(extra)
+    return p
+
+
+@pytest.mark.parametrize("p", [
+    {},
+    {"identifier": {"type": "dns", "value": "a.test"}},
+    validate_params(ident=("email", "a")),
+    validate_params(chal=("http-02", "t")),
+    validate_params(ident=("ip", "not-an-ip")),
+    validate_params(ident=("dns", "Not Normal.test")),
+    validate_params(chal=("http-01", 7)),
+    validate_params(check_caa="yes"),
+])
+def test_bad_params_are_malformed(env, p):
+    with pytest.raises(RpcError) as ei:
+        env["main"].rpc.call("va.validate", p)
+    assert ei.value.type == "malformed", p
 
 
 def test_always_valid_knob(env):
