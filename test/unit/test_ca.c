@@ -475,8 +475,7 @@ ext_text(X509 *x, int nid)
 
 /* ---------------- tests ---------------- */
 
-static void
-test_ceremony_files_and_modes(struct th *t)
+TH_TEST(test_ceremony_files_and_modes)
 {
 	static const char *keys[] = {
 	    "root.key", "root2.key", "int-ecdsa.key", "int-rsa.key"};
@@ -496,8 +495,7 @@ test_ceremony_files_and_modes(struct th *t)
 	TH_CHECK(t, stat(path, &st) == 0 && st.st_size > 0);
 }
 
-static void
-test_ceremony_refuses_overwrite(struct th *t)
+TH_TEST(test_ceremony_refuses_overwrite)
 {
 	char err[512], path[256], *before = NULL, *after = NULL;
 	size_t l1 = 0, l2 = 0;
@@ -515,8 +513,7 @@ test_ceremony_refuses_overwrite(struct th *t)
 	free(after);
 }
 
-static void
-test_issuers_loaded(struct th *t)
+TH_TEST(test_issuers_loaded)
 {
 	const struct ca_issuers *is = ca_get_issuers(F.ca);
 	const struct ca_issuer *e, *r;
@@ -559,8 +556,7 @@ pem_first(const char *pem)
  * stays, N chains through new throwaway roots follow, each a cross-sign
  * of the issuer (same subject and key) that the chain's root verifies.
  */
-static void
-test_alternate_roots(struct th *t)
+TH_TEST(test_alternate_roots)
 {
 	struct ca_issuers *is;
 	const struct ca_issuer *iss;
@@ -613,8 +609,7 @@ test_alternate_roots(struct th *t)
 	ca_issuers_free(is);
 }
 
-static void
-test_issuers_reject_readable_key(struct th *t)
+TH_TEST(test_issuers_reject_readable_key)
 {
 	char path[256], err[512];
 	struct ca_issuers *is;
@@ -632,8 +627,7 @@ test_issuers_reject_readable_key(struct th *t)
 	chmod(path, 0600);
 }
 
-static void
-test_issuers_passphrase_key(struct th *t)
+TH_TEST(test_issuers_passphrase_key)
 {
 	char path[256], err[512];
 	EVP_PKEY *k = NULL;
@@ -782,8 +776,7 @@ check_issued(struct th *t, const struct ca_issued *out, const char *profile,
 	X509_free(x);
 }
 
-static void
-test_issue_ecdsa_classic(struct th *t)
+TH_TEST(test_issue_ecdsa_classic)
 {
 	static const char *csr[] = {
 	    "dns:b.example.com", "dns:a.example.com", "ip:192.0.2.7"};
@@ -822,8 +815,7 @@ test_issue_ecdsa_classic(struct th *t)
 	ca_issued_clear(&out);
 }
 
-static void
-test_issue_rsa_classic(struct th *t)
+TH_TEST(test_issue_rsa_classic)
 {
 	static const char *n[] = {"dns:rsa.example.com"};
 	struct ca_issued out;
@@ -838,8 +830,7 @@ test_issue_rsa_classic(struct th *t)
 	problem_free(p);
 }
 
-static void
-test_issue_each_profile_and_key_type(struct th *t)
+TH_TEST(test_issue_each_profile_and_key_type)
 {
 	static const char *n[] = {"dns:p.example.net", "dns:q.example.net"};
 	static const struct {
@@ -893,8 +884,7 @@ test_issue_each_profile_and_key_type(struct th *t)
 	}
 }
 
-static void
-test_issue_refusals(struct th *t)
+TH_TEST(test_issue_refusals)
 {
 	static const char *ip[] = {"ip:10.1.2.3"};
 	static const char *dns[] = {"dns:ok.example.com"};
@@ -984,8 +974,7 @@ test_issue_refusals(struct th *t)
 	json_decref(many);
 }
 
-static void
-test_lint_failure_refuses_issuance(struct th *t)
+TH_TEST(test_lint_failure_refuses_issuance)
 {
 	static const char *bad[] = {"dns:bad..example.com"};
 	struct ca_issued out;
@@ -1002,8 +991,7 @@ test_lint_failure_refuses_issuance(struct th *t)
 	problem_free(p);
 }
 
-static void
-test_store_failure_is_an_error(struct th *t)
+TH_TEST(test_store_failure_is_an_error)
 {
 	static const char *n[] = {"dns:store.example.com"};
 	struct ca_issued out;
@@ -1052,8 +1040,7 @@ par_issue(void *arg)
 	return NULL;
 }
 
-static void
-test_serials_unique_under_16_threads(struct th *t)
+TH_TEST(test_serials_unique_under_16_threads)
 {
 	pthread_t th[PAR_THREADS];
 	struct par_arg args[PAR_THREADS];
@@ -1121,8 +1108,7 @@ crl_has(X509_CRL *crl, const char *serial_hex, int *reason)
 	return found;
 }
 
-static void
-test_crl_before_and_after_revocation(struct th *t)
+TH_TEST(test_crl_before_and_after_revocation)
 {
 	static const char *n[] = {"dns:crl.example.com"};
 	struct ca_issued out;
@@ -1235,8 +1221,7 @@ out:
 	return status;
 }
 
-static void
-test_ocsp_before_and_after_revocation(struct th *t)
+TH_TEST(test_ocsp_before_and_after_revocation)
 {
 	static const char *n[] = {"dns:ocsp.example.com"};
 	struct ca_issued out;
@@ -1292,8 +1277,7 @@ test_ocsp_before_and_after_revocation(struct th *t)
 	problem_free(p);
 }
 
-static void
-test_shard_is_serial_mod_n(struct th *t)
+TH_TEST(test_shard_is_serial_mod_n)
 {
 	uint8_t s[3] = {0x01, 0x00, 0x07}; /* 65543 */
 
@@ -1313,8 +1297,7 @@ dev_profile_count(void)
 	return n;
 }
 
-static void
-test_profiles_json(struct th *t)
+TH_TEST(test_profiles_json)
 {
 	json_t *j = ca_profiles_json(F.ca);
 	json_t *ps = json_object_get(j, "profiles");
@@ -1331,8 +1314,7 @@ test_profiles_json(struct th *t)
 	json_decref(j);
 }
 
-static void
-test_dev_config_loads(struct th *t)
+TH_TEST(test_dev_config_loads)
 {
 	struct ca_config c;
 	char err[512];
@@ -1349,8 +1331,7 @@ test_dev_config_loads(struct th *t)
 	ca_config_clear(&c);
 }
 
-static void
-test_bad_settings_refused(struct th *t)
+TH_TEST(test_bad_settings_refused)
 {
 	struct ca_settings s;
 	char err[256];
@@ -1386,8 +1367,7 @@ call_method(enum rpc_method_id id, const char *params_json, json_t **result,
 	return rc;
 }
 
-static void
-test_rpc_handlers(struct th *t)
+TH_TEST(test_rpc_handlers)
 {
 	static const char *n[] = {"dns:rpc.example.com"};
 	static const struct {
@@ -1553,8 +1533,7 @@ hsm_ca(const char *path)
 	return ca;
 }
 
-static void
-test_hsm_ceremony_keys_stay_in_token(struct th *t)
+TH_TEST_IN(1, test_hsm_ceremony_keys_stay_in_token)
 {
 	static const char *keys[] = {
 	    "root.key", "root2.key", "int-ecdsa.key", "int-rsa.key"};
@@ -1616,8 +1595,7 @@ test_hsm_ceremony_keys_stay_in_token(struct th *t)
 	TH_CHECK(t, system(path) == 0);
 }
 
-static void
-test_hsm_token_missing_refuses_start(struct th *t)
+TH_TEST_IN(1, test_hsm_token_missing_refuses_start)
 {
 	char err[512];
 	struct ca_issuers *is;
@@ -1640,8 +1618,7 @@ test_hsm_token_missing_refuses_start(struct th *t)
 	ca_issuers_free(is);
 }
 
-static void
-test_hsm_wrong_pin_refused(struct th *t)
+TH_TEST_IN(1, test_hsm_wrong_pin_refused)
 {
 	char path[256], err[512];
 	struct ca_issuers *is;
@@ -1668,8 +1645,7 @@ test_hsm_wrong_pin_refused(struct th *t)
 	ca_issuers_free(is);
 }
 
-static void
-test_hsm_pin_env_and_uri(struct th *t)
+TH_TEST_IN(1, test_hsm_pin_env_and_uri)
 {
 	static const char *n[] = {"dns:env.example.com"};
 	char uri[512], err[512];
@@ -1764,8 +1740,7 @@ token_subdir(char *buf, size_t len)
 	return buf[0] ? 0 : -1;
 }
 
-static void
-test_hsm_token_removed_then_back(struct th *t)
+TH_TEST(test_hsm_token_removed_then_back)
 {
 	static const char *n[] = {"dns:gone.example.com"};
 	char sub[128], from[400], to[400];
@@ -1842,36 +1817,13 @@ test_hsm_token_removed_then_back(struct th *t)
 static void
 run_suite(struct th *t)
 {
-	TH_RUN(t, test_ceremony_files_and_modes);
-	TH_RUN(t, test_ceremony_refuses_overwrite);
-	TH_RUN(t, test_issuers_loaded);
-	TH_RUN(t, test_alternate_roots);
-	TH_RUN(t, test_issuers_reject_readable_key);
-	TH_RUN(t, test_issuers_passphrase_key);
-	TH_RUN(t, test_issue_ecdsa_classic);
-	TH_RUN(t, test_issue_rsa_classic);
-	TH_RUN(t, test_issue_each_profile_and_key_type);
-	TH_RUN(t, test_issue_refusals);
-	TH_RUN(t, test_lint_failure_refuses_issuance);
-	TH_RUN(t, test_store_failure_is_an_error);
-	TH_RUN(t, test_serials_unique_under_16_threads);
-	TH_RUN(t, test_crl_before_and_after_revocation);
-	TH_RUN(t, test_ocsp_before_and_after_revocation);
-	TH_RUN(t, test_shard_is_serial_mod_n);
-	TH_RUN(t, test_profiles_json);
-	TH_RUN(t, test_dev_config_loads);
-	TH_RUN(t, test_bad_settings_refused);
-	TH_RUN(t, test_rpc_handlers);
-	TH_RUN(t, test_hsm_token_removed_then_back);
+	th_run_tests(t);
 	/* One module instance per process: the tests below load their own. */
 	if (F.hsm) {
 		ca_free(F.ca);
 		F.ca = NULL;
 	}
-	TH_RUN(t, test_hsm_token_missing_refuses_start);
-	TH_RUN(t, test_hsm_wrong_pin_refused);
-	TH_RUN(t, test_hsm_pin_env_and_uri);
-	TH_RUN(t, test_hsm_ceremony_keys_stay_in_token);
+	th_run_group(t, 1);
 }
 
 int

@@ -147,8 +147,7 @@ run_lint(const char *name, X509 *x, const json_t *ids, const char *profile)
 	return rc;
 }
 
-static void
-test_all_lints_pass_on_good_certs(struct th *t)
+TH_TEST(test_all_lints_pass_on_good_certs)
 {
 	static const char *profiles[] = {
 	    "classic", "tlsserver", "shortlived", "clientauth"};
@@ -180,8 +179,7 @@ test_all_lints_pass_on_good_certs(struct th *t)
 	}
 }
 
-static void
-test_lint_san_present(struct th *t)
+TH_TEST(test_lint_san_present)
 {
 	struct ca_tbs tpl;
 	X509 *x;
@@ -194,8 +192,7 @@ test_lint_san_present(struct th *t)
 	X509_free(x);
 }
 
-static void
-test_lint_san_matches_identifiers(struct th *t)
+TH_TEST(test_lint_san_matches_identifiers)
 {
 	struct ca_tbs tpl;
 	json_t *other = json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "dns",
@@ -218,8 +215,7 @@ test_lint_san_matches_identifiers(struct th *t)
 	json_decref(fewer);
 }
 
-static void
-test_lint_san_no_duplicates(struct th *t)
+TH_TEST(test_lint_san_no_duplicates)
 {
 	struct ca_tbs tpl;
 	json_t *dup = json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "dns",
@@ -235,8 +231,7 @@ test_lint_san_no_duplicates(struct th *t)
 	json_decref(dup);
 }
 
-static void
-test_lint_dns_names_valid(struct th *t)
+TH_TEST(test_lint_dns_names_valid)
 {
 	static const char *bad[] = {"a..example.com", "a.*.example.com",
 	    "-a.example.com", "a-.example.com", "under_score.example.com",
@@ -273,8 +268,7 @@ test_lint_dns_names_valid(struct th *t)
 	}
 }
 
-static void
-test_lint_cn_in_san(struct th *t)
+TH_TEST(test_lint_cn_in_san)
 {
 	struct ca_tbs tpl;
 	X509 *x;
@@ -293,8 +287,7 @@ test_lint_cn_in_san(struct th *t)
 	X509_free(x);
 }
 
-static void
-test_lint_validity_within_profile(struct th *t)
+TH_TEST(test_lint_validity_within_profile)
 {
 	struct ca_tbs tpl;
 	X509 *x;
@@ -334,8 +327,7 @@ set_serial_hex(X509 *x, const char *hex, int negative)
 	resign(x);
 }
 
-static void
-test_lint_serial_valid(struct th *t)
+TH_TEST(test_lint_serial_valid)
 {
 	struct ca_tbs tpl;
 	X509 *x;
@@ -358,8 +350,7 @@ test_lint_serial_valid(struct th *t)
 	X509_free(x);
 }
 
-static void
-test_lint_key_allowed(struct th *t)
+TH_TEST(test_lint_key_allowed)
 {
 	struct ca_tbs tpl;
 	EVP_PKEY *small = ca_key_generate(CA_KEY_RSA, 1024);
@@ -389,8 +380,7 @@ test_lint_key_allowed(struct th *t)
 }
 
 /* keys.* in ca.json: a Pebble-like policy admits RSA-1024 and P-521. */
-static void
-test_key_policy_settings(struct th *t)
+TH_TEST(test_key_policy_settings)
 {
 	struct ca_settings strict, open;
 	EVP_PKEY *small = ca_key_generate(CA_KEY_RSA, 1024);
@@ -414,8 +404,7 @@ test_key_policy_settings(struct th *t)
 	EVP_PKEY_free(k1);
 }
 
-static void
-test_lint_ku_eku_consistent(struct th *t)
+TH_TEST(test_lint_ku_eku_consistent)
 {
 	struct ca_tbs tpl;
 	X509 *x;
@@ -455,8 +444,7 @@ test_lint_ku_eku_consistent(struct th *t)
 	X509_free(x);
 }
 
-static void
-test_lint_no_unknown_critical_ext(struct th *t)
+TH_TEST(test_lint_no_unknown_critical_ext)
 {
 	struct ca_tbs tpl;
 	ASN1_OBJECT *obj = OBJ_txt2obj("1.3.6.1.4.1.99999.1", 1);
@@ -487,8 +475,7 @@ test_lint_no_unknown_critical_ext(struct th *t)
 	X509_free(x);
 }
 
-static void
-test_lint_not_ca(struct th *t)
+TH_TEST(test_lint_not_ca)
 {
 	struct ca_tbs tpl;
 	X509 *x;
@@ -502,8 +489,7 @@ test_lint_not_ca(struct th *t)
 	X509_free(x);
 }
 
-static void
-test_lint_empty_subject_san_critical(struct th *t)
+TH_TEST(test_lint_empty_subject_san_critical)
 {
 	struct ca_tbs tpl;
 	X509 *x;
@@ -523,8 +509,7 @@ test_lint_empty_subject_san_critical(struct th *t)
 	X509_free(x);
 }
 
-static void
-test_lint_revocation_info(struct th *t)
+TH_TEST(test_lint_revocation_info)
 {
 	struct ca_tbs tpl;
 	X509 *x;
@@ -585,8 +570,7 @@ ec_spki_with(EVP_PKEY *key, const char *param, const char *value)
 /* Issue 19: odd encodings of a key are not canonical; the certificate
  * built from one fails spki_canonical; every encoding of one key has the
  * same key hash (the one blocked_keys is keyed by). */
-static void
-test_spki_canonical(struct th *t)
+TH_TEST(test_spki_canonical)
 {
 	EVP_PKEY *rsa = ca_key_generate(CA_KEY_RSA, 2048);
 	X509_PUBKEY *odd[3] = {NULL, NULL, NULL}, *canon_ec = NULL,
@@ -647,8 +631,7 @@ test_spki_canonical(struct th *t)
 	EVP_PKEY_free(rsa);
 }
 
-static void
-test_lint_spki_matches_request(struct th *t)
+TH_TEST(test_lint_spki_matches_request)
 {
 	struct ca_tbs tpl;
 	struct ca_lint_input in;
@@ -692,8 +675,7 @@ out:
 	X509_PUBKEY_free(other);
 }
 
-static void
-test_fast_and_slow_spki_give_the_same_tbs(struct th *t)
+TH_TEST(test_fast_and_slow_spki_give_the_same_tbs)
 {
 	struct ca_tbs tpl;
 	X509_PUBKEY *spki = NULL;
@@ -728,8 +710,7 @@ test_fast_and_slow_spki_give_the_same_tbs(struct th *t)
 	EVP_PKEY_free(rsa);
 }
 
-static void
-test_tbs_is_deterministic(struct th *t)
+TH_TEST(test_tbs_is_deterministic)
 {
 	struct ca_tbs tpl;
 	X509 *a, *b;
@@ -760,25 +741,7 @@ main(void)
 		printf("0 passed, 1 failed\n");
 		return 1;
 	}
-	TH_RUN(&t, test_all_lints_pass_on_good_certs);
-	TH_RUN(&t, test_lint_san_present);
-	TH_RUN(&t, test_lint_san_matches_identifiers);
-	TH_RUN(&t, test_lint_san_no_duplicates);
-	TH_RUN(&t, test_lint_dns_names_valid);
-	TH_RUN(&t, test_lint_cn_in_san);
-	TH_RUN(&t, test_lint_validity_within_profile);
-	TH_RUN(&t, test_lint_serial_valid);
-	TH_RUN(&t, test_lint_key_allowed);
-	TH_RUN(&t, test_key_policy_settings);
-	TH_RUN(&t, test_lint_ku_eku_consistent);
-	TH_RUN(&t, test_lint_no_unknown_critical_ext);
-	TH_RUN(&t, test_lint_not_ca);
-	TH_RUN(&t, test_lint_empty_subject_san_critical);
-	TH_RUN(&t, test_lint_revocation_info);
-	TH_RUN(&t, test_tbs_is_deterministic);
-	TH_RUN(&t, test_lint_spki_matches_request);
-	TH_RUN(&t, test_spki_canonical);
-	TH_RUN(&t, test_fast_and_slow_spki_give_the_same_tbs);
+	th_run_tests(&t);
 	teardown();
 	return th_done(&t);
 }

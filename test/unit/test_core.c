@@ -15,8 +15,7 @@
 #include "core/core.h"
 #include "test/unit/harness.h"
 
-static void
-test_b64url_vectors(struct th *t)
+TH_TEST(test_b64url_vectors)
 {
 	/* RFC 4648 §10 vectors, unpadded, URL alphabet. */
 	static const char *in[] = {
@@ -46,8 +45,7 @@ test_b64url_vectors(struct th *t)
 }
 
 /* RFC 4648 §10 test vectors (lowercase, padding dropped). */
-static void
-test_base32_vectors(struct th *t)
+TH_TEST(test_base32_vectors)
 {
 	static const char *const in[] = {"", "f", "fo", "foo", "foob",
 	    "fooba", "foobar"};
@@ -74,8 +72,7 @@ test_base32_vectors(struct th *t)
 	TH_CHECK(t, base32_decode("mzxw6ytboi", buf, 5, &n) == -1);
 }
 
-static void
-test_b64url_strict(struct th *t)
+TH_TEST(test_b64url_strict)
 {
 	static const char *bad[] = {
 	    "Zg==", "Zm9v+", "Zm9v/", "Zm 9v", "Z", "Zh", "Zm9vY\n", "Zm9vYg="};
@@ -91,8 +88,7 @@ test_b64url_strict(struct th *t)
 	}
 }
 
-static void
-test_hex(struct th *t)
+TH_TEST(test_hex)
 {
 	uint8_t b[] = {0x00, 0xab, 0xff};
 	char *h = hex_encode(b, 3);
@@ -109,8 +105,7 @@ test_hex(struct th *t)
 	free(h);
 }
 
-static void
-test_durations(struct th *t)
+TH_TEST(test_durations)
 {
 	int64_t ms;
 
@@ -127,8 +122,7 @@ test_durations(struct th *t)
 	TH_CHECK(t, duration_parse_ms("99999999999999999999d", &ms) == -1);
 }
 
-static void
-test_rfc3339(struct th *t)
+TH_TEST(test_rfc3339)
 {
 	time_t v;
 	char buf[32];
@@ -146,8 +140,7 @@ test_rfc3339(struct th *t)
 	TH_CHECK(t, time_parse_rfc3339("2026-11-28T15:00:00Zjunk", &v) == -1);
 }
 
-static void
-test_dns_names(struct th *t)
+TH_TEST(test_dns_names)
 {
 	char err[128], *n;
 	static const char *bad[] = {"", "a..b", "-a.com", "a-.com", "a.com.",
@@ -192,8 +185,7 @@ test_dns_names(struct th *t)
  * are properly encoded." Good and bad A-labels, checked against Python's
  * RFC 3492 codec.
  */
-static void
-test_punycode_a_labels(struct th *t)
+TH_TEST(test_punycode_a_labels)
 {
 	static const char *const good[] = {"xn--bcher-kva.example",
 	    "xn--fiqs8s.example", "www.xn--p1ai", "xn--mnchen-3ya.de",
@@ -225,8 +217,7 @@ test_punycode_a_labels(struct th *t)
  * ... MUST contain only dns-01"; RFC 8738 §7 "The "dns-01" challenge
  * type MUST NOT be used to validate IP identifiers".
  */
-static void
-test_challenge_table(struct th *t)
+TH_TEST(test_challenge_table)
 {
 	const struct chal_info *c;
 	char err[160];
@@ -263,8 +254,7 @@ test_challenge_table(struct th *t)
  * values longer than 20 octets". ARI CertIDs (RFC 9773 §4.1) carry the
  * serial as base64url of its DER integer bytes.
  */
-static void
-test_serial_hex(struct th *t)
+TH_TEST(test_serial_hex)
 {
 	uint8_t b[22];
 	char *h;
@@ -295,8 +285,7 @@ test_serial_hex(struct th *t)
 	TH_CHECK(t, serial_hex_of_certid("a.!!") == NULL);
 }
 
-static void
-test_ip_identifiers(struct th *t)
+TH_TEST(test_ip_identifiers)
 {
 	char err[128], *n, *r;
 	uint8_t raw[16];
@@ -334,8 +323,7 @@ test_ip_identifiers(struct th *t)
  * permanent-identifier-value production rule"; §4.1 the same for
  * hardware-module-value (serial "/" an OID, which is required there).
  */
-static void
-test_device_identifiers(struct th *t)
+TH_TEST(test_device_identifiers)
 {
 	char err[160];
 	static const char *const pid_ok[] = {"ABCDEF123456",
@@ -424,8 +412,7 @@ parse_cfg(const char *text, struct cfg *c, char *err, size_t errlen)
 	return rc;
 }
 
-static void
-test_jspec(struct th *t)
+TH_TEST(test_jspec)
 {
 	struct cfg c;
 	char err[256];
@@ -466,8 +453,7 @@ test_jspec(struct th *t)
 	jspec_clear(cfg_spec, &c);
 }
 
-static void
-test_config_file_and_env(struct th *t)
+TH_TEST(test_config_file_and_env)
 {
 	char path[] = "/tmp/anvil-test-cfg-XXXXXX", err[256];
 	int fd = mkstemp(path);
@@ -500,8 +486,7 @@ test_config_file_and_env(struct th *t)
 
 /* The test-mode knob readers: unset and empty leave the value, a good
  * value is taken, a bad one is an error naming the variable and value. */
-static void
-test_env_knobs(struct th *t)
+TH_TEST(test_env_knobs)
 {
 	char err[256];
 	int64_t v = 7;
@@ -542,8 +527,7 @@ test_env_knobs(struct th *t)
 	unsetenv("ANVIL_TEST_KNOB");
 }
 
-static void
-test_problems(struct th *t)
+TH_TEST(test_problems)
 {
 	struct problem *p, *q;
 	json_t *j;
@@ -596,8 +580,7 @@ test_problems(struct th *t)
 	json_decref(j);
 }
 
-static void
-test_metrics_render(struct th *t)
+TH_TEST(test_metrics_render)
 {
 	struct metrics *m = metrics_new();
 	char *out, esc[64];
@@ -666,8 +649,7 @@ http_get(int port, const char *path)
 	return buf;
 }
 
-static void
-test_debug_server(struct th *t)
+TH_TEST(test_debug_server)
 {
 	struct metrics *m = metrics_new();
 	char err[256], *resp;
@@ -710,8 +692,7 @@ test_debug_server(struct th *t)
 	metrics_free(m);
 }
 
-static void
-test_profiles(struct th *t)
+TH_TEST(test_profiles)
 {
 	char err[256];
 	json_t *j;
@@ -752,8 +733,7 @@ test_profiles(struct th *t)
 }
 
 /* RFC 8823 §2 identifiers and the S/MIME profile rule (core/profile.c). */
-static void
-test_email_identifiers_and_smime_profiles(struct th *t)
+TH_TEST(test_email_identifiers_and_smime_profiles)
 {
 	static const char *const bad[] = {"", "alice", "@example.com",
 	    "alice@", ".alice@example.com", "al..ice@example.com",
@@ -818,8 +798,7 @@ test_email_identifiers_and_smime_profiles(struct th *t)
 	json_decref(j);
 }
 
-static void
-test_secret_mode(struct th *t)
+TH_TEST(test_secret_mode)
 {
 	char path[] = "/tmp/anvil-test-key-XXXXXX", err[256];
 	int fd = mkstemp(path);
@@ -863,8 +842,7 @@ onion_addr_of(const uint8_t pubkey[32], uint8_t version)
  * [tor-rend-spec-v2] MUST NOT be used as these are now considered
  * insecure." The RFC's own example addresses parse to their keys.
  */
-static void
-test_onion_address(struct th *t)
+TH_TEST(test_onion_address)
 {
 	static const char bbc[] =
 	    "bbcweb3hytmzhn5d532owbu6oqadra5z3ar726vq5kgwwn6aucdccrad.onion";
@@ -931,8 +909,7 @@ test_onion_address(struct th *t)
  * random label is refused unless it is itself a valid address (never a
  * crash, never a key other than the one the label encodes).
  */
-static void
-test_onion_address_fuzz(struct th *t)
+TH_TEST(test_onion_address_fuzz)
 {
 	static const char alpha[] = "abcdefghijklmnopqrstuvwxyz234567.-*";
 	uint8_t pk[32], got[32];
@@ -977,8 +954,7 @@ test_onion_address_fuzz(struct th *t)
 
 /* RFC 9799 §3.2: "nonce (required, string) A Base64 [RFC4648] encoded
  * nonce, including padding characters." */
-static void
-test_onion_nonce(struct th *t)
+TH_TEST(test_onion_nonce)
 {
 	char *n = chal_onion_nonce("bI6_MRqV4gw"); /* RFC example's bytes */
 	const struct chal_info *c = chal_lookup("onion-csr-01");
@@ -1010,8 +986,7 @@ test_onion_nonce(struct th *t)
  * which uses a scheme not handled by the ACME server SHALL be rejected
  * with an ACME error type of "rejectedIdentifier"".
  */
-static void
-test_bundle_eid_identifiers(struct th *t)
+TH_TEST(test_bundle_eid_identifiers)
 {
 	static const struct {
 		const char *in, *out;
@@ -1079,8 +1054,7 @@ test_bundle_eid_identifiers(struct th *t)
 }
 
 /* RFC 9891 §7: bundleEID goes with id-kp-bundleSecurity, never TLS. */
-static void
-test_bundle_security_profiles(struct th *t)
+TH_TEST(test_bundle_security_profiles)
 {
 	static const char *const refused[] = {
 	    "{\"profiles\":{\"x\":{\"validity\":\"30d\",\"identifier_types\":"
@@ -1117,37 +1091,4 @@ test_bundle_security_profiles(struct th *t)
 	}
 }
 
-int
-main(void)
-{
-	struct th t = TH_INIT;
-
-	log_init("test_core", LOG_LEVEL_WARN);
-	TH_RUN(&t, test_b64url_vectors);
-	TH_RUN(&t, test_b64url_strict);
-	TH_RUN(&t, test_base32_vectors);
-	TH_RUN(&t, test_hex);
-	TH_RUN(&t, test_durations);
-	TH_RUN(&t, test_rfc3339);
-	TH_RUN(&t, test_dns_names);
-	TH_RUN(&t, test_punycode_a_labels);
-	TH_RUN(&t, test_ip_identifiers);
-	TH_RUN(&t, test_email_identifiers_and_smime_profiles);
-	TH_RUN(&t, test_device_identifiers);
-	TH_RUN(&t, test_challenge_table);
-	TH_RUN(&t, test_serial_hex);
-	TH_RUN(&t, test_jspec);
-	TH_RUN(&t, test_config_file_and_env);
-	TH_RUN(&t, test_env_knobs);
-	TH_RUN(&t, test_problems);
-	TH_RUN(&t, test_metrics_render);
-	TH_RUN(&t, test_debug_server);
-	TH_RUN(&t, test_profiles);
-	TH_RUN(&t, test_secret_mode);
-	TH_RUN(&t, test_onion_address);
-	TH_RUN(&t, test_onion_address_fuzz);
-	TH_RUN(&t, test_onion_nonce);
-	TH_RUN(&t, test_bundle_eid_identifiers);
-	TH_RUN(&t, test_bundle_security_profiles);
-	return th_done(&t);
-}
+TH_MAIN(log_init("test_core", LOG_LEVEL_WARN))

@@ -23,7 +23,7 @@
 
 /* Keys generated once in main; tests reach them through the th pointer. */
 struct fx {
-	struct th th; /* first: TH_RUN passes &fx.th */
+	struct th th; /* first: the harness passes &fx.th */
 	EVP_PKEY *rsa, *rsa_b, *rsa1024, *rsa4096, *rsa_e3;
 	EVP_PKEY *ec256, *ec256_b, *ec384, *ec521, *ed;
 	struct jwk *acct; /* public jwk of ec256: the "account key" for kid */
@@ -1073,8 +1073,7 @@ run_table(struct fx *f)
 /* Other behaviour                                                      */
 /* ------------------------------------------------------------------ */
 
-static void
-test_alg_problem_lists_allowed(struct th *t)
+TH_TEST(test_alg_problem_lists_allowed)
 {
 	struct fx *f = FX(t);
 	struct problem *prob = NULL;
@@ -1095,8 +1094,7 @@ test_alg_problem_lists_allowed(struct th *t)
 	free(body);
 }
 
-static void
-test_rfc7638_thumbprint(struct th *t)
+TH_TEST(test_rfc7638_thumbprint)
 {
 	char err[256], *expect = NULL, *tp = NULL;
 	size_t len = 0;
@@ -1142,8 +1140,7 @@ tp_of(EVP_PKEY *key, const struct jose_policy *p)
 	return tp;
 }
 
-static void
-test_jwk_roundtrip_and_equal(struct th *t)
+TH_TEST(test_jwk_roundtrip_and_equal)
 {
 	struct fx *f = FX(t);
 	EVP_PKEY *keys[] = {f->rsa, f->ec256, f->ec384, f->ec521, f->ed};
@@ -1174,8 +1171,7 @@ test_jwk_roundtrip_and_equal(struct th *t)
 	TH_CHECK(t, !jwk_equal(NULL, f->acct));
 }
 
-static void
-test_thumbprint_ignores_extras(struct th *t)
+TH_TEST(test_thumbprint_ignores_extras)
 {
 	/* Member order, "alg"/"use"/"kid" extras do not change the print. */
 	struct fx *f = FX(t);
@@ -1197,8 +1193,7 @@ test_thumbprint_ignores_extras(struct th *t)
 	json_decref(j);
 }
 
-static void
-test_jwk_rejects(struct th *t)
+TH_TEST(test_jwk_rejects)
 {
 	struct fx *f = FX(t);
 	struct jose_policy narrow = f->def;
@@ -1255,8 +1250,7 @@ test_jwk_rejects(struct th *t)
 	json_decref(j);
 }
 
-static void
-test_key_authorization(struct th *t)
+TH_TEST(test_key_authorization)
 {
 	/* Independent values: printf 'tok.print' | sha256sum | base64url. */
 	char *ka = jose_key_authorization("tok", "print");
@@ -1336,8 +1330,7 @@ kc_result(struct fx *f, struct jws *outer, struct jwk **newk)
 	return r;
 }
 
-static void
-test_key_change(struct th *t)
+TH_TEST(test_key_change)
 {
 	struct fx *f = FX(t);
 	struct jwk *nk = NULL;
@@ -1457,8 +1450,7 @@ eab_result(struct fx *f, json_t *e, const uint8_t *key, size_t keylen)
 	return r;
 }
 
-static void
-test_eab(struct th *t)
+TH_TEST(test_eab)
 {
 	struct fx *f = FX(t);
 	char *kid = NULL;
@@ -1527,8 +1519,7 @@ test_eab(struct th *t)
 	TH_CHECK(t, eab_result(f, e, eab_key, 32) == PROB_MALFORMED);
 }
 
-static void
-test_sign_shapes(struct th *t)
+TH_TEST(test_sign_shapes)
 {
 	/* ECDSA output is r||s of the curve's size; RSA the modulus size. */
 	struct fx *f = FX(t);
@@ -1611,15 +1602,7 @@ main(void)
 	json_decref(j);
 
 	run_table(&f);
-	TH_RUN(&f.th, test_alg_problem_lists_allowed);
-	TH_RUN(&f.th, test_rfc7638_thumbprint);
-	TH_RUN(&f.th, test_jwk_roundtrip_and_equal);
-	TH_RUN(&f.th, test_thumbprint_ignores_extras);
-	TH_RUN(&f.th, test_jwk_rejects);
-	TH_RUN(&f.th, test_key_authorization);
-	TH_RUN(&f.th, test_key_change);
-	TH_RUN(&f.th, test_eab);
-	TH_RUN(&f.th, test_sign_shapes);
+	th_run_tests(&f.th);
 
 	rc = th_done(&f.th);
 	jwk_free(f.acct);

@@ -49,8 +49,7 @@ cap_end(struct cap *c)
 	return buf;
 }
 
-static void
-test_text_line(struct th *t)
+TH_TEST(test_text_line)
 {
 	struct cap c;
 	char *out;
@@ -72,8 +71,7 @@ test_text_line(struct th *t)
 	free(out);
 }
 
-static void
-test_json_fields(struct th *t)
+TH_TEST(test_json_fields)
 {
 	struct cap c;
 	json_error_t jerr;
@@ -112,8 +110,7 @@ test_json_fields(struct th *t)
 	free(out);
 }
 
-static void
-test_json_hostile_message(struct th *t)
+TH_TEST(test_json_hostile_message)
 {
 	struct cap c;
 	json_t *j;
@@ -136,8 +133,7 @@ test_json_hostile_message(struct th *t)
 	free(out);
 }
 
-static void
-test_env_wins(struct th *t)
+TH_TEST(test_env_wins)
 {
 	struct cap c;
 	char *out;
@@ -160,8 +156,7 @@ test_env_wins(struct th *t)
 	unsetenv("ANVIL_LOG_FORMAT");
 }
 
-static void
-test_config_key(struct th *t)
+TH_TEST(test_config_key)
 {
 	char path[] = "/tmp/test_log_XXXXXX";
 	char err[256];
@@ -199,15 +194,4 @@ test_config_key(struct th *t)
 	log_set_format(LOG_FORMAT_TEXT);
 }
 
-int
-main(void)
-{
-	struct th t = TH_INIT;
-
-	TH_RUN(&t, test_text_line);
-	TH_RUN(&t, test_json_fields);
-	TH_RUN(&t, test_json_hostile_message);
-	TH_RUN(&t, test_env_wins);
-	TH_RUN(&t, test_config_key);
-	return th_done(&t);
-}
+TH_MAIN((void)0) /* each test sets logging up itself */

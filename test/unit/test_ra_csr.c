@@ -331,8 +331,7 @@ check(EVP_PKEY *key, const char *cn, const char *san, const char *ids,
 static struct ra_key_policy kp;
 static EVP_PKEY *ec256, *ec384, *ec521, *rsa2048;
 
-static void
-test_good_csrs(struct th *t)
+TH_TEST(test_good_csrs)
 {
 	TH_CHECK(t,
 	    check(ec256, "a.test", "DNS:a.test,DNS:b.test",
@@ -352,8 +351,7 @@ test_good_csrs(struct th *t)
 	TH_CHECK(t, check(ec256, NULL, "IP:::1", "ip:::1", &kp, NULL) == -1);
 }
 
-static void
-test_name_mismatches(struct th *t)
+TH_TEST(test_name_mismatches)
 {
 	/* extra name */
 	TH_CHECK(t,
@@ -388,8 +386,7 @@ test_name_mismatches(struct th *t)
 		PROB_BAD_CSR);
 }
 
-static void
-test_bad_der_and_signature(struct th *t)
+TH_TEST(test_bad_der_and_signature)
 {
 	size_t len;
 	uint8_t *der = make_csr(ec256, NULL, "DNS:a.test", &len);
@@ -423,8 +420,7 @@ test_bad_der_and_signature(struct th *t)
 	free(der);
 }
 
-static void
-test_key_policy(struct th *t)
+TH_TEST(test_key_policy)
 {
 	EVP_PKEY *small = gen_rsa(1024, 65537), *e3 = gen_rsa(2048, 3);
 	EVP_PKEY *odd = gen_rsa(2304, 65537);
@@ -458,8 +454,7 @@ test_key_policy(struct th *t)
 	EVP_PKEY_free(odd);
 }
 
-static void
-test_weak_small_prime(struct th *t)
+TH_TEST(test_weak_small_prime)
 {
 	EVP_PKEY *k = weak_small_prime_key();
 	BIGNUM *n;
@@ -483,8 +478,7 @@ test_weak_small_prime(struct th *t)
 	EVP_PKEY_free(k);
 }
 
-static void
-test_weak_fermat(struct th *t)
+TH_TEST(test_weak_fermat)
 {
 	EVP_PKEY *k = weak_fermat_key();
 	BIGNUM *n;
@@ -503,8 +497,7 @@ test_weak_fermat(struct th *t)
 	EVP_PKEY_free(k);
 }
 
-static void
-test_weak_roca(struct th *t)
+TH_TEST(test_weak_roca)
 {
 	EVP_PKEY *k = weak_roca_key();
 	BIGNUM *n;
@@ -523,8 +516,7 @@ test_weak_roca(struct th *t)
 	EVP_PKEY_free(k);
 }
 
-static void
-test_strong_keys_pass_weak_tests(struct th *t)
+TH_TEST(test_strong_keys_pass_weak_tests)
 {
 	int i, flagged = 0;
 
@@ -539,8 +531,7 @@ test_strong_keys_pass_weak_tests(struct th *t)
 	TH_CHECK(t, flagged == 0);
 }
 
-static void
-test_key_hash(struct th *t)
+TH_TEST(test_key_hash)
 {
 	char *h1 = ra_key_hash(ec256), *h2 = ra_key_hash(ec256);
 	char *h3 = ra_key_hash(ec384);
@@ -563,15 +554,7 @@ main(void)
 	ec384 = gen_ec("P-384");
 	ec521 = gen_ec("P-521");
 	rsa2048 = gen_rsa(2048, 65537);
-	TH_RUN(&t, test_good_csrs);
-	TH_RUN(&t, test_name_mismatches);
-	TH_RUN(&t, test_bad_der_and_signature);
-	TH_RUN(&t, test_key_policy);
-	TH_RUN(&t, test_weak_small_prime);
-	TH_RUN(&t, test_weak_fermat);
-	TH_RUN(&t, test_weak_roca);
-	TH_RUN(&t, test_strong_keys_pass_weak_tests);
-	TH_RUN(&t, test_key_hash);
+	th_run_tests(&t);
 	EVP_PKEY_free(ec256);
 	EVP_PKEY_free(ec384);
 	EVP_PKEY_free(ec521);

@@ -78,8 +78,7 @@ load_cfg(void)
  * DNS name, whatever its suffix; malformed and blocked names are still
  * refused and IPs still need ip_ranges.
  */
-static void
-test_any_mode(struct th *t)
+TH_TEST(test_any_mode)
 {
 	struct ra_config c;
 	char err[256];
@@ -124,8 +123,7 @@ test_any_mode(struct th *t)
 	ra_config_clear(&c);
 }
 
-static void
-test_private_dns(struct th *t)
+TH_TEST(test_private_dns)
 {
 	const struct ra_policy *pol = &cfg.policy;
 	char *n = NULL;
@@ -179,8 +177,7 @@ test_private_dns(struct th *t)
 }
 
 /* RFC 8823 email identifiers: policy.email.domains and the S/MIME profile. */
-static void
-test_email_policy(struct th *t)
+TH_TEST(test_email_policy)
 {
 	struct ra_config c;
 	struct profile smime;
@@ -257,8 +254,7 @@ test_email_policy(struct th *t)
 	ra_config_clear(&c);
 }
 
-static void
-test_wildcards(struct th *t)
+TH_TEST(test_wildcards)
 {
 	struct ra_policy nowc = cfg.policy;
 	char *n = NULL;
@@ -284,8 +280,7 @@ test_wildcards(struct th *t)
 		PROB_REJECTED_IDENTIFIER);
 }
 
-static void
-test_private_ip(struct th *t)
+TH_TEST(test_private_ip)
 {
 	char *n = NULL;
 
@@ -314,8 +309,7 @@ test_private_ip(struct th *t)
 		PROB_REJECTED_IDENTIFIER);
 }
 
-static void
-test_public_mode(struct th *t)
+TH_TEST(test_public_mode)
 {
 	struct ra_policy pub;
 	char err[128];
@@ -363,8 +357,7 @@ test_public_mode(struct th *t)
 	ra_psl_free(pub.psl);
 }
 
-static void
-test_ident_list(struct th *t)
+TH_TEST(test_ident_list)
 {
 	json_t *in, *out = NULL;
 	struct problem *p = NULL;
@@ -428,8 +421,7 @@ test_ident_list(struct th *t)
 	json_decref(in);
 }
 
-static void
-test_registered_domain_private(struct th *t)
+TH_TEST(test_registered_domain_private)
 {
 	char *r = ra_policy_registered_domain(&cfg.policy, "a.b.corp.example");
 
@@ -443,8 +435,7 @@ test_registered_domain_private(struct th *t)
 	free(r);
 }
 
-static void
-test_ip_ranges(struct th *t)
+TH_TEST(test_ip_ranges)
 {
 	struct ra_ip_range r;
 	uint8_t a4[4] = {10, 200, 1, 1}, b4[4] = {11, 0, 0, 1};
@@ -462,8 +453,7 @@ test_ip_ranges(struct th *t)
 	TH_CHECK(t, ra_ip_special_purpose(b4, 4) == 0);
 }
 
-static void
-test_gcra(struct th *t)
+TH_TEST(test_gcra)
 {
 	int64_t tat = 0, now = 1000000, nt, retry, rem;
 	int i, allowed = 0;
@@ -496,8 +486,7 @@ test_gcra(struct th *t)
 	TH_CHECK(t, ra_gcra(0, now, 1000, 3, 4, &nt, &retry, &rem) == 0);
 }
 
-static void
-test_order_status(struct th *t)
+TH_TEST(test_order_status)
 {
 	const char *v2[] = {"valid", "valid"};
 	const char *vp[] = {"valid", "pending"};
@@ -527,8 +516,7 @@ test_order_status(struct th *t)
 	    t, ra_order_status("invalid", now + 5, now, v2, 2), "invalid");
 }
 
-static void
-test_config(struct th *t)
+TH_TEST(test_config)
 {
 	struct ra_config c;
 	struct ra_limit tmp;
@@ -586,8 +574,7 @@ test_config(struct th *t)
 
 /* policy.challenges: default RFC 8555 set, names parsed, unknown refused
  * naming the entry, and the table says which types prove what. */
-static void
-test_challenge_config(struct th *t)
+TH_TEST(test_challenge_config)
 {
 	struct ra_config c;
 	const struct chal_info *c2;
@@ -639,8 +626,7 @@ test_challenge_config(struct th *t)
  * comparisons here are done on whole labels". Policy: never at or above a
  * configured suffix, never a blocked name, nothing while switched off.
  */
-static void
-test_ancestor_policy(struct th *t)
+TH_TEST(test_ancestor_policy)
 {
 	struct problem *p = NULL;
 	char *n = NULL;
@@ -689,8 +675,7 @@ test_ancestor_policy(struct th *t)
 }
 
 /* draft-ietf-acme-dns-persist §10.2 test vectors (hashed URIs). */
-static void
-test_persist_account_uri(struct th *t)
+TH_TEST(test_persist_account_uri)
 {
 	const char *tp = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
 	char *u;
@@ -713,8 +698,7 @@ test_persist_account_uri(struct th *t)
 
 /* policy.dns_persist is required with dns-persist-01 and checked (§3.1
  * name rules, §4.1 prefix); errors name the key. */
-static void
-test_persist_config(struct th *t)
+TH_TEST(test_persist_config)
 {
 	static const char *const bad[][2] = {
 	    {"{\"policy\": {\"challenges\": [\"dns-persist-01\"]}}",
@@ -759,8 +743,7 @@ test_persist_config(struct th *t)
  * refused in both modes (onion is on the Public Suffix List). With it, v3
  * addresses (and names below them) are accepted whatever the suffix list
  * says; §2: "Version 2 addresses [tor-rend-spec-v2] MUST NOT be used". */
-static void
-test_onion_refused(struct th *t)
+TH_TEST(test_onion_refused)
 {
 	struct problem *p = NULL;
 	struct ra_policy on = cfg.policy;
@@ -826,23 +809,7 @@ main(void)
 
 	log_init("test_ra_policy", LOG_LEVEL_ERROR);
 	load_cfg();
-	TH_RUN(&t, test_private_dns);
-	TH_RUN(&t, test_any_mode);
-	TH_RUN(&t, test_wildcards);
-	TH_RUN(&t, test_private_ip);
-	TH_RUN(&t, test_public_mode);
-	TH_RUN(&t, test_ident_list);
-	TH_RUN(&t, test_registered_domain_private);
-	TH_RUN(&t, test_ip_ranges);
-	TH_RUN(&t, test_gcra);
-	TH_RUN(&t, test_order_status);
-	TH_RUN(&t, test_config);
-	TH_RUN(&t, test_challenge_config);
-	TH_RUN(&t, test_ancestor_policy);
-	TH_RUN(&t, test_persist_account_uri);
-	TH_RUN(&t, test_persist_config);
-	TH_RUN(&t, test_onion_refused);
-	TH_RUN(&t, test_email_policy);
+	th_run_tests(&t);
 	ra_config_clear(&cfg);
 	return th_done(&t);
 }

@@ -322,8 +322,7 @@ make_csr_b64(const char *name)
 	"\"gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0\", \"y\": "             \
 	"\"SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps\"}}"
 
-static void
-test_va_unreachable_invalidates_authz(struct th *t)
+TH_TEST(test_va_unreachable_invalidates_authz)
 {
 	json_t *res = NULL, *fin;
 	struct problem *p = NULL;
@@ -366,8 +365,7 @@ test_va_unreachable_invalidates_authz(struct th *t)
 	ra_free(r);
 }
 
-static void
-test_va_result_recorded(struct th *t)
+TH_TEST(test_va_result_recorded)
 {
 	json_t *res = NULL, *fin, *v;
 	struct problem *p = NULL;
@@ -424,8 +422,7 @@ test_va_result_recorded(struct th *t)
 	ra_free(r);
 }
 
-static void
-test_ca_failure_sets_order_error(struct th *t)
+TH_TEST(test_ca_failure_sets_order_error)
 {
 	json_t *res = NULL, *err;
 	struct problem *p = NULL;
@@ -572,8 +569,7 @@ test_ca_failure_sets_order_error(struct th *t)
 	ra_free(r);
 }
 
-static void
-test_rate_limits_fail_open_and_refuse(struct th *t)
+TH_TEST(test_rate_limits_fail_open_and_refuse)
 {
 	json_t *res = NULL;
 	struct problem *p = NULL;
@@ -629,8 +625,7 @@ test_rate_limits_fail_open_and_refuse(struct th *t)
 	ra_free(r);
 }
 
-static void
-test_recovery(struct th *t)
+TH_TEST(test_recovery)
 {
 	json_t *fin, *err;
 	struct ra *r = make_ra(1, NULL);
@@ -718,8 +713,7 @@ test_recovery(struct th *t)
 	ra_free(r);
 }
 
-static void
-test_finalize_authz_retried(struct th *t)
+TH_TEST(test_finalize_authz_retried)
 {
 	json_t *res = NULL, *fin;
 	struct problem *p = NULL;
@@ -789,8 +783,7 @@ test_finalize_authz_retried(struct th *t)
 	ra_free(r);
 }
 
-static void
-test_ca_error_with_stored_certificate(struct th *t)
+TH_TEST(test_ca_error_with_stored_certificate)
 {
 	json_t *res = NULL, *fin;
 	struct problem *p = NULL;
@@ -868,8 +861,7 @@ test_ca_error_with_stored_certificate(struct th *t)
 	ra_free(r);
 }
 
-static void
-test_recovery_of_validations(struct th *t)
+TH_TEST(test_recovery_of_validations)
 {
 	json_t *fin, *ls;
 	struct ra *r = make_ra(1, NULL);
@@ -926,8 +918,7 @@ test_recovery_of_validations(struct th *t)
 	ra_free(r);
 }
 
-static void
-test_health_names_missing_dependency(struct th *t)
+TH_TEST(test_health_names_missing_dependency)
 {
 	char msg[256] = "";
 	struct ra *r = make_ra(0, NULL);
@@ -940,8 +931,7 @@ test_health_names_missing_dependency(struct th *t)
 	ra_free(r);
 }
 
-static void
-test_account_checks(struct th *t)
+TH_TEST(test_account_checks)
 {
 	json_t *res = NULL;
 	struct problem *p = NULL;
@@ -995,16 +985,7 @@ main(void)
 		return 1;
 	}
 	(void)ra;
-	TH_RUN(&t, test_va_unreachable_invalidates_authz);
-	TH_RUN(&t, test_va_result_recorded);
-	TH_RUN(&t, test_ca_failure_sets_order_error);
-	TH_RUN(&t, test_rate_limits_fail_open_and_refuse);
-	TH_RUN(&t, test_recovery);
-	TH_RUN(&t, test_recovery_of_validations);
-	TH_RUN(&t, test_finalize_authz_retried);
-	TH_RUN(&t, test_ca_error_with_stored_certificate);
-	TH_RUN(&t, test_health_names_missing_dependency);
-	TH_RUN(&t, test_account_checks);
+	th_run_tests(&t);
 	fake_stop(&fsa);
 	fake_stop(&fva);
 	fake_stop(&fca);

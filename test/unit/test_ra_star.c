@@ -24,8 +24,7 @@ at(const char *rfc3339)
 
 /* RFC 8739 §3.5.1: start 2019-01-10, end 2019-01-20, lifetime 4 days,
  * lifetime-adjust 3 days, f = 1/2: the table of notBefore / notAfter. */
-static void
-test_rfc_example(struct th *t)
+TH_TEST(test_rfc_example)
 {
 	struct ra_star_terms st = {at("2019-01-10T00:00:00Z"),
 	    at("2019-01-20T00:00:00Z"), 345600, 259200, 0};
@@ -48,8 +47,7 @@ test_rfc_example(struct th *t)
 	TH_CHECK(t, ra_star_next(&st, na, nb, &nb, &na, &due) == 1);
 }
 
-static void
-test_schedule_edges(struct th *t)
+TH_TEST(test_schedule_edges)
 {
 	/* no lifetime-adjust: the server pads half a lifetime (f = 1/2), so
 	 * the next certificate is published halfway through the current
@@ -95,8 +93,7 @@ check(const struct ra_star_config *sc, const struct profile *prof,
 	return rc;
 }
 
-static void
-test_check(struct th *t)
+TH_TEST(test_check)
 {
 	struct ra_star_config sc;
 	struct profile prof;
@@ -159,8 +156,7 @@ test_check(struct th *t)
 	json_decref(cfg);
 }
 
-static void
-test_config(struct th *t)
+TH_TEST(test_config)
 {
 	struct ra_star_config sc;
 	char err[200];
@@ -183,15 +179,4 @@ test_config(struct th *t)
 	json_decref(o);
 }
 
-int
-main(void)
-{
-	struct th t = TH_INIT;
-
-	log_init("test_ra_star", LOG_LEVEL_ERROR);
-	TH_RUN(&t, test_rfc_example);
-	TH_RUN(&t, test_schedule_edges);
-	TH_RUN(&t, test_check);
-	TH_RUN(&t, test_config);
-	return th_done(&t);
-}
+TH_MAIN(log_init("test_ra_star", LOG_LEVEL_ERROR))

@@ -34,8 +34,7 @@ mkframe(uint8_t *buf, const char *json)
 	return n + 4;
 }
 
-static void
-test_frame_decode(struct th *t)
+TH_TEST(test_frame_decode)
 {
 	uint8_t buf[256];
 	size_t n, used = 0;
@@ -91,8 +90,7 @@ test_frame_decode(struct th *t)
 	json_decref(o);
 }
 
-static void
-test_frame_encode(struct th *t)
+TH_TEST(test_frame_encode)
 {
 	json_t *o = json_pack("{s:i,s:s}", "id", 7, "method", "x.y");
 	uint8_t *f;
@@ -122,8 +120,7 @@ parse_req(const char *js, struct rpc_parsed_req *r, json_t **keep)
 	return rpc_request_parse(*keep, r, err, sizeof(err));
 }
 
-static void
-test_request_parse(struct th *t)
+TH_TEST(test_request_parse)
 {
 	struct rpc_parsed_req r;
 	json_t *j = NULL;
@@ -165,8 +162,7 @@ test_request_parse(struct th *t)
 	json_decref(j);
 }
 
-static void
-test_response_roundtrip(struct th *t)
+TH_TEST(test_response_roundtrip)
 {
 	json_t *id = json_integer(42), *res = json_pack("{s:i}", "a", 1);
 	json_t *ok = rpc_response_ok(id, res), *bad, *out = NULL;
@@ -195,8 +191,7 @@ test_response_roundtrip(struct th *t)
 	problem_free(p);
 }
 
-static void
-test_addr_parse(struct th *t)
+TH_TEST(test_addr_parse)
 {
 	struct rpc_addr a;
 	char err[128];
@@ -232,8 +227,7 @@ srv_cfg(const char *js, struct rpc_server_config *c, char *err, size_t n)
 	return rc;
 }
 
-static void
-test_config(struct th *t)
+TH_TEST(test_config)
 {
 	struct rpc_server_config s;
 	struct rpc_client_config c;
@@ -293,8 +287,7 @@ test_config(struct th *t)
 	json_decref(j);
 }
 
-static void
-test_authorized(struct th *t)
+TH_TEST(test_authorized)
 {
 	json_t *a = json_loads(
 	    "{\"x.get_order\":[\"wfe\"],\"x.get_*\":"
@@ -315,8 +308,7 @@ test_authorized(struct th *t)
 	json_decref(a);
 }
 
-static void
-test_remaining(struct th *t)
+TH_TEST(test_remaining)
 {
 	struct rpc_req r;
 	int left;
@@ -496,8 +488,7 @@ async_done(void *arg, json_t *result, struct problem *prob)
 	event_base_loopexit(a->base, NULL);
 }
 
-static void
-test_live(struct th *t)
+TH_TEST(test_live)
 {
 	char dir[] = "/tmp/anvil-rpc-unit-XXXXXX", path[128];
 	struct srv_thread st;
@@ -673,8 +664,7 @@ out:
 	(void)rmdir(dir);
 }
 
-static void
-test_denied_and_deadline(struct th *t)
+TH_TEST(test_denied_and_deadline)
 {
 	char dir[] = "/tmp/anvil-rpc-unit-XXXXXX", path[128], js[300];
 	char err[256];
@@ -762,8 +752,7 @@ sleeper_main(void *arg)
  * and four concurrent 300 ms calls: through the worker pool they would
  * take 1.2 s one after the other; on direct connections they overlap.
  */
-static void
-test_direct(struct th *t)
+TH_TEST(test_direct)
 {
 	char dir[] = "/tmp/anvil-rpc-unit-XXXXXX", path[128], js[300];
 	char err[256];
@@ -832,8 +821,7 @@ out:
 	(void)rmdir(dir);
 }
 
-static void
-test_unreachable(struct th *t)
+TH_TEST(test_unreachable)
 {
 	struct rpc_client *c = new_client("/nonexistent/x.sock", NULL);
 	json_t *res = NULL;
@@ -854,8 +842,7 @@ test_unreachable(struct th *t)
 
 /* The registry: every method once, wire names "<owner>.<verb>", lookups
  * both ways, parameter specs that name the bad key. */
-static void
-test_contract_registry(struct th *t)
+TH_TEST(test_contract_registry)
 {
 	const struct rpc_contract *m;
 	char err[256];
@@ -907,8 +894,7 @@ test_contract_registry(struct th *t)
 }
 
 /* Caller classes: deny by default, "self" is this process's own uid. */
-static void
-test_contract_callers(struct th *t)
+TH_TEST(test_contract_callers)
 {
 	json_t *c = json_loads("{\"wfe\": [\"anvil-wfe\", \"wfe\"], "
 			       "\"ra\": [\"uid:7\"], \"admin\": [\"self\"]}",
@@ -945,8 +931,7 @@ h_never(void *svc, const struct rpc_req *req, json_t **result,
 
 /* A server built from the registry: refuses what the caller class may not
  * call, and a malformed call before its handler runs, naming the key. */
-static void
-test_contract_server(struct th *t)
+TH_TEST(test_contract_server)
 {
 	char dir[] = "/tmp/anvil-rpc-ct.XXXXXX", path[200], js[512], err[256];
 	rpc_handler_fn h[RPC_METHOD__MAX];
@@ -1171,8 +1156,7 @@ call_ok(struct rpc_client *c, const char *method)
 	return rc == 0;
 }
 
-static void
-test_failover_config(struct th *t)
+TH_TEST(test_failover_config)
 {
 	struct rpc_client_config c;
 	json_t *j;
@@ -1217,8 +1201,7 @@ test_failover_config(struct th *t)
  * method (health.check), never for a write (t.echo is outside the
  * registry, so not known to be read-only).
  */
-static void
-test_failover(struct th *t)
+TH_TEST(test_failover)
 {
 	char dir[] = "/tmp/anvil-rpc-unit-XXXXXX", pa[128], pb[128];
 	struct srv_thread sa, sb;
@@ -1313,28 +1296,4 @@ out_b:
 	(void)rmdir(dir);
 }
 
-int
-main(void)
-{
-	struct th t = TH_INIT;
-
-	log_init("test_rpc", LOG_LEVEL_ERROR);
-	TH_RUN(&t, test_frame_decode);
-	TH_RUN(&t, test_frame_encode);
-	TH_RUN(&t, test_request_parse);
-	TH_RUN(&t, test_response_roundtrip);
-	TH_RUN(&t, test_addr_parse);
-	TH_RUN(&t, test_config);
-	TH_RUN(&t, test_authorized);
-	TH_RUN(&t, test_contract_registry);
-	TH_RUN(&t, test_contract_callers);
-	TH_RUN(&t, test_contract_server);
-	TH_RUN(&t, test_remaining);
-	TH_RUN(&t, test_live);
-	TH_RUN(&t, test_denied_and_deadline);
-	TH_RUN(&t, test_direct);
-	TH_RUN(&t, test_unreachable);
-	TH_RUN(&t, test_failover_config);
-	TH_RUN(&t, test_failover);
-	return th_done(&t);
-}
+TH_MAIN(log_init("test_rpc", LOG_LEVEL_ERROR))

@@ -91,8 +91,7 @@ call(enum rpc_method_id method, const char *params, json_t **result)
 	return type;
 }
 
-static void
-test_migrate_twice(struct th *t)
+TH_TEST(test_migrate_twice)
 {
 	char err[512];
 	int applied = -1, version = -1;
@@ -114,8 +113,7 @@ test_migrate_twice(struct th *t)
 	TH_CHECK(t, strstr(err, "schema directory") != NULL);
 }
 
-static void
-test_bad_dsn(struct th *t)
+TH_TEST(test_bad_dsn)
 {
 	struct sa_options o = {"host=/nonexistent dbname=x", 1, 1000, NULL};
 	char err[512];
@@ -125,8 +123,7 @@ test_bad_dsn(struct th *t)
 	TH_CHECK(t, strstr(err, "cannot connect") != NULL);
 }
 
-static void
-test_open(struct th *t)
+TH_TEST(test_open)
 {
 	struct sa_options o;
 	char err[512];
@@ -140,8 +137,7 @@ test_open(struct th *t)
 	TH_CHECK(t, sa_health(F.sa, err, sizeof(err)) == 0);
 }
 
-static void
-test_params_rejected(struct th *t)
+TH_TEST_IN(1, test_params_rejected)
 {
 	TH_CHECK_STR(t, call(RPC_SA_GET_ACCOUNT, "{}", NULL), "malformed");
 	TH_CHECK_STR(
@@ -219,8 +215,7 @@ fail_after_insert(struct sa_conn *c, void *arg, struct problem **prob)
 	return -1;
 }
 
-static void
-test_tx_rollback(struct th *t)
+TH_TEST_IN(1, test_tx_rollback)
 {
 	struct sa_conn *c = &F.sa->conns[0];
 	struct acct_arg a;
@@ -260,8 +255,7 @@ fail_once_serialization(struct sa_conn *c, void *arg, struct problem **prob)
 	return 0;
 }
 
-static void
-test_tx_retries_serialization_failure(struct th *t)
+TH_TEST_IN(1, test_tx_retries_serialization_failure)
 {
 	struct sa_conn *c = &F.sa->conns[0];
 	struct acct_arg a;
@@ -287,8 +281,7 @@ test_tx_retries_serialization_failure(struct th *t)
 	json_decref(r);
 }
 
-static void
-test_fqdn_set_hash(struct th *t)
+TH_TEST(test_fqdn_set_hash)
 {
 	json_t *a = json_loads("[{\"type\":\"dns\",\"value\":\"b.com\"},"
 			       "{\"type\":\"dns\",\"value\":\"a.com\"}]",
@@ -348,8 +341,7 @@ pool_worker(void *arg)
 	return NULL;
 }
 
-static void
-test_pool_shared_by_threads(struct th *t)
+TH_TEST_IN(1, test_pool_shared_by_threads)
 {
 	pthread_t th[NTHREADS];
 	int fails[NTHREADS] = {0}, i, total = 0;
@@ -364,8 +356,7 @@ test_pool_shared_by_threads(struct th *t)
 	TH_CHECK(t, total == 0);
 }
 
-static void
-test_account_conflict_and_update(struct th *t)
+TH_TEST_IN(1, test_account_conflict_and_update)
 {
 	json_t *r = NULL;
 	char params[256];
@@ -414,17 +405,10 @@ main(void)
 		printf("0 passed, 1 failed\n");
 		return 1;
 	}
-	TH_RUN(&t, test_migrate_twice);
-	TH_RUN(&t, test_bad_dsn);
-	TH_RUN(&t, test_open);
-	if (F.sa != NULL) {
-		TH_RUN(&t, test_params_rejected);
-		TH_RUN(&t, test_tx_rollback);
-		TH_RUN(&t, test_tx_retries_serialization_failure);
-		TH_RUN(&t, test_pool_shared_by_threads);
-		TH_RUN(&t, test_account_conflict_and_update);
-	}
-	TH_RUN(&t, test_fqdn_set_hash);
+	th_run_tests(&t);
+	/* group 1: the tests that need the SA handle test_open made */
+	if (F.sa != NULL)
+		th_run_group(&t, 1);
 	fix_stop(&F);
 	return th_done(&t);
 }

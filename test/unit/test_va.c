@@ -23,8 +23,7 @@ parse(const char *s, int eof, struct va_http_resp *r, char *err)
 	return va_http_parse(s, strlen(s), eof, r, err, 200);
 }
 
-static void
-test_http_content_length(struct th *t)
+TH_TEST(test_http_content_length)
 {
 	struct va_http_resp r;
 	char err[200];
@@ -46,8 +45,7 @@ test_http_content_length(struct th *t)
 	va_http_resp_clear(&r);
 }
 
-static void
-test_http_chunked_and_close_delimited(struct th *t)
+TH_TEST(test_http_chunked_and_close_delimited)
 {
 	struct va_http_resp r;
 	char err[200];
@@ -69,8 +67,7 @@ test_http_chunked_and_close_delimited(struct th *t)
 	va_http_resp_clear(&r);
 }
 
-static void
-test_http_body_limit(struct th *t)
+TH_TEST(test_http_body_limit)
 {
 	struct va_http_resp r;
 	char err[200], buf[600];
@@ -101,8 +98,7 @@ test_http_body_limit(struct th *t)
 	va_http_resp_clear(&r);
 }
 
-static void
-test_http_redirect_location(struct th *t)
+TH_TEST(test_http_redirect_location)
 {
 	struct va_http_resp r;
 	char err[200];
@@ -116,8 +112,7 @@ test_http_redirect_location(struct th *t)
 	va_http_resp_clear(&r);
 }
 
-static void
-test_http_rejects_malformed(struct th *t)
+TH_TEST(test_http_rejects_malformed)
 {
 	static const char *const bad[] = {"HTTP/2 200 OK\r\n\r\n",
 	    "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n",
@@ -150,8 +145,7 @@ test_http_rejects_malformed(struct th *t)
 	}
 }
 
-static void
-test_http_head_limit(struct th *t)
+TH_TEST(test_http_head_limit)
 {
 	struct va_http_resp r;
 	char err[200];
@@ -168,8 +162,7 @@ test_http_head_limit(struct th *t)
 	free(buf);
 }
 
-static void
-test_url_parse_and_resolve(struct th *t)
+TH_TEST(test_url_parse_and_resolve)
 {
 	struct va_url u, v;
 	char err[200];
@@ -231,8 +224,7 @@ caa_ok(const struct va_caa_rr *rrs, size_t n, int wild, const char *acct,
 	return va_caa_evaluate(rrs, n, wild, ids, 2, acct, method, why, 300);
 }
 
-static void
-test_caa_evaluate(struct th *t)
+TH_TEST(test_caa_evaluate)
 {
 	char why[300];
 	struct va_caa_rr issue_us = {0, "issue", "anvil.local"};
@@ -281,8 +273,7 @@ test_caa_evaluate(struct th *t)
 	TH_CHECK(t, !caa_ok(&bad, 1, 0, NULL, "http-01", why));
 }
 
-static void
-test_netpolicy(struct th *t)
+TH_TEST(test_netpolicy)
 {
 	struct va_netpolicy pub, priv;
 	char *allow[] = {"10.0.0.0/8", "fd00::/8"};
@@ -378,8 +369,7 @@ mkmsg(uint8_t *buf, const char *qname, int qtype, int nans,
 	return o;
 }
 
-static void
-test_dnsmsg_extract(struct th *t)
+TH_TEST(test_dnsmsg_extract)
 {
 	uint8_t buf[1024];
 	struct va_dns_result r;
@@ -433,8 +423,7 @@ test_dnsmsg_extract(struct th *t)
 	}
 }
 
-static void
-test_config(struct th *t)
+TH_TEST(test_config)
 {
 	struct va_config cfg;
 	char err[512];
@@ -484,8 +473,7 @@ test_config(struct th *t)
  * example.org with account URL https://example.com/acme/acct/ExampleAccount:
  * _ujmmovf2vn55tgye._acme-challenge.example.org".
  */
-static void
-test_dns_account_label(struct th *t)
+TH_TEST(test_dns_account_label)
 {
 	char *l = va_dns_account_label(
 	    "https://example.com/acme/acct/ExampleAccount");
@@ -507,8 +495,7 @@ test_dns_account_label(struct th *t)
  * records are ignored; persistUntil in the past or not an integer, an
  * unaccepted hash algorithm, or a wildcard without policy=wildcard refuse.
  */
-static void
-test_persist_eval(struct th *t)
+TH_TEST(test_persist_eval)
 {
 	const char *mine = "https://ca.test/ah/sha-256/AAAA";
 	json_t *ps = json_pack("{s:[s,s],s:[s],s:s}", "issuer_domain_names",
@@ -606,8 +593,7 @@ mpic_parse(const char *mpic, struct va_config *cfg, char *err, size_t errlen)
  * at most 1 may fail to corroborate, with 6 or more at most 2; an explicit
  * mpic.max_remote_failures wins. And the config is checked key by key.
  */
-static void
-test_mpic_quorum_and_config(struct th *t)
+TH_TEST(test_mpic_quorum_and_config)
 {
 	struct va_config cfg;
 	char err[512];
@@ -711,8 +697,7 @@ test_mpic_quorum_and_config(struct th *t)
  * WebAuthn §6.5.4): a well-formed object gives its members; malformed or
  * hostile CBOR is refused with a reason, never read past its end.
  */
-static void
-test_attobj_parse(struct th *t)
+TH_TEST(test_attobj_parse)
 {
 	/* {"fmt": "tpm", "attStmt": {"ver": "2.0", "alg": -7,
 	 *  "x5c": [h'01'], "sig": h'0203'}} */
@@ -780,8 +765,7 @@ test_attobj_parse(struct th *t)
  * another CA or another method refuses, null/empty permits, a line of
  * another form refuses.
  */
-static void
-test_onion_caa_eval(struct th *t)
+TH_TEST(test_onion_caa_eval)
 {
 	struct va_config cfg;
 	char *ids[] = {"anvil.test"};
@@ -888,8 +872,7 @@ onion_csr(EVP_PKEY *k, const uint8_t *ca, size_t cal, const uint8_t *ap,
  * key, a missing or wrong caSigningNonce, a short applicantSigningNonce and
  * garbage fail with the step named.
  */
-static void
-test_onion_csr_check(struct th *t)
+TH_TEST(test_onion_csr_check)
 {
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
@@ -949,8 +932,7 @@ test_onion_csr_check(struct th *t)
  * lines (a maildir file), a relaxed/relaxed rsa-sha256 signature made and
  * verified, and each change a forger could make refused.
  */
-static void
-test_dkim_sign_verify(struct th *t)
+TH_TEST(test_dkim_sign_verify)
 {
 	const char *msg_txt =
 	    "From: Alice <alice@mail.test>\n"
@@ -1045,29 +1027,4 @@ test_dkim_sign_verify(struct th *t)
 	free(field);
 }
 
-int
-main(void)
-{
-	struct th t = TH_INIT;
-
-	log_init("test_va", LOG_LEVEL_ERROR);
-	TH_RUN(&t, test_attobj_parse);
-	TH_RUN(&t, test_http_content_length);
-	TH_RUN(&t, test_http_chunked_and_close_delimited);
-	TH_RUN(&t, test_http_body_limit);
-	TH_RUN(&t, test_http_redirect_location);
-	TH_RUN(&t, test_http_rejects_malformed);
-	TH_RUN(&t, test_http_head_limit);
-	TH_RUN(&t, test_url_parse_and_resolve);
-	TH_RUN(&t, test_caa_evaluate);
-	TH_RUN(&t, test_netpolicy);
-	TH_RUN(&t, test_dnsmsg_extract);
-	TH_RUN(&t, test_config);
-	TH_RUN(&t, test_dns_account_label);
-	TH_RUN(&t, test_persist_eval);
-	TH_RUN(&t, test_mpic_quorum_and_config);
-	TH_RUN(&t, test_onion_caa_eval);
-	TH_RUN(&t, test_onion_csr_check);
-	TH_RUN(&t, test_dkim_sign_verify);
-	return th_done(&t);
-}
+TH_MAIN(log_init("test_va", LOG_LEVEL_ERROR))

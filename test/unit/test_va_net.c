@@ -336,8 +336,7 @@ count_done(void *arg, struct va_result *res)
 
 /* ---------------------------------------------------------------- tests */
 
-static void
-test_http01_ip_sync(struct th *t)
+TH_TEST(test_http01_ip_sync)
 {
 	struct va_config cfg;
 	struct va_request req;
@@ -366,8 +365,7 @@ out:
 	va_config_clear(&cfg);
 }
 
-static void
-test_http01_and_dns01_by_name(struct th *t)
+TH_TEST(test_http01_and_dns01_by_name)
 {
 	struct va_config cfg;
 	struct va_request req;
@@ -403,8 +401,7 @@ out:
 	va_config_clear(&cfg);
 }
 
-static void
-test_512_in_flight(struct th *t)
+TH_TEST(test_512_in_flight)
 {
 	struct va_config cfg;
 	struct va_request req;
@@ -445,8 +442,7 @@ out:
 	va_config_clear(&cfg);
 }
 
-static void
-test_silent_server_times_out(struct th *t)
+TH_TEST(test_silent_server_times_out)
 {
 	struct va_config cfg;
 	struct va_request req;
@@ -484,8 +480,7 @@ out:
  * recorded in the hop's "attempts", and the challenge then fails with a
  * connection problem well before the deadline.
  */
-static void
-test_refused_connection_retried_then_fails(struct th *t)
+TH_TEST(test_refused_connection_retried_then_fails)
 {
 	struct va_config cfg;
 	struct va_request req;
@@ -560,8 +555,7 @@ late_done(void *arg, struct va_result *res)
  * first connection is refused, a retry reaches the responder and the
  * challenge is valid (the refusal stays in the record).
  */
-static void
-test_listener_started_late_is_reached_by_a_retry(struct th *t)
+TH_TEST(test_listener_started_late_is_reached_by_a_retry)
 {
 	struct va_config cfg;
 	struct va_request req;
@@ -617,8 +611,7 @@ out:
 	va_config_clear(&cfg);
 }
 
-static void
-test_free_with_validations_in_flight(struct th *t)
+TH_TEST(test_free_with_validations_in_flight)
 {
 	struct va_config cfg;
 	struct va_request req;
@@ -661,8 +654,7 @@ out:
 	va_config_clear(&cfg);
 }
 
-static void
-test_bad_requests(struct th *t)
+TH_TEST(test_bad_requests)
 {
 	struct va_config cfg;
 	struct va_request req;
@@ -820,14 +812,7 @@ main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--bench") == 0) {
 		rc = bench(argc - 2, argv + 2);
 	} else {
-		TH_RUN(&t, test_http01_ip_sync);
-		TH_RUN(&t, test_http01_and_dns01_by_name);
-		TH_RUN(&t, test_512_in_flight);
-		TH_RUN(&t, test_silent_server_times_out);
-		TH_RUN(&t, test_refused_connection_retried_then_fails);
-		TH_RUN(&t, test_listener_started_late_is_reached_by_a_retry);
-		TH_RUN(&t, test_free_with_validations_in_flight);
-		TH_RUN(&t, test_bad_requests);
+		th_run_tests(&t);
 		rc = th_done(&t);
 	}
 	responder_stop(http);

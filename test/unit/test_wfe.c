@@ -14,8 +14,7 @@
 
 /* ---------------------------------------------------------------- nonces */
 
-static void
-test_nonce_once(struct th *t)
+TH_TEST(test_nonce_once)
 {
 	struct wfe_nonce *ns = wfe_nonce_new("a1", NULL, 0, 1024, 60000);
 	char *n = wfe_nonce_issue(ns, NOW);
@@ -29,8 +28,7 @@ test_nonce_once(struct th *t)
 	wfe_nonce_free(ns);
 }
 
-static void
-test_nonce_distinct(struct th *t)
+TH_TEST(test_nonce_distinct)
 {
 	struct wfe_nonce *ns = wfe_nonce_new("a1", NULL, 0, 1024, 60000);
 	char *a = wfe_nonce_issue(ns, NOW), *b = wfe_nonce_issue(ns, NOW);
@@ -44,8 +42,7 @@ test_nonce_distinct(struct th *t)
 	wfe_nonce_free(ns);
 }
 
-static void
-test_nonce_expiry(struct th *t)
+TH_TEST(test_nonce_expiry)
 {
 	struct wfe_nonce *ns = wfe_nonce_new("a1", NULL, 0, 1024, 60000);
 	char *n = wfe_nonce_issue(ns, NOW);
@@ -55,8 +52,7 @@ test_nonce_expiry(struct th *t)
 	wfe_nonce_free(ns);
 }
 
-static void
-test_nonce_window_bound(struct th *t)
+TH_TEST(test_nonce_window_bound)
 {
 	struct wfe_nonce *ns = wfe_nonce_new("a1", NULL, 0, 64, 60000);
 	char *first = wfe_nonce_issue(ns, NOW), *last = NULL, *n;
@@ -83,8 +79,7 @@ test_nonce_window_bound(struct th *t)
  * other issued (and the nonce be used once at each). Now every tag covers
  * a random per-instance value: none of A's nonces verifies at B.
  */
-static void
-test_nonce_same_prefix_instances_disjoint(struct th *t)
+TH_TEST(test_nonce_same_prefix_instances_disjoint)
 {
 	static const uint8_t key[] = "0123456789abcdef0123456789abcdef";
 	struct wfe_nonce *a = wfe_nonce_new("a1", key, 32, 8192, 60000);
@@ -117,8 +112,7 @@ test_nonce_same_prefix_instances_disjoint(struct th *t)
 	wfe_nonce_free(b);
 }
 
-static void
-test_nonce_prefix_and_key(struct th *t)
+TH_TEST(test_nonce_prefix_and_key)
 {
 	static const uint8_t key[] = "0123456789abcdef0123456789abcdef";
 	struct wfe_nonce *a = wfe_nonce_new("a1", key, 32, 1024, 60000);
@@ -138,8 +132,7 @@ test_nonce_prefix_and_key(struct th *t)
 	wfe_nonce_free(c);
 }
 
-static void
-test_nonce_restart(struct th *t)
+TH_TEST(test_nonce_restart)
 {
 	static const uint8_t key[] = "0123456789abcdef0123456789abcdef";
 	struct wfe_nonce *a = wfe_nonce_new("a1", key, 32, 1024, 60000);
@@ -156,8 +149,7 @@ test_nonce_restart(struct th *t)
 	wfe_nonce_free(a2);
 }
 
-static void
-test_nonce_malformed(struct th *t)
+TH_TEST(test_nonce_malformed)
 {
 	struct wfe_nonce *ns = wfe_nonce_new("a1", NULL, 0, 1024, 60000);
 	char *n = wfe_nonce_issue(ns, NOW);
@@ -179,8 +171,7 @@ test_nonce_malformed(struct th *t)
 
 /* --------------------------------------------------------------- routing */
 
-static void
-test_route_find(struct th *t)
+TH_TEST(test_route_find)
 {
 	const struct wfe_route *r;
 	const char *tail = NULL;
@@ -214,8 +205,7 @@ test_route_find(struct th *t)
 	TH_CHECK(t, r != NULL && strcmp(r->name, "crl") == 0);
 }
 
-static void
-test_methods_allow(struct th *t)
+TH_TEST(test_methods_allow)
 {
 	char buf[32];
 
@@ -227,8 +217,7 @@ test_methods_allow(struct th *t)
 
 /* ------------------------------------------------------------------ URLs */
 
-static void
-test_url_check(struct th *t)
+TH_TEST(test_url_check)
 {
 	const char *seen = "https://localhost:4431";
 
@@ -259,8 +248,7 @@ test_url_check(struct th *t)
 	TH_CHECK(t, !wfe_url_check(NULL, seen, "/"));
 }
 
-static void
-test_url_bases(struct th *t)
+TH_TEST(test_url_bases)
 {
 	struct wfe_config cfg;
 	char *hosts[] = {"127.0.0.1:4431", NULL};
@@ -297,8 +285,7 @@ test_url_bases(struct th *t)
 	free(base);
 }
 
-static void
-test_parse_id(struct th *t)
+TH_TEST(test_parse_id)
 {
 	int64_t v = 0;
 
@@ -354,8 +341,7 @@ req_clear(struct wfe_req *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void
-test_problem_render(struct th *t)
+TH_TEST(test_problem_render)
 {
 	struct wfe *w = fake_wfe();
 	struct wfe_req r;
@@ -435,8 +421,7 @@ test_problem_render(struct th *t)
 
 /* ------------------------------------------------------------- ACME JSON */
 
-static void
-test_acme_json(struct th *t)
+TH_TEST(test_acme_json)
 {
 	struct wfe_req r;
 	json_t *o, *j;
@@ -511,8 +496,7 @@ parse_cfg(const char *text, struct wfe_config *cfg, char *err, size_t n)
 	"\"ra\":{\"target\":\"unix:/x\"},\"sa\":{\"target\":\"unix:/y\"},"     \
 	"\"ca\":{\"target\":\"unix:/z\"}"
 
-static void
-test_config(struct th *t)
+TH_TEST(test_config)
 {
 	struct wfe_config cfg;
 	char err[256] = "";
@@ -583,8 +567,7 @@ test_config(struct th *t)
 /* The kid look-up cache: hits are copies, entries expire after the ttl,
  * forget drops an entry at once and a load that started before the forget
  * cannot put the old account back. */
-static void
-test_acct_cache(struct th *t)
+TH_TEST(test_acct_cache)
 {
 	struct wfe_acct_cache *c = wfe_acct_cache_new(8, 1000);
 	json_t *a = json_pack("{s:I,s:s}", "id", (json_int_t)42, "status",
@@ -624,28 +607,4 @@ test_acct_cache(struct th *t)
 	json_decref(a);
 }
 
-int
-main(void)
-{
-	struct th t = TH_INIT;
-
-	log_init("test_wfe", LOG_LEVEL_ERROR);
-	TH_RUN(&t, test_nonce_once);
-	TH_RUN(&t, test_nonce_distinct);
-	TH_RUN(&t, test_nonce_expiry);
-	TH_RUN(&t, test_nonce_same_prefix_instances_disjoint);
-	TH_RUN(&t, test_nonce_window_bound);
-	TH_RUN(&t, test_nonce_prefix_and_key);
-	TH_RUN(&t, test_nonce_restart);
-	TH_RUN(&t, test_nonce_malformed);
-	TH_RUN(&t, test_route_find);
-	TH_RUN(&t, test_methods_allow);
-	TH_RUN(&t, test_url_check);
-	TH_RUN(&t, test_url_bases);
-	TH_RUN(&t, test_parse_id);
-	TH_RUN(&t, test_problem_render);
-	TH_RUN(&t, test_acme_json);
-	TH_RUN(&t, test_config);
-	TH_RUN(&t, test_acct_cache);
-	return th_done(&t);
-}
+TH_MAIN(log_init("test_wfe", LOG_LEVEL_ERROR))
