@@ -39,8 +39,7 @@ parse(const char *dev, char *err, size_t errlen)
 	return rc;
 }
 
-static void
-test_config_errors(struct th *t)
+TH_TEST(test_config_errors)
 {
 	static const struct {
 		const char *dev, *key;
@@ -97,8 +96,7 @@ check(const json_t *pol, const char *kid, const char *type,
 	return rc;
 }
 
-static void
-test_bindings(struct th *t)
+TH_TEST(test_bindings)
 {
 	json_t *pol = json_loads(POLICY, 0, NULL), *dflt;
 	enum prob_type pt = PROB_MALFORMED;
@@ -138,13 +136,4 @@ test_bindings(struct th *t)
 	json_decref(pol);
 }
 
-int
-main(void)
-{
-	struct th t = TH_INIT;
-
-	log_init("test_ra_device_policy", LOG_LEVEL_ERROR);
-	TH_RUN(&t, test_config_errors);
-	TH_RUN(&t, test_bindings);
-	return th_done(&t);
-}
+TH_MAIN(log_init("test_ra_device_policy", LOG_LEVEL_ERROR))
