@@ -1,10 +1,10 @@
 """docs/conformance.md stays true (issue 20).
 
 Every row of the conformance table names a test that exists (file::name:
-a `def name(` in a Python file, a function `name(` in a C file), every
-`yes` row names at least one, and the table covers exactly the MUST /
-SHOULD sentences that scripts/conformance_extract.py finds in the spec
-texts (shared/specs). No services are started.
+a `def name(` in a Python file, a function `name(` or a `TH_TEST(name)` in
+a C file), every `yes` row names at least one, and the table covers exactly
+the MUST / SHOULD sentences that scripts/conformance_extract.py finds in the
+spec texts (shared/specs). No services are started.
 """
 import os
 import re
@@ -44,7 +44,9 @@ def defined(path, name):
     if path.endswith(".py"):
         return re.search(r"^def %s\(" % re.escape(name), text, re.M) is not None
     if path.endswith(".c"):
-        return re.search(r"^%s\(" % re.escape(name), text, re.M) is not None
+        # a function `name(`, or a unit test `TH_TEST(name)` (test/unit/harness.h)
+        n = re.escape(name)
+        return re.search(r"^(?:%s\(|TH_TEST(?:_IN\(\d+, |\()%s\))" % (n, n), text, re.M) is not None
     return name in text
 
 
@@ -70,6 +72,7 @@ def test_named_tests_check_the_checker():
     assert defined("test/integration/test_conformance_table.py", "test_every_named_test_exists")
     assert not defined("test/integration/test_conformance_table.py", "test_no_such_thing")
     assert defined("test/unit/test_wfe.c", "test_route_find")
+    assert defined("test/unit/test_sa.c", "test_tx_rollback")  # TH_TEST_IN
     assert not defined("test/unit/test_wfe.c", "test_route_lost")
 
 
