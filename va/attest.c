@@ -25,8 +25,9 @@
 #include "va/va_int.h"
 
 struct va_attest {
-	X509_STORE *tpm;   /* attestation.tpm_roots */
-	X509_STORE *apple; /* attestation.apple_roots */
+	X509_STORE *tpm;    /* attestation.tpm_roots */
+	X509_STORE *apple;  /* attestation.apple_roots */
+	X509_STORE *packed; /* attestation.packed_roots */
 };
 
 /* A store with the certificates of PEM file path; NULL with err. */
@@ -60,6 +61,10 @@ va_attest_new(const struct va_config *cfg, char *err, size_t errlen)
 	    (a->apple = load_roots("apple_roots", cfg->attest_apple_roots,
 		 err, errlen)) == NULL)
 		goto fail;
+	if (cfg->attest_packed_roots != NULL &&
+	    (a->packed = load_roots("packed_roots", cfg->attest_packed_roots,
+		 err, errlen)) == NULL)
+		goto fail;
 	return a;
 fail:
 	va_attest_free(a);
@@ -74,6 +79,7 @@ va_attest_free(struct va_attest *a)
 		return;
 	X509_STORE_free(a->tpm);
 	X509_STORE_free(a->apple);
+	X509_STORE_free(a->packed);
 	free(a);
 }
 
@@ -103,7 +109,9 @@ X509 *
 va_attest_chain(const struct va_attest *a, int tpm, const struct va_attobj *o,
     char *err, size_t errlen)
 {
-	X509_STORE *roots = tpm ? a->tpm : a->apple;
+	X509_STORE *roots = strcmp(o->fmt, "packed") == 0 ? a->packed
+	    : tpm					   ? a->tpm
+							   : a->apple;
 	STACK_OF(X509) *chain = NULL;
 	X509_STORE_CTX *ctx = NULL;
 	X509 *leaf = NULL, *x;
@@ -158,6 +166,24 @@ out:
 		leaf = NULL;
 	}
 	return leaf;
+}
+
+/* See va_int.h: o->sig by x's key over data with o->alg. 1 or 0. */
+int
+va_attest_sig_ok(X509 *x, const struct va_attobj *o, const uint8_t *data,
+    size_t len)
+{
+	EVP_PKEY *pk = X509_get0_pubkey(x);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int want = o->alg == -7 ? EVP_PKEY_EC : EVP_PKEY_RSA, ok;
+
+	ok = pk != NULL && md != NULL && o->sig != NULL &&
+	    (o->alg == -7 || o->alg == -257) &&
+	    EVP_PKEY_get_base_id(pk) == want &&
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pk) == 1 &&
+	    EVP_DigestVerify(md, o->sig, o->sig_len, data, len) == 1;
+	EVP_MD_CTX_free(md);
+	return ok;
 }
 
 /* See va_int.h: SHA-256 of k's DER SubjectPublicKeyInfo. 0 or -1. */
@@ -255,8 +281,12 @@ att_verify(struct va_job *j, const struct va_attobj *o,
 	if (strcmp(o->fmt, "apple") == 0)
 		return va_attest_apple(
 		    j->va->attest, o, j->token, res, err, errlen);
+	if (strcmp(o->fmt, "packed") == 0)
+		return va_attest_packed(
+		    j->va->attest, o, j->keyauth, res, err, errlen);
 	snprintf(err, errlen,
-	    "attestation format \"%.24s\" is not supported (tpm, apple)",
+	    "attestation format \"%.24s\" is not supported (tpm, apple, "
+	    "packed)",
 	    o->fmt);
 	return -1;
 }

@@ -274,19 +274,10 @@ has_aik_eku(X509 *x)
 static int
 check_sig(X509 *ak, const struct va_attobj *o, char *err, size_t errlen)
 {
-	EVP_PKEY *pk = X509_get0_pubkey(ak);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int want = o->alg == -7 ? EVP_PKEY_EC : EVP_PKEY_RSA, ok;
-
-	ok = pk != NULL && md != NULL && EVP_PKEY_get_base_id(pk) == want &&
-	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pk) == 1 &&
-	    EVP_DigestVerify(md, o->sig, o->sig_len, o->cert_info,
-		o->cert_info_len) == 1;
-	EVP_MD_CTX_free(md);
-	if (!ok)
-		snprintf(err, errlen,
-		    "sig is not the AK's signature over certInfo");
-	return ok ? 0 : -1;
+	if (va_attest_sig_ok(ak, o, o->cert_info, o->cert_info_len))
+		return 0;
+	snprintf(err, errlen, "sig is not the AK's signature over certInfo");
+	return -1;
 }
 
 /* extraData = SHA-256(keyauth) and attested name = name of pubArea. */

@@ -34,7 +34,8 @@ static const struct jspec mpic_spec[] = {
     F("min_regions", JSPEC_INT, mpic_min_regions), JSPEC_END};
 static const struct jspec attest_spec[] = {
     F("tpm_roots", JSPEC_STRING, attest_tpm_roots),
-    F("apple_roots", JSPEC_STRING, attest_apple_roots), JSPEC_END};
+    F("apple_roots", JSPEC_STRING, attest_apple_roots),
+    F("packed_roots", JSPEC_STRING, attest_packed_roots), JSPEC_END};
 static const struct jspec email_dkim_spec[] = {
     F("key_file", JSPEC_STRING, email_dkim_key_file),
     F("selector", JSPEC_STRING, email_dkim_selector),

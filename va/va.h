@@ -62,6 +62,7 @@ struct va_config {
 	 * when that format is not accepted */
 	char *attest_tpm_roots;
 	char *attest_apple_roots;
+	char *attest_packed_roots;
 	/* remote-attest-01 ("rats" object, docs/config/va.md; va/rats.c) */
 	json_t *rats;
 	/* RFC 8823 email-reply-00 ("email" object, docs/config/va.md) */

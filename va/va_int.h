@@ -507,7 +507,13 @@ int va_attest_apple(const struct va_attest *a, const struct va_attobj *o,
 int va_attest_tpm_quote(const struct va_attest *a, const struct va_attobj *o,
     const char *nonce, const uint8_t **pcr_digest, size_t *pcr_digest_len,
     char *err, size_t errlen);
+int va_attest_packed(const struct va_attest *a, const struct va_attobj *o,
+    const char *keyauth, struct va_att_result *res, char *err, size_t errlen);
 /* Shared helpers (attest.c) */
+/* o->sig (alg -7 DER ECDSA / -257 PKCS#1 v1.5, SHA-256) by x's key over
+ * len bytes at data: 1 valid, 0 not. */
+int va_attest_sig_ok(X509 *x, const struct va_attobj *o, const uint8_t *data,
+    size_t len);
 X509 *va_attest_chain(const struct va_attest *a, int tpm,
     const struct va_attobj *o, char *err, size_t errlen);
 int va_attest_spki_hash(EVP_PKEY *k, uint8_t out[32]);

@@ -55,7 +55,9 @@ def world():
     try:
         tpm.setup()
         ak_ca, apple_ca, rogue_ca = AttCA("Test AK CA"), AttCA("Test Apple Root"), AttCA("Rogue")
-        for name, ca in (("tpm_roots.pem", ak_ca), ("apple_roots.pem", apple_ca)):
+        packed_ca = AttCA("Test Packed Attestation Root")
+        for name, ca in (("tpm_roots.pem", ak_ca), ("apple_roots.pem", apple_ca),
+                         ("packed_roots.pem", packed_ca)):
             with open(os.path.join(d, name), "wb") as f:
                 f.write(ca.pem())
         serial = "TPM-%s" % os.urandom(4).hex().upper()
@@ -64,11 +66,13 @@ def world():
              True),
             (x509.ExtendedKeyUsage([AIK_EKU]), False)])
         cfg = {"va.json:attestation": {"tpm_roots": os.path.join(d, "tpm_roots.pem"),
-                                       "apple_roots": os.path.join(d, "apple_roots.pem")}}
+                                       "apple_roots": os.path.join(d, "apple_roots.pem"),
+                                       "packed_roots": os.path.join(d, "packed_roots.pem")}}
         with anvil_env.AnvilEnv(port_base=PORT_BASE, name="attest", config=cfg) as env:
             raw = ra.Wfe(env.directory_url, verify=env.trust_path)
             yield {"env": env, "raw": raw, "tpm": tpm, "ak_cert": ak_cert, "ak_ca": ak_ca,
-                   "serial": serial, "apple_ca": apple_ca, "rogue_ca": rogue_ca}
+                   "serial": serial, "apple_ca": apple_ca, "rogue_ca": rogue_ca,
+                   "packed_ca": packed_ca}
     finally:
         tpm.close()
         shutil.rmtree(d, ignore_errors=True)
@@ -345,3 +349,63 @@ def test_apple_device_certificate(world):
     assert r.status_code == 200, r.text
     done = ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))
     assert done["status"] == "valid", done
+
+
+# -------------------------------------------------------------- packed
+
+
+def packed_attobj(w, signed, serial, ca=None, x5c=True, leaf_key=None, ca_cert=False):
+    """A packed attestation statement (WebAuthn §8.2, x5c path): the
+    attestation certificate names the device and certifies its key, which
+    signs attToBeSigned (here the key authorization)."""
+    leaf_key = leaf_key or ec.generate_private_key(ec.SECP256R1())
+    ext = [(x509.SubjectAlternativeName([x509.OtherName(PERMANENT_ID, permanent_identifier(serial))]),
+            False)]
+    leaf = (ca or w["packed_ca"]).issue(leaf_key.public_key(), ext, ca=ca_cert)
+    sig = leaf_key.sign(signed.encode(), ec.ECDSA(hashes.SHA256()))
+    stmt = {"alg": -7, "sig": sig}
+    if x5c:
+        stmt["x5c"] = [leaf]
+    return cbor2.dumps({"fmt": "packed", "attStmt": stmt}), leaf_key
+
+
+def test_packed_attestation_validates_and_issues(world):
+    # draft-ietf-acme-device-attest §5: "The key authorization is used to
+    # form attToBeSigned. This replaces the concatenation of
+    # authenticatorData and clientDataHash."
+    w = world
+    serial = "PACKED-%s" % os.urandom(3).hex().upper()
+    key, kid, url, order, az, ch = device_order(w, serial)
+    att, leaf_key = packed_attobj(w, key_authz(ch, key), serial)
+    answer(w, key, kid, ch, att)
+    assert wait_authz(w, key, kid, az)["status"] == "valid"
+    assert ra.sa_authz(w["env"], az)["challenges"][0]["validation_record"][0]["format"] == "packed"
+    ra.poll(w["raw"], key, kid, url, ("ready",))
+    r = finalize(w, key, kid, url, order, device_csr(leaf_key, serial))
+    assert r.status_code == 200, r.text
+    assert ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))["status"] == "valid"
+
+
+@pytest.mark.parametrize("how,why", [
+    ("nonce", "wrong nonce or key"),        # signed another key authorization
+    ("token", "wrong nonce or key"),        # the token alone is not enough here
+    ("root", "does not chain to a configured packed root"),
+    ("self", "self attestation (no x5c) is not accepted"),
+    ("ca", "not a CA (WebAuthn §8.2.1)"),
+    ("serial", 'does not name the permanent-identifier'),
+])
+def test_packed_refusals(world, how, why):
+    # WebAuthn §8.2: "Verify that sig is a valid signature over the
+    # concatenation of authenticatorData and clientDataHash using the
+    # attestation public key in attestnCert with the algorithm specified
+    # in alg"; §8.2.1: "Basic Constraints extension MUST have the CA
+    # component set to false"
+    w = world
+    serial = "PACKED-%s" % os.urandom(3).hex().upper()
+    key, kid, _, _, az, ch = device_order(w, serial)
+    signed = {"nonce": key_authz(ch, key) + "x", "token": ch["token"]}.get(how, key_authz(ch, key))
+    att, _ = packed_attobj(w, signed, "OTHER-SERIAL" if how == "serial" else serial,
+                           ca=w["rogue_ca"] if how == "root" else None, x5c=how != "self",
+                           ca_cert=how == "ca")
+    answer(w, key, kid, ch, att)
+    assert_refused(wait_authz(w, key, kid, az), why)

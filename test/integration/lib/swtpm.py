@@ -72,7 +72,7 @@ class AttCA:
     def pem(self):
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, pub, extensions, subject=None):
+    def issue(self, pub, extensions, subject=None, ca=False):
         now = datetime.datetime.now(datetime.timezone.utc)
         b = (x509.CertificateBuilder()
              .subject_name(subject if subject is not None else x509.Name([]))
@@ -80,7 +80,7 @@ class AttCA:
              .serial_number(x509.random_serial_number())
              .not_valid_before(now - datetime.timedelta(hours=1))
              .not_valid_after(now + datetime.timedelta(days=1))
-             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
         for ext, crit in extensions:
             b = b.add_extension(ext, critical=crit)
         return b.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
