@@ -212,6 +212,17 @@ oid_text(const ASN1_OBJECT *o, char *buf, size_t buflen)
 	return n > 0 && (size_t)n < buflen ? 0 : -1;
 }
 
+/* See va_int.h: the attested key and the device identifiers of x. */
+int
+va_attest_result_set(struct va_att_result *res, EVP_PKEY *key, X509 *x)
+{
+	if (va_attest_spki_hash(key, res->spki_sha256) != 0)
+		return -1;
+	res->have_key = 1;
+	va_attest_san_idents(x, res->idents);
+	return 0;
+}
+
 /* See va_int.h: the device identifiers in x's subjectAltName otherNames
  * (PermanentIdentifier, HardwareModuleName) appended to idents. */
 void

@@ -67,13 +67,10 @@ va_attest_packed(const struct va_attest *a, const struct va_attobj *o,
 		    "over the key authorization");
 		goto out;
 	}
-	if (va_attest_spki_hash(X509_get0_pubkey(leaf), res->spki_sha256) !=
-	    0) {
+	if (va_attest_result_set(res, X509_get0_pubkey(leaf), leaf) != 0) {
 		snprintf(err, errlen, "attestnCert's key cannot be encoded");
 		goto out;
 	}
-	res->have_key = 1;
-	va_attest_san_idents(leaf, res->idents);
 	rc = 0;
 out:
 	X509_free(leaf);

@@ -421,10 +421,8 @@ va_attest_tpm(const struct va_attest *a, const struct va_attobj *o,
 		goto out;
 	key = pub_area_key(o->pub_area, o->pub_area_len, &name_alg, err,
 	    errlen);
-	if (key == NULL || va_attest_spki_hash(key, res->spki_sha256) != 0)
+	if (key == NULL || va_attest_result_set(res, key, ak) != 0)
 		goto out;
-	res->have_key = 1;
-	va_attest_san_idents(ak, res->idents);
 	rc = 0;
 out:
 	EVP_PKEY_free(key);

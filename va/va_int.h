@@ -510,6 +510,9 @@ int va_attest_tpm_quote(const struct va_attest *a, const struct va_attobj *o,
 int va_attest_packed(const struct va_attest *a, const struct va_attobj *o,
     const char *keyauth, struct va_att_result *res, char *err, size_t errlen);
 /* Shared helpers (attest.c) */
+/* res gets key's (borrowed) SPKI hash and the device identifiers of x's
+ * (borrowed) otherNames. 0, or -1 when key cannot be encoded. */
+int va_attest_result_set(struct va_att_result *res, EVP_PKEY *key, X509 *x);
 /* o->sig (alg -7 DER ECDSA / -257 PKCS#1 v1.5, SHA-256) by x's key over
  * len bytes at data: 1 valid, 0 not. */
 int va_attest_sig_ok(X509 *x, const struct va_attobj *o, const uint8_t *data,
