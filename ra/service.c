@@ -273,27 +273,11 @@ static struct rpc_client *
 make_client(const json_t *obj, const char *name, struct metrics *m,
     int64_t *timeout_ms, char *err, size_t errlen)
 {
-	struct rpc_client_config cc;
-	struct rpc_client *c = NULL;
-	char e[256];
-
-	memset(&cc, 0, sizeof(cc));
 	if (obj == NULL) {
 		snprintf(err, errlen, "%s: client config missing", name);
 		return NULL;
 	}
-	if (rpc_client_config_parse(obj, &cc, e, sizeof(e)) != 0) {
-		snprintf(err, errlen, "%s: %s", name, e);
-		goto out;
-	}
-	if (timeout_ms != NULL)
-		*timeout_ms = cc.timeout_ms;
-	c = rpc_client_new(&cc, name, m, e, sizeof(e));
-	if (c == NULL)
-		snprintf(err, errlen, "%s: %s", name, e);
-out:
-	rpc_client_config_clear(&cc);
-	return c;
+	return rpc_client_from_json(obj, name, m, timeout_ms, err, errlen);
 }
 
 /* See ra.h: takes cfg's contents. */

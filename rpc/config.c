@@ -282,6 +282,27 @@ fail:
 	return -1;
 }
 
+/* See rpc.h. */
+struct rpc_client *
+rpc_client_from_json(const json_t *obj, const char *name,
+    struct metrics *metrics, int64_t *timeout_ms, char *err, size_t errlen)
+{
+	struct rpc_client_config cc;
+	struct rpc_client *c = NULL;
+	char e[256];
+
+	if (rpc_client_config_parse(obj, &cc, e, sizeof(e)) != 0) {
+		snprintf(err, errlen, "%s: %s", name, e);
+		return NULL;
+	}
+	if (timeout_ms != NULL)
+		*timeout_ms = cc.timeout_ms;
+	if ((c = rpc_client_new(&cc, name, metrics, e, sizeof(e))) == NULL)
+		snprintf(err, errlen, "%s: %s", name, e);
+	rpc_client_config_clear(&cc);
+	return c;
+}
+
 void
 rpc_client_config_clear(struct rpc_client_config *cfg)
 {

@@ -201,6 +201,14 @@ struct rpc_client;
  */
 struct rpc_client *rpc_client_new(const struct rpc_client_config *cfg,
     const char *name, struct metrics *metrics, char *err, size_t errlen);
+/*
+ * rpc_client_config_parse of obj (borrowed), then rpc_client_new: the
+ * client of the peer `name` a service config describes. Errors in err are
+ * prefixed "name: ". *timeout_ms (if not NULL) receives the configured
+ * call timeout. NULL on failure.
+ */
+struct rpc_client *rpc_client_from_json(const json_t *obj, const char *name,
+    struct metrics *metrics, int64_t *timeout_ms, char *err, size_t errlen);
 void rpc_client_free(struct rpc_client *c);
 
 /*

@@ -16,21 +16,7 @@ static struct rpc_client *
 client_new(const json_t *obj, const char *name, struct metrics *m, char *err,
     size_t errlen)
 {
-	struct rpc_client_config cc;
-	struct rpc_client *c = NULL;
-	char e[256];
-
-	memset(&cc, 0, sizeof(cc));
-	if (rpc_client_config_parse(obj, &cc, e, sizeof(e)) != 0) {
-		snprintf(err, errlen, "%s: %s", name, e);
-		goto out;
-	}
-	c = rpc_client_new(&cc, name, m, e, sizeof(e));
-	if (c == NULL)
-		snprintf(err, errlen, "%s: %s", name, e);
-out:
-	rpc_client_config_clear(&cc);
-	return c;
+	return rpc_client_from_json(obj, name, m, NULL, err, errlen);
 }
 
 struct wfe *

@@ -55,6 +55,18 @@ int admin_common_step(
     struct admin_ctx *ctx, int argc, char **argv, int *i, int *rc);
 /* The value of option argv[*i] (advancing *i), or NULL with a message. */
 const char *admin_optval(struct admin_ctx *ctx, int argc, char **argv, int *i);
+/*
+ * argv[*i] as one of the mutually exclusive options `names` (NULL-ended),
+ * with its value (advancing *i): *sel (in: the one seen before, or NULL)
+ * gets the option, *val its value. 0, or -1 after a usage message: an
+ * option not in names, a second one of them ("give one <kind>"), no value.
+ */
+int admin_exclusive_opt(struct admin_ctx *ctx, int argc, char **argv, int *i,
+    const char *const *names, const char *kind, const char **sel,
+    const char **val);
+/* The usage error "one of <names> is required"; returns 2. */
+int admin_exclusive_missing(
+    struct admin_ctx *ctx, const char *const *names);
 /* Prints "anvil-admin <cmd>: <message> (see --help)" and returns 2. */
 int admin_usage_error(struct admin_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -273,6 +273,12 @@ selected_serials(
 	return 0;
 }
 
+/* What `revoke` and `block-key` revoke or block: one of these. */
+static const char *const revoke_selectors[] = {"--serial", "--serials-file",
+    "--account", "--spki-sha256", "--cert-file", NULL};
+static const char *const block_selectors[] = {
+    "--spki-sha256", "--key-file", "--cert-file", NULL};
+
 /* See admin.h. */
 int
 admin_revoke(struct admin_ctx *ctx, int argc, char **argv)
@@ -308,24 +314,8 @@ admin_revoke(struct admin_ctx *ctx, int argc, char **argv)
 			}
 			continue;
 		}
-		if (strcmp(argv[i], "--serial") != 0 &&
-		    strcmp(argv[i], "--serials-file") != 0 &&
-		    strcmp(argv[i], "--account") != 0 &&
-		    strcmp(argv[i], "--spki-sha256") != 0 &&
-		    strcmp(argv[i], "--cert-file") != 0) {
-			rc = admin_usage_error(
-			    ctx, "unknown option \"%s\"", argv[i]);
-			goto out;
-		}
-		if (sel != NULL) {
-			rc = admin_usage_error(ctx,
-			    "%s and %s: give one "
-			    "selector",
-			    sel, argv[i]);
-			goto out;
-		}
-		sel = argv[i];
-		if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
+		if (admin_exclusive_opt(ctx, argc, argv, &i, revoke_selectors,
+			"selector", &sel, &v) != 0)
 			goto out;
 		free(h);
 		h = xstrdup(v);
@@ -351,9 +341,7 @@ admin_revoke(struct admin_ctx *ctx, int argc, char **argv)
 		}
 	}
 	if (sel == NULL) {
-		rc = admin_usage_error(ctx,
-		    "one of --serial, --serials-file, "
-		    "--account, --spki-sha256, --cert-file is required");
+		rc = admin_exclusive_missing(ctx, revoke_selectors);
 		goto out;
 	}
 	rc = 1;
@@ -467,27 +455,13 @@ admin_block_key(struct admin_ctx *ctx, int argc, char **argv)
 				goto out;
 			continue;
 		}
-		if (strcmp(argv[i], "--spki-sha256") != 0 &&
-		    strcmp(argv[i], "--key-file") != 0 &&
-		    strcmp(argv[i], "--cert-file") != 0) {
-			rc = admin_usage_error(
-			    ctx, "unknown option \"%s\"", argv[i]);
-			goto out;
-		}
-		if (sel != NULL) {
-			rc = admin_usage_error(
-			    ctx, "%s and %s: give one key", sel, argv[i]);
-			goto out;
-		}
-		sel = argv[i];
-		if ((val = admin_optval(ctx, argc, argv, &i)) == NULL)
+		if (admin_exclusive_opt(ctx, argc, argv, &i, block_selectors,
+			"key", &sel, &val) != 0)
 			goto out;
 		h = xstrdup(val);
 	}
 	if (sel == NULL) {
-		rc = admin_usage_error(ctx,
-		    "one of --spki-sha256, --key-file, "
-		    "--cert-file is required");
+		rc = admin_exclusive_missing(ctx, block_selectors);
 		goto out;
 	}
 	if (comment == NULL) {

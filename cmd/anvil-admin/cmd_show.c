@@ -55,6 +55,25 @@ parse_id(struct admin_ctx *ctx, const char *s, const char *what)
 	return (int64_t)v;
 }
 
+/*
+ * one_arg for a positive id (`what` names the argument, `idwhat` the id in
+ * the usage message) into *id. Returns -1 to continue, else the exit code.
+ */
+static int
+one_id_arg(struct admin_ctx *ctx, int argc, char **argv, const char *what,
+    const char *idwhat, int64_t *id)
+{
+	const char *pos;
+	int rc;
+
+	if ((rc = one_arg(ctx, argc, argv, what, &pos)) >= 0)
+		return rc;
+	if ((*id = parse_id(ctx, pos, idwhat)) < 0)
+		return 2;
+	return -1;
+}
+
+
 static const char *
 str(const json_t *o, const char *key)
 {
@@ -106,14 +125,11 @@ int
 admin_account_show(struct admin_ctx *ctx, int argc, char **argv)
 {
 	json_t *a = NULL, *certs = NULL;
-	const char *pos;
 	int64_t id;
 	int rc;
 
-	if ((rc = one_arg(ctx, argc, argv, "account ID", &pos)) >= 0)
+	if ((rc = one_id_arg(ctx, argc, argv, "account ID", "an account id", &id)) >= 0)
 		return rc;
-	if ((id = parse_id(ctx, pos, "an account id")) < 0)
-		return 2;
 	if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_ACCOUNT,
 		json_pack("{s:I}", "id", (json_int_t)id), &a, NULL) != 0)
 		return 1;
@@ -142,14 +158,11 @@ int
 admin_account_deactivate(struct admin_ctx *ctx, int argc, char **argv)
 {
 	json_t *a = NULL;
-	const char *pos;
 	int64_t id;
 	int rc;
 
-	if ((rc = one_arg(ctx, argc, argv, "account ID", &pos)) >= 0)
+	if ((rc = one_id_arg(ctx, argc, argv, "account ID", "an account id", &id)) >= 0)
 		return rc;
-	if ((id = parse_id(ctx, pos, "an account id")) < 0)
-		return 2;
 	if (ctx->dry_run) {
 		if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_ACCOUNT,
 			json_pack("{s:I}", "id", (json_int_t)id), &a,
@@ -338,6 +351,10 @@ add_filter(
 	return 0;
 }
 
+/* What `cert list` selects by: one of these. */
+static const char *const cert_filters[] = {
+    "--account", "--expiring-within", "--identifier", NULL};
+
 /* See admin.h. */
 int
 admin_cert_list(struct admin_ctx *ctx, int argc, char **argv)
@@ -367,31 +384,15 @@ admin_cert_list(struct admin_ctx *ctx, int argc, char **argv)
 			}
 			continue;
 		}
-		if (strcmp(argv[i], "--account") != 0 &&
-		    strcmp(argv[i], "--expiring-within") != 0 &&
-		    strcmp(argv[i], "--identifier") != 0) {
-			rc = admin_usage_error(
-			    ctx, "unknown option \"%s\"", argv[i]);
-			goto out;
-		}
-		if (sel != NULL) {
-			rc = admin_usage_error(ctx,
-			    "%s and %s: give one "
-			    "filter",
-			    sel, argv[i]);
-			goto out;
-		}
-		sel = argv[i];
-		if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
+		if (admin_exclusive_opt(ctx, argc, argv, &i, cert_filters,
+			"filter", &sel, &v) != 0)
 			goto out;
 		if ((rc = add_filter(ctx, sel, v, params)) != 0)
 			goto out;
 		rc = 2;
 	}
 	if (sel == NULL) {
-		rc = admin_usage_error(ctx,
-		    "one of --account, "
-		    "--expiring-within, --identifier is required");
+		rc = admin_exclusive_missing(ctx, cert_filters);
 		goto out;
 	}
 	json_object_set_new(params, "limit", json_integer(limit));
@@ -429,16 +430,13 @@ int
 admin_order_show(struct admin_ctx *ctx, int argc, char **argv)
 {
 	json_t *o = NULL, *az = NULL, *a;
-	const char *pos;
 	char *ids = NULL;
 	int64_t id;
 	size_t k;
 	int rc;
 
-	if ((rc = one_arg(ctx, argc, argv, "order ID", &pos)) >= 0)
+	if ((rc = one_id_arg(ctx, argc, argv, "order ID", "an order id", &id)) >= 0)
 		return rc;
-	if ((id = parse_id(ctx, pos, "an order id")) < 0)
-		return 2;
 	rc = 1;
 	if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_ORDER,
 		json_pack("{s:I}", "id", (json_int_t)id), &o, NULL) != 0)

@@ -123,6 +123,43 @@ admin_common_step(
 
 /* See admin.h. */
 int
+admin_exclusive_opt(struct admin_ctx *ctx, int argc, char **argv, int *i,
+    const char *const *names, const char *kind, const char **sel,
+    const char **val)
+{
+	size_t k;
+
+	for (k = 0; names[k] != NULL && strcmp(argv[*i], names[k]) != 0; k++)
+		;
+	if (names[k] == NULL) {
+		admin_usage_error(ctx, "unknown option \"%s\"", argv[*i]);
+		return -1;
+	}
+	if (*sel != NULL) {
+		admin_usage_error(
+		    ctx, "%s and %s: give one %s", *sel, argv[*i], kind);
+		return -1;
+	}
+	*sel = argv[*i];
+	return (*val = admin_optval(ctx, argc, argv, i)) != NULL ? 0 : -1;
+}
+
+/* See admin.h. */
+int
+admin_exclusive_missing(struct admin_ctx *ctx, const char *const *names)
+{
+	char list[512];
+	size_t k, off = 0;
+
+	list[0] = '\0';
+	for (k = 0; names[k] != NULL && off < sizeof(list); k++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+		    k > 0 ? ", " : "", names[k]);
+	return admin_usage_error(ctx, "one of %s is required", list);
+}
+
+/* See admin.h. */
+int
 admin_usage_error(struct admin_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
