@@ -69,6 +69,9 @@ static const struct prob_def prob_defs[PROB__MAX] = {
     [PROB_AUTO_RENEWAL_REVOCATION_NOT_SUPPORTED] = {
 	"autoRenewalRevocationNotSupported",
 	"autoRenewalRevocationNotSupported", 403},
+    /* RFC 9115 §2.3.1.3 */
+    [PROB_UNKNOWN_DELEGATION] = {"unknownDelegation", "unknownDelegation",
+	403},
 };
 
 static int
@@ -126,6 +129,7 @@ prob_type_urn(enum prob_type t)
 		"autoRenewalCancellationInvalid"),
 	    U(PROB_AUTO_RENEWAL_REVOCATION_NOT_SUPPORTED,
 		"autoRenewalRevocationNotSupported"),
+	    U(PROB_UNKNOWN_DELEGATION, "unknownDelegation"),
 #undef U
 	};
 

@@ -72,6 +72,7 @@ struct raw {
 	json_t *star;
 	json_t *device_identifiers;
 	char *token_authority;
+	json_t *deleg;
 };
 
 #define F(n, t, m) JSPEC_FIELD(struct raw, n, t, m)
@@ -131,7 +132,8 @@ static const struct jspec top_spec[] = {F("log_level", JSPEC_STRING, log_level),
     FO("finalize", finalize_spec), FO("authz_reuse", reuse_spec),
     FO("validation", validation_spec),
     F("rate_limits", JSPEC_JSON, rate_limits), FO("test", test_spec),
-    F("star", JSPEC_JSON, star), JSPEC_END};
+    F("star", JSPEC_JSON, star), F("delegation", JSPEC_JSON, deleg),
+    JSPEC_END};
 
 /* {"limit":N,"period":"1h","burst":N} into *l. 0 or -1 with err. */
 static int
@@ -706,6 +708,8 @@ ra_config_parse(const json_t *obj, const char *path, struct ra_config *cfg,
 	if (convert(&r, cfg, inner, sizeof(inner)) != 0 ||
 	    ra_star_config_parse(
 		r.star, &cfg->star, inner, sizeof(inner)) != 0 ||
+	    ra_deleg_config_parse(
+		r.deleg, &cfg->deleg, inner, sizeof(inner)) != 0 ||
 	    apply_env(cfg, inner, sizeof(inner)) != 0) {
 		snprintf(
 		    err, errlen, "%s: %s", path ? path : "ra config", inner);
@@ -755,5 +759,6 @@ ra_config_clear(struct ra_config *cfg)
 	ra_psl_free(cfg->policy.psl);
 	json_decref(cfg->limit_overrides);
 	ra_star_config_clear(&cfg->star);
+	ra_deleg_config_clear(&cfg->deleg);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -502,8 +502,10 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		    st ? st : "in an unknown state");
 		goto out;
 	}
-	if (check_csr(ra, req->request_id, acct, order, csr, &khash, prob) !=
-	    0)
+	if (ra_deleg_finalize(ra, req->request_id, order, csr, &uri, prob) !=
+		0 ||
+	    check_csr(ra, req->request_id, acct, order, csr, &khash, prob) !=
+		0)
 		goto out;
 	if (caa_recheck(ra, req->request_id, order, uri, prob) != 0)
 		goto out;

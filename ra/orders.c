@@ -414,10 +414,9 @@ reuse_min_left_ms(const struct profile *prof)
 	return min_left;
 }
 
-/* The authz of reuse (sa.get_valid_authzs answer, borrowed) for identifier
- * v of account id, or NULL. Borrowed. */
-static json_t *
-find_reusable(const json_t *reuse, const json_t *v, int64_t id)
+/* See ra_int.h (also used by delegation.c). */
+json_t *
+ra_find_reusable(const json_t *reuse, const json_t *v, int64_t id)
 {
 	json_t *a, *ai;
 	size_t j;
@@ -574,6 +573,13 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	ra_time_fmt(
 	    now + prof->pending_authz_lifetime_ms, t_aexp, sizeof(t_aexp));
 	aidents = authz_idents(idents);
+	/* RFC 9115: an order under a delegation, on the owner's authzs */
+	if (json_object_get(params, "delegation_id") != NULL) {
+		if (ra_deleg_new_order(ra, req->request_id, id, prof, idents,
+			aidents, params, &order, prob) != 0)
+			goto out;
+		goto attach;
+	}
 	reuse_ids = json_array();
 	new_authzs = json_array();
 	ra_time_fmt(now + reuse_min_left_ms(prof), t_cut, sizeof(t_cut));
@@ -588,7 +594,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	json_array_foreach(aidents, i, v)
 	{
 		if (ra_rats_reusable(v) &&
-		    (a = find_reusable(reuse, v, id)) != NULL) {
+		    (a = ra_find_reusable(reuse, v, id)) != NULL) {
 			int64_t ae;
 			ra_ids_add(reuse_ids,
 			    json_integer_value(json_object_get(a, "id")));
@@ -610,8 +616,10 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	/* One SA call: the order comes back with its authzs. */
 	json_object_set_new(np, "with_authzs", json_true());
 	if (ra_call(ra->sa, RPC_SA_NEW_ORDER, np, req->request_id, &order,
-		prob) != 0 ||
-	    ra_star_new_order_attach(ra, req->request_id, &order, &star, prob))
+		prob) != 0)
+		goto out;
+attach:
+	if (ra_star_new_order_attach(ra, req->request_id, &order, &star, prob))
 		goto out;
 	new_order_done(ra, req->request_id, order, id, idents, reuse_ids);
 	ra_email_send_for_order(ra, req->request_id, order);

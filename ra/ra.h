@@ -116,6 +116,15 @@ struct ra_star_config {
 	int64_t batch;    /* orders claimed per look */
 };
 
+/* RFC 9115 delegation (ra/delegation.c; the "delegation" object of
+ * ra.json). */
+struct ra_deleg_config {
+	int enabled;
+	char **profiles; /* profiles a delegated order may use; none = all */
+	size_t n_profiles;
+	int64_t max_per_account; /* active delegations an owner may hold */
+};
+
 struct ra_config {
 	enum log_level log_level;
 	char *debug_addr;
@@ -143,6 +152,7 @@ struct ra_config {
 	int64_t renewal_window_ms; /* same identifier set => renewal */
 	int64_t slow_finalize_ms;  /* test knob */
 	struct ra_star_config star;
+	struct ra_deleg_config deleg;
 };
 
 /*
@@ -368,6 +378,48 @@ void ra_star_first(const struct ra_star_terms *t, int64_t now, int64_t *nb,
  */
 int ra_star_next(const struct ra_star_terms *t, int64_t last_na, int64_t now,
     int64_t *nb, int64_t *na, int64_t *due);
+
+/* ------------------------------------------------------------------ */
+/* RFC 9115 delegation: the CSR template (ra/deleg_tmpl.c)              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Parses the "delegation" object of ra.json (borrowed; NULL = off) into dc
+ * (free with ra_deleg_config_clear). 0, or -1 with err naming the key.
+ */
+int ra_deleg_config_parse(
+    const json_t *obj, struct ra_deleg_config *dc, char *err, size_t errlen);
+void ra_deleg_config_clear(struct ra_deleg_config *dc);
+/*
+ * Checks a CSR template (borrowed) against the CDDL of RFC 9115 appendix A
+ * (no unknown member anywhere, known key types, usages and name types,
+ * wildcards only in subject values and SAN DNS names). 0, or -1 with err
+ * naming the bad member.
+ */
+int ra_deleg_template_check(const json_t *tmpl, char *err, size_t errlen);
+/*
+ * A delegated order's identifiers (borrowed, policy-checked) against a
+ * checked template (borrowed): all of type dns, every literal SAN DNS name
+ * present, the others within the "**" / "*" slots. 0, or -1 with *prob
+ * (rejectedIdentifier).
+ */
+int ra_deleg_template_idents(
+    const json_t *tmpl, const json_t *idents, struct problem **prob);
+/*
+ * A CSR (DER, borrowed) against a checked template (borrowed), RFC 9115
+ * §4.1: key type and size, CSR signature algorithm, subject attributes,
+ * extensions (SAN names, keyUsage, extendedKeyUsage), no other field. 0,
+ * or -1 with *prob (badCSR naming the first mismatch).
+ */
+int ra_deleg_template_match(const json_t *tmpl, const uint8_t *der,
+    size_t len, struct problem **prob);
+/*
+ * Whether certificates of profile prof (borrowed) for a key (rsa: RSA,
+ * else EC) carry no key usage or extended key usage beyond the template's
+ * lists (when it has them). 0, or -1 with err.
+ */
+int ra_deleg_template_profile(const json_t *tmpl, const struct profile *prof,
+    int rsa, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* The service                                                          */

@@ -279,6 +279,41 @@ int ra_star_start(struct ra *ra);
 void ra_star_stop(struct ra *ra);
 int ra_h_star_cancel(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob);
+
+/* ---- RFC 9115 delegation (delegation.c) ---- */
+
+/* Adds "delegation-enabled" to the directory meta (borrowed) when on. */
+void ra_deleg_meta(struct ra *ra, json_t *meta);
+/*
+ * ra.new_order of an order naming params' delegation_id (all borrowed;
+ * idents policy-checked, aidents in sa.get_valid_authzs form): the
+ * delegation must be active and made for account id, the identifiers
+ * within its CSR template, the profile within it, and the owner must hold
+ * a valid authorization for every name; the order is stored linked to
+ * those. 0 with *order (new, with authzs), or -1 with *prob
+ * (unknownDelegation, rejectedIdentifier, invalidProfile, unauthorized).
+ */
+int ra_deleg_new_order(struct ra *ra, const char *rid, int64_t id,
+    const struct profile *prof, const json_t *idents, const json_t *aidents,
+    const json_t *params, json_t **order, struct problem **prob);
+/*
+ * Finalize of order (borrowed; ready): for a delegated order the
+ * delegation must still be active and the CSR (b64url, borrowed) match its
+ * template; a mismatch makes the order invalid (403 badCSR). *uri (owned,
+ * replaced) becomes the owner's account URL for the CAA accounturi check.
+ * 0 (also for a plain order), or -1 with *prob.
+ */
+int ra_deleg_finalize(struct ra *ra, const char *rid, const json_t *order,
+    const char *csr, char **uri, struct problem **prob);
+int ra_h_delegation_new(void *svc, const struct rpc_req *req, json_t **result,
+    struct problem **prob);
+int ra_h_delegation_update(void *svc, const struct rpc_req *req,
+    json_t **result, struct problem **prob);
+int ra_h_delegation_cancel(void *svc, const struct rpc_req *req,
+    json_t **result, struct problem **prob);
+/* orders.c: the authz of an sa.get_valid_authzs answer (borrowed) for
+ * identifier v of account id, or NULL. Borrowed. */
+json_t *ra_find_reusable(const json_t *reuse, const json_t *v, int64_t id);
 /*
  * RFC 8823 §3 (email.c): asks the VA to send the challenge email of every
  * pending email-reply-00 challenge among authzs (borrowed, as sa.get_authzs

@@ -28,6 +28,9 @@ static const rpc_handler_fn handlers[RPC_METHOD__MAX] = {
     [RPC_RA_GET_ISSUERS] = ra_h_get_issuers,
     [RPC_RA_PROFILES] = ra_h_profiles,
     [RPC_RA_STAR_CANCEL] = ra_h_star_cancel,
+    [RPC_RA_DELEGATION_NEW] = ra_h_delegation_new,
+    [RPC_RA_DELEGATION_UPDATE] = ra_h_delegation_update,
+    [RPC_RA_DELEGATION_CANCEL] = ra_h_delegation_cancel,
 };
 
 /* See ra.h / ra_int.h for ownership and return values. */

@@ -280,6 +280,7 @@ ra_h_directory_meta(void *svc, const struct rpc_req *req, json_t **result,
 	ra_persist_meta(ra, meta);
 	ra_onion_meta(ra, meta);
 	ra_star_meta(ra, meta);
+	ra_deleg_meta(ra, meta);
 	*result = json_pack("{s:o}", "meta", meta);
 	/* RFC 8823 §3: the WFE shows it as the email-reply-00 "from" */
 	if (ra->cfg.policy.email_from != NULL)

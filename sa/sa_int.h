@@ -316,4 +316,28 @@ int sa_m_star_release(
     struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_star_cancel(struct sa_conn *, json_t *, json_t **, struct problem **);
 
+/* sa_delegation.c: RFC 9115 delegations */
+/*
+ * Inside sa.new_order's transaction: the delegation delegation_id, active
+ * and made for ndc_id, locked against a concurrent cancel; *owner_id is
+ * the domain owner whose authorizations the order reuses. 0, or -1 with
+ * *prob (unknownDelegation).
+ */
+int sa_deleg_order_lock(struct sa_conn *c, int64_t delegation_id,
+    int64_t ndc_id, int64_t *owner_id, struct problem **prob);
+/* Inside sa.new_order's transaction: the new order belongs to the
+ * delegation. 0 or -1 with *prob. */
+int sa_deleg_order_link(struct sa_conn *c, int64_t order_id,
+    int64_t delegation_id, struct problem **prob);
+int sa_m_delegation_new(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_delegation_get(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_delegation_list(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_delegation_update(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+int sa_m_delegation_cancel(
+    struct sa_conn *, json_t *, json_t **, struct problem **);
+
 #endif /* ANVIL_SA_INT_H */

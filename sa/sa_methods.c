@@ -60,6 +60,12 @@ static const sa_method_fn sa_handlers[RPC_METHOD__MAX] = {
     [RPC_SA_STAR_CLAIM] = sa_m_star_claim,
     [RPC_SA_STAR_RELEASE] = sa_m_star_release,
     [RPC_SA_STAR_CANCEL] = sa_m_star_cancel,
+    /* RFC 9115 delegation (sa_delegation.c) */
+    [RPC_SA_DELEGATION_NEW] = sa_m_delegation_new,
+    [RPC_SA_DELEGATION_GET] = sa_m_delegation_get,
+    [RPC_SA_DELEGATION_LIST] = sa_m_delegation_list,
+    [RPC_SA_DELEGATION_UPDATE] = sa_m_delegation_update,
+    [RPC_SA_DELEGATION_CANCEL] = sa_m_delegation_cancel,
     [RPC_SA_CLAIM_CHALLENGE] = sa_m_claim_challenge,
 };
 

@@ -30,8 +30,9 @@ static const struct sa_stmt st_order_get = {"order_get",
     "(a.expires <= now())::int FROM order_authzs oa "
     "JOIN authzs a ON a.id = oa.authz_id WHERE oa.order_id = orders.id "
     "ORDER BY oa.pos, oa.authz_id), " SA_STAR_ORDER_COL
-    " FROM orders WHERE id = $1"};
+    ", delegation_id FROM orders WHERE id = $1"};
 #define ORDER_STAR_COL 16
+#define ORDER_DELEG_COL 17 /* RFC 9115 (sa_delegation.c) */
 static const struct sa_stmt st_authz_reused = {"authz_reused",
     "SELECT id, ident_type, ident_value, wildcard FROM authzs "
     "WHERE id = ANY($1::bigint[]) AND account_id = $2"};
@@ -170,6 +171,9 @@ sa_read_order(
 		    PROB_SERVER_INTERNAL, "order STAR data unreadable");
 		goto out;
 	}
+	if (sa_col(ro, 0, ORDER_DELEG_COL) != NULL)
+		json_object_set_new(o, "delegation_id",
+		    json_integer(sa_col_int(ro, 0, ORDER_DELEG_COL)));
 	*out = o;
 	o = NULL;
 	ret = 0;
@@ -194,6 +198,8 @@ struct new_order {
 	int64_t order_id;
 	int64_t *all_ids;
 	int *all_pos;
+	/* RFC 9115: the order's delegation (0: none); whose authzs it reuses */
+	int64_t delegation_id, authz_account;
 };
 
 /* Position of (type, value, wildcard) in the order's identifiers. */
@@ -282,11 +288,21 @@ new_order_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	size_t i, j, n = o->nreuse + o->nnews;
 	int ret = -1;
 
+	o->authz_account = o->account_id;
+	if (o->delegation_id > 0 && o->nnews > 0) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "a delegated order only reuses the owner's authorizations");
+		goto out;
+	}
+	if (o->delegation_id > 0 &&
+	    sa_deleg_order_lock(c, o->delegation_id, o->account_id,
+		&o->authz_account, prob) != 0)
+		goto out;
 	if (o->nreuse > 0) {
 		arr = sa_id_array(o->reuse, o->nreuse);
 		sa_params_init(&p);
 		sa_p_str(&p, arr);
-		sa_p_int(&p, o->account_id);
+		sa_p_int(&p, o->authz_account);
 		if ((r = sa_q(c, &st_authz_reused, &p, prob)) == NULL)
 			goto out;
 		if ((size_t)PQntuples(r) != o->nreuse) {
@@ -326,6 +342,9 @@ new_order_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	if ((r = sa_q(c, &st_order_insert, &p, prob)) == NULL)
 		goto out;
 	o->order_id = sa_col_int(r, 0, 0);
+	if (o->delegation_id > 0 &&
+	    sa_deleg_order_link(c, o->order_id, o->delegation_id, prob) != 0)
+		goto out;
 	if (n > 0) {
 		/* pos = index in identifiers, ties by order of arrival */
 		int64_t *tmp = xcalloc(n, sizeof(*tmp));
@@ -401,7 +420,8 @@ sa_m_new_order(
 	    sa_get_str(params, "replaces", 0, 1024, &o.replaces, prob) < 0 ||
 	    sa_get_json(
 		params, "reuse_authz_ids", 0, JSON_ARRAY, &reuse, prob) < 0 ||
-	    sa_get_json(params, "new_authzs", 0, JSON_ARRAY, &news, prob) < 0)
+	    sa_get_json(params, "new_authzs", 0, JSON_ARRAY, &news, prob) < 0 ||
+	    sa_get_id(params, "delegation_id", 0, &o.delegation_id, prob) < 0)
 		goto out;
 	v = json_object_get(params, "with_authzs");
 	if (v != NULL && !json_is_boolean(v)) {

@@ -53,7 +53,7 @@ wfe_acme_problem(const json_t *rpc_prob)
 }
 
 json_t *
-wfe_acme_account(const struct wfe_req *r, const json_t *acct)
+wfe_acme_account(struct wfe_req *r, const json_t *acct)
 {
 	json_t *j = json_object();
 	json_t *contact = json_object_get(acct, "contact");
@@ -68,6 +68,7 @@ wfe_acme_account(const struct wfe_req *r, const json_t *acct)
 	    j, "orders", wfe_url(r, "/acme/acct/%lld/orders", (long long)id));
 	copy_member(j, "key", acct, "key");
 	copy_member(j, "createdAt", acct, "created");
+	wfe_deleg_account_json(r, id, j);
 	return j;
 }
 
@@ -105,6 +106,7 @@ wfe_acme_order(const struct wfe_req *r, const json_t *order)
 	if (json_is_object(err))
 		json_object_set_new(j, "error", wfe_acme_problem(err));
 	wfe_star_order_json(r, order, j);
+	wfe_deleg_order_json(r, order, j);
 	return j;
 }
 

@@ -156,7 +156,8 @@ wfe_h_new_order(struct wfe_req *r, const char *tail)
 	    string_member(r, payload, "notAfter", params, "not_after") ||
 	    string_member(r, payload, "profile", params, "profile") ||
 	    string_member(r, payload, "replaces", params, "replaces") ||
-	    wfe_star_new_order_param(r, payload, params))
+	    wfe_star_new_order_param(r, payload, params) ||
+	    wfe_deleg_new_order_param(r, payload, params))
 		goto out;
 	if (wfe_rpc(r, r->w->ra, RPC_RA_NEW_ORDER, params, &res) != 0)
 		goto out;

@@ -31,6 +31,9 @@ static const struct wfe_route routes[] = {
     {"issuer", "/issuer/", 1, GH, wfe_h_issuer},
     /* RFC 8739 STAR: the order's rolling certificate */
     {"star-certificate", "/acme/star-cert/", 1, GH | P, wfe_h_star_cert},
+    /* RFC 9115 delegation */
+    {"delegations", "/acme/delegations/", 1, P, wfe_h_delegations},
+    {"delegation", "/acme/delegation/", 1, P, wfe_h_delegation},
 };
 
 const struct wfe_route *

@@ -317,7 +317,7 @@ int wfe_jws_payload(struct wfe_req *r, json_t **out);
  * RPC objects to ACME resources. All borrow r (for the URL base) and the
  * input object and return a new reference the caller owns.
  */
-json_t *wfe_acme_account(const struct wfe_req *r, const json_t *acct);
+json_t *wfe_acme_account(struct wfe_req *r, const json_t *acct);
 json_t *wfe_acme_order(const struct wfe_req *r, const json_t *order);
 json_t *wfe_acme_authz(struct wfe_req *r, const json_t *authz);
 json_t *wfe_acme_challenge(
@@ -390,5 +390,20 @@ void wfe_star_order_json(const struct wfe_req *r, const json_t *order, json_t *j
 void wfe_star_order_update(struct wfe_req *r, int64_t id);
 /* GET/HEAD/POST-as-GET /acme/star-cert/<order id>. */
 void wfe_h_star_cert(struct wfe_req *r, const char *tail);
+
+/* ---- RFC 9115 delegation (h_delegation.c) ---- */
+/* POST /acme/delegations/<account id>: list (POST-as-GET) or create. */
+void wfe_h_delegations(struct wfe_req *r, const char *tail);
+/* POST /acme/delegation/<id>: read (owner, NDC), update or cancel (owner). */
+void wfe_h_delegation(struct wfe_req *r, const char *tail);
+/* newOrder: the payload's "delegation" URL (borrowed) into params as
+ * delegation_id. 0, or -1 after replying unknownDelegation. */
+int wfe_deleg_new_order_param(
+    struct wfe_req *r, const json_t *payload, json_t *params);
+/* The delegation members of order (borrowed) into j: "delegation" and an
+ * empty "authorizations" (RFC 9115 §2.3.2). */
+void wfe_deleg_order_json(const struct wfe_req *r, const json_t *order, json_t *j);
+/* The account's "delegations" URL into j when delegation is enabled. */
+void wfe_deleg_account_json(struct wfe_req *r, int64_t id, json_t *j);
 
 #endif /* ANVIL_WFE_INT_H */

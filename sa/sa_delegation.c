@@ -1,0 +1,386 @@
+/*
+ * sa_delegation.c - RFC 9115 delegations (schema/0011_delegation.sql): the
+ * domain owner's delegation objects, the lists an account sees, the link
+ * of a delegated order to the delegation (inside sa.new_order's
+ * transaction, with the owner's authorizations), and the cancellation that
+ * ends the delegation and every auto-renewal order made under it in one
+ * transaction.
+ *
+ * The rules (who may create what, the CSR template) are the RA's
+ * (ra/delegation.c, ra/deleg_tmpl.c); this file only stores and locks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sa/sa_int.h"
+
+#define SA_DELEG_JSON_MAX (16 * 1024)
+
+/* clang-format off */
+#define DELEG_COLS \
+	"id, owner_id, ndc_id, status, csr_template, cname_map, " \
+	SA_TS("created") ", " SA_TS("updated") ", " SA_TS("canceled_at")
+
+static const struct sa_stmt st_deleg_insert = {"deleg_insert",
+    "INSERT INTO delegations (owner_id, ndc_id, csr_template, cname_map) "
+    "SELECT $1, $2, $3, $4 WHERE (SELECT count(*) FROM delegations "
+    "WHERE owner_id = $1 AND status = 'active') < $5 RETURNING id"};
+static const struct sa_stmt st_deleg_get = {"deleg_get",
+    "SELECT " DELEG_COLS " FROM delegations WHERE id = $1"};
+static const struct sa_stmt st_deleg_list_ndc = {"deleg_list_ndc",
+    "SELECT id FROM delegations WHERE ndc_id = $1 AND status = 'active' "
+    "AND id > $2 ORDER BY id LIMIT $3"};
+static const struct sa_stmt st_deleg_list_owner = {"deleg_list_owner",
+    "SELECT id FROM delegations WHERE owner_id = $1 AND status = 'active' "
+    "AND id > $2 ORDER BY id LIMIT $3"};
+static const struct sa_stmt st_deleg_update = {"deleg_update",
+    "UPDATE delegations SET csr_template = coalesce($3, csr_template), "
+    "cname_map = CASE WHEN $4::boolean THEN $5 ELSE cname_map END, "
+    "updated = now() WHERE id = $1 AND owner_id = $2 AND status = 'active'"};
+/* The delegation an NDC's new order names: active and the NDC's; locked
+ * against a concurrent cancel until the order is stored. */
+static const struct sa_stmt st_deleg_lock_ndc = {"deleg_lock_ndc",
+    "SELECT owner_id FROM delegations WHERE id = $1 AND ndc_id = $2 "
+    "AND status = 'active' FOR SHARE"};
+static const struct sa_stmt st_deleg_link = {"deleg_link",
+    "UPDATE orders SET delegation_id = $2 WHERE id = $1"};
+static const struct sa_stmt st_deleg_lock_owner = {"deleg_lock_owner",
+    "SELECT status FROM delegations WHERE id = $1 AND owner_id = $2 "
+    "FOR UPDATE"};
+/* A renewal being issued (a live lease) or a first issuance (processing)
+ * under the delegation: the cancel waits for it. */
+static const struct sa_stmt st_deleg_busy = {"deleg_busy",
+    "SELECT EXISTS (SELECT 1 FROM orders o WHERE o.delegation_id = $1 AND "
+    "o.status = 'processing') OR EXISTS (SELECT 1 FROM star_orders s JOIN "
+    "orders o ON o.id = s.order_id WHERE o.delegation_id = $1 AND "
+    "s.status = 'active' AND s.lease_owner IS NOT NULL AND "
+    "s.lease_until > now())"};
+static const struct sa_stmt st_deleg_cancel = {"deleg_cancel",
+    "UPDATE delegations SET status = 'canceled', canceled_at = now(), "
+    "updated = now() WHERE id = $1"};
+static const struct sa_stmt st_deleg_cancel_star = {"deleg_cancel_star",
+    "UPDATE star_orders SET status = 'canceled', canceled_at = now(), "
+    "next_at = NULL, ended_reason = 'delegation canceled' "
+    "WHERE status = 'active' AND order_id IN (SELECT id FROM orders "
+    "WHERE delegation_id = $1)"};
+static const struct sa_stmt st_deleg_expire_star = {"deleg_expire_star",
+    "UPDATE orders SET expires = now() WHERE delegation_id = $1 AND "
+    "status = 'valid' AND expires > now() AND id IN (SELECT order_id FROM "
+    "star_orders WHERE status = 'canceled')"};
+static const struct sa_stmt st_deleg_fail_pending = {"deleg_fail_pending",
+    "UPDATE orders SET status = 'invalid', error = $2, csr = NULL "
+    "WHERE delegation_id = $1 AND status = 'pending'"};
+/* clang-format on */
+
+static const struct sa_col_spec deleg_cols[] = {
+    {"id", SA_COL_INT},
+    {"owner_id", SA_COL_INT},
+    {"ndc_id", SA_COL_INT},
+    {"status", SA_COL_STR},
+    {"csr_template", SA_COL_JSON},
+    {"cname_map", SA_COL_JSON_OPT},
+    {"created", SA_COL_STR},
+    {"updated", SA_COL_STR},
+    {"canceled_at", SA_COL_STR},
+};
+
+/* The delegation id as JSON (new) into *out; 0, or -1 with *prob
+ * (notFound). */
+static int
+read_deleg(struct sa_conn *c, int64_t id, json_t **out, struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r;
+
+	sa_params_init(&p);
+	sa_p_int(&p, id);
+	if ((r = sa_q(c, &st_deleg_get, &p, prob)) == NULL)
+		return -1;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		*prob = problem_new(PROB_NOT_FOUND, "no such delegation");
+		return -1;
+	}
+	*out = json_object();
+	sa_row_json(*out, r, 0, deleg_cols, SA_NCOLS(deleg_cols));
+	PQclear(r);
+	return 0;
+}
+
+/* A JSON object param as compact text (caller frees) into *text; NULL when
+ * absent and optional. 0, or -1 with *prob. */
+static int
+json_param(const json_t *params, const char *name, int required, char **text,
+    struct problem **prob)
+{
+	json_t *v = NULL;
+
+	*text = NULL;
+	if (sa_get_json(params, name, required, JSON_OBJECT, &v, prob) < 0)
+		return -1;
+	if (v == NULL)
+		return 0;
+	*text = sa_json_text(v);
+	if (strlen(*text) > SA_DELEG_JSON_MAX) {
+		free(*text);
+		*text = NULL;
+		*prob = problem_new(PROB_MALFORMED, "%s: too large", name);
+		return -1;
+	}
+	return 0;
+}
+
+/* sa.delegation_new (docs/rpc-methods.md). */
+int
+sa_m_delegation_new(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r = NULL;
+	char *tmpl = NULL, *cmap = NULL;
+	int64_t owner = 0, ndc = 0, max = 0;
+	int ret = -1;
+
+	if (sa_get_id(params, "owner_id", 1, &owner, prob) < 0 ||
+	    sa_get_id(params, "ndc_id", 1, &ndc, prob) < 0 ||
+	    sa_get_int(params, "max_active", 1, &max, prob) < 0 ||
+	    json_param(params, "csr_template", 1, &tmpl, prob) != 0 ||
+	    json_param(params, "cname_map", 0, &cmap, prob) != 0)
+		goto out;
+	sa_params_init(&p);
+	sa_p_int(&p, owner);
+	sa_p_int(&p, ndc);
+	sa_p_str(&p, tmpl);
+	sa_p_str(&p, cmap);
+	sa_p_int(&p, max);
+	if ((r = sa_q(c, &st_deleg_insert, &p, prob)) == NULL)
+		goto out;
+	if (PQntuples(r) != 1) {
+		*prob = problem_new(PROB_RATE_LIMITED,
+		    "an account holds at most %lld active delegations",
+		    (long long)max);
+		goto out;
+	}
+	ret = read_deleg(c, sa_col_int(r, 0, 0), result, prob);
+out:
+	PQclear(r);
+	free(tmpl);
+	free(cmap);
+	return ret;
+}
+
+/* sa.delegation_get (docs/rpc-methods.md). */
+int
+sa_m_delegation_get(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	int64_t id = 0;
+
+	if (sa_get_id(params, "id", 1, &id, prob) < 0)
+		return -1;
+	return read_deleg(c, id, result, prob);
+}
+
+/* sa.delegation_list (docs/rpc-methods.md). */
+int
+sa_m_delegation_list(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r;
+	const char *role = NULL;
+	int64_t aid = 0, after = 0, limit = 0;
+	json_t *ids;
+	int i, owner;
+
+	if (sa_get_id(params, "account_id", 1, &aid, prob) < 0 ||
+	    sa_get_str(params, "role", 1, 8, &role, prob) < 0 ||
+	    sa_get_int(params, "after", 0, &after, prob) < 0 ||
+	    sa_get_int(params, "limit", 1, &limit, prob) < 0)
+		return -1;
+	owner = strcmp(role, "owner") == 0;
+	if ((!owner && strcmp(role, "ndc") != 0) || limit < 1 ||
+	    limit > 1000) {
+		*prob = problem_new(
+		    PROB_MALFORMED, "role: owner or ndc; limit: 1 to 1000");
+		return -1;
+	}
+	sa_params_init(&p);
+	sa_p_int(&p, aid);
+	sa_p_int(&p, after);
+	sa_p_int(&p, limit);
+	r = sa_q(c, owner ? &st_deleg_list_owner : &st_deleg_list_ndc, &p,
+	    prob);
+	if (r == NULL)
+		return -1;
+	ids = json_array();
+	for (i = 0; i < PQntuples(r); i++)
+		json_array_append_new(ids, json_integer(sa_col_int(r, i, 0)));
+	PQclear(r);
+	*result = json_pack("{s:o}", "ids", ids);
+	return 0;
+}
+
+/* sa.delegation_update (docs/rpc-methods.md). */
+int
+sa_m_delegation_update(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	char *tmpl = NULL, *cmap = NULL;
+	int64_t id = 0, owner = 0;
+	json_t *d = NULL;
+	long rows = 0;
+	int ret = -1, has_cmap;
+
+	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
+	    sa_get_id(params, "owner_id", 1, &owner, prob) < 0 ||
+	    json_param(params, "csr_template", 0, &tmpl, prob) != 0 ||
+	    json_param(params, "cname_map", 0, &cmap, prob) != 0)
+		goto out;
+	/* "cname_map": null removes it */
+	has_cmap = json_object_get(params, "cname_map") != NULL;
+	sa_params_init(&p);
+	sa_p_int(&p, id);
+	sa_p_int(&p, owner);
+	sa_p_str(&p, tmpl);
+	sa_p_bool(&p, has_cmap);
+	sa_p_str(&p, cmap);
+	if (sa_exec(c, &st_deleg_update, &p, &rows, prob) != 0)
+		goto out;
+	if (read_deleg(c, id, &d, prob) != 0)
+		goto out;
+	if (rows != 1) {
+		*prob = json_integer_value(json_object_get(d, "owner_id")) !=
+			owner
+		    ? problem_new(PROB_NOT_FOUND, "no such delegation")
+		    : problem_new(PROB_CONFLICT,
+			  "the delegation is canceled: it is not updated");
+		goto out;
+	}
+	*result = d;
+	d = NULL;
+	ret = 0;
+out:
+	json_decref(d);
+	free(tmpl);
+	free(cmap);
+	return ret;
+}
+
+/* See sa_int.h. */
+int
+sa_deleg_order_lock(struct sa_conn *c, int64_t delegation_id, int64_t ndc_id,
+    int64_t *owner_id, struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r;
+
+	sa_params_init(&p);
+	sa_p_int(&p, delegation_id);
+	sa_p_int(&p, ndc_id);
+	if ((r = sa_q(c, &st_deleg_lock_ndc, &p, prob)) == NULL)
+		return -1;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		*prob = problem_new(PROB_UNKNOWN_DELEGATION,
+		    "no active delegation %lld for this account",
+		    (long long)delegation_id);
+		return -1;
+	}
+	*owner_id = sa_col_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+/* See sa_int.h. */
+int
+sa_deleg_order_link(struct sa_conn *c, int64_t order_id, int64_t delegation_id,
+    struct problem **prob)
+{
+	struct sa_params p;
+
+	sa_params_init(&p);
+	sa_p_int(&p, order_id);
+	sa_p_int(&p, delegation_id);
+	return sa_exec(c, &st_deleg_link, &p, NULL, prob);
+}
+
+struct cancel {
+	int64_t id, owner_id;
+	char *error;
+};
+
+static int
+cancel_tx(struct sa_conn *c, void *arg, struct problem **prob)
+{
+	struct cancel *k = arg;
+	struct sa_params p, p2;
+	PGresult *r = NULL;
+	int ret = -1;
+
+	sa_params_init(&p);
+	sa_p_int(&p, k->id);
+	sa_p_int(&p, k->owner_id);
+	if ((r = sa_q(c, &st_deleg_lock_owner, &p, prob)) == NULL)
+		goto out;
+	if (PQntuples(r) != 1) {
+		*prob = problem_new(PROB_NOT_FOUND, "no such delegation");
+		goto out;
+	}
+	if (strcmp(sa_col(r, 0, 0), "canceled") == 0) {
+		ret = 0; /* canceled already: nothing more to do */
+		goto out;
+	}
+	PQclear(r);
+	sa_params_init(&p);
+	sa_p_int(&p, k->id);
+	if ((r = sa_q(c, &st_deleg_busy, &p, prob)) == NULL)
+		goto out;
+	if (sa_col_bool(r, 0, 0)) {
+		*prob = problem_new(PROB_CONFLICT,
+		    "a certificate of delegation %lld is being issued",
+		    (long long)k->id);
+		goto out;
+	}
+	sa_params_init(&p2);
+	sa_p_int(&p2, k->id);
+	sa_p_str(&p2, k->error);
+	if (sa_exec(c, &st_deleg_cancel, &p, NULL, prob) != 0 ||
+	    sa_exec(c, &st_deleg_cancel_star, &p, NULL, prob) != 0 ||
+	    sa_exec(c, &st_deleg_expire_star, &p, NULL, prob) != 0 ||
+	    sa_exec(c, &st_deleg_fail_pending, &p2, NULL, prob) != 0)
+		goto out;
+	ret = 0;
+out:
+	PQclear(r);
+	return ret;
+}
+
+/* sa.delegation_cancel (docs/rpc-methods.md). */
+int
+sa_m_delegation_cancel(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct cancel k;
+	struct problem *why;
+	json_t *ej;
+	int ret;
+
+	memset(&k, 0, sizeof(k));
+	if (sa_get_id(params, "id", 1, &k.id, prob) < 0 ||
+	    sa_get_id(params, "owner_id", 1, &k.owner_id, prob) < 0)
+		return -1;
+	why = problem_new(PROB_UNAUTHORIZED,
+	    "the domain owner canceled the delegation");
+	ej = problem_to_rpc_json(why);
+	k.error = sa_json_text(ej);
+	json_decref(ej);
+	problem_free(why);
+	ret = sa_tx(c, cancel_tx, &k, prob);
+	free(k.error);
+	if (ret != 0)
+		return -1;
+	return read_deleg(c, k.id, result, prob);
+}
