@@ -91,21 +91,11 @@ static int
 read_deleg(struct sa_conn *c, int64_t id, json_t **out, struct problem **prob)
 {
 	struct sa_params p;
-	PGresult *r;
 
 	sa_params_init(&p);
 	sa_p_int(&p, id);
-	if ((r = sa_q(c, &st_deleg_get, &p, prob)) == NULL)
-		return -1;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		*prob = problem_new(PROB_NOT_FOUND, "no such delegation");
-		return -1;
-	}
-	*out = json_object();
-	sa_row_json(*out, r, 0, deleg_cols, SA_NCOLS(deleg_cols));
-	PQclear(r);
-	return 0;
+	return sa_q_one(c, &st_deleg_get, &p, deleg_cols, SA_NCOLS(deleg_cols),
+	    "no such delegation", out, prob);
 }
 
 /* A JSON object param as compact text (caller frees) into *text; NULL when
@@ -280,13 +270,10 @@ sa_deleg_order_lock(struct sa_conn *c, int64_t delegation_id, int64_t ndc_id,
 	sa_params_init(&p);
 	sa_p_int(&p, delegation_id);
 	sa_p_int(&p, ndc_id);
-	if ((r = sa_q(c, &st_deleg_lock_ndc, &p, prob)) == NULL)
-		return -1;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		*prob = problem_new(PROB_UNKNOWN_DELEGATION,
-		    "no active delegation %lld for this account",
-		    (long long)delegation_id);
+	if ((r = sa_q_row(c, &st_deleg_lock_ndc, &p, "no active delegation",
+		 prob)) == NULL) {
+		if ((*prob)->type == PROB_NOT_FOUND)
+			(*prob)->type = PROB_UNKNOWN_DELEGATION;
 		return -1;
 	}
 	*owner_id = sa_col_int(r, 0, 0);

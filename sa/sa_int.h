@@ -329,15 +329,10 @@ int sa_deleg_order_lock(struct sa_conn *c, int64_t delegation_id,
  * delegation. 0 or -1 with *prob. */
 int sa_deleg_order_link(struct sa_conn *c, int64_t order_id,
     int64_t delegation_id, struct problem **prob);
-int sa_m_delegation_new(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_delegation_get(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_delegation_list(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_delegation_update(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_delegation_cancel(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
+sa_method_impl sa_m_delegation_new;
+sa_method_impl sa_m_delegation_get;
+sa_method_impl sa_m_delegation_list;
+sa_method_impl sa_m_delegation_update;
+sa_method_impl sa_m_delegation_cancel;
 
 #endif /* ANVIL_SA_INT_H */
