@@ -557,16 +557,26 @@ sa_stale_ids(struct sa_conn *c, const struct sa_stmt *st, const char *key,
 {
 	struct sa_params p;
 	char before[32];
-	PGresult *r;
-	json_t *ids;
-	int i;
 
 	if (sa_get_time(params, "older_than", 1, before, sizeof(before), prob) <
 	    0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_str(&p, before);
-	if ((r = sa_q(c, st, &p, prob)) == NULL)
+	return sa_q_ids(c, st, &p, key, result, prob);
+}
+
+/* See sa_int.h. */
+int
+sa_q_ids(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, const char *key, json_t **result,
+    struct problem **prob)
+{
+	PGresult *r;
+	json_t *ids;
+	int i;
+
+	if ((r = sa_q(c, st, p, prob)) == NULL)
 		return -1;
 	ids = json_array();
 	for (i = 0; i < PQntuples(r); i++)

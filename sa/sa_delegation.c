@@ -178,11 +178,9 @@ sa_m_delegation_list(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	PGresult *r;
 	const char *role = NULL;
 	int64_t aid = 0, after = 0, limit = 0;
-	json_t *ids;
-	int i, owner;
+	int owner;
 
 	if (sa_get_id(params, "account_id", 1, &aid, prob) < 0 ||
 	    sa_get_str(params, "role", 1, 8, &role, prob) < 0 ||
@@ -200,16 +198,8 @@ sa_m_delegation_list(
 	sa_p_int(&p, aid);
 	sa_p_int(&p, after);
 	sa_p_int(&p, limit);
-	r = sa_q(c, owner ? &st_deleg_list_owner : &st_deleg_list_ndc, &p,
-	    prob);
-	if (r == NULL)
-		return -1;
-	ids = json_array();
-	for (i = 0; i < PQntuples(r); i++)
-		json_array_append_new(ids, json_integer(sa_col_int(r, i, 0)));
-	PQclear(r);
-	*result = json_pack("{s:o}", "ids", ids);
-	return 0;
+	return sa_q_ids(c, owner ? &st_deleg_list_owner : &st_deleg_list_ndc,
+	    &p, "ids", result, prob);
 }
 
 /* sa.delegation_update (docs/rpc-methods.md). */

@@ -117,6 +117,11 @@ int sa_update_or(struct sa_conn *c, const struct sa_stmt *st,
  */
 int sa_stale_ids(struct sa_conn *c, const struct sa_stmt *st, const char *key,
     json_t *params, json_t **result, struct problem **prob);
+/* The first column (ids) of the rows st gives for p, as a new {key: [ids]}
+ * in *result. 0 or -1 with *prob. */
+int sa_q_ids(struct sa_conn *c, const struct sa_stmt *st,
+    const struct sa_params *p, const char *key, json_t **result,
+    struct problem **prob);
 
 /* sa_param.c: request parameter helpers; each sets *prob (malformed). */
 int sa_get_id(const json_t *params, const char *name, int required,
