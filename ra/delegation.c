@@ -296,6 +296,7 @@ get_for_ndc(struct ra *ra, const char *rid, int64_t did, int64_t ndc,
     json_t **out, struct problem **prob)
 {
 	struct problem *p = NULL;
+	json_t *owner = NULL;
 	const char *st;
 
 	*out = NULL;
@@ -310,6 +311,17 @@ get_for_ndc(struct ra *ra, const char *rid, int64_t did, int64_t ndc,
 		problem_free(p);
 	}
 	st = json_string_value(json_object_get(*out, "status"));
+	/* the owner's account must still be valid: a deactivated owner
+	 * delegates nothing any more */
+	if (*out != NULL && st != NULL && strcmp(st, "active") == 0 &&
+	    json_integer_value(json_object_get(*out, "ndc_id")) == ndc &&
+	    ra_get_valid_account(ra, rid,
+		json_integer_value(json_object_get(*out, "owner_id")), &owner,
+		&p) != 0) {
+		problem_free(p);
+		st = NULL;
+	}
+	json_decref(owner);
 	if (*out == NULL ||
 	    json_integer_value(json_object_get(*out, "ndc_id")) != ndc ||
 	    st == NULL || strcmp(st, "active") != 0) {

@@ -7,31 +7,31 @@ template (RFC 9115 section 4) and the CNAME map. The NDC orders under the
 delegation; the order is ready at once on the owner's authorizations, its
 CSR is checked against the template at finalize, and the certificate is
 issued (STAR or not). The owner cancels the delegation and the NDC's STAR
-renewals stop at once. A second Anvil with delegation switched off shows
-that nothing of it is advertised then.
+renewals stop at once. Last, the RA and the WFE are restarted with
+delegation switched off: nothing of it is advertised then.
 
 One Anvil (configs/dev, VA always-valid) with the STAR knobs short (min
-lifetime 4 s, scheduler every 300 ms). Ports: AnvilEnv base 29800 (and
-29900 for the one with delegation off).
+lifetime 4 s, scheduler every 300 ms). Ports: AnvilEnv base 29800.
 """
 import datetime
+import json
 import os
+import signal
 import sys
 import time
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
-import anvil_env  # noqa: E402
 import rel_acme as a  # noqa: E402
 
 PORT_BASE = 29800
-LIFETIME = 8
+LIFETIME = 6
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,6 @@ def csr(names, key=None, subject=(("C", "CA"), ("ST", "Quebec"), ("L", "Montreal
         b = b.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     if extra is not None:
         b = b.add_extension(extra, critical=False)
-    from cryptography.hazmat.primitives import serialization
     return b.sign(key, sig or hashes.SHA256()).public_bytes(serialization.Encoding.DER), key
 
 
@@ -156,26 +155,6 @@ def test_directory_and_account_advertise_delegation(raw, owner):
     key, kid = owner
     doc = acct_doc(raw, key, kid)
     assert doc["delegations"] == kid.replace("/acme/acct/", "/acme/delegations/")
-
-
-def test_disabled_advertises_nothing(tmp_path):
-    # RFC 9115 §6.3: "the delegations field is only reported by ACME
-    # servers that have delegation-enabled set to true in their meta
-    # Object."
-    with anvil_env.AnvilEnv(port_base=PORT_BASE + 100, name="deleg-off", config={
-            "va.json:test.always_valid": True,
-            "ra.json:delegation.enabled": False}) as off:
-        w = a.Wfe(off.directory_url, verify=off.trust_path)
-        assert "delegation-enabled" not in w.s.get(w.directory_url).json()["meta"]
-        key, kid = a.new_account(w)
-        doc = acct_doc(w, key, kid)
-        assert "delegations" not in doc
-        url = kid.replace("/acme/acct/", "/acme/delegations/")
-        a.problem(w.post(url, None, key, kid=kid), 404, "malformed")
-        r = w.post(w.dir["newOrder"], {
-            "identifiers": [{"type": "dns", "value": "abc.ido.example"}],
-            "delegation": url.replace("/delegations/", "/delegation/")}, key, kid=kid)
-        a.problem(r, 403, "unknownDelegation")
 
 
 # ------------------------------------------------------------ objects
@@ -385,6 +364,19 @@ def test_csr_outside_template_refused(raw, env, owner, ndc, owner_authzs, case):
     assert not a.sa_order(env, order_url).get("certificate_serial")
 
 
+def test_deactivated_owner_delegates_nothing(raw, ndc, names):
+    # §7.2: "in more extreme circumstances, the IdO might decide to disable
+    # the NDC account"; the other way round, an owner whose account is
+    # deactivated delegates nothing any more (its authorizations stand).
+    okey, okid = a.new_account(raw)
+    a.ready_order(raw, okey, okid, ["abc.ido.example"])
+    url = delegation(raw, (okey, okid), ndc[1])
+    assert ndc_order(raw, ndc, url, ["abc.ido.example"]).status_code == 201
+    r = raw.post(okid, {"status": "deactivated"}, okey, kid=okid)
+    assert r.status_code == 200, r.text
+    a.problem(ndc_order(raw, ndc, url, ["abc.ido.example"]), 403, "unknownDelegation")
+
+
 def test_ndc_without_delegation_refused(raw, owner, ndc, owner_authzs):
     # made for another NDC: not "available to the requesting ACME account"
     other = a.new_account(raw)
@@ -469,3 +461,51 @@ def test_cancel_invalidates_pending_order(raw, owner, ndc, owner_authzs):
     assert r.status_code in (403,), r.text
     # a canceled delegation is not updated any more
     a.problem(raw.post(url, {"csr-template": template()}, okey, kid=okid), 409, "malformed")
+
+
+# ------------------------------------------------------------ switched off
+# (last: it restarts the RA and the WFE, and restores them)
+
+def switch(env, raw, enabled):
+    """Rewrites ra.json's delegation.enabled and restarts the RA and the WFE
+    (the WFE caches the RA's directory meta); returns once the directory
+    says so."""
+    path = os.path.join(env.cfg_dir, "ra.json")
+    with open(path) as f:
+        doc = json.load(f)
+    doc["delegation"]["enabled"] = enabled
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+    for svc in ("ra", "wfe"):
+        old = env.pid_of(svc)
+        os.kill(old, signal.SIGKILL)
+        a.wait_restarted(env, svc, old)
+    end = time.time() + 30
+    while True:
+        try:
+            meta = raw.s.get(raw.directory_url).json()["meta"]
+            if ("delegation-enabled" in meta) == enabled:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        assert time.time() < end, "directory meta did not follow the switch"
+        time.sleep(0.3)
+
+
+def test_switched_off_advertises_nothing(env, raw, owner, ndc, owner_authzs):
+    url = delegation(raw, owner, ndc[1])
+    switch(env, raw, False)
+    try:
+        # RFC 9115 §6.3: "the delegations field is only reported by ACME
+        # servers that have delegation-enabled set to true in their meta
+        # Object."
+        key, kid = ndc
+        doc = acct_doc(raw, key, kid)
+        assert "delegations" not in doc
+        lst = kid.replace("/acme/acct/", "/acme/delegations/")
+        a.problem(raw.post(lst, None, key, kid=kid), 404, "malformed")
+        # an order naming a delegation made while it was on is refused
+        a.problem(ndc_order(raw, ndc, url, ["abc.ido.example"]), 403, "unknownDelegation")
+    finally:
+        switch(env, raw, True)
+    assert ndc_order(raw, ndc, url, ["abc.ido.example"]).status_code == 201

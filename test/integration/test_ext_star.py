@@ -386,16 +386,6 @@ def test_blocked_key_stops_renewals(raw, acct, env):
 
 # ------------------------------------------------------------ robustness
 
-def wait_restarted(env, svc, old_pid, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        pid = env.pid_of(svc)
-        if pid and pid != old_pid and env.debug_get(svc, "/healthz")[0] == 200:
-            return pid
-        time.sleep(0.2)
-    raise AssertionError("%s not restarted\n%s" % (svc, env.logs_tail()))
-
-
 def test_ra_restart_mid_series(raw, acct, env):
     key, kid = acct
     url, order, cert_key = issue_star(raw, key, kid, ["restart.star.test"])
@@ -409,7 +399,7 @@ def test_ra_restart_mid_series(raw, acct, env):
     certs = collect(fetch, 2, timeout=3 * LIFETIME + 30)
     old = env.pid_of("ra")
     os.kill(old, signal.SIGKILL)
-    wait_restarted(env, "ra", old)
+    a.wait_restarted(env, "ra", old)
     more = collect(fetch, 2, timeout=3 * LIFETIME + 30)
     allc = {c.serial_number: c for c, _ in certs + more}
     series = sorted(allc.values(), key=not_after)

@@ -236,6 +236,18 @@ def stop_and_sanitizer_reports(env):
     return found
 
 
+def wait_restarted(env, svc, old_pid, timeout=60):
+    """Waits until the launcher has restarted service svc (a new pid that
+    answers /healthz on its debug port); returns the new pid."""
+    end = time.time() + timeout
+    while time.time() < end:
+        pid = env.pid_of(svc)
+        if pid and pid != old_pid and env.debug_get(svc, "/healthz")[0] == 200:
+            return pid
+        time.sleep(0.2)
+    raise AssertionError("%s not restarted\n%s" % (svc, env.logs_tail()))
+
+
 def checked_env(**kw):
     """The body of a module's `env` fixture: `yield from checked_env(...)`.
     Starts AnvilEnv(**kw); at the end stops it and fails the module on any
