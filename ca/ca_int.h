@@ -134,6 +134,9 @@ GENERAL_NAME *ca_device_general_name(const char *type, const char *value);
 /* The device identifier value (malloc'd, *type set) an otherName gn
  * (borrowed) names, or NULL. */
 char *ca_gn_device_ident(const GENERAL_NAME *gn, enum ident_type *type);
+/* RFC 9891 §7 (device.c): the BundleEID otherName (RFC 9174 §4.4.1) for a
+ * normalised bundleEID value (borrowed); new, or NULL. */
+GENERAL_NAME *ca_bundle_general_name(const char *value);
 
 /* ---- lints (lint.c) ---- */
 

@@ -54,9 +54,42 @@ ca_gn_device_ident(const GENERAL_NAME *gn, enum ident_type *type)
 		return NULL;
 	v = gn->d.otherName->value;
 	n = OBJ_obj2txt(oid, sizeof(oid), gn->d.otherName->type_id, 1);
+	/* RFC 9891 §7: a BundleEID (IA5String) names a bundleEID */
+	if (v != NULL && v->type == V_ASN1_IA5STRING && n > 0 &&
+	    (size_t)n < sizeof(oid)) {
+		*type = IDENT_BUNDLE_EID;
+		return ident_bundle_eid_from_othername(oid,
+		    v->value.ia5string->data,
+		    (size_t)v->value.ia5string->length);
+	}
 	if (v == NULL || v->type != V_ASN1_SEQUENCE || n <= 0 ||
 	    (size_t)n >= sizeof(oid))
 		return NULL;
 	return ident_device_from_othername(oid, v->value.sequence->data,
 	    v->value.sequence->length, type);
+}
+
+/* See ca_int.h. */
+GENERAL_NAME *
+ca_bundle_general_name(const char *value)
+{
+	ASN1_OBJECT *obj = OBJ_txt2obj(IDENT_OID_BUNDLE_EID, 1);
+	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+	ASN1_TYPE *val = ASN1_TYPE_new();
+	GENERAL_NAME *gn = GENERAL_NAME_new();
+
+	if (obj == NULL || s == NULL || val == NULL || gn == NULL ||
+	    !ASN1_STRING_set(s, value, (int)strlen(value)))
+		goto fail;
+	ASN1_TYPE_set(val, V_ASN1_IA5STRING, s);
+	s = NULL;
+	if (GENERAL_NAME_set0_othername(gn, obj, val) != 1)
+		goto fail;
+	return gn;
+fail:
+	GENERAL_NAME_free(gn);
+	ASN1_OBJECT_free(obj);
+	ASN1_TYPE_free(val);
+	ASN1_IA5STRING_free(s);
+	return NULL;
 }

@@ -62,6 +62,8 @@ ident_general_name(const char *type, const char *value)
 	if (strcmp(type, "permanent-identifier") == 0 ||
 	    strcmp(type, "hardware-module") == 0)
 		return ca_device_general_name(type, value);
+	if (strcmp(type, "bundleEID") == 0)
+		return ca_bundle_general_name(value);
 	if (strcmp(type, "ip") == 0) {
 		if (inet_pton(AF_INET, value, raw) == 1)
 			rawlen = 4;
@@ -214,6 +216,9 @@ ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
 	/* an S/MIME profile has this EKU alone (core/profile.c) */
 	if (t->profile->eku_email_protection)
 		snprintf(eku, sizeof(eku), "emailProtection");
+	/* RFC 9891 §7: id-kp-bundleSecurity (RFC 9174 §4.4.2.1), alone */
+	if (t->profile->eku_bundle_security)
+		snprintf(eku, sizeof(eku), "1.3.6.1.5.5.7.3.35");
 	if (eku[0] != '\0' && add_conf_ext(x, &ctx, NID_ext_key_usage, eku))
 		goto fail;
 	if (add_conf_ext(x, &ctx, NID_subject_key_identifier, "hash"))
@@ -345,7 +350,8 @@ ca_order_sans(
 		    (strcmp(t, "dns") != 0 && strcmp(t, "ip") != 0 &&
 			strcmp(t, "email") != 0 &&
 			strcmp(t, "permanent-identifier") != 0 &&
-			strcmp(t, "hardware-module") != 0) ||
+			strcmp(t, "hardware-module") != 0 &&
+			strcmp(t, "bundleEID") != 0) ||
 		    v[0] == '\0' || strlen(v) > 253) {
 			snprintf(err, errlen, "identifiers[%zu]: malformed", k);
 			goto out;

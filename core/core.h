@@ -356,6 +356,17 @@ unsigned char *ident_device_othername_der(
  */
 int ident_bundle_eid_normalize(
     const char *value, char **out, char *err, size_t errlen);
+/* id-on-bundleEID (RFC 9174 §4.4.1), the BundleEID otherName form. */
+#define IDENT_OID_BUNDLE_EID "1.3.6.1.5.5.7.8.11"
+/*
+ * RFC 9891 §7: the normalised Node ID that a subjectAltName otherName of
+ * type type_oid (dotted text) with IA5String content ia5 (n bytes,
+ * borrowed) names, "treated as being in the percent-encoded form";
+ * malloc'd, or NULL when the type is not BundleEID or the value is not a
+ * Node ID.
+ */
+char *ident_bundle_eid_from_othername(
+    const char *type_oid, const unsigned char *ia5, size_t n);
 
 /* ---- RFC 8226 §9 TNAuthList (tnauth.c), RFC 9448's identifier ---- */
 /* The extension's OID, id-pe-TNAuthList (id-pe 26). */

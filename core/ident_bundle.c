@@ -254,3 +254,20 @@ ident_bundle_eid_normalize(
 	free(ssp);
 	return rc;
 }
+
+/* See core.h. */
+char *
+ident_bundle_eid_from_othername(
+    const char *type_oid, const unsigned char *ia5, size_t n)
+{
+	char *text, *out = NULL, err[8];
+
+	if (type_oid == NULL || strcmp(type_oid, IDENT_OID_BUNDLE_EID) != 0 ||
+	    ia5 == NULL || n == 0 || n > 255 || memchr(ia5, '\0', n) != NULL)
+		return NULL;
+	text = xstrndup((const char *)ia5, n);
+	if (ident_bundle_eid_normalize(text, &out, err, sizeof(err)) != 0)
+		out = NULL;
+	free(text);
+	return out;
+}

@@ -66,10 +66,18 @@ add_device_name(json_t *set, const GENERAL_NAME *g, struct problem **prob)
 	    (size_t)n < sizeof(oid))
 		val = ident_device_from_othername(oid, v->value.sequence->data,
 		    v->value.sequence->length, &t);
+	/* RFC 9891 §7: a BundleEID (IA5String, percent-encoded form) */
+	if (v != NULL && v->type == V_ASN1_IA5STRING && n > 0 &&
+	    (size_t)n < sizeof(oid) &&
+	    (val = ident_bundle_eid_from_othername(oid,
+		 v->value.ia5string->data,
+		 (size_t)v->value.ia5string->length)) != NULL)
+		t = IDENT_BUNDLE_EID;
 	if (val == NULL) {
 		*prob = problem_new(PROB_BAD_CSR,
 		    "CSR contains an otherName that is not a well-formed "
-		    "PermanentIdentifier or HardwareModuleName");
+		    "PermanentIdentifier, HardwareModuleName or BundleEID "
+		    "Node ID");
 		return -1;
 	}
 	key = xasprintf("%s:%s", ident_type_name(t), val);

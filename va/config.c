@@ -63,7 +63,8 @@ static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     FO("network", network_spec), FO("test", test_spec),
     FO("mpic", mpic_spec), FO("attestation", attest_spec),
     FO("email", email_spec), F("rats", JSPEC_JSON, rats),
-    FO("tkauth", tkauth_spec), JSPEC_END};
+    FO("tkauth", tkauth_spec),
+    F("bp", JSPEC_JSON, bp), JSPEC_END};
 
 static char **
 strv(const char *a, const char *b)

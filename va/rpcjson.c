@@ -154,9 +154,12 @@ va_validate_json(struct va *va, const json_t *params, const char *request_id,
 	}
 	/* onion-csr-01 and in-band onion CAA look at nothing on the network,
 	 * and email-reply-00 proves control of a mailbox the MTA delivers to
-	 * this VA: there is no view for other perspectives to corroborate */
+	 * this VA, and bp-nodeid-00 goes over the bundle routes of this VA
+	 * (RFC 9891 §4.4 leaves multi-perspective to policy): there is no
+	 * view for other perspectives to corroborate */
 	if (res.valid && va->mpic != NULL && req.challenge != CHAL_ONIONCSR01 &&
-	    req.challenge != CHAL_EMAILREPLY00)
+	    req.challenge != CHAL_EMAILREPLY00 &&
+	    req.challenge != CHAL_BPNODEID00)
 		corroborate_validation(va, params, &req, request_id,
 		    deadline_ms, &res);
 	*result = json_pack("{s:s,s:O}", "status",

@@ -31,6 +31,7 @@ static void (*const chal_start[CHAL__MAX])(struct va_job *j) = {
     [CHAL_EMAILREPLY00] = va_emailreply00_start,
     [CHAL_REMOTEATTEST01] = va_remoteattest01_start,
     [CHAL_TKAUTH01] = va_tkauth01_start,
+    [CHAL_BPNODEID00] = va_bpnodeid00_start,
 };
 
 void
@@ -100,6 +101,7 @@ job_free(struct va_job *j)
 		free(j->seen[i]);
 	free(j->caa_name);
 	va_email_job_free(j->email);
+	va_bp_job_free(j->bp);
 	free(j);
 }
 
@@ -221,6 +223,12 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 		    "No reply to the challenge email sent to %s arrived "
 		    "within %.1fs (RFC 8823 §3.2)",
 		    j->ident, s);
+	} else if (j->kind == VA_JOB_VALIDATE && j->chal == CHAL_BPNODEID00) {
+		/* RFC 9891 §4.3.2: "The lack of a response within the
+		 * expected response interval ... SHALL also be treated as a
+		 * validation failure." */
+		p = problem_new(PROB_INCORRECT_RESPONSE,
+		    "No Response Bundle from %s within %.1fs", j->ident, s);
 	} else if (j->stage != NULL && strcmp(j->stage, "dns") == 0) {
 		p = problem_new(PROB_DNS,
 		    "DNS problem: query timed out "
@@ -701,6 +709,8 @@ va_new(const struct va_config *cfg, struct metrics *metrics, char *err,
 		goto fail;
 	if ((va->tkauth = va_tkauth_new(cfg, err, errlen)) == NULL)
 		goto fail;
+	if (va_bp_new(cfg, &va->bp, err, errlen) != 0)
+		goto fail;
 	if (pthread_create(&va->thread, NULL, loop_main, va) != 0) {
 		snprintf(err, errlen, "cannot start the VA loop thread");
 		goto fail;
@@ -753,6 +763,7 @@ va_free(struct va *va)
 	if (va->base != NULL)
 		event_base_free(va->base);
 	va_email_free(va->email);
+	va_bp_free(va->bp);
 	SSL_CTX_free(va->ssl_ctx);
 	va_netpolicy_clear(&va->policy);
 	va_attest_free(va->attest);
@@ -895,6 +906,24 @@ submit(struct va *va, struct va_job *j, struct problem **prob)
 	return 0;
 }
 
+/* bp-nodeid-00's job timeout from the response object (frees j on error). */
+static int
+bp_timeout(struct va *va, const struct va_request *req, struct va_job *j,
+    struct problem **prob)
+{
+	int64_t connect_ms = 0,
+		ms = va_bp_interval(va->bp, req->payload, &connect_ms, prob);
+
+	if (ms < 0) {
+		job_free(j);
+		return -1;
+	}
+	ms += connect_ms + 1000;
+	j->timeout_ms =
+	    req->timeout_ms > 0 && req->timeout_ms < ms ? req->timeout_ms : ms;
+	return 0;
+}
+
 int
 va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
     void *arg, struct problem **prob)
@@ -953,6 +982,9 @@ va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
 			req->timeout_ms < va->cfg->email_reply_timeout_ms
 		    ? req->timeout_ms
 		    : va->cfg->email_reply_timeout_ms;
+	/* RFC 9891 §4.1.2: the response interval (+ connect) bounds it */
+	if (j->chal == CHAL_BPNODEID00 && bp_timeout(va, req, j, prob) != 0)
+		return -1;
 	j->token = xstrdup(req->token);
 	j->keyauth = xstrdup(req->key_authorization);
 	j->account_uri = req->account_uri ? xstrdup(req->account_uri) : NULL;

@@ -77,6 +77,9 @@ struct va_config {
 	/* RFC 9447/9448 tkauth-01 ("tkauth" object, docs/config/va.md) */
 	char *tkauth_roots; /* PEM: the trusted Token Authority roots */
 	int tkauth_allow_ca; /* accept "atc" tokens with "ca": true */
+	/* RFC 9891 bp-nodeid-00 ("bp" object, checked by bpnodeid.c;
+	 * docs/config/va.md); NULL: off */
+	json_t *bp;
 };
 
 /*

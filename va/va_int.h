@@ -277,6 +277,8 @@ struct va_job {
 	char *caa_name;               /* current name of the tree climb */
 	/* email-reply-00 (email.c): its state, owned */
 	struct va_email_job *email;
+	/* bp-nodeid-00 (bpnodeid.c): its state, owned */
+	struct va_bp_job *bp;
 	struct va_job *next;          /* submission queue */
 	struct va_job *rprev, *rnext; /* va->running (started, unfinished) */
 };
@@ -314,6 +316,7 @@ struct va {
 	struct va_email *email; /* email-reply-00 (email.c); NULL: off */
 	struct va_rats *rats;   /* remote-attest-01; NULL: no "rats" */
 	struct va_tkauth *tkauth; /* tkauth-01 Token Authority roots */
+	struct va_bp *bp; /* bp-nodeid-00 (bpnodeid.c); NULL: off */
 };
 
 /* ---------------- multi-perspective corroboration (remote.c) -------- */
@@ -674,5 +677,30 @@ struct va_tkauth *va_tkauth_new(
 void va_tkauth_free(struct va_tkauth *t);
 /* tkauth-01: verifies j->payload's "atc" Authority Token; finishes j. */
 void va_tkauth01_start(struct va_job *j);
+/* ---------------- bp-nodeid-00 (bpnodeid.c, RFC 9891) ---------------- */
+
+struct va_bp;
+struct va_bp_job;
+/*
+ * The "bp" section of cfg (borrowed) checked and loaded into *out (NULL
+ * when there is none: bp-nodeid-00 is off). 0, or -1 with err naming the
+ * bad key (bp.routes."<node id>" for a bad route).
+ */
+int va_bp_new(const struct va_config *cfg, struct va_bp **out, char *err,
+    size_t errlen);
+void va_bp_free(struct va_bp *bp);
+/*
+ * RFC 9891 §4.1.2: the response interval for the client's response object
+ * payload (borrowed, may be NULL): twice its "rtt" or bp.response_interval,
+ * within bp.min_interval..bp.max_interval; plus the connect budget in
+ * *connect_ms. -1 with *prob (malformed) when "rtt" is not a number >= 0
+ * or bp is NULL (off).
+ */
+int64_t va_bp_interval(const struct va_bp *bp, const json_t *payload,
+    int64_t *connect_ms, struct problem **prob);
+/* Closes and frees a job's BP state; NULL-safe. */
+void va_bp_job_free(struct va_bp_job *bj);
+/* Sends the Challenge Bundle and checks the Response Bundle. */
+void va_bpnodeid00_start(struct va_job *j);
 
 #endif /* ANVIL_VA_INT_H */
