@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "test/unit/harness.h"
+#include "va/bpv7.h"
 #include "va/va.h"
 #include "va/va_int.h"
 
@@ -1025,6 +1026,190 @@ TH_TEST(test_dkim_sign_verify)
 	EVP_PKEY_free(key);
 	free(txt);
 	free(field);
+}
+
+/* RFC 9891 Appendix B.1, "Example Challenge Bundle" (0xFFFF record type,
+ * no CRCs), encoded from its diagnostic notation. */
+static const uint8_t rfc9891_challenge[] =
+    "\x9f\x88\x07\x18\x22\x00\x82\x01\x6e\x2f\x2f\x61\x63\x6d\x65\x2d"
+    "\x63\x6c\x69\x65\x6e\x74\x2f\x82\x01\x6e\x2f\x2f\x61\x63\x6d\x65"
+    "\x2d\x73\x65\x72\x76\x65\x72\x2f\x82\x01\x00\x82\x1a\x00\x0f\x42"
+    "\x40\x00\x19\xea\x60\x85\x01\x01\x00\x00\x58\x2c\x82\x19\xff\xff"
+    "\xa3\x01\x50\x74\x3b\x5a\xbe\x26\x13\x3d\x45\x85\x4b\x73\x4a\xdf"
+    "\xb6\x16\x7d\x02\x50\xa7\x7c\x91\x60\x55\x38\x2b\x1c\x10\x68\x74"
+    "\x23\x27\x64\x5d\x89\x04\x81\x2f\xff";
+/* Appendix B.2, "Example Response Bundle". */
+static const uint8_t rfc9891_response[] =
+    "\x9f\x88\x07\x02\x00\x82\x01\x6e\x2f\x2f\x61\x63\x6d\x65\x2d\x73"
+    "\x65\x72\x76\x65\x72\x2f\x82\x01\x6e\x2f\x2f\x61\x63\x6d\x65\x2d"
+    "\x63\x6c\x69\x65\x6e\x74\x2f\x82\x01\x00\x82\x1a\x00\x0f\xb7\x70"
+    "\x00\x19\x75\x30\x85\x01\x01\x00\x00\x58\x4e\x82\x19\xff\xff\xa3"
+    "\x01\x50\x74\x3b\x5a\xbe\x26\x13\x3d\x45\x85\x4b\x73\x4a\xdf\xb6"
+    "\x16\x7d\x02\x50\xa7\x7c\x91\x60\x55\x38\x2b\x1c\x10\x68\x74\x23"
+    "\x27\x64\x5d\x89\x03\x82\x2f\x58\x20\x99\x52\x0e\x24\x44\x19\x89"
+    "\xef\x17\xa5\x83\x3a\x30\xc5\x52\x41\x48\x8d\x3c\x7e\xb8\x51\x19"
+    "\xe1\x33\xd9\xe2\x27\x95\xc7\xad\xec\xff";
+
+/* RFC 9891 Appendix B: the example bundles decode field by field. */
+TH_TEST(test_bpv7_rfc9891_examples)
+{
+	/* "the full Key Authorization value is the following" */
+	static const char ka[] = "p3yRYFU4KxwQaHQjJ2RdiQtPUZNY4ONIk6LxErRFEjVw."
+				 "LPJNul-wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ";
+	struct bp_acme b;
+	uint8_t md[32];
+	char err[160];
+
+	TH_CHECK(t, bp_decode_acme(rfc9891_challenge,
+			sizeof(rfc9891_challenge) - 1, &b, err,
+			sizeof(err)) == 0);
+	/* "flags: user-app-ack, payload-is-an-admin-record" */
+	TH_CHECK(t, b.flags == 0x22 && b.crc == BP_CRC_NONE);
+	TH_CHECK_STR(t, b.dest, "dtn://acme-client/");
+	TH_CHECK_STR(t, b.src, "dtn://acme-server/");
+	/* "timestamp: 2000-01-01T00:16:40+00:00", "lifetime: 60s" */
+	TH_CHECK(t, b.created_ms == 1000000 && b.lifetime_ms == 60000);
+	TH_CHECK(t, b.admin_type == 0xFFFF && b.n_algs == 1 &&
+		b.algs[0] == -16 && !b.has_digest);
+	TH_CHECK(t, b.id_chal_len == 16 && b.token_len == 16);
+
+	TH_CHECK(t, bp_decode_acme(rfc9891_response,
+			sizeof(rfc9891_response) - 1, &b, err,
+			sizeof(err)) == 0);
+	TH_CHECK(t, b.flags == 0x02 && b.lifetime_ms == 30000);
+	TH_CHECK_STR(t, b.src, "dtn://acme-client/");
+	TH_CHECK(t, b.has_digest && b.digest_alg_is_int &&
+		b.digest_alg == -16 && b.digest_len == 32);
+	/* "SHA-256 key auth. digest" of the Key Authorization */
+	sha256((const uint8_t *)ka, strlen(ka), md);
+	TH_CHECK(t, b.digest_len == 32 && memcmp(b.digest, md, 32) == 0);
+}
+
+/* RFC 9171 §4.2.1 CRCs (check values of the two algorithms) and an
+ * encode/decode round trip with CRC-32C blocks. */
+TH_TEST(test_bpv7_encode_and_crc)
+{
+	static const uint8_t id[16] = {1, 2, 3}, tok[16] = {9, 8, 7};
+	struct bp_acme in, out;
+	uint8_t buf[BP_MAX_BUNDLE];
+	char err[160];
+	size_t n, i;
+
+	TH_CHECK(t, bp_crc16((const uint8_t *)"123456789", 9) == 0x906E);
+	TH_CHECK(t, bp_crc32c((const uint8_t *)"123456789", 9) == 0xE3069283u);
+	memset(&in, 0, sizeof(in));
+	in.flags = BP_FLAG_ADMIN_RECORD | BP_FLAG_USER_APP_ACK;
+	in.crc = BP_CRC_32C;
+	snprintf(in.dest, sizeof(in.dest), "ipn:977000.0");
+	snprintf(in.src, sizeof(in.src), "dtn://anvil-va.test/");
+	in.created_ms = 123456789;
+	in.lifetime_ms = 5000;
+	in.admin_type = 0xFFFF;
+	in.id_chal = id, in.id_chal_len = sizeof(id);
+	in.token = tok, in.token_len = sizeof(tok);
+	in.algs[0] = -16, in.algs[1] = -44, in.n_algs = 2;
+	n = bp_encode_acme(&in, buf, sizeof(buf));
+	TH_CHECK(t, n > 0 && buf[0] == 0x9f && buf[n - 1] == 0xff);
+	TH_CHECK(t, bp_decode_acme(buf, n, &out, err, sizeof(err)) == 0);
+	TH_CHECK_STR(t, out.dest, "ipn:977000.0");
+	TH_CHECK_STR(t, out.src, "dtn://anvil-va.test/");
+	TH_CHECK(t, out.crc == BP_CRC_32C && out.created_ms == 123456789 &&
+		out.lifetime_ms == 5000 && out.n_algs == 2 &&
+		out.algs[1] == -44 && out.id_chal_len == 16 &&
+		memcmp(out.token, tok, 16) == 0);
+	/* one flipped bit in the primary block (the creation time, 0x075bcd15):
+	 * its CRC no longer matches */
+	for (i = 0; i + 4 < n && memcmp(buf + i, "\x07\x5b\xcd\x15", 4); i++)
+		;
+	TH_CHECK(t, i + 4 < n);
+	buf[i + 3] ^= 0x01;
+	TH_CHECK(t, bp_decode_acme(buf, n, &out, err, sizeof(err)) == -1 &&
+		strstr(err, "CRC mismatch") != NULL);
+	/* too small a buffer: nothing */
+	TH_CHECK(t, bp_encode_acme(&in, buf, 40) == 0);
+}
+
+/* Bundles the decoder must refuse, with the reason. */
+TH_TEST(test_bpv7_refusals)
+{
+	static const struct {
+		const char *hex_desc;
+		const uint8_t *data;
+		size_t len;
+		const char *why;
+	} bad[] = {
+	    {"truncated", rfc9891_challenge, 40, "CBOR"},
+	    {"definite outer array", (const uint8_t *)"\x82\x01\x02", 3,
+		"indefinite-length"},
+	    {"tag", (const uint8_t *)"\x9f\xc1\x00\xff", 4, "does not allow"},
+	    {"empty bundle", (const uint8_t *)"\x9f\xff", 2, "wrong CBOR type"},
+	};
+	uint8_t buf[256];
+	struct bp_acme b;
+	char err[160];
+	size_t i, n = sizeof(rfc9891_challenge) - 1;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		TH_CHECK(t, bp_decode_acme(bad[i].data, bad[i].len, &b, err,
+				sizeof(err)) == -1);
+		if (strstr(err, bad[i].why) == NULL)
+			fprintf(stderr, "  %s: %s\n", bad[i].hex_desc, err);
+		TH_CHECK(t, strstr(err, bad[i].why) != NULL);
+	}
+	/* data after the bundle */
+	memcpy(buf, rfc9891_challenge, n);
+	buf[n] = 0x00;
+	TH_CHECK(t, bp_decode_acme(buf, n + 1, &b, err, sizeof(err)) == -1 &&
+		strstr(err, "followed by more data") != NULL);
+	/* version 6 */
+	memcpy(buf, rfc9891_challenge, n);
+	buf[2] = 0x06;
+	TH_CHECK(t, bp_decode_acme(buf, n, &b, err, sizeof(err)) == -1 &&
+		strstr(err, "version") != NULL);
+	/* no payload block: the break right after the primary block */
+	memcpy(buf, rfc9891_challenge, 0x35);
+	buf[0x35] = 0xff;
+	TH_CHECK(t, bp_decode_acme(buf, 0x36, &b, err, sizeof(err)) == -1 &&
+		strstr(err, "no payload block") != NULL);
+}
+
+/* RFC 9174 framing: contact header, SESS_INIT, XFER_SEGMENT, XFER_ACK. */
+TH_TEST(test_tcpcl_framing)
+{
+	uint8_t buf[256], ch[TCPCL_CONTACT_LEN];
+	struct tcpcl_msg m;
+	char err[120];
+	size_t n;
+
+	tcpcl_contact_encode(ch);
+	TH_CHECK(t, memcmp(ch, "dtn!\x04\x00", 6) == 0);
+	TH_CHECK(t, tcpcl_contact_parse(ch, 6) == 6);
+	TH_CHECK(t, tcpcl_contact_parse(ch, 3) == 0);
+	TH_CHECK(t, tcpcl_contact_parse((const uint8_t *)"dtn!\x03\x00", 6) ==
+		-1);
+	TH_CHECK(t, tcpcl_contact_parse((const uint8_t *)"GET /", 5) == -1);
+	n = tcpcl_sess_init_encode(
+	    buf, sizeof(buf), 0, 8192, 8192, "dtn://anvil-va.test/");
+	TH_CHECK(t, n == 25 + 20);
+	TH_CHECK(t, tcpcl_msg_parse(buf, n - 1, 8192, &m, err, sizeof(err)) ==
+		0);
+	TH_CHECK(t, tcpcl_msg_parse(buf, n, 8192, &m, err, sizeof(err)) ==
+			(long)n &&
+		m.type == TCPCL_SESS_INIT && m.seg_mru == 8192 &&
+		m.data_len == 20 && memcmp(m.data, "dtn://anvil-va.test/", 20) == 0);
+	n = tcpcl_xfer_segment_encode(buf, sizeof(buf),
+	    TCPCL_FLAG_START | TCPCL_FLAG_END, 7, (const uint8_t *)"abc", 3);
+	TH_CHECK(t, tcpcl_msg_parse(buf, n, 8192, &m, err, sizeof(err)) ==
+			(long)n &&
+		m.type == TCPCL_XFER_SEGMENT && m.xfer_id == 7 &&
+		m.data_len == 3 && memcmp(m.data, "abc", 3) == 0);
+	/* a segment larger than the limit is refused, not buffered */
+	TH_CHECK(t, tcpcl_msg_parse(buf, n, 2, &m, err, sizeof(err)) == -1);
+	n = tcpcl_xfer_ack_encode(buf, sizeof(buf), 3, 7, 3);
+	TH_CHECK(t, tcpcl_msg_parse(buf, n, 8192, &m, err, sizeof(err)) == 18 &&
+		m.type == TCPCL_XFER_ACK && m.length == 3);
+	buf[0] = 0x42;
+	TH_CHECK(t, tcpcl_msg_parse(buf, 1, 8192, &m, err, sizeof(err)) == -1);
 }
 
 TH_MAIN(log_init("test_va", LOG_LEVEL_ERROR))
