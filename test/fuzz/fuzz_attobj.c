@@ -10,19 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test/fuzz/fuzz_util.h"
 #include "va/va_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* p (n bytes) lies inside [data, data + size). */
-static void
-inside(const uint8_t *data, size_t size, const uint8_t *p, size_t n)
-{
-	if (p == NULL)
-		return;
-	if (p < data || n > size || p > data + size - n)
-		abort();
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -36,10 +27,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (o.fmt[0] == '\0' || !o.has_att_stmt || o.n_x5c > VA_ATT_MAX_X5C)
 		abort();
 	for (i = 0; i < o.n_x5c; i++)
-		inside(data, size, o.x5c[i], o.x5c_len[i]);
-	inside(data, size, o.sig, o.sig_len);
-	inside(data, size, o.cert_info, o.cert_info_len);
-	inside(data, size, o.pub_area, o.pub_area_len);
-	inside(data, size, o.auth_data, o.auth_data_len);
+		fuzz_inside(data, size, o.x5c[i], o.x5c_len[i]);
+	fuzz_inside(data, size, o.sig, o.sig_len);
+	fuzz_inside(data, size, o.cert_info, o.cert_info_len);
+	fuzz_inside(data, size, o.pub_area, o.pub_area_len);
+	fuzz_inside(data, size, o.auth_data, o.auth_data_len);
 	return 0;
 }

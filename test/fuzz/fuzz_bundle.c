@@ -10,19 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test/fuzz/fuzz_util.h"
 #include "va/bpv7.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* p (n bytes) lies inside [data, data + size). */
-static void
-inside(const uint8_t *data, size_t size, const uint8_t *p, size_t n)
-{
-	if (p == NULL)
-		return;
-	if (p < data || n > size || p > data + size - n)
-		abort();
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -38,16 +29,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    memchr(b.src, '\0', BP_MAX_EID) == NULL ||
 		    memchr(b.dest, '\0', BP_MAX_EID) == NULL)
 			abort();
-		inside(data, size, b.id_chal, b.id_chal_len);
-		inside(data, size, b.token, b.token_len);
-		inside(data, size, b.digest, b.digest_len);
+		fuzz_inside(data, size, b.id_chal, b.id_chal_len);
+		fuzz_inside(data, size, b.token, b.token_len);
+		fuzz_inside(data, size, b.digest, b.digest_len);
 	}
 	while (off < size &&
 	    (n = tcpcl_msg_parse(data + off, size - off, BP_MAX_BUNDLE, &m, err,
 		 sizeof(err))) > 0) {
 		if ((size_t)n > size - off)
 			abort();
-		inside(data + off, (size_t)n, m.data, m.data_len);
+		fuzz_inside(data + off, (size_t)n, m.data, m.data_len);
 		off += (size_t)n;
 	}
 	return 0;

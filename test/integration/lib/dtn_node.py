@@ -40,22 +40,23 @@ def b64u_dec(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def crc32c(data):
-    c = 0xFFFFFFFF
+def _crc_reflected(data, poly, mask):
+    c = mask
     for b in data:
         c ^= b
         for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    return c ^ 0xFFFFFFFF
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+    return c ^ mask
+
+
+def crc32c(data):
+    """RFC 9171 §4.2.1 CRC-32C (Castagnoli)."""
+    return _crc_reflected(data, 0x82F63B78, 0xFFFFFFFF)
 
 
 def crc16_x25(data):
-    c = 0xFFFF
-    for b in data:
-        c ^= b
-        for _ in range(8):
-            c = (c >> 1) ^ 0x8408 if c & 1 else c >> 1
-    return c ^ 0xFFFF
+    """RFC 9171 §4.2.1 CRC-16 X.25."""
+    return _crc_reflected(data, 0x8408, 0xFFFF)
 
 
 def eid_encode(text):
