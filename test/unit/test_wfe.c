@@ -424,10 +424,18 @@ TH_TEST(test_problem_render)
 TH_TEST(test_acme_json)
 {
 	struct wfe_req r;
+	struct wfe w;
 	json_t *o, *j;
 
 	memset(&r, 0, sizeof(r));
 	r.base = "https://localhost:4431";
+	/* the RA's directory meta, cached: delegation (RFC 9115) is on */
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.lock, NULL);
+	w.ra_meta = json_pack(
+	    "{s:{s:b}}", "meta", "delegation-enabled", 1);
+	w.ra_meta_at_ms = time_mono_ms();
+	r.w = &w;
 	o = json_loads(
 	    "{\"id\":9,\"account_id\":1,\"status\":\"valid\","
 	    "\"expires\":\"2026-12-01T00:00:00Z\",\"identifiers\":[{\"type\":"
@@ -475,9 +483,26 @@ TH_TEST(test_acme_json)
 	j = wfe_acme_account(&r, o);
 	TH_CHECK_STR(t, json_string_value(json_object_get(j, "orders")),
 	    "https://localhost:4431/acme/acct/3/orders");
+	/* RFC 9115 §2.3.1.1, only while delegation-enabled (§6.3) */
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "delegations")),
+	    "https://localhost:4431/acme/delegations/3");
 	TH_CHECK(t, json_is_true(json_object_get(j, "termsOfServiceAgreed")));
 	json_decref(j);
 	json_decref(o);
+
+	/* RFC 9115 §2.3.2: a delegated order shows its delegation and "an
+	 * authorizations array with zero elements" (the owner's stay hidden) */
+	o = json_loads("{\"id\":4,\"account_id\":2,\"status\":\"ready\","
+		       "\"authz_ids\":[5],\"delegation_id\":8}",
+	    0, NULL);
+	j = wfe_acme_order(&r, o);
+	TH_CHECK(t, json_array_size(json_object_get(j, "authorizations")) == 0);
+	TH_CHECK_STR(t, json_string_value(json_object_get(j, "delegation")),
+	    "https://localhost:4431/acme/delegation/8");
+	json_decref(j);
+	json_decref(o);
+	json_decref(w.ra_meta);
+	pthread_mutex_destroy(&w.lock);
 }
 
 /* ---------------------------------------------------------------- config */
