@@ -50,10 +50,27 @@ spawn() {
 	shift 2
 	mkdir -p "$dir/pids" "$dir/log"
 	ip netns exec "$(ns "$m")" setsid "$@" >>"$dir/log/$m-$name.log" 2>&1 </dev/null &
-	echo $! >"$dir/pids/$m-$name.pid"
+	echo "$! $(proc_stat $! | cut -d' ' -f2)" >"$dir/pids/$m-$name.pid"
 }
 
-alive() { local p; p=$(cat "$dir/pids/$1.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
+# "STATE STARTTIME" of a pid (/proc/PID/stat fields 3 and 22; the command
+# name before them may hold spaces).
+proc_stat() { awk '{ sub(/.*\) /, ""); print $1, $20 }' "/proc/$1/stat" 2>/dev/null; }
+
+# The pid of machine-name's process while it runs: not a zombie (killed,
+# not yet reaped: `kill -0` would still succeed) and not another process
+# that got the pid since (same start time as at spawn).
+running_pid() {
+	local p t st
+	read -r p t 2>/dev/null <"$dir/pids/$1.pid" || return 1
+	st=$(proc_stat "$p") || return 1
+	case "$st" in Z\ * | X\ * | '') return 1 ;; esac
+	[ -n "$t" ] && [ "${st#* }" = "$t" ] || return 1
+	echo "$p"
+}
+
+alive() { running_pid "$1" >/dev/null; }
+dead() { ! alive "$1"; }
 
 # Polls CMD until it succeeds or SECONDS pass.
 wait_for() {
@@ -242,7 +259,7 @@ cmd_down() {
 	done
 	for f in "$dir"/pids/*.pid; do
 		[ -e "$f" ] || continue
-		kill -KILL "$(cat "$f")" 2>/dev/null || true
+		pid=$(running_pid "$(basename "$f" .pid)") && kill -KILL "$pid" 2>/dev/null || true
 	done
 	for m in $MACHINES hub; do
 		ip netns del "$p$m" 2>/dev/null || true
@@ -270,8 +287,11 @@ cmd_status() {
 cmd_kill() {
 	local m=${1:?machine} svc=${2:-} pid
 	if [ -n "$svc" ]; then
-		pid=$(cat "$dir/pids/$m-$svc.pid") || die "no $svc on $m"
+		pid=$(running_pid "$m-$svc") || die "no $svc running on $m"
 		kill -KILL "$pid" 2>/dev/null || true
+		# gone (or a zombie) before we return: a `start` right after
+		# must see it down, and its ports free
+		wait_for 10 "$svc on $m to exit" dead "$m-$svc"
 	else
 		for pid in $(ip netns pids "$(ns "$m")"); do kill -KILL "$pid" 2>/dev/null || true; done
 	fi
