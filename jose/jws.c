@@ -38,6 +38,40 @@ bad_alg(struct problem **prob, const struct jose_policy *p, const char *alg,
 	return -1;
 }
 
+/* A member a JWS object or protected header must not have, and why. */
+struct jws_refused {
+	const char *key;
+	const char *why; /* follows `what` in the malformed detail */
+};
+
+static const struct jws_refused refused_members[] = {
+    {"signatures", "uses the general JSON serialization (\"signatures\"); "
+		   "ACME requires the flattened serialization with exactly "
+		   "one \"signature\" (RFC 8555 §6.2)"},
+    {"header", "has an unprotected \"header\"; ACME allows only the "
+	       "protected header (RFC 8555 §6.2)"},
+};
+static const struct jws_refused refused_header[] = {
+    {"crit", "protected header has \"crit\": no extensions are supported"},
+    {"b64", "protected header has \"b64\": unencoded payloads are not "
+	    "supported"},
+};
+
+/* -1 with a malformed *prob naming `what` when obj has one of the n keys
+ * of refused, else 0. */
+static int
+check_refused(const json_t *obj, const struct jws_refused *refused, size_t n,
+    const char *what, struct problem **prob)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (json_object_get(obj, refused[i].key) != NULL)
+			return jose_fail(prob, PROB_MALFORMED, "%s %s", what,
+			    refused[i].why);
+	return 0;
+}
+
 /* Checks the members of a flattened JWS object (borrowed). */
 static int
 check_members(const json_t *obj, const char *what, struct problem **prob)
@@ -45,17 +79,10 @@ check_members(const json_t *obj, const char *what, struct problem **prob)
 	const char *key;
 	json_t *v;
 
-	if (json_object_get(obj, "signatures") != NULL)
-		return jose_fail(prob, PROB_MALFORMED,
-		    "%s uses the general JSON serialization (\"signatures\"); "
-		    "ACME requires the flattened serialization with exactly "
-		    "one \"signature\" (RFC 8555 §6.2)",
-		    what);
-	if (json_object_get(obj, "header") != NULL)
-		return jose_fail(prob, PROB_MALFORMED,
-		    "%s has an unprotected \"header\"; ACME allows only the "
-		    "protected header (RFC 8555 §6.2)",
-		    what);
+	if (check_refused(obj, refused_members,
+		sizeof(refused_members) / sizeof(refused_members[0]), what,
+		prob) != 0)
+		return -1;
 	json_object_foreach((json_t *)obj, key, v)
 	{
 		if (strcmp(key, "protected") != 0 &&
@@ -133,16 +160,10 @@ parse_header(struct jws *j, const struct jose_policy *p, unsigned flags,
 
 	if (header_alg(hdr, p, what, &j->alg, prob) != 0)
 		return -1;
-	if (json_object_get(hdr, "crit") != NULL)
-		return jose_fail(prob, PROB_MALFORMED,
-		    "%s protected header has \"crit\": no extensions are "
-		    "supported",
-		    what);
-	if (json_object_get(hdr, "b64") != NULL)
-		return jose_fail(prob, PROB_MALFORMED,
-		    "%s protected header has \"b64\": unencoded payloads are "
-		    "not supported",
-		    what);
+	if (check_refused(hdr, refused_header,
+		sizeof(refused_header) / sizeof(refused_header[0]), what,
+		prob) != 0)
+		return -1;
 	jwk = json_object_get(hdr, "jwk");
 	if (jwk != NULL && json_object_get(hdr, "kid") != NULL)
 		return jose_fail(prob, PROB_MALFORMED,

@@ -120,9 +120,9 @@ out:
 	va_job_unref(j);
 }
 
-/* Queries TXT at name (borrowed) for job j; the answer goes to txt_cb. */
-static void
-txt_start(struct va_job *j, const char *name)
+/* See va_int.h. */
+void
+va_dns01_txt_query(struct va_job *j, const char *name, va_dns_cb cb)
 {
 	json_array_append_new(j->record,
 	    json_pack("{s:s,s:s}", "hostname", j->ident, "txt_name", name));
@@ -130,7 +130,7 @@ txt_start(struct va_job *j, const char *name)
 	free(j->dns_host);
 	j->dns_host = xstrdup(name);
 	va_job_ref(j);
-	va_dns_query(j->va, name, ns_t_txt, txt_cb, j);
+	va_dns_query(j->va, name, ns_t_txt, cb, j);
 }
 
 void
@@ -138,7 +138,7 @@ va_dns01_start(struct va_job *j)
 {
 	char *name = xasprintf("_acme-challenge.%s", j->ident);
 
-	txt_start(j, name);
+	va_dns01_txt_query(j, name, txt_cb);
 	free(name);
 }
 
@@ -162,7 +162,7 @@ va_dnsaccount01_start(struct va_job *j)
 	char *label = va_dns_account_label(j->account_uri),
 	     *name = xasprintf("%s._acme-challenge.%s", label, j->ident);
 
-	txt_start(j, name);
+	va_dns01_txt_query(j, name, txt_cb);
 	free(label);
 	free(name);
 }

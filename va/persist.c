@@ -363,12 +363,6 @@ va_dnspersist01_start(struct va_job *j)
 {
 	char *name = xasprintf("_validation-persist.%s", j->ident);
 
-	json_array_append_new(j->record,
-	    json_pack("{s:s,s:s}", "hostname", j->ident, "txt_name", name));
-	j->stage = "dns";
-	free(j->dns_host);
-	j->dns_host = xstrdup(name);
-	va_job_ref(j);
-	va_dns_query(j->va, name, ns_t_txt, persist_cb, j);
+	va_dns01_txt_query(j, name, persist_cb);
 	free(name);
 }

@@ -386,6 +386,11 @@ void va_dnsaccount01_start(struct va_job *j);
 /* Finishes j with the problem of a TXT lookup that did not answer
  * (NODATA, NXDOMAIN, SERVFAIL, timeout, other); res borrowed. */
 void va_dns01_txt_failure(struct va_job *j, struct va_dns_result *res);
+/*
+ * Queries TXT at name (borrowed) for j, noting it in j's record and
+ * j->dns_host; cb gets the answer with a reference to j (dns01.c).
+ */
+void va_dns01_txt_query(struct va_job *j, const char *name, va_dns_cb cb);
 /* dns-persist-01: the persistent TXT at _validation-persist.<name>. */
 void va_dnspersist01_start(struct va_job *j);
 /* onion-csr-01 (onion.c): checks j->csr at once, then finishes j. */
