@@ -26,8 +26,7 @@ parses(const uint8_t *d, size_t n)
 	return tnauth_parse(d, n, NULL, err, sizeof(err)) == 0;
 }
 
-static void
-test_tnauth_valid(struct th *t)
+TH_TEST(test_tnauth_valid)
 {
 	struct tnauth_list l;
 	char err[200], buf[80];
@@ -49,8 +48,7 @@ test_tnauth_valid(struct th *t)
 
 /* RFC 8226 Appendix A is "DEFINITIONS EXPLICIT TAGS": an implicitly
  * tagged spc (80 04 ...) is not a TNEntry. */
-static void
-test_tnauth_refuses_implicit_tags(struct th *t)
+TH_TEST(test_tnauth_refuses_implicit_tags)
 {
 	static const uint8_t implicit[] = {
 	    0x30, 0x06, 0x80, 0x04, '7', '0', '9', 'J'};
@@ -58,8 +56,7 @@ test_tnauth_refuses_implicit_tags(struct th *t)
 	TH_CHECK(t, !parses(implicit, sizeof(implicit)));
 }
 
-static void
-test_tnauth_refuses_non_der(struct th *t)
+TH_TEST(test_tnauth_refuses_non_der)
 {
 	/* SIZE (1..MAX): an empty list */
 	static const uint8_t empty[] = {0x30, 0x00};
@@ -91,8 +88,7 @@ test_tnauth_refuses_non_der(struct th *t)
 
 /* TelephoneNumber ::= IA5String (SIZE (1..15)) (FROM ("0123456789#*"));
  * count INTEGER (2..MAX). */
-static void
-test_tnauth_refuses_bad_numbers(struct th *t)
+TH_TEST(test_tnauth_refuses_bad_numbers)
 {
 	static const uint8_t letter[] = {
 	    0x30, 0x07, 0xa2, 0x05, 0x16, 0x03, '1', 'a', '2'};
@@ -124,8 +120,7 @@ test_tnauth_refuses_bad_numbers(struct th *t)
 
 /* RFC 9448 §3: "the ACME "identifier" value is the base64url encoding of
  * the TNAuthList ASN.1 object using DER encoding rules". */
-static void
-test_tnauth_identifier(struct th *t)
+TH_TEST(test_tnauth_identifier)
 {
 	char err[200], *v = b64url_encode(spc_709j, sizeof(spc_709j)), *pad;
 	uint8_t *der = NULL;
@@ -149,8 +144,7 @@ test_tnauth_identifier(struct th *t)
 }
 
 /* RFC 9447 §3: tkauth-01 validates the TNAuthList identifier only. */
-static void
-test_tkauth_challenge_row(struct th *t)
+TH_TEST(test_tkauth_challenge_row)
 {
 	const struct chal_info *c = chal_lookup("tkauth-01");
 	char err[200];
@@ -164,16 +158,4 @@ test_tkauth_challenge_row(struct th *t)
 			err, sizeof(err)) != 0);
 }
 
-int
-main(void)
-{
-	struct th t = TH_INIT;
-
-	TH_RUN(&t, test_tnauth_valid);
-	TH_RUN(&t, test_tnauth_refuses_implicit_tags);
-	TH_RUN(&t, test_tnauth_refuses_non_der);
-	TH_RUN(&t, test_tnauth_refuses_bad_numbers);
-	TH_RUN(&t, test_tnauth_identifier);
-	TH_RUN(&t, test_tkauth_challenge_row);
-	return th_done(&t);
-}
+TH_MAIN((void)0) /* nothing to set up */
