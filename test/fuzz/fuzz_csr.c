@@ -31,22 +31,6 @@ order_idents(void)
 }
 
 static void
-policy(struct ra_key_policy *kp)
-{
-	memset(kp, 0, sizeof(*kp));
-	kp->rsa_min = 2048;
-	kp->rsa_max = 4096;
-	kp->rsa_sizes[0] = 2048;
-	kp->rsa_sizes[1] = 3072;
-	kp->rsa_sizes[2] = 4096;
-	kp->n_rsa_sizes = 3;
-	kp->allow_p256 = 1;
-	kp->allow_p384 = 1;
-	kp->fermat_rounds = 110;
-	kp->small_prime_bound = 751;
-}
-
-static void
 check_once(const uint8_t *data, size_t size, const json_t *ids,
     const struct ra_key_policy *kp, EVP_PKEY *acct)
 {
@@ -78,7 +62,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (acct == NULL)
 		acct = EVP_EC_gen("P-256");
-	policy(&kp);
+	ra_key_policy_default(&kp);
 	ids = order_idents();
 	check_once(data, size, ids, &kp, NULL);
 	check_once(data, size, ids, &kp, acct);

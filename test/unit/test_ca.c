@@ -153,11 +153,11 @@ fake_init(struct fake_store *fs)
 static void
 fake_clear(struct fake_store *fs)
 {
-	json_decref(fs->reserved);
-	json_decref(fs->certs);
-	json_decref(fs->crl_numbers);
-	json_decref(fs->crls);
-	json_decref(fs->ocsp);
+	json_t *held[] = {
+	    fs->reserved, fs->certs, fs->crl_numbers, fs->crls, fs->ocsp};
+
+	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+		json_decref(held[i]);
 	pthread_mutex_destroy(&fs->mu);
 }
 
@@ -317,16 +317,16 @@ fixture_teardown(struct fixture *f)
 {
 	char cmd[300];
 
+	snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strlen(f->dir) - 4),
+	    f->dir);
 	ca_free(f->ca);
 	profiles_free(f->profiles);
 	fake_clear(&f->fs);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", f->dir);
 	X509_STORE_free(f->trust);
 	X509_STORE_free(f->trust_alt);
 	EVP_PKEY_free(f->rsa2048);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strlen(f->dir) - 4),
-	    f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", f->dir);
 }
 
 /* A fresh DER CSR for the names ("dns:x" / "ip:x"), cn may be NULL. */

@@ -14,6 +14,7 @@
 
 #include "core/core.h"
 #include "test/unit/harness.h"
+#include "test/unit/onion_oracle.h"
 
 TH_TEST(test_b64url_vectors)
 {
@@ -811,28 +812,6 @@ TH_TEST(test_secret_mode)
 	TH_CHECK(t, file_check_secret_mode(path, err, sizeof(err)) == -1);
 	TH_CHECK(t, strstr(err, "chmod 600") != NULL);
 	unlink(path);
-}
-
-/* The v3 address of pubkey (tor-spec rend-spec-v3 §6), built independently
- * of ident.c: base32(pubkey || SHA3-256(".onion checksum" || pubkey ||
- * version)[:2] || version). Caller frees. */
-static char *
-onion_addr_of(const uint8_t pubkey[32], uint8_t version)
-{
-	uint8_t raw[35], d[32];
-	unsigned dl = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-	memcpy(raw, pubkey, 32);
-	EVP_DigestInit_ex(ctx, EVP_sha3_256(), NULL);
-	EVP_DigestUpdate(ctx, ".onion checksum", 15);
-	EVP_DigestUpdate(ctx, pubkey, 32);
-	EVP_DigestUpdate(ctx, &version, 1);
-	EVP_DigestFinal_ex(ctx, d, &dl);
-	EVP_MD_CTX_free(ctx);
-	memcpy(raw + 32, d, 2);
-	raw[34] = version;
-	return base32_encode_lower(raw, sizeof(raw));
 }
 
 /*

@@ -183,18 +183,25 @@ roca_prime(BN_CTX *ctx)
 	static const unsigned pr[] = {3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37,
 	    41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107,
 	    109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167};
-	BIGNUM *m = BN_new(), *g = BN_new(), *a = BN_new(), *kk = BN_new();
-	BIGNUM *p = BN_new(), *e = BN_new(), *t = BN_new(), *lo, *hi;
+	BIGNUM *m, *g, *a, *kk, *e, *t, *lo, *hi, *p = BN_new();
 	size_t i;
 
+	/* the temporaries live in ctx's frame, freed by BN_CTX_end */
+	BN_CTX_start(ctx);
+	m = BN_CTX_get(ctx);
+	g = BN_CTX_get(ctx);
+	a = BN_CTX_get(ctx);
+	kk = BN_CTX_get(ctx);
+	e = BN_CTX_get(ctx);
+	t = BN_CTX_get(ctx);
+	lo = BN_CTX_get(ctx);
+	hi = BN_CTX_get(ctx);
 	BN_one(m);
 	for (i = 0; i < sizeof(pr) / sizeof(pr[0]); i++)
 		BN_mul_word(m, pr[i]);
 	BN_set_word(e, 65537);
 	/* k uniformly in [0.75 * 2^1024 / M, 2^1024 / M): p has 1024 bits
 	 * with the top two set, so p * q has exactly 2048 bits. */
-	lo = BN_new();
-	hi = BN_new();
 	BN_set_word(lo, 3);
 	BN_lshift(lo, lo, 1022);
 	BN_div(lo, NULL, lo, m, ctx);
@@ -218,14 +225,7 @@ roca_prime(BN_CTX *ctx)
 		if (BN_check_prime(p, ctx, NULL) == 1)
 			break;
 	}
-	BN_free(lo);
-	BN_free(hi);
-	BN_free(m);
-	BN_free(g);
-	BN_free(a);
-	BN_free(kk);
-	BN_free(e);
-	BN_free(t);
+	BN_CTX_end(ctx);
 	return p;
 }
 

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "test/unit/harness.h"
+#include "test/unit/onion_oracle.h"
 #include "va/bpv7.h"
 #include "va/va.h"
 #include "va/va_int.h"
@@ -821,22 +822,12 @@ TH_TEST(test_onion_caa_eval)
 static char *
 onion_of(EVP_PKEY *k)
 {
-	uint8_t raw[35], d[32], v = 3;
+	uint8_t raw[32];
 	size_t n = 32;
-	unsigned dl = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	char *b, *name;
 
 	EVP_PKEY_get_raw_public_key(k, raw, &n);
-	EVP_DigestInit_ex(ctx, EVP_sha3_256(), NULL);
-	EVP_DigestUpdate(ctx, ".onion checksum", 15);
-	EVP_DigestUpdate(ctx, raw, 32);
-	EVP_DigestUpdate(ctx, &v, 1);
-	EVP_DigestFinal_ex(ctx, d, &dl);
-	EVP_MD_CTX_free(ctx);
-	memcpy(raw + 32, d, 2);
-	raw[34] = 3;
-	b = base32_encode_lower(raw, sizeof(raw));
+	b = onion_addr_of(raw, 3);
 	name = xasprintf("%s.onion", b);
 	free(b);
 	return name;
