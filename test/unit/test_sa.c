@@ -198,10 +198,11 @@ static const struct sa_stmt st_test_insert = {"test_insert",
 static const struct sa_stmt st_test_ser = {
     "test_ser", "SELECT test_serialization_failure()"};
 
+/* Inserts an account row with thumbprint a->tp in c's transaction; its id
+ * goes to a->id. 0, or -1 with *prob set. */
 static int
-fail_after_insert(struct sa_conn *c, void *arg, struct problem **prob)
+insert_account(struct sa_conn *c, struct acct_arg *a, struct problem **prob)
 {
-	struct acct_arg *a = arg;
 	struct sa_params p;
 	PGresult *r;
 
@@ -211,6 +212,14 @@ fail_after_insert(struct sa_conn *c, void *arg, struct problem **prob)
 		return -1;
 	a->id = sa_col_int(r, 0, 0);
 	PQclear(r);
+	return 0;
+}
+
+static int
+fail_after_insert(struct sa_conn *c, void *arg, struct problem **prob)
+{
+	if (insert_account(c, arg, prob) != 0)
+		return -1;
 	*prob = problem_new(PROB_UNAUTHORIZED, "later step failed");
 	return -1;
 }
@@ -237,16 +246,11 @@ static int
 fail_once_serialization(struct sa_conn *c, void *arg, struct problem **prob)
 {
 	struct acct_arg *a = arg;
-	struct sa_params p;
 	PGresult *r;
 
 	a->attempts++;
-	sa_params_init(&p);
-	sa_p_str(&p, a->tp);
-	if ((r = sa_q(c, &st_test_insert, &p, prob)) == NULL)
+	if (insert_account(c, a, prob) != 0)
 		return -1;
-	a->id = sa_col_int(r, 0, 0);
-	PQclear(r);
 	if (a->attempts == 1) {
 		if ((r = sa_q(c, &st_test_ser, NULL, prob)) == NULL)
 			return -1;
