@@ -141,8 +141,7 @@ match(const char *s, const struct req *q, char *detail, size_t dlen)
 	return rc;
 }
 
-static void
-test_syntax(struct th *t)
+TH_TEST(test_syntax)
 {
 	static const char *const bad[] = {
 	    "[]",
@@ -237,8 +236,7 @@ idents_ok(const char *tmpl, const char *a, const char *b)
 	return rc;
 }
 
-static void
-test_idents(struct th *t)
+TH_TEST(test_idents)
 {
 	const char *two =
 	    "{\"keyTypes\": [{\"PublicKeyType\": \"id-ecPublicKey\", "
@@ -268,8 +266,7 @@ test_idents(struct th *t)
 	TH_CHECK(t, idents_ok(opt, "abc.ido.example", "abc.ido.example") == -1);
 }
 
-static void
-test_csr(struct th *t)
+TH_TEST(test_csr)
 {
 	struct req q;
 	char d[400];
@@ -341,8 +338,7 @@ test_csr(struct th *t)
 	}
 }
 
-static void
-test_profile(struct th *t)
+TH_TEST(test_profile)
 {
 	struct profile prof;
 	json_t *tm = tmpl_of(example);
@@ -363,8 +359,7 @@ test_profile(struct th *t)
 	json_decref(tm);
 }
 
-static void
-test_config(struct th *t)
+TH_TEST(test_config)
 {
 	struct ra_deleg_config dc;
 	char err[256];
@@ -389,16 +384,4 @@ test_config(struct th *t)
 	json_decref(o);
 }
 
-int
-main(void)
-{
-	struct th t = TH_INIT;
-
-	log_init("test_ra_deleg", LOG_LEVEL_ERROR);
-	TH_RUN(&t, test_syntax);
-	TH_RUN(&t, test_idents);
-	TH_RUN(&t, test_csr);
-	TH_RUN(&t, test_profile);
-	TH_RUN(&t, test_config);
-	return th_done(&t);
-}
+TH_MAIN(log_init("test_ra_deleg", LOG_LEVEL_ERROR))
