@@ -59,6 +59,46 @@ profiles_free(struct profiles *p)
 	free(p);
 }
 
+/* identifier_types of profile name into out's allow_* flags. */
+static int
+ident_types_from_in(struct profile *out, const char *name,
+    const struct profile_in *in, const char *path, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < in->n_identifier_types; i++) {
+		if (strcmp(in->identifier_types[i], "dns") == 0)
+			out->allow_dns = 1;
+		else if (strcmp(in->identifier_types[i], "ip") == 0)
+			out->allow_ip = 1;
+		else if (strcmp(in->identifier_types[i], "email") == 0)
+			out->allow_email = 1;
+		else if (strcmp(in->identifier_types[i],
+			     "permanent-identifier") == 0)
+			out->allow_permanent_id = 1;
+		else if (strcmp(in->identifier_types[i], "hardware-module") ==
+		    0)
+			out->allow_hardware_module = 1;
+		else if (strcmp(in->identifier_types[i], "bundleEID") == 0)
+			out->allow_bundle_eid = 1;
+		else if (strcmp(in->identifier_types[i],
+			     "remote-attestation") == 0)
+			out->allow_remote_attestation = 1;
+		else if (strcmp(in->identifier_types[i], "TNAuthList") == 0)
+			out->allow_tnauthlist = 1;
+		else {
+			snprintf(err, errlen,
+			    "%s: profiles.%s.identifier_types"
+			    ": unknown type \"%s\" (dns, ip, email, "
+			    "permanent-identifier, hardware-module, bundleEID, "
+			    "remote-attestation, TNAuthList)",
+			    path, name, in->identifier_types[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 profile_from_in(struct profile *out, const char *name,
     const struct profile_in *in, const char *path, char *err, size_t errlen)
@@ -90,36 +130,8 @@ profile_from_in(struct profile *out, const char *name,
 		    path, name);
 		return -1;
 	}
-	for (i = 0; i < in->n_identifier_types; i++) {
-		if (strcmp(in->identifier_types[i], "dns") == 0)
-			out->allow_dns = 1;
-		else if (strcmp(in->identifier_types[i], "ip") == 0)
-			out->allow_ip = 1;
-		else if (strcmp(in->identifier_types[i], "email") == 0)
-			out->allow_email = 1;
-		else if (strcmp(in->identifier_types[i],
-			     "permanent-identifier") == 0)
-			out->allow_permanent_id = 1;
-		else if (strcmp(in->identifier_types[i], "hardware-module") ==
-		    0)
-			out->allow_hardware_module = 1;
-		else if (strcmp(in->identifier_types[i], "bundleEID") == 0)
-			out->allow_bundle_eid = 1;
-		else if (strcmp(in->identifier_types[i],
-			     "remote-attestation") == 0)
-			out->allow_remote_attestation = 1;
-		else if (strcmp(in->identifier_types[i], "TNAuthList") == 0)
-			out->allow_tnauthlist = 1;
-		else {
-			snprintf(err, errlen,
-			    "%s: profiles.%s.identifier_types"
-			    ": unknown type \"%s\" (dns, ip, email, "
-			    "permanent-identifier, hardware-module, bundleEID, "
-			    "remote-attestation, TNAuthList)",
-			    path, name, in->identifier_types[i]);
-			return -1;
-		}
-	}
+	if (ident_types_from_in(out, name, in, path, err, errlen) != 0)
+		return -1;
 	for (i = 0; i < in->n_ekus; i++) {
 		if (strcmp(in->ekus[i], "serverAuth") == 0)
 			out->eku_server_auth = 1;

@@ -400,6 +400,34 @@ convert_email(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
 	return 0;
 }
 
+/* policy.challenges: the enabled types (default: every offered one). */
+static int
+convert_challenges(
+    struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
+{
+	size_t i;
+
+	pol->challenges = r->challenges ? 0 : chal_default_set();
+	for (i = 0; i < r->n_challenges; i++) {
+		const struct chal_info *c = chal_lookup(r->challenges[i]);
+
+		if (c == NULL) {
+			snprintf(err, errlen,
+			    "policy.challenges[%zu]: unknown challenge "
+			    "type \"%.64s\"",
+			    i, r->challenges[i]);
+			return -1;
+		}
+		pol->challenges |= CHAL_BIT(c->type);
+	}
+	if (pol->challenges == 0) {
+		snprintf(
+		    err, errlen, "policy.challenges: names no challenge type");
+		return -1;
+	}
+	return 0;
+}
+
 /* policy.*: mode, DNS suffixes, blocked names, IP ranges, challenges, PSL. */
 static int
 convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
@@ -456,24 +484,8 @@ convert_policy(struct raw *r, struct ra_policy *pol, char *err, size_t errlen)
 	}
 	pol->allow_wildcards = r->allow_wildcards;
 	pol->subdomain_auth = r->subdomain_auth;
-	pol->challenges = r->challenges ? 0 : chal_default_set();
-	for (i = 0; i < r->n_challenges; i++) {
-		const struct chal_info *c = chal_lookup(r->challenges[i]);
-
-		if (c == NULL) {
-			snprintf(err, errlen,
-			    "policy.challenges[%zu]: unknown challenge "
-			    "type \"%.64s\"",
-			    i, r->challenges[i]);
-			return -1;
-		}
-		pol->challenges |= CHAL_BIT(c->type);
-	}
-	if (pol->challenges == 0) {
-		snprintf(
-		    err, errlen, "policy.challenges: names no challenge type");
+	if (convert_challenges(r, pol, err, errlen) != 0)
 		return -1;
-	}
 	if (convert_email(r, pol, err, errlen) != 0)
 		return -1;
 	/* RFC 9799: policy.onion accepts v3 .onion names and offers

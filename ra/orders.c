@@ -523,6 +523,40 @@ new_order_done(struct ra *ra, const char *rid, const json_t *order,
 	ra_count(ra, "anvil_ra_new_orders_total", NULL);
 }
 
+/*
+ * For each authz identifier of aidents (borrowed): a reusable valid authz
+ * of account id (its id into reuse_ids, *expires lowered to its expiry),
+ * an ancestor's subdomain authz (ra_sub_cover), or a new authz (params
+ * into new_authzs, pending until t_aexp).
+ */
+static void
+plan_authzs(struct ra *ra, const json_t *aidents, const json_t *reuse,
+    struct ra_sub *sub, int64_t id, const char *t_aexp, json_t *reuse_ids,
+    json_t *new_authzs, int64_t *expires)
+{
+	const json_t *v;
+	json_t *a;
+	int64_t ae;
+	size_t i;
+
+	json_array_foreach(aidents, i, v)
+	{
+		if (ra_rats_reusable(v) &&
+		    (a = ra_find_reusable(reuse, v, id)) != NULL) {
+			ra_ids_add(reuse_ids,
+			    json_integer_value(json_object_get(a, "id")));
+			if (ra_time_get(a, "expires", &ae) == 0 && ae < *expires)
+				*expires = ae;
+			continue;
+		}
+		if (ra_sub_cover(
+			ra, sub, v, reuse_ids, new_authzs, t_aexp, expires))
+			continue;
+		json_array_append_new(
+		    new_authzs, new_authz_params(ra, v, t_aexp));
+	}
+}
+
 /* ra.new_order handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
  * *prob, both handed to the RPC server. */
 int
@@ -532,13 +566,12 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	struct ra *ra = svc;
 	json_t *params = req->params, *acct = NULL, *idents = NULL;
 	json_t *aidents = NULL, *reuse = NULL, *reuse_ids = NULL;
-	json_t *new_authzs = NULL, *order = NULL, *v, *a, *np;
+	json_t *new_authzs = NULL, *order = NULL, *np;
 	struct ra_sub *sub = NULL;
 	const struct profile *prof;
 	const char *pname, *nb, *na, *replaces;
 	int64_t id, now = time_now_ms(), expires;
 	char t_exp[32], t_aexp[32], t_cut[32];
-	size_t i;
 	int rc = -1, rolled;
 	struct ra_star_terms star;
 
@@ -591,23 +624,8 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	if (rolled && reuse == NULL)
 		reuse = lookup_reusable(
 		    ra, req->request_id, id, prof, aidents, t_cut);
-	json_array_foreach(aidents, i, v)
-	{
-		if (ra_rats_reusable(v) &&
-		    (a = ra_find_reusable(reuse, v, id)) != NULL) {
-			int64_t ae;
-			ra_ids_add(reuse_ids,
-			    json_integer_value(json_object_get(a, "id")));
-			if (ra_time_get(a, "expires", &ae) == 0 && ae < expires)
-				expires = ae;
-			continue;
-		}
-		if (ra_sub_cover(
-			ra, sub, v, reuse_ids, new_authzs, t_aexp, &expires))
-			continue;
-		json_array_append_new(
-		    new_authzs, new_authz_params(ra, v, t_aexp));
-	}
+	plan_authzs(ra, aidents, reuse, sub, id, t_aexp, reuse_ids, new_authzs,
+	    &expires);
 	ra_time_fmt(expires, t_exp, sizeof(t_exp));
 	np = json_pack("{s:I,s:s,s:O,s:s,s:O,s:O}", "account_id",
 	    (json_int_t)id, "expires", t_exp, "identifiers", idents, "profile",
