@@ -138,6 +138,17 @@ char *ca_gn_device_ident(const GENERAL_NAME *gn, enum ident_type *type);
  * normalised bundleEID value (borrowed); new, or NULL. */
 GENERAL_NAME *ca_bundle_general_name(const char *value);
 
+/* ---- RFC 8226 STIR certificates for RFC 9448 TNAuthList (stir.c) ---- */
+/* Adds the TNAuthList extension (the DER of the one TNAuthList identifier
+ * of sans, borrowed) to x. 0, or -1 with err. */
+int ca_stir_add_ext(X509 *x, const json_t *sans, char *err, size_t errlen);
+/* The subject CN naming that list ("SPC 709J"...) into buf, or NULL. */
+const char *ca_stir_cn(const json_t *sans, char *buf, size_t buflen);
+/* The STIR lint: one TNAuthList extension equal to the one identifier's
+ * DER, no subjectAltName, no EKU, keyUsage digitalSignature only. 0, or
+ * -1 with msg. */
+int ca_stir_lint(X509 *x, const json_t *idents, char *msg, size_t msglen);
+
 /* ---- lints (lint.c) ---- */
 
 struct ca_lint_input {

@@ -431,6 +431,7 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 	struct ca_tbs t;
 	enum ca_key_type kt = CA_KEY__MAX;
 	char err[256], *khash = NULL, *idtext = NULL, labels[160], pe[96];
+	char stir_cn[65]; /* RFC 5280 ub-common-name 64 */
 	time_t now = time(NULL);
 	int ret = -1;
 
@@ -460,7 +461,9 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 	t.spki = X509_REQ_get_X509_PUBKEY(csr);
 	t.profile = p;
 	t.sans = sans;
-	t.cn = p->keep_cn ? ca_choose_cn(csr, sans) : NULL;
+	t.cn = p->allow_tnauthlist ? ca_stir_cn(sans, stir_cn, sizeof(stir_cn))
+	    : p->keep_cn	   ? ca_choose_cn(csr, sans)
+				   : NULL;
 	t.base_url = ca->s.public_base_url;
 	t.ocsp_url = ca->s.ocsp_url;
 	if (reserve_serial(ca, req, t.not_after, t.serial, prob) != 0)

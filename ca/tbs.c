@@ -204,9 +204,11 @@ ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
 	X509V3_set_ctx(&ctx, t->issuer->cert, x, NULL, NULL, 0);
 	if (add_conf_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"))
 		goto fail;
+	/* RFC 8226 STIR certificates sign PASSporTs: digitalSignature only */
 	if (add_conf_ext(x, &ctx, NID_key_usage,
-		kt == CA_KEY_RSA ? "critical,digitalSignature,keyEncipherment"
-				 : "critical,digitalSignature"))
+		kt == CA_KEY_RSA && !t->profile->allow_tnauthlist
+		    ? "critical,digitalSignature,keyEncipherment"
+		    : "critical,digitalSignature"))
 		goto fail;
 	snprintf(eku, sizeof(eku), "%s%s%s",
 	    t->profile->eku_server_auth ? "serverAuth" : "",
@@ -239,7 +241,10 @@ ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
 	cdp = xasprintf("URI:%s", crl);
 	if (add_conf_ext(x, &ctx, NID_crl_distribution_points, cdp))
 		goto fail;
-	if (add_san(x, t->sans, t->cn == NULL) != 0) {
+	if (t->profile->allow_tnauthlist) {
+		if (ca_stir_add_ext(x, t->sans, err, errlen) != 0)
+			goto out;
+	} else if (add_san(x, t->sans, t->cn == NULL) != 0) {
 		snprintf(err, errlen, "malformed identifier");
 		goto out;
 	}
@@ -351,7 +356,8 @@ ca_order_sans(
 			strcmp(t, "email") != 0 &&
 			strcmp(t, "permanent-identifier") != 0 &&
 			strcmp(t, "hardware-module") != 0 &&
-			strcmp(t, "bundleEID") != 0) ||
+			strcmp(t, "bundleEID") != 0 &&
+			strcmp(t, "TNAuthList") != 0) ||
 		    v[0] == '\0' || strlen(v) > 253) {
 			snprintf(err, errlen, "identifiers[%zu]: malformed", k);
 			goto out;

@@ -372,7 +372,7 @@ char *ident_bundle_eid_from_othername(
 /* The extension's OID, id-pe-TNAuthList (id-pe 26). */
 #define TNAUTH_OID "1.3.6.1.5.5.7.1.26"
 /* Bounds of what Anvil accepts (docs/acme.md "RFC 9448"). */
-#define TNAUTH_MAX_DER 191     /* so the base64url fits 255 characters */
+#define TNAUTH_MAX_DER 189     /* its base64url fits 252 characters */
 #define TNAUTH_MAX_ENTRIES 32
 enum tnauth_kind { TNAUTH_SPC, TNAUTH_RANGE, TNAUTH_ONE };
 struct tnauth_entry {
@@ -396,7 +396,7 @@ int tnauth_parse(const uint8_t *der, size_t len, struct tnauth_list *out,
     char *err, size_t errlen);
 /*
  * RFC 9448 §3: value (borrowed) is the unpadded base64url of a DER
- * TNAuthList tnauth_parse accepts, at most 255 characters. On success the
+ * TNAuthList tnauth_parse accepts, at most 252 characters. On success the
  * DER (malloc'd, caller frees) in *der / *len when der is not NULL. 0, or
  * -1 with the reason in err.
  */

@@ -279,9 +279,9 @@ ident_tnauthlist_check(const char *value, uint8_t **der, size_t *len,
 	size_t n = 0, vl = value != NULL ? strlen(value) : 0;
 	char why[160];
 
-	if (vl == 0 || vl > 255) {
+	if (vl == 0 || vl > 252) {
 		snprintf(err, errlen,
-		    "value must be 1..255 characters of base64url");
+		    "value must be 1..252 characters of base64url");
 		return -1;
 	}
 	if (b64url_decode(value, vl, &raw, &n) != 0) {

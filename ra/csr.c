@@ -304,6 +304,10 @@ check_names_match(
 		 * certificate Subject or SubjectAltName" */
 		if (strncmp(k, "remote-attestation:", 19) == 0)
 			continue;
+		/* RFC 9448: a TNAuthList is no subjectAltName; the CSR may
+		 * carry it as the RFC 8226 extension (check_csr_tnauth) */
+		if (strncmp(k, "TNAuthList:", 11) == 0)
+			continue;
 		if (json_object_get(csr_names, k) == NULL) {
 			*prob = problem_new(PROB_BAD_CSR,
 			    "CSR does not name "
@@ -315,6 +319,66 @@ check_names_match(
 	rc = 0;
 out:
 	json_decref(want);
+	return rc;
+}
+
+/* The TNAuthList identifier of idents (borrowed), or NULL. */
+static const char *
+order_tnauthlist(const json_t *idents)
+{
+	const json_t *v;
+	const char *t;
+	size_t i;
+
+	json_array_foreach(idents, i, v)
+	{
+		t = json_string_value(json_object_get(v, "type"));
+		if (t != NULL && strcmp(t, "TNAuthList") == 0)
+			return json_string_value(json_object_get(v, "value"));
+	}
+	return NULL;
+}
+
+/*
+ * An order for a TNAuthList (RFC 9448): a TNAuthList extension (RFC 8226
+ * §9, id-pe 26) the CSR requests must be exactly the identifier's DER (the
+ * certificate carries the identifier's); its Common Name is not checked
+ * as a host name (the STIR profile names the list itself). 0, or -1 with
+ * *prob (badCSR).
+ */
+static int
+check_csr_tnauth(X509_REQ *req, const char *value, struct problem **prob)
+{
+	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+	ASN1_OBJECT *oid = OBJ_txt2obj(TNAUTH_OID, 1);
+	const ASN1_OCTET_STRING *os;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	char e[200];
+	int i, rc = -1;
+
+	if (oid == NULL ||
+	    ident_tnauthlist_check(value, &der, &len, e, sizeof(e)) != 0) {
+		*prob = problem_new(PROB_BAD_CSR, "TNAuthList: %s",
+		    oid == NULL ? "no OID" : e);
+		goto out;
+	}
+	i = exts != NULL ? X509v3_get_ext_by_OBJ(exts, oid, -1) : -1;
+	if (i >= 0) {
+		os = X509_EXTENSION_get_data(X509v3_get_ext(exts, i));
+		if ((size_t)ASN1_STRING_length(os) != len ||
+		    memcmp(ASN1_STRING_get0_data(os), der, len) != 0) {
+			*prob = problem_new(PROB_BAD_CSR,
+			    "the CSR's TNAuthList extension is not the "
+			    "order's TNAuthList identifier (RFC 9448)");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	ASN1_OBJECT_free(oid);
+	free(der);
 	return rc;
 }
 
@@ -364,8 +428,11 @@ ra_csr_check(const uint8_t *der, size_t len, const json_t *idents,
 	}
 	if (collect_sans(req, csr_names, prob) != 0)
 		goto out;
-	if (check_cn(req, csr_names, prob) != 0 ||
-	    check_names_match(csr_names, idents, prob) != 0)
+	if (order_tnauthlist(idents) != NULL
+		? check_csr_tnauth(req, order_tnauthlist(idents), prob) != 0
+		: check_cn(req, csr_names, prob) != 0)
+		goto out;
+	if (check_names_match(csr_names, idents, prob) != 0)
 		goto out;
 	if (ra_key_check(kp, pkey, prob) != 0)
 		goto out;
