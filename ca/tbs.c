@@ -118,6 +118,20 @@ out:
 	return ret;
 }
 
+/* What names the subject: RFC 8226's TNAuthList extension for a STIR
+ * profile (stir.c), else the subjectAltName. 0, or -1 with err. */
+static int
+add_names(X509 *x, const struct ca_tbs *t, char *err, size_t errlen)
+{
+	if (t->profile->allow_tnauthlist)
+		return ca_stir_add_ext(x, t->sans, err, errlen);
+	if (add_san(x, t->sans, t->cn == NULL) != 0) {
+		snprintf(err, errlen, "malformed identifier");
+		return -1;
+	}
+	return 0;
+}
+
 /* Copies an encoded SubjectPublicKeyInfo into x without re-encoding. */
 static int
 copy_spki(X509 *x, const X509_PUBKEY *src)
@@ -241,13 +255,8 @@ ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
 	cdp = xasprintf("URI:%s", crl);
 	if (add_conf_ext(x, &ctx, NID_crl_distribution_points, cdp))
 		goto fail;
-	if (t->profile->allow_tnauthlist) {
-		if (ca_stir_add_ext(x, t->sans, err, errlen) != 0)
-			goto out;
-	} else if (add_san(x, t->sans, t->cn == NULL) != 0) {
-		snprintf(err, errlen, "malformed identifier");
+	if (add_names(x, t, err, errlen) != 0)
 		goto out;
-	}
 	ok = 1;
 	goto out;
 fail:
