@@ -59,42 +59,60 @@ profiles_free(struct profiles *p)
 	free(p);
 }
 
-/* identifier_types of profile name into out's allow_* flags. */
-static int
-ident_types_from_in(struct profile *out, const char *name,
-    const struct profile_in *in, const char *path, char *err, size_t errlen)
-{
-	size_t i;
+/* A profile's list entry (identifier type or EKU) and the flag it sets. */
+struct profile_flag {
+	const char *name;
+	size_t offset; /* of an int in struct profile */
+};
 
-	for (i = 0; i < in->n_identifier_types; i++) {
-		if (strcmp(in->identifier_types[i], "dns") == 0)
-			out->allow_dns = 1;
-		else if (strcmp(in->identifier_types[i], "ip") == 0)
-			out->allow_ip = 1;
-		else if (strcmp(in->identifier_types[i], "email") == 0)
-			out->allow_email = 1;
-		else if (strcmp(in->identifier_types[i],
-			     "permanent-identifier") == 0)
-			out->allow_permanent_id = 1;
-		else if (strcmp(in->identifier_types[i], "hardware-module") ==
-		    0)
-			out->allow_hardware_module = 1;
-		else if (strcmp(in->identifier_types[i], "bundleEID") == 0)
-			out->allow_bundle_eid = 1;
-		else if (strcmp(in->identifier_types[i],
-			     "remote-attestation") == 0)
-			out->allow_remote_attestation = 1;
-		else if (strcmp(in->identifier_types[i], "TNAuthList") == 0)
-			out->allow_tnauthlist = 1;
-		else {
-			snprintf(err, errlen,
-			    "%s: profiles.%s.identifier_types"
-			    ": unknown type \"%s\" (dns, ip, email, "
-			    "permanent-identifier, hardware-module, bundleEID, "
-			    "remote-attestation, TNAuthList)",
-			    path, name, in->identifier_types[i]);
-			return -1;
+static const struct profile_flag ident_flags[] = {
+    {"dns", offsetof(struct profile, allow_dns)},
+    {"ip", offsetof(struct profile, allow_ip)},
+    {"email", offsetof(struct profile, allow_email)},
+    {"permanent-identifier", offsetof(struct profile, allow_permanent_id)},
+    {"hardware-module", offsetof(struct profile, allow_hardware_module)},
+    {"bundleEID", offsetof(struct profile, allow_bundle_eid)},
+    {"remote-attestation", offsetof(struct profile, allow_remote_attestation)},
+    {"TNAuthList", offsetof(struct profile, allow_tnauthlist)},
+    {NULL, 0},
+};
+
+static const struct profile_flag eku_flags[] = {
+    {"serverAuth", offsetof(struct profile, eku_server_auth)},
+    {"clientAuth", offsetof(struct profile, eku_client_auth)},
+    {"emailProtection", offsetof(struct profile, eku_email_protection)},
+    {"bundleSecurity", offsetof(struct profile, eku_bundle_security)},
+    {NULL, 0},
+};
+
+/* Sets the flag of each of values[0..n) (borrowed) from table on out; an
+ * unknown value is a config error naming profiles.<name>.<key> and listing
+ * the known ones. */
+static int
+profile_set_flags(struct profile *out, const struct profile_flag *table,
+    const char *key, char **values, size_t n, const char *path,
+    const char *name, char *err, size_t errlen)
+{
+	const struct profile_flag *f;
+	size_t i, len;
+
+	for (i = 0; i < n; i++) {
+		for (f = table; f->name; f++)
+			if (strcmp(f->name, values[i]) == 0)
+				break;
+		if (f->name != NULL) {
+			*(int *)((char *)out + f->offset) = 1;
+			continue;
 		}
+		len = (size_t)snprintf(err, errlen,
+		    "%s: profiles.%s.%s: unknown value \"%s\" (known:", path,
+		    name, key, values[i]);
+		for (f = table; f->name && len < errlen; f++)
+			len += (size_t)snprintf(
+			    err + len, errlen - len, " %s", f->name);
+		if (len < errlen)
+			snprintf(err + len, errlen - len, ")");
+		return -1;
 	}
 	return 0;
 }
@@ -103,8 +121,6 @@ static int
 profile_from_in(struct profile *out, const char *name,
     const struct profile_in *in, const char *path, char *err, size_t errlen)
 {
-	size_t i;
-
 	memset(out, 0, sizeof(*out));
 	out->name = xstrdup(name);
 	out->description = xstrdup(in->description ? in->description : name);
@@ -130,26 +146,12 @@ profile_from_in(struct profile *out, const char *name,
 		    path, name);
 		return -1;
 	}
-	if (ident_types_from_in(out, name, in, path, err, errlen) != 0)
+	if (profile_set_flags(out, ident_flags, "identifier_types",
+		in->identifier_types, in->n_identifier_types, path, name, err,
+		errlen) != 0 ||
+	    profile_set_flags(out, eku_flags, "ekus", in->ekus, in->n_ekus, path,
+		name, err, errlen) != 0)
 		return -1;
-	for (i = 0; i < in->n_ekus; i++) {
-		if (strcmp(in->ekus[i], "serverAuth") == 0)
-			out->eku_server_auth = 1;
-		else if (strcmp(in->ekus[i], "clientAuth") == 0)
-			out->eku_client_auth = 1;
-		else if (strcmp(in->ekus[i], "emailProtection") == 0)
-			out->eku_email_protection = 1;
-		else if (strcmp(in->ekus[i], "bundleSecurity") == 0)
-			out->eku_bundle_security = 1;
-		else {
-			snprintf(err, errlen,
-			    "%s: profiles.%s.ekus: unknown EKU "
-			    "\"%s\" (serverAuth, clientAuth, "
-			    "emailProtection, bundleSecurity)",
-			    path, name, in->ekus[i]);
-			return -1;
-		}
-	}
 	/* S/MIME and TLS certificates never share a profile: an email
 	 * identifier only in an emailProtection-only profile, and that EKU
 	 * never beside serverAuth/clientAuth or a DNS/IP identifier. */
