@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jose/jose.h"
 #include "ra/ra_int.h"
 
 struct fjob {
@@ -415,18 +416,41 @@ out:
 	return rc;
 }
 
+/* RFC 7638 thumbprint of pkey (borrowed) as the account table stores it
+ * (jwk_thumbprint of the same key), or NULL for a key no JWK can hold.
+ * Caller frees. */
+static char *
+key_thumbprint(EVP_PKEY *pkey)
+{
+	json_t *j = jwk_from_pkey(pkey);
+	char *s, *out;
+	uint8_t md[32];
+
+	if (j == NULL)
+		return NULL;
+	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	if (s == NULL)
+		return NULL;
+	sha256((const uint8_t *)s, strlen(s), md);
+	free(s);
+	out = b64url_encode(md, sizeof(md));
+	return out;
+}
+
 /*
- * The CSR of a finalize (b64url DER, borrowed) against the order and the
- * account (borrowed): parsed and checked (ra_csr_check). 0 with *key_hash
- * (the CSR key's hash, caller frees; sa.set_order_processing refuses a
- * blocked one), or -1 with *prob (badCSR, badPublicKey, ...).
+ * The CSR of a finalize (b64url DER, borrowed) against the order
+ * (borrowed): parsed and checked (ra_csr_check). 0 with *key_hash and
+ * *thumbprint (the CSR key's hash and RFC 7638 thumbprint, caller frees;
+ * sa.set_order_processing refuses a blocked key and the account's own
+ * key), or -1 with *prob (badCSR, badPublicKey, ...).
  */
 static int
-check_csr(struct ra *ra, const char *rid, const json_t *acct,
-    const json_t *order, const char *csr, char **key_hash,
+check_csr(struct ra *ra, const char *rid, const json_t *order,
+    const char *csr, char **key_hash, char **thumbprint,
     struct problem **prob)
 {
-	EVP_PKEY *akey = NULL, *ckey = NULL;
+	EVP_PKEY *ckey = NULL;
 	uint8_t *der = NULL;
 	size_t derlen = 0;
 	char *khash = NULL;
@@ -439,9 +463,8 @@ check_csr(struct ra *ra, const char *rid, const json_t *acct,
 		    "base64url DER of a CSR");
 		goto out;
 	}
-	akey = ra_account_pkey(acct);
 	if (ra_csr_check(der, derlen, json_object_get(order, "identifiers"),
-		&ra->cfg.keys, akey, &ckey, prob) != 0)
+		&ra->cfg.keys, NULL, &ckey, prob) != 0)
 		goto out;
 	if (ra_device_check_key(ra, rid, order, ckey, prob) != 0)
 		goto out;
@@ -452,9 +475,9 @@ check_csr(struct ra *ra, const char *rid, const json_t *acct,
 	}
 	*key_hash = khash;
 	khash = NULL;
+	*thumbprint = key_thumbprint(ckey);
 	rc = 0;
 out:
-	EVP_PKEY_free(akey);
 	EVP_PKEY_free(ckey);
 	free(der);
 	free(khash);
@@ -468,10 +491,10 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
 	struct ra *ra = svc;
-	json_t *params = req->params, *acct = NULL, *order = NULL, *res = NULL;
-	json_t *claimed = NULL;
+	json_t *params = req->params, *order = NULL, *res = NULL;
+	json_t *claimed = NULL, *cp;
 	const char *csr, *st;
-	char *uri = NULL, *khash = NULL;
+	char *uri = NULL, *khash = NULL, *tp = NULL;
 	struct fjob *j;
 	int64_t aid, oid;
 	int rc = -1;
@@ -481,8 +504,8 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	    ra_param_str(params, "csr", &csr, prob) != 0 ||
 	    ra_account_uri(ra, params, aid, &uri, prob) != 0)
 		goto out;
-	if (ra_get_valid_account(ra, req->request_id, aid, &acct, prob) != 0)
-		goto out;
+	/* The account's status and key are checked by the claim
+	 * (sa.set_order_processing), not read first (issue 18). */
 	if (ra_call(ra->sa, RPC_SA_GET_ORDER,
 		json_pack("{s:I,s:b}", "id", (json_int_t)oid, "with_authzs", 1),
 		req->request_id, &order, prob) != 0)
@@ -504,7 +527,7 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	}
 	if (ra_deleg_finalize(ra, req->request_id, order, csr, &uri, prob) !=
 		0 ||
-	    check_csr(ra, req->request_id, acct, order, csr, &khash, prob) !=
+	    check_csr(ra, req->request_id, order, csr, &khash, &tp, prob) !=
 		0)
 		goto out;
 	if (caa_recheck(ra, req->request_id, order, uri, prob) != 0)
@@ -516,11 +539,14 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	/* The CSR is stored with the claim: if this process dies or gives
 	 * up on a transient failure, recovery issues it again. The claim
-	 * refuses a blocked key in the same statement. */
-	if (ra_call(ra->sa, RPC_SA_SET_ORDER_PROCESSING,
-		json_pack("{s:I,s:s,s:s}", "id", (json_int_t)oid, "csr", csr,
-		    "key_hash", khash),
-		req->request_id, &claimed, prob) != 0)
+	 * refuses a blocked key, the account's own key and an account no
+	 * longer valid in the same statement. */
+	cp = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)oid, "csr", csr,
+	    "key_hash", khash);
+	if (tp != NULL)
+		json_object_set_new(cp, "csr_thumbprint", json_string(tp));
+	if (ra_call(ra->sa, RPC_SA_SET_ORDER_PROCESSING, cp, req->request_id,
+		&claimed, prob) != 0)
 		goto out;
 	if (ra->cfg.finalize_async) {
 		inflight_set(ra, oid, 1);
@@ -554,12 +580,12 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	    json_pack("{s:I}", "id", (json_int_t)oid), req->request_id, result,
 	    prob);
 out:
-	json_decref(acct);
 	json_decref(order);
 	json_decref(res);
 	json_decref(claimed);
 	free(uri);
 	free(khash);
+	free(tp);
 	return rc;
 }
 

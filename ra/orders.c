@@ -564,7 +564,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
 	struct ra *ra = svc;
-	json_t *params = req->params, *acct = NULL, *idents = NULL;
+	json_t *params = req->params, *idents = NULL;
 	json_t *aidents = NULL, *reuse = NULL, *reuse_ids = NULL;
 	json_t *new_authzs = NULL, *order = NULL, *np;
 	struct ra_sub *sub = NULL;
@@ -581,8 +581,8 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	    ra_param_str(params, "not_after", &na, prob) != 0 ||
 	    ra_param_str(params, "replaces", &replaces, prob) != 0)
 		goto out;
-	if (ra_get_valid_account(ra, req->request_id, id, &acct, prob) != 0)
-		goto out;
+	/* The account's status is checked by sa.new_order, in the
+	 * transaction that creates the order (no read first, issue 18). */
 	prof = profiles_find(ra->profiles, pname);
 	if (prof == NULL) {
 		*prob = problem_new(
@@ -645,7 +645,6 @@ attach:
 	order = NULL;
 	rc = 0;
 out:
-	json_decref(acct);
 	ra_sub_free(sub);
 	json_decref(idents);
 	json_decref(aidents);

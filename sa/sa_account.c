@@ -24,6 +24,8 @@ static const struct sa_stmt st_eab_bind = {"eab_bind",
     "AND account_id IS NULL"};
 static const struct sa_stmt st_acct_get = {"acct_get",
     "SELECT " ACCT_COLS " FROM accounts WHERE id = $1"};
+static const struct sa_stmt st_acct_status = {"acct_status",
+    "SELECT status FROM accounts WHERE id = $1"};
 static const struct sa_stmt st_acct_get_tp = {"acct_get_tp",
     "SELECT " ACCT_COLS " FROM accounts WHERE thumbprint = $1"};
 static const struct sa_stmt st_acct_update = {"acct_update",
@@ -394,4 +396,25 @@ sa_m_revoke_eab_key(
 	}
 	*result = json_object();
 	return 0;
+}
+
+/* See sa_int.h. */
+int
+sa_account_refusal(struct sa_conn *c, int64_t id, struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r;
+
+	sa_params_init(&p);
+	sa_p_int(&p, id);
+	if ((r = sa_q(c, &st_acct_status, &p, prob)) == NULL)
+		return -1;
+	if (PQntuples(r) != 1)
+		*prob = problem_new(PROB_ACCOUNT_DOES_NOT_EXIST,
+		    "Account %lld does not exist", (long long)id);
+	else
+		*prob = problem_new(
+		    PROB_UNAUTHORIZED, "Account is %s", sa_col(r, 0, 0));
+	PQclear(r);
+	return -1;
 }

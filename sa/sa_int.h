@@ -209,6 +209,9 @@ sa_method_impl sa_m_new_eab_key;
 sa_method_impl sa_m_get_eab_key;
 sa_method_impl sa_m_list_eab_keys;
 sa_method_impl sa_m_revoke_eab_key;
+/* Account id was not valid for a write that requires it: *prob is
+ * accountDoesNotExist or unauthorized ("Account is <status>"); -1. */
+int sa_account_refusal(struct sa_conn *c, int64_t id, struct problem **prob);
 
 /* sa_authz.c: one authorization to create, validated before the
  * transaction (shared with sa.new_order). */

@@ -25,12 +25,14 @@
 /* The order and its authzs' "id:status:expired" in one round trip (column
  * ORDER_AUTHZS_COL: a text array in identifier order). */
 #define ORDER_AUTHZS_COL 15
+#define ORDER_SELECT \
+    "SELECT " ORDER_COLS ", ARRAY(SELECT a.id || ':' || a.status || ':' || " \
+    "(a.expires <= now())::int FROM order_authzs oa " \
+    "JOIN authzs a ON a.id = oa.authz_id WHERE oa.order_id = orders.id " \
+    "ORDER BY oa.pos, oa.authz_id), " SA_STAR_ORDER_COL \
+    ", delegation_id"
 static const struct sa_stmt st_order_get = {"order_get",
-    "SELECT " ORDER_COLS ", ARRAY(SELECT a.id || ':' || a.status || ':' || "
-    "(a.expires <= now())::int FROM order_authzs oa "
-    "JOIN authzs a ON a.id = oa.authz_id WHERE oa.order_id = orders.id "
-    "ORDER BY oa.pos, oa.authz_id), " SA_STAR_ORDER_COL
-    ", delegation_id FROM orders WHERE id = $1"};
+    ORDER_SELECT " FROM orders WHERE id = $1"};
 #define ORDER_STAR_COL 16
 #define ORDER_DELEG_COL 17 /* RFC 9115 (sa_delegation.c) */
 static const struct sa_stmt st_authz_reused = {"authz_reused",
@@ -38,8 +40,9 @@ static const struct sa_stmt st_authz_reused = {"authz_reused",
     "WHERE id = ANY($1::bigint[]) AND account_id = $2"};
 static const struct sa_stmt st_order_insert = {"order_insert",
     "INSERT INTO orders (account_id, expires, identifiers, not_before, "
-    "not_after, profile, replaces) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-    "RETURNING id"};
+    "not_after, profile, replaces) SELECT $1, $2::timestamptz, $3::text, "
+    "$4::timestamptz, $5::timestamptz, $6::text, $7::text "
+    "FROM accounts WHERE id = $1 AND status = 'valid' RETURNING id"};
 static const struct sa_stmt st_order_link = {"order_link",
     "INSERT INTO order_authzs (order_id, authz_id, pos) "
     "SELECT $1, a, p FROM unnest($2::bigint[], $3::int[]) AS u(a, p)"};
@@ -64,16 +67,30 @@ static const struct sa_stmt st_orders_by_acct = {"orders_by_acct",
     "WHERE oa.order_id = o.id AND (a.status IN ('invalid', 'deactivated', "
     "'revoked') OR a.expires <= now()))) "
     "ORDER BY o.id LIMIT $3"};
+/*
+ * The finalize claim in one statement: the order is ready (pending,
+ * unexpired, every authz valid), its account valid, the CSR key neither
+ * blocked ($3) nor the account's key (thumbprint $4); the claimed order
+ * comes back as order_get reads it.
+ */
 static const struct sa_stmt st_order_claim = {"order_claim",
-    "UPDATE orders SET status = 'processing', began_processing = now(), "
-    "csr = $2 WHERE id = $1 AND status = 'pending' AND expires > now() "
+    "WITH claimed AS (UPDATE orders SET status = 'processing', "
+    "began_processing = now(), csr = $2 WHERE id = $1 AND status = 'pending' "
+    "AND expires > now() "
     "AND EXISTS (SELECT 1 FROM order_authzs WHERE order_id = $1) "
     "AND NOT EXISTS (SELECT 1 FROM order_authzs oa JOIN authzs a "
     "ON a.id = oa.authz_id WHERE oa.order_id = $1 "
     "AND (a.status <> 'valid' OR a.expires <= now())) "
-    "AND NOT EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $3)"};
-static const struct sa_stmt st_key_blocked_claim = {"key_blocked_claim",
-    "SELECT 1 FROM blocked_keys WHERE key_hash = $1"};
+    "AND NOT EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $3) "
+    "AND EXISTS (SELECT 1 FROM accounts ac WHERE ac.id = orders.account_id "
+    "AND ac.status = 'valid' AND ac.thumbprint IS DISTINCT FROM $4) "
+    "RETURNING *) " ORDER_SELECT " FROM claimed AS orders"};
+/* Why the claim refused order $1 (only asked when it did). */
+static const struct sa_stmt st_claim_why = {"order_claim_why",
+    "SELECT ac.status, ac.thumbprint = $2, "
+    "EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $3) "
+    "FROM orders o JOIN accounts ac ON ac.id = o.account_id "
+    "WHERE o.id = $1"};
 static const struct sa_stmt st_order_exists = {"order_exists",
     "SELECT 1 FROM orders WHERE id = $1"};
 static const struct sa_stmt st_order_error = {"order_error",
@@ -106,12 +123,36 @@ static const struct sa_col_spec order_cols[] = {
     {"csr", SA_COL_STR},
 };
 
+static int order_of_row(
+    const PGresult *ro, int64_t id, json_t **out, struct problem **prob);
+
 int
 sa_read_order(
     struct sa_conn *c, int64_t id, json_t **out, struct problem **prob)
 {
 	struct sa_params p;
-	PGresult *ro = NULL;
+	PGresult *ro;
+	int ret;
+
+	sa_params_init(&p);
+	sa_p_int(&p, id);
+	if ((ro = sa_q(c, &st_order_get, &p, prob)) == NULL)
+		return -1;
+	if (PQntuples(ro) != 1) {
+		*prob = problem_new(PROB_NOT_FOUND, "no such order");
+		PQclear(ro);
+		return -1;
+	}
+	ret = order_of_row(ro, id, out, prob);
+	PQclear(ro);
+	return ret;
+}
+
+/* The order JSON of ORDER_SELECT's only row of ro (borrowed) for order id:
+ * 0 with *out (new), or -1 with *prob. */
+static int
+order_of_row(const PGresult *ro, int64_t id, json_t **out, struct problem **prob)
+{
 	json_t *o = NULL, *ids;
 	const char *stored, *status, *arr, *e;
 	char as_buf[32];
@@ -119,14 +160,6 @@ sa_read_order(
 	long long aid;
 	int expired, used;
 
-	sa_params_init(&p);
-	sa_p_int(&p, id);
-	if ((ro = sa_q(c, &st_order_get, &p, prob)) == NULL)
-		goto out;
-	if (PQntuples(ro) != 1) {
-		*prob = problem_new(PROB_NOT_FOUND, "no such order");
-		goto out;
-	}
 	o = json_object();
 	ids = json_array();
 	/* "{12:valid:0,13:pending:1}": ids, stored statuses (plain words,
@@ -179,7 +212,6 @@ sa_read_order(
 	ret = 0;
 out:
 	json_decref(o);
-	PQclear(ro);
 	return ret;
 }
 
@@ -298,6 +330,30 @@ new_order_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	    sa_deleg_order_lock(c, o->delegation_id, o->account_id,
 		&o->authz_account, prob) != 0)
 		goto out;
+	/* The order first: it checks the account (nothing else is written
+	 * for an account that is not valid). */
+	sa_params_init(&p);
+	sa_p_int(&p, o->account_id);
+	sa_p_str(&p, o->expires);
+	sa_p_str(&p, o->idents_text);
+	sa_p_str(&p, o->not_before[0] ? o->not_before : NULL);
+	sa_p_str(&p, o->not_after[0] ? o->not_after : NULL);
+	sa_p_str(&p, o->profile);
+	sa_p_str(&p, o->replaces);
+	if ((r = sa_q(c, &st_order_insert, &p, prob)) == NULL)
+		goto out;
+	/* No row: the account is not valid (checked here, not by a read
+	 * before the call). */
+	if (PQntuples(r) != 1) {
+		sa_account_refusal(c, o->account_id, prob);
+		goto out;
+	}
+	o->order_id = sa_col_int(r, 0, 0);
+	PQclear(r);
+	r = NULL;
+	if (o->delegation_id > 0 &&
+	    sa_deleg_order_link(c, o->order_id, o->delegation_id, prob) != 0)
+		goto out;
 	if (o->nreuse > 0) {
 		arr = sa_id_array(o->reuse, o->nreuse);
 		sa_params_init(&p);
@@ -330,21 +386,6 @@ new_order_tx(struct sa_conn *c, void *arg, struct problem **prob)
 		o->all_pos[j] = ident_pos(o->idents, o->news[i].type,
 		    o->news[i].value, o->news[i].wildcard);
 	}
-	PQclear(r);
-	sa_params_init(&p);
-	sa_p_int(&p, o->account_id);
-	sa_p_str(&p, o->expires);
-	sa_p_str(&p, o->idents_text);
-	sa_p_str(&p, o->not_before[0] ? o->not_before : NULL);
-	sa_p_str(&p, o->not_after[0] ? o->not_after : NULL);
-	sa_p_str(&p, o->profile);
-	sa_p_str(&p, o->replaces);
-	if ((r = sa_q(c, &st_order_insert, &p, prob)) == NULL)
-		goto out;
-	o->order_id = sa_col_int(r, 0, 0);
-	if (o->delegation_id > 0 &&
-	    sa_deleg_order_link(c, o->order_id, o->delegation_id, prob) != 0)
-		goto out;
 	if (n > 0) {
 		/* pos = index in identifiers, ties by order of arrival */
 		int64_t *tmp = xcalloc(n, sizeof(*tmp));
@@ -565,44 +606,69 @@ sa_m_get_orders_by_account(
 	return 0;
 }
 
+/* Why the claim of order id (CSR key thumbprint tp, key hash khash; both
+ * may be NULL) changed nothing: *prob set, -1. */
+static int
+claim_refused(struct sa_conn *c, int64_t id, const char *tp, const char *khash,
+    struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r;
+	const char *st;
+
+	sa_params_init(&p);
+	sa_p_int(&p, id);
+	sa_p_str(&p, tp);
+	sa_p_str(&p, khash);
+	if ((r = sa_q(c, &st_claim_why, &p, prob)) == NULL)
+		return -1;
+	st = PQntuples(r) == 1 ? sa_col(r, 0, 0) : NULL;
+	if (st == NULL)
+		*prob = problem_new(PROB_NOT_FOUND, "no such object");
+	else if (strcmp(st, "valid") != 0)
+		*prob = problem_new(PROB_UNAUTHORIZED, "Account is %s", st);
+	else if (tp != NULL && sa_col_bool(r, 0, 1))
+		*prob = problem_new(
+		    PROB_BAD_CSR, "CSR must not use the account key");
+	else if (khash != NULL && sa_col_bool(r, 0, 2))
+		*prob = problem_new(PROB_BAD_PUBLIC_KEY,
+		    "The CSR's key is blocked (it was reported "
+		    "compromised)");
+	else
+		*prob = problem_new(PROB_ORDER_NOT_READY, "order is not ready");
+	PQclear(r);
+	return -1;
+}
+
 int
 sa_m_set_order_processing(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *csr = NULL, *khash = NULL;
+	const char *csr = NULL, *khash = NULL, *tp = NULL;
 	int64_t id = 0;
 	PGresult *r;
-	int blocked;
+	int ret;
 
 	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
 	    sa_get_str(params, "csr", 0, 100000, &csr, prob) < 0 ||
-	    sa_get_hex(params, "key_hash", 0, 64, &khash, prob) < 0)
+	    sa_get_hex(params, "key_hash", 0, 64, &khash, prob) < 0 ||
+	    sa_get_str(params, "csr_thumbprint", 0, 64, &tp, prob) < 0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_int(&p, id);
 	sa_p_str(&p, csr);
 	sa_p_str(&p, khash);
-	if (sa_update_or(c, &st_order_claim, &p, &st_order_exists,
-		PROB_ORDER_NOT_READY, "order is not ready", prob) != 0) {
-		/* Was it the key? (Only asked when the claim failed.) */
-		if (khash == NULL || (*prob)->type != PROB_ORDER_NOT_READY)
-			return -1;
-		sa_params_init(&p);
-		sa_p_str(&p, khash);
-		if ((r = sa_q(c, &st_key_blocked_claim, &p, prob)) == NULL)
-			return -1;
-		blocked = PQntuples(r) == 1;
-		PQclear(r);
-		if (blocked) {
-			problem_free(*prob);
-			*prob = problem_new(PROB_BAD_PUBLIC_KEY,
-			    "The CSR's key is blocked (it was reported "
-			    "compromised)");
-		}
+	sa_p_str(&p, tp);
+	if ((r = sa_q(c, &st_order_claim, &p, prob)) == NULL)
 		return -1;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return claim_refused(c, id, tp, khash, prob);
 	}
-	return sa_read_order(c, id, result, prob);
+	ret = order_of_row(r, id, result, prob);
+	PQclear(r);
+	return ret;
 }
 
 int

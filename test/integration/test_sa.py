@@ -653,6 +653,45 @@ def test_order_claim_refuses_a_blocked_key(c):
     assert p["status"] == "processing"
 
 
+def test_order_claim_checks_account_status_and_key(c):
+    """sa.set_order_processing checks in its statement what the RA used to
+    read first (issue 18): the order's account is valid, and the CSR key
+    is not the account key (RFC 8555 §11.1: "The server MUST NOT allow
+    the account key to be used as the public key of a certificate")."""
+    a = new_account(c)
+    o = new_order(c, a["id"], ["own.claim.example.net"])
+    validate(c, o["authz_ids"][0])
+    kh = os.urandom(32).hex()
+    # the CSR key's thumbprint is the account's: badCSR, order still ready
+    assert err_type(c.call, "sa.set_order_processing",
+                    {"id": o["id"], "csr": "Q1NS", "key_hash": kh,
+                     "csr_thumbprint": a["thumbprint"]}) == "badCSR"
+    assert c.call("sa.get_order", {"id": o["id"]})["status"] == "ready"
+    # a deactivated account cannot claim its ready order
+    c.call("sa.update_account", {"id": a["id"], "status": "deactivated"})
+    with pytest.raises(RpcError) as ei:
+        c.call("sa.set_order_processing", {"id": o["id"], "csr": "Q1NS", "key_hash": kh,
+                                           "csr_thumbprint": rand_b64()})
+    assert ei.value.type == "unauthorized" and "deactivated" in str(ei.value)
+    assert c.call("sa.get_order", {"id": o["id"]})["status"] == "ready"
+    # nor create an order (checked in the transaction that inserts it):
+    # nothing of it is left behind
+    n0 = c.call("sa.get_orders_by_account", {"account_id": a["id"]})["order_ids"]
+    assert err_type(new_order, c, a["id"], ["late.claim.example.net"]) == "unauthorized"
+    assert c.call("sa.get_orders_by_account", {"account_id": a["id"]})["order_ids"] == n0
+    assert err_type(new_order, c, 987654321, ["ghost.claim.example.net"]) == "accountDoesNotExist"
+    # a missing order is notFound, as before
+    assert err_type(c.call, "sa.set_order_processing", {"id": 987654321, "csr": "Q1NS"}) == "notFound"
+    # a valid account with another key claims, and gets the order back
+    b = new_account(c)
+    o = new_order(c, b["id"], ["other.claim.example.net"])
+    validate(c, o["authz_ids"][0])
+    p = c.call("sa.set_order_processing", {"id": o["id"], "csr": "Q1NS", "key_hash": kh,
+                                           "csr_thumbprint": rand_b64()})
+    assert p["status"] == "processing" and p["id"] == o["id"] and p["csr"] == "Q1NS"
+    assert p["authz_ids"] == o["authz_ids"]
+
+
 def test_orders_by_account_paging(c):
     a = new_account(c)
     ids = [new_order(c, a["id"], ["p%d.example.com" % i])["id"] for i in range(5)]
