@@ -32,25 +32,37 @@
 static const struct sa_stmt st_serial_insert = {"serial_insert",
     "INSERT INTO serials (serial, account_id, expires) VALUES ($1, $2, $3) "
     "ON CONFLICT (serial) DO NOTHING"};
-static const struct sa_stmt st_serial_get = {"serial_get",
-    "SELECT account_id FROM serials WHERE serial = $1"};
-static const struct sa_stmt st_cert_insert = {"cert_insert",
-    "INSERT INTO certificates (serial, account_id, order_id, der, "
+/*
+ * A certificate stored in one statement (so one implicit transaction, no
+ * BEGIN/COMMIT round trips, issue 18): the certificate if its serial $1
+ * was reserved and is not stored yet, its status good, key hash -> serial,
+ * the issued names ($12, reversed), the identifier-set hash ($13); with
+ * $14 the processing order $3 becomes valid with it. The answer: was the
+ * serial reserved, was the certificate stored, did the order become valid.
+ * (Foreign keys to rows inserted by a sibling are checked at the end of
+ * the statement.)
+ */
+static const struct sa_stmt st_cert_store = {"cert_store",
+    "WITH s AS (SELECT serial FROM serials WHERE serial = $1), "
+    "c AS (INSERT INTO certificates (serial, account_id, order_id, der, "
     "issuer_id, profile, identifiers, not_before, not_after, key_hash, "
-    "shard) VALUES ($1, $2, $3, decode($4, 'hex'), $5, $6, $7, $8, $9, "
-    "$10, $11) ON CONFLICT (serial) DO NOTHING RETURNING issued"};
-static const struct sa_stmt st_status_insert = {"status_insert",
-    "INSERT INTO certificate_status (serial, issuer_id, shard, not_after) "
-    "VALUES ($1, $2, $3, $4)"};
-static const struct sa_stmt st_keyhash_insert = {"keyhash_insert",
-    "INSERT INTO key_hash_to_serial (key_hash, serial, not_after) "
-    "VALUES ($1, $2, $3)"};
-static const struct sa_stmt st_names_insert = {"names_insert",
-    "INSERT INTO issued_names (reversed_name, issued, serial) "
-    "SELECT DISTINCT n, now(), $2 FROM unnest($1::text[]) AS u(n)"};
-static const struct sa_stmt st_fqdn_insert = {"fqdn_insert",
-    "INSERT INTO fqdn_sets (set_hash, serial, issued, expires) "
-    "VALUES ($1, $2, now(), $3)"};
+    "shard) SELECT s.serial, $2::bigint, $3::bigint, decode($4, 'hex'), "
+    "$5::text, $6::text, $7::text, $8::timestamptz, $9::timestamptz, "
+    "$10::text, $11::int FROM s ON CONFLICT (serial) DO NOTHING "
+    "RETURNING serial), "
+    "st AS (INSERT INTO certificate_status (serial, issuer_id, shard, "
+    "not_after) SELECT serial, $5::text, $11::int, $9::timestamptz FROM c), "
+    "kh AS (INSERT INTO key_hash_to_serial (key_hash, serial, not_after) "
+    "SELECT $10::text, serial, $9::timestamptz FROM c), "
+    "nm AS (INSERT INTO issued_names (reversed_name, issued, serial) "
+    "SELECT DISTINCT n, now(), c.serial FROM c, unnest($12::text[]) AS u(n)), "
+    "fq AS (INSERT INTO fqdn_sets (set_hash, serial, issued, expires) "
+    "SELECT $13::text, serial, now(), $9::timestamptz FROM c), "
+    "ov AS (UPDATE orders SET status = 'valid', certificate_serial = $1, "
+    "csr = NULL WHERE $14::boolean AND id = $3::bigint "
+    "AND status = 'processing' AND EXISTS (SELECT 1 FROM c) RETURNING id) "
+    "SELECT EXISTS (SELECT 1 FROM s), EXISTS (SELECT 1 FROM c), "
+    "EXISTS (SELECT 1 FROM ov)"};
 static const struct sa_stmt st_cert_get = {"cert_get",
     "SELECT " CERT_COLS("encode(c.der, 'hex')") CERT_FROM
     " WHERE c.serial = $1"};
@@ -214,24 +226,16 @@ struct add_cert {
 	char not_before[32], not_after[32];
 };
 
+/* Stores a (st_cert_store). 0, or -1 with *prob. */
 static int
-add_cert_tx(struct sa_conn *c, void *arg, struct problem **prob)
+add_cert_store(struct sa_conn *c, struct add_cert *a, struct problem **prob)
 {
-	struct add_cert *a = arg;
 	struct sa_params p;
-	PGresult *r = NULL;
-	int ret = -1;
+	PGresult *r;
+	int rc = -1;
 
 	sa_params_init(&p);
 	sa_p_str(&p, a->serial);
-	if ((r = sa_q(c, &st_serial_get, &p, prob)) == NULL)
-		goto out;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(
-		    PROB_MALFORMED, "serial %s was not reserved", a->serial);
-		goto out;
-	}
-	PQclear(r);
 	sa_p_int(&p, a->account_id);
 	if (a->order_id > 0)
 		sa_p_int(&p, a->order_id);
@@ -245,54 +249,29 @@ add_cert_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	sa_p_str(&p, a->not_after);
 	sa_p_str(&p, a->key_hash);
 	sa_p_int(&p, a->shard);
-	if ((r = sa_q(c, &st_cert_insert, &p, prob)) == NULL) {
+	sa_p_str(&p, a->names);
+	sa_p_str(&p, a->set_hash);
+	sa_p_bool(&p, a->finalize_order && a->order_id > 0);
+	if ((r = sa_q(c, &st_cert_store, &p, prob)) == NULL) {
 		if (sa_sqlstate_is(c, "23503")) {
 			problem_free(*prob);
 			*prob = problem_new(
 			    PROB_MALFORMED, "no such account or order");
 		}
-		goto out;
+		return -1;
 	}
-	if (PQntuples(r) != 1) {
+	if (!sa_col_bool(r, 0, 0))
+		*prob = problem_new(
+		    PROB_MALFORMED, "serial %s was not reserved", a->serial);
+	else if (!sa_col_bool(r, 0, 1))
 		*prob = problem_new(
 		    PROB_CONFLICT, "certificate %s already stored", a->serial);
-		goto out;
+	else {
+		a->order_valid = sa_col_bool(r, 0, 2);
+		rc = 0;
 	}
-	sa_params_init(&p);
-	sa_p_str(&p, a->serial);
-	sa_p_str(&p, a->issuer_id);
-	sa_p_int(&p, a->shard);
-	sa_p_str(&p, a->not_after);
-	if (sa_exec(c, &st_status_insert, &p, NULL, prob) != 0)
-		goto out;
-	sa_params_init(&p);
-	sa_p_str(&p, a->key_hash);
-	sa_p_str(&p, a->serial);
-	sa_p_str(&p, a->not_after);
-	if (sa_exec(c, &st_keyhash_insert, &p, NULL, prob) != 0)
-		goto out;
-	sa_params_init(&p);
-	sa_p_str(&p, a->names);
-	sa_p_str(&p, a->serial);
-	if (sa_exec(c, &st_names_insert, &p, NULL, prob) != 0)
-		goto out;
-	sa_params_init(&p);
-	sa_p_str(&p, a->set_hash);
-	sa_p_str(&p, a->serial);
-	sa_p_str(&p, a->not_after);
-	if (sa_exec(c, &st_fqdn_insert, &p, NULL, prob) != 0)
-		goto out;
-	/* finalize_order: the order is valid in the same commit as its
-	 * certificate (one transaction less per issuance, issue 18). */
-	a->order_valid = 0;
-	if (a->finalize_order && a->order_id > 0 &&
-	    sa_order_mark_valid(
-		c, a->order_id, a->serial, &a->order_valid, prob) != 0)
-		goto out;
-	ret = 0;
-out:
 	PQclear(r);
-	return ret;
+	return rc;
 }
 
 /* text[] literal of reversed names, each double-quoted. Caller frees. */
@@ -381,7 +360,7 @@ sa_m_add_certificate(
 		goto out;
 	a.idents_text = sa_json_text(idents);
 	a.set_hash = sa_fqdn_set_hash(idents);
-	if (sa_tx(c, add_cert_tx, &a, prob) != 0)
+	if (add_cert_store(c, &a, prob) != 0)
 		goto out;
 	*result = a.order_valid ? json_pack("{s:b}", "order_valid", 1)
 				: json_object();

@@ -30,10 +30,6 @@ static const struct sa_stmt st_chall_start = {"chall_start",
     "WHERE id = $2 AND authz_id IN (SELECT id FROM az) "
     "AND status = 'pending' "
     "RETURNING (SELECT thumbprint FROM accounts WHERE id = $3)"};
-/* The order of a stored certificate becomes valid (still processing). */
-static const struct sa_stmt st_order_issued = {"order_issued",
-    "UPDATE orders SET status = 'valid', certificate_serial = $2, "
-    "csr = NULL WHERE id = $1 AND status = 'processing'"};
 /* clang-format on */
 
 /* A text[] literal of challenge type names (a JSON array of strings,
@@ -72,23 +68,6 @@ types_literal(const json_t *types, char **out, struct problem **prob)
 	}
 	strcat(s, "}");
 	*out = s;
-	return 0;
-}
-
-/* See sa_int.h. */
-int
-sa_order_mark_valid(struct sa_conn *c, int64_t order_id, const char *serial,
-    int *done, struct problem **prob)
-{
-	struct sa_params p;
-	long rows = 0;
-
-	sa_params_init(&p);
-	sa_p_int(&p, order_id);
-	sa_p_str(&p, serial);
-	if (sa_exec(c, &st_order_issued, &p, &rows, prob) != 0)
-		return -1;
-	*done = rows == 1;
 	return 0;
 }
 

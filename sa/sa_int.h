@@ -278,10 +278,6 @@ sa_method_impl sa_m_get_ocsp;
 /* sa_flow.c: coarse hot-path steps (issue 18) */
 int sa_m_claim_challenge(
     struct sa_conn *, json_t *, json_t **, struct problem **);
-/* Inside a transaction: order order_id, if processing, becomes valid with
- * certificate serial (borrowed); *done 1 if it did. 0 or -1 with *prob. */
-int sa_order_mark_valid(struct sa_conn *c, int64_t order_id,
-    const char *serial, int *done, struct problem **prob);
 
 /* Shared readers (sa_order.c / sa_authz.c / sa_cert.c), used after writes. */
 int sa_read_order(
