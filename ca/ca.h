@@ -150,6 +150,10 @@ struct ca_issue_req {
 	int64_t account_id;
 	int64_t order_id;       /* 0 = none */
 	int finalize_order;     /* the store makes the order valid too */
+	/* NULL, or a serial (hex) reserved for this order by its claim
+	 * (sa.set_order_processing): signed with instead of reserving one
+	 * when it has this CA's prefix and length */
+	const char *reserved_serial;
 	time_t not_before;      /* 0 = from the profile */
 	time_t not_after;       /* 0 = from the profile */
 	const char *request_id; /* may be NULL */

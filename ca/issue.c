@@ -211,6 +211,34 @@ out:
 	return ret;
 }
 
+/*
+ * The serial the order's claim reserved (req->reserved_serial, hex) into
+ * serial when it is one of this CA's (its length and prefix): 1, else 0
+ * (the CA reserves its own).
+ */
+static int
+claimed_serial(struct ca *ca, const struct ca_issue_req *req,
+    uint8_t serial[CA_SERIAL_LEN])
+{
+	uint8_t *b = NULL;
+	size_t n = 0;
+	int ok;
+
+	if (req->reserved_serial == NULL ||
+	    hex_decode(req->reserved_serial, &b, &n) != 0)
+		return 0;
+	ok = n == CA_SERIAL_LEN && b[0] == (uint8_t)ca->s.serial_prefix;
+	if (ok)
+		memcpy(serial, b, CA_SERIAL_LEN);
+	else
+		log_msg(LOG_LEVEL_INFO, req->request_id,
+		    "serial %s is not one of this CA's (prefix %02x): "
+		    "reserving another",
+		    req->reserved_serial, (unsigned)ca->s.serial_prefix);
+	free(b);
+	return ok;
+}
+
 /* Comma-separated identifier values into a malloc'd string. */
 static char *
 idents_text(const json_t *ids)
@@ -466,7 +494,10 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 				   : NULL;
 	t.base_url = ca->s.public_base_url;
 	t.ocsp_url = ca->s.ocsp_url;
-	if (reserve_serial(ca, req, t.not_after, t.serial, prob) != 0)
+	/* Chosen before signing either way: reserved by the order's claim
+	 * (durable with it) or here. */
+	if (!claimed_serial(ca, req, t.serial) &&
+	    reserve_serial(ca, req, t.not_after, t.serial, prob) != 0)
 		goto out;
 	t.shard = ca_serial_shard(t.serial, CA_SERIAL_LEN, ca->s.crl_shards);
 	if ((x = sign_linted(ca, &t, req->identifiers, req, prob)) == NULL)

@@ -17,6 +17,7 @@ struct issue_params {
 	char *not_before;
 	char *not_after;
 	int finalize_order;
+	char *serial;
 };
 
 static const struct jspec issue_spec[] = {
@@ -35,6 +36,8 @@ static const struct jspec issue_spec[] = {
 	NULL, 0},
     {"finalize_order", JSPEC_BOOL,
 	offsetof(struct issue_params, finalize_order), 0, NULL, 0},
+    {"serial", JSPEC_STRING, offsetof(struct issue_params, serial), 0, NULL,
+	0},
     JSPEC_END,
 };
 
@@ -103,6 +106,7 @@ h_issue(void *svc, const struct rpc_req *req, json_t **result,
 	ir.account_id = ip.account_id;
 	ir.order_id = ip.order_id;
 	ir.finalize_order = ip.finalize_order;
+	ir.reserved_serial = ip.serial;
 	ir.request_id = req->request_id;
 	if (ca_issue(ca, &ir, &out, prob) != 0)
 		goto out;

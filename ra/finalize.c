@@ -3,6 +3,7 @@
  * every check, the SA claims the order (exactly one finalize wins), then
  * the CA issues, synchronously or on a worker thread.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -112,7 +113,71 @@ issue_params(const json_t *order, const char *csr_b64)
 	    json_is_string(v))
 		json_object_set(params, "not_after", v);
 	ra_star_issue_window(order, params);
+	/* The serial the claim reserved: for the first attempt only (a
+	 * retry may follow a signature with it: never sign twice with one
+	 * serial, the CA reserves another then). */
+	if ((v = json_object_get(order, "reserved_serial")) != NULL &&
+	    json_is_string(v))
+		json_object_set(params, "serial", v);
 	return params;
+}
+
+/* Remembers the serial form of the CA's answer res (borrowed): the next
+ * claims reserve a serial of that form (serial_for_claim). */
+static void
+learn_serial_form(struct ra *ra, const json_t *res)
+{
+	const char *s = json_string_value(json_object_get(res, "serial"));
+	size_t n = s ? strlen(s) : 0;
+	unsigned b;
+
+	if (n < 4 || n % 2 != 0 || n > 64 || sscanf(s, "%2x", &b) != 1 ||
+	    b == 0 || b > 127)
+		return;
+	pthread_mutex_lock(&ra->lock);
+	ra->serial_prefix = (int)b;
+	ra->serial_len = (int)(n / 2);
+	pthread_mutex_unlock(&ra->lock);
+}
+
+/*
+ * Adds to the claim's params cp (borrowed) a fresh serial of the CA's
+ * form, to reserve with the claim (one RPC and one commit less than the
+ * CA's sa.reserve_serial), and when it expires: the order's notAfter, else
+ * the profile's full validity from now. Nothing before the CA's form is
+ * known, nor for a STAR order (its certificates come from the renewal
+ * path).
+ */
+static void
+serial_for_claim(struct ra *ra, const json_t *order, json_t *cp)
+{
+	const struct profile *prof;
+	uint8_t b[32];
+	char *hex, t[32];
+	int prefix, len;
+	int64_t na;
+
+	pthread_mutex_lock(&ra->lock);
+	prefix = ra->serial_prefix;
+	len = ra->serial_len;
+	pthread_mutex_unlock(&ra->lock);
+	if (len < 2 || len > (int)sizeof(b) ||
+	    json_object_get(order, "star") != NULL)
+		return;
+	if (ra_time_get(order, "not_after", &na) != 0) {
+		prof = profiles_find(ra->profiles,
+		    json_string_value(json_object_get(order, "profile")));
+		if (prof == NULL)
+			return;
+		na = time_now_ms() + prof->validity_ms;
+	}
+	b[0] = (uint8_t)prefix;
+	random_bytes(b + 1, (size_t)len - 1);
+	hex = serial_hex(b, (size_t)len);
+	json_object_set_new(cp, "reserve_serial", json_string(hex));
+	json_object_set_new(
+	    cp, "serial_expires", json_string(ra_time_fmt(na, t, sizeof(t))));
+	free(hex);
 }
 
 /* The CA refused: order id (borrowed) becomes invalid with p (taken; a
@@ -253,6 +318,7 @@ ra_issue_order(
 			    (long long)pause);
 			problem_free(p);
 			p = NULL;
+			json_object_del(params, "serial");
 			ra_sleep_ms(pause);
 			if (pause < RA_ISSUE_RETRY_MAX_PAUSE_MS)
 				pause *= 2;
@@ -267,6 +333,7 @@ ra_issue_order(
 		log_bug("ca.issue returned no serial");
 		goto out;
 	}
+	learn_serial_form(ra, res);
 	if (json_is_true(json_object_get(res, "order_valid"))) {
 		order_valid(ra, rid, order, serial);
 		goto out;
@@ -545,6 +612,7 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	    "key_hash", khash);
 	if (tp != NULL)
 		json_object_set_new(cp, "csr_thumbprint", json_string(tp));
+	serial_for_claim(ra, order, cp);
 	if (ra_call(ra->sa, RPC_SA_SET_ORDER_PROCESSING, cp, req->request_id,
 		&claimed, prob) != 0)
 		goto out;

@@ -32,6 +32,10 @@ struct ra {
 	json_t *inflight_authzs; /* authz ids validating here */
 	int star_started;        /* RFC 8739 renewal scheduler (star.c) */
 	pthread_t star_thread;
+	/* The CA's serial form, learned from its last ca.issue answer
+	 * (finalize.c): first byte and length in bytes; 0 = not known yet */
+	int serial_prefix;
+	int serial_len;
 };
 
 /*

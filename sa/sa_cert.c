@@ -8,7 +8,6 @@
 
 #include "sa/sa_int.h"
 
-#define SA_SERIAL_MAX 64
 #define SA_DER_MAX (64 * 1024)
 
 /* clang-format off */

@@ -279,6 +279,9 @@ sa_method_impl sa_m_get_ocsp;
 int sa_m_claim_challenge(
     struct sa_conn *, json_t *, json_t **, struct problem **);
 
+/* Longest serial (hex digits) sa.reserve_serial and the order claim take. */
+#define SA_SERIAL_MAX 64
+
 /* Shared readers (sa_order.c / sa_authz.c / sa_cert.c), used after writes. */
 int sa_read_order(
     struct sa_conn *c, int64_t id, json_t **out, struct problem **prob);

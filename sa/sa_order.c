@@ -70,8 +70,10 @@ static const struct sa_stmt st_orders_by_acct = {"orders_by_acct",
 /*
  * The finalize claim in one statement: the order is ready (pending,
  * unexpired, every authz valid), its account valid, the CSR key neither
- * blocked ($3) nor the account's key (thumbprint $4); the claimed order
- * comes back as order_get reads it.
+ * blocked ($3) nor the account's key (thumbprint $4); serial $5 (if not
+ * NULL; expiring $6) is reserved for its certificate in the same
+ * statement. The claimed order comes back as order_get reads it, and the
+ * serial if it was reserved.
  */
 static const struct sa_stmt st_order_claim = {"order_claim",
     "WITH claimed AS (UPDATE orders SET status = 'processing', "
@@ -84,7 +86,13 @@ static const struct sa_stmt st_order_claim = {"order_claim",
     "AND NOT EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $3) "
     "AND EXISTS (SELECT 1 FROM accounts ac WHERE ac.id = orders.account_id "
     "AND ac.status = 'valid' AND ac.thumbprint IS DISTINCT FROM $4) "
-    "RETURNING *) " ORDER_SELECT " FROM claimed AS orders"};
+    "RETURNING *), "
+    "rs AS (INSERT INTO serials (serial, account_id, expires) "
+    "SELECT $5::text, account_id, $6::timestamptz FROM claimed "
+    "WHERE $5::text IS NOT NULL ON CONFLICT (serial) DO NOTHING "
+    "RETURNING serial) "
+    ORDER_SELECT ", (SELECT serial FROM rs) FROM claimed AS orders"};
+#define CLAIM_SERIAL_COL (ORDER_STAR_COL + 1)
 /* Why the claim refused order $1 (only asked when it did). */
 static const struct sa_stmt st_claim_why = {"order_claim_why",
     "SELECT ac.status, ac.thumbprint = $2, "
@@ -645,7 +653,8 @@ sa_m_set_order_processing(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *csr = NULL, *khash = NULL, *tp = NULL;
+	const char *csr = NULL, *khash = NULL, *tp = NULL, *serial = NULL;
+	char sexp[32];
 	int64_t id = 0;
 	PGresult *r;
 	int ret;
@@ -653,13 +662,19 @@ sa_m_set_order_processing(
 	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
 	    sa_get_str(params, "csr", 0, 100000, &csr, prob) < 0 ||
 	    sa_get_hex(params, "key_hash", 0, 64, &khash, prob) < 0 ||
-	    sa_get_str(params, "csr_thumbprint", 0, 64, &tp, prob) < 0)
+	    sa_get_str(params, "csr_thumbprint", 0, 64, &tp, prob) < 0 ||
+	    sa_get_hex(params, "reserve_serial", 0, SA_SERIAL_MAX, &serial,
+		prob) < 0 ||
+	    sa_get_time(params, "serial_expires", serial != NULL, sexp,
+		sizeof(sexp), prob) < 0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_int(&p, id);
 	sa_p_str(&p, csr);
 	sa_p_str(&p, khash);
 	sa_p_str(&p, tp);
+	sa_p_str(&p, serial);
+	sa_p_str(&p, serial != NULL ? sexp : NULL);
 	if ((r = sa_q(c, &st_order_claim, &p, prob)) == NULL)
 		return -1;
 	if (PQntuples(r) != 1) {
@@ -667,6 +682,9 @@ sa_m_set_order_processing(
 		return claim_refused(c, id, tp, khash, prob);
 	}
 	ret = order_of_row(r, id, result, prob);
+	if (ret == 0 && sa_col(r, 0, CLAIM_SERIAL_COL) != NULL)
+		json_object_set_new(*result, "reserved_serial",
+		    json_string(sa_col(r, 0, CLAIM_SERIAL_COL)));
 	PQclear(r);
 	return ret;
 }

@@ -96,13 +96,17 @@ def poll_counted(raw, key, kid, url, want, timeout=30):
 NEW_ORDER = {"ra.new_order": 1, "sa.get_valid_authzs": 1, "sa.new_order": 1}
 CHALLENGE = {"ra.perform_validation": 1, "sa.claim_challenge": 1,
              "va.validate": 1, "sa.finalize_authz": 1}
+# (no sa.reserve_serial: the claim reserved the serial the CA signs with)
 FINALIZE = {"ra.finalize_order": 1, "sa.get_order": 1,
             "sa.set_order_processing": 1, "ca.issue": 1,
-            "sa.reserve_serial": 1, "sa.add_certificate": 1}
+            "sa.add_certificate": 1}
 
 
 def test_one_issuance_in_coarse_steps(env, raw):
     key, kid = a.new_account(raw)
+    # The RA learns the CA's serial form (prefix, length) from the first
+    # ca.issue after it starts; that one reserves its serial through the CA.
+    a.issue(raw, key, kid, [dom("warm")])
     name = dom("one")
     # the WFE's account cache is filled by the first request (a kid
     # lookup that is not part of the flow: docs/performance.md)
@@ -237,3 +241,48 @@ def test_loadgen_renew_reuses_authorizations(env):
     assert rep["latency"]["challenge"]["count"] == 2, rep["latency"]
     d = delta(c0, calls(env))
     assert d.get("va.validate") == 2 and d.get("ca.issue") == 8, d
+
+
+def test_claim_reserves_the_serial_the_ca_signs_with(env):
+    """The order claim reserves the certificate's serial in its statement
+    (sa.set_order_processing reserve_serial) and ca.issue signs with it:
+    chosen before signing, durable before the signature, never used twice
+    (a serial already reserved is not answered; one of another form is
+    replaced by the CA's own reservation)."""
+    ra, sa, ca = env.rpc("ra"), env.rpc("sa"), env.rpc("ca")
+    key, kid = a.new_account(a.Wfe(env.directory_url, verify=env.trust_path))
+    aid = a.id_of(kid)
+
+    def claimed(name, serial):
+        o = ra.call("ra.new_order", {"account_id": aid,
+                                     "identifiers": [{"type": "dns", "value": name}]})
+        az = o["authzs"][0]
+        ra.call("ra.perform_validation", {"account_id": aid, "authz_id": az["id"],
+                                          "challenge_id": az["challenges"][0]["id"]})
+        end = a.time.time() + 30
+        while sa.call("sa.get_order", {"id": o["id"]})["status"] != "ready":
+            assert a.time.time() < end, "order %d not ready" % o["id"]
+            a.time.sleep(0.05)
+        csr = a.b64(a.make_csr(a.ec.generate_private_key(a.ec.SECP256R1()), [name]))
+        c = sa.call("sa.set_order_processing", {"id": o["id"], "csr": csr,
+                                                "reserve_serial": serial,
+                                                "serial_expires": "2099-01-01T00:00:00Z"})
+        return o, c, csr
+
+    mine = "7f" + os.urandom(17).hex()
+    o, c, csr = claimed(dom("ser"), mine)
+    assert c["status"] == "processing" and c["reserved_serial"] == mine
+    got = ca.call("ca.issue", {"csr": csr, "identifiers": o["identifiers"], "account_id": aid,
+                               "order_id": o["id"], "finalize_order": True, "serial": mine})
+    assert got["serial"] == mine and got.get("order_valid") is True
+    assert sa.call("sa.get_order", {"id": o["id"]})["certificate_serial"] == mine
+    # the same serial again: not reserved a second time (not answered)
+    o2, c2, csr2 = claimed(dom("ser2"), mine)
+    assert c2["status"] == "processing" and "reserved_serial" not in c2
+    # a serial of another form (prefix 01): the CA signs with its own
+    other = "01" + os.urandom(17).hex()
+    got = ca.call("ca.issue", {"csr": csr2, "identifiers": o2["identifiers"], "account_id": aid,
+                               "order_id": o2["id"], "finalize_order": True, "serial": other})
+    assert got["serial"] not in (mine, other) and got["serial"].startswith("7f")
+    for c in (ra, sa, ca):
+        c.close()
