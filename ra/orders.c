@@ -557,6 +557,32 @@ plan_authzs(struct ra *ra, const json_t *aidents, const json_t *reuse,
 	}
 }
 
+/*
+ * The account (*acct, new) when policy.device_identifiers needs its EAB
+ * key id: only for an order with a device identifier (idents borrowed);
+ * otherwise *acct stays NULL and nothing is read (sa.new_order checks the
+ * account's status). 0, or -1 with *prob.
+ */
+static int
+device_account(struct ra *ra, const char *rid, int64_t id,
+    const json_t *idents, json_t **acct, struct problem **prob)
+{
+	const json_t *v;
+	enum ident_type t;
+	size_t i;
+
+	if (ra->cfg.policy.device_identifiers == NULL)
+		return 0;
+	json_array_foreach(idents, i, v)
+	{
+		if (ident_type_parse(json_string_value(json_object_get(v, "type")),
+			&t) == 0 &&
+		    ident_is_device(t))
+			return ra_get_valid_account(ra, rid, id, acct, prob);
+	}
+	return 0;
+}
+
 /* ra.new_order handler (docs/rpc-methods.md): req borrowed; on 0 *result, on -1
  * *prob, both handed to the RPC server. */
 int
@@ -564,7 +590,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
 	struct ra *ra = svc;
-	json_t *params = req->params, *idents = NULL;
+	json_t *params = req->params, *idents = NULL, *acct = NULL;
 	json_t *aidents = NULL, *reuse = NULL, *reuse_ids = NULL;
 	json_t *new_authzs = NULL, *order = NULL, *np;
 	struct ra_sub *sub = NULL;
@@ -591,6 +617,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	}
 	if (ra_policy_check_idents(&ra->cfg.policy, prof,
 		json_object_get(params, "identifiers"), &idents, prob) != 0 ||
+	    device_account(ra, req->request_id, id, idents, &acct, prob) != 0 ||
 	    ra_device_policy_check(ra->cfg.policy.device_identifiers, acct,
 		idents, prob) != 0 ||
 	    check_window(ra, prof, params, nb, na, now, &star, prob) != 0 ||
@@ -645,6 +672,7 @@ attach:
 	order = NULL;
 	rc = 0;
 out:
+	json_decref(acct);
 	ra_sub_free(sub);
 	json_decref(idents);
 	json_decref(aidents);
