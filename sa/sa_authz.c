@@ -29,19 +29,26 @@ static const struct sa_stmt st_authz_get = {"authz_get",
     "'validation_record', c.validation_record::json) ORDER BY c.id) "
     "FROM challenges c WHERE c.authz_id = authzs.id) "
     "FROM authzs WHERE id = ANY($1::bigint[])"};
+/* An authz and its challenges ($8 types, $9 tokens) in one statement. */
 static const struct sa_stmt st_authz_insert = {"authz_insert",
-    "INSERT INTO authzs (account_id, ident_type, ident_value, wildcard, "
-    "expires, profile, subdomain_auth) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-    "RETURNING id"};
-static const struct sa_stmt st_chall_insert = {"chall_insert",
-    "INSERT INTO challenges (authz_id, type, token) "
-    "SELECT $1, t, k FROM unnest($2::text[], $3::text[]) AS u(t, k)"};
+    "WITH a AS (INSERT INTO authzs (account_id, ident_type, ident_value, "
+    "wildcard, expires, profile, subdomain_auth) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id), "
+    "c AS (INSERT INTO challenges (authz_id, type, token) "
+    "SELECT a.id, t, k FROM a, unnest($8::text[], $9::text[]) AS u(t, k)) "
+    "SELECT id FROM a"};
+/* The newest reusable authz of each identifier of $2 (a JSON array of
+ * {t, v, w, s}: type, value, wildcard, subdomain_auth only), in one
+ * statement: (position, id) of those that have one. */
 static const struct sa_stmt st_valid_authz = {"valid_authz",
-    "SELECT id FROM authzs WHERE account_id = $1 AND ident_type = $2 "
-    "AND ident_value = $3 AND status = 'valid' AND expires > $4 "
-    "AND wildcard = $5 AND ($6::text IS NULL OR profile = $6) "
-    "AND (NOT $7::boolean OR subdomain_auth) "
-    "ORDER BY expires DESC, id DESC LIMIT 1"};
+    "SELECT u.k, a.id FROM ROWS FROM (json_to_recordset($2::json) "
+    "AS (t text, v text, w boolean, s boolean)) WITH ORDINALITY "
+    "AS u(t, v, w, s, k) "
+    "CROSS JOIN LATERAL (SELECT id FROM authzs WHERE account_id = $1 "
+    "AND ident_type = u.t AND ident_value = u.v AND status = 'valid' "
+    "AND expires > $3 AND wildcard = u.w "
+    "AND ($4::text IS NULL OR profile = $4) AND (NOT u.s OR subdomain_auth) "
+    "ORDER BY expires DESC, id DESC LIMIT 1) a ORDER BY u.k"};
 static const struct sa_stmt st_authz_claim = {"authz_claim",
     "UPDATE authzs SET attempted_at = now() WHERE id = $1 "
     "AND status = 'pending' AND attempted_at IS NULL AND expires > now() "
@@ -317,15 +324,9 @@ sa_authz_insert(struct sa_conn *c, int64_t account_id, const char *profile,
 	sa_p_str(&p, a->expires);
 	sa_p_str(&p, profile);
 	sa_p_bool(&p, a->subdomain_auth);
-	if ((r = sa_q(c, &st_authz_insert, &p, prob)) == NULL)
-		return -1;
-	*id = sa_col_int(r, 0, 0);
-	PQclear(r);
-	sa_params_init(&p);
-	sa_p_int(&p, *id);
 	sa_p_str(&p, a->chall_types);
 	sa_p_str(&p, a->chall_tokens);
-	if (sa_exec(c, &st_chall_insert, &p, NULL, prob) != 0) {
+	if ((r = sa_q(c, &st_authz_insert, &p, prob)) == NULL) {
 		if (sa_sqlstate_is(c, "23505")) {
 			problem_free(*prob);
 			*prob = problem_new(PROB_MALFORMED,
@@ -333,6 +334,8 @@ sa_authz_insert(struct sa_conn *c, int64_t account_id, const char *profile,
 		}
 		return -1;
 	}
+	*id = sa_col_int(r, 0, 0);
+	PQclear(r);
 	return 0;
 }
 
@@ -426,13 +429,13 @@ sa_m_get_valid_authzs(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	json_t *idents = NULL, *id, *list = NULL, *a = NULL;
+	json_t *idents = NULL, *id, *list = NULL, *want = NULL;
 	const char *profile = NULL, *t, *v;
-	char after[32];
-	int64_t acct = 0;
-	size_t i;
-	int wild = 0, sub = 0, ret = -1;
-	PGresult *r;
+	char after[32], *text = NULL;
+	int64_t acct = 0, *ids = NULL;
+	size_t i, n = 0;
+	int wild = 0, sub = 0, row, ret = -1;
+	PGresult *r = NULL;
 
 	if (sa_get_id(params, "account_id", 1, &acct, prob) < 0 ||
 	    sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents, prob) <
@@ -445,7 +448,7 @@ sa_m_get_valid_authzs(
 		*prob = problem_new(PROB_MALFORMED, "too many identifiers");
 		return -1;
 	}
-	list = json_array();
+	want = json_array();
 	json_array_foreach(idents, i, id)
 	{
 		wild = sub = 0;
@@ -453,33 +456,40 @@ sa_m_get_valid_authzs(
 		    sa_get_bool(id, "wildcard", 0, &wild, prob) < 0 ||
 		    sa_get_bool(id, "subdomain_auth", 0, &sub, prob) < 0)
 			goto out;
+		json_array_append_new(want,
+		    json_pack("{s:s,s:s,s:b,s:b}", "t", t, "v", v, "w", wild,
+			"s", sub));
+	}
+	list = json_array();
+	if (json_array_size(want) > 0) {
+		text = sa_json_text(want);
 		sa_params_init(&p);
 		sa_p_int(&p, acct);
-		sa_p_str(&p, t);
-		sa_p_str(&p, v);
+		sa_p_str(&p, text);
 		sa_p_str(&p, after);
-		sa_p_bool(&p, wild);
 		sa_p_str(&p, profile);
-		sa_p_bool(&p, sub);
 		if ((r = sa_q(c, &st_valid_authz, &p, prob)) == NULL)
 			goto out;
-		if (PQntuples(r) == 1) {
-			int64_t aid = sa_col_int(r, 0, 0);
-
-			PQclear(r);
-			if (sa_read_authz(c, aid, &a, prob) != 0)
+		ids = xcalloc((size_t)PQntuples(r) + 1, sizeof(*ids));
+		for (row = 0; row < PQntuples(r); row++)
+			ids[n++] = sa_col_int(r, row, 1);
+		/* Read in identifier order (as ids); none found: no read. */
+		if (n > 0) {
+			json_decref(list);
+			list = NULL;
+			if (sa_read_authzs(c, ids, n, &list, prob) != 0)
 				goto out;
-			json_array_append_new(list, a);
-			a = NULL;
-		} else {
-			PQclear(r);
 		}
 	}
 	*result = json_pack("{s:o}", "authzs", list);
 	list = NULL;
 	ret = 0;
 out:
+	PQclear(r);
 	json_decref(list);
+	json_decref(want);
+	free(text);
+	free(ids);
 	return ret;
 }
 
