@@ -92,7 +92,7 @@ static const struct sa_stmt st_order_claim = {"order_claim",
     "WHERE $5::text IS NOT NULL ON CONFLICT (serial) DO NOTHING "
     "RETURNING serial) "
     ORDER_SELECT ", (SELECT serial FROM rs) FROM claimed AS orders"};
-#define CLAIM_SERIAL_COL (ORDER_STAR_COL + 1)
+#define CLAIM_SERIAL_COL (ORDER_DELEG_COL + 1)
 /* Why the claim refused order $1 (only asked when it did). */
 static const struct sa_stmt st_claim_why = {"order_claim_why",
     "SELECT ac.status, ac.thumbprint = $2, "
