@@ -318,6 +318,46 @@ out:
 	return ret;
 }
 
+/* The reused authzs of o (each the authz account's) with their positions
+ * in o's identifiers, into o->all_ids / all_pos. 0, or -1 with *prob. */
+static int
+reused_positions(struct sa_conn *c, struct new_order *o, struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r = NULL;
+	char *arr;
+	size_t i;
+	int ret = -1;
+
+	arr = sa_id_array(o->reuse, o->nreuse);
+	sa_params_init(&p);
+	sa_p_str(&p, arr);
+	sa_p_int(&p, o->authz_account);
+	if ((r = sa_q(c, &st_authz_reused, &p, prob)) == NULL)
+		goto out;
+	if ((size_t)PQntuples(r) != o->nreuse) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "reuse_authz_ids: unknown authorization for this "
+		    "account");
+		goto out;
+	}
+	for (i = 0; i < o->nreuse; i++) {
+		int row;
+
+		for (row = 0; row < PQntuples(r); row++)
+			if (sa_col_int(r, row, 0) == o->reuse[i])
+				break;
+		o->all_ids[i] = o->reuse[i];
+		o->all_pos[i] = ident_pos(o->idents, sa_col(r, row, 1),
+		    sa_col(r, row, 2), sa_col_bool(r, row, 3));
+	}
+	ret = 0;
+out:
+	PQclear(r);
+	free(arr);
+	return ret;
+}
+
 static int
 new_order_tx(struct sa_conn *c, void *arg, struct problem **prob)
 {
@@ -362,30 +402,8 @@ new_order_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	if (o->delegation_id > 0 &&
 	    sa_deleg_order_link(c, o->order_id, o->delegation_id, prob) != 0)
 		goto out;
-	if (o->nreuse > 0) {
-		arr = sa_id_array(o->reuse, o->nreuse);
-		sa_params_init(&p);
-		sa_p_str(&p, arr);
-		sa_p_int(&p, o->authz_account);
-		if ((r = sa_q(c, &st_authz_reused, &p, prob)) == NULL)
-			goto out;
-		if ((size_t)PQntuples(r) != o->nreuse) {
-			*prob = problem_new(PROB_MALFORMED,
-			    "reuse_authz_ids: unknown authorization for this "
-			    "account");
-			goto out;
-		}
-		for (i = 0; i < o->nreuse; i++) {
-			int row;
-
-			for (row = 0; row < PQntuples(r); row++)
-				if (sa_col_int(r, row, 0) == o->reuse[i])
-					break;
-			o->all_ids[i] = o->reuse[i];
-			o->all_pos[i] = ident_pos(o->idents, sa_col(r, row, 1),
-			    sa_col(r, row, 2), sa_col_bool(r, row, 3));
-		}
-	}
+	if (o->nreuse > 0 && reused_positions(c, o, prob) != 0)
+		goto out;
 	for (i = 0; i < o->nnews; i++) {
 		j = o->nreuse + i;
 		if (sa_authz_insert(c, o->account_id, o->profile, &o->news[i],
