@@ -16,9 +16,9 @@ cd "$top"
 out=${FUZZ_BUILD:-build-fuzz}
 CLANG=${CLANG:-clang}
 command -v "$CLANG" >/dev/null || { echo "fuzz.sh: clang not found" >&2; exit 1; }
-PKGS="openssl libmicrohttpd jansson libcares libevent libevent_pthreads libpq libcbor"
+PKGS="openssl libmicrohttpd jansson libcares libevent libevent_pthreads libpq libcbor libcurl"
 pcflags=$(pkg-config --cflags $PKGS 2>/dev/null || true)
-pclibs=$(pkg-config --libs $PKGS 2>/dev/null || echo "-lssl -lcrypto -ljansson -levent -levent_pthreads -lcbor")
+pclibs=$(pkg-config --libs $PKGS 2>/dev/null || echo "-lssl -lcrypto -ljansson -levent -levent_pthreads -lcbor -lcurl")
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -I. $pcflags $SAN"
 mkdir -p "$out/obj" "$out/bin" "$out/crashes"
