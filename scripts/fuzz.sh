@@ -22,19 +22,26 @@ pclibs=$(pkg-config --libs $PKGS 2>/dev/null || echo "-lssl -lcrypto -ljansson -
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -I. $pcflags $SAN"
 mkdir -p "$out/obj" "$out/bin" "$out/crashes"
+jobs=${FUZZ_JOBS:-$(nproc)}
 
-# Compiles lib dir $1 (all its .c) into $out/lib$1.a, only what changed.
+# Compiles lib dir $1 (all its .c) into $out/lib$1.a, only what changed,
+# FUZZ_JOBS compilers at a time.
 build_lib() {
-	local d=$1 objs=() src obj
+	local d=$1 objs=() todo=() src obj
 	for src in "$d"/*.c; do
 		[ -f "$src" ] || continue
 		obj="$out/obj/${src%.c}.o"
 		mkdir -p "$(dirname "$obj")"
 		if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$d/$d.h" -nt "$obj" ] || [ core/core.h -nt "$obj" ]; then
-			"$CLANG" $CFLAGS -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
+			todo+=("$src")
 		fi
 		objs+=("$obj")
 	done
+	if [ ${#todo[@]} -gt 0 ]; then
+		printf '%s\0' "${todo[@]}" |
+			xargs -0 -P "$jobs" -I{} sh -c '"$1" $2 -fsanitize=fuzzer-no-link -c "$3" -o "$4/obj/${3%.c}.o"' \
+				sh "$CLANG" "$CFLAGS" {} "$out"
+	fi
 	rm -f "$out/lib$d.a"
 	ar rcs "$out/lib$d.a" "${objs[@]}"
 }
