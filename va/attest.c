@@ -83,14 +83,14 @@ va_attest_free(struct va_attest *a)
 	free(a);
 }
 
-/* One DER certificate that is exactly n bytes; NULL if not. */
-static X509 *
-der_cert(const uint8_t *d, size_t n)
+/* See va_int.h: one DER certificate that is exactly n (1..max) bytes. */
+X509 *
+va_der_cert(const uint8_t *d, size_t n, size_t max)
 {
 	const unsigned char *p = d;
 	X509 *x;
 
-	if (n == 0 || n > VA_ATT_MAX_LEN)
+	if (n == 0 || n > max)
 		return NULL;
 	x = d2i_X509(NULL, &p, (long)n);
 	if (x != NULL && p != d + n) {
@@ -98,6 +98,25 @@ der_cert(const uint8_t *d, size_t n)
 		return NULL;
 	}
 	return x;
+}
+
+/* See va_int.h: leaf with chain (both borrowed) verified to roots. */
+int
+va_chain_verify(X509_STORE *roots, X509 *leaf, STACK_OF(X509) *chain,
+    const char **why)
+{
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int rc = -1;
+
+	if (ctx == NULL || X509_STORE_CTX_init(ctx, roots, leaf, chain) != 1)
+		goto out;
+	rc = X509_verify_cert(ctx) == 1;
+	if (!rc)
+		*why = X509_verify_cert_error_string(
+		    X509_STORE_CTX_get_error(ctx));
+out:
+	X509_STORE_CTX_free(ctx);
+	return rc;
 }
 
 /*
@@ -113,10 +132,10 @@ va_attest_chain(const struct va_attest *a, int tpm, const struct va_attobj *o,
 	    : tpm					   ? a->tpm
 							   : a->apple;
 	STACK_OF(X509) *chain = NULL;
-	X509_STORE_CTX *ctx = NULL;
 	X509 *leaf = NULL, *x;
+	const char *why;
 	size_t i;
-	int ok = 0;
+	int ok = 0, trusted = -1;
 
 	if (roots == NULL) {
 		snprintf(err, errlen,
@@ -128,13 +147,13 @@ va_attest_chain(const struct va_attest *a, int tpm, const struct va_attobj *o,
 		snprintf(err, errlen, "attStmt.x5c is missing or empty");
 		return NULL;
 	}
-	if ((leaf = der_cert(o->x5c[0], o->x5c_len[0])) == NULL) {
+	if ((leaf = va_der_cert(o->x5c[0], o->x5c_len[0], VA_ATT_MAX_LEN)) == NULL) {
 		snprintf(err, errlen, "attStmt.x5c[0] is not a certificate");
 		return NULL;
 	}
 	chain = sk_X509_new_null();
 	for (i = 1; chain != NULL && i < o->n_x5c; i++) {
-		if ((x = der_cert(o->x5c[i], o->x5c_len[i])) == NULL ||
+		if ((x = va_der_cert(o->x5c[i], o->x5c_len[i], VA_ATT_MAX_LEN)) == NULL ||
 		    !sk_X509_push(chain, x)) {
 			X509_free(x);
 			snprintf(err, errlen,
@@ -142,24 +161,20 @@ va_attest_chain(const struct va_attest *a, int tpm, const struct va_attobj *o,
 			goto out;
 		}
 	}
-	ctx = X509_STORE_CTX_new();
-	if (chain == NULL || ctx == NULL ||
-	    X509_STORE_CTX_init(ctx, roots, leaf, chain) != 1) {
+	if (chain == NULL ||
+	    (trusted = va_chain_verify(roots, leaf, chain, &why)) < 0) {
 		snprintf(err, errlen, "cannot set up chain verification");
 		goto out;
 	}
-	if (X509_verify_cert(ctx) != 1) {
+	if (trusted == 0) {
 		snprintf(err, errlen,
 		    "the attestation certificate does not chain to a "
 		    "configured %s root: %s",
-		    o->fmt,
-		    X509_verify_cert_error_string(
-			X509_STORE_CTX_get_error(ctx)));
+		    o->fmt, why);
 		goto out;
 	}
 	ok = 1;
 out:
-	X509_STORE_CTX_free(ctx);
 	sk_X509_pop_free(chain, X509_free);
 	if (!ok) {
 		X509_free(leaf);

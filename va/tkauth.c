@@ -193,12 +193,11 @@ tk_signer(const struct va_tkauth *ta, const json_t *hdr, struct tk_fail *f)
 {
 	const json_t *x5c = json_object_get(hdr, "x5c"), *e;
 	STACK_OF(X509) *rest = NULL;
-	X509_STORE_CTX *ctx = NULL;
 	X509 *leaf = NULL, *x;
-	const unsigned char *p;
+	const char *why;
 	uint8_t *der = NULL;
 	size_t i, len;
-	int ok = 0;
+	int ok = 0, trusted;
 
 	if (!json_is_array(x5c)) {
 		tk_bad(f, PROB_UNAUTHORIZED,
@@ -225,14 +224,8 @@ tk_signer(const struct va_tkauth *ta, const json_t *hdr, struct tk_fail *f)
 		x = NULL;
 		if (json_is_string(e) &&
 		    json_string_length(e) < TK_MAX_JWT &&
-		    va_b64_decode(json_string_value(e), &der, &len) == 0) {
-			p = der;
-			x = d2i_X509(NULL, &p, (long)len);
-			if (x != NULL && p != der + len) {
-				X509_free(x);
-				x = NULL;
-			}
-		}
+		    va_b64_decode(json_string_value(e), &der, &len) == 0)
+			x = va_der_cert(der, len, TK_MAX_JWT);
 		free(der);
 		der = NULL;
 		if (x == NULL) {
@@ -248,23 +241,20 @@ tk_signer(const struct va_tkauth *ta, const json_t *hdr, struct tk_fail *f)
 			goto out;
 		}
 	}
-	ctx = X509_STORE_CTX_new();
-	if (ctx == NULL || X509_STORE_CTX_init(ctx, ta->roots, leaf, rest) != 1) {
+	if ((trusted = va_chain_verify(ta->roots, leaf, rest, &why)) < 0) {
 		tk_bad(f, PROB_SERVER_INTERNAL,
 		    "cannot set up chain verification");
 		goto out;
 	}
-	if (X509_verify_cert(ctx) != 1) {
+	if (trusted == 0) {
 		tk_bad(f, PROB_UNAUTHORIZED,
 		    "the token's signer does not chain to a trusted Token "
 		    "Authority root: %s",
-		    X509_verify_cert_error_string(
-			X509_STORE_CTX_get_error(ctx)));
+		    why);
 		goto out;
 	}
 	ok = 1;
 out:
-	X509_STORE_CTX_free(ctx);
 	sk_X509_pop_free(rest, X509_free);
 	if (!ok) {
 		X509_free(leaf);

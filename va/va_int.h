@@ -525,6 +525,12 @@ int va_attest_result_set(struct va_att_result *res, EVP_PKEY *key, X509 *x);
  * len bytes at data: 1 valid, 0 not. */
 int va_attest_sig_ok(X509 *x, const struct va_attobj *o, const uint8_t *data,
     size_t len);
+/* One DER certificate that is exactly n (1..max) bytes at d; new, or NULL. */
+X509 *va_der_cert(const uint8_t *d, size_t n, size_t max);
+/* leaf with the intermediates in chain (both borrowed) to roots: 1 trusted,
+ * 0 not (*why: OpenSSL's static reason), -1 could not be set up. */
+int va_chain_verify(X509_STORE *roots, X509 *leaf, STACK_OF(X509) *chain,
+    const char **why);
 X509 *va_attest_chain(const struct va_attest *a, int tpm,
     const struct va_attobj *o, char *err, size_t errlen);
 int va_attest_spki_hash(EVP_PKEY *k, uint8_t out[32]);
