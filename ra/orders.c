@@ -457,31 +457,6 @@ new_authz_params(struct ra *ra, const json_t *v, const char *expires)
 			json_string_value(json_object_get(v, "value")))));
 }
 
-/*
- * The account's valid authzs for aidents (borrowed) that stay valid past
- * cut: sa.get_valid_authzs's answer (new), or NULL when it failed (logged;
- * the order then gets new authzs).
- */
-static json_t *
-lookup_reusable(struct ra *ra, const char *rid, int64_t id,
-    const struct profile *prof, json_t *aidents, const char *cut)
-{
-	json_t *reuse = NULL;
-	struct problem *p = NULL;
-
-	if (ra_call(ra->sa, RPC_SA_GET_VALID_AUTHZS,
-		json_pack("{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)id,
-		    "identifiers", aidents, "profile", prof->name,
-		    "valid_until_after", cut),
-		rid, &reuse, &p) != 0) {
-		log_msg(LOG_LEVEL_WARN, rid, "authz reuse lookup failed: %s",
-		    p->detail ? p->detail : "error");
-		problem_free(p);
-		return NULL;
-	}
-	return reuse;
-}
-
 /* Sets not_before, not_after, replaces on np when given. */
 static void
 set_optional_strs(
@@ -649,7 +624,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 		&reuse, &sub, prob) != 0)
 		goto out;
 	if (rolled && reuse == NULL)
-		reuse = lookup_reusable(
+		reuse = ra_valid_authzs(
 		    ra, req->request_id, id, prof, aidents, t_cut);
 	plan_authzs(ra, aidents, reuse, sub, id, t_aexp, reuse_ids, new_authzs,
 	    &expires);

@@ -163,6 +163,11 @@ struct ra_sub;
  * off). 0 with *out (free with ra_sub_free; a no-op plan when the policy
  * is off), or -1 with *prob (malformed ancestorDomain).
  */
+/* The account's valid authzs for idents (borrowed) that stay valid past cut:
+ * sa.get_valid_authzs's answer (new), or NULL when the call failed (logged;
+ * callers then plan new authzs). */
+json_t *ra_valid_authzs(struct ra *ra, const char *rid, int64_t acct,
+    const struct profile *prof, json_t *idents, const char *cut);
 int ra_sub_plan(struct ra *ra, const char *rid, int64_t acct,
     const struct profile *prof, const json_t *raw, const char *t_cut,
     int lookup, const json_t *exact, json_t **reuse, struct ra_sub **out,

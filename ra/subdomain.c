@@ -49,6 +49,27 @@ lower(const char *s)
 	return o;
 }
 
+/* See ra_int.h. */
+json_t *
+ra_valid_authzs(struct ra *ra, const char *rid, int64_t acct,
+    const struct profile *prof, json_t *idents, const char *cut)
+{
+	json_t *res = NULL;
+	struct problem *p = NULL;
+
+	if (ra_call(ra->sa, RPC_SA_GET_VALID_AUTHZS,
+		json_pack("{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)acct,
+		    "identifiers", idents, "profile", prof->name,
+		    "valid_until_after", cut),
+		rid, &res, &p) != 0) {
+		log_msg(LOG_LEVEL_WARN, rid, "valid authz lookup failed: %s",
+		    p->detail ? p->detail : "error");
+		problem_free(p);
+		return NULL;
+	}
+	return res;
+}
+
 /*
  * One sa.get_valid_authzs for q (borrowed: the ancestors' subdomain
  * authorizations, and the order's own identifiers when reuse is set):
@@ -61,18 +82,10 @@ sub_lookup(struct ra *ra, const char *rid, int64_t acct,
     const struct profile *prof, const char *t_cut, json_t *q,
     struct ra_sub *s, json_t **reuse)
 {
-	json_t *res = NULL, *v;
-	struct problem *p = NULL;
+	json_t *res = ra_valid_authzs(ra, rid, acct, prof, q, t_cut), *v;
 	size_t j;
 
-	if (ra_call(ra->sa, RPC_SA_GET_VALID_AUTHZS,
-		json_pack("{s:I,s:O,s:s,s:s}", "account_id", (json_int_t)acct,
-		    "identifiers", q, "profile", prof->name,
-		    "valid_until_after", t_cut),
-		rid, &res, &p) != 0) {
-		log_msg(LOG_LEVEL_WARN, rid, "valid authz lookup failed: %s",
-		    p->detail ? p->detail : "error");
-		problem_free(p);
+	if (res == NULL) {
 		if (reuse != NULL)
 			*reuse = json_pack("{s:[]}", "authzs");
 		return;
