@@ -147,6 +147,18 @@ leader() {
 	return 1
 }
 
+# The database exists on every node: CREATE DATABASE returns once the
+# synchronous standby has flushed it, not applied it, and libpq gives up on
+# a multi-host DSN at the first node that answers "database does not exist"
+# (it only moves on when a node cannot be reached), so the migration and the
+# SAs must not start before every replica has replayed it.
+db_everywhere() {
+	local db
+	for db in db1 db2 db3; do
+		in_ns client psql -h "$(addr "$db")" -U postgres -d anvil -qAtX -c "SELECT 1" | grep -q 1 || return 1
+	done
+}
+
 # Primary and one synchronous standby streaming.
 pg_ready() {
 	local l
@@ -210,6 +222,7 @@ cmd_up() {
 	wait_for 180 "a PostgreSQL primary" leader
 	wait_for 180 "a synchronous standby" pg_ready
 	in_ns client psql -h "$(addr "$(leader)")" -U postgres -d postgres -qAtX -c "CREATE DATABASE anvil" >/dev/null
+	wait_for 120 "database anvil on every PostgreSQL node" db_everywhere
 	in_ns app1 "$BINDIR/anvil-sa" --config "$dir/app1/sa.json" --migrate >>"$dir/log/migrate.log" 2>&1 \
 		|| die "migration failed ($dir/log/migrate.log)"
 	log "PostgreSQL: primary $(leader), synchronous standby streaming ($((SECONDS - t0)) s)"
