@@ -9,10 +9,12 @@
  * Response Bundle (§4.3) to come back over the same session, then checks
  * it (§4.3.2). The wire formats are in bpv7.c.
  *
+ * Both bundles carry a BPSec BIB (BIB-HMAC-SHA2, RFC 9173; bpbib.c).
+ *
  * Limits (docs/acme.md): one route per Node ID, no BP forwarding, no
  * listener (the response must come back on the session the VA opened),
- * no BPSec BIB (§4.2/§4.3 want one; without it the CRCs only catch
- * corruption), no Bundle Age block (the VA's clock is synchronised).
+ * no TLS on the TCPCL session, no Bundle Age block (the VA's clock is
+ * synchronised).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,6 +52,7 @@ struct va_bp {
 	uint64_t admin_type;
 	struct bp_route *routes;
 	size_t n_routes;
+	struct va_bp_bib *bib; /* BPSec keys and trust (bpbib.c) */
 };
 
 enum bp_state { BS_CONNECT, BS_CONTACT, BS_SESS_INIT, BS_XFER };
@@ -106,12 +109,14 @@ va_bp_free(struct va_bp *bp)
 		free(bp->routes[i].text);
 	}
 	free(bp->routes);
+	va_bp_bib_free(bp->bib);
 	free(bp->node_id);
 	free(bp);
 }
 
-static int
-bp_bad(char *err, size_t errlen, const char *key, const char *why)
+/* See va_int.h. */
+int
+va_bp_bad(char *err, size_t errlen, const char *key, const char *why)
 {
 	snprintf(err, errlen, "bp.%s: %s", key, why);
 	return -1;
@@ -161,7 +166,7 @@ parse_routes(struct va_bp *bp, const json_t *routes, char *err, size_t errlen)
 	char e[200], msg[300], *norm;
 
 	if (!json_is_object(routes))
-		return bp_bad(err, errlen, "routes",
+		return va_bp_bad(err, errlen, "routes",
 		    "expected an object {\"<node id>\": \"address:port\"}");
 	bp->routes = xcalloc(json_object_size(routes) + 1, sizeof(*bp->routes));
 	json_object_foreach((json_t *)routes, key, v)
@@ -199,7 +204,7 @@ parse_duration(
 		return 0;
 	if (!json_is_string(v) ||
 	    duration_parse_ms(json_string_value(v), ms) != 0 || *ms <= 0)
-		return bp_bad(
+		return va_bp_bad(
 		    err, errlen, key, "expected a duration like \"10s\"");
 	return 0;
 }
@@ -214,14 +219,14 @@ parse_algs(struct va_bp *bp, const json_t *a, char *err, size_t errlen)
 		return 0;
 	if (!json_is_array(a) || json_array_size(a) == 0 ||
 	    json_array_size(a) > BP_MAX_ALGS)
-		return bp_bad(err, errlen, "hash_algorithms",
+		return va_bp_bad(err, errlen, "hash_algorithms",
 		    "expected 1 to 8 COSE algorithm ids (-16, -43, -44)");
 	bp->n_algs = 0;
 	json_array_foreach(a, i, v)
 	{
 		if (!json_is_integer(v) ||
 		    alg_md(json_integer_value(v)) == NULL)
-			return bp_bad(err, errlen, "hash_algorithms",
+			return va_bp_bad(err, errlen, "hash_algorithms",
 			    "only -16 (SHA-256), -43 (SHA-384) and -44 "
 			    "(SHA-512) are known");
 		bp->algs[bp->n_algs++] = json_integer_value(v);
@@ -234,7 +239,7 @@ bp_parse(struct va_bp *bp, const json_t *o, char *err, size_t errlen)
 {
 	static const char *const keys[] = {"node_id", "routes",
 	    "response_interval", "min_interval", "max_interval",
-	    "connect_timeout", "hash_algorithms", "admin_record_type"};
+	    "connect_timeout", "hash_algorithms", "admin_record_type", "bib"};
 	const char *key;
 	json_t *v;
 	char e[200];
@@ -246,18 +251,21 @@ bp_parse(struct va_bp *bp, const json_t *o, char *err, size_t errlen)
 			if (strcmp(key, keys[i]) == 0)
 				break;
 		if (i == sizeof(keys) / sizeof(keys[0]))
-			return bp_bad(err, errlen, key, "unknown key");
+			return va_bp_bad(err, errlen, key, "unknown key");
 	}
 	v = json_object_get(o, "node_id");
 	if (!json_is_string(v))
-		return bp_bad(err, errlen, "node_id",
+		return va_bp_bad(err, errlen, "node_id",
 		    "required: this VA's Node ID (dtn://name/ or ipn:N.0)");
 	if (ident_bundle_eid_normalize(
 		json_string_value(v), &bp->node_id, e, sizeof(e)) != 0)
-		return bp_bad(err, errlen, "node_id", e);
+		return va_bp_bad(err, errlen, "node_id", e);
+	if (va_bp_bib_new(json_object_get(o, "bib"), bp->node_id, &bp->bib,
+		err, errlen) != 0)
+		return -1;
 	v = json_object_get(o, "admin_record_type");
 	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 1))
-		return bp_bad(err, errlen, "admin_record_type",
+		return va_bp_bad(err, errlen, "admin_record_type",
 		    "expected a positive integer");
 	if (v != NULL)
 		bp->admin_type = (uint64_t)json_integer_value(v);
@@ -272,7 +280,7 @@ bp_parse(struct va_bp *bp, const json_t *o, char *err, size_t errlen)
 		return -1;
 	if (bp->min_ms > bp->max_ms || bp->interval_ms < bp->min_ms ||
 	    bp->interval_ms > bp->max_ms)
-		return bp_bad(err, errlen, "response_interval",
+		return va_bp_bad(err, errlen, "response_interval",
 		    "must lie within min_interval..max_interval");
 	return parse_routes(bp, json_object_get(o, "routes"), err, errlen);
 }
@@ -288,7 +296,7 @@ va_bp_new(
 	if (cfg->bp == NULL || json_is_null(cfg->bp))
 		return 0;
 	if (!json_is_object(cfg->bp))
-		return bp_bad(err, errlen, "", "expected an object");
+		return va_bp_bad(err, errlen, "", "expected an object");
 	bp = xcalloc(1, sizeof(*bp));
 	/* RFC 9891 §4.1.2: "The lower limit on response interval is
 	 * network-specific, but SHOULD NOT be shorter than one second" and
@@ -436,6 +444,9 @@ build_challenge(struct va_job *j, struct va_bp_job *bj, const struct va_bp *bp)
 	b.token_len = sizeof(bj->token);
 	memcpy(b.algs, bp->algs, sizeof(b.algs));
 	b.n_algs = bp->n_algs;
+	/* "Challenge Bundles SHALL include a Block Integrity Block (BIB) ...
+	 * with a Security Source identical to the bundle Source Node." */
+	b.sign = va_bp_bib_signer(bp->bib);
 	bj->bundle_len = bp_encode_acme(&b, bj->bundle, sizeof(bj->bundle));
 	rc = bj->bundle_len > 0 ? 0 : -1;
 out:
@@ -519,7 +530,7 @@ bp_response(struct va_job *j, struct va_bp_job *bj)
 	struct bp_acme r;
 	uint8_t want[EVP_MAX_MD_SIZE];
 	unsigned n;
-	char err[200];
+	char err[400], src[BP_MAX_EID];
 	const char *why;
 
 	if (bp_decode_acme(bj->rx, bj->rxlen, &r, err, sizeof(err)) != 0) {
@@ -553,6 +564,15 @@ bp_response(struct va_job *j, struct va_bp_job *bj)
 		bp_fail(j, "The Response Bundle from %s %s", j->ident, why);
 		return;
 	}
+	/* "The Response Bundle contains a BIB which covers at least the
+	 * primary block and payload. That BIB has a security source which is
+	 * trusted and passes security-context-specific validation." */
+	if (va_bp_bib_check(
+		bp->bib, &r, j->ident, src, sizeof(src), err, sizeof(err)) != 0) {
+		bp_fail(j, "The Response Bundle from %s %s", j->ident, err);
+		return;
+	}
+	hop_set(j, "bib_source", json_string(src));
 	/* "The response payload contains the expected Key Authorization
 	 * digest computed by the ACME server." */
 	n = keyauth_digest(j, bj, alg_md(r.digest_alg), want);

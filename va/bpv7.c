@@ -15,12 +15,14 @@
 #include <string.h>
 
 #include <cbor.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "va/bpv7.h"
 
 #define BP_MAX_ITEMS 512
 #define BP_MAX_DEPTH 8
-#define BP_MAX_BLOCKS 16
 #define BP_PAYLOAD_BLOCK 1
 
 /* ---------------- CRC (RFC 9171 §4.2.1) ---------------- */
@@ -220,6 +222,80 @@ encode_record(const struct bp_acme *b, uint8_t *out, size_t cap)
 	return w.fail ? 0 : w.off;
 }
 
+/* One canonical block [type, num, 0, CRC-32C, data, crc] into out. */
+static size_t
+encode_block(uint64_t type, uint64_t num, const uint8_t *d, size_t n,
+    uint8_t *out, size_t cap)
+{
+	struct wr w = {out, cap, 0, 0};
+
+	w_array(&w, 6);
+	w_uint(&w, type);
+	w_uint(&w, num);
+	w_uint(&w, 0);
+	w_uint(&w, BP_CRC_32C);
+	w_bstr(&w, d, n);
+	w_crc_placeholder(&w, BP_CRC_32C);
+	w_block_crc(&w, 0, BP_CRC_32C);
+	return w.fail ? 0 : w.off;
+}
+
+/*
+ * The BIB of RFC 9891 §4.2 ("Challenge Bundles SHALL include a Block
+ * Integrity Block (BIB) ... with a Security Source identical to the
+ * bundle Source Node"): BIB-HMAC-SHA2 on the payload (block 1) with all
+ * three scope flags, so the primary block is covered as the IPPT's
+ * context (§5: "either directly as a target or as additional
+ * authenticated data"). Written as block 2.
+ */
+static void
+w_bib(struct wr *w, const struct bp_bib_sign *sg, const uint8_t *primary,
+    size_t plen, const uint8_t *rec, size_t nrec)
+{
+	const uint64_t scope =
+	    BIB_SCOPE_PRIMARY | BIB_SCOPE_TARGET_HDR | BIB_SCOPE_SEC_HDR;
+	struct bp_block tgt = {1, 1, 0, rec, nrec};
+	struct bp_block sec = {BP_BLOCK_BIB, 2, 0, NULL, 0};
+	uint8_t ippt[BP_MAX_BUNDLE], mac[64], asb[512];
+	struct wr a = {asb, sizeof(asb), 0, 0};
+	size_t n = bp_bib_ippt(scope, primary, plen, &tgt, &sec, ippt,
+	    sizeof(ippt));
+	unsigned m = n == 0 ? 0
+			    : bp_bib_hmac(sg->sha_variant, sg->key,
+				  sg->key_len, ippt, n, mac);
+
+	if (m == 0) {
+		w->fail = 1;
+		return;
+	}
+	/* RFC 9172 §3.6: targets, context id, flags (1: parameters
+	 * present), source, parameters, results */
+	w_array(&a, 1);
+	w_uint(&a, 1);
+	w_uint(&a, BIB_CTX_HMAC_SHA2);
+	w_uint(&a, 1);
+	w_eid(&a, sg->source);
+	/* RFC 9173 §3.3: [1, SHA variant], [3, integrity scope flags] */
+	w_array(&a, 2);
+	w_array(&a, 2);
+	w_uint(&a, 1);
+	w_uint(&a, sg->sha_variant);
+	w_array(&a, 2);
+	w_uint(&a, 3);
+	w_uint(&a, scope);
+	/* §3.4: one result set for the one target: [1, expected HMAC] */
+	w_array(&a, 1);
+	w_array(&a, 1);
+	w_array(&a, 2);
+	w_uint(&a, 1);
+	w_bstr(&a, mac, m);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	if (a.fail) {
+		w->fail = 1;
+		return;
+	}
+	w_put(w, encode_block(BP_BLOCK_BIB, 2, asb, a.off, W_ROOM(w)));
+}
 /* See bpv7.h. */
 size_t
 bp_encode_acme(const struct bp_acme *b, uint8_t *out, size_t cap)
@@ -246,16 +322,11 @@ bp_encode_acme(const struct bp_acme *b, uint8_t *out, size_t cap)
 	w_uint(&w, b->lifetime_ms);
 	w_crc_placeholder(&w, b->crc);
 	w_block_crc(&w, start, b->crc);
-	/* payload block (§4.3.3): type 1, number 1, no flags, CRC-32C */
-	start = w.off;
-	w_array(&w, 6);
-	w_uint(&w, BP_PAYLOAD_BLOCK);
-	w_uint(&w, 1);
-	w_uint(&w, 0);
-	w_uint(&w, BP_CRC_32C);
-	w_bstr(&w, rec, nrec);
-	w_crc_placeholder(&w, BP_CRC_32C);
-	w_block_crc(&w, start, BP_CRC_32C);
+	if (b->sign != NULL && !w.fail)
+		w_bib(&w, b->sign, w.p + start, w.off - start, rec, nrec);
+	/* payload block (§4.3.3): type 1, number 1, no flags, CRC-32C;
+	 * last (§4.1) */
+	w_put(&w, encode_block(BP_PAYLOAD_BLOCK, 1, rec, nrec, W_ROOM(&w)));
 	w_put(&w, cbor_encode_break(W_ROOM(&w)));
 	return w.fail || w.off > BP_MAX_BUNDLE ? 0 : w.off;
 }
@@ -627,19 +698,20 @@ rd_primary(struct rd *r, struct bp_acme *b)
 	if (crc != 0 &&
 	    (rd_next(r) != 0 || rd_check_crc(r, start, crc, w) != 0))
 		return -1;
+	b->primary = r->buf + start;
+	b->primary_len = r->off - start;
 	return 0;
 }
 
 /*
- * One canonical block (§4.3.2). *type and the data (r->s/r->n saved in
- * *data, *dlen). 1 when the bundle's break was read instead, 0 for a block.
+ * One canonical block (§4.3.2) into *blk (data pointing into the
+ * buffer). 1 when the bundle's break was read instead, 0 for a block.
  */
 static int
-rd_block(struct rd *r, uint64_t *type, uint64_t *num, const uint8_t **data,
-    size_t *dlen)
+rd_block(struct rd *r, struct bp_block *blk)
 {
 	const char *w = "a canonical block";
-	uint64_t n, flags, crc;
+	uint64_t n, crc;
 	size_t start = r->off;
 
 	if (rd_next(r) != 0)
@@ -649,12 +721,12 @@ rd_block(struct rd *r, uint64_t *type, uint64_t *num, const uint8_t **data,
 	if (r->k != RK_ARRAY || (r->v != 5 && r->v != 6))
 		return rd_fail(r, "%s is not an array of 5 or 6 items", w);
 	n = r->v;
-	if (rd_uint(r, type, w) != 0 || rd_uint(r, num, w) != 0 ||
-	    rd_uint(r, &flags, w) != 0 || rd_uint(r, &crc, w) != 0 ||
+	if (rd_uint(r, &blk->type, w) != 0 || rd_uint(r, &blk->num, w) != 0 ||
+	    rd_uint(r, &blk->flags, w) != 0 || rd_uint(r, &crc, w) != 0 ||
 	    rd_expect(r, RK_BSTR, w) != 0)
 		return -1;
-	*data = r->s;
-	*dlen = r->n;
+	blk->data = r->s;
+	blk->data_len = r->n;
 	if (crc > BP_CRC_32C || n != 5u + (crc != 0))
 		return rd_fail(r, "%s: CRC type and item count disagree", w);
 	if (crc != 0 &&
@@ -723,6 +795,43 @@ rd_record(struct rd *r, struct bp_acme *b)
 	return 0;
 }
 
+/* The canonical blocks after the primary into b->blocks, each block
+ * number once, the payload (block 1, RFC 9171 §4.3.3) last. */
+static void
+rd_blocks(struct rd *r, struct bp_acme *b, const struct bp_block **payload)
+{
+	struct bp_block blk;
+	size_t i;
+	int rc;
+
+	while ((rc = rd_block(r, &blk)) == 0) {
+		if (*payload != NULL) {
+			rd_fail(r, "%s follows the payload block", "a block");
+			return;
+		}
+		for (i = 0; i < b->n_blocks; i++)
+			if (b->blocks[i].num == blk.num)
+				rd_fail(r, "%s number is used twice", "a block");
+		if (b->n_blocks == BP_MAX_BLOCKS) {
+			rd_fail(r, "%s has too many blocks", "the bundle");
+			return;
+		}
+		b->blocks[b->n_blocks] = blk;
+		if ((blk.type == BP_PAYLOAD_BLOCK) != (blk.num == 1))
+			rd_fail(r,
+			    "%s: the payload block is block 1 and no "
+			    "other (RFC 9171 §4.3.3)",
+			    "a block");
+		if (blk.type == BP_PAYLOAD_BLOCK)
+			*payload = &b->blocks[b->n_blocks];
+		b->n_blocks++;
+	}
+	if (rc == 1 && *payload == NULL)
+		rd_fail(r, "%s has no payload block", "the bundle");
+	if (rc == 1 && r->off != r->len)
+		rd_fail(r, "%s is followed by more data", "the bundle");
+}
+
 /* See bpv7.h. */
 int
 bp_decode_acme(
@@ -730,10 +839,7 @@ bp_decode_acme(
 {
 	struct rd r = {buf, len, 0, 0, RK_BAD, 0, NULL, 0, ""};
 	struct rd pr;
-	uint64_t type, num, nums[BP_MAX_BLOCKS];
-	const uint8_t *data = NULL, *pdata = NULL;
-	size_t dlen = 0, plen = 0, nblocks = 0, i;
-	int rc;
+	const struct bp_block *payload = NULL;
 
 	memset(b, 0, sizeof(*b));
 	if (len == 0 || len > BP_MAX_BUNDLE) {
@@ -746,41 +852,12 @@ bp_decode_acme(
 	if (rd_next(&r) == 0 && r.k != RK_IARRAY)
 		rd_fail(
 		    &r, "%s is not an indefinite-length array", "the bundle");
-	if (r.err[0] == '\0' && rd_primary(&r, b) == 0) {
-		while ((rc = rd_block(&r, &type, &num, &data, &dlen)) == 0) {
-			if (pdata != NULL) {
-				rd_fail(&r, "%s follows the payload block",
-				    "a block");
-				break;
-			}
-			for (i = 0; i < nblocks; i++)
-				if (nums[i] == num)
-					rd_fail(&r, "%s number is used twice",
-					    "a block");
-			if (nblocks == BP_MAX_BLOCKS) {
-				rd_fail(
-				    &r, "%s has too many blocks", "the bundle");
-				break;
-			}
-			nums[nblocks++] = num;
-			if ((type == BP_PAYLOAD_BLOCK) != (num == 1))
-				rd_fail(&r,
-				    "%s: the payload block is block 1 and no "
-				    "other (RFC 9171 §4.3.3)",
-				    "a block");
-			if (type == BP_PAYLOAD_BLOCK)
-				pdata = data, plen = dlen;
-		}
-		if (rc == 1 && pdata == NULL)
-			rd_fail(&r, "%s has no payload block", "the bundle");
-		if (rc == 1 && r.off != r.len)
-			rd_fail(
-			    &r, "%s is followed by more data", "the bundle");
-	}
+	if (r.err[0] == '\0' && rd_primary(&r, b) == 0)
+		rd_blocks(&r, b, &payload);
 	if (r.err[0] == '\0' && (b->flags & BP_FLAG_ADMIN_RECORD)) {
 		memset(&pr, 0, sizeof(pr));
-		pr.buf = pdata;
-		pr.len = plen;
+		pr.buf = payload->data;
+		pr.len = payload->data_len;
 		if (rd_record(&pr, b) != 0)
 			snprintf(r.err, sizeof(r.err), "%s", pr.err);
 	}
@@ -788,6 +865,220 @@ bp_decode_acme(
 		snprintf(err, errlen, "%s", r.err);
 		memset(b, 0, sizeof(*b));
 		return -1;
+	}
+	return 0;
+}
+
+/* ---------------- BPSec BIB (RFC 9172 §3.6, RFC 9173 §3) ---------------- */
+
+/* RFC 9173 §3.3.4: [id, value] parameters (BIB-HMAC-SHA2's when ctx 1). */
+static int
+rd_bib_params(struct rd *r, struct bp_bib *bib)
+{
+	const char *w = "a BIB parameter";
+	uint64_t n, i, id;
+
+	if (rd_array(r, 0, &n, "the BIB parameters") != 0)
+		return -1;
+	if (n > 8)
+		return rd_fail(r, "%s: more than 8", "the BIB parameters");
+	for (i = 0; i < n; i++) {
+		if (rd_array(r, 2, NULL, w) != 0 || rd_uint(r, &id, w) != 0)
+			return -1;
+		if (bib->ctx_id != BIB_CTX_HMAC_SHA2) {
+			if (rd_skip(r, 2) != 0)
+				return -1;
+		} else if (id == 1) {
+			/* §3.3.2: 5 HMAC 256/256, 6 384/384, 7 512/512 */
+			if (rd_uint(r, &bib->sha_variant, "the SHA variant") !=
+				0)
+				return -1;
+			if (bib->sha_variant < 5 || bib->sha_variant > 7)
+				return rd_fail(r, "%s is not 5, 6 or 7",
+				    "the BIB's SHA variant");
+		} else if (id == 2) {
+			if (rd_expect(r, RK_BSTR, "the wrapped key") != 0)
+				return -1;
+			bib->wrapped_key = 1;
+		} else if (id == 3) {
+			if (rd_uint(r, &bib->scope, "the scope flags") != 0)
+				return -1;
+		} else if (rd_skip(r, 2) != 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* RFC 9172 §3.6: one result set per target; §3.4 of RFC 9173: result 1
+ * is the expected HMAC. */
+static int
+rd_bib_results(struct rd *r, struct bp_bib *bib)
+{
+	const char *w = "a BIB result";
+	uint64_t n, i, k, j, id;
+
+	if (rd_array(r, 0, &n, "the BIB results") != 0)
+		return -1;
+	if (n != bib->n_targets)
+		return rd_fail(r, "%s: not one result set per target",
+		    "the BIB results");
+	for (i = 0; i < n; i++) {
+		if (rd_array(r, 0, &k, w) != 0)
+			return -1;
+		if (k > 8)
+			return rd_fail(r, "%s set has more than 8", w);
+		for (j = 0; j < k; j++) {
+			if (rd_array(r, 2, NULL, w) != 0 ||
+			    rd_uint(r, &id, w) != 0)
+				return -1;
+			if (bib->ctx_id == BIB_CTX_HMAC_SHA2 && id == 1) {
+				if (rd_expect(r, RK_BSTR, "the HMAC") != 0)
+					return -1;
+				bib->hmac[i] = r->s;
+				bib->hmac_len[i] = r->n;
+			} else if (rd_skip(r, 2) != 0) {
+				return -1;
+			}
+		}
+		if (bib->ctx_id == BIB_CTX_HMAC_SHA2 && bib->hmac[i] == NULL)
+			return rd_fail(r, "%s set has no expected HMAC (1)", w);
+	}
+	return 0;
+}
+
+/* See bpv7.h. */
+int
+bp_bib_decode(const uint8_t *asb, size_t len, struct bp_bib *bib, char *err,
+    size_t errlen)
+{
+	struct rd r = {asb, len, 0, 0, RK_BAD, 0, NULL, 0, ""};
+	uint64_t n = 0, i, j, flags = 0;
+
+	memset(bib, 0, sizeof(*bib));
+	bib->sha_variant = 6; /* RFC 9173 §3.3.2 default */
+	bib->scope = 7;       /* §3.3.3 default */
+	if (rd_array(&r, 0, &n, "the BIB targets") == 0 &&
+	    (n == 0 || n > BIB_MAX_TARGETS))
+		rd_fail(&r, "%s: 1 to 4 block numbers", "the BIB targets");
+	for (i = 0; r.err[0] == '\0' && i < n; i++) {
+		if (rd_uint(&r, &bib->targets[i], "a BIB target") != 0)
+			break;
+		for (j = 0; j < i; j++)
+			if (bib->targets[j] == bib->targets[i])
+				rd_fail(&r, "%s is listed twice", "a BIB target");
+	}
+	bib->n_targets = (size_t)n;
+	if (rd_uint(&r, &bib->ctx_id, "the security context id") == 0 &&
+	    rd_uint(&r, &flags, "the security context flags") == 0 &&
+	    rd_eid(&r, bib->source, "the security source") == 0 &&
+	    ((flags & 1) == 0 || rd_bib_params(&r, bib) == 0) &&
+	    rd_bib_results(&r, bib) == 0 && r.off != r.len)
+		rd_fail(&r, "%s has data after it", "the BIB");
+	if (r.err[0] != '\0') {
+		snprintf(err, errlen, "%s", r.err);
+		return -1;
+	}
+	return 0;
+}
+
+/* See bpv7.h. */
+size_t
+bp_bib_ippt(uint64_t scope, const uint8_t *primary, size_t primary_len,
+    const struct bp_block *target, const struct bp_block *sec, uint8_t *out,
+    size_t cap)
+{
+	struct wr w = {out, cap, 0, 0};
+
+	/* §3.7 step 1: "the CBOR encoding of the integrity scope flags in
+	 * which all unset flags, reserved bits, and unassigned bits have
+	 * been set to 0" */
+	w_uint(&w, scope & 7);
+	if (scope & BIB_SCOPE_PRIMARY)
+		w_raw(&w, primary, primary_len);
+	if ((scope & BIB_SCOPE_TARGET_HDR) && target != NULL) {
+		w_uint(&w, target->type);
+		w_uint(&w, target->num);
+		w_uint(&w, target->flags);
+	}
+	if (scope & BIB_SCOPE_SEC_HDR) {
+		w_uint(&w, sec->type);
+		w_uint(&w, sec->num);
+		w_uint(&w, sec->flags);
+	}
+	/* step 5: the target's canonical form, a byte string */
+	if (target != NULL)
+		w_bstr(&w, target->data, target->data_len);
+	else
+		w_bstr(&w, primary, primary_len);
+	return w.fail ? 0 : w.off;
+}
+
+/* See bpv7.h. */
+unsigned
+bp_bib_hmac(uint64_t sha_variant, const uint8_t *key, size_t key_len,
+    const uint8_t *d, size_t n, uint8_t out[64])
+{
+	const EVP_MD *md = sha_variant == 5 ? EVP_sha256()
+	    : sha_variant == 6		    ? EVP_sha384()
+	    : sha_variant == 7		    ? EVP_sha512()
+					    : NULL;
+	unsigned len = 0;
+
+	if (md == NULL || key_len > INT32_MAX ||
+	    HMAC(md, key, (int)key_len, d, n, out, &len) == NULL)
+		return 0;
+	return len;
+}
+
+/* The block numbered num in b, or NULL. */
+static const struct bp_block *
+block_of(const struct bp_acme *b, uint64_t num)
+{
+	size_t i;
+
+	for (i = 0; i < b->n_blocks; i++)
+		if (b->blocks[i].num == num)
+			return &b->blocks[i];
+	return NULL;
+}
+
+/* See bpv7.h. */
+int
+bp_bib_verify(const struct bp_acme *b, const struct bp_block *bib_blk,
+    const struct bp_bib *bib, const uint8_t *key, size_t key_len, char *err,
+    size_t errlen)
+{
+	uint8_t ippt[BP_MAX_BUNDLE], mac[64];
+	const struct bp_block *tgt;
+	size_t i, n;
+	unsigned m;
+
+	for (i = 0; i < bib->n_targets; i++) {
+		tgt = bib->targets[i] == 0 ? NULL : block_of(b, bib->targets[i]);
+		if (bib->targets[i] != 0 &&
+		    (tgt == NULL || tgt->type == BP_BLOCK_BIB ||
+			tgt->type == BP_BLOCK_BCB)) {
+			snprintf(err, errlen,
+			    "the BIB targets block %" PRIu64
+			    ", which is not a block of the bundle it may "
+			    "target",
+			    bib->targets[i]);
+			return -1;
+		}
+		n = bp_bib_ippt(bib->scope, b->primary, b->primary_len, tgt,
+		    bib_blk, ippt, sizeof(ippt));
+		m = n == 0 ? 0
+			   : bp_bib_hmac(
+				 bib->sha_variant, key, key_len, ippt, n, mac);
+		if (m == 0 || m != bib->hmac_len[i] ||
+		    CRYPTO_memcmp(mac, bib->hmac[i], m) != 0) {
+			snprintf(err, errlen,
+			    "the HMAC over block %" PRIu64
+			    " does not verify (BIB-HMAC-SHA2, RFC 9173)",
+			    bib->targets[i]);
+			return -1;
+		}
 	}
 	return 0;
 }

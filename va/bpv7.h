@@ -18,6 +18,11 @@
 #define BP_MAX_EID 256
 /* Most hash algorithms in a Challenge Bundle's alg-list. */
 #define BP_MAX_ALGS 8
+/* Most canonical blocks (payload and extension blocks) in a bundle. */
+#define BP_MAX_BLOCKS 16
+/* RFC 9172 §3.1 block type codes of the security blocks. */
+#define BP_BLOCK_BIB 11
+#define BP_BLOCK_BCB 12
 
 /* RFC 9171 §4.2.3 bundle processing control flags used here. */
 #define BP_FLAG_ADMIN_RECORD 0x02u
@@ -26,6 +31,23 @@
 
 /* RFC 9171 §4.2.1 CRC types. */
 enum bp_crc { BP_CRC_NONE = 0, BP_CRC_16 = 1, BP_CRC_32C = 2 };
+
+/* One canonical block as decoded (RFC 9171 §4.3.2); pointers into the
+ * bundle buffer. */
+struct bp_block {
+	uint64_t type, num, flags;
+	const uint8_t *data; /* the block-type-specific data */
+	size_t data_len;
+};
+
+/* How bp_encode_acme adds a BIB (RFC 9173 BIB-HMAC-SHA2) as block 2,
+ * targeting the payload with the primary block in its scope. */
+struct bp_bib_sign {
+	const uint8_t *key; /* borrowed */
+	size_t key_len;
+	uint64_t sha_variant; /* 5 HMAC 256/256, 6 384/384, 7 512/512 */
+	const char *source;   /* the security source EID */
+};
 
 /*
  * One ACME Node ID Validation bundle (RFC 9891 §4.2 challenge, §4.3
@@ -51,6 +73,13 @@ struct bp_acme {
 	int64_t digest_alg;
 	const uint8_t *digest;
 	size_t digest_len;
+	/* decode: the primary block's bytes and the canonical blocks */
+	const uint8_t *primary;
+	size_t primary_len;
+	struct bp_block blocks[BP_MAX_BLOCKS];
+	size_t n_blocks;
+	/* encode: add a BIB when not NULL (borrowed) */
+	const struct bp_bib_sign *sign;
 };
 
 /*
@@ -73,6 +102,70 @@ size_t bp_encode_acme(const struct bp_acme *b, uint8_t *out, size_t cap);
  * bounded, nothing after the bundle. 0, or -1 with the reason in err.
  */
 int bp_decode_acme(const uint8_t *buf, size_t len, struct bp_acme *b, char *err,
+    size_t errlen);
+
+/* ---------------- BPSec (RFC 9172) BIB-HMAC-SHA2 (RFC 9173 §3) ---------------- */
+
+#define BIB_CTX_HMAC_SHA2 1
+#define BIB_MAX_TARGETS 4
+/* RFC 9173 §3.3.3 integrity scope flags */
+#define BIB_SCOPE_PRIMARY 0x1u
+#define BIB_SCOPE_TARGET_HDR 0x2u
+#define BIB_SCOPE_SEC_HDR 0x4u
+
+/* A decoded Abstract Security Block (RFC 9172 §3.6) of a BIB. */
+struct bp_bib {
+	uint64_t targets[BIB_MAX_TARGETS];
+	size_t n_targets;
+	uint64_t ctx_id;
+	char source[BP_MAX_EID];
+	/* BIB-HMAC-SHA2 parameters (RFC 9173 §3.3), defaults applied */
+	uint64_t sha_variant; /* 5, 6 (default) or 7 */
+	uint64_t scope;       /* default 7 */
+	int wrapped_key;      /* parameter 2 present */
+	/* result 1, the expected HMAC, per target (in target order) */
+	const uint8_t *hmac[BIB_MAX_TARGETS];
+	size_t hmac_len[BIB_MAX_TARGETS];
+};
+
+/*
+ * Decodes the ASB asb (len bytes, the BIB's block-type-specific data
+ * without its byte string head; borrowed, bib's pointers point into it):
+ * the CBOR sequence of targets, context id, flags, source, parameters
+ * (when flag 1), results, one result set per target. For context 1 the
+ * parameters and results are read as RFC 9173 §3.3/§3.4 define them (a
+ * result set without result 1 is refused); other contexts' are skipped.
+ * 0, or -1 with the reason in err.
+ */
+int bp_bib_decode(const uint8_t *asb, size_t len, struct bp_bib *bib,
+    char *err, size_t errlen);
+
+/*
+ * The Integrity-Protected Plaintext of RFC 9173 §3.7 into out (cap
+ * bytes): scope flags (unassigned bits zeroed), the primary block (bit
+ * 0), the target's type, number and flags (bit 1), the security block's
+ * (bit 2), then the target's data as a CBOR byte string (the primary
+ * block, wrapped in a byte string head, when target is NULL). All
+ * borrowed. The length, or 0 when it does not fit.
+ */
+size_t bp_bib_ippt(uint64_t scope, const uint8_t *primary,
+    size_t primary_len, const struct bp_block *target,
+    const struct bp_block *sec, uint8_t *out, size_t cap);
+
+/*
+ * HMAC of RFC 9173 §3.3.2 sha_variant (5, 6, 7) over n bytes into
+ * out[64] with OpenSSL. Its length, or 0 for an unknown variant.
+ */
+unsigned bp_bib_hmac(uint64_t sha_variant, const uint8_t *key,
+    size_t key_len, const uint8_t *d, size_t n, uint8_t out[64]);
+
+/*
+ * Checks every target of the BIB block bib_blk (decoded as *bib) of the
+ * decoded bundle b against key: each target exists and its HMAC matches
+ * (constant time). All borrowed. 0, or -1 with the reason in err.
+ */
+int bp_bib_verify(const struct bp_acme *b, const struct bp_block *bib_blk,
+    const struct bp_bib *bib, const uint8_t *key, size_t key_len, char *err,
     size_t errlen);
 
 /* RFC 9171 §4.2.1: CRC-16 X.25 and CRC-32C (Castagnoli) of n bytes. */

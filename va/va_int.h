@@ -714,4 +714,31 @@ void va_bp_job_free(struct va_bp_job *bj);
 /* Sends the Challenge Bundle and checks the Response Bundle. */
 void va_bpnodeid00_start(struct va_job *j);
 
+/* "bp.<key>: <why>" into err; -1. */
+int va_bp_bad(char *err, size_t errlen, const char *key, const char *why);
+/* BPSec for bp-nodeid-00 (bpbib.c): va.json bp.bib, keys and trust. */
+struct va_bp_bib;
+struct bp_acme;
+struct bp_bib_sign;
+/*
+ * bp.bib (borrowed o) checked and loaded into *out: named HMAC keys, the
+ * key of the VA's BIB, whose security source is va_node (borrowed, must
+ * outlive *out), and the trusted security sources. 0, or -1 with err
+ * naming the bad key.
+ */
+int va_bp_bib_new(const json_t *o, const char *va_node, struct va_bp_bib **out,
+    char *err, size_t errlen);
+void va_bp_bib_free(struct va_bp_bib *bb);
+/* How the Challenge Bundle's BIB is made (borrowed from bb). */
+const struct bp_bib_sign *va_bp_bib_signer(const struct va_bp_bib *bb);
+/*
+ * RFC 9891 §4.3.2's BIB check of the decoded Response Bundle r (borrowed)
+ * for the Node ID node: no BCB, every BIB that can be checked verifies,
+ * and one from a source trusted for node covers the primary block and the
+ * payload. 0 with the security source in src, or -1 with the reason (to
+ * follow "The Response Bundle from X ") in why.
+ */
+int va_bp_bib_check(const struct va_bp_bib *bb, const struct bp_acme *r,
+    const char *node, char *src, size_t srclen, char *why, size_t whylen);
+
 #endif /* ANVIL_VA_INT_H */

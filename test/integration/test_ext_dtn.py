@@ -2,12 +2,17 @@
 (issue #24): bundleEID identifiers, the challenge object, the Challenge
 Bundle the VA sends over TCPCLv4 to the test DTN node of lib/dtn_node.py
 (a BPv7 agent written here with cbor2), the Response Bundle checks, and
-the bundle security certificate (BundleEID otherName, id-kp-bundleSecurity).
+the bundle security certificate (BundleEID otherName, id-kp-bundleSecurity),
+and BPSec: the Block Integrity Blocks (RFC 9172, BIB-HMAC-SHA2 of RFC 9173)
+the VA puts on its Challenge Bundles and requires on Response Bundles,
+checked and made by the node's own Python implementation.
 
 Ports: AnvilEnv base 30000 (WFE 30031); the DTN node listens on an
 ephemeral loopback port that va.json bp.routes points at.
 """
 import base64
+import hashlib
+import hmac
 import os
 import sys
 
@@ -30,15 +35,29 @@ BUNDLE_EID = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.11")     # id-on-bundleEID
 BUNDLE_SECURITY = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.35")  # id-kp-bundleSecurity
 VA_NODE = "dtn://anvil-va.test/"
 NODES = ("dtn://dtn-node.test/", "ipn:977000.0", "dtn://other.test/")
+VA_KEY, NODE_KEY, GW_KEY = os.urandom(32), os.urandom(32), os.urandom(32)
+
+
+def bib_config():
+    """va.json bp.bib: the VA's key and the trusted security sources, the
+    node itself for its Node IDs and the integrity gateway of RFC 9891 §5
+    for dtn://dtn-node.test/ only."""
+    return {"keys": {"va": {"hex": VA_KEY.hex()}, "node": {"hex": NODE_KEY.hex()},
+                     "gw": {"hex": GW_KEY.hex()}},
+            "sign_key": "va", "hmac": 256,
+            "sources": {"dtn://dtn-node.test/": {"key": "node"},
+                        "ipn:977000.0": {"key": "node"},
+                        dtn_node.GATEWAY: {"key": "gw", "nodes": ["dtn://dtn-node.test/"]}}}
 
 
 @pytest.fixture(scope="module")
 def world():
-    node = dtn_node.DtnNode("dtn://dtn-node.test/")
+    node = dtn_node.DtnNode("dtn://dtn-node.test/", key=NODE_KEY,
+                            trusted={VA_NODE: VA_KEY}, gateway_key=GW_KEY)
     route = "127.0.0.1:%d" % node.port
     cfg = {"va.json:bp": {"node_id": VA_NODE, "response_interval": "5s",
                           "min_interval": "1s", "max_interval": "10s",
-                          "routes": {n: route for n in NODES}}}
+                          "routes": {n: route for n in NODES}, "bib": bib_config()}}
     try:
         with anvil_env.AnvilEnv(port_base=PORT_BASE, name="dtn", config=cfg) as env:
             raw = ra.Wfe(env.directory_url, verify=env.trust_path)
@@ -113,7 +132,16 @@ def test_node_id_validates_and_the_certificate_names_it(world):
     authz, key, kid, url, order, ch = attempt(w, "dtn://dtn-node.test/")
     assert authz["status"] == "valid", authz
     # the Challenge Bundle as the node received it (§4.2)
-    primary, rec = w["node"].received[-1]
+    primary, rec, bib = w["node"].received[-1]
+    # "Challenge Bundles SHALL include a Block Integrity Block (BIB) ...
+    # with a Security Source identical to the bundle Source Node"; §5:
+    # "The BIB targets SHALL cover both the payload block and the primary
+    # block (either directly as a target or as additional authenticated
+    # data for the payload block MAC/signature)". The node verified its
+    # HMAC with VA_KEY (dtn_node.bib_verify) before answering.
+    assert bib is not None, w["node"].ignored
+    assert bib["source"] == VA_NODE and bib["targets"] == [1], bib
+    assert bib["scope"] == 7 and bib["variant"] == 5, bib  # HMAC 256/256
     # "The primary block flags SHALL indicate that the payload is an
     # administrative record" and "that user application acknowledgement
     # is requested"
@@ -135,6 +163,7 @@ def test_node_id_validates_and_the_certificate_names_it(world):
     assert rec[4] == [-16]
     rec_va = ra.sa_authz(w["env"], order["authorizations"][0])["challenges"][0]
     assert rec_va["validation_record"][0]["node_id"] == "dtn://dtn-node.test/"
+    assert rec_va["validation_record"][0]["bib_source"] == "dtn://dtn-node.test/"
 
     ra.poll(w["raw"], key, kid, url, ("ready",))
     cert_key = ec.generate_private_key(ec.SECP256R1())
@@ -164,30 +193,39 @@ def test_ipn_node_id_validates(world):
     assert authz["identifier"] == {"type": "bundleEID", "value": "ipn:977000.0"}
 
 
-def test_wrong_key_authorization_is_refused(world):
+@pytest.mark.parametrize("node,mode,why", [
     # §4.3.2: "The response payload contains the expected Key
     # Authorization digest computed by the ACME server."
-    assert_refused(attempt(world, "dtn://dtn-node.test/", "wrong-ka")[0],
-                   "wrong key authorization digest")
-
-
-def test_wrong_source_node_is_refused(world):
-    # §4.3.2: "The Response Bundle Source Node ID is identical to the
-    # Node ID being validated."
-    assert_refused(attempt(world, "dtn://dtn-node.test/", "wrong-source")[0],
-                   "source node ID dtn://impostor.test/ is not the Node ID")
-
-
-def test_no_answer_fails_after_the_response_interval(world):
-    # §4.3.2: "The lack of a response within the expected response
-    # interval ... SHALL also be treated as a validation failure." rtt 0.5
-    # -> 1 s (the lower limit of §4.1.2).
-    assert_refused(attempt(world, "dtn://dtn-node.test/", "silent")[0],
-                   "within the response interval of 1.0s")
-
-
-def test_malformed_bundle_is_refused(world):
-    assert_refused(attempt(world, "dtn://dtn-node.test/", "malformed")[0], "is malformed")
+    ("dtn://dtn-node.test/", "wrong-ka", "wrong key authorization digest"),
+    # "The Response Bundle Source Node ID is identical to the Node ID
+    # being validated."
+    ("dtn://dtn-node.test/", "wrong-source",
+     "source node ID dtn://impostor.test/ is not the Node ID"),
+    # "The lack of a response within the expected response interval ...
+    # SHALL also be treated as a validation failure." rtt 0.5 -> 1 s (the
+    # lower limit of §4.1.2).
+    ("dtn://dtn-node.test/", "silent", "within the response interval of 1.0s"),
+    ("dtn://dtn-node.test/", "malformed", "is malformed"),
+    # BPSec. §4.3: "Response Bundles SHALL include a BIB"
+    ("dtn://dtn-node.test/", "no-bib", "has no Block Integrity Block"),
+    # §4.3.2: "That BIB has a security source which is trusted and passes
+    # security-context-specific validation." An altered HMAC, another key:
+    ("dtn://dtn-node.test/", "bad-bib", "the HMAC over block 1 does not verify"),
+    ("ipn:977000.0", "wrong-key", "BIB from ipn:977000.0 that fails"),
+    # "The Response Bundle contains a BIB which covers at least the primary
+    # block and payload." (scope 0: the payload only)
+    ("dtn://dtn-node.test/", "payload-only",
+     "does not cover both the primary block and the payload"),
+    # §5: "The receiver needs policy configuration to know which security
+    # sources are permitted to attest for which bundle sources." The
+    # gateway attests for dtn://dtn-node.test/ only (bib_config).
+    ("ipn:977000.0", "gateway",
+     "security source dtn://gw.test/ is not trusted for this Node ID"),
+])
+def test_bad_response_is_refused(world, node, mode, why):
+    # §4.3.2: "Any of the failures above SHALL cause that
+    # single-perspective validation to fail."
+    assert_refused(attempt(world, node, mode)[0], why)
 
 
 def test_node_without_a_route_is_refused(world):
@@ -254,3 +292,51 @@ def test_tls_profiles_refuse_node_ids(world):
                       key, kid=kid)
     assert r.status_code == 400, r.text
     assert r.json()["type"] == REJECTED and "Profile does not allow" in r.text, r.text
+
+
+# ---------------- BPSec (RFC 9891 §4.2/§4.3/§5, RFC 9172, RFC 9173) ----------------
+
+RFC9173_A1_BUNDLE = bytes.fromhex(
+    "9f88070000820282010282028202018202820201820018281a000f4240850b020000"
+    "5856810101018202820201828201078203008181820158403bdc69b3a34a2b5d3a85"
+    "54368bd1e808f606219d2a10a846eae3886ae4ecc83c4ee550fdfb1cc636b904e2f1"
+    "a73e303dcd4b6ccece003e95e8164dcc89a156e185010100005823526561647920746f"
+    "2067656e657261746520612033322d62797465207061796c6f6164ff")
+
+
+def test_node_bpsec_matches_rfc9173_example():
+    """The test node's BIB code reproduces RFC 9173 Appendix A.1 (Simple
+    Integrity: HMAC 512/512, key 1a2b..., scope 0), so the VA's BIBs are
+    checked against the RFC, not against the VA's own code."""
+    primary_raw, blocks = dtn_node.bundle_blocks(RFC9173_A1_BUNDLE)
+    bib = dtn_node.bib_parse(blocks[1][4])
+    assert (bib["targets"], bib["source"], bib["variant"], bib["scope"]) == (
+        [1], "ipn:2.1", 7, 0)
+    ippt = dtn_node.ippt(0, primary_raw, blocks[2], blocks[1][:3])
+    assert ippt.hex() == ("005823526561647920746f2067656e657261746520612033322d"
+                          "62797465207061796c6f6164")
+    key = bytes.fromhex("1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b")
+    assert hmac.new(key, ippt, hashlib.sha512).digest() == bib["macs"][0]
+
+
+def test_integrity_gateway_bib_is_accepted_for_its_nodes(world):
+    # §5: "The Security Source of this BIB SHALL be either the bundle
+    # source Node ID itself or a routing node trusted by the destination
+    # node"; "The receiver needs policy configuration to know which
+    # security sources are permitted to attest for which bundle sources."
+    authz, _, _, _, order, _ = attempt(world, "dtn://dtn-node.test/", "gateway")
+    assert authz["status"] == "valid", authz
+    rec = ra.sa_authz(world["env"], order["authorizations"][0])
+    assert rec["challenges"][0]["validation_record"][0]["bib_source"] == dtn_node.GATEWAY
+
+
+def test_node_ignores_a_challenge_whose_bib_fails(world):
+    # §4.2.1: a proper Challenge Bundle "contains a BIB ... [that] passes
+    # security-context-specific validation"; "Any of the failures above
+    # SHALL cause the challenge bundle to be otherwise ignored by the BP
+    # agent." The node checks with another key for the VA, ignores the
+    # bundle, and the VA sees no response within the interval.
+    n = len(world["node"].ignored)
+    assert_refused(attempt(world, "dtn://dtn-node.test/", "distrust-va")[0],
+                   "within the response interval")
+    assert world["node"].ignored[n:] == ["BIB HMAC mismatch"]

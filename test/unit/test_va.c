@@ -1164,6 +1164,194 @@ TH_TEST(test_bpv7_refusals)
 		strstr(err, "no payload block") != NULL);
 }
 
+/* RFC 9173 Appendix A.1, "Example 1 - Simple Integrity": a BIB
+ * (BIB-HMAC-SHA2, HMAC 512/512, scope 0) on the payload of ipn:2.1's
+ * bundle, key 1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b. */
+static const uint8_t rfc9173_a1[] =
+    "\x9f\x88\x07\x00\x00\x82\x02\x82\x01\x02\x82\x02\x82\x02\x01\x82"
+    "\x02\x82\x02\x01\x82\x00\x18\x28\x1a\x00\x0f\x42\x40\x85\x0b\x02"
+    "\x00\x00\x58\x56\x81\x01\x01\x01\x82\x02\x82\x02\x01\x82\x82\x01"
+    "\x07\x82\x03\x00\x81\x81\x82\x01\x58\x40\x3b\xdc\x69\xb3\xa3\x4a"
+    "\x2b\x5d\x3a\x85\x54\x36\x8b\xd1\xe8\x08\xf6\x06\x21\x9d\x2a\x10"
+    "\xa8\x46\xea\xe3\x88\x6a\xe4\xec\xc8\x3c\x4e\xe5\x50\xfd\xfb\x1c"
+    "\xc6\x36\xb9\x04\xe2\xf1\xa7\x3e\x30\x3d\xcd\x4b\x6c\xce\xce\x00"
+    "\x3e\x95\xe8\x16\x4d\xcc\x89\xa1\x56\xe1\x85\x01\x01\x00\x00\x58"
+    "\x23\x52\x65\x61\x64\x79\x20\x74\x6f\x20\x67\x65\x6e\x65\x72\x61"
+    "\x74\x65\x20\x61\x20\x33\x32\x2d\x62\x79\x74\x65\x20\x70\x61\x79"
+    "\x6c\x6f\x61\x64\xff";
+
+/* Malformed ASBs (RFC 9172 §3.6) and why they are refused. */
+static const struct {
+	const char *asb;
+	size_t len;
+	const char *why;
+} bad_asb[] = {
+    {"\x80\x01\x00\x82\x02\x82\x01\x00\x80", 9, "1 to 4"},
+    {"\x82\x01\x01\x01\x00\x82\x02\x82\x01\x00\x80", 11, "listed twice"},
+    {"\x81\x01\x01\x00\x82\x02\x82\x01\x00\x80", 10,
+	"one result set per target"},
+    {"\x81\x01\x01\x00\x82\x02\x82\x01\x00\x81\x80", 11, "no expected HMAC"},
+    {"\x81\x01\x01\x01\x82\x02\x82\x01\x00\x81\x82\x01\x09\x81\x80", 15,
+	"5, 6 or 7"},
+};
+
+/* A signed Challenge-like bundle with lifetime ms into buf, decoded
+ * into *b. */
+static size_t
+bib_bundle(const struct bp_bib_sign *sg, uint64_t lifetime, uint8_t *buf,
+    struct bp_acme *b)
+{
+	static const uint8_t id[16] = {1}, tok[16] = {2};
+	struct bp_acme in;
+	char err[200];
+	size_t n;
+
+	memset(&in, 0, sizeof(in));
+	in.flags = BP_FLAG_ADMIN_RECORD | BP_FLAG_USER_APP_ACK;
+	in.crc = BP_CRC_32C;
+	snprintf(in.dest, sizeof(in.dest), "ipn:977000.0");
+	snprintf(in.src, sizeof(in.src), "dtn://anvil-va.test/");
+	in.created_ms = 42, in.lifetime_ms = lifetime, in.admin_type = 0xFFFF;
+	in.id_chal = id, in.id_chal_len = sizeof(id);
+	in.token = tok, in.token_len = sizeof(tok);
+	in.algs[0] = -16, in.n_algs = 1;
+	in.sign = sg;
+	n = bp_encode_acme(&in, buf, BP_MAX_BUNDLE);
+	if (n == 0 || bp_decode_acme(buf, n, b, err, sizeof(err)) != 0)
+		return 0;
+	return n;
+}
+
+/* RFC 9172/9173 BIBs: the RFC's example verifies, ours round-trip, a
+ * changed key or primary block fails, malformed ASBs are refused. */
+TH_TEST(test_bpv7_bib)
+{
+	static const uint8_t a1_key[16] = {0x1a, 0x2b, 0x1a, 0x2b, 0x1a, 0x2b,
+	    0x1a, 0x2b, 0x1a, 0x2b, 0x1a, 0x2b, 0x1a, 0x2b, 0x1a, 0x2b};
+	uint8_t key[32], buf[BP_MAX_BUNDLE], buf2[BP_MAX_BUNDLE];
+	struct bp_bib_sign sg = {key, sizeof(key), 5, "dtn://anvil-va.test/"};
+	struct bp_acme b, b2;
+	struct bp_bib bib;
+	char err[200];
+	size_t i;
+
+	TH_CHECK(t, bp_decode_acme(rfc9173_a1, sizeof(rfc9173_a1) - 1, &b, err,
+			sizeof(err)) == 0);
+	TH_CHECK(t, b.n_blocks == 2 && b.blocks[0].type == BP_BLOCK_BIB &&
+		b.blocks[0].num == 2);
+	TH_CHECK(t, bp_bib_decode(b.blocks[0].data, b.blocks[0].data_len, &bib,
+			err, sizeof(err)) == 0);
+	/* A.1.3.2: target 1, context 1, source ipn:2.1, SHA variant 7,
+	 * scope flags 0 */
+	TH_CHECK(t, bib.n_targets == 1 && bib.targets[0] == 1 &&
+		bib.ctx_id == BIB_CTX_HMAC_SHA2 && bib.sha_variant == 7 &&
+		bib.scope == 0 && bib.hmac_len[0] == 64);
+	TH_CHECK_STR(t, bib.source, "ipn:2.1");
+	TH_CHECK(t, bp_bib_verify(&b, &b.blocks[0], &bib, a1_key,
+			sizeof(a1_key), err, sizeof(err)) == 0);
+	TH_CHECK(t, bp_bib_verify(&b, &b.blocks[0], &bib, a1_key, 15, err,
+			sizeof(err)) == -1 &&
+		strstr(err, "does not verify") != NULL);
+
+	/* ours: HMAC 256/256 on the payload, scope 7, source = the VA */
+	memset(key, 0x5a, sizeof(key));
+	TH_CHECK(t, bib_bundle(&sg, 5000, buf, &b) > 0);
+	TH_CHECK(t, b.n_blocks == 2 && b.blocks[0].type == BP_BLOCK_BIB &&
+		b.blocks[1].type == 1);
+	TH_CHECK(t, bp_bib_decode(b.blocks[0].data, b.blocks[0].data_len, &bib,
+			err, sizeof(err)) == 0);
+	TH_CHECK(t, bib.sha_variant == 5 && bib.scope == 7 &&
+		bib.n_targets == 1 && bib.targets[0] == 1 &&
+		bib.hmac_len[0] == 32);
+	TH_CHECK_STR(t, bib.source, "dtn://anvil-va.test/");
+	TH_CHECK(t, bp_bib_verify(&b, &b.blocks[0], &bib, key, sizeof(key),
+			err, sizeof(err)) == 0);
+	/* the primary block is in the scope: the same BIB on a bundle with
+	 * another lifetime does not verify */
+	TH_CHECK(t, bib_bundle(NULL, 6000, buf2, &b2) > 0);
+	TH_CHECK(t, bp_bib_verify(&b2, &b.blocks[0], &bib, key, sizeof(key),
+			err, sizeof(err)) == -1);
+	key[0] ^= 1;
+	TH_CHECK(t, bp_bib_verify(&b, &b.blocks[0], &bib, key, sizeof(key),
+			err, sizeof(err)) == -1);
+	for (i = 0; i < sizeof(bad_asb) / sizeof(bad_asb[0]); i++) {
+		TH_CHECK(t, bp_bib_decode((const uint8_t *)bad_asb[i].asb,
+				bad_asb[i].len, &bib, err, sizeof(err)) == -1);
+		if (strstr(err, bad_asb[i].why) == NULL)
+			fprintf(stderr, "  asb %zu: %s\n", i, err);
+		TH_CHECK(t, strstr(err, bad_asb[i].why) != NULL);
+	}
+}
+
+/* va.json bp.bib errors name the bad key (RFC 9891 §4.2/§4.3 want the
+ * BIBs, so bp.bib is required). */
+TH_TEST(test_bp_bib_config)
+{
+	static const char *const base =
+	    "{\"node_id\": \"dtn://anvil-va.test/\", \"routes\": {}, "
+	    "\"bib\": %s}";
+	static const char k32[] = "\"00112233445566778899aabbccddeeff00112233"
+				  "445566778899aabbccddeeff\"";
+	static const struct {
+		const char *bib, *why;
+	} cases[] = {
+	    {"null", "bp.bib: required"},
+	    {"{\"keys\": {}, \"nope\": 1}", "bp.bib.nope: unknown key"},
+	    {"{\"keys\": {\"a\": {\"hex\": \"zz\"}}, \"sign_key\": \"a\"}",
+		"bp.bib.keys.a: expected 16"},
+	    {"{\"keys\": {\"a\": {\"hex\": \"00\", \"file\": \"x\"}}}",
+		"bp.bib.keys.a: expected {"},
+	    {"{\"keys\": {\"a\": {\"file\": \"/nonexistent/k\"}}}",
+		"bp.bib.keys.a: /nonexistent/k"},
+	    {"{\"keys\": {\"a\": {\"hex\": K}}}", "bp.bib.sign_key: required"},
+	    {"{\"keys\": {\"a\": {\"hex\": K}}, \"sign_key\": \"a\", "
+	     "\"hmac\": 384}",
+		"RFC 9173 §3.5"},
+	    {"{\"keys\": {\"a\": {\"hex\": K}}, \"sign_key\": \"a\", "
+	     "\"hmac\": 100}",
+		"bp.bib.hmac"},
+	    {"{\"keys\": {\"a\": {\"hex\": K}}, \"sign_key\": \"a\", "
+	     "\"sources\": {\"https://x/\": {\"key\": \"a\"}}}",
+		"bp.bib.sources.\"https://x/\": not a Node ID"},
+	    {"{\"keys\": {\"a\": {\"hex\": K}}, \"sign_key\": \"a\", "
+	     "\"sources\": {\"ipn:5.0\": {\"key\": \"b\"}}}",
+		"bp.bib.sources.\"ipn:5.0\": expected"},
+	    {"{\"keys\": {\"a\": {\"hex\": K}}, \"sign_key\": \"a\", "
+	     "\"sources\": {\"ipn:5.0\": {\"key\": \"a\", \"nodes\": "
+	     "[\"ipn:5.1\"]}}}",
+		"not a Node ID"},
+	    {"{\"keys\": {\"a\": {\"hex\": K}}, \"sign_key\": \"a\", "
+	     "\"sources\": {\"ipn:5.0\": {\"key\": \"a\", \"nodes\": "
+	     "[\"*\", \"ipn:6.0\"]}}}",
+		NULL},
+	};
+	struct va_config cfg;
+	struct va_bp *bp;
+	json_error_t je;
+	char text[1024], bib[600], err[300], *k;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(bib, sizeof(bib), "%s", cases[i].bib);
+		if ((k = strstr(bib, "K")) != NULL) {
+			memmove(k + strlen(k32), k + 1, strlen(k + 1) + 1);
+			memcpy(k, k32, strlen(k32));
+		}
+		snprintf(text, sizeof(text), base, bib);
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.bp = json_loads(text, 0, &je);
+		TH_CHECK(t, cfg.bp != NULL);
+		err[0] = '\0';
+		TH_CHECK(t, va_bp_new(&cfg, &bp, err, sizeof(err)) ==
+			(cases[i].why == NULL ? 0 : -1));
+		if (cases[i].why != NULL && strstr(err, cases[i].why) == NULL)
+			fprintf(stderr, "  case %zu: %s\n", i, err);
+		TH_CHECK(t, cases[i].why == NULL || strstr(err, cases[i].why));
+		va_bp_free(bp);
+		json_decref(cfg.bp);
+	}
+}
+
 /* RFC 9174 framing: contact header, SESS_INIT, XFER_SEGMENT, XFER_ACK. */
 TH_TEST(test_tcpcl_framing)
 {
