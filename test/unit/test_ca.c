@@ -23,6 +23,7 @@
 
 #include "ca/ca_int.h"
 #include "ca/p11_int.h"
+#include "test/unit/csr_der.h"
 #include "test/unit/harness.h"
 
 #define SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -339,10 +340,8 @@ make_csr(enum ca_key_type kt, int bits, const char *cn,
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 	X509_EXTENSION *ext;
 	char san[1024] = "";
-	unsigned char *p = NULL;
 	uint8_t *der;
 	size_t i;
-	int dl;
 
 	if (kt == CA_KEY_RSA && bits == 2048 && F.rsa2048 != NULL &&
 	    EVP_PKEY_up_ref(F.rsa2048))
@@ -364,12 +363,7 @@ make_csr(enum ca_key_type kt, int bits, const char *cn,
 	sk_X509_EXTENSION_push(exts, ext);
 	X509_REQ_add_extensions(req, exts);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	X509_REQ_sign(req, k, EVP_sha256());
-	dl = i2d_X509_REQ(req, &p);
-	der = malloc((size_t)dl);
-	memcpy(der, p, (size_t)dl);
-	*len = (size_t)dl;
-	OPENSSL_free(p);
+	der = csr_sign_der(req, k, EVP_sha256(), len);
 	X509_REQ_free(req);
 	if (keyout != NULL)
 		*keyout = k;

@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "csr_der.h"
 #include "harness.h"
 #include "ra/ra.h"
 
@@ -259,8 +260,7 @@ make_csr(EVP_PKEY *key, const char *cn, const char *san, size_t *len)
 	X509_REQ *req = X509_REQ_new();
 	X509_NAME *name = X509_NAME_new();
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-	uint8_t *der = NULL, *p;
-	int l;
+	uint8_t *der;
 
 	if (cn != NULL)
 		X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
@@ -273,12 +273,7 @@ make_csr(EVP_PKEY *key, const char *cn, const char *san, size_t *len)
 		sk_X509_EXTENSION_push(exts, ext);
 		X509_REQ_add_extensions(req, exts);
 	}
-	X509_REQ_sign(req, key, EVP_sha256());
-	l = i2d_X509_REQ(req, NULL);
-	der = malloc((size_t)l);
-	p = der;
-	i2d_X509_REQ(req, &p);
-	*len = (size_t)l;
+	der = csr_sign_der(req, key, EVP_sha256(), len);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	X509_NAME_free(name);
 	X509_REQ_free(req);

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "csr_der.h"
 #include "harness.h"
 #include "ra/ra.h"
 
@@ -71,8 +72,7 @@ make_csr(const struct req *q, size_t *len)
 	X509_NAME *n = X509_NAME_new();
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 	char buf[256], *tok, *save = NULL, *eq;
-	uint8_t *der = NULL, *p;
-	int l;
+	uint8_t *der;
 
 	snprintf(buf, sizeof(buf), "%s", q->subj ? q->subj : "");
 	for (tok = strtok_r(buf, "/", &save); tok != NULL;
@@ -97,12 +97,7 @@ make_csr(const struct req *q, size_t *len)
 		add_ext(exts, OBJ_sn2nid(buf), eq + 1);
 	}
 	X509_REQ_add_extensions(r, exts);
-	X509_REQ_sign(r, pk, q->md ? q->md : EVP_sha256());
-	l = i2d_X509_REQ(r, NULL);
-	der = malloc((size_t)l);
-	p = der;
-	i2d_X509_REQ(r, &p);
-	*len = (size_t)l;
+	der = csr_sign_der(r, pk, q->md ? q->md : EVP_sha256(), len);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	X509_NAME_free(n);
 	X509_REQ_free(r);
