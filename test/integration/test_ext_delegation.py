@@ -34,14 +34,12 @@ PORT_BASE = 29800
 LIFETIME = 6
 
 
-@pytest.fixture(scope="module")
-def env():
-    yield from a.checked_env(port_base=PORT_BASE, name="deleg", config={
-        "va.json:test.always_valid": True,
-        "ra.json:delegation.enabled": True,
-        "ra.json:star.min_lifetime": "4s",
-        "ra.json:star.poll_interval": "300ms",
-        "ra.json:star.lease": "20s"})
+env = a.env_fixture(port_base=PORT_BASE, name="deleg", config={
+    "va.json:test.always_valid": True,
+    "ra.json:delegation.enabled": True,
+    "ra.json:star.min_lifetime": "4s",
+    "ra.json:star.poll_interval": "300ms",
+    "ra.json:star.lease": "20s"})
 
 
 raw = a.raw_fixture()

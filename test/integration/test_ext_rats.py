@@ -35,8 +35,8 @@ import rel_acme as ra  # noqa: E402
 from swtpm import AIK_EKU, AttCA, SwTpm  # noqa: E402
 
 PORT_BASE = 29900
-BAD_ATT = "urn:ietf:params:acme:error:badAttestationStatement"
-MALFORMED = "urn:ietf:params:acme:error:malformed"
+BAD_ATT = ra.ACME_ERR + "badAttestationStatement"
+MALFORMED = ra.ACME_ERR + "malformed"
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
 EAR_TYPE = 'application/eat+jwt; eat_profile="%s"' % EAR_PROFILE
 QUOTE_TYPE = "application/vnd.anvil.tpm2-quote+json"
@@ -114,8 +114,7 @@ def rats_order(w, hint="hsm", with_dns=False):
     idents = [{"type": "remote-attestation", "value": hint}]
     if with_dns:
         idents.insert(0, {"type": "dns", "value": "rats%s.example" % os.urandom(3).hex()})
-    r = w["raw"].post(w["raw"].dir["newOrder"], {"identifiers": idents, "profile": "attested"},
-                      key, kid=kid)
+    r = ra.post_order(w["raw"], key, kid, idents, "attested")
     assert r.status_code == 201, r.text
     order = r.json()
     for az in order["authorizations"]:
@@ -192,8 +191,7 @@ def test_certificate_without_the_attestation_identifier(world):
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert list(san) == [x509.DNSName(name)], san
     # an attestation is evidence of now: a later order asks again
-    r = w["raw"].post(w["raw"].dir["newOrder"], {"identifiers": order["identifiers"],
-                                                 "profile": "attested"}, key, kid=kid)
+    r = ra.post_order(w["raw"], key, kid, order["identifiers"], "attested")
     assert r.status_code == 201, r.text
     again = [w["raw"].post(x, None, key, kid=kid).json() for x in r.json()["authorizations"]]
     assert [x["status"] for x in again if x["identifier"]["type"] == "remote-attestation"] == [
@@ -260,9 +258,8 @@ def test_unregistered_hint_is_refused(world):
     # §2.1 value: "A string from the ACME Attest Claims Hint Registry"
     w = world
     key, kid = ra.new_account(w["raw"])
-    r = w["raw"].post(w["raw"].dir["newOrder"],
-                      {"identifiers": [{"type": "remote-attestation", "value": "firmware"}],
-                       "profile": "attested"}, key, kid=kid)
+    r = ra.post_order(w["raw"], key, kid, [{"type": "remote-attestation", "value": "firmware"}],
+                      "attested")
     assert r.status_code == 400 and r.json()["type"].endswith(":rejectedIdentifier"), r.text
     # the empty hint ("attestation without being specific", §7.1) is fine
     _, _, _, order, _, _ = rats_order(w, hint="")
