@@ -415,6 +415,16 @@ parse_cfg(const char *text, struct cfg *c, char *err, size_t errlen)
 
 TH_TEST(test_jspec)
 {
+	/* a refused config text and what its error names */
+	static const char *const bad[][2] = {
+	    {"{\"name\":\"x\",\"wrokers\":3}", "wrokers"},
+	    {"{\"name\":\"x\",\"workers\":\"3\"}",
+		"workers: expected an integer"},
+	    {"{\"workers\":3}", "name: required"},
+	    {"{\"name\":\"x\",\"sub\":{\"innr\":1}}",
+		"sub.innr: unknown key"},
+	    {"{\"name\":\"x\",\"timeout\":\"soon\"}", "timeout"},
+	};
 	struct cfg c;
 	char err[256];
 
@@ -429,29 +439,12 @@ TH_TEST(test_jspec)
 	TH_CHECK_STR(t, c.inner, "i");
 	jspec_clear(cfg_spec, &c);
 
-	TH_CHECK(t,
-	    parse_cfg("{\"name\":\"x\",\"wrokers\":3}", &c, err, sizeof(err)) ==
-		-1);
-	TH_CHECK(t, strstr(err, "wrokers") != NULL);
-	jspec_clear(cfg_spec, &c);
-	TH_CHECK(t,
-	    parse_cfg("{\"name\":\"x\",\"workers\":\"3\"}", &c, err,
-		sizeof(err)) == -1);
-	TH_CHECK(t, strstr(err, "workers: expected an integer") != NULL);
-	jspec_clear(cfg_spec, &c);
-	TH_CHECK(t, parse_cfg("{\"workers\":3}", &c, err, sizeof(err)) == -1);
-	TH_CHECK(t, strstr(err, "name: required") != NULL);
-	jspec_clear(cfg_spec, &c);
-	TH_CHECK(t,
-	    parse_cfg("{\"name\":\"x\",\"sub\":{\"innr\":1}}", &c, err,
-		sizeof(err)) == -1);
-	TH_CHECK(t, strstr(err, "sub.innr: unknown key") != NULL);
-	jspec_clear(cfg_spec, &c);
-	TH_CHECK(t,
-	    parse_cfg("{\"name\":\"x\",\"timeout\":\"soon\"}", &c, err,
-		sizeof(err)) == -1);
-	TH_CHECK(t, strstr(err, "timeout") != NULL);
-	jspec_clear(cfg_spec, &c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		TH_CHECK(t,
+		    parse_cfg(bad[i][0], &c, err, sizeof(err)) == -1 &&
+			strstr(err, bad[i][1]) != NULL);
+		jspec_clear(cfg_spec, &c);
+	}
 }
 
 TH_TEST(test_config_file_and_env)
@@ -489,42 +482,51 @@ TH_TEST(test_config_file_and_env)
  * value is taken, a bad one is an error naming the variable and value. */
 TH_TEST(test_env_knobs)
 {
+	/* One step each: the variable's value (NULL: unset), the reader ('i'
+	 * env_int 1..9, 'd' env_duration up to 1s, 'f' env_flag) and what it
+	 * gives: return code, the value after (v or flag), the error. */
+	static const struct {
+		const char *env;
+		char reader;
+		int rc;
+		int64_t after;
+		const char *err;
+	} steps[] = {
+	    {NULL, 'i', 0, 7, NULL},
+	    {NULL, 'f', 0, 5, NULL},
+	    {"", 'd', 0, 7, NULL},
+	    {"9", 'i', 0, 9, NULL},
+	    {"9", 'f', 0, 1, NULL},
+	    {"10", 'i', -1, 9, "ANVIL_TEST_KNOB: expected 1..9, got \"10\""},
+	    {"false", 'f', 0, 0, NULL},
+	    {"250ms", 'd', 0, 250, NULL},
+	    {"2s", 'd', -1, 250,
+		"ANVIL_TEST_KNOB: expected up to 1s, got \"2s\""},
+	};
 	char err[256];
 	int64_t v = 7;
-	int flag = 5;
+	int flag = 5, rc = 0;
 
-	unsetenv("ANVIL_TEST_KNOB");
-	TH_CHECK(t, env_int("ANVIL_TEST_KNOB", 1, 9, "1..9", &v, err,
-			sizeof(err)) == 0 &&
-		v == 7);
-	env_flag("ANVIL_TEST_KNOB", &flag);
-	TH_CHECK(t, flag == 5);
-	setenv("ANVIL_TEST_KNOB", "", 1);
-	TH_CHECK(t, env_duration("ANVIL_TEST_KNOB", 1000, "up to 1s", &v, err,
-			sizeof(err)) == 0 &&
-		v == 7);
-	setenv("ANVIL_TEST_KNOB", "9", 1);
-	TH_CHECK(t, env_int("ANVIL_TEST_KNOB", 1, 9, "1..9", &v, err,
-			sizeof(err)) == 0 &&
-		v == 9);
-	env_flag("ANVIL_TEST_KNOB", &flag);
-	TH_CHECK(t, flag == 1);
-	setenv("ANVIL_TEST_KNOB", "10", 1);
-	TH_CHECK(t, env_int("ANVIL_TEST_KNOB", 1, 9, "1..9", &v, err,
-			sizeof(err)) == -1 &&
-		v == 9);
-	TH_CHECK_STR(t, err, "ANVIL_TEST_KNOB: expected 1..9, got \"10\"");
-	setenv("ANVIL_TEST_KNOB", "false", 1);
-	env_flag("ANVIL_TEST_KNOB", &flag);
-	TH_CHECK(t, flag == 0);
-	setenv("ANVIL_TEST_KNOB", "250ms", 1);
-	TH_CHECK(t, env_duration("ANVIL_TEST_KNOB", 1000, "up to 1s", &v, err,
-			sizeof(err)) == 0 &&
-		v == 250);
-	setenv("ANVIL_TEST_KNOB", "2s", 1);
-	TH_CHECK(t, env_duration("ANVIL_TEST_KNOB", 1000, "up to 1s", &v, err,
-			sizeof(err)) == -1);
-	TH_CHECK_STR(t, err, "ANVIL_TEST_KNOB: expected up to 1s, got \"2s\"");
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if (steps[i].env == NULL)
+			unsetenv("ANVIL_TEST_KNOB");
+		else
+			setenv("ANVIL_TEST_KNOB", steps[i].env, 1);
+		if (steps[i].reader == 'i')
+			rc = env_int("ANVIL_TEST_KNOB", 1, 9, "1..9", &v, err,
+			    sizeof(err));
+		else if (steps[i].reader == 'd')
+			rc = env_duration("ANVIL_TEST_KNOB", 1000, "up to 1s",
+			    &v, err, sizeof(err));
+		else
+			env_flag("ANVIL_TEST_KNOB", &flag);
+		TH_CHECK(t, rc == steps[i].rc);
+		TH_CHECK(t,
+		    (steps[i].reader == 'f' ? flag : v) == steps[i].after);
+		if (steps[i].err != NULL)
+			TH_CHECK_STR(t, err, steps[i].err);
+		rc = 0;
+	}
 	unsetenv("ANVIL_TEST_KNOB");
 }
 
@@ -693,6 +695,25 @@ TH_TEST(test_debug_server)
 	metrics_free(m);
 }
 
+/* 1 when profiles_parse refuses the profiles.json text js with an error
+ * naming want (NULL: any error); else prints what happened, returns 0. */
+static int
+profiles_refused(const char *js, const char *want)
+{
+	json_t *j = json_loads(js, 0, NULL);
+	char err[400] = "";
+	struct profiles *p = profiles_parse(j, "p.json", err, sizeof(err));
+	int ok = j != NULL && p == NULL &&
+	    (want == NULL || strstr(err, want) != NULL);
+
+	if (!ok)
+		fprintf(stderr, "  profiles %s: %s\n", js,
+		    p != NULL ? "accepted" : err);
+	profiles_free(p);
+	json_decref(j);
+	return ok;
+}
+
 TH_TEST(test_profiles)
 {
 	char err[256];
@@ -721,16 +742,12 @@ TH_TEST(test_profiles)
 	profiles_free(p);
 	json_decref(j);
 
-	j = json_loads("{\"profiles\":{\"a\":{\"validity\":\"1d\",\"ekus\":"
-		       "[\"codeSigning\"]}}}",
-	    0, NULL);
-	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
-	TH_CHECK(t, strstr(err, "codeSigning") != NULL);
-	json_decref(j);
-	j = json_loads("{\"profiles\":{\"a\":{\"validty\":\"1d\"}}}", 0, NULL);
-	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
-	TH_CHECK(t, strstr(err, "profiles.a.validty: unknown key") != NULL);
-	json_decref(j);
+	TH_CHECK(t, profiles_refused("{\"profiles\":{\"a\":{\"validity\":"
+				     "\"1d\",\"ekus\":[\"codeSigning\"]}}}",
+			"codeSigning"));
+	TH_CHECK(t,
+	    profiles_refused("{\"profiles\":{\"a\":{\"validty\":\"1d\"}}}",
+		"profiles.a.validty: unknown key"));
 }
 
 /* RFC 8823 §2 identifiers and the S/MIME profile rule (core/profile.c). */
@@ -778,25 +795,19 @@ TH_TEST(test_email_identifiers_and_smime_profiles)
 	profiles_free(p);
 	json_decref(j);
 	/* ... and it never mixes with TLS EKUs or DNS/IP identifiers */
-	j = json_loads("{\"profiles\":{\"x\":{\"validity\":\"30d\","
-		       "\"identifier_types\":[\"email\",\"dns\"],"
-		       "\"ekus\":[\"emailProtection\"]}}}",
-	    0, NULL);
-	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
-	TH_CHECK(t, strstr(err, "profiles.x: an S/MIME profile") != NULL);
-	json_decref(j);
-	j = json_loads("{\"profiles\":{\"x\":{\"validity\":\"30d\","
-		       "\"identifier_types\":[\"dns\"],"
-		       "\"ekus\":[\"serverAuth\",\"emailProtection\"]}}}",
-	    0, NULL);
-	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
-	json_decref(j);
-	j = json_loads("{\"profiles\":{\"x\":{\"validity\":\"30d\","
-		       "\"identifier_types\":[\"email\"],"
-		       "\"ekus\":[\"serverAuth\"]}}}",
-	    0, NULL);
-	TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) == NULL);
-	json_decref(j);
+	TH_CHECK(t, profiles_refused("{\"profiles\":{\"x\":{\"validity\":"
+				     "\"30d\",\"identifier_types\":[\"email\","
+				     "\"dns\"],\"ekus\":[\"emailProtection\"]}}}",
+			"profiles.x: an S/MIME profile"));
+	TH_CHECK(t, profiles_refused("{\"profiles\":{\"x\":{\"validity\":"
+				     "\"30d\",\"identifier_types\":[\"dns\"],"
+				     "\"ekus\":[\"serverAuth\","
+				     "\"emailProtection\"]}}}",
+			NULL));
+	TH_CHECK(t, profiles_refused("{\"profiles\":{\"x\":{\"validity\":"
+				     "\"30d\",\"identifier_types\":[\"email\"],"
+				     "\"ekus\":[\"serverAuth\"]}}}",
+			NULL));
 }
 
 TH_TEST(test_secret_mode)
@@ -967,9 +978,7 @@ TH_TEST(test_onion_nonce)
  */
 TH_TEST(test_bundle_eid_identifiers)
 {
-	static const struct {
-		const char *in, *out;
-	} ok[] = {
+	static const char *const ok[][2] = {
 	    {"dtn://example/", "dtn://example/"},
 	    {"DTN://acme-client/", "dtn://acme-client/"},
 	    {"dtn://n%61me/", "dtn://name/"},
@@ -991,9 +1000,9 @@ TH_TEST(test_bundle_eid_identifiers)
 	size_t i;
 
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		TH_CHECK(t, ident_bundle_eid_normalize(ok[i].in, &out, err,
+		TH_CHECK(t, ident_bundle_eid_normalize(ok[i][0], &out, err,
 				sizeof(err)) == 0);
-		TH_CHECK_STR(t, out, ok[i].out);
+		TH_CHECK_STR(t, out, ok[i][1]);
 		free(out);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -1060,14 +1069,9 @@ TH_TEST(test_bundle_security_profiles)
 		!p->list[0].eku_server_auth);
 	profiles_free(p);
 	json_decref(j);
-	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		j = json_loads(refused[i], 0, NULL);
-		TH_CHECK(t, profiles_parse(j, "p.json", err, sizeof(err)) ==
-			NULL);
-		TH_CHECK(t, i == 3 || strstr(err, "profiles.x: a bundle security") !=
-			NULL);
-		json_decref(j);
-	}
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		TH_CHECK(t, profiles_refused(refused[i],
+				i == 3 ? NULL : "profiles.x: a bundle security"));
 }
 
 TH_MAIN(log_init("test_core", LOG_LEVEL_WARN))
