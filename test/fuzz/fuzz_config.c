@@ -37,24 +37,25 @@ struct every {
 	int64_t inner_num;
 };
 
+#define F(n, t, m) JSPEC_FIELD(struct every, n, t, m)
 static const struct jspec inner_spec[] = {
     {"name", JSPEC_STRING, offsetof(struct every, inner_str), 1, NULL, 0},
-    {"port", JSPEC_INT, offsetof(struct every, inner_num), 0, NULL, 0},
+    F("port", JSPEC_INT, inner_num),
     JSPEC_END,
 };
 
 static const struct jspec every_spec[] = {
-    {"log_level", JSPEC_STRING, offsetof(struct every, str), 0, NULL, 0},
-    {"workers", JSPEC_INT, offsetof(struct every, num), 0, NULL, 0},
-    {"enabled", JSPEC_BOOL, offsetof(struct every, flag), 0, NULL, 0},
-    {"timeout", JSPEC_DURATION, offsetof(struct every, dur_ms), 0, NULL, 0},
-    {"allow", JSPEC_JSON, offsetof(struct every, any), 0, NULL, 0},
-    {"resolvers", JSPEC_STRINGS, offsetof(struct every, list), 0, NULL,
-	offsetof(struct every, nlist)},
-    {"ratio", JSPEC_DOUBLE, offsetof(struct every, ratio), 0, NULL, 0},
-    {"listen", JSPEC_OBJECT, 0, 0, inner_spec, 0},
+    F("log_level", JSPEC_STRING, str),
+    F("workers", JSPEC_INT, num),
+    F("enabled", JSPEC_BOOL, flag),
+    F("timeout", JSPEC_DURATION, dur_ms),
+    F("allow", JSPEC_JSON, any),
+    JSPEC_STRV(struct every, "resolvers", list, nlist),
+    F("ratio", JSPEC_DOUBLE, ratio),
+    JSPEC_SUB("listen", inner_spec),
     JSPEC_END,
 };
+#undef F
 
 /* Every list jspec filled must be NULL-terminated with nlist entries. */
 static void

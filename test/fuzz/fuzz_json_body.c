@@ -38,35 +38,26 @@ struct body {
 };
 
 #define O(f) offsetof(struct body, f)
+#define F(n, t, m) JSPEC_FIELD(struct body, n, t, m)
 static const struct jspec new_account_spec[] = {
-    {"contact", JSPEC_STRINGS, O(contact), 0, NULL, O(ncontact)},
-    {"termsOfServiceAgreed", JSPEC_BOOL, O(tos), 0, NULL, 0},
-    {"onlyReturnExisting", JSPEC_BOOL, O(only_existing), 0, NULL, 0},
-    {"externalAccountBinding", JSPEC_JSON, O(eab), 0, NULL, 0},
-    JSPEC_END,
-};
+    JSPEC_STRV(struct body, "contact", contact, ncontact),
+    F("termsOfServiceAgreed", JSPEC_BOOL, tos),
+    F("onlyReturnExisting", JSPEC_BOOL, only_existing),
+    F("externalAccountBinding", JSPEC_JSON, eab), JSPEC_END};
 static const struct jspec new_order_spec[] = {
     {"identifiers", JSPEC_JSON, O(identifiers), 1, NULL, 0},
-    {"notBefore", JSPEC_STRING, O(not_before), 0, NULL, 0},
-    {"notAfter", JSPEC_STRING, O(not_after), 0, NULL, 0},
-    {"profile", JSPEC_STRING, O(profile), 0, NULL, 0},
-    {"replaces", JSPEC_STRING, O(replaces), 0, NULL, 0},
-    JSPEC_END,
-};
+    F("notBefore", JSPEC_STRING, not_before),
+    F("notAfter", JSPEC_STRING, not_after), F("profile", JSPEC_STRING, profile),
+    F("replaces", JSPEC_STRING, replaces), JSPEC_END};
 static const struct jspec finalize_spec[] = {
-    {"csr", JSPEC_STRING, O(csr), 1, NULL, 0},
-    JSPEC_END,
-};
+    {"csr", JSPEC_STRING, O(csr), 1, NULL, 0}, JSPEC_END};
 static const struct jspec revoke_spec[] = {
     {"certificate", JSPEC_STRING, O(certificate), 1, NULL, 0},
-    {"reason", JSPEC_INT, O(reason), 0, NULL, 0},
-    JSPEC_END,
-};
+    F("reason", JSPEC_INT, reason), JSPEC_END};
 static const struct jspec update_spec[] = {
-    {"contact", JSPEC_STRINGS, O(contact), 0, NULL, O(ncontact)},
-    {"status", JSPEC_STRING, O(status), 0, NULL, 0},
-    JSPEC_END,
-};
+    JSPEC_STRV(struct body, "contact", contact, ncontact),
+    F("status", JSPEC_STRING, status), JSPEC_END};
+#undef F
 #undef O
 
 static void
