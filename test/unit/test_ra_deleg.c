@@ -233,92 +233,119 @@ idents_ok(const char *tmpl, const char *a, const char *b)
 
 TH_TEST(test_idents)
 {
-	const char *two =
+	static const char two[] =
 	    "{\"keyTypes\": [{\"PublicKeyType\": \"id-ecPublicKey\", "
 	    "\"namedCurve\": \"secp256r1\", \"SignatureType\": "
 	    "\"ecdsa-with-SHA256\"}], \"extensions\": {\"subjectAltName\": "
 	    "{\"DNS\": [\"abc.ido.example\", \"**\"]}}}";
-	const char *opt =
+	static const char opt[] =
 	    "{\"keyTypes\": [{\"PublicKeyType\": \"id-ecPublicKey\", "
 	    "\"namedCurve\": \"secp256r1\", \"SignatureType\": "
 	    "\"ecdsa-with-SHA256\"}], \"extensions\": {\"subjectAltName\": "
 	    "{\"DNS\": [\"abc.ido.example\", \"*\"]}}}";
+	/* template, one or two DNS identifiers, idents_ok's answer */
+	const struct {
+		const char *tmpl, *a, *b;
+		int want;
+	} cases[] = {
+	    {example, "abc.ido.example", NULL, 0},
+	    /* case-insensitive, as DNS names are */
+	    {example, "ABC.ido.example", NULL, 0},
+	    {example, "www.ido.example", NULL, -1},
+	    {example, "abc.ido.example", "www.ido.example", -1},
+	    /* "**": a mandatory name of the client's choosing */
+	    {two, "abc.ido.example", NULL, -1},
+	    {two, "abc.ido.example", "x.ido.example", 0},
+	    {two, "x.ido.example", "y.ido.example", -1},
+	    /* "*": an optional one */
+	    {opt, "abc.ido.example", NULL, 0},
+	    {opt, "abc.ido.example", "x.ido.example", 0},
+	    /* the same name twice does not fill a slot */
+	    {opt, "abc.ido.example", "abc.ido.example", -1},
+	};
 
-	TH_CHECK(t, idents_ok(example, "abc.ido.example", NULL) == 0);
-	/* case-insensitive, as DNS names are */
-	TH_CHECK(t, idents_ok(example, "ABC.ido.example", NULL) == 0);
-	TH_CHECK(t, idents_ok(example, "www.ido.example", NULL) == -1);
-	TH_CHECK(
-	    t, idents_ok(example, "abc.ido.example", "www.ido.example") == -1);
-	/* "**": a mandatory name of the client's choosing */
-	TH_CHECK(t, idents_ok(two, "abc.ido.example", NULL) == -1);
-	TH_CHECK(t, idents_ok(two, "abc.ido.example", "x.ido.example") == 0);
-	TH_CHECK(t, idents_ok(two, "x.ido.example", "y.ido.example") == -1);
-	/* "*": an optional one */
-	TH_CHECK(t, idents_ok(opt, "abc.ido.example", NULL) == 0);
-	TH_CHECK(t, idents_ok(opt, "abc.ido.example", "x.ido.example") == 0);
-	/* the same name twice does not fill a slot */
-	TH_CHECK(t, idents_ok(opt, "abc.ido.example", "abc.ido.example") == -1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		TH_CHECK(t,
+		    idents_ok(cases[i].tmpl, cases[i].a, cases[i].b) ==
+			cases[i].want);
+}
+
+/* The good CSR with one thing changed: field names the member of struct
+ * req ("rsa": an RSA key of value bits; "curve", "md": by OpenSSL name;
+ * "subj", "sans", "ku", "eku", "extra": the text, NULL for none). */
+static struct req
+good_but(const char *field, const char *value)
+{
+	struct req q = good();
+
+	if (field == NULL)
+		return q;
+	if (strcmp(field, "rsa") == 0) {
+		q.curve = 0;
+		q.rsa_bits = atoi(value);
+	} else if (strcmp(field, "curve") == 0)
+		q.curve = OBJ_sn2nid(value);
+	else if (strcmp(field, "md") == 0)
+		q.md = EVP_get_digestbyname(value);
+	else if (strcmp(field, "subj") == 0)
+		q.subj = value;
+	else if (strcmp(field, "sans") == 0)
+		q.sans = value;
+	else if (strcmp(field, "ku") == 0)
+		q.ku = value;
+	else if (strcmp(field, "eku") == 0)
+		q.eku = value;
+	else if (strcmp(field, "extra") == 0)
+		q.extra = value;
+	else
+		abort();
+	return q;
 }
 
 TH_TEST(test_csr)
 {
-	struct req q;
+	/* the good CSR with one change (good_but), what match gives (0
+	 * matches, 1 badCSR) and a word the detail must hold (NULL: any) */
+	static const struct {
+		const char *field, *value;
+		int want;
+		const char *detail;
+	} cases[] = {
+	    {NULL, NULL, 0, NULL},
+	    /* RSA 2048 with sha256WithRSAEncryption is the other key type */
+	    {"rsa", "2048", 0, NULL},
+	    /* keyTypes: "MUST have the type/size defined by one of the array
+	     * members" */
+	    {"rsa", "3072", 1, "keyTypes"},
+	    {"curve", "secp384r1", 1, NULL},
+	    {"md", "SHA384", 1, NULL},
+	    /* subject: literal, "**" mandatory, nothing else */
+	    {"subj", "C=FR/ST=Quebec/L=Montreal", 1, NULL},
+	    {"subj", "C=CA/ST=Quebec", 1, "locality"},
+	    {"subj", "C=CA/ST=Quebec/L=Montreal/CN=abc.ido.example", 1, NULL},
+	    {"subj", "C=CA/ST=Quebec/ST=Ontario/L=Montreal", 1, NULL},
+	    /* extensions: SAN names, literal keyUsage and EKU, nothing else */
+	    {"sans", "DNS:abc.ido.example,DNS:www.ido.example", 1, NULL},
+	    {"sans", "DNS:abc.ido.example,IP:192.0.2.1", 1, NULL},
+	    {"sans", NULL, 1, NULL},
+	    {"ku", NULL, 1, NULL},
+	    {"ku", "digitalSignature,keyEncipherment", 1, NULL},
+	    {"eku", "serverAuth", 1, NULL},
+	    /* a set: the order does not count */
+	    {"eku", "clientAuth,serverAuth", 0, NULL},
+	    {"eku", "serverAuth,clientAuth,codeSigning", 1, NULL},
+	    {"extra", "basicConstraints=CA:FALSE", 1, "basicConstraints"},
+	};
 	char d[400];
 
-	q = good();
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 0);
-	/* RSA 2048 with sha256WithRSAEncryption is the other key type */
-	q = good();
-	q.curve = 0;
-	q.rsa_bits = 2048;
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 0);
-	/* keyTypes: "MUST have the type/size defined by one of the array
-	 * members" */
-	q.rsa_bits = 3072;
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	TH_CHECK(t, strstr(d, "keyTypes") != NULL);
-	q = good();
-	q.curve = NID_secp384r1;
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	q = good();
-	q.md = EVP_sha384();
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	/* subject: literal, "**" mandatory, nothing else */
-	q = good();
-	q.subj = "C=FR/ST=Quebec/L=Montreal";
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	q.subj = "C=CA/ST=Quebec";
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	TH_CHECK(t, strstr(d, "locality") != NULL);
-	q.subj = "C=CA/ST=Quebec/L=Montreal/CN=abc.ido.example";
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	q.subj = "C=CA/ST=Quebec/ST=Ontario/L=Montreal";
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	/* extensions: SAN names, literal keyUsage and EKU, nothing else */
-	q = good();
-	q.sans = "DNS:abc.ido.example,DNS:www.ido.example";
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	q.sans = "DNS:abc.ido.example,IP:192.0.2.1";
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	q.sans = NULL;
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	q = good();
-	q.ku = NULL;
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	q.ku = "digitalSignature,keyEncipherment";
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	q = good();
-	q.eku = "serverAuth";
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	q.eku = "clientAuth,serverAuth"; /* a set: the order does not count */
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 0);
-	q.eku = "serverAuth,clientAuth,codeSigning";
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	q = good();
-	q.extra = "basicConstraints=CA:FALSE";
-	TH_CHECK(t, match(example, &q, d, sizeof(d)) == 1);
-	TH_CHECK(t, strstr(d, "basicConstraints") != NULL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct req q = good_but(cases[i].field, cases[i].value);
+
+		TH_CHECK(t, match(example, &q, d, sizeof(d)) == cases[i].want);
+		TH_CHECK(t,
+		    cases[i].detail == NULL ||
+			strstr(d, cases[i].detail) != NULL);
+	}
 	/* garbage is badCSR, never a crash */
 	{
 		json_t *tm = tmpl_of(example);
@@ -356,6 +383,11 @@ TH_TEST(test_profile)
 
 TH_TEST(test_config)
 {
+	/* a refused delegation section and what its error names */
+	static const char *const bad[][2] = {
+	    {"{\"max_per_account\": 0}", "delegation.max_per_account"},
+	    {"{\"bogus\": 1}", "bogus"},
+	};
 	struct ra_deleg_config dc;
 	char err[256];
 	json_t *o;
@@ -363,20 +395,19 @@ TH_TEST(test_config)
 	TH_CHECK(t, ra_deleg_config_parse(NULL, &dc, err, sizeof(err)) == 0);
 	TH_CHECK(t, dc.enabled == 0 && dc.max_per_account == 100);
 	ra_deleg_config_clear(&dc);
-	o = json_loads("{\"enabled\": true, \"profiles\": [\"classic\"]}", 0,
-	    NULL);
+	o = json_loads(
+	    "{\"enabled\": true, \"profiles\": [\"classic\"]}", 0, NULL);
 	TH_CHECK(t, ra_deleg_config_parse(o, &dc, err, sizeof(err)) == 0);
 	TH_CHECK(t, dc.enabled && dc.n_profiles == 1);
 	ra_deleg_config_clear(&dc);
 	json_decref(o);
-	o = json_loads("{\"max_per_account\": 0}", 0, NULL);
-	TH_CHECK(t, ra_deleg_config_parse(o, &dc, err, sizeof(err)) == -1);
-	TH_CHECK(t, strstr(err, "delegation.max_per_account") != NULL);
-	json_decref(o);
-	o = json_loads("{\"bogus\": 1}", 0, NULL);
-	TH_CHECK(t, ra_deleg_config_parse(o, &dc, err, sizeof(err)) == -1);
-	TH_CHECK(t, strstr(err, "bogus") != NULL);
-	json_decref(o);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = json_loads(bad[i][0], 0, NULL);
+		TH_CHECK(t,
+		    ra_deleg_config_parse(o, &dc, err, sizeof(err)) == -1 &&
+			strstr(err, bad[i][1]) != NULL);
+		json_decref(o);
+	}
 }
 
 TH_MAIN(log_init("test_ra_deleg", LOG_LEVEL_ERROR))

@@ -158,25 +158,26 @@ TH_TEST(test_check)
 
 TH_TEST(test_config)
 {
+	/* a refused star section and what its error names */
+	static const char *const bad[][2] = {
+	    {"{\"min_lifetime\": \"1500ms\"}", "star.min_lifetime"},
+	    {"{\"lease\": \"1s\"}", "star.lease"},
+	    {"{\"bogus\": 1}", "bogus"},
+	};
 	struct ra_star_config sc;
 	char err[200];
-	json_t *o;
 
 	TH_CHECK(t, ra_star_config_parse(NULL, &sc, err, sizeof(err)) == 0);
 	TH_CHECK(t, sc.enabled == 0 && sc.min_lifetime_s == 3600);
 	ra_star_config_clear(&sc);
-	o = json_loads("{\"min_lifetime\": \"1500ms\"}", 0, NULL);
-	TH_CHECK(t, ra_star_config_parse(o, &sc, err, sizeof(err)) == -1);
-	TH_CHECK(t, strstr(err, "star.min_lifetime") != NULL);
-	json_decref(o);
-	o = json_loads("{\"lease\": \"1s\"}", 0, NULL);
-	TH_CHECK(t, ra_star_config_parse(o, &sc, err, sizeof(err)) == -1);
-	TH_CHECK(t, strstr(err, "star.lease") != NULL);
-	json_decref(o);
-	o = json_loads("{\"bogus\": 1}", 0, NULL);
-	TH_CHECK(t, ra_star_config_parse(o, &sc, err, sizeof(err)) == -1);
-	TH_CHECK(t, strstr(err, "bogus") != NULL);
-	json_decref(o);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *o = json_loads(bad[i][0], 0, NULL);
+
+		TH_CHECK(t,
+		    ra_star_config_parse(o, &sc, err, sizeof(err)) == -1 &&
+			strstr(err, bad[i][1]) != NULL);
+		json_decref(o);
+	}
 }
 
 TH_MAIN(log_init("test_ra_star", LOG_LEVEL_ERROR))
