@@ -24,10 +24,14 @@
 
 #include "va/va_int.h"
 
+/* The formats whose statements chain to configured roots, in the order
+ * of the roots in struct va_attest. */
+static const char *const att_fmts[VA_ATT_N_FMTS] = {
+    "tpm", "apple", "packed", "android-key"};
+
 struct va_attest {
-	X509_STORE *tpm;    /* attestation.tpm_roots */
-	X509_STORE *apple;  /* attestation.apple_roots */
-	X509_STORE *packed; /* attestation.packed_roots */
+	X509_STORE *roots[VA_ATT_N_FMTS]; /* attestation.<fmt>_roots */
+	int android_level; /* attestation.android_security_level */
 };
 
 /* A store with the certificates of PEM file path; NULL with err. */
@@ -51,20 +55,26 @@ load_roots(const char *key, const char *path, char *err, size_t errlen)
 struct va_attest *
 va_attest_new(const struct va_config *cfg, char *err, size_t errlen)
 {
+	static const char *const keys[VA_ATT_N_FMTS] = {"tpm_roots",
+	    "apple_roots", "packed_roots", "android_roots"};
+	const char *paths[VA_ATT_N_FMTS] = {cfg->attest_tpm_roots,
+	    cfg->attest_apple_roots, cfg->attest_packed_roots,
+	    cfg->attest_android_roots};
 	struct va_attest *a = xcalloc(1, sizeof(*a));
+	size_t i;
 
-	if (cfg->attest_tpm_roots != NULL &&
-	    (a->tpm = load_roots("tpm_roots", cfg->attest_tpm_roots, err,
-		 errlen)) == NULL)
+	for (i = 0; i < VA_ATT_N_FMTS; i++)
+		if (paths[i] != NULL &&
+		    (a->roots[i] = load_roots(keys[i], paths[i], err,
+			 errlen)) == NULL)
+			goto fail;
+	a->android_level = va_android_level_parse(cfg->attest_android_level);
+	if (a->android_level < 0) {
+		snprintf(err, errlen,
+		    "attestation.android_security_level: expected "
+		    "\"software\", \"tee\" or \"strongbox\"");
 		goto fail;
-	if (cfg->attest_apple_roots != NULL &&
-	    (a->apple = load_roots("apple_roots", cfg->attest_apple_roots,
-		 err, errlen)) == NULL)
-		goto fail;
-	if (cfg->attest_packed_roots != NULL &&
-	    (a->packed = load_roots("packed_roots", cfg->attest_packed_roots,
-		 err, errlen)) == NULL)
-		goto fail;
+	}
 	return a;
 fail:
 	va_attest_free(a);
@@ -75,12 +85,20 @@ fail:
 void
 va_attest_free(struct va_attest *a)
 {
+	size_t i;
+
 	if (a == NULL)
 		return;
-	X509_STORE_free(a->tpm);
-	X509_STORE_free(a->apple);
-	X509_STORE_free(a->packed);
+	for (i = 0; i < VA_ATT_N_FMTS; i++)
+		X509_STORE_free(a->roots[i]);
 	free(a);
+}
+
+/* See va_int.h. */
+int
+va_attest_android_level(const struct va_attest *a)
+{
+	return a->android_level;
 }
 
 /* See va_int.h: one DER certificate that is exactly n (1..max) bytes. */
@@ -121,26 +139,26 @@ out:
 
 /*
  * See va_int.h: verifies o's x5c (leaf first, then intermediates) to the
- * roots of the format (tpm or apple). The leaf (new reference) or NULL
- * with err.
+ * roots of format fmt. The leaf (new reference) or NULL with err.
  */
 X509 *
-va_attest_chain(const struct va_attest *a, int tpm, const struct va_attobj *o,
-    char *err, size_t errlen)
+va_attest_chain(const struct va_attest *a, const char *fmt,
+    const struct va_attobj *o, char *err, size_t errlen)
 {
-	X509_STORE *roots = strcmp(o->fmt, "packed") == 0 ? a->packed
-	    : tpm					   ? a->tpm
-							   : a->apple;
+	X509_STORE *roots = NULL;
 	STACK_OF(X509) *chain = NULL;
 	X509 *leaf = NULL, *x;
 	const char *why;
 	size_t i;
 	int ok = 0, trusted = -1;
 
+	for (i = 0; i < VA_ATT_N_FMTS; i++)
+		if (strcmp(att_fmts[i], fmt) == 0)
+			roots = a->roots[i];
 	if (roots == NULL) {
 		snprintf(err, errlen,
 		    "no attestation roots are configured for format %s",
-		    o->fmt);
+		    fmt);
 		return NULL;
 	}
 	if (o->n_x5c == 0) {
@@ -170,7 +188,7 @@ va_attest_chain(const struct va_attest *a, int tpm, const struct va_attobj *o,
 		snprintf(err, errlen,
 		    "the attestation certificate does not chain to a "
 		    "configured %s root: %s",
-		    o->fmt, why);
+		    fmt, why);
 		goto out;
 	}
 	ok = 1;
@@ -199,6 +217,48 @@ va_attest_sig_ok(X509 *x, const struct va_attobj *o, const uint8_t *data,
 	    EVP_DigestVerify(md, o->sig, o->sig_len, data, len) == 1;
 	EVP_MD_CTX_free(md);
 	return ok;
+}
+
+/*
+ * See va_int.h: the x5c path of the formats whose x5c[0] key signs
+ * attToBeSigned = the key authorization (packed, android-key). The
+ * leaf (new reference) or NULL with err.
+ */
+X509 *
+va_attest_x5c_signed(const struct va_attest *a, const struct va_attobj *o,
+    const char *keyauth, char *err, size_t errlen)
+{
+	X509 *leaf;
+
+	if (!o->has_alg || (o->alg != -7 && o->alg != -257) ||
+	    o->sig == NULL) {
+		snprintf(err, errlen,
+		    "a %s attStmt needs alg -7 or -257 and sig", o->fmt);
+		return NULL;
+	}
+	if (o->n_x5c == 0) {
+		snprintf(err, errlen,
+		    "%s self attestation (no x5c) is not accepted: no "
+		    "attestation authority vouches for the device",
+		    o->fmt);
+		return NULL;
+	}
+	if ((leaf = va_attest_chain(a, o->fmt, o, err, errlen)) == NULL)
+		return NULL;
+	/* WebAuthn §8.2 / §8.4: "Verify that sig is a valid signature over
+	 * the concatenation of authenticatorData and clientDataHash using
+	 * the [attestation] public key in [the first certificate in x5c]
+	 * with the algorithm specified in alg", attToBeSigned being the key
+	 * authorization (draft-ietf-acme-device-attest §5) */
+	if (!va_attest_sig_ok(leaf, o, (const uint8_t *)keyauth,
+		strlen(keyauth))) {
+		snprintf(err, errlen,
+		    "wrong nonce or key: sig is not x5c[0]'s signature over "
+		    "the key authorization");
+		X509_free(leaf);
+		return NULL;
+	}
+	return leaf;
 }
 
 /* See va_int.h: SHA-256 of k's DER SubjectPublicKeyInfo. 0 or -1. */
@@ -234,7 +294,8 @@ va_attest_result_set(struct va_att_result *res, EVP_PKEY *key, X509 *x)
 	if (va_attest_spki_hash(key, res->spki_sha256) != 0)
 		return -1;
 	res->have_key = 1;
-	va_attest_san_idents(x, res->idents);
+	if (x != NULL)
+		va_attest_san_idents(x, res->idents);
 	return 0;
 }
 
@@ -310,9 +371,12 @@ att_verify(struct va_job *j, const struct va_attobj *o,
 	if (strcmp(o->fmt, "packed") == 0)
 		return va_attest_packed(
 		    j->va->attest, o, j->keyauth, res, err, errlen);
+	if (strcmp(o->fmt, "android-key") == 0)
+		return va_attest_android(
+		    j->va->attest, o, j->keyauth, res, err, errlen);
 	snprintf(err, errlen,
 	    "attestation format \"%.24s\" is not supported (tpm, apple, "
-	    "packed)",
+	    "packed, android-key)",
 	    o->fmt);
 	return -1;
 }

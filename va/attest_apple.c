@@ -71,7 +71,7 @@ va_attest_apple(const struct va_attest *a, const struct va_attobj *o,
 	X509 *leaf = NULL;
 	int rc = -1;
 
-	if ((leaf = va_attest_chain(a, 0, o, err, errlen)) == NULL)
+	if ((leaf = va_attest_chain(a, "apple", o, err, errlen)) == NULL)
 		goto out;
 	nonce = ext_value(leaf, "1.2.840.113635.100.8.11.1");
 	if (nonce == NULL) {

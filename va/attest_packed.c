@@ -30,23 +30,11 @@ int
 va_attest_packed(const struct va_attest *a, const struct va_attobj *o,
     const char *keyauth, struct va_att_result *res, char *err, size_t errlen)
 {
-	X509 *leaf = NULL;
+	X509 *leaf = va_attest_x5c_signed(a, o, keyauth, err, errlen);
 	int rc = -1;
 
-	if (!o->has_alg || (o->alg != -7 && o->alg != -257) ||
-	    o->sig == NULL) {
-		snprintf(err, errlen,
-		    "a packed attStmt needs alg -7 or -257 and sig");
+	if (leaf == NULL)
 		return -1;
-	}
-	if (o->n_x5c == 0) {
-		snprintf(err, errlen,
-		    "packed self attestation (no x5c) is not accepted: no "
-		    "attestation authority vouches for the device");
-		return -1;
-	}
-	if ((leaf = va_attest_chain(a, 0, o, err, errlen)) == NULL)
-		goto out;
 	/* §8.2.1: "Version MUST be set to 3"; "Basic Constraints ... CA
 	 * component MUST be set to false" */
 	if (X509_get_version(leaf) != X509_VERSION_3 ||
@@ -54,17 +42,6 @@ va_attest_packed(const struct va_attest *a, const struct va_attobj *o,
 		snprintf(err, errlen,
 		    "attestnCert must be a version 3 certificate that is not "
 		    "a CA (WebAuthn §8.2.1)");
-		goto out;
-	}
-	/* §8.2 "Verify that sig is a valid signature over the
-	 * concatenation of authenticatorData and clientDataHash using the
-	 * attestation public key in attestnCert with the algorithm
-	 * specified in alg", attToBeSigned being the key authorization */
-	if (!va_attest_sig_ok(leaf, o, (const uint8_t *)keyauth,
-		strlen(keyauth))) {
-		snprintf(err, errlen,
-		    "wrong nonce or key: sig is not attestnCert's signature "
-		    "over the key authorization");
 		goto out;
 	}
 	if (va_attest_result_set(res, X509_get0_pubkey(leaf), leaf) != 0) {

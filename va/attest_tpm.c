@@ -333,7 +333,7 @@ static X509 *
 trusted_ak(const struct va_attest *a, const struct va_attobj *o, char *err,
     size_t errlen)
 {
-	X509 *ak = va_attest_chain(a, 1, o, err, errlen);
+	X509 *ak = va_attest_chain(a, "tpm", o, err, errlen);
 
 	if (ak == NULL)
 		return NULL;

@@ -35,7 +35,10 @@ static const struct jspec mpic_spec[] = {
 static const struct jspec attest_spec[] = {
     F("tpm_roots", JSPEC_STRING, attest_tpm_roots),
     F("apple_roots", JSPEC_STRING, attest_apple_roots),
-    F("packed_roots", JSPEC_STRING, attest_packed_roots), JSPEC_END};
+    F("packed_roots", JSPEC_STRING, attest_packed_roots),
+    F("android_roots", JSPEC_STRING, attest_android_roots),
+    F("android_security_level", JSPEC_STRING, attest_android_level),
+    JSPEC_END};
 static const struct jspec email_dkim_spec[] = {
     F("key_file", JSPEC_STRING, email_dkim_key_file),
     F("selector", JSPEC_STRING, email_dkim_selector),

@@ -63,6 +63,10 @@ struct va_config {
 	char *attest_tpm_roots;
 	char *attest_apple_roots;
 	char *attest_packed_roots;
+	char *attest_android_roots;
+	/* "software", "tee" (NULL: the default) or "strongbox": the lowest
+	 * android-key attestationSecurityLevel accepted */
+	char *attest_android_level;
 	/* remote-attest-01 ("rats" object, docs/config/va.md; va/rats.c) */
 	json_t *rats;
 	/* RFC 8823 email-reply-00 ("email" object, docs/config/va.md) */

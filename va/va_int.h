@@ -449,6 +449,7 @@ char *va_keyauth_digest(const char *keyauth);
 
 #define VA_ATT_MAX_LEN 65536 /* bytes of an attObj */
 #define VA_ATT_MAX_X5C 8     /* certificates in attStmt.x5c */
+#define VA_ATT_N_FMTS 4      /* formats with roots: tpm apple packed android-key */
 
 /*
  * A decoded attestation object (draft-ietf-acme-device-attest §5,
@@ -517,9 +518,50 @@ int va_attest_tpm_quote(const struct va_attest *a, const struct va_attobj *o,
     char *err, size_t errlen);
 int va_attest_packed(const struct va_attest *a, const struct va_attobj *o,
     const char *keyauth, struct va_att_result *res, char *err, size_t errlen);
+int va_attest_android(const struct va_attest *a, const struct va_attobj *o,
+    const char *keyauth, struct va_att_result *res, char *err, size_t errlen);
+/* The lowest android-key security level accepted (VA_AKD_*). */
+int va_attest_android_level(const struct va_attest *a);
+
+/*
+ * The Android Key Attestation extension (OID 1.3.6.1.4.1.11129.2.1.17,
+ * KeyDescription) as attest_android.c reads it: only what the checks use.
+ * Identifier values are copied ("" when absent).
+ */
+enum { VA_AKD_SOFTWARE, VA_AKD_TEE, VA_AKD_STRONGBOX };
+#define VA_AKD_MAX_PURPOSES 8
+#define VA_AKD_MAX_ID 64 /* bytes of an attestationId* value */
+struct va_akd_list {          /* one AuthorizationList */
+	size_t n_purpose;         /* [1] purpose: SET OF INTEGER */
+	int64_t purpose[VA_AKD_MAX_PURPOSES];
+	int has_purpose;
+	int has_origin; /* [702] origin */
+	int64_t origin;
+	int all_applications; /* [600] allApplications present */
+	char serial[VA_AKD_MAX_ID + 1]; /* [713] attestationIdSerial */
+	char imei[VA_AKD_MAX_ID + 1];   /* [714] attestationIdImei */
+	char meid[VA_AKD_MAX_ID + 1];   /* [715] attestationIdMeid */
+};
+struct va_akd {
+	int64_t att_version;
+	int att_level; /* attestationSecurityLevel (VA_AKD_*) */
+	int km_level;  /* keymasterSecurityLevel / keyMintSecurityLevel */
+	uint8_t challenge[128]; /* attestationChallenge (at most 128 bytes) */
+	size_t challenge_len;
+	struct va_akd_list sw, tee; /* softwareEnforced, teeEnforced */
+};
+/* Parses len DER bytes at der (borrowed) as a KeyDescription, bounded:
+ * the exact length, known fields typed, no duplicate field the checks
+ * read. 0, or -1 with the reason in err (out zeroed). */
+int va_akd_parse(const uint8_t *der, size_t len, struct va_akd *out,
+    char *err, size_t errlen);
+/* "software" / "tee" (also NULL) / "strongbox" → VA_AKD_*, else -1. */
+int va_android_level_parse(const char *s);
+/* The name of VA_AKD_* level (static). */
+const char *va_android_level_name(int level);
 /* Shared helpers (attest.c) */
 /* res gets key's (borrowed) SPKI hash and the device identifiers of x's
- * (borrowed) otherNames. 0, or -1 when key cannot be encoded. */
+ * (borrowed; NULL: none) otherNames. 0, or -1 when key cannot be encoded. */
 int va_attest_result_set(struct va_att_result *res, EVP_PKEY *key, X509 *x);
 /* o->sig (alg -7 DER ECDSA / -257 PKCS#1 v1.5, SHA-256) by x's key over
  * len bytes at data: 1 valid, 0 not. */
@@ -531,8 +573,15 @@ X509 *va_der_cert(const uint8_t *d, size_t n, size_t max);
  * 0 not (*why: OpenSSL's static reason), -1 could not be set up. */
 int va_chain_verify(X509_STORE *roots, X509 *leaf, STACK_OF(X509) *chain,
     const char **why);
-X509 *va_attest_chain(const struct va_attest *a, int tpm,
+/* o's x5c chained to the roots of format fmt: the leaf (new) or NULL. */
+X509 *va_attest_chain(const struct va_attest *a, const char *fmt,
     const struct va_attobj *o, char *err, size_t errlen);
+/* packed / android-key: o has alg and sig, an x5c chaining to o->fmt's
+ * roots, and sig is x5c[0]'s signature over keyauth. The leaf (new
+ * reference) or NULL with err. */
+X509 *va_attest_x5c_signed(const struct va_attest *a,
+    const struct va_attobj *o, const char *keyauth, char *err,
+    size_t errlen);
 int va_attest_spki_hash(EVP_PKEY *k, uint8_t out[32]);
 void va_attest_san_idents(X509 *x, json_t *idents);
 /* device-attest-01: verifies j->payload's attObj; finishes j. */

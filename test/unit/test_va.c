@@ -762,6 +762,64 @@ TH_TEST(test_attobj_parse)
 }
 
 /*
+ * The Android Key Attestation extension (KeyDescription, WebAuthn §8.4):
+ * the fields the android-key checks read, unknown-free lists, and
+ * refusals of truncated, trailing, repeated and out-of-range input. The
+ * vectors come from test_ext_attest_android.py's own DER encoder.
+ */
+TH_TEST(test_akd_parse)
+{
+	/* v300, StrongBox, challenge "abcd"; softwareEnforced
+	 * {allApplications}; hardwareEnforced {purpose {SIGN, VERIFY},
+	 * origin GENERATED, attestationIdSerial "SN1"} */
+	static const uint8_t ok[] = "\x30\x3a\x02\x02\x01\x2c\x0a\x01\x02"
+	    "\x02\x02\x01\x2c\x0a\x01\x02\x04\x04\x61\x62\x63\x64\x04\x00"
+	    "\x30\x06\xbf\x84\x58\x02\x05\x00\x30\x1a\xa1\x08\x31\x06"
+	    "\x02\x01\x02\x02\x01\x03\xbf\x85\x3e\x03\x02\x01\x00\xbf"
+	    "\x85\x49\x05\x04\x03\x53\x4e\x31";
+	/* hardwareEnforced with origin [702] twice */
+	static const uint8_t dup[] = "\x30\x28\x02\x02\x00\xc8\x0a\x01\x01"
+	    "\x02\x02\x00\xc8\x0a\x01\x01\x04\x04\x61\x62\x63\x64\x04\x00"
+	    "\x30\x00\x30\x0e\xbf\x85\x3e\x03\x02\x01\x00\xbf\x85\x3e"
+	    "\x03\x02\x01\x00";
+	uint8_t bad[sizeof(ok)];
+	struct va_akd d;
+	char err[160];
+
+	TH_CHECK(t, va_akd_parse(ok, sizeof(ok) - 1, &d, err, sizeof(err)) ==
+		0);
+	TH_CHECK(t, d.att_version == 300 && d.att_level == VA_AKD_STRONGBOX &&
+		d.km_level == VA_AKD_STRONGBOX);
+	TH_CHECK(t, d.challenge_len == 4 && memcmp(d.challenge, "abcd", 4) == 0);
+	TH_CHECK(t, d.sw.all_applications && !d.tee.all_applications);
+	TH_CHECK(t, d.tee.has_purpose && d.tee.n_purpose == 2 &&
+		d.tee.purpose[0] == 2 && d.tee.purpose[1] == 3);
+	TH_CHECK(t, d.tee.has_origin && d.tee.origin == 0 && !d.sw.has_origin);
+	TH_CHECK_STR(t, d.tee.serial, "SN1");
+	TH_CHECK_STR(t, d.sw.serial, "");
+	/* truncated, trailing byte, repeated field */
+	TH_CHECK(t, va_akd_parse(ok, sizeof(ok) - 2, &d, err, sizeof(err)) != 0);
+	TH_CHECK(t, va_akd_parse(ok, sizeof(ok), &d, err, sizeof(err)) != 0);
+	TH_CHECK(t, va_akd_parse(dup, sizeof(dup) - 1, &d, err, sizeof(err)) !=
+		0);
+	TH_CHECK(t, strstr(err, "[702]") != NULL);
+	/* SecurityLevel 3 */
+	memcpy(bad, ok, sizeof(ok));
+	bad[8] = 3;
+	TH_CHECK(t, va_akd_parse(bad, sizeof(ok) - 1, &d, err, sizeof(err)) != 0);
+	/* purpose [1] as a primitive (IMPLICIT) field */
+	bad[8] = 2;
+	bad[34] = 0x81;
+	TH_CHECK(t, va_akd_parse(bad, sizeof(ok) - 1, &d, err, sizeof(err)) != 0);
+	/* the outer SEQUENCE with an indefinite (BER) length */
+	TH_CHECK(t, va_akd_parse((const uint8_t *)"\x30\x80\x00\x00", 4, &d,
+			err, sizeof(err)) != 0);
+	TH_CHECK(t, va_android_level_parse(NULL) == VA_AKD_TEE &&
+		va_android_level_parse("software") == VA_AKD_SOFTWARE &&
+		va_android_level_parse("TEE") < 0);
+}
+
+/*
  * RFC 9799 §6.4: the in-band record set is evaluated "the same ... as if
  * they had been in the DNS": issue naming us and onion-csr-01 permits,
  * another CA or another method refuses, null/empty permits, a line of
