@@ -11,16 +11,8 @@ BAD_ATT = "urn:ietf:params:acme:error:badAttestationStatement"
 
 
 def device_order(w, value, typ="permanent-identifier"):
-    key, kid = ra.new_account(w["raw"])
-    r = w["raw"].post(w["raw"].dir["newOrder"],
-                      {"identifiers": [{"type": typ, "value": value}], "profile": "device"},
-                      key, kid=kid)
-    assert r.status_code == 201, r.text
-    order = r.json()
-    authz = w["raw"].post(order["authorizations"][0], None, key, kid=kid).json()
-    ch = [c for c in authz["challenges"] if c["type"] == "device-attest-01"]
-    assert ch, authz
-    return key, kid, r.headers["Location"], order, order["authorizations"][0], ch[0]
+    return ra.order_challenge(w["raw"], {"type": typ, "value": value}, "device",
+                              "device-attest-01")
 
 
 def answer(w, key, kid, ch, att):

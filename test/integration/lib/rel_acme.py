@@ -107,6 +107,20 @@ def post_order(raw, key, kid, idents, profile=None):
     return raw.post(raw.dir["newOrder"], body, key, kid=kid)
 
 
+def order_challenge(raw, ident, profile, chall_type):
+    """A new account orders the identifier object ident (in profile) and
+    fetches its authorization: (key, kid, order URL, order, authz URL, the
+    chall_type challenge object)."""
+    key, kid = new_account(raw)
+    r = post_order(raw, key, kid, [ident], profile)
+    assert r.status_code == 201, r.text
+    order = r.json()
+    authz = raw.post(order["authorizations"][0], None, key, kid=kid).json()
+    ch = [c for c in authz["challenges"] if c["type"] == chall_type]
+    assert ch, authz
+    return key, kid, r.headers["Location"], order, order["authorizations"][0], ch[0]
+
+
 def new_order(raw, key, kid, names=(), ips=()):
     idents = [{"type": "dns", "value": n} for n in names] + [{"type": "ip", "value": i} for i in ips]
     r = raw.post(raw.dir["newOrder"], {"identifiers": idents}, key, kid=kid)
