@@ -322,32 +322,131 @@ make_csr_b64(const char *name)
 	"\"gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0\", \"y\": "             \
 	"\"SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps\"}}"
 
+/* The fake SA's answers for a pending authz (id) with one pending
+ * challenge (chall_id, type ctype) of account 7, claimed for validation,
+ * in profile with wildcard. */
+static void
+answer_claim(int id, int chall_id, const char *ctype, const char *profile,
+    int wildcard)
+{
+	char buf[1024];
+
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	snprintf(buf, sizeof(buf),
+	    "{\"result\": {\"claimed\": true, \"thumbprint\": \"tp\", "
+	    "\"authz\": {\"id\": %d, \"account_id\": 7, \"status\": "
+	    "\"pending\", \"profile\": \"%s\", \"wildcard\": %s, "
+	    "\"identifier\": {\"type\": \"dns\", \"value\": \"a.test\"}, "
+	    "\"challenges\": [{\"id\": %d, \"type\": \"%s\", \"token\": "
+	    "\"tok\", \"status\": \"pending\"}]}}}",
+	    id, profile, wildcard ? "true" : "false", chall_id, ctype);
+	answer(&fsa, RPC_SA_CLAIM_CHALLENGE, buf);
+}
+
+/* ra.perform_validation of challenge chall_id of authz id for account 7:
+ * the handler's return code (its result and problem dropped). */
+static int
+perform_validation(struct ra *r, int id, int chall_id)
+{
+	char params[128];
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	int rc;
+
+	snprintf(params, sizeof(params),
+	    "{\"account_id\": 7, \"authz_id\": %d, \"challenge_id\": %d}", id,
+	    chall_id);
+	rc = call(r, RPC_RA_PERFORM_VALIDATION, params, &res, &p);
+	json_decref(res);
+	problem_free(p);
+	return rc;
+}
+
+/* The fake SA's answers for finalizing order 9 (one.a.test, ready, authz
+ * 4) of account 7 whose key is not blocked. */
+static void
+answer_ready_order(void)
+{
+	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
+	answer(&fsa, RPC_SA_GET_ORDER,
+	    "{\"result\": {\"id\": 9, \"account_id\":"
+	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
+	    "\"authz_ids\": [4], "
+	    "\"identifiers\": [{\"type\": \"dns\", \"value\": "
+	    "\"one.a.test\"}]}}");
+	answer(&fsa, RPC_SA_KEY_BLOCKED, "{\"result\": {\"blocked\": false}}");
+}
+
+/* The fake SA's answer for authz 4 of order 9: valid by http-01, validated
+ * `delta` seconds from now. */
+static void
+answer_valid_authz(long delta)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf),
+	    "{\"result\": {\"authzs\": [{\"id\":"
+	    " 4, \"identifier\": {\"type\": \"dns\", \"value\": "
+	    "\"one.a.test\"}, \"challenges\": [{\"type\": \"http-01\", "
+	    "\"status\": \"valid\", \"validated\": \"%s\"}]}]}}",
+	    ra_now_str(delta));
+	answer(&fsa, RPC_SA_GET_AUTHZS, buf);
+}
+
+/* The fake SA's answer to sa.set_order_processing for order 9 (expires
+ * `expires` seconds from now; 0: no expiry in the answer). */
+static void
+answer_processing(long expires)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf),
+	    "{\"result\": {\"id\": 9, "
+	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
+	    "\"classic\", %s%s%s\"identifiers\": "
+	    "[{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}",
+	    expires ? "\"expires\": \"" : "",
+	    expires ? ra_now_str(expires) : "", expires ? "\", " : "");
+	answer(&fsa, RPC_SA_SET_ORDER_PROCESSING, buf);
+}
+
+/* ra.finalize_order of order 9 of account 7 with csr: the handler's
+ * return code and *p (its result dropped). */
+static int
+finalize(struct ra *r, const char *csr, struct problem **p)
+{
+	char params[1024];
+	json_t *res = NULL;
+	int rc;
+
+	snprintf(params, sizeof(params),
+	    "{\"account_id\": 7, \"order_id\": 9, \"csr\": \"%s\"}", csr);
+	rc = call(r, RPC_RA_FINALIZE_ORDER, params, &res, p);
+	json_decref(res);
+	return rc;
+}
+
+/* Forgets every answer and call of the three fake services. */
+static void
+reset_all(void)
+{
+	reset(&fsa);
+	reset(&fca);
+	reset(&fva);
+}
+
 TH_TEST(test_va_unreachable_invalidates_authz)
 {
-	json_t *res = NULL, *fin;
-	struct problem *p = NULL;
+	json_t *fin;
 	struct ra *r = make_ra(0, NULL);
 
 	TH_CHECK(t, r != NULL);
 	if (r == NULL)
 		return;
 	reset(&fsa);
-	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_CLAIM_CHALLENGE,
-	    "{\"result\": {\"claimed\": true, \"thumbprint\": \"tp\", "
-	    "\"authz\": {\"id\": 5, \"account_id\""
-	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
-	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
-	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 11, \"type\": "
-	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}}");
+	answer_claim(5, 11, "http-01", "classic", 0);
 	answer(&fsa, RPC_SA_FINALIZE_AUTHZ, "{\"result\": {\"id\": 5}}");
-	TH_CHECK(t,
-	    call(r, RPC_RA_PERFORM_VALIDATION,
-		"{\"account_id\": 7, "
-		"\"authz_id\": 5, \"challenge_id\": 11}",
-		&res, &p) == 0);
-	json_decref(res);
-	problem_free(p);
+	TH_CHECK(t, perform_validation(r, 5, 11) == 0);
 	fin = wait_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
 	TH_CHECK(t, fin != NULL);
 	if (fin != NULL) {
@@ -367,31 +466,17 @@ TH_TEST(test_va_unreachable_invalidates_authz)
 
 TH_TEST(test_va_result_recorded)
 {
-	json_t *res = NULL, *fin, *v;
-	struct problem *p = NULL;
+	json_t *fin, *v;
 	struct ra *r = make_ra(1, NULL);
 
 	reset(&fsa);
 	reset(&fva);
-	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_CLAIM_CHALLENGE,
-	    "{\"result\": {\"claimed\": true, \"thumbprint\": \"tp\", "
-	    "\"authz\": {\"id\": 5, \"account_id\""
-	    ": 7, \"status\": \"pending\", \"profile\": \"tlsserver\", "
-	    "\"wildcard\": true, \"identifier\": {\"type\": \"dns\", "
-	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 12, \"type\": "
-	    "\"dns-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}}");
+	answer_claim(5, 12, "dns-01", "tlsserver", 1);
 	answer(&fsa, RPC_SA_FINALIZE_AUTHZ, "{\"result\": {\"id\": 5}}");
 	answer(&fva, RPC_VA_VALIDATE,
 	    "{\"result\": {\"status\": \"valid\", "
 	    "\"validation_record\": [{\"hostname\": \"a.test\"}]}}");
-	TH_CHECK(t,
-	    call(r, RPC_RA_PERFORM_VALIDATION,
-		"{\"account_id\": 7, "
-		"\"authz_id\": 5, \"challenge_id\": 12}",
-		&res, &p) == 0);
-	json_decref(res);
-	problem_free(p);
+	TH_CHECK(t, perform_validation(r, 5, 12) == 0);
 	fin = wait_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
 	v = last_call(&fva, RPC_VA_VALIDATE);
 	TH_CHECK(t, fin != NULL && v != NULL);
@@ -424,39 +509,17 @@ TH_TEST(test_va_result_recorded)
 
 TH_TEST(test_ca_failure_sets_order_error)
 {
-	json_t *res = NULL, *err;
-	struct problem *p = NULL;
-	char *csr = make_csr_b64("one.a.test");
-	char params[2048];
 	struct ra *r = make_ra(1, NULL);
+	char *csr = make_csr_b64("one.a.test");
+	struct problem *p = NULL;
+	json_t *err;
 
-	reset(&fsa);
-	reset(&fca);
-	reset(&fva);
-	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_GET_ORDER,
-	    "{\"result\": {\"id\": 9, \"account_id\":"
-	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
-	    "\"authz_ids\": [4], "
-	    "\"identifiers\": [{\"type\": \"dns\", \"value\": "
-	    "\"one.a.test\"}]}}");
-	answer(&fsa, RPC_SA_KEY_BLOCKED, "{\"result\": {\"blocked\": false}}");
-	snprintf(params, sizeof(params),
-	    "{\"result\": {\"authzs\": [{\"id\":"
-	    " 4, \"identifier\": {\"type\": \"dns\", \"value\": "
-	    "\"one.a.test\"}, \"challenges\": [{\"type\": \"http-01\", "
-	    "\"status\": \"valid\", \"validated\": \"%s\"}]}]}}",
-	    ra_now_str(0));
-	answer(&fsa, RPC_SA_GET_AUTHZS, params);
+	reset_all();
+	answer_ready_order();
+	answer_valid_authz(0);
 	/* The order expires in 6 s: the retries of a transient failure end
 	 * there (in production: the retry budget or the order's expiry). */
-	snprintf(params, sizeof(params),
-	    "{\"result\": {\"id\": 9, "
-	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
-	    "\"classic\", \"expires\": \"%s\", \"identifiers\": "
-	    "[{\"type\": \"dns\", \"value\": \"one.a.test\"}]}}",
-	    ra_now_str(6));
-	answer(&fsa, RPC_SA_SET_ORDER_PROCESSING, params);
+	answer_processing(6);
 	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 9}}");
 	answer(&fca, RPC_CA_ISSUE,
 	    "{\"error\": {\"type\": \"unavailable\", "
@@ -464,12 +527,7 @@ TH_TEST(test_ca_failure_sets_order_error)
 	answer(&fsa, RPC_SA_GET_CERTIFICATES,
 	    "{\"result\": {\"certificates\": "
 	    "[]}}");
-	snprintf(params, sizeof(params),
-	    "{\"account_id\": 7, \"order_id\": 9,"
-	    " \"csr\": \"%s\"}",
-	    csr);
-	(void)call(r, RPC_RA_FINALIZE_ORDER, params, &res, &p);
-	json_decref(res);
+	(void)finalize(r, csr, &p);
 	TH_CHECK(t, p == NULL); /* sync mode: the order */
 	/* Issue 19: unavailable is transient. Each time the RA looks for a
 	 * certificate the CA may have stored (then 3 more times), retries
@@ -496,8 +554,7 @@ TH_TEST(test_ca_failure_sets_order_error)
 	answer(&fca, RPC_CA_ISSUE,
 	    "{\"error\": {\"type\": \"badCSR\", "
 	    "\"detail\": \"hsm offline refuses this key\", \"status\": 400}}");
-	(void)call(r, RPC_RA_FINALIZE_ORDER, params, &res, &p);
-	json_decref(res);
+	(void)finalize(r, csr, &p);
 	TH_CHECK(t, p == NULL);
 	TH_CHECK(t, count_calls(&fca, RPC_CA_ISSUE) == 1);
 	{
@@ -534,22 +591,12 @@ TH_TEST(test_ca_failure_sets_order_error)
 	    "\"authz_ids\": [4], \"identifiers\": [{\"type\": \"dns\", "
 	    "\"value\": \"one.a.test\"}]}}");
 	answer(&fsa, RPC_SA_KEY_BLOCKED, "{\"result\": {\"blocked\": false}}");
-	snprintf(params, sizeof(params),
-	    "{\"result\": {\"authzs\": [{\"id\":"
-	    " 4, \"identifier\": {\"type\": \"dns\", \"value\": "
-	    "\"one.a.test\"}, \"challenges\": [{\"type\": \"http-01\", "
-	    "\"status\": \"valid\", \"validated\": \"%s\"}]}]}}",
-	    ra_now_str(-8 * 3600));
-	answer(&fsa, RPC_SA_GET_AUTHZS, params);
+	answer_valid_authz(-8 * 3600);
 	answer(&fva, RPC_VA_CHECK_CAA,
 	    "{\"result\": {\"ok\": false, \"error\":"
 	    " {\"type\": \"caa\", \"detail\": \"CAA forbids\", \"status\": "
 	    "403}}}");
-	snprintf(params, sizeof(params),
-	    "{\"account_id\": 7, \"order_id\": 9,"
-	    " \"csr\": \"%s\"}",
-	    csr);
-	TH_CHECK(t, call(r, RPC_RA_FINALIZE_ORDER, params, &res, &p) == -1);
+	TH_CHECK(t, finalize(r, csr, &p) == -1);
 	if (p != NULL)
 		fprintf(stderr, "    (%s: %s)\n", prob_type_name(p->type),
 		    p->detail);
@@ -715,21 +762,13 @@ TH_TEST(test_recovery)
 
 TH_TEST(test_finalize_authz_retried)
 {
-	json_t *res = NULL, *fin;
-	struct problem *p = NULL;
+	json_t *fin;
 	struct ra *r = make_ra(1, NULL);
 	int i;
 
 	reset(&fsa);
 	reset(&fva);
-	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_CLAIM_CHALLENGE,
-	    "{\"result\": {\"claimed\": true, \"thumbprint\": \"tp\", "
-	    "\"authz\": {\"id\": 5, \"account_id\""
-	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
-	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
-	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 11, \"type\": "
-	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}}");
+	answer_claim(5, 11, "http-01", "classic", 0);
 	/* the SA is down twice (restarting), then the write lands */
 	answer(&fsa, RPC_SA_FINALIZE_AUTHZ,
 	    "{\"fail_times\": 2, \"error\": "
@@ -738,13 +777,7 @@ TH_TEST(test_finalize_authz_retried)
 	answer(&fva, RPC_VA_VALIDATE,
 	    "{\"result\": {\"status\": \"valid\", "
 	    "\"validation_record\": []}}");
-	TH_CHECK(t,
-	    call(r, RPC_RA_PERFORM_VALIDATION,
-		"{\"account_id\": 7, "
-		"\"authz_id\": 5, \"challenge_id\": 11}",
-		&res, &p) == 0);
-	json_decref(res);
-	problem_free(p);
+	TH_CHECK(t, perform_validation(r, 5, 11) == 0);
 	for (i = 0; i < 200 && count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) < 3; i++)
 		usleep(25000);
 	TH_CHECK(t, count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) == 3);
@@ -757,25 +790,12 @@ TH_TEST(test_finalize_authz_retried)
 
 	/* conflict: an earlier attempt landed; not retried */
 	reset(&fsa);
-	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_CLAIM_CHALLENGE,
-	    "{\"result\": {\"claimed\": true, \"thumbprint\": \"tp\", "
-	    "\"authz\": {\"id\": 6, \"account_id\""
-	    ": 7, \"status\": \"pending\", \"profile\": \"classic\", "
-	    "\"wildcard\": false, \"identifier\": {\"type\": \"dns\", "
-	    "\"value\": \"a.test\"}, \"challenges\": [{\"id\": 13, \"type\": "
-	    "\"http-01\", \"token\": \"tok\", \"status\": \"pending\"}]}}}");
+	answer_claim(6, 13, "http-01", "classic", 0);
 	answer(&fsa, RPC_SA_FINALIZE_AUTHZ,
 	    "{\"error\": {\"type\": "
 	    "\"conflict\", \"detail\": \"challenge is not being validated\", "
 	    "\"status\": 409}}");
-	TH_CHECK(t,
-	    call(r, RPC_RA_PERFORM_VALIDATION,
-		"{\"account_id\": 7, "
-		"\"authz_id\": 6, \"challenge_id\": 13}",
-		&res, &p) == 0);
-	json_decref(res);
-	problem_free(p);
+	TH_CHECK(t, perform_validation(r, 6, 13) == 0);
 	fin = wait_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
 	json_decref(fin);
 	usleep(600000);
@@ -785,29 +805,15 @@ TH_TEST(test_finalize_authz_retried)
 
 TH_TEST(test_ca_error_with_stored_certificate)
 {
-	json_t *res = NULL, *fin;
-	struct problem *p = NULL;
 	char *csr = make_csr_b64("one.a.test");
-	char params[2048];
 	struct ra *r = make_ra(1, NULL);
+	struct problem *p = NULL;
+	json_t *fin;
 
-	reset(&fsa);
-	reset(&fca);
-	reset(&fva);
-	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_GET_ORDER,
-	    "{\"result\": {\"id\": 9, \"account_id\":"
-	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
-	    "\"authz_ids\": [4], "
-	    "\"identifiers\": [{\"type\": \"dns\", \"value\": "
-	    "\"one.a.test\"}]}}");
-	answer(&fsa, RPC_SA_KEY_BLOCKED, "{\"result\": {\"blocked\": false}}");
+	reset_all();
+	answer_ready_order();
 	answer(&fsa, RPC_SA_GET_AUTHZS, "{\"result\": {\"authzs\": []}}");
-	answer(&fsa, RPC_SA_SET_ORDER_PROCESSING,
-	    "{\"result\": {\"id\": 9, "
-	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
-	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
-	    "\"one.a.test\"}]}}");
+	answer_processing(0);
 	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 9}}");
 	answer(&fsa, RPC_SA_FINALIZE_ORDER, "{\"result\": {\"id\": 9}}");
 	answer(&fsa, RPC_SA_GET_CERTIFICATES,
@@ -818,12 +824,7 @@ TH_TEST(test_ca_error_with_stored_certificate)
 	    "{\"error\": {\"type\": \"unavailable\", "
 	    "\"detail\": \"ca.issue timed out after 15 ms\", \"status\": "
 	    "503}}");
-	snprintf(params, sizeof(params),
-	    "{\"account_id\": 7, \"order_id\": 9,"
-	    " \"csr\": \"%s\"}",
-	    csr);
-	(void)call(r, RPC_RA_FINALIZE_ORDER, params, &res, &p);
-	json_decref(res);
+	(void)finalize(r, csr, &p);
 	TH_CHECK(t, p == NULL);
 	problem_free(p);
 	fin = last_call(&fsa, RPC_SA_FINALIZE_ORDER);
@@ -837,23 +838,11 @@ TH_TEST(test_ca_error_with_stored_certificate)
 
 	/* the lookup itself fails: the order stays processing (recovery) */
 	reset(&fsa);
-	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	answer(&fsa, RPC_SA_GET_ORDER,
-	    "{\"result\": {\"id\": 9, \"account_id\":"
-	    " 7, \"status\": \"ready\", \"profile\": \"classic\", "
-	    "\"authz_ids\": [4], "
-	    "\"identifiers\": [{\"type\": \"dns\", \"value\": "
-	    "\"one.a.test\"}]}}");
-	answer(&fsa, RPC_SA_KEY_BLOCKED, "{\"result\": {\"blocked\": false}}");
+	answer_ready_order();
 	answer(&fsa, RPC_SA_GET_AUTHZS, "{\"result\": {\"authzs\": []}}");
-	answer(&fsa, RPC_SA_SET_ORDER_PROCESSING,
-	    "{\"result\": {\"id\": 9, "
-	    "\"account_id\": 7, \"status\": \"processing\", \"profile\": "
-	    "\"classic\", \"identifiers\": [{\"type\": \"dns\", \"value\": "
-	    "\"one.a.test\"}]}}");
+	answer_processing(0);
 	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 9}}");
-	(void)call(r, RPC_RA_FINALIZE_ORDER, params, &res, &p);
-	json_decref(res);
+	(void)finalize(r, csr, &p);
 	problem_free(p);
 	TH_CHECK(t, last_call(&fsa, RPC_SA_SET_ORDER_ERROR) == NULL);
 	TH_CHECK(t, last_call(&fsa, RPC_SA_FINALIZE_ORDER) == NULL);
