@@ -27,7 +27,10 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "va/bpv7.h"
 #include "va/va_int.h"
@@ -53,12 +56,15 @@ struct va_bp {
 	struct bp_route *routes;
 	size_t n_routes;
 	struct va_bp_bib *bib; /* BPSec keys and trust (bpbib.c) */
+	SSL_CTX *tls;          /* bp.tls: TCPCL over TLS; NULL: off */
+	int tls_required;      /* refuse a node without CAN_TLS */
 };
 
-enum bp_state { BS_CONNECT, BS_CONTACT, BS_SESS_INIT, BS_XFER };
+enum bp_state { BS_CONNECT, BS_CONTACT, BS_TLS, BS_SESS_INIT, BS_XFER };
 
 struct va_bp_job {
 	int fd;
+	SSL *ssl; /* RFC 9174 §4.4 TLS after the contact headers */
 	struct event *ev;    /* readable (persistent) */
 	struct event *wev;   /* writable: connected, or room to send */
 	struct event *timer; /* the response interval */
@@ -110,6 +116,7 @@ va_bp_free(struct va_bp *bp)
 	}
 	free(bp->routes);
 	va_bp_bib_free(bp->bib);
+	SSL_CTX_free(bp->tls);
 	free(bp->node_id);
 	free(bp);
 }
@@ -234,12 +241,43 @@ parse_algs(struct va_bp *bp, const json_t *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* bp.tls: {"ca_file": PEM roots, "required": bool (default true)}. */
+static int
+parse_tls(struct va_bp *bp, const json_t *t, char *err, size_t errlen)
+{
+	const char *ca = json_string_value(json_object_get(t, "ca_file"));
+	json_t *req = json_object_get(t, "required");
+
+	if (t == NULL)
+		return 0;
+	if (!json_is_object(t) || ca == NULL ||
+	    (req != NULL && !json_is_boolean(req)) ||
+	    json_object_size(t) != 1u + (req != NULL))
+		return va_bp_bad(err, errlen, "tls",
+		    "expected {\"ca_file\": \"<PEM roots of the nodes' "
+		    "certificates>\", \"required\": true|false}");
+	bp->tls = SSL_CTX_new(TLS_client_method());
+	if (bp->tls == NULL ||
+	    SSL_CTX_set_min_proto_version(bp->tls, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_load_verify_locations(bp->tls, ca, NULL) != 1) {
+		ERR_clear_error();
+		return va_bp_bad(err, errlen, "tls.ca_file",
+		    "cannot load it as PEM certificates");
+	}
+	SSL_CTX_set_verify(bp->tls, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(bp->tls, SSL_MODE_ENABLE_PARTIAL_WRITE |
+		SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	bp->tls_required = req == NULL || json_is_true(req);
+	return 0;
+}
+
 static int
 bp_parse(struct va_bp *bp, const json_t *o, char *err, size_t errlen)
 {
 	static const char *const keys[] = {"node_id", "routes",
 	    "response_interval", "min_interval", "max_interval",
-	    "connect_timeout", "hash_algorithms", "admin_record_type", "bib"};
+	    "connect_timeout", "hash_algorithms", "admin_record_type", "bib",
+	    "tls"};
 	const char *key;
 	json_t *v;
 	char e[200];
@@ -276,7 +314,8 @@ bp_parse(struct va_bp *bp, const json_t *o, char *err, size_t errlen)
 	    parse_duration(
 		o, "connect_timeout", &bp->connect_ms, err, errlen) != 0 ||
 	    parse_algs(
-		bp, json_object_get(o, "hash_algorithms"), err, errlen) != 0)
+		bp, json_object_get(o, "hash_algorithms"), err, errlen) != 0 ||
+	    parse_tls(bp, json_object_get(o, "tls"), err, errlen) != 0)
 		return -1;
 	if (bp->min_ms > bp->max_ms || bp->interval_ms < bp->min_ms ||
 	    bp->interval_ms > bp->max_ms)
@@ -366,6 +405,8 @@ va_bp_job_free(struct va_bp_job *bj)
 		event_free(bj->wev);
 	if (bj->timer != NULL)
 		event_free(bj->timer);
+	if (bj->ssl != NULL)
+		SSL_free(bj->ssl);
 	if (bj->fd >= 0)
 		close(bj->fd);
 	free(bj);
@@ -688,17 +729,62 @@ bp_message(struct va_job *j, struct va_bp_job *bj, const struct tcpcl_msg *m)
 	}
 }
 
+/* RFC 9174 §4.6: SESS_INIT after the contact headers (and TLS);
+ * keepalive 0 (none), our MRUs. */
+static void
+bp_sess_init(struct va_bp_job *bj, const struct va_bp *bp)
+{
+	bp_queue(bj, tcpcl_sess_init_encode(bj->out + bj->outlen,
+			 sizeof(bj->out) - bj->outlen, 0, BP_MAX_BUNDLE,
+			 BP_MAX_BUNDLE, bp->node_id));
+	bj->state = BS_SESS_INIT;
+}
+
+/*
+ * The node's contact header (flags): RFC 9174 §4.3 "Negotiation of the
+ * Enable TLS parameter is performed by taking the logical AND of the two
+ * Contact Headers' CAN_TLS flags. A local security policy is then
+ * applied": bp.tls.required refuses a node without it, else the session
+ * goes on in plain TCP. 0 or -1 (failed).
+ */
+static int
+bp_contact(struct va_job *j, struct va_bp_job *bj, uint8_t flags)
+{
+	const struct va_bp *bp = j->va->bp;
+
+	if (bp->tls != NULL && (flags & TCPCL_CAN_TLS)) {
+		bj->ssl = SSL_new(bp->tls);
+		if (bj->ssl == NULL || SSL_set_fd(bj->ssl, bj->fd) != 1) {
+			bp_fail(j, "Cannot start TLS with %s%s", j->ident, "");
+			return -1;
+		}
+		SSL_set_connect_state(bj->ssl);
+		bj->state = BS_TLS;
+		j->stage = "tls";
+		return 0;
+	}
+	if (bp->tls != NULL && bp->tls_required) {
+		bp_fail(j,
+		    "%s does not offer TLS (CAN_TLS, RFC 9174 §4.2) and "
+		    "va.json bp.tls.required is set%s",
+		    j->ident, "");
+		return -1;
+	}
+	hop_set(j, "tls", json_false());
+	bp_sess_init(bj, bp);
+	return 0;
+}
+
 /* Parses what has arrived; may finish j. */
 static void
 bp_input(struct va_job *j, struct va_bp_job *bj)
 {
-	const struct va_bp *bp = j->va->bp;
 	struct tcpcl_msg m;
 	char err[160];
 	size_t off = 0;
 	long n;
 
-	while (!j->finished && off < bj->inlen) {
+	while (!j->finished && bj->state != BS_TLS && off < bj->inlen) {
 		if (bj->state == BS_CONTACT) {
 			n = tcpcl_contact_parse(bj->in + off, bj->inlen - off);
 			if (n < 0) {
@@ -708,15 +794,8 @@ bp_input(struct va_job *j, struct va_bp_job *bj)
 				    j->ident, "");
 				return;
 			}
-			if (n == 0)
+			if (n == 0 || bp_contact(j, bj, bj->in[off + 5]) != 0)
 				break;
-			/* RFC 9174 §4.6: SESS_INIT after the contact headers;
-			 * keepalive 0 (none), our MRUs */
-			bp_queue(bj,
-			    tcpcl_sess_init_encode(bj->out + bj->outlen,
-				sizeof(bj->out) - bj->outlen, 0, BP_MAX_BUNDLE,
-				BP_MAX_BUNDLE, bp->node_id));
-			bj->state = BS_SESS_INIT;
 		} else {
 			n = tcpcl_msg_parse(bj->in + off, bj->inlen - off,
 			    BP_MAX_BUNDLE, &m, err, sizeof(err));
@@ -753,11 +832,56 @@ bp_connected(struct va_job *j, struct va_bp_job *bj)
 		    strerror(e));
 		return -1;
 	}
-	tcpcl_contact_encode(bj->out + bj->outlen);
+	tcpcl_contact_encode(bj->out + bj->outlen,
+	    j->va->bp->tls != NULL ? TCPCL_CAN_TLS : 0);
 	bp_queue(bj, TCPCL_CONTACT_LEN);
 	bj->state = BS_CONTACT;
 	j->stage = "tcpcl";
 	return 0;
+}
+
+/* SSL_get_error of r mapped to: -2 would block (wants I/O), -1 error,
+ * 0 closed. */
+static int
+bp_ssl_result(struct va_bp_job *bj, int r)
+{
+	int se = SSL_get_error(bj->ssl, r);
+
+	if (se == SSL_ERROR_WANT_READ || se == SSL_ERROR_WANT_WRITE)
+		return -2;
+	return se == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
+/* Sends n bytes (plain or TLS): the count, -2 would block, -1 error. */
+static ssize_t
+bp_send(struct va_bp_job *bj, const uint8_t *d, size_t n)
+{
+	ssize_t w;
+	int r;
+
+	if (bj->ssl == NULL) {
+		w = write(bj->fd, d, n);
+		return w < 0 && (errno == EAGAIN || errno == EINTR) ? -2 : w;
+	}
+	r = SSL_write(bj->ssl, d, n > INT32_MAX ? INT32_MAX : (int)n);
+	return r > 0 ? r : bp_ssl_result(bj, r);
+}
+
+/* Reads into bj->in (plain or TLS): the count, 0 closed, -2 would
+ * block, -1 error. */
+static ssize_t
+bp_recv(struct va_bp_job *bj)
+{
+	size_t room = sizeof(bj->in) - bj->inlen;
+	ssize_t n;
+	int r;
+
+	if (bj->ssl == NULL) {
+		n = read(bj->fd, bj->in + bj->inlen, room);
+		return n < 0 && (errno == EAGAIN || errno == EINTR) ? -2 : n;
+	}
+	r = SSL_read(bj->ssl, bj->in + bj->inlen, (int)room);
+	return r > 0 ? r : bp_ssl_result(bj, r);
 }
 
 /* Writes what is queued; waits for writability when the socket is full. */
@@ -767,9 +891,8 @@ bp_flush(struct va_job *j, struct va_bp_job *bj)
 	ssize_t n;
 
 	while (!j->finished && bj->outoff < bj->outlen) {
-		n = write(
-		    bj->fd, bj->out + bj->outoff, bj->outlen - bj->outoff);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		n = bp_send(bj, bj->out + bj->outoff, bj->outlen - bj->outoff);
+		if (n == -2) {
 			if (event_add(bj->wev, NULL) != 0)
 				bp_fail(j,
 				    "Cannot watch the TCPCL session with "
@@ -788,6 +911,73 @@ bp_flush(struct va_job *j, struct va_bp_job *bj)
 		bj->outoff = bj->outlen = 0;
 }
 
+/*
+ * RFC 9174 §4.4.3: the node's certificate (verified to bp.tls.ca_file in
+ * the handshake) must name the Node ID being validated as a NODE-ID, a
+ * BundleEID otherName (§4.4.1). 0 or -1 (failed).
+ */
+static int
+bp_tls_peer(struct va_job *j, struct va_bp_job *bj)
+{
+	X509 *cert = SSL_get1_peer_certificate(bj->ssl);
+	GENERAL_NAMES *gens = cert == NULL ? NULL
+					   : X509_get_ext_d2i(cert,
+						 NID_subject_alt_name, NULL,
+						 NULL);
+	const GENERAL_NAME *g;
+	char oid[64], *id;
+	int i, ok = 0;
+
+	for (i = 0; i < sk_GENERAL_NAME_num(gens) && !ok; i++) {
+		g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type != GEN_OTHERNAME ||
+		    g->d.otherName->value->type != V_ASN1_IA5STRING ||
+		    OBJ_obj2txt(oid, sizeof(oid), g->d.otherName->type_id, 1) <=
+			0)
+			continue;
+		id = ident_bundle_eid_from_othername(oid,
+		    g->d.otherName->value->value.ia5string->data,
+		    (size_t)g->d.otherName->value->value.ia5string->length);
+		ok = id != NULL && strcmp(id, j->ident) == 0;
+		free(id);
+	}
+	GENERAL_NAMES_free(gens);
+	X509_free(cert);
+	if (!ok)
+		bp_fail(j,
+		    "The TLS certificate of %s does not name it as a NODE-ID "
+		    "(BundleEID otherName, RFC 9174 §4.4.1)%s",
+		    j->ident, "");
+	return ok ? 0 : -1;
+}
+
+/* One step of the TLS handshake; then SESS_INIT over TLS. */
+static void
+bp_tls_step(struct va_job *j, struct va_bp_job *bj)
+{
+	char e[200];
+	int r = SSL_do_handshake(bj->ssl);
+
+	if (r == 1) {
+		if (bp_tls_peer(j, bj) != 0)
+			return;
+		hop_set(j, "tls", json_string(SSL_get_version(bj->ssl)));
+		bp_sess_init(bj, j->va->bp);
+		bp_flush(j, bj);
+		return;
+	}
+	if (bp_ssl_result(bj, r) == -2) {
+		if (SSL_get_error(bj->ssl, r) == SSL_ERROR_WANT_WRITE &&
+		    event_add(bj->wev, NULL) != 0)
+			bp_fail(j, "Cannot watch the TCPCL session with %s%s",
+			    j->ident, "");
+		return;
+	}
+	ERR_error_string_n(ERR_peek_last_error(), e, sizeof(e));
+	ERR_clear_error();
+	bp_fail(j, "TLS with %s failed: %s", j->ident, e);
+}
+
 static void
 bp_wr_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -800,7 +990,10 @@ bp_wr_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (bj->state == BS_CONNECT && bp_connected(j, bj) != 0)
 		return;
-	bp_flush(j, bj);
+	if (bj->state == BS_TLS)
+		bp_tls_step(j, bj);
+	else
+		bp_flush(j, bj);
 }
 
 static void
@@ -814,19 +1007,30 @@ bp_rd_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (j->finished || bj->fd < 0 || bj->state == BS_CONNECT)
 		return;
-	n = read(bj->fd, bj->in + bj->inlen, sizeof(bj->in) - bj->inlen);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		bp_fail(j,
-		    "%s closed the TCPCL session without a Response "
-		    "Bundle%s",
-		    j->ident, n == 0 ? "" : " (read error)");
-		return;
+	/* TLS may hold decrypted bytes the socket no longer signals: read
+	 * until it would block */
+	while (bj->state != BS_TLS) {
+		n = bp_recv(bj);
+		if (n == -2)
+			break;
+		if (n <= 0) {
+			bp_fail(j,
+			    "%s closed the TCPCL session without a Response "
+			    "Bundle%s",
+			    j->ident, n == 0 ? "" : " (read error)");
+			return;
+		}
+		bj->inlen += (size_t)n;
+		bp_input(j, bj);
+		if (j->finished)
+			return;
+		if (bj->ssl == NULL)
+			break;
 	}
-	bj->inlen += (size_t)n;
-	bp_input(j, bj);
-	bp_flush(j, bj);
+	if (bj->state == BS_TLS)
+		bp_tls_step(j, bj);
+	else
+		bp_flush(j, bj);
 }
 
 static void

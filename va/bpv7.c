@@ -1121,11 +1121,11 @@ tcpcl_contact_parse(const uint8_t *buf, size_t len)
 
 /* See bpv7.h. */
 void
-tcpcl_contact_encode(uint8_t out[TCPCL_CONTACT_LEN])
+tcpcl_contact_encode(uint8_t out[TCPCL_CONTACT_LEN], uint8_t flags)
 {
 	memcpy(out, "dtn!", 4);
 	out[4] = 4;
-	out[5] = 0; /* CAN_TLS not set: this CL runs without TLS */
+	out[5] = flags;
 }
 
 static long

@@ -207,8 +207,10 @@ struct tcpcl_msg {
  * TCPCLv4 contact header.
  */
 int tcpcl_contact_parse(const uint8_t *buf, size_t len);
-/* Writes this side's contact header (no TLS) to out[6]. */
-void tcpcl_contact_encode(uint8_t out[TCPCL_CONTACT_LEN]);
+/* RFC 9174 §4.2 contact header flag: this entity can use TLS. */
+#define TCPCL_CAN_TLS 0x01u
+/* Writes this side's contact header to out[6]; flags TCPCL_CAN_TLS or 0. */
+void tcpcl_contact_encode(uint8_t out[TCPCL_CONTACT_LEN], uint8_t flags);
 
 /*
  * One message at buf (len bytes): the bytes it takes (> 0) with *m

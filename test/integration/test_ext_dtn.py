@@ -11,9 +11,11 @@ Ports: AnvilEnv base 30000 (WFE 30031); the DTN node listens on an
 ephemeral loopback port that va.json bp.routes points at.
 """
 import base64
+import datetime
 import hashlib
 import hmac
 import os
+import ssl
 import sys
 
 import pytest
@@ -50,20 +52,76 @@ def bib_config():
                         dtn_node.GATEWAY: {"key": "gw", "nodes": ["dtn://dtn-node.test/"]}}}
 
 
+def tls_ca():
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "DTN test CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def tls_context(tmp, ca, node_ids, name):
+    """A node's server-side TLS context: an end-entity certificate from ca
+    naming node_ids as NODE-IDs, "a subjectAltName ... of type otherName
+    with a name form of BundleEID" (RFC 9174 §4.4.1)."""
+    ca_key, ca_cert = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sans = [x509.OtherName(BUNDLE_EID, bytes([0x16, len(n)]) + n.encode()) for n in node_ids]
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    path = os.path.join(tmp, name + ".pem")
+    with open(path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(path)
+    return ctx
+
+
 @pytest.fixture(scope="module")
-def world():
+def world(tmp_path_factory):
+    """The node (TLS, certificate naming NODES), a node without TLS and
+    one whose certificate chains to another CA; va.json bp.tls trusts
+    the test CA and requires TLS."""
+    tmp = str(tmp_path_factory.mktemp("dtn-tls"))
+    ca = tls_ca()
+    ca_file = os.path.join(tmp, "ca.pem")
+    with open(ca_file, "wb") as f:
+        f.write(ca[1].public_bytes(serialization.Encoding.PEM))
     node = dtn_node.DtnNode("dtn://dtn-node.test/", key=NODE_KEY,
-                            trusted={VA_NODE: VA_KEY}, gateway_key=GW_KEY)
-    route = "127.0.0.1:%d" % node.port
+                            trusted={VA_NODE: VA_KEY}, gateway_key=GW_KEY,
+                            tls=tls_context(tmp, ca, NODES, "node"))
+    plain = dtn_node.DtnNode("dtn://plain.test/")
+    stranger = dtn_node.DtnNode("dtn://untrusted.test/", tls=tls_context(
+        tmp, tls_ca(), ["dtn://untrusted.test/"], "stranger"))
+    routes = {n: "127.0.0.1:%d" % node.port for n in NODES + ("dtn://unnamed.test/",)}
+    routes["dtn://plain.test/"] = "127.0.0.1:%d" % plain.port
+    routes["dtn://untrusted.test/"] = "127.0.0.1:%d" % stranger.port
     cfg = {"va.json:bp": {"node_id": VA_NODE, "response_interval": "5s",
                           "min_interval": "1s", "max_interval": "10s",
-                          "routes": {n: route for n in NODES}, "bib": bib_config()}}
+                          "routes": routes, "bib": bib_config(),
+                          "tls": {"ca_file": ca_file, "required": True}}}
     try:
         with anvil_env.AnvilEnv(port_base=PORT_BASE, name="dtn", config=cfg) as env:
             raw = ra.Wfe(env.directory_url, verify=env.trust_path)
             yield {"env": env, "raw": raw, "node": node}
     finally:
-        node.close()
+        for n in (node, plain, stranger):
+            n.close()
 
 
 def bundle_order(w, value, profile="dtn"):
@@ -164,6 +222,8 @@ def test_node_id_validates_and_the_certificate_names_it(world):
     rec_va = ra.sa_authz(w["env"], order["authorizations"][0])["challenges"][0]
     assert rec_va["validation_record"][0]["node_id"] == "dtn://dtn-node.test/"
     assert rec_va["validation_record"][0]["bib_source"] == "dtn://dtn-node.test/"
+    # RFC 9174 §4.4: the TCPCL session ran over TLS (bp.tls)
+    assert rec_va["validation_record"][0]["tls"] == "TLSv1.3"
 
     ra.poll(w["raw"], key, kid, url, ("ready",))
     cert_key = ec.generate_private_key(ec.SECP256R1())
@@ -340,3 +400,19 @@ def test_node_ignores_a_challenge_whose_bib_fails(world):
     assert_refused(attempt(world, "dtn://dtn-node.test/", "distrust-va")[0],
                    "within the response interval")
     assert world["node"].ignored[n:] == ["BIB HMAC mismatch"]
+
+
+@pytest.mark.parametrize("node,why", [
+    # RFC 9174 §4.3: "Enable TLS ... by taking the logical AND of the two
+    # Contact Headers' CAN_TLS flags. A local security policy is then
+    # applied": bp.tls.required refuses a node that does not offer TLS
+    ("dtn://plain.test/", "does not offer TLS (CAN_TLS"),
+    # the node's certificate must chain to bp.tls.ca_file
+    ("dtn://untrusted.test/", "certificate verify failed"),
+    # §4.4.3: the entity authenticates "the Node ID of the peer" through
+    # the certificate's NODE-ID (§4.4.1: a BundleEID otherName); the node's
+    # certificate names NODES, not this one
+    ("dtn://unnamed.test/", "does not name it as a NODE-ID"),
+])
+def test_tcpcl_tls_refusals(world, node, why):
+    assert_refused(attempt(world, node)[0], why)

@@ -1418,7 +1418,9 @@ TH_TEST(test_tcpcl_framing)
 	char err[120];
 	size_t n;
 
-	tcpcl_contact_encode(ch);
+	tcpcl_contact_encode(ch, TCPCL_CAN_TLS);
+	TH_CHECK(t, memcmp(ch, "dtn!\x04\x01", 6) == 0);
+	tcpcl_contact_encode(ch, 0);
 	TH_CHECK(t, memcmp(ch, "dtn!\x04\x00", 6) == 0);
 	TH_CHECK(t, tcpcl_contact_parse(ch, 6) == 6);
 	TH_CHECK(t, tcpcl_contact_parse(ch, 3) == 0);

@@ -241,11 +241,13 @@ class DtnNode:
     Challenge Bundle as (primary, record, BIB fields or None), `ignored`
     the reason of each one ignored for its BIB. key: this node's BIB key;
     trusted: {security source: key} for Challenge Bundles; gateway_key:
-    the key of GATEWAY (mode "gateway")."""
+    the key of GATEWAY (mode "gateway"); tls: a server-side
+    ssl.SSLContext to offer TLS with (RFC 9174 §4.4)."""
 
     def __init__(self, node_id, host="127.0.0.1", port=0, key=DEV_NODE_KEY,
-                 trusted=None, gateway_key=None):
+                 trusted=None, gateway_key=None, tls=None):
         self.node_id = node_id
+        self.tls = tls  # an ssl.SSLContext (server side): offer CAN_TLS
         self.key = key
         self.trusted = trusted or {"dtn://anvil-va.test/": DEV_VA_KEY}
         self.gateway_key = gateway_key
@@ -325,7 +327,12 @@ class DtnNode:
             # RFC 9174 §4.2/§4.3: contact headers, then SESS_INIT both ways
             ch = self._read(conn, 6)
             assert ch[:4] == b"dtn!" and ch[4] == 4, ch
-            conn.sendall(b"dtn!\x04\x00")
+            conn.sendall(b"dtn!\x04" + bytes([1 if self.tls else 0]))
+            # RFC 9174 §4.3: "Negotiation of the Enable TLS parameter is
+            # performed by taking the logical AND of the two Contact
+            # Headers' CAN_TLS flags." (the node is the passive entity)
+            if self.tls is not None and ch[5] & 1:
+                conn = self.tls.wrap_socket(conn, server_side=True)
             msg = self._msg(conn)
             assert msg[0] == 0x07, msg
             nid = self.node_id.encode()
