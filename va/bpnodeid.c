@@ -1,6 +1,6 @@
 /*
  * bpnodeid.c - RFC 9891 bp-nodeid-00: the VA acts as the BP agent of the
- * ACME server. It opens a TCPCLv4 session (RFC 9174, without TLS) to the
+ * ACME server. It opens a TCPCLv4 session (RFC 9174) to the
  * convergence-layer address that va.json bp.routes gives for the Node ID
  * (RFC 9891 §1.1: "The mapping of Node ID to potential convergence layer
  * (CL) protocol and network address is left to implementation and
@@ -9,12 +9,13 @@
  * Response Bundle (§4.3) to come back over the same session, then checks
  * it (§4.3.2). The wire formats are in bpv7.c.
  *
- * Both bundles carry a BPSec BIB (BIB-HMAC-SHA2, RFC 9173; bpbib.c).
+ * Both bundles carry a BPSec BIB (BIB-HMAC-SHA2, RFC 9173; bpbib.c). With
+ * va.json bp.tls the session runs over TLS 1.3 (RFC 9174 §4.4) and the
+ * node's certificate must name the Node ID.
  *
  * Limits (docs/acme.md): one route per Node ID, no BP forwarding, no
  * listener (the response must come back on the session the VA opened),
- * no TLS on the TCPCL session, no Bundle Age block (the VA's clock is
- * synchronised).
+ * no Bundle Age block (the VA's clock is synchronised).
  */
 #include <arpa/inet.h>
 #include <errno.h>
