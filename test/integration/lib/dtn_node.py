@@ -1,7 +1,6 @@
 """A test DTN node for RFC 9891 bp-nodeid-00: a minimal BPv7 (RFC 9171)
 agent behind a TCPCLv4 (RFC 9174; TLS when given a context) listener on
-loopback, playing
-the client's BP agent. It answers the ACME Node ID Validation Challenge
+loopback, playing the client's BP agent. It answers the ACME Node ID Validation Challenge
 Bundles whose id-chal the test authorized (RFC 9891 §4.1.1 client steps
 3-8) with a Response Bundle on the same TCPCL session.
 
