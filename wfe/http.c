@@ -375,16 +375,19 @@ notify_conn_cb(void *cls, struct MHD_Connection *con, void **socket_context,
 	*socket_context = NULL;
 }
 
-/* Which listener a request came in on. */
-enum listener { L_ACME, L_MGMT, L_PKI };
-
+/* MHD's access handler of every listener; cls is its struct wfe_listener. */
 static enum MHD_Result
-access_common(struct wfe *w, enum listener kind, struct MHD_Connection *con,
-    const char *url, const char *method, const char *upload_data,
+access_cb(void *cls, struct MHD_Connection *con, const char *url,
+    const char *method, const char *version, const char *upload_data,
     size_t *upload_data_size, void **con_cls)
 {
+	const struct wfe_listener *l = cls;
+	struct wfe *w = l->w;
+	enum wfe_listener_kind kind = l->kind;
 	struct wfe_req *r = *con_cls;
 	const char *host, *proto = NULL;
+
+	(void)version;
 
 	if (r == NULL) {
 		r = req_new(w, url);
@@ -395,12 +398,12 @@ access_common(struct wfe *w, enum listener kind, struct MHD_Connection *con,
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
 		    con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
-		if (kind == L_ACME && w->tls_cert_pem != NULL && ci != NULL &&
-		    ci->socket_context != NULL)
+		/* socket_context is set on the TLS ACME listener only */
+		if (ci != NULL && ci->socket_context != NULL)
 			((struct conn_ctx *)ci->socket_context)->requests++;
 		r->conn = con;
-		r->mgmt = kind == L_MGMT;
-		r->pki = kind == L_PKI;
+		r->mgmt = kind == WFE_L_MGMT;
+		r->pki = kind == WFE_L_PKI;
 		r->method = method_of(method);
 		r->path = xstrdup(url);
 		host =
@@ -435,46 +438,15 @@ access_common(struct wfe *w, enum listener kind, struct MHD_Connection *con,
 		    (long long)w->cfg->max_body);
 		p->status = 413;
 		wfe_reply_problem(r, p);
-	} else if (kind == L_MGMT) {
+	} else if (kind == WFE_L_MGMT) {
 		wfe_mgmt_dispatch(r);
-	} else if (kind == L_PKI) {
+	} else if (kind == WFE_L_PKI) {
 		wfe_pki_dispatch(r);
 	} else {
 		wfe_dispatch(r);
 	}
 	return send_reply(r);
 }
-
-static enum MHD_Result
-access_cb(void *cls, struct MHD_Connection *con, const char *url,
-    const char *method, const char *version, const char *upload_data,
-    size_t *upload_data_size, void **con_cls)
-{
-	(void)version;
-	return access_common(
-	    cls, L_ACME, con, url, method, upload_data, upload_data_size, con_cls);
-}
-
-static enum MHD_Result
-mgmt_access_cb(void *cls, struct MHD_Connection *con, const char *url,
-    const char *method, const char *version, const char *upload_data,
-    size_t *upload_data_size, void **con_cls)
-{
-	(void)version;
-	return access_common(
-	    cls, L_MGMT, con, url, method, upload_data, upload_data_size, con_cls);
-}
-
-static enum MHD_Result
-pki_access_cb(void *cls, struct MHD_Connection *con, const char *url,
-    const char *method, const char *version, const char *upload_data,
-    size_t *upload_data_size, void **con_cls)
-{
-	(void)version;
-	return access_common(
-	    cls, L_PKI, con, url, method, upload_data, upload_data_size, con_cls);
-}
-
 
 /* Fills ss from an IP literal and port; sets MHD_USE_IPv6 in *flags. */
 static int
@@ -499,172 +471,164 @@ sock_addr(const char *addr, int64_t port, struct sockaddr_storage *ss,
 	return -1;
 }
 
+/* What differs between the listeners; addr is borrowed from the config. */
+struct listen_spec {
+	const char *section; /* config section, named in errors */
+	const char *addr;
+	int64_t port;       /* <= 0: the listener is not configured */
+	int tls;            /* HTTPS with tls.cert/tls.key */
+	unsigned int threads;
+	unsigned int conn_limit; /* 0: libmicrohttpd's default */
+	unsigned int timeout_s;
+};
+
+/*
+ * The ACME listener takes its sizes from the config. The management
+ * listener (test mode; Pebble's is HTTPS with the ACME listener's cert when
+ * management.tls) and the plain-HTTP OCSP/CRL/issuer listener (RFC 5280 §8:
+ * "CAs SHOULD NOT include URIs that specify https ... in extensions"; the
+ * data is signed, so relying parties that do not trust the TLS root can
+ * fetch it) have their own small thread pools, so that a burst on them does
+ * not take the ACME listener's threads.
+ */
+static void
+listen_spec_of(
+    const struct wfe *w, enum wfe_listener_kind kind, struct listen_spec *s)
+{
+	const struct wfe_config *cfg = w->cfg;
+
+	memset(s, 0, sizeof(*s));
+	s->threads = 2;
+	s->timeout_s = 30;
+	switch (kind) {
+	case WFE_L_ACME:
+		s->section = "listen";
+		s->addr = cfg->listen_addr;
+		s->port = cfg->listen_port;
+		s->tls = w->tls_cert_pem != NULL;
+		s->threads = (unsigned int)cfg->threads;
+		s->conn_limit = (unsigned int)cfg->max_connections;
+		s->timeout_s =
+		    (unsigned int)((cfg->request_timeout_ms + 999) / 1000);
+		break;
+	case WFE_L_MGMT:
+		s->section = "management";
+		s->addr = cfg->mgmt_addr;
+		s->port = cfg->mgmt_port;
+		s->tls = cfg->mgmt_tls;
+		break;
+	case WFE_L_PKI:
+		s->section = "pki";
+		s->addr = cfg->pki_addr;
+		s->port = cfg->pki_port;
+		break;
+	}
+}
+
+/*
+ * Starts the listener of this kind as w->listeners[kind] (owned by w, freed
+ * by wfe_stop). 0 or -1 with err naming the config key.
+ */
+static int
+listener_start(struct wfe *w, enum wfe_listener_kind kind,
+    const struct listen_spec *s, char *err, size_t errlen)
+{
+	struct wfe_listener *l = &w->listeners[kind];
+	struct sockaddr_storage ss;
+	unsigned int flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem opt[6];
+	size_t n = 0;
+
+	if (sock_addr(s->addr, s->port, &ss, &flags) != 0) {
+		snprintf(err, errlen, "%s.addr: not an IP address: %s",
+		    s->section, s->addr);
+		return -1;
+	}
+	if (s->tls && w->tls_cert_pem == NULL) {
+		snprintf(err, errlen, "%s.tls needs tls.cert/tls.key",
+		    s->section);
+		return -1;
+	}
+	if (s->tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		snprintf(err, errlen, "libmicrohttpd was built without TLS");
+		return -1;
+	}
+	if (s->conn_limit > 0)
+		opt[n++] = (struct MHD_OptionItem){
+		    MHD_OPTION_CONNECTION_LIMIT, s->conn_limit, NULL};
+	if (s->tls) {
+		flags |= MHD_USE_TLS;
+		opt[n++] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_KEY, 0, w->tls_key_pem};
+		opt[n++] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_CERT, 0, w->tls_cert_pem};
+		opt[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES,
+		    0, (void *)w->cfg->tls_priorities};
+	}
+	if (s->tls && kind == WFE_L_ACME) /* logs failed handshakes */
+		opt[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+		    (intptr_t)notify_conn_cb, w};
+	opt[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	l->w = w;
+	l->kind = kind;
+	l->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, l,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, s->threads,
+	    MHD_OPTION_CONNECTION_TIMEOUT, s->timeout_s,
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w, MHD_OPTION_ARRAY, opt,
+	    MHD_OPTION_END);
+	if (l->mhd == NULL) {
+		snprintf(err, errlen, "cannot listen on %s:%lld (in use?%s)",
+		    s->addr, (long long)s->port,
+		    s->tls ? " or tls.priorities refused by GnuTLS: see the log"
+			   : "");
+		return -1;
+	}
+	return 0;
+}
+
 int
 wfe_start(struct wfe *w, char *err, size_t errlen)
 {
 	const struct wfe_config *cfg = w->cfg;
-	struct sockaddr_storage ss;
-	unsigned int flags =
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-	unsigned int timeout_s;
+	struct listen_spec s;
 
-	if (sock_addr(cfg->listen_addr, cfg->listen_port, &ss, &flags) != 0) {
-		snprintf(err, errlen, "listen.addr: not an IP address: %s",
-		    cfg->listen_addr);
+	listen_spec_of(w, WFE_L_ACME, &s);
+	if (listener_start(w, WFE_L_ACME, &s, err, errlen) != 0)
 		return -1;
-	}
-	if (w->tls_cert_pem != NULL) {
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			snprintf(
-			    err, errlen, "libmicrohttpd was built without TLS");
-			return -1;
-		}
-		flags |= MHD_USE_TLS;
-	}
-	timeout_s = (unsigned int)((cfg->request_timeout_ms + 999) / 1000);
-	if (w->tls_cert_pem != NULL)
-		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
-		    MHD_OPTION_CONNECTION_LIMIT,
-		    (unsigned int)cfg->max_connections,
-		    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
-		    MHD_OPTION_HTTPS_MEM_KEY, w->tls_key_pem,
-		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem,
-		    MHD_OPTION_HTTPS_PRIORITIES, cfg->tls_priorities,
-		    MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, w,
-		    MHD_OPTION_END);
-	else
-		w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
-		    MHD_OPTION_CONNECTION_LIMIT,
-		    (unsigned int)cfg->max_connections,
-		    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
-		    MHD_OPTION_END);
-	if (w->mhd == NULL) {
-		snprintf(err, errlen,
-		    "cannot listen on %s:%lld (in use?%s)", cfg->listen_addr,
-		    (long long)cfg->listen_port,
-		    w->tls_cert_pem != NULL
-			? " or tls.priorities refused by GnuTLS: see the log"
-			: "");
-		return -1;
-	}
 	log_info("listening on %s://%s:%lld (%lld threads, %lld connections)",
-	    w->tls_cert_pem ? "https" : "http", cfg->listen_addr,
-	    (long long)cfg->listen_port, (long long)cfg->threads,
-	    (long long)cfg->max_connections);
-	return 0;
-}
-
-int
-wfe_mgmt_start(struct wfe *w, char *err, size_t errlen)
-{
-	const struct wfe_config *cfg = w->cfg;
-	struct sockaddr_storage ss;
-	unsigned int flags =
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-
-	if (cfg->mgmt_port <= 0)
-		return 0;
-	if (sock_addr(cfg->mgmt_addr, cfg->mgmt_port, &ss, &flags) != 0) {
-		snprintf(err, errlen, "management.addr: not an IP address: %s",
-		    cfg->mgmt_addr);
-		return -1;
+	    s.tls ? "https" : "http", s.addr, (long long)s.port,
+	    (long long)cfg->threads, (long long)cfg->max_connections);
+	listen_spec_of(w, WFE_L_MGMT, &s);
+	if (s.port > 0) {
+		if (listener_start(w, WFE_L_MGMT, &s, err, errlen) != 0)
+			return -1;
+		log_info("management listener on %s://%s:%lld (test mode)",
+		    s.tls ? "https" : "http", s.addr, (long long)s.port);
 	}
-	if (cfg->mgmt_tls && w->tls_cert_pem == NULL) {
-		snprintf(err, errlen, "management.tls needs tls.cert/tls.key");
-		return -1;
+	listen_spec_of(w, WFE_L_PKI, &s);
+	if (s.port > 0) {
+		if (listener_start(w, WFE_L_PKI, &s, err, errlen) != 0)
+			return -1;
+		log_info("OCSP/CRL/issuer listener on http://%s:%lld", s.addr,
+		    (long long)s.port);
 	}
-	if (cfg->mgmt_tls) /* Pebble's: HTTPS with the ACME listener's cert */
-		w->mhd_mgmt = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL,
-		    NULL, mgmt_access_cb, w, MHD_OPTION_EXTERNAL_LOGGER,
-		    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		    MHD_OPTION_THREAD_POOL_SIZE, 2u,
-		    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
-		    MHD_OPTION_HTTPS_MEM_KEY, w->tls_key_pem,
-		    MHD_OPTION_HTTPS_MEM_CERT, w->tls_cert_pem,
-		    MHD_OPTION_HTTPS_PRIORITIES, cfg->tls_priorities,
-		    MHD_OPTION_END);
-	else
-		w->mhd_mgmt = MHD_start_daemon(flags, 0, NULL, NULL,
-		    mgmt_access_cb, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-		    NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		    MHD_OPTION_THREAD_POOL_SIZE, 2u,
-		    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, w,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
-		    MHD_OPTION_END);
-	if (w->mhd_mgmt == NULL) {
-		snprintf(err, errlen, "cannot listen on %s:%lld (in use?)",
-		    cfg->mgmt_addr, (long long)cfg->mgmt_port);
-		return -1;
-	}
-	log_info("management listener on %s://%s:%lld (test mode)",
-	    cfg->mgmt_tls ? "https" : "http", cfg->mgmt_addr,
-	    (long long)cfg->mgmt_port);
-	return 0;
-}
-
-/*
- * OCSP, CRLs and issuer certificates over plain HTTP (RFC 5280 §8: "CAs
- * SHOULD NOT include URIs that specify https ... in extensions"; the data
- * is signed, so relying parties that do not trust the TLS root can fetch
- * it). Its own small thread pool, so a burst of OCSP checks does not take
- * the ACME listener's threads.
- */
-int
-wfe_pki_start(struct wfe *w, char *err, size_t errlen)
-{
-	const struct wfe_config *cfg = w->cfg;
-	struct sockaddr_storage ss;
-	unsigned int flags =
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-
-	if (cfg->pki_port <= 0)
-		return 0;
-	if (sock_addr(cfg->pki_addr, cfg->pki_port, &ss, &flags) != 0) {
-		snprintf(err, errlen, "pki.addr: not an IP address: %s",
-		    cfg->pki_addr);
-		return -1;
-	}
-	w->mhd_pki = MHD_start_daemon(flags, 0, NULL, NULL, pki_access_cb, w,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-	    (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-	    MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_URI_LOG_CALLBACK,
-	    uri_log_cb, w, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
-	    MHD_OPTION_END);
-	if (w->mhd_pki == NULL) {
-		snprintf(err, errlen, "cannot listen on %s:%lld (in use?)",
-		    cfg->pki_addr, (long long)cfg->pki_port);
-		return -1;
-	}
-	log_info("OCSP/CRL/issuer listener on http://%s:%lld", cfg->pki_addr,
-	    (long long)cfg->pki_port);
 	return 0;
 }
 
 void
 wfe_stop(struct wfe *w)
 {
+	size_t i;
+
 	if (w == NULL)
 		return;
-	if (w->mhd_pki != NULL)
-		MHD_stop_daemon(w->mhd_pki);
-	w->mhd_pki = NULL;
-	if (w->mhd_mgmt != NULL)
-		MHD_stop_daemon(w->mhd_mgmt);
-	w->mhd_mgmt = NULL;
-	if (w->mhd != NULL)
-		MHD_stop_daemon(w->mhd);
-	w->mhd = NULL;
+	/* in the reverse order of wfe_start */
+	for (i = WFE_LISTENERS; i-- > 0;) {
+		if (w->listeners[i].mhd != NULL)
+			MHD_stop_daemon(w->listeners[i].mhd);
+		w->listeners[i].mhd = NULL;
+	}
 }

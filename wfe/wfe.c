@@ -141,7 +141,7 @@ health(void *arg, char *msg, size_t msglen)
 	struct problem *p = NULL;
 	size_t i;
 
-	if (w->mhd == NULL) {
+	if (w->listeners[WFE_L_ACME].mhd == NULL) {
 		snprintf(msg, msglen, "listener not running");
 		return -1;
 	}
@@ -204,14 +204,6 @@ wfe_main(const struct wfe_config *cfg)
 		goto out;
 	}
 	if (wfe_start(w, err, sizeof(err)) != 0) {
-		log_error("%s", err);
-		goto out;
-	}
-	if (wfe_mgmt_start(w, err, sizeof(err)) != 0) {
-		log_error("%s", err);
-		goto out;
-	}
-	if (wfe_pki_start(w, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
 	}

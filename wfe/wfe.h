@@ -105,15 +105,15 @@ struct wfe;
  */
 struct wfe *wfe_new(const struct wfe_config *cfg, struct metrics *metrics,
     char *err, size_t errlen);
-/* Starts the HTTPS listener (own thread pool). 0 or -1 with err. */
+/*
+ * Starts the listeners, each with its own thread pool: the ACME one (HTTPS
+ * with tls.cert/tls.key), the management one when management.port > 0
+ * (Pebble-compatible read-only paths, test mode) and the plain-HTTP one for
+ * OCSP, CRLs and issuer certificates when pki.port > 0. 0 or -1 with err;
+ * wfe_stop stops those that started.
+ */
 int wfe_start(struct wfe *w, char *err, size_t errlen);
-/* Starts the management listener when configured (management.port > 0):
- * plain HTTP, Pebble-compatible read-only paths. 0 or -1 with err. */
-int wfe_mgmt_start(struct wfe *w, char *err, size_t errlen);
-/* Starts the plain-HTTP listener for OCSP, CRLs and issuer certificates
- * when configured (pki.port > 0). 0 or -1 with err. */
-int wfe_pki_start(struct wfe *w, char *err, size_t errlen);
-/* Stops the listener (in-flight requests finish). Safe if not started. */
+/* Stops the listeners (in-flight requests finish). Safe if not started. */
 void wfe_stop(struct wfe *w);
 void wfe_free(struct wfe *w);
 

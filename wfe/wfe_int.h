@@ -229,6 +229,17 @@ int wfe_parse_id(const char *s, size_t len, int64_t *out);
 /* The front end                                                        */
 /* ------------------------------------------------------------------ */
 
+/* Which listener a request came in on. */
+enum wfe_listener_kind { WFE_L_ACME, WFE_L_MGMT, WFE_L_PKI };
+#define WFE_LISTENERS 3
+
+/* One libmicrohttpd daemon; the cls of its access handler (http.c). */
+struct wfe_listener {
+	struct wfe *w; /* borrowed: the wfe that holds this listener */
+	enum wfe_listener_kind kind;
+	struct MHD_Daemon *mhd; /* owned; NULL when not started */
+};
+
 struct wfe {
 	const struct wfe_config *cfg;
 	struct metrics *metrics;
@@ -238,9 +249,7 @@ struct wfe {
 	struct wfe_nonce *nonces;
 	struct wfe_acct_cache *accounts; /* NULL when account_cache is off */
 	struct jose_policy policy;
-	struct MHD_Daemon *mhd;
-	struct MHD_Daemon *mhd_mgmt;
-	struct MHD_Daemon *mhd_pki;
+	struct wfe_listener listeners[WFE_LISTENERS]; /* by kind (http.c) */
 	char *tls_cert_pem;
 	char *tls_key_pem;
 	pthread_mutex_t lock; /* guards the caches below and rid counter */
