@@ -3,7 +3,9 @@
  * command context and the arguments after its name (argv[0] is the first
  * option) and returning the process exit status (0 ok, 1 failure, 2 usage).
  * Add a command by writing the function in a cmd_<area>.c and one line in
- * the table of main.c.
+ * the table of main.c; a command with options only (no positional
+ * arguments) declares them as a struct admin_opt table for
+ * admin_parse_opts.
  *
  * Every command accepts the common options parsed by admin_common_opt:
  * --json, --dry-run, --config FILE, --sa/--ra/--ca TARGET, --help.
@@ -55,6 +57,30 @@ int admin_common_step(
     struct admin_ctx *ctx, int argc, char **argv, int *i, int *rc);
 /* The value of option argv[*i] (advancing *i), or NULL with a message. */
 const char *admin_optval(struct admin_ctx *ctx, int argc, char **argv, int *i);
+
+/*
+ * One option of a command's table for admin_parse_opts. Exactly one of the
+ * destinations is set (they point into the caller's variables); values are
+ * borrowed from argv.
+ */
+struct admin_opt {
+	const char *name;    /* "--dir"; NULL ends the table */
+	int *flag;           /* takes no value: set to 1 */
+	const char **str;    /* the value */
+	long *port;          /* the value as a port, 1 to 65535 */
+	json_t *list;        /* the value appended, each value once */
+	const char *refused; /* usage error printed when the option is given */
+};
+/* Appends a copy of s to the array a (borrowed) unless it is there. */
+void admin_add_unique(json_t *a, const char *s);
+/*
+ * Parses argv (a command's arguments) as the common options and the
+ * options of opts. Returns -1 when all parsed, otherwise the exit code
+ * after printing the message: 0 after --help, 2 after a usage error (an
+ * unknown option or a positional argument, a missing or bad value).
+ */
+int admin_parse_opts(
+    struct admin_ctx *ctx, int argc, char **argv, const struct admin_opt *opts);
 /*
  * argv[*i] as one of the mutually exclusive options `names` (NULL-ended),
  * with its value (advancing *i): *sel (in: the one seen before, or NULL)

@@ -13,45 +13,27 @@ int
 admin_ca_init(struct admin_ctx *ctx, int argc, char **argv)
 {
 	const char *dir = "var/pki";
-	struct ca_ceremony_pkcs11 p;
+	struct ca_ceremony_pkcs11 p = {0};
 	int use_p11 = 0;
-	const char **dst;
+	const struct admin_opt opts[] = {
+	    {"--dir", .str = &dir},
+	    {"--pkcs11", .flag = &use_p11},
+	    {"--module", .str = &p.module},
+	    {"--token", .str = &p.token},
+	    {"--pin-file", .str = &p.pin_file},
+	    {"--pin-env", .str = &p.pin_env},
+	    {"--label-prefix", .str = &p.label_prefix},
+	    {"--pin",
+		.refused = "the PIN never goes on the command line (ps "
+			   "shows it): use --pin-file or --pin-env"},
+	    {NULL},
+	};
 	char err[1024];
 	json_t *o;
-	int i, r, rc;
+	int r, rc;
 
-	memset(&p, 0, sizeof(p));
-	for (i = 0; i < argc; i++) {
-		dst = NULL;
-		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) != 0) {
-			if (r < 0)
-				return rc;
-		} else if (strcmp(argv[i], "--dir") == 0) {
-			if ((dir = admin_optval(ctx, argc, argv, &i)) == NULL)
-				return 2;
-		} else if (strcmp(argv[i], "--pkcs11") == 0) {
-			use_p11 = 1;
-		} else if (strcmp(argv[i], "--module") == 0) {
-			dst = &p.module;
-		} else if (strcmp(argv[i], "--token") == 0) {
-			dst = &p.token;
-		} else if (strcmp(argv[i], "--pin-file") == 0) {
-			dst = &p.pin_file;
-		} else if (strcmp(argv[i], "--pin-env") == 0) {
-			dst = &p.pin_env;
-		} else if (strcmp(argv[i], "--label-prefix") == 0) {
-			dst = &p.label_prefix;
-		} else if (strcmp(argv[i], "--pin") == 0) {
-			return admin_usage_error(ctx,
-			    "the PIN never goes on the command line (ps shows "
-			    "it): use --pin-file or --pin-env");
-		} else
-			return admin_usage_error(
-			    ctx, "unknown option \"%s\"", argv[i]);
-		if (dst != NULL &&
-		    (*dst = admin_optval(ctx, argc, argv, &i)) == NULL)
-			return 2;
-	}
+	if ((rc = admin_parse_opts(ctx, argc, argv, opts)) >= 0)
+		return rc;
 	if (!use_p11 && (p.module || p.token || p.pin_file || p.pin_env ||
 			    p.label_prefix))
 		return admin_usage_error(ctx,
@@ -149,35 +131,25 @@ regen_one(struct admin_ctx *ctx, const char *issuer, int64_t shard, json_t *out)
 int
 admin_crl_regenerate(struct admin_ctx *ctx, int argc, char **argv)
 {
-	const char *only_issuer = NULL, *v;
+	const char *only_issuer = NULL, *shard = NULL;
+	const struct admin_opt opts[] = {
+	    {"--issuer", .str = &only_issuer},
+	    {"--shard", .str = &shard},
+	    {NULL},
+	};
 	json_t *res = NULL, *is, *done = json_array();
 	int64_t shards, s, only_shard = -1;
 	size_t k;
-	int i, r, failed = 0, rc = 2;
+	int failed = 0, rc;
 	char *end;
 
-	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) != 0) {
-			if (r < 0)
-				goto out;
-		} else if (strcmp(argv[i], "--issuer") == 0) {
-			if ((only_issuer = admin_optval(ctx, argc, argv, &i)) ==
-			    NULL)
-				goto out;
-		} else if (strcmp(argv[i], "--shard") == 0) {
-			if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
-				goto out;
-			only_shard = strtoll(v, &end, 10);
-			if (*end != '\0' || only_shard < 0) {
-				rc = admin_usage_error(ctx,
-				    "--shard: \"%s\" is "
-				    "not a number",
-				    v);
-				goto out;
-			}
-		} else {
+	if ((rc = admin_parse_opts(ctx, argc, argv, opts)) >= 0)
+		goto out;
+	if (shard != NULL) {
+		only_shard = strtoll(shard, &end, 10);
+		if (*end != '\0' || only_shard < 0) {
 			rc = admin_usage_error(
-			    ctx, "unknown option \"%s\"", argv[i]);
+			    ctx, "--shard: \"%s\" is not a number", shard);
 			goto out;
 		}
 	}

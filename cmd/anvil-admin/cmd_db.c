@@ -67,27 +67,16 @@ int
 admin_db_migrate(struct admin_ctx *ctx, int argc, char **argv)
 {
 	const char *sa_cfg = NULL, *sa_bin = NULL;
+	const struct admin_opt opts[] = {
+	    {"--sa-config", .str = &sa_cfg},
+	    {"--sa-bin", .str = &sa_bin},
+	    {NULL},
+	};
 	char *bin = NULL;
-	int i, r, rc = 2;
+	int rc;
 
-	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) != 0) {
-			if (r < 0)
-				goto out;
-		} else if (strcmp(argv[i], "--sa-config") == 0) {
-			if ((sa_cfg = admin_optval(ctx, argc, argv, &i)) ==
-			    NULL)
-				goto out;
-		} else if (strcmp(argv[i], "--sa-bin") == 0) {
-			if ((sa_bin = admin_optval(ctx, argc, argv, &i)) ==
-			    NULL)
-				goto out;
-		} else {
-			rc = admin_usage_error(
-			    ctx, "unknown option \"%s\"", argv[i]);
-			goto out;
-		}
-	}
+	if ((rc = admin_parse_opts(ctx, argc, argv, opts)) >= 0)
+		goto out;
 	rc = 1;
 	if (sa_cfg == NULL &&
 	    (sa_cfg = admin_config_str(ctx, "sa_config")) == NULL) {

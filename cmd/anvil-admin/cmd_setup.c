@@ -80,6 +80,9 @@ struct setup_opts {
 	json_t *networks;  /* owned: private-mode CIDRs (RA and VA) */
 	json_t *resolvers; /* owned: VA DNS resolvers */
 	char *bin_dir;     /* owned */
+	char *schema_buf;  /* owned: a default of setup_defaults, or NULL */
+	char *cert_buf;    /* owned: likewise */
+	char *key_buf;     /* owned: likewise */
 	int force;
 };
 
@@ -179,21 +182,6 @@ find_unit_dir(const char *bin_dir)
 	return found;
 }
 
-/* Appends s to the array a unless present. */
-static void
-add_unique(json_t *a, const char *s)
-{
-	size_t i;
-	json_t *v;
-
-	json_array_foreach(a, i, v)
-	{
-		if (strcmp(json_string_value(v), s) == 0)
-			return;
-	}
-	json_array_append_new(a, json_string(s));
-}
-
 /* A list of the users of the given services plus the admins. New ref. */
 static json_t *
 who(const struct setup_opts *o, int with_admins, int n, ...)
@@ -204,11 +192,12 @@ who(const struct setup_opts *o, int with_admins, int n, ...)
 
 	va_start(ap, n);
 	while (n-- > 0)
-		add_unique(a, svc_user(o, (enum setup_svc)va_arg(ap, int)));
+		admin_add_unique(
+		    a, svc_user(o, (enum setup_svc)va_arg(ap, int)));
 	va_end(ap);
 	if (with_admins)
 		json_array_foreach(o->admins, i, v)
-		    add_unique(a, json_string_value(v));
+		    admin_add_unique(a, json_string_value(v));
 	return a;
 }
 
@@ -1399,96 +1388,10 @@ int
 admin_check_config(struct admin_ctx *ctx, int argc, char **argv)
 {
 	const char *dir = SETUP_DIR_DEFAULT;
-	int i, r, rc;
+	const struct admin_opt opts[] = {{"--dir", .str = &dir}, {NULL}};
+	int rc = admin_parse_opts(ctx, argc, argv, opts);
 
-	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) != 0) {
-			if (r < 0)
-				return rc;
-		} else if (strcmp(argv[i], "--dir") == 0) {
-			if ((dir = admin_optval(ctx, argc, argv, &i)) == NULL)
-				return 2;
-		} else
-			return admin_usage_error(
-			    ctx, "unknown option \"%s\"", argv[i]);
-	}
-	return setup_check(ctx, dir);
-}
-
-static int
-parse_port(struct admin_ctx *ctx, const char *v, long *out)
-{
-	char *end;
-	long n = strtol(v, &end, 10);
-
-	if (*v == '\0' || *end != '\0' || n < 1 || n > 65535)
-		return admin_usage_error(ctx, "bad port \"%s\"", v);
-	*out = n;
-	return 0;
-}
-
-/*
- * One "--name value" option of setup into o (v borrowed from argv; the
- * directory of --out/--dir also into *check_dir). 0, or the exit code (2)
- * after printing the usage error.
- */
-static int
-value_opt(struct admin_ctx *ctx, struct setup_opts *o, const char *name,
-    const char *v, const char **check_dir)
-{
-	if (strcmp(name, "--host") == 0)
-		o->host = v;
-	else if (strcmp(name, "--db") == 0)
-		o->db = v;
-	else if (strcmp(name, "--keys") == 0)
-		o->keys = v;
-	else if (strcmp(name, "--out") == 0 || strcmp(name, "--dir") == 0)
-		o->out = *check_dir = v;
-	else if (strcmp(name, "--root") == 0)
-		o->root = v;
-	else if (strcmp(name, "--unit-dir") == 0)
-		o->unit_dir = v;
-	else if (strcmp(name, "--run-dir") == 0)
-		o->run_dir = v;
-	else if (strcmp(name, "--log-dir") == 0)
-		o->log_dir = v;
-	else if (strcmp(name, "--bin-dir") == 0)
-		o->bin_dir = xstrdup(v);
-	else if (strcmp(name, "--schema-dir") == 0)
-		o->schema_dir = v;
-	else if (strcmp(name, "--tls-cert") == 0)
-		o->tls_cert = v;
-	else if (strcmp(name, "--tls-key") == 0)
-		o->tls_key = v;
-	else if (strcmp(name, "--listen") == 0)
-		o->listen_addr = v;
-	else if (strcmp(name, "--port") == 0) {
-		if (parse_port(ctx, v, &o->port) != 0)
-			return 2;
-	} else if (strcmp(name, "--pki-port") == 0) {
-		if (parse_port(ctx, v, &o->pki_port) != 0)
-			return 2;
-	} else if (strcmp(name, "--debug-port-base") == 0) {
-		if (parse_port(ctx, v, &o->debug_base) != 0 ||
-		    o->debug_base > 65530) {
-			return admin_usage_error(ctx, "bad port base");
-		}
-	} else if (strcmp(name, "--user") == 0)
-		o->user = v;
-	else if (strcmp(name, "--admin-user") == 0)
-		add_unique(o->admins, v);
-	else if (strcmp(name, "--private-suffix") == 0)
-		add_unique(o->suffixes, v);
-	else if (strcmp(name, "--private-network") == 0)
-		add_unique(o->networks, v);
-	else if (strcmp(name, "--resolver") == 0)
-		add_unique(o->resolvers, v);
-	else if (strcmp(name, "--log-format") == 0)
-		o->log_format = v;
-	else {
-		return admin_usage_error(ctx, "unknown option \"%s\"", name);
-	}
-	return 0;
+	return rc >= 0 ? rc : setup_check(ctx, dir);
 }
 
 /* The options setup needs are there and well-formed: 0, or the exit code
@@ -1516,98 +1419,133 @@ check_opts(struct admin_ctx *ctx, const struct setup_opts *o)
 	return 0;
 }
 
+/*
+ * Fills in what the operator did not give: bin_dir (borrowed, NULL: this
+ * executable's), the schema and TLS paths, the unit users, root as the one
+ * admin, the system's resolvers. What it builds is owned by o.
+ */
+static void
+setup_defaults(struct admin_ctx *ctx, struct setup_opts *o, const char *bin_dir)
+{
+	int i;
+
+	o->bin_dir = bin_dir ? xstrdup(bin_dir) : self_dir(ctx->argv0);
+	if (o->schema_dir == NULL) {
+		/* Installed layout: PREFIX/bin and PREFIX/share/anvil/schema.
+		 */
+		char *p = xasprintf("%s/../share/anvil/schema", o->bin_dir);
+		char real[PATH_MAX];
+
+		o->schema_buf = xstrdup(realpath(p, real) != NULL
+			? real
+			: "/usr/share/anvil/schema");
+		o->schema_dir = o->schema_buf;
+		free(p);
+	}
+	if (o->tls_cert == NULL)
+		o->tls_cert = o->cert_buf = xasprintf("%s/tls/wfe.pem", o->out);
+	if (o->tls_key == NULL)
+		o->tls_key = o->key_buf = xasprintf("%s/tls/wfe.key", o->out);
+	if (o->user == NULL) {
+		char *ud = o->unit_dir ? xstrdup(o->unit_dir)
+				       : find_unit_dir(o->bin_dir);
+
+		for (i = 0; ud != NULL && i < SVC__MAX; i++)
+			o->unit_user[i] = unit_user_of(ud, svc_table[i].name);
+		free(ud);
+	}
+	if (json_array_size(o->admins) == 0)
+		admin_add_unique(o->admins, "root");
+	if (json_array_size(o->resolvers) == 0) {
+		json_decref(o->resolvers);
+		o->resolvers = system_resolvers();
+	}
+}
+
+/* Frees what o owns. */
+static void
+setup_opts_clear(struct setup_opts *o)
+{
+	int i;
+
+	json_decref(o->admins);
+	json_decref(o->suffixes);
+	json_decref(o->networks);
+	json_decref(o->resolvers);
+	free(o->bin_dir);
+	for (i = 0; i < SVC__MAX; i++)
+		free(o->unit_user[i]);
+	free(o->schema_buf);
+	free(o->cert_buf);
+	free(o->key_buf);
+}
+
 /* See admin.h. */
 int
 admin_setup(struct admin_ctx *ctx, int argc, char **argv)
 {
-	struct setup_opts o;
-	const char *check_dir = NULL, *v;
-	char *schema_buf = NULL, *cert_buf = NULL, *key_buf = NULL;
-	int i, r, check = 0, rc = 2;
+	struct setup_opts o = {
+	    .db = "local",
+	    .keys = "files",
+	    .out = SETUP_DIR_DEFAULT,
+	    .run_dir = SETUP_RUN_DEFAULT,
+	    .log_dir = SETUP_LOG_DEFAULT,
+	    .listen_addr = "0.0.0.0",
+	    .port = 443,
+	    .pki_port = 80,
+	    .debug_base = 8100,
+	    .admins = json_array(),
+	    .suffixes = json_array(),
+	    .networks = json_array(),
+	    .resolvers = json_array(),
+	};
+	const char *bin_dir = NULL;
+	int check = 0, rc;
+	/* --out and --dir (the spelling of check-config) are one option */
+	const struct admin_opt opts[] = {
+	    {"--check", .flag = &check},
+	    {"--force", .flag = &o.force},
+	    {"--host", .str = &o.host},
+	    {"--db", .str = &o.db},
+	    {"--keys", .str = &o.keys},
+	    {"--out", .str = &o.out},
+	    {"--dir", .str = &o.out},
+	    {"--root", .str = &o.root},
+	    {"--unit-dir", .str = &o.unit_dir},
+	    {"--run-dir", .str = &o.run_dir},
+	    {"--log-dir", .str = &o.log_dir},
+	    {"--bin-dir", .str = &bin_dir},
+	    {"--schema-dir", .str = &o.schema_dir},
+	    {"--tls-cert", .str = &o.tls_cert},
+	    {"--tls-key", .str = &o.tls_key},
+	    {"--listen", .str = &o.listen_addr},
+	    {"--port", .port = &o.port},
+	    {"--pki-port", .port = &o.pki_port},
+	    {"--debug-port-base", .port = &o.debug_base},
+	    {"--user", .str = &o.user},
+	    {"--admin-user", .list = o.admins},
+	    {"--private-suffix", .list = o.suffixes},
+	    {"--private-network", .list = o.networks},
+	    {"--resolver", .list = o.resolvers},
+	    {"--log-format", .str = &o.log_format},
+	    {NULL},
+	};
 
-	memset(&o, 0, sizeof(o));
-	o.db = "local";
-	o.keys = "files";
-	o.out = SETUP_DIR_DEFAULT;
-	o.run_dir = SETUP_RUN_DEFAULT;
-	o.log_dir = SETUP_LOG_DEFAULT;
-	o.listen_addr = "0.0.0.0";
-	o.port = 443;
-	o.pki_port = 80;
-	o.debug_base = 8100;
-	o.admins = json_array();
-	o.suffixes = json_array();
-	o.networks = json_array();
-	o.resolvers = json_array();
-	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
-			goto out;
-		if (r > 0)
-			continue;
-		if (strcmp(argv[i], "--check") == 0) {
-			check = 1;
-			continue;
-		}
-		if (strcmp(argv[i], "--force") == 0) {
-			o.force = 1;
-			continue;
-		}
-		if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
-			goto out;
-		if ((rc = value_opt(ctx, &o, argv[i - 1], v, &check_dir)) != 0)
-			goto out;
-		rc = 2;
+	if ((rc = admin_parse_opts(ctx, argc, argv, opts)) >= 0)
+		goto out;
+	if (o.debug_base > 65530) {
+		rc = admin_usage_error(ctx, "bad port base");
+		goto out;
 	}
 	if (check) {
-		rc =
-		    setup_check(ctx, check_dir ? check_dir : SETUP_DIR_DEFAULT);
+		rc = setup_check(ctx, o.out);
 		goto out;
 	}
 	if ((rc = check_opts(ctx, &o)) != 0)
 		goto out;
-	if (o.bin_dir == NULL)
-		o.bin_dir = self_dir(ctx->argv0);
-	if (o.schema_dir == NULL) {
-		/* Installed layout: PREFIX/bin and PREFIX/share/anvil/schema.
-		 */
-		char *p = xasprintf("%s/../share/anvil/schema", o.bin_dir);
-		char real[PATH_MAX];
-
-		schema_buf = xstrdup(realpath(p, real) != NULL
-			? real
-			: "/usr/share/anvil/schema");
-		o.schema_dir = schema_buf;
-		free(p);
-	}
-	if (o.tls_cert == NULL)
-		o.tls_cert = cert_buf = xasprintf("%s/tls/wfe.pem", o.out);
-	if (o.tls_key == NULL)
-		o.tls_key = key_buf = xasprintf("%s/tls/wfe.key", o.out);
-	if (o.user == NULL) {
-		char *ud =
-		    o.unit_dir ? xstrdup(o.unit_dir) : find_unit_dir(o.bin_dir);
-
-		for (i = 0; ud != NULL && i < SVC__MAX; i++)
-			o.unit_user[i] = unit_user_of(ud, svc_table[i].name);
-		free(ud);
-	}
-	if (json_array_size(o.admins) == 0)
-		add_unique(o.admins, "root");
-	if (json_array_size(o.resolvers) == 0) {
-		json_decref(o.resolvers);
-		o.resolvers = system_resolvers();
-	}
+	setup_defaults(ctx, &o, bin_dir);
 	rc = setup_write(ctx, &o);
 out:
-	json_decref(o.admins);
-	json_decref(o.suffixes);
-	json_decref(o.networks);
-	json_decref(o.resolvers);
-	free(o.bin_dir);
-	for (i = 0; i < SVC__MAX; i++)
-		free(o.unit_user[i]);
-	free(schema_buf);
-	free(cert_buf);
-	free(key_buf);
+	setup_opts_clear(&o);
 	return rc;
 }

@@ -122,6 +122,66 @@ admin_common_step(
 }
 
 /* See admin.h. */
+void
+admin_add_unique(json_t *a, const char *s)
+{
+	size_t k;
+	json_t *v;
+
+	json_array_foreach(a, k, v)
+	{
+		if (strcmp(json_string_value(v), s) == 0)
+			return;
+	}
+	json_array_append_new(a, json_string(s));
+}
+
+/* See admin.h. */
+int
+admin_parse_opts(
+    struct admin_ctx *ctx, int argc, char **argv, const struct admin_opt *opts)
+{
+	const struct admin_opt *o;
+	const char *v;
+	char *end;
+	long n;
+	int i, r, rc;
+
+	for (i = 0; i < argc; i++) {
+		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
+			return rc;
+		if (r > 0)
+			continue;
+		for (o = opts; o->name != NULL && strcmp(o->name, argv[i]) != 0;
+		     o++)
+			;
+		if (o->name == NULL)
+			return admin_usage_error(
+			    ctx, "unknown option \"%s\"", argv[i]);
+		if (o->refused != NULL)
+			return admin_usage_error(ctx, "%s", o->refused);
+		if (o->flag != NULL) {
+			*o->flag = 1;
+			continue;
+		}
+		if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
+			return 2;
+		if (o->str != NULL)
+			*o->str = v;
+		else if (o->list != NULL)
+			admin_add_unique(o->list, v);
+		else if (o->port != NULL) {
+			n = strtol(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || n < 1 || n > 65535)
+				return admin_usage_error(
+				    ctx, "bad port \"%s\"", v);
+			*o->port = n;
+		}
+	}
+	return -1;
+}
+
+/* See admin.h. */
 int
 admin_exclusive_opt(struct admin_ctx *ctx, int argc, char **argv, int *i,
     const char *const *names, const char *kind, const char **sel,
