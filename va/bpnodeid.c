@@ -980,13 +980,8 @@ bp_tls_step(struct va_job *j, struct va_bp_job *bj)
 }
 
 static void
-bp_wr_cb(evutil_socket_t fd, short what, void *arg)
+bp_writable(struct va_job *j, struct va_bp_job *bj)
 {
-	struct va_job *j = arg;
-	struct va_bp_job *bj = j->bp;
-
-	(void)fd;
-	(void)what;
 	if (j->finished || bj->fd < 0)
 		return;
 	if (bj->state == BS_CONNECT && bp_connected(j, bj) != 0)
@@ -998,14 +993,10 @@ bp_wr_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-bp_rd_cb(evutil_socket_t fd, short what, void *arg)
+bp_readable(struct va_job *j, struct va_bp_job *bj)
 {
-	struct va_job *j = arg;
-	struct va_bp_job *bj = j->bp;
 	ssize_t n;
 
-	(void)fd;
-	(void)what;
 	if (j->finished || bj->fd < 0 || bj->state == BS_CONNECT)
 		return;
 	/* TLS may hold decrypted bytes the socket no longer signals: read
@@ -1032,6 +1023,33 @@ bp_rd_cb(evutil_socket_t fd, short what, void *arg)
 		bp_tls_step(j, bj);
 	else
 		bp_flush(j, bj);
+}
+
+/* The socket callbacks hold a reference: finishing the job inside them
+ * (va_job_finish drops the last one) must not free j and its BP state
+ * before they return. */
+static void
+bp_wr_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct va_job *j = arg;
+
+	(void)fd;
+	(void)what;
+	va_job_ref(j);
+	bp_writable(j, j->bp);
+	va_job_unref(j);
+}
+
+static void
+bp_rd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct va_job *j = arg;
+
+	(void)fd;
+	(void)what;
+	va_job_ref(j);
+	bp_readable(j, j->bp);
+	va_job_unref(j);
 }
 
 static void
