@@ -125,16 +125,8 @@ def world(tmp_path_factory):
 
 
 def bundle_order(w, value, profile="dtn"):
-    key, kid = ra.new_account(w["raw"])
-    r = w["raw"].post(w["raw"].dir["newOrder"],
-                      {"identifiers": [{"type": "bundleEID", "value": value}],
-                       "profile": profile}, key, kid=kid)
-    assert r.status_code == 201, r.text
-    order = r.json()
-    authz = w["raw"].post(order["authorizations"][0], None, key, kid=kid).json()
-    ch = [c for c in authz["challenges"] if c["type"] == "bp-nodeid-00"]
-    assert ch, authz
-    return key, kid, r.headers["Location"], order, order["authorizations"][0], ch[0]
+    return ra.order_challenge(w["raw"], {"type": "bundleEID", "value": value},
+                              profile, "bp-nodeid-00")
 
 
 def attempt(w, value, mode="good", response=None):
@@ -325,9 +317,7 @@ def test_bad_rtt_is_malformed(world):
 def test_bad_identifiers_are_refused_at_new_order(world, value, typ):
     w = world
     key, kid = ra.new_account(w["raw"])
-    r = w["raw"].post(w["raw"].dir["newOrder"],
-                      {"identifiers": [{"type": "bundleEID", "value": value}], "profile": "dtn"},
-                      key, kid=kid)
+    r = ra.post_order(w["raw"], key, kid, [{"type": "bundleEID", "value": value}], "dtn")
     assert r.status_code == 400, r.text
     assert r.json()["type"] == typ, r.text
 
@@ -336,9 +326,8 @@ def test_identifier_is_normalized(world):
     # §3: "SHALL decode and normalize (based on scheme-specific syntax)"
     w = world
     key, kid = ra.new_account(w["raw"])
-    r = w["raw"].post(w["raw"].dir["newOrder"],
-                      {"identifiers": [{"type": "bundleEID", "value": "DTN://dtn-n%6Fde.test/"}],
-                       "profile": "dtn"}, key, kid=kid)
+    r = ra.post_order(w["raw"], key, kid,
+                      [{"type": "bundleEID", "value": "DTN://dtn-n%6Fde.test/"}], "dtn")
     assert r.status_code == 201, r.text
     assert r.json()["identifiers"] == [{"type": "bundleEID", "value": "dtn://dtn-node.test/"}]
 
@@ -347,9 +336,7 @@ def test_tls_profiles_refuse_node_ids(world):
     # §7: node IDs go in bundle security certificates, not TLS ones
     w = world
     key, kid = ra.new_account(w["raw"])
-    r = w["raw"].post(w["raw"].dir["newOrder"],
-                      {"identifiers": [{"type": "bundleEID", "value": "dtn://dtn-node.test/"}]},
-                      key, kid=kid)
+    r = ra.post_order(w["raw"], key, kid, [{"type": "bundleEID", "value": "dtn://dtn-node.test/"}])
     assert r.status_code == 400, r.text
     assert r.json()["type"] == REJECTED and "Profile does not allow" in r.text, r.text
 
