@@ -147,6 +147,49 @@ run_lint(const char *name, X509 *x, const json_t *ids, const char *profile)
 	return rc;
 }
 
+/* run_lint(name, ids, profile) on a certificate built from tpl and
+ * signed: 0 pass, -1 fire (99 when it could not be built). */
+static int
+lint_tpl(const struct ca_tbs *tpl, const char *name, const json_t *ids,
+    const char *profile)
+{
+	X509 *x = build(tpl);
+	int rc = 99;
+
+	if (x != NULL) {
+		resign(x);
+		rc = run_lint(name, x, ids, profile);
+	}
+	X509_free(x);
+	return rc;
+}
+
+/* run_lint(name) (classic profile, the usual identifiers) on the
+ * certificate of tpl with extension nid set to value (NULL: removed). */
+static int
+lint_ext(const struct ca_tbs *tpl, const char *name, int nid, const char *value)
+{
+	X509 *x = build(tpl);
+	int rc;
+
+	set_ext(x, nid, value);
+	rc = run_lint(name, x, L.ids, "classic");
+	X509_free(x);
+	return rc;
+}
+
+/* The usual test of one lint: the good classic certificate passes it and
+ * it fires once extension nid is set to value (NULL: removed). */
+static void
+check_lint_ext(struct th *t, const char *name, int nid, const char *value)
+{
+	struct ca_tbs tpl;
+
+	good_template(&tpl, "classic");
+	TH_CHECK(t, lint_tpl(&tpl, name, L.ids, "classic") == 0);
+	TH_CHECK(t, lint_ext(&tpl, name, nid, value) == -1);
+}
+
 TH_TEST(test_all_lints_pass_on_good_certs)
 {
 	static const char *profiles[] = {
@@ -181,15 +224,7 @@ TH_TEST(test_all_lints_pass_on_good_certs)
 
 TH_TEST(test_lint_san_present)
 {
-	struct ca_tbs tpl;
-	X509 *x;
-
-	good_template(&tpl, "classic");
-	x = build(&tpl);
-	TH_CHECK(t, run_lint("san_present", x, L.ids, "classic") == 0);
-	set_ext(x, NID_subject_alt_name, NULL);
-	TH_CHECK(t, run_lint("san_present", x, L.ids, "classic") == -1);
-	X509_free(x);
+	check_lint_ext(t, "san_present", NID_subject_alt_name, NULL);
 }
 
 TH_TEST(test_lint_san_matches_identifiers)
@@ -220,14 +255,10 @@ TH_TEST(test_lint_san_no_duplicates)
 	struct ca_tbs tpl;
 	json_t *dup = json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "dns",
 	    "value", "a.example.com", "type", "dns", "value", "A.example.com");
-	X509 *x;
 
 	good_template(&tpl, "classic");
 	tpl.sans = dup;
-	x = build(&tpl);
-	resign(x);
-	TH_CHECK(t, run_lint("san_no_duplicates", x, dup, "classic") == -1);
-	X509_free(x);
+	TH_CHECK(t, lint_tpl(&tpl, "san_no_duplicates", dup, "classic") == -1);
 	json_decref(dup);
 }
 
@@ -243,7 +274,6 @@ TH_TEST(test_lint_dns_names_valid)
 	struct ca_tbs tpl;
 	json_t *ids;
 	size_t i;
-	X509 *x;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]) + 3; i++) {
 		int is_bad = i < sizeof(bad) / sizeof(bad[0]);
@@ -252,18 +282,11 @@ TH_TEST(test_lint_dns_names_valid)
 		ids = json_pack("[{s:s, s:s}]", "type", "dns", "value", name);
 		good_template(&tpl, "tlsserver");
 		tpl.sans = ids;
-		x = build(&tpl);
-		TH_CHECK(t, x != NULL);
-		if (x != NULL) {
-			resign(x);
-			if (run_lint("dns_names_valid", x, ids, "tlsserver") !=
-			    (is_bad ? -1 : 0)) {
-				fprintf(
-				    stderr, "  wrong verdict for %s\n", name);
-				TH_CHECK(t, 0);
-			}
+		if (lint_tpl(&tpl, "dns_names_valid", ids, "tlsserver") !=
+		    (is_bad ? -1 : 0)) {
+			fprintf(stderr, "  wrong verdict for %s\n", name);
+			TH_CHECK(t, 0);
 		}
-		X509_free(x);
 		json_decref(ids);
 	}
 }
@@ -271,45 +294,31 @@ TH_TEST(test_lint_dns_names_valid)
 TH_TEST(test_lint_cn_in_san)
 {
 	struct ca_tbs tpl;
-	X509 *x;
 
 	good_template(&tpl, "classic");
 	tpl.cn = "c.example.com";
-	x = build(&tpl);
-	resign(x);
-	TH_CHECK(t, run_lint("cn_in_san", x, L.ids, "classic") == -1);
-	X509_free(x);
+	TH_CHECK(t, lint_tpl(&tpl, "cn_in_san", L.ids, "classic") == -1);
 	good_template(&tpl, "classic");
 	tpl.cn = "b.example.com";
-	x = build(&tpl);
-	resign(x);
-	TH_CHECK(t, run_lint("cn_in_san", x, L.ids, "classic") == 0);
-	X509_free(x);
+	TH_CHECK(t, lint_tpl(&tpl, "cn_in_san", L.ids, "classic") == 0);
 }
 
 TH_TEST(test_lint_validity_within_profile)
 {
 	struct ca_tbs tpl;
-	X509 *x;
 
 	good_template(&tpl, "shortlived");
-	x = build(&tpl);
-	resign(x);
 	TH_CHECK(t,
-	    run_lint("validity_within_profile", x, L.ids, "shortlived") == 0);
-	X509_free(x);
+	    lint_tpl(&tpl, "validity_within_profile", L.ids, "shortlived") ==
+		0);
 	tpl.not_after += 1; /* one second too long */
-	x = build(&tpl);
-	resign(x);
 	TH_CHECK(t,
-	    run_lint("validity_within_profile", x, L.ids, "shortlived") == -1);
-	X509_free(x);
+	    lint_tpl(&tpl, "validity_within_profile", L.ids, "shortlived") ==
+		-1);
 	tpl.not_after = tpl.not_before - 10;
-	x = build(&tpl);
-	resign(x);
 	TH_CHECK(t,
-	    run_lint("validity_within_profile", x, L.ids, "shortlived") == -1);
-	X509_free(x);
+	    lint_tpl(&tpl, "validity_within_profile", L.ids, "shortlived") ==
+		-1);
 }
 
 static void
@@ -329,24 +338,30 @@ set_serial_hex(X509 *x, const char *hex, int negative)
 
 TH_TEST(test_lint_serial_valid)
 {
+	/* a serial number (hex magnitude, negative) and the lint's verdict */
+	static const struct {
+		const char *hex;
+		int negative, want;
+	} cases[] = {
+	    {"0", 0, -1},
+	    {"7f0102030405060708090a", 1, -1},
+	    /* 20 magnitude bytes with the top bit set: 21 DER octets. */
+	    {"ff0102030405060708090a0b0c0d0e0f10111213", 0, -1},
+	    {"0102030405060708", 0, -1}, /* only 64 bits */
+	    {"7f0102030405060708090a0b0c0d0e0f101112", 0, 0},
+	};
 	struct ca_tbs tpl;
 	X509 *x;
 
 	good_template(&tpl, "classic");
+	TH_CHECK(t, lint_tpl(&tpl, "serial_valid", L.ids, "classic") == 0);
 	x = build(&tpl);
-	resign(x);
-	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == 0);
-	set_serial_hex(x, "0", 0);
-	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == -1);
-	set_serial_hex(x, "7f0102030405060708090a", 1);
-	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == -1);
-	/* 20 magnitude bytes with the top bit set: 21 DER octets. */
-	set_serial_hex(x, "ff0102030405060708090a0b0c0d0e0f10111213", 0);
-	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == -1);
-	set_serial_hex(x, "0102030405060708", 0); /* only 64 bits */
-	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == -1);
-	set_serial_hex(x, "7f0102030405060708090a0b0c0d0e0f101112", 0);
-	TH_CHECK(t, run_lint("serial_valid", x, L.ids, "classic") == 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		set_serial_hex(x, cases[i].hex, cases[i].negative);
+		TH_CHECK(t,
+		    run_lint("serial_valid", x, L.ids, "classic") ==
+			cases[i].want);
+	}
 	X509_free(x);
 }
 
@@ -356,24 +371,14 @@ TH_TEST(test_lint_key_allowed)
 	EVP_PKEY *small = ca_key_generate(CA_KEY_RSA, 1024);
 	EVP_PKEY *k1 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
 	EVP_PKEY *p384 = ca_key_generate(CA_KEY_ECDSA, 384);
-	X509 *x;
 
 	good_template(&tpl, "classic");
 	tpl.pubkey = small;
-	x = build(&tpl);
-	resign(x);
-	TH_CHECK(t, run_lint("key_allowed", x, L.ids, "classic") == -1);
-	X509_free(x);
+	TH_CHECK(t, lint_tpl(&tpl, "key_allowed", L.ids, "classic") == -1);
 	tpl.pubkey = k1;
-	x = build(&tpl);
-	resign(x);
-	TH_CHECK(t, run_lint("key_allowed", x, L.ids, "classic") == -1);
-	X509_free(x);
+	TH_CHECK(t, lint_tpl(&tpl, "key_allowed", L.ids, "classic") == -1);
 	tpl.pubkey = p384;
-	x = build(&tpl);
-	resign(x);
-	TH_CHECK(t, run_lint("key_allowed", x, L.ids, "classic") == 0);
-	X509_free(x);
+	TH_CHECK(t, lint_tpl(&tpl, "key_allowed", L.ids, "classic") == 0);
 	EVP_PKEY_free(small);
 	EVP_PKEY_free(k1);
 	EVP_PKEY_free(p384);
@@ -406,6 +411,22 @@ TH_TEST(test_key_policy_settings)
 
 TH_TEST(test_lint_ku_eku_consistent)
 {
+	/* one extension changed on the good certificate, each refused */
+	static const struct {
+		int nid;
+		const char *value; /* NULL: removed */
+	} bad[] = {
+	    /* keyEncipherment on an ECDSA key. */
+	    {NID_key_usage, "critical,digitalSignature,keyEncipherment"},
+	    /* CA bits. */
+	    {NID_key_usage, "critical,digitalSignature,keyCertSign"},
+	    /* keyUsage not critical. */
+	    {NID_key_usage, "digitalSignature"},
+	    /* codeSigning EKU. */
+	    {NID_ext_key_usage, "serverAuth,codeSigning"},
+	    /* No EKU at all. */
+	    {NID_ext_key_usage, NULL},
+	};
 	struct ca_tbs tpl;
 	X509 *x;
 
@@ -417,31 +438,10 @@ TH_TEST(test_lint_ku_eku_consistent)
 	TH_CHECK(
 	    t, run_lint("ku_eku_consistent", x, L.ids, "clientauth") == -1);
 	X509_free(x);
-	/* keyEncipherment on an ECDSA key. */
-	x = build(&tpl);
-	set_ext(x, NID_key_usage, "critical,digitalSignature,keyEncipherment");
-	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == -1);
-	X509_free(x);
-	/* CA bits. */
-	x = build(&tpl);
-	set_ext(x, NID_key_usage, "critical,digitalSignature,keyCertSign");
-	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == -1);
-	X509_free(x);
-	/* keyUsage not critical. */
-	x = build(&tpl);
-	set_ext(x, NID_key_usage, "digitalSignature");
-	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == -1);
-	X509_free(x);
-	/* codeSigning EKU. */
-	x = build(&tpl);
-	set_ext(x, NID_ext_key_usage, "serverAuth,codeSigning");
-	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == -1);
-	X509_free(x);
-	/* No EKU at all. */
-	x = build(&tpl);
-	set_ext(x, NID_ext_key_usage, NULL);
-	TH_CHECK(t, run_lint("ku_eku_consistent", x, L.ids, "classic") == -1);
-	X509_free(x);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TH_CHECK(t,
+		    lint_ext(&tpl, "ku_eku_consistent", bad[i].nid,
+			bad[i].value) == -1);
 }
 
 TH_TEST(test_lint_no_unknown_critical_ext)
@@ -468,25 +468,14 @@ TH_TEST(test_lint_no_unknown_critical_ext)
 	ASN1_OCTET_STRING_free(data);
 	X509_free(x);
 	/* A known extension made critical when it should not be. */
-	x = build(&tpl);
-	set_ext(x, NID_info_access, "critical,caIssuers;URI:http://x.test/");
-	TH_CHECK(
-	    t, run_lint("no_unknown_critical_ext", x, L.ids, "classic") == -1);
-	X509_free(x);
+	TH_CHECK(t,
+	    lint_ext(&tpl, "no_unknown_critical_ext", NID_info_access,
+		"critical,caIssuers;URI:http://x.test/") == -1);
 }
 
 TH_TEST(test_lint_not_ca)
 {
-	struct ca_tbs tpl;
-	X509 *x;
-
-	good_template(&tpl, "classic");
-	x = build(&tpl);
-	resign(x);
-	TH_CHECK(t, run_lint("not_ca", x, L.ids, "classic") == 0);
-	set_ext(x, NID_basic_constraints, "critical,CA:TRUE");
-	TH_CHECK(t, run_lint("not_ca", x, L.ids, "classic") == -1);
-	X509_free(x);
+	check_lint_ext(t, "not_ca", NID_basic_constraints, "critical,CA:TRUE");
 }
 
 TH_TEST(test_lint_empty_subject_san_critical)
@@ -511,16 +500,7 @@ TH_TEST(test_lint_empty_subject_san_critical)
 
 TH_TEST(test_lint_revocation_info)
 {
-	struct ca_tbs tpl;
-	X509 *x;
-
-	good_template(&tpl, "classic");
-	x = build(&tpl);
-	resign(x);
-	TH_CHECK(t, run_lint("revocation_info", x, L.ids, "classic") == 0);
-	set_ext(x, NID_crl_distribution_points, NULL);
-	TH_CHECK(t, run_lint("revocation_info", x, L.ids, "classic") == -1);
-	X509_free(x);
+	check_lint_ext(t, "revocation_info", NID_crl_distribution_points, NULL);
 }
 
 /* An RSA SPKI like key's but without the NULL algorithm parameters. */
@@ -577,12 +557,11 @@ TH_TEST(test_spki_canonical)
 		    *canon_rsa = NULL;
 	struct ca_tbs tpl;
 	char *h0 = NULL, *h1 = NULL;
-	X509 *x;
 	size_t i;
 
 	odd[0] = rsa_spki_without_null(rsa);
-	odd[1] = ec_spki_with(
-	    L.subject, OSSL_PKEY_PARAM_EC_ENCODING, "explicit");
+	odd[1] =
+	    ec_spki_with(L.subject, OSSL_PKEY_PARAM_EC_ENCODING, "explicit");
 	odd[2] = ec_spki_with(L.subject,
 	    OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed");
 	X509_PUBKEY_set(&canon_ec, L.subject);
@@ -595,8 +574,8 @@ TH_TEST(test_spki_canonical)
 			continue;
 		TH_CHECK(t, key_spki_is_canonical(odd[i]) == 0);
 		/* same key hash however the key was encoded */
-		h0 = key_hash_hex(X509_PUBKEY_get0(i == 0 ? canon_rsa
-							 : canon_ec));
+		h0 = key_hash_hex(
+		    X509_PUBKEY_get0(i == 0 ? canon_rsa : canon_ec));
 		h1 = key_hash_hex(X509_PUBKEY_get0(odd[i]));
 		TH_CHECK(t, h0 != NULL);
 		TH_CHECK(t, h1 != NULL && strcmp(h0, h1) == 0);
@@ -607,23 +586,12 @@ TH_TEST(test_spki_canonical)
 		good_template(&tpl, "classic");
 		tpl.pubkey = i == 0 ? rsa : L.subject;
 		tpl.spki = odd[i];
-		x = build(&tpl);
-		TH_CHECK(t, x != NULL);
-		if (x == NULL)
-			continue;
-		resign(x);
-		TH_CHECK(t, run_lint("spki_canonical", x, L.ids, "classic") == -1);
-		X509_free(x);
+		TH_CHECK(t,
+		    lint_tpl(&tpl, "spki_canonical", L.ids, "classic") == -1);
 	}
 	good_template(&tpl, "classic");
 	tpl.spki = canon_ec;
-	x = build(&tpl);
-	TH_CHECK(t, x != NULL);
-	if (x != NULL) {
-		resign(x);
-		TH_CHECK(t, run_lint("spki_canonical", x, L.ids, "classic") == 0);
-		X509_free(x);
-	}
+	TH_CHECK(t, lint_tpl(&tpl, "spki_canonical", L.ids, "classic") == 0);
 	for (i = 0; i < 3; i++)
 		X509_PUBKEY_free(odd[i]);
 	X509_PUBKEY_free(canon_ec);
