@@ -688,30 +688,30 @@ TH_TEST(test_attobj_parse)
 	    0x03};
 	/* malformed or hostile objects: each refused */
 	static const struct {
-		const char *cbor;
 		size_t len;
+		const char *cbor;
 	} hostile[] = {
 	    /* not a map */
-	    {"\x81\x01", 2},
+	    {2, "\x81\x01"},
 	    /* an array claiming 2^32 items in 9 bytes */
-	    {"\xa1\x61x\x9b\x00\x00\x00\x01\x00\x00\x00\x00", 12},
+	    {12, "\xa1\x61x\x9b\x00\x00\x00\x01\x00\x00\x00\x00"},
 	    /* indefinite-length map */
-	    {"\xbf\x63"
-	     "fmt\x61x\xff",
-		8},
+	    {8,
+		"\xbf\x63"
+		"fmt\x61x\xff"},
 	    /* a tag */
-	    {"\xc1\xa0", 2},
+	    {2, "\xc1\xa0"},
 	    /* duplicate "fmt" */
-	    {"\xa2\x63"
-	     "fmt\x61x\x63"
-	     "fmt\x61y",
-		14},
+	    {14,
+		"\xa2\x63"
+		"fmt\x61x\x63"
+		"fmt\x61y"},
 	    /* no attStmt */
-	    {"\xa1\x63"
-	     "fmt\x61x",
-		7},
+	    {7,
+		"\xa1\x63"
+		"fmt\x61x"},
 	    /* 9 levels of nesting */
-	    {"\xa1\x61x\x81\x81\x81\x81\x81\x81\x81\x81\x01", 13},
+	    {13, "\xa1\x61x\x81\x81\x81\x81\x81\x81\x81\x81\x01"},
 	};
 	uint8_t bad[sizeof(ok) + 1];
 	struct va_attobj o;
