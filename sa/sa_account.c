@@ -404,6 +404,7 @@ sa_account_refusal(struct sa_conn *c, int64_t id, struct problem **prob)
 {
 	struct sa_params p;
 	PGresult *r;
+	int ret = -1;
 
 	sa_params_init(&p);
 	sa_p_int(&p, id);
@@ -412,9 +413,11 @@ sa_account_refusal(struct sa_conn *c, int64_t id, struct problem **prob)
 	if (PQntuples(r) != 1)
 		*prob = problem_new(PROB_ACCOUNT_DOES_NOT_EXIST,
 		    "Account %lld does not exist", (long long)id);
-	else
+	else if (strcmp(sa_col(r, 0, 0), "valid") != 0)
 		*prob = problem_new(
 		    PROB_UNAUTHORIZED, "Account is %s", sa_col(r, 0, 0));
+	else
+		ret = 0;
 	PQclear(r);
-	return -1;
+	return ret;
 }

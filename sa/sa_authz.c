@@ -14,21 +14,9 @@
 #define SA_MAX_CHALLS 8
 
 /* clang-format off */
-#define AUTHZ_COLS \
-	"id, account_id, ident_type, ident_value, wildcard, status, " \
-	SA_TS("expires") ", profile, " SA_TS("created") ", expires <= now(), " \
-	"subdomain_auth"
-
-/* An authz and its challenges in one statement: the challenges as a JSON
- * array (error and validation_record are stored JSON text). */
+/* An authz and its challenges in one statement. */
 static const struct sa_stmt st_authz_get = {"authz_get",
-    "SELECT " AUTHZ_COLS ", "
-    "(SELECT json_agg(json_build_object('id', c.id, 'type', c.type, "
-    "'token', c.token, 'status', c.status, "
-    "'validated', " SA_TS("c.validated") ", 'error', c.error::json, "
-    "'validation_record', c.validation_record::json) ORDER BY c.id) "
-    "FROM challenges c WHERE c.authz_id = authzs.id) "
-    "FROM authzs WHERE id = ANY($1::bigint[])"};
+    SA_AUTHZ_SELECT("challenges") " FROM authzs WHERE id = ANY($1::bigint[])"};
 /* An authz and its challenges ($8 types, $9 tokens) in one statement. */
 static const struct sa_stmt st_authz_insert = {"authz_insert",
     "WITH a AS (INSERT INTO authzs (account_id, ident_type, ident_value, "
@@ -58,21 +46,33 @@ static const struct sa_stmt st_chall_claim = {"chall_claim",
     "WHERE id = $2 AND authz_id = $1 AND status = 'pending'"};
 static const struct sa_stmt st_authz_exists = {"authz_exists",
     "SELECT 1 FROM authzs WHERE id = $1"};
-/* A validation result in one statement: the challenge leaves processing
- * and, when that happened, a still-pending authz takes the result. The
- * counts tell whether the challenge was processing and whether the authz
- * changed (it keeps its status when it left pending meanwhile). */
+/*
+ * A validation result in one statement: the challenge leaves processing
+ * and, when that happened, a still-pending authz takes the result (it
+ * keeps its status when it left pending meanwhile). Answers with the
+ * authz as it is now (no read after the write) and whether the challenge
+ * was processing.
+ */
 static const struct sa_stmt st_authz_result = {"authz_result",
+    /* the challenge, if it was being validated */
     "WITH ch AS (UPDATE challenges SET status = $3, "
     "validated = CASE WHEN $3 = 'valid' THEN now() END, "
     "validation_record = $4, error = $5 "
     "WHERE id = $2 AND authz_id = $1 AND status = 'processing' "
-    "RETURNING authz_id), "
+    "RETURNING *), "
+    /* the authz, if the challenge was and it is still pending */
     "az AS (UPDATE authzs SET status = $3, "
     "expires = COALESCE($6::timestamptz, expires) "
     "WHERE id = $1 AND status = 'pending' AND EXISTS (SELECT 1 FROM ch) "
-    "RETURNING id) "
-    "SELECT (SELECT count(*) FROM ch), (SELECT count(*) FROM az)"};
+    "RETURNING *), "
+    /* the authz and its challenges as they are now: the updated rows
+     * instead of the stored ones */
+    "now_a AS (SELECT * FROM az UNION ALL SELECT * FROM authzs "
+    "WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM az)), "
+    "now_c AS (SELECT * FROM ch UNION ALL SELECT * FROM challenges "
+    "WHERE authz_id = $1 AND id NOT IN (SELECT id FROM ch)) "
+    SA_AUTHZ_SELECT("now_c") ", (SELECT count(*) FROM ch) "
+    "FROM now_a AS authzs"};
 static const struct sa_stmt st_authz_deact = {"authz_deact",
     "UPDATE authzs SET status = 'deactivated' WHERE id = $1 "
     "AND status IN ('pending', 'valid') AND expires > now()"};
@@ -84,8 +84,8 @@ static const struct sa_stmt st_authz_stale = {"authz_stale",
     "ORDER BY c.authz_id LIMIT 1000"};
 /* clang-format on */
 
-/* The JSON of AUTHZ_COLS (identifier and derived status by hand) and of
- * the chall_get columns. */
+/* The JSON of SA_AUTHZ_SELECT's columns (identifier, derived status,
+ * subdomain_auth and challenges by hand). */
 static const struct sa_col_spec authz_cols[] = {
     {"id", SA_COL_INT},
     {"account_id", SA_COL_INT},
@@ -137,6 +137,31 @@ challs_json(const char *text)
 	return chs;
 }
 
+/* See sa_int.h. */
+json_t *
+sa_authz_of_row(const PGresult *r, int row, int base, struct problem **prob)
+{
+	json_t *o, *chs = challs_json(sa_col(r, row, base + AUTHZ_CHALLS_COL));
+
+	if (chs == NULL) {
+		log_bug("authz %s: challenges unreadable", sa_col(r, row, base));
+		*prob = problem_new(PROB_SERVER_INTERNAL, "challenges unreadable");
+		return NULL;
+	}
+	o = json_object();
+	sa_row_json_at(o, r, row, base, authz_cols, SA_NCOLS(authz_cols));
+	json_object_set_new(o, "identifier",
+	    json_pack("{s:s, s:s}", "type", sa_col(r, row, base + 2), "value",
+		sa_col(r, row, base + 3)));
+	json_object_set_new(o, "status",
+	    json_string(sa_authz_status(
+		sa_col(r, row, base + 5), sa_col_bool(r, row, base + 9))));
+	if (sa_col_bool(r, row, base + 10))
+		json_object_set_new(o, "subdomain_auth", json_true());
+	json_object_set_new(o, "challenges", chs);
+	return o;
+}
+
 /*
  * Reads authzs by id into a new array, in the order of ids, omitting the
  * missing ones. 0 or -1 with *prob.
@@ -148,7 +173,7 @@ sa_read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
 	struct sa_params p;
 	PGresult *ra = NULL;
 	char *arr = sa_id_array(ids, n);
-	json_t *list = NULL;
+	json_t *list = NULL, *o;
 	size_t i;
 	int row, ret = -1;
 
@@ -163,27 +188,8 @@ sa_read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
 				break;
 		if (row == PQntuples(ra))
 			continue;
-		json_t *o = json_object();
-		json_t *chs = challs_json(sa_col(ra, row, AUTHZ_CHALLS_COL));
-
-		if (chs == NULL) {
-			json_decref(o);
-			log_bug("authz %lld: challenges unreadable",
-			    (long long)ids[i]);
-			*prob = problem_new(
-			    PROB_SERVER_INTERNAL, "challenges unreadable");
+		if ((o = sa_authz_of_row(ra, row, 0, prob)) == NULL)
 			goto out;
-		}
-		sa_row_json(o, ra, row, authz_cols, SA_NCOLS(authz_cols));
-		json_object_set_new(o, "identifier",
-		    json_pack("{s:s, s:s}", "type", sa_col(ra, row, 2), "value",
-			sa_col(ra, row, 3)));
-		json_object_set_new(o, "status",
-		    json_string(sa_authz_status(
-			sa_col(ra, row, 5), sa_col_bool(ra, row, 9))));
-		if (sa_col_bool(ra, row, 10))
-			json_object_set_new(o, "subdomain_auth", json_true());
-		json_object_set_new(o, "challenges", chs);
 		json_array_append_new(list, o);
 	}
 	*out = list;
@@ -309,8 +315,8 @@ sa_authz_in_clear(struct sa_authz_in *a)
 }
 
 /* Inserts one authz and its challenges; *id receives its id. */
-int
-sa_authz_insert(struct sa_conn *c, int64_t account_id, const char *profile,
+static int
+authz_insert(struct sa_conn *c, int64_t account_id, const char *profile,
     const struct sa_authz_in *a, int64_t *id, struct problem **prob)
 {
 	struct sa_params p;
@@ -350,7 +356,7 @@ new_authz_tx(struct sa_conn *c, void *arg, struct problem **prob)
 {
 	struct new_authz *n = arg;
 
-	return sa_authz_insert(
+	return authz_insert(
 	    c, n->account_id, n->profile, &n->a, &n->id, prob);
 }
 
@@ -557,16 +563,18 @@ struct authz_final {
 	char *record, *error;
 };
 
-/* The result of f in one statement (its own transaction). 0, or -1 with
- * *prob (conflict: the challenge is not being validated). */
+/* The result of f in one statement (its own transaction): 0 with *out
+ * (the authz as it is now, new), or -1 with *prob (conflict: the
+ * challenge is not being validated). */
 static int
-authz_final(struct sa_conn *c, const struct authz_final *f,
+authz_final(struct sa_conn *c, const struct authz_final *f, json_t **out,
     struct problem **prob)
 {
 	struct sa_params p;
 	PGresult *r;
-	int ch;
+	int ret;
 
+	*out = NULL;
 	sa_params_init(&p);
 	sa_p_int(&p, f->authz_id);
 	sa_p_int(&p, f->chall_id);
@@ -576,18 +584,18 @@ authz_final(struct sa_conn *c, const struct authz_final *f,
 	sa_p_str(&p, f->expires[0] ? f->expires : NULL);
 	if ((r = sa_q(c, &st_authz_result, &p, prob)) == NULL)
 		return -1;
-	ch = PQntuples(r) == 1 ? (int)sa_col_int(r, 0, 0) : 0;
-	PQclear(r);
-	if (ch != 1) {
+	/* The authz changes nothing when it left pending meanwhile
+	 * (deactivated by its account while the validation ran): the
+	 * challenge is finished all the same, never left processing; the
+	 * authz keeps its status. */
+	if (PQntuples(r) != 1 || sa_col_int(r, 0, SA_AUTHZ_NCOLS) != 1)
 		*prob = problem_new(
 		    PROB_CONFLICT, "challenge is not being validated");
-		return -1;
-	}
-	/* The authz count is 0 when it left pending meanwhile (deactivated
-	 * by its account while the validation ran): the challenge is
-	 * finished all the same, never left processing; the authz keeps
-	 * its status. */
-	return 0;
+	else
+		*out = sa_authz_of_row(r, 0, 0, prob);
+	ret = PQntuples(r) == 1 && *out != NULL ? 0 : -1;
+	PQclear(r);
+	return ret;
 }
 
 int
@@ -623,9 +631,7 @@ sa_m_finalize_authz(
 		    PROB_MALFORMED, "validation record or error too big");
 		goto out;
 	}
-	if (authz_final(c, &f, prob) != 0)
-		goto out;
-	ret = sa_read_authz(c, f.authz_id, result, prob);
+	ret = authz_final(c, &f, result, prob);
 out:
 	free(f.record);
 	free(f.error);

@@ -591,12 +591,22 @@ void
 sa_row_json(json_t *o, const PGresult *r, int row,
     const struct sa_col_spec *spec, size_t n)
 {
+	sa_row_json_at(o, r, row, 0, spec, n);
+}
+
+/* See sa_int.h. */
+void
+sa_row_json_at(json_t *o, const PGresult *r, int row, int base,
+    const struct sa_col_spec *spec, size_t n)
+{
 	const char *v;
 	json_t *j;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		v = sa_col(r, row, (int)i);
+		int col = base + (int)i;
+
+		v = sa_col(r, row, col);
 		j = NULL;
 		switch (spec[i].kind) {
 		case SA_COL_NONE:
@@ -608,11 +618,11 @@ sa_row_json(json_t *o, const PGresult *r, int row,
 			j = v != NULL ? json_string(v) : json_null();
 			break;
 		case SA_COL_INT:
-			j = v != NULL ? json_integer(sa_col_int(r, row, (int)i))
+			j = v != NULL ? json_integer(sa_col_int(r, row, col))
 				      : NULL;
 			break;
 		case SA_COL_BOOL:
-			j = json_boolean(sa_col_bool(r, row, (int)i));
+			j = json_boolean(sa_col_bool(r, row, col));
 			break;
 		case SA_COL_JSON:
 			j = sa_json_parse(v);
@@ -621,7 +631,7 @@ sa_row_json(json_t *o, const PGresult *r, int row,
 			j = v != NULL ? sa_json_parse(v) : NULL;
 			break;
 		case SA_COL_HEX_B64:
-			j = sa_col_hex_as_b64(r, row, (int)i);
+			j = sa_col_hex_as_b64(r, row, col);
 			break;
 		}
 		if (j != NULL)

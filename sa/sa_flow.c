@@ -16,20 +16,29 @@
  * be pending, unexpired and not yet attempted, the account must be valid
  * and the challenge pending and not of a type in $4 (those the caller's
  * response cannot answer); then the authz is marked attempted and the
- * challenge processing. Exactly one concurrent caller gets the row back:
- * the account's key thumbprint (for the key authorization).
+ * challenge processing. Answers with the authz as it is now (whether
+ * claimed or not: no read after the write), whether it was claimed
+ * (exactly one concurrent caller gets true) and then the account's key
+ * thumbprint (for the key authorization). No row: no such authz.
  */
 static const struct sa_stmt st_chall_start = {"chall_start",
+    /* the authz, marked attempted if every condition holds */
     "WITH az AS (UPDATE authzs SET attempted_at = now() "
     "WHERE id = $1 AND account_id = $3 AND status = 'pending' "
     "AND attempted_at IS NULL AND expires > now() "
     "AND EXISTS (SELECT 1 FROM accounts WHERE id = $3 AND status = 'valid') "
     "AND EXISTS (SELECT 1 FROM challenges WHERE id = $2 AND authz_id = $1 "
-    "AND status = 'pending' AND type <> ALL($4::text[])) RETURNING id) "
-    "UPDATE challenges SET status = 'processing', attempted_at = now() "
-    "WHERE id = $2 AND authz_id IN (SELECT id FROM az) "
-    "AND status = 'pending' "
-    "RETURNING (SELECT thumbprint FROM accounts WHERE id = $3)"};
+    "AND status = 'pending' AND type <> ALL($4::text[])) RETURNING id), "
+    /* the challenge, processing if its authz was claimed */
+    "ch AS (UPDATE challenges SET status = 'processing', "
+    "attempted_at = now() WHERE id = $2 AND authz_id IN (SELECT id FROM az) "
+    "AND status = 'pending' RETURNING *), "
+    /* the authz's challenges as they are now (the claimed one updated) */
+    "now_c AS (SELECT * FROM ch UNION ALL SELECT * FROM challenges "
+    "WHERE authz_id = $1 AND id NOT IN (SELECT id FROM ch)) "
+    SA_AUTHZ_SELECT("now_c") ", EXISTS (SELECT 1 FROM ch), "
+    "(SELECT thumbprint FROM accounts WHERE id = $3 AND EXISTS "
+    "(SELECT 1 FROM ch)) FROM authzs WHERE id = $1"};
 /* clang-format on */
 
 /* A text[] literal of challenge type names (a JSON array of strings,
@@ -77,11 +86,10 @@ sa_m_claim_challenge(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	struct problem *q = NULL;
 	int64_t acct = 0, azid = 0, cid = 0;
-	json_t *authz = NULL, *except = NULL;
+	json_t *authz, *except = NULL;
 	PGresult *r;
-	char *tp = NULL, *types = NULL;
+	char *types = NULL;
 	int claimed;
 
 	if (sa_get_id(params, "account_id", 1, &acct, prob) < 0 ||
@@ -100,26 +108,24 @@ sa_m_claim_challenge(
 	free(types);
 	if (r == NULL)
 		return -1;
-	claimed = PQntuples(r) == 1;
-	if (claimed && sa_col(r, 0, 0) != NULL)
-		tp = xstrdup(sa_col(r, 0, 0));
-	PQclear(r);
-	/* Claimed: the authz as it is now (challenge processing). Not
-	 * claimed: as it is, for the caller to tell why (another account,
-	 * not pending, already being validated, account not valid). */
-	if (sa_read_authz(c, azid, &authz, &q) != 0) {
-		free(tp);
-		if (q->type == PROB_NOT_FOUND && !claimed) {
-			problem_free(q);
-			*result = json_pack("{s:b}", "claimed", 0);
-			return 0;
-		}
-		*prob = q;
+	/* No such authz: nothing was claimed. Otherwise the authz as it is
+	 * now: claimed (challenge processing), or as it is, for the caller
+	 * to tell why not (another account, not pending, already being
+	 * validated, account not valid). */
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		*result = json_pack("{s:b}", "claimed", 0);
+		return 0;
+	}
+	if ((authz = sa_authz_of_row(r, 0, 0, prob)) == NULL) {
+		PQclear(r);
 		return -1;
 	}
+	claimed = sa_col_bool(r, 0, SA_AUTHZ_NCOLS);
 	*result = json_pack("{s:b,s:o}", "claimed", claimed, "authz", authz);
-	if (tp != NULL)
-		json_object_set_new(*result, "thumbprint", json_string(tp));
-	free(tp);
+	if (claimed && sa_col(r, 0, SA_AUTHZ_NCOLS + 1) != NULL)
+		json_object_set_new(*result, "thumbprint",
+		    json_string(sa_col(r, 0, SA_AUTHZ_NCOLS + 1)));
+	PQclear(r);
 	return 0;
 }

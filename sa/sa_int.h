@@ -184,6 +184,9 @@ struct sa_col_spec {
 /* Sets o's members from row of r as spec[0..n) says (o borrowed). */
 void sa_row_json(json_t *o, const PGresult *r, int row,
     const struct sa_col_spec *spec, size_t n);
+/* The same for the columns base..base+n of row (o borrowed). */
+void sa_row_json_at(json_t *o, const PGresult *r, int row, int base,
+    const struct sa_col_spec *spec, size_t n);
 #define SA_NCOLS(spec) (sizeof(spec) / sizeof((spec)[0]))
 /*
  * sa_q_row, the row as a new JSON object in *out by spec[0..n)
@@ -209,8 +212,9 @@ sa_method_impl sa_m_new_eab_key;
 sa_method_impl sa_m_get_eab_key;
 sa_method_impl sa_m_list_eab_keys;
 sa_method_impl sa_m_revoke_eab_key;
-/* Account id was not valid for a write that requires it: *prob is
- * accountDoesNotExist or unauthorized ("Account is <status>"); -1. */
+/* Why a write that requires a valid account id wrote nothing: -1 with
+ * *prob accountDoesNotExist or unauthorized ("Account is <status>"), or 0
+ * when the account is valid (the reason was another). */
 int sa_account_refusal(struct sa_conn *c, int64_t id, struct problem **prob);
 
 /* sa_authz.c: one authorization to create, validated before the
@@ -227,9 +231,30 @@ struct sa_authz_in {
 int sa_authz_in_parse(
     const json_t *j, struct sa_authz_in *a, struct problem **prob);
 void sa_authz_in_clear(struct sa_authz_in *a);
-/* Inserts one authz and its challenges; *id receives its id. */
-int sa_authz_insert(struct sa_conn *c, int64_t account_id, const char *profile,
-    const struct sa_authz_in *a, int64_t *id, struct problem **prob);
+/* clang-format off */
+/*
+ * An authz as sa_authz_of_row reads it: its columns, then its challenges
+ * as a JSON array (error and validation_record are stored JSON text).
+ * challs names where the challenges come from: the table, or a WITH query
+ * of challenges rows (a statement that changed some returns them as they
+ * are now). The FROM clause that follows calls the authzs `authzs`.
+ */
+#define SA_AUTHZ_SELECT(challs) \
+	"SELECT id, account_id, ident_type, ident_value, wildcard, status, " \
+	SA_TS("expires") ", profile, " SA_TS("created") ", " \
+	"expires <= now(), subdomain_auth, " \
+	"(SELECT json_agg(json_build_object('id', c.id, 'type', c.type, " \
+	"'token', c.token, 'status', c.status, " \
+	"'validated', " SA_TS("c.validated") ", 'error', c.error::json, " \
+	"'validation_record', c.validation_record::json) ORDER BY c.id) " \
+	"FROM " challs " c WHERE c.authz_id = authzs.id)"
+/* clang-format on */
+/* How many columns SA_AUTHZ_SELECT has. */
+#define SA_AUTHZ_NCOLS 12
+/* The authz of columns base.. of row of r (SA_AUTHZ_SELECT; r borrowed):
+ * a new object, or NULL with *prob. */
+json_t *sa_authz_of_row(
+    const PGresult *r, int row, int base, struct problem **prob);
 /* Derived authz status from stored status and expiry (static string). */
 const char *sa_authz_status(const char *stored, int expired);
 

@@ -23,29 +23,90 @@
 	SA_TS("began_processing") ", expires <= now(), csr"
 
 /* The order and its authzs' "id:status:expired" in one round trip (column
- * ORDER_AUTHZS_COL: a text array in identifier order). */
+ * ORDER_AUTHZS_COL: a text array in identifier order). links and authzs
+ * name where the order's order_authzs and authzs rows come from: the
+ * tables, or WITH queries of a statement that wrote them. */
 #define ORDER_AUTHZS_COL 15
-#define ORDER_SELECT \
+#define ORDER_SELECT_FROM(links, authzs) \
     "SELECT " ORDER_COLS ", ARRAY(SELECT a.id || ':' || a.status || ':' || " \
-    "(a.expires <= now())::int FROM order_authzs oa " \
-    "JOIN authzs a ON a.id = oa.authz_id WHERE oa.order_id = orders.id " \
+    "(a.expires <= now())::int FROM " links " oa " \
+    "JOIN " authzs " a ON a.id = oa.authz_id WHERE oa.order_id = orders.id " \
     "ORDER BY oa.pos, oa.authz_id), " SA_STAR_ORDER_COL \
     ", delegation_id"
+#define ORDER_SELECT ORDER_SELECT_FROM("order_authzs", "authzs")
 static const struct sa_stmt st_order_get = {"order_get",
     ORDER_SELECT " FROM orders WHERE id = $1"};
 #define ORDER_STAR_COL 16
 #define ORDER_DELEG_COL 17 /* RFC 9115 (sa_delegation.c) */
-static const struct sa_stmt st_authz_reused = {"authz_reused",
-    "SELECT id, ident_type, ident_value, wildcard FROM authzs "
-    "WHERE id = ANY($1::bigint[]) AND account_id = $2"};
-static const struct sa_stmt st_order_insert = {"order_insert",
-    "INSERT INTO orders (account_id, expires, identifiers, not_before, "
-    "not_after, profile, replaces) SELECT $1, $2::timestamptz, $3::text, "
-    "$4::timestamptz, $5::timestamptz, $6::text, $7::text "
-    "FROM accounts WHERE id = $1 AND status = 'valid' RETURNING id"};
-static const struct sa_stmt st_order_link = {"order_link",
-    "INSERT INTO order_authzs (order_id, authz_id, pos) "
-    "SELECT $1, a, p FROM unnest($2::bigint[], $3::int[]) AS u(a, p)"};
+#define ORDER_NCOLS (ORDER_DELEG_COL + 1)
+/*
+ * The order (FROM clause `from`, naming it `orders`) with its authzs in one
+ * result: one row per authz in identifier order, each the order's columns
+ * (ORDER_SELECT_FROM) then the authz's (SA_AUTHZ_SELECT; NULL for an order
+ * without authzs) and its position. links, authzs, challs: where those
+ * rows come from (the tables, or WITH queries of a statement that wrote
+ * them).
+ */
+#define ORDER_WITH_AUTHZS(from, links, authzs, challs) \
+    "SELECT ord.*, az.* FROM (" ORDER_SELECT_FROM(links, authzs) \
+    " FROM " from ") ord LEFT JOIN LATERAL (" SA_AUTHZ_SELECT(challs) \
+    ", oa.pos FROM " links " oa JOIN " authzs " AS authzs " \
+    "ON authzs.id = oa.authz_id WHERE oa.order_id = ord.id) az ON true " \
+    "ORDER BY az.pos, az.id"
+static const struct sa_stmt st_order_get_authzs = {"order_get_authzs",
+    ORDER_WITH_AUTHZS("orders WHERE id = $1", "order_authzs", "authzs",
+	"challenges")};
+/*
+ * A new order with its authzs in one statement (one implicit transaction
+ * unless the caller opened one). $1 account, $2 expires, $3 identifiers
+ * (JSON text), $4 not_before, $5 not_after, $6 profile, $7 replaces, $8
+ * the ids of the authzs it reuses, which must be account $9's (the order's,
+ * or the owner's of its delegation), $10 the new authzs: a JSON array of
+ * {t, v, w, s, e, ct, ck} (identifier type and value, wildcard,
+ * subdomain_auth, expires, challenge types and tokens as text[] literals).
+ * Answers as ORDER_WITH_AUTHZS; no row (nothing written): the account is not
+ * valid or a reused authz is not $9's.
+ */
+static const struct sa_stmt st_order_new = {"order_new",
+    /* the order, only for a valid account and authzs it may reuse */
+    "WITH o AS (INSERT INTO orders (account_id, expires, identifiers, "
+    "not_before, not_after, profile, replaces) SELECT $1, $2::timestamptz, "
+    "$3::text, $4::timestamptz, $5::timestamptz, $6::text, $7::text "
+    "FROM accounts WHERE id = $1 AND status = 'valid' "
+    "AND (SELECT count(*) FROM authzs WHERE id = ANY($8::bigint[]) "
+    "AND account_id = $9) = cardinality($8::bigint[]) RETURNING *), "
+    /* the new authzs, numbered (k) after the reused ones, their ids drawn
+     * first so that their challenges and links can name them */
+    "n AS (SELECT nextval('authzs_id_seq') AS id, "
+    "cardinality($8::bigint[]) + j.k AS k, j.t, j.v, j.w, j.s, j.e, j.ct, "
+    "j.ck FROM o, ROWS FROM (json_to_recordset($10::json) AS (t text, "
+    "v text, w boolean, s boolean, e timestamptz, ct text, ck text)) "
+    "WITH ORDINALITY AS j(t, v, w, s, e, ct, ck, k)), "
+    "new_a AS (INSERT INTO authzs (id, account_id, ident_type, ident_value, "
+    "wildcard, expires, profile, subdomain_auth) "
+    "SELECT id, $1, t, v, w, e, $6, s FROM n RETURNING *), "
+    "new_c AS (INSERT INTO challenges (authz_id, type, token) "
+    "SELECT n.id, u.t, u.k FROM n, unnest(n.ct::text[], n.ck::text[]) "
+    "AS u(t, k) RETURNING *), "
+    /* every authz of the order: the reused ones (k: place in $8), then
+     * the new ones */
+    "x AS (SELECT a.id, u.k, a.ident_type AS t, a.ident_value AS v, "
+    "a.wildcard AS w FROM unnest($8::bigint[]) WITH ORDINALITY AS u(id, k) "
+    "JOIN authzs a ON a.id = u.id UNION ALL SELECT id, k, t, v, w FROM n), "
+    /* linked at the place of their identifier in $3, ties by k */
+    "l AS (INSERT INTO order_authzs (order_id, authz_id, pos) "
+    "SELECT o.id, x.id, COALESCE((SELECT i.k - 1 FROM "
+    "json_array_elements($3::json) WITH ORDINALITY AS i(j, k) "
+    "WHERE i.j->>'type' = x.t AND i.j->>'value' = "
+    "CASE WHEN x.w THEN '*.' || x.v ELSE x.v END ORDER BY i.k LIMIT 1), "
+    "json_array_length($3::json)) * 100000 + x.k - 1 FROM o, x "
+    "RETURNING *), "
+    /* the order's authzs and challenges: the new rows, the reused ones */
+    "all_a AS (SELECT * FROM new_a UNION ALL "
+    "SELECT * FROM authzs WHERE id = ANY($8::bigint[])), "
+    "all_c AS (SELECT * FROM new_c UNION ALL "
+    "SELECT * FROM challenges WHERE authz_id = ANY($8::bigint[])) "
+    ORDER_WITH_AUTHZS("o AS orders", "l", "all_a", "all_c")};
 static const struct sa_stmt st_repl_lock = {"repl_lock",
     "SELECT r.order_id, (o.status IN ('valid', 'processing') OR "
     "(o.status = 'pending' AND o.expires > now())) FROM replacement_orders r "
@@ -230,41 +291,15 @@ struct new_order {
 	json_t *idents;
 	const char *profile, *replaces;
 	char *replaces_key;
-	int64_t *reuse;
-	size_t nreuse;
-	struct sa_authz_in *news;
-	size_t nnews;
-	/* filled by the transaction */
-	int64_t order_id;
-	int64_t *all_ids;
-	int *all_pos;
+	char *reuse;      /* bigint[] literal of the reused authz ids */
+	char *news;       /* JSON text: st_order_new's $10 */
+	int with_authzs;  /* answer with the authzs too */
 	/* RFC 9115: the order's delegation (0: none); whose authzs it reuses */
 	int64_t delegation_id, authz_account;
+	/* filled by the statement */
+	int64_t order_id;
+	json_t *result;
 };
-
-/* Position of (type, value, wildcard) in the order's identifiers. */
-static int
-ident_pos(
-    const json_t *idents, const char *type, const char *value, int wildcard)
-{
-	size_t i;
-	json_t *id;
-
-	json_array_foreach(idents, i, id)
-	{
-		const char *t = json_string_value(json_object_get(id, "type"));
-		const char *v = json_string_value(json_object_get(id, "value"));
-
-		if (t == NULL || v == NULL || strcmp(t, type) != 0)
-			continue;
-		if (wildcard && strncmp(v, "*.", 2) == 0 &&
-		    strcmp(v + 2, value) == 0)
-			return (int)i;
-		if (!wildcard && strcmp(v, value) == 0)
-			return (int)i;
-	}
-	return (int)json_array_size(idents);
-}
 
 /*
  * Key of replacement_orders for a `replaces` value: an ARI CertID
@@ -318,68 +353,46 @@ out:
 	return ret;
 }
 
-/* The reused authzs of o (each the authz account's) with their positions
- * in o's identifiers, into o->all_ids / all_pos. 0, or -1 with *prob. */
+/*
+ * The order of ORDER_WITH_AUTHZS's rows of r (borrowed) for order id, with
+ * its "authzs" when with_authzs: 0 with *out (new), or -1 with *prob.
+ */
 static int
-reused_positions(struct sa_conn *c, struct new_order *o, struct problem **prob)
+order_with_authzs(const PGresult *r, int64_t id, int with_authzs,
+    json_t **out, struct problem **prob)
 {
-	struct sa_params p;
-	PGresult *r = NULL;
-	char *arr;
-	size_t i;
-	int ret = -1;
+	json_t *list, *a;
+	int row;
 
-	arr = sa_id_array(o->reuse, o->nreuse);
-	sa_params_init(&p);
-	sa_p_str(&p, arr);
-	sa_p_int(&p, o->authz_account);
-	if ((r = sa_q(c, &st_authz_reused, &p, prob)) == NULL)
-		goto out;
-	if ((size_t)PQntuples(r) != o->nreuse) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "reuse_authz_ids: unknown authorization for this "
-		    "account");
-		goto out;
+	if (order_of_row(r, id, out, prob) != 0)
+		return -1;
+	if (!with_authzs)
+		return 0;
+	list = json_array();
+	for (row = 0; row < PQntuples(r); row++) {
+		if (sa_col(r, row, ORDER_NCOLS) == NULL)
+			continue; /* LEFT JOIN: an order without authzs */
+		if ((a = sa_authz_of_row(r, row, ORDER_NCOLS, prob)) == NULL) {
+			json_decref(list);
+			json_decref(*out);
+			*out = NULL;
+			return -1;
+		}
+		json_array_append_new(list, a);
 	}
-	for (i = 0; i < o->nreuse; i++) {
-		int row;
-
-		for (row = 0; row < PQntuples(r); row++)
-			if (sa_col_int(r, row, 0) == o->reuse[i])
-				break;
-		o->all_ids[i] = o->reuse[i];
-		o->all_pos[i] = ident_pos(o->idents, sa_col(r, row, 1),
-		    sa_col(r, row, 2), sa_col_bool(r, row, 3));
-	}
-	ret = 0;
-out:
-	PQclear(r);
-	free(arr);
-	return ret;
+	json_object_set_new(*out, "authzs", list);
+	return 0;
 }
 
+/* The order's statement (st_order_new): o->order_id and o->result, or -1
+ * with *prob (nothing written). */
 static int
-new_order_tx(struct sa_conn *c, void *arg, struct problem **prob)
+order_insert(struct sa_conn *c, struct new_order *o, struct problem **prob)
 {
-	struct new_order *o = arg;
 	struct sa_params p;
-	PGresult *r = NULL;
-	char *arr = NULL, *ids = NULL, *pos = NULL;
-	size_t i, j, n = o->nreuse + o->nnews;
+	PGresult *r;
 	int ret = -1;
 
-	o->authz_account = o->account_id;
-	if (o->delegation_id > 0 && o->nnews > 0) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "a delegated order only reuses the owner's authorizations");
-		goto out;
-	}
-	if (o->delegation_id > 0 &&
-	    sa_deleg_order_lock(c, o->delegation_id, o->account_id,
-		&o->authz_account, prob) != 0)
-		goto out;
-	/* The order first: it checks the account (nothing else is written
-	 * for an account that is not valid). */
 	sa_params_init(&p);
 	sa_p_int(&p, o->account_id);
 	sa_p_str(&p, o->expires);
@@ -388,61 +401,59 @@ new_order_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	sa_p_str(&p, o->not_after[0] ? o->not_after : NULL);
 	sa_p_str(&p, o->profile);
 	sa_p_str(&p, o->replaces);
-	if ((r = sa_q(c, &st_order_insert, &p, prob)) == NULL)
-		goto out;
-	/* No row: the account is not valid (checked here, not by a read
-	 * before the call). */
-	if (PQntuples(r) != 1) {
-		sa_account_refusal(c, o->account_id, prob);
+	sa_p_str(&p, o->reuse);
+	sa_p_int(&p, o->authz_account);
+	sa_p_str(&p, o->news);
+	if ((r = sa_q(c, &st_order_new, &p, prob)) == NULL) {
+		if (sa_sqlstate_is(c, "23505")) {
+			problem_free(*prob);
+			*prob = problem_new(PROB_MALFORMED,
+			    "duplicate challenge type in one authorization");
+		}
+		return -1;
+	}
+	/* No row: the account is not valid or a reused authz is not the
+	 * authz account's (checked by the statement, not by a read first). */
+	if (PQntuples(r) == 0) {
+		if (sa_account_refusal(c, o->account_id, prob) == 0)
+			*prob = problem_new(PROB_MALFORMED,
+			    "reuse_authz_ids: unknown authorization for this "
+			    "account");
 		goto out;
 	}
 	o->order_id = sa_col_int(r, 0, 0);
-	PQclear(r);
-	r = NULL;
-	if (o->delegation_id > 0 &&
-	    sa_deleg_order_link(c, o->order_id, o->delegation_id, prob) != 0)
-		goto out;
-	if (o->nreuse > 0 && reused_positions(c, o, prob) != 0)
-		goto out;
-	for (i = 0; i < o->nnews; i++) {
-		j = o->nreuse + i;
-		if (sa_authz_insert(c, o->account_id, o->profile, &o->news[i],
-			&o->all_ids[j], prob) != 0)
-			goto out;
-		o->all_pos[j] = ident_pos(o->idents, o->news[i].type,
-		    o->news[i].value, o->news[i].wildcard);
-	}
-	if (n > 0) {
-		/* pos = index in identifiers, ties by order of arrival */
-		int64_t *tmp = xcalloc(n, sizeof(*tmp));
-
-		for (i = 0; i < n; i++)
-			tmp[i] = (int64_t)o->all_pos[i] * 100000 + (int64_t)i;
-		ids = sa_id_array(o->all_ids, n);
-		pos = sa_id_array(tmp, n);
-		free(tmp);
-		sa_params_init(&p);
-		sa_p_int(&p, o->order_id);
-		sa_p_str(&p, ids);
-		sa_p_str(&p, pos);
-		if (sa_exec(c, &st_order_link, &p, NULL, prob) != 0) {
-			if (sa_sqlstate_is(c, "23505")) {
-				problem_free(*prob);
-				*prob = problem_new(PROB_MALFORMED,
-				    "the same authorization twice");
-			}
-			goto out;
-		}
-	}
-	if (o->replaces != NULL && replaces_tx(c, o, prob) != 0)
-		goto out;
-	ret = 0;
+	json_decref(o->result);
+	o->result = NULL;
+	ret = order_with_authzs(
+	    r, o->order_id, o->with_authzs, &o->result, prob);
 out:
 	PQclear(r);
-	free(arr);
-	free(ids);
-	free(pos);
 	return ret;
+}
+
+/* An order under a delegation or replacing a certificate: its statement
+ * with the locks and writes that go with it, in one transaction. */
+static int
+new_order_tx(struct sa_conn *c, void *arg, struct problem **prob)
+{
+	struct new_order *o = arg;
+
+	if (o->delegation_id > 0 &&
+	    sa_deleg_order_lock(c, o->delegation_id, o->account_id,
+		&o->authz_account, prob) != 0)
+		return -1;
+	if (order_insert(c, o, prob) != 0)
+		return -1;
+	if (o->delegation_id > 0) {
+		if (sa_deleg_order_link(
+			c, o->order_id, o->delegation_id, prob) != 0)
+			return -1;
+		json_object_set_new(o->result, "delegation_id",
+		    json_integer(o->delegation_id));
+	}
+	if (o->replaces != NULL && replaces_tx(c, o, prob) != 0)
+		return -1;
+	return 0;
 }
 
 static int
@@ -464,14 +475,74 @@ check_identifiers(json_t *idents, struct problem **prob)
 	return 0;
 }
 
+/* reuse_authz_ids (borrowed, may be NULL) as o->reuse: 0, or -1 with
+ * *prob (not positive ids, one twice). */
+static int
+reuse_param(struct new_order *o, const json_t *reuse, struct problem **prob)
+{
+	size_t i, k, n = json_array_size(reuse);
+	int64_t *ids = xcalloc(n + 1, sizeof(*ids));
+	int ret = -1;
+
+	for (i = 0; i < n; i++) {
+		json_t *v = json_array_get(reuse, i);
+
+		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+			*prob = problem_new(PROB_MALFORMED,
+			    "reuse_authz_ids: expected positive ids");
+			goto out;
+		}
+		ids[i] = json_integer_value(v);
+		for (k = 0; k < i; k++)
+			if (ids[k] == ids[i]) {
+				*prob = problem_new(PROB_MALFORMED,
+				    "the same authorization twice");
+				goto out;
+			}
+	}
+	o->reuse = sa_id_array(ids, n);
+	ret = 0;
+out:
+	free(ids);
+	return ret;
+}
+
+/* new_authzs (borrowed, may be NULL) as o->news: 0, or -1 with *prob. */
+static int
+news_param(struct new_order *o, const json_t *news, struct problem **prob)
+{
+	struct sa_authz_in a;
+	json_t *list = json_array(), *v;
+	size_t i;
+	int ret = -1;
+
+	json_array_foreach(news, i, v)
+	{
+		if (sa_authz_in_parse(v, &a, prob) != 0) {
+			sa_authz_in_clear(&a);
+			goto out;
+		}
+		json_array_append_new(list,
+		    json_pack("{s:s,s:s,s:b,s:b,s:s,s:s,s:s}", "t", a.type,
+			"v", a.value, "w", a.wildcard, "s", a.subdomain_auth,
+			"e", a.expires, "ct", a.chall_types, "ck",
+			a.chall_tokens));
+		sa_authz_in_clear(&a);
+	}
+	o->news = sa_json_text(list);
+	ret = 0;
+out:
+	json_decref(list);
+	return ret;
+}
+
 int
 sa_m_new_order(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct new_order o;
-	json_t *reuse = NULL, *news = NULL, *v, *list = NULL;
-	size_t i;
-	int with_authzs = 0, ret = -1;
+	json_t *reuse = NULL, *news = NULL;
+	int ret = -1;
 
 	memset(&o, 0, sizeof(o));
 	if (sa_get_id(params, "account_id", 1, &o.account_id, prob) < 0 ||
@@ -488,15 +559,9 @@ sa_m_new_order(
 	    sa_get_json(
 		params, "reuse_authz_ids", 0, JSON_ARRAY, &reuse, prob) < 0 ||
 	    sa_get_json(params, "new_authzs", 0, JSON_ARRAY, &news, prob) < 0 ||
-	    sa_get_id(params, "delegation_id", 0, &o.delegation_id, prob) < 0)
+	    sa_get_id(params, "delegation_id", 0, &o.delegation_id, prob) < 0 ||
+	    sa_get_bool(params, "with_authzs", 0, &o.with_authzs, prob) < 0)
 		goto out;
-	v = json_object_get(params, "with_authzs");
-	if (v != NULL && !json_is_boolean(v)) {
-		*prob = problem_new(PROB_MALFORMED, "with_authzs: expected a "
-						    "boolean");
-		goto out;
-	}
-	with_authzs = json_is_true(v);
 	if (o.profile == NULL)
 		o.profile = "";
 	if (check_identifiers(o.idents, prob) != 0)
@@ -506,58 +571,31 @@ sa_m_new_order(
 		*prob = problem_new(PROB_MALFORMED, "too many authorizations");
 		goto out;
 	}
-	o.nreuse = json_array_size(reuse);
-	o.nnews = json_array_size(news);
-	o.reuse = xcalloc(o.nreuse + 1, sizeof(*o.reuse));
-	o.news = xcalloc(o.nnews + 1, sizeof(*o.news));
-	o.all_ids = xcalloc(o.nreuse + o.nnews + 1, sizeof(*o.all_ids));
-	o.all_pos = xcalloc(o.nreuse + o.nnews + 1, sizeof(*o.all_pos));
-	json_array_foreach(reuse, i, v)
-	{
-		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-			*prob = problem_new(PROB_MALFORMED,
-			    "reuse_authz_ids: expected positive ids");
-			goto out;
-		}
-		o.reuse[i] = json_integer_value(v);
+	if (o.delegation_id > 0 && json_array_size(news) > 0) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "a delegated order only reuses the owner's authorizations");
+		goto out;
 	}
-	json_array_foreach(news, i, v)
-	{
-		if (sa_authz_in_parse(v, &o.news[i], prob) != 0)
-			goto out;
-	}
+	if (reuse_param(&o, reuse, prob) != 0 ||
+	    news_param(&o, news, prob) != 0)
+		goto out;
 	o.idents_text = sa_json_text(o.idents);
+	o.authz_account = o.account_id;
 	if (o.replaces != NULL)
 		o.replaces_key = replaces_key(o.replaces);
-	if (sa_tx(c, new_order_tx, &o, prob) != 0)
+	/* One statement, its own transaction; a delegation's lock or a
+	 * replacement's record go with it in one transaction. */
+	if (o.delegation_id > 0 || o.replaces != NULL
+		? sa_tx(c, new_order_tx, &o, prob) != 0
+		: order_insert(c, &o, prob) != 0)
 		goto out;
-	if (sa_read_order(c, o.order_id, result, prob) != 0)
-		goto out;
-	/* The caller needs the authzs too: return them from this call
-	 * rather than a second round trip (sa.get_authzs). */
-	if (with_authzs) {
-		json_t *az = json_object_get(*result, "authz_ids");
-		size_t k, n = json_array_size(az);
-
-		/* In the order's authz_ids order (identifier order). */
-		for (k = 0; k < n && k < o.nreuse + o.nnews; k++)
-			o.all_ids[k] =
-			    json_integer_value(json_array_get(az, k));
-		if (sa_read_authzs(c, o.all_ids, k, &list, prob) != 0) {
-			json_decref(*result);
-			*result = NULL;
-			goto out;
-		}
-		json_object_set_new(*result, "authzs", list);
-	}
+	*result = o.result;
+	o.result = NULL;
 	ret = 0;
 out:
-	for (i = 0; o.news != NULL && i < o.nnews; i++)
-		sa_authz_in_clear(&o.news[i]);
-	free(o.news);
+	json_decref(o.result);
 	free(o.reuse);
-	free(o.all_ids);
-	free(o.all_pos);
+	free(o.news);
 	free(o.idents_text);
 	free(o.replaces_key);
 	return ret;
@@ -567,36 +605,29 @@ int
 sa_m_get_order(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
+	struct sa_params p;
 	int64_t id = 0;
-	int with = 0;
-	json_t *list = NULL, *ids;
-	int64_t *v;
-	size_t i, n;
-	int ret;
+	int with = 0, ret;
+	PGresult *r;
 
 	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
 	    sa_get_bool(params, "with_authzs", 0, &with, prob) < 0)
 		return -1;
-	if (sa_read_order(c, id, result, prob) != 0)
-		return -1;
 	if (!with)
-		return 0;
-	/* The order with its authzs for one round trip (ra.finalize_order's
+		return sa_read_order(c, id, result, prob);
+	/* The order with its authzs in one statement (ra.finalize_order's
 	 * CAA re-check). */
-	ids = json_object_get(*result, "authz_ids");
-	n = json_array_size(ids);
-	v = xcalloc(n + 1, sizeof(*v));
-	for (i = 0; i < n; i++)
-		v[i] = json_integer_value(json_array_get(ids, i));
-	ret = sa_read_authzs(c, v, n, &list, prob);
-	free(v);
-	if (ret != 0) {
-		json_decref(*result);
-		*result = NULL;
+	sa_params_init(&p);
+	sa_p_int(&p, id);
+	if ((r = sa_q(c, &st_order_get_authzs, &p, prob)) == NULL)
 		return -1;
-	}
-	json_object_set_new(*result, "authzs", list);
-	return 0;
+	if (PQntuples(r) == 0) {
+		*prob = problem_new(PROB_NOT_FOUND, "no such order");
+		ret = -1;
+	} else
+		ret = order_with_authzs(r, id, 1, result, prob);
+	PQclear(r);
+	return ret;
 }
 
 int
