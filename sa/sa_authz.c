@@ -283,6 +283,15 @@ sa_authz_in_parse(const json_t *j, struct sa_authz_in *a, struct problem **prob)
 			    "challenge type or token has bad characters");
 			return -1;
 		}
+		for (size_t d = 0; d < i; d++)
+			if (strcmp(t, json_string_value(json_object_get(
+					  json_array_get(chs, d), "type"))) ==
+			    0) {
+				*prob = problem_new(PROB_MALFORMED,
+				    "duplicate challenge type in one "
+				    "authorization");
+				return -1;
+			}
 		tl += strlen(t) + 1;
 		kl += strlen(k) + 1;
 	}
@@ -332,14 +341,8 @@ authz_insert(struct sa_conn *c, int64_t account_id, const char *profile,
 	sa_p_bool(&p, a->subdomain_auth);
 	sa_p_str(&p, a->chall_types);
 	sa_p_str(&p, a->chall_tokens);
-	if ((r = sa_q(c, &st_authz_insert, &p, prob)) == NULL) {
-		if (sa_sqlstate_is(c, "23505")) {
-			problem_free(*prob);
-			*prob = problem_new(PROB_MALFORMED,
-			    "duplicate challenge type in one authorization");
-		}
+	if ((r = sa_q(c, &st_authz_insert, &p, prob)) == NULL)
 		return -1;
-	}
 	*id = sa_col_int(r, 0, 0);
 	PQclear(r);
 	return 0;

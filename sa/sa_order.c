@@ -404,14 +404,8 @@ order_insert(struct sa_conn *c, struct new_order *o, struct problem **prob)
 	sa_p_str(&p, o->reuse);
 	sa_p_int(&p, o->authz_account);
 	sa_p_str(&p, o->news);
-	if ((r = sa_q(c, &st_order_new, &p, prob)) == NULL) {
-		if (sa_sqlstate_is(c, "23505")) {
-			problem_free(*prob);
-			*prob = problem_new(PROB_MALFORMED,
-			    "duplicate challenge type in one authorization");
-		}
+	if ((r = sa_q(c, &st_order_new, &p, prob)) == NULL)
 		return -1;
-	}
 	/* No row: the account is not valid or a reused authz is not the
 	 * authz account's (checked by the statement, not by a read first). */
 	if (PQntuples(r) == 0) {

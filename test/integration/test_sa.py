@@ -391,6 +391,42 @@ def test_new_order_returns_its_authzs(c):
     assert err_type(new_order, c, a["id"], ["t.example.org"], with_authzs="yes") == "malformed"
 
 
+def test_writes_answer_what_they_stored(c):
+    """Issue 18: sa.new_order, sa.get_order with_authzs, sa.claim_challenge and
+    sa.finalize_authz each answer from their one statement (the rows they
+    wrote, no read after the write): the answers equal a read afterwards, the
+    authzs in identifier order; a refused new_order writes nothing."""
+    a = new_account(c)
+    names = ["b.one.example", "*.one.example", "a.one.example"]
+    o = new_order(c, a["id"], names, with_authzs=True)
+    assert [(x["identifier"]["value"], x["wildcard"]) for x in o["authzs"]] == \
+        [("b.one.example", False), ("one.example", True), ("a.one.example", False)]
+    assert c.call("sa.get_order", {"id": o["id"], "with_authzs": True}) == o
+    az, ch = o["authzs"][0], o["authzs"][0]["challenges"][0]
+    claim = {"account_id": a["id"], "authz_id": az["id"], "challenge_id": ch["id"]}
+    cl = c.call("sa.claim_challenge", claim)
+    assert cl["claimed"] and cl["thumbprint"] == a["thumbprint"]
+    assert cl["authz"] == c.call("sa.get_authz", {"id": az["id"]})
+    assert cl["authz"]["challenges"][0]["status"] == "processing"
+    fin = c.call("sa.finalize_authz", {"authz_id": az["id"], "challenge_id": ch["id"],
+                                       "status": "valid", "expires": ts(86400),
+                                       "validation_record": [{"hostname": "h"}]})
+    assert fin == c.call("sa.get_authz", {"id": az["id"]}) and fin["status"] == "valid"
+    assert fin["challenges"][0]["validation_record"] == [{"hostname": "h"}]
+    again = c.call("sa.claim_challenge", claim)
+    assert not again["claimed"] and again["authz"] == fin
+    got = c.call("sa.get_order", {"id": o["id"], "with_authzs": True})
+    assert got["authzs"][0] == fin and got["authzs"][1:] == o["authzs"][1:]
+    # refused: a reused authz twice, a challenge type twice; nothing stored
+    before = c.call("sa.get_orders_by_account", {"account_id": a["id"]})["order_ids"]
+    assert err_type(new_order, c, a["id"], ["b.one.example"], new_authzs=[],
+                    reuse_authz_ids=[az["id"], az["id"]]) == "malformed"
+    dup = authz_spec("dup.one.example")
+    dup["challenges"][1]["type"] = "http-01"
+    assert err_type(new_order, c, a["id"], ["dup.one.example"], new_authzs=[dup]) == "malformed"
+    assert c.call("sa.get_orders_by_account", {"account_id": a["id"]})["order_ids"] == before
+
+
 def test_order_invalid_paths(c):
     a = new_account(c)
     o = new_order(c, a["id"], ["x.example.org", "y.example.org"])
