@@ -19,7 +19,9 @@
  * challenge processing. Answers with the authz as it is now (whether
  * claimed or not: no read after the write), whether it was claimed
  * (exactly one concurrent caller gets true) and then the account's key
- * thumbprint (for the key authorization). No row: no such authz.
+ * thumbprint (for the key authorization). No row: no such authz. A
+ * caller that lost a race to another claim sees the authz as its
+ * statement's snapshot had it (before the winner's commit).
  */
 static const struct sa_stmt st_chall_start = {"chall_start",
     /* the authz, marked attempted if every condition holds */

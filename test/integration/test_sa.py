@@ -586,6 +586,28 @@ def test_concurrent_authz_claim_one_winner(env, c):
         assert sum(1 for ch in got["challenges"] if ch["status"] == "processing") == 1
 
 
+def test_concurrent_challenge_claim_one_winner(env, c):
+    """sa.claim_challenge answers from its one statement: of 16 concurrent
+    claims exactly one gets claimed (with the thumbprint), the others the
+    authz unclaimed; one challenge ends processing."""
+    CURRENT_SOCK[0] = "unix:" + env.sock
+    a = new_account(c)
+    for _ in range(3):
+        az = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("crace.example.com")})
+        chs = az["challenges"]
+        res = concurrently(16, lambda cl: cl.call("sa.claim_challenge", {
+            "account_id": a["id"], "authz_id": az["id"],
+            "challenge_id": chs[threading.get_ident() % 2]["id"]}))
+        assert all(r[0] == "ok" for r in res), res
+        won = [r[1] for r in res if r[1]["claimed"]]
+        assert len(won) == 1 and won[0]["thumbprint"] == a["thumbprint"], res
+        assert all(r[1]["authz"]["id"] == az["id"] and "thumbprint" not in r[1]
+                   for r in res if not r[1]["claimed"])
+        got = c.call("sa.get_authz", {"id": az["id"]})
+        assert won[0]["authz"] == got
+        assert sum(1 for ch in got["challenges"] if ch["status"] == "processing") == 1
+
+
 def test_concurrent_order_processing_one_winner(env, c):
     CURRENT_SOCK[0] = "unix:" + env.sock
     a = new_account(c)
