@@ -571,41 +571,42 @@ def concurrently(n, fn):
 CURRENT_SOCK = [None]
 
 
-def test_concurrent_authz_claim_one_winner(env, c):
+def claim_races(env, c, method, rounds, owner=False):
+    """rounds times: 16 concurrent `method` calls, each for one of the two
+    challenges of a new authz (with the account when owner); after each, one
+    challenge is processing. Yields (account, results, the authz read after)."""
     CURRENT_SOCK[0] = "unix:" + env.sock
     a = new_account(c)
-    for _ in range(5):
+    acct = {"account_id": a["id"]} if owner else {}
+    for _ in range(rounds):
         az = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("race.example.com")})
         chs = az["challenges"]
-        res = concurrently(16, lambda cl: cl.call("sa.set_authz_processing", {
-            "authz_id": az["id"], "challenge_id": chs[threading.get_ident() % 2]["id"]}))
+        res = concurrently(16, lambda cl: cl.call(method, {
+            **acct, "authz_id": az["id"],
+            "challenge_id": chs[threading.get_ident() % 2]["id"]}))
+        got = c.call("sa.get_authz", {"id": az["id"]})
+        assert sum(1 for ch in got["challenges"] if ch["status"] == "processing") == 1
+        yield a, res, got
+
+
+def test_concurrent_authz_claim_one_winner(env, c):
+    for _, res, _ in claim_races(env, c, "sa.set_authz_processing", 5):
         oks = [r for r in res if r[0] == "ok"]
         assert len(oks) == 1, res
         assert all(r == ("err", "conflict") for r in res if r[0] == "err")
-        got = c.call("sa.get_authz", {"id": az["id"]})
-        assert sum(1 for ch in got["challenges"] if ch["status"] == "processing") == 1
 
 
 def test_concurrent_challenge_claim_one_winner(env, c):
     """sa.claim_challenge answers from its one statement: of 16 concurrent
-    claims exactly one gets claimed (with the thumbprint), the others the
-    authz unclaimed; one challenge ends processing."""
-    CURRENT_SOCK[0] = "unix:" + env.sock
-    a = new_account(c)
-    for _ in range(3):
-        az = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("crace.example.com")})
-        chs = az["challenges"]
-        res = concurrently(16, lambda cl: cl.call("sa.claim_challenge", {
-            "account_id": a["id"], "authz_id": az["id"],
-            "challenge_id": chs[threading.get_ident() % 2]["id"]}))
+    claims exactly one gets claimed (with the thumbprint and the authz as
+    stored after), the others the authz unclaimed."""
+    for a, res, got in claim_races(env, c, "sa.claim_challenge", 3, owner=True):
         assert all(r[0] == "ok" for r in res), res
         won = [r[1] for r in res if r[1]["claimed"]]
         assert len(won) == 1 and won[0]["thumbprint"] == a["thumbprint"], res
-        assert all(r[1]["authz"]["id"] == az["id"] and "thumbprint" not in r[1]
-                   for r in res if not r[1]["claimed"])
-        got = c.call("sa.get_authz", {"id": az["id"]})
         assert won[0]["authz"] == got
-        assert sum(1 for ch in got["challenges"] if ch["status"] == "processing") == 1
+        assert all(r[1]["authz"]["id"] == got["id"] and "thumbprint" not in r[1]
+                   for r in res if not r[1]["claimed"])
 
 
 def test_concurrent_order_processing_one_winner(env, c):
