@@ -328,10 +328,10 @@ conn_reply_err(struct srv_conn *c, json_t *id, const char *method,
 
 	resp = rpc_response_err(id, p);
 	frame = rpc_frame_encode(resp, c->s->max_frame, &len);
-	if (frame != NULL)
-		conn_send(c, frame, len);
 	srv_metrics_call(c->s, method, prob_type_name(p->type),
 	    (double)(time_mono_ms() - t0) / 1000.0);
+	if (frame != NULL)
+		conn_send(c, frame, len);
 	free(frame);
 	json_decref(resp);
 	problem_free(p);
@@ -814,10 +814,10 @@ srv_on_done(evutil_socket_t fd, short what, void *arg)
 	while ((j = list) != NULL) {
 		list = j->next;
 		c = j->conn;
-		if (j->resp != NULL)
-			conn_send(c, j->resp, j->resplen);
 		srv_metrics_call(s, j->pr.method, j->result,
 		    (double)(time_mono_ms() - j->t0) / 1000.0);
+		if (j->resp != NULL)
+			conn_send(c, j->resp, j->resplen);
 		c->inflight--;
 		atomic_fetch_sub(&s->inflight, 1);
 		if (c->x == NULL && c->inflight == 0)
@@ -892,14 +892,16 @@ direct_call(struct srv_direct *d, json_t *frame)
 	}
 	srv_run_call(s, &pr, m, d->peer, p, &resp, &resplen, result);
 	r = 0;
+	/* Counted before the reply leaves: a caller that reads /metrics
+	 * after its reply sees its call. */
+	srv_metrics_call(
+	    s, meth, result, (double)(time_mono_ms() - t0) / 1000.0);
 	if (resp != NULL &&
 	    rpc_sconn_write(d->k, resp, resplen, 0, s->wake_pipe[0], err,
 		sizeof(err)) != 0) {
 		log_info("rpc: closing connection %s: %s", d->desc, err);
 		r = -1;
 	}
-	srv_metrics_call(
-	    s, meth, result, (double)(time_mono_ms() - t0) / 1000.0);
 	atomic_fetch_sub(&s->inflight, 1);
 	srv_metrics_inflight(s);
 	free(resp);
