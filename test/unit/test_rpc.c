@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -227,8 +228,36 @@ srv_cfg(const char *js, struct rpc_server_config *c, char *err, size_t n)
 	return rc;
 }
 
+/* 1 when the client config text js is refused with an error naming want
+ * (NULL: any error); else prints what happened and returns 0. */
+static int
+cli_refused(const char *js, const char *want)
+{
+	struct rpc_client_config c;
+	char err[256] = "";
+	json_t *j = json_loads(js, 0, NULL);
+	int rc = rpc_client_config_parse(j, &c, err, sizeof(err));
+
+	json_decref(j);
+	if (rc == 0)
+		rpc_client_config_clear(&c);
+	if (rc != 0 && (want == NULL || strstr(err, want) != NULL))
+		return 1;
+	fprintf(
+	    stderr, "  client config %s: %s\n", js, rc == 0 ? "accepted" : err);
+	return 0;
+}
+
 TH_TEST(test_config)
 {
+	/* refused server configs and the key their errors name */
+	static const char *const bad[][2] = {
+	    {"{\"listen\":\"unix:/a\",\"bogus\":1}", "bogus"},
+	    {"{\"listen\":\"tcp:127.0.0.1:1\"}", "tls"},
+	    {"{\"listen\":\"unix:/a\",\"socket_mode\":\"99\"}", "socket_mode"},
+	    {"{\"listen\":\"unix:/a\",\"allow\":{\"x\":\"ra\"}}", "allow.x"},
+	    {"{\"listen\":\"unix:/a\",\"workers\":0}", "workers"},
+	};
 	struct rpc_server_config s;
 	struct rpc_client_config c;
 	json_t *j;
@@ -240,26 +269,10 @@ TH_TEST(test_config)
 	TH_CHECK(t, s.workers == 8 && s.max_frame == RPC_DEFAULT_MAX_FRAME);
 	TH_CHECK_STR(t, s.socket_mode, "0660");
 	rpc_server_config_clear(&s);
-	TH_CHECK(t,
-	    srv_cfg("{\"listen\":\"unix:/a\",\"bogus\":1}", &s, err,
-		sizeof(err)) != 0 &&
-		strstr(err, "bogus") != NULL);
-	TH_CHECK(t,
-	    srv_cfg("{\"listen\":\"tcp:127.0.0.1:1\"}", &s, err, sizeof(err)) !=
-		    0 &&
-		strstr(err, "tls") != NULL);
-	TH_CHECK(t,
-	    srv_cfg("{\"listen\":\"unix:/a\",\"socket_mode\":\"99\"}", &s, err,
-		sizeof(err)) != 0 &&
-		strstr(err, "socket_mode"));
-	TH_CHECK(t,
-	    srv_cfg("{\"listen\":\"unix:/a\",\"allow\":{\"x\":\"ra\"}}", &s,
-		err, sizeof(err)) != 0 &&
-		strstr(err, "allow.x") != NULL);
-	TH_CHECK(t,
-	    srv_cfg("{\"listen\":\"unix:/a\",\"workers\":0}", &s, err,
-		sizeof(err)) != 0 &&
-		strstr(err, "workers") != NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TH_CHECK(t,
+		    srv_cfg(bad[i][0], &s, err, sizeof(err)) != 0 &&
+			strstr(err, bad[i][1]) != NULL);
 	TH_CHECK(t,
 	    srv_cfg(
 		"{\"listen\":\"tcp:127.0.0.1:1\",\"tls\":{"
@@ -276,15 +289,10 @@ TH_TEST(test_config)
 	TH_CHECK(t, c.timeout_ms == 250 && c.connections == 2);
 	rpc_client_config_clear(&c);
 	json_decref(j);
-	j = json_loads("{\"target\":\"tcp:1.2.3.4:5\"}", 0, NULL);
-	TH_CHECK(t, rpc_client_config_parse(j, &c, err, sizeof(err)) != 0);
-	json_decref(j);
-	j = json_loads(
-	    "{\"target\":\"unix:/x\",\"timeout\":\"soon\"}", 0, NULL);
+	TH_CHECK(t, cli_refused("{\"target\":\"tcp:1.2.3.4:5\"}", NULL));
 	TH_CHECK(t,
-	    rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
-		strstr(err, "timeout") != NULL);
-	json_decref(j);
+	    cli_refused(
+		"{\"target\":\"unix:/x\",\"timeout\":\"soon\"}", "timeout"));
 }
 
 TH_TEST(test_authorized)
@@ -404,36 +412,91 @@ srv_main(void *arg)
 	return NULL;
 }
 
+/* The JSON text printf'd from fmt and ap, parsed (NULL if it is not). */
+static json_t *
+json_vfmt(const char *fmt, va_list ap)
+{
+	char js[600];
+
+	vsnprintf(js, sizeof(js), fmt, ap);
+	return json_loads(js, 0, NULL);
+}
+
+/* Starts a test server with tmethods for svc from the config text printf'd
+ * from fmt, on a thread of its own; with_health: h_health answers health
+ * checks; m counts (may be NULL). 0, or -1 with the error printed. */
+static int start_server_fmt(struct srv_thread *st, struct tsvc *svc,
+    struct metrics *m, int with_health, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 static int
-start_server(struct srv_thread *st, const char *path, struct tsvc *svc,
-    struct metrics *m)
+start_server_fmt(struct srv_thread *st, struct tsvc *svc, struct metrics *m,
+    int with_health, const char *fmt, ...)
 {
 	struct rpc_server_config cfg;
-	char js[512], err[256];
-	json_t *j;
 	int rc;
+	va_list ap;
+	json_t *j;
+	char err[256];
 
-	snprintf(js, sizeof(js),
-	    "{\"listen\":\"unix:%s\",\"workers\":4,"
-	    "\"max_frame\":4096,\"allow\":{\"t.*\":[\"uid:%u\"],"
-	    "\"t.secret\":[\"uid:99999\"]}}",
-	    path, (unsigned)getuid());
-	j = json_loads(js, 0, NULL);
+	va_start(ap, fmt);
+	j = json_vfmt(fmt, ap);
+	va_end(ap);
+	st->s = NULL;
 	rc = rpc_server_config_parse(j, &cfg, err, sizeof(err));
 	json_decref(j);
 	if (rc != 0) {
 		fprintf(stderr, "config: %s\n", err);
 		return -1;
 	}
-	/* t.secret matches "t.*" too: make it exact-only by removing. */
-	st->s = rpc_server_new(
-	    &cfg, tmethods, 4, svc, m, h_health, svc, err, sizeof(err));
+	st->s = rpc_server_new(&cfg, tmethods, 4, svc, m,
+	    with_health ? h_health : NULL, with_health ? svc : NULL, err,
+	    sizeof(err));
 	rpc_server_config_clear(&cfg);
 	if (st->s == NULL) {
 		fprintf(stderr, "server: %s\n", err);
 		return -1;
 	}
 	return pthread_create(&st->th, NULL, srv_main, st) == 0 ? 0 : -1;
+}
+
+/* The usual test server on path: 4 workers, frames up to 4096 bytes, t.*
+ * for this uid and t.secret for nobody. */
+static int
+start_server(struct srv_thread *st, const char *path, struct tsvc *svc,
+    struct metrics *m)
+{
+	/* t.secret matches "t.*" too: make it exact-only by removing. */
+	return start_server_fmt(st, svc, m, 1,
+	    "{\"listen\":\"unix:%s\",\"workers\":4,"
+	    "\"max_frame\":4096,\"allow\":{\"t.*\":[\"uid:%u\"],"
+	    "\"t.secret\":[\"uid:99999\"]}}",
+	    path, (unsigned)getuid());
+}
+
+/* Frees c and removes the socket path and the directory test_socket made.
+ */
+static void
+drop_test_socket(struct rpc_client *c, const char *dir, const char *path)
+{
+	rpc_client_free(c);
+	(void)unlink(path);
+	(void)rmdir(dir);
+}
+
+/* A fresh service state and a socket path `name` in a new temporary
+ * directory dir (a "/tmp/...XXXXXX" template): 0, or -1 when the
+ * directory cannot be made. */
+static int
+test_socket(
+    char *dir, char *path, size_t len, const char *name, struct tsvc *svc)
+{
+	atomic_init(&svc->runs, 0);
+	atomic_init(&svc->healthy, 1);
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(path, len, "%s/%s", dir, name);
+	return 0;
 }
 
 static void
@@ -445,27 +508,73 @@ stop_server(struct srv_thread *st)
 	st->s = NULL;
 }
 
+/* A test client ("tsvc") from the client config text printf'd from fmt;
+ * m counts (may be NULL). NULL, with the error printed, when it cannot be
+ * made. */
+static struct rpc_client *client_fmt(struct metrics *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static struct rpc_client *
-new_client(const char *path, struct metrics *m)
+client_fmt(struct metrics *m, const char *fmt, ...)
 {
 	struct rpc_client_config cfg;
 	struct rpc_client *c;
-	char js[512], err[256];
+	char err[256];
+	va_list ap;
 	json_t *j;
+	int rc;
 
-	snprintf(js, sizeof(js),
-	    "{\"target\":\"unix:%s\",\"timeout\":\"2s\","
-	    "\"connections\":2,\"max_frame\":4096}",
-	    path);
-	j = json_loads(js, 0, NULL);
-	if (rpc_client_config_parse(j, &cfg, err, sizeof(err)) != 0) {
-		json_decref(j);
+	va_start(ap, fmt);
+	j = json_vfmt(fmt, ap);
+	va_end(ap);
+	rc = rpc_client_config_parse(j, &cfg, err, sizeof(err));
+	json_decref(j);
+	if (rc != 0) {
+		fprintf(stderr, "config: %s\n", err);
 		return NULL;
 	}
-	json_decref(j);
 	c = rpc_client_new(&cfg, "tsvc", m, err, sizeof(err));
 	rpc_client_config_clear(&cfg);
 	return c;
+}
+
+static struct rpc_client *
+new_client(const char *path, struct metrics *m)
+{
+	return client_fmt(m,
+	    "{\"target\":\"unix:%s\",\"timeout\":\"2s\","
+	    "\"connections\":2,\"max_frame\":4096}",
+	    path);
+}
+
+/* 1 when rpc_call(method) without params succeeds. */
+static int
+call_ok(struct rpc_client *c, const char *method)
+{
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	int rc = rpc_call(c, method, NULL, 0, NULL, &res, &p);
+
+	json_decref(res);
+	problem_free(p);
+	return rc == 0;
+}
+
+/* 1 when rpc_call(method) without params (timeout_ms, 0: the client's)
+ * fails with a problem of type whose detail holds detail (NULL: any). */
+static int
+call_refused(struct rpc_client *c, const char *method, int timeout_ms,
+    enum prob_type type, const char *detail)
+{
+	json_t *res = NULL;
+	struct problem *p = NULL;
+	int ok = rpc_call(c, method, NULL, timeout_ms, NULL, &res, &p) == -1 &&
+	    p != NULL && p->type == type &&
+	    (detail == NULL || strstr(p->detail, detail) != NULL);
+
+	json_decref(res);
+	problem_free(p);
+	return ok;
 }
 
 struct async_state {
@@ -503,11 +612,8 @@ TH_TEST(test_live)
 	int runs, i;
 	char big[5000];
 
-	atomic_init(&svc.runs, 0);
-	atomic_init(&svc.healthy, 1);
-	if (mkdtemp(dir) == NULL)
+	if (test_socket(dir, path, sizeof(path), "t.sock", &svc) != 0)
 		TH_SKIP(t, "mkdtemp failed");
-	snprintf(path, sizeof(path), "%s/t.sock", dir);
 	TH_CHECK(t, start_server(&st, path, &svc, m) == 0);
 	TH_CHECK(t, stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0660);
 	c = new_client(path, m);
@@ -538,12 +644,8 @@ TH_TEST(test_live)
 	p = NULL;
 
 	/* unknown method */
-	TH_CHECK(t, rpc_call(c, "t.nope", NULL, 0, NULL, &res, &p) == -1);
-	TH_CHECK(t,
-	    p != NULL && p->type == PROB_MALFORMED &&
-		strstr(p->detail, "unknown method") != NULL);
-	problem_free(p);
-	p = NULL;
+	TH_CHECK(
+	    t, call_refused(c, "t.nope", 0, PROB_MALFORMED, "unknown method"));
 
 	/* health.check follows the health callback */
 	TH_CHECK(t, rpc_call(c, rpc_method_name(RPC_HEALTH_CHECK), NULL, 0, NULL, &res, &p) == 0);
@@ -551,19 +653,12 @@ TH_TEST(test_live)
 	res = NULL;
 	atomic_store(&svc.healthy, 0);
 	TH_CHECK(t,
-	    rpc_call(c, rpc_method_name(RPC_HEALTH_CHECK), NULL, 0, NULL, &res, &p) == -1 &&
-		p != NULL && p->type == PROB_UNAVAILABLE &&
-		strstr(p->detail, "db down") != NULL);
-	problem_free(p);
-	p = NULL;
+	    call_refused(c, rpc_method_name(RPC_HEALTH_CHECK), 0,
+		PROB_UNAVAILABLE, "db down"));
 
 	/* timeout: the caller gets unavailable after its own timeout */
-	TH_CHECK(t, rpc_call(c, "t.sleep", NULL, 50, NULL, &res, &p) == -1);
-	TH_CHECK(t,
-	    p != NULL && p->type == PROB_UNAVAILABLE &&
-		strstr(p->detail, "timed out") != NULL);
-	problem_free(p);
-	p = NULL;
+	TH_CHECK(
+	    t, call_refused(c, "t.sleep", 50, PROB_UNAVAILABLE, "timed out"));
 
 	/* a request larger than max_frame is refused locally */
 	memset(big, 'a', sizeof(big) - 1);
@@ -633,11 +728,7 @@ TH_TEST(test_live)
 	usleep(300 * 1000); /* let the slow call finish */
 	stop_server(&st);
 	TH_CHECK(t, stat(path, &sb) != 0);
-	TH_CHECK(t,
-	    rpc_call(c, "t.echo", NULL, 0, NULL, &res, &p) == -1 && p != NULL &&
-		p->type == PROB_UNAVAILABLE);
-	problem_free(p);
-	p = NULL;
+	TH_CHECK(t, call_refused(c, "t.echo", 0, PROB_UNAVAILABLE, NULL));
 	TH_CHECK(t, start_server(&st, path, &svc, m) == 0);
 	for (i = 0; i < 100; i++) {
 		if (rpc_call(c, "t.echo", NULL, 0, NULL, &res, &p) == 0)
@@ -658,10 +749,8 @@ TH_TEST(test_live)
 	res = NULL;
 	stop_server(&st);
 out:
-	rpc_client_free(c);
+	drop_test_socket(c, dir, path);
 	metrics_free(m);
-	(void)unlink(path);
-	(void)rmdir(dir);
 }
 
 TH_TEST(test_denied_and_deadline)
@@ -672,43 +761,24 @@ TH_TEST(test_denied_and_deadline)
 	struct srv_thread st;
 	struct tsvc svc;
 	struct rpc_client *c = NULL;
-	json_t *j, *res = NULL;
-	struct problem *p = NULL;
+	json_t *j;
 
-	atomic_init(&svc.runs, 0);
-	atomic_init(&svc.healthy, 1);
-	if (mkdtemp(dir) == NULL)
+	if (test_socket(dir, path, sizeof(path), "d.sock", &svc) != 0)
 		TH_SKIP(t, "mkdtemp failed");
-	snprintf(path, sizeof(path), "%s/d.sock", dir);
-	snprintf(js, sizeof(js),
-	    "{\"listen\":\"unix:%s\",\"workers\":1,"
-	    "\"socket_mode\":\"0600\",\"allow\":{\"t.echo\":[\"uid:99999\","
-	    "\"nosuchuser\"]}}",
-	    path);
-	j = json_loads(js, 0, NULL);
-	TH_CHECK(t, rpc_server_config_parse(j, &cfg, err, sizeof(err)) == 0);
-	json_decref(j);
-	st.s = rpc_server_new(
-	    &cfg, tmethods, 4, &svc, NULL, NULL, NULL, err, sizeof(err));
-	rpc_server_config_clear(&cfg);
-	TH_CHECK(t, st.s != NULL);
+	TH_CHECK(t,
+	    start_server_fmt(&st, &svc, NULL, 0,
+		"{\"listen\":\"unix:%s\",\"workers\":1,\"socket_mode\":"
+		"\"0600\",\"allow\":{\"t.echo\":[\"uid:99999\","
+		"\"nosuchuser\"]}}",
+		path) == 0);
 	if (st.s == NULL)
 		goto out;
-	TH_CHECK(t, pthread_create(&st.th, NULL, srv_main, &st) == 0);
 	c = new_client(path, NULL);
-	TH_CHECK(t, rpc_call(c, "t.echo", NULL, 0, NULL, &res, &p) == -1);
-	TH_CHECK(t, p != NULL && p->type == PROB_UNAUTHORIZED);
-	problem_free(p);
-	p = NULL;
-	TH_CHECK(t, rpc_call(c, "t.sleep", NULL, 0, NULL, &res, &p) == -1);
-	TH_CHECK(t, p != NULL && p->type == PROB_UNAUTHORIZED);
-	problem_free(p);
-	p = NULL;
+	TH_CHECK(t, call_refused(c, "t.echo", 0, PROB_UNAUTHORIZED, NULL));
+	TH_CHECK(t, call_refused(c, "t.sleep", 0, PROB_UNAUTHORIZED, NULL));
 	TH_CHECK(t, atomic_load(&svc.runs) == 0);
 	/* health.check is always allowed */
-	TH_CHECK(t, rpc_call(c, rpc_method_name(RPC_HEALTH_CHECK), NULL, 0, NULL, &res, &p) == 0);
-	json_decref(res);
-	res = NULL;
+	TH_CHECK(t, call_ok(c, rpc_method_name(RPC_HEALTH_CHECK)));
 	/* a second server on a live socket is refused */
 	snprintf(js, sizeof(js), "{\"listen\":\"unix:%s\"}", path);
 	j = json_loads(js, 0, NULL);
@@ -721,9 +791,7 @@ TH_TEST(test_denied_and_deadline)
 	rpc_server_config_clear(&cfg);
 	stop_server(&st);
 out:
-	rpc_client_free(c);
-	(void)unlink(path);
-	(void)rmdir(dir);
+	drop_test_socket(c, dir, path);
 }
 
 struct sleeper {
@@ -754,44 +822,25 @@ sleeper_main(void *arg)
  */
 TH_TEST(test_direct)
 {
-	char dir[] = "/tmp/anvil-rpc-unit-XXXXXX", path[128], js[300];
-	char err[256];
-	struct rpc_server_config cfg;
-	struct rpc_client_config ccfg;
+	char dir[] = "/tmp/anvil-rpc-unit-XXXXXX", path[128];
 	struct srv_thread st;
 	struct tsvc svc;
 	struct rpc_client *c = NULL;
 	struct sleeper sl[4];
-	json_t *j;
 	int64_t t0, el;
 	int i;
 
-	atomic_init(&svc.runs, 0);
-	atomic_init(&svc.healthy, 1);
-	if (mkdtemp(dir) == NULL)
+	if (test_socket(dir, path, sizeof(path), "w.sock", &svc) != 0)
 		TH_SKIP(t, "mkdtemp failed");
-	snprintf(path, sizeof(path), "%s/w.sock", dir);
-	snprintf(js, sizeof(js),
-	    "{\"listen\":\"unix:%s\",\"workers\":1,"
-	    "\"allow\":{\"t.*\":[\"*\"]}}",
-	    path);
-	j = json_loads(js, 0, NULL);
-	TH_CHECK(t, rpc_server_config_parse(j, &cfg, err, sizeof(err)) == 0);
-	json_decref(j);
-	st.s = rpc_server_new(
-	    &cfg, tmethods, 4, &svc, NULL, NULL, NULL, err, sizeof(err));
-	rpc_server_config_clear(&cfg);
-	TH_CHECK(t, st.s != NULL);
+	TH_CHECK(t,
+	    start_server_fmt(&st, &svc, NULL, 0,
+		"{\"listen\":\"unix:%s\",\"workers\":1,"
+		"\"allow\":{\"t.*\":[\"*\"]}}",
+		path) == 0);
 	if (st.s == NULL)
 		goto out;
-	TH_CHECK(t, pthread_create(&st.th, NULL, srv_main, &st) == 0);
-	snprintf(js, sizeof(js),
-	    "{\"target\":\"unix:%s\",\"connections\":4}", path);
-	j = json_loads(js, 0, NULL);
-	TH_CHECK(t, rpc_client_config_parse(j, &ccfg, err, sizeof(err)) == 0);
-	json_decref(j);
-	c = rpc_client_new(&ccfg, "tsvc", NULL, err, sizeof(err));
-	rpc_client_config_clear(&ccfg);
+	c = client_fmt(
+	    NULL, "{\"target\":\"unix:%s\",\"connections\":4}", path);
 	TH_CHECK(t, c != NULL);
 	if (c == NULL) {
 		stop_server(&st);
@@ -816,9 +865,7 @@ TH_TEST(test_direct)
 	stop_server(&st);
 	TH_CHECK(t, stat(path, &(struct stat){0}) != 0);
 out:
-	rpc_client_free(c);
-	(void)unlink(path);
-	(void)rmdir(dir);
+	drop_test_socket(c, dir, path);
 }
 
 TH_TEST(test_unreachable)
@@ -966,11 +1013,8 @@ TH_TEST(test_contract_server)
 	TH_CHECK(t, tbl != NULL && n > 40);
 	free(tbl);
 
-	atomic_init(&svc.runs, 0);
-	atomic_init(&svc.healthy, 1);
-	if (mkdtemp(dir) == NULL)
+	if (test_socket(dir, path, sizeof(path), "c.sock", &svc) != 0)
 		TH_SKIP(t, "mkdtemp failed");
-	snprintf(path, sizeof(path), "%s/c.sock", dir);
 	/* This process is class "wfe" only. */
 	snprintf(js, sizeof(js),
 	    "{\"listen\":\"unix:%s\",\"workers\":1,"
@@ -1020,9 +1064,7 @@ TH_TEST(test_contract_server)
 	TH_CHECK(t, atomic_load(&svc.runs) == 1);
 	stop_server(&st);
 out:
-	rpc_client_free(c);
-	(void)unlink(path);
-	(void)rmdir(dir);
+	drop_test_socket(c, dir, path);
 }
 
 /* ---------------------------------------------------------------- */
@@ -1123,41 +1165,21 @@ blackhole_stop(struct blackhole *b, const char *path)
 static struct rpc_client *
 new_group_client(const char *a, const char *b)
 {
-	struct rpc_client_config cfg;
-	struct rpc_client *c;
-	char js[600], err[256];
-	json_t *j;
-
-	snprintf(js, sizeof(js),
+	return client_fmt(NULL,
 	    "{\"targets\":[\"unix:%s\",\"unix:%s\"],\"timeout\":\"3s\","
 	    "\"connect_timeout\":\"500ms\",\"connections\":2}",
 	    a, b);
-	j = json_loads(js, 0, NULL);
-	if (rpc_client_config_parse(j, &cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "config: %s\n", err);
-		json_decref(j);
-		return NULL;
-	}
-	json_decref(j);
-	c = rpc_client_new(&cfg, "tsvc", NULL, err, sizeof(err));
-	rpc_client_config_clear(&cfg);
-	return c;
-}
-
-static int
-call_ok(struct rpc_client *c, const char *method)
-{
-	json_t *res = NULL;
-	struct problem *p = NULL;
-	int rc = rpc_call(c, method, NULL, 0, NULL, &res, &p);
-
-	json_decref(res);
-	problem_free(p);
-	return rc == 0;
 }
 
 TH_TEST(test_failover_config)
 {
+	/* refused client configs with targets and what their errors name */
+	static const char *const bad[][2] = {
+	    {"{\"targets\":[\"unix:/a\"],\"target\":\"unix:/b\"}", "targets"},
+	    {"{\"targets\":[\"unix:/a\",\"bogus:1\"]}", "targets[1]"},
+	    {"{\"targets\":[\"unix:/a\",\"tcp:10.0.0.1:1\"]}", "tls"},
+	    {"{\"timeout\":\"1s\"}", "target"},
+	};
 	struct rpc_client_config c;
 	json_t *j;
 	char err[256];
@@ -1170,28 +1192,8 @@ TH_TEST(test_failover_config)
 	TH_CHECK_STR(t, c.target, "unix:/a");
 	rpc_client_config_clear(&c);
 	json_decref(j);
-	j = json_loads("{\"targets\":[\"unix:/a\"],\"target\":\"unix:/b\"}", 0,
-	    NULL);
-	TH_CHECK(t,
-	    rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
-		strstr(err, "targets") != NULL);
-	json_decref(j);
-	j = json_loads("{\"targets\":[\"unix:/a\",\"bogus:1\"]}", 0, NULL);
-	TH_CHECK(t,
-	    rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
-		strstr(err, "targets[1]") != NULL);
-	json_decref(j);
-	j = json_loads("{\"targets\":[\"unix:/a\",\"tcp:10.0.0.1:1\"]}", 0,
-	    NULL);
-	TH_CHECK(t,
-	    rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
-		strstr(err, "tls") != NULL);
-	json_decref(j);
-	j = json_loads("{\"timeout\":\"1s\"}", 0, NULL);
-	TH_CHECK(t,
-	    rpc_client_config_parse(j, &c, err, sizeof(err)) != 0 &&
-		strstr(err, "target") != NULL);
-	json_decref(j);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TH_CHECK(t, cli_refused(bad[i][0], bad[i][1]));
 }
 
 /*
