@@ -157,6 +157,9 @@ struct ca_issue_req {
 	time_t not_before;      /* 0 = from the profile */
 	time_t not_after;       /* 0 = from the profile */
 	const char *request_id; /* may be NULL */
+	/* RFC 9448: the RA checked the Authority Token said "ca": true and
+	 * the CSR asks for CA:TRUE; the profile must have tkauth_ca */
+	int ca;
 };
 
 struct ca_issued {

@@ -112,6 +112,9 @@ struct ca_tbs {
 	int64_t shard;
 	const char *base_url;
 	int ocsp_url;
+	/* RFC 9448 "ca": true: a STIR CA certificate (CA:TRUE, pathlen 0,
+	 * keyCertSign/cRLSign) for the profile's tkauth_ca */
+	int ca;
 };
 
 /* Unsigned certificate from a template; NULL with err. Caller frees. */
@@ -145,9 +148,14 @@ int ca_stir_add_ext(X509 *x, const json_t *sans, char *err, size_t errlen);
 /* The subject CN naming that list ("SPC 709J"...) into buf, or NULL. */
 const char *ca_stir_cn(const json_t *sans, char *buf, size_t buflen);
 /* The STIR lint: one TNAuthList extension equal to the one identifier's
- * DER, no subjectAltName, no EKU, keyUsage digitalSignature only. 0, or
+ * DER, no subjectAltName, no EKU, keyUsage digitalSignature only (ca: a
+ * CA certificate, keyCertSign and cRLSign only). 0, or
  * -1 with msg. */
-int ca_stir_lint(X509 *x, const json_t *idents, char *msg, size_t msglen);
+int ca_stir_lint(
+    X509 *x, const json_t *idents, int ca, char *msg, size_t msglen);
+/* The keyUsage of a STIR certificate: a CA one (tbs.ca) signs certificates
+ * and CRLs, an end-entity one PASSporTs (digitalSignature). */
+#define CA_STIR_CA_KU "critical,keyCertSign,cRLSign"
 
 /* ---- lints (lint.c) ---- */
 
@@ -164,6 +172,7 @@ struct ca_lint_input {
 	const json_t *identifiers; /* the order's identifiers */
 	const struct profile *profile;
 	const struct ca_settings *settings; /* key policy; NULL = defaults */
+	int ca; /* a tkauth_ca CA certificate was asked for (ca_tbs.ca) */
 };
 
 /* 0 = pass, -1 = fail with a reason in msg. */

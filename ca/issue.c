@@ -257,6 +257,25 @@ idents_text(const json_t *ids)
 	return s;
 }
 
+/*
+ * A CA certificate (RFC 9448 "ca": true, which the RA checked): only from
+ * a STIR profile with tkauth_ca, and only for a CSR that asks for CA:TRUE.
+ * NULL, or a new badCSR problem.
+ */
+static struct problem *
+check_ca(const struct profile *p, X509_REQ *csr)
+{
+	if (!p->tkauth_ca)
+		return problem_new(PROB_BAD_CSR,
+		    "profile %s does not issue CA certificates (tkauth_ca)",
+		    p->name);
+	if (csr_requests_ca(csr) != 1)
+		return problem_new(PROB_BAD_CSR,
+		    "a CA certificate needs a CSR with basicConstraints "
+		    "CA:TRUE");
+	return NULL;
+}
+
 /* Lint-signs, lints, real-signs and compares. Returns the real cert. */
 static X509 *
 sign_linted(struct ca *ca, const struct ca_tbs *t, const json_t *ids,
@@ -286,6 +305,7 @@ sign_linted(struct ca *ca, const struct ca_tbs *t, const json_t *ids,
 	li.identifiers = ids;
 	li.profile = t->profile;
 	li.settings = &ca->s;
+	li.ca = t->ca;
 	if (ca_lint_all(&li, &failed, err, sizeof(err)) != 0) {
 		hex = serial_hex(t->serial, CA_SERIAL_LEN);
 		log_audit(req->request_id, "lint-failure",
@@ -476,7 +496,8 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 	if (parse_csr(ca, req, &csr, &kt, prob) != 0)
 		goto out;
 	pub = X509_REQ_get0_pubkey(csr);
-	if ((*prob = check_identifiers(p, req->identifiers)) != NULL)
+	if ((*prob = check_identifiers(p, req->identifiers)) != NULL ||
+	    (req->ca && (*prob = check_ca(p, csr)) != NULL))
 		goto out;
 	if ((sans = ca_order_sans(csr, req->identifiers, err, sizeof(err))) ==
 	    NULL) {
@@ -494,6 +515,7 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 				   : NULL;
 	t.base_url = ca->s.public_base_url;
 	t.ocsp_url = ca->s.ocsp_url;
+	t.ca = req->ca;
 	/* Chosen before signing either way: reserved by the order's claim
 	 * (durable with it) or here. */
 	if (!claimed_serial(ca, req, t.serial) &&

@@ -558,8 +558,16 @@ lint_not_ca(const struct ca_lint_input *in, char *msg, size_t msglen)
 	int crit = -1, ret = 0;
 
 	bc = X509_get_ext_d2i(in->cert, NID_basic_constraints, &crit, NULL);
-	if (bc == NULL || bc->ca) {
-		snprintf(msg, msglen, "basicConstraints missing or CA:TRUE");
+	/* RFC 9448 "ca": true from a tkauth_ca profile: CA:TRUE with
+	 * pathlen 0 (it certifies end entities only), else CA:FALSE */
+	if (in->ca && in->profile->tkauth_ca
+		? bc == NULL || !bc->ca || crit != 1 || bc->pathlen == NULL ||
+		    ASN1_INTEGER_get(bc->pathlen) != 0
+		: bc == NULL || bc->ca) {
+		snprintf(msg, msglen,
+		    in->ca ? "a STIR CA certificate has critical CA:TRUE, "
+			     "pathlen 0, from a tkauth_ca profile"
+			   : "basicConstraints missing or CA:TRUE");
 		ret = -1;
 	}
 	BASIC_CONSTRAINTS_free(bc);
@@ -612,7 +620,7 @@ lint_stir(const struct ca_lint_input *in, char *msg, size_t msglen)
 {
 	if (!in->profile->allow_tnauthlist)
 		return 0;
-	return ca_stir_lint(in->cert, in->identifiers, msg, msglen);
+	return ca_stir_lint(in->cert, in->identifiers, in->ca, msg, msglen);
 }
 
 /* The lints about subjectAltNames and EKUs, which lint_stir replaces for a

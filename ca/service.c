@@ -18,6 +18,7 @@ struct issue_params {
 	char *not_after;
 	int finalize_order;
 	char *serial;
+	int ca;
 };
 
 static const struct jspec issue_spec[] = {
@@ -38,6 +39,7 @@ static const struct jspec issue_spec[] = {
 	offsetof(struct issue_params, finalize_order), 0, NULL, 0},
     {"serial", JSPEC_STRING, offsetof(struct issue_params, serial), 0, NULL,
 	0},
+    {"ca", JSPEC_BOOL, offsetof(struct issue_params, ca), 0, NULL, 0},
     JSPEC_END,
 };
 
@@ -107,6 +109,7 @@ h_issue(void *svc, const struct rpc_req *req, json_t **result,
 	ir.order_id = ip.order_id;
 	ir.finalize_order = ip.finalize_order;
 	ir.reserved_serial = ip.serial;
+	ir.ca = ip.ca;
 	ir.request_id = req->request_id;
 	if (ca_issue(ca, &ir, &out, prob) != 0)
 		goto out;

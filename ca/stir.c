@@ -90,7 +90,7 @@ ca_stir_cn(const json_t *sans, char *buf, size_t buflen)
 
 /* See ca_int.h. */
 int
-ca_stir_lint(X509 *x, const json_t *idents, char *msg, size_t msglen)
+ca_stir_lint(X509 *x, const json_t *idents, int ca, char *msg, size_t msglen)
 {
 	const char *v = stir_value(idents);
 	ASN1_OBJECT *oid = OBJ_txt2obj(TNAUTH_OID, 1);
@@ -117,10 +117,12 @@ ca_stir_lint(X509 *x, const json_t *idents, char *msg, size_t msglen)
 	}
 	if (X509_get_ext_by_NID(x, NID_subject_alt_name, -1) >= 0 ||
 	    X509_get_ext_by_NID(x, NID_ext_key_usage, -1) >= 0 ||
-	    X509_get_key_usage(x) != KU_DIGITAL_SIGNATURE) {
+	    X509_get_key_usage(x) !=
+		(ca ? KU_KEY_CERT_SIGN | KU_CRL_SIGN : KU_DIGITAL_SIGNATURE)) {
 		snprintf(msg, msglen,
 		    "a STIR certificate has no subjectAltName, no "
-		    "extKeyUsage and keyUsage digitalSignature alone");
+		    "extKeyUsage and keyUsage %s alone",
+		    ca ? "keyCertSign, cRLSign" : "digitalSignature");
 		goto out;
 	}
 	rc = 0;

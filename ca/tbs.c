@@ -216,11 +216,14 @@ ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
 		goto fail;
 
 	X509V3_set_ctx(&ctx, t->issuer->cert, x, NULL, NULL, 0);
-	if (add_conf_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"))
+	if (add_conf_ext(x, &ctx, NID_basic_constraints,
+		t->ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE"))
 		goto fail;
-	/* RFC 8226 STIR certificates sign PASSporTs: digitalSignature only */
+	/* RFC 8226 STIR certificates sign PASSporTs: digitalSignature only;
+	 * a STIR CA certificate signs certificates (and its CRLs) */
 	if (add_conf_ext(x, &ctx, NID_key_usage,
-		kt == CA_KEY_RSA && !t->profile->allow_tnauthlist
+		t->ca ? CA_STIR_CA_KU
+		: kt == CA_KEY_RSA && !t->profile->allow_tnauthlist
 		    ? "critical,digitalSignature,keyEncipherment"
 		    : "critical,digitalSignature"))
 		goto fail;

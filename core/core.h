@@ -407,6 +407,14 @@ int ident_tnauthlist_check(const char *value, uint8_t **der, size_t *len,
  * are others). Into buf; returns buf. */
 const char *tnauth_summary(
     const struct tnauth_list *l, char *buf, size_t buflen);
+/*
+ * What the CSR req (borrowed) requests in basicConstraints (RFC 5280
+ * §4.2.1.9, in its PKCS#9 extensionRequest): 1 cA TRUE, 0 absent or cA
+ * FALSE, -1 an undecodable extension. RFC 9448 §6 compares it with the
+ * Authority Token's "ca".
+ */
+struct X509_req_st;
+int csr_requests_ca(struct X509_req_st *req);
 
 /* ------------------------------------------------------------------ */
 /* Challenge types (challenge.c): the one table RA and VA share         */
@@ -749,6 +757,10 @@ struct profile {
 	/* identifier_types ["TNAuthList"]: a STIR profile (RFC 8226 / RFC
 	 * 9448), no EKU, no other identifier type */
 	int allow_tnauthlist;
+	/* "tkauth_ca": a STIR profile that issues CA certificates when the
+	 * CSR asks for one and the Authority Token said "ca": true (RFC
+	 * 9448 §5, §6 step 9) */
+	int tkauth_ca;
 };
 
 struct profiles {

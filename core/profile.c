@@ -20,6 +20,7 @@ struct profile_in {
 	int64_t authz_lifetime_ms;
 	int64_t pending_authz_lifetime_ms;
 	int allow_validity_request;
+	int tkauth_ca;
 };
 
 #define F(n, t, m) JSPEC_FIELD(struct profile_in, n, t, m)
@@ -39,6 +40,7 @@ static const struct jspec profile_spec[] = {
     F("authz_lifetime", JSPEC_DURATION, authz_lifetime_ms),
     F("pending_authz_lifetime", JSPEC_DURATION, pending_authz_lifetime_ms),
     F("allow_validity_request", JSPEC_BOOL, allow_validity_request),
+    F("tkauth_ca", JSPEC_BOOL, tkauth_ca),
     JSPEC_END,
 };
 #undef F
@@ -132,6 +134,7 @@ profile_from_in(struct profile *out, const char *name,
 	out->authz_lifetime_ms = in->authz_lifetime_ms;
 	out->pending_authz_lifetime_ms = in->pending_authz_lifetime_ms;
 	out->allow_validity_request = in->allow_validity_request;
+	out->tkauth_ca = in->tkauth_ca;
 	if (out->validity_ms <= 0) {
 		snprintf(err, errlen,
 		    "%s: profiles.%s.validity: must be "
@@ -191,6 +194,13 @@ profile_from_in(struct profile *out, const char *name,
 		    "%s: profiles.%s: a STIR profile has identifier_types "
 		    "[\"TNAuthList\"] only and no ekus (RFC 8226 certificates "
 		    "are not TLS certificates)",
+		    path, name);
+		return -1;
+	}
+	if (out->tkauth_ca && !out->allow_tnauthlist) {
+		snprintf(err, errlen,
+		    "%s: profiles.%s.tkauth_ca: only for a STIR profile "
+		    "(identifier_types [\"TNAuthList\"], RFC 9448 §5)",
 		    path, name);
 		return -1;
 	}

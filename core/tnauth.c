@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509v3.h>
+
 #include "core/core.h"
 
 /* One DER TLV at *p (end bounds it): tag, content pointer/length. */
@@ -324,4 +326,23 @@ tnauth_summary(const struct tnauth_list *l, char *buf, size_t buflen)
 		snprintf(buf, buflen, "TN %s count %llu%s", e->text,
 		    (unsigned long long)e->count, more);
 	return buf;
+}
+
+/* See core.h. */
+int
+csr_requests_ca(X509_REQ *req)
+{
+	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+	BASIC_CONSTRAINTS *bc = NULL;
+	int crit = -1, rc = 0;
+
+	if (exts != NULL)
+		bc = X509V3_get_d2i(exts, NID_basic_constraints, &crit, NULL);
+	if (bc != NULL)
+		rc = bc->ca ? 1 : 0;
+	else if (crit != -1)
+		rc = -1; /* present but not decodable, or present twice */
+	BASIC_CONSTRAINTS_free(bc);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return rc;
 }

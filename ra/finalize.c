@@ -113,6 +113,8 @@ issue_params(const json_t *order, const char *csr_b64)
 	    json_is_string(v))
 		json_object_set(params, "not_after", v);
 	ra_star_issue_window(order, params);
+	if (ra_tkauth_issue_ca(order, csr_b64))
+		json_object_set_new(params, "ca", json_true());
 	/* The serial the claim reserved: for the first attempt only (a
 	 * retry may follow a signature with it: never sign twice with one
 	 * serial, the CA reserves another then). */
@@ -597,7 +599,8 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	    check_csr(ra, req->request_id, order, csr, &khash, &tp, prob) !=
 		0)
 		goto out;
-	if (caa_recheck(ra, req->request_id, order, uri, prob) != 0)
+	if (ra_tkauth_finalize(ra, order, csr, prob) != 0 ||
+	    caa_recheck(ra, req->request_id, order, uri, prob) != 0)
 		goto out;
 	if (ra_onion_caa(ra, req->request_id, order,
 		json_object_get(params, "onion_caa"), uri, prob) != 0)

@@ -334,4 +334,16 @@ void ra_email_send_challenges(
 void ra_email_send_for_order(
     struct ra *ra, const char *rid, const json_t *order);
 
+/* ---- RFC 9448 "ca" at finalize (tkauth.c) ---- */
+/* finalize of an order (read with_authzs, borrowed) naming a TNAuthList:
+ * the CSR's (b64url, borrowed) basicConstraints cA equals the Authority
+ * Token's "ca" (RFC 9448 §6 step 9) and a CA certificate needs a
+ * tkauth_ca profile. Other orders: 0. 0, or -1 with *prob (badCSR). */
+int ra_tkauth_finalize(struct ra *ra, const json_t *order,
+    const char *csr_b64, struct problem **prob);
+/* 1 if ca.issue for order (borrowed) and its CSR (borrowed) asks for a
+ * STIR CA certificate (a TNAuthList order whose CSR asks CA:TRUE, which
+ * ra_tkauth_finalize allowed), else 0. */
+int ra_tkauth_issue_ca(const json_t *order, const char *csr_b64);
+
 #endif /* ANVIL_RA_INT_H */

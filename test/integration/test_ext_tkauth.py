@@ -106,7 +106,7 @@ def world():
         roots = os.path.join(d, "ta_roots.pem")
         with open(roots, "wb") as f:
             f.write(root.pem())
-        cfg = {"va.json:tkauth": {"roots": roots},
+        cfg = {"va.json:tkauth": {"roots": roots, "allow_ca": True},
                "ra.json:policy.tkauth": {"token_authority": TOKEN_AUTHORITY}}
         with anvil_env.AnvilEnv(port_base=PORT_BASE, name="tkauth", config=cfg) as env:
             yield {"env": env, "raw": ra.Wfe(env.directory_url, verify=env.trust_path),
@@ -116,10 +116,10 @@ def world():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def stir_order(w, der, key=None):
+def stir_order(w, der, key=None, profile="stir"):
     key, kid = ra.new_account(w["raw"], key=key)
     r = w["raw"].post(w["raw"].dir["newOrder"], {
-        "identifiers": [{"type": "TNAuthList", "value": ra.b64(der)}], "profile": "stir"},
+        "identifiers": [{"type": "TNAuthList", "value": ra.b64(der)}], "profile": profile},
         key, kid=kid)
     assert r.status_code == 201, r.text
     order = r.json()
@@ -213,10 +213,6 @@ REFUSALS = {
     # altered after signing
     "altered_claim": (lambda w, key, der: _alter(w["ta"].token(claims(key, der))),
                       "signature does not verify"),
-    # RFC 9448 §5: "ca" true means "the requested certificate is allowed to
-    # be a CA cert for delegation uses"; this CA's policy issues none
-    "ca_without_policy": (lambda w, key, der: w["ta"].token(claims(key, der, atc={"ca": True})),
-                          "does not issue them"),
     # Anvil verifies "x5c" and does not fetch "x5u" (docs/acme.md)
     "x5u_only": (lambda w, key, der: w["ta"].token(
         claims(key, der), header={"x5c": None, "x5u": "https://authority.example.org/cert"}),
@@ -289,3 +285,75 @@ def test_csr_with_another_tnauthlist_is_refused(world):
            .public_bytes(serialization.Encoding.DER))
     r = w["raw"].post(order["finalize"], {"csr": ra.b64(csr)}, key, kid=kid)
     ra.problem(r, 400, "badCSR")
+
+
+# ------------------------------------------------ "ca": true (RFC 9448)
+
+def stir_csr(der, ca):
+    """A CSR with the TNAuthList extension; ca True/False: basicConstraints
+    with that cA, None: no basicConstraints (an end-entity request)."""
+    b = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+         .add_extension(x509.UnrecognizedExtension(TNAUTHLIST_OID, der), critical=False))
+    if ca is not None:
+        b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    return b.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()).public_bytes(
+        serialization.Encoding.DER)
+
+
+def ready_order(w, der, profile, token_ca):
+    """An order for der in profile whose tkauth-01 was answered with a
+    token saying "ca": token_ca, polled to ready."""
+    key, kid, url, order, az, authz = stir_order(w, der, profile=profile)
+    tok = w["ta"].token(claims(key, der, atc={"ca": token_ca}))
+    assert answer(w, key, kid, az, authz, tok)["status"] == "valid"
+    ra.poll(w["raw"], key, kid, url, ("ready",))
+    return key, kid, url, order
+
+
+def test_ca_token_gets_stir_ca_certificate(world):
+    """RFC 9448 §5: "ca" true "when the requested certificate is allowed to
+    be a CA cert for delegation uses"; the stir-ca profile (tkauth_ca)
+    issues one to a CSR asking for CA:TRUE."""
+    w = world
+    der = tnauthlist(("spc", "710K"))
+    key, kid, url, order = ready_order(w, der, "stir-ca", True)
+    r = w["raw"].post(order["finalize"], {"csr": ra.b64(stir_csr(der, True))}, key, kid=kid)
+    assert r.status_code == 200, r.text
+    done = ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))
+    assert done["status"] == "valid", done
+    pem = w["raw"].post(done["certificate"], None, key, kid=kid).text
+    leaf = x509.load_pem_x509_certificate(pem.encode())
+    bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert bc.critical and bc.value.ca and bc.value.path_length == 0, bc
+    ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert ku.key_cert_sign and ku.crl_sign and not ku.digital_signature, ku
+    # the TNAuthList it may delegate (RFC 8226 §9 extension) is the identifier
+    assert leaf.extensions.get_extension_for_oid(TNAUTHLIST_OID).value.value == der
+    with pytest.raises(x509.ExtensionNotFound):
+        leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+
+
+# RFC 9448 §6 step 9: 'Verify that the "atc" claim "ca" identifier boolean
+# corresponds to the CSR request for either a CA certificate or an
+# end-entity certificate.' The CSR comes at finalize, so the refusal is
+# badCSR there (RFC 8555 §7.4: the CA "is unwilling to issue a certificate
+# corresponding to the submitted CSR").
+CA_REFUSALS = {
+    # a "ca": false token cannot buy a CA certificate
+    "ca_false_token_ca_csr": ("stir-ca", False, True, "RFC 9448 §6 step 9"),
+    # a "ca": true token is for the CA certificate the CSR must then ask for
+    "ca_true_token_end_entity_csr": ("stir-ca", True, None, "RFC 9448 §6 step 9"),
+    # the token allows a CA certificate, this profile's policy issues none
+    "profile_without_tkauth_ca": ("stir", True, True, "tkauth_ca"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CA_REFUSALS))
+def test_ca_mismatch_is_bad_csr(world, case):
+    w = world
+    profile, token_ca, csr_ca, why = CA_REFUSALS[case]
+    der = tnauthlist(("spc", "711L"))
+    key, kid, url, order = ready_order(w, der, profile, token_ca)
+    r = w["raw"].post(order["finalize"], {"csr": ra.b64(stir_csr(der, csr_ca))}, key, kid=kid)
+    ra.problem(r, 400, "badCSR")
+    assert why in r.json()["detail"], r.json()

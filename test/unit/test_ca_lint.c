@@ -713,3 +713,65 @@ main(void)
 	teardown();
 	return th_done(&t);
 }
+
+/* Runs every lint (ca_lint_all) on x for profile with ca as asked: 0 all
+ * pass, -1 one fired (named in stderr). */
+static int
+lint_all_ca(X509 *x, const json_t *ids, const char *profile, int ca)
+{
+	struct ca_lint_input in;
+	const char *failed = NULL;
+	char msg[256];
+	int rc;
+
+	memset(&in, 0, sizeof(in));
+	in.cert = x;
+	in.identifiers = ids;
+	in.profile = profiles_find(L.profiles, profile);
+	in.ca = ca;
+	rc = ca_lint_all(&in, &failed, msg, sizeof(msg));
+	if (rc != 0)
+		fprintf(stderr, "  %s: %s: %s\n", profile, failed, msg);
+	return rc;
+}
+
+/* RFC 9448 "ca": true: a STIR CA certificate of a tkauth_ca profile passes
+ * every lint; the same certificate asked as an end entity, or from a
+ * profile without tkauth_ca, or with a pathlen other than 0, does not. */
+TH_TEST(test_lint_stir_ca_certificate)
+{
+	/* SEQUENCE { [0] { IA5String "709J" } } as unpadded base64url */
+	json_t *ids = json_pack(
+	    "[{s:s, s:s}]", "type", "TNAuthList", "value", "MAigBhYENzA5Sg");
+	struct ca_tbs tpl;
+	X509 *x;
+
+	good_template(&tpl, "stir-ca");
+	tpl.sans = ids;
+	tpl.cn = NULL;
+	tpl.ca = 1;
+	x = build(&tpl);
+	TH_CHECK(t, x != NULL);
+	if (x == NULL)
+		goto out;
+	resign(x);
+	TH_CHECK(t, X509_check_ca(x) == 1);
+	TH_CHECK(t, X509_get_key_usage(x) == (KU_KEY_CERT_SIGN | KU_CRL_SIGN));
+	TH_CHECK(t, lint_all_ca(x, ids, "stir-ca", 1) == 0);
+	TH_CHECK(t, lint_all_ca(x, ids, "stir-ca", 0) == -1);
+	TH_CHECK(t, lint_all_ca(x, ids, "stir", 1) == -1);
+	set_ext(x, NID_basic_constraints, "critical,CA:TRUE,pathlen:1");
+	TH_CHECK(t, lint_all_ca(x, ids, "stir-ca", 1) == -1);
+	X509_free(x);
+	/* the end-entity STIR certificate of the same profile still passes */
+	tpl.ca = 0;
+	x = build(&tpl);
+	TH_CHECK(t, x != NULL);
+	if (x != NULL) {
+		resign(x);
+		TH_CHECK(t, lint_all_ca(x, ids, "stir-ca", 0) == 0);
+		X509_free(x);
+	}
+out:
+	json_decref(ids);
+}

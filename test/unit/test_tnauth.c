@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
 #include "core/core.h"
 #include "test/unit/harness.h"
 
@@ -159,3 +162,57 @@ TH_TEST(test_tkauth_challenge_row)
 }
 
 TH_MAIN((void)0) /* nothing to set up */
+
+/* A CSR signed with a fresh P-256 key, with basicConstraints bc (an
+ * X509V3 config string) when not NULL. New, or NULL. */
+static X509_REQ *
+csr_with_bc(const char *bc)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509_REQ *r = X509_REQ_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *e = NULL;
+
+	if (k == NULL || r == NULL || exts == NULL ||
+	    !X509_REQ_set_pubkey(r, k))
+		goto fail;
+	if (bc != NULL) {
+		e = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, bc);
+		if (e == NULL || !sk_X509_EXTENSION_push(exts, e) ||
+		    !X509_REQ_add_extensions(r, exts))
+			goto fail;
+	}
+	if (X509_REQ_sign(r, k, EVP_sha256()) <= 0)
+		goto fail;
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	EVP_PKEY_free(k);
+	return r;
+fail:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	EVP_PKEY_free(k);
+	X509_REQ_free(r);
+	return NULL;
+}
+
+/* RFC 9448 §6 step 9 compares "ca" with "the CSR request for either a CA
+ * certificate or an end-entity certificate": cA TRUE is a CA request, no
+ * basicConstraints or cA FALSE an end-entity one. */
+TH_TEST(test_csr_requests_ca)
+{
+	static const struct {
+		const char *bc;
+		int want;
+	} cases[] = {{NULL, 0}, {"critical,CA:FALSE", 0},
+	    {"critical,CA:TRUE", 1}, {"CA:TRUE,pathlen:0", 1}};
+	X509_REQ *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r = csr_with_bc(cases[i].bc);
+		TH_CHECK(t, r != NULL);
+		if (r == NULL)
+			continue;
+		TH_CHECK(t, csr_requests_ca(r) == cases[i].want);
+		X509_REQ_free(r);
+	}
+}
