@@ -174,6 +174,28 @@ fail:
 	return -1;
 }
 
+/*
+ * basicConstraints and keyUsage (both critical): an end entity, CA:FALSE
+ * and digitalSignature (+ keyEncipherment for RSA TLS keys; RFC 8226 STIR
+ * certificates sign PASSporTs, digitalSignature only); a STIR CA
+ * certificate (t->ca, RFC 9448 "ca": true) CA:TRUE pathlen 0 and
+ * keyCertSign + cRLSign. 0 or -1.
+ */
+static int
+add_bc_ku(X509 *x, X509V3_CTX *ctx, const struct ca_tbs *t, enum ca_key_type kt)
+{
+	if (add_conf_ext(x, ctx, NID_basic_constraints,
+		t->ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE"))
+		return -1;
+	return add_conf_ext(x, ctx, NID_key_usage,
+		   t->ca ? CA_STIR_CA_KU
+		   : kt == CA_KEY_RSA && !t->profile->allow_tnauthlist
+		       ? "critical,digitalSignature,keyEncipherment"
+		       : "critical,digitalSignature")
+	    ? -1
+	    : 0;
+}
+
 /* See ca_int.h. */
 X509 *
 ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
@@ -216,16 +238,7 @@ ca_tbs_build(const struct ca_tbs *t, char *err, size_t errlen)
 		goto fail;
 
 	X509V3_set_ctx(&ctx, t->issuer->cert, x, NULL, NULL, 0);
-	if (add_conf_ext(x, &ctx, NID_basic_constraints,
-		t->ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE"))
-		goto fail;
-	/* RFC 8226 STIR certificates sign PASSporTs: digitalSignature only;
-	 * a STIR CA certificate signs certificates (and its CRLs) */
-	if (add_conf_ext(x, &ctx, NID_key_usage,
-		t->ca ? CA_STIR_CA_KU
-		: kt == CA_KEY_RSA && !t->profile->allow_tnauthlist
-		    ? "critical,digitalSignature,keyEncipherment"
-		    : "critical,digitalSignature"))
+	if (add_bc_ku(x, &ctx, t, kt) != 0)
 		goto fail;
 	snprintf(eku, sizeof(eku), "%s%s%s",
 	    t->profile->eku_server_auth ? "serverAuth" : "",

@@ -509,7 +509,8 @@ key_thumbprint(EVP_PKEY *pkey)
 
 /*
  * The CSR of a finalize (b64url DER, borrowed) against the order
- * (borrowed): parsed and checked (ra_csr_check). 0 with *key_hash and
+ * (borrowed): parsed and checked (ra_csr_check; a TNAuthList order's
+ * basicConstraints against its Authority Token, ra_tkauth_finalize). 0 with *key_hash and
  * *thumbprint (the CSR key's hash and RFC 7638 thumbprint, caller frees;
  * sa.set_order_processing refuses a blocked key and the account's own
  * key), or -1 with *prob (badCSR, badPublicKey, ...).
@@ -535,7 +536,8 @@ check_csr(struct ra *ra, const char *rid, const json_t *order,
 	if (ra_csr_check(der, derlen, json_object_get(order, "identifiers"),
 		&ra->cfg.keys, NULL, &ckey, prob) != 0)
 		goto out;
-	if (ra_device_check_key(ra, rid, order, ckey, prob) != 0)
+	if (ra_device_check_key(ra, rid, order, ckey, prob) != 0 ||
+	    ra_tkauth_finalize(ra, order, csr, prob) != 0)
 		goto out;
 	khash = ra_key_hash(ckey);
 	if (khash == NULL) {
@@ -599,8 +601,7 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	    check_csr(ra, req->request_id, order, csr, &khash, &tp, prob) !=
 		0)
 		goto out;
-	if (ra_tkauth_finalize(ra, order, csr, prob) != 0 ||
-	    caa_recheck(ra, req->request_id, order, uri, prob) != 0)
+	if (caa_recheck(ra, req->request_id, order, uri, prob) != 0)
 		goto out;
 	if (ra_onion_caa(ra, req->request_id, order,
 		json_object_get(params, "onion_caa"), uri, prob) != 0)

@@ -65,8 +65,8 @@ token_ca(const json_t *order)
 
 	json_array_foreach(json_object_get(order, "authzs"), i, az)
 	{
-		t = json_string_value(json_object_get(
-		    json_object_get(az, "identifier"), "type"));
+		t = json_string_value(
+		    json_object_get(json_object_get(az, "identifier"), "type"));
 		if (t == NULL || strcmp(t, "TNAuthList") != 0)
 			continue;
 		json_array_foreach(json_object_get(az, "challenges"), k, ch)
@@ -127,8 +127,8 @@ ra_tkauth_finalize(struct ra *ra, const json_t *order, const char *csr_b64,
 		    want ? "a CA" : "an end-entity", have ? "true" : "false");
 		return -1;
 	}
-	prof = profiles_find(ra->profiles,
-	    json_string_value(json_object_get(order, "profile")));
+	prof = profiles_find(
+	    ra->profiles, json_string_value(json_object_get(order, "profile")));
 	if (want && (prof == NULL || !prof->tkauth_ca)) {
 		*prob = problem_new(PROB_BAD_CSR,
 		    "profile %s does not issue CA certificates for "
