@@ -240,9 +240,13 @@ struct ca_config {
 	struct ca_settings settings;
 };
 
-/* Parses ca.json (strict). 0, or -1 with err naming the key. */
-int ca_config_load(
-    const char *path, struct ca_config *cfg, char *err, size_t errlen);
+/*
+ * Parses the object of ca.json (borrowed; loaded from path, which prefixes
+ * messages) strictly into cfg, defaults first. 0, or -1 with err naming
+ * the key. Free with ca_config_clear (also after a failure).
+ */
+int ca_config_parse(const json_t *obj, const char *path, struct ca_config *cfg,
+    char *err, size_t errlen);
 void ca_config_clear(struct ca_config *cfg);
 
 /* ------------------------------------------------------------------ */

@@ -158,14 +158,14 @@ ca_d_command(void *st, int configured)
 }
 
 static int
-ca_d_configure(void *st, const char *path, struct rpc_service_conf *conf,
-    char *err, size_t errlen)
+ca_d_configure(void *st, json_t *obj, const char *path,
+    struct rpc_service_conf *conf, char *err, size_t errlen)
 {
 	struct ca_daemon *d = st;
 	char tmp[1024];
 	size_t k;
 
-	if (ca_config_load(path, &d->cfg, err, errlen) != 0)
+	if (ca_config_parse(obj, path, &d->cfg, err, errlen) != 0)
 		return -1;
 	if (rpc_client_config_parse(d->cfg.sa, &d->ccfg, tmp, sizeof(tmp)) !=
 	    0) {

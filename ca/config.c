@@ -50,20 +50,15 @@ static const struct jspec ca_spec[] = {
 
 /* See ca.h. */
 int
-ca_config_load(
-    const char *path, struct ca_config *cfg, char *err, size_t errlen)
+ca_config_parse(const json_t *obj, const char *path, struct ca_config *cfg,
+    char *err, size_t errlen)
 {
-	json_t *obj = NULL;
-	int ret = -1;
-
 	memset(cfg, 0, sizeof(*cfg));
 	ca_settings_defaults(&cfg->settings);
 	cfg->debug_port = 8102;
 	cfg->crl_period_ms = 3600 * 1000;
-	if ((obj = config_load_file(path, err, errlen)) == NULL)
-		goto out;
 	if (config_parse(path, obj, ca_spec, cfg, err, errlen) != 0)
-		goto out;
+		return -1;
 	if (cfg->debug_addr == NULL)
 		cfg->debug_addr = xstrdup("127.0.0.1");
 	if (cfg->log_level == NULL)
@@ -75,11 +70,11 @@ ca_config_load(
 		    "%s: keys.rsa_min_bits/rsa_max_bits: "
 		    "need 1024 <= min <= max <= 8192",
 		    path);
-		goto out;
+		return -1;
 	}
 	if (cfg->debug_port < 0 || cfg->debug_port > 65535) {
 		snprintf(err, errlen, "%s: debug.port: out of range", path);
-		goto out;
+		return -1;
 	}
 	{
 		/* Pebble's knob: N alternate chains (test mode only). */
@@ -94,7 +89,7 @@ ca_config_load(
 				    "PEBBLE_ALTERNATE_ROOTS: expected 0..10, "
 				    "got \"%.20s\"",
 				    e);
-				goto out;
+				return -1;
 			}
 			cfg->settings.alternate_roots = v;
 		}
@@ -102,19 +97,16 @@ ca_config_load(
 	if (cfg->settings.alternate_roots < -1 ||
 	    cfg->settings.alternate_roots > 10) {
 		snprintf(err, errlen, "%s: test.alternate_roots: -1..10", path);
-		goto out;
+		return -1;
 	}
 	if (cfg->crl_period_ms < 1000) {
 		snprintf(err, errlen, "%s: crl_period: at least 1s", path);
-		goto out;
+		return -1;
 	}
-	ret = 0;
-out:
-	json_decref(obj);
-	return ret;
+	return 0;
 }
 
-/* Frees what ca_config_load filled. */
+/* Frees what ca_config_parse filled. */
 void
 ca_config_clear(struct ca_config *cfg)
 {

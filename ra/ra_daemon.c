@@ -21,18 +21,12 @@ ra_d_new(void)
 }
 
 static int
-ra_d_configure(void *st, const char *path, struct rpc_service_conf *conf,
-    char *err, size_t errlen)
+ra_d_configure(void *st, json_t *obj, const char *path,
+    struct rpc_service_conf *conf, char *err, size_t errlen)
 {
 	struct ra_daemon *d = st;
-	json_t *obj;
-	int rc;
 
-	if ((obj = config_load_file(path, err, errlen)) == NULL)
-		return -1;
-	rc = ra_config_parse(obj, path, &d->cfg, err, errlen);
-	json_decref(obj);
-	if (rc != 0)
+	if (ra_config_parse(obj, path, &d->cfg, err, errlen) != 0)
 		return -1;
 	d->debug_addr = xstrdup(d->cfg.debug_addr);
 	conf->level_set = 1;

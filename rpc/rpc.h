@@ -293,10 +293,12 @@ struct rpc_service_ops {
 	/* An own flag at argv[*i] (may consume more by advancing *i): 1 taken,
 	 * 2 taken and no config needed (a standalone command), 0 unknown. */
 	int (*flag)(void *st, int argc, char **argv, int *i);
-	/* Loads the config file into st and fills conf. 0, or -1 with err
-	 * naming the file and the key. */
-	int (*configure)(void *st, const char *path, struct rpc_service_conf *conf,
-	    char *err, size_t errlen);
+	/* Parses the config file's object (borrowed; the skeleton loaded it
+	 * from path, and the hook may change it, e.g. apply environment
+	 * overrides) into st and fills conf. 0, or -1 with err naming the
+	 * file and the key. */
+	int (*configure)(void *st, json_t *obj, const char *path,
+	    struct rpc_service_conf *conf, char *err, size_t errlen);
 	/* --check: what beyond configure makes the config usable (files,
 	 * keys). 0 or -1 with err. */
 	int (*check)(void *st, char *err, size_t errlen);

@@ -211,6 +211,7 @@ rpc_service_main(const struct rpc_service_ops *ops, int argc, char **argv)
 	struct svc_flags f;
 	struct svc_running run;
 	void *st = NULL;
+	json_t *obj;
 	char err[1024];
 	int r, rc = 1;
 
@@ -233,7 +234,11 @@ rpc_service_main(const struct rpc_service_ops *ops, int argc, char **argv)
 		rc = ops->command(st, 0);
 		goto out;
 	}
-	if (ops->configure(st, f.path, &conf, err, sizeof(err)) != 0 ||
+	if ((obj = config_load_file(f.path, err, sizeof(err))) == NULL)
+		goto fail;
+	r = ops->configure(st, obj, f.path, &conf, err, sizeof(err));
+	json_decref(obj);
+	if (r != 0 ||
 	    svc_apply_conf(ops, f.path, &conf, &rcfg, err, sizeof(err)) != 0)
 		goto fail;
 	if (f.check) {

@@ -122,21 +122,17 @@ sa_d_flag(void *st, int argc, char **argv, int *i)
 }
 
 static int
-sa_d_configure(void *st, const char *path, struct rpc_service_conf *conf,
-    char *err, size_t errlen)
+sa_d_configure(void *st, json_t *obj, const char *path,
+    struct rpc_service_conf *conf, char *err, size_t errlen)
 {
 	struct sa_cfg *cfg = st;
-	json_t *obj;
-	int rc = -1;
 
-	if ((obj = config_load_file(path, err, errlen)) == NULL)
-		return -1;
 	config_apply_env(obj, env_table);
 	if (config_parse(path, obj, cfg_spec, cfg, err, errlen) != 0)
-		goto out;
+		return -1;
 	if (cfg->pool < 0 || cfg->pool > 1000) {
 		snprintf(err, errlen, "%s: db.pool: expected 1 to 1000", path);
-		goto out;
+		return -1;
 	}
 	if (cfg->pool == 0) {
 		json_t *w = json_object_get(cfg->rpc, "workers");
@@ -150,10 +146,10 @@ sa_d_configure(void *st, const char *path, struct rpc_service_conf *conf,
 	if (cfg->statement_timeout_ms < 0) {
 		snprintf(
 		    err, errlen, "%s: db.statement_timeout: negative", path);
-		goto out;
+		return -1;
 	}
 	if ((cfg->dsn_resolved = resolve_dsn(cfg, err, errlen)) == NULL)
-		goto out;
+		return -1;
 	if (cfg->schema_dir == NULL)
 		cfg->schema_dir = xstrdup(SA_SCHEMA_DIR_DEFAULT);
 	cfg->path = xstrdup(path);
@@ -161,10 +157,7 @@ sa_d_configure(void *st, const char *path, struct rpc_service_conf *conf,
 	conf->debug_addr = cfg->debug_addr;
 	conf->debug_port = cfg->debug_port;
 	conf->rpc = cfg->rpc;
-	rc = 0;
-out:
-	json_decref(obj);
-	return rc;
+	return 0;
 }
 
 /* --migrate, --after-restore; else migrate (auto_migrate) and serve. */

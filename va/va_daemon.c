@@ -20,18 +20,12 @@ va_d_new(void)
 }
 
 static int
-va_d_configure(void *st, const char *path, struct rpc_service_conf *conf,
-    char *err, size_t errlen)
+va_d_configure(void *st, json_t *obj, const char *path,
+    struct rpc_service_conf *conf, char *err, size_t errlen)
 {
 	struct va_daemon *d = st;
-	json_t *obj;
-	int rc;
 
-	if ((obj = config_load_file(path, err, errlen)) == NULL)
-		return -1;
-	rc = va_config_parse(obj, path, &d->cfg, err, errlen);
-	json_decref(obj);
-	if (rc != 0)
+	if (va_config_parse(obj, path, &d->cfg, err, errlen) != 0)
 		return -1;
 	conf->log_level = d->cfg.log_level;
 	conf->debug_addr = d->cfg.debug_addr;

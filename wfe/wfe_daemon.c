@@ -24,19 +24,13 @@ wfe_d_new(void)
 }
 
 static int
-wfe_d_configure(void *st, const char *path, struct rpc_service_conf *conf,
-    char *err, size_t errlen)
+wfe_d_configure(void *st, json_t *obj, const char *path,
+    struct rpc_service_conf *conf, char *err, size_t errlen)
 {
 	struct wfe_config *cfg = st;
-	json_t *obj;
-	int rc;
 
-	if ((obj = config_load_file(path, err, errlen)) == NULL)
-		return -1;
 	config_apply_env(obj, env_table);
-	rc = wfe_config_parse(obj, path, cfg, err, errlen);
-	json_decref(obj);
-	if (rc != 0)
+	if (wfe_config_parse(obj, path, cfg, err, errlen) != 0)
 		return -1;
 	conf->log_level = cfg->log_level;
 	return 0;

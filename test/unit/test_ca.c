@@ -1310,11 +1310,14 @@ TH_TEST(test_profiles_json)
 
 TH_TEST(test_dev_config_loads)
 {
+	const char *path = "configs/dev/ca.json";
 	struct ca_config c;
 	char err[512];
+	json_t *obj = config_load_file(path, err, sizeof(err));
 
-	TH_CHECK(t,
-	    ca_config_load("configs/dev/ca.json", &c, err, sizeof(err)) == 0);
+	TH_CHECK(t, obj != NULL);
+	TH_CHECK(t, ca_config_parse(obj, path, &c, err, sizeof(err)) == 0);
+	json_decref(obj);
 	/* the WFE's plain-HTTP pki listener (RFC 5280 §8: "CAs SHOULD NOT
 	 * include URIs that specify https") */
 	TH_CHECK_STR(t, c.settings.public_base_url, "http://localhost:4430");
