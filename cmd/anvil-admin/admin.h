@@ -64,7 +64,9 @@ const char *admin_optval(struct admin_ctx *ctx, int argc, char **argv, int *i);
  * borrowed from argv.
  */
 struct admin_opt {
-	const char *name;    /* "--dir"; NULL ends the table */
+	const char *name;    /* "--dir"; NULL with pos NULL ends the table */
+	const char *pos;     /* or: the command's one positional argument,
+				named in messages ("KID"); required, into str */
 	int *flag;           /* takes no value: set to 1 */
 	const char **str;    /* the value */
 	long *port;          /* the value as a port, 1 to 65535 */
@@ -77,7 +79,8 @@ void admin_add_unique(json_t *a, const char *s);
  * Parses argv (a command's arguments) as the common options and the
  * options of opts. Returns -1 when all parsed, otherwise the exit code
  * after printing the message: 0 after --help, 2 after a usage error (an
- * unknown option or a positional argument, a missing or bad value).
+ * unknown option, a missing or bad value, a positional argument missing,
+ * repeated or not expected).
  */
 int admin_parse_opts(
     struct admin_ctx *ctx, int argc, char **argv, const struct admin_opt *opts);

@@ -13,41 +13,6 @@
 #define HMAC_KEY_BYTES 32
 #define KID_BYTES 12
 
-/*
- * Parses common options plus --comment/--kid (when allowed) and at most
- * max_pos positionals. -1 to continue, else the exit code.
- */
-static int
-eab_args(struct admin_ctx *ctx, int argc, char **argv, int named,
-    const char **comment, const char **kid, const char **pos)
-{
-	int i, r, rc;
-
-	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
-			return rc;
-		if (r > 0)
-			continue;
-		if (named && strcmp(argv[i], "--comment") == 0) {
-			if ((*comment = admin_optval(ctx, argc, argv, &i)) ==
-			    NULL)
-				return 2;
-		} else if (named && strcmp(argv[i], "--kid") == 0) {
-			if ((*kid = admin_optval(ctx, argc, argv, &i)) == NULL)
-				return 2;
-		} else if (argv[i][0] == '-' || pos == NULL || *pos != NULL)
-			return admin_usage_error(ctx,
-			    "unexpected argument "
-			    "\"%s\"",
-			    argv[i]);
-		else
-			*pos = argv[i];
-	}
-	if (pos != NULL && *pos == NULL)
-		return admin_usage_error(ctx, "KID required");
-	return -1;
-}
-
 /* See admin.h. */
 int
 admin_eab_create(struct admin_ctx *ctx, int argc, char **argv)
@@ -57,8 +22,13 @@ admin_eab_create(struct admin_ctx *ctx, int argc, char **argv)
 	char *hmac = NULL, *mykid = NULL;
 	json_t *res = NULL;
 	int rc;
+	const struct admin_opt opts[] = {
+	    {"--comment", .str = &comment},
+	    {"--kid", .str = &kid},
+	    {NULL},
+	};
 
-	if ((rc = eab_args(ctx, argc, argv, 1, &comment, &kid, NULL)) >= 0)
+	if ((rc = admin_parse_opts(ctx, argc, argv, opts)) >= 0)
 		return rc;
 	if (kid != NULL &&
 	    (strlen(kid) > 128 ||
@@ -122,7 +92,9 @@ admin_eab_list(struct admin_ctx *ctx, int argc, char **argv)
 	size_t i;
 	int rc;
 
-	if ((rc = eab_args(ctx, argc, argv, 0, NULL, NULL, NULL)) >= 0)
+	const struct admin_opt none[] = {{NULL}};
+
+	if ((rc = admin_parse_opts(ctx, argc, argv, none)) >= 0)
 		return rc;
 	if (admin_call(ctx, ADMIN_SA, RPC_SA_LIST_EAB_KEYS, NULL, &res, NULL) !=
 	    0)
@@ -163,7 +135,9 @@ admin_eab_revoke(struct admin_ctx *ctx, int argc, char **argv)
 	json_t *res = NULL;
 	int rc;
 
-	if ((rc = eab_args(ctx, argc, argv, 0, NULL, NULL, &kid)) >= 0)
+	const struct admin_opt opts[] = {{.pos = "KID", .str = &kid}, {NULL}};
+
+	if ((rc = admin_parse_opts(ctx, argc, argv, opts)) >= 0)
 		return rc;
 	if (ctx->dry_run) {
 		if (admin_call(ctx, ADMIN_SA, RPC_SA_GET_EAB_KEY,

@@ -12,33 +12,17 @@
 
 /*
  * Parses "[common options] POSITIONAL": *pos gets the one positional
- * argument. Returns -1 to continue, else the exit code to return.
+ * argument (borrowed from argv), named `what` in messages. Returns -1 to
+ * continue, else the exit code to return.
  */
 static int
 one_arg(struct admin_ctx *ctx, int argc, char **argv, const char *what,
     const char **pos)
 {
-	int i, r, rc;
+	const struct admin_opt opts[] = {{.pos = what, .str = pos}, {NULL}};
 
 	*pos = NULL;
-	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
-			return rc;
-		if (r > 0)
-			continue;
-		if (argv[i][0] == '-')
-			return admin_usage_error(
-			    ctx, "unknown option \"%s\"", argv[i]);
-		if (*pos != NULL)
-			return admin_usage_error(ctx,
-			    "one %s expected, got "
-			    "\"%s\" too",
-			    what, argv[i]);
-		*pos = argv[i];
-	}
-	if (*pos == NULL)
-		return admin_usage_error(ctx, "%s required", what);
-	return -1;
+	return admin_parse_opts(ctx, argc, argv, opts);
 }
 
 /* A positive id or -1 with a usage message. */

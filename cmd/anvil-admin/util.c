@@ -136,6 +136,44 @@ admin_add_unique(json_t *a, const char *s)
 	json_array_append_new(a, json_string(s));
 }
 
+/* The row of opts for argv[i]: the option of that name, or the positional
+ * row when argv[i] does not start with '-'. NULL when there is none. */
+static const struct admin_opt *
+find_opt(const struct admin_opt *opts, const char *arg)
+{
+	const struct admin_opt *o;
+
+	for (o = opts; o->name != NULL || o->pos != NULL; o++) {
+		if (arg[0] == '-' ? o->name != NULL && strcmp(o->name, arg) == 0
+				  : o->pos != NULL)
+			return o;
+	}
+	return NULL;
+}
+
+/* Stores the value v (borrowed) of option o. 0, or 2 after a message. */
+static int
+store_value(struct admin_ctx *ctx, const struct admin_opt *o, const char *v)
+{
+	char *end;
+	long n;
+
+	if (o->list != NULL) {
+		admin_add_unique(o->list, v);
+	} else if (o->port != NULL) {
+		n = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || n < 1 || n > 65535)
+			return admin_usage_error(ctx, "bad port \"%s\"", v);
+		*o->port = n;
+	} else if (o->pos != NULL && *o->str != NULL) {
+		return admin_usage_error(
+		    ctx, "one %s expected, got \"%s\" too", o->pos, v);
+	} else {
+		*o->str = v;
+	}
+	return 0;
+}
+
 /* See admin.h. */
 int
 admin_parse_opts(
@@ -143,8 +181,6 @@ admin_parse_opts(
 {
 	const struct admin_opt *o;
 	const char *v;
-	char *end;
-	long n;
 	int i, r, rc;
 
 	for (i = 0; i < argc; i++) {
@@ -152,31 +188,27 @@ admin_parse_opts(
 			return rc;
 		if (r > 0)
 			continue;
-		for (o = opts; o->name != NULL && strcmp(o->name, argv[i]) != 0;
-		     o++)
-			;
-		if (o->name == NULL)
-			return admin_usage_error(
-			    ctx, "unknown option \"%s\"", argv[i]);
+		if ((o = find_opt(opts, argv[i])) == NULL)
+			return admin_usage_error(ctx,
+			    argv[i][0] == '-' ? "unknown option \"%s\""
+					      : "unexpected argument \"%s\"",
+			    argv[i]);
 		if (o->refused != NULL)
 			return admin_usage_error(ctx, "%s", o->refused);
 		if (o->flag != NULL) {
 			*o->flag = 1;
 			continue;
 		}
-		if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
+		if (o->pos != NULL)
+			v = argv[i];
+		else if ((v = admin_optval(ctx, argc, argv, &i)) == NULL)
 			return 2;
-		if (o->str != NULL)
-			*o->str = v;
-		else if (o->list != NULL)
-			admin_add_unique(o->list, v);
-		else if (o->port != NULL) {
-			n = strtol(v, &end, 10);
-			if (*v == '\0' || *end != '\0' || n < 1 || n > 65535)
-				return admin_usage_error(
-				    ctx, "bad port \"%s\"", v);
-			*o->port = n;
-		}
+		if (store_value(ctx, o, v) != 0)
+			return 2;
+	}
+	for (o = opts; o->name != NULL || o->pos != NULL; o++) {
+		if (o->pos != NULL && *o->str == NULL)
+			return admin_usage_error(ctx, "%s required", o->pos);
 	}
 	return -1;
 }
