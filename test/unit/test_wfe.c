@@ -173,36 +173,50 @@ TH_TEST(test_nonce_malformed)
 
 TH_TEST(test_route_find)
 {
-	const struct wfe_route *r;
-	const char *tail = NULL;
+	/* a path, whether a route serves it, its name (NULL: not looked at),
+	 * methods it must allow, its exact methods (0: not looked at) and the
+	 * tail after a prefix (NULL: not looked at) */
+	static const struct {
+		const char *path;
+		int found;
+		const char *name;
+		unsigned has, exact;
+		const char *tail;
+	} cases[] = {
+	    {"/directory", 1, "directory", WFE_HEAD, 0, NULL},
+	    {"/acme/acct/12/orders", 1, "account", 0, 0, "12/orders"},
+	    {"/acme/chall/5/7", 1, "challenge", 0, 0, "5/7"},
+	    {"/acme/cert/abcd/1", 1, "cert", WFE_GET | WFE_POST, 0, NULL},
+	    /* order, authz, challenge are POST only: GET is a 405 */
+	    {"/acme/order/1", 1, NULL, 0, WFE_POST, NULL},
+	    /* a prefix route needs something after the prefix */
+	    {"/acme/acct/", 0, NULL, 0, 0, NULL},
+	    {"/directoryx", 0, NULL, 0, 0, NULL},
+	    {"/nope", 0, NULL, 0, 0, NULL},
+	    {NULL, 0, NULL, 0, 0, NULL},
+	    {"/ocsp", 1, NULL, 0, WFE_POST, NULL},
+	    {"/ocsp/MEow", 1, NULL, WFE_GET, 0, NULL},
+	    {"/crl/0011223344556677/0.crl", 1, "crl", 0, 0, NULL},
+	};
 
-	r = wfe_route_find("/directory", &tail);
-	TH_CHECK(t, r != NULL && strcmp(r->name, "directory") == 0);
-	TH_CHECK(t, r != NULL && (r->methods & WFE_HEAD));
-	r = wfe_route_find("/acme/acct/12/orders", &tail);
-	TH_CHECK(t, r != NULL && strcmp(r->name, "account") == 0);
-	TH_CHECK_STR(t, tail, "12/orders");
-	r = wfe_route_find("/acme/chall/5/7", &tail);
-	TH_CHECK(t, r != NULL && strcmp(r->name, "challenge") == 0);
-	TH_CHECK_STR(t, tail, "5/7");
-	r = wfe_route_find("/acme/cert/abcd/1", &tail);
-	TH_CHECK(t,
-	    r != NULL && strcmp(r->name, "cert") == 0 &&
-		(r->methods & WFE_GET) && (r->methods & WFE_POST));
-	/* order, authz, challenge are POST only: GET is a 405 */
-	r = wfe_route_find("/acme/order/1", &tail);
-	TH_CHECK(t, r != NULL && r->methods == WFE_POST);
-	/* a prefix route needs something after the prefix */
-	TH_CHECK(t, wfe_route_find("/acme/acct/", &tail) == NULL);
-	TH_CHECK(t, wfe_route_find("/directoryx", &tail) == NULL);
-	TH_CHECK(t, wfe_route_find("/nope", &tail) == NULL);
-	TH_CHECK(t, wfe_route_find(NULL, &tail) == NULL);
-	r = wfe_route_find("/ocsp", &tail);
-	TH_CHECK(t, r != NULL && r->methods == WFE_POST);
-	r = wfe_route_find("/ocsp/MEow", &tail);
-	TH_CHECK(t, r != NULL && (r->methods & WFE_GET));
-	r = wfe_route_find("/crl/0011223344556677/0.crl", &tail);
-	TH_CHECK(t, r != NULL && strcmp(r->name, "crl") == 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *tail = NULL;
+		const struct wfe_route *r =
+		    wfe_route_find(cases[i].path, &tail);
+
+		TH_CHECK(t, (r != NULL) == cases[i].found);
+		if (r == NULL)
+			continue;
+		TH_CHECK(t,
+		    cases[i].name == NULL ||
+			strcmp(r->name, cases[i].name) == 0);
+		TH_CHECK(t, (r->methods & cases[i].has) == cases[i].has);
+		TH_CHECK(
+		    t, cases[i].exact == 0 || r->methods == cases[i].exact);
+		TH_CHECK(t,
+		    cases[i].tail == NULL ||
+			(tail != NULL && strcmp(tail, cases[i].tail) == 0));
+	}
 }
 
 TH_TEST(test_methods_allow)
@@ -219,90 +233,86 @@ TH_TEST(test_methods_allow)
 
 TH_TEST(test_url_check)
 {
+	/* the JWS "url", the path requested, and whether they match for a
+	 * client that reached us as `seen` */
+	static const struct {
+		const char *url, *path;
+		int ok;
+	} cases[] = {
+	    {"https://localhost:4431/acme/new-order", "/acme/new-order", 1},
+	    {"https://localhost:4432/acme/new-order", "/acme/new-order", 0},
+	    {"http://localhost:4431/acme/new-order", "/acme/new-order", 0},
+	    {"https://example.com/acme/new-order", "/acme/new-order", 0},
+	    {"https://localhost:4431/acme/new-order/", "/acme/new-order", 0},
+	    {"https://localhost:4431/acme/new-acct", "/acme/new-order", 0},
+	    {"https://localhost:4431/acme/acct/1/orders?cursor=5",
+		"/acme/acct/1/orders?cursor=5", 1},
+	    {"https://localhost:4431/acme/acct/1/orders",
+		"/acme/acct/1/orders?cursor=5", 0},
+	    {NULL, "/", 0},
+	};
 	const char *seen = "https://localhost:4431";
 
-	TH_CHECK(t,
-	    wfe_url_check("https://localhost:4431/acme/new-order", seen,
-		"/acme/new-order"));
-	TH_CHECK(t,
-	    !wfe_url_check("https://localhost:4432/acme/new-order", seen,
-		"/acme/new-order"));
-	TH_CHECK(t,
-	    !wfe_url_check("http://localhost:4431/acme/new-order", seen,
-		"/acme/new-order"));
-	TH_CHECK(t,
-	    !wfe_url_check(
-		"https://example.com/acme/new-order", seen, "/acme/new-order"));
-	TH_CHECK(t,
-	    !wfe_url_check("https://localhost:4431/acme/new-order/", seen,
-		"/acme/new-order"));
-	TH_CHECK(t,
-	    !wfe_url_check("https://localhost:4431/acme/new-acct", seen,
-		"/acme/new-order"));
-	TH_CHECK(t,
-	    wfe_url_check("https://localhost:4431/acme/acct/1/orders?cursor=5",
-		seen, "/acme/acct/1/orders?cursor=5"));
-	TH_CHECK(t,
-	    !wfe_url_check("https://localhost:4431/acme/acct/1/orders", seen,
-		"/acme/acct/1/orders?cursor=5"));
-	TH_CHECK(t, !wfe_url_check(NULL, seen, "/"));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		TH_CHECK(t,
+		    !!wfe_url_check(cases[i].url, seen, cases[i].path) ==
+			cases[i].ok);
 }
 
 TH_TEST(test_url_bases)
 {
+	/* Host and trusted proto header of a request: the base it was seen
+	 * at (NULL: not looked at) and the base URLs are built from */
+	static const struct {
+		const char *host, *proto, *seen, *base;
+	} cases[] = {
+	    {"localhost:4431", NULL, "https://localhost:4431",
+		"https://localhost:4431"},
+	    {"127.0.0.1:4431", NULL, NULL, "https://127.0.0.1:4431"},
+	    /* an unknown Host is compared as seen, but never echoed in URLs */
+	    {"evil.example", NULL, "https://evil.example",
+		"https://localhost:4431"},
+	    {"a b/c", NULL, NULL, "https://localhost:4431"},
+	    /* behind a TLS terminator: the trusted header says http */
+	    {"localhost:4431", "http", "http://localhost:4431", NULL},
+	};
 	struct wfe_config cfg;
 	char *hosts[] = {"127.0.0.1:4431", NULL};
-	char *seen = NULL, *base = NULL;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.base_url = "https://localhost:4431";
 	cfg.tls_cert = "x";
 	cfg.hosts = hosts;
 	cfg.nhosts = 1;
-	wfe_url_bases(&cfg, "localhost:4431", NULL, &seen, &base);
-	TH_CHECK_STR(t, seen, "https://localhost:4431");
-	TH_CHECK_STR(t, base, "https://localhost:4431");
-	free(seen);
-	free(base);
-	wfe_url_bases(&cfg, "127.0.0.1:4431", NULL, &seen, &base);
-	TH_CHECK_STR(t, base, "https://127.0.0.1:4431");
-	free(seen);
-	free(base);
-	/* an unknown Host is compared as seen, but never echoed in URLs */
-	wfe_url_bases(&cfg, "evil.example", NULL, &seen, &base);
-	TH_CHECK_STR(t, seen, "https://evil.example");
-	TH_CHECK_STR(t, base, "https://localhost:4431");
-	free(seen);
-	free(base);
-	wfe_url_bases(&cfg, "a b/c", NULL, &seen, &base);
-	TH_CHECK_STR(t, base, "https://localhost:4431");
-	free(seen);
-	free(base);
-	/* behind a TLS terminator: the trusted header says http */
-	wfe_url_bases(&cfg, "localhost:4431", "http", &seen, &base);
-	TH_CHECK_STR(t, seen, "http://localhost:4431");
-	free(seen);
-	free(base);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *seen = NULL, *base = NULL;
+
+		wfe_url_bases(
+		    &cfg, cases[i].host, cases[i].proto, &seen, &base);
+		if (cases[i].seen != NULL)
+			TH_CHECK_STR(t, seen, cases[i].seen);
+		if (cases[i].base != NULL)
+			TH_CHECK_STR(t, base, cases[i].base);
+		free(seen);
+		free(base);
+	}
 }
 
 TH_TEST(test_parse_id)
 {
+	/* refused ids: zero, leading zeros, signs, junk, empty, over 2^53 */
+	static const char *const bad[] = {"0", "012", "-1", "1a", "",
+	    "99999999999999999", "9007199254740992"};
 	int64_t v = 0;
+	char *a;
 
 	TH_CHECK(t, wfe_parse_id("42", 2, &v) == 0 && v == 42);
 	TH_CHECK(t, wfe_parse_id("42/orders", 2, &v) == 0 && v == 42);
-	TH_CHECK(t, wfe_parse_id("0", 1, &v) != 0);
-	TH_CHECK(t, wfe_parse_id("012", 3, &v) != 0);
-	TH_CHECK(t, wfe_parse_id("-1", 2, &v) != 0);
-	TH_CHECK(t, wfe_parse_id("1a", 2, &v) != 0);
-	TH_CHECK(t, wfe_parse_id("", 0, &v) != 0);
-	TH_CHECK(t, wfe_parse_id("99999999999999999", 17, &v) != 0);
-	TH_CHECK(t, wfe_parse_id("9007199254740992", 16, &v) != 0);
-	{
-		char *a = wfe_url_authority("https://a.b:1/x");
-		TH_CHECK_STR(t, a, "a.b:1");
-		free(a);
-	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TH_CHECK(t, wfe_parse_id(bad[i], strlen(bad[i]), &v) != 0);
+	a = wfe_url_authority("https://a.b:1/x");
+	TH_CHECK_STR(t, a, "a.b:1");
+	free(a);
 	TH_CHECK(t, wfe_url_authority("ftp://a") == NULL);
 }
 
