@@ -37,25 +37,21 @@ struct every {
 	int64_t inner_num;
 };
 
-#define F(n, t, m) JSPEC_FIELD(struct every, n, t, m)
+#define E struct every
 static const struct jspec inner_spec[] = {
-    {"name", JSPEC_STRING, offsetof(struct every, inner_str), 1, NULL, 0},
-    F("port", JSPEC_INT, inner_num),
-    JSPEC_END,
-};
+    {"name", JSPEC_STRING, offsetof(E, inner_str), 1, NULL, 0},
+    JSPEC_FIELD(E, "port", JSPEC_INT, inner_num), JSPEC_END};
 
 static const struct jspec every_spec[] = {
-    F("log_level", JSPEC_STRING, str),
-    F("workers", JSPEC_INT, num),
-    F("enabled", JSPEC_BOOL, flag),
-    F("timeout", JSPEC_DURATION, dur_ms),
-    F("allow", JSPEC_JSON, any),
-    JSPEC_STRV(struct every, "resolvers", list, nlist),
-    F("ratio", JSPEC_DOUBLE, ratio),
-    JSPEC_SUB("listen", inner_spec),
-    JSPEC_END,
-};
-#undef F
+    JSPEC_FIELD(E, "log_level", JSPEC_STRING, str),
+    JSPEC_FIELD(E, "workers", JSPEC_INT, num),
+    JSPEC_FIELD(E, "enabled", JSPEC_BOOL, flag),
+    JSPEC_FIELD(E, "timeout", JSPEC_DURATION, dur_ms),
+    JSPEC_FIELD(E, "allow", JSPEC_JSON, any),
+    JSPEC_STRV(E, "resolvers", list, nlist),
+    JSPEC_FIELD(E, "ratio", JSPEC_DOUBLE, ratio),
+    JSPEC_SUB("listen", inner_spec), JSPEC_END};
+#undef E
 
 /* Every list jspec filled must be NULL-terminated with nlist entries. */
 static void

@@ -538,14 +538,10 @@ client_fmt(struct metrics *m, const char *fmt, ...)
 	return c;
 }
 
-static struct rpc_client *
-new_client(const char *path, struct metrics *m)
-{
-	return client_fmt(m,
-	    "{\"target\":\"unix:%s\",\"timeout\":\"2s\","
-	    "\"connections\":2,\"max_frame\":4096}",
-	    path);
-}
+/* The usual test client's config (client_fmt with the socket path). */
+#define UNIX_CLIENT                                                            \
+	"{\"target\":\"unix:%s\",\"timeout\":\"2s\","                          \
+	"\"connections\":2,\"max_frame\":4096}"
 
 /* 1 when rpc_call(method) without params succeeds. */
 static int
@@ -616,7 +612,7 @@ TH_TEST(test_live)
 		TH_SKIP(t, "mkdtemp failed");
 	TH_CHECK(t, start_server(&st, path, &svc, m) == 0);
 	TH_CHECK(t, stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0660);
-	c = new_client(path, m);
+	c = client_fmt(m, UNIX_CLIENT, path);
 	TH_CHECK(t, c != NULL);
 	if (c == NULL)
 		goto out;
@@ -692,7 +688,7 @@ TH_TEST(test_live)
 	/* a client freed with an async call pending: the callback still runs
 	 * once, with an error, after the client is gone */
 	{
-		struct rpc_client *c2 = new_client(path, NULL);
+		struct rpc_client *c2 = client_fmt(NULL, UNIX_CLIENT, path);
 
 		as.called = 0;
 		TH_CHECK(t,
@@ -773,7 +769,7 @@ TH_TEST(test_denied_and_deadline)
 		path) == 0);
 	if (st.s == NULL)
 		goto out;
-	c = new_client(path, NULL);
+	c = client_fmt(NULL, UNIX_CLIENT, path);
 	TH_CHECK(t, call_refused(c, "t.echo", 0, PROB_UNAUTHORIZED, NULL));
 	TH_CHECK(t, call_refused(c, "t.sleep", 0, PROB_UNAUTHORIZED, NULL));
 	TH_CHECK(t, atomic_load(&svc.runs) == 0);
@@ -870,7 +866,8 @@ out:
 
 TH_TEST(test_unreachable)
 {
-	struct rpc_client *c = new_client("/nonexistent/x.sock", NULL);
+	struct rpc_client *c =
+	    client_fmt(NULL, UNIX_CLIENT, "/nonexistent/x.sock");
 	json_t *res = NULL;
 	struct problem *p = NULL;
 	int64_t t0 = time_mono_ms();
@@ -1031,7 +1028,7 @@ TH_TEST(test_contract_server)
 	if (st.s == NULL)
 		goto out;
 	TH_CHECK(t, pthread_create(&st.th, NULL, srv_main, &st) == 0);
-	c = new_client(path, NULL);
+	c = client_fmt(NULL, UNIX_CLIENT, path);
 	/* A write the WFE class may not call: refused ("allow" does not
 	 * widen registry methods). */
 	j = json_pack("{s:s,s:I,s:s}", "serial", "ab", "account_id",
