@@ -196,6 +196,16 @@ vjob_validate(struct vjob *j, const json_t *ident, int wildcard, json_t **res,
 		return "invalid";
 	}
 	s = json_string_value(json_object_get(*res, "status"));
+	if (s != NULL && strcmp(s, "valid") == 0 &&
+	    strcmp(json_string_value(json_object_get(j->chall, "type")),
+		"tkauth-01") == 0 &&
+	    ra_tkauth_spend(j->ra, j->rid, j->account_id,
+		json_integer_value(json_object_get(j->chall, "id")), *res,
+		&p) != 0) {
+		*err = problem_to_rpc_json(p);
+		problem_free(p);
+		return "invalid";
+	}
 	if (s != NULL && strcmp(s, "valid") == 0)
 		return "valid";
 	if (json_is_object(json_object_get(*res, "error")))

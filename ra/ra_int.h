@@ -345,5 +345,11 @@ int ra_tkauth_finalize(struct ra *ra, const json_t *order,
  * STIR CA certificate (a TNAuthList order whose CSR asks CA:TRUE, which
  * ra_tkauth_finalize allowed), else 0. */
 int ra_tkauth_issue_ca(const json_t *order, const char *csr_b64);
+/* A tkauth-01 challenge the VA found valid (its reply res, borrowed):
+ * spends the token's jti in the SA for this challenge (RFC 9447 §4), so
+ * that it validates no other challenge. 0, or -1 with *prob (unauthorized
+ * when it was spent already). */
+int ra_tkauth_spend(struct ra *ra, const char *rid, int64_t account_id,
+    int64_t challenge_id, const json_t *res, struct problem **prob);
 
 #endif /* ANVIL_RA_INT_H */

@@ -152,3 +152,65 @@ ra_tkauth_issue_ca(const json_t *order, const char *csr_b64)
 	X509_REQ_free(req);
 	return ca;
 }
+
+/* The VA's tkauth-01 record in res (borrowed): the entry with a "jti",
+ * or NULL. */
+static const json_t *
+token_record(const json_t *res)
+{
+	const json_t *rec;
+	size_t i;
+
+	json_array_foreach(json_object_get(res, "validation_record"), i, rec)
+	{
+		if (json_is_string(json_object_get(rec, "jti")))
+			return rec;
+	}
+	return NULL;
+}
+
+/* See ra_int.h. */
+int
+ra_tkauth_spend(struct ra *ra, const char *rid, int64_t account_id,
+    int64_t challenge_id, const json_t *res, struct problem **prob)
+{
+	const json_t *rec = token_record(res);
+	json_t *out = NULL;
+	struct problem *p = NULL;
+	char exp[40];
+	int rc;
+
+	if (rec == NULL ||
+	    !json_is_string(json_object_get(rec, "token_authority")) ||
+	    !json_is_number(json_object_get(rec, "exp"))) {
+		*prob = problem_new(PROB_SERVER_INTERNAL,
+		    "tkauth-01: the VA recorded no token jti");
+		return -1;
+	}
+	ra_time_fmt((int64_t)(json_number_value(json_object_get(rec, "exp")) *
+			1000.0),
+	    exp, sizeof(exp));
+	rc = ra_call(ra->sa, RPC_SA_TKAUTH_SPEND_JTI,
+	    json_pack("{s:O,s:O,s:I,s:I,s:s}", "issuer",
+		json_object_get(rec, "token_authority"), "jti",
+		json_object_get(rec, "jti"), "account_id",
+		(json_int_t)account_id, "challenge_id",
+		(json_int_t)challenge_id, "expires", exp),
+	    rid, &out, &p);
+	json_decref(out);
+	if (rc == 0)
+		return 0;
+	if (p->type == PROB_CONFLICT)
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "tkauth-01: this Authority Token (jti \"%.64s\") was "
+		    "already used: %s (RFC 9447 §4: the jti tracks \"when the "
+		    "same \"atc\" Authority Token is being used for multiple "
+		    "challenges\"; Anvil accepts a token once)",
+		    json_string_value(json_object_get(rec, "jti")),
+		    p->detail ? p->detail : "conflict");
+	else
+		*prob = problem_new(p->type, "tkauth-01: recording the token: %s",
+		    p->detail ? p->detail : "error");
+	problem_free(p);
+	return -1;
+}

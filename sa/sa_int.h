@@ -366,5 +366,7 @@ sa_method_impl sa_m_delegation_get;
 sa_method_impl sa_m_delegation_list;
 sa_method_impl sa_m_delegation_update;
 sa_method_impl sa_m_delegation_cancel;
+/* RFC 9447 jti store (sa_tkauth.c) */
+sa_method_impl sa_m_tkauth_spend_jti;
 
 #endif /* ANVIL_SA_INT_H */

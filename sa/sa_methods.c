@@ -67,6 +67,7 @@ static const sa_method_fn sa_handlers[RPC_METHOD__MAX] = {
     [RPC_SA_DELEGATION_UPDATE] = sa_m_delegation_update,
     [RPC_SA_DELEGATION_CANCEL] = sa_m_delegation_cancel,
     [RPC_SA_CLAIM_CHALLENGE] = sa_m_claim_challenge,
+    [RPC_SA_TKAUTH_SPEND_JTI] = sa_m_tkauth_spend_jti,
 };
 
 static int sa_rpc_handler(void *svc, const struct rpc_req *req, json_t **result,

@@ -357,3 +357,31 @@ def test_ca_mismatch_is_bad_csr(world, case):
     r = w["raw"].post(order["finalize"], {"csr": ra.b64(stir_csr(der, csr_ca))}, key, kid=kid)
     ra.problem(r, 400, "badCSR")
     assert why in r.json()["detail"], r.json()
+
+
+def test_token_is_spent_once(world):
+    """RFC 9447 §4: the "jti" "provides a convenient way to reliably track
+    when the same "atc" Authority Token is being used for multiple
+    challenges over time within its set lifetime"; Anvil keeps the spent
+    jtis (SA tkauth_jtis) and accepts a token for one challenge only. The
+    same account, same TNAuthList, a new authorization (the first one
+    deactivated, RFC 8555 §7.5.2) and the same token: unauthorized."""
+    w = world
+    der = tnauthlist(("spc", "712M"))
+    key, kid, url, order, az, authz = stir_order(w, der)
+    tok = w["ta"].token(claims(key, der))
+    assert answer(w, key, kid, az, authz, tok)["status"] == "valid"
+    r = w["raw"].post(az, {"status": "deactivated"}, key, kid=kid)
+    assert r.status_code == 200 and r.json()["status"] == "deactivated", r.text
+    r = w["raw"].post(w["raw"].dir["newOrder"], {
+        "identifiers": [{"type": "TNAuthList", "value": ra.b64(der)}], "profile": "stir"},
+        key, kid=kid)
+    assert r.status_code == 201, r.text
+    az2 = r.json()["authorizations"][0]
+    authz2 = w["raw"].post(az2, None, key, kid=kid).json()
+    assert az2 != az and authz2["status"] == "pending", authz2
+    done = answer(w, key, kid, az2, authz2, tok)
+    assert done["status"] == "invalid", done
+    err = tkauth_challenge(done)["error"]
+    assert err["type"] == "urn:ietf:params:acme:error:unauthorized", err
+    assert "already used" in err["detail"], err

@@ -1,0 +1,61 @@
+/*
+ * sa_tkauth.c - the tkauth-01 Authority Tokens already spent
+ * (schema/0015_tkauth_jti.sql): RFC 9447 §4 replay prevention. The rule
+ * (one token, one challenge) is the RA's (ra/tkauth.c); this file stores
+ * the first use atomically.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sa/sa_int.h"
+
+/* The first spender inserts; anyone later reads who spent it. Under a
+ * concurrent first use the loser's INSERT waits, does nothing, and its
+ * SELECT (same snapshot) may see no row: no row is "spent by another". */
+static const struct sa_stmt st_jti_spend = {"tkauth_jti_spend",
+    "WITH ins AS (INSERT INTO tkauth_jtis (issuer, jti, account_id, "
+    "challenge_id, expires) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (issuer, jti) DO NOTHING RETURNING challenge_id) "
+    "SELECT challenge_id FROM ins UNION ALL "
+    "SELECT challenge_id FROM tkauth_jtis WHERE issuer = $1 AND jti = $2 "
+    "LIMIT 1"};
+
+/* sa.tkauth_spend_jti (docs/rpc-methods.md). */
+int
+sa_m_tkauth_spend_jti(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	const char *issuer = NULL, *jti = NULL;
+	int64_t aid = 0, cid = 0, by = 0;
+	char exp[64];
+	PGresult *r;
+
+	if (sa_get_str(params, "issuer", 1, 1024, &issuer, prob) < 0 ||
+	    sa_get_str(params, "jti", 1, 1024, &jti, prob) < 0 ||
+	    sa_get_id(params, "account_id", 1, &aid, prob) < 0 ||
+	    sa_get_id(params, "challenge_id", 1, &cid, prob) < 0 ||
+	    sa_get_time(params, "expires", 1, exp, sizeof(exp), prob) < 0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_str(&p, issuer);
+	sa_p_str(&p, jti);
+	sa_p_int(&p, aid);
+	sa_p_int(&p, cid);
+	sa_p_str(&p, exp);
+	if ((r = sa_q(c, &st_jti_spend, &p, prob)) == NULL)
+		return -1;
+	if (PQntuples(r) == 1)
+		by = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	if (by == cid) {
+		*result = json_pack("{s:I}", "challenge_id", (json_int_t)cid);
+		return 0;
+	}
+	*prob = problem_new(PROB_CONFLICT,
+	    by > 0 ? "the token was spent on challenge %lld"
+		   : "the token is being spent on another challenge",
+	    (long long)by);
+	return -1;
+}
