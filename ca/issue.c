@@ -143,6 +143,7 @@ check_identifiers(const struct profile *p, const json_t *ids)
 {
 	const json_t *id;
 	const char *t;
+	enum ident_type it;
 	size_t k;
 
 	if ((int64_t)json_array_size(ids) > p->max_identifiers)
@@ -153,17 +154,8 @@ check_identifiers(const struct profile *p, const json_t *ids)
 	json_array_foreach(ids, k, id)
 	{
 		t = json_string_value(json_object_get(id, "type"));
-		if (t != NULL &&
-		    ((strcmp(t, "dns") == 0 && !p->allow_dns) ||
-			(strcmp(t, "ip") == 0 && !p->allow_ip) ||
-			(strcmp(t, "email") == 0 && !p->allow_email) ||
-			(strcmp(t, "permanent-identifier") == 0 &&
-			    !p->allow_permanent_id) ||
-			(strcmp(t, "hardware-module") == 0 &&
-			    !p->allow_hardware_module) ||
-			(strcmp(t, "bundleEID") == 0 && !p->allow_bundle_eid) ||
-			(strcmp(t, "TNAuthList") == 0 &&
-			    !p->allow_tnauthlist)))
+		if (ident_type_parse(t, &it) == 0 &&
+		    !profile_allows_ident(p, it))
 			return problem_new(PROB_REJECTED_IDENTIFIER,
 			    "profile "
 			    "%s does not allow %s identifiers",

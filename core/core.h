@@ -789,5 +789,11 @@ const struct profile *profiles_find(const struct profiles *p, const char *name);
  */
 int profile_validity_window(const struct profile *p, time_t nb, time_t na,
     time_t now, time_t *not_before, time_t *not_after);
+/*
+ * 1 if profile p (borrowed) lists identifier type t in its
+ * identifier_types, else 0. The RA (newOrder) and the CA (issuance) ask
+ * this one table, so they cannot disagree.
+ */
+int profile_allows_ident(const struct profile *p, enum ident_type t);
 
 #endif /* ANVIL_CORE_H */

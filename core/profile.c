@@ -87,6 +87,19 @@ static const struct profile_flag eku_flags[] = {
     {NULL, 0},
 };
 
+/* See core.h. */
+int
+profile_allows_ident(const struct profile *p, enum ident_type t)
+{
+	const char *name = ident_type_name(t);
+	const struct profile_flag *f;
+
+	for (f = ident_flags; f->name != NULL; f++)
+		if (strcmp(f->name, name) == 0)
+			return *(const int *)((const char *)p + f->offset);
+	return 0;
+}
+
 /* Sets the flag of each of values[0..n) (borrowed) from table on out; an
  * unknown value is a config error naming profiles.<name>.<key> and listing
  * the known ones. */

@@ -563,35 +563,16 @@ ra_policy_check_ident(const struct ra_policy *pol, const struct profile *prof,
 		    "Identifier type \"%s\" is not supported", ts);
 		return -1;
 	}
-	if (prof != NULL &&
-	    ((*type == IDENT_DNS && !prof->allow_dns) ||
-		(*type == IDENT_IP && !prof->allow_ip) ||
-		(*type == IDENT_EMAIL && !prof->allow_email))) {
-		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
-		    "Profile does not allow identifiers of type %s", ts);
-		return -1;
-	}
-	if (prof != NULL &&
-	    ((*type == IDENT_PERMANENT_ID && !prof->allow_permanent_id) ||
-		(*type == IDENT_HARDWARE_MODULE &&
-		    !prof->allow_hardware_module) ||
-		(*type == IDENT_BUNDLE_EID && !prof->allow_bundle_eid))) {
-		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
-		    "Profile does not allow identifiers of type %s", ts);
-		return -1;
-	}
-	if (prof != NULL && *type == IDENT_REMOTE_ATTESTATION &&
-	    !prof->allow_remote_attestation) {
-		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
-		    "Profile does not allow identifiers of type %s", ts);
-		return -1;
-	}
-	if (prof != NULL && *type == IDENT_TNAUTHLIST &&
-	    !prof->allow_tnauthlist) {
-		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
-		    "Profile %s does not allow TNAuthList identifiers (use a "
-		    "STIR profile, RFC 8226)",
-		    prof->name);
+	if (prof != NULL && !profile_allows_ident(prof, *type)) {
+		if (*type == IDENT_TNAUTHLIST)
+			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
+			    "Profile %s does not allow TNAuthList identifiers "
+			    "(use a STIR profile, RFC 8226)",
+			    prof->name);
+		else
+			*prob = ident_prob(PROB_REJECTED_IDENTIFIER, ts, vs,
+			    "Profile does not allow identifiers of type %s",
+			    ts);
 		return -1;
 	}
 	if (!any_challenge_for(pol, *type)) {
