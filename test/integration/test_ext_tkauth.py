@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -385,3 +386,28 @@ def test_token_is_spent_once(world):
     err = tkauth_challenge(done)["error"]
     assert err["type"] == "urn:ietf:params:acme:error:unauthorized", err
     assert "already used" in err["detail"], err
+
+
+def test_dev_token_script(world, tmp_path):
+    """scripts/tkauth-token.py (the client developer's token minter for
+    `make run`) makes a token the VA accepts, here with this suite's Token
+    Authority in place of configs/dev's."""
+    w = world
+    ta = w["ta"]
+    paths = {"key": tmp_path / "ta.key", "cert": tmp_path / "ta.pem",
+             "root": tmp_path / "root.pem", "jwk": tmp_path / "account.jwk"}
+    paths["key"].write_bytes(ta.key.priv.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    paths["cert"].write_bytes(x509.load_der_x509_certificate(ta.cert).public_bytes(
+        serialization.Encoding.PEM))
+    paths["root"].write_bytes(ta.root.pem())
+    der = tnauthlist(("spc", "713N"))
+    key, kid, url, order, az, authz = stir_order(w, der)
+    paths["jwk"].write_text(json.dumps(key.jwk))
+    tok = subprocess.run(
+        [sys.executable, os.path.join(HERE, "..", "..", "scripts", "tkauth-token.py"),
+         "--tnauthlist", ra.b64(der), "--account-key", str(paths["jwk"]),
+         "--key", str(paths["key"]), "--cert", str(paths["cert"]), "--root", str(paths["root"])],
+        check=True, capture_output=True, text=True).stdout.strip()
+    assert answer(w, key, kid, az, authz, tok)["status"] == "valid"
