@@ -796,4 +796,19 @@ int profile_validity_window(const struct profile *p, time_t nb, time_t na,
  */
 int profile_allows_ident(const struct profile *p, enum ident_type t);
 
+/*
+ * takecache.c: JSON objects kept for one later reader ("read your own
+ * write", issue 18). slots fixed (a newer key may replace an older one in
+ * its slot), each entry lives ttl_ms at most. NULL when slots or ttl_ms is
+ * 0 (every call then does nothing / finds nothing).
+ */
+struct takecache;
+struct takecache *takecache_new(size_t slots, int64_t ttl_ms);
+void takecache_free(struct takecache *c);
+/* Keeps obj (taken; dropped if key is longer than 64 bytes) under key. */
+void takecache_put(struct takecache *c, const char *key, json_t *obj);
+/* The object under key (new reference, removed from the cache), or NULL
+ * when absent or older than the ttl. */
+json_t *takecache_take(struct takecache *c, const char *key);
+
 #endif /* ANVIL_CORE_H */
