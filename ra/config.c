@@ -61,6 +61,7 @@ struct raw {
 	int64_t fermat_rounds;
 	int finalize_async;
 	int64_t retry_after_ms;
+	int64_t finalize_wait_ms;
 	int64_t recover_after_ms;
 	int64_t caa_recheck_after_ms;
 	int reuse_enabled;
@@ -111,6 +112,7 @@ static const struct jspec keys_spec[] = {F("rsa_min", JSPEC_INT, rsa_min),
 static const struct jspec finalize_spec[] = {
     F("async", JSPEC_BOOL, finalize_async),
     F("retry_after", JSPEC_DURATION, retry_after_ms),
+    F("wait", JSPEC_DURATION, finalize_wait_ms),
     F("recover_after", JSPEC_DURATION, recover_after_ms),
     F("caa_recheck_after", JSPEC_DURATION, caa_recheck_after_ms), JSPEC_END};
 static const struct jspec reuse_spec[] = {
@@ -286,6 +288,7 @@ raw_init(struct raw *r)
 	r->fermat_rounds = 110;
 	r->finalize_async = 1;
 	r->retry_after_ms = 1000;
+	r->finalize_wait_ms = 500;
 	r->recover_after_ms = 60000;
 	r->caa_recheck_after_ms = 7LL * 3600 * 1000;
 	r->reuse_enabled = 1;
@@ -637,6 +640,11 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 		return -1;
 	cfg->finalize_async = r->finalize_async;
 	cfg->finalize_retry_after_ms = r->retry_after_ms;
+	if (r->finalize_wait_ms < 0 || r->finalize_wait_ms > 10000) {
+		snprintf(err, errlen, "finalize.wait: must be 0s..10s");
+		return -1;
+	}
+	cfg->finalize_wait_ms = r->finalize_wait_ms;
 	cfg->recover_after_ms = r->recover_after_ms;
 	cfg->caa_recheck_after_ms = r->caa_recheck_after_ms;
 	cfg->authz_reuse_enabled = r->reuse_enabled;

@@ -11,12 +11,94 @@
 #include "jose/jose.h"
 #include "ra/ra_int.h"
 
+/*
+ * An asynchronous finalize's outcome, shared by the worker issuing it and
+ * the handler waiting for it up to finalize.wait (the last of the two to
+ * let go frees it).
+ */
+struct fwait {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int refs;
+	int done;
+	json_t *issued; /* ca.issue's answer when the order became valid */
+};
+
 struct fjob {
 	struct ra *ra;
 	char *rid;
 	json_t *order;
 	char *csr;
+	struct fwait *w; /* NULL when nobody waits */
 };
+
+static struct fwait *
+fwait_new(void)
+{
+	struct fwait *w = xcalloc(1, sizeof(*w));
+
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->refs = 2;
+	return w;
+}
+
+static void
+fwait_release(struct fwait *w)
+{
+	int last;
+
+	pthread_mutex_lock(&w->mu);
+	last = --w->refs == 0;
+	pthread_mutex_unlock(&w->mu);
+	if (!last)
+		return;
+	json_decref(w->issued);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cond);
+	free(w);
+}
+
+/* The worker is done: issued (taken, may be NULL) for the waiter. */
+static void
+fwait_done(struct fwait *w, json_t *issued)
+{
+	pthread_mutex_lock(&w->mu);
+	w->done = 1;
+	w->issued = issued;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+	fwait_release(w);
+}
+
+/*
+ * Waits up to ms for the worker and releases the handler's reference. 1
+ * when the worker is done (*issued: ca.issue's answer, new, when the order
+ * became valid, else NULL), 0 when it is still issuing.
+ */
+static int
+fwait_for(struct fwait *w, int64_t ms, json_t **issued)
+{
+	struct timespec ts;
+	int done;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w->mu);
+	while (!w->done &&
+	    pthread_cond_timedwait(&w->cond, &w->mu, &ts) == 0)
+		;
+	done = w->done;
+	*issued = done ? json_incref(w->issued) : NULL;
+	pthread_mutex_unlock(&w->mu);
+	fwait_release(w);
+	return done;
+}
 
 static void
 inflight_set(struct ra *ra, json_int_t id, int on)
@@ -263,8 +345,8 @@ mark_valid(
 
 /* See ra_int.h. order borrowed (status processing). */
 void
-ra_issue_order(
-    struct ra *ra, const char *rid, const json_t *order, const char *csr_b64)
+ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
+    const char *csr_b64, json_t **issued)
 {
 	json_t *res = NULL, *params;
 	struct problem *p = NULL;
@@ -338,6 +420,8 @@ ra_issue_order(
 	learn_serial_form(ra, res);
 	if (json_is_true(json_object_get(res, "order_valid"))) {
 		order_valid(ra, rid, order, serial);
+		if (issued != NULL)
+			*issued = json_incref(res);
 		goto out;
 	}
 finalize:
@@ -354,9 +438,14 @@ finalize_job(void *arg)
 {
 	struct fjob *j = arg;
 	json_int_t id = json_integer_value(json_object_get(j->order, "id"));
+	json_t *issued = NULL;
 
-	ra_issue_order(j->ra, j->rid, j->order, j->csr);
+	ra_issue_order(j->ra, j->rid, j->order, j->csr, &issued);
 	inflight_set(j->ra, id, 0);
+	if (j->w != NULL)
+		fwait_done(j->w, issued);
+	else
+		json_decref(issued);
 	free(j->rid);
 	free(j->csr);
 	json_decref(j->order);
@@ -403,6 +492,23 @@ below(const char *name, const char *anc)
 	    strcmp(name + nl - al, anc) == 0;
 }
 
+/* The challenge of authz az (borrowed) that validated it, or NULL. */
+static const json_t *
+valid_challenge(const json_t *az)
+{
+	const json_t *ch, *valid_ch = NULL;
+	size_t j;
+
+	json_array_foreach(json_object_get(az, "challenges"), j, ch)
+	{
+		const char *st = json_string_value(json_object_get(ch, "status"));
+
+		if (st != NULL && strcmp(st, "valid") == 0)
+			valid_ch = ch;
+	}
+	return valid_ch;
+}
+
 /*
  * CAA must still allow issuance at finalize: every DNS authz validated more
  * than caa_recheck_after ago is re-checked through va.check_caa (BR 3.2.2.8:
@@ -416,7 +522,8 @@ static int
 caa_recheck(struct ra *ra, const char *rid, const json_t *order,
     const char *uri, struct problem **prob)
 {
-	json_t *res = NULL, *az, *ch, *valid_ch, *oi, *authzs;
+	json_t *res = NULL, *az, *oi, *authzs;
+	const json_t *valid_ch;
 	int64_t now = time_now_ms(), validated;
 	const char *method, *av, *ov;
 	size_t i, j;
@@ -443,15 +550,7 @@ caa_recheck(struct ra *ra, const char *rid, const json_t *order,
 		if (ident_onion_name(
 			json_string_value(json_object_get(ident, "value"))))
 			continue;
-		valid_ch = NULL;
-		json_array_foreach(json_object_get(az, "challenges"), j, ch)
-		{
-			if (json_is_string(json_object_get(ch, "status")) &&
-			    strcmp(json_string_value(
-				       json_object_get(ch, "status")),
-				"valid") == 0)
-				valid_ch = ch;
-		}
+		valid_ch = valid_challenge(az);
 		method = valid_ch
 		    ? json_string_value(json_object_get(valid_ch, "type"))
 		    : "dns-01";
@@ -555,6 +654,167 @@ out:
 	return rc;
 }
 
+/* See ra_int.h. Only plain orders (DNS and IP identifiers, no STAR, no
+ * delegation) are kept: their finalize reads nothing that changed since
+ * but what the claim checks itself (created_order). */
+void
+ra_order_created(struct ra *ra, const json_t *order, int64_t t0)
+{
+	const json_t *v;
+	const char *t;
+	char k[32];
+	size_t i;
+
+	if (ra->orders == NULL || json_object_get(order, "star") != NULL ||
+	    json_integer_value(json_object_get(order, "delegation_id")) != 0 ||
+	    !json_is_array(json_object_get(order, "authzs")))
+		return;
+	json_array_foreach(json_object_get(order, "identifiers"), i, v)
+	{
+		t = json_string_value(json_object_get(v, "type"));
+		if (t == NULL || (strcmp(t, "dns") != 0 && strcmp(t, "ip") != 0))
+			return;
+	}
+	snprintf(k, sizeof(k), "o%lld",
+	    (long long)json_integer_value(json_object_get(order, "id")));
+	takecache_put(ra->orders, k,
+	    json_pack("{s:o,s:I}", "order", json_deep_copy(order), "t0",
+		(json_int_t)t0));
+}
+
+/*
+ * The order oid as this RA created it (new; ra_order_created), when its
+ * finalize may go without sa.get_order: what it reads of the order never
+ * changes (owner, identifiers, profile, validity, authz ids), and what
+ * does — the order's readiness, its authzs' states, the account's status —
+ * the claim (sa.set_order_processing) checks in its statement. The CAA
+ * re-check is not needed: every authz is either one this order created
+ * (pending then, so validated after t0, less than caa_recheck_after ago)
+ * or a reused one validated less than caa_recheck_after ago, and none is
+ * an RFC 9444 subdomain authorization (whose CAA is always checked at
+ * finalize). NULL otherwise: read the order.
+ */
+static json_t *
+created_order(struct ra *ra, int64_t oid)
+{
+	json_t *e, *order, *az;
+	const json_t *ch;
+	const char *st;
+	int64_t t0, validated, now = time_now_ms();
+	char k[32];
+	size_t i;
+
+	snprintf(k, sizeof(k), "o%lld", (long long)oid);
+	if ((e = takecache_take(ra->orders, k)) == NULL)
+		return NULL;
+	t0 = json_integer_value(json_object_get(e, "t0"));
+	order = json_incref(json_object_get(e, "order"));
+	json_decref(e);
+	if (time_mono_ms() - t0 >= ra->cfg.caa_recheck_after_ms)
+		goto stale;
+	json_array_foreach(json_object_get(order, "authzs"), i, az)
+	{
+		st = json_string_value(json_object_get(az, "status"));
+		if (json_is_true(json_object_get(az, "subdomain_auth")) ||
+		    st == NULL)
+			goto stale;
+		if (strcmp(st, "pending") == 0)
+			continue;
+		ch = valid_challenge(az);
+		if (strcmp(st, "valid") != 0 || ch == NULL ||
+		    ra_time_get(ch, "validated", &validated) != 0 ||
+		    now - validated > ra->cfg.caa_recheck_after_ms)
+			goto stale;
+	}
+	return order;
+stale:
+	json_decref(order);
+	return NULL;
+}
+
+/*
+ * Issues claimed (borrowed) on a worker and waits up to finalize.wait for
+ * it. 1 when it finished meanwhile (*issued: ca.issue's answer when the
+ * order became valid, else NULL), 0 when it is still issuing.
+ */
+static int
+issue_async(struct ra *ra, const char *rid, const json_t *claimed,
+    const char *csr, json_t **issued)
+{
+	struct fjob *j = xcalloc(1, sizeof(*j));
+	struct fwait *w = NULL;
+	int done = 0;
+
+	*issued = NULL;
+	j->ra = ra;
+	j->rid = rid ? xstrdup(rid) : NULL;
+	j->order = json_incref((json_t *)claimed);
+	j->csr = xstrdup(csr);
+	if (ra->cfg.finalize_wait_ms > 0)
+		j->w = w = fwait_new();
+	if (ra_pool_submit(ra->pool, finalize_job, j) != 0) {
+		/* shutting down: issue inline rather than strand it */
+		finalize_job(j);
+		done = 1;
+	}
+	if (w != NULL &&
+	    fwait_for(w, done ? 0 : ra->cfg.finalize_wait_ms, issued))
+		done = 1;
+	return done;
+}
+
+/* The order claimed (borrowed) made valid by ca.issue's answer issued
+ * (borrowed), as the client sees it, with the certificate the WFE may
+ * serve from its cache (`issued`: der, issuer_id): new. */
+static json_t *
+valid_order(const json_t *claimed, const json_t *issued)
+{
+	json_t *o = json_deep_copy(claimed);
+
+	json_object_set_new(o, "status", json_string("valid"));
+	json_object_set(
+	    o, "certificate_serial", json_object_get(issued, "serial"));
+	json_object_del(o, "csr");
+	json_object_del(o, "reserved_serial");
+	json_object_set_new(o, "issued",
+	    json_pack("{s:O,s:O}", "der", json_object_get(issued, "der"),
+		"issuer_id", json_object_get(issued, "issuer_id")));
+	return o;
+}
+
+/*
+ * The order oid for its finalize by account aid: as this RA created it, or
+ * read with its authzs. 0 with *order (new) and *created (1: from
+ * created_order, whose status and authzs are those of its creation), or -1
+ * with *prob.
+ */
+static int
+finalize_order_of(struct ra *ra, const char *rid, int64_t oid, int64_t aid,
+    json_t **order, int *created, struct problem **prob)
+{
+	const char *st;
+
+	*created = (*order = created_order(ra, oid)) != NULL;
+	if (!*created &&
+	    ra_call(ra->sa, RPC_SA_GET_ORDER,
+		json_pack("{s:I,s:b}", "id", (json_int_t)oid, "with_authzs", 1),
+		rid, order, prob) != 0)
+		return -1;
+	if (json_integer_value(json_object_get(*order, "account_id")) != aid) {
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "Order %lld belongs to another account", (long long)oid);
+		return -1;
+	}
+	/* the claim refuses an order that is not ready (orderNotReady) */
+	st = json_string_value(json_object_get(*order, "status"));
+	if (!*created && (st == NULL || strcmp(st, "ready") != 0)) {
+		*prob = problem_new(PROB_ORDER_NOT_READY,
+		    "Order is %s, not ready", st ? st : "in an unknown state");
+		return -1;
+	}
+	return 0;
+}
+
 /* ra.finalize_order handler (docs/rpc-methods.md): req borrowed; on 0 *result,
  * on -1 *prob, both handed to the RPC server. */
 int
@@ -562,13 +822,12 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
 	struct ra *ra = svc;
-	json_t *params = req->params, *order = NULL, *res = NULL;
+	json_t *params = req->params, *order = NULL, *issued = NULL;
 	json_t *claimed = NULL, *cp;
-	const char *csr, *st;
+	const char *csr;
 	char *uri = NULL, *khash = NULL, *tp = NULL;
-	struct fjob *j;
 	int64_t aid, oid;
-	int rc = -1;
+	int rc = -1, created, done = 1;
 
 	if (ra_param_id(params, "account_id", &aid, prob) != 0 ||
 	    ra_param_id(params, "order_id", &oid, prob) != 0 ||
@@ -577,31 +836,15 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	/* The account's status and key are checked by the claim
 	 * (sa.set_order_processing), not read first (issue 18). */
-	if (ra_call(ra->sa, RPC_SA_GET_ORDER,
-		json_pack("{s:I,s:b}", "id", (json_int_t)oid, "with_authzs", 1),
-		req->request_id, &order, prob) != 0)
+	if (finalize_order_of(
+		ra, req->request_id, oid, aid, &order, &created, prob) != 0)
 		goto out;
-	if (json_integer_value(json_object_get(order, "account_id")) != aid) {
-		*prob = problem_new(PROB_UNAUTHORIZED,
-		    "Order %lld belongs to "
-		    "another account",
-		    (long long)oid);
-		goto out;
-	}
-	st = json_string_value(json_object_get(order, "status"));
-	if (st == NULL || strcmp(st, "ready") != 0) {
-		*prob = problem_new(PROB_ORDER_NOT_READY,
-		    "Order is %s, not "
-		    "ready",
-		    st ? st : "in an unknown state");
-		goto out;
-	}
 	if (ra_deleg_finalize(ra, req->request_id, order, csr, &uri, prob) !=
 		0 ||
 	    check_csr(ra, req->request_id, order, csr, &khash, &tp, prob) !=
 		0)
 		goto out;
-	if (caa_recheck(ra, req->request_id, order, uri, prob) != 0)
+	if (!created && caa_recheck(ra, req->request_id, order, uri, prob) != 0)
 		goto out;
 	if (ra_onion_caa(ra, req->request_id, order,
 		json_object_get(params, "onion_caa"), uri, prob) != 0)
@@ -620,40 +863,32 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	if (ra_call(ra->sa, RPC_SA_SET_ORDER_PROCESSING, cp, req->request_id,
 		&claimed, prob) != 0)
 		goto out;
-	if (ra->cfg.finalize_async) {
-		inflight_set(ra, oid, 1);
-		j = xcalloc(1, sizeof(*j));
-		j->ra = ra;
-		j->rid = req->request_id ? xstrdup(req->request_id) : NULL;
-		j->order = json_incref(claimed);
-		j->csr = xstrdup(csr);
-		if (ra_pool_submit(ra->pool, finalize_job, j) != 0) {
-			/* shutting down: issue inline rather than strand it */
-			finalize_job(j);
-			json_decref(claimed);
-			claimed = NULL;
-			rc = ra_call(ra->sa, RPC_SA_GET_ORDER,
-			    json_pack("{s:I}", "id", (json_int_t)oid),
-			    req->request_id, result, prob);
-			goto out;
-		}
+	inflight_set(ra, oid, 1);
+	if (ra->cfg.finalize_async)
+		done = issue_async(ra, req->request_id, claimed, csr, &issued);
+	else {
+		ra_issue_order(ra, req->request_id, claimed, csr, &issued);
+		inflight_set(ra, oid, 0);
+	}
+	rc = 0;
+	if (issued != NULL) {
+		/* issued while we waited: no poll needed, nothing to read */
+		*result = valid_order(claimed, issued);
+	} else if (done) {
+		/* failed, or left for recovery: as stored */
+		rc = ra_call(ra->sa, RPC_SA_GET_ORDER,
+		    json_pack("{s:I}", "id", (json_int_t)oid), req->request_id,
+		    result, prob);
+	} else {
 		json_object_set_new(claimed, "retry_after_s",
 		    json_integer(
 			(ra->cfg.finalize_retry_after_ms + 999) / 1000));
 		*result = claimed;
 		claimed = NULL;
-		rc = 0;
-		goto out;
 	}
-	inflight_set(ra, oid, 1);
-	ra_issue_order(ra, req->request_id, claimed, csr);
-	inflight_set(ra, oid, 0);
-	rc = ra_call(ra->sa, RPC_SA_GET_ORDER,
-	    json_pack("{s:I}", "id", (json_int_t)oid), req->request_id, result,
-	    prob);
 out:
 	json_decref(order);
-	json_decref(res);
+	json_decref(issued);
 	json_decref(claimed);
 	free(uri);
 	free(khash);
@@ -671,7 +906,7 @@ ra_reissue_order(struct ra *ra, const json_t *order)
 	if (csr == NULL)
 		return;
 	inflight_set(ra, id, 1);
-	ra_issue_order(ra, NULL, order, csr);
+	ra_issue_order(ra, NULL, order, csr, NULL);
 	inflight_set(ra, id, 0);
 }
 

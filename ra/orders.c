@@ -571,7 +571,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	struct ra_sub *sub = NULL;
 	const struct profile *prof;
 	const char *pname, *nb, *na, *replaces;
-	int64_t id, now = time_now_ms(), expires;
+	int64_t id, now = time_now_ms(), expires, t0 = time_mono_ms();
 	char t_exp[32], t_aexp[32], t_cut[32];
 	int rc = -1, rolled;
 	struct ra_star_terms star;
@@ -643,6 +643,7 @@ attach:
 		goto out;
 	new_order_done(ra, req->request_id, order, id, idents, reuse_ids);
 	ra_email_send_for_order(ra, req->request_id, order);
+	ra_order_created(ra, order, t0);
 	*result = order;
 	order = NULL;
 	rc = 0;

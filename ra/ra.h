@@ -142,6 +142,7 @@ struct ra_config {
 	struct ra_key_policy keys;
 	int finalize_async;
 	int64_t finalize_retry_after_ms;
+	int64_t finalize_wait_ms; /* async: wait this long for the CA */
 	int64_t recover_after_ms;     /* processing older than this is stale */
 	int64_t caa_recheck_after_ms; /* re-check CAA of older validations */
 	int authz_reuse_enabled;

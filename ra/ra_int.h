@@ -36,6 +36,9 @@ struct ra {
 	 * (finalize.c): first byte and length in bytes; 0 = not known yet */
 	int serial_prefix;
 	int serial_len;
+	/* The orders this RA created, for their finalize (finalize.c
+	 * ra_order_created): the take-once cache of core.h */
+	struct takecache *orders;
 };
 
 /*
@@ -224,9 +227,19 @@ int ra_authz_inflight(struct ra *ra, json_int_t id);
  * flight meanwhile. Nothing when the order has no CSR.
  */
 void ra_reissue_order(struct ra *ra, const json_t *order);
-/* Issues for an order already claimed as processing (finalize.c). */
-void ra_issue_order(
-    struct ra *ra, const char *rid, const json_t *order, const char *csr_b64);
+/*
+ * Issues for an order already claimed as processing (finalize.c). With
+ * issued not NULL, *issued is ca.issue's answer (new) when the order was
+ * made valid with it, else NULL.
+ */
+void ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
+    const char *csr_b64, json_t **issued);
+/*
+ * ra.new_order created order (borrowed, with its authzs) for a request
+ * that began at t0 (time_mono_ms): kept for its finalize, which then needs
+ * no sa.get_order (finalize.c).
+ */
+void ra_order_created(struct ra *ra, const json_t *order, int64_t t0);
 /* ---- draft-ietf-acme-device-attest (device.c) ---- */
 /*
  * The CSR key (borrowed) must be the key each device authorization of the

@@ -309,6 +309,7 @@ ra_new(struct ra_config *cfg, struct metrics *metrics, char *err, size_t errlen)
 	    (ra->ca = make_client(
 		 ra->cfg.ca, "ca", metrics, NULL, err, errlen)) == NULL)
 		goto fail;
+	ra->orders = takecache_new(4096, ra->cfg.caa_recheck_after_ms);
 	ra->pool = ra_pool_new((int)ra->cfg.validation_workers);
 	if (ra->pool == NULL) {
 		snprintf(err, errlen, "cannot start worker threads");
@@ -341,6 +342,7 @@ ra_free(struct ra *ra)
 	ra_config_clear(&ra->cfg);
 	json_decref(ra->inflight);
 	json_decref(ra->inflight_authzs);
+	takecache_free(ra->orders);
 	pthread_mutex_destroy(&ra->lock);
 	pthread_cond_destroy(&ra->cond);
 	free(ra);
