@@ -58,6 +58,9 @@ static const struct jspec jose_spec[] = {
 static const struct jspec acct_cache_spec[] = {
     F("ttl", JSPEC_DURATION, account_cache_ttl_ms, 0),
     F("size", JSPEC_INT, account_cache_size, 0), JSPEC_END};
+static const struct jspec obj_cache_spec[] = {
+    F("ttl", JSPEC_DURATION, object_cache_ttl_ms, 0),
+    F("size", JSPEC_INT, object_cache_size, 0), JSPEC_END};
 static const struct jspec wfe_spec[] = {
     F("log_level", JSPEC_STRING, log_level, 0), O("debug", debug_spec),
     O("listen", listen_spec), O("tls", tls_spec),
@@ -77,7 +80,8 @@ static const struct jspec wfe_spec[] = {
     F("orders_per_page", JSPEC_INT, orders_per_page, 0),
     F("certificate_get", JSPEC_BOOL, allow_cert_get, 0), O("test", test_spec),
     O("management", mgmt_spec), O("jose", jose_spec),
-    O("account_cache", acct_cache_spec), O("pki", pki_spec),
+    O("account_cache", acct_cache_spec),
+    O("object_cache", obj_cache_spec), O("pki", pki_spec),
     F("access_log", JSPEC_BOOL, access_log, 0), JSPEC_END};
 
 /* Removes members whose value is null, recursively: "key": null means
@@ -139,6 +143,8 @@ set_defaults(struct wfe_config *cfg)
 	cfg->jose_rsa_max_bits = 4096;
 	cfg->account_cache_ttl_ms = 5000;
 	cfg->account_cache_size = 16384;
+	cfg->object_cache_ttl_ms = 5000;
+	cfg->object_cache_size = 4096;
 }
 
 /*
@@ -181,6 +187,10 @@ check_sizes(const struct wfe_config *cfg, char *msg, size_t msglen)
 		LIM("account_cache.ttl: expected 0s..300s");
 	if (cfg->account_cache_size < 1 || cfg->account_cache_size > 1 << 24)
 		LIM("account_cache.size: expected 1..16777216");
+	if (cfg->object_cache_ttl_ms < 0 || cfg->object_cache_ttl_ms > 60 * 1000)
+		LIM("object_cache.ttl: expected 0s..60s");
+	if (cfg->object_cache_size < 1 || cfg->object_cache_size > 1 << 20)
+		LIM("object_cache.size: expected 1..1048576");
 #undef LIM
 	return 0;
 }

@@ -79,7 +79,10 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 	params = json_pack("{ss}", "serial", serial);
 	/* The replica may answer: only the DER, issuer and owner are used,
 	 * which never change once stored (the status is not shown here). */
-	if (wfe_sa_read(r, RPC_SA_GET_CERTIFICATE, params, NULL, &cert) != 0)
+	if (r->method == WFE_POST)
+		cert = wfe_kept(r, 'c', serial); /* the finalize answer's */
+	if (cert == NULL &&
+	    wfe_sa_read(r, RPC_SA_GET_CERTIFICATE, params, NULL, &cert) != 0)
 		goto out;
 	if (r->method == WFE_POST &&
 	    json_integer_value(json_object_get(cert, "account_id")) !=

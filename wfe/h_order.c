@@ -73,6 +73,85 @@ get_owned(struct wfe_req *r, enum rpc_method_id method, int64_t id,
 	return res;
 }
 
+/*
+ * The object_cache (wfe->objects): the authzs of a newOrder answer are
+ * kept for the client's next read of each (RFC 8555 §7.5: it fetches them
+ * before anything else), the certificate of a finalize answer for its
+ * download (§7.4.2), each for one read within object_cache.ttl, so those
+ * reads need no SA round trip (issue 18). A write through this instance
+ * (challenge, deactivation) drops the authz; another WFE instance's write
+ * is seen here once the entry is read or ttl old.
+ */
+static void
+keep(struct wfe_req *r, char kind, const char *id, json_t *obj)
+{
+	char k[80];
+
+	snprintf(k, sizeof(k), "%c%s", kind, id);
+	takecache_put(r->w->objects, k, obj);
+}
+
+/* See wfe_int.h. */
+json_t *
+wfe_kept(struct wfe_req *r, char kind, const char *id)
+{
+	char k[80];
+	json_t *obj;
+
+	snprintf(k, sizeof(k), "%c%s", kind, id);
+	obj = takecache_take(r->w->objects, k);
+	if (obj != NULL &&
+	    json_integer_value(json_object_get(obj, "account_id")) !=
+		r->account_id) {
+		json_decref(obj);
+		obj = NULL;
+	}
+	return obj;
+}
+
+static json_t *
+kept_authz(struct wfe_req *r, int64_t id)
+{
+	char s[32];
+
+	snprintf(s, sizeof(s), "%lld", (long long)id);
+	return wfe_kept(r, 'a', s);
+}
+
+/* Keeps the authzs of a newOrder answer (borrowed). */
+static void
+keep_authzs(struct wfe_req *r, const json_t *order)
+{
+	const json_t *az;
+	char s[32];
+	size_t i;
+
+	json_array_foreach(json_object_get(order, "authzs"), i, az)
+	{
+		snprintf(s, sizeof(s), "%lld",
+		    (long long)json_integer_value(json_object_get(az, "id")));
+		keep(r, 'a', s, json_deep_copy(az));
+	}
+}
+
+/* Keeps the certificate of a finalize answer (borrowed; its `issued`
+ * member is removed). */
+static void
+keep_certificate(struct wfe_req *r, json_t *order)
+{
+	json_t *iss = json_object_get(order, "issued");
+	const char *serial = json_string_value(
+	    json_object_get(order, "certificate_serial"));
+
+	if (json_is_object(iss) && serial != NULL)
+		keep(r, 'c', serial,
+		    json_pack("{s:O,s:O,s:O}", "der",
+			json_object_get(iss, "der"), "issuer_id",
+			json_object_get(iss, "issuer_id"), "account_id",
+			json_object_get(order, "account_id")));
+	json_object_del(order, "issued");
+}
+
 static void
 reply_order(struct wfe_req *r, int status, const json_t *order)
 {
@@ -161,6 +240,7 @@ wfe_h_new_order(struct wfe_req *r, const char *tail)
 		goto out;
 	if (wfe_rpc(r, r->w->ra, RPC_RA_NEW_ORDER, params, &res) != 0)
 		goto out;
+	keep_authzs(r, res);
 	reply_order(r, 201, res);
 out:
 	json_decref(payload);
@@ -238,6 +318,7 @@ wfe_h_finalize(struct wfe_req *r, const char *tail)
 		wfe_reply_problem(r, p);
 		goto out;
 	}
+	keep_certificate(r, res);
 	reply_order(r, 200, res);
 out:
 	json_decref(payload);
@@ -294,8 +375,13 @@ wfe_h_authz(struct wfe_req *r, const char *tail)
 	}
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
 		goto out;
-	if ((authz = get_owned(r, RPC_SA_GET_AUTHZ, id, "authorization")) == NULL)
-		goto out;
+	authz = kept_authz(r, id); /* dropped before a deactivation too */
+	if (authz == NULL || !r->jws->is_post_as_get) {
+		json_decref(authz);
+		authz = get_owned(r, RPC_SA_GET_AUTHZ, id, "authorization");
+		if (authz == NULL)
+			goto out;
+	}
 	if (r->jws->is_post_as_get) {
 		reply_authz(r, 200, authz);
 		goto out;
@@ -362,6 +448,7 @@ start_validation(struct wfe_req *r, int64_t aid, int64_t cid,
 	 * csr) travels to the VA */
 	if (json_is_object(payload) && json_object_size(payload) > 0)
 		json_object_set(params, "payload", (json_t *)payload);
+	json_decref(kept_authz(r, aid)); /* it changes now */
 	rc = wfe_rpc_raw(r, r->w->ra, RPC_RA_PERFORM_VALIDATION, params, res, &p);
 	json_decref(params);
 	if (rc == 0)

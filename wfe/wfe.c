@@ -75,6 +75,8 @@ wfe_new(const struct wfe_config *cfg, struct metrics *metrics, char *err,
 	}
 	w->accounts = wfe_acct_cache_new(
 	    (size_t)cfg->account_cache_size, cfg->account_cache_ttl_ms);
+	w->objects = takecache_new(
+	    (size_t)cfg->object_cache_size, cfg->object_cache_ttl_ms);
 	w->nonces = wfe_nonce_new(cfg->nonce_prefix, (uint8_t *)key, keylen,
 	    (uint64_t)cfg->nonce_max_outstanding, cfg->nonce_lifetime_ms);
 	if (w->nonces == NULL) {
@@ -111,6 +113,7 @@ wfe_free(struct wfe *w)
 	rpc_client_free(w->sa_read);
 	wfe_nonce_free(w->nonces);
 	wfe_acct_cache_free(w->accounts);
+	takecache_free(w->objects);
 	free(w->tls_cert_pem);
 	if (w->tls_key_pem != NULL) {
 		OPENSSL_cleanse(w->tls_key_pem, strlen(w->tls_key_pem));

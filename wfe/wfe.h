@@ -86,6 +86,8 @@ struct wfe_config {
 	int64_t jose_rsa_max_bits;
 	int64_t account_cache_ttl_ms; /* 0 = no account cache */
 	int64_t account_cache_size;
+	int64_t object_cache_ttl_ms; /* 0 = no object cache */
+	int64_t object_cache_size;
 };
 
 /*

@@ -248,6 +248,10 @@ struct wfe {
 	struct rpc_client *sa_read; /* NULL, or an SA on a read replica */
 	struct wfe_nonce *nonces;
 	struct wfe_acct_cache *accounts; /* NULL when account_cache is off */
+	/* authzs of newOrder answers and certificates of finalize answers,
+	 * each for one later read (h_order.c, h_cert.c); NULL when
+	 * object_cache is off */
+	struct takecache *objects;
 	struct jose_policy policy;
 	struct wfe_listener listeners[WFE_LISTENERS]; /* by kind (http.c) */
 	char *tls_cert_pem;
@@ -369,6 +373,12 @@ void wfe_h_new_nonce(struct wfe_req *r, const char *tail);
 void wfe_h_new_account(struct wfe_req *r, const char *tail);
 void wfe_h_account(struct wfe_req *r, const char *tail);
 void wfe_h_key_change(struct wfe_req *r, const char *tail);
+/*
+ * h_order.c: the object of kind ('a' authz, 'c' certificate) and id this
+ * instance kept for one read (object_cache), when it belongs to the
+ * requesting account: new, removed from the cache; else NULL.
+ */
+json_t *wfe_kept(struct wfe_req *r, char kind, const char *id);
 void wfe_h_new_order(struct wfe_req *r, const char *tail);
 void wfe_h_order(struct wfe_req *r, const char *tail);
 void wfe_h_new_authz(struct wfe_req *r, const char *tail);
