@@ -782,6 +782,20 @@ valid_order(const json_t *claimed, const json_t *issued)
 	return o;
 }
 
+/* 1 if order (borrowed, as read) is ready, else 0 with *prob
+ * (orderNotReady, RFC 8555 §7.4). */
+static int
+order_ready(const json_t *order, struct problem **prob)
+{
+	const char *st = json_string_value(json_object_get(order, "status"));
+
+	if (st != NULL && strcmp(st, "ready") == 0)
+		return 1;
+	*prob = problem_new(PROB_ORDER_NOT_READY, "Order is %s, not ready",
+	    st ? st : "in an unknown state");
+	return 0;
+}
+
 /*
  * The order oid for its finalize by account aid: as this RA created it, or
  * read with its authzs. 0 with *order (new) and *created (1: from
@@ -792,8 +806,6 @@ static int
 finalize_order_of(struct ra *ra, const char *rid, int64_t oid, int64_t aid,
     json_t **order, int *created, struct problem **prob)
 {
-	const char *st;
-
 	*created = (*order = created_order(ra, oid)) != NULL;
 	if (!*created &&
 	    ra_call(ra->sa, RPC_SA_GET_ORDER,
@@ -806,13 +818,33 @@ finalize_order_of(struct ra *ra, const char *rid, int64_t oid, int64_t aid,
 		return -1;
 	}
 	/* the claim refuses an order that is not ready (orderNotReady) */
-	st = json_string_value(json_object_get(*order, "status"));
-	if (!*created && (st == NULL || strcmp(st, "ready") != 0)) {
-		*prob = problem_new(PROB_ORDER_NOT_READY,
-		    "Order is %s, not ready", st ? st : "in an unknown state");
-		return -1;
+	return *created || order_ready(*order, prob) ? 0 : -1;
+}
+
+/*
+ * A check refused the finalize of a kept order (created_order) with *prob:
+ * RFC 8555 §7.4 wants orderNotReady for an order that is not ready,
+ * whatever else is wrong, and the kept order does not say; read it (only
+ * on this refusal path) and replace *prob when it is not ready.
+ */
+static void
+not_ready_first(
+    struct ra *ra, const char *rid, int64_t oid, struct problem **prob)
+{
+	json_t *order = NULL;
+	struct problem *q = NULL;
+
+	if (ra_call(ra->sa, RPC_SA_GET_ORDER,
+		json_pack("{s:I}", "id", (json_int_t)oid), rid, &order,
+		&q) != 0) {
+		problem_free(q);
+		return;
 	}
-	return 0;
+	if (!order_ready(order, &q)) {
+		problem_free(*prob);
+		*prob = q;
+	}
+	json_decref(order);
 }
 
 /* ra.finalize_order handler (docs/rpc-methods.md): req borrowed; on 0 *result,
@@ -842,15 +874,16 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	if (ra_deleg_finalize(ra, req->request_id, order, csr, &uri, prob) !=
 		0 ||
 	    check_csr(ra, req->request_id, order, csr, &khash, &tp, prob) !=
-		0)
+		0 ||
+	    (!created &&
+		caa_recheck(ra, req->request_id, order, uri, prob) != 0) ||
+	    ra_onion_caa(ra, req->request_id, order,
+		json_object_get(params, "onion_caa"), uri, prob) != 0 ||
+	    ra_star_finalize(ra, req->request_id, order, csr, prob) != 0) {
+		if (created)
+			not_ready_first(ra, req->request_id, oid, prob);
 		goto out;
-	if (!created && caa_recheck(ra, req->request_id, order, uri, prob) != 0)
-		goto out;
-	if (ra_onion_caa(ra, req->request_id, order,
-		json_object_get(params, "onion_caa"), uri, prob) != 0)
-		goto out;
-	if (ra_star_finalize(ra, req->request_id, order, csr, prob) != 0)
-		goto out;
+	}
 	/* The CSR is stored with the claim: if this process dies or gives
 	 * up on a transient failure, recovery issues it again. The claim
 	 * refuses a blocked key, the account's own key and an account no
