@@ -27,16 +27,18 @@ static const struct sa_stmt st_authz_insert = {"authz_insert",
     "SELECT id FROM a"};
 /* The newest reusable authz of each identifier of $2 (a JSON array of
  * {t, v, w, s}: type, value, wildcard, subdomain_auth only), in one
- * statement: (position, id) of those that have one. */
+ * statement: those that have one, read as sa_authz_of_row reads them, in
+ * identifier order. */
 static const struct sa_stmt st_valid_authz = {"valid_authz",
-    "SELECT u.k, a.id FROM ROWS FROM (json_to_recordset($2::json) "
-    "AS (t text, v text, w boolean, s boolean)) WITH ORDINALITY "
-    "AS u(t, v, w, s, k) "
-    "CROSS JOIN LATERAL (SELECT id FROM authzs WHERE account_id = $1 "
+    SA_AUTHZ_SELECT("challenges") " FROM ROWS FROM "
+    "(json_to_recordset($2::json) AS (t text, v text, w boolean, s boolean)) "
+    "WITH ORDINALITY AS u(t, v, w, s, k) "
+    "CROSS JOIN LATERAL (SELECT id AS best FROM authzs WHERE account_id = $1 "
     "AND ident_type = u.t AND ident_value = u.v AND status = 'valid' "
     "AND expires > $3 AND wildcard = u.w "
     "AND ($4::text IS NULL OR profile = $4) AND (NOT u.s OR subdomain_auth) "
-    "ORDER BY expires DESC, id DESC LIMIT 1) a ORDER BY u.k"};
+    "ORDER BY expires DESC, id DESC LIMIT 1) b "
+    "JOIN authzs ON authzs.id = b.best ORDER BY u.k"};
 static const struct sa_stmt st_authz_claim = {"authz_claim",
     "UPDATE authzs SET attempted_at = now() WHERE id = $1 "
     "AND status = 'pending' AND attempted_at IS NULL AND expires > now() "
@@ -441,8 +443,8 @@ sa_m_get_valid_authzs(
 	json_t *idents = NULL, *id, *list = NULL, *want = NULL;
 	const char *profile = NULL, *t, *v;
 	char after[32], *text = NULL;
-	int64_t acct = 0, *ids = NULL;
-	size_t i, n = 0;
+	int64_t acct = 0;
+	size_t i;
 	int wild = 0, sub = 0, row, ret = -1;
 	PGresult *r = NULL;
 
@@ -479,15 +481,13 @@ sa_m_get_valid_authzs(
 		sa_p_str(&p, profile);
 		if ((r = sa_q(c, &st_valid_authz, &p, prob)) == NULL)
 			goto out;
-		ids = xcalloc((size_t)PQntuples(r) + 1, sizeof(*ids));
-		for (row = 0; row < PQntuples(r); row++)
-			ids[n++] = sa_col_int(r, row, 1);
-		/* Read in identifier order (as ids); none found: no read. */
-		if (n > 0) {
-			json_decref(list);
-			list = NULL;
-			if (sa_read_authzs(c, ids, n, &list, prob) != 0)
+		/* Found in the same statement, in identifier order. */
+		for (row = 0; row < PQntuples(r); row++) {
+			json_t *a = sa_authz_of_row(r, row, 0, prob);
+
+			if (a == NULL)
 				goto out;
+			json_array_append_new(list, a);
 		}
 	}
 	*result = json_pack("{s:o}", "authzs", list);
@@ -498,7 +498,6 @@ out:
 	json_decref(list);
 	json_decref(want);
 	free(text);
-	free(ids);
 	return ret;
 }
 
