@@ -154,6 +154,13 @@ struct ca_issue_req {
 	 * (sa.set_order_processing): signed with instead of reserving one
 	 * when it has this CA's prefix and length */
 	const char *reserved_serial;
+	/* NULL, or the order's finalize claim token: the SA reserves the
+	 * serial and stores the certificate only while the order is
+	 * processing under it (0015_order_claim) */
+	const char *claim;
+	/* 0, or epoch ms after which nothing is signed (the claim's holder
+	 * may have been replaced by then) */
+	int64_t sign_by_ms;
 	time_t not_before;      /* 0 = from the profile */
 	time_t not_after;       /* 0 = from the profile */
 	const char *request_id; /* may be NULL */

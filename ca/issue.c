@@ -182,6 +182,13 @@ reserve_serial(struct ca *ca, const struct ca_issue_req *req, time_t na,
 		params = json_pack("{s:s, s:I, s:s}", "serial", hex,
 		    "account_id", (json_int_t)req->account_id, "expires",
 		    time_fmt_rfc3339(na, tbuf, sizeof(tbuf)));
+		/* under the order's claim: refused once it was taken over */
+		if (req->claim != NULL && req->order_id > 0) {
+			json_object_set_new(params, "order_id",
+			    json_integer(req->order_id));
+			json_object_set_new(
+			    params, "claim", json_string(req->claim));
+		}
 		problem_free(*prob);
 		*prob = NULL;
 		if (ca_store_call(ca, RPC_SA_RESERVE_SERIAL, params,
@@ -345,6 +352,27 @@ out:
 	return x;
 }
 
+/*
+ * t's serial, chosen before signing either way: reserved by the order's
+ * claim (durable with it) or here. 0, or -1 with *prob; unavailable past
+ * req's sign_by_ms: the order's claim may belong to another RA's recovery
+ * then, which signs, and this one must not (docs/scaling.md).
+ */
+static int
+choose_serial(struct ca *ca, const struct ca_issue_req *req, struct ca_tbs *t,
+    struct problem **prob)
+{
+	if (!claimed_serial(ca, req, t->serial) &&
+	    reserve_serial(ca, req, t->not_after, t->serial, prob) != 0)
+		return -1;
+	if (req->sign_by_ms > 0 && time_now_ms() > req->sign_by_ms) {
+		*prob = problem_new(PROB_UNAVAILABLE,
+		    "the finalize claim's time ran out before signing");
+		return -1;
+	}
+	return 0;
+}
+
 /* sa.add_certificate. */
 static int
 store_cert(struct ca *ca, const struct ca_issue_req *req,
@@ -369,6 +397,8 @@ store_cert(struct ca *ca, const struct ca_issue_req *req,
 		    params, "order_id", json_integer(req->order_id));
 	if (req->order_id > 0 && req->finalize_order)
 		json_object_set_new(params, "finalize_order", json_true());
+	if (req->order_id > 0 && req->claim != NULL)
+		json_object_set_new(params, "claim", json_string(req->claim));
 	ret = ca_store_call(
 	    ca, RPC_SA_ADD_CERTIFICATE, params, req->request_id, &res, prob);
 	if (ret == 0)
@@ -508,10 +538,7 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 	t.base_url = ca->s.public_base_url;
 	t.ocsp_url = ca->s.ocsp_url;
 	t.ca = req->ca;
-	/* Chosen before signing either way: reserved by the order's claim
-	 * (durable with it) or here. */
-	if (!claimed_serial(ca, req, t.serial) &&
-	    reserve_serial(ca, req, t.not_after, t.serial, prob) != 0)
+	if (choose_serial(ca, req, &t, prob) != 0)
 		goto out;
 	t.shard = ca_serial_shard(t.serial, CA_SERIAL_LEN, ca->s.crl_shards);
 	if ((x = sign_linted(ca, &t, req->identifiers, req, prob)) == NULL)

@@ -19,6 +19,8 @@ struct issue_params {
 	int finalize_order;
 	char *serial;
 	int ca;
+	char *claim;
+	int64_t sign_by_ms;
 };
 
 static const struct jspec issue_spec[] = {
@@ -40,6 +42,10 @@ static const struct jspec issue_spec[] = {
     {"serial", JSPEC_STRING, offsetof(struct issue_params, serial), 0, NULL,
 	0},
     {"ca", JSPEC_BOOL, offsetof(struct issue_params, ca), 0, NULL, 0},
+    {"claim", JSPEC_STRING, offsetof(struct issue_params, claim), 0, NULL,
+	0},
+    {"sign_by_ms", JSPEC_INT, offsetof(struct issue_params, sign_by_ms), 0,
+	NULL, 0},
     JSPEC_END,
 };
 
@@ -110,6 +116,8 @@ h_issue(void *svc, const struct rpc_req *req, json_t **result,
 	ir.finalize_order = ip.finalize_order;
 	ir.reserved_serial = ip.serial;
 	ir.ca = ip.ca;
+	ir.claim = ip.claim;
+	ir.sign_by_ms = ip.sign_by_ms;
 	ir.request_id = req->request_id;
 	if (ca_issue(ca, &ir, &out, prob) != 0)
 		goto out;

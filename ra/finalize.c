@@ -30,6 +30,7 @@ struct fjob {
 	json_t *order;
 	char *csr;
 	struct fwait *w; /* NULL when nobody waits */
+	struct ra_claim claim;
 };
 
 static struct fwait *
@@ -129,6 +130,53 @@ inflight_set(struct ra *ra, json_int_t id, int on)
  */
 #define RA_ISSUE_RETRY_BUDGET_MS 120000
 #define RA_ISSUE_RETRY_MAX_PAUSE_MS 4000
+
+/* See ra_int.h. */
+void
+ra_claim_new(struct ra_claim *cl)
+{
+	uint8_t b[RA_CLAIM_BYTES];
+	char *hex;
+
+	random_bytes(b, sizeof(b));
+	hex = hex_encode(b, sizeof(b));
+	snprintf(cl->token, sizeof(cl->token), "%s", hex);
+	free(hex);
+	cl->at_ms = time_now_ms();
+}
+
+/*
+ * The last moment the CA may sign for a claim (epoch ms): before another
+ * RA's recovery may take the order over (recover_after after the claim was
+ * set or refreshed), with a quarter of it to spare for clocks and the
+ * store. since_ms: when the claim was set (a serial it reserved) or, for a
+ * serial the CA reserves under the claim (which refreshes it), now.
+ */
+static int64_t
+claim_sign_by(const struct ra *ra, int64_t since_ms)
+{
+	return since_ms + ra->cfg.recover_after_ms * 3 / 4;
+}
+
+/* ca.issue's claim and deadline for the next attempt into params: the
+ * claim's serial only while its deadline lies ahead (else the CA reserves
+ * one under the claim, which refreshes it). */
+static void
+claim_params(struct ra *ra, const struct ra_claim *cl, json_t *params)
+{
+	int64_t by;
+
+	if (cl == NULL || cl->token[0] == '\0')
+		return;
+	by = claim_sign_by(ra, cl->at_ms);
+	if (json_object_get(params, "serial") != NULL &&
+	    by < time_now_ms() + 1000)
+		json_object_del(params, "serial");
+	if (json_object_get(params, "serial") == NULL)
+		by = claim_sign_by(ra, time_now_ms());
+	json_object_set_new(params, "claim", json_string(cl->token));
+	json_object_set_new(params, "sign_by_ms", json_integer(by));
+}
 
 /* 1 when a ca.issue failure p may go away by itself: retry, never fail
  * the order for it. */
@@ -264,6 +312,26 @@ serial_for_claim(struct ra *ra, const json_t *order, json_t *cp)
 	free(hex);
 }
 
+/*
+ * sa.set_order_processing's params for order (borrowed) with the CSR (b64url),
+ * its key's hash and thumbprint (tp may be NULL), a serial reserved with
+ * the claim (serial_for_claim) and a fresh claim token (*cl): new.
+ */
+static json_t *
+claim_params_new(struct ra *ra, const json_t *order, const char *csr,
+    const char *khash, const char *tp, struct ra_claim *cl)
+{
+	json_t *cp;
+
+	ra_claim_new(cl);
+	cp = json_pack("{s:O,s:s,s:s,s:s}", "id", json_object_get(order, "id"),
+	    "csr", csr, "key_hash", khash, "claim", cl->token);
+	if (tp != NULL)
+		json_object_set_new(cp, "csr_thumbprint", json_string(tp));
+	serial_for_claim(ra, order, cp);
+	return cp;
+}
+
 /* The CA refused: order id (borrowed) becomes invalid with p (taken; a
  * notFound from the CA is an internal error for the client). */
 static void
@@ -346,7 +414,7 @@ mark_valid(
 /* See ra_int.h. order borrowed (status processing). */
 void
 ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
-    const char *csr_b64, json_t **issued)
+    const char *csr_b64, const struct ra_claim *cl, json_t **issued)
 {
 	json_t *res = NULL, *params;
 	struct problem *p = NULL;
@@ -363,6 +431,7 @@ ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
 	if (ra->cfg.slow_finalize_ms > 0)
 		ra_sleep_ms(ra->cfg.slow_finalize_ms);
 	params = issue_params(order, csr_b64);
+	claim_params(ra, cl, params);
 	while (ra_call(ra->ca, RPC_CA_ISSUE, json_incref(params), rid, &res,
 		   &p) != 0) {
 		log_msg(LOG_LEVEL_WARN, rid, "order %lld: issuance failed: %s",
@@ -384,6 +453,16 @@ ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
 			serial = found;
 			goto finalize;
 		}
+		if (p->type == PROB_ORDER_NOT_READY && cl != NULL) {
+			/* The claim was taken over (another RA's recovery
+			 * issues it) or the order finished: hands off. */
+			log_msg(LOG_LEVEL_WARN, rid,
+			    "order %lld: no longer claimed by this finalize, "
+			    "left to its new claimant: %s",
+			    (long long)json_integer_value(id),
+			    p->detail ? p->detail : "");
+			goto out;
+		}
 		if (issue_transient(p)) {
 			/* Not a refusal: try again while the order lives;
 			 * past the budget (or when stopping) leave it
@@ -404,6 +483,7 @@ ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
 			p = NULL;
 			json_object_del(params, "serial");
 			ra_sleep_ms(pause);
+			claim_params(ra, cl, params);
 			if (pause < RA_ISSUE_RETRY_MAX_PAUSE_MS)
 				pause *= 2;
 			continue;
@@ -440,7 +520,7 @@ finalize_job(void *arg)
 	json_int_t id = json_integer_value(json_object_get(j->order, "id"));
 	json_t *issued = NULL;
 
-	ra_issue_order(j->ra, j->rid, j->order, j->csr, &issued);
+	ra_issue_order(j->ra, j->rid, j->order, j->csr, &j->claim, &issued);
 	inflight_set(j->ra, id, 0);
 	if (j->w != NULL)
 		fwait_done(j->w, issued);
@@ -739,7 +819,7 @@ stale:
  */
 static int
 issue_async(struct ra *ra, const char *rid, const json_t *claimed,
-    const char *csr, json_t **issued)
+    const char *csr, const struct ra_claim *cl, json_t **issued)
 {
 	struct fjob *j = xcalloc(1, sizeof(*j));
 	struct fwait *w = NULL;
@@ -750,6 +830,7 @@ issue_async(struct ra *ra, const char *rid, const json_t *claimed,
 	j->rid = rid ? xstrdup(rid) : NULL;
 	j->order = json_incref((json_t *)claimed);
 	j->csr = xstrdup(csr);
+	j->claim = *cl;
 	if (ra->cfg.finalize_wait_ms > 0)
 		j->w = w = fwait_new();
 	if (ra_pool_submit(ra->pool, finalize_job, j) != 0) {
@@ -858,6 +939,7 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	json_t *claimed = NULL, *cp;
 	const char *csr;
 	char *uri = NULL, *khash = NULL, *tp = NULL;
+	struct ra_claim cl;
 	int64_t aid, oid;
 	int rc = -1, created, done = 1;
 
@@ -888,19 +970,17 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	 * up on a transient failure, recovery issues it again. The claim
 	 * refuses a blocked key, the account's own key and an account no
 	 * longer valid in the same statement. */
-	cp = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)oid, "csr", csr,
-	    "key_hash", khash);
-	if (tp != NULL)
-		json_object_set_new(cp, "csr_thumbprint", json_string(tp));
-	serial_for_claim(ra, order, cp);
+	cp = claim_params_new(ra, order, csr, khash, tp, &cl);
 	if (ra_call(ra->sa, RPC_SA_SET_ORDER_PROCESSING, cp, req->request_id,
 		&claimed, prob) != 0)
 		goto out;
 	inflight_set(ra, oid, 1);
 	if (ra->cfg.finalize_async)
-		done = issue_async(ra, req->request_id, claimed, csr, &issued);
+		done = issue_async(
+		    ra, req->request_id, claimed, csr, &cl, &issued);
 	else {
-		ra_issue_order(ra, req->request_id, claimed, csr, &issued);
+		ra_issue_order(
+		    ra, req->request_id, claimed, csr, &cl, &issued);
 		inflight_set(ra, oid, 0);
 	}
 	rc = 0;
@@ -931,7 +1011,8 @@ out:
 
 /* See ra_int.h. order borrowed. */
 void
-ra_reissue_order(struct ra *ra, const json_t *order)
+ra_reissue_order(
+    struct ra *ra, const json_t *order, const struct ra_claim *cl)
 {
 	json_int_t id = json_integer_value(json_object_get(order, "id"));
 	const char *csr = json_string_value(json_object_get(order, "csr"));
@@ -939,7 +1020,7 @@ ra_reissue_order(struct ra *ra, const json_t *order)
 	if (csr == NULL)
 		return;
 	inflight_set(ra, id, 1);
-	ra_issue_order(ra, NULL, order, csr, NULL);
+	ra_issue_order(ra, NULL, order, csr, cl, NULL);
 	inflight_set(ra, id, 0);
 }
 

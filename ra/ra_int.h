@@ -217,23 +217,40 @@ int ra_onion_caa(struct ra *ra, const char *rid, const json_t *order,
 void ra_onion_meta(struct ra *ra, json_t *meta);
 /* Appends id to the JSON array ids unless it is there already. */
 void ra_ids_add(json_t *ids, json_int_t id);
+/*
+ * A finalize claim (0015_order_claim): the token that sa.set_order_processing
+ * or sa.reclaim_order stored with the order, and when it was asked for
+ * (epoch ms, before the SA set it).
+ */
+#define RA_CLAIM_BYTES 16
+struct ra_claim {
+	char token[2 * RA_CLAIM_BYTES + 1];
+	int64_t at_ms;
+};
+/* A fresh claim into cl: a random token, at_ms now. */
+void ra_claim_new(struct ra_claim *cl);
 /* 1 if this process is finalizing the order (finalize.c). */
 int ra_inflight(struct ra *ra, json_int_t id);
 /* 1 if this process is validating the authz (authz.c). */
 int ra_authz_inflight(struct ra *ra, json_int_t id);
 /*
  * Recovery of an order left processing with its CSR stored (order
- * borrowed, from sa.get_order): issues it again (ra_issue_order), marked in
- * flight meanwhile. Nothing when the order has no CSR.
+ * borrowed, from sa.reclaim_order under the claim cl): issues it again
+ * (ra_issue_order), marked in flight meanwhile. Nothing when the order has
+ * no CSR.
  */
-void ra_reissue_order(struct ra *ra, const json_t *order);
+void ra_reissue_order(
+    struct ra *ra, const json_t *order, const struct ra_claim *cl);
 /*
- * Issues for an order already claimed as processing (finalize.c). With
- * issued not NULL, *issued is ca.issue's answer (new) when the order was
- * made valid with it, else NULL.
+ * Issues for an order already claimed as processing (finalize.c) under the
+ * claim cl (borrowed; NULL: none): the CA reserves the serial and stores
+ * the certificate only while the order holds it, and signs nothing past
+ * its deadline; once it is lost the order is left to its new claimant.
+ * With issued not NULL, *issued is ca.issue's answer (new) when the order
+ * was made valid with it, else NULL.
  */
 void ra_issue_order(struct ra *ra, const char *rid, const json_t *order,
-    const char *csr_b64, json_t **issued);
+    const char *csr_b64, const struct ra_claim *cl, json_t **issued);
 /*
  * ra.new_order created order (borrowed, with its authzs) for a request
  * that began at t0 (time_mono_ms): kept for its finalize, which then needs

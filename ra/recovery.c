@@ -44,12 +44,37 @@ ra_find_order_cert(
 	return 0;
 }
 
+/*
+ * Takes the stale order idv (borrowed) over under a new claim *cl: only if
+ * its claimant has not shown itself since older_than (another RA may be
+ * issuing it right now). From then on that one can neither get a serial
+ * nor store a certificate for it (0015_order_claim). The order (caller
+ * decrefs), or NULL when it was not taken over.
+ */
+static json_t *
+reclaim(struct ra *ra, json_t *idv, const char *older_than, struct ra_claim *cl)
+{
+	json_t *order = NULL;
+	struct problem *p = NULL;
+
+	ra_claim_new(cl);
+	if (ra_call(ra->sa, RPC_SA_RECLAIM_ORDER,
+		json_pack("{s:O,s:s,s:s}", "id", idv, "claim", cl->token,
+		    "older_than", older_than),
+		NULL, &order, &p) != 0) {
+		problem_free(p);
+		return NULL;
+	}
+	return order;
+}
+
 /* See ra.h. */
 int
 ra_recover_stale_orders(struct ra *ra)
 {
 	json_t *res = NULL, *idv, *order = NULL, *r2 = NULL;
 	struct problem *p = NULL, *perr;
+	struct ra_claim cl;
 	char t[32], *serial = NULL;
 	size_t i;
 	int n = 0;
@@ -67,12 +92,8 @@ ra_recover_stale_orders(struct ra *ra)
 	{
 		if (ra_inflight(ra, json_integer_value(idv)))
 			continue;
-		if (ra_call(ra->sa, RPC_SA_GET_ORDER,
-			json_pack("{s:O}", "id", idv), NULL, &order, &p) != 0) {
-			problem_free(p);
-			p = NULL;
+		if ((order = reclaim(ra, idv, t, &cl)) == NULL)
 			continue;
-		}
 		if (ra_find_order_cert(ra, NULL, order, &serial) != 0) {
 			/* unknown whether it was issued: next round */
 			json_decref(order);
@@ -92,7 +113,7 @@ ra_recover_stale_orders(struct ra *ra)
 			log_audit(NULL, "order-recovered",
 			    "order=%lld result=reissue",
 			    (long long)json_integer_value(idv));
-			ra_reissue_order(ra, order);
+			ra_reissue_order(ra, order, &cl);
 			n++;
 			json_decref(order);
 			order = NULL;

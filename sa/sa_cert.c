@@ -32,17 +32,34 @@ static const struct sa_stmt st_serial_insert = {"serial_insert",
     "INSERT INTO serials (serial, account_id, expires) VALUES ($1, $2, $3) "
     "ON CONFLICT (serial) DO NOTHING"};
 /*
+ * A serial reserved for processing order $4 only while claim $5 holds it
+ * (0015_order_claim), which shows the claimant alive (claimed_at). The
+ * answer: did the claim hold, was the serial reserved.
+ */
+static const struct sa_stmt st_serial_insert_claimed = {"serial_claimed",
+    "WITH o AS (UPDATE orders SET claimed_at = now() WHERE id = $4 "
+    "AND status = 'processing' AND claim = $5 RETURNING id), "
+    "i AS (INSERT INTO serials (serial, account_id, expires) "
+    "SELECT $1::text, $2::bigint, $3::timestamptz FROM o "
+    "ON CONFLICT (serial) DO NOTHING RETURNING serial) "
+    "SELECT EXISTS (SELECT 1 FROM o), EXISTS (SELECT 1 FROM i)"};
+/*
  * A certificate stored in one statement (so one implicit transaction, no
  * BEGIN/COMMIT round trips, issue 18): the certificate if its serial $1
  * was reserved and is not stored yet, its status good, key hash -> serial,
  * the issued names ($12, reversed), the identifier-set hash ($13); with
- * $14 the processing order $3 becomes valid with it. The answer: was the
- * serial reserved, was the certificate stored, did the order become valid.
+ * $14 the processing order $3 becomes valid with it. With a claim $15 the
+ * order must still be processing under it (0015_order_claim). The answer:
+ * was the serial reserved, was the certificate stored, did the order
+ * become valid, did the claim hold.
  * (Foreign keys to rows inserted by a sibling are checked at the end of
  * the statement.)
  */
 static const struct sa_stmt st_cert_store = {"cert_store",
-    "WITH s AS (SELECT serial FROM serials WHERE serial = $1), "
+    "WITH k AS (SELECT ($15::text IS NULL OR EXISTS (SELECT 1 FROM orders "
+    "WHERE id = $3::bigint AND status = 'processing' AND claim = $15)) "
+    "AS ok), "
+    "s AS (SELECT serial FROM serials, k WHERE serial = $1 AND k.ok), "
     "c AS (INSERT INTO certificates (serial, account_id, order_id, der, "
     "issuer_id, profile, identifiers, not_before, not_after, key_hash, "
     "shard) SELECT s.serial, $2::bigint, $3::bigint, decode($4, 'hex'), "
@@ -61,7 +78,7 @@ static const struct sa_stmt st_cert_store = {"cert_store",
     "csr = NULL WHERE $14::boolean AND id = $3::bigint "
     "AND status = 'processing' AND EXISTS (SELECT 1 FROM c) RETURNING id) "
     "SELECT EXISTS (SELECT 1 FROM s), EXISTS (SELECT 1 FROM c), "
-    "EXISTS (SELECT 1 FROM ov)"};
+    "EXISTS (SELECT 1 FROM ov), (SELECT ok FROM k)"};
 static const struct sa_stmt st_cert_get = {"cert_get",
     "SELECT " CERT_COLS("encode(c.der, 'hex')") CERT_FROM
     " WHERE c.serial = $1"};
@@ -182,25 +199,68 @@ sa_read_certificate(struct sa_conn *c, const char *serial, int with_der,
 	    cert_cols, SA_NCOLS(cert_cols), "no such certificate", out, prob);
 }
 
+/* The serial of params p (serial, account, expires) reserved under order
+ * id's claim (st_serial_insert_claimed). 0 and *result, or -1 and *prob:
+ * orderNotReady when the claim no longer holds, conflict when the serial
+ * exists. */
+static int
+reserve_claimed(struct sa_conn *c, struct sa_params *p, int64_t id,
+    const char *claim, json_t **result, struct problem **prob)
+{
+	PGresult *r;
+	int held, reserved;
+
+	sa_p_int(p, id);
+	sa_p_str(p, claim);
+	if ((r = sa_q(c, &st_serial_insert_claimed, p, prob)) == NULL) {
+		if (sa_sqlstate_is(c, "23503")) {
+			problem_free(*prob);
+			*prob = problem_new(PROB_MALFORMED, "no such account");
+		}
+		return -1;
+	}
+	held = sa_col_bool(r, 0, 0);
+	reserved = sa_col_bool(r, 0, 1);
+	PQclear(r);
+	if (!held) {
+		*prob = problem_new(PROB_ORDER_NOT_READY,
+		    "order %lld is not processing under this claim (taken over "
+		    "by recovery, or finished)",
+		    (long long)id);
+		return -1;
+	}
+	if (!reserved) {
+		*prob = problem_new(PROB_CONFLICT, "serial already exists");
+		return -1;
+	}
+	*result = json_object();
+	return 0;
+}
+
 int
 sa_m_reserve_serial(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *serial = NULL;
+	const char *serial = NULL, *claim = NULL;
 	char expires[32];
-	int64_t acct = 0;
+	int64_t acct = 0, order = 0;
 	long rows = 0;
 
 	if (sa_get_hex(params, "serial", 1, SA_SERIAL_MAX, &serial, prob) < 0 ||
 	    sa_get_id(params, "account_id", 1, &acct, prob) < 0 ||
 	    sa_get_time(params, "expires", 1, expires, sizeof(expires), prob) <
-		0)
+		0 ||
+	    sa_get_id(params, "order_id", 0, &order, prob) < 0 ||
+	    sa_get_hex(params, "claim", order > 0, SA_CLAIM_MAX, &claim,
+		prob) < 0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_str(&p, serial);
 	sa_p_int(&p, acct);
 	sa_p_str(&p, expires);
+	if (order > 0)
+		return reserve_claimed(c, &p, order, claim, result, prob);
 	if (sa_exec(c, &st_serial_insert, &p, &rows, prob) != 0) {
 		if (sa_sqlstate_is(c, "23503")) {
 			problem_free(*prob);
@@ -218,7 +278,7 @@ sa_m_reserve_serial(
 }
 
 struct add_cert {
-	const char *serial, *issuer_id, *profile, *key_hash;
+	const char *serial, *issuer_id, *profile, *key_hash, *claim;
 	int64_t account_id, order_id, shard;
 	int finalize_order, order_valid; /* in; out */
 	char *der_hex, *idents_text, *names, *set_hash;
@@ -251,6 +311,7 @@ add_cert_store(struct sa_conn *c, struct add_cert *a, struct problem **prob)
 	sa_p_str(&p, a->names);
 	sa_p_str(&p, a->set_hash);
 	sa_p_bool(&p, a->finalize_order && a->order_id > 0);
+	sa_p_str(&p, a->claim);
 	if ((r = sa_q(c, &st_cert_store, &p, prob)) == NULL) {
 		if (sa_sqlstate_is(c, "23503")) {
 			problem_free(*prob);
@@ -259,7 +320,12 @@ add_cert_store(struct sa_conn *c, struct add_cert *a, struct problem **prob)
 		}
 		return -1;
 	}
-	if (!sa_col_bool(r, 0, 0))
+	if (!sa_col_bool(r, 0, 3))
+		*prob = problem_new(PROB_ORDER_NOT_READY,
+		    "order %lld is not processing under this claim: "
+		    "certificate %s not stored",
+		    (long long)a->order_id, a->serial);
+	else if (!sa_col_bool(r, 0, 0))
 		*prob = problem_new(
 		    PROB_MALFORMED, "serial %s was not reserved", a->serial);
 	else if (!sa_col_bool(r, 0, 1))
@@ -342,8 +408,13 @@ sa_m_add_certificate(
 	    sa_get_hex(params, "key_hash", 1, 64, &a.key_hash, prob) < 0 ||
 	    sa_get_int(params, "shard", 0, &a.shard, prob) < 0 ||
 	    sa_get_bool(params, "finalize_order", 0, &a.finalize_order,
-		prob) < 0)
+		prob) < 0 ||
+	    sa_get_hex(params, "claim", 0, SA_CLAIM_MAX, &a.claim, prob) < 0)
 		goto out;
+	if (a.claim != NULL && a.order_id <= 0) {
+		*prob = problem_new(PROB_MALFORMED, "claim: needs order_id");
+		goto out;
+	}
 	if (a.profile == NULL)
 		a.profile = "";
 	if (a.shard < 0 || a.shard > 1000000) {

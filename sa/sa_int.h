@@ -266,6 +266,7 @@ sa_method_impl sa_m_set_order_processing;
 sa_method_impl sa_m_set_order_error;
 sa_method_impl sa_m_finalize_order;
 sa_method_impl sa_m_get_stale_processing_orders;
+sa_method_impl sa_m_reclaim_order;
 sa_method_impl sa_m_replacement_exists;
 
 /* sa_authz.c */
@@ -306,6 +307,8 @@ int sa_m_claim_challenge(
 
 /* Longest serial (hex digits) sa.reserve_serial and the order claim take. */
 #define SA_SERIAL_MAX 64
+/* Longest finalize claim token (hex digits; 0015_order_claim). */
+#define SA_CLAIM_MAX 64
 
 /* Shared readers (sa_order.c / sa_authz.c / sa_cert.c), used after writes. */
 int sa_read_order(

@@ -35,6 +35,7 @@ static const sa_method_fn sa_handlers[RPC_METHOD__MAX] = {
     [RPC_SA_GET_STALE_PROCESSING_ORDERS] = sa_m_get_stale_processing_orders,
     [RPC_SA_GET_STALE_PROCESSING_AUTHZS] = sa_m_get_stale_processing_authzs,
     [RPC_SA_RESERVE_SERIAL] = sa_m_reserve_serial,
+    [RPC_SA_RECLAIM_ORDER] = sa_m_reclaim_order,
     [RPC_SA_ADD_CERTIFICATE] = sa_m_add_certificate,
     [RPC_SA_GET_CERTIFICATE] = sa_m_get_certificate,
     [RPC_SA_GET_CERTIFICATES] = sa_m_get_certificates,

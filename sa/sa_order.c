@@ -133,12 +133,14 @@ static const struct sa_stmt st_orders_by_acct = {"orders_by_acct",
  * unexpired, every authz valid), its account valid, the CSR key neither
  * blocked ($3) nor the account's key (thumbprint $4); serial $5 (if not
  * NULL; expiring $6) is reserved for its certificate in the same
- * statement. The claimed order comes back as order_get reads it, and the
- * serial if it was reserved.
+ * statement; $7 (may be NULL) is the claimant's token (0015_order_claim).
+ * The claimed order comes back as order_get reads it, and the serial if it
+ * was reserved.
  */
 static const struct sa_stmt st_order_claim = {"order_claim",
     "WITH claimed AS (UPDATE orders SET status = 'processing', "
-    "began_processing = now(), csr = $2 WHERE id = $1 AND status = 'pending' "
+    "began_processing = now(), csr = $2, claim = $7, claimed_at = now() "
+    "WHERE id = $1 AND status = 'pending' "
     "AND expires > now() "
     "AND EXISTS (SELECT 1 FROM order_authzs WHERE order_id = $1) "
     "AND NOT EXISTS (SELECT 1 FROM order_authzs oa JOIN authzs a "
@@ -168,9 +170,16 @@ static const struct sa_stmt st_order_error = {"order_error",
 static const struct sa_stmt st_order_final = {"order_final",
     "UPDATE orders SET status = 'valid', certificate_serial = $2, "
     "csr = NULL WHERE id = $1 AND status = 'processing'"};
+/* Stale: its claimant has not shown itself (claim, reserve) since $1. */
 static const struct sa_stmt st_order_stale = {"order_stale",
     "SELECT id FROM orders WHERE status = 'processing' "
-    "AND began_processing < $1 ORDER BY id LIMIT 1000"};
+    "AND COALESCE(claimed_at, began_processing) < $1 ORDER BY id LIMIT 1000"};
+/* Recovery takes a stale order over: the claim $2 replaces the old one
+ * only if that is older than $3 (its holder stopped showing itself). */
+static const struct sa_stmt st_order_reclaim = {"order_reclaim",
+    "UPDATE orders SET claim = $2, claimed_at = now() WHERE id = $1 "
+    "AND status = 'processing' "
+    "AND COALESCE(claimed_at, began_processing) < $3"};
 /* clang-format on */
 
 /* The JSON of ORDER_COLS (derived status and authz_ids by hand). */
@@ -697,6 +706,7 @@ sa_m_set_order_processing(
 {
 	struct sa_params p;
 	const char *csr = NULL, *khash = NULL, *tp = NULL, *serial = NULL;
+	const char *claim = NULL;
 	char sexp[32];
 	int64_t id = 0;
 	PGresult *r;
@@ -709,7 +719,8 @@ sa_m_set_order_processing(
 	    sa_get_hex(params, "reserve_serial", 0, SA_SERIAL_MAX, &serial,
 		prob) < 0 ||
 	    sa_get_time(params, "serial_expires", serial != NULL, sexp,
-		sizeof(sexp), prob) < 0)
+		sizeof(sexp), prob) < 0 ||
+	    sa_get_hex(params, "claim", 0, SA_CLAIM_MAX, &claim, prob) < 0)
 		return -1;
 	sa_params_init(&p);
 	sa_p_int(&p, id);
@@ -718,6 +729,7 @@ sa_m_set_order_processing(
 	sa_p_str(&p, tp);
 	sa_p_str(&p, serial);
 	sa_p_str(&p, serial != NULL ? sexp : NULL);
+	sa_p_str(&p, claim);
 	if ((r = sa_q(c, &st_order_claim, &p, prob)) == NULL)
 		return -1;
 	if (PQntuples(r) != 1) {
@@ -788,6 +800,32 @@ sa_m_get_stale_processing_orders(
 {
 	return sa_stale_ids(
 	    c, &st_order_stale, "order_ids", params, result, prob);
+}
+
+int
+sa_m_reclaim_order(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	struct sa_params p;
+	const char *claim = NULL;
+	char older[32];
+	int64_t id = 0;
+
+	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
+	    sa_get_hex(params, "claim", 1, SA_CLAIM_MAX, &claim, prob) < 0 ||
+	    sa_get_time(params, "older_than", 1, older, sizeof(older), prob) <
+		0)
+		return -1;
+	sa_params_init(&p);
+	sa_p_int(&p, id);
+	sa_p_str(&p, claim);
+	sa_p_str(&p, older);
+	if (sa_update_or(c, &st_order_reclaim, &p, &st_order_exists,
+		PROB_CONFLICT,
+		"order is not processing, or its claim is not stale", prob) !=
+	    0)
+		return -1;
+	return sa_read_order(c, id, result, prob);
 }
 
 int

@@ -788,6 +788,51 @@ def test_recovery_of_processing_orders(env, ra, sa):
     assert bad["error"]["type"] == "serverInternal"
 
 
+def signatures(env):
+    """The CA's certificate signatures so far (anvil_ca_signatures_total)."""
+    _, body = env.debug_get("ca", "/metrics")
+    return sum(float(ln.split()[-1]) for ln in body.splitlines()
+               if ln.startswith("anvil_ca_signatures_total{") and 'purpose="cert"' in ln)
+
+
+def test_lost_claim_cannot_get_a_certificate_signed(env, ra, sa):
+    """Two RAs on one order (docs/scaling.md, "The finalize claim"): the
+    first claimant (played by the test) stops showing itself, the RA's
+    recovery takes the order over after recover_after (2 s here) and issues
+    it. The first claimant, back, gets nothing signed: its ca.issue is
+    refused before signing (its serial reservation needs the claim), and a
+    serial its claim had reserved, signed late, is not stored. The order
+    ends with exactly one certificate."""
+    name = "claim." + dom()
+    key, a, o = ready_order(env, ra, sa, [name])
+    csr, _ = make_csr([name])
+    # a serial of the CA's form (prefix, length), as the RA reserves one
+    form = issue(env, ra, sa, ["form." + dom()])[2]["certificate_serial"]
+    old, pre = os.urandom(16).hex(), form[:2] + os.urandom(len(form) // 2 - 1).hex()
+    sa.call("sa.set_order_processing", {"id": o["id"], "csr": csr, "claim": old,
+                                        "reserve_serial": pre, "serial_expires": "2099-01-01T00:00:00Z"})
+    done = wait_for(lambda: (lambda x: x if x["status"] == "valid" else None)(
+        sa.call("sa.get_order", {"id": o["id"]})), timeout=60, what="order issued by recovery")
+    before = signatures(env)
+    ca = env.rpc("ca")
+    try:
+        req = {"csr": csr, "identifiers": o["identifiers"], "profile": o["profile"],
+               "account_id": a["id"], "order_id": o["id"], "finalize_order": True, "claim": old}
+        with pytest.raises(RpcError) as e:
+            ca.call("ca.issue", req)
+        assert e.value.type == "orderNotReady", e.value.problem
+        assert signatures(env) == before
+        # the claim's own serial, past its deadline: not signed
+        with pytest.raises(RpcError) as e:
+            ca.call("ca.issue", dict(req, serial=pre, sign_by_ms=int(time.time() * 1000) - 1))
+        assert e.value.type == "unavailable", e.value.problem
+        assert signatures(env) == before
+    finally:
+        ca.close()
+    certs = sa.call("sa.get_certificates", {"order_id": o["id"]})["certificates"]
+    assert [c["serial"] for c in certs] == [done["certificate_serial"]]
+
+
 def test_health_and_metrics(env):
     status, body = env.debug_get("ra", "/healthz")
     assert status == 200

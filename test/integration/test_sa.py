@@ -699,6 +699,53 @@ def test_certificate_store_makes_the_order_valid(c):
     assert c.call("sa.get_certificate", {"serial": serial2})["order_id"] == o["id"]
 
 
+def test_finalize_claim_reclaim_and_lost_claim(c):
+    """The finalize claim (0015_order_claim, docs/scaling.md): once another
+    RA's recovery took a processing order over (sa.reclaim_order, only when
+    the claim is older than its bound), the first claimant can neither
+    reserve a serial nor store a certificate for it; the new one can."""
+    a = new_account(c)
+    o = new_order(c, a["id"], ["claim.example.net"])
+    validate(c, o["authz_ids"][0])
+    old, new = os.urandom(16).hex(), os.urandom(16).hex()
+    c.call("sa.set_order_processing", {"id": o["id"], "csr": "Q1NS", "claim": old})
+    # a fresh claim is not taken over
+    assert err_type(c.call, "sa.reclaim_order",
+                    {"id": o["id"], "claim": new, "older_than": ts(-60)}) == "conflict"
+    # the holder's reserve shows it alive
+    assert c.call("sa.reserve_serial", {"serial": rand_serial(), "account_id": a["id"],
+                                        "expires": ts(86400), "order_id": o["id"], "claim": old}) == {}
+    s_old = rand_serial()
+    c.call("sa.reserve_serial", {"serial": s_old, "account_id": a["id"], "expires": ts(86400)})
+    # stale by the bound: taken over
+    got = c.call("sa.reclaim_order", {"id": o["id"], "claim": new, "older_than": ts(5)})
+    assert got["id"] == o["id"] and got["status"] == "processing" and "claim" not in got
+    assert err_type(c.call, "sa.reserve_serial", {"serial": rand_serial(), "account_id": a["id"],
+                                                  "expires": ts(86400), "order_id": o["id"],
+                                                  "claim": old}) == "orderNotReady"
+    p = {"serial": s_old, "der": rand_b64(300), "account_id": a["id"], "order_id": o["id"],
+         "issuer_id": "00112233aabbccdd", "profile": "classic",
+         "identifiers": [{"type": "dns", "value": "claim.example.net"}],
+         "not_before": ts(-60), "not_after": ts(86400), "key_hash": os.urandom(32).hex(),
+         "finalize_order": True, "claim": old}
+    assert err_type(c.call, "sa.add_certificate", p) == "orderNotReady"
+    assert c.call("sa.get_certificates", {"order_id": o["id"]})["certificates"] == []
+    s_new = rand_serial()
+    c.call("sa.reserve_serial", {"serial": s_new, "account_id": a["id"], "expires": ts(86400),
+                                 "order_id": o["id"], "claim": new})
+    p.update(serial=s_new, claim=new, key_hash=os.urandom(32).hex())
+    assert c.call("sa.add_certificate", p) == {"order_valid": True}
+    assert c.call("sa.get_order", {"id": o["id"]})["certificate_serial"] == s_new
+    # finished: nothing more under either claim, nothing to take over
+    assert err_type(c.call, "sa.reserve_serial", {"serial": rand_serial(), "account_id": a["id"],
+                                                  "expires": ts(86400), "order_id": o["id"],
+                                                  "claim": new}) == "orderNotReady"
+    assert err_type(c.call, "sa.reclaim_order",
+                    {"id": o["id"], "claim": old, "older_than": ts(5)}) == "conflict"
+    assert err_type(c.call, "sa.reserve_serial", {"serial": rand_serial(), "account_id": a["id"],
+                                                  "expires": ts(86400), "order_id": o["id"]}) == "malformed"
+
+
 def test_order_claim_refuses_a_blocked_key(c):
     a = new_account(c)
     o = new_order(c, a["id"], ["blk.example.net"])
