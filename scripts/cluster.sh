@@ -159,6 +159,19 @@ db_everywhere() {
 	done
 }
 
+# Every node has replayed the whole schema: the read SAs ("saro",
+# prefer-standby) check the schema version when they start and refuse a
+# database older than their schema files, and an asynchronous standby may
+# still be replaying the migration when it returns on the primary.
+schema_everywhere() {
+	local db want
+	want=$(ls "$top/schema" | sed -n 's/^0*\([0-9][0-9]*\)_.*\.sql$/\1/p' | sort -n | tail -n 1)
+	for db in db1 db2 db3; do
+		[ "$(in_ns client psql -h "$(addr "$db")" -U postgres -d anvil -qAtX \
+			-c "SELECT max(version) FROM schema_migrations")" = "$want" ] || return 1
+	done
+}
+
 # Primary and one synchronous standby streaming.
 pg_ready() {
 	local l
@@ -200,7 +213,9 @@ cmd_up() {
 	local t0=$SECONDS p m db app svc
 	mkdir -p "$dir"
 	chmod 755 "$dir"
-	p="anvc-$$-"
+	# pid and a random part: the namespaces outlive this process (a
+	# running cluster), so a later `up` may get the same pid
+	p="anvc-$$-$RANDOM-"
 	echo "$p" >"$dir/prefix"
 	# From here on a failure (or an interrupt) tears down what was made.
 	trap 'if [ "${up_ok:-0}" != 1 ]; then echo "cluster.sh: up failed; tearing down" >&2; log_tails; cmd_down >&2; fi' EXIT
@@ -225,6 +240,7 @@ cmd_up() {
 	wait_for 120 "database anvil on every PostgreSQL node" db_everywhere
 	in_ns app1 "$BINDIR/anvil-sa" --config "$dir/app1/sa.json" --migrate >>"$dir/log/migrate.log" 2>&1 \
 		|| die "migration failed ($dir/log/migrate.log)"
+	wait_for 120 "the schema on every PostgreSQL node" schema_everywhere
 	log "PostgreSQL: primary $(leader), synchronous standby streaming ($((SECONDS - t0)) s)"
 	for svc in $APP_SVCS; do
 		for app in app1 app2; do start_app "$app" "$svc"; done
@@ -306,12 +322,30 @@ cmd_kill() {
 		# must see it down, and its ports free
 		wait_for 10 "$svc on $m to exit" dead "$m-$svc"
 	else
-		for pid in $(ip netns pids "$(ns "$m")"); do kill -KILL "$pid" 2>/dev/null || true; done
+		# A lost machine: its link goes first (no client may reach
+		# what is still running there), then every process, again
+		# until none is left: a process forks while we kill (the
+		# postmaster a backend, Patroni a postgres), and a child
+		# missed by one pass would go on serving as if the machine
+		# were up.
+		ip -n "$(prefix)hub" link set "v$m" down
+		wait_for 10 "every process on $m to exit" machine_empty "$m"
 	fi
+}
+
+# SIGKILLs every process of machine m; true when there was none.
+machine_empty() {
+	local pids
+	pids=$(ip netns pids "$(ns "$1")")
+	[ -n "$pids" ] || return 0
+	kill -KILL $pids 2>/dev/null || true
+	return 1
 }
 
 cmd_start() {
 	local m=${1:?machine} svc=${2:-}
+	# a machine lost whole (kill MACHINE) comes back with its link
+	[ -n "$svc" ] || ip -n "$(prefix)hub" link set "v$m" up
 	case "$m" in
 	app*) for s in ${svc:-$APP_SVCS}; do alive "$m-$s" || start_app "$m" "$s"; done ;;
 	db*) alive "$m-patroni" || start_patroni "$m" ;;
