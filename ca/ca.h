@@ -156,7 +156,7 @@ struct ca_issue_req {
 	const char *reserved_serial;
 	/* NULL, or the order's finalize claim token: the SA reserves the
 	 * serial and stores the certificate only while the order is
-	 * processing under it (0015_order_claim) */
+	 * processing under it (0016_order_claim) */
 	const char *claim;
 	/* 0, or epoch ms after which nothing is signed (the claim's holder
 	 * may have been replaced by then) */

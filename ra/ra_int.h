@@ -218,7 +218,7 @@ void ra_onion_meta(struct ra *ra, json_t *meta);
 /* Appends id to the JSON array ids unless it is there already. */
 void ra_ids_add(json_t *ids, json_int_t id);
 /*
- * A finalize claim (0015_order_claim): the token that sa.set_order_processing
+ * A finalize claim (0016_order_claim): the token that sa.set_order_processing
  * or sa.reclaim_order stored with the order, and when it was asked for
  * (epoch ms, before the SA set it).
  */

@@ -48,7 +48,7 @@ ra_find_order_cert(
  * Takes the stale order idv (borrowed) over under a new claim *cl: only if
  * its claimant has not shown itself since older_than (another RA may be
  * issuing it right now). From then on that one can neither get a serial
- * nor store a certificate for it (0015_order_claim). The order (caller
+ * nor store a certificate for it (0016_order_claim). The order (caller
  * decrefs), or NULL when it was not taken over.
  */
 static json_t *

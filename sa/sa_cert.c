@@ -33,7 +33,7 @@ static const struct sa_stmt st_serial_insert = {"serial_insert",
     "ON CONFLICT (serial) DO NOTHING"};
 /*
  * A serial reserved for processing order $4 only while claim $5 holds it
- * (0015_order_claim), which shows the claimant alive (claimed_at). The
+ * (0016_order_claim), which shows the claimant alive (claimed_at). The
  * answer: did the claim hold, was the serial reserved.
  */
 static const struct sa_stmt st_serial_insert_claimed = {"serial_claimed",
@@ -49,7 +49,7 @@ static const struct sa_stmt st_serial_insert_claimed = {"serial_claimed",
  * was reserved and is not stored yet, its status good, key hash -> serial,
  * the issued names ($12, reversed), the identifier-set hash ($13); with
  * $14 the processing order $3 becomes valid with it. With a claim $15 the
- * order must still be processing under it (0015_order_claim). The answer:
+ * order must still be processing under it (0016_order_claim). The answer:
  * was the serial reserved, was the certificate stored, did the order
  * become valid, did the claim hold.
  * (Foreign keys to rows inserted by a sibling are checked at the end of

@@ -307,7 +307,7 @@ int sa_m_claim_challenge(
 
 /* Longest serial (hex digits) sa.reserve_serial and the order claim take. */
 #define SA_SERIAL_MAX 64
-/* Longest finalize claim token (hex digits; 0015_order_claim). */
+/* Longest finalize claim token (hex digits; 0016_order_claim). */
 #define SA_CLAIM_MAX 64
 
 /* Shared readers (sa_order.c / sa_authz.c / sa_cert.c), used after writes. */

@@ -133,7 +133,7 @@ static const struct sa_stmt st_orders_by_acct = {"orders_by_acct",
  * unexpired, every authz valid), its account valid, the CSR key neither
  * blocked ($3) nor the account's key (thumbprint $4); serial $5 (if not
  * NULL; expiring $6) is reserved for its certificate in the same
- * statement; $7 (may be NULL) is the claimant's token (0015_order_claim).
+ * statement; $7 (may be NULL) is the claimant's token (0016_order_claim).
  * The claimed order comes back as order_get reads it, and the serial if it
  * was reserved.
  */

@@ -700,7 +700,7 @@ def test_certificate_store_makes_the_order_valid(c):
 
 
 def test_finalize_claim_reclaim_and_lost_claim(c):
-    """The finalize claim (0015_order_claim, docs/scaling.md): once another
+    """The finalize claim (0016_order_claim, docs/scaling.md): once another
     RA's recovery took a processing order over (sa.reclaim_order, only when
     the claim is older than its bound), the first claimant can neither
     reserve a serial nor store a certificate for it; the new one can."""

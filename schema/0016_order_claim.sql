@@ -1,4 +1,4 @@
--- 0015_order_claim.sql: the finalize claim (issue 25). Two RAs may both
+-- 0016_order_claim.sql: the finalize claim (issue 25). Two RAs may both
 -- work on one processing order: the one that claimed it (finalize) and the
 -- other one's recovery once the order looks stale. So that only one of them
 -- can get a certificate signed and stored for it, the claim carries a token:
