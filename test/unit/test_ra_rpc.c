@@ -681,7 +681,7 @@ TH_TEST(test_recovery)
 	answer(&fsa, RPC_SA_GET_STALE_PROCESSING_ORDERS,
 	    "{\"result\": "
 	    "{\"order_ids\": [21]}}");
-	answer(&fsa, RPC_SA_GET_ORDER,
+	answer(&fsa, RPC_SA_RECLAIM_ORDER,
 	    "{\"result\": {\"id\": 21, "
 	    "\"account_id\": 7, \"status\": \"processing\"}}");
 	answer(&fsa, RPC_SA_GET_CERTIFICATES,
@@ -696,12 +696,22 @@ TH_TEST(test_recovery)
 		strcmp(json_string_value(json_object_get(fin, "serial")),
 		    "bb") == 0);
 	json_decref(fin);
+	/* Issue 25: recovery takes the order over under a claim of its own,
+	 * bounded by the recovery age, so the RA that stalled on it can no
+	 * longer get a serial or store a certificate for it. */
+	fin = last_call(&fsa, RPC_SA_RECLAIM_ORDER);
+	TH_CHECK(t,
+	    fin != NULL &&
+		json_integer_value(json_object_get(fin, "id")) == 21 &&
+		json_is_string(json_object_get(fin, "claim")) &&
+		json_is_string(json_object_get(fin, "older_than")));
+	json_decref(fin);
 
 	reset(&fsa);
 	answer(&fsa, RPC_SA_GET_STALE_PROCESSING_ORDERS,
 	    "{\"result\": "
 	    "{\"order_ids\": [22]}}");
-	answer(&fsa, RPC_SA_GET_ORDER,
+	answer(&fsa, RPC_SA_RECLAIM_ORDER,
 	    "{\"result\": {\"id\": 22, "
 	    "\"account_id\": 7, \"status\": \"processing\"}}");
 	answer(&fsa, RPC_SA_GET_CERTIFICATES,
@@ -733,7 +743,7 @@ TH_TEST(test_recovery)
 		    "\"identifiers\": [{\"type\": \"dns\", "
 		    "\"value\": \"one.a.test\"}]}}",
 		    ra_now_str(3600));
-		answer(&fsa, RPC_SA_GET_ORDER, o);
+		answer(&fsa, RPC_SA_RECLAIM_ORDER, o);
 	}
 	answer(&fsa, RPC_SA_GET_CERTIFICATES,
 	    "{\"result\": {\"certificates\": []}}");
