@@ -147,29 +147,29 @@ leader() {
 	return 1
 }
 
+# Every PostgreSQL node answers QUERY on the anvil database with WANT.
+every_node_answers() {
+	local db
+	for db in db1 db2 db3; do
+		[ "$(in_ns client psql -h "$(addr "$db")" -U postgres -d anvil -qAtX -c "$1")" = "$2" ] || return 1
+	done
+}
+
 # The database exists on every node: CREATE DATABASE returns once the
 # synchronous standby has flushed it, not applied it, and libpq gives up on
 # a multi-host DSN at the first node that answers "database does not exist"
 # (it only moves on when a node cannot be reached), so the migration and the
 # SAs must not start before every replica has replayed it.
-db_everywhere() {
-	local db
-	for db in db1 db2 db3; do
-		in_ns client psql -h "$(addr "$db")" -U postgres -d anvil -qAtX -c "SELECT 1" | grep -q 1 || return 1
-	done
-}
+db_everywhere() { every_node_answers "SELECT 1" 1; }
 
 # Every node has replayed the whole schema: the read SAs ("saro",
 # prefer-standby) check the schema version when they start and refuse a
 # database older than their schema files, and an asynchronous standby may
 # still be replaying the migration when it returns on the primary.
 schema_everywhere() {
-	local db want
+	local want
 	want=$(ls "$top/schema" | sed -n 's/^0*\([0-9][0-9]*\)_.*\.sql$/\1/p' | sort -n | tail -n 1)
-	for db in db1 db2 db3; do
-		[ "$(in_ns client psql -h "$(addr "$db")" -U postgres -d anvil -qAtX \
-			-c "SELECT max(version) FROM schema_migrations")" = "$want" ] || return 1
-	done
+	every_node_answers "SELECT max(version) FROM schema_migrations" "$want"
 }
 
 # Primary and one synchronous standby streaming.
