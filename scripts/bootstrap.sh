@@ -3,6 +3,7 @@
 #   VAR/pg        private PostgreSQL cluster (scripts/pg.sh), schema migrated
 #   VAR/pki       dev CA (anvil-admin ca init), WFE TLS certificate + its root
 #   VAR/pki/trust.pem  every root a client must trust
+#   VAR/pki/tkauth-ta*  a development STIR Token Authority (tkauth-01)
 # Usage: scripts/bootstrap.sh CONFIG_DIR VAR_DIR
 # Prints "ANVIL_SA_DSN=..." and "ANVIL_TRUST_PATH=..." lines for the caller.
 set -euo pipefail
@@ -30,24 +31,58 @@ fi
 "$top/scripts/mkipki.sh" "$var/pki/rpc" >>"$var/log/ceremony.log" 2>&1 \
 	|| { echo "bootstrap: scripts/mkipki.sh failed; see $var/log/ceremony.log" >&2; exit 1; }
 
+# A self-signed P-256 CA certificate: dev_root KEY PEM SUBJECT BASICCONSTRAINTS
+dev_root() {
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$1" -out "$2" -days 3650 -subj "$3" \
+		-addext "basicConstraints=$4" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+}
+# A P-256 key and a certificate for it signed by a dev_root:
+# dev_leaf KEY PEM SUBJECT CA_PEM CA_KEY EXTENSION_LINES
+dev_leaf() {
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$1" -out "$1.csr" -subj "$3" 2>/dev/null
+	printf '%b' "$6" >"$1.ext"
+	openssl x509 -req -in "$1.csr" -CA "$4" -CAkey "$5" -CAcreateserial \
+		-out "$2" -days 825 -extfile "$1.ext" 2>/dev/null
+	rm -f "$1.csr" "$1.ext"
+	chmod 600 "$1"
+	chmod 644 "$2"
+}
+
 # The WFE's TLS certificate, from a dev TLS root of its own.
 pki=$var/pki
 if [ ! -s "$pki/wfe-tls.pem" ]; then
 	umask 077
-	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$pki/tls-root.key" -out "$pki/tls-root.pem" -days 3650 \
-		-subj "/O=Anvil development/CN=Anvil dev TLS root" \
-		-addext "basicConstraints=critical,CA:TRUE" \
-		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$pki/wfe-tls.key" -out "$pki/wfe-tls.csr" \
-		-subj "/O=Anvil development/CN=localhost" 2>/dev/null
-	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n' >"$pki/wfe-tls.ext"
-	openssl x509 -req -in "$pki/wfe-tls.csr" -CA "$pki/tls-root.pem" -CAkey "$pki/tls-root.key" \
-		-CAcreateserial -out "$pki/wfe-tls.pem" -days 825 -extfile "$pki/wfe-tls.ext" 2>/dev/null
-	rm -f "$pki/wfe-tls.csr" "$pki/wfe-tls.ext"
-	chmod 600 "$pki/tls-root.key" "$pki/wfe-tls.key"
-	chmod 644 "$pki/tls-root.pem" "$pki/wfe-tls.pem"
+	dev_root "$pki/tls-root.key" "$pki/tls-root.pem" \
+		"/O=Anvil development/CN=Anvil dev TLS root" "critical,CA:TRUE"
+	dev_leaf "$pki/wfe-tls.key" "$pki/wfe-tls.pem" "/O=Anvil development/CN=localhost" \
+		"$pki/tls-root.pem" "$pki/tls-root.key" \
+		'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n'
+	chmod 600 "$pki/tls-root.key"
+	chmod 644 "$pki/tls-root.pem"
+	umask 022
+fi
+
+# A development STIR Token Authority (RFC 9448 tkauth-01), fresh per var
+# directory: configs/dev and configs/testmode trust tkauth-ta-root.pem (va.json
+# tkauth.roots); `anvil-admin tkauth token` signs Authority Tokens with
+# tkauth-ta.key and puts tkauth-ta-chain.pem in their x5c. The root's key is
+# deleted once it has signed the Token Authority certificate.
+if [ ! -s "$pki/tkauth-ta-chain.pem" ]; then
+	umask 077
+	dev_root "$pki/tkauth-ta-root.key" "$pki/tkauth-ta-root.pem" \
+		"/O=Anvil development (never trust in production)/CN=Anvil dev STIR Token Authority Root" \
+		"critical,CA:TRUE,pathlen:0"
+	dev_leaf "$pki/tkauth-ta.key" "$pki/tkauth-ta.pem" \
+		"/O=Anvil development (never trust in production)/CN=Anvil dev Token Authority" \
+		"$pki/tkauth-ta-root.pem" "$pki/tkauth-ta-root.key" \
+		'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n'
+	rm -f "$pki/tkauth-ta-root.key" "$pki/tkauth-ta-root.srl"
+	chmod 644 "$pki/tkauth-ta-root.pem"
+	cat "$pki/tkauth-ta.pem" "$pki/tkauth-ta-root.pem" >"$pki/tkauth-ta-chain.pem.tmp"
+	mv "$pki/tkauth-ta-chain.pem.tmp" "$pki/tkauth-ta-chain.pem"
 	umask 022
 fi
 

@@ -159,5 +159,6 @@ int admin_setup(struct admin_ctx *ctx, int argc, char **argv);
 int admin_check_config(struct admin_ctx *ctx, int argc, char **argv);
 int admin_backup(struct admin_ctx *ctx, int argc, char **argv);
 int admin_restore(struct admin_ctx *ctx, int argc, char **argv);
+int admin_tkauth_token(struct admin_ctx *ctx, int argc, char **argv);
 
 #endif

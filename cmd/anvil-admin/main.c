@@ -1,4 +1,4 @@
-/* LIBS: ca rpc core */
+/* LIBS: ca jose rpc core */
 /*
  * anvil-admin - the operator's command line. Talks to the services over
  * RPC (never SQL); `ca init` is the local key ceremony and `db migrate`
@@ -64,6 +64,11 @@ static const struct admin_cmd commands[] = {
     {"crl regenerate", admin_crl_regenerate,
 	"[--issuer ID] [--shard N]  sign and store CRLs now (all shards "
 	"of all issuers by default)"},
+    {"tkauth token", admin_tkauth_token,
+	"--tnauthlist VALUE (--account ID|URL | --account-key FILE) [--ca] "
+	"[--ttl 10m] [--iss URL] [--key F --chain F]  mint an RFC 9448 "
+	"Authority Token for tkauth-01 with the development Token "
+	"Authority"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

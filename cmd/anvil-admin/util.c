@@ -283,7 +283,8 @@ static int
 load_config(struct admin_ctx *ctx)
 {
 	static const char *const keys[] = {
-	    "sa", "ra", "ca", "sa_config", "sa_bin", NULL};
+	    "sa", "ra", "ca", "sa_config", "sa_bin", "tkauth_key",
+	    "tkauth_chain", NULL};
 	char err[512];
 	const char *key, *path = ctx->config_path;
 	json_t *v;

@@ -2,12 +2,13 @@
 Token (RFC 9448), and STIR certificates (RFC 8226), end to end over HTTPS
 (issue #23).
 
-A small Token Authority lives in this suite: a root and a Token Authority
-certificate made with `cryptography` (the root is the VA's
-va.json tkauth.roots), and ES256 JWTs signed with the TA key, carried in
-"x5c". A rogue root issues the untrusted signer. The client is written
-here (raw JWS through rel_acme); configs/dev has the "stir" profile and
-names tkauth-01 in policy.challenges.
+The trusted Token Authority is the development one scripts/bootstrap.sh
+makes in every var directory (var/pki/tkauth-ta*.pem, the root is configs/dev's
+va.json tkauth.roots); this suite signs ES256 JWTs with its key, carried in
+"x5c", and `anvil-admin tkauth token` mints them for a client developer. A
+rogue root made with `cryptography` issues the untrusted signer. The client
+is written here (raw JWS through rel_acme); configs/dev has the "stir"
+profile and names tkauth-01 in policy.challenges.
 
 Ports: AnvilEnv base 28900 (WFE 28931).
 """
@@ -15,10 +16,8 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -63,19 +62,40 @@ def tnauthlist(*entries):
 
 # ------------------------------------------------------ Token Authority
 
-class TokenAuthority:
-    """Signs "atc" JWTs with a key certified by root (x5c: leaf, root)."""
+def pem_certs(data):
+    """Every certificate of a PEM bundle (bytes), in order."""
+    end = b"-----END CERTIFICATE-----"
+    return [x509.load_pem_x509_certificate(p + end) for p in data.split(end) if b"-----BEGIN" in p]
 
-    def __init__(self, root, name):
-        self.key = ra.Key()
-        self.root = root
-        self.cert = root.issue(self.key.priv.public_key(), [], subject=x509.Name(
+
+class TokenAuthority:
+    """Signs "atc" JWTs with key (a ra.Key), x5c: the chain's DER
+    certificates, signer first."""
+
+    def __init__(self, key, chain):
+        self.key, self.chain = key, chain
+
+    @classmethod
+    def issued_by(cls, root, name):
+        """A Token Authority certificate from root (an AttCA)."""
+        key = ra.Key()
+        cert = root.issue(key.priv.public_key(), [], subject=x509.Name(
             [x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        return cls(key, [cert, root.cert.public_bytes(serialization.Encoding.DER)])
+
+    @classmethod
+    def bootstrapped(cls, env):
+        """The development Token Authority scripts/bootstrap.sh made."""
+        pki = os.path.join(env.var_dir, "pki")
+        with open(os.path.join(pki, "tkauth-ta.key"), "rb") as f:
+            key = ra.Key(priv=serialization.load_pem_private_key(f.read(), None))
+        with open(os.path.join(pki, "tkauth-ta-chain.pem"), "rb") as f:
+            chain = [c.public_bytes(serialization.Encoding.DER) for c in pem_certs(f.read())]
+        return cls(key, chain)
 
     def token(self, claims, header=None):
         hdr = {"alg": "ES256", "typ": "JWT",
-               "x5c": [base64.b64encode(d).decode() for d in
-                       (self.cert, self.root.cert.public_bytes(serialization.Encoding.DER))]}
+               "x5c": [base64.b64encode(d).decode() for d in self.chain]}
         hdr.update(header or {})
         hdr = {k: v for k, v in hdr.items() if v is not None}
         si = "%s.%s" % (ra.b64(json.dumps(hdr)), ra.b64(json.dumps(claims)))
@@ -101,20 +121,13 @@ def claims(key, der, **over):
 
 @pytest.fixture(scope="module")
 def world():
-    d = tempfile.mkdtemp(prefix="tkauth-")
-    try:
-        root, rogue = AttCA("Test STIR Token Authority Root"), AttCA("Rogue Root")
-        roots = os.path.join(d, "ta_roots.pem")
-        with open(roots, "wb") as f:
-            f.write(root.pem())
-        cfg = {"va.json:tkauth": {"roots": roots, "allow_ca": True},
-               "ra.json:policy.tkauth": {"token_authority": TOKEN_AUTHORITY}}
-        with anvil_env.AnvilEnv(port_base=PORT_BASE, name="tkauth", config=cfg) as env:
-            yield {"env": env, "raw": ra.Wfe(env.directory_url, verify=env.trust_path),
-                   "ta": TokenAuthority(root, "Test Token Authority"),
-                   "rogue": TokenAuthority(rogue, "Rogue Token Authority")}
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    """configs/dev as it is (its VA trusts the bootstrapped Token Authority
+    root, tkauth.allow_ca on), plus a token-authority URL for the challenge."""
+    cfg = {"ra.json:policy.tkauth": {"token_authority": TOKEN_AUTHORITY}}
+    with anvil_env.AnvilEnv(port_base=PORT_BASE, name="tkauth", config=cfg) as env:
+        yield {"env": env, "raw": ra.Wfe(env.directory_url, verify=env.trust_path),
+               "ta": TokenAuthority.bootstrapped(env),
+               "rogue": TokenAuthority.issued_by(AttCA("Rogue Root"), "Rogue Token Authority")}
 
 
 def stir_order(w, der, key=None, profile="stir"):
@@ -158,7 +171,7 @@ def test_challenge_object_and_stir_certificate(world):
     done = answer(w, key, kid, az, authz, w["ta"].token(claims(key, der)))
     assert done["status"] == "valid", done
     rec = ra.sa_authz(w["env"], az)["challenges"][0]["validation_record"][0]
-    assert rec["jti"] and "Test Token Authority" in rec["token_authority"], rec
+    assert rec["jti"] and "Anvil dev Token Authority" in rec["token_authority"], rec
     ra.poll(w["raw"], key, kid, url, ("ready",))
     cert_key = ec.generate_private_key(ec.SECP256R1())
     csr = (x509.CertificateSigningRequestBuilder()
@@ -388,26 +401,62 @@ def test_token_is_spent_once(world):
     assert "already used" in err["detail"], err
 
 
-def test_dev_token_script(world, tmp_path):
-    """scripts/tkauth-token.py (the client developer's token minter for
-    `make run`) makes a token the VA accepts, here with this suite's Token
-    Authority in place of configs/dev's."""
+def admin_token(env, *args):
+    """`anvil-admin tkauth token` with this env's admin.json (whose
+    tkauth_key / tkauth_chain name the bootstrapped Token Authority)."""
+    p = subprocess.run([os.path.join(env.bin_dir, "anvil-admin"), "tkauth", "token", "--json",
+                        "--config", os.path.join(env.cfg_dir, "admin.json")] + list(args),
+                       capture_output=True, text=True, timeout=60, cwd=anvil_env.TOP, env=env.env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(p.stdout)
+
+
+def finalize(w, key, kid, url, order, csr):
+    r = w["raw"].post(order["finalize"], {"csr": ra.b64(csr)}, key, kid=kid)
+    assert r.status_code == 200, r.text
+    done = ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))
+    assert done["status"] == "valid", done
+    pem = w["raw"].post(done["certificate"], None, key, kid=kid).text
+    return pem_certs(pem.encode())
+
+
+def test_admin_token_command_gets_certificate(world):
+    """A client developer's path with no code of their own: the token from
+    `anvil-admin tkauth token --account <account URL>` answers tkauth-01 and
+    the order gets its STIR certificate."""
     w = world
-    ta = w["ta"]
-    paths = {"key": tmp_path / "ta.key", "cert": tmp_path / "ta.pem",
-             "root": tmp_path / "root.pem", "jwk": tmp_path / "account.jwk"}
-    paths["key"].write_bytes(ta.key.priv.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    paths["cert"].write_bytes(x509.load_der_x509_certificate(ta.cert).public_bytes(
-        serialization.Encoding.PEM))
-    paths["root"].write_bytes(ta.root.pem())
     der = tnauthlist(("spc", "713N"))
     key, kid, url, order, az, authz = stir_order(w, der)
-    paths["jwk"].write_text(json.dumps(key.jwk))
-    tok = subprocess.run(
-        [sys.executable, os.path.join(HERE, "..", "..", "scripts", "tkauth-token.py"),
-         "--tnauthlist", ra.b64(der), "--account-key", str(paths["jwk"]),
-         "--key", str(paths["key"]), "--cert", str(paths["cert"]), "--root", str(paths["root"])],
-        check=True, capture_output=True, text=True).stdout.strip()
-    assert answer(w, key, kid, az, authz, tok)["status"] == "valid"
+    tok = admin_token(w["env"], "--tnauthlist", ra.b64(der), "--account", kid,
+                      "--iss", TOKEN_AUTHORITY)
+    # RFC 9448 §5: "fingerprint" of this account's key, fresh "jti", "exp"
+    assert tok["fingerprint"] == fingerprint(key) and tok["jti"], tok
+    assert tok["exp"] > time.time() + 60, tok
+    assert answer(w, key, kid, az, authz, tok["atc"])["status"] == "valid"
+    ra.poll(w["raw"], key, kid, url, ("ready",))
+    leaf = finalize(w, key, kid, url, order, stir_csr(der, None))[0]
+    assert leaf.extensions.get_extension_for_oid(TNAUTHLIST_OID).value.value == der
+
+
+def test_admin_token_from_key_file(world, tmp_path):
+    """--account-key takes the account's public key (a PEM public key or a
+    JWK) instead of asking the SA; the token is for that key only: another
+    account answering with it is refused (RFC 9448 §6 step 8: the
+    "fingerprint" "matches the account key of the client making the
+    request")."""
+    w = world
+    der = tnauthlist(("spc", "714P"))
+    key, kid, url, order, az, authz = stir_order(w, der)
+    pem = tmp_path / "account.pub.pem"
+    pem.write_bytes(key.priv.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    jwk = tmp_path / "account.jwk"
+    jwk.write_text(json.dumps(key.jwk))
+    tok = admin_token(w["env"], "--tnauthlist", ra.b64(der), "--account-key", str(pem))
+    assert tok["fingerprint"] == fingerprint(key), tok
+    assert answer(w, key, kid, az, authz, tok["atc"])["status"] == "valid"
+    key2, kid2, url2, order2, az2, authz2 = stir_order(w, der)
+    tok = admin_token(w["env"], "--tnauthlist", ra.b64(der), "--account-key", str(jwk))
+    done = answer(w, key2, kid2, az2, authz2, tok["atc"])
+    assert done["status"] == "invalid", done
+    assert "is not this account key's" in tkauth_challenge(done)["error"]["detail"]

@@ -5,6 +5,7 @@ verifies the issued chain, slow finalize, start-up time; and
 configs/pebble-compat relocated with mkconfig, driven by lego.
 Ports: 28000-28999 (testmode env base 28000, pebble-compat env base 28200).
 """
+import base64
 import json
 import os
 import select
@@ -143,6 +144,32 @@ def test_startup_prints_directory_and_trust(env):
           "%.2f s with a fresh private database (bootstrap + launcher)" % (secs, env.fresh_start_s))
     assert "ANVIL_DIRECTORY=https://localhost:%d/directory" % env.ports["wfe"] in out
     assert "ANVIL_TRUST=" in out and "ANVIL_MANAGEMENT=http://127.0.0.1:%d" % env.ports["mgmt"] in out
+
+
+def test_tkauth_token_authority_is_trusted(env, tmp_path):
+    """tkauth-01 is on in test mode with a Token Authority a client
+    developer can use at once: scripts/bootstrap.sh made it in this var
+    directory, `anvil-admin tkauth token` (configs/testmode/admin.json)
+    signs with it, and the token's x5c chains to the VA's tkauth.roots (RFC
+    9448 §6 step 3: "the trusted issuer of Authority Tokens"). (The VA here
+    runs always-valid; test_ext_tkauth.py has the VA check such tokens.)"""
+    with open(os.path.join(env.cfg_dir, "va.json")) as f:
+        roots = json.load(f)["tkauth"]["roots"]
+    jwk = tmp_path / "account.jwk"
+    jwk.write_text(json.dumps(ra.Key().jwk))
+    p = subprocess.run([os.path.join(env.bin_dir, "anvil-admin"), "tkauth", "token", "--json",
+                        "--config", os.path.join(env.cfg_dir, "admin.json"),
+                        "--tnauthlist", "MAigBhYENzA5Sg", "--account-key", str(jwk)],
+                       capture_output=True, text=True, timeout=60, cwd=anvil_env.TOP)
+    assert p.returncode == 0, p.stdout + p.stderr
+    h = json.loads(p.stdout)["atc"].split(".")[0]
+    hdr = json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))
+    certs = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in hdr["x5c"]]
+    for name, c in (("leaf.pem", certs[0]), ("rest.pem", certs[-1])):
+        (tmp_path / name).write_bytes(c.public_bytes(serialization.Encoding.PEM))
+    v = subprocess.run(["openssl", "verify", "-CAfile", roots, "-untrusted", str(tmp_path / "rest.pem"),
+                        str(tmp_path / "leaf.pem")], capture_output=True, text=True)
+    assert v.returncode == 0, v.stdout + v.stderr
 
 
 def test_dir_alias(cli):
