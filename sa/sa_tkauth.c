@@ -10,11 +10,24 @@
 
 #include "sa/sa_int.h"
 
-/* The first spender inserts; anyone later reads who spent it. Under a
+/*
+ * The first spender inserts; anyone later reads who spent it. Under a
  * concurrent first use the loser's INSERT waits, does nothing, and its
- * SELECT (same snapshot) may see no row: no row is "spent by another". */
+ * SELECT (same snapshot) may see no row: no row is "spent by another".
+ *
+ * The same statement prunes: up to 100 rows whose token expired more than
+ * an hour ago (a token past "exp" is refused by the VA anyway, RFC 9448 §6
+ * step 7; the hour covers the seconds between the VA's check and this
+ * spend, and clock differences). SKIP LOCKED: two spenders never wait on
+ * (or deadlock over) each other's pruning. No timer needed: the table only
+ * grows through this statement.
+ */
 static const struct sa_stmt st_jti_spend = {"tkauth_jti_spend",
-    "WITH ins AS (INSERT INTO tkauth_jtis (issuer, jti, account_id, "
+    "WITH gone AS (DELETE FROM tkauth_jtis WHERE (issuer, jti) IN "
+    "(SELECT issuer, jti FROM tkauth_jtis "
+    "WHERE expires < now() - interval '1 hour' "
+    "ORDER BY expires LIMIT 100 FOR UPDATE SKIP LOCKED)), "
+    "ins AS (INSERT INTO tkauth_jtis (issuer, jti, account_id, "
     "challenge_id, expires) VALUES ($1, $2, $3, $4, $5) "
     "ON CONFLICT (issuer, jti) DO NOTHING RETURNING challenge_id) "
     "SELECT challenge_id FROM ins UNION ALL "

@@ -589,6 +589,33 @@ def claim_races(env, c, method, rounds, owner=False):
         yield a, res, got
 
 
+def test_tkauth_spent_jtis_are_pruned(env, c):
+    """schema/0015 keeps each spent tkauth-01 Authority Token (RFC 9447 §4:
+    the jti tracks "when the same "atc" Authority Token is being used for
+    multiple challenges over time within its set lifetime"). Past its
+    lifetime the row is useless (RFC 9448 §6 step 7: an expired token is
+    refused), so sa.tkauth_spend_jti deletes rows expired more than an hour
+    ago in the statement that spends; the hour is kept for the seconds
+    between the VA's check and the spend."""
+    acct = new_account(c)["id"]
+    iss = "CN=prune test %s" % rand_b64(6)
+
+    def spend(jti, expires, ch):
+        return c.call("sa.tkauth_spend_jti", {"issuer": iss, "jti": jti, "account_id": acct,
+                                              "challenge_id": ch, "expires": ts(expires)})
+    for i in range(3):
+        assert spend("old-%d" % i, -7200, 9000 + i) == {"challenge_id": 9000 + i}
+    spend("recent", -60, 9010)   # expired, but within the hour: kept
+    spend("fresh", 600, 9011)
+    rows = psql(env.dsn, "select jti from tkauth_jtis where issuer = '%s' order by jti" % iss)
+    assert rows.split() == ["fresh", "recent"], rows
+    # a pruned token is not thereby spendable again: the VA refuses it as
+    # expired first; a live one stays spent
+    with pytest.raises(RpcError) as ei:
+        spend("fresh", 600, 9012)
+    assert ei.value.type == "conflict"
+
+
 def test_concurrent_authz_claim_one_winner(env, c):
     for _, res, _ in claim_races(env, c, "sa.set_authz_processing", 5):
         oks = [r for r in res if r[0] == "ok"]
