@@ -14,10 +14,7 @@
 # E2E=1 adds ca.issue over RPC with a real anvil-sa + PostgreSQL (serial
 # reservation and certificate insert included), 8 concurrent clients.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
-BINDIR=${BINDIR:-bin}
-BUILD=${BUILD:-build}
+. "$(dirname "$0")/lib-bench.sh"
 secs=${SECONDS_PER:-3}
 threads=${THREADS:-$(nproc)}
 for b in anvil-ca anvil-admin; do
@@ -33,12 +30,9 @@ procs_init "$(cd "$BUILD/tmp" && pwd)/bench-ca.XXXXXX"
 "$BINDIR/anvil-admin" ca init --dir "$tmp/pki" >/dev/null 2>&1
 ours=$("$BINDIR/anvil-ca" --bench "$secs" --issuers "$tmp/pki/issuers.json" \
 	--profiles configs/dev/profiles.json --threads "$threads" 2>/dev/null)
-speed=$(openssl speed -seconds "$secs" ecdsap256 rsa2048 2>/dev/null)
-ossl_ec=$(echo "$speed" | awk '/ecdsa \(nistp256\)/ {print $(NF-1)}')
-ossl_rsa=$(echo "$speed" | awk '/^rsa 2048 bits/ {print $(NF-1)}')
+ossl_speed "$secs" sign
 
-field() { echo "$ours" | grep "\"key_type\":\"$1\"" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
+field() { json_field "$ours" key_type "$1" "$2"; }
 
 echo "CA signing, in process ($(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), $(openssl version | cut -d' ' -f1-2), ${secs}s each)"
 printf '%-6s %12s %9s %12s %10s %13s %8s %8s\n' key "openssl sign/s" "issue/s" "sigs/s (x2)" "sigs/ossl" "issue/s ${threads}thr" "OCSP/s" "CRL/s"

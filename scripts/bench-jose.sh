@@ -7,9 +7,7 @@
 # with a cached account key); "parse+verify" adds jws_parse, i.e. JSON and
 # base64url decoding and the import of the embedded jwk (new-account path).
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
-BINDIR=${BINDIR:-bin}
+. "$(dirname "$0")/lib-bench.sh"
 secs=${SECONDS_PER:-3}
 bin=$BINDIR/anvil-jose-verify
 if [ ! -x "$bin" ]; then
@@ -18,12 +16,9 @@ if [ ! -x "$bin" ]; then
 fi
 
 ours=$("$bin" --bench "$secs")
-speed=$(openssl speed -seconds "$secs" ecdsap256 rsa2048 2>/dev/null)
-ossl_ec=$(echo "$speed" | awk '/ecdsa \(nistp256\)/ {print $NF}')
-ossl_rsa=$(echo "$speed" | awk '/^rsa 2048 bits/ {print $NF}')
+ossl_speed "$secs" verify
 
-field() { echo "$ours" | grep "\"alg\":\"$1\"" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
+field() { json_field "$ours" alg "$1" "$2"; }
 
 echo "JWS verification, per CPU-second ($(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), $(openssl version | cut -d' ' -f1-2))"
 printf '%-6s %14s %14s %16s %10s\n' alg "openssl speed" "jws_verify" "parse+verify" "verify/ossl"

@@ -4,9 +4,7 @@
 # 1 and 16 client threads, against `anvil-rpc serve-test`.
 #   BINDIR=bin BENCH_SECONDS=5 RPC_BENCH_PORT=21020 scripts/bench-rpc.sh
 set -uo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
-BINDIR=${BINDIR:-bin}
+. "$(dirname "$0")/lib-bench.sh"
 RPC=$BINDIR/anvil-rpc
 secs=${BENCH_SECONDS:-5}
 port=${RPC_BENCH_PORT:-21020}

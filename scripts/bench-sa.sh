@@ -9,12 +9,9 @@
 #    and EXPLAIN of the hot queries.
 # Uses BUILD/BINDIR like the Makefile; debug port 21190 (sa test range).
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+. "$(dirname "$0")/lib-bench.sh"
 rows=${1:-1000000}
 secs=${2:-5}
-BUILD=${BUILD:-build}
-BINDIR=${BINDIR:-bin}
 PY=python3
 $PY -c 'import json' 2>/dev/null || PY=/usr/bin/python3
 mkdir -p "$BUILD/tmp"

@@ -11,10 +11,7 @@
 #   BUILD=build BINDIR=bin BENCH_SECONDS=3 scripts/bench-va.sh
 # Ports: 21320-21322 (engine), 21330-21339 (service).
 set -uo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
-BUILD=${BUILD:-build}
-BINDIR=${BINDIR:-bin}
+. "$(dirname "$0")/lib-bench.sh"
 secs=${BENCH_SECONDS:-3}
 make --no-print-directory -s BUILD="$BUILD" BINDIR="$BINDIR" \
 	"$BUILD/test/test_va_net" "$BINDIR/anvil-va" >/dev/null || exit 1

@@ -10,39 +10,47 @@
 #include "core/core.h"
 #include "test/unit/harness.h"
 
+/* Puts {"id": id} under key (c takes the object). */
+static void
+put_id(struct takecache *c, const char *key, int id)
+{
+	takecache_put(c, key, json_pack("{s:i}", "id", id));
+}
+
+/* 1 if taking key from c hands out the object {"id": id}. */
+static int
+takes_id(struct takecache *c, const char *key, int id)
+{
+	json_t *o = takecache_take(c, key);
+	int ok =
+	    o != NULL && json_integer_value(json_object_get(o, "id")) == id;
+
+	json_decref(o);
+	return ok;
+}
+
 TH_TEST(test_taken_once_by_its_key)
 {
 	struct takecache *c = takecache_new(64, 60000);
-	json_t *o;
 
 	TH_CHECK(t, c != NULL);
-	takecache_put(c, "a1", json_pack("{s:i}", "id", 1));
-	takecache_put(c, "c0a1", json_pack("{s:i}", "id", 2));
+	put_id(c, "a1", 1);
+	put_id(c, "c0a1", 2);
 	TH_CHECK(t, takecache_take(c, "a2") == NULL);
-	o = takecache_take(c, "a1");
-	TH_CHECK(
-	    t, o != NULL && json_integer_value(json_object_get(o, "id")) == 1);
-	json_decref(o);
+	TH_CHECK(t, takes_id(c, "a1", 1));
 	TH_CHECK(t, takecache_take(c, "a1") == NULL); /* read once */
-	o = takecache_take(c, "c0a1");
-	TH_CHECK(
-	    t, o != NULL && json_integer_value(json_object_get(o, "id")) == 2);
-	json_decref(o);
+	TH_CHECK(t, takes_id(c, "c0a1", 2));
 	takecache_free(c);
 }
 
 TH_TEST(test_one_slot_keeps_the_newer_key)
 {
 	struct takecache *c = takecache_new(1, 60000);
-	json_t *o;
 
-	takecache_put(c, "o1", json_pack("{s:i}", "id", 1));
-	takecache_put(c, "o2", json_pack("{s:i}", "id", 2));
+	put_id(c, "o1", 1);
+	put_id(c, "o2", 2);
 	TH_CHECK(t, takecache_take(c, "o1") == NULL);
-	o = takecache_take(c, "o2");
-	TH_CHECK(
-	    t, o != NULL && json_integer_value(json_object_get(o, "id")) == 2);
-	json_decref(o);
+	TH_CHECK(t, takes_id(c, "o2", 2));
 	takecache_free(c);
 }
 
