@@ -244,22 +244,13 @@ def valid_tpm_order(w):
 def test_tpm_device_certificate(world, with_san):
     w = world
     key, kid, url, order = valid_tpm_order(w)
-    r = finalize(w, key, kid, url, order,
-                 device_csr(w["tpm"].key, w["serial"] if with_san else None))
-    assert r.status_code == 200, r.text
-    done = ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))
-    assert done["status"] == "valid", done
-    pem = w["raw"].post(done["certificate"], None, key, kid=kid).text
-    leaf = x509.load_pem_x509_certificate(pem.encode())
+    leaf = ra.finalize_leaf(w["raw"], key, kid, url, order,
+                            device_csr(w["tpm"].key, w["serial"] if with_san else None))
     # §3.2: "this specification mandates that the identifierValue field of
     # the PermanentIdentifier MUST be present and MUST contain the
     # identifier"
-    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    others = san.get_values_for_type(x509.OtherName)
-    assert [(o.type_id, o.value) for o in others] == [
-        (PERMANENT_ID, permanent_identifier(w["serial"]))]
-    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert ra.other_names(leaf) == [(PERMANENT_ID, permanent_identifier(w["serial"]))]
+    assert ra.eku_oids(leaf) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
     assert leaf.public_key().public_numbers() == w["tpm"].key.public_key().public_numbers()
 
 

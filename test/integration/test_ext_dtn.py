@@ -224,22 +224,12 @@ def test_node_id_validates_and_the_certificate_names_it(world):
 
     ra.poll(w["raw"], key, kid, url, ("ready",))
     cert_key = ec.generate_private_key(ec.SECP256R1())
-    r = w["raw"].post(order["finalize"],
-                      {"csr": ra.b64(bundle_csr(cert_key, "dtn://dtn-node.test/"))},
-                      key, kid=kid)
-    assert r.status_code == 200, r.text
-    done = ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))
-    assert done["status"] == "valid", done
-    pem = w["raw"].post(done["certificate"], None, key, kid=kid).text
-    leaf = x509.load_pem_x509_certificate(pem.encode())
+    leaf = ra.finalize_leaf(w["raw"], key, kid, url, order,
+                            bundle_csr(cert_key, "dtn://dtn-node.test/"))
     # §7: the certificate carries the NODE-ID as a BundleEID otherName
     # and "SHALL include an Extended Key Usage of id-kp-bundleSecurity"
-    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    others = san.get_values_for_type(x509.OtherName)
-    assert [(o.type_id, o.value) for o in others] == [
-        (BUNDLE_EID, b"\x16\x14dtn://dtn-node.test/")]
-    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [BUNDLE_SECURITY]
+    assert ra.other_names(leaf) == [(BUNDLE_EID, b"\x16\x14dtn://dtn-node.test/")]
+    assert ra.eku_oids(leaf) == [BUNDLE_SECURITY]
 
 
 def test_ipn_node_id_validates(world):

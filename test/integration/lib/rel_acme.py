@@ -173,15 +173,39 @@ def dns01_txt(token, key):
     return base64.urlsafe_b64encode(hashlib.sha256(ka.encode()).digest()).rstrip(b"=").decode()
 
 
-def finalize(raw, key, kid, order_url, order, names=(), ips=(), cert_key=None):
-    cert_key = cert_key or ec.generate_private_key(ec.SECP256R1())
-    r = raw.post(order["finalize"], {"csr": b64(make_csr(cert_key, names, ips))}, key, kid=kid)
+def finalize_der(raw, key, kid, order_url, order, csr_der):
+    """Finalizes a ready order with the DER CSR csr_der, waits until it is
+    valid and downloads the certificate. Returns (order JSON, PEM chain)."""
+    r = raw.post(order["finalize"], {"csr": b64(csr_der)}, key, kid=kid)
     assert r.status_code == 200, r.text
     done = poll(raw, key, kid, order_url, ("valid", "invalid"))
     assert done["status"] == "valid", done
     r = raw.post(done["certificate"], None, key, kid=kid)
     assert r.status_code == 200, r.text
-    return done, r.text, cert_key
+    return done, r.text
+
+
+def finalize(raw, key, kid, order_url, order, names=(), ips=(), cert_key=None):
+    cert_key = cert_key or ec.generate_private_key(ec.SECP256R1())
+    done, pem = finalize_der(raw, key, kid, order_url, order, make_csr(cert_key, names, ips))
+    return done, pem, cert_key
+
+
+def finalize_leaf(raw, key, kid, order_url, order, csr_der):
+    """finalize_der, returning the leaf certificate (x509)."""
+    pem = finalize_der(raw, key, kid, order_url, order, csr_der)[1]
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def other_names(cert):
+    """The otherName entries of cert's subjectAltName as (OID, DER value)."""
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [(o.type_id, o.value) for o in san.get_values_for_type(x509.OtherName)]
+
+
+def eku_oids(cert):
+    """The extendedKeyUsage OIDs of cert, in order."""
+    return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
 
 
 def issue(raw, key, kid, names=(), ips=()):
