@@ -112,16 +112,23 @@ resp_main(void *arg)
 	return NULL;
 }
 
+/* 127.0.0.1:port into sin. */
+static void
+loopback(struct sockaddr_in *sin, int port)
+{
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)port);
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+}
+
 static struct responder *
 responder_start(int port, int silent)
 {
 	struct responder *r = calloc(1, sizeof(*r));
 	struct sockaddr_in sin;
 
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	loopback(&sin, port);
 	r->silent = silent;
 	r->base = event_base_new();
 	r->lis = evconnlistener_new_bind(r->base, resp_accept_cb, r,
@@ -229,27 +236,39 @@ dns_main(void *arg)
 	return NULL;
 }
 
+/* A UDP socket bound to 127.0.0.1:port with a 100 ms receive timeout, or
+ * -1 (said on stderr). */
+static int
+udp_loopback(int port)
+{
+	struct sockaddr_in sin;
+	struct timeval tv = {0, 100000};
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	loopback(&sin, port);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+		fprintf(
+		    stderr, "cannot bind DNS %d: %s\n", port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static struct fakedns *
 dns_start(int port, const char *txt)
 {
-	struct fakedns *d = calloc(1, sizeof(*d));
-	struct sockaddr_in sin;
-	struct timeval tv = {0, 100000};
+	int fd = udp_loopback(port);
+	struct fakedns *d;
 
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	snprintf(d->txt, sizeof(d->txt), "%s", txt);
-	d->fd = socket(AF_INET, SOCK_DGRAM, 0);
-	setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (bind(d->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-		fprintf(
-		    stderr, "cannot bind DNS %d: %s\n", port, strerror(errno));
-		close(d->fd);
-		free(d);
+	if (fd < 0)
 		return NULL;
-	}
+	d = calloc(1, sizeof(*d));
+	d->fd = fd;
+	snprintf(d->txt, sizeof(d->txt), "%s", txt);
 	pthread_create(&d->thr, NULL, dns_main, d);
 	return d;
 }
@@ -282,8 +301,8 @@ config(struct va_config *cfg, int http_port, int64_t timeout_ms)
 }
 
 static void
-request(struct va_request *req, enum ident_type t, const char *v,
-    enum chal_type c)
+request(
+    struct va_request *req, enum ident_type t, const char *v, enum chal_type c)
 {
 	memset(req, 0, sizeof(*req));
 	req->ident_type = t;
@@ -300,7 +319,37 @@ struct counter {
 	int inflight_target; /* bench: resubmit to keep this many */
 	int64_t stop_at;
 	struct va *va;
+	int keep;              /* keep the last result in kept */
+	struct va_result kept; /* owned: va_result_clear it */
 };
+
+/* Zeroes c for callbacks of va (borrowed) with target in flight. */
+static void
+counter_init(struct counter *c, struct va *va, int target)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->va = va;
+	c->inflight_target = target;
+}
+
+static void
+counter_clear(struct counter *c)
+{
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+}
+
+/* Waits until every validation c counts has called back. */
+static void
+counter_wait(struct counter *c)
+{
+	pthread_mutex_lock(&c->mu);
+	while (c->inflight_target > 0)
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+}
 
 static void
 count_done(void *arg, struct va_result *res)
@@ -317,6 +366,11 @@ count_done(void *arg, struct va_result *res)
 	else if (res->prob && res->prob->type == PROB_UNAVAILABLE)
 		c->unavailable++;
 	again = c->stop_at > 0 && time_mono_ms() < c->stop_at;
+	if (c->keep) {
+		va_result_clear(&c->kept);
+		c->kept = *res;
+		memset(res, 0, sizeof(*res));
+	}
 	pthread_mutex_unlock(&c->mu);
 	va_result_clear(res);
 	if (again) {
@@ -334,144 +388,140 @@ count_done(void *arg, struct va_result *res)
 	}
 }
 
+/* One test's VA with its config, request and result. */
+struct vt {
+	struct va_config cfg;
+	struct va_request req;
+	struct va_result res;
+	struct va *va;
+};
+
+/*
+ * Starts v->va for the responder on http_port (config() with timeout_ms;
+ * m borrowed, may be NULL). The VA reads v->cfg while it runs. -1, a failed
+ * check in t and v cleared, if va_new refused the config.
+ */
+static int
+vt_up(struct th *t, struct vt *v, int http_port, int64_t timeout_ms,
+    struct metrics *m)
+{
+	char err[256];
+
+	memset(v, 0, sizeof(*v));
+	config(&v->cfg, http_port, timeout_ms);
+	v->va = va_new(&v->cfg, m, err, sizeof(err));
+	TH_CHECK(t, v->va != NULL);
+	if (v->va != NULL)
+		return 0;
+	fprintf(stderr, "  va_new: %s\n", err);
+	va_config_clear(&v->cfg);
+	return -1;
+}
+
+/* Frees v->va, then its config. */
+static void
+vt_down(struct vt *v)
+{
+	va_free(v->va);
+	va_config_clear(&v->cfg);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 TH_TEST(test_http01_ip_sync)
 {
-	struct va_config cfg;
-	struct va_request req;
-	struct va_result res;
-	struct va *va;
+	struct vt v;
 	char err[256];
 	json_t *hop;
 
-	config(&cfg, P_HTTP, 5000);
-	va = va_new(&cfg, NULL, err, sizeof(err));
-	TH_CHECK(t, va != NULL);
-	if (va == NULL)
-		goto out;
-	TH_CHECK(t, va_health(va, err, sizeof(err)) == 0);
-	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
-	TH_CHECK(t, va_validate(va, &req, &res) == 0);
-	TH_CHECK(t, res.valid);
-	hop = json_array_get(res.record, 0);
+	if (vt_up(t, &v, P_HTTP, 5000, NULL) != 0)
+		return;
+	TH_CHECK(t, va_health(v.va, err, sizeof(err)) == 0);
+	request(&v.req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == 0);
+	TH_CHECK(t, v.res.valid);
+	hop = json_array_get(v.res.record, 0);
 	TH_CHECK_STR(t, json_string_value(json_object_get(hop, "url")),
 	    "http://127.0.0.1:21320/.well-known/acme-challenge/tok");
 	TH_CHECK_STR(t, json_string_value(json_object_get(hop, "address_used")),
 	    "127.0.0.1");
-	va_result_clear(&res);
-	va_free(va);
-out:
-	va_config_clear(&cfg);
+	va_result_clear(&v.res);
+	vt_down(&v);
 }
 
 TH_TEST(test_http01_and_dns01_by_name)
 {
-	struct va_config cfg;
-	struct va_request req;
-	struct va_result res;
-	struct va *va;
-	char err[256];
+	struct vt v;
 
-	config(&cfg, P_HTTP, 5000);
-	va = va_new(&cfg, NULL, err, sizeof(err));
-	TH_CHECK(t, va != NULL);
-	if (va == NULL)
-		goto out;
-	request(&req, IDENT_DNS, "name.test", CHAL_HTTP01);
-	TH_CHECK(t, va_validate(va, &req, &res) == 0);
-	TH_CHECK(t, res.valid);
+	if (vt_up(t, &v, P_HTTP, 5000, NULL) != 0)
+		return;
+	request(&v.req, IDENT_DNS, "name.test", CHAL_HTTP01);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == 0);
+	TH_CHECK(t, v.res.valid);
 	TH_CHECK_STR(t,
 	    json_string_value(
-		json_object_get(json_array_get(res.record, 0), "hostname")),
+		json_object_get(json_array_get(v.res.record, 0), "hostname")),
 	    "name.test");
-	va_result_clear(&res);
-	request(&req, IDENT_DNS, "name.test", CHAL_DNS01);
-	TH_CHECK(t, va_validate(va, &req, &res) == 0);
-	TH_CHECK(t, res.valid);
-	va_result_clear(&res);
-	req.key_authorization = "another";
-	TH_CHECK(t, va_validate(va, &req, &res) == 0);
+	va_result_clear(&v.res);
+	request(&v.req, IDENT_DNS, "name.test", CHAL_DNS01);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == 0);
+	TH_CHECK(t, v.res.valid);
+	va_result_clear(&v.res);
+	v.req.key_authorization = "another";
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == 0);
 	TH_CHECK(t,
-	    !res.valid && res.prob != NULL &&
-		res.prob->type == PROB_INCORRECT_RESPONSE);
-	va_result_clear(&res);
-	va_free(va);
-out:
-	va_config_clear(&cfg);
+	    !v.res.valid && v.res.prob != NULL &&
+		v.res.prob->type == PROB_INCORRECT_RESPONSE);
+	va_result_clear(&v.res);
+	vt_down(&v);
 }
 
 TH_TEST(test_512_in_flight)
 {
-	struct va_config cfg;
-	struct va_request req;
+	struct vt v;
 	struct counter c;
 	struct problem *p = NULL;
-	struct va *va;
-	char err[256];
 	int i, n = 512;
 	int64_t t0;
 
-	config(&cfg, P_HTTP, 10000);
-	va = va_new(&cfg, NULL, err, sizeof(err));
-	TH_CHECK(t, va != NULL);
-	if (va == NULL)
-		goto out;
-	memset(&c, 0, sizeof(c));
-	pthread_mutex_init(&c.mu, NULL);
-	pthread_cond_init(&c.cv, NULL);
-	c.va = va;
-	c.inflight_target = n;
-	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
+	if (vt_up(t, &v, P_HTTP, 10000, NULL) != 0)
+		return;
+	counter_init(&c, v.va, n);
+	request(&v.req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	t0 = time_mono_ms();
 	for (i = 0; i < n; i++)
-		TH_CHECK(
-		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
-	pthread_mutex_lock(&c.mu);
-	while (c.inflight_target > 0)
-		pthread_cond_wait(&c.cv, &c.mu);
-	pthread_mutex_unlock(&c.mu);
+		TH_CHECK(t,
+		    va_validate_async(v.va, &v.req, count_done, &c, &p) == 0);
+	counter_wait(&c);
 	fprintf(stderr, "  512 validations in %lld ms\n",
 	    (long long)(time_mono_ms() - t0));
 	TH_CHECK(t, c.done == n && c.valid == n);
-	TH_CHECK(t, va_inflight(va) == 0);
-	va_free(va);
-	pthread_cond_destroy(&c.cv);
-	pthread_mutex_destroy(&c.mu);
-out:
-	va_config_clear(&cfg);
+	TH_CHECK(t, va_inflight(v.va) == 0);
+	vt_down(&v);
+	counter_clear(&c);
 }
 
 TH_TEST(test_silent_server_times_out)
 {
-	struct va_config cfg;
-	struct va_request req;
-	struct va_result res;
-	struct va *va;
-	char err[256];
+	struct vt v;
 	int64_t t0;
 
-	config(&cfg, P_SILENT, 700);
-	va = va_new(&cfg, NULL, err, sizeof(err));
-	TH_CHECK(t, va != NULL);
-	if (va == NULL)
-		goto out;
-	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
+	if (vt_up(t, &v, P_SILENT, 700, NULL) != 0)
+		return;
+	request(&v.req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	t0 = time_mono_ms();
-	TH_CHECK(t, va_validate(va, &req, &res) == 0);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == 0);
 	TH_CHECK(t, time_mono_ms() - t0 < 2000);
 	TH_CHECK(t,
-	    !res.valid && res.prob != NULL &&
-		res.prob->type == PROB_CONNECTION);
+	    !v.res.valid && v.res.prob != NULL &&
+		v.res.prob->type == PROB_CONNECTION);
 	TH_CHECK(t,
-	    res.prob &&
-		strstr(res.prob->detail,
+	    v.res.prob &&
+		strstr(v.res.prob->detail,
 		    "Timeout after "
 		    "connect") != NULL);
-	va_result_clear(&res);
-	va_free(va);
-out:
-	va_config_clear(&cfg);
+	va_result_clear(&v.res);
+	vt_down(&v);
 }
 
 /*
@@ -482,72 +532,43 @@ out:
  */
 TH_TEST(test_refused_connection_retried_then_fails)
 {
-	struct va_config cfg;
-	struct va_request req;
-	struct va_result res;
-	struct va *va;
-	char err[256];
+	struct vt v;
 	json_t *att;
 	int64_t t0;
 
-	config(&cfg, P_CLOSED, 10000);
-	cfg.connect_retries = 3;
-	va = va_new(&cfg, NULL, err, sizeof(err));
-	TH_CHECK(t, va != NULL);
-	if (va == NULL)
-		goto out;
-	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
+	if (vt_up(t, &v, P_CLOSED, 10000, NULL) != 0)
+		return;
+	v.cfg.connect_retries = 3;
+	request(&v.req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	t0 = time_mono_ms();
-	TH_CHECK(t, va_validate(va, &req, &res) == 0);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == 0);
 	/* 250 + 500 + 1000 ms of backoff, far below the 10 s deadline */
 	TH_CHECK(t, time_mono_ms() - t0 >= 1750);
 	TH_CHECK(t, time_mono_ms() - t0 < 8000);
 	TH_CHECK(t,
-	    !res.valid && res.prob != NULL &&
-		res.prob->type == PROB_CONNECTION);
+	    !v.res.valid && v.res.prob != NULL &&
+		v.res.prob->type == PROB_CONNECTION);
 	TH_CHECK(t,
-	    res.prob != NULL && res.prob->detail != NULL &&
-		strstr(res.prob->detail, "refused") != NULL);
-	att = json_object_get(json_array_get(res.record, 0), "attempts");
+	    v.res.prob != NULL && v.res.prob->detail != NULL &&
+		strstr(v.res.prob->detail, "refused") != NULL);
+	att = json_object_get(json_array_get(v.res.record, 0), "attempts");
 	TH_CHECK(t, json_array_size(att) == 3);
 	TH_CHECK(t,
-	    strstr(json_string_value(json_object_get(
-		       json_array_get(att, 0), "error")),
+	    strstr(json_string_value(
+		       json_object_get(json_array_get(att, 0), "error")),
 		"refused") != NULL);
-	va_result_clear(&res);
+	va_result_clear(&v.res);
 	/* connect_retries 0: one attempt, no record of retries */
-	cfg.connect_retries = 0;
+	v.cfg.connect_retries = 0;
 	t0 = time_mono_ms();
-	TH_CHECK(t, va_validate(va, &req, &res) == 0);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == 0);
 	TH_CHECK(t, time_mono_ms() - t0 < 1000);
-	TH_CHECK(t, !res.valid && res.prob != NULL);
+	TH_CHECK(t, !v.res.valid && v.res.prob != NULL);
 	TH_CHECK(t,
-	    json_object_get(json_array_get(res.record, 0), "attempts") ==
+	    json_object_get(json_array_get(v.res.record, 0), "attempts") ==
 		NULL);
-	va_result_clear(&res);
-	va_free(va);
-out:
-	va_config_clear(&cfg);
-}
-
-struct late_wait {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int done;
-	struct va_result res;
-};
-
-static void
-late_done(void *arg, struct va_result *res)
-{
-	struct late_wait *w = arg;
-
-	pthread_mutex_lock(&w->mu);
-	w->res = *res;
-	memset(res, 0, sizeof(*res));
-	w->done = 1;
-	pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	va_result_clear(&v.res);
+	vt_down(&v);
 }
 
 /*
@@ -557,29 +578,25 @@ late_done(void *arg, struct va_result *res)
  */
 TH_TEST(test_listener_started_late_is_reached_by_a_retry)
 {
-	struct va_config cfg;
-	struct va_request req;
+	struct vt v;
 	struct metrics *m = metrics_new();
 	struct responder *late = NULL;
-	struct late_wait w;
+	struct counter w;
 	struct problem *p = NULL;
-	struct va *va;
-	char err[256], *text;
+	char *text;
 	int64_t deadline;
 	json_t *att;
 	int retried = 0;
 
-	memset(&w, 0, sizeof(w));
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	config(&cfg, P_LATE, 10000);
-	cfg.connect_retries = 3;
-	va = va_new(&cfg, m, err, sizeof(err));
-	TH_CHECK(t, va != NULL);
-	if (va == NULL)
-		goto out;
-	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
-	TH_CHECK(t, va_validate_async(va, &req, late_done, &w, &p) == 0);
+	if (vt_up(t, &v, P_LATE, 10000, m) != 0) {
+		metrics_free(m);
+		return;
+	}
+	v.cfg.connect_retries = 3;
+	counter_init(&w, NULL, 1);
+	w.keep = 1;
+	request(&v.req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
+	TH_CHECK(t, va_validate_async(v.va, &v.req, count_done, &w, &p) == 0);
 	problem_free(p);
 	/* wait (bounded) for the first refusal to be counted */
 	deadline = time_mono_ms() + 5000;
@@ -594,99 +611,74 @@ TH_TEST(test_listener_started_late_is_reached_by_a_retry)
 	TH_CHECK(t, retried);
 	late = responder_start(P_LATE, 0);
 	TH_CHECK(t, late != NULL);
-	pthread_mutex_lock(&w.mu);
-	while (!w.done)
-		pthread_cond_wait(&w.cv, &w.mu);
-	pthread_mutex_unlock(&w.mu);
-	TH_CHECK(t, w.res.valid);
-	att = json_object_get(json_array_get(w.res.record, 0), "attempts");
+	counter_wait(&w);
+	TH_CHECK(t, w.done == 1 && w.valid == 1 && w.kept.valid);
+	att = json_object_get(json_array_get(w.kept.record, 0), "attempts");
 	TH_CHECK(t, json_array_size(att) >= 1);
-	va_result_clear(&w.res);
-	va_free(va);
-out:
+	va_result_clear(&w.kept);
+	vt_down(&v);
 	responder_stop(late);
 	metrics_free(m);
-	pthread_cond_destroy(&w.cv);
-	pthread_mutex_destroy(&w.mu);
-	va_config_clear(&cfg);
+	counter_clear(&w);
 }
 
 TH_TEST(test_free_with_validations_in_flight)
 {
-	struct va_config cfg;
-	struct va_request req;
+	struct vt v;
 	struct counter c;
 	struct problem *p = NULL;
-	struct va *va;
-	char err[256];
 	int i;
 
-	config(&cfg, P_SILENT, 30000);
-	va = va_new(&cfg, NULL, err, sizeof(err));
-	TH_CHECK(t, va != NULL);
-	if (va == NULL)
-		goto out;
-	memset(&c, 0, sizeof(c));
-	pthread_mutex_init(&c.mu, NULL);
-	pthread_cond_init(&c.cv, NULL);
-	c.va = va;
-	request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
+	if (vt_up(t, &v, P_SILENT, 30000, NULL) != 0)
+		return;
+	counter_init(&c, v.va, 0);
+	request(&v.req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	for (i = 0; i < 20; i++)
-		TH_CHECK(
-		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
+		TH_CHECK(t,
+		    va_validate_async(v.va, &v.req, count_done, &c, &p) == 0);
 	/* and some still waiting for DNS (the resolver never answers) */
-	request(&req, IDENT_DNS, "pending.silent.test", CHAL_DNS01);
+	request(&v.req, IDENT_DNS, "pending.silent.test", CHAL_DNS01);
 	for (i = 0; i < 5; i++)
-		TH_CHECK(
-		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
-	request(&req, IDENT_DNS, "pending.silent.test", CHAL_HTTP01);
+		TH_CHECK(t,
+		    va_validate_async(v.va, &v.req, count_done, &c, &p) == 0);
+	request(&v.req, IDENT_DNS, "pending.silent.test", CHAL_HTTP01);
 	for (i = 0; i < 5; i++)
-		TH_CHECK(
-		    t, va_validate_async(va, &req, count_done, &c, &p) == 0);
+		TH_CHECK(t,
+		    va_validate_async(v.va, &v.req, count_done, &c, &p) == 0);
 	usleep(200000);
-	TH_CHECK(t, va_inflight(va) == 30);
-	va_free(va);
+	TH_CHECK(t, va_inflight(v.va) == 30);
+	va_free(v.va);
 	TH_CHECK(t, c.done == 30);
 	TH_CHECK(t, c.unavailable == 30);
-	pthread_cond_destroy(&c.cv);
-	pthread_mutex_destroy(&c.mu);
-out:
-	va_config_clear(&cfg);
+	counter_clear(&c);
+	va_config_clear(&v.cfg);
 }
 
 TH_TEST(test_bad_requests)
 {
-	struct va_config cfg;
-	struct va_request req;
-	struct va_result res;
-	struct va *va;
-	char err[256];
+	struct vt v;
 
-	config(&cfg, P_HTTP, 2000);
-	va = va_new(&cfg, NULL, err, sizeof(err));
-	TH_CHECK(t, va != NULL);
-	if (va == NULL)
-		goto out;
-	request(&req, IDENT_IP, "127.0.0.1", CHAL_DNS01);
-	TH_CHECK(t, va_validate(va, &req, &res) == -1);
-	TH_CHECK(t, res.prob && res.prob->type == PROB_MALFORMED);
-	va_result_clear(&res);
-	request(&req, IDENT_IP, "300.1.1.1", CHAL_HTTP01);
-	TH_CHECK(t, va_validate(va, &req, &res) == -1);
-	va_result_clear(&res);
-	request(&req, IDENT_DNS, "", CHAL_HTTP01);
-	TH_CHECK(t, va_validate(va, &req, &res) == -1);
-	va_result_clear(&res);
-	request(&req, IDENT_DNS, "UPPER.test", CHAL_HTTP01);
-	TH_CHECK(t, va_validate(va, &req, &res) == -1);
-	TH_CHECK(t, res.prob && strstr(res.prob->detail, "normalised") != NULL);
-	va_result_clear(&res);
-	request(&req, IDENT_DNS, "a..test", CHAL_DNS01);
-	TH_CHECK(t, va_validate(va, &req, &res) == -1);
-	va_result_clear(&res);
-	va_free(va);
-out:
-	va_config_clear(&cfg);
+	if (vt_up(t, &v, P_HTTP, 2000, NULL) != 0)
+		return;
+	request(&v.req, IDENT_IP, "127.0.0.1", CHAL_DNS01);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == -1);
+	TH_CHECK(t, v.res.prob && v.res.prob->type == PROB_MALFORMED);
+	va_result_clear(&v.res);
+	request(&v.req, IDENT_IP, "300.1.1.1", CHAL_HTTP01);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == -1);
+	va_result_clear(&v.res);
+	request(&v.req, IDENT_DNS, "", CHAL_HTTP01);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == -1);
+	va_result_clear(&v.res);
+	request(&v.req, IDENT_DNS, "UPPER.test", CHAL_HTTP01);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == -1);
+	TH_CHECK(
+	    t, v.res.prob && strstr(v.res.prob->detail, "normalised") != NULL);
+	va_result_clear(&v.res);
+	request(&v.req, IDENT_DNS, "a..test", CHAL_DNS01);
+	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == -1);
+	va_result_clear(&v.res);
+	vt_down(&v);
 }
 
 /* ---------------------------------------------------------------- bench */
@@ -742,11 +734,7 @@ bench(int argc, char **argv)
 		long peak = 0;
 		double secs;
 
-		memset(&c, 0, sizeof(c));
-		pthread_mutex_init(&c.mu, NULL);
-		pthread_cond_init(&c.cv, NULL);
-		c.va = va;
-		c.inflight_target = n;
+		counter_init(&c, va, n);
 		t0 = time_mono_ms();
 		c.stop_at = t0 + 3000;
 		request(&req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
@@ -775,8 +763,7 @@ bench(int argc, char **argv)
 		       "rate=%.0f/s peak_rss=%ld KiB\n",
 		    n, c.done, c.valid, c.done / secs, peak);
 		fflush(stdout);
-		pthread_cond_destroy(&c.cv);
-		pthread_mutex_destroy(&c.mu);
+		counter_clear(&c);
 	}
 	va_free(va);
 	va_config_clear(&cfg);
