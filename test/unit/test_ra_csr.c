@@ -136,23 +136,20 @@ rsa_public(const BIGNUM *n)
 static EVP_PKEY *
 weak_small_prime_key(void)
 {
-	BIGNUM *p = NULL, *q = NULL, *n = BN_new();
+	BIGNUM *n = BN_new();
 	BN_CTX *ctx = BN_CTX_new();
 	EVP_PKEY *k = NULL;
 	int i;
 
 	for (i = 0; i < 50 && k == NULL; i++) {
-		BN_free(p);
-		BN_free(q);
-		p = prime_bits(1019);
-		q = prime_bits(1020);
+		BIGNUM *p = prime_bits(1019), *q = prime_bits(1020);
+
 		BN_mul(n, p, q, ctx);
-		BN_mul_word(n, 751);
-		if (BN_num_bits(n) == 2048)
+		BN_clear_free(p);
+		BN_clear_free(q);
+		if (BN_mul_word(n, 751) == 1 && BN_num_bits(n) == 2048)
 			k = rsa_public(n);
 	}
-	BN_free(p);
-	BN_free(q);
 	BN_free(n);
 	BN_CTX_free(ctx);
 	return k;
