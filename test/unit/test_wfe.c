@@ -561,10 +561,9 @@ parse_cfg(const char *text, struct wfe_config *cfg, char *err, size_t n)
 
 TH_TEST(test_config)
 {
-	/* members after base_url and CLIENTS that make the config refused,
-	 * and what the error must name (NULL: not looked at) */
 	static const struct {
-		const char *members, *names;
+		const char *members; /* after base_url and CLIENTS: refused */
+		const char *names;   /* in the error (NULL: not looked at) */
 	} refused[] = {
 	    {",\"bogus\":1", "bogus"},
 	    {",\"nonce\":{\"prefix\":\"bad/prefix\"}", "nonce.prefix"},
