@@ -275,11 +275,37 @@ class Va:
         penv.update(env or {})
         self.proc = subprocess.Popen([VA_BIN, "--config", path], env=penv,
                                      stdout=self.log, stderr=subprocess.STDOUT)
+        self.debug_port = debug_port
         wait_port(debug_port)
-        end = time.time() + 10
+        end = time.time() + 60
         while not os.path.exists(self.sock) and time.time() < end:
             time.sleep(0.05)
         self.rpc = RpcClient("unix:" + self.sock, timeout=30)
+
+    def seconds(self):
+        """(seconds, validations) this VA counted so far, every type and
+        result (anvil_va_validation_duration_seconds _sum and _count): its
+        own time from start to result, without the RPC round trip and the
+        test's scheduling, which a busy machine stretches."""
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.debug_port,
+                                    timeout=30) as r:
+            text = r.read().decode()
+        secs = n = 0.0
+        for line in text.splitlines():
+            if line.startswith("anvil_va_validation_duration_seconds_sum{"):
+                secs += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("anvil_va_validation_duration_seconds_count{"):
+                n += float(line.rsplit(" ", 1)[1])
+        return secs, n
+
+    def timed(self, fn, count=1):
+        """fn()'s result and the seconds this VA spent on the `count`
+        validations fn made (checked: exactly that many)."""
+        s0, n0 = self.seconds()
+        out = fn()
+        s1, n1 = self.seconds()
+        assert n1 - n0 == count, (n0, n1)
+        return out, s1 - s0
 
     def validate(self, ident, chal, token, ka, ident_type="dns", **kw):
         p = {"identifier": {"type": ident_type, "value": ident},
@@ -501,9 +527,8 @@ def test_http01_oversized_body(env):
 
 def test_http01_slow_server_times_out(env):
     ROUTES.set(chal_path("slow"), 200, b"slow.thumb", delay=6)
-    t0 = time.time()
-    r = env["main"].validate("slow.test", "http-01", "slow", "slow.thumb")
-    assert time.time() - t0 < 5.5
+    r, took = env["main"].timed(lambda: env["main"].validate("slow.test", "http-01", "slow", "slow.thumb"))
+    assert took < 5.5, took  # the VA's 3 s, not the server's 6 s
     assert_problem(r, "connection", "Timeout after connect", "slow.test")
 
 
@@ -587,9 +612,7 @@ def test_http01_blackholed_ipv6_falls_back_to_ipv4_in_time(env):
         time.sleep(0.3)
         mgmt("add-aaaa", {"host": "hole.test", "addresses": ["::1"]})
         ROUTES.set(chal_path("hole"), 200, b"hole.thumb")
-        t0 = time.time()
-        r = v.validate("hole.test", "http-01", "hole", "hole.thumb")
-        el = time.time() - t0
+        r, el = v.timed(lambda: v.validate("hole.test", "http-01", "hole", "hole.thumb"))
         assert r["status"] == "valid", r
         assert r["validation_record"][0]["address_used"] == "127.0.0.1"
         assert r["validation_record"][0]["addresses_tried"] == ["::1"]
@@ -674,13 +697,12 @@ def test_http01_dns_timeout(env):
 
 def test_caller_deadline_shortens_the_validation(env):
     ROUTES.set(chal_path("dl"), 200, b"dl.thumb", delay=4)
-    t0 = time.time()
-    r = env["main"].rpc.call("va.validate", {
+    r, took = env["main"].timed(lambda: env["main"].rpc.call("va.validate", {
         "identifier": {"type": "dns", "value": "dl.test"},
         "challenge": {"type": "http-01", "token": "dl"},
         "key_authorization": "dl.thumb"},
-        deadline_ms=int(time.time() * 1000) + 1200)
-    assert time.time() - t0 < 2.5
+        deadline_ms=int(time.time() * 1000) + 1200))
+    assert took < 2.5, took  # the caller's 1.2 s, not the VA's 3 s
     assert_problem(r, "connection", "Timeout after connect")
 
 
@@ -740,9 +762,8 @@ def test_dns01_no_txt(env):
 
 
 def test_dns01_timeout(env):
-    t0 = time.time()
-    r = env["silent"].validate("quiet.test", "dns-01", "t", "q.t")
-    assert time.time() - t0 < 4
+    r, took = env["silent"].timed(lambda: env["silent"].validate("quiet.test", "dns-01", "t", "q.t"))
+    assert took < 4, took
     assert_problem(r, "dns", "timed out", "_acme-challenge.quiet.test")
 
 
@@ -989,10 +1010,10 @@ def test_sleep_knob_from_pebble_env_var(env):
     v = Va(env["tmp"], "va-sleep", 21313, test={"always_valid": True},
            env={"PEBBLE_VA_SLEEPTIME": "1"})
     try:
-        t0 = time.time()
-        for i in range(10):
-            assert v.validate("s%d.test" % i, "http-01", "t", "t.t")["status"] == "valid"
-        el = time.time() - t0
+        def ten():
+            for i in range(10):
+                assert v.validate("s%d.test" % i, "http-01", "t", "t.t")["status"] == "valid"
+        _, el = v.timed(ten, count=10)
         assert 0.5 < el < 10.5, el
     finally:
         stop_clean(v)
@@ -1023,8 +1044,9 @@ def test_many_validations_in_flight(env):
     for t in ts:
         t.join()
     # 24 one-second responses finish together, not one after another
-    # (24 s); the margin is for a loaded CI host.
-    assert time.time() - t0 < 5, time.time() - t0
+    # (24 s): half of that proves they overlap, with room for a loaded
+    # host (a 2-core machine at load 20 took 6.6 s here).
+    assert time.time() - t0 < 12, time.time() - t0
     assert not errs and results == ["valid"] * 24
 
 
