@@ -116,13 +116,27 @@ def wait_status(w, key, kid, want, timeout):
 
 def test_cached_kid_lookup_skips_the_sa(env, wfe1):
     k, kid = a.new_account(wfe1)
-    assert get_account(wfe1, k, kid).status_code == 200
-    before = sa_get_account_calls(env)
-    for _ in range(5):
+    # The entry is filled by the first request and lives TTL_S: the five
+    # that follow prove the cache only when all of them end within TTL_S of
+    # the start of the filling one. A busy machine can stretch six requests
+    # (each a nonce and a TLS round trip) past 2 s: then the window proved
+    # nothing (the entry may have expired and been read again, rightly) and
+    # is taken again, a bounded number of times.
+    for _ in range(10):
+        t0 = time.monotonic()
         assert get_account(wfe1, k, kid).status_code == 200
+        before = sa_get_account_calls(env)
+        for _ in range(5):
+            assert get_account(wfe1, k, kid).status_code == 200
+        took = time.monotonic() - t0
+        after = sa_get_account_calls(env)
+        if took < TTL_S:
+            break
+    else:
+        pytest.fail("never 6 requests within the %.0fs ttl" % TTL_S)
     # RFC 8555 §6.2: every request is still a JWS verified against the
     # account key; only the look-up of that key is served from memory.
-    assert sa_get_account_calls(env) == before
+    assert after == before
     r = wfe1.post(wfe1.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "c.cache.test"}]},
                   a.Key(), kid=kid)
     assert r.status_code in (400, 401, 403), r.text
