@@ -128,7 +128,7 @@ def finish_loadgen(p):
     return json.loads(out)
 
 
-def wait_restarted(env, svc, old_pid, timeout=30):
+def wait_restarted(env, svc, old_pid, timeout=120):
     end = time.time() + timeout
     while time.time() < end:
         pid = env.pid_of(svc)
@@ -142,11 +142,11 @@ def wait_restarted(env, svc, old_pid, timeout=30):
     raise AssertionError("%s was not restarted within %ds\n%s" % (svc, timeout, env.logs_tail()))
 
 
-def check_store(env, rec, settle_s=30, known_broken=False):
+def check_store(env, rec, settle_s=90, known_broken=False):
     """Database invariants. Work in flight when the check starts gets
     settle_s to end (recovery runs every few seconds, validations are
-    bounded by 10 s); whatever started before the check and is still
-    processing after that is stuck."""
+    bounded by 10 s; a busy machine stretches both); whatever started
+    before the check and is still processing after that is stuck."""
     t0 = a.psql(env, "SELECT now()")[0][0]
     end = time.time() + settle_s
     while True:
@@ -297,13 +297,15 @@ def test_no_challenge_left_processing(env):
     finally:
         srv.shutdown()
         srv.server_close()
-    end = time.time() + 12
+    # recovery (recover_after 4 s) ends it within seconds; polled for 60 s
+    # so that a busy machine's slow sweeps do not count as stuck
+    end = time.time() + 60
     while time.time() < end:
         st = a.psql(env, "SELECT status FROM challenges WHERE id = %d" % a.id_of(ch["url"]))[0][0]
         if st != "processing":
             break
         time.sleep(1)
-    assert st != "processing", "challenge %s still processing 12 s after the database came back" % ch["url"]
+    assert st != "processing", "challenge %s still processing 60 s after the database came back" % ch["url"]
 
 
 def test_no_certificate_for_an_invalid_order(env):

@@ -1051,7 +1051,7 @@ def test_kill9_under_load_leaves_no_partial_writes(env, c):
     log = open(os.path.join(env.dir, "sa2.log"), "ab")
     proc = subprocess.Popen([SA_BIN, "--config", path], cwd=TOP, stdout=log, stderr=log)
     try:
-        deadline = time.time() + 20
+        deadline = time.time() + 60
         while not os.path.exists(sock2) and time.time() < deadline:
             time.sleep(0.05)
         a = new_account(c)
@@ -1078,7 +1078,16 @@ def test_kill9_under_load_leaves_no_partial_writes(env, c):
         ths = [threading.Thread(target=load, args=(i,)) for i in range(16)]
         for t in ths:
             t.start()
-        time.sleep(1.5)
+        # killed in the middle of the load: once both kinds of write have
+        # gone through (polled: a busy machine may take seconds to start
+        # the threads and the second server's connections), then 1 s more
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with lock:
+                if done["orders"] > 0 and done["certs"] > 0:
+                    break
+            time.sleep(0.05)
+        time.sleep(1)
         proc.kill()
         proc.wait(timeout=10)
         stop.set()
@@ -1137,18 +1146,28 @@ def test_postgres_restart_under_load(env, c):
         t.start()
     time.sleep(0.5)
     subprocess.run([PG, "stop", env.pgdir], check=True, capture_output=True)
-    time.sleep(1.5)
-    with lock:
-        during = stats["unavailable"]
-    try:
-        urllib.request.urlopen("http://127.0.0.1:%d/healthz" % DEBUG_PORT, timeout=5)
-        health_down = False
-    except urllib.error.HTTPError as e:
-        health_down = e.code == 503
+
+    def down():
+        """(retryable errors so far, /healthz said 503) once both are
+        seen, polled while PostgreSQL is down (a busy machine can take
+        seconds before the callers' next call)."""
+        with lock:
+            during = stats["unavailable"]
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/healthz" % DEBUG_PORT, timeout=5)
+            health = False
+        except urllib.error.HTTPError as e:
+            health = e.code == 503
+        return during, health
+    deadline = time.time() + 30
+    during, health_down = down()
+    while not (during > 0 and health_down) and time.time() < deadline:
+        time.sleep(0.2)
+        during, health_down = down()
     subprocess.run([PG, "start", env.pgdir], check=True, capture_output=True)
     with lock:
         ok_before = stats["ok"]
-    deadline = time.time() + 20
+    deadline = time.time() + 60
     while time.time() < deadline:
         with lock:
             if stats["ok"] > ok_before + 50:
