@@ -687,7 +687,7 @@ def test_wfe_refuses_world_readable_tls_key(env, tmp_path):
     cfg.pop("pki", None)
     path = tmp_path / "wfe-badkey.json"
     path.write_text(json.dumps(cfg))
-    rc, out = _run_service(env, "anvil-wfe", str(path), timeout=5)
+    rc, out = _run_service(env, "anvil-wfe", str(path), timeout=60)
     assert rc not in (None, 0), "the WFE started with a 0644 TLS key:\n" + out
 
 

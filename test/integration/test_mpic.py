@@ -363,7 +363,7 @@ def test_all_perspectives_corroborate(env, mesh):
                   result="corroborated") >= 1
 
 
-def wait_all_answered(env, perspectives, op, outcome, before, timeout=15):
+def wait_all_answered(env, perspectives, op, outcome, before, timeout=60):
     """Polls the metrics until every perspective counted one more answer."""
     end = time.time() + timeout
     while True:

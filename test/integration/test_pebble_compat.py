@@ -52,7 +52,7 @@ def links(r):
     return re.findall(r'<([^>]+)>;rel="alternate"', r.headers.get("Link", ""))
 
 
-def wait_for_log(env, pattern, timeout=10):
+def wait_for_log(env, pattern, timeout=60):
     end = time.time() + timeout
     while True:
         with open(env.log_path("wfe"), errors="replace") as f:

@@ -621,7 +621,7 @@ def test_revocation_paths(env, ra, sa):
     assert err_type(ra.call, "ra.revoke_by_account", {"account_id": a["id"], "der": der,
                                                       "reason": 0}) == "alreadyRevoked"
     # the CRL of the shard shows it within seconds
-    crl = wait_for(lambda: _crl_has(sa, c), timeout=10, what="CRL entry")
+    crl = wait_for(lambda: _crl_has(sa, c), timeout=60, what="CRL entry")
     assert crl
 
 

@@ -64,7 +64,7 @@ def launcher_start_s(env):
     """Stops env's launcher, starts it again on the same tree and database,
     returns the seconds to the ANVIL_ lines."""
     env.proc.send_signal(signal.SIGTERM)
-    env.proc.wait(timeout=30)
+    env.proc.wait(timeout=60)
     t0 = time.time()
     env.proc = subprocess.Popen([os.path.join(env.bin_dir, "anvil"), "run", "--config-dir", env.cfg_dir],
                                 env=env.env, cwd=anvil_env.TOP, stdout=subprocess.PIPE,
@@ -72,7 +72,8 @@ def launcher_start_s(env):
     buf = b""
     while b"ANVIL_MANAGEMENT=" not in buf:
         assert env.proc.poll() is None, env.logs_tail()
-        assert time.time() - t0 < 30, "no ANVIL_ lines after 30 s"
+        # AnvilEnv's own start allows 90 s on a busy machine
+        assert time.time() - t0 < 90, "no ANVIL_ lines after 90 s"
         r, _, _ = select.select([env.proc.stdout], [], [], 0.2)
         if r:
             buf += os.read(env.proc.stdout.fileno(), 65536)
@@ -126,7 +127,7 @@ def issued(cli, acct):
         states.append((time.time() - t0, o["status"]))
         if o["status"] != "processing":
             break
-        assert time.time() - t0 < 30
+        assert time.time() - t0 < 90, states
         time.sleep(0.2)
     assert o["status"] == "valid", o
     pem = cli.post(o["certificate"], None, key, kid=kid).text

@@ -143,7 +143,7 @@ def make_tls(d):
     return os.path.join(d, "tls.pem")
 
 
-def wait_port(port, proc, timeout=15):
+def wait_port(port, proc, timeout=60):
     end = time.time() + timeout
     while time.time() < end:
         if proc.poll() is not None:

@@ -265,7 +265,7 @@ def wait_for(pred, timeout=30, interval=0.2):
     return None
 
 
-def wait_port(port, timeout=10, proc=None, what="a server"):
+def wait_port(port, timeout=60, proc=None, what="a server"):
     """Waits until 127.0.0.1:port accepts a TCP connection; fails at once
     when proc (the server's Popen, optional) exits first."""
     end = time.time() + timeout

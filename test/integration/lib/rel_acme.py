@@ -128,7 +128,7 @@ def new_order(raw, key, kid, names=(), ips=()):
     return r.headers["Location"], r.json()
 
 
-def poll(raw, key, kid, url, want, timeout=30):
+def poll(raw, key, kid, url, want, timeout=60):
     end = time.time() + timeout
     while True:
         r = raw.post(url, None, key, kid=kid)
@@ -149,7 +149,7 @@ def ready_order(raw, key, kid, names=(), ips=(), chall_type="http-01"):
     return url, poll(raw, key, kid, url, ("ready",))
 
 
-def answer_authzs(raw, key, kid, order, chall_type="http-01", prepare=None, timeout=30):
+def answer_authzs(raw, key, kid, order, chall_type="http-01", prepare=None, timeout=60):
     """Answers one chall_type challenge of each authorization of order that
     is not valid yet and waits (timeout seconds each) until it is valid.
     prepare(authz, challenge), when given, runs before the answer (e.g. to
@@ -285,7 +285,7 @@ def stop_and_sanitizer_reports(env):
     return found
 
 
-def wait_restarted(env, svc, old_pid, timeout=60):
+def wait_restarted(env, svc, old_pid, timeout=120):
     """Waits until the launcher has restarted service svc (a new pid that
     answers /healthz on its debug port); returns the new pid."""
     end = time.time() + timeout

@@ -103,7 +103,7 @@ class SwTpm:
              "--ctrl", "type=unixio,path=" + self.sock + ".ctrl",
              "--flags", "not-need-init,startup-clear"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        end = time.time() + 15
+        end = time.time() + 60
         while not (os.path.exists(self.sock) and os.path.exists(self.sock + ".ctrl")):
             assert self.proc.poll() is None and time.time() < end, "swtpm did not start"
             time.sleep(0.05)
@@ -163,7 +163,7 @@ class SwTpm:
         body += struct.pack(">I", n_auth * len(pw)) + pw * n_auth + params
         cmd = struct.pack(">HII", 0x8002, 10 + len(body), cc) + body
         s = socket.socket(socket.AF_UNIX)
-        s.settimeout(10)
+        s.settimeout(60)
         s.connect(self.sock)
         s.sendall(cmd)
         resp = b""
