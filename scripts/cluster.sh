@@ -136,15 +136,26 @@ start_challtestsrv() {
 		-http01 "" -https01 "" -tlsalpn01 ""
 }
 
-leader() {
+leader_once() {
 	local db
 	for db in db1 db2 db3; do
-		if in_ns client curl -fsS -m 1 -o /dev/null "http://$(addr "$db"):8008/primary" 2>/dev/null; then
+		if in_ns client curl -fsS -m 3 -o /dev/null "http://$(addr "$db"):8008/primary" 2>/dev/null; then
 			echo "$db"
 			return 0
 		fi
 	done
 	return 1
+}
+
+# The primary, asked until one answers (up to ${1:-60} s): Patroni's REST API
+# can take seconds on a loaded machine, and a single miss (one slow answer,
+# a failover in progress) is not "no primary".
+leader() {
+	local end=$((SECONDS + ${1:-60}))
+	until leader_once; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.5
+	done
 }
 
 # Every PostgreSQL node answers QUERY on the anvil database with WANT.
@@ -175,7 +186,7 @@ schema_everywhere() {
 # Primary and one synchronous standby streaming.
 pg_ready() {
 	local l
-	l=$(leader) || return 1
+	l=$(leader_once) || return 1
 	in_ns client psql -h "$(addr "$l")" -U postgres -d postgres -qAtX \
 		-c "SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync'" | grep -q 1
 }
@@ -210,7 +221,7 @@ log_tails() {
 cmd_up() {
 	[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"
 	[ ! -e "$dir/prefix" ] || die "a cluster is already up in $dir (scripts/cluster.sh down first)"
-	local t0=$SECONDS p m db app svc
+	local t0=$SECONDS p m db app svc l
 	mkdir -p "$dir"
 	chmod 755 "$dir"
 	# pid and a random part: the namespaces outlive this process (a
@@ -234,9 +245,10 @@ cmd_up() {
 	start_patroni db1
 	start_patroni db2
 	start_patroni db3
-	wait_for 180 "a PostgreSQL primary" leader
+	wait_for 180 "a PostgreSQL primary" leader_once
 	wait_for 180 "a synchronous standby" pg_ready
-	in_ns client psql -h "$(addr "$(leader)")" -U postgres -d postgres -qAtX -c "CREATE DATABASE anvil" >/dev/null
+	l=$(leader) || die "no PostgreSQL primary answers"
+	in_ns client psql -h "$(addr "$l")" -U postgres -d postgres -qAtX -c "CREATE DATABASE anvil" >/dev/null
 	wait_for 120 "database anvil on every PostgreSQL node" db_everywhere
 	in_ns app1 "$BINDIR/anvil-sa" --config "$dir/app1/sa.json" --migrate >>"$dir/log/migrate.log" 2>&1 \
 		|| die "migration failed ($dir/log/migrate.log)"
@@ -310,7 +322,7 @@ cmd_status() {
 		done
 		if ip -n "${p}hub" link show "v$m" 2>/dev/null | grep -q ',UP'; then echo; else echo " [partitioned]"; fi
 	done
-	echo "PostgreSQL primary: $(leader || echo none)"
+	echo "PostgreSQL primary: $(leader 5 || echo none)"
 }
 
 cmd_kill() {

@@ -240,6 +240,21 @@ def phase(name, rec, directory, trust, event, undo=None, load_s=30, event_at=6, 
             "rate": report.get("rate"), "failures": report["failures"], "load": load}
 
 
+def primary(not_=None, secs=120):
+    """The PostgreSQL primary's name (db1..db3), asked until one answers
+    (and, with not_, until it is not that node): Patroni's REST API can
+    answer slowly on a loaded machine, and the old primary, started again
+    after its phase, may still be rejoining. "" when none within secs."""
+    end = time.time() + secs
+    while True:
+        name = cluster("leader").stdout.strip()
+        if name in ("db1", "db2", "db3") and name != not_:
+            return name
+        if time.time() > end:
+            return name
+        time.sleep(1)
+
+
 def duration_s(v):
     """Seconds of a config duration ("150s", "2m", "500ms")."""
     for unit, mul in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
@@ -344,7 +359,7 @@ def inner(directory, trust, out_json):
     check("baseline: the cluster issues", base["issued"] > 0, base)
     sample_crls()
 
-    leader = cluster("leader").stdout.strip()
+    leader = primary()
     check("a PostgreSQL primary is elected", leader in ("db1", "db2", "db3"), leader)
 
     def kill_leader():
@@ -355,7 +370,7 @@ def inner(directory, trust, out_json):
 
     numbers.append(phase("PostgreSQL primary %s lost" % leader, rec, directory, trust,
                          kill_leader, restart_leader, load_s=40))
-    new = cluster("leader").stdout.strip()
+    new = primary(not_=leader)
     check("another node became primary", new in ("db1", "db2", "db3") and new != leader, new)
 
     for machine, svc, port in (("app1", "wfe", 8105), ("app2", "ra", 8104), ("app1", "sa", 8101),
