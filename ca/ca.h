@@ -291,4 +291,16 @@ struct ca_ceremony_pkcs11 {
 int ca_ceremony_init_pkcs11(const char *dir,
     const struct ca_ceremony_pkcs11 *p, char *err, size_t errlen);
 
+/*
+ * Either ceremony (p NULL: software keys; p borrowed) with the
+ * intermediates' basicConstraints pathLenConstraint `pathlen` (0..
+ * CA_CEREMONY_MAX_PATHLEN) instead of 0: 1 lets an intermediate sign the
+ * CA certificates of a profile with tkauth_ca (RFC 9448 "ca": true) that a
+ * relying party can path-validate; the cross-signature keeps it. 0 or -1
+ * with err.
+ */
+#define CA_CEREMONY_MAX_PATHLEN 1
+int ca_ceremony_run(const char *dir, const struct ca_ceremony_pkcs11 *p,
+    int pathlen, char *err, size_t errlen);
+
 #endif /* ANVIL_CA_H */

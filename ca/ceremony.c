@@ -226,9 +226,11 @@ ca_issuers_alternate_roots(
 			struct ca_chain *ch;
 
 			iss = &is->list[k];
+			/* the cross keeps the intermediate's pathlen */
 			cross = make_ca_cert_named(NULL,
 			    X509_get_subject_name(iss->cert),
-			    X509_get0_pubkey(iss->cert), root, rk, 5, 0);
+			    X509_get0_pubkey(iss->cert), root, rk, 5,
+			    (int)X509_get_pathlen(iss->cert));
 			if (cross == NULL) {
 				snprintf(err, errlen,
 				    "alternate root %d: cross-signing %s "
@@ -299,6 +301,7 @@ static const char issuers_json[] =
 /* Where the ceremony's keys come from: software, or a token. */
 struct keysrc {
 	const struct ca_ceremony_pkcs11 *p; /* NULL: software keys */
+	int pathlen; /* the intermediates' pathLenConstraint */
 	struct ca_p11 *m;
 	struct ca_p11_key *keys[4];
 	char *members[4]; /* issuers.json member naming each key */
@@ -435,9 +438,11 @@ ceremony(const char *dir, struct keysrc *src, char *err, size_t errlen)
 		goto out;
 	if ((root = make_ca_cert(cn[0], rk, NULL, rk, 20, -1)) == NULL ||
 	    (root2 = make_ca_cert(cn[1], r2k, NULL, r2k, 20, -1)) == NULL ||
-	    (ie = make_ca_cert(cn[2], ek, root, rk, 5, 0)) == NULL ||
-	    (iex = make_ca_cert(cn[2], ek, root2, r2k, 5, 0)) == NULL ||
-	    (ir = make_ca_cert(cn[3], rsk, root, rk, 5, 0)) == NULL) {
+	    (ie = make_ca_cert(cn[2], ek, root, rk, 5, src->pathlen)) == NULL ||
+	    (iex = make_ca_cert(cn[2], ek, root2, r2k, 5, src->pathlen)) ==
+		NULL ||
+	    (ir = make_ca_cert(cn[3], rsk, root, rk, 5, src->pathlen)) ==
+		NULL) {
 		snprintf(err, errlen, "certificate signing failed");
 		goto out;
 	}
@@ -510,13 +515,7 @@ keysrc_clear(struct keysrc *src)
 int
 ca_ceremony_init(const char *dir, char *err, size_t errlen)
 {
-	struct keysrc src;
-	int ret;
-
-	memset(&src, 0, sizeof(src));
-	ret = ceremony(dir, &src, err, errlen);
-	keysrc_clear(&src);
-	return ret;
+	return ca_ceremony_run(dir, NULL, 0, err, errlen);
 }
 
 /* See ca.h. */
@@ -524,20 +523,39 @@ int
 ca_ceremony_init_pkcs11(const char *dir, const struct ca_ceremony_pkcs11 *p,
     char *err, size_t errlen)
 {
-	struct ca_p11_conf c = {p->module, p->token, p->pin_file, p->pin_env};
+	return ca_ceremony_run(dir, p, 0, err, errlen);
+}
+
+/* See ca.h. */
+int
+ca_ceremony_run(const char *dir, const struct ca_ceremony_pkcs11 *p,
+    int pathlen, char *err, size_t errlen)
+{
 	struct keysrc src;
 	int ret = -1;
 
 	memset(&src, 0, sizeof(src));
-	if (p->pin_file != NULL && p->pin_file[0] != '/') {
+	if (pathlen < 0 || pathlen > CA_CEREMONY_MAX_PATHLEN) {
+		snprintf(err, errlen,
+		    "intermediate pathlen must be 0..%d",
+		    CA_CEREMONY_MAX_PATHLEN);
+		return -1;
+	}
+	src.pathlen = pathlen;
+	if (p == NULL) {
+		ret = ceremony(dir, &src, err, errlen);
+	} else if (p->pin_file != NULL && p->pin_file[0] != '/') {
 		snprintf(err, errlen,
 		    "pin_file: give an absolute path (issuers.json records "
 		    "it)");
-		return -1;
+	} else {
+		struct ca_p11_conf c = {
+		    p->module, p->token, p->pin_file, p->pin_env};
+
+		src.p = p;
+		if ((src.m = ca_p11_open(&c, err, errlen)) != NULL)
+			ret = ceremony(dir, &src, err, errlen);
 	}
-	src.p = p;
-	if ((src.m = ca_p11_open(&c, err, errlen)) != NULL)
-		ret = ceremony(dir, &src, err, errlen);
 	keysrc_clear(&src);
 	return ret;
 }

@@ -275,6 +275,23 @@ check_ca(const struct profile *p, X509_REQ *csr)
 	return NULL;
 }
 
+/*
+ * A CA certificate under an intermediate with pathLenConstraint 0 would
+ * never path-validate (RFC 5280 §4.2.1.9: no CA may follow it): NULL, or a
+ * new badCSR problem naming the fix.
+ */
+static struct problem *
+check_ca_issuer(const struct ca_issuer *is, const struct profile *p)
+{
+	if (X509_get_pathlen(is->cert) != 0)
+		return NULL;
+	return problem_new(PROB_BAD_CSR,
+	    "issuer %s (pathLenConstraint 0) cannot certify a CA "
+	    "certificate; this CA needs an intermediate made with "
+	    "`anvil-admin ca init --intermediate-pathlen 1` for profile %s",
+	    is->name, p->name);
+}
+
 /* Lint-signs, lints, real-signs and compares. Returns the real cert. */
 static X509 *
 sign_linted(struct ca *ca, const struct ca_tbs *t, const json_t *ids,
@@ -527,6 +544,8 @@ ca_issue(struct ca *ca, const struct ca_issue_req *req, struct ca_issued *out,
 		goto out;
 	}
 	if (choose_issuer(ca, p, req, kt, now, &t, prob) != 0)
+		goto out;
+	if (req->ca && (*prob = check_ca_issuer(t.issuer, p)) != NULL)
 		goto out;
 	t.pubkey = pub;
 	t.spki = X509_REQ_get_X509_PUBKEY(csr);

@@ -23,7 +23,9 @@ if [ -x "$BINDIR/anvil-sa" ]; then
 fi
 
 if [ ! -e "$var/pki/root.key" ] && [ -x "$BINDIR/anvil-admin" ]; then
-	"$BINDIR/anvil-admin" ca init --dir "$var/pki" >>"$var/log/ceremony.log" 2>&1 \
+	# pathlen 1: the dev profiles include stir-ca, whose STIR CA certificates
+	# (RFC 9448 "ca": true) must path-validate under the intermediate
+	"$BINDIR/anvil-admin" ca init --dir "$var/pki" --intermediate-pathlen 1 >>"$var/log/ceremony.log" 2>&1 \
 		|| { echo "bootstrap: anvil-admin ca init failed; see $var/log/ceremony.log" >&2; tail -n 5 "$var/log/ceremony.log" >&2; exit 1; }
 fi
 

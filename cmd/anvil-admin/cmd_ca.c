@@ -12,7 +12,7 @@
 int
 admin_ca_init(struct admin_ctx *ctx, int argc, char **argv)
 {
-	const char *dir = "var/pki";
+	const char *dir = "var/pki", *pathlen_s = "0";
 	struct ca_ceremony_pkcs11 p = {0};
 	int use_p11 = 0;
 	const struct admin_opt opts[] = {
@@ -23,6 +23,7 @@ admin_ca_init(struct admin_ctx *ctx, int argc, char **argv)
 	    {"--pin-file", .str = &p.pin_file},
 	    {"--pin-env", .str = &p.pin_env},
 	    {"--label-prefix", .str = &p.label_prefix},
+	    {"--intermediate-pathlen", .str = &pathlen_s},
 	    {"--pin",
 		.refused = "the PIN never goes on the command line (ps "
 			   "shows it): use --pin-file or --pin-env"},
@@ -30,10 +31,15 @@ admin_ca_init(struct admin_ctx *ctx, int argc, char **argv)
 	};
 	char err[1024];
 	json_t *o;
-	int r, rc;
+	int r, rc, pathlen;
 
 	if ((rc = admin_parse_opts(ctx, argc, argv, opts)) >= 0)
 		return rc;
+	if (strlen(pathlen_s) != 1 || pathlen_s[0] < '0' ||
+	    pathlen_s[0] > '0' + CA_CEREMONY_MAX_PATHLEN)
+		return admin_usage_error(ctx, "--intermediate-pathlen is 0..%d",
+		    CA_CEREMONY_MAX_PATHLEN);
+	pathlen = pathlen_s[0] - '0';
 	if (!use_p11 && (p.module || p.token || p.pin_file || p.pin_env ||
 			    p.label_prefix))
 		return admin_usage_error(ctx,
@@ -52,12 +58,14 @@ admin_ca_init(struct admin_ctx *ctx, int argc, char **argv)
 		    use_p11 ? " in the token" : "", dir);
 		return 0;
 	}
-	r = use_p11 ? ca_ceremony_init_pkcs11(dir, &p, err, sizeof(err))
-		    : ca_ceremony_init(dir, err, sizeof(err));
+	r = ca_ceremony_run(
+	    dir, use_p11 ? &p : NULL, pathlen, err, sizeof(err));
 	if (r != 0)
 		return admin_fail(ctx, "%s", err);
-	log_audit(NULL, "ca-init", "admin=\"%s\" dir=%s%s%s result=ok",
-	    ctx->who, dir, use_p11 ? " token=" : "", use_p11 ? p.token : "");
+	log_audit(NULL, "ca-init",
+	    "admin=\"%s\" dir=%s%s%s intermediate_pathlen=%d result=ok",
+	    ctx->who, dir, use_p11 ? " token=" : "", use_p11 ? p.token : "",
+	    pathlen);
 	if (ctx->json) {
 		o = json_pack("{s:s, s:[s,s,s,s,s,s,s], s:b}", "dir", dir,
 		    "files", "root.pem", "root2.pem", "int-ecdsa.pem",

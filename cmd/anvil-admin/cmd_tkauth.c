@@ -276,7 +276,7 @@ admin_tkauth_token(struct admin_ctx *ctx, int argc, char **argv)
 	    {"--tnauthlist", .str = &o.tnauthlist},
 	    {"--account", .str = &o.account},
 	    {"--account-key", .str = &o.account_key},
-	    {"--ca", .flag = &o.ca},
+	    {"--allow-ca", .flag = &o.ca},
 	    {"--ttl", .str = &o.ttl},
 	    {"--iss", .str = &o.iss},
 	    {"--key", .str = &o.key},

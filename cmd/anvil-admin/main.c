@@ -43,7 +43,8 @@ static const struct admin_cmd commands[] = {
     {"eab revoke", admin_eab_revoke, "KID  revoke an unused EAB key"},
     {"ca init", admin_ca_init,
 	"[--dir var/pki] [--pkcs11 --module SO --token LABEL "
-	"(--pin-file F | --pin-env VAR) [--label-prefix P]]  create roots, "
+	"(--pin-file F | --pin-env VAR) [--label-prefix P]] "
+	"[--intermediate-pathlen 0|1]  create roots, "
 	"intermediates, a cross-sign, roots.pem and issuers.json (never "
 	"overwrites; --pkcs11: keys generated in the token)"},
     {"db migrate", admin_db_migrate,
@@ -65,7 +66,7 @@ static const struct admin_cmd commands[] = {
 	"[--issuer ID] [--shard N]  sign and store CRLs now (all shards "
 	"of all issuers by default)"},
     {"tkauth token", admin_tkauth_token,
-	"--tnauthlist VALUE (--account ID|URL | --account-key FILE) [--ca] "
+	"--tnauthlist VALUE (--account ID|URL | --account-key FILE) [--allow-ca] "
 	"[--ttl 10m] [--iss URL] [--key F --chain F]  mint an RFC 9448 "
 	"Authority Token for tkauth-01 with the development Token "
 	"Authority"},

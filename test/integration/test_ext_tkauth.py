@@ -13,6 +13,7 @@ profile and names tkauth-01 in policy.challenges.
 Ports: AnvilEnv base 28900 (WFE 28931).
 """
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -301,16 +302,35 @@ def test_csr_with_another_tnauthlist_is_refused(world):
     ra.problem(r, 400, "badCSR")
 
 
+def admin_token(env, *args):
+    """`anvil-admin tkauth token` with this env's admin.json (whose
+    tkauth_key / tkauth_chain name the bootstrapped Token Authority)."""
+    p = subprocess.run([os.path.join(env.bin_dir, "anvil-admin"), "tkauth", "token", "--json",
+                        "--config", os.path.join(env.cfg_dir, "admin.json")] + list(args),
+                       capture_output=True, text=True, timeout=60, cwd=anvil_env.TOP, env=env.env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(p.stdout)
+
+
+def finalize(w, key, kid, url, order, csr):
+    r = w["raw"].post(order["finalize"], {"csr": ra.b64(csr)}, key, kid=kid)
+    assert r.status_code == 200, r.text
+    done = ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))
+    assert done["status"] == "valid", done
+    pem = w["raw"].post(done["certificate"], None, key, kid=kid).text
+    return pem_certs(pem.encode())
+
+
 # ------------------------------------------------ "ca": true (RFC 9448)
 
-def stir_csr(der, ca):
+def stir_csr(der, ca, key=None):
     """A CSR with the TNAuthList extension; ca True/False: basicConstraints
     with that cA, None: no basicConstraints (an end-entity request)."""
     b = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
          .add_extension(x509.UnrecognizedExtension(TNAUTHLIST_OID, der), critical=False))
     if ca is not None:
         b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    return b.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()).public_bytes(
+    return b.sign(key or ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()).public_bytes(
         serialization.Encoding.DER)
 
 
@@ -324,27 +344,54 @@ def ready_order(w, der, profile, token_ca):
     return key, kid, url, order
 
 
-def test_ca_token_gets_stir_ca_certificate(world):
+def test_ca_token_gets_stir_ca_certificate(world, tmp_path):
     """RFC 9448 §5: "ca" true "when the requested certificate is allowed to
     be a CA cert for delegation uses"; the stir-ca profile (tkauth_ca)
-    issues one to a CSR asking for CA:TRUE."""
+    issues one to a CSR asking for CA:TRUE, with the token from `anvil-admin
+    tkauth token --allow-ca`. The STIR CA certificate is usable: a leaf it signs
+    path-validates with OpenSSL from Anvil's root (root -> intermediate ->
+    STIR CA -> leaf; RFC 5280 §6.1 and the pathLenConstraint of §4.2.1.9)."""
     w = world
     der = tnauthlist(("spc", "710K"))
-    key, kid, url, order = ready_order(w, der, "stir-ca", True)
-    r = w["raw"].post(order["finalize"], {"csr": ra.b64(stir_csr(der, True))}, key, kid=kid)
-    assert r.status_code == 200, r.text
-    done = ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))
-    assert done["status"] == "valid", done
-    pem = w["raw"].post(done["certificate"], None, key, kid=kid).text
-    leaf = x509.load_pem_x509_certificate(pem.encode())
-    bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints)
+    key, kid, url, order, az, authz = stir_order(w, der, profile="stir-ca")
+    tok = admin_token(w["env"], "--tnauthlist", ra.b64(der), "--account", kid, "--allow-ca")
+    assert answer(w, key, kid, az, authz, tok["atc"])["status"] == "valid"
+    ra.poll(w["raw"], key, kid, url, ("ready",))
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    chain = finalize(w, key, kid, url, order, stir_csr(der, True, key=ca_key))
+    stir_ca = chain[0]
+    bc = stir_ca.extensions.get_extension_for_class(x509.BasicConstraints)
     assert bc.critical and bc.value.ca and bc.value.path_length == 0, bc
-    ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    ku = stir_ca.extensions.get_extension_for_class(x509.KeyUsage).value
     assert ku.key_cert_sign and ku.crl_sign and not ku.digital_signature, ku
     # the TNAuthList it may delegate (RFC 8226 §9 extension) is the identifier
-    assert leaf.extensions.get_extension_for_oid(TNAUTHLIST_OID).value.value == der
+    assert stir_ca.extensions.get_extension_for_oid(TNAUTHLIST_OID).value.value == der
     with pytest.raises(x509.ExtensionNotFound):
-        leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        stir_ca.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    # a delegate's end-entity certificate, signed by the STIR CA's key
+    now = datetime.datetime.now(datetime.timezone.utc)
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SHAKEN delegate")]))
+            .issuer_name(stir_ca.subject)
+            .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                           critical=True)
+            .add_extension(x509.UnrecognizedExtension(TNAUTHLIST_OID, der), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
+    (tmp_path / "leaf.pem").write_bytes(pem(leaf))
+    (tmp_path / "untrusted.pem").write_bytes(b"".join(pem(c) for c in chain))
+    root = os.path.join(w["env"].var_dir, "pki", "root.pem")
+    v = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", root,
+                        "-untrusted", str(tmp_path / "untrusted.pem"), str(tmp_path / "leaf.pem")],
+                       capture_output=True, text=True)
+    assert v.returncode == 0 and "leaf.pem: OK" in v.stdout, v.stdout + v.stderr
 
 
 # RFC 9448 §6 step 9: 'Verify that the "atc" claim "ca" identifier boolean
@@ -399,25 +446,6 @@ def test_token_is_spent_once(world):
     err = tkauth_challenge(done)["error"]
     assert err["type"] == "urn:ietf:params:acme:error:unauthorized", err
     assert "already used" in err["detail"], err
-
-
-def admin_token(env, *args):
-    """`anvil-admin tkauth token` with this env's admin.json (whose
-    tkauth_key / tkauth_chain name the bootstrapped Token Authority)."""
-    p = subprocess.run([os.path.join(env.bin_dir, "anvil-admin"), "tkauth", "token", "--json",
-                        "--config", os.path.join(env.cfg_dir, "admin.json")] + list(args),
-                       capture_output=True, text=True, timeout=60, cwd=anvil_env.TOP, env=env.env)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return json.loads(p.stdout)
-
-
-def finalize(w, key, kid, url, order, csr):
-    r = w["raw"].post(order["finalize"], {"csr": ra.b64(csr)}, key, kid=kid)
-    assert r.status_code == 200, r.text
-    done = ra.poll(w["raw"], key, kid, url, ("valid", "invalid"))
-    assert done["status"] == "valid", done
-    pem = w["raw"].post(done["certificate"], None, key, kid=kid).text
-    return pem_certs(pem.encode())
 
 
 def test_admin_token_command_gets_certificate(world):

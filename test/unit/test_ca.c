@@ -584,6 +584,9 @@ TH_TEST(test_alternate_roots)
 				TH_CHECK(t,
 				    X509_verify(cross, X509_get0_pubkey(root)) ==
 					1);
+				TH_CHECK(t,
+				    X509_get_pathlen(cross) ==
+					X509_get_pathlen(iss->cert));
 			}
 			/* chain c of every issuer ends in the same root */
 			TH_CHECK(t,
@@ -966,6 +969,108 @@ TH_TEST(test_issue_refusals)
 	free(der);
 	json_decref(ids);
 	json_decref(many);
+}
+
+/* A CSR asking for a CA certificate (basicConstraints critical CA:TRUE). */
+static uint8_t *
+ca_csr(size_t *len)
+{
+	X509_REQ *req = X509_REQ_new();
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA, 256);
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	uint8_t *der;
+
+	X509_REQ_set_version(req, 0);
+	X509_REQ_set_pubkey(req, k);
+	sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL,
+					 NID_basic_constraints, "critical,CA:TRUE"));
+	X509_REQ_add_extensions(req, exts);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	der = csr_sign_der(req, k, EVP_sha256(), len);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	return der;
+}
+
+/* A stir-ca CA certificate request (RFC 9448 "ca": true) to ca. */
+static int
+issue_stir_ca(struct ca *ca, struct ca_issued *out, struct problem **p)
+{
+	struct ca_issue_req r;
+	json_t *ids = json_pack("[{s:s, s:s}]", "type", "TNAuthList", "value",
+	    "MAigBhYENzA5Sg"); /* SPC 709J */
+	size_t len;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.csr_der = ca_csr(&len);
+	r.csr_len = len;
+	r.identifiers = ids;
+	r.profile = "stir-ca";
+	r.account_id = 1;
+	r.ca = 1;
+	rc = ca_issue(ca, &r, out, p);
+	free((void *)r.csr_der);
+	json_decref(ids);
+	return rc;
+}
+
+/*
+ * RFC 5280 §4.2.1.9: under an intermediate with pathLenConstraint 0 a CA
+ * certificate never path-validates (the delegate's leaf beneath it is
+ * refused), so the CA refuses to sign one there (badCSR naming the fix);
+ * `anvil-admin ca init --intermediate-pathlen 1` (ca_ceremony_run) makes
+ * intermediates, cross-signature included, that allow one level, and
+ * issuance then works.
+ */
+TH_TEST(test_stir_ca_needs_an_issuer_allowing_it)
+{
+	char dir[300], path[320], err[512];
+	const char *const names[] = {"int-ecdsa.pem", "int-ecdsa-cross.pem",
+	    "int-rsa.pem"};
+	struct ca_issuers *is;
+	struct ca_settings s;
+	struct ca_issued out;
+	struct problem *p = NULL;
+	struct ca *ca;
+	X509 *x;
+	size_t k;
+
+	if (F.hsm)
+		TH_SKIP(t, "the file-key run covers it");
+	TH_CHECK(t, issue_stir_ca(F.ca, &out, &p) == -1);
+	TH_CHECK(t, p != NULL && p->type == PROB_BAD_CSR &&
+			strstr(p->detail, "pathLenConstraint 0") != NULL &&
+			strstr(p->detail, "--intermediate-pathlen 1") != NULL);
+	problem_free(p);
+	p = NULL;
+	snprintf(dir, sizeof(dir), "%.*s/pki-pathlen1",
+	    (int)(strlen(F.dir) - 4), F.dir);
+	TH_CHECK(t, ca_ceremony_run(dir, NULL, 2, err, sizeof(err)) == -1);
+	TH_CHECK(t, ca_ceremony_run(dir, NULL, 1, err, sizeof(err)) == 0);
+	for (k = 0; k < 3; k++) {
+		x = read_cert(dir, names[k]);
+		TH_CHECK(t, x != NULL && X509_get_pathlen(x) == 1);
+		X509_free(x);
+	}
+	snprintf(path, sizeof(path), "%s/issuers.json", dir);
+	is = ca_issuers_load(path, err, sizeof(err));
+	TH_CHECK(t, is != NULL);
+	if (is == NULL)
+		return;
+	ca_settings_defaults(&s);
+	s.public_base_url = "https://ca.test:4431/";
+	s.serial_prefix = 0x43;
+	ca = ca_new(&s, is, F.profiles, (struct ca_store){fake_call, &F.fs},
+	    NULL, err, sizeof(err));
+	TH_CHECK(t, ca != NULL);
+	if (ca == NULL)
+		return;
+	TH_CHECK(t, issue_stir_ca(ca, &out, &p) == 0);
+	if (p == NULL)
+		ca_issued_clear(&out);
+	problem_free(p);
+	ca_free(ca);
 }
 
 TH_TEST(test_lint_failure_refuses_issuance)
