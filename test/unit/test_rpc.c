@@ -341,14 +341,21 @@ struct tsvc {
 	atomic_int healthy;
 };
 
+/* Counts one handler run in svc (a struct tsvc). */
+static void
+ran(void *svc)
+{
+	struct tsvc *s = svc;
+
+	atomic_fetch_add(&s->runs, 1);
+}
+
 static int
 h_echo(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
-	struct tsvc *s = svc;
-
 	(void)prob;
-	atomic_fetch_add(&s->runs, 1);
+	ran(svc);
 	*result = json_pack("{s:O,s:s,s:s?}", "params", req->params, "peer",
 	    req->peer, "rid", req->request_id);
 	return 0;
@@ -358,11 +365,9 @@ static int
 h_sleep(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
-	struct tsvc *s = svc;
-
 	(void)prob;
 	(void)req;
-	atomic_fetch_add(&s->runs, 1);
+	ran(svc);
 	usleep(300 * 1000);
 	*result = json_object();
 	return 0;
@@ -372,11 +377,13 @@ static int
 h_fail(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
+	struct problem *p = problem_new(PROB_RATE_LIMITED, "slow down");
+
 	(void)svc;
 	(void)req;
 	(void)result;
-	*prob = problem_new(PROB_RATE_LIMITED, "slow down");
-	(*prob)->retry_after = 7;
+	p->retry_after = 7;
+	*prob = p;
 	return -1;
 }
 
@@ -966,7 +973,7 @@ static int
 h_never(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
-	atomic_fetch_add(&((struct tsvc *)svc)->runs, 1);
+	ran(svc);
 	(void)req;
 	(void)prob;
 	*result = json_object();
