@@ -391,12 +391,11 @@ static const struct jspec inner_spec[] = {
 };
 static const struct jspec cfg_spec[] = {
     {"name", JSPEC_STRING, offsetof(struct cfg, name), 1, NULL, 0},
-    {"workers", JSPEC_INT, offsetof(struct cfg, workers), 0, NULL, 0},
-    {"flag", JSPEC_BOOL, offsetof(struct cfg, flag), 0, NULL, 0},
-    {"timeout", JSPEC_DURATION, offsetof(struct cfg, timeout_ms), 0, NULL, 0},
-    {"list", JSPEC_STRINGS, offsetof(struct cfg, list), 0, NULL,
-	offsetof(struct cfg, nlist)},
-    {"sub", JSPEC_OBJECT, 0, 0, inner_spec, 0},
+    JSPEC_FIELD(struct cfg, "workers", JSPEC_INT, workers),
+    JSPEC_FIELD(struct cfg, "flag", JSPEC_BOOL, flag),
+    JSPEC_FIELD(struct cfg, "timeout", JSPEC_DURATION, timeout_ms),
+    JSPEC_STRV(struct cfg, "list", list, nlist),
+    JSPEC_SUB("sub", inner_spec),
     JSPEC_END,
 };
 

@@ -43,6 +43,25 @@ gen_rsa(unsigned bits, unsigned e)
 	return k;
 }
 
+/* An RSA key of selection (EVP_PKEY_PUBLIC_KEY or EVP_PKEY_KEYPAIR) from
+ * the parameters in b (freed here), or NULL. */
+static EVP_PKEY *
+rsa_fromdata(OSSL_PARAM_BLD *b, int selection)
+{
+	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(b);
+	EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	EVP_PKEY *k = NULL;
+
+	if (params == NULL || pctx == NULL ||
+	    EVP_PKEY_fromdata_init(pctx) <= 0 ||
+	    EVP_PKEY_fromdata(pctx, &k, selection, params) <= 0)
+		k = NULL;
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(b);
+	EVP_PKEY_CTX_free(pctx);
+	return k;
+}
+
 /* An RSA private key from its two primes (e = 65537). */
 static EVP_PKEY *
 rsa_from_pq(const BIGNUM *p, const BIGNUM *q)
@@ -52,8 +71,6 @@ rsa_from_pq(const BIGNUM *p, const BIGNUM *q)
 	BIGNUM *q1 = BN_new(), *phi = BN_new(), *dp = BN_new(), *dq = BN_new();
 	BIGNUM *qi = BN_new();
 	OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *pctx = NULL;
 	EVP_PKEY *k = NULL;
 
 	BN_set_word(e, 65537);
@@ -75,15 +92,10 @@ rsa_from_pq(const BIGNUM *p, const BIGNUM *q)
 	OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_EXPONENT1, dp);
 	OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_EXPONENT2, dq);
 	OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_COEFFICIENT1, qi);
-	params = OSSL_PARAM_BLD_to_param(b);
-	pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-	if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) <= 0 ||
-	    EVP_PKEY_fromdata(pctx, &k, EVP_PKEY_KEYPAIR, params) <= 0)
-		k = NULL;
+	k = rsa_fromdata(b, EVP_PKEY_KEYPAIR);
+	b = NULL;
 out:
-	OSSL_PARAM_free(params);
 	OSSL_PARAM_BLD_free(b);
-	EVP_PKEY_CTX_free(pctx);
 	BN_free(n);
 	BN_free(e);
 	BN_free(d);
@@ -113,23 +125,10 @@ static EVP_PKEY *
 rsa_public(const BIGNUM *n)
 {
 	OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
-	OSSL_PARAM *params;
-	EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-	EVP_PKEY *k = NULL;
-	BIGNUM *e = BN_new();
 
-	BN_set_word(e, 65537);
 	OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_N, n);
-	OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_E, e);
-	params = OSSL_PARAM_BLD_to_param(b);
-	if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) <= 0 ||
-	    EVP_PKEY_fromdata(pctx, &k, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		k = NULL;
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(b);
-	EVP_PKEY_CTX_free(pctx);
-	BN_free(e);
-	return k;
+	OSSL_PARAM_BLD_push_ulong(b, OSSL_PKEY_PARAM_RSA_E, 65537);
+	return rsa_fromdata(b, EVP_PKEY_PUBLIC_KEY);
 }
 
 /* 2048-bit modulus 751 * p * q (p, q ~1019-bit primes). */
@@ -139,9 +138,8 @@ weak_small_prime_key(void)
 	BIGNUM *n = BN_new();
 	BN_CTX *ctx = BN_CTX_new();
 	EVP_PKEY *k = NULL;
-	int i;
 
-	for (i = 0; i < 50 && k == NULL; i++) {
+	for (int i = 0; i < 50 && k == NULL; i++) {
 		BIGNUM *p = prime_bits(1019), *q = prime_bits(1020);
 
 		BN_mul(n, p, q, ctx);

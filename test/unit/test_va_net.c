@@ -103,15 +103,6 @@ resp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
-static void *
-resp_main(void *arg)
-{
-	struct responder *r = arg;
-
-	event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
-	return NULL;
-}
-
 /* 127.0.0.1:port into sin. */
 static void
 loopback(struct sockaddr_in *sin, int port)
@@ -120,6 +111,16 @@ loopback(struct sockaddr_in *sin, int port)
 	sin->sin_family = AF_INET;
 	sin->sin_port = htons((uint16_t)port);
 	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+}
+
+/* The responder's thread: its event loop until responder_stop. */
+static void *
+resp_main(void *arg)
+{
+	struct responder *r = arg;
+
+	event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
 }
 
 static struct responder *
@@ -148,13 +149,11 @@ responder_start(int port, int silent)
 static void
 responder_stop(struct responder *r)
 {
-	size_t i;
-
 	if (r == NULL)
 		return;
 	event_base_loopbreak(r->base);
 	pthread_join(r->thr, NULL);
-	for (i = 0; i < r->nheld; i++)
+	for (size_t i = 0; i < r->nheld; i++)
 		bufferevent_free(r->held[i]);
 	free(r->held);
 	evconnlistener_free(r->lis);
@@ -236,6 +235,17 @@ dns_main(void *arg)
 	return NULL;
 }
 
+static void
+dns_stop(struct fakedns *d)
+{
+	if (d == NULL)
+		return;
+	d->stop = 1;
+	pthread_join(d->thr, NULL);
+	close(d->fd);
+	free(d);
+}
+
 /* A UDP socket bound to 127.0.0.1:port with a 100 ms receive timeout, or
  * -1 (said on stderr). */
 static int
@@ -271,17 +281,6 @@ dns_start(int port, const char *txt)
 	snprintf(d->txt, sizeof(d->txt), "%s", txt);
 	pthread_create(&d->thr, NULL, dns_main, d);
 	return d;
-}
-
-static void
-dns_stop(struct fakedns *d)
-{
-	if (d == NULL)
-		return;
-	d->stop = 1;
-	pthread_join(d->thr, NULL);
-	close(d->fd);
-	free(d);
 }
 
 /* ---------------------------------------------------------------- helpers */

@@ -341,9 +341,7 @@ fake_wfe(void)
 static const char *
 hdr(const struct wfe_req *r, const char *name)
 {
-	size_t i;
-
-	for (i = 0; i < r->nhdrs; i++)
+	for (size_t i = 0; i < r->nhdrs; i++)
 		if (strcmp(r->hdrs[i].name, name) == 0)
 			return r->hdrs[i].value;
 	return NULL;
