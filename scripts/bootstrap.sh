@@ -4,6 +4,7 @@
 #   VAR/pki       dev CA (anvil-admin ca init), WFE TLS certificate + its root
 #   VAR/pki/trust.pem  every root a client must trust
 #   VAR/pki/tkauth-ta*  a development STIR Token Authority (tkauth-01)
+#   VAR/pki/dkim.key    the VA's DKIM key for email-reply-00 challenge emails
 # Usage: scripts/bootstrap.sh CONFIG_DIR VAR_DIR
 # Prints "ANVIL_SA_DSN=..." and "ANVIL_TRUST_PATH=..." lines for the caller.
 set -euo pipefail
@@ -86,6 +87,17 @@ if [ ! -s "$pki/tkauth-ta-chain.pem" ]; then
 	cat "$pki/tkauth-ta.pem" "$pki/tkauth-ta-root.pem" >"$pki/tkauth-ta-chain.pem.tmp"
 	mv "$pki/tkauth-ta-chain.pem.tmp" "$pki/tkauth-ta-chain.pem"
 	umask 022
+fi
+
+# The VA's DKIM key (RFC 8823 §3.1 item 3: the challenge email "MUST be signed
+# using either DKIM or S/MIME"): configs/dev and configs/testmode va.json
+# email.dkim (selector anvil, domain anvil.test); dkim.txt is the TXT record to
+# publish at anvil._domainkey.anvil.test for a client that checks it.
+if [ ! -s "$pki/dkim.key" ]; then
+	(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+		-out "$pki/dkim.key.tmp" 2>/dev/null && mv "$pki/dkim.key.tmp" "$pki/dkim.key")
+	printf 'v=DKIM1; k=rsa; p=%s\n' \
+		"$(openssl pkey -in "$pki/dkim.key" -pubout -outform DER 2>/dev/null | base64 -w0)" >"$pki/dkim.txt"
 fi
 
 # Trust bundle: the WFE TLS root plus every issuing root.

@@ -121,6 +121,7 @@ def services(top, d):
         # the dev Token Authority root is made by scripts/bootstrap.sh, which
         # the cluster does not run: no tkauth-01 trust anchors here
         va.pop("tkauth", None)
+        va["email"].pop("dkim", None)  # likewise its DKIM key
         write(os.path.join(out, "va.json"), va)
 
         ra = load(top, "ra.json")
