@@ -34,25 +34,8 @@ fi
 "$top/scripts/mkipki.sh" "$var/pki/rpc" >>"$var/log/ceremony.log" 2>&1 \
 	|| { echo "bootstrap: scripts/mkipki.sh failed; see $var/log/ceremony.log" >&2; exit 1; }
 
-# A self-signed P-256 CA certificate: dev_root KEY PEM SUBJECT BASICCONSTRAINTS
-dev_root() {
-	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$1" -out "$2" -days 3650 -subj "$3" \
-		-addext "basicConstraints=$4" \
-		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-}
-# A P-256 key and a certificate for it signed by a dev_root:
-# dev_leaf KEY PEM SUBJECT CA_PEM CA_KEY EXTENSION_LINES
-dev_leaf() {
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$1" -out "$1.csr" -subj "$3" 2>/dev/null
-	printf '%b' "$6" >"$1.ext"
-	openssl x509 -req -in "$1.csr" -CA "$4" -CAkey "$5" -CAcreateserial \
-		-out "$2" -days 825 -extfile "$1.ext" 2>/dev/null
-	rm -f "$1.csr" "$1.ext"
-	chmod 600 "$1"
-	chmod 644 "$2"
-}
+# dev_root / dev_leaf, and the development Token Authority and DKIM key
+. "$top/scripts/dev-keys.sh"
 
 # The WFE's TLS certificate, from a dev TLS root of its own.
 pki=$var/pki
@@ -68,37 +51,8 @@ if [ ! -s "$pki/wfe-tls.pem" ]; then
 	umask 022
 fi
 
-# A development STIR Token Authority (RFC 9448 tkauth-01), fresh per var
-# directory: configs/dev and configs/testmode trust tkauth-ta-root.pem (va.json
-# tkauth.roots); `anvil-admin tkauth token` signs Authority Tokens with
-# tkauth-ta.key and puts tkauth-ta-chain.pem in their x5c. The root's key is
-# deleted once it has signed the Token Authority certificate.
-if [ ! -s "$pki/tkauth-ta-chain.pem" ]; then
-	umask 077
-	dev_root "$pki/tkauth-ta-root.key" "$pki/tkauth-ta-root.pem" \
-		"/O=Anvil development (never trust in production)/CN=Anvil dev STIR Token Authority Root" \
-		"critical,CA:TRUE,pathlen:0"
-	dev_leaf "$pki/tkauth-ta.key" "$pki/tkauth-ta.pem" \
-		"/O=Anvil development (never trust in production)/CN=Anvil dev Token Authority" \
-		"$pki/tkauth-ta-root.pem" "$pki/tkauth-ta-root.key" \
-		'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n'
-	rm -f "$pki/tkauth-ta-root.key" "$pki/tkauth-ta-root.srl"
-	chmod 644 "$pki/tkauth-ta-root.pem"
-	cat "$pki/tkauth-ta.pem" "$pki/tkauth-ta-root.pem" >"$pki/tkauth-ta-chain.pem.tmp"
-	mv "$pki/tkauth-ta-chain.pem.tmp" "$pki/tkauth-ta-chain.pem"
-	umask 022
-fi
-
-# The VA's DKIM key (RFC 8823 §3.1 item 3: the challenge email "MUST be signed
-# using either DKIM or S/MIME"): configs/dev and configs/testmode va.json
-# email.dkim (selector anvil, domain anvil.test); dkim.txt is the TXT record to
-# publish at anvil._domainkey.anvil.test for a client that checks it.
-if [ ! -s "$pki/dkim.key" ]; then
-	(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
-		-out "$pki/dkim.key.tmp" 2>/dev/null && mv "$pki/dkim.key.tmp" "$pki/dkim.key")
-	printf 'v=DKIM1; k=rsa; p=%s\n' \
-		"$(openssl pkey -in "$pki/dkim.key" -pubout -outform DER 2>/dev/null | base64 -w0)" >"$pki/dkim.txt"
-fi
+# The development STIR Token Authority and the VA's DKIM key (scripts/dev-keys.sh).
+dev_keys "$pki"
 
 # Trust bundle: the WFE TLS root plus every issuing root.
 {

@@ -160,8 +160,16 @@ class Standalone:
         os.makedirs(os.path.join(var, "run"), exist_ok=True)
         os.chmod(var, 0o755)
         os.chmod(os.path.join(var, "run"), 0o777)
-        self.log = open(os.path.join(tmp, "%s-%d.log" % (svc, port_base)), "w")
         pw = pwd.getpwnam(user)
+        if svc == "va":
+            # the dev VA's Token Authority root and DKIM key, which
+            # scripts/bootstrap.sh would make; readable by the VA's user
+            pki = os.path.join(var, "pki")
+            subprocess.run([os.path.join(TOP, "scripts", "dev-keys.sh"), pki], check=True,
+                           capture_output=True, timeout=120)
+            for name in [""] + os.listdir(pki):
+                os.chown(os.path.join(pki, name), pw.pw_uid, pw.pw_gid)
+        self.log = open(os.path.join(tmp, "%s-%d.log" % (svc, port_base)), "w")
         argv = [os.path.join(BINDIR, "anvil-" + svc), "--config", path]
         if drop == "setpriv":
             # Started as the user.

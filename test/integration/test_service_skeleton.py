@@ -10,10 +10,10 @@ BINDIR = os.path.abspath(os.environ.get("BINDIR", os.path.join(TOP, "bin")))
 DAEMONS = ["sa", "ra", "ca", "va", "wfe"]
 
 
-def run(*argv, env=None):
+def run(*argv, env=None, cwd=TOP):
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run(list(argv), capture_output=True, text=True, cwd=TOP, env=e, timeout=60)
+    return subprocess.run(list(argv), capture_output=True, text=True, cwd=cwd, env=e, timeout=60)
 
 
 @pytest.mark.parametrize("svc", DAEMONS)
@@ -28,11 +28,20 @@ def test_version_usage_and_unknown_flag(svc):
 
 
 @pytest.mark.parametrize("svc", ["sa", "ra", "va", "wfe"])
-def test_check_accepts_the_dev_config_with_c_and_config(svc):
+def test_check_accepts_the_dev_config_with_c_and_config(svc, tmp_path):
+    """The VA's dev config names key material scripts/bootstrap.sh makes under
+    var/pki (scripts/dev-keys.sh: the Token Authority root, the DKIM key): it
+    is checked from a directory with configs/ and such a var/pki."""
     b = os.path.join(BINDIR, "anvil-" + svc)
     env = {"ANVIL_SA_DSN": "host=/nonexistent dbname=anvil"}
+    cwd = TOP
+    if svc == "va":
+        cwd = str(tmp_path)
+        os.symlink(os.path.join(TOP, "configs"), os.path.join(cwd, "configs"))
+        subprocess.run([os.path.join(TOP, "scripts", "dev-keys.sh"), os.path.join(cwd, "var", "pki")],
+                       check=True, capture_output=True, timeout=120)
     for flag in ("-c", "--config"):
-        r = run(b, flag, "configs/dev/%s.json" % svc, "--check", env=env)
+        r = run(b, flag, "configs/dev/%s.json" % svc, "--check", env=env, cwd=cwd)
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == "configs/dev/%s.json: ok" % svc
 
