@@ -170,6 +170,22 @@ last_call(struct fake *f, enum rpc_method_id id)
 	return found;
 }
 
+/* Whether the last call of method had the string member m equal to want. */
+static int
+last_str_is(
+    struct fake *f, enum rpc_method_id id, const char *m, const char *want)
+{
+	json_t *c = last_call(f, id);
+	const char *v = json_string_value(json_object_get(c, m));
+	int ok = v != NULL && strcmp(v, want) == 0;
+
+	if (!ok)
+		fprintf(stderr, "  last %s: %s = %s, expected %s\n",
+		    rpc_method_name(id), m, v ? v : "(none)", want);
+	json_decref(c);
+	return ok;
+}
+
 /* Number of calls of method so far. */
 static int
 count_calls(struct fake *f, enum rpc_method_id id)
@@ -672,30 +688,41 @@ TH_TEST(test_rate_limits_fail_open_and_refuse)
 	ra_free(r);
 }
 
+/*
+ * The SA's answers to a recovery pass over order id, left processing: its
+ * id from sa.get_stale_processing_orders, the order {"id": id, "account_id":
+ * 7, "status": "processing"<more>} from sa.reclaim_order and the
+ * certificates array certs from sa.get_certificates.
+ */
+static void
+answer_stale_order(int id, const char *more, const char *certs)
+{
+	char *s = xasprintf("{\"result\": {\"order_ids\": [%d]}}", id);
+
+	answer(&fsa, RPC_SA_GET_STALE_PROCESSING_ORDERS, s);
+	free(s);
+	s = xasprintf("{\"result\": {\"id\": %d, \"account_id\": 7, "
+		      "\"status\": \"processing\"%s}}",
+	    id, more);
+	answer(&fsa, RPC_SA_RECLAIM_ORDER, s);
+	free(s);
+	s = xasprintf("{\"result\": {\"certificates\": %s}}", certs);
+	answer(&fsa, RPC_SA_GET_CERTIFICATES, s);
+	free(s);
+}
+
 TH_TEST(test_recovery)
 {
 	json_t *fin, *err;
 	struct ra *r = make_ra(1, NULL);
 
 	reset(&fsa);
-	answer(&fsa, RPC_SA_GET_STALE_PROCESSING_ORDERS,
-	    "{\"result\": "
-	    "{\"order_ids\": [21]}}");
-	answer(&fsa, RPC_SA_RECLAIM_ORDER,
-	    "{\"result\": {\"id\": 21, "
-	    "\"account_id\": 7, \"status\": \"processing\"}}");
-	answer(&fsa, RPC_SA_GET_CERTIFICATES,
-	    "{\"result\": {\"certificates\": "
-	    "[{\"serial\": \"aa\", \"order_id\": 20}, {\"serial\": \"bb\", "
-	    "\"order_id\": 21}]}}");
+	answer_stale_order(21, "",
+	    "[{\"serial\": \"aa\", \"order_id\": 20}, "
+	    "{\"serial\": \"bb\", \"order_id\": 21}]");
 	answer(&fsa, RPC_SA_FINALIZE_ORDER, "{\"result\": {\"id\": 21}}");
 	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
-	fin = last_call(&fsa, RPC_SA_FINALIZE_ORDER);
-	TH_CHECK(t,
-	    fin != NULL &&
-		strcmp(json_string_value(json_object_get(fin, "serial")),
-		    "bb") == 0);
-	json_decref(fin);
+	TH_CHECK(t, last_str_is(&fsa, RPC_SA_FINALIZE_ORDER, "serial", "bb"));
 	/* Issue 25: recovery takes the order over under a claim of its own,
 	 * bounded by the recovery age, so the RA that stalled on it can no
 	 * longer get a serial or store a certificate for it. */
@@ -708,15 +735,7 @@ TH_TEST(test_recovery)
 	json_decref(fin);
 
 	reset(&fsa);
-	answer(&fsa, RPC_SA_GET_STALE_PROCESSING_ORDERS,
-	    "{\"result\": "
-	    "{\"order_ids\": [22]}}");
-	answer(&fsa, RPC_SA_RECLAIM_ORDER,
-	    "{\"result\": {\"id\": 22, "
-	    "\"account_id\": 7, \"status\": \"processing\"}}");
-	answer(&fsa, RPC_SA_GET_CERTIFICATES,
-	    "{\"result\": {\"certificates\": "
-	    "[]}}");
+	answer_stale_order(22, "", "[]");
 	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 22}}");
 	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
 	err = last_call(&fsa, RPC_SA_SET_ORDER_ERROR);
@@ -731,37 +750,22 @@ TH_TEST(test_recovery)
 	 * failed. */
 	reset(&fsa);
 	reset(&fca);
-	answer(&fsa, RPC_SA_GET_STALE_PROCESSING_ORDERS,
-	    "{\"result\": {\"order_ids\": [23]}}");
 	{
-		char o[512];
+		char *more =
+		    xasprintf(", \"profile\": \"classic\", "
+			      "\"expires\": \"%s\", \"csr\": \"Q1NS\", "
+			      "\"identifiers\": [{\"type\": \"dns\", "
+			      "\"value\": \"one.a.test\"}]",
+			ra_now_str(3600));
 
-		snprintf(o, sizeof(o),
-		    "{\"result\": {\"id\": 23, \"account_id\": 7, "
-		    "\"status\": \"processing\", \"profile\": \"classic\", "
-		    "\"expires\": \"%s\", \"csr\": \"Q1NS\", "
-		    "\"identifiers\": [{\"type\": \"dns\", "
-		    "\"value\": \"one.a.test\"}]}}",
-		    ra_now_str(3600));
-		answer(&fsa, RPC_SA_RECLAIM_ORDER, o);
+		answer_stale_order(23, more, "[]");
+		free(more);
 	}
-	answer(&fsa, RPC_SA_GET_CERTIFICATES,
-	    "{\"result\": {\"certificates\": []}}");
 	answer(&fca, RPC_CA_ISSUE, "{\"result\": {\"serial\": \"cc\"}}");
 	answer(&fsa, RPC_SA_FINALIZE_ORDER, "{\"result\": {\"id\": 23}}");
 	TH_CHECK(t, ra_recover_stale_orders(r) == 1);
-	fin = last_call(&fca, RPC_CA_ISSUE);
-	TH_CHECK(t,
-	    fin != NULL &&
-		strcmp(json_string_value(json_object_get(fin, "csr")),
-		    "Q1NS") == 0);
-	json_decref(fin);
-	fin = last_call(&fsa, RPC_SA_FINALIZE_ORDER);
-	TH_CHECK(t,
-	    fin != NULL &&
-		strcmp(json_string_value(json_object_get(fin, "serial")),
-		    "cc") == 0);
-	json_decref(fin);
+	TH_CHECK(t, last_str_is(&fca, RPC_CA_ISSUE, "csr", "Q1NS"));
+	TH_CHECK(t, last_str_is(&fsa, RPC_SA_FINALIZE_ORDER, "serial", "cc"));
 	TH_CHECK(t, last_call(&fsa, RPC_SA_SET_ORDER_ERROR) == NULL);
 
 	/* the SA down: -1, nothing crashes */
@@ -791,12 +795,7 @@ TH_TEST(test_finalize_authz_retried)
 	for (i = 0; i < 200 && count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) < 3; i++)
 		usleep(25000);
 	TH_CHECK(t, count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) == 3);
-	fin = last_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
-	TH_CHECK(t,
-	    fin != NULL &&
-		strcmp(json_string_value(json_object_get(fin, "status")),
-		    "valid") == 0);
-	json_decref(fin);
+	TH_CHECK(t, last_str_is(&fsa, RPC_SA_FINALIZE_AUTHZ, "status", "valid"));
 
 	/* conflict: an earlier attempt landed; not retried */
 	reset(&fsa);
@@ -813,6 +812,17 @@ TH_TEST(test_finalize_authz_retried)
 	ra_free(r);
 }
 
+/* Order 9 ready, no authz to show, moved to processing; an order error
+ * would be accepted. */
+static void
+answer_stored_cert_lookup(void)
+{
+	answer_ready_order();
+	answer(&fsa, RPC_SA_GET_AUTHZS, "{\"result\": {\"authzs\": []}}");
+	answer_processing(0);
+	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 9}}");
+}
+
 TH_TEST(test_ca_error_with_stored_certificate)
 {
 	char *csr = make_csr_b64("one.a.test");
@@ -821,10 +831,7 @@ TH_TEST(test_ca_error_with_stored_certificate)
 	json_t *fin;
 
 	reset_all();
-	answer_ready_order();
-	answer(&fsa, RPC_SA_GET_AUTHZS, "{\"result\": {\"authzs\": []}}");
-	answer_processing(0);
-	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 9}}");
+	answer_stored_cert_lookup();
 	answer(&fsa, RPC_SA_FINALIZE_ORDER, "{\"result\": {\"id\": 9}}");
 	answer(&fsa, RPC_SA_GET_CERTIFICATES,
 	    "{\"result\": {\"certificates\": "
@@ -848,10 +855,7 @@ TH_TEST(test_ca_error_with_stored_certificate)
 
 	/* the lookup itself fails: the order stays processing (recovery) */
 	reset(&fsa);
-	answer_ready_order();
-	answer(&fsa, RPC_SA_GET_AUTHZS, "{\"result\": {\"authzs\": []}}");
-	answer_processing(0);
-	answer(&fsa, RPC_SA_SET_ORDER_ERROR, "{\"result\": {\"id\": 9}}");
+	answer_stored_cert_lookup();
 	(void)finalize(r, csr, &p);
 	problem_free(p);
 	TH_CHECK(t, last_call(&fsa, RPC_SA_SET_ORDER_ERROR) == NULL);
