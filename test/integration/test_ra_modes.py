@@ -100,10 +100,10 @@ def test_kill_during_finalize_then_recovery(env, ra, sa):
     certs = sa.call("sa.get_certificates", {"account_id": a["id"], "limit": 10})["certificates"]
     assert [c["order_id"] for c in certs] == [o["id"]], certs
     # the restarted RA issues normally again (slow finalize: processing first)
-    wait_for(lambda: env.pid_of("ra") not in (None, pid), timeout=30, what="restarted ra")
+    wait_for(lambda: env.pid_of("ra") not in (None, pid), timeout=120, what="restarted ra")
 
     def call_ra(method, params):
-        end = time.time() + 30
+        end = time.time() + 120
         while True:
             c = env.rpc("ra")
             try:
