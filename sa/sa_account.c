@@ -39,7 +39,7 @@ static const struct sa_stmt st_acct_rekey = {"acct_rekey",
 static const struct sa_stmt st_eab_insert = {"eab_insert",
     "INSERT INTO eab_keys (kid, hmac_key, comment) "
     "VALUES ($1, decode($2, 'hex'), $3) ON CONFLICT (kid) DO NOTHING "
-    "RETURNING " SA_TS("created")};
+    "RETURNING kid, " SA_TS("created")};
 static const struct sa_stmt st_eab_get = {"eab_get",
     "SELECT kid, encode(hmac_key, 'hex'), comment, " SA_TS("created") ", "
     "revoked, account_id FROM eab_keys WHERE kid = $1"};
@@ -71,6 +71,50 @@ static const struct sa_col_spec eab_cols[] = {
     {"revoked", SA_COL_BOOL},
     {"account_id", SA_COL_INT},
 };
+
+/* clang-format off */
+static const struct sa_in in_id[] = {SA_REQ("id", SA_IN_ID, 0)};
+static const struct sa_in in_kid[] = {SA_REQ("kid", SA_IN_STR, 256)};
+static const struct sa_in in_thumbprint[] = {
+    SA_REQ("thumbprint", SA_IN_STR, 128)};
+static const struct sa_in in_rekey[] = {SA_REQ("id", SA_IN_ID, 0),
+    SA_REQ("key", SA_IN_OBJECT, 0), SA_REQ("thumbprint", SA_IN_STR, 128)};
+static const struct sa_in in_new_eab[] = {
+    {.name = "kid", .kind = SA_IN_STR, .required = 1, .max = 256,
+	.min = 1, .bad = "empty"},
+    SA_REQ("hmac_key", SA_IN_B64_HEX, 1024),
+    SA_OPT("comment", SA_IN_STR, 1024, "")};
+static const struct sa_col_spec eab_created[] = {
+    {"kid", SA_COL_STR}, {"created", SA_COL_STR}};
+/* clang-format on */
+
+/* sa.get_account, sa.get_account_by_thumbprint */
+const struct sa_decl sa_d_get_account = {.st = &st_acct_get,
+    SA_DECL_IN(in_id), SA_DECL_COLS(acct_cols), .fail = PROB_NOT_FOUND,
+    .detail = "no such account"};
+const struct sa_decl sa_d_get_account_by_thumbprint = {.st = &st_acct_get_tp,
+    SA_DECL_IN(in_thumbprint), SA_DECL_COLS(acct_cols),
+    .fail = PROB_NOT_FOUND, .detail = "no such account"};
+/* sa.change_account_key: a key another account holds is a conflict */
+const struct sa_decl sa_d_change_account_key = {.st = &st_acct_rekey,
+    SA_DECL_IN(in_rekey), SA_DECL_COLS(acct_cols), .fail = PROB_NOT_FOUND,
+    .detail = "no such account", .sqlstate = "23505",
+    .state_fail = PROB_CONFLICT,
+    .state_detail = "key already in use by another account"};
+
+/* The EAB keys (sa.new_eab_key wipes the key's copy it made) */
+const struct sa_decl sa_d_new_eab_key = {.st = &st_eab_insert,
+    SA_DECL_IN(in_new_eab), SA_DECL_COLS(eab_created),
+    .fail = PROB_CONFLICT, .detail = "EAB key %s already exists"};
+const struct sa_decl sa_d_get_eab_key = {.st = &st_eab_get,
+    SA_DECL_IN(in_kid), SA_DECL_COLS(eab_cols), .fail = PROB_NOT_FOUND,
+    .detail = "no such EAB key"};
+/* without hmac_key: st_eab_list reads it as NULL */
+const struct sa_decl sa_d_list_eab_keys = {.st = &st_eab_list,
+    .out = SA_OUT_LIST, SA_DECL_COLS(eab_cols), .key = "keys"};
+const struct sa_decl sa_d_revoke_eab_key = {.st = &st_eab_revoke,
+    SA_DECL_IN(in_kid), .out = SA_OUT_CHANGED, .fail = PROB_NOT_FOUND,
+    .detail = "no such EAB key"};
 
 /* Runs a statement returning ACCT_COLS; notFound when no row. */
 static int
@@ -109,14 +153,32 @@ struct new_acct {
 	int64_t id;
 };
 
+/* Why a's account was not inserted: conflict naming the account that
+ * holds its key. -1 with *prob. */
+static int
+acct_conflict(struct sa_conn *c, const struct new_acct *a,
+    struct problem **prob)
+{
+	struct sa_params p;
+	PGresult *r;
+
+	sa_params_init(&p);
+	sa_p_str(&p, a->thumbprint);
+	if ((r = sa_q(c, &st_acct_id_by_tp, &p, prob)) == NULL)
+		return -1;
+	*prob = problem_new(PROB_CONFLICT, "key already in use by account %lld",
+	    PQntuples(r) ? (long long)sa_col_int(r, 0, 0) : 0LL);
+	PQclear(r);
+	return -1;
+}
+
 static int
 new_acct_tx(struct sa_conn *c, void *arg, struct problem **prob)
 {
 	struct new_acct *a = arg;
 	struct sa_params p;
-	PGresult *r = NULL;
+	PGresult *r;
 	long rows = 0;
-	int ret = -1;
 
 	sa_params_init(&p);
 	sa_p_str(&p, a->jwk);
@@ -125,36 +187,24 @@ new_acct_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	sa_p_bool(&p, a->tos);
 	sa_p_str(&p, a->eab_kid);
 	if ((r = sa_q(c, &st_acct_insert, &p, prob)) == NULL)
-		goto out;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		sa_params_init(&p);
-		sa_p_str(&p, a->thumbprint);
-		if ((r = sa_q(c, &st_acct_id_by_tp, &p, prob)) == NULL)
-			goto out;
-		*prob = problem_new(PROB_CONFLICT,
-		    "key already in use by account %lld",
-		    PQntuples(r) ? (long long)sa_col_int(r, 0, 0) : 0LL);
-		goto out;
-	}
-	a->id = sa_col_int(r, 0, 0);
-	if (a->eab_kid != NULL) {
-		sa_params_init(&p);
-		sa_p_int(&p, a->id);
-		sa_p_str(&p, a->eab_kid);
-		if (sa_exec(c, &st_eab_bind, &p, &rows, prob) != 0)
-			goto out;
-		if (rows != 1) {
-			*prob = problem_new(PROB_UNAUTHORIZED,
-			    "external account key is unknown, revoked or "
-			    "already used");
-			goto out;
-		}
-	}
-	ret = 0;
-out:
+		return -1;
+	a->id = PQntuples(r) == 1 ? sa_col_int(r, 0, 0) : 0;
 	PQclear(r);
-	return ret;
+	if (a->id == 0)
+		return acct_conflict(c, a, prob);
+	if (a->eab_kid == NULL)
+		return 0;
+	sa_params_init(&p);
+	sa_p_int(&p, a->id);
+	sa_p_str(&p, a->eab_kid);
+	if (sa_exec(c, &st_eab_bind, &p, &rows, prob) != 0)
+		return -1;
+	if (rows != 1) {
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "external account key is unknown, revoked or already used");
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -196,34 +246,6 @@ out:
 }
 
 int
-sa_m_get_account(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	int64_t id = 0;
-
-	if (sa_get_id(params, "id", 1, &id, prob) < 0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_int(&p, id);
-	return acct_one(c, &st_acct_get, &p, result, prob);
-}
-
-int
-sa_m_get_account_by_thumbprint(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *tp = NULL;
-
-	if (sa_get_str(params, "thumbprint", 1, 128, &tp, prob) < 0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, tp);
-	return acct_one(c, &st_acct_get_tp, &p, result, prob);
-}
-
-int
 sa_m_update_account(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
@@ -258,144 +280,6 @@ sa_m_update_account(
 out:
 	free(ctext);
 	return ret;
-}
-
-int
-sa_m_change_account_key(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	json_t *key = NULL;
-	const char *tp = NULL;
-	char *jwk = NULL;
-	int64_t id = 0;
-	int ret = -1;
-
-	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
-	    sa_get_json(params, "key", 1, JSON_OBJECT, &key, prob) < 0 ||
-	    sa_get_str(params, "thumbprint", 1, 128, &tp, prob) < 0)
-		goto out;
-	jwk = sa_json_text(key);
-	sa_params_init(&p);
-	sa_p_int(&p, id);
-	sa_p_str(&p, jwk);
-	sa_p_str(&p, tp);
-	ret = acct_one(c, &st_acct_rekey, &p, result, prob);
-	if (ret != 0 && sa_sqlstate_is(c, "23505")) {
-		problem_free(*prob);
-		*prob = problem_new(
-		    PROB_CONFLICT, "key already in use by another account");
-	}
-out:
-	free(jwk);
-	return ret;
-}
-
-static json_t *
-eab_json(const PGresult *r, int row, int with_key)
-{
-	json_t *o = json_object();
-
-	sa_row_json(o, r, row, eab_cols, SA_NCOLS(eab_cols));
-	if (!with_key)
-		json_object_del(o, "hmac_key");
-	return o;
-}
-
-int
-sa_m_new_eab_key(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *kid = NULL, *comment = NULL;
-	char *hex = NULL;
-	PGresult *r = NULL;
-	int ret = -1;
-
-	if (sa_get_str(params, "kid", 1, 256, &kid, prob) < 0 ||
-	    sa_get_b64_as_hex(params, "hmac_key", 1, 1024, &hex, prob) < 0 ||
-	    sa_get_str(params, "comment", 0, 1024, &comment, prob) < 0)
-		goto out;
-	if (kid[0] == '\0') {
-		*prob = problem_new(PROB_MALFORMED, "parameter kid: empty");
-		goto out;
-	}
-	sa_params_init(&p);
-	sa_p_str(&p, kid);
-	sa_p_str(&p, hex);
-	sa_p_str(&p, comment ? comment : "");
-	if ((r = sa_q(c, &st_eab_insert, &p, prob)) == NULL)
-		goto out;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(
-		    PROB_CONFLICT, "EAB key %s already exists", kid);
-		goto out;
-	}
-	*result =
-	    json_pack("{s:s, s:s}", "kid", kid, "created", sa_col(r, 0, 0));
-	ret = 0;
-out:
-	PQclear(r);
-	if (hex != NULL)
-		OPENSSL_cleanse(hex, strlen(hex));
-	free(hex);
-	return ret;
-}
-
-int
-sa_m_get_eab_key(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *kid = NULL;
-
-	if (sa_get_str(params, "kid", 1, 256, &kid, prob) < 0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, kid);
-	return sa_q_one(c, &st_eab_get, &p, eab_cols, SA_NCOLS(eab_cols),
-	    "no such EAB key", result, prob);
-}
-
-int
-sa_m_list_eab_keys(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	PGresult *r;
-	json_t *keys;
-	int i;
-
-	(void)params;
-	if ((r = sa_q(c, &st_eab_list, NULL, prob)) == NULL)
-		return -1;
-	keys = json_array();
-	for (i = 0; i < PQntuples(r); i++)
-		json_array_append_new(keys, eab_json(r, i, 0));
-	PQclear(r);
-	*result = json_pack("{s:o}", "keys", keys);
-	return 0;
-}
-
-int
-sa_m_revoke_eab_key(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *kid = NULL;
-	long rows = 0;
-
-	if (sa_get_str(params, "kid", 1, 256, &kid, prob) < 0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, kid);
-	if (sa_exec(c, &st_eab_revoke, &p, &rows, prob) != 0)
-		return -1;
-	if (rows != 1) {
-		*prob = problem_new(PROB_NOT_FOUND, "no such EAB key");
-		return -1;
-	}
-	*result = json_object();
-	return 0;
 }
 
 /* See sa_int.h. */

@@ -153,6 +153,35 @@ static const struct sa_col_spec cert_cols[] = {
     {"shard", SA_COL_INT},
 };
 
+/* clang-format off */
+static const struct sa_in in_serial[] = {
+    SA_REQ("serial", SA_IN_HEX, SA_SERIAL_MAX)};
+static const struct sa_in in_account[] = {SA_REQ("account_id", SA_IN_ID, 0)};
+static const struct sa_in in_key_hash[] = {SA_REQ("key_hash", SA_IN_HEX, 64)};
+static const struct sa_in in_block_key[] = {SA_REQ("key_hash", SA_IN_HEX, 64),
+    SA_OPT("source", SA_IN_STR, 256, ""),
+    SA_OPT("comment", SA_IN_STR, 1024, "")};
+static const struct sa_col_spec serial_col[] = {{NULL, SA_COL_STR}};
+static const struct sa_col_spec blocked_col[] = {{"blocked", SA_COL_BOOL}};
+/* clang-format on */
+
+/* sa.get_certificate (with its DER) */
+const struct sa_decl sa_d_get_certificate = {.st = &st_cert_get,
+    SA_DECL_IN(in_serial), SA_DECL_COLS(cert_cols), .fail = PROB_NOT_FOUND,
+    .detail = "no such certificate"};
+/* sa.serials_by_account, sa.serials_by_key: the unexpired serials */
+const struct sa_decl sa_d_serials_by_account = {.st = &st_serials_acct,
+    SA_DECL_IN(in_account), .out = SA_OUT_LIST, SA_DECL_COLS(serial_col),
+    .key = "serials"};
+const struct sa_decl sa_d_serials_by_key = {.st = &st_serials_key,
+    SA_DECL_IN(in_key_hash), .out = SA_OUT_LIST, SA_DECL_COLS(serial_col),
+    .key = "serials"};
+/* sa.block_key (already blocked is no error), sa.key_blocked */
+const struct sa_decl sa_d_block_key = {.st = &st_block_key,
+    SA_DECL_IN(in_block_key), .out = SA_OUT_DONE};
+const struct sa_decl sa_d_key_blocked = {.st = &st_key_blocked,
+    SA_DECL_IN(in_key_hash), SA_DECL_COLS(blocked_col)};
+
 /* "www.example.com" -> "com.example.www" (IPs unchanged). Caller frees. */
 static char *
 reverse_name(const char *type, const char *name)
@@ -444,17 +473,6 @@ out:
 }
 
 int
-sa_m_get_certificate(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	const char *serial = NULL;
-
-	if (sa_get_hex(params, "serial", 1, SA_SERIAL_MAX, &serial, prob) < 0)
-		return -1;
-	return sa_read_certificate(c, serial, 1, result, prob);
-}
-
-int
 sa_m_get_certificates(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
@@ -539,37 +557,29 @@ revoke_tx(struct sa_conn *c, void *arg, struct problem **prob)
 	struct revoke *rv = arg;
 	struct sa_params p;
 	PGresult *r;
-	int revoked, old_reason, ret = -1;
+	int revoked, old_reason;
 
 	sa_params_init(&p);
 	sa_p_str(&p, rv->serial);
-	if ((r = sa_q(c, &st_status_lock, &p, prob)) == NULL)
+	if ((r = sa_q_row(c, &st_status_lock, &p, "no such certificate",
+		 prob)) == NULL)
 		return -1;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_NOT_FOUND, "no such certificate");
-		goto out;
-	}
 	revoked = strcmp(sa_col(r, 0, 0), "revoked") == 0;
 	old_reason = (int)sa_col_int(r, 0, 1);
+	PQclear(r);
 	if (!revoked) {
 		sa_p_str(&p, rv->at);
 		sa_p_int(&p, rv->reason);
-		if (sa_exec(c, &st_status_revoke, &p, NULL, prob) != 0)
-			goto out;
-	} else if (old_reason != 1 && rv->reason == 1) {
+		return sa_exec(c, &st_status_revoke, &p, NULL, prob);
+	}
+	if (old_reason != 1 && rv->reason == 1) {
 		/* RFC 5280 5.3.1: may be re-revoked for keyCompromise */
 		sa_p_int(&p, rv->reason);
-		if (sa_exec(c, &st_status_rereason, &p, NULL, prob) != 0)
-			goto out;
-	} else {
-		*prob = problem_new(
-		    PROB_ALREADY_REVOKED, "certificate is already revoked");
-		goto out;
+		return sa_exec(c, &st_status_rereason, &p, NULL, prob);
 	}
-	ret = 0;
-out:
-	PQclear(r);
-	return ret;
+	*prob = problem_new(
+	    PROB_ALREADY_REVOKED, "certificate is already revoked");
+	return -1;
 }
 
 int
@@ -594,92 +604,6 @@ sa_m_revoke_certificate(
 	if (sa_tx(c, revoke_tx, &rv, prob) != 0)
 		return -1;
 	return sa_read_certificate(c, rv.serial, 0, result, prob);
-}
-
-static int
-serial_list(struct sa_conn *c, const struct sa_stmt *st,
-    const struct sa_params *p, json_t **result, struct problem **prob)
-{
-	PGresult *r;
-	json_t *list;
-	int i;
-
-	if ((r = sa_q(c, st, p, prob)) == NULL)
-		return -1;
-	list = json_array();
-	for (i = 0; i < PQntuples(r); i++)
-		json_array_append_new(list, json_string(sa_col(r, i, 0)));
-	PQclear(r);
-	*result = json_pack("{s:o}", "serials", list);
-	return 0;
-}
-
-int
-sa_m_serials_by_account(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	int64_t acct = 0;
-
-	if (sa_get_id(params, "account_id", 1, &acct, prob) < 0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_int(&p, acct);
-	return serial_list(c, &st_serials_acct, &p, result, prob);
-}
-
-int
-sa_m_serials_by_key(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *kh = NULL;
-
-	if (sa_get_hex(params, "key_hash", 1, 64, &kh, prob) < 0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, kh);
-	return serial_list(c, &st_serials_key, &p, result, prob);
-}
-
-int
-sa_m_block_key(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *kh = NULL, *source = NULL, *comment = NULL;
-
-	if (sa_get_hex(params, "key_hash", 1, 64, &kh, prob) < 0 ||
-	    sa_get_str(params, "source", 0, 256, &source, prob) < 0 ||
-	    sa_get_str(params, "comment", 0, 1024, &comment, prob) < 0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, kh);
-	sa_p_str(&p, source ? source : "");
-	sa_p_str(&p, comment ? comment : "");
-	if (sa_exec(c, &st_block_key, &p, NULL, prob) != 0)
-		return -1;
-	*result = json_object();
-	return 0;
-}
-
-int
-sa_m_key_blocked(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *kh = NULL;
-	PGresult *r;
-
-	if (sa_get_hex(params, "key_hash", 1, 64, &kh, prob) < 0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, kh);
-	if ((r = sa_q(c, &st_key_blocked, &p, prob)) == NULL)
-		return -1;
-	*result = json_pack("{s:b}", "blocked", sa_col_bool(r, 0, 0));
-	PQclear(r);
-	return 0;
 }
 
 static int

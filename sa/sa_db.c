@@ -19,6 +19,7 @@ void
 sa_params_init(struct sa_params *p)
 {
 	p->n = 0;
+	p->nown = 0;
 }
 
 void
@@ -595,45 +596,42 @@ sa_row_json(json_t *o, const PGresult *r, int row,
 }
 
 /* See sa_int.h. */
+json_t *
+sa_col_json(const PGresult *r, int row, int col, enum sa_col_kind kind)
+{
+	const char *v = sa_col(r, row, col);
+
+	switch (kind) {
+	case SA_COL_NONE:
+		return NULL;
+	case SA_COL_STR:
+		return v != NULL ? json_string(v) : NULL;
+	case SA_COL_STR_OR_NULL:
+		return v != NULL ? json_string(v) : json_null();
+	case SA_COL_INT:
+		return v != NULL ? json_integer(sa_col_int(r, row, col)) : NULL;
+	case SA_COL_BOOL:
+		return json_boolean(sa_col_bool(r, row, col));
+	case SA_COL_JSON:
+		return sa_json_parse(v);
+	case SA_COL_JSON_OPT:
+		return v != NULL ? sa_json_parse(v) : NULL;
+	case SA_COL_HEX_B64:
+		return sa_col_hex_as_b64(r, row, col);
+	}
+	return NULL;
+}
+
+/* See sa_int.h. */
 void
 sa_row_json_at(json_t *o, const PGresult *r, int row, int base,
     const struct sa_col_spec *spec, size_t n)
 {
-	const char *v;
 	json_t *j;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		int col = base + (int)i;
-
-		v = sa_col(r, row, col);
-		j = NULL;
-		switch (spec[i].kind) {
-		case SA_COL_NONE:
-			continue;
-		case SA_COL_STR:
-			j = v != NULL ? json_string(v) : NULL;
-			break;
-		case SA_COL_STR_OR_NULL:
-			j = v != NULL ? json_string(v) : json_null();
-			break;
-		case SA_COL_INT:
-			j = v != NULL ? json_integer(sa_col_int(r, row, col))
-				      : NULL;
-			break;
-		case SA_COL_BOOL:
-			j = json_boolean(sa_col_bool(r, row, col));
-			break;
-		case SA_COL_JSON:
-			j = sa_json_parse(v);
-			break;
-		case SA_COL_JSON_OPT:
-			j = v != NULL ? sa_json_parse(v) : NULL;
-			break;
-		case SA_COL_HEX_B64:
-			j = sa_col_hex_as_b64(r, row, col);
-			break;
-		}
+		j = sa_col_json(r, row, base + (int)i, spec[i].kind);
 		if (j != NULL)
 			json_object_set_new(o, spec[i].key, j);
 	}

@@ -85,6 +85,13 @@ static const struct sa_col_spec deleg_cols[] = {
     {"canceled_at", SA_COL_STR},
 };
 
+static const struct sa_in in_id[] = {SA_REQ("id", SA_IN_ID, 0)};
+
+/* sa.delegation_get (docs/rpc-methods.md). */
+const struct sa_decl sa_d_delegation_get = {.st = &st_deleg_get,
+    SA_DECL_IN(in_id), SA_DECL_COLS(deleg_cols), .fail = PROB_NOT_FOUND,
+    .detail = "no such delegation"};
+
 /* The delegation id as JSON (new) into *out; 0, or -1 with *prob
  * (notFound). */
 static int
@@ -160,18 +167,6 @@ out:
 	return ret;
 }
 
-/* sa.delegation_get (docs/rpc-methods.md). */
-int
-sa_m_delegation_get(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	int64_t id = 0;
-
-	if (sa_get_id(params, "id", 1, &id, prob) < 0)
-		return -1;
-	return read_deleg(c, id, result, prob);
-}
-
 /* sa.delegation_list (docs/rpc-methods.md). */
 int
 sa_m_delegation_list(
@@ -231,19 +226,18 @@ sa_m_delegation_update(
 		goto out;
 	if (read_deleg(c, id, &d, prob) != 0)
 		goto out;
-	if (rows != 1) {
+	if (rows == 1)
+		*result = d;
+	else {
 		*prob = json_integer_value(json_object_get(d, "owner_id")) !=
 			owner
 		    ? problem_new(PROB_NOT_FOUND, "no such delegation")
 		    : problem_new(PROB_CONFLICT,
 			  "the delegation is canceled: it is not updated");
-		goto out;
+		json_decref(d);
 	}
-	*result = d;
-	d = NULL;
-	ret = 0;
+	ret = rows == 1 ? 0 : -1;
 out:
-	json_decref(d);
 	free(tmpl);
 	free(cmap);
 	return ret;
@@ -294,45 +288,40 @@ cancel_tx(struct sa_conn *c, void *arg, struct problem **prob)
 {
 	struct cancel *k = arg;
 	struct sa_params p, p2;
-	PGresult *r = NULL;
-	int ret = -1;
+	PGresult *r;
+	int canceled, busy;
 
 	sa_params_init(&p);
 	sa_p_int(&p, k->id);
 	sa_p_int(&p, k->owner_id);
-	if ((r = sa_q(c, &st_deleg_lock_owner, &p, prob)) == NULL)
-		goto out;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_NOT_FOUND, "no such delegation");
-		goto out;
-	}
-	if (strcmp(sa_col(r, 0, 0), "canceled") == 0) {
-		ret = 0; /* canceled already: nothing more to do */
-		goto out;
-	}
+	if ((r = sa_q_row(c, &st_deleg_lock_owner, &p, "no such delegation",
+		 prob)) == NULL)
+		return -1;
+	canceled = strcmp(sa_col(r, 0, 0), "canceled") == 0;
 	PQclear(r);
+	if (canceled)
+		return 0; /* canceled already: nothing more to do */
 	sa_params_init(&p);
 	sa_p_int(&p, k->id);
 	if ((r = sa_q(c, &st_deleg_busy, &p, prob)) == NULL)
-		goto out;
-	if (sa_col_bool(r, 0, 0)) {
+		return -1;
+	busy = sa_col_bool(r, 0, 0);
+	PQclear(r);
+	if (busy) {
 		*prob = problem_new(PROB_CONFLICT,
 		    "a certificate of delegation %lld is being issued",
 		    (long long)k->id);
-		goto out;
+		return -1;
 	}
 	sa_params_init(&p2);
 	sa_p_int(&p2, k->id);
 	sa_p_str(&p2, k->error);
-	if (sa_exec(c, &st_deleg_cancel, &p, NULL, prob) != 0 ||
-	    sa_exec(c, &st_deleg_cancel_star, &p, NULL, prob) != 0 ||
-	    sa_exec(c, &st_deleg_expire_star, &p, NULL, prob) != 0 ||
-	    sa_exec(c, &st_deleg_fail_pending, &p2, NULL, prob) != 0)
-		goto out;
-	ret = 0;
-out:
-	PQclear(r);
-	return ret;
+	return sa_exec(c, &st_deleg_cancel, &p, NULL, prob) != 0 ||
+		sa_exec(c, &st_deleg_cancel_star, &p, NULL, prob) != 0 ||
+		sa_exec(c, &st_deleg_expire_star, &p, NULL, prob) != 0 ||
+		sa_exec(c, &st_deleg_fail_pending, &p2, NULL, prob) != 0
+	    ? -1
+	    : 0;
 }
 
 /* sa.delegation_cancel (docs/rpc-methods.md). */

@@ -31,11 +31,13 @@ struct sa_stmt {
 
 #define SA_MAX_PARAMS 16
 
-/* Text parameters of one statement; values point into buf or borrow. */
+/* Text parameters of one statement; values point into buf, into own
+ * (strings sa_bind made: sa_params_clear frees them) or borrow. */
 struct sa_params {
-	int n;
+	int n, nown;
 	const char *v[SA_MAX_PARAMS];
 	char buf[SA_MAX_PARAMS][40];
+	char *own[SA_MAX_PARAMS];
 };
 
 struct sa_conn {
@@ -196,6 +198,78 @@ int sa_q_one(struct sa_conn *c, const struct sa_stmt *st,
     const struct sa_params *p, const struct sa_col_spec *spec, size_t n,
     const char *notfound, json_t **out, struct problem **prob);
 
+/*
+ * A method in declared form (sa_decl.c, GNU Taler style): its request
+ * parameters, read in order by sa_bind as $1.. of one statement, and what
+ * the answer is. The parameter errors are sa_get_*'s (malformed, naming
+ * the parameter).
+ */
+enum sa_in_kind {
+	SA_IN_ID,      /* sa_get_id: a positive integer */
+	SA_IN_INT,     /* sa_get_int; with max, within [min, max] */
+	SA_IN_STR,     /* sa_get_str: at most max bytes, at least min */
+	SA_IN_HEX,     /* sa_get_hex: at most max digits */
+	SA_IN_TIME,    /* sa_get_time: canonical RFC 3339 */
+	SA_IN_BOOL,    /* sa_get_bool */
+	SA_IN_B64_HEX, /* sa_get_b64_as_hex: at most max characters */
+	SA_IN_OBJECT,  /* a JSON object, bound as its compact text */
+};
+struct sa_in {
+	const char *name;
+	enum sa_in_kind kind;
+	int required;
+	int64_t max, min;
+	const char *bad;  /* out of [min, max]: "parameter <name>: <bad>" */
+	const char *dflt; /* bound when absent; NULL binds SQL NULL */
+};
+/*
+ * Reads params as in[0..n) says into a new p ($1.. in order; absent and
+ * optional: dflt). 0, or -1 with *prob (p left empty). The caller calls
+ * sa_params_clear(p) after use.
+ */
+int sa_bind(const json_t *params, const struct sa_in *in, size_t n,
+    struct sa_params *p, struct problem **prob);
+/* Frees (and wipes: they may be key material) the strings p owns; p is
+ * empty after. */
+void sa_params_clear(struct sa_params *p);
+enum sa_out_kind {
+	SA_OUT_ROW,     /* the one row by cols; none: fail with detail */
+	SA_OUT_LIST,    /* {key: [rows by cols]}; one column without a key:
+			   [its values] */
+	SA_OUT_CHANGED, /* a command: {} when it changed one row, else
+			   fail with detail */
+	SA_OUT_DONE,    /* a command: {} */
+};
+struct sa_decl {
+	const struct sa_stmt *st;
+	const struct sa_in *in;
+	size_t nin;
+	enum sa_out_kind out;
+	const struct sa_col_spec *cols;
+	size_t ncols;
+	const char *key;     /* SA_OUT_LIST: the list's member */
+	enum prob_type fail; /* ROW, CHANGED: the problem... */
+	const char *detail;  /* ...and its detail (one %s: $1's text) */
+	/* st failing with this SQLSTATE (NULL: none) answers this problem */
+	const char *sqlstate;
+	enum prob_type state_fail;
+	const char *state_detail;
+};
+/* A required / optional (bound as dflt when absent) sa_in of kind k and at
+ * most m. */
+#define SA_REQ(n, k, m) {.name = (n), .kind = (k), .required = 1, .max = (m)}
+#define SA_OPT(n, k, m, d) {.name = (n), .kind = (k), .max = (m), .dflt = (d)}
+/* The .in/.nin and .cols/.ncols of a struct sa_decl from arrays. */
+#define SA_DECL_IN(arr) .in = (arr), .nin = SA_NCOLS(arr)
+#define SA_DECL_COLS(arr) .cols = (arr), .ncols = SA_NCOLS(arr)
+/* Runs the method d declares for params: 0 and *result, or -1 and *prob. */
+int sa_run(struct sa_conn *c, const struct sa_decl *d, json_t *params,
+    json_t **result, struct problem **prob);
+/* Column col of row of r as JSON of kind (NULL where sa_row_json leaves
+ * the key out). */
+json_t *sa_col_json(
+    const PGresult *r, int row, int col, enum sa_col_kind kind);
+
 /* Method implementations: (conn, params, result, prob). Declared below
  * as `sa_method_impl sa_m_<name>;`. */
 typedef int sa_method_impl(
@@ -204,14 +278,14 @@ typedef sa_method_impl *sa_method_fn;
 
 /* sa_account.c */
 sa_method_impl sa_m_new_account;
-sa_method_impl sa_m_get_account;
-sa_method_impl sa_m_get_account_by_thumbprint;
+extern const struct sa_decl sa_d_get_account;
+extern const struct sa_decl sa_d_get_account_by_thumbprint;
 sa_method_impl sa_m_update_account;
-sa_method_impl sa_m_change_account_key;
-sa_method_impl sa_m_new_eab_key;
-sa_method_impl sa_m_get_eab_key;
-sa_method_impl sa_m_list_eab_keys;
-sa_method_impl sa_m_revoke_eab_key;
+extern const struct sa_decl sa_d_change_account_key;
+extern const struct sa_decl sa_d_new_eab_key;
+extern const struct sa_decl sa_d_get_eab_key;
+extern const struct sa_decl sa_d_list_eab_keys;
+extern const struct sa_decl sa_d_revoke_eab_key;
 /* Why a write that requires a valid account id wrote nothing: -1 with
  * *prob accountDoesNotExist or unauthorized ("Account is <status>"), or 0
  * when the account is valid (the reason was another). */
@@ -282,24 +356,24 @@ sa_method_impl sa_m_get_stale_processing_authzs;
 /* sa_cert.c */
 sa_method_impl sa_m_reserve_serial;
 sa_method_impl sa_m_add_certificate;
-sa_method_impl sa_m_get_certificate;
+extern const struct sa_decl sa_d_get_certificate;
 sa_method_impl sa_m_get_certificates;
 sa_method_impl sa_m_revoke_certificate;
-sa_method_impl sa_m_serials_by_account;
-sa_method_impl sa_m_serials_by_key;
-sa_method_impl sa_m_block_key;
-sa_method_impl sa_m_key_blocked;
+extern const struct sa_decl sa_d_serials_by_account;
+extern const struct sa_decl sa_d_serials_by_key;
+extern const struct sa_decl sa_d_block_key;
+extern const struct sa_decl sa_d_key_blocked;
 sa_method_impl sa_m_fqdn_set_issued;
 sa_method_impl sa_m_count_certs_by_domain;
 
 /* sa_misc.c */
 sa_method_impl sa_m_rate_limit_spend;
-sa_method_impl sa_m_revoked_by_shard;
-sa_method_impl sa_m_store_crl;
-sa_method_impl sa_m_get_crl;
-sa_method_impl sa_m_next_crl_number;
-sa_method_impl sa_m_store_ocsp;
-sa_method_impl sa_m_get_ocsp;
+extern const struct sa_decl sa_d_revoked_by_shard;
+extern const struct sa_decl sa_d_store_crl;
+extern const struct sa_decl sa_d_get_crl;
+extern const struct sa_decl sa_d_next_crl_number;
+extern const struct sa_decl sa_d_store_ocsp;
+extern const struct sa_decl sa_d_get_ocsp;
 
 /* sa_flow.c: coarse hot-path steps (issue 18) */
 int sa_m_claim_challenge(
@@ -344,8 +418,7 @@ char *sa_fqdn_set_hash(const json_t *identifiers);
 int sa_star_attach(json_t *order, const char *star_json);
 int sa_m_star_new(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_star_get(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_star_set_csr(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
+extern const struct sa_decl sa_d_star_set_csr;
 int sa_m_star_claim(struct sa_conn *, json_t *, json_t **, struct problem **);
 int sa_m_star_release(
     struct sa_conn *, json_t *, json_t **, struct problem **);
@@ -365,7 +438,7 @@ int sa_deleg_order_lock(struct sa_conn *c, int64_t delegation_id,
 int sa_deleg_order_link(struct sa_conn *c, int64_t order_id,
     int64_t delegation_id, struct problem **prob);
 sa_method_impl sa_m_delegation_new;
-sa_method_impl sa_m_delegation_get;
+extern const struct sa_decl sa_d_delegation_get;
 sa_method_impl sa_m_delegation_list;
 sa_method_impl sa_m_delegation_update;
 sa_method_impl sa_m_delegation_cancel;

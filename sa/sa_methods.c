@@ -8,67 +8,77 @@
 
 #include "sa/sa_int.h"
 
-/* Handlers by registry id (rpc/methods.def): the SA's dispatch table. */
-static const sa_method_fn sa_handlers[RPC_METHOD__MAX] = {
-    [RPC_SA_NEW_ACCOUNT] = sa_m_new_account,
-    [RPC_SA_GET_ACCOUNT] = sa_m_get_account,
-    [RPC_SA_GET_ACCOUNT_BY_THUMBPRINT] = sa_m_get_account_by_thumbprint,
-    [RPC_SA_UPDATE_ACCOUNT] = sa_m_update_account,
-    [RPC_SA_CHANGE_ACCOUNT_KEY] = sa_m_change_account_key,
-    [RPC_SA_NEW_EAB_KEY] = sa_m_new_eab_key,
-    [RPC_SA_GET_EAB_KEY] = sa_m_get_eab_key,
-    [RPC_SA_LIST_EAB_KEYS] = sa_m_list_eab_keys,
-    [RPC_SA_REVOKE_EAB_KEY] = sa_m_revoke_eab_key,
-    [RPC_SA_NEW_ORDER] = sa_m_new_order,
-    [RPC_SA_NEW_AUTHZ] = sa_m_new_authz,
-    [RPC_SA_GET_ORDER] = sa_m_get_order,
-    [RPC_SA_GET_ORDERS_BY_ACCOUNT] = sa_m_get_orders_by_account,
-    [RPC_SA_GET_AUTHZ] = sa_m_get_authz,
-    [RPC_SA_GET_AUTHZS] = sa_m_get_authzs,
-    [RPC_SA_GET_VALID_AUTHZS] = sa_m_get_valid_authzs,
-    [RPC_SA_SET_AUTHZ_PROCESSING] = sa_m_set_authz_processing,
-    [RPC_SA_FINALIZE_AUTHZ] = sa_m_finalize_authz,
-    [RPC_SA_DEACTIVATE_AUTHZ] = sa_m_deactivate_authz,
-    [RPC_SA_SET_ORDER_PROCESSING] = sa_m_set_order_processing,
-    [RPC_SA_SET_ORDER_ERROR] = sa_m_set_order_error,
-    [RPC_SA_FINALIZE_ORDER] = sa_m_finalize_order,
-    [RPC_SA_GET_STALE_PROCESSING_ORDERS] = sa_m_get_stale_processing_orders,
-    [RPC_SA_GET_STALE_PROCESSING_AUTHZS] = sa_m_get_stale_processing_authzs,
-    [RPC_SA_RESERVE_SERIAL] = sa_m_reserve_serial,
-    [RPC_SA_RECLAIM_ORDER] = sa_m_reclaim_order,
-    [RPC_SA_ADD_CERTIFICATE] = sa_m_add_certificate,
-    [RPC_SA_GET_CERTIFICATE] = sa_m_get_certificate,
-    [RPC_SA_GET_CERTIFICATES] = sa_m_get_certificates,
-    [RPC_SA_REVOKE_CERTIFICATE] = sa_m_revoke_certificate,
-    [RPC_SA_SERIALS_BY_ACCOUNT] = sa_m_serials_by_account,
-    [RPC_SA_SERIALS_BY_KEY] = sa_m_serials_by_key,
-    [RPC_SA_BLOCK_KEY] = sa_m_block_key,
-    [RPC_SA_KEY_BLOCKED] = sa_m_key_blocked,
-    [RPC_SA_FQDN_SET_ISSUED] = sa_m_fqdn_set_issued,
-    [RPC_SA_COUNT_CERTS_BY_DOMAIN] = sa_m_count_certs_by_domain,
-    [RPC_SA_RATE_LIMIT_SPEND] = sa_m_rate_limit_spend,
-    [RPC_SA_REPLACEMENT_EXISTS] = sa_m_replacement_exists,
-    [RPC_SA_REVOKED_BY_SHARD] = sa_m_revoked_by_shard,
-    [RPC_SA_STORE_CRL] = sa_m_store_crl,
-    [RPC_SA_GET_CRL] = sa_m_get_crl,
-    [RPC_SA_NEXT_CRL_NUMBER] = sa_m_next_crl_number,
-    [RPC_SA_STORE_OCSP] = sa_m_store_ocsp,
-    [RPC_SA_GET_OCSP] = sa_m_get_ocsp,
+/* A method: its handler, or its declared form (sa_decl.c). */
+struct sa_method {
+	sa_method_fn fn;
+	const struct sa_decl *decl;
+};
+
+/* A method written as a function (sa_m_<name>) or declared (sa_d_<name>) */
+#define SA_FN(name) {.fn = sa_m_##name}
+#define SA_DECL(name) {.decl = &sa_d_##name}
+
+/* Methods by registry id (rpc/methods.def): the SA's dispatch table. */
+static const struct sa_method sa_handlers[RPC_METHOD__MAX] = {
+    [RPC_SA_NEW_ACCOUNT] = SA_FN(new_account),
+    [RPC_SA_GET_ACCOUNT] = SA_DECL(get_account),
+    [RPC_SA_GET_ACCOUNT_BY_THUMBPRINT] = SA_DECL(get_account_by_thumbprint),
+    [RPC_SA_UPDATE_ACCOUNT] = SA_FN(update_account),
+    [RPC_SA_CHANGE_ACCOUNT_KEY] = SA_DECL(change_account_key),
+    [RPC_SA_NEW_EAB_KEY] = SA_DECL(new_eab_key),
+    [RPC_SA_GET_EAB_KEY] = SA_DECL(get_eab_key),
+    [RPC_SA_LIST_EAB_KEYS] = SA_DECL(list_eab_keys),
+    [RPC_SA_REVOKE_EAB_KEY] = SA_DECL(revoke_eab_key),
+    [RPC_SA_NEW_ORDER] = SA_FN(new_order),
+    [RPC_SA_NEW_AUTHZ] = SA_FN(new_authz),
+    [RPC_SA_GET_ORDER] = SA_FN(get_order),
+    [RPC_SA_GET_ORDERS_BY_ACCOUNT] = SA_FN(get_orders_by_account),
+    [RPC_SA_GET_AUTHZ] = SA_FN(get_authz),
+    [RPC_SA_GET_AUTHZS] = SA_FN(get_authzs),
+    [RPC_SA_GET_VALID_AUTHZS] = SA_FN(get_valid_authzs),
+    [RPC_SA_SET_AUTHZ_PROCESSING] = SA_FN(set_authz_processing),
+    [RPC_SA_FINALIZE_AUTHZ] = SA_FN(finalize_authz),
+    [RPC_SA_DEACTIVATE_AUTHZ] = SA_FN(deactivate_authz),
+    [RPC_SA_SET_ORDER_PROCESSING] = SA_FN(set_order_processing),
+    [RPC_SA_SET_ORDER_ERROR] = SA_FN(set_order_error),
+    [RPC_SA_FINALIZE_ORDER] = SA_FN(finalize_order),
+    [RPC_SA_GET_STALE_PROCESSING_ORDERS] = SA_FN(get_stale_processing_orders),
+    [RPC_SA_GET_STALE_PROCESSING_AUTHZS] = SA_FN(get_stale_processing_authzs),
+    [RPC_SA_RESERVE_SERIAL] = SA_FN(reserve_serial),
+    [RPC_SA_RECLAIM_ORDER] = SA_FN(reclaim_order),
+    [RPC_SA_ADD_CERTIFICATE] = SA_FN(add_certificate),
+    [RPC_SA_GET_CERTIFICATE] = SA_DECL(get_certificate),
+    [RPC_SA_GET_CERTIFICATES] = SA_FN(get_certificates),
+    [RPC_SA_REVOKE_CERTIFICATE] = SA_FN(revoke_certificate),
+    [RPC_SA_SERIALS_BY_ACCOUNT] = SA_DECL(serials_by_account),
+    [RPC_SA_SERIALS_BY_KEY] = SA_DECL(serials_by_key),
+    [RPC_SA_BLOCK_KEY] = SA_DECL(block_key),
+    [RPC_SA_KEY_BLOCKED] = SA_DECL(key_blocked),
+    [RPC_SA_FQDN_SET_ISSUED] = SA_FN(fqdn_set_issued),
+    [RPC_SA_COUNT_CERTS_BY_DOMAIN] = SA_FN(count_certs_by_domain),
+    [RPC_SA_RATE_LIMIT_SPEND] = SA_FN(rate_limit_spend),
+    [RPC_SA_REPLACEMENT_EXISTS] = SA_FN(replacement_exists),
+    [RPC_SA_REVOKED_BY_SHARD] = SA_DECL(revoked_by_shard),
+    [RPC_SA_STORE_CRL] = SA_DECL(store_crl),
+    [RPC_SA_GET_CRL] = SA_DECL(get_crl),
+    [RPC_SA_NEXT_CRL_NUMBER] = SA_DECL(next_crl_number),
+    [RPC_SA_STORE_OCSP] = SA_DECL(store_ocsp),
+    [RPC_SA_GET_OCSP] = SA_DECL(get_ocsp),
     /* RFC 8739 STAR (sa_star.c) */
-    [RPC_SA_STAR_NEW] = sa_m_star_new,
-    [RPC_SA_STAR_GET] = sa_m_star_get,
-    [RPC_SA_STAR_SET_CSR] = sa_m_star_set_csr,
-    [RPC_SA_STAR_CLAIM] = sa_m_star_claim,
-    [RPC_SA_STAR_RELEASE] = sa_m_star_release,
-    [RPC_SA_STAR_CANCEL] = sa_m_star_cancel,
+    [RPC_SA_STAR_NEW] = SA_FN(star_new),
+    [RPC_SA_STAR_GET] = SA_FN(star_get),
+    [RPC_SA_STAR_SET_CSR] = SA_DECL(star_set_csr),
+    [RPC_SA_STAR_CLAIM] = SA_FN(star_claim),
+    [RPC_SA_STAR_RELEASE] = SA_FN(star_release),
+    [RPC_SA_STAR_CANCEL] = SA_FN(star_cancel),
     /* RFC 9115 delegation (sa_delegation.c) */
-    [RPC_SA_DELEGATION_NEW] = sa_m_delegation_new,
-    [RPC_SA_DELEGATION_GET] = sa_m_delegation_get,
-    [RPC_SA_DELEGATION_LIST] = sa_m_delegation_list,
-    [RPC_SA_DELEGATION_UPDATE] = sa_m_delegation_update,
-    [RPC_SA_DELEGATION_CANCEL] = sa_m_delegation_cancel,
-    [RPC_SA_CLAIM_CHALLENGE] = sa_m_claim_challenge,
-    [RPC_SA_TKAUTH_SPEND_JTI] = sa_m_tkauth_spend_jti,
+    [RPC_SA_DELEGATION_NEW] = SA_FN(delegation_new),
+    [RPC_SA_DELEGATION_GET] = SA_DECL(delegation_get),
+    [RPC_SA_DELEGATION_LIST] = SA_FN(delegation_list),
+    [RPC_SA_DELEGATION_UPDATE] = SA_FN(delegation_update),
+    [RPC_SA_DELEGATION_CANCEL] = SA_FN(delegation_cancel),
+    [RPC_SA_CLAIM_CHALLENGE] = SA_FN(claim_challenge),
+    [RPC_SA_TKAUTH_SPEND_JTI] = SA_FN(tkauth_spend_jti),
 };
 
 static int sa_rpc_handler(void *svc, const struct rpc_req *req, json_t **result,
@@ -113,7 +123,7 @@ sa_call(struct sa *sa, enum rpc_method_id id, json_t *params, json_t **result,
     struct problem **prob)
 {
 	const struct rpc_contract *m = rpc_contract_get(id);
-	sa_method_fn fn = m != NULL ? sa_handlers[id] : NULL;
+	const struct sa_method *fn = m != NULL ? &sa_handlers[id] : NULL;
 	struct sa_conn *c;
 	json_t *empty = NULL;
 	int64_t start;
@@ -121,7 +131,7 @@ sa_call(struct sa *sa, enum rpc_method_id id, json_t *params, json_t **result,
 
 	*result = NULL;
 	*prob = NULL;
-	if (fn == NULL) {
+	if (fn == NULL || (fn->fn == NULL && fn->decl == NULL)) {
 		*prob = problem_new(PROB_MALFORMED, "not an sa.* method: %s",
 		    rpc_method_name(id));
 		return -1;
@@ -134,7 +144,8 @@ sa_call(struct sa *sa, enum rpc_method_id id, json_t *params, json_t **result,
 	}
 	c = sa_checkout(sa);
 	start = time_mono_ms();
-	ret = fn(c, params, result, prob);
+	ret = fn->decl != NULL ? sa_run(c, fn->decl, params, result, prob)
+			       : fn->fn(c, params, result, prob);
 	sa_checkin(sa, c);
 	json_decref(empty);
 	if (sa->metrics != NULL) {
@@ -185,5 +196,7 @@ sa_rpc_handlers(rpc_handler_fn out[RPC_METHOD__MAX])
 	size_t i;
 
 	for (i = 0; i < RPC_METHOD__MAX; i++)
-		out[i] = sa_handlers[i] != NULL ? sa_rpc_handler : NULL;
+		out[i] = sa_handlers[i].fn != NULL || sa_handlers[i].decl != NULL
+		    ? sa_rpc_handler
+		    : NULL;
 }

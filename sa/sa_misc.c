@@ -57,6 +57,49 @@ static const struct sa_col_spec ocsp_cols[] = {
     {"this_update", SA_COL_STR},
     {"next_update", SA_COL_STR},
 };
+static const struct sa_col_spec revoked_cols[] = {
+    {"serial", SA_COL_STR},
+    {"revoked_at", SA_COL_STR},
+    {"reason", SA_COL_INT},
+};
+static const struct sa_col_spec number_col[] = {{"number", SA_COL_INT}};
+
+/* clang-format off */
+/* A CRL shard: issuer_id and shard are $1 and $2. */
+#define IN_SHARD SA_REQ("issuer_id", SA_IN_HEX, 64), \
+	{.name = "shard", .kind = SA_IN_INT, .required = 1, .max = 1000000, \
+	.bad = "range"}
+static const struct sa_in in_shard[] = {IN_SHARD};
+static const struct sa_in in_store_crl[] = {IN_SHARD,
+    {.name = "number", .kind = SA_IN_INT, .required = 1,
+	.max = INT64_MAX, .min = 1, .bad = "> 0"},
+    SA_REQ("der", SA_IN_B64_HEX, 64 * 1024 * 1024),
+    SA_REQ("this_update", SA_IN_TIME, 0), SA_REQ("next_update", SA_IN_TIME, 0)};
+static const struct sa_in in_serial[] = {SA_REQ("serial", SA_IN_HEX, 64)};
+static const struct sa_in in_store_ocsp[] = {SA_REQ("serial", SA_IN_HEX, 64),
+    SA_REQ("der", SA_IN_B64_HEX, 1024 * 1024),
+    SA_REQ("this_update", SA_IN_TIME, 0), SA_REQ("next_update", SA_IN_TIME, 0)};
+/* clang-format on */
+
+/* CRL shards: the revoked entries, the stored CRL, the next number. */
+const struct sa_decl sa_d_revoked_by_shard = {.st = &st_revoked_shard,
+    SA_DECL_IN(in_shard), .out = SA_OUT_LIST, SA_DECL_COLS(revoked_cols),
+    .key = "entries"};
+const struct sa_decl sa_d_store_crl = {.st = &st_crl_store,
+    SA_DECL_IN(in_store_crl), .out = SA_OUT_CHANGED, .fail = PROB_CONFLICT,
+    .detail = "a CRL with this or a higher number is stored"};
+const struct sa_decl sa_d_get_crl = {.st = &st_crl_get, SA_DECL_IN(in_shard),
+    SA_DECL_COLS(crl_cols), .fail = PROB_NOT_FOUND,
+    .detail = "no CRL stored"};
+const struct sa_decl sa_d_next_crl_number = {.st = &st_crl_next,
+    SA_DECL_IN(in_shard), SA_DECL_COLS(number_col)};
+/* OCSP responses of known certificates */
+const struct sa_decl sa_d_store_ocsp = {.st = &st_ocsp_store,
+    SA_DECL_IN(in_store_ocsp), .out = SA_OUT_DONE, .sqlstate = "23503",
+    .state_fail = PROB_NOT_FOUND, .state_detail = "no such certificate"};
+const struct sa_decl sa_d_get_ocsp = {.st = &st_ocsp_get,
+    SA_DECL_IN(in_serial), SA_DECL_COLS(ocsp_cols), .fail = PROB_NOT_FOUND,
+    .detail = "no OCSP response stored"};
 
 struct rl {
 	const char *key;
@@ -135,165 +178,4 @@ sa_m_rate_limit_spend(
 	    "retry_after_ms", (json_int_t)b.retry_after, "remaining",
 	    (json_int_t)b.remaining);
 	return 0;
-}
-
-/* params' issuer_id and shard as $1 and $2 of a new p (strings borrowed
- * from params). 0 or -1 with *prob. */
-static int
-shard_params(json_t *params, struct sa_params *p, struct problem **prob)
-{
-	const char *issuer = NULL;
-	int64_t shard = 0;
-
-	if (sa_get_hex(params, "issuer_id", 1, 64, &issuer, prob) < 0 ||
-	    sa_get_int(params, "shard", 1, &shard, prob) < 0)
-		return -1;
-	if (shard < 0 || shard > 1000000) {
-		*prob = problem_new(PROB_MALFORMED, "parameter shard: range");
-		return -1;
-	}
-	sa_params_init(p);
-	sa_p_str(p, issuer);
-	sa_p_int(p, shard);
-	return 0;
-}
-
-int
-sa_m_revoked_by_shard(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	PGresult *r;
-	json_t *list;
-	int i;
-
-	if (shard_params(params, &p, prob) != 0)
-		return -1;
-	if ((r = sa_q(c, &st_revoked_shard, &p, prob)) == NULL)
-		return -1;
-	list = json_array();
-	for (i = 0; i < PQntuples(r); i++)
-		json_array_append_new(list,
-		    json_pack("{s:s, s:s, s:I}", "serial", sa_col(r, i, 0),
-			"revoked_at", sa_col(r, i, 1), "reason",
-			(json_int_t)sa_col_int(r, i, 2)));
-	PQclear(r);
-	*result = json_pack("{s:o}", "entries", list);
-	return 0;
-}
-
-int
-sa_m_store_crl(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	int64_t number = 0;
-	char *der = NULL, tu[32], nu[32];
-	long rows = 0;
-	int ret = -1;
-
-	if (shard_params(params, &p, prob) != 0 ||
-	    sa_get_int(params, "number", 1, &number, prob) < 0 ||
-	    sa_get_b64_as_hex(params, "der", 1, 64 * 1024 * 1024, &der, prob) <
-		0 ||
-	    sa_get_time(params, "this_update", 1, tu, sizeof(tu), prob) < 0 ||
-	    sa_get_time(params, "next_update", 1, nu, sizeof(nu), prob) < 0)
-		goto out;
-	if (number <= 0) {
-		*prob = problem_new(PROB_MALFORMED, "parameter number: > 0");
-		goto out;
-	}
-	sa_p_int(&p, number);
-	sa_p_str(&p, der);
-	sa_p_str(&p, tu);
-	sa_p_str(&p, nu);
-	if (sa_exec(c, &st_crl_store, &p, &rows, prob) != 0)
-		goto out;
-	if (rows != 1) {
-		*prob = problem_new(PROB_CONFLICT,
-		    "a CRL with this or a higher number is stored");
-		goto out;
-	}
-	*result = json_object();
-	ret = 0;
-out:
-	free(der);
-	return ret;
-}
-
-int
-sa_m_get_crl(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-
-	if (shard_params(params, &p, prob) != 0)
-		return -1;
-	return sa_q_one(c, &st_crl_get, &p, crl_cols, SA_NCOLS(crl_cols),
-	    "no CRL stored", result, prob);
-}
-
-int
-sa_m_next_crl_number(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	PGresult *r;
-
-	if (shard_params(params, &p, prob) != 0)
-		return -1;
-	if ((r = sa_q(c, &st_crl_next, &p, prob)) == NULL)
-		return -1;
-	*result = json_pack("{s:I}", "number", (json_int_t)sa_col_int(r, 0, 0));
-	PQclear(r);
-	return 0;
-}
-
-int
-sa_m_store_ocsp(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *serial = NULL;
-	char *der = NULL, tu[32], nu[32];
-	int ret = -1;
-
-	if (sa_get_hex(params, "serial", 1, 64, &serial, prob) < 0 ||
-	    sa_get_b64_as_hex(params, "der", 1, 1024 * 1024, &der, prob) < 0 ||
-	    sa_get_time(params, "this_update", 1, tu, sizeof(tu), prob) < 0 ||
-	    sa_get_time(params, "next_update", 1, nu, sizeof(nu), prob) < 0)
-		goto out;
-	sa_params_init(&p);
-	sa_p_str(&p, serial);
-	sa_p_str(&p, der);
-	sa_p_str(&p, tu);
-	sa_p_str(&p, nu);
-	if (sa_exec(c, &st_ocsp_store, &p, NULL, prob) != 0) {
-		if (sa_sqlstate_is(c, "23503")) {
-			problem_free(*prob);
-			*prob =
-			    problem_new(PROB_NOT_FOUND, "no such certificate");
-		}
-		goto out;
-	}
-	*result = json_object();
-	ret = 0;
-out:
-	free(der);
-	return ret;
-}
-
-int
-sa_m_get_ocsp(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *serial = NULL;
-
-	if (sa_get_hex(params, "serial", 1, 64, &serial, prob) < 0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, serial);
-	return sa_q_one(c, &st_ocsp_get, &p, ocsp_cols, SA_NCOLS(ocsp_cols),
-	    "no OCSP response stored", result, prob);
 }

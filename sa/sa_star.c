@@ -144,6 +144,14 @@ star_row(const PGresult *r, int row)
 	return o;
 }
 
+static const struct sa_in in_set_csr[] = {SA_REQ("order_id", SA_IN_ID, 0),
+    SA_REQ("csr", SA_IN_STR, SA_STAR_CSR_MAX)};
+
+/* sa.star_set_csr (docs/rpc-methods.md). */
+const struct sa_decl sa_d_star_set_csr = {.st = &st_star_set_csr,
+    SA_DECL_IN(in_set_csr), .out = SA_OUT_CHANGED, .fail = PROB_CONFLICT,
+    .detail = "no active STAR order %s"};
+
 /* See sa_int.h. */
 int
 sa_star_attach(json_t *order, const char *star_json)
@@ -232,33 +240,6 @@ sa_m_star_get(
 		return -1;
 	*result = star_row(r, 0);
 	PQclear(r);
-	return 0;
-}
-
-/* sa.star_set_csr (docs/rpc-methods.md). */
-int
-sa_m_star_set_csr(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *csr = NULL;
-	int64_t oid = 0;
-	long rows = 0;
-
-	if (sa_get_id(params, "order_id", 1, &oid, prob) < 0 ||
-	    sa_get_str(params, "csr", 1, SA_STAR_CSR_MAX, &csr, prob) < 0)
-		return -1;
-	sa_params_init(&p);
-	sa_p_int(&p, oid);
-	sa_p_str(&p, csr);
-	if (sa_exec(c, &st_star_set_csr, &p, &rows, prob) != 0)
-		return -1;
-	if (rows != 1) {
-		*prob = problem_new(
-		    PROB_CONFLICT, "no active STAR order %lld", (long long)oid);
-		return -1;
-	}
-	*result = json_object();
 	return 0;
 }
 
@@ -351,47 +332,49 @@ struct cancel {
 	int64_t order_id, account_id;
 };
 
+/* Why the locked STAR order of row 0 of r (st_star_lock) may not be
+ * canceled by k's account: a new problem, or NULL when it may. */
+static struct problem *
+cancel_refusal(const PGresult *r, const struct cancel *k)
+{
+	const char *st = sa_col(r, 0, 0), *ost = sa_col(r, 0, 1);
+
+	if (sa_col_int(r, 0, 3) != k->account_id)
+		return problem_new(PROB_NOT_FOUND, "no such STAR order");
+	/* RFC 8739 §3.1.2: only a "valid" auto-renewal order is canceled. */
+	if (strcmp(st, "active") != 0 || strcmp(ost, "valid") != 0)
+		return problem_new(PROB_AUTO_RENEWAL_CANCELLATION_INVALID,
+		    "The order is %s, not valid: it cannot be canceled",
+		    strcmp(st, "canceled") == 0    ? "canceled already"
+			: strcmp(st, "ended") == 0 ? "past its last certificate"
+						   : ost);
+	if (sa_col_bool(r, 0, 2))
+		return problem_new(PROB_CONFLICT,
+		    "a renewal of order %lld is being issued",
+		    (long long)k->order_id);
+	return NULL;
+}
+
 static int
 cancel_tx(struct sa_conn *c, void *arg, struct problem **prob)
 {
 	struct cancel *k = arg;
 	struct sa_params p;
-	PGresult *r = NULL;
-	const char *st, *ost;
-	int ret = -1;
+	PGresult *r;
 
 	sa_params_init(&p);
 	sa_p_int(&p, k->order_id);
-	if ((r = sa_q(c, &st_star_lock, &p, prob)) == NULL)
-		goto out;
-	if (PQntuples(r) != 1 || sa_col_int(r, 0, 3) != k->account_id) {
-		*prob = problem_new(PROB_NOT_FOUND, "no such STAR order");
-		goto out;
-	}
-	st = sa_col(r, 0, 0);
-	ost = sa_col(r, 0, 1);
-	/* RFC 8739 §3.1.2: only a "valid" auto-renewal order is canceled. */
-	if (strcmp(st, "active") != 0 || strcmp(ost, "valid") != 0) {
-		*prob = problem_new(PROB_AUTO_RENEWAL_CANCELLATION_INVALID,
-		    "The order is %s, not valid: it cannot be canceled",
-		    strcmp(st, "canceled") == 0    ? "canceled already"
-			: strcmp(st, "ended") == 0 ? "past its last certificate"
-						   : ost);
-		goto out;
-	}
-	if (sa_col_bool(r, 0, 2)) {
-		*prob = problem_new(PROB_CONFLICT,
-		    "a renewal of order %lld is being issued",
-		    (long long)k->order_id);
-		goto out;
-	}
-	if (sa_exec(c, &st_star_cancel, &p, NULL, prob) != 0 ||
-	    sa_exec(c, &st_star_order_expire, &p, NULL, prob) != 0)
-		goto out;
-	ret = 0;
-out:
+	if ((r = sa_q_row(c, &st_star_lock, &p, "no such STAR order", prob)) ==
+	    NULL)
+		return -1;
+	*prob = cancel_refusal(r, k);
 	PQclear(r);
-	return ret;
+	if (*prob != NULL)
+		return -1;
+	return sa_exec(c, &st_star_cancel, &p, NULL, prob) != 0 ||
+		sa_exec(c, &st_star_order_expire, &p, NULL, prob) != 0
+	    ? -1
+	    : 0;
 }
 
 /* sa.star_cancel (docs/rpc-methods.md). */
