@@ -77,16 +77,43 @@ static const struct sa_in in_id[] = {SA_REQ("id", SA_IN_ID, 0)};
 static const struct sa_in in_kid[] = {SA_REQ("kid", SA_IN_STR, 256)};
 static const struct sa_in in_thumbprint[] = {
     SA_REQ("thumbprint", SA_IN_STR, 128)};
+static const struct sa_in in_update[] = {SA_REQ("id", SA_IN_ID, 0),
+    SA_OPT("contact", SA_IN_ARRAY, 0, NULL),
+    SA_OPT("status", SA_IN_STR, 16, NULL)};
 static const struct sa_in in_rekey[] = {SA_REQ("id", SA_IN_ID, 0),
     SA_REQ("key", SA_IN_OBJECT, 0), SA_REQ("thumbprint", SA_IN_STR, 128)};
 static const struct sa_in in_new_eab[] = {
     {.name = "kid", .kind = SA_IN_STR, .required = 1, .max = 256,
-	.min = 1, .bad = "empty"},
+	.min = 1, .bad = "parameter kid: empty"},
     SA_REQ("hmac_key", SA_IN_B64_HEX, 1024),
     SA_OPT("comment", SA_IN_STR, 1024, "")};
 static const struct sa_col_spec eab_created[] = {
     {"kid", SA_COL_STR}, {"created", SA_COL_STR}};
 /* clang-format on */
+
+static int check_contact(const json_t *contact, struct problem **prob);
+
+/* sa.update_account: short contact strings, a status an account can have
+ * ($3). */
+static int
+update_check(
+    const json_t *params, const struct sa_params *p, struct problem **prob)
+{
+	const json_t *contact = json_object_get(params, "contact");
+	const char *status = p->v[2];
+
+	if (p->v[1] != NULL && check_contact(contact, prob) != 0)
+		return -1;
+	if (status != NULL && strcmp(status, "valid") != 0 &&
+	    strcmp(status, "deactivated") != 0 &&
+	    strcmp(status, "revoked") != 0) {
+		*prob = problem_new(PROB_MALFORMED,
+		    "parameter status: expected valid, deactivated or "
+		    "revoked");
+		return -1;
+	}
+	return 0;
+}
 
 /* sa.get_account, sa.get_account_by_thumbprint */
 const struct sa_decl sa_d_get_account = {.st = &st_acct_get,
@@ -94,6 +121,10 @@ const struct sa_decl sa_d_get_account = {.st = &st_acct_get,
     .detail = "no such account"};
 const struct sa_decl sa_d_get_account_by_thumbprint = {.st = &st_acct_get_tp,
     SA_DECL_IN(in_thumbprint), SA_DECL_COLS(acct_cols),
+    .fail = PROB_NOT_FOUND, .detail = "no such account"};
+/* sa.update_account: contact and status as given, each optional */
+const struct sa_decl sa_d_update_account = {.st = &st_acct_update,
+    SA_DECL_IN(in_update), .check = update_check, SA_DECL_COLS(acct_cols),
     .fail = PROB_NOT_FOUND, .detail = "no such account"};
 /* sa.change_account_key: a key another account holds is a conflict */
 const struct sa_decl sa_d_change_account_key = {.st = &st_acct_rekey,
@@ -126,7 +157,7 @@ acct_one(struct sa_conn *c, const struct sa_stmt *st, const struct sa_params *p,
 }
 
 static int
-check_contact(json_t *contact, struct problem **prob)
+check_contact(const json_t *contact, struct problem **prob)
 {
 	size_t i;
 	json_t *v;
@@ -146,10 +177,17 @@ check_contact(json_t *contact, struct problem **prob)
 	return 0;
 }
 
+/* sa.new_account: st_acct_insert's parameters, in its order */
+static const struct sa_in in_new[] = {
+    {.name = "key", .kind = SA_IN_OBJECT, .required = 1, .max = 16384,
+	.bad = "parameter key: too big"},
+    SA_REQ("thumbprint", SA_IN_STR, 128),
+    SA_OPT("contact", SA_IN_ARRAY, 0, "[]"),
+    SA_OPT("tos_agreed", SA_IN_BOOL, 0, "false"),
+    SA_OPT("eab_kid", SA_IN_STR, 256, NULL)};
+
 struct new_acct {
-	char *jwk, *contact;
-	const char *thumbprint, *eab_kid;
-	int tos;
+	const struct sa_params *in; /* in_new bound */
 	int64_t id;
 };
 
@@ -163,7 +201,7 @@ acct_conflict(struct sa_conn *c, const struct new_acct *a,
 	PGresult *r;
 
 	sa_params_init(&p);
-	sa_p_str(&p, a->thumbprint);
+	sa_p_str(&p, a->in->v[1]);
 	if ((r = sa_q(c, &st_acct_id_by_tp, &p, prob)) == NULL)
 		return -1;
 	*prob = problem_new(PROB_CONFLICT, "key already in use by account %lld",
@@ -176,27 +214,22 @@ static int
 new_acct_tx(struct sa_conn *c, void *arg, struct problem **prob)
 {
 	struct new_acct *a = arg;
+	const char *eab_kid = a->in->v[4];
 	struct sa_params p;
 	PGresult *r;
 	long rows = 0;
 
-	sa_params_init(&p);
-	sa_p_str(&p, a->jwk);
-	sa_p_str(&p, a->thumbprint);
-	sa_p_str(&p, a->contact);
-	sa_p_bool(&p, a->tos);
-	sa_p_str(&p, a->eab_kid);
-	if ((r = sa_q(c, &st_acct_insert, &p, prob)) == NULL)
+	if ((r = sa_q(c, &st_acct_insert, a->in, prob)) == NULL)
 		return -1;
 	a->id = PQntuples(r) == 1 ? sa_col_int(r, 0, 0) : 0;
 	PQclear(r);
 	if (a->id == 0)
 		return acct_conflict(c, a, prob);
-	if (a->eab_kid == NULL)
+	if (eab_kid == NULL)
 		return 0;
 	sa_params_init(&p);
 	sa_p_int(&p, a->id);
-	sa_p_str(&p, a->eab_kid);
+	sa_p_str(&p, eab_kid);
 	if (sa_exec(c, &st_eab_bind, &p, &rows, prob) != 0)
 		return -1;
 	if (rows != 1) {
@@ -211,26 +244,16 @@ int
 sa_m_new_account(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
-	struct new_acct a;
-	json_t *key = NULL, *contact = NULL;
-	struct sa_params p;
+	struct new_acct a = {NULL, 0};
+	struct sa_params in, p;
 	int ret = -1;
 
-	memset(&a, 0, sizeof(a));
-	if (sa_get_json(params, "key", 1, JSON_OBJECT, &key, prob) < 0 ||
-	    sa_get_str(params, "thumbprint", 1, 128, &a.thumbprint, prob) < 0 ||
-	    sa_get_json(params, "contact", 0, JSON_ARRAY, &contact, prob) < 0 ||
-	    sa_get_bool(params, "tos_agreed", 0, &a.tos, prob) < 0 ||
-	    sa_get_str(params, "eab_kid", 0, 256, &a.eab_kid, prob) < 0)
+	if (sa_bind(params, in_new, SA_NCOLS(in_new), &in, prob) != 0)
+		return -1;
+	a.in = &in;
+	/* absent or null: "[]" */
+	if (check_contact(json_object_get(params, "contact"), prob) != 0)
 		goto out;
-	if (contact != NULL && check_contact(contact, prob) != 0)
-		goto out;
-	a.jwk = sa_json_text(key);
-	if (strlen(a.jwk) > 16384) {
-		*prob = problem_new(PROB_MALFORMED, "parameter key: too big");
-		goto out;
-	}
-	a.contact = contact ? sa_json_text(contact) : xstrdup("[]");
 	if (sa_tx(c, new_acct_tx, &a, prob) != 0) {
 		if ((*prob)->type == PROB_CONFLICT && a.id == 0)
 			log_info("new_account: %s", (*prob)->detail);
@@ -240,45 +263,7 @@ sa_m_new_account(
 	sa_p_int(&p, a.id);
 	ret = acct_one(c, &st_acct_get, &p, result, prob);
 out:
-	free(a.jwk);
-	free(a.contact);
-	return ret;
-}
-
-int
-sa_m_update_account(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	json_t *contact = NULL;
-	const char *status = NULL;
-	char *ctext = NULL;
-	int64_t id = 0;
-	int ret = -1;
-
-	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
-	    sa_get_json(params, "contact", 0, JSON_ARRAY, &contact, prob) < 0 ||
-	    sa_get_str(params, "status", 0, 16, &status, prob) < 0)
-		goto out;
-	if (contact != NULL && check_contact(contact, prob) != 0)
-		goto out;
-	if (status != NULL && strcmp(status, "valid") != 0 &&
-	    strcmp(status, "deactivated") != 0 &&
-	    strcmp(status, "revoked") != 0) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "parameter status: expected valid, deactivated or "
-		    "revoked");
-		goto out;
-	}
-	if (contact != NULL)
-		ctext = sa_json_text(contact);
-	sa_params_init(&p);
-	sa_p_int(&p, id);
-	sa_p_str(&p, ctext);
-	sa_p_str(&p, status);
-	ret = acct_one(c, &st_acct_update, &p, result, prob);
-out:
-	free(ctext);
+	sa_params_clear(&in);
 	return ret;
 }
 

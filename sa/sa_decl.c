@@ -30,15 +30,34 @@ sa_p_copy(struct sa_params *p, const char *s)
 	p->v[p->n - 1] = p->buf[p->n - 1];
 }
 
-/* An INT outside [min, max] (when max is set): malformed, naming it. */
+/* An INT outside [min, max] (when max is set): malformed. */
 static int
 sa_in_range(const struct sa_in *in, int64_t v, struct problem **prob)
 {
 	if (in->max == 0 || (v >= in->min && v <= in->max))
 		return 0;
-	*prob = problem_new(PROB_MALFORMED, "parameter %s: %s", in->name,
-	    in->bad != NULL ? in->bad : "out of range");
+	*prob = in->bad != NULL
+	    ? problem_new(PROB_MALFORMED, "%s", in->bad)
+	    : problem_new(
+		  PROB_MALFORMED, "parameter %s: out of range", in->name);
 	return -1;
+}
+
+/* A JSON parameter j as text bound as the next $n (at most max bytes when
+ * max is set). 0, or -1 with *prob. */
+static int
+sa_p_json(struct sa_params *p, const struct sa_in *in, const json_t *j,
+    struct problem **prob)
+{
+	char *text = sa_json_text(j);
+
+	if (in->max > 0 && strlen(text) > (size_t)in->max) {
+		free(text);
+		*prob = problem_new(PROB_MALFORMED, "%s", in->bad);
+		return -1;
+	}
+	sa_p_own(p, text);
+	return 0;
 }
 
 /* Reads in from params and binds it as the next $n of p: 1 bound, 0
@@ -73,8 +92,7 @@ sa_bind_one(const json_t *params, const struct sa_in *in, struct sa_params *p,
 		    : sa_get_hex(params, in->name, in->required,
 			  (size_t)in->max, &s, prob);
 		if (rc == 1 && strlen(s) < (size_t)in->min) {
-			*prob = problem_new(PROB_MALFORMED, "parameter %s: %s",
-			    in->name, in->bad);
+			*prob = problem_new(PROB_MALFORMED, "%s", in->bad);
 			return -1;
 		}
 		if (rc == 1)
@@ -98,10 +116,11 @@ sa_bind_one(const json_t *params, const struct sa_in *in, struct sa_params *p,
 			sa_p_own(p, owned);
 		return rc;
 	case SA_IN_OBJECT:
-		rc = sa_get_json(
-		    params, in->name, in->required, JSON_OBJECT, &j, prob);
-		if (rc == 1)
-			sa_p_own(p, sa_json_text(j));
+	case SA_IN_ARRAY:
+		rc = sa_get_json(params, in->name, in->required,
+		    in->kind == SA_IN_OBJECT ? JSON_OBJECT : JSON_ARRAY, &j, prob);
+		if (rc == 1 && sa_p_json(p, in, j, prob) != 0)
+			return -1;
 		return rc;
 	}
 	return rc;
@@ -139,11 +158,12 @@ sa_params_clear(struct sa_params *p)
 }
 
 /* The problem d answers with when its one row is not there: its detail
- * may name $1 (one %s). */
+ * may name $1 and $2 (%s, %s). */
 static struct problem *
 sa_decl_fail(const struct sa_decl *d, const struct sa_params *p)
 {
-	return problem_new(d->fail, d->detail, p->n > 0 ? p->v[0] : "");
+	return problem_new(d->fail, d->detail, p->n > 0 ? p->v[0] : "",
+	    p->n > 1 && p->v[1] != NULL ? p->v[1] : "");
 }
 
 /* d's list: {key: [each row by cols]}, or with one column without a key,
@@ -155,7 +175,9 @@ sa_decl_list(const struct sa_decl *d, const PGresult *r)
 	int i;
 
 	for (i = 0; i < PQntuples(r); i++) {
-		if (d->cols[0].key == NULL)
+		if (d->row != NULL)
+			o = d->row(r, i);
+		else if (d->cols[0].key == NULL)
 			o = sa_col_json(r, i, 0, d->cols[0].kind);
 		else {
 			o = json_object();
@@ -177,6 +199,9 @@ sa_run(struct sa_conn *c, const struct sa_decl *d, json_t *params,
 
 	if (sa_bind(params, d->in, d->nin, &p, prob) != 0)
 		return -1;
+	r = NULL;
+	if (d->check != NULL && d->check(params, &p, prob) != 0)
+		goto out;
 	if ((r = sa_q(c, d->st, &p, prob)) == NULL) {
 		if (d->sqlstate != NULL && sa_sqlstate_is(c, d->sqlstate)) {
 			problem_free(*prob);
@@ -191,6 +216,16 @@ sa_run(struct sa_conn *c, const struct sa_decl *d, json_t *params,
 					  : atoi(PQcmdTuples(r))) != 1) {
 			*prob = sa_decl_fail(d, &p);
 			goto out;
+		}
+		/* the object: the one $1 names, or the one the row does */
+		if (d->reply != NULL) {
+			if (d->reply(c,
+				strtoll(d->out == SA_OUT_ROW ? sa_col(r, 0, 0)
+							     : p.v[0],
+				    NULL, 10),
+				result, prob) != 0)
+				goto out;
+			break;
 		}
 		*result = json_object();
 		sa_row_json(*result, r, 0, d->cols, d->ncols);

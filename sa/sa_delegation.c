@@ -24,8 +24,8 @@
 
 static const struct sa_stmt st_deleg_insert = {"deleg_insert",
     "INSERT INTO delegations (owner_id, ndc_id, csr_template, cname_map) "
-    "SELECT $1, $2, $3, $4 WHERE (SELECT count(*) FROM delegations "
-    "WHERE owner_id = $1 AND status = 'active') < $5 RETURNING id"};
+    "SELECT $2, $3, $4, $5 WHERE (SELECT count(*) FROM delegations "
+    "WHERE owner_id = $2 AND status = 'active') < $1 RETURNING id"};
 static const struct sa_stmt st_deleg_get = {"deleg_get",
     "SELECT " DELEG_COLS " FROM delegations WHERE id = $1"};
 static const struct sa_stmt st_deleg_list_ndc = {"deleg_list_ndc",
@@ -36,7 +36,7 @@ static const struct sa_stmt st_deleg_list_owner = {"deleg_list_owner",
     "AND id > $2 ORDER BY id LIMIT $3"};
 static const struct sa_stmt st_deleg_update = {"deleg_update",
     "UPDATE delegations SET csr_template = coalesce($3, csr_template), "
-    "cname_map = CASE WHEN $4::boolean THEN $5 ELSE cname_map END, "
+    "cname_map = CASE WHEN $5::boolean THEN $4 ELSE cname_map END, "
     "updated = now() WHERE id = $1 AND owner_id = $2 AND status = 'active'"};
 /* The delegation an NDC's new order names: active and the NDC's; locked
  * against a concurrent cancel until the order is stored. */
@@ -85,12 +85,30 @@ static const struct sa_col_spec deleg_cols[] = {
     {"canceled_at", SA_COL_STR},
 };
 
+/* clang-format off */
+#define IN_JSON(n, req) {.name = n, .kind = SA_IN_OBJECT, .required = req, \
+	.max = SA_DELEG_JSON_MAX, .bad = n ": too large"}
 static const struct sa_in in_id[] = {SA_REQ("id", SA_IN_ID, 0)};
+static const struct sa_in in_new[] = {SA_REQ("max_active", SA_IN_INT, 0),
+    SA_REQ("owner_id", SA_IN_ID, 0), SA_REQ("ndc_id", SA_IN_ID, 0),
+    IN_JSON("csr_template", 1), IN_JSON("cname_map", 0)};
+/* sa.delegation_update; $5 is whether cname_map was given (null: none) */
+static const struct sa_in in_update[] = {SA_REQ("id", SA_IN_ID, 0),
+    SA_REQ("owner_id", SA_IN_ID, 0), IN_JSON("csr_template", 0),
+    IN_JSON("cname_map", 0)};
+/* clang-format on */
 
-/* sa.delegation_get (docs/rpc-methods.md). */
+static int read_deleg(
+    struct sa_conn *c, int64_t id, json_t **out, struct problem **prob);
+
+/* sa.delegation_get, sa.delegation_new (docs/rpc-methods.md). */
 const struct sa_decl sa_d_delegation_get = {.st = &st_deleg_get,
     SA_DECL_IN(in_id), SA_DECL_COLS(deleg_cols), .fail = PROB_NOT_FOUND,
     .detail = "no such delegation"};
+const struct sa_decl sa_d_delegation_new = {.st = &st_deleg_insert,
+    SA_DECL_IN(in_new), .fail = PROB_RATE_LIMITED,
+    .detail = "an account holds at most %s active delegations",
+    .reply = read_deleg};
 
 /* The delegation id as JSON (new) into *out; 0, or -1 with *prob
  * (notFound). */
@@ -103,68 +121,6 @@ read_deleg(struct sa_conn *c, int64_t id, json_t **out, struct problem **prob)
 	sa_p_int(&p, id);
 	return sa_q_one(c, &st_deleg_get, &p, deleg_cols, SA_NCOLS(deleg_cols),
 	    "no such delegation", out, prob);
-}
-
-/* A JSON object param as compact text (caller frees) into *text; NULL when
- * absent and optional. 0, or -1 with *prob. */
-static int
-json_param(const json_t *params, const char *name, int required, char **text,
-    struct problem **prob)
-{
-	json_t *v = NULL;
-
-	*text = NULL;
-	if (sa_get_json(params, name, required, JSON_OBJECT, &v, prob) < 0)
-		return -1;
-	if (v == NULL)
-		return 0;
-	*text = sa_json_text(v);
-	if (strlen(*text) > SA_DELEG_JSON_MAX) {
-		free(*text);
-		*text = NULL;
-		*prob = problem_new(PROB_MALFORMED, "%s: too large", name);
-		return -1;
-	}
-	return 0;
-}
-
-/* sa.delegation_new (docs/rpc-methods.md). */
-int
-sa_m_delegation_new(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	PGresult *r = NULL;
-	char *tmpl = NULL, *cmap = NULL;
-	int64_t owner = 0, ndc = 0, max = 0;
-	int ret = -1;
-
-	if (sa_get_id(params, "owner_id", 1, &owner, prob) < 0 ||
-	    sa_get_id(params, "ndc_id", 1, &ndc, prob) < 0 ||
-	    sa_get_int(params, "max_active", 1, &max, prob) < 0 ||
-	    json_param(params, "csr_template", 1, &tmpl, prob) != 0 ||
-	    json_param(params, "cname_map", 0, &cmap, prob) != 0)
-		goto out;
-	sa_params_init(&p);
-	sa_p_int(&p, owner);
-	sa_p_int(&p, ndc);
-	sa_p_str(&p, tmpl);
-	sa_p_str(&p, cmap);
-	sa_p_int(&p, max);
-	if ((r = sa_q(c, &st_deleg_insert, &p, prob)) == NULL)
-		goto out;
-	if (PQntuples(r) != 1) {
-		*prob = problem_new(PROB_RATE_LIMITED,
-		    "an account holds at most %lld active delegations",
-		    (long long)max);
-		goto out;
-	}
-	ret = read_deleg(c, sa_col_int(r, 0, 0), result, prob);
-out:
-	PQclear(r);
-	free(tmpl);
-	free(cmap);
-	return ret;
 }
 
 /* sa.delegation_list (docs/rpc-methods.md). */
@@ -203,28 +159,19 @@ sa_m_delegation_update(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	char *tmpl = NULL, *cmap = NULL;
-	int64_t id = 0, owner = 0;
+	int64_t id, owner;
 	json_t *d = NULL;
 	long rows = 0;
-	int ret = -1, has_cmap;
+	int ret = -1;
 
-	if (sa_get_id(params, "id", 1, &id, prob) < 0 ||
-	    sa_get_id(params, "owner_id", 1, &owner, prob) < 0 ||
-	    json_param(params, "csr_template", 0, &tmpl, prob) != 0 ||
-	    json_param(params, "cname_map", 0, &cmap, prob) != 0)
-		goto out;
+	if (sa_bind(params, in_update, SA_NCOLS(in_update), &p, prob) != 0)
+		return -1;
 	/* "cname_map": null removes it */
-	has_cmap = json_object_get(params, "cname_map") != NULL;
-	sa_params_init(&p);
-	sa_p_int(&p, id);
-	sa_p_int(&p, owner);
-	sa_p_str(&p, tmpl);
-	sa_p_bool(&p, has_cmap);
-	sa_p_str(&p, cmap);
-	if (sa_exec(c, &st_deleg_update, &p, &rows, prob) != 0)
-		goto out;
-	if (read_deleg(c, id, &d, prob) != 0)
+	sa_p_bool(&p, json_object_get(params, "cname_map") != NULL);
+	id = strtoll(p.v[0], NULL, 10);
+	owner = strtoll(p.v[1], NULL, 10);
+	if (sa_exec(c, &st_deleg_update, &p, &rows, prob) != 0 ||
+	    read_deleg(c, id, &d, prob) != 0)
 		goto out;
 	if (rows == 1)
 		*result = d;
@@ -238,8 +185,7 @@ sa_m_delegation_update(
 	}
 	ret = rows == 1 ? 0 : -1;
 out:
-	free(tmpl);
-	free(cmap);
+	sa_params_clear(&p);
 	return ret;
 }
 

@@ -207,19 +207,23 @@ int sa_q_one(struct sa_conn *c, const struct sa_stmt *st,
 enum sa_in_kind {
 	SA_IN_ID,      /* sa_get_id: a positive integer */
 	SA_IN_INT,     /* sa_get_int; with max, within [min, max] */
-	SA_IN_STR,     /* sa_get_str: at most max bytes, at least min */
+	SA_IN_STR,     /* sa_get_str: at most max bytes; with min, at least */
 	SA_IN_HEX,     /* sa_get_hex: at most max digits */
 	SA_IN_TIME,    /* sa_get_time: canonical RFC 3339 */
 	SA_IN_BOOL,    /* sa_get_bool */
 	SA_IN_B64_HEX, /* sa_get_b64_as_hex: at most max characters */
-	SA_IN_OBJECT,  /* a JSON object, bound as its compact text */
+	SA_IN_OBJECT,  /* a JSON object as its compact text; with max, at
+			  most max bytes of it */
+	SA_IN_ARRAY,   /* a JSON array as its compact text */
 };
 struct sa_in {
 	const char *name;
 	enum sa_in_kind kind;
 	int required;
 	int64_t max, min;
-	const char *bad;  /* out of [min, max]: "parameter <name>: <bad>" */
+	/* the detail of a value outside [min, max] (an INT without it:
+	 * "parameter <name>: out of range") */
+	const char *bad;
 	const char *dflt; /* bound when absent; NULL binds SQL NULL */
 };
 /*
@@ -249,7 +253,18 @@ struct sa_decl {
 	size_t ncols;
 	const char *key;     /* SA_OUT_LIST: the list's member */
 	enum prob_type fail; /* ROW, CHANGED: the problem... */
-	const char *detail;  /* ...and its detail (one %s: $1's text) */
+	const char *detail;  /* ...and its detail (%s, %s: $1's, $2's text) */
+	/* more checks of the bound parameters before st runs (NULL: none):
+	 * 0, or -1 with *prob */
+	int (*check)(
+	    const json_t *params, const struct sa_params *p, struct problem **prob);
+	/* SA_OUT_LIST: each row's JSON, new (NULL: by cols) */
+	json_t *(*row)(const PGresult *r, int row);
+	/* ROW, CHANGED: the answer is the object this reads by an id: the
+	 * row's first column (ROW) or $1 (CHANGED). NULL: the row by cols,
+	 * or {}. */
+	int (*reply)(
+	    struct sa_conn *c, int64_t id, json_t **out, struct problem **prob);
 	/* st failing with this SQLSTATE (NULL: none) answers this problem */
 	const char *sqlstate;
 	enum prob_type state_fail;
@@ -280,7 +295,7 @@ typedef sa_method_impl *sa_method_fn;
 sa_method_impl sa_m_new_account;
 extern const struct sa_decl sa_d_get_account;
 extern const struct sa_decl sa_d_get_account_by_thumbprint;
-sa_method_impl sa_m_update_account;
+extern const struct sa_decl sa_d_update_account;
 extern const struct sa_decl sa_d_change_account_key;
 extern const struct sa_decl sa_d_new_eab_key;
 extern const struct sa_decl sa_d_get_eab_key;
@@ -416,12 +431,11 @@ char *sa_fqdn_set_hash(const json_t *identifiers);
  * one, status "canceled". 0, or -1 if the text is unreadable.
  */
 int sa_star_attach(json_t *order, const char *star_json);
-int sa_m_star_new(struct sa_conn *, json_t *, json_t **, struct problem **);
+extern const struct sa_decl sa_d_star_new;
 int sa_m_star_get(struct sa_conn *, json_t *, json_t **, struct problem **);
 extern const struct sa_decl sa_d_star_set_csr;
-int sa_m_star_claim(struct sa_conn *, json_t *, json_t **, struct problem **);
-int sa_m_star_release(
-    struct sa_conn *, json_t *, json_t **, struct problem **);
+extern const struct sa_decl sa_d_star_claim;
+extern const struct sa_decl sa_d_star_release;
 int sa_m_star_cancel(struct sa_conn *, json_t *, json_t **, struct problem **);
 
 /* sa_delegation.c: RFC 9115 delegations */
@@ -437,7 +451,7 @@ int sa_deleg_order_lock(struct sa_conn *c, int64_t delegation_id,
  * delegation. 0 or -1 with *prob. */
 int sa_deleg_order_link(struct sa_conn *c, int64_t order_id,
     int64_t delegation_id, struct problem **prob);
-sa_method_impl sa_m_delegation_new;
+extern const struct sa_decl sa_d_delegation_new;
 extern const struct sa_decl sa_d_delegation_get;
 sa_method_impl sa_m_delegation_list;
 sa_method_impl sa_m_delegation_update;

@@ -68,11 +68,11 @@ static const struct sa_col_spec number_col[] = {{"number", SA_COL_INT}};
 /* A CRL shard: issuer_id and shard are $1 and $2. */
 #define IN_SHARD SA_REQ("issuer_id", SA_IN_HEX, 64), \
 	{.name = "shard", .kind = SA_IN_INT, .required = 1, .max = 1000000, \
-	.bad = "range"}
+	.bad = "parameter shard: range"}
 static const struct sa_in in_shard[] = {IN_SHARD};
 static const struct sa_in in_store_crl[] = {IN_SHARD,
     {.name = "number", .kind = SA_IN_INT, .required = 1,
-	.max = INT64_MAX, .min = 1, .bad = "> 0"},
+	.max = INT64_MAX, .min = 1, .bad = "parameter number: > 0"},
     SA_REQ("der", SA_IN_B64_HEX, 64 * 1024 * 1024),
     SA_REQ("this_update", SA_IN_TIME, 0), SA_REQ("next_update", SA_IN_TIME, 0)};
 static const struct sa_in in_serial[] = {SA_REQ("serial", SA_IN_HEX, 64)};

@@ -59,7 +59,8 @@ static const struct sa_stmt st_star_claim = {"star_claim",
     " JOIN claimed k ON k.order_id = s.order_id ORDER BY s.next_at"};
 static const struct sa_stmt st_star_release = {"star_release",
     "UPDATE star_orders SET next_at = $3, status = $4, ended_reason = $5, "
-    "renewals = renewals + $6, lease_owner = NULL, lease_until = NULL "
+    "renewals = renewals + $6::boolean::int, lease_owner = NULL, "
+    "lease_until = NULL "
     "WHERE order_id = $1 AND lease_owner = $2 AND status = 'active'"};
 static const struct sa_stmt st_star_lock = {"star_lock",
     "SELECT s.status, o.status, (s.lease_owner IS NOT NULL AND "
@@ -144,13 +145,70 @@ star_row(const PGresult *r, int row)
 	return o;
 }
 
+/* clang-format off */
+#define STAR_LIFETIME_BAD \
+	"lifetime must be positive, lifetime_adjust not negative"
+static const struct sa_in in_new[] = {SA_REQ("order_id", SA_IN_ID, 0),
+    SA_REQ("account_id", SA_IN_ID, 0),
+    SA_OPT("start_date", SA_IN_TIME, 0, NULL),
+    SA_REQ("end_date", SA_IN_TIME, 0),
+    {.name = "lifetime", .kind = SA_IN_INT, .required = 1,
+	.max = INT64_MAX, .min = 1, .bad = STAR_LIFETIME_BAD},
+    {.name = "lifetime_adjust", .kind = SA_IN_INT, .max = INT64_MAX,
+	.bad = STAR_LIFETIME_BAD, .dflt = "0"},
+    SA_OPT("allow_get", SA_IN_BOOL, 0, "false")};
 static const struct sa_in in_set_csr[] = {SA_REQ("order_id", SA_IN_ID, 0),
     SA_REQ("csr", SA_IN_STR, SA_STAR_CSR_MAX)};
+#define STAR_CLAIM_BAD "lease_ms: 1000 to 3600000; limit: 1 to 1000"
+static const struct sa_in in_claim[] = {
+    SA_REQ("owner", SA_IN_STR, SA_STAR_OWNER_MAX),
+    {.name = "lease_ms", .kind = SA_IN_INT, .required = 1, .max = 3600000,
+	.min = 1000, .bad = STAR_CLAIM_BAD},
+    {.name = "limit", .kind = SA_IN_INT, .required = 1, .max = 1000,
+	.min = 1, .bad = STAR_CLAIM_BAD}};
+static const struct sa_in in_release[] = {SA_REQ("order_id", SA_IN_ID, 0),
+    SA_REQ("owner", SA_IN_STR, SA_STAR_OWNER_MAX),
+    SA_OPT("next_at", SA_IN_TIME, 0, NULL), SA_REQ("status", SA_IN_STR, 16),
+    SA_OPT("reason", SA_IN_STR, 200, NULL),
+    SA_OPT("renewed", SA_IN_BOOL, 0, "false")};
+/* clang-format on */
 
-/* sa.star_set_csr (docs/rpc-methods.md). */
+/* sa.star_release: the lease ends with the order active (next_at $3 set)
+ * or ended ($4). */
+static int
+release_check(
+    const json_t *params, const struct sa_params *p, struct problem **prob)
+{
+	(void)params;
+	if (strcmp(p->v[3], "active") != 0 && strcmp(p->v[3], "ended") != 0) {
+		*prob = problem_new(PROB_MALFORMED, "status: active or ended");
+		return -1;
+	}
+	if (strcmp(p->v[3], "active") == 0 && p->v[2] == NULL) {
+		*prob = problem_new(
+		    PROB_MALFORMED, "next_at is required while active");
+		return -1;
+	}
+	return 0;
+}
+
+/* The STAR methods of docs/rpc-methods.md that are one statement. */
+const struct sa_decl sa_d_star_new = {.st = &st_star_insert,
+    SA_DECL_IN(in_new), .out = SA_OUT_CHANGED, .fail = PROB_CONFLICT,
+    .detail = "order %s is not a pending order of account %s, or is STAR "
+	      "already",
+    .reply = sa_read_order};
 const struct sa_decl sa_d_star_set_csr = {.st = &st_star_set_csr,
     SA_DECL_IN(in_set_csr), .out = SA_OUT_CHANGED, .fail = PROB_CONFLICT,
     .detail = "no active STAR order %s"};
+const struct sa_decl sa_d_star_claim = {.st = &st_star_claim,
+    SA_DECL_IN(in_claim), .out = SA_OUT_LIST, .row = star_row,
+    .key = "orders"};
+const struct sa_decl sa_d_star_release = {.st = &st_star_release,
+    SA_DECL_IN(in_release), .check = release_check, .out = SA_OUT_CHANGED,
+    .fail = PROB_CONFLICT,
+    .detail = "STAR order %s: the lease of %s is gone (canceled, or taken "
+	      "over after it expired)"};
 
 /* See sa_int.h. */
 int
@@ -174,51 +232,6 @@ sa_star_attach(json_t *order, const char *star_json)
 	return 0;
 }
 
-/* sa.star_new (docs/rpc-methods.md). */
-int
-sa_m_star_new(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	char start[32], end[32];
-	int64_t oid = 0, aid = 0, lifetime = 0, adjust = 0;
-	int allow_get = 0;
-	long rows = 0;
-
-	if (sa_get_id(params, "order_id", 1, &oid, prob) < 0 ||
-	    sa_get_id(params, "account_id", 1, &aid, prob) < 0 ||
-	    sa_get_time(params, "start_date", 0, start, sizeof(start), prob) <
-		0 ||
-	    sa_get_time(params, "end_date", 1, end, sizeof(end), prob) < 0 ||
-	    sa_get_int(params, "lifetime", 1, &lifetime, prob) < 0 ||
-	    sa_get_int(params, "lifetime_adjust", 0, &adjust, prob) < 0 ||
-	    sa_get_bool(params, "allow_get", 0, &allow_get, prob) < 0)
-		return -1;
-	if (lifetime <= 0 || adjust < 0) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "lifetime must be positive, lifetime_adjust not negative");
-		return -1;
-	}
-	sa_params_init(&p);
-	sa_p_int(&p, oid);
-	sa_p_int(&p, aid);
-	sa_p_str(&p, start[0] ? start : NULL);
-	sa_p_str(&p, end);
-	sa_p_int(&p, lifetime);
-	sa_p_int(&p, adjust);
-	sa_p_bool(&p, allow_get);
-	if (sa_exec(c, &st_star_insert, &p, &rows, prob) != 0)
-		return -1;
-	if (rows != 1) {
-		*prob = problem_new(PROB_CONFLICT,
-		    "order %lld is not a pending order of account %lld, or "
-		    "is STAR already",
-		    (long long)oid, (long long)aid);
-		return -1;
-	}
-	return sa_read_order(c, oid, result, prob);
-}
-
 /* sa.star_get (docs/rpc-methods.md). */
 int
 sa_m_star_get(
@@ -240,91 +253,6 @@ sa_m_star_get(
 		return -1;
 	*result = star_row(r, 0);
 	PQclear(r);
-	return 0;
-}
-
-/* sa.star_claim (docs/rpc-methods.md). */
-int
-sa_m_star_claim(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	PGresult *r = NULL;
-	const char *owner = NULL;
-	int64_t lease = 0, limit = 0;
-	json_t *list;
-	int i;
-
-	if (sa_get_str(params, "owner", 1, SA_STAR_OWNER_MAX, &owner, prob) <
-		0 ||
-	    sa_get_int(params, "lease_ms", 1, &lease, prob) < 0 ||
-	    sa_get_int(params, "limit", 1, &limit, prob) < 0)
-		return -1;
-	if (lease < 1000 || lease > 3600000 || limit < 1 || limit > 1000) {
-		*prob = problem_new(PROB_MALFORMED,
-		    "lease_ms: 1000 to 3600000; limit: 1 to 1000");
-		return -1;
-	}
-	sa_params_init(&p);
-	sa_p_str(&p, owner);
-	sa_p_int(&p, lease);
-	sa_p_int(&p, limit);
-	if ((r = sa_q(c, &st_star_claim, &p, prob)) == NULL)
-		return -1;
-	list = json_array();
-	for (i = 0; i < PQntuples(r); i++)
-		json_array_append_new(list, star_row(r, i));
-	PQclear(r);
-	*result = json_pack("{s:o}", "orders", list);
-	return 0;
-}
-
-/* sa.star_release (docs/rpc-methods.md). */
-int
-sa_m_star_release(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
-{
-	struct sa_params p;
-	const char *owner = NULL, *status = NULL, *reason = NULL;
-	char next[32];
-	int64_t oid = 0;
-	int renewed = 0;
-	long rows = 0;
-
-	if (sa_get_id(params, "order_id", 1, &oid, prob) < 0 ||
-	    sa_get_str(params, "owner", 1, SA_STAR_OWNER_MAX, &owner, prob) <
-		0 ||
-	    sa_get_time(params, "next_at", 0, next, sizeof(next), prob) < 0 ||
-	    sa_get_str(params, "status", 1, 16, &status, prob) < 0 ||
-	    sa_get_str(params, "reason", 0, 200, &reason, prob) < 0 ||
-	    sa_get_bool(params, "renewed", 0, &renewed, prob) < 0)
-		return -1;
-	if (strcmp(status, "active") != 0 && strcmp(status, "ended") != 0) {
-		*prob = problem_new(PROB_MALFORMED, "status: active or ended");
-		return -1;
-	}
-	if (strcmp(status, "active") == 0 && next[0] == '\0') {
-		*prob = problem_new(
-		    PROB_MALFORMED, "next_at is required while active");
-		return -1;
-	}
-	sa_params_init(&p);
-	sa_p_int(&p, oid);
-	sa_p_str(&p, owner);
-	sa_p_str(&p, next[0] ? next : NULL);
-	sa_p_str(&p, status);
-	sa_p_str(&p, reason);
-	sa_p_int(&p, renewed ? 1 : 0);
-	if (sa_exec(c, &st_star_release, &p, &rows, prob) != 0)
-		return -1;
-	if (rows != 1) {
-		*prob = problem_new(PROB_CONFLICT,
-		    "STAR order %lld: the lease of %s is gone (canceled, or "
-		    "taken over after it expired)",
-		    (long long)oid, owner);
-		return -1;
-	}
-	*result = json_object();
 	return 0;
 }
 
