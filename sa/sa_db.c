@@ -451,11 +451,9 @@ sa_new(const struct sa_options *opt, char *err, size_t errlen)
 void
 sa_free(struct sa *sa)
 {
-	size_t i;
-
 	if (sa == NULL)
 		return;
-	for (i = 0; i < sa->nconns; i++)
+	for (size_t i = 0; i < sa->nconns; i++)
 		sa_conn_close(&sa->conns[i]);
 	sa_conn_close(&sa->health);
 	pthread_mutex_destroy(&sa->mu);
@@ -503,19 +501,20 @@ out:
 	return ret;
 }
 
-/* "{1,2,3}" for a bigint[] parameter. Caller frees. */
+/* "{1,2,3}" for a bigint[] parameter: the JSON array's text in braces.
+ * Caller frees. */
 char *
 sa_id_array(const int64_t *ids, size_t n)
 {
-	char *s = xmalloc(n * 21 + 3);
-	size_t i, off = 0;
+	json_t *a = json_array();
+	char *s;
 
-	s[off++] = '{';
-	for (i = 0; i < n; i++)
-		off += (size_t)sprintf(
-		    s + off, "%s%lld", i ? "," : "", (long long)ids[i]);
-	s[off++] = '}';
-	s[off] = '\0';
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_integer(ids[i]));
+	s = sa_json_text(a);
+	json_decref(a);
+	s[0] = '{';
+	s[strlen(s) - 1] = '}';
 	return s;
 }
 

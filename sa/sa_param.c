@@ -19,10 +19,12 @@ sa_bad(struct problem **prob, const char *name, const char *what)
 	return -1;
 }
 
-/* Looks name up; 1 = present, 0 = absent (or null) and optional, -1 bad. */
+/* Looks name up; 1 = present and of JSON type `type` (JSON_TRUE: a
+ * boolean), 0 = absent (or null) and optional, -1 bad (`what` names the
+ * expected type). */
 static int
-sa_lookup(const json_t *params, const char *name, int required, json_t **out,
-    struct problem **prob)
+sa_lookup(const json_t *params, const char *name, int required,
+    json_type type, const char *what, json_t **out, struct problem **prob)
 {
 	json_t *v =
 	    json_is_object(params) ? json_object_get(params, name) : NULL;
@@ -32,6 +34,8 @@ sa_lookup(const json_t *params, const char *name, int required, json_t **out,
 			return sa_bad(prob, name, "required");
 		return 0;
 	}
+	if (json_typeof(v) != type && !(type == JSON_TRUE && json_is_boolean(v)))
+		return sa_bad(prob, name, what);
 	*out = v;
 	return 1;
 }
@@ -41,12 +45,11 @@ sa_get_int(const json_t *params, const char *name, int required, int64_t *out,
     struct problem **prob)
 {
 	json_t *v = NULL;
-	int rc = sa_lookup(params, name, required, &v, prob);
+	int rc = sa_lookup(params, name, required, JSON_INTEGER,
+	    "expected an integer", &v, prob);
 
 	if (rc <= 0)
 		return rc;
-	if (!json_is_integer(v))
-		return sa_bad(prob, name, "expected an integer");
 	*out = json_integer_value(v);
 	if (*out > SA_MAX_JSON_INT || *out < -SA_MAX_JSON_INT)
 		return sa_bad(prob, name, "out of range");
@@ -69,13 +72,12 @@ sa_get_str(const json_t *params, const char *name, int required, size_t maxlen,
     const char **out, struct problem **prob)
 {
 	json_t *v = NULL;
-	int rc = sa_lookup(params, name, required, &v, prob);
+	int rc = sa_lookup(
+	    params, name, required, JSON_STRING, "expected a string", &v, prob);
 	size_t len;
 
 	if (rc <= 0)
 		return rc;
-	if (!json_is_string(v))
-		return sa_bad(prob, name, "expected a string");
 	len = json_string_length(v);
 	if (len > maxlen)
 		return sa_bad(prob, name, "too long");
@@ -90,14 +92,12 @@ sa_get_bool(const json_t *params, const char *name, int required, int *out,
     struct problem **prob)
 {
 	json_t *v = NULL;
-	int rc = sa_lookup(params, name, required, &v, prob);
+	int rc = sa_lookup(
+	    params, name, required, JSON_TRUE, "expected a boolean", &v, prob);
 
-	if (rc <= 0)
-		return rc;
-	if (!json_is_boolean(v))
-		return sa_bad(prob, name, "expected a boolean");
-	*out = json_is_true(v);
-	return 1;
+	if (rc == 1)
+		*out = json_is_true(v);
+	return rc;
 }
 
 int
@@ -144,17 +144,9 @@ int
 sa_get_json(const json_t *params, const char *name, int required,
     json_type type, json_t **out, struct problem **prob)
 {
-	json_t *v = NULL;
-	int rc = sa_lookup(params, name, required, &v, prob);
-
-	if (rc <= 0)
-		return rc;
-	if (json_typeof(v) != type)
-		return sa_bad(prob, name,
-		    type == JSON_ARRAY ? "expected an array"
-				       : "expected an object");
-	*out = v;
-	return 1;
+	return sa_lookup(params, name, required, type,
+	    type == JSON_ARRAY ? "expected an array" : "expected an object", out,
+	    prob);
 }
 
 int
