@@ -624,12 +624,25 @@ TH_TEST(test_issuers_reject_readable_key)
 	chmod(path, 0600);
 }
 
+/* The number of issuers path loads, or -1 with the error in err (said on
+ * stderr). */
+static int
+issuers_in(const char *path, char *err, size_t errlen)
+{
+	struct ca_issuers *is = ca_issuers_load(path, err, errlen);
+	int n = is != NULL ? (int)ca_issuers_count(is) : -1;
+
+	if (is == NULL)
+		fprintf(stderr, "  %s: %s\n", path, err);
+	ca_issuers_free(is);
+	return n;
+}
+
 TH_TEST(test_issuers_passphrase_key)
 {
 	char path[256], err[512];
 	EVP_PKEY *k = NULL;
 	FILE *f;
-	struct ca_issuers *is;
 
 	if (F.hsm)
 		TH_SKIP(t, "keys are in the token");
@@ -668,11 +681,7 @@ TH_TEST(test_issuers_passphrase_key)
 		    f);
 		fclose(f);
 	}
-	is = ca_issuers_load(path, err, sizeof(err));
-	TH_CHECK(t, is != NULL && ca_issuers_count(is) == 1);
-	if (is == NULL)
-		fprintf(stderr, "  %s\n", err);
-	ca_issuers_free(is);
+	TH_CHECK(t, issuers_in(path, err, sizeof(err)) == 1);
 	/* The same key through an OSSL_STORE URI (the HSM path). */
 	f = fopen(path, "w");
 	if (f != NULL) {
@@ -685,11 +694,7 @@ TH_TEST(test_issuers_passphrase_key)
 		    F.dir);
 		fclose(f);
 	}
-	is = ca_issuers_load(path, err, sizeof(err));
-	TH_CHECK(t, is != NULL && ca_issuers_count(is) == 1);
-	if (is == NULL)
-		fprintf(stderr, "  key_uri: %s\n", err);
-	ca_issuers_free(is);
+	TH_CHECK(t, issuers_in(path, err, sizeof(err)) == 1);
 	/* A wrong passphrase is refused with a clear message. */
 	snprintf(path, sizeof(path), "%s/enc.pass", F.dir);
 	f = fopen(path, "w");
@@ -698,9 +703,9 @@ TH_TEST(test_issuers_passphrase_key)
 		fclose(f);
 	}
 	snprintf(path, sizeof(path), "%s/enc.json", F.dir);
-	is = ca_issuers_load(path, err, sizeof(err));
-	TH_CHECK(t, is == NULL && strstr(err, "passphrase") != NULL);
-	ca_issuers_free(is);
+	TH_CHECK(t,
+	    issuers_in(path, err, sizeof(err)) == -1 &&
+		strstr(err, "passphrase") != NULL);
 	/* A chain whose root did not sign it is refused. */
 	f = fopen(path, "w");
 	if (f != NULL) {
@@ -711,9 +716,9 @@ TH_TEST(test_issuers_passphrase_key)
 		    f);
 		fclose(f);
 	}
-	is = ca_issuers_load(path, err, sizeof(err));
-	TH_CHECK(t, is == NULL && strstr(err, "not signed") != NULL);
-	ca_issuers_free(is);
+	TH_CHECK(t,
+	    issuers_in(path, err, sizeof(err)) == -1 &&
+		strstr(err, "not signed") != NULL);
 	EVP_PKEY_free(k);
 }
 
@@ -881,6 +886,45 @@ TH_TEST(test_issue_each_profile_and_key_type)
 	}
 }
 
+/* Whether an issuance that returned rc, *out and *p was refused with a
+ * problem of type; clears *out and frees *p (NULL after). */
+static int
+refused(int rc, struct ca_issued *out, struct problem **p, enum prob_type type)
+{
+	int ok = rc == -1 && *p != NULL && (*p)->type == type;
+
+	if (!ok)
+		fprintf(stderr, "  ca_issue: %d %s, expected %s\n", rc,
+		    *p ? prob_type_name((*p)->type) : "-",
+		    prob_type_name(type));
+	if (rc == 0)
+		ca_issued_clear(out);
+	problem_free(*p);
+	*p = NULL;
+	return ok;
+}
+
+/* Whether ca_issue refuses r with a problem of type. */
+static int
+refused_as(const struct ca_issue_req *r, enum prob_type type)
+{
+	struct ca_issued out;
+	struct problem *p = NULL;
+
+	return refused(ca_issue(F.ca, r, &out, &p), &out, &p, type);
+}
+
+/* Makes r's CSR a new one for the name with a kt key of bits, in *der
+ * (the old one freed). */
+static void
+set_csr(struct ca_issue_req *r, uint8_t **der, enum ca_key_type kt, int bits,
+    const char *const *name)
+{
+	free(*der);
+	*der = make_csr(kt, bits, NULL, name, 1, &r->csr_len, NULL);
+	r->csr_der = *der;
+}
+
 TH_TEST(test_issue_refusals)
 {
 	static const char *ip[] = {"ip:10.1.2.3"};
@@ -895,26 +939,19 @@ TH_TEST(test_issue_refusals)
 
 	/* IP identifiers are not allowed by tlsserver. */
 	TH_CHECK(t,
-	    issue(&F, CA_KEY_ECDSA, "tlsserver", NULL, ip, ip, 1, &out, &p) ==
-		-1);
-	TH_CHECK(t, p && p->type == PROB_REJECTED_IDENTIFIER);
-	problem_free(p);
-	p = NULL;
+	    refused(
+		issue(&F, CA_KEY_ECDSA, "tlsserver", NULL, ip, ip, 1, &out, &p),
+		&out, &p, PROB_REJECTED_IDENTIFIER));
 	TH_CHECK(t,
-	    issue(&F, CA_KEY_ECDSA, "nosuch", NULL, dns, dns, 1, &out, &p) ==
-		-1);
-	TH_CHECK(t, p && p->type == PROB_INVALID_PROFILE);
-	problem_free(p);
-	p = NULL;
+	    refused(
+		issue(&F, CA_KEY_ECDSA, "nosuch", NULL, dns, dns, 1, &out, &p),
+		&out, &p, PROB_INVALID_PROFILE));
 	memset(&r, 0, sizeof(r));
 	r.csr_der = junk;
 	r.csr_len = sizeof(junk);
 	r.identifiers = ids;
 	r.account_id = 1;
-	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == -1);
-	TH_CHECK(t, p && p->type == PROB_BAD_CSR);
-	problem_free(p);
-	p = NULL;
+	TH_CHECK(t, refused_as(&r, PROB_BAD_CSR));
 	/* Too many identifiers for tlsserver (25). */
 	der = make_csr(CA_KEY_ECDSA, 256, NULL, dns, 1, &len, NULL);
 	many = json_array();
@@ -926,33 +963,18 @@ TH_TEST(test_issue_refusals)
 	r.csr_len = len;
 	r.identifiers = many;
 	r.profile = "tlsserver";
-	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == -1);
-	TH_CHECK(t, p && p->type == PROB_REJECTED_IDENTIFIER);
-	problem_free(p);
-	p = NULL;
+	TH_CHECK(t, refused_as(&r, PROB_REJECTED_IDENTIFIER));
 	/* Requested validity longer than the profile. */
 	r.identifiers = ids;
 	r.profile = "classic";
 	r.not_before = time(NULL);
 	r.not_after = r.not_before + 91 * 86400;
-	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == -1);
-	TH_CHECK(t, p && p->type == PROB_MALFORMED);
-	problem_free(p);
-	p = NULL;
+	TH_CHECK(t, refused_as(&r, PROB_MALFORMED));
 	/* Weak keys are refused before a serial is spent; P-384 is fine. */
-	free(der);
-	der = make_csr(CA_KEY_RSA, 1024, NULL, dns, 1, &len, NULL);
-	r.csr_der = der;
-	r.csr_len = len;
+	set_csr(&r, &der, CA_KEY_RSA, 1024, dns);
 	r.not_before = r.not_after = 0;
-	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == -1);
-	TH_CHECK(t, p && p->type == PROB_BAD_PUBLIC_KEY);
-	problem_free(p);
-	p = NULL;
-	free(der);
-	der = make_csr(CA_KEY_ECDSA, 384, NULL, dns, 1, &len, NULL);
-	r.csr_der = der;
-	r.csr_len = len;
+	TH_CHECK(t, refused_as(&r, PROB_BAD_PUBLIC_KEY));
+	set_csr(&r, &der, CA_KEY_ECDSA, 384, dns);
 	TH_CHECK(t, ca_issue(F.ca, &r, &out, &p) == 0);
 	TH_CHECK(
 	    t, out.issuer && ca_issuer_key_type(out.issuer) == CA_KEY_ECDSA);
@@ -1181,6 +1203,25 @@ parse_crl(const uint8_t *der, size_t len)
 	return d2i_X509_CRL(NULL, &p, (long)len);
 }
 
+/* issue() of the one DNS name as "classic" with a kt key: 0, or -1 and a
+ * failed check in t. */
+static int
+issue_classic(
+    struct th *t, enum ca_key_type kt, const char *name, struct ca_issued *out)
+{
+	const char *const n[] = {name};
+	struct problem *p = NULL;
+	int rc = issue(&F, kt, "classic", NULL, n, n, 1, out, &p);
+
+	TH_CHECK(t, rc == 0);
+	if (p != NULL) {
+		fprintf(stderr, "  issue %s: %s\n", name, p->detail);
+		problem_free(p);
+		rc = -1;
+	}
+	return rc;
+}
+
 static int
 crl_has(X509_CRL *crl, const char *serial_hex, int *reason)
 {
@@ -1209,7 +1250,6 @@ crl_has(X509_CRL *crl, const char *serial_hex, int *reason)
 
 TH_TEST(test_crl_before_and_after_revocation)
 {
-	static const char *n[] = {"dns:crl.example.com"};
 	struct ca_issued out;
 	struct problem *p = NULL;
 	uint8_t *der = NULL;
@@ -1220,12 +1260,8 @@ TH_TEST(test_crl_before_and_after_revocation)
 	int crit = 0, reason = -1;
 	char *url;
 
-	TH_CHECK(t,
-	    issue(&F, CA_KEY_ECDSA, "classic", NULL, n, n, 1, &out, &p) == 0);
-	if (p != NULL) {
-		problem_free(p);
+	if (issue_classic(t, CA_KEY_ECDSA, "dns:crl.example.com", &out) != 0)
 		return;
-	}
 	TH_CHECK(t,
 	    ca_generate_crl(F.ca, out.issuer->id, out.shard, "t", &num1, &der,
 		&len, &p) == 0);
@@ -1322,22 +1358,16 @@ out:
 
 TH_TEST(test_ocsp_before_and_after_revocation)
 {
-	static const char *n[] = {"dns:ocsp.example.com"};
-	struct ca_issued out;
-	struct problem *p = NULL;
 	uint8_t *der = NULL, *der2 = NULL;
 	size_t len = 0, len2 = 0;
 	int reason = -1, stores;
-	int kt;
+	struct ca_issued out;
+	struct problem *p = NULL;
 
-	for (kt = 0; kt < CA_KEY__MAX; kt++) {
-		TH_CHECK(t,
-		    issue(&F, (enum ca_key_type)kt, "classic", NULL, n, n, 1,
-			&out, &p) == 0);
-		if (p != NULL) {
-			problem_free(p);
+	for (int kt = 0; kt < CA_KEY__MAX; kt++) {
+		if (issue_classic(t, (enum ca_key_type)kt,
+			"dns:ocsp.example.com", &out) != 0)
 			return;
-		}
 		TH_CHECK(
 		    t, ca_ocsp(F.ca, out.serial, "t", &der, &len, &p) == 0);
 		TH_CHECK(t,
