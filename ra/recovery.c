@@ -68,6 +68,37 @@ reclaim(struct ra *ra, json_t *idv, const char *older_than, struct ra_claim *cl)
 	return order;
 }
 
+/*
+ * Asks the SA's stale-list method for what (logged by this name) left in
+ * processing before t; *res (caller decrefs) has the ids. -1, logged, if the
+ * SA does not answer.
+ */
+static int
+stale_ids(struct ra *ra, enum rpc_method_id id, const char *what,
+    const char *t, json_t **res)
+{
+	struct problem *p = NULL;
+
+	if (ra_call(ra->sa, id, json_pack("{s:s}", "older_than", t), NULL, res,
+		&p) == 0)
+		return 0;
+	log_warn("ra: recovery: cannot list stale %s: %s", what,
+	    p->detail ? p->detail : "error");
+	problem_free(p);
+	return -1;
+}
+
+/* Logs and frees p (may be NULL) as the failed recovery of the what idv. */
+static void
+recovery_failed(const char *what, const json_t *idv, struct problem *p)
+{
+	if (p == NULL)
+		return;
+	log_warn("ra: recovery of %s %lld failed: %s", what,
+	    (long long)json_integer_value(idv), p->detail ? p->detail : "error");
+	problem_free(p);
+}
+
 /* See ra.h. */
 int
 ra_recover_stale_orders(struct ra *ra)
@@ -81,13 +112,9 @@ ra_recover_stale_orders(struct ra *ra)
 	int64_t expires;
 
 	ra_time_fmt(time_now_ms() - ra->cfg.recover_after_ms, t, sizeof(t));
-	if (ra_call(ra->sa, RPC_SA_GET_STALE_PROCESSING_ORDERS,
-		json_pack("{s:s}", "older_than", t), NULL, &res, &p) != 0) {
-		log_warn("ra: recovery: cannot list stale orders: %s",
-		    p->detail ? p->detail : "error");
-		problem_free(p);
+	if (stale_ids(ra, RPC_SA_GET_STALE_PROCESSING_ORDERS, "orders", t,
+		&res) != 0)
 		return -1;
-	}
 	json_array_foreach(json_object_get(res, "order_ids"), i, idv)
 	{
 		if (ra_inflight(ra, json_integer_value(idv)))
@@ -148,14 +175,10 @@ ra_recover_stale_orders(struct ra *ra)
 			}
 			problem_free(perr);
 		}
-		if (p != NULL) {
-			log_warn("ra: recovery of order %lld failed: %s",
-			    (long long)json_integer_value(idv),
-			    p->detail ? p->detail : "error");
-			problem_free(p);
-			p = NULL;
-		} else
+		if (p == NULL)
 			n++;
+		recovery_failed("order", idv, p);
+		p = NULL;
 		free(serial);
 		serial = NULL;
 		json_decref(order);
@@ -180,13 +203,9 @@ ra_recover_stale_authzs(struct ra *ra)
 	ra_time_fmt(
 	    time_now_ms() - ra->va_timeout_ms - ra->cfg.recover_after_ms, t,
 	    sizeof(t));
-	if (ra_call(ra->sa, RPC_SA_GET_STALE_PROCESSING_AUTHZS,
-		json_pack("{s:s}", "older_than", t), NULL, &res, &p) != 0) {
-		log_warn("ra: recovery: cannot list stale authorizations: %s",
-		    p->detail ? p->detail : "error");
-		problem_free(p);
+	if (stale_ids(ra, RPC_SA_GET_STALE_PROCESSING_AUTHZS, "authorizations",
+		t, &res) != 0)
 		return -1;
-	}
 	perr = problem_new(PROB_SERVER_INTERNAL,
 	    "validation interrupted; "
 	    "retry with a new order");
@@ -225,11 +244,11 @@ ra_recover_stale_authzs(struct ra *ra)
 		    ra, "anvil_ra_validations_total", "result=\"invalid\"");
 		n++;
 	next:
-		if (p != NULL && p->type != PROB_CONFLICT)
-			log_warn("ra: recovery of authz %lld failed: %s",
-			    (long long)json_integer_value(idv),
-			    p->detail ? p->detail : "error");
-		problem_free(p);
+		if (p != NULL && p->type == PROB_CONFLICT) {
+			problem_free(p); /* finished meanwhile */
+			p = NULL;
+		}
+		recovery_failed("authz", idv, p);
 		p = NULL;
 		json_decref(authz);
 		json_decref(r2);

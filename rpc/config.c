@@ -38,78 +38,45 @@ static const struct jspec cli_spec[] = {
     {"tls", JSPEC_OBJECT, 0, 0, cli_tls_spec, 0}, JSPEC_END};
 #undef F
 
+/*
+ * Checks rpc.<section>: absent, or an object whose members are arrays of
+ * non-empty strings (what names them in the error). With classes, each
+ * member's name must be a caller class of the registry.
+ */
 static int
-check_allow(const json_t *allow, char *err, size_t errlen)
+check_name_lists(const json_t *o, const char *section, const char *what,
+    int classes, char *err, size_t errlen)
 {
 	const char *key;
 	json_t *v, *e;
 	size_t i;
 
-	if (allow == NULL)
+	if (o == NULL)
 		return 0;
-	if (!json_is_object(allow)) {
-		snprintf(err, errlen, "rpc.allow: expected an object");
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "rpc.%s: expected an object", section);
 		return -1;
 	}
-	json_object_foreach((json_t *)allow, key, v)
+	json_object_foreach((json_t *)o, key, v)
 	{
-		if (!json_is_array(v)) {
+		if (classes && rpc_caller_parse(key) == 0) {
 			snprintf(err, errlen,
-			    "rpc.allow.%s: expected an array "
-			    "of client names",
-			    key);
-			return -1;
-		}
-		json_array_foreach(v, i, e)
-		{
-			if (!json_is_string(e) || json_string_length(e) == 0) {
-				snprintf(err, errlen,
-				    "rpc.allow.%s[%zu]: "
-				    "expected a non-empty string",
-				    key, i);
-				return -1;
-			}
-		}
-	}
-	return 0;
-}
-
-/* "callers": {"<class>": ["identity", ...]}, classes from the registry. */
-static int
-check_callers(const json_t *callers, char *err, size_t errlen)
-{
-	const char *key;
-	json_t *v, *e;
-	size_t i;
-
-	if (callers == NULL)
-		return 0;
-	if (!json_is_object(callers)) {
-		snprintf(err, errlen, "rpc.callers: expected an object");
-		return -1;
-	}
-	json_object_foreach((json_t *)callers, key, v)
-	{
-		if (rpc_caller_parse(key) == 0) {
-			snprintf(err, errlen,
-			    "rpc.callers.%s: unknown caller class (wfe, ra, "
+			    "rpc.%s.%s: unknown caller class (wfe, ra, "
 			    "ca, admin or va)",
-			    key);
+			    section, key);
 			return -1;
 		}
 		if (!json_is_array(v)) {
-			snprintf(err, errlen,
-			    "rpc.callers.%s: expected an array of identities",
-			    key);
+			snprintf(err, errlen, "rpc.%s.%s: expected an array of %s",
+			    section, key, what);
 			return -1;
 		}
 		json_array_foreach(v, i, e)
 		{
 			if (!json_is_string(e) || json_string_length(e) == 0) {
 				snprintf(err, errlen,
-				    "rpc.callers.%s[%zu]: expected a "
-				    "non-empty string",
-				    key, i);
+				    "rpc.%s.%s[%zu]: expected a non-empty string",
+				    section, key, i);
 				return -1;
 			}
 		}
@@ -166,8 +133,10 @@ rpc_server_config_parse(
 		    "mode such as \"0660\"");
 		goto fail;
 	}
-	if (check_allow(cfg->allow, err, errlen) != 0 ||
-	    check_callers(cfg->callers, err, errlen) != 0)
+	if (check_name_lists(cfg->allow, "allow", "client names", 0, err,
+		errlen) != 0 ||
+	    check_name_lists(cfg->callers, "callers", "identities", 1, err,
+		errlen) != 0)
 		goto fail;
 	rpc_addr_clear(&a);
 	return 0;

@@ -154,12 +154,30 @@ out:
 	json_decref(res);
 }
 
+/*
+ * Sends params (consumed) to the RA method that changes the request's
+ * account, forgets the cached copy so that the next request on this instance
+ * sees the change, and replies with the account the RA returns.
+ */
+static void
+acct_change(struct wfe_req *r, enum rpc_method_id id, json_t *params)
+{
+	json_t *res = NULL;
+
+	if (wfe_rpc(r, r->w->ra, id, params, &res) == 0) {
+		wfe_acct_cache_forget(r->w->accounts, r->account_id);
+		wfe_reply_json(r, 200, wfe_acme_account(r, res));
+	}
+	json_decref(params);
+	json_decref(res);
+}
+
 void
 wfe_h_account(struct wfe_req *r, const char *tail)
 {
 	const char *slash = strchr(tail, '/');
 	size_t idlen = slash ? (size_t)(slash - tail) : strlen(tail);
-	json_t *payload = NULL, *contact = NULL, *params = NULL, *res = NULL;
+	json_t *payload = NULL, *contact = NULL, *params;
 	json_t *st;
 	int64_t id;
 	int deactivate = 0;
@@ -212,15 +230,10 @@ wfe_h_account(struct wfe_req *r, const char *tail)
 	    "deactivate", deactivate);
 	if (contact != NULL)
 		json_object_set(params, "contact", contact);
-	if (wfe_rpc(r, r->w->ra, RPC_RA_UPDATE_ACCOUNT, params, &res) != 0)
-		goto out;
 	/* Deactivated (or new contacts): the next request, here, sees it. */
-	wfe_acct_cache_forget(r->w->accounts, r->account_id);
-	wfe_reply_json(r, 200, wfe_acme_account(r, res));
+	acct_change(r, RPC_RA_UPDATE_ACCOUNT, params);
 out:
 	json_decref(payload);
-	json_decref(params);
-	json_decref(res);
 }
 
 void
@@ -228,7 +241,6 @@ wfe_h_key_change(struct wfe_req *r, const char *tail)
 {
 	struct jwk *new_key = NULL;
 	struct problem *p = NULL;
-	json_t *params = NULL, *res = NULL;
 
 	(void)tail;
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
@@ -238,15 +250,11 @@ wfe_h_key_change(struct wfe_req *r, const char *tail)
 		wfe_reply_problem(r, p);
 		goto out;
 	}
-	params = json_pack("{sIsOss}", "account_id", (json_int_t)r->account_id,
-	    "new_key", new_key->json, "new_thumbprint", new_key->thumbprint);
-	if (wfe_rpc(r, r->w->ra, RPC_RA_KEY_CHANGE, params, &res) != 0)
-		goto out;
 	/* The old key stops working on this instance at once. */
-	wfe_acct_cache_forget(r->w->accounts, r->account_id);
-	wfe_reply_json(r, 200, wfe_acme_account(r, res));
+	acct_change(r, RPC_RA_KEY_CHANGE,
+	    json_pack("{sIsOss}", "account_id", (json_int_t)r->account_id,
+		"new_key", new_key->json, "new_thumbprint",
+		new_key->thumbprint));
 out:
 	jwk_free(new_key);
-	json_decref(params);
-	json_decref(res);
 }

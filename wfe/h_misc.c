@@ -153,16 +153,20 @@ out:
 	json_decref(out);
 }
 
-/* Decodes a b64url DER member of res into a malloc'd buffer. */
+/*
+ * Replies 200 with res's b64url "der" member, decoded, as content type ctype.
+ * Returns -1, having replied nothing, if the member is missing or not b64url.
+ */
 static int
-der_member(const json_t *res, const char *key, char **der, size_t *len)
+reply_der(struct wfe_req *r, const json_t *res, const char *ctype)
 {
-	const char *s = json_string_value(json_object_get(res, key));
+	const char *s = json_string_value(json_object_get(res, "der"));
 	uint8_t *raw = NULL;
+	size_t len = 0;
 
-	if (s == NULL || b64url_decode(s, strlen(s), &raw, len) != 0)
+	if (s == NULL || b64url_decode(s, strlen(s), &raw, &len) != 0)
 		return -1;
-	*der = (char *)raw;
+	wfe_reply_raw(r, 200, ctype, (char *)raw, len);
 	return 0;
 }
 
@@ -182,8 +186,8 @@ wfe_h_crl(struct wfe_req *r, const char *tail)
 {
 	const char *slash = strchr(tail, '/');
 	json_t *params = NULL, *res = NULL;
-	char *issuer = NULL, *der = NULL;
-	size_t len = 0, sl;
+	char *issuer = NULL;
+	size_t sl;
 	int64_t shard = -1;
 
 	if (slash == NULL || !is_hex(tail, (size_t)(slash - tail)) ||
@@ -207,15 +211,10 @@ wfe_h_crl(struct wfe_req *r, const char *tail)
 	 * period (RFC 5280 §5.1.2.5), which is what a CRL promises. */
 	if (wfe_sa_read(r, RPC_SA_GET_CRL, params, NULL, &res) != 0)
 		goto out;
-	if (der_member(res, "der", &der, &len) != 0) {
+	if (reply_der(r, res, "application/pkix-crl") != 0)
 		wfe_reply_prob(r, PROB_SERVER_INTERNAL, "stored CRL unusable");
-		goto out;
-	}
-	wfe_reply_raw(r, 200, "application/pkix-crl", der, len);
-	der = NULL;
 out:
 	free(issuer);
-	free(der);
 	json_decref(params);
 	json_decref(res);
 }
@@ -252,10 +251,9 @@ wfe_h_ocsp(struct wfe_req *r, const char *tail)
 	const unsigned char *pp;
 	unsigned char *raw = NULL;
 	size_t rawlen = 0, tl;
-	char *serial = NULL, *der = NULL;
+	char *serial = NULL;
 	json_t *params = NULL, *res = NULL;
 	struct problem *p = NULL;
-	size_t len = 0;
 	int n;
 
 	if (r->method == WFE_POST) {
@@ -301,18 +299,13 @@ wfe_h_ocsp(struct wfe_req *r, const char *tail)
 			ocsp_status_reply(r, 6); /* unauthorized */
 		goto out;
 	}
-	if (der_member(res, "der", &der, &len) != 0) {
+	if (reply_der(r, res, "application/ocsp-response") != 0)
 		ocsp_status_reply(r, 2); /* internalError */
-		goto out;
-	}
-	wfe_reply_raw(r, 200, "application/ocsp-response", der, len);
-	der = NULL;
 out:
 	problem_free(p);
 	OCSP_REQUEST_free(req);
 	free(raw);
 	free(serial);
-	free(der);
 	json_decref(params);
 	json_decref(res);
 }

@@ -339,10 +339,25 @@ reply_authz(struct wfe_req *r, int status, const json_t *authz)
 	wfe_reply_json(r, status, wfe_acme_authz(r, authz));
 }
 
+/*
+ * Calls the RA's authorization method id with params (consumed) and replies
+ * the authorization it returns with status; a failure replies the problem.
+ */
+static void
+authz_call(struct wfe_req *r, enum rpc_method_id id, int status, json_t *params)
+{
+	json_t *res = NULL;
+
+	if (wfe_rpc(r, r->w->ra, id, params, &res) == 0)
+		reply_authz(r, status, res);
+	json_decref(params);
+	json_decref(res);
+}
+
 void
 wfe_h_new_authz(struct wfe_req *r, const char *tail)
 {
-	json_t *payload = NULL, *params = NULL, *res = NULL, *ident;
+	json_t *payload = NULL, *ident;
 
 	(void)tail;
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0 ||
@@ -351,22 +366,17 @@ wfe_h_new_authz(struct wfe_req *r, const char *tail)
 	ident = json_object_get(payload, "identifier");
 	if (!identifier_ok(r, ident, "\"identifier\""))
 		goto out;
-	params = json_pack("{sIsO}", "account_id", (json_int_t)r->account_id,
-	    "identifier", ident);
-	if (wfe_rpc(r, r->w->ra, RPC_RA_NEW_AUTHZ, params, &res) != 0)
-		goto out;
-	reply_authz(r, 201, res);
+	authz_call(r, RPC_RA_NEW_AUTHZ, 201,
+	    json_pack("{sIsO}", "account_id", (json_int_t)r->account_id,
+		"identifier", ident));
 out:
 	json_decref(payload);
-	json_decref(params);
-	json_decref(res);
 }
 
 void
 wfe_h_authz(struct wfe_req *r, const char *tail)
 {
-	json_t *payload = NULL, *authz = NULL, *params = NULL, *res = NULL;
-	json_t *st;
+	json_t *payload = NULL, *authz = NULL, *st;
 	int64_t id;
 
 	if (wfe_parse_id(tail, strlen(tail), &id) != 0) {
@@ -396,16 +406,12 @@ wfe_h_authz(struct wfe_req *r, const char *tail)
 		    "must be {\"status\": \"deactivated\"}");
 		goto out;
 	}
-	params = json_pack("{sIsI}", "account_id", (json_int_t)r->account_id,
-	    "authz_id", (json_int_t)id);
-	if (wfe_rpc(r, r->w->ra, RPC_RA_DEACTIVATE_AUTHZ, params, &res) != 0)
-		goto out;
-	reply_authz(r, 200, res);
+	authz_call(r, RPC_RA_DEACTIVATE_AUTHZ, 200,
+	    json_pack("{sIsI}", "account_id", (json_int_t)r->account_id,
+		"authz_id", (json_int_t)id));
 out:
 	json_decref(payload);
 	json_decref(authz);
-	json_decref(params);
-	json_decref(res);
 }
 
 static const json_t *
