@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ra/ra.h"
+#include "ra/ra_int.h"
 
 static const char *const rl_names[RA_RL__MAX] = {
     [RA_RL_NEW_ACCOUNTS_PER_IP] = "new_accounts_per_ip",
@@ -741,8 +742,29 @@ out:
 	return rc;
 }
 
-static void
-strv_free(char **v, size_t n)
+/* See ra_int.h. */
+int
+ra_section_parse(const json_t *obj, const char *section,
+    const struct jspec *spec, void *raw, char *err, size_t errlen)
+{
+	char inner[256];
+
+	if (obj == NULL)
+		return 0;
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "%s: expected an object", section);
+		return -1;
+	}
+	if (jspec_parse(obj, spec, raw, inner, sizeof(inner)) != 0) {
+		snprintf(err, errlen, "%s.%s", section, inner);
+		return -1;
+	}
+	return 0;
+}
+
+/* See ra_int.h. */
+void
+ra_strv_free(char **v, size_t n)
 {
 	size_t i;
 
@@ -767,11 +789,11 @@ ra_config_clear(struct ra_config *cfg)
 	free(cfg->profiles_file);
 	free(cfg->account_uri_prefix);
 	free(cfg->terms_of_service);
-	strv_free(cfg->policy.dns_suffixes, cfg->policy.n_dns_suffixes);
-	strv_free(cfg->policy.blocked_names, cfg->policy.n_blocked_names);
-	strv_free(cfg->policy.persist_names, cfg->policy.n_persist_names);
+	ra_strv_free(cfg->policy.dns_suffixes, cfg->policy.n_dns_suffixes);
+	ra_strv_free(cfg->policy.blocked_names, cfg->policy.n_blocked_names);
+	ra_strv_free(cfg->policy.persist_names, cfg->policy.n_persist_names);
 	free(cfg->policy.persist_prefix);
-	strv_free(cfg->policy.email_domains, cfg->policy.n_email_domains);
+	ra_strv_free(cfg->policy.email_domains, cfg->policy.n_email_domains);
 	free(cfg->policy.email_from);
 	json_decref(cfg->policy.device_identifiers);
 	free(cfg->policy.token_authority);

@@ -87,6 +87,30 @@ add_device_name(json_t *set, const GENERAL_NAME *g, struct problem **prob)
 	return 0;
 }
 
+/*
+ * Adds an IA5String SAN (a dNSName or an rfc822Name, v borrowed) as an
+ * identifier of type; an empty value, one over 255 bytes or one with a NUL
+ * is a malformed <what> SAN (badCSR). 0 / -1.
+ */
+static int
+add_ia5_name(json_t *set, const char *type, const ASN1_IA5STRING *v,
+    const char *what, struct problem **prob)
+{
+	const unsigned char *d = ASN1_STRING_get0_data(v);
+	int l = ASN1_STRING_length(v), rc;
+	char *s;
+
+	if (l <= 0 || l > 255 || memchr(d, '\0', (size_t)l) != NULL) {
+		*prob = problem_new(
+		    PROB_BAD_CSR, "CSR has a malformed %s SAN", what);
+		return -1;
+	}
+	s = xstrndup((const char *)d, (size_t)l);
+	rc = add_name(set, type, s, prob);
+	free(s);
+	return rc;
+}
+
 static int
 collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
 {
@@ -118,22 +142,9 @@ collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
 	for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
 		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 		if (g->type == GEN_DNS) {
-			const unsigned char *d =
-			    ASN1_STRING_get0_data(g->d.dNSName);
-			int l = ASN1_STRING_length(g->d.dNSName);
-			char *s;
-			if (l <= 0 || l > 255 ||
-			    memchr(d, '\0', (size_t)l) != NULL) {
-				*prob = problem_new(PROB_BAD_CSR,
-				    "CSR has a malformed DNS SAN");
+			if (add_ia5_name(set, "dns", g->d.dNSName, "DNS",
+				prob) != 0)
 				goto out;
-			}
-			s = xstrndup((const char *)d, (size_t)l);
-			if (add_name(set, "dns", s, prob) != 0) {
-				free(s);
-				goto out;
-			}
-			free(s);
 		} else if (g->type == GEN_IPADD) {
 			int l = ASN1_STRING_length(g->d.iPAddress);
 			const unsigned char *d =
@@ -148,22 +159,9 @@ collect_sans(X509_REQ *req, json_t *set, struct problem **prob)
 				goto out;
 		} else if (g->type == GEN_EMAIL) {
 			/* RFC 8823 §4: the rfc822Name of an email identifier */
-			const unsigned char *d =
-			    ASN1_STRING_get0_data(g->d.rfc822Name);
-			int l = ASN1_STRING_length(g->d.rfc822Name);
-			char *s;
-			if (l <= 0 || l > 255 ||
-			    memchr(d, '\0', (size_t)l) != NULL) {
-				*prob = problem_new(PROB_BAD_CSR,
-				    "CSR has a malformed rfc822Name SAN");
+			if (add_ia5_name(set, "email", g->d.rfc822Name,
+				"rfc822Name", prob) != 0)
 				goto out;
-			}
-			s = xstrndup((const char *)d, (size_t)l);
-			if (add_name(set, "email", s, prob) != 0) {
-				free(s);
-				goto out;
-			}
-			free(s);
 		} else if (g->type == GEN_OTHERNAME) {
 			if (add_device_name(set, g, prob) != 0)
 				goto out;

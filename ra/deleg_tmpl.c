@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "ra/ra.h"
+#include "ra/ra_int.h"
 
 #define TMPL_MAX_LIST 100
 #define TMPL_MAX_STR 255
@@ -946,21 +947,14 @@ ra_deleg_config_parse(
     const json_t *obj, struct ra_deleg_config *dc, char *err, size_t errlen)
 {
 	struct deleg_raw r;
-	char inner[256];
 	int rc = -1;
 
 	memset(dc, 0, sizeof(*dc));
 	memset(&r, 0, sizeof(r));
 	r.max_per_account = 100;
-	if (obj != NULL && !json_is_object(obj)) {
-		snprintf(err, errlen, "delegation: expected an object");
-		return -1;
-	}
-	if (obj != NULL &&
-	    jspec_parse(obj, deleg_spec, &r, inner, sizeof(inner)) != 0) {
-		snprintf(err, errlen, "delegation.%s", inner);
+	if (ra_section_parse(obj, "delegation", deleg_spec, &r, err, errlen) !=
+	    0)
 		goto out;
-	}
 	if (r.max_per_account < 1 || r.max_per_account > 100000) {
 		snprintf(err, errlen, "delegation.max_per_account: 1 to 100000");
 		goto out;
@@ -981,10 +975,6 @@ out:
 void
 ra_deleg_config_clear(struct ra_deleg_config *dc)
 {
-	size_t i;
-
-	for (i = 0; i < dc->n_profiles; i++)
-		free(dc->profiles[i]);
-	free(dc->profiles);
+	ra_strv_free(dc->profiles, dc->n_profiles);
 	memset(dc, 0, sizeof(*dc));
 }

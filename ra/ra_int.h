@@ -72,6 +72,15 @@ int ra_param_str(const json_t *params, const char *name, const char **out,
     struct problem **prob);
 /* RFC 3339 of epoch ms into buf (>= 32). */
 char *ra_time_fmt(int64_t ms, char *buf, size_t len);
+/*
+ * Parses the config section obj (borrowed; NULL: nothing to do) with spec
+ * into raw. 0, or -1 with err "<section>: expected an object" or
+ * "<section>.<key>: ...". What was parsed stays in raw (jspec_clear).
+ */
+int ra_section_parse(const json_t *obj, const char *section,
+    const struct jspec *spec, void *raw, char *err, size_t errlen);
+/* Frees v and its strings: n of them, or up to a NULL if n is 0. */
+void ra_strv_free(char **v, size_t n);
 /* RFC 3339 member of obj to epoch ms; -1 if absent/bad. */
 int ra_time_get(const json_t *obj, const char *name, int64_t *ms);
 /*

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ra/ra.h"
+#include "ra/ra_int.h"
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -44,7 +45,6 @@ ra_star_config_parse(
     const json_t *obj, struct ra_star_config *sc, char *err, size_t errlen)
 {
 	struct star_raw r;
-	char inner[256];
 	int rc = -1;
 
 	memset(sc, 0, sizeof(*sc));
@@ -55,15 +55,8 @@ ra_star_config_parse(
 	r.poll_ms = 10000;
 	r.lease_ms = 120000;
 	r.batch = 50;
-	if (obj != NULL && !json_is_object(obj)) {
-		snprintf(err, errlen, "star: expected an object");
-		return -1;
-	}
-	if (obj != NULL &&
-	    jspec_parse(obj, star_spec, &r, inner, sizeof(inner)) != 0) {
-		snprintf(err, errlen, "star.%s", inner);
+	if (ra_section_parse(obj, "star", star_spec, &r, err, errlen) != 0)
 		goto out;
-	}
 	if (r.min_lifetime_ms < 1000 || r.min_lifetime_ms % 1000 != 0) {
 		snprintf(err, errlen,
 		    "star.min_lifetime: whole seconds, at least 1s");
@@ -107,13 +100,9 @@ out:
 void
 ra_star_config_clear(struct ra_star_config *sc)
 {
-	size_t i;
-
 	if (sc == NULL)
 		return;
-	for (i = 0; sc->profiles != NULL && i < sc->n_profiles; i++)
-		free(sc->profiles[i]);
-	free(sc->profiles);
+	ra_strv_free(sc->profiles, sc->n_profiles);
 	memset(sc, 0, sizeof(*sc));
 }
 

@@ -155,21 +155,15 @@ out:
 }
 
 /*
- * Sends params (consumed) to the RA method that changes the request's
- * account, forgets the cached copy so that the next request on this instance
- * sees the change, and replies with the account the RA returns.
+ * Replies the account the RA returns after changing it (an update, a key
+ * change), having forgotten the cached copy: the next request on this
+ * instance sees the change.
  */
 static void
-acct_change(struct wfe_req *r, enum rpc_method_id id, json_t *params)
+reply_changed(struct wfe_req *r, int status, const json_t *acct)
 {
-	json_t *res = NULL;
-
-	if (wfe_rpc(r, r->w->ra, id, params, &res) == 0) {
-		wfe_acct_cache_forget(r->w->accounts, r->account_id);
-		wfe_reply_json(r, 200, wfe_acme_account(r, res));
-	}
-	json_decref(params);
-	json_decref(res);
+	wfe_acct_cache_forget(r->w->accounts, r->account_id);
+	wfe_reply_json(r, status, wfe_acme_account(r, acct));
 }
 
 void
@@ -231,7 +225,7 @@ wfe_h_account(struct wfe_req *r, const char *tail)
 	if (contact != NULL)
 		json_object_set(params, "contact", contact);
 	/* Deactivated (or new contacts): the next request, here, sees it. */
-	acct_change(r, RPC_RA_UPDATE_ACCOUNT, params);
+	wfe_ra_reply(r, RPC_RA_UPDATE_ACCOUNT, params, 200, reply_changed);
 out:
 	json_decref(payload);
 }
@@ -251,10 +245,11 @@ wfe_h_key_change(struct wfe_req *r, const char *tail)
 		goto out;
 	}
 	/* The old key stops working on this instance at once. */
-	acct_change(r, RPC_RA_KEY_CHANGE,
+	wfe_ra_reply(r, RPC_RA_KEY_CHANGE,
 	    json_pack("{sIsOss}", "account_id", (json_int_t)r->account_id,
 		"new_key", new_key->json, "new_thumbprint",
-		new_key->thumbprint));
+		new_key->thumbprint),
+	    200, reply_changed);
 out:
 	jwk_free(new_key);
 }

@@ -120,13 +120,25 @@ only_members(struct wfe_req *r, const json_t *payload,
 	return 0;
 }
 
+/* The payload's member from, if present, into params as to (the RA's
+ * name for it). */
+static void
+copy_member(const json_t *payload, const char *from, json_t *params,
+    const char *to)
+{
+	json_t *v = json_object_get(payload, from);
+
+	if (v != NULL)
+		json_object_set(params, to, v);
+}
+
 /* POST with a delegation to the owner's delegations URL. */
 static void
 create(struct wfe_req *r)
 {
 	static const char *const keys[] = {
 	    "ndc", "csr-template", "cname-map", NULL};
-	json_t *payload = NULL, *res = NULL, *params;
+	json_t *payload = NULL, *params;
 	int64_t ndc;
 
 	if (wfe_jws_payload(r, &payload) != 0 ||
@@ -145,15 +157,10 @@ create(struct wfe_req *r)
 	    json_object_get(payload, "csr-template")
 		? json_object_get(payload, "csr-template")
 		: json_null());
-	if (json_object_get(payload, "cname-map") != NULL)
-		json_object_set(params, "cname_map",
-		    json_object_get(payload, "cname-map"));
-	if (wfe_rpc(r, r->w->ra, RPC_RA_DELEGATION_NEW, params, &res) != 0)
-		goto out;
-	reply_deleg(r, 201, res);
+	copy_member(payload, "cname-map", params, "cname_map");
+	wfe_ra_reply(r, RPC_RA_DELEGATION_NEW, params, 201, reply_deleg);
 out:
 	json_decref(payload);
-	json_decref(res);
 }
 
 void
@@ -203,7 +210,7 @@ update(struct wfe_req *r, int64_t id)
 {
 	static const char *const keys[] = {
 	    "status", "csr-template", "cname-map", NULL};
-	json_t *payload = NULL, *res = NULL, *params, *st;
+	json_t *payload = NULL, *params, *st;
 
 	if (wfe_jws_payload(r, &payload) != 0 ||
 	    only_members(r, payload, keys) != 0)
@@ -221,24 +228,15 @@ update(struct wfe_req *r, int64_t id)
 			    "\"canceled\"} alone");
 			goto out;
 		}
-		if (wfe_rpc(r, r->w->ra, RPC_RA_DELEGATION_CANCEL, params,
-			&res) != 0)
-			goto out;
-		reply_deleg(r, 200, res);
+		wfe_ra_reply(
+		    r, RPC_RA_DELEGATION_CANCEL, params, 200, reply_deleg);
 		goto out;
 	}
-	if (json_object_get(payload, "csr-template") != NULL)
-		json_object_set(params, "csr_template",
-		    json_object_get(payload, "csr-template"));
-	if (json_object_get(payload, "cname-map") != NULL)
-		json_object_set(params, "cname_map",
-		    json_object_get(payload, "cname-map"));
-	if (wfe_rpc(r, r->w->ra, RPC_RA_DELEGATION_UPDATE, params, &res) != 0)
-		goto out;
-	reply_deleg(r, 200, res);
+	copy_member(payload, "csr-template", params, "csr_template");
+	copy_member(payload, "cname-map", params, "cname_map");
+	wfe_ra_reply(r, RPC_RA_DELEGATION_UPDATE, params, 200, reply_deleg);
 out:
 	json_decref(payload);
-	json_decref(res);
 }
 
 void

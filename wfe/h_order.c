@@ -339,21 +339,6 @@ reply_authz(struct wfe_req *r, int status, const json_t *authz)
 	wfe_reply_json(r, status, wfe_acme_authz(r, authz));
 }
 
-/*
- * Calls the RA's authorization method id with params (consumed) and replies
- * the authorization it returns with status; a failure replies the problem.
- */
-static void
-authz_call(struct wfe_req *r, enum rpc_method_id id, int status, json_t *params)
-{
-	json_t *res = NULL;
-
-	if (wfe_rpc(r, r->w->ra, id, params, &res) == 0)
-		reply_authz(r, status, res);
-	json_decref(params);
-	json_decref(res);
-}
-
 void
 wfe_h_new_authz(struct wfe_req *r, const char *tail)
 {
@@ -366,9 +351,10 @@ wfe_h_new_authz(struct wfe_req *r, const char *tail)
 	ident = json_object_get(payload, "identifier");
 	if (!identifier_ok(r, ident, "\"identifier\""))
 		goto out;
-	authz_call(r, RPC_RA_NEW_AUTHZ, 201,
+	wfe_ra_reply(r, RPC_RA_NEW_AUTHZ,
 	    json_pack("{sIsO}", "account_id", (json_int_t)r->account_id,
-		"identifier", ident));
+		"identifier", ident),
+	    201, reply_authz);
 out:
 	json_decref(payload);
 }
@@ -406,9 +392,10 @@ wfe_h_authz(struct wfe_req *r, const char *tail)
 		    "must be {\"status\": \"deactivated\"}");
 		goto out;
 	}
-	authz_call(r, RPC_RA_DEACTIVATE_AUTHZ, 200,
+	wfe_ra_reply(r, RPC_RA_DEACTIVATE_AUTHZ,
 	    json_pack("{sIsI}", "account_id", (json_int_t)r->account_id,
-		"authz_id", (json_int_t)id));
+		"authz_id", (json_int_t)id),
+	    200, reply_authz);
 out:
 	json_decref(payload);
 	json_decref(authz);

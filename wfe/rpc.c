@@ -143,3 +143,16 @@ wfe_cached_call(struct wfe_req *r, struct rpc_client *c, json_t **slot,
 	pthread_mutex_unlock(&w->lock);
 	return res;
 }
+
+/* See wfe_int.h. */
+void
+wfe_ra_reply(struct wfe_req *r, enum rpc_method_id id, json_t *params,
+    int status, void (*reply)(struct wfe_req *, int, const json_t *))
+{
+	json_t *res = NULL;
+
+	if (wfe_rpc(r, r->w->ra, id, params, &res) == 0)
+		reply(r, status, res);
+	json_decref(params);
+	json_decref(res);
+}

@@ -278,6 +278,12 @@ struct wfe {
  */
 int wfe_rpc(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
     json_t *params, json_t **result);
+/*
+ * Calls the RA's method id with params (consumed) and hands its answer
+ * (borrowed) to reply(r, status, answer); a failed call replies the problem.
+ */
+void wfe_ra_reply(struct wfe_req *r, enum rpc_method_id id, json_t *params,
+    int status, void (*reply)(struct wfe_req *, int, const json_t *));
 /* Same without replying: 0, or -1 and *prob (caller frees). */
 int wfe_rpc_raw(struct wfe_req *r, struct rpc_client *c, enum rpc_method_id id,
     json_t *params, json_t **result, struct problem **prob);
