@@ -47,6 +47,35 @@ serial_ok(const char *s, size_t n)
 	return 1;
 }
 
+/* See wfe_int.h. */
+int
+wfe_cert_leaf(struct wfe_req *r, const json_t *cert, char **leaf, json_t **iss)
+{
+	const char *b64 = json_string_value(json_object_get(cert, "der"));
+	const char *issuer =
+	    json_string_value(json_object_get(cert, "issuer_id"));
+	uint8_t *der = NULL;
+	size_t derlen = 0;
+
+	*iss = NULL;
+	*leaf = NULL;
+	if (b64 != NULL && issuer != NULL &&
+	    b64url_decode(b64, strlen(b64), &der, &derlen) == 0)
+		*leaf = wfe_der_to_pem(der, derlen);
+	free(der);
+	if (*leaf == NULL) {
+		wfe_reply_prob(
+		    r, PROB_SERVER_INTERNAL, "stored certificate unusable");
+		return -1;
+	}
+	if ((*iss = wfe_issuer_find(r, issuer)) == NULL) {
+		free(*leaf);
+		*leaf = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 void
 wfe_h_cert(struct wfe_req *r, const char *tail)
 {
@@ -54,9 +83,8 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 	size_t slen = slash ? (size_t)(slash - tail) : strlen(tail);
 	json_t *params = NULL, *cert = NULL, *iss = NULL, *chains;
 	char *serial = NULL, *leaf = NULL, *body = NULL;
-	const char *b64, *issuer_id, *chain;
-	uint8_t *der = NULL;
-	size_t derlen = 0, nchains, i;
+	const char *chain;
+	size_t nchains, i;
 	int64_t idx = 0;
 
 	if (!serial_ok(tail, slen) ||
@@ -90,16 +118,7 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such certificate");
 		goto out;
 	}
-	b64 = json_string_value(json_object_get(cert, "der"));
-	issuer_id = json_string_value(json_object_get(cert, "issuer_id"));
-	if (b64 == NULL || issuer_id == NULL ||
-	    b64url_decode(b64, strlen(b64), &der, &derlen) != 0 ||
-	    (leaf = wfe_der_to_pem(der, derlen)) == NULL) {
-		wfe_reply_prob(
-		    r, PROB_SERVER_INTERNAL, "stored certificate unusable");
-		goto out;
-	}
-	if ((iss = wfe_issuer_find(r, issuer_id)) == NULL)
+	if (wfe_cert_leaf(r, cert, &leaf, &iss) != 0)
 		goto out;
 	chains = json_object_get(iss, "chains_pem");
 	nchains = json_array_size(chains);
@@ -125,7 +144,6 @@ out:
 	free(serial);
 	free(leaf);
 	free(body);
-	free(der);
 	json_decref(params);
 	json_decref(cert);
 	json_decref(iss);

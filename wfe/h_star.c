@@ -136,29 +136,15 @@ epoch_of(const json_t *o, const char *key)
 static char *
 chain_pem(struct wfe_req *r, const json_t *cert)
 {
-	const char *b64 = json_string_value(json_object_get(cert, "der"));
-	const char *issuer =
-	    json_string_value(json_object_get(cert, "issuer_id"));
-	json_t *iss = NULL;
-	uint8_t *der = NULL;
-	size_t derlen = 0;
-	char *leaf = NULL, *out = NULL;
+	json_t *iss;
+	char *leaf, *out;
 	const char *chain;
 
-	if (b64 == NULL || issuer == NULL ||
-	    b64url_decode(b64, strlen(b64), &der, &derlen) != 0 ||
-	    (leaf = wfe_der_to_pem(der, derlen)) == NULL) {
-		wfe_reply_prob(
-		    r, PROB_SERVER_INTERNAL, "stored certificate unusable");
-		goto out;
-	}
-	if ((iss = wfe_issuer_find(r, issuer)) == NULL)
-		goto out;
+	if (wfe_cert_leaf(r, cert, &leaf, &iss) != 0)
+		return NULL;
 	chain = json_string_value(
 	    json_array_get(json_object_get(iss, "chains_pem"), 0));
 	out = xasprintf("%s%s", leaf, chain ? chain : "");
-out:
-	free(der);
 	free(leaf);
 	json_decref(iss);
 	return out;

@@ -392,9 +392,13 @@ void wfe_h_authz(struct wfe_req *r, const char *tail);
 void wfe_h_challenge(struct wfe_req *r, const char *tail);
 void wfe_h_finalize(struct wfe_req *r, const char *tail);
 void wfe_h_cert(struct wfe_req *r, const char *tail);
-/* PEM of the DER certificate der (len bytes; h_cert.c); NULL when it does
- * not parse. Caller frees. */
-char *wfe_der_to_pem(const uint8_t *der, size_t len);
+/*
+ * The PEM of a stored certificate (cert borrowed, with "der" and
+ * "issuer_id") into *leaf (caller frees) and its issuer (wfe_issuer_find)
+ * into *iss (caller decrefs). 0, or -1 after replying the problem.
+ */
+int wfe_cert_leaf(
+    struct wfe_req *r, const json_t *cert, char **leaf, json_t **iss);
 void wfe_h_revoke(struct wfe_req *r, const char *tail);
 void wfe_h_renewal_info(struct wfe_req *r, const char *tail);
 void wfe_h_crl(struct wfe_req *r, const char *tail);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,59 @@ usage(void)
 	    "[--server-name NAME]\n");
 }
 
+/* The options that take a value: a string, or a whole number (atol). */
+static const struct value_opt {
+	const char *name;
+	size_t off; /* of a const char * member, or of a long one */
+	int is_long;
+} value_opts[] = {
+    {"--cert", offsetof(struct opts, cert), 0},
+    {"--key", offsetof(struct opts, key), 0},
+    {"--ca", offsetof(struct opts, ca), 0},
+    {"--server-name", offsetof(struct opts, server_name), 0},
+    {"--listen", offsetof(struct opts, listen), 0},
+    {"--allow", offsetof(struct opts, allow), 0},
+    {"--socket-mode", offsetof(struct opts, socket_mode), 0},
+    {"--request-id", offsetof(struct opts, request_id), 0},
+    {"--workers", offsetof(struct opts, workers), 1},
+    {"--threads", offsetof(struct opts, threads), 1},
+    {"--calls", offsetof(struct opts, calls), 1},
+    {"--connections", offsetof(struct opts, connections), 1},
+    {"--max-frame", offsetof(struct opts, max_frame), 1},
+};
+
+/* Option a with its value v (borrowed from argv) into o. 0, or -1 said. */
+static int
+set_value(struct opts *o, const char *a, const char *v)
+{
+	size_t k;
+
+	for (k = 0; k < sizeof(value_opts) / sizeof(value_opts[0]); k++) {
+		const struct value_opt *vo = &value_opts[k];
+
+		if (strcmp(a, vo->name) != 0)
+			continue;
+		if (vo->is_long)
+			*(long *)(void *)((char *)o + vo->off) = atol(v);
+		else
+			*(const char **)(void *)((char *)o + vo->off) = v;
+		return 0;
+	}
+	if (strcmp(a, "--seconds") == 0) {
+		o->seconds = atof(v);
+		return 0;
+	}
+	if (strcmp(a, "--timeout") != 0) {
+		fprintf(stderr, "anvil-rpc: unknown option %s\n", a);
+		return -1;
+	}
+	if (duration_parse_ms(v, &o->timeout_ms) != 0 || o->timeout_ms <= 0) {
+		fprintf(stderr, "anvil-rpc: bad --timeout\n");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -88,44 +142,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 			return -1;
 		}
 		i++;
-		if (strcmp(a, "--cert") == 0)
-			o->cert = v;
-		else if (strcmp(a, "--key") == 0)
-			o->key = v;
-		else if (strcmp(a, "--ca") == 0)
-			o->ca = v;
-		else if (strcmp(a, "--server-name") == 0)
-			o->server_name = v;
-		else if (strcmp(a, "--listen") == 0)
-			o->listen = v;
-		else if (strcmp(a, "--allow") == 0)
-			o->allow = v;
-		else if (strcmp(a, "--socket-mode") == 0)
-			o->socket_mode = v;
-		else if (strcmp(a, "--request-id") == 0)
-			o->request_id = v;
-		else if (strcmp(a, "--timeout") == 0) {
-			if (duration_parse_ms(v, &o->timeout_ms) != 0 ||
-			    o->timeout_ms <= 0) {
-				fprintf(stderr, "anvil-rpc: bad --timeout\n");
-				return -1;
-			}
-		} else if (strcmp(a, "--workers") == 0)
-			o->workers = atol(v);
-		else if (strcmp(a, "--threads") == 0)
-			o->threads = atol(v);
-		else if (strcmp(a, "--calls") == 0)
-			o->calls = atol(v);
-		else if (strcmp(a, "--connections") == 0)
-			o->connections = atol(v);
-		else if (strcmp(a, "--max-frame") == 0)
-			o->max_frame = atol(v);
-		else if (strcmp(a, "--seconds") == 0)
-			o->seconds = atof(v);
-		else {
-			fprintf(stderr, "anvil-rpc: unknown option %s\n", a);
+		if (set_value(o, a, v) != 0)
 			return -1;
-		}
 	}
 	return 0;
 }
