@@ -274,7 +274,7 @@ cmd_up() {
 }
 
 cmd_down() {
-	local p m pid n
+	local p m pid n end
 	p=$(prefix)
 	[ -n "$p" ] || { rm -rf "$dir"; return 0; }
 	# Every process in our namespaces (what we started and their children).
@@ -288,14 +288,18 @@ cmd_down() {
 		done
 		[ "$sig" = KILL ] && break
 		[ "$n" -gt 0 ] || break
-		for _ in $(seq 1 50); do
+		# Up to 20 s for them to exit, then KILL. Bounded by time, not by
+		# a count of passes: a pass forks per machine, and on a loaded
+		# machine 50 passes over 9 machines took minutes (test-cluster
+		# gives `down` 600 s). A namespace already gone has no pids.
+		end=$((SECONDS + 20))
+		while [ $SECONDS -lt $end ]; do
 			n=0
 			for m in $MACHINES; do
-				ip netns list 2>/dev/null | grep -q "^$p$m\b" || continue
-				[ -z "$(ip netns pids "$p$m" 2>/dev/null)" ] || n=1
+				[ -z "$(ip netns pids "$p$m" 2>/dev/null)" ] || { n=1; break; }
 			done
 			[ "$n" -eq 0 ] && break
-			sleep 0.1
+			sleep 0.2
 		done
 	done
 	for f in "$dir"/pids/*.pid; do

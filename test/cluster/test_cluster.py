@@ -447,7 +447,7 @@ def main():
                 with open(os.path.join(logs, f), errors="replace") as fh:
                     tail = fh.readlines()[-5:]
                 print("---- %s\n%s" % (f, "".join(tail)))
-        down = cluster("down", timeout=300)
+        down = cluster("down", timeout=600)
         prefix = env.get("ANVIL_CLUSTER_CLIENT_NETNS", "anvc-?-client")[:-len("client")] 
         left = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
                 if n.startswith(prefix)]
