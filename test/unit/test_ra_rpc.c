@@ -795,7 +795,8 @@ TH_TEST(test_finalize_authz_retried)
 	for (i = 0; i < 200 && count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) < 3; i++)
 		usleep(25000);
 	TH_CHECK(t, count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) == 3);
-	TH_CHECK(t, last_str_is(&fsa, RPC_SA_FINALIZE_AUTHZ, "status", "valid"));
+	TH_CHECK(
+	    t, last_str_is(&fsa, RPC_SA_FINALIZE_AUTHZ, "status", "valid"));
 
 	/* conflict: an earlier attempt landed; not retried */
 	reset(&fsa);

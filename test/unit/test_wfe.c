@@ -19,7 +19,6 @@ nonces(const char *prefix, int keyed, size_t window)
 {
 	static const uint8_t key[] = "0123456789abcdef0123456789abcdef";
 
-
 	return wfe_nonce_new(
 	    prefix, keyed ? key : NULL, keyed ? 32 : 0, window, 60000);
 }
@@ -363,8 +362,8 @@ req_clear(struct wfe_req *r)
 /* Replies a problem of type with detail to a request to /x of w; the
  * problem document, parsed (the caller decrefs it). */
 static json_t *
-render(struct wfe_req *r, struct wfe *w, enum prob_type type,
-    const char *detail)
+render(
+    struct wfe_req *r, struct wfe *w, enum prob_type type, const char *detail)
 {
 	r->w = w;
 	r->path = "/x";
@@ -586,9 +585,9 @@ TH_TEST(test_config)
 	wfe_config_clear(&cfg);
 
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		char *text = xasprintf("{\"base_url\":\"https://x\"," CLIENTS
-				       "%s}",
-		    refused[i].members);
+		char *text =
+		    xasprintf("{\"base_url\":\"https://x\"," CLIENTS "%s}",
+			refused[i].members);
 
 		int named;
 
