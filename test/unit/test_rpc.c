@@ -350,15 +350,23 @@ ran(void *svc)
 	atomic_fetch_add(&s->runs, 1);
 }
 
+/* ran(svc), then answers res (owned) as the call's result. */
+static int
+ran_with(void *svc, json_t **result, json_t *res)
+{
+	ran(svc);
+	*result = res;
+	return 0;
+}
+
 static int
 h_echo(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
 	(void)prob;
-	ran(svc);
-	*result = json_pack("{s:O,s:s,s:s?}", "params", req->params, "peer",
-	    req->peer, "rid", req->request_id);
-	return 0;
+	return ran_with(svc, result,
+	    json_pack("{s:O,s:s,s:s?}", "params", req->params, "peer",
+		req->peer, "rid", req->request_id));
 }
 
 static int
@@ -973,11 +981,9 @@ static int
 h_never(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
-	ran(svc);
 	(void)req;
 	(void)prob;
-	*result = json_object();
-	return 0;
+	return ran_with(svc, result, json_object());
 }
 
 /* A server built from the registry: refuses what the caller class may not
