@@ -14,8 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cbor.h>
-
 #include "va/va_int.h"
 
 #define VA_ATT_MAX_DEPTH 8
@@ -182,11 +180,10 @@ att_scalar(struct att_parse *p)
 	att_consumed(p);
 }
 
+/* A text string: a map key, or fmt / attStmt.ver. */
 static void
-cb_string(void *ctx, cbor_data s, size_t n)
+att_string(struct att_parse *p, const uint8_t *s, size_t n)
 {
-	struct att_parse *p = ctx;
-
 	if (att_item(p) != 0)
 		return;
 	if (att_at_key(p)) {
@@ -217,7 +214,8 @@ cb_string(void *ctx, cbor_data s, size_t n)
 
 /* The attStmt byte string member k into its slot. */
 static void
-att_take_bytes(struct att_parse *p, enum att_key k, cbor_data s, size_t n)
+att_take_bytes(
+    struct att_parse *p, enum att_key k, const uint8_t *s, size_t n)
 {
 	struct va_attobj *o = p->o;
 
@@ -236,11 +234,10 @@ att_take_bytes(struct att_parse *p, enum att_key k, cbor_data s, size_t n)
 	}
 }
 
+/* A byte string: authData, an attStmt member or an x5c certificate. */
 static void
-cb_bytes(void *ctx, cbor_data s, size_t n)
+att_bytes(struct att_parse *p, const uint8_t *s, size_t n)
 {
-	struct att_parse *p = ctx;
-
 	if (att_item(p) != 0)
 		return;
 	if (att_at_key(p)) {
@@ -317,18 +314,6 @@ att_open(struct att_parse *p, int is_map, uint64_t n)
 	att_pop_empty(p);
 }
 
-static void
-cb_array(void *ctx, size_t n)
-{
-	att_open(ctx, 0, n);
-}
-
-static void
-cb_map(void *ctx, size_t n)
-{
-	att_open(ctx, 1, n);
-}
-
 /* An integer (v, negative when neg: -1 - v). alg is the only one read. */
 static void
 att_int(struct att_parse *p, uint64_t v, int neg)
@@ -347,114 +332,36 @@ att_int(struct att_parse *p, uint64_t v, int neg)
 	att_scalar(p);
 }
 
+/* One item head, by kind; indefinite lengths, tags, floats, undefined are
+ * refused. */
 static void
-cb_u8(void *ctx, uint8_t v)
+att_dispatch(struct att_parse *p, const struct va_cbor_item *it)
 {
-	att_int(ctx, v, 0);
+	switch (it->kind) {
+	case VA_CBOR_UINT:
+	case VA_CBOR_NEG:
+		att_int(p, it->v, it->kind == VA_CBOR_NEG);
+		break;
+	case VA_CBOR_BSTR:
+		att_bytes(p, it->s, it->n);
+		break;
+	case VA_CBOR_TSTR:
+		att_string(p, it->s, it->n);
+		break;
+	case VA_CBOR_ARRAY:
+	case VA_CBOR_MAP:
+		att_open(p, it->kind == VA_CBOR_MAP, it->v);
+		break;
+	case VA_CBOR_SIMPLE:
+		if (att_item(p) == 0)
+			att_scalar(p);
+		break;
+	default:
+		att_fail(p, "unsupported CBOR (indefinite length, tag, float or "
+			    "undefined)");
+		break;
+	}
 }
-static void
-cb_u16(void *ctx, uint16_t v)
-{
-	att_int(ctx, v, 0);
-}
-static void
-cb_u32(void *ctx, uint32_t v)
-{
-	att_int(ctx, v, 0);
-}
-static void
-cb_u64(void *ctx, uint64_t v)
-{
-	att_int(ctx, v, 0);
-}
-static void
-cb_n8(void *ctx, uint8_t v)
-{
-	att_int(ctx, v, 1);
-}
-static void
-cb_n16(void *ctx, uint16_t v)
-{
-	att_int(ctx, v, 1);
-}
-static void
-cb_n32(void *ctx, uint32_t v)
-{
-	att_int(ctx, v, 1);
-}
-static void
-cb_n64(void *ctx, uint64_t v)
-{
-	att_int(ctx, v, 1);
-}
-
-static void
-cb_bool(void *ctx, bool b)
-{
-	(void)b;
-	if (att_item(ctx) == 0)
-		att_scalar(ctx);
-}
-
-static void
-cb_null(void *ctx)
-{
-	if (att_item(ctx) == 0)
-		att_scalar(ctx);
-}
-
-/* Indefinite lengths, tags, floats, undefined: refused. */
-static void
-cb_refuse(void *ctx)
-{
-	att_fail(ctx,
-	    "unsupported CBOR (indefinite length, tag, float or undefined)");
-}
-static void
-cb_refuse_tag(void *ctx, uint64_t v)
-{
-	(void)v;
-	cb_refuse(ctx);
-}
-static void
-cb_refuse_f(void *ctx, float v)
-{
-	(void)v;
-	cb_refuse(ctx);
-}
-static void
-cb_refuse_d(void *ctx, double v)
-{
-	(void)v;
-	cb_refuse(ctx);
-}
-
-static const struct cbor_callbacks att_callbacks = {
-    .uint8 = cb_u8,
-    .uint16 = cb_u16,
-    .uint32 = cb_u32,
-    .uint64 = cb_u64,
-    .negint8 = cb_n8,
-    .negint16 = cb_n16,
-    .negint32 = cb_n32,
-    .negint64 = cb_n64,
-    .byte_string_start = cb_refuse,
-    .byte_string = cb_bytes,
-    .string = cb_string,
-    .string_start = cb_refuse,
-    .indef_array_start = cb_refuse,
-    .array_start = cb_array,
-    .indef_map_start = cb_refuse,
-    .map_start = cb_map,
-    .tag = cb_refuse_tag,
-    .float2 = cb_refuse_f,
-    .float4 = cb_refuse_f,
-    .float8 = cb_refuse_d,
-    .undefined = cb_refuse,
-    .null = cb_null,
-    .boolean = cb_bool,
-    .indef_break = cb_refuse,
-};
 
 /* See va_int.h. */
 int
@@ -462,8 +369,8 @@ va_attobj_parse(const uint8_t *buf, size_t len, struct va_attobj *out,
     char *err, size_t errlen)
 {
 	struct att_parse p;
-	struct cbor_decoder_result r;
-	size_t off = 0;
+	struct va_cbor_item it;
+	size_t off = 0, got;
 
 	memset(out, 0, sizeof(*out));
 	memset(&p, 0, sizeof(p));
@@ -475,14 +382,14 @@ va_attobj_parse(const uint8_t *buf, size_t len, struct va_attobj *out,
 	}
 	p.left_bytes = len;
 	while (off < len && p.err[0] == '\0') {
-		r = cbor_stream_decode(buf + off, len - off, &att_callbacks, &p);
-		if (r.status != CBOR_DECODER_FINISHED || r.read == 0 ||
-		    r.read > len - off) {
+		got = va_cbor_next(buf + off, len - off, &it);
+		if (got == 0) {
 			att_fail(&p, "attObj is not well-formed CBOR");
 			break;
 		}
+		att_dispatch(&p, &it);
 		/* containers check their declared sizes against this */
-		off += r.read;
+		off += got;
 		p.left_bytes = len - off;
 		if (p.done && off < len)
 			att_fail(&p, "data after the attestation object");

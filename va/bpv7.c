@@ -2,7 +2,7 @@
  * bpv7.c - RFC 9171 bundles for RFC 9891 bp-nodeid-00, with libcbor.
  *
  * Encoding uses libcbor's encoders into a bounded buffer. Decoding pulls
- * one CBOR item head at a time with cbor_stream_decode (so nothing is
+ * one CBOR item head at a time with va_cbor_next (so nothing is
  * allocated and every length is checked against the bytes left), under
  * the limits of the bundles this exchange uses: the outer indefinite-length
  * array of RFC 9171 §4.1, definite lengths inside it, no tags, floats or
@@ -20,6 +20,7 @@
 #include <openssl/hmac.h>
 
 #include "va/bpv7.h"
+#include "va/va_int.h"
 
 #define BP_MAX_ITEMS 512
 #define BP_MAX_DEPTH 8
@@ -333,23 +334,11 @@ bp_encode_acme(const struct bp_acme *b, uint8_t *out, size_t cap)
 
 /* ---------------- decoding ---------------- */
 
-enum rk {
-	RK_UINT,
-	RK_NEG,
-	RK_BSTR,
-	RK_TSTR,
-	RK_ARRAY,
-	RK_IARRAY,
-	RK_MAP,
-	RK_BREAK,
-	RK_BAD,
-};
-
 struct rd {
 	const uint8_t *buf;
 	size_t len, off;
 	size_t items;
-	enum rk k;        /* the last item's kind */
+	enum va_cbor_kind k; /* the last item's kind */
 	uint64_t v;       /* integer value / container size */
 	const uint8_t *s; /* string data */
 	size_t n;         /* string length */
@@ -364,142 +353,12 @@ rd_fail(struct rd *r, const char *fmt, const char *what)
 	return -1;
 }
 
-static void
-cb_u8(void *c, uint8_t v)
-{
-	((struct rd *)c)->k = RK_UINT, ((struct rd *)c)->v = v;
-}
-static void
-cb_u16(void *c, uint16_t v)
-{
-	((struct rd *)c)->k = RK_UINT, ((struct rd *)c)->v = v;
-}
-static void
-cb_u32(void *c, uint32_t v)
-{
-	((struct rd *)c)->k = RK_UINT, ((struct rd *)c)->v = v;
-}
-static void
-cb_u64(void *c, uint64_t v)
-{
-	((struct rd *)c)->k = RK_UINT, ((struct rd *)c)->v = v;
-}
-static void
-cb_n8(void *c, uint8_t v)
-{
-	((struct rd *)c)->k = RK_NEG, ((struct rd *)c)->v = v;
-}
-static void
-cb_n16(void *c, uint16_t v)
-{
-	((struct rd *)c)->k = RK_NEG, ((struct rd *)c)->v = v;
-}
-static void
-cb_n32(void *c, uint32_t v)
-{
-	((struct rd *)c)->k = RK_NEG, ((struct rd *)c)->v = v;
-}
-static void
-cb_n64(void *c, uint64_t v)
-{
-	((struct rd *)c)->k = RK_NEG, ((struct rd *)c)->v = v;
-}
-static void
-cb_bstr(void *c, cbor_data s, size_t n)
-{
-	struct rd *r = c;
-
-	r->k = RK_BSTR, r->s = s, r->n = (size_t)n;
-}
-static void
-cb_tstr(void *c, cbor_data s, size_t n)
-{
-	struct rd *r = c;
-
-	r->k = RK_TSTR, r->s = s, r->n = (size_t)n;
-}
-static void
-cb_array(void *c, size_t n)
-{
-	((struct rd *)c)->k = RK_ARRAY, ((struct rd *)c)->v = n;
-}
-static void
-cb_iarray(void *c)
-{
-	((struct rd *)c)->k = RK_IARRAY;
-}
-static void
-cb_map(void *c, size_t n)
-{
-	((struct rd *)c)->k = RK_MAP, ((struct rd *)c)->v = n;
-}
-static void
-cb_break(void *c)
-{
-	((struct rd *)c)->k = RK_BREAK;
-}
-static void
-cb_bad(void *c)
-{
-	((struct rd *)c)->k = RK_BAD;
-}
-static void
-cb_bad_tag(void *c, uint64_t v)
-{
-	(void)v;
-	cb_bad(c);
-}
-static void
-cb_bad_f(void *c, float v)
-{
-	(void)v;
-	cb_bad(c);
-}
-static void
-cb_bad_d(void *c, double v)
-{
-	(void)v;
-	cb_bad(c);
-}
-static void
-cb_bad_b(void *c, bool v)
-{
-	(void)v;
-	cb_bad(c);
-}
-
-static const struct cbor_callbacks rd_callbacks = {
-    .uint8 = cb_u8,
-    .uint16 = cb_u16,
-    .uint32 = cb_u32,
-    .uint64 = cb_u64,
-    .negint8 = cb_n8,
-    .negint16 = cb_n16,
-    .negint32 = cb_n32,
-    .negint64 = cb_n64,
-    .byte_string_start = cb_bad,
-    .byte_string = cb_bstr,
-    .string = cb_tstr,
-    .string_start = cb_bad,
-    .indef_array_start = cb_iarray,
-    .array_start = cb_array,
-    .indef_map_start = cb_bad,
-    .map_start = cb_map,
-    .tag = cb_bad_tag,
-    .float2 = cb_bad_f,
-    .float4 = cb_bad_f,
-    .float8 = cb_bad_d,
-    .undefined = cb_bad,
-    .null = cb_bad,
-    .boolean = cb_bad_b,
-    .indef_break = cb_break,
-};
-
 /* Reads the next item head (a definite string with its data). */
 static int
 rd_next(struct rd *r)
 {
-	struct cbor_decoder_result res;
+	struct va_cbor_item it;
+	size_t got;
 
 	if (r->err[0] != '\0')
 		return -1;
@@ -507,15 +366,14 @@ rd_next(struct rd *r)
 		return rd_fail(r, "%s ends inside a CBOR item", "the bundle");
 	if (++r->items > BP_MAX_ITEMS)
 		return rd_fail(r, "%s has too many CBOR items", "the bundle");
-	r->k = RK_BAD;
-	res = cbor_stream_decode(
-	    r->buf + r->off, r->len - r->off, &rd_callbacks, r);
-	if (res.status != CBOR_DECODER_FINISHED || res.read == 0 ||
-	    res.read > r->len - r->off)
+	r->k = VA_CBOR_BAD;
+	got = va_cbor_next(r->buf + r->off, r->len - r->off, &it);
+	if (got == 0)
 		return rd_fail(r, "%s is not well-formed CBOR (or truncated)",
 		    "the bundle");
-	r->off += res.read;
-	if (r->k == RK_BAD)
+	r->off += got;
+	r->k = it.kind, r->v = it.v, r->s = it.s, r->n = it.n;
+	if (r->k == VA_CBOR_BAD || r->k == VA_CBOR_SIMPLE)
 		return rd_fail(r,
 		    "%s uses CBOR this exchange does not allow (indefinite "
 		    "strings or maps, tags, floats, simple values)",
@@ -524,7 +382,7 @@ rd_next(struct rd *r)
 }
 
 static int
-rd_expect(struct rd *r, enum rk k, const char *what)
+rd_expect(struct rd *r, enum va_cbor_kind k, const char *what)
 {
 	if (rd_next(r) != 0)
 		return -1;
@@ -536,7 +394,7 @@ rd_expect(struct rd *r, enum rk k, const char *what)
 static int
 rd_uint(struct rd *r, uint64_t *v, const char *what)
 {
-	if (rd_expect(r, RK_UINT, what) != 0)
+	if (rd_expect(r, VA_CBOR_UINT, what) != 0)
 		return -1;
 	*v = r->v;
 	return 0;
@@ -546,7 +404,7 @@ rd_uint(struct rd *r, uint64_t *v, const char *what)
 static int
 rd_array(struct rd *r, uint64_t n, uint64_t *got, const char *what)
 {
-	if (rd_expect(r, RK_ARRAY, what) != 0)
+	if (rd_expect(r, VA_CBOR_ARRAY, what) != 0)
 		return -1;
 	if (n != 0 && r->v != n)
 		return rd_fail(r, "%s has the wrong number of items", what);
@@ -562,11 +420,11 @@ rd_alg(struct rd *r, int64_t *v, int *is_int)
 	if (rd_next(r) != 0)
 		return -1;
 	*is_int = 1;
-	if (r->k == RK_UINT && r->v <= INT64_MAX)
+	if (r->k == VA_CBOR_UINT && r->v <= INT64_MAX)
 		*v = (int64_t)r->v;
-	else if (r->k == RK_NEG && r->v <= INT64_MAX)
+	else if (r->k == VA_CBOR_NEG && r->v <= INT64_MAX)
 		*v = -1 - (int64_t)r->v;
-	else if (r->k == RK_TSTR)
+	else if (r->k == VA_CBOR_TSTR)
 		*is_int = 0, *v = 0;
 	else
 		return rd_fail(r, "%s is not an integer or text",
@@ -584,15 +442,15 @@ rd_skip(struct rd *r, int depth)
 		return rd_fail(r, "%s nests too deeply", "the bundle");
 	if (rd_next(r) != 0)
 		return -1;
-	if (r->k == RK_ARRAY || r->k == RK_MAP) {
-		n = r->k == RK_MAP ? r->v * 2 : r->v;
+	if (r->k == VA_CBOR_ARRAY || r->k == VA_CBOR_MAP) {
+		n = r->k == VA_CBOR_MAP ? r->v * 2 : r->v;
 		if (n > r->len - r->off)
 			return rd_fail(r, "%s declares more items than bytes",
 			    "a container");
 		for (i = 0; i < n; i++)
 			if (rd_skip(r, depth + 1) != 0)
 				return -1;
-	} else if (r->k == RK_IARRAY || r->k == RK_BREAK) {
+	} else if (r->k == VA_CBOR_IARRAY || r->k == VA_CBOR_BREAK) {
 		return rd_fail(r, "%s has an indefinite array inside a block",
 		    "the bundle");
 	}
@@ -611,11 +469,11 @@ rd_eid(struct rd *r, char out[BP_MAX_EID], const char *what)
 	if (scheme == 1) {
 		if (rd_next(r) != 0)
 			return -1;
-		if (r->k == RK_UINT && r->v == 0) {
+		if (r->k == VA_CBOR_UINT && r->v == 0) {
 			snprintf(out, BP_MAX_EID, "dtn:none");
 			return 0;
 		}
-		if (r->k != RK_TSTR || r->n == 0 || r->n > BP_MAX_EID - 5)
+		if (r->k != VA_CBOR_TSTR || r->n == 0 || r->n > BP_MAX_EID - 5)
 			return rd_fail(
 			    r, "%s: a dtn EID is 0 or a text string", what);
 		for (i = 0; i < r->n; i++)
@@ -650,7 +508,7 @@ rd_check_crc(struct rd *r, size_t start, uint64_t type, const char *what)
 	uint8_t blk[BP_MAX_BUNDLE], want[4];
 	size_t n = r->off - start, cn;
 
-	if (r->k != RK_BSTR || r->n != (type == BP_CRC_16 ? 2u : 4u))
+	if (r->k != VA_CBOR_BSTR || r->n != (type == BP_CRC_16 ? 2u : 4u))
 		return rd_fail(r, "%s: the CRC has the wrong length", what);
 	if (n > sizeof(blk))
 		return rd_fail(r, "%s is too large", what);
@@ -716,14 +574,14 @@ rd_block(struct rd *r, struct bp_block *blk)
 
 	if (rd_next(r) != 0)
 		return -1;
-	if (r->k == RK_BREAK)
+	if (r->k == VA_CBOR_BREAK)
 		return 1;
-	if (r->k != RK_ARRAY || (r->v != 5 && r->v != 6))
+	if (r->k != VA_CBOR_ARRAY || (r->v != 5 && r->v != 6))
 		return rd_fail(r, "%s is not an array of 5 or 6 items", w);
 	n = r->v;
 	if (rd_uint(r, &blk->type, w) != 0 || rd_uint(r, &blk->num, w) != 0 ||
 	    rd_uint(r, &blk->flags, w) != 0 || rd_uint(r, &crc, w) != 0 ||
-	    rd_expect(r, RK_BSTR, w) != 0)
+	    rd_expect(r, VA_CBOR_BSTR, w) != 0)
 		return -1;
 	blk->data = r->s;
 	blk->data_len = r->n;
@@ -746,7 +604,7 @@ rd_record(struct rd *r, struct bp_acme *b)
 	int is_int;
 
 	if (rd_array(r, 2, NULL, w) != 0 ||
-	    rd_uint(r, &b->admin_type, w) != 0 || rd_expect(r, RK_MAP, w) != 0)
+	    rd_uint(r, &b->admin_type, w) != 0 || rd_expect(r, VA_CBOR_MAP, w) != 0)
 		return -1;
 	n = r->v;
 	if (n > 16)
@@ -759,7 +617,7 @@ rd_record(struct rd *r, struct bp_acme *b)
 		if (key < 64)
 			seen |= 1ull << key;
 		if (key == 1 || key == 2) {
-			if (rd_expect(r, RK_BSTR,
+			if (rd_expect(r, VA_CBOR_BSTR,
 				key == 1 ? "id-chal" : "token-bundle") != 0)
 				return -1;
 			if (key == 1)
@@ -770,7 +628,7 @@ rd_record(struct rd *r, struct bp_acme *b)
 			if (rd_array(r, 2, NULL, "key-auth-digest") != 0 ||
 			    rd_alg(r, &b->digest_alg, &b->digest_alg_is_int) !=
 				0 ||
-			    rd_expect(r, RK_BSTR, "the digest") != 0)
+			    rd_expect(r, VA_CBOR_BSTR, "the digest") != 0)
 				return -1;
 			b->has_digest = 1;
 			b->digest = r->s;
@@ -837,7 +695,7 @@ int
 bp_decode_acme(
     const uint8_t *buf, size_t len, struct bp_acme *b, char *err, size_t errlen)
 {
-	struct rd r = {buf, len, 0, 0, RK_BAD, 0, NULL, 0, ""};
+	struct rd r = {buf, len, 0, 0, VA_CBOR_BAD, 0, NULL, 0, ""};
 	struct rd pr;
 	const struct bp_block *payload = NULL;
 
@@ -849,7 +707,7 @@ bp_decode_acme(
 	}
 	/* §4.1: "Each bundle SHALL be a concatenated sequence of at least
 	 * two blocks, represented as a CBOR indefinite-length array." */
-	if (rd_next(&r) == 0 && r.k != RK_IARRAY)
+	if (rd_next(&r) == 0 && r.k != VA_CBOR_IARRAY)
 		rd_fail(
 		    &r, "%s is not an indefinite-length array", "the bundle");
 	if (r.err[0] == '\0' && rd_primary(&r, b) == 0)
@@ -897,7 +755,7 @@ rd_bib_params(struct rd *r, struct bp_bib *bib)
 				return rd_fail(r, "%s is not 5, 6 or 7",
 				    "the BIB's SHA variant");
 		} else if (id == 2) {
-			if (rd_expect(r, RK_BSTR, "the wrapped key") != 0)
+			if (rd_expect(r, VA_CBOR_BSTR, "the wrapped key") != 0)
 				return -1;
 			bib->wrapped_key = 1;
 		} else if (id == 3) {
@@ -933,7 +791,7 @@ rd_bib_results(struct rd *r, struct bp_bib *bib)
 			    rd_uint(r, &id, w) != 0)
 				return -1;
 			if (bib->ctx_id == BIB_CTX_HMAC_SHA2 && id == 1) {
-				if (rd_expect(r, RK_BSTR, "the HMAC") != 0)
+				if (rd_expect(r, VA_CBOR_BSTR, "the HMAC") != 0)
 					return -1;
 				bib->hmac[i] = r->s;
 				bib->hmac_len[i] = r->n;
@@ -952,7 +810,7 @@ int
 bp_bib_decode(const uint8_t *asb, size_t len, struct bp_bib *bib, char *err,
     size_t errlen)
 {
-	struct rd r = {asb, len, 0, 0, RK_BAD, 0, NULL, 0, ""};
+	struct rd r = {asb, len, 0, 0, VA_CBOR_BAD, 0, NULL, 0, ""};
 	uint64_t n = 0, i, j, flags = 0;
 
 	memset(bib, 0, sizeof(*bib));

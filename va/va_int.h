@@ -445,6 +445,36 @@ int va_caa_evaluate(const struct va_caa_rr *rrs, size_t n, int wildcard,
 /* Builds the key authorization digest (b64url SHA-256). Caller frees. */
 char *va_keyauth_digest(const char *keyauth);
 
+/* ---------------- bounded CBOR (cbor_item.c) ------------------------- */
+
+/* What one CBOR item head is (cbor_item.c). */
+enum va_cbor_kind {
+	VA_CBOR_UINT,   /* v: the value */
+	VA_CBOR_NEG,    /* v: the encoded value n of -1 - n */
+	VA_CBOR_BSTR,   /* definite byte string: s/n */
+	VA_CBOR_TSTR,   /* definite text string: s/n (not checked as UTF-8) */
+	VA_CBOR_ARRAY,  /* definite array of v items */
+	VA_CBOR_IARRAY, /* indefinite-length array start */
+	VA_CBOR_MAP,    /* definite map of v pairs */
+	VA_CBOR_BREAK,  /* the "break" of an indefinite item */
+	VA_CBOR_SIMPLE, /* false, true (v 0/1) or null */
+	VA_CBOR_BAD, /* indefinite strings or maps, tags, floats, undefined */
+};
+
+struct va_cbor_item {
+	enum va_cbor_kind kind;
+	uint64_t v;
+	const uint8_t *s; /* borrowed from the buffer given to va_cbor_next */
+	size_t n;
+};
+
+/*
+ * Decodes the head of the CBOR item at buf (len bytes, borrowed; a string
+ * comes with its data) into *it. The bytes read, or 0 when the data is
+ * not well-formed or ends inside the item.
+ */
+size_t va_cbor_next(const uint8_t *buf, size_t len, struct va_cbor_item *it);
+
 /* ---------------- device-attest-01 (attest*.c) ---------------------- */
 
 #define VA_ATT_MAX_LEN 65536 /* bytes of an attObj */
