@@ -126,52 +126,81 @@ do_handshake(struct va_conn *c)
 	}
 }
 
+/* What one send or receive did (conn_io). */
+enum io_rc {
+	IO_OK,         /* *got bytes moved */
+	IO_WANT_READ,  /* try again when the socket is readable */
+	IO_WANT_WRITE, /* ... writable */
+	IO_EOF,        /* receive: the peer closed */
+	IO_FAIL,       /* c->sys_errno set, the reason in why */
+};
+
+/*
+ * Sends c->out from c->outoff (wr) or receives into c->in at c->inlen, at
+ * most len bytes, over TLS when c has a session.
+ */
+static enum io_rc
+conn_io(struct va_conn *c, int wr, size_t len, size_t *got, char *why,
+    size_t whylen)
+{
+	ssize_t n;
+	int e;
+
+	if (c->ssl != NULL) {
+		ERR_clear_error();
+		errno = 0;
+		n = wr ? SSL_write(c->ssl, c->out + c->outoff, (int)len)
+		       : SSL_read(c->ssl, c->in + c->inlen, (int)len);
+		if (n > 0) {
+			*got = (size_t)n;
+			return IO_OK;
+		}
+		e = SSL_get_error(c->ssl, (int)n);
+		if (e == SSL_ERROR_WANT_READ)
+			return IO_WANT_READ;
+		if (e == SSL_ERROR_WANT_WRITE)
+			return IO_WANT_WRITE;
+		if (!wr && (e == SSL_ERROR_ZERO_RETURN ||
+				(e == SSL_ERROR_SYSCALL && errno == 0)))
+			return IO_EOF;
+		c->sys_errno = errno;
+		ssl_err_text(why, whylen);
+		return IO_FAIL;
+	}
+	n = wr ? send(c->fd, c->out + c->outoff, len, MSG_NOSIGNAL)
+	       : recv(c->fd, c->in + c->inlen, len, 0);
+	if (n > 0 || (n == 0 && wr)) {
+		*got = (size_t)n;
+		return IO_OK;
+	}
+	if (n == 0)
+		return IO_EOF;
+	if (errno == EAGAIN || errno == EINTR)
+		return wr ? IO_WANT_WRITE : IO_WANT_READ;
+	c->sys_errno = errno;
+	snprintf(why, whylen, "%s", strerror(errno));
+	return IO_FAIL;
+}
+
 static void
 do_write(struct va_conn *c)
 {
-	char buf[200];
-	ssize_t n;
+	char why[200];
+	size_t n = 0;
+	enum io_rc rc;
 
 	while (c->outoff < c->outlen) {
-		size_t left = c->outlen - c->outoff;
-		if (c->ssl != NULL) {
-			int r, e;
-			ERR_clear_error();
-			r = SSL_write(c->ssl, c->out + c->outoff, (int)left);
-			if (r <= 0) {
-				e = SSL_get_error(c->ssl, r);
-				if (e == SSL_ERROR_WANT_READ) {
-					conn_wait(c, EV_READ);
-					return;
-				}
-				if (e == SSL_ERROR_WANT_WRITE) {
-					conn_wait(c, EV_WRITE);
-					return;
-				}
-				c->sys_errno = errno;
-				conn_done(c, VA_CONN_EIO,
-				    "error sending the "
-				    "request: %s",
-				    ssl_err_text(buf, sizeof(buf)));
-				return;
-			}
-			n = r;
-		} else {
-			n = send(c->fd, c->out + c->outoff, left, MSG_NOSIGNAL);
-			if (n < 0) {
-				if (errno == EAGAIN || errno == EINTR) {
-					conn_wait(c, EV_WRITE);
-					return;
-				}
-				c->sys_errno = errno;
-				conn_done(c, VA_CONN_EIO,
-				    "error sending the "
-				    "request: %s",
-				    strerror(errno));
-				return;
-			}
+		rc = conn_io(c, 1, c->outlen - c->outoff, &n, why, sizeof(why));
+		if (rc == IO_WANT_READ || rc == IO_WANT_WRITE) {
+			conn_wait(c, rc == IO_WANT_READ ? EV_READ : EV_WRITE);
+			return;
 		}
-		c->outoff += (size_t)n;
+		if (rc != IO_OK) {
+			conn_done(c, VA_CONN_EIO, "error sending the request: %s",
+			    why);
+			return;
+		}
+		c->outoff += n;
 	}
 	c->phase = VA_PHASE_READ;
 	do_read(c);
@@ -199,8 +228,9 @@ parse_in(struct va_conn *c, int eof)
 static void
 do_read(struct va_conn *c)
 {
-	char buf[200];
-	ssize_t n;
+	char why[200];
+	size_t n = 0;
+	enum io_rc rc;
 
 	for (;;) {
 		if (c->incap - c->inlen < 1024 && c->incap < CONN_MAX_IN) {
@@ -213,56 +243,18 @@ do_read(struct va_conn *c)
 			parse_in(c, 0);
 			return;
 		}
-		c->want_write = 0;
-		if (c->ssl != NULL) {
-			int r, e;
-			ERR_clear_error();
-			errno = 0;
-			r = SSL_read(c->ssl, c->in + c->inlen,
-			    (int)(c->incap - c->inlen));
-			if (r <= 0) {
-				e = SSL_get_error(c->ssl, r);
-				if (e == SSL_ERROR_WANT_READ ||
-				    e == SSL_ERROR_WANT_WRITE) {
-					c->want_write =
-					    e == SSL_ERROR_WANT_WRITE;
-					parse_in(c, 0);
-					return;
-				}
-				if (e == SSL_ERROR_ZERO_RETURN ||
-				    (e == SSL_ERROR_SYSCALL && errno == 0)) {
-					parse_in(c, 1);
-					return;
-				}
-				c->sys_errno = errno;
-				conn_done(c, VA_CONN_EIO,
-				    "error reading the "
-				    "response: %s",
-				    ssl_err_text(buf, sizeof(buf)));
-				return;
-			}
-			n = r;
-		} else {
-			n = recv(
-			    c->fd, c->in + c->inlen, c->incap - c->inlen, 0);
-			if (n < 0) {
-				if (errno == EAGAIN || errno == EINTR) {
-					parse_in(c, 0);
-					return;
-				}
-				c->sys_errno = errno;
-				conn_done(c, VA_CONN_EIO,
-				    "error reading the "
-				    "response: %s",
-				    strerror(errno));
-				return;
-			}
-			if (n == 0) {
-				parse_in(c, 1);
-				return;
-			}
+		rc = conn_io(c, 0, c->incap - c->inlen, &n, why, sizeof(why));
+		c->want_write = rc == IO_WANT_WRITE;
+		if (rc == IO_WANT_READ || rc == IO_WANT_WRITE || rc == IO_EOF) {
+			parse_in(c, rc == IO_EOF);
+			return;
 		}
-		c->inlen += (size_t)n;
+		if (rc == IO_FAIL) {
+			conn_done(c, VA_CONN_EIO, "error reading the response: %s",
+			    why);
+			return;
+		}
+		c->inlen += n;
 	}
 }
 
