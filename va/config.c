@@ -159,12 +159,58 @@ apply_anvil_env(struct va_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* The rules the settings must keep: 0, or -1 with err naming the key. */
+static int
+check_rules(struct va_config *cfg, const char *path, char *err, size_t errlen)
+{
+	enum log_level lvl;
+	size_t i;
+	const struct {
+		int bad;
+		const char *what;
+	} rules[] = {
+	    {log_level_parse(cfg->log_level, &lvl) != 0,
+		"log_level: expected debug, info, warn or error"},
+	    {!port_ok(cfg->debug_port) || !port_ok(cfg->http01_port) ||
+		    !port_ok(cfg->tlsalpn01_port) ||
+		    !port_ok(cfg->https_port) ||
+		    !port_ok(cfg->http_port_redirect),
+		"debug.port, http01_port, tlsalpn01_port, https_port and "
+		"http_port_redirect must be 1..65535"},
+	    {cfg->n_dns_resolvers == 0,
+		"dns.resolvers: at least one resolver is required"},
+	    {cfg->dns_timeout_ms <= 0 || cfg->dns_tries < 1 ||
+		    cfg->dns_tries > 10,
+		"dns.timeout must be > 0 and dns.tries 1..10"},
+	    {cfg->connect_retries < 0 || cfg->connect_retries > 10,
+		"connect_retries: expected 0..10"},
+	    {cfg->validation_timeout_ms <= 0 || cfg->sleep_max_ms < 0,
+		"validation_timeout must be > 0"},
+	    {cfg->email_reply_timeout_ms <= 0 || cfg->email_poll_ms < 10 ||
+		    cfg->email_poll_ms > 60000,
+		"email.reply_timeout must be > 0 and email.poll_interval "
+		"10ms..60s"},
+	    {cfg->user_agent[0] == '\0' ||
+		    strpbrk(cfg->user_agent, "\r\n") != NULL,
+		"user_agent: must be a non-empty single line"},
+	    {strcmp(cfg->network_mode, "private") != 0 &&
+		    strcmp(cfg->network_mode, "public") != 0,
+		"network.mode: expected \"private\" or \"public\""},
+	};
+
+	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (rules[i].bad) {
+			snprintf(err, errlen, "%s: %s", path, rules[i].what);
+			return -1;
+		}
+	return va_mpic_config_check(cfg, path, err, errlen);
+}
+
 int
 va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
     char *err, size_t errlen)
 {
 	const char *e;
-	enum log_level lvl;
 	int64_t secs = -1;
 	char inner[256];
 
@@ -190,70 +236,5 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 		return -1;
 	}
 
-	if (log_level_parse(cfg->log_level, &lvl) != 0) {
-		snprintf(err, errlen,
-		    "%s: log_level: expected debug, info, "
-		    "warn or error",
-		    path);
-		return -1;
-	}
-	if (!port_ok(cfg->debug_port) || !port_ok(cfg->http01_port) ||
-	    !port_ok(cfg->tlsalpn01_port) || !port_ok(cfg->https_port) ||
-	    !port_ok(cfg->http_port_redirect)) {
-		snprintf(err, errlen,
-		    "%s: debug.port, http01_port, "
-		    "tlsalpn01_port, https_port and http_port_redirect must "
-		    "be 1..65535",
-		    path);
-		return -1;
-	}
-	if (cfg->n_dns_resolvers == 0) {
-		snprintf(err, errlen,
-		    "%s: dns.resolvers: at least one "
-		    "resolver is required",
-		    path);
-		return -1;
-	}
-	if (cfg->dns_timeout_ms <= 0 || cfg->dns_tries < 1 ||
-	    cfg->dns_tries > 10) {
-		snprintf(err, errlen,
-		    "%s: dns.timeout must be > 0 and "
-		    "dns.tries 1..10",
-		    path);
-		return -1;
-	}
-	if (cfg->connect_retries < 0 || cfg->connect_retries > 10) {
-		snprintf(err, errlen, "%s: connect_retries: expected 0..10",
-		    path);
-		return -1;
-	}
-	if (cfg->validation_timeout_ms <= 0 || cfg->sleep_max_ms < 0) {
-		snprintf(
-		    err, errlen, "%s: validation_timeout must be > 0", path);
-		return -1;
-	}
-	if (cfg->email_reply_timeout_ms <= 0 || cfg->email_poll_ms < 10 ||
-	    cfg->email_poll_ms > 60000) {
-		snprintf(err, errlen,
-		    "%s: email.reply_timeout must be > 0 and "
-		    "email.poll_interval 10ms..60s",
-		    path);
-		return -1;
-	}
-	if (cfg->user_agent[0] == '\0' || strpbrk(cfg->user_agent, "\r\n")) {
-		snprintf(err, errlen,
-		    "%s: user_agent: must be a non-empty "
-		    "single line",
-		    path);
-		return -1;
-	}
-	if (strcmp(cfg->network_mode, "private") != 0 &&
-	    strcmp(cfg->network_mode, "public") != 0) {
-		snprintf(err, errlen,
-		    "%s: network.mode: expected \"private\" "
-		    "or \"public\"",
-		    path);
-		return -1;
-	}
-	return va_mpic_config_check(cfg, path, err, errlen);
+	return check_rules(cfg, path, err, errlen);
 }

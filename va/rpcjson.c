@@ -254,47 +254,28 @@ add_perspective(struct va *va, json_t *result)
 		    result, "region", json_string(va->cfg->mpic_region));
 }
 
+/*
+ * va.validate and va.check_caa, and their va.remote_* twins that only a
+ * remote perspective answers (its reply names the perspective).
+ */
 static int
-h_validate(void *svc, const struct rpc_req *req, json_t **result,
+h_check(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
-	if (role_check(svc, 0, prob) != 0)
-		return -1;
-	return va_validate_json(
-	    svc, req->params, req->request_id, req->deadline_ms, result, prob);
-}
+	enum rpc_method_id id = req->contract->id;
+	int remote = id == RPC_VA_REMOTE_VALIDATE || id == RPC_VA_REMOTE_CHECK_CAA;
+	int (*run)(struct va *, const json_t *, const char *, int64_t,
+	    json_t **, struct problem **) =
+	    id == RPC_VA_CHECK_CAA || id == RPC_VA_REMOTE_CHECK_CAA
+		? va_check_caa_json
+		: va_validate_json;
 
-static int
-h_check_caa(void *svc, const struct rpc_req *req, json_t **result,
-    struct problem **prob)
-{
-	if (role_check(svc, 0, prob) != 0)
+	if (role_check(svc, remote, prob) != 0 ||
+	    run(svc, req->params, req->request_id, req->deadline_ms, result,
+		prob) != 0)
 		return -1;
-	return va_check_caa_json(
-	    svc, req->params, req->request_id, req->deadline_ms, result, prob);
-}
-
-static int
-h_remote_validate(void *svc, const struct rpc_req *req, json_t **result,
-    struct problem **prob)
-{
-	if (role_check(svc, 1, prob) != 0 ||
-	    va_validate_json(svc, req->params, req->request_id,
-		req->deadline_ms, result, prob) != 0)
-		return -1;
-	add_perspective(svc, *result);
-	return 0;
-}
-
-static int
-h_remote_check_caa(void *svc, const struct rpc_req *req, json_t **result,
-    struct problem **prob)
-{
-	if (role_check(svc, 1, prob) != 0 ||
-	    va_check_caa_json(svc, req->params, req->request_id,
-		req->deadline_ms, result, prob) != 0)
-		return -1;
-	add_perspective(svc, *result);
+	if (remote)
+		add_perspective(svc, *result);
 	return 0;
 }
 
@@ -328,10 +309,10 @@ h_send_email_challenge(void *svc, const struct rpc_req *req, json_t **result,
 
 /* The va.* dispatch table, by registry id (rpc/methods.def). */
 static const rpc_handler_fn handlers[RPC_METHOD__MAX] = {
-    [RPC_VA_VALIDATE] = h_validate,
-    [RPC_VA_CHECK_CAA] = h_check_caa,
-    [RPC_VA_REMOTE_VALIDATE] = h_remote_validate,
-    [RPC_VA_REMOTE_CHECK_CAA] = h_remote_check_caa,
+    [RPC_VA_VALIDATE] = h_check,
+    [RPC_VA_CHECK_CAA] = h_check,
+    [RPC_VA_REMOTE_VALIDATE] = h_check,
+    [RPC_VA_REMOTE_CHECK_CAA] = h_check,
     [RPC_VA_SEND_EMAIL_CHALLENGE] = h_send_email_challenge,
 };
 
