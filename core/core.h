@@ -797,18 +797,37 @@ int profile_validity_window(const struct profile *p, time_t nb, time_t na,
 int profile_allows_ident(const struct profile *p, enum ident_type t);
 
 /*
- * takecache.c: JSON objects kept for one later reader ("read your own
- * write", issue 18). slots fixed (a newer key may replace an older one in
- * its slot), each entry lives ttl_ms at most. NULL when slots or ttl_ms is
- * 0 (every call then does nothing / finds nothing).
+ * takecache.c: JSON objects under text keys (at most TAKECACHE_KEY_MAX
+ * bytes). slots fixed (a newer key may replace an older one in its slot),
+ * each entry lives ttl_ms at most. NULL when slots or ttl_ms is 0 (every
+ * call then does nothing / finds nothing). Thread-safe.
+ *
+ * takecache_put/take: kept for one later reader ("read your own write",
+ * issue 18). takecache_copy/put_gen/forget: a cache whose readers get
+ * copies; the caller picks the slot (hash % slots) and the slot's
+ * generation guards against putting back what was forgotten meanwhile.
  */
+#define TAKECACHE_KEY_MAX 64
 struct takecache;
 struct takecache *takecache_new(size_t slots, int64_t ttl_ms);
 void takecache_free(struct takecache *c);
-/* Keeps obj (taken; dropped if key is longer than 64 bytes) under key. */
+/* Keeps obj (taken; dropped if key is too long) under key. */
 void takecache_put(struct takecache *c, const char *key, json_t *obj);
 /* The object under key (new reference, removed from the cache), or NULL
  * when absent or older than the ttl. */
 json_t *takecache_take(struct takecache *c, const char *key);
+/*
+ * A deep copy of the object under key in slot hash (caller owns) when it
+ * is younger than the ttl at now_ms (monotonic), else NULL. *gen receives
+ * the slot's generation (0 when c is NULL), for takecache_put_gen.
+ */
+json_t *takecache_copy(struct takecache *c, uint64_t hash, const char *key,
+    int64_t now_ms, uint64_t *gen);
+/* Keeps obj (taken: kept or freed) under key in slot hash from now_ms,
+ * unless gen is given and the slot's generation moved on since. */
+void takecache_put_gen(struct takecache *c, uint64_t hash, const char *key,
+    json_t *obj, const uint64_t *gen, int64_t now_ms);
+/* Drops key's entry and bumps its slot's generation. */
+void takecache_forget(struct takecache *c, uint64_t hash, const char *key);
 
 #endif /* ANVIL_CORE_H */

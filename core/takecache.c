@@ -1,12 +1,19 @@
 /*
- * takecache.c - a small cache of JSON objects, each handed out at most
- * once (take), for "read your own write" on the hot path (issue 18): the
- * WFE keeps the authzs of a newOrder answer and the certificate of a
- * finalize answer for the client's next GET, the RA keeps the orders it
- * created for their finalize. A fixed array of slots indexed by the key's
- * hash (a newer entry replaces an older one in its slot), one mutex; an
- * entry lives ttl at most. Holders keep only what a reader may be shown
- * for that long (docs/performance.md "Fifth session").
+ * takecache.c - a small cache of JSON objects under text keys: a fixed
+ * array of slots (a newer entry replaces an older one in its slot), one
+ * mutex, each entry living ttl at most.
+ *
+ * Two ways to read it:
+ *  - take: the entry is handed out at most once, for "read your own write"
+ *    on the hot path (issue 18): the WFE keeps the authzs of a newOrder
+ *    answer and the certificate of a finalize answer for the client's next
+ *    GET, the RA keeps the orders it created for their finalize. Holders
+ *    keep only what a reader may be shown for that long
+ *    (docs/performance.md "Fifth session").
+ *  - copy: the entry stays and readers get copies; each slot has a
+ *    generation that takecache_forget bumps, so a load that started
+ *    before a change cannot put the old object back (takecache_put_gen).
+ *    The WFE's account cache (wfe/acctcache.c) works this way.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,10 +21,9 @@
 
 #include "core/core.h"
 
-#define TAKECACHE_KEY_MAX 64
-
 struct take_slot {
 	char key[TAKECACHE_KEY_MAX + 1]; /* "" = empty */
+	uint64_t gen;                    /* bumped by takecache_forget */
 	int64_t expires_ms;              /* monotonic */
 	json_t *obj;                     /* owned */
 };
@@ -63,22 +69,32 @@ takecache_free(struct takecache *c)
 	free(c);
 }
 
-static struct take_slot *
-slot_of(struct takecache *c, const char *key)
+/* FNV-1a of key: where takecache_put/take look. */
+static uint64_t
+key_hash(const char *key)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	uint64_t h = 1469598103934665603ULL;
 
 	for (; *key != '\0'; key++)
 		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return &c->slots[h % c->nslots];
+	return h;
+}
+
+/* The slot of an entry that is under key (locked), else NULL. */
+static struct take_slot *
+slot_with(struct takecache *c, uint64_t hash, const char *key)
+{
+	struct take_slot *s = &c->slots[hash % c->nslots];
+
+	return s->obj != NULL && strcmp(s->key, key) == 0 ? s : NULL;
 }
 
 /* See core.h. */
 void
-takecache_put(struct takecache *c, const char *key, json_t *obj)
+takecache_put_gen(struct takecache *c, uint64_t hash, const char *key,
+    json_t *obj, const uint64_t *gen, int64_t now_ms)
 {
 	struct take_slot *s;
-	json_t *old = NULL;
 
 	if (c == NULL || key == NULL || strlen(key) > TAKECACHE_KEY_MAX ||
 	    obj == NULL) {
@@ -86,13 +102,25 @@ takecache_put(struct takecache *c, const char *key, json_t *obj)
 		return;
 	}
 	pthread_mutex_lock(&c->mu);
-	s = slot_of(c, key);
-	old = s->obj;
-	strcpy(s->key, key);
-	s->obj = obj;
-	s->expires_ms = time_mono_ms() + c->ttl_ms;
+	s = &c->slots[hash % c->nslots];
+	if (gen == NULL || s->gen == *gen) {
+		json_t *old = s->obj;
+
+		strcpy(s->key, key);
+		s->obj = obj;
+		s->expires_ms = now_ms + c->ttl_ms;
+		obj = old;
+	}
 	pthread_mutex_unlock(&c->mu);
-	json_decref(old);
+	json_decref(obj); /* the one replaced, or the one refused */
+}
+
+/* See core.h. */
+void
+takecache_put(struct takecache *c, const char *key, json_t *obj)
+{
+	takecache_put_gen(c, key != NULL ? key_hash(key) : 0, key, obj, NULL,
+	    time_mono_ms());
 }
 
 /* See core.h. */
@@ -105,8 +133,7 @@ takecache_take(struct takecache *c, const char *key)
 	if (c == NULL || key == NULL)
 		return NULL;
 	pthread_mutex_lock(&c->mu);
-	s = slot_of(c, key);
-	if (s->obj != NULL && strcmp(s->key, key) == 0) {
+	if ((s = slot_with(c, key_hash(key), key)) != NULL) {
 		obj = s->obj;
 		s->obj = NULL;
 		s->key[0] = '\0';
@@ -117,4 +144,43 @@ takecache_take(struct takecache *c, const char *key)
 	}
 	pthread_mutex_unlock(&c->mu);
 	return obj;
+}
+
+/* See core.h. */
+json_t *
+takecache_copy(struct takecache *c, uint64_t hash, const char *key,
+    int64_t now_ms, uint64_t *gen)
+{
+	struct take_slot *s;
+	json_t *copy = NULL;
+
+	*gen = 0;
+	if (c == NULL || key == NULL)
+		return NULL;
+	pthread_mutex_lock(&c->mu);
+	*gen = c->slots[hash % c->nslots].gen;
+	if ((s = slot_with(c, hash, key)) != NULL && now_ms < s->expires_ms)
+		copy = json_deep_copy(s->obj);
+	pthread_mutex_unlock(&c->mu);
+	return copy;
+}
+
+/* See core.h. */
+void
+takecache_forget(struct takecache *c, uint64_t hash, const char *key)
+{
+	struct take_slot *s;
+	json_t *old = NULL;
+
+	if (c == NULL || key == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->slots[hash % c->nslots].gen++;
+	if ((s = slot_with(c, hash, key)) != NULL) {
+		old = s->obj;
+		s->obj = NULL;
+		s->key[0] = '\0';
+	}
+	pthread_mutex_unlock(&c->mu);
+	json_decref(old);
 }
