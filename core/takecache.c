@@ -119,8 +119,8 @@ takecache_put_gen(struct takecache *c, uint64_t hash, const char *key,
 void
 takecache_put(struct takecache *c, const char *key, json_t *obj)
 {
-	takecache_put_gen(c, key != NULL ? key_hash(key) : 0, key, obj, NULL,
-	    time_mono_ms());
+	takecache_put_gen(
+	    c, key != NULL ? key_hash(key) : 0, key, obj, NULL, time_mono_ms());
 }
 
 /* See core.h. */

@@ -214,8 +214,7 @@ att_string(struct att_parse *p, const uint8_t *s, size_t n)
 
 /* The attStmt byte string member k into its slot. */
 static void
-att_take_bytes(
-    struct att_parse *p, enum att_key k, const uint8_t *s, size_t n)
+att_take_bytes(struct att_parse *p, enum att_key k, const uint8_t *s, size_t n)
 {
 	struct va_attobj *o = p->o;
 
@@ -357,8 +356,9 @@ att_dispatch(struct att_parse *p, const struct va_cbor_item *it)
 			att_scalar(p);
 		break;
 	default:
-		att_fail(p, "unsupported CBOR (indefinite length, tag, float or "
-			    "undefined)");
+		att_fail(p,
+		    "unsupported CBOR (indefinite length, tag, float or "
+		    "undefined)");
 		break;
 	}
 }

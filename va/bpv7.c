@@ -604,7 +604,8 @@ rd_record(struct rd *r, struct bp_acme *b)
 	int is_int;
 
 	if (rd_array(r, 2, NULL, w) != 0 ||
-	    rd_uint(r, &b->admin_type, w) != 0 || rd_expect(r, VA_CBOR_MAP, w) != 0)
+	    rd_uint(r, &b->admin_type, w) != 0 ||
+	    rd_expect(r, VA_CBOR_MAP, w) != 0)
 		return -1;
 	n = r->v;
 	if (n > 16)

@@ -160,8 +160,9 @@ conn_io(struct va_conn *c, int wr, size_t len, size_t *got, char *why,
 			return IO_WANT_READ;
 		if (e == SSL_ERROR_WANT_WRITE)
 			return IO_WANT_WRITE;
-		if (!wr && (e == SSL_ERROR_ZERO_RETURN ||
-				(e == SSL_ERROR_SYSCALL && errno == 0)))
+		if (!wr &&
+		    (e == SSL_ERROR_ZERO_RETURN ||
+			(e == SSL_ERROR_SYSCALL && errno == 0)))
 			return IO_EOF;
 		c->sys_errno = errno;
 		ssl_err_text(why, whylen);
@@ -196,8 +197,8 @@ do_write(struct va_conn *c)
 			return;
 		}
 		if (rc != IO_OK) {
-			conn_done(c, VA_CONN_EIO, "error sending the request: %s",
-			    why);
+			conn_done(c, VA_CONN_EIO,
+			    "error sending the request: %s", why);
 			return;
 		}
 		c->outoff += n;
@@ -250,8 +251,8 @@ do_read(struct va_conn *c)
 			return;
 		}
 		if (rc == IO_FAIL) {
-			conn_done(c, VA_CONN_EIO, "error reading the response: %s",
-			    why);
+			conn_done(c, VA_CONN_EIO,
+			    "error reading the response: %s", why);
 			return;
 		}
 		c->inlen += n;

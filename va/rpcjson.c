@@ -263,12 +263,13 @@ h_check(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
 	enum rpc_method_id id = req->contract->id;
-	int remote = id == RPC_VA_REMOTE_VALIDATE || id == RPC_VA_REMOTE_CHECK_CAA;
+	int remote =
+	    id == RPC_VA_REMOTE_VALIDATE || id == RPC_VA_REMOTE_CHECK_CAA;
 	int (*run)(struct va *, const json_t *, const char *, int64_t,
 	    json_t **, struct problem **) =
 	    id == RPC_VA_CHECK_CAA || id == RPC_VA_REMOTE_CHECK_CAA
-		? va_check_caa_json
-		: va_validate_json;
+	    ? va_check_caa_json
+	    : va_validate_json;
 
 	if (role_check(svc, remote, prob) != 0 ||
 	    run(svc, req->params, req->request_id, req->deadline_ms, result,
