@@ -1025,30 +1025,20 @@ bp_readable(struct va_job *j, struct va_bp_job *bj)
 		bp_flush(j, bj);
 }
 
-/* The socket callbacks hold a reference: finishing the job inside them
- * (va_job_finish drops the last one) must not free j and its BP state
- * before they return. */
+/* The socket callback (both events; what says which) holds a reference:
+ * finishing the job inside it (va_job_finish drops the last one) must not
+ * free j and its BP state before it returns. */
 static void
-bp_wr_cb(evutil_socket_t fd, short what, void *arg)
+bp_io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct va_job *j = arg;
 
 	(void)fd;
-	(void)what;
 	va_job_ref(j);
-	bp_writable(j, j->bp);
-	va_job_unref(j);
-}
-
-static void
-bp_rd_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct va_job *j = arg;
-
-	(void)fd;
-	(void)what;
-	va_job_ref(j);
-	bp_readable(j, j->bp);
+	if (what & EV_WRITE)
+		bp_writable(j, j->bp);
+	else
+		bp_readable(j, j->bp);
 	va_job_unref(j);
 }
 
@@ -1163,8 +1153,8 @@ va_bpnodeid00_start(struct va_job *j)
 		return;
 	}
 	bj->ev =
-	    event_new(j->va->base, bj->fd, EV_READ | EV_PERSIST, bp_rd_cb, j);
-	bj->wev = event_new(j->va->base, bj->fd, EV_WRITE, bp_wr_cb, j);
+	    event_new(j->va->base, bj->fd, EV_READ | EV_PERSIST, bp_io_cb, j);
+	bj->wev = event_new(j->va->base, bj->fd, EV_WRITE, bp_io_cb, j);
 	bj->timer = evtimer_new(j->va->base, bp_interval_cb, j);
 	j->stage = "connect";
 	if (bj->ev == NULL || bj->wev == NULL || bj->timer == NULL ||
