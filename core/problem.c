@@ -9,70 +9,61 @@
 #define ACME_URN "urn:ietf:params:acme:error:"
 
 struct prob_def {
-	const char *name;     /* short name: RPC form */
-	const char *urn_name; /* name in the ACME URN */
+	const char *name; /* short name: RPC form */
+	const char *urn;  /* ACME_URN + the URN's name */
 	int status;
 };
 
+/* P: the type's own URN; P_AS: a type without one of its own (RPC only)
+ * answers clients with the URN of another. */
+#define P(e, n, st) [e] = {n, ACME_URN n, st}
+#define P_AS(e, n, as, st) [e] = {n, ACME_URN as, st}
 static const struct prob_def prob_defs[PROB__MAX] = {
-    [PROB_ACCOUNT_DOES_NOT_EXIST] = {"accountDoesNotExist",
-	"accountDoesNotExist", 400},
-    [PROB_ALREADY_REPLACED] = {"alreadyReplaced", "alreadyReplaced", 409},
-    [PROB_ALREADY_REVOKED] = {"alreadyRevoked", "alreadyRevoked", 400},
-    [PROB_BAD_CSR] = {"badCSR", "badCSR", 400},
-    [PROB_BAD_NONCE] = {"badNonce", "badNonce", 400},
-    [PROB_BAD_PUBLIC_KEY] = {"badPublicKey", "badPublicKey", 400},
-    [PROB_BAD_REVOCATION_REASON] = {"badRevocationReason",
-	"badRevocationReason", 400},
-    [PROB_BAD_SIGNATURE_ALGORITHM] = {"badSignatureAlgorithm",
-	"badSignatureAlgorithm", 400},
-    [PROB_CAA] = {"caa", "caa", 403},
-    [PROB_COMPOUND] = {"compound", "compound", 400},
-    [PROB_CONNECTION] = {"connection", "connection", 400},
-    [PROB_DNS] = {"dns", "dns", 400},
-    [PROB_EXTERNAL_ACCOUNT_REQUIRED] = {"externalAccountRequired",
-	"externalAccountRequired", 400},
-    [PROB_INCORRECT_RESPONSE] = {"incorrectResponse", "incorrectResponse", 403},
-    [PROB_INVALID_CONTACT] = {"invalidContact", "invalidContact", 400},
-    [PROB_INVALID_PROFILE] = {"invalidProfile", "invalidProfile", 400},
-    [PROB_MALFORMED] = {"malformed", "malformed", 400},
-    [PROB_ORDER_NOT_READY] = {"orderNotReady", "orderNotReady", 403},
-    [PROB_RATE_LIMITED] = {"rateLimited", "rateLimited", 429},
-    [PROB_REJECTED_IDENTIFIER] = {"rejectedIdentifier", "rejectedIdentifier",
-	400},
-    [PROB_SERVER_INTERNAL] = {"serverInternal", "serverInternal", 500},
-    [PROB_TLS] = {"tls", "tls", 400},
-    [PROB_UNAUTHORIZED] = {"unauthorized", "unauthorized", 403},
-    [PROB_UNSUPPORTED_CONTACT] = {"unsupportedContact", "unsupportedContact",
-	400},
-    [PROB_UNSUPPORTED_IDENTIFIER] = {"unsupportedIdentifier",
-	"unsupportedIdentifier", 400},
-    [PROB_USER_ACTION_REQUIRED] = {"userActionRequired", "userActionRequired",
-	403},
-    [PROB_CONFLICT] = {"conflict", "malformed", 409},
-    [PROB_NOT_FOUND] = {"notFound", "malformed", 404},
-    [PROB_METHOD_NOT_ALLOWED] = {"methodNotAllowed", "malformed", 405},
-    [PROB_UNAVAILABLE] = {"unavailable", "serverInternal", 503},
+    P(PROB_ACCOUNT_DOES_NOT_EXIST, "accountDoesNotExist", 400),
+    P(PROB_ALREADY_REPLACED, "alreadyReplaced", 409),
+    P(PROB_ALREADY_REVOKED, "alreadyRevoked", 400),
+    P(PROB_BAD_CSR, "badCSR", 400),
+    P(PROB_BAD_NONCE, "badNonce", 400),
+    P(PROB_BAD_PUBLIC_KEY, "badPublicKey", 400),
+    P(PROB_BAD_REVOCATION_REASON, "badRevocationReason", 400),
+    P(PROB_BAD_SIGNATURE_ALGORITHM, "badSignatureAlgorithm", 400),
+    P(PROB_CAA, "caa", 403),
+    P(PROB_COMPOUND, "compound", 400),
+    P(PROB_CONNECTION, "connection", 400),
+    P(PROB_DNS, "dns", 400),
+    P(PROB_EXTERNAL_ACCOUNT_REQUIRED, "externalAccountRequired", 400),
+    P(PROB_INCORRECT_RESPONSE, "incorrectResponse", 403),
+    P(PROB_INVALID_CONTACT, "invalidContact", 400),
+    P(PROB_INVALID_PROFILE, "invalidProfile", 400),
+    P(PROB_MALFORMED, "malformed", 400),
+    P(PROB_ORDER_NOT_READY, "orderNotReady", 403),
+    P(PROB_RATE_LIMITED, "rateLimited", 429),
+    P(PROB_REJECTED_IDENTIFIER, "rejectedIdentifier", 400),
+    P(PROB_SERVER_INTERNAL, "serverInternal", 500),
+    P(PROB_TLS, "tls", 400),
+    P(PROB_UNAUTHORIZED, "unauthorized", 403),
+    P(PROB_UNSUPPORTED_CONTACT, "unsupportedContact", 400),
+    P(PROB_UNSUPPORTED_IDENTIFIER, "unsupportedIdentifier", 400),
+    P(PROB_USER_ACTION_REQUIRED, "userActionRequired", 403),
+    P_AS(PROB_CONFLICT, "conflict", "malformed", 409),
+    P_AS(PROB_NOT_FOUND, "notFound", "malformed", 404),
+    P_AS(PROB_METHOD_NOT_ALLOWED, "methodNotAllowed", "malformed", 405),
+    P_AS(PROB_UNAVAILABLE, "unavailable", "serverInternal", 503),
     /* RFC 9799 §6.4.1: in-band CAA is required but was not provided */
-    [PROB_ONION_CAA_REQUIRED] = {"onionCAARequired", "onionCAARequired",
-	400},
-    [PROB_BAD_ATTESTATION_STATEMENT] = {"badAttestationStatement",
-	"badAttestationStatement", 400},
+    P(PROB_ONION_CAA_REQUIRED, "onionCAARequired", 400),
+    P(PROB_BAD_ATTESTATION_STATEMENT, "badAttestationStatement", 400),
     /* RFC 8739 §3.1.2, §3.2 (STAR) */
-    [PROB_AUTO_RENEWAL_CANCELED] = {"autoRenewalCanceled",
-	"autoRenewalCanceled", 403},
-    [PROB_AUTO_RENEWAL_EXPIRED] = {"autoRenewalExpired", "autoRenewalExpired",
-	403},
-    [PROB_AUTO_RENEWAL_CANCELLATION_INVALID] = {
-	"autoRenewalCancellationInvalid", "autoRenewalCancellationInvalid",
-	400},
-    [PROB_AUTO_RENEWAL_REVOCATION_NOT_SUPPORTED] = {
-	"autoRenewalRevocationNotSupported",
-	"autoRenewalRevocationNotSupported", 403},
+    P(PROB_AUTO_RENEWAL_CANCELED, "autoRenewalCanceled", 403),
+    P(PROB_AUTO_RENEWAL_EXPIRED, "autoRenewalExpired", 403),
+    P(PROB_AUTO_RENEWAL_CANCELLATION_INVALID, "autoRenewalCancellationInvalid",
+	400),
+    P(PROB_AUTO_RENEWAL_REVOCATION_NOT_SUPPORTED,
+	"autoRenewalRevocationNotSupported", 403),
     /* RFC 9115 §2.3.1.3 */
-    [PROB_UNKNOWN_DELEGATION] = {"unknownDelegation", "unknownDelegation",
-	403},
+    P(PROB_UNKNOWN_DELEGATION, "unknownDelegation", 403),
 };
+#undef P
+#undef P_AS
 
 static int
 prob_valid(enum prob_type t)
@@ -89,51 +80,7 @@ prob_type_name(enum prob_type t)
 const char *
 prob_type_urn(enum prob_type t)
 {
-	static const char *const urns[PROB__MAX] = {
-#define U(e, n) [e] = ACME_URN n
-	    U(PROB_ACCOUNT_DOES_NOT_EXIST, "accountDoesNotExist"),
-	    U(PROB_ALREADY_REPLACED, "alreadyReplaced"),
-	    U(PROB_ALREADY_REVOKED, "alreadyRevoked"),
-	    U(PROB_BAD_CSR, "badCSR"),
-	    U(PROB_BAD_NONCE, "badNonce"),
-	    U(PROB_BAD_PUBLIC_KEY, "badPublicKey"),
-	    U(PROB_BAD_REVOCATION_REASON, "badRevocationReason"),
-	    U(PROB_BAD_SIGNATURE_ALGORITHM, "badSignatureAlgorithm"),
-	    U(PROB_CAA, "caa"),
-	    U(PROB_COMPOUND, "compound"),
-	    U(PROB_CONNECTION, "connection"),
-	    U(PROB_DNS, "dns"),
-	    U(PROB_EXTERNAL_ACCOUNT_REQUIRED, "externalAccountRequired"),
-	    U(PROB_INCORRECT_RESPONSE, "incorrectResponse"),
-	    U(PROB_INVALID_CONTACT, "invalidContact"),
-	    U(PROB_INVALID_PROFILE, "invalidProfile"),
-	    U(PROB_MALFORMED, "malformed"),
-	    U(PROB_ORDER_NOT_READY, "orderNotReady"),
-	    U(PROB_RATE_LIMITED, "rateLimited"),
-	    U(PROB_REJECTED_IDENTIFIER, "rejectedIdentifier"),
-	    U(PROB_SERVER_INTERNAL, "serverInternal"),
-	    U(PROB_TLS, "tls"),
-	    U(PROB_UNAUTHORIZED, "unauthorized"),
-	    U(PROB_UNSUPPORTED_CONTACT, "unsupportedContact"),
-	    U(PROB_UNSUPPORTED_IDENTIFIER, "unsupportedIdentifier"),
-	    U(PROB_USER_ACTION_REQUIRED, "userActionRequired"),
-	    U(PROB_CONFLICT, "malformed"),
-	    U(PROB_NOT_FOUND, "malformed"),
-	    U(PROB_METHOD_NOT_ALLOWED, "malformed"),
-	    U(PROB_UNAVAILABLE, "serverInternal"),
-	    U(PROB_ONION_CAA_REQUIRED, "onionCAARequired"),
-	    U(PROB_BAD_ATTESTATION_STATEMENT, "badAttestationStatement"),
-	    U(PROB_AUTO_RENEWAL_CANCELED, "autoRenewalCanceled"),
-	    U(PROB_AUTO_RENEWAL_EXPIRED, "autoRenewalExpired"),
-	    U(PROB_AUTO_RENEWAL_CANCELLATION_INVALID,
-		"autoRenewalCancellationInvalid"),
-	    U(PROB_AUTO_RENEWAL_REVOCATION_NOT_SUPPORTED,
-		"autoRenewalRevocationNotSupported"),
-	    U(PROB_UNKNOWN_DELEGATION, "unknownDelegation"),
-#undef U
-	};
-
-	return prob_valid(t) ? urns[t] : ACME_URN "serverInternal";
+	return prob_valid(t) ? prob_defs[t].urn : ACME_URN "serverInternal";
 }
 
 int
@@ -158,8 +105,9 @@ prob_type_parse(const char *s, enum prob_type *out)
 	if (strncmp(s, ACME_URN, strlen(ACME_URN)) == 0) {
 		s += strlen(ACME_URN);
 		for (i = 0; i < PROB__MAX; i++) {
-			if (strcmp(s, prob_defs[i].urn_name) == 0 &&
-			    strcmp(prob_defs[i].name, prob_defs[i].urn_name) ==
+			/* only a type's own URN names it */
+			if (strcmp(s, prob_defs[i].name) == 0 &&
+			    strcmp(prob_defs[i].urn + strlen(ACME_URN), s) ==
 				0) {
 				*out = (enum prob_type)i;
 				return 0;
