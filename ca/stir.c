@@ -93,27 +93,15 @@ int
 ca_stir_lint(X509 *x, const json_t *idents, int ca, char *msg, size_t msglen)
 {
 	const char *v = stir_value(idents);
-	ASN1_OBJECT *oid = OBJ_txt2obj(TNAUTH_OID, 1);
-	const ASN1_OCTET_STRING *os;
-	uint8_t *der = NULL;
-	size_t len = 0;
-	char e[200];
-	int i, rc = -1;
+	char e[200] = "";
 
-	i = oid != NULL ? X509_get_ext_by_OBJ(x, oid, -1) : -1;
-	if (v == NULL || i < 0 || X509_get_ext_by_OBJ(x, oid, i) >= 0) {
+	if (v == NULL ||
+	    tnauth_ext_check(X509_get0_extensions(x), v, e, sizeof(e)) != 1) {
 		snprintf(msg, msglen,
-		    "a STIR certificate has one TNAuthList extension for one "
-		    "TNAuthList identifier");
-		goto out;
-	}
-	os = X509_EXTENSION_get_data(X509_get_ext(x, i));
-	if (ident_tnauthlist_check(v, &der, &len, e, sizeof(e)) != 0 ||
-	    (size_t)ASN1_STRING_length(os) != len ||
-	    memcmp(ASN1_STRING_get0_data(os), der, len) != 0) {
-		snprintf(msg, msglen,
-		    "the TNAuthList extension is not the identifier's DER");
-		goto out;
+		    "a STIR certificate has one TNAuthList extension holding "
+		    "its one TNAuthList identifier's DER%s%s",
+		    e[0] ? ": " : "", e);
+		return -1;
 	}
 	if (X509_get_ext_by_NID(x, NID_subject_alt_name, -1) >= 0 ||
 	    X509_get_ext_by_NID(x, NID_ext_key_usage, -1) >= 0 ||
@@ -123,11 +111,7 @@ ca_stir_lint(X509 *x, const json_t *idents, int ca, char *msg, size_t msglen)
 		    "a STIR certificate has no subjectAltName, no "
 		    "extKeyUsage and keyUsage %s alone",
 		    ca ? "keyCertSign, cRLSign" : "digitalSignature");
-		goto out;
+		return -1;
 	}
-	rc = 0;
-out:
-	ASN1_OBJECT_free(oid);
-	free(der);
-	return rc;
+	return 0;
 }

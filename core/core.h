@@ -408,6 +408,15 @@ int ident_tnauthlist_check(const char *value, uint8_t **der, size_t *len,
 const char *tnauth_summary(
     const struct tnauth_list *l, char *buf, size_t buflen);
 /*
+ * The TNAuthList extension (TNAUTH_OID) among exts (borrowed; NULL: none)
+ * against the TNAuthList identifier value (borrowed): 1 it is there once
+ * and holds exactly the identifier's DER, 0 it is absent, -1 otherwise
+ * (another value, present twice, value not a TNAuthList) with the reason
+ * in err. The CSR check (RA) and the STIR lint (CA) both ask this.
+ */
+int tnauth_ext_check(const STACK_OF(X509_EXTENSION) *exts, const char *value,
+    char *err, size_t errlen);
+/*
  * What the CSR req (borrowed) requests in basicConstraints (RFC 5280
  * §4.2.1.9, in its PKCS#9 extensionRequest): 1 cA TRUE, 0 absent or cA
  * FALSE, -1 an undecodable extension. RFC 9448 §6 compares it with the

@@ -330,6 +330,44 @@ tnauth_summary(const struct tnauth_list *l, char *buf, size_t buflen)
 
 /* See core.h. */
 int
+tnauth_ext_check(const STACK_OF(X509_EXTENSION) *exts, const char *value,
+    char *err, size_t errlen)
+{
+	ASN1_OBJECT *oid = OBJ_txt2obj(TNAUTH_OID, 1);
+	const ASN1_OCTET_STRING *os;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	char e[200];
+	int i, rc = -1;
+
+	if (oid == NULL ||
+	    ident_tnauthlist_check(value, &der, &len, e, sizeof(e)) != 0) {
+		snprintf(err, errlen, "TNAuthList: %s",
+		    oid == NULL ? "no OID" : e);
+		goto out;
+	}
+	i = exts != NULL ? X509v3_get_ext_by_OBJ(exts, oid, -1) : -1;
+	if (i < 0) {
+		rc = 0;
+		goto out;
+	}
+	os = X509_EXTENSION_get_data(X509v3_get_ext(exts, i));
+	if (X509v3_get_ext_by_OBJ(exts, oid, i) >= 0)
+		snprintf(err, errlen, "the TNAuthList extension appears twice");
+	else if ((size_t)ASN1_STRING_length(os) != len ||
+	    memcmp(ASN1_STRING_get0_data(os), der, len) != 0)
+		snprintf(err, errlen,
+		    "the TNAuthList extension is not the identifier's DER");
+	else
+		rc = 1;
+out:
+	ASN1_OBJECT_free(oid);
+	free(der);
+	return rc;
+}
+
+/* See core.h. */
+int
 csr_requests_ca(X509_REQ *req)
 {
 	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);

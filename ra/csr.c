@@ -348,36 +348,17 @@ static int
 check_csr_tnauth(X509_REQ *req, const char *value, struct problem **prob)
 {
 	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
-	ASN1_OBJECT *oid = OBJ_txt2obj(TNAUTH_OID, 1);
-	const ASN1_OCTET_STRING *os;
-	uint8_t *der = NULL;
-	size_t len = 0;
 	char e[200];
-	int i, rc = -1;
+	int rc = tnauth_ext_check(exts, value, e, sizeof(e));
 
-	if (oid == NULL ||
-	    ident_tnauthlist_check(value, &der, &len, e, sizeof(e)) != 0) {
-		*prob = problem_new(PROB_BAD_CSR, "TNAuthList: %s",
-		    oid == NULL ? "no OID" : e);
-		goto out;
-	}
-	i = exts != NULL ? X509v3_get_ext_by_OBJ(exts, oid, -1) : -1;
-	if (i >= 0) {
-		os = X509_EXTENSION_get_data(X509v3_get_ext(exts, i));
-		if ((size_t)ASN1_STRING_length(os) != len ||
-		    memcmp(ASN1_STRING_get0_data(os), der, len) != 0) {
-			*prob = problem_new(PROB_BAD_CSR,
-			    "the CSR's TNAuthList extension is not the "
-			    "order's TNAuthList identifier (RFC 9448)");
-			goto out;
-		}
-	}
-	rc = 0;
-out:
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	ASN1_OBJECT_free(oid);
-	free(der);
-	return rc;
+	if (rc >= 0)
+		return 0;
+	*prob = problem_new(PROB_BAD_CSR,
+	    "the CSR's TNAuthList extension is not the order's TNAuthList "
+	    "identifier (RFC 9448): %s",
+	    e);
+	return -1;
 }
 
 /* See ra.h. */

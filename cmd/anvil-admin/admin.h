@@ -8,7 +8,9 @@
  * admin_parse_opts.
  *
  * Every command accepts the common options parsed by admin_common_opt:
- * --json, --dry-run, --config FILE, --sa/--ra/--ca TARGET, --help.
+ * --json, --dry-run, --config FILE, --sa/--ra/--ca TARGET, --help. They
+ * are matched first, so a command option must not reuse one of these names
+ * (`tkauth token` spells the token's "ca": true as --allow-ca).
  */
 #ifndef ANVIL_ADMIN_H
 #define ANVIL_ADMIN_H

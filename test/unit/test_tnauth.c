@@ -216,3 +216,45 @@ TH_TEST(test_csr_requests_ca)
 		X509_REQ_free(r);
 	}
 }
+
+/* A stack of n TNAuthList extensions holding der/len. Caller frees. */
+static STACK_OF(X509_EXTENSION) *
+tnauth_exts(const uint8_t *der, size_t len, int n)
+{
+	STACK_OF(X509_EXTENSION) *sk = sk_X509_EXTENSION_new_null();
+	ASN1_OBJECT *oid = OBJ_txt2obj(TNAUTH_OID, 1);
+	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+	int i;
+
+	ASN1_OCTET_STRING_set(os, der, (int)len);
+	for (i = 0; i < n; i++)
+		sk_X509_EXTENSION_push(
+		    sk, X509_EXTENSION_create_by_OBJ(NULL, oid, 0, os));
+	ASN1_OCTET_STRING_free(os);
+	ASN1_OBJECT_free(oid);
+	return sk;
+}
+
+/* RFC 9448: the certificate carries the identifier's TNAuthList; the CSR
+ * may omit the extension but, when it has one, it is exactly that. */
+TH_TEST(test_tnauth_ext_check)
+{
+	const char *spc = "MAigBhYENzA5Sg"; /* spc_709j, base64url */
+	STACK_OF(X509_EXTENSION) *sk;
+	char err[200];
+
+	TH_CHECK(t, tnauth_ext_check(NULL, spc, err, sizeof(err)) == 0);
+	sk = tnauth_exts(spc_709j, sizeof(spc_709j), 1);
+	TH_CHECK(t, tnauth_ext_check(sk, spc, err, sizeof(err)) == 1);
+	sk_X509_EXTENSION_pop_free(sk, X509_EXTENSION_free);
+	sk = tnauth_exts(spc_709j, sizeof(spc_709j), 2);
+	TH_CHECK(t, tnauth_ext_check(sk, spc, err, sizeof(err)) == -1 &&
+			strstr(err, "twice") != NULL);
+	sk_X509_EXTENSION_pop_free(sk, X509_EXTENSION_free);
+	sk = tnauth_exts(one_and_range, sizeof(one_and_range), 1);
+	TH_CHECK(t, tnauth_ext_check(sk, spc, err, sizeof(err)) == -1 &&
+			strstr(err, "not the identifier's DER") != NULL);
+	TH_CHECK(t, tnauth_ext_check(sk, "not base64url!", err, sizeof(err)) ==
+			-1);
+	sk_X509_EXTENSION_pop_free(sk, X509_EXTENSION_free);
+}
