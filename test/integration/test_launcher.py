@@ -35,9 +35,9 @@ def test_started_and_healthy(env):
 def test_restarts_a_killed_child(env):
     pid = env.pid_of("sa")
     os.kill(pid, signal.SIGKILL)
-    new = wait_for(lambda: (env.pid_of("sa") or pid) != pid and env.pid_of("sa"), 30)
+    new = wait_for(lambda: (env.pid_of("sa") or pid) != pid and env.pid_of("sa"), 120)
     assert new and new != pid, "sa was not restarted"
-    assert wait_for(lambda: env.debug_get("sa", "/healthz")[0] == 200, 30)
+    assert wait_for(lambda: env.debug_get("sa", "/healthz")[0] == 200, 120)
     with open(os.path.join(env.var_dir, "log", "launcher.log")) as f:
         log = f.read()
     assert "killed by signal 9" in log and "restarting" in log, log
