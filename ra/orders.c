@@ -485,29 +485,42 @@ check_window(struct ra *ra, const struct profile *prof, const json_t *params,
 	return check_validity(prof, nb, na, now, prob);
 }
 
-/* Logs and counts the new order (all borrowed). */
+/* Logs and counts the new order (all borrowed); reused: the authzs of its
+ * answer that were valid already. */
 static void
-new_order_done(struct ra *ra, const char *rid, const json_t *order,
-    int64_t id, const json_t *idents, const json_t *reuse_ids)
+new_order_done(
+    struct ra *ra, const char *rid, const json_t *order, int64_t id,
+    const json_t *idents)
 {
+	const json_t *a;
+	size_t i, reused = 0;
+	const char *st;
+
+	json_array_foreach(json_object_get(order, "authzs"), i, a)
+	{
+		st = json_string_value(json_object_get(a, "status"));
+		reused += st != NULL && strcmp(st, "valid") == 0;
+	}
 	log_msg(LOG_LEVEL_INFO, rid,
 	    "new order %lld account=%lld "
 	    "identifiers=%zu reused=%zu",
 	    (long long)json_integer_value(json_object_get(order, "id")),
-	    (long long)id, json_array_size(idents), json_array_size(reuse_ids));
+	    (long long)id, json_array_size(idents), reused);
 	ra_count(ra, "anvil_ra_new_orders_total", NULL);
 }
 
 /*
  * For each authz identifier of aidents (borrowed): a reusable valid authz
- * of account id (its id into reuse_ids, *expires lowered to its expiry),
- * an ancestor's subdomain authz (ra_sub_cover), or a new authz (params
- * into new_authzs, pending until t_aexp).
+ * of account id found in reuse (its id into reuse_ids, *expires lowered to
+ * its expiry), an ancestor's subdomain authz (ra_sub_cover), or a new
+ * authz (params into new_authzs, pending until t_aexp). With fold (no
+ * look-up made, reuse NULL) a new authz that may be a reused one is marked
+ * "reusable" (ra_sub_reusable): sa.new_order takes a valid one instead.
  */
 static void
 plan_authzs(struct ra *ra, const json_t *aidents, const json_t *reuse,
-    struct ra_sub *sub, int64_t id, const char *t_aexp, json_t *reuse_ids,
-    json_t *new_authzs, int64_t *expires)
+    struct ra_sub *sub, int64_t id, const char *t_aexp, int fold,
+    json_t *reuse_ids, json_t *new_authzs, int64_t *expires)
 {
 	const json_t *v;
 	json_t *a;
@@ -527,8 +540,10 @@ plan_authzs(struct ra *ra, const json_t *aidents, const json_t *reuse,
 		if (ra_sub_cover(
 			ra, sub, v, reuse_ids, new_authzs, t_aexp, expires))
 			continue;
-		json_array_append_new(
-		    new_authzs, new_authz_params(ra, v, t_aexp));
+		a = new_authz_params(ra, v, t_aexp);
+		if (fold && ra_rats_reusable(v))
+			ra_sub_reusable(sub, v, a);
+		json_array_append_new(new_authzs, a);
 	}
 }
 
@@ -573,7 +588,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 	const char *pname, *nb, *na, *replaces;
 	int64_t id, now = time_now_ms(), expires, t0 = time_mono_ms();
 	char t_exp[32], t_aexp[32], t_cut[32];
-	int rc = -1, rolled;
+	int rc = -1, rolled, fold;
 	struct ra_star_terms star;
 
 	if (ra_param_id(params, "account_id", &id, prob) != 0 ||
@@ -623,16 +638,20 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 		json_object_get(params, "identifiers"), t_cut, rolled, aidents,
 		&reuse, &sub, prob) != 0)
 		goto out;
-	if (rolled && reuse == NULL)
-		reuse = ra_valid_authzs(
-		    ra, req->request_id, id, prof, aidents, t_cut);
-	plan_authzs(ra, aidents, reuse, sub, id, t_aexp, reuse_ids, new_authzs,
-	    &expires);
+	/* Reuse without a look-up first: sa.new_order finds the valid authzs
+	 * (the ancestors' subdomain ones too) in its statement (issue 18);
+	 * the RFC 9444 plan looked them up itself when an ancestorDomain was
+	 * asked for. */
+	fold = rolled && reuse == NULL;
+	plan_authzs(ra, aidents, reuse, sub, id, t_aexp, fold, reuse_ids,
+	    new_authzs, &expires);
 	ra_time_fmt(expires, t_exp, sizeof(t_exp));
 	np = json_pack("{s:I,s:s,s:O,s:s,s:O,s:O}", "account_id",
 	    (json_int_t)id, "expires", t_exp, "identifiers", idents, "profile",
 	    prof->name, "reuse_authz_ids", reuse_ids, "new_authzs", new_authzs);
 	set_optional_strs(np, nb, na, replaces);
+	if (fold)
+		json_object_set_new(np, "reuse_valid_after", json_string(t_cut));
 	/* One SA call: the order comes back with its authzs. */
 	json_object_set_new(np, "with_authzs", json_true());
 	if (ra_call(ra->sa, RPC_SA_NEW_ORDER, np, req->request_id, &order,
@@ -641,7 +660,7 @@ ra_h_new_order(void *svc, const struct rpc_req *req, json_t **result,
 attach:
 	if (ra_star_new_order_attach(ra, req->request_id, &order, &star, prob))
 		goto out;
-	new_order_done(ra, req->request_id, order, id, idents, reuse_ids);
+	new_order_done(ra, req->request_id, order, id, idents);
 	ra_email_send_for_order(ra, req->request_id, order);
 	ra_order_created(ra, order, t0);
 	*result = order;

@@ -172,7 +172,8 @@ struct ra_sub;
  * order's own {type, value, wildcard}) the same sa.get_valid_authzs call
  * also looks for reusable authorizations of those names and *reuse gets
  * its answer (new; left NULL when no look-up was made, e.g. the policy is
- * off). 0 with *out (free with ra_sub_free; a no-op plan when the policy
+ * off, or no "ancestorDomain" was asked for: then sa.new_order looks the
+ * valid authzs up itself, ra_sub_reusable). 0 with *out (free with ra_sub_free; a no-op plan when the policy
  * is off), or -1 with *prob (malformed ancestorDomain).
  */
 /* The account's valid authzs for idents (borrowed) that stay valid past cut:
@@ -195,6 +196,15 @@ void ra_sub_free(struct ra_sub *s);
 int ra_sub_cover(struct ra *ra, struct ra_sub *s, const json_t *ident,
     json_t *reuse_ids, json_t *new_authzs, const char *t_aexp,
     int64_t *expires);
+/*
+ * Marks entry (a new_authzs entry of sa.new_order for identifier ident;
+ * both borrowed, entry changed) "reusable": sa.new_order takes the
+ * account's valid authz of the identifier instead when it finds one, or a
+ * valid RFC 9444 subdomain authorization of one of its "ancestors" (set
+ * from s's plan when ra_sub_plan left the look-up to sa.new_order).
+ */
+void ra_sub_reusable(const struct ra_sub *s, const json_t *ident,
+    json_t *entry);
 /* The challenges of a subdomain authorization (dns-01 with a new token), or
  * NULL when policy does not enable dns-01. New array. */
 json_t *ra_sub_challenges(struct ra *ra);

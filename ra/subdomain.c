@@ -14,6 +14,7 @@ struct ra_sub {
 	json_t *wanted;  /* {"<name>": "<ancestor>"}: ancestorDomain accepted */
 	json_t *planned; /* {"<ancestor>": index in new_authzs or -1} */
 	json_t *valid;   /* valid subdomain authzs of the account (SA form) */
+	json_t *anc;     /* {"<name>": [ancestors]}: looked up by sa.new_order */
 };
 
 /* See ra_int.h. */
@@ -25,6 +26,7 @@ ra_sub_free(struct ra_sub *s)
 	json_decref(s->wanted);
 	json_decref(s->planned);
 	json_decref(s->valid);
+	json_decref(s->anc);
 	free(s);
 }
 
@@ -120,6 +122,7 @@ ra_sub_plan(struct ra *ra, const char *rid, int64_t acct,
 	s->wanted = json_object();
 	s->planned = json_object();
 	s->valid = json_array();
+	s->anc = json_object();
 	*out = NULL;
 	if (!ra->cfg.policy.subdomain_auth) {
 		/* not offered: "ancestorDomain" is an unknown member here */
@@ -166,8 +169,20 @@ ra_sub_plan(struct ra *ra, const char *rid, int64_t acct,
 				"value", anc, "wildcard", 0, "subdomain_auth",
 				1));
 		}
+		/* RFC 9799 §3.1.1: a .onion name has no dns-01 ancestor */
+		if (json_array_size(list) > 0 && !ident_onion_name(name))
+			json_object_set(s->anc, name, list);
 		json_decref(list);
 	}
+	/* Nothing asked of an ancestor: sa.new_order finds the reusable
+	 * authzs, the ancestors' too, in its statement (ra_sub_reusable). */
+	if (exact != NULL && lookup && json_object_size(s->wanted) == 0) {
+		*out = s;
+		s = NULL;
+		rc = 0;
+		goto out;
+	}
+	json_object_clear(s->anc);
 	if (exact != NULL && lookup)
 		json_array_extend(q, (json_t *)exact);
 	if (json_array_size(q) > 0)
@@ -274,6 +289,25 @@ ra_sub_cover(struct ra *ra, struct ra_sub *s, const json_t *ident,
 		"dns", "value", want, "wildcard", 0, "subdomain_auth", 1,
 		"expires", t_aexp, "challenges", chs));
 	return 1;
+}
+
+/* See ra_int.h. */
+void
+ra_sub_reusable(const struct ra_sub *s, const json_t *ident, json_t *entry)
+{
+	json_t *list = NULL;
+	char *name;
+
+	if (s != NULL && !json_is_true(json_object_get(ident, "wildcard")) &&
+	    is_dns(ident) &&
+	    json_string_value(json_object_get(ident, "value")) != NULL) {
+		name = lower(json_string_value(json_object_get(ident, "value")));
+		list = json_object_get(s->anc, name);
+		free(name);
+	}
+	json_object_set_new(entry, "reusable", json_true());
+	if (list != NULL)
+		json_object_set(entry, "ancestors", list);
 }
 
 /* ra.directory_meta handler (docs/rpc-methods.md): the directory "meta"

@@ -62,15 +62,39 @@ static const struct sa_stmt st_order_get_authzs = {"order_get_authzs",
  * (JSON text), $4 not_before, $5 not_after, $6 profile, $7 replaces, $8
  * the ids of the authzs it reuses, which must be account $9's (the order's,
  * or the owner's of its delegation), $10 the new authzs: a JSON array of
- * {t, v, w, s, e, ct, ck} (identifier type and value, wildcard,
- * subdomain_auth, expires, challenge types and tokens as text[] literals).
+ * {t, v, w, s, e, ct, ck, r, an} (identifier type and value, wildcard,
+ * subdomain_auth, expires, challenge types and tokens as text[] literals,
+ * reusable, ancestor names), $11 (may be NULL: no reuse) the time a reused
+ * authz must outlive: an entry marked reusable takes, instead of a new
+ * authz, the account's newest valid authz of its identifier and profile
+ * that does, else such an RFC 9444 subdomain authorization of one of its
+ * ancestors (entries may share it), and the order expires no later than
+ * the authzs it takes (issue 18: no sa.get_valid_authzs first).
  * Answers as ORDER_WITH_AUTHZS; no row (nothing written): the account is not
  * valid or a reused authz is not $9's.
  */
 static const struct sa_stmt st_order_new = {"order_new",
+    /* the entries of $10, numbered (k) */
+    "WITH j AS (SELECT * FROM ROWS FROM (json_to_recordset($10::json) AS "
+    "(t text, v text, w boolean, s boolean, e timestamptz, ct text, "
+    "ck text, r boolean, an text[])) "
+    "WITH ORDINALITY AS j(t, v, w, s, e, ct, ck, r, an, k)), "
+    /* the valid authz a reusable entry takes: its own identifier's, else
+     * an ancestor's subdomain authorization */
+    "f AS (SELECT j.k, b.id, b.expires FROM j CROSS JOIN LATERAL ("
+    "SELECT id, expires FROM (SELECT id, expires, 0 AS pref FROM authzs "
+    "WHERE ident_type = j.t AND ident_value = j.v AND wildcard = j.w "
+    "AND account_id = $9 AND status = 'valid' AND profile = $6 "
+    "AND expires > $11::timestamptz "
+    "UNION ALL SELECT id, expires, 1 FROM authzs WHERE ident_type = 'dns' "
+    "AND ident_value = ANY(j.an) AND NOT wildcard AND subdomain_auth "
+    "AND account_id = $9 AND status = 'valid' AND profile = $6 "
+    "AND expires > $11::timestamptz) c WHERE j.r "
+    "ORDER BY pref, expires DESC, id DESC LIMIT 1) b), "
     /* the order, only for a valid account and authzs it may reuse */
-    "WITH o AS (INSERT INTO orders (account_id, expires, identifiers, "
-    "not_before, not_after, profile, replaces) SELECT $1, $2::timestamptz, "
+    "o AS (INSERT INTO orders (account_id, expires, identifiers, "
+    "not_before, not_after, profile, replaces) SELECT $1, "
+    "LEAST($2::timestamptz, (SELECT min(expires) FROM f)), "
     "$3::text, $4::timestamptz, $5::timestamptz, $6::text, $7::text "
     "FROM accounts WHERE id = $1 AND status = 'valid' "
     "AND (SELECT count(*) FROM authzs WHERE id = ANY($8::bigint[]) "
@@ -79,20 +103,22 @@ static const struct sa_stmt st_order_new = {"order_new",
      * first so that their challenges and links can name them */
     "n AS (SELECT nextval('authzs_id_seq') AS id, "
     "cardinality($8::bigint[]) + j.k AS k, j.t, j.v, j.w, j.s, j.e, j.ct, "
-    "j.ck FROM o, ROWS FROM (json_to_recordset($10::json) AS (t text, "
-    "v text, w boolean, s boolean, e timestamptz, ct text, ck text)) "
-    "WITH ORDINALITY AS j(t, v, w, s, e, ct, ck, k)), "
+    "j.ck FROM o, j WHERE NOT EXISTS (SELECT 1 FROM f WHERE f.k = j.k)), "
     "new_a AS (INSERT INTO authzs (id, account_id, ident_type, ident_value, "
     "wildcard, expires, profile, subdomain_auth) "
     "SELECT id, $1, t, v, w, e, $6, s FROM n RETURNING *), "
     "new_c AS (INSERT INTO challenges (authz_id, type, token) "
     "SELECT n.id, u.t, u.k FROM n, unnest(n.ct::text[], n.ck::text[]) "
     "AS u(t, k) RETURNING *), "
-    /* every authz of the order: the reused ones (k: place in $8), then
-     * the new ones */
-    "x AS (SELECT a.id, u.k, a.ident_type AS t, a.ident_value AS v, "
-    "a.wildcard AS w FROM unnest($8::bigint[]) WITH ORDINALITY AS u(id, k) "
-    "JOIN authzs a ON a.id = u.id UNION ALL SELECT id, k, t, v, w FROM n), "
+    /* the authzs it reuses: $8's and those found (f), each once */
+    "r AS (SELECT DISTINCT ON (id) id, k FROM (SELECT u.id, u.k "
+    "FROM unnest($8::bigint[]) WITH ORDINALITY AS u(id, k) "
+    "UNION ALL SELECT f.id, cardinality($8::bigint[]) + f.k FROM f) r0 "
+    "ORDER BY id, k), "
+    /* every authz of the order: the reused ones, then the new ones */
+    "x AS (SELECT a.id, r.k, a.ident_type AS t, a.ident_value AS v, "
+    "a.wildcard AS w FROM r JOIN authzs a ON a.id = r.id "
+    "UNION ALL SELECT id, k, t, v, w FROM n), "
     /* linked at the place of their identifier in $3, ties by k */
     "l AS (INSERT INTO order_authzs (order_id, authz_id, pos) "
     "SELECT o.id, x.id, COALESCE((SELECT i.k - 1 FROM "
@@ -103,9 +129,9 @@ static const struct sa_stmt st_order_new = {"order_new",
     "RETURNING *), "
     /* the order's authzs and challenges: the new rows, the reused ones */
     "all_a AS (SELECT * FROM new_a UNION ALL "
-    "SELECT * FROM authzs WHERE id = ANY($8::bigint[])), "
+    "SELECT * FROM authzs WHERE id IN (SELECT id FROM r)), "
     "all_c AS (SELECT * FROM new_c UNION ALL "
-    "SELECT * FROM challenges WHERE authz_id = ANY($8::bigint[])) "
+    "SELECT * FROM challenges WHERE authz_id IN (SELECT id FROM r)) "
     ORDER_WITH_AUTHZS("o AS orders", "l", "all_a", "all_c")};
 static const struct sa_stmt st_repl_lock = {"repl_lock",
     "SELECT r.order_id, (o.status IN ('valid', 'processing') OR "
@@ -302,6 +328,7 @@ struct new_order {
 	char *replaces_key;
 	char *reuse;      /* bigint[] literal of the reused authz ids */
 	char *news;       /* JSON text: st_order_new's $10 */
+	char reuse_after[32]; /* $11: "" for no reuse of valid authzs */
 	int with_authzs;  /* answer with the authzs too */
 	/* RFC 9115: the order's delegation (0: none); whose authzs it reuses */
 	int64_t delegation_id, authz_account;
@@ -413,6 +440,7 @@ order_insert(struct sa_conn *c, struct new_order *o, struct problem **prob)
 	sa_p_str(&p, o->reuse);
 	sa_p_int(&p, o->authz_account);
 	sa_p_str(&p, o->news);
+	sa_p_str(&p, o->reuse_after[0] ? o->reuse_after : NULL);
 	if ((r = sa_q(c, &st_order_new, &p, prob)) == NULL)
 		return -1;
 	/* No row: the account is not valid or a reused authz is not the
@@ -510,26 +538,56 @@ out:
 	return ret;
 }
 
+/* A new authz's "ancestors" (borrowed, may be NULL): at most 127 names
+ * (a DNS name has fewer labels). 0, or -1 with *prob. */
+static int
+check_ancestors(const json_t *anc, struct problem **prob)
+{
+	const json_t *v;
+	size_t i;
+
+	if (json_array_size(anc) > 127) {
+		*prob = problem_new(PROB_MALFORMED, "ancestors: too many");
+		return -1;
+	}
+	json_array_foreach(anc, i, v)
+	{
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > 253) {
+			*prob = problem_new(PROB_MALFORMED,
+			    "ancestors: expected DNS names");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* new_authzs (borrowed, may be NULL) as o->news: 0, or -1 with *prob. */
 static int
 news_param(struct new_order *o, const json_t *news, struct problem **prob)
 {
 	struct sa_authz_in a;
-	json_t *list = json_array(), *v;
+	json_t *list = json_array(), *v, *anc;
 	size_t i;
-	int ret = -1;
+	int ret = -1, reusable;
 
 	json_array_foreach(news, i, v)
 	{
-		if (sa_authz_in_parse(v, &a, prob) != 0) {
+		reusable = 0;
+		anc = NULL;
+		if (sa_authz_in_parse(v, &a, prob) != 0 ||
+		    sa_get_bool(v, "reusable", 0, &reusable, prob) < 0 ||
+		    sa_get_json(v, "ancestors", 0, JSON_ARRAY, &anc, prob) < 0 ||
+		    check_ancestors(anc, prob) != 0) {
 			sa_authz_in_clear(&a);
 			goto out;
 		}
 		json_array_append_new(list,
-		    json_pack("{s:s,s:s,s:b,s:b,s:s,s:s,s:s}", "t", a.type,
-			"v", a.value, "w", a.wildcard, "s", a.subdomain_auth,
-			"e", a.expires, "ct", a.chall_types, "ck",
-			a.chall_tokens));
+		    json_pack("{s:s,s:s,s:b,s:b,s:s,s:s,s:s,s:b,s:O}", "t",
+			a.type, "v", a.value, "w", a.wildcard, "s",
+			a.subdomain_auth, "e", a.expires, "ct", a.chall_types,
+			"ck", a.chall_tokens, "r", reusable && !a.subdomain_auth,
+			"an", anc != NULL ? anc : json_null()));
 		sa_authz_in_clear(&a);
 	}
 	o->news = sa_json_text(list);
@@ -563,7 +621,9 @@ sa_m_new_order(
 		params, "reuse_authz_ids", 0, JSON_ARRAY, &reuse, prob) < 0 ||
 	    sa_get_json(params, "new_authzs", 0, JSON_ARRAY, &news, prob) < 0 ||
 	    sa_get_id(params, "delegation_id", 0, &o.delegation_id, prob) < 0 ||
-	    sa_get_bool(params, "with_authzs", 0, &o.with_authzs, prob) < 0)
+	    sa_get_bool(params, "with_authzs", 0, &o.with_authzs, prob) < 0 ||
+	    sa_get_time(params, "reuse_valid_after", 0, o.reuse_after,
+		sizeof(o.reuse_after), prob) < 0)
 		goto out;
 	if (o.profile == NULL)
 		o.profile = "";

@@ -105,7 +105,7 @@ def poll_counted(raw, key, kid, url, want, timeout=30):
 
 # What each step of one issuance costs in RPCs (server side, every
 # service): docs/performance.md "One issuance, call by call".
-NEW_ORDER = {"ra.new_order": 1, "sa.get_valid_authzs": 1, "sa.new_order": 1}
+NEW_ORDER = {"ra.new_order": 1, "sa.new_order": 1}
 CHALLENGE = {"ra.perform_validation": 1, "sa.claim_challenge": 1,
              "va.validate": 1, "sa.finalize_authz": 1}
 # (no sa.reserve_serial: the claim reserved the serial the CA signs with;

@@ -488,6 +488,67 @@ def test_expired_authz_status_and_reuse(c):
                     {"authz_id": az["id"], "challenge_id": az["challenges"][0]["id"]}) == "conflict"
 
 
+def test_new_order_takes_a_valid_authz_it_finds(c):
+    """sa.new_order with reuse_valid_after (issue 18: the RA no longer asks
+    sa.get_valid_authzs first): a `reusable` new authz gives way to the
+    account's newest valid authz of the same identifier and profile that
+    outlives reuse_valid_after, and the order expires no later than it."""
+    a = new_account(c)
+    first = new_order(c, a["id"], ["take.example.com"])
+    validate(c, first["authz_ids"][0])
+    valid = c.call("sa.get_authz", {"id": first["authz_ids"][0]})
+
+    def spec(name, reusable=True):
+        return dict(authz_spec(name), reusable=reusable)
+
+    o = new_order(c, a["id"], ["fresh.example.com", "take.example.com"], expires=ts(86400 * 3),
+                  new_authzs=[spec("fresh.example.com"), spec("take.example.com")],
+                  reuse_valid_after=ts(60), with_authzs=True)
+    assert o["authz_ids"][1] == valid["id"] and o["authz_ids"][0] != valid["id"], o
+    assert [x["status"] for x in o["authzs"]] == ["pending", "valid"], o
+    assert o["authzs"][1] == valid
+    assert o["expires"] == valid["expires"], (o["expires"], valid["expires"])
+    stored = c.call("sa.get_order", {"id": o["id"], "with_authzs": True})
+    assert stored["authz_ids"] == o["authz_ids"] and stored["expires"] == o["expires"]
+    assert stored["authzs"] == o["authzs"]
+    # RFC 9444: else a valid subdomain authorization of an ancestor, one
+    # for every name below it (taken once, linked once)
+    sub = c.call("sa.new_authz", {"account_id": a["id"], "profile": "classic",
+                                  "subdomain_auth": True, **authz_spec("anc.example.com")})
+    validate(c, sub["id"])
+    below = ["x.anc.example.com", "y.anc.example.com"]
+    o3 = new_order(c, a["id"], below, new_authzs=[dict(spec(n), ancestors=["anc.example.com"])
+                                                  for n in below],
+                   reuse_valid_after=ts(60))
+    assert o3["authz_ids"] == [sub["id"]], o3
+    # the name's own valid authz comes first
+    o4 = new_order(c, a["id"], ["take.example.com"],
+                   new_authzs=[dict(spec("take.example.com"), ancestors=["anc.example.com"])],
+                   reuse_valid_after=ts(60))
+    assert o4["authz_ids"] == [valid["id"]], o4
+    # not taken: not reusable, no reuse_valid_after, not valid that long,
+    # another profile; each order gets a new pending authz
+    for kw in [dict(new_authzs=[spec("take.example.com", False)], reuse_valid_after=ts(60)),
+               dict(new_authzs=[spec("take.example.com")]),
+               dict(new_authzs=[spec("take.example.com")], reuse_valid_after=ts(86400 * 2)),
+               dict(new_authzs=[spec("take.example.com")], reuse_valid_after=ts(60),
+                    profile="shortlived")]:
+        o2 = new_order(c, a["id"], ["take.example.com"], **kw)
+        assert len(o2["authz_ids"]) == 1 and o2["authz_ids"] != [valid["id"]], kw
+        assert c.call("sa.get_authz", {"id": o2["authz_ids"][0]})["status"] == "pending"
+    # another account's valid authz is never taken
+    b = new_account(c)
+    ob = new_order(c, b["id"], ["take.example.com"], new_authzs=[spec("take.example.com")],
+                   reuse_valid_after=ts(60))
+    assert ob["authz_ids"] != [valid["id"]]
+    # an order for an account that is not valid writes nothing
+    c.call("sa.update_account", {"id": b["id"], "status": "deactivated"})
+    before = c.call("sa.get_orders_by_account", {"account_id": b["id"]})["order_ids"]
+    assert err_type(new_order, c, b["id"], ["take.example.com"],
+                    new_authzs=[spec("take.example.com")], reuse_valid_after=ts(60)) == "unauthorized"
+    assert c.call("sa.get_orders_by_account", {"account_id": b["id"]})["order_ids"] == before
+
+
 def test_stale_processing_authzs(c):
     """sa.get_stale_processing_authzs: pending authzs whose challenge has been
     processing since before older_than (the RA's recovery fails them)."""

@@ -645,7 +645,6 @@ TH_TEST(test_rate_limits_fail_open_and_refuse)
 	reset(&fsa);
 	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
 	answer(&fsa, RPC_SA_FQDN_SET_ISSUED, "{\"result\": {\"count\": 0}}");
-	answer(&fsa, RPC_SA_GET_VALID_AUTHZS, "{\"result\": {\"authzs\": []}}");
 	/* with_authzs (c976ecd): sa.new_order answers with the authzs */
 	answer(&fsa, RPC_SA_NEW_ORDER,
 	    "{\"result\": {\"id\": 3, \"authz_ids\": "
@@ -665,6 +664,13 @@ TH_TEST(test_rate_limits_fail_open_and_refuse)
 		na = json_array_get(json_object_get(np, "new_authzs"), 0);
 		TH_CHECK(
 		    t, json_array_size(json_object_get(na, "challenges")) == 3);
+		/* issue 18: no sa.get_valid_authzs first; sa.new_order takes
+		 * a valid authz of the name instead of this one if it finds
+		 * one that outlives reuse_valid_after */
+		TH_CHECK(t, json_is_true(json_object_get(na, "reusable")));
+		TH_CHECK(t,
+		    json_is_string(json_object_get(np, "reuse_valid_after")));
+		TH_CHECK(t, count_calls(&fsa, RPC_SA_GET_VALID_AUTHZS) == 0);
 		json_decref(np);
 	}
 	/* refusal: rateLimited with retry_after from the SA */
@@ -947,7 +953,6 @@ TH_TEST(test_account_checks)
 	struct ra *r = make_ra(1, NULL);
 
 	reset(&fsa);
-	answer(&fsa, RPC_SA_GET_VALID_AUTHZS, "{\"result\": {\"authzs\": []}}");
 	answer(&fsa, RPC_SA_NEW_ORDER,
 	    "{\"error\": {\"type\": \"accountDoesNotExist\", "
 	    "\"detail\": \"Account 8 does not exist\", \"status\": 400}}");
