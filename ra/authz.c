@@ -45,34 +45,6 @@ vjob_free(struct vjob *j)
 	free(j);
 }
 
-static void
-authz_inflight_set(struct ra *ra, json_int_t id, int on)
-{
-	char k[32];
-
-	snprintf(k, sizeof(k), "%lld", (long long)id);
-	pthread_mutex_lock(&ra->lock);
-	if (on)
-		json_object_set_new(ra->inflight_authzs, k, json_true());
-	else
-		json_object_del(ra->inflight_authzs, k);
-	pthread_mutex_unlock(&ra->lock);
-}
-
-/* See ra_int.h. */
-int
-ra_authz_inflight(struct ra *ra, json_int_t id)
-{
-	char k[32];
-	int on;
-
-	snprintf(k, sizeof(k), "%lld", (long long)id);
-	pthread_mutex_lock(&ra->lock);
-	on = json_object_get(ra->inflight_authzs, k) != NULL;
-	pthread_mutex_unlock(&ra->lock);
-	return on;
-}
-
 /*
  * sa.finalize_authz with params (borrowed), retried while the SA cannot be
  * reached or fails internally (it may be restarting, or PostgreSQL down).
@@ -281,7 +253,7 @@ validate_job(void *arg)
 		json_object_set(params, "error", err);
 	(void)finalize_authz_retry(ra, j->rid, aid, params);
 	json_decref(params);
-	authz_inflight_set(ra, aid, 0);
+	ra_mark(ra, ra->inflight_authzs, aid, 0);
 	log_audit(j->rid, "validation",
 	    "authz=%lld challenge=%lld type=%s "
 	    "identifier=%s result=%s",
@@ -514,9 +486,9 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 		goto out;
 	j = vjob_new(ra, req, aid, acct, authz, chall, uri);
 	uri = NULL;
-	authz_inflight_set(ra, azid, 1);
+	ra_mark(ra, ra->inflight_authzs, azid, 1);
 	if (ra_pool_submit(ra->pool, validate_job, j) != 0) {
-		authz_inflight_set(ra, azid, 0);
+		ra_mark(ra, ra->inflight_authzs, azid, 0);
 		vjob_free(j);
 		*prob = problem_new(PROB_UNAVAILABLE, "RA is shutting down");
 		goto out;

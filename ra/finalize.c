@@ -101,20 +101,6 @@ fwait_for(struct fwait *w, int64_t ms, json_t **issued)
 	return done;
 }
 
-static void
-inflight_set(struct ra *ra, json_int_t id, int on)
-{
-	char k[32];
-
-	snprintf(k, sizeof(k), "%lld", (long long)id);
-	pthread_mutex_lock(&ra->lock);
-	if (on)
-		json_object_set_new(ra->inflight, k, json_true());
-	else
-		json_object_del(ra->inflight, k);
-	pthread_mutex_unlock(&ra->lock);
-}
-
 /*
  * After ca.issue failed with `unavailable` (a timeout, the CA restarting),
  * the CA may still be storing the certificate: look this many more times,
@@ -521,7 +507,7 @@ finalize_job(void *arg)
 	json_t *issued = NULL;
 
 	ra_issue_order(j->ra, j->rid, j->order, j->csr, &j->claim, &issued);
-	inflight_set(j->ra, id, 0);
+	ra_mark(j->ra, j->ra->inflight, id, 0);
 	if (j->w != NULL)
 		fwait_done(j->w, issued);
 	else
@@ -974,14 +960,14 @@ ra_h_finalize_order(void *svc, const struct rpc_req *req, json_t **result,
 	if (ra_call(ra->sa, RPC_SA_SET_ORDER_PROCESSING, cp, req->request_id,
 		&claimed, prob) != 0)
 		goto out;
-	inflight_set(ra, oid, 1);
+	ra_mark(ra, ra->inflight, oid, 1);
 	if (ra->cfg.finalize_async)
 		done = issue_async(
 		    ra, req->request_id, claimed, csr, &cl, &issued);
 	else {
 		ra_issue_order(
 		    ra, req->request_id, claimed, csr, &cl, &issued);
-		inflight_set(ra, oid, 0);
+		ra_mark(ra, ra->inflight, oid, 0);
 	}
 	rc = 0;
 	if (issued != NULL) {
@@ -1019,21 +1005,8 @@ ra_reissue_order(
 
 	if (csr == NULL)
 		return;
-	inflight_set(ra, id, 1);
+	ra_mark(ra, ra->inflight, id, 1);
 	ra_issue_order(ra, NULL, order, csr, cl, NULL);
-	inflight_set(ra, id, 0);
+	ra_mark(ra, ra->inflight, id, 0);
 }
 
-/* See ra_int.h. */
-int
-ra_inflight(struct ra *ra, json_int_t id)
-{
-	char k[32];
-	int on;
-
-	snprintf(k, sizeof(k), "%lld", (long long)id);
-	pthread_mutex_lock(&ra->lock);
-	on = json_object_get(ra->inflight, k) != NULL;
-	pthread_mutex_unlock(&ra->lock);
-	return on;
-}

@@ -248,10 +248,14 @@ struct ra_claim {
 };
 /* A fresh claim into cl: a random token, at_ms now. */
 void ra_claim_new(struct ra_claim *cl);
-/* 1 if this process is finalizing the order (finalize.c). */
-int ra_inflight(struct ra *ra, json_int_t id);
-/* 1 if this process is validating the authz (authz.c). */
-int ra_authz_inflight(struct ra *ra, json_int_t id);
+/*
+ * The ids this process is working on, which recovery leaves alone
+ * (ra->inflight: orders finalizing; ra->inflight_authzs: authzs
+ * validating), under ra->lock: ra_mark adds id to set (on) or removes it;
+ * ra_marked is 1 if id is in set (recovery.c).
+ */
+void ra_mark(struct ra *ra, json_t *set, json_int_t id, int on);
+int ra_marked(struct ra *ra, const json_t *set, json_int_t id);
 /*
  * Recovery of an order left processing with its CSR stored (order
  * borrowed, from sa.reclaim_order under the claim cl): issues it again

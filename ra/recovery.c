@@ -68,6 +68,35 @@ reclaim(struct ra *ra, json_t *idv, const char *older_than, struct ra_claim *cl)
 	return order;
 }
 
+/* See ra_int.h. */
+void
+ra_mark(struct ra *ra, json_t *set, json_int_t id, int on)
+{
+	char k[32];
+
+	snprintf(k, sizeof(k), "%lld", (long long)id);
+	pthread_mutex_lock(&ra->lock);
+	if (on)
+		json_object_set_new(set, k, json_true());
+	else
+		json_object_del(set, k);
+	pthread_mutex_unlock(&ra->lock);
+}
+
+/* See ra_int.h. */
+int
+ra_marked(struct ra *ra, const json_t *set, json_int_t id)
+{
+	char k[32];
+	int on;
+
+	snprintf(k, sizeof(k), "%lld", (long long)id);
+	pthread_mutex_lock(&ra->lock);
+	on = json_object_get(set, k) != NULL;
+	pthread_mutex_unlock(&ra->lock);
+	return on;
+}
+
 /*
  * Asks the SA's stale-list method for what (logged by this name) left in
  * processing before t; *res (caller decrefs) has the ids. -1, logged, if the
@@ -117,7 +146,7 @@ ra_recover_stale_orders(struct ra *ra)
 		return -1;
 	json_array_foreach(json_object_get(res, "order_ids"), i, idv)
 	{
-		if (ra_inflight(ra, json_integer_value(idv)))
+		if (ra_marked(ra, ra->inflight, json_integer_value(idv)))
 			continue;
 		if ((order = reclaim(ra, idv, t, &cl)) == NULL)
 			continue;
@@ -213,7 +242,8 @@ ra_recover_stale_authzs(struct ra *ra)
 	problem_free(perr);
 	json_array_foreach(json_object_get(res, "authz_ids"), i, idv)
 	{
-		if (ra_authz_inflight(ra, json_integer_value(idv)))
+		if (ra_marked(
+			ra, ra->inflight_authzs, json_integer_value(idv)))
 			continue;
 		if (ra_call(ra->sa, RPC_SA_GET_AUTHZ,
 			json_pack("{s:O}", "id", idv), NULL, &authz, &p) != 0)
