@@ -694,6 +694,13 @@ void sha256(const uint8_t *data, size_t len, uint8_t out[32]);
  */
 int key_spki_der(const EVP_PKEY *pk, unsigned char **der, size_t *len);
 /*
+ * A public key from its numbers (borrowed), NULL when OpenSSL refuses
+ * them: RSA (n, e); EC on the curve OpenSSL calls group ("P-256") with
+ * the point pt (len bytes, uncompressed 04||x||y). Caller frees.
+ */
+EVP_PKEY *key_rsa_public(const BIGNUM *n, const BIGNUM *e);
+EVP_PKEY *key_ec_public(const char *group, const unsigned char *pt, size_t len);
+/*
  * THE key hash (blocked_keys, key_hash_to_serial, revoke by key): hex
  * SHA-256 of key_spki_der. Every process computes it with this function.
  * pk borrowed; malloc'd string, NULL when key_spki_der fails.

@@ -37,23 +37,48 @@ key_from_params(const char *name, OSSL_PARAM_BLD *bld)
 	return out;
 }
 
+/* See core.h. */
+EVP_PKEY *
+key_rsa_public(const BIGNUM *n, const BIGNUM *e)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	EVP_PKEY *out = NULL;
+
+	if (bld != NULL &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
+		out = key_from_params("RSA", bld);
+	OSSL_PARAM_BLD_free(bld);
+	return out;
+}
+
+/* See core.h. */
+EVP_PKEY *
+key_ec_public(const char *group, const unsigned char *pt, size_t len)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	EVP_PKEY *out = NULL;
+
+	if (bld != NULL &&
+	    OSSL_PARAM_BLD_push_utf8_string(
+		bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) &&
+	    OSSL_PARAM_BLD_push_octet_string(
+		bld, OSSL_PKEY_PARAM_PUB_KEY, pt, len))
+		out = key_from_params("EC", bld);
+	OSSL_PARAM_BLD_free(bld);
+	return out;
+}
+
 /* RSA key rebuilt from (n, e): encodes as rsaEncryption with NULL params. */
 static EVP_PKEY *
 canonical_rsa(const EVP_PKEY *pk)
 {
 	BIGNUM *n = NULL, *e = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
 	EVP_PKEY *out = NULL;
 
-	if (!EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_N, &n) ||
-	    !EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e) ||
-	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
-		goto out;
-	out = key_from_params("RSA", bld);
-out:
-	OSSL_PARAM_BLD_free(bld);
+	if (EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_N, &n) &&
+	    EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e))
+		out = key_rsa_public(n, e);
 	BN_free(n);
 	BN_free(e);
 	return out;
@@ -69,7 +94,6 @@ canonical_ec(const EVP_PKEY *pk)
 	char group[64];
 	size_t glen = 0, flen;
 	BIGNUM *x = NULL, *y = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
 	unsigned char pt[1 + 2 * 66];
 	EVP_PKEY *out = NULL;
 
@@ -86,15 +110,8 @@ canonical_ec(const EVP_PKEY *pk)
 	if (BN_bn2binpad(x, pt + 1, (int)flen) < 0 ||
 	    BN_bn2binpad(y, pt + 1 + flen, (int)flen) < 0)
 		goto out;
-	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
-	    !OSSL_PARAM_BLD_push_utf8_string(
-		bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(
-		bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * flen))
-		goto out;
-	out = key_from_params("EC", bld);
+	out = key_ec_public(group, pt, 1 + 2 * flen);
 out:
-	OSSL_PARAM_BLD_free(bld);
 	BN_free(x);
 	BN_free(y);
 	return out;

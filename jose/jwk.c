@@ -6,7 +6,6 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
 
 #include "jose/jose_int.h"
 
@@ -69,28 +68,6 @@ b64_string(const uint8_t *b, size_t len)
 	return j;
 }
 
-/* Builds an EVP_PKEY of type name from params; NULL on failure. */
-static EVP_PKEY *
-pkey_fromdata(const char *name, OSSL_PARAM_BLD *bld)
-{
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *pkey = NULL;
-
-	params = OSSL_PARAM_BLD_to_param(bld);
-	if (params == NULL)
-		goto out;
-	ctx = EVP_PKEY_CTX_new_from_name(NULL, name, NULL);
-	if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0)
-		goto out;
-	if (EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		pkey = NULL;
-out:
-	EVP_PKEY_CTX_free(ctx);
-	OSSL_PARAM_free(params);
-	return pkey;
-}
-
 static int
 jwk_parse_rsa(const json_t *obj, const struct jose_policy *p, struct jwk **out,
     struct problem **prob)
@@ -98,7 +75,6 @@ jwk_parse_rsa(const json_t *obj, const struct jose_policy *p, struct jwk **out,
 	uint8_t *n = NULL, *e = NULL;
 	size_t nlen = 0, elen = 0;
 	BIGNUM *bn_n = NULL, *bn_e = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
 	EVP_PKEY *pkey = NULL;
 	json_t *canon = NULL;
 	int bits, rc = -1;
@@ -139,12 +115,7 @@ jwk_parse_rsa(const json_t *obj, const struct jose_policy *p, struct jwk **out,
 		    "RSA modulus is even: not a valid key");
 		goto out;
 	}
-	bld = OSSL_PARAM_BLD_new();
-	if (bld == NULL ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e))
-		goto internal;
-	pkey = pkey_fromdata("RSA", bld);
+	pkey = key_rsa_public(bn_n, bn_e);
 	if (pkey == NULL) {
 		jose_fail(
 		    prob, PROB_BAD_PUBLIC_KEY, "RSA key could not be imported");
@@ -162,7 +133,6 @@ internal:
 	jose_fail(prob, PROB_SERVER_INTERNAL, "RSA key import failed");
 out:
 	EVP_PKEY_free(pkey);
-	OSSL_PARAM_BLD_free(bld);
 	BN_free(bn_n);
 	BN_free(bn_e);
 	free(n);
@@ -197,7 +167,6 @@ jwk_parse_ec(const json_t *obj, const struct jose_policy *p, struct jwk **out,
 	const struct curve *c;
 	uint8_t *x = NULL, *y = NULL, *pt = NULL;
 	size_t xlen = 0, ylen = 0;
-	OSSL_PARAM_BLD *bld = NULL;
 	EVP_PKEY *pkey = NULL;
 	json_t *canon = NULL;
 	int rc = -1;
@@ -230,16 +199,7 @@ jwk_parse_ec(const json_t *obj, const struct jose_policy *p, struct jwk **out,
 	pt[0] = 0x04;
 	memcpy(pt + 1, x, c->len);
 	memcpy(pt + 1 + c->len, y, c->len);
-	bld = OSSL_PARAM_BLD_new();
-	if (bld == NULL ||
-	    !OSSL_PARAM_BLD_push_utf8_string(
-		bld, OSSL_PKEY_PARAM_GROUP_NAME, c->ossl, 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(
-		bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * c->len)) {
-		jose_fail(prob, PROB_SERVER_INTERNAL, "EC key import failed");
-		goto out;
-	}
-	pkey = pkey_fromdata("EC", bld);
+	pkey = key_ec_public(c->ossl, pt, 1 + 2 * c->len);
 	if (pkey == NULL || !pkey_public_ok(pkey)) {
 		jose_fail(prob, PROB_BAD_PUBLIC_KEY,
 		    "EC point is not on curve %s", c->crv);
@@ -254,7 +214,6 @@ jwk_parse_ec(const json_t *obj, const struct jose_policy *p, struct jwk **out,
 	rc = 0;
 out:
 	EVP_PKEY_free(pkey);
-	OSSL_PARAM_BLD_free(bld);
 	free(x);
 	free(y);
 	free(pt);
