@@ -112,22 +112,12 @@ static void http_cb(
 static void
 connect_failed(struct va_job *j, int sys_errno, const char *msg)
 {
-	char *u = va_url_string(&j->url);
-	char addr[64];
+	char *u, addr[64];
 	int slot = j->addr_try;
 
-	if (slot == 0 && j->have_addr[1]) {
-		/* IPv6 failed: fall back to IPv4. */
-		j->addr_try = 1;
-		va_job_note_tried(j, slot);
-		free(u);
-		connect_next(j);
+	if (va_job_conn_next(j, sys_errno, msg, connect_next))
 		return;
-	}
-	if (va_job_retry_conn(j, sys_errno, msg, connect_next)) {
-		free(u);
-		return;
-	}
+	u = va_url_string(&j->url);
 	va_job_finish(j,
 	    problem_new(PROB_CONNECTION,
 		"Connecting to %s "

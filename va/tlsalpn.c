@@ -230,13 +230,7 @@ connect_failed(struct va_job *j, int sys_errno, const char *msg)
 	char addr[64];
 	int slot = j->addr_try;
 
-	if (slot == 0 && j->have_addr[1]) {
-		j->addr_try = 1;
-		va_job_note_tried(j, slot);
-		alpn_connect(j);
-		return;
-	}
-	if (va_job_retry_conn(j, sys_errno, msg, alpn_connect))
+	if (va_job_conn_next(j, sys_errno, msg, alpn_connect))
 		return;
 	va_job_finish(j,
 	    problem_new(PROB_CONNECTION,

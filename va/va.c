@@ -491,6 +491,23 @@ va_job_retry_conn(struct va_job *j, int sys_errno, const char *msg,
 
 /* See va_int.h. */
 int
+va_job_conn_next(struct va_job *j, int sys_errno, const char *msg,
+    void (*again)(struct va_job *j))
+{
+	int slot = j->addr_try;
+
+	if (slot == 0 && j->have_addr[1]) {
+		/* IPv6 failed: fall back to IPv4. */
+		j->addr_try = 1;
+		va_job_note_tried(j, slot);
+		again(j);
+		return 1;
+	}
+	return va_job_retry_conn(j, sys_errno, msg, again);
+}
+
+/* See va_int.h. */
+int
 va_job_addr_slot(struct va_job *j)
 {
 	char addr[64];

@@ -363,6 +363,14 @@ void va_job_unref(struct va_job *j);
  */
 int va_job_retry_conn(struct va_job *j, int sys_errno, const char *msg,
     void (*again)(struct va_job *j));
+/*
+ * A connection of j failed (as for va_job_retry_conn): after a failed IPv6
+ * address, again(j) tries the IPv4 one at once; else a retry as
+ * va_job_retry_conn schedules it. 1 if either happened (the caller must
+ * not finish j), else 0 (the caller finishes j with its problem).
+ */
+int va_job_conn_next(struct va_job *j, int sys_errno, const char *msg,
+    void (*again)(struct va_job *j));
 
 /* Resolves j->dns_host (A + AAAA) then calls next(j) or finishes j with a
  * dns problem. Records addresses_resolved on j->hop when set. */
