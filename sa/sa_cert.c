@@ -124,8 +124,8 @@ static const struct sa_stmt st_block_key = {"block_key",
 static const struct sa_stmt st_key_blocked = {"key_blocked",
     "SELECT EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $1)"};
 static const struct sa_stmt st_fqdn_issued = {"fqdn_issued",
-    "SELECT " SA_TS("issued") " FROM fqdn_sets WHERE set_hash = $1 "
-    "AND issued > now() - $2::bigint * interval '1 millisecond' "
+    "SELECT " SA_TS("issued") " FROM fqdn_sets WHERE set_hash = $2 "
+    "AND issued > now() - $1::bigint * interval '1 millisecond' "
     "ORDER BY issued"};
 static const struct sa_stmt st_count_domain = {"count_domain",
     "SELECT count(DISTINCT serial) FROM issued_names "
@@ -161,6 +161,21 @@ static const struct sa_in in_key_hash[] = {SA_REQ("key_hash", SA_IN_HEX, 64)};
 static const struct sa_in in_block_key[] = {SA_REQ("key_hash", SA_IN_HEX, 64),
     SA_OPT("source", SA_IN_STR, 256, ""),
     SA_OPT("comment", SA_IN_STR, 1024, "")};
+static const struct sa_in in_reserve[] = {
+    SA_REQ("serial", SA_IN_HEX, SA_SERIAL_MAX),
+    SA_REQ("account_id", SA_IN_ID, 0), SA_REQ("expires", SA_IN_TIME, 0),
+    SA_OPT("order_id", SA_IN_ID, 0, NULL),
+    SA_OPT("claim", SA_IN_HEX, SA_CLAIM_MAX, NULL)};
+/* clang-format off */
+#define IN_WINDOW {.name = "window_ms", .kind = SA_IN_INT, .required = 1, \
+	.max = 10LL * 365 * 86400 * 1000, .min = 1, \
+	.bad = "parameter window_ms: out of range"}
+/* clang-format on */
+static const struct sa_in in_window[] = {IN_WINDOW};
+static const struct sa_in in_count[] = {
+    {.name = "domain", .kind = SA_IN_STR, .required = 1, .max = 255,
+	.min = 1, .bad = "parameter domain: empty"},
+    IN_WINDOW};
 static const struct sa_col_spec serial_col[] = {{NULL, SA_COL_STR}};
 static const struct sa_col_spec blocked_col[] = {{"blocked", SA_COL_BOOL}};
 /* clang-format on */
@@ -228,38 +243,62 @@ sa_read_certificate(struct sa_conn *c, const char *serial, int with_der,
 	    cert_cols, SA_NCOLS(cert_cols), "no such certificate", out, prob);
 }
 
-/* The serial of params p (serial, account, expires) reserved under order
- * id's claim (st_serial_insert_claimed). 0 and *result, or -1 and *prob:
- * orderNotReady when the claim no longer holds, conflict when the serial
- * exists. */
+/* A reservation that failed: a serial for an unknown account is malformed
+ * (23503). -1 with *prob. */
 static int
-reserve_claimed(struct sa_conn *c, struct sa_params *p, int64_t id,
-    const char *claim, json_t **result, struct problem **prob)
+reserve_failed(struct sa_conn *c, struct problem **prob)
+{
+	if (sa_sqlstate_is(c, "23503")) {
+		problem_free(*prob);
+		*prob = problem_new(PROB_MALFORMED, "no such account");
+	}
+	return -1;
+}
+
+/* The serial of p (in_reserve bound: serial, account, expires, order id,
+ * claim) reserved under the order's claim (st_serial_insert_claimed). 0
+ * and *result, or -1 and *prob: orderNotReady when the claim no longer
+ * holds, conflict when the serial exists. */
+static int
+reserve_claimed(struct sa_conn *c, const struct sa_params *p, json_t **result,
+    struct problem **prob)
 {
 	PGresult *r;
 	int held, reserved;
 
-	sa_p_int(p, id);
-	sa_p_str(p, claim);
-	if ((r = sa_q(c, &st_serial_insert_claimed, p, prob)) == NULL) {
-		if (sa_sqlstate_is(c, "23503")) {
-			problem_free(*prob);
-			*prob = problem_new(PROB_MALFORMED, "no such account");
-		}
-		return -1;
-	}
+	if ((r = sa_q(c, &st_serial_insert_claimed, p, prob)) == NULL)
+		return reserve_failed(c, prob);
 	held = sa_col_bool(r, 0, 0);
 	reserved = sa_col_bool(r, 0, 1);
 	PQclear(r);
 	if (!held) {
 		*prob = problem_new(PROB_ORDER_NOT_READY,
-		    "order %lld is not processing under this claim (taken over "
+		    "order %s is not processing under this claim (taken over "
 		    "by recovery, or finished)",
-		    (long long)id);
+		    p->v[3]);
 		return -1;
 	}
 	if (!reserved) {
 		*prob = problem_new(PROB_CONFLICT, "serial already exists");
+		return -1;
+	}
+	*result = json_object();
+	return 0;
+}
+
+/* The serial of p (serial, account, expires) reserved: 0 and *result, or
+ * -1 and *prob (conflict when it exists). */
+static int
+reserve(struct sa_conn *c, const struct sa_params *p, json_t **result,
+    struct problem **prob)
+{
+	long rows = 0;
+
+	if (sa_exec(c, &st_serial_insert, p, &rows, prob) != 0)
+		return reserve_failed(c, prob);
+	if (rows != 1) {
+		*prob = problem_new(
+		    PROB_CONFLICT, "serial %s already exists", p->v[0]);
 		return -1;
 	}
 	*result = json_object();
@@ -271,39 +310,22 @@ sa_m_reserve_serial(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *serial = NULL, *claim = NULL;
-	char expires[32];
-	int64_t acct = 0, order = 0;
-	long rows = 0;
+	int ret;
 
-	if (sa_get_hex(params, "serial", 1, SA_SERIAL_MAX, &serial, prob) < 0 ||
-	    sa_get_id(params, "account_id", 1, &acct, prob) < 0 ||
-	    sa_get_time(params, "expires", 1, expires, sizeof(expires), prob) <
-		0 ||
-	    sa_get_id(params, "order_id", 0, &order, prob) < 0 ||
-	    sa_get_hex(params, "claim", order > 0, SA_CLAIM_MAX, &claim,
-		prob) < 0)
+	if (sa_bind(params, in_reserve, SA_NCOLS(in_reserve), &p, prob) != 0)
 		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, serial);
-	sa_p_int(&p, acct);
-	sa_p_str(&p, expires);
-	if (order > 0)
-		return reserve_claimed(c, &p, order, claim, result, prob);
-	if (sa_exec(c, &st_serial_insert, &p, &rows, prob) != 0) {
-		if (sa_sqlstate_is(c, "23503")) {
-			problem_free(*prob);
-			*prob = problem_new(PROB_MALFORMED, "no such account");
-		}
-		return -1;
-	}
-	if (rows != 1) {
+	if (p.v[3] != NULL && p.v[4] == NULL) {
 		*prob = problem_new(
-		    PROB_CONFLICT, "serial %s already exists", serial);
-		return -1;
+		    PROB_MALFORMED, "parameter claim: required");
+		ret = -1;
+	} else if (p.v[3] != NULL)
+		ret = reserve_claimed(c, &p, result, prob);
+	else {
+		p.n = 3; /* serial, account, expires: st_serial_insert's */
+		ret = reserve(c, &p, result, prob);
 	}
-	*result = json_object();
-	return 0;
+	sa_params_clear(&p);
+	return ret;
 }
 
 struct add_cert {
@@ -606,62 +628,46 @@ sa_m_revoke_certificate(
 	return sa_read_certificate(c, rv.serial, 0, result, prob);
 }
 
-static int
-get_window(json_t *params, int64_t *ms, struct problem **prob)
-{
-	if (sa_get_int(params, "window_ms", 1, ms, prob) < 0)
-		return -1;
-	if (*ms <= 0 || *ms > 10LL * 365 * 86400 * 1000) {
-		*prob = problem_new(
-		    PROB_MALFORMED, "parameter window_ms: out of range");
-		return -1;
-	}
-	return 0;
-}
-
 int
 sa_m_fqdn_set_issued(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	json_t *idents = NULL, *ts;
-	char *hash = NULL;
-	int64_t ms = 0;
-	PGresult *r = NULL;
-	size_t i;
-	json_t *id;
+	json_t *idents = NULL, *ts, *id;
 	const char *t, *v;
-	int k, ret = -1;
+	char *hash;
+	PGresult *r;
+	size_t i;
+	int k;
 
 	if (sa_get_json(params, "identifiers", 1, JSON_ARRAY, &idents, prob) <
 		0 ||
-	    get_window(params, &ms, prob) != 0)
-		goto out;
+	    sa_bind(params, in_window, SA_NCOLS(in_window), &p, prob) != 0)
+		return -1;
+	/* (p owns nothing: in_window is an integer) */
 	if (json_array_size(idents) > 1000) {
 		*prob = problem_new(PROB_MALFORMED, "too many identifiers");
-		goto out;
+		return -1;
 	}
 	json_array_foreach(idents, i, id)
 	{
 		if (sa_check_identifier(id, &t, &v, prob) != 0)
-			goto out;
+			return -1;
 	}
 	hash = sa_fqdn_set_hash(idents);
-	sa_params_init(&p);
 	sa_p_str(&p, hash);
-	sa_p_int(&p, ms);
-	if ((r = sa_q(c, &st_fqdn_issued, &p, prob)) == NULL)
-		goto out;
+	r = sa_q(c, &st_fqdn_issued, &p, prob);
+	free(hash);
+	sa_params_clear(&p);
+	if (r == NULL)
+		return -1;
 	ts = json_array();
 	for (k = 0; k < PQntuples(r); k++)
 		json_array_append_new(ts, json_string(sa_col(r, k, 0)));
 	*result =
 	    json_pack("{s:i, s:o}", "count", PQntuples(r), "timestamps", ts);
-	ret = 0;
-out:
 	PQclear(r);
-	free(hash);
-	return ret;
+	return 0;
 }
 
 int
@@ -669,24 +675,17 @@ sa_m_count_certs_by_domain(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *domain = NULL;
-	char *rev = NULL;
-	int64_t ms = 0;
+	char *rev;
 	PGresult *r;
 
-	if (sa_get_str(params, "domain", 1, 255, &domain, prob) < 0 ||
-	    get_window(params, &ms, prob) != 0)
+	if (sa_bind(params, in_count, SA_NCOLS(in_count), &p, prob) != 0)
 		return -1;
-	if (domain[0] == '\0') {
-		*prob = problem_new(PROB_MALFORMED, "parameter domain: empty");
-		return -1;
-	}
-	rev = reverse_name("dns", domain);
-	sa_params_init(&p);
-	sa_p_str(&p, rev);
-	sa_p_int(&p, ms);
+	/* issued_names holds the names reversed */
+	rev = reverse_name("dns", p.v[0]);
+	p.v[0] = rev;
 	r = sa_q(c, &st_count_domain, &p, prob);
 	free(rev);
+	sa_params_clear(&p);
 	if (r == NULL)
 		return -1;
 	*result = json_pack("{s:I}", "count", (json_int_t)sa_col_int(r, 0, 0));

@@ -34,30 +34,25 @@ static const struct sa_stmt st_jti_spend = {"tkauth_jti_spend",
     "SELECT challenge_id FROM tkauth_jtis WHERE issuer = $1 AND jti = $2 "
     "LIMIT 1"};
 
+static const struct sa_in in_spend[] = {SA_REQ("issuer", SA_IN_STR, 1024),
+    SA_REQ("jti", SA_IN_STR, 1024), SA_REQ("account_id", SA_IN_ID, 0),
+    SA_REQ("challenge_id", SA_IN_ID, 0), SA_REQ("expires", SA_IN_TIME, 0)};
+
 /* sa.tkauth_spend_jti (docs/rpc-methods.md). */
 int
 sa_m_tkauth_spend_jti(
     struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
-	const char *issuer = NULL, *jti = NULL;
-	int64_t aid = 0, cid = 0, by = 0;
-	char exp[64];
+	int64_t cid, by = 0;
 	PGresult *r;
 
-	if (sa_get_str(params, "issuer", 1, 1024, &issuer, prob) < 0 ||
-	    sa_get_str(params, "jti", 1, 1024, &jti, prob) < 0 ||
-	    sa_get_id(params, "account_id", 1, &aid, prob) < 0 ||
-	    sa_get_id(params, "challenge_id", 1, &cid, prob) < 0 ||
-	    sa_get_time(params, "expires", 1, exp, sizeof(exp), prob) < 0)
+	if (sa_bind(params, in_spend, SA_NCOLS(in_spend), &p, prob) != 0)
 		return -1;
-	sa_params_init(&p);
-	sa_p_str(&p, issuer);
-	sa_p_str(&p, jti);
-	sa_p_int(&p, aid);
-	sa_p_int(&p, cid);
-	sa_p_str(&p, exp);
-	if ((r = sa_q(c, &st_jti_spend, &p, prob)) == NULL)
+	cid = strtoll(p.v[3], NULL, 10);
+	r = sa_q(c, &st_jti_spend, &p, prob);
+	sa_params_clear(&p);
+	if (r == NULL)
 		return -1;
 	if (PQntuples(r) == 1)
 		by = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
