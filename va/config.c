@@ -52,7 +52,9 @@ static const struct jspec email_spec[] = {
     F("poll_interval", JSPEC_DURATION, email_poll_ms), JSPEC_END};
 static const struct jspec tkauth_spec[] = {
     F("roots", JSPEC_STRING, tkauth_roots),
-    F("allow_ca", JSPEC_BOOL, tkauth_allow_ca), JSPEC_END};
+    F("allow_ca", JSPEC_BOOL, tkauth_allow_ca),
+    FS("x5u_allow", tkauth_x5u_allow, n_tkauth_x5u_allow),
+    F("x5u_ca", JSPEC_STRING, tkauth_x5u_ca), JSPEC_END};
 static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
     FO("debug", debug_spec), F("rpc", JSPEC_JSON, rpc), FO("dns", dns_spec),
     F("http01_port", JSPEC_INT, http01_port),

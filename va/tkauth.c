@@ -8,8 +8,10 @@
  *  - the header: an asymmetric "alg" (RFC 9448 §5: the protected header
  *    "MUST comply with "Request Authentication" (Section 6.2 of RFC
  *    8555)"), an "x5c" chain whose leaf chains to the configured Token
- *    Authority roots (va.json tkauth.roots; nothing is built in). "x5u"
- *    alone is refused: Anvil does not fetch it (docs/acme.md);
+ *    Authority roots (va.json tkauth.roots; nothing is built in), or,
+ *    without "x5c", an "x5u" (RFC 7515 §4.1.5) under a tkauth.x5u_allow
+ *    prefix: va_validate fetches its PEM chain off the loop thread
+ *    (va_tkauth_x5u_fetch) and the chain is verified exactly as x5c's;
  *  - the signature, with the leaf's key;
  *  - the claims: "exp" (not passed), "jti" (RFC 9447 §4: "the JWT MUST
  *    contain a "jti" element and an "exp" claim"), "nbf" when present;
@@ -27,8 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
+#include <curl/curl.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "jose/jose.h"
@@ -37,10 +42,15 @@
 /* Bounds on hostile input. */
 #define TK_MAX_JWT 16384
 #define TK_MAX_X5C 5
+#define TK_MAX_X5U_BODY 65536 /* bytes of the x5u resource */
+#define TK_MAX_X5U_URL 2048
+#define TK_X5U_TIMEOUT_MS 10000
 
 struct va_tkauth {
 	X509_STORE *roots; /* tkauth.roots; NULL: every token refused */
 	int allow_ca;      /* tkauth.allow_ca */
+	const struct va_config *cfg; /* borrowed: x5u_allow, x5u_ca */
+	int curl_init;               /* curl_global_init succeeded */
 };
 
 /* See va_int.h. */
@@ -48,8 +58,36 @@ struct va_tkauth *
 va_tkauth_new(const struct va_config *cfg, char *err, size_t errlen)
 {
 	struct va_tkauth *t = xcalloc(1, sizeof(*t));
+	size_t i;
 
 	t->allow_ca = cfg->tkauth_allow_ca;
+	t->cfg = cfg;
+	for (i = 0; i < cfg->n_tkauth_x5u_allow; i++)
+		if (strncmp(cfg->tkauth_x5u_allow[i], "https://", 8) != 0 ||
+		    strlen(cfg->tkauth_x5u_allow[i]) <= 8) {
+			snprintf(err, errlen,
+			    "tkauth.x5u_allow: \"%s\" is not an https:// URL "
+			    "prefix",
+			    cfg->tkauth_x5u_allow[i]);
+			free(t);
+			return NULL;
+		}
+	if (cfg->tkauth_x5u_ca != NULL &&
+	    access(cfg->tkauth_x5u_ca, R_OK) != 0) {
+		snprintf(err, errlen, "tkauth.x5u_ca: cannot read %s",
+		    cfg->tkauth_x5u_ca);
+		free(t);
+		return NULL;
+	}
+	if (cfg->n_tkauth_x5u_allow > 0) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+			snprintf(err, errlen,
+			    "tkauth.x5u_allow: libcurl cannot initialise");
+			free(t);
+			return NULL;
+		}
+		t->curl_init = 1;
+	}
 	if (cfg->tkauth_roots == NULL)
 		return t;
 	t->roots = X509_STORE_new();
@@ -72,6 +110,8 @@ va_tkauth_free(struct va_tkauth *t)
 	if (t == NULL)
 		return;
 	X509_STORE_free(t->roots);
+	if (t->curl_init)
+		curl_global_cleanup();
 	free(t);
 }
 
@@ -184,41 +224,22 @@ tk_jwt_parse(const char *token, struct tk_jwt *t, struct tk_fail *f)
 }
 
 /*
- * RFC 9448 §6 steps 2-3: the leaf of the header's "x5c" (RFC 7515 §4.1.6:
- * standard base64 DER, the signer first) chains to a configured Token
- * Authority root. New reference, or NULL with f.
+ * The certificates of the header's "x5c" (RFC 7515 §4.1.6: standard base64
+ * DER, the signer first): *leaf (new) and the rest pushed on rest. 0, or -1
+ * with f.
  */
-static X509 *
-tk_signer(const struct va_tkauth *ta, const json_t *hdr, struct tk_fail *f)
+static int
+tk_chain_x5c(const json_t *x5c, X509 **leaf, STACK_OF(X509) *rest,
+    struct tk_fail *f)
 {
-	const json_t *x5c = json_object_get(hdr, "x5c"), *e;
-	STACK_OF(X509) *rest = NULL;
-	X509 *leaf = NULL, *x;
-	const char *why;
+	const json_t *e;
 	uint8_t *der = NULL;
 	size_t i, len;
-	int ok = 0, trusted;
+	X509 *x;
 
-	if (!json_is_array(x5c)) {
-		tk_bad(f, PROB_UNAUTHORIZED,
-		    json_object_get(hdr, "x5u") != NULL
-			? "the token names its signer by \"x5u\" only; Anvil "
-			  "needs the chain in \"x5c\" (it does not fetch x5u)"
-			: "the token's header has no \"x5c\" certificate "
-			  "chain (RFC 9448 §6)");
-		return NULL;
-	}
-	if (json_array_size(x5c) == 0 || json_array_size(x5c) > TK_MAX_X5C) {
-		tk_bad(f, PROB_MALFORMED, "\"x5c\" must hold 1..%d certificates",
-		    TK_MAX_X5C);
-		return NULL;
-	}
-	if (ta->roots == NULL) {
-		tk_bad(f, PROB_UNAUTHORIZED,
-		    "no Token Authority is trusted (va.json tkauth.roots)");
-		return NULL;
-	}
-	rest = sk_X509_new_null();
+	if (json_array_size(x5c) == 0 || json_array_size(x5c) > TK_MAX_X5C)
+		return tk_bad(f, PROB_MALFORMED,
+		    "\"x5c\" must hold 1..%d certificates", TK_MAX_X5C);
 	json_array_foreach(x5c, i, e)
 	{
 		x = NULL;
@@ -228,19 +249,105 @@ tk_signer(const struct va_tkauth *ta, const json_t *hdr, struct tk_fail *f)
 			x = va_der_cert(der, len, TK_MAX_JWT);
 		free(der);
 		der = NULL;
-		if (x == NULL) {
-			tk_bad(f, PROB_MALFORMED,
+		if (x == NULL)
+			return tk_bad(f, PROB_MALFORMED,
 			    "x5c[%zu] is not a base64 DER certificate", i);
+		if (i == 0)
+			*leaf = x;
+		else if (!sk_X509_push(rest, x)) {
+			X509_free(x);
+			return tk_bad(f, PROB_SERVER_INTERNAL, "out of memory");
+		}
+	}
+	return 0;
+}
+
+/*
+ * The certificates of the PEM chain fetched from "x5u" (url, borrowed, for
+ * the detail): RFC 7515 §4.1.5, "The certificate containing the public key
+ * corresponding to the key used to digitally sign the JWS MUST be the
+ * first certificate". *leaf (new), the rest on rest. 0, or -1 with f.
+ */
+static int
+tk_chain_pem(const char *pem, const char *url, X509 **leaf,
+    STACK_OF(X509) *rest, struct tk_fail *f)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x;
+	int n = 0, rc = -1;
+
+	if (b == NULL)
+		return tk_bad(f, PROB_SERVER_INTERNAL, "out of memory");
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (++n > TK_MAX_X5C) {
+			X509_free(x);
+			tk_bad(f, PROB_UNAUTHORIZED,
+			    "the x5u resource %s holds more than %d "
+			    "certificates",
+			    url, TK_MAX_X5C);
 			goto out;
 		}
-		if (i == 0)
-			leaf = x;
-		else if (rest == NULL || !sk_X509_push(rest, x)) {
+		if (n == 1)
+			*leaf = x;
+		else if (!sk_X509_push(rest, x)) {
 			X509_free(x);
 			tk_bad(f, PROB_SERVER_INTERNAL, "out of memory");
 			goto out;
 		}
 	}
+	if (n == 0) {
+		tk_bad(f, PROB_UNAUTHORIZED,
+		    "the x5u resource %s holds no PEM certificate "
+		    "(RFC 7515 §4.1.5)",
+		    url);
+		goto out;
+	}
+	rc = 0;
+out:
+	BIO_free(b);
+	return rc;
+}
+
+/*
+ * RFC 9448 §6 steps 2-3: the signer's certificate, from the header's "x5c"
+ * or else from x5u_pem (the chain va_validate fetched from "x5u"; may be
+ * NULL), chains to a configured Token Authority root. New reference, or
+ * NULL with f.
+ */
+static X509 *
+tk_signer(const struct va_tkauth *ta, const json_t *hdr, const char *x5u_pem,
+    struct tk_fail *f)
+{
+	const json_t *x5c = json_object_get(hdr, "x5c");
+	const json_t *x5u = json_object_get(hdr, "x5u");
+	STACK_OF(X509) *rest = NULL;
+	X509 *leaf = NULL;
+	const char *why;
+	int ok = 0, trusted, got;
+
+	if (!json_is_array(x5c) && (!json_is_string(x5u) || x5u_pem == NULL)) {
+		tk_bad(f, PROB_UNAUTHORIZED,
+		    x5u != NULL
+			? "the token's \"x5u\" was not fetched (va.json "
+			  "tkauth.x5u_allow is empty or it is not a string)"
+			: "the token's header has neither an \"x5c\" "
+			  "certificate chain nor an \"x5u\" (RFC 9448 §6)");
+		return NULL;
+	}
+	if (ta->roots == NULL) {
+		tk_bad(f, PROB_UNAUTHORIZED,
+		    "no Token Authority is trusted (va.json tkauth.roots)");
+		return NULL;
+	}
+	if ((rest = sk_X509_new_null()) == NULL) {
+		tk_bad(f, PROB_SERVER_INTERNAL, "out of memory");
+		return NULL;
+	}
+	got = json_is_array(x5c)
+	    ? tk_chain_x5c(x5c, &leaf, rest, f)
+	    : tk_chain_pem(x5u_pem, json_string_value(x5u), &leaf, rest, f);
+	if (got != 0)
+		goto out;
 	if ((trusted = va_chain_verify(ta->roots, leaf, rest, &why)) < 0) {
 		tk_bad(f, PROB_SERVER_INTERNAL,
 		    "cannot set up chain verification");
@@ -464,7 +571,8 @@ va_tkauth01_start(struct va_job *j)
 		goto fail;
 	}
 	if (tk_jwt_parse(tok, &t, &f) != 0 ||
-	    (signer = tk_signer(j->va->tkauth, t.hdr, &f)) == NULL ||
+	    (signer = tk_signer(j->va->tkauth, t.hdr, j->tk_x5u_pem, &f)) ==
+		NULL ||
 	    tk_check_sig(&t, signer, &f) != 0 ||
 	    tk_check_times(t.claims, &f) != 0)
 		goto fail;
@@ -491,4 +599,161 @@ fail:
 	X509_free(signer);
 	tk_jwt_clear(&t);
 	va_job_finish(j, problem_new(f.type, "tkauth-01: %s", f.why));
+}
+
+/* The x5u response body, capped at TK_MAX_X5U_BODY. */
+struct tk_body {
+	char *data;
+	size_t len;
+	int too_big;
+};
+
+static size_t
+tk_body_write(char *p, size_t size, size_t n, void *arg)
+{
+	struct tk_body *b = arg;
+	size_t add = size * n;
+
+	if (add > TK_MAX_X5U_BODY - b->len) {
+		b->too_big = 1;
+		return 0; /* aborts the transfer (CURLE_WRITE_ERROR) */
+	}
+	b->data = xrealloc(b->data, b->len + add + 1);
+	memcpy(b->data + b->len, p, add);
+	b->len += add;
+	b->data[b->len] = '\0';
+	return add;
+}
+
+/*
+ * url may be fetched: a single-line https URL under one of the
+ * tkauth.x5u_allow prefixes (a prefix matches up to a '/' boundary, so
+ * "https://ta.example" does not admit "https://ta.example.evil").
+ */
+static int
+tk_x5u_allowed(const struct va_config *cfg, const char *url)
+{
+	size_t i, n;
+	const char *p;
+
+	if (strncasecmp(url, "https://", 8) != 0 ||
+	    strlen(url) > TK_MAX_X5U_URL)
+		return 0;
+	for (p = url; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return 0;
+	for (i = 0; i < cfg->n_tkauth_x5u_allow; i++) {
+		n = strlen(cfg->tkauth_x5u_allow[i]);
+		if (n > 8 && strncmp(url, cfg->tkauth_x5u_allow[i], n) == 0 &&
+		    (cfg->tkauth_x5u_allow[i][n - 1] == '/' ||
+			url[n] == '\0' || url[n] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
+/* GETs url into b: https only, TLS verified (tkauth.x5u_ca or the system
+ * store), no redirects, 200 only. 0, or -1 with err. */
+static int
+tk_x5u_get(const struct va_config *cfg, const char *url, int64_t timeout_ms,
+    struct tk_body *b, char *err, size_t errlen)
+{
+	char ebuf[CURL_ERROR_SIZE] = "";
+	CURL *c = curl_easy_init();
+	CURLcode rc = CURLE_FAILED_INIT;
+	long status = 0;
+
+	if (c == NULL ||
+	    curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+	    (cfg->tkauth_x5u_ca != NULL &&
+		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->tkauth_x5u_ca) !=
+		    CURLE_OK) ||
+	    curl_easy_setopt(c, CURLOPT_USERAGENT, cfg->user_agent) !=
+		CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tk_body_write) !=
+		CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_WRITEDATA, b) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+		(curl_off_t)TK_MAX_X5U_BODY) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms) !=
+		CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf) != CURLE_OK) {
+		snprintf(err, errlen, "cannot set up the fetch");
+		curl_easy_cleanup(c);
+		return -1;
+	}
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK &&
+	    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		status = 0;
+	curl_easy_cleanup(c);
+	if (b->too_big || rc == CURLE_FILESIZE_EXCEEDED)
+		snprintf(err, errlen, "the resource is larger than %d bytes",
+		    TK_MAX_X5U_BODY);
+	else if (rc != CURLE_OK)
+		snprintf(err, errlen, "%s",
+		    ebuf[0] ? ebuf : curl_easy_strerror(rc));
+	else if (status != 200)
+		snprintf(err, errlen, "HTTP status %ld (redirects are not "
+				      "followed)",
+		    status);
+	else
+		return 0;
+	return -1;
+}
+
+/* See va_int.h. */
+int
+va_tkauth_x5u_fetch(const struct va_tkauth *t, const json_t *payload,
+    int64_t timeout_ms, char **pem, struct problem **prob)
+{
+	const char *tok = json_string_value(json_object_get(payload, "atc"));
+	const char *url;
+	struct tk_jwt jwt;
+	struct tk_fail f;
+	struct tk_body b = {NULL, 0, 0};
+	char err[CURL_ERROR_SIZE + 64];
+	int rc = 0;
+
+	*pem = NULL;
+	*prob = NULL;
+	memset(&jwt, 0, sizeof(jwt));
+	/* whatever is wrong with the token itself, the loop reports; RFC 7515
+	 * §4.1.6 "x5c" gives the chain itself, so with both present x5c is
+	 * used and x5u is not dereferenced */
+	if (tok == NULL || t->roots == NULL ||
+	    tk_jwt_parse(tok, &jwt, &f) != 0 ||
+	    json_object_get(jwt.hdr, "x5c") != NULL ||
+	    (url = json_string_value(json_object_get(jwt.hdr, "x5u"))) ==
+		NULL ||
+	    t->cfg->n_tkauth_x5u_allow == 0)
+		goto out;
+	if (!tk_x5u_allowed(t->cfg, url)) {
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "tkauth-01: the token's x5u %s is not an https URL under "
+		    "va.json tkauth.x5u_allow: its signer is not a trusted "
+		    "Token Authority (RFC 9448 §6)",
+		    url);
+		rc = -1;
+		goto out;
+	}
+	if (tk_x5u_get(t->cfg, url,
+		timeout_ms < TK_X5U_TIMEOUT_MS ? timeout_ms : TK_X5U_TIMEOUT_MS,
+		&b, err, sizeof(err)) != 0) {
+		*prob = problem_new(PROB_UNAUTHORIZED,
+		    "tkauth-01: cannot fetch the token's x5u %s: %s", url,
+		    err);
+		free(b.data);
+		rc = -1;
+		goto out;
+	}
+	*pem = b.data != NULL ? b.data : xstrdup("");
+out:
+	tk_jwt_clear(&jwt);
+	return rc;
 }

@@ -83,6 +83,7 @@ job_free(struct va_job *j)
 	free(j->caa_method);
 	json_decref(j->persist);
 	json_decref(j->payload);
+	free(j->tk_x5u_pem);
 	free(j->rid);
 	json_decref(j->record);
 	problem_free(j->prob);
@@ -1010,6 +1011,8 @@ va_validate_async(struct va *va, const struct va_request *req, va_done_fn done,
 	j->payload = json_is_object(req->payload)
 	    ? json_deep_copy(req->payload)
 	    : NULL;
+	j->tk_x5u_pem =
+	    req->tkauth_x5u_pem ? xstrdup(req->tkauth_x5u_pem) : NULL;
 	j->caa_method = xstrdup(c->name);
 	j->record = json_array();
 	j->done = done;
@@ -1063,13 +1066,14 @@ waiter_wait(struct waiter *w)
 	pthread_mutex_destroy(&w->mu);
 }
 
-int
-va_validate(struct va *va, const struct va_request *req, struct va_result *res)
+/* va_validate once the request is complete: submits and waits. */
+static int
+validate_wait(
+    struct va *va, const struct va_request *req, struct va_result *res)
 {
 	struct waiter w;
 	struct problem *prob = NULL;
 
-	memset(res, 0, sizeof(*res));
 	if (waiter_init(&w) != 0) {
 		res->prob = problem_new(PROB_SERVER_INTERNAL,
 		    "VA: cannot "
@@ -1087,6 +1091,32 @@ va_validate(struct va *va, const struct va_request *req, struct va_result *res)
 	waiter_wait(&w);
 	*res = w.res;
 	return 0;
+}
+
+int
+va_validate(struct va *va, const struct va_request *req, struct va_result *res)
+{
+	struct problem *prob = NULL;
+	struct va_request r = *req;
+	char *x5u_pem = NULL;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	/* tkauth-01's x5u is fetched here, on the caller's thread (blocking
+	 * network I/O stays off the loop); a failed fetch is the answer */
+	if (req->challenge == CHAL_TKAUTH01 && !va->cfg->always_valid &&
+	    va_tkauth_x5u_fetch(va->tkauth, req->payload,
+		req->timeout_ms > 0 ? req->timeout_ms
+				    : va->cfg->validation_timeout_ms,
+		&x5u_pem, &prob) != 0) {
+		res->prob = prob;
+		res->record = json_array();
+		return 0;
+	}
+	r.tkauth_x5u_pem = x5u_pem;
+	rc = validate_wait(va, &r, res);
+	free(x5u_pem);
+	return rc;
 }
 
 int

@@ -81,6 +81,10 @@ struct va_config {
 	/* RFC 9447/9448 tkauth-01 ("tkauth" object, docs/config/va.md) */
 	char *tkauth_roots; /* PEM: the trusted Token Authority roots */
 	int tkauth_allow_ca; /* accept "atc" tokens with "ca": true */
+	/* URL prefixes an "x5u" may name (https only); none: x5u refused */
+	char **tkauth_x5u_allow;
+	size_t n_tkauth_x5u_allow;
+	char *tkauth_x5u_ca; /* PEM: CAs for the x5u fetch's TLS; NULL: system */
 	/* RFC 9891 bp-nodeid-00 ("bp" object, checked by bpnodeid.c;
 	 * docs/config/va.md); NULL: off */
 	json_t *bp;
@@ -141,6 +145,9 @@ struct va_request {
 	/* the client's challenge response object (device-attest-01: attObj),
 	 * or NULL (borrowed) */
 	const json_t *payload;
+	/* tkauth-01: the PEM chain fetched from the token's "x5u" (borrowed;
+	 * va_validate fills it, va_validate_async callers leave it NULL) */
+	const char *tkauth_x5u_pem;
 	const char *request_id;  /* may be NULL */
 	int64_t timeout_ms;      /* the configured validation_timeout, or
 				    this when > 0 and smaller */

@@ -241,6 +241,7 @@ struct va_job {
 	char *caa_method;
 	json_t *persist; /* dns-persist-01 parameters (owned copy) */
 	json_t *payload; /* challenge response object (owned ref) or NULL */
+	char *tk_x5u_pem; /* tkauth-01: the fetched x5u chain (owned) or NULL */
 	int check_caa;
 	char *rid;
 	int64_t timeout_ms;
@@ -773,6 +774,16 @@ struct va_tkauth;
 struct va_tkauth *va_tkauth_new(
     const struct va_config *cfg, char *err, size_t errlen);
 void va_tkauth_free(struct va_tkauth *t);
+/*
+ * tkauth-01 with a token that names its signer by "x5u" only: fetches the
+ * PEM chain (https, a tkauth.x5u_allow prefix, tkauth.x5u_ca, no
+ * redirects, 64 KiB, timeout_ms capped at 10 s). payload borrowed. 0 with
+ * *pem (caller frees) or with *pem NULL when there is nothing to fetch (no
+ * token, an "x5c", no roots: the loop reports those); -1 with *prob
+ * (caller frees, unauthorized). Blocking: never on the VA loop thread.
+ */
+int va_tkauth_x5u_fetch(const struct va_tkauth *t, const json_t *payload,
+    int64_t timeout_ms, char **pem, struct problem **prob);
 /* tkauth-01: verifies j->payload's "atc" Authority Token; finishes j. */
 void va_tkauth01_start(struct va_job *j);
 /* ---------------- bp-nodeid-00 (bpnodeid.c, RFC 9891) ---------------- */

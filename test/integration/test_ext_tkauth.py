@@ -8,18 +8,25 @@ va.json tkauth.roots); this suite signs ES256 JWTs with its key, carried in
 "x5c", and `anvil-admin tkauth token` mints them for a client developer. A
 rogue root made with `cryptography` issues the untrusted signer. The client
 is written here (raw JWS through rel_acme); configs/dev has the "stir"
-profile and names tkauth-01 in policy.challenges.
+profile and names tkauth-01 in policy.challenges. Tokens naming their
+signer by "x5u" get their chain from X5uServer, an HTTPS server on an
+ephemeral loopback port whose test CA is the VA's tkauth.x5u_ca.
 
-Ports: AnvilEnv base 28900 (WFE 28931).
+Ports: AnvilEnv base 28900 (WFE 28931); the x5u server: ephemeral.
 """
 import base64
 import datetime
 import hashlib
+import ipaddress
 import json
 import os
+import ssl
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography import x509
@@ -120,15 +127,84 @@ def claims(key, der, **over):
     return c
 
 
+# ------------------------------------------------ x5u resources (HTTPS)
+
+class X5uServer:
+    """Where a Token Authority publishes its chain for "x5u" (RFC 7515
+    §4.1.5): an HTTPS server on loopback (an ephemeral port) with a
+    certificate from its own test CA (ca_path, the VA's tkauth.x5u_ca).
+    self.paths maps a path to (status, body, extra headers)."""
+
+    def __init__(self, d):
+        ca = AttCA("x5u TLS Root")
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaf = ca.issue(key.public_key(), [
+            (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+             False),
+            (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)])
+        self.ca_path, cert, kpath = (os.path.join(d, n) for n in ("ca.pem", "tls.pem", "tls.key"))
+        with open(self.ca_path, "wb") as f:
+            f.write(ca.pem())
+        with open(cert, "wb") as f:
+            f.write(x509.load_der_x509_certificate(leaf).public_bytes(serialization.Encoding.PEM))
+        with open(kpath, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        self.paths, self.hits = {}, []
+        paths, hits = self.paths, self.hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                hits.append(self.path)
+                status, body, hdrs = paths.get(self.path, (404, b"not found", {}))
+                self.send_response(status)
+                for k, v in hdrs.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, kpath)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.base = "https://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def publish(self, path, body, status=200, headers=None):
+        """The URL of path, now answering status with body (bytes)."""
+        self.paths[path] = (status, body, headers or {})
+        return self.base + path
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 @pytest.fixture(scope="module")
 def world():
     """configs/dev as it is (its VA trusts the bootstrapped Token Authority
-    root, tkauth.allow_ca on), plus a token-authority URL for the challenge."""
-    cfg = {"ra.json:policy.tkauth": {"token_authority": TOKEN_AUTHORITY}}
-    with anvil_env.AnvilEnv(port_base=PORT_BASE, name="tkauth", config=cfg) as env:
-        yield {"env": env, "raw": ra.Wfe(env.directory_url, verify=env.trust_path),
-               "ta": TokenAuthority.bootstrapped(env),
-               "rogue": TokenAuthority.issued_by(AttCA("Rogue Root"), "Rogue Token Authority")}
+    root, tkauth.allow_ca on), plus a token-authority URL for the challenge
+    and an x5u server under /ta/ the VA may fetch from."""
+    d = tempfile.mkdtemp(prefix="tkauth-x5u-")
+    srv = X5uServer(d)
+    cfg = {"ra.json:policy.tkauth": {"token_authority": TOKEN_AUTHORITY},
+           "va.json:tkauth.x5u_allow": [srv.base + "/ta/"],
+           "va.json:tkauth.x5u_ca": srv.ca_path}
+    try:
+        with anvil_env.AnvilEnv(port_base=PORT_BASE, name="tkauth", config=cfg) as env:
+            yield {"env": env, "raw": ra.Wfe(env.directory_url, verify=env.trust_path),
+                   "ta": TokenAuthority.bootstrapped(env), "x5u": srv,
+                   "rogue": TokenAuthority.issued_by(AttCA("Rogue Root"),
+                                                     "Rogue Token Authority")}
+    finally:
+        srv.close()
 
 
 def stir_order(w, der, key=None, profile="stir"):
@@ -228,10 +304,11 @@ REFUSALS = {
     # altered after signing
     "altered_claim": (lambda w, key, der: _alter(w["ta"].token(claims(key, der))),
                       "signature does not verify"),
-    # Anvil verifies "x5c" and does not fetch "x5u" (docs/acme.md)
-    "x5u_only": (lambda w, key, der: w["ta"].token(
+    # steps 2-3 with "x5u": a URL outside va.json tkauth.x5u_allow names a
+    # signer this CA does not trust; it is never fetched (docs/acme.md)
+    "x5u_not_allowed": (lambda w, key, der: w["ta"].token(
         claims(key, der), header={"x5c": None, "x5u": "https://authority.example.org/cert"}),
-        "x5u"),
+        "is not an https URL under va.json tkauth.x5u_allow"),
 }
 
 
@@ -488,3 +565,103 @@ def test_admin_token_from_key_file(world, tmp_path):
     done = answer(w, key2, kid2, az2, authz2, tok["atc"])
     assert done["status"] == "invalid", done
     assert "is not this account key's" in tkauth_challenge(done)["error"]["detail"]
+
+
+# ------------------------------------------------ "x5u" (RFC 7515 §4.1.5)
+
+def pem_chain(chain):
+    """RFC 7515 §4.1.5: the resource is the chain "in PEM-encoded form", and
+    "The certificate containing the public key corresponding to the key used
+    to digitally sign the JWS MUST be the first certificate"."""
+    return b"".join(x509.load_der_x509_certificate(d).public_bytes(serialization.Encoding.PEM)
+                    for d in chain)
+
+
+def x5u_token(w, ta, key, der, url):
+    """ta's token naming its signer by "x5u" only."""
+    return ta.token(claims(key, der), header={"x5c": None, "x5u": url})
+
+
+def test_x5u_token_gets_certificate(world):
+    """RFC 7515 §4.1.5: "x5u" is "a URI that refers to a resource for the
+    X.509 public key certificate or certificate chain corresponding to the
+    key used to digitally sign the JWS"; RFC 9448 §6 step 2 verifies the
+    certificate it names. The VA fetches it and the chain is checked against
+    tkauth.roots as an x5c chain is."""
+    w = world
+    der = tnauthlist(("one", "12025550177"))
+    key, kid, url, order, az, authz = stir_order(w, der)
+    x5u = w["x5u"].publish("/ta/dev-chain.pem", pem_chain(w["ta"].chain))
+    done = answer(w, key, kid, az, authz, x5u_token(w, w["ta"], key, der, x5u))
+    assert done["status"] == "valid", done
+    rec = ra.sa_authz(w["env"], az)["challenges"][0]["validation_record"][0]
+    assert "Anvil dev Token Authority" in rec["token_authority"], rec
+    ra.poll(w["raw"], key, kid, url, ("ready",))
+    leaf = finalize(w, key, kid, url, order, stir_csr(der, None))[0]
+    assert leaf.extensions.get_extension_for_oid(TNAUTHLIST_OID).value.value == der
+
+
+def test_x5c_wins_over_x5u(world):
+    """RFC 7515 §4.1.6: "x5c" contains the chain itself; with both present
+    Anvil uses x5c and does not dereference x5u (here a 404)."""
+    w = world
+    key, kid, url, order, az, authz = stir_order(w, SPC)
+    tok = w["ta"].token(claims(key, SPC), header={"x5u": w["x5u"].base + "/ta/absent.pem"})
+    assert answer(w, key, kid, az, authz, tok)["status"] == "valid"
+
+
+# Each case: (path, status, body, headers) the x5u URL answers, and the
+# detail. RFC 9448 §6: "If any step of the validation process fails, the
+# "status" in the challenge object MUST be set to "invalid"": a signer the
+# VA cannot establish or does not trust is "unauthorized", never a 500.
+X5U_REFUSALS = {
+    # steps 2-3: the chain is not under tkauth.roots
+    "untrusted_chain": ("rogue", "/ta/rogue.pem", 200, None, {},
+                        "does not chain to a trusted Token Authority root"),
+    "not_found": ("ta", "/ta/missing.pem", 404, b"not found", {}, "HTTP status 404"),
+    # §4.1.5: "The identified resource MUST provide a representation of the
+    # certificate or certificate chain ... in PEM-encoded form"
+    "not_pem": ("ta", "/ta/garbage.pem", 200, b"this is no certificate\n", {},
+                "holds no PEM certificate"),
+    "too_big": ("ta", "/ta/huge.pem", 200, b"#" * (70 * 1024), {},
+                "larger than 65536 bytes"),
+    # redirects are not followed: the allow list names where chains live
+    "redirect": ("ta", "/ta/moved.pem", 302, b"", {"Location": "/ta/dev-chain.pem"},
+                 "HTTP status 302"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(X5U_REFUSALS))
+def test_x5u_refused(world, case):
+    w = world
+    signer, path, status, body, hdrs, why = X5U_REFUSALS[case]
+    ta = w[signer]
+    if body is None:
+        body = pem_chain(ta.chain)
+    w["x5u"].publish("/ta/dev-chain.pem", pem_chain(w["ta"].chain))
+    x5u = w["x5u"].publish(path, body, status, hdrs)
+    key, kid, url, order, az, authz = stir_order(w, SPC)
+    done = answer(w, key, kid, az, authz, x5u_token(w, ta, key, SPC, x5u))
+    assert done["status"] == "invalid", done
+    err = tkauth_challenge(done)["error"]
+    assert err["type"] == "urn:ietf:params:acme:error:unauthorized", err
+    assert why in err["detail"], err
+
+
+def test_x5u_outside_allowed_prefix_is_not_fetched(world):
+    """Only https URLs under a tkauth.x5u_allow prefix are fetched (RFC
+    7515 §4.1.5: "an HTTP GET request to retrieve the certificate MUST use
+    TLS"); a prefix ends at a '/' boundary. The server sees no request."""
+    w = world
+    srv = w["x5u"]
+    good = srv.publish("/ta/dev-chain.pem", pem_chain(w["ta"].chain))
+    srv.hits.clear()
+    for x5u in (srv.base + "/other/dev-chain.pem", good.replace("https:", "http:"),
+                srv.base + "/tax/dev-chain.pem"):
+        key, kid, url, order, az, authz = stir_order(w, SPC)
+        done = answer(w, key, kid, az, authz, x5u_token(w, w["ta"], key, SPC, x5u))
+        err = tkauth_challenge(done)["error"]
+        assert done["status"] == "invalid", done
+        assert err["type"] == "urn:ietf:params:acme:error:unauthorized", err
+        assert "tkauth.x5u_allow" in err["detail"], err
+    assert srv.hits == [], srv.hits

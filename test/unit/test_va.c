@@ -479,6 +479,45 @@ TH_TEST(test_config)
 	json_decref(o);
 }
 
+/* va.json tkauth.x5u_allow / x5u_ca: a bad value names its key. */
+TH_TEST(test_tkauth_x5u_config)
+{
+	static const struct {
+		const char *allow, *ca, *want; /* want NULL: accepted */
+	} cases[] = {
+	    {"https://ta.example/certs/", NULL, NULL},
+	    {"http://ta.example/certs/", NULL, "tkauth.x5u_allow"},
+	    {"https://", NULL, "tkauth.x5u_allow"},
+	    {"https://ta.example/", "/nonexistent/x5u-ca.pem",
+		"tkauth.x5u_ca"},
+	};
+	struct va_config cfg;
+	struct va_tkauth *tk;
+	char err[512];
+	json_t *o;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		o = json_pack("{s:{s:[s]}}", "tkauth", "x5u_allow",
+		    cases[i].allow);
+		if (cases[i].ca != NULL)
+			json_object_set_new(json_object_get(o, "tkauth"),
+			    "x5u_ca", json_string(cases[i].ca));
+		TH_CHECK(t,
+		    va_config_parse(o, "va.json", &cfg, err, sizeof(err)) == 0);
+		err[0] = '\0';
+		tk = va_tkauth_new(&cfg, err, sizeof(err));
+		if (cases[i].want == NULL)
+			TH_CHECK(t, tk != NULL);
+		else
+			TH_CHECK(t, tk == NULL &&
+				strstr(err, cases[i].want) != NULL);
+		va_tkauth_free(tk);
+		va_config_clear(&cfg);
+		json_decref(o);
+	}
+}
+
 /*
  * draft-ietf-acme-dns-account-label §3.2: "Example DNS record for domain
  * example.org with account URL https://example.com/acme/acct/ExampleAccount:
