@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -304,6 +305,7 @@ tk_chain_pem(const char *pem, const char *url, X509 **leaf,
 	}
 	rc = 0;
 out:
+	ERR_clear_error(); /* PEM_read_bio_X509's "no start line" at the end */
 	BIO_free(b);
 	return rc;
 }
@@ -561,6 +563,7 @@ va_tkauth01_start(struct va_job *j)
 	struct tk_jwt t;
 	struct tk_fail f;
 	X509 *signer = NULL;
+	json_t *rec;
 	char subj[256] = "";
 
 	memset(&t, 0, sizeof(t));
@@ -583,14 +586,16 @@ va_tkauth01_start(struct va_job *j)
 	/* the record keeps what identifies this token: RFC 9447 §4, the jti
 	 * "provides a convenient way to reliably track when the same "atc"
 	 * Authority Token is being used for multiple challenges" */
-	json_array_append_new(j->record,
-	    json_pack("{s:s,s:s,s:O,s:O,s:b}", "token_authority", subj, "jti",
-		json_string_value(json_object_get(t.claims, "jti")), "exp",
-		json_object_get(t.claims, "exp"), "iss",
-		json_object_get(t.claims, "iss") ? json_object_get(t.claims,
-						       "iss")
-						 : json_null(),
-		"ca", json_is_true(json_object_get(atc, "ca"))));
+	rec = json_pack("{s:s,s:s,s:O,s:O,s:b}", "token_authority", subj,
+	    "jti", json_string_value(json_object_get(t.claims, "jti")), "exp",
+	    json_object_get(t.claims, "exp"), "iss",
+	    json_object_get(t.claims, "iss") ? json_object_get(t.claims, "iss")
+					     : json_null(),
+	    "ca", json_is_true(json_object_get(atc, "ca")));
+	/* where the signer's chain came from, when it was fetched */
+	if (!json_is_array(json_object_get(t.hdr, "x5c")))
+		json_object_set(rec, "x5u", json_object_get(t.hdr, "x5u"));
+	json_array_append_new(j->record, rec);
 	X509_free(signer);
 	tk_jwt_clear(&t);
 	va_job_finish(j, NULL);

@@ -595,7 +595,7 @@ def test_x5u_token_gets_certificate(world):
     done = answer(w, key, kid, az, authz, x5u_token(w, w["ta"], key, der, x5u))
     assert done["status"] == "valid", done
     rec = ra.sa_authz(w["env"], az)["challenges"][0]["validation_record"][0]
-    assert "Anvil dev Token Authority" in rec["token_authority"], rec
+    assert "Anvil dev Token Authority" in rec["token_authority"] and rec["x5u"] == x5u, rec
     ra.poll(w["raw"], key, kid, url, ("ready",))
     leaf = finalize(w, key, kid, url, order, stir_csr(der, None))[0]
     assert leaf.extensions.get_extension_for_oid(TNAUTHLIST_OID).value.value == der
