@@ -194,17 +194,21 @@ def world():
     and an x5u server under /ta/ the VA may fetch from."""
     d = tempfile.mkdtemp(prefix="tkauth-x5u-")
     srv = X5uServer(d)
+    # allowed too, but its TLS certificate is from a CA the VA does not trust
+    untrusted = X5uServer(tempfile.mkdtemp(prefix="tkauth-x5u-untrusted-"))
     cfg = {"ra.json:policy.tkauth": {"token_authority": TOKEN_AUTHORITY},
-           "va.json:tkauth.x5u_allow": [srv.base + "/ta/"],
+           "va.json:tkauth.x5u_allow": [srv.base + "/ta/", untrusted.base + "/ta/"],
            "va.json:tkauth.x5u_ca": srv.ca_path}
     try:
         with anvil_env.AnvilEnv(port_base=PORT_BASE, name="tkauth", config=cfg) as env:
             yield {"env": env, "raw": ra.Wfe(env.directory_url, verify=env.trust_path),
                    "ta": TokenAuthority.bootstrapped(env), "x5u": srv,
+                   "x5u_untrusted_tls": untrusted,
                    "rogue": TokenAuthority.issued_by(AttCA("Rogue Root"),
                                                      "Rogue Token Authority")}
     finally:
         srv.close()
+        untrusted.close()
 
 
 def stir_order(w, der, key=None, profile="stir"):
@@ -665,3 +669,19 @@ def test_x5u_outside_allowed_prefix_is_not_fetched(world):
         assert err["type"] == "urn:ietf:params:acme:error:unauthorized", err
         assert "tkauth.x5u_allow" in err["detail"], err
     assert srv.hits == [], srv.hits
+
+
+def test_x5u_server_identity_is_verified(world):
+    """RFC 7515 §4.1.5: "an HTTP GET request to retrieve the certificate
+    MUST use TLS ... and the identity of the server MUST be validated": a
+    server whose certificate does not chain to tkauth.x5u_ca is refused,
+    even under an allowed prefix and serving the right chain."""
+    w = world
+    x5u = w["x5u_untrusted_tls"].publish("/ta/dev-chain.pem", pem_chain(w["ta"].chain))
+    key, kid, url, order, az, authz = stir_order(w, SPC)
+    done = answer(w, key, kid, az, authz, x5u_token(w, w["ta"], key, SPC, x5u))
+    assert done["status"] == "invalid", done
+    err = tkauth_challenge(done)["error"]
+    assert err["type"] == "urn:ietf:params:acme:error:unauthorized", err
+    assert "cannot fetch the token's x5u" in err["detail"], err
+    assert w["x5u_untrusted_tls"].hits == [], w["x5u_untrusted_tls"].hits
