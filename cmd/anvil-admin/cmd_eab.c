@@ -13,12 +13,34 @@
 #define HMAC_KEY_BYTES 32
 #define KID_BYTES 12
 
+/*
+ * A random base64url token of n bytes (owned) that never starts with '-':
+ * kid and HMAC key are typed as arguments (`anvil-admin eab revoke KID`,
+ * certbot --eab-kid KID --eab-hmac-key KEY), where a leading '-' reads as
+ * an option; 1 token in 64 did.
+ */
+static char *
+arg_token(size_t n)
+{
+	uint8_t key[HMAC_KEY_BYTES];
+	char *t = NULL;
+
+	do {
+		if (t != NULL)
+			OPENSSL_cleanse(t, strlen(t));
+		free(t);
+		random_bytes(key, n);
+		t = b64url_encode(key, n);
+	} while (t[0] == '-');
+	OPENSSL_cleanse(key, sizeof(key));
+	return t;
+}
+
 /* See admin.h. */
 int
 admin_eab_create(struct admin_ctx *ctx, int argc, char **argv)
 {
 	const char *comment = "", *kid = NULL;
-	uint8_t key[HMAC_KEY_BYTES];
 	char *hmac = NULL, *mykid = NULL;
 	json_t *res = NULL;
 	int rc;
@@ -51,10 +73,8 @@ admin_eab_create(struct admin_ctx *ctx, int argc, char **argv)
 			    kid ? " " : "", kid ? kid : "", comment);
 		return 0;
 	}
-	mykid = kid ? xstrdup(kid) : random_token(KID_BYTES);
-	random_bytes(key, sizeof(key));
-	hmac = b64url_encode(key, sizeof(key));
-	OPENSSL_cleanse(key, sizeof(key));
+	mykid = kid ? xstrdup(kid) : arg_token(KID_BYTES);
+	hmac = arg_token(HMAC_KEY_BYTES);
 	rc = 1;
 	if (admin_call(ctx, ADMIN_SA, RPC_SA_NEW_EAB_KEY,
 		json_pack("{s:s, s:s, s:s}", "kid", mykid, "hmac_key", hmac,

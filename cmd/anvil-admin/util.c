@@ -137,15 +137,17 @@ admin_add_unique(json_t *a, const char *s)
 }
 
 /* The row of opts for argv[i]: the option of that name, or the positional
- * row when argv[i] does not start with '-'. NULL when there is none. */
+ * row when argv[i] does not start with '-' or follows "--" (args). NULL
+ * when there is none. */
 static const struct admin_opt *
-find_opt(const struct admin_opt *opts, const char *arg)
+find_opt(const struct admin_opt *opts, const char *arg, int args)
 {
 	const struct admin_opt *o;
 
 	for (o = opts; o->name != NULL || o->pos != NULL; o++) {
-		if (arg[0] == '-' ? o->name != NULL && strcmp(o->name, arg) == 0
-				  : o->pos != NULL)
+		if (arg[0] == '-' && !args
+			? o->name != NULL && strcmp(o->name, arg) == 0
+			: o->pos != NULL)
 			return o;
 	}
 	return NULL;
@@ -181,16 +183,22 @@ admin_parse_opts(
 {
 	const struct admin_opt *o;
 	const char *v;
-	int i, r, rc;
+	int i, r = 0, rc, dashdash = 0;
 
 	for (i = 0; i < argc; i++) {
-		if ((r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
-			return rc;
-		if (r > 0)
+		if (!dashdash && strcmp(argv[i], "--") == 0) {
+			dashdash = 1; /* the rest are arguments, not options */
 			continue;
-		if ((o = find_opt(opts, argv[i])) == NULL)
+		}
+		if (!dashdash &&
+		    (r = admin_common_step(ctx, argc, argv, &i, &rc)) < 0)
+			return rc;
+		if (!dashdash && r > 0)
+			continue;
+		if ((o = find_opt(opts, argv[i], dashdash)) == NULL)
 			return admin_usage_error(ctx,
-			    argv[i][0] == '-' ? "unknown option \"%s\""
+			    argv[i][0] == '-' && !dashdash
+				? "unknown option \"%s\""
 					      : "unexpected argument \"%s\"",
 			    argv[i]);
 		if (o->refused != NULL)

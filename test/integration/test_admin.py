@@ -42,8 +42,10 @@ def work():
 
 def admin(env, *args, expect=0):
     """Runs anvil-admin with this env's admin.json; returns (stdout, stderr)."""
-    p = subprocess.run([os.path.join(BINDIR, "anvil-admin")] + list(args) +
-                       ["--config", os.path.join(env.cfg_dir, "admin.json")],
+    args = list(args)
+    at = args.index("--") if "--" in args else len(args)  # options before "--"
+    args[at:at] = ["--config", os.path.join(env.cfg_dir, "admin.json")]
+    p = subprocess.run([os.path.join(BINDIR, "anvil-admin")] + args,
                        capture_output=True, text=True, timeout=120, cwd=TOP, env=env.env)
     if expect is not None:
         assert p.returncode == expect, "anvil-admin %s: rc %d\n%s%s" % (" ".join(args), p.returncode,
@@ -94,6 +96,9 @@ class Lego:
 def new_eab(env, comment):
     j = admin_json(env, "eab", "create", "--comment", comment)
     assert j["kid"] and j["hmac_key"]
+    # Both are typed as arguments (eab revoke KID, certbot --eab-hmac-key):
+    # a leading '-' would read as an option (1 random token in 64 did).
+    assert not j["kid"].startswith("-") and not j["hmac_key"].startswith("-"), j
     return j["kid"], j["hmac_key"]
 
 
@@ -160,6 +165,16 @@ def test_eab_revoke_dry_run_then_revoke(env, work):
     assert rc != 0, "an account was created with a revoked EAB key"
     _, err, rc = admin(env, "eab", "revoke", "no-such-kid", expect=None)
     assert rc != 0 and len(err.strip().splitlines()) == 1
+
+
+def test_eab_kid_with_a_leading_dash_after_double_dash(env):
+    kid = "-dash-led-kid"
+    admin(env, "eab", "create", "--kid", kid, "--comment", "dash")
+    _, err, rc = admin(env, "eab", "revoke", kid, expect=None)
+    assert rc == 2 and "unknown option" in err
+    out, _, _ = admin(env, "eab", "revoke", "--", kid)
+    assert "revoked" in out
+    assert [k for k in admin_json(env, "eab", "list")["keys"] if k["kid"] == kid][0]["revoked"]
 
 
 def test_eab_create_dry_run_creates_nothing(env):
