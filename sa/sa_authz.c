@@ -17,6 +17,11 @@
 /* An authz and its challenges in one statement. */
 static const struct sa_stmt st_authz_get = {"authz_get",
     SA_AUTHZ_SELECT("challenges") " FROM authzs WHERE id = ANY($1::bigint[])"};
+/* One authz (every poll): with `id = ANY($1)` PostgreSQL's generic plan
+ * expects 10 rows, so the plan cache re-planned the statement for the
+ * actual array on every call; `id = $1` keeps one generic plan. */
+static const struct sa_stmt st_authz_get1 = {
+    "authz_get1", SA_AUTHZ_SELECT("challenges") " FROM authzs WHERE id = $1"};
 /* An authz and its challenges ($8 types, $9 tokens) in one statement. */
 static const struct sa_stmt st_authz_insert = {"authz_insert",
     "WITH a AS (INSERT INTO authzs (account_id, ident_type, ident_value, "
@@ -180,8 +185,12 @@ sa_read_authzs(struct sa_conn *c, const int64_t *ids, size_t n, json_t **out,
 	int row, ret = -1;
 
 	sa_params_init(&p);
-	sa_p_str(&p, arr);
-	if ((ra = sa_q(c, &st_authz_get, &p, prob)) == NULL)
+	if (n == 1)
+		sa_p_int(&p, ids[0]);
+	else
+		sa_p_str(&p, arr);
+	if ((ra = sa_q(c, n == 1 ? &st_authz_get1 : &st_authz_get, &p,
+		 prob)) == NULL)
 		goto out;
 	list = json_array();
 	for (i = 0; i < n; i++) {

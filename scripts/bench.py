@@ -153,6 +153,24 @@ def cpu_by_name(before, after):
     return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
+def pg_cpu_by_role(before, after, issued):
+    """PostgreSQL's CPU ms per issuance by process role, from the process
+    title (\"postgres: walwriter\", \"postgres: <user> <db> [local] idle\" is
+    a backend)."""
+    procs = proc_list()
+    out = {}
+    for p, v in after.items():
+        ppid, comm, cmd = procs.get(p, (0, "exited", ""))
+        if not comm.startswith("postgres"):
+            continue
+        role = cmd[len("postgres: "):] if cmd.startswith("postgres: ") else "postmaster"
+        if "[local]" in role or "(" in role:
+            role = "backends"
+        out[role] = out.get(role, 0) + (v - before.get(p, 0) if p in before else v)
+    return {k: round(v / CLK * 1000 / issued, 2)
+            for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v}
+
+
 def ctxt_switches(pid):
     """Voluntary + involuntary context switches of every live thread of pid
     (/proc/<pid>/task/*/status; 0 if gone)."""
@@ -435,14 +453,18 @@ def pg_counters(dsn):
                   "where datname = current_database()")
     if r:
         out["xact_commit"], out["xact_rollback"] = int(r[0][0]), int(r[0][1])
-    r = psql(dsn, "select wal_sync, wal_records from pg_stat_wal")
+    r = psql(dsn, "select wal_sync, wal_records, wal_bytes, wal_fpi from pg_stat_wal")
     if r:
         out["wal_sync"], out["wal_records"] = int(r[0][0]), int(r[0][1])
-    r = psql(dsn, "select queryid, calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+        out["wal_bytes"], out["wal_fpi"] = int(r[0][2]), int(r[0][3])
+    # plans and total_plan_time count only with pg_stat_statements.track_planning
+    r = psql(dsn, "select queryid, calls, plans, total_exec_time, total_plan_time, "
+                  "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
                   "from pg_stat_statements where dbid = (select oid from pg_database "
                   "where datname = current_database())")
     if r is not None:
-        out["statements"] = {row[0]: (int(row[1]), row[2]) for row in r if len(row) == 3}
+        out["statements"] = {row[0]: (int(row[1]), row[5], int(row[2]), float(row[3]),
+                                      float(row[4])) for row in r if len(row) == 6}
     return out
 
 
@@ -458,19 +480,27 @@ def mechanism(issued, rpc0, rpc1, pg0, pg1, cs0, cs1, cpu0, cpu1):
         out["rpc_per_issuance"] = round(sum(by.values()), 1)
         out["rpc_by_method"] = by
     if pg0 and pg1:
-        for k in ("xact_commit", "wal_sync", "wal_records"):
+        for k in ("xact_commit", "wal_sync", "wal_records", "wal_bytes", "wal_fpi"):
             if k in pg0 and k in pg1:
                 out[k + "_per_issuance"] = round((pg1[k] - pg0[k]) / issued, 2)
         if "statements" in pg0 and "statements" in pg1:
-            st = []
-            for qid, (calls, text) in pg1["statements"].items():
-                d = calls - pg0["statements"].get(qid, (0, ""))[0]
+            st, timing = [], []
+            for qid, (calls, text, plans, ex, pl) in pg1["statements"].items():
+                c0, _, p0, ex0, pl0 = pg0["statements"].get(qid, (0, "", 0, 0.0, 0.0))
+                d = calls - c0
                 if d > 0 and "pg_stat" not in text:
                     st.append((round(d / issued, 2), text))
+                    # per issuance: plans, plan ms, execution ms
+                    timing.append((round((plans - p0) / issued, 2), round((pl - pl0) / issued, 3),
+                                   round((ex - ex0) / issued, 3), text))
             st.sort(key=lambda x: -x[0])
             out["sql_statements_per_issuance"] = round(sum(x[0] for x in st), 1)
             out["sql_top"] = st[:20]
             out["sql_all"] = st
+            timing.sort(key=lambda x: -(x[1] + x[2]))
+            out["sql_timing"] = timing
+            out["sql_plan_ms_per_issuance"] = round(sum(x[1] for x in timing), 3)
+            out["sql_exec_ms_per_issuance"] = round(sum(x[2] for x in timing), 3)
     cs = by_name(cs0, cs1, issued)
     out["ctxt_switches_per_issuance"] = round(sum(cs.values()), 1)
     out["ctxt_switches_by_process"] = {k: round(v, 1) for k, v in cs.items() if v >= 0.05}
@@ -583,7 +613,8 @@ def flow_anvil(issuances=None, extra=None):
     issuances = issuances or int(os.environ.get("BENCH_FLOW_ISSUANCES", "40"))
     os.environ["ANVIL_PG_OPTIONS"] = ("-c shared_preload_libraries=pg_stat_statements "
                                       "-c pg_stat_statements.track=top "
-                                      "-c pg_stat_statements.track_utility=on " +
+                                      "-c pg_stat_statements.track_utility=on "
+                                      "-c pg_stat_statements.track_planning=on " +
                                       os.environ.get("BENCH_PG_OPTIONS", "")).strip()
     env = AnvilEnv(port_base=ANVIL_BASE, name="bench-flow", start_timeout=120)
     res = {}
@@ -616,6 +647,7 @@ def flow_anvil(issuances=None, extra=None):
         run = json.loads(p.stdout)
         n = run.get("issued", 0)
         mech = mechanism(n, rpc0, rpc_counts(env), pg0, pg_counters(env.dsn), cs0, cs1, before, after)
+        mech["postgres_cpu_ms_by_role"] = pg_cpu_by_role(before, after, n) if n else {}
         w1 = wfe_counts(env)
         mech["wfe_requests"] = {k: round((v - w0.get(k, 0)) / n, 2) for k, v in w1.items()
                                 if n and v - w0.get(k, 0) > 0}
@@ -638,8 +670,16 @@ def flow_anvil(issuances=None, extra=None):
         fmt(m.get("xact_commit_per_issuance"), 2)))
     for v, text in m.get("sql_all", m.get("sql_top", [])):
         print("    %6.2f  %s" % (v, text))
+    print("  SQL time ms (pg_stat_statements): planning %s, execution %s; WAL %s bytes, %s full-page "
+          "images:" % (fmt(m.get("sql_plan_ms_per_issuance"), 3), fmt(m.get("sql_exec_ms_per_issuance"), 3),
+                       fmt(m.get("wal_bytes_per_issuance"), 0), fmt(m.get("wal_fpi_per_issuance"), 2)))
+    print("    %6s %8s %8s" % ("plans", "plan ms", "exec ms"))
+    for plans, pl, ex, text in m.get("sql_timing", []):
+        print("    %6.2f %8.3f %8.3f  %s" % (plans, pl, ex, text))
     print("  CPU ms %s: %s" % (fmt(res.get("server_cpu_ms_per_issuance"), 2), ", ".join(
         "%s %s" % (k, fmt(v, 2)) for k, v in m.get("cpu_ms_by_process", {}).items())))
+    print("  postgres CPU ms by process: %s" % ", ".join(
+        "%s %s" % (k, fmt(v, 2)) for k, v in m.get("postgres_cpu_ms_by_role", {}).items()))
     print("  context switches %s, p50 issuance %s ms" % (fmt(m.get("ctxt_switches_per_issuance")),
                                                         fmt(res.get("p50_ms"))))
     return 0
