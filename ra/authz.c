@@ -1,7 +1,16 @@
 /*
- * authz.c - ra.perform_validation (claim in the SA, validate on a worker
- * thread through the VA, record the result) and ra.deactivate_authz.
+ * authz.c - ra.perform_validation and ra.deactivate_authz.
+ *
+ * A validation (issue 18, docs/performance.md): the RA reads whether the
+ * challenge may be claimed (sa.peek_challenge, read-only), runs the VA on
+ * a worker and waits for it up to validation.wait; when it answers in
+ * time, claim and result are one conditional statement
+ * (sa.record_validation): one commit, and a crash before it leaves the
+ * challenge pending. A slower VA falls back to the claim
+ * (sa.claim_challenge: the challenge is processing) and the worker
+ * records the result when it comes (sa.finalize_authz).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +27,19 @@
  * server more than 30 days ago" (the nonce is made with the authz). */
 #define RA_ONION_NONCE_MAX_AGE_MS (30LL * 86400 * 1000)
 
+/* Who has a synchronous job (under ra->lock): the handler waits for the
+ * worker (WAITING); the worker has the result for the handler (DONE); the
+ * handler gave up waiting and claims the challenge (CLAIMING), then hands
+ * the job to the worker to record (HANDED) or to drop (DROPPED). */
+enum vj_state { VJ_ASYNC, VJ_WAITING, VJ_DONE, VJ_CLAIMING, VJ_HANDED, VJ_DROPPED };
+
 struct vjob {
 	struct ra *ra;
+	int sync;	     /* validated before the claim (sa.record_validation) */
+	enum vj_state state; /* VJ_ASYNC: claimed before the VA runs */
+	pthread_cond_t cond; /* state changes, with ra->lock */
+	const char *status;  /* the result: "valid" or "invalid" */
+	json_t *fin;	     /* ...as sa.finalize_authz's params */
 	char *rid;
 	json_t *authz; /* the claimed authz */
 	json_t *chall; /* the challenge being validated */
@@ -42,6 +62,8 @@ vjob_free(struct vjob *j)
 	free(j->account_uri);
 	json_decref(j->persist);
 	json_decref(j->payload);
+	json_decref(j->fin);
+	pthread_cond_destroy(&j->cond);
 	free(j);
 }
 
@@ -222,51 +244,105 @@ vjob_spend_failure(const struct vjob *j, const struct profile *prof,
 	free(key);
 }
 
+/* The profile of job j's authz (the default one if it names none). */
+static const struct profile *
+vjob_profile(const struct vjob *j)
+{
+	const struct profile *prof = profiles_find(j->ra->profiles,
+	    json_string_value(json_object_get(j->authz, "profile")));
+
+	return prof != NULL ? prof : profiles_find(j->ra->profiles, NULL);
+}
+
+/* Runs the VA for job j: j->status and j->fin (sa.finalize_authz's
+ * params) are its result. */
+static void
+vjob_run(struct vjob *j)
+{
+	json_t *res = NULL, *err = NULL;
+	int64_t aid = json_integer_value(json_object_get(j->authz, "id"));
+	int64_t cid = json_integer_value(json_object_get(j->chall, "id"));
+	char t[32];
+
+	j->status = vjob_validate(j, json_object_get(j->authz, "identifier"),
+	    json_is_true(json_object_get(j->authz, "wildcard")), &res, &err);
+	vjob_expires(vjob_profile(j), res, t, sizeof(t));
+	j->fin = json_pack("{s:I,s:I,s:s,s:s}", "authz_id", (json_int_t)aid,
+	    "challenge_id", (json_int_t)cid, "status", j->status, "expires",
+	    t);
+	if (json_is_array(json_object_get(res, "validation_record")))
+		json_object_set(j->fin, "validation_record",
+		    json_object_get(res, "validation_record"));
+	else
+		json_object_set_new(j->fin, "validation_record", json_array());
+	if (err != NULL)
+		json_object_set(j->fin, "error", err);
+	json_decref(res);
+	json_decref(err);
+}
+
+/* Job j's result was recorded: the audit line, the counter, a failure
+ * spent against the account's limit. */
+static void
+vjob_recorded(const struct vjob *j)
+{
+	const json_t *ident = json_object_get(j->authz, "identifier");
+
+	log_audit(j->rid, "validation",
+	    "authz=%lld challenge=%lld type=%s "
+	    "identifier=%s result=%s",
+	    (long long)json_integer_value(json_object_get(j->authz, "id")),
+	    (long long)json_integer_value(json_object_get(j->chall, "id")),
+	    json_string_value(json_object_get(j->chall, "type")),
+	    json_string_value(json_object_get(ident, "value")), j->status);
+	ra_count(j->ra, "anvil_ra_validations_total",
+	    strcmp(j->status, "valid") == 0 ? "result=\"valid\""
+					    : "result=\"invalid\"");
+	if (strcmp(j->status, "invalid") == 0)
+		vjob_spend_failure(j, vjob_profile(j), ident,
+		    json_is_true(json_object_get(j->authz, "wildcard")));
+}
+
+/*
+ * A synchronous job's worker is done: 1 when the handler takes the job
+ * over (it still waited), 0 when the worker keeps it (state HANDED: it
+ * records the result; DROPPED: it drops it).
+ */
+static int
+vjob_to_handler(struct vjob *j)
+{
+	struct ra *ra = j->ra;
+	int taken;
+
+	pthread_mutex_lock(&ra->lock);
+	taken = j->state == VJ_WAITING;
+	if (taken) {
+		j->state = VJ_DONE;
+		pthread_cond_broadcast(&j->cond);
+	}
+	while (j->state == VJ_CLAIMING)
+		pthread_cond_wait(&j->cond, &ra->lock);
+	pthread_mutex_unlock(&ra->lock);
+	/* not a word more about j once the handler has it */
+	return taken;
+}
+
 static void
 validate_job(void *arg)
 {
 	struct vjob *j = arg;
 	struct ra *ra = j->ra;
-	json_t *res = NULL, *params, *ident, *err = NULL;
-	const struct profile *prof;
-	const char *status;
 	int64_t aid = json_integer_value(json_object_get(j->authz, "id"));
-	int64_t cid = json_integer_value(json_object_get(j->chall, "id"));
-	char t[32];
-	int wildcard = json_is_true(json_object_get(j->authz, "wildcard"));
 
-	ident = json_object_get(j->authz, "identifier");
-	status = vjob_validate(j, ident, wildcard, &res, &err);
-	prof = profiles_find(ra->profiles,
-	    json_string_value(json_object_get(j->authz, "profile")));
-	if (prof == NULL)
-		prof = profiles_find(ra->profiles, NULL);
-	vjob_expires(prof, res, t, sizeof(t));
-	params = json_pack("{s:I,s:I,s:s,s:s}", "authz_id", (json_int_t)aid,
-	    "challenge_id", (json_int_t)cid, "status", status, "expires", t);
-	if (json_is_array(json_object_get(res, "validation_record")))
-		json_object_set(params, "validation_record",
-		    json_object_get(res, "validation_record"));
-	else
-		json_object_set_new(params, "validation_record", json_array());
-	if (err != NULL)
-		json_object_set(params, "error", err);
-	(void)finalize_authz_retry(ra, j->rid, aid, params);
-	json_decref(params);
-	ra_mark(ra, ra->inflight_authzs, aid, 0);
-	log_audit(j->rid, "validation",
-	    "authz=%lld challenge=%lld type=%s "
-	    "identifier=%s result=%s",
-	    (long long)aid, (long long)cid,
-	    json_string_value(json_object_get(j->chall, "type")),
-	    json_string_value(json_object_get(ident, "value")), status);
-	ra_count(ra, "anvil_ra_validations_total",
-	    strcmp(status, "valid") == 0 ? "result=\"valid\""
-					 : "result=\"invalid\"");
-	if (strcmp(status, "invalid") == 0)
-		vjob_spend_failure(j, prof, ident, wildcard);
-	json_decref(res);
-	json_decref(err);
+	vjob_run(j);
+	if (j->sync && vjob_to_handler(j))
+		return;
+	if (!j->sync || j->state == VJ_HANDED) {
+		(void)finalize_authz_retry(ra, j->rid, aid, j->fin);
+		ra_mark(ra, ra->inflight_authzs, aid, 0);
+		vjob_recorded(j);
+	} else
+		ra_mark(ra, ra->inflight_authzs, aid, 0);
 	vjob_free(j);
 }
 
@@ -344,6 +420,7 @@ vjob_new(struct ra *ra, const struct rpc_req *req, int64_t aid,
 	struct vjob *j = xcalloc(1, sizeof(*j));
 
 	j->ra = ra;
+	pthread_cond_init(&j->cond, NULL);
 	j->rid = req->request_id ? xstrdup(req->request_id) : NULL;
 	j->authz = json_incref(authz);
 	j->chall = json_incref(chall);
@@ -362,7 +439,8 @@ vjob_new(struct ra *ra, const struct rpc_req *req, int64_t aid,
 
 /*
  * Why challenge cid of authz azid could not be started for account aid:
- * claim (borrowed) is sa.claim_challenge's answer with claimed false.
+ * claim (borrowed) is the answer of sa.claim_challenge, sa.peek_challenge
+ * or sa.record_validation that started nothing.
  * 0 with *result the authz as it is (nothing to start: not pending, or
  * another validation runs), or -1 with *prob (account not valid, no such
  * authz or challenge, another account's authz, a response that lacks what
@@ -396,20 +474,21 @@ not_claimed(struct ra *ra, const struct rpc_req *req, int64_t aid,
 }
 
 /*
- * sa.claim_challenge for the request's account, authz and challenge: the
- * statement that starts the validation checks ownership, the account's
- * status and the states. A challenge type the POST's response cannot
- * answer (onion-csr-01 without its csr) is left alone, so not_claimed
- * tells why. 0 with *claim (new), or -1 with *prob.
+ * sa.claim_challenge, or with method RPC_SA_PEEK_CHALLENGE its read-only
+ * twin, for the request's account, authz and challenge: the statement
+ * checks ownership, the account's status and the states. A challenge type
+ * the POST's response cannot answer (onion-csr-01 without its csr) is left
+ * alone, so not_claimed tells why. 0 with *claim (new), or -1 with *prob.
  */
 static int
-claim_challenge(struct ra *ra, const struct rpc_req *req, int64_t aid,
-    int64_t azid, int64_t cid, json_t **claim, struct problem **prob)
+claim_call(struct ra *ra, const struct rpc_req *req, enum rpc_method_id method,
+    int64_t aid, int64_t azid, int64_t cid, json_t **claim,
+    struct problem **prob)
 {
 	const char *csr = json_string_value(json_object_get(
 	    json_object_get(req->params, "payload"), "csr"));
 
-	return ra_call(ra->sa, RPC_SA_CLAIM_CHALLENGE,
+	return ra_call(ra->sa, method,
 	    json_pack("{s:I,s:I,s:I,s:o}", "account_id", (json_int_t)aid,
 		"authz_id", (json_int_t)azid, "challenge_id", (json_int_t)cid,
 		"except_types",
@@ -422,13 +501,13 @@ claim_challenge(struct ra *ra, const struct rpc_req *req, int64_t aid,
 /*
  * The account as vjob_new needs it: the claim's thumbprint, or for
  * dns-persist-01 (its prior keys too, §4.2) the account itself. 0 with
- * *acct (new), or -1 with *prob after recording the failed validation (the
- * challenge is claimed: never leave it processing).
+ * *acct (new), or -1 with *prob, after recording the failed validation
+ * when the challenge is claimed (never leave it processing).
  */
 static int
 job_account(struct ra *ra, const struct rpc_req *req, int64_t aid,
     int64_t azid, int64_t cid, const json_t *claim, const json_t *chall,
-    json_t **acct, struct problem **prob)
+    int claimed, json_t **acct, struct problem **prob)
 {
 	const char *ct = json_string_value(json_object_get(chall, "type"));
 	json_t *fin;
@@ -440,6 +519,8 @@ job_account(struct ra *ra, const struct rpc_req *req, int64_t aid,
 	}
 	if (ra_get_valid_account(ra, req->request_id, aid, acct, prob) == 0)
 		return 0;
+	if (!claimed)
+		return -1;
 	fin = json_pack("{s:I,s:I,s:s,s:o}", "authz_id", (json_int_t)azid,
 	    "challenge_id", (json_int_t)cid, "status", "invalid", "error",
 	    problem_to_rpc_json(*prob));
@@ -448,20 +529,223 @@ job_account(struct ra *ra, const struct rpc_req *req, int64_t aid,
 	return -1;
 }
 
+/* Starts job j on a worker (its authz azid marked in flight by the
+ * caller). 0, or -1 with *prob (j freed, the mark removed). */
+static int
+vjob_start(struct ra *ra, struct vjob *j, int64_t azid, struct problem **prob)
+{
+	if (ra_pool_submit(ra->pool, validate_job, j) == 0)
+		return 0;
+	ra_mark(ra, ra->inflight_authzs, azid, 0);
+	vjob_free(j);
+	*prob = problem_new(PROB_UNAVAILABLE, "RA is shutting down");
+	return -1;
+}
+
+/*
+ * The validation as it was before issue 18's one commit: claim the
+ * challenge (processing), validate on a worker, which records the result
+ * (sa.finalize_authz). uri taken. 0 with *result (the claimed authz, or
+ * the authz as it is when nothing was started), or -1 with *prob.
+ */
+static int
+validate_claimed(struct ra *ra, const struct rpc_req *req, int64_t aid,
+    int64_t azid, int64_t cid, char *uri, json_t **result,
+    struct problem **prob)
+{
+	json_t *claim = NULL, *acct = NULL, *authz, *chall;
+	struct vjob *j;
+	int rc = -1;
+
+	if (claim_call(ra, req, RPC_SA_CLAIM_CHALLENGE, aid, azid, cid, &claim,
+		prob) != 0)
+		goto out;
+	if (!json_is_true(json_object_get(claim, "claimed"))) {
+		rc = not_claimed(ra, req, aid, azid, cid, claim, result, prob);
+		goto out;
+	}
+	authz = json_object_get(claim, "authz");
+	chall = find_challenge(authz, azid, cid, req->params, prob);
+	if (chall == NULL) {
+		log_bug("claimed challenge %lld not usable", (long long)cid);
+		goto out;
+	}
+	if (job_account(
+		ra, req, aid, azid, cid, claim, chall, 1, &acct, prob) != 0)
+		goto out;
+	j = vjob_new(ra, req, aid, acct, authz, chall, uri);
+	uri = NULL;
+	ra_mark(ra, ra->inflight_authzs, azid, 1);
+	if (vjob_start(ra, j, azid, prob) != 0)
+		goto out;
+	ra_count(ra, "anvil_ra_validation_path_total", "path=\"claim\"");
+	*result = json_incref(authz);
+	rc = 0;
+out:
+	free(uri); /* NULL once the job took it */
+	json_decref(acct);
+	json_decref(claim);
+	return rc;
+}
+
+/* Whether a challenge of type ct may be validated before it is claimed:
+ * not email-reply-00 (the VA sends an email; a concurrent second
+ * validation on another RA would send another) nor tkauth-01 (the RA
+ * spends the Authority Token before the result is written). */
+static int
+sync_type(const char *ct)
+{
+	return ct != NULL && strcmp(ct, "email-reply-00") != 0 &&
+	    strcmp(ct, "tkauth-01") != 0;
+}
+
+/*
+ * Waits up to ms for synchronous job j's worker: 1 when it is done (the
+ * handler has j), else 0 with j CLAIMING (vjob_hand_over must follow).
+ */
+static int
+vjob_wait(struct ra *ra, struct vjob *j, int64_t ms)
+{
+	struct timespec ts = time_realtime_after(ms);
+	int done;
+
+	pthread_mutex_lock(&ra->lock);
+	while (j->state == VJ_WAITING &&
+	    pthread_cond_timedwait(&j->cond, &ra->lock, &ts) != ETIMEDOUT)
+		;
+	done = j->state == VJ_DONE;
+	if (!done)
+		j->state = VJ_CLAIMING;
+	pthread_mutex_unlock(&ra->lock);
+	return done;
+}
+
+/* The handler gave up waiting for j and claimed the challenge (claimed)
+ * or could not: j is the worker's from now on. */
+static void
+vjob_hand_over(struct ra *ra, struct vjob *j, int claimed)
+{
+	pthread_mutex_lock(&ra->lock);
+	j->state = claimed ? VJ_HANDED : VJ_DROPPED;
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&ra->lock);
+}
+
+/*
+ * The VA answered job j within validation.wait: claim and result in one
+ * statement, which writes nothing when another validation claimed the
+ * challenge first (the authz is then answered as it is now). j freed; 0
+ * with *result, or -1 with *prob (the SA's: nothing was written, unless
+ * the answer was lost; the challenge is pending or finished, never
+ * processing).
+ */
+static int
+vjob_record(struct ra *ra, const struct rpc_req *req, struct vjob *j,
+    int64_t aid, int64_t azid, int64_t cid, json_t **result,
+    struct problem **prob)
+{
+	json_t *rec = NULL;
+	int rc = -1;
+
+	json_object_set_new(j->fin, "account_id", json_integer(aid));
+	if (ra_call(ra->sa, RPC_SA_RECORD_VALIDATION, json_incref(j->fin),
+		req->request_id, &rec, prob) != 0)
+		goto out;
+	if (!json_is_true(json_object_get(rec, "recorded"))) {
+		log_msg(LOG_LEVEL_INFO, req->request_id,
+		    "validation of authz %lld not recorded: the challenge "
+		    "was claimed meanwhile",
+		    (long long)azid);
+		rc = not_claimed(ra, req, aid, azid, cid, rec, result, prob);
+		goto out;
+	}
+	ra_count(ra, "anvil_ra_validation_path_total", "path=\"sync\"");
+	vjob_recorded(j);
+	*result = json_incref(json_object_get(rec, "authz"));
+	rc = 0;
+out:
+	ra_mark(ra, ra->inflight_authzs, azid, 0);
+	vjob_free(j);
+	json_decref(rec);
+	return rc;
+}
+
+/*
+ * Validates challenge cid of authz azid that peek (sa.peek_challenge's
+ * answer, borrowed) says may be claimed: on a worker, waiting up to
+ * validation.wait for it (vjob_record), else claiming it and leaving the
+ * result to the worker. uri taken. 0 with *result, or -1 with *prob.
+ */
+static int
+validate_sync(struct ra *ra, const struct rpc_req *req, int64_t aid,
+    int64_t azid, int64_t cid, const json_t *peek, char *uri,
+    json_t **result, struct problem **prob)
+{
+	json_t *authz = json_object_get(peek, "authz"), *chall, *acct = NULL;
+	json_t *claim = NULL;
+	struct vjob *j;
+	int rc;
+
+	chall = find_challenge(authz, azid, cid, req->params, prob);
+	if (chall != NULL &&
+	    !sync_type(json_string_value(json_object_get(chall, "type"))))
+		return validate_claimed(ra, req, aid, azid, cid, uri, result,
+		    prob);
+	if (chall == NULL ||
+	    job_account(
+		ra, req, aid, azid, cid, peek, chall, 0, &acct, prob) != 0) {
+		free(uri);
+		return -1;
+	}
+	if (!ra_mark(ra, ra->inflight_authzs, azid, 1)) {
+		/* this authz is being validated here: answered as it is */
+		ra_count(ra, "anvil_ra_validation_path_total", "path=\"busy\"");
+		*result = json_incref(authz);
+		free(uri);
+		json_decref(acct);
+		return 0;
+	}
+	j = vjob_new(ra, req, aid, acct, authz, chall, uri);
+	json_decref(acct);
+	j->sync = 1;
+	j->state = VJ_WAITING;
+	if (vjob_start(ra, j, azid, prob) != 0)
+		return -1;
+	if (vjob_wait(ra, j, ra->cfg.validation_wait_ms))
+		return vjob_record(ra, req, j, aid, azid, cid, result, prob);
+	/* The VA is slower than validation.wait: claim the challenge (it is
+	 * processing) and let the worker record the result. */
+	if (claim_call(ra, req, RPC_SA_CLAIM_CHALLENGE, aid, azid, cid, &claim,
+		prob) != 0) {
+		vjob_hand_over(ra, j, 0);
+		return -1;
+	}
+	vjob_hand_over(ra, j, json_is_true(json_object_get(claim, "claimed")));
+	if (json_is_true(json_object_get(claim, "claimed"))) {
+		ra_count(
+		    ra, "anvil_ra_validation_path_total", "path=\"fallback\"");
+		*result = json_incref(json_object_get(claim, "authz"));
+		rc = 0;
+	} else
+		rc = not_claimed(ra, req, aid, azid, cid, claim, result, prob);
+	json_decref(claim);
+	return rc;
+}
+
 /*
  * ra.perform_validation handler (docs/rpc-methods.md): req borrowed; on 0
- * *result, on -1 *prob, both handed to the RPC server. The hot path is one
- * SA call (sa.claim_challenge) that answers with the authz and the account
- * key's thumbprint; the checks run again only to tell why nothing started.
+ * *result, on -1 *prob, both handed to the RPC server. The hot path is
+ * sa.peek_challenge (the authz and the account key's thumbprint, checked
+ * in its statement), the VA, and sa.record_validation (claim and result
+ * in one statement); the checks run again only to tell why nothing
+ * started. With validation.wait 0s: sa.claim_challenge first.
  */
 int
 ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
 {
 	struct ra *ra = svc;
-	json_t *params = req->params, *acct = NULL, *claim = NULL, *authz;
-	json_t *chall;
-	struct vjob *j = NULL;
+	json_t *params = req->params, *peek = NULL;
 	int64_t aid, azid, cid;
 	char *uri = NULL;
 	int rc = -1;
@@ -469,36 +753,25 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 	if (ra_param_id(params, "account_id", &aid, prob) != 0 ||
 	    ra_param_id(params, "authz_id", &azid, prob) != 0 ||
 	    ra_param_id(params, "challenge_id", &cid, prob) != 0 ||
-	    ra_account_uri(ra, params, aid, &uri, prob) != 0 ||
-	    claim_challenge(ra, req, aid, azid, cid, &claim, prob) != 0)
+	    ra_account_uri(ra, params, aid, &uri, prob) != 0)
 		goto out;
-	if (!json_is_true(json_object_get(claim, "claimed"))) {
-		rc = not_claimed(ra, req, aid, azid, cid, claim, result, prob);
-		goto out;
-	}
-	authz = json_object_get(claim, "authz");
-	if ((chall = find_challenge(authz, azid, cid, params, prob)) == NULL) {
-		log_bug("claimed challenge %lld not usable", (long long)cid);
+	if (ra->cfg.validation_wait_ms <= 0) {
+		rc = validate_claimed(ra, req, aid, azid, cid, uri, result, prob);
+		uri = NULL;
 		goto out;
 	}
-	if (job_account(ra, req, aid, azid, cid, claim, chall, &acct, prob) !=
-	    0)
+	if (claim_call(ra, req, RPC_SA_PEEK_CHALLENGE, aid, azid, cid, &peek,
+		prob) != 0)
 		goto out;
-	j = vjob_new(ra, req, aid, acct, authz, chall, uri);
+	if (!json_is_true(json_object_get(peek, "claimable"))) {
+		rc = not_claimed(ra, req, aid, azid, cid, peek, result, prob);
+		goto out;
+	}
+	rc = validate_sync(ra, req, aid, azid, cid, peek, uri, result, prob);
 	uri = NULL;
-	ra_mark(ra, ra->inflight_authzs, azid, 1);
-	if (ra_pool_submit(ra->pool, validate_job, j) != 0) {
-		ra_mark(ra, ra->inflight_authzs, azid, 0);
-		vjob_free(j);
-		*prob = problem_new(PROB_UNAVAILABLE, "RA is shutting down");
-		goto out;
-	}
-	*result = json_incref(authz);
-	rc = 0;
 out:
-	free(uri); /* NULL once the job took it */
-	json_decref(acct);
-	json_decref(claim);
+	free(uri);
+	json_decref(peek);
 	return rc;
 }
 

@@ -68,6 +68,7 @@ struct raw {
 	int reuse_enabled;
 	int64_t reuse_percent;
 	int64_t validation_workers;
+	int64_t validation_wait_ms;
 	json_t *rate_limits;
 	int64_t slow_finalize_ms;
 	int64_t test_reuse_percent;
@@ -120,7 +121,8 @@ static const struct jspec reuse_spec[] = {
     F("enabled", JSPEC_BOOL, reuse_enabled),
     F("percent", JSPEC_INT, reuse_percent), JSPEC_END};
 static const struct jspec validation_spec[] = {
-    F("workers", JSPEC_INT, validation_workers), JSPEC_END};
+    F("workers", JSPEC_INT, validation_workers),
+    F("wait", JSPEC_DURATION, validation_wait_ms), JSPEC_END};
 static const struct jspec test_spec[] = {
     F("slow_finalize", JSPEC_DURATION, slow_finalize_ms),
     F("authz_reuse_percent", JSPEC_INT, test_reuse_percent), JSPEC_END};
@@ -295,6 +297,7 @@ raw_init(struct raw *r)
 	r->reuse_enabled = 1;
 	r->reuse_percent = 100;
 	r->validation_workers = 4;
+	r->validation_wait_ms = 1000;
 	r->test_reuse_percent = -1;
 }
 
@@ -661,6 +664,11 @@ convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 		return -1;
 	}
 	cfg->validation_workers = r->validation_workers;
+	if (r->validation_wait_ms < 0 || r->validation_wait_ms > 10000) {
+		snprintf(err, errlen, "validation.wait: must be 0s..10s");
+		return -1;
+	}
+	cfg->validation_wait_ms = r->validation_wait_ms;
 	cfg->renewal_window_ms = 120LL * 86400 * 1000;
 	if (r->rate_limits != NULL) {
 		if (!json_is_object(r->rate_limits)) {

@@ -148,6 +148,7 @@ struct ra_config {
 	int authz_reuse_enabled;
 	int64_t authz_reuse_percent;
 	int64_t validation_workers;
+	int64_t validation_wait_ms; /* wait this long for the VA (0: never) */
 	struct ra_limit limits[RA_RL__MAX];
 	json_t *limit_overrides;   /* {"<profile>": {"<limit>": {...}}} */
 	int64_t renewal_window_ms; /* same identifier set => renewal */

@@ -251,10 +251,10 @@ void ra_claim_new(struct ra_claim *cl);
 /*
  * The ids this process is working on, which recovery leaves alone
  * (ra->inflight: orders finalizing; ra->inflight_authzs: authzs
- * validating), under ra->lock: ra_mark adds id to set (on) or removes it;
- * ra_marked is 1 if id is in set (recovery.c).
+ * validating), under ra->lock: ra_mark adds id to set (on) or removes it,
+ * 1 if that changed the set; ra_marked is 1 if id is in set (recovery.c).
  */
-void ra_mark(struct ra *ra, json_t *set, json_int_t id, int on);
+int ra_mark(struct ra *ra, json_t *set, json_int_t id, int on);
 int ra_marked(struct ra *ra, const json_t *set, json_int_t id);
 /*
  * Recovery of an order left processing with its CSR stored (order

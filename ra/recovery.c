@@ -69,18 +69,21 @@ reclaim(struct ra *ra, json_t *idv, const char *older_than, struct ra_claim *cl)
 }
 
 /* See ra_int.h. */
-void
+int
 ra_mark(struct ra *ra, json_t *set, json_int_t id, int on)
 {
 	char k[32];
+	int changed;
 
 	snprintf(k, sizeof(k), "%lld", (long long)id);
 	pthread_mutex_lock(&ra->lock);
+	changed = (json_object_get(set, k) != NULL) != (on != 0);
 	if (on)
 		json_object_set_new(set, k, json_true());
 	else
 		json_object_del(set, k);
 	pthread_mutex_unlock(&ra->lock);
+	return changed;
 }
 
 /* See ra_int.h. */

@@ -53,6 +53,14 @@ static const struct sa_stmt st_chall_claim = {"chall_claim",
     "WHERE id = $2 AND authz_id = $1 AND status = 'pending'"};
 static const struct sa_stmt st_authz_exists = {"authz_exists",
     "SELECT 1 FROM authzs WHERE id = $1"};
+/* The authz and its challenges as they are now, after a statement whose
+ * WITH queries az and ch updated some: the updated rows instead of the
+ * stored ones (the authz then reads from now_a AS authzs). */
+#define AUTHZ_NOW \
+	"now_a AS (SELECT * FROM az UNION ALL SELECT * FROM authzs " \
+	"WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM az)), " \
+	"now_c AS (SELECT * FROM ch UNION ALL SELECT * FROM challenges " \
+	"WHERE authz_id = $1 AND id NOT IN (SELECT id FROM ch)) "
 /*
  * A validation result in one statement: the challenge leaves processing
  * and, when that happened, a still-pending authz takes the result (it
@@ -72,13 +80,27 @@ static const struct sa_stmt st_authz_result = {"authz_result",
     "expires = COALESCE($6::timestamptz, expires) "
     "WHERE id = $1 AND status = 'pending' AND EXISTS (SELECT 1 FROM ch) "
     "RETURNING *), "
-    /* the authz and its challenges as they are now: the updated rows
-     * instead of the stored ones */
-    "now_a AS (SELECT * FROM az UNION ALL SELECT * FROM authzs "
-    "WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM az)), "
-    "now_c AS (SELECT * FROM ch UNION ALL SELECT * FROM challenges "
-    "WHERE authz_id = $1 AND id NOT IN (SELECT id FROM ch)) "
-    SA_AUTHZ_SELECT("now_c") ", (SELECT count(*) FROM ch) "
+    AUTHZ_NOW SA_AUTHZ_SELECT("now_c") ", (SELECT count(*) FROM ch) "
+    "FROM now_a AS authzs"};
+/*
+ * Claim and result of a validation in one statement (sa.record_validation,
+ * issue 18): the authz of account $7 takes the result (and is marked
+ * attempted) only if the claim's conditions hold now, the challenge then
+ * goes from pending straight to the result. Under READ COMMITTED a
+ * concurrent claim or record waits for the authz's row lock and re-checks
+ * attempted_at IS NULL on the new version: exactly one of them changes
+ * anything. Answers as st_authz_result does.
+ */
+static const struct sa_stmt st_authz_record = {"authz_record",
+    "WITH az AS (UPDATE authzs SET attempted_at = now(), status = $3, "
+    "expires = COALESCE($6::timestamptz, expires) "
+    "WHERE " SA_CLAIMABLE("$7", "'{}'") " RETURNING *), "
+    "ch AS (UPDATE challenges SET status = $3, attempted_at = now(), "
+    "validated = CASE WHEN $3 = 'valid' THEN now() END, "
+    "validation_record = $4, error = $5 "
+    "WHERE id = $2 AND authz_id IN (SELECT id FROM az) "
+    "AND status = 'pending' RETURNING *), "
+    AUTHZ_NOW SA_AUTHZ_SELECT("now_c") ", (SELECT count(*) FROM ch) "
     "FROM now_a AS authzs"};
 static const struct sa_stmt st_authz_deact = {"authz_deact",
     "UPDATE authzs SET status = 'deactivated' WHERE id = $1 "
@@ -568,11 +590,31 @@ sa_m_set_authz_processing(
 }
 
 struct authz_final {
-	int64_t authz_id, chall_id;
+	int64_t authz_id, chall_id, account_id;
 	const char *status;
 	char expires[32];
 	char *record, *error;
 };
+
+/* Runs st (st_authz_result, or st_authz_record with f's account) for f:
+ * the result (caller clears), or NULL with *prob. */
+static PGresult *
+authz_final_q(struct sa_conn *c, const struct sa_stmt *st,
+    const struct authz_final *f, struct problem **prob)
+{
+	struct sa_params p;
+
+	sa_params_init(&p);
+	sa_p_int(&p, f->authz_id);
+	sa_p_int(&p, f->chall_id);
+	sa_p_str(&p, f->status);
+	sa_p_str(&p, f->record);
+	sa_p_str(&p, f->error);
+	sa_p_str(&p, f->expires[0] ? f->expires : NULL);
+	if (st == &st_authz_record)
+		sa_p_int(&p, f->account_id);
+	return sa_q(c, st, &p, prob);
+}
 
 /* The result of f in one statement (its own transaction): 0 with *out
  * (the authz as it is now, new), or -1 with *prob (conflict: the
@@ -581,19 +623,11 @@ static int
 authz_final(struct sa_conn *c, const struct authz_final *f, json_t **out,
     struct problem **prob)
 {
-	struct sa_params p;
 	PGresult *r;
 	int ret;
 
 	*out = NULL;
-	sa_params_init(&p);
-	sa_p_int(&p, f->authz_id);
-	sa_p_int(&p, f->chall_id);
-	sa_p_str(&p, f->status);
-	sa_p_str(&p, f->record);
-	sa_p_str(&p, f->error);
-	sa_p_str(&p, f->expires[0] ? f->expires : NULL);
-	if ((r = sa_q(c, &st_authz_result, &p, prob)) == NULL)
+	if ((r = authz_final_q(c, &st_authz_result, f, prob)) == NULL)
 		return -1;
 	/* The authz changes nothing when it left pending meanwhile
 	 * (deactivated by its account while the validation ran): the
@@ -609,16 +643,47 @@ authz_final(struct sa_conn *c, const struct authz_final *f, json_t **out,
 	return ret;
 }
 
-int
-sa_m_finalize_authz(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+/* The claim and result of f in one statement: 0 with *out ({recorded,
+ * authz (opt)}, new), or -1 with *prob. */
+static int
+authz_record(struct sa_conn *c, const struct authz_final *f, json_t **out,
+    struct problem **prob)
+{
+	PGresult *r;
+	json_t *authz;
+
+	if ((r = authz_final_q(c, &st_authz_record, f, prob)) == NULL)
+		return -1;
+	if (PQntuples(r) != 1) { /* no such authz */
+		PQclear(r);
+		*out = json_pack("{s:b}", "recorded", 0);
+		return 0;
+	}
+	if ((authz = sa_authz_of_row(r, 0, 0, prob)) == NULL) {
+		PQclear(r);
+		return -1;
+	}
+	*out = json_pack("{s:b,s:o}", "recorded",
+	    sa_col_int(r, 0, SA_AUTHZ_NCOLS) == 1, "authz", authz);
+	PQclear(r);
+	return 0;
+}
+
+/* sa.finalize_authz, or with with_account sa.record_validation (the
+ * claim's conditions checked for account_id in the same statement):
+ * params borrowed; *result new. */
+static int
+authz_result_method(struct sa_conn *c, json_t *params, int with_account,
+    json_t **result, struct problem **prob)
 {
 	struct authz_final f;
 	json_t *rec = NULL, *err = NULL;
 	int ret = -1;
 
 	memset(&f, 0, sizeof(f));
-	if (sa_get_id(params, "authz_id", 1, &f.authz_id, prob) < 0 ||
+	if ((with_account &&
+		sa_get_id(params, "account_id", 1, &f.account_id, prob) < 0) ||
+	    sa_get_id(params, "authz_id", 1, &f.authz_id, prob) < 0 ||
 	    sa_get_id(params, "challenge_id", 1, &f.chall_id, prob) < 0 ||
 	    sa_get_str(params, "status", 1, 16, &f.status, prob) < 0 ||
 	    sa_get_time(
@@ -642,11 +707,27 @@ sa_m_finalize_authz(
 		    PROB_MALFORMED, "validation record or error too big");
 		goto out;
 	}
-	ret = authz_final(c, &f, result, prob);
+	ret = with_account ? authz_record(c, &f, result, prob)
+			   : authz_final(c, &f, result, prob);
 out:
 	free(f.record);
 	free(f.error);
 	return ret;
+}
+
+int
+sa_m_finalize_authz(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	return authz_result_method(c, params, 0, result, prob);
+}
+
+/* sa.record_validation (rpc/methods.def): params borrowed; *result new. */
+int
+sa_m_record_validation(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	return authz_result_method(c, params, 1, result, prob);
 }
 
 int

@@ -26,11 +26,7 @@
 static const struct sa_stmt st_chall_start = {"chall_start",
     /* the authz, marked attempted if every condition holds */
     "WITH az AS (UPDATE authzs SET attempted_at = now() "
-    "WHERE id = $1 AND account_id = $3 AND status = 'pending' "
-    "AND attempted_at IS NULL AND expires > now() "
-    "AND EXISTS (SELECT 1 FROM accounts WHERE id = $3 AND status = 'valid') "
-    "AND EXISTS (SELECT 1 FROM challenges WHERE id = $2 AND authz_id = $1 "
-    "AND status = 'pending' AND type <> ALL($4::text[])) RETURNING id), "
+    "WHERE " SA_CLAIMABLE("$3", "$4") " RETURNING id), "
     /* the challenge, processing if its authz was claimed */
     "ch AS (UPDATE challenges SET status = 'processing', "
     "attempted_at = now() WHERE id = $2 AND authz_id IN (SELECT id FROM az) "
@@ -41,6 +37,17 @@ static const struct sa_stmt st_chall_start = {"chall_start",
     SA_AUTHZ_SELECT("now_c") ", EXISTS (SELECT 1 FROM ch), "
     "(SELECT thumbprint FROM accounts WHERE id = $3 AND EXISTS "
     "(SELECT 1 FROM ch)) FROM authzs WHERE id = $1"};
+/*
+ * What st_chall_start would answer, read-only: the authz, whether it
+ * could be claimed now and then the account key's thumbprint. The RA
+ * validates first and writes claim and result in one statement
+ * (sa.record_validation), which checks the same conditions again.
+ */
+static const struct sa_stmt st_chall_peek = {"chall_peek",
+    "WITH ok AS (SELECT 1 FROM authzs WHERE " SA_CLAIMABLE("$3", "$4") ") "
+    SA_AUTHZ_SELECT("challenges") ", EXISTS (SELECT 1 FROM ok), "
+    "(SELECT thumbprint FROM accounts WHERE id = $3 AND EXISTS "
+    "(SELECT 1 FROM ok)) FROM authzs WHERE id = $1"};
 /* clang-format on */
 
 /* A text[] literal of challenge type names (a JSON array of strings,
@@ -82,10 +89,14 @@ types_literal(const json_t *types, char **out, struct problem **prob)
 	return 0;
 }
 
-/* sa.claim_challenge (rpc/methods.def): params borrowed; *result new. */
-int
-sa_m_claim_challenge(
-    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+/*
+ * Runs st (st_chall_start or st_chall_peek: $1 authz, $2 challenge, $3
+ * account, $4 types left out) for params (borrowed); *result (new) says
+ * under key whether the challenge was (could be) claimed.
+ */
+static int
+chall_claim(struct sa_conn *c, const struct sa_stmt *st, const char *key,
+    json_t *params, json_t **result, struct problem **prob)
 {
 	struct sa_params p;
 	int64_t acct = 0, azid = 0, cid = 0;
@@ -106,7 +117,7 @@ sa_m_claim_challenge(
 	sa_p_int(&p, cid);
 	sa_p_int(&p, acct);
 	sa_p_str(&p, types);
-	r = sa_q(c, &st_chall_start, &p, prob);
+	r = sa_q(c, st, &p, prob);
 	free(types);
 	if (r == NULL)
 		return -1;
@@ -116,7 +127,7 @@ sa_m_claim_challenge(
 	 * validated, account not valid). */
 	if (PQntuples(r) != 1) {
 		PQclear(r);
-		*result = json_pack("{s:b}", "claimed", 0);
+		*result = json_pack("{s:b}", key, 0);
 		return 0;
 	}
 	if ((authz = sa_authz_of_row(r, 0, 0, prob)) == NULL) {
@@ -124,10 +135,26 @@ sa_m_claim_challenge(
 		return -1;
 	}
 	claimed = sa_col_bool(r, 0, SA_AUTHZ_NCOLS);
-	*result = json_pack("{s:b,s:o}", "claimed", claimed, "authz", authz);
+	*result = json_pack("{s:b,s:o}", key, claimed, "authz", authz);
 	if (claimed && sa_col(r, 0, SA_AUTHZ_NCOLS + 1) != NULL)
 		json_object_set_new(*result, "thumbprint",
 		    json_string(sa_col(r, 0, SA_AUTHZ_NCOLS + 1)));
 	PQclear(r);
 	return 0;
+}
+
+/* sa.claim_challenge (rpc/methods.def): params borrowed; *result new. */
+int
+sa_m_claim_challenge(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	return chall_claim(c, &st_chall_start, "claimed", params, result, prob);
+}
+
+/* sa.peek_challenge (rpc/methods.def): params borrowed; *result new. */
+int
+sa_m_peek_challenge(
+    struct sa_conn *c, json_t *params, json_t **result, struct problem **prob)
+{
+	return chall_claim(c, &st_chall_peek, "claimable", params, result, prob);
 }

@@ -393,6 +393,25 @@ extern const struct sa_decl sa_d_get_ocsp;
 /* sa_flow.c: coarse hot-path steps (issue 18) */
 int sa_m_claim_challenge(
     struct sa_conn *, json_t *, json_t **, struct problem **);
+sa_method_impl sa_m_peek_challenge;
+/* sa_authz.c: claim and result of a validation in one statement */
+sa_method_impl sa_m_record_validation;
+/* clang-format off */
+/*
+ * A WHERE on authzs: authz $1 may start the validation of its challenge
+ * $2 for account acct (a parameter): it belongs to the account, is
+ * pending, unexpired and not yet attempted, the account is valid and the
+ * challenge pending and of no type in types (a text[] expression).
+ */
+#define SA_CLAIMABLE(acct, types) \
+	"id = $1 AND account_id = " acct " AND status = 'pending' " \
+	"AND attempted_at IS NULL AND expires > now() " \
+	"AND EXISTS (SELECT 1 FROM accounts WHERE id = " acct \
+	" AND status = 'valid') " \
+	"AND EXISTS (SELECT 1 FROM challenges WHERE id = $2 AND " \
+	"authz_id = $1 AND status = 'pending' AND type <> ALL(" types \
+	"::text[]))"
+/* clang-format on */
 
 /* Longest serial (hex digits) sa.reserve_serial and the order claim take. */
 #define SA_SERIAL_MAX 64

@@ -79,6 +79,8 @@ static const struct sa_method sa_handlers[RPC_METHOD__MAX] = {
     [RPC_SA_DELEGATION_CANCEL] = SA_FN(delegation_cancel),
     [RPC_SA_CLAIM_CHALLENGE] = SA_FN(claim_challenge),
     [RPC_SA_TKAUTH_SPEND_JTI] = SA_FN(tkauth_spend_jti),
+    [RPC_SA_PEEK_CHALLENGE] = SA_FN(peek_challenge),
+    [RPC_SA_RECORD_VALIDATION] = SA_FN(record_validation),
 };
 
 static int sa_rpc_handler(void *svc, const struct rpc_req *req, json_t **result,

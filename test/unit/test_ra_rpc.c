@@ -6,7 +6,8 @@
  * invalid authz with a problem, rate-limit storage failure fails open, a
  * rate-limit refusal carries retry_after, crash recovery finishes or fails
  * stale orders and fails stale validations, a result write the SA refuses
- * is retried, a certificate the CA stored despite an error finishes the
+ * is retried, a VA answering within validation.wait costs one write
+ * (sa.record_validation) and a slower one falls back to the claim, a certificate the CA stored despite an error finishes the
  * order, health names the missing dependency.
  */
 #include <pthread.h>
@@ -28,7 +29,7 @@ struct fake {
 	pthread_mutex_t mu;
 	json_t *answers; /* method -> {"result": ..} | {"error": ..}; with
 			  * "fail_times": n, the error n times, then the
-			  * result */
+			  * result; with "sleep_ms": n, after n ms */
 	json_t *calls;   /* [{"method", "params"}] */
 	struct rpc_server *srv;
 	pthread_t thr;
@@ -41,12 +42,20 @@ fake_handler(void *svc, const struct rpc_req *req, json_t **result,
 	struct fake *f = svc;
 	json_t *a;
 	int rc;
+	json_int_t sleep_ms;
 
 	pthread_mutex_lock(&f->mu);
 	json_array_append_new(f->calls,
 	    json_pack(
 		"{s:s,s:O}", "method", req->method, "params", req->params));
 	a = json_object_get(f->answers, req->method);
+	sleep_ms = json_integer_value(json_object_get(a, "sleep_ms"));
+	if (sleep_ms > 0) {
+		pthread_mutex_unlock(&f->mu);
+		usleep((useconds_t)sleep_ms * 1000);
+		pthread_mutex_lock(&f->mu);
+		a = json_object_get(f->answers, req->method);
+	}
 	if (a != NULL &&
 	    json_integer_value(json_object_get(a, "fail_times")) > 0) {
 		json_object_set_new(a, "fail_times",
@@ -256,7 +265,7 @@ make_ra(int with_va, const char *extra)
 	    "\"unix:%s/ca.sock\", \"timeout\": \"2s\"}, \"profiles_file\": "
 	    "\"configs/dev/profiles.json\", \"policy\": {\"dns_suffixes\": "
 	    "[\"test\"]}, \"finalize\": {\"async\": false, \"recover_after\": "
-	    "\"1s\"}%s}",
+	    "\"1s\"}, \"validation\": {\"wait\": \"0s\"}%s}",
 	    dir, dir, with_va ? "va.sock" : "nope.sock", dir,
 	    extra ? extra : "");
 	o = json_loads(cfgtxt, 0, NULL);
@@ -339,24 +348,31 @@ make_csr_b64(const char *name)
 	"\"SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps\"}}"
 
 /* The fake SA's answers for a pending authz (id) with one pending
- * challenge (chall_id, type ctype) of account 7, claimed for validation,
- * in profile with wildcard. */
+ * challenge (chall_id, type ctype) of account 7, claimed for validation
+ * (sa.claim_challenge) or claimable (sa.peek_challenge), in profile with
+ * wildcard. */
 static void
 answer_claim(int id, int chall_id, const char *ctype, const char *profile,
     int wildcard)
 {
 	char buf[1024];
+	const char *key[] = {"claimed", "claimable"};
+	enum rpc_method_id m[] = {RPC_SA_CLAIM_CHALLENGE, RPC_SA_PEEK_CHALLENGE};
+	int i;
 
 	answer(&fsa, RPC_SA_GET_ACCOUNT, "{\"result\": " ACCT "}");
-	snprintf(buf, sizeof(buf),
-	    "{\"result\": {\"claimed\": true, \"thumbprint\": \"tp\", "
-	    "\"authz\": {\"id\": %d, \"account_id\": 7, \"status\": "
-	    "\"pending\", \"profile\": \"%s\", \"wildcard\": %s, "
-	    "\"identifier\": {\"type\": \"dns\", \"value\": \"a.test\"}, "
-	    "\"challenges\": [{\"id\": %d, \"type\": \"%s\", \"token\": "
-	    "\"tok\", \"status\": \"pending\"}]}}}",
-	    id, profile, wildcard ? "true" : "false", chall_id, ctype);
-	answer(&fsa, RPC_SA_CLAIM_CHALLENGE, buf);
+	for (i = 0; i < 2; i++) {
+		snprintf(buf, sizeof(buf),
+		    "{\"result\": {\"%s\": true, \"thumbprint\": \"tp\", "
+		    "\"authz\": {\"id\": %d, \"account_id\": 7, \"status\": "
+		    "\"pending\", \"profile\": \"%s\", \"wildcard\": %s, "
+		    "\"identifier\": {\"type\": \"dns\", \"value\": "
+		    "\"a.test\"}, \"challenges\": [{\"id\": %d, \"type\": "
+		    "\"%s\", \"token\": \"tok\", \"status\": \"pending\"}]}}}",
+		    key[i], id, profile, wildcard ? "true" : "false", chall_id,
+		    ctype);
+		answer(&fsa, m[i], buf);
+	}
 }
 
 /* ra.perform_validation of challenge chall_id of authz id for account 7:
