@@ -616,7 +616,10 @@ def flow_anvil(issuances=None, extra=None):
                                       "-c pg_stat_statements.track_utility=on "
                                       "-c pg_stat_statements.track_planning=on " +
                                       os.environ.get("BENCH_PG_OPTIONS", "")).strip()
-    env = AnvilEnv(port_base=ANVIL_BASE, name="bench-flow", start_timeout=120)
+    # BENCH_FLOW_CONFIG: AnvilEnv config overrides as JSON, e.g.
+    # '{"ra.json:validation.wait": "0s"}' (the claim-first validation)
+    env = AnvilEnv(port_base=ANVIL_BASE, name="bench-flow", start_timeout=120,
+                   config=json.loads(os.environ.get("BENCH_FLOW_CONFIG", "{}")))
     res = {}
     try:
         env.start()

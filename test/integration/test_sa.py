@@ -1247,3 +1247,108 @@ def test_postgres_restart_under_load(env, c):
     m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % DEBUG_PORT, timeout=5).read().decode()
     connects = [float(l.split()[-1]) for l in m.splitlines() if l.startswith("anvil_sa_db_connects_total")]
     assert connects and connects[0] >= 2
+
+
+def record(c, a, az, ch, status="valid", **kw):
+    return c.call("sa.record_validation", {"account_id": a["id"], "authz_id": az["id"],
+                                           "challenge_id": ch, "status": status,
+                                           "validation_record": [{"hostname": "x"}], **kw})
+
+
+def test_peek_and_record_validation(env, c):
+    """Issue 18, one commit per validation: sa.peek_challenge answers what
+    sa.claim_challenge would, writing nothing; sa.record_validation claims
+    and finishes the challenge in one statement, only under the claim's
+    conditions. RFC 8555 §7.1.6: "If validation is successful, the
+    challenge moves to the "valid" state; if there is an error, the
+    challenge moves to the "invalid" state." (from pending, through a
+    processing no other statement ever sees); §7.5.1: "The server is said
+    to "finalize" the authorization when it has completed one of the
+    validations" (the authz takes the result in the same statement)."""
+    CURRENT_SOCK[0] = "unix:" + env.sock
+    a, b = new_account(c), new_account(c)
+    az = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("peek.example.com")})
+    ch = az["challenges"][0]["id"]
+    peek = {"account_id": a["id"], "authz_id": az["id"], "challenge_id": ch}
+    # another account: not claimable, nothing recorded
+    r = c.call("sa.peek_challenge", dict(peek, account_id=b["id"]))
+    assert r["claimable"] is False and r["authz"]["account_id"] == a["id"] and "thumbprint" not in r
+    r = record(c, b, az, ch)
+    assert r["recorded"] is False and r["authz"]["status"] == "pending", r
+    assert c.call("sa.peek_challenge", dict(peek, authz_id=999999999)) == {"claimable": False}
+    assert record(c, a, {"id": 999999999}, ch) == {"recorded": False}
+    assert err_type(c.call, "sa.record_validation", dict(peek, status="processing")) == "malformed"
+    # the owner: claimable, with the key's thumbprint, twice (a read)
+    for _ in range(2):
+        r = c.call("sa.peek_challenge", peek)
+        assert r["claimable"] is True and r["thumbprint"] == a["thumbprint"], r
+        assert r["authz"] == c.call("sa.get_authz", {"id": az["id"]})
+    # recorded: the challenge valid with its record, the authz valid with
+    # the new expiry, answered as a read shows it afterwards
+    exp = ts(3600)
+    r = record(c, a, az, ch, expires=exp)
+    got = c.call("sa.get_authz", {"id": az["id"]})
+    assert r == {"recorded": True, "authz": got}, r
+    assert got["status"] == "valid" and got["expires"] == exp
+    done = [x for x in got["challenges"] if x["id"] == ch][0]
+    assert done["status"] == "valid" and done["validated"] and done["validation_record"] == [{"hostname": "x"}]
+    # once: a second record and a peek change nothing
+    assert record(c, a, az, ch, status="invalid") == {"recorded": False, "authz": got}
+    assert c.call("sa.peek_challenge", peek)["claimable"] is False
+    # an invalid result with its problem
+    z = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("peek2.example.com")})
+    prob = {"type": "urn:ietf:params:acme:error:connection", "detail": "refused", "status": 400}
+    r = record(c, a, z, z["challenges"][1]["id"], status="invalid", error=prob)
+    assert r["recorded"] is True and r["authz"]["status"] == "invalid"
+    assert [x["error"] for x in r["authz"]["challenges"] if x["status"] == "invalid"] == [prob]
+    # after a claim (processing): the claim won, nothing recorded
+    z = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("peek3.example.com")})
+    zc = z["challenges"][0]["id"]
+    assert c.call("sa.claim_challenge", dict(peek, authz_id=z["id"], challenge_id=zc))["claimed"]
+    r = record(c, a, z, zc)
+    assert r["recorded"] is False and r["authz"]["status"] == "pending"
+    assert [x["status"] for x in r["authz"]["challenges"] if x["id"] == zc] == ["processing"]
+    # a deactivated account records nothing
+    c.call("sa.update_account", {"id": b["id"], "status": "deactivated"})
+    bz = c.call("sa.new_authz", {"account_id": b["id"], **authz_spec("peek4.example.com")})
+    assert c.call("sa.peek_challenge", {"account_id": b["id"], "authz_id": bz["id"],
+                                        "challenge_id": bz["challenges"][0]["id"]})["claimable"] is False
+    assert record(c, b, bz, bz["challenges"][0]["id"])["recorded"] is False
+
+
+def test_concurrent_records_and_claims_one_winner(env, c):
+    """Two POSTs to one challenge at once (or a slow VA's fallback claim
+    racing a record): of 16 concurrent sa.record_validation calls with
+    different results, and of 8 records racing 8 claims, exactly one
+    changes anything; the authz ends with the winner's result and every
+    loser is answered the authz as it is."""
+    CURRENT_SOCK[0] = "unix:" + env.sock
+    a = new_account(c)
+    for mixed in (False, True, False, True):
+        az = c.call("sa.new_authz", {"account_id": a["id"], **authz_spec("rrace.example.com")})
+        chs = az["challenges"]
+        n = [0]
+        lock = threading.Lock()
+
+        def one(cl):
+            with lock:
+                i = n[0]
+                n[0] += 1
+            p = {"account_id": a["id"], "authz_id": az["id"], "challenge_id": chs[i % 2]["id"]}
+            if mixed and i % 4 == 3:
+                return ("claim", cl.call("sa.claim_challenge", p))
+            status = "valid" if i % 3 else "invalid"
+            return ("record", status, cl.call("sa.record_validation", dict(p, status=status)))
+        res = concurrently(16, one)
+        assert all(r[0] == "ok" for r in res), res
+        won = [r[1] for r in res if (r[1][0] == "claim" and r[1][1]["claimed"]) or
+               (r[1][0] == "record" and r[1][2]["recorded"])]
+        assert len(won) == 1, res
+        got = c.call("sa.get_authz", {"id": az["id"]})
+        changed = [x for x in got["challenges"] if x["status"] != "pending"]
+        assert len(changed) == 1, got
+        if won[0][0] == "record":
+            assert got["status"] == won[0][1] == changed[0]["status"] and won[0][2]["authz"] == got
+        else:
+            assert got["status"] == "pending" and changed[0]["status"] == "processing"
+        assert all(r[1][-1]["authz"]["id"] == az["id"] for r in res)

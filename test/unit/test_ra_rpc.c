@@ -376,9 +376,11 @@ answer_claim(int id, int chall_id, const char *ctype, const char *profile,
 }
 
 /* ra.perform_validation of challenge chall_id of authz id for account 7:
- * the handler's return code (its result and problem dropped). */
+ * the handler's return code (its problem dropped); */
+/* the same, *out (new, if out) the status of the authz answered ("" on
+ * an error). */
 static int
-perform_validation(struct ra *r, int id, int chall_id)
+perform_validation_as(struct ra *r, int id, int chall_id, char **out)
 {
 	char params[128];
 	json_t *res = NULL;
@@ -389,9 +391,19 @@ perform_validation(struct ra *r, int id, int chall_id)
 	    "{\"account_id\": 7, \"authz_id\": %d, \"challenge_id\": %d}", id,
 	    chall_id);
 	rc = call(r, RPC_RA_PERFORM_VALIDATION, params, &res, &p);
+	if (out != NULL)
+		*out = strdup(rc == 0 && json_is_string(json_object_get(res, "status"))
+			? json_string_value(json_object_get(res, "status"))
+			: "");
 	json_decref(res);
 	problem_free(p);
 	return rc;
+}
+
+static int
+perform_validation(struct ra *r, int id, int chall_id)
+{
+	return perform_validation_as(r, id, chall_id, NULL);
 }
 
 /* The fake SA's answers for finalizing order 9 (one.a.test, ready, authz
@@ -1016,4 +1028,124 @@ main(void)
 	if (system(path) != 0)
 		fprintf(stderr, "cleanup of %s failed\n", dir);
 	return th_done(&t);
+}
+
+/* The fake SA's answer to sa.record_validation: recorded or not, the
+ * authz (id 5, challenge 11) then status. */
+static void
+answer_record(int recorded, const char *status)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf),
+	    "{\"result\": {\"recorded\": %s, \"authz\": {\"id\": 5, "
+	    "\"account_id\": 7, \"status\": \"%s\", \"identifier\": "
+	    "{\"type\": \"dns\", \"value\": \"a.test\"}, \"challenges\": "
+	    "[{\"id\": 11, \"type\": \"http-01\", \"token\": \"tok\", "
+	    "\"status\": \"%s\"}]}}}",
+	    recorded ? "true" : "false", status, status);
+	answer(&fsa, RPC_SA_RECORD_VALIDATION, buf);
+}
+
+TH_TEST(test_validation_in_one_write)
+{
+	json_t *rec, *v;
+	char *st = NULL;
+	struct ra *r = make_ra(1, ", \"validation\": {\"wait\": \"10s\"}");
+
+	/* the VA answers within validation.wait: read, VA, one write (claim
+	 * and result), answered with the recorded authz */
+	reset_all();
+	answer_claim(5, 11, "http-01", "classic", 0);
+	answer(&fva, RPC_VA_VALIDATE,
+	    "{\"result\": {\"status\": \"valid\", "
+	    "\"validation_record\": [{\"hostname\": \"a.test\"}]}}");
+	answer_record(1, "valid");
+	TH_CHECK(t, perform_validation_as(r, 5, 11, &st) == 0);
+	TH_CHECK_STR(t, st, "valid");
+	free(st);
+	rec = last_call(&fsa, RPC_SA_RECORD_VALIDATION);
+	v = last_call(&fva, RPC_VA_VALIDATE);
+	TH_CHECK(t, rec != NULL && v != NULL);
+	if (rec != NULL && v != NULL) {
+		TH_CHECK(t,
+		    json_integer_value(json_object_get(rec, "account_id")) == 7);
+		TH_CHECK(t,
+		    json_integer_value(json_object_get(rec, "challenge_id")) ==
+			11);
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(rec, "status")), "valid");
+		TH_CHECK(t,
+		    json_array_size(
+			json_object_get(rec, "validation_record")) == 1);
+		TH_CHECK(t, json_is_string(json_object_get(rec, "expires")));
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(v, "key_authorization")),
+		    "tok.tp");
+	}
+	json_decref(rec);
+	json_decref(v);
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_PEEK_CHALLENGE) == 1);
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_CLAIM_CHALLENGE) == 0);
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) == 0);
+
+	/* another validation claimed it first: nothing recorded, the authz
+	 * answered as it is (here already invalid) */
+	reset(&fsa);
+	answer_claim(5, 11, "http-01", "classic", 0);
+	answer_record(0, "invalid");
+	TH_CHECK(t, perform_validation_as(r, 5, 11, &st) == 0);
+	TH_CHECK_STR(t, st, "invalid");
+	free(st);
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_RECORD_VALIDATION) == 1);
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) == 0);
+	ra_free(r);
+}
+
+TH_TEST(test_slow_va_falls_back_to_the_claim)
+{
+	json_t *fin;
+	char *st = NULL;
+	struct ra *r = make_ra(1, ", \"validation\": {\"wait\": \"100ms\"}");
+
+	/* the VA answers after validation.wait: the RA claims the challenge
+	 * and the worker writes the result with sa.finalize_authz */
+	reset_all();
+	answer_claim(5, 11, "http-01", "classic", 0);
+	answer(&fsa, RPC_SA_FINALIZE_AUTHZ, "{\"result\": {\"id\": 5}}");
+	answer(&fva, RPC_VA_VALIDATE,
+	    "{\"sleep_ms\": 600, \"result\": {\"status\": \"valid\", "
+	    "\"validation_record\": []}}");
+	TH_CHECK(t, perform_validation_as(r, 5, 11, &st) == 0);
+	TH_CHECK_STR(t, st, "pending"); /* the fake claim's authz */
+	free(st);
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_CLAIM_CHALLENGE) == 1);
+	fin = wait_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
+	TH_CHECK(t, fin != NULL);
+	if (fin != NULL)
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(fin, "status")), "valid");
+	json_decref(fin);
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_RECORD_VALIDATION) == 0);
+
+	/* the claim lost (another POST claimed first): the authz as it is,
+	 * and the late result is dropped, never written */
+	reset(&fsa);
+	reset(&fva);
+	answer_claim(5, 11, "http-01", "classic", 0);
+	answer(&fsa, RPC_SA_CLAIM_CHALLENGE,
+	    "{\"result\": {\"claimed\": false, \"authz\": {\"id\": 5, "
+	    "\"account_id\": 7, \"status\": \"pending\", \"identifier\": "
+	    "{\"type\": \"dns\", \"value\": \"a.test\"}, \"challenges\": "
+	    "[{\"id\": 11, \"type\": \"http-01\", \"token\": \"tok\", "
+	    "\"status\": \"processing\"}]}}}");
+	answer(&fva, RPC_VA_VALIDATE,
+	    "{\"sleep_ms\": 400, \"result\": {\"status\": \"valid\", "
+	    "\"validation_record\": []}}");
+	TH_CHECK(t, perform_validation_as(r, 5, 11, &st) == 0);
+	TH_CHECK_STR(t, st, "pending");
+	free(st);
+	ra_free(r); /* waits for the worker */
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) == 0);
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_RECORD_VALIDATION) == 0);
 }
