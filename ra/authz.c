@@ -529,6 +529,27 @@ job_account(struct ra *ra, const struct rpc_req *req, int64_t aid,
 	return -1;
 }
 
+/*
+ * claim_call with method; 1 when its answer (*answer, new) has key
+ * (claimed, claimable) true; else 0 with *rc what not_claimed answers
+ * (*result or *prob) or -1 (*rc) when the call failed.
+ */
+static int
+claim_or_why(struct ra *ra, const struct rpc_req *req,
+    enum rpc_method_id method, const char *key, int64_t ids[3],
+    json_t **answer, int *rc, json_t **result, struct problem **prob)
+{
+	*rc = -1;
+	if (claim_call(ra, req, method, ids[0], ids[1], ids[2], answer, prob) !=
+	    0)
+		return 0;
+	if (json_is_true(json_object_get(*answer, key)))
+		return 1;
+	*rc = not_claimed(
+	    ra, req, ids[0], ids[1], ids[2], *answer, result, prob);
+	return 0;
+}
+
 /* Starts job j on a worker (its authz azid marked in flight by the
  * caller). 0, or -1 with *prob (j freed, the mark removed). */
 static int
@@ -555,15 +576,12 @@ validate_claimed(struct ra *ra, const struct rpc_req *req, int64_t aid,
 {
 	json_t *claim = NULL, *acct = NULL, *authz, *chall;
 	struct vjob *j;
+	int64_t ids[3] = {aid, azid, cid};
 	int rc = -1;
 
-	if (claim_call(ra, req, RPC_SA_CLAIM_CHALLENGE, aid, azid, cid, &claim,
-		prob) != 0)
+	if (!claim_or_why(ra, req, RPC_SA_CLAIM_CHALLENGE, "claimed", ids,
+		&claim, &rc, result, prob))
 		goto out;
-	if (!json_is_true(json_object_get(claim, "claimed"))) {
-		rc = not_claimed(ra, req, aid, azid, cid, claim, result, prob);
-		goto out;
-	}
 	authz = json_object_get(claim, "authz");
 	chall = find_challenge(authz, azid, cid, req->params, prob);
 	if (chall == NULL) {
@@ -746,7 +764,7 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 {
 	struct ra *ra = svc;
 	json_t *params = req->params, *peek = NULL;
-	int64_t aid, azid, cid;
+	int64_t aid, azid, cid, ids[3];
 	char *uri = NULL;
 	int rc = -1;
 
@@ -760,13 +778,12 @@ ra_h_perform_validation(void *svc, const struct rpc_req *req, json_t **result,
 		uri = NULL;
 		goto out;
 	}
-	if (claim_call(ra, req, RPC_SA_PEEK_CHALLENGE, aid, azid, cid, &peek,
-		prob) != 0)
+	ids[0] = aid;
+	ids[1] = azid;
+	ids[2] = cid;
+	if (!claim_or_why(ra, req, RPC_SA_PEEK_CHALLENGE, "claimable", ids,
+		&peek, &rc, result, prob))
 		goto out;
-	if (!json_is_true(json_object_get(peek, "claimable"))) {
-		rc = not_claimed(ra, req, aid, azid, cid, peek, result, prob);
-		goto out;
-	}
 	rc = validate_sync(ra, req, aid, azid, cid, peek, uri, result, prob);
 	uri = NULL;
 out:
