@@ -510,7 +510,9 @@ TH_TEST(test_silent_server_times_out)
 	request(&v.req, IDENT_IP, "127.0.0.1", CHAL_HTTP01);
 	t0 = time_mono_ms();
 	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == 0);
-	TH_CHECK(t, time_mono_ms() - t0 < 2000);
+	/* the 700 ms deadline, not the VA's 20 s default (room for a busy
+	 * machine's scheduling) */
+	TH_CHECK(t, time_mono_ms() - t0 < 5000);
 	TH_CHECK(t,
 	    !v.res.valid && v.res.prob != NULL &&
 		v.res.prob->type == PROB_CONNECTION);
@@ -561,7 +563,8 @@ TH_TEST(test_refused_connection_retried_then_fails)
 	v.cfg.connect_retries = 0;
 	t0 = time_mono_ms();
 	TH_CHECK(t, va_validate(v.va, &v.req, &v.res) == 0);
-	TH_CHECK(t, time_mono_ms() - t0 < 1000);
+	/* below the 1750 ms the three retries' backoff takes */
+	TH_CHECK(t, time_mono_ms() - t0 < 1750);
 	TH_CHECK(t, !v.res.valid && v.res.prob != NULL);
 	TH_CHECK(t,
 	    json_object_get(json_array_get(v.res.record, 0), "attempts") ==
