@@ -615,9 +615,10 @@ def test_server_still_serves_after_catalogue(env, raw, victim):
 
 # ---------------------------------------------------------------- secrets
 
-def _run_service(env, binary, cfg_path, timeout=15):
+def _run_service(env, binary, cfg_path, timeout=60):
     """Runs a service binary on cfg_path; returns (exit status or None if
-    it kept running, output)."""
+    it kept running, output). It ends when the service exits; a refusal
+    takes the time of a start, long on a busy machine."""
     import subprocess
     import time as _time
     p = subprocess.Popen([os.path.join(env.bin_dir, binary), "--config", cfg_path],
@@ -687,7 +688,7 @@ def test_wfe_refuses_world_readable_tls_key(env, tmp_path):
     cfg.pop("pki", None)
     path = tmp_path / "wfe-badkey.json"
     path.write_text(json.dumps(cfg))
-    rc, out = _run_service(env, "anvil-wfe", str(path), timeout=60)
+    rc, out = _run_service(env, "anvil-wfe", str(path))
     assert rc not in (None, 0), "the WFE started with a 0644 TLS key:\n" + out
 
 
