@@ -7,7 +7,9 @@
 # (default build-fuzz/). Optional: test/fuzz/<target>.dict (libFuzzer
 # dictionary) and test/fuzz/corpus/<target>/ (seed inputs, read only). Crashes are saved as $FUZZ_BUILD/crashes/<target>/...
 # and make the script exit 1; a crash should become a unit test.
-# Env: FUZZ_BUILD, FUZZ_JOBS (parallel compile, default nproc).
+# Env: FUZZ_BUILD, FUZZ_JOBS (parallel compile, default nproc), FUZZ_STEP
+# (build: compile and link only; run: run what an earlier build step made,
+# touching no file of the build, so several runs may go at once; default both).
 set -euo pipefail
 secs=${1:-60}
 pat=${2:-}
@@ -23,6 +25,7 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fram
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -I. $pcflags $SAN"
 mkdir -p "$out/obj" "$out/bin" "$out/crashes"
 jobs=${FUZZ_JOBS:-$(nproc)}
+step=${FUZZ_STEP:-all}
 
 # Compiles lib dir $1 (all its .c) into $out/lib$1.a, only what changed,
 # FUZZ_JOBS compilers at a time.
@@ -57,15 +60,22 @@ for t in test/fuzz/fuzz_*.c; do
 	[ -n "$libs" ] || libs="core"
 	archives=()
 	for l in $libs; do
-		if [ -z "${built[$l]:-}" ]; then
+		if [ -z "${built[$l]:-}" ] && [ "$step" != run ]; then
 			build_lib "$l"
 			built[$l]=1
 		fi
 		archives+=("$out/lib$l.a")
 	done
+	if [ "$step" != run ]; then
+		"$CLANG" $CFLAGS -fsanitize=fuzzer "$t" -o "$out/bin/$name" \
+			-Wl,--start-group "${archives[@]}" -Wl,--end-group $pclibs -lpthread -lm
+	fi
+	if [ "$step" = build ]; then
+		echo "=== $name built"
+		ran=$((ran + 1))
+		continue
+	fi
 	echo "=== $name (libs: $libs) for ${secs}s"
-	"$CLANG" $CFLAGS -fsanitize=fuzzer "$t" -o "$out/bin/$name" \
-		-Wl,--start-group "${archives[@]}" -Wl,--end-group $pclibs -lpthread -lm
 	mkdir -p "$out/corpus/$name" "$out/crashes/$name"
 	extra=()
 	# Optional next to the target: <name>.dict, and seeds in corpus/<name>/.
