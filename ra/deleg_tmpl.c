@@ -926,19 +926,14 @@ ra_deleg_template_profile(const json_t *t, const struct profile *prof,
 
 /* ---- configuration ---------------------------------------------------- */
 
-struct deleg_raw {
-	int enabled;
-	char **profiles;
-	size_t n_profiles;
-	int64_t max_per_account;
-};
-
+/* The section's keys land straight in struct ra_deleg_config. */
 static const struct jspec deleg_spec[] = {
-    {"enabled", JSPEC_BOOL, offsetof(struct deleg_raw, enabled), 0, NULL, 0},
-    {"profiles", JSPEC_STRINGS, offsetof(struct deleg_raw, profiles), 0,
-	NULL, offsetof(struct deleg_raw, n_profiles)},
+    {"enabled", JSPEC_BOOL, offsetof(struct ra_deleg_config, enabled), 0,
+	NULL, 0},
+    {"profiles", JSPEC_STRINGS, offsetof(struct ra_deleg_config, profiles),
+	0, NULL, offsetof(struct ra_deleg_config, n_profiles)},
     {"max_per_account", JSPEC_INT,
-	offsetof(struct deleg_raw, max_per_account), 0, NULL, 0},
+	offsetof(struct ra_deleg_config, max_per_account), 0, NULL, 0},
     JSPEC_END};
 
 /* See ra.h. */
@@ -946,29 +941,19 @@ int
 ra_deleg_config_parse(
     const json_t *obj, struct ra_deleg_config *dc, char *err, size_t errlen)
 {
-	struct deleg_raw r;
-	int rc = -1;
-
 	memset(dc, 0, sizeof(*dc));
-	memset(&r, 0, sizeof(r));
-	r.max_per_account = 100;
-	if (ra_section_parse(obj, "delegation", deleg_spec, &r, err, errlen) !=
+	dc->max_per_account = 100;
+	if (ra_section_parse(obj, "delegation", deleg_spec, dc, err, errlen) !=
 	    0)
-		goto out;
-	if (r.max_per_account < 1 || r.max_per_account > 100000) {
+		goto fail;
+	if (dc->max_per_account < 1 || dc->max_per_account > 100000) {
 		snprintf(err, errlen, "delegation.max_per_account: 1 to 100000");
-		goto out;
+		goto fail;
 	}
-	dc->enabled = r.enabled;
-	dc->profiles = r.profiles;
-	dc->n_profiles = r.n_profiles;
-	dc->max_per_account = r.max_per_account;
-	r.profiles = NULL;
-	r.n_profiles = 0;
-	rc = 0;
-out:
-	jspec_clear(deleg_spec, &r);
-	return rc;
+	return 0;
+fail:
+	jspec_clear(deleg_spec, dc);
+	return -1;
 }
 
 /* See ra.h. */

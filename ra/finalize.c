@@ -33,13 +33,29 @@ struct fjob {
 	struct ra_claim claim;
 };
 
+/*
+ * A new waiter holding two references (the worker's and the waiter's), or
+ * NULL when its lock cannot be made: then nobody waits, and the client is
+ * answered "processing" and polls as it would after finalize.wait.
+ */
 static struct fwait *
-fwait_new(void)
+fwait_new(const char *rid)
 {
 	struct fwait *w = xcalloc(1, sizeof(*w));
 
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cond, NULL);
+	if (pthread_mutex_init(&w->mu, NULL) != 0) {
+		free(w);
+		w = NULL;
+	} else if (pthread_cond_init(&w->cond, NULL) != 0) {
+		pthread_mutex_destroy(&w->mu);
+		free(w);
+		w = NULL;
+	}
+	if (w == NULL) {
+		log_msg(LOG_LEVEL_ERROR, rid,
+		    "finalize: cannot create a lock; not waiting for issuance");
+		return NULL;
+	}
 	w->refs = 2;
 	return w;
 }
@@ -818,7 +834,7 @@ issue_async(struct ra *ra, const char *rid, const json_t *claimed,
 	j->csr = xstrdup(csr);
 	j->claim = *cl;
 	if (ra->cfg.finalize_wait_ms > 0)
-		j->w = w = fwait_new();
+		j->w = w = fwait_new(rid);
 	if (ra_pool_submit(ra->pool, finalize_job, j) != 0) {
 		/* shutting down: issue inline rather than strand it */
 		finalize_job(j);

@@ -24,47 +24,6 @@ item_set(void *c, enum va_cbor_kind k, uint64_t v)
 }
 
 static void
-cb_u8(void *c, uint8_t v)
-{
-	item_set(c, VA_CBOR_UINT, v);
-}
-static void
-cb_u16(void *c, uint16_t v)
-{
-	item_set(c, VA_CBOR_UINT, v);
-}
-static void
-cb_u32(void *c, uint32_t v)
-{
-	item_set(c, VA_CBOR_UINT, v);
-}
-static void
-cb_u64(void *c, uint64_t v)
-{
-	item_set(c, VA_CBOR_UINT, v);
-}
-static void
-cb_n8(void *c, uint8_t v)
-{
-	item_set(c, VA_CBOR_NEG, v);
-}
-static void
-cb_n16(void *c, uint16_t v)
-{
-	item_set(c, VA_CBOR_NEG, v);
-}
-static void
-cb_n32(void *c, uint32_t v)
-{
-	item_set(c, VA_CBOR_NEG, v);
-}
-static void
-cb_n64(void *c, uint64_t v)
-{
-	item_set(c, VA_CBOR_NEG, v);
-}
-
-static void
 item_str(void *c, enum va_cbor_kind k, cbor_data s, size_t n)
 {
 	struct va_cbor_item *it = c;
@@ -74,69 +33,59 @@ item_str(void *c, enum va_cbor_kind k, cbor_data s, size_t n)
 	it->n = n;
 }
 
+/*
+ * libcbor has one callback per width and kind; they differ only in the
+ * argument's type and in what they record, so one line makes each.
+ * CB_VAL records a head with a value (an integer, a count), CB_NONE one
+ * without, CB_BAD refuses an item whatever its argument (indefinite
+ * strings and maps, tags, floats, undefined).
+ */
+#define CB_VAL(name, type, kind)                                               \
+	static void name(void *c, type v)                                      \
+	{                                                                      \
+		item_set(c, kind, (uint64_t)v);                                \
+	}
+#define CB_NONE(name, kind)                                                    \
+	static void name(void *c)                                              \
+	{                                                                      \
+		item_set(c, kind, 0);                                          \
+	}
+#define CB_BAD(name, type)                                                     \
+	static void name(void *c, type v)                                      \
+	{                                                                      \
+		(void)v;                                                       \
+		item_set(c, VA_CBOR_BAD, 0);                                   \
+	}
+
+CB_VAL(cb_u8, uint8_t, VA_CBOR_UINT)
+CB_VAL(cb_u16, uint16_t, VA_CBOR_UINT)
+CB_VAL(cb_u32, uint32_t, VA_CBOR_UINT)
+CB_VAL(cb_u64, uint64_t, VA_CBOR_UINT)
+CB_VAL(cb_n8, uint8_t, VA_CBOR_NEG)
+CB_VAL(cb_n16, uint16_t, VA_CBOR_NEG)
+CB_VAL(cb_n32, uint32_t, VA_CBOR_NEG)
+CB_VAL(cb_n64, uint64_t, VA_CBOR_NEG)
+CB_VAL(cb_array, size_t, VA_CBOR_ARRAY)
+CB_VAL(cb_map, size_t, VA_CBOR_MAP)
+CB_VAL(cb_bool, bool, VA_CBOR_SIMPLE)
+CB_NONE(cb_iarray, VA_CBOR_IARRAY)
+CB_NONE(cb_break, VA_CBOR_BREAK)
+CB_NONE(cb_null, VA_CBOR_SIMPLE)
+CB_NONE(cb_bad, VA_CBOR_BAD)
+CB_BAD(cb_bad_tag, uint64_t)
+CB_BAD(cb_bad_f, float)
+CB_BAD(cb_bad_d, double)
+
 static void
 cb_bstr(void *c, cbor_data s, size_t n)
 {
 	item_str(c, VA_CBOR_BSTR, s, n);
 }
+
 static void
 cb_tstr(void *c, cbor_data s, size_t n)
 {
 	item_str(c, VA_CBOR_TSTR, s, n);
-}
-static void
-cb_array(void *c, size_t n)
-{
-	item_set(c, VA_CBOR_ARRAY, n);
-}
-static void
-cb_map(void *c, size_t n)
-{
-	item_set(c, VA_CBOR_MAP, n);
-}
-static void
-cb_iarray(void *c)
-{
-	item_set(c, VA_CBOR_IARRAY, 0);
-}
-static void
-cb_break(void *c)
-{
-	item_set(c, VA_CBOR_BREAK, 0);
-}
-static void
-cb_null(void *c)
-{
-	item_set(c, VA_CBOR_SIMPLE, 0);
-}
-static void
-cb_bool(void *c, bool b)
-{
-	item_set(c, VA_CBOR_SIMPLE, b ? 1 : 0);
-}
-/* Indefinite strings and maps, tags, floats, undefined. */
-static void
-cb_bad(void *c)
-{
-	item_set(c, VA_CBOR_BAD, 0);
-}
-static void
-cb_bad_tag(void *c, uint64_t v)
-{
-	(void)v;
-	cb_bad(c);
-}
-static void
-cb_bad_f(void *c, float v)
-{
-	(void)v;
-	cb_bad(c);
-}
-static void
-cb_bad_d(void *c, double v)
-{
-	(void)v;
-	cb_bad(c);
 }
 
 static const struct cbor_callbacks item_callbacks = {

@@ -76,6 +76,37 @@ wfe_cert_leaf(struct wfe_req *r, const json_t *cert, char **leaf, json_t **iss)
 	return 0;
 }
 
+/* See wfe_int.h. */
+int
+wfe_cert_read_check(struct wfe_req *r)
+{
+	if (r->method != WFE_POST)
+		return 0;
+	return wfe_post_as_get_only(
+	    r, "a certificate is read with POST-as-GET (empty payload)");
+}
+
+/* See wfe_int.h. */
+int
+wfe_cert_owner_check(struct wfe_req *r, const json_t *obj)
+{
+	if (r->method == WFE_POST &&
+	    json_integer_value(json_object_get(obj, "account_id")) !=
+		r->account_id) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such certificate");
+		return -1;
+	}
+	return 0;
+}
+
+/* See wfe_int.h. */
+void
+wfe_reply_pem_chain(struct wfe_req *r, char *pem)
+{
+	wfe_reply_raw(
+	    r, 200, "application/pem-certificate-chain", pem, strlen(pem));
+}
+
 void
 wfe_h_cert(struct wfe_req *r, const char *tail)
 {
@@ -99,9 +130,7 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 		wfe_add_header(r, "Allow", "POST");
 		goto out;
 	}
-	if (r->method == WFE_POST &&
-	    wfe_post_as_get_only(r, "a certificate is read with POST-as-GET "
-				    "(empty payload)") != 0)
+	if (wfe_cert_read_check(r) != 0)
 		goto out;
 	serial = xstrndup(tail, slen);
 	params = json_pack("{ss}", "serial", serial);
@@ -112,13 +141,8 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 	if (cert == NULL &&
 	    wfe_sa_read(r, RPC_SA_GET_CERTIFICATE, params, NULL, &cert) != 0)
 		goto out;
-	if (r->method == WFE_POST &&
-	    json_integer_value(json_object_get(cert, "account_id")) !=
-		r->account_id) {
-		wfe_reply_prob(r, PROB_NOT_FOUND, "no such certificate");
-		goto out;
-	}
-	if (wfe_cert_leaf(r, cert, &leaf, &iss) != 0)
+	if (wfe_cert_owner_check(r, cert) != 0 ||
+	    wfe_cert_leaf(r, cert, &leaf, &iss) != 0)
 		goto out;
 	chains = json_object_get(iss, "chains_pem");
 	nchains = json_array_size(chains);
@@ -137,8 +161,7 @@ wfe_h_cert(struct wfe_req *r, const char *tail)
 			wfe_add_header(r, "Link",
 			    "<%s/acme/cert/%s/%zu>;rel=\"alternate\"", r->base,
 			    serial, i);
-	wfe_reply_raw(
-	    r, 200, "application/pem-certificate-chain", body, strlen(body));
+	wfe_reply_pem_chain(r, body);
 	body = NULL;
 out:
 	free(serial);

@@ -163,9 +163,7 @@ wfe_h_star_cert(struct wfe_req *r, const char *tail)
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such certificate");
 		goto out;
 	}
-	if (r->method == WFE_POST &&
-	    wfe_post_as_get_only(r, "a certificate is read with POST-as-GET "
-				    "(empty payload)") != 0)
+	if (wfe_cert_read_check(r) != 0)
 		goto out;
 	params = json_pack("{sIsb}", "order_id", (json_int_t)id, "with_der", 1);
 	if (wfe_rpc_raw(r, r->w->sa, RPC_SA_STAR_GET, params, &star, &p) != 0) {
@@ -177,12 +175,8 @@ wfe_h_star_cert(struct wfe_req *r, const char *tail)
 			wfe_reply_problem(r, p);
 		goto out;
 	}
-	if (r->method == WFE_POST &&
-	    json_integer_value(json_object_get(star, "account_id")) !=
-		r->account_id) {
-		wfe_reply_prob(r, PROB_NOT_FOUND, "no such certificate");
+	if (wfe_cert_owner_check(r, star) != 0)
 		goto out;
-	}
 	/* §3.3: unauthenticated GET (and HEAD) only when negotiated. */
 	if (r->method != WFE_POST &&
 	    !json_is_true(json_object_get(star, "allow_get"))) {
@@ -235,8 +229,7 @@ wfe_h_star_cert(struct wfe_req *r, const char *tail)
 		wfe_add_header(r, "Cache-Control", "public, max-age=%lld",
 		    (long long)(fresh > 0 ? fresh : 0));
 	}
-	wfe_reply_raw(
-	    r, 200, "application/pem-certificate-chain", body, strlen(body));
+	wfe_reply_pem_chain(r, body);
 	body = NULL;
 out:
 	free(body);

@@ -58,8 +58,7 @@ reply_pem(struct wfe_req *r, char *pem)
 		wfe_reply_prob(r, PROB_NOT_FOUND, "no such chain");
 		return;
 	}
-	wfe_reply_raw(
-	    r, 200, "application/pem-certificate-chain", pem, strlen(pem));
+	wfe_reply_pem_chain(r, pem);
 }
 
 /*

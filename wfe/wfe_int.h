@@ -399,6 +399,16 @@ void wfe_h_cert(struct wfe_req *r, const char *tail);
  */
 int wfe_cert_leaf(
     struct wfe_req *r, const json_t *cert, char **leaf, json_t **iss);
+/*
+ * The checks every certificate download makes (RFC 8555 section 7.4.2):
+ * a POST must be a POST-as-GET (empty payload), and by a POST only the
+ * owner (obj borrowed, with "account_id") may read it. 0, or -1 after
+ * replying the problem (a certificate of another account is "not found").
+ */
+int wfe_cert_read_check(struct wfe_req *r);
+int wfe_cert_owner_check(struct wfe_req *r, const json_t *obj);
+/* Replies 200 with pem (taken) as application/pem-certificate-chain. */
+void wfe_reply_pem_chain(struct wfe_req *r, char *pem);
 void wfe_h_revoke(struct wfe_req *r, const char *tail);
 void wfe_h_renewal_info(struct wfe_req *r, const char *tail);
 void wfe_h_crl(struct wfe_req *r, const char *tail);
