@@ -112,20 +112,10 @@ static void http_cb(
 static void
 connect_failed(struct va_job *j, int sys_errno, const char *msg)
 {
-	char *u, addr[64];
-	int slot = j->addr_try;
+	char *u = va_url_string(&j->url);
 
-	if (va_job_conn_next(j, sys_errno, msg, connect_next))
-		return;
-	u = va_url_string(&j->url);
-	va_job_finish(j,
-	    problem_new(PROB_CONNECTION,
-		"Connecting to %s "
-		"(address %s, port %d) failed: %s",
-		u,
-		va_addr_str(j->addr_family[slot], j->addr_raw[slot], addr,
-		    sizeof(addr)),
-		j->url.port, msg));
+	va_job_conn_failed(
+	    j, sys_errno, msg, connect_next, u, j->url.port, "");
 	free(u);
 }
 
@@ -133,21 +123,15 @@ static void
 connect_next(struct va_job *j)
 {
 	char err[200];
-	char *req;
-	int slot = va_job_addr_slot(j);
+	char *req = build_request(j);
+	int rc;
 
-	req = build_request(j);
-	j->conn = va_conn_start(j->va, j->addr_family[slot], j->addr_raw[slot],
-	    j->url.port, j->url.https, j->url.host_is_ip ? NULL : j->url.host,
-	    NULL, req, 0, http_cb, j, err, sizeof(err));
+	rc = va_job_dial(j, j->url.port, j->url.https,
+	    j->url.host_is_ip ? NULL : j->url.host, NULL, req, 0, http_cb, err,
+	    sizeof(err));
 	free(req);
-	if (j->conn == NULL) {
+	if (rc != 0)
 		connect_failed(j, 0, err);
-		return;
-	}
-	/* IPv6 first, but leave time for the IPv4 fallback. */
-	if (slot == 0 && j->have_addr[1])
-		(void)va_conn_connect_timeout(j->conn, j->timeout_ms / 3);
 }
 
 static int

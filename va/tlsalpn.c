@@ -227,19 +227,8 @@ out:
 static void
 connect_failed(struct va_job *j, int sys_errno, const char *msg)
 {
-	char addr[64];
-	int slot = j->addr_try;
-
-	if (va_job_conn_next(j, sys_errno, msg, alpn_connect))
-		return;
-	va_job_finish(j,
-	    problem_new(PROB_CONNECTION,
-		"Connecting to %s "
-		"(address %s, port %d) for tls-alpn-01 failed: %s",
-		j->dns_host,
-		va_addr_str(j->addr_family[slot], j->addr_raw[slot], addr,
-		    sizeof(addr)),
-		(int)j->va->cfg->tlsalpn01_port, msg));
+	va_job_conn_failed(j, sys_errno, msg, alpn_connect, j->dns_host,
+	    (int)j->va->cfg->tlsalpn01_port, " for tls-alpn-01");
 }
 
 static void
@@ -284,22 +273,16 @@ alpn_connect(struct va_job *j)
 {
 	char err[200];
 	char *sni;
-	int slot = va_job_addr_slot(j);
+	int rc;
 
 	if (j->itype == IDENT_IP)
 		sni = ident_ip_reverse_name(
 		    j->ip, j->ip_family == AF_INET ? 4 : 16);
 	else
 		sni = xstrdup(j->ident);
-	j->conn = va_conn_start(j->va, j->addr_family[slot], j->addr_raw[slot],
-	    (int)j->va->cfg->tlsalpn01_port, 1, sni, ALPN, NULL, 1, alpn_cb, j,
-	    err, sizeof(err));
+	rc = va_job_dial(j, (int)j->va->cfg->tlsalpn01_port, 1, sni, ALPN, NULL,
+	    1, alpn_cb, err, sizeof(err));
 	free(sni);
-	if (j->conn == NULL) {
+	if (rc != 0)
 		connect_failed(j, 0, err);
-		return;
-	}
-	/* IPv6 first, but leave time for the IPv4 fallback. */
-	if (slot == 0 && j->have_addr[1])
-		(void)va_conn_connect_timeout(j->conn, j->timeout_ms / 3);
 }

@@ -508,6 +508,25 @@ va_job_conn_next(struct va_job *j, int sys_errno, const char *msg,
 }
 
 /* See va_int.h. */
+void
+va_job_conn_failed(struct va_job *j, int sys_errno, const char *msg,
+    void (*again)(struct va_job *j), const char *target, int port,
+    const char *purpose)
+{
+	char addr[64];
+	int slot = j->addr_try;
+
+	if (va_job_conn_next(j, sys_errno, msg, again))
+		return;
+	va_job_finish(j,
+	    problem_new(PROB_CONNECTION,
+		"Connecting to %s (address %s, port %d)%s failed: %s", target,
+		va_addr_str(j->addr_family[slot], j->addr_raw[slot], addr,
+		    sizeof(addr)),
+		port, purpose, msg));
+}
+
+/* See va_int.h. */
 int
 va_job_addr_slot(struct va_job *j)
 {
@@ -521,6 +540,23 @@ va_job_addr_slot(struct va_job *j)
 	    json_string(va_addr_str(
 		j->addr_family[slot], j->addr_raw[slot], addr, sizeof(addr))));
 	return slot;
+}
+
+/* See va_int.h. */
+int
+va_job_dial(struct va_job *j, int port, int tls, const char *sni,
+    const char *alpn, const char *request, int handshake_only, va_conn_cb cb,
+    char *err, size_t errlen)
+{
+	int slot = va_job_addr_slot(j);
+
+	j->conn = va_conn_start(j->va, j->addr_family[slot], j->addr_raw[slot],
+	    port, tls, sni, alpn, request, handshake_only, cb, j, err, errlen);
+	if (j->conn == NULL)
+		return -1;
+	if (slot == 0 && j->have_addr[1])
+		(void)va_conn_connect_timeout(j->conn, j->timeout_ms / 3);
+	return 0;
 }
 
 void

@@ -372,6 +372,15 @@ int va_job_retry_conn(struct va_job *j, int sys_errno, const char *msg,
  */
 int va_job_conn_next(struct va_job *j, int sys_errno, const char *msg,
     void (*again)(struct va_job *j));
+/*
+ * A connection of j to target (borrowed, as the problem names it) on port
+ * failed with msg: va_job_conn_next, else j finishes with the connection
+ * problem naming the address tried; purpose (e.g. " for tls-alpn-01", or
+ * "") says what the connection was for.
+ */
+void va_job_conn_failed(struct va_job *j, int sys_errno, const char *msg,
+    void (*again)(struct va_job *j), const char *target, int port,
+    const char *purpose);
 
 /* Resolves j->dns_host (A + AAAA) then calls next(j) or finishes j with a
  * dns problem. Records addresses_resolved on j->hop when set. */
@@ -383,6 +392,15 @@ void va_job_note_tried(struct va_job *j, int slot);
 /* The address slot (0 IPv6, 1 IPv4) the next connection of j uses: IPv6
  * first when the name has one. Records it as the hop's "address_used". */
 int va_job_addr_slot(struct va_job *j);
+/*
+ * Starts j->conn (va_conn_start with arg j) to the address of the next slot
+ * (va_job_addr_slot) on port; an IPv6 attempt gets a third of the job's
+ * time to connect, leaving the rest for the IPv4 fallback. 0, or -1 with
+ * the reason in err (cb is then never called).
+ */
+int va_job_dial(struct va_job *j, int port, int tls, const char *sni,
+    const char *alpn, const char *request, int handshake_only, va_conn_cb cb,
+    char *err, size_t errlen);
 /* Human text of an address. buf >= 64. */
 const char *va_addr_str(
     int family, const uint8_t *raw, char *buf, size_t buflen);

@@ -169,11 +169,7 @@ wfe_h_delegations(struct wfe_req *r, const char *tail)
 	json_t *mine = NULL, *owned = NULL;
 	int64_t id;
 
-	if (wfe_parse_id(tail, strlen(tail), &id) != 0) {
-		wfe_reply_prob(r, PROB_NOT_FOUND, "no such resource");
-		return;
-	}
-	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
+	if (wfe_kid_resource(r, tail, "resource", &id) != 0)
 		return;
 	if (!deleg_enabled(r)) {
 		wfe_reply_prob(r, PROB_NOT_FOUND,
@@ -246,11 +242,7 @@ wfe_h_delegation(struct wfe_req *r, const char *tail)
 	struct problem *p = NULL;
 	int64_t id, owner, ndc;
 
-	if (wfe_parse_id(tail, strlen(tail), &id) != 0) {
-		wfe_reply_prob(r, PROB_NOT_FOUND, "no such delegation");
-		return;
-	}
-	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
+	if (wfe_kid_resource(r, tail, "delegation", &id) != 0)
 		return;
 	if (wfe_rpc_raw(r, r->w->sa, RPC_SA_DELEGATION_GET,
 		json_pack("{s:I}", "id", (json_int_t)id), &d, &p) != 0) {

@@ -254,11 +254,7 @@ wfe_h_order(struct wfe_req *r, const char *tail)
 	json_t *order = NULL;
 	int64_t id;
 
-	if (wfe_parse_id(tail, strlen(tail), &id) != 0) {
-		wfe_reply_prob(r, PROB_NOT_FOUND, "no such order");
-		return;
-	}
-	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
+	if (wfe_kid_resource(r, tail, "order", &id) != 0)
 		return;
 	if (!r->jws->is_post_as_get) {
 		wfe_star_order_update(r, id);
@@ -278,11 +274,7 @@ wfe_h_finalize(struct wfe_req *r, const char *tail)
 	struct problem *p = NULL;
 	int64_t id;
 
-	if (wfe_parse_id(tail, strlen(tail), &id) != 0) {
-		wfe_reply_prob(r, PROB_NOT_FOUND, "no such order");
-		goto out;
-	}
-	if (wfe_jws_auth(r, WFE_KEY_KID) != 0 ||
+	if (wfe_kid_resource(r, tail, "order", &id) != 0 ||
 	    wfe_jws_payload(r, &payload) != 0)
 		goto out;
 	csr = json_object_get(payload, "csr");
@@ -365,11 +357,7 @@ wfe_h_authz(struct wfe_req *r, const char *tail)
 	json_t *payload = NULL, *authz = NULL, *st;
 	int64_t id;
 
-	if (wfe_parse_id(tail, strlen(tail), &id) != 0) {
-		wfe_reply_prob(r, PROB_NOT_FOUND, "no such authorization");
-		goto out;
-	}
-	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)
+	if (wfe_kid_resource(r, tail, "authorization", &id) != 0)
 		goto out;
 	authz = kept_authz(r, id); /* dropped before a deactivation too */
 	if (authz == NULL || !r->jws->is_post_as_get) {

@@ -229,6 +229,18 @@ wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode)
 
 /* See wfe_int.h. */
 int
+wfe_kid_resource(
+    struct wfe_req *r, const char *tail, const char *what, int64_t *id)
+{
+	if (wfe_parse_id(tail, strlen(tail), id) != 0) {
+		wfe_reply_prob(r, PROB_NOT_FOUND, "no such %s", what);
+		return -1;
+	}
+	return wfe_jws_auth(r, WFE_KEY_KID);
+}
+
+/* See wfe_int.h. */
+int
 wfe_post_as_get_only(struct wfe_req *r, const char *detail)
 {
 	if (wfe_jws_auth(r, WFE_KEY_KID) != 0)

@@ -319,6 +319,13 @@ enum wfe_key_mode { WFE_KEY_KID, WFE_KEY_JWK, WFE_KEY_EITHER };
  */
 int wfe_jws_auth(struct wfe_req *r, enum wfe_key_mode mode);
 /*
+ * A POST to the resource whose numeric id is tail (borrowed): parses the
+ * id into *id (a malformed one is 404 "no such <what>") and authenticates
+ * the request by its kid (wfe_jws_auth). 0, or -1 after replying.
+ */
+int wfe_kid_resource(
+    struct wfe_req *r, const char *tail, const char *what, int64_t *id);
+/*
  * A POST to a resource read with POST-as-GET only: authenticates it (kid)
  * and requires the empty payload, else replies malformed with detail
  * (borrowed, the whole sentence). 0, or -1 after replying the problem.
