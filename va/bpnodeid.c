@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,11 +431,17 @@ bp_close(struct va_bp_job *bj)
 
 /* Ends j with incorrectResponse (RFC 9891 §4.4: "a validation failure
  * SHALL be indicated by an ACME error type of "incorrectResponse"). */
-static void
-bp_fail(struct va_job *j, const char *fmt, const char *a, const char *b)
+static void __attribute__((format(printf, 2, 3)))
+bp_fail(struct va_job *j, const char *fmt, ...)
 {
+	char detail[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
 	bp_close(j->bp);
-	va_job_finish(j, problem_new(PROB_INCORRECT_RESPONSE, fmt, a, b));
+	va_job_finish(j, problem_new(PROB_INCORRECT_RESPONSE, "%s", detail));
 }
 
 static void
@@ -589,8 +596,8 @@ bp_response(struct va_job *j, struct va_bp_job *bj)
 	if (time_now_ms() > bj->created_ms + bj->interval_ms) {
 		bp_fail(j,
 		    "The Response Bundle from %s arrived after the "
-		    "response interval%s",
-		    j->ident, "");
+		    "response interval",
+		    j->ident);
 		return;
 	}
 	/* "The Response Bundle Source Node ID is identical to the Node ID
@@ -622,8 +629,8 @@ bp_response(struct va_job *j, struct va_bp_job *bj)
 	    CRYPTO_memcmp(want, r.digest, n) != 0) {
 		bp_fail(j,
 		    "The Response Bundle from %s carries the wrong key "
-		    "authorization digest%s",
-		    j->ident, "");
+		    "authorization digest",
+		    j->ident);
 		return;
 	}
 	hop_set(j, "hash_algorithm", json_integer(r.digest_alg));
@@ -645,13 +652,13 @@ bp_segment(struct va_job *j, struct va_bp_job *bj, const struct tcpcl_msg *m)
 	if (!bj->rx_open || m->xfer_id != bj->rx_id) {
 		bp_fail(j,
 		    "TCPCL: %s sent a segment of a transfer it did not "
-		    "start%s",
-		    j->ident, "");
+		    "start",
+		    j->ident);
 		return;
 	}
 	if (m->data_len > sizeof(bj->rx) - bj->rxlen) {
-		bp_fail(j, "The bundle sent by %s is larger than %s bytes",
-		    j->ident, "8192");
+		bp_fail(j, "The bundle sent by %s is larger than 8192 bytes",
+		    j->ident);
 		return;
 	}
 	memcpy(bj->rx + bj->rxlen, m->data, m->data_len);
@@ -685,13 +692,10 @@ bp_send_bundle(struct va_job *j, struct va_bp_job *bj)
 static void
 bp_message(struct va_job *j, struct va_bp_job *bj, const struct tcpcl_msg *m)
 {
-	char a[32];
-
 	switch (m->type) {
 	case TCPCL_SESS_INIT:
 		if (bj->state != BS_SESS_INIT) {
-			bp_fail(j, "TCPCL: %s sent SESS_INIT twice%s", j->ident,
-			    "");
+			bp_fail(j, "TCPCL: %s sent SESS_INIT twice", j->ident);
 			return;
 		}
 		hop_set(j, "cl_node_id",
@@ -702,30 +706,26 @@ bp_message(struct va_job *j, struct va_bp_job *bj, const struct tcpcl_msg *m)
 		if (bj->state == BS_XFER)
 			bp_segment(j, bj, m);
 		else
-			bp_fail(j, "TCPCL: %s sent data before SESS_INIT%s",
-			    j->ident, "");
+			bp_fail(j, "TCPCL: %s sent data before SESS_INIT",
+			    j->ident);
 		return;
 	case TCPCL_XFER_ACK:
 	case TCPCL_KEEPALIVE:
 		return;
 	case TCPCL_XFER_REFUSE:
-		snprintf(a, sizeof(a), "%u", m->reason);
 		bp_fail(j,
-		    "%s refused the Challenge Bundle (XFER_REFUSE "
-		    "reason %s)",
-		    j->ident, a);
+		    "%s refused the Challenge Bundle (XFER_REFUSE reason %u)",
+		    j->ident, m->reason);
 		return;
 	case TCPCL_SESS_TERM:
-		snprintf(a, sizeof(a), "%u", m->reason);
 		bp_fail(j,
-		    "%s ended the TCPCL session (reason %s) without a "
+		    "%s ended the TCPCL session (reason %u) without a "
 		    "Response Bundle",
-		    j->ident, a);
+		    j->ident, m->reason);
 		return;
 	default:
-		snprintf(a, sizeof(a), "%u", m->reason);
-		bp_fail(j, "%s rejected a TCPCL message (MSG_REJECT reason %s)",
-		    j->ident, a);
+		bp_fail(j, "%s rejected a TCPCL message (MSG_REJECT reason %u)",
+		    j->ident, m->reason);
 		return;
 	}
 }
@@ -756,7 +756,7 @@ bp_contact(struct va_job *j, struct va_bp_job *bj, uint8_t flags)
 	if (bp->tls != NULL && (flags & TCPCL_CAN_TLS)) {
 		bj->ssl = SSL_new(bp->tls);
 		if (bj->ssl == NULL || SSL_set_fd(bj->ssl, bj->fd) != 1) {
-			bp_fail(j, "Cannot start TLS with %s%s", j->ident, "");
+			bp_fail(j, "Cannot start TLS with %s", j->ident);
 			return -1;
 		}
 		SSL_set_connect_state(bj->ssl);
@@ -767,8 +767,8 @@ bp_contact(struct va_job *j, struct va_bp_job *bj, uint8_t flags)
 	if (bp->tls != NULL && bp->tls_required) {
 		bp_fail(j,
 		    "%s does not offer TLS (CAN_TLS, RFC 9174 §4.2) and "
-		    "va.json bp.tls.required is set%s",
-		    j->ident, "");
+		    "va.json bp.tls.required is set",
+		    j->ident);
 		return -1;
 	}
 	hop_set(j, "tls", json_false());
@@ -791,8 +791,8 @@ bp_input(struct va_job *j, struct va_bp_job *bj)
 			if (n < 0) {
 				bp_fail(j,
 				    "%s did not answer with a TCPCLv4 "
-				    "contact header%s",
-				    j->ident, "");
+				    "contact header",
+				    j->ident);
 				return;
 			}
 			if (n == 0 || bp_contact(j, bj, bj->in[off + 5]) != 0)
@@ -815,8 +815,8 @@ bp_input(struct va_job *j, struct va_bp_job *bj)
 		bj->inlen -= off;
 	}
 	if (!j->finished && bj->inlen == sizeof(bj->in))
-		bp_fail(j, "%s sent a TCPCL message larger than %s bytes",
-		    j->ident, "16 KiB");
+		bp_fail(j, "%s sent a TCPCL message larger than 16 KiB",
+		    j->ident);
 }
 
 /* Connected (or failed to): sends the contact header. 0 or -1 (failed). */
@@ -896,9 +896,8 @@ bp_flush(struct va_job *j, struct va_bp_job *bj)
 		if (n == -2) {
 			if (event_add(bj->wev, NULL) != 0)
 				bp_fail(j,
-				    "Cannot watch the TCPCL session with "
-				    "%s%s",
-				    j->ident, "");
+				    "Cannot watch the TCPCL session with %s",
+				    j->ident);
 			return;
 		}
 		if (n <= 0) {
@@ -947,8 +946,8 @@ bp_tls_peer(struct va_job *j, struct va_bp_job *bj)
 	if (!ok)
 		bp_fail(j,
 		    "The TLS certificate of %s does not name it as a NODE-ID "
-		    "(BundleEID otherName, RFC 9174 §4.4.1)%s",
-		    j->ident, "");
+		    "(BundleEID otherName, RFC 9174 §4.4.1)",
+		    j->ident);
 	return ok ? 0 : -1;
 }
 
@@ -970,13 +969,23 @@ bp_tls_step(struct va_job *j, struct va_bp_job *bj)
 	if (bp_ssl_result(bj, r) == -2) {
 		if (SSL_get_error(bj->ssl, r) == SSL_ERROR_WANT_WRITE &&
 		    event_add(bj->wev, NULL) != 0)
-			bp_fail(j, "Cannot watch the TCPCL session with %s%s",
-			    j->ident, "");
+			bp_fail(j, "Cannot watch the TCPCL session with %s",
+			    j->ident);
 		return;
 	}
 	ERR_error_string_n(ERR_peek_last_error(), e, sizeof(e));
 	ERR_clear_error();
 	bp_fail(j, "TLS with %s failed: %s", j->ident, e);
+}
+
+/* Moves the session on: the TLS handshake while it runs, else the output. */
+static void
+bp_advance(struct va_job *j, struct va_bp_job *bj)
+{
+	if (bj->state == BS_TLS)
+		bp_tls_step(j, bj);
+	else
+		bp_flush(j, bj);
 }
 
 static void
@@ -986,10 +995,7 @@ bp_writable(struct va_job *j, struct va_bp_job *bj)
 		return;
 	if (bj->state == BS_CONNECT && bp_connected(j, bj) != 0)
 		return;
-	if (bj->state == BS_TLS)
-		bp_tls_step(j, bj);
-	else
-		bp_flush(j, bj);
+	bp_advance(j, bj);
 }
 
 static void
@@ -1019,10 +1025,7 @@ bp_readable(struct va_job *j, struct va_bp_job *bj)
 		if (bj->ssl == NULL)
 			break;
 	}
-	if (bj->state == BS_TLS)
-		bp_tls_step(j, bj);
-	else
-		bp_flush(j, bj);
+	bp_advance(j, bj);
 }
 
 /* The socket callback (both events; what says which) holds a reference:
@@ -1136,8 +1139,8 @@ va_bpnodeid00_start(struct va_job *j)
 	if ((bj->route = route_of(bp, j->ident)) == NULL) {
 		bp_fail(j,
 		    "No convergence-layer route to %s is configured (va.json "
-		    "bp.routes)%s",
-		    j->ident, "");
+		    "bp.routes)",
+		    j->ident);
 		return;
 	}
 	hop_set(j, "address", json_string(bj->route->text));
@@ -1159,6 +1162,5 @@ va_bpnodeid00_start(struct va_job *j)
 	j->stage = "connect";
 	if (bj->ev == NULL || bj->wev == NULL || bj->timer == NULL ||
 	    event_add(bj->ev, NULL) != 0 || event_add(bj->wev, NULL) != 0)
-		bp_fail(j, "Cannot watch the TCPCL session with %s%s", j->ident,
-		    "");
+		bp_fail(j, "Cannot watch the TCPCL session with %s", j->ident);
 }

@@ -34,46 +34,35 @@ va_dns01_txt_failure(struct va_job *j, struct va_dns_result *res)
 {
 	const char *name = res->qname;
 	char hint[400];
+	struct problem *p;
 
 	switch (res->status) {
 	case VA_DNS_NODATA:
-		va_job_finish(j,
-		    problem_new(PROB_UNAUTHORIZED, "No TXT record found at %s%s",
-			name, label_hint(j, hint, sizeof(hint))));
+		p = problem_new(PROB_UNAUTHORIZED, "No TXT record found at %s%s",
+		    name, label_hint(j, hint, sizeof(hint)));
 		break;
 	case VA_DNS_NXDOMAIN:
-		va_job_finish(j,
-		    problem_new(PROB_DNS,
-			"DNS problem: NXDOMAIN "
-			"looking up TXT for %s - check that a DNS record "
-			"exists "
-			"for this domain%s",
-			name, label_hint(j, hint, sizeof(hint))));
+		p = problem_new(PROB_DNS,
+		    "DNS problem: NXDOMAIN looking up TXT for %s - check that a "
+		    "DNS record exists for this domain%s",
+		    name, label_hint(j, hint, sizeof(hint)));
 		break;
 	case VA_DNS_SERVFAIL:
-		va_job_finish(j,
-		    problem_new(PROB_DNS,
-			"DNS problem: SERVFAIL "
-			"looking up TXT for %s - the domain's nameservers may "
-			"be "
-			"malfunctioning",
-			name));
+		p = problem_new(PROB_DNS,
+		    "DNS problem: SERVFAIL looking up TXT for %s - the domain's "
+		    "nameservers may be malfunctioning",
+		    name);
 		break;
 	case VA_DNS_TIMEOUT:
-		va_job_finish(j,
-		    problem_new(PROB_DNS,
-			"DNS problem: query "
-			"timed out looking up TXT for %s",
-			name));
+		p = problem_new(PROB_DNS,
+		    "DNS problem: query timed out looking up TXT for %s", name);
 		break;
 	default:
-		va_job_finish(j,
-		    problem_new(PROB_DNS,
-			"DNS problem: looking "
-			"up TXT for %s: %s",
-			name, res->msg));
+		p = problem_new(PROB_DNS, "DNS problem: looking up TXT for %s: %s",
+		    name, res->msg);
 		break;
 	}
+	va_job_finish(j, p);
 }
 
 static void
