@@ -4,6 +4,7 @@
  * lists, wildcard rules, per-profile identifier types and counts.
  */
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,12 +252,20 @@ under(const char *name, const char *suffix)
 	    strcmp(name + ln - ls, suffix) == 0;
 }
 
-static struct problem *
+/* A problem of type t about the identifier type/value (both borrowed),
+ * its detail from fmt. */
+static struct problem *__attribute__((format(printf, 4, 5)))
 ident_prob(enum prob_type t, const char *type, const char *value,
-    const char *fmt, const char *arg)
+    const char *fmt, ...)
 {
-	struct problem *p = problem_new(t, fmt, arg);
+	struct problem *p;
+	char detail[1024];
+	va_list ap;
 
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	p = problem_new(t, "%s", detail);
 	p->identifier = json_pack("{s:s,s:s}", "type", type, "value", value);
 	return p;
 }
@@ -280,13 +289,12 @@ check_dns(const struct ra_policy *pol, const char *raw, char **norm,
 	base = strncmp(n, "*.", 2) == 0 ? n + 2 : n;
 	if (base != n && !pol->allow_wildcards) {
 		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
-		    "Wildcard names are not allowed by this CA%s", "");
+		    "Wildcard names are not allowed by this CA");
 		goto fail;
 	}
 	if (strchr(base, '*') != NULL) {
 		*prob = ident_prob(PROB_REJECTED_IDENTIFIER, "dns", n,
-		    "A wildcard is only allowed as the whole leftmost label%s",
-		    "");
+		    "A wildcard is only allowed as the whole leftmost label");
 		goto fail;
 	}
 	/* RFC 7686: .onion names are not in the DNS; RFC 9799 §3.1.1: dns-01
@@ -447,12 +455,11 @@ static int
 check_device(enum ident_type t, const char *ts, const char *vs, char **norm,
     struct problem **prob)
 {
-	char e[160], *msg;
+	char e[160];
 
 	if (ident_device_check(t, vs, e, sizeof(e)) != 0) {
-		msg = xasprintf("Invalid %s identifier: %s", ts, e);
-		*prob = ident_prob(PROB_MALFORMED, ts, vs, "%s", msg);
-		free(msg);
+		*prob = ident_prob(PROB_MALFORMED, ts, vs,
+		    "Invalid %s identifier: %s", ts, e);
 		return -1;
 	}
 	*norm = xstrdup(vs);
@@ -468,15 +475,13 @@ static int
 check_bundle_eid(
     const char *ts, const char *vs, char **norm, struct problem **prob)
 {
-	char e[200], *msg;
+	char e[200];
 	int rc = ident_bundle_eid_normalize(vs, norm, e, sizeof(e));
 
 	if (rc == 0)
 		return 0;
-	msg = xasprintf("Invalid %s identifier: %s", ts, e);
 	*prob = ident_prob(rc == -1 ? PROB_MALFORMED : PROB_REJECTED_IDENTIFIER,
-	    ts, vs, "%s", msg);
-	free(msg);
+	    ts, vs, "Invalid %s identifier: %s", ts, e);
 	return -1;
 }
 
