@@ -236,11 +236,8 @@ extern const struct rpc_service_ops ca_service;
 /* ------------------------------------------------------------------ */
 
 struct ca_config {
-	char *log_level;
-	char *debug_addr;
-	int64_t debug_port;
-	json_t *rpc; /* rpc_server_config object */
-	json_t *sa;  /* rpc_client_config object */
+	struct config_common common; /* log_level, debug, rpc */
+	json_t *sa;                  /* rpc_client_config object */
 	char *profiles;
 	char *issuers;
 	int64_t crl_period_ms; /* regeneration timer */

@@ -109,8 +109,15 @@ ca_d_new(void)
 {
 	struct ca_daemon *d = xcalloc(1, sizeof(*d));
 
-	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
+	if (pthread_mutex_init(&d->mu, NULL) != 0) {
+		free(d);
+		return NULL;
+	}
+	if (pthread_cond_init(&d->cv, NULL) != 0) {
+		pthread_mutex_destroy(&d->mu);
+		free(d);
+		return NULL;
+	}
 	d->bench_threads = 4;
 	return d;
 }
@@ -184,10 +191,7 @@ ca_d_configure(void *st, json_t *obj, const char *path,
 		    ca_issuer_name(is),
 		    ca_key_type_name(ca_issuer_key_type(is)));
 	}
-	conf->log_level = d->cfg.log_level;
-	conf->debug_addr = d->cfg.debug_addr;
-	conf->debug_port = d->cfg.debug_port;
-	conf->rpc = d->cfg.rpc;
+	conf->common = &d->cfg.common;
 	return 0;
 }
 

@@ -9,12 +9,6 @@
 
 #define CFG(f) offsetof(struct ca_config, f)
 
-static const struct jspec debug_spec[] = {
-    {"addr", JSPEC_STRING, CFG(debug_addr), 0, NULL, 0},
-    {"port", JSPEC_INT, CFG(debug_port), 0, NULL, 0},
-    JSPEC_END,
-};
-
 static const struct jspec keys_spec[] = {
     {"rsa_min_bits", JSPEC_INT, CFG(settings.rsa_min_bits), 0, NULL, 0},
     {"rsa_max_bits", JSPEC_INT, CFG(settings.rsa_max_bits), 0, NULL, 0},
@@ -30,9 +24,7 @@ static const struct jspec test_spec[] = {
 static const struct jspec ca_spec[] = {
     {"test", JSPEC_OBJECT, 0, 0, test_spec, 0},
     {"keys", JSPEC_OBJECT, 0, 0, keys_spec, 0},
-    {"log_level", JSPEC_STRING, CFG(log_level), 0, NULL, 0},
-    {"debug", JSPEC_OBJECT, 0, 0, debug_spec, 0},
-    {"rpc", JSPEC_JSON, CFG(rpc), 1, NULL, 0},
+    CONFIG_COMMON_RPC_SPEC(struct ca_config, common),
     {"sa", JSPEC_JSON, CFG(sa), 1, NULL, 0},
     {"profiles", JSPEC_STRING, CFG(profiles), 1, NULL, 0},
     {"issuers", JSPEC_STRING, CFG(issuers), 1, NULL, 0},
@@ -55,14 +47,11 @@ ca_config_parse(const json_t *obj, const char *path, struct ca_config *cfg,
 {
 	memset(cfg, 0, sizeof(*cfg));
 	ca_settings_defaults(&cfg->settings);
-	cfg->debug_port = 8102;
+	cfg->common.debug_port = 8102;
 	cfg->crl_period_ms = 3600 * 1000;
-	if (config_parse(path, obj, ca_spec, cfg, err, errlen) != 0)
+	if (config_parse(path, obj, ca_spec, cfg, err, errlen) != 0 ||
+	    config_common_check(&cfg->common, path, err, errlen) != 0)
 		return -1;
-	if (cfg->debug_addr == NULL)
-		cfg->debug_addr = xstrdup("127.0.0.1");
-	if (cfg->log_level == NULL)
-		cfg->log_level = xstrdup("info");
 	if (cfg->settings.rsa_min_bits < 1024 ||
 	    cfg->settings.rsa_max_bits > 8192 ||
 	    cfg->settings.rsa_min_bits > cfg->settings.rsa_max_bits) {
@@ -70,10 +59,6 @@ ca_config_parse(const json_t *obj, const char *path, struct ca_config *cfg,
 		    "%s: keys.rsa_min_bits/rsa_max_bits: "
 		    "need 1024 <= min <= max <= 8192",
 		    path);
-		return -1;
-	}
-	if (cfg->debug_port < 0 || cfg->debug_port > 65535) {
-		snprintf(err, errlen, "%s: debug.port: out of range", path);
 		return -1;
 	}
 	{

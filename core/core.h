@@ -512,7 +512,7 @@ enum jspec_type {
 	JSPEC_BOOL,     /* int (0/1) */
 	JSPEC_DURATION, /* int64_t ms, from a duration string */
 	JSPEC_JSON,     /* json_t * (new reference), any type */
-	JSPEC_OBJECT,   /* nested object parsed with .sub into the same dest */
+	JSPEC_OBJECT,   /* nested object parsed with .sub into dest + offset */
 	JSPEC_STRINGS,  /* char ** NULL-terminated (malloc'd) + count */
 	JSPEC_DOUBLE,   /* double */
 	JSPEC__MAX
@@ -523,7 +523,8 @@ enum jspec_type {
  * destination struct (use offsetof). For JSPEC_STRINGS, `count_offset`
  * receives the number of strings (size_t). For JSPEC_OBJECT, `sub` is the
  * nested spec, terminated by an entry with name == NULL, and the nested
- * fields write into the same destination struct.
+ * fields write into the destination struct at `offset` (0: the same struct,
+ * else a struct embedded there, e.g. a struct config_common).
  */
 struct jspec {
 	const char *name;
@@ -587,6 +588,43 @@ json_t *config_load_file(const char *path, char *err, size_t errlen);
  */
 int config_parse(const char *path, const json_t *obj, const struct jspec *spec,
     void *dest, char *err, size_t errlen);
+/*
+ * The settings every service config has (docs/configuration.md "Keys every
+ * service has"), one struct embedded in each service's config:
+ *   "log_level": "debug" | "info" | "warn" | "error"  (default info)
+ *   "debug": {"addr": "127.0.0.1", "port": N}  (/metrics, /healthz; 0 = off)
+ *   "rpc": {...}  the RPC listener (rpc_server_config_parse reads it)
+ * A service lists CONFIG_COMMON_SPEC (or CONFIG_COMMON_RPC_SPEC, with
+ * "rpc") in its top-level spec, sets its own debug_port default before the
+ * parse and calls config_common_check after it. jspec_clear of the service
+ * spec (or config_common_clear) frees it.
+ */
+struct config_common {
+	char *log_level;
+	enum log_level level; /* log_level, parsed by config_common_check */
+	char *debug_addr;
+	int64_t debug_port;
+	json_t *rpc; /* the "rpc" object; NULL when absent (the WFE) */
+};
+extern const struct jspec config_debug_spec[];
+#define CONFIG_COMMON_SPEC(S, m)                                               \
+	{"log_level", JSPEC_STRING, offsetof(S, m.log_level), 0, NULL, 0},     \
+	{                                                                      \
+		"debug", JSPEC_OBJECT, offsetof(S, m), 0, config_debug_spec, 0 \
+	}
+#define CONFIG_COMMON_RPC_SPEC(S, m)                                           \
+	CONFIG_COMMON_SPEC(S, m), {                                            \
+		"rpc", JSPEC_JSON, offsetof(S, m.rpc), 0, NULL, 0              \
+	}
+/*
+ * After the parse: the defaults of absent strings (log_level "info",
+ * debug.addr loopback), c->level, and the ranges. 0, or -1 with err
+ * "path: key: ..." naming the bad key.
+ */
+int config_common_check(
+    struct config_common *c, const char *path, char *err, size_t errlen);
+/* Frees what c holds (its pointers become NULL); NULL is a no-op. */
+void config_common_clear(struct config_common *c);
 /*
  * Applies environment overrides: for each (env var, key path) pair whose
  * variable is set, sets the key in obj (creating objects on the way). Values

@@ -183,7 +183,7 @@ jspec_parse_field(const struct jspec *f, json_t *v, void *dest,
 		snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
 		if (!json_is_object(v))
 			return jspec_type_error(f, prefix, err, errlen);
-		return jspec_parse_prefixed(v, f->sub, dest, sub, err, errlen);
+		return jspec_parse_prefixed(v, f->sub, slot, sub, err, errlen);
 	case JSPEC_STRINGS:
 		return jspec_parse_strings(
 		    f, v, base, slot, prefix, err, errlen);
@@ -258,7 +258,7 @@ jspec_clear(const struct jspec *spec, void *dest)
 			*(json_t **)slot = NULL;
 			break;
 		case JSPEC_OBJECT:
-			jspec_clear(f->sub, dest);
+			jspec_clear(f->sub, slot);
 			break;
 		case JSPEC_STRINGS: {
 			char **arr = *(char ***)slot;
@@ -325,6 +325,52 @@ config_parse(const char *path, const json_t *obj, const struct jspec *spec,
 
 	if (jspec_parse(obj, spec, dest, inner, sizeof(inner)) != 0) {
 		snprintf(err, errlen, "%s: %s", path, inner);
+		return -1;
+	}
+	return 0;
+}
+
+const struct jspec config_debug_spec[] = {
+    {"addr", JSPEC_STRING, offsetof(struct config_common, debug_addr), 0, NULL,
+	0},
+    {"port", JSPEC_INT, offsetof(struct config_common, debug_port), 0, NULL,
+	0},
+    JSPEC_END,
+};
+
+/* A struct config_common on its own (for config_common_clear). */
+struct common_only {
+	struct config_common c;
+};
+static const struct jspec common_spec[] = {
+    CONFIG_COMMON_RPC_SPEC(struct common_only, c),
+    JSPEC_END,
+};
+
+/* See core.h. */
+void
+config_common_clear(struct config_common *c)
+{
+	if (c != NULL)
+		jspec_clear(common_spec, c);
+}
+
+/* See core.h. */
+int
+config_common_check(
+    struct config_common *c, const char *path, char *err, size_t errlen)
+{
+	if (c->log_level == NULL)
+		c->log_level = xstrdup("info");
+	if (c->debug_addr == NULL)
+		c->debug_addr = xstrdup("127.0.0.1");
+	if (log_level_parse(c->log_level, &c->level) != 0) {
+		snprintf(err, errlen, "%s: log_level: unknown level \"%.32s\"",
+		    path, c->log_level);
+		return -1;
+	}
+	if (c->debug_port < 0 || c->debug_port > 65535) {
+		snprintf(err, errlen, "%s: debug.port: out of range", path);
 		return -1;
 	}
 	return 0;

@@ -26,10 +26,8 @@ ra_rl_name(enum ra_rl which)
 
 /* What jspec fills; converted into struct ra_config afterwards. */
 struct raw {
-	char *log_level;
-	char *debug_addr;
-	int64_t debug_port;
-	json_t *rpc, *sa, *va, *ca;
+	struct config_common common;
+	json_t *sa, *va, *ca;
 	char *profiles_file;
 	char *account_uri_prefix;
 	char *terms_of_service;
@@ -82,8 +80,6 @@ struct raw {
 #define FS(n, m, c) JSPEC_STRV(struct raw, n, m, c)
 #define FO(n, sub) JSPEC_SUB(n, sub)
 
-static const struct jspec debug_spec[] = {F("addr", JSPEC_STRING, debug_addr),
-    F("port", JSPEC_INT, debug_port), JSPEC_END};
 static const struct jspec contacts_spec[] = {
     F("max", JSPEC_INT, contacts_max), JSPEC_END};
 static const struct jspec persist_spec[] = {
@@ -126,8 +122,8 @@ static const struct jspec validation_spec[] = {
 static const struct jspec test_spec[] = {
     F("slow_finalize", JSPEC_DURATION, slow_finalize_ms),
     F("authz_reuse_percent", JSPEC_INT, test_reuse_percent), JSPEC_END};
-static const struct jspec top_spec[] = {F("log_level", JSPEC_STRING, log_level),
-    FO("debug", debug_spec), F("rpc", JSPEC_JSON, rpc), F("sa", JSPEC_JSON, sa),
+static const struct jspec top_spec[] = {
+    CONFIG_COMMON_RPC_SPEC(struct raw, common), F("sa", JSPEC_JSON, sa),
     F("va", JSPEC_JSON, va), F("ca", JSPEC_JSON, ca),
     F("profiles_file", JSPEC_STRING, profiles_file),
     F("account_uri_prefix", JSPEC_STRING, account_uri_prefix),
@@ -283,7 +279,7 @@ static void
 raw_init(struct raw *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->debug_port = 8104;
+	r->common.debug_port = 8104;
 	r->contacts_max = 10;
 	r->allow_wildcards = 1;
 	r->rsa_min = 2048;
@@ -613,15 +609,8 @@ convert_keys(struct raw *r, struct ra_key_policy *kp, char *err, size_t errlen)
 static int
 convert(struct raw *r, struct ra_config *cfg, char *err, size_t errlen)
 {
-	if (r->log_level != NULL &&
-	    log_level_parse(r->log_level, &cfg->log_level) != 0) {
-		snprintf(err, errlen, "log_level: unknown level \"%s\"",
-		    r->log_level);
-		return -1;
-	}
-	cfg->debug_addr = xstrdup(r->debug_addr ? r->debug_addr : "127.0.0.1");
-	cfg->debug_port = r->debug_port;
-	cfg->rpc = r->rpc ? json_incref(r->rpc) : NULL;
+	cfg->common = r->common; /* checked by config_common_check */
+	memset(&r->common, 0, sizeof(r->common));
 	cfg->sa = r->sa ? json_incref(r->sa) : NULL;
 	cfg->va = r->va ? json_incref(r->va) : NULL;
 	cfg->ca = r->ca ? json_incref(r->ca) : NULL;
@@ -727,13 +716,15 @@ ra_config_parse(const json_t *obj, const char *path, struct ra_config *cfg,
 	char inner[512];
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->log_level = LOG_LEVEL_INFO;
 	raw_init(&r);
 	if (jspec_parse(obj, top_spec, &r, inner, sizeof(inner)) != 0) {
 		snprintf(
 		    err, errlen, "%s: %s", path ? path : "ra config", inner);
 		goto out;
 	}
+	if (config_common_check(
+		&r.common, path ? path : "ra config", err, errlen) != 0)
+		goto out;
 	if (convert(&r, cfg, inner, sizeof(inner)) != 0 ||
 	    ra_star_config_parse(
 		r.star, &cfg->star, inner, sizeof(inner)) != 0 ||
@@ -789,8 +780,7 @@ ra_config_clear(struct ra_config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	free(cfg->debug_addr);
-	json_decref(cfg->rpc);
+	config_common_clear(&cfg->common);
 	json_decref(cfg->sa);
 	json_decref(cfg->va);
 	json_decref(cfg->ca);

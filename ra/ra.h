@@ -126,11 +126,8 @@ struct ra_deleg_config {
 };
 
 struct ra_config {
-	enum log_level log_level;
-	char *debug_addr;
-	int64_t debug_port;
-	json_t *rpc; /* rpc_server_config object */
-	json_t *sa;  /* rpc_client_config objects */
+	struct config_common common; /* log_level, debug, rpc */
+	json_t *sa;                  /* rpc_client_config objects */
 	json_t *va;
 	json_t *ca;
 	char *profiles_file;

@@ -10,7 +10,7 @@
 
 struct ra_daemon {
 	struct ra_config cfg;
-	char *debug_addr; /* kept: ra_new takes (and zeroes) cfg */
+	struct config_common common; /* moved out of cfg, which ra_new takes */
 	struct ra *ra;
 };
 
@@ -28,12 +28,9 @@ ra_d_configure(void *st, json_t *obj, const char *path,
 
 	if (ra_config_parse(obj, path, &d->cfg, err, errlen) != 0)
 		return -1;
-	d->debug_addr = xstrdup(d->cfg.debug_addr);
-	conf->level_set = 1;
-	conf->level = d->cfg.log_level;
-	conf->debug_addr = d->debug_addr;
-	conf->debug_port = d->cfg.debug_port;
-	conf->rpc = d->cfg.rpc;
+	d->common = d->cfg.common;
+	memset(&d->cfg.common, 0, sizeof(d->cfg.common));
+	conf->common = &d->common;
 	return 0;
 }
 
@@ -41,13 +38,8 @@ static int
 ra_d_open(void *st, struct rpc_service_conf *conf, char *err, size_t errlen)
 {
 	struct ra_daemon *d = st;
-	json_t *rpc = json_incref(d->cfg.rpc);
 
-	/* conf->rpc must outlive ra_new, which takes the config. */
-	d->ra = ra_new(&d->cfg, conf->metrics, err, errlen);
-	conf->rpc = rpc;
-	d->cfg.rpc = rpc;
-	if (d->ra == NULL)
+	if ((d->ra = ra_new(&d->cfg, conf->metrics, err, errlen)) == NULL)
 		return -1;
 	conf->svc = d->ra;
 	conf->handlers = ra_rpc_handlers();
@@ -77,7 +69,7 @@ ra_d_free(void *st)
 
 	ra_free(d->ra);
 	ra_config_clear(&d->cfg);
-	free(d->debug_addr);
+	config_common_clear(&d->common);
 	free(d);
 }
 

@@ -616,6 +616,42 @@ cli_thread(void *arg)
 /* Public API                                                         */
 /* ---------------------------------------------------------------- */
 
+/*
+ * What a single-target client and a failover group share: a new client
+ * with its locks (pool_cv waits on CLOCK_MONOTONIC), name, metrics
+ * (borrowed) and call timeout. NULL with err when a lock cannot be made.
+ */
+static struct rpc_client *
+cli_alloc(const struct rpc_client_config *cfg, const char *name,
+    struct metrics *metrics, char *err, size_t errlen)
+{
+	struct rpc_client *c = xcalloc(1, sizeof(*c));
+	pthread_condattr_t ca;
+	int ok;
+
+	if (pthread_condattr_init(&ca) != 0) {
+		snprintf(err, errlen, "cannot create a lock");
+		free(c);
+		return NULL;
+	}
+	ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+	    pthread_mutex_init(&c->lock, NULL) == 0 &&
+	    pthread_mutex_init(&c->pool_mu, NULL) == 0 &&
+	    pthread_cond_init(&c->pool_cv, &ca) == 0;
+	(void)pthread_condattr_destroy(&ca);
+	if (!ok) {
+		snprintf(err, errlen, "cannot create a lock");
+		free(c);
+		return NULL;
+	}
+	atomic_init(&c->next_id, 0);
+	c->name = xstrdup(name != NULL ? name : "rpc");
+	c->metrics = metrics;
+	c->timeout_ms =
+	    cfg->timeout_ms > 0 ? (int)cfg->timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
+	return c;
+}
+
 struct rpc_client *
 rpc_client_new(const struct rpc_client_config *cfg, const char *name,
     struct metrics *metrics, char *err, size_t errlen)
@@ -630,22 +666,8 @@ rpc_client_new(const struct rpc_client_config *cfg, const char *name,
 	rpc_ignore_sigpipe();
 	if (cfg->targets != NULL && cfg->ntargets > 1)
 		return group_new(cfg, name, metrics, err, errlen);
-	c = xcalloc(1, sizeof(*c));
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->pool_mu, NULL);
-	{
-		pthread_condattr_t ca;
-
-		(void)pthread_condattr_init(&ca);
-		(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		(void)pthread_cond_init(&c->pool_cv, &ca);
-		(void)pthread_condattr_destroy(&ca);
-	}
-	atomic_init(&c->next_id, 0);
-	c->name = xstrdup(name != NULL ? name : "rpc");
-	c->metrics = metrics;
-	c->timeout_ms =
-	    cfg->timeout_ms > 0 ? (int)cfg->timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
+	if ((c = cli_alloc(cfg, name, metrics, err, errlen)) == NULL)
+		return NULL;
 	c->max_frame =
 	    cfg->max_frame > 0 ? (size_t)cfg->max_frame : RPC_DEFAULT_MAX_FRAME;
 	c->connect_timeout_ms = (int)cfg->connect_timeout_ms;
@@ -735,16 +757,9 @@ group_new(const struct rpc_client_config *cfg, const char *name,
 	char tmp[256];
 	size_t i;
 
-	g = xcalloc(1, sizeof(*g));
-	pthread_mutex_init(&g->lock, NULL);
-	pthread_mutex_init(&g->pool_mu, NULL);
-	(void)pthread_cond_init(&g->pool_cv, NULL);
-	atomic_init(&g->next_id, 0);
+	if ((g = cli_alloc(cfg, name, metrics, err, errlen)) == NULL)
+		return NULL;
 	atomic_init(&g->ep_next, 0);
-	g->name = xstrdup(name != NULL ? name : "rpc");
-	g->metrics = metrics;
-	g->timeout_ms =
-	    cfg->timeout_ms > 0 ? (int)cfg->timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
 	g->eps = xcalloc(cfg->ntargets, sizeof(*g->eps));
 	for (i = 0; i < cfg->ntargets; i++) {
 		one = *cfg;

@@ -151,13 +151,8 @@ rpc_server_config_clear(struct rpc_server_config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	free(cfg->listen);
-	free(cfg->socket_mode);
-	free(cfg->tls_cert);
-	free(cfg->tls_key);
-	free(cfg->tls_ca);
-	json_decref(cfg->allow);
-	json_decref(cfg->callers);
+	/* socket_mode, when defaulted, is in the spec's slot too */
+	jspec_clear(srv_spec, cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -275,17 +270,9 @@ rpc_client_from_json(const json_t *obj, const char *name,
 void
 rpc_client_config_clear(struct rpc_client_config *cfg)
 {
-	size_t i;
-
 	if (cfg == NULL)
 		return;
-	free(cfg->target);
-	for (i = 0; i < cfg->ntargets && cfg->targets != NULL; i++)
-		free(cfg->targets[i]);
-	free(cfg->targets);
-	free(cfg->tls_cert);
-	free(cfg->tls_key);
-	free(cfg->tls_ca);
-	free(cfg->tls_server_name);
+	/* target, when copied from targets[0], is in the spec's slot too */
+	jspec_clear(cli_spec, cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -266,12 +266,10 @@ int rpc_req_remaining_ms(const struct rpc_req *req, int cap_ms);
  * member is borrowed and must stay valid until ops->free.
  */
 struct rpc_service_conf {
-	const char *log_level;  /* NULL = info (or `level` when level_set) */
-	int level_set;
-	enum log_level level;
-	const char *debug_addr; /* debug server (/metrics, /healthz) */
-	int64_t debug_port;     /* 0 = none */
-	const json_t *rpc;      /* the "rpc" server object (RPC services) */
+	/* log level, debug server (/metrics, /healthz), "rpc" server object
+	 * (RPC services): the common part of the service's config, checked
+	 * (config_common_check) by configure */
+	const struct config_common *common;
 	/* Set by open: */
 	struct metrics *metrics;
 	void *svc;                      /* the handlers' svc pointer */
@@ -289,14 +287,17 @@ struct rpc_service_ops {
 	enum rpc_service owner; /* methods served; RPC_SVC_ANY = no RPC server */
 	const char *usage;      /* extra usage lines (own flags), may be NULL */
 	int keep_secret;        /* holds keys or passwords: not dumpable */
+	/* The daemon's state, or NULL when it cannot be made (no memory,
+	 * no locks). */
 	void *(*state_new)(void);
 	/* An own flag at argv[*i] (may consume more by advancing *i): 1 taken,
 	 * 2 taken and no config needed (a standalone command), 0 unknown. */
 	int (*flag)(void *st, int argc, char **argv, int *i);
 	/* Parses the config file's object (borrowed; the skeleton loaded it
 	 * from path, and the hook may change it, e.g. apply environment
-	 * overrides) into st and fills conf. 0, or -1 with err naming the
-	 * file and the key. */
+	 * overrides) into st and points conf->common at its common part
+	 * (config_common_check done). 0, or -1 with err naming the file and
+	 * the key. */
 	int (*configure)(void *st, json_t *obj, const char *path,
 	    struct rpc_service_conf *conf, char *err, size_t errlen);
 	/* --check: what beyond configure makes the config usable (files,

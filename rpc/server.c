@@ -1281,9 +1281,13 @@ rpc_server_new(const struct rpc_server_config *cfg,
 	}
 	rpc_ignore_sigpipe();
 	s = xcalloc(1, sizeof(*s));
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
-	pthread_cond_init(&s->direct_cond, NULL);
+	if (pthread_mutex_init(&s->lock, NULL) != 0 ||
+	    pthread_cond_init(&s->cond, NULL) != 0 ||
+	    pthread_cond_init(&s->direct_cond, NULL) != 0) {
+		snprintf(err, errlen, "cannot create a lock");
+		free(s);
+		return NULL;
+	}
 	atomic_init(&s->draining, 0);
 	atomic_init(&s->inflight, 0);
 	s->wake_pipe[0] = s->wake_pipe[1] = -1;

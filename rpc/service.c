@@ -132,25 +132,17 @@ svc_apply_conf(const struct rpc_service_ops *ops, const char *path,
     const struct rpc_service_conf *conf, struct rpc_server_config *rcfg,
     char *err, size_t errlen)
 {
-	enum log_level lvl = LOG_LEVEL_INFO;
 	char tmp[1024];
 
-	if (conf->log_level != NULL) {
-		if (log_level_parse(conf->log_level, &lvl) != 0) {
-			snprintf(err, errlen, "%s: log_level: unknown level %s",
-			    path, conf->log_level);
-			return -1;
-		}
-		log_init(ops->name, lvl);
-	} else if (conf->level_set)
-		log_init(ops->name, conf->level);
+	log_init(ops->name, conf->common->level);
 	if (ops->owner == RPC_SVC_ANY)
 		return 0;
-	if (conf->rpc == NULL) {
+	if (conf->common->rpc == NULL) {
 		snprintf(err, errlen, "%s: rpc: required key is missing", path);
 		return -1;
 	}
-	if (rpc_server_config_parse(conf->rpc, rcfg, tmp, sizeof(tmp)) != 0) {
+	if (rpc_server_config_parse(
+		conf->common->rpc, rcfg, tmp, sizeof(tmp)) != 0) {
 		snprintf(err, errlen, "%s: %s", path, tmp);
 		return -1;
 	}
@@ -176,10 +168,9 @@ svc_serve(const struct rpc_service_ops *ops, void *st,
 	if (ops->open(st, conf, err, errlen) != 0)
 		return -1;
 	run->opened = 1;
-	if (conf->debug_port > 0) {
-		run->dbg = debug_server_start(
-		    conf->debug_addr != NULL ? conf->debug_addr : "127.0.0.1",
-		    (int)conf->debug_port, conf->metrics, conf->health,
+	if (conf->common->debug_port > 0) {
+		run->dbg = debug_server_start(conf->common->debug_addr,
+		    (int)conf->common->debug_port, conf->metrics, conf->health,
 		    conf->health_arg, err, errlen);
 		if (run->dbg == NULL)
 			return -1;
@@ -223,7 +214,8 @@ rpc_service_main(const struct rpc_service_ops *ops, int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	err[0] = '\0';
 	if (ops->state_new != NULL && (st = ops->state_new()) == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
+		snprintf(err, sizeof(err), "cannot create the service state "
+		    "(no memory or locks)");
 		goto fail;
 	}
 	if ((r = svc_parse_flags(ops, st, argc, argv, &f)) != 0) {

@@ -20,22 +20,13 @@ struct sa_cfg {
 	struct sa *sa;
 	int version;
 	rpc_handler_fn handlers[RPC_METHOD__MAX];
-	char *log_level;
-	char *debug_addr;
-	int64_t debug_port;
-	json_t *rpc;
+	struct config_common common; /* log_level, debug, rpc */
 	char *dsn;
 	char *dsn_file;
 	int64_t pool;
 	int auto_migrate;
 	int64_t statement_timeout_ms;
 	char *schema_dir;
-};
-
-static const struct jspec debug_spec[] = {
-    {"addr", JSPEC_STRING, offsetof(struct sa_cfg, debug_addr), 0, NULL, 0},
-    {"port", JSPEC_INT, offsetof(struct sa_cfg, debug_port), 1, NULL, 0},
-    JSPEC_END,
 };
 
 static const struct jspec db_spec[] = {
@@ -52,9 +43,7 @@ static const struct jspec db_spec[] = {
 };
 
 static const struct jspec cfg_spec[] = {
-    {"log_level", JSPEC_STRING, offsetof(struct sa_cfg, log_level), 0, NULL, 0},
-    {"debug", JSPEC_OBJECT, 0, 1, debug_spec, 0},
-    {"rpc", JSPEC_JSON, offsetof(struct sa_cfg, rpc), 1, NULL, 0},
+    CONFIG_COMMON_RPC_SPEC(struct sa_cfg, common),
     {"db", JSPEC_OBJECT, 0, 1, db_spec, 0},
     JSPEC_END,
 };
@@ -101,7 +90,7 @@ sa_d_new(void)
 {
 	struct sa_cfg *cfg = xcalloc(1, sizeof(*cfg));
 
-	cfg->debug_addr = xstrdup("127.0.0.1");
+	cfg->common.debug_port = 8101;
 	cfg->statement_timeout_ms = 5000;
 	return cfg;
 }
@@ -128,21 +117,22 @@ sa_d_configure(void *st, json_t *obj, const char *path,
 	struct sa_cfg *cfg = st;
 
 	config_apply_env(obj, env_table);
-	if (config_parse(path, obj, cfg_spec, cfg, err, errlen) != 0)
+	if (config_parse(path, obj, cfg_spec, cfg, err, errlen) != 0 ||
+	    config_common_check(&cfg->common, path, err, errlen) != 0)
 		return -1;
 	if (cfg->pool < 0 || cfg->pool > 1000) {
 		snprintf(err, errlen, "%s: db.pool: expected 1 to 1000", path);
 		return -1;
 	}
 	if (cfg->pool == 0) {
-		json_t *w = json_object_get(cfg->rpc, "workers");
+		json_t *w = json_object_get(cfg->common.rpc, "workers");
 
 		cfg->pool = json_is_integer(w) ? json_integer_value(w) : 8;
 	}
 	/* The pool and the RPC workers go together: one connection each. */
-	if (json_object_get(cfg->rpc, "workers") == NULL)
+	if (json_object_get(cfg->common.rpc, "workers") == NULL)
 		json_object_set_new(
-		    cfg->rpc, "workers", json_integer(cfg->pool));
+		    cfg->common.rpc, "workers", json_integer(cfg->pool));
 	if (cfg->statement_timeout_ms < 0) {
 		snprintf(
 		    err, errlen, "%s: db.statement_timeout: negative", path);
@@ -153,10 +143,7 @@ sa_d_configure(void *st, json_t *obj, const char *path,
 	if (cfg->schema_dir == NULL)
 		cfg->schema_dir = xstrdup(SA_SCHEMA_DIR_DEFAULT);
 	cfg->path = xstrdup(path);
-	conf->log_level = cfg->log_level;
-	conf->debug_addr = cfg->debug_addr;
-	conf->debug_port = cfg->debug_port;
-	conf->rpc = cfg->rpc;
+	conf->common = &cfg->common;
 	return 0;
 }
 
@@ -230,8 +217,6 @@ sa_d_free(void *st)
 
 	sa_free(cfg->sa);
 	jspec_clear(cfg_spec, cfg);
-	free(cfg->debug_addr);
-	free(cfg->schema_dir);
 	free(cfg->path);
 	if (cfg->dsn_resolved != NULL)
 		OPENSSL_cleanse(cfg->dsn_resolved, strlen(cfg->dsn_resolved));

@@ -12,8 +12,6 @@
 #define FS(n, m, c) JSPEC_STRV(struct va_config, n, m, c)
 #define FO(n, s) JSPEC_SUB(n, s)
 
-static const struct jspec debug_spec[] = {F("addr", JSPEC_STRING, debug_addr),
-    F("port", JSPEC_INT, debug_port), JSPEC_END};
 static const struct jspec dns_spec[] = {
     FS("resolvers", dns_resolvers, n_dns_resolvers),
     F("timeout", JSPEC_DURATION, dns_timeout_ms),
@@ -55,8 +53,8 @@ static const struct jspec tkauth_spec[] = {
     F("allow_ca", JSPEC_BOOL, tkauth_allow_ca),
     FS("x5u_allow", tkauth_x5u_allow, n_tkauth_x5u_allow),
     F("x5u_ca", JSPEC_STRING, tkauth_x5u_ca), JSPEC_END};
-static const struct jspec va_spec[] = {F("log_level", JSPEC_STRING, log_level),
-    FO("debug", debug_spec), F("rpc", JSPEC_JSON, rpc), FO("dns", dns_spec),
+static const struct jspec va_spec[] = {
+    CONFIG_COMMON_RPC_SPEC(struct va_config, common), FO("dns", dns_spec),
     F("http01_port", JSPEC_INT, http01_port),
     F("tlsalpn01_port", JSPEC_INT, tlsalpn01_port),
     F("https_port", JSPEC_INT, https_port),
@@ -86,9 +84,7 @@ void
 va_config_defaults(struct va_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->log_level = xstrdup("info");
-	cfg->debug_addr = xstrdup("127.0.0.1");
-	cfg->debug_port = 8103;
+	cfg->common.debug_port = 8103;
 	cfg->dns_resolvers = strv("127.0.0.1:8053", NULL);
 	cfg->n_dns_resolvers = 1;
 	cfg->dns_timeout_ms = 5000;
@@ -165,19 +161,15 @@ apply_anvil_env(struct va_config *cfg, char *err, size_t errlen)
 static int
 check_rules(struct va_config *cfg, const char *path, char *err, size_t errlen)
 {
-	enum log_level lvl;
 	size_t i;
 	const struct {
 		int bad;
 		const char *what;
 	} rules[] = {
-	    {log_level_parse(cfg->log_level, &lvl) != 0,
-		"log_level: expected debug, info, warn or error"},
-	    {!port_ok(cfg->debug_port) || !port_ok(cfg->http01_port) ||
-		    !port_ok(cfg->tlsalpn01_port) ||
+	    {!port_ok(cfg->http01_port) || !port_ok(cfg->tlsalpn01_port) ||
 		    !port_ok(cfg->https_port) ||
 		    !port_ok(cfg->http_port_redirect),
-		"debug.port, http01_port, tlsalpn01_port, https_port and "
+		"http01_port, tlsalpn01_port, https_port and "
 		"http_port_redirect must be 1..65535"},
 	    {cfg->n_dns_resolvers == 0,
 		"dns.resolvers: at least one resolver is required"},
@@ -217,7 +209,8 @@ va_config_parse(const json_t *obj, const char *path, struct va_config *cfg,
 	char inner[256];
 
 	va_config_defaults(cfg);
-	if (config_parse(path, obj, va_spec, cfg, err, errlen) != 0)
+	if (config_parse(path, obj, va_spec, cfg, err, errlen) != 0 ||
+	    config_common_check(&cfg->common, path, err, errlen) != 0)
 		return -1;
 	/* Pebble's environment knobs, so client test suites feel at home. */
 	if ((e = getenv("PEBBLE_VA_ALWAYS_VALID")) != NULL && e[0] != '\0' &&

@@ -25,10 +25,7 @@
 /* ------------------------------------------------------------------ */
 
 struct va_config {
-	char *log_level;
-	char *debug_addr;
-	int64_t debug_port;
-	json_t *rpc;          /* the "rpc" object, parsed by the rpc library */
+	struct config_common common; /* log_level, debug, rpc */
 	char **dns_resolvers; /* "127.0.0.1:8053", "[::1]:53" */
 	size_t n_dns_resolvers;
 	int64_t dns_timeout_ms;

@@ -27,10 +27,7 @@ va_d_configure(void *st, json_t *obj, const char *path,
 
 	if (va_config_parse(obj, path, &d->cfg, err, errlen) != 0)
 		return -1;
-	conf->log_level = d->cfg.log_level;
-	conf->debug_addr = d->cfg.debug_addr;
-	conf->debug_port = d->cfg.debug_port;
-	conf->rpc = d->cfg.rpc;
+	conf->common = &d->cfg.common;
 	return 0;
 }
 

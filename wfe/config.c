@@ -13,9 +13,6 @@
 	}
 #define O(n, sub) JSPEC_SUB(n, sub)
 
-static const struct jspec debug_spec[] = {
-    F("addr", JSPEC_STRING, debug_addr, 0), F("port", JSPEC_INT, debug_port, 0),
-    JSPEC_END};
 static const struct jspec listen_spec[] = {
     F("addr", JSPEC_STRING, listen_addr, 0),
     F("port", JSPEC_INT, listen_port, 0), JSPEC_END};
@@ -62,7 +59,7 @@ static const struct jspec obj_cache_spec[] = {
     F("ttl", JSPEC_DURATION, object_cache_ttl_ms, 0),
     F("size", JSPEC_INT, object_cache_size, 0), JSPEC_END};
 static const struct jspec wfe_spec[] = {
-    F("log_level", JSPEC_STRING, log_level, 0), O("debug", debug_spec),
+    CONFIG_COMMON_SPEC(struct wfe_config, common),
     O("listen", listen_spec), O("tls", tls_spec),
     F("base_url", JSPEC_STRING, base_url, 1),
     {"hosts", JSPEC_STRINGS, offsetof(struct wfe_config, hosts), 0, NULL,
@@ -127,7 +124,6 @@ env_percent(const char *name, int64_t *out, char *err, size_t errlen)
 static void
 set_defaults(struct wfe_config *cfg)
 {
-	cfg->debug_port = 0;
 	cfg->listen_port = 4431;
 	cfg->threads = 8;
 	cfg->max_connections = 10000;
@@ -246,14 +242,11 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 		goto out;
 	}
 	drop_nulls(copy);
-	if (config_parse(path, copy, wfe_spec, cfg, err, errlen) != 0)
+	if (config_parse(path, copy, wfe_spec, cfg, err, errlen) != 0 ||
+	    config_common_check(&cfg->common, path, err, errlen) != 0)
 		goto out;
-	if (cfg->log_level == NULL)
-		cfg->log_level = xstrdup("info");
 	if (cfg->listen_addr == NULL)
 		cfg->listen_addr = xstrdup("127.0.0.1");
-	if (cfg->debug_addr == NULL)
-		cfg->debug_addr = xstrdup("127.0.0.1");
 	if (cfg->nonce_prefix == NULL)
 		cfg->nonce_prefix = xstrdup("a1");
 #define BAD(...)                                                               \
@@ -262,15 +255,8 @@ wfe_config_parse(const json_t *obj, const char *path, struct wfe_config *cfg,
 		snprintf(err, errlen, "%s: %s", path, sub);                    \
 		goto out;                                                      \
 	} while (0)
-	{
-		enum log_level lvl;
-		if (log_level_parse(cfg->log_level, &lvl) != 0)
-			BAD("log_level: unknown level \"%s\"", cfg->log_level);
-	}
 	if (cfg->listen_port < 0 || cfg->listen_port > 65535)
 		BAD("listen.port: out of range");
-	if (cfg->debug_port < 0 || cfg->debug_port > 65535)
-		BAD("debug.port: out of range");
 	auth = wfe_url_authority(cfg->base_url);
 	if (auth == NULL)
 		BAD("base_url: expected http(s)://host[:port]");

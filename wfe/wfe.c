@@ -210,9 +210,9 @@ wfe_main(const struct wfe_config *cfg)
 		log_error("%s", err);
 		goto out;
 	}
-	if (cfg->debug_port > 0) {
-		dbg = debug_server_start(cfg->debug_addr, (int)cfg->debug_port,
-		    m, health, w, err, sizeof(err));
+	if (cfg->common.debug_port > 0) {
+		dbg = debug_server_start(cfg->common.debug_addr,
+		    (int)cfg->common.debug_port, m, health, w, err, sizeof(err));
 		if (dbg == NULL) {
 			log_error("debug: %s", err);
 			goto out;

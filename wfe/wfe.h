@@ -32,9 +32,7 @@
 	"+ECDHE-ECDSA:+ECDHE-RSA"
 
 struct wfe_config {
-	char *log_level;
-	char *debug_addr;
-	int64_t debug_port;
+	struct config_common common; /* log_level, debug (no rpc) */
 	char *listen_addr;
 	int64_t listen_port;
 	char *tls_cert; /* NULL: plain HTTP (behind a TLS terminator) */

@@ -32,7 +32,7 @@ wfe_d_configure(void *st, json_t *obj, const char *path,
 	config_apply_env(obj, env_table);
 	if (wfe_config_parse(obj, path, cfg, err, errlen) != 0)
 		return -1;
-	conf->log_level = cfg->log_level;
+	conf->common = &cfg->common;
 	return 0;
 }
 

@@ -1457,7 +1457,7 @@ TH_TEST(test_dev_config_loads)
 	 * include URIs that specify https") */
 	TH_CHECK_STR(t, c.settings.public_base_url, "http://localhost:4430");
 	TH_CHECK(t, c.settings.alternate_roots == -1);
-	TH_CHECK(t, c.debug_port == 8102);
+	TH_CHECK(t, c.common.debug_port == 8102);
 	TH_CHECK(t, c.crl_period_ms == 3600 * 1000);
 	TH_CHECK(t, c.settings.crl_shards == 4);
 	ca_config_clear(&c);
