@@ -29,7 +29,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import rel_acme as a  # noqa: E402
 
-WAIT_S = 3  # ra.json validation.wait
+# ra.json validation.wait. test_crash_before_the_write kills the RA between
+# the VA's request reaching the responder and the end of this wait: the
+# VA's RPC, DNS and connect plus the test's own wake-up must fit in it on
+# a busy machine, so the longest wait allowed (10 s) but a margin.
+WAIT_S = 8
 PATH_RE = re.compile(r'^anvil_ra_validation_path_total\{path="([^"]+)"\} (\S+)$')
 
 env = a.env_fixture(port_base=30600, name="valcommit", config={
