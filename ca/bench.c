@@ -52,9 +52,7 @@ null_call(void *arg, enum rpc_method_id id, json_t *params, const char *rid,
 static uint8_t *
 bench_csr(enum ca_key_type kt, size_t *len)
 {
-	EVP_PKEY *k = kt == CA_KEY_RSA
-	    ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
-	    : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *k = ca_key_generate(kt, 0); /* RSA 2048 or P-256 */
 	X509_REQ *req = X509_REQ_new();
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 	X509_EXTENSION *e;
@@ -74,13 +72,9 @@ bench_csr(enum ca_key_type kt, size_t *len)
 	    !X509_REQ_add_extensions(req, exts) ||
 	    X509_REQ_sign(req, k, EVP_sha256()) <= 0)
 		goto out;
-	if ((n = i2d_X509_REQ(req, &p)) <= 0)
-		goto out;
-	der = xmalloc((size_t)n);
-	memcpy(der, p, (size_t)n);
-	*len = (size_t)n;
+	n = i2d_X509_REQ(req, &p);
+	(void)ca_der_take(n, p, &der, len); /* der stays NULL on failure */
 out:
-	OPENSSL_free(p);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	X509_REQ_free(req);
 	EVP_PKEY_free(k);

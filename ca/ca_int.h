@@ -79,6 +79,12 @@ int ca_pkey_type(const EVP_PKEY *k, enum ca_key_type *out);
 char *ca_x509_pem(const X509 *x);
 /* DER of a certificate, malloc'd; -1 on failure. */
 int ca_x509_der(const X509 *x, uint8_t **der, size_t *len);
+/*
+ * Takes p, what an i2d_*() call that returned n wrote (OPENSSL_malloc'd, may
+ * be NULL): 0 with *der (a malloc'd copy, caller frees) and *len, or -1 when
+ * n <= 0. Frees p in both cases.
+ */
+int ca_der_take(int n, unsigned char *p, uint8_t **der, size_t *len);
 /* Issuer id: hex of the first 8 bytes of SHA-256(cert DER) into id[17]. */
 int ca_x509_id(const X509 *x, char id[17]);
 /* Serial mod n (n >= 1). */
@@ -137,6 +143,10 @@ GENERAL_NAME *ca_device_general_name(const char *type, const char *value);
 /* The device identifier value (malloc'd, *type set) an otherName gn
  * (borrowed) names, or NULL. */
 char *ca_gn_device_ident(const GENERAL_NAME *gn, enum ident_type *type);
+/* 1 if the otherName gn (borrowed) names exactly identifier type/value
+ * (octet for octet, draft-ietf-acme-device-attest §3.2), else 0. */
+int ca_gn_device_equals(
+    const GENERAL_NAME *gn, const char *type, const char *value);
 /* RFC 9891 §7 (device.c): the BundleEID otherName (RFC 9174 §4.4.1) for a
  * normalised bundleEID value (borrowed); new, or NULL. */
 GENERAL_NAME *ca_bundle_general_name(const char *value);

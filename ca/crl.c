@@ -134,17 +134,14 @@ ca_crl_build(const struct ca_issuer *is, int64_t number, const char *idp_url,
 		goto fail;
 	if (X509_CRL_sign(crl, is->key, EVP_sha256()) <= 0)
 		goto fail;
-	if ((dl = i2d_X509_CRL(crl, &p)) <= 0)
+	dl = i2d_X509_CRL(crl, &p);
+	if (ca_der_take(dl, p, der, len) != 0)
 		goto fail;
-	*der = xmalloc((size_t)dl);
-	memcpy(*der, p, (size_t)dl);
-	*len = (size_t)dl;
 	ret = 0;
 	goto out;
 fail:
 	snprintf(err, errlen, "building the CRL failed");
 out:
-	OPENSSL_free(p);
 	X509_CRL_free(crl);
 	ASN1_TIME_free(tu);
 	ASN1_TIME_free(nu);

@@ -70,6 +70,19 @@ ca_gn_device_ident(const GENERAL_NAME *gn, enum ident_type *type)
 }
 
 /* See ca_int.h. */
+int
+ca_gn_device_equals(const GENERAL_NAME *gn, const char *type, const char *value)
+{
+	enum ident_type dt;
+	char *dv = ca_gn_device_ident(gn, &dt);
+	int eq = dv != NULL && strcmp(ident_type_name(dt), type) == 0 &&
+	    strcmp(dv, value) == 0;
+
+	free(dv);
+	return eq;
+}
+
+/* See ca_int.h. */
 GENERAL_NAME *
 ca_bundle_general_name(const char *value)
 {

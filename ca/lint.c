@@ -78,14 +78,8 @@ ident_equals_gn(const json_t *id, const GENERAL_NAME *gn)
 		    (size_t)ASN1_STRING_length(gn->d.dNSName) == strlen(v);
 	if (gn->type == GEN_IPADD && strcmp(t, "ip") == 0)
 		return strcmp(gn_text(gn, buf, sizeof(buf)), v) == 0;
-	if (gn->type == GEN_OTHERNAME) {
-		enum ident_type dt;
-		char *dv = ca_gn_device_ident(gn, &dt);
-		int eq = dv != NULL && strcmp(ident_type_name(dt), t) == 0 &&
-		    strcmp(dv, v) == 0;
-		free(dv);
-		return eq;
-	}
+	if (gn->type == GEN_OTHERNAME)
+		return ca_gn_device_equals(gn, t, v);
 	if (gn->type == GEN_EMAIL && strcmp(t, "email") == 0)
 		return strcmp(gn_text(gn, buf, sizeof(buf)), v) == 0 &&
 		    (size_t)ASN1_STRING_length(gn->d.rfc822Name) == strlen(v);

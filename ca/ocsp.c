@@ -47,17 +47,14 @@ ca_ocsp_build(const struct ca_issuer *is, const uint8_t *serial,
 	if ((resp = OCSP_response_create(
 		 OCSP_RESPONSE_STATUS_SUCCESSFUL, bs)) == NULL)
 		goto fail;
-	if ((n = i2d_OCSP_RESPONSE(resp, &p)) <= 0)
+	n = i2d_OCSP_RESPONSE(resp, &p);
+	if (ca_der_take(n, p, der, len) != 0)
 		goto fail;
-	*der = xmalloc((size_t)n);
-	memcpy(*der, p, (size_t)n);
-	*len = (size_t)n;
 	ret = 0;
 	goto out;
 fail:
 	snprintf(err, errlen, "building the OCSP response failed");
 out:
-	OPENSSL_free(p);
 	BN_free(bn);
 	ASN1_INTEGER_free(sn);
 	OCSP_CERTID_free(id);

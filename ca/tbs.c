@@ -30,35 +30,37 @@ add_conf_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 	return ok ? 0 : -1;
 }
 
+/* A new GENERAL_NAME of IA5String type gen_type (GEN_DNS, GEN_EMAIL)
+ * holding value (borrowed), or NULL. */
+static GENERAL_NAME *
+ia5_general_name(int gen_type, const char *value)
+{
+	GENERAL_NAME *gn = NULL;
+	ASN1_IA5STRING *ia5 = NULL;
+
+	if ((ia5 = ASN1_IA5STRING_new()) == NULL ||
+	    !ASN1_STRING_set(ia5, value, (int)strlen(value)) ||
+	    (gn = GENERAL_NAME_new()) == NULL) {
+		ASN1_IA5STRING_free(ia5);
+		return NULL;
+	}
+	GENERAL_NAME_set0_value(gn, gen_type, ia5);
+	return gn;
+}
+
 /* One GENERAL_NAME for an identifier; NULL if malformed. */
 static GENERAL_NAME *
 ident_general_name(const char *type, const char *value)
 {
 	GENERAL_NAME *gn = NULL;
-	ASN1_IA5STRING *ia5 = NULL;
 	ASN1_OCTET_STRING *os = NULL;
 	unsigned char raw[16];
 	int rawlen = 0;
 
-	if (strcmp(type, "dns") == 0) {
-		if ((ia5 = ASN1_IA5STRING_new()) == NULL ||
-		    !ASN1_STRING_set(ia5, value, (int)strlen(value)))
-			goto fail;
-		if ((gn = GENERAL_NAME_new()) == NULL)
-			goto fail;
-		GENERAL_NAME_set0_value(gn, GEN_DNS, ia5);
-		return gn;
-	}
-	if (strcmp(type, "email") == 0) {
-		/* RFC 8823 §4 / RFC 5280 §4.2.1.6: an rfc822Name */
-		if ((ia5 = ASN1_IA5STRING_new()) == NULL ||
-		    !ASN1_STRING_set(ia5, value, (int)strlen(value)))
-			goto fail;
-		if ((gn = GENERAL_NAME_new()) == NULL)
-			goto fail;
-		GENERAL_NAME_set0_value(gn, GEN_EMAIL, ia5);
-		return gn;
-	}
+	if (strcmp(type, "dns") == 0)
+		return ia5_general_name(GEN_DNS, value);
+	if (strcmp(type, "email") == 0) /* RFC 8823 §4 / RFC 5280 §4.2.1.6 */
+		return ia5_general_name(GEN_EMAIL, value);
 	if (strcmp(type, "permanent-identifier") == 0 ||
 	    strcmp(type, "hardware-module") == 0)
 		return ca_device_general_name(type, value);
@@ -80,7 +82,6 @@ ident_general_name(const char *type, const char *value)
 		return gn;
 	}
 fail:
-	ASN1_IA5STRING_free(ia5);
 	ASN1_OCTET_STRING_free(os);
 	GENERAL_NAME_free(gn);
 	return NULL;
@@ -297,16 +298,9 @@ int
 ca_tbs_der(X509 *x, uint8_t **der, size_t *len)
 {
 	unsigned char *p = NULL;
-	int n;
+	int n = i2d_re_X509_tbs(x, &p);
 
-	n = i2d_re_X509_tbs(x, &p);
-	if (n <= 0)
-		return -1;
-	*der = xmalloc((size_t)n);
-	memcpy(*der, p, (size_t)n);
-	*len = (size_t)n;
-	OPENSSL_free(p);
-	return 0;
+	return ca_der_take(n, p, der, len);
 }
 
 /* Does identifier id equal the CSR's general name gn? */
@@ -335,15 +329,8 @@ ident_matches(const json_t *id, const GENERAL_NAME *gn)
 		    memcmp(ASN1_STRING_get0_data(s), value, strlen(value)) ==
 		    0;
 	}
-	if (gn->type == GEN_OTHERNAME) {
-		/* §3.2: "an octet-for-octet match" */
-		enum ident_type dt;
-		char *dv = ca_gn_device_ident(gn, &dt);
-		int eq = dv != NULL && strcmp(ident_type_name(dt), type) == 0 &&
-		    strcmp(dv, value) == 0;
-		free(dv);
-		return eq;
-	}
+	if (gn->type == GEN_OTHERNAME) /* §3.2: "an octet-for-octet match" */
+		return ca_gn_device_equals(gn, type, value);
 	if (gn->type == GEN_IPADD && strcmp(type, "ip") == 0) {
 		if (inet_pton(AF_INET, value, raw) == 1)
 			rawlen = 4;

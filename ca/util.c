@@ -81,21 +81,30 @@ out:
 	return ret;
 }
 
+/* See ca_int.h. */
+int
+ca_der_take(int n, unsigned char *p, uint8_t **der, size_t *len)
+{
+	int ret = -1;
+
+	if (n > 0 && p != NULL) {
+		*der = xmalloc((size_t)n);
+		memcpy(*der, p, (size_t)n);
+		*len = (size_t)n;
+		ret = 0;
+	}
+	OPENSSL_free(p);
+	return ret;
+}
+
 /* Borrows x; 0 with *der (caller frees) or -1. */
 int
 ca_x509_der(const X509 *x, uint8_t **der, size_t *len)
 {
 	unsigned char *p = NULL;
-	int n;
+	int n = i2d_X509(x, &p);
 
-	n = i2d_X509(x, &p);
-	if (n <= 0)
-		return -1;
-	*der = xmalloc((size_t)n);
-	memcpy(*der, p, (size_t)n);
-	*len = (size_t)n;
-	OPENSSL_free(p);
-	return 0;
+	return ca_der_take(n, p, der, len);
 }
 
 /* Borrows x; fills id (17 bytes). 0 or -1. */
