@@ -115,42 +115,13 @@ series_get(struct metrics *m, const char *name, const char *help,
 	return s;
 }
 
-void
-metrics_counter_add(struct metrics *m, const char *name, const char *help,
-    const char *labels, double v)
-{
-	if (m == NULL)
-		return;
-	pthread_mutex_lock(&m->mu);
-	series_get(m, name, help, METRIC_COUNTER, labels)->value += v;
-	pthread_mutex_unlock(&m->mu);
-}
-
-void
-metrics_gauge_set(struct metrics *m, const char *name, const char *help,
-    const char *labels, double v)
-{
-	if (m == NULL)
-		return;
-	pthread_mutex_lock(&m->mu);
-	series_get(m, name, help, METRIC_GAUGE, labels)->value = v;
-	pthread_mutex_unlock(&m->mu);
-}
-
-void
-metrics_gauge_add(struct metrics *m, const char *name, const char *help,
-    const char *labels, double v)
-{
-	if (m == NULL)
-		return;
-	pthread_mutex_lock(&m->mu);
-	series_get(m, name, help, METRIC_GAUGE, labels)->value += v;
-	pthread_mutex_unlock(&m->mu);
-}
-
-void
-metrics_histogram_observe(struct metrics *m, const char *name, const char *help,
-    const char *labels, double v)
+/*
+ * Records v into one series under m->mu: sets the value (set != 0) or adds
+ * v to it; a histogram also counts v into its buckets. No-op for NULL m.
+ */
+static void
+series_record(struct metrics *m, const char *name, const char *help,
+    enum metric_kind kind, const char *labels, double v, int set)
 {
 	struct series *s;
 	size_t i;
@@ -158,13 +129,43 @@ metrics_histogram_observe(struct metrics *m, const char *name, const char *help,
 	if (m == NULL)
 		return;
 	pthread_mutex_lock(&m->mu);
-	s = series_get(m, name, help, METRIC_HISTOGRAM, labels);
-	s->value += v;
-	s->count++;
-	for (i = 0; i < NBUCKETS; i++)
-		if (v <= default_buckets[i])
-			s->buckets[i]++;
+	s = series_get(m, name, help, kind, labels);
+	s->value = set ? v : s->value + v;
+	if (kind == METRIC_HISTOGRAM) {
+		s->count++;
+		for (i = 0; i < NBUCKETS; i++)
+			if (v <= default_buckets[i])
+				s->buckets[i]++;
+	}
 	pthread_mutex_unlock(&m->mu);
+}
+
+void
+metrics_counter_add(struct metrics *m, const char *name, const char *help,
+    const char *labels, double v)
+{
+	series_record(m, name, help, METRIC_COUNTER, labels, v, 0);
+}
+
+void
+metrics_gauge_set(struct metrics *m, const char *name, const char *help,
+    const char *labels, double v)
+{
+	series_record(m, name, help, METRIC_GAUGE, labels, v, 1);
+}
+
+void
+metrics_gauge_add(struct metrics *m, const char *name, const char *help,
+    const char *labels, double v)
+{
+	series_record(m, name, help, METRIC_GAUGE, labels, v, 0);
+}
+
+void
+metrics_histogram_observe(struct metrics *m, const char *name, const char *help,
+    const char *labels, double v)
+{
+	series_record(m, name, help, METRIC_HISTOGRAM, labels, v, 0);
 }
 
 char *

@@ -10,8 +10,6 @@
 static int
 eab_header(const json_t *eab, json_t **hdr, struct problem **prob)
 {
-	const char *key;
-	json_t *v;
 	uint8_t *raw = NULL;
 	size_t rawlen = 0;
 	int rc;
@@ -20,16 +18,8 @@ eab_header(const json_t *eab, json_t **hdr, struct problem **prob)
 	if (!json_is_object(eab))
 		return jose_fail(prob, PROB_MALFORMED,
 		    "externalAccountBinding must be a flattened JWS object");
-	json_object_foreach((json_t *)eab, key, v)
-	{
-		if (strcmp(key, "protected") != 0 &&
-		    strcmp(key, "payload") != 0 &&
-		    strcmp(key, "signature") != 0)
-			return jose_fail(prob, PROB_MALFORMED,
-			    "externalAccountBinding has an unexpected member "
-			    "\"%.32s\"",
-			    key);
-	}
+	if (jose_flat_members(eab, "externalAccountBinding", prob) != 0)
+		return -1;
 	if (jose_b64_member(eab, "protected", "externalAccountBinding",
 		PROB_MALFORMED, &raw, &rawlen, prob) != 0)
 		return -1;
@@ -69,9 +59,7 @@ jose_verify_eab(const json_t *eab, const uint8_t *hmac_key, size_t keylen,
     const struct jwk *account_jwk, const char *expected_url,
     struct problem **prob)
 {
-	struct jose_policy any;
 	json_t *hdr = NULL, *payload = NULL;
-	struct jwk *pkey = NULL;
 	const char *alg, *url, *ps, *pls;
 	uint8_t *raw = NULL, *sig = NULL, mac[EVP_MAX_MD_SIZE];
 	size_t rawlen = 0, siglen = 0;
@@ -119,10 +107,7 @@ jose_verify_eab(const json_t *eab, const uint8_t *hmac_key, size_t keylen,
 	    jose_json_object((const char *)raw, rawlen,
 		"externalAccountBinding payload", &payload, prob) != 0)
 		goto out;
-	/* Any key the outer JWS accepted: compare, do not re-judge. */
-	jose_policy_permissive(&any);
-	if (jwk_parse(payload, &any, &pkey, NULL) != 0 ||
-	    !jwk_equal(pkey, account_jwk)) {
+	if (!jose_jwk_json_is(payload, account_jwk)) {
 		jose_fail(prob, PROB_UNAUTHORIZED,
 		    "externalAccountBinding "
 		    "payload must be the account key (the outer JWS \"jwk\")");
@@ -153,7 +138,6 @@ out:
 	OPENSSL_cleanse(mac, sizeof(mac));
 	json_decref(hdr);
 	json_decref(payload);
-	jwk_free(pkey);
 	free(raw);
 	free(sig);
 	free(input);

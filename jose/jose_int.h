@@ -23,6 +23,20 @@ int jose_json_object(const char *buf, size_t len, const char *what,
     json_t **out, struct problem **prob);
 
 /*
+ * 1 if obj (borrowed) is a JWK of the same public key as key (borrowed),
+ * whatever the signing policy would say of it, else 0.
+ */
+int jose_jwk_json_is(const json_t *obj, const struct jwk *key);
+
+/*
+ * RFC 7515 §7.2.2: the flattened JWS object obj (borrowed) has no member
+ * but "protected", "payload" and "signature". 0, or -1 with a malformed
+ * problem naming what and the member.
+ */
+int jose_flat_members(
+    const json_t *obj, const char *what, struct problem **prob);
+
+/*
  * Strict base64url of the string member name of obj into *out (malloc'd,
  * NUL appended). Missing / not a string / bad encoding -> -1 and a
  * problem of type t naming "<what>.<name>".

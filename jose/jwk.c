@@ -367,6 +367,21 @@ jwk_equal(const struct jwk *a, const struct jwk *b)
 	return EVP_PKEY_eq(a->pkey, b->pkey) == 1;
 }
 
+/* See jose_int.h. */
+int
+jose_jwk_json_is(const json_t *obj, const struct jwk *key)
+{
+	struct jose_policy any;
+	struct jwk *k = NULL;
+	int eq;
+
+	/* any key the outer JWS accepted: compare, do not re-judge */
+	jose_policy_permissive(&any);
+	eq = jwk_parse(obj, &any, &k, NULL) == 0 && jwk_equal(k, key);
+	jwk_free(k);
+	return eq;
+}
+
 json_t *
 jwk_to_json(const struct jwk *k)
 {

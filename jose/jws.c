@@ -72,17 +72,13 @@ check_refused(const json_t *obj, const struct jws_refused *refused, size_t n,
 	return 0;
 }
 
-/* Checks the members of a flattened JWS object (borrowed). */
-static int
-check_members(const json_t *obj, const char *what, struct problem **prob)
+/* See jose_int.h. */
+int
+jose_flat_members(const json_t *obj, const char *what, struct problem **prob)
 {
 	const char *key;
 	json_t *v;
 
-	if (check_refused(obj, refused_members,
-		sizeof(refused_members) / sizeof(refused_members[0]), what,
-		prob) != 0)
-		return -1;
 	json_object_foreach((json_t *)obj, key, v)
 	{
 		if (strcmp(key, "protected") != 0 &&
@@ -93,6 +89,18 @@ check_members(const json_t *obj, const char *what, struct problem **prob)
 			    "only protected, payload, signature",
 			    what, key);
 	}
+	return 0;
+}
+
+/* Checks the members of a flattened JWS object (borrowed). */
+static int
+check_members(const json_t *obj, const char *what, struct problem **prob)
+{
+	if (check_refused(obj, refused_members,
+		sizeof(refused_members) / sizeof(refused_members[0]), what,
+		prob) != 0 ||
+	    jose_flat_members(obj, what, prob) != 0)
+		return -1;
 	if (!json_is_string(json_object_get(obj, "protected")) ||
 	    !json_is_string(json_object_get(obj, "payload")) ||
 	    !json_is_string(json_object_get(obj, "signature")))

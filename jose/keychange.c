@@ -9,10 +9,8 @@ jose_verify_key_change(const struct jws *outer,
     const struct jose_policy *policy, const char *account_url,
     const struct jwk *old_key, struct jwk **new_key, struct problem **prob)
 {
-	struct jose_policy any;
 	json_t *inner_obj = NULL, *payload = NULL;
 	struct jws *inner = NULL;
-	struct jwk *claimed_old = NULL;
 	const json_t *acct, *oldk;
 	int rc = -1;
 
@@ -63,9 +61,7 @@ jose_verify_key_change(const struct jws *outer,
 		    account_url);
 		goto out;
 	}
-	jose_policy_permissive(&any);
-	if (jwk_parse(oldk, &any, &claimed_old, NULL) != 0 ||
-	    !jwk_equal(claimed_old, old_key)) {
+	if (!jose_jwk_json_is(oldk, old_key)) {
 		jose_fail(prob, PROB_UNAUTHORIZED,
 		    "keyChange \"oldKey\" is not "
 		    "the current account key");
@@ -84,6 +80,5 @@ out:
 	json_decref(inner_obj);
 	json_decref(payload);
 	jws_free(inner);
-	jwk_free(claimed_old);
 	return rc;
 }

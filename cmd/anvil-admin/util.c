@@ -258,17 +258,24 @@ admin_exclusive_missing(struct admin_ctx *ctx, const char *const *names)
 	return admin_usage_error(ctx, "one of %s is required", list);
 }
 
+/* "anvil-admin <cmd>: <message><tail>" on stderr. */
+static void
+report(struct admin_ctx *ctx, const char *tail, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "anvil-admin %s: ", ctx->cmd ? ctx->cmd : "");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "%s\n", tail);
+}
+
 /* See admin.h. */
 int
 admin_usage_error(struct admin_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "anvil-admin %s: ", ctx->cmd ? ctx->cmd : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(ctx, " (see --help)", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (see --help)\n");
 	return 2;
 }
 
@@ -278,11 +285,9 @@ admin_fail(struct admin_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "anvil-admin %s: ", ctx->cmd ? ctx->cmd : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(ctx, "", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return 1;
 }
 
