@@ -395,10 +395,10 @@ cli_on_xport(struct rpc_xport *x, enum rpc_xport_event ev, void *arg)
 		k->state = CLI_UP;
 		k->backoff_ms = 0;
 		k->last_err[0] = '\0';
-		while ((call = k->waiting) != NULL && k->x != NULL) {
-			k->waiting = call->next;
-			if (k->waiting == NULL)
-				k->waiting_tail = NULL;
+		while (k->x != NULL) {
+			RPC_FIFO_POP(k->waiting, k->waiting_tail, call);
+			if (call == NULL)
+				break;
 			call->next = NULL;
 			cli_send(k, call);
 		}
@@ -561,11 +561,7 @@ cli_dispatch(struct rpc_client *c, struct cli_call *call)
 			cli_send(k, call);
 		} else {
 			call->where = CALL_WAITING;
-			if (k->waiting_tail != NULL)
-				k->waiting_tail->next = call;
-			else
-				k->waiting = call;
-			k->waiting_tail = call;
+			RPC_FIFO_PUSH(k->waiting, k->waiting_tail, call);
 		}
 		return;
 	}

@@ -38,6 +38,50 @@ static const struct jspec cli_spec[] = {
     {"tls", JSPEC_OBJECT, 0, 0, cli_tls_spec, 0}, JSPEC_END};
 #undef F
 
+/* An integer member of a config (at off) and the range it must be in; msg
+ * names the key and the range. */
+struct limit {
+	size_t off;
+	int64_t lo, hi;
+	const char *msg;
+};
+
+static const struct limit srv_limits[] = {
+    {offsetof(struct rpc_server_config, workers), 1, 1024,
+	"rpc.workers: must be 1..1024"},
+    {offsetof(struct rpc_server_config, max_frame), 256, 1 << 30,
+	"rpc.max_frame: must be 256..1073741824"},
+};
+static const struct limit cli_limits[] = {
+    {offsetof(struct rpc_client_config, timeout_ms), 1, 3600 * 1000,
+	"timeout: must be between 1ms and 1h"},
+    {offsetof(struct rpc_client_config, connect_timeout_ms), 0, 3600 * 1000,
+	"connect_timeout: must be between 1ms and 1h"},
+    {offsetof(struct rpc_client_config, connections), 1, 256,
+	"connections: must be 1..256"},
+    {offsetof(struct rpc_client_config, max_frame), 256, 1 << 30,
+	"max_frame: must be 256..1073741824"},
+};
+
+/* 0 when every limit of lim (n of them) holds in cfg, else -1 with the
+ * first one's message in err. */
+static int
+check_limits(const void *cfg, const struct limit *lim, size_t n, char *err,
+    size_t errlen)
+{
+	size_t i;
+	int64_t v;
+
+	for (i = 0; i < n; i++) {
+		v = *(const int64_t *)((const char *)cfg + lim[i].off);
+		if (v < lim[i].lo || v > lim[i].hi) {
+			snprintf(err, errlen, "%s", lim[i].msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /*
  * Checks rpc.<section>: absent, or an object whose members are arrays of
  * non-empty strings (what names them in the error). With classes, each
@@ -117,14 +161,9 @@ rpc_server_config_parse(
 		    "address (mutual TLS)");
 		goto fail;
 	}
-	if (cfg->workers < 1 || cfg->workers > 1024) {
-		snprintf(err, errlen, "rpc.workers: must be 1..1024");
+	if (check_limits(cfg, srv_limits,
+		sizeof(srv_limits) / sizeof(srv_limits[0]), err, errlen) != 0)
 		goto fail;
-	}
-	if (cfg->max_frame < 256 || cfg->max_frame > (1 << 30)) {
-		snprintf(err, errlen, "rpc.max_frame: must be 256..1073741824");
-		goto fail;
-	}
 	mode = strtol(cfg->socket_mode, &end, 8);
 	if (cfg->socket_mode[0] == '\0' || *end != '\0' || mode < 0 ||
 	    mode > 0777) {
@@ -223,23 +262,9 @@ rpc_client_config_parse(
 		goto fail;
 	if (check_targets(cfg, err, errlen) != 0)
 		goto fail;
-	if (cfg->timeout_ms < 1 || cfg->timeout_ms > 3600 * 1000) {
-		snprintf(err, errlen, "timeout: must be between 1ms and 1h");
+	if (check_limits(cfg, cli_limits,
+		sizeof(cli_limits) / sizeof(cli_limits[0]), err, errlen) != 0)
 		goto fail;
-	}
-	if (cfg->connect_timeout_ms < 0 || cfg->connect_timeout_ms > 3600 * 1000) {
-		snprintf(err, errlen,
-		    "connect_timeout: must be between 1ms and 1h");
-		goto fail;
-	}
-	if (cfg->connections < 1 || cfg->connections > 256) {
-		snprintf(err, errlen, "connections: must be 1..256");
-		goto fail;
-	}
-	if (cfg->max_frame < 256 || cfg->max_frame > (1 << 30)) {
-		snprintf(err, errlen, "max_frame: must be 256..1073741824");
-		goto fail;
-	}
 	return 0;
 fail:
 	rpc_client_config_clear(cfg);

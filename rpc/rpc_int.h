@@ -148,6 +148,32 @@ enum rpc_xport_event {
 };
 
 struct rpc_xport;
+struct event;
+
+/*
+ * An intrusive FIFO: items linked through ->next from head to tail (both
+ * NULL when empty). PUSH appends it; POP takes the head into out (NULL
+ * when empty). The caller holds whatever lock guards the list.
+ */
+#define RPC_FIFO_PUSH(head, tail, it)                                          \
+	do {                                                                   \
+		(it)->next = NULL;                                             \
+		if ((tail) != NULL)                                            \
+			(tail)->next = (it);                                   \
+		else                                                           \
+			(head) = (it);                                         \
+		(tail) = (it);                                                 \
+	} while (0)
+#define RPC_FIFO_POP(head, tail, out)                                          \
+	do {                                                                   \
+		(out) = (head);                                                \
+		if ((out) != NULL && ((head) = (out)->next) == NULL)           \
+			(tail) = NULL;                                         \
+	} while (0)
+
+/* event_free of each of the n events that is not NULL (an owner's events,
+ * some of which may never have been made). */
+void rpc_events_free(struct event *const *evs, size_t n);
 
 /*
  * Callback on the loop thread. The owner may free the transport inside the

@@ -98,8 +98,8 @@ struct rpc_server {
 	size_t nthreads;
 	pthread_mutex_t lock; /* queue, done list, stop flag */
 	pthread_cond_t cond;
-	struct srv_job *q_head, *q_tail;
-	struct srv_job *done_head, *done_tail;
+	struct srv_job *q_head, *q_tail;       /* waiting for a worker */
+	struct srv_job *done_head, *done_tail; /* answered, to be sent */
 	int workers_stop;
 
 	struct event *done_ev;
@@ -410,11 +410,7 @@ static void
 srv_enqueue(struct rpc_server *s, struct srv_job *j)
 {
 	pthread_mutex_lock(&s->lock);
-	if (s->q_tail != NULL)
-		s->q_tail->next = j;
-	else
-		s->q_head = j;
-	s->q_tail = j;
+	RPC_FIFO_PUSH(s->q_head, s->q_tail, j);
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -772,25 +768,15 @@ worker_main(void *arg)
 		pthread_mutex_lock(&s->lock);
 		while (s->q_head == NULL && !s->workers_stop)
 			pthread_cond_wait(&s->cond, &s->lock);
-		if (s->q_head == NULL) {
-			pthread_mutex_unlock(&s->lock);
-			break;
-		}
-		j = s->q_head;
-		s->q_head = j->next;
-		if (s->q_head == NULL)
-			s->q_tail = NULL;
+		RPC_FIFO_POP(s->q_head, s->q_tail, j);
 		pthread_mutex_unlock(&s->lock);
-		j->next = NULL;
+		if (j == NULL)
+			break;
 
 		job_run(s, j);
 
 		pthread_mutex_lock(&s->lock);
-		if (s->done_tail != NULL)
-			s->done_tail->next = j;
-		else
-			s->done_head = j;
-		s->done_tail = j;
+		RPC_FIFO_PUSH(s->done_head, s->done_tail, j);
 		pthread_mutex_unlock(&s->lock);
 		event_active(s->done_ev, EV_READ, 0);
 	}
@@ -1405,18 +1391,12 @@ rpc_server_free(struct rpc_server *s)
 	    s->sock_ino != 0 && stat(s->addr.path, &st) == 0 &&
 	    st.st_ino == s->sock_ino)
 		(void)unlink(s->addr.path);
-	if (s->accept_ev != NULL)
-		event_free(s->accept_ev);
-	if (s->done_ev != NULL)
-		event_free(s->done_ev);
-	if (s->stop_ev != NULL)
-		event_free(s->stop_ev);
-	if (s->drain_ev != NULL)
-		event_free(s->drain_ev);
-	if (s->sig_term != NULL)
-		event_free(s->sig_term);
-	if (s->sig_int != NULL)
-		event_free(s->sig_int);
+	{
+		struct event *evs[] = {s->accept_ev, s->done_ev, s->stop_ev,
+		    s->drain_ev, s->sig_term, s->sig_int};
+
+		rpc_events_free(evs, sizeof(evs) / sizeof(evs[0]));
+	}
 	if (s->base != NULL)
 		event_base_free(s->base);
 	SSL_CTX_free(s->ssl_ctx);

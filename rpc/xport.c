@@ -361,15 +361,27 @@ fail:
 	return NULL;
 }
 
+/* See rpc_int.h. */
+void
+rpc_events_free(struct event *const *evs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (evs[i] != NULL)
+			event_free(evs[i]);
+}
+
 void
 rpc_xport_free(struct rpc_xport *x)
 {
+	struct event *evs[2];
+
 	if (x == NULL)
 		return;
-	if (x->rev != NULL)
-		event_free(x->rev);
-	if (x->wev != NULL)
-		event_free(x->wev);
+	evs[0] = x->rev;
+	evs[1] = x->wev;
+	rpc_events_free(evs, 2);
 	if (x->ssl != NULL) {
 		if (x->state == XPORT_OPEN)
 			(void)SSL_shutdown(x->ssl);
