@@ -21,19 +21,25 @@ inet_ntop_wrap(int len, const unsigned char *d, char *buf, size_t buflen)
 	    : -1;
 }
 
+/* The normal form (malloc'd) of value as a name of type "dns", "email" or
+ * "ip", or NULL with why in e. */
+static char *
+normalize(const char *type, const char *value, char *e, size_t elen)
+{
+	if (strcmp(type, "dns") == 0)
+		return ident_dns_normalize(value, 1, e, elen);
+	if (strcmp(type, "email") == 0)
+		return ident_email_normalize(value, e, elen);
+	return ident_ip_normalize(value, NULL, NULL, e, elen);
+}
+
 /* Adds "dns:<name>" / "ip:<addr>" to set (a JSON object used as a set). */
 static int
 add_name(
     json_t *set, const char *type, const char *value, struct problem **prob)
 {
-	char e[160], *n = NULL, *key;
+	char e[160], *n = normalize(type, value, e, sizeof(e)), *key;
 
-	if (strcmp(type, "dns") == 0)
-		n = ident_dns_normalize(value, 1, e, sizeof(e));
-	else if (strcmp(type, "email") == 0)
-		n = ident_email_normalize(value, e, sizeof(e));
-	else
-		n = ident_ip_normalize(value, NULL, NULL, e, sizeof(e));
 	if (n == NULL) {
 		*prob = problem_new(PROB_BAD_CSR,
 		    "CSR contains an invalid %s "
@@ -230,13 +236,7 @@ check_cn(X509_REQ *req, const json_t *csr_names, struct problem **prob)
 			strspn(cn, "0123456789.") == strlen(cn)
 		    ? "ip"
 		    : "dns";
-		if (strcmp(t, "dns") == 0)
-			n = ident_dns_normalize(cn, 1, e, sizeof(e));
-		else if (strcmp(t, "email") == 0)
-			n = ident_email_normalize(cn, e, sizeof(e));
-		else
-			n = ident_ip_normalize(cn, NULL, NULL, e, sizeof(e));
-		if (n == NULL) {
+		if ((n = normalize(t, cn, e, sizeof(e))) == NULL) {
 			*prob = problem_new(PROB_BAD_CSR,
 			    "CSR Common Name "
 			    "\"%.100s\" is not a valid name: %s",

@@ -106,6 +106,26 @@ out:
 }
 
 /*
+ * The order's field name (value s, borrowed) as *secs and *ms when
+ * present; left alone when absent. 0, or -1 with *prob when s is not an
+ * RFC 3339 time.
+ */
+static int
+order_time(const char *name, const char *s, time_t *secs, int64_t *ms,
+    struct problem **prob)
+{
+	if (s == NULL)
+		return 0;
+	if (time_parse_rfc3339(s, secs) != 0) {
+		*prob = problem_new(
+		    PROB_MALFORMED, "%s is not an RFC 3339 time", name);
+		return -1;
+	}
+	*ms = (int64_t)*secs * 1000;
+	return 0;
+}
+
+/*
  * notBefore/notAfter within the profile, measured with the CA's own rule
  * (profile_validity_window: backdated notBefore when absent, inclusive
  * seconds), so an order accepted here is issued at finalize.
@@ -114,7 +134,7 @@ static int
 check_validity(const struct profile *prof, const char *nb, const char *na,
     int64_t now, struct problem **prob)
 {
-	time_t t, nbs = 0, nas = 0, wnb, wna;
+	time_t nbs = 0, nas = 0, wnb, wna;
 	int64_t nbm = now, nam;
 
 	if (nb == NULL && na == NULL)
@@ -126,27 +146,11 @@ check_validity(const struct profile *prof, const char *nb, const char *na,
 		    prof->name);
 		return -1;
 	}
-	if (nb != NULL) {
-		if (time_parse_rfc3339(nb, &t) != 0) {
-			*prob = problem_new(PROB_MALFORMED,
-			    "notBefore is not "
-			    "an RFC 3339 time");
-			return -1;
-		}
-		nbs = t;
-		nbm = (int64_t)t * 1000;
-	}
+	if (order_time("notBefore", nb, &nbs, &nbm, prob) != 0)
+		return -1;
 	nam = nbm + prof->validity_ms;
-	if (na != NULL) {
-		if (time_parse_rfc3339(na, &t) != 0) {
-			*prob = problem_new(PROB_MALFORMED,
-			    "notAfter is not "
-			    "an RFC 3339 time");
-			return -1;
-		}
-		nas = t;
-		nam = (int64_t)t * 1000;
-	}
+	if (order_time("notAfter", na, &nas, &nam, prob) != 0)
+		return -1;
 	if (nbm < now - prof->backdate_ms - 60000) {
 		*prob = problem_new(PROB_MALFORMED,
 		    "notBefore is too far in "
