@@ -100,6 +100,18 @@ att_path(const struct att_parse *p, int d)
 	return p->st[d - 1].key;
 }
 
+/* Pops containers that have nothing left (an empty one just pushed, and
+ * parents it completes). */
+static void
+att_pop_empty(struct att_parse *p)
+{
+	while (p->depth > 0 && p->st[p->depth - 1].left == 0) {
+		p->depth--;
+		if (p->depth == 0)
+			p->done = 1;
+	}
+}
+
 /*
  * Counts one item against the innermost container and pops the ones that
  * are complete. Called after a scalar; a container counts in its parent
@@ -111,23 +123,7 @@ att_consumed(struct att_parse *p)
 	if (p->depth == 0)
 		return;
 	p->st[p->depth - 1].left--;
-	while (p->depth > 0 && p->st[p->depth - 1].left == 0) {
-		p->depth--;
-		if (p->depth == 0)
-			p->done = 1;
-	}
-}
-
-/* Pops containers that have nothing left (an empty one just pushed, and
- * parents it completes). */
-static void
-att_pop_empty(struct att_parse *p)
-{
-	while (p->depth > 0 && p->st[p->depth - 1].left == 0) {
-		p->depth--;
-		if (p->depth == 0)
-			p->done = 1;
-	}
+	att_pop_empty(p);
 }
 
 /* Common checks before any item; -1 when parsing must stop. */
