@@ -250,29 +250,48 @@ check_subject(const json_t *s, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * 0 when o is an object whose keys are all among known[0..n); else -1 with
+ * err: "<what>: an object", or "<prefix><key>: <unknown>".
+ */
+static int
+known_keys(const json_t *o, const char *what, const char *prefix,
+    const char *const *known, size_t n, const char *unknown, char *err,
+    size_t errlen)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "%s: an object", what);
+		return -1;
+	}
+	json_object_foreach((json_t *)o, k, v)
+	{
+		if (name_in(k, known, n) < 0) {
+			snprintf(err, errlen, "%s%.40s: %s", prefix, k, unknown);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 check_extensions(const json_t *e, char *err, size_t errlen)
 {
+	static const char *const exts[] = {
+	    "subjectAltName", "keyUsage", "extendedKeyUsage"};
 	const json_t *san = json_object_get(e, "subjectAltName");
 	const char *k;
 	json_t *v;
 	size_t i;
 
-	if (!json_is_object(e)) {
-		snprintf(err, errlen, "extensions: an object");
+	if (known_keys(e, "extensions", "extensions.", exts,
+		sizeof(exts) / sizeof(exts[0]),
+		"unknown extension (RFC 9115 section 6.5 registers keyUsage, "
+		"extendedKeyUsage, subjectAltName)",
+		err, errlen) != 0)
 		return -1;
-	}
-	json_object_foreach((json_t *)e, k, v)
-	{
-		if (strcmp(k, "subjectAltName") != 0 &&
-		    strcmp(k, "keyUsage") != 0 &&
-		    strcmp(k, "extendedKeyUsage") != 0) {
-			snprintf(err, errlen, "extensions.%.40s: unknown "
-			    "extension (RFC 9115 section 6.5 registers "
-			    "keyUsage, extendedKeyUsage, subjectAltName)", k);
-			return -1;
-		}
-	}
 	if (!json_is_object(san) || json_object_size(san) == 0) {
 		snprintf(err, errlen,
 		    "extensions.subjectAltName: a non-empty object");
@@ -329,24 +348,17 @@ check_extensions(const json_t *e, char *err, size_t errlen)
 int
 ra_deleg_template_check(const json_t *t, char *err, size_t errlen)
 {
+	static const char *const fields[] = {
+	    "keyTypes", "subject", "extensions"};
 	const json_t *kts = json_object_get(t, "keyTypes");
-	const char *k;
 	json_t *v;
 	size_t i;
 
-	if (!json_is_object(t)) {
-		snprintf(err, errlen, "csr-template: an object");
+	if (known_keys(t, "csr-template", "", fields,
+		sizeof(fields) / sizeof(fields[0]),
+		"unknown field (keyTypes, subject, extensions)", err,
+		errlen) != 0)
 		return -1;
-	}
-	json_object_foreach((json_t *)t, k, v)
-	{
-		if (strcmp(k, "keyTypes") != 0 && strcmp(k, "subject") != 0 &&
-		    strcmp(k, "extensions") != 0) {
-			snprintf(err, errlen, "%.40s: unknown field (keyTypes, "
-			    "subject, extensions)", k);
-			return -1;
-		}
-	}
 	if (!json_is_array(kts) || json_array_size(kts) == 0 ||
 	    json_array_size(kts) > TMPL_MAX_LIST) {
 		snprintf(err, errlen, "keyTypes: a non-empty array");
