@@ -15,15 +15,16 @@
 void
 ca_settings_defaults(struct ca_settings *s)
 {
-	memset(s, 0, sizeof(*s));
-	s->serial_prefix = 0x7f;
-	s->rsa_min_bits = 2048;
-	s->rsa_max_bits = 4096;
-	s->crl_shards = 4;
-	s->crl_validity_ms = 7LL * 24 * 3600 * 1000;
-	s->ocsp_validity_ms = 4LL * 24 * 3600 * 1000;
-	s->ocsp_url = 1;
-	s->alternate_roots = -1;
+	*s = (struct ca_settings){
+	    .serial_prefix = 0x7f,
+	    .crl_shards = 4,
+	    .crl_validity_ms = 7LL * 24 * 3600 * 1000,
+	    .ocsp_validity_ms = 4LL * 24 * 3600 * 1000,
+	    .ocsp_url = 1,
+	    .rsa_min_bits = 2048,
+	    .rsa_max_bits = 4096,
+	    .alternate_roots = -1,
+	};
 }
 
 /* See ca.h. */

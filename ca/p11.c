@@ -526,17 +526,6 @@ ca_p11_token(const struct ca_p11 *m)
 	return m->token;
 }
 
-int
-ca_p11_available(struct ca_p11 *m)
-{
-	int ok;
-
-	pthread_mutex_lock(&m->mu);
-	ok = m->ok;
-	pthread_mutex_unlock(&m->mu);
-	return ok;
-}
-
 void
 ca_p11_last_error(struct ca_p11 *m, char *buf, size_t len)
 {
@@ -642,12 +631,6 @@ struct ca_p11 *
 ca_p11_key_module(const struct ca_p11_key *k)
 {
 	return k->m;
-}
-
-const char *
-ca_p11_key_label(const struct ca_p11_key *k)
-{
-	return k->label;
 }
 
 const char *

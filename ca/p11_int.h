@@ -54,8 +54,6 @@ void ca_p11_free(struct ca_p11 *m);
 /* Borrowed strings: the module path and the token label. */
 const char *ca_p11_module_path(const struct ca_p11 *m);
 const char *ca_p11_token(const struct ca_p11 *m);
-/* 1 when the token was usable at the last operation, 0 when not. */
-int ca_p11_available(struct ca_p11 *m);
 /* The last token error (static to m, may change under other threads'
  * feet: copy it at once). "" when none. */
 void ca_p11_last_error(struct ca_p11 *m, char *buf, size_t len);
@@ -69,9 +67,8 @@ void ca_p11_last_error(struct ca_p11 *m, char *buf, size_t len);
 struct ca_p11_key *ca_p11_key_find(struct ca_p11 *m, const char *label,
     const uint8_t *id, size_t idlen, char *err, size_t errlen);
 void ca_p11_key_free(struct ca_p11_key *k);
-/* Borrowed: the module, the label, the id (hex, "" if none). */
+/* Borrowed: the module, the id (hex, "" if none). */
 struct ca_p11 *ca_p11_key_module(const struct ca_p11_key *k);
-const char *ca_p11_key_label(const struct ca_p11_key *k);
 const char *ca_p11_key_id_hex(const struct ca_p11_key *k);
 
 /*

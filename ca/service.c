@@ -67,6 +67,31 @@ leaf_chain_pem(const uint8_t *der, size_t len, const char *intermediates)
 	return all;
 }
 
+/* Parses req->params by spec into dest (zeroed by the caller, cleared with
+ * jspec_clear); 0, or -1 with a malformed *prob naming the bad key. */
+static int
+parse_params(const struct rpc_req *req, const struct jspec *spec, void *dest,
+    struct problem **prob)
+{
+	char err[256];
+
+	if (jspec_parse(req->params, spec, dest, err, sizeof(err)) == 0)
+		return 0;
+	*prob = problem_new(PROB_MALFORMED, "%s", err);
+	return -1;
+}
+
+/* {"der": base64url of der} (new reference). */
+static json_t *
+der_reply(const uint8_t *der, size_t len)
+{
+	char *b64 = b64url_encode(der, len);
+	json_t *r = json_pack("{s:s}", "der", b64);
+
+	free(b64);
+	return r;
+}
+
 static int
 h_issue(void *svc, const struct rpc_req *req, json_t **result,
     struct problem **prob)
@@ -78,16 +103,14 @@ h_issue(void *svc, const struct rpc_req *req, json_t **result,
 	uint8_t *csr = NULL;
 	size_t csrlen = 0, k;
 	json_t *alts = NULL;
-	char err[256], *b64 = NULL, *chain = NULL, *alt;
+	char *b64 = NULL, *chain = NULL, *alt;
 	int ret = -1;
 
 	memset(&ip, 0, sizeof(ip));
 	memset(&ir, 0, sizeof(ir));
 	memset(&out, 0, sizeof(out));
-	if (jspec_parse(req->params, issue_spec, &ip, err, sizeof(err)) != 0) {
-		*prob = problem_new(PROB_MALFORMED, "%s", err);
+	if (parse_params(req, issue_spec, &ip, prob) != 0)
 		goto out;
-	}
 	if (b64url_decode(ip.csr, strlen(ip.csr), &csr, &csrlen) != 0) {
 		*prob = problem_new(PROB_BAD_CSR, "csr: not base64url");
 		goto out;
@@ -192,23 +215,16 @@ h_generate_crl(void *svc, const struct rpc_req *req, json_t **result,
 	uint8_t *der = NULL;
 	size_t len = 0;
 	int64_t number = 0;
-	char err[256], *b64;
 	int ret = -1;
 
 	memset(&cp, 0, sizeof(cp));
-	if (jspec_parse(req->params, crl_spec, &cp, err, sizeof(err)) != 0) {
-		*prob = problem_new(PROB_MALFORMED, "%s", err);
-		goto out;
+	if (parse_params(req, crl_spec, &cp, prob) == 0 &&
+	    ca_generate_crl(svc, cp.issuer_id, cp.shard, req->request_id,
+		&number, &der, &len, prob) == 0) {
+		*result = der_reply(der, len);
+		json_object_set_new(*result, "number", json_integer(number));
+		ret = 0;
 	}
-	if (ca_generate_crl(svc, cp.issuer_id, cp.shard, req->request_id,
-		&number, &der, &len, prob) != 0)
-		goto out;
-	b64 = b64url_encode(der, len);
-	*result =
-	    json_pack("{s:I, s:s}", "number", (json_int_t)number, "der", b64);
-	free(b64);
-	ret = 0;
-out:
 	jspec_clear(crl_spec, &cp);
 	free(der);
 	return ret;
@@ -230,21 +246,14 @@ h_ocsp(void *svc, const struct rpc_req *req, json_t **result,
 	struct ocsp_params op;
 	uint8_t *der = NULL;
 	size_t len = 0;
-	char err[256], *b64;
 	int ret = -1;
 
 	memset(&op, 0, sizeof(op));
-	if (jspec_parse(req->params, ocsp_spec, &op, err, sizeof(err)) != 0) {
-		*prob = problem_new(PROB_MALFORMED, "%s", err);
-		goto out;
+	if (parse_params(req, ocsp_spec, &op, prob) == 0 &&
+	    ca_ocsp(svc, op.serial, req->request_id, &der, &len, prob) == 0) {
+		*result = der_reply(der, len);
+		ret = 0;
 	}
-	if (ca_ocsp(svc, op.serial, req->request_id, &der, &len, prob) != 0)
-		goto out;
-	b64 = b64url_encode(der, len);
-	*result = json_pack("{s:s}", "der", b64);
-	free(b64);
-	ret = 0;
-out:
 	jspec_clear(ocsp_spec, &op);
 	free(der);
 	return ret;

@@ -42,21 +42,16 @@ jose_alg_parse(const char *s, enum jose_alg *out)
 void
 jose_policy_default(struct jose_policy *p)
 {
-	memset(p, 0, sizeof(*p));
-	p->allow_es512 = 0;
-	p->allow_eddsa = 0;
-	p->rsa_min_bits = 2048;
-	p->rsa_max_bits = 4096;
+	*p = (struct jose_policy){.rsa_min_bits = 2048, .rsa_max_bits = 4096};
 }
 
 void
 jose_policy_permissive(struct jose_policy *p)
 {
-	jose_policy_default(p);
-	p->allow_es512 = 1;
-	p->allow_eddsa = 1;
-	p->rsa_min_bits = 1024;
-	p->rsa_max_bits = 16384;
+	*p = (struct jose_policy){.allow_es512 = 1,
+	    .allow_eddsa = 1,
+	    .rsa_min_bits = 1024,
+	    .rsa_max_bits = 16384};
 }
 
 int
