@@ -7,20 +7,30 @@
 
 #include "jose/jose_int.h"
 
-static const char *const alg_names[JOSE_ALG__MAX] = {
-    [JOSE_ALG_RS256] = "RS256",
-    [JOSE_ALG_ES256] = "ES256",
-    [JOSE_ALG_ES384] = "ES384",
-    [JOSE_ALG_ES512] = "ES512",
-    [JOSE_ALG_EDDSA] = "EdDSA",
+/* One row per JWS algorithm (RFC 7518 §3.1, RFC 8037 §3.1). */
+static const struct alg_def {
+	const char *name;
+	const EVP_MD *(*md)(void); /* NULL: EdDSA hashes inside the signature */
+	size_t ec_len;             /* bytes of r and of s; 0: not ECDSA */
+} algs[JOSE_ALG__MAX] = {
+    [JOSE_ALG_RS256] = {"RS256", EVP_sha256, 0},
+    [JOSE_ALG_ES256] = {"ES256", EVP_sha256, 32},
+    [JOSE_ALG_ES384] = {"ES384", EVP_sha384, 48},
+    [JOSE_ALG_ES512] = {"ES512", EVP_sha512, 66},
+    [JOSE_ALG_EDDSA] = {"EdDSA", NULL, 0},
 };
+
+/* The row of a, or NULL when a is out of range. */
+static const struct alg_def *
+alg_def(enum jose_alg a)
+{
+	return (int)a >= 0 && a < JOSE_ALG__MAX ? &algs[a] : NULL;
+}
 
 const char *
 jose_alg_name(enum jose_alg a)
 {
-	if ((int)a < 0 || a >= JOSE_ALG__MAX)
-		return "unknown";
-	return alg_names[a];
+	return alg_def(a) != NULL ? alg_def(a)->name : "unknown";
 }
 
 int
@@ -31,7 +41,7 @@ jose_alg_parse(const char *s, enum jose_alg *out)
 	if (s == NULL)
 		return -1;
 	for (i = 0; i < JOSE_ALG__MAX; i++) {
-		if (strcmp(s, alg_names[i]) == 0) {
+		if (strcmp(s, algs[i].name) == 0) {
 			*out = (enum jose_alg)i;
 			return 0;
 		}
@@ -87,7 +97,7 @@ jose_policy_algs_json(const struct jose_policy *p)
 		abort();
 	for (i = 0; i < JOSE_ALG__MAX; i++) {
 		if (jose_policy_allows(p, (enum jose_alg)i) &&
-		    json_array_append_new(arr, json_string(alg_names[i])) != 0)
+		    json_array_append_new(arr, json_string(algs[i].name)) != 0)
 			abort();
 	}
 	return arr;
@@ -96,32 +106,15 @@ jose_policy_algs_json(const struct jose_policy *p)
 const EVP_MD *
 jose_alg_md(enum jose_alg a)
 {
-	switch (a) {
-	case JOSE_ALG_RS256:
-	case JOSE_ALG_ES256:
-		return EVP_sha256();
-	case JOSE_ALG_ES384:
-		return EVP_sha384();
-	case JOSE_ALG_ES512:
-		return EVP_sha512();
-	default:
-		return NULL;
-	}
+	const struct alg_def *d = alg_def(a);
+
+	return d != NULL && d->md != NULL ? d->md() : NULL;
 }
 
 size_t
 jose_alg_ec_len(enum jose_alg a)
 {
-	switch (a) {
-	case JOSE_ALG_ES256:
-		return 32;
-	case JOSE_ALG_ES384:
-		return 48;
-	case JOSE_ALG_ES512:
-		return 66;
-	default:
-		return 0;
-	}
+	return alg_def(a) != NULL ? alg_def(a)->ec_len : 0;
 }
 
 int
