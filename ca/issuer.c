@@ -38,38 +38,32 @@ struct issuer_spec {
 	char *p11_pin_env;
 };
 
+/* An optional string member of issuers.json. */
+#define S(n, m) JSPEC_FIELD(struct issuer_spec, n, JSPEC_STRING, m)
 static const struct jspec pkcs11_fields[] = {
-    {"uri", JSPEC_STRING, offsetof(struct issuer_spec, p11_uri), 0, NULL, 0},
-    {"module", JSPEC_STRING, offsetof(struct issuer_spec, p11_module), 0, NULL,
-	0},
-    {"token", JSPEC_STRING, offsetof(struct issuer_spec, p11_token), 0, NULL,
-	0},
-    {"label", JSPEC_STRING, offsetof(struct issuer_spec, p11_label), 0, NULL,
-	0},
-    {"id", JSPEC_STRING, offsetof(struct issuer_spec, p11_id), 0, NULL, 0},
-    {"pin_file", JSPEC_STRING, offsetof(struct issuer_spec, p11_pin_file), 0,
-	NULL, 0},
-    {"pin_env", JSPEC_STRING, offsetof(struct issuer_spec, p11_pin_env), 0,
-	NULL, 0},
+    S("uri", p11_uri),
+    S("module", p11_module),
+    S("token", p11_token),
+    S("label", p11_label),
+    S("id", p11_id),
+    S("pin_file", p11_pin_file),
+    S("pin_env", p11_pin_env),
     JSPEC_END,
 };
 
 static const struct jspec issuer_fields[] = {
     {"name", JSPEC_STRING, offsetof(struct issuer_spec, name), 1, NULL, 0},
     {"cert", JSPEC_STRING, offsetof(struct issuer_spec, cert), 1, NULL, 0},
-    {"key", JSPEC_STRING, offsetof(struct issuer_spec, key), 0, NULL, 0},
-    {"key_uri", JSPEC_STRING, offsetof(struct issuer_spec, key_uri), 0, NULL,
-	0},
-    {"key_passphrase_file", JSPEC_STRING,
-	offsetof(struct issuer_spec, key_passphrase_file), 0, NULL, 0},
-    {"key_types", JSPEC_STRINGS, offsetof(struct issuer_spec, key_types), 0,
-	NULL, offsetof(struct issuer_spec, nkey_types)},
-    {"profiles", JSPEC_STRINGS, offsetof(struct issuer_spec, profiles), 0, NULL,
-	offsetof(struct issuer_spec, nprofiles)},
-    {"chains", JSPEC_JSON, offsetof(struct issuer_spec, chains), 0, NULL, 0},
-    {"pkcs11", JSPEC_OBJECT, 0, 0, pkcs11_fields, 0},
+    S("key", key),
+    S("key_uri", key_uri),
+    S("key_passphrase_file", key_passphrase_file),
+    JSPEC_STRV(struct issuer_spec, "key_types", key_types, nkey_types),
+    JSPEC_STRV(struct issuer_spec, "profiles", profiles, nprofiles),
+    JSPEC_FIELD(struct issuer_spec, "chains", JSPEC_JSON, chains),
+    JSPEC_SUB("pkcs11", pkcs11_fields),
     JSPEC_END,
 };
+#undef S
 
 struct chain_spec {
 	char *name;
@@ -121,12 +115,44 @@ out:
 	return x;
 }
 
+/* Wipes and frees a secret of len bytes; NULL is a no-op. */
+static void
+secret_free(char *s, size_t len)
+{
+	if (s == NULL)
+		return;
+	OPENSSL_cleanse(s, len);
+	free(s);
+}
+
+/*
+ * Reads the passphrase file at path (NULL: no passphrase, *pass NULL),
+ * refusing one readable by others, without its trailing newline. 0 with
+ * *pass (secret_free) and *plen, or -1 with err.
+ */
+static int
+read_passphrase(
+    const char *path, char **pass, size_t *plen, char *err, size_t errlen)
+{
+	*pass = NULL;
+	*plen = 0;
+	if (path == NULL)
+		return 0;
+	if (file_check_secret_mode(path, err, errlen) != 0 ||
+	    file_read_all(path, 4096, pass, plen, err, errlen) != 0)
+		return -1;
+	while (*plen > 0 &&
+	    ((*pass)[*plen - 1] == '\n' || (*pass)[*plen - 1] == '\r'))
+		(*pass)[--*plen] = '\0';
+	return 0;
+}
+
 /* Loads a private key, refusing readable-by-others files. */
 static EVP_PKEY *
 load_key(const char *path, const char *pass_path, char *err, size_t errlen)
 {
 	char *buf = NULL, *pass = NULL;
-	size_t len, plen = 0;
+	size_t len = 0, plen = 0;
 	BIO *b = NULL;
 	EVP_PKEY *k = NULL;
 
@@ -134,16 +160,8 @@ load_key(const char *path, const char *pass_path, char *err, size_t errlen)
 		goto out;
 	if (file_read_all(path, CA_MAX_PEM_FILE, &buf, &len, err, errlen) != 0)
 		goto out;
-	if (pass_path != NULL) {
-		if (file_check_secret_mode(pass_path, err, errlen) != 0)
-			goto out;
-		if (file_read_all(pass_path, 4096, &pass, &plen, err, errlen) !=
-		    0)
-			goto out;
-		while (plen > 0 &&
-		    (pass[plen - 1] == '\n' || pass[plen - 1] == '\r'))
-			pass[--plen] = '\0';
-	}
+	if (read_passphrase(pass_path, &pass, &plen, err, errlen) != 0)
+		goto out;
 	if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL)
 		goto out;
 	k = PEM_read_bio_PrivateKey(b, NULL, NULL, pass != NULL ? pass : "");
@@ -152,14 +170,8 @@ load_key(const char *path, const char *pass_path, char *err, size_t errlen)
 		    pass != NULL ? " (wrong passphrase?)" : "");
 out:
 	BIO_free(b);
-	if (buf != NULL) {
-		OPENSSL_cleanse(buf, len);
-		free(buf);
-	}
-	if (pass != NULL) {
-		OPENSSL_cleanse(pass, plen);
-		free(pass);
-	}
+	secret_free(buf, len);
+	secret_free(pass, plen);
 	return k;
 }
 
@@ -184,16 +196,10 @@ load_key_uri(const char *uri, const char *pass_path, char *err, size_t errlen)
 		uri + (strncmp(uri, "file://", 7) == 0 ? 7 : 5), err, errlen) !=
 		0)
 		goto out;
-	if (pass_path != NULL) {
-		if (file_check_secret_mode(pass_path, err, errlen) != 0 ||
-		    file_read_all(pass_path, 4096, &pass, &plen, err, errlen) !=
-			0)
-			goto out;
-		while (plen > 0 &&
-		    (pass[plen - 1] == '\n' || pass[plen - 1] == '\r'))
-			pass[--plen] = '\0';
+	if (read_passphrase(pass_path, &pass, &plen, err, errlen) != 0)
+		goto out;
+	if (pass != NULL)
 		ui = UI_UTIL_wrap_read_pem_callback(NULL, 0);
-	}
 	st = OSSL_STORE_open(uri, ui, pass, NULL, NULL);
 	if (st == NULL) {
 		snprintf(err, errlen, "%s: cannot open key store", uri);
@@ -213,10 +219,7 @@ load_key_uri(const char *uri, const char *pass_path, char *err, size_t errlen)
 out:
 	OSSL_STORE_close(st);
 	UI_destroy_method(ui);
-	if (pass != NULL) {
-		OPENSSL_cleanse(pass, plen);
-		free(pass);
-	}
+	secret_free(pass, plen);
 	return k;
 }
 
