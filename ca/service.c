@@ -53,17 +53,10 @@ static const struct jspec issue_spec[] = {
 static char *
 leaf_chain_pem(const uint8_t *der, size_t len, const char *intermediates)
 {
-	const unsigned char *p = der;
-	X509 *x = d2i_X509(NULL, &p, (long)len);
-	char *pem, *all = NULL;
+	char *pem = pem_encode("CERTIFICATE", der, len);
+	char *all = xasprintf("%s%s", pem, intermediates);
 
-	if (x == NULL)
-		return NULL;
-	pem = ca_x509_pem(x);
-	if (pem != NULL)
-		all = xasprintf("%s%s", pem, intermediates);
 	free(pem);
-	X509_free(x);
 	return all;
 }
 

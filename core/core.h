@@ -200,6 +200,13 @@ char *b64url_encode(const uint8_t *data, size_t len);
  * is appended but not counted) and 0 is returned; -1 otherwise.
  */
 int b64url_decode(const char *in, size_t inlen, uint8_t **out, size_t *outlen);
+/*
+ * PEM (RFC 7468 §2: standard base64 in 64-character lines between
+ * "-----BEGIN label-----" and "-----END label-----") of len bytes of der,
+ * byte for byte what OpenSSL's PEM writers produce, without parsing der.
+ * Never NULL. Caller frees.
+ */
+char *pem_encode(const char *label, const uint8_t *der, size_t len);
 /* Lowercase hex of len bytes. Caller frees. */
 char *hex_encode(const uint8_t *data, size_t len);
 /* Decodes hex (either case) into *out (malloc'd). 0 or -1. */

@@ -1,4 +1,5 @@
 /* encoding.c - strict base64url (RFC 4648 §5, unpadded) and hex. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -251,4 +252,37 @@ serial_hex_of_certid(const char *certid)
 		hex = serial_hex(raw, n);
 	free(raw);
 	return hex;
+}
+
+/* See core.h. */
+char *
+pem_encode(const char *label, const uint8_t *der, size_t len)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t chars = (len + 2) / 3 * 4, i, o, col = 0;
+	size_t cap = 2 * strlen(label) + 32 + chars + chars / 64 + 2;
+	char *out = xmalloc(cap);
+
+	o = (size_t)snprintf(out, cap, "-----BEGIN %s-----\n", label);
+	for (i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)der[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)der[i + 1] << 8;
+		if (i + 2 < len)
+			v |= der[i + 2];
+		out[o++] = b64[(v >> 18) & 63];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < len ? b64[v & 63] : '=';
+		if ((col += 4) == 64) {
+			out[o++] = '\n';
+			col = 0;
+		}
+	}
+	if (col > 0)
+		out[o++] = '\n';
+	snprintf(out + o, cap - o, "-----END %s-----\n", label);
+	return out;
 }

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 
@@ -85,36 +87,51 @@ canonical_rsa(const EVP_PKEY *pk)
 }
 
 /*
- * EC key rebuilt from its named curve and uncompressed point. NULL when the
- * curve has no name (explicit parameters of an unknown curve).
+ * The canonical SPKI of an EC key (namedCurve parameters, uncompressed
+ * point: what i2d_PUBKEY of the key rebuilt with key_ec_public writes;
+ * test_core's test_spki_ec_canonical compares both) assembled as ASN.1
+ * with X509_PUBKEY_set0_param. OpenSSL 3.0's i2d_PUBKEY builds a key and an
+ * OSSL_ENCODER context for every call, which made this the most expensive
+ * step of a finalize in the RA and the CA. Length of *der, or -1.
  */
-static EVP_PKEY *
-canonical_ec(const EVP_PKEY *pk)
+static int
+spki_ec_der(const EVP_PKEY *pk, unsigned char **der)
 {
 	char group[64];
 	size_t glen = 0, flen;
 	BIGNUM *x = NULL, *y = NULL;
-	unsigned char pt[1 + 2 * 66];
-	EVP_PKEY *out = NULL;
+	unsigned char *pt = NULL;
+	X509_PUBKEY *xpk = NULL;
+	int nid, n = -1;
 
 	if (!EVP_PKEY_get_utf8_string_param(
 		pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &glen) ||
 	    glen == 0)
-		return NULL;
+		return -1;
+	if ((nid = OBJ_sn2nid(group)) == NID_undef &&
+	    (nid = EC_curve_nist2nid(group)) == NID_undef)
+		return -1;
 	flen = ((size_t)EVP_PKEY_get_bits(pk) + 7) / 8;
 	if (flen == 0 || flen > 66 ||
 	    !EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_EC_PUB_X, &x) ||
-	    !EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_EC_PUB_Y, &y))
+	    !EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_EC_PUB_Y, &y) ||
+	    (pt = OPENSSL_malloc(1 + 2 * flen)) == NULL)
 		goto out;
 	pt[0] = 0x04; /* uncompressed (RFC 5480 §2.2) */
 	if (BN_bn2binpad(x, pt + 1, (int)flen) < 0 ||
-	    BN_bn2binpad(y, pt + 1 + flen, (int)flen) < 0)
+	    BN_bn2binpad(y, pt + 1 + flen, (int)flen) < 0 ||
+	    (xpk = X509_PUBKEY_new()) == NULL ||
+	    !X509_PUBKEY_set0_param(xpk, OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
+		V_ASN1_OBJECT, OBJ_nid2obj(nid), pt, (int)(1 + 2 * flen)))
 		goto out;
-	out = key_ec_public(group, pt, 1 + 2 * flen);
+	pt = NULL; /* owned by xpk */
+	n = i2d_X509_PUBKEY(xpk, der);
 out:
+	OPENSSL_free(pt);
+	X509_PUBKEY_free(xpk);
 	BN_free(x);
 	BN_free(y);
-	return out;
+	return n;
 }
 
 /* See core.h. */
@@ -133,15 +150,15 @@ key_spki_der(const EVP_PKEY *pk, unsigned char **der, size_t *len)
 		c = canonical_rsa(pk);
 		break;
 	case EVP_PKEY_EC:
-		c = canonical_ec(pk);
+		n = spki_ec_der(pk, der);
 		break;
 	default:
 		return -1;
 	}
-	if (c == NULL)
-		return -1;
-	n = i2d_PUBKEY(c, der);
-	EVP_PKEY_free(c);
+	if (c != NULL) {
+		n = i2d_PUBKEY(c, der);
+		EVP_PKEY_free(c);
+	}
 	if (n <= 0) {
 		*der = NULL;
 		return -1;

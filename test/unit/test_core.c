@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "core/core.h"
 #include "test/unit/harness.h"
@@ -1071,6 +1073,65 @@ TH_TEST(test_bundle_security_profiles)
 	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		TH_CHECK(t, profiles_refused(refused[i],
 				i == 3 ? NULL : "profiles.x: a bundle security"));
+}
+
+/*
+ * pem_encode writes what OpenSSL's PEM writer writes (RFC 7468 §2: "the
+ * base64-encoded data ... MUST wrap ... at 64 characters"), for every length
+ * remainder and across line boundaries.
+ */
+TH_TEST(test_pem_encode)
+{
+	uint8_t data[200];
+	size_t len;
+
+	for (len = 0; len < sizeof(data); len++)
+		data[len] = (uint8_t)(len * 37 + 11);
+	for (len = 1; len <= sizeof(data); len++) {
+		BIO *bio = BIO_new(BIO_s_mem());
+		char *mem = NULL, *pem;
+		long n;
+
+		TH_CHECK(t, bio != NULL &&
+			PEM_write_bio(bio, "CERTIFICATE", "", data, (long)len) >
+			    0);
+		n = BIO_get_mem_data(bio, &mem);
+		pem = pem_encode("CERTIFICATE", data, len);
+		TH_CHECK(t, n > 0 && strlen(pem) == (size_t)n &&
+			memcmp(pem, mem, (size_t)n) == 0);
+		free(pem);
+		BIO_free(bio);
+	}
+}
+
+/*
+ * key_spki_der of an EC key is its named-curve, uncompressed-point SPKI:
+ * the same bytes as OpenSSL's own encoder writes for a fresh key of each
+ * curve, and key_spki_is_canonical accepts that encoding.
+ */
+TH_TEST(test_spki_ec_canonical)
+{
+	static const char *curves[] = {"P-256", "P-384", "P-521"};
+	size_t i;
+
+	for (i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+		EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curves[i]);
+		unsigned char *ref = NULL, *der = NULL;
+		const unsigned char *p;
+		size_t len = 0;
+		int n = pk != NULL ? i2d_PUBKEY(pk, &ref) : -1;
+		X509_PUBKEY *xpk;
+
+		TH_CHECK(t, n > 0 && key_spki_der(pk, &der, &len) == 0 &&
+			len == (size_t)n && memcmp(der, ref, len) == 0);
+		p = ref;
+		xpk = n > 0 ? d2i_X509_PUBKEY(NULL, &p, n) : NULL;
+		TH_CHECK(t, xpk != NULL && key_spki_is_canonical(xpk));
+		X509_PUBKEY_free(xpk);
+		OPENSSL_free(der);
+		OPENSSL_free(ref);
+		EVP_PKEY_free(pk);
+	}
 }
 
 TH_MAIN(log_init("test_core", LOG_LEVEL_WARN))
