@@ -110,6 +110,9 @@ struct jwk {
 int jwk_parse(const json_t *obj, const struct jose_policy *policy,
     struct jwk **out, struct problem **prob);
 void jwk_free(struct jwk *k);
+/* A new jwk (jwk_free) holding the same key as k (borrowed): the EVP_PKEY
+ * is shared (read-only use is thread-safe), the rest copied. NULL on error. */
+struct jwk *jwk_dup(const struct jwk *k);
 /* RFC 7638 thumbprint, base64url SHA-256. Caller frees. */
 char *jwk_thumbprint(const struct jwk *k);
 /* 1 if both are the same public key, else 0 (NULLs are never equal). */

@@ -340,6 +340,21 @@ jwk_free(struct jwk *k)
 	free(k);
 }
 
+/* See jose.h. */
+struct jwk *
+jwk_dup(const struct jwk *k)
+{
+	struct jwk *d;
+
+	if (k == NULL || EVP_PKEY_up_ref(k->pkey) != 1)
+		return NULL;
+	d = xcalloc(1, sizeof(*d));
+	*d = *k;
+	d->json = json_deep_copy(k->json);
+	d->thumbprint = xstrdup(k->thumbprint);
+	return d;
+}
+
 char *
 jwk_thumbprint(const struct jwk *k)
 {

@@ -61,7 +61,6 @@ load_account(struct wfe_req *r, int64_t id)
 {
 	json_t *params = NULL, *acct = NULL;
 	struct problem *p = NULL;
-	struct jose_policy stored;
 	uint64_t gen = 0;
 	int rc = -1;
 
@@ -88,12 +87,8 @@ load_account(struct wfe_req *r, int64_t id)
 	}
 	wfe_acct_cache_put(r->w->accounts, id, gen, acct, time_mono_ms());
 parse:
-	/* A stored key passed the policy when the account was made; the
-	 * policy may have been tightened since, which must not lock the
-	 * account out, so it is re-imported permissively. */
-	jose_policy_permissive(&stored);
-	if (jwk_parse(
-		json_object_get(acct, "key"), &stored, &r->acct_key, &p) != 0) {
+	if (wfe_acct_cache_key(r->w->accounts, json_object_get(acct, "key"),
+		&r->acct_key, &p) != 0) {
 		problem_free(p);
 		log_bug(
 		    "stored key of account %lld does not parse", (long long)id);

@@ -84,6 +84,14 @@ void wfe_acct_cache_put(struct wfe_acct_cache *c, int64_t id, uint64_t gen,
     const json_t *acct, int64_t now_ms);
 /* Drops id at once (its status or key changed through this instance). */
 void wfe_acct_cache_forget(struct wfe_acct_cache *c, int64_t id);
+/*
+ * The stored account key jwk (borrowed) imported as jwk_parse does with the
+ * permissive policy, from a cache keyed by the key's whole JSON text (so a
+ * replaced key is never answered from it). c may be NULL (no cache).
+ * 0 with *out a new jwk (jwk_free), or -1 with *prob.
+ */
+int wfe_acct_cache_key(struct wfe_acct_cache *c, const json_t *jwk,
+    struct jwk **out, struct problem **prob);
 
 /* ------------------------------------------------------------------ */
 /* Requests and replies                                                 */

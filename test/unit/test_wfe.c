@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "test/unit/harness.h"
 #include "wfe/wfe_int.h"
 
@@ -670,6 +672,60 @@ TH_TEST(test_acct_cache)
 	wfe_acct_cache_forget(NULL, 42);
 	wfe_acct_cache_free(c);
 	json_decref(a);
+}
+
+/*
+ * The account key cache answers the same key jwk_parse imports, and never
+ * an older key for a replaced one (RFC 8555 §7.3.5: after a key change the
+ * old key must no longer work): with one slot, A then B then A each come
+ * back as themselves. A JWK that does not import is refused every time.
+ */
+TH_TEST(test_acct_cache_key)
+{
+	struct wfe_acct_cache *c = wfe_acct_cache_new(1, 1000);
+	EVP_PKEY *a = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *b = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	json_t *ja = jwk_from_pkey(a), *jb = jwk_from_pkey(b);
+	json_t *bad = json_pack("{s:s, s:s}", "kty", "EC", "crv", "P-256");
+	struct jose_policy pol;
+	struct jwk *ref_a = NULL, *ref_b = NULL, *k;
+	struct problem *p = NULL;
+	const json_t *seq[] = {ja, ja, jb, ja, jb};
+	size_t i;
+
+	jose_policy_permissive(&pol);
+	TH_CHECK(t, c != NULL && ja != NULL && jb != NULL &&
+		jwk_parse(ja, &pol, &ref_a, &p) == 0 &&
+		jwk_parse(jb, &pol, &ref_b, &p) == 0);
+	for (i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		k = NULL;
+		TH_CHECK(t, wfe_acct_cache_key(c, seq[i], &k, &p) == 0);
+		TH_CHECK(t, k != NULL &&
+			jwk_equal(k, seq[i] == ja ? ref_a : ref_b) &&
+			!jwk_equal(k, seq[i] == ja ? ref_b : ref_a) &&
+			strcmp(k->thumbprint,
+			    (seq[i] == ja ? ref_a : ref_b)->thumbprint) == 0);
+		jwk_free(k);
+	}
+	for (i = 0; i < 2; i++) {
+		k = NULL;
+		TH_CHECK(t, wfe_acct_cache_key(c, bad, &k, &p) == -1 &&
+			k == NULL && p != NULL);
+		problem_free(p);
+		p = NULL;
+	}
+	k = NULL;
+	TH_CHECK(t, wfe_acct_cache_key(NULL, jb, &k, &p) == 0 &&
+		jwk_equal(k, ref_b));
+	jwk_free(k);
+	jwk_free(ref_a);
+	jwk_free(ref_b);
+	json_decref(bad);
+	json_decref(ja);
+	json_decref(jb);
+	EVP_PKEY_free(a);
+	EVP_PKEY_free(b);
+	wfe_acct_cache_free(c);
 }
 
 TH_MAIN(log_init("test_wfe", LOG_LEVEL_ERROR))
