@@ -40,7 +40,7 @@ ca_new(const struct ca_settings *s, struct ca_issuers *issuers,
 
 	ca = xcalloc(1, sizeof(*ca));
 	ca->issuers = issuers;
-	pthread_mutex_init(&ca->crl_lock, NULL);
+	xmutex_init(&ca->crl_lock);
 	if (s->alternate_roots >= 0 &&
 	    ca_issuers_alternate_roots(issuers, (int)s->alternate_roots, err,
 		errlen) != 0)

@@ -442,8 +442,8 @@ ca_p11_open(const struct ca_p11_conf *c, char *err, size_t errlen)
 		return NULL;
 	}
 	m = xcalloc(1, sizeof(*m));
-	pthread_rwlock_init(&m->rw, NULL);
-	pthread_mutex_init(&m->mu, NULL);
+	xrwlock_init(&m->rw);
+	xmutex_init(&m->mu);
 	m->login = CK_INVALID_HANDLE;
 	m->module_path = xstrdup(c->module);
 	m->token = xstrdup(c->token);
@@ -584,7 +584,7 @@ ca_p11_key_find(struct ca_p11 *m, const char *label, const uint8_t *id,
 
 	k->m = m;
 	k->label = xstrdup(label);
-	pthread_mutex_init(&k->mu, NULL);
+	xmutex_init(&k->mu);
 	if (id != NULL && idlen > 0) {
 		k->id = xcalloc(1, idlen);
 		memcpy(k->id, id, idlen);

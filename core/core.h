@@ -13,6 +13,7 @@
 #ifndef ANVIL_CORE_H
 #define ANVIL_CORE_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,12 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* printf into a new malloc'd string (aborts on OOM). */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A mutex, condition variable or read-write lock with default attributes;
+ * aborts when the system has no resources left to make one (as the
+ * allocators above do on out-of-memory). */
+void xmutex_init(pthread_mutex_t *m);
+void xcond_init(pthread_cond_t *c);
+void xrwlock_init(pthread_rwlock_t *l);
 
 /* ------------------------------------------------------------------ */
 /* Logging                                                              */

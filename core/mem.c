@@ -78,3 +78,31 @@ xasprintf(const char *fmt, ...)
 		oom();
 	return p;
 }
+
+static void
+no_lock(const char *what)
+{
+	fprintf(stderr, "anvil: %s failed: out of resources\n", what);
+	abort();
+}
+
+void
+xmutex_init(pthread_mutex_t *m)
+{
+	if (pthread_mutex_init(m, NULL) != 0)
+		no_lock("pthread_mutex_init");
+}
+
+void
+xcond_init(pthread_cond_t *c)
+{
+	if (pthread_cond_init(c, NULL) != 0)
+		no_lock("pthread_cond_init");
+}
+
+void
+xrwlock_init(pthread_rwlock_t *l)
+{
+	if (pthread_rwlock_init(l, NULL) != 0)
+		no_lock("pthread_rwlock_init");
+}

@@ -58,7 +58,7 @@ metrics_new(void)
 {
 	struct metrics *m = xcalloc(1, sizeof(*m));
 
-	pthread_mutex_init(&m->mu, NULL);
+	xmutex_init(&m->mu);
 	m->start = time(NULL);
 	return m;
 }

@@ -420,7 +420,7 @@ vjob_new(struct ra *ra, const struct rpc_req *req, int64_t aid,
 	struct vjob *j = xcalloc(1, sizeof(*j));
 
 	j->ra = ra;
-	pthread_cond_init(&j->cond, NULL);
+	xcond_init(&j->cond);
 	j->rid = req->request_id ? xstrdup(req->request_id) : NULL;
 	j->authz = json_incref(authz);
 	j->chall = json_incref(chall);

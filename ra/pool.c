@@ -54,8 +54,8 @@ ra_pool_new(int n)
 	struct ra_pool *p = xcalloc(1, sizeof(*p));
 	int i;
 
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	xmutex_init(&p->mu);
+	xcond_init(&p->cv);
 	p->threads = xcalloc((size_t)n, sizeof(pthread_t));
 	for (i = 0; i < n; i++) {
 		if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {

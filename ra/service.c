@@ -293,8 +293,8 @@ ra_new(struct ra_config *cfg, struct metrics *metrics, char *err, size_t errlen)
 	ra->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	ra->metrics = metrics;
-	pthread_mutex_init(&ra->lock, NULL);
-	pthread_cond_init(&ra->cond, NULL);
+	xmutex_init(&ra->lock);
+	xcond_init(&ra->cond);
 	ra->inflight = json_object();
 	ra->inflight_authzs = json_object();
 	ra->profiles = profiles_load(ra->cfg.profiles_file, e, sizeof(e));

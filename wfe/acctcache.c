@@ -54,7 +54,7 @@ wfe_acct_cache_new(size_t slots, int64_t ttl_ms)
 	c->slots = t;
 	c->nkeys = slots > 0 ? slots : 1;
 	c->keys = xcalloc(c->nkeys, sizeof(*c->keys));
-	pthread_mutex_init(&c->key_mu, NULL);
+	xmutex_init(&c->key_mu);
 	return c;
 }
 
