@@ -281,8 +281,19 @@ vjob_run(struct vjob *j)
 	json_decref(err);
 }
 
-/* Job j's result was recorded: the audit line, the counter, a failure
- * spent against the account's limit. */
+/* A failed job j counts against the account's failed-validations limit:
+ * spent no later than its result is written, so that a new order made on
+ * seeing the invalid authz is limited. */
+static void
+vjob_spend(const struct vjob *j)
+{
+	if (strcmp(j->status, "invalid") == 0)
+		vjob_spend_failure(j, vjob_profile(j),
+		    json_object_get(j->authz, "identifier"),
+		    json_is_true(json_object_get(j->authz, "wildcard")));
+}
+
+/* Job j's result was recorded: the audit line, the counter. */
 static void
 vjob_recorded(const struct vjob *j)
 {
@@ -298,9 +309,6 @@ vjob_recorded(const struct vjob *j)
 	ra_count(j->ra, "anvil_ra_validations_total",
 	    strcmp(j->status, "valid") == 0 ? "result=\"valid\""
 					    : "result=\"invalid\"");
-	if (strcmp(j->status, "invalid") == 0)
-		vjob_spend_failure(j, vjob_profile(j), ident,
-		    json_is_true(json_object_get(j->authz, "wildcard")));
 }
 
 /*
@@ -338,6 +346,7 @@ validate_job(void *arg)
 	if (j->sync && vjob_to_handler(j))
 		return;
 	if (!j->sync || j->state == VJ_HANDED) {
+		vjob_spend(j);
 		(void)finalize_authz_retry(ra, j->rid, aid, j->fin);
 		ra_mark(ra, ra->inflight_authzs, aid, 0);
 		vjob_recorded(j);
@@ -678,6 +687,7 @@ vjob_record(struct ra *ra, const struct rpc_req *req, struct vjob *j,
 		goto out;
 	}
 	ra_count(ra, "anvil_ra_validation_path_total", "path=\"sync\"");
+	vjob_spend(j);
 	vjob_recorded(j);
 	*result = json_incref(json_object_get(rec, "authz"));
 	rc = 0;

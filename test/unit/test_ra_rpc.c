@@ -195,23 +195,46 @@ last_str_is(
 	return ok;
 }
 
-/* Number of calls of method so far. */
+/* Number of calls of method so far; *first (if first) the position of
+ * the first among all calls, or -1. */
 static int
-count_calls(struct fake *f, enum rpc_method_id id)
+scan_calls(struct fake *f, enum rpc_method_id id, int *first)
 {
 	json_t *c;
 	size_t i;
 	int n = 0;
 
+	if (first != NULL)
+		*first = -1;
 	pthread_mutex_lock(&f->mu);
 	json_array_foreach(f->calls, i, c)
 	{
 		if (strcmp(json_string_value(json_object_get(c, "method")),
-			rpc_method_name(id)) == 0)
-			n++;
+			rpc_method_name(id)) != 0)
+			continue;
+		if (first != NULL && n == 0)
+			*first = (int)i;
+		n++;
 	}
 	pthread_mutex_unlock(&f->mu);
 	return n;
+}
+
+/* Number of calls of method so far. */
+static int
+count_calls(struct fake *f, enum rpc_method_id id)
+{
+	return scan_calls(f, id, NULL);
+}
+
+/* Position of the first call of method among all calls so far, or -1. */
+static int
+first_call_at(struct fake *f, enum rpc_method_id id)
+{
+	int at = -1;
+
+	(void)scan_calls(f, id, &at);
+	return at;
 }
 
 static json_t *
@@ -1147,4 +1170,45 @@ TH_TEST(test_slow_va_falls_back_to_the_claim)
 	ra_free(r); /* waits for the worker */
 	TH_CHECK(t, count_calls(&fsa, RPC_SA_FINALIZE_AUTHZ) == 0);
 	TH_CHECK(t, count_calls(&fsa, RPC_SA_RECORD_VALIDATION) == 0);
+}
+
+/*
+ * A failed validation counts against the account's failed-validations
+ * limit before its result is written: a client that sees the invalid
+ * authz and at once makes a new order for the name is limited. On the
+ * fallback path the worker writes the result, so it must spend first.
+ */
+TH_TEST(test_failed_validation_spent_before_written)
+{
+	json_t *fin;
+	char *st = NULL;
+	struct ra *r = make_ra(1,
+	    ", \"validation\": {\"wait\": \"100ms\"}, \"rate_limits\": "
+	    "{\"failed_validations_per_identifier\": {\"limit\": 5, "
+	    "\"period\": \"1h\"}}");
+
+	reset_all();
+	answer_claim(5, 11, "http-01", "classic", 0);
+	answer(&fsa, RPC_SA_FINALIZE_AUTHZ, "{\"result\": {\"id\": 5}}");
+	answer(&fsa, RPC_SA_RATE_LIMIT_SPEND,
+	    "{\"result\": {\"allowed\": true, \"remaining\": 4}}");
+	answer(&fva, RPC_VA_VALIDATE,
+	    "{\"sleep_ms\": 400, \"result\": {\"status\": \"invalid\", "
+	    "\"error\": {\"type\": \"urn:ietf:params:acme:error:connection\", "
+	    "\"detail\": \"refused\"}, \"validation_record\": []}}");
+	TH_CHECK(t, perform_validation_as(r, 5, 11, &st) == 0);
+	free(st);
+	fin = wait_call(&fsa, RPC_SA_FINALIZE_AUTHZ);
+	TH_CHECK(t, fin != NULL);
+	if (fin != NULL)
+		TH_CHECK_STR(t,
+		    json_string_value(json_object_get(fin, "status")), "invalid");
+	json_decref(fin);
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_RATE_LIMIT_SPEND) == 1);
+	TH_CHECK(t, first_call_at(&fsa, RPC_SA_RATE_LIMIT_SPEND) >= 0 &&
+		first_call_at(&fsa, RPC_SA_RATE_LIMIT_SPEND) <
+		    first_call_at(&fsa, RPC_SA_FINALIZE_AUTHZ));
+	TH_CHECK(t, last_str_is(&fsa, RPC_SA_RATE_LIMIT_SPEND, "key",
+			"failed_validation:acct:7:a.test"));
+	ra_free(r);
 }
