@@ -33,9 +33,10 @@ static const struct chal_info chal_table[CHAL__MAX] = {
     [CHAL_ONIONCSR01] = {CHAL_ONIONCSR01, "onion-csr-01", "RFC 9799 §3.2",
 	CHAL_IDENT(IDENT_DNS), 1, 0, 0, 1},
     /* RFC 8823 §3: email identifiers only; offered wherever the policy
-     * allows email identifiers at all */
+     * allows email identifiers at all. Claimed first: the VA sends an
+     * email */
     [CHAL_EMAILREPLY00] = {CHAL_EMAILREPLY00, "email-reply-00", "RFC 8823 §3",
-	CHAL_IDENT(IDENT_EMAIL), 0, 0, 1},
+	CHAL_IDENT(IDENT_EMAIL), 0, 0, 1, .claim_first = 1},
     /* the only type for device identifiers; profiles must allow those */
     [CHAL_DEVICEATTEST01] = {CHAL_DEVICEATTEST01, "device-attest-01",
 	"draft-ietf-acme-device-attest",
@@ -51,9 +52,10 @@ static const struct chal_info chal_table[CHAL__MAX] = {
 	0, 0},
     /* RFC 9447 §3 / RFC 9448 §4: the TNAuthList identifier's only type;
      * off unless policy.challenges names it (it needs Token Authority
-     * roots in the VA's tkauth section) */
+     * roots in the VA's tkauth section). Claimed first: the RA spends the
+     * Authority Token */
     [CHAL_TKAUTH01] = {CHAL_TKAUTH01, "tkauth-01", "RFC 9447 §3",
-	CHAL_IDENT(IDENT_TNAUTHLIST), 0, 0, 0, 0},
+	CHAL_IDENT(IDENT_TNAUTHLIST), 0, 0, 0, 0, .claim_first = 1},
 };
 
 /* See core.h. */

@@ -478,6 +478,9 @@ struct chal_info {
 	int offer;             /* on unless configuration says otherwise */
 	int onion;             /* RFC 9799: 1 = proves .onion names only,
 				  0 = never a .onion name (the default) */
+	int claim_first;       /* validating has an effect outside Anvil, so
+				  the RA claims the challenge before it starts
+				  (never validated twice at once on two RAs) */
 };
 
 /* Row for t (static), or NULL when t is out of range. */

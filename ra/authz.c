@@ -616,14 +616,16 @@ out:
 }
 
 /* Whether a challenge of type ct may be validated before it is claimed:
- * not email-reply-00 (the VA sends an email; a concurrent second
- * validation on another RA would send another) nor tkauth-01 (the RA
- * spends the Authority Token before the result is written). */
+ * not a type whose row in core/challenge.c says claim_first
+ * (email-reply-00: the VA sends an email, a concurrent second validation
+ * on another RA would send another; tkauth-01: the RA spends the
+ * Authority Token before the result is written). */
 static int
 sync_type(const char *ct)
 {
-	return ct != NULL && strcmp(ct, "email-reply-00") != 0 &&
-	    strcmp(ct, "tkauth-01") != 0;
+	const struct chal_info *c = chal_lookup(ct);
+
+	return c != NULL && !c->claim_first;
 }
 
 /*

@@ -1204,3 +1204,33 @@ TH_TEST(test_failed_validation_spent_before_written)
 			"failed_validation:acct:7:a.test"));
 	ra_free(r);
 }
+
+/*
+ * A challenge type whose row in core/challenge.c says claim_first
+ * (email-reply-00: validating sends an email) is claimed before the VA
+ * runs, however long validation.wait is: after the read
+ * (sa.peek_challenge) comes sa.claim_challenge, never
+ * sa.record_validation, and the worker writes the result.
+ */
+TH_TEST(test_claim_first_type_is_claimed_before_the_va)
+{
+	char *st = NULL;
+	struct ra *r = make_ra(1, ", \"validation\": {\"wait\": \"10s\"}");
+
+	reset_all();
+	answer_claim(5, 11, "email-reply-00", "classic", 0);
+	answer(&fsa, RPC_SA_FINALIZE_AUTHZ, "{\"result\": {\"id\": 5}}");
+	answer(&fva, RPC_VA_VALIDATE,
+	    "{\"result\": {\"status\": \"valid\", "
+	    "\"validation_record\": []}}");
+	TH_CHECK(t, perform_validation_as(r, 5, 11, &st) == 0);
+	TH_CHECK_STR(t, st, "pending"); /* the fake claim's authz */
+	free(st);
+	TH_CHECK(t,
+	    last_str_is(&fsa, RPC_SA_FINALIZE_AUTHZ, "status", "valid"));
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_CLAIM_CHALLENGE) == 1);
+	TH_CHECK(t, first_call_at(&fsa, RPC_SA_CLAIM_CHALLENGE) <
+		first_call_at(&fsa, RPC_SA_FINALIZE_AUTHZ));
+	TH_CHECK(t, count_calls(&fsa, RPC_SA_RECORD_VALIDATION) == 0);
+	ra_free(r);
+}
