@@ -880,6 +880,9 @@ int profile_allows_ident(const struct profile *p, enum ident_type t);
  */
 #define TAKECACHE_KEY_MAX 64
 struct takecache;
+/* FNV-1a of the text s: the slot hash of takecache_put/take, also for a
+ * caller's own slot table keyed by text. */
+uint64_t takecache_hash(const char *s);
 struct takecache *takecache_new(size_t slots, int64_t ttl_ms);
 void takecache_free(struct takecache *c);
 /* Keeps obj (taken; dropped if key is too long) under key. */

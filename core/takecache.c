@@ -69,9 +69,9 @@ takecache_free(struct takecache *c)
 	free(c);
 }
 
-/* FNV-1a of key: where takecache_put/take look. */
-static uint64_t
-key_hash(const char *key)
+/* See core.h. */
+uint64_t
+takecache_hash(const char *key)
 {
 	uint64_t h = 1469598103934665603ULL;
 
@@ -120,7 +120,7 @@ void
 takecache_put(struct takecache *c, const char *key, json_t *obj)
 {
 	takecache_put_gen(
-	    c, key != NULL ? key_hash(key) : 0, key, obj, NULL, time_mono_ms());
+	    c, key != NULL ? takecache_hash(key) : 0, key, obj, NULL, time_mono_ms());
 }
 
 /* See core.h. */
@@ -133,7 +133,7 @@ takecache_take(struct takecache *c, const char *key)
 	if (c == NULL || key == NULL)
 		return NULL;
 	pthread_mutex_lock(&c->mu);
-	if ((s = slot_with(c, key_hash(key), key)) != NULL) {
+	if ((s = slot_with(c, takecache_hash(key), key)) != NULL) {
 		obj = s->obj;
 		s->obj = NULL;
 		s->key[0] = '\0';

@@ -117,8 +117,6 @@ wfe_acct_cache_key(struct wfe_acct_cache *c, const json_t *jwk,
 	struct acct_key_slot *s;
 	struct jwk *keep, *old_key;
 	char *text, *old_text;
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	const char *q;
 
 	/* A stored key passed the policy when the account was made; the
 	 * policy may have been tightened since, which must not lock the
@@ -128,9 +126,7 @@ wfe_acct_cache_key(struct wfe_acct_cache *c, const json_t *jwk,
 	if (c == NULL ||
 	    (text = json_dumps(jwk, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
 		return jwk_parse(jwk, &stored, out, prob);
-	for (q = text; *q != '\0'; q++)
-		h = (h ^ (unsigned char)*q) * 1099511628211ULL;
-	s = &c->keys[h % c->nkeys];
+	s = &c->keys[takecache_hash(text) % c->nkeys];
 	pthread_mutex_lock(&c->key_mu);
 	if (s->text != NULL && strcmp(s->text, text) == 0)
 		*out = jwk_dup(s->key);
