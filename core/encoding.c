@@ -7,6 +7,31 @@
 
 static const char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/*
+ * One base64 quantum (RFC 4648 §4) of the first min(n, 3) bytes of d in
+ * alphabet a, written to out: 4 characters, or with fewer than 3 bytes
+ * and !pad only the n + 1 that carry bits. The number written.
+ */
+static size_t
+b64_quantum(const char *a, const uint8_t *d, size_t n, int pad, char *out)
+{
+	uint32_t v = (uint32_t)d[0] << 16;
+	size_t k = n >= 3 ? 4 : n + 1, i;
+
+	if (n > 1)
+		v |= (uint32_t)d[1] << 8;
+	if (n > 2)
+		v |= d[2];
+	for (i = 0; i < 4; i++)
+		if (i < k)
+			out[i] = a[(v >> (18 - 6 * i)) & 63];
+		else if (pad)
+			out[i] = '=';
+	return pad ? 4 : k;
+}
 
 char *
 b64url_encode(const uint8_t *data, size_t len)
@@ -15,28 +40,8 @@ b64url_encode(const uint8_t *data, size_t len)
 	char *out = xmalloc(outlen + 1);
 	size_t i, o = 0;
 
-	for (i = 0; i + 2 < len; i += 3) {
-		uint32_t v = ((uint32_t)data[i] << 16) |
-		    ((uint32_t)data[i + 1] << 8) | data[i + 2];
-
-		out[o++] = b64url_alphabet[(v >> 18) & 63];
-		out[o++] = b64url_alphabet[(v >> 12) & 63];
-		out[o++] = b64url_alphabet[(v >> 6) & 63];
-		out[o++] = b64url_alphabet[v & 63];
-	}
-	if (len - i == 1) {
-		uint32_t v = (uint32_t)data[i] << 16;
-
-		out[o++] = b64url_alphabet[(v >> 18) & 63];
-		out[o++] = b64url_alphabet[(v >> 12) & 63];
-	} else if (len - i == 2) {
-		uint32_t v =
-		    ((uint32_t)data[i] << 16) | ((uint32_t)data[i + 1] << 8);
-
-		out[o++] = b64url_alphabet[(v >> 18) & 63];
-		out[o++] = b64url_alphabet[(v >> 12) & 63];
-		out[o++] = b64url_alphabet[(v >> 6) & 63];
-	}
+	for (i = 0; i < len; i += 3)
+		o += b64_quantum(b64url_alphabet, data + i, len - i, 0, out + o);
 	out[o] = '\0';
 	return out;
 }
@@ -258,24 +263,13 @@ serial_hex_of_certid(const char *certid)
 char *
 pem_encode(const char *label, const uint8_t *der, size_t len)
 {
-	static const char b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t chars = (len + 2) / 3 * 4, i, o, col = 0;
 	size_t cap = 2 * strlen(label) + 32 + chars + chars / 64 + 2;
 	char *out = xmalloc(cap);
 
 	o = (size_t)snprintf(out, cap, "-----BEGIN %s-----\n", label);
 	for (i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)der[i] << 16;
-
-		if (i + 1 < len)
-			v |= (uint32_t)der[i + 1] << 8;
-		if (i + 2 < len)
-			v |= der[i + 2];
-		out[o++] = b64[(v >> 18) & 63];
-		out[o++] = b64[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? b64[v & 63] : '=';
+		o += b64_quantum(b64_alphabet, der + i, len - i, 1, out + o);
 		if ((col += 4) == 64) {
 			out[o++] = '\n';
 			col = 0;
